@@ -1,0 +1,603 @@
+//! `BIO_s_datagram`: a UDP socket. Batches go through sendmmsg/recvmmsg with GSO for runs of
+//! same-size datagrams to one peer and GRO on receive where the kernel offers them; local
+//! addresses come from IP_PKTINFO/IPV6_RECVPKTINFO when enabled.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::Relaxed};
+
+use parking_lot::Mutex;
+
+use super::addr::BioAddr;
+use super::msg::BIO_POLL_DESCRIPTOR;
+use super::{RxDst, Stats, TxOutcome};
+use crate::error::*;
+use crate::sys::{self, BATCH, GRO_MAX, RxSlot, SendResult, TxDesc};
+
+pub struct DgramSock {
+    fd: AtomicI32,
+    close: AtomicBool,
+    peer: Mutex<Option<BioAddr>>,
+    connected: AtomicBool,
+    bound: Mutex<BioAddr>,
+    mtu: AtomicUsize,
+    mtu_exceeded: AtomicBool,
+    local_enabled: AtomicBool,
+    gso: AtomicBool,
+    gro: AtomicBool,
+    rx: Mutex<RxState>,
+}
+
+/// Datagrams received coalesced (GRO) that the caller had no room for yet, in order.
+#[derive(Default)]
+struct RxState {
+    arena: Vec<u8>,
+    items: VecDeque<(usize, usize, BioAddr, Option<BioAddr>)>,
+    /// Overflow areas (one per slot) that let a coalesced datagram arrive whole.
+    tails: Vec<u8>,
+}
+
+impl RxState {
+    fn stash(&mut self, a: &[u8], b: &[u8], src: BioAddr, dst: Option<BioAddr>) {
+        let off = self.arena.len();
+        self.arena.extend_from_slice(a);
+        self.arena.extend_from_slice(b);
+        self.items.push_back((off, a.len() + b.len(), src, dst));
+    }
+}
+
+fn err_io(e: std::io::Error) -> Error {
+    Error::sys(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// Bytes `[off, off+len)` of a datagram received across `buf[..cap]` and `tail`.
+fn split_at_tail<'a>(
+    buf: &'a [u8],
+    tail: &'a [u8],
+    off: usize,
+    len: usize,
+) -> (&'a [u8], &'a [u8]) {
+    let end = off + len;
+    let a = if off < buf.len() {
+        &buf[off..end.min(buf.len())]
+    } else {
+        &[][..]
+    };
+    let t0 = off.saturating_sub(buf.len());
+    let t1 = end.saturating_sub(buf.len());
+    (a, &tail[t0.min(tail.len())..t1.min(tail.len())])
+}
+
+impl DgramSock {
+    pub fn new() -> Self {
+        DgramSock {
+            fd: AtomicI32::new(-1),
+            close: AtomicBool::new(false),
+            peer: Mutex::new(None),
+            connected: AtomicBool::new(false),
+            bound: Mutex::new(BioAddr::default()),
+            mtu: AtomicUsize::new(0),
+            mtu_exceeded: AtomicBool::new(false),
+            local_enabled: AtomicBool::new(false),
+            gso: AtomicBool::new(false),
+            gro: AtomicBool::new(false),
+            rx: Mutex::new(RxState::default()),
+        }
+    }
+
+    pub fn fd(&self) -> i32 {
+        self.fd.load(Relaxed)
+    }
+    fn need_fd(&self) -> Result<i32> {
+        let fd = self.fd();
+        if fd < 0 {
+            Err(Error::bio(BIO_R_UNINITIALIZED).with("no socket: call BIO_set_fd first"))
+        } else {
+            Ok(fd)
+        }
+    }
+
+    /// BIO_set_fd: adopts `fd`, records its local address and, if it is connected, its peer.
+    pub fn set_fd(&self, fd: i32, close: bool) -> Result<()> {
+        if fd < 0 {
+            return Err(Error::invalid(format!("bad file descriptor {fd}")));
+        }
+        self.release_fd();
+        self.fd.store(fd, Relaxed);
+        self.close.store(close, Relaxed);
+        *self.bound.lock() = sys::local_addr(fd).unwrap_or_default();
+        match sys::peer_addr(fd) {
+            Ok(p) => {
+                *self.peer.lock() = Some(p);
+                self.connected.store(true, Relaxed);
+            }
+            Err(_) => {
+                *self.peer.lock() = None;
+                self.connected.store(false, Relaxed);
+            }
+        }
+        let udp = sys::sock_type(fd)
+            .map(|t| t == libc::SOCK_DGRAM)
+            .unwrap_or(false);
+        self.gso.store(udp && sys::gso_supported(fd), Relaxed);
+        self.gro.store(udp && sys::enable_gro(fd, true), Relaxed);
+        Ok(())
+    }
+
+    fn release_fd(&self) {
+        let fd = self.fd.swap(-1, Relaxed);
+        if fd < 0 {
+            return;
+        }
+        if self.close.load(Relaxed) {
+            let _ = sys::close(fd);
+        } else if self.gro.swap(false, Relaxed) {
+            // The application keeps the socket: leave it as we found it.
+            sys::enable_gro(fd, false);
+        }
+    }
+
+    pub fn get_close(&self) -> bool {
+        self.close.load(Relaxed)
+    }
+    pub fn set_close(&self, c: bool) {
+        self.close.store(c, Relaxed);
+    }
+
+    pub fn disable_gro(&self) {
+        let fd = self.fd();
+        if fd >= 0 && self.gro.swap(false, Relaxed) {
+            sys::enable_gro(fd, false);
+        }
+    }
+    /// Turns the offloads on or off (benchmarks and tests of the fallback paths).
+    pub fn set_offload(&self, gso: bool, gro: bool) {
+        let fd = self.fd();
+        self.gso
+            .store(gso && fd >= 0 && sys::gso_supported(fd), Relaxed);
+        if gro {
+            self.gro
+                .store(fd >= 0 && sys::enable_gro(fd, true), Relaxed);
+        } else {
+            self.disable_gro();
+        }
+    }
+    pub fn offload(&self) -> (bool, bool) {
+        (self.gso.load(Relaxed), self.gro.load(Relaxed))
+    }
+
+    pub fn mtu(&self) -> usize {
+        self.mtu.load(Relaxed)
+    }
+    pub fn set_mtu(&self, m: usize) {
+        self.mtu.store(m, Relaxed);
+    }
+    pub fn mtu_exceeded(&self) -> bool {
+        self.mtu_exceeded.swap(false, Relaxed)
+    }
+    pub fn local_enabled(&self) -> bool {
+        self.local_enabled.load(Relaxed)
+    }
+    fn family(&self) -> i32 {
+        self.bound.lock().family()
+    }
+
+    /// Whether local addresses can be had (Linux: IP_PKTINFO / IPV6_RECVPKTINFO).
+    pub fn local_addr_cap(&self) -> bool {
+        matches!(self.family(), libc::AF_INET | libc::AF_INET6)
+    }
+
+    pub fn set_local_addr_enable(&self, on: bool) -> Result<()> {
+        let fd = self.need_fd()?;
+        if on && !self.local_addr_cap() {
+            return Err(
+                Error::bio(BIO_R_LOCAL_ADDR_NOT_AVAILABLE).with("socket family has no packet info")
+            );
+        }
+        let v = on as i32;
+        let r = match self.family() {
+            libc::AF_INET => sys::setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, v),
+            libc::AF_INET6 => {
+                // A dual-stack socket may also see IPv4 traffic: ask for both.
+                let _ = sys::setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, v);
+                sys::setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, v)
+            }
+            _ => Ok(()),
+        };
+        r.map_err(err_io)?;
+        self.local_enabled.store(on, Relaxed);
+        Ok(())
+    }
+
+    pub fn peer(&self) -> Option<BioAddr> {
+        *self.peer.lock()
+    }
+    /// BIO_dgram_set_peer / BIO_ctrl_dgram_connect: where BIO_write sends (no connect(2)).
+    pub fn set_peer(&self, p: Option<BioAddr>) {
+        *self.peer.lock() = p;
+    }
+    /// BIO_ctrl_set_connected: a peer means "the socket is connected"; NULL means not.
+    pub fn set_connected(&self, p: Option<BioAddr>) {
+        self.connected.store(p.is_some(), Relaxed);
+        if p.is_some() {
+            *self.peer.lock() = p;
+        }
+    }
+    pub fn detect_peer(&self) -> Option<BioAddr> {
+        self.peer().or_else(|| sys::peer_addr(self.fd()).ok())
+    }
+
+    pub fn query_mtu(&self) -> usize {
+        let fd = self.fd();
+        if fd < 0 || !self.connected.load(Relaxed) {
+            return 0;
+        }
+        let (level, name, overhead) = match self.family() {
+            libc::AF_INET => (libc::IPPROTO_IP, libc::IP_MTU, 28),
+            libc::AF_INET6 => (libc::IPPROTO_IPV6, libc::IPV6_MTU, 48),
+            _ => return 0,
+        };
+        match sys::getsockopt_int(fd, level, name) {
+            Ok(m) if m as usize > overhead => {
+                let mtu = m as usize - overhead;
+                self.mtu.store(mtu, Relaxed);
+                mtu
+            }
+            _ => 0,
+        }
+    }
+    pub fn mtu_overhead(&self) -> usize {
+        if self.family() == libc::AF_INET6 {
+            48
+        } else {
+            28
+        }
+    }
+    pub fn fallback_mtu(&self) -> usize {
+        if self.family() == libc::AF_INET6 {
+            1280 - 48
+        } else {
+            576 - 28
+        }
+    }
+    pub fn set_dont_frag(&self, on: bool) -> Result<()> {
+        let fd = self.need_fd()?;
+        let r = if self.family() == libc::AF_INET6 {
+            let v = if on {
+                libc::IPV6_PMTUDISC_DO
+            } else {
+                libc::IPV6_PMTUDISC_DONT
+            };
+            sys::setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER, v)
+        } else {
+            let v = if on {
+                libc::IP_PMTUDISC_DO
+            } else {
+                libc::IP_PMTUDISC_DONT
+            };
+            sys::setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, v)
+        };
+        r.map_err(err_io)
+    }
+    pub fn set_timeout(&self, send: bool, tv: libc::timeval) -> Result<()> {
+        let fd = self.need_fd()?;
+        let name = if send {
+            libc::SO_SNDTIMEO
+        } else {
+            libc::SO_RCVTIMEO
+        };
+        // SAFETY: passes a live timeval with its size.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                name,
+                (&tv as *const libc::timeval).cast(),
+                size_of::<libc::timeval>() as u32,
+            )
+        };
+        if r < 0 { Err(Error::last_os()) } else { Ok(()) }
+    }
+    pub fn get_timeout(&self, send: bool) -> Result<libc::timeval> {
+        let fd = self.need_fd()?;
+        let name = if send {
+            libc::SO_SNDTIMEO
+        } else {
+            libc::SO_RCVTIMEO
+        };
+        let mut tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        };
+        let mut len = size_of::<libc::timeval>() as libc::socklen_t;
+        // SAFETY: passes a live timeval and its length.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                name,
+                (&mut tv as *mut libc::timeval).cast(),
+                &mut len,
+            )
+        };
+        if r < 0 { Err(Error::last_os()) } else { Ok(tv) }
+    }
+
+    pub fn set_nbio(&self, on: bool) -> Result<()> {
+        sys::set_nonblocking(self.need_fd()?, on).map_err(err_io)
+    }
+
+    pub fn poll_descriptor(&self) -> Result<BIO_POLL_DESCRIPTOR> {
+        Ok(BIO_POLL_DESCRIPTOR::fd(self.need_fd()?))
+    }
+
+    // ---- legacy I/O
+
+    pub fn read(&self, buf: &mut [u8], stats: &Stats) -> Result<usize> {
+        let fd = self.need_fd()?;
+        let mut src = BioAddr::default();
+        let n = if self.gro.load(Relaxed) || !self.rx.lock().items.is_empty() {
+            let mut d = [RxDst {
+                buf: buf.as_mut_ptr(),
+                cap: buf.len(),
+                src: &mut src,
+                local: std::ptr::null_mut(),
+                len: 0,
+            }];
+            self.rx(&mut d, stats)?;
+            d[0].len
+        } else {
+            let n = sys::recv_from(fd, buf, &mut src).map_err(err_io)?;
+            stats.recv_calls.fetch_add(1, Relaxed);
+            stats.recv_dgrams.fetch_add(1, Relaxed);
+            n.min(buf.len())
+        };
+        if !self.connected.load(Relaxed) && !src.is_unspec() {
+            // As OpenSSL's does: on an unconnected socket a read retargets later writes.
+            *self.peer.lock() = Some(src);
+        }
+        Ok(n)
+    }
+
+    pub fn write(&self, buf: &[u8], stats: &Stats) -> Result<usize> {
+        let fd = self.need_fd()?;
+        let dst = if self.connected.load(Relaxed) {
+            None
+        } else {
+            self.peer()
+        };
+        stats.send_calls.fetch_add(1, Relaxed);
+        match sys::send_to(fd, buf, dst.as_ref()) {
+            Ok(n) => {
+                stats.sent_dgrams.fetch_add(1, Relaxed);
+                Ok(n)
+            }
+            Err(e) => {
+                if e.raw_os_error() == Some(libc::EMSGSIZE) {
+                    self.mtu_exceeded.store(true, Relaxed);
+                }
+                Err(err_io(e))
+            }
+        }
+    }
+
+    // ---- batches
+
+    pub fn tx(&self, descs: &[TxDesc], stats: &Stats) -> TxOutcome {
+        let fd = match self.need_fd() {
+            Ok(fd) => fd,
+            Err(e) => {
+                return TxOutcome {
+                    sent: 0,
+                    err: Some(e),
+                };
+            }
+        };
+        // Validate source addresses up front: the batch stops before the first bad item.
+        let mut ok = descs.len();
+        let mut err = None;
+        let bound_port = self.bound.lock().raw_port();
+        for (i, d) in descs.iter().enumerate() {
+            // SAFETY: src is NULL or a live BIO_ADDR for the call.
+            if let Some(src) = unsafe { d.src.as_ref() } {
+                if !self.local_enabled() {
+                    err = Some(Error::bio(BIO_R_LOCAL_ADDR_NOT_AVAILABLE)
+                        .with("enable local addresses (BIO_dgram_set_local_addr_enable) before setting BIO_MSG.local"));
+                } else if src.raw_port() != 0 && src.raw_port() != bound_port {
+                    err = Some(
+                        Error::bio(BIO_R_PORT_MISMATCH)
+                            .with("BIO_MSG.local port differs from the bound port"),
+                    );
+                }
+                if err.is_some() {
+                    ok = i;
+                    break;
+                }
+            }
+        }
+        let mut sent = 0;
+        while sent < ok {
+            let gso = self.gso.load(Relaxed);
+            let mut counts = (0u64, 0u64);
+            let r = sys::send_batch(fd, &descs[sent..ok], gso, &mut counts);
+            stats.send_calls.fetch_add(counts.0, Relaxed);
+            stats.gso_sends.fetch_add(counts.1, Relaxed);
+            match r {
+                SendResult::Sent(n) => {
+                    sent += n;
+                    if sent < ok {
+                        // The kernel took part of the batch: report the rest as retryable.
+                        err = Some(Error::sys(libc::EAGAIN));
+                        break;
+                    }
+                }
+                SendResult::GsoRefused => {
+                    self.gso.store(false, Relaxed);
+                }
+                SendResult::Failed(e) => {
+                    if e == libc::EMSGSIZE {
+                        self.mtu_exceeded.store(true, Relaxed);
+                    }
+                    err = Some(Error::sys(e));
+                    break;
+                }
+            }
+        }
+        stats.sent_dgrams.fetch_add(sent as u64, Relaxed);
+        TxOutcome {
+            sent,
+            err: if sent < descs.len() { err } else { None },
+        }
+    }
+
+    /// Receives into `dsts`: stashed datagrams first, then one recvmmsg. Coalesced (GRO)
+    /// datagrams are split into consecutive destinations; what does not fit is stashed.
+    pub fn rx(&self, dsts: &mut [RxDst], stats: &Stats) -> Result<usize> {
+        let fd = self.need_fd()?;
+        let bound_port = self.bound.lock().raw_port();
+        let mut rx = self.rx.lock();
+        let served = self.serve_stash(&mut rx, dsts, 0, bound_port, stats);
+        if served > 0 {
+            return Ok(served);
+        }
+        let gro = self.gro.load(Relaxed);
+        let n = dsts.len().min(BATCH);
+        if gro && rx.tails.is_empty() {
+            rx.tails = vec![0u8; BATCH * GRO_MAX];
+        }
+        let mut srcs = [BioAddr::default(); BATCH];
+        let tails = rx.tails.as_mut_ptr();
+        let mut slots: [std::mem::MaybeUninit<RxSlot>; BATCH] =
+            [const { std::mem::MaybeUninit::uninit() }; BATCH];
+        for i in 0..n {
+            let d = &dsts[i];
+            let src = if d.src.is_null() {
+                &mut srcs[i] as *mut BioAddr
+            } else {
+                d.src
+            };
+            let mut s = RxSlot::new(d.buf, d.cap, src);
+            if gro && d.cap < GRO_MAX {
+                // SAFETY: tails holds BATCH * GRO_MAX bytes; slot i owns its GRO_MAX region.
+                s.tail = unsafe { tails.add(i * GRO_MAX) };
+                s.tail_cap = GRO_MAX - d.cap;
+            }
+            slots[i].write(s);
+        }
+        // SAFETY: the first n slots were initialised above.
+        let slots =
+            unsafe { std::slice::from_raw_parts_mut(slots.as_mut_ptr().cast::<RxSlot>(), n) };
+        stats.recv_calls.fetch_add(1, Relaxed);
+        let got = sys::recv_batch(fd, slots, true).map_err(err_io)?;
+        let mut out = got;
+        for i in 0..got {
+            let s = &slots[i];
+            let local = s.dst.map(|mut a| {
+                a.set_port(u16::from_be(bound_port));
+                a
+            });
+            if s.seg > 0 && s.len > s.seg {
+                // Coalesced: the first segment stays here; the rest, and everything received
+                // after it in this call, wait in the stash in arrival order.
+                // SAFETY: src points at a live address (caller's or ours).
+                let src = unsafe { *s.src };
+                let segs = s.len.div_ceil(s.seg);
+                stats.gro_dgrams.fetch_add(segs as u64, Relaxed);
+                for j in i..got {
+                    let sj = &slots[j];
+                    // SAFETY: the kernel wrote sj.len bytes across buf[..cap] and tail.
+                    let (buf, tail) = unsafe {
+                        (
+                            std::slice::from_raw_parts(sj.buf, sj.cap),
+                            std::slice::from_raw_parts(
+                                sj.tail,
+                                if sj.tail.is_null() { 0 } else { sj.tail_cap },
+                            ),
+                        )
+                    };
+                    let total = sj.len.min(sj.cap + sj.tail_cap);
+                    let seg = if sj.seg > 0 { sj.seg } else { total.max(1) };
+                    // SAFETY: as above.
+                    let srcj = unsafe { *sj.src };
+                    let lj = sj.dst.map(|mut a| {
+                        a.set_port(u16::from_be(bound_port));
+                        a
+                    });
+                    let mut off = if j == i { seg } else { 0 };
+                    while off < total || (off == 0 && total == 0) {
+                        let len = seg.min(total - off);
+                        let (a, b) = split_at_tail(buf, tail, off, len);
+                        rx.stash(a, b, srcj, lj);
+                        if len == 0 {
+                            break;
+                        }
+                        off += len;
+                    }
+                }
+                finish(&mut dsts[i], s.seg.min(s.cap), Some(src), local);
+                out = i + 1 + self.serve_stash(&mut rx, dsts, i + 1, bound_port, stats);
+                break;
+            }
+            finish(&mut dsts[i], s.len.min(s.cap), None, local);
+        }
+        stats.recv_dgrams.fetch_add(out as u64, Relaxed);
+        Ok(out)
+    }
+
+    /// Copies stashed datagrams into `dsts[from..]`; returns how many.
+    fn serve_stash(
+        &self,
+        rx: &mut RxState,
+        dsts: &mut [RxDst],
+        from: usize,
+        _port: u16,
+        stats: &Stats,
+    ) -> usize {
+        let mut n = 0;
+        while from + n < dsts.len() {
+            let Some((off, len, src, dst)) = rx.items.pop_front() else {
+                break;
+            };
+            let d = &mut dsts[from + n];
+            let c = len.min(d.cap);
+            if c > 0 {
+                // SAFETY: d.buf has d.cap writable bytes; the arena holds [off, off+len).
+                let out = unsafe { std::slice::from_raw_parts_mut(d.buf, c) };
+                sys::copy_bytes(out, &rx.arena[off..off + c]);
+            }
+            finish(d, c, Some(src), dst);
+            n += 1;
+        }
+        if rx.items.is_empty() {
+            rx.arena.clear();
+        }
+        stats.copies.fetch_add(n as u64, Relaxed);
+        n
+    }
+}
+
+/// Records a delivered datagram: its length and, where the caller asked, its addresses.
+fn finish(d: &mut RxDst, len: usize, src: Option<BioAddr>, local: Option<BioAddr>) {
+    d.len = len;
+    if let Some(s) = src
+        && !d.src.is_null()
+    {
+        // SAFETY: d.src is a live caller address (or ours) for the call.
+        unsafe { *d.src = s };
+    }
+    // SAFETY: d.local is NULL or a live caller address.
+    if let Some(l) = unsafe { d.local.as_mut() } {
+        *l = local.unwrap_or_default();
+    }
+}
+
+impl Drop for DgramSock {
+    fn drop(&mut self) {
+        self.release_fd();
+    }
+}
+
+impl Default for DgramSock {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,579 @@
+//! BIOs: datagram sockets, datagram pairs and memory, their addresses, batching and poll
+//! descriptors. Knows nothing of SSL.
+//! Owns: the `Bio` object behind every `BIO *`, retry flags, statistics and the generic
+//! halves of BIO_sendmmsg/BIO_recvmmsg and the zero-copy API; each kind supplies `tx`/`rx`.
+
+pub mod addr;
+pub mod consts;
+pub mod dgram;
+pub mod msg;
+pub mod pair;
+pub mod ring;
+pub mod zc;
+
+use std::ffi::c_int;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::Relaxed};
+
+use parking_lot::Mutex;
+
+use crate::error::*;
+use crate::sys::TxDesc;
+use addr::BioAddr;
+use consts::*;
+use msg::{BIO_POLL_DESCRIPTOR, MsgArray};
+use zc::{RawBuf, ReadSide, WriteSide};
+
+/// What `BIO_s_*()` returns: the kind of BIO to create.
+pub struct BioMethod {
+    pub type_id: i32,
+    pub name: &'static str,
+}
+
+pub static METHOD_DGRAM: BioMethod = BioMethod {
+    type_id: BIO_TYPE_DGRAM,
+    name: "datagram socket",
+};
+pub static METHOD_DGRAM_PAIR: BioMethod = BioMethod {
+    type_id: BIO_TYPE_DGRAM_PAIR,
+    name: "BIO dgram pair",
+};
+pub static METHOD_DGRAM_MEM: BioMethod = BioMethod {
+    type_id: BIO_TYPE_DGRAM_MEM,
+    name: "BIO dgram mem",
+};
+
+/// One receive destination: a caller's buffer and where to put the addresses.
+pub struct RxDst {
+    pub buf: *mut u8,
+    pub cap: usize,
+    pub src: *mut BioAddr,
+    pub local: *mut BioAddr,
+    /// Out: bytes delivered (at most `cap`).
+    pub len: usize,
+}
+
+/// How far a batch send got: `sent` items, then `err` for the item that stopped it.
+pub struct TxOutcome {
+    pub sent: usize,
+    pub err: Option<Error>,
+}
+
+pub enum Kind {
+    Dgram(dgram::DgramSock),
+    Pair(pair::PairEnd),
+}
+
+/// Counters updated once per batch (never per datagram on a shared line).
+#[derive(Default)]
+pub struct Stats {
+    pub send_calls: AtomicU64,
+    pub sent_dgrams: AtomicU64,
+    pub gso_sends: AtomicU64,
+    pub recv_calls: AtomicU64,
+    pub recv_dgrams: AtomicU64,
+    pub gro_dgrams: AtomicU64,
+    pub copies: AtomicU64,
+}
+
+pub struct Bio {
+    pub method: &'static BioMethod,
+    pub kind: Kind,
+    flags: AtomicI32,
+    pub stats: Stats,
+    zc_read: Mutex<ReadSide>,
+    zc_write: Mutex<WriteSide>,
+    zc_read_used: AtomicBool,
+    zc_write_used: AtomicBool,
+}
+
+/// Errors for a would-block of the legacy calls (set retry flags, queue nothing).
+fn is_retry_errno(e: i32) -> bool {
+    matches!(
+        e,
+        libc::EAGAIN | libc::EINTR | libc::EINPROGRESS | libc::EALREADY
+    )
+}
+
+impl Bio {
+    pub fn new(method: &'static BioMethod) -> Arc<Bio> {
+        let kind = match method.type_id {
+            BIO_TYPE_DGRAM => Kind::Dgram(dgram::DgramSock::new()),
+            BIO_TYPE_DGRAM_MEM => Kind::Pair(pair::PairEnd::new_mem()),
+            _ => Kind::Pair(pair::PairEnd::new()),
+        };
+        Arc::new(Bio {
+            method,
+            kind,
+            flags: AtomicI32::new(0),
+            stats: Stats::default(),
+            zc_read: Mutex::new(ReadSide::default()),
+            zc_write: Mutex::new(WriteSide::default()),
+            zc_read_used: AtomicBool::new(false),
+            zc_write_used: AtomicBool::new(false),
+        })
+    }
+
+    pub fn type_id(&self) -> i32 {
+        self.method.type_id
+    }
+    pub fn dgram(&self) -> Result<&dgram::DgramSock> {
+        match &self.kind {
+            Kind::Dgram(d) => Ok(d),
+            _ => Err(Error::unsupported(format!(
+                "not supported on a {} BIO",
+                self.method.name
+            ))),
+        }
+    }
+    pub fn pair(&self) -> Result<&pair::PairEnd> {
+        match &self.kind {
+            Kind::Pair(p) => Ok(p),
+            _ => Err(Error::unsupported(format!(
+                "not supported on a {} BIO",
+                self.method.name
+            ))),
+        }
+    }
+
+    // ---- retry flags (BIO_should_retry and friends)
+
+    pub fn flags(&self) -> i32 {
+        self.flags.load(Relaxed)
+    }
+    pub fn set_flags(&self, f: i32) {
+        self.flags.fetch_or(f, Relaxed);
+    }
+    pub fn clear_flags(&self, f: i32) {
+        self.flags.fetch_and(!f, Relaxed);
+    }
+    fn clear_retry(&self) {
+        self.clear_flags(BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY);
+    }
+    fn retry(&self, dir: i32) {
+        self.set_flags(dir | BIO_FLAGS_SHOULD_RETRY);
+    }
+
+    // ---- legacy one-datagram I/O
+
+    /// BIO_read: one datagram; truncation as the kind defines it.
+    pub fn read(&self, buf: &mut [u8]) -> Result<usize> {
+        if self.zc_read_used.load(Relaxed) {
+            return Err(Error::bio(BIO_R_IN_USE)
+                .with("BIO_read cannot be used after BIO_read_dequeue on this BIO"));
+        }
+        self.clear_retry();
+        let r = match &self.kind {
+            Kind::Dgram(d) => d.read(buf, &self.stats),
+            Kind::Pair(p) => p.read(buf, &self.stats),
+        };
+        self.note_retry(r, BIO_FLAGS_READ)
+    }
+
+    /// BIO_write: one datagram.
+    pub fn write(&self, buf: &[u8]) -> Result<usize> {
+        if self.zc_write_used.load(Relaxed) {
+            return Err(Error::bio(BIO_R_IN_USE)
+                .with("BIO_write cannot be used after BIO_write_queue on this BIO"));
+        }
+        self.clear_retry();
+        let r = match &self.kind {
+            Kind::Dgram(d) => d.write(buf, &self.stats),
+            Kind::Pair(p) => p.write(buf, &self.stats),
+        };
+        self.note_retry(r, BIO_FLAGS_WRITE)
+    }
+
+    fn note_retry(&self, r: Result<usize>, dir: i32) -> Result<usize> {
+        match r {
+            Err(e) if e.is_would_block() || e.code == pack(ERR_LIB_BIO, BIO_R_NON_FATAL) => {
+                self.retry(dir);
+                Err(e)
+            }
+            Err(e) if is_system(e.code) && is_retry_errno(reason_of(e.code) as i32) => {
+                self.retry(dir);
+                Err(Error::would_block())
+            }
+            other => other,
+        }
+    }
+
+    // ---- batched I/O (BIO_sendmmsg / BIO_recvmmsg)
+
+    /// Sends `msgs`; Ok(n) is partial success with n >= 1 (or n == 0 for an empty array).
+    /// Stops at the first failing item; fails only if item 0 fails.
+    pub fn sendmmsg(&self, msgs: &MsgArray, flags: u64) -> Result<usize> {
+        if flags != 0 {
+            return Err(Error::invalid("BIO_sendmmsg flags must be 0"));
+        }
+        let mut done = 0;
+        const CHUNK: usize = 256;
+        while done < msgs.len() {
+            let n = (msgs.len() - done).min(CHUNK);
+            let mut descs = [TxDesc {
+                data: std::ptr::null(),
+                len: 0,
+                dst: std::ptr::null(),
+                src: std::ptr::null(),
+            }; CHUNK];
+            let mut bad = None;
+            let mut m = 0;
+            while m < n {
+                let i = done + m;
+                if msgs.flags(i) != 0 {
+                    bad = Some(Error::invalid(format!("BIO_MSG[{i}].flags must be 0")));
+                    break;
+                }
+                let (p, l) = msgs.data(i);
+                if p.is_null() && l > 0 {
+                    bad = Some(Error::null("BIO_MSG.data"));
+                    break;
+                }
+                descs[m] = TxDesc {
+                    data: p,
+                    len: l,
+                    dst: msgs.peer(i),
+                    src: msgs.local(i),
+                };
+                m += 1;
+            }
+            let out = self.tx(&descs[..m]);
+            for k in 0..out.sent {
+                msgs.complete(done + k, descs[k].len);
+            }
+            done += out.sent;
+            if let Some(e) = out.err.or(bad) {
+                return if done > 0 { Ok(done) } else { Err(e) };
+            }
+            if out.sent < m {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Receives into `msgs`; as for sendmmsg, 0 received is an error (non-fatal when the
+    /// source is merely empty).
+    pub fn recvmmsg(&self, msgs: &MsgArray, flags: u64) -> Result<usize> {
+        if flags != 0 {
+            return Err(Error::invalid("BIO_recvmmsg flags must be 0"));
+        }
+        let mut usable = msgs.len();
+        let mut bad = None;
+        for i in 0..msgs.len() {
+            if msgs.flags(i) != 0 {
+                bad = Some(Error::invalid(format!("BIO_MSG[{i}].flags must be 0")));
+            } else if !msgs.local(i).is_null() && !self.local_enabled() {
+                bad = Some(Error::bio(BIO_R_LOCAL_ADDR_NOT_AVAILABLE)
+                    .with("BIO_dgram_set_local_addr_enable(b, 1) must succeed before asking for local addresses"));
+            } else if msgs.data(i).0.is_null() && msgs.data(i).1 > 0 {
+                bad = Some(Error::null("BIO_MSG.data"));
+            }
+            if bad.is_some() {
+                usable = i;
+                break;
+            }
+        }
+        if usable == 0 {
+            return match bad {
+                Some(e) => Err(e),
+                None => Ok(0),
+            };
+        }
+        let mut slots: Vec<RxDst> = Vec::new();
+        let mut stack: [std::mem::MaybeUninit<RxDst>; crate::sys::BATCH] =
+            [const { std::mem::MaybeUninit::uninit() }; crate::sys::BATCH];
+        let n = usable.min(crate::sys::BATCH);
+        for (i, s) in stack.iter_mut().enumerate().take(n) {
+            let (p, l) = msgs.data(i);
+            s.write(RxDst {
+                buf: p,
+                cap: l,
+                src: msgs.peer(i),
+                local: msgs.local(i),
+                len: 0,
+            });
+        }
+        // SAFETY: the first n elements were initialised just above.
+        let dsts = unsafe { std::slice::from_raw_parts_mut(stack.as_mut_ptr().cast::<RxDst>(), n) };
+        let got = self.rx(dsts)?;
+        for (i, d) in dsts.iter().enumerate().take(got) {
+            msgs.complete(i, d.len);
+        }
+        slots.clear();
+        Ok(got)
+    }
+
+    fn local_enabled(&self) -> bool {
+        match &self.kind {
+            Kind::Dgram(d) => d.local_enabled(),
+            Kind::Pair(p) => p.local_enabled(),
+        }
+    }
+
+    fn tx(&self, descs: &[TxDesc]) -> TxOutcome {
+        match &self.kind {
+            Kind::Dgram(d) => d.tx(descs, &self.stats),
+            Kind::Pair(p) => p.tx(descs, &self.stats),
+        }
+    }
+
+    fn rx(&self, dsts: &mut [RxDst]) -> Result<usize> {
+        match &self.kind {
+            Kind::Dgram(d) => d.rx(dsts, &self.stats),
+            Kind::Pair(p) => p.rx(dsts, &self.stats),
+        }
+    }
+
+    // ---- zero-copy read side
+
+    pub fn set_read_callback(&self, cb: zc::ReadAllocCb, arg: *mut std::ffi::c_void) -> Result<()> {
+        if let Kind::Dgram(d) = &self.kind {
+            // Buffers from the callback are datagram-sized: coalesced reads would not fit.
+            d.disable_gro();
+        }
+        let mut r = self.zc_read.lock();
+        r.alloc = cb;
+        r.alloc_arg = arg;
+        Ok(())
+    }
+    pub fn set_read_free_callback(&self, cb: zc::ReadFreeCb, arg: *mut std::ffi::c_void) {
+        let mut r = self.zc_read.lock();
+        r.free = cb;
+        r.free_arg = arg;
+    }
+    pub fn push_read_buffer(&self, buf: RawBuf) {
+        self.zc_read.lock().pool.push(buf);
+    }
+    pub fn set_read_batch(&self, n: usize) -> Result<()> {
+        if n == 0 || n > BIO_DGRAM_MAX_READ_BATCH {
+            return Err(Error::invalid(format!(
+                "read batch must be 1..={BIO_DGRAM_MAX_READ_BATCH}, got {n}"
+            )));
+        }
+        self.zc_read.lock().batch = n;
+        Ok(())
+    }
+
+    /// Size asked of the allocation callback.
+    fn zc_buf_len(&self) -> usize {
+        let mtu = match &self.kind {
+            Kind::Dgram(d) => d.mtu(),
+            Kind::Pair(p) => p.mtu(),
+        };
+        mtu.max(2048)
+    }
+
+    /// BIO_read_dequeue: the next filled buffer, refilling with one batch when none is ready.
+    pub fn read_dequeue(&self) -> Result<(RawBuf, usize)> {
+        self.zc_read_used.store(true, Relaxed);
+        self.clear_retry();
+        let mut r = self.zc_read.lock();
+        if r.ready.is_empty() {
+            let (want, len) = (r.batch, self.zc_buf_len());
+            r.gather(want, len);
+            if r.scratch.is_empty() {
+                return Err(Error::bio(BIO_R_UNINITIALIZED)
+                    .with("no read buffers: set a read callback or push buffers first"));
+            }
+            let mut dsts: Vec<RxDst> = Vec::with_capacity(r.scratch.len());
+            let mut addrs = vec![(BioAddr::default(), BioAddr::default()); r.scratch.len()];
+            for (b, a) in r.scratch.iter().zip(addrs.iter_mut()) {
+                dsts.push(RxDst {
+                    buf: b.ptr,
+                    cap: b.cap,
+                    src: &mut a.0,
+                    local: &mut a.1,
+                    len: 0,
+                });
+            }
+            let got = match &self.kind {
+                Kind::Dgram(d) => d.rx(&mut dsts, &self.stats),
+                Kind::Pair(p) => p.rx_any(&mut dsts, &self.stats),
+            };
+            let got = match got {
+                Ok(n) => n,
+                Err(e) => {
+                    let scratch = std::mem::take(&mut r.scratch);
+                    r.pool.extend(scratch.into_iter().rev());
+                    drop(r);
+                    let non_fatal = e.code == pack(ERR_LIB_BIO, BIO_R_NON_FATAL)
+                        || (is_system(e.code) && is_retry_errno(reason_of(e.code) as i32));
+                    if non_fatal {
+                        self.retry(BIO_FLAGS_READ);
+                        return Err(Error::would_block());
+                    }
+                    return Err(e);
+                }
+            };
+            for k in 0..got {
+                let buf = r.scratch[k];
+                let (src, dst) = addrs[k];
+                r.ready.push_back(zc::Filled {
+                    buf,
+                    len: dsts[k].len,
+                    src,
+                    dst,
+                });
+            }
+            let rest: Vec<RawBuf> = r.scratch.drain(got..).rev().collect();
+            r.pool.extend(rest);
+            r.scratch.clear();
+        }
+        let f = r.ready.pop_front().expect("filled above");
+        r.last_src = f.src;
+        r.last_dst = f.dst;
+        Ok((f.buf, f.len))
+    }
+
+    pub fn incoming_origin(&self) -> BioAddr {
+        self.zc_read.lock().last_src
+    }
+    pub fn incoming_dest(&self) -> BioAddr {
+        self.zc_read.lock().last_dst
+    }
+
+    // ---- zero-copy write side
+
+    pub fn set_write_done_callback(&self, cb: zc::WriteDoneCb, arg: *mut std::ffi::c_void) {
+        let mut w = self.zc_write.lock();
+        w.done = cb;
+        w.done_arg = arg as usize;
+    }
+    pub fn set_outgoing_dest(&self, a: Option<BioAddr>) {
+        self.zc_write.lock().next_dst = a;
+    }
+    pub fn set_outgoing_origin(&self, a: Option<BioAddr>) {
+        self.zc_write.lock().next_src = a;
+    }
+    pub fn write_queue(&self, ptr: *const u8, len: usize) -> Result<()> {
+        self.zc_write_used.store(true, Relaxed);
+        let mut w = self.zc_write.lock();
+        let (dst, src) = (w.next_dst, w.next_src);
+        w.queue.push_back(zc::Queued { ptr, len, dst, src });
+        Ok(())
+    }
+    pub fn queued_writes(&self) -> usize {
+        self.zc_write.lock().queue.len()
+    }
+
+    /// BIO_flush: sends everything queued in as few syscalls as possible. Ok(true) when the
+    /// queue is empty, Ok(false) (retry-write set) when the network would block.
+    pub fn flush(&self) -> Result<bool> {
+        self.clear_retry();
+        let mut w = self.zc_write.lock();
+        let mut blocked = false;
+        while !w.queue.is_empty() {
+            const CHUNK: usize = 256;
+            let n = w.queue.len().min(CHUNK);
+            let mut descs = [TxDesc {
+                data: std::ptr::null(),
+                len: 0,
+                dst: std::ptr::null(),
+                src: std::ptr::null(),
+            }; CHUNK];
+            for (d, q) in descs.iter_mut().zip(w.queue.iter()) {
+                *d = TxDesc {
+                    data: q.ptr,
+                    len: q.len,
+                    dst: q.dst.as_ref().map_or(std::ptr::null(), |a| a as *const _),
+                    src: q.src.as_ref().map_or(std::ptr::null(), |a| a as *const _),
+                };
+            }
+            let out = self.tx(&descs[..n]);
+            for _ in 0..out.sent {
+                let q = w.queue.pop_front().expect("sent from queue");
+                w.completions
+                    .push((q.ptr as usize, q.len, BIO_DGRAM_WRITE_DONE_OK));
+            }
+            match out.err {
+                None if out.sent == n => continue,
+                None => {
+                    blocked = true;
+                    break;
+                }
+                Some(e) => {
+                    let non_fatal = e.code == pack(ERR_LIB_BIO, BIO_R_NON_FATAL)
+                        || (is_system(e.code) && is_retry_errno(reason_of(e.code) as i32));
+                    if non_fatal {
+                        blocked = true;
+                        break;
+                    }
+                    let q = w.queue.pop_front().expect("failed item in queue");
+                    w.completions
+                        .push((q.ptr as usize, q.len, BIO_DGRAM_WRITE_DONE_FAILED));
+                    e.queue("BIO_flush");
+                }
+            }
+        }
+        let mut done = std::mem::take(&mut w.completions);
+        let (cb, arg) = (w.done, w.done_arg);
+        drop(w);
+        report_writes(cb, arg, &mut done, None);
+        self.zc_write.lock().completions = done;
+        if blocked {
+            self.retry(BIO_FLAGS_WRITE);
+        }
+        Ok(!blocked)
+    }
+
+    // ---- poll descriptors
+
+    pub fn rpoll(&self) -> Result<BIO_POLL_DESCRIPTOR> {
+        match &self.kind {
+            Kind::Dgram(d) => d.poll_descriptor(),
+            Kind::Pair(p) => p.rpoll(),
+        }
+    }
+    pub fn wpoll(&self) -> Result<BIO_POLL_DESCRIPTOR> {
+        match &self.kind {
+            Kind::Dgram(d) => d.poll_descriptor(),
+            Kind::Pair(_) => Err(Error::unsupported(
+                "a datagram pair has no write poll descriptor",
+            )),
+        }
+    }
+
+    pub fn wakeups(&self) -> u64 {
+        match &self.kind {
+            Kind::Pair(p) => p.wakeups(),
+            Kind::Dgram(_) => 0,
+        }
+    }
+}
+
+/// Calls the write-done callback for each completion, with `status` overriding when given.
+fn report_writes(
+    cb: zc::WriteDoneCb,
+    arg: usize,
+    done: &mut Vec<(usize, usize, c_int)>,
+    status: Option<c_int>,
+) {
+    if let Some(cb) = cb {
+        for &(p, l, s) in done.iter() {
+            // SAFETY: the application's callback with its own buffer and argument.
+            unsafe { cb(p as *const _, l, status.unwrap_or(s), arg as *mut _) };
+        }
+    }
+    done.clear();
+}
+
+impl Drop for Bio {
+    fn drop(&mut self) {
+        let w = self.zc_write.get_mut();
+        let mut pending: Vec<(usize, usize, c_int)> = w
+            .queue
+            .drain(..)
+            .map(|q| (q.ptr as usize, q.len, BIO_DGRAM_WRITE_DONE_FREED))
+            .collect();
+        report_writes(w.done, w.done_arg, &mut pending, None);
+        let r = self.zc_read.get_mut();
+        let bufs = r.drain_all();
+        if let Some(free) = r.free {
+            for b in bufs {
+                // SAFETY: returning the application's own buffer through its callback.
+                unsafe { free(b.ptr.cast(), b.cap, r.free_arg) };
+            }
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! The C-layout structs of the datagram API (`BIO_MSG`, `BIO_POLL_DESCRIPTOR`) and a checked
+//! view of a caller's `BIO_MSG` array walked by stride.
+
+use std::ffi::{c_int, c_void};
+
+use super::addr::BioAddr;
+use crate::error::{Error, Result};
+
+/// The opaque C type behind `BIO_ADDR *` (the Rust object is a [`BioAddr`]).
+#[allow(non_camel_case_types)]
+pub struct bio_addr_st {
+    _opaque: [u8; 0],
+}
+pub type BIO_ADDR = bio_addr_st;
+
+/// One datagram of a BIO_sendmmsg/BIO_recvmmsg batch (OpenSSL's layout, 40 bytes on LP64).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+pub struct bio_msg_st {
+    pub data: *mut c_void,
+    pub data_len: usize,
+    pub peer: *mut BIO_ADDR,
+    pub local: *mut BIO_ADDR,
+    pub flags: u64,
+}
+pub type BIO_MSG = bio_msg_st;
+
+/// The value part of a poll descriptor.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union BIO_POLL_DESCRIPTOR_VALUE {
+    pub fd: c_int,
+    pub custom: *mut c_void,
+    pub custom_ui: usize,
+    pub ssl: *mut c_void,
+}
+
+/// What to poll for readiness of a BIO or SSL object (OpenSSL's layout, 16 bytes on LP64).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct bio_poll_descriptor_st {
+    pub r#type: u32,
+    pub value: BIO_POLL_DESCRIPTOR_VALUE,
+}
+pub type BIO_POLL_DESCRIPTOR = bio_poll_descriptor_st;
+
+pub const BIO_POLL_DESCRIPTOR_TYPE_NONE: u32 = 0;
+pub const BIO_POLL_DESCRIPTOR_TYPE_SOCK_FD: u32 = 1;
+pub const BIO_POLL_DESCRIPTOR_TYPE_SSL: u32 = 2;
+pub const BIO_POLL_DESCRIPTOR_CUSTOM_START: u32 = 8192;
+
+impl BIO_POLL_DESCRIPTOR {
+    pub fn none() -> Self {
+        BIO_POLL_DESCRIPTOR {
+            r#type: BIO_POLL_DESCRIPTOR_TYPE_NONE,
+            value: BIO_POLL_DESCRIPTOR_VALUE { custom_ui: 0 },
+        }
+    }
+    pub fn fd(fd: i32) -> Self {
+        let mut d = Self::none();
+        d.r#type = BIO_POLL_DESCRIPTOR_TYPE_SOCK_FD;
+        d.value.fd = fd;
+        d
+    }
+}
+
+/// A caller's BIO_MSG array: `len` items, item i at `base + i * stride`.
+pub struct MsgArray {
+    base: *mut u8,
+    stride: usize,
+    len: usize,
+}
+
+impl MsgArray {
+    /// # Safety
+    /// `base` must point at `len` items of at least `size_of::<BIO_MSG>()` bytes spaced
+    /// `stride` apart, whose data/peer/local pointers are valid as the BIO_sendmmsg(3)
+    /// contract requires, all live and unaliased for the lifetime of the array.
+    pub unsafe fn new(base: *mut BIO_MSG, stride: usize, len: usize) -> Result<MsgArray> {
+        if len > 0 && base.is_null() {
+            return Err(Error::null("msg"));
+        }
+        if stride < size_of::<BIO_MSG>() {
+            return Err(Error::invalid(format!(
+                "stride {stride} is less than sizeof(BIO_MSG) = {}",
+                size_of::<BIO_MSG>()
+            )));
+        }
+        if !(base as usize).is_multiple_of(align_of::<BIO_MSG>())
+            || !stride.is_multiple_of(align_of::<BIO_MSG>())
+        {
+            return Err(Error::invalid("BIO_MSG array is misaligned"));
+        }
+        Ok(MsgArray {
+            base: base.cast(),
+            stride,
+            len,
+        })
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    fn item(&self, i: usize) -> *mut BIO_MSG {
+        assert!(i < self.len);
+        // SAFETY: i < len, and the constructor's contract makes base + i*stride an item.
+        unsafe { self.base.add(i * self.stride).cast() }
+    }
+    pub fn data(&self, i: usize) -> (*mut u8, usize) {
+        // SAFETY: item() is in bounds and points at a BIO_MSG.
+        let m = unsafe { &*self.item(i) };
+        (m.data.cast(), m.data_len)
+    }
+    pub fn peer(&self, i: usize) -> *mut BioAddr {
+        // SAFETY: as in data().
+        unsafe { (*self.item(i)).peer.cast() }
+    }
+    pub fn local(&self, i: usize) -> *mut BioAddr {
+        // SAFETY: as in data().
+        unsafe { (*self.item(i)).local.cast() }
+    }
+    pub fn flags(&self, i: usize) -> u64 {
+        // SAFETY: as in data().
+        unsafe { (*self.item(i)).flags }
+    }
+    /// Records a completed item: bytes moved, flags cleared (BIO_sendmmsg(3)).
+    pub fn complete(&self, i: usize, len: usize) {
+        // SAFETY: as in data(); the array is exclusively ours for the call.
+        unsafe {
+            let m = &mut *self.item(i);
+            m.data_len = len;
+            m.flags = 0;
+        }
+    }
+    pub fn data_slice(&self, i: usize) -> &[u8] {
+        let (p, n) = self.data(i);
+        if n == 0 || p.is_null() {
+            return &[];
+        }
+        // SAFETY: the caller promised data_len readable bytes at data.
+        unsafe { std::slice::from_raw_parts(p, n) }
+    }
+    #[allow(clippy::mut_from_ref)]
+    pub fn data_slice_mut(&self, i: usize) -> &mut [u8] {
+        let (p, n) = self.data(i);
+        if n == 0 || p.is_null() {
+            return &mut [];
+        }
+        // SAFETY: the caller promised data_len writable bytes at data, unaliased for the call.
+        unsafe { std::slice::from_raw_parts_mut(p, n) }
+    }
+    #[allow(clippy::mut_from_ref)]
+    pub fn peer_mut(&self, i: usize) -> Option<&mut BioAddr> {
+        // SAFETY: peer is NULL or a caller-owned BIO_ADDR (a BioAddr) live for the call.
+        unsafe { self.peer(i).as_mut() }
+    }
+    #[allow(clippy::mut_from_ref)]
+    pub fn local_mut(&self, i: usize) -> Option<&mut BioAddr> {
+        // SAFETY: as in peer_mut().
+        unsafe { self.local(i).as_mut() }
+    }
+}

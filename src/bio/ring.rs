@@ -1,0 +1,414 @@
+//! A single-producer/single-consumer byte ring of datagram records, in the style of
+//! OpenPerf's socket channels: producer and consumer indexes on their own cache lines, each
+//! side caching the other's index, no shared lock on the data path.
+//!
+//! Each side also has its own mutex. In correct use (one writer, one reader) it is never
+//! contended; it is there so that a misbehaving program calling one side from two threads
+//! gets serialised access instead of undefined behaviour.
+//!
+//! Record: `len: u32, src_len: u8, dst_len: u8, 2 pad bytes, src, dst, payload`, padded to 8.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+
+use super::addr::BioAddr;
+
+const HDR: usize = 8;
+/// Worst-case record overhead: header plus two IPv6 addresses, padded.
+pub(crate) const MAX_OVERHEAD: usize = HDR + 2 * 28 + 8;
+
+#[repr(align(64))]
+struct Padded<T>(T);
+
+struct Store {
+    buf: Box<[u8]>,
+    mask: usize,
+    /// Logical capacity in bytes (the requested write buffer size).
+    limit: usize,
+}
+
+/// Wakes an idle consumer through an eventfd; a busy consumer costs no syscall.
+pub struct Waker {
+    pub fd: i32,
+    idle: AtomicBool,
+}
+
+impl Waker {
+    pub fn new() -> std::io::Result<Waker> {
+        Ok(Waker {
+            fd: crate::sys::eventfd()?,
+            idle: AtomicBool::new(false),
+        })
+    }
+}
+
+impl Drop for Waker {
+    fn drop(&mut self) {
+        let _ = crate::sys::close(self.fd);
+    }
+}
+
+pub struct Ring {
+    head: Padded<AtomicUsize>,
+    tail: Padded<AtomicUsize>,
+    prod: Padded<Mutex<usize>>, // producer's cached tail
+    cons: Padded<Mutex<usize>>, // consumer's cached head
+    store: UnsafeCell<Store>,
+    waker: std::sync::OnceLock<Waker>,
+    wakeups: AtomicUsize,
+}
+
+// SAFETY: the byte store is only written by the producer in [head, tail+limit) and only read
+// by the consumer in [tail, head); head/tail hand regions over with Release/Acquire. The
+// store itself is replaced only in grow(), which holds both side locks.
+unsafe impl Sync for Ring {}
+// SAFETY: as above; nothing in the ring is tied to a thread.
+unsafe impl Send for Ring {}
+
+/// A popped record's addresses and length.
+pub struct Popped {
+    /// Full datagram length (may exceed what was copied out).
+    pub len: usize,
+    pub copied: usize,
+    pub src: BioAddr,
+    pub dst: BioAddr,
+}
+
+fn align8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+impl Ring {
+    pub fn new(limit: usize) -> Ring {
+        let phys = limit.next_power_of_two().max(64);
+        Ring {
+            head: Padded(AtomicUsize::new(0)),
+            tail: Padded(AtomicUsize::new(0)),
+            prod: Padded(Mutex::new(0)),
+            cons: Padded(Mutex::new(0)),
+            store: UnsafeCell::new(Store {
+                buf: vec![0u8; phys].into_boxed_slice(),
+                mask: phys - 1,
+                limit,
+            }),
+            waker: std::sync::OnceLock::new(),
+            wakeups: AtomicUsize::new(0),
+        }
+    }
+
+    /// Record size for a datagram of `len` bytes with the given address encodings.
+    pub fn record_len(len: usize, src: usize, dst: usize) -> usize {
+        align8(HDR + src + dst + len)
+    }
+
+    pub fn capacity(&self) -> usize {
+        let _p = self.prod.0.lock();
+        // SAFETY: limit changes only in grow() under both locks; we hold the producer lock.
+        unsafe { (*self.store.get()).limit }
+    }
+
+    /// Bytes in use (racy snapshot; exact when called by either side).
+    pub fn used(&self) -> usize {
+        let t = self.tail.0.load(Ordering::Acquire);
+        let h = self.head.0.load(Ordering::Acquire);
+        h.wrapping_sub(t)
+    }
+
+    pub fn free_space(&self) -> usize {
+        self.capacity().saturating_sub(self.used())
+    }
+
+    /// Makes the consumer side pollable: returns the eventfd that is readable while a record
+    /// may be waiting.
+    pub fn enable_waker(&self) -> std::io::Result<i32> {
+        if let Some(w) = self.waker.get() {
+            return Ok(w.fd);
+        }
+        let w = Waker::new()?;
+        let _ = self.waker.set(w);
+        let w = self.waker.get().expect("waker just set");
+        if self.used() > 0 {
+            crate::sys::eventfd_signal(w.fd);
+        }
+        Ok(w.fd)
+    }
+
+    pub fn waker_fd(&self) -> Option<i32> {
+        self.waker.get().map(|w| w.fd)
+    }
+
+    /// Wake-up syscalls the producer has made (for tests and benches).
+    pub fn wakeups(&self) -> usize {
+        self.wakeups.load(Ordering::Relaxed)
+    }
+
+    /// Appends one record built from `parts` (concatenated). All or nothing: false if full.
+    /// `grow` lets an unsized ring enlarge instead of failing.
+    pub fn push(&self, parts: &[&[u8]], src: &BioAddr, dst: &BioAddr, grow: bool) -> bool {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let (s, d) = (src.encode(), dst.encode());
+        let need = Self::record_len(len, s.len(), d.len());
+        let mut cached_tail = self.prod.0.lock();
+        let head = self.head.0.load(Ordering::Relaxed);
+        // SAFETY: the producer lock is held, so grow() cannot replace the store under us.
+        let mut limit = unsafe { (*self.store.get()).limit };
+        if head.wrapping_sub(*cached_tail) + need > limit {
+            *cached_tail = self.tail.0.load(Ordering::Acquire);
+            if head.wrapping_sub(*cached_tail) + need > limit {
+                if !grow || len > u32::MAX as usize {
+                    return false;
+                }
+                let mut cached_head = self.cons.0.lock();
+                *cached_tail = self.tail.0.load(Ordering::Acquire);
+                self.grow_locked(head.wrapping_sub(*cached_tail) + need);
+                *cached_head = head;
+                // SAFETY: both locks are held.
+                limit = unsafe { (*self.store.get()).limit };
+                debug_assert!(head.wrapping_sub(*cached_tail) + need <= limit);
+            }
+        }
+        if len > u32::MAX as usize {
+            return false;
+        }
+        let mut hdr = [0u8; HDR];
+        hdr[..4].copy_from_slice(&(len as u32).to_ne_bytes());
+        hdr[4] = s.len() as u8;
+        hdr[5] = d.len() as u8;
+        let mut pos = head;
+        self.write_at(pos, &hdr);
+        pos += HDR;
+        self.write_at(pos, s);
+        pos += s.len();
+        self.write_at(pos, d);
+        pos += d.len();
+        for p in parts {
+            self.write_at(pos, p);
+            pos += p.len();
+        }
+        self.head
+            .0
+            .store(head.wrapping_add(need), Ordering::Release);
+        drop(cached_tail);
+        if let Some(w) = self.waker.get() {
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if w.idle.load(Ordering::Relaxed) && w.idle.swap(false, Ordering::SeqCst) {
+                self.wakeups.fetch_add(1, Ordering::Relaxed);
+                crate::sys::eventfd_signal(w.fd);
+            }
+        }
+        true
+    }
+
+    /// Length of the next record's payload, if any.
+    pub fn peek_len(&self) -> Option<usize> {
+        let mut cached_head = self.cons.0.lock();
+        let tail = self.tail.0.load(Ordering::Relaxed);
+        if tail == *cached_head {
+            *cached_head = self.head.0.load(Ordering::Acquire);
+            if tail == *cached_head {
+                return None;
+            }
+        }
+        let mut hdr = [0u8; HDR];
+        self.read_at(tail, &mut hdr);
+        Some(u32::from_ne_bytes(hdr[..4].try_into().expect("4 bytes")) as usize)
+    }
+
+    /// Copies the next record's payload into `out` (truncating) and removes it; with
+    /// `keep_if_short`, a record longer than `out` stays queued and `copied` is 0.
+    pub fn pop(&self, out: &mut [u8], keep_if_short: bool) -> Option<Popped> {
+        let mut cached_head = self.cons.0.lock();
+        let tail = self.tail.0.load(Ordering::Relaxed);
+        if tail == *cached_head {
+            *cached_head = self.head.0.load(Ordering::Acquire);
+            if tail == *cached_head {
+                drop(cached_head);
+                self.note_empty();
+                return None;
+            }
+        }
+        let mut hdr = [0u8; HDR];
+        self.read_at(tail, &mut hdr);
+        let len = u32::from_ne_bytes(hdr[..4].try_into().expect("4 bytes")) as usize;
+        let (sl, dl) = (hdr[4] as usize, hdr[5] as usize);
+        let mut abuf = [0u8; 2 * super::addr::MAX_ENCODED];
+        self.read_at(tail + HDR, &mut abuf[..sl + dl]);
+        let src = BioAddr::decode(&abuf[..sl]);
+        let dst = BioAddr::decode(&abuf[sl..sl + dl]);
+        if keep_if_short && len > out.len() {
+            return Some(Popped {
+                len,
+                copied: 0,
+                src,
+                dst,
+            });
+        }
+        let copied = len.min(out.len());
+        self.read_at(tail + HDR + sl + dl, &mut out[..copied]);
+        crate::sys::count_copy();
+        self.tail.0.store(
+            tail.wrapping_add(Self::record_len(len, sl, dl)),
+            Ordering::Release,
+        );
+        Some(Popped {
+            len,
+            copied,
+            src,
+            dst,
+        })
+    }
+
+    /// Empties the ring (BIO_reset on the writing half).
+    pub fn clear(&self) {
+        let _p = self.prod.0.lock();
+        let mut c = self.cons.0.lock();
+        let h = self.head.0.load(Ordering::Acquire);
+        self.tail.0.store(h, Ordering::Release);
+        *c = h;
+    }
+
+    /// Consumer found the ring empty: arm the waker (drain it first so it is not left readable,
+    /// then publish idleness; the producer's next push signals).
+    fn note_empty(&self) {
+        if let Some(w) = self.waker.get()
+            && !w.idle.load(Ordering::Relaxed)
+        {
+            crate::sys::eventfd_drain(w.fd);
+            w.idle.store(true, Ordering::SeqCst);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if self.head.0.load(Ordering::Acquire) != self.tail.0.load(Ordering::Acquire)
+                && w.idle.swap(false, Ordering::SeqCst)
+            {
+                // Raced with a push that did not see us idle: stay readable.
+                crate::sys::eventfd_signal(w.fd);
+            }
+        }
+    }
+
+    fn grow_locked(&self, at_least: usize) {
+        // SAFETY: called with both side locks held: no other access to the store.
+        let st = unsafe { &mut *self.store.get() };
+        let new_limit = (st.limit * 2).max(at_least);
+        let phys = new_limit.next_power_of_two();
+        let mut nb = vec![0u8; phys].into_boxed_slice();
+        let t = self.tail.0.load(Ordering::Relaxed);
+        let h = self.head.0.load(Ordering::Relaxed);
+        let mut p = t;
+        while p != h {
+            nb[p & (phys - 1)] = st.buf[p & st.mask];
+            p = p.wrapping_add(1);
+        }
+        st.buf = nb;
+        st.mask = phys - 1;
+        st.limit = new_limit;
+    }
+
+    fn write_at(&self, pos: usize, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        // SAFETY: the producer owns [head, tail + limit); callers write only inside the record
+        // they are building, and the store is stable while the producer lock is held.
+        unsafe {
+            let st = &*self.store.get();
+            let cap = st.mask + 1;
+            let off = pos & st.mask;
+            let first = data.len().min(cap - off);
+            let base = st.buf.as_ptr() as *mut u8;
+            std::ptr::copy_nonoverlapping(data.as_ptr(), base.add(off), first);
+            std::ptr::copy_nonoverlapping(data.as_ptr().add(first), base, data.len() - first);
+        }
+    }
+
+    fn read_at(&self, pos: usize, out: &mut [u8]) {
+        if out.is_empty() {
+            return;
+        }
+        // SAFETY: the consumer owns [tail, head), published by the producer's Release store;
+        // the store is stable while the consumer lock is held.
+        unsafe {
+            let st = &*self.store.get();
+            let cap = st.mask + 1;
+            let off = pos & st.mask;
+            let first = out.len().min(cap - off);
+            let base = st.buf.as_ptr();
+            std::ptr::copy_nonoverlapping(base.add(off), out.as_mut_ptr(), first);
+            std::ptr::copy_nonoverlapping(base, out.as_mut_ptr().add(first), out.len() - first);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifo_and_wrap() {
+        let r = Ring::new(256);
+        let a = BioAddr::default();
+        let mut out = [0u8; 64];
+        for round in 0..100u8 {
+            let data = [round; 40];
+            assert!(r.push(&[&data], &a, &a, false));
+            let p = r.pop(&mut out, false).unwrap();
+            assert_eq!((p.len, p.copied), (40, 40));
+            assert_eq!(&out[..40], &data);
+        }
+        assert!(r.pop(&mut out, false).is_none());
+    }
+
+    #[test]
+    fn full_is_all_or_nothing() {
+        let r = Ring::new(128);
+        let a = BioAddr::default();
+        assert!(r.push(&[&[1u8; 100]], &a, &a, false));
+        assert!(!r.push(&[&[2u8; 100]], &a, &a, false));
+        assert_eq!(r.peek_len(), Some(100));
+    }
+
+    #[test]
+    fn grows_when_allowed() {
+        let r = Ring::new(64);
+        let a = BioAddr::default();
+        for i in 0..50u8 {
+            assert!(r.push(&[&[i; 30]], &a, &a, true));
+        }
+        let mut out = [0u8; 30];
+        for i in 0..50u8 {
+            r.pop(&mut out, false).unwrap();
+            assert_eq!(out, [i; 30]);
+        }
+    }
+
+    #[test]
+    fn spsc_threads_keep_order() {
+        let r = std::sync::Arc::new(Ring::new(4096));
+        let a = BioAddr::default();
+        let w = {
+            let r = r.clone();
+            std::thread::spawn(move || {
+                let mut i = 0u32;
+                while i < 100_000 {
+                    if r.push(&[&i.to_ne_bytes()], &a, &a, false) {
+                        i += 1;
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
+            })
+        };
+        let mut next = 0u32;
+        let mut out = [0u8; 4];
+        while next < 100_000 {
+            if r.pop(&mut out, false).is_some() {
+                assert_eq!(u32::from_ne_bytes(out), next);
+                next += 1;
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        w.join().unwrap();
+    }
+}

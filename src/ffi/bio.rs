@@ -1,0 +1,795 @@
+//! BIO_* entry points: methods, lifecycle, I/O, BIO_ctrl dispatch, batches, zero-copy API.
+
+use std::ffi::{c_char, c_int, c_long, c_uint, c_void};
+use std::sync::Arc;
+
+use super::{
+    BIO, bio_arc, bio_arg, bio_into_handle, bio_release, ffi_entry, guard_with, mut_arg, put,
+    ref_arg,
+};
+use crate::bio::addr::BioAddr;
+use crate::bio::consts::*;
+use crate::bio::msg::{BIO_ADDR, BIO_MSG, BIO_POLL_DESCRIPTOR, MsgArray};
+use crate::bio::pair::PairEnd;
+use crate::bio::zc::{RawBuf, ReadAllocCb, ReadFreeCb, WriteDoneCb};
+use crate::bio::{Bio, BioMethod, METHOD_DGRAM, METHOD_DGRAM_MEM, METHOD_DGRAM_PAIR};
+use crate::error::*;
+
+/// The opaque C type behind `BIO_METHOD *`.
+#[allow(non_camel_case_types)]
+pub struct bio_method_st {
+    _opaque: [u8; 0],
+}
+pub type BIO_METHOD = bio_method_st;
+
+fn method_handle(m: &'static BioMethod) -> *const BIO_METHOD {
+    m as *const BioMethod as *const BIO_METHOD
+}
+
+fn method_arg(m: *const BIO_METHOD) -> Result<&'static BioMethod> {
+    if m.is_null() {
+        return Err(Error::null("type"));
+    }
+    [&METHOD_DGRAM, &METHOD_DGRAM_PAIR, &METHOD_DGRAM_MEM]
+        .into_iter()
+        .find(|k| std::ptr::eq(*k as *const BioMethod as *const BIO_METHOD, m))
+        .ok_or_else(|| Error::unsupported("BIO_METHOD is not one this library provides"))
+}
+
+fn opt_addr(p: *const BIO_ADDR) -> Option<BioAddr> {
+    // SAFETY: a non-NULL BIO_ADDR pointer from C points at a BioAddr made by BIO_ADDR_new.
+    unsafe { (p as *const BioAddr).as_ref() }.copied()
+}
+
+/// The datagram socket BIO method. See BIO_s_datagram(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_s_datagram() -> *const BIO_METHOD {
+    method_handle(&METHOD_DGRAM)
+}
+
+/// The in-memory datagram pair method. See BIO_s_dgram_pair(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_s_dgram_pair() -> *const BIO_METHOD {
+    method_handle(&METHOD_DGRAM_PAIR)
+}
+
+/// The single in-memory datagram queue method. See BIO_s_dgram_mem(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_s_dgram_mem() -> *const BIO_METHOD {
+    method_handle(&METHOD_DGRAM_MEM)
+}
+
+/// Creates a BIO of the given method with one reference. NULL and an error on failure.
+/// See BIO_new(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_new(r#type: *const BIO_METHOD) -> *mut BIO {
+    ffi_entry!(BIO_new => { Ok(bio_into_handle(Bio::new(method_arg(r#type)?))) })
+}
+
+/// A datagram socket BIO over `fd`; `close_flag` BIO_CLOSE closes the fd on free.
+/// See BIO_new_dgram(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_new_dgram(fd: c_int, close_flag: c_int) -> *mut BIO {
+    ffi_entry!(BIO_new_dgram => {
+        let b = Bio::new(&METHOD_DGRAM);
+        b.dgram()?.set_fd(fd, close_flag != 0)?;
+        Ok(bio_into_handle(b))
+    })
+}
+
+/// Creates two linked datagram pair halves; 0 for a default buffer size. Returns 1 and sets
+/// both out-pointers, or 0 (out-pointers set to NULL). See BIO_new_bio_dgram_pair(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_new_bio_dgram_pair(
+    bio1: *mut *mut BIO,
+    writebuf1: usize,
+    bio2: *mut *mut BIO,
+    writebuf2: usize,
+) -> c_int {
+    put(bio1, std::ptr::null_mut());
+    put(bio2, std::ptr::null_mut());
+    ffi_entry!(BIO_new_bio_dgram_pair => {
+        let o1 = mut_arg(bio1, "bio1")?;
+        let o2 = mut_arg(bio2, "bio2")?;
+        let a = Bio::new(&METHOD_DGRAM_PAIR);
+        let b = Bio::new(&METHOD_DGRAM_PAIR);
+        a.pair()?.set_write_buf_size(writebuf1)?;
+        b.pair()?.set_write_buf_size(writebuf2)?;
+        PairEnd::make_pair(a.pair()?, b.pair()?)?;
+        *o1 = bio_into_handle(a);
+        *o2 = bio_into_handle(b);
+        Ok(1)
+    })
+}
+
+/// Drops one reference; the BIO is destroyed with the last. Returns 1, or 0 for NULL.
+/// See BIO_free(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_free(a: *mut BIO) -> c_int {
+    if a.is_null() {
+        return 0;
+    }
+    guard_with("BIO_free", 0, || {
+        bio_release(a);
+        Ok(1)
+    })
+}
+
+/// Frees a BIO chain (this library's BIOs are single links). NULL is a no-op.
+/// See BIO_free_all(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_free_all(a: *mut BIO) {
+    BIO_free(a);
+}
+
+/// BIO_free without a result. See BIO_vfree(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_vfree(a: *mut BIO) {
+    BIO_free(a);
+}
+
+/// Adds a reference. Returns 1, or 0 for NULL. See BIO_up_ref(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_up_ref(a: *mut BIO) -> c_int {
+    ffi_entry!(BIO_up_ref => {
+        std::mem::forget(bio_arc(a)?);
+        Ok(1)
+    })
+}
+
+/// Reads one datagram (truncating on a socket, or per no_trunc on a pair). Returns the byte
+/// count, or -1 with retry flags (nothing waiting) or an error. See BIO_read(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_read(b: *mut BIO, data: *mut c_void, dlen: c_int) -> c_int {
+    ffi_entry!(BIO_read, -1 => {
+        let bio = bio_arg(b)?;
+        if dlen < 0 {
+            return Err(Error::invalid("negative length"));
+        }
+        let buf = super::slice_arg_mut(data, dlen as usize, "data")?;
+        Ok(bio.read(buf)? as c_int)
+    })
+}
+
+/// Writes one datagram. Returns the byte count, 0 for a zero-length write, -1 on failure or
+/// would-block (retry flags set). See BIO_write(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_write(b: *mut BIO, data: *const c_void, dlen: c_int) -> c_int {
+    ffi_entry!(BIO_write, -1 => {
+        let bio = bio_arg(b)?;
+        if dlen < 0 {
+            return Err(Error::invalid("negative length"));
+        }
+        let buf = super::slice_arg(data, dlen as usize, "data")?;
+        Ok(bio.write(buf)? as c_int)
+    })
+}
+
+/// As BIO_read; returns 1 with `*readbytes` set, or 0. See BIO_read_ex(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_read_ex(
+    b: *mut BIO,
+    data: *mut c_void,
+    dlen: usize,
+    readbytes: *mut usize,
+) -> c_int {
+    put(readbytes, 0);
+    ffi_entry!(BIO_read_ex => {
+        let bio = bio_arg(b)?;
+        if dlen == 0 {
+            return Ok(1);
+        }
+        let buf = super::slice_arg_mut(data, dlen, "data")?;
+        let n = bio.read(buf)?;
+        put(readbytes, n);
+        Ok((n > 0) as c_int)
+    })
+}
+
+/// As BIO_write; returns 1 with `*written` set, or 0. See BIO_write_ex(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_write_ex(
+    b: *mut BIO,
+    data: *const c_void,
+    dlen: usize,
+    written: *mut usize,
+) -> c_int {
+    put(written, 0);
+    ffi_entry!(BIO_write_ex => {
+        let bio = bio_arg(b)?;
+        if dlen == 0 {
+            return Ok(1);
+        }
+        let buf = super::slice_arg(data, dlen, "data")?;
+        let n = bio.write(buf)?;
+        put(written, n);
+        Ok((n > 0) as c_int)
+    })
+}
+
+/// Tests flag bits (BIO_should_retry etc. are macros over this). See BIO_test_flags(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_test_flags(b: *const BIO, flags: c_int) -> c_int {
+    ffi_entry!(BIO_test_flags => { Ok(bio_arg(b as *mut BIO)?.flags() & flags) })
+}
+
+/// Sets flag bits. NULL is a no-op. See BIO_set_flags(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_set_flags(b: *mut BIO, flags: c_int) {
+    ffi_entry!(BIO_set_flags => { bio_arg(b)?.set_flags(flags); Ok(()) })
+}
+
+/// Clears flag bits. NULL is a no-op. See BIO_clear_flags(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_clear_flags(b: *mut BIO, flags: c_int) {
+    ffi_entry!(BIO_clear_flags => { bio_arg(b)?.clear_flags(flags); Ok(()) })
+}
+
+/// The BIO's type id (BIO_TYPE_*), or 0 for NULL. See BIO_method_type(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_method_type(b: *const BIO) -> c_int {
+    ffi_entry!(BIO_method_type => { Ok(bio_arg(b as *mut BIO)?.type_id()) })
+}
+
+/// The BIO's method name (static string), or NULL. See BIO_method_name(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_method_name(b: *const BIO) -> *const c_char {
+    ffi_entry!(BIO_method_name => {
+        Ok(match bio_arg(b as *mut BIO)?.type_id() {
+            BIO_TYPE_DGRAM => c"datagram socket".as_ptr(),
+            BIO_TYPE_DGRAM_PAIR => c"BIO dgram pair".as_ptr(),
+            _ => c"BIO dgram mem".as_ptr(),
+        })
+    })
+}
+
+/// Bytes of the next datagram waiting to be read (0 if none). See BIO_ctrl_pending(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_ctrl_pending(b: *mut BIO) -> usize {
+    ffi_entry!(BIO_ctrl_pending => { Ok(BIO_ctrl(b, BIO_CTRL_PENDING, 0, std::ptr::null_mut()).max(0) as usize) })
+}
+
+/// Bytes written but not yet sent (always 0 here: writes leave at once). See BIO_ctrl_wpending(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_ctrl_wpending(b: *mut BIO) -> usize {
+    ffi_entry!(BIO_ctrl_wpending => { Ok(BIO_ctrl(b, BIO_CTRL_WPENDING, 0, std::ptr::null_mut()).max(0) as usize) })
+}
+
+/// Largest datagram a pair half can accept now (0 if under the MTU). See BIO_ctrl_get_write_guarantee(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_ctrl_get_write_guarantee(b: *mut BIO) -> usize {
+    ffi_entry!(BIO_ctrl_get_write_guarantee => {
+        Ok(BIO_ctrl(b, BIO_C_GET_WRITE_GUARANTEE, 0, std::ptr::null_mut()).max(0) as usize)
+    })
+}
+
+/// BIO_ctrl with an int argument passed by address. See BIO_int_ctrl(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_int_ctrl(b: *mut BIO, cmd: c_int, larg: c_long, iarg: c_int) -> c_long {
+    let mut i = iarg;
+    BIO_ctrl(b, cmd, larg, (&mut i as *mut c_int).cast())
+}
+
+/// The control call behind most BIO macros. Unknown or unsupported commands return 0 with an
+/// error queued. See BIO_ctrl(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_ctrl(b: *mut BIO, cmd: c_int, larg: c_long, parg: *mut c_void) -> c_long {
+    let fail = if cmd == BIO_C_GET_FD { -1 } else { 0 };
+    guard_with("BIO_ctrl", fail, || ctrl(bio_arg(b)?, cmd, larg, parg))
+}
+
+fn ctrl(bio: &Bio, cmd: c_int, larg: c_long, parg: *mut c_void) -> Result<c_long> {
+    let unsupported = || {
+        Err(Error::unsupported(format!(
+            "BIO_ctrl {cmd} is not supported on a {} BIO",
+            bio.method.name
+        )))
+    };
+    let out_addr = |a: Option<BioAddr>| -> Result<c_long> {
+        let out = mut_arg(parg as *mut BioAddr, "parg")?;
+        match a {
+            Some(a) => {
+                *out = a;
+                Ok(a.sockaddr_len().max(1) as c_long)
+            }
+            None => Ok(0),
+        }
+    };
+    let int_out = |v: c_int| {
+        put(parg as *mut c_int, v);
+    };
+    match cmd {
+        BIO_CTRL_FLUSH => return Ok(bio.flush()? as c_long),
+        BIO_CTRL_GET_RPOLL_DESCRIPTOR | BIO_CTRL_GET_WPOLL_DESCRIPTOR => {
+            let out = mut_arg(parg as *mut BIO_POLL_DESCRIPTOR, "desc")?;
+            *out = if cmd == BIO_CTRL_GET_RPOLL_DESCRIPTOR {
+                bio.rpoll()?
+            } else {
+                bio.wpoll()?
+            };
+            return Ok(1);
+        }
+        BIO_CTRL_WPENDING => return Ok(bio.queued_writes() as c_long),
+        _ => {}
+    }
+    if let Ok(d) = bio.dgram() {
+        return Ok(match cmd {
+            BIO_C_SET_FD => {
+                let fd = *ref_arg(parg as *const c_int, "fd")?;
+                d.set_fd(fd, larg != 0)?;
+                1
+            }
+            BIO_C_GET_FD => {
+                let fd = d.fd();
+                int_out(fd);
+                fd as c_long
+            }
+            BIO_CTRL_GET_CLOSE => d.get_close() as c_long,
+            BIO_CTRL_SET_CLOSE => {
+                d.set_close(larg != 0);
+                1
+            }
+            BIO_C_SET_NBIO => {
+                d.set_nbio(larg != 0)?;
+                1
+            }
+            BIO_CTRL_PENDING | BIO_CTRL_EOF | BIO_CTRL_INFO | BIO_CTRL_RESET => 0,
+            BIO_CTRL_DGRAM_CONNECT | BIO_CTRL_DGRAM_SET_PEER => {
+                d.set_peer(opt_addr(parg as *const BIO_ADDR));
+                1
+            }
+            BIO_CTRL_DGRAM_SET_CONNECTED => {
+                d.set_connected(opt_addr(parg as *const BIO_ADDR));
+                1
+            }
+            BIO_CTRL_DGRAM_GET_PEER => out_addr(d.peer())?,
+            BIO_CTRL_DGRAM_DETECT_PEER_ADDR => out_addr(d.detect_peer())?,
+            BIO_CTRL_DGRAM_GET_MTU => d.mtu() as c_long,
+            BIO_CTRL_DGRAM_SET_MTU => {
+                if larg < 0 {
+                    return Err(Error::invalid("negative MTU"));
+                }
+                d.set_mtu(larg as usize);
+                larg
+            }
+            BIO_CTRL_DGRAM_QUERY_MTU => d.query_mtu() as c_long,
+            BIO_CTRL_DGRAM_MTU_EXCEEDED => d.mtu_exceeded() as c_long,
+            BIO_CTRL_DGRAM_GET_FALLBACK_MTU => d.fallback_mtu() as c_long,
+            BIO_CTRL_DGRAM_GET_MTU_OVERHEAD => d.mtu_overhead() as c_long,
+            BIO_CTRL_DGRAM_SET_DONT_FRAG => {
+                d.set_dont_frag(larg != 0)?;
+                1
+            }
+            BIO_CTRL_DGRAM_MTU_DISCOVER => {
+                d.set_dont_frag(true)?;
+                1
+            }
+            BIO_CTRL_DGRAM_SET_RECV_TIMEOUT | BIO_CTRL_DGRAM_SET_SEND_TIMEOUT => {
+                let tv = *ref_arg(parg as *const libc::timeval, "parg")?;
+                d.set_timeout(cmd == BIO_CTRL_DGRAM_SET_SEND_TIMEOUT, tv)?;
+                1
+            }
+            BIO_CTRL_DGRAM_GET_RECV_TIMEOUT | BIO_CTRL_DGRAM_GET_SEND_TIMEOUT => {
+                let out = mut_arg(parg as *mut libc::timeval, "parg")?;
+                *out = d.get_timeout(cmd == BIO_CTRL_DGRAM_GET_SEND_TIMEOUT)?;
+                size_of::<libc::timeval>() as c_long
+            }
+            BIO_CTRL_DGRAM_GET_RECV_TIMER_EXP | BIO_CTRL_DGRAM_GET_SEND_TIMER_EXP => 0,
+            BIO_CTRL_DGRAM_GET_LOCAL_ADDR_CAP => d.local_addr_cap() as c_long,
+            BIO_CTRL_DGRAM_GET_LOCAL_ADDR_ENABLE => {
+                *mut_arg(parg as *mut c_int, "parg")? = d.local_enabled() as c_int;
+                1
+            }
+            BIO_CTRL_DGRAM_SET_LOCAL_ADDR_ENABLE => {
+                d.set_local_addr_enable(larg != 0)?;
+                1
+            }
+            BIO_CTRL_DGRAM_GET_EFFECTIVE_CAPS | BIO_CTRL_DGRAM_GET_CAPS => {
+                (BIO_DGRAM_CAP_HANDLES_SRC_ADDR
+                    | BIO_DGRAM_CAP_HANDLES_DST_ADDR
+                    | BIO_DGRAM_CAP_PROVIDES_SRC_ADDR
+                    | BIO_DGRAM_CAP_PROVIDES_DST_ADDR) as c_long
+            }
+            BIO_CTRL_DGRAM_GET_NO_TRUNC => 0,
+            _ => return unsupported(),
+        });
+    }
+    let p = bio.pair()?;
+    Ok(match cmd {
+        BIO_CTRL_PENDING => p.pending() as c_long,
+        BIO_CTRL_EOF => p.eof() as c_long,
+        BIO_CTRL_RESET => {
+            p.reset();
+            1
+        }
+        BIO_CTRL_GET_CLOSE | BIO_CTRL_SET_CLOSE => 1,
+        BIO_C_SET_WRITE_BUF_SIZE => {
+            if larg < 0 {
+                return Err(Error::invalid("negative buffer size"));
+            }
+            p.set_write_buf_size(larg as usize)?;
+            1
+        }
+        BIO_C_GET_WRITE_BUF_SIZE => p.write_buf_size() as c_long,
+        BIO_C_GET_WRITE_GUARANTEE => p.write_guarantee() as c_long,
+        BIO_C_MAKE_BIO_PAIR => {
+            let other = bio_arg(parg as *mut BIO)?;
+            PairEnd::make_pair(p, other.pair()?)?;
+            1
+        }
+        BIO_C_DESTROY_BIO_PAIR => {
+            p.destroy_pair();
+            1
+        }
+        BIO_CTRL_DGRAM_GET_MTU => p.mtu() as c_long,
+        BIO_CTRL_DGRAM_SET_MTU => {
+            if larg <= 0 {
+                return Err(Error::invalid("MTU must be positive"));
+            }
+            p.set_mtu(larg as usize)?;
+            1
+        }
+        BIO_CTRL_DGRAM_GET_CAPS => p.caps() as c_long,
+        BIO_CTRL_DGRAM_SET_CAPS => {
+            p.set_caps(larg as u32);
+            1
+        }
+        BIO_CTRL_DGRAM_GET_EFFECTIVE_CAPS => p.effective_caps() as c_long,
+        BIO_CTRL_DGRAM_GET_NO_TRUNC => p.no_trunc() as c_long,
+        BIO_CTRL_DGRAM_SET_NO_TRUNC => {
+            p.set_no_trunc(larg != 0);
+            1
+        }
+        BIO_CTRL_DGRAM_GET_LOCAL_ADDR_CAP => p.local_addr_cap() as c_long,
+        BIO_CTRL_DGRAM_GET_LOCAL_ADDR_ENABLE => {
+            *mut_arg(parg as *mut c_int, "parg")? = p.local_enabled() as c_int;
+            1
+        }
+        BIO_CTRL_DGRAM_SET_LOCAL_ADDR_ENABLE => {
+            p.set_local_addr_enable(larg != 0)?;
+            1
+        }
+        BIO_CTRL_DGRAM_SET0_LOCAL_ADDR => {
+            let a = parg as *mut BIO_ADDR;
+            p.set_default_src(opt_addr(a));
+            // Ownership passes to us (BIO_dgram_set0_local_addr): the copy is kept, free it.
+            super::addr::BIO_ADDR_free(a);
+            1
+        }
+        BIO_CTRL_DGRAM_DETECT_PEER_ADDR | BIO_CTRL_DGRAM_GET_PEER => 0,
+        _ => return unsupported(),
+    })
+}
+
+/// Sends a batch of datagrams. Returns 1 with `*msgs_processed` = datagrams sent (maybe fewer
+/// than asked), or 0 with an error queued (`*msgs_processed` = 0). See BIO_sendmmsg(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_sendmmsg(
+    b: *mut BIO,
+    msg: *mut BIO_MSG,
+    stride: usize,
+    num_msg: usize,
+    flags: u64,
+    msgs_processed: *mut usize,
+) -> c_int {
+    put(msgs_processed, 0);
+    ffi_entry!(BIO_sendmmsg => {
+        let bio = bio_arg(b)?;
+        mut_arg(msgs_processed, "msgs_processed")?;
+        // SAFETY: the caller passes num_msg BIO_MSGs spaced by stride (BIO_sendmmsg(3)).
+        let msgs = unsafe { MsgArray::new(msg, stride, num_msg)? };
+        let n = bio.sendmmsg(&msgs, flags)?;
+        put(msgs_processed, n);
+        Ok(1)
+    })
+}
+
+/// Receives a batch of datagrams; as BIO_sendmmsg. An empty non-blocking source returns 0
+/// with a non-fatal error (BIO_err_is_non_fatal). See BIO_recvmmsg(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_recvmmsg(
+    b: *mut BIO,
+    msg: *mut BIO_MSG,
+    stride: usize,
+    num_msg: usize,
+    flags: u64,
+    msgs_processed: *mut usize,
+) -> c_int {
+    put(msgs_processed, 0);
+    ffi_entry!(BIO_recvmmsg => {
+        let bio = bio_arg(b)?;
+        mut_arg(msgs_processed, "msgs_processed")?;
+        // SAFETY: as for BIO_sendmmsg.
+        let msgs = unsafe { MsgArray::new(msg, stride, num_msg)? };
+        let n = bio.recvmmsg(&msgs, flags)?;
+        put(msgs_processed, n);
+        Ok(1)
+    })
+}
+
+/// What to poll to learn the BIO is readable. Returns 1, or 0 when it has none.
+/// See BIO_get_rpoll_descriptor(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_get_rpoll_descriptor(b: *mut BIO, desc: *mut BIO_POLL_DESCRIPTOR) -> c_int {
+    ffi_entry!(BIO_get_rpoll_descriptor => {
+        let bio = bio_arg(b)?;
+        let out = mut_arg(desc, "desc")?;
+        *out = bio.rpoll()?;
+        Ok(1)
+    })
+}
+
+/// What to poll to learn the BIO is writable. Returns 1, or 0 when it has none.
+/// See BIO_get_wpoll_descriptor(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_get_wpoll_descriptor(b: *mut BIO, desc: *mut BIO_POLL_DESCRIPTOR) -> c_int {
+    ffi_entry!(BIO_get_wpoll_descriptor => {
+        let bio = bio_arg(b)?;
+        let out = mut_arg(desc, "desc")?;
+        *out = bio.wpoll()?;
+        Ok(1)
+    })
+}
+
+/// Whether a packed error code means "try again later" (a non-fatal errno or
+/// BIO_R_NON_FATAL). See BIO_err_is_non_fatal(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_err_is_non_fatal(errcode: c_uint) -> c_int {
+    if is_system(errcode) {
+        return BIO_sock_non_fatal_error(reason_of(errcode) as c_int);
+    }
+    (lib_of(errcode) == ERR_LIB_BIO && reason_of(errcode) == BIO_R_NON_FATAL) as c_int
+}
+
+/// Whether an errno from a socket call is transient. See BIO_sock_non_fatal_error(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_sock_non_fatal_error(error: c_int) -> c_int {
+    matches!(
+        error,
+        libc::EAGAIN
+            | libc::EINTR
+            | libc::EINPROGRESS
+            | libc::EALREADY
+            | libc::ENOTCONN
+            | libc::EPROTO
+    ) as c_int
+}
+
+/// As BIO_sock_non_fatal_error, for datagram sockets. See BIO_dgram_non_fatal_error(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_dgram_non_fatal_error(error: c_int) -> c_int {
+    BIO_sock_non_fatal_error(error)
+}
+
+/// Whether a socket call's result `i` (with errno) means retry. See BIO_sock_should_retry(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_sock_should_retry(i: c_int) -> c_int {
+    if i == 0 || i == -1 {
+        BIO_sock_non_fatal_error(crate::sys::errno())
+    } else {
+        0
+    }
+}
+
+// ---- the zero-copy API ("Datagram BIO API revisions")
+
+/// Sets the callback that supplies read buffers: `cb(len, arg)` returns a buffer of at least
+/// `len` bytes, or NULL. Turns GRO off on a socket (buffers are datagram-sized). Returns 1.
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_dgram_set_read_callback(
+    b: *mut BIO,
+    cb: ReadAllocCb,
+    arg: *mut c_void,
+) -> c_int {
+    ffi_entry!(BIO_dgram_set_read_callback => {
+        bio_arg(b)?.set_read_callback(cb, arg)?;
+        Ok(1)
+    })
+}
+
+/// Sets the callback that takes back read buffers the BIO still holds when it is freed.
+/// Returns 1.
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_dgram_set_read_free_callback(
+    b: *mut BIO,
+    cb: ReadFreeCb,
+    arg: *mut c_void,
+) -> c_int {
+    ffi_entry!(BIO_dgram_set_read_free_callback => {
+        bio_arg(b)?.set_read_free_callback(cb, arg);
+        Ok(1)
+    })
+}
+
+/// Hands the next received datagram's buffer to the caller (who then owns it). Returns 1; 0
+/// with retry-read set when nothing is waiting, or 0 with an error.
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_read_dequeue(
+    b: *mut BIO,
+    buf: *mut *mut c_void,
+    buf_len: *mut usize,
+) -> c_int {
+    put(buf, std::ptr::null_mut());
+    put(buf_len, 0);
+    ffi_entry!(BIO_read_dequeue => {
+        let bio = bio_arg(b)?;
+        let out = mut_arg(buf, "buf")?;
+        let out_len = mut_arg(buf_len, "buf_len")?;
+        let (raw, len) = bio.read_dequeue()?;
+        *out = raw.ptr.cast();
+        *out_len = len;
+        Ok(1)
+    })
+}
+
+/// Gives a buffer to the BIO for future reads (used before the allocation callback).
+/// Returns 1.
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_dgram_push_read_buffer(
+    b: *mut BIO,
+    buf: *mut c_void,
+    buf_len: usize,
+) -> c_int {
+    ffi_entry!(BIO_dgram_push_read_buffer => {
+        let bio = bio_arg(b)?;
+        if buf.is_null() {
+            return Err(Error::null("buf"));
+        }
+        if buf_len == 0 {
+            return Err(Error::invalid("buffer length must be positive"));
+        }
+        bio.push_read_buffer(RawBuf { ptr: buf.cast(), cap: buf_len });
+        Ok(1)
+    })
+}
+
+/// How many buffers one refill offers to the kernel (1..=64, default 32). Returns 1.
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_dgram_set_read_batch(b: *mut BIO, n: usize) -> c_int {
+    ffi_entry!(BIO_dgram_set_read_batch => {
+        bio_arg(b)?.set_read_batch(n)?;
+        Ok(1)
+    })
+}
+
+/// Sets the callback told when a queued datagram is done: BIO_DGRAM_WRITE_DONE_OK, _FAILED
+/// or _FREED. Returns 1.
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_dgram_set_write_done_callback(
+    b: *mut BIO,
+    cb: WriteDoneCb,
+    arg: *mut c_void,
+) -> c_int {
+    ffi_entry!(BIO_dgram_set_write_done_callback => {
+        bio_arg(b)?.set_write_done_callback(cb, arg);
+        Ok(1)
+    })
+}
+
+/// Queues one datagram without sending it; `buf` must stay valid until its write-done
+/// callback. BIO_flush sends the queue. Returns 1.
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_write_queue(b: *mut BIO, buf: *const c_void, buf_len: usize) -> c_int {
+    ffi_entry!(BIO_write_queue => {
+        let bio = bio_arg(b)?;
+        if buf.is_null() && buf_len > 0 {
+            return Err(Error::null("buf"));
+        }
+        bio.write_queue(buf.cast(), buf_len)?;
+        Ok(1)
+    })
+}
+
+/// Destination of the datagrams queued from now on (NULL: the BIO's peer). Returns 1.
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_set_outgoing_dgram_dest(b: *mut BIO, addr: *const BIO_ADDR) -> c_int {
+    ffi_entry!(BIO_set_outgoing_dgram_dest => {
+        bio_arg(b)?.set_outgoing_dest(opt_addr(addr));
+        Ok(1)
+    })
+}
+
+/// Source of the datagrams queued from now on (NULL: the kernel's choice). Returns 1.
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_set_outgoing_dgram_origin(b: *mut BIO, addr: *const BIO_ADDR) -> c_int {
+    ffi_entry!(BIO_set_outgoing_dgram_origin => {
+        bio_arg(b)?.set_outgoing_origin(opt_addr(addr));
+        Ok(1)
+    })
+}
+
+/// Source address of the datagram last dequeued. Returns 1.
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_get_incoming_dgram_origin(b: *mut BIO, addr: *mut BIO_ADDR) -> c_int {
+    ffi_entry!(BIO_get_incoming_dgram_origin => {
+        let bio = bio_arg(b)?;
+        *mut_arg(addr as *mut BioAddr, "addr")? = bio.incoming_origin();
+        Ok(1)
+    })
+}
+
+/// Destination (local) address of the datagram last dequeued (AF_UNSPEC if unknown).
+/// Returns 1.
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_get_incoming_dgram_dest(b: *mut BIO, addr: *mut BIO_ADDR) -> c_int {
+    ffi_entry!(BIO_get_incoming_dgram_dest => {
+        let bio = bio_arg(b)?;
+        *mut_arg(addr as *mut BioAddr, "addr")? = bio.incoming_dest();
+        Ok(1)
+    })
+}
+
+// ---- osslquic extensions
+
+/// Makes this pair half's read side pollable: BIO_get_rpoll_descriptor then returns an
+/// eventfd that is readable while a datagram may be waiting. A busy reader costs the writer
+/// no syscall. Returns 1.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_dgram_pair_set_pollable(b: *mut BIO) -> c_int {
+    ffi_entry!(OSSLQUIC_dgram_pair_set_pollable => {
+        bio_arg(b)?.pair()?.enable_pollable()?;
+        Ok(1)
+    })
+}
+
+/// Counters of one BIO: syscalls, datagrams, GSO sends, GRO-coalesced datagrams received,
+/// CPU copies of payloads and wake-ups signalled toward its reader.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+pub struct OSSLQUIC_BIO_STATS {
+    pub send_calls: u64,
+    pub sent_dgrams: u64,
+    pub gso_sends: u64,
+    pub recv_calls: u64,
+    pub recv_dgrams: u64,
+    pub gro_dgrams: u64,
+    pub copies: u64,
+    pub wakeups: u64,
+}
+
+/// Fills `out` with the BIO's counters. Returns 1.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_BIO_get_stats(b: *mut BIO, out: *mut OSSLQUIC_BIO_STATS) -> c_int {
+    ffi_entry!(OSSLQUIC_BIO_get_stats => {
+        let bio = bio_arg(b)?;
+        let o = mut_arg(out, "out")?;
+        let s = &bio.stats;
+        let g = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        *o = OSSLQUIC_BIO_STATS {
+            send_calls: g(&s.send_calls),
+            sent_dgrams: g(&s.sent_dgrams),
+            gso_sends: g(&s.gso_sends),
+            recv_calls: g(&s.recv_calls),
+            recv_dgrams: g(&s.recv_dgrams),
+            gro_dgrams: g(&s.gro_dgrams),
+            copies: g(&s.copies),
+            wakeups: bio.wakeups(),
+        };
+        Ok(1)
+    })
+}
+
+/// Turns GSO (send) and GRO (receive) on or off for a datagram socket BIO, where the kernel
+/// has them; for measuring the fallbacks. Returns 1.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_BIO_dgram_set_offload(b: *mut BIO, gso: c_int, gro: c_int) -> c_int {
+    ffi_entry!(OSSLQUIC_BIO_dgram_set_offload => {
+        bio_arg(b)?.dgram()?.set_offload(gso != 0, gro != 0);
+        Ok(1)
+    })
+}
+
+/// Reports which offloads a datagram socket BIO uses: bit 0 GSO, bit 1 GRO.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_BIO_dgram_get_offload(b: *mut BIO) -> c_int {
+    ffi_entry!(OSSLQUIC_BIO_dgram_get_offload => {
+        let (gso, gro) = bio_arg(b)?.dgram()?.offload();
+        Ok(gso as c_int | (gro as c_int) << 1)
+    })
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn f<T: Send + Sync>() {}
+    f::<Arc<Bio>>();
+}

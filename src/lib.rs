@@ -1,0 +1,10 @@
+//! osslquic: OpenSSL 3.5's API for datagram BIOs, QUIC and TLS, for C programs, on rustls and
+//! quinn-proto. See docs/ARCHITECTURE.md for the layers and who may touch what.
+
+// C names (BIO_MSG, BIO_ADDR, ...) are kept as OpenSSL spells them.
+#![allow(non_camel_case_types)]
+
+pub mod bio;
+pub mod error;
+pub mod ffi;
+pub mod sys;
