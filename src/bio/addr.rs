@@ -217,7 +217,9 @@ impl BioAddr {
                 )));
             }
             _ => {
-                return Err(Error::bio(BIO_R_UNSUPPORTED_IP_FAMILY).with(format!("family {family}")));
+                return Err(
+                    Error::bio(BIO_R_UNSUPPORTED_IP_FAMILY).with(format!("family {family}"))
+                );
             }
         }
         Ok(a)

@@ -457,6 +457,7 @@ impl DgramSock {
         let mut rx = self.rx.lock();
         let served = self.serve_stash(&mut rx, dsts, 0, bound_port, stats);
         if served > 0 {
+            stats.recv_dgrams.fetch_add(served as u64, Relaxed);
             return Ok(served);
         }
         let gro = self.gro.load(Relaxed);

@@ -1,0 +1,54 @@
+#!/bin/sh
+# Runs every test suite and ends with one line: `N passed, N failed`.
+# Suites: cargo tests, header/link checks, the C tests (plain, ASan/UBSan, valgrind), demos.
+set -u
+cd "$(dirname "$0")/.."
+mkdir -p build
+passed=0
+failed=0
+failures=""
+
+# A suite that prints `N passed, N failed` last contributes its counts; otherwise it is one test.
+suite() {
+    name=$1
+    shift
+    log="build/test-$name.log"
+    echo "== $name: $*"
+    "$@" >"$log" 2>&1
+    rc=$?
+    tail -n 25 "$log"
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+    if [ -n "$line" ]; then
+        p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
+        f=$(echo "$line" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
+        if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
+    elif [ "$rc" = 0 ]; then
+        p=1; f=0
+    else
+        p=0; f=1
+    fi
+    passed=$((passed + p))
+    failed=$((failed + f))
+    [ "$f" != 0 ] && failures="$failures $name"
+}
+
+cargo_tests() {
+    out=$(cargo test --release 2>&1)
+    rc=$?
+    echo "$out" | grep -E '^test |test result|panicked|error' | tail -n 60
+    p=$(echo "$out" | sed -n -E 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1/p' | awk '{s+=$1} END {print s+0}')
+    f=$(echo "$out" | sed -n -E 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\2/p' | awk '{s+=$1} END {print s+0}')
+    [ "$rc" != 0 ] && [ "$f" = 0 ] && f=1
+    echo "$p passed, $f failed"
+    return "$rc"
+}
+
+suite cargo cargo_tests
+suite header sh tests/check-header.sh
+suite link sh tests/check-link.sh
+suite c sh tests/run-c.sh
+suite demo sh c-demos/run-demo.sh
+
+[ -n "$failures" ] && echo "failed suites:$failures"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
