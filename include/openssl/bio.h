@@ -4,6 +4,10 @@
 #define OSSLQUIC_OPENSSL_BIO_H
 #include <osslquic.h>
 #include <openssl/crypto.h>
+/* BIO_ADDR users need the socket families and byte-order helpers. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #define BIO_get_flags(b) BIO_test_flags(b, ~(0x0))
 #define BIO_set_retry_special(b) BIO_set_flags(b, (BIO_FLAGS_IO_SPECIAL | BIO_FLAGS_SHOULD_RETRY))

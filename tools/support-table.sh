@@ -1,0 +1,17 @@
+#!/bin/sh
+# Prints the README's support table from include/osslquic.h: every exported function, and
+# whether it is implemented or returns "unsupported". Functions listed in UNSUPPORTED below
+# exist only to fail cleanly with an error-queue entry.
+set -eu
+cd "$(dirname "$0")/.."
+UNSUPPORTED=""
+echo "| function | status |"
+echo "|---|---|"
+grep -E '^[A-Za-z_][A-Za-z0-9_ \*]*[ \*]([A-Z][A-Za-z0-9_]*)\(' include/osslquic.h |
+    sed -E 's/^.*[ \*]([A-Za-z_][A-Za-z0-9_]*)\(.*/\1/' | sort -u |
+    while read -r f; do
+        case " $UNSUPPORTED " in
+        *" $f "*) echo "| \`$f\` | returns unsupported |" ;;
+        *) echo "| \`$f\` | implemented |" ;;
+        esac
+    done
