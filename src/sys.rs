@@ -241,6 +241,7 @@ pub fn recv_batch(fd: i32, slots: &mut [RxSlot], wait: bool) -> io::Result<usize
     let n = slots.len().min(BATCH);
     // SAFETY: zeroed headers/iovecs/control buffers are valid initial states.
     let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+    // SAFETY: as above.
     let mut iovs: [[libc::iovec; 2]; BATCH] = unsafe { zeroed() };
     let mut cmsgs: [MaybeUninit<CmsgBuf>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
     for (k, s) in slots[..n].iter_mut().enumerate() {

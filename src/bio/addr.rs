@@ -20,9 +20,8 @@ pub(crate) const MAX_ENCODED: usize = UN_LEN;
 impl Default for BioAddr {
     fn default() -> Self {
         // SAFETY: all-zero is a valid sockaddr_storage (family AF_UNSPEC).
-        BioAddr {
-            ss: unsafe { std::mem::zeroed() },
-        }
+        let ss = unsafe { std::mem::zeroed() };
+        BioAddr { ss }
     }
 }
 

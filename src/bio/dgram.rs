@@ -503,8 +503,7 @@ impl DgramSock {
                 let src = unsafe { *s.src };
                 let segs = s.len.div_ceil(s.seg);
                 stats.gro_dgrams.fetch_add(segs as u64, Relaxed);
-                for j in i..got {
-                    let sj = &slots[j];
+                for (j, sj) in slots.iter().enumerate().take(got).skip(i) {
                     // SAFETY: the kernel wrote sj.len bytes across buf[..cap] and tail.
                     let (buf, tail) = unsafe {
                         (

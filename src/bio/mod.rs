@@ -238,8 +238,8 @@ impl Bio {
                 m += 1;
             }
             let out = self.tx(&descs[..m]);
-            for k in 0..out.sent {
-                msgs.complete(done + k, descs[k].len);
+            for (k, d) in descs[..out.sent].iter().enumerate() {
+                msgs.complete(done + k, d.len);
             }
             done += out.sent;
             if let Some(e) = out.err.or(bad) {

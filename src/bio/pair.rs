@@ -101,10 +101,10 @@ impl PairEnd {
         let (l, i) = self.link.get()?;
         Some(if l.mem { &l.ends[0] } else { &l.ends[1 - i] })
     }
-    fn out_ring<'a>(l: &'a Link, i: usize) -> &'a Ring {
+    fn out_ring(l: &Link, i: usize) -> &Ring {
         if l.mem { &l.rings[0] } else { &l.rings[i] }
     }
-    fn in_ring<'a>(l: &'a Link, i: usize) -> &'a Ring {
+    fn in_ring(l: &Link, i: usize) -> &Ring {
         if l.mem { &l.rings[0] } else { &l.rings[1 - i] }
     }
     fn check_peer(&self, l: &Link) -> Result<()> {

@@ -2,6 +2,9 @@
 //! Each one converts arguments, runs its body inside [`guard`] and converts the result back.
 //! Owns: the guard, argument helpers and handle conversion. Must not hold logic of its own.
 
+// C entry points take raw pointers by design; each one NULL-checks before any dereference.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
 use std::ffi::{CStr, c_char, c_int, c_long, c_ulong, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
