@@ -234,3 +234,29 @@ impl BioAddr {
         self.to_socket_addr().map(|s| s.ip())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rawmake_round_trips() {
+        let a = BioAddr::rawmake(libc::AF_INET, &[127, 0, 0, 1], 4433u16.to_be()).unwrap();
+        assert_eq!(
+            a.to_socket_addr().unwrap(),
+            "127.0.0.1:4433".parse().unwrap()
+        );
+        assert_eq!(a.raw_port(), 4433u16.to_be());
+        assert_eq!(a.raw_address().unwrap(), vec![127, 0, 0, 1]);
+        let mut six = [0u8; 16];
+        six[15] = 1;
+        let b = BioAddr::rawmake(libc::AF_INET6, &six, 443u16.to_be()).unwrap();
+        assert_eq!(b.to_socket_addr().unwrap(), "[::1]:443".parse().unwrap());
+        assert_eq!(BioAddr::decode(b.encode()), b);
+        let u = BioAddr::rawmake(libc::AF_UNIX, b"/tmp/sock", 0).unwrap();
+        assert_eq!(u.raw_address().unwrap(), b"/tmp/sock".to_vec());
+        assert!(BioAddr::rawmake(libc::AF_INET, &[1, 2, 3], 0).is_err());
+        assert!(BioAddr::rawmake(12345, &[], 0).is_err());
+        assert!(BioAddr::default().is_unspec());
+    }
+}

@@ -280,7 +280,6 @@ impl Bio {
                 None => Ok(0),
             };
         }
-        let mut slots: Vec<RxDst> = Vec::new();
         let mut stack: [std::mem::MaybeUninit<RxDst>; crate::sys::BATCH] =
             [const { std::mem::MaybeUninit::uninit() }; crate::sys::BATCH];
         let n = usable.min(crate::sys::BATCH);
@@ -300,7 +299,6 @@ impl Bio {
         for (i, d) in dsts.iter().enumerate().take(got) {
             msgs.complete(i, d.len);
         }
-        slots.clear();
         Ok(got)
     }
 
@@ -376,10 +374,12 @@ impl Bio {
                 return Err(Error::bio(BIO_R_UNINITIALIZED)
                     .with("no read buffers: set a read callback or push buffers first"));
             }
-            let mut dsts: Vec<RxDst> = Vec::with_capacity(r.scratch.len());
-            let mut addrs = vec![(BioAddr::default(), BioAddr::default()); r.scratch.len()];
-            for (b, a) in r.scratch.iter().zip(addrs.iter_mut()) {
-                dsts.push(RxDst {
+            let n = r.scratch.len();
+            let mut addrs = [(BioAddr::default(), BioAddr::default()); BIO_DGRAM_MAX_READ_BATCH];
+            let mut store: [std::mem::MaybeUninit<RxDst>; BIO_DGRAM_MAX_READ_BATCH] =
+                [const { std::mem::MaybeUninit::uninit() }; BIO_DGRAM_MAX_READ_BATCH];
+            for ((slot, b), a) in store.iter_mut().zip(r.scratch.iter()).zip(addrs.iter_mut()) {
+                slot.write(RxDst {
                     buf: b.ptr,
                     cap: b.cap,
                     src: &mut a.0,
@@ -387,15 +387,19 @@ impl Bio {
                     len: 0,
                 });
             }
+            // SAFETY: the first n entries were initialised above (n <= batch <= the array size).
+            let dsts =
+                unsafe { std::slice::from_raw_parts_mut(store.as_mut_ptr().cast::<RxDst>(), n) };
             let got = match &self.kind {
-                Kind::Dgram(d) => d.rx(&mut dsts, &self.stats),
-                Kind::Pair(p) => p.rx_any(&mut dsts, &self.stats),
+                Kind::Dgram(d) => d.rx(dsts, &self.stats),
+                Kind::Pair(p) => p.rx_any(dsts, &self.stats),
             };
             let got = match got {
                 Ok(n) => n,
                 Err(e) => {
-                    let scratch = std::mem::take(&mut r.scratch);
-                    r.pool.extend(scratch.into_iter().rev());
+                    while let Some(b) = r.scratch.pop() {
+                        r.pool.push(b);
+                    }
                     drop(r);
                     let non_fatal = e.code == pack(ERR_LIB_BIO, BIO_R_NON_FATAL)
                         || (is_system(e.code) && is_retry_errno(reason_of(e.code) as i32));
@@ -406,18 +410,20 @@ impl Bio {
                     return Err(e);
                 }
             };
-            for k in 0..got {
+            for (k, d) in dsts.iter().enumerate().take(got) {
                 let buf = r.scratch[k];
                 let (src, dst) = addrs[k];
                 r.ready.push_back(zc::Filled {
                     buf,
-                    len: dsts[k].len,
+                    len: d.len,
                     src,
                     dst,
                 });
             }
-            let rest: Vec<RawBuf> = r.scratch.drain(got..).rev().collect();
-            r.pool.extend(rest);
+            while r.scratch.len() > got {
+                let b = r.scratch.pop().expect("len > got");
+                r.pool.push(b);
+            }
             r.scratch.clear();
         }
         let f = r.ready.pop_front().expect("filled above");

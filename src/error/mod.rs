@@ -203,3 +203,45 @@ pub fn reason_text(code: u32) -> Option<String> {
 pub fn reason_string(code: u32) -> String {
     reason_text(code).unwrap_or_else(|| format!("reason({})", reason_of(code)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packing_matches_openssl3() {
+        let e = Error::bio(BIO_R_NON_FATAL);
+        assert_eq!(e.code, (32 << 23) | 112);
+        assert_eq!((e.lib(), e.reason()), (ERR_LIB_BIO, BIO_R_NON_FATAL));
+        let s = Error::sys(libc::EAGAIN);
+        assert_eq!(s.code, 0x8000_0000 | libc::EAGAIN as u32);
+        assert_eq!((s.lib(), s.reason()), (ERR_LIB_SYS, libc::EAGAIN as u32));
+        assert_eq!(Error::null("x").code & 0x7F_FFFF, 258 | ERR_R_FATAL);
+    }
+
+    #[test]
+    fn queue_is_fifo_bounded_and_quiet_errors_are_not_queued() {
+        clear();
+        Error::would_block().queue("f");
+        assert_eq!(len(), 0);
+        for r in 0..20 {
+            Error::bio(100 + r).queue("f");
+        }
+        assert_eq!(len(), QUEUE_MAX);
+        assert_eq!(peek_front().unwrap().code, pack(ERR_LIB_BIO, 104));
+        assert_eq!(peek_back().unwrap().code, pack(ERR_LIB_BIO, 119));
+        assert_eq!(pop_front().unwrap().code, pack(ERR_LIB_BIO, 104));
+        clear();
+        assert!(pop_front().is_none());
+    }
+
+    #[test]
+    fn every_code_has_readable_text() {
+        assert_eq!(
+            reason_string(pack(ERR_LIB_BIO, BIO_R_PEER_ADDR_NOT_AVAILABLE)),
+            "peer address not available"
+        );
+        assert!(reason_string(Error::sys(libc::ECONNREFUSED).code).contains("refused"));
+        assert_eq!(reason_string(pack(ERR_LIB_BIO, 9999)), "reason(9999)");
+    }
+}
