@@ -64,7 +64,7 @@ done
 conc_count() {
     case "$1" in
     c) echo "${CONC_COUNT:-1000000}" ;;
-    c-asan) echo "${CONC_COUNT_ASAN:-200000}" ;;
+    c-asan) echo "${CONC_COUNT_ASAN:-1000000}" ;;
     valgrind) echo "${CONC_COUNT_VALGRIND:-20000}" ;;
     esac
 }

@@ -419,13 +419,24 @@ struct sleeper {
     BIO *b;
     int fd, rounds;
     atomic_int polling; /* round number the reader is about to poll for */
+    atomic_int finished;
     int ok;
     char why[160];
 };
 
+static void *sleeper_rounds(struct sleeper *s);
+
 static void *sleeper_main(void *arg)
 {
     struct sleeper *s = arg;
+
+    sleeper_rounds(s);
+    atomic_store(&s->finished, 1);
+    return NULL;
+}
+
+static void *sleeper_rounds(struct sleeper *s)
+{
     char buf[64];
     int i;
 
@@ -470,12 +481,13 @@ static int test_pollable_wakes_blocked_reader(void)
     s.fd = pd.value.fd;
     s.rounds = 20;
     atomic_init(&s.polling, 0);
+    atomic_init(&s.finished, 0);
     ASSERT_EQ(pthread_create(&t, NULL, sleeper_main, &s), 0);
     for (i = 1; i <= s.rounds; i++) {
         /* write once the reader has announced this round (it is in or about to enter poll) */
-        while (atomic_load(&s.polling) < i && !past_deadline())
+        while (atomic_load(&s.polling) < i && !atomic_load(&s.finished) && !past_deadline())
             sched_yield();
-        if (BIO_write(a, "wake", 4) != 4)
+        if (atomic_load(&s.finished) || BIO_write(a, "wake", 4) != 4)
             break;
     }
     pthread_join(t, NULL);

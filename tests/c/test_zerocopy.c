@@ -648,6 +648,7 @@ static int test_pair_dequeue(void)
     ASSERT_EQ(BIO_dgram_set_caps(b, BIO_DGRAM_CAP_HANDLES_DST_ADDR), 1);
     ASSERT_EQ(BIO_dgram_set0_local_addr(a, stamp), 1);
     memset(m, 0, sizeof(m));
+    memset(data, 'd', sizeof(data));
     for (i = 0; i < 3; i++) {
         snprintf(data[i], sizeof(data[i]), "pair-%d", i);
         m[i].data = data[i];

@@ -244,6 +244,8 @@ static inline void tu_dump_errors(void)
         ERR_get_error();                                                                       \
     } while (0)
 
+static inline uint64_t tu_now_ms(void);
+
 /* Sub-test bookkeeping. */
 static inline void tu_skip(const char *why)
 {
@@ -257,21 +259,23 @@ static inline void tu_skip(const char *why)
 static inline void tu_run(const char *name, int (*fn)(void))
 {
     int ok;
+    uint64_t t0;
 
     if (tu_only != NULL && strstr(name, tu_only) == NULL)
         return;
     tu_current = name;
     tu_cur_failed = 0;
     ERR_clear_error();
+    t0 = tu_now_ms();
     ok = fn();
     if (!ok)
         tu_cur_failed = 1;
     if (tu_cur_failed) {
         tu_n_failed++;
-        printf("  not ok %s\n", name);
+        printf("  not ok %s (%llu ms)\n", name, (unsigned long long)(tu_now_ms() - t0));
     } else {
         tu_n_passed++;
-        printf("  ok %s\n", name);
+        printf("  ok %s (%llu ms)\n", name, (unsigned long long)(tu_now_ms() - t0));
     }
     fflush(stdout);
     ERR_clear_error();
