@@ -420,7 +420,7 @@ struct sleeper {
     int fd, rounds;
     atomic_int polling; /* round number the reader is about to poll for */
     atomic_int finished;
-    int ok;
+    int ok, spurious;
     char why[160];
 };
 
@@ -441,25 +441,35 @@ static void *sleeper_rounds(struct sleeper *s)
     int i;
 
     for (i = 1; i <= s->rounds; i++) {
-        uint64_t t0;
+        uint64_t t0 = tu_now_ms();
         int r;
 
         atomic_store(&s->polling, i);
-        t0 = tu_now_ms();
-        if (!tu_wait_readable(s->fd, 5000)) {
-            snprintf(s->why, sizeof(s->why), "round %d: not woken within 5 s", i);
-            return NULL;
-        }
-        r = BIO_read(s->b, buf, sizeof(buf));
-        if (r != 4 || memcmp(buf, "wake", 4) != 0) {
-            snprintf(s->why, sizeof(s->why), "round %d: woken after %llu ms but read returned %d",
-                     i, (unsigned long long)(tu_now_ms() - t0), r);
+        for (;;) {
+            if (!tu_wait_readable(s->fd, 5000)) {
+                snprintf(s->why, sizeof(s->why), "round %d: not woken within 5 s", i);
+                return NULL;
+            }
+            r = BIO_read(s->b, buf, sizeof(buf));
+            if (r == 4 && memcmp(buf, "wake", 4) == 0)
+                break;
+            /* A wake-up with nothing to read (the eventfd may stay readable until the reader
+             * sees the pair empty) is tolerated once per round; more would be a busy loop. */
+            if (r < 0 && BIO_should_retry(s->b) && ++s->spurious <= s->rounds
+                && tu_now_ms() - t0 < 5000)
+                continue;
+            snprintf(s->why, sizeof(s->why),
+                     "round %d: woken after %llu ms but read returned %d (%d spurious wake-ups)",
+                     i, (unsigned long long)(tu_now_ms() - t0), r, s->spurious);
             return NULL;
         }
     }
     s->ok = 1;
     return NULL;
 }
+
+#undef TU_ON_FAIL
+#define TU_ON_FAIL goto out /* frees the pair when an assertion fails */
 
 /* The reader sleeps in poll() on the pair's eventfd; each write wakes it. */
 static int test_pollable_wakes_blocked_reader(void)
@@ -493,6 +503,7 @@ static int test_pollable_wakes_blocked_reader(void)
     pthread_join(t, NULL);
     if (!s.ok)
         TU_FAIL("blocked reader: %s", s.why);
+    printf("    %d rounds, %d wake-ups with nothing to read\n", s.rounds, s.spurious);
     memset(&st, 0, sizeof(st));
     ASSERT_EQ(OSSLQUIC_BIO_get_stats(b, &st), 1);
     ASSERT_GE(st.wakeups, 1);
@@ -500,7 +511,14 @@ static int test_pollable_wakes_blocked_reader(void)
     BIO_free(a);
     BIO_free(b);
     return s.ok;
+out:
+    BIO_free(a);
+    BIO_free(b);
+    return 0;
 }
+
+#undef TU_ON_FAIL
+#define TU_ON_FAIL return 0
 
 /* A busy reader: wake-ups stay far below the number of datagrams. */
 static int test_pollable_busy_few_wakeups(void)

@@ -187,9 +187,12 @@ static int test_mmsg_128_one_byte(void)
 }
 
 /* Explicit partial counts: send 128 in slices of 1, 2, 3, ... and receive in slices of 5. */
+#undef TU_ON_FAIL
+#define TU_ON_FAIL goto out /* these clean up when an assertion fails */
+
 static int test_mmsg_slices(void)
 {
-    struct duo d;
+    struct duo d = {0};
     BIO_MSG tx[128], rx[128];
     unsigned char txb[128], rxb[128];
     size_t i, off, k, done;
@@ -241,7 +244,13 @@ static int test_mmsg_slices(void)
     ASSERT_EQ(done, 0);
     duo_free(&d);
     return 1;
+out:
+    duo_free(&d);
+    return 0;
 }
+
+#undef TU_ON_FAIL
+#define TU_ON_FAIL return 0
 
 static int test_send_no_peer_unconnected(void)
 {
@@ -706,9 +715,12 @@ static int test_mixed_sizes_and_peers(void)
     return 1;
 }
 
+#undef TU_ON_FAIL
+#define TU_ON_FAIL goto out
+
 static int test_ctrls(void)
 {
-    struct duo d;
+    struct duo d = {0};
     BIO_ADDR *peer = BIO_ADDR_new();
     BIO_POLL_DESCRIPTOR pd;
     int fd = -2, fl;
@@ -771,7 +783,14 @@ static int test_ctrls(void)
     duo_free(&d);
     BIO_ADDR_free(peer);
     return 1;
+out:
+    duo_free(&d);
+    BIO_ADDR_free(peer);
+    return 0;
 }
+
+#undef TU_ON_FAIL
+#define TU_ON_FAIL return 0
 
 /* A socket connect()ed before BIO_set_fd: the BIO takes the peer from getpeername and uses
  * send/recv; BIO_ctrl_set_connected does the same for a socket connected later. */
