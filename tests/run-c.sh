@@ -30,8 +30,9 @@ fi
 case "$CPPFLAGS" in *-Iinclude*) ;; *) CPPFLAGS="$CPPFLAGS -Iinclude" ;; esac
 
 SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer"
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+# Ours first; anything the caller set is appended (and so wins where it repeats an option).
+export ASAN_OPTIONS="detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 
 LOGDIR="$BUILD/c-logs"
 mkdir -p "$BUILD/c" "$BUILD/c-asan" "$LOGDIR"

@@ -16,7 +16,7 @@
 
 enum { ONE, AT_MOST_ONE, NONE };
 
-static int count_errors(void)
+static TU_UNUSED int count_errors(void)
 {
     int n = 0;
 
@@ -25,7 +25,7 @@ static int count_errors(void)
     return n;
 }
 
-static int errors_ok(const char *what, int line, int mode)
+static TU_UNUSED int errors_ok(const char *what, int line, int mode)
 {
     char first[256] = "";
     unsigned long e = ERR_peek_error();
@@ -45,7 +45,7 @@ static int errors_ok(const char *what, int line, int mode)
     return 1;
 }
 
-static void check_int(const char *what, int line, long long got, long long want, int mode)
+static TU_UNUSED void check_int(const char *what, int line, long long got, long long want, int mode)
 {
     if (got != want) {
         fprintf(stderr, "    FAILED %s at line %d: %s returned %lld, expected %lld\n", tu_current,
@@ -57,7 +57,7 @@ static void check_int(const char *what, int line, long long got, long long want,
     errors_ok(what, line, mode);
 }
 
-static void check_le0(const char *what, int line, long long got, int mode)
+static TU_UNUSED void check_le0(const char *what, int line, long long got, int mode)
 {
     if (got > 0) {
         fprintf(stderr, "    FAILED %s at line %d: %s returned %lld, expected <= 0\n", tu_current,
@@ -69,7 +69,7 @@ static void check_le0(const char *what, int line, long long got, int mode)
     errors_ok(what, line, mode);
 }
 
-static void check_null(const char *what, int line, const void *got, int mode)
+static TU_UNUSED void check_null(const char *what, int line, const void *got, int mode)
 {
     if (got != NULL) {
         fprintf(stderr, "    FAILED %s at line %d: %s returned %p, expected NULL\n", tu_current,
