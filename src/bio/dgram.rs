@@ -119,7 +119,10 @@ impl DgramSock {
             .map(|t| t == libc::SOCK_DGRAM)
             .unwrap_or(false);
         self.gso.store(udp && sys::gso_supported(fd), Relaxed);
-        self.gro.store(udp && sys::enable_gro(fd, true), Relaxed);
+        // GRO stays off unless asked for (OSSLQUIC_BIO_dgram_set_offload): coalesced data the
+        // caller had no room for waits inside the BIO, where poll() on the fd cannot see it;
+        // only a reader that drains to would-block (our QUIC reactor) should turn it on.
+        self.gro.store(false, Relaxed);
         Ok(())
     }
 
@@ -161,6 +164,11 @@ impl DgramSock {
             self.disable_gro();
         }
     }
+    /// Size of the next datagram already received into the BIO (GRO stash), else 0.
+    pub fn pending(&self) -> usize {
+        self.rx.lock().items.front().map_or(0, |i| i.1)
+    }
+
     pub fn offload(&self) -> (bool, bool) {
         (self.gso.load(Relaxed), self.gro.load(Relaxed))
     }
@@ -218,9 +226,7 @@ impl DgramSock {
     /// BIO_ctrl_set_connected: a peer means "the socket is connected"; NULL means not.
     pub fn set_connected(&self, p: Option<BioAddr>) {
         self.connected.store(p.is_some(), Relaxed);
-        if p.is_some() {
-            *self.peer.lock() = p;
-        }
+        *self.peer.lock() = p;
     }
     pub fn detect_peer(&self) -> Option<BioAddr> {
         self.peer().or_else(|| sys::peer_addr(self.fd()).ok())

@@ -220,10 +220,6 @@ impl Bio {
             let mut m = 0;
             while m < n {
                 let i = done + m;
-                if msgs.flags(i) != 0 {
-                    bad = Some(Error::invalid(format!("BIO_MSG[{i}].flags must be 0")));
-                    break;
-                }
                 let (p, l) = msgs.data(i);
                 if p.is_null() && l > 0 {
                     bad = Some(Error::null("BIO_MSG.data"));
@@ -261,9 +257,9 @@ impl Bio {
         let mut usable = msgs.len();
         let mut bad = None;
         for i in 0..msgs.len() {
-            if msgs.flags(i) != 0 {
-                bad = Some(Error::invalid(format!("BIO_MSG[{i}].flags must be 0")));
-            } else if !msgs.local(i).is_null() && !self.local_enabled() {
+            // Input BIO_MSG.flags are ignored, as OpenSSL's implementation does; output
+            // flags are cleared (MsgArray::complete).
+            if !msgs.local(i).is_null() && !self.local_enabled() {
                 bad = Some(Error::bio(BIO_R_LOCAL_ADDR_NOT_AVAILABLE)
                     .with("BIO_dgram_set_local_addr_enable(b, 1) must succeed before asking for local addresses"));
             } else if msgs.data(i).0.is_null() && msgs.data(i).1 > 0 {

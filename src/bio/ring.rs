@@ -37,9 +37,10 @@ pub struct Waker {
 
 impl Waker {
     pub fn new() -> std::io::Result<Waker> {
+        // A reader that has not read yet is idle: the first datagram must wake it.
         Ok(Waker {
             fd: crate::sys::eventfd()?,
-            idle: AtomicBool::new(false),
+            idle: AtomicBool::new(true),
         })
     }
 }
@@ -129,7 +130,8 @@ impl Ring {
         let w = Waker::new()?;
         let _ = self.waker.set(w);
         let w = self.waker.get().expect("waker just set");
-        if self.used() > 0 {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.used() > 0 && w.idle.swap(false, Ordering::SeqCst) {
             crate::sys::eventfd_signal(w.fd);
         }
         Ok(w.fd)
@@ -248,10 +250,14 @@ impl Ring {
         let copied = len.min(out.len());
         self.read_at(tail + HDR + sl + dl, &mut out[..copied]);
         crate::sys::count_copy();
-        self.tail.0.store(
-            tail.wrapping_add(Self::record_len(len, sl, dl)),
-            Ordering::Release,
-        );
+        let new_tail = tail.wrapping_add(Self::record_len(len, sl, dl));
+        self.tail.0.store(new_tail, Ordering::Release);
+        // Level semantics for a pollable reader: once the ring is drained the eventfd must stop
+        // being readable. This costs a syscall only when the reader has caught up.
+        if self.waker.get().is_some() && self.head.0.load(Ordering::Acquire) == new_tail {
+            drop(cached_head);
+            self.note_empty();
+        }
         Some(Popped {
             len,
             copied,

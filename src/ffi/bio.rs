@@ -176,6 +176,7 @@ pub extern "C" fn BIO_read_ex(
     put(readbytes, 0);
     ffi_entry!(BIO_read_ex => {
         let bio = bio_arg(b)?;
+        mut_arg(readbytes, "readbytes")?;
         if dlen == 0 {
             return Ok(1);
         }
@@ -197,6 +198,7 @@ pub extern "C" fn BIO_write_ex(
     put(written, 0);
     ffi_entry!(BIO_write_ex => {
         let bio = bio_arg(b)?;
+        mut_arg(written, "written")?;
         if dlen == 0 {
             return Ok(1);
         }
@@ -274,7 +276,12 @@ pub extern "C" fn BIO_int_ctrl(b: *mut BIO, cmd: c_int, larg: c_long, iarg: c_in
 /// error queued. See BIO_ctrl(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_ctrl(b: *mut BIO, cmd: c_int, larg: c_long, parg: *mut c_void) -> c_long {
-    let fail = if cmd == BIO_C_GET_FD { -1 } else { 0 };
+    // OpenSSL returns -1 for a NULL BIO, and for BIO_get_fd without a descriptor.
+    let fail = if cmd == BIO_C_GET_FD || b.is_null() {
+        -1
+    } else {
+        0
+    };
     guard_with("BIO_ctrl", fail, || ctrl(bio_arg(b)?, cmd, larg, parg))
 }
 
@@ -333,7 +340,8 @@ fn ctrl(bio: &Bio, cmd: c_int, larg: c_long, parg: *mut c_void) -> Result<c_long
                 d.set_nbio(larg != 0)?;
                 1
             }
-            BIO_CTRL_PENDING | BIO_CTRL_EOF | BIO_CTRL_INFO | BIO_CTRL_RESET => 0,
+            BIO_CTRL_PENDING => d.pending() as c_long,
+            BIO_CTRL_EOF | BIO_CTRL_INFO | BIO_CTRL_RESET => 0,
             BIO_CTRL_DGRAM_CONNECT | BIO_CTRL_DGRAM_SET_PEER => {
                 d.set_peer(opt_addr(parg as *const BIO_ADDR));
                 1
@@ -342,7 +350,12 @@ fn ctrl(bio: &Bio, cmd: c_int, larg: c_long, parg: *mut c_void) -> Result<c_long
                 d.set_connected(opt_addr(parg as *const BIO_ADDR));
                 1
             }
-            BIO_CTRL_DGRAM_GET_PEER => out_addr(d.peer())?,
+            BIO_CTRL_DGRAM_GET_PEER => {
+                // As OpenSSL: the (possibly cleared) peer is always copied out.
+                let a = d.peer();
+                mut_arg(parg as *mut BioAddr, "parg")?.clear();
+                out_addr(a)?
+            }
             BIO_CTRL_DGRAM_DETECT_PEER_ADDR => out_addr(d.detect_peer())?,
             BIO_CTRL_DGRAM_GET_MTU => d.mtu() as c_long,
             BIO_CTRL_DGRAM_SET_MTU => {
