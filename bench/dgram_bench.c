@@ -58,6 +58,13 @@ static double now(void) {
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
+/* CPU time of the calling thread: shows whether a thread really had a core to itself. */
+static double thread_cpu(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
 static void die(const char *what) {
     fprintf(stderr, "dgram_bench: %s failed (errno %d: %s)\n", what, errno, strerror(errno));
     ERR_print_errors_fp(stderr);
@@ -284,15 +291,16 @@ static long send_write_queue(struct sender *s) {
     return (long)(s->done_ok - before);
 }
 
-enum { S_SENDTO, S_SENDMMSG, S_GSO_PLAIN, S_BIO_MMSG, S_WRITE_QUEUE, S_N };
-static const char *send_names[S_N] = {"sendto(2)", "sendmmsg(2)", "sendmsg(2)+UDP_SEGMENT",
-                                      "BIO_sendmmsg", "BIO_write_queue+BIO_flush"};
-static const send_fn send_fns[S_N] = {send_sendto, send_sendmmsg, send_gso_plain, send_bio_sendmmsg,
-                                      send_write_queue};
+enum { S_SENDTO, S_SENDMMSG, S_GSO_PLAIN, S_BIO_MMSG, S_BIO_NOGSO, S_WRITE_QUEUE, S_N };
+static const char *send_names[S_N] = {"sendto(2)",    "sendmmsg(2)",          "sendmsg(2)+UDP_SEGMENT",
+                                      "BIO_sendmmsg", "BIO_sendmmsg, GSO off", "BIO_write_queue+BIO_flush"};
+static const send_fn send_fns[S_N] = {send_sendto,       send_sendmmsg,     send_gso_plain,
+                                      send_bio_sendmmsg, send_bio_sendmmsg, send_write_queue};
 
 struct send_result {
     double tx, rx;          /* datagrams per second sent by the sender, got by the drain */
     OSSLQUIC_BIO_STATS st;  /* our BIO's counters over the run */
+    int offload;            /* OSSLQUIC_BIO_dgram_get_offload: bit 0 GSO, bit 1 GRO */
     int ok;
 };
 
@@ -315,8 +323,11 @@ static struct send_result run_send(int kind) {
         s->mm[i].msg_hdr.msg_iov = &s->iov[i];
         s->mm[i].msg_hdr.msg_iovlen = 1;
     }
-    if (kind == S_BIO_MMSG || kind == S_WRITE_QUEUE) {
+    if (kind >= S_BIO_MMSG) {
         s->bio = dgram_bio(s->fd);
+        if (kind == S_BIO_NOGSO && !OSSLQUIC_BIO_dgram_set_offload(s->bio, 0, 0))
+            lib_error("OSSLQUIC_BIO_dgram_set_offload");
+        res.offload = OSSLQUIC_BIO_dgram_get_offload(s->bio);
         s->peer = bio_addr_of(&ra);
         for (int i = 0; i < BATCH; i++) {
             s->msg[i].data = payload[i];
@@ -384,15 +395,16 @@ static void bench_udp_send(void) {
     row("udp send", "BIO_sendmmsg", ours, send_names[S_SENDMMSG], best[S_SENDMMSG].tx, 0.95);
     row("udp send", "BIO_sendmmsg", ours, send_names[S_SENDTO], best[S_SENDTO].tx, 3.0);
     row("udp send", "BIO_sendmmsg", ours, send_names[S_GSO_PLAIN], best[S_GSO_PLAIN].tx, 0);
+    row("udp send", send_names[S_BIO_NOGSO], best[S_BIO_NOGSO].tx, send_names[S_SENDMMSG], best[S_SENDMMSG].tx, 0);
     row("zc send", send_names[S_WRITE_QUEUE], best[S_WRITE_QUEUE].tx, "BIO_sendmmsg", ours, 0);
     printf("          received (Mdgram/s):");
     for (int k = 0; k < S_N; k++)
         printf(" %s %.3f%s", send_names[k], best[k].rx / 1e6, k + 1 < S_N ? "," : "\n");
     for (int k = S_BIO_MMSG; k <= S_WRITE_QUEUE; k++) {
         OSSLQUIC_BIO_STATS st = best[k].st;
-        printf("          %-27s %.1f dgram/syscall (%llu syscalls, %llu GSO sends, %.2f copies/dgram)\n",
+        printf("          %-27s %.1f dgram/syscall (%llu syscalls, %llu GSO sends, %.2f copies/dgram; GSO %s)\n",
                send_names[k], per(st.sent_dgrams, st.send_calls), (unsigned long long)st.send_calls,
-               (unsigned long long)st.gso_sends, per(st.copies, st.sent_dgrams));
+               (unsigned long long)st.gso_sends, per(st.copies, st.sent_dgrams), best[k].offload & 1 ? "on" : "off");
     }
     if (best[S_GSO_PLAIN].tx == 0)
         printf("          (this kernel refused UDP_SEGMENT: no GSO reference)\n");
@@ -404,8 +416,8 @@ static void bench_udp_send(void) {
  * flat out until empty (timed), so the figure is the receiver's own cost with no sender
  * competing for the 2 cores. Each receiver has its own socket; the same filler feeds them all. */
 
-enum { R_PLAIN, R_PLAIN_GRO, R_BIO_MMSG, R_ZC, R_N };
-static const char *recv_names[R_N] = {"recvmmsg(2)", "recvmmsg(2)+GRO+memcpy", "BIO_recvmmsg",
+enum { R_PLAIN, R_PLAIN_GRO, R_BIO_MMSG, R_BIO_NOGRO, R_ZC, R_N };
+static const char *recv_names[R_N] = {"recvmmsg(2)", "recvmmsg(2)+GRO+memcpy", "BIO_recvmmsg", "BIO_recvmmsg, GRO off",
                                       "BIO_read_dequeue"};
 
 /* The application's buffers for the zero-copy path: allocated on demand through the read
@@ -452,10 +464,14 @@ static void receiver_open(struct receiver *r, int kind) {
         if (setsockopt(r->fd, SOL_UDP, UDP_GRO, &one, sizeof one) < 0)
             r->failed = 1;
     }
-    if (kind == R_BIO_MMSG || kind == R_ZC) {
+    if (kind == R_BIO_MMSG || kind == R_BIO_NOGRO || kind == R_ZC) {
         if (BIO_socket_nbio(r->fd, 1) != 1)
             die("BIO_socket_nbio");
         r->bio = dgram_bio(r->fd);
+        if (kind == R_BIO_NOGRO && !OSSLQUIC_BIO_dgram_set_offload(r->bio, 0, 0)) {
+            lib_error("OSSLQUIC_BIO_dgram_set_offload");
+            r->failed = 1;
+        }
     }
     if (kind == R_ZC) {
         if (!BIO_dgram_set_read_callback(r->bio, zc_alloc, &r->pool) ||
@@ -623,7 +639,8 @@ static void receive_round(struct receiver *r, int ffd, BIO *gso_bio) {
     switch (r->kind) {
     case R_PLAIN: got = drain_plain(r, 0); break;
     case R_PLAIN_GRO: got = drain_plain(r, 1); break;
-    case R_BIO_MMSG: got = drain_bio_mmsg(r); break;
+    case R_BIO_MMSG:
+    case R_BIO_NOGRO: got = drain_bio_mmsg(r); break;
     case R_ZC: got = drain_zc(r); break;
     }
     r->secs += now() - t0;
@@ -644,8 +661,9 @@ static void recv_detail(const struct receiver *r) {
     printf("          %-27s %lu of %lu queued datagrams drained in %.3f s", recv_names[r->kind], r->dgrams,
            r->filled, r->secs);
     if (r->bio)
-        printf("; %.1f dgram/syscall, %.2f copies/dgram, %llu via GRO", per(r->st.recv_dgrams, r->st.recv_calls),
-               per(r->st.copies, r->st.recv_dgrams), (unsigned long long)r->st.gro_dgrams);
+        printf(";\n          %27s %.1f dgram/syscall, %.2f copies/dgram, %llu via GRO (GRO %s)", "",
+               per(r->st.recv_dgrams, r->st.recv_calls), per(r->st.copies, r->st.recv_dgrams),
+               (unsigned long long)r->st.gro_dgrams, OSSLQUIC_BIO_dgram_get_offload(r->bio) & 2 ? "on" : "off");
     printf("\n");
 }
 
@@ -670,14 +688,15 @@ static void bench_udp_recv(void) {
     struct sockaddr_in fa;
     int ffd = udp_socket(&fa, 0);
     BIO *gso_bio = dgram_bio(ffd);
-    double target = secs * 0.3, budget = 8 * secs;
+    double target = secs * 0.2, budget = 6 * secs;
 
     /* (b) plain sender: recvmmsg(2) vs BIO_recvmmsg vs the zero-copy path. */
-    struct receiver plain[3];
+    struct receiver plain[4];
     receiver_open(&plain[0], R_PLAIN);
     receiver_open(&plain[1], R_BIO_MMSG);
     receiver_open(&plain[2], R_ZC);
-    recv_set(plain, 3, NULL, ffd, target, budget);
+    receiver_open(&plain[3], R_BIO_NOGRO);
+    recv_set(plain, 4, NULL, ffd, target, budget);
 
     /* (b') GSO sender (our BIO_sendmmsg): GRO on our side. */
     struct receiver gso[4];
@@ -694,9 +713,10 @@ static void bench_udp_recv(void) {
            "   loop, or for the GSO lines our BIO_sendmmsg (one %d-byte GSO send per batch).\n",
            FILL_DGRAMS, target, DGRAM * BATCH);
     row("udp recv", "BIO_recvmmsg", rate(&plain[1]), "recvmmsg(2)", rate(&plain[0]), 0.95);
+    row("udp recv", recv_names[R_BIO_NOGRO], rate(&plain[3]), "recvmmsg(2)", rate(&plain[0]), 0);
     row("udp recv", "BIO_recvmmsg (GSO sender)", rate(&gso[1]), "recvmmsg(2) (GSO sender)", rate(&gso[0]), 0);
     row("udp recv", "BIO_recvmmsg (GSO sender)", rate(&gso[1]), recv_names[R_PLAIN_GRO], rate(&gso[2]), 0);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         recv_detail(&plain[i]);
     for (int i = 0; i < 4; i++)
         recv_detail(&gso[i]);
@@ -709,7 +729,7 @@ static void bench_udp_recv(void) {
            per(plain[2].st.copies, plain[2].st.recv_dgrams),
            goal_mark(plain[2].st.recv_dgrams > 0 && plain[2].st.copies + gso[3].st.copies == 0),
            per(plain[1].st.copies, plain[1].st.recv_dgrams), plain[2].pool.allocs + gso[3].pool.allocs);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         receiver_close(&plain[i]);
     for (int i = 0; i < 4; i++)
         receiver_close(&gso[i]);
@@ -731,7 +751,9 @@ struct pair_run {
     int pfd;
     _Alignas(64) atomic_int stop;
     _Alignas(64) unsigned long written, writer_yields;
+    double writer_cpu;
     _Alignas(64) unsigned long read, bad_order, reader_polls, reader_yields;
+    double reader_cpu;
     _Alignas(64) atomic_ulong fails;
 };
 
@@ -756,6 +778,7 @@ static void *pair_writer(void *p) {
     uint64_t seq = 0;
     unsigned long written = 0, yields = 0;
     int idle = 0;
+    double cpu0 = thread_cpu();
     while (!atomic_load_explicit(&pr->stop, memory_order_relaxed)) {
         for (int i = 0; i < BATCH; i++)
             stamp(bufs[i], seq + (uint64_t)i);
@@ -795,6 +818,7 @@ static void *pair_writer(void *p) {
     }
     pr->written = written;
     pr->writer_yields = yields;
+    pr->writer_cpu = thread_cpu() - cpu0;
     return NULL;
 fail:
     lib_error("pair writer");
@@ -812,6 +836,7 @@ static void *pair_reader(void *p) {
     uint64_t expect = 0;
     unsigned long got = 0, bad = 0, polls = 0, yields = 0;
     int idle = 0;
+    double cpu0 = thread_cpu();
     struct pollfd pfd = {.fd = pr->pfd, .events = POLLIN};
     while (!atomic_load_explicit(&pr->stop, memory_order_relaxed)) {
         size_t n = 0;
@@ -858,6 +883,7 @@ static void *pair_reader(void *p) {
     pr->bad_order = bad;
     pr->reader_polls = polls;
     pr->reader_yields = yields;
+    pr->reader_cpu = thread_cpu() - cpu0;
     return NULL;
 fail:
     lib_error("pair reader");
@@ -871,6 +897,7 @@ struct pair_result {
     double rate;
     OSSLQUIC_BIO_STATS rst, wst;
     unsigned long read, bad_order, polls, yields, fails;
+    double wcpu, rcpu; /* share of the wall time each thread was on a CPU */
     int ok;
 };
 
@@ -917,6 +944,8 @@ static struct pair_result run_pair(int kind) {
     res.bad_order = pr->bad_order;
     res.polls = pr->reader_polls;
     res.yields = pr->reader_yields + pr->writer_yields;
+    res.wcpu = pr->writer_cpu / el;
+    res.rcpu = pr->reader_cpu / el;
     res.fails = atomic_load(&pr->fails);
     res.ok = res.fails == 0;
     BIO_free(pr->w);
@@ -966,7 +995,9 @@ static void bench_pair(void) {
            "   poll(2) on the pair's read descriptor. The reader checks sequence numbers.\n"
            "   Reference: one thread memcpy'ing %d x %d bytes per batch (the pair copies each\n"
            "   datagram twice, once on each thread). %d slices of %.2f s, best kept. Wake-ups: eventfd\n"
-           "   writes toward the reader of a pollable pair (from the reader BIO's stats).\n",
+           "   writes toward the reader of a pollable pair (from the reader BIO's stats). CPU: each\n"
+           "   thread's CPU time over the wall time; well under 100%% for a spinning side means it\n"
+           "   did not have a core to itself (another process was running) and the rate is not valid.\n",
            BATCH, BATCH, BATCH, SPINS, BATCH, DGRAM, rounds, slice());
     for (int k = 0; k < P_N; k++) {
         printf("%-9s %-27s %7.3f Mdgram/s | %-27s %7.3f Mdgram/s | ratio %6.2fx", "pair", pair_names[k],
@@ -989,7 +1020,7 @@ static void bench_pair(void) {
             printf(" (goal 0 while busy) %s", goal_mark(b->rst.wakeups == 0));
         if (k == P_POLL_WAIT)
             printf(", %lu reader polls", b->polls);
-        printf(", %lu yields", b->yields);
+        printf(", %lu yields, CPU writer %.0f%% reader %.0f%%", b->yields, 100 * b->wcpu, 100 * b->rcpu);
         if (b->fails)
             printf(" FAILED");
         printf("\n");
