@@ -292,6 +292,90 @@
 
 #define SSL_R_BIO_NOT_SET 128
 
+#define SSL_FILETYPE_PEM 1
+
+#define SSL_LISTENER_FLAG_NO_VALIDATE (1 << 1)
+
+#define SSL_ACCEPT_CONNECTION_NO_BLOCK 1
+
+#define SSL_WRITE_FLAG_CONCLUDE 1
+
+#define TLS1_2_VERSION 771
+
+#define TLS1_3_VERSION 772
+
+#define SSL_CTRL_SET_TLSEXT_HOSTNAME 55
+
+#define SSL_CTRL_SET_MIN_PROTO_VERSION 123
+
+#define SSL_CTRL_SET_MAX_PROTO_VERSION 124
+
+#define TLSEXT_NAMETYPE_host_name 0
+
+#define SSL_ERROR_NONE 0
+
+#define SSL_ERROR_SSL 1
+
+#define SSL_ERROR_WANT_READ 2
+
+#define SSL_ERROR_WANT_WRITE 3
+
+#define SSL_ERROR_SYSCALL 5
+
+#define SSL_ERROR_ZERO_RETURN 6
+
+#define SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED
+
+#define SSL_R_PROTOCOL_IS_SHUTDOWN 207
+
+#define SSL_R_REMOTE_PEER_ADDRESS_NOT_SET 346
+
+#define SSL_R_NO_STREAM 355
+
+#define SSL_R_CONN_USE_ONLY 356
+
+#define SSL_R_STREAM_RESET 375
+
+#define SSL_R_QUIC_PROTOCOL_ERROR 382
+
+#define SSL_R_QUIC_NETWORK_ERROR 387
+
+#define SSL_R_LISTENER_USE_ONLY 421
+
+#define SSL_R_NOT_SERVER 284
+
+#define SSL_VERIFY_NONE 0
+
+#define SSL_VERIFY_PEER 1
+
+#define SSL_VERIFY_FAIL_IF_NO_PEER_CERT 2
+
+#define X509_V_OK 0
+
+#define X509_V_ERR_UNSPECIFIED 1
+
+#define X509_V_ERR_CERT_HAS_EXPIRED 10
+
+#define X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT 18
+
+#define X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY 20
+
+#define X509_V_ERR_CERT_REJECTED 28
+
+#define X509_V_ERR_HOSTNAME_MISMATCH 62
+
+#define SSL_R_NO_CERTIFICATE_ASSIGNED 177
+
+#define SSL_R_NO_PRIVATE_KEY_ASSIGNED 190
+
+#define SSL_R_KEY_VALUES_MISMATCH 288
+
+#define SSL_R_BAD_VALUE 384
+
+#define SSL_R_WRONG_SSL_VERSION 266
+
+#define SSL_R_CERTIFICATE_VERIFY_FAILED 134
+
 /**
  * The opaque C type behind `BIO_ADDR *` (the Rust object is a [`BioAddr`]).
  */
@@ -311,6 +395,21 @@ typedef struct bio_method_st bio_method_st;
  * The opaque C type behind `BIO *`.
  */
 typedef struct bio_st bio_st;
+
+/**
+ * The opaque C type behind `SSL_CTX *`.
+ */
+typedef struct ssl_ctx_st ssl_ctx_st;
+
+/**
+ * The opaque C type behind `SSL_METHOD *`.
+ */
+typedef struct ssl_method_st ssl_method_st;
+
+/**
+ * The opaque C type behind `SSL *`.
+ */
+typedef struct ssl_st ssl_st;
 
 typedef struct bio_addr_st BIO_ADDR;
 
@@ -385,6 +484,25 @@ typedef struct OSSLQUIC_BIO_STATS {
  * The callback type of ERR_print_errors_cb: one call per line, non-positive return stops.
  */
 typedef int (*ERR_print_errors_cb_fn)(const char *str, size_t len, void *u);
+
+typedef struct ssl_method_st SSL_METHOD;
+
+typedef struct ssl_ctx_st SSL_CTX;
+
+/**
+ * The verify callback type (accepted; osslquic does not call it yet).
+ */
+typedef int (*SSL_verify_cb)(int preverify_ok, void *x509_ctx);
+
+typedef struct ssl_st SSL;
+
+/**
+ * Arguments of SSL_shutdown_ex.
+ */
+typedef struct SSL_SHUTDOWN_EX_ARGS {
+  uint64_t quic_error_code;
+  const char *quic_reason;
+} SSL_SHUTDOWN_EX_ARGS;
 
 #ifdef __cplusplus
 extern "C" {
@@ -925,6 +1043,355 @@ void ERR_print_errors_cb(ERR_print_errors_cb_fn cb, void *u);
  * NULL `fp` just empties it. See ERR_print_errors_fp(3).
  */
 void ERR_print_errors_fp(FILE *fp);
+
+/**
+ * The QUIC client method. See OSSL_QUIC_client_method(3).
+ */
+const SSL_METHOD *OSSL_QUIC_client_method(void);
+
+/**
+ * The QUIC client method with a helper thread (served like the plain client method for
+ * now: timers are handled on each call). See OSSL_QUIC_client_thread_method(3).
+ */
+const SSL_METHOD *OSSL_QUIC_client_thread_method(void);
+
+/**
+ * The QUIC server method (for SSL_new_listener). See OSSL_QUIC_server_method(3).
+ */
+const SSL_METHOD *OSSL_QUIC_server_method(void);
+
+/**
+ * A new context for `method`, or NULL. See SSL_CTX_new(3).
+ */
+SSL_CTX *SSL_CTX_new(const SSL_METHOD *method);
+
+/**
+ * Drops a reference. NULL is a no-op. See SSL_CTX_free(3).
+ */
+void SSL_CTX_free(SSL_CTX *ctx);
+
+/**
+ * Adds a reference. Returns 1, or 0 for NULL. See SSL_CTX_up_ref(3).
+ */
+int SSL_CTX_up_ref(SSL_CTX *ctx);
+
+/**
+ * Loads a PEM certificate chain (leaf first). Returns 1, or 0 with a readable error.
+ * See SSL_CTX_use_certificate_chain_file(3).
+ */
+int SSL_CTX_use_certificate_chain_file(SSL_CTX *ctx, const char *file);
+
+/**
+ * Loads a PEM certificate (PEM only). See SSL_CTX_use_certificate_file(3).
+ */
+int SSL_CTX_use_certificate_file(SSL_CTX *ctx, const char *file, int type);
+
+/**
+ * Loads a PEM private key (ECDSA, RSA, Ed25519). See SSL_CTX_use_PrivateKey_file(3).
+ */
+int SSL_CTX_use_PrivateKey_file(SSL_CTX *ctx, const char *file, int type);
+
+/**
+ * Checks that the key matches the certificate. See SSL_CTX_check_private_key(3).
+ */
+int SSL_CTX_check_private_key(const SSL_CTX *ctx);
+
+/**
+ * Sets the verification mode (SSL_VERIFY_NONE / SSL_VERIFY_PEER). A callback is not called:
+ * passing one queues an "unsupported" error. See SSL_CTX_set_verify(3).
+ */
+void SSL_CTX_set_verify(SSL_CTX *ctx, int mode, SSL_verify_cb cb);
+
+/**
+ * Trusts the CAs in `CAfile` and/or the directory `CApath`. See SSL_CTX_load_verify_locations(3).
+ */
+int SSL_CTX_load_verify_locations(SSL_CTX *ctx, const char *ca_file, const char *ca_path);
+
+/**
+ * Trusts the system CAs (honouring SSL_CERT_FILE and SSL_CERT_DIR).
+ * See SSL_CTX_set_default_verify_paths(3).
+ */
+int SSL_CTX_set_default_verify_paths(SSL_CTX *ctx);
+
+/**
+ * Sets the ALPN list (wire format). Returns 0 on success, 1 on failure (OpenSSL's odd
+ * convention). See SSL_CTX_set_alpn_protos(3).
+ */
+int SSL_CTX_set_alpn_protos(SSL_CTX *ctx, const uint8_t *protos, unsigned int protos_len);
+
+/**
+ * As SSL_CTX_set_alpn_protos, for one connection. Returns 0 on success.
+ * See SSL_set_alpn_protos(3).
+ */
+int SSL_set_alpn_protos(SSL *ssl, const uint8_t *protos, unsigned int protos_len);
+
+/**
+ * Adds option bits; returns the new set. See SSL_CTX_set_options(3).
+ */
+uint64_t SSL_CTX_set_options(SSL_CTX *ctx, uint64_t op);
+
+/**
+ * Clears option bits; returns the new set. See SSL_CTX_clear_options(3).
+ */
+uint64_t SSL_CTX_clear_options(SSL_CTX *ctx, uint64_t op);
+
+/**
+ * The option bits. See SSL_CTX_get_options(3).
+ */
+uint64_t SSL_CTX_get_options(const SSL_CTX *ctx);
+
+/**
+ * Context controls: min/max protocol version (QUIC is TLS 1.3 only; any version up to 1.3
+ * is accepted as a minimum). Others return 0 with an "unsupported" error. See SSL_CTX_ctrl(3).
+ */
+long SSL_CTX_ctrl(SSL_CTX *ctx, int cmd, long larg, void *_parg);
+
+/**
+ * A new client connection on a QUIC client context, or NULL (SSL_new on a server context
+ * fails: use SSL_new_listener). See SSL_new(3).
+ */
+SSL *SSL_new(SSL_CTX *ctx);
+
+/**
+ * Drops a reference; a connection freed while open is closed. NULL is a no-op. See SSL_free(3).
+ */
+void SSL_free(SSL *ssl);
+
+/**
+ * Adds a reference. See SSL_up_ref(3).
+ */
+int SSL_up_ref(SSL *ssl);
+
+/**
+ * Sets the network BIOs, taking over one reference each (one in all if they are the same
+ * BIO). See SSL_set_bio(3).
+ */
+void SSL_set_bio(SSL *ssl, BIO *rbio, BIO *wbio);
+
+/**
+ * Sets the read BIO only, taking over its reference. See SSL_set0_rbio(3).
+ */
+void SSL_set0_rbio(SSL *ssl, BIO *rbio);
+
+/**
+ * Sets the write BIO only, taking over its reference. See SSL_set0_wbio(3).
+ */
+void SSL_set0_wbio(SSL *ssl, BIO *wbio);
+
+/**
+ * Uses UDP socket `fd` through a BIO_s_datagram that does not close it. See SSL_set_fd(3).
+ */
+int SSL_set_fd(SSL *ssl, int fd);
+
+/**
+ * The read BIO's fd, or -1. See SSL_get_fd(3).
+ */
+int SSL_get_fd(const SSL *ssl);
+
+/**
+ * The read BIO (no new reference), or NULL. See SSL_get_rbio(3).
+ */
+BIO *SSL_get_rbio(const SSL *ssl);
+
+/**
+ * The write BIO (no new reference), or NULL. See SSL_get_wbio(3).
+ */
+BIO *SSL_get_wbio(const SSL *ssl);
+
+/**
+ * The server address a client connects to. See SSL_set1_initial_peer_addr(3).
+ */
+int SSL_set1_initial_peer_addr(SSL *ssl, const BIO_ADDR *peer_addr);
+
+/**
+ * The host name the server certificate must match. See SSL_set1_host(3).
+ */
+int SSL_set1_host(SSL *ssl, const char *host);
+
+/**
+ * Connection controls: SSL_set_tlsext_host_name (55). Others return 0 with an
+ * "unsupported" error. See SSL_ctrl(3).
+ */
+long SSL_ctrl(SSL *ssl, int cmd, long larg, void *parg);
+
+/**
+ * Drives the handshake: 1 when done, -1 with SSL_ERROR_WANT_READ while in progress
+ * (non-blocking), 0 or -1 with an error on failure. See SSL_do_handshake(3).
+ */
+int SSL_do_handshake(SSL *ssl);
+
+/**
+ * Client handshake. See SSL_connect(3).
+ */
+int SSL_connect(SSL *ssl);
+
+/**
+ * Completes an accepted connection's handshake. See SSL_accept(3).
+ */
+int SSL_accept(SSL *ssl);
+
+/**
+ * Reads from the default stream: 1 with `*readbytes` > 0; 0 with SSL_get_error telling
+ * WANT_READ, ZERO_RETURN (FIN) or SSL. See SSL_read_ex(3).
+ */
+int SSL_read_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes);
+
+/**
+ * As SSL_read_ex, returning the byte count or <= 0. See SSL_read(3).
+ */
+int SSL_read(SSL *ssl, void *buf, int num);
+
+/**
+ * Writes to the default stream (created on first write): 1 with `*written`, or 0 with
+ * SSL_get_error. See SSL_write_ex(3).
+ */
+int SSL_write_ex(SSL *ssl, const void *buf, size_t num, size_t *written);
+
+/**
+ * SSL_write_ex with flags: SSL_WRITE_FLAG_CONCLUDE sends FIN after the data.
+ * See SSL_write_ex2(3).
+ */
+int SSL_write_ex2(SSL *ssl, const void *buf, size_t num, uint64_t flags, size_t *written);
+
+/**
+ * As SSL_write_ex, returning the byte count or <= 0. See SSL_write(3).
+ */
+int SSL_write(SSL *ssl, const void *buf, int num);
+
+/**
+ * Sends FIN on the default stream after its buffered data. See SSL_stream_conclude(3).
+ */
+int SSL_stream_conclude(SSL *ssl, uint64_t _flags);
+
+/**
+ * What the last call on `ssl` meant when it returned `ret`: SSL_ERROR_NONE, WANT_READ,
+ * WANT_WRITE, ZERO_RETURN, SSL or SYSCALL. See SSL_get_error(3).
+ */
+int SSL_get_error(const SSL *ssl, int ret);
+
+/**
+ * Shuts the connection down: concludes the default stream, waits until its data is
+ * acknowledged, sends CONNECTION_CLOSE. Returns 0 while in progress, 1 when done (call again
+ * until 1). See SSL_shutdown(3).
+ */
+int SSL_shutdown(SSL *ssl);
+
+/**
+ * SSL_shutdown with an application error code and reason. See SSL_shutdown_ex(3).
+ */
+int SSL_shutdown_ex(SSL *ssl,
+                    uint64_t _flags,
+                    const struct SSL_SHUTDOWN_EX_ARGS *args,
+                    size_t _args_len);
+
+/**
+ * Processes network input, timers and output for the object's whole domain. NULL is
+ * accepted (returns 1), as OpenSSL's. See SSL_handle_events(3).
+ */
+int SSL_handle_events(SSL *ssl);
+
+/**
+ * When SSL_handle_events must next be called: `*is_infinite` = 1 when no timer is armed,
+ * else `*tv` = time left ({0,0} = now). NULL `s` gives infinite. See SSL_get_event_timeout(3).
+ */
+int SSL_get_event_timeout(SSL *ssl, struct timeval *tv, int *is_infinite);
+
+/**
+ * The read BIO's poll descriptor. See SSL_get_rpoll_descriptor(3).
+ */
+int SSL_get_rpoll_descriptor(SSL *ssl, BIO_POLL_DESCRIPTOR *desc);
+
+/**
+ * The write BIO's poll descriptor. See SSL_get_wpoll_descriptor(3).
+ */
+int SSL_get_wpoll_descriptor(SSL *ssl, BIO_POLL_DESCRIPTOR *desc);
+
+/**
+ * 1: a QUIC object always wants to hear from the network. NULL gives 0.
+ * See SSL_net_read_desired(3).
+ */
+int SSL_net_read_desired(SSL *ssl);
+
+/**
+ * 0: output that the network refuses is dropped and recovered by QUIC, so there is never
+ * pending output to wait for. See SSL_net_write_desired(3).
+ */
+int SSL_net_write_desired(SSL *ssl);
+
+/**
+ * Non-blocking mode (0) is supported; blocking mode (1) is not built yet and fails with an
+ * "unsupported" error. See SSL_set_blocking_mode(3).
+ */
+int SSL_set_blocking_mode(SSL *ssl, int blocking);
+
+/**
+ * 0: objects are non-blocking. See SSL_get_blocking_mode(3).
+ */
+int SSL_get_blocking_mode(SSL *ssl);
+
+/**
+ * A QUIC listener on a server context; SSL_LISTENER_FLAG_NO_VALIDATE skips Retry.
+ * See SSL_new_listener(3).
+ */
+SSL *SSL_new_listener(SSL_CTX *ctx, uint64_t flags);
+
+/**
+ * Starts listening (idempotent; implied by the first accept). See SSL_listen(3).
+ */
+int SSL_listen(SSL *ssl);
+
+/**
+ * The next incoming connection (the caller owns the reference), or NULL when none is
+ * queued (non-blocking). See SSL_accept_connection(3).
+ */
+SSL *SSL_accept_connection(SSL *ssl, uint64_t _flags);
+
+/**
+ * Connections waiting to be accepted. See SSL_get_accept_connection_queue_len(3).
+ */
+size_t SSL_get_accept_connection_queue_len(SSL *ssl);
+
+/**
+ * 1 for a listener. See SSL_is_listener(3).
+ */
+int SSL_is_listener(SSL *ssl);
+
+/**
+ * 1 for a connection. See SSL_is_connection(3).
+ */
+int SSL_is_connection(SSL *ssl);
+
+/**
+ * The listener itself, or an accepted connection's listener, else NULL. See SSL_get0_listener(3).
+ */
+SSL *SSL_get0_listener(SSL *ssl);
+
+/**
+ * The connection itself (for a connection), else NULL. See SSL_get0_connection(3).
+ */
+SSL *SSL_get0_connection(SSL *ssl);
+
+/**
+ * The certificate verification outcome (X509_V_OK = 0). See SSL_get_verify_result(3).
+ */
+long SSL_get_verify_result(const SSL *ssl);
+
+/**
+ * Text for a verification result code. See X509_verify_cert_error_string(3).
+ */
+const char *X509_verify_cert_error_string(long n);
+
+/**
+ * The negotiated ALPN protocol (`*data` NULL and `*len` 0 if none). The pointer stays valid
+ * while the connection lives. See SSL_get0_alpn_selected(3).
+ */
+void SSL_get0_alpn_selected(const SSL *ssl, const uint8_t **data, unsigned int *len);
+
+/**
+ * Per-connection work the domain has done so far (drives and timer expiries): lets tests
+ * show that idle connections cost nothing.
+ */
+uint64_t OSSLQUIC_SSL_get_conn_ticks(SSL *ssl);
 
 #ifdef __cplusplus
 }  // extern "C"

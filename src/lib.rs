@@ -7,4 +7,6 @@
 pub mod bio;
 pub mod error;
 pub mod ffi;
+pub mod quic;
+pub mod ssl;
 pub mod sys;

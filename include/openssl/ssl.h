@@ -1,8 +1,17 @@
-/* osslquic shim: <openssl/ssl.h>. The SSL object model arrives with the QUIC and TLS issues;
- * for now this pulls in the BIO, ERR and CRYPTO parts. Hand-written. */
+/* osslquic shim: OpenSSL's <openssl/ssl.h> (and quic.h) function-like macros over osslquic.h.
+ * Hand-written; the functions and constants come from the generated header. */
 #ifndef OSSLQUIC_OPENSSL_SSL_H
 #define OSSLQUIC_OPENSSL_SSL_H
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+
+#define SSL_set_tlsext_host_name(s, name) \
+    SSL_ctrl(s, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, (void *)(name))
+#define SSL_CTX_set_min_proto_version(ctx, version) \
+    SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, version, NULL)
+#define SSL_CTX_set_max_proto_version(ctx, version) \
+    SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MAX_PROTO_VERSION, version, NULL)
+#define OPENSSL_init_ssl_default() OPENSSL_init_ssl(0, NULL)
+
 #endif

@@ -298,6 +298,29 @@ impl Bio {
         Ok(got)
     }
 
+    /// Receives into caller-described destinations (the reactor's path; no C arrays).
+    pub fn recv_batch(&self, dsts: &mut [RxDst]) -> Result<usize> {
+        self.rx(dsts)
+    }
+
+    /// Sends a batch of datagrams (the reactor's path).
+    pub fn send_batch(&self, descs: &[TxDesc]) -> TxOutcome {
+        self.tx(descs)
+    }
+
+    /// BIO_dgram_get_effective_caps: what the far side of this BIO does with addresses.
+    pub fn effective_caps(&self) -> u32 {
+        match &self.kind {
+            Kind::Dgram(_) => {
+                BIO_DGRAM_CAP_HANDLES_SRC_ADDR
+                    | BIO_DGRAM_CAP_HANDLES_DST_ADDR
+                    | BIO_DGRAM_CAP_PROVIDES_SRC_ADDR
+                    | BIO_DGRAM_CAP_PROVIDES_DST_ADDR
+            }
+            Kind::Pair(p) => p.effective_caps(),
+        }
+    }
+
     fn local_enabled(&self) -> bool {
         match &self.kind {
             Kind::Dgram(d) => d.local_enabled(),

@@ -1,0 +1,751 @@
+//! SSL_* and SSL_CTX_* entry points for QUIC (issue 3's non-blocking core).
+
+use std::ffi::{c_char, c_int, c_long, c_uint, c_void};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{
+    BIO, cstr_arg, ffi_entry, guard_with, mut_arg, put, ref_arg, slice_arg, slice_arg_mut,
+};
+use crate::bio::addr::BioAddr;
+use crate::bio::msg::{BIO_ADDR, BIO_POLL_DESCRIPTOR};
+use crate::bio::{Bio, METHOD_DGRAM};
+use crate::error::*;
+use crate::ssl::*;
+
+/// The opaque C type behind `SSL_METHOD *`.
+pub struct ssl_method_st {
+    _opaque: [u8; 0],
+}
+pub type SSL_METHOD = ssl_method_st;
+/// The opaque C type behind `SSL_CTX *`.
+pub struct ssl_ctx_st {
+    _opaque: [u8; 0],
+}
+pub type SSL_CTX = ssl_ctx_st;
+/// The opaque C type behind `SSL *`.
+pub struct ssl_st {
+    _opaque: [u8; 0],
+}
+pub type SSL = ssl_st;
+
+pub const SSL_FILETYPE_PEM: c_int = 1;
+pub const SSL_LISTENER_FLAG_NO_VALIDATE: u64 = 1 << 1;
+pub const SSL_ACCEPT_CONNECTION_NO_BLOCK: u64 = 1;
+pub const SSL_WRITE_FLAG_CONCLUDE: u64 = 1;
+pub const TLS1_2_VERSION: c_int = 0x0303;
+pub const TLS1_3_VERSION: c_int = 0x0304;
+pub const SSL_CTRL_SET_TLSEXT_HOSTNAME: c_int = 55;
+pub const SSL_CTRL_SET_MIN_PROTO_VERSION: c_int = 123;
+pub const SSL_CTRL_SET_MAX_PROTO_VERSION: c_int = 124;
+#[allow(non_upper_case_globals)]
+pub const TLSEXT_NAMETYPE_host_name: c_int = 0;
+
+static QUIC_CLIENT: Method = Method::QuicClient;
+static QUIC_CLIENT_THREAD: Method = Method::QuicClientThread;
+static QUIC_SERVER: Method = Method::QuicServer;
+
+fn method_arg(m: *const SSL_METHOD) -> Result<Method> {
+    for k in [&QUIC_CLIENT, &QUIC_CLIENT_THREAD, &QUIC_SERVER] {
+        if std::ptr::eq(k as *const Method as *const SSL_METHOD, m) {
+            return Ok(*k);
+        }
+    }
+    if m.is_null() {
+        return Err(Error::null("method"));
+    }
+    Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED).with("unknown SSL_METHOD"))
+}
+
+fn ctx_arg<'a>(c: *const SSL_CTX) -> Result<&'a SslCtx> {
+    ref_arg(c as *const SslCtx, "ctx")
+}
+fn ctx_arc(c: *const SSL_CTX) -> Result<Arc<SslCtx>> {
+    ctx_arg(c)?;
+    // SAFETY: a non-NULL SSL_CTX* came from Arc::into_raw in SSL_CTX_new; the caller holds a ref.
+    unsafe {
+        Arc::increment_strong_count(c as *const SslCtx);
+        Ok(Arc::from_raw(c as *const SslCtx))
+    }
+}
+fn ssl_arg<'a>(s: *const SSL) -> Result<&'a Ssl> {
+    ref_arg(s as *const Ssl, "ssl")
+}
+fn ssl_arc(s: *const SSL) -> Result<Arc<Ssl>> {
+    ssl_arg(s)?;
+    // SAFETY: a non-NULL SSL* came from Arc::into_raw; the caller holds a reference.
+    unsafe {
+        Arc::increment_strong_count(s as *const Ssl);
+        Ok(Arc::from_raw(s as *const Ssl))
+    }
+}
+fn ssl_handle(s: Arc<Ssl>) -> *mut SSL {
+    Arc::into_raw(s) as *mut SSL
+}
+/// Takes over the reference the caller passes with a BIO (SSL_set_bio's ownership rule).
+fn take_bio(b: *mut BIO) -> Option<Arc<Bio>> {
+    // SAFETY: a non-NULL BIO* came from Arc::into_raw; the caller gives us its reference.
+    (!b.is_null()).then(|| unsafe { Arc::from_raw(b as *const Bio) })
+}
+
+/// The QUIC client method. See OSSL_QUIC_client_method(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSL_QUIC_client_method() -> *const SSL_METHOD {
+    &QUIC_CLIENT as *const Method as *const SSL_METHOD
+}
+/// The QUIC client method with a helper thread (served like the plain client method for
+/// now: timers are handled on each call). See OSSL_QUIC_client_thread_method(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSL_QUIC_client_thread_method() -> *const SSL_METHOD {
+    &QUIC_CLIENT_THREAD as *const Method as *const SSL_METHOD
+}
+/// The QUIC server method (for SSL_new_listener). See OSSL_QUIC_server_method(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSL_QUIC_server_method() -> *const SSL_METHOD {
+    &QUIC_SERVER as *const Method as *const SSL_METHOD
+}
+
+/// A new context for `method`, or NULL. See SSL_CTX_new(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_new(method: *const SSL_METHOD) -> *mut SSL_CTX {
+    ffi_entry!(SSL_CTX_new => { Ok(Arc::into_raw(Arc::new(SslCtx::new(method_arg(method)?))) as *mut SSL_CTX) })
+}
+/// Drops a reference. NULL is a no-op. See SSL_CTX_free(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_free(ctx: *mut SSL_CTX) {
+    if !ctx.is_null() {
+        // SAFETY: the caller gives up one reference it holds.
+        unsafe { drop(Arc::from_raw(ctx as *const SslCtx)) }
+    }
+}
+/// Adds a reference. Returns 1, or 0 for NULL. See SSL_CTX_up_ref(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_up_ref(ctx: *mut SSL_CTX) -> c_int {
+    ffi_entry!(SSL_CTX_up_ref => { std::mem::forget(ctx_arc(ctx)?); Ok(1) })
+}
+
+/// Loads a PEM certificate chain (leaf first). Returns 1, or 0 with a readable error.
+/// See SSL_CTX_use_certificate_chain_file(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_use_certificate_chain_file(
+    ctx: *mut SSL_CTX,
+    file: *const c_char,
+) -> c_int {
+    ffi_entry!(SSL_CTX_use_certificate_chain_file => {
+        ctx_arg(ctx)?.use_certificate_chain_file(cstr_arg(file, "file")?)?;
+        Ok(1)
+    })
+}
+/// Loads a PEM certificate (PEM only). See SSL_CTX_use_certificate_file(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_use_certificate_file(
+    ctx: *mut SSL_CTX,
+    file: *const c_char,
+    r#type: c_int,
+) -> c_int {
+    ffi_entry!(SSL_CTX_use_certificate_file => {
+        if r#type != SSL_FILETYPE_PEM {
+            return Err(Error::unsupported("only SSL_FILETYPE_PEM is supported"));
+        }
+        ctx_arg(ctx)?.use_certificate_chain_file(cstr_arg(file, "file")?)?;
+        Ok(1)
+    })
+}
+/// Loads a PEM private key (ECDSA, RSA, Ed25519). See SSL_CTX_use_PrivateKey_file(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_use_PrivateKey_file(
+    ctx: *mut SSL_CTX,
+    file: *const c_char,
+    r#type: c_int,
+) -> c_int {
+    ffi_entry!(SSL_CTX_use_PrivateKey_file => {
+        if r#type != SSL_FILETYPE_PEM {
+            return Err(Error::unsupported("only SSL_FILETYPE_PEM is supported"));
+        }
+        ctx_arg(ctx)?.use_private_key_file(cstr_arg(file, "file")?)?;
+        Ok(1)
+    })
+}
+/// Checks that the key matches the certificate. See SSL_CTX_check_private_key(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_check_private_key(ctx: *const SSL_CTX) -> c_int {
+    ffi_entry!(SSL_CTX_check_private_key => { ctx_arg(ctx)?.check_private_key()?; Ok(1) })
+}
+
+/// The verify callback type (accepted; osslquic does not call it yet).
+pub type SSL_verify_cb =
+    Option<unsafe extern "C" fn(preverify_ok: c_int, x509_ctx: *mut c_void) -> c_int>;
+
+/// Sets the verification mode (SSL_VERIFY_NONE / SSL_VERIFY_PEER). A callback is not called:
+/// passing one queues an "unsupported" error. See SSL_CTX_set_verify(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_set_verify(ctx: *mut SSL_CTX, mode: c_int, cb: SSL_verify_cb) {
+    ffi_entry!(SSL_CTX_set_verify => {
+        ctx_arg(ctx)?.set_verify(mode);
+        if cb.is_some() {
+            return Err(Error::unsupported("verify callbacks are not supported; the mode is applied"));
+        }
+        Ok(())
+    })
+}
+/// Trusts the CAs in `CAfile` and/or the directory `CApath`. See SSL_CTX_load_verify_locations(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_load_verify_locations(
+    ctx: *mut SSL_CTX,
+    ca_file: *const c_char,
+    ca_path: *const c_char,
+) -> c_int {
+    ffi_entry!(SSL_CTX_load_verify_locations => {
+        let c = ctx_arg(ctx)?;
+        if ca_file.is_null() && ca_path.is_null() {
+            return Err(Error::null("CAfile and CApath"));
+        }
+        if !ca_file.is_null() {
+            c.load_verify_file(cstr_arg(ca_file, "CAfile")?)?;
+        }
+        if !ca_path.is_null() {
+            c.load_verify_dir(cstr_arg(ca_path, "CApath")?)?;
+        }
+        Ok(1)
+    })
+}
+/// Trusts the system CAs (honouring SSL_CERT_FILE and SSL_CERT_DIR).
+/// See SSL_CTX_set_default_verify_paths(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_set_default_verify_paths(ctx: *mut SSL_CTX) -> c_int {
+    ffi_entry!(SSL_CTX_set_default_verify_paths => { ctx_arg(ctx)?.set_default_verify_paths()?; Ok(1) })
+}
+/// Sets the ALPN list (wire format). Returns 0 on success, 1 on failure (OpenSSL's odd
+/// convention). See SSL_CTX_set_alpn_protos(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_set_alpn_protos(
+    ctx: *mut SSL_CTX,
+    protos: *const u8,
+    protos_len: c_uint,
+) -> c_int {
+    guard_with("SSL_CTX_set_alpn_protos", 1, || {
+        ctx_arg(ctx)?.set_alpn(slice_arg(protos.cast(), protos_len as usize, "protos")?)?;
+        Ok(0)
+    })
+}
+/// As SSL_CTX_set_alpn_protos, for one connection. Returns 0 on success.
+/// See SSL_set_alpn_protos(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_set_alpn_protos(
+    ssl: *mut SSL,
+    protos: *const u8,
+    protos_len: c_uint,
+) -> c_int {
+    guard_with("SSL_set_alpn_protos", 1, || {
+        ssl_arg(ssl)?.set_alpn(slice_arg(protos.cast(), protos_len as usize, "protos")?)?;
+        Ok(0)
+    })
+}
+/// Adds option bits; returns the new set. See SSL_CTX_set_options(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_set_options(ctx: *mut SSL_CTX, op: u64) -> u64 {
+    ffi_entry!(SSL_CTX_set_options => { Ok(ctx_arg(ctx)?.set_options(op, 0)) })
+}
+/// Clears option bits; returns the new set. See SSL_CTX_clear_options(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_clear_options(ctx: *mut SSL_CTX, op: u64) -> u64 {
+    ffi_entry!(SSL_CTX_clear_options => { Ok(ctx_arg(ctx)?.set_options(0, op)) })
+}
+/// The option bits. See SSL_CTX_get_options(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_get_options(ctx: *const SSL_CTX) -> u64 {
+    ffi_entry!(SSL_CTX_get_options => { Ok(ctx_arg(ctx)?.options()) })
+}
+/// Context controls: min/max protocol version (QUIC is TLS 1.3 only; any version up to 1.3
+/// is accepted as a minimum). Others return 0 with an "unsupported" error. See SSL_CTX_ctrl(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_ctrl(
+    ctx: *mut SSL_CTX,
+    cmd: c_int,
+    larg: c_long,
+    _parg: *mut c_void,
+) -> c_long {
+    ffi_entry!(SSL_CTX_ctrl => {
+        ctx_arg(ctx)?;
+        match cmd {
+            SSL_CTRL_SET_MIN_PROTO_VERSION if larg == 0 || larg <= TLS1_3_VERSION as c_long => Ok(1),
+            SSL_CTRL_SET_MAX_PROTO_VERSION if larg == 0 || larg == TLS1_3_VERSION as c_long => Ok(1),
+            SSL_CTRL_SET_MIN_PROTO_VERSION | SSL_CTRL_SET_MAX_PROTO_VERSION => {
+                Err(Error::ssl(crate::ssl::ctx::SSL_R_WRONG_SSL_VERSION).with("QUIC uses TLS 1.3 only"))
+            }
+            _ => Err(Error::unsupported(format!("SSL_CTX_ctrl {cmd} is not supported"))),
+        }
+    })
+}
+
+/// A new client connection on a QUIC client context, or NULL (SSL_new on a server context
+/// fails: use SSL_new_listener). See SSL_new(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_new(ctx: *mut SSL_CTX) -> *mut SSL {
+    ffi_entry!(SSL_new => { Ok(ssl_handle(Ssl::new_client(ctx_arc(ctx)?)?)) })
+}
+/// Drops a reference; a connection freed while open is closed. NULL is a no-op. See SSL_free(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_free(ssl: *mut SSL) {
+    if !ssl.is_null() {
+        guard_with("SSL_free", (), || {
+            // SAFETY: the caller gives up one reference it holds.
+            unsafe { drop(Arc::from_raw(ssl as *const Ssl)) };
+            Ok(())
+        })
+    }
+}
+/// Adds a reference. See SSL_up_ref(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_up_ref(ssl: *mut SSL) -> c_int {
+    ffi_entry!(SSL_up_ref => { std::mem::forget(ssl_arc(ssl)?); Ok(1) })
+}
+
+/// Sets the network BIOs, taking over one reference each (one in all if they are the same
+/// BIO). See SSL_set_bio(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_set_bio(ssl: *mut SSL, rbio: *mut BIO, wbio: *mut BIO) {
+    ffi_entry!(SSL_set_bio => {
+        let s = ssl_arg(ssl)?;
+        let r = take_bio(rbio);
+        let w = if wbio == rbio { r.clone() } else { take_bio(wbio) };
+        s.set_bios(r, w);
+        Ok(())
+    })
+}
+/// Sets the read BIO only, taking over its reference. See SSL_set0_rbio(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_set0_rbio(ssl: *mut SSL, rbio: *mut BIO) {
+    ffi_entry!(SSL_set0_rbio => {
+        let s = ssl_arg(ssl)?;
+        let w = s.wbio();
+        s.set_bios(take_bio(rbio), w);
+        Ok(())
+    })
+}
+/// Sets the write BIO only, taking over its reference. See SSL_set0_wbio(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_set0_wbio(ssl: *mut SSL, wbio: *mut BIO) {
+    ffi_entry!(SSL_set0_wbio => {
+        let s = ssl_arg(ssl)?;
+        let r = s.rbio();
+        s.set_bios(r, take_bio(wbio));
+        Ok(())
+    })
+}
+/// Uses UDP socket `fd` through a BIO_s_datagram that does not close it. See SSL_set_fd(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_set_fd(ssl: *mut SSL, fd: c_int) -> c_int {
+    ffi_entry!(SSL_set_fd => {
+        let s = ssl_arg(ssl)?;
+        let b = Bio::new(&METHOD_DGRAM);
+        b.dgram()?.set_fd(fd, false)?;
+        s.set_bios(Some(b.clone()), Some(b));
+        Ok(1)
+    })
+}
+/// The read BIO's fd, or -1. See SSL_get_fd(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get_fd(ssl: *const SSL) -> c_int {
+    guard_with("SSL_get_fd", -1, || {
+        let b = ssl_arg(ssl)?
+            .rbio()
+            .ok_or_else(|| Error::ssl(SSL_R_BIO_NOT_SET))?;
+        Ok(b.dgram()?.fd())
+    })
+}
+/// The read BIO (no new reference), or NULL. See SSL_get_rbio(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get_rbio(ssl: *const SSL) -> *mut BIO {
+    ffi_entry!(SSL_get_rbio => { Ok(ssl_arg(ssl)?.rbio().map_or(std::ptr::null_mut(), |b| Arc::as_ptr(&b) as *mut BIO)) })
+}
+/// The write BIO (no new reference), or NULL. See SSL_get_wbio(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get_wbio(ssl: *const SSL) -> *mut BIO {
+    ffi_entry!(SSL_get_wbio => { Ok(ssl_arg(ssl)?.wbio().map_or(std::ptr::null_mut(), |b| Arc::as_ptr(&b) as *mut BIO)) })
+}
+
+/// The server address a client connects to. See SSL_set1_initial_peer_addr(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_set1_initial_peer_addr(ssl: *mut SSL, peer_addr: *const BIO_ADDR) -> c_int {
+    ffi_entry!(SSL_set1_initial_peer_addr => {
+        let s = ssl_arg(ssl)?;
+        let a = ref_arg(peer_addr as *const BioAddr, "peer_addr")?;
+        let sa = a.to_socket_addr().ok_or_else(|| Error::invalid("peer address must be IPv4 or IPv6"))?;
+        s.set_initial_peer(sa)?;
+        Ok(1)
+    })
+}
+/// The host name the server certificate must match. See SSL_set1_host(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_set1_host(ssl: *mut SSL, host: *const c_char) -> c_int {
+    ffi_entry!(SSL_set1_host => { ssl_arg(ssl)?.set_host(cstr_arg(host, "host")?)?; Ok(1) })
+}
+/// Connection controls: SSL_set_tlsext_host_name (55). Others return 0 with an
+/// "unsupported" error. See SSL_ctrl(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_ctrl(ssl: *mut SSL, cmd: c_int, larg: c_long, parg: *mut c_void) -> c_long {
+    ffi_entry!(SSL_ctrl => {
+        let s = ssl_arg(ssl)?;
+        match cmd {
+            SSL_CTRL_SET_TLSEXT_HOSTNAME if larg == TLSEXT_NAMETYPE_host_name as c_long => {
+                s.set_sni(cstr_arg(parg as *const c_char, "name")?)?;
+                Ok(1)
+            }
+            _ => Err(Error::unsupported(format!("SSL_ctrl {cmd} is not supported"))),
+        }
+    })
+}
+
+fn io_result(s: &Ssl, r: Result<()>, want: i32) -> c_int {
+    match s.note(r, want) {
+        Ok(()) => 1,
+        Err(e) => {
+            e.queue("SSL_do_handshake");
+            if e.is_would_block() { -1 } else { 0 }
+        }
+    }
+}
+
+/// Drives the handshake: 1 when done, -1 with SSL_ERROR_WANT_READ while in progress
+/// (non-blocking), 0 or -1 with an error on failure. See SSL_do_handshake(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_do_handshake(ssl: *mut SSL) -> c_int {
+    guard_with("SSL_do_handshake", -1, || {
+        let s = ssl_arg(ssl)?;
+        Ok(io_result(s, s.do_handshake(), SSL_ERROR_WANT_READ))
+    })
+}
+/// Client handshake. See SSL_connect(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_connect(ssl: *mut SSL) -> c_int {
+    SSL_do_handshake(ssl)
+}
+/// Completes an accepted connection's handshake. See SSL_accept(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_accept(ssl: *mut SSL) -> c_int {
+    SSL_do_handshake(ssl)
+}
+
+/// Reads from the default stream: 1 with `*readbytes` > 0; 0 with SSL_get_error telling
+/// WANT_READ, ZERO_RETURN (FIN) or SSL. See SSL_read_ex(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_read_ex(
+    ssl: *mut SSL,
+    buf: *mut c_void,
+    num: usize,
+    readbytes: *mut usize,
+) -> c_int {
+    put(readbytes, 0);
+    ffi_entry!(SSL_read_ex => {
+        let s = ssl_arg(ssl)?;
+        let out = slice_arg_mut(buf, num, "buf")?;
+        let n = s.note(s.read(out), SSL_ERROR_WANT_READ)?;
+        put(readbytes, n);
+        Ok(1)
+    })
+}
+/// As SSL_read_ex, returning the byte count or <= 0. See SSL_read(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_read(ssl: *mut SSL, buf: *mut c_void, num: c_int) -> c_int {
+    let mut n = 0usize;
+    if num < 0 {
+        return guard_with("SSL_read", -1, || Err(Error::invalid("negative length")));
+    }
+    match SSL_read_ex(ssl, buf, num as usize, &mut n) {
+        1 => n as c_int,
+        _ => -1,
+    }
+}
+/// Writes to the default stream (created on first write): 1 with `*written`, or 0 with
+/// SSL_get_error. See SSL_write_ex(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_write_ex(
+    ssl: *mut SSL,
+    buf: *const c_void,
+    num: usize,
+    written: *mut usize,
+) -> c_int {
+    SSL_write_ex2(ssl, buf, num, 0, written)
+}
+/// SSL_write_ex with flags: SSL_WRITE_FLAG_CONCLUDE sends FIN after the data.
+/// See SSL_write_ex2(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_write_ex2(
+    ssl: *mut SSL,
+    buf: *const c_void,
+    num: usize,
+    flags: u64,
+    written: *mut usize,
+) -> c_int {
+    put(written, 0);
+    ffi_entry!(SSL_write_ex2 => {
+        let s = ssl_arg(ssl)?;
+        if flags & !SSL_WRITE_FLAG_CONCLUDE != 0 {
+            return Err(Error::ssl(412).with("unsupported write flag"));
+        }
+        let data = slice_arg(buf, num, "buf")?;
+        let n = s.note(s.write(data, flags & SSL_WRITE_FLAG_CONCLUDE != 0), SSL_ERROR_WANT_WRITE)?;
+        put(written, n);
+        Ok(1)
+    })
+}
+/// As SSL_write_ex, returning the byte count or <= 0. See SSL_write(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_write(ssl: *mut SSL, buf: *const c_void, num: c_int) -> c_int {
+    let mut n = 0usize;
+    if num < 0 {
+        return guard_with("SSL_write", -1, || Err(Error::invalid("negative length")));
+    }
+    match SSL_write_ex(ssl, buf, num as usize, &mut n) {
+        1 => n as c_int,
+        _ => -1,
+    }
+}
+/// Sends FIN on the default stream after its buffered data. See SSL_stream_conclude(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_stream_conclude(ssl: *mut SSL, _flags: u64) -> c_int {
+    ffi_entry!(SSL_stream_conclude => {
+        let s = ssl_arg(ssl)?;
+        s.note(s.conclude(), SSL_ERROR_WANT_WRITE)?;
+        Ok(1)
+    })
+}
+
+/// What the last call on `ssl` meant when it returned `ret`: SSL_ERROR_NONE, WANT_READ,
+/// WANT_WRITE, ZERO_RETURN, SSL or SYSCALL. See SSL_get_error(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get_error(ssl: *const SSL, ret: c_int) -> c_int {
+    guard_with("SSL_get_error", SSL_ERROR_SSL, || {
+        let s = ssl_arg(ssl)?;
+        Ok(if ret > 0 {
+            SSL_ERROR_NONE
+        } else {
+            s.last_error()
+        })
+    })
+}
+
+/// Shuts the connection down: concludes the default stream, waits until its data is
+/// acknowledged, sends CONNECTION_CLOSE. Returns 0 while in progress, 1 when done (call again
+/// until 1). See SSL_shutdown(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_shutdown(ssl: *mut SSL) -> c_int {
+    guard_with("SSL_shutdown", -1, || {
+        Ok(ssl_arg(ssl)?.shutdown(0, b"")? as c_int)
+    })
+}
+
+/// Arguments of SSL_shutdown_ex.
+#[repr(C)]
+pub struct SSL_SHUTDOWN_EX_ARGS {
+    pub quic_error_code: u64,
+    pub quic_reason: *const c_char,
+}
+/// SSL_shutdown with an application error code and reason. See SSL_shutdown_ex(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_shutdown_ex(
+    ssl: *mut SSL,
+    _flags: u64,
+    args: *const SSL_SHUTDOWN_EX_ARGS,
+    _args_len: usize,
+) -> c_int {
+    guard_with("SSL_shutdown_ex", -1, || {
+        let s = ssl_arg(ssl)?;
+        // SAFETY: args is NULL or points at a caller-owned SSL_SHUTDOWN_EX_ARGS.
+        let (code, reason) = match unsafe { args.as_ref() } {
+            Some(a) if !a.quic_reason.is_null() => (
+                a.quic_error_code,
+                cstr_arg(a.quic_reason, "quic_reason")?.as_bytes(),
+            ),
+            Some(a) => (a.quic_error_code, &b""[..]),
+            None => (0, &b""[..]),
+        };
+        Ok(s.shutdown(code, reason)? as c_int)
+    })
+}
+
+/// Processes network input, timers and output for the object's whole domain. NULL is
+/// accepted (returns 1), as OpenSSL's. See SSL_handle_events(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_handle_events(ssl: *mut SSL) -> c_int {
+    if ssl.is_null() {
+        return 1;
+    }
+    ffi_entry!(SSL_handle_events => { ssl_arg(ssl)?.handle_events(); Ok(1) })
+}
+
+/// When SSL_handle_events must next be called: `*is_infinite` = 1 when no timer is armed,
+/// else `*tv` = time left ({0,0} = now). NULL `s` gives infinite. See SSL_get_event_timeout(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get_event_timeout(
+    ssl: *mut SSL,
+    tv: *mut libc::timeval,
+    is_infinite: *mut c_int,
+) -> c_int {
+    ffi_entry!(SSL_get_event_timeout => {
+        let out = mut_arg(tv, "tv")?;
+        let d = if ssl.is_null() { None } else { ssl_arg(ssl)?.event_timeout() };
+        put(is_infinite, d.is_none() as c_int);
+        let d = d.unwrap_or(Duration::ZERO);
+        *out = libc::timeval { tv_sec: d.as_secs() as libc::time_t, tv_usec: d.subsec_micros() as libc::suseconds_t };
+        Ok(1)
+    })
+}
+/// The read BIO's poll descriptor. See SSL_get_rpoll_descriptor(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get_rpoll_descriptor(ssl: *mut SSL, desc: *mut BIO_POLL_DESCRIPTOR) -> c_int {
+    ffi_entry!(SSL_get_rpoll_descriptor => {
+        let b = ssl_arg(ssl)?.rbio().ok_or_else(|| Error::ssl(SSL_R_BIO_NOT_SET))?;
+        *mut_arg(desc, "desc")? = b.rpoll()?;
+        Ok(1)
+    })
+}
+/// The write BIO's poll descriptor. See SSL_get_wpoll_descriptor(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get_wpoll_descriptor(ssl: *mut SSL, desc: *mut BIO_POLL_DESCRIPTOR) -> c_int {
+    ffi_entry!(SSL_get_wpoll_descriptor => {
+        let b = ssl_arg(ssl)?.wbio().ok_or_else(|| Error::ssl(SSL_R_BIO_NOT_SET))?;
+        *mut_arg(desc, "desc")? = b.wpoll()?;
+        Ok(1)
+    })
+}
+/// 1: a QUIC object always wants to hear from the network. NULL gives 0.
+/// See SSL_net_read_desired(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_net_read_desired(ssl: *mut SSL) -> c_int {
+    if ssl.is_null() {
+        return 0;
+    }
+    ffi_entry!(SSL_net_read_desired => { ssl_arg(ssl)?; Ok(1) })
+}
+/// 0: output that the network refuses is dropped and recovered by QUIC, so there is never
+/// pending output to wait for. See SSL_net_write_desired(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_net_write_desired(ssl: *mut SSL) -> c_int {
+    if ssl.is_null() {
+        return 0;
+    }
+    ffi_entry!(SSL_net_write_desired => { ssl_arg(ssl)?; Ok(0) })
+}
+/// Non-blocking mode (0) is supported; blocking mode (1) is not built yet and fails with an
+/// "unsupported" error. See SSL_set_blocking_mode(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_set_blocking_mode(ssl: *mut SSL, blocking: c_int) -> c_int {
+    ffi_entry!(SSL_set_blocking_mode => {
+        ssl_arg(ssl)?;
+        if blocking != 0 {
+            return Err(Error::unsupported("blocking mode is not supported yet"));
+        }
+        Ok(1)
+    })
+}
+/// 0: objects are non-blocking. See SSL_get_blocking_mode(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get_blocking_mode(ssl: *mut SSL) -> c_int {
+    guard_with("SSL_get_blocking_mode", -1, || {
+        ssl_arg(ssl)?;
+        Ok(0)
+    })
+}
+
+/// A QUIC listener on a server context; SSL_LISTENER_FLAG_NO_VALIDATE skips Retry.
+/// See SSL_new_listener(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_new_listener(ctx: *mut SSL_CTX, flags: u64) -> *mut SSL {
+    ffi_entry!(SSL_new_listener => {
+        Ok(ssl_handle(Ssl::new_listener(ctx_arc(ctx)?, flags & SSL_LISTENER_FLAG_NO_VALIDATE == 0)?))
+    })
+}
+/// Starts listening (idempotent; implied by the first accept). See SSL_listen(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_listen(ssl: *mut SSL) -> c_int {
+    ffi_entry!(SSL_listen => { ssl_arg(ssl)?.listen()?; Ok(1) })
+}
+/// The next incoming connection (the caller owns the reference), or NULL when none is
+/// queued (non-blocking). See SSL_accept_connection(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_accept_connection(ssl: *mut SSL, _flags: u64) -> *mut SSL {
+    ffi_entry!(SSL_accept_connection => {
+        let l = ssl_arc(ssl)?;
+        let r = l.accept_connection();
+        Ok(ssl_handle(l.note(r, SSL_ERROR_WANT_READ)?))
+    })
+}
+/// Connections waiting to be accepted. See SSL_get_accept_connection_queue_len(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get_accept_connection_queue_len(ssl: *mut SSL) -> usize {
+    ffi_entry!(SSL_get_accept_connection_queue_len => { ssl_arg(ssl)?.accept_queue_len() })
+}
+/// 1 for a listener. See SSL_is_listener(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_is_listener(ssl: *mut SSL) -> c_int {
+    ffi_entry!(SSL_is_listener => { Ok(ssl_arg(ssl)?.is_listener() as c_int) })
+}
+/// 1 for a connection. See SSL_is_connection(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_is_connection(ssl: *mut SSL) -> c_int {
+    ffi_entry!(SSL_is_connection => { Ok(ssl_arg(ssl)?.as_conn().is_ok() as c_int) })
+}
+/// The listener itself, or an accepted connection's listener, else NULL. See SSL_get0_listener(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get0_listener(ssl: *mut SSL) -> *mut SSL {
+    ffi_entry!(SSL_get0_listener => {
+        let s = ssl_arg(ssl)?;
+        Ok(match &s.kind {
+            Kind::Listener(_) => ssl,
+            Kind::Conn(c) => c.listener.as_ref().map_or(std::ptr::null_mut(), |l| Arc::as_ptr(l) as *mut SSL),
+        })
+    })
+}
+/// The connection itself (for a connection), else NULL. See SSL_get0_connection(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get0_connection(ssl: *mut SSL) -> *mut SSL {
+    ffi_entry!(SSL_get0_connection => {
+        let s = ssl_arg(ssl)?;
+        Ok(if s.as_conn().is_ok() { ssl } else { std::ptr::null_mut() })
+    })
+}
+/// The certificate verification outcome (X509_V_OK = 0). See SSL_get_verify_result(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get_verify_result(ssl: *const SSL) -> c_long {
+    ffi_entry!(SSL_get_verify_result => { Ok(ssl_arg(ssl)?.verify_result() as c_long) })
+}
+/// Text for a verification result code. See X509_verify_cert_error_string(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn X509_verify_cert_error_string(n: c_long) -> *const c_char {
+    use crate::ssl::ctx::*;
+    let s = match n {
+        X509_V_OK => c"ok",
+        X509_V_ERR_CERT_HAS_EXPIRED => c"certificate has expired",
+        X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT => c"self-signed certificate",
+        X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY => c"unable to get local issuer certificate",
+        X509_V_ERR_CERT_REJECTED => c"certificate rejected",
+        X509_V_ERR_HOSTNAME_MISMATCH => c"hostname mismatch",
+        _ => c"unspecified certificate verification error",
+    };
+    s.as_ptr()
+}
+
+/// The negotiated ALPN protocol (`*data` NULL and `*len` 0 if none). The pointer stays valid
+/// while the connection lives. See SSL_get0_alpn_selected(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get0_alpn_selected(ssl: *const SSL, data: *mut *const u8, len: *mut c_uint) {
+    put(data, std::ptr::null());
+    put(len, 0);
+    ffi_entry!(SSL_get0_alpn_selected => {
+        let s = ssl_arg(ssl)?;
+        if let Some(p) = s.alpn_selected_ref() {
+            put(data, p.as_ptr());
+            put(len, p.len() as c_uint);
+        }
+        Ok(())
+    })
+}
+
+/// Per-connection work the domain has done so far (drives and timer expiries): lets tests
+/// show that idle connections cost nothing.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_SSL_get_conn_ticks(ssl: *mut SSL) -> u64 {
+    ffi_entry!(OSSLQUIC_SSL_get_conn_ticks => { Ok(ssl_arg(ssl)?.conn_ticks()) })
+}

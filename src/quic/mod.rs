@@ -1,0 +1,5 @@
+//! QUIC on quinn-proto: the sans-I/O engine and the reactor (port) that feeds it.
+#![deny(unsafe_code)]
+
+pub mod engine;
+pub mod port;

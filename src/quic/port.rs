@@ -1,0 +1,156 @@
+//! The reactor: the only code that moves datagrams between the network BIOs and the engine.
+//! Receives in batches (`recv_batch`, GRO where the BIO has it), sends in batches
+//! (`send_batch`: sendmmsg with GSO runs), and bounds the work of one tick.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::engine::Engine;
+use crate::bio::addr::BioAddr;
+use crate::bio::consts::*;
+use crate::bio::{Bio, RxDst};
+use crate::sys::TxDesc;
+
+const RX_BATCH: usize = 32;
+const RX_SLOT: usize = 2048;
+/// Most receive batches per tick: bounded work, the rest waits for the next tick.
+const RX_ROUNDS: usize = 32;
+
+/// Where datagrams from an unaddressed BIO are said to come from: never put on the wire.
+pub const UNADDRESSED_PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9);
+
+pub struct Port {
+    pub engine: Engine,
+    pub rbio: Option<Arc<Bio>>,
+    pub wbio: Option<Arc<Bio>>,
+    rxbuf: Vec<u8>,
+    dsts: Vec<BioAddr>,
+}
+
+impl Port {
+    pub fn new(engine: Engine) -> Port {
+        Port {
+            engine,
+            rbio: None,
+            wbio: None,
+            rxbuf: Vec::new(),
+            dsts: Vec::new(),
+        }
+    }
+
+    /// Attaches network BIOs: they are made non-blocking, and GRO is turned on for a socket
+    /// (this reactor always reads until the BIO would block).
+    pub fn set_bios(&mut self, r: Option<Arc<Bio>>, w: Option<Arc<Bio>>) {
+        for b in r.iter().chain(w.iter()) {
+            if let Ok(d) = b.dgram() {
+                let _ = d.set_nbio(true);
+            }
+        }
+        if let Some(Ok(d)) = r.as_ref().map(|b| b.dgram()) {
+            d.set_offload(true, true);
+        }
+        self.rbio = r;
+        self.wbio = w;
+    }
+
+    fn read_addressed(&self) -> bool {
+        self.rbio
+            .as_ref()
+            .is_some_and(|b| b.effective_caps() & BIO_DGRAM_CAP_PROVIDES_SRC_ADDR != 0)
+    }
+    pub fn write_addressed(&self) -> bool {
+        self.wbio
+            .as_ref()
+            .is_some_and(|b| b.effective_caps() & BIO_DGRAM_CAP_HANDLES_DST_ADDR != 0)
+    }
+
+    /// One round of event handling: network in, timers, connections with work, network out.
+    pub fn tick(&mut self, now: Instant) {
+        self.receive(now);
+        self.engine.handle_timeouts(now);
+        self.engine.process(now);
+        self.flush();
+    }
+
+    fn receive(&mut self, now: Instant) {
+        let Some(rbio) = self.rbio.clone() else {
+            return;
+        };
+        let addressed = self.read_addressed();
+        if self.rxbuf.is_empty() {
+            self.rxbuf = vec![0u8; RX_BATCH * RX_SLOT];
+        }
+        for _ in 0..RX_ROUNDS {
+            let mut src = [BioAddr::default(); RX_BATCH];
+            let base = self.rxbuf.as_mut_ptr();
+            let mut dsts: [RxDst; RX_BATCH] = std::array::from_fn(|i| RxDst {
+                buf: base.wrapping_add(i * RX_SLOT),
+                cap: RX_SLOT,
+                src: &mut src[i],
+                local: std::ptr::null_mut(),
+                len: 0,
+            });
+            let n = match rbio.recv_batch(&mut dsts) {
+                Ok(n) => n,
+                Err(_) => break, // would-block, or an error the next tick will meet again
+            };
+            for (i, d) in dsts.iter().enumerate().take(n) {
+                let remote = if addressed {
+                    src[i].to_socket_addr().unwrap_or(UNADDRESSED_PEER)
+                } else {
+                    UNADDRESSED_PEER
+                };
+                let data = &self.rxbuf[i * RX_SLOT..i * RX_SLOT + d.len];
+                self.engine.handle_datagram(now, remote, None, data);
+            }
+            if n < RX_BATCH {
+                break;
+            }
+        }
+    }
+
+    /// Sends what the engine produced; what the network refuses is dropped, as a full socket
+    /// buffer would (QUIC recovers).
+    pub fn flush(&mut self) {
+        let Some(wbio) = self.wbio.clone() else {
+            self.engine.clear_out();
+            return;
+        };
+        if self.engine.out.is_empty() {
+            return;
+        }
+        let addressed = self.write_addressed();
+        let mut count = 0;
+        for o in &self.engine.out {
+            count += o.len.div_ceil(o.seg.max(1));
+        }
+        self.dsts.clear();
+        self.dsts.extend(
+            self.engine
+                .out
+                .iter()
+                .map(|o| BioAddr::from_socket_addr(&o.dst)),
+        );
+        let mut descs = Vec::with_capacity(count);
+        for (k, o) in self.engine.out.iter().enumerate() {
+            let mut off = 0;
+            while off < o.len {
+                let len = o.seg.min(o.len - off);
+                descs.push(TxDesc {
+                    data: self.engine.txbuf.as_ptr().wrapping_add(o.off + off),
+                    len,
+                    dst: if addressed {
+                        &self.dsts[k]
+                    } else {
+                        std::ptr::null()
+                    },
+                    src: std::ptr::null(),
+                });
+                off += len;
+            }
+        }
+        let _ = wbio.send_batch(&descs);
+        self.engine.clear_out();
+    }
+}

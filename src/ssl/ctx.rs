@@ -1,0 +1,397 @@
+//! `SSL_CTX`: what a program configures once (method, certificate chain and key, verification,
+//! ALPN, options) and the rustls/quinn configurations built from it.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+use crate::error::*;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    QuicClient,
+    QuicClientThread,
+    QuicServer,
+}
+
+pub const SSL_VERIFY_NONE: i32 = 0;
+pub const SSL_VERIFY_PEER: i32 = 1;
+pub const SSL_VERIFY_FAIL_IF_NO_PEER_CERT: i32 = 2;
+pub const X509_V_OK: i64 = 0;
+pub const X509_V_ERR_UNSPECIFIED: i64 = 1;
+pub const X509_V_ERR_CERT_HAS_EXPIRED: i64 = 10;
+pub const X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT: i64 = 18;
+pub const X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: i64 = 20;
+pub const X509_V_ERR_CERT_REJECTED: i64 = 28;
+pub const X509_V_ERR_HOSTNAME_MISMATCH: i64 = 62;
+
+pub const SSL_R_NO_CERTIFICATE_ASSIGNED: u32 = 177;
+pub const SSL_R_NO_PRIVATE_KEY_ASSIGNED: u32 = 190;
+pub const SSL_R_KEY_VALUES_MISMATCH: u32 = 288;
+pub const SSL_R_BAD_VALUE: u32 = 384;
+pub const SSL_R_WRONG_SSL_VERSION: u32 = 266;
+pub const SSL_R_CERTIFICATE_VERIFY_FAILED: u32 = 134;
+
+#[derive(Default)]
+struct Cfg {
+    chain: Vec<CertificateDer<'static>>,
+    key: Option<PrivateKeyDer<'static>>,
+    verify_mode: i32,
+    roots: Vec<CertificateDer<'static>>,
+    alpn: Vec<Vec<u8>>,
+    options: u64,
+    server: Option<Arc<quinn_proto::ServerConfig>>,
+}
+
+pub struct SslCtx {
+    pub method: Method,
+    cfg: Mutex<Cfg>,
+}
+
+fn pem_err(path: &str, what: &str, e: impl std::fmt::Display) -> Error {
+    Error::new(ERR_LIB_PEM, 108).with(format!("{path}: cannot read {what}: {e}"))
+}
+
+/// Parses OpenSSL's ALPN wire format (length-prefixed names).
+pub fn parse_alpn(wire: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < wire.len() {
+        let n = wire[i] as usize;
+        if n == 0 || i + 1 + n > wire.len() {
+            return Err(Error::ssl(SSL_R_BAD_VALUE)
+                .with("malformed ALPN list (want length-prefixed names)"));
+        }
+        out.push(wire[i + 1..i + 1 + n].to_vec());
+        i += 1 + n;
+    }
+    Ok(out)
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+impl SslCtx {
+    pub fn new(method: Method) -> SslCtx {
+        let cfg = Cfg {
+            verify_mode: SSL_VERIFY_NONE,
+            ..Default::default()
+        };
+        SslCtx {
+            method,
+            cfg: Mutex::new(cfg),
+        }
+    }
+
+    pub fn is_server(&self) -> bool {
+        self.method == Method::QuicServer
+    }
+
+    pub fn use_certificate_chain_file(&self, path: &str) -> Result<()> {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| pem_err(path, "certificates", e))?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| pem_err(path, "certificates", e))?;
+        if certs.is_empty() {
+            return Err(Error::new(ERR_LIB_PEM, 108).with(format!("{path}: no certificate found")));
+        }
+        let mut c = self.cfg.lock();
+        c.chain = certs;
+        c.server = None;
+        Ok(())
+    }
+
+    pub fn use_private_key_file(&self, path: &str) -> Result<()> {
+        let key =
+            PrivateKeyDer::from_pem_file(path).map_err(|e| pem_err(path, "a private key", e))?;
+        provider()
+            .key_provider
+            .load_private_key(key.clone_key())
+            .map_err(|e| {
+                Error::ssl(SSL_R_BAD_VALUE).with(format!("{path}: unsupported private key: {e}"))
+            })?;
+        let mut c = self.cfg.lock();
+        c.key = Some(key);
+        c.server = None;
+        Ok(())
+    }
+
+    /// SSL_CTX_check_private_key: the key must sign for the leaf certificate's public key.
+    pub fn check_private_key(&self) -> Result<()> {
+        let c = self.cfg.lock();
+        let leaf = c
+            .chain
+            .first()
+            .ok_or_else(|| Error::ssl(SSL_R_NO_CERTIFICATE_ASSIGNED))?;
+        let key = c
+            .key
+            .as_ref()
+            .ok_or_else(|| Error::ssl(SSL_R_NO_PRIVATE_KEY_ASSIGNED))?;
+        let signer = provider()
+            .key_provider
+            .load_private_key(key.clone_key())
+            .map_err(|e| Error::ssl(SSL_R_BAD_VALUE).with(e.to_string()))?;
+        let ck = rustls::sign::CertifiedKey::new(vec![leaf.clone()], signer);
+        ck.keys_match().map_err(|e| {
+            Error::ssl(SSL_R_KEY_VALUES_MISMATCH)
+                .with(format!("private key does not match the certificate: {e}"))
+        })
+    }
+
+    pub fn set_verify(&self, mode: i32) {
+        self.cfg.lock().verify_mode = mode;
+    }
+    pub fn verify_mode(&self) -> i32 {
+        self.cfg.lock().verify_mode
+    }
+
+    pub fn load_verify_file(&self, path: &str) -> Result<()> {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| pem_err(path, "CA certificates", e))?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| pem_err(path, "CA certificates", e))?;
+        self.cfg.lock().roots.extend(certs);
+        Ok(())
+    }
+
+    pub fn load_verify_dir(&self, dir: &str) -> Result<()> {
+        let rd = std::fs::read_dir(dir).map_err(|e| pem_err(dir, "a CA directory", e))?;
+        for ent in rd.flatten() {
+            let p = ent.path();
+            if p.is_file()
+                && let Ok(it) = CertificateDer::pem_file_iter(&p)
+            {
+                self.cfg.lock().roots.extend(it.flatten());
+            }
+        }
+        Ok(())
+    }
+
+    /// SSL_CTX_set_default_verify_paths: SSL_CERT_FILE / SSL_CERT_DIR, else Debian's bundle.
+    pub fn set_default_verify_paths(&self) -> Result<()> {
+        let file = std::env::var("SSL_CERT_FILE")
+            .unwrap_or_else(|_| "/etc/ssl/certs/ca-certificates.crt".into());
+        let _ = self.load_verify_file(&file);
+        if let Ok(dir) = std::env::var("SSL_CERT_DIR") {
+            let _ = self.load_verify_dir(&dir);
+        }
+        Ok(())
+    }
+
+    pub fn set_alpn(&self, wire: &[u8]) -> Result<()> {
+        let list = parse_alpn(wire)?;
+        let mut c = self.cfg.lock();
+        c.alpn = list;
+        c.server = None;
+        Ok(())
+    }
+    pub fn alpn(&self) -> Vec<Vec<u8>> {
+        self.cfg.lock().alpn.clone()
+    }
+    pub fn options(&self) -> u64 {
+        self.cfg.lock().options
+    }
+    pub fn set_options(&self, set: u64, clear: u64) -> u64 {
+        let mut c = self.cfg.lock();
+        c.options = (c.options | set) & !clear;
+        c.options
+    }
+
+    /// The quinn server configuration (cached until the context changes).
+    pub fn server_config(&self) -> Result<Arc<quinn_proto::ServerConfig>> {
+        let mut c = self.cfg.lock();
+        if let Some(s) = &c.server {
+            return Ok(s.clone());
+        }
+        if c.chain.is_empty() {
+            return Err(Error::ssl(SSL_R_NO_CERTIFICATE_ASSIGNED)
+                .with("a QUIC server needs SSL_CTX_use_certificate_chain_file first"));
+        }
+        let key = c.key.as_ref().ok_or_else(|| {
+            Error::ssl(SSL_R_NO_PRIVATE_KEY_ASSIGNED)
+                .with("a QUIC server needs SSL_CTX_use_PrivateKey_file first")
+        })?;
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| Error::internal(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(c.chain.clone(), key.clone_key())
+            .map_err(|e| Error::ssl(SSL_R_KEY_VALUES_MISMATCH).with(e.to_string()))?;
+        tls.alpn_protocols = c.alpn.clone();
+        if std::env::var_os("SSLKEYLOGFILE").is_some() {
+            tls.key_log = Arc::new(rustls::KeyLogFile::new());
+        }
+        let crypto = quinn_proto::crypto::rustls::QuicServerConfig::try_from(Arc::new(tls))
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let mut sc = quinn_proto::ServerConfig::with_crypto(Arc::new(crypto));
+        sc.transport_config(Arc::new(transport()));
+        let sc = Arc::new(sc);
+        c.server = Some(sc.clone());
+        Ok(sc)
+    }
+
+    /// A client configuration for one connection; verification outcomes land in `result`.
+    pub fn client_config(
+        &self,
+        alpn: Option<Vec<Vec<u8>>>,
+        result: Arc<VerifyResult>,
+    ) -> Result<quinn_proto::ClientConfig> {
+        let c = self.cfg.lock();
+        let mut roots = rustls::RootCertStore::empty();
+        for r in &c.roots {
+            let _ = roots.add(r.clone());
+        }
+        let inner: Option<Arc<dyn ServerCertVerifier>> = if roots.is_empty() {
+            None
+        } else {
+            Some(
+                rustls::client::WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider(),
+                )
+                .build()
+                .map_err(|e| Error::internal(e.to_string()))?,
+            )
+        };
+        let verifier = Arc::new(Verifier {
+            inner,
+            enforce: c.verify_mode & SSL_VERIFY_PEER != 0,
+            result,
+            provider: provider(),
+        });
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| Error::internal(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        tls.alpn_protocols = alpn.unwrap_or_else(|| c.alpn.clone());
+        if std::env::var_os("SSLKEYLOGFILE").is_some() {
+            tls.key_log = Arc::new(rustls::KeyLogFile::new());
+        }
+        let crypto = quinn_proto::crypto::rustls::QuicClientConfig::try_from(Arc::new(tls))
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let mut cc = quinn_proto::ClientConfig::new(Arc::new(crypto));
+        cc.transport_config(Arc::new(transport()));
+        Ok(cc)
+    }
+}
+
+/// Transport defaults: OpenSSL's 30 s idle timeout, windows large enough for bulk transfer.
+fn transport() -> quinn_proto::TransportConfig {
+    let mut t = quinn_proto::TransportConfig::default();
+    t.max_idle_timeout(Some(quinn_proto::VarInt::from_u32(30_000).into()));
+    t.stream_receive_window(quinn_proto::VarInt::from_u32(8 << 20));
+    t.receive_window(quinn_proto::VarInt::from_u32(32 << 20));
+    t.send_window(32 << 20);
+    t.max_concurrent_bidi_streams(quinn_proto::VarInt::from_u32(1000));
+    t.max_concurrent_uni_streams(quinn_proto::VarInt::from_u32(1000));
+    t
+}
+
+/// The outcome of certificate verification, for SSL_get_verify_result.
+#[derive(Default, Debug)]
+pub struct VerifyResult {
+    pub code: std::sync::atomic::AtomicI64,
+}
+
+/// Verifies like OpenSSL: with SSL_VERIFY_PEER a failure aborts the handshake; with
+/// SSL_VERIFY_NONE the handshake goes on and the failure is only recorded.
+#[derive(Debug)]
+struct Verifier {
+    inner: Option<Arc<dyn ServerCertVerifier>>,
+    enforce: bool,
+    result: Arc<VerifyResult>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+fn x509_code(e: &rustls::Error) -> i64 {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(C::Expired)
+        | rustls::Error::InvalidCertificate(C::ExpiredContext { .. }) => {
+            X509_V_ERR_CERT_HAS_EXPIRED
+        }
+        rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
+            X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+        }
+        rustls::Error::InvalidCertificate(C::NotValidForName)
+        | rustls::Error::InvalidCertificate(C::NotValidForNameContext { .. }) => {
+            X509_V_ERR_HOSTNAME_MISMATCH
+        }
+        rustls::Error::InvalidCertificate(_) => X509_V_ERR_CERT_REJECTED,
+        _ => X509_V_ERR_UNSPECIFIED,
+    }
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let r = match &self.inner {
+            Some(v) => v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now),
+            None => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            )),
+        };
+        match r {
+            Ok(v) => {
+                self.result.code.store(X509_V_OK, Relaxed);
+                Ok(v)
+            }
+            Err(e) => {
+                self.result.code.store(x509_code(&e), Relaxed);
+                if self.enforce {
+                    Err(e)
+                } else {
+                    Ok(ServerCertVerified::assertion())
+                }
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}

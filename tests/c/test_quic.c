@@ -1,0 +1,379 @@
+/*
+ * test_quic: the non-blocking QUIC client/listener API end to end, in one process: contexts
+ * and their errors, handshake with verification and ALPN, data both ways with FIN, over UDP
+ * loopback (addressed) and over an unaddressed datagram pair, and the idle-cost counter.
+ * Certificates come from build/certs (made by `cargo run --example gencert`), or
+ * $OSSLQUIC_CERTS.
+ */
+#include "testutil.h"
+
+#ifdef TEST_REAL_OPENSSL
+int main(void)
+{
+    return 0; /* needs libssl: not part of the libcrypto comparison run */
+}
+#else
+#include <openssl/ssl.h>
+
+static char certs[512];
+static const unsigned char alpn[] = {13, 'o', 's', 's', 'l', 'q', 'u', 'i', 'c', '-', 't', 'e', 's', 't'};
+
+static const char *cert_path(const char *name)
+{
+    static char buf[4][600];
+    static int k;
+    char *b = buf[k++ & 3];
+    snprintf(b, 600, "%s/%s", certs, name);
+    return b;
+}
+
+static SSL_CTX *server_ctx(void)
+{
+    SSL_CTX *c = SSL_CTX_new(OSSL_QUIC_server_method());
+    if (c == NULL || !SSL_CTX_use_certificate_chain_file(c, cert_path("chain.pem")) ||
+        !SSL_CTX_use_PrivateKey_file(c, cert_path("key.pem"), SSL_FILETYPE_PEM) ||
+        !SSL_CTX_check_private_key(c) || SSL_CTX_set_alpn_protos(c, alpn, sizeof(alpn)) != 0) {
+        SSL_CTX_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static SSL_CTX *client_ctx(void)
+{
+    SSL_CTX *c = SSL_CTX_new(OSSL_QUIC_client_method());
+    if (c == NULL || !SSL_CTX_load_verify_locations(c, cert_path("ca.pem"), NULL)) {
+        SSL_CTX_free(c);
+        return NULL;
+    }
+    SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+    return c;
+}
+
+static int test_context_errors(void)
+{
+    SSL_CTX *s = SSL_CTX_new(OSSL_QUIC_server_method()), *c = SSL_CTX_new(OSSL_QUIC_client_method());
+    char buf[256];
+
+    ASSERT_NOT_NULL(s);
+    ASSERT_NOT_NULL(c);
+    ERR_clear_error();
+    ASSERT_EQ(SSL_CTX_use_certificate_chain_file(s, "/nonexistent/cert.pem"), 0);
+    ERR_error_string_n(ERR_peek_error(), buf, sizeof(buf));
+    ASSERT_ONE_ERROR();
+    ASSERT_EQ(SSL_CTX_use_certificate_chain_file(s, cert_path("chain.pem")), 1);
+    ASSERT_EQ(SSL_CTX_use_PrivateKey_file(s, cert_path("other-key.pem"), SSL_FILETYPE_PEM), 1);
+    ASSERT_EQ(SSL_CTX_check_private_key(s), 0); /* key does not match the certificate */
+    ASSERT_ONE_ERROR();
+    ASSERT_EQ(SSL_CTX_use_PrivateKey_file(s, cert_path("key.pem"), SSL_FILETYPE_PEM), 1);
+    ASSERT_EQ(SSL_CTX_check_private_key(s), 1);
+    ASSERT_NULL(SSL_new(s)); /* a server context makes listeners, not connections */
+    ASSERT_ONE_ERROR();
+    ASSERT_NULL(SSL_new_listener(c, 0));
+    ASSERT_ONE_ERROR();
+    ASSERT_EQ(SSL_CTX_set_alpn_protos(c, (const unsigned char *)"\x05hq", 3), 1); /* malformed */
+    ASSERT_ONE_ERROR();
+    ASSERT_NULL(SSL_new(NULL));
+    ASSERT_ONE_ERROR();
+    ASSERT_EQ(SSL_read_ex(NULL, buf, 1, NULL), 0);
+    ASSERT_ONE_ERROR();
+    ASSERT_EQ(SSL_handle_events(NULL), 1);
+    SSL_CTX_free(s);
+    SSL_CTX_free(c);
+    return 1;
+}
+
+struct peerset {
+    SSL *listener, *client, *server;
+};
+
+/* Runs both sides until `done` says so or 10 s pass. */
+#define PUMP(ps, cond)                                                                         \
+    do {                                                                                       \
+        uint64_t deadline_ = tu_now_ms() + 10000;                                              \
+        while (!(cond)) {                                                                      \
+            ASSERT_TRUE(tu_now_ms() < deadline_);                                              \
+            SSL_handle_events((ps)->listener);                                                 \
+            SSL_handle_events((ps)->client);                                                   \
+            if ((ps)->server == NULL)                                                          \
+                (ps)->server = SSL_accept_connection((ps)->listener, SSL_ACCEPT_CONNECTION_NO_BLOCK); \
+        }                                                                                      \
+    } while (0)
+
+static int handshake(struct peerset *ps)
+{
+    int r = 0;
+    ERR_clear_error();
+    PUMP(ps, (r = SSL_connect(ps->client)) == 1 || SSL_get_error(ps->client, r) != SSL_ERROR_WANT_READ);
+    ASSERT_EQ(r, 1);
+    PUMP(ps, ps->server != NULL);
+    PUMP(ps, (r = SSL_accept(ps->server)) == 1 || SSL_get_error(ps->server, r) != SSL_ERROR_WANT_READ);
+    ASSERT_EQ(r, 1);
+    return 1;
+}
+
+/* Client sends `len` patterned bytes and FIN; server reads them all, checks, echoes them back
+ * with FIN; client checks every byte. */
+static int exchange(struct peerset *ps, size_t len)
+{
+    unsigned char *out = malloc(len), *in = malloc(len), buf[16384];
+    size_t sent = 0, got = 0, echoed = 0, back = 0, n, i;
+    int r = 0;
+
+    ASSERT_NOT_NULL(out);
+    ASSERT_NOT_NULL(in);
+    for (i = 0; i < len; i++)
+        out[i] = (unsigned char)(i * 7 + (i >> 8));
+    {
+        uint64_t deadline = tu_now_ms() + 20000;
+        int server_fin = 0, client_fin = 0;
+        while (!(client_fin && back == len)) {
+            ASSERT_TRUE(tu_now_ms() < deadline);
+            if (sent < len) {
+                r = SSL_write_ex2(ps->client, out + sent, len - sent, SSL_WRITE_FLAG_CONCLUDE, &n);
+                if (r == 1)
+                    sent += n;
+                else
+                    ASSERT_EQ(SSL_get_error(ps->client, r), SSL_ERROR_WANT_WRITE);
+            }
+            SSL_handle_events(ps->listener);
+            while (!server_fin && (r = SSL_read_ex(ps->server, in + got, len - got < sizeof(buf) ? len - got + 1 : sizeof(buf), &n)) == 1)
+                got += n;
+            if (!server_fin && r == 0 && SSL_get_error(ps->server, 0) == SSL_ERROR_ZERO_RETURN)
+                server_fin = 1;
+            if (server_fin && echoed < len) {
+                ASSERT_EQ(got, len);
+                ASSERT_MEM_EQ(in, out, len);
+                r = SSL_write_ex2(ps->server, in + echoed, len - echoed, SSL_WRITE_FLAG_CONCLUDE, &n);
+                if (r == 1)
+                    echoed += n;
+            }
+            SSL_handle_events(ps->client);
+            while ((r = SSL_read_ex(ps->client, buf, sizeof(buf), &n)) == 1) {
+                ASSERT_LE(back + n, len);
+                ASSERT_MEM_EQ(buf, out + back, n);
+                back += n;
+            }
+            if (SSL_get_error(ps->client, r) == SSL_ERROR_ZERO_RETURN)
+                client_fin = 1;
+            else
+                ASSERT_EQ(SSL_get_error(ps->client, r), SSL_ERROR_WANT_READ);
+        }
+    }
+    ASSERT_EQ(back, len);
+    free(out);
+    free(in);
+    ERR_clear_error();
+    return 1;
+}
+
+static int shutdown_both(struct peerset *ps)
+{
+    int rc = 0, rs = 0;
+    PUMP(ps, (rc = SSL_shutdown(ps->client)) == 1);
+    PUMP(ps, (rs = SSL_shutdown(ps->server)) == 1);
+    return rc == 1 && rs == 1;
+}
+
+static int test_udp_exchange(void)
+{
+    SSL_CTX *sctx = server_ctx(), *cctx = client_ctx();
+    BIO_ADDR *srv_addr = NULL;
+    int sfd = tu_udp_socket(AF_INET, &srv_addr), cfd = tu_udp_socket(AF_INET, NULL);
+    struct peerset ps = {0};
+    const unsigned char *sel;
+    unsigned int sel_len;
+    BIO_POLL_DESCRIPTOR d;
+    struct timeval tv;
+    int inf;
+
+    ASSERT_NOT_NULL(sctx);
+    ASSERT_NOT_NULL(cctx);
+    ASSERT_GE(sfd, 0);
+    ASSERT_GE(cfd, 0);
+    ps.listener = SSL_new_listener(sctx, 0); /* address validation by Retry */
+    ASSERT_NOT_NULL(ps.listener);
+    ASSERT_EQ(SSL_is_listener(ps.listener), 1);
+    ASSERT_EQ(SSL_set_fd(ps.listener, sfd), 1);
+    ASSERT_EQ(SSL_get_fd(ps.listener), sfd);
+    ASSERT_EQ(SSL_listen(ps.listener), 1);
+    ps.client = SSL_new(cctx);
+    ASSERT_NOT_NULL(ps.client);
+    ASSERT_EQ(SSL_set_blocking_mode(ps.client, 0), 1);
+    ASSERT_EQ(SSL_set_fd(ps.client, cfd), 1);
+    ASSERT_EQ(SSL_set1_initial_peer_addr(ps.client, srv_addr), 1);
+    ASSERT_EQ(SSL_set_tlsext_host_name(ps.client, "localhost"), 1);
+    ASSERT_EQ(SSL_set_alpn_protos(ps.client, alpn, sizeof(alpn)), 0);
+    ASSERT_EQ(SSL_get_rpoll_descriptor(ps.client, &d), 1);
+    ASSERT_EQ(d.type, BIO_POLL_DESCRIPTOR_TYPE_SOCK_FD);
+    ASSERT_EQ(d.value.fd, cfd);
+    ASSERT_EQ(SSL_get_event_timeout(ps.listener, &tv, &inf), 1);
+    ASSERT_EQ(inf, 1); /* nothing armed before any connection */
+    ASSERT_TRUE(handshake(&ps));
+    ASSERT_EQ(SSL_get_verify_result(ps.client), X509_V_OK);
+    SSL_get0_alpn_selected(ps.client, &sel, &sel_len);
+    ASSERT_EQ(sel_len, alpn[0]);
+    ASSERT_MEM_EQ(sel, alpn + 1, sel_len);
+    ASSERT_PTR_EQ(SSL_get0_listener(ps.server), ps.listener);
+    ASSERT_EQ(SSL_is_connection(ps.server), 1);
+    ASSERT_EQ(SSL_get_event_timeout(ps.client, &tv, &inf), 1);
+    ASSERT_EQ(inf, 0); /* a live connection has its idle timer at least */
+    ASSERT_TRUE(exchange(&ps, 300000));
+    ASSERT_TRUE(shutdown_both(&ps));
+    SSL_free(ps.server);
+    SSL_free(ps.client);
+    SSL_free(ps.listener);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    BIO_ADDR_free(srv_addr);
+    close(sfd);
+    close(cfd);
+    return 1;
+}
+
+/* Verification against a CA we do not trust: VERIFY_PEER fails the handshake; VERIFY_NONE
+ * completes it and reports the failure in SSL_get_verify_result. */
+static int test_untrusted_server(void)
+{
+    int mode;
+    for (mode = 0; mode < 2; mode++) {
+        SSL_CTX *sctx = server_ctx(), *cctx = SSL_CTX_new(OSSL_QUIC_client_method());
+        BIO_ADDR *srv_addr = NULL;
+        int sfd = tu_udp_socket(AF_INET, &srv_addr), cfd = tu_udp_socket(AF_INET, NULL), r = 0;
+        struct peerset ps = {0};
+
+        ASSERT_NOT_NULL(cctx);
+        SSL_CTX_set_verify(cctx, mode ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+        ps.listener = SSL_new_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE);
+        ASSERT_EQ(SSL_set_fd(ps.listener, sfd), 1);
+        ps.client = SSL_new(cctx);
+        ASSERT_EQ(SSL_set_fd(ps.client, cfd), 1);
+        ASSERT_EQ(SSL_set1_initial_peer_addr(ps.client, srv_addr), 1);
+        ASSERT_EQ(SSL_set_alpn_protos(ps.client, alpn, sizeof(alpn)), 0);
+        PUMP(&ps, (r = SSL_connect(ps.client)) == 1 || SSL_get_error(ps.client, r) != SSL_ERROR_WANT_READ);
+        if (mode) {
+            ASSERT_NE(r, 1);
+            ASSERT_EQ(SSL_get_error(ps.client, r), SSL_ERROR_SSL);
+            ASSERT_ERROR_QUEUED();
+        } else {
+            ASSERT_EQ(r, 1);
+        }
+        ASSERT_NE(SSL_get_verify_result(ps.client), X509_V_OK);
+        ERR_clear_error();
+        SSL_free(ps.server);
+        SSL_free(ps.client);
+        SSL_free(ps.listener);
+        SSL_CTX_free(sctx);
+        SSL_CTX_free(cctx);
+        BIO_ADDR_free(srv_addr);
+        close(sfd);
+        close(cfd);
+    }
+    return 1;
+}
+
+static int test_pair_unaddressed(void)
+{
+    SSL_CTX *sctx = server_ctx(), *cctx = client_ctx();
+    BIO *a = NULL, *b = NULL;
+    struct peerset ps = {0};
+
+    ASSERT_EQ(BIO_new_bio_dgram_pair(&a, 1 << 20, &b, 1 << 20), 1);
+    ps.listener = SSL_new_listener(sctx, 0);
+    ASSERT_NOT_NULL(ps.listener);
+    SSL_set_bio(ps.listener, a, a);
+    ps.client = SSL_new(cctx);
+    SSL_set_bio(ps.client, b, b);
+    ASSERT_EQ(SSL_set_alpn_protos(ps.client, alpn, sizeof(alpn)), 0);
+    ASSERT_TRUE(handshake(&ps));
+    ASSERT_TRUE(exchange(&ps, 100000));
+    ASSERT_TRUE(shutdown_both(&ps));
+    SSL_free(ps.server);
+    SSL_free(ps.client);
+    SSL_free(ps.listener);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    return 1;
+}
+
+/* Many established, idle connections: SSL_handle_events with nothing due does no
+ * per-connection work. */
+static int test_idle_connections_cost_nothing(void)
+{
+    enum { N = 100 };
+    SSL_CTX *sctx = server_ctx(), *cctx = client_ctx();
+    BIO_ADDR *srv_addr = NULL;
+    int sfd = tu_udp_socket(AF_INET, &srv_addr), cfd[N], i, r;
+    SSL *cli[N], *srv[N];
+    struct peerset ps = {0};
+    uint64_t before, deadline;
+    struct timeval tv;
+    int inf;
+
+    ps.listener = SSL_new_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE);
+    ASSERT_EQ(SSL_set_fd(ps.listener, sfd), 1);
+    for (i = 0; i < N; i++) {
+        cfd[i] = tu_udp_socket(AF_INET, NULL);
+        cli[i] = SSL_new(cctx);
+        srv[i] = NULL;
+        ASSERT_EQ(SSL_set_fd(cli[i], cfd[i]), 1);
+        ASSERT_EQ(SSL_set1_initial_peer_addr(cli[i], srv_addr), 1);
+        ASSERT_EQ(SSL_set_alpn_protos(cli[i], alpn, sizeof(alpn)), 0);
+    }
+    deadline = tu_now_ms() + 30000;
+    for (;;) {
+        int done = 0, accepted = 0;
+        ASSERT_TRUE(tu_now_ms() < deadline);
+        for (i = 0; i < N; i++) {
+            r = SSL_connect(cli[i]);
+            done += r == 1;
+        }
+        SSL_handle_events(ps.listener);
+        for (i = 0; i < N; i++) {
+            if (srv[i] == NULL)
+                srv[i] = SSL_accept_connection(ps.listener, SSL_ACCEPT_CONNECTION_NO_BLOCK);
+            accepted += srv[i] != NULL && SSL_accept(srv[i]) == 1;
+        }
+        if (done == N && accepted == N)
+            break;
+    }
+    ERR_clear_error();
+    /* Let handshake leftovers (acks, retransmit timers) settle, bounded. */
+    deadline = tu_now_ms() + 5000;
+    do {
+        for (i = 0; i < N; i++)
+            SSL_handle_events(cli[i]);
+        SSL_handle_events(ps.listener);
+        ASSERT_EQ(SSL_get_event_timeout(ps.listener, &tv, &inf), 1);
+    } while (!inf && tv.tv_sec == 0 && tv.tv_usec < 500000 && tu_now_ms() < deadline);
+    ASSERT_TRUE(inf || tv.tv_sec > 0 || tv.tv_usec >= 500000);
+    before = OSSLQUIC_SSL_get_conn_ticks(ps.listener);
+    for (i = 0; i < 1000; i++)
+        ASSERT_EQ(SSL_handle_events(ps.listener), 1);
+    ASSERT_U64_EQ(OSSLQUIC_SSL_get_conn_ticks(ps.listener), before);
+    for (i = 0; i < N; i++) {
+        SSL_free(cli[i]);
+        SSL_free(srv[i]);
+        close(cfd[i]);
+    }
+    SSL_free(ps.listener);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    BIO_ADDR_free(srv_addr);
+    close(sfd);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *d = getenv("OSSLQUIC_CERTS");
+    snprintf(certs, sizeof(certs), "%s", d != NULL ? d : "build/certs");
+    tu_init(argc, argv);
+    RUN(test_context_errors);
+    RUN(test_udp_exchange);
+    RUN(test_untrusted_server);
+    RUN(test_pair_unaddressed);
+    RUN(test_idle_connections_cost_nothing);
+    return tu_finish();
+}
+#endif
