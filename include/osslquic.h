@@ -312,6 +312,14 @@
 
 #define TLSEXT_NAMETYPE_host_name 0
 
+#define SSL_STREAM_FLAG_UNI 1
+
+#define SSL_STREAM_FLAG_NO_BLOCK 2
+
+#define SSL_STREAM_FLAG_ADVANCE 4
+
+#define SSL_ACCEPT_STREAM_NO_BLOCK 1
+
 #define SSL_ERROR_NONE 0
 
 #define SSL_ERROR_SSL 1
@@ -343,6 +351,54 @@
 #define SSL_R_LISTENER_USE_ONLY 421
 
 #define SSL_R_NOT_SERVER 284
+
+#define SSL_R_STREAM_FINISHED 365
+
+#define SSL_R_STREAM_RECV_ONLY 366
+
+#define SSL_R_STREAM_SEND_ONLY 379
+
+#define SSL_R_STREAM_COUNT_LIMITED 411
+
+#define SSL_R_FEATURE_NOT_RENEGOTIABLE 413
+
+#define SSL_DEFAULT_STREAM_MODE_NONE 0
+
+#define SSL_DEFAULT_STREAM_MODE_AUTO_BIDI 1
+
+#define SSL_DEFAULT_STREAM_MODE_AUTO_UNI 2
+
+#define SSL_STREAM_TYPE_NONE 0
+
+#define SSL_STREAM_TYPE_READ 1
+
+#define SSL_STREAM_TYPE_WRITE 2
+
+#define SSL_STREAM_TYPE_BIDI 3
+
+#define SSL_STREAM_STATE_NONE 0
+
+#define SSL_STREAM_STATE_OK 1
+
+#define SSL_STREAM_STATE_WRONG_DIR 2
+
+#define SSL_STREAM_STATE_FINISHED 3
+
+#define SSL_STREAM_STATE_RESET_LOCAL 4
+
+#define SSL_STREAM_STATE_RESET_REMOTE 5
+
+#define SSL_STREAM_STATE_CONN_CLOSED 6
+
+#define SSL_INCOMING_STREAM_POLICY_AUTO 0
+
+#define SSL_INCOMING_STREAM_POLICY_ACCEPT 1
+
+#define SSL_INCOMING_STREAM_POLICY_REJECT 2
+
+#define SSL_CONN_CLOSE_FLAG_LOCAL 1
+
+#define SSL_CONN_CLOSE_FLAG_TRANSPORT 2
 
 #define SSL_VERIFY_NONE 0
 
@@ -503,6 +559,24 @@ typedef struct SSL_SHUTDOWN_EX_ARGS {
   uint64_t quic_error_code;
   const char *quic_reason;
 } SSL_SHUTDOWN_EX_ARGS;
+
+/**
+ * Arguments of SSL_stream_reset.
+ */
+typedef struct SSL_STREAM_RESET_ARGS {
+  uint64_t quic_error_code;
+} SSL_STREAM_RESET_ARGS;
+
+/**
+ * Why a connection closed (see SSL_get_conn_close_info(3)).
+ */
+typedef struct SSL_CONN_CLOSE_INFO {
+  uint64_t error_code;
+  uint64_t frame_type;
+  const char *reason;
+  size_t reason_len;
+  uint32_t flags;
+} SSL_CONN_CLOSE_INFO;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1392,6 +1466,103 @@ void SSL_get0_alpn_selected(const SSL *ssl, const uint8_t **data, unsigned int *
  * show that idle connections cost nothing.
  */
 uint64_t OSSLQUIC_SSL_get_conn_ticks(SSL *ssl);
+
+/**
+ * Opens a new local stream (SSL_STREAM_FLAG_UNI for unidirectional). Non-blocking: NULL with
+ * STREAM_COUNT_LIMITED when the peer allows no more streams yet. See SSL_new_stream(3).
+ */
+SSL *SSL_new_stream(SSL *ssl, uint64_t flags);
+
+/**
+ * The next stream the peer opened, or NULL when none is waiting (non-blocking).
+ * See SSL_accept_stream(3).
+ */
+SSL *SSL_accept_stream(SSL *ssl, uint64_t _flags);
+
+/**
+ * Streams waiting for SSL_accept_stream. See SSL_get_accept_stream_queue_len(3).
+ */
+size_t SSL_get_accept_stream_queue_len(SSL *ssl);
+
+/**
+ * SSL_DEFAULT_STREAM_MODE_NONE, _AUTO_BIDI (default) or _AUTO_UNI; only before the default
+ * stream exists. See SSL_set_default_stream_mode(3).
+ */
+int SSL_set_default_stream_mode(SSL *ssl, uint32_t mode);
+
+/**
+ * SSL_INCOMING_STREAM_POLICY_AUTO (treated as ACCEPT), _ACCEPT, or _REJECT (new peer streams
+ * are stopped and reset with `aec`). See SSL_set_incoming_stream_policy(3).
+ */
+int SSL_set_incoming_stream_policy(SSL *ssl, int policy, uint64_t aec);
+
+/**
+ * Resets the send side of a stream (code 0 when `args` is NULL). See SSL_stream_reset(3).
+ */
+int SSL_stream_reset(SSL *ssl, const struct SSL_STREAM_RESET_ARGS *args, size_t _args_len);
+
+/**
+ * The stream id, or UINT64_MAX without a stream. See SSL_get_stream_id(3).
+ */
+uint64_t SSL_get_stream_id(SSL *ssl);
+
+/**
+ * SSL_STREAM_TYPE_NONE, _READ, _WRITE or _BIDI. See SSL_get_stream_type(3).
+ */
+int SSL_get_stream_type(SSL *ssl);
+
+/**
+ * 1 if this side opened the stream. See SSL_is_stream_local(3).
+ */
+int SSL_is_stream_local(SSL *ssl);
+
+/**
+ * SSL_STREAM_STATE_* of the receiving part. See SSL_get_stream_read_state(3).
+ */
+int SSL_get_stream_read_state(SSL *ssl);
+
+/**
+ * SSL_STREAM_STATE_* of the sending part. See SSL_get_stream_write_state(3).
+ */
+int SSL_get_stream_write_state(SSL *ssl);
+
+/**
+ * 1 with the peer's RESET_STREAM code, 0 if not reset, -1 if the connection is closed.
+ * See SSL_get_stream_read_error_code(3).
+ */
+int SSL_get_stream_read_error_code(SSL *ssl, uint64_t *app_error_code);
+
+/**
+ * 1 with the peer's STOP_SENDING code, 0 if not stopped, -1 if the connection is closed.
+ * See SSL_get_stream_write_error_code(3).
+ */
+int SSL_get_stream_write_error_code(SSL *ssl, uint64_t *app_error_code);
+
+/**
+ * Fills `info` once the connection is closing or closed; 0 while it is open. The reason
+ * string lives as long as the connection. See SSL_get_conn_close_info(3).
+ */
+int SSL_get_conn_close_info(SSL *ssl, struct SSL_CONN_CLOSE_INFO *info, size_t info_len);
+
+/**
+ * As SSL_read_ex, without consuming. See SSL_peek_ex(3).
+ */
+int SSL_peek_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes);
+
+/**
+ * As SSL_peek_ex, returning the byte count or <= 0. See SSL_peek(3).
+ */
+int SSL_peek(SSL *ssl, void *buf, int num);
+
+/**
+ * Bytes readable at once from the stream (or default stream). See SSL_pending(3).
+ */
+int SSL_pending(const SSL *ssl);
+
+/**
+ * 1 if SSL_pending would be positive. See SSL_has_pending(3).
+ */
+int SSL_has_pending(const SSL *ssl);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -16,7 +16,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 use quinn_proto::{
     ClientConfig, Connection, ConnectionError, ConnectionHandle, DatagramEvent, Dir, Endpoint,
-    EndpointConfig, Event, ServerConfig, StreamEvent, StreamId,
+    EndpointConfig, Event, ServerConfig, StreamEvent, StreamId, VarInt,
 };
 
 /// Most connections driven in one `process` call, so one busy tick cannot starve the caller.
@@ -48,6 +48,8 @@ pub struct Conn {
     pub accepted: bool,
     /// Streams whose data (and FIN) the peer has fully acknowledged.
     pub acked: std::collections::HashSet<StreamId>,
+    /// Incoming stream policy REJECT: new peer streams are stopped and reset with this code.
+    pub reject_incoming: Option<u64>,
 }
 
 pub struct Engine {
@@ -117,6 +119,7 @@ impl Engine {
             incoming: VecDeque::new(),
             accepted,
             acked: Default::default(),
+            reject_incoming: None,
         };
         self.conns.insert(ch, c);
         self.mark(ch);
@@ -250,7 +253,18 @@ impl Engine {
                     Event::ConnectionLost { reason } => c.lost = Some(reason),
                     Event::Stream(StreamEvent::Opened { dir }) => {
                         while let Some(id) = c.q.streams().accept(dir) {
-                            c.incoming.push_back(id);
+                            match c
+                                .reject_incoming
+                                .and_then(|code| VarInt::from_u64(code).ok())
+                            {
+                                Some(code) => {
+                                    let _ = c.q.recv_stream(id).stop(code);
+                                    if dir == Dir::Bi {
+                                        let _ = c.q.send_stream(id).reset(code);
+                                    }
+                                }
+                                None => c.incoming.push_back(id),
+                            }
                         }
                     }
                     Event::Stream(StreamEvent::Finished { id }) => {

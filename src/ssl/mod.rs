@@ -8,11 +8,11 @@ pub mod ctx;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
-use quinn_proto::{ConnectionHandle, Dir, ReadError, StreamId, VarInt, WriteError};
+use quinn_proto::{ConnectionHandle, Dir, ReadError, Side, StreamId, VarInt, WriteError};
 
 use crate::bio::Bio;
 use crate::error::*;
@@ -37,6 +37,32 @@ pub const SSL_R_QUIC_PROTOCOL_ERROR: u32 = 382;
 pub const SSL_R_QUIC_NETWORK_ERROR: u32 = 387;
 pub const SSL_R_LISTENER_USE_ONLY: u32 = 421;
 pub const SSL_R_NOT_SERVER: u32 = 284;
+pub const SSL_R_STREAM_FINISHED: u32 = 365;
+pub const SSL_R_STREAM_RECV_ONLY: u32 = 366;
+pub const SSL_R_STREAM_SEND_ONLY: u32 = 379;
+pub const SSL_R_STREAM_COUNT_LIMITED: u32 = 411;
+pub const SSL_R_FEATURE_NOT_RENEGOTIABLE: u32 = 413;
+const SSL_R_BAD_VALUE_CODE: u32 = ctx::SSL_R_BAD_VALUE;
+
+pub const SSL_DEFAULT_STREAM_MODE_NONE: u32 = 0;
+pub const SSL_DEFAULT_STREAM_MODE_AUTO_BIDI: u32 = 1;
+pub const SSL_DEFAULT_STREAM_MODE_AUTO_UNI: u32 = 2;
+pub const SSL_STREAM_TYPE_NONE: i32 = 0;
+pub const SSL_STREAM_TYPE_READ: i32 = 1;
+pub const SSL_STREAM_TYPE_WRITE: i32 = 2;
+pub const SSL_STREAM_TYPE_BIDI: i32 = 3;
+pub const SSL_STREAM_STATE_NONE: i32 = 0;
+pub const SSL_STREAM_STATE_OK: i32 = 1;
+pub const SSL_STREAM_STATE_WRONG_DIR: i32 = 2;
+pub const SSL_STREAM_STATE_FINISHED: i32 = 3;
+pub const SSL_STREAM_STATE_RESET_LOCAL: i32 = 4;
+pub const SSL_STREAM_STATE_RESET_REMOTE: i32 = 5;
+pub const SSL_STREAM_STATE_CONN_CLOSED: i32 = 6;
+pub const SSL_INCOMING_STREAM_POLICY_AUTO: i32 = 0;
+pub const SSL_INCOMING_STREAM_POLICY_ACCEPT: i32 = 1;
+pub const SSL_INCOMING_STREAM_POLICY_REJECT: i32 = 2;
+pub const SSL_CONN_CLOSE_FLAG_LOCAL: u32 = 1;
+pub const SSL_CONN_CLOSE_FLAG_TRANSPORT: u32 = 2;
 
 pub struct Domain {
     port: Mutex<Port>,
@@ -75,9 +101,32 @@ pub struct Conn {
     pub listener: Option<Arc<Ssl>>,
     pub verify: Arc<VerifyResult>,
     default_stream: Mutex<Option<StreamId>>,
+    default_st: StreamState,
+    default_mode: AtomicU32,
+    reject: Mutex<Option<u64>>,
     alpn: std::sync::OnceLock<Vec<u8>>,
-    fin_seen: AtomicBool,
     closing: AtomicBool,
+    close_code: AtomicU64,
+    pub close_reason: std::sync::OnceLock<std::ffi::CString>,
+}
+
+/// What an application did and saw on one stream (beside quinn's own stream state).
+#[derive(Default)]
+pub struct StreamState {
+    fin_seen: AtomicBool,
+    concluded: AtomicBool,
+    reset_local: Mutex<Option<u64>>,
+    reset_remote: Mutex<Option<u64>>,
+    stopped: Mutex<Option<u64>>,
+    /// Bytes taken from quinn for SSL_peek/SSL_pending, read before quinn's.
+    peek: Mutex<Vec<u8>>,
+}
+
+/// A stream object (SSL_new_stream / SSL_accept_stream); it keeps its connection alive.
+pub struct StreamObj {
+    pub conn: Arc<Ssl>,
+    pub id: StreamId,
+    st: StreamState,
 }
 
 pub struct Listener {
@@ -91,6 +140,7 @@ pub struct Listener {
 pub enum Kind {
     Listener(Listener),
     Conn(Conn),
+    Stream(StreamObj),
 }
 
 pub struct Ssl {
@@ -143,6 +193,7 @@ impl Ssl {
         match &self.kind {
             Kind::Listener(l) => &l.domain,
             Kind::Conn(c) => &c.domain,
+            Kind::Stream(s) => s.conn.domain(),
         }
     }
     pub fn as_conn(&self) -> Result<&Conn> {
@@ -151,14 +202,15 @@ impl Ssl {
             Kind::Listener(_) => {
                 Err(Error::ssl(SSL_R_CONN_USE_ONLY).with("not supported on a listener"))
             }
+            Kind::Stream(_) => {
+                Err(Error::ssl(SSL_R_CONN_USE_ONLY).with("only a connection supports this"))
+            }
         }
     }
     pub fn as_listener(&self) -> Result<&Listener> {
         match &self.kind {
             Kind::Listener(l) => Ok(l),
-            Kind::Conn(_) => {
-                Err(Error::ssl(SSL_R_LISTENER_USE_ONLY).with("only a listener supports this"))
-            }
+            _ => Err(Error::ssl(SSL_R_LISTENER_USE_ONLY).with("only a listener supports this")),
         }
     }
     pub fn is_listener(&self) -> bool {
@@ -337,7 +389,7 @@ impl Ssl {
         Err(want_read())
     }
 
-    /// The default stream, created or accepted on first use (AUTO_BIDI).
+    /// The default stream, created or accepted on first use per the default stream mode.
     fn default_stream(
         &self,
         c: &Conn,
@@ -348,18 +400,30 @@ impl Ssl {
         if let Some(id) = *c.default_stream.lock() {
             return Ok(id);
         }
+        let dir = match c.default_mode.load(Relaxed) {
+            SSL_DEFAULT_STREAM_MODE_AUTO_BIDI => Dir::Bi,
+            SSL_DEFAULT_STREAM_MODE_AUTO_UNI => Dir::Uni,
+            _ => {
+                return Err(Error::ssl(SSL_R_NO_STREAM).with(
+                    "no default stream (mode NONE): use SSL_new_stream / SSL_accept_stream",
+                ));
+            }
+        };
         let conn = p
             .engine
             .conns
             .get_mut(&h)
             .ok_or_else(|| closed_error(None))?;
-        let peer_first = conn.incoming.iter().position(|id| id.dir() == Dir::Bi);
+        let peer_first = conn.incoming.iter().position(|id| id.dir() == dir);
         let id = match peer_first {
-            Some(i) => conn.incoming.remove(i).expect("index found"),
-            None if for_write => p.engine.open_stream(h, Dir::Bi).ok_or_else(|| {
-                Error::ssl(411).with("no stream credit for the default stream yet")
+            Some(i) if !for_write || dir == Dir::Bi => {
+                conn.incoming.remove(i).expect("index found")
+            }
+            _ if for_write => p.engine.open_stream(h, dir).ok_or_else(|| {
+                Error::ssl(SSL_R_STREAM_COUNT_LIMITED)
+                    .with("no stream credit for the default stream yet")
             })?,
-            None => return Err(want_read()),
+            _ => return Err(want_read()),
         };
         *c.default_stream.lock() = Some(id);
         Ok(id)
@@ -367,7 +431,12 @@ impl Ssl {
 
     fn live(&self, c: &Conn, p: &mut Port) -> Result<ConnectionHandle> {
         let h = self.started(c, p)?;
-        let conn = p.engine.conns.get(&h).ok_or_else(|| closed_error(None))?;
+        let conn = p
+            .engine
+            .conns
+            .get_mut(&h)
+            .ok_or_else(|| closed_error(None))?;
+        conn.reject_incoming = c.reject_incoming();
         if let Some(e) = &conn.lost {
             return Err(closed_error(Some(e)));
         }
@@ -377,12 +446,52 @@ impl Ssl {
         Ok(h)
     }
 
-    /// SSL_write_ex on a connection's default stream. `conclude` sends FIN after the data.
+    /// The connection, its handle, the stream and its state that an I/O call addresses: a
+    /// stream object's own stream, or a connection's default stream.
+    fn target(
+        &self,
+        p: &mut Port,
+        for_write: bool,
+    ) -> Result<(ConnectionHandle, StreamId, &StreamState)> {
+        match &self.kind {
+            Kind::Conn(c) => {
+                let h = self.live(c, p)?;
+                let id = self.default_stream(c, p, h, for_write)?;
+                Ok((h, id, &c.default_st))
+            }
+            Kind::Stream(s) => {
+                let c = s.conn.as_conn()?;
+                let h = s.conn.live(c, p)?;
+                Ok((h, s.id, &s.st))
+            }
+            Kind::Listener(_) => {
+                Err(Error::ssl(SSL_R_CONN_USE_ONLY).with("not supported on a listener"))
+            }
+        }
+    }
+
+    fn local_side(p: &Port, h: ConnectionHandle) -> Option<Side> {
+        p.engine.conns.get(&h).map(|c| c.q.side())
+    }
+
+    /// SSL_write_ex: to the stream or the default stream. `conclude` sends FIN after the data.
     pub fn write(&self, data: &[u8], conclude: bool) -> Result<usize> {
-        let c = self.as_conn()?;
-        let mut p = c.domain.lock_ticked();
-        let h = self.live(c, &mut p)?;
-        let id = self.default_stream(c, &mut p, h, true)?;
+        let dom = self.domain().clone();
+        let mut p = dom.lock_ticked();
+        let (h, id, st) = self.target(&mut p, true)?;
+        if id.dir() == Dir::Uni && Some(id.initiator()) != Self::local_side(&p, h) {
+            return Err(
+                Error::ssl(SSL_R_STREAM_RECV_ONLY).with("cannot write to a receive-only stream")
+            );
+        }
+        if let Some(code) = *st.reset_local.lock() {
+            return Err(
+                Error::ssl(SSL_R_STREAM_RESET).with(format!("stream was reset locally ({code})"))
+            );
+        }
+        if st.concluded.load(Relaxed) {
+            return Err(Error::ssl(SSL_R_STREAM_FINISHED).with("the stream is already concluded"));
+        }
         let conn = p
             .engine
             .conns
@@ -396,16 +505,18 @@ impl Ssl {
                 Ok(n) => n,
                 Err(WriteError::Blocked) => return Err(Error::would_block()),
                 Err(WriteError::Stopped(code)) => {
+                    *st.stopped.lock() = Some(code.into_inner());
                     return Err(Error::ssl(SSL_R_STREAM_RESET)
                         .with(format!("peer stopped the stream ({code})")));
                 }
                 Err(WriteError::ClosedStream) => {
-                    return Err(Error::ssl(365).with("the stream is already concluded"));
+                    return Err(Error::ssl(SSL_R_STREAM_FINISHED).with("the stream is closed"));
                 }
             }
         };
         if conclude && n == data.len() {
             let _ = s.finish();
+            st.concluded.store(true, Relaxed);
         }
         p.engine.mark(h);
         p.engine.process(Instant::now());
@@ -413,73 +524,375 @@ impl Ssl {
         Ok(n)
     }
 
-    /// SSL_read_ex / SSL_peek_ex on the default stream.
-    pub fn read(&self, out: &mut [u8]) -> Result<usize> {
-        let c = self.as_conn()?;
-        if c.fin_seen.load(Relaxed) {
-            return Err(Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("FIN"));
-        }
-        let mut p = c.domain.lock_ticked();
-        let h = self.live(c, &mut p)?;
-        let id = self.default_stream(c, &mut p, h, false)?;
-        let conn = p
-            .engine
-            .conns
-            .get_mut(&h)
-            .ok_or_else(|| closed_error(None))?;
-        let mut rs = conn.q.recv_stream(id);
-        let mut chunks = match rs.read(true) {
-            Ok(ch) => ch,
-            Err(_) => {
-                return Err(Error::ssl(SSL_R_NO_STREAM).with("the default stream is not readable"));
-            }
+    /// Moves what quinn has for the stream into its peek buffer (at most `max` bytes more),
+    /// noting FIN and resets.
+    fn pull(p: &mut Port, h: ConnectionHandle, id: StreamId, st: &StreamState, max: usize) {
+        let Some(conn) = p.engine.conns.get_mut(&h) else {
+            return;
         };
-        let mut n = 0;
-        let mut fin = false;
-        let mut err = None;
-        while n < out.len() {
-            match chunks.next(out.len() - n) {
+        let mut buf = st.peek.lock();
+        let mut rs = conn.q.recv_stream(id);
+        let Ok(mut chunks) = rs.read(true) else {
+            return;
+        };
+        let mut room = max;
+        while room > 0 {
+            match chunks.next(room) {
                 Ok(Some(ch)) => {
-                    out[n..n + ch.bytes.len()].copy_from_slice(&ch.bytes);
-                    n += ch.bytes.len();
+                    room -= ch.bytes.len();
+                    buf.extend_from_slice(&ch.bytes);
                 }
                 Ok(None) => {
-                    fin = true;
+                    st.fin_seen.store(true, Relaxed);
                     break;
                 }
                 Err(ReadError::Blocked) => break,
                 Err(ReadError::Reset(code)) => {
-                    err = Some(
-                        Error::ssl(SSL_R_STREAM_RESET)
-                            .with(format!("peer reset the stream ({code})")),
-                    );
+                    *st.reset_remote.lock() = Some(code.into_inner());
                     break;
                 }
             }
         }
         let _ = chunks.finalize();
         p.engine.mark(h);
-        p.engine.process(Instant::now());
-        p.flush();
-        if n > 0 {
-            if fin {
-                c.fin_seen.store(true, Relaxed);
+    }
+
+    /// SSL_read_ex (`peek` false) or SSL_peek_ex (`peek` true).
+    pub fn read(&self, out: &mut [u8], peek: bool) -> Result<usize> {
+        let dom = self.domain().clone();
+        let mut p = dom.lock_ticked();
+        let (h, id, st) = self.target(&mut p, false)?;
+        if id.dir() == Dir::Uni && Some(id.initiator()) == Self::local_side(&p, h) {
+            return Err(
+                Error::ssl(SSL_R_STREAM_SEND_ONLY).with("cannot read from a send-only stream")
+            );
+        }
+        let mut n = 0;
+        {
+            let mut buf = st.peek.lock();
+            if !buf.is_empty() {
+                n = buf.len().min(out.len());
+                out[..n].copy_from_slice(&buf[..n]);
+                if !peek {
+                    buf.drain(..n);
+                }
             }
+        }
+        if n < out.len() && !st.fin_seen.load(Relaxed) && st.reset_remote.lock().is_none() {
+            if peek {
+                Self::pull(&mut p, h, id, st, out.len() - n);
+                let buf = st.peek.lock();
+                let m = buf.len().min(out.len());
+                out[n..m].copy_from_slice(&buf[n..m]);
+                n = m;
+            } else if let Some(conn) = p.engine.conns.get_mut(&h)
+                && let mut rs = conn.q.recv_stream(id)
+                && let Ok(mut chunks) = rs.read(true)
+            {
+                while n < out.len() {
+                    match chunks.next(out.len() - n) {
+                        Ok(Some(ch)) => {
+                            out[n..n + ch.bytes.len()].copy_from_slice(&ch.bytes);
+                            n += ch.bytes.len();
+                        }
+                        Ok(None) => {
+                            st.fin_seen.store(true, Relaxed);
+                            break;
+                        }
+                        Err(ReadError::Blocked) => break,
+                        Err(ReadError::Reset(code)) => {
+                            *st.reset_remote.lock() = Some(code.into_inner());
+                            break;
+                        }
+                    }
+                }
+                let _ = chunks.finalize();
+            }
+            p.engine.mark(h);
+            p.engine.process(Instant::now());
+            p.flush();
+        }
+        if n > 0 {
             return Ok(n);
         }
-        if let Some(e) = err {
-            return Err(e);
+        if let Some(code) = *st.reset_remote.lock() {
+            return Err(
+                Error::ssl(SSL_R_STREAM_RESET).with(format!("peer reset the stream ({code})"))
+            );
         }
-        if fin {
-            c.fin_seen.store(true, Relaxed);
+        if st.fin_seen.load(Relaxed) {
             return Err(Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("FIN"));
         }
         Err(want_read())
     }
 
-    /// SSL_stream_conclude on the default stream.
+    /// SSL_pending: bytes readable now without waiting (pulled into the peek buffer).
+    pub fn pending(&self) -> usize {
+        let dom = self.domain().clone();
+        let mut p = dom.lock();
+        let Ok((h, id, st)) = self.target(&mut p, false) else {
+            return 0;
+        };
+        Self::pull(&mut p, h, id, st, 1 << 20);
+        st.peek.lock().len()
+    }
+
+    /// SSL_stream_conclude.
     pub fn conclude(&self) -> Result<()> {
         self.write(&[], true).map(|_| ())
+    }
+
+    /// SSL_stream_reset: RESET_STREAM with `code` (send side).
+    pub fn reset_stream(&self, code: u64) -> Result<()> {
+        let dom = self.domain().clone();
+        let mut p = dom.lock_ticked();
+        let (h, id, st) = self.target(&mut p, true)?;
+        if id.dir() == Dir::Uni && Some(id.initiator()) != Self::local_side(&p, h) {
+            return Err(
+                Error::ssl(SSL_R_STREAM_RECV_ONLY).with("cannot reset a receive-only stream")
+            );
+        }
+        let vcode = VarInt::from_u64(code)
+            .map_err(|_| Error::ssl(SSL_R_BAD_VALUE_CODE).with("error code too large"))?;
+        if let Some(conn) = p.engine.conns.get_mut(&h) {
+            let _ = conn.q.send_stream(id).reset(vcode);
+        }
+        *st.reset_local.lock() = Some(code);
+        p.engine.mark(h);
+        p.engine.process(Instant::now());
+        p.flush();
+        Ok(())
+    }
+
+    /// SSL_new_stream: a new local stream on this connection.
+    pub fn new_stream(self: &Arc<Ssl>, uni: bool) -> Result<Arc<Ssl>> {
+        let c = self.as_conn()?;
+        let mut p = c.domain.lock_ticked();
+        let h = self.live(c, &mut p)?;
+        let id = p
+            .engine
+            .open_stream(h, if uni { Dir::Uni } else { Dir::Bi })
+            .ok_or_else(|| {
+                Error::ssl(SSL_R_STREAM_COUNT_LIMITED).with("the peer allows no more streams yet")
+            })?;
+        drop(p);
+        Ok(self.stream_obj(id))
+    }
+
+    fn stream_obj(self: &Arc<Ssl>, id: StreamId) -> Arc<Ssl> {
+        let s = StreamObj {
+            conn: self.clone(),
+            id,
+            st: StreamState::default(),
+        };
+        Arc::new(Ssl {
+            ctx: self.ctx.clone(),
+            kind: Kind::Stream(s),
+            last_error: AtomicI32::new(0),
+        })
+    }
+
+    /// SSL_accept_stream (non-blocking): the next stream the peer opened.
+    pub fn accept_stream(self: &Arc<Ssl>) -> Result<Arc<Ssl>> {
+        let c = self.as_conn()?;
+        let mut p = c.domain.lock_ticked();
+        let h = self.live(c, &mut p)?;
+        let id = p
+            .engine
+            .conns
+            .get_mut(&h)
+            .and_then(|conn| conn.incoming.pop_front())
+            .ok_or_else(want_read)?;
+        drop(p);
+        Ok(self.stream_obj(id))
+    }
+
+    pub fn accept_stream_queue_len(&self) -> Result<usize> {
+        let c = self.as_conn()?;
+        let mut p = c.domain.lock_ticked();
+        let h = self.live(c, &mut p)?;
+        Ok(p.engine.conns.get(&h).map_or(0, |conn| conn.incoming.len()))
+    }
+
+    pub fn set_default_stream_mode(&self, mode: u32) -> Result<()> {
+        let c = self.as_conn()?;
+        if mode > SSL_DEFAULT_STREAM_MODE_AUTO_UNI {
+            return Err(Error::invalid(format!(
+                "unknown default stream mode {mode}"
+            )));
+        }
+        if c.default_stream.lock().is_some() {
+            return Err(Error::ssl(SSL_R_FEATURE_NOT_RENEGOTIABLE)
+                .with("the default stream already exists"));
+        }
+        c.default_mode.store(mode, Relaxed);
+        Ok(())
+    }
+
+    pub fn set_incoming_stream_policy(&self, policy: i32, aec: u64) -> Result<()> {
+        let c = self.as_conn()?;
+        match policy {
+            SSL_INCOMING_STREAM_POLICY_AUTO | SSL_INCOMING_STREAM_POLICY_ACCEPT => {
+                *c.reject.lock() = None
+            }
+            SSL_INCOMING_STREAM_POLICY_REJECT => *c.reject.lock() = Some(aec),
+            _ => {
+                return Err(Error::invalid(format!(
+                    "unknown incoming stream policy {policy}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The stream this object addresses without creating one: (handle, id) if known.
+    fn known_stream(&self) -> Option<(StreamId, &StreamState)> {
+        match &self.kind {
+            Kind::Stream(s) => Some((s.id, &s.st)),
+            Kind::Conn(c) => (*c.default_stream.lock()).map(|id| (id, &c.default_st)),
+            Kind::Listener(_) => None,
+        }
+    }
+
+    /// SSL_get_stream_id: the stream's id, or u64::MAX without one.
+    pub fn stream_id(&self) -> u64 {
+        self.known_stream()
+            .map_or(u64::MAX, |(id, _)| u64::from(id))
+    }
+
+    /// SSL_get_stream_type.
+    pub fn stream_type(&self) -> i32 {
+        let Some((id, _)) = self.known_stream() else {
+            return match &self.kind {
+                Kind::Conn(c) if c.default_mode.load(Relaxed) != SSL_DEFAULT_STREAM_MODE_NONE => {
+                    SSL_STREAM_TYPE_BIDI
+                }
+                _ => SSL_STREAM_TYPE_NONE,
+            };
+        };
+        if id.dir() == Dir::Bi {
+            return SSL_STREAM_TYPE_BIDI;
+        }
+        if Some(id.initiator()) == self.side() {
+            SSL_STREAM_TYPE_WRITE
+        } else {
+            SSL_STREAM_TYPE_READ
+        }
+    }
+
+    pub fn is_stream_local(&self) -> bool {
+        self.known_stream()
+            .is_some_and(|(id, _)| Some(id.initiator()) == self.side())
+    }
+
+    fn conn_obj(&self) -> Option<&Conn> {
+        match &self.kind {
+            Kind::Conn(c) => Some(c),
+            Kind::Stream(s) => s.conn.as_conn().ok(),
+            Kind::Listener(_) => None,
+        }
+    }
+
+    fn side(&self) -> Option<Side> {
+        let c = self.conn_obj()?;
+        let h = (*c.handle.lock())?;
+        let p = c.domain.lock();
+        Self::local_side(&p, h)
+    }
+
+    fn conn_lost(&self) -> bool {
+        let Some(c) = self.conn_obj() else {
+            return false;
+        };
+        let Some(h) = *c.handle.lock() else {
+            return false;
+        };
+        let p = c.domain.lock();
+        p.engine
+            .conns
+            .get(&h)
+            .is_none_or(|conn| conn.lost.is_some())
+    }
+
+    /// SSL_get_stream_read_state.
+    pub fn read_state(&self) -> i32 {
+        let Some((id, st)) = self.known_stream() else {
+            return SSL_STREAM_STATE_NONE;
+        };
+        if id.dir() == Dir::Uni && Some(id.initiator()) == self.side() {
+            return SSL_STREAM_STATE_WRONG_DIR;
+        }
+        let _ = self.pending();
+        if st.reset_remote.lock().is_some() {
+            SSL_STREAM_STATE_RESET_REMOTE
+        } else if st.fin_seen.load(Relaxed) && st.peek.lock().is_empty() {
+            SSL_STREAM_STATE_FINISHED
+        } else if self.conn_lost() {
+            SSL_STREAM_STATE_CONN_CLOSED
+        } else {
+            SSL_STREAM_STATE_OK
+        }
+    }
+
+    /// SSL_get_stream_write_state.
+    pub fn write_state(&self) -> i32 {
+        let Some((id, st)) = self.known_stream() else {
+            return SSL_STREAM_STATE_NONE;
+        };
+        if id.dir() == Dir::Uni && Some(id.initiator()) != self.side() {
+            return SSL_STREAM_STATE_WRONG_DIR;
+        }
+        self.refresh_stopped(id, st);
+        if st.reset_local.lock().is_some() {
+            SSL_STREAM_STATE_RESET_LOCAL
+        } else if st.stopped.lock().is_some() {
+            SSL_STREAM_STATE_RESET_REMOTE
+        } else if st.concluded.load(Relaxed) {
+            SSL_STREAM_STATE_FINISHED
+        } else if self.conn_lost() {
+            SSL_STREAM_STATE_CONN_CLOSED
+        } else {
+            SSL_STREAM_STATE_OK
+        }
+    }
+
+    fn refresh_stopped(&self, id: StreamId, st: &StreamState) {
+        let Some(c) = self.conn_obj() else { return };
+        let Some(h) = *c.handle.lock() else { return };
+        let mut p = c.domain.lock_ticked();
+        if let Some(conn) = p.engine.conns.get_mut(&h)
+            && let Ok(Some(code)) = conn.q.send_stream(id).stopped()
+        {
+            *st.stopped.lock() = Some(code.into_inner());
+        }
+    }
+
+    /// The application error code of a remote reset (read) or STOP_SENDING (write).
+    pub fn stream_error_code(&self, write: bool) -> Option<u64> {
+        let (id, st) = self.known_stream()?;
+        if write {
+            self.refresh_stopped(id, st);
+            *st.stopped.lock()
+        } else {
+            let _ = self.pending();
+            *st.reset_remote.lock()
+        }
+    }
+
+    /// SSL_get_conn_close_info: (code, frame type, reason, local, transport) once closed.
+    pub fn close_info(&self) -> Option<(u64, u64, Vec<u8>, bool, bool)> {
+        let c = self.conn_obj()?;
+        let h = (*c.handle.lock())?;
+        let p = c.domain.lock();
+        let lost = p.engine.conns.get(&h).map(|conn| conn.lost.clone());
+        let local = c.closing.load(Relaxed);
+        match lost {
+            None | Some(None) if local => {
+                Some((c.close_code.load(Relaxed), 0, Vec::new(), true, false))
+            }
+            Some(Some(e)) => Some(close_details(&e, local)),
+            _ => None,
+        }
     }
 
     /// SSL_shutdown: conclude, wait for our stream data to be acknowledged, then close.
@@ -509,6 +922,7 @@ impl Ssl {
                 }
             }
             c.closing.store(true, Relaxed);
+            c.close_code.store(code, Relaxed);
             let code = VarInt::from_u64(code).unwrap_or(VarInt::from_u32(0));
             conn.q
                 .close(Instant::now(), code, bytes::Bytes::copy_from_slice(reason));
@@ -520,10 +934,7 @@ impl Ssl {
     }
 
     pub fn verify_result(&self) -> i64 {
-        match &self.kind {
-            Kind::Conn(c) => c.verify.code.load(Relaxed),
-            Kind::Listener(_) => 0,
-        }
+        self.conn_obj().map_or(0, |c| c.verify.code.load(Relaxed))
     }
 
     /// The negotiated ALPN protocol, kept with the object so C can hold a pointer to it.
@@ -549,6 +960,36 @@ impl Ssl {
     }
 }
 
+/// (code, frame type, reason, closed locally, transport-level) for SSL_get_conn_close_info.
+fn close_details(e: &quinn_proto::ConnectionError, local: bool) -> (u64, u64, Vec<u8>, bool, bool) {
+    use quinn_proto::ConnectionError as E;
+    match e {
+        E::ApplicationClosed(a) => (
+            a.error_code.into_inner(),
+            0,
+            a.reason.to_vec(),
+            local,
+            false,
+        ),
+        E::ConnectionClosed(c) => {
+            // quinn does not expose the frame type's number: reported as 0.
+            (u64::from(c.error_code), 0, c.reason.to_vec(), local, true)
+        }
+        E::TransportError(t) => (
+            u64::from(t.code),
+            0,
+            t.reason.clone().into_bytes(),
+            true,
+            true,
+        ),
+        E::TimedOut => (u64::MAX, 0, b"idle timeout".to_vec(), true, true),
+        E::Reset => (0, 0, b"stateless reset".to_vec(), false, true),
+        E::LocallyClosed => (0, 0, Vec::new(), true, false),
+        E::VersionMismatch => (0, 0, b"version mismatch".to_vec(), false, true),
+        E::CidsExhausted => (0, 0, b"connection IDs exhausted".to_vec(), true, true),
+    }
+}
+
 fn closed_error(e: Option<&quinn_proto::ConnectionError>) -> Error {
     match e {
         Some(quinn_proto::ConnectionError::ApplicationClosed(a)) => {
@@ -566,6 +1007,10 @@ fn closed_error(e: Option<&quinn_proto::ConnectionError>) -> Error {
 }
 
 impl Conn {
+    fn reject_incoming(&self) -> Option<u64> {
+        *self.reject.lock()
+    }
+
     fn new(domain: Arc<Domain>, listener: Option<Arc<Ssl>>) -> Conn {
         Conn {
             domain,
@@ -574,9 +1019,13 @@ impl Conn {
             listener,
             verify: Arc::new(VerifyResult::default()),
             default_stream: Mutex::new(None),
+            default_st: StreamState::default(),
+            default_mode: AtomicU32::new(SSL_DEFAULT_STREAM_MODE_AUTO_BIDI),
+            reject: Mutex::new(None),
             alpn: std::sync::OnceLock::new(),
-            fin_seen: AtomicBool::new(false),
             closing: AtomicBool::new(false),
+            close_code: AtomicU64::new(0),
+            close_reason: std::sync::OnceLock::new(),
         }
     }
 }
@@ -595,5 +1044,30 @@ impl Drop for Conn {
                 p.flush();
             }
         }
+    }
+}
+
+impl Drop for StreamObj {
+    /// Freeing a stream the application did not finish resets its send side and asks the
+    /// peer to stop sending, as OpenSSL does.
+    fn drop(&mut self) {
+        let Ok(c) = self.conn.as_conn() else { return };
+        let Some(h) = *c.handle.lock() else { return };
+        let mut p = c.domain.lock();
+        let Some(conn) = p.engine.conns.get_mut(&h) else {
+            return;
+        };
+        let side = conn.q.side();
+        let sends = self.id.dir() == Dir::Bi || self.id.initiator() == side;
+        let recvs = self.id.dir() == Dir::Bi || self.id.initiator() != side;
+        if sends && !*self.st.concluded.get_mut() && self.st.reset_local.get_mut().is_none() {
+            let _ = conn.q.send_stream(self.id).reset(VarInt::from_u32(0));
+        }
+        if recvs && !*self.st.fin_seen.get_mut() && self.st.reset_remote.get_mut().is_none() {
+            let _ = conn.q.recv_stream(self.id).stop(VarInt::from_u32(0));
+        }
+        p.engine.mark(h);
+        p.engine.process(Instant::now());
+        p.flush();
     }
 }

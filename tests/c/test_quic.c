@@ -272,6 +272,164 @@ static int test_untrusted_server(void)
     return 1;
 }
 
+
+/* Streams: 20 client bidi streams with request/response and FIN, a server uni stream, a reset
+ * with an application code, peek/pending, stream ids/types/states, close info. */
+static int test_streams(void)
+{
+    enum { NS = 20 };
+    SSL_CTX *sctx = server_ctx(), *cctx = client_ctx();
+    BIO_ADDR *srv_addr = NULL;
+    int sfd = tu_udp_socket(AF_INET, &srv_addr), cfd = tu_udp_socket(AF_INET, NULL), i, r;
+    struct peerset ps = {0};
+    SSL *cs[NS], *ss[NS] = {0}, *uni = NULL, *cuni = NULL, *rst = NULL, *srst = NULL;
+    char buf[256], want[64];
+    size_t n, got[NS] = {0};
+    int nacc = 0, done = 0;
+    uint64_t code = 0, deadline;
+    SSL_CONN_CLOSE_INFO info;
+
+    ps.listener = SSL_new_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE);
+    ASSERT_EQ(SSL_set_fd(ps.listener, sfd), 1);
+    ps.client = SSL_new(cctx);
+    ASSERT_EQ(SSL_set_fd(ps.client, cfd), 1);
+    ASSERT_EQ(SSL_set1_initial_peer_addr(ps.client, srv_addr), 1);
+    ASSERT_EQ(SSL_set_alpn_protos(ps.client, alpn, sizeof(alpn)), 0);
+    ASSERT_EQ(SSL_set_default_stream_mode(ps.client, SSL_DEFAULT_STREAM_MODE_NONE), 1);
+    ASSERT_TRUE(handshake(&ps));
+    ASSERT_EQ(SSL_set_default_stream_mode(ps.server, SSL_DEFAULT_STREAM_MODE_NONE), 1);
+    ASSERT_EQ(SSL_get_stream_type(ps.client), SSL_STREAM_TYPE_NONE);
+    ASSERT_U64_EQ(SSL_get_stream_id(ps.client), UINT64_MAX);
+    ASSERT_EQ(SSL_write_ex(ps.client, "x", 1, &n), 0); /* no default stream in mode NONE */
+    ASSERT_EQ(SSL_get_error(ps.client, 0), SSL_ERROR_SSL);
+    ERR_clear_error();
+    ASSERT_NULL(SSL_accept_stream(ps.server, SSL_ACCEPT_STREAM_NO_BLOCK)); /* none yet */
+    ERR_clear_error();
+    for (i = 0; i < NS; i++) {
+        cs[i] = SSL_new_stream(ps.client, 0);
+        ASSERT_NOT_NULL(cs[i]);
+        ASSERT_U64_EQ(SSL_get_stream_id(cs[i]), (uint64_t)i * 4); /* client bidi ids */
+        ASSERT_EQ(SSL_get_stream_type(cs[i]), SSL_STREAM_TYPE_BIDI);
+        ASSERT_EQ(SSL_is_stream_local(cs[i]), 1);
+        ASSERT_PTR_EQ(SSL_get0_connection(cs[i]), ps.client);
+        snprintf(want, sizeof(want), "request %d", i);
+        ASSERT_EQ(SSL_write_ex2(cs[i], want, strlen(want), SSL_WRITE_FLAG_CONCLUDE, &n), 1);
+        ASSERT_EQ(SSL_get_stream_write_state(cs[i]), SSL_STREAM_STATE_FINISHED);
+    }
+    deadline = tu_now_ms() + 10000;
+    while (done < NS) {
+        ASSERT_TRUE(tu_now_ms() < deadline);
+        SSL_handle_events(ps.client);
+        SSL_handle_events(ps.listener);
+        while (nacc < NS && (ss[nacc] = SSL_accept_stream(ps.server, SSL_ACCEPT_STREAM_NO_BLOCK)) != NULL) {
+            ASSERT_EQ(SSL_is_stream_local(ss[nacc]), 0);
+            nacc++;
+        }
+        ERR_clear_error();
+        for (i = 0; i < nacc; i++) {
+            int id = (int)(SSL_get_stream_id(ss[i]) / 4);
+            if (got[id] == (size_t)-1)
+                continue;
+            r = SSL_read_ex(ss[i], buf + 0, sizeof(buf), &n);
+            if (r == 1) {
+                snprintf(want, sizeof(want), "request %d", id);
+                ASSERT_EQ(n, strlen(want));
+                ASSERT_MEM_EQ(buf, want, n);
+                snprintf(want, sizeof(want), "response %d", id);
+                ASSERT_EQ(SSL_write_ex2(ss[i], want, strlen(want), SSL_WRITE_FLAG_CONCLUDE, &n), 1);
+                got[id] = (size_t)-1;
+            }
+        }
+        for (i = 0; i < NS; i++) {
+            if (cs[i] == NULL)
+                continue;
+            r = SSL_read_ex(cs[i], buf, sizeof(buf), &n);
+            if (r == 1) {
+                snprintf(want, sizeof(want), "response %d", i);
+                ASSERT_EQ(n, strlen(want));
+                ASSERT_MEM_EQ(buf, want, n);
+            } else if (SSL_get_error(cs[i], r) == SSL_ERROR_ZERO_RETURN) {
+                ASSERT_EQ(SSL_get_stream_read_state(cs[i]), SSL_STREAM_STATE_FINISHED);
+                SSL_free(cs[i]);
+                cs[i] = NULL;
+                done++;
+            } else {
+                ASSERT_EQ(SSL_get_error(cs[i], r), SSL_ERROR_WANT_READ);
+            }
+        }
+        ERR_clear_error();
+    }
+    ASSERT_EQ(nacc, NS);
+
+    /* A server-initiated uni stream: read-only for the client, with peek and pending. */
+    uni = SSL_new_stream(ps.server, SSL_STREAM_FLAG_UNI);
+    ASSERT_NOT_NULL(uni);
+    ASSERT_EQ(SSL_get_stream_type(uni), SSL_STREAM_TYPE_WRITE);
+    ASSERT_EQ(SSL_get_stream_read_state(uni), SSL_STREAM_STATE_WRONG_DIR);
+    ASSERT_EQ(SSL_write_ex2(uni, "hello uni", 9, SSL_WRITE_FLAG_CONCLUDE, &n), 1);
+    PUMP(&ps, (cuni = SSL_accept_stream(ps.client, 0)) != NULL);
+    ERR_clear_error();
+    ASSERT_EQ(SSL_get_stream_type(cuni), SSL_STREAM_TYPE_READ);
+    ASSERT_EQ(SSL_write_ex(cuni, "x", 1, &n), 0); /* receive-only */
+    ERR_clear_error();
+    PUMP(&ps, SSL_pending(cuni) == 9);
+    ASSERT_EQ(SSL_has_pending(cuni), 1);
+    ASSERT_EQ(SSL_peek_ex(cuni, buf, 5, &n), 1);
+    ASSERT_EQ(n, 5);
+    ASSERT_MEM_EQ(buf, "hello", 5);
+    ASSERT_EQ(SSL_read_ex(cuni, buf, sizeof(buf), &n), 1);
+    ASSERT_EQ(n, 9);
+    ASSERT_MEM_EQ(buf, "hello uni", 9);
+    ASSERT_EQ(SSL_read_ex(cuni, buf, sizeof(buf), &n), 0);
+    ASSERT_EQ(SSL_get_error(cuni, 0), SSL_ERROR_ZERO_RETURN);
+    ERR_clear_error();
+
+    /* A reset with an application error code reaches the peer's reader. */
+    rst = SSL_new_stream(ps.client, 0);
+    ASSERT_EQ(SSL_write_ex(rst, "partial", 7, &n), 1);
+    PUMP(&ps, (srst = SSL_accept_stream(ps.server, 0)) != NULL);
+    ERR_clear_error();
+    {
+        SSL_STREAM_RESET_ARGS a = {42};
+        ASSERT_EQ(SSL_stream_reset(rst, &a, sizeof(a)), 1);
+    }
+    ASSERT_EQ(SSL_get_stream_write_state(rst), SSL_STREAM_STATE_RESET_LOCAL);
+    PUMP(&ps, SSL_get_stream_read_state(srst) == SSL_STREAM_STATE_RESET_REMOTE);
+    ASSERT_EQ(SSL_get_stream_read_error_code(srst, &code), 1);
+    ASSERT_U64_EQ(code, 42);
+    ERR_clear_error();
+
+    /* Application close: the peer sees the code and reason. */
+    {
+        SSL_SHUTDOWN_EX_ARGS a = {7, "bye"};
+        ASSERT_EQ(SSL_get_conn_close_info(ps.server, &info, sizeof(info)), 0); /* still open */
+        ERR_clear_error();
+        PUMP(&ps, SSL_shutdown_ex(ps.client, 0, &a, sizeof(a)) == 1);
+        PUMP(&ps, SSL_get_conn_close_info(ps.server, &info, sizeof(info)) == 1);
+        ASSERT_U64_EQ(info.error_code, 7);
+        ASSERT_EQ(info.reason_len, 3);
+        ASSERT_MEM_EQ(info.reason, "bye", 3);
+        ASSERT_EQ(info.flags & SSL_CONN_CLOSE_FLAG_LOCAL, 0);
+        ASSERT_EQ(info.flags & SSL_CONN_CLOSE_FLAG_TRANSPORT, 0);
+        ERR_clear_error();
+    }
+    for (i = 0; i < NS; i++)
+        SSL_free(ss[i]);
+    SSL_free(uni);
+    SSL_free(cuni);
+    SSL_free(rst);
+    SSL_free(srst);
+    SSL_free(ps.client); /* streams first or connection first: both allowed */
+    SSL_free(ps.server);
+    SSL_free(ps.listener);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    BIO_ADDR_free(srv_addr);
+    close(sfd);
+    close(cfd);
+    return 1;
+}
+
 static int test_pair_unaddressed(void)
 {
     SSL_CTX *sctx = server_ctx(), *cctx = client_ctx();
@@ -372,6 +530,7 @@ int main(int argc, char **argv)
     RUN(test_context_errors);
     RUN(test_udp_exchange);
     RUN(test_untrusted_server);
+    RUN(test_streams);
     RUN(test_pair_unaddressed);
     RUN(test_idle_connections_cost_nothing);
     return tu_finish();
