@@ -1,19 +1,71 @@
 #!/bin/sh
 # Installs what `make test` and `make demo` need on a fresh Debian 12 machine, idempotently.
-# Each tool is checked first; apt-get runs only when something is missing.
+# Each tool is checked first; apt-get and pip run only when something is missing, so a second
+# run does nothing and takes well under a second.
+#   - build tools: cc, make, valgrind, python3 (with venv)
+#   - interop peers: aioquic in build/venv (from PyPI), Debian's ngtcp2 client (optional:
+#     its absence is reported, never fatal)
 set -u
+cd "$(dirname "$0")/.."
+: "${BUILD:=build}"
+as_root=0
+[ "$(id -u)" = 0 ] && as_root=1
+apt_updated=0
+
+apt_install() { # apt_install PKG...: returns apt-get's status
+    [ "$as_root" = 1 ] || { echo "setup: need root to install: $* (run as root or install them yourself)" >&2; return 1; }
+    if [ "$apt_updated" = 0 ]; then
+        apt-get update -qq >/dev/null 2>&1 || true
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1
+}
+
 need=""
 command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 command -v valgrind >/dev/null 2>&1 || need="$need valgrind"
 command -v make >/dev/null 2>&1 || need="$need make"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
+if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    need="$need python3-venv"
+fi
 if [ -n "$need" ]; then
     echo "setup: installing$need"
-    if [ "$(id -u)" != 0 ]; then
-        echo "setup: need root to install:$need (run as root or install them yourself)" >&2
-        exit 1
+    apt_install $need || { echo "setup: apt-get install$need failed" >&2; exit 1; }
+fi
+
+# aioquic, in a venv of our own so the system Python is left alone.
+venv="$BUILD/venv"
+if ! "$venv/bin/python" -c 'import aioquic' >/dev/null 2>&1; then
+    echo "setup: creating $venv with aioquic"
+    mkdir -p "$BUILD"
+    { [ -x "$venv/bin/python" ] || python3 -m venv "$venv"; } &&
+        "$venv/bin/pip" install -q --disable-pip-version-check aioquic >/dev/null ||
+        { echo "setup: could not install aioquic into $venv (interop tests with aioquic will fail)" >&2; exit 1; }
+fi
+
+# ngtcp2's example clients (Debian package ngtcp2-client: gtlsclient, qtlsclient...). Optional.
+ngtcp2_client() {
+    for b in gtlsclient qtlsclient wsslclient bsslclient; do
+        command -v "$b" >/dev/null 2>&1 && { echo "$b"; return 0; }
+    done
+    if command -v dpkg >/dev/null 2>&1; then
+        dpkg -L ngtcp2-client 2>/dev/null | grep -E '/(gtls|qtls|wssl|bssl|ossl)client$' | head -1 | grep . && return 0
     fi
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need) >/dev/null ||
-        { echo "setup: apt-get install$need failed" >&2; exit 1; }
+    return 1
+}
+if ! ngtcp2_client >/dev/null; then
+    if command -v apt-cache >/dev/null 2>&1 && [ "$as_root" = 1 ]; then
+        [ "$apt_updated" = 1 ] || { apt-get update -qq >/dev/null 2>&1 || true; apt_updated=1; }
+        if apt-cache policy ngtcp2-client 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+            echo "setup: installing ngtcp2-client"
+            apt_install ngtcp2-client || echo "setup: note: apt-get install ngtcp2-client failed; the ngtcp2 interop test will fail" >&2
+        else
+            echo "setup: note: no ngtcp2-client package in the apt sources; the ngtcp2 interop test will fail" >&2
+        fi
+    else
+        echo "setup: note: ngtcp2-client not installed and cannot be installed here (need root and apt); the ngtcp2 interop test will fail" >&2
+    fi
+    if c=$(ngtcp2_client); then echo "setup: ngtcp2 client: $c"; fi
 fi
 exit 0

@@ -1,0 +1,100 @@
+"""An hq-interop server on aioquic, answering like c-demos/quic-server.c.
+
+    hq_server.py --cert FILE --key FILE [--host 127.0.0.1] [--port 0] [--retry] [--lifetime S]
+
+Prints "listening on PORT" once ready. On each client bidirectional stream it reads
+"GET /path\\r\\n" (a bare "\\n" or FIN also ends the line) and answers: for "/N" (N decimal),
+N bytes with byte i = i % 251; otherwise a short text line; then FIN. Logs one line per
+connection and per stream to stderr. Exits by itself after --lifetime seconds (default 120)
+and on SIGTERM/SIGINT.
+"""
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from aioquic.asyncio import QuicConnectionProtocol, serve
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.events import ConnectionTerminated, HandshakeCompleted, StreamDataReceived
+
+PERIOD = 251
+MAX_N = 1 << 32
+
+
+def body_for(path: str) -> bytes:
+    if path[1:].isdigit() and int(path[1:]) <= MAX_N:
+        n = int(path[1:])
+        return (bytes(range(PERIOD)) * (n // PERIOD + 1))[:n]
+    return f"aioquic hq_server: you asked for {path}\n".encode()
+
+
+class HqServer(QuicConnectionProtocol):
+    seq = 0
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        HqServer.seq += 1
+        self.id = HqServer.seq
+        self.requests = {}
+        self.answered = set()
+
+    def log(self, msg: str) -> None:
+        print(f"conn {self.id}: {msg}", file=sys.stderr, flush=True)
+
+    def quic_event_received(self, event) -> None:
+        if isinstance(event, HandshakeCompleted):
+            self.log(f"handshake done, ALPN {event.alpn_protocol}")
+        elif isinstance(event, StreamDataReceived):
+            sid = event.stream_id
+            if sid in self.answered:
+                return
+            buf = self.requests.get(sid, b"") + event.data
+            self.requests[sid] = buf
+            if b"\n" not in buf and not event.end_stream and len(buf) < 4096:
+                return
+            self.answered.add(sid)
+            line = buf.split(b"\n", 1)[0].rstrip(b"\r").decode("latin-1")
+            if not line.startswith("GET /"):
+                self.log(f"stream {sid}: not an hq-interop request ({buf[:12].hex(' ')})")
+                self._quic.send_stream_data(sid, b"", end_stream=True)
+            else:
+                body = body_for(line[4:])
+                self._quic.send_stream_data(sid, body, end_stream=True)
+                self.log(f"stream {sid}: {line} -> {len(body)} bytes")
+            self.transmit()
+        elif isinstance(event, ConnectionTerminated):
+            self.log(f"closed (code {event.error_code} {event.reason_phrase!r})")
+
+
+async def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cert", required=True)
+    ap.add_argument("--key", required=True)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--retry", action="store_true", help="validate addresses with Retry")
+    ap.add_argument("--lifetime", type=float, default=120, help="exit after this many seconds")
+    args = ap.parse_args()
+
+    cfg = QuicConfiguration(is_client=False, alpn_protocols=["hq-interop"])
+    cfg.load_cert_chain(args.cert, args.key)
+    cfg.max_data = 64 << 20
+    cfg.max_stream_data = 16 << 20
+    server = await serve(args.host, args.port, configuration=cfg, create_protocol=HqServer, retry=args.retry)
+    port = server._transport.get_extra_info("sockname")[1]
+    print(f"listening on {port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await asyncio.wait_for(stop.wait(), args.lifetime)
+    except (asyncio.TimeoutError, TimeoutError):
+        print("hq_server: lifetime over, exiting", file=sys.stderr)
+    server.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
