@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use super::addr::BioAddr;
 use super::consts::*;
 use super::msg::BIO_POLL_DESCRIPTOR;
-use super::ring::{MAX_OVERHEAD, Ring};
+use super::ring::{MAX_OVERHEAD, Producer, Ring};
 use super::{RxDst, Stats, TxOutcome};
 use crate::error::*;
 use crate::sys::TxDesc;
@@ -282,19 +282,24 @@ impl PairEnd {
 
     // ---- I/O
 
-    fn push(&self, l: &Link, i: usize, data: &[u8], src: &BioAddr, dst: &BioAddr) -> Result<()> {
-        let ring = Self::out_ring(l, i);
+    fn push(
+        &self,
+        prod: &mut Producer<'_>,
+        data: &[u8],
+        src: &BioAddr,
+        dst: &BioAddr,
+    ) -> Result<()> {
         let grow = self.mem && !self.sized.load(Relaxed);
         if !grow
             && Ring::record_len(data.len(), src.encode().len(), dst.encode().len())
-                > ring.capacity()
+                > prod.capacity()
         {
             return Err(Error::invalid(format!(
                 "datagram of {} bytes can never fit the pair's buffer",
                 data.len()
             )));
         }
-        if ring.push(&[data], src, dst, grow) {
+        if prod.push(&[data], src, dst, grow) {
             crate::sys::count_copy();
             Ok(())
         } else {
@@ -309,7 +314,12 @@ impl PairEnd {
             return Ok(0);
         }
         let src = self.default_src.lock().unwrap_or_default();
-        self.push(l, i, buf, &src, &BioAddr::default())?;
+        self.push(
+            &mut Self::out_ring(l, i).producer(),
+            buf,
+            &src,
+            &BioAddr::default(),
+        )?;
         stats.sent_dgrams.fetch_add(1, Relaxed);
         stats.copies.fetch_add(1, Relaxed);
         Ok(buf.len())
@@ -319,17 +329,19 @@ impl PairEnd {
         let (l, i) = self.link()?;
         self.check_peer(l)?;
         let ring = Self::in_ring(l, i);
-        match ring.pop(buf, self.no_trunc()) {
+        let popped = ring.consumer().pop_into(buf, self.no_trunc(), None, None);
+        match popped {
             None => Err(Error::would_block()),
-            Some(p) if p.copied == 0 && p.len > buf.len() => Err(Error::invalid(format!(
+            Some((len, copied)) if copied == 0 && len > buf.len() => Err(Error::invalid(format!(
                 "buffer of {} bytes is too small for the next datagram of {} bytes (no_trunc is on)",
                 buf.len(),
-                p.len
+                len
             ))),
-            Some(p) => {
+            Some((_, copied)) => {
+                stats.recv_calls.fetch_add(1, Relaxed);
                 stats.recv_dgrams.fetch_add(1, Relaxed);
                 stats.copies.fetch_add(1, Relaxed);
-                Ok(p.copied)
+                Ok(copied)
             }
         }
     }
@@ -351,6 +363,7 @@ impl PairEnd {
         let peer_caps = self.effective_caps();
         let mut sent = 0;
         let mut err = None;
+        let mut prod = Self::out_ring(l, i).producer();
         for d in descs {
             // SAFETY: dst/src are NULL or live BIO_ADDRs for the call.
             let (dst, src) = unsafe { (d.dst.as_ref(), d.src.as_ref()) };
@@ -373,8 +386,7 @@ impl PairEnd {
                 unsafe { std::slice::from_raw_parts(d.data, d.len) }
             };
             if let Err(e) = self.push(
-                l,
-                i,
+                &mut prod,
                 data,
                 src.unwrap_or(&default_src),
                 dst.unwrap_or(&BioAddr::default()),
@@ -394,7 +406,7 @@ impl PairEnd {
     pub fn rx(&self, dsts: &mut [RxDst], stats: &Stats) -> Result<usize> {
         let (l, i) = self.link()?;
         self.check_peer(l)?;
-        let ring = Self::in_ring(l, i);
+        let mut cons = Self::in_ring(l, i).consumer();
         let mut n = 0;
         for d in dsts.iter_mut() {
             let out = if d.cap == 0 {
@@ -403,30 +415,24 @@ impl PairEnd {
                 // SAFETY: the caller gave d.cap writable bytes at d.buf.
                 unsafe { std::slice::from_raw_parts_mut(d.buf, d.cap) }
             };
-            let Some(p) = ring.pop(out, self.no_trunc()) else {
+            // SAFETY: src/local are NULL or live caller addresses.
+            let (src, local) = unsafe { (d.src.as_mut(), d.local.as_mut()) };
+            let Some((len, copied)) = cons.pop_into(out, self.no_trunc(), src, local) else {
                 break;
             };
-            if p.copied == 0 && p.len > d.cap {
+            if copied == 0 && len > d.cap {
                 if n == 0 {
                     return Err(Error::invalid(format!(
                         "buffer of {} bytes is too small for the next datagram of {} bytes (no_trunc is on)",
-                        d.cap, p.len
+                        d.cap, len
                     )));
                 }
                 break;
             }
-            d.len = p.copied;
-            // SAFETY: src/local are NULL or live caller addresses.
-            unsafe {
-                if let Some(s) = d.src.as_mut() {
-                    *s = p.src;
-                }
-                if let Some(loc) = d.local.as_mut() {
-                    *loc = p.dst;
-                }
-            }
+            d.len = copied;
             n += 1;
         }
+        drop(cons);
         stats.recv_calls.fetch_add(1, Relaxed);
         stats.recv_dgrams.fetch_add(n as u64, Relaxed);
         stats.copies.fetch_add(n as u64, Relaxed);

@@ -149,121 +149,43 @@ impl Ring {
     /// Appends one record built from `parts` (concatenated). All or nothing: false if full.
     /// `grow` lets an unsized ring enlarge instead of failing.
     pub fn push(&self, parts: &[&[u8]], src: &BioAddr, dst: &BioAddr, grow: bool) -> bool {
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        let (s, d) = (src.encode(), dst.encode());
-        let need = Self::record_len(len, s.len(), d.len());
-        let mut cached_tail = self.prod.0.lock();
+        self.producer().push(parts, src, dst, grow)
+    }
+
+    /// Takes the producer side for a batch: records become visible to the reader once, when
+    /// the batch ends (one store of `head`, one cache-line transfer, at most one wake-up).
+    pub fn producer(&self) -> Producer<'_> {
+        let cached_tail = self.prod.0.lock();
         let head = self.head.0.load(Ordering::Relaxed);
-        // SAFETY: the producer lock is held, so grow() cannot replace the store under us.
-        let mut limit = unsafe { (*self.store.get()).limit };
-        if head.wrapping_sub(*cached_tail) + need > limit {
-            *cached_tail = self.tail.0.load(Ordering::Acquire);
-            if head.wrapping_sub(*cached_tail) + need > limit {
-                if !grow || len > u32::MAX as usize {
-                    return false;
-                }
-                let mut cached_head = self.cons.0.lock();
-                *cached_tail = self.tail.0.load(Ordering::Acquire);
-                self.grow_locked(head.wrapping_sub(*cached_tail) + need);
-                *cached_head = head;
-                // SAFETY: both locks are held.
-                limit = unsafe { (*self.store.get()).limit };
-                debug_assert!(head.wrapping_sub(*cached_tail) + need <= limit);
-            }
+        Producer {
+            ring: self,
+            cached_tail,
+            head,
+            published: head,
         }
-        if len > u32::MAX as usize {
-            return false;
+    }
+
+    /// Takes the consumer side for a batch: space is handed back once, when the batch ends.
+    pub fn consumer(&self) -> Consumer<'_> {
+        let cached_head = self.cons.0.lock();
+        let tail = self.tail.0.load(Ordering::Relaxed);
+        Consumer {
+            ring: self,
+            cached_head,
+            tail,
+            published: tail,
         }
-        let mut hdr = [0u8; HDR];
-        hdr[..4].copy_from_slice(&(len as u32).to_ne_bytes());
-        hdr[4] = s.len() as u8;
-        hdr[5] = d.len() as u8;
-        let mut pos = head;
-        self.write_at(pos, &hdr);
-        pos += HDR;
-        self.write_at(pos, s);
-        pos += s.len();
-        self.write_at(pos, d);
-        pos += d.len();
-        for p in parts {
-            self.write_at(pos, p);
-            pos += p.len();
-        }
-        self.head
-            .0
-            .store(head.wrapping_add(need), Ordering::Release);
-        drop(cached_tail);
-        if let Some(w) = self.waker.get() {
-            std::sync::atomic::fence(Ordering::SeqCst);
-            if w.idle.load(Ordering::Relaxed) && w.idle.swap(false, Ordering::SeqCst) {
-                self.wakeups.fetch_add(1, Ordering::Relaxed);
-                crate::sys::eventfd_signal(w.fd);
-            }
-        }
-        true
     }
 
     /// Length of the next record's payload, if any.
     pub fn peek_len(&self) -> Option<usize> {
-        let mut cached_head = self.cons.0.lock();
-        let tail = self.tail.0.load(Ordering::Relaxed);
-        if tail == *cached_head {
-            *cached_head = self.head.0.load(Ordering::Acquire);
-            if tail == *cached_head {
-                return None;
-            }
-        }
-        let mut hdr = [0u8; HDR];
-        self.read_at(tail, &mut hdr);
-        Some(u32::from_ne_bytes(hdr[..4].try_into().expect("4 bytes")) as usize)
+        self.consumer().peek_len()
     }
 
     /// Copies the next record's payload into `out` (truncating) and removes it; with
     /// `keep_if_short`, a record longer than `out` stays queued and `copied` is 0.
     pub fn pop(&self, out: &mut [u8], keep_if_short: bool) -> Option<Popped> {
-        let mut cached_head = self.cons.0.lock();
-        let tail = self.tail.0.load(Ordering::Relaxed);
-        if tail == *cached_head {
-            *cached_head = self.head.0.load(Ordering::Acquire);
-            if tail == *cached_head {
-                drop(cached_head);
-                self.note_empty();
-                return None;
-            }
-        }
-        let mut hdr = [0u8; HDR];
-        self.read_at(tail, &mut hdr);
-        let len = u32::from_ne_bytes(hdr[..4].try_into().expect("4 bytes")) as usize;
-        let (sl, dl) = (hdr[4] as usize, hdr[5] as usize);
-        let mut abuf = [0u8; 2 * super::addr::MAX_ENCODED];
-        self.read_at(tail + HDR, &mut abuf[..sl + dl]);
-        let src = BioAddr::decode(&abuf[..sl]);
-        let dst = BioAddr::decode(&abuf[sl..sl + dl]);
-        if keep_if_short && len > out.len() {
-            return Some(Popped {
-                len,
-                copied: 0,
-                src,
-                dst,
-            });
-        }
-        let copied = len.min(out.len());
-        self.read_at(tail + HDR + sl + dl, &mut out[..copied]);
-        crate::sys::count_copy();
-        let new_tail = tail.wrapping_add(Self::record_len(len, sl, dl));
-        self.tail.0.store(new_tail, Ordering::Release);
-        // Level semantics for a pollable reader: once the ring is drained the eventfd must stop
-        // being readable. This costs a syscall only when the reader has caught up.
-        if self.waker.get().is_some() && self.head.0.load(Ordering::Acquire) == new_tail {
-            drop(cached_head);
-            self.note_empty();
-        }
-        Some(Popped {
-            len,
-            copied,
-            src,
-            dst,
-        })
+        self.consumer().pop(out, keep_if_short)
     }
 
     /// Empties the ring (BIO_reset on the writing half).
@@ -342,6 +264,181 @@ impl Ring {
             let base = st.buf.as_ptr();
             std::ptr::copy_nonoverlapping(base.add(off), out.as_mut_ptr(), first);
             std::ptr::copy_nonoverlapping(base, out.as_mut_ptr().add(first), out.len() - first);
+        }
+    }
+}
+
+/// The producer side of a ring, held for one batch (see [`Ring::producer`]).
+pub struct Producer<'a> {
+    ring: &'a Ring,
+    cached_tail: parking_lot::MutexGuard<'a, usize>,
+    head: usize,
+    published: usize,
+}
+
+impl Producer<'_> {
+    /// The logical capacity (the producer lock is held, so it is stable).
+    pub fn capacity(&self) -> usize {
+        // SAFETY: limit changes only in grow() under both locks; we hold the producer lock.
+        unsafe { (*self.ring.store.get()).limit }
+    }
+
+    /// Writes one record; all or nothing. Not visible to the reader until the batch ends.
+    pub fn push(&mut self, parts: &[&[u8]], src: &BioAddr, dst: &BioAddr, grow: bool) -> bool {
+        let r = self.ring;
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len > u32::MAX as usize {
+            return false;
+        }
+        let (s, d) = (src.encode(), dst.encode());
+        let need = Ring::record_len(len, s.len(), d.len());
+        // SAFETY: the producer lock is held, so grow() cannot replace the store under us.
+        let limit = unsafe { (*r.store.get()).limit };
+        if self.head.wrapping_sub(*self.cached_tail) + need > limit {
+            *self.cached_tail = r.tail.0.load(Ordering::Acquire);
+            if self.head.wrapping_sub(*self.cached_tail) + need > limit {
+                if !grow {
+                    return false;
+                }
+                // Publish what this batch wrote so far, then grow under both locks.
+                self.publish();
+                let mut cached_head = r.cons.0.lock();
+                *self.cached_tail = r.tail.0.load(Ordering::Acquire);
+                r.grow_locked(self.head.wrapping_sub(*self.cached_tail) + need);
+                *cached_head = self.head;
+            }
+        }
+        let mut hdr = [0u8; HDR];
+        hdr[..4].copy_from_slice(&(len as u32).to_ne_bytes());
+        hdr[4] = s.len() as u8;
+        hdr[5] = d.len() as u8;
+        let mut pos = self.head;
+        r.write_at(pos, &hdr);
+        pos += HDR;
+        r.write_at(pos, s);
+        pos += s.len();
+        r.write_at(pos, d);
+        pos += d.len();
+        for p in parts {
+            r.write_at(pos, p);
+            pos += p.len();
+        }
+        self.head = self.head.wrapping_add(need);
+        true
+    }
+
+    fn publish(&mut self) {
+        if self.head == self.published {
+            return;
+        }
+        let r = self.ring;
+        r.head.0.store(self.head, Ordering::Release);
+        self.published = self.head;
+        if let Some(w) = r.waker.get() {
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if w.idle.load(Ordering::Relaxed) && w.idle.swap(false, Ordering::SeqCst) {
+                r.wakeups.fetch_add(1, Ordering::Relaxed);
+                crate::sys::eventfd_signal(w.fd);
+            }
+        }
+    }
+}
+
+impl Drop for Producer<'_> {
+    fn drop(&mut self) {
+        self.publish();
+    }
+}
+
+/// The consumer side of a ring, held for one batch (see [`Ring::consumer`]).
+pub struct Consumer<'a> {
+    ring: &'a Ring,
+    cached_head: parking_lot::MutexGuard<'a, usize>,
+    tail: usize,
+    published: usize,
+}
+
+impl Consumer<'_> {
+    /// Whether a record is waiting (refreshing the cached head only when needed).
+    fn has_record(&mut self) -> bool {
+        if self.tail == *self.cached_head {
+            *self.cached_head = self.ring.head.0.load(Ordering::Acquire);
+        }
+        self.tail != *self.cached_head
+    }
+
+    pub fn peek_len(&mut self) -> Option<usize> {
+        if !self.has_record() {
+            return None;
+        }
+        let mut hdr = [0u8; HDR];
+        self.ring.read_at(self.tail, &mut hdr);
+        Some(u32::from_ne_bytes(hdr[..4].try_into().expect("4 bytes")) as usize)
+    }
+
+    /// Copies the next record out (see [`Ring::pop`]).
+    pub fn pop(&mut self, out: &mut [u8], keep_if_short: bool) -> Option<Popped> {
+        let (mut src, mut dst) = (BioAddr::default(), BioAddr::default());
+        let (len, copied) = self.pop_into(out, keep_if_short, Some(&mut src), Some(&mut dst))?;
+        Some(Popped {
+            len,
+            copied,
+            src,
+            dst,
+        })
+    }
+
+    /// As [`pop`](Self::pop), writing the addresses only where asked (the batch path: most
+    /// callers want none, and decoding costs more than the header read).
+    /// Returns (datagram length, bytes copied).
+    pub fn pop_into(
+        &mut self,
+        out: &mut [u8],
+        keep_if_short: bool,
+        src: Option<&mut BioAddr>,
+        dst: Option<&mut BioAddr>,
+    ) -> Option<(usize, usize)> {
+        let r = self.ring;
+        if !self.has_record() {
+            return None;
+        }
+        let tail = self.tail;
+        let mut hdr = [0u8; HDR];
+        r.read_at(tail, &mut hdr);
+        let len = u32::from_ne_bytes(hdr[..4].try_into().expect("4 bytes")) as usize;
+        let (sl, dl) = (hdr[4] as usize, hdr[5] as usize);
+        if keep_if_short && len > out.len() {
+            return Some((len, 0));
+        }
+        if src.is_some() || dst.is_some() {
+            let mut abuf = [0u8; 2 * super::addr::MAX_ENCODED];
+            r.read_at(tail + HDR, &mut abuf[..sl + dl]);
+            if let Some(a) = src {
+                *a = BioAddr::decode(&abuf[..sl]);
+            }
+            if let Some(a) = dst {
+                *a = BioAddr::decode(&abuf[sl..sl + dl]);
+            }
+        }
+        let copied = len.min(out.len());
+        r.read_at(tail + HDR + sl + dl, &mut out[..copied]);
+        crate::sys::count_copy();
+        self.tail = tail.wrapping_add(Ring::record_len(len, sl, dl));
+        Some((len, copied))
+    }
+}
+
+impl Drop for Consumer<'_> {
+    fn drop(&mut self) {
+        let r = self.ring;
+        let drained = !self.has_record();
+        if self.tail != self.published {
+            r.tail.0.store(self.tail, Ordering::Release);
+        }
+        // Level semantics for a pollable reader: an empty ring must leave the eventfd quiet.
+        // This costs a syscall only when the reader has caught up with the writer.
+        if drained && r.waker.get().is_some() {
+            r.note_empty();
         }
     }
 }
