@@ -236,8 +236,9 @@ impl RxSlot {
 }
 
 /// Receives up to `slots.len()` datagrams in one recvmmsg. `wait` blocks for the first one
-/// (on a blocking socket); otherwise returns EAGAIN at once when nothing is queued.
-pub fn recv_batch(fd: i32, slots: &mut [RxSlot], wait: bool) -> io::Result<usize> {
+/// (on a blocking socket); otherwise returns EAGAIN at once when nothing is queued. Control
+/// messages (GRO segment size, packet info) are collected only with `cmsg`.
+pub fn recv_batch(fd: i32, slots: &mut [RxSlot], wait: bool, cmsg: bool) -> io::Result<usize> {
     let n = slots.len().min(BATCH);
     // SAFETY: zeroed headers/iovecs/control buffers are valid initial states.
     let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
@@ -265,9 +266,11 @@ pub fn recv_batch(fd: i32, slots: &mut [RxSlot], wait: bool) -> io::Result<usize
             h.msg_name = unsafe { (*s.src).storage_mut() }.cast();
             h.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
         }
-        let c = cmsgs[k].write(CmsgBuf([0; CMSG_SPACE]));
-        h.msg_control = c.0.as_mut_ptr().cast();
-        h.msg_controllen = CMSG_SPACE;
+        if cmsg {
+            let c = cmsgs[k].write(CmsgBuf([0; CMSG_SPACE]));
+            h.msg_control = c.0.as_mut_ptr().cast();
+            h.msg_controllen = CMSG_SPACE;
+        }
     }
     let flags = if wait {
         libc::MSG_WAITFORONE

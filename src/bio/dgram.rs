@@ -471,16 +471,21 @@ impl DgramSock {
         if gro && rx.tails.is_empty() {
             rx.tails = vec![0u8; BATCH * GRO_MAX];
         }
-        let mut srcs = [BioAddr::default(); BATCH];
+        // Scratch sources only where the caller asked for none but GRO may need one to stamp
+        // the segments it splits off; otherwise the kernel writes no name at all.
+        let mut srcs: [std::mem::MaybeUninit<BioAddr>; BATCH] =
+            [const { std::mem::MaybeUninit::uninit() }; BATCH];
         let tails = rx.tails.as_mut_ptr();
         let mut slots: [std::mem::MaybeUninit<RxSlot>; BATCH] =
             [const { std::mem::MaybeUninit::uninit() }; BATCH];
         for i in 0..n {
             let d = &dsts[i];
-            let src = if d.src.is_null() {
-                &mut srcs[i] as *mut BioAddr
-            } else {
+            let src = if !d.src.is_null() {
                 d.src
+            } else if gro {
+                srcs[i].write(BioAddr::default()) as *mut BioAddr
+            } else {
+                std::ptr::null_mut()
             };
             let mut s = RxSlot::new(d.buf, d.cap, src);
             if gro && d.cap < GRO_MAX {
@@ -494,7 +499,8 @@ impl DgramSock {
         let slots =
             unsafe { std::slice::from_raw_parts_mut(slots.as_mut_ptr().cast::<RxSlot>(), n) };
         stats.recv_calls.fetch_add(1, Relaxed);
-        let got = sys::recv_batch(fd, slots, true).map_err(err_io)?;
+        let want_cmsg = gro || self.local_enabled();
+        let got = sys::recv_batch(fd, slots, true, want_cmsg).map_err(err_io)?;
         let mut out = got;
         for i in 0..got {
             let s = &slots[i];
