@@ -73,6 +73,7 @@ struct conn {
     unsigned id;
     int established;
     int dead;
+    int accept_failed; /* SSL_accept_stream failed: the connection is unusable */
     double t0;
     unsigned nstreams;
     uint64_t tx, rx;
@@ -84,7 +85,7 @@ static volatile sig_atomic_t stop_signal;
 static int quiet;
 static unsigned char pattern[PERIOD * 65];
 static unsigned conn_seq;
-static unsigned long long total_conns, total_streams, total_bytes, loops;
+static unsigned long long total_conns, total_streams, total_bytes, loops, repasses;
 
 static void on_signal(int sig)
 {
@@ -100,12 +101,27 @@ static double now_s(void)
 
 static void log_errors(const char *what)
 {
-    unsigned long e;
-    char buf[256];
-    while ((e = ERR_get_error()) != 0) {
-        ERR_error_string_n(e, buf, sizeof(buf));
-        fprintf(stderr, "quic-server: %s: %s\n", what, buf);
-    }
+    if (ERR_peek_error() == 0)
+        return;
+    fprintf(stderr, "quic-server: %s:\n", what);
+    ERR_print_errors_fp(stderr);
+}
+
+/*
+ * Datagrams the library has taken from the socket so far. Every SSL call on a QUIC object
+ * may handle events implicitly (OpenSSL's default), so a call made while serving one stream
+ * can take in the datagram that carries another stream's request: the socket is then empty
+ * and poll() would sleep while work is waiting. The loop therefore sleeps only after a pass
+ * during which the library took in nothing. (SSL_poll is OpenSSL's answer to this; this
+ * library does not offer it yet, so its datagram counter stands in.)
+ */
+static uint64_t dgrams_in(SSL *s)
+{
+    OSSLQUIC_BIO_STATS st;
+    BIO *b = SSL_get_rbio(s);
+    if (b == NULL || !OSSLQUIC_BIO_get_stats(b, &st))
+        return 0;
+    return st.recv_dgrams;
 }
 
 /* "a,b,c" -> ALPN wire format (length-prefixed names). */
@@ -334,6 +350,22 @@ static struct stream *stream_new(struct conn *c, SSL *s, uint64_t id, int uni)
     return st;
 }
 
+#ifndef NO_STREAM_API
+static int conn_closed(struct conn *c, char *why, size_t cap);
+#endif
+
+/* 1 if the connection has terminated. */
+static int conn_gone(struct conn *c)
+{
+#ifdef NO_STREAM_API
+    (void)c;
+    return 0; /* no SSL_get_conn_close_info: every stream failure is reported as such */
+#else
+    char why[8];
+    return conn_closed(c, why, sizeof(why));
+#endif
+}
+
 /* Serves every stream of a connection; frees the finished ones. */
 static void serve_streams(struct conn *c)
 {
@@ -347,6 +379,12 @@ static void serve_streams(struct conn *c)
         }
         ok = stream_read(c, st) && stream_write(c, st);
         done = !st->uni && st->fin_in && st->concluded;
+        if (!ok && conn_gone(c)) {
+            /* The connection closed under it: reported with the connection. */
+            ERR_clear_error();
+            pp = &st->next;
+            continue;
+        }
         if (!ok) {
             st->failed = 1;
             stream_log(c, st, "failed");
@@ -377,8 +415,8 @@ static void conn_log_close(struct conn *c, const char *why)
 {
     struct stream *st;
     for (st = c->streams; st != NULL; st = st->next)
-        if (st->uni && st->rx > 0 && !quiet)
-            stream_log(c, st, "open at close");
+        if (!st->finished && (st->rx > 0 || !st->uni))
+            stream_log(c, st, "still open when the connection closed");
     fprintf(stderr, "conn %u: closed (%s) after %.3f s: %u streams, %" PRIu64 " bytes in, %" PRIu64 " bytes out\n", c->id,
             why, now_s() - c->t0, c->nstreams, c->rx, c->tx);
 }
@@ -416,6 +454,18 @@ static struct conn *conn_new(SSL *ssl)
 }
 
 #ifndef NO_STREAM_API
+/* 1 when the connection has terminated (either side, or idle timeout). */
+static int conn_closed(struct conn *c, char *why, size_t cap)
+{
+    SSL_CONN_CLOSE_INFO info;
+    if (!SSL_get_conn_close_info(c->ssl, &info, sizeof(info)))
+        return 0;
+    snprintf(why, cap, "%s %s, code %" PRIu64 "%s%.*s", (info.flags & SSL_CONN_CLOSE_FLAG_LOCAL) ? "by us" : "by peer",
+             (info.flags & SSL_CONN_CLOSE_FLAG_TRANSPORT) ? "transport" : "application", info.error_code,
+             info.reason_len ? ": " : "", (int)info.reason_len, info.reason ? info.reason : "");
+    return 1;
+}
+
 static void accept_streams(struct conn *c)
 {
     SSL *s;
@@ -428,24 +478,17 @@ static void accept_streams(struct conn *c)
             return;
         }
     }
-    /* NULL with nothing queued means "none yet"; with an error, the connection is gone. */
+    /* NULL with nothing queued means "none yet"; with an error, the connection is gone
+     * (serve_conn reports how; the error is shown if the library cannot say). */
     if (ERR_peek_error() != 0) {
-        log_errors("accept stream");
-        c->dead = 1;
+        char why[300];
+        if (!conn_closed(c, why, sizeof(why)))
+            log_errors("accepting streams");
+        ERR_clear_error();
+        c->accept_failed = 1;
     }
 }
 
-/* 1 when the connection has terminated (either side, or idle timeout). */
-static int conn_closed(struct conn *c, char *why, size_t cap)
-{
-    SSL_CONN_CLOSE_INFO info;
-    if (!SSL_get_conn_close_info(c->ssl, &info, sizeof(info)))
-        return 0;
-    snprintf(why, cap, "%s %s, code %" PRIu64 "%s%.*s", (info.flags & SSL_CONN_CLOSE_FLAG_LOCAL) ? "by us" : "by peer",
-             (info.flags & SSL_CONN_CLOSE_FLAG_TRANSPORT) ? "transport" : "application", info.error_code,
-             info.reason_len ? ": " : "", (int)info.reason_len, info.reason ? info.reason : "");
-    return 1;
-}
 #endif
 
 /* Drives one connection: handshake, streams, closure. Returns 0 when it should be freed. */
@@ -487,6 +530,10 @@ static int serve_conn(struct conn *c)
             ERR_clear_error();
             conn_log_close(c, why);
             return 0;
+        }
+        if (c->accept_failed) {
+            snprintf(why, sizeof(why), "error accepting streams");
+            c->dead = 1;
         }
 #endif
     }
@@ -591,11 +638,13 @@ int main(int argc, char **argv)
         SSL *cs;
         struct timeval tv;
         int inf = 1, timeout_ms;
+        uint64_t seen;
         struct pollfd pfd;
         BIO_POLL_DESCRIPTOR d;
 
         loops++;
         SSL_handle_events(listener);
+        seen = dgrams_in(listener);
         while ((cs = SSL_accept_connection(listener, SSL_ACCEPT_CONNECTION_NO_BLOCK)) != NULL) {
             struct conn *c = conn_new(cs);
             if (c == NULL) {
@@ -618,12 +667,18 @@ int main(int argc, char **argv)
         ERR_clear_error();
 
         /* Sleep until the socket is readable (or writable, when the library wants that) or
-         * the library's next deadline, whichever comes first. */
+         * the library's next deadline, whichever comes first; not at all if this pass took
+         * in datagrams that it may not have looked at (see dgrams_in). */
         if (!SSL_get_event_timeout(listener, &tv, &inf))
             inf = 1;
         timeout_ms = inf ? POLL_CAP_MS : (int)(tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000);
         if (timeout_ms > POLL_CAP_MS)
             timeout_ms = POLL_CAP_MS;
+        if (dgrams_in(listener) != seen) {
+            timeout_ms = 0;
+            last_rx = now_s();
+            repasses++;
+        }
         if (!SSL_get_rpoll_descriptor(listener, &d) || d.type != BIO_POLL_DESCRIPTOR_TYPE_SOCK_FD) {
             fprintf(stderr, "quic-server: no poll descriptor\n");
             goto out;
@@ -643,9 +698,11 @@ int main(int argc, char **argv)
         }
     }
     rc = 0;
-    fprintf(stderr, "quic-server: exiting (%s): %llu connections, %llu streams, %llu bytes sent, %llu loop iterations\n",
+    fprintf(stderr,
+            "quic-server: exiting (%s): %llu connections, %llu streams, %llu bytes sent, %llu loop iterations (%llu "
+            "without sleeping)\n",
             stop_signal ? (stop_signal == SIGTERM ? "SIGTERM" : "SIGINT") : exit_why, total_conns, total_streams,
-            total_bytes, loops);
+            total_bytes, loops, repasses);
 out:
     while (conns != NULL) {
         struct conn *c = conns;

@@ -13,20 +13,27 @@ mkdir -p "$D"
 
 # The multi-stream code needs SSL_new_stream & co. A library without them still gets working
 # demos, limited to the connection's default stream (-DNO_STREAM_API).
+# Probed by linking a program that takes their addresses.
 stream_api=1
-for f in SSL_new_stream SSL_accept_stream SSL_get_stream_id SSL_get_stream_type \
-    SSL_set_default_stream_mode SSL_set_incoming_stream_policy SSL_get_conn_close_info; do
-    if ! grep -q "[^A-Za-z0-9_]$f(" include/osslquic.h ||
-        ! nm -g --defined-only "$LIB_REL" 2>/dev/null | grep -q " T $f\$"; then
-        stream_api=0
-        missing=$f
-        break
-    fi
-done
+missing=""
+{
+    echo "#include <openssl/ssl.h>"
+    echo "int main(void) { void *f[] = {"
+    for f in SSL_new_stream SSL_accept_stream SSL_get_stream_id SSL_get_stream_type \
+        SSL_set_default_stream_mode SSL_set_incoming_stream_policy SSL_get_conn_close_info; do
+        echo "(void *)$f,"
+    done
+    echo "}; return f[0] == 0; }"
+} >"$D/probe-streams.c"
+if ! $CC -std=c11 -D_GNU_SOURCE -Iinclude "$D/probe-streams.c" "$LIB_REL" $LDLIBS -o "$D/probe-streams" \
+    >"$D/probe-streams.log" 2>&1; then
+    stream_api=0
+    missing=$(grep -o -m1 "undeclared[^;]*\|undefined reference to [^ ]*" "$D/probe-streams.log" || echo "the stream API")
+fi
 DEFS=""
 if [ "$stream_api" = 0 ]; then
     DEFS="-DNO_STREAM_API"
-    echo "demo: note: the library has no $missing yet: demos built for the default stream only (one request per connection)" >&2
+    echo "demo: note: no stream API in the library ($missing): demos built for the default stream only (one request per connection)" >&2
 fi
 cflags="-O2 -g -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE -Iinclude"
 for p in quic-server quic-client dgram-echo; do
@@ -87,6 +94,12 @@ else
     fetch "" /hello
     fetch "" /65536
 fi
+# Let the server notice the last close (bounded), so its log is complete.
+i=0
+while [ $i -lt 30 ] && [ "$(grep -c ': accepted$' "$D/quic-server.log")" != "$(grep -c ': closed (' "$D/quic-server.log")" ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
 kill "$spid" 2>/dev/null || true
 wait "$spid" 2>/dev/null || true
 pids=""

@@ -1,6 +1,6 @@
 """An hq-interop client on aioquic: fetches each path on its own stream, all at once.
 
-    hq_client.py [--ca FILE] [--name NAME] [--repeat N] [--timeout S] host port path...
+    hq_client.py [--ca FILE] [--name NAME] [--repeat N] [--parallel P] [--timeout S] host port path...
 
 Each request is "GET /path\\r\\n" plus FIN on a new bidirectional stream; the body is read
 until FIN. A path "/N" (N decimal) must answer exactly N bytes, byte i being i % 251 (the
@@ -94,8 +94,21 @@ async def run(args) -> int:
     async with connect(args.host, args.port, configuration=cfg, create_protocol=HqClient) as client:
         t_hs = time.monotonic() - t0
         alpn = client._quic.tls.alpn_negotiated
-        fetches = [client.fetch(p) for p in paths]
-        await asyncio.gather(*(f.done for f in fetches))
+        if args.parallel:
+            # At most `parallel` streams open at once: a new one as soon as one finishes.
+            sem = asyncio.Semaphore(args.parallel)
+            fetches = []
+
+            async def one(path):
+                async with sem:
+                    f = client.fetch(path)
+                    fetches.append(f)
+                    await f.done
+
+            await asyncio.gather(*(one(p) for p in paths))
+        else:
+            fetches = [client.fetch(p) for p in paths]
+            await asyncio.gather(*(f.done for f in fetches))
         t = time.monotonic() - t0
         bad = [f for f in fetches if f.error]
         for f in bad:
@@ -107,7 +120,7 @@ async def run(args) -> int:
         print(f"hq_client: {len(bad)} of {len(fetches)} requests failed")
         return 1
     print(
-        f"hq_client: {len(fetches)} requests ok on {len(fetches)} streams at once, {total} bytes in {t:.3f} s "
+        f"hq_client: {len(fetches)} requests ok, {args.parallel or len(fetches)} streams at once, {total} bytes in {t:.3f} s "
         f"(handshake {t_hs:.3f} s), {total / t / 1e6:.2f} MB/s, ALPN {alpn}"
     )
     return 0
@@ -118,6 +131,7 @@ def main() -> int:
     ap.add_argument("--ca", default="build/certs/ca.pem")
     ap.add_argument("--name", default="localhost", help="server name to verify and send as SNI")
     ap.add_argument("--repeat", type=int, default=1, help="fetch every path this many times")
+    ap.add_argument("--parallel", type=int, default=0, help="at most this many streams at once (0: all)")
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("host")
     ap.add_argument("port", type=int)

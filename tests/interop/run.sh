@@ -1,7 +1,7 @@
 #!/bin/sh
 # Interop tests against real QUIC peers on 127.0.0.1, ending with `N passed, N failed`.
 #   our quic-server  <- aioquic client (tests/interop/hq_client.py): 10 MB on one stream,
-#                       50 streams at once, several connections at once
+#                       50 streams at once, 200 requests 10 at a time, 8 connections at once
 #   our quic-client  -> aioquic server (tests/interop/hq_server.py): 10 MB, 50 streams
 #   our quic-server  <- ngtcp2's client (Debian's gtlsclient, h3 only): handshake completed and
 #                       request stream received, as the server's log shows
@@ -141,6 +141,21 @@ t_aioquic_client_50_streams() {
     result $n $ok "$(no_streams_note)"
 }
 
+t_aioquic_client_refill() {
+    n=aioquic-client-200-requests-10-at-a-time
+    need_py && our_server $n || { result $n 0 "setup"; return; }
+    ok=1
+    limit=60
+    [ "$stream_api" = 1 ] || limit=10
+    # A new stream as soon as one finishes: streams opened while others complete.
+    timeout 90 "$PY" tests/interop/hq_client.py --ca "$CERTS/ca.pem" --timeout $limit --repeat 100 --parallel 10 \
+        127.0.0.1 "$port" /1000 /5000 >"$L/$n.client" 2>&1 || ok=0
+    stop || ok=0
+    [ "$(grep -c 'stream [0-9]*: GET .*, done' "$L/$n.log")" = 200 ] || ok=0
+    [ $ok = 1 ] && tail -n 1 "$L/$n.client" | sed 's/^/  /'
+    result $n $ok "$(no_streams_note)"
+}
+
 t_aioquic_client_connections() {
     n=aioquic-client-8-connections
     need_py && our_server $n --no-retry || { result $n 0 "setup"; return; }
@@ -214,12 +229,17 @@ t_ngtcp2_client() {
     stop || ok=0
     grep -q '^conn 1: handshake done in .*, ALPN h3$' "$L/$n.log" || ok=0
     grep -Eq '^conn 1 stream 0: not an hq-interop request \([1-9][0-9]* bytes received' "$L/$n.log" || ok=0
+    # With the stream API the server also takes the client's h3 control stream (uni, id 2).
+    if [ "$stream_api" = 1 ]; then
+        grep -Eq '^conn 1 stream 2 \(peer uni\): [1-9][0-9]* bytes received' "$L/$n.log" || ok=0
+    fi
     [ $ok = 1 ] && echo "  $client: $(grep -m1 'handshake done' "$L/$n.log"); $(grep -m1 'stream 0:' "$L/$n.log" | sed 's/, done$//')"
     result $n $ok
 }
 
 t_aioquic_client_10mb
 t_aioquic_client_50_streams
+t_aioquic_client_refill
 t_aioquic_client_connections
 t_aioquic_server_10mb
 t_aioquic_server_50_streams
