@@ -1387,8 +1387,8 @@ int SSL_get_wpoll_descriptor(SSL *ssl, BIO_POLL_DESCRIPTOR *desc);
 int SSL_net_read_desired(SSL *ssl);
 
 /**
- * 0: output that the network refuses is dropped and recovered by QUIC, so there is never
- * pending output to wait for. See SSL_net_write_desired(3).
+ * 1 while output waits for the network to accept it (poll the write descriptor, then call
+ * SSL_handle_events). NULL gives 0. See SSL_net_write_desired(3).
  */
 int SSL_net_write_desired(SSL *ssl);
 

@@ -619,14 +619,14 @@ pub extern "C" fn SSL_net_read_desired(ssl: *mut SSL) -> c_int {
     }
     ffi_entry!(SSL_net_read_desired => { ssl_arg(ssl)?; Ok(1) })
 }
-/// 0: output that the network refuses is dropped and recovered by QUIC, so there is never
-/// pending output to wait for. See SSL_net_write_desired(3).
+/// 1 while output waits for the network to accept it (poll the write descriptor, then call
+/// SSL_handle_events). NULL gives 0. See SSL_net_write_desired(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_net_write_desired(ssl: *mut SSL) -> c_int {
     if ssl.is_null() {
         return 0;
     }
-    ffi_entry!(SSL_net_write_desired => { ssl_arg(ssl)?; Ok(0) })
+    ffi_entry!(SSL_net_write_desired => { Ok(ssl_arg(ssl)?.net_write_desired() as c_int) })
 }
 /// Non-blocking mode (0) is supported; blocking mode (1) is not built yet and fails with an
 /// "unsupported" error. See SSL_set_blocking_mode(3).

@@ -69,8 +69,24 @@ impl Port {
     pub fn tick(&mut self, now: Instant) {
         self.receive(now);
         self.engine.handle_timeouts(now);
-        self.engine.process(now);
-        self.flush();
+        self.run(now);
+    }
+
+    /// Drives the connections with work and sends their output; while the network refuses
+    /// earlier output (backlog), new output stays inside quinn, which paces itself.
+    pub fn run(&mut self, now: Instant) {
+        if self.backlogged() {
+            self.flush();
+        }
+        if !self.backlogged() {
+            self.engine.process(now);
+            self.flush();
+        }
+    }
+
+    /// Output waiting for the network to accept it (SSL_net_write_desired).
+    pub fn backlogged(&self) -> bool {
+        !self.engine.out.is_empty()
     }
 
     fn receive(&mut self, now: Instant) {
@@ -110,8 +126,8 @@ impl Port {
         }
     }
 
-    /// Sends what the engine produced; what the network refuses is dropped, as a full socket
-    /// buffer would (QUIC recovers).
+    /// Sends what the engine produced. What the network refuses for now (a full socket
+    /// buffer) is kept for the next flush; on a hard error it is dropped (QUIC recovers).
     pub fn flush(&mut self) {
         let Some(wbio) = self.wbio.clone() else {
             self.engine.clear_out();
@@ -150,7 +166,43 @@ impl Port {
                 off += len;
             }
         }
-        let _ = wbio.send_batch(&descs);
-        self.engine.clear_out();
+        let sent = wbio.send_batch(&descs);
+        let retry = sent.err.as_ref().is_some_and(|e| {
+            let c = e.code;
+            crate::error::is_system(c)
+                && matches!(
+                    crate::error::reason_of(c) as i32,
+                    libc::EAGAIN | libc::ENOBUFS | libc::EINTR
+                )
+                || c == crate::error::pack(crate::error::ERR_LIB_BIO, crate::error::BIO_R_NON_FATAL)
+        });
+        if sent.sent < descs.len() && retry {
+            // Keep the unsent datagrams, in order, one per entry.
+            let mut buf = Vec::with_capacity(descs[sent.sent..].iter().map(|d| d.len).sum());
+            let mut out = Vec::with_capacity(descs.len() - sent.sent);
+            let mut datagram = 0;
+            for o in &self.engine.out {
+                let mut off = 0;
+                while off < o.len {
+                    let len = o.seg.min(o.len - off);
+                    if datagram >= sent.sent {
+                        out.push(super::engine::Out {
+                            dst: o.dst,
+                            src_ip: o.src_ip,
+                            off: buf.len(),
+                            len,
+                            seg: len,
+                        });
+                        buf.extend_from_slice(&self.engine.txbuf[o.off + off..o.off + off + len]);
+                    }
+                    datagram += 1;
+                    off += len;
+                }
+            }
+            self.engine.out = out;
+            self.engine.txbuf = buf;
+        } else {
+            self.engine.clear_out();
+        }
     }
 }

@@ -260,12 +260,17 @@ impl Ssl {
     /// already queued.
     pub fn event_timeout(&self) -> Option<Duration> {
         let mut p = self.domain().lock();
-        if p.engine.has_work() {
+        if p.engine.has_work() && !p.backlogged() {
             return Some(Duration::ZERO);
         }
         p.engine
             .next_timeout()
             .map(|t| t.saturating_duration_since(Instant::now()))
+    }
+
+    /// SSL_net_write_desired: output is waiting for the network to take it.
+    pub fn net_write_desired(&self) -> bool {
+        self.domain().lock().backlogged()
     }
 
     pub fn conn_ticks(&self) -> u64 {
@@ -519,8 +524,7 @@ impl Ssl {
             st.concluded.store(true, Relaxed);
         }
         p.engine.mark(h);
-        p.engine.process(Instant::now());
-        p.flush();
+        p.run(Instant::now());
         Ok(n)
     }
 
@@ -609,8 +613,7 @@ impl Ssl {
                 let _ = chunks.finalize();
             }
             p.engine.mark(h);
-            p.engine.process(Instant::now());
-            p.flush();
+            p.run(Instant::now());
         }
         if n > 0 {
             return Ok(n);
@@ -659,8 +662,7 @@ impl Ssl {
         }
         *st.reset_local.lock() = Some(code);
         p.engine.mark(h);
-        p.engine.process(Instant::now());
-        p.flush();
+        p.run(Instant::now());
         Ok(())
     }
 
@@ -916,8 +918,7 @@ impl Ssl {
                 let stopped = matches!(conn.q.send_stream(id).stopped(), Ok(Some(_)));
                 if !stopped && !conn.acked.contains(&id) {
                     p.engine.mark(h);
-                    p.engine.process(Instant::now());
-                    p.flush();
+                    p.run(Instant::now());
                     return Ok(false);
                 }
             }
@@ -927,8 +928,7 @@ impl Ssl {
             conn.q
                 .close(Instant::now(), code, bytes::Bytes::copy_from_slice(reason));
             p.engine.mark(h);
-            p.engine.process(Instant::now());
-            p.flush();
+            p.run(Instant::now());
         }
         Ok(true)
     }
@@ -1040,8 +1040,7 @@ impl Drop for Conn {
             {
                 c.q.close(Instant::now(), VarInt::from_u32(0), bytes::Bytes::new());
                 p.engine.mark(h);
-                p.engine.process(Instant::now());
-                p.flush();
+                p.run(Instant::now());
             }
         }
     }
@@ -1067,7 +1066,6 @@ impl Drop for StreamObj {
             let _ = conn.q.recv_stream(self.id).stop(VarInt::from_u32(0));
         }
         p.engine.mark(h);
-        p.engine.process(Instant::now());
-        p.flush();
+        p.run(Instant::now());
     }
 }
