@@ -48,7 +48,8 @@ cleanup() {
     for p in $pids; do kill "$p" 2>/dev/null || true; done
     for p in $pids; do wait "$p" 2>/dev/null || true; done
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'cleanup; exit 1' INT TERM
 
 # wait_port FILE: the port a server printed as "listening on PORT" (bounded: ~10 s).
 wait_port() {
@@ -86,11 +87,11 @@ fetch() {
     }
 }
 if [ "$stream_api" = 1 ]; then
-    fetch "" /1000000
+    fetch "" /100000000
     fetch "" /hello /100 /0 /65536
     fetch "-n 20 -p 5" /1000
 else
-    fetch "" /1000000
+    fetch "" /100000000
     fetch "" /hello
     fetch "" /65536
 fi
