@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs every test suite and ends with one line: `N passed, N failed`.
-# Suites: cargo tests, header/link checks, the C tests (plain, ASan/UBSan, valgrind), demos.
+# Suites: cargo tests, header/link checks, the C tests (plain, ASan/UBSan, valgrind), demos,
+# interop with real QUIC peers (aioquic, ngtcp2).
 set -u
 cd "$(dirname "$0")/.."
 mkdir -p build
@@ -50,6 +51,7 @@ suite link sh tests/check-link.sh
 cargo run --release --quiet --example gencert -- build/certs >/dev/null 2>&1 || echo "gencert failed"
 suite c sh tests/run-c.sh
 suite demo sh c-demos/run-demo.sh
+suite interop sh tests/interop/run.sh
 
 [ -n "$failures" ] && echo "failed suites:$failures"
 echo "$passed passed, $failed failed"

@@ -86,6 +86,28 @@ pub(crate) fn bio_reason(r: u32) -> Option<&'static str> {
 pub(crate) fn ssl_reason(r: u32) -> Option<&'static str> {
     Some(match r {
         SSL_R_BIO_NOT_SET => "bio not set",
+        134 => "certificate verify failed",
+        177 => "no certificate assigned",
+        190 => "no private key assigned",
+        207 => "protocol is shutdown",
+        235 => "no application protocol",
+        266 => "wrong ssl version",
+        284 => "not server",
+        288 => "key values mismatch",
+        346 => "remote peer address not set",
+        355 => "no stream",
+        356 => "conn use only",
+        365 => "stream finished",
+        366 => "stream recv only",
+        375 => "stream reset",
+        379 => "stream send only",
+        382 => "quic protocol error",
+        384 => "bad value",
+        387 => "quic network error",
+        411 => "stream count limited",
+        412 => "unsupported write flag",
+        413 => "feature not renegotiable",
+        421 => "listener use only",
         _ => return None,
     })
 }

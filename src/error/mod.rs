@@ -194,6 +194,7 @@ pub fn reason_text(code: u32) -> Option<String> {
         (_, ERR_R_UNSUPPORTED) => "unsupported",
         (ERR_LIB_BIO, r) => bio_reason(r)?,
         (ERR_LIB_SSL, r) => ssl_reason(r)?,
+        (ERR_LIB_PEM, 108) => "no start line",
         _ => return (generic != reason).then(|| format!("reason({generic})")),
     };
     Some(text.to_string())

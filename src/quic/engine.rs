@@ -24,6 +24,11 @@ const MAX_DRIVE_PER_TICK: usize = 4096;
 /// Most datagrams one connection may emit per drive (GSO batch size for quinn).
 const MAX_TX_PER_DRIVE: usize = 64;
 
+/// The engine's own connection id. Unlike quinn's `ConnectionHandle`, which quinn reuses
+/// once a connection has drained, an id is never reused, so an application object can never
+/// end up addressing someone else's connection.
+pub type ConnId = u64;
+
 /// One datagram (or GSO run) to send: `len` bytes at `off` in `Engine::txbuf`.
 #[derive(Clone, Copy, Debug)]
 pub struct Out {
@@ -38,6 +43,12 @@ pub struct Out {
 /// Per-connection state beside quinn's `Connection`.
 pub struct Conn {
     pub q: Connection,
+    /// quinn's handle, valid until the connection has drained.
+    pub handle: ConnectionHandle,
+    /// quinn has forgotten the connection; kept only for the application's queries.
+    pub drained: bool,
+    /// An application object (SSL *) refers to this connection.
+    pub held: bool,
     queued: bool,
     timer: Option<Instant>,
     pub connected: bool,
@@ -55,11 +66,13 @@ pub struct Conn {
 pub struct Engine {
     pub endpoint: Endpoint,
     server: Option<Arc<ServerConfig>>,
-    pub conns: HashMap<ConnectionHandle, Conn>,
-    timers: BinaryHeap<Reverse<(Instant, usize)>>,
-    tickable: VecDeque<ConnectionHandle>,
+    pub conns: HashMap<ConnId, Conn>,
+    by_handle: HashMap<ConnectionHandle, ConnId>,
+    next_id: ConnId,
+    timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    tickable: VecDeque<ConnId>,
     /// Server connections waiting for SSL_accept_connection.
-    pub accept_queue: VecDeque<ConnectionHandle>,
+    pub accept_queue: VecDeque<ConnId>,
     /// Whether new clients must prove their address with a Retry first.
     pub validate: bool,
     pub out: Vec<Out>,
@@ -81,6 +94,8 @@ impl Engine {
             endpoint,
             server,
             conns: HashMap::new(),
+            by_handle: HashMap::new(),
+            next_id: 1,
             timers: BinaryHeap::new(),
             tickable: VecDeque::new(),
             accept_queue: VecDeque::new(),
@@ -103,15 +118,19 @@ impl Engine {
         cfg: ClientConfig,
         remote: SocketAddr,
         server_name: &str,
-    ) -> Result<ConnectionHandle, quinn_proto::ConnectError> {
+    ) -> Result<ConnId, quinn_proto::ConnectError> {
         let (ch, q) = self.endpoint.connect(now, cfg, remote, server_name)?;
-        self.insert(ch, q, true);
-        Ok(ch)
+        Ok(self.insert(ch, q, true))
     }
 
-    fn insert(&mut self, ch: ConnectionHandle, q: Connection, accepted: bool) {
+    fn insert(&mut self, ch: ConnectionHandle, q: Connection, accepted: bool) -> ConnId {
+        let id = self.next_id;
+        self.next_id += 1;
         let c = Conn {
             q,
+            handle: ch,
+            drained: false,
+            held: accepted,
             queued: false,
             timer: None,
             connected: false,
@@ -121,17 +140,32 @@ impl Engine {
             acked: Default::default(),
             reject_incoming: None,
         };
-        self.conns.insert(ch, c);
-        self.mark(ch);
+        self.conns.insert(id, c);
+        self.by_handle.insert(ch, id);
+        self.mark(id);
+        id
+    }
+
+    /// The application let go of its object: forget a drained connection now, or let
+    /// `drive` forget it when it drains.
+    pub fn release(&mut self, id: ConnId) {
+        match self.conns.get_mut(&id) {
+            Some(c) if c.drained => {
+                self.conns.remove(&id);
+            }
+            Some(c) => c.held = false,
+            None => {}
+        }
     }
 
     /// Puts a connection on the tickable queue (once).
-    pub fn mark(&mut self, ch: ConnectionHandle) {
-        if let Some(c) = self.conns.get_mut(&ch)
+    pub fn mark(&mut self, id: ConnId) {
+        if let Some(c) = self.conns.get_mut(&id)
             && !c.queued
+            && !c.drained
         {
             c.queued = true;
-            self.tickable.push_back(ch);
+            self.tickable.push_back(id);
         }
     }
 
@@ -150,9 +184,11 @@ impl Engine {
             .handle(now, remote, local_ip, None, BytesMut::from(data), &mut buf)
         {
             Some(DatagramEvent::ConnectionEvent(ch, ev)) => {
-                if let Some(c) = self.conns.get_mut(&ch) {
+                if let Some(&id) = self.by_handle.get(&ch)
+                    && let Some(c) = self.conns.get_mut(&id)
+                {
                     c.q.handle_event(ev);
-                    self.mark(ch);
+                    self.mark(id);
                 }
             }
             Some(DatagramEvent::NewConnection(inc)) => {
@@ -167,8 +203,8 @@ impl Engine {
                         .accept(inc, now, &mut buf, self.server.clone())
                     {
                         Ok((ch, q)) => {
-                            self.insert(ch, q, false);
-                            self.accept_queue.push_back(ch);
+                            let id = self.insert(ch, q, false);
+                            self.accept_queue.push_back(id);
                         }
                         Err(e) => {
                             if let Some(t) = e.response {
@@ -203,8 +239,7 @@ impl Engine {
                 break;
             }
             self.timers.pop();
-            let ch = ConnectionHandle(id);
-            let Some(c) = self.conns.get_mut(&ch) else {
+            let Some(c) = self.conns.get_mut(&id) else {
                 continue;
             };
             if c.timer != Some(at) {
@@ -213,7 +248,7 @@ impl Engine {
             c.timer = None;
             c.q.handle_timeout(now);
             self.conn_ticks += 1;
-            self.mark(ch);
+            self.mark(id);
         }
     }
 
@@ -232,10 +267,11 @@ impl Engine {
         !self.tickable.is_empty()
     }
 
-    fn drive(&mut self, now: Instant, ch: ConnectionHandle) {
-        let Some(mut c) = self.conns.remove(&ch) else {
+    fn drive(&mut self, now: Instant, id: ConnId) {
+        let Some(mut c) = self.conns.remove(&id) else {
             return;
         };
+        let ch = c.handle;
         c.queued = false;
         self.conn_ticks += 1;
         loop {
@@ -293,21 +329,28 @@ impl Engine {
         if t != c.timer {
             c.timer = t;
             if let Some(at) = t {
-                self.timers.push(Reverse((at, ch.0)));
+                self.timers.push(Reverse((at, id)));
             }
         }
         if c.q.is_drained() {
-            self.accept_queue.retain(|&h| h != ch);
-            return; // quinn has forgotten it too; dropping it here frees its state
+            // quinn has forgotten it and may reuse its handle: unmap it. Keep the record only
+            // while the application holds an object that may still ask how it ended.
+            self.by_handle.remove(&ch);
+            self.accept_queue.retain(|&a| a != id);
+            c.drained = true;
+            c.timer = None;
+            if !c.held {
+                return;
+            }
         }
-        self.conns.insert(ch, c);
+        self.conns.insert(id, c);
     }
 
     /// The earliest timer (stale heap entries are skipped lazily, so this may be early,
     /// never late).
     pub fn next_timeout(&mut self) -> Option<Instant> {
         while let Some(Reverse((at, id))) = self.timers.peek().copied() {
-            match self.conns.get(&ConnectionHandle(id)) {
+            match self.conns.get(&id) {
                 Some(c) if c.timer == Some(at) => return Some(at),
                 _ => {
                     self.timers.pop();
@@ -318,10 +361,14 @@ impl Engine {
     }
 
     /// Opens a local stream on `ch` if stream credit allows.
-    pub fn open_stream(&mut self, ch: ConnectionHandle, dir: Dir) -> Option<StreamId> {
-        let id = self.conns.get_mut(&ch)?.q.streams().open(dir);
-        self.mark(ch);
-        id
+    pub fn open_stream(&mut self, id: ConnId, dir: Dir) -> Option<StreamId> {
+        let c = self.conns.get_mut(&id)?;
+        if c.drained {
+            return None;
+        }
+        let s = c.q.streams().open(dir);
+        self.mark(id);
+        s
     }
 
     /// Clears the buffer of transmitted datagrams after the reactor sent them.

@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::R
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
-use quinn_proto::{ConnectionHandle, Dir, ReadError, Side, StreamId, VarInt, WriteError};
+use quinn_proto::{Dir, ReadError, Side, StreamId, VarInt, WriteError};
 
 use crate::bio::Bio;
 use crate::error::*;
-use crate::quic::engine::Engine;
+use crate::quic::engine::{ConnId, Engine};
 use crate::quic::port::{Port, UNADDRESSED_PEER};
 pub use ctx::{Method, SslCtx, VerifyResult};
 
@@ -96,7 +96,7 @@ struct Pre {
 
 pub struct Conn {
     pub domain: Arc<Domain>,
-    handle: Mutex<Option<ConnectionHandle>>,
+    handle: Mutex<Option<ConnId>>,
     pre: Mutex<Pre>,
     pub listener: Option<Arc<Ssl>>,
     pub verify: Arc<VerifyResult>,
@@ -295,7 +295,11 @@ impl Ssl {
         let l = self.as_listener()?;
         let ch = {
             let mut p = l.domain.lock_ticked();
-            p.engine.accept_queue.pop_front()
+            let ch = p.engine.accept_queue.pop_front();
+            if let Some(conn) = ch.and_then(|id| p.engine.conns.get_mut(&id)) {
+                conn.held = true;
+            }
+            ch
         };
         let ch = ch.ok_or_else(want_read)?;
         let c = Conn::new(l.domain.clone(), Some(self.clone()));
@@ -332,7 +336,7 @@ impl Ssl {
     }
 
     /// Starts the client connection if it has not started; returns its handle.
-    fn started(&self, c: &Conn, p: &mut Port) -> Result<ConnectionHandle> {
+    fn started(&self, c: &Conn, p: &mut Port) -> Result<ConnId> {
         if let Some(h) = *c.handle.lock() {
             return Ok(h);
         }
@@ -399,7 +403,7 @@ impl Ssl {
         &self,
         c: &Conn,
         p: &mut Port,
-        h: ConnectionHandle,
+        h: ConnId,
         for_write: bool,
     ) -> Result<StreamId> {
         if let Some(id) = *c.default_stream.lock() {
@@ -434,7 +438,7 @@ impl Ssl {
         Ok(id)
     }
 
-    fn live(&self, c: &Conn, p: &mut Port) -> Result<ConnectionHandle> {
+    fn live(&self, c: &Conn, p: &mut Port) -> Result<ConnId> {
         let h = self.started(c, p)?;
         let conn = p
             .engine
@@ -453,11 +457,7 @@ impl Ssl {
 
     /// The connection, its handle, the stream and its state that an I/O call addresses: a
     /// stream object's own stream, or a connection's default stream.
-    fn target(
-        &self,
-        p: &mut Port,
-        for_write: bool,
-    ) -> Result<(ConnectionHandle, StreamId, &StreamState)> {
+    fn target(&self, p: &mut Port, for_write: bool) -> Result<(ConnId, StreamId, &StreamState)> {
         match &self.kind {
             Kind::Conn(c) => {
                 let h = self.live(c, p)?;
@@ -475,7 +475,7 @@ impl Ssl {
         }
     }
 
-    fn local_side(p: &Port, h: ConnectionHandle) -> Option<Side> {
+    fn local_side(p: &Port, h: ConnId) -> Option<Side> {
         p.engine.conns.get(&h).map(|c| c.q.side())
     }
 
@@ -530,7 +530,7 @@ impl Ssl {
 
     /// Moves what quinn has for the stream into its peek buffer (at most `max` bytes more),
     /// noting FIN and resets.
-    fn pull(p: &mut Port, h: ConnectionHandle, id: StreamId, st: &StreamState, max: usize) {
+    fn pull(p: &mut Port, h: ConnId, id: StreamId, st: &StreamState, max: usize) {
         let Some(conn) = p.engine.conns.get_mut(&h) else {
             return;
         };
@@ -1031,7 +1031,8 @@ impl Conn {
 }
 
 impl Drop for Conn {
-    /// Freeing a live connection closes it (the peer is told at once rather than by timeout).
+    /// Freeing a live connection closes it (the peer is told at once rather than by timeout);
+    /// the engine then forgets it once quinn has.
     fn drop(&mut self) {
         if let Some(h) = *self.handle.get_mut() {
             let mut p = self.domain.lock();
@@ -1042,6 +1043,7 @@ impl Drop for Conn {
                 p.engine.mark(h);
                 p.run(Instant::now());
             }
+            p.engine.release(h);
         }
     }
 }

@@ -412,6 +412,18 @@ static int test_streams(void)
         ASSERT_EQ(info.flags & SSL_CONN_CLOSE_FLAG_LOCAL, 0);
         ASSERT_EQ(info.flags & SSL_CONN_CLOSE_FLAG_TRANSPORT, 0);
         ERR_clear_error();
+        /* Still known after the connection has drained (about 3 PTO later). */
+        deadline = tu_now_ms() + 1500;
+        while (tu_now_ms() < deadline) {
+            SSL_handle_events(ps.listener);
+            SSL_handle_events(ps.client);
+            (void)tu_wait_readable(sfd, 1);
+        }
+        memset(&info, 0, sizeof(info));
+        ASSERT_EQ(SSL_get_conn_close_info(ps.server, &info, sizeof(info)), 1);
+        ASSERT_U64_EQ(info.error_code, 7);
+        ASSERT_EQ(SSL_read_ex(ps.server, buf, 1, &n), 0); /* a drained connection stays closed */
+        ERR_clear_error();
     }
     for (i = 0; i < NS; i++)
         SSL_free(ss[i]);
