@@ -1,0 +1,129 @@
+#!/bin/sh
+# `make bench`, QUIC part: builds bench/quic_*.c against the release static library and the
+# quinn reference (examples/quinn_bench.rs), runs both in the same run, prints ours beside the
+# reference with the ratio. The Makefile builds the library first (`make lib`).
+#   BENCH_ROUNDS      rounds of the bulk and handshake figures, ours and the reference
+#                     interleaved, best kept (default 3)
+#   BENCH_HS_SECS     seconds per handshake round (default 1)
+#   BENCH_BULK_BYTES  bytes of the bulk transfer (default 200000000)
+#   BENCH_IDLE_CONNS  idle connections (default 10000; fewer if they do not fit the setup cap)
+#   BENCH_IDLE_SECS   idle measurement window (default 10)
+#   BENCH_ONLY        bulk | handshakes | idle (default: all)
+# Every program runs under timeout(1), which ends its whole process group (the forked server
+# or listener too) if it ever hangs; the programs bound every wait of their own.
+set -eu
+cd "$(dirname "$0")/.."
+
+CC=${CC:-cc}
+BUILD=${BUILD:-build}
+LIB=${LIB_REL:-target/release/libosslquic.a}
+LIBS=${LDLIBS:--lgcc_s -lutil -lrt -lpthread -lm -ldl -lc}
+OUT="$BUILD/bench"
+CERTS="$BUILD/certs"
+ROUNDS=${BENCH_ROUNDS:-3}
+HS_SECS=${BENCH_HS_SECS:-1}
+BULK=${BENCH_BULK_BYTES:-200000000}
+IDLE_N=${BENCH_IDLE_CONNS:-10000}
+IDLE_SECS=${BENCH_IDLE_SECS:-10}
+ONLY=${BENCH_ONLY:-all}
+QB=target/release/examples/quinn_bench
+
+if [ ! -f "$LIB" ]; then
+    echo "bench: $LIB not found: run 'make lib' first" >&2
+    exit 1
+fi
+mkdir -p "$OUT"
+[ -f "$CERTS/ca.pem" ] || cargo run --release --quiet --example gencert -- "$CERTS"
+# -Werror is left out on purpose: a warning from a newer compiler must not hide the figures.
+for p in quic_bulk quic_handshakes quic_idle; do
+    # shellcheck disable=SC2086 # LIBS is a list of flags
+    "$CC" -O2 -g -Wall -Wextra -std=c11 -D_GNU_SOURCE -Iinclude -o "$OUT/$p" "bench/$p.c" "$LIB" $LIBS
+done
+cargo build --release --quiet --example quinn_bench
+
+# kv LINE KEY: the value of KEY=... in a result line.
+kv() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+# better A B KEY: whichever line has the larger KEY (A if B is empty).
+better() {
+    if [ -z "$2" ]; then echo "$1"; return; fi
+    if [ -z "$1" ]; then echo "$2"; return; fi
+    if awk -v a="$(kv "$1" "$3")" -v b="$(kv "$2" "$3")" 'BEGIN { exit !(b > a) }'; then echo "$2"; else echo "$1"; fi
+}
+# row SECTION OURS_NAME OURS REF_NAME REF UNIT GOAL: one aligned line with the ratio.
+row() {
+    awk -v s="$1" -v on="$2" -v o="$3" -v rn="$4" -v r="$5" -v u="$6" -v g="$7" 'BEGIN {
+        ratio = (o > 0 && r > 0) ? sprintf("%6.3fx", o / r) : "    n/a";
+        line = sprintf("%-16s %-20s %8.1f %-5s | %-20s %8.1f %-5s | ratio %s", s, on, o, u, rn, r, u, ratio);
+        if (g > 0) line = line sprintf(" (goal >= %.2fx) %s", g, (o > 0 && r > 0 && o / r >= g) ? "ok" : "MISSED");
+        print line
+    }'
+}
+fail() { echo "quic bench: $1 failed (see above)" >&2; exit 1; }
+
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo none)
+echo
+echo "osslquic QUIC bench: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit, kernel $(uname -r),"
+echo "$(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), load average now:"
+echo "$(cut -d' ' -f1-3 /proc/loadavg). Nothing is pinned; other load moves every figure. Ratio = ours / reference."
+echo "Reference: quinn 0.11 / quinn-proto 0.11 with the same certificates, ALPN and transport settings."
+
+if [ "$ONLY" = all ] || [ "$ONLY" = bulk ]; then
+    ours="" ref="" i=0
+    while [ "$i" -lt "$ROUNDS" ]; do
+        o=$(timeout -k 5 90 "$OUT/quic_bulk" -n "$BULK" -c "$CERTS") || fail "quic_bulk"
+        r=$(timeout -k 5 90 "$QB" --certs "$CERTS" bulk "$BULK") || fail "quinn_bench bulk"
+        ours=$(better "$ours" "$o" mbps)
+        ref=$(better "$ref" "$r" mbps)
+        i=$((i + 1))
+    done
+    echo
+    echo "== Bulk: $BULK bytes on one stream, server process to client process, UDP 127.0.0.1;"
+    echo "   MB/s = 10^6 bytes / s from handshake done to FIN read (client clock), best of $ROUNDS;"
+    echo "   MB/cs = MB per CPU-second of client + server (getrusage over each side's transfer)"
+    row "quic bulk" osslquic "$(kv "$ours" mbps)" quinn "$(kv "$ref" mbps)" MB/s 1.0
+    # CPU efficiency of the same runs: less sensitive to other load than the wall clock.
+    eff() { awk -v b="$BULK" -v c="$(kv "$1" client_cpu)" -v s="$(kv "$1" server_cpu)" 'BEGIN { printf("%.1f", b / 1e6 / (c + s)) }'; }
+    row "  per CPU-second" "osslquic" "$(eff "$ours")" quinn "$(eff "$ref")" MB/cs 0
+    printf '%-16s %-20s client %.3f s, server %.3f s | quinn client %.3f s, server %.3f s\n' "  CPU (same run)" osslquic \
+        "$(kv "$ours" client_cpu)" "$(kv "$ours" server_cpu)" "$(kv "$ref" client_cpu)" "$(kv "$ref" server_cpu)"
+fi
+
+if [ "$ONLY" = all ] || [ "$ONLY" = handshakes ]; then
+    pair="" udp="" ref="" i=0
+    while [ "$i" -lt "$ROUNDS" ]; do
+        o=$(timeout -k 5 60 "$OUT/quic_handshakes" -m pair -s "$HS_SECS" -c "$CERTS") || fail "quic_handshakes"
+        r=$(timeout -k 5 60 "$QB" --certs "$CERTS" handshakes "$HS_SECS") || fail "quinn_bench handshakes"
+        u=$(timeout -k 5 60 "$OUT/quic_handshakes" -m udp -s "$HS_SECS" -c "$CERTS") || fail "quic_handshakes -m udp"
+        pair=$(better "$pair" "$o" hps)
+        ref=$(better "$ref" "$r" hps)
+        udp=$(better "$udp" "$u" hps)
+        i=$((i + 1))
+    done
+    echo
+    echo "== Full handshakes per second, client and server in one thread (one core), no resumption,"
+    echo "   certificate verified; each: connect, both sides done, client closes, server drains;"
+    echo "   best of $ROUNDS x ${HS_SECS} s. Ours through the C API over an in-memory BIO_s_dgram_pair;"
+    echo "   reference quinn-proto alone, datagrams shuttled in memory. The UDP line adds the kernel."
+    row "quic handshakes" "osslquic (pair)" "$(kv "$pair" hps)" quinn-proto "$(kv "$ref" hps)" "/s" 0.9
+    row "" "osslquic (UDP)" "$(kv "$udp" hps)" quinn-proto "$(kv "$ref" hps)" "/s" 0
+fi
+
+if [ "$ONLY" = all ] || [ "$ONLY" = idle ]; then
+    o=$(timeout -k 5 120 "$OUT/quic_idle" -n "$IDLE_N" -s "$IDLE_SECS" -c "$CERTS") || fail "quic_idle"
+    r=$(timeout -k 5 120 "$QB" --certs "$CERTS" idle "$IDLE_N" "$IDLE_SECS") || fail "quinn_bench idle"
+    echo
+    echo "== Idle: established connections on one listener, nothing sent; the listener process's CPU"
+    echo "   (getrusage) over ${IDLE_SECS} s. Setup is capped at 15 s so that the 30 s idle timeout stays"
+    echo "   out of the window: fewer than $IDLE_N connections when setup is slow. Ours: clients on"
+    echo "   one UDP socket each in another process. quinn: a server endpoint on a current-thread tokio"
+    echo "   runtime, clients on one client endpoint in another process. Goal ~ 0: < 0.1% of a core."
+    awk -v on="$(kv "$o" conns)" -v oc="$(kv "$o" listener_cpu)" -v rn="$(kv "$r" conns)" -v rc="$(kv "$r" server_cpu)" \
+        -v s="$IDLE_SECS" 'BEGIN {
+        printf("%-16s %-20s %8.4f s CPU, %5d conns | %-20s %8.4f s CPU, %5d conns (goal ~ 0) %s\n",
+               "quic idle", "osslquic", oc, on, "quinn", rc, rn, (oc / s < 0.001) ? "ok" : "MISSED")
+    }'
+    printf '%-16s %-20s %s per-connection ticks, %s loop wake-ups in the window;\n' "" osslquic \
+        "$(kv "$o" ticks)" "$(kv "$o" wakeups)"
+    printf '%-16s %-20s clients %s s CPU in the window; setup %s s (quinn %s s)\n' "" "" \
+        "$(kv "$o" client_cpu)" "$(kv "$o" setup)" "$(kv "$r" setup)"
+fi
