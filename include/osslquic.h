@@ -578,6 +578,11 @@ typedef struct SSL_CONN_CLOSE_INFO {
   uint32_t flags;
 } SSL_CONN_CLOSE_INFO;
 
+/**
+ * The keylog callback type: one NSS key-log line (no newline) per secret.
+ */
+typedef void (*SSL_CTX_keylog_cb_func)(const SSL *ssl, const char *line);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -1563,6 +1568,14 @@ int SSL_pending(const SSL *ssl);
  * 1 if SSL_pending would be positive. See SSL_has_pending(3).
  */
 int SSL_has_pending(const SSL *ssl);
+
+/**
+ * Sets (or with NULL clears) the callback that receives TLS secrets as NSS key-log lines
+ * (as SSLKEYLOGFILE would write them). The `ssl` argument is the client connection, or NULL
+ * for server-side lines. The callback runs inside the library and must not call back into
+ * the same connection. See SSL_CTX_set_keylog_callback(3).
+ */
+void SSL_CTX_set_keylog_callback(SSL_CTX *ctx, SSL_CTX_keylog_cb_func cb);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -966,3 +966,56 @@ pub extern "C" fn SSL_pending(ssl: *const SSL) -> c_int {
 pub extern "C" fn SSL_has_pending(ssl: *const SSL) -> c_int {
     ffi_entry!(SSL_has_pending => { Ok((ssl_arg(ssl)?.pending() > 0) as c_int) })
 }
+
+/// The keylog callback type: one NSS key-log line (no newline) per secret.
+pub type SSL_CTX_keylog_cb_func =
+    Option<unsafe extern "C" fn(ssl: *const SSL, line: *const c_char)>;
+
+/// Hands each TLS secret to the application's callback as an NSS key-log line.
+struct CallbackKeyLog {
+    cb: unsafe extern "C" fn(*const SSL, *const c_char),
+    ssl: usize,
+}
+
+impl std::fmt::Debug for CallbackKeyLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallbackKeyLog")
+    }
+}
+
+impl rustls::KeyLog for CallbackKeyLog {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        use std::fmt::Write;
+        let mut line =
+            String::with_capacity(label.len() + 2 + 2 * (client_random.len() + secret.len()));
+        line.push_str(label);
+        line.push(' ');
+        for b in client_random {
+            let _ = write!(line, "{b:02x}");
+        }
+        line.push(' ');
+        for b in secret {
+            let _ = write!(line, "{b:02x}");
+        }
+        if let Ok(c) = std::ffi::CString::new(line) {
+            // SAFETY: the application's callback, with a NUL-terminated line valid for the call.
+            unsafe { (self.cb)(self.ssl as *const SSL, c.as_ptr()) };
+        }
+    }
+}
+
+/// Sets (or with NULL clears) the callback that receives TLS secrets as NSS key-log lines
+/// (as SSLKEYLOGFILE would write them). The `ssl` argument is the client connection, or NULL
+/// for server-side lines. The callback runs inside the library and must not call back into
+/// the same connection. See SSL_CTX_set_keylog_callback(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_set_keylog_callback(ctx: *mut SSL_CTX, cb: SSL_CTX_keylog_cb_func) {
+    ffi_entry!(SSL_CTX_set_keylog_callback => {
+        let c = ctx_arg(ctx)?;
+        c.set_keylog(cb.map(|cb| {
+            Arc::new(move |ssl: usize| Arc::new(CallbackKeyLog { cb, ssl }) as Arc<dyn rustls::KeyLog>)
+                as crate::ssl::ctx::KeyLogMaker
+        }));
+        Ok(())
+    })
+}

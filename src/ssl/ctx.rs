@@ -36,8 +36,13 @@ pub const SSL_R_BAD_VALUE: u32 = 384;
 pub const SSL_R_WRONG_SSL_VERSION: u32 = 266;
 pub const SSL_R_CERTIFICATE_VERIFY_FAILED: u32 = 134;
 
+/// Makes the key logger for one connection; the argument is the `SSL *` the lines belong to
+/// (0 when unknown). Provided by the C boundary, which owns the callback.
+pub type KeyLogMaker = Arc<dyn Fn(usize) -> Arc<dyn rustls::KeyLog> + Send + Sync>;
+
 #[derive(Default)]
 struct Cfg {
+    keylog: Option<KeyLogMaker>,
     chain: Vec<CertificateDer<'static>>,
     key: Option<PrivateKeyDer<'static>>,
     verify_mode: i32,
@@ -143,6 +148,16 @@ impl SslCtx {
         })
     }
 
+    /// SSL_CTX_set_keylog_callback (None clears it; SSLKEYLOGFILE applies then).
+    pub fn set_keylog(&self, m: Option<KeyLogMaker>) {
+        let mut c = self.cfg.lock();
+        c.keylog = m;
+        c.server = None;
+    }
+    pub fn has_keylog(&self) -> bool {
+        self.cfg.lock().keylog.is_some()
+    }
+
     pub fn set_verify(&self, mode: i32) {
         self.cfg.lock().verify_mode = mode;
     }
@@ -223,9 +238,9 @@ impl SslCtx {
             .with_single_cert(c.chain.clone(), key.clone_key())
             .map_err(|e| Error::ssl(SSL_R_KEY_VALUES_MISMATCH).with(e.to_string()))?;
         tls.alpn_protocols = c.alpn.clone();
-        if std::env::var_os("SSLKEYLOGFILE").is_some() {
-            tls.key_log = Arc::new(rustls::KeyLogFile::new());
-        }
+        // One configuration serves every connection of the listener, so server-side lines
+        // carry no SSL pointer.
+        tls.key_log = key_log(&c, 0);
         let crypto = quinn_proto::crypto::rustls::QuicServerConfig::try_from(Arc::new(tls))
             .map_err(|e| Error::internal(e.to_string()))?;
         let mut sc = quinn_proto::ServerConfig::with_crypto(Arc::new(crypto));
@@ -240,6 +255,7 @@ impl SslCtx {
         &self,
         alpn: Option<Vec<Vec<u8>>>,
         result: Arc<VerifyResult>,
+        ssl: usize,
     ) -> Result<quinn_proto::ClientConfig> {
         let c = self.cfg.lock();
         let mut roots = rustls::RootCertStore::empty();
@@ -271,14 +287,21 @@ impl SslCtx {
             .with_custom_certificate_verifier(verifier)
             .with_no_client_auth();
         tls.alpn_protocols = alpn.unwrap_or_else(|| c.alpn.clone());
-        if std::env::var_os("SSLKEYLOGFILE").is_some() {
-            tls.key_log = Arc::new(rustls::KeyLogFile::new());
-        }
+        tls.key_log = key_log(&c, ssl);
         let crypto = quinn_proto::crypto::rustls::QuicClientConfig::try_from(Arc::new(tls))
             .map_err(|e| Error::internal(e.to_string()))?;
         let mut cc = quinn_proto::ClientConfig::new(Arc::new(crypto));
         cc.transport_config(Arc::new(transport()));
         Ok(cc)
+    }
+}
+
+/// The key logger: the application's callback, else SSLKEYLOGFILE, else none.
+fn key_log(c: &Cfg, ssl: usize) -> Arc<dyn rustls::KeyLog> {
+    match &c.keylog {
+        Some(m) => m(ssl),
+        None if std::env::var_os("SSLKEYLOGFILE").is_some() => Arc::new(rustls::KeyLogFile::new()),
+        None => Arc::new(rustls::NoKeyLog),
     }
 }
 

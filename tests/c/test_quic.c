@@ -442,6 +442,51 @@ static int test_streams(void)
     return 1;
 }
 
+
+static int keylog_client_lines, keylog_server_lines, keylog_bad_lines;
+static const SSL *keylog_expected;
+
+static void keylog_cb(const SSL *ssl, const char *line)
+{
+    /* NSS format: LABEL <64 hex client random> <hex secret> */
+    const char *sp = strchr(line, ' ');
+    if (sp == NULL || strlen(sp + 1) < 64 + 1 + 32 || sp[65] != ' ')
+        keylog_bad_lines++;
+    if (ssl == NULL)
+        keylog_server_lines++;
+    else if (ssl == keylog_expected)
+        keylog_client_lines++;
+    else
+        keylog_bad_lines++;
+}
+
+static int test_keylog(void)
+{
+    SSL_CTX *sctx = server_ctx(), *cctx = client_ctx();
+    BIO *a = NULL, *b = NULL;
+    struct peerset ps = {0};
+
+    SSL_CTX_set_keylog_callback(sctx, keylog_cb);
+    SSL_CTX_set_keylog_callback(cctx, keylog_cb);
+    ASSERT_EQ(BIO_new_bio_dgram_pair(&a, 1 << 20, &b, 1 << 20), 1);
+    ps.listener = SSL_new_listener(sctx, 0);
+    SSL_set_bio(ps.listener, a, a);
+    ps.client = SSL_new(cctx);
+    keylog_expected = ps.client;
+    SSL_set_bio(ps.client, b, b);
+    ASSERT_EQ(SSL_set_alpn_protos(ps.client, alpn, sizeof(alpn)), 0);
+    ASSERT_TRUE(handshake(&ps));
+    ASSERT_GE(keylog_client_lines, 4); /* handshake + traffic secrets, both directions */
+    ASSERT_GE(keylog_server_lines, 4);
+    ASSERT_EQ(keylog_bad_lines, 0);
+    SSL_free(ps.server);
+    SSL_free(ps.client);
+    SSL_free(ps.listener);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    return 1;
+}
+
 static int test_pair_unaddressed(void)
 {
     SSL_CTX *sctx = server_ctx(), *cctx = client_ctx();
@@ -544,6 +589,7 @@ int main(int argc, char **argv)
     RUN(test_untrusted_server);
     RUN(test_streams);
     RUN(test_pair_unaddressed);
+    RUN(test_keylog);
     RUN(test_idle_connections_cost_nothing);
     return tu_finish();
 }
