@@ -255,6 +255,16 @@ impl SslCtx {
         &self,
         alpn: Option<Vec<Vec<u8>>>,
         result: Arc<VerifyResult>,
+    ) -> Result<quinn_proto::ClientConfig> {
+        self.client_config_for(alpn, result, 0)
+    }
+
+    /// As [`client_config`](Self::client_config), naming the `SSL *` that key-log lines
+    /// belong to.
+    pub fn client_config_for(
+        &self,
+        alpn: Option<Vec<Vec<u8>>>,
+        result: Arc<VerifyResult>,
         ssl: usize,
     ) -> Result<quinn_proto::ClientConfig> {
         let c = self.cfg.lock();

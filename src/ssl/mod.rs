@@ -373,7 +373,7 @@ impl Ssl {
         }
         let cfg = self
             .ctx
-            .client_config(alpn, c.verify.clone(), self as *const Ssl as usize)?;
+            .client_config_for(alpn, c.verify.clone(), self as *const Ssl as usize)?;
         let h = p
             .engine
             .connect(Instant::now(), cfg, peer, &name)
