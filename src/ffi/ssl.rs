@@ -437,25 +437,39 @@ pub extern "C" fn SSL_read_ex(
     readbytes: *mut usize,
 ) -> c_int {
     put(readbytes, 0);
-    ffi_entry!(SSL_read_ex => {
-        let s = ssl_arg(ssl)?;
-        let out = slice_arg_mut(buf, num, "buf")?;
-        let n = s.note(s.read(out, false), SSL_ERROR_WANT_READ)?;
-        put(readbytes, n);
-        Ok(1)
-    })
+    ffi_entry!(SSL_read_ex => { read_into(ssl, buf, num, readbytes, false) })
+}
+
+fn read_into(
+    ssl: *mut SSL,
+    buf: *mut c_void,
+    num: usize,
+    readbytes: *mut usize,
+    peek: bool,
+) -> Result<c_int> {
+    let s = ssl_arg(ssl)?;
+    let out = slice_arg_mut(buf, num, "buf")?;
+    let n = s.note(s.read(out, peek), SSL_ERROR_WANT_READ)?;
+    put(readbytes, n);
+    Ok(1)
+}
+
+/// The int-length forms (SSL_read, SSL_write, SSL_peek) over their `_ex` forms: the byte
+/// count, or -1.
+fn int_io(func: &'static str, num: c_int, ex: impl FnOnce(usize, &mut usize) -> c_int) -> c_int {
+    if num < 0 {
+        return guard_with(func, -1, || Err(Error::invalid("negative length")));
+    }
+    let mut n = 0usize;
+    match ex(num as usize, &mut n) {
+        1 => n as c_int,
+        _ => -1,
+    }
 }
 /// As SSL_read_ex, returning the byte count or <= 0. See SSL_read(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_read(ssl: *mut SSL, buf: *mut c_void, num: c_int) -> c_int {
-    let mut n = 0usize;
-    if num < 0 {
-        return guard_with("SSL_read", -1, || Err(Error::invalid("negative length")));
-    }
-    match SSL_read_ex(ssl, buf, num as usize, &mut n) {
-        1 => n as c_int,
-        _ => -1,
-    }
+    int_io("SSL_read", num, |len, n| SSL_read_ex(ssl, buf, len, n))
 }
 /// Writes to the default stream (created on first write): 1 with `*written`, or 0 with
 /// SSL_get_error. See SSL_write_ex(3).
@@ -493,14 +507,7 @@ pub extern "C" fn SSL_write_ex2(
 /// As SSL_write_ex, returning the byte count or <= 0. See SSL_write(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_write(ssl: *mut SSL, buf: *const c_void, num: c_int) -> c_int {
-    let mut n = 0usize;
-    if num < 0 {
-        return guard_with("SSL_write", -1, || Err(Error::invalid("negative length")));
-    }
-    match SSL_write_ex(ssl, buf, num as usize, &mut n) {
-        1 => n as c_int,
-        _ => -1,
-    }
+    int_io("SSL_write", num, |len, n| SSL_write_ex(ssl, buf, len, n))
 }
 /// Sends FIN on the default stream after its buffered data. See SSL_stream_conclude(3).
 #[unsafe(no_mangle)]
@@ -936,25 +943,12 @@ pub extern "C" fn SSL_peek_ex(
     readbytes: *mut usize,
 ) -> c_int {
     put(readbytes, 0);
-    ffi_entry!(SSL_peek_ex => {
-        let s = ssl_arg(ssl)?;
-        let out = slice_arg_mut(buf, num, "buf")?;
-        let n = s.note(s.read(out, true), SSL_ERROR_WANT_READ)?;
-        put(readbytes, n);
-        Ok(1)
-    })
+    ffi_entry!(SSL_peek_ex => { read_into(ssl, buf, num, readbytes, true) })
 }
 /// As SSL_peek_ex, returning the byte count or <= 0. See SSL_peek(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_peek(ssl: *mut SSL, buf: *mut c_void, num: c_int) -> c_int {
-    let mut n = 0usize;
-    if num < 0 {
-        return guard_with("SSL_peek", -1, || Err(Error::invalid("negative length")));
-    }
-    match SSL_peek_ex(ssl, buf, num as usize, &mut n) {
-        1 => n as c_int,
-        _ => -1,
-    }
+    int_io("SSL_peek", num, |len, n| SSL_peek_ex(ssl, buf, len, n))
 }
 /// Bytes readable at once from the stream (or default stream). See SSL_pending(3).
 #[unsafe(no_mangle)]

@@ -371,9 +371,9 @@ impl Ssl {
         {
             return Err(Error::ssl(235).with("QUIC requires ALPN: call SSL_set_alpn_protos"));
         }
-        let cfg = self
-            .ctx
-            .client_config_for(alpn, c.verify.clone(), self as *const Ssl as usize)?;
+        let cfg =
+            self.ctx
+                .client_config_for(alpn, c.verify.clone(), self as *const Ssl as usize)?;
         let h = p
             .engine
             .connect(Instant::now(), cfg, peer, &name)
