@@ -146,6 +146,16 @@ impl Engine {
         id
     }
 
+    /// SSL_accept_connection: the next queued server connection, now held by the
+    /// application.
+    pub fn accept_next(&mut self) -> Option<ConnId> {
+        let id = self.accept_queue.pop_front()?;
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.held = true;
+        }
+        Some(id)
+    }
+
     /// The application let go of its object: forget a drained connection now, or let
     /// `drive` forget it when it drains.
     pub fn release(&mut self, id: ConnId) {

@@ -295,11 +295,7 @@ impl Ssl {
         let l = self.as_listener()?;
         let ch = {
             let mut p = l.domain.lock_ticked();
-            let ch = p.engine.accept_queue.pop_front();
-            if let Some(conn) = ch.and_then(|id| p.engine.conns.get_mut(&id)) {
-                conn.held = true;
-            }
-            ch
+            p.engine.accept_next()
         };
         let ch = ch.ok_or_else(want_read)?;
         let c = Conn::new(l.domain.clone(), Some(self.clone()));
