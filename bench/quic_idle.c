@@ -20,6 +20,8 @@
  * per-connection work of its domain (OSSLQUIC_SSL_get_conn_ticks delta), and how often its
  * loop woke up. The clients keep running their loop meanwhile (their CPU is shown too). Prints
  *   idle osslquic conns=N secs=S listener_cpu=C ticks=T wakeups=W client_cpu=C setup=S
+ *        setup_cpu_listener=C setup_cpu_clients=C
+ * (the last two: each process's CPU from its start to the end of setup and settling).
  * Every wait is bounded; a watchdog alarm ends either process if anything hangs.
  */
 #ifndef _GNU_SOURCE
@@ -163,6 +165,7 @@ static int listener(int port_w, int go_r, int res_w, size_t n, double secs)
     double t_end = 0, c0 = 0, hard_end = now_s() + 120;
     uint64_t ticks0 = 0, wakeups = 0;
     char line[256];
+    double setup_cpu = 0;
 
     if (fd < 0 || conns == NULL)
         return fail("listener", "cannot bind a UDP socket on 127.0.0.1");
@@ -206,12 +209,13 @@ static int listener(int port_w, int go_r, int res_w, size_t n, double secs)
                 return fail("listener", "lost the clients");
             measuring = 1;
             c0 = cpu_s();
+            setup_cpu = c0;
             ticks0 = OSSLQUIC_SSL_get_conn_ticks(l);
             t_end = now_s() + secs;
         }
     }
-    snprintf(line, sizeof(line), "%zu %.4f %" PRIu64 " %" PRIu64 "\n", accepted, cpu_s() - c0,
-             OSSLQUIC_SSL_get_conn_ticks(l) - ticks0, wakeups);
+    snprintf(line, sizeof(line), "%zu %.4f %" PRIu64 " %" PRIu64 " %.2f\n", accepted, cpu_s() - c0,
+             OSSLQUIC_SSL_get_conn_ticks(l) - ticks0, wakeups, setup_cpu);
     return write(res_w, line, strlen(line)) > 0;
     /* The process exits next: its connections go with it, no need to free them one by one. */
 }
@@ -298,7 +302,7 @@ static void cli_round(double until)
 int main(int argc, char **argv)
 {
     size_t n = 10000;
-    double secs = 10, setup_cap = 15, t0, t_setup, c0, ccpu, lcpu;
+    double secs = 10, setup_cap = 15, t0, t_setup, c0, ccpu, lcpu, lsetup = 0, csetup;
     int opt, port_p[2], go_p[2], res_p[2], status, ok = 0;
     struct rlimit rl;
     pid_t pid;
@@ -393,6 +397,7 @@ int main(int argc, char **argv)
         while (now_s() < settle_end)
             cli_round(settle_end);
     }
+    csetup = cpu_s();
     if (connected < ncl)
         fprintf(stderr, "quic_idle: %zu of %zu connections up within %.0f s; measuring those\n", connected, ncl,
                 setup_cap);
@@ -408,13 +413,13 @@ int main(int argc, char **argv)
     }
     ccpu = cpu_s() - c0;
     if (!read_line(res_p[0], line, sizeof(line), now_s() + 10) ||
-        sscanf(line, "%zu %lf %llu %llu", &accepted, &lcpu, &ticks, &wakeups) != 4) {
+        sscanf(line, "%zu %lf %llu %llu %lf", &accepted, &lcpu, &ticks, &wakeups, &lsetup) != 5) {
         fprintf(stderr, "quic_idle: no result from the listener\n");
         goto out;
     }
     printf("idle osslquic conns=%zu secs=%.0f listener_cpu=%.4f ticks=%llu wakeups=%llu client_cpu=%.4f "
-           "setup=%.1f\n",
-           accepted < connected ? accepted : connected, secs, lcpu, ticks, wakeups, ccpu, t_setup);
+           "setup=%.1f setup_cpu_listener=%.2f setup_cpu_clients=%.2f\n",
+           accepted < connected ? accepted : connected, secs, lcpu, ticks, wakeups, ccpu, t_setup, lsetup, csetup);
     ok = 1;
 out:
     /* Bounded reap: the listener exits once it has reported. */

@@ -19,7 +19,8 @@
 //! idle: a quinn server process (`idle-server`) accepts CONNS connections from one client
 //!   endpoint in this process; once all are up and have settled, the server measures its own
 //!   CPU (getrusage) over SECONDS while the connections sit idle. Prints
-//!   `idle quinn conns=N secs=S server_cpu=C`.
+//!   `idle quinn conns=N secs=S server_cpu=C setup=S setup_cpu_server=C` (the last: the server
+//!   process's CPU from its start to the measurement).
 //!
 //! Both sides use the same certificates (CERTDIR/chain.pem, key.pem, ca.pem; the client
 //! verifies the server), ALPN "osslqbench", TLS 1.3 on ring, and the transport settings
@@ -540,7 +541,7 @@ fn idle_server(certs: &str, n: usize, secs: f64) -> Res<()> {
         let c0 = cpu();
         tokio::time::sleep(Duration::from_secs_f64(secs)).await;
         let c1 = cpu();
-        println!("cpu {:.4}", c1 - c0);
+        println!("cpu {:.4} {c0:.2}", c1 - c0);
         std::io::stdout().flush()?;
         keeper.abort();
         Ok(())
@@ -554,7 +555,7 @@ fn idle_client(certs: &str, n: usize, secs: f64) -> Res<()> {
     )?;
     let mut lines = Some(lines);
     let mut stdin = child.stdin.take().ok_or("no child stdin")?;
-    let r = (|| -> Res<(f64, usize, f64)> {
+    let r = (|| -> Res<(f64, usize, f64, f64)> {
         let l = line_within(&mut lines, Duration::from_secs(10))?;
         let port: u16 = l.strip_prefix("port ").ok_or("bad port line")?.parse()?;
         let rt = runtime()?;
@@ -600,14 +601,15 @@ fn idle_client(certs: &str, n: usize, secs: f64) -> Res<()> {
         let (ep, conns, setup) = kept;
         let n = conns.len();
         drop((ep, conns));
-        Ok((
-            l.strip_prefix("cpu ").ok_or("bad cpu line")?.parse()?,
-            n,
-            setup,
-        ))
+        let mut f = l.strip_prefix("cpu ").ok_or("bad cpu line")?.split(' ');
+        let scpu: f64 = f.next().ok_or("bad cpu line")?.parse()?;
+        let ssetup: f64 = f.next().ok_or("bad cpu line")?.parse()?;
+        Ok((scpu, n, setup, ssetup))
     })();
     reap(&mut child, Duration::from_secs(5));
-    let (scpu, n, setup) = r?;
-    println!("idle quinn conns={n} secs={secs} server_cpu={scpu:.4} setup={setup:.1}");
+    let (scpu, n, setup, ssetup) = r?;
+    println!(
+        "idle quinn conns={n} secs={secs} server_cpu={scpu:.4} setup={setup:.1} setup_cpu_server={ssetup:.2}"
+    );
     Ok(())
 }
