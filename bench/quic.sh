@@ -3,7 +3,7 @@
 # quinn reference (examples/quinn_bench.rs), runs both in the same run, prints ours beside the
 # reference with the ratio. The Makefile builds the library first (`make lib`).
 #   BENCH_ROUNDS      rounds of the bulk and handshake figures, ours and the reference
-#                     interleaved, best kept (default 3)
+#                     interleaved, best kept (default 5)
 #   BENCH_HS_SECS     seconds per handshake round (default 1)
 #   BENCH_BULK_BYTES  bytes of the bulk transfer (default 200000000)
 #   BENCH_IDLE_CONNS  idle connections (default 10000; fewer if they do not fit the setup cap)
@@ -20,7 +20,7 @@ LIB=${LIB_REL:-target/release/libosslquic.a}
 LIBS=${LDLIBS:--lgcc_s -lutil -lrt -lpthread -lm -ldl -lc}
 OUT="$BUILD/bench"
 CERTS="$BUILD/certs"
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 HS_SECS=${BENCH_HS_SECS:-1}
 BULK=${BENCH_BULK_BYTES:-200000000}
 IDLE_N=${BENCH_IDLE_CONNS:-10000}
