@@ -2,13 +2,14 @@
 # `make bench`, QUIC part: builds bench/quic_*.c against the release static library and the
 # quinn reference (examples/quinn_bench.rs), runs both in the same run, prints ours beside the
 # reference with the ratio. The Makefile builds the library first (`make lib`).
-#   BENCH_ROUNDS      rounds of the bulk and handshake figures, ours and the reference
-#                     interleaved, best kept (default 5)
-#   BENCH_HS_SECS     seconds per handshake round (default 1)
-#   BENCH_BULK_BYTES  bytes of the bulk transfer (default 200000000)
-#   BENCH_IDLE_CONNS  idle connections (default 10000; fewer if they do not fit the setup cap)
-#   BENCH_IDLE_SECS   idle measurement window (default 10)
-#   BENCH_ONLY        bulk | handshakes | idle (default: all)
+#   BENCH_QUIC_ROUNDS      rounds of the bulk and handshake figures, ours and the reference
+#                          interleaved, best kept (default 5)
+#   BENCH_QUIC_HS_SECS     seconds per handshake round (default 1)
+#   BENCH_QUIC_BULK_BYTES  bytes of the bulk transfer (default 200000000)
+#   BENCH_QUIC_IDLE_CONNS  idle connections (default 10000; fewer if they do not fit the setup cap)
+#   BENCH_QUIC_IDLE_SECS   idle measurement window (default 10)
+#   BENCH_QUIC_ONLY        bulk | handshakes | idle (default: all)
+# (Own names, not BENCH_ONLY/BENCH_ROUNDS: those mean other things to bench/dgram_bench.c.)
 # Every program runs under timeout(1), which ends its whole process group (the forked server
 # or listener too) if it ever hangs; the programs bound every wait of their own.
 set -eu
@@ -20,12 +21,12 @@ LIB=${LIB_REL:-target/release/libosslquic.a}
 LIBS=${LDLIBS:--lgcc_s -lutil -lrt -lpthread -lm -ldl -lc}
 OUT="$BUILD/bench"
 CERTS="$BUILD/certs"
-ROUNDS=${BENCH_ROUNDS:-5}
-HS_SECS=${BENCH_HS_SECS:-1}
-BULK=${BENCH_BULK_BYTES:-200000000}
-IDLE_N=${BENCH_IDLE_CONNS:-10000}
-IDLE_SECS=${BENCH_IDLE_SECS:-10}
-ONLY=${BENCH_ONLY:-all}
+ROUNDS=${BENCH_QUIC_ROUNDS:-5}
+HS_SECS=${BENCH_QUIC_HS_SECS:-1}
+BULK=${BENCH_QUIC_BULK_BYTES:-200000000}
+IDLE_N=${BENCH_QUIC_IDLE_CONNS:-10000}
+IDLE_SECS=${BENCH_QUIC_IDLE_SECS:-10}
+ONLY=${BENCH_QUIC_ONLY:-all}
 QB=target/release/examples/quinn_bench
 
 if [ ! -f "$LIB" ]; then
