@@ -437,6 +437,12 @@ impl Ssl {
     }
 
     fn live(&self, c: &Conn, p: &mut Port) -> Result<ConnId> {
+        self.live_or_closed(c, p, false)
+    }
+
+    /// As `live`; with `allow_closed`, a closed connection still answers, so that data it
+    /// received before closing can be read (OpenSSL returns buffered data and FIN first).
+    fn live_or_closed(&self, c: &Conn, p: &mut Port, allow_closed: bool) -> Result<ConnId> {
         let h = self.started(c, p)?;
         let conn = p
             .engine
@@ -445,6 +451,9 @@ impl Ssl {
             .ok_or_else(|| closed_error(None))?;
         conn.reject_incoming = c.reject_incoming();
         if let Some(e) = &conn.lost {
+            if allow_closed && conn.connected {
+                return Ok(h);
+            }
             return Err(closed_error(Some(e)));
         }
         if !conn.connected && conn.q.is_handshaking() {
@@ -456,15 +465,26 @@ impl Ssl {
     /// The connection, its handle, the stream and its state that an I/O call addresses: a
     /// stream object's own stream, or a connection's default stream.
     fn target(&self, p: &mut Port, for_write: bool) -> Result<(ConnId, StreamId, &StreamState)> {
+        let allow_closed = !for_write;
         match &self.kind {
             Kind::Conn(c) => {
-                let h = self.live(c, p)?;
-                let id = self.default_stream(c, p, h, for_write)?;
+                let h = self.live_or_closed(c, p, allow_closed)?;
+                let id = match self.default_stream(c, p, h, for_write) {
+                    Ok(id) => id,
+                    // No stream will ever arrive on a closed connection.
+                    Err(e) if e.is_would_block() => {
+                        match p.engine.conns.get(&h).and_then(|c| c.lost.as_ref()) {
+                            Some(lost) => return Err(closed_error(Some(lost))),
+                            None => return Err(e),
+                        }
+                    }
+                    Err(e) => return Err(e),
+                };
                 Ok((h, id, &c.default_st))
             }
             Kind::Stream(s) => {
                 let c = s.conn.as_conn()?;
-                let h = s.conn.live(c, p)?;
+                let h = s.conn.live_or_closed(c, p, allow_closed)?;
                 Ok((h, s.id, &s.st))
             }
             Kind::Listener(_) => {
@@ -479,10 +499,12 @@ impl Ssl {
 
     /// SSL_write_ex: to the stream or the default stream. `conclude` sends FIN after the data.
     pub fn write(&self, data: &[u8], conclude: bool) -> Result<usize> {
-        let dom = self.domain().clone();
-        let mut p = dom.lock_ticked();
-        let (h, id, st) = self.target(&mut p, true)?;
-        if id.dir() == Dir::Uni && Some(id.initiator()) != Self::local_side(&p, h) {
+        self.ticking_if_needed(|p| self.write_locked(p, data, conclude))
+    }
+
+    fn write_locked(&self, p: &mut Port, data: &[u8], conclude: bool) -> Result<usize> {
+        let (h, id, st) = self.target(p, true)?;
+        if id.dir() == Dir::Uni && Some(id.initiator()) != Self::local_side(p, h) {
             return Err(
                 Error::ssl(SSL_R_STREAM_RECV_ONLY).with("cannot write to a receive-only stream")
             );
@@ -561,10 +583,28 @@ impl Ssl {
 
     /// SSL_read_ex (`peek` false) or SSL_peek_ex (`peek` true).
     pub fn read(&self, out: &mut [u8], peek: bool) -> Result<usize> {
+        self.ticking_if_needed(|p| self.read_locked(p, out, peek))
+    }
+
+    /// Runs `f` on the locked domain without handling network events first; only if it
+    /// would block are events handled and `f` tried again. Data already buffered is thus
+    /// served before more is taken in (as OpenSSL does), which keeps quinn's reassembly
+    /// buffers short during bulk transfers.
+    fn ticking_if_needed<T>(&self, mut f: impl FnMut(&mut Port) -> Result<T>) -> Result<T> {
         let dom = self.domain().clone();
-        let mut p = dom.lock_ticked();
-        let (h, id, st) = self.target(&mut p, false)?;
-        if id.dir() == Dir::Uni && Some(id.initiator()) == Self::local_side(&p, h) {
+        let mut p = dom.lock();
+        match f(&mut p) {
+            Err(e) if e.is_would_block() => {
+                p.tick(Instant::now());
+                f(&mut p)
+            }
+            r => r,
+        }
+    }
+
+    fn read_locked(&self, p: &mut Port, out: &mut [u8], peek: bool) -> Result<usize> {
+        let (h, id, st) = self.target(p, false)?;
+        if id.dir() == Dir::Uni && Some(id.initiator()) == Self::local_side(p, h) {
             return Err(
                 Error::ssl(SSL_R_STREAM_SEND_ONLY).with("cannot read from a send-only stream")
             );
@@ -582,7 +622,7 @@ impl Ssl {
         }
         if n < out.len() && !st.fin_seen.load(Relaxed) && st.reset_remote.lock().is_none() {
             if peek {
-                Self::pull(&mut p, h, id, st, out.len() - n);
+                Self::pull(p, h, id, st, out.len() - n);
                 let buf = st.peek.lock();
                 let m = buf.len().min(out.len());
                 out[n..m].copy_from_slice(&buf[n..m]);
@@ -623,6 +663,9 @@ impl Ssl {
         }
         if st.fin_seen.load(Relaxed) {
             return Err(Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("FIN"));
+        }
+        if let Some(lost) = p.engine.conns.get(&h).and_then(|c| c.lost.as_ref()) {
+            return Err(closed_error(Some(lost)));
         }
         Err(want_read())
     }

@@ -487,6 +487,63 @@ static int test_keylog(void)
     return 1;
 }
 
+
+/* Data received before the peer closed stays readable, then FIN: the client reads nothing
+ * until the server's SSL_shutdown has completed. */
+static int test_read_after_peer_close(void)
+{
+    enum { LEN = 2000000 };
+    SSL_CTX *sctx = server_ctx(), *cctx = client_ctx();
+    BIO *a = NULL, *b = NULL;
+    struct peerset ps = {0};
+    unsigned char *data = malloc(LEN), buf[65536];
+    size_t sent = 0, got = 0, n, i;
+    int r = 0;
+
+    ASSERT_NOT_NULL(data);
+    for (i = 0; i < LEN; i++)
+        data[i] = (unsigned char)(i % 251);
+    ASSERT_EQ(BIO_new_bio_dgram_pair(&a, 8 << 20, &b, 8 << 20), 1);
+    ps.listener = SSL_new_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE);
+    SSL_set_bio(ps.listener, a, a);
+    ps.client = SSL_new(cctx);
+    SSL_set_bio(ps.client, b, b);
+    ASSERT_EQ(SSL_set_alpn_protos(ps.client, alpn, sizeof(alpn)), 0);
+    ASSERT_TRUE(handshake(&ps));
+    ASSERT_EQ(SSL_write_ex(ps.client, "GET", 3, &n), 1); /* opens the default stream */
+    PUMP(&ps, SSL_read_ex(ps.server, buf, 3, &n) == 1);
+    ERR_clear_error();
+    PUMP(&ps, (sent += (SSL_write_ex2(ps.server, data + sent, LEN - sent, SSL_WRITE_FLAG_CONCLUDE, &n) == 1 ? n : 0)) == LEN);
+    ERR_clear_error();
+    PUMP(&ps, (r = SSL_shutdown(ps.server)) == 1);
+    for (i = 0; i < 50; i++) /* let the close reach the client */
+        SSL_handle_events(ps.client);
+    {
+        uint64_t deadline = tu_now_ms() + 10000;
+        while (got < LEN) {
+            ASSERT_TRUE(tu_now_ms() < deadline);
+            r = SSL_read_ex(ps.client, buf, sizeof(buf), &n);
+            if (r != 1) {
+                ASSERT_EQ(SSL_get_error(ps.client, r), SSL_ERROR_WANT_READ);
+                SSL_handle_events(ps.client);
+                continue;
+            }
+            ASSERT_MEM_EQ(buf, data + got, n);
+            got += n;
+        }
+    }
+    ASSERT_EQ(SSL_read_ex(ps.client, buf, sizeof(buf), &n), 0);
+    ASSERT_EQ(SSL_get_error(ps.client, 0), SSL_ERROR_ZERO_RETURN);
+    ERR_clear_error();
+    free(data);
+    SSL_free(ps.server);
+    SSL_free(ps.client);
+    SSL_free(ps.listener);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    return 1;
+}
+
 static int test_pair_unaddressed(void)
 {
     SSL_CTX *sctx = server_ctx(), *cctx = client_ctx();
@@ -590,6 +647,7 @@ int main(int argc, char **argv)
     RUN(test_streams);
     RUN(test_pair_unaddressed);
     RUN(test_keylog);
+    RUN(test_read_after_peer_close);
     RUN(test_idle_connections_cost_nothing);
     return tu_finish();
 }
