@@ -22,11 +22,27 @@ pub(crate) const MAX_OVERHEAD: usize = HDR + 2 * 28 + 8;
 #[repr(align(64))]
 struct Padded<T>(T);
 
+/// The ring's bytes. Held as a raw allocation so that the producer and the consumer, who
+/// touch disjoint regions at the same time, never hold overlapping references to it.
 struct Store {
-    buf: Box<[u8]>,
+    buf: *mut u8,
     mask: usize,
     /// Logical capacity in bytes (the requested write buffer size).
     limit: usize,
+}
+
+impl Store {
+    fn new(phys: usize, limit: usize) -> Store {
+        let buf = Box::into_raw(vec![0u8; phys].into_boxed_slice()) as *mut u8;
+        Store { buf, mask: phys - 1, limit }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // SAFETY: `buf` came from Box::into_raw of a boxed slice of mask + 1 bytes.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.buf, self.mask + 1)) });
+    }
 }
 
 /// Wakes an idle consumer through an eventfd; a busy consumer costs no syscall.
@@ -89,11 +105,7 @@ impl Ring {
             tail: Padded(AtomicUsize::new(0)),
             prod: Padded(Mutex::new(0)),
             cons: Padded(Mutex::new(0)),
-            store: UnsafeCell::new(Store {
-                buf: vec![0u8; phys].into_boxed_slice(),
-                mask: phys - 1,
-                limit,
-            }),
+            store: UnsafeCell::new(Store::new(phys, limit)),
             waker: std::sync::OnceLock::new(),
             wakeups: AtomicUsize::new(0),
         }
@@ -220,17 +232,28 @@ impl Ring {
         let st = unsafe { &mut *self.store.get() };
         let new_limit = (st.limit * 2).max(at_least);
         let phys = new_limit.next_power_of_two();
-        let mut nb = vec![0u8; phys].into_boxed_slice();
+        let nb = Store::new(phys, new_limit);
         let t = self.tail.0.load(Ordering::Relaxed);
         let h = self.head.0.load(Ordering::Relaxed);
         let mut p = t;
         while p != h {
-            nb[p & (phys - 1)] = st.buf[p & st.mask];
+            // SAFETY: both offsets are masked into their buffers; no one else touches them.
+            unsafe { *nb.buf.add(p & nb.mask) = *st.buf.add(p & st.mask) };
             p = p.wrapping_add(1);
         }
-        st.buf = nb;
-        st.mask = phys - 1;
-        st.limit = new_limit;
+        *st = nb;
+    }
+
+    /// A pointer to `len` bytes at logical position `pos` if they do not wrap. The caller
+    /// must own that region (producer: beyond head; consumer: before head) and hold its lock.
+    fn contiguous(&self, pos: usize, len: usize) -> Option<*mut u8> {
+        // SAFETY: the store is stable while either side lock is held (grow() takes both).
+        let st = unsafe { &*self.store.get() };
+        let off = pos & st.mask;
+        (off + len <= st.mask + 1).then(|| {
+            // SAFETY: off + len is within the buffer.
+            unsafe { st.buf.add(off) }
+        })
     }
 
     fn write_at(&self, pos: usize, data: &[u8]) {
@@ -244,7 +267,7 @@ impl Ring {
             let cap = st.mask + 1;
             let off = pos & st.mask;
             let first = data.len().min(cap - off);
-            let base = st.buf.as_ptr() as *mut u8;
+            let base = st.buf;
             std::ptr::copy_nonoverlapping(data.as_ptr(), base.add(off), first);
             std::ptr::copy_nonoverlapping(data.as_ptr().add(first), base, data.len() - first);
         }
@@ -261,7 +284,7 @@ impl Ring {
             let cap = st.mask + 1;
             let off = pos & st.mask;
             let first = out.len().min(cap - off);
-            let base = st.buf.as_ptr();
+            let base = st.buf as *const u8;
             std::ptr::copy_nonoverlapping(base.add(off), out.as_mut_ptr(), first);
             std::ptr::copy_nonoverlapping(base, out.as_mut_ptr().add(first), out.len() - first);
         }
@@ -312,6 +335,18 @@ impl Producer<'_> {
         hdr[..4].copy_from_slice(&(len as u32).to_ne_bytes());
         hdr[4] = s.len() as u8;
         hdr[5] = d.len() as u8;
+        if let Some(dst) = r.contiguous(self.head, HDR + s.len() + d.len() + len) {
+            // Fast path: the record does not wrap, so it is written front to back at once.
+            let mut at = 0;
+            for piece in [&hdr[..], s, d].into_iter().chain(parts.iter().copied()) {
+                // SAFETY: `dst` has room for the whole record (checked by contiguous()), and
+                // the producer owns that region until it publishes.
+                unsafe { std::ptr::copy_nonoverlapping(piece.as_ptr(), dst.add(at), piece.len()) };
+                at += piece.len();
+            }
+            self.head = self.head.wrapping_add(need);
+            return true;
+        }
         let mut pos = self.head;
         r.write_at(pos, &hdr);
         pos += HDR;
@@ -421,7 +456,12 @@ impl Consumer<'_> {
             }
         }
         let copied = len.min(out.len());
-        r.read_at(tail + HDR + sl + dl, &mut out[..copied]);
+        let at = tail + HDR + sl + dl;
+        match r.contiguous(at, copied) {
+            // SAFETY: the consumer owns [tail, head) and the payload does not wrap.
+            Some(src) => unsafe { std::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), copied) },
+            None => r.read_at(at, &mut out[..copied]),
+        }
         crate::sys::count_copy();
         self.tail = tail.wrapping_add(Ring::record_len(len, sl, dl));
         Some((len, copied))
