@@ -34,7 +34,11 @@ struct Store {
 impl Store {
     fn new(phys: usize, limit: usize) -> Store {
         let buf = Box::into_raw(vec![0u8; phys].into_boxed_slice()) as *mut u8;
-        Store { buf, mask: phys - 1, limit }
+        Store {
+            buf,
+            mask: phys - 1,
+            limit,
+        }
     }
 }
 
