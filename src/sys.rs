@@ -417,12 +417,6 @@ pub fn set_nonblocking(fd: i32, on: bool) -> io::Result<()> {
     Ok(())
 }
 
-pub fn is_nonblocking(fd: i32) -> bool {
-    // SAFETY: fcntl F_GETFL has no memory effects.
-    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    fl >= 0 && fl & libc::O_NONBLOCK != 0
-}
-
 /// Legacy single-datagram receive (recvfrom); returns (len, truncated).
 pub fn recv_from(fd: i32, buf: &mut [u8], src: &mut BioAddr) -> io::Result<usize> {
     let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
@@ -497,24 +491,4 @@ pub fn eventfd_drain(fd: i32) {
     let mut v: u64 = 0;
     // SAFETY: reads 8 bytes into a live u64; EAGAIN when already zero is fine.
     unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
-}
-
-/// Copies bytes with the CPU; counted so tests and benches can show where copies happen.
-pub fn copy_bytes(dst: &mut [u8], src: &[u8]) {
-    dst.copy_from_slice(src);
-    count_copy();
-}
-
-/// Records one datagram copied by the CPU inside this library.
-pub fn count_copy() {
-    COPIES.with(|c| c.set(c.get() + 1));
-}
-
-thread_local! {
-    static COPIES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-/// Datagram copies made by this library on the calling thread so far.
-pub fn copies() -> u64 {
-    COPIES.with(|c| c.get())
 }

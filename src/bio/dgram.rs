@@ -461,7 +461,7 @@ impl DgramSock {
         let fd = self.need_fd()?;
         let bound_port = self.bound.lock().raw_port();
         let mut rx = self.rx.lock();
-        let served = self.serve_stash(&mut rx, dsts, 0, bound_port, stats);
+        let served = self.serve_stash(&mut rx, dsts, 0, stats);
         if served > 0 {
             stats.recv_dgrams.fetch_add(served as u64, Relaxed);
             return Ok(served);
@@ -546,7 +546,7 @@ impl DgramSock {
                     }
                 }
                 finish(&mut dsts[i], s.seg.min(s.cap), Some(src), local);
-                out = i + 1 + self.serve_stash(&mut rx, dsts, i + 1, bound_port, stats);
+                out = i + 1 + self.serve_stash(&mut rx, dsts, i + 1, stats);
                 break;
             }
             finish(&mut dsts[i], s.len.min(s.cap), None, local);
@@ -561,7 +561,6 @@ impl DgramSock {
         rx: &mut RxState,
         dsts: &mut [RxDst],
         from: usize,
-        _port: u16,
         stats: &Stats,
     ) -> usize {
         let mut n = 0;
@@ -574,7 +573,7 @@ impl DgramSock {
             if c > 0 {
                 // SAFETY: d.buf has d.cap writable bytes; the arena holds [off, off+len).
                 let out = unsafe { std::slice::from_raw_parts_mut(d.buf, c) };
-                sys::copy_bytes(out, &rx.arena[off..off + c]);
+                out.copy_from_slice(&rx.arena[off..off + c]);
             }
             finish(d, c, Some(src), dst);
             n += 1;

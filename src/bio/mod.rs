@@ -12,6 +12,7 @@ pub mod ring;
 pub mod zc;
 
 use std::ffi::c_int;
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::Relaxed};
 
@@ -210,12 +211,7 @@ impl Bio {
         const CHUNK: usize = 256;
         while done < msgs.len() {
             let n = (msgs.len() - done).min(CHUNK);
-            let mut descs = [TxDesc {
-                data: std::ptr::null(),
-                len: 0,
-                dst: std::ptr::null(),
-                src: std::ptr::null(),
-            }; CHUNK];
+            let mut store: [MaybeUninit<TxDesc>; CHUNK] = [const { MaybeUninit::uninit() }; CHUNK];
             let mut bad = None;
             let mut m = 0;
             while m < n {
@@ -225,15 +221,17 @@ impl Bio {
                     bad = Some(Error::null("BIO_MSG.data"));
                     break;
                 }
-                descs[m] = TxDesc {
+                store[m].write(TxDesc {
                     data: p,
                     len: l,
                     dst: msgs.peer(i),
                     src: msgs.local(i),
-                };
+                });
                 m += 1;
             }
-            let out = self.tx(&descs[..m]);
+            // SAFETY: the first m entries were written just above.
+            let descs = unsafe { std::slice::from_raw_parts(store.as_ptr().cast::<TxDesc>(), m) };
+            let out = self.tx(descs);
             for (k, d) in descs[..out.sent].iter().enumerate() {
                 msgs.complete(done + k, d.len);
             }
@@ -394,10 +392,13 @@ impl Bio {
                     .with("no read buffers: set a read callback or push buffers first"));
             }
             let n = r.scratch.len();
-            let mut addrs = [(BioAddr::default(), BioAddr::default()); BIO_DGRAM_MAX_READ_BATCH];
+            // Only the n address pairs in use are initialised (not all 64: 16 KiB per refill).
+            let mut addrs: [MaybeUninit<(BioAddr, BioAddr)>; BIO_DGRAM_MAX_READ_BATCH] =
+                [const { MaybeUninit::uninit() }; BIO_DGRAM_MAX_READ_BATCH];
             let mut store: [std::mem::MaybeUninit<RxDst>; BIO_DGRAM_MAX_READ_BATCH] =
                 [const { std::mem::MaybeUninit::uninit() }; BIO_DGRAM_MAX_READ_BATCH];
             for ((slot, b), a) in store.iter_mut().zip(r.scratch.iter()).zip(addrs.iter_mut()) {
+                let a = a.write((BioAddr::default(), BioAddr::default()));
                 slot.write(RxDst {
                     buf: b.ptr,
                     cap: b.cap,
@@ -411,7 +412,7 @@ impl Bio {
                 unsafe { std::slice::from_raw_parts_mut(store.as_mut_ptr().cast::<RxDst>(), n) };
             let got = match &self.kind {
                 Kind::Dgram(d) => d.rx(dsts, &self.stats),
-                Kind::Pair(p) => p.rx_any(dsts, &self.stats),
+                Kind::Pair(p) => p.rx(dsts, &self.stats),
             };
             let got = match got {
                 Ok(n) => n,
@@ -431,7 +432,8 @@ impl Bio {
             };
             for (k, d) in dsts.iter().enumerate().take(got) {
                 let buf = r.scratch[k];
-                let (src, dst) = addrs[k];
+                // SAFETY: entries below n were initialised in the loop above, and k < got <= n.
+                let (src, dst) = unsafe { addrs[k].assume_init() };
                 r.ready.push_back(zc::Filled {
                     buf,
                     len: d.len,
@@ -491,21 +493,18 @@ impl Bio {
         while !w.queue.is_empty() {
             const CHUNK: usize = 256;
             let n = w.queue.len().min(CHUNK);
-            let mut descs = [TxDesc {
-                data: std::ptr::null(),
-                len: 0,
-                dst: std::ptr::null(),
-                src: std::ptr::null(),
-            }; CHUNK];
-            for (d, q) in descs.iter_mut().zip(w.queue.iter()) {
-                *d = TxDesc {
+            let mut store: [MaybeUninit<TxDesc>; CHUNK] = [const { MaybeUninit::uninit() }; CHUNK];
+            for (d, q) in store.iter_mut().zip(w.queue.iter()) {
+                d.write(TxDesc {
                     data: q.ptr,
                     len: q.len,
                     dst: q.dst.as_ref().map_or(std::ptr::null(), |a| a as *const _),
                     src: q.src.as_ref().map_or(std::ptr::null(), |a| a as *const _),
-                };
+                });
             }
-            let out = self.tx(&descs[..n]);
+            // SAFETY: the first n entries were written just above (n <= queue length).
+            let descs = unsafe { std::slice::from_raw_parts(store.as_ptr().cast::<TxDesc>(), n) };
+            let out = self.tx(descs);
             for _ in 0..out.sent {
                 let q = w.queue.pop_front().expect("sent from queue");
                 w.completions

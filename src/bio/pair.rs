@@ -154,10 +154,6 @@ impl PairEnd {
         }
     }
 
-    pub fn is_mem(&self) -> bool {
-        self.mem
-    }
-
     // ---- settings
 
     pub fn set_write_buf_size(&self, n: usize) -> Result<()> {
@@ -300,7 +296,6 @@ impl PairEnd {
             )));
         }
         if prod.push(&[data], src, dst, grow) {
-            crate::sys::count_copy();
             Ok(())
         } else {
             Err(non_fatal("datagram pair buffer is full"))
@@ -440,11 +435,6 @@ impl PairEnd {
             return Err(non_fatal("no datagram waiting"));
         }
         Ok(n)
-    }
-
-    /// Zero-copy fill: like rx, but addresses are always reported (the caller owns them).
-    pub fn rx_any(&self, dsts: &mut [RxDst], stats: &Stats) -> Result<usize> {
-        self.rx(dsts, stats)
     }
 }
 

@@ -466,7 +466,6 @@ impl Consumer<'_> {
             Some(src) => unsafe { std::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), copied) },
             None => r.read_at(at, &mut out[..copied]),
         }
-        crate::sys::count_copy();
         self.tail = tail.wrapping_add(Ring::record_len(len, sl, dl));
         Some((len, copied))
     }

@@ -1,7 +1,6 @@
 //! BIO_* entry points: methods, lifecycle, I/O, BIO_ctrl dispatch, batches, zero-copy API.
 
 use std::ffi::{c_char, c_int, c_long, c_uint, c_void};
-use std::sync::Arc;
 
 use super::{
     BIO, bio_arc, bio_arg, bio_into_handle, bio_release, ffi_entry, guard_with, mut_arg, put,
@@ -799,10 +798,4 @@ pub extern "C" fn OSSLQUIC_BIO_dgram_get_offload(b: *mut BIO) -> c_int {
         let (gso, gro) = bio_arg(b)?.dgram()?.offload();
         Ok(gso as c_int | (gro as c_int) << 1)
     })
-}
-
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn f<T: Send + Sync>() {}
-    f::<Arc<Bio>>();
 }

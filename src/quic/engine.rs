@@ -55,8 +55,6 @@ pub struct Conn {
     pub lost: Option<ConnectionError>,
     /// Streams the peer opened that the application has not taken yet.
     pub incoming: VecDeque<StreamId>,
-    /// Set once the application has accepted it (server side).
-    pub accepted: bool,
     /// Streams whose data (and FIN) the peer has fully acknowledged.
     pub acked: std::collections::HashSet<StreamId>,
     /// Incoming stream policy REJECT: new peer streams are stopped and reset with this code.
@@ -123,20 +121,19 @@ impl Engine {
         Ok(self.insert(ch, q, true))
     }
 
-    fn insert(&mut self, ch: ConnectionHandle, q: Connection, accepted: bool) -> ConnId {
+    fn insert(&mut self, ch: ConnectionHandle, q: Connection, held: bool) -> ConnId {
         let id = self.next_id;
         self.next_id += 1;
         let c = Conn {
             q,
             handle: ch,
             drained: false,
-            held: accepted,
+            held,
             queued: false,
             timer: None,
             connected: false,
             lost: None,
             incoming: VecDeque::new(),
-            accepted,
             acked: Default::default(),
             reject_incoming: None,
         };

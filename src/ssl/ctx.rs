@@ -154,9 +154,6 @@ impl SslCtx {
         c.keylog = m;
         c.server = None;
     }
-    pub fn has_keylog(&self) -> bool {
-        self.cfg.lock().keylog.is_some()
-    }
 
     pub fn set_verify(&self, mode: i32) {
         self.cfg.lock().verify_mode = mode;
