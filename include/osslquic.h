@@ -320,6 +320,20 @@
 
 #define SSL_ACCEPT_STREAM_NO_BLOCK 1
 
+#define SSL_TLSEXT_ERR_OK 0
+
+#define SSL_TLSEXT_ERR_ALERT_WARNING 1
+
+#define SSL_TLSEXT_ERR_ALERT_FATAL 2
+
+#define SSL_TLSEXT_ERR_NOACK 3
+
+#define OPENSSL_NPN_UNSUPPORTED 0
+
+#define OPENSSL_NPN_NEGOTIATED 1
+
+#define OPENSSL_NPN_NO_OVERLAP 2
+
 #define SSL_ERROR_NONE 0
 
 #define SSL_ERROR_SSL 1
@@ -582,6 +596,16 @@ typedef struct SSL_CONN_CLOSE_INFO {
  * The keylog callback type: one NSS key-log line (no newline) per secret.
  */
 typedef void (*SSL_CTX_keylog_cb_func)(const SSL *ssl, const char *line);
+
+/**
+ * The ALPN selection callback type (see SSL_CTX_set_alpn_select_cb(3)).
+ */
+typedef int (*SSL_CTX_alpn_select_cb_func)(SSL *ssl,
+                                           const uint8_t **out,
+                                           uint8_t *outlen,
+                                           const uint8_t *inp,
+                                           unsigned int inlen,
+                                           void *arg);
 
 #ifdef __cplusplus
 extern "C" {
@@ -1576,6 +1600,28 @@ int SSL_has_pending(const SSL *ssl);
  * the same connection. See SSL_CTX_set_keylog_callback(3).
  */
 void SSL_CTX_set_keylog_callback(SSL_CTX *ctx, SSL_CTX_keylog_cb_func cb);
+
+/**
+ * Sets (or with NULL clears) the server's ALPN selection callback. It is called during the
+ * handshake with the client's offer (wire format) and the listener as `ssl`; it must not
+ * call functions on that listener or its connections. Any answer but SSL_TLSEXT_ERR_OK with
+ * a protocol ends a QUIC handshake with no_application_protocol, as QUIC requires ALPN.
+ * See SSL_CTX_set_alpn_select_cb(3).
+ */
+void SSL_CTX_set_alpn_select_cb(SSL_CTX *ctx, SSL_CTX_alpn_select_cb_func cb, void *arg);
+
+/**
+ * Picks the first protocol of `server` (in its order) that `client` also lists:
+ * OPENSSL_NPN_NEGOTIATED with `*out` pointing into `server`. Without overlap:
+ * OPENSSL_NPN_NO_OVERLAP with `*out` at the client's first protocol, or NULL/0 when the client
+ * list is empty or malformed. See SSL_select_next_proto(3).
+ */
+int SSL_select_next_proto(uint8_t **out,
+                          uint8_t *outlen,
+                          const uint8_t *server,
+                          unsigned int server_len,
+                          const uint8_t *client,
+                          unsigned int client_len);
 
 #ifdef __cplusplus
 }  // extern "C"

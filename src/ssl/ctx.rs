@@ -48,6 +48,7 @@ struct Cfg {
     verify_mode: i32,
     roots: Vec<CertificateDer<'static>>,
     alpn: Vec<Vec<u8>>,
+    alpn_select: Option<super::alpn::AlpnSelect>,
     options: u64,
     server: Option<Arc<quinn_proto::ServerConfig>>,
 }
@@ -202,6 +203,12 @@ impl SslCtx {
         c.server = None;
         Ok(())
     }
+    /// SSL_CTX_set_alpn_select_cb (None clears it).
+    pub fn set_alpn_select(&self, f: Option<super::alpn::AlpnSelect>) {
+        let mut c = self.cfg.lock();
+        c.alpn_select = f;
+        c.server = None;
+    }
     pub fn alpn(&self) -> Vec<Vec<u8>> {
         self.cfg.lock().alpn.clone()
     }
@@ -238,9 +245,14 @@ impl SslCtx {
         // One configuration serves every connection of the listener, so server-side lines
         // carry no SSL pointer.
         tls.key_log = key_log(&c, 0);
-        let crypto = quinn_proto::crypto::rustls::QuicServerConfig::try_from(Arc::new(tls))
-            .map_err(|e| Error::internal(e.to_string()))?;
-        let mut sc = quinn_proto::ServerConfig::with_crypto(Arc::new(crypto));
+        let crypto: Arc<dyn quinn_proto::crypto::ServerConfig> = match &c.alpn_select {
+            Some(f) => Arc::new(super::alpn::SelectingServer::new(tls, f.clone())?),
+            None => Arc::new(
+                quinn_proto::crypto::rustls::QuicServerConfig::try_from(Arc::new(tls))
+                    .map_err(|e| Error::internal(e.to_string()))?,
+            ),
+        };
+        let mut sc = quinn_proto::ServerConfig::with_crypto(crypto);
         sc.transport_config(Arc::new(transport()));
         let sc = Arc::new(sc);
         c.server = Some(sc.clone());

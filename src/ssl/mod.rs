@@ -4,11 +4,15 @@
 //! Must not touch: sockets directly (the port does), `extern "C"` (ffi does).
 #![deny(unsafe_code)]
 
+pub mod alpn;
 pub mod ctx;
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed,
+};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
@@ -66,22 +70,39 @@ pub const SSL_CONN_CLOSE_FLAG_TRANSPORT: u32 = 2;
 
 pub struct Domain {
     port: Mutex<Port>,
+    /// The listener or client connection this domain was made for (its `SSL *` address),
+    /// named to callbacks that run during event handling.
+    owner: AtomicUsize,
+}
+
+thread_local! {
+    /// The owner of the domain this thread last locked: callbacks run under that lock.
+    static CURRENT_OWNER: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The `SSL *` (as an address) whose domain is handling events on this thread: the listener
+/// or client connection. For callbacks (ALPN selection) that OpenSSL passes an `SSL *`.
+pub fn current_owner() -> usize {
+    CURRENT_OWNER.with(Cell::get)
 }
 
 impl Domain {
     fn new(engine: Engine) -> Arc<Domain> {
         Arc::new(Domain {
             port: Mutex::new(Port::new(engine)),
+            owner: AtomicUsize::new(0),
         })
     }
     /// Locks the domain and runs one tick of event handling.
     pub fn lock_ticked(&self) -> MutexGuard<'_, Port> {
-        let mut p = self.port.lock();
+        let mut p = self.lock();
         p.tick(Instant::now());
         p
     }
     pub fn lock(&self) -> MutexGuard<'_, Port> {
-        self.port.lock()
+        let p = self.port.lock();
+        CURRENT_OWNER.with(|c| c.set(self.owner.load(Relaxed)));
+        p
     }
 }
 
@@ -161,11 +182,13 @@ impl Ssl {
                 .with("SSL_new on a QUIC server context: use SSL_new_listener"));
         }
         let domain = Domain::new(Engine::new(None));
-        Ok(Arc::new(Ssl {
+        let s = Arc::new(Ssl {
             ctx,
             kind: Kind::Conn(Conn::new(domain, None)),
             last_error: AtomicI32::new(0),
-        }))
+        });
+        s.domain().owner.store(Arc::as_ptr(&s) as usize, Relaxed);
+        Ok(s)
     }
 
     /// SSL_new_listener: a QUIC server listener.
@@ -182,11 +205,13 @@ impl Ssl {
             domain,
             listening: AtomicBool::new(false),
         };
-        Ok(Arc::new(Ssl {
+        let s = Arc::new(Ssl {
             ctx,
             kind: Kind::Listener(l),
             last_error: AtomicI32::new(0),
-        }))
+        });
+        s.domain().owner.store(Arc::as_ptr(&s) as usize, Relaxed);
+        Ok(s)
     }
 
     pub fn domain(&self) -> &Arc<Domain> {

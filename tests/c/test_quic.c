@@ -636,6 +636,129 @@ static int test_idle_connections_cost_nothing(void)
     return 1;
 }
 
+/* ALPN chosen by the server's callback; SSL_select_next_proto's rules. */
+static int alpn_calls;
+static SSL *alpn_expected_ssl;
+static int alpn_answer;
+static unsigned char alpn_seen[64];
+static unsigned int alpn_seen_len;
+
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+    static const unsigned char prefs[] = {2, 'h', '3', 10, 'h', 'q', '-', 'i', 'n', 't', 'e', 'r', 'o', 'p'};
+    unsigned char *sel = NULL;
+    alpn_calls++;
+    if (ssl != alpn_expected_ssl || arg != (void *)&alpn_calls || inlen > sizeof(alpn_seen))
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    memcpy(alpn_seen, in, inlen);
+    alpn_seen_len = inlen;
+    if (alpn_answer != SSL_TLSEXT_ERR_OK)
+        return alpn_answer;
+    if (SSL_select_next_proto(&sel, outlen, prefs, sizeof(prefs), in, inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static int test_select_next_proto(void)
+{
+    static const unsigned char server[] = {2, 'h', '3', 3, 'f', 'o', 'o'};
+    static const unsigned char client[] = {3, 'b', 'a', 'r', 3, 'f', 'o', 'o', 2, 'h', '3'};
+    static const unsigned char other[] = {3, 'b', 'a', 'z'};
+    static const unsigned char bad[] = {9, 'x'};
+    unsigned char *out = (unsigned char *)1, outlen = 9;
+
+    ASSERT_EQ(SSL_select_next_proto(&out, &outlen, server, sizeof(server), client, sizeof(client)),
+              OPENSSL_NPN_NEGOTIATED);
+    ASSERT_TRUE(out == server + 1 && outlen == 2); /* server's order wins */
+    ASSERT_EQ(SSL_select_next_proto(&out, &outlen, server, sizeof(server), other, sizeof(other)),
+              OPENSSL_NPN_NO_OVERLAP);
+    ASSERT_TRUE(out == other + 1 && outlen == 3); /* the client's first */
+    ASSERT_EQ(SSL_select_next_proto(&out, &outlen, server, sizeof(server), bad, sizeof(bad)),
+              OPENSSL_NPN_NO_OVERLAP);
+    ASSERT_TRUE(out == NULL && outlen == 0);
+    ASSERT_EQ(SSL_select_next_proto(&out, &outlen, server, sizeof(server), NULL, 0), OPENSSL_NPN_NO_OVERLAP);
+    ASSERT_TRUE(out == NULL && outlen == 0);
+    ERR_clear_error();
+    ASSERT_EQ(SSL_select_next_proto(NULL, &outlen, server, sizeof(server), client, sizeof(client)), 0);
+    ASSERT_ONE_ERROR();
+    return 1;
+}
+
+static int alpn_run(int answer, int *connected, const unsigned char **sel, unsigned int *sel_len,
+                    uint64_t *close_code)
+{
+    static const unsigned char offer[] = {5, 'h', 'q', '-', '2', '9', 10, 'h', 'q', '-', 'i', 'n', 't',
+                                          'e', 'r', 'o', 'p', 13, 'o', 's', 's', 'l', 'q', 'u', 'i', 'c',
+                                          '-', 't', 'e', 's', 't'};
+    SSL_CTX *sctx = server_ctx(), *cctx = client_ctx();
+    BIO *a = NULL, *b = NULL;
+    struct peerset ps = {0};
+    SSL_CONN_CLOSE_INFO info;
+    int r = 0;
+
+    ASSERT_NOT_NULL(sctx);
+    SSL_CTX_set_alpn_select_cb(sctx, alpn_select, &alpn_calls);
+    ASSERT_EQ(BIO_new_bio_dgram_pair(&a, 1 << 20, &b, 1 << 20), 1);
+    ps.listener = SSL_new_listener(sctx, 0);
+    SSL_set_bio(ps.listener, a, a);
+    ps.client = SSL_new(cctx);
+    SSL_set_bio(ps.client, b, b);
+    ASSERT_EQ(SSL_set_alpn_protos(ps.client, offer, sizeof(offer)), 0);
+    alpn_expected_ssl = ps.listener;
+    alpn_answer = answer;
+    alpn_calls = 0;
+    ERR_clear_error();
+    PUMP(&ps, (r = SSL_connect(ps.client)) == 1 || SSL_get_error(ps.client, r) != SSL_ERROR_WANT_READ);
+    *connected = r == 1;
+    ASSERT_EQ(alpn_calls, 1);
+    ASSERT_EQ(alpn_seen_len, sizeof(offer));
+    ASSERT_EQ(memcmp(alpn_seen, offer, sizeof(offer)), 0);
+    if (r == 1) {
+        SSL_get0_alpn_selected(ps.client, sel, sel_len);
+        *sel = *sel_len == 10 && memcmp(*sel, "hq-interop", 10) == 0 ? (const unsigned char *)"ok" : NULL;
+        PUMP(&ps, ps.server != NULL);
+        SSL_get0_alpn_selected(ps.server, sel, sel_len);
+        if (*sel_len != 10 || memcmp(*sel, "hq-interop", 10) != 0)
+            *sel = NULL;
+    } else {
+        ASSERT_EQ(SSL_get_conn_close_info(ps.client, &info, sizeof(info)), 1);
+        *close_code = info.error_code;
+        ASSERT_TRUE(info.flags & SSL_CONN_CLOSE_FLAG_TRANSPORT);
+        ASSERT_EQ(SSL_get_accept_connection_queue_len(ps.listener), 0);
+    }
+    ERR_clear_error();
+    SSL_free(ps.server);
+    SSL_free(ps.client);
+    SSL_free(ps.listener);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    return 1;
+}
+
+static int test_alpn_select_cb(void)
+{
+    const unsigned char *sel = NULL;
+    unsigned int sel_len = 0;
+    uint64_t code = 0;
+    int connected = 0;
+
+    /* The listener context lists osslquic-test, which the client offers too, but the callback
+     * decides: it prefers h3 (not offered), then hq-interop. */
+    ASSERT_TRUE(alpn_run(SSL_TLSEXT_ERR_OK, &connected, &sel, &sel_len, &code));
+    ASSERT_TRUE(connected);
+    ASSERT_NOT_NULL(sel);
+    /* A refusal ends the handshake with TLS alert no_application_protocol (0x100 + 120). */
+    ASSERT_TRUE(alpn_run(SSL_TLSEXT_ERR_ALERT_FATAL, &connected, &sel, &sel_len, &code));
+    ASSERT_TRUE(!connected);
+    ASSERT_EQ(code, 0x178);
+    ASSERT_TRUE(alpn_run(SSL_TLSEXT_ERR_NOACK, &connected, &sel, &sel_len, &code));
+    ASSERT_TRUE(!connected);
+    ASSERT_EQ(code, 0x178);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     const char *d = getenv("OSSLQUIC_CERTS");
@@ -647,6 +770,8 @@ int main(int argc, char **argv)
     RUN(test_streams);
     RUN(test_pair_unaddressed);
     RUN(test_keylog);
+    RUN(test_select_next_proto);
+    RUN(test_alpn_select_cb);
     RUN(test_read_after_peer_close);
     RUN(test_idle_connections_cost_nothing);
     return tu_finish();
