@@ -38,6 +38,11 @@
 
 #define BIO_TYPE_MASK 255
 
+/**
+ * BIO_get_new_index hands out BIO_TYPE_START + 1 ..= BIO_TYPE_MASK.
+ */
+#define BIO_TYPE_START 128
+
 #define BIO_CTRL_RESET 1
 
 #define BIO_CTRL_EOF 2
@@ -55,6 +60,10 @@
 #define BIO_CTRL_DUP 12
 
 #define BIO_CTRL_WPENDING 13
+
+#define BIO_CTRL_SET_CALLBACK 14
+
+#define BIO_CTRL_GET_CALLBACK 15
 
 #define BIO_CTRL_DGRAM_CONNECT 31
 
@@ -235,6 +244,8 @@
 #define ERR_R_PASSED_NULL_PARAMETER (258 | ERR_R_FATAL)
 
 #define ERR_R_INTERNAL_ERROR (259 | ERR_R_FATAL)
+
+#define ERR_R_INIT_FAIL (261 | ERR_R_FATAL)
 
 #define ERR_R_UNSUPPORTED (268 | ERR_RFLAG_COMMON)
 
@@ -462,7 +473,8 @@ typedef struct bio_addrinfo_st bio_addrinfo_st;
 typedef struct bio_method_st bio_method_st;
 
 /**
- * The opaque C type behind `BIO *`.
+ * The opaque C type behind `BIO *` (the handle is the address of a [`Bio`]). Declared here
+ * rather than in `ffi/` because custom methods' callbacks, which this layer calls, take it.
  */
 typedef struct bio_st bio_st;
 
@@ -807,8 +819,9 @@ const BIO_METHOD *BIO_s_dgram_pair(void);
 const BIO_METHOD *BIO_s_dgram_mem(void);
 
 /**
- * Creates a BIO of the given method with one reference. NULL and an error on failure.
- * See BIO_new(3).
+ * Creates a BIO of the given method with one reference. For a BIO_meth_new method, its
+ * `create` callback runs; if that returns 0, BIO_new returns NULL (ERR_R_INIT_FAIL queued)
+ * and `destroy` is not called. NULL and an error on failure. See BIO_new(3).
  */
 BIO *BIO_new(const BIO_METHOD *type);
 
@@ -848,23 +861,27 @@ int BIO_up_ref(BIO *a);
 
 /**
  * Reads one datagram (truncating on a socket, or per no_trunc on a pair). Returns the byte
- * count, or -1 with retry flags (nothing waiting) or an error. See BIO_read(3).
+ * count, or -1 with retry flags (nothing waiting) or an error. On a custom BIO, the method's
+ * read (or read_ex) result; -2 if it has neither. See BIO_read(3).
  */
 int BIO_read(BIO *b, void *data, int dlen);
 
 /**
  * Writes one datagram. Returns the byte count, 0 for a zero-length write, -1 on failure or
- * would-block (retry flags set). See BIO_write(3).
+ * would-block (retry flags set). On a custom BIO, the method's write (or write_ex) result;
+ * -2 if it has neither; 0 without a call for `dlen <= 0`, as OpenSSL. See BIO_write(3).
  */
 int BIO_write(BIO *b, const void *data, int dlen);
 
 /**
- * As BIO_read; returns 1 with `*readbytes` set, or 0. See BIO_read_ex(3).
+ * As BIO_read; returns 1 with `*readbytes` set, or 0. A custom method's read_ex (or read)
+ * runs. See BIO_read_ex(3).
  */
 int BIO_read_ex(BIO *b, void *data, size_t dlen, size_t *readbytes);
 
 /**
- * As BIO_write; returns 1 with `*written` set, or 0. See BIO_write_ex(3).
+ * As BIO_write; returns 1 with `*written` set, or 0. A custom method's write_ex (or write)
+ * runs. See BIO_write_ex(3).
  */
 int BIO_write_ex(BIO *b, const void *data, size_t dlen, size_t *written);
 
@@ -889,7 +906,8 @@ void BIO_clear_flags(BIO *b, int flags);
 int BIO_method_type(const BIO *b);
 
 /**
- * The BIO's method name (static string), or NULL. See BIO_method_name(3).
+ * The BIO's method name (static string, or the name given to BIO_meth_new, valid while the
+ * BIO lives), or NULL. See BIO_method_name(3).
  */
 const char *BIO_method_name(const BIO *b);
 
@@ -904,7 +922,8 @@ size_t BIO_ctrl_pending(BIO *b);
 size_t BIO_ctrl_wpending(BIO *b);
 
 /**
- * Largest datagram a pair half can accept now (0 if under the MTU). See BIO_ctrl_get_write_guarantee(3).
+ * Largest datagram a pair half can accept now (0 if under the MTU). See
+ * BIO_ctrl_get_write_guarantee(3).
  */
 size_t BIO_ctrl_get_write_guarantee(BIO *b);
 
@@ -915,13 +934,16 @@ long BIO_int_ctrl(BIO *b, int cmd, long larg, int iarg);
 
 /**
  * The control call behind most BIO macros. Unknown or unsupported commands return 0 with an
- * error queued. See BIO_ctrl(3).
+ * error queued. On a custom BIO every command goes to the method's ctrl and its result is
+ * returned as is (-2 and an error if it has none). See BIO_ctrl(3).
  */
 long BIO_ctrl(BIO *b, int cmd, long larg, void *parg);
 
 /**
  * Sends a batch of datagrams. Returns 1 with `*msgs_processed` = datagrams sent (maybe fewer
- * than asked), or 0 with an error queued (`*msgs_processed` = 0). See BIO_sendmmsg(3).
+ * than asked), or 0 with an error queued (`*msgs_processed` = 0). On a custom BIO, the
+ * method's sendmmsg with the caller's arguments and its result (0 and an unsupported-method
+ * error if it has none). See BIO_sendmmsg(3).
  */
 int BIO_sendmmsg(BIO *b,
                  BIO_MSG *msg,
@@ -932,7 +954,8 @@ int BIO_sendmmsg(BIO *b,
 
 /**
  * Receives a batch of datagrams; as BIO_sendmmsg. An empty non-blocking source returns 0
- * with a non-fatal error (BIO_err_is_non_fatal). See BIO_recvmmsg(3).
+ * with a non-fatal error (BIO_err_is_non_fatal). On a custom BIO, the method's recvmmsg, as
+ * for BIO_sendmmsg. See BIO_recvmmsg(3).
  */
 int BIO_recvmmsg(BIO *b,
                  BIO_MSG *msg,
@@ -942,14 +965,16 @@ int BIO_recvmmsg(BIO *b,
                  size_t *msgs_processed);
 
 /**
- * What to poll to learn the BIO is readable. Returns 1, or 0 when it has none.
- * See BIO_get_rpoll_descriptor(3).
+ * What to poll to learn the BIO is readable. Returns 1, or 0 when it has none. On a custom
+ * BIO, the method's ctrl (BIO_CTRL_GET_RPOLL_DESCRIPTOR) answers. See
+ * BIO_get_rpoll_descriptor(3).
  */
 int BIO_get_rpoll_descriptor(BIO *b, BIO_POLL_DESCRIPTOR *desc);
 
 /**
- * What to poll to learn the BIO is writable. Returns 1, or 0 when it has none.
- * See BIO_get_wpoll_descriptor(3).
+ * What to poll to learn the BIO is writable. Returns 1, or 0 when it has none. On a custom
+ * BIO, the method's ctrl (BIO_CTRL_GET_WPOLL_DESCRIPTOR) answers. See
+ * BIO_get_wpoll_descriptor(3).
  */
 int BIO_get_wpoll_descriptor(BIO *b, BIO_POLL_DESCRIPTOR *desc);
 
@@ -973,6 +998,260 @@ int BIO_dgram_non_fatal_error(int error);
  * Whether a socket call's result `i` (with errno) means retry. See BIO_sock_should_retry(3).
  */
 int BIO_sock_should_retry(int i);
+
+/**
+ * A fresh BIO type index for a custom method, BIO_TYPE_START + 1 up to BIO_TYPE_MASK (255);
+ * -1 (with an error) once all are taken. Thread-safe. See BIO_get_new_index(3).
+ */
+int BIO_get_new_index(void);
+
+/**
+ * A new, empty BIO method of type `type` (usually `BIO_get_new_index() | BIO_TYPE_...`)
+ * named `name` (copied). Free it with BIO_meth_free; BIOs made from it keep it alive.
+ * Returns NULL (with an error) for a NULL name. See BIO_meth_new(3).
+ */
+BIO_METHOD *BIO_meth_new(int type, const char *name);
+
+/**
+ * Frees a method made by BIO_meth_new. BIOs still using it keep working (they hold their
+ * own reference). NULL is a no-op. See BIO_meth_free(3).
+ */
+void BIO_meth_free(BIO_METHOD *biom);
+
+/**
+ * Sets the write callback in its int-length form (clears a write_ex callback); NULL removes
+ * it. Returns 1, or 0 for a NULL or foreign method.
+ * See BIO_meth_set_write(3).
+ */
+int BIO_meth_set_write(BIO_METHOD *biom, int (*write)(BIO*, const char*, int));
+
+/**
+ * The method's write callback, or NULL (also for a NULL or foreign method, with an error).
+ * See BIO_meth_get_write(3).
+ */
+int (*BIO_meth_get_write(const BIO_METHOD *biom))(BIO*, const char*, int);
+
+/**
+ * Sets the write_ex callback (clears a write callback); NULL removes it. Returns 1, or 0 for a
+ * NULL or foreign method.
+ * See BIO_meth_set_write_ex(3).
+ */
+int BIO_meth_set_write_ex(BIO_METHOD *biom, int (*write_ex)(BIO*, const char*, size_t, size_t*));
+
+/**
+ * The method's write_ex callback, or NULL (also for a NULL or foreign method, with an error).
+ * With only a write callback set, a converter that calls it (OpenSSL's
+ * bwrite_conv).
+ * See BIO_meth_get_write_ex(3).
+ */
+int (*BIO_meth_get_write_ex(const BIO_METHOD *biom))(BIO*, const char*, size_t, size_t*);
+
+/**
+ * Sets the read callback in its int-length form (clears a read_ex callback); NULL removes it.
+ * Returns 1, or 0 for a NULL or foreign method.
+ * See BIO_meth_set_read(3).
+ */
+int BIO_meth_set_read(BIO_METHOD *biom, int (*read)(BIO*, char*, int));
+
+/**
+ * The method's read callback, or NULL (also for a NULL or foreign method, with an error).
+ * See BIO_meth_get_read(3).
+ */
+int (*BIO_meth_get_read(const BIO_METHOD *biom))(BIO*, char*, int);
+
+/**
+ * Sets the read_ex callback (clears a read callback); NULL removes it. Returns 1, or 0 for a
+ * NULL or foreign method.
+ * See BIO_meth_set_read_ex(3).
+ */
+int BIO_meth_set_read_ex(BIO_METHOD *biom, int (*read_ex)(BIO*, char*, size_t, size_t*));
+
+/**
+ * The method's read_ex callback, or NULL (also for a NULL or foreign method, with an error).
+ * With only a read callback set, a converter that calls it (OpenSSL's
+ * bread_conv).
+ * See BIO_meth_get_read_ex(3).
+ */
+int (*BIO_meth_get_read_ex(const BIO_METHOD *biom))(BIO*, char*, size_t, size_t*);
+
+/**
+ * Sets the puts callback; NULL removes it. Returns 1, or 0 for a NULL or foreign method.
+ * See BIO_meth_set_puts(3).
+ */
+int BIO_meth_set_puts(BIO_METHOD *biom, int (*puts)(BIO*, const char*));
+
+/**
+ * The method's puts callback, or NULL (also for a NULL or foreign method, with an error).
+ * See BIO_meth_get_puts(3).
+ */
+int (*BIO_meth_get_puts(const BIO_METHOD *biom))(BIO*, const char*);
+
+/**
+ * Sets the gets callback; NULL removes it. Returns 1, or 0 for a NULL or foreign method.
+ * See BIO_meth_set_gets(3).
+ */
+int BIO_meth_set_gets(BIO_METHOD *biom, int (*gets)(BIO*, char*, int));
+
+/**
+ * The method's gets callback, or NULL (also for a NULL or foreign method, with an error).
+ * See BIO_meth_get_gets(3).
+ */
+int (*BIO_meth_get_gets(const BIO_METHOD *biom))(BIO*, char*, int);
+
+/**
+ * Sets the ctrl callback, which every BIO_ctrl on the method's BIOs reaches; NULL removes it.
+ * Returns 1, or 0 for a NULL or foreign method.
+ * See BIO_meth_set_ctrl(3).
+ */
+int BIO_meth_set_ctrl(BIO_METHOD *biom, long (*ctrl)(BIO*, int, long, void*));
+
+/**
+ * The method's ctrl callback, or NULL (also for a NULL or foreign method, with an error).
+ * See BIO_meth_get_ctrl(3).
+ */
+long (*BIO_meth_get_ctrl(const BIO_METHOD *biom))(BIO*, int, long, void*);
+
+/**
+ * Sets the create callback, run by BIO_new (0 makes BIO_new fail); NULL removes it. Returns 1,
+ * or 0 for a NULL or foreign method.
+ * See BIO_meth_set_create(3).
+ */
+int BIO_meth_set_create(BIO_METHOD *biom, int (*create)(BIO*));
+
+/**
+ * The method's create callback, or NULL (also for a NULL or foreign method, with an error).
+ * See BIO_meth_get_create(3).
+ */
+int (*BIO_meth_get_create(const BIO_METHOD *biom))(BIO*);
+
+/**
+ * Sets the destroy callback, run by the BIO_free that drops the last reference; NULL removes
+ * it. Returns 1, or 0 for a NULL or foreign method.
+ * See BIO_meth_set_destroy(3).
+ */
+int BIO_meth_set_destroy(BIO_METHOD *biom, int (*destroy)(BIO*));
+
+/**
+ * The method's destroy callback, or NULL (also for a NULL or foreign method, with an error).
+ * See BIO_meth_get_destroy(3).
+ */
+int (*BIO_meth_get_destroy(const BIO_METHOD *biom))(BIO*);
+
+/**
+ * Sets the callback_ctrl callback (BIO_callback_ctrl); NULL removes it. Returns 1, or 0 for a
+ * NULL or foreign method.
+ * See BIO_meth_set_callback_ctrl(3).
+ */
+int BIO_meth_set_callback_ctrl(BIO_METHOD *biom,
+                               long (*callback_ctrl)(BIO*, int, int(*)(BIO*, int, int)));
+
+/**
+ * The method's callback_ctrl callback, or NULL (also for a NULL or foreign method, with an error).
+ * See BIO_meth_get_callback_ctrl(3).
+ */
+long (*BIO_meth_get_callback_ctrl(const BIO_METHOD *biom))(BIO*, int, int(*)(BIO*, int, int));
+
+/**
+ * Sets the sendmmsg callback (BIO_sendmmsg; the QUIC reactor sends through it, with
+ * destination addresses); NULL removes it. Returns 1, or 0 for a NULL or foreign method.
+ * See BIO_meth_set_sendmmsg(3).
+ */
+int BIO_meth_set_sendmmsg(BIO_METHOD *biom, int (*sendmmsg)(BIO*,
+                                                            BIO_MSG*,
+                                                            size_t,
+                                                            size_t,
+                                                            uint64_t,
+                                                            size_t*));
+
+/**
+ * The method's sendmmsg callback, or NULL (also for a NULL or foreign method, with an error).
+ * See BIO_meth_get_sendmmsg(3).
+ */
+int (*BIO_meth_get_sendmmsg(const BIO_METHOD *biom))(BIO*,
+                                                     BIO_MSG*,
+                                                     size_t,
+                                                     size_t,
+                                                     uint64_t,
+                                                     size_t*);
+
+/**
+ * Sets the recvmmsg callback (BIO_recvmmsg; the QUIC reactor receives through it, with source
+ * addresses); NULL removes it. Returns 1, or 0 for a NULL or foreign method.
+ * See BIO_meth_set_recvmmsg(3).
+ */
+int BIO_meth_set_recvmmsg(BIO_METHOD *biom, int (*recvmmsg)(BIO*,
+                                                            BIO_MSG*,
+                                                            size_t,
+                                                            size_t,
+                                                            uint64_t,
+                                                            size_t*));
+
+/**
+ * The method's recvmmsg callback, or NULL (also for a NULL or foreign method, with an error).
+ * See BIO_meth_get_recvmmsg(3).
+ */
+int (*BIO_meth_get_recvmmsg(const BIO_METHOD *biom))(BIO*,
+                                                     BIO_MSG*,
+                                                     size_t,
+                                                     size_t,
+                                                     uint64_t,
+                                                     size_t*);
+
+/**
+ * Stores the method's private pointer in a custom BIO. Fails (error queued) on a built-in
+ * BIO or NULL. See BIO_set_data(3).
+ */
+void BIO_set_data(BIO *a, void *ptr);
+
+/**
+ * The pointer BIO_set_data stored (NULL until then, and for a built-in BIO or NULL, with an
+ * error). See BIO_get_data(3).
+ */
+void *BIO_get_data(BIO *a);
+
+/**
+ * Marks a custom BIO initialised (non-zero) or not: its read, write, puts, gets, sendmmsg and
+ * recvmmsg fail with BIO_R_UNINITIALIZED until it is. A method without a create callback
+ * starts initialised. Fails (error queued) on a built-in BIO. See BIO_set_init(3).
+ */
+void BIO_set_init(BIO *a, int init);
+
+/**
+ * The value BIO_set_init stored; 1 for a built-in BIO, 0 for NULL. See BIO_get_init(3).
+ */
+int BIO_get_init(BIO *a);
+
+/**
+ * Sets a custom BIO's shutdown flag (whether its destroy should release what it wraps);
+ * on a built-in BIO, its close flag (BIO_set_close). See BIO_set_shutdown(3).
+ */
+void BIO_set_shutdown(BIO *a, int shut);
+
+/**
+ * A custom BIO's shutdown flag (1 after BIO_new); a built-in BIO's close flag. 0 for NULL.
+ * See BIO_get_shutdown(3).
+ */
+int BIO_get_shutdown(BIO *a);
+
+/**
+ * Writes a NUL-terminated string: a custom method's puts callback (-2 and an error if it
+ * has none), or one datagram on a datagram socket; -2 on a pair. -1 for NULL arguments.
+ * See BIO_puts(3).
+ */
+int BIO_puts(BIO *bp, const char *buf);
+
+/**
+ * Reads a line of at most `size - 1` bytes through a custom method's gets callback; -2 (and
+ * an error) when it has none and on the built-in datagram BIOs. See BIO_gets(3).
+ */
+int BIO_gets(BIO *bp, char *buf, int size);
+
+/**
+ * Passes a callback to a custom method's callback_ctrl; only BIO_CTRL_SET_CALLBACK is
+ * accepted. -2 (and an error) otherwise, for the built-in BIOs and for NULL.
+ * See BIO_callback_ctrl(3).
+ */
+long BIO_callback_ctrl(BIO *b, int cmd, int (*fp)(BIO*, int, int));
 
 /**
  * Sets the callback that supplies read buffers: `cb(len, arg)` returns a buffer of at least

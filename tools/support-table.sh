@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 UNSUPPORTED=""
 echo "| function | status |"
 echo "|---|---|"
-grep -E '^[A-Za-z_][A-Za-z0-9_ \*]*[ \*]([A-Z][A-Za-z0-9_]*)\(' include/osslquic.h |
-    sed -E 's/^.*[ \*]([A-Za-z_][A-Za-z0-9_]*)\(.*/\1/' | sort -u |
+# Functions returning a function pointer are declared `int (*NAME(args))(...)`.
+grep -E '^[A-Za-z_][A-Za-z0-9_ \*]*([ \*]|\(\*)([A-Z][A-Za-z0-9_]*)\(' include/osslquic.h |
+    sed -E -e 's/^[A-Za-z_][A-Za-z0-9_ ]*\(\*([A-Za-z_][A-Za-z0-9_]*)\(.*/\1/;t' \
+        -e 's/^.*[ \*]([A-Za-z_][A-Za-z0-9_]*)\(.*/\1/' | sort -u |
     while read -r f; do
         case " $UNSUPPORTED " in
         *" $f "*) echo "| \`$f\` | returns unsupported |" ;;

@@ -17,6 +17,8 @@ pub const BIO_TYPE_DGRAM: i32 = 21 | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR;
 pub const BIO_TYPE_DGRAM_PAIR: i32 = 26 | BIO_TYPE_SOURCE_SINK;
 pub const BIO_TYPE_DGRAM_MEM: i32 = 27 | BIO_TYPE_SOURCE_SINK;
 pub const BIO_TYPE_MASK: i32 = 0xFF;
+/// BIO_get_new_index hands out BIO_TYPE_START + 1 ..= BIO_TYPE_MASK.
+pub const BIO_TYPE_START: i32 = 128;
 
 pub const BIO_CTRL_RESET: i32 = 1;
 pub const BIO_CTRL_EOF: i32 = 2;
@@ -27,6 +29,8 @@ pub const BIO_CTRL_PENDING: i32 = 10;
 pub const BIO_CTRL_FLUSH: i32 = 11;
 pub const BIO_CTRL_DUP: i32 = 12;
 pub const BIO_CTRL_WPENDING: i32 = 13;
+pub const BIO_CTRL_SET_CALLBACK: i32 = 14;
+pub const BIO_CTRL_GET_CALLBACK: i32 = 15;
 pub const BIO_CTRL_DGRAM_CONNECT: i32 = 31;
 pub const BIO_CTRL_DGRAM_SET_CONNECTED: i32 = 32;
 pub const BIO_CTRL_DGRAM_SET_RECV_TIMEOUT: i32 = 33;

@@ -1,10 +1,11 @@
-//! BIOs: datagram sockets, datagram pairs and memory, their addresses, batching and poll
-//! descriptors. Knows nothing of SSL.
+//! BIOs: datagram sockets, datagram pairs and memory, custom methods (BIO_meth_*), their
+//! addresses, batching and poll descriptors. Knows nothing of SSL.
 //! Owns: the `Bio` object behind every `BIO *`, retry flags, statistics and the generic
 //! halves of BIO_sendmmsg/BIO_recvmmsg and the zero-copy API; each kind supplies `tx`/`rx`.
 
 pub mod addr;
 pub mod consts;
+pub mod custom;
 pub mod dgram;
 pub mod msg;
 pub mod pair;
@@ -25,6 +26,14 @@ use consts::*;
 use msg::{BIO_POLL_DESCRIPTOR, MsgArray};
 use zc::{RawBuf, ReadSide, WriteSide};
 
+/// The opaque C type behind `BIO *` (the handle is the address of a [`Bio`]). Declared here
+/// rather than in `ffi/` because custom methods' callbacks, which this layer calls, take it.
+#[allow(non_camel_case_types)]
+pub struct bio_st {
+    _opaque: [u8; 0],
+}
+pub type BIO = bio_st;
+
 /// What `BIO_s_*()` returns: the kind of BIO to create.
 pub struct BioMethod {
     pub type_id: i32,
@@ -42,6 +51,12 @@ pub static METHOD_DGRAM_PAIR: BioMethod = BioMethod {
 pub static METHOD_DGRAM_MEM: BioMethod = BioMethod {
     type_id: BIO_TYPE_DGRAM_MEM,
     name: "BIO dgram mem",
+};
+/// Placeholder of a custom BIO's `method` field: its type and name come from its
+/// [`custom::CustomMethod`].
+pub static METHOD_CUSTOM: BioMethod = BioMethod {
+    type_id: BIO_TYPE_NONE,
+    name: "custom",
 };
 
 /// One receive destination: a caller's buffer and where to put the addresses.
@@ -63,6 +78,7 @@ pub struct TxOutcome {
 pub enum Kind {
     Dgram(dgram::DgramSock),
     Pair(pair::PairEnd),
+    Custom(custom::CustomBio),
 }
 
 /// Counters updated once per batch (never per datagram on a shared line).
@@ -103,6 +119,10 @@ impl Bio {
             BIO_TYPE_DGRAM_MEM => Kind::Pair(pair::PairEnd::new_mem()),
             _ => Kind::Pair(pair::PairEnd::new()),
         };
+        Self::with_kind(method, kind)
+    }
+
+    fn with_kind(method: &'static BioMethod, kind: Kind) -> Arc<Bio> {
         Arc::new(Bio {
             method,
             kind,
@@ -115,15 +135,39 @@ impl Bio {
         })
     }
 
+    /// A BIO of an application's method (BIO_new with a BIO_meth_new method): the method's
+    /// `create` runs on it; if that returns 0 the BIO is dropped without `destroy`
+    /// (BIO_new(3): NULL and ERR_R_INIT_FAIL).
+    pub fn new_custom(m: Arc<custom::CustomMethod>) -> Result<Arc<Bio>> {
+        let bio = Self::with_kind(&METHOD_CUSTOM, Kind::Custom(custom::CustomBio::new(m)));
+        custom::create(&bio)?;
+        Ok(bio)
+    }
+
+    /// The `BIO *` handle of this BIO, as the application's callbacks receive it.
+    pub fn handle(&self) -> *mut BIO {
+        self as *const Bio as *mut BIO
+    }
+
     pub fn type_id(&self) -> i32 {
-        self.method.type_id
+        match &self.kind {
+            Kind::Custom(c) => c.method.type_id,
+            _ => self.method.type_id,
+        }
+    }
+    /// The method name, for messages.
+    pub fn name(&self) -> std::borrow::Cow<'_, str> {
+        match &self.kind {
+            Kind::Custom(c) => c.method.name.to_string_lossy(),
+            _ => self.method.name.into(),
+        }
     }
     pub fn dgram(&self) -> Result<&dgram::DgramSock> {
         match &self.kind {
             Kind::Dgram(d) => Ok(d),
             _ => Err(Error::unsupported(format!(
                 "not supported on a {} BIO",
-                self.method.name
+                self.name()
             ))),
         }
     }
@@ -132,9 +176,24 @@ impl Bio {
             Kind::Pair(p) => Ok(p),
             _ => Err(Error::unsupported(format!(
                 "not supported on a {} BIO",
-                self.method.name
+                self.name()
             ))),
         }
+    }
+    /// The custom state of a BIO made from a BIO_meth_new method, if it is one.
+    pub fn custom(&self) -> Option<&custom::CustomBio> {
+        match &self.kind {
+            Kind::Custom(c) => Some(c),
+            _ => None,
+        }
+    }
+    pub fn as_custom(&self) -> Result<&custom::CustomBio> {
+        self.custom().ok_or_else(|| {
+            Error::unsupported(format!(
+                "only for BIOs of a BIO_meth_new method, not a {} BIO",
+                self.name()
+            ))
+        })
     }
 
     // ---- retry flags (BIO_should_retry and friends)
@@ -148,7 +207,7 @@ impl Bio {
     pub fn clear_flags(&self, f: i32) {
         self.flags.fetch_and(!f, Relaxed);
     }
-    fn clear_retry(&self) {
+    pub(crate) fn clear_retry(&self) {
         self.clear_flags(BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY);
     }
     fn retry(&self, dir: i32) {
@@ -167,6 +226,7 @@ impl Bio {
         let r = match &self.kind {
             Kind::Dgram(d) => d.read(buf, &self.stats),
             Kind::Pair(p) => p.read(buf, &self.stats),
+            Kind::Custom(c) => custom::read_one(self, c, buf),
         };
         self.note_retry(r, BIO_FLAGS_READ)
     }
@@ -181,6 +241,7 @@ impl Bio {
         let r = match &self.kind {
             Kind::Dgram(d) => d.write(buf, &self.stats),
             Kind::Pair(p) => p.write(buf, &self.stats),
+            Kind::Custom(c) => custom::write_one(self, c, buf),
         };
         self.note_retry(r, BIO_FLAGS_WRITE)
     }
@@ -316,6 +377,7 @@ impl Bio {
                     | BIO_DGRAM_CAP_PROVIDES_DST_ADDR
             }
             Kind::Pair(p) => p.effective_caps(),
+            Kind::Custom(c) => custom::effective_caps(self, c),
         }
     }
 
@@ -323,6 +385,7 @@ impl Bio {
         match &self.kind {
             Kind::Dgram(d) => d.local_enabled(),
             Kind::Pair(p) => p.local_enabled(),
+            Kind::Custom(c) => custom::local_enabled(self, c),
         }
     }
 
@@ -330,6 +393,7 @@ impl Bio {
         match &self.kind {
             Kind::Dgram(d) => d.tx(descs, &self.stats),
             Kind::Pair(p) => p.tx(descs, &self.stats),
+            Kind::Custom(c) => custom::tx(self, c, descs),
         }
     }
 
@@ -337,6 +401,7 @@ impl Bio {
         match &self.kind {
             Kind::Dgram(d) => d.rx(dsts, &self.stats),
             Kind::Pair(p) => p.rx(dsts, &self.stats),
+            Kind::Custom(c) => custom::rx(self, c, dsts),
         }
     }
 
@@ -375,12 +440,14 @@ impl Bio {
         let mtu = match &self.kind {
             Kind::Dgram(d) => d.mtu(),
             Kind::Pair(p) => p.mtu(),
+            Kind::Custom(_) => 0,
         };
         mtu.max(2048)
     }
 
     /// BIO_read_dequeue: the next filled buffer, refilling with one batch when none is ready.
     pub fn read_dequeue(&self) -> Result<(RawBuf, usize)> {
+        self.no_zero_copy_on_custom()?;
         self.zc_read_used.store(true, Relaxed);
         self.clear_retry();
         let mut r = self.zc_read.lock();
@@ -410,11 +477,7 @@ impl Bio {
             // SAFETY: the first n entries were initialised above (n <= batch <= the array size).
             let dsts =
                 unsafe { std::slice::from_raw_parts_mut(store.as_mut_ptr().cast::<RxDst>(), n) };
-            let got = match &self.kind {
-                Kind::Dgram(d) => d.rx(dsts, &self.stats),
-                Kind::Pair(p) => p.rx(dsts, &self.stats),
-            };
-            let got = match got {
+            let got = match self.rx(dsts) {
                 Ok(n) => n,
                 Err(e) => {
                     while let Some(b) = r.scratch.pop() {
@@ -474,6 +537,7 @@ impl Bio {
         self.zc_write.lock().next_src = a;
     }
     pub fn write_queue(&self, ptr: *const u8, len: usize) -> Result<()> {
+        self.no_zero_copy_on_custom()?;
         self.zc_write_used.store(true, Relaxed);
         let mut w = self.zc_write.lock();
         let (dst, src) = (w.next_dst, w.next_src);
@@ -541,12 +605,25 @@ impl Bio {
         Ok(!blocked)
     }
 
+    /// The zero-copy calls hold this BIO's zero-copy locks across the kind's I/O, and a
+    /// custom method's callbacks must run with no lock of ours held, so custom BIOs refuse
+    /// them (BIO_flush on a custom BIO is the method's own ctrl).
+    fn no_zero_copy_on_custom(&self) -> Result<()> {
+        match &self.kind {
+            Kind::Custom(_) => Err(Error::unsupported(
+                "the zero-copy datagram API is not available on custom BIOs",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     // ---- poll descriptors
 
     pub fn rpoll(&self) -> Result<BIO_POLL_DESCRIPTOR> {
         match &self.kind {
             Kind::Dgram(d) => d.poll_descriptor(),
             Kind::Pair(p) => p.rpoll(),
+            Kind::Custom(c) => custom::poll_descriptor(self, c, BIO_CTRL_GET_RPOLL_DESCRIPTOR),
         }
     }
     pub fn wpoll(&self) -> Result<BIO_POLL_DESCRIPTOR> {
@@ -555,13 +632,14 @@ impl Bio {
             Kind::Pair(_) => Err(Error::unsupported(
                 "a datagram pair has no write poll descriptor",
             )),
+            Kind::Custom(c) => custom::poll_descriptor(self, c, BIO_CTRL_GET_WPOLL_DESCRIPTOR),
         }
     }
 
     pub fn wakeups(&self) -> u64 {
         match &self.kind {
             Kind::Pair(p) => p.wakeups(),
-            Kind::Dgram(_) => 0,
+            Kind::Dgram(_) | Kind::Custom(_) => 0,
         }
     }
 }
@@ -584,6 +662,10 @@ fn report_writes(
 
 impl Drop for Bio {
     fn drop(&mut self) {
+        if let Kind::Custom(c) = &self.kind {
+            // BIO_free(3): the method's destroy runs once, on the last reference.
+            c.destroy(self.handle());
+        }
         let w = self.zc_write.get_mut();
         let mut pending: Vec<(usize, usize, c_int)> = w
             .queue

@@ -189,6 +189,7 @@ pub fn reason_text(code: u32) -> Option<String> {
     let text = match (lib, reason) {
         (_, ERR_R_PASSED_NULL_PARAMETER) => "passed a null parameter",
         (_, ERR_R_INTERNAL_ERROR) => "internal error",
+        (_, ERR_R_INIT_FAIL) => "init fail",
         (_, ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED) => "should not have been called",
         (_, ERR_R_MALLOC_FAILURE) => "malloc failure",
         (_, ERR_R_UNSUPPORTED) => "unsupported",

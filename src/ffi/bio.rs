@@ -1,6 +1,10 @@
-//! BIO_* entry points: methods, lifecycle, I/O, BIO_ctrl dispatch, batches, zero-copy API.
+//! BIO_* entry points: methods (built-in and BIO_meth_*), lifecycle, I/O, BIO_ctrl dispatch,
+//! batches, zero-copy API.
 
-use std::ffi::{c_char, c_int, c_long, c_uint, c_void};
+use std::collections::BTreeSet;
+use std::ffi::{CString, c_char, c_int, c_long, c_uint, c_void};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
 
 use super::{
     BIO, bio_arc, bio_arg, bio_into_handle, bio_release, ffi_entry, guard_with, mut_arg, put,
@@ -8,6 +12,7 @@ use super::{
 };
 use crate::bio::addr::BioAddr;
 use crate::bio::consts::*;
+use crate::bio::custom::{CustomMethod, ReadExFn, WriteExFn};
 use crate::bio::msg::{BIO_ADDR, BIO_MSG, BIO_POLL_DESCRIPTOR, MsgArray};
 use crate::bio::pair::PairEnd;
 use crate::bio::zc::{RawBuf, ReadAllocCb, ReadFreeCb, WriteDoneCb};
@@ -25,14 +30,77 @@ fn method_handle(m: &'static BioMethod) -> *const BIO_METHOD {
     m as *const BioMethod as *const BIO_METHOD
 }
 
-fn method_arg(m: *const BIO_METHOD) -> Result<&'static BioMethod> {
+/// The methods BIO_meth_new made and BIO_meth_free has not freed, by handle address: a
+/// `BIO_METHOD *` of ours is either one of the static built-ins or in here (anything else is
+/// refused instead of being dereferenced). Each handle owns one reference of an
+/// `Arc<CustomMethod>`; every BIO of the method holds another, so BIO_meth_free while BIOs
+/// live is safe.
+static CUSTOM_METHODS: std::sync::Mutex<BTreeSet<usize>> = std::sync::Mutex::new(BTreeSet::new());
+
+fn custom_methods() -> std::sync::MutexGuard<'static, BTreeSet<usize>> {
+    // Nothing panics while holding it; a poisoned set is still consistent.
+    CUSTOM_METHODS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+enum MethodRef {
+    Builtin(&'static BioMethod),
+    Custom(Arc<CustomMethod>),
+}
+
+fn method_arg(m: *const BIO_METHOD) -> Result<MethodRef> {
     if m.is_null() {
         return Err(Error::null("type"));
     }
-    [&METHOD_DGRAM, &METHOD_DGRAM_PAIR, &METHOD_DGRAM_MEM]
+    if let Some(b) = [&METHOD_DGRAM, &METHOD_DGRAM_PAIR, &METHOD_DGRAM_MEM]
         .into_iter()
         .find(|k| std::ptr::eq(*k as *const BioMethod as *const BIO_METHOD, m))
-        .ok_or_else(|| Error::unsupported("BIO_METHOD is not one this library provides"))
+    {
+        return Ok(MethodRef::Builtin(b));
+    }
+    let set = custom_methods();
+    if !set.contains(&(m as usize)) {
+        return Err(Error::unsupported(
+            "BIO_METHOD is not one this library provides or BIO_meth_new made",
+        ));
+    }
+    let p = m as *const CustomMethod;
+    // SAFETY: registered handles come from Arc::into_raw and stay live while registered (the
+    // set's lock is held, so BIO_meth_free cannot release it meanwhile).
+    Ok(MethodRef::Custom(unsafe {
+        Arc::increment_strong_count(p);
+        Arc::from_raw(p)
+    }))
+}
+
+/// A method made by BIO_meth_new, for its setters and getters.
+fn custom_method_arg(m: *const BIO_METHOD) -> Result<Arc<CustomMethod>> {
+    if m.is_null() {
+        return Err(Error::null("biom"));
+    }
+    match method_arg(m)? {
+        MethodRef::Custom(c) => Ok(c),
+        MethodRef::Builtin(b) => Err(Error::unsupported(format!(
+            "the {} method is built in: BIO_meth_* applies to methods made by BIO_meth_new",
+            b.name
+        ))),
+    }
+}
+
+/// OpenSSL's failure values for a custom BIO's I/O: -2 when the method lacks the callback
+/// (BIO_R_UNSUPPORTED_METHOD), -1 otherwise; the error is queued under `func`.
+fn custom_ret<T: From<i8>>(r: Result<T>, func: &'static str) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => {
+            let v = if e.code == pack(ERR_LIB_BIO, BIO_R_UNSUPPORTED_METHOD) {
+                -2
+            } else {
+                -1
+            };
+            e.queue(func);
+            T::from(v)
+        }
+    }
 }
 
 fn opt_addr(p: *const BIO_ADDR) -> Option<BioAddr> {
@@ -58,11 +126,17 @@ pub extern "C" fn BIO_s_dgram_mem() -> *const BIO_METHOD {
     method_handle(&METHOD_DGRAM_MEM)
 }
 
-/// Creates a BIO of the given method with one reference. NULL and an error on failure.
-/// See BIO_new(3).
+/// Creates a BIO of the given method with one reference. For a BIO_meth_new method, its
+/// `create` callback runs; if that returns 0, BIO_new returns NULL (ERR_R_INIT_FAIL queued)
+/// and `destroy` is not called. NULL and an error on failure. See BIO_new(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_new(r#type: *const BIO_METHOD) -> *mut BIO {
-    ffi_entry!(BIO_new => { Ok(bio_into_handle(Bio::new(method_arg(r#type)?))) })
+    ffi_entry!(BIO_new => {
+        Ok(bio_into_handle(match method_arg(r#type)? {
+            MethodRef::Builtin(m) => Bio::new(m),
+            MethodRef::Custom(m) => Bio::new_custom(m)?,
+        }))
+    })
 }
 
 /// A datagram socket BIO over `fd`; `close_flag` BIO_CLOSE closes the fd on free.
@@ -137,7 +211,8 @@ pub extern "C" fn BIO_up_ref(a: *mut BIO) -> c_int {
 }
 
 /// Reads one datagram (truncating on a socket, or per no_trunc on a pair). Returns the byte
-/// count, or -1 with retry flags (nothing waiting) or an error. See BIO_read(3).
+/// count, or -1 with retry flags (nothing waiting) or an error. On a custom BIO, the method's
+/// read (or read_ex) result; -2 if it has neither. See BIO_read(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_read(b: *mut BIO, data: *mut c_void, dlen: c_int) -> c_int {
     ffi_entry!(BIO_read, -1 => {
@@ -146,16 +221,31 @@ pub extern "C" fn BIO_read(b: *mut BIO, data: *mut c_void, dlen: c_int) -> c_int
             return Err(Error::invalid("negative length"));
         }
         let buf = super::slice_arg_mut(data, dlen as usize, "data")?;
+        if let Some(c) = bio.custom() {
+            // SAFETY: b is this BIO's handle and buf the caller's checked buffer.
+            let r = unsafe { c.read(b, buf.as_mut_ptr().cast(), buf.len()) };
+            return Ok(custom_ret(r.map(|(r, n)| if r > 0 { n as c_int } else { r }), "BIO_read"));
+        }
         Ok(bio.read(buf)? as c_int)
     })
 }
 
 /// Writes one datagram. Returns the byte count, 0 for a zero-length write, -1 on failure or
-/// would-block (retry flags set). See BIO_write(3).
+/// would-block (retry flags set). On a custom BIO, the method's write (or write_ex) result;
+/// -2 if it has neither; 0 without a call for `dlen <= 0`, as OpenSSL. See BIO_write(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_write(b: *mut BIO, data: *const c_void, dlen: c_int) -> c_int {
     ffi_entry!(BIO_write, -1 => {
         let bio = bio_arg(b)?;
+        if let Some(c) = bio.custom() {
+            if dlen <= 0 {
+                return Ok(0);
+            }
+            let buf = super::slice_arg(data, dlen as usize, "data")?;
+            // SAFETY: b is this BIO's handle and buf the caller's checked buffer.
+            let r = unsafe { c.write(b, buf.as_ptr().cast(), buf.len()) };
+            return Ok(custom_ret(r.map(|(r, n)| if r > 0 { n as c_int } else { r }), "BIO_write"));
+        }
         if dlen < 0 {
             return Err(Error::invalid("negative length"));
         }
@@ -164,7 +254,8 @@ pub extern "C" fn BIO_write(b: *mut BIO, data: *const c_void, dlen: c_int) -> c_
     })
 }
 
-/// As BIO_read; returns 1 with `*readbytes` set, or 0. See BIO_read_ex(3).
+/// As BIO_read; returns 1 with `*readbytes` set, or 0. A custom method's read_ex (or read)
+/// runs. See BIO_read_ex(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_read_ex(
     b: *mut BIO,
@@ -180,13 +271,20 @@ pub extern "C" fn BIO_read_ex(
             return Ok(1);
         }
         let buf = super::slice_arg_mut(data, dlen, "data")?;
+        if let Some(c) = bio.custom() {
+            // SAFETY: b is this BIO's handle and buf the caller's checked buffer.
+            let (r, n) = unsafe { c.read(b, buf.as_mut_ptr().cast(), buf.len()) }?;
+            put(readbytes, n);
+            return Ok((r > 0) as c_int);
+        }
         let n = bio.read(buf)?;
         put(readbytes, n);
         Ok((n > 0) as c_int)
     })
 }
 
-/// As BIO_write; returns 1 with `*written` set, or 0. See BIO_write_ex(3).
+/// As BIO_write; returns 1 with `*written` set, or 0. A custom method's write_ex (or write)
+/// runs. See BIO_write_ex(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_write_ex(
     b: *mut BIO,
@@ -202,6 +300,12 @@ pub extern "C" fn BIO_write_ex(
             return Ok(1);
         }
         let buf = super::slice_arg(data, dlen, "data")?;
+        if let Some(c) = bio.custom() {
+            // SAFETY: b is this BIO's handle and buf the caller's checked buffer.
+            let (r, n) = unsafe { c.write(b, buf.as_ptr().cast(), buf.len()) }?;
+            put(written, n);
+            return Ok((r > 0) as c_int);
+        }
         let n = bio.write(buf)?;
         put(written, n);
         Ok((n > 0) as c_int)
@@ -232,11 +336,16 @@ pub extern "C" fn BIO_method_type(b: *const BIO) -> c_int {
     ffi_entry!(BIO_method_type => { Ok(bio_arg(b as *mut BIO)?.type_id()) })
 }
 
-/// The BIO's method name (static string), or NULL. See BIO_method_name(3).
+/// The BIO's method name (static string, or the name given to BIO_meth_new, valid while the
+/// BIO lives), or NULL. See BIO_method_name(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_method_name(b: *const BIO) -> *const c_char {
     ffi_entry!(BIO_method_name => {
-        Ok(match bio_arg(b as *mut BIO)?.type_id() {
+        let bio = bio_arg(b as *mut BIO)?;
+        if let Some(c) = bio.custom() {
+            return Ok(c.method.name.as_ptr());
+        }
+        Ok(match bio.type_id() {
             BIO_TYPE_DGRAM => c"datagram socket".as_ptr(),
             BIO_TYPE_DGRAM_PAIR => c"BIO dgram pair".as_ptr(),
             _ => c"BIO dgram mem".as_ptr(),
@@ -256,7 +365,8 @@ pub extern "C" fn BIO_ctrl_wpending(b: *mut BIO) -> usize {
     ffi_entry!(BIO_ctrl_wpending => { Ok(BIO_ctrl(b, BIO_CTRL_WPENDING, 0, std::ptr::null_mut()).max(0) as usize) })
 }
 
-/// Largest datagram a pair half can accept now (0 if under the MTU). See BIO_ctrl_get_write_guarantee(3).
+/// Largest datagram a pair half can accept now (0 if under the MTU). See
+/// BIO_ctrl_get_write_guarantee(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_ctrl_get_write_guarantee(b: *mut BIO) -> usize {
     ffi_entry!(BIO_ctrl_get_write_guarantee => {
@@ -272,7 +382,8 @@ pub extern "C" fn BIO_int_ctrl(b: *mut BIO, cmd: c_int, larg: c_long, iarg: c_in
 }
 
 /// The control call behind most BIO macros. Unknown or unsupported commands return 0 with an
-/// error queued. See BIO_ctrl(3).
+/// error queued. On a custom BIO every command goes to the method's ctrl and its result is
+/// returned as is (-2 and an error if it has none). See BIO_ctrl(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_ctrl(b: *mut BIO, cmd: c_int, larg: c_long, parg: *mut c_void) -> c_long {
     // OpenSSL returns -1 for a NULL BIO, and for BIO_get_fd without a descriptor.
@@ -281,14 +392,25 @@ pub extern "C" fn BIO_ctrl(b: *mut BIO, cmd: c_int, larg: c_long, parg: *mut c_v
     } else {
         0
     };
-    guard_with("BIO_ctrl", fail, || ctrl(bio_arg(b)?, cmd, larg, parg))
+    guard_with("BIO_ctrl", fail, || {
+        let bio = bio_arg(b)?;
+        if let Some(c) = bio.custom() {
+            // SAFETY: b is this BIO's handle; cmd, larg and parg are the caller's, for the
+            // method's ctrl to interpret (BIO_ctrl(3)).
+            return Ok(custom_ret(
+                unsafe { c.ctrl(b, cmd, larg, parg) },
+                "BIO_ctrl",
+            ));
+        }
+        ctrl(bio, cmd, larg, parg)
+    })
 }
 
 fn ctrl(bio: &Bio, cmd: c_int, larg: c_long, parg: *mut c_void) -> Result<c_long> {
     let unsupported = || {
         Err(Error::unsupported(format!(
             "BIO_ctrl {cmd} is not supported on a {} BIO",
-            bio.method.name
+            bio.name()
         )))
     };
     let out_addr = |a: Option<BioAddr>| -> Result<c_long> {
@@ -474,7 +596,9 @@ fn ctrl(bio: &Bio, cmd: c_int, larg: c_long, parg: *mut c_void) -> Result<c_long
 }
 
 /// Sends a batch of datagrams. Returns 1 with `*msgs_processed` = datagrams sent (maybe fewer
-/// than asked), or 0 with an error queued (`*msgs_processed` = 0). See BIO_sendmmsg(3).
+/// than asked), or 0 with an error queued (`*msgs_processed` = 0). On a custom BIO, the
+/// method's sendmmsg with the caller's arguments and its result (0 and an unsupported-method
+/// error if it has none). See BIO_sendmmsg(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_sendmmsg(
     b: *mut BIO,
@@ -488,6 +612,11 @@ pub extern "C" fn BIO_sendmmsg(
     ffi_entry!(BIO_sendmmsg => {
         let bio = bio_arg(b)?;
         mut_arg(msgs_processed, "msgs_processed")?;
+        if let Some(c) = bio.custom() {
+            // SAFETY: b is this BIO's handle, msgs_processed was checked, and the array is the
+            // caller's, passed on as BIO_sendmmsg(3) describes it.
+            return unsafe { c.sendmmsg(b, msg, stride, num_msg, flags, msgs_processed) };
+        }
         // SAFETY: the caller passes num_msg BIO_MSGs spaced by stride (BIO_sendmmsg(3)).
         let msgs = unsafe { MsgArray::new(msg, stride, num_msg)? };
         let n = bio.sendmmsg(&msgs, flags)?;
@@ -497,7 +626,8 @@ pub extern "C" fn BIO_sendmmsg(
 }
 
 /// Receives a batch of datagrams; as BIO_sendmmsg. An empty non-blocking source returns 0
-/// with a non-fatal error (BIO_err_is_non_fatal). See BIO_recvmmsg(3).
+/// with a non-fatal error (BIO_err_is_non_fatal). On a custom BIO, the method's recvmmsg, as
+/// for BIO_sendmmsg. See BIO_recvmmsg(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_recvmmsg(
     b: *mut BIO,
@@ -511,6 +641,10 @@ pub extern "C" fn BIO_recvmmsg(
     ffi_entry!(BIO_recvmmsg => {
         let bio = bio_arg(b)?;
         mut_arg(msgs_processed, "msgs_processed")?;
+        if let Some(c) = bio.custom() {
+            // SAFETY: as in BIO_sendmmsg.
+            return unsafe { c.recvmmsg(b, msg, stride, num_msg, flags, msgs_processed) };
+        }
         // SAFETY: as for BIO_sendmmsg.
         let msgs = unsafe { MsgArray::new(msg, stride, num_msg)? };
         let n = bio.recvmmsg(&msgs, flags)?;
@@ -519,25 +653,39 @@ pub extern "C" fn BIO_recvmmsg(
     })
 }
 
-/// What to poll to learn the BIO is readable. Returns 1, or 0 when it has none.
-/// See BIO_get_rpoll_descriptor(3).
+/// What to poll to learn the BIO is readable. Returns 1, or 0 when it has none. On a custom
+/// BIO, the method's ctrl (BIO_CTRL_GET_RPOLL_DESCRIPTOR) answers. See
+/// BIO_get_rpoll_descriptor(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_get_rpoll_descriptor(b: *mut BIO, desc: *mut BIO_POLL_DESCRIPTOR) -> c_int {
     ffi_entry!(BIO_get_rpoll_descriptor => {
         let bio = bio_arg(b)?;
         let out = mut_arg(desc, "desc")?;
+        if let Some(c) = bio.custom() {
+            let out = (out as *mut BIO_POLL_DESCRIPTOR).cast();
+            // SAFETY: b is this BIO's handle; the command takes a BIO_POLL_DESCRIPTOR *, checked.
+            let r = unsafe { c.ctrl(b, BIO_CTRL_GET_RPOLL_DESCRIPTOR, 0, out) };
+            return Ok(custom_ret(r, "BIO_get_rpoll_descriptor") as c_int);
+        }
         *out = bio.rpoll()?;
         Ok(1)
     })
 }
 
-/// What to poll to learn the BIO is writable. Returns 1, or 0 when it has none.
-/// See BIO_get_wpoll_descriptor(3).
+/// What to poll to learn the BIO is writable. Returns 1, or 0 when it has none. On a custom
+/// BIO, the method's ctrl (BIO_CTRL_GET_WPOLL_DESCRIPTOR) answers. See
+/// BIO_get_wpoll_descriptor(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_get_wpoll_descriptor(b: *mut BIO, desc: *mut BIO_POLL_DESCRIPTOR) -> c_int {
     ffi_entry!(BIO_get_wpoll_descriptor => {
         let bio = bio_arg(b)?;
         let out = mut_arg(desc, "desc")?;
+        if let Some(c) = bio.custom() {
+            let out = (out as *mut BIO_POLL_DESCRIPTOR).cast();
+            // SAFETY: b is this BIO's handle; the command takes a BIO_POLL_DESCRIPTOR *, checked.
+            let r = unsafe { c.ctrl(b, BIO_CTRL_GET_WPOLL_DESCRIPTOR, 0, out) };
+            return Ok(custom_ret(r, "BIO_get_wpoll_descriptor") as c_int);
+        }
         *out = bio.wpoll()?;
         Ok(1)
     })
@@ -581,6 +729,576 @@ pub extern "C" fn BIO_sock_should_retry(i: c_int) -> c_int {
     } else {
         0
     }
+}
+
+// ---- custom methods (BIO_meth_*) and the state their callbacks use
+
+static NEXT_INDEX: AtomicI32 = AtomicI32::new(BIO_TYPE_START);
+
+/// A fresh BIO type index for a custom method, BIO_TYPE_START + 1 up to BIO_TYPE_MASK (255);
+/// -1 (with an error) once all are taken. Thread-safe. See BIO_get_new_index(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_get_new_index() -> c_int {
+    ffi_entry!(BIO_get_new_index, -1 => {
+        match NEXT_INDEX.fetch_update(Relaxed, Relaxed, |v| (v < BIO_TYPE_MASK).then_some(v + 1)) {
+            Ok(prev) => Ok(prev + 1),
+            Err(_) => Err(Error::unsupported("all BIO type indexes (129..=255) are taken")),
+        }
+    })
+}
+
+/// A new, empty BIO method of type `type` (usually `BIO_get_new_index() | BIO_TYPE_...`)
+/// named `name` (copied). Free it with BIO_meth_free; BIOs made from it keep it alive.
+/// Returns NULL (with an error) for a NULL name. See BIO_meth_new(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_new(r#type: c_int, name: *const c_char) -> *mut BIO_METHOD {
+    ffi_entry!(BIO_meth_new => {
+        if name.is_null() {
+            return Err(Error::null("name"));
+        }
+        // SAFETY: non-NULL, and the caller passes a NUL-terminated string (C API contract).
+        let name = CString::from(unsafe { std::ffi::CStr::from_ptr(name) });
+        let p = Arc::into_raw(Arc::new(CustomMethod::new(r#type, name)));
+        custom_methods().insert(p as usize);
+        Ok(p as *mut BIO_METHOD)
+    })
+}
+
+/// Frees a method made by BIO_meth_new. BIOs still using it keep working (they hold their
+/// own reference). NULL is a no-op. See BIO_meth_free(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_free(biom: *mut BIO_METHOD) {
+    if biom.is_null() {
+        return;
+    }
+    ffi_entry!(BIO_meth_free => {
+        if !custom_methods().remove(&(biom as usize)) {
+            return Err(Error::invalid("not a method made by BIO_meth_new (or already freed)"));
+        }
+        // SAFETY: the handle was registered by BIO_meth_new from Arc::into_raw, and removing
+        // it from the set above gives its reference to us, once.
+        drop(unsafe { Arc::from_raw(biom as *const CustomMethod) });
+        Ok(())
+    })
+}
+
+/// Sets the write callback in its int-length form (clears a write_ex callback); NULL removes
+/// it. Returns 1, or 0 for a NULL or foreign method.
+/// See BIO_meth_set_write(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_set_write(
+    biom: *mut BIO_METHOD,
+    write: Option<unsafe extern "C" fn(*mut BIO, *const c_char, c_int) -> c_int>,
+) -> c_int {
+    ffi_entry!(BIO_meth_set_write => {
+        let m = custom_method_arg(biom)?;
+        m.set_write(write);
+        Ok(1)
+    })
+}
+
+/// The method's write callback, or NULL (also for a NULL or foreign method, with an error).
+/// See BIO_meth_get_write(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_get_write(
+    biom: *const BIO_METHOD,
+) -> Option<unsafe extern "C" fn(*mut BIO, *const c_char, c_int) -> c_int> {
+    ffi_entry!(BIO_meth_get_write, None => {
+        Ok(custom_method_arg(biom)?.write.get())
+    })
+}
+
+/// Sets the write_ex callback (clears a write callback); NULL removes it. Returns 1, or 0 for a
+/// NULL or foreign method.
+/// See BIO_meth_set_write_ex(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_set_write_ex(
+    biom: *mut BIO_METHOD,
+    write_ex: Option<unsafe extern "C" fn(*mut BIO, *const c_char, usize, *mut usize) -> c_int>,
+) -> c_int {
+    ffi_entry!(BIO_meth_set_write_ex => {
+        let m = custom_method_arg(biom)?;
+        m.set_write_ex(write_ex);
+        Ok(1)
+    })
+}
+
+/// The method's write_ex callback, or NULL (also for a NULL or foreign method, with an error).
+/// With only a write callback set, a converter that calls it (OpenSSL's
+/// bwrite_conv).
+/// See BIO_meth_get_write_ex(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_get_write_ex(
+    biom: *const BIO_METHOD,
+) -> Option<unsafe extern "C" fn(*mut BIO, *const c_char, usize, *mut usize) -> c_int> {
+    ffi_entry!(BIO_meth_get_write_ex, None => {
+        let m = custom_method_arg(biom)?;
+        // As OpenSSL: a method with only the int-length form reports a converter.
+        Ok(m.write_ex.get().or_else(|| m.write.get().map(|_| bwrite_conv as WriteExFn)))
+    })
+}
+
+/// Sets the read callback in its int-length form (clears a read_ex callback); NULL removes it.
+/// Returns 1, or 0 for a NULL or foreign method.
+/// See BIO_meth_set_read(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_set_read(
+    biom: *mut BIO_METHOD,
+    read: Option<unsafe extern "C" fn(*mut BIO, *mut c_char, c_int) -> c_int>,
+) -> c_int {
+    ffi_entry!(BIO_meth_set_read => {
+        let m = custom_method_arg(biom)?;
+        m.set_read(read);
+        Ok(1)
+    })
+}
+
+/// The method's read callback, or NULL (also for a NULL or foreign method, with an error).
+/// See BIO_meth_get_read(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_get_read(
+    biom: *const BIO_METHOD,
+) -> Option<unsafe extern "C" fn(*mut BIO, *mut c_char, c_int) -> c_int> {
+    ffi_entry!(BIO_meth_get_read, None => {
+        Ok(custom_method_arg(biom)?.read.get())
+    })
+}
+
+/// Sets the read_ex callback (clears a read callback); NULL removes it. Returns 1, or 0 for a
+/// NULL or foreign method.
+/// See BIO_meth_set_read_ex(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_set_read_ex(
+    biom: *mut BIO_METHOD,
+    read_ex: Option<unsafe extern "C" fn(*mut BIO, *mut c_char, usize, *mut usize) -> c_int>,
+) -> c_int {
+    ffi_entry!(BIO_meth_set_read_ex => {
+        let m = custom_method_arg(biom)?;
+        m.set_read_ex(read_ex);
+        Ok(1)
+    })
+}
+
+/// The method's read_ex callback, or NULL (also for a NULL or foreign method, with an error).
+/// With only a read callback set, a converter that calls it (OpenSSL's
+/// bread_conv).
+/// See BIO_meth_get_read_ex(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_get_read_ex(
+    biom: *const BIO_METHOD,
+) -> Option<unsafe extern "C" fn(*mut BIO, *mut c_char, usize, *mut usize) -> c_int> {
+    ffi_entry!(BIO_meth_get_read_ex, None => {
+        let m = custom_method_arg(biom)?;
+        // As OpenSSL: a method with only the int-length form reports a converter.
+        Ok(m.read_ex.get().or_else(|| m.read.get().map(|_| bread_conv as ReadExFn)))
+    })
+}
+
+/// Sets the puts callback; NULL removes it. Returns 1, or 0 for a NULL or foreign method.
+/// See BIO_meth_set_puts(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_set_puts(
+    biom: *mut BIO_METHOD,
+    puts: Option<unsafe extern "C" fn(*mut BIO, *const c_char) -> c_int>,
+) -> c_int {
+    ffi_entry!(BIO_meth_set_puts => {
+        let m = custom_method_arg(biom)?;
+        m.puts.set(puts);
+        Ok(1)
+    })
+}
+
+/// The method's puts callback, or NULL (also for a NULL or foreign method, with an error).
+/// See BIO_meth_get_puts(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_get_puts(
+    biom: *const BIO_METHOD,
+) -> Option<unsafe extern "C" fn(*mut BIO, *const c_char) -> c_int> {
+    ffi_entry!(BIO_meth_get_puts, None => {
+        Ok(custom_method_arg(biom)?.puts.get())
+    })
+}
+
+/// Sets the gets callback; NULL removes it. Returns 1, or 0 for a NULL or foreign method.
+/// See BIO_meth_set_gets(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_set_gets(
+    biom: *mut BIO_METHOD,
+    gets: Option<unsafe extern "C" fn(*mut BIO, *mut c_char, c_int) -> c_int>,
+) -> c_int {
+    ffi_entry!(BIO_meth_set_gets => {
+        let m = custom_method_arg(biom)?;
+        m.gets.set(gets);
+        Ok(1)
+    })
+}
+
+/// The method's gets callback, or NULL (also for a NULL or foreign method, with an error).
+/// See BIO_meth_get_gets(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_get_gets(
+    biom: *const BIO_METHOD,
+) -> Option<unsafe extern "C" fn(*mut BIO, *mut c_char, c_int) -> c_int> {
+    ffi_entry!(BIO_meth_get_gets, None => {
+        Ok(custom_method_arg(biom)?.gets.get())
+    })
+}
+
+/// Sets the ctrl callback, which every BIO_ctrl on the method's BIOs reaches; NULL removes it.
+/// Returns 1, or 0 for a NULL or foreign method.
+/// See BIO_meth_set_ctrl(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_set_ctrl(
+    biom: *mut BIO_METHOD,
+    ctrl: Option<unsafe extern "C" fn(*mut BIO, c_int, c_long, *mut c_void) -> c_long>,
+) -> c_int {
+    ffi_entry!(BIO_meth_set_ctrl => {
+        let m = custom_method_arg(biom)?;
+        m.ctrl.set(ctrl);
+        Ok(1)
+    })
+}
+
+/// The method's ctrl callback, or NULL (also for a NULL or foreign method, with an error).
+/// See BIO_meth_get_ctrl(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_get_ctrl(
+    biom: *const BIO_METHOD,
+) -> Option<unsafe extern "C" fn(*mut BIO, c_int, c_long, *mut c_void) -> c_long> {
+    ffi_entry!(BIO_meth_get_ctrl, None => {
+        Ok(custom_method_arg(biom)?.ctrl.get())
+    })
+}
+
+/// Sets the create callback, run by BIO_new (0 makes BIO_new fail); NULL removes it. Returns 1,
+/// or 0 for a NULL or foreign method.
+/// See BIO_meth_set_create(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_set_create(
+    biom: *mut BIO_METHOD,
+    create: Option<unsafe extern "C" fn(*mut BIO) -> c_int>,
+) -> c_int {
+    ffi_entry!(BIO_meth_set_create => {
+        let m = custom_method_arg(biom)?;
+        m.create.set(create);
+        Ok(1)
+    })
+}
+
+/// The method's create callback, or NULL (also for a NULL or foreign method, with an error).
+/// See BIO_meth_get_create(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_get_create(
+    biom: *const BIO_METHOD,
+) -> Option<unsafe extern "C" fn(*mut BIO) -> c_int> {
+    ffi_entry!(BIO_meth_get_create, None => {
+        Ok(custom_method_arg(biom)?.create.get())
+    })
+}
+
+/// Sets the destroy callback, run by the BIO_free that drops the last reference; NULL removes
+/// it. Returns 1, or 0 for a NULL or foreign method.
+/// See BIO_meth_set_destroy(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_set_destroy(
+    biom: *mut BIO_METHOD,
+    destroy: Option<unsafe extern "C" fn(*mut BIO) -> c_int>,
+) -> c_int {
+    ffi_entry!(BIO_meth_set_destroy => {
+        let m = custom_method_arg(biom)?;
+        m.destroy.set(destroy);
+        Ok(1)
+    })
+}
+
+/// The method's destroy callback, or NULL (also for a NULL or foreign method, with an error).
+/// See BIO_meth_get_destroy(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_get_destroy(
+    biom: *const BIO_METHOD,
+) -> Option<unsafe extern "C" fn(*mut BIO) -> c_int> {
+    ffi_entry!(BIO_meth_get_destroy, None => {
+        Ok(custom_method_arg(biom)?.destroy.get())
+    })
+}
+
+/// Sets the callback_ctrl callback (BIO_callback_ctrl); NULL removes it. Returns 1, or 0 for a
+/// NULL or foreign method.
+/// See BIO_meth_set_callback_ctrl(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_set_callback_ctrl(
+    biom: *mut BIO_METHOD,
+    callback_ctrl: Option<
+        unsafe extern "C" fn(
+            *mut BIO,
+            c_int,
+            Option<unsafe extern "C" fn(*mut BIO, c_int, c_int) -> c_int>,
+        ) -> c_long,
+    >,
+) -> c_int {
+    ffi_entry!(BIO_meth_set_callback_ctrl => {
+        let m = custom_method_arg(biom)?;
+        m.callback_ctrl.set(callback_ctrl);
+        Ok(1)
+    })
+}
+
+/// The method's callback_ctrl callback, or NULL (also for a NULL or foreign method, with an error).
+/// See BIO_meth_get_callback_ctrl(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_get_callback_ctrl(
+    biom: *const BIO_METHOD,
+) -> Option<
+    unsafe extern "C" fn(
+        *mut BIO,
+        c_int,
+        Option<unsafe extern "C" fn(*mut BIO, c_int, c_int) -> c_int>,
+    ) -> c_long,
+> {
+    ffi_entry!(BIO_meth_get_callback_ctrl, None => {
+        Ok(custom_method_arg(biom)?.callback_ctrl.get())
+    })
+}
+
+/// Sets the sendmmsg callback (BIO_sendmmsg; the QUIC reactor sends through it, with
+/// destination addresses); NULL removes it. Returns 1, or 0 for a NULL or foreign method.
+/// See BIO_meth_set_sendmmsg(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_set_sendmmsg(
+    biom: *mut BIO_METHOD,
+    sendmmsg: Option<
+        unsafe extern "C" fn(*mut BIO, *mut BIO_MSG, usize, usize, u64, *mut usize) -> c_int,
+    >,
+) -> c_int {
+    ffi_entry!(BIO_meth_set_sendmmsg => {
+        let m = custom_method_arg(biom)?;
+        m.sendmmsg.set(sendmmsg);
+        Ok(1)
+    })
+}
+
+/// The method's sendmmsg callback, or NULL (also for a NULL or foreign method, with an error).
+/// See BIO_meth_get_sendmmsg(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_get_sendmmsg(
+    biom: *const BIO_METHOD,
+) -> Option<unsafe extern "C" fn(*mut BIO, *mut BIO_MSG, usize, usize, u64, *mut usize) -> c_int> {
+    ffi_entry!(BIO_meth_get_sendmmsg, None => {
+        Ok(custom_method_arg(biom)?.sendmmsg.get())
+    })
+}
+
+/// Sets the recvmmsg callback (BIO_recvmmsg; the QUIC reactor receives through it, with source
+/// addresses); NULL removes it. Returns 1, or 0 for a NULL or foreign method.
+/// See BIO_meth_set_recvmmsg(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_set_recvmmsg(
+    biom: *mut BIO_METHOD,
+    recvmmsg: Option<
+        unsafe extern "C" fn(*mut BIO, *mut BIO_MSG, usize, usize, u64, *mut usize) -> c_int,
+    >,
+) -> c_int {
+    ffi_entry!(BIO_meth_set_recvmmsg => {
+        let m = custom_method_arg(biom)?;
+        m.recvmmsg.set(recvmmsg);
+        Ok(1)
+    })
+}
+
+/// The method's recvmmsg callback, or NULL (also for a NULL or foreign method, with an error).
+/// See BIO_meth_get_recvmmsg(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_meth_get_recvmmsg(
+    biom: *const BIO_METHOD,
+) -> Option<unsafe extern "C" fn(*mut BIO, *mut BIO_MSG, usize, usize, u64, *mut usize) -> c_int> {
+    ffi_entry!(BIO_meth_get_recvmmsg, None => {
+        Ok(custom_method_arg(biom)?.recvmmsg.get())
+    })
+}
+
+/// What BIO_meth_get_write_ex reports for a method with only a write callback: calls the
+/// int-length write of the given BIO's method, as OpenSSL's bwrite_conv does.
+unsafe extern "C" fn bwrite_conv(
+    b: *mut BIO,
+    data: *const c_char,
+    len: usize,
+    written: *mut usize,
+) -> c_int {
+    put(written, 0);
+    ffi_entry!(BIO_write_ex => {
+        let c = bio_arg(b)?.as_custom()?;
+        let f = c.method.write.get();
+        let f = f.ok_or_else(|| Error::unsupported("the BIO's method has no write callback"))?;
+        let len = len.min(c_int::MAX as usize) as c_int;
+        // SAFETY: the method's write callback with the caller's BIO and buffer.
+        let r = unsafe { f(b, data, len) };
+        if r <= 0 {
+            return Ok(r);
+        }
+        put(written, r as usize);
+        Ok(1)
+    })
+}
+
+/// As bwrite_conv, for read (OpenSSL's bread_conv).
+unsafe extern "C" fn bread_conv(
+    b: *mut BIO,
+    data: *mut c_char,
+    len: usize,
+    readbytes: *mut usize,
+) -> c_int {
+    put(readbytes, 0);
+    ffi_entry!(BIO_read_ex => {
+        let c = bio_arg(b)?.as_custom()?;
+        let f = c.method.read.get();
+        let f = f.ok_or_else(|| Error::unsupported("the BIO's method has no read callback"))?;
+        let len = len.min(c_int::MAX as usize) as c_int;
+        // SAFETY: the method's read callback with the caller's BIO and buffer.
+        let r = unsafe { f(b, data, len) };
+        if r <= 0 {
+            return Ok(r);
+        }
+        put(readbytes, r as usize);
+        Ok(1)
+    })
+}
+
+/// Stores the method's private pointer in a custom BIO. Fails (error queued) on a built-in
+/// BIO or NULL. See BIO_set_data(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_set_data(a: *mut BIO, ptr: *mut c_void) {
+    ffi_entry!(BIO_set_data => {
+        bio_arg(a)?.as_custom()?.set_data(ptr);
+        Ok(())
+    })
+}
+
+/// The pointer BIO_set_data stored (NULL until then, and for a built-in BIO or NULL, with an
+/// error). See BIO_get_data(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_get_data(a: *mut BIO) -> *mut c_void {
+    ffi_entry!(BIO_get_data => { Ok(bio_arg(a)?.as_custom()?.data()) })
+}
+
+/// Marks a custom BIO initialised (non-zero) or not: its read, write, puts, gets, sendmmsg and
+/// recvmmsg fail with BIO_R_UNINITIALIZED until it is. A method without a create callback
+/// starts initialised. Fails (error queued) on a built-in BIO. See BIO_set_init(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_set_init(a: *mut BIO, init: c_int) {
+    ffi_entry!(BIO_set_init => {
+        bio_arg(a)?.as_custom()?.set_init(init);
+        Ok(())
+    })
+}
+
+/// The value BIO_set_init stored; 1 for a built-in BIO, 0 for NULL. See BIO_get_init(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_get_init(a: *mut BIO) -> c_int {
+    ffi_entry!(BIO_get_init => { Ok(bio_arg(a)?.custom().map_or(1, |c| c.init())) })
+}
+
+/// Sets a custom BIO's shutdown flag (whether its destroy should release what it wraps);
+/// on a built-in BIO, its close flag (BIO_set_close). See BIO_set_shutdown(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_set_shutdown(a: *mut BIO, shut: c_int) {
+    ffi_entry!(BIO_set_shutdown => {
+        let bio = bio_arg(a)?;
+        match bio.custom() {
+            Some(c) => c.set_shutdown(shut),
+            None => {
+                ctrl(bio, BIO_CTRL_SET_CLOSE, shut as c_long, std::ptr::null_mut())?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// A custom BIO's shutdown flag (1 after BIO_new); a built-in BIO's close flag. 0 for NULL.
+/// See BIO_get_shutdown(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_get_shutdown(a: *mut BIO) -> c_int {
+    ffi_entry!(BIO_get_shutdown => {
+        let bio = bio_arg(a)?;
+        match bio.custom() {
+            Some(c) => Ok(c.shutdown()),
+            None => Ok(ctrl(bio, BIO_CTRL_GET_CLOSE, 0, std::ptr::null_mut())? as c_int),
+        }
+    })
+}
+
+/// Writes a NUL-terminated string: a custom method's puts callback (-2 and an error if it
+/// has none), or one datagram on a datagram socket; -2 on a pair. -1 for NULL arguments.
+/// See BIO_puts(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_puts(bp: *mut BIO, buf: *const c_char) -> c_int {
+    ffi_entry!(BIO_puts, -1 => {
+        let bio = bio_arg(bp)?;
+        if buf.is_null() {
+            return Err(Error::null("buf"));
+        }
+        if let Some(c) = bio.custom() {
+            // SAFETY: bp is this BIO's handle and buf the caller's non-NULL string.
+            return Ok(custom_ret(unsafe { c.puts(bp, buf) }, "BIO_puts"));
+        }
+        if bio.dgram().is_err() {
+            return Ok(custom_ret(
+                Err(Error::unsupported(format!(
+                    "BIO_puts is not supported on a {} BIO",
+                    bio.name()
+                ))),
+                "BIO_puts",
+            ));
+        }
+        // SAFETY: non-NULL, and the caller passes a NUL-terminated string (BIO_puts(3)).
+        let s = unsafe { std::ffi::CStr::from_ptr(buf) };
+        Ok(bio.write(s.to_bytes())? as c_int)
+    })
+}
+
+/// Reads a line of at most `size - 1` bytes through a custom method's gets callback; -2 (and
+/// an error) when it has none and on the built-in datagram BIOs. See BIO_gets(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_gets(bp: *mut BIO, buf: *mut c_char, size: c_int) -> c_int {
+    ffi_entry!(BIO_gets, -1 => {
+        let bio = bio_arg(bp)?;
+        let Some(c) = bio.custom() else {
+            return Ok(custom_ret(
+                Err(Error::unsupported(format!(
+                    "BIO_gets is not supported on a {} BIO",
+                    bio.name()
+                ))),
+                "BIO_gets",
+            ));
+        };
+        if buf.is_null() && size > 0 {
+            return Err(Error::null("buf"));
+        }
+        // SAFETY: bp is this BIO's handle and buf the caller's buffer of `size` bytes.
+        Ok(custom_ret(unsafe { c.gets(bp, buf, size) }, "BIO_gets"))
+    })
+}
+
+/// Passes a callback to a custom method's callback_ctrl; only BIO_CTRL_SET_CALLBACK is
+/// accepted. -2 (and an error) otherwise, for the built-in BIOs and for NULL.
+/// See BIO_callback_ctrl(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_callback_ctrl(
+    b: *mut BIO,
+    cmd: c_int,
+    fp: Option<unsafe extern "C" fn(*mut BIO, c_int, c_int) -> c_int>,
+) -> c_long {
+    ffi_entry!(BIO_callback_ctrl, -2 => {
+        let bio = bio_arg(b)?;
+        let r = match bio.custom() {
+            // SAFETY: b is this BIO's handle; fp is the caller's callback, passed on.
+            Some(c) => unsafe { c.callback_ctrl(b, cmd, fp) },
+            None => Err(Error::unsupported(format!(
+                "BIO_callback_ctrl is not supported on a {} BIO",
+                bio.name()
+            ))),
+        };
+        Ok(custom_ret(r, "BIO_callback_ctrl"))
+    })
 }
 
 // ---- the zero-copy API ("Datagram BIO API revisions")

@@ -156,12 +156,7 @@ pub fn put<T>(p: *mut T, v: T) {
 
 // ---- BIO handles: a `BIO *` is the data pointer of an `Arc<Bio>`.
 
-/// The opaque C type behind `BIO *`.
-#[allow(non_camel_case_types)]
-pub struct bio_st {
-    _opaque: [u8; 0],
-}
-pub type BIO = bio_st;
+pub use crate::bio::{BIO, bio_st};
 
 pub fn bio_into_handle(b: Arc<Bio>) -> *mut BIO {
     Arc::into_raw(b) as *mut BIO
