@@ -159,7 +159,7 @@ static int server(int port_pipe, int result_pipe, uint64_t total)
         SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn)) != 0)
         return fail("server", "context setup failed");
     l = SSL_new_listener(ctx, SSL_LISTENER_FLAG_NO_VALIDATE);
-    if (l == NULL || !SSL_set_fd(l, fd) || !SSL_listen(l))
+    if (l == NULL || !SSL_set_blocking_mode(l, 0) || !SSL_set_fd(l, fd) || !SSL_listen(l))
         return fail("server", "listener setup failed");
     snprintf(line, sizeof(line), "%u\n", port);
     if (write(port_pipe, line, strlen(line)) < 0)

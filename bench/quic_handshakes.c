@@ -122,7 +122,7 @@ int main(int argc, char **argv)
         return fail("context setup failed");
     SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, NULL);
     l = SSL_new_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE);
-    if (l == NULL)
+    if (l == NULL || !SSL_set_blocking_mode(l, 0))
         return fail("SSL_new_listener failed");
     if (udp) {
         sfd = udp_socket(&srv);
@@ -144,7 +144,8 @@ int main(int argc, char **argv)
         int cdone = 0, sdone = 0, r;
         double give_up = t + 5;
 
-        if (c == NULL || SSL_set_alpn_protos(c, alpn, sizeof(alpn)) != 0 || !SSL_set1_host(c, "localhost"))
+        if (c == NULL || !SSL_set_blocking_mode(c, 0) || SSL_set_alpn_protos(c, alpn, sizeof(alpn)) != 0 ||
+            !SSL_set1_host(c, "localhost"))
             return fail("client setup failed");
         if (udp) {
             if (!SSL_set_fd(c, cfd) || !SSL_set1_initial_peer_addr(c, srv))

@@ -174,7 +174,7 @@ static int listener(int port_w, int go_r, int res_w, size_t n, double secs)
         SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn)) != 0)
         return fail("listener", "context setup failed");
     l = SSL_new_listener(ctx, SSL_LISTENER_FLAG_NO_VALIDATE);
-    if (l == NULL || !SSL_set_fd(l, fd) || !SSL_listen(l))
+    if (l == NULL || !SSL_set_blocking_mode(l, 0) || !SSL_set_fd(l, fd) || !SSL_listen(l))
         return fail("listener", "listener setup failed");
     snprintf(line, sizeof(line), "%u\n", port);
     if (write(port_w, line, strlen(line)) < 0)
@@ -263,7 +263,7 @@ static int cli_start(size_t i)
     if (c->fd < 0)
         return fail("clients", "cannot open a UDP socket");
     c->ssl = SSL_new(cctx);
-    if (c->ssl == NULL || !SSL_set_fd(c->ssl, c->fd) || !SSL_set1_initial_peer_addr(c->ssl, srv) ||
+    if (c->ssl == NULL || !SSL_set_blocking_mode(c->ssl, 0) || !SSL_set_fd(c->ssl, c->fd) || !SSL_set1_initial_peer_addr(c->ssl, srv) ||
         SSL_set_alpn_protos(c->ssl, alpn, sizeof(alpn)) != 0 || !SSL_set1_host(c->ssl, "localhost"))
         return fail("clients", "client setup failed");
     memset(&ev, 0, sizeof(ev));

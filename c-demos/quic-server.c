@@ -622,7 +622,9 @@ int main(int argc, char **argv)
     if (fd < 0)
         goto out;
     listener = SSL_new_listener(ctx, lflags);
-    if (listener == NULL || !SSL_set_fd(listener, fd) || !SSL_listen(listener)) {
+    /* Non-blocking: this one thread serves every connection (they inherit the mode). */
+    if (listener == NULL || !SSL_set_blocking_mode(listener, 0) || !SSL_set_fd(listener, fd) ||
+        !SSL_listen(listener)) {
         log_errors("listener");
         goto out;
     }

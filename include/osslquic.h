@@ -375,6 +375,8 @@
 
 #define SSL_R_LISTENER_USE_ONLY 421
 
+#define SSL_R_DOMAIN_USE_ONLY 422
+
 #define SSL_R_NOT_SERVER 284
 
 #define SSL_R_STREAM_FINISHED 365
@@ -424,6 +426,16 @@
 #define SSL_CONN_CLOSE_FLAG_LOCAL 1
 
 #define SSL_CONN_CLOSE_FLAG_TRANSPORT 2
+
+#define SSL_DOMAIN_FLAG_SINGLE_THREAD 1
+
+#define SSL_DOMAIN_FLAG_MULTI_THREAD 2
+
+#define SSL_DOMAIN_FLAG_THREAD_ASSISTED 4
+
+#define SSL_DOMAIN_FLAG_BLOCKING 8
+
+#define SSL_DOMAIN_FLAG_LEGACY_BLOCKING 16
 
 #define SSL_VERIFY_NONE 0
 
@@ -618,6 +630,13 @@ typedef int (*SSL_CTX_alpn_select_cb_func)(SSL *ssl,
                                            const uint8_t *inp,
                                            unsigned int inlen,
                                            void *arg);
+
+/**
+ * A port's index in its domain.
+ */
+typedef size_t PortId;
+
+
 
 #ifdef __cplusplus
 extern "C" {
@@ -1701,13 +1720,15 @@ int SSL_net_read_desired(SSL *ssl);
 int SSL_net_write_desired(SSL *ssl);
 
 /**
- * Non-blocking mode (0) is supported; blocking mode (1) is not built yet and fails with an
- * "unsupported" error. See SSL_set_blocking_mode(3).
+ * Blocking (1) or non-blocking (0) calls on this object; objects made from it inherit the
+ * mode. Blocking needs network BIOs with poll descriptors (a UDP socket, a pollable
+ * datagram pair): otherwise 0 and an error. See SSL_set_blocking_mode(3).
  */
 int SSL_set_blocking_mode(SSL *ssl, int blocking);
 
 /**
- * 0: objects are non-blocking. See SSL_get_blocking_mode(3).
+ * 1 when calls on this object block (asked for, and possible with its BIOs), 0 when not,
+ * -1 on a NULL argument. See SSL_get_blocking_mode(3).
  */
 int SSL_get_blocking_mode(SSL *ssl);
 
@@ -1723,10 +1744,11 @@ SSL *SSL_new_listener(SSL_CTX *ctx, uint64_t flags);
 int SSL_listen(SSL *ssl);
 
 /**
- * The next incoming connection (the caller owns the reference), or NULL when none is
- * queued (non-blocking). See SSL_accept_connection(3).
+ * The next incoming connection (the caller owns the reference). A blocking listener waits
+ * for one unless SSL_ACCEPT_CONNECTION_NO_BLOCK is given; otherwise NULL when none is
+ * queued. See SSL_accept_connection(3).
  */
-SSL *SSL_accept_connection(SSL *ssl, uint64_t _flags);
+SSL *SSL_accept_connection(SSL *ssl, uint64_t flags);
 
 /**
  * Connections waiting to be accepted. See SSL_get_accept_connection_queue_len(3).
@@ -1776,16 +1798,18 @@ void SSL_get0_alpn_selected(const SSL *ssl, const uint8_t **data, unsigned int *
 uint64_t OSSLQUIC_SSL_get_conn_ticks(SSL *ssl);
 
 /**
- * Opens a new local stream (SSL_STREAM_FLAG_UNI for unidirectional). Non-blocking: NULL with
+ * Opens a new local stream (SSL_STREAM_FLAG_UNI for unidirectional). A blocking connection
+ * waits for stream credit unless SSL_STREAM_FLAG_NO_BLOCK is given; otherwise NULL with
  * STREAM_COUNT_LIMITED when the peer allows no more streams yet. See SSL_new_stream(3).
  */
 SSL *SSL_new_stream(SSL *ssl, uint64_t flags);
 
 /**
- * The next stream the peer opened, or NULL when none is waiting (non-blocking).
+ * The next stream the peer opened. A blocking connection waits for one unless
+ * SSL_ACCEPT_STREAM_NO_BLOCK is given; otherwise NULL when none is waiting.
  * See SSL_accept_stream(3).
  */
-SSL *SSL_accept_stream(SSL *ssl, uint64_t _flags);
+SSL *SSL_accept_stream(SSL *ssl, uint64_t flags);
 
 /**
  * Streams waiting for SSL_accept_stream. See SSL_get_accept_stream_queue_len(3).
@@ -1901,6 +1925,51 @@ int SSL_select_next_proto(uint8_t **out,
                           unsigned int server_len,
                           const uint8_t *client,
                           unsigned int client_len);
+
+/**
+ * A domain: listeners made from it (SSL_new_listener_from) share one reactor and one lock,
+ * so one thread can block on or poll all of them. `flags` are SSL_DOMAIN_FLAG_*; without a
+ * threading model the context's flags apply. See SSL_new_domain(3).
+ */
+SSL *SSL_new_domain(SSL_CTX *ctx, uint64_t flags);
+
+/**
+ * A listener with its own network BIOs inside a domain (SSL_LISTENER_FLAG_NO_VALIDATE as
+ * for SSL_new_listener). It keeps the domain alive. See SSL_new_listener_from(3).
+ */
+SSL *SSL_new_listener_from(SSL *ssl, uint64_t flags);
+
+/**
+ * An outgoing client connection on a listener's port (SSL_set1_initial_peer_addr is
+ * required). See SSL_new_from_listener(3).
+ */
+SSL *SSL_new_from_listener(SSL *ssl, uint64_t _flags);
+
+/**
+ * 1 for a domain object. See SSL_is_domain(3).
+ */
+int SSL_is_domain(SSL *ssl);
+
+/**
+ * The domain object an object belongs to (itself for a domain), or NULL when its domain
+ * was made implicitly. See SSL_get0_domain(3).
+ */
+SSL *SSL_get0_domain(SSL *ssl);
+
+/**
+ * The flags domains made from this context get. See SSL_CTX_set_domain_flags(3).
+ */
+int SSL_CTX_set_domain_flags(SSL_CTX *ctx, uint64_t flags);
+
+/**
+ * See SSL_CTX_get_domain_flags(3).
+ */
+int SSL_CTX_get_domain_flags(const SSL_CTX *ctx, uint64_t *flags);
+
+/**
+ * The flags of the domain this object lives in. See SSL_get_domain_flags(3).
+ */
+int SSL_get_domain_flags(const SSL *ssl, uint64_t *flags);
 
 #ifdef __cplusplus
 }  // extern "C"

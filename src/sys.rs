@@ -492,3 +492,44 @@ pub fn eventfd_drain(fd: i32) {
     // SAFETY: reads 8 bytes into a live u64; EAGAIN when already zero is fine.
     unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
 }
+
+/// One descriptor to wait on: `fd`, the events wanted, and (out) the events seen.
+#[derive(Clone, Copy, Debug)]
+pub struct PollFd {
+    pub fd: i32,
+    pub read: bool,
+    pub write: bool,
+    pub ready: bool,
+}
+
+/// Waits until one of `fds` is ready or `timeout` passes (None: forever). EINTR counts as a
+/// (spurious) return; callers re-check their conditions anyway.
+pub fn poll(fds: &mut [PollFd], timeout: Option<std::time::Duration>) -> io::Result<usize> {
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|f| libc::pollfd {
+            fd: f.fd,
+            events: (if f.read { libc::POLLIN } else { 0 })
+                | (if f.write { libc::POLLOUT } else { 0 }),
+            revents: 0,
+        })
+        .collect();
+    let ms = match timeout {
+        None => -1,
+        // Round up so a wait never ends just before its deadline (which would spin).
+        Some(d) => d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32,
+    };
+    // SAFETY: `p` is a live array of `p.len()` pollfd structures.
+    let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EINTR) {
+            return Ok(0);
+        }
+        return Err(e);
+    }
+    for (f, q) in fds.iter_mut().zip(&p) {
+        f.ready = q.revents != 0;
+    }
+    Ok(r as usize)
+}

@@ -63,6 +63,16 @@ impl BIO_POLL_DESCRIPTOR {
         d.value.fd = fd;
         d
     }
+    /// The file descriptor, when this describes one.
+    pub fn sock_fd(&self) -> Option<i32> {
+        // `fd` is the member written for (and only read for) SOCK_FD descriptors; every
+        // member is plain data, so any bit pattern is a valid c_int anyway.
+        if self.r#type != BIO_POLL_DESCRIPTOR_TYPE_SOCK_FD {
+            return None;
+        }
+        // SAFETY: a SOCK_FD descriptor holds `fd`; all members are plain data.
+        Some(unsafe { self.value.fd })
+    }
 }
 
 /// A caller's BIO_MSG array: `len` items, item i at `base + i * stride`.

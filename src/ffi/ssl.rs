@@ -635,24 +635,22 @@ pub extern "C" fn SSL_net_write_desired(ssl: *mut SSL) -> c_int {
     }
     ffi_entry!(SSL_net_write_desired => { Ok(ssl_arg(ssl)?.net_write_desired() as c_int) })
 }
-/// Non-blocking mode (0) is supported; blocking mode (1) is not built yet and fails with an
-/// "unsupported" error. See SSL_set_blocking_mode(3).
+/// Blocking (1) or non-blocking (0) calls on this object; objects made from it inherit the
+/// mode. Blocking needs network BIOs with poll descriptors (a UDP socket, a pollable
+/// datagram pair): otherwise 0 and an error. See SSL_set_blocking_mode(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_set_blocking_mode(ssl: *mut SSL, blocking: c_int) -> c_int {
     ffi_entry!(SSL_set_blocking_mode => {
-        ssl_arg(ssl)?;
-        if blocking != 0 {
-            return Err(Error::unsupported("blocking mode is not supported yet"));
-        }
+        ssl_arg(ssl)?.set_blocking(blocking != 0)?;
         Ok(1)
     })
 }
-/// 0: objects are non-blocking. See SSL_get_blocking_mode(3).
+/// 1 when calls on this object block (asked for, and possible with its BIOs), 0 when not,
+/// -1 on a NULL argument. See SSL_get_blocking_mode(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get_blocking_mode(ssl: *mut SSL) -> c_int {
     guard_with("SSL_get_blocking_mode", -1, || {
-        ssl_arg(ssl)?;
-        Ok(0)
+        Ok(ssl_arg(ssl)?.is_blocking() as c_int)
     })
 }
 
@@ -669,13 +667,14 @@ pub extern "C" fn SSL_new_listener(ctx: *mut SSL_CTX, flags: u64) -> *mut SSL {
 pub extern "C" fn SSL_listen(ssl: *mut SSL) -> c_int {
     ffi_entry!(SSL_listen => { ssl_arg(ssl)?.listen()?; Ok(1) })
 }
-/// The next incoming connection (the caller owns the reference), or NULL when none is
-/// queued (non-blocking). See SSL_accept_connection(3).
+/// The next incoming connection (the caller owns the reference). A blocking listener waits
+/// for one unless SSL_ACCEPT_CONNECTION_NO_BLOCK is given; otherwise NULL when none is
+/// queued. See SSL_accept_connection(3).
 #[unsafe(no_mangle)]
-pub extern "C" fn SSL_accept_connection(ssl: *mut SSL, _flags: u64) -> *mut SSL {
+pub extern "C" fn SSL_accept_connection(ssl: *mut SSL, flags: u64) -> *mut SSL {
     ffi_entry!(SSL_accept_connection => {
         let l = ssl_arc(ssl)?;
-        let r = l.accept_connection();
+        let r = l.accept_connection(flags & SSL_ACCEPT_CONNECTION_NO_BLOCK != 0);
         Ok(ssl_handle(l.note(r, SSL_ERROR_WANT_READ)?))
     })
 }
@@ -701,6 +700,7 @@ pub extern "C" fn SSL_get0_listener(ssl: *mut SSL) -> *mut SSL {
         let s = ssl_arg(ssl)?;
         Ok(match &s.kind {
             Kind::Listener(_) => ssl,
+            Kind::Domain(_) => std::ptr::null_mut(),
             Kind::Conn(c) => c.listener.as_ref().map_or(std::ptr::null_mut(), |l| Arc::as_ptr(l) as *mut SSL),
             Kind::Stream(st) => match &st.conn.kind {
                 Kind::Conn(c) => c.listener.as_ref().map_or(std::ptr::null_mut(), |l| Arc::as_ptr(l) as *mut SSL),
@@ -717,7 +717,7 @@ pub extern "C" fn SSL_get0_connection(ssl: *mut SSL) -> *mut SSL {
         Ok(match &s.kind {
             Kind::Conn(_) => ssl,
             Kind::Stream(st) => Arc::as_ptr(&st.conn) as *mut SSL,
-            Kind::Listener(_) => std::ptr::null_mut(),
+            Kind::Listener(_) | Kind::Domain(_) => std::ptr::null_mut(),
         })
     })
 }
@@ -770,23 +770,25 @@ pub const SSL_STREAM_FLAG_NO_BLOCK: u64 = 2;
 pub const SSL_STREAM_FLAG_ADVANCE: u64 = 4;
 pub const SSL_ACCEPT_STREAM_NO_BLOCK: u64 = 1;
 
-/// Opens a new local stream (SSL_STREAM_FLAG_UNI for unidirectional). Non-blocking: NULL with
+/// Opens a new local stream (SSL_STREAM_FLAG_UNI for unidirectional). A blocking connection
+/// waits for stream credit unless SSL_STREAM_FLAG_NO_BLOCK is given; otherwise NULL with
 /// STREAM_COUNT_LIMITED when the peer allows no more streams yet. See SSL_new_stream(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_new_stream(ssl: *mut SSL, flags: u64) -> *mut SSL {
     ffi_entry!(SSL_new_stream => {
         let c = ssl_arc(ssl)?;
-        let r = c.new_stream(flags & SSL_STREAM_FLAG_UNI != 0);
+        let r = c.new_stream(flags & SSL_STREAM_FLAG_UNI != 0, flags & SSL_STREAM_FLAG_NO_BLOCK != 0);
         Ok(ssl_handle(c.note(r, SSL_ERROR_WANT_WRITE)?))
     })
 }
-/// The next stream the peer opened, or NULL when none is waiting (non-blocking).
+/// The next stream the peer opened. A blocking connection waits for one unless
+/// SSL_ACCEPT_STREAM_NO_BLOCK is given; otherwise NULL when none is waiting.
 /// See SSL_accept_stream(3).
 #[unsafe(no_mangle)]
-pub extern "C" fn SSL_accept_stream(ssl: *mut SSL, _flags: u64) -> *mut SSL {
+pub extern "C" fn SSL_accept_stream(ssl: *mut SSL, flags: u64) -> *mut SSL {
     ffi_entry!(SSL_accept_stream => {
         let c = ssl_arc(ssl)?;
-        let r = c.accept_stream();
+        let r = c.accept_stream(flags & SSL_ACCEPT_STREAM_NO_BLOCK != 0);
         Ok(ssl_handle(c.note(r, SSL_ERROR_WANT_READ)?))
     })
 }
@@ -918,7 +920,7 @@ pub extern "C" fn SSL_get_conn_close_info(
         let c = match &s.kind {
             Kind::Conn(c) => c,
             Kind::Stream(st) => st.conn.as_conn()?,
-            Kind::Listener(_) => return Err(Error::ssl(SSL_R_CONN_USE_ONLY)),
+            Kind::Listener(_) | Kind::Domain(_) => return Err(Error::ssl(SSL_R_CONN_USE_ONLY)),
         };
         let cs = c.close_reason.get_or_init(|| {
             std::ffi::CString::new(reason.iter().copied().filter(|&b| b != 0).collect::<Vec<u8>>()).unwrap_or_default()
@@ -1148,5 +1150,78 @@ pub extern "C" fn SSL_select_next_proto(
             *outlen = first.len() as u8;
         }
         Ok(OPENSSL_NPN_NO_OVERLAP)
+    })
+}
+
+pub const SSL_DOMAIN_FLAG_SINGLE_THREAD: u64 = crate::ssl::SSL_DOMAIN_FLAG_SINGLE_THREAD;
+pub const SSL_DOMAIN_FLAG_MULTI_THREAD: u64 = crate::ssl::SSL_DOMAIN_FLAG_MULTI_THREAD;
+pub const SSL_DOMAIN_FLAG_THREAD_ASSISTED: u64 = crate::ssl::SSL_DOMAIN_FLAG_THREAD_ASSISTED;
+pub const SSL_DOMAIN_FLAG_BLOCKING: u64 = crate::ssl::SSL_DOMAIN_FLAG_BLOCKING;
+pub const SSL_DOMAIN_FLAG_LEGACY_BLOCKING: u64 = crate::ssl::SSL_DOMAIN_FLAG_LEGACY_BLOCKING;
+
+/// A domain: listeners made from it (SSL_new_listener_from) share one reactor and one lock,
+/// so one thread can block on or poll all of them. `flags` are SSL_DOMAIN_FLAG_*; without a
+/// threading model the context's flags apply. See SSL_new_domain(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_new_domain(ctx: *mut SSL_CTX, flags: u64) -> *mut SSL {
+    ffi_entry!(SSL_new_domain => { Ok(ssl_handle(Ssl::new_domain(ctx_arc(ctx)?, flags)?)) })
+}
+/// A listener with its own network BIOs inside a domain (SSL_LISTENER_FLAG_NO_VALIDATE as
+/// for SSL_new_listener). It keeps the domain alive. See SSL_new_listener_from(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_new_listener_from(ssl: *mut SSL, flags: u64) -> *mut SSL {
+    ffi_entry!(SSL_new_listener_from => {
+        let d = ssl_arc(ssl)?;
+        Ok(ssl_handle(d.new_listener_from(flags & SSL_LISTENER_FLAG_NO_VALIDATE == 0)?))
+    })
+}
+/// An outgoing client connection on a listener's port (SSL_set1_initial_peer_addr is
+/// required). See SSL_new_from_listener(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_new_from_listener(ssl: *mut SSL, _flags: u64) -> *mut SSL {
+    ffi_entry!(SSL_new_from_listener => { Ok(ssl_handle(ssl_arc(ssl)?.new_from_listener()?)) })
+}
+/// 1 for a domain object. See SSL_is_domain(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_is_domain(ssl: *mut SSL) -> c_int {
+    ffi_entry!(SSL_is_domain => { Ok(ssl_arg(ssl)?.is_domain() as c_int) })
+}
+/// The domain object an object belongs to (itself for a domain), or NULL when its domain
+/// was made implicitly. See SSL_get0_domain(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get0_domain(ssl: *mut SSL) -> *mut SSL {
+    ffi_entry!(SSL_get0_domain => {
+        let s = ssl_arg(ssl)?;
+        if s.is_domain() {
+            return Ok(ssl);
+        }
+        Ok(s.domain_obj().map_or(std::ptr::null_mut(), |d| Arc::as_ptr(d) as *mut SSL))
+    })
+}
+/// The flags domains made from this context get. See SSL_CTX_set_domain_flags(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_set_domain_flags(ctx: *mut SSL_CTX, flags: u64) -> c_int {
+    ffi_entry!(SSL_CTX_set_domain_flags => {
+        let c = ctx_arg(ctx)?;
+        c.set_domain_flags(crate::ssl::check_domain_flags(flags)?);
+        Ok(1)
+    })
+}
+/// See SSL_CTX_get_domain_flags(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_get_domain_flags(ctx: *const SSL_CTX, flags: *mut u64) -> c_int {
+    ffi_entry!(SSL_CTX_get_domain_flags => {
+        let f = ctx_arg(ctx)?.domain_flags();
+        put(flags, f);
+        Ok(1)
+    })
+}
+/// The flags of the domain this object lives in. See SSL_get_domain_flags(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get_domain_flags(ssl: *const SSL, flags: *mut u64) -> c_int {
+    ffi_entry!(SSL_get_domain_flags => {
+        let f = ssl_arg(ssl)?.domain().flags;
+        put(flags, f);
+        Ok(1)
     })
 }

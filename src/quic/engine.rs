@@ -78,6 +78,10 @@ pub struct Engine {
     scratch: Vec<u8>,
     /// Per-connection work done (drives plus timer expiries): the idle-cost counter.
     pub conn_ticks: u64,
+    /// Connections driven since the owner last took this list: whose waiters to wake.
+    pub touched: Vec<ConnId>,
+    /// A connection joined the accept queue since the owner last looked.
+    pub accepted: bool,
 }
 
 impl Engine {
@@ -102,6 +106,8 @@ impl Engine {
             txbuf: Vec::new(),
             scratch: Vec::new(),
             conn_ticks: 0,
+            touched: Vec::new(),
+            accepted: false,
         }
     }
 
@@ -212,6 +218,7 @@ impl Engine {
                         Ok((ch, q)) => {
                             let id = self.insert(ch, q, false);
                             self.accept_queue.push_back(id);
+                            self.accepted = true;
                         }
                         Err(e) => {
                             if let Some(t) = e.response {
@@ -281,6 +288,7 @@ impl Engine {
         let ch = c.handle;
         c.queued = false;
         self.conn_ticks += 1;
+        self.touched.push(id);
         loop {
             let mut progressed = false;
             while let Some(ev) = c.q.poll_endpoint_events() {

@@ -50,6 +50,7 @@ struct Cfg {
     alpn: Vec<Vec<u8>>,
     alpn_select: Option<super::alpn::AlpnSelect>,
     options: u64,
+    domain_flags: Option<u64>,
     server: Option<Arc<quinn_proto::ServerConfig>>,
 }
 
@@ -211,6 +212,18 @@ impl SslCtx {
     }
     pub fn alpn(&self) -> Vec<Vec<u8>> {
         self.cfg.lock().alpn.clone()
+    }
+    /// SSL_CTX_get_domain_flags: what new domains get (OpenSSL's default for the client and
+    /// server methods: MULTI_THREAD | LEGACY_BLOCKING; for the thread method
+    /// MULTI_THREAD | THREAD_ASSISTED | BLOCKING).
+    pub fn domain_flags(&self) -> u64 {
+        self.cfg.lock().domain_flags.unwrap_or(match self.method {
+            Method::QuicClientThread => 2 | 4 | 8,
+            _ => 2 | 16,
+        })
+    }
+    pub fn set_domain_flags(&self, f: u64) {
+        self.cfg.lock().domain_flags = Some(f);
     }
     pub fn options(&self) -> u64 {
         self.cfg.lock().options

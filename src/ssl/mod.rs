@@ -6,16 +6,14 @@
 
 pub mod alpn;
 pub mod ctx;
+pub mod domain;
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{
-    AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed,
-};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::Mutex;
 use quinn_proto::{Dir, ReadError, Side, StreamId, VarInt, WriteError};
 
 use crate::bio::Bio;
@@ -23,6 +21,7 @@ use crate::error::*;
 use crate::quic::engine::{ConnId, Engine};
 use crate::quic::port::{Port, UNADDRESSED_PEER};
 pub use ctx::{Method, SslCtx, VerifyResult};
+pub use domain::{Domain, DomainGuard, Interest, PortGuard, PortId, current_owner};
 
 pub const SSL_ERROR_NONE: i32 = 0;
 pub const SSL_ERROR_SSL: i32 = 1;
@@ -40,6 +39,7 @@ pub const SSL_R_STREAM_RESET: u32 = 375;
 pub const SSL_R_QUIC_PROTOCOL_ERROR: u32 = 382;
 pub const SSL_R_QUIC_NETWORK_ERROR: u32 = 387;
 pub const SSL_R_LISTENER_USE_ONLY: u32 = 421;
+pub const SSL_R_DOMAIN_USE_ONLY: u32 = 422;
 pub const SSL_R_NOT_SERVER: u32 = 284;
 pub const SSL_R_STREAM_FINISHED: u32 = 365;
 pub const SSL_R_STREAM_RECV_ONLY: u32 = 366;
@@ -68,44 +68,6 @@ pub const SSL_INCOMING_STREAM_POLICY_REJECT: i32 = 2;
 pub const SSL_CONN_CLOSE_FLAG_LOCAL: u32 = 1;
 pub const SSL_CONN_CLOSE_FLAG_TRANSPORT: u32 = 2;
 
-pub struct Domain {
-    port: Mutex<Port>,
-    /// The listener or client connection this domain was made for (its `SSL *` address),
-    /// named to callbacks that run during event handling.
-    owner: AtomicUsize,
-}
-
-thread_local! {
-    /// The owner of the domain this thread last locked: callbacks run under that lock.
-    static CURRENT_OWNER: Cell<usize> = const { Cell::new(0) };
-}
-
-/// The `SSL *` (as an address) whose domain is handling events on this thread: the listener
-/// or client connection. For callbacks (ALPN selection) that OpenSSL passes an `SSL *`.
-pub fn current_owner() -> usize {
-    CURRENT_OWNER.with(Cell::get)
-}
-
-impl Domain {
-    fn new(engine: Engine) -> Arc<Domain> {
-        Arc::new(Domain {
-            port: Mutex::new(Port::new(engine)),
-            owner: AtomicUsize::new(0),
-        })
-    }
-    /// Locks the domain and runs one tick of event handling.
-    pub fn lock_ticked(&self) -> MutexGuard<'_, Port> {
-        let mut p = self.lock();
-        p.tick(Instant::now());
-        p
-    }
-    pub fn lock(&self) -> MutexGuard<'_, Port> {
-        let p = self.port.lock();
-        CURRENT_OWNER.with(|c| c.set(self.owner.load(Relaxed)));
-        p
-    }
-}
-
 /// Client settings that apply when the connection starts.
 #[derive(Default)]
 struct Pre {
@@ -113,10 +75,13 @@ struct Pre {
     host: Option<String>,
     sni: Option<String>,
     alpn: Option<Vec<Vec<u8>>>,
+    /// Made by SSL_new_from_listener: no peer autodetection.
+    outgoing: bool,
 }
 
 pub struct Conn {
     pub domain: Arc<Domain>,
+    pub port: PortId,
     handle: Mutex<Option<ConnId>>,
     pre: Mutex<Pre>,
     pub listener: Option<Arc<Ssl>>,
@@ -152,13 +117,22 @@ pub struct StreamObj {
 
 pub struct Listener {
     pub domain: Arc<Domain>,
+    pub port: PortId,
+    /// The domain object it was made from (SSL_new_listener_from), kept alive.
+    pub parent: Option<Arc<Ssl>>,
     listening: AtomicBool,
+}
+
+/// A domain object (SSL_new_domain): listeners made from it share its reactor.
+pub struct DomainObj {
+    pub domain: Arc<Domain>,
 }
 
 // One listener per port and one connection object per connection: the size difference
 // does not matter.
 #[allow(clippy::large_enum_variant)]
 pub enum Kind {
+    Domain(DomainObj),
     Listener(Listener),
     Conn(Conn),
     Stream(StreamObj),
@@ -168,64 +142,272 @@ pub struct Ssl {
     pub ctx: Arc<SslCtx>,
     pub kind: Kind,
     last_error: AtomicI32,
+    /// The blocking mode the application asked for (SSL_set_blocking_mode); whether a call
+    /// really blocks also depends on the domain's flags and on pollable network BIOs.
+    blocking: AtomicBool,
 }
 
 fn want_read() -> Error {
     Error::would_block()
 }
 
+pub const SSL_DOMAIN_FLAG_SINGLE_THREAD: u64 = 1;
+pub const SSL_DOMAIN_FLAG_MULTI_THREAD: u64 = 2;
+pub const SSL_DOMAIN_FLAG_THREAD_ASSISTED: u64 = 4;
+pub const SSL_DOMAIN_FLAG_BLOCKING: u64 = 8;
+pub const SSL_DOMAIN_FLAG_LEGACY_BLOCKING: u64 = 16;
+
+/// The flags a new domain gets: `requested` if it names a threading model, else the
+/// context's flags plus `requested` (OpenSSL's rule), checked.
+pub fn domain_flags(ctx: &SslCtx, requested: u64) -> Result<u64> {
+    let model = SSL_DOMAIN_FLAG_SINGLE_THREAD
+        | SSL_DOMAIN_FLAG_MULTI_THREAD
+        | SSL_DOMAIN_FLAG_THREAD_ASSISTED;
+    if requested & model == 0 {
+        check_domain_flags(ctx.domain_flags() | requested)
+    } else {
+        check_domain_flags(requested)
+    }
+}
+
+/// Validates SSL_DOMAIN_FLAG_* bits: no unknown bits, not SINGLE and MULTI together;
+/// THREAD_ASSISTED implies MULTI and BLOCKING; no model means MULTI.
+pub fn check_domain_flags(mut f: u64) -> Result<u64> {
+    const ALL: u64 = 31;
+    let model = SSL_DOMAIN_FLAG_SINGLE_THREAD | SSL_DOMAIN_FLAG_MULTI_THREAD;
+    if f & !ALL != 0 {
+        return Err(Error::invalid(format!(
+            "unknown domain flags {:#x}",
+            f & !ALL
+        )));
+    }
+    if f & SSL_DOMAIN_FLAG_THREAD_ASSISTED != 0 {
+        f |= SSL_DOMAIN_FLAG_MULTI_THREAD | SSL_DOMAIN_FLAG_BLOCKING;
+    }
+    if f & model == 0 {
+        f |= SSL_DOMAIN_FLAG_MULTI_THREAD;
+    }
+    if f & model == model {
+        return Err(Error::invalid(
+            "SINGLE_THREAD and MULTI_THREAD exclude each other",
+        ));
+    }
+    Ok(f)
+}
+
 impl Ssl {
+    fn make(ctx: Arc<SslCtx>, kind: Kind, blocking: bool) -> Arc<Ssl> {
+        Arc::new(Ssl {
+            ctx,
+            kind,
+            last_error: AtomicI32::new(0),
+            blocking: AtomicBool::new(blocking),
+        })
+    }
+
     /// SSL_new: a client connection (QUIC client methods only).
     pub fn new_client(ctx: Arc<SslCtx>) -> Result<Arc<Ssl>> {
         if ctx.is_server() {
             return Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
                 .with("SSL_new on a QUIC server context: use SSL_new_listener"));
         }
-        let domain = Domain::new(Engine::new(None));
-        let s = Arc::new(Ssl {
-            ctx,
-            kind: Kind::Conn(Conn::new(domain, None)),
-            last_error: AtomicI32::new(0),
-        });
+        let domain = Domain::new(Engine::new(None), domain_flags(&ctx, 0)?)?;
+        let s = Ssl::make(ctx, Kind::Conn(Conn::new(domain, 0, None)), true);
         s.domain().owner.store(Arc::as_ptr(&s) as usize, Relaxed);
         Ok(s)
     }
 
-    /// SSL_new_listener: a QUIC server listener.
-    pub fn new_listener(ctx: Arc<SslCtx>, validate: bool) -> Result<Arc<Ssl>> {
+    fn listener_engine(ctx: &SslCtx, validate: bool) -> Result<Engine> {
         if !ctx.is_server() {
             return Err(
-                Error::ssl(SSL_R_NOT_SERVER).with("SSL_new_listener needs OSSL_QUIC_server_method")
+                Error::ssl(SSL_R_NOT_SERVER).with("a QUIC listener needs OSSL_QUIC_server_method")
             );
         }
         let mut engine = Engine::new(Some(ctx.server_config()?));
         engine.validate = validate;
-        let domain = Domain::new(engine);
+        Ok(engine)
+    }
+
+    /// SSL_new_listener: a QUIC server listener in a domain of its own.
+    pub fn new_listener(ctx: Arc<SslCtx>, validate: bool) -> Result<Arc<Ssl>> {
+        let engine = Ssl::listener_engine(&ctx, validate)?;
+        let domain = Domain::new(engine, domain_flags(&ctx, 0)?)?;
         let l = Listener {
             domain,
+            port: 0,
+            parent: None,
             listening: AtomicBool::new(false),
         };
-        let s = Arc::new(Ssl {
-            ctx,
-            kind: Kind::Listener(l),
-            last_error: AtomicI32::new(0),
-        });
+        let s = Ssl::make(ctx, Kind::Listener(l), true);
         s.domain().owner.store(Arc::as_ptr(&s) as usize, Relaxed);
         Ok(s)
     }
 
+    /// SSL_new_domain: an empty domain that listeners can be made in.
+    pub fn new_domain(ctx: Arc<SslCtx>, flags: u64) -> Result<Arc<Ssl>> {
+        let domain = Arc::new(Domain::empty(domain_flags(&ctx, flags)?)?);
+        let s = Ssl::make(ctx, Kind::Domain(DomainObj { domain }), true);
+        s.domain().owner.store(Arc::as_ptr(&s) as usize, Relaxed);
+        Ok(s)
+    }
+
+    /// SSL_new_listener_from: a listener with its own port in this domain.
+    pub fn new_listener_from(self: &Arc<Ssl>, validate: bool) -> Result<Arc<Ssl>> {
+        let Kind::Domain(d) = &self.kind else {
+            return Err(Error::ssl(SSL_R_DOMAIN_USE_ONLY).with("only a domain supports this"));
+        };
+        let engine = Ssl::listener_engine(&self.ctx, validate)?;
+        let port = d.domain.add_port(engine);
+        let l = Listener {
+            domain: d.domain.clone(),
+            port,
+            parent: Some(self.clone()),
+            listening: AtomicBool::new(false),
+        };
+        Ok(Ssl::make(
+            self.ctx.clone(),
+            Kind::Listener(l),
+            self.blocking.load(Relaxed),
+        ))
+    }
+
+    /// SSL_new_from_listener: an outgoing connection from the listener's port.
+    pub fn new_from_listener(self: &Arc<Ssl>) -> Result<Arc<Ssl>> {
+        let l = self.as_listener()?;
+        let c = Conn::new(l.domain.clone(), l.port, Some(self.clone()));
+        c.pre.lock().outgoing = true;
+        Ok(Ssl::make(
+            self.ctx.clone(),
+            Kind::Conn(c),
+            self.blocking.load(Relaxed),
+        ))
+    }
+
+    pub fn is_domain(&self) -> bool {
+        matches!(self.kind, Kind::Domain(_))
+    }
+
+    /// SSL_get0_domain: the domain object this object lives in, if it was made from one.
+    pub fn domain_obj(&self) -> Option<&Arc<Ssl>> {
+        match &self.kind {
+            Kind::Domain(_) => None,
+            Kind::Listener(l) => l.parent.as_ref(),
+            Kind::Conn(c) => c.listener.as_ref().and_then(|l| l.domain_obj()),
+            Kind::Stream(s) => s.conn.domain_obj(),
+        }
+    }
+
     pub fn domain(&self) -> &Arc<Domain> {
         match &self.kind {
+            Kind::Domain(d) => &d.domain,
             Kind::Listener(l) => &l.domain,
             Kind::Conn(c) => &c.domain,
             Kind::Stream(s) => s.conn.domain(),
         }
     }
+
+    /// This object's port in its domain (a domain object has none: NO_PORT addresses an
+    /// empty placeholder).
+    pub fn port_id(&self) -> PortId {
+        match &self.kind {
+            Kind::Domain(_) => domain::NO_PORT,
+            Kind::Listener(l) => l.port,
+            Kind::Conn(c) => c.port,
+            Kind::Stream(s) => s.conn.port_id(),
+        }
+    }
+
+    /// Locks the domain, addressing this object's port.
+    pub fn locked(&self) -> PortGuard<'_> {
+        PortGuard {
+            g: self.domain().lock(),
+            id: self.port_id(),
+        }
+    }
+
+    /// As `locked`, after one tick of the port.
+    fn locked_ticked(&self) -> PortGuard<'_> {
+        let mut p = self.locked();
+        p.tick(Instant::now());
+        p
+    }
+
+    /// SSL_set_blocking_mode: fails when blocking is asked for but the domain or its
+    /// network BIOs cannot block.
+    pub fn set_blocking(&self, on: bool) -> Result<()> {
+        if on {
+            let g = self.domain().lock();
+            if self.domain().flags & (SSL_DOMAIN_FLAG_BLOCKING | SSL_DOMAIN_FLAG_LEGACY_BLOCKING)
+                == 0
+            {
+                return Err(
+                    domain::not_pollable().with("the domain was made without blocking support")
+                );
+            }
+            if !g.pollable() {
+                return Err(domain::not_pollable());
+            }
+        }
+        self.blocking.store(on, Relaxed);
+        Ok(())
+    }
+
+    /// SSL_get_blocking_mode: whether calls on this object block now.
+    pub fn is_blocking(&self) -> bool {
+        self.blocking.load(Relaxed)
+            && self.domain().flags & (SSL_DOMAIN_FLAG_BLOCKING | SSL_DOMAIN_FLAG_LEGACY_BLOCKING)
+                != 0
+            && self.domain().lock().pollable()
+    }
+
+    fn blocking_in(&self, g: &PortGuard<'_>) -> bool {
+        self.blocking.load(Relaxed)
+            && self.domain().flags & (SSL_DOMAIN_FLAG_BLOCKING | SSL_DOMAIN_FLAG_LEGACY_BLOCKING)
+                != 0
+            && g.g.pollable()
+    }
+
+    /// What a blocked call on this object waits for.
+    fn interest(&self) -> Interest {
+        match &self.kind {
+            Kind::Listener(l) => Interest::Accept(l.port),
+            Kind::Domain(_) => Interest::Any,
+            _ => match self.conn_obj().and_then(|c| *c.handle.lock()) {
+                Some(h) => Interest::Conn(self.port_id(), h),
+                None => Interest::Any,
+            },
+        }
+    }
+
+    /// Runs an operation: first on what is already buffered; if it would block, after one
+    /// tick; if it still would block and this object is in blocking mode, waits for events
+    /// that concern it and tries again until it completes or fails.
+    /// `may_block` false: never wait (a NO_BLOCK flag).
+    fn op<T>(&self, may_block: bool, mut f: impl FnMut(&mut Port) -> Result<T>) -> Result<T> {
+        let mut p = self.locked();
+        match f(&mut p) {
+            Err(e) if e.is_would_block() => {}
+            r => return r,
+        }
+        p.tick(Instant::now());
+        loop {
+            match f(&mut p) {
+                Err(e) if e.is_would_block() && may_block && self.blocking_in(&p) => {}
+                r => return r,
+            }
+            // Send what this call queued (flow-control credit, acknowledgements) before
+            // sleeping: no one else may tick soon.
+            p.g.run(Instant::now());
+            let interest = self.interest();
+            self.domain().wait(&mut p.g, interest, None);
+        }
+    }
+
     pub fn as_conn(&self) -> Result<&Conn> {
         match &self.kind {
             Kind::Conn(c) => Ok(c),
-            Kind::Listener(_) => {
-                Err(Error::ssl(SSL_R_CONN_USE_ONLY).with("not supported on a listener"))
+            Kind::Listener(_) | Kind::Domain(_) => {
+                Err(Error::ssl(SSL_R_CONN_USE_ONLY).with("not supported on a listener or domain"))
             }
             Kind::Stream(_) => {
                 Err(Error::ssl(SSL_R_CONN_USE_ONLY).with("only a connection supports this"))
@@ -267,46 +449,44 @@ impl Ssl {
     }
 
     pub fn set_bios(&self, r: Option<Arc<Bio>>, w: Option<Arc<Bio>>) {
-        self.domain().lock().set_bios(r, w);
+        self.locked().set_bios(r, w);
     }
     pub fn rbio(&self) -> Option<Arc<Bio>> {
-        self.domain().lock().rbio.clone()
+        self.locked().rbio.clone()
     }
     pub fn wbio(&self) -> Option<Arc<Bio>> {
-        self.domain().lock().wbio.clone()
+        self.locked().wbio.clone()
     }
 
     /// SSL_handle_events: one tick of the whole domain.
     pub fn handle_events(&self) {
-        drop(self.domain().lock_ticked());
+        self.domain().lock().tick(Instant::now());
     }
 
     /// SSL_get_event_timeout: time until the next timer (None = infinite); zero when work is
     /// already queued.
     pub fn event_timeout(&self) -> Option<Duration> {
-        let mut p = self.domain().lock();
-        if p.engine.has_work() && !p.backlogged() {
-            return Some(Duration::ZERO);
-        }
-        p.engine
-            .next_timeout()
-            .map(|t| t.saturating_duration_since(Instant::now()))
+        let now = Instant::now();
+        self.domain()
+            .lock()
+            .next_deadline(now)
+            .map(|t| t.saturating_duration_since(now))
     }
 
     /// SSL_net_write_desired: output is waiting for the network to take it.
     pub fn net_write_desired(&self) -> bool {
-        self.domain().lock().backlogged()
+        self.locked().backlogged()
     }
 
     pub fn conn_ticks(&self) -> u64 {
-        self.domain().lock().engine.conn_ticks
+        self.locked().engine.conn_ticks
     }
 
     // ---- listener
 
     pub fn listen(&self) -> Result<()> {
         let l = self.as_listener()?;
-        if self.domain().lock().rbio.is_none() {
+        if self.locked().rbio.is_none() {
             return Err(Error::ssl(SSL_R_BIO_NOT_SET)
                 .with("set a network BIO (SSL_set_fd/SSL_set_bio) first"));
         }
@@ -314,27 +494,24 @@ impl Ssl {
         Ok(())
     }
 
-    /// SSL_accept_connection (non-blocking): the next queued connection, or would-block.
-    pub fn accept_connection(self: &Arc<Ssl>) -> Result<Arc<Ssl>> {
+    /// SSL_accept_connection: the next queued connection; in blocking mode (and without
+    /// `no_block`) waits for one, else would-block. It inherits the listener's blocking mode.
+    pub fn accept_connection(self: &Arc<Ssl>, no_block: bool) -> Result<Arc<Ssl>> {
         self.listen()?;
         let l = self.as_listener()?;
-        let ch = {
-            let mut p = l.domain.lock_ticked();
-            p.engine.accept_next()
-        };
-        let ch = ch.ok_or_else(want_read)?;
-        let c = Conn::new(l.domain.clone(), Some(self.clone()));
+        let ch = self.op(!no_block, |p| p.engine.accept_next().ok_or_else(want_read))?;
+        let c = Conn::new(l.domain.clone(), l.port, Some(self.clone()));
         *c.handle.lock() = Some(ch);
-        Ok(Arc::new(Ssl {
-            ctx: self.ctx.clone(),
-            kind: Kind::Conn(c),
-            last_error: AtomicI32::new(0),
-        }))
+        Ok(Ssl::make(
+            self.ctx.clone(),
+            Kind::Conn(c),
+            self.blocking.load(Relaxed),
+        ))
     }
 
     pub fn accept_queue_len(&self) -> Result<usize> {
-        let l = self.as_listener()?;
-        Ok(l.domain.lock_ticked().engine.accept_queue.len())
+        self.as_listener()?;
+        Ok(self.locked_ticked().engine.accept_queue.len())
     }
 
     // ---- connection
@@ -369,6 +546,11 @@ impl Ssl {
         let peer = match pre.peer {
             Some(a) => a,
             None if !p.write_addressed() => UNADDRESSED_PEER,
+            None if pre.outgoing => {
+                return Err(Error::ssl(SSL_R_REMOTE_PEER_ADDRESS_NOT_SET).with(
+                    "a connection from SSL_new_from_listener needs SSL_set1_initial_peer_addr",
+                ));
+            }
             None => p
                 .wbio
                 .as_ref()
@@ -409,16 +591,17 @@ impl Ssl {
     /// SSL_connect / SSL_do_handshake / SSL_accept: Ok once the handshake is complete.
     pub fn do_handshake(&self) -> Result<()> {
         let c = self.as_conn()?;
-        let mut p = c.domain.lock_ticked();
-        let h = self.started(c, &mut p)?;
-        let conn = p.engine.conns.get(&h).ok_or_else(|| closed_error(None))?;
-        if let Some(e) = &conn.lost {
-            return Err(closed_error(Some(e)));
-        }
-        if conn.connected || !conn.q.is_handshaking() {
-            return Ok(());
-        }
-        Err(want_read())
+        self.op(true, |p| {
+            let h = self.started(c, p)?;
+            let conn = p.engine.conns.get(&h).ok_or_else(|| closed_error(None))?;
+            if let Some(e) = &conn.lost {
+                return Err(closed_error(Some(e)));
+            }
+            if conn.connected || !conn.q.is_handshaking() {
+                return Ok(());
+            }
+            Err(want_read())
+        })
     }
 
     /// The default stream, created or accepted on first use per the default stream mode.
@@ -512,8 +695,8 @@ impl Ssl {
                 let h = s.conn.live_or_closed(c, p, allow_closed)?;
                 Ok((h, s.id, &s.st))
             }
-            Kind::Listener(_) => {
-                Err(Error::ssl(SSL_R_CONN_USE_ONLY).with("not supported on a listener"))
+            Kind::Listener(_) | Kind::Domain(_) => {
+                Err(Error::ssl(SSL_R_CONN_USE_ONLY).with("not supported on a listener or domain"))
             }
         }
     }
@@ -524,7 +707,25 @@ impl Ssl {
 
     /// SSL_write_ex: to the stream or the default stream. `conclude` sends FIN after the data.
     pub fn write(&self, data: &[u8], conclude: bool) -> Result<usize> {
-        self.ticking_if_needed(|p| self.write_locked(p, data, conclude))
+        let blocking = {
+            let p = self.locked();
+            self.blocking_in(&p)
+        };
+        let mut done = 0;
+        self.op(true, |p| {
+            // Blocking writes take everything (waiting for flow-control credit); non-blocking
+            // ones return what fitted.
+            loop {
+                let n = self.write_locked(p, &data[done..], conclude)?;
+                done += n;
+                if done == data.len() || !blocking && done > 0 {
+                    return Ok(done);
+                }
+                if n == 0 {
+                    return Err(Error::would_block());
+                }
+            }
+        })
     }
 
     fn write_locked(&self, p: &mut Port, data: &[u8], conclude: bool) -> Result<usize> {
@@ -608,23 +809,9 @@ impl Ssl {
 
     /// SSL_read_ex (`peek` false) or SSL_peek_ex (`peek` true).
     pub fn read(&self, out: &mut [u8], peek: bool) -> Result<usize> {
-        self.ticking_if_needed(|p| self.read_locked(p, out, peek))
-    }
-
-    /// Runs `f` on the locked domain without handling network events first; only if it
-    /// would block are events handled and `f` tried again. Data already buffered is thus
-    /// served before more is taken in (as OpenSSL does), which keeps quinn's reassembly
-    /// buffers short during bulk transfers.
-    fn ticking_if_needed<T>(&self, mut f: impl FnMut(&mut Port) -> Result<T>) -> Result<T> {
-        let dom = self.domain().clone();
-        let mut p = dom.lock();
-        match f(&mut p) {
-            Err(e) if e.is_would_block() => {
-                p.tick(Instant::now());
-                f(&mut p)
-            }
-            r => r,
-        }
+        // Data already buffered is served before more is taken in (as OpenSSL does), which
+        // keeps quinn's reassembly buffers short during bulk transfers: see `op`.
+        self.op(true, |p| self.read_locked(p, out, peek))
     }
 
     fn read_locked(&self, p: &mut Port, out: &mut [u8], peek: bool) -> Result<usize> {
@@ -697,8 +884,7 @@ impl Ssl {
 
     /// SSL_pending: bytes readable now without waiting (pulled into the peek buffer).
     pub fn pending(&self) -> usize {
-        let dom = self.domain().clone();
-        let mut p = dom.lock();
+        let mut p = self.locked();
         let Ok((h, id, st)) = self.target(&mut p, false) else {
             return 0;
         };
@@ -713,8 +899,7 @@ impl Ssl {
 
     /// SSL_stream_reset: RESET_STREAM with `code` (send side).
     pub fn reset_stream(&self, code: u64) -> Result<()> {
-        let dom = self.domain().clone();
-        let mut p = dom.lock_ticked();
+        let mut p = self.locked_ticked();
         let (h, id, st) = self.target(&mut p, true)?;
         if id.dir() == Dir::Uni && Some(id.initiator()) != Self::local_side(&p, h) {
             return Err(
@@ -733,18 +918,29 @@ impl Ssl {
     }
 
     /// SSL_new_stream: a new local stream on this connection.
-    pub fn new_stream(self: &Arc<Ssl>, uni: bool) -> Result<Arc<Ssl>> {
+    /// In blocking mode (and without `no_block`) waits for the handshake and for stream
+    /// credit; otherwise fails with STREAM_COUNT_LIMITED when the peer allows no more.
+    pub fn new_stream(self: &Arc<Ssl>, uni: bool, no_block: bool) -> Result<Arc<Ssl>> {
         let c = self.as_conn()?;
-        let mut p = c.domain.lock_ticked();
-        let h = self.live(c, &mut p)?;
-        let id = p
-            .engine
-            .open_stream(h, if uni { Dir::Uni } else { Dir::Bi })
-            .ok_or_else(|| {
-                Error::ssl(SSL_R_STREAM_COUNT_LIMITED).with("the peer allows no more streams yet")
-            })?;
-        drop(p);
-        Ok(self.stream_obj(id))
+        let mut limited = false;
+        let r = self.op(!no_block, |p| {
+            let h = self.live(c, p)?;
+            limited = false;
+            p.engine
+                .open_stream(h, if uni { Dir::Uni } else { Dir::Bi })
+                .ok_or_else(|| {
+                    limited = true;
+                    want_read()
+                })
+        });
+        match r {
+            Ok(id) => Ok(self.stream_obj(id)),
+            Err(e) if e.is_would_block() && limited => {
+                Err(Error::ssl(SSL_R_STREAM_COUNT_LIMITED)
+                    .with("the peer allows no more streams yet"))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn stream_obj(self: &Arc<Ssl>, id: StreamId) -> Arc<Ssl> {
@@ -753,31 +949,31 @@ impl Ssl {
             id,
             st: StreamState::default(),
         };
-        Arc::new(Ssl {
-            ctx: self.ctx.clone(),
-            kind: Kind::Stream(s),
-            last_error: AtomicI32::new(0),
-        })
+        Ssl::make(
+            self.ctx.clone(),
+            Kind::Stream(s),
+            self.blocking.load(Relaxed),
+        )
     }
 
-    /// SSL_accept_stream (non-blocking): the next stream the peer opened.
-    pub fn accept_stream(self: &Arc<Ssl>) -> Result<Arc<Ssl>> {
+    /// SSL_accept_stream: the next stream the peer opened; in blocking mode (and without
+    /// `no_block`) waits for one.
+    pub fn accept_stream(self: &Arc<Ssl>, no_block: bool) -> Result<Arc<Ssl>> {
         let c = self.as_conn()?;
-        let mut p = c.domain.lock_ticked();
-        let h = self.live(c, &mut p)?;
-        let id = p
-            .engine
-            .conns
-            .get_mut(&h)
-            .and_then(|conn| conn.incoming.pop_front())
-            .ok_or_else(want_read)?;
-        drop(p);
+        let id = self.op(!no_block, |p| {
+            let h = self.live(c, p)?;
+            p.engine
+                .conns
+                .get_mut(&h)
+                .and_then(|conn| conn.incoming.pop_front())
+                .ok_or_else(want_read)
+        })?;
         Ok(self.stream_obj(id))
     }
 
     pub fn accept_stream_queue_len(&self) -> Result<usize> {
         let c = self.as_conn()?;
-        let mut p = c.domain.lock_ticked();
+        let mut p = self.locked_ticked();
         let h = self.live(c, &mut p)?;
         Ok(p.engine.conns.get(&h).map_or(0, |conn| conn.incoming.len()))
     }
@@ -818,7 +1014,7 @@ impl Ssl {
         match &self.kind {
             Kind::Stream(s) => Some((s.id, &s.st)),
             Kind::Conn(c) => (*c.default_stream.lock()).map(|id| (id, &c.default_st)),
-            Kind::Listener(_) => None,
+            Kind::Listener(_) | Kind::Domain(_) => None,
         }
     }
 
@@ -857,14 +1053,14 @@ impl Ssl {
         match &self.kind {
             Kind::Conn(c) => Some(c),
             Kind::Stream(s) => s.conn.as_conn().ok(),
-            Kind::Listener(_) => None,
+            Kind::Listener(_) | Kind::Domain(_) => None,
         }
     }
 
     fn side(&self) -> Option<Side> {
         let c = self.conn_obj()?;
         let h = (*c.handle.lock())?;
-        let p = c.domain.lock();
+        let p = self.locked();
         Self::local_side(&p, h)
     }
 
@@ -875,7 +1071,7 @@ impl Ssl {
         let Some(h) = *c.handle.lock() else {
             return false;
         };
-        let p = c.domain.lock();
+        let p = self.locked();
         p.engine
             .conns
             .get(&h)
@@ -927,7 +1123,7 @@ impl Ssl {
     fn refresh_stopped(&self, id: StreamId, st: &StreamState) {
         let Some(c) = self.conn_obj() else { return };
         let Some(h) = *c.handle.lock() else { return };
-        let mut p = c.domain.lock_ticked();
+        let mut p = self.locked_ticked();
         if let Some(conn) = p.engine.conns.get_mut(&h)
             && let Ok(Some(code)) = conn.q.send_stream(id).stopped()
         {
@@ -951,7 +1147,7 @@ impl Ssl {
     pub fn close_info(&self) -> Option<(u64, u64, Vec<u8>, bool, bool)> {
         let c = self.conn_obj()?;
         let h = (*c.handle.lock())?;
-        let p = c.domain.lock();
+        let p = self.locked();
         let lost = p.engine.conns.get(&h).map(|conn| conn.lost.clone());
         let local = c.closing.load(Relaxed);
         match lost {
@@ -967,36 +1163,44 @@ impl Ssl {
     /// Ok(true) when done, Ok(false) while in progress.
     pub fn shutdown(&self, code: u64, reason: &[u8]) -> Result<bool> {
         let c = self.as_conn()?;
-        let mut p = c.domain.lock_ticked();
-        let Some(h) = *c.handle.lock() else {
-            return Ok(true);
-        };
-        let Some(conn) = p.engine.conns.get_mut(&h) else {
-            return Ok(true);
-        };
-        if conn.q.is_closed() || conn.lost.is_some() {
-            return Ok(true);
-        }
-        if !c.closing.load(Relaxed) {
-            if let Some(id) = *c.default_stream.lock() {
-                let _ = conn.q.send_stream(id).finish();
-                // Data still unacknowledged: come back later (OpenSSL flushes streams first).
-                let stopped = matches!(conn.q.send_stream(id).stopped(), Ok(Some(_)));
-                if !stopped && !conn.acked.contains(&id) {
-                    p.engine.mark(h);
-                    p.run(Instant::now());
-                    return Ok(false);
-                }
+        // A blocking shutdown waits until it is complete; a non-blocking one says "not yet".
+        let r = self.op(true, |p| {
+            let Some(h) = *c.handle.lock() else {
+                return Ok(());
+            };
+            let Some(conn) = p.engine.conns.get_mut(&h) else {
+                return Ok(());
+            };
+            if conn.q.is_closed() || conn.lost.is_some() {
+                return Ok(());
             }
-            c.closing.store(true, Relaxed);
-            c.close_code.store(code, Relaxed);
-            let code = VarInt::from_u64(code).unwrap_or(VarInt::from_u32(0));
-            conn.q
-                .close(Instant::now(), code, bytes::Bytes::copy_from_slice(reason));
-            p.engine.mark(h);
-            p.run(Instant::now());
+            if !c.closing.load(Relaxed) {
+                if let Some(id) = *c.default_stream.lock() {
+                    let _ = conn.q.send_stream(id).finish();
+                    // Data still unacknowledged: come back later (OpenSSL flushes streams
+                    // first).
+                    let stopped = matches!(conn.q.send_stream(id).stopped(), Ok(Some(_)));
+                    if !stopped && !conn.acked.contains(&id) {
+                        p.engine.mark(h);
+                        p.run(Instant::now());
+                        return Err(want_read());
+                    }
+                }
+                c.closing.store(true, Relaxed);
+                c.close_code.store(code, Relaxed);
+                let code = VarInt::from_u64(code).unwrap_or(VarInt::from_u32(0));
+                conn.q
+                    .close(Instant::now(), code, bytes::Bytes::copy_from_slice(reason));
+                p.engine.mark(h);
+                p.run(Instant::now());
+            }
+            Ok(())
+        });
+        match r {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_would_block() => Ok(false),
+            Err(e) => Err(e),
         }
-        Ok(true)
     }
 
     pub fn verify_result(&self) -> i64 {
@@ -1016,7 +1220,7 @@ impl Ssl {
     pub fn alpn_selected(&self) -> Option<Vec<u8>> {
         let c = self.as_conn().ok()?;
         let h = (*c.handle.lock())?;
-        let p = c.domain.lock();
+        let p = self.locked();
         let conn = p.engine.conns.get(&h)?;
         let data = conn.q.crypto_session().handshake_data()?;
         let hd = data
@@ -1077,9 +1281,10 @@ impl Conn {
         *self.reject.lock()
     }
 
-    fn new(domain: Arc<Domain>, listener: Option<Arc<Ssl>>) -> Conn {
+    fn new(domain: Arc<Domain>, port: PortId, listener: Option<Arc<Ssl>>) -> Conn {
         Conn {
             domain,
+            port,
             handle: Mutex::new(None),
             pre: Mutex::new(Pre::default()),
             listener,
@@ -1101,7 +1306,8 @@ impl Drop for Conn {
     /// the engine then forgets it once quinn has.
     fn drop(&mut self) {
         if let Some(h) = *self.handle.get_mut() {
-            let mut p = self.domain.lock();
+            let mut g = self.domain.lock();
+            let p = g.port(self.port);
             if let Some(c) = p.engine.conns.get_mut(&h)
                 && !c.q.is_closed()
             {
@@ -1114,13 +1320,22 @@ impl Drop for Conn {
     }
 }
 
+impl Drop for Listener {
+    /// A listener in a shared domain lets go of its network BIOs (its port stays, idle).
+    fn drop(&mut self) {
+        if self.parent.is_some() {
+            self.domain.lock().port(self.port).set_bios(None, None);
+        }
+    }
+}
+
 impl Drop for StreamObj {
     /// Freeing a stream the application did not finish resets its send side and asks the
     /// peer to stop sending, as OpenSSL does.
     fn drop(&mut self) {
         let Ok(c) = self.conn.as_conn() else { return };
         let Some(h) = *c.handle.lock() else { return };
-        let mut p = c.domain.lock();
+        let mut p = self.conn.locked();
         let Some(conn) = p.engine.conns.get_mut(&h) else {
             return;
         };

@@ -192,6 +192,7 @@ static int test_udp_exchange(void)
     ASSERT_GE(sfd, 0);
     ASSERT_GE(cfd, 0);
     ps.listener = SSL_new_listener(sctx, 0); /* address validation by Retry */
+    SSL_set_blocking_mode(ps.listener, 0); /* this thread drives both sides */
     ASSERT_NOT_NULL(ps.listener);
     ASSERT_EQ(SSL_is_listener(ps.listener), 1);
     ASSERT_EQ(SSL_set_fd(ps.listener, sfd), 1);
@@ -245,8 +246,10 @@ static int test_untrusted_server(void)
         ASSERT_NOT_NULL(cctx);
         SSL_CTX_set_verify(cctx, mode ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
         ps.listener = SSL_new_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE);
+        SSL_set_blocking_mode(ps.listener, 0); /* this thread drives both sides */
         ASSERT_EQ(SSL_set_fd(ps.listener, sfd), 1);
         ps.client = SSL_new(cctx);
+        SSL_set_blocking_mode(ps.client, 0);
         ASSERT_EQ(SSL_set_fd(ps.client, cfd), 1);
         ASSERT_EQ(SSL_set1_initial_peer_addr(ps.client, srv_addr), 1);
         ASSERT_EQ(SSL_set_alpn_protos(ps.client, alpn, sizeof(alpn)), 0);
@@ -290,8 +293,11 @@ static int test_streams(void)
     SSL_CONN_CLOSE_INFO info;
 
     ps.listener = SSL_new_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE);
+
+    SSL_set_blocking_mode(ps.listener, 0); /* this thread drives both sides */
     ASSERT_EQ(SSL_set_fd(ps.listener, sfd), 1);
     ps.client = SSL_new(cctx);
+    SSL_set_blocking_mode(ps.client, 0);
     ASSERT_EQ(SSL_set_fd(ps.client, cfd), 1);
     ASSERT_EQ(SSL_set1_initial_peer_addr(ps.client, srv_addr), 1);
     ASSERT_EQ(SSL_set_alpn_protos(ps.client, alpn, sizeof(alpn)), 0);
@@ -470,8 +476,10 @@ static int test_keylog(void)
     SSL_CTX_set_keylog_callback(cctx, keylog_cb);
     ASSERT_EQ(BIO_new_bio_dgram_pair(&a, 1 << 20, &b, 1 << 20), 1);
     ps.listener = SSL_new_listener(sctx, 0);
+    SSL_set_blocking_mode(ps.listener, 0); /* this thread drives both sides */
     SSL_set_bio(ps.listener, a, a);
     ps.client = SSL_new(cctx);
+    SSL_set_blocking_mode(ps.client, 0);
     keylog_expected = ps.client;
     SSL_set_bio(ps.client, b, b);
     ASSERT_EQ(SSL_set_alpn_protos(ps.client, alpn, sizeof(alpn)), 0);
@@ -505,8 +513,10 @@ static int test_read_after_peer_close(void)
         data[i] = (unsigned char)(i % 251);
     ASSERT_EQ(BIO_new_bio_dgram_pair(&a, 8 << 20, &b, 8 << 20), 1);
     ps.listener = SSL_new_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE);
+    SSL_set_blocking_mode(ps.listener, 0); /* this thread drives both sides */
     SSL_set_bio(ps.listener, a, a);
     ps.client = SSL_new(cctx);
+    SSL_set_blocking_mode(ps.client, 0);
     SSL_set_bio(ps.client, b, b);
     ASSERT_EQ(SSL_set_alpn_protos(ps.client, alpn, sizeof(alpn)), 0);
     ASSERT_TRUE(handshake(&ps));
@@ -552,9 +562,11 @@ static int test_pair_unaddressed(void)
 
     ASSERT_EQ(BIO_new_bio_dgram_pair(&a, 1 << 20, &b, 1 << 20), 1);
     ps.listener = SSL_new_listener(sctx, 0);
+    SSL_set_blocking_mode(ps.listener, 0); /* this thread drives both sides */
     ASSERT_NOT_NULL(ps.listener);
     SSL_set_bio(ps.listener, a, a);
     ps.client = SSL_new(cctx);
+    SSL_set_blocking_mode(ps.client, 0);
     SSL_set_bio(ps.client, b, b);
     ASSERT_EQ(SSL_set_alpn_protos(ps.client, alpn, sizeof(alpn)), 0);
     ASSERT_TRUE(handshake(&ps));
@@ -583,10 +595,13 @@ static int test_idle_connections_cost_nothing(void)
     int inf;
 
     ps.listener = SSL_new_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE);
+
+    SSL_set_blocking_mode(ps.listener, 0); /* this thread drives both sides */
     ASSERT_EQ(SSL_set_fd(ps.listener, sfd), 1);
     for (i = 0; i < N; i++) {
         cfd[i] = tu_udp_socket(AF_INET, NULL);
         cli[i] = SSL_new(cctx);
+        SSL_set_blocking_mode(cli[i], 0);
         srv[i] = NULL;
         ASSERT_EQ(SSL_set_fd(cli[i], cfd[i]), 1);
         ASSERT_EQ(SSL_set1_initial_peer_addr(cli[i], srv_addr), 1);
@@ -702,8 +717,10 @@ static int alpn_run(int answer, int *connected, const unsigned char **sel, unsig
     SSL_CTX_set_alpn_select_cb(sctx, alpn_select, &alpn_calls);
     ASSERT_EQ(BIO_new_bio_dgram_pair(&a, 1 << 20, &b, 1 << 20), 1);
     ps.listener = SSL_new_listener(sctx, 0);
+    SSL_set_blocking_mode(ps.listener, 0); /* this thread drives both sides */
     SSL_set_bio(ps.listener, a, a);
     ps.client = SSL_new(cctx);
+    SSL_set_blocking_mode(ps.client, 0);
     SSL_set_bio(ps.client, b, b);
     ASSERT_EQ(SSL_set_alpn_protos(ps.client, offer, sizeof(offer)), 0);
     alpn_expected_ssl = ps.listener;

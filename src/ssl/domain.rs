@@ -1,0 +1,447 @@
+//! A domain: one lock over the ports (one per listener or client connection) that share a
+//! reactor, and the blocking machinery.
+//!
+//! Blocking waits: one thread at a time (the leader) waits in `poll(2)` on the network
+//! descriptors of every port plus the domain's eventfd, until the earliest engine timer;
+//! then it handles events for all. Every other blocked thread parks on its own condition
+//! variable with an *interest* (a connection, a listener's accept queue, or anything) and
+//! is woken only when a tick touched what it waits for. When the leader leaves, the first
+//! parked thread is woken to take over. A thread that handles events outside a wait (a
+//! non-blocking call) wakes the waiters its tick concerns, and the leader through the
+//! eventfd when its interest was touched or an earlier timer appeared. Nothing spins: a
+//! blocked thread sleeps in poll or on its condvar until something it cares about happens.
+//! Must not touch: sockets directly (ports do), `extern "C"` (ffi does).
+#![deny(unsafe_code)]
+
+use std::cell::Cell;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use crate::bio::Bio;
+use crate::bio::msg::BIO_POLL_DESCRIPTOR;
+use crate::error::*;
+use crate::quic::engine::{ConnId, Engine};
+use crate::quic::port::Port;
+use crate::sys;
+
+/// A port's index in its domain.
+pub type PortId = usize;
+/// The port a domain object addresses: none (an empty placeholder port answers).
+pub const NO_PORT: PortId = usize::MAX;
+
+/// What a blocked thread waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    /// Anything on this connection.
+    Conn(PortId, ConnId),
+    /// A new connection in this port's accept queue.
+    Accept(PortId),
+    /// Any event at all (SSL_poll, background threads).
+    Any,
+}
+
+#[derive(Clone)]
+enum Wake {
+    /// A parked thread's condition variable.
+    Cv(Arc<Condvar>),
+    /// An eventfd: the leader's (the domain's) or an SSL_poll over several domains.
+    Fd(i32),
+}
+
+struct Entry {
+    id: u64,
+    interest: Interest,
+    wake: Wake,
+    woken: bool,
+}
+
+/// The descriptor a BIO can be waited on with, if it has one.
+pub fn bio_fd(b: &Bio, write: bool) -> Option<i32> {
+    let d: BIO_POLL_DESCRIPTOR = if write { b.wpoll() } else { b.rpoll() }.ok()?;
+    d.sock_fd()
+}
+
+pub struct Reactor {
+    ports: Vec<Port>,
+    /// Answers for NO_PORT: no BIOs, no connections.
+    none: Port,
+    entries: Vec<Entry>,
+    next_entry: u64,
+    /// The entry polling the network, and the deadline it sleeps until.
+    leader: Option<(u64, Option<Instant>)>,
+}
+
+impl Reactor {
+    pub fn port(&mut self, id: PortId) -> &mut Port {
+        self.ports.get_mut(id).unwrap_or(&mut self.none)
+    }
+    pub fn port_ref(&self, id: PortId) -> &Port {
+        self.ports.get(id).unwrap_or(&self.none)
+    }
+
+    /// One round of event handling on every port.
+    pub fn tick(&mut self, now: Instant) {
+        for p in &mut self.ports {
+            p.tick(now);
+        }
+    }
+
+    /// Drives connections with queued work on every port (no network input).
+    pub fn run(&mut self, now: Instant) {
+        for p in &mut self.ports {
+            if p.engine.has_work() {
+                p.run(now);
+            }
+        }
+    }
+
+    /// The earliest moment some port needs a tick: now when work is queued and the network
+    /// takes output, else the earliest timer.
+    pub fn next_deadline(&mut self, now: Instant) -> Option<Instant> {
+        let mut best: Option<Instant> = None;
+        for p in &mut self.ports {
+            let t = if p.engine.has_work() && !p.backlogged() {
+                Some(now)
+            } else {
+                p.engine.next_timeout()
+            };
+            best = match (best, t) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        best
+    }
+
+    /// Whether a thread can wait on this domain's network: every port with BIOs has file
+    /// descriptors to poll.
+    pub fn pollable(&self) -> bool {
+        self.ports.iter().all(|p| {
+            let r = p.rbio.as_ref().is_none_or(|b| bio_fd(b, false).is_some());
+            let w = p.wbio.as_ref().is_none_or(|b| bio_fd(b, true).is_some());
+            r && w
+        })
+    }
+
+    /// The descriptors to wait on: each port's read side, and its write side while output
+    /// is waiting for room.
+    fn poll_fds(&self, out: &mut Vec<sys::PollFd>) {
+        for p in &self.ports {
+            if let Some(fd) = p.rbio.as_ref().and_then(|b| bio_fd(b, false)) {
+                out.push(sys::PollFd {
+                    fd,
+                    read: true,
+                    write: false,
+                    ready: false,
+                });
+            }
+            if p.backlogged()
+                && let Some(fd) = p.wbio.as_ref().and_then(|b| bio_fd(b, true))
+            {
+                out.push(sys::PollFd {
+                    fd,
+                    read: false,
+                    write: true,
+                    ready: false,
+                });
+            }
+        }
+    }
+
+    fn register(&mut self, interest: Interest, wake: Wake) -> u64 {
+        let id = self.next_entry;
+        self.next_entry += 1;
+        self.entries.push(Entry {
+            id,
+            interest,
+            wake,
+            woken: false,
+        });
+        id
+    }
+
+    /// Removes an entry; true when it had been woken.
+    fn unregister(&mut self, id: u64) -> bool {
+        match self.entries.iter().position(|e| e.id == id) {
+            Some(i) => self.entries.swap_remove(i).woken,
+            None => false,
+        }
+    }
+
+    fn woken(&self, id: u64) -> bool {
+        self.entries.iter().any(|e| e.id == id && e.woken)
+    }
+
+    /// Wakes the waiters whose interest the work since the last call touched, and the
+    /// leader when a timer earlier than its deadline appeared. Called whenever the lock is
+    /// released, so the touched lists never grow. With `handover`, also makes sure that
+    /// while threads are parked one of them is awake to lead when no one does.
+    fn wake(&mut self, handover: bool) {
+        if self.entries.is_empty() {
+            for p in &mut self.ports {
+                p.engine.touched.clear();
+                p.engine.accepted = false;
+            }
+            return;
+        }
+        for (pid, p) in self.ports.iter_mut().enumerate() {
+            let accepted = std::mem::take(&mut p.engine.accepted);
+            if p.engine.touched.is_empty() && !accepted {
+                continue;
+            }
+            for e in self.entries.iter_mut().filter(|e| !e.woken) {
+                let hit = match e.interest {
+                    Interest::Any => true,
+                    Interest::Accept(q) => q == pid && accepted,
+                    Interest::Conn(q, c) => q == pid && p.engine.touched.contains(&c),
+                };
+                if hit {
+                    e.woken = true;
+                    signal(&e.wake);
+                }
+            }
+            p.engine.touched.clear();
+        }
+        if let Some((lid, Some(until))) = self.leader {
+            let now = Instant::now();
+            if self.next_deadline(now).is_some_and(|d| d < until)
+                && let Some(e) = self.entries.iter_mut().find(|e| e.id == lid && !e.woken)
+            {
+                e.woken = true;
+                signal(&e.wake);
+            }
+        }
+        let parked = |e: &Entry| matches!(e.wake, Wake::Cv(_));
+        if handover
+            && self.leader.is_none()
+            && !self.entries.iter().any(|e| e.woken && parked(e))
+            && let Some(e) = self.entries.iter_mut().find(|e| parked(e))
+        {
+            e.woken = true;
+            signal(&e.wake);
+        }
+    }
+}
+
+fn signal(w: &Wake) {
+    match w {
+        Wake::Cv(cv) => {
+            cv.notify_one();
+        }
+        Wake::Fd(fd) => sys::eventfd_signal(*fd),
+    }
+}
+
+thread_local! {
+    /// The owner of the domain this thread last locked: callbacks run under that lock.
+    static CURRENT_OWNER: Cell<usize> = const { Cell::new(0) };
+    /// This thread's condition variable for parking in any domain.
+    static PARK: Arc<Condvar> = Arc::new(Condvar::new());
+}
+
+/// The `SSL *` (as an address) whose domain is handling events on this thread: the listener
+/// or client connection. For callbacks (ALPN selection) that OpenSSL passes an `SSL *`.
+pub fn current_owner() -> usize {
+    CURRENT_OWNER.with(Cell::get)
+}
+
+pub struct Domain {
+    r: Mutex<Reactor>,
+    /// The listener or client connection this domain was made for (its `SSL *` address),
+    /// named to callbacks that run during event handling.
+    pub owner: AtomicUsize,
+    /// Wakes the leader out of poll(2) (an eventfd this domain owns).
+    waker: i32,
+    /// SSL_DOMAIN_FLAG_* this domain was made with.
+    pub flags: u64,
+}
+
+impl Drop for Domain {
+    fn drop(&mut self) {
+        let _ = sys::close(self.waker);
+    }
+}
+
+/// The locked reactor; releasing it wakes whoever the work done under it concerns.
+pub struct DomainGuard<'a> {
+    g: MutexGuard<'a, Reactor>,
+}
+
+impl Deref for DomainGuard<'_> {
+    type Target = Reactor;
+    fn deref(&self) -> &Reactor {
+        &self.g
+    }
+}
+impl DerefMut for DomainGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Reactor {
+        &mut self.g
+    }
+}
+impl Drop for DomainGuard<'_> {
+    fn drop(&mut self) {
+        self.g.wake(true);
+    }
+}
+
+/// The locked domain, addressing one port (dereferences to it).
+pub struct PortGuard<'a> {
+    pub g: DomainGuard<'a>,
+    pub id: PortId,
+}
+
+impl Deref for PortGuard<'_> {
+    type Target = Port;
+    fn deref(&self) -> &Port {
+        self.g.port_ref(self.id)
+    }
+}
+impl DerefMut for PortGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Port {
+        self.g.port(self.id)
+    }
+}
+
+impl Domain {
+    /// A domain with one port over `engine`.
+    pub fn new(engine: Engine, flags: u64) -> Result<Arc<Domain>> {
+        let d = Domain::empty(flags)?;
+        d.r.lock().ports.push(Port::new(engine));
+        Ok(Arc::new(d))
+    }
+
+    /// A domain without ports yet (SSL_new_domain).
+    pub fn empty(flags: u64) -> Result<Domain> {
+        let waker = sys::eventfd().map_err(|e| {
+            Error::sys(e.raw_os_error().unwrap_or(libc::EMFILE)).with(format!("eventfd: {e}"))
+        })?;
+        Ok(Domain {
+            r: Mutex::new(Reactor {
+                ports: Vec::new(),
+                none: Port::new(Engine::new(None)),
+                entries: Vec::new(),
+                next_entry: 0,
+                leader: None,
+            }),
+            owner: AtomicUsize::new(0),
+            waker,
+            flags,
+        })
+    }
+
+    /// Adds a port (a listener made in this domain); returns its id.
+    pub fn add_port(&self, engine: Engine) -> PortId {
+        let mut r = self.lock();
+        r.ports.push(Port::new(engine));
+        r.ports.len() - 1
+    }
+
+    pub fn lock(&self) -> DomainGuard<'_> {
+        let g = self.r.lock();
+        CURRENT_OWNER.with(|c| c.set(self.owner.load(Relaxed)));
+        DomainGuard { g }
+    }
+
+    /// Locks the domain and runs one tick of event handling.
+    pub fn lock_ticked(&self) -> DomainGuard<'_> {
+        let mut g = self.lock();
+        g.tick(Instant::now());
+        g
+    }
+
+    /// Blocks until something of `interest` may have changed, or `deadline` passes (false
+    /// then). The caller re-checks its condition: a return may be spurious.
+    pub fn wait(
+        &self,
+        g: &mut DomainGuard<'_>,
+        interest: Interest,
+        deadline: Option<Instant>,
+    ) -> bool {
+        let now = Instant::now();
+        if deadline.is_some_and(|d| d <= now) {
+            return false;
+        }
+        // What this thread did under the lock (new timers, touched connections) must reach
+        // the others before it sleeps: parking keeps the guard, so its Drop would not run.
+        g.wake(false);
+        if g.leader.is_none() {
+            self.lead(g, interest, deadline)
+        } else {
+            let cv = PARK.with(Arc::clone);
+            let id = g.register(interest, Wake::Cv(cv.clone()));
+            let mut timed_out = false;
+            while !g.woken(id) && !timed_out {
+                timed_out = match deadline {
+                    Some(d) => cv.wait_until(&mut g.g, d).timed_out(),
+                    None => {
+                        cv.wait(&mut g.g);
+                        false
+                    }
+                };
+            }
+            let woken = g.unregister(id);
+            // Leadership may have passed to this thread while it was parked.
+            woken || !timed_out
+        }
+    }
+
+    /// Polls the network for everyone until an event, the earliest timer, a wake-up or
+    /// `deadline`; then handles events and hands leadership on.
+    fn lead(&self, g: &mut DomainGuard<'_>, interest: Interest, deadline: Option<Instant>) -> bool {
+        let now = Instant::now();
+        let until = match (g.next_deadline(now), deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let id = g.register(interest, Wake::Fd(self.waker));
+        g.leader = Some((id, until));
+        let mut fds = Vec::with_capacity(4);
+        fds.push(sys::PollFd {
+            fd: self.waker,
+            read: true,
+            write: false,
+            ready: false,
+        });
+        g.poll_fds(&mut fds);
+        let timeout = until.map(|u| u.saturating_duration_since(now));
+        if timeout != Some(Duration::ZERO) {
+            MutexGuard::unlocked(&mut g.g, || {
+                let _ = sys::poll(&mut fds, timeout);
+            });
+        }
+        sys::eventfd_drain(self.waker);
+        g.leader = None;
+        g.unregister(id);
+        let now = Instant::now();
+        g.tick(now);
+        // Leadership passes on when this thread releases the lock without waiting again
+        // (`wake` with handover, from the guard's Drop).
+        deadline.is_none_or(|d| now < d)
+    }
+
+    /// Registers an eventfd waiter (SSL_poll over several domains); returns its entry id.
+    pub fn watch(&self, fd: i32) -> u64 {
+        self.lock().register(Interest::Any, Wake::Fd(fd))
+    }
+    pub fn unwatch(&self, id: u64) {
+        self.lock().unregister(id);
+    }
+    /// Descriptors to wait on for this domain's network (SSL_poll over several domains).
+    pub fn net_fds(&self, out: &mut Vec<sys::PollFd>) -> Option<Instant> {
+        let mut g = self.lock();
+        g.poll_fds(out);
+        g.next_deadline(Instant::now())
+    }
+}
+
+/// An error for blocking on BIOs that cannot be polled.
+pub fn not_pollable() -> Error {
+    Error::ssl(crate::error::ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED).with(
+        "blocking mode needs network BIOs with poll descriptors (a socket, or a pollable \
+         datagram pair)",
+    )
+}
