@@ -345,6 +345,18 @@
 
 #define OPENSSL_NPN_NO_OVERLAP 2
 
+#define SSL_POLL_EVENT_I ((SSL_POLL_EVENT_IC | SSL_POLL_EVENT_ISB) | SSL_POLL_EVENT_ISU)
+
+#define SSL_POLL_EVENT_OS (SSL_POLL_EVENT_OSB | SSL_POLL_EVENT_OSU)
+
+#define SSL_POLL_EVENT_RE (SSL_POLL_EVENT_R | SSL_POLL_EVENT_ER)
+
+#define SSL_POLL_EVENT_WE (SSL_POLL_EVENT_W | SSL_POLL_EVENT_EW)
+
+#define SSL_POLL_EVENT_RW (SSL_POLL_EVENT_R | SSL_POLL_EVENT_W)
+
+#define SSL_POLL_EVENT_RWE (SSL_POLL_EVENT_RE | SSL_POLL_EVENT_WE)
+
 #define SSL_ERROR_NONE 0
 
 #define SSL_ERROR_SSL 1
@@ -423,6 +435,14 @@
 
 #define SSL_INCOMING_STREAM_POLICY_REJECT 2
 
+#define SSL_SHUTDOWN_FLAG_RAPID 1
+
+#define SSL_SHUTDOWN_FLAG_NO_STREAM_FLUSH 2
+
+#define SSL_SHUTDOWN_FLAG_NO_BLOCK 4
+
+#define SSL_SHUTDOWN_FLAG_WAIT_PEER 8
+
 #define SSL_CONN_CLOSE_FLAG_LOCAL 1
 
 #define SSL_CONN_CLOSE_FLAG_TRANSPORT 2
@@ -468,6 +488,36 @@
 #define SSL_R_WRONG_SSL_VERSION 266
 
 #define SSL_R_CERTIFICATE_VERIFY_FAILED 134
+
+#define SSL_POLL_EVENT_F (1 << 0)
+
+#define SSL_POLL_EVENT_EL (1 << 1)
+
+#define SSL_POLL_EVENT_EC (1 << 2)
+
+#define SSL_POLL_EVENT_ECD (1 << 3)
+
+#define SSL_POLL_EVENT_ER (1 << 4)
+
+#define SSL_POLL_EVENT_EW (1 << 5)
+
+#define SSL_POLL_EVENT_R (1 << 6)
+
+#define SSL_POLL_EVENT_W (1 << 7)
+
+#define SSL_POLL_EVENT_IC (1 << 8)
+
+#define SSL_POLL_EVENT_ISB (1 << 9)
+
+#define SSL_POLL_EVENT_ISU (1 << 10)
+
+#define SSL_POLL_EVENT_OSB (1 << 11)
+
+#define SSL_POLL_EVENT_OSU (1 << 12)
+
+#define SSL_POLL_FLAG_NO_HANDLE_EVENTS 1
+
+#define SSL_R_POLL_REQUEST_NOT_SUPPORTED 418
 
 /**
  * The opaque C type behind `BIO_ADDR *` (the Rust object is a [`BioAddr`]).
@@ -630,6 +680,15 @@ typedef int (*SSL_CTX_alpn_select_cb_func)(SSL *ssl,
                                            const uint8_t *inp,
                                            unsigned int inlen,
                                            void *arg);
+
+/**
+ * One object to poll and the events wanted / seen (OpenSSL's layout, 32 bytes).
+ */
+typedef struct SSL_POLL_ITEM {
+  BIO_POLL_DESCRIPTOR desc;
+  uint64_t events;
+  uint64_t revents;
+} SSL_POLL_ITEM;
 
 /**
  * A port's index in its domain.
@@ -1672,16 +1731,18 @@ int SSL_get_error(const SSL *ssl, int ret);
 
 /**
  * Shuts the connection down: concludes the default stream, waits until its data is
- * acknowledged, sends CONNECTION_CLOSE. Returns 0 while in progress, 1 when done (call again
- * until 1). See SSL_shutdown(3).
+ * acknowledged, sends CONNECTION_CLOSE and waits out the closing period. Returns 0 while in
+ * progress, 1 when done (call again until 1; a blocking connection waits). See SSL_shutdown(3).
  */
 int SSL_shutdown(SSL *ssl);
 
 /**
- * SSL_shutdown with an application error code and reason. See SSL_shutdown_ex(3).
+ * SSL_shutdown with an application error code and reason, and SSL_SHUTDOWN_FLAG_RAPID (done
+ * once CONNECTION_CLOSE is sent), _NO_STREAM_FLUSH (do not wait for stream data to be
+ * acknowledged), _NO_BLOCK. See SSL_shutdown_ex(3).
  */
 int SSL_shutdown_ex(SSL *ssl,
-                    uint64_t _flags,
+                    uint64_t flags,
                     const struct SSL_SHUTDOWN_EX_ARGS *args,
                     size_t _args_len);
 
@@ -1970,6 +2031,25 @@ int SSL_CTX_get_domain_flags(const SSL_CTX *ctx, uint64_t *flags);
  * The flags of the domain this object lives in. See SSL_get_domain_flags(3).
  */
 int SSL_get_domain_flags(const SSL *ssl, uint64_t *flags);
+
+/**
+ * A poll descriptor naming an SSL object, for SSL_POLL_ITEM. See SSL_as_poll_descriptor(3).
+ */
+BIO_POLL_DESCRIPTOR SSL_as_poll_descriptor(SSL *ssl);
+
+/**
+ * Reports which of the requested events each item's QUIC listener, connection or stream
+ * has, waiting up to `timeout` ({0,0}: not at all; NULL: until something happens) for at
+ * least one. Items lie `stride` bytes apart. Returns 1 on success (`*result_count` items
+ * have events); 0 when an item cannot be polled (its revents is SSL_POLL_EVENT_F, later
+ * items are zeroed, an error is queued) or an argument is bad. See SSL_poll(3).
+ */
+int SSL_poll(struct SSL_POLL_ITEM *items,
+             size_t num_items,
+             size_t stride,
+             const struct timeval *timeout,
+             uint64_t flags,
+             size_t *result_count);
 
 #ifdef __cplusplus
 }  // extern "C"

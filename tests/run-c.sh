@@ -11,6 +11,7 @@
 #   C_TESTS="err addr"      run only these (names without test_ and .c)
 #   C_TEST_MODES="c c-asan valgrind"   which of the three ways to run
 #   CONC_COUNT              datagrams for test_concurrency (its default: 1,000,000)
+#   TEST_SCALE              fraction of connections for test_blocking/test_poll (valgrind: 0.1)
 #   NO_VALGRIND=1           skip the valgrind runs
 set -u
 
@@ -131,9 +132,9 @@ case " $MODES " in
             # is off; invalid accesses and leaks stay checked, and every other BIO test keeps
             # the full checks.
             undef=""
-            case "$name" in *quic* | test_biometh) undef="--undef-value-errors=no" ;; esac
+            case "$name" in *quic* | *blocking* | *poll* | test_biometh) undef="--undef-value-errors=no" ;; esac
             run_one "valgrind/$name" "$LOGDIR/valgrind-$name.log" \
-                env CONC_COUNT="$(conc_count valgrind)" TEST_TIMEOUT=170 \
+                env CONC_COUNT="$(conc_count valgrind)" TEST_SCALE=0.1 TEST_TIMEOUT=170 \
                 timeout 200 valgrind -q --error-exitcode=99 --leak-check=full \
                 --errors-for-leak-kinds=definite --fair-sched=yes $undef "$BUILD/c/$name"
         done

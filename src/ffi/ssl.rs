@@ -534,12 +534,12 @@ pub extern "C" fn SSL_get_error(ssl: *const SSL, ret: c_int) -> c_int {
 }
 
 /// Shuts the connection down: concludes the default stream, waits until its data is
-/// acknowledged, sends CONNECTION_CLOSE. Returns 0 while in progress, 1 when done (call again
-/// until 1). See SSL_shutdown(3).
+/// acknowledged, sends CONNECTION_CLOSE and waits out the closing period. Returns 0 while in
+/// progress, 1 when done (call again until 1; a blocking connection waits). See SSL_shutdown(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_shutdown(ssl: *mut SSL) -> c_int {
     guard_with("SSL_shutdown", -1, || {
-        Ok(ssl_arg(ssl)?.shutdown(0, b"")? as c_int)
+        Ok(ssl_arg(ssl)?.shutdown(0, b"", 0)? as c_int)
     })
 }
 
@@ -549,11 +549,13 @@ pub struct SSL_SHUTDOWN_EX_ARGS {
     pub quic_error_code: u64,
     pub quic_reason: *const c_char,
 }
-/// SSL_shutdown with an application error code and reason. See SSL_shutdown_ex(3).
+/// SSL_shutdown with an application error code and reason, and SSL_SHUTDOWN_FLAG_RAPID (done
+/// once CONNECTION_CLOSE is sent), _NO_STREAM_FLUSH (do not wait for stream data to be
+/// acknowledged), _NO_BLOCK. See SSL_shutdown_ex(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_shutdown_ex(
     ssl: *mut SSL,
-    _flags: u64,
+    flags: u64,
     args: *const SSL_SHUTDOWN_EX_ARGS,
     _args_len: usize,
 ) -> c_int {
@@ -568,7 +570,7 @@ pub extern "C" fn SSL_shutdown_ex(
             Some(a) => (a.quic_error_code, &b""[..]),
             None => (0, &b""[..]),
         };
-        Ok(s.shutdown(code, reason)? as c_int)
+        Ok(s.shutdown(code, reason, flags)? as c_int)
     })
 }
 
@@ -1153,12 +1155,6 @@ pub extern "C" fn SSL_select_next_proto(
     })
 }
 
-pub const SSL_DOMAIN_FLAG_SINGLE_THREAD: u64 = crate::ssl::SSL_DOMAIN_FLAG_SINGLE_THREAD;
-pub const SSL_DOMAIN_FLAG_MULTI_THREAD: u64 = crate::ssl::SSL_DOMAIN_FLAG_MULTI_THREAD;
-pub const SSL_DOMAIN_FLAG_THREAD_ASSISTED: u64 = crate::ssl::SSL_DOMAIN_FLAG_THREAD_ASSISTED;
-pub const SSL_DOMAIN_FLAG_BLOCKING: u64 = crate::ssl::SSL_DOMAIN_FLAG_BLOCKING;
-pub const SSL_DOMAIN_FLAG_LEGACY_BLOCKING: u64 = crate::ssl::SSL_DOMAIN_FLAG_LEGACY_BLOCKING;
-
 /// A domain: listeners made from it (SSL_new_listener_from) share one reactor and one lock,
 /// so one thread can block on or poll all of them. `flags` are SSL_DOMAIN_FLAG_*; without a
 /// threading model the context's flags apply. See SSL_new_domain(3).
@@ -1223,5 +1219,112 @@ pub extern "C" fn SSL_get_domain_flags(ssl: *const SSL, flags: *mut u64) -> c_in
         let f = ssl_arg(ssl)?.domain().flags;
         put(flags, f);
         Ok(1)
+    })
+}
+
+use crate::ssl::poll::*;
+
+pub const SSL_POLL_EVENT_I: u64 = SSL_POLL_EVENT_IC | SSL_POLL_EVENT_ISB | SSL_POLL_EVENT_ISU;
+pub const SSL_POLL_EVENT_OS: u64 = SSL_POLL_EVENT_OSB | SSL_POLL_EVENT_OSU;
+pub const SSL_POLL_EVENT_RE: u64 = SSL_POLL_EVENT_R | SSL_POLL_EVENT_ER;
+pub const SSL_POLL_EVENT_WE: u64 = SSL_POLL_EVENT_W | SSL_POLL_EVENT_EW;
+pub const SSL_POLL_EVENT_RW: u64 = SSL_POLL_EVENT_R | SSL_POLL_EVENT_W;
+pub const SSL_POLL_EVENT_RWE: u64 = SSL_POLL_EVENT_RE | SSL_POLL_EVENT_WE;
+
+/// One object to poll and the events wanted / seen (OpenSSL's layout, 32 bytes).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SSL_POLL_ITEM {
+    pub desc: BIO_POLL_DESCRIPTOR,
+    pub events: u64,
+    pub revents: u64,
+}
+
+/// A poll descriptor naming an SSL object, for SSL_POLL_ITEM. See SSL_as_poll_descriptor(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_as_poll_descriptor(ssl: *mut SSL) -> BIO_POLL_DESCRIPTOR {
+    let mut d = BIO_POLL_DESCRIPTOR::none();
+    d.r#type = crate::bio::msg::BIO_POLL_DESCRIPTOR_TYPE_SSL;
+    d.value.ssl = ssl.cast();
+    d
+}
+
+/// Reports which of the requested events each item's QUIC listener, connection or stream
+/// has, waiting up to `timeout` ({0,0}: not at all; NULL: until something happens) for at
+/// least one. Items lie `stride` bytes apart. Returns 1 on success (`*result_count` items
+/// have events); 0 when an item cannot be polled (its revents is SSL_POLL_EVENT_F, later
+/// items are zeroed, an error is queued) or an argument is bad. See SSL_poll(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_poll(
+    items: *mut SSL_POLL_ITEM,
+    num_items: usize,
+    stride: usize,
+    timeout: *const libc::timeval,
+    flags: u64,
+    result_count: *mut usize,
+) -> c_int {
+    put(result_count, 0);
+    ffi_entry!(SSL_poll => {
+        if num_items > 0 && items.is_null() {
+            return Err(Error::ssl(ERR_R_PASSED_NULL_PARAMETER).with("argument `items` is NULL"));
+        }
+        if num_items > 0 && stride < size_of::<SSL_POLL_ITEM>() {
+            return Err(Error::invalid("stride is smaller than SSL_POLL_ITEM"));
+        }
+        // SAFETY: the caller passes NULL or a valid timeval.
+        let deadline = match unsafe { timeout.as_ref() } {
+            None => None,
+            Some(t) if t.tv_sec < 0 || t.tv_usec < 0 => return Err(Error::invalid("negative timeout")),
+            Some(t) => Some(std::time::Instant::now() + Duration::new(t.tv_sec as u64, 0) + Duration::from_micros(t.tv_usec as u64)),
+        };
+        let base = items.cast::<u8>();
+        let item = |i: usize| base.wrapping_add(i * stride).cast::<SSL_POLL_ITEM>();
+        // The objects stay referenced for the call: an item's SSL may not be freed under us
+        // by the caller anyway, but holding them makes the domains safe to wait on.
+        let mut objs: Vec<Option<Arc<Ssl>>> = Vec::with_capacity(num_items);
+        let mut kinds = Vec::with_capacity(num_items);
+        for i in 0..num_items {
+            // SAFETY: item i lies within the caller's array of num_items items, stride apart.
+            let it = unsafe { item(i).read_unaligned() };
+            let k = if it.desc.r#type == crate::bio::msg::BIO_POLL_DESCRIPTOR_TYPE_SSL {
+                // SAFETY: an SSL descriptor's union member is `ssl`.
+                let p = unsafe { it.desc.value.ssl }.cast::<SSL>();
+                if p.is_null() { 0 } else { objs.push(Some(ssl_arc(p)?)); 2 }
+            } else {
+                1
+            };
+            if k != 2 {
+                objs.push(None);
+            }
+            kinds.push((k, it.events));
+        }
+        let mut reqs: Vec<crate::ssl::poll::Item<'_>> = kinds
+            .iter()
+            .zip(&objs)
+            .map(|(&(k, events), o)| crate::ssl::poll::Item {
+                target: match (k, o) {
+                    (2, Some(s)) => crate::ssl::poll::Target::Obj(s),
+                    (0, _) => crate::ssl::poll::Target::Skip,
+                    _ => crate::ssl::poll::Target::Unsupported,
+                },
+                events,
+                revents: 0,
+            })
+            .collect();
+        let r = crate::ssl::poll::poll(&mut reqs, deadline, flags);
+        for (i, rq) in reqs.iter().enumerate() {
+            // SAFETY: as above; only the revents field is written.
+            unsafe { std::ptr::addr_of_mut!((*item(i)).revents).write_unaligned(rq.revents) };
+        }
+        match r {
+            Ok(n) => {
+                put(result_count, n);
+                Ok(1)
+            }
+            Err((n, e)) => {
+                put(result_count, n);
+                Err(e)
+            }
+        }
     })
 }

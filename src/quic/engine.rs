@@ -59,6 +59,12 @@ pub struct Conn {
     pub acked: std::collections::HashSet<StreamId>,
     /// Incoming stream policy REJECT: new peer streams are stopped and reset with this code.
     pub reject_incoming: Option<u64>,
+    /// Streams whose last write was refused for want of flow-control credit, until quinn
+    /// says they are writable again (for SSL_POLL_EVENT_W).
+    pub write_blocked: std::collections::HashSet<StreamId>,
+    /// Opening a stream of this direction (bidi, uni) failed for want of stream credit,
+    /// until quinn says more is available (for SSL_POLL_EVENT_OSB/OSU).
+    pub open_blocked: [bool; 2],
 }
 
 pub struct Engine {
@@ -142,6 +148,8 @@ impl Engine {
             incoming: VecDeque::new(),
             acked: Default::default(),
             reject_incoming: None,
+            write_blocked: Default::default(),
+            open_blocked: [false; 2],
         };
         self.conns.insert(id, c);
         self.by_handle.insert(ch, id);
@@ -321,6 +329,12 @@ impl Engine {
                     Event::Stream(StreamEvent::Finished { id }) => {
                         c.acked.insert(id);
                     }
+                    Event::Stream(StreamEvent::Writable { id }) => {
+                        c.write_blocked.remove(&id);
+                    }
+                    Event::Stream(StreamEvent::Available { dir }) => {
+                        c.open_blocked[dir as usize] = false;
+                    }
                     _ => {}
                 }
             }
@@ -382,6 +396,7 @@ impl Engine {
             return None;
         }
         let s = c.q.streams().open(dir);
+        c.open_blocked[dir as usize] = s.is_none();
         self.mark(id);
         s
     }

@@ -440,7 +440,7 @@ impl Domain {
 
 /// An error for blocking on BIOs that cannot be polled.
 pub fn not_pollable() -> Error {
-    Error::ssl(crate::error::ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED).with(
+    Error::ssl(crate::error::ERR_R_UNSUPPORTED).with(
         "blocking mode needs network BIOs with poll descriptors (a socket, or a pollable \
          datagram pair)",
     )

@@ -7,6 +7,7 @@
 pub mod alpn;
 pub mod ctx;
 pub mod domain;
+pub mod poll;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -65,6 +66,10 @@ pub const SSL_STREAM_STATE_CONN_CLOSED: i32 = 6;
 pub const SSL_INCOMING_STREAM_POLICY_AUTO: i32 = 0;
 pub const SSL_INCOMING_STREAM_POLICY_ACCEPT: i32 = 1;
 pub const SSL_INCOMING_STREAM_POLICY_REJECT: i32 = 2;
+pub const SSL_SHUTDOWN_FLAG_RAPID: u64 = 1;
+pub const SSL_SHUTDOWN_FLAG_NO_STREAM_FLUSH: u64 = 2;
+pub const SSL_SHUTDOWN_FLAG_NO_BLOCK: u64 = 4;
+pub const SSL_SHUTDOWN_FLAG_WAIT_PEER: u64 = 8;
 pub const SSL_CONN_CLOSE_FLAG_LOCAL: u32 = 1;
 pub const SSL_CONN_CLOSE_FLAG_TRANSPORT: u32 = 2;
 
@@ -754,7 +759,10 @@ impl Ssl {
         } else {
             match s.write(data) {
                 Ok(n) => n,
-                Err(WriteError::Blocked) => return Err(Error::would_block()),
+                Err(WriteError::Blocked) => {
+                    conn.write_blocked.insert(id);
+                    return Err(Error::would_block());
+                }
                 Err(WriteError::Stopped(code)) => {
                     *st.stopped.lock() = Some(code.into_inner());
                     return Err(Error::ssl(SSL_R_STREAM_RESET)
@@ -803,8 +811,10 @@ impl Ssl {
                 }
             }
         }
-        let _ = chunks.finalize();
-        p.engine.mark(h);
+        // Only taking data can free flow-control credit worth telling the peer about.
+        if chunks.finalize().should_transmit() {
+            p.engine.mark(h);
+        }
     }
 
     /// SSL_read_ex (`peek` false) or SSL_peek_ex (`peek` true).
@@ -1159,28 +1169,31 @@ impl Ssl {
         }
     }
 
-    /// SSL_shutdown: conclude, wait for our stream data to be acknowledged, then close.
-    /// Ok(true) when done, Ok(false) while in progress.
-    pub fn shutdown(&self, code: u64, reason: &[u8]) -> Result<bool> {
+    /// SSL_shutdown(_ex): conclude the default stream, wait for its data to be acknowledged
+    /// (unless NO_STREAM_FLUSH or RAPID), send CONNECTION_CLOSE, then wait out the closing
+    /// period (unless RAPID). Ok(true) when done, Ok(false) while in progress; a blocking
+    /// object waits (unless NO_BLOCK).
+    pub fn shutdown(&self, code: u64, reason: &[u8], flags: u64) -> Result<bool> {
         let c = self.as_conn()?;
-        // A blocking shutdown waits until it is complete; a non-blocking one says "not yet".
-        let r = self.op(true, |p| {
+        let rapid = flags & SSL_SHUTDOWN_FLAG_RAPID != 0;
+        let flush = flags & (SSL_SHUTDOWN_FLAG_NO_STREAM_FLUSH | SSL_SHUTDOWN_FLAG_RAPID) == 0;
+        let r = self.op(flags & SSL_SHUTDOWN_FLAG_NO_BLOCK == 0, |p| {
             let Some(h) = *c.handle.lock() else {
                 return Ok(());
             };
             let Some(conn) = p.engine.conns.get_mut(&h) else {
                 return Ok(());
             };
-            if conn.q.is_closed() || conn.lost.is_some() {
+            if conn.drained {
                 return Ok(());
             }
-            if !c.closing.load(Relaxed) {
+            if !c.closing.load(Relaxed) && conn.lost.is_none() && !conn.q.is_closed() {
                 if let Some(id) = *c.default_stream.lock() {
                     let _ = conn.q.send_stream(id).finish();
                     // Data still unacknowledged: come back later (OpenSSL flushes streams
                     // first).
                     let stopped = matches!(conn.q.send_stream(id).stopped(), Ok(Some(_)));
-                    if !stopped && !conn.acked.contains(&id) {
+                    if flush && !stopped && !conn.acked.contains(&id) {
                         p.engine.mark(h);
                         p.run(Instant::now());
                         return Err(want_read());
@@ -1194,7 +1207,11 @@ impl Ssl {
                 p.engine.mark(h);
                 p.run(Instant::now());
             }
-            Ok(())
+            if rapid {
+                return Ok(());
+            }
+            // Closing (or draining after the peer closed): done once quinn has forgotten it.
+            Err(want_read())
         });
         match r {
             Ok(()) => Ok(true),

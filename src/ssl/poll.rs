@@ -1,0 +1,313 @@
+//! SSL_poll: readiness of listeners, connections and streams, level-triggered, and the wait
+//! for it. Reading an object's state is a few lookups under its domain's lock and touches
+//! no other connection; waiting reuses the domain's blocking machinery (one domain) or
+//! polls every domain's descriptors plus an eventfd the domains signal (several).
+//! Must not touch: `extern "C"` (ffi walks the caller's item array).
+#![deny(unsafe_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use quinn_proto::Dir;
+
+use super::domain::{Domain, Interest};
+use super::*;
+use crate::sys;
+
+pub const SSL_POLL_EVENT_F: u64 = 1 << 0;
+pub const SSL_POLL_EVENT_EL: u64 = 1 << 1;
+pub const SSL_POLL_EVENT_EC: u64 = 1 << 2;
+pub const SSL_POLL_EVENT_ECD: u64 = 1 << 3;
+pub const SSL_POLL_EVENT_ER: u64 = 1 << 4;
+pub const SSL_POLL_EVENT_EW: u64 = 1 << 5;
+pub const SSL_POLL_EVENT_R: u64 = 1 << 6;
+pub const SSL_POLL_EVENT_W: u64 = 1 << 7;
+pub const SSL_POLL_EVENT_IC: u64 = 1 << 8;
+pub const SSL_POLL_EVENT_ISB: u64 = 1 << 9;
+pub const SSL_POLL_EVENT_ISU: u64 = 1 << 10;
+pub const SSL_POLL_EVENT_OSB: u64 = 1 << 11;
+pub const SSL_POLL_EVENT_OSU: u64 = 1 << 12;
+pub const SSL_POLL_FLAG_NO_HANDLE_EVENTS: u64 = 1;
+pub const SSL_R_POLL_REQUEST_NOT_SUPPORTED: u32 = 418;
+
+/// One item of an SSL_poll call, as the C boundary decoded it.
+pub enum Target<'a> {
+    /// An SSL item whose SSL pointer is NULL: skipped.
+    Skip,
+    /// Not something SSL_poll can wait on (a socket or custom descriptor, no descriptor).
+    Unsupported,
+    Obj(&'a Arc<Ssl>),
+}
+
+pub struct Item<'a> {
+    pub target: Target<'a>,
+    pub events: u64,
+    pub revents: u64,
+}
+
+fn unsupported(what: &str) -> Error {
+    Error::ssl(SSL_R_POLL_REQUEST_NOT_SUPPORTED).with(what.to_string())
+}
+
+impl Ssl {
+    /// The events of `mask` this object has now (no event handling).
+    pub fn poll_events(&self, mask: u64) -> u64 {
+        let mut p = self.locked();
+        let ev = match &self.kind {
+            Kind::Domain(_) => 0,
+            Kind::Listener(_) => {
+                if p.engine.accept_queue.is_empty() {
+                    0
+                } else {
+                    SSL_POLL_EVENT_IC
+                }
+            }
+            Kind::Conn(c) => self.conn_events(c, &mut p),
+            Kind::Stream(s) => match s.conn.as_conn() {
+                Ok(c) => match *c.handle.lock() {
+                    Some(h) => self.stream_events(&mut p, h, s.id, &s.st, c),
+                    None => 0,
+                },
+                Err(_) => 0,
+            },
+        };
+        ev & mask
+    }
+
+    fn conn_events(&self, c: &Conn, p: &mut Port) -> u64 {
+        let Some(h) = *c.handle.lock() else {
+            // Not started: the only thing to do is to write (which starts it).
+            return SSL_POLL_EVENT_W;
+        };
+        let Some(conn) = p.engine.conns.get(&h) else {
+            return SSL_POLL_EVENT_EC | SSL_POLL_EVENT_ECD;
+        };
+        if conn.drained {
+            return SSL_POLL_EVENT_EC | SSL_POLL_EVENT_ECD;
+        }
+        if c.closing.load(Relaxed) || conn.lost.is_some() || conn.q.is_closed() {
+            return SSL_POLL_EVENT_EC;
+        }
+        let mut ev = 0;
+        if conn.connected {
+            if !conn.open_blocked[Dir::Bi as usize] {
+                ev |= SSL_POLL_EVENT_OSB;
+            }
+            if !conn.open_blocked[Dir::Uni as usize] {
+                ev |= SSL_POLL_EVENT_OSU;
+            }
+        }
+        if conn.incoming.iter().any(|id| id.dir() == Dir::Bi) {
+            ev |= SSL_POLL_EVENT_ISB;
+        }
+        if conn.incoming.iter().any(|id| id.dir() == Dir::Uni) {
+            ev |= SSL_POLL_EVENT_ISU;
+        }
+        // The default stream's events show on the connection.
+        match *c.default_stream.lock() {
+            Some(id) => ev |= self.stream_events(p, h, id, &c.default_st, c),
+            None if c.default_mode.load(Relaxed) != SSL_DEFAULT_STREAM_MODE_NONE => {
+                ev |= SSL_POLL_EVENT_W
+            }
+            None => {}
+        }
+        ev
+    }
+
+    fn stream_events(
+        &self,
+        p: &mut Port,
+        h: ConnId,
+        id: StreamId,
+        st: &StreamState,
+        c: &Conn,
+    ) -> u64 {
+        let Some(side) = p.engine.conns.get(&h).map(|conn| conn.q.side()) else {
+            return 0;
+        };
+        let recvs = id.dir() == Dir::Bi || id.initiator() != side;
+        let sends = id.dir() == Dir::Bi || id.initiator() == side;
+        let mut ev = 0;
+        if recvs {
+            // A reset discards what was not read yet, even bytes already peeked.
+            if st.reset_remote.lock().is_none()
+                && !st.fin_seen.load(Relaxed)
+                && let Some(conn) = p.engine.conns.get_mut(&h)
+                && let Ok(Some(code)) = conn.q.recv_stream(id).received_reset()
+            {
+                *st.reset_remote.lock() = Some(code.into_inner());
+                st.peek.lock().clear();
+                p.engine.mark(h);
+            }
+            // One byte is enough to know: it waits in the peek buffer for the next read.
+            if st.peek.lock().is_empty()
+                && !st.fin_seen.load(Relaxed)
+                && st.reset_remote.lock().is_none()
+            {
+                Ssl::pull(p, h, id, st, 1);
+            }
+            if st.reset_remote.lock().is_some() {
+                ev |= SSL_POLL_EVENT_ER;
+            } else if !st.peek.lock().is_empty() || st.fin_seen.load(Relaxed) {
+                ev |= SSL_POLL_EVENT_R;
+            }
+        }
+        let Some(conn) = p.engine.conns.get_mut(&h) else {
+            return ev;
+        };
+        if sends {
+            if st.stopped.lock().is_none()
+                && let Ok(Some(code)) = conn.q.send_stream(id).stopped()
+            {
+                *st.stopped.lock() = Some(code.into_inner());
+            }
+            let terminating = c.closing.load(Relaxed)
+                || conn.lost.is_some()
+                || conn.q.is_closed()
+                || conn.drained;
+            if st.stopped.lock().is_some() {
+                ev |= SSL_POLL_EVENT_EW;
+            } else if !terminating
+                && !st.concluded.load(Relaxed)
+                && st.reset_local.lock().is_none()
+                && !conn.write_blocked.contains(&id)
+            {
+                ev |= SSL_POLL_EVENT_W;
+            }
+        }
+        ev
+    }
+}
+
+/// Fills every item's `revents`; the count of items with events, or the error of the first
+/// unsupported item (whose revents is F; later items are zeroed).
+fn readout(items: &mut [Item<'_>]) -> std::result::Result<usize, (usize, Error)> {
+    let mut count = 0;
+    for i in 0..items.len() {
+        let it = &mut items[i];
+        it.revents = match &it.target {
+            Target::Skip => 0,
+            Target::Unsupported => {
+                it.revents = SSL_POLL_EVENT_F;
+                for later in &mut items[i + 1..] {
+                    later.revents = 0;
+                }
+                return Err((
+                    count + 1,
+                    unsupported("SSL_poll waits only on QUIC listeners, connections and streams"),
+                ));
+            }
+            Target::Obj(s) => s.poll_events(it.events),
+        };
+        if it.revents != 0 {
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
+/// The distinct domains of the items, in order of first appearance.
+fn domains(items: &[Item<'_>]) -> Vec<Arc<Domain>> {
+    let mut out: Vec<Arc<Domain>> = Vec::new();
+    for it in items {
+        if let Target::Obj(s) = &it.target {
+            let d = s.domain();
+            if !out.iter().any(|x| Arc::ptr_eq(x, d)) {
+                out.push(d.clone());
+            }
+        }
+    }
+    out
+}
+
+thread_local! {
+    /// This thread's eventfd for waits over several domains (made on first use).
+    static POLL_FD: i32 = sys::eventfd().unwrap_or(-1);
+}
+
+/// SSL_poll: Ok(count) when the call succeeded (events or timeout), Err((count, error))
+/// when an item cannot be polled.
+pub fn poll(
+    items: &mut [Item<'_>],
+    deadline: Option<Instant>,
+    flags: u64,
+) -> std::result::Result<usize, (usize, Error)> {
+    let doms = domains(items);
+    let mut handle = flags & SSL_POLL_FLAG_NO_HANDLE_EVENTS == 0;
+    loop {
+        if handle {
+            for d in &doms {
+                d.lock().tick(Instant::now());
+            }
+        }
+        handle = true;
+        let count = readout(items)?;
+        let now = Instant::now();
+        if count > 0 || deadline.is_some_and(|d| d <= now) {
+            return Ok(count);
+        }
+        if doms.is_empty() {
+            // Nothing to wait for: sleep out a finite timeout, return at once otherwise.
+            if let Some(d) = deadline {
+                let _ = sys::poll(&mut [], Some(d - now));
+            }
+            return Ok(0);
+        }
+        if !doms.iter().all(|d| d.lock().pollable()) {
+            if let Some(first) = items.first_mut() {
+                first.revents = SSL_POLL_EVENT_F;
+            }
+            for it in items.iter_mut().skip(1) {
+                it.revents = 0;
+            }
+            return Err((
+                1,
+                unsupported("cannot wait: a network BIO has no poll descriptor (use a socket)"),
+            ));
+        }
+        if let [d] = doms.as_slice() {
+            let mut g = d.lock();
+            d.wait(&mut g, Interest::Any, deadline);
+            // The wait handled events (or was woken by someone who did).
+            handle = false;
+        } else {
+            wait_many(&doms, deadline);
+        }
+    }
+}
+
+/// Waits on several domains: their network descriptors and an eventfd they signal when
+/// anything happens, until the earliest timer of any of them or `deadline`.
+fn wait_many(doms: &[Arc<Domain>], deadline: Option<Instant>) {
+    let fd = POLL_FD.with(|f| *f);
+    let mut fds = Vec::new();
+    let mut until = deadline;
+    if fd >= 0 {
+        fds.push(sys::PollFd {
+            fd,
+            read: true,
+            write: false,
+            ready: false,
+        });
+    }
+    let ids: Vec<u64> = doms
+        .iter()
+        .map(|d| if fd >= 0 { d.watch(fd) } else { u64::MAX })
+        .collect();
+    for d in doms {
+        if let Some(t) = d.net_fds(&mut fds) {
+            until = Some(until.map_or(t, |u| u.min(t)));
+        }
+    }
+    let now = Instant::now();
+    let _ = sys::poll(&mut fds, until.map(|u| u.saturating_duration_since(now)));
+    if fd >= 0 {
+        sys::eventfd_drain(fd);
+    }
+    for (d, id) in doms.iter().zip(ids) {
+        if id != u64::MAX {
+            d.unwatch(id);
+        }
+    }
+}
