@@ -132,7 +132,7 @@ case " $MODES " in
             # is off; invalid accesses and leaks stay checked, and every other BIO test keeps
             # the full checks.
             undef=""
-            case "$name" in *quic* | *blocking* | *poll* | test_biometh) undef="--undef-value-errors=no" ;; esac
+            case "$name" in *quic* | *blocking* | *poll* | *assist* | *domain* | test_biometh) undef="--undef-value-errors=no" ;; esac
             run_one "valgrind/$name" "$LOGDIR/valgrind-$name.log" \
                 env CONC_COUNT="$(conc_count valgrind)" TEST_SCALE=0.1 TEST_TIMEOUT=170 \
                 timeout 200 valgrind -q --error-exitcode=99 --leak-check=full \

@@ -258,6 +258,8 @@ pub struct Domain {
     waker: i32,
     /// SSL_DOMAIN_FLAG_* this domain was made with.
     pub flags: u64,
+    /// Set when the object owning a background thread goes away: the thread exits.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Domain {
@@ -330,6 +332,7 @@ impl Domain {
             owner: AtomicUsize::new(0),
             waker,
             flags,
+            stopping: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -421,6 +424,36 @@ impl Domain {
         // Leadership passes on when this thread releases the lock without waiting again
         // (`wake` with handover, from the guard's Drop).
         deadline.is_none_or(|d| now < d)
+    }
+
+    /// Starts the thread-assisted mode's background thread (OSSL_QUIC_client_thread_method):
+    /// it keeps handling events, timers included, while the application does nothing. It
+    /// is the only thread the library ever starts, and only when asked for.
+    pub fn start_assist(self: &Arc<Domain>) -> Result<()> {
+        let d = self.clone();
+        std::thread::Builder::new()
+            .name("osslquic-assist".into())
+            .spawn(move || {
+                let mut g = d.lock();
+                while !d.stopping.load(Relaxed) {
+                    g.tick(Instant::now());
+                    d.wait(&mut g, Interest::Any, None);
+                }
+            })
+            .map(|_| ())
+            .map_err(|e| Error::internal(format!("cannot start the assist thread: {e}")))
+    }
+
+    /// Ends the background thread, if any: it notices at its next wake-up, which this
+    /// causes.
+    pub fn stop_assist(&self) {
+        self.stopping.store(true, Relaxed);
+        let mut g = self.lock();
+        for e in g.entries.iter_mut() {
+            e.woken = true;
+            signal(&e.wake);
+        }
+        sys::eventfd_signal(self.waker);
     }
 
     /// Registers an eventfd waiter (SSL_poll over several domains); returns its entry id.

@@ -97,6 +97,8 @@ pub struct Conn {
     reject: Mutex<Option<u64>>,
     alpn: std::sync::OnceLock<Vec<u8>>,
     closing: AtomicBool,
+    /// A background thread serves this connection's domain (thread-assisted mode).
+    assisted: AtomicBool,
     close_code: AtomicU64,
     pub close_reason: std::sync::OnceLock<std::ffi::CString>,
 }
@@ -590,6 +592,10 @@ impl Ssl {
             })?;
         *c.handle.lock() = Some(h);
         p.tick(Instant::now());
+        if self.domain().flags & SSL_DOMAIN_FLAG_THREAD_ASSISTED != 0 && c.listener.is_none() {
+            self.domain().start_assist()?;
+            c.assisted.store(true, Relaxed);
+        }
         Ok(h)
     }
 
@@ -1312,6 +1318,7 @@ impl Conn {
             reject: Mutex::new(None),
             alpn: std::sync::OnceLock::new(),
             closing: AtomicBool::new(false),
+            assisted: AtomicBool::new(false),
             close_code: AtomicU64::new(0),
             close_reason: std::sync::OnceLock::new(),
         }
@@ -1322,6 +1329,9 @@ impl Drop for Conn {
     /// Freeing a live connection closes it (the peer is told at once rather than by timeout);
     /// the engine then forgets it once quinn has.
     fn drop(&mut self) {
+        if *self.assisted.get_mut() {
+            self.domain.stop_assist();
+        }
         if let Some(h) = *self.handle.get_mut() {
             let mut g = self.domain.lock();
             let p = g.port(self.port);
