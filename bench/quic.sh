@@ -8,7 +8,14 @@
 #   BENCH_QUIC_BULK_BYTES  bytes of the bulk transfer (default 200000000)
 #   BENCH_QUIC_IDLE_CONNS  idle connections (default 10000; fewer if they do not fit the setup cap)
 #   BENCH_QUIC_IDLE_SECS   idle measurement window (default 10)
-#   BENCH_QUIC_ONLY        bulk | handshakes | idle (default: all)
+#   BENCH_QUIC_MT_SECS     timed seconds per run of the threaded vs single-thread figure (default 5)
+#   BENCH_QUIC_MT_ROUNDS   runs of each server mode, interleaved (default 2)
+#   BENCH_QUIC_MT_CONNS    concurrent client connections (default 64)
+#   BENCH_QUIC_MT_CLIENT   sockets (one UDP socket per connection, default) | one (all on one
+#                          client listener's socket, SSL_new_from_listener)
+#   BENCH_QUIC_MT_WORKERS  0 (default): a thread per connection serves its streams; N > 0: the
+#                          connection threads hand streams to a pool of N threads
+#   BENCH_QUIC_ONLY        bulk | handshakes | idle | mt (default: all)
 # (Own names, not BENCH_ONLY/BENCH_ROUNDS: those mean other things to bench/dgram_bench.c.)
 # Every program runs under timeout(1), which ends its whole process group (the forked server
 # or listener too) if it ever hangs; the programs bound every wait of their own.
@@ -26,6 +33,11 @@ HS_SECS=${BENCH_QUIC_HS_SECS:-1}
 BULK=${BENCH_QUIC_BULK_BYTES:-200000000}
 IDLE_N=${BENCH_QUIC_IDLE_CONNS:-10000}
 IDLE_SECS=${BENCH_QUIC_IDLE_SECS:-10}
+MT_SECS=${BENCH_QUIC_MT_SECS:-5}
+MT_ROUNDS=${BENCH_QUIC_MT_ROUNDS:-2}
+MT_CONNS=${BENCH_QUIC_MT_CONNS:-64}
+MT_CLIENT=${BENCH_QUIC_MT_CLIENT:-sockets}
+MT_WORKERS=${BENCH_QUIC_MT_WORKERS:-0}
 ONLY=${BENCH_QUIC_ONLY:-all}
 QB=target/release/examples/quinn_bench
 
@@ -36,11 +48,12 @@ fi
 mkdir -p "$OUT"
 [ -f "$CERTS/ca.pem" ] || cargo run --release --quiet --example gencert -- "$CERTS"
 # -Werror is left out on purpose: a warning from a newer compiler must not hide the figures.
-for p in quic_bulk quic_handshakes quic_idle; do
+for p in quic_bulk quic_handshakes quic_idle quic_mt; do
     # shellcheck disable=SC2086 # LIBS is a list of flags
     "$CC" -O2 -g -Wall -Wextra -std=c11 -D_GNU_SOURCE -Iinclude -o "$OUT/$p" "bench/$p.c" "$LIB" $LIBS
 done
-cargo build --release --quiet --example quinn_bench
+# The reference is not needed by the mt figure (it compares two servers of ours).
+[ "$ONLY" = mt ] || cargo build --release --quiet --example quinn_bench
 
 # kv LINE KEY: the value of KEY=... in a result line.
 kv() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
@@ -134,4 +147,71 @@ if [ "$ONLY" = all ] || [ "$ONLY" = idle ]; then
         printf("%-16s %-20s %8.3f ms    | %-20s %8.3f ms    | ratio %6.3fx (lower is better)\n",
                "  srv CPU/conn", "osslquic listener", 1000 * o / on, "quinn server", 1000 * r / rn, (o / on) / (r / rn))
     }'
+fi
+
+if [ "$ONLY" = all ] || [ "$ONLY" = mt ]; then
+    # quic_mt's own limit covers connect, warm-up, window, drain and close; timeout(1) is the
+    # last resort against a hung library (it ends the forked server too).
+    mt_limit=$(awk -v s="$MT_SECS" 'BEGIN { printf("%d", s + 40) }')
+    mt_run() {
+        timeout -k 5 $((mt_limit + 20)) "$OUT/quic_mt" -m "$1" -n "$MT_CONNS" -s "$MT_SECS" -u 1 \
+            -C "$MT_CLIENT" -w "$MT_WORKERS" -t "$mt_limit" -c "$CERTS"
+    }
+    thr="" sgl="" tbest="" sbest="" i=0
+    while [ "$i" -lt "$MT_ROUNDS" ]; do
+        t=$(mt_run threaded) || { printf '%s\n' "$t"; fail "quic_mt -m threaded"; }
+        s=$(mt_run single) || { printf '%s\n' "$s"; fail "quic_mt -m single"; }
+        thr="$thr$t
+"
+        sgl="$sgl$s
+"
+        tbest=$(better "$tbest" "$t" rps)
+        sbest=$(better "$sbest" "$s" rps)
+        i=$((i + 1))
+    done
+    if [ "$MT_WORKERS" -gt 0 ]; then
+        tdesc="blocking, a thread per connection accepting streams for a pool of $MT_WORKERS threads, plus"
+    else
+        tdesc="blocking, one thread per connection (SSL_accept_stream, read, write, free), plus"
+    fi
+    if [ "$MT_CLIENT" = one ]; then
+        cdesc="one thread, all connections on one UDP socket (SSL_new_from_listener), SSL_poll"
+    else
+        cdesc="one thread, one UDP socket per connection, poll(2) + SSL_handle_events"
+    fi
+    echo
+    echo "== Threads (issue 4): $MT_CONNS client connections, each asking one request at a time on a new"
+    echo "   bidi stream: \"GET /10240\" + FIN, then 10240 bytes + FIN back, every byte checked."
+    echo "   threaded: $tdesc"
+    echo "   an accept thread blocked in SSL_accept_connection. single-thread: one non-blocking thread"
+    echo "   on SSL_poll over listener, connections and streams (the core issue's server design)."
+    echo "   Client (the same for both): another process, $cdesc."
+    echo "   It shares the $(nproc) cores with the server: no server can have them all."
+    echo "   req/s over ${MT_SECS} s after 1 s of warm-up, $MT_ROUNDS runs of each, interleaved;"
+    echo "   ratio = threaded / single. CPU/req = CPU time over the window / requests in it (server:"
+    echo "   all its threads; client: itself); cores = CPU time / window; csw/req = the server's"
+    echo "   voluntary context switches over the whole run / requests it served."
+    i=1
+    while [ "$i" -le "$MT_ROUNDS" ]; do
+        t=$(printf '%s' "$thr" | sed -n "${i}p")
+        s=$(printf '%s' "$sgl" | sed -n "${i}p")
+        row "quic mt" "threaded, run $i" "$(kv "$t" rps)" "single-thread, run $i" "$(kv "$s" rps)" "req/s" 0
+        i=$((i + 1))
+    done
+    row "quic mt" "threaded, best" "$(kv "$tbest" rps)" "single-thread, best" "$(kv "$sbest" rps)" "req/s" 1.5
+    cpu_line() {
+        awk -v label="$1" -v sc="$(kv "$2" server_cpu)" -v cc="$(kv "$2" client_cpu)" -v n="$(kv "$2" reqs)" \
+            -v w="$(kv "$2" secs)" -v p50="$(kv "$2" p50_ms)" -v p99="$(kv "$2" p99_ms)" \
+            -v th="$(kv "$2" server_threads)" -v vc="$(kv "$2" server_vcsw)" -v sv="$(kv "$2" served)" 'BEGIN {
+            printf("%-16s %-20s server %5.1f us (%4.2f cores, %2d thr, %4.1f csw/req)", "  CPU/req", label,
+                   1e6 * sc / n, sc / w, th, vc / sv)
+            printf(" | client %5.1f us (%4.2f cores) | p50 %5.2f ms, p99 %6.2f ms\n", 1e6 * cc / n, cc / w, p50, p99)
+        }'
+    }
+    i=1
+    while [ "$i" -le "$MT_ROUNDS" ]; do
+        cpu_line "threaded, run $i" "$(printf '%s' "$thr" | sed -n "${i}p")"
+        cpu_line "single, run $i" "$(printf '%s' "$sgl" | sed -n "${i}p")"
+        i=$((i + 1))
+    done
 fi
