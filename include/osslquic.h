@@ -247,6 +247,8 @@
 
 #define ERR_R_INIT_FAIL (261 | ERR_R_FATAL)
 
+#define ERR_R_PASSED_INVALID_ARGUMENT (262 | ERR_RFLAG_COMMON)
+
 #define ERR_R_UNSUPPORTED (268 | ERR_RFLAG_COMMON)
 
 #define BIO_R_ACCEPT_ERROR 100
@@ -1676,7 +1678,7 @@ long SSL_ctrl(SSL *ssl, int cmd, long larg, void *parg);
 
 /**
  * Drives the handshake: 1 when done, -1 with SSL_ERROR_WANT_READ while in progress
- * (non-blocking), 0 or -1 with an error on failure. See SSL_do_handshake(3).
+ * (non-blocking), -1 with an error (SSL_ERROR_SSL) on failure. See SSL_do_handshake(3).
  */
 int SSL_do_handshake(SSL *ssl);
 
@@ -2004,7 +2006,7 @@ SSL *SSL_new_listener_from(SSL *ssl, uint64_t flags);
  * An outgoing client connection on a listener's port (SSL_set1_initial_peer_addr is
  * required). See SSL_new_from_listener(3).
  */
-SSL *SSL_new_from_listener(SSL *ssl, uint64_t _flags);
+SSL *SSL_new_from_listener(SSL *ssl, uint64_t flags);
 
 /**
  * 1 for a domain object. See SSL_is_domain(3).

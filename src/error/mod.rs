@@ -193,6 +193,7 @@ pub fn reason_text(code: u32) -> Option<String> {
         (_, ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED) => "should not have been called",
         (_, ERR_R_MALLOC_FAILURE) => "malloc failure",
         (_, ERR_R_UNSUPPORTED) => "unsupported",
+        (_, ERR_R_PASSED_INVALID_ARGUMENT) => "passed invalid argument",
         (ERR_LIB_BIO, r) => bio_reason(r)?,
         (ERR_LIB_SSL, r) => ssl_reason(r)?,
         (ERR_LIB_PEM, 108) => "no start line",

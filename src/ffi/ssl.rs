@@ -402,13 +402,13 @@ fn io_result(s: &Ssl, r: Result<()>, want: i32) -> c_int {
         Ok(()) => 1,
         Err(e) => {
             e.queue("SSL_do_handshake");
-            if e.is_would_block() { -1 } else { 0 }
+            -1
         }
     }
 }
 
 /// Drives the handshake: 1 when done, -1 with SSL_ERROR_WANT_READ while in progress
-/// (non-blocking), 0 or -1 with an error on failure. See SSL_do_handshake(3).
+/// (non-blocking), -1 with an error (SSL_ERROR_SSL) on failure. See SSL_do_handshake(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_do_handshake(ssl: *mut SSL) -> c_int {
     guard_with("SSL_do_handshake", -1, || {
@@ -1174,8 +1174,13 @@ pub extern "C" fn SSL_new_listener_from(ssl: *mut SSL, flags: u64) -> *mut SSL {
 /// An outgoing client connection on a listener's port (SSL_set1_initial_peer_addr is
 /// required). See SSL_new_from_listener(3).
 #[unsafe(no_mangle)]
-pub extern "C" fn SSL_new_from_listener(ssl: *mut SSL, _flags: u64) -> *mut SSL {
-    ffi_entry!(SSL_new_from_listener => { Ok(ssl_handle(ssl_arc(ssl)?.new_from_listener()?)) })
+pub extern "C" fn SSL_new_from_listener(ssl: *mut SSL, flags: u64) -> *mut SSL {
+    ffi_entry!(SSL_new_from_listener => {
+        if flags != 0 {
+            return Err(Error::ssl(ERR_R_PASSED_INVALID_ARGUMENT).with("SSL_new_from_listener takes no flags (0)"));
+        }
+        Ok(ssl_handle(ssl_arc(ssl)?.new_from_listener()?))
+    })
 }
 /// 1 for a domain object. See SSL_is_domain(3).
 #[unsafe(no_mangle)]

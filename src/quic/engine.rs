@@ -11,6 +11,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -65,6 +66,9 @@ pub struct Conn {
     /// Opening a stream of this direction (bidi, uni) failed for want of stream credit,
     /// until quinn says more is available (for SSL_POLL_EVENT_OSB/OSU).
     pub open_blocked: [bool; 2],
+    /// Bumped whenever this connection's state may have changed (driven, marked): lets
+    /// SSL_poll reuse what it computed for an object whose connection did not change.
+    pub epoch: Arc<AtomicU64>,
 }
 
 pub struct Engine {
@@ -84,6 +88,8 @@ pub struct Engine {
     scratch: Vec<u8>,
     /// Per-connection work done (drives plus timer expiries): the idle-cost counter.
     pub conn_ticks: u64,
+    /// Bumped whenever the accept queue changes (see `Conn::epoch`).
+    pub accept_epoch: Arc<AtomicU64>,
     /// Connections driven since the owner last took this list: whose waiters to wake.
     pub touched: Vec<ConnId>,
     /// A connection joined the accept queue since the owner last looked.
@@ -114,6 +120,7 @@ impl Engine {
             conn_ticks: 0,
             touched: Vec::new(),
             accepted: false,
+            accept_epoch: Arc::new(AtomicU64::new(1)),
         }
     }
 
@@ -150,6 +157,7 @@ impl Engine {
             reject_incoming: None,
             write_blocked: Default::default(),
             open_blocked: [false; 2],
+            epoch: Arc::new(AtomicU64::new(1)),
         };
         self.conns.insert(id, c);
         self.by_handle.insert(ch, id);
@@ -161,6 +169,7 @@ impl Engine {
     /// application.
     pub fn accept_next(&mut self) -> Option<ConnId> {
         let id = self.accept_queue.pop_front()?;
+        self.accept_epoch.fetch_add(1, Relaxed);
         if let Some(c) = self.conns.get_mut(&id) {
             c.held = true;
         }
@@ -181,6 +190,9 @@ impl Engine {
 
     /// Puts a connection on the tickable queue (once).
     pub fn mark(&mut self, id: ConnId) {
+        if let Some(c) = self.conns.get(&id) {
+            c.epoch.fetch_add(1, Relaxed);
+        }
         if let Some(c) = self.conns.get_mut(&id)
             && !c.queued
             && !c.drained
@@ -226,6 +238,7 @@ impl Engine {
                         Ok((ch, q)) => {
                             let id = self.insert(ch, q, false);
                             self.accept_queue.push_back(id);
+                            self.accept_epoch.fetch_add(1, Relaxed);
                             self.accepted = true;
                         }
                         Err(e) => {
@@ -295,6 +308,7 @@ impl Engine {
         };
         let ch = c.handle;
         c.queued = false;
+        c.epoch.fetch_add(1, Relaxed);
         self.conn_ticks += 1;
         self.touched.push(id);
         loop {
@@ -366,6 +380,7 @@ impl Engine {
             // while the application holds an object that may still ask how it ended.
             self.by_handle.remove(&ch);
             self.accept_queue.retain(|&a| a != id);
+            self.accept_epoch.fetch_add(1, Relaxed);
             c.drained = true;
             c.timer = None;
             if !c.held {

@@ -73,6 +73,10 @@ pub struct Reactor {
     next_entry: u64,
     /// The entry polling the network, and the deadline it sleeps until.
     leader: Option<(u64, Option<Instant>)>,
+    /// Counts the lock releases after which some connection had been touched: a reader of
+    /// object states (SSL_poll) compares it before and after, so that it never sleeps on
+    /// states that changed while it was reading them.
+    activity: u64,
 }
 
 impl Reactor {
@@ -183,6 +187,9 @@ impl Reactor {
     fn wake(&mut self, handover: bool) {
         if self.entries.is_empty() {
             for p in &mut self.ports {
+                if !p.engine.touched.is_empty() || p.engine.accepted {
+                    self.activity += 1;
+                }
                 p.engine.touched.clear();
                 p.engine.accepted = false;
             }
@@ -193,6 +200,7 @@ impl Reactor {
             if p.engine.touched.is_empty() && !accepted {
                 continue;
             }
+            self.activity += 1;
             for e in self.entries.iter_mut().filter(|e| !e.woken) {
                 let hit = match e.interest {
                     Interest::Any => true,
@@ -260,6 +268,8 @@ pub struct Domain {
     pub flags: u64,
     /// Set when the object owning a background thread goes away: the thread exits.
     stopping: std::sync::atomic::AtomicBool,
+    /// The background thread, joined when it is stopped.
+    assist: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Drop for Domain {
@@ -328,11 +338,13 @@ impl Domain {
                 entries: Vec::new(),
                 next_entry: 0,
                 leader: None,
+                activity: 0,
             }),
             owner: AtomicUsize::new(0),
             waker,
             flags,
             stopping: std::sync::atomic::AtomicBool::new(false),
+            assist: Mutex::new(None),
         })
     }
 
@@ -341,6 +353,28 @@ impl Domain {
         let mut r = self.lock();
         r.ports.push(Port::new(engine));
         r.ports.len() - 1
+    }
+
+    /// The activity count (see `Reactor::activity`); publishes pending work first.
+    pub fn activity(&self) -> u64 {
+        let mut g = self.lock();
+        g.wake(true);
+        g.activity
+    }
+
+    /// As `wait`, but returns at once (true) if the domain saw activity since `seen`.
+    pub fn wait_unless_active(
+        &self,
+        seen: u64,
+        interest: Interest,
+        deadline: Option<Instant>,
+    ) -> bool {
+        let mut g = self.lock();
+        g.wake(false);
+        if g.activity != seen {
+            return true;
+        }
+        self.wait(&mut g, interest, deadline)
     }
 
     pub fn lock(&self) -> DomainGuard<'_> {
@@ -431,7 +465,7 @@ impl Domain {
     /// is the only thread the library ever starts, and only when asked for.
     pub fn start_assist(self: &Arc<Domain>) -> Result<()> {
         let d = self.clone();
-        std::thread::Builder::new()
+        let h = std::thread::Builder::new()
             .name("osslquic-assist".into())
             .spawn(move || {
                 let mut g = d.lock();
@@ -440,20 +474,28 @@ impl Domain {
                     d.wait(&mut g, Interest::Any, None);
                 }
             })
-            .map(|_| ())
-            .map_err(|e| Error::internal(format!("cannot start the assist thread: {e}")))
+            .map_err(|e| Error::internal(format!("cannot start the assist thread: {e}")))?;
+        *self.assist.lock() = Some(h);
+        Ok(())
     }
 
     /// Ends the background thread, if any: it notices at its next wake-up, which this
     /// causes.
+    /// Returns once the thread has ended, so no thread of the library outlives the object
+    /// that asked for it.
     pub fn stop_assist(&self) {
         self.stopping.store(true, Relaxed);
-        let mut g = self.lock();
-        for e in g.entries.iter_mut() {
-            e.woken = true;
-            signal(&e.wake);
+        {
+            let mut g = self.lock();
+            for e in g.entries.iter_mut() {
+                e.woken = true;
+                signal(&e.wake);
+            }
+            sys::eventfd_signal(self.waker);
         }
-        sys::eventfd_signal(self.waker);
+        if let Some(h) = self.assist.lock().take() {
+            let _ = h.join();
+        }
     }
 
     /// Registers an eventfd waiter (SSL_poll over several domains); returns its entry id.

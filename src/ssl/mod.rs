@@ -87,6 +87,8 @@ struct Pre {
 pub struct Conn {
     pub domain: Arc<Domain>,
     pub port: PortId,
+    /// The engine connection's epoch (see `quic::engine::Conn::epoch`), once it exists.
+    epoch: std::sync::OnceLock<Arc<std::sync::atomic::AtomicU64>>,
     handle: Mutex<Option<ConnId>>,
     pre: Mutex<Pre>,
     pub listener: Option<Arc<Ssl>>,
@@ -127,6 +129,8 @@ pub struct Listener {
     pub port: PortId,
     /// The domain object it was made from (SSL_new_listener_from), kept alive.
     pub parent: Option<Arc<Ssl>>,
+    /// The engine's accept-queue epoch (see `quic::engine::Engine::accept_epoch`).
+    epoch: Arc<std::sync::atomic::AtomicU64>,
     listening: AtomicBool,
 }
 
@@ -152,6 +156,9 @@ pub struct Ssl {
     /// The blocking mode the application asked for (SSL_set_blocking_mode); whether a call
     /// really blocks also depends on the domain's flags and on pollable network BIOs.
     blocking: AtomicBool,
+    /// SSL_poll's last answer for this object: (epoch it was computed at, events asked,
+    /// events found), reused while the epoch has not moved.
+    poll_cache: Mutex<(u64, u64, u64)>,
 }
 
 fn want_read() -> Error {
@@ -177,27 +184,26 @@ pub fn domain_flags(ctx: &SslCtx, requested: u64) -> Result<u64> {
     }
 }
 
-/// Validates SSL_DOMAIN_FLAG_* bits: no unknown bits, not SINGLE and MULTI together;
-/// THREAD_ASSISTED implies MULTI and BLOCKING; no model means MULTI.
+/// Validates SSL_DOMAIN_FLAG_* bits as OpenSSL does: unknown bits are unsupported, SINGLE
+/// excludes MULTI and THREAD_ASSISTED; THREAD_ASSISTED implies MULTI; no model means MULTI.
 pub fn check_domain_flags(mut f: u64) -> Result<u64> {
     const ALL: u64 = 31;
-    let model = SSL_DOMAIN_FLAG_SINGLE_THREAD | SSL_DOMAIN_FLAG_MULTI_THREAD;
     if f & !ALL != 0 {
-        return Err(Error::invalid(format!(
-            "unknown domain flags {:#x}",
-            f & !ALL
-        )));
+        return Err(
+            Error::ssl(ERR_R_UNSUPPORTED).with(format!("unknown domain flags {:#x}", f & !ALL))
+        );
     }
-    if f & SSL_DOMAIN_FLAG_THREAD_ASSISTED != 0 {
-        f |= SSL_DOMAIN_FLAG_MULTI_THREAD | SSL_DOMAIN_FLAG_BLOCKING;
+    if f & SSL_DOMAIN_FLAG_SINGLE_THREAD != 0
+        && f & (SSL_DOMAIN_FLAG_MULTI_THREAD | SSL_DOMAIN_FLAG_THREAD_ASSISTED) != 0
+    {
+        return Err(Error::ssl(ERR_R_PASSED_INVALID_ARGUMENT)
+            .with("SINGLE_THREAD excludes MULTI_THREAD and THREAD_ASSISTED"));
     }
-    if f & model == 0 {
+    if f & (SSL_DOMAIN_FLAG_SINGLE_THREAD | SSL_DOMAIN_FLAG_THREAD_ASSISTED) == 0 {
         f |= SSL_DOMAIN_FLAG_MULTI_THREAD;
     }
-    if f & model == model {
-        return Err(Error::invalid(
-            "SINGLE_THREAD and MULTI_THREAD exclude each other",
-        ));
+    if f & SSL_DOMAIN_FLAG_THREAD_ASSISTED != 0 {
+        f |= SSL_DOMAIN_FLAG_MULTI_THREAD;
     }
     Ok(f)
 }
@@ -209,6 +215,7 @@ impl Ssl {
             kind,
             last_error: AtomicI32::new(0),
             blocking: AtomicBool::new(blocking),
+            poll_cache: Mutex::new((0, 0, 0)),
         })
     }
 
@@ -238,11 +245,13 @@ impl Ssl {
     /// SSL_new_listener: a QUIC server listener in a domain of its own.
     pub fn new_listener(ctx: Arc<SslCtx>, validate: bool) -> Result<Arc<Ssl>> {
         let engine = Ssl::listener_engine(&ctx, validate)?;
+        let epoch = engine.accept_epoch.clone();
         let domain = Domain::new(engine, domain_flags(&ctx, 0)?)?;
         let l = Listener {
             domain,
             port: 0,
             parent: None,
+            epoch,
             listening: AtomicBool::new(false),
         };
         let s = Ssl::make(ctx, Kind::Listener(l), true);
@@ -264,11 +273,13 @@ impl Ssl {
             return Err(Error::ssl(SSL_R_DOMAIN_USE_ONLY).with("only a domain supports this"));
         };
         let engine = Ssl::listener_engine(&self.ctx, validate)?;
+        let epoch = engine.accept_epoch.clone();
         let port = d.domain.add_port(engine);
         let l = Listener {
             domain: d.domain.clone(),
             port,
             parent: Some(self.clone()),
+            epoch,
             listening: AtomicBool::new(false),
         };
         Ok(Ssl::make(
@@ -392,6 +403,8 @@ impl Ssl {
     /// `may_block` false: never wait (a NO_BLOCK flag).
     fn op<T>(&self, may_block: bool, mut f: impl FnMut(&mut Port) -> Result<T>) -> Result<T> {
         let mut p = self.locked();
+        // The object's own state may change (SSL_poll's cached answer must not be reused).
+        self.bump_epoch();
         match f(&mut p) {
             Err(e) if e.is_would_block() => {}
             r => return r,
@@ -400,13 +413,32 @@ impl Ssl {
         loop {
             match f(&mut p) {
                 Err(e) if e.is_would_block() && may_block && self.blocking_in(&p) => {}
-                r => return r,
+                r => {
+                    self.bump_epoch();
+                    return r;
+                }
             }
             // Send what this call queued (flow-control credit, acknowledgements) before
             // sleeping: no one else may tick soon.
             p.g.run(Instant::now());
             let interest = self.interest();
             self.domain().wait(&mut p.g, interest, None);
+        }
+    }
+
+    /// The epoch SSL_poll's cache of this object follows: its connection's, or its
+    /// listener's accept queue's.
+    pub fn epoch(&self) -> Option<&Arc<std::sync::atomic::AtomicU64>> {
+        match &self.kind {
+            Kind::Listener(l) => Some(&l.epoch),
+            Kind::Domain(_) => None,
+            _ => self.conn_obj()?.epoch.get(),
+        }
+    }
+
+    fn bump_epoch(&self) {
+        if let Some(e) = self.epoch() {
+            e.fetch_add(1, Relaxed);
         }
     }
 
@@ -506,9 +538,16 @@ impl Ssl {
     pub fn accept_connection(self: &Arc<Ssl>, no_block: bool) -> Result<Arc<Ssl>> {
         self.listen()?;
         let l = self.as_listener()?;
-        let ch = self.op(!no_block, |p| p.engine.accept_next().ok_or_else(want_read))?;
+        let (ch, epoch) = self.op(!no_block, |p| {
+            let ch = p.engine.accept_next().ok_or_else(want_read)?;
+            let epoch = p.engine.conns.get(&ch).map(|c| c.epoch.clone());
+            Ok((ch, epoch))
+        })?;
         let c = Conn::new(l.domain.clone(), l.port, Some(self.clone()));
         *c.handle.lock() = Some(ch);
+        if let Some(e) = epoch {
+            let _ = c.epoch.set(e);
+        }
         Ok(Ssl::make(
             self.ctx.clone(),
             Kind::Conn(c),
@@ -591,6 +630,9 @@ impl Ssl {
                 Error::ssl(SSL_R_QUIC_PROTOCOL_ERROR).with(format!("cannot connect: {e}"))
             })?;
         *c.handle.lock() = Some(h);
+        if let Some(conn) = p.engine.conns.get(&h) {
+            let _ = c.epoch.set(conn.epoch.clone());
+        }
         p.tick(Instant::now());
         if self.domain().flags & SSL_DOMAIN_FLAG_THREAD_ASSISTED != 0 && c.listener.is_none() {
             self.domain().start_assist()?;
@@ -1006,6 +1048,7 @@ impl Ssl {
                 .with("the default stream already exists"));
         }
         c.default_mode.store(mode, Relaxed);
+        self.bump_epoch();
         Ok(())
     }
 
@@ -1308,6 +1351,7 @@ impl Conn {
         Conn {
             domain,
             port,
+            epoch: std::sync::OnceLock::new(),
             handle: Mutex::new(None),
             pre: Mutex::new(Pre::default()),
             listener,

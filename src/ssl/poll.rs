@@ -51,9 +51,27 @@ fn unsupported(what: &str) -> Error {
 }
 
 impl Ssl {
-    /// The events of `mask` this object has now (no event handling).
+    /// The events of `mask` this object has now (no event handling). Unchanged objects
+    /// answer from a cache without taking the domain's lock, so polling many idle objects
+    /// costs little more than polling one.
     pub fn poll_events(&self, mask: u64) -> u64 {
+        if let Some(e) = self.epoch() {
+            let (at, m, ev) = *self.poll_cache.lock();
+            if at == e.load(Relaxed) && m == mask {
+                return ev;
+            }
+        }
         let mut p = self.locked();
+        let ev = self.poll_events_locked(&mut p, mask);
+        // The epoch moves only under the domain's lock, which is held: this pairs the answer
+        // with the state it was computed from.
+        if let Some(e) = self.epoch() {
+            *self.poll_cache.lock() = (e.load(Relaxed), mask, ev);
+        }
+        ev
+    }
+
+    fn poll_events_locked(&self, p: &mut PortGuard<'_>, mask: u64) -> u64 {
         let ev = match &self.kind {
             Kind::Domain(_) => 0,
             Kind::Listener(_) => {
@@ -63,10 +81,10 @@ impl Ssl {
                     SSL_POLL_EVENT_IC
                 }
             }
-            Kind::Conn(c) => self.conn_events(c, &mut p),
+            Kind::Conn(c) => self.conn_events(c, p),
             Kind::Stream(s) => match s.conn.as_conn() {
                 Ok(c) => match *c.handle.lock() {
-                    Some(h) => self.stream_events(&mut p, h, s.id, &s.st, c),
+                    Some(h) => self.stream_events(p, h, s.id, &s.st, c),
                     None => 0,
                 },
                 Err(_) => 0,
@@ -242,6 +260,7 @@ pub fn poll(
             }
         }
         handle = true;
+        let seen: Vec<u64> = doms.iter().map(|d| d.activity()).collect();
         let count = readout(items)?;
         let now = Instant::now();
         if count > 0 || deadline.is_some_and(|d| d <= now) {
@@ -267,19 +286,19 @@ pub fn poll(
             ));
         }
         if let [d] = doms.as_slice() {
-            let mut g = d.lock();
-            d.wait(&mut g, Interest::Any, deadline);
-            // The wait handled events (or was woken by someone who did).
+            // The wait handles events (or is woken by someone who did); it does not start
+            // if another thread changed states while they were being read.
+            d.wait_unless_active(seen[0], Interest::Any, deadline);
             handle = false;
         } else {
-            wait_many(&doms, deadline);
+            wait_many(&doms, &seen, deadline);
         }
     }
 }
 
 /// Waits on several domains: their network descriptors and an eventfd they signal when
 /// anything happens, until the earliest timer of any of them or `deadline`.
-fn wait_many(doms: &[Arc<Domain>], deadline: Option<Instant>) {
+fn wait_many(doms: &[Arc<Domain>], seen: &[u64], deadline: Option<Instant>) {
     let fd = POLL_FD.with(|f| *f);
     let mut fds = Vec::new();
     let mut until = deadline;
@@ -295,6 +314,10 @@ fn wait_many(doms: &[Arc<Domain>], deadline: Option<Instant>) {
         .iter()
         .map(|d| if fd >= 0 { d.watch(fd) } else { u64::MAX })
         .collect();
+    // Activity since the states were read: look again instead of sleeping.
+    if doms.iter().zip(seen).any(|(d, &s)| d.activity() != s) {
+        until = Some(Instant::now());
+    }
     for d in doms {
         if let Some(t) = d.net_fds(&mut fds) {
             until = Some(until.map_or(t, |u| u.min(t)));
