@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs every test suite and ends with one line: `N passed, N failed`.
-# Suites: cargo tests, header/link checks, the C tests (plain, ASan/UBSan, valgrind), demos,
-# interop with real QUIC peers (aioquic, ngtcp2).
+# Suites: cargo tests, header/link checks, the C tests (plain, ASan/UBSan, valgrind), the
+# threaded C tests under ThreadSanitizer, demos, interop with real QUIC peers (aioquic, ngtcp2).
 set -u
 cd "$(dirname "$0")/.."
 mkdir -p build
@@ -50,6 +50,7 @@ suite link sh tests/check-link.sh
 # Test certificates (a CA and a server certificate for localhost/127.0.0.1/::1).
 cargo run --release --quiet --example gencert -- build/certs >/dev/null 2>&1 || echo "gencert failed"
 suite c sh tests/run-c.sh
+suite tsan sh tests/tsan.sh
 suite demo sh c-demos/run-demo.sh
 suite interop sh tests/interop/run.sh
 
