@@ -1284,38 +1284,24 @@ pub extern "C" fn SSL_poll(
         };
         let base = items.cast::<u8>();
         let item = |i: usize| base.wrapping_add(i * stride).cast::<SSL_POLL_ITEM>();
-        // The objects stay referenced for the call: an item's SSL may not be freed under us
-        // by the caller anyway, but holding them makes the domains safe to wait on.
-        let mut objs: Vec<Option<Arc<Ssl>>> = Vec::with_capacity(num_items);
-        let mut kinds = Vec::with_capacity(num_items);
+        // The caller keeps its objects alive for the call, as with any SSL function.
+        let mut reqs: Vec<crate::ssl::poll::Item<'_>> = Vec::with_capacity(num_items);
         for i in 0..num_items {
             // SAFETY: item i lies within the caller's array of num_items items, stride apart.
             let it = unsafe { item(i).read_unaligned() };
-            let k = if it.desc.r#type == crate::bio::msg::BIO_POLL_DESCRIPTOR_TYPE_SSL {
+            let target = if it.desc.r#type == crate::bio::msg::BIO_POLL_DESCRIPTOR_TYPE_SSL {
                 // SAFETY: an SSL descriptor's union member is `ssl`.
                 let p = unsafe { it.desc.value.ssl }.cast::<SSL>();
-                if p.is_null() { 0 } else { objs.push(Some(ssl_arc(p)?)); 2 }
+                if p.is_null() {
+                    crate::ssl::poll::Target::Skip
+                } else {
+                    crate::ssl::poll::Target::Obj(ssl_arg(p)?)
+                }
             } else {
-                1
+                crate::ssl::poll::Target::Unsupported
             };
-            if k != 2 {
-                objs.push(None);
-            }
-            kinds.push((k, it.events));
+            reqs.push(crate::ssl::poll::Item { target, events: it.events, revents: 0 });
         }
-        let mut reqs: Vec<crate::ssl::poll::Item<'_>> = kinds
-            .iter()
-            .zip(&objs)
-            .map(|(&(k, events), o)| crate::ssl::poll::Item {
-                target: match (k, o) {
-                    (2, Some(s)) => crate::ssl::poll::Target::Obj(s),
-                    (0, _) => crate::ssl::poll::Target::Skip,
-                    _ => crate::ssl::poll::Target::Unsupported,
-                },
-                events,
-                revents: 0,
-            })
-            .collect();
         let r = crate::ssl::poll::poll(&mut reqs, deadline, flags);
         for (i, rq) in reqs.iter().enumerate() {
             // SAFETY: as above; only the revents field is written.

@@ -156,9 +156,8 @@ pub struct Ssl {
     /// The blocking mode the application asked for (SSL_set_blocking_mode); whether a call
     /// really blocks also depends on the domain's flags and on pollable network BIOs.
     blocking: AtomicBool,
-    /// SSL_poll's last answer for this object: (epoch it was computed at, events asked,
-    /// events found), reused while the epoch has not moved.
-    poll_cache: Mutex<(u64, u64, u64)>,
+    /// SSL_poll's last answer for this object, reused while the epoch has not moved.
+    poll_cache: poll::PollCache,
 }
 
 fn want_read() -> Error {
@@ -215,7 +214,7 @@ impl Ssl {
             kind,
             last_error: AtomicI32::new(0),
             blocking: AtomicBool::new(blocking),
-            poll_cache: Mutex::new((0, 0, 0)),
+            poll_cache: poll::PollCache::default(),
         })
     }
 

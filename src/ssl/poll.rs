@@ -6,7 +6,9 @@
 #![deny(unsafe_code)]
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::fence;
 use std::time::Instant;
 
 use quinn_proto::Dir;
@@ -31,13 +33,52 @@ pub const SSL_POLL_EVENT_OSU: u64 = 1 << 12;
 pub const SSL_POLL_FLAG_NO_HANDLE_EVENTS: u64 = 1;
 pub const SSL_R_POLL_REQUEST_NOT_SUPPORTED: u32 = 418;
 
+/// SSL_poll's last answer for one object: the epoch it was computed at (0: none), the events
+/// asked and the events found. Written under the domain's lock, read without it, as a
+/// sequence lock: `seq` is odd while an answer is being written, and a reader that sees the
+/// same even `seq` before and after reading has a consistent answer.
+#[derive(Default)]
+pub struct PollCache {
+    seq: AtomicU64,
+    at: AtomicU64,
+    mask: AtomicU64,
+    ev: AtomicU64,
+}
+
+impl PollCache {
+    fn get(&self, epoch: u64, mask: u64) -> Option<u64> {
+        let s1 = self.seq.load(Acquire);
+        if s1 & 1 == 1 {
+            return None;
+        }
+        let (at, m, ev) = (
+            self.at.load(Relaxed),
+            self.mask.load(Relaxed),
+            self.ev.load(Relaxed),
+        );
+        fence(Acquire);
+        if self.seq.load(Relaxed) != s1 || at == 0 || at != epoch || m != mask {
+            return None;
+        }
+        Some(ev)
+    }
+    fn put(&self, epoch: u64, mask: u64, ev: u64) {
+        self.seq.fetch_add(1, Relaxed);
+        fence(Release);
+        self.at.store(epoch, Relaxed);
+        self.mask.store(mask, Relaxed);
+        self.ev.store(ev, Relaxed);
+        self.seq.fetch_add(1, Release);
+    }
+}
+
 /// One item of an SSL_poll call, as the C boundary decoded it.
 pub enum Target<'a> {
     /// An SSL item whose SSL pointer is NULL: skipped.
     Skip,
     /// Not something SSL_poll can wait on (a socket or custom descriptor, no descriptor).
     Unsupported,
-    Obj(&'a Arc<Ssl>),
+    Obj(&'a Ssl),
 }
 
 pub struct Item<'a> {
@@ -55,18 +96,17 @@ impl Ssl {
     /// answer from a cache without taking the domain's lock, so polling many idle objects
     /// costs little more than polling one.
     pub fn poll_events(&self, mask: u64) -> u64 {
-        if let Some(e) = self.epoch() {
-            let (at, m, ev) = *self.poll_cache.lock();
-            if at == e.load(Relaxed) && m == mask {
-                return ev;
-            }
+        if let Some(e) = self.epoch()
+            && let Some(ev) = self.poll_cache.get(e.load(Acquire), mask)
+        {
+            return ev;
         }
         let mut p = self.locked();
         let ev = self.poll_events_locked(&mut p, mask);
         // The epoch moves only under the domain's lock, which is held: this pairs the answer
         // with the state it was computed from.
         if let Some(e) = self.epoch() {
-            *self.poll_cache.lock() = (e.load(Relaxed), mask, ev);
+            self.poll_cache.put(e.load(Acquire), mask, ev);
         }
         ev
     }
