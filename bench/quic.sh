@@ -190,7 +190,8 @@ if [ "$ONLY" = all ] || [ "$ONLY" = mt ]; then
     echo "   req/s over ${MT_SECS} s after 1 s of warm-up, $MT_ROUNDS runs of each, interleaved;"
     echo "   ratio = threaded / single. CPU/req = CPU time over the window / requests in it (server:"
     echo "   all its threads; client: itself); cores = CPU time / window; csw/req = the server's"
-    echo "   voluntary context switches over the whole run / requests it served."
+    echo "   voluntary context switches over the whole run / requests it served; others = what the"
+    echo "   rest of the machine used meanwhile (/proc/stat busy time - server - client)."
     i=1
     while [ "$i" -le "$MT_ROUNDS" ]; do
         t=$(printf '%s' "$thr" | sed -n "${i}p")
@@ -202,10 +203,12 @@ if [ "$ONLY" = all ] || [ "$ONLY" = mt ]; then
     cpu_line() {
         awk -v label="$1" -v sc="$(kv "$2" server_cpu)" -v cc="$(kv "$2" client_cpu)" -v n="$(kv "$2" reqs)" \
             -v w="$(kv "$2" secs)" -v p50="$(kv "$2" p50_ms)" -v p99="$(kv "$2" p99_ms)" \
-            -v th="$(kv "$2" server_threads)" -v vc="$(kv "$2" server_vcsw)" -v sv="$(kv "$2" served)" 'BEGIN {
+            -v th="$(kv "$2" server_threads)" -v vc="$(kv "$2" server_vcsw)" -v sv="$(kv "$2" served)" \
+            -v mc="$(kv "$2" machine_cpu)" 'BEGIN {
             printf("%-16s %-20s server %5.1f us (%4.2f cores, %2d thr, %4.1f csw/req)", "  CPU/req", label,
                    1e6 * sc / n, sc / w, th, vc / sv)
-            printf(" | client %5.1f us (%4.2f cores) | p50 %5.2f ms, p99 %6.2f ms\n", 1e6 * cc / n, cc / w, p50, p99)
+            printf(" | client %5.1f us (%4.2f cores) | others %4.2f cores", 1e6 * cc / n, cc / w, (mc - sc - cc) / w)
+            printf(" | p50 %5.2f ms, p99 %6.2f ms\n", p50, p99)
         }'
     }
     i=1

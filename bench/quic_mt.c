@@ -43,12 +43,14 @@
  *
  * CPU: the server process's CPU time over the window (all threads, clock_getcpuclockid of
  * the server's pid; /proc/PID/stat as a fallback) and the client's own
- * (CLOCK_PROCESS_CPUTIME_ID). Client and server share the machine's cores.
+ * (CLOCK_PROCESS_CPUTIME_ID). Client and server share the machine's cores; machine_cpu is
+ * the busy time of all cores over the window (/proc/stat, 10 ms ticks), so machine_cpu -
+ * server_cpu - client_cpu is what everything else on the machine took meanwhile.
  *
  * Prints one line and exits 0, or prints the reason and exits 1 (any request error, any
  * server error or a wait that ran out):
  *   mt osslquic mode=M client=sockets|one conns=N bytes=B workers=W secs=S reqs=R rps=X
- *      server_cpu=C client_cpu=C p50_ms=L p99_ms=L errors=E served=N server_threads=T
+ *      server_cpu=C client_cpu=C machine_cpu=C p50_ms=L p99_ms=L errors=E served=N server_threads=T
  *      server_vcsw=V server_ivcsw=V
  * (served: streams the server completed over the whole run; vcsw/ivcsw: the server's
  * voluntary / involuntary context switches over the whole run.)
@@ -1048,6 +1050,27 @@ static double proc_cpu(pid_t pid)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* CPU seconds the whole machine spent busy (not idle or iowait), from /proc/stat. */
+static double machine_busy(void)
+{
+    unsigned long long v[10] = {0}, busy = 0;
+    FILE *f = fopen("/proc/stat", "r");
+    int n, i;
+
+    if (f == NULL)
+        return -1;
+    n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+               &v[5], &v[6], &v[7], &v[8], &v[9]);
+    fclose(f);
+    if (n < 8)
+        return -1;
+    /* user nice system idle iowait irq softirq steal (guest time is inside user). */
+    for (i = 0; i < 8; i++)
+        if (i != 3 && i != 4)
+            busy += v[i];
+    return (double)busy / (double)sysconf(_SC_CLK_TCK);
+}
+
 static double percentile(const uint32_t *lat, long total, double q)
 {
     long want = (long)ceil(q * (double)total), acc = 0;
@@ -1061,7 +1084,7 @@ static double percentile(const uint32_t *lat, long total, double q)
 
 struct client_out {
     long win_reqs, errors;
-    double secs, server_cpu, client_cpu, p50, p99;
+    double secs, server_cpu, client_cpu, machine_cpu, p50, p99;
 };
 
 static int client(unsigned port, pid_t server, int nconns, size_t bytes, double secs, double warmup, int one,
@@ -1074,7 +1097,7 @@ static int client(unsigned port, pid_t server, int nconns, size_t bytes, double 
     struct client *cl = calloc(1, sizeof(*cl));
     struct pollfd *pfd = calloc((size_t)nconns, sizeof(*pfd));
     struct in_addr lo;
-    double t, s0, s1, c0, c1, w0, w1;
+    double t, s0, s1, c0, c1, m0, m1, w0, w1;
     int i, ok = 0, lfd = -1;
 
     lo.s_addr = htonl(INADDR_LOOPBACK);
@@ -1132,15 +1155,18 @@ static int client(unsigned port, pid_t server, int nconns, size_t bytes, double 
     w0 = now_s();
     s0 = proc_cpu(server);
     c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+    m0 = machine_busy();
     drive(cl, pfd, w0 + secs, never);
     w1 = now_s();
     s1 = proc_cpu(server);
     c1 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+    m1 = machine_busy();
     cl->counting = 0;
     out->win_reqs = cl->win_reqs;
     out->secs = w1 - w0;
     out->server_cpu = s0 >= 0 && s1 >= 0 ? s1 - s0 : -1;
     out->client_cpu = c1 - c0;
+    out->machine_cpu = m0 >= 0 && m1 >= 0 ? m1 - m0 : -1;
     out->p50 = percentile(cl->lat, cl->win_reqs, 0.50);
     out->p99 = percentile(cl->lat, cl->win_reqs, 0.99);
     /* Let the requests in flight finish, then close every connection. */
@@ -1301,11 +1327,11 @@ int main(int argc, char **argv)
         goto out;
     }
     printf("mt osslquic mode=%s client=%s conns=%d bytes=%zu workers=%d secs=%.3f reqs=%ld rps=%.1f server_cpu=%.3f "
-           "client_cpu=%.3f p50_ms=%.2f p99_ms=%.2f errors=%ld served=%ld server_threads=%ld server_vcsw=%ld "
+           "client_cpu=%.3f machine_cpu=%.2f p50_ms=%.2f p99_ms=%.2f errors=%ld served=%ld server_threads=%ld server_vcsw=%ld "
            "server_ivcsw=%ld\n",
            mode, one ? "one" : "sockets", nconns, bytes, threaded ? nworkers : 0, out.secs, out.win_reqs,
            (double)out.win_reqs / out.secs,
-           out.server_cpu, out.client_cpu, out.p50, out.p99, out.errors + kv(line, "errors="), kv(line, "served="),
+           out.server_cpu, out.client_cpu, out.machine_cpu, out.p50, out.p99, out.errors + kv(line, "errors="), kv(line, "served="),
            kv(line, "threads="), kv(line, "vcsw="), kv(line, "ivcsw="));
     ok = out.errors == 0 && kv(line, "errors=") == 0;
 out:
