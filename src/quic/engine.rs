@@ -30,6 +30,18 @@ const MAX_TX_PER_DRIVE: usize = 64;
 /// end up addressing someone else's connection.
 pub type ConnId = u64;
 
+/// What changed on a connection, for waking the threads that wait on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Note {
+    /// Data, FIN, a reset or STOP_SENDING on this stream, it became writable again, or the
+    /// peer acknowledged all of it.
+    Stream(StreamId),
+    /// The peer opened streams.
+    Incoming,
+    /// The connection's own state: established, closed, drained, new stream credit.
+    State,
+}
+
 /// One datagram (or GSO run) to send: `len` bytes at `off` in `Engine::txbuf`.
 #[derive(Clone, Copy, Debug)]
 pub struct Out {
@@ -74,7 +86,9 @@ pub struct Conn {
 pub struct Engine {
     pub endpoint: Endpoint,
     server: Option<Arc<ServerConfig>>,
-    pub conns: HashMap<ConnId, Conn>,
+    /// Boxed: `drive` takes a connection out of the map while it works on it, and quinn's
+    /// `Connection` is kilobytes (moving it in and out cost 6-9% of a busy server's CPU).
+    pub conns: HashMap<ConnId, Box<Conn>>,
     by_handle: HashMap<ConnectionHandle, ConnId>,
     next_id: ConnId,
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
@@ -90,8 +104,10 @@ pub struct Engine {
     pub conn_ticks: u64,
     /// Bumped whenever the accept queue changes (see `Conn::epoch`).
     pub accept_epoch: Arc<AtomicU64>,
-    /// Connections driven since the owner last took this list: whose waiters to wake.
-    pub touched: Vec<ConnId>,
+    /// What changed for the application since the owner last took this list: whose
+    /// waiters to wake. Drives that change nothing an application waits for (acknowledgements,
+    /// retransmissions) add nothing.
+    pub touched: Vec<(ConnId, Note)>,
     /// A connection joined the accept queue since the owner last looked.
     pub accepted: bool,
 }
@@ -159,7 +175,7 @@ impl Engine {
             open_blocked: [false; 2],
             epoch: Arc::new(AtomicU64::new(1)),
         };
-        self.conns.insert(id, c);
+        self.conns.insert(id, Box::new(c));
         self.by_handle.insert(ch, id);
         self.mark(id);
         id
@@ -310,7 +326,6 @@ impl Engine {
         c.queued = false;
         c.epoch.fetch_add(1, Relaxed);
         self.conn_ticks += 1;
-        self.touched.push(id);
         loop {
             let mut progressed = false;
             while let Some(ev) = c.q.poll_endpoint_events() {
@@ -322,9 +337,16 @@ impl Engine {
             while let Some(ev) = c.q.poll() {
                 progressed = true;
                 match ev {
-                    Event::Connected => c.connected = true,
-                    Event::ConnectionLost { reason } => c.lost = Some(reason),
+                    Event::Connected => {
+                        c.connected = true;
+                        self.touched.push((id, Note::State));
+                    }
+                    Event::ConnectionLost { reason } => {
+                        c.lost = Some(reason);
+                        self.touched.push((id, Note::State));
+                    }
                     Event::Stream(StreamEvent::Opened { dir }) => {
+                        self.touched.push((id, Note::Incoming));
                         while let Some(id) = c.q.streams().accept(dir) {
                             match c
                                 .reject_incoming
@@ -340,14 +362,20 @@ impl Engine {
                             }
                         }
                     }
-                    Event::Stream(StreamEvent::Finished { id }) => {
-                        c.acked.insert(id);
+                    Event::Stream(StreamEvent::Finished { id: s }) => {
+                        c.acked.insert(s);
+                        self.touched.push((id, Note::Stream(s)));
                     }
-                    Event::Stream(StreamEvent::Writable { id }) => {
-                        c.write_blocked.remove(&id);
+                    Event::Stream(StreamEvent::Writable { id: s }) => {
+                        c.write_blocked.remove(&s);
+                        self.touched.push((id, Note::Stream(s)));
                     }
+                    Event::Stream(
+                        StreamEvent::Readable { id: s } | StreamEvent::Stopped { id: s, .. },
+                    ) => self.touched.push((id, Note::Stream(s))),
                     Event::Stream(StreamEvent::Available { dir }) => {
                         c.open_blocked[dir as usize] = false;
+                        self.touched.push((id, Note::State));
                     }
                     _ => {}
                 }
@@ -383,6 +411,7 @@ impl Engine {
             self.accept_epoch.fetch_add(1, Relaxed);
             c.drained = true;
             c.timer = None;
+            self.touched.push((id, Note::State));
             if !c.held {
                 return;
             }

@@ -24,9 +24,10 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use crate::bio::Bio;
 use crate::bio::msg::BIO_POLL_DESCRIPTOR;
 use crate::error::*;
-use crate::quic::engine::{ConnId, Engine};
+use crate::quic::engine::{ConnId, Engine, Note};
 use crate::quic::port::Port;
 use crate::sys;
+use quinn_proto::StreamId;
 
 /// A port's index in its domain.
 pub type PortId = usize;
@@ -38,6 +39,10 @@ pub const NO_PORT: PortId = usize::MAX;
 pub enum Interest {
     /// Anything on this connection.
     Conn(PortId, ConnId),
+    /// This stream of the connection, or the connection's state.
+    Stream(PortId, ConnId, StreamId),
+    /// New streams from the peer, or the connection's state.
+    Incoming(PortId, ConnId),
     /// A new connection in this port's accept queue.
     Accept(PortId),
     /// Any event at all (SSL_poll, background threads).
@@ -201,11 +206,24 @@ impl Reactor {
                 continue;
             }
             self.activity += 1;
+            let touched = &p.engine.touched;
             for e in self.entries.iter_mut().filter(|e| !e.woken) {
                 let hit = match e.interest {
                     Interest::Any => true,
                     Interest::Accept(q) => q == pid && accepted,
-                    Interest::Conn(q, c) => q == pid && p.engine.touched.contains(&c),
+                    Interest::Conn(q, c) => q == pid && touched.iter().any(|t| t.0 == c),
+                    Interest::Stream(q, c, sid) => {
+                        q == pid
+                            && touched.iter().any(|&(tc, n)| {
+                                tc == c && (n == Note::State || n == Note::Stream(sid))
+                            })
+                    }
+                    Interest::Incoming(q, c) => {
+                        q == pid
+                            && touched.iter().any(|&(tc, n)| {
+                                tc == c && matches!(n, Note::State | Note::Incoming)
+                            })
+                    }
                 };
                 if hit {
                     e.woken = true;

@@ -384,15 +384,25 @@ impl Ssl {
             && g.g.pollable()
     }
 
-    /// What a blocked call on this object waits for.
-    fn interest(&self) -> Interest {
+    /// What a blocked call on this object waits for: its stream (a stream object, or a
+    /// connection's default stream once it exists), the peer's new streams (`incoming`:
+    /// SSL_accept_stream), the connection, or the listener's accept queue.
+    fn interest(&self, incoming: bool) -> Interest {
+        let port = self.port_id();
+        let Some(h) = self.conn_obj().and_then(|c| *c.handle.lock()) else {
+            return match &self.kind {
+                Kind::Listener(l) => Interest::Accept(l.port),
+                _ => Interest::Any,
+            };
+        };
         match &self.kind {
-            Kind::Listener(l) => Interest::Accept(l.port),
-            Kind::Domain(_) => Interest::Any,
-            _ => match self.conn_obj().and_then(|c| *c.handle.lock()) {
-                Some(h) => Interest::Conn(self.port_id(), h),
-                None => Interest::Any,
+            _ if incoming => Interest::Incoming(port, h),
+            Kind::Stream(s) => Interest::Stream(port, h, s.id),
+            Kind::Conn(c) => match *c.default_stream.lock() {
+                Some(id) => Interest::Stream(port, h, id),
+                None => Interest::Conn(port, h),
             },
+            _ => Interest::Conn(port, h),
         }
     }
 
@@ -400,7 +410,17 @@ impl Ssl {
     /// tick; if it still would block and this object is in blocking mode, waits for events
     /// that concern it and tries again until it completes or fails.
     /// `may_block` false: never wait (a NO_BLOCK flag).
-    fn op<T>(&self, may_block: bool, mut f: impl FnMut(&mut Port) -> Result<T>) -> Result<T> {
+    fn op<T>(&self, may_block: bool, f: impl FnMut(&mut Port) -> Result<T>) -> Result<T> {
+        self.op_waiting(may_block, false, f)
+    }
+
+    /// As `op`; `incoming`: a blocked call waits for the peer's new streams.
+    fn op_waiting<T>(
+        &self,
+        may_block: bool,
+        incoming: bool,
+        mut f: impl FnMut(&mut Port) -> Result<T>,
+    ) -> Result<T> {
         let mut p = self.locked();
         // The object's own state may change (SSL_poll's cached answer must not be reused).
         self.bump_epoch();
@@ -420,7 +440,7 @@ impl Ssl {
             // Send what this call queued (flow-control credit, acknowledgements) before
             // sleeping: no one else may tick soon.
             p.g.run(Instant::now());
-            let interest = self.interest();
+            let interest = self.interest(incoming);
             self.domain().wait(&mut p.g, interest, None);
         }
     }
@@ -1017,7 +1037,7 @@ impl Ssl {
     /// `no_block`) waits for one.
     pub fn accept_stream(self: &Arc<Ssl>, no_block: bool) -> Result<Arc<Ssl>> {
         let c = self.as_conn()?;
-        let id = self.op(!no_block, |p| {
+        let id = self.op_waiting(!no_block, true, |p| {
             let h = self.live(c, p)?;
             p.engine
                 .conns
