@@ -8,6 +8,11 @@
 #include <stdio.h>
 #include <sys/time.h>
 
+/**
+ * OpenSSL's default write buffer (17 KiB: one TLS record and some).
+ */
+#define DEFAULT_SIZE (17 * 1024)
+
 #define BIO_NOCLOSE 0
 
 #define BIO_CLOSE 1
@@ -22,6 +27,11 @@
 
 #define BIO_FLAGS_SHOULD_RETRY 8
 
+/**
+ * Set by a socket BIO's read of 0 bytes; BIO_eof reports it.
+ */
+#define BIO_FLAGS_IN_EOF 2048
+
 #define BIO_TYPE_DESCRIPTOR 256
 
 #define BIO_TYPE_FILTER 512
@@ -35,6 +45,18 @@
 #define BIO_TYPE_DGRAM_PAIR (26 | BIO_TYPE_SOURCE_SINK)
 
 #define BIO_TYPE_DGRAM_MEM (27 | BIO_TYPE_SOURCE_SINK)
+
+#define BIO_TYPE_MEM (1 | BIO_TYPE_SOURCE_SINK)
+
+#define BIO_TYPE_SOCKET ((5 | BIO_TYPE_SOURCE_SINK) | BIO_TYPE_DESCRIPTOR)
+
+#define BIO_TYPE_BUFFER (9 | BIO_TYPE_FILTER)
+
+#define BIO_TYPE_CONNECT ((12 | BIO_TYPE_SOURCE_SINK) | BIO_TYPE_DESCRIPTOR)
+
+#define BIO_TYPE_ACCEPT ((13 | BIO_TYPE_SOURCE_SINK) | BIO_TYPE_DESCRIPTOR)
+
+#define BIO_TYPE_BIO (19 | BIO_TYPE_SOURCE_SINK)
 
 #define BIO_TYPE_MASK 255
 
@@ -60,6 +82,10 @@
 #define BIO_CTRL_DUP 12
 
 #define BIO_CTRL_WPENDING 13
+
+#define BIO_CTRL_PUSH 6
+
+#define BIO_CTRL_POP 7
 
 #define BIO_CTRL_SET_CALLBACK 14
 
@@ -152,6 +178,12 @@
 #define BIO_C_NREAD0 143
 
 #define BIO_C_SET_BUF_MEM_EOF_RETURN 130
+
+#define BIO_C_RESET_READ_REQUEST 147
+
+#define BIO_C_SET_BUFF_SIZE 117
+
+#define BIO_C_GET_BUFF_NUM_LINES 116
 
 #define BIO_DGRAM_CAP_NONE 0
 
@@ -899,6 +931,83 @@ const BIO_METHOD *BIO_s_dgram_pair(void);
 const BIO_METHOD *BIO_s_dgram_mem(void);
 
 /**
+ * The stream socket BIO method (TCP). See BIO_s_socket(3).
+ */
+const BIO_METHOD *BIO_s_socket(void);
+
+/**
+ * The memory buffer method. See BIO_s_mem(3).
+ */
+const BIO_METHOD *BIO_s_mem(void);
+
+/**
+ * The byte-stream BIO pair method (one half). See BIO_s_bio(3).
+ */
+const BIO_METHOD *BIO_s_bio(void);
+
+/**
+ * The buffering filter. Here it buffers nothing: reads, writes and ctrls pass straight to
+ * the next BIO of the chain (BIO_flush is then always complete). See BIO_f_buffer(3).
+ */
+const BIO_METHOD *BIO_f_buffer(void);
+
+/**
+ * A socket BIO over the connected stream socket `fd`; BIO_CLOSE closes it on free.
+ * NULL and an error for a negative fd. See BIO_new_socket(3).
+ */
+BIO *BIO_new_socket(int sock, int close_flag);
+
+/**
+ * A read-only memory BIO holding `len` bytes of `buf` (`len` -1: a NUL-terminated string).
+ * The bytes are copied, so `buf` need not outlive the BIO (OpenSSL keeps the pointer).
+ * Reads of the drained BIO return 0 (end of data); writes fail. See BIO_new_mem_buf(3).
+ */
+BIO *BIO_new_mem_buf(const void *buf, int len);
+
+/**
+ * Creates two joined BIO_s_bio halves; 0 for the default 17 KiB write buffer. Returns 1
+ * and sets both out-pointers, or 0 (both NULL). See BIO_new_bio_pair(3).
+ */
+int BIO_new_bio_pair(BIO **bio1, size_t writebuf1, BIO **bio2, size_t writebuf2);
+
+/**
+ * How many bytes the other half of a BIO pair last failed to read (capped at the buffer
+ * size), 0 once anything was written or read since. See BIO_ctrl_get_read_request(3).
+ */
+size_t BIO_ctrl_get_read_request(BIO *b);
+
+/**
+ * Clears the read request BIO_ctrl_get_read_request reports. Returns 1, or 0 on a BIO that
+ * is not a BIO pair half. See BIO_ctrl_reset_read_request(3).
+ */
+int BIO_ctrl_reset_read_request(BIO *b);
+
+/**
+ * Appends `append` (with whatever follows it) to the end of `b`'s chain and returns `b`;
+ * with `b` NULL, returns `append`. References are unchanged: a chain does not own its BIOs
+ * (BIO_free_all frees them). See BIO_push(3).
+ */
+BIO *BIO_push(BIO *b, BIO *append);
+
+/**
+ * Takes `b` out of its chain (its neighbours are joined) and returns the BIO that followed
+ * it, or NULL. References are unchanged. See BIO_pop(3).
+ */
+BIO *BIO_pop(BIO *b);
+
+/**
+ * The BIO after `b` in its chain, or NULL (also for NULL). See BIO_next(3).
+ */
+BIO *BIO_next(BIO *b);
+
+/**
+ * The first BIO of `b`'s chain (from `b` on) of type `type`: an exact type when it has a
+ * number in its low byte, else any BIO with all of its class bits. NULL if none.
+ * See BIO_find_type(3).
+ */
+BIO *BIO_find_type(BIO *b, int type);
+
+/**
  * Creates a BIO of the given method with one reference. For a BIO_meth_new method, its
  * `create` callback runs; if that returns 0, BIO_new returns NULL (ERR_R_INIT_FAIL queued)
  * and `destroy` is not called. NULL and an error on failure. See BIO_new(3).
@@ -924,8 +1033,8 @@ int BIO_new_bio_dgram_pair(BIO **bio1, size_t writebuf1, BIO **bio2, size_t writ
 int BIO_free(BIO *a);
 
 /**
- * Frees a BIO chain (this library's BIOs are single links). NULL is a no-op.
- * See BIO_free_all(3).
+ * Frees `a` and the BIOs after it in its chain, stopping after the first that had other
+ * references (as OpenSSL). NULL is a no-op. See BIO_free_all(3).
  */
 void BIO_free_all(BIO *a);
 

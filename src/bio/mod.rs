@@ -4,18 +4,21 @@
 //! halves of BIO_sendmmsg/BIO_recvmmsg and the zero-copy API; each kind supplies `tx`/`rx`.
 
 pub mod addr;
+pub mod bpair;
 pub mod consts;
 pub mod custom;
 pub mod dgram;
+pub mod mem;
 pub mod msg;
 pub mod pair;
 pub mod ring;
+pub mod sock;
 pub mod zc;
 
 use std::ffi::c_int;
 use std::mem::MaybeUninit;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
@@ -52,6 +55,22 @@ pub static METHOD_DGRAM_MEM: BioMethod = BioMethod {
     type_id: BIO_TYPE_DGRAM_MEM,
     name: "BIO dgram mem",
 };
+pub static METHOD_SOCKET: BioMethod = BioMethod {
+    type_id: BIO_TYPE_SOCKET,
+    name: "socket",
+};
+pub static METHOD_MEM: BioMethod = BioMethod {
+    type_id: BIO_TYPE_MEM,
+    name: "memory buffer",
+};
+pub static METHOD_BIO: BioMethod = BioMethod {
+    type_id: BIO_TYPE_BIO,
+    name: "BIO pair",
+};
+pub static METHOD_BUFFER: BioMethod = BioMethod {
+    type_id: BIO_TYPE_BUFFER,
+    name: "buffer",
+};
 /// Placeholder of a custom BIO's `method` field: its type and name come from its
 /// [`custom::CustomMethod`].
 pub static METHOD_CUSTOM: BioMethod = BioMethod {
@@ -79,6 +98,14 @@ pub enum Kind {
     Dgram(dgram::DgramSock),
     Pair(pair::PairEnd),
     Custom(custom::CustomBio),
+    /// BIO_s_socket: a byte stream over a connected socket.
+    Sock(sock::SockBio),
+    /// BIO_s_mem / BIO_new_mem_buf.
+    Mem(mem::MemBio),
+    /// BIO_s_bio: one half of a byte-stream pair.
+    BytePair(bpair::BytePair),
+    /// BIO_f_buffer: a filter that passes everything to the next BIO of its chain.
+    Buffer,
 }
 
 /// Counters updated once per batch (never per datagram on a shared line).
@@ -102,6 +129,11 @@ pub struct Bio {
     zc_write: Mutex<WriteSide>,
     zc_read_used: AtomicBool,
     zc_write_used: AtomicBool,
+    /// The chain (BIO_push/BIO_pop). Links do not own, as in OpenSSL: each BIO of a chain
+    /// keeps the references its users hold, and BIO_free_all releases one per BIO. A freed
+    /// BIO simply ends the chain (no dangling pointer).
+    next: Mutex<Weak<Bio>>,
+    prev: Mutex<Weak<Bio>>,
 }
 
 /// Errors for a would-block of the legacy calls (set retry flags, queue nothing).
@@ -117,9 +149,18 @@ impl Bio {
         let kind = match method.type_id {
             BIO_TYPE_DGRAM => Kind::Dgram(dgram::DgramSock::new()),
             BIO_TYPE_DGRAM_MEM => Kind::Pair(pair::PairEnd::new_mem()),
+            BIO_TYPE_SOCKET => Kind::Sock(sock::SockBio::default()),
+            BIO_TYPE_MEM => Kind::Mem(mem::MemBio::new()),
+            BIO_TYPE_BIO => Kind::BytePair(bpair::BytePair::default()),
+            BIO_TYPE_BUFFER => Kind::Buffer,
             _ => Kind::Pair(pair::PairEnd::new()),
         };
         Self::with_kind(method, kind)
+    }
+
+    /// A read-only memory BIO over a copy of `data` (BIO_new_mem_buf).
+    pub fn new_mem_buf(data: &[u8]) -> Arc<Bio> {
+        Self::with_kind(&METHOD_MEM, Kind::Mem(mem::MemBio::read_only(data)))
     }
 
     fn with_kind(method: &'static BioMethod, kind: Kind) -> Arc<Bio> {
@@ -132,6 +173,8 @@ impl Bio {
             zc_write: Mutex::new(WriteSide::default()),
             zc_read_used: AtomicBool::new(false),
             zc_write_used: AtomicBool::new(false),
+            next: Mutex::new(Weak::new()),
+            prev: Mutex::new(Weak::new()),
         })
     }
 
@@ -180,6 +223,89 @@ impl Bio {
             ))),
         }
     }
+    pub fn sock(&self) -> Option<&sock::SockBio> {
+        match &self.kind {
+            Kind::Sock(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn mem(&self) -> Option<&mem::MemBio> {
+        match &self.kind {
+            Kind::Mem(m) => Some(m),
+            _ => None,
+        }
+    }
+    pub fn byte_pair(&self) -> Option<&bpair::BytePair> {
+        match &self.kind {
+            Kind::BytePair(p) => Some(p),
+            _ => None,
+        }
+    }
+    /// Whether this is one of the byte-stream kinds (socket, mem, BIO pair, buffer filter).
+    pub fn is_stream(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Sock(_) | Kind::Mem(_) | Kind::BytePair(_) | Kind::Buffer
+        )
+    }
+
+    // ---- chains (BIO_push, BIO_pop, BIO_next)
+
+    /// The next BIO of the chain, if any (and still alive).
+    pub fn next_bio(&self) -> Option<Arc<Bio>> {
+        self.next.lock().upgrade()
+    }
+
+    /// BIO_push: appends `append` (and whatever follows it) after the last BIO of `this`'s
+    /// chain.
+    pub fn push(this: &Arc<Bio>, append: &Arc<Bio>) {
+        let mut last = this.clone();
+        while let Some(n) = last.next_bio() {
+            if Arc::ptr_eq(&n, this) {
+                break; // a cycle someone made: stop rather than loop
+            }
+            last = n;
+        }
+        *last.next.lock() = Arc::downgrade(append);
+        *append.prev.lock() = Arc::downgrade(&last);
+    }
+
+    /// Cuts the chain after this BIO (BIO_push(b, NULL) on the last BIO does nothing else).
+    pub fn pop_next(&self) {
+        *self.next.lock() = Weak::new();
+    }
+
+    /// BIO_pop: takes this BIO out of its chain, joining its neighbours; returns the BIO that
+    /// followed it.
+    pub fn pop(&self) -> Option<Arc<Bio>> {
+        let next = std::mem::take(&mut *self.next.lock());
+        let prev = std::mem::take(&mut *self.prev.lock());
+        if let Some(p) = prev.upgrade() {
+            *p.next.lock() = next.clone();
+        }
+        let n = next.upgrade();
+        if let Some(n) = &n {
+            *n.prev.lock() = prev;
+        }
+        n
+    }
+
+    /// The next BIO for a filter, or the error a filter without one gives.
+    fn filter_next(&self) -> Result<Arc<Bio>> {
+        self.next_bio().ok_or_else(|| {
+            Error::bio(BIO_R_UNINITIALIZED)
+                .with(format!("a {} BIO needs a next BIO (BIO_push)", self.name()))
+        })
+    }
+
+    /// A filter's I/O: the next BIO's, with its retry flags copied (BIO_copy_next_retry).
+    fn via_next<T>(&self, f: impl FnOnce(&Bio) -> Result<T>) -> Result<T> {
+        let n = self.filter_next()?;
+        let r = f(&n);
+        self.set_flags(n.flags() & (BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY));
+        r
+    }
+
     /// The custom state of a BIO made from a BIO_meth_new method, if it is one.
     pub fn custom(&self) -> Option<&custom::CustomBio> {
         match &self.kind {
@@ -227,6 +353,23 @@ impl Bio {
             Kind::Dgram(d) => d.read(buf, &self.stats),
             Kind::Pair(p) => p.read(buf, &self.stats),
             Kind::Custom(c) => custom::read_one(self, c, buf),
+            Kind::Sock(s) => {
+                let r = s.read(buf);
+                if matches!(r, Ok(0)) && !buf.is_empty() {
+                    self.set_flags(BIO_FLAGS_IN_EOF);
+                }
+                r
+            }
+            Kind::Mem(m) => match m.read(buf) {
+                mem::MemRead::Data(n) => Ok(n),
+                mem::MemRead::Empty(0) => Ok(0),
+                mem::MemRead::Empty(_) => Err(Error::would_block()),
+            },
+            Kind::BytePair(p) => p.read(buf).map(|r| match r {
+                bpair::PairRead::Data(n) => n,
+                bpair::PairRead::Eof => 0,
+            }),
+            Kind::Buffer => return self.via_next(|n| n.read(buf)),
         };
         self.note_retry(r, BIO_FLAGS_READ)
     }
@@ -242,6 +385,10 @@ impl Bio {
             Kind::Dgram(d) => d.write(buf, &self.stats),
             Kind::Pair(p) => p.write(buf, &self.stats),
             Kind::Custom(c) => custom::write_one(self, c, buf),
+            Kind::Sock(s) => s.write(buf),
+            Kind::Mem(m) => m.write(buf),
+            Kind::BytePair(p) => p.write(buf),
+            Kind::Buffer => return self.via_next(|n| n.write(buf)),
         };
         self.note_retry(r, BIO_FLAGS_WRITE)
     }
@@ -378,6 +525,7 @@ impl Bio {
             }
             Kind::Pair(p) => p.effective_caps(),
             Kind::Custom(c) => custom::effective_caps(self, c),
+            _ => 0,
         }
     }
 
@@ -386,6 +534,7 @@ impl Bio {
             Kind::Dgram(d) => d.local_enabled(),
             Kind::Pair(p) => p.local_enabled(),
             Kind::Custom(c) => custom::local_enabled(self, c),
+            _ => false,
         }
     }
 
@@ -394,6 +543,10 @@ impl Bio {
             Kind::Dgram(d) => d.tx(descs, &self.stats),
             Kind::Pair(p) => p.tx(descs, &self.stats),
             Kind::Custom(c) => custom::tx(self, c, descs),
+            _ => TxOutcome {
+                sent: 0,
+                err: Some(self.not_datagram()),
+            },
         }
     }
 
@@ -402,6 +555,7 @@ impl Bio {
             Kind::Dgram(d) => d.rx(dsts, &self.stats),
             Kind::Pair(p) => p.rx(dsts, &self.stats),
             Kind::Custom(c) => custom::rx(self, c, dsts),
+            _ => Err(self.not_datagram()),
         }
     }
 
@@ -440,7 +594,7 @@ impl Bio {
         let mtu = match &self.kind {
             Kind::Dgram(d) => d.mtu(),
             Kind::Pair(p) => p.mtu(),
-            Kind::Custom(_) => 0,
+            _ => 0,
         };
         mtu.max(2048)
     }
@@ -624,6 +778,9 @@ impl Bio {
             Kind::Dgram(d) => d.poll_descriptor(),
             Kind::Pair(p) => p.rpoll(),
             Kind::Custom(c) => custom::poll_descriptor(self, c, BIO_CTRL_GET_RPOLL_DESCRIPTOR),
+            Kind::Sock(s) => s.poll_descriptor(),
+            Kind::Buffer => self.filter_next()?.rpoll(),
+            Kind::Mem(_) | Kind::BytePair(_) => Err(self.not_pollable()),
         }
     }
     pub fn wpoll(&self) -> Result<BIO_POLL_DESCRIPTOR> {
@@ -633,13 +790,26 @@ impl Bio {
                 "a datagram pair has no write poll descriptor",
             )),
             Kind::Custom(c) => custom::poll_descriptor(self, c, BIO_CTRL_GET_WPOLL_DESCRIPTOR),
+            Kind::Sock(s) => s.poll_descriptor(),
+            Kind::Buffer => self.filter_next()?.wpoll(),
+            Kind::Mem(_) | Kind::BytePair(_) => Err(self.not_pollable()),
         }
+    }
+
+    fn not_pollable(&self) -> Error {
+        Error::unsupported(format!("a {} BIO has no poll descriptor", self.name()))
+    }
+    fn not_datagram(&self) -> Error {
+        Error::unsupported(format!(
+            "a {} BIO is a byte stream: datagram batches are not available",
+            self.name()
+        ))
     }
 
     pub fn wakeups(&self) -> u64 {
         match &self.kind {
             Kind::Pair(p) => p.wakeups(),
-            Kind::Dgram(_) | Kind::Custom(_) => 0,
+            _ => 0,
         }
     }
 }

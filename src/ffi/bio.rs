@@ -11,12 +11,16 @@ use super::{
     ref_arg,
 };
 use crate::bio::addr::BioAddr;
+use crate::bio::bpair::BytePair;
 use crate::bio::consts::*;
 use crate::bio::custom::{CustomMethod, ReadExFn, WriteExFn};
 use crate::bio::msg::{BIO_ADDR, BIO_MSG, BIO_POLL_DESCRIPTOR, MsgArray};
 use crate::bio::pair::PairEnd;
 use crate::bio::zc::{RawBuf, ReadAllocCb, ReadFreeCb, WriteDoneCb};
-use crate::bio::{Bio, BioMethod, METHOD_DGRAM, METHOD_DGRAM_MEM, METHOD_DGRAM_PAIR};
+use crate::bio::{
+    Bio, BioMethod, METHOD_BIO, METHOD_BUFFER, METHOD_DGRAM, METHOD_DGRAM_MEM, METHOD_DGRAM_PAIR,
+    METHOD_MEM, METHOD_SOCKET,
+};
 use crate::error::*;
 
 /// The opaque C type behind `BIO_METHOD *`.
@@ -51,9 +55,17 @@ fn method_arg(m: *const BIO_METHOD) -> Result<MethodRef> {
     if m.is_null() {
         return Err(Error::null("type"));
     }
-    if let Some(b) = [&METHOD_DGRAM, &METHOD_DGRAM_PAIR, &METHOD_DGRAM_MEM]
-        .into_iter()
-        .find(|k| std::ptr::eq(*k as *const BioMethod as *const BIO_METHOD, m))
+    if let Some(b) = [
+        &METHOD_DGRAM,
+        &METHOD_DGRAM_PAIR,
+        &METHOD_DGRAM_MEM,
+        &METHOD_SOCKET,
+        &METHOD_MEM,
+        &METHOD_BIO,
+        &METHOD_BUFFER,
+    ]
+    .into_iter()
+    .find(|k| std::ptr::eq(*k as *const BioMethod as *const BIO_METHOD, m))
     {
         return Ok(MethodRef::Builtin(b));
     }
@@ -126,6 +138,187 @@ pub extern "C" fn BIO_s_dgram_mem() -> *const BIO_METHOD {
     method_handle(&METHOD_DGRAM_MEM)
 }
 
+/// The stream socket BIO method (TCP). See BIO_s_socket(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_s_socket() -> *const BIO_METHOD {
+    method_handle(&METHOD_SOCKET)
+}
+
+/// The memory buffer method. See BIO_s_mem(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_s_mem() -> *const BIO_METHOD {
+    method_handle(&METHOD_MEM)
+}
+
+/// The byte-stream BIO pair method (one half). See BIO_s_bio(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_s_bio() -> *const BIO_METHOD {
+    method_handle(&METHOD_BIO)
+}
+
+/// The buffering filter. Here it buffers nothing: reads, writes and ctrls pass straight to
+/// the next BIO of the chain (BIO_flush is then always complete). See BIO_f_buffer(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_f_buffer() -> *const BIO_METHOD {
+    method_handle(&METHOD_BUFFER)
+}
+
+/// A socket BIO over the connected stream socket `fd`; BIO_CLOSE closes it on free.
+/// NULL and an error for a negative fd. See BIO_new_socket(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_new_socket(sock: c_int, close_flag: c_int) -> *mut BIO {
+    ffi_entry!(BIO_new_socket => {
+        let b = Bio::new(&METHOD_SOCKET);
+        b.sock().expect("socket kind").set_fd(sock, close_flag != 0)?;
+        Ok(bio_into_handle(b))
+    })
+}
+
+/// A read-only memory BIO holding `len` bytes of `buf` (`len` -1: a NUL-terminated string).
+/// The bytes are copied, so `buf` need not outlive the BIO (OpenSSL keeps the pointer).
+/// Reads of the drained BIO return 0 (end of data); writes fail. See BIO_new_mem_buf(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_new_mem_buf(buf: *const c_void, len: c_int) -> *mut BIO {
+    ffi_entry!(BIO_new_mem_buf => {
+        if buf.is_null() {
+            return Err(Error::null("buf"));
+        }
+        let bytes = if len < 0 {
+            // SAFETY: non-NULL, and with len < 0 the caller passes a NUL-terminated string.
+            unsafe { std::ffi::CStr::from_ptr(buf.cast()) }.to_bytes()
+        } else {
+            super::slice_arg(buf, len as usize, "buf")?
+        };
+        Ok(bio_into_handle(Bio::new_mem_buf(bytes)))
+    })
+}
+
+/// Creates two joined BIO_s_bio halves; 0 for the default 17 KiB write buffer. Returns 1
+/// and sets both out-pointers, or 0 (both NULL). See BIO_new_bio_pair(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_new_bio_pair(
+    bio1: *mut *mut BIO,
+    writebuf1: usize,
+    bio2: *mut *mut BIO,
+    writebuf2: usize,
+) -> c_int {
+    put(bio1, std::ptr::null_mut());
+    put(bio2, std::ptr::null_mut());
+    ffi_entry!(BIO_new_bio_pair => {
+        let o1 = mut_arg(bio1, "bio1")?;
+        let o2 = mut_arg(bio2, "bio2")?;
+        let a = Bio::new(&METHOD_BIO);
+        let b = Bio::new(&METHOD_BIO);
+        let (pa, pb) = (a.byte_pair().expect("pair"), b.byte_pair().expect("pair"));
+        if writebuf1 != 0 {
+            pa.set_write_buf_size(writebuf1)?;
+        }
+        if writebuf2 != 0 {
+            pb.set_write_buf_size(writebuf2)?;
+        }
+        BytePair::make_pair(pa, pb)?;
+        *o1 = bio_into_handle(a);
+        *o2 = bio_into_handle(b);
+        Ok(1)
+    })
+}
+
+/// How many bytes the other half of a BIO pair last failed to read (capped at the buffer
+/// size), 0 once anything was written or read since. See BIO_ctrl_get_read_request(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_ctrl_get_read_request(b: *mut BIO) -> usize {
+    ffi_entry!(BIO_ctrl_get_read_request => {
+        Ok(BIO_ctrl(b, BIO_C_GET_READ_REQUEST, 0, std::ptr::null_mut()).max(0) as usize)
+    })
+}
+
+/// Clears the read request BIO_ctrl_get_read_request reports. Returns 1, or 0 on a BIO that
+/// is not a BIO pair half. See BIO_ctrl_reset_read_request(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_ctrl_reset_read_request(b: *mut BIO) -> c_int {
+    ffi_entry!(BIO_ctrl_reset_read_request => {
+        Ok((BIO_ctrl(b, BIO_C_RESET_READ_REQUEST, 0, std::ptr::null_mut()) != 0) as c_int)
+    })
+}
+
+/// Appends `append` (with whatever follows it) to the end of `b`'s chain and returns `b`;
+/// with `b` NULL, returns `append`. References are unchanged: a chain does not own its BIOs
+/// (BIO_free_all frees them). See BIO_push(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_push(b: *mut BIO, append: *mut BIO) -> *mut BIO {
+    if b.is_null() {
+        return append;
+    }
+    ffi_entry!(BIO_push => {
+        let head = bio_arc(b)?;
+        match append.is_null() {
+            true => {
+                let mut last = head.clone();
+                while let Some(n) = last.next_bio() {
+                    last = n;
+                }
+                last.pop_next();
+            }
+            false => Bio::push(&head, &bio_arc(append)?),
+        }
+        if let Some(c) = head.custom() {
+            // SAFETY: b is this BIO's handle; BIO_CTRL_PUSH is informational (BIO_push(3)).
+            let _ = unsafe { c.ctrl(b, BIO_CTRL_PUSH, 0, std::ptr::null_mut()) };
+        }
+        Ok(b)
+    })
+}
+
+/// Takes `b` out of its chain (its neighbours are joined) and returns the BIO that followed
+/// it, or NULL. References are unchanged. See BIO_pop(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_pop(b: *mut BIO) -> *mut BIO {
+    if b.is_null() {
+        return std::ptr::null_mut();
+    }
+    ffi_entry!(BIO_pop => {
+        let bio = bio_arg(b)?;
+        if let Some(c) = bio.custom() {
+            // SAFETY: b is this BIO's handle; BIO_CTRL_POP is informational (BIO_pop(3)).
+            let _ = unsafe { c.ctrl(b, BIO_CTRL_POP, 0, b.cast()) };
+        }
+        Ok(bio.pop().map_or(std::ptr::null_mut(), |n| Arc::as_ptr(&n) as *mut BIO))
+    })
+}
+
+/// The BIO after `b` in its chain, or NULL (also for NULL). See BIO_next(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_next(b: *mut BIO) -> *mut BIO {
+    if b.is_null() {
+        return std::ptr::null_mut();
+    }
+    ffi_entry!(BIO_next => {
+        Ok(bio_arg(b)?.next_bio().map_or(std::ptr::null_mut(), |n| Arc::as_ptr(&n) as *mut BIO))
+    })
+}
+
+/// The first BIO of `b`'s chain (from `b` on) of type `type`: an exact type when it has a
+/// number in its low byte, else any BIO with all of its class bits. NULL if none.
+/// See BIO_find_type(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_find_type(b: *mut BIO, r#type: c_int) -> *mut BIO {
+    if b.is_null() {
+        return std::ptr::null_mut();
+    }
+    ffi_entry!(BIO_find_type => {
+        let mut cur = Some(bio_arc(b)?);
+        while let Some(bio) = cur {
+            let t = bio.type_id();
+            let hit = if r#type & BIO_TYPE_MASK != 0 { t == r#type } else { t & r#type != 0 };
+            if hit {
+                return Ok(Arc::as_ptr(&bio) as *mut BIO);
+            }
+            cur = bio.next_bio();
+        }
+        Ok(std::ptr::null_mut())
+    })
+}
+
 /// Creates a BIO of the given method with one reference. For a BIO_meth_new method, its
 /// `create` callback runs; if that returns 0, BIO_new returns NULL (ERR_R_INIT_FAIL queued)
 /// and `destroy` is not called. NULL and an error on failure. See BIO_new(3).
@@ -188,11 +381,27 @@ pub extern "C" fn BIO_free(a: *mut BIO) -> c_int {
     })
 }
 
-/// Frees a BIO chain (this library's BIOs are single links). NULL is a no-op.
-/// See BIO_free_all(3).
+/// Frees `a` and the BIOs after it in its chain, stopping after the first that had other
+/// references (as OpenSSL). NULL is a no-op. See BIO_free_all(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_free_all(a: *mut BIO) {
-    BIO_free(a);
+    if a.is_null() {
+        return;
+    }
+    guard_with("BIO_free_all", (), || {
+        let mut cur = a;
+        loop {
+            let arc = bio_arc(cur)?;
+            let refs = Arc::strong_count(&arc) - 1;
+            let next = arc.next_bio().map(|n| Arc::as_ptr(&n) as *mut BIO);
+            drop(arc);
+            bio_release(cur);
+            match next {
+                Some(n) if refs <= 1 => cur = n,
+                _ => return Ok(()),
+            }
+        }
+    })
 }
 
 /// BIO_free without a result. See BIO_vfree(3).
@@ -226,7 +435,14 @@ pub extern "C" fn BIO_read(b: *mut BIO, data: *mut c_void, dlen: c_int) -> c_int
             let r = unsafe { c.read(b, buf.as_mut_ptr().cast(), buf.len()) };
             return Ok(custom_ret(r.map(|(r, n)| if r > 0 { n as c_int } else { r }), "BIO_read"));
         }
-        Ok(bio.read(buf)? as c_int)
+        match bio.read(buf) {
+            Ok(n) => Ok(n as c_int),
+            // An empty mem BIO returns its BIO_set_mem_eof_return value (-1 unless set).
+            Err(e) if e.is_would_block() && bio.mem().is_some() => {
+                Ok(bio.mem().map_or(-1, |m| m.eof_return()))
+            }
+            Err(e) => Err(e),
+        }
     })
 }
 
@@ -348,6 +564,10 @@ pub extern "C" fn BIO_method_name(b: *const BIO) -> *const c_char {
         Ok(match bio.type_id() {
             BIO_TYPE_DGRAM => c"datagram socket".as_ptr(),
             BIO_TYPE_DGRAM_PAIR => c"BIO dgram pair".as_ptr(),
+            BIO_TYPE_SOCKET => c"socket".as_ptr(),
+            BIO_TYPE_MEM => c"memory buffer".as_ptr(),
+            BIO_TYPE_BIO => c"BIO pair".as_ptr(),
+            BIO_TYPE_BUFFER => c"buffer".as_ptr(),
             _ => c"BIO dgram mem".as_ptr(),
         })
     })
@@ -426,6 +646,9 @@ fn ctrl(bio: &Bio, cmd: c_int, larg: c_long, parg: *mut c_void) -> Result<c_long
     let int_out = |v: c_int| {
         put(parg as *mut c_int, v);
     };
+    if bio.is_stream() {
+        return stream_ctrl(bio, cmd, larg, parg);
+    }
     match cmd {
         BIO_CTRL_FLUSH => return Ok(bio.flush()? as c_long),
         BIO_CTRL_GET_RPOLL_DESCRIPTOR | BIO_CTRL_GET_WPOLL_DESCRIPTOR => {
@@ -593,6 +816,137 @@ fn ctrl(bio: &Bio, cmd: c_int, larg: c_long, parg: *mut c_void) -> Result<c_long
         BIO_CTRL_DGRAM_DETECT_PEER_ADDR | BIO_CTRL_DGRAM_GET_PEER => 0,
         _ => return unsupported(),
     })
+}
+
+/// BIO_ctrl on the byte-stream kinds, with OpenSSL's results (bss_sock.c, bss_mem.c,
+/// bss_bio.c): commands a kind does not know return 0 with nothing queued, as there.
+fn stream_ctrl(bio: &Bio, cmd: c_int, larg: c_long, parg: *mut c_void) -> Result<c_long> {
+    let poll_out = |d: Result<BIO_POLL_DESCRIPTOR>| -> Result<c_long> {
+        let out = mut_arg(parg as *mut BIO_POLL_DESCRIPTOR, "desc")?;
+        *out = d?;
+        Ok(1)
+    };
+    if let Some(s) = bio.sock() {
+        return Ok(match cmd {
+            BIO_C_SET_FD => {
+                let fd = *ref_arg(parg as *const c_int, "fd")?;
+                s.set_fd(fd, larg != 0)?;
+                bio.clear_flags(!0);
+                1
+            }
+            BIO_C_GET_FD => {
+                let fd = s.fd();
+                if fd >= 0 {
+                    put(parg as *mut c_int, fd);
+                }
+                fd as c_long
+            }
+            BIO_CTRL_GET_CLOSE => s.get_close() as c_long,
+            BIO_CTRL_SET_CLOSE => {
+                s.set_close(larg != 0);
+                1
+            }
+            BIO_CTRL_DUP | BIO_CTRL_FLUSH => 1,
+            BIO_CTRL_EOF => (bio.flags() & BIO_FLAGS_IN_EOF != 0) as c_long,
+            BIO_CTRL_GET_RPOLL_DESCRIPTOR | BIO_CTRL_GET_WPOLL_DESCRIPTOR => {
+                return poll_out(bio.rpoll());
+            }
+            // OpenSSL's socket BIO has no BIO_C_SET_NBIO: BIO_set_nbio returns 0 and leaves
+            // the fd as it is (use BIO_socket_nbio on the fd).
+            _ => 0,
+        });
+    }
+    if let Some(m) = bio.mem() {
+        return Ok(match cmd {
+            BIO_CTRL_RESET => {
+                m.reset();
+                1
+            }
+            BIO_CTRL_EOF => (m.pending() == 0) as c_long,
+            BIO_C_SET_BUF_MEM_EOF_RETURN => {
+                m.set_eof_return(larg as c_int);
+                1
+            }
+            BIO_CTRL_INFO => {
+                let (p, n) = m.data();
+                put(parg as *mut *const u8, p);
+                n as c_long
+            }
+            BIO_CTRL_GET_CLOSE => m.get_close() as c_long,
+            BIO_CTRL_SET_CLOSE => {
+                m.set_close(larg != 0);
+                1
+            }
+            BIO_CTRL_PENDING => m.pending() as c_long,
+            BIO_CTRL_WPENDING => 0,
+            BIO_CTRL_DUP | BIO_CTRL_FLUSH => 1,
+            _ => 0,
+        });
+    }
+    if let Some(p) = bio.byte_pair() {
+        return Ok(match cmd {
+            BIO_C_SET_WRITE_BUF_SIZE => {
+                if larg < 0 {
+                    return Err(Error::invalid("negative buffer size"));
+                }
+                p.set_write_buf_size(larg as usize)?;
+                1
+            }
+            BIO_C_GET_WRITE_BUF_SIZE => p.write_buf_size() as c_long,
+            BIO_C_MAKE_BIO_PAIR => {
+                let other = bio_arg(parg as *mut BIO)?;
+                let o = other.byte_pair().ok_or_else(|| {
+                    Error::invalid(format!(
+                        "cannot pair a BIO pair half with a {} BIO",
+                        other.name()
+                    ))
+                })?;
+                BytePair::make_pair(p, o)?;
+                1
+            }
+            BIO_C_DESTROY_BIO_PAIR => {
+                p.destroy();
+                1
+            }
+            BIO_C_GET_WRITE_GUARANTEE => p.write_guarantee() as c_long,
+            BIO_C_GET_READ_REQUEST => p.read_request() as c_long,
+            BIO_C_RESET_READ_REQUEST => {
+                p.reset_read_request();
+                1
+            }
+            BIO_C_SHUTDOWN_WR => {
+                p.shutdown_wr();
+                1
+            }
+            // bss_bio.c clears this half's buffer and returns 0.
+            BIO_CTRL_RESET => {
+                p.reset();
+                0
+            }
+            BIO_CTRL_GET_CLOSE | BIO_CTRL_SET_CLOSE => 1,
+            BIO_CTRL_PENDING => p.pending() as c_long,
+            BIO_CTRL_WPENDING => p.wpending() as c_long,
+            BIO_CTRL_FLUSH => 1,
+            BIO_CTRL_EOF => p.eof() as c_long,
+            _ => 0,
+        });
+    }
+    // BIO_f_buffer: nothing is buffered here, so its own sizes are accepted and ignored;
+    // everything else is the next BIO's answer (0 without one).
+    match cmd {
+        BIO_C_SET_BUFF_SIZE | BIO_CTRL_PUSH | BIO_CTRL_POP => return Ok(1),
+        BIO_C_GET_BUFF_NUM_LINES => return Ok(0),
+        _ => {}
+    }
+    match bio.next_bio() {
+        Some(n) => {
+            let r = BIO_ctrl(n.handle(), cmd, larg, parg);
+            bio.clear_retry();
+            bio.set_flags(n.flags() & (BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY));
+            Ok(r)
+        }
+        None => Ok(0),
+    }
 }
 
 /// Sends a batch of datagrams. Returns 1 with `*msgs_processed` = datagrams sent (maybe fewer
@@ -1240,7 +1594,7 @@ pub extern "C" fn BIO_puts(bp: *mut BIO, buf: *const c_char) -> c_int {
             // SAFETY: bp is this BIO's handle and buf the caller's non-NULL string.
             return Ok(custom_ret(unsafe { c.puts(bp, buf) }, "BIO_puts"));
         }
-        if bio.dgram().is_err() {
+        if bio.dgram().is_err() && !bio.is_stream() {
             return Ok(custom_ret(
                 Err(Error::unsupported(format!(
                     "BIO_puts is not supported on a {} BIO",
@@ -1261,6 +1615,19 @@ pub extern "C" fn BIO_puts(bp: *mut BIO, buf: *const c_char) -> c_int {
 pub extern "C" fn BIO_gets(bp: *mut BIO, buf: *mut c_char, size: c_int) -> c_int {
     ffi_entry!(BIO_gets, -1 => {
         let bio = bio_arg(bp)?;
+        if let Some(m) = bio.mem() {
+            if size < 0 {
+                return Err(Error::invalid("negative size"));
+            }
+            if size == 0 {
+                return Ok(0);
+            }
+            let buf = super::slice_arg_mut(buf.cast(), size as usize, "buf")?;
+            let n = m.gets(&mut buf[..size as usize - 1]);
+            buf[n] = 0;
+            bio.clear_retry();
+            return Ok(n as c_int);
+        }
         let Some(c) = bio.custom() else {
             return Ok(custom_ret(
                 Err(Error::unsupported(format!(
