@@ -553,6 +553,12 @@
 
 #define SSL_R_POLL_REQUEST_NOT_SUPPORTED 418
 
+#define SSL_R_UNEXPECTED_EOF_WHILE_READING 294
+
+#define SSL_R_UNINITIALIZED 276
+
+#define SSL_R_TLS_HANDSHAKE_FAILURE 1040
+
 /**
  * The opaque C type behind `BIO_ADDR *` (the Rust object is a [`BioAddr`]).
  */
@@ -665,14 +671,14 @@ typedef int (*ERR_print_errors_cb_fn)(const char *str, size_t len, void *u);
 
 typedef struct ssl_method_st SSL_METHOD;
 
+typedef struct ssl_st SSL;
+
 typedef struct ssl_ctx_st SSL_CTX;
 
 /**
  * The verify callback type (accepted; osslquic does not call it yet).
  */
 typedef int (*SSL_verify_cb)(int preverify_ok, void *x509_ctx);
-
-typedef struct ssl_st SSL;
 
 /**
  * Arguments of SSL_shutdown_ex.
@@ -1621,8 +1627,8 @@ void ERR_print_errors_fp(FILE *fp);
 const SSL_METHOD *OSSL_QUIC_client_method(void);
 
 /**
- * The QUIC client method with a helper thread (served like the plain client method for
- * now: timers are handled on each call). See OSSL_QUIC_client_thread_method(3).
+ * The QUIC client method with a background thread that keeps the connection served while
+ * the application makes no calls. See OSSL_QUIC_client_thread_method(3).
  */
 const SSL_METHOD *OSSL_QUIC_client_thread_method(void);
 
@@ -1630,6 +1636,38 @@ const SSL_METHOD *OSSL_QUIC_client_thread_method(void);
  * The QUIC server method (for SSL_new_listener). See OSSL_QUIC_server_method(3).
  */
 const SSL_METHOD *OSSL_QUIC_server_method(void);
+
+/**
+ * TLS over TCP, either role (SSL_set_connect_state / SSL_set_accept_state, or SSL_connect /
+ * SSL_accept, choose). TLS 1.2 and 1.3 on rustls. See TLS_method(3).
+ */
+const SSL_METHOD *TLS_method(void);
+
+/**
+ * TLS over TCP, client role. See TLS_client_method(3).
+ */
+const SSL_METHOD *TLS_client_method(void);
+
+/**
+ * TLS over TCP, server role. See TLS_server_method(3).
+ */
+const SSL_METHOD *TLS_server_method(void);
+
+/**
+ * Makes a TLS object a client (no effect on QUIC objects). See SSL_set_connect_state(3).
+ */
+void SSL_set_connect_state(SSL *ssl);
+
+/**
+ * Makes a TLS object a server (no effect on QUIC objects). See SSL_set_accept_state(3).
+ */
+void SSL_set_accept_state(SSL *ssl);
+
+/**
+ * The negotiated protocol version's name ("TLSv1.2", "TLSv1.3"; QUIC: "TLSv1.3").
+ * See SSL_get_version(3).
+ */
+const char *SSL_get_version(const SSL *ssl);
 
 /**
  * A new context for `method`, or NULL. See SSL_CTX_new(3).
@@ -1750,7 +1788,8 @@ void SSL_set0_rbio(SSL *ssl, BIO *rbio);
 void SSL_set0_wbio(SSL *ssl, BIO *wbio);
 
 /**
- * Uses UDP socket `fd` through a BIO_s_datagram that does not close it. See SSL_set_fd(3).
+ * Uses socket `fd` through a BIO that does not close it: a BIO_s_datagram (QUIC, UDP) or a
+ * BIO_s_socket (TLS, TCP). See SSL_set_fd(3).
  */
 int SSL_set_fd(SSL *ssl, int fd);
 
@@ -1792,12 +1831,14 @@ long SSL_ctrl(SSL *ssl, int cmd, long larg, void *parg);
 int SSL_do_handshake(SSL *ssl);
 
 /**
- * Client handshake. See SSL_connect(3).
+ * Client handshake (a TLS_method object becomes a client if no role was chosen).
+ * See SSL_connect(3).
  */
 int SSL_connect(SSL *ssl);
 
 /**
- * Completes an accepted connection's handshake. See SSL_accept(3).
+ * Server handshake: completes an accepted QUIC connection's, or a TLS object's (a
+ * TLS_method object becomes a server if no role was chosen). See SSL_accept(3).
  */
 int SSL_accept(SSL *ssl);
 

@@ -10,3 +10,4 @@ pub mod ffi;
 pub mod quic;
 pub mod ssl;
 pub mod sys;
+pub mod tls;

@@ -533,3 +533,27 @@ pub fn poll(fds: &mut [PollFd], timeout: Option<std::time::Duration>) -> io::Res
     }
     Ok(r as usize)
 }
+
+/// accept(2) on a listening stream socket: Ok(None) when no connection is waiting (a
+/// non-blocking socket). The new socket is close-on-exec.
+pub fn accept(fd: i32) -> io::Result<Option<i32>> {
+    loop {
+        // SAFETY: no address is asked for (NULL pointers are allowed).
+        let r = unsafe {
+            libc::accept4(
+                fd,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC,
+            )
+        };
+        if r >= 0 {
+            return Ok(Some(r));
+        }
+        match errno() {
+            libc::EINTR | libc::ECONNABORTED => continue,
+            libc::EAGAIN => return Ok(None),
+            e => return Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+}

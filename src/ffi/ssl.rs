@@ -44,9 +44,19 @@ pub const TLSEXT_NAMETYPE_host_name: c_int = 0;
 static QUIC_CLIENT: Method = Method::QuicClient;
 static QUIC_CLIENT_THREAD: Method = Method::QuicClientThread;
 static QUIC_SERVER: Method = Method::QuicServer;
+static TLS_ANY: Method = Method::Tls;
+static TLS_CLIENT: Method = Method::TlsClient;
+static TLS_SERVER: Method = Method::TlsServer;
 
 fn method_arg(m: *const SSL_METHOD) -> Result<Method> {
-    for k in [&QUIC_CLIENT, &QUIC_CLIENT_THREAD, &QUIC_SERVER] {
+    for k in [
+        &QUIC_CLIENT,
+        &QUIC_CLIENT_THREAD,
+        &QUIC_SERVER,
+        &TLS_ANY,
+        &TLS_CLIENT,
+        &TLS_SERVER,
+    ] {
         if std::ptr::eq(k as *const Method as *const SSL_METHOD, m) {
             return Ok(*k);
         }
@@ -93,8 +103,8 @@ fn take_bio(b: *mut BIO) -> Option<Arc<Bio>> {
 pub extern "C" fn OSSL_QUIC_client_method() -> *const SSL_METHOD {
     &QUIC_CLIENT as *const Method as *const SSL_METHOD
 }
-/// The QUIC client method with a helper thread (served like the plain client method for
-/// now: timers are handled on each call). See OSSL_QUIC_client_thread_method(3).
+/// The QUIC client method with a background thread that keeps the connection served while
+/// the application makes no calls. See OSSL_QUIC_client_thread_method(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn OSSL_QUIC_client_thread_method() -> *const SSL_METHOD {
     &QUIC_CLIENT_THREAD as *const Method as *const SSL_METHOD
@@ -103,6 +113,45 @@ pub extern "C" fn OSSL_QUIC_client_thread_method() -> *const SSL_METHOD {
 #[unsafe(no_mangle)]
 pub extern "C" fn OSSL_QUIC_server_method() -> *const SSL_METHOD {
     &QUIC_SERVER as *const Method as *const SSL_METHOD
+}
+
+/// TLS over TCP, either role (SSL_set_connect_state / SSL_set_accept_state, or SSL_connect /
+/// SSL_accept, choose). TLS 1.2 and 1.3 on rustls. See TLS_method(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn TLS_method() -> *const SSL_METHOD {
+    &TLS_ANY as *const Method as *const SSL_METHOD
+}
+/// TLS over TCP, client role. See TLS_client_method(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn TLS_client_method() -> *const SSL_METHOD {
+    &TLS_CLIENT as *const Method as *const SSL_METHOD
+}
+/// TLS over TCP, server role. See TLS_server_method(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn TLS_server_method() -> *const SSL_METHOD {
+    &TLS_SERVER as *const Method as *const SSL_METHOD
+}
+/// Makes a TLS object a client (no effect on QUIC objects). See SSL_set_connect_state(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_set_connect_state(ssl: *mut SSL) {
+    ffi_entry!(SSL_set_connect_state => { ssl_arg(ssl)?.set_tls_role(false, false); Ok(()) })
+}
+/// Makes a TLS object a server (no effect on QUIC objects). See SSL_set_accept_state(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_set_accept_state(ssl: *mut SSL) {
+    ffi_entry!(SSL_set_accept_state => { ssl_arg(ssl)?.set_tls_role(true, false); Ok(()) })
+}
+/// The negotiated protocol version's name ("TLSv1.2", "TLSv1.3"; QUIC: "TLSv1.3").
+/// See SSL_get_version(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get_version(ssl: *const SSL) -> *const c_char {
+    let name = |v: &str| match v {
+        "TLSv1.2" => c"TLSv1.2".as_ptr(),
+        _ => c"TLSv1.3".as_ptr(),
+    };
+    guard_with("SSL_get_version", std::ptr::null(), || {
+        Ok(name(ssl_arg(ssl)?.tls_version()))
+    })
 }
 
 /// A new context for `method`, or NULL. See SSL_CTX_new(3).
@@ -266,7 +315,11 @@ pub extern "C" fn SSL_CTX_ctrl(
     _parg: *mut c_void,
 ) -> c_long {
     ffi_entry!(SSL_CTX_ctrl => {
-        ctx_arg(ctx)?;
+        let c = ctx_arg(ctx)?;
+        if c.method.is_tls() && (cmd == SSL_CTRL_SET_MIN_PROTO_VERSION || cmd == SSL_CTRL_SET_MAX_PROTO_VERSION) {
+            c.set_proto_version(cmd == SSL_CTRL_SET_MAX_PROTO_VERSION, larg)?;
+            return Ok(1);
+        }
         match cmd {
             SSL_CTRL_SET_MIN_PROTO_VERSION if larg == 0 || larg <= TLS1_3_VERSION as c_long => Ok(1),
             SSL_CTRL_SET_MAX_PROTO_VERSION if larg == 0 || larg == TLS1_3_VERSION as c_long => Ok(1),
@@ -333,13 +386,22 @@ pub extern "C" fn SSL_set0_wbio(ssl: *mut SSL, wbio: *mut BIO) {
         Ok(())
     })
 }
-/// Uses UDP socket `fd` through a BIO_s_datagram that does not close it. See SSL_set_fd(3).
+/// Uses socket `fd` through a BIO that does not close it: a BIO_s_datagram (QUIC, UDP) or a
+/// BIO_s_socket (TLS, TCP). See SSL_set_fd(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_set_fd(ssl: *mut SSL, fd: c_int) -> c_int {
     ffi_entry!(SSL_set_fd => {
         let s = ssl_arg(ssl)?;
-        let b = Bio::new(&METHOD_DGRAM);
-        b.dgram()?.set_fd(fd, false)?;
+        let b = if matches!(s.kind, Kind::Tls(_) | Kind::TlsListener(_)) {
+            // TLS over TCP: a BIO_s_socket that does not close the fd.
+            let b = Bio::new(&crate::bio::METHOD_SOCKET);
+            b.sock().ok_or_else(|| Error::internal("socket BIO"))?.set_fd(fd, false)?;
+            b
+        } else {
+            let b = Bio::new(&METHOD_DGRAM);
+            b.dgram()?.set_fd(fd, false)?;
+            b
+        };
         s.set_bios(Some(b.clone()), Some(b));
         Ok(1)
     })
@@ -351,6 +413,9 @@ pub extern "C" fn SSL_get_fd(ssl: *const SSL) -> c_int {
         let b = ssl_arg(ssl)?
             .rbio()
             .ok_or_else(|| Error::ssl(SSL_R_BIO_NOT_SET))?;
+        if let Some(s) = b.sock() {
+            return Ok(s.fd());
+        }
         Ok(b.dgram()?.fd())
     })
 }
@@ -416,14 +481,22 @@ pub extern "C" fn SSL_do_handshake(ssl: *mut SSL) -> c_int {
         Ok(io_result(s, s.do_handshake(), SSL_ERROR_WANT_READ))
     })
 }
-/// Client handshake. See SSL_connect(3).
+/// Client handshake (a TLS_method object becomes a client if no role was chosen).
+/// See SSL_connect(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_connect(ssl: *mut SSL) -> c_int {
+    if let Ok(s) = ssl_arg(ssl) {
+        s.set_tls_role(false, true);
+    }
     SSL_do_handshake(ssl)
 }
-/// Completes an accepted connection's handshake. See SSL_accept(3).
+/// Server handshake: completes an accepted QUIC connection's, or a TLS object's (a
+/// TLS_method object becomes a server if no role was chosen). See SSL_accept(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_accept(ssl: *mut SSL) -> c_int {
+    if let Ok(s) = ssl_arg(ssl) {
+        s.set_tls_role(true, true);
+    }
     SSL_do_handshake(ssl)
 }
 
@@ -693,7 +766,10 @@ pub extern "C" fn SSL_is_listener(ssl: *mut SSL) -> c_int {
 /// 1 for a connection. See SSL_is_connection(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_is_connection(ssl: *mut SSL) -> c_int {
-    ffi_entry!(SSL_is_connection => { Ok(ssl_arg(ssl)?.as_conn().is_ok() as c_int) })
+    ffi_entry!(SSL_is_connection => {
+        let s = ssl_arg(ssl)?;
+        Ok((s.as_conn().is_ok() || matches!(s.kind, Kind::Tls(_))) as c_int)
+    })
 }
 /// The listener itself, or an accepted connection's listener, else NULL. See SSL_get0_listener(3).
 #[unsafe(no_mangle)]
@@ -701,8 +777,9 @@ pub extern "C" fn SSL_get0_listener(ssl: *mut SSL) -> *mut SSL {
     ffi_entry!(SSL_get0_listener => {
         let s = ssl_arg(ssl)?;
         Ok(match &s.kind {
-            Kind::Listener(_) => ssl,
+            Kind::Listener(_) | Kind::TlsListener(_) => ssl,
             Kind::Domain(_) => std::ptr::null_mut(),
+            Kind::Tls(t) => t.listener.as_ref().map_or(std::ptr::null_mut(), |l| Arc::as_ptr(l) as *mut SSL),
             Kind::Conn(c) => c.listener.as_ref().map_or(std::ptr::null_mut(), |l| Arc::as_ptr(l) as *mut SSL),
             Kind::Stream(st) => match &st.conn.kind {
                 Kind::Conn(c) => c.listener.as_ref().map_or(std::ptr::null_mut(), |l| Arc::as_ptr(l) as *mut SSL),
@@ -717,9 +794,9 @@ pub extern "C" fn SSL_get0_connection(ssl: *mut SSL) -> *mut SSL {
     ffi_entry!(SSL_get0_connection => {
         let s = ssl_arg(ssl)?;
         Ok(match &s.kind {
-            Kind::Conn(_) => ssl,
+            Kind::Conn(_) | Kind::Tls(_) => ssl,
             Kind::Stream(st) => Arc::as_ptr(&st.conn) as *mut SSL,
-            Kind::Listener(_) | Kind::Domain(_) => std::ptr::null_mut(),
+            Kind::Listener(_) | Kind::Domain(_) | Kind::TlsListener(_) => std::ptr::null_mut(),
         })
     })
 }
@@ -922,7 +999,7 @@ pub extern "C" fn SSL_get_conn_close_info(
         let c = match &s.kind {
             Kind::Conn(c) => c,
             Kind::Stream(st) => st.conn.as_conn()?,
-            Kind::Listener(_) | Kind::Domain(_) => return Err(Error::ssl(SSL_R_CONN_USE_ONLY)),
+            Kind::Listener(_) | Kind::Domain(_) | Kind::Tls(_) | Kind::TlsListener(_) => return Err(Error::ssl(SSL_R_CONN_USE_ONLY)),
         };
         let cs = c.close_reason.get_or_init(|| {
             std::ffi::CString::new(reason.iter().copied().filter(|&b| b != 0).collect::<Vec<u8>>()).unwrap_or_default()
@@ -1295,7 +1372,10 @@ pub extern "C" fn SSL_poll(
                 if p.is_null() {
                     crate::ssl::poll::Target::Skip
                 } else {
-                    crate::ssl::poll::Target::Obj(ssl_arg(p)?)
+                    match ssl_arg(p)? {
+                        s if matches!(s.kind, Kind::Tls(_) | Kind::TlsListener(_)) => crate::ssl::poll::Target::Unsupported,
+                        s => crate::ssl::poll::Target::Obj(s),
+                    }
                 }
             } else {
                 crate::ssl::poll::Target::Unsupported

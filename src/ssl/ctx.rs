@@ -16,7 +16,20 @@ pub enum Method {
     QuicClient,
     QuicClientThread,
     QuicServer,
+    /// TLS over TCP: TLS_method (either role), TLS_client_method, TLS_server_method.
+    Tls,
+    TlsClient,
+    TlsServer,
 }
+
+impl Method {
+    pub fn is_tls(self) -> bool {
+        matches!(self, Method::Tls | Method::TlsClient | Method::TlsServer)
+    }
+}
+
+pub(crate) const TLS12_VERSION: i64 = 0x0303;
+pub(crate) const TLS13_VERSION: i64 = 0x0304;
 
 pub const SSL_VERIFY_NONE: i32 = 0;
 pub const SSL_VERIFY_PEER: i32 = 1;
@@ -52,6 +65,10 @@ struct Cfg {
     options: u64,
     domain_flags: Option<u64>,
     server: Option<Arc<quinn_proto::ServerConfig>>,
+    /// TLS over TCP: protocol version bounds (0: no bound) and the cached server config.
+    min_version: i64,
+    max_version: i64,
+    tls_server: Option<Arc<rustls::ServerConfig>>,
 }
 
 pub struct SslCtx {
@@ -96,7 +113,7 @@ impl SslCtx {
     }
 
     pub fn is_server(&self) -> bool {
-        self.method == Method::QuicServer
+        matches!(self.method, Method::QuicServer | Method::TlsServer)
     }
 
     pub fn use_certificate_chain_file(&self, path: &str) -> Result<()> {
@@ -234,6 +251,121 @@ impl SslCtx {
         c.options
     }
 
+    /// SSL_CTX_set_min/max_proto_version for TLS over TCP (1.2 or 1.3; 0 clears).
+    pub fn set_proto_version(&self, max: bool, v: i64) -> Result<()> {
+        if v != 0 && v != TLS12_VERSION && v != TLS13_VERSION {
+            return Err(Error::ssl(SSL_R_WRONG_SSL_VERSION).with(format!(
+                "version {v:#x}: only TLS 1.2 (0x303) and 1.3 (0x304) are supported"
+            )));
+        }
+        let mut c = self.cfg.lock();
+        if max {
+            c.max_version = v;
+        } else {
+            c.min_version = v;
+        }
+        c.tls_server = None;
+        Ok(())
+    }
+
+    fn tls_versions(c: &Cfg) -> Result<Vec<&'static rustls::SupportedProtocolVersion>> {
+        let lo = if c.min_version == 0 {
+            TLS12_VERSION
+        } else {
+            c.min_version
+        };
+        let hi = if c.max_version == 0 {
+            TLS13_VERSION
+        } else {
+            c.max_version
+        };
+        let mut v = Vec::new();
+        if lo <= TLS12_VERSION && hi >= TLS12_VERSION {
+            v.push(&rustls::version::TLS12);
+        }
+        if lo <= TLS13_VERSION && hi >= TLS13_VERSION {
+            v.push(&rustls::version::TLS13);
+        }
+        if v.is_empty() {
+            return Err(Error::ssl(SSL_R_WRONG_SSL_VERSION)
+                .with("the minimum protocol version is above the maximum"));
+        }
+        Ok(v)
+    }
+
+    /// The rustls server configuration for TLS over TCP (cached until the context changes).
+    pub fn tls_server_config(&self) -> Result<Arc<rustls::ServerConfig>> {
+        let mut c = self.cfg.lock();
+        if let Some(s) = &c.tls_server {
+            return Ok(s.clone());
+        }
+        if c.chain.is_empty() {
+            return Err(Error::ssl(SSL_R_NO_CERTIFICATE_ASSIGNED)
+                .with("a TLS server needs SSL_CTX_use_certificate_chain_file first"));
+        }
+        let key = c.key.as_ref().ok_or_else(|| {
+            Error::ssl(SSL_R_NO_PRIVATE_KEY_ASSIGNED)
+                .with("a TLS server needs SSL_CTX_use_PrivateKey_file first")
+        })?;
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&Self::tls_versions(&c)?)
+            .map_err(|e| Error::internal(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(c.chain.clone(), key.clone_key())
+            .map_err(|e| Error::ssl(SSL_R_KEY_VALUES_MISMATCH).with(e.to_string()))?;
+        tls.alpn_protocols = c.alpn.clone();
+        tls.key_log = key_log(&c, 0);
+        let tls = Arc::new(tls);
+        c.tls_server = Some(tls.clone());
+        Ok(tls)
+    }
+
+    /// A rustls client configuration for one TLS-over-TCP connection.
+    pub fn tls_client_config(
+        &self,
+        alpn: Option<Vec<Vec<u8>>>,
+        result: Arc<VerifyResult>,
+        ssl: usize,
+    ) -> Result<Arc<rustls::ClientConfig>> {
+        let c = self.cfg.lock();
+        let verifier = self.verifier(&c, result)?;
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&Self::tls_versions(&c)?)
+            .map_err(|e| Error::internal(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        tls.alpn_protocols = alpn.unwrap_or_else(|| c.alpn.clone());
+        tls.key_log = key_log(&c, ssl);
+        Ok(Arc::new(tls))
+    }
+
+    /// The certificate verifier for a client connection (see `Verifier`).
+    fn verifier(&self, c: &Cfg, result: Arc<VerifyResult>) -> Result<Arc<Verifier>> {
+        let mut roots = rustls::RootCertStore::empty();
+        for r in &c.roots {
+            let _ = roots.add(r.clone());
+        }
+        let inner: Option<Arc<dyn ServerCertVerifier>> = if roots.is_empty() {
+            None
+        } else {
+            Some(
+                rustls::client::WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider(),
+                )
+                .build()
+                .map_err(|e| Error::internal(e.to_string()))?,
+            )
+        };
+        Ok(Arc::new(Verifier {
+            inner,
+            enforce: c.verify_mode & SSL_VERIFY_PEER != 0,
+            result,
+            provider: provider(),
+        }))
+    }
+
     /// The quinn server configuration (cached until the context changes).
     pub fn server_config(&self) -> Result<Arc<quinn_proto::ServerConfig>> {
         let mut c = self.cfg.lock();
@@ -290,28 +422,7 @@ impl SslCtx {
         ssl: usize,
     ) -> Result<quinn_proto::ClientConfig> {
         let c = self.cfg.lock();
-        let mut roots = rustls::RootCertStore::empty();
-        for r in &c.roots {
-            let _ = roots.add(r.clone());
-        }
-        let inner: Option<Arc<dyn ServerCertVerifier>> = if roots.is_empty() {
-            None
-        } else {
-            Some(
-                rustls::client::WebPkiServerVerifier::builder_with_provider(
-                    Arc::new(roots),
-                    provider(),
-                )
-                .build()
-                .map_err(|e| Error::internal(e.to_string()))?,
-            )
-        };
-        let verifier = Arc::new(Verifier {
-            inner,
-            enforce: c.verify_mode & SSL_VERIFY_PEER != 0,
-            result,
-            provider: provider(),
-        });
+        let verifier = self.verifier(&c, result)?;
         let mut tls = rustls::ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| Error::internal(e.to_string()))?

@@ -139,11 +139,42 @@ pub struct DomainObj {
     pub domain: Arc<Domain>,
 }
 
+/// A TLS-over-TCP connection (TLS_method, TLS_client_method, TLS_server_method).
+pub struct TlsObj {
+    pub tls: crate::tls::Tls,
+    /// Server (true) or client (false), once known: from the method, or from
+    /// SSL_set_accept_state / SSL_set_connect_state / SSL_accept / SSL_connect.
+    role: Mutex<Option<bool>>,
+    pre: Mutex<Pre>,
+    pub verify: Arc<VerifyResult>,
+    alpn: std::sync::OnceLock<Vec<u8>>,
+    /// The listener that accepted it, if any (SSL_get0_listener).
+    pub listener: Option<Arc<Ssl>>,
+}
+
+/// A TLS listener (SSL_new_listener on a TLS server context): its listening socket's BIO.
+pub struct TlsListenerObj {
+    bio: Mutex<Option<Arc<Bio>>>,
+}
+
+/// The domain TLS objects answer with: no ports, so QUIC calls on them are no-ops.
+fn tls_null_domain() -> &'static Arc<Domain> {
+    static D: std::sync::OnceLock<Arc<Domain>> = std::sync::OnceLock::new();
+    D.get_or_init(|| {
+        Arc::new(
+            Domain::empty(SSL_DOMAIN_FLAG_MULTI_THREAD).expect("an eventfd for the null domain"),
+        )
+    })
+}
+
 // One listener per port and one connection object per connection: the size difference
 // does not matter.
 #[allow(clippy::large_enum_variant)]
 pub enum Kind {
     Domain(DomainObj),
+    Tls(TlsObj),
+    /// The listener API over TCP: a listening socket; accepted connections are `Tls`.
+    TlsListener(TlsListenerObj),
     Listener(Listener),
     Conn(Conn),
     Stream(StreamObj),
@@ -220,6 +251,22 @@ impl Ssl {
 
     /// SSL_new: a client connection (QUIC client methods only).
     pub fn new_client(ctx: Arc<SslCtx>) -> Result<Arc<Ssl>> {
+        if ctx.method.is_tls() {
+            let role = match ctx.method {
+                Method::TlsClient => Some(false),
+                Method::TlsServer => Some(true),
+                _ => None,
+            };
+            let t = TlsObj {
+                tls: crate::tls::Tls::new(),
+                role: Mutex::new(role),
+                pre: Mutex::new(Pre::default()),
+                verify: Arc::new(VerifyResult::default()),
+                alpn: std::sync::OnceLock::new(),
+                listener: None,
+            };
+            return Ok(Ssl::make(ctx, Kind::Tls(t), true));
+        }
         if ctx.is_server() {
             return Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
                 .with("SSL_new on a QUIC server context: use SSL_new_listener"));
@@ -241,8 +288,19 @@ impl Ssl {
         Ok(engine)
     }
 
-    /// SSL_new_listener: a QUIC server listener in a domain of its own.
+    /// SSL_new_listener: a QUIC server listener in a domain of its own, or a TLS listener
+    /// over a listening TCP socket (on TLS_method / TLS_server_method contexts).
     pub fn new_listener(ctx: Arc<SslCtx>, validate: bool) -> Result<Arc<Ssl>> {
+        if ctx.method.is_tls() {
+            if ctx.method == Method::TlsClient {
+                return Err(Error::ssl(SSL_R_NOT_SERVER)
+                    .with("a TLS listener needs TLS_method or TLS_server_method"));
+            }
+            let l = TlsListenerObj {
+                bio: Mutex::new(None),
+            };
+            return Ok(Ssl::make(ctx, Kind::TlsListener(l), true));
+        }
         let engine = Ssl::listener_engine(&ctx, validate)?;
         let epoch = engine.accept_epoch.clone();
         let domain = Domain::new(engine, domain_flags(&ctx, 0)?)?;
@@ -307,7 +365,7 @@ impl Ssl {
     /// SSL_get0_domain: the domain object this object lives in, if it was made from one.
     pub fn domain_obj(&self) -> Option<&Arc<Ssl>> {
         match &self.kind {
-            Kind::Domain(_) => None,
+            Kind::Domain(_) | Kind::Tls(_) | Kind::TlsListener(_) => None,
             Kind::Listener(l) => l.parent.as_ref(),
             Kind::Conn(c) => c.listener.as_ref().and_then(|l| l.domain_obj()),
             Kind::Stream(s) => s.conn.domain_obj(),
@@ -316,6 +374,7 @@ impl Ssl {
 
     pub fn domain(&self) -> &Arc<Domain> {
         match &self.kind {
+            Kind::Tls(_) | Kind::TlsListener(_) => tls_null_domain(),
             Kind::Domain(d) => &d.domain,
             Kind::Listener(l) => &l.domain,
             Kind::Conn(c) => &c.domain,
@@ -327,7 +386,7 @@ impl Ssl {
     /// empty placeholder).
     pub fn port_id(&self) -> PortId {
         match &self.kind {
-            Kind::Domain(_) => domain::NO_PORT,
+            Kind::Domain(_) | Kind::Tls(_) | Kind::TlsListener(_) => domain::NO_PORT,
             Kind::Listener(l) => l.port,
             Kind::Conn(c) => c.port,
             Kind::Stream(s) => s.conn.port_id(),
@@ -352,6 +411,23 @@ impl Ssl {
     /// SSL_set_blocking_mode: fails when blocking is asked for but the domain or its
     /// network BIOs cannot block.
     pub fn set_blocking(&self, on: bool) -> Result<()> {
+        match &self.kind {
+            // TLS: a listener's mode is what accept does (and its connections inherit); a
+            // connection's is its socket's.
+            Kind::TlsListener(_) => {
+                self.blocking.store(on, Relaxed);
+                return Ok(());
+            }
+            Kind::Tls(t) => {
+                if let Some(fd) = t.tls.rbio().and_then(|b| b.sock().map(|s| s.fd())) {
+                    crate::sys::set_nonblocking(fd, !on)
+                        .map_err(|e| Error::sys(e.raw_os_error().unwrap_or(libc::EIO)))?;
+                }
+                self.blocking.store(on, Relaxed);
+                return Ok(());
+            }
+            _ => {}
+        }
         if on {
             let g = self.domain().lock();
             if self.domain().flags & (SSL_DOMAIN_FLAG_BLOCKING | SSL_DOMAIN_FLAG_LEGACY_BLOCKING)
@@ -371,6 +447,9 @@ impl Ssl {
 
     /// SSL_get_blocking_mode: whether calls on this object block now.
     pub fn is_blocking(&self) -> bool {
+        if matches!(self.kind, Kind::Tls(_) | Kind::TlsListener(_)) {
+            return self.blocking.load(Relaxed);
+        }
         self.blocking.load(Relaxed)
             && self.domain().flags & (SSL_DOMAIN_FLAG_BLOCKING | SSL_DOMAIN_FLAG_LEGACY_BLOCKING)
                 != 0
@@ -464,8 +543,9 @@ impl Ssl {
     pub fn as_conn(&self) -> Result<&Conn> {
         match &self.kind {
             Kind::Conn(c) => Ok(c),
-            Kind::Listener(_) | Kind::Domain(_) => {
-                Err(Error::ssl(SSL_R_CONN_USE_ONLY).with("not supported on a listener or domain"))
+            Kind::Listener(_) | Kind::Domain(_) | Kind::Tls(_) | Kind::TlsListener(_) => {
+                Err(Error::ssl(SSL_R_CONN_USE_ONLY)
+                    .with("not supported on a listener, domain or TLS connection"))
             }
             Kind::Stream(_) => {
                 Err(Error::ssl(SSL_R_CONN_USE_ONLY).with("only a connection supports this"))
@@ -479,7 +559,7 @@ impl Ssl {
         }
     }
     pub fn is_listener(&self) -> bool {
-        matches!(self.kind, Kind::Listener(_))
+        matches!(self.kind, Kind::Listener(_) | Kind::TlsListener(_))
     }
 
     pub fn set_last_error(&self, e: i32) {
@@ -493,7 +573,10 @@ impl Ssl {
     pub fn note<T>(&self, r: Result<T>, want: i32) -> Result<T> {
         self.set_last_error(match &r {
             Ok(_) => SSL_ERROR_NONE,
-            Err(e) if e.is_would_block() => want,
+            Err(e) if e.is_would_block() => match &self.kind {
+                Kind::Tls(t) => t.tls.want(),
+                _ => want,
+            },
             Err(e)
                 if e.code == pack(ERR_LIB_SSL, SSL_R_PROTOCOL_IS_SHUTDOWN)
                     && e.detail.as_deref() == Some("FIN") =>
@@ -507,12 +590,31 @@ impl Ssl {
     }
 
     pub fn set_bios(&self, r: Option<Arc<Bio>>, w: Option<Arc<Bio>>) {
+        if let Kind::Tls(t) = &self.kind {
+            return t.tls.set_bios(r, w);
+        }
+        if let Kind::TlsListener(l) = &self.kind {
+            *l.bio.lock() = r.or(w);
+            return;
+        }
         self.locked().set_bios(r, w);
     }
     pub fn rbio(&self) -> Option<Arc<Bio>> {
+        if let Kind::Tls(t) = &self.kind {
+            return t.tls.rbio();
+        }
+        if let Kind::TlsListener(l) = &self.kind {
+            return l.bio.lock().clone();
+        }
         self.locked().rbio.clone()
     }
     pub fn wbio(&self) -> Option<Arc<Bio>> {
+        if let Kind::Tls(t) = &self.kind {
+            return t.tls.wbio();
+        }
+        if let Kind::TlsListener(l) = &self.kind {
+            return l.bio.lock().clone();
+        }
         self.locked().wbio.clone()
     }
 
@@ -543,6 +645,13 @@ impl Ssl {
     // ---- listener
 
     pub fn listen(&self) -> Result<()> {
+        if let Kind::TlsListener(t) = &self.kind {
+            // The socket listens already (listen(2) is the application's, as with accept
+            // BIOs); only check there is one.
+            return t.bio.lock().as_ref().map(|_| ()).ok_or_else(|| {
+                Error::ssl(SSL_R_BIO_NOT_SET).with("set the listening socket (SSL_set_fd) first")
+            });
+        }
         let l = self.as_listener()?;
         if self.locked().rbio.is_none() {
             return Err(Error::ssl(SSL_R_BIO_NOT_SET)
@@ -555,6 +664,9 @@ impl Ssl {
     /// SSL_accept_connection: the next queued connection; in blocking mode (and without
     /// `no_block`) waits for one, else would-block. It inherits the listener's blocking mode.
     pub fn accept_connection(self: &Arc<Ssl>, no_block: bool) -> Result<Arc<Ssl>> {
+        if let Kind::TlsListener(l) = &self.kind {
+            return self.tls_accept(l, no_block);
+        }
         self.listen()?;
         let l = self.as_listener()?;
         let (ch, epoch) = self.op(!no_block, |p| {
@@ -585,17 +697,132 @@ impl Ssl {
         self.as_conn()?.pre.lock().peer = Some(a);
         Ok(())
     }
+    fn pre(&self) -> Result<&Mutex<Pre>> {
+        match &self.kind {
+            Kind::Tls(t) => Ok(&t.pre),
+            _ => Ok(&self.as_conn()?.pre),
+        }
+    }
     pub fn set_host(&self, h: &str) -> Result<()> {
-        self.as_conn()?.pre.lock().host = Some(h.to_string());
+        self.pre()?.lock().host = Some(h.to_string());
         Ok(())
     }
     pub fn set_sni(&self, h: &str) -> Result<()> {
-        self.as_conn()?.pre.lock().sni = Some(h.to_string());
+        self.pre()?.lock().sni = Some(h.to_string());
         Ok(())
     }
     pub fn set_alpn(&self, wire: &[u8]) -> Result<()> {
-        self.as_conn()?.pre.lock().alpn = Some(ctx::parse_alpn(wire)?);
+        self.pre()?.lock().alpn = Some(ctx::parse_alpn(wire)?);
         Ok(())
+    }
+
+    // ---- TLS over TCP
+
+    /// SSL_accept_connection on a TLS listener: accept(2) on its socket; a blocking
+    /// listener waits (poll(2), no spinning). The connection gets its own socket BIO (which
+    /// closes the fd when freed), the listener's blocking mode, and the server role.
+    fn tls_accept(self: &Arc<Ssl>, l: &TlsListenerObj, no_block: bool) -> Result<Arc<Ssl>> {
+        let bio = l.bio.lock().clone().ok_or_else(|| {
+            Error::ssl(SSL_R_BIO_NOT_SET).with("set the listening socket (SSL_set_fd) first")
+        })?;
+        let fd = bio
+            .sock()
+            .map(|s| s.fd())
+            .filter(|&fd| fd >= 0)
+            .ok_or_else(|| {
+                Error::ssl(SSL_R_BIO_NOT_SET).with("the listener's BIO has no socket")
+            })?;
+        let blocking = self.blocking.load(Relaxed) && !no_block;
+        let nfd = loop {
+            match crate::sys::accept(fd) {
+                Ok(Some(nfd)) => break nfd,
+                Ok(None) if blocking => {
+                    let mut p = [crate::sys::PollFd {
+                        fd,
+                        read: true,
+                        write: false,
+                        ready: false,
+                    }];
+                    crate::sys::poll(&mut p, None)
+                        .map_err(|e| Error::sys(e.raw_os_error().unwrap_or(libc::EIO)))?;
+                }
+                Ok(None) => return Err(want_read()),
+                Err(e) => {
+                    return Err(Error::sys(e.raw_os_error().unwrap_or(libc::EIO))
+                        .with(format!("accept: {e}")));
+                }
+            }
+        };
+        let b = Bio::new(&crate::bio::METHOD_SOCKET);
+        let sb = b.sock().ok_or_else(|| Error::internal("socket BIO"))?;
+        sb.set_fd(nfd, true)?;
+        crate::sys::set_nonblocking(nfd, !self.blocking.load(Relaxed))
+            .map_err(|e| Error::sys(e.raw_os_error().unwrap_or(libc::EIO)))?;
+        let t = TlsObj {
+            tls: crate::tls::Tls::new(),
+            role: Mutex::new(Some(true)),
+            pre: Mutex::new(Pre::default()),
+            verify: Arc::new(VerifyResult::default()),
+            alpn: std::sync::OnceLock::new(),
+            listener: Some(self.clone()),
+        };
+        t.tls.set_bios(Some(b.clone()), Some(b));
+        Ok(Ssl::make(
+            self.ctx.clone(),
+            Kind::Tls(t),
+            self.blocking.load(Relaxed),
+        ))
+    }
+
+    /// SSL_set_connect_state (false) / SSL_set_accept_state (true) on a TLS object; a
+    /// no-op on QUIC objects, whose role is fixed. `only_if_unset`: SSL_connect/SSL_accept
+    /// on TLS_method pick the role only when none was chosen.
+    pub fn set_tls_role(&self, server: bool, only_if_unset: bool) {
+        if let Kind::Tls(t) = &self.kind {
+            let mut r = t.role.lock();
+            if !(only_if_unset && r.is_some()) {
+                *r = Some(server);
+            }
+        }
+    }
+
+    /// Creates the TLS object's rustls connection on first use.
+    fn tls_started(&self, t: &TlsObj) -> Result<()> {
+        if t.tls.started() {
+            return Ok(());
+        }
+        let server = (*t.role.lock()).ok_or_else(|| {
+            Error::ssl(crate::tls::SSL_R_UNINITIALIZED)
+                .with("TLS_method: call SSL_set_connect_state or SSL_set_accept_state first")
+        })?;
+        let setup = if server {
+            crate::tls::Setup::Server(self.ctx.tls_server_config()?)
+        } else {
+            let pre = t.pre.lock();
+            let name = pre.sni.clone().or_else(|| pre.host.clone());
+            let alpn = pre.alpn.clone();
+            drop(pre);
+            let name = match name {
+                Some(n) => rustls::pki_types::ServerName::try_from(n.clone())
+                    .map_err(|e| Error::invalid(format!("host name {n:?}: {e}")))?,
+                // No name: no SNI is sent (verification then fails unless VERIFY_NONE).
+                None => rustls::pki_types::ServerName::IpAddress(
+                    std::net::IpAddr::from([0u8, 0, 0, 0]).into(),
+                ),
+            };
+            let cfg =
+                self.ctx
+                    .tls_client_config(alpn, t.verify.clone(), self as *const Ssl as usize)?;
+            crate::tls::Setup::Client(cfg, name)
+        };
+        t.tls.start(setup)
+    }
+
+    pub fn tls_version(&self) -> &'static str {
+        match &self.kind {
+            Kind::Tls(t) => t.tls.version(),
+            _ => "TLSv1.3",
+        }
     }
 
     /// Starts the client connection if it has not started; returns its handle.
@@ -662,6 +889,10 @@ impl Ssl {
 
     /// SSL_connect / SSL_do_handshake / SSL_accept: Ok once the handshake is complete.
     pub fn do_handshake(&self) -> Result<()> {
+        if let Kind::Tls(t) = &self.kind {
+            self.tls_started(t)?;
+            return t.tls.do_handshake();
+        }
         let c = self.as_conn()?;
         self.op(true, |p| {
             let h = self.started(c, p)?;
@@ -767,8 +998,9 @@ impl Ssl {
                 let h = s.conn.live_or_closed(c, p, allow_closed)?;
                 Ok((h, s.id, &s.st))
             }
-            Kind::Listener(_) | Kind::Domain(_) => {
-                Err(Error::ssl(SSL_R_CONN_USE_ONLY).with("not supported on a listener or domain"))
+            Kind::Listener(_) | Kind::Domain(_) | Kind::Tls(_) | Kind::TlsListener(_) => {
+                Err(Error::ssl(SSL_R_CONN_USE_ONLY)
+                    .with("not supported on a listener, domain or TLS connection"))
             }
         }
     }
@@ -779,6 +1011,10 @@ impl Ssl {
 
     /// SSL_write_ex: to the stream or the default stream. `conclude` sends FIN after the data.
     pub fn write(&self, data: &[u8], conclude: bool) -> Result<usize> {
+        if let Kind::Tls(t) = &self.kind {
+            self.tls_started(t)?;
+            return t.tls.write(data);
+        }
         let blocking = {
             let p = self.locked();
             self.blocking_in(&p)
@@ -886,6 +1122,10 @@ impl Ssl {
 
     /// SSL_read_ex (`peek` false) or SSL_peek_ex (`peek` true).
     pub fn read(&self, out: &mut [u8], peek: bool) -> Result<usize> {
+        if let Kind::Tls(t) = &self.kind {
+            self.tls_started(t)?;
+            return t.tls.read(out, peek);
+        }
         // Data already buffered is served before more is taken in (as OpenSSL does), which
         // keeps quinn's reassembly buffers short during bulk transfers: see `op`.
         self.op(true, |p| self.read_locked(p, out, peek))
@@ -961,6 +1201,9 @@ impl Ssl {
 
     /// SSL_pending: bytes readable now without waiting (pulled into the peek buffer).
     pub fn pending(&self) -> usize {
+        if let Kind::Tls(t) = &self.kind {
+            return t.tls.pending();
+        }
         let mut p = self.locked();
         let Ok((h, id, st)) = self.target(&mut p, false) else {
             return 0;
@@ -1092,7 +1335,7 @@ impl Ssl {
         match &self.kind {
             Kind::Stream(s) => Some((s.id, &s.st)),
             Kind::Conn(c) => (*c.default_stream.lock()).map(|id| (id, &c.default_st)),
-            Kind::Listener(_) | Kind::Domain(_) => None,
+            Kind::Listener(_) | Kind::Domain(_) | Kind::Tls(_) | Kind::TlsListener(_) => None,
         }
     }
 
@@ -1131,7 +1374,7 @@ impl Ssl {
         match &self.kind {
             Kind::Conn(c) => Some(c),
             Kind::Stream(s) => s.conn.as_conn().ok(),
-            Kind::Listener(_) | Kind::Domain(_) => None,
+            Kind::Listener(_) | Kind::Domain(_) | Kind::Tls(_) | Kind::TlsListener(_) => None,
         }
     }
 
@@ -1242,6 +1485,9 @@ impl Ssl {
     /// period (unless RAPID). Ok(true) when done, Ok(false) while in progress; a blocking
     /// object waits (unless NO_BLOCK).
     pub fn shutdown(&self, code: u64, reason: &[u8], flags: u64) -> Result<bool> {
+        if let Kind::Tls(t) = &self.kind {
+            return t.tls.shutdown();
+        }
         let c = self.as_conn()?;
         let rapid = flags & SSL_SHUTDOWN_FLAG_RAPID != 0;
         let flush = flags & (SSL_SHUTDOWN_FLAG_NO_STREAM_FLUSH | SSL_SHUTDOWN_FLAG_RAPID) == 0;
@@ -1289,11 +1535,20 @@ impl Ssl {
     }
 
     pub fn verify_result(&self) -> i64 {
+        if let Kind::Tls(t) = &self.kind {
+            return t.verify.code.load(Relaxed);
+        }
         self.conn_obj().map_or(0, |c| c.verify.code.load(Relaxed))
     }
 
     /// The negotiated ALPN protocol, kept with the object so C can hold a pointer to it.
     pub fn alpn_selected_ref(&self) -> Option<&[u8]> {
+        if let Kind::Tls(t) = &self.kind {
+            if t.alpn.get().is_none() {
+                let _ = t.alpn.set(t.tls.alpn()?);
+            }
+            return t.alpn.get().map(|v| v.as_slice());
+        }
         let c = self.as_conn().ok()?;
         if c.alpn.get().is_none() {
             let _ = c.alpn.set(self.alpn_selected()?);

@@ -113,7 +113,7 @@ impl Ssl {
 
     fn poll_events_locked(&self, p: &mut PortGuard<'_>, mask: u64) -> u64 {
         let ev = match &self.kind {
-            Kind::Domain(_) => 0,
+            Kind::Domain(_) | Kind::Tls(_) | Kind::TlsListener(_) => 0,
             Kind::Listener(_) => {
                 if p.engine.accept_queue.is_empty() {
                     0

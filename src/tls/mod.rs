@@ -1,0 +1,412 @@
+//! TLS over a byte stream (TCP) on rustls: one SSL object's rustls client or server
+//! connection, pumped through its read and write BIOs (any BIO with stream semantics: a
+//! socket, memory, a BIO pair). OpenSSL's retry model: a call that would block on the BIO
+//! returns would-block and says which direction (`want`); the application retries the same
+//! call.
+//! Must not touch: sockets directly (BIOs do), `extern "C"` (ffi does).
+#![deny(unsafe_code)]
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
+
+use parking_lot::Mutex;
+
+use crate::bio::Bio;
+use crate::error::*;
+
+pub const SSL_ERROR_WANT_READ: i32 = 2;
+pub const SSL_ERROR_WANT_WRITE: i32 = 3;
+pub const SSL_R_UNEXPECTED_EOF_WHILE_READING: u32 = 294;
+pub const SSL_R_UNINITIALIZED: u32 = 276;
+pub const SSL_R_PROTOCOL_IS_SHUTDOWN: u32 = 207;
+pub const SSL_R_BIO_NOT_SET: u32 = 128;
+pub const SSL_R_TLS_HANDSHAKE_FAILURE: u32 = 1040;
+
+/// How the connection is to be made once the handshake starts.
+pub enum Setup {
+    Client(
+        Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    ),
+    Server(Arc<rustls::ServerConfig>),
+}
+
+#[derive(Default)]
+struct State {
+    conn: Option<rustls::Connection>,
+    /// Our close_notify is queued (SSL_shutdown was called).
+    sent_close: bool,
+    /// The peer's close_notify arrived.
+    got_close: bool,
+    /// The transport reached EOF.
+    eof: bool,
+    /// Bytes a write accepted whose records have not all reached the BIO yet: the retried
+    /// call reports them once they have (OpenSSL's retry-the-same-write contract).
+    owed: Option<usize>,
+    /// A fatal error ended the connection.
+    failed: bool,
+    /// Plaintext taken out of rustls by SSL_peek, read before rustls's.
+    peeked: Vec<u8>,
+}
+
+/// The read and write BIOs.
+type Bios = (Option<Arc<Bio>>, Option<Arc<Bio>>);
+
+pub struct Tls {
+    bios: Mutex<Bios>,
+    st: Mutex<State>,
+    /// Which direction the last would-block waited for (SSL_ERROR_WANT_READ / _WRITE).
+    want: AtomicI32,
+}
+
+/// The write BIO as an `io::Write` for rustls.
+struct Out<'a>(&'a Bio);
+impl Write for Out<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf).map_err(to_io)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The read BIO as an `io::Read` for rustls (Ok(0): end of stream).
+struct In<'a>(&'a Bio);
+impl Read for In<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(to_io)
+    }
+}
+
+fn to_io(e: Error) -> io::Error {
+    if e.is_would_block() {
+        io::Error::from(io::ErrorKind::WouldBlock)
+    } else {
+        io::Error::other(e.to_string())
+    }
+}
+
+fn tls_err(e: &rustls::Error) -> Error {
+    Error::ssl(SSL_R_TLS_HANDSHAKE_FAILURE).with(e.to_string())
+}
+
+fn io_err(e: io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(n) => Error::sys(n).with(e.to_string()),
+        None => Error::ssl(ERR_R_INTERNAL_ERROR).with(e.to_string()),
+    }
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Tls::new()
+    }
+}
+
+impl Tls {
+    pub fn new() -> Tls {
+        Tls {
+            bios: Mutex::new((None, None)),
+            st: Mutex::new(State::default()),
+            want: AtomicI32::new(SSL_ERROR_WANT_READ),
+        }
+    }
+
+    pub fn set_bios(&self, r: Option<Arc<Bio>>, w: Option<Arc<Bio>>) {
+        *self.bios.lock() = (r, w);
+    }
+    pub fn rbio(&self) -> Option<Arc<Bio>> {
+        self.bios.lock().0.clone()
+    }
+    pub fn wbio(&self) -> Option<Arc<Bio>> {
+        self.bios.lock().1.clone()
+    }
+
+    /// The direction the last would-block was waiting for.
+    pub fn want(&self) -> i32 {
+        self.want.load(Relaxed)
+    }
+
+    fn blocked(&self, want: i32) -> Error {
+        self.want.store(want, Relaxed);
+        Error::would_block()
+    }
+
+    pub fn started(&self) -> bool {
+        self.st.lock().conn.is_some()
+    }
+
+    /// Creates the rustls connection (at the first handshake step).
+    pub fn start(&self, setup: Setup) -> Result<()> {
+        let mut st = self.st.lock();
+        if st.conn.is_some() {
+            return Ok(());
+        }
+        let conn: rustls::Connection = match setup {
+            Setup::Client(cfg, name) => rustls::ClientConnection::new(cfg, name)
+                .map_err(|e| tls_err(&e))?
+                .into(),
+            Setup::Server(cfg) => rustls::ServerConnection::new(cfg)
+                .map_err(|e| tls_err(&e))?
+                .into(),
+        };
+        st.conn = Some(conn);
+        Ok(())
+    }
+
+    fn bios_or_err(&self) -> Result<(Arc<Bio>, Arc<Bio>)> {
+        let b = self.bios.lock();
+        match (&b.0, &b.1) {
+            (Some(r), Some(w)) => Ok((r.clone(), w.clone())),
+            _ => Err(Error::ssl(SSL_R_BIO_NOT_SET)
+                .with("set a network BIO (SSL_set_fd/SSL_set_bio) first")),
+        }
+    }
+
+    /// Sends every queued TLS record to the write BIO.
+    fn flush(&self, st: &mut State, w: &Bio) -> Result<()> {
+        let conn = st.conn.as_mut().ok_or_else(uninit)?;
+        while conn.wants_write() {
+            match conn.write_tls(&mut Out(w)) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(self.blocked(SSL_ERROR_WANT_WRITE));
+                }
+                Err(e) => {
+                    st.failed = true;
+                    return Err(io_err(e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what the read BIO has and processes it. Ok(false) at end of stream.
+    fn fill(&self, st: &mut State, r: &Bio, w: &Bio) -> Result<bool> {
+        let conn = st.conn.as_mut().ok_or_else(uninit)?;
+        let n = match conn.read_tls(&mut In(r)) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Err(self.blocked(SSL_ERROR_WANT_READ));
+            }
+            Err(e) => {
+                st.failed = true;
+                return Err(io_err(e));
+            }
+        };
+        if n == 0 {
+            st.eof = true;
+            return Ok(false);
+        }
+        match conn.process_new_packets() {
+            Ok(io) => {
+                if io.peer_has_closed() {
+                    st.got_close = true;
+                }
+                Ok(true)
+            }
+            Err(e) => {
+                // Send the alert rustls queued, then fail.
+                st.failed = true;
+                let _ = self.flush(st, w);
+                Err(tls_err(&e))
+            }
+        }
+    }
+
+    /// Drives the handshake until it completes or the BIO would block.
+    fn pump(&self, st: &mut State, r: &Bio, w: &Bio) -> Result<()> {
+        loop {
+            self.flush(st, w)?;
+            let conn = st.conn.as_ref().ok_or_else(uninit)?;
+            if !conn.is_handshaking() {
+                return Ok(());
+            }
+            if !self.fill(st, r, w)? {
+                return Err(Error::ssl(SSL_R_UNEXPECTED_EOF_WHILE_READING)
+                    .with("the peer closed the connection during the handshake"));
+            }
+        }
+    }
+
+    fn check(&self, st: &State) -> Result<()> {
+        if st.failed {
+            return Err(
+                Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("the connection failed earlier")
+            );
+        }
+        Ok(())
+    }
+
+    pub fn do_handshake(&self) -> Result<()> {
+        let (r, w) = self.bios_or_err()?;
+        let mut st = self.st.lock();
+        self.check(&st)?;
+        self.pump(&mut st, &r, &w)
+    }
+
+    /// SSL_read / SSL_peek: plaintext, or FIN (close_notify) as PROTOCOL_IS_SHUTDOWN "FIN".
+    pub fn read(&self, out: &mut [u8], peek: bool) -> Result<usize> {
+        let (r, w) = self.bios_or_err()?;
+        let mut st = self.st.lock();
+        self.check(&st)?;
+        self.pump(&mut st, &r, &w)?;
+        if out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if !st.peeked.is_empty() {
+                let n = st.peeked.len().min(out.len());
+                out[..n].copy_from_slice(&st.peeked[..n]);
+                if !peek {
+                    st.peeked.drain(..n);
+                }
+                return Ok(n);
+            }
+            let conn = st.conn.as_mut().ok_or_else(uninit)?;
+            let got = if peek {
+                // rustls cannot peek: what is taken waits in `peeked` for the next read.
+                let mut tmp = vec![0u8; out.len().min(16384)];
+                let r = conn.reader().read(&mut tmp);
+                if let Ok(n) = r {
+                    st.peeked.extend_from_slice(&tmp[..n]);
+                }
+                r
+            } else {
+                conn.reader().read(out)
+            };
+            match got {
+                Ok(0) => return Err(Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("FIN")),
+                Ok(_) if peek => continue,
+                Ok(n) => {
+                    let _ = self.flush(&mut st, &w);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    st.failed = true;
+                    return Err(Error::ssl(SSL_R_UNEXPECTED_EOF_WHILE_READING)
+                        .with("the peer closed without close_notify"));
+                }
+                Err(e) => return Err(io_err(e)),
+            }
+            if st.eof {
+                st.failed = true;
+                return Err(Error::ssl(SSL_R_UNEXPECTED_EOF_WHILE_READING)
+                    .with("the peer closed without close_notify"));
+            }
+            self.fill(&mut st, &r, &w)?;
+        }
+    }
+
+    /// SSL_write: all of `data` is taken (rustls buffers it) and sent as far as the BIO
+    /// accepts; if it stops, WANT_WRITE, and the retried call reports the count.
+    pub fn write(&self, data: &[u8]) -> Result<usize> {
+        let (r, w) = self.bios_or_err()?;
+        let mut st = self.st.lock();
+        self.check(&st)?;
+        if let Some(n) = st.owed {
+            self.flush(&mut st, &w)?;
+            st.owed = None;
+            return Ok(n);
+        }
+        self.pump(&mut st, &r, &w)?;
+        if st.sent_close {
+            return Err(Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("SSL_shutdown was called"));
+        }
+        let mut done = 0;
+        while done < data.len() {
+            let conn = st.conn.as_mut().ok_or_else(uninit)?;
+            let n = conn.writer().write(&data[done..]).map_err(io_err)?;
+            done += n;
+            if let Err(e) = self.flush(&mut st, &w) {
+                if e.is_would_block() && done > 0 {
+                    // Taken but not all sent: the retried call reports `done` once it is
+                    // (and the caller writes the rest after that).
+                    st.owed = Some(done);
+                }
+                return Err(e);
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    /// SSL_shutdown: 0 after sending close_notify, 1 once the peer's has arrived too.
+    pub fn shutdown(&self) -> Result<bool> {
+        let (r, w) = self.bios_or_err()?;
+        let mut st = self.st.lock();
+        if st.conn.is_none() {
+            return Ok(true);
+        }
+        let first = !st.sent_close;
+        if first && let Some(conn) = st.conn.as_mut() {
+            conn.send_close_notify();
+            st.sent_close = true;
+        }
+        self.flush(&mut st, &w)?;
+        if st.got_close || st.failed {
+            return Ok(true);
+        }
+        if first {
+            return Ok(false);
+        }
+        // Later calls wait for the peer's close_notify, discarding data still arriving.
+        loop {
+            let conn = st.conn.as_mut().ok_or_else(uninit)?;
+            let mut sink = [0u8; 4096];
+            match conn.reader().read(&mut sink) {
+                Ok(0) => {
+                    st.got_close = true;
+                    return Ok(true);
+                }
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return Ok(true),
+            }
+            if !self.fill(&mut st, &r, &w)? {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// SSL_pending: plaintext bytes buffered.
+    pub fn pending(&self) -> usize {
+        let mut st = self.st.lock();
+        st.conn
+            .as_mut()
+            .and_then(|c| c.process_new_packets().ok())
+            .map_or(0, |io| io.plaintext_bytes_to_read())
+            + st.peeked.len()
+    }
+
+    /// The negotiated protocol version's name, as SSL_get_version gives it.
+    pub fn version(&self) -> &'static str {
+        let st = self.st.lock();
+        match st.conn.as_ref().and_then(|c| c.protocol_version()) {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+            _ => "TLSv1.3",
+        }
+    }
+
+    pub fn alpn(&self) -> Option<Vec<u8>> {
+        let st = self.st.lock();
+        st.conn.as_ref()?.alpn_protocol().map(<[u8]>::to_vec)
+    }
+
+    pub fn is_handshaking(&self) -> bool {
+        self.st
+            .lock()
+            .conn
+            .as_ref()
+            .is_none_or(|c| c.is_handshaking())
+    }
+}
+
+fn uninit() -> Error {
+    Error::ssl(SSL_R_UNINITIALIZED).with("the handshake has not started")
+}
