@@ -355,6 +355,14 @@
 
 #define SSL_CTRL_SET_MAX_PROTO_VERSION 124
 
+#define SSL_CTRL_SET_SESS_CACHE_SIZE 42
+
+#define SSL_CTRL_GET_SESS_CACHE_SIZE 43
+
+#define SSL_CTRL_SET_SESS_CACHE_MODE 44
+
+#define SSL_CTRL_GET_SESS_CACHE_MODE 45
+
 #define TLSEXT_NAMETYPE_host_name 0
 
 #define SSL_STREAM_FLAG_UNI 1
@@ -491,6 +499,22 @@
 
 #define SSL_DOMAIN_FLAG_LEGACY_BLOCKING 16
 
+#define SSL_SESS_CACHE_OFF 0
+
+#define SSL_SESS_CACHE_CLIENT 1
+
+#define SSL_SESS_CACHE_SERVER 2
+
+#define SSL_SESS_CACHE_BOTH 3
+
+#define SSL_SESSION_CACHE_MAX_SIZE_DEFAULT (1024 * 20)
+
+#define SSL_OP_IGNORE_UNEXPECTED_EOF (1 << 7)
+
+#define SSL_OP_NO_TICKET (1 << 14)
+
+#define SSL_R_SSL_SESSION_ID_CONTEXT_TOO_LONG 273
+
 #define SSL_VERIFY_NONE 0
 
 #define SSL_VERIFY_PEER 1
@@ -579,6 +603,11 @@ typedef struct bio_method_st bio_method_st;
  * rather than in `ffi/` because custom methods' callbacks, which this layer calls, take it.
  */
 typedef struct bio_st bio_st;
+
+/**
+ * A cipher suite (opaque; one static object per suite).
+ */
+typedef struct ssl_cipher_st ssl_cipher_st;
 
 /**
  * The opaque C type behind `SSL_CTX *`.
@@ -729,6 +758,8 @@ typedef struct SSL_POLL_ITEM {
   uint64_t events;
   uint64_t revents;
 } SSL_POLL_ITEM;
+
+typedef struct ssl_cipher_st SSL_CIPHER;
 
 /**
  * A port's index in its domain.
@@ -2202,6 +2233,51 @@ int SSL_poll(struct SSL_POLL_ITEM *items,
              const struct timeval *timeout,
              uint64_t flags,
              size_t *result_count);
+
+/**
+ * Sets the session lifetime in seconds; returns the previous one. Recorded: rustls's
+ * tickets live 6 hours and its session caches evict by size. See SSL_CTX_set_timeout(3).
+ */
+long SSL_CTX_set_timeout(SSL_CTX *ctx, long t);
+
+/**
+ * The session lifetime in seconds. See SSL_CTX_get_timeout(3).
+ */
+long SSL_CTX_get_timeout(const SSL_CTX *ctx);
+
+/**
+ * Sets the session id context (at most 32 bytes). See SSL_CTX_set_session_id_context(3).
+ */
+int SSL_CTX_set_session_id_context(SSL_CTX *ctx, const uint8_t *sid, unsigned int len);
+
+/**
+ * 1 when the handshake resumed a session (TLS over TCP; clients resume automatically
+ * with the same context and server name). See SSL_session_reused(3).
+ */
+int SSL_session_reused(const SSL *ssl);
+
+/**
+ * Records the security level (rustls offers only suites and key sizes level 2 allows).
+ * See SSL_CTX_set_security_level(3).
+ */
+void SSL_CTX_set_security_level(SSL_CTX *ctx, int level);
+
+/**
+ * See SSL_CTX_get_security_level(3).
+ */
+int SSL_CTX_get_security_level(const SSL_CTX *ctx);
+
+/**
+ * The negotiated cipher suite of a TLS connection, or NULL (before the handshake, and for
+ * QUIC connections, whose suite quinn does not tell). See SSL_get_current_cipher(3).
+ */
+const SSL_CIPHER *SSL_get_current_cipher(const SSL *ssl);
+
+/**
+ * The suite's OpenSSL name ("TLS_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-GCM-SHA256"),
+ * or "(NONE)" for NULL. See SSL_CIPHER_get_name(3).
+ */
+const char *SSL_CIPHER_get_name(const SSL_CIPHER *c);
 
 #ifdef __cplusplus
 }  // extern "C"

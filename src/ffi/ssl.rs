@@ -38,6 +38,10 @@ pub const TLS1_3_VERSION: c_int = 0x0304;
 pub const SSL_CTRL_SET_TLSEXT_HOSTNAME: c_int = 55;
 pub const SSL_CTRL_SET_MIN_PROTO_VERSION: c_int = 123;
 pub const SSL_CTRL_SET_MAX_PROTO_VERSION: c_int = 124;
+pub const SSL_CTRL_SET_SESS_CACHE_SIZE: c_int = 42;
+pub const SSL_CTRL_GET_SESS_CACHE_SIZE: c_int = 43;
+pub const SSL_CTRL_SET_SESS_CACHE_MODE: c_int = 44;
+pub const SSL_CTRL_GET_SESS_CACHE_MODE: c_int = 45;
 #[allow(non_upper_case_globals)]
 pub const TLSEXT_NAMETYPE_host_name: c_int = 0;
 
@@ -319,6 +323,17 @@ pub extern "C" fn SSL_CTX_ctrl(
         if c.method.is_tls() && (cmd == SSL_CTRL_SET_MIN_PROTO_VERSION || cmd == SSL_CTRL_SET_MAX_PROTO_VERSION) {
             c.set_proto_version(cmd == SSL_CTRL_SET_MAX_PROTO_VERSION, larg)?;
             return Ok(1);
+        }
+        match cmd {
+            SSL_CTRL_SET_SESS_CACHE_SIZE => return Ok(c.set_session_cache_size(larg)),
+            SSL_CTRL_GET_SESS_CACHE_SIZE => return Ok(c.session_cache_size()),
+            SSL_CTRL_SET_SESS_CACHE_MODE => return Ok(c.set_session_cache_mode(larg)),
+            SSL_CTRL_GET_SESS_CACHE_MODE => {
+                let m = c.set_session_cache_mode(0);
+                c.set_session_cache_mode(m);
+                return Ok(m);
+            }
+            _ => {}
         }
         match cmd {
             SSL_CTRL_SET_MIN_PROTO_VERSION if larg == 0 || larg <= TLS1_3_VERSION as c_long => Ok(1),
@@ -1398,4 +1413,117 @@ pub extern "C" fn SSL_poll(
             }
         }
     })
+}
+
+/// Sets the session lifetime in seconds; returns the previous one. Recorded: rustls's
+/// tickets live 6 hours and its session caches evict by size. See SSL_CTX_set_timeout(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_set_timeout(ctx: *mut SSL_CTX, t: c_long) -> c_long {
+    ffi_entry!(SSL_CTX_set_timeout => { Ok(ctx_arg(ctx)?.set_session_timeout(t)) })
+}
+/// The session lifetime in seconds. See SSL_CTX_get_timeout(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_get_timeout(ctx: *const SSL_CTX) -> c_long {
+    ffi_entry!(SSL_CTX_get_timeout => { Ok(ctx_arg(ctx)?.session_timeout()) })
+}
+/// Sets the session id context (at most 32 bytes). See SSL_CTX_set_session_id_context(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_set_session_id_context(
+    ctx: *mut SSL_CTX,
+    sid: *const u8,
+    len: c_uint,
+) -> c_int {
+    ffi_entry!(SSL_CTX_set_session_id_context => {
+        ctx_arg(ctx)?.set_session_id_context(slice_arg(sid.cast(), len as usize, "sid_ctx")?)?;
+        Ok(1)
+    })
+}
+/// 1 when the handshake resumed a session (TLS over TCP; clients resume automatically
+/// with the same context and server name). See SSL_session_reused(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_session_reused(ssl: *const SSL) -> c_int {
+    ffi_entry!(SSL_session_reused => { Ok(ssl_arg(ssl)?.session_reused() as c_int) })
+}
+/// Records the security level (rustls offers only suites and key sizes level 2 allows).
+/// See SSL_CTX_set_security_level(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_set_security_level(ctx: *mut SSL_CTX, level: c_int) {
+    ffi_entry!(SSL_CTX_set_security_level => { ctx_arg(ctx)?.set_security_level(level); Ok(()) })
+}
+/// See SSL_CTX_get_security_level(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_get_security_level(ctx: *const SSL_CTX) -> c_int {
+    ffi_entry!(SSL_CTX_get_security_level => { Ok(ctx_arg(ctx)?.security_level()) })
+}
+
+/// A cipher suite (opaque; one static object per suite).
+pub struct ssl_cipher_st {
+    suite: u16,
+    name: &'static std::ffi::CStr,
+}
+pub type SSL_CIPHER = ssl_cipher_st;
+
+static CIPHERS: [ssl_cipher_st; 9] = [
+    ssl_cipher_st {
+        suite: 0x1301,
+        name: c"TLS_AES_128_GCM_SHA256",
+    },
+    ssl_cipher_st {
+        suite: 0x1302,
+        name: c"TLS_AES_256_GCM_SHA384",
+    },
+    ssl_cipher_st {
+        suite: 0x1303,
+        name: c"TLS_CHACHA20_POLY1305_SHA256",
+    },
+    ssl_cipher_st {
+        suite: 0xc02b,
+        name: c"ECDHE-ECDSA-AES128-GCM-SHA256",
+    },
+    ssl_cipher_st {
+        suite: 0xc02c,
+        name: c"ECDHE-ECDSA-AES256-GCM-SHA384",
+    },
+    ssl_cipher_st {
+        suite: 0xcca9,
+        name: c"ECDHE-ECDSA-CHACHA20-POLY1305",
+    },
+    ssl_cipher_st {
+        suite: 0xc02f,
+        name: c"ECDHE-RSA-AES128-GCM-SHA256",
+    },
+    ssl_cipher_st {
+        suite: 0xc030,
+        name: c"ECDHE-RSA-AES256-GCM-SHA384",
+    },
+    ssl_cipher_st {
+        suite: 0xcca8,
+        name: c"ECDHE-RSA-CHACHA20-POLY1305",
+    },
+];
+
+/// The negotiated cipher suite of a TLS connection, or NULL (before the handshake, and for
+/// QUIC connections, whose suite quinn does not tell). See SSL_get_current_cipher(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get_current_cipher(ssl: *const SSL) -> *const SSL_CIPHER {
+    guard_with("SSL_get_current_cipher", std::ptr::null(), || {
+        let Some(cs) = ssl_arg(ssl)?.cipher() else {
+            return Ok(std::ptr::null());
+        };
+        let id = u16::from(cs);
+        Ok(CIPHERS
+            .iter()
+            .find(|c| c.suite == id)
+            .map_or(std::ptr::null(), |c| c as *const SSL_CIPHER))
+    })
+}
+/// The suite's OpenSSL name ("TLS_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-GCM-SHA256"),
+/// or "(NONE)" for NULL. See SSL_CIPHER_get_name(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CIPHER_get_name(c: *const SSL_CIPHER) -> *const c_char {
+    // SAFETY: a non-NULL SSL_CIPHER* points into the static CIPHERS table.
+    match unsafe { c.as_ref() } {
+        Some(c) => c.name.as_ptr(),
+        None => c"(NONE)".as_ptr(),
+    }
 }

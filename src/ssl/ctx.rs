@@ -29,6 +29,14 @@ impl Method {
 }
 
 pub(crate) const TLS12_VERSION: i64 = 0x0303;
+pub const SSL_SESS_CACHE_OFF: i64 = 0;
+pub const SSL_SESS_CACHE_CLIENT: i64 = 1;
+pub const SSL_SESS_CACHE_SERVER: i64 = 2;
+pub const SSL_SESS_CACHE_BOTH: i64 = 3;
+pub const SSL_SESSION_CACHE_MAX_SIZE_DEFAULT: i64 = 1024 * 20;
+pub const SSL_OP_IGNORE_UNEXPECTED_EOF: u64 = 1 << 7;
+pub const SSL_OP_NO_TICKET: u64 = 1 << 14;
+pub const SSL_R_SSL_SESSION_ID_CONTEXT_TOO_LONG: u32 = 273;
 pub(crate) const TLS13_VERSION: i64 = 0x0304;
 
 pub const SSL_VERIFY_NONE: i32 = 0;
@@ -69,6 +77,19 @@ struct Cfg {
     min_version: i64,
     max_version: i64,
     tls_server: Option<Arc<rustls::ServerConfig>>,
+    /// Session cache controls (SSL_CTX_set_session_cache_mode, _sess_set_cache_size,
+    /// _set_timeout, _set_session_id_context).
+    sess_mode: Option<i64>,
+    sess_size: Option<i64>,
+    sess_timeout: Option<i64>,
+    sess_id_ctx: Vec<u8>,
+    security_level: Option<i32>,
+    /// TLS client sessions for resumption, shared by the context's connections.
+    client_sessions: Option<Arc<dyn rustls::client::ClientSessionStore>>,
+    /// TLS clients share one verifier and one (empty) client-certificate resolver: rustls
+    /// resumes a session only with the very objects that made it.
+    tls_verifier: Option<Arc<Verifier>>,
+    no_client_cert: Option<Arc<dyn rustls::client::ResolvesClientCert>>,
 }
 
 pub struct SslCtx {
@@ -175,7 +196,9 @@ impl SslCtx {
     }
 
     pub fn set_verify(&self, mode: i32) {
-        self.cfg.lock().verify_mode = mode;
+        let mut c = self.cfg.lock();
+        c.verify_mode = mode;
+        c.tls_verifier = None;
     }
     pub fn verify_mode(&self) -> i32 {
         self.cfg.lock().verify_mode
@@ -186,7 +209,9 @@ impl SslCtx {
             .map_err(|e| pem_err(path, "CA certificates", e))?
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| pem_err(path, "CA certificates", e))?;
-        self.cfg.lock().roots.extend(certs);
+        let mut c = self.cfg.lock();
+        c.roots.extend(certs);
+        c.tls_verifier = None;
         Ok(())
     }
 
@@ -197,7 +222,9 @@ impl SslCtx {
             if p.is_file()
                 && let Ok(it) = CertificateDer::pem_file_iter(&p)
             {
-                self.cfg.lock().roots.extend(it.flatten());
+                let mut c = self.cfg.lock();
+                c.roots.extend(it.flatten());
+                c.tls_verifier = None;
             }
         }
         Ok(())
@@ -248,6 +275,7 @@ impl SslCtx {
     pub fn set_options(&self, set: u64, clear: u64) -> u64 {
         let mut c = self.cfg.lock();
         c.options = (c.options | set) & !clear;
+        c.tls_server = None;
         c.options
     }
 
@@ -293,6 +321,55 @@ impl SslCtx {
         Ok(v)
     }
 
+    /// SSL_CTX_set_session_cache_mode: returns the previous mode (default SERVER).
+    pub fn set_session_cache_mode(&self, m: i64) -> i64 {
+        let mut c = self.cfg.lock();
+        let old = c.sess_mode.replace(m).unwrap_or(SSL_SESS_CACHE_SERVER);
+        c.tls_server = None;
+        old
+    }
+    /// SSL_CTX_sess_set_cache_size: returns the previous size (OpenSSL's default 20480).
+    pub fn set_session_cache_size(&self, n: i64) -> i64 {
+        let mut c = self.cfg.lock();
+        let old = c
+            .sess_size
+            .replace(n)
+            .unwrap_or(SSL_SESSION_CACHE_MAX_SIZE_DEFAULT);
+        c.tls_server = None;
+        old
+    }
+    pub fn session_cache_size(&self) -> i64 {
+        self.cfg
+            .lock()
+            .sess_size
+            .unwrap_or(SSL_SESSION_CACHE_MAX_SIZE_DEFAULT)
+    }
+    /// SSL_CTX_set_timeout: returns the previous timeout in seconds (default 7200 for
+    /// TLS_method contexts). Recorded; rustls's tickets live 6 hours.
+    pub fn set_session_timeout(&self, t: i64) -> i64 {
+        let mut c = self.cfg.lock();
+        c.sess_timeout.replace(t).unwrap_or(7200)
+    }
+    pub fn session_timeout(&self) -> i64 {
+        self.cfg.lock().sess_timeout.unwrap_or(7200)
+    }
+    /// SSL_CTX_set_session_id_context (at most 32 bytes, as OpenSSL).
+    pub fn set_session_id_context(&self, id: &[u8]) -> Result<()> {
+        if id.len() > 32 {
+            return Err(Error::ssl(SSL_R_SSL_SESSION_ID_CONTEXT_TOO_LONG)
+                .with("a session id context has at most 32 bytes"));
+        }
+        self.cfg.lock().sess_id_ctx = id.to_vec();
+        Ok(())
+    }
+    /// SSL_CTX_set_security_level: recorded (rustls offers only what level 2 allows anyway).
+    pub fn set_security_level(&self, l: i32) {
+        self.cfg.lock().security_level = Some(l);
+    }
+    pub fn security_level(&self) -> i32 {
+        self.cfg.lock().security_level.unwrap_or(1)
+    }
+
     /// The rustls server configuration for TLS over TCP (cached until the context changes).
     pub fn tls_server_config(&self) -> Result<Arc<rustls::ServerConfig>> {
         let mut c = self.cfg.lock();
@@ -315,6 +392,19 @@ impl SslCtx {
             .map_err(|e| Error::ssl(SSL_R_KEY_VALUES_MISMATCH).with(e.to_string()))?;
         tls.alpn_protocols = c.alpn.clone();
         tls.key_log = key_log(&c, 0);
+        // Resumption: a session cache (TLS 1.2 session ids, TLS 1.3 stateful tickets) unless
+        // the server cache is off, and stateless tickets unless SSL_OP_NO_TICKET.
+        let mode = c.sess_mode.unwrap_or(SSL_SESS_CACHE_SERVER);
+        let size = c.sess_size.unwrap_or(SSL_SESSION_CACHE_MAX_SIZE_DEFAULT);
+        tls.session_storage = if mode & SSL_SESS_CACHE_SERVER != 0 && size != 0 {
+            rustls::server::ServerSessionMemoryCache::new(if size < 0 { 1 } else { size as usize })
+        } else {
+            Arc::new(rustls::server::NoServerSessionStorage {})
+        };
+        if c.options & SSL_OP_NO_TICKET == 0 {
+            tls.ticketer = rustls::crypto::ring::Ticketer::new()
+                .map_err(|e| Error::internal(e.to_string()))?;
+        }
         let tls = Arc::new(tls);
         c.tls_server = Some(tls.clone());
         Ok(tls)
@@ -327,21 +417,39 @@ impl SslCtx {
         result: Arc<VerifyResult>,
         ssl: usize,
     ) -> Result<Arc<rustls::ClientConfig>> {
-        let c = self.cfg.lock();
-        let verifier = self.verifier(&c, result)?;
+        let _ = result; // reported through `with_verify_result` (see there)
+        let mut c = self.cfg.lock();
+        let sessions = c
+            .client_sessions
+            .get_or_insert_with(|| Arc::new(rustls::client::ClientSessionMemoryCache::new(256)))
+            .clone();
+        let verifier = match &c.tls_verifier {
+            Some(v) => v.clone(),
+            None => {
+                let v = self.verifier(&c, None)?;
+                c.tls_verifier = Some(v.clone());
+                v
+            }
+        };
+        let no_cert = c
+            .no_client_cert
+            .get_or_insert_with(|| Arc::new(NoClientCert))
+            .clone();
         let mut tls = rustls::ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&Self::tls_versions(&c)?)
             .map_err(|e| Error::internal(e.to_string()))?
             .dangerous()
             .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth();
+            .with_client_cert_resolver(no_cert);
         tls.alpn_protocols = alpn.unwrap_or_else(|| c.alpn.clone());
         tls.key_log = key_log(&c, ssl);
+        // Sessions are kept per context and resumed automatically with the same server name.
+        tls.resumption = rustls::client::Resumption::store(sessions);
         Ok(Arc::new(tls))
     }
 
     /// The certificate verifier for a client connection (see `Verifier`).
-    fn verifier(&self, c: &Cfg, result: Arc<VerifyResult>) -> Result<Arc<Verifier>> {
+    fn verifier(&self, c: &Cfg, result: Option<Arc<VerifyResult>>) -> Result<Arc<Verifier>> {
         let mut roots = rustls::RootCertStore::empty();
         for r in &c.roots {
             let _ = roots.add(r.clone());
@@ -422,7 +530,7 @@ impl SslCtx {
         ssl: usize,
     ) -> Result<quinn_proto::ClientConfig> {
         let c = self.cfg.lock();
-        let verifier = self.verifier(&c, result)?;
+        let verifier = self.verifier(&c, Some(result))?;
         let mut tls = rustls::ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| Error::internal(e.to_string()))?
@@ -472,8 +580,55 @@ pub struct VerifyResult {
 struct Verifier {
     inner: Option<Arc<dyn ServerCertVerifier>>,
     enforce: bool,
-    result: Arc<VerifyResult>,
+    /// Where outcomes go: one connection's (QUIC), or, for a verifier a context's TLS
+    /// connections share, the connection handshaking on this thread (`with_verify_result`).
+    result: Option<Arc<VerifyResult>>,
     provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+thread_local! {
+    static CURRENT_VERIFY: std::cell::RefCell<Option<Arc<VerifyResult>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` (a step of a TLS connection's handshake) with `r` as the place a shared
+/// verifier reports to.
+pub fn with_verify_result<T>(r: &Arc<VerifyResult>, f: impl FnOnce() -> T) -> T {
+    let prev = CURRENT_VERIFY.with(|c| c.borrow_mut().replace(r.clone()));
+    let out = f();
+    CURRENT_VERIFY.with(|c| *c.borrow_mut() = prev);
+    out
+}
+
+/// A client that has no certificate to offer (one object per context: see `Cfg`).
+#[derive(Debug)]
+struct NoClientCert;
+
+impl rustls::client::ResolvesClientCert for NoClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        None
+    }
+    fn has_certs(&self) -> bool {
+        false
+    }
+}
+
+impl Verifier {
+    fn record(&self, code: i64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match &self.result {
+            Some(r) => r.code.store(code, Relaxed),
+            None => CURRENT_VERIFY.with(|c| {
+                if let Some(r) = c.borrow().as_ref() {
+                    r.code.store(code, Relaxed);
+                }
+            }),
+        }
+    }
 }
 
 fn x509_code(e: &rustls::Error) -> i64 {
@@ -504,7 +659,6 @@ impl ServerCertVerifier for Verifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        use std::sync::atomic::Ordering::Relaxed;
         let r = match &self.inner {
             Some(v) => v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now),
             None => Err(rustls::Error::InvalidCertificate(
@@ -513,11 +667,11 @@ impl ServerCertVerifier for Verifier {
         };
         match r {
             Ok(v) => {
-                self.result.code.store(X509_V_OK, Relaxed);
+                self.record(X509_V_OK);
                 Ok(v)
             }
             Err(e) => {
-                self.result.code.store(x509_code(&e), Relaxed);
+                self.record(x509_code(&e));
                 if self.enforce {
                     Err(e)
                 } else {

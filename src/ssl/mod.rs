@@ -815,7 +815,25 @@ impl Ssl {
                     .tls_client_config(alpn, t.verify.clone(), self as *const Ssl as usize)?;
             crate::tls::Setup::Client(cfg, name)
         };
+        t.tls.ignore_eof.store(
+            self.ctx.options() & ctx::SSL_OP_IGNORE_UNEXPECTED_EOF != 0,
+            Relaxed,
+        );
         t.tls.start(setup)
+    }
+
+    /// SSL_session_reused.
+    pub fn session_reused(&self) -> bool {
+        matches!(&self.kind, Kind::Tls(t) if t.tls.resumed())
+    }
+
+    /// The negotiated cipher suite of a TLS connection (quinn does not tell a QUIC
+    /// connection's).
+    pub fn cipher(&self) -> Option<rustls::CipherSuite> {
+        match &self.kind {
+            Kind::Tls(t) => t.tls.cipher(),
+            _ => None,
+        }
     }
 
     pub fn tls_version(&self) -> &'static str {
@@ -891,7 +909,7 @@ impl Ssl {
     pub fn do_handshake(&self) -> Result<()> {
         if let Kind::Tls(t) = &self.kind {
             self.tls_started(t)?;
-            return t.tls.do_handshake();
+            return ctx::with_verify_result(&t.verify, || t.tls.do_handshake());
         }
         let c = self.as_conn()?;
         self.op(true, |p| {
@@ -1013,7 +1031,7 @@ impl Ssl {
     pub fn write(&self, data: &[u8], conclude: bool) -> Result<usize> {
         if let Kind::Tls(t) = &self.kind {
             self.tls_started(t)?;
-            return t.tls.write(data);
+            return ctx::with_verify_result(&t.verify, || t.tls.write(data));
         }
         let blocking = {
             let p = self.locked();
@@ -1124,7 +1142,7 @@ impl Ssl {
     pub fn read(&self, out: &mut [u8], peek: bool) -> Result<usize> {
         if let Kind::Tls(t) = &self.kind {
             self.tls_started(t)?;
-            return t.tls.read(out, peek);
+            return ctx::with_verify_result(&t.verify, || t.tls.read(out, peek));
         }
         // Data already buffered is served before more is taken in (as OpenSSL does), which
         // keeps quinn's reassembly buffers short during bulk transfers: see `op`.

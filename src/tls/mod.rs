@@ -58,6 +58,8 @@ pub struct Tls {
     st: Mutex<State>,
     /// Which direction the last would-block waited for (SSL_ERROR_WANT_READ / _WRITE).
     want: AtomicI32,
+    /// SSL_OP_IGNORE_UNEXPECTED_EOF: an EOF without close_notify reads as a clean end.
+    pub ignore_eof: std::sync::atomic::AtomicBool,
 }
 
 /// The write BIO as an `io::Write` for rustls.
@@ -110,6 +112,7 @@ impl Tls {
             bios: Mutex::new((None, None)),
             st: Mutex::new(State::default()),
             want: AtomicI32::new(SSL_ERROR_WANT_READ),
+            ignore_eof: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -284,12 +287,11 @@ impl Tls {
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    st.failed = true;
-                    return Err(Error::ssl(SSL_R_UNEXPECTED_EOF_WHILE_READING)
-                        .with("the peer closed without close_notify"));
-                }
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {}
                 Err(e) => return Err(io_err(e)),
+            }
+            if st.eof && self.ignore_eof.load(Relaxed) {
+                return Err(Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("FIN"));
             }
             if st.eof {
                 st.failed = true;
@@ -396,6 +398,21 @@ impl Tls {
     pub fn alpn(&self) -> Option<Vec<u8>> {
         let st = self.st.lock();
         st.conn.as_ref()?.alpn_protocol().map(<[u8]>::to_vec)
+    }
+
+    /// SSL_session_reused: the handshake resumed an earlier session.
+    pub fn resumed(&self) -> bool {
+        let st = self.st.lock();
+        st.conn.as_ref().and_then(|c| c.handshake_kind()) == Some(rustls::HandshakeKind::Resumed)
+    }
+
+    /// The negotiated cipher suite.
+    pub fn cipher(&self) -> Option<rustls::CipherSuite> {
+        let st = self.st.lock();
+        st.conn
+            .as_ref()?
+            .negotiated_cipher_suite()
+            .map(|s| s.suite())
     }
 
     pub fn is_handshaking(&self) -> bool {

@@ -324,6 +324,119 @@ static int test_listener(void)
     return 1;
 }
 
+/* Sessions: a second connection from the same client context resumes (TLS 1.3 and 1.2);
+ * cache controls return OpenSSL's previous values; cipher names. */
+static int resume_once(const SSL_METHOD *sm, long maxv, const char *want_cipher)
+{
+    SSL_CTX *sctx = tls_server_ctx(sm), *cctx = SSL_CTX_new(TLS_client_method());
+    int round;
+
+    ASSERT_NOT_NULL(sctx);
+    ASSERT_NOT_NULL(cctx);
+    ASSERT_EQ(SSL_CTX_load_verify_locations(cctx, qu_cert_path("ca.pem"), NULL), 1);
+    SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, NULL);
+    if (maxv)
+        ASSERT_EQ(SSL_CTX_set_max_proto_version(sctx, maxv), 1);
+    ASSERT_EQ(SSL_CTX_set_session_id_context(sctx, (const unsigned char *)"test", 4), 1);
+    for (round = 0; round < 2; round++) {
+        struct tpair p = {.sctx = NULL, .cctx = NULL};
+        int rc = 0, rs = 0;
+        size_t n;
+        char buf[8];
+
+        ASSERT_TRUE(tcp_pair(&p.sfd, &p.cfd));
+        p.s = SSL_new(sctx);
+        p.c = SSL_new(cctx);
+        ASSERT_EQ(SSL_set_fd(p.s, p.sfd), 1);
+        ASSERT_EQ(SSL_set_fd(p.c, p.cfd), 1);
+        ASSERT_EQ(SSL_set1_host(p.c, "localhost"), 1);
+        ASSERT_TRUE(handshake(&p, &rc, &rs));
+        ASSERT_EQ(rc, 1);
+        ASSERT_EQ(rs, 1);
+        /* TLS 1.3 tickets arrive after the handshake: a round trip of data brings them. */
+        ASSERT_TRUE(transfer(p.s, p.c, 10));
+        ASSERT_EQ(SSL_write_ex(p.c, "x", 1, &n), 1);
+        {
+            uint64_t dl = tu_now_ms() + 5000;
+
+            while (SSL_read_ex(p.s, buf, 1, &n) != 1)
+                ASSERT_TRUE(tu_now_ms() < dl);
+        }
+        ASSERT_EQ(SSL_session_reused(p.c), round);
+        ASSERT_EQ(SSL_session_reused(p.s), round);
+        ASSERT_STR_EQ(SSL_CIPHER_get_name(SSL_get_current_cipher(p.c)), want_cipher);
+        ASSERT_STR_EQ(SSL_CIPHER_get_name(SSL_get_current_cipher(p.s)), want_cipher);
+        ERR_clear_error();
+        SSL_free(p.s);
+        SSL_free(p.c);
+        close(p.sfd);
+        close(p.cfd);
+    }
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    return 1;
+}
+
+static int test_sessions(void)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+    ASSERT_NOT_NULL(ctx);
+    ASSERT_EQ(SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER), SSL_SESS_CACHE_SERVER);
+    ASSERT_EQ(SSL_CTX_get_session_cache_mode(ctx), SSL_SESS_CACHE_SERVER);
+    ASSERT_EQ(SSL_CTX_sess_set_cache_size(ctx, 1024), 1024 * 20);
+    ASSERT_EQ(SSL_CTX_sess_get_cache_size(ctx), 1024);
+    ASSERT_EQ(SSL_CTX_set_timeout(ctx, 3600), 7200);
+    ASSERT_EQ(SSL_CTX_get_timeout(ctx), 3600);
+    ASSERT_EQ(SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"0123456789abcdef0123456789abcdefX", 33), 0);
+    ASSERT_ONE_ERROR();
+    SSL_CTX_free(ctx);
+    ASSERT_NULL(SSL_get_current_cipher(NULL));
+    ERR_clear_error();
+    ASSERT_STR_EQ(SSL_CIPHER_get_name(NULL), "(NONE)");
+    ASSERT_TRUE(resume_once(TLS_server_method(), TLS1_2_VERSION, "ECDHE-ECDSA-AES256-GCM-SHA384"));
+    ASSERT_TRUE(resume_once(TLS_server_method(), 0, "TLS_AES_256_GCM_SHA384"));
+    return 1;
+}
+
+/* SSL_OP_IGNORE_UNEXPECTED_EOF: a peer that closes TCP without close_notify reads as a clean
+ * end; without the option it is an SSL error (unexpected eof while reading). */
+static int eof_case(int ignore)
+{
+    struct tpair p;
+    int rc = 0, rs = 0, r;
+    char buf[8];
+    size_t n;
+    uint64_t dl;
+
+    ASSERT_TRUE(tpair_new(&p, TLS_server_method(), TLS_client_method()));
+    if (ignore)
+        SSL_CTX_set_options(p.sctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    ASSERT_TRUE(handshake(&p, &rc, &rs));
+    ASSERT_EQ(rs, 1);
+    shutdown(p.cfd, SHUT_RDWR);
+    dl = tu_now_ms() + 5000;
+    while ((r = SSL_read_ex(p.s, buf, sizeof(buf), &n)) == 0 && SSL_get_error(p.s, r) == SSL_ERROR_WANT_READ)
+        ASSERT_TRUE(tu_now_ms() < dl);
+    ASSERT_EQ(r, 0);
+    if (ignore) {
+        ASSERT_EQ(SSL_get_error(p.s, r), SSL_ERROR_ZERO_RETURN);
+    } else {
+        ASSERT_EQ(SSL_get_error(p.s, r), SSL_ERROR_SSL);
+        ASSERT_ERROR_IS(ERR_LIB_SSL, 294); /* SSL_R_UNEXPECTED_EOF_WHILE_READING */
+    }
+    ERR_clear_error();
+    tpair_free(&p);
+    return 1;
+}
+
+static int test_unexpected_eof(void)
+{
+    ASSERT_TRUE(eof_case(0));
+    ASSERT_TRUE(eof_case(1));
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     qu_init();
@@ -332,5 +445,7 @@ int main(int argc, char **argv)
     RUN(test_tls12_and_alpn);
     RUN(test_untrusted);
     RUN(test_listener);
+    RUN(test_sessions);
+    RUN(test_unexpected_eof);
     return tu_finish();
 }
