@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs every test suite and ends with one line: `N passed, N failed`.
 # Suites: cargo tests, header/link checks, the C tests (plain, ASan/UBSan, valgrind), the
-# threaded C tests under ThreadSanitizer, demos, interop with real QUIC peers (aioquic, ngtcp2).
+# threaded C tests under ThreadSanitizer, demos, interop with real QUIC peers (aioquic, ngtcp2),
+# TLS over TCP interop (openssl s_client/s_server, Python ssl) and hostile TLS peers.
 set -u
 cd "$(dirname "$0")/.."
 mkdir -p build
@@ -53,6 +54,7 @@ suite c sh tests/run-c.sh
 suite tsan sh tests/tsan.sh
 suite demo sh c-demos/run-demo.sh
 suite interop sh tests/interop/run.sh
+suite tls sh tests/tls/run.sh
 
 [ -n "$failures" ] && echo "failed suites:$failures"
 echo "$passed passed, $failed failed"
