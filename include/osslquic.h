@@ -232,6 +232,46 @@
  */
 #define BIO_DGRAM_MAX_READ_BATCH 64
 
+#define BIO_C_SET_CONNECT 100
+
+#define BIO_C_DO_STATE_MACHINE 101
+
+#define BIO_C_SET_ACCEPT 118
+
+#define BIO_C_GET_CONNECT 123
+
+#define BIO_C_GET_ACCEPT 124
+
+#define BIO_C_SET_BIND_MODE 131
+
+#define BIO_C_GET_BIND_MODE 132
+
+#define BIO_C_SET_CONNECT_MODE 155
+
+#define BIO_C_SET_SOCK_TYPE 157
+
+#define BIO_C_GET_SOCK_TYPE 158
+
+#define BIO_BIND_REUSEADDR_IF_UNUSED BIO_SOCK_REUSEADDR
+
+/**
+ * IP families of BIO_set_conn_ip_family / BIO_set_accept_ip_family.
+ */
+#define BIO_FAMILY_IPV4 4
+
+#define BIO_FAMILY_IPV6 6
+
+#define BIO_FAMILY_IPANY 256
+
+/**
+ * BIO_get_retry_reason values.
+ */
+#define BIO_RR_SSL_X509_LOOKUP 1
+
+#define BIO_RR_CONNECT 2
+
+#define BIO_RR_ACCEPT 3
+
 #define BIO_POLL_DESCRIPTOR_TYPE_NONE 0
 
 #define BIO_POLL_DESCRIPTOR_TYPE_SOCK_FD 1
@@ -282,6 +322,11 @@
 #define ERR_R_PASSED_INVALID_ARGUMENT (262 | ERR_RFLAG_COMMON)
 
 #define ERR_R_UNSUPPORTED (268 | ERR_RFLAG_COMMON)
+
+/**
+ * A failure of a system library call such as getaddrinfo (OpenSSL's ERR_R_SYS_LIB).
+ */
+#define ERR_R_SYS_LIB (ERR_LIB_SYS | ERR_RFLAG_COMMON)
 
 #define BIO_R_ACCEPT_ERROR 100
 
@@ -334,6 +379,14 @@
 #define BIO_R_PORT_MISMATCH 150
 
 #define BIO_R_PEER_ADDR_NOT_AVAILABLE 151
+
+#define BIO_R_AMBIGUOUS_HOST_OR_SERVICE 129
+
+#define BIO_R_MALFORMED_HOST_OR_SERVICE 130
+
+#define BIO_R_NO_ACCEPT_ADDR_OR_SERVICE_SPECIFIED 143
+
+#define BIO_R_NO_HOSTNAME_OR_SERVICE_SPECIFIED 144
 
 #define SSL_R_BIO_NOT_SET 128
 
@@ -987,6 +1040,53 @@ const BIO_METHOD *BIO_s_bio(void);
  * the next BIO of the chain (BIO_flush is then always complete). See BIO_f_buffer(3).
  */
 const BIO_METHOD *BIO_f_buffer(void);
+
+/**
+ * The connect BIO method: resolves a host and service, connects a TCP socket of its own,
+ * then reads and writes it. See BIO_s_connect(3).
+ */
+const BIO_METHOD *BIO_s_connect(void);
+
+/**
+ * The accept BIO method: binds and listens, then accepts connections as socket BIOs
+ * chained after it. See BIO_s_accept(3).
+ */
+const BIO_METHOD *BIO_s_accept(void);
+
+/**
+ * A connect BIO for `host_port` (`host:port`, `[v6]:port` or a host alone; NULL leaves
+ * both unset, as OpenSSL). Nothing is resolved or connected before BIO_do_connect or the
+ * first read/write. NULL and BIO_R_AMBIGUOUS/MALFORMED_HOST_OR_SERVICE for a string
+ * BIO_parse_hostserv refuses. See BIO_new_connect(3).
+ */
+BIO *BIO_new_connect(const char *host_port);
+
+/**
+ * An accept BIO for `host_port` (`[host:]port`; `*` or an empty host means any address,
+ * port 0 an ephemeral one). NULL leaves both unset, as OpenSSL. Nothing is bound before
+ * the first BIO_do_accept. NULL and an error for a string BIO_parse_hostserv refuses.
+ * See BIO_new_accept(3).
+ */
+BIO *BIO_new_accept(const char *host_port);
+
+/**
+ * BIO_ctrl with a `char **` out-argument: the pointer it stored, or NULL when the ctrl
+ * returned <= 0 (BIO_get_conn_hostname, BIO_get_accept_port, ...). See BIO_ctrl(3).
+ */
+void *BIO_ptr_ctrl(BIO *bp, int cmd, long larg);
+
+/**
+ * Why the last I/O wants a retry of a special kind: BIO_RR_CONNECT (a connect BIO's
+ * connect in progress), BIO_RR_ACCEPT (an accept BIO with nothing to accept), or 0
+ * (also for NULL). See BIO_get_retry_reason(3).
+ */
+int BIO_get_retry_reason(BIO *bio);
+
+/**
+ * Sets the retry reason (for BIO implementations). NULL is a no-op.
+ * See BIO_set_retry_reason(3).
+ */
+void BIO_set_retry_reason(BIO *bio, int reason);
 
 /**
  * A socket BIO over the connected stream socket `fd`; BIO_CLOSE closes it on free.

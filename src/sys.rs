@@ -557,3 +557,137 @@ pub fn accept(fd: i32) -> io::Result<Option<i32>> {
         }
     }
 }
+
+/// getaddrinfo(3) for the connect and accept BIOs: the addresses of `host`/`service` (either
+/// may be None) for `family` (AF_UNSPEC, AF_INET, AF_INET6) and `socktype`, passive (for
+/// bind) when `server`. Err carries getaddrinfo's message (gai_strerror, or the errno's
+/// text for EAI_SYSTEM). An empty Ok list cannot happen: getaddrinfo fails instead.
+pub fn resolve(
+    host: Option<&std::ffi::CStr>,
+    service: Option<&std::ffi::CStr>,
+    server: bool,
+    family: i32,
+    socktype: i32,
+) -> Result<Vec<BioAddr>, String> {
+    // SAFETY: a zeroed addrinfo is a valid "no hints" value; the fields are set below.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_family = family;
+    hints.ai_socktype = socktype;
+    hints.ai_flags = if server { libc::AI_PASSIVE } else { 0 };
+    let mut list: *mut libc::addrinfo = ptr::null_mut();
+    // SAFETY: host/service are NUL-terminated or NULL; hints and list are live locals.
+    let r = unsafe {
+        libc::getaddrinfo(
+            host.map_or(ptr::null(), |c| c.as_ptr()),
+            service.map_or(ptr::null(), |c| c.as_ptr()),
+            &hints,
+            &mut list,
+        )
+    };
+    if r != 0 {
+        if r == libc::EAI_SYSTEM {
+            return Err(io::Error::last_os_error().to_string());
+        }
+        // SAFETY: gai_strerror returns a pointer to a static NUL-terminated string.
+        let msg = unsafe { std::ffi::CStr::from_ptr(libc::gai_strerror(r)) };
+        return Err(msg.to_string_lossy().into_owned());
+    }
+    let mut out = Vec::new();
+    let mut p = list;
+    while !p.is_null() {
+        // SAFETY: p walks the list getaddrinfo returned, which is live until freeaddrinfo.
+        let ai = unsafe { &*p };
+        // SAFETY: ai_addr/ai_addrlen describe a sockaddr getaddrinfo filled in.
+        out.push(unsafe { BioAddr::from_raw(ai.ai_addr, ai.ai_addrlen) });
+        p = ai.ai_next;
+    }
+    // SAFETY: frees the list getaddrinfo allocated, once; nothing points into it any more.
+    unsafe { libc::freeaddrinfo(list) };
+    Ok(out)
+}
+
+/// poll(2) one descriptor for writability without waiting (a non-blocking connect's
+/// completion): Ok(true) when writable or in error (SO_ERROR then tells which).
+pub fn writable_now(fd: i32) -> io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one live pollfd, zero timeout.
+    let r = unsafe { libc::poll(&mut p, 1, 0) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return if e.raw_os_error() == Some(libc::EINTR) {
+            Ok(false)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(r > 0 && p.revents != 0)
+}
+
+/// A close-on-exec socket of `family` and `socktype`.
+pub fn socket(family: i32, socktype: i32) -> io::Result<i32> {
+    // SAFETY: plain syscall, no pointers.
+    let fd = unsafe { libc::socket(family, socktype | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(fd)
+    }
+}
+
+/// connect(2) to `a`. A non-blocking socket's connect in progress is Err(EINPROGRESS).
+pub fn connect(fd: i32, a: &BioAddr) -> io::Result<()> {
+    let (sa, len) = a.as_sockaddr();
+    // SAFETY: sa/len describe the live sockaddr inside `a`.
+    if unsafe { libc::connect(fd, sa, len) } < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// bind(2) to `a`, then listen(2) with SOMAXCONN.
+pub fn bind_listen(fd: i32, a: &BioAddr) -> Result<(), (bool, io::Error)> {
+    let (sa, len) = a.as_sockaddr();
+    // SAFETY: sa/len describe the live sockaddr inside `a`.
+    if unsafe { libc::bind(fd, sa, len) } < 0 {
+        return Err((true, io::Error::last_os_error()));
+    }
+    // SAFETY: plain syscall.
+    if unsafe { libc::listen(fd, libc::SOMAXCONN) } < 0 {
+        return Err((false, io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// accept4(2) with the peer's address; the new socket is close-on-exec, and non-blocking
+/// when asked. Ok(None) for the errnos OpenSSL's BIO_sock_should_retry accepts (nothing
+/// waiting on a non-blocking socket, a signal).
+pub fn accept_peer(fd: i32, nonblock: bool) -> io::Result<Option<(i32, BioAddr)>> {
+    let mut a = BioAddr::default();
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let flags = libc::SOCK_CLOEXEC | if nonblock { libc::SOCK_NONBLOCK } else { 0 };
+    // SAFETY: a's storage is a live sockaddr_storage of `len` bytes.
+    let r = unsafe { libc::accept4(fd, a.storage_mut().cast(), &mut len, flags) };
+    if r >= 0 {
+        return Ok(Some((r, a)));
+    }
+    match errno() {
+        libc::EAGAIN
+        | libc::EINTR
+        | libc::EPROTO
+        | libc::ENOTCONN
+        | libc::EINPROGRESS
+        | libc::EALREADY => Ok(None),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// shutdown(2) both directions; errors (not connected) are of no interest to callers.
+pub fn shutdown_both(fd: i32) {
+    // SAFETY: plain syscall on a caller-owned fd.
+    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+}

@@ -120,3 +120,24 @@ pub const BIO_SOCK_INFO_ADDRESS: i32 = 0;
 pub const BIO_DGRAM_MAX_READ_BATCH: usize = 64;
 /// Default and minimum sizes of a datagram pair's per-direction buffer.
 pub(crate) const DGRAM_PAIR_DEFAULT_MTU: usize = 1472;
+
+// The connect and accept BIOs (bss_conn.c, bss_acpt.c).
+pub const BIO_C_SET_CONNECT: i32 = 100;
+pub const BIO_C_DO_STATE_MACHINE: i32 = 101;
+pub const BIO_C_SET_ACCEPT: i32 = 118;
+pub const BIO_C_GET_CONNECT: i32 = 123;
+pub const BIO_C_GET_ACCEPT: i32 = 124;
+pub const BIO_C_SET_BIND_MODE: i32 = 131;
+pub const BIO_C_GET_BIND_MODE: i32 = 132;
+pub const BIO_C_SET_CONNECT_MODE: i32 = 155;
+pub const BIO_C_SET_SOCK_TYPE: i32 = 157;
+pub const BIO_C_GET_SOCK_TYPE: i32 = 158;
+pub const BIO_BIND_REUSEADDR_IF_UNUSED: i32 = BIO_SOCK_REUSEADDR;
+/// IP families of BIO_set_conn_ip_family / BIO_set_accept_ip_family.
+pub const BIO_FAMILY_IPV4: i32 = 4;
+pub const BIO_FAMILY_IPV6: i32 = 6;
+pub const BIO_FAMILY_IPANY: i32 = 256;
+/// BIO_get_retry_reason values.
+pub const BIO_RR_SSL_X509_LOOKUP: i32 = 0x01;
+pub const BIO_RR_CONNECT: i32 = 0x02;
+pub const BIO_RR_ACCEPT: i32 = 0x03;

@@ -3,8 +3,10 @@
 //! Owns: the `Bio` object behind every `BIO *`, retry flags, statistics and the generic
 //! halves of BIO_sendmmsg/BIO_recvmmsg and the zero-copy API; each kind supplies `tx`/`rx`.
 
+pub mod acpt;
 pub mod addr;
 pub mod bpair;
+pub mod conn;
 pub mod consts;
 pub mod custom;
 pub mod dgram;
@@ -106,6 +108,10 @@ pub enum Kind {
     BytePair(bpair::BytePair),
     /// BIO_f_buffer: a filter that passes everything to the next BIO of its chain.
     Buffer,
+    /// BIO_s_connect: resolves, connects, then a byte stream over its own socket.
+    Conn(conn::ConnBio),
+    /// BIO_s_accept: a listening socket; accepted connections are chained after it.
+    Accept(acpt::AcceptBio),
 }
 
 /// Counters updated once per batch (never per datagram on a shared line).
@@ -124,6 +130,8 @@ pub struct Bio {
     pub method: &'static BioMethod,
     pub kind: Kind,
     flags: AtomicI32,
+    /// BIO_get_retry_reason (BIO_RR_CONNECT, BIO_RR_ACCEPT).
+    retry_reason: AtomicI32,
     pub stats: Stats,
     zc_read: Mutex<ReadSide>,
     zc_write: Mutex<WriteSide>,
@@ -153,9 +161,15 @@ impl Bio {
             BIO_TYPE_MEM => Kind::Mem(mem::MemBio::new()),
             BIO_TYPE_BIO => Kind::BytePair(bpair::BytePair::default()),
             BIO_TYPE_BUFFER => Kind::Buffer,
+            BIO_TYPE_CONNECT => Kind::Conn(conn::ConnBio::default()),
+            BIO_TYPE_ACCEPT => Kind::Accept(acpt::AcceptBio::default()),
             _ => Kind::Pair(pair::PairEnd::new()),
         };
-        Self::with_kind(method, kind)
+        let bio = Self::with_kind(method, kind);
+        if let Kind::Accept(a) = &bio.kind {
+            a.set_me(Arc::downgrade(&bio));
+        }
+        bio
     }
 
     /// A read-only memory BIO over a copy of `data` (BIO_new_mem_buf).
@@ -168,6 +182,7 @@ impl Bio {
             method,
             kind,
             flags: AtomicI32::new(0),
+            retry_reason: AtomicI32::new(0),
             stats: Stats::default(),
             zc_read: Mutex::new(ReadSide::default()),
             zc_write: Mutex::new(WriteSide::default()),
@@ -241,12 +256,57 @@ impl Bio {
             _ => None,
         }
     }
-    /// Whether this is one of the byte-stream kinds (socket, mem, BIO pair, buffer filter).
+    pub fn conn(&self) -> Option<&conn::ConnBio> {
+        match &self.kind {
+            Kind::Conn(c) => Some(c),
+            _ => None,
+        }
+    }
+    pub fn acceptor(&self) -> Option<&acpt::AcceptBio> {
+        match &self.kind {
+            Kind::Accept(a) => Some(a),
+            _ => None,
+        }
+    }
+    /// Whether this is one of the byte-stream kinds (socket, mem, BIO pair, buffer filter,
+    /// connect and accept BIOs).
     pub fn is_stream(&self) -> bool {
         matches!(
             self.kind,
-            Kind::Sock(_) | Kind::Mem(_) | Kind::BytePair(_) | Kind::Buffer
+            Kind::Sock(_)
+                | Kind::Mem(_)
+                | Kind::BytePair(_)
+                | Kind::Buffer
+                | Kind::Conn(_)
+                | Kind::Accept(_)
         )
+    }
+
+    pub fn retry_reason(&self) -> i32 {
+        self.retry_reason.load(Relaxed)
+    }
+    pub fn set_retry_reason(&self, r: i32) {
+        self.retry_reason.store(r, Relaxed);
+    }
+
+    /// Runs a connect BIO's state machine until connected, or an accept BIO's until a
+    /// connection is chained after it; None when it is there. Some(Err) is the failure, a
+    /// retry being a quiet would-block with the state machine's flags (IO_SPECIAL) kept.
+    fn ensure_ready(&self) -> Option<Result<usize>> {
+        let step = match &self.kind {
+            Kind::Conn(c) if !c.connected() => c.state(self),
+            Kind::Accept(a) if self.next_bio().is_none() => a.state(self),
+            _ => return None,
+        };
+        match step {
+            Ok(r) if r > 0 => match &self.kind {
+                // An accept that only bound and listened: accept now (acpt_read loops).
+                Kind::Accept(_) => self.ensure_ready(),
+                _ => None,
+            },
+            Ok(_) => Some(Err(Error::would_block())),
+            Err((_, e)) => Some(Err(e)),
+        }
     }
 
     // ---- chains (BIO_push, BIO_pop, BIO_next)
@@ -370,6 +430,22 @@ impl Bio {
                 bpair::PairRead::Eof => 0,
             }),
             Kind::Buffer => return self.via_next(|n| n.read(buf)),
+            Kind::Conn(c) => {
+                if let Some(r) = self.ensure_ready() {
+                    return r;
+                }
+                let r = c.io().read(buf);
+                if matches!(r, Ok(0)) && !buf.is_empty() {
+                    self.set_flags(BIO_FLAGS_IN_EOF);
+                }
+                r
+            }
+            Kind::Accept(_) => {
+                if let Some(r) = self.ensure_ready() {
+                    return r;
+                }
+                return self.via_next(|n| n.read(buf));
+            }
         };
         self.note_retry(r, BIO_FLAGS_READ)
     }
@@ -389,6 +465,18 @@ impl Bio {
             Kind::Mem(m) => m.write(buf),
             Kind::BytePair(p) => p.write(buf),
             Kind::Buffer => return self.via_next(|n| n.write(buf)),
+            Kind::Conn(c) => {
+                if let Some(r) = self.ensure_ready() {
+                    return r;
+                }
+                c.io().write(buf)
+            }
+            Kind::Accept(_) => {
+                if let Some(r) = self.ensure_ready() {
+                    return r;
+                }
+                return self.via_next(|n| n.write(buf));
+            }
         };
         self.note_retry(r, BIO_FLAGS_WRITE)
     }
@@ -780,6 +868,8 @@ impl Bio {
             Kind::Custom(c) => custom::poll_descriptor(self, c, BIO_CTRL_GET_RPOLL_DESCRIPTOR),
             Kind::Sock(s) => s.poll_descriptor(),
             Kind::Buffer => self.filter_next()?.rpoll(),
+            Kind::Conn(c) => c.io().poll_descriptor(),
+            Kind::Accept(a) => listener_poll(a.fd()),
             Kind::Mem(_) | Kind::BytePair(_) => Err(self.not_pollable()),
         }
     }
@@ -792,6 +882,8 @@ impl Bio {
             Kind::Custom(c) => custom::poll_descriptor(self, c, BIO_CTRL_GET_WPOLL_DESCRIPTOR),
             Kind::Sock(s) => s.poll_descriptor(),
             Kind::Buffer => self.filter_next()?.wpoll(),
+            Kind::Conn(c) => c.io().poll_descriptor(),
+            Kind::Accept(a) => listener_poll(a.fd()),
             Kind::Mem(_) | Kind::BytePair(_) => Err(self.not_pollable()),
         }
     }
@@ -812,6 +904,17 @@ impl Bio {
             _ => 0,
         }
     }
+}
+
+/// An accept BIO's poll descriptor: its listening socket, readable when a connection waits
+/// (OpenSSL's accept BIO answers no poll descriptor; SSL_poll on a TCP listener needs one).
+fn listener_poll(fd: i32) -> Result<BIO_POLL_DESCRIPTOR> {
+    if fd < 0 {
+        return Err(
+            Error::bio(BIO_R_UNINITIALIZED).with("no listening socket: BIO_do_accept first")
+        );
+    }
+    Ok(BIO_POLL_DESCRIPTOR::fd(fd))
 }
 
 /// Calls the write-done callback for each completion, with `status` overriding when given.

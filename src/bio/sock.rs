@@ -112,6 +112,12 @@ impl SockBio {
         Ok(BIO_POLL_DESCRIPTOR::fd(self.need_fd()?))
     }
 
+    /// Gives up the fd without closing it (the connect BIO closes it itself, whatever the
+    /// close flag, when it moves on to the next address).
+    pub(crate) fn take_fd(&self) -> i32 {
+        self.fd.swap(-1, Relaxed)
+    }
+
     fn release(&self) {
         let fd = self.fd.swap(-1, Relaxed);
         if fd >= 0 && self.close.load(Relaxed) {

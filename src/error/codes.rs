@@ -23,6 +23,8 @@ pub const ERR_R_INTERNAL_ERROR: u32 = 259 | ERR_R_FATAL;
 pub const ERR_R_INIT_FAIL: u32 = 261 | ERR_R_FATAL;
 pub const ERR_R_PASSED_INVALID_ARGUMENT: u32 = 262 | ERR_RFLAG_COMMON;
 pub const ERR_R_UNSUPPORTED: u32 = 268 | ERR_RFLAG_COMMON;
+/// A failure of a system library call such as getaddrinfo (OpenSSL's ERR_R_SYS_LIB).
+pub const ERR_R_SYS_LIB: u32 = ERR_LIB_SYS | ERR_RFLAG_COMMON;
 
 pub const BIO_R_ACCEPT_ERROR: u32 = 100;
 pub const BIO_R_CONNECT_ERROR: u32 = 103;
@@ -50,6 +52,10 @@ pub const BIO_R_UNSUPPORTED_IP_FAMILY: u32 = 146;
 pub const BIO_R_CONNECT_TIMEOUT: u32 = 147;
 pub const BIO_R_PORT_MISMATCH: u32 = 150;
 pub const BIO_R_PEER_ADDR_NOT_AVAILABLE: u32 = 151;
+pub const BIO_R_AMBIGUOUS_HOST_OR_SERVICE: u32 = 129;
+pub const BIO_R_MALFORMED_HOST_OR_SERVICE: u32 = 130;
+pub const BIO_R_NO_ACCEPT_ADDR_OR_SERVICE_SPECIFIED: u32 = 143;
+pub const BIO_R_NO_HOSTNAME_OR_SERVICE_SPECIFIED: u32 = 144;
 
 pub const SSL_R_BIO_NOT_SET: u32 = 128;
 
@@ -81,6 +87,10 @@ pub(crate) fn bio_reason(r: u32) -> Option<&'static str> {
         BIO_R_CONNECT_TIMEOUT => "connect timeout",
         BIO_R_PORT_MISMATCH => "port mismatch",
         BIO_R_PEER_ADDR_NOT_AVAILABLE => "peer address not available",
+        BIO_R_AMBIGUOUS_HOST_OR_SERVICE => "ambiguous host or service",
+        BIO_R_MALFORMED_HOST_OR_SERVICE => "malformed host or service",
+        BIO_R_NO_ACCEPT_ADDR_OR_SERVICE_SPECIFIED => "no accept addr or service specified",
+        BIO_R_NO_HOSTNAME_OR_SERVICE_SPECIFIED => "no hostname or service specified",
         _ => return None,
     })
 }

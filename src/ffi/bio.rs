@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
 
 use super::{
-    BIO, bio_arc, bio_arg, bio_into_handle, bio_release, ffi_entry, guard_with, mut_arg, put,
-    ref_arg,
+    BIO, bio_arc, bio_arg, bio_into_handle, bio_release, ffi_entry, guard_with, mut_arg, opt_cstr,
+    put, ref_arg,
 };
+use crate::bio::acpt::{METHOD_ACCEPT, Name};
 use crate::bio::addr::BioAddr;
 use crate::bio::bpair::BytePair;
+use crate::bio::conn::METHOD_CONNECT;
 use crate::bio::consts::*;
 use crate::bio::custom::{CustomMethod, ReadExFn, WriteExFn};
 use crate::bio::msg::{BIO_ADDR, BIO_MSG, BIO_POLL_DESCRIPTOR, MsgArray};
@@ -63,6 +65,8 @@ fn method_arg(m: *const BIO_METHOD) -> Result<MethodRef> {
         &METHOD_MEM,
         &METHOD_BIO,
         &METHOD_BUFFER,
+        &METHOD_CONNECT,
+        &METHOD_ACCEPT,
     ]
     .into_iter()
     .find(|k| std::ptr::eq(*k as *const BioMethod as *const BIO_METHOD, m))
@@ -161,6 +165,85 @@ pub extern "C" fn BIO_s_bio() -> *const BIO_METHOD {
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_f_buffer() -> *const BIO_METHOD {
     method_handle(&METHOD_BUFFER)
+}
+
+/// The connect BIO method: resolves a host and service, connects a TCP socket of its own,
+/// then reads and writes it. See BIO_s_connect(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_s_connect() -> *const BIO_METHOD {
+    method_handle(&METHOD_CONNECT)
+}
+
+/// The accept BIO method: binds and listens, then accepts connections as socket BIOs
+/// chained after it. See BIO_s_accept(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_s_accept() -> *const BIO_METHOD {
+    method_handle(&METHOD_ACCEPT)
+}
+
+/// A connect BIO for `host_port` (`host:port`, `[v6]:port` or a host alone; NULL leaves
+/// both unset, as OpenSSL). Nothing is resolved or connected before BIO_do_connect or the
+/// first read/write. NULL and BIO_R_AMBIGUOUS/MALFORMED_HOST_OR_SERVICE for a string
+/// BIO_parse_hostserv refuses. See BIO_new_connect(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_new_connect(host_port: *const c_char) -> *mut BIO {
+    ffi_entry!(BIO_new_connect => {
+        let b = Bio::new(&METHOD_CONNECT);
+        if let Some(s) = opt_cstr(host_port, "host_port")? {
+            b.conn().expect("connect kind").set_hostname(s)?;
+        }
+        Ok(bio_into_handle(b))
+    })
+}
+
+/// An accept BIO for `host_port` (`[host:]port`; `*` or an empty host means any address,
+/// port 0 an ephemeral one). NULL leaves both unset, as OpenSSL. Nothing is bound before
+/// the first BIO_do_accept. NULL and an error for a string BIO_parse_hostserv refuses.
+/// See BIO_new_accept(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_new_accept(host_port: *const c_char) -> *mut BIO {
+    ffi_entry!(BIO_new_accept => {
+        let b = Bio::new(&METHOD_ACCEPT);
+        if let Some(s) = opt_cstr(host_port, "host_port")? {
+            b.acceptor().expect("accept kind").set_name(s)?;
+        }
+        Ok(bio_into_handle(b))
+    })
+}
+
+/// BIO_ctrl with a `char **` out-argument: the pointer it stored, or NULL when the ctrl
+/// returned <= 0 (BIO_get_conn_hostname, BIO_get_accept_port, ...). See BIO_ctrl(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_ptr_ctrl(bp: *mut BIO, cmd: c_int, larg: c_long) -> *mut c_void {
+    let mut p: *mut c_char = std::ptr::null_mut();
+    if BIO_ctrl(bp, cmd, larg, (&mut p as *mut *mut c_char).cast()) <= 0 {
+        return std::ptr::null_mut();
+    }
+    p.cast()
+}
+
+/// Why the last I/O wants a retry of a special kind: BIO_RR_CONNECT (a connect BIO's
+/// connect in progress), BIO_RR_ACCEPT (an accept BIO with nothing to accept), or 0
+/// (also for NULL). See BIO_get_retry_reason(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_get_retry_reason(bio: *mut BIO) -> c_int {
+    if bio.is_null() {
+        return 0;
+    }
+    ffi_entry!(BIO_get_retry_reason => { Ok(bio_arg(bio)?.retry_reason()) })
+}
+
+/// Sets the retry reason (for BIO implementations). NULL is a no-op.
+/// See BIO_set_retry_reason(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_set_retry_reason(bio: *mut BIO, reason: c_int) {
+    if bio.is_null() {
+        return;
+    }
+    guard_with("BIO_set_retry_reason", (), || {
+        bio_arg(bio)?.set_retry_reason(reason);
+        Ok(())
+    })
 }
 
 /// A socket BIO over the connected stream socket `fd`; BIO_CLOSE closes it on free.
@@ -826,6 +909,12 @@ fn stream_ctrl(bio: &Bio, cmd: c_int, larg: c_long, parg: *mut c_void) -> Result
         *out = d?;
         Ok(1)
     };
+    if bio.conn().is_some() {
+        return conn_ctrl(bio, cmd, larg, parg);
+    }
+    if bio.acceptor().is_some() {
+        return acpt_ctrl(bio, cmd, larg, parg);
+    }
     if let Some(s) = bio.sock() {
         return Ok(match cmd {
             BIO_C_SET_FD => {
@@ -947,6 +1036,209 @@ fn stream_ctrl(bio: &Bio, cmd: c_int, larg: c_long, parg: *mut c_void) -> Result
         }
         None => Ok(0),
     }
+}
+
+/// A state machine's outcome as BIO_do_connect/BIO_do_accept return it: the failure's value
+/// (0 or -1, as OpenSSL's step) with the error queued.
+fn step_result(r: std::result::Result<i32, (i32, Error)>) -> c_long {
+    match r {
+        Ok(v) => v as c_long,
+        Err((v, e)) => {
+            e.queue("BIO_do_handshake");
+            v as c_long
+        }
+    }
+}
+
+/// A C string argument of a BIO_C_SET_CONNECT/BIO_C_SET_ACCEPT ctrl.
+fn ctrl_str<'a>(parg: *mut c_void) -> Result<&'a str> {
+    super::cstr_arg(parg as *const c_char, "parg")
+}
+
+/// BIO_ctrl on a connect BIO, following bss_conn.c `conn_ctrl` (unknown commands: 0).
+fn conn_ctrl(bio: &Bio, cmd: c_int, larg: c_long, parg: *mut c_void) -> Result<c_long> {
+    let c = bio.conn().expect("connect kind");
+    Ok(match cmd {
+        BIO_CTRL_RESET => {
+            c.reset(bio);
+            0
+        }
+        BIO_C_DO_STATE_MACHINE => step_result(c.state(bio)),
+        // bss_conn.c answers only with a non-NULL out-pointer (so BIO_get_conn_ip_family
+        // and BIO_get_conn_mode, which pass NULL, return 0 there).
+        BIO_C_GET_CONNECT if parg.is_null() => 0,
+        BIO_C_GET_CONNECT => match larg {
+            0..=2 => {
+                let p = match larg {
+                    0 => c.hostname_ptr(),
+                    1 => c.port_ptr(),
+                    _ => c.address_ptr().cast(),
+                };
+                put(parg as *mut *const c_char, p);
+                1
+            }
+            3 => c.family() as c_long,
+            4 => c.mode() as c_long,
+            _ => 0,
+        },
+        BIO_C_SET_CONNECT if parg.is_null() => 1,
+        BIO_C_SET_CONNECT => match larg {
+            0 => {
+                c.set_hostname(ctrl_str(parg)?)?;
+                1
+            }
+            1 => {
+                c.set_port(ctrl_str(parg)?)?;
+                1
+            }
+            2 => {
+                c.set_address(ref_arg(parg as *const BioAddr, "addr")?)?;
+                1
+            }
+            3 => {
+                c.set_family(*ref_arg(parg as *const c_int, "family")?);
+                1
+            }
+            _ => 0,
+        },
+        BIO_C_SET_SOCK_TYPE if larg == libc::SOCK_STREAM as c_long => 1,
+        BIO_C_SET_SOCK_TYPE => {
+            return Err(Error::unsupported(
+                "a connect BIO here is TCP only (BIO_set_sock_type(b, SOCK_STREAM))",
+            ));
+        }
+        BIO_C_GET_SOCK_TYPE => libc::SOCK_STREAM as c_long,
+        BIO_C_SET_NBIO => {
+            c.set_nbio(larg != 0);
+            1
+        }
+        BIO_C_SET_CONNECT_MODE => {
+            c.set_mode(larg as c_int);
+            1
+        }
+        BIO_C_GET_FD => {
+            if !c.init() {
+                return Ok(-1);
+            }
+            put(parg as *mut c_int, c.fd());
+            c.fd() as c_long
+        }
+        BIO_CTRL_GET_CLOSE => c.io().get_close() as c_long,
+        BIO_CTRL_SET_CLOSE => {
+            c.io().set_close(larg != 0);
+            1
+        }
+        BIO_CTRL_PENDING | BIO_CTRL_WPENDING => 0,
+        BIO_CTRL_FLUSH | BIO_CTRL_DUP => 1,
+        BIO_CTRL_EOF => (bio.flags() & BIO_FLAGS_IN_EOF != 0) as c_long,
+        BIO_CTRL_GET_RPOLL_DESCRIPTOR | BIO_CTRL_GET_WPOLL_DESCRIPTOR => {
+            let out = mut_arg(parg as *mut BIO_POLL_DESCRIPTOR, "desc")?;
+            match bio.rpoll() {
+                Ok(d) => {
+                    *out = d;
+                    1
+                }
+                Err(_) => 0,
+            }
+        }
+        _ => 0,
+    })
+}
+
+/// BIO_ctrl on an accept BIO, following bss_acpt.c `acpt_ctrl` (unknown commands: 0).
+fn acpt_ctrl(bio: &Bio, cmd: c_int, larg: c_long, parg: *mut c_void) -> Result<c_long> {
+    let a = bio.acceptor().expect("accept kind");
+    Ok(match cmd {
+        BIO_CTRL_RESET => {
+            a.reset(bio);
+            0
+        }
+        BIO_C_DO_STATE_MACHINE => step_result(a.state(bio)),
+        BIO_C_SET_ACCEPT if parg.is_null() => {
+            match larg {
+                2 => a.set_nbio_accept(false),
+                5 => a.set_tfo(false),
+                _ => {}
+            }
+            1
+        }
+        BIO_C_SET_ACCEPT => match larg {
+            0 => {
+                a.set_name(ctrl_str(parg)?)?;
+                1
+            }
+            1 => {
+                a.set_port(ctrl_str(parg)?)?;
+                1
+            }
+            2 => {
+                a.set_nbio_accept(true);
+                1
+            }
+            3 => {
+                return Err(Error::unsupported(
+                    "BIO_set_accept_bios is not supported: push a filter on each accepted BIO",
+                ));
+            }
+            4 => {
+                a.set_family(*ref_arg(parg as *const c_int, "family")?);
+                1
+            }
+            5 => {
+                a.set_tfo(true);
+                1
+            }
+            _ => 1,
+        },
+        BIO_C_SET_NBIO => {
+            a.set_nbio(larg != 0);
+            1
+        }
+        BIO_C_SET_FD => {
+            let fd = *ref_arg(parg as *const c_int, "fd")?;
+            a.set_fd(fd, larg != 0);
+            1
+        }
+        BIO_C_GET_FD => {
+            if !a.init() {
+                return Ok(-1);
+            }
+            put(parg as *mut c_int, a.fd());
+            a.fd() as c_long
+        }
+        BIO_C_GET_ACCEPT if !a.init() => -1,
+        BIO_C_GET_ACCEPT => match larg {
+            0..=3 if !parg.is_null() => {
+                let which = [
+                    Name::AcceptHost,
+                    Name::AcceptPort,
+                    Name::PeerHost,
+                    Name::PeerPort,
+                ][larg as usize];
+                put(parg as *mut *const c_char, a.name_ptr(which));
+                1
+            }
+            4 => a.family() as c_long,
+            _ => -1,
+        },
+        BIO_CTRL_GET_CLOSE => a.get_close() as c_long,
+        BIO_CTRL_SET_CLOSE => {
+            a.set_close(larg != 0);
+            1
+        }
+        BIO_CTRL_PENDING | BIO_CTRL_WPENDING => 0,
+        BIO_CTRL_FLUSH | BIO_CTRL_DUP => 1,
+        BIO_C_SET_BIND_MODE => {
+            a.set_bind_mode(larg as c_int);
+            1
+        }
+        BIO_C_GET_BIND_MODE => a.bind_mode() as c_long,
+        BIO_CTRL_EOF => match bio.next_bio() {
+            Some(n) => BIO_ctrl(n.handle(), cmd, larg, parg),
+            None => 0,
+        },
+        _ => 0,
+    })
 }
 
 /// Sends a batch of datagrams. Returns 1 with `*msgs_processed` = datagrams sent (maybe fewer
