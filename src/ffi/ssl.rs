@@ -1162,8 +1162,11 @@ impl AlpnCallback {
                 self.arg as *mut c_void,
             )
         };
+        if r == SSL_TLSEXT_ERR_NOACK {
+            return AlpnChoice::NoAck;
+        }
         if r != SSL_TLSEXT_ERR_OK || out.is_null() || outlen == 0 {
-            return AlpnChoice::None;
+            return AlpnChoice::Fatal;
         }
         // SAFETY: the callback returned OK with `out` pointing at `outlen` readable bytes (in
         // `wire` or its own memory), read before anything else runs.
@@ -1388,7 +1391,7 @@ pub extern "C" fn SSL_poll(
                     crate::ssl::poll::Target::Skip
                 } else {
                     match ssl_arg(p)? {
-                        s if matches!(s.kind, Kind::Tls(_) | Kind::TlsListener(_)) => crate::ssl::poll::Target::Unsupported,
+                        s if matches!(s.kind, Kind::Tls(_) | Kind::TlsListener(_)) => crate::ssl::poll::Target::Tls(s),
                         s => crate::ssl::poll::Target::Obj(s),
                     }
                 }

@@ -24,8 +24,11 @@ use crate::error::*;
 pub enum AlpnChoice {
     /// Use this protocol (the client offered it, or the handshake fails).
     Use(Vec<u8>),
-    /// No protocol: QUIC requires one, so the handshake ends with no_application_protocol.
-    None,
+    /// No protocol, handshake goes on (SSL_TLSEXT_ERR_NOACK). QUIC requires ALPN, so there
+    /// the handshake ends with no_application_protocol.
+    NoAck,
+    /// Refused (SSL_TLSEXT_ERR_ALERT_FATAL): the handshake ends with no_application_protocol.
+    Fatal,
 }
 
 /// The application's chooser: the client's offer in order → the choice.
@@ -110,7 +113,7 @@ impl SelectingServer {
             (Some(offer), _) => {
                 let key = match (self.select)(&offer) {
                     AlpnChoice::Use(p) => Some(p),
-                    AlpnChoice::None => None,
+                    AlpnChoice::NoAck | AlpnChoice::Fatal => None,
                 };
                 Some(self.config_for(key))
             }

@@ -248,11 +248,17 @@ impl SslCtx {
         c.server = None;
         Ok(())
     }
+    /// The ALPN selection callback, if set.
+    pub fn alpn_select(&self) -> Option<super::alpn::AlpnSelect> {
+        self.cfg.lock().alpn_select.clone()
+    }
+
     /// SSL_CTX_set_alpn_select_cb (None clears it).
     pub fn set_alpn_select(&self, f: Option<super::alpn::AlpnSelect>) {
         let mut c = self.cfg.lock();
         c.alpn_select = f;
         c.server = None;
+        c.tls_server = None;
     }
     pub fn alpn(&self) -> Vec<Vec<u8>> {
         self.cfg.lock().alpn.clone()

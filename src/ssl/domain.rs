@@ -275,6 +275,11 @@ pub fn current_owner() -> usize {
     CURRENT_OWNER.with(Cell::get)
 }
 
+/// Names the `SSL *` whose handshake runs on this thread (TLS objects, which have no domain).
+pub fn set_current_owner(ssl: usize) {
+    CURRENT_OWNER.with(|c| c.set(ssl));
+}
+
 pub struct Domain {
     r: Mutex<Reactor>,
     /// The listener or client connection this domain was made for (its `SSL *` address),

@@ -796,7 +796,10 @@ impl Ssl {
                 .with("TLS_method: call SSL_set_connect_state or SSL_set_accept_state first")
         })?;
         let setup = if server {
-            crate::tls::Setup::Server(self.ctx.tls_server_config()?)
+            match self.ctx.alpn_select() {
+                Some(f) => crate::tls::Setup::ServerAlpn(self.ctx.tls_server_config()?, f),
+                None => crate::tls::Setup::Server(self.ctx.tls_server_config()?),
+            }
         } else {
             let pre = t.pre.lock();
             let name = pre.sni.clone().or_else(|| pre.host.clone());
@@ -909,6 +912,7 @@ impl Ssl {
     pub fn do_handshake(&self) -> Result<()> {
         if let Kind::Tls(t) = &self.kind {
             self.tls_started(t)?;
+            domain::set_current_owner(self as *const Ssl as usize);
             return ctx::with_verify_result(&t.verify, || t.tls.do_handshake());
         }
         let c = self.as_conn()?;
@@ -1031,6 +1035,7 @@ impl Ssl {
     pub fn write(&self, data: &[u8], conclude: bool) -> Result<usize> {
         if let Kind::Tls(t) = &self.kind {
             self.tls_started(t)?;
+            domain::set_current_owner(self as *const Ssl as usize);
             return ctx::with_verify_result(&t.verify, || t.tls.write(data));
         }
         let blocking = {
@@ -1142,6 +1147,7 @@ impl Ssl {
     pub fn read(&self, out: &mut [u8], peek: bool) -> Result<usize> {
         if let Kind::Tls(t) = &self.kind {
             self.tls_started(t)?;
+            domain::set_current_owner(self as *const Ssl as usize);
             return ctx::with_verify_result(&t.verify, || t.tls.read(out, peek));
         }
         // Data already buffered is served before more is taken in (as OpenSSL does), which

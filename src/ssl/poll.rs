@@ -79,6 +79,8 @@ pub enum Target<'a> {
     /// Not something SSL_poll can wait on (a socket or custom descriptor, no descriptor).
     Unsupported,
     Obj(&'a Ssl),
+    /// A TLS-over-TCP connection or listener: readiness from rustls's buffers and its socket.
+    Tls(&'a Ssl),
 }
 
 pub struct Item<'a> {
@@ -257,12 +259,84 @@ fn readout(items: &mut [Item<'_>]) -> std::result::Result<usize, (usize, Error)>
                 ));
             }
             Target::Obj(s) => s.poll_events(it.events),
+            Target::Tls(s) => s.tls_poll_events(it.events),
         };
         if it.revents != 0 {
             count += 1;
         }
     }
     Ok(count)
+}
+
+/// The sockets of the TLS items, with what their requested events need: readable for
+/// R/IC, writable for W.
+fn tls_fds(items: &[Item<'_>]) -> Vec<sys::PollFd> {
+    let mut out = Vec::new();
+    for it in items {
+        if let Target::Tls(s) = &it.target
+            && let Some(fd) = s.rbio().and_then(|b| b.sock().map(|x| x.fd()))
+            && fd >= 0
+        {
+            out.push(sys::PollFd {
+                fd,
+                read: it.events & (SSL_POLL_EVENT_R | SSL_POLL_EVENT_IC) != 0,
+                write: it.events & SSL_POLL_EVENT_W != 0,
+                ready: false,
+            });
+        }
+    }
+    out
+}
+
+impl Ssl {
+    /// SSL_poll's view of a TLS connection or listener: R when plaintext is buffered or the
+    /// socket is readable (a read or handshake step can progress), W when the socket takes
+    /// data, EC|ECD once closed; IC on a listener whose socket has a connection waiting.
+    pub fn tls_poll_events(&self, mask: u64) -> u64 {
+        let fd = self
+            .rbio()
+            .and_then(|b| b.sock().map(|x| x.fd()))
+            .unwrap_or(-1);
+        let (readable, writable) = if fd >= 0 {
+            // Same fd twice: one entry per direction, so each says what it saw.
+            let mut p = [
+                sys::PollFd {
+                    fd,
+                    read: true,
+                    write: false,
+                    ready: false,
+                },
+                sys::PollFd {
+                    fd,
+                    read: false,
+                    write: matches!(self.kind, Kind::Tls(_)),
+                    ready: false,
+                },
+            ];
+            let _ = sys::poll(&mut p, Some(std::time::Duration::ZERO));
+            (p[0].ready, p[1].ready && p[1].write)
+        } else {
+            (false, false)
+        };
+        let ev = match &self.kind {
+            Kind::TlsListener(_) if readable => SSL_POLL_EVENT_IC,
+            Kind::Tls(t) => {
+                let mut ev = 0;
+                if t.tls.closed() {
+                    ev |= SSL_POLL_EVENT_EC | SSL_POLL_EVENT_ECD;
+                }
+                if t.tls.pending() > 0 || (readable && t.tls.poll_readable()) {
+                    ev |= SSL_POLL_EVENT_R;
+                }
+                if writable && !t.tls.closed() {
+                    ev |= SSL_POLL_EVENT_W;
+                }
+                ev
+            }
+            _ => 0,
+        };
+        ev & mask
+    }
 }
 
 /// The distinct domains of the items, in order of first appearance.
@@ -292,6 +366,7 @@ pub fn poll(
     flags: u64,
 ) -> std::result::Result<usize, (usize, Error)> {
     let doms = domains(items);
+    let tls_fds = tls_fds(items);
     let mut handle = flags & SSL_POLL_FLAG_NO_HANDLE_EVENTS == 0;
     loop {
         if handle {
@@ -306,7 +381,7 @@ pub fn poll(
         if count > 0 || deadline.is_some_and(|d| d <= now) {
             return Ok(count);
         }
-        if doms.is_empty() {
+        if doms.is_empty() && tls_fds.is_empty() {
             // Nothing to wait for: sleep out a finite timeout, return at once otherwise.
             if let Some(d) = deadline {
                 let _ = sys::poll(&mut [], Some(d - now));
@@ -325,22 +400,22 @@ pub fn poll(
                 unsupported("cannot wait: a network BIO has no poll descriptor (use a socket)"),
             ));
         }
-        if let [d] = doms.as_slice() {
+        if let ([d], true) = (doms.as_slice(), tls_fds.is_empty()) {
             // The wait handles events (or is woken by someone who did); it does not start
             // if another thread changed states while they were being read.
             d.wait_unless_active(seen[0], Interest::Any, deadline);
             handle = false;
         } else {
-            wait_many(&doms, &seen, deadline);
+            wait_many(&doms, &seen, deadline, &tls_fds);
         }
     }
 }
 
 /// Waits on several domains: their network descriptors and an eventfd they signal when
 /// anything happens, until the earliest timer of any of them or `deadline`.
-fn wait_many(doms: &[Arc<Domain>], seen: &[u64], deadline: Option<Instant>) {
+fn wait_many(doms: &[Arc<Domain>], seen: &[u64], deadline: Option<Instant>, extra: &[sys::PollFd]) {
     let fd = POLL_FD.with(|f| *f);
-    let mut fds = Vec::new();
+    let mut fds = extra.to_vec();
     let mut until = deadline;
     if fd >= 0 {
         fds.push(sys::PollFd {

@@ -30,11 +30,24 @@ pub enum Setup {
         rustls::pki_types::ServerName<'static>,
     ),
     Server(Arc<rustls::ServerConfig>),
+    /// A server whose ALPN protocol the application's callback chooses per ClientHello:
+    /// rustls's `Acceptor` reads the ClientHello first, then the connection starts from the
+    /// base configuration with the chosen protocol.
+    ServerAlpn(Arc<rustls::ServerConfig>, crate::ssl::alpn::AlpnSelect),
 }
+
+/// The ClientHello reader of a `Setup::ServerAlpn` connection, and what follows it.
+type Accepting = (
+    rustls::server::Acceptor,
+    Arc<rustls::ServerConfig>,
+    crate::ssl::alpn::AlpnSelect,
+);
 
 #[derive(Default)]
 struct State {
     conn: Option<rustls::Connection>,
+    /// Before `conn`, for `Setup::ServerAlpn`.
+    accepting: Option<Accepting>,
     /// Our close_notify is queued (SSL_shutdown was called).
     sent_close: bool,
     /// The peer's close_notify arrived.
@@ -84,13 +97,29 @@ impl Read for In<'_> {
 fn to_io(e: Error) -> io::Error {
     if e.is_would_block() {
         io::Error::from(io::ErrorKind::WouldBlock)
+    } else if is_system(e.code) {
+        // Keep the errno: the caller sees SSL_ERROR_SYSCALL, as with OpenSSL.
+        io::Error::from_raw_os_error(reason_of(e.code) as i32)
     } else {
         io::Error::other(e.to_string())
     }
 }
 
+/// OpenSSL's reason for a rustls error: received alerts are 1000 + the alert number (as
+/// SSL_AD_REASON_OFFSET makes them), the common failures have their own reasons.
 fn tls_err(e: &rustls::Error) -> Error {
-    Error::ssl(SSL_R_TLS_HANDSHAKE_FAILURE).with(e.to_string())
+    use rustls::Error as E;
+    let reason = match e {
+        E::AlertReceived(a) => 1000 + u32::from(u8::from(*a)),
+        E::NoApplicationProtocol => 235,
+        E::InvalidCertificate(_) => 134,
+        E::PeerIncompatible(rustls::PeerIncompatible::NoCipherSuitesInCommon) => 193,
+        E::PeerIncompatible(_) => 1040,
+        E::InvalidMessage(_) | E::InappropriateMessage { .. } => 267,
+        E::DecryptError => 1020,
+        _ => SSL_R_TLS_HANDSHAKE_FAILURE,
+    };
+    Error::ssl(reason).with(e.to_string())
 }
 
 fn io_err(e: io::Error) -> Error {
@@ -137,16 +166,86 @@ impl Tls {
     }
 
     pub fn started(&self) -> bool {
-        self.st.lock().conn.is_some()
+        let st = self.st.lock();
+        st.conn.is_some() || st.accepting.is_some()
+    }
+
+    /// Reads the ClientHello (Setup::ServerAlpn), asks the callback, and starts the
+    /// connection. Ok(()) once `conn` exists.
+    fn accept_hello(&self, st: &mut State, r: &Bio, w: &Bio) -> Result<()> {
+        use crate::ssl::alpn::AlpnChoice;
+        loop {
+            let Some((acc, cfg, select)) = st.accepting.as_mut() else {
+                return Ok(());
+            };
+            match acc.accept() {
+                Ok(Some(accepted)) => {
+                    let offer: Vec<Vec<u8>> = accepted
+                        .client_hello()
+                        .alpn()
+                        .map(|it| it.map(<[u8]>::to_vec).collect())
+                        .unwrap_or_default();
+                    let mut c = (**cfg).clone();
+                    if !offer.is_empty() {
+                        c.alpn_protocols = match select(&offer) {
+                            AlpnChoice::Use(p) => vec![p],
+                            AlpnChoice::NoAck => Vec::new(),
+                            // A protocol no client offers: rustls answers no_application_protocol.
+                            AlpnChoice::Fatal => vec![b"\0refused".to_vec()],
+                        };
+                    }
+                    st.accepting = None;
+                    match accepted.into_connection(Arc::new(c)) {
+                        Ok(conn) => {
+                            st.conn = Some(conn.into());
+                            return Ok(());
+                        }
+                        Err((e, mut alert)) => {
+                            st.failed = true;
+                            let _ = alert.write_all(&mut Out(w));
+                            drain_input(r);
+                            return Err(tls_err(&e));
+                        }
+                    }
+                }
+                Ok(None) => match acc.read_tls(&mut In(r)) {
+                    Ok(0) => {
+                        st.eof = true;
+                        st.failed = true;
+                        return Err(Error::ssl(SSL_R_UNEXPECTED_EOF_WHILE_READING)
+                            .with("the peer closed the connection during the handshake"));
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        return Err(self.blocked(SSL_ERROR_WANT_READ));
+                    }
+                    Err(e) => {
+                        st.failed = true;
+                        return Err(io_err(e));
+                    }
+                },
+                Err((e, mut alert)) => {
+                    st.accepting = None;
+                    st.failed = true;
+                    let _ = alert.write_all(&mut Out(w));
+                    drain_input(r);
+                    return Err(tls_err(&e));
+                }
+            }
+        }
     }
 
     /// Creates the rustls connection (at the first handshake step).
     pub fn start(&self, setup: Setup) -> Result<()> {
         let mut st = self.st.lock();
-        if st.conn.is_some() {
+        if st.conn.is_some() || st.accepting.is_some() {
             return Ok(());
         }
         let conn: rustls::Connection = match setup {
+            Setup::ServerAlpn(cfg, select) => {
+                st.accepting = Some((rustls::server::Acceptor::default(), cfg, select));
+                return Ok(());
+            }
             Setup::Client(cfg, name) => rustls::ClientConnection::new(cfg, name)
                 .map_err(|e| tls_err(&e))?
                 .into(),
@@ -213,6 +312,7 @@ impl Tls {
                 // Send the alert rustls queued, then fail.
                 st.failed = true;
                 let _ = self.flush(st, w);
+                drain_input(r);
                 Err(tls_err(&e))
             }
         }
@@ -220,6 +320,7 @@ impl Tls {
 
     /// Drives the handshake until it completes or the BIO would block.
     fn pump(&self, st: &mut State, r: &Bio, w: &Bio) -> Result<()> {
+        self.accept_hello(st, r, w)?;
         loop {
             self.flush(st, w)?;
             let conn = st.conn.as_ref().ok_or_else(uninit)?;
@@ -400,6 +501,40 @@ impl Tls {
         st.conn.as_ref()?.alpn_protocol().map(<[u8]>::to_vec)
     }
 
+    /// For SSL_poll on a readable socket: takes in what arrived (without blocking) and says
+    /// whether a read would now return something: plaintext, close_notify, or an error. During
+    /// the handshake any input counts (a handshake step can progress).
+    pub fn poll_readable(&self) -> bool {
+        let Ok((r, w)) = self.bios_or_err() else {
+            return false;
+        };
+        let mut st = self.st.lock();
+        let Some(conn) = st.conn.as_ref() else {
+            return true;
+        };
+        if conn.is_handshaking() {
+            return true;
+        }
+        match self.fill(&mut st, &r, &w) {
+            Ok(_) | Err(_) if st.got_close || st.eof || st.failed => true,
+            Err(e) if !e.is_would_block() => true,
+            _ => {
+                !st.peeked.is_empty()
+                    || st
+                        .conn
+                        .as_mut()
+                        .and_then(|c| c.process_new_packets().ok())
+                        .is_some_and(|io| io.plaintext_bytes_to_read() > 0)
+            }
+        }
+    }
+
+    /// The connection is over: close_notify received, the transport ended, or it failed.
+    pub fn closed(&self) -> bool {
+        let st = self.st.lock();
+        st.got_close || st.failed || (st.eof && st.conn.is_some())
+    }
+
     /// SSL_session_reused: the handshake resumed an earlier session.
     pub fn resumed(&self) -> bool {
         let st = self.st.lock();
@@ -421,6 +556,35 @@ impl Tls {
             .conn
             .as_ref()
             .is_none_or(|c| c.is_handshaking())
+    }
+}
+
+/// After a fatal alert: takes in what the peer already sent (at most 64 KiB, never
+/// blocking), so that closing the socket right after sends FIN rather than a reset, which
+/// could destroy the alert before the peer reads it.
+fn drain_input(r: &Bio) {
+    let Some(fd) = r.sock().map(|s| s.fd()).filter(|&fd| fd >= 0) else {
+        return;
+    };
+    let mut sink = [0u8; 4096];
+    for _ in 0..16 {
+        // Only what is there now: the socket may be a blocking one.
+        let mut p = [crate::sys::PollFd {
+            fd,
+            read: true,
+            write: false,
+            ready: false,
+        }];
+        if !matches!(
+            crate::sys::poll(&mut p, Some(std::time::Duration::ZERO)),
+            Ok(1)
+        ) {
+            break;
+        }
+        match r.read(&mut sink) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
     }
 }
 

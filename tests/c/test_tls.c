@@ -437,6 +437,91 @@ static int test_unexpected_eof(void)
     return 1;
 }
 
+/* SSL_poll over TLS objects: a listener reports IC while a connection waits in its accept
+ * queue; a connection reports W when its socket takes data and R once data (or the peer's
+ * close_notify) arrived; a finite wait ends when data arrives. */
+static int test_poll_tls(void)
+{
+    SSL_CTX *sctx = tls_server_ctx(TLS_server_method()), *cctx = SSL_CTX_new(TLS_client_method());
+    struct sockaddr_in sa = {0};
+    socklen_t sl = sizeof(sa);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0), cfd, rc = 0, rs = 0;
+    SSL *l, *c, *s = NULL;
+    SSL_POLL_ITEM it[2];
+    struct timeval zero = {0, 0}, tmo = {5, 0};
+    size_t n;
+    uint64_t dl;
+    char buf[8];
+
+    ASSERT_NOT_NULL(sctx);
+    ASSERT_NOT_NULL(cctx);
+    SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, NULL);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ASSERT_EQ(listen(lfd, 4), 0);
+    ASSERT_EQ(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    ASSERT_EQ(fcntl(lfd, F_SETFL, O_NONBLOCK), 0);
+    l = SSL_new_listener(sctx, 0);
+    ASSERT_NOT_NULL(l);
+    ASSERT_EQ(SSL_set_blocking_mode(l, 0), 1);
+    ASSERT_EQ(SSL_set_fd(l, lfd), 1);
+
+    memset(it, 0, sizeof(it));
+    it[0].desc = SSL_as_poll_descriptor(l);
+    it[0].events = SSL_POLL_EVENT_IC;
+    ASSERT_EQ(SSL_poll(it, 1, sizeof(it[0]), &zero, 0, &n), 1);
+    ASSERT_EQ(n, 0);
+    ASSERT_U64_EQ(it[0].revents, 0);
+
+    cfd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_EQ(connect(cfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ASSERT_EQ(fcntl(cfd, F_SETFL, O_NONBLOCK), 0);
+    ASSERT_EQ(SSL_poll(it, 1, sizeof(it[0]), &tmo, 0, &n), 1);
+    ASSERT_EQ(n, 1);
+    ASSERT_U64_EQ(it[0].revents, SSL_POLL_EVENT_IC);
+    s = SSL_accept_connection(l, 0);
+    ASSERT_NOT_NULL(s);
+    c = SSL_new(cctx);
+    ASSERT_NOT_NULL(c);
+    ASSERT_EQ(SSL_set_fd(c, cfd), 1);
+    {
+        struct tpair p = {.s = s, .c = c};
+
+        ASSERT_TRUE(handshake(&p, &rc, &rs));
+    }
+    ASSERT_EQ(rc, 1);
+    ASSERT_EQ(rs, 1);
+
+    it[0].desc = SSL_as_poll_descriptor(s);
+    it[0].events = SSL_POLL_EVENT_R | SSL_POLL_EVENT_W;
+    it[1].desc = SSL_as_poll_descriptor(c);
+    it[1].events = SSL_POLL_EVENT_R;
+    ASSERT_EQ(SSL_poll(it, 2, sizeof(it[0]), &zero, 0, &n), 1);
+    ASSERT_EQ(n, 1);
+    ASSERT_U64_EQ(it[0].revents, SSL_POLL_EVENT_W);
+    ASSERT_U64_EQ(it[1].revents, 0);
+    ASSERT_EQ(SSL_write_ex(s, "ping", 4, &n), 1);
+    it[0].events = SSL_POLL_EVENT_R;
+    ASSERT_EQ(SSL_poll(it, 2, sizeof(it[0]), &tmo, 0, &n), 1);
+    ASSERT_EQ(n, 1);
+    ASSERT_U64_EQ(it[1].revents, SSL_POLL_EVENT_R);
+    dl = tu_now_ms() + 5000;
+    while (SSL_read_ex(c, buf, sizeof(buf), &n) != 1)
+        ASSERT_TRUE(tu_now_ms() < dl);
+    ASSERT_EQ(n, 4);
+    ASSERT_MEM_EQ(buf, "ping", 4);
+    ERR_clear_error();
+    SSL_free(s);
+    SSL_free(c);
+    SSL_free(l);
+    close(cfd);
+    close(lfd);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     qu_init();
@@ -447,5 +532,6 @@ int main(int argc, char **argv)
     RUN(test_listener);
     RUN(test_sessions);
     RUN(test_unexpected_eof);
+    RUN(test_poll_tls);
     return tu_finish();
 }
