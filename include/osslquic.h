@@ -2379,6 +2379,14 @@ const SSL_CIPHER *SSL_get_current_cipher(const SSL *ssl);
  */
 const char *SSL_CIPHER_get_name(const SSL_CIPHER *c);
 
+/**
+ * The server name (SNI) of a TLS connection: on a server the name the client sent (after
+ * the ClientHello), on a client the one SSL_set_tlsext_host_name set; NULL if none, and for
+ * QUIC objects (not supported there yet). `type` must be TLSEXT_NAMETYPE_host_name. The
+ * string lives as long as the connection. See SSL_get_servername(3).
+ */
+const char *SSL_get_servername(const SSL *ssl, int type);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -1530,3 +1530,29 @@ pub extern "C" fn SSL_CIPHER_get_name(c: *const SSL_CIPHER) -> *const c_char {
         None => c"(NONE)".as_ptr(),
     }
 }
+
+/// The server name (SNI) of a TLS connection: on a server the name the client sent (after
+/// the ClientHello), on a client the one SSL_set_tlsext_host_name set; NULL if none, and for
+/// QUIC objects (not supported there yet). `type` must be TLSEXT_NAMETYPE_host_name. The
+/// string lives as long as the connection. See SSL_get_servername(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get_servername(ssl: *const SSL, r#type: c_int) -> *const c_char {
+    guard_with("SSL_get_servername", std::ptr::null(), || {
+        let s = ssl_arg(ssl)?;
+        if r#type != TLSEXT_NAMETYPE_host_name {
+            return Ok(std::ptr::null());
+        }
+        let Some(name) = s.servername() else {
+            return Ok(std::ptr::null());
+        };
+        match &s.kind {
+            Kind::Tls(t) => {
+                let c = t
+                    .servername
+                    .get_or_init(|| std::ffi::CString::new(name).unwrap_or_default());
+                Ok(c.as_ptr())
+            }
+            _ => Ok(std::ptr::null()),
+        }
+    })
+}

@@ -142,6 +142,8 @@ pub struct DomainObj {
 /// A TLS-over-TCP connection (TLS_method, TLS_client_method, TLS_server_method).
 pub struct TlsObj {
     pub tls: crate::tls::Tls,
+    /// SSL_get_servername's answer, kept so C can hold the pointer.
+    pub servername: std::sync::OnceLock<std::ffi::CString>,
     /// Server (true) or client (false), once known: from the method, or from
     /// SSL_set_accept_state / SSL_set_connect_state / SSL_accept / SSL_connect.
     role: Mutex<Option<bool>>,
@@ -259,6 +261,7 @@ impl Ssl {
             };
             let t = TlsObj {
                 tls: crate::tls::Tls::new(),
+                servername: std::sync::OnceLock::new(),
                 role: Mutex::new(role),
                 pre: Mutex::new(Pre::default()),
                 verify: Arc::new(VerifyResult::default()),
@@ -760,6 +763,7 @@ impl Ssl {
             .map_err(|e| Error::sys(e.raw_os_error().unwrap_or(libc::EIO)))?;
         let t = TlsObj {
             tls: crate::tls::Tls::new(),
+            servername: std::sync::OnceLock::new(),
             role: Mutex::new(Some(true)),
             pre: Mutex::new(Pre::default()),
             verify: Arc::new(VerifyResult::default()),
@@ -823,6 +827,14 @@ impl Ssl {
             Relaxed,
         );
         t.tls.start(setup)
+    }
+
+    /// SSL_get_servername (TLS): a server connection's SNI from the client; a client's own.
+    pub fn servername(&self) -> Option<String> {
+        match &self.kind {
+            Kind::Tls(t) => t.tls.server_name().or_else(|| t.pre.lock().sni.clone()),
+            _ => None,
+        }
     }
 
     /// SSL_session_reused.

@@ -529,6 +529,15 @@ impl Tls {
         }
     }
 
+    /// The name the client asked for (SNI), on a server connection.
+    pub fn server_name(&self) -> Option<String> {
+        let st = self.st.lock();
+        match st.conn.as_ref()? {
+            rustls::Connection::Server(s) => s.server_name().map(str::to_string),
+            rustls::Connection::Client(_) => None,
+        }
+    }
+
     /// The connection is over: close_notify received, the transport ended, or it failed.
     pub fn closed(&self) -> bool {
         let st = self.st.lock();

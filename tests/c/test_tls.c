@@ -155,6 +155,8 @@ static int test_tls13_exchange(void)
     ASSERT_EQ(rs, 1);
     ASSERT_STR_EQ(SSL_get_version(p.c), "TLSv1.3");
     ASSERT_STR_EQ(SSL_get_version(p.s), "TLSv1.3");
+    ASSERT_STR_EQ(SSL_get_servername(p.s, TLSEXT_NAMETYPE_host_name), "localhost"); /* SNI */
+    ASSERT_NULL(SSL_get_servername(p.c, TLSEXT_NAMETYPE_host_name)); /* none set explicitly */
     ASSERT_EQ(SSL_get_verify_result(p.c), X509_V_OK);
     ASSERT_TRUE(transfer(p.c, p.s, 300000));
     ASSERT_TRUE(transfer(p.s, p.c, 1000000));
