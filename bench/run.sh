@@ -34,3 +34,4 @@ echo "Mdgram/s = millions of 1200-byte datagrams per second; ratio = ours / refe
 # Every loop inside is bounded by time; the timeout is a last resort against a hung library.
 timeout 300 "$OUT/dgram_bench" "${BENCH_ONLY:-all}"
 sh bench/quic.sh
+sh bench/tls.sh
