@@ -1925,9 +1925,29 @@ void SSL_set0_wbio(SSL *ssl, BIO *wbio);
 int SSL_set_fd(SSL *ssl, int fd);
 
 /**
+ * Uses socket `fd` for reading only (the write side keeps its BIO). See SSL_set_rfd(3).
+ */
+int SSL_set_rfd(SSL *ssl, int fd);
+
+/**
+ * Uses socket `fd` for writing only (the read side keeps its BIO). See SSL_set_wfd(3).
+ */
+int SSL_set_wfd(SSL *ssl, int fd);
+
+/**
  * The read BIO's fd, or -1. See SSL_get_fd(3).
  */
 int SSL_get_fd(const SSL *ssl);
+
+/**
+ * The read BIO's fd, or -1. See SSL_get_rfd(3).
+ */
+int SSL_get_rfd(const SSL *ssl);
+
+/**
+ * The write BIO's fd, or -1. See SSL_get_wfd(3).
+ */
+int SSL_get_wfd(const SSL *ssl);
 
 /**
  * The read BIO (no new reference), or NULL. See SSL_get_rbio(3).

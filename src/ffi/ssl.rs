@@ -407,32 +407,67 @@ pub extern "C" fn SSL_set0_wbio(ssl: *mut SSL, wbio: *mut BIO) {
 pub extern "C" fn SSL_set_fd(ssl: *mut SSL, fd: c_int) -> c_int {
     ffi_entry!(SSL_set_fd => {
         let s = ssl_arg(ssl)?;
-        let b = if matches!(s.kind, Kind::Tls(_) | Kind::TlsListener(_)) {
-            // TLS over TCP: a BIO_s_socket that does not close the fd.
-            let b = Bio::new(&crate::bio::METHOD_SOCKET);
-            b.sock().ok_or_else(|| Error::internal("socket BIO"))?.set_fd(fd, false)?;
-            b
-        } else {
-            let b = Bio::new(&METHOD_DGRAM);
-            b.dgram()?.set_fd(fd, false)?;
-            b
-        };
+        let b = fd_bio(s, fd)?;
         s.set_bios(Some(b.clone()), Some(b));
+        Ok(1)
+    })
+}
+/// A BIO over socket `fd` that does not close it: a BIO_s_socket for TLS, a BIO_s_datagram
+/// for QUIC.
+fn fd_bio(s: &Ssl, fd: c_int) -> Result<Arc<Bio>> {
+    if matches!(s.kind, Kind::Tls(_) | Kind::TlsListener(_)) {
+        let b = Bio::new(&crate::bio::METHOD_SOCKET);
+        b.sock()
+            .ok_or_else(|| Error::internal("socket BIO"))?
+            .set_fd(fd, false)?;
+        Ok(b)
+    } else {
+        let b = Bio::new(&METHOD_DGRAM);
+        b.dgram()?.set_fd(fd, false)?;
+        Ok(b)
+    }
+}
+/// Uses socket `fd` for reading only (the write side keeps its BIO). See SSL_set_rfd(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_set_rfd(ssl: *mut SSL, fd: c_int) -> c_int {
+    ffi_entry!(SSL_set_rfd => {
+        let s = ssl_arg(ssl)?;
+        let b = fd_bio(s, fd)?;
+        s.set_bios(Some(b), s.wbio());
+        Ok(1)
+    })
+}
+/// Uses socket `fd` for writing only (the read side keeps its BIO). See SSL_set_wfd(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_set_wfd(ssl: *mut SSL, fd: c_int) -> c_int {
+    ffi_entry!(SSL_set_wfd => {
+        let s = ssl_arg(ssl)?;
+        let b = fd_bio(s, fd)?;
+        s.set_bios(s.rbio(), Some(b));
         Ok(1)
     })
 }
 /// The read BIO's fd, or -1. See SSL_get_fd(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get_fd(ssl: *const SSL) -> c_int {
-    guard_with("SSL_get_fd", -1, || {
-        let b = ssl_arg(ssl)?
-            .rbio()
-            .ok_or_else(|| Error::ssl(SSL_R_BIO_NOT_SET))?;
-        if let Some(s) = b.sock() {
-            return Ok(s.fd());
-        }
-        Ok(b.dgram()?.fd())
-    })
+    guard_with("SSL_get_fd", -1, || bio_fd(ssl_arg(ssl)?.rbio()))
+}
+/// The read BIO's fd, or -1. See SSL_get_rfd(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get_rfd(ssl: *const SSL) -> c_int {
+    guard_with("SSL_get_rfd", -1, || bio_fd(ssl_arg(ssl)?.rbio()))
+}
+/// The write BIO's fd, or -1. See SSL_get_wfd(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get_wfd(ssl: *const SSL) -> c_int {
+    guard_with("SSL_get_wfd", -1, || bio_fd(ssl_arg(ssl)?.wbio()))
+}
+fn bio_fd(b: Option<Arc<Bio>>) -> Result<c_int> {
+    let b = b.ok_or_else(|| Error::ssl(SSL_R_BIO_NOT_SET))?;
+    if let Some(s) = b.sock() {
+        return Ok(s.fd());
+    }
+    Ok(b.dgram()?.fd())
 }
 /// The read BIO (no new reference), or NULL. See SSL_get_rbio(3).
 #[unsafe(no_mangle)]

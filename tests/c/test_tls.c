@@ -205,6 +205,12 @@ static int test_tls12_and_alpn(void)
     unsigned int sl = 0;
 
     ASSERT_TRUE(tpair_new(&p, TLS_method(), TLS_method()));
+    /* The same socket through separate read and write BIOs. */
+    ASSERT_EQ(SSL_set_rfd(p.c, p.cfd), 1);
+    ASSERT_EQ(SSL_set_wfd(p.c, p.cfd), 1);
+    ASSERT_EQ(SSL_get_rfd(p.c), p.cfd);
+    ASSERT_EQ(SSL_get_wfd(p.c), p.cfd);
+    ASSERT_TRUE(SSL_get_rbio(p.c) != SSL_get_wbio(p.c));
     ASSERT_EQ(SSL_CTX_set_max_proto_version(p.sctx, TLS1_2_VERSION), 1);
     ASSERT_EQ(SSL_CTX_set_alpn_protos(p.sctx, alpn, sizeof(alpn)), 0);
     ASSERT_EQ(SSL_set_alpn_protos(p.c, alpn, sizeof(alpn)), 0);
