@@ -410,6 +410,10 @@
 
 #define SSL_CTRL_SET_SESS_CACHE_SIZE 42
 
+#define SSL_CTRL_SET_TLSEXT_SERVERNAME_CB 53
+
+#define SSL_CTRL_SET_TLSEXT_SERVERNAME_ARG 54
+
 #define SSL_CTRL_GET_SESS_CACHE_SIZE 43
 
 #define SSL_CTRL_SET_SESS_CACHE_MODE 44
@@ -2406,6 +2410,15 @@ const char *SSL_CIPHER_get_name(const SSL_CIPHER *c);
  * string lives as long as the connection. See SSL_get_servername(3).
  */
 const char *SSL_get_servername(const SSL *ssl, int type);
+
+/**
+ * Context controls that take a function: SSL_CTRL_SET_TLSEXT_SERVERNAME_CB (53), which
+ * SSL_CTX_set_tlsext_servername_callback uses. The callback runs on TLS servers when the
+ * ClientHello has arrived (SSL_get_servername tells the name); SSL_TLSEXT_ERR_ALERT_FATAL
+ * ends the handshake. It must not call SSL_set_SSL_CTX (not supported). Other commands
+ * return 0 with an "unsupported" error. See SSL_CTX_callback_ctrl(3).
+ */
+long SSL_CTX_callback_ctrl(SSL_CTX *ctx, int cmd, void (*fp)(void));
 
 #ifdef __cplusplus
 }  // extern "C"

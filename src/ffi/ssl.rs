@@ -39,6 +39,8 @@ pub const SSL_CTRL_SET_TLSEXT_HOSTNAME: c_int = 55;
 pub const SSL_CTRL_SET_MIN_PROTO_VERSION: c_int = 123;
 pub const SSL_CTRL_SET_MAX_PROTO_VERSION: c_int = 124;
 pub const SSL_CTRL_SET_SESS_CACHE_SIZE: c_int = 42;
+pub const SSL_CTRL_SET_TLSEXT_SERVERNAME_CB: c_int = 53;
+pub const SSL_CTRL_SET_TLSEXT_SERVERNAME_ARG: c_int = 54;
 pub const SSL_CTRL_GET_SESS_CACHE_SIZE: c_int = 43;
 pub const SSL_CTRL_SET_SESS_CACHE_MODE: c_int = 44;
 pub const SSL_CTRL_GET_SESS_CACHE_MODE: c_int = 45;
@@ -325,6 +327,10 @@ pub extern "C" fn SSL_CTX_ctrl(
             return Ok(1);
         }
         match cmd {
+            SSL_CTRL_SET_TLSEXT_SERVERNAME_ARG => {
+                c.set_servername_arg(_parg as usize);
+                return Ok(1);
+            }
             SSL_CTRL_SET_SESS_CACHE_SIZE => return Ok(c.set_session_cache_size(larg)),
             SSL_CTRL_GET_SESS_CACHE_SIZE => return Ok(c.session_cache_size()),
             SSL_CTRL_SET_SESS_CACHE_MODE => return Ok(c.set_session_cache_mode(larg)),
@@ -1589,5 +1595,41 @@ pub extern "C" fn SSL_get_servername(ssl: *const SSL, r#type: c_int) -> *const c
             }
             _ => Ok(std::ptr::null()),
         }
+    })
+}
+
+/// The server-name callback type: `int cb(SSL *s, int *al, void *arg)`.
+pub type SSL_servername_cb =
+    Option<unsafe extern "C" fn(s: *mut SSL, al: *mut c_int, arg: *mut c_void) -> c_int>;
+
+/// Context controls that take a function: SSL_CTRL_SET_TLSEXT_SERVERNAME_CB (53), which
+/// SSL_CTX_set_tlsext_servername_callback uses. The callback runs on TLS servers when the
+/// ClientHello has arrived (SSL_get_servername tells the name); SSL_TLSEXT_ERR_ALERT_FATAL
+/// ends the handshake. It must not call SSL_set_SSL_CTX (not supported). Other commands
+/// return 0 with an "unsupported" error. See SSL_CTX_callback_ctrl(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_callback_ctrl(
+    ctx: *mut SSL_CTX,
+    cmd: c_int,
+    fp: Option<unsafe extern "C" fn()>,
+) -> c_long {
+    ffi_entry!(SSL_CTX_callback_ctrl => {
+        let c = ctx_arg(ctx)?;
+        if cmd != SSL_CTRL_SET_TLSEXT_SERVERNAME_CB {
+            return Err(Error::unsupported(format!("SSL_CTX_callback_ctrl {cmd} is not supported")));
+        }
+        // SAFETY: SSL_CTX_set_tlsext_servername_callback passes a function of the
+        // SSL_servername_cb type through this generic pointer, as in OpenSSL.
+        let cb: SSL_servername_cb = fp.map(|f| unsafe {
+            std::mem::transmute::<unsafe extern "C" fn(), unsafe extern "C" fn(*mut SSL, *mut c_int, *mut c_void) -> c_int>(f)
+        });
+        c.set_servername_cb(cb.map(|cb| {
+            Arc::new(move |arg: usize| {
+                let mut al: c_int = 112; // unrecognized_name, OpenSSL's default alert
+                // SAFETY: the application's callback with its own argument; `al` is a local.
+                unsafe { cb(crate::ssl::current_owner() as *mut SSL, &mut al, arg as *mut c_void) }
+            }) as crate::ssl::ctx::ServernameCb
+        }));
+        Ok(1)
     })
 }

@@ -90,7 +90,14 @@ struct Cfg {
     /// resumes a session only with the very objects that made it.
     tls_verifier: Option<Arc<Verifier>>,
     no_client_cert: Option<Arc<dyn rustls::client::ResolvesClientCert>>,
+    /// SSL_CTX_set_tlsext_servername_callback / _arg, as the C boundary wraps them: called
+    /// with the argument, returns an SSL_TLSEXT_ERR_* value.
+    servername_cb: Option<ServernameCb>,
+    servername_arg: usize,
 }
+
+/// The server-name callback as the C boundary provides it: (argument) -> SSL_TLSEXT_ERR_*.
+pub type ServernameCb = Arc<dyn Fn(usize) -> i32 + Send + Sync>;
 
 pub struct SslCtx {
     pub method: Method,
@@ -248,6 +255,20 @@ impl SslCtx {
         c.server = None;
         Ok(())
     }
+    pub fn set_servername_cb(&self, cb: Option<ServernameCb>) {
+        self.cfg.lock().servername_cb = cb;
+    }
+    pub fn set_servername_arg(&self, arg: usize) {
+        self.cfg.lock().servername_arg = arg;
+    }
+    /// The server-name callback bound to its current argument, if set.
+    pub fn servername_hook(&self) -> Option<Arc<dyn Fn() -> i32 + Send + Sync>> {
+        let c = self.cfg.lock();
+        let cb = c.servername_cb.clone()?;
+        let arg = c.servername_arg;
+        Some(Arc::new(move || cb(arg)))
+    }
+
     /// The ALPN selection callback, if set.
     pub fn alpn_select(&self) -> Option<super::alpn::AlpnSelect> {
         self.cfg.lock().alpn_select.clone()

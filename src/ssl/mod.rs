@@ -800,9 +800,14 @@ impl Ssl {
                 .with("TLS_method: call SSL_set_connect_state or SSL_set_accept_state first")
         })?;
         let setup = if server {
-            match self.ctx.alpn_select() {
-                Some(f) => crate::tls::Setup::ServerAlpn(self.ctx.tls_server_config()?, f),
-                None => crate::tls::Setup::Server(self.ctx.tls_server_config()?),
+            let hello = crate::tls::Hello {
+                servername: self.ctx.servername_hook(),
+                alpn: self.ctx.alpn_select(),
+            };
+            if hello.servername.is_some() || hello.alpn.is_some() {
+                crate::tls::Setup::ServerAlpn(self.ctx.tls_server_config()?, hello)
+            } else {
+                crate::tls::Setup::Server(self.ctx.tls_server_config()?)
             }
         } else {
             let pre = t.pre.lock();

@@ -33,15 +33,22 @@ pub enum Setup {
     /// A server whose ALPN protocol the application's callback chooses per ClientHello:
     /// rustls's `Acceptor` reads the ClientHello first, then the connection starts from the
     /// base configuration with the chosen protocol.
-    ServerAlpn(Arc<rustls::ServerConfig>, crate::ssl::alpn::AlpnSelect),
+    ServerAlpn(Arc<rustls::ServerConfig>, Hello),
+}
+
+/// What a server does with a ClientHello before its connection starts: the application's
+/// server-name callback (SSL_TLSEXT_ERR_* result), then its ALPN choice.
+#[derive(Clone, Default)]
+pub struct Hello {
+    pub servername: Option<Arc<dyn Fn() -> i32 + Send + Sync>>,
+    pub alpn: Option<crate::ssl::alpn::AlpnSelect>,
 }
 
 /// The ClientHello reader of a `Setup::ServerAlpn` connection, and what follows it.
-type Accepting = (
-    rustls::server::Acceptor,
-    Arc<rustls::ServerConfig>,
-    crate::ssl::alpn::AlpnSelect,
-);
+type Accepting = (rustls::server::Acceptor, Arc<rustls::ServerConfig>, Hello);
+
+const SSL_TLSEXT_ERR_ALERT_FATAL: i32 = 2;
+const SSL_R_CALLBACK_FAILED: u32 = 234;
 
 #[derive(Default)]
 struct State {
@@ -71,6 +78,9 @@ pub struct Tls {
     st: Mutex<State>,
     /// Which direction the last would-block waited for (SSL_ERROR_WANT_READ / _WRITE).
     want: AtomicI32,
+    /// The client's SNI, known from the ClientHello on (kept apart from `st`, so that the
+    /// server-name callback may ask for it while the state is locked).
+    sni: Mutex<Option<String>>,
     /// SSL_OP_IGNORE_UNEXPECTED_EOF: an EOF without close_notify reads as a clean end.
     pub ignore_eof: std::sync::atomic::AtomicBool,
 }
@@ -141,6 +151,7 @@ impl Tls {
             bios: Mutex::new((None, None)),
             st: Mutex::new(State::default()),
             want: AtomicI32::new(SSL_ERROR_WANT_READ),
+            sni: Mutex::new(None),
             ignore_eof: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -180,13 +191,23 @@ impl Tls {
             };
             match acc.accept() {
                 Ok(Some(accepted)) => {
+                    *self.sni.lock() = accepted.client_hello().server_name().map(str::to_string);
+                    if let Some(cb) = &select.servername
+                        && cb() == SSL_TLSEXT_ERR_ALERT_FATAL
+                    {
+                        st.accepting = None;
+                        st.failed = true;
+                        drain_input(r);
+                        return Err(Error::ssl(SSL_R_CALLBACK_FAILED)
+                            .with("the server name callback refused the connection"));
+                    }
                     let offer: Vec<Vec<u8>> = accepted
                         .client_hello()
                         .alpn()
                         .map(|it| it.map(<[u8]>::to_vec).collect())
                         .unwrap_or_default();
                     let mut c = (**cfg).clone();
-                    if !offer.is_empty() {
+                    if let Some(select) = select.alpn.as_ref().filter(|_| !offer.is_empty()) {
                         c.alpn_protocols = match select(&offer) {
                             AlpnChoice::Use(p) => vec![p],
                             AlpnChoice::NoAck => Vec::new(),
@@ -531,6 +552,9 @@ impl Tls {
 
     /// The name the client asked for (SNI), on a server connection.
     pub fn server_name(&self) -> Option<String> {
+        if let Some(n) = self.sni.lock().clone() {
+            return Some(n);
+        }
         let st = self.st.lock();
         match st.conn.as_ref()? {
             rustls::Connection::Server(s) => s.server_name().map(str::to_string),

@@ -530,6 +530,51 @@ static int test_poll_tls(void)
     return 1;
 }
 
+/* The server-name callback: runs once the ClientHello is in, sees the client's name through
+ * SSL_get_servername and its own argument; SSL_TLSEXT_ERR_ALERT_FATAL ends the handshake. */
+static int sni_calls, sni_answer;
+static char sni_seen[64];
+
+static int sni_cb(SSL *s, int *al, void *arg)
+{
+    const char *n = SSL_get_servername(s, TLSEXT_NAMETYPE_host_name);
+
+    (void)al;
+    sni_calls++;
+    snprintf(sni_seen, sizeof(sni_seen), "%s", n != NULL && arg == (void *)&sni_calls ? n : "?");
+    return sni_answer;
+}
+
+static int test_servername_cb(void)
+{
+    int answer;
+
+    for (answer = 0; answer < 2; answer++) {
+        struct tpair p;
+        int rc = 0, rs = 0;
+
+        ASSERT_TRUE(tpair_new(&p, TLS_server_method(), TLS_client_method()));
+        SSL_CTX_set_tlsext_servername_callback(p.sctx, sni_cb);
+        SSL_CTX_set_tlsext_servername_arg(p.sctx, &sni_calls);
+        sni_calls = 0;
+        sni_seen[0] = 0;
+        sni_answer = answer == 0 ? SSL_TLSEXT_ERR_OK : SSL_TLSEXT_ERR_ALERT_FATAL;
+        ASSERT_TRUE(handshake(&p, &rc, &rs));
+        ASSERT_EQ(sni_calls, 1);
+        ASSERT_STR_EQ(sni_seen, "localhost");
+        if (answer == 0) {
+            ASSERT_EQ(rc, 1);
+            ASSERT_EQ(rs, 1);
+        } else {
+            ASSERT_TRUE(rs != 1);
+            ASSERT_EQ(SSL_get_error(p.s, rs), SSL_ERROR_SSL);
+        }
+        ERR_clear_error();
+        tpair_free(&p);
+    }
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     qu_init();
@@ -541,5 +586,6 @@ int main(int argc, char **argv)
     RUN(test_sessions);
     RUN(test_unexpected_eof);
     RUN(test_poll_tls);
+    RUN(test_servername_cb);
     return tu_finish();
 }
