@@ -2392,8 +2392,9 @@ void SSL_CTX_set_security_level(SSL_CTX *ctx, int level);
 int SSL_CTX_get_security_level(const SSL_CTX *ctx);
 
 /**
- * The negotiated cipher suite of a TLS connection, or NULL (before the handshake, and for
- * QUIC connections, whose suite quinn does not tell). See SSL_get_current_cipher(3).
+ * The negotiated cipher suite of a TLS connection, or NULL before the handshake. QUIC
+ * objects: NULL with an "unsupported" error (quinn does not tell the suite).
+ * See SSL_get_current_cipher(3).
  */
 const SSL_CIPHER *SSL_get_current_cipher(const SSL *ssl);
 
@@ -2405,8 +2406,8 @@ const char *SSL_CIPHER_get_name(const SSL_CIPHER *c);
 
 /**
  * The server name (SNI) of a TLS connection: on a server the name the client sent (after
- * the ClientHello), on a client the one SSL_set_tlsext_host_name set; NULL if none, and for
- * QUIC objects (not supported there yet). `type` must be TLSEXT_NAMETYPE_host_name. The
+ * the ClientHello), on a client the one SSL_set_tlsext_host_name set; NULL if none. QUIC
+ * objects: NULL with an "unsupported" error. `type` must be TLSEXT_NAMETYPE_host_name. The
  * string lives as long as the connection. See SSL_get_servername(3).
  */
 const char *SSL_get_servername(const SSL *ssl, int type);

@@ -334,11 +334,7 @@ pub extern "C" fn SSL_CTX_ctrl(
             SSL_CTRL_SET_SESS_CACHE_SIZE => return Ok(c.set_session_cache_size(larg)),
             SSL_CTRL_GET_SESS_CACHE_SIZE => return Ok(c.session_cache_size()),
             SSL_CTRL_SET_SESS_CACHE_MODE => return Ok(c.set_session_cache_mode(larg)),
-            SSL_CTRL_GET_SESS_CACHE_MODE => {
-                let m = c.set_session_cache_mode(0);
-                c.set_session_cache_mode(m);
-                return Ok(m);
-            }
+            SSL_CTRL_GET_SESS_CACHE_MODE => return Ok(c.session_cache_mode()),
             _ => {}
         }
         match cmd {
@@ -1546,12 +1542,19 @@ static CIPHERS: [ssl_cipher_st; 9] = [
     },
 ];
 
-/// The negotiated cipher suite of a TLS connection, or NULL (before the handshake, and for
-/// QUIC connections, whose suite quinn does not tell). See SSL_get_current_cipher(3).
+/// The negotiated cipher suite of a TLS connection, or NULL before the handshake. QUIC
+/// objects: NULL with an "unsupported" error (quinn does not tell the suite).
+/// See SSL_get_current_cipher(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get_current_cipher(ssl: *const SSL) -> *const SSL_CIPHER {
     guard_with("SSL_get_current_cipher", std::ptr::null(), || {
-        let Some(cs) = ssl_arg(ssl)?.cipher() else {
+        let s = ssl_arg(ssl)?;
+        if !matches!(s.kind, Kind::Tls(_)) {
+            return Err(Error::unsupported(
+                "SSL_get_current_cipher on a QUIC object",
+            ));
+        }
+        let Some(cs) = s.cipher() else {
             return Ok(std::ptr::null());
         };
         let id = u16::from(cs);
@@ -1573,8 +1576,8 @@ pub extern "C" fn SSL_CIPHER_get_name(c: *const SSL_CIPHER) -> *const c_char {
 }
 
 /// The server name (SNI) of a TLS connection: on a server the name the client sent (after
-/// the ClientHello), on a client the one SSL_set_tlsext_host_name set; NULL if none, and for
-/// QUIC objects (not supported there yet). `type` must be TLSEXT_NAMETYPE_host_name. The
+/// the ClientHello), on a client the one SSL_set_tlsext_host_name set; NULL if none. QUIC
+/// objects: NULL with an "unsupported" error. `type` must be TLSEXT_NAMETYPE_host_name. The
 /// string lives as long as the connection. See SSL_get_servername(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get_servername(ssl: *const SSL, r#type: c_int) -> *const c_char {
@@ -1583,18 +1586,16 @@ pub extern "C" fn SSL_get_servername(ssl: *const SSL, r#type: c_int) -> *const c
         if r#type != TLSEXT_NAMETYPE_host_name {
             return Ok(std::ptr::null());
         }
+        let Kind::Tls(t) = &s.kind else {
+            return Err(Error::unsupported("SSL_get_servername on a QUIC object"));
+        };
         let Some(name) = s.servername() else {
             return Ok(std::ptr::null());
         };
-        match &s.kind {
-            Kind::Tls(t) => {
-                let c = t
-                    .servername
-                    .get_or_init(|| std::ffi::CString::new(name).unwrap_or_default());
-                Ok(c.as_ptr())
-            }
-            _ => Ok(std::ptr::null()),
-        }
+        let c = t
+            .servername
+            .get_or_init(|| std::ffi::CString::new(name).unwrap_or_default());
+        Ok(c.as_ptr())
     })
 }
 

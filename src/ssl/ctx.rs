@@ -355,6 +355,9 @@ impl SslCtx {
         c.tls_server = None;
         old
     }
+    pub fn session_cache_mode(&self) -> i64 {
+        self.cfg.lock().sess_mode.unwrap_or(SSL_SESS_CACHE_SERVER)
+    }
     /// SSL_CTX_sess_set_cache_size: returns the previous size (OpenSSL's default 20480).
     pub fn set_session_cache_size(&self, n: i64) -> i64 {
         let mut c = self.cfg.lock();

@@ -406,11 +406,9 @@ impl Domain {
         DomainGuard { g }
     }
 
-    /// Locks the domain and runs one tick of event handling.
-    pub fn lock_ticked(&self) -> DomainGuard<'_> {
-        let mut g = self.lock();
-        g.tick(Instant::now());
-        g
+    /// Whether the domain's flags let its objects block (BLOCKING or LEGACY_BLOCKING).
+    pub fn allows_blocking(&self) -> bool {
+        self.flags & (super::SSL_DOMAIN_FLAG_BLOCKING | super::SSL_DOMAIN_FLAG_LEGACY_BLOCKING) != 0
     }
 
     /// Blocks until something of `interest` may have changed, or `deadline` passes (false

@@ -433,9 +433,7 @@ impl Ssl {
         }
         if on {
             let g = self.domain().lock();
-            if self.domain().flags & (SSL_DOMAIN_FLAG_BLOCKING | SSL_DOMAIN_FLAG_LEGACY_BLOCKING)
-                == 0
-            {
+            if !self.domain().allows_blocking() {
                 return Err(
                     domain::not_pollable().with("the domain was made without blocking support")
                 );
@@ -453,17 +451,13 @@ impl Ssl {
         if matches!(self.kind, Kind::Tls(_) | Kind::TlsListener(_)) {
             return self.blocking.load(Relaxed);
         }
-        self.blocking.load(Relaxed)
-            && self.domain().flags & (SSL_DOMAIN_FLAG_BLOCKING | SSL_DOMAIN_FLAG_LEGACY_BLOCKING)
-                != 0
-            && self.domain().lock().pollable()
+        self.blocking_in(&self.locked())
     }
 
+    /// Whether a call on this object blocks: asked for, allowed by the domain's flags, and
+    /// possible with its BIOs (checked under the caller's lock).
     fn blocking_in(&self, g: &PortGuard<'_>) -> bool {
-        self.blocking.load(Relaxed)
-            && self.domain().flags & (SSL_DOMAIN_FLAG_BLOCKING | SSL_DOMAIN_FLAG_LEGACY_BLOCKING)
-                != 0
-            && g.g.pollable()
+        self.blocking.load(Relaxed) && self.domain().allows_blocking() && g.g.pollable()
     }
 
     /// What a blocked call on this object waits for: its stream (a stream object, or a

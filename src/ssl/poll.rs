@@ -243,6 +243,7 @@ impl Ssl {
 /// Fills every item's `revents`; the count of items with events, or the error of the first
 /// unsupported item (whose revents is F; later items are zeroed).
 fn readout(items: &mut [Item<'_>]) -> std::result::Result<usize, (usize, Error)> {
+    let socks = tls_readiness(items);
     let mut count = 0;
     for i in 0..items.len() {
         let it = &mut items[i];
@@ -259,7 +260,10 @@ fn readout(items: &mut [Item<'_>]) -> std::result::Result<usize, (usize, Error)>
                 ));
             }
             Target::Obj(s) => s.poll_events(it.events),
-            Target::Tls(s) => s.tls_poll_events(it.events),
+            Target::Tls(s) => {
+                let (r, w) = socks.get(i).copied().flatten().unwrap_or((false, false));
+                s.tls_poll_events(it.events, r, w)
+            }
         };
         if it.revents != 0 {
             count += 1;
@@ -268,14 +272,54 @@ fn readout(items: &mut [Item<'_>]) -> std::result::Result<usize, (usize, Error)>
     Ok(count)
 }
 
+/// A TLS object's socket, if it has one.
+fn tls_sock(s: &Ssl) -> Option<i32> {
+    s.rbio()
+        .and_then(|b| b.sock().map(|x| x.fd()))
+        .filter(|&fd| fd >= 0)
+}
+
+/// Per item, for TLS items with a socket: (readable, writable) now, from one zero-timeout
+/// poll(2) over all of them. Empty when there are no TLS items.
+fn tls_readiness(items: &[Item<'_>]) -> Vec<Option<(bool, bool)>> {
+    if !items.iter().any(|it| matches!(it.target, Target::Tls(_))) {
+        return Vec::new();
+    }
+    let mut at = vec![None; items.len()];
+    let mut fds = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        if let Target::Tls(s) = &it.target
+            && let Some(fd) = tls_sock(s)
+        {
+            // One entry per direction, so each says what it saw.
+            at[i] = Some(fds.len());
+            fds.push(sys::PollFd {
+                fd,
+                read: true,
+                write: false,
+                ready: false,
+            });
+            fds.push(sys::PollFd {
+                fd,
+                read: false,
+                write: matches!(s.kind, Kind::Tls(_)),
+                ready: false,
+            });
+        }
+    }
+    let _ = sys::poll(&mut fds, Some(std::time::Duration::ZERO));
+    at.into_iter()
+        .map(|k| k.map(|k| (fds[k].ready, fds[k + 1].write && fds[k + 1].ready)))
+        .collect()
+}
+
 /// The sockets of the TLS items, with what their requested events need: readable for
 /// R/IC, writable for W.
 fn tls_fds(items: &[Item<'_>]) -> Vec<sys::PollFd> {
     let mut out = Vec::new();
     for it in items {
         if let Target::Tls(s) = &it.target
-            && let Some(fd) = s.rbio().and_then(|b| b.sock().map(|x| x.fd()))
-            && fd >= 0
+            && let Some(fd) = tls_sock(s)
         {
             out.push(sys::PollFd {
                 fd,
@@ -292,32 +336,8 @@ impl Ssl {
     /// SSL_poll's view of a TLS connection or listener: R when plaintext is buffered or the
     /// socket is readable (a read or handshake step can progress), W when the socket takes
     /// data, EC|ECD once closed; IC on a listener whose socket has a connection waiting.
-    pub fn tls_poll_events(&self, mask: u64) -> u64 {
-        let fd = self
-            .rbio()
-            .and_then(|b| b.sock().map(|x| x.fd()))
-            .unwrap_or(-1);
-        let (readable, writable) = if fd >= 0 {
-            // Same fd twice: one entry per direction, so each says what it saw.
-            let mut p = [
-                sys::PollFd {
-                    fd,
-                    read: true,
-                    write: false,
-                    ready: false,
-                },
-                sys::PollFd {
-                    fd,
-                    read: false,
-                    write: matches!(self.kind, Kind::Tls(_)),
-                    ready: false,
-                },
-            ];
-            let _ = sys::poll(&mut p, Some(std::time::Duration::ZERO));
-            (p[0].ready, p[1].ready && p[1].write)
-        } else {
-            (false, false)
-        };
+    /// `readable`/`writable`: what its socket showed (see `tls_readiness`).
+    pub fn tls_poll_events(&self, mask: u64, readable: bool, writable: bool) -> u64 {
         let ev = match &self.kind {
             Kind::TlsListener(_) if readable => SSL_POLL_EVENT_IC,
             Kind::Tls(t) => {
