@@ -3,6 +3,7 @@
 # Each tool is checked first; apt-get and pip run only when something is missing, so a second
 # run does nothing and takes well under a second.
 #   - build tools: cc, make, valgrind, python3 (with venv)
+#   - libuv (libuv1-dev) for the async DDD demos
 #   - interop peers: aioquic in build/venv (from PyPI), Debian's ngtcp2 client (optional:
 #     its absence is reported, never fatal)
 set -u
@@ -32,6 +33,17 @@ fi
 if [ -n "$need" ]; then
     echo "setup: installing$need"
     apt_install $need || { echo "setup: apt-get install$need failed" >&2; exit 1; }
+fi
+
+# libuv (headers, library, pkg-config file) for the async DDD demos (c-demos/ddd-async-*.c).
+# Missing libuv is reported, not fatal: only those demos and their tests need it.
+if ! pkg-config --exists libuv 2>/dev/null; then
+    libuv_pkgs="libuv1-dev"
+    command -v pkg-config >/dev/null 2>&1 || libuv_pkgs="$libuv_pkgs pkg-config"
+    echo "setup: installing $libuv_pkgs (libuv, for the async DDD demos)"
+    if ! apt_install $libuv_pkgs || ! pkg-config --exists libuv 2>/dev/null; then
+        echo "setup: could not install libuv ($libuv_pkgs): the async DDD demos (c-demos/ddd-async-*) will not build and their tests will fail; install libuv1-dev yourself" >&2
+    fi
 fi
 
 # aioquic, in a venv of our own so the system Python is left alone.
