@@ -1,0 +1,589 @@
+/*
+ * common.c: the part shared by the DDD server demos. See common.h.
+ */
+#include "common.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *demo_name = "ddd";
+void (*demo_on_child_exit)(pid_t pid, int status);
+
+/* ---- logging */
+
+void demo_log(const char *fmt, ...)
+{
+    char line[2048];
+    va_list ap;
+    int n = snprintf(line, sizeof(line), "[%s pid %d tid %d] ", demo_name, (int)getpid(), (int)gettid());
+    size_t len;
+    va_start(ap, fmt);
+    if (n > 0 && (size_t)n < sizeof(line))
+        n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    va_end(ap);
+    len = n < 0 ? 0 : (size_t)n;
+    if (len > sizeof(line) - 2)
+        len = sizeof(line) - 2; /* truncated: still one line */
+    line[len++] = '\n';
+    /* One write(2): O_APPEND-free stderr still keeps a single write's bytes together for
+     * writes this small (pipes and files alike), so concurrent lines never mix. */
+    (void)!write(2, line, len);
+}
+
+static int log_error_line(const char *str, size_t len, void *u)
+{
+    (void)u;
+    while (len > 0 && (str[len - 1] == '\n' || str[len - 1] == '\r'))
+        len--;
+    demo_log("  %.*s", (int)len, str);
+    return 1;
+}
+
+void demo_log_errors(const char *what)
+{
+    demo_log("%s", what);
+    ERR_print_errors_cb(log_error_line, NULL);
+}
+
+void demo_die(const char *what)
+{
+    demo_log("fatal: %s", what);
+    ERR_print_errors_fp(stderr);
+    exit(1);
+}
+
+double demo_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- arguments */
+
+int demo_args(int argc, char **argv, const char **cert, const char **key, int *port)
+{
+    char *end;
+    long p;
+    if (argc != 4) {
+        fprintf(stderr, "usage: %s cert.pem key.pem port\n  port 0: the system chooses (printed as \"listening on PORT\")\n",
+                argv[0]);
+        return 0;
+    }
+    p = strtol(argv[3], &end, 10);
+    if (*argv[3] == '\0' || *end != '\0' || p < 0 || p > 65535) {
+        fprintf(stderr, "%s: bad port %s\n", argv[0], argv[3]);
+        return 0;
+    }
+    *cert = argv[1];
+    *key = argv[2];
+    *port = (int)p;
+    return 1;
+}
+
+/* ---- context and ALPN */
+
+static unsigned char alpn_list[512];
+static unsigned int alpn_list_len;
+
+/* "a,b,c" -> ALPN wire format (length-prefixed names); 0 if malformed. */
+static int alpn_wire(const char *list, unsigned char *out, size_t cap, unsigned int *out_len)
+{
+    size_t n = 0;
+    while (*list != '\0') {
+        const char *comma = strchr(list, ',');
+        size_t len = comma ? (size_t)(comma - list) : strlen(list);
+        if (len == 0 || len > 255 || n + 1 + len > cap)
+            return 0;
+        out[n++] = (unsigned char)len;
+        memcpy(out + n, list, len);
+        n += len;
+        list += len;
+        if (*list == ',')
+            list++;
+    }
+    *out_len = (unsigned int)n;
+    return n > 0;
+}
+
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                       unsigned int inlen, void *arg)
+{
+    unsigned char *chosen = NULL;
+    (void)ssl;
+    (void)arg;
+    if (SSL_select_next_proto(&chosen, outlen, alpn_list, alpn_list_len, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
+        *out = chosen;
+        return SSL_TLSEXT_ERR_OK;
+    }
+#ifdef USE_QUIC
+    return SSL_TLSEXT_ERR_ALERT_FATAL; /* QUIC cannot go on without an application protocol */
+#else
+    return SSL_TLSEXT_ERR_NOACK; /* TLS can: answer without ALPN */
+#endif
+}
+
+SSL_CTX *demo_server_ctx(const char *cert, const char *key)
+{
+    const char *alpn = getenv("DEMO_ALPN");
+    SSL_CTX *ctx;
+    if (alpn == NULL || *alpn == '\0')
+        alpn = DEMO_DEFAULT_ALPN;
+    if (!alpn_wire(alpn, alpn_list, sizeof(alpn_list), &alpn_list_len)) {
+        demo_log("bad ALPN list in DEMO_ALPN: \"%s\" (comma-separated names of 1..255 bytes)", alpn);
+        exit(1);
+    }
+#ifdef USE_QUIC
+    ctx = SSL_CTX_new(OSSL_QUIC_server_method());
+#else
+    ctx = SSL_CTX_new(TLS_server_method());
+#endif
+    if (ctx == NULL)
+        demo_die("SSL_CTX_new failed");
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) <= 0) {
+        demo_log("cannot load the certificate chain from %s", cert);
+        demo_die("certificate");
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) <= 0) {
+        demo_log("cannot load the private key from %s", key);
+        demo_die("private key");
+    }
+    if (!SSL_CTX_check_private_key(ctx)) {
+        demo_log("the private key in %s does not match the certificate in %s", key, cert);
+        demo_die("key check");
+    }
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    return ctx;
+}
+
+/* ---- sockets */
+
+static int bound_port_of(int fd)
+{
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof(sin);
+    if (getsockname(fd, (struct sockaddr *)&sin, &sl) != 0)
+        return -1;
+    return ntohs(sin.sin_port);
+}
+
+static int inet_socket(int type, int port, int *bound_port, int quiet)
+{
+    struct sockaddr_in sin;
+    int fd, one = 1;
+    fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        demo_log("socket: %s", strerror(errno));
+        return -1;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
+        demo_log("SO_REUSEADDR: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (type == SOCK_DGRAM) {
+        /* Best effort: larger buffers absorb bursts from many clients. */
+        int size = 4 << 20;
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+    }
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t)port);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
+        if (!quiet)
+            demo_log("bind 127.0.0.1:%d: %s", port, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (type == SOCK_STREAM && listen(fd, 128) != 0) {
+        demo_log("listen: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (bound_port != NULL)
+        *bound_port = bound_port_of(fd);
+    return fd;
+}
+
+int demo_tcp_listen(int port, int *bound_port)
+{
+    return inet_socket(SOCK_STREAM, port, bound_port, 0);
+}
+
+int demo_udp_bind(int port, int *bound_port)
+{
+    return inet_socket(SOCK_DGRAM, port, bound_port, 0);
+}
+
+void demo_listening(int port)
+{
+    printf("listening on %d\n", port);
+    fflush(stdout);
+}
+
+int demo_listen_consecutive(int base, int count, int *fds, int *first)
+{
+#ifdef USE_QUIC
+    int type = SOCK_DGRAM;
+#else
+    int type = SOCK_STREAM;
+#endif
+    int attempt, i;
+    for (attempt = 0; attempt < (base == 0 ? 20 : 1); attempt++) {
+        int p0;
+        fds[0] = inet_socket(type, base, &p0, 0);
+        if (fds[0] < 0)
+            return 0;
+        for (i = 1; i < count; i++) {
+            if (p0 + i > 65535)
+                break;
+            fds[i] = inet_socket(type, p0 + i, NULL, base == 0);
+            if (fds[i] < 0)
+                break;
+        }
+        if (i == count) {
+            *first = p0;
+            return 1;
+        }
+        while (i-- > 0)
+            close(fds[i]);
+    }
+    demo_log("cannot bind %d consecutive ports%s", count, base == 0 ? " (20 attempts)" : "");
+    return 0;
+}
+
+/* ---- the tiny protocol */
+
+/* The end of the first line in buf[0..len), or NULL. */
+static const char *line_end(const char *buf, size_t len)
+{
+    return memchr(buf, '\n', len);
+}
+
+/* Parses the request line buf[0..n) (no line terminator): sets path and http10. */
+static int parse_line(demo_req *r, const char *line, size_t n)
+{
+    const char *p, *sp;
+    size_t plen;
+    while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' '))
+        n--;
+    if (n < 5 || memcmp(line, "GET /", 5) != 0)
+        return -1;
+    p = line + 4;
+    sp = memchr(p, ' ', n - 4);
+    plen = sp ? (size_t)(sp - p) : n - 4;
+    if (plen >= sizeof(r->path))
+        return -1;
+    if (sp != NULL) {
+        size_t vlen = n - (size_t)(sp + 1 - line);
+        if (vlen < 8 || memcmp(sp + 1, "HTTP/1.", 7) != 0)
+            return -1;
+        r->http10 = 1;
+    }
+    memcpy(r->path, p, plen);
+    r->path[plen] = '\0';
+    return 1;
+}
+
+/* 1 once the headers' blank line is in buf (HTTP/1.0 requests). */
+static int headers_done(const demo_req *r)
+{
+    size_t i;
+    for (i = 0; i + 1 < r->len; i++) {
+        if (r->buf[i] != '\n')
+            continue;
+        if (r->buf[i + 1] == '\n')
+            return 1;
+        if (i + 2 < r->len && r->buf[i + 1] == '\r' && r->buf[i + 2] == '\n')
+            return 1;
+    }
+    return 0;
+}
+
+int demo_req_feed(demo_req *r, const void *data, size_t n)
+{
+    size_t room;
+    const char *eol;
+    if (r->done)
+        return 1;
+    room = sizeof(r->buf) - r->len;
+    if (n > room)
+        n = room;
+    memcpy(r->buf + r->len, data, n);
+    r->len += n;
+    eol = line_end(r->buf, r->len);
+    if (eol == NULL)
+        return r->len == sizeof(r->buf) ? -1 : 0;
+    if (r->path[0] == '\0' && parse_line(r, r->buf, (size_t)(eol - r->buf)) < 0)
+        return -1;
+    if (r->http10 && !headers_done(r))
+        return r->len == sizeof(r->buf) ? -1 : 0;
+    r->done = 1;
+    return 1;
+}
+
+int demo_req_eof(demo_req *r)
+{
+    const char *eol;
+    if (r->done)
+        return 1;
+    eol = line_end(r->buf, r->len);
+    if (eol == NULL) {
+        /* hq-interop: FIN may end the request line. */
+        if (parse_line(r, r->buf, r->len) < 0)
+            return -1;
+    } else if (r->path[0] == '\0' && parse_line(r, r->buf, (size_t)(eol - r->buf)) < 0) {
+        return -1;
+    }
+    r->done = 1; /* HTTP/1.0 headers cut short by EOF: answer anyway */
+    return 1;
+}
+
+/* "/N" with N decimal (no sign, no leading junk), N <= DEMO_MAX_N. */
+static int parse_n(const char *path, uint64_t *n)
+{
+    uint64_t v = 0;
+    const char *s = path + 1;
+    if (path[0] != '/' || *s == '\0')
+        return 0;
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9')
+            return 0;
+        v = v * 10 + (uint64_t)(*s - '0');
+        if (v > DEMO_MAX_N)
+            return 0;
+    }
+    *n = v;
+    return 1;
+}
+
+void demo_resp_init(demo_resp *s, const demo_req *r)
+{
+    uint64_t n;
+    memset(s, 0, sizeof(*s));
+    if (parse_n(r->path, &n)) {
+        s->total = n;
+        s->text = NULL;
+    } else {
+        snprintf(s->textbuf, sizeof(s->textbuf), "osslquic %s: you asked for %s\n", demo_name, r->path);
+        s->text = s->textbuf;
+        s->total = strlen(s->textbuf);
+    }
+    if (r->http10) {
+        int k = snprintf(s->hdr, sizeof(s->hdr),
+                         "HTTP/1.0 200 OK\r\nContent-Type: %s\r\nContent-Length: %llu\r\n\r\n",
+                         s->text ? "text/plain" : "application/octet-stream", (unsigned long long)s->total);
+        s->hdr_len = k > 0 && (size_t)k < sizeof(s->hdr) ? (size_t)k : 0;
+    }
+}
+
+size_t demo_resp_fill(demo_resp *s, uint8_t *buf, size_t cap)
+{
+    size_t n = 0;
+    if (s->hdr_sent < s->hdr_len) {
+        size_t k = s->hdr_len - s->hdr_sent;
+        if (k > cap)
+            k = cap;
+        memcpy(buf, s->hdr + s->hdr_sent, k);
+        s->hdr_sent += k;
+        n += k;
+    }
+    if (n < cap && s->sent < s->total) {
+        uint64_t left = s->total - s->sent;
+        size_t k = cap - n, i;
+        if (k > left)
+            k = (size_t)left;
+        if (s->text != NULL) {
+            memcpy(buf + n, s->text + s->sent, k);
+        } else {
+            unsigned off = (unsigned)(s->sent % DEMO_PERIOD);
+            for (i = 0; i < k; i++) {
+                buf[n + i] = (uint8_t)off;
+                if (++off == DEMO_PERIOD)
+                    off = 0;
+            }
+        }
+        s->sent += k;
+        n += k;
+    }
+    return n;
+}
+
+uint64_t demo_resp_left(const demo_resp *s)
+{
+    return (uint64_t)(s->hdr_len - s->hdr_sent) + (s->total - s->sent);
+}
+
+/* ---- processes and signals */
+
+static void (*stop_hook)(int sig);
+
+static void sigset_demo(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGCHLD);
+}
+
+static void reap_children(void)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (demo_on_child_exit != NULL)
+            demo_on_child_exit(pid, status);
+        if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+            demo_log("child %d exited with status %d", (int)pid, WEXITSTATUS(status));
+        else if (WIFSIGNALED(status))
+            demo_log("child %d killed by signal %d", (int)pid, WTERMSIG(status));
+    }
+}
+
+static void *signal_main(void *arg)
+{
+    sigset_t set;
+    (void)arg;
+    sigset_demo(&set);
+    for (;;) {
+        int sig;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGCHLD) {
+            reap_children();
+            continue;
+        }
+        demo_log("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        if (stop_hook != NULL)
+            stop_hook(sig);
+        demo_log("exiting");
+        /* _exit: other threads may be inside the library; nothing needs unwinding. */
+        _exit(0);
+    }
+    return NULL;
+}
+
+int demo_signal_thread(void (*on_stop)(int sig))
+{
+    sigset_t set;
+    pthread_t t;
+    int e;
+    stop_hook = on_stop;
+    sigset_demo(&set);
+    if ((e = pthread_sigmask(SIG_BLOCK, &set, NULL)) != 0) {
+        demo_log("pthread_sigmask: %s", strerror(e));
+        return 0;
+    }
+    if ((e = pthread_create(&t, NULL, signal_main, NULL)) != 0) {
+        demo_log("pthread_create: %s", strerror(e));
+        return 0;
+    }
+    pthread_detach(t);
+    return 1;
+}
+
+void demo_child_signals(void)
+{
+    sigset_t set;
+    sigset_demo(&set);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+void demo_stop_children(pid_t *pids, int n, int sig, int secs)
+{
+    int i, left = 0;
+    struct timespec deadline_ts;
+    double deadline = demo_now() + secs;
+    sigset_t chld;
+    for (i = 0; i < n; i++) {
+        if (pids[i] > 0) {
+            kill(pids[i], sig);
+            left++;
+        }
+    }
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    while (left > 0) {
+        double rest;
+        for (i = 0; i < n; i++) {
+            int status;
+            if (pids[i] > 0 && waitpid(pids[i], &status, WNOHANG) == pids[i]) {
+                if (demo_on_child_exit != NULL)
+                    demo_on_child_exit(pids[i], status);
+                pids[i] = 0;
+                left--;
+            }
+        }
+        if (left == 0)
+            break;
+        rest = deadline - demo_now();
+        if (rest <= 0) {
+            demo_log("%d children still running after %d s: SIGKILL", left, secs);
+            for (i = 0; i < n; i++) {
+                if (pids[i] > 0) {
+                    kill(pids[i], SIGKILL);
+                    waitpid(pids[i], NULL, 0);
+                    pids[i] = 0;
+                }
+            }
+            break;
+        }
+        /* Sleep until a child exits (SIGCHLD, blocked in this thread) or the deadline. */
+        deadline_ts.tv_sec = (time_t)rest;
+        deadline_ts.tv_nsec = (long)((rest - (double)(time_t)rest) * 1e9);
+        (void)sigtimedwait(&chld, NULL, &deadline_ts);
+    }
+}
+
+/* ---- peers */
+
+void demo_fd_peer(int fd, char *buf, size_t cap)
+{
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof(sin);
+    char a[INET_ADDRSTRLEN];
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&sin, &sl) != 0 || sin.sin_family != AF_INET ||
+        inet_ntop(AF_INET, &sin.sin_addr, a, sizeof(a)) == NULL) {
+        snprintf(buf, cap, "?");
+        return;
+    }
+    snprintf(buf, cap, "%s:%u", a, ntohs(sin.sin_port));
+}
+
+void demo_ssl_peer(SSL *ssl, char *buf, size_t cap)
+{
+#ifdef USE_QUIC
+#ifdef HAVE_SSL_GET_PEER_ADDR
+    BIO_ADDR *a = BIO_ADDR_new();
+    char *host = NULL, *serv = NULL;
+    snprintf(buf, cap, "?");
+    if (a != NULL && SSL_get_peer_addr(ssl, a) == 1 && (host = BIO_ADDR_hostname_string(a, 1)) != NULL &&
+        (serv = BIO_ADDR_service_string(a, 1)) != NULL)
+        snprintf(buf, cap, "%s:%s", host, serv);
+    OPENSSL_free(host);
+    OPENSSL_free(serv);
+    BIO_ADDR_free(a);
+    ERR_clear_error();
+#else
+    (void)ssl;
+    snprintf(buf, cap, "?");
+#endif
+#else
+    demo_fd_peer(SSL_get_fd(ssl), buf, cap);
+#endif
+}
