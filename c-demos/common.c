@@ -587,3 +587,128 @@ void demo_ssl_peer(SSL *ssl, char *buf, size_t cap)
     demo_fd_peer(SSL_get_fd(ssl), buf, cap);
 #endif
 }
+
+/* ---- serving with blocking I/O */
+
+static void set_failed(demo_conn_result *res, const char *fmt, const char *what, SSL *s, int r)
+{
+    unsigned long e = ERR_peek_last_error();
+    char ebuf[120] = "";
+    int se = SSL_get_error(s, r);
+    if (e != 0)
+        ERR_error_string_n(e, ebuf, sizeof(ebuf));
+    res->failed = 1;
+    snprintf(res->why, sizeof(res->why), fmt, what, se, ebuf[0] ? ebuf : "no queued error");
+    ERR_clear_error();
+}
+
+int demo_serve_request(SSL *s, demo_conn_result *res)
+{
+    demo_req req;
+    demo_resp resp;
+    uint8_t buf[65536];
+    int st = 0;
+    size_t n;
+    memset(&req, 0, sizeof(req));
+    while (st == 0) {
+        int r = SSL_read_ex(s, buf, sizeof(buf), &n);
+        if (r > 0) {
+            st = demo_req_feed(&req, buf, n);
+        } else if (SSL_get_error(s, r) == SSL_ERROR_ZERO_RETURN) {
+            ERR_clear_error();
+            st = demo_req_eof(&req);
+            if (st < 0 && req.len == 0) {
+                res->failed = 1;
+                snprintf(res->why, sizeof(res->why), "closed before a request");
+                return 0;
+            }
+        } else {
+            set_failed(res, "%s: SSL error %d: %s", "reading the request", s, r);
+            return 0;
+        }
+    }
+    if (st < 0) {
+        res->failed = 1;
+        snprintf(res->why, sizeof(res->why), "not a request: \"%.40s\"", req.buf);
+#ifdef USE_QUIC
+        SSL_stream_conclude(s, 0); /* a bare FIN, as c-demos/quic-server does */
+#endif
+        return 0;
+    }
+    demo_resp_init(&resp, &req);
+    while ((n = demo_resp_fill(&resp, buf, sizeof(buf))) > 0) {
+        size_t w = 0;
+        int r = SSL_write_ex(s, buf, n, &w); /* blocking: all or an error */
+        if (r <= 0) {
+            set_failed(res, "%s: SSL error %d: %s", "writing the answer", s, r);
+            return 0;
+        }
+        res->bytes_out += w;
+    }
+#ifdef USE_QUIC
+    if (!SSL_stream_conclude(s, 0)) {
+        set_failed(res, "%s: SSL error %d: %s", "concluding the stream", s, 0);
+        return 0;
+    }
+#endif
+    res->requests++;
+    return 1;
+}
+
+int demo_serve_conn(SSL *conn, demo_conn_result *res)
+{
+#ifdef USE_QUIC
+    SSL *stream;
+    SSL_CONN_CLOSE_INFO info;
+    /* Every client stream is accepted and served on its own (no default stream). */
+    if (!SSL_set_default_stream_mode(conn, SSL_DEFAULT_STREAM_MODE_NONE) ||
+        !SSL_set_incoming_stream_policy(conn, SSL_INCOMING_STREAM_POLICY_ACCEPT, 0)) {
+        set_failed(res, "%s: SSL error %d: %s", "stream mode", conn, 0);
+        return 0;
+    }
+    /* Blocking: waits for the handshake, then for each stream; NULL once the connection has
+     * ended (normally: the client closed it after its last answer). */
+    while ((stream = SSL_accept_stream(conn, 0)) != NULL) {
+        if (SSL_get_stream_type(stream) == SSL_STREAM_TYPE_BIDI)
+            demo_serve_request(stream, res);
+        SSL_free(stream);
+    }
+    if (!SSL_get_conn_close_info(conn, &info, sizeof(info))) {
+        set_failed(res, "%s: SSL error %d: %s", "accepting a stream", conn, 0);
+    } else if ((info.flags & SSL_CONN_CLOSE_FLAG_LOCAL) || info.error_code != 0) {
+        res->failed = 1;
+        snprintf(res->why, sizeof(res->why), "closed %s with %s code %llu (%.*s)",
+                 (info.flags & SSL_CONN_CLOSE_FLAG_LOCAL) ? "by us" : "by the peer",
+                 (info.flags & SSL_CONN_CLOSE_FLAG_TRANSPORT) ? "transport" : "application",
+                 (unsigned long long)info.error_code, info.reason ? (int)info.reason_len : 0,
+                 info.reason ? info.reason : "");
+    }
+    ERR_clear_error();
+    /* Blocking: returns once the closing period is over. */
+    while (SSL_shutdown(conn) == 0)
+        ;
+    ERR_clear_error();
+#else
+    int r = SSL_accept(conn);
+    if (r != 1) {
+        set_failed(res, "%s: SSL error %d: %s", "handshake", conn, r);
+        return 0;
+    }
+    if (demo_serve_request(conn, res)) {
+        /* close_notify; the client reads it and goes (its own close_notify is not awaited). */
+        r = SSL_shutdown(conn);
+        if (r < 0)
+            set_failed(res, "%s: SSL error %d: %s", "shutdown", conn, r);
+    }
+#endif
+    return !res->failed;
+}
+
+void demo_log_conn(SSL *conn, int port, const demo_conn_result *res)
+{
+    char peer[80];
+    demo_ssl_peer(conn, peer, sizeof(peer));
+    demo_log("conn from %s port %d: %llu requests, %llu bytes sent, %s%s", peer, port,
+             (unsigned long long)res->requests, (unsigned long long)res->bytes_out, res->failed ? "failed: " : "ok",
+             res->failed ? res->why : "");
+}

@@ -118,6 +118,25 @@ void demo_fd_peer(int fd, char *buf, size_t cap);
  * SSL_get_peer_addr when it has one (HAVE_SSL_GET_PEER_ADDR), else "?". */
 void demo_ssl_peer(SSL *ssl, char *buf, size_t cap);
 
+/* ---- serving with blocking I/O (the mt, fork and prefork demos) */
+typedef struct {
+    uint64_t requests;  /* requests answered in full */
+    uint64_t bytes_out; /* answer bytes written (headers included) */
+    int failed;         /* something went wrong: why says what */
+    char why[160];
+} demo_conn_result;
+/* Reads one request from s (a TLS connection or a QUIC stream), writes the whole answer and,
+ * on a QUIC stream, concludes it (FIN). 1 on success; 0 with res->failed/why set. */
+int demo_serve_request(SSL *s, demo_conn_result *res);
+/* Serves a whole connection, blocking: TLS: the handshake, one request, close_notify.
+ * QUIC: every bidirectional stream the client opens, one request each, until the client
+ * closes the connection; then SSL_shutdown. The caller frees conn. 1 if all went well. */
+int demo_serve_conn(SSL *conn, demo_conn_result *res);
+/* One log line per connection: peer, listening port, requests, bytes sent, outcome (the
+ * serving pid is in the prefix). Tests parse it: "conn from PEER port P: N requests, B bytes
+ * sent, ok" (or ", failed: why"). */
+void demo_log_conn(SSL *conn, int port, const demo_conn_result *res);
+
 /* Monotonic seconds. */
 double demo_now(void);
 

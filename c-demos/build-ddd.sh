@@ -1,0 +1,118 @@
+#!/bin/sh
+# Builds the DDD server demos (c-demos/ddd-*.c) and their client against the release library:
+#   build/ddd/<demo>-tls        TLS over TCP (accept(2), SSL_new + SSL_set_fd)
+#   build/ddd/<demo>-listener   TLS through the listener API (-DUSE_LISTENER)
+#   build/ddd/<demo>-quic       QUIC (-DUSE_QUIC)
+#   build/ddd/ddd-client-{tls,quic}
+# for demo in ddd-mt ddd-fork ddd-prefork ddd-async-pollable ddd-async-nonpollable and
+# ddd-async-unaddressed (ddd-async-nonpollable.c built with -DADDRESSED=0), each one whose
+# source exists (the async ones also need libuv, found with pkg-config).
+# A variant that cannot be built because the library lacks a call it needs (the QUIC fork and
+# prefork calls) is listed in build/ddd/missing with the reason, and not built; any other
+# compiler error fails the script. Prints one line per binary built.
+#   build-ddd.sh [--quiet]
+set -eu
+cd "$(dirname "$0")/.."
+: "${CC:=cc}" "${BUILD:=build}" "${LIB_REL:=target/release/libosslquic.a}"
+: "${LDLIBS:=-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc}"
+O="$BUILD/ddd"
+mkdir -p "$O"
+quiet=0
+[ "${1:-}" = "--quiet" ] && quiet=1
+CFL="-O2 -g -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE -Iinclude -Ic-demos"
+
+if [ ! -f "$LIB_REL" ]; then
+    echo "build-ddd: $LIB_REL not found: run 'make lib' first" >&2
+    exit 1
+fi
+
+# has FUNCTION: 1 if the library exports FUNCTION and the header declares it.
+has() {
+    printf '#include <openssl/ssl.h>\nint main(void) { void *f = (void *)%s; return f == 0; }\n' "$1" >"$O/probe.c"
+    # shellcheck disable=SC2086
+    $CC -std=c11 -D_GNU_SOURCE -Iinclude "$O/probe.c" "$LIB_REL" $LDLIBS -o "$O/probe" >/dev/null 2>&1
+}
+
+defs=""
+has SSL_get_peer_addr && defs="$defs -DHAVE_SSL_GET_PEER_ADDR"
+fork_api=1
+for f in OSSLQUIC_fork_connection OSSLQUIC_prefork OSSLQUIC_prefork_worker OSSLQUIC_get_engine_stats; do
+    has "$f" || { fork_api=0; missing_fn="$f"; }
+done
+: >"$O/missing"
+
+uv_flags=""
+uv_libs=""
+have_uv=0
+if pkg-config --exists libuv 2>/dev/null; then
+    have_uv=1
+    uv_flags=$(pkg-config --cflags libuv)
+    uv_libs=$(pkg-config --libs libuv)
+fi
+
+# shellcheck disable=SC2086 # flag lists
+$CC $CFL $defs -c c-demos/common.c -o "$O/common-tls.o"
+# shellcheck disable=SC2086
+$CC $CFL $defs -DUSE_LISTENER -c c-demos/common.c -o "$O/common-listener.o"
+# shellcheck disable=SC2086
+$CC $CFL $defs -DUSE_QUIC -c c-demos/common.c -o "$O/common-quic.o"
+
+built() {
+    [ "$quiet" = 1 ] || echo "build-ddd: $1"
+}
+
+# build OUT SRC VARIANT [EXTRA FLAGS...]
+build() {
+    out=$1 src=$2 variant=$3
+    shift 3
+    case $variant in
+    tls) vdef="" ;;
+    listener) vdef="-DUSE_LISTENER" ;;
+    quic) vdef="-DUSE_QUIC" ;;
+    esac
+    # shellcheck disable=SC2086
+    $CC $CFL $defs $vdef "$@" "$src" "$O/common-$variant.o" "$LIB_REL" $LDLIBS $EXTRA_LIBS -o "$O/$out"
+    built "$O/$out"
+}
+
+EXTRA_LIBS=""
+for variant in tls quic; do
+    build "ddd-client-$variant" c-demos/ddd-client.c "$variant"
+done
+
+for demo in ddd-mt ddd-fork ddd-prefork; do
+    [ -f "c-demos/$demo.c" ] || continue
+    for variant in tls listener quic; do
+        if [ "$variant" = quic ] && [ "$fork_api" = 0 ] && [ "$demo" != ddd-mt ]; then
+            echo "$demo-quic: the library has no $missing_fn yet" >>"$O/missing"
+            rm -f "$O/$demo-quic"
+            continue
+        fi
+        build "$demo-$variant" "c-demos/$demo.c" "$variant"
+    done
+done
+
+for demo in ddd-async-pollable ddd-async-nonpollable ddd-async-unaddressed; do
+    src="c-demos/$demo.c"
+    extra=""
+    if [ "$demo" = ddd-async-unaddressed ]; then
+        src=c-demos/ddd-async-nonpollable.c
+        extra="-DADDRESSED=0"
+    fi
+    [ -f "$src" ] || continue
+    if [ "$have_uv" = 0 ]; then
+        echo "$demo: libuv not found (pkg-config libuv; tests/setup.sh installs libuv1-dev)" >>"$O/missing"
+        continue
+    fi
+    EXTRA_LIBS="$uv_libs"
+    for variant in tls listener quic; do
+        # shellcheck disable=SC2086
+        build "$demo-$variant" "$src" "$variant" $uv_flags $extra
+    done
+    EXTRA_LIBS=""
+done
+rm -f "$O/probe" "$O/probe.c"
+if [ -s "$O/missing" ] && [ "$quiet" = 0 ]; then
+    sed 's/^/build-ddd: not built: /' "$O/missing"
+fi
+exit 0
