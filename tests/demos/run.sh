@@ -11,13 +11,14 @@ mkdir -p "$BUILD/ddd/logs"
 passed=0
 failed=0
 
+# A demo that does not compile is one failure here; the tests of the others still run (and
+# the tests needing the missing binaries fail, naming the reason).
 if ! sh c-demos/build-ddd.sh >"$BUILD/ddd/logs/build.log" 2>&1; then
-    cat "$BUILD/ddd/logs/build.log"
-    echo "demos: building the DDD demos failed"
-    echo "0 passed, 1 failed"
-    exit 1
+    grep -v '^build-ddd: build/' "$BUILD/ddd/logs/build.log" | tail -n 30
+    echo "FAIL build: some DDD demos did not compile (build/ddd/logs/build.log)"
+    failed=1
 fi
-sed 's/^build-ddd: //' "$BUILD/ddd/logs/build.log" | grep '^not built' || true
+sed -n 's/^build-ddd: not built: /not built: /p' "$BUILD/ddd/logs/build.log"
 [ -f "$BUILD/certs/ca.pem" ] || cargo run --release --quiet --example gencert -- "$BUILD/certs" >/dev/null 2>&1
 
 if [ $# -gt 0 ]; then
