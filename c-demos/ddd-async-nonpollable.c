@@ -1,0 +1,1309 @@
+/*
+ * ddd-async-nonpollable: the DDD server whose network belongs to libuv, not to the library.
+ *
+ *   ddd-async-nonpollable cert.pem key.pem port      (port 0: the system chooses)
+ *
+ * One thread, one uv loop. libuv's handles own the sockets; the library sees memory only:
+ *   QUIC (-DUSE_QUIC): a uv_udp_t receives datagrams and writes them into our half of a
+ *     datagram pair (BIO_new_bio_dgram_pair); a QUIC listener owns the other half. After each
+ *     round (SSL_handle_events, accepting connections and streams, progressing every stream)
+ *     we drain what the library wrote into the pair and send it with uv_udp_try_send (or
+ *     uv_udp_send when the socket is full). The pair has no poll descriptor, so libuv cannot
+ *     wait on the library: a uv_timer_t re-armed from SSL_get_event_timeout after every round
+ *     is the library's only way to be called back, and a uv_check_t runs one round per loop
+ *     iteration for the links that received datagrams in it (a batch, not a round per
+ *     datagram).
+ *     ADDRESSED=1 (default; "async-nonpollable"): one pair and one listener for every client.
+ *     The pair carries addresses: our half declares PROVIDES_SRC_ADDR | HANDLES_DST_ADDR (each
+ *     datagram we write says where it came from, we read where the library's go), the
+ *     library's half HANDLES_SRC_ADDR | PROVIDES_DST_ADDR, and our half enables local
+ *     addresses: BIO_sendmmsg with BIO_MSG.local = the client's address, BIO_recvmmsg with
+ *     BIO_MSG.local = the destination the library chose.
+ *     ADDRESSED=0 ("async-unaddressed"): the pairs carry no addresses, so the application
+ *     must know where each outgoing datagram goes. Mapping: one pair and one listener per
+ *     client address (ip, port), made when an address first shows up; whatever that
+ *     listener writes goes back to that address. This is exact and needs no parsing of QUIC
+ *     packets (mapping by connection ID would need to read the long and short headers and
+ *     follow NEW_CONNECTION_ID). The price: a listener (and its Retry/token state) per
+ *     client address, and a client that migrates looks like a new client to a listener that
+ *     does not know its connection (so migration does not work here). A link is freed when
+ *     its last connection has been freed and its listener has no timer left, or after
+ *     IDLE_GC_MS without a connection.
+ *   TLS: a uv_tcp_t per connection; its bytes go into our half of a BIO pair
+ *     (BIO_new_bio_pair), the SSL object owns the other half; after every SSL call we drain
+ *     the pair and uv_write what the library produced. WANT_READ means "more bytes from
+ *     libuv", WANT_WRITE "drain the pair". Back-pressure both ways: a full pair stops
+ *     uv_read until the library has taken the bytes, and a deep uv_write queue stops the
+ *     answer until it shrinks. After close_notify and our FIN we wait (bounded) for the
+ *     client's end of stream before closing, so no unread byte can turn into a reset.
+ *     Plain TLS: uv_listen/uv_accept. -DUSE_LISTENER: the listener API accepts
+ *     (SSL_new_listener on the listening socket, a uv_poll_t on it, SSL_accept_connection);
+ *     each accepted connection's socket is then handed to a uv_tcp_t (its socket BIO told
+ *     BIO_NOCLOSE and replaced by the BIO pair), so libuv still owns every byte.
+ *     ADDRESSED changes nothing for TLS: a TCP connection has one peer.
+ *
+ * Protocol (common.h): "GET /path" per TLS connection or per QUIC bidirectional stream; N
+ * pattern bytes for "/N". One log line per connection. SIGINT/SIGTERM: every handle is
+ * closed, every object freed, exit 0.
+ */
+#include "common.h"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <uv.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#ifndef ADDRESSED
+#define ADDRESSED 1
+#endif
+
+#define CHUNK 16384
+
+static uv_loop_t *loop;
+static SSL_CTX *ctx;
+static int port;
+static int stopping;
+static uv_signal_t sig_int, sig_term;
+static unsigned long nconns;
+
+/* One log line per connection, in the format of common.h's demo_log_conn. */
+static void log_conn(const char *peer, const demo_conn_result *res)
+{
+    demo_log("conn from %s port %d: %llu requests, %llu bytes sent, %s%s", peer, port,
+             (unsigned long long)res->requests, (unsigned long long)res->bytes_out, res->failed ? "failed: " : "ok",
+             res->failed ? res->why : "");
+}
+
+/* Marks res failed (first reason kept) with what and the library's last error, if any. */
+static void set_failed(demo_conn_result *res, const char *what)
+{
+    unsigned long e = ERR_peek_last_error();
+    char ebuf[120] = "";
+    if (e != 0)
+        ERR_error_string_n(e, ebuf, sizeof(ebuf));
+    if (!res->failed)
+        snprintf(res->why, sizeof(res->why), "%s%s%s", what, ebuf[0] ? ": " : "", ebuf);
+    res->failed = 1;
+    ERR_clear_error();
+}
+
+#if !defined(USE_QUIC) || !ADDRESSED
+static void sa_string(const struct sockaddr *sa, char *buf, size_t cap)
+{
+    char a[INET6_ADDRSTRLEN] = "?";
+    unsigned p = 0;
+    if (sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, a, sizeof(a));
+        p = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, a, sizeof(a));
+        p = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    }
+    snprintf(buf, cap, "%s:%u", a, p);
+}
+#endif
+
+#ifdef USE_QUIC
+/* ---------------------------------------------------------------- QUIC */
+
+#define PAIR_BUF (1 << 20) /* per direction: ~700 full-size datagrams between two rounds */
+#define BATCH 32
+#define MAX_PASSES 8
+#define IDLE_GC_MS 30000
+
+struct qstream {
+    SSL *ssl;
+    demo_req req;
+    demo_resp resp;
+    int have_req, fin_in, concluded, bad;
+    size_t off, len;
+    uint8_t buf[CHUNK];
+    struct qstream *next;
+};
+
+struct qconn {
+    SSL *ssl;
+    demo_conn_result res;
+    struct qstream *streams;
+    struct qconn *next;
+};
+
+/* A datagram pair and the listener on its library half. */
+struct link {
+    BIO *net; /* our half */
+    SSL *listener;
+    struct qconn *conns;
+    uv_timer_t timer;
+    int dirty;
+    struct link *next_dirty;
+    SSL_POLL_ITEM *items;
+    size_t nitems;
+#if !ADDRESSED
+    struct sockaddr_storage peer; /* every datagram of this link comes from and goes to it */
+    char peer_str[64];
+    int had_conn;
+    uint64_t last_rx; /* uv_now */
+    struct link *next;
+#endif
+};
+
+static uv_udp_t udp;
+static uv_check_t check;
+static struct link *dirty_links;
+#if ADDRESSED
+static struct link *the_link;
+static BIO_ADDR *rx_addr, *tx_addr[BATCH];
+#else
+static struct link *links;
+static unsigned long nlinks, links_freed;
+#endif
+static unsigned long long rounds, dropped_in, queued_sends;
+static uint8_t rx_buf[65536];
+static uint8_t tx_buf[BATCH][2048];
+
+static int link_round(struct link *l);
+
+/* ---- serving streams (as in ddd-async-pollable) */
+
+static void stream_free(struct qstream *st)
+{
+    SSL_free(st->ssl);
+    free(st);
+}
+
+static void stream_request(struct qconn *c, struct qstream *st, int r)
+{
+    st->have_req = 1;
+    if (r > 0) {
+        demo_resp_init(&st->resp, &st->req);
+        return;
+    }
+    /* Not a request: answered with a bare FIN, as the other demos do. */
+    memset(&st->resp, 0, sizeof(st->resp));
+    if (!c->res.failed)
+        snprintf(c->res.why, sizeof(c->res.why), "not a request: \"%.40s\"", st->req.buf);
+    c->res.failed = 1;
+    st->bad = 1;
+}
+
+/* 1: finished, 0: more to do later, -1: the stream failed. */
+static int stream_progress(struct qconn *c, struct qstream *st, int *progress)
+{
+    uint8_t in[4096];
+    size_t n;
+
+    while (!st->fin_in) {
+        if (SSL_read_ex(st->ssl, in, sizeof(in), &n)) {
+            *progress = 1;
+            if (!st->have_req) {
+                int r = demo_req_feed(&st->req, in, n);
+                if (r != 0)
+                    stream_request(c, st, r);
+            }
+            continue;
+        }
+        if (SSL_get_error(st->ssl, 0) == SSL_ERROR_WANT_READ)
+            break;
+        if (SSL_get_error(st->ssl, 0) != SSL_ERROR_ZERO_RETURN)
+            return -1;
+        ERR_clear_error();
+        st->fin_in = 1;
+        *progress = 1;
+        if (!st->have_req)
+            stream_request(c, st, demo_req_eof(&st->req));
+    }
+    while (st->have_req && !st->concluded) {
+        size_t w = 0;
+        if (st->off == st->len) {
+            st->off = 0;
+            st->len = demo_resp_fill(&st->resp, st->buf, sizeof(st->buf));
+            if (st->len == 0) {
+                if (!SSL_stream_conclude(st->ssl, 0))
+                    return -1;
+                st->concluded = 1;
+                if (!st->bad)
+                    c->res.requests++;
+                *progress = 1;
+                break;
+            }
+        }
+        if (!SSL_write_ex(st->ssl, st->buf + st->off, st->len - st->off, &w)) {
+            if (SSL_get_error(st->ssl, 0) == SSL_ERROR_WANT_WRITE)
+                return 0;
+            return -1;
+        }
+        st->off += w;
+        c->res.bytes_out += w;
+        *progress = 1;
+    }
+    return st->concluded && st->fin_in ? 1 : 0;
+}
+
+static void conn_log(struct link *l, struct qconn *c)
+{
+#if ADDRESSED
+    char peer[80];
+    (void)l;
+    demo_ssl_peer(c->ssl, peer, sizeof(peer));
+    log_conn(peer, &c->res);
+#else
+    log_conn(l->peer_str, &c->res);
+#endif
+}
+
+/* If the connection has terminated: its log line, and 1 (free it). */
+static int conn_closed(struct link *l, struct qconn *c)
+{
+    SSL_CONN_CLOSE_INFO info;
+    if (!SSL_get_conn_close_info(c->ssl, &info, sizeof(info)))
+        return 0;
+    ERR_clear_error();
+    if (((info.flags & SSL_CONN_CLOSE_FLAG_LOCAL) || info.error_code != 0) && !c->res.failed) {
+        c->res.failed = 1;
+        snprintf(c->res.why, sizeof(c->res.why), "closed by %s with %s code %" PRIu64 " (%.*s)",
+                 (info.flags & SSL_CONN_CLOSE_FLAG_LOCAL) ? "us" : "the peer",
+                 (info.flags & SSL_CONN_CLOSE_FLAG_TRANSPORT) ? "transport" : "application", info.error_code,
+                 info.reason ? (int)info.reason_len : 0, info.reason ? info.reason : "");
+    }
+    conn_log(l, c);
+    return 1;
+}
+
+static void conn_free(struct qconn *c)
+{
+    while (c->streams != NULL) {
+        struct qstream *st = c->streams;
+        c->streams = st->next;
+        stream_free(st);
+    }
+    SSL_free(c->ssl);
+    free(c);
+}
+
+/* Accepts new streams and progresses every stream. 0 when the connection is gone. */
+static int conn_serve(struct link *l, struct qconn *c, int *progress)
+{
+    struct qstream **pp;
+    SSL *s;
+
+    while ((s = SSL_accept_stream(c->ssl, SSL_ACCEPT_STREAM_NO_BLOCK)) != NULL) {
+        struct qstream *st;
+        *progress = 1;
+        if (SSL_get_stream_type(s) != SSL_STREAM_TYPE_BIDI) {
+            SSL_free(s);
+            continue;
+        }
+        st = calloc(1, sizeof(*st));
+        if (st == NULL) {
+            SSL_free(s);
+            continue;
+        }
+        st->ssl = s;
+        st->next = c->streams;
+        c->streams = st;
+    }
+    ERR_clear_error();
+    for (pp = &c->streams; *pp != NULL;) {
+        struct qstream *st = *pp;
+        int r = stream_progress(c, st, progress);
+        if (r == 0) {
+            pp = &st->next;
+            continue;
+        }
+        if (r < 0) {
+            if (conn_closed(l, c))
+                return 0;
+            set_failed(&c->res, "stream");
+            if (!st->concluded)
+                SSL_stream_reset(st->ssl, NULL, 0);
+            ERR_clear_error();
+        }
+        *pp = st->next;
+        stream_free(st);
+    }
+    return !conn_closed(l, c);
+}
+
+/* Anything ready that the last pass has not seen (SSL_poll, zero timeout, no ticking)? */
+static int anything_ready(struct link *l)
+{
+    struct timeval zero = {0, 0};
+    size_t n = 0, need = 1, count = 0;
+    struct qconn *c;
+    struct qstream *st;
+
+    for (c = l->conns; c != NULL; c = c->next)
+        for (need++, st = c->streams; st != NULL; st = st->next)
+            need++;
+    if (need > l->nitems) {
+        SSL_POLL_ITEM *p = realloc(l->items, need * 2 * sizeof(*p));
+        if (p == NULL)
+            return 1;
+        l->items = p;
+        l->nitems = need * 2;
+    }
+    l->items[n].desc = SSL_as_poll_descriptor(l->listener);
+    l->items[n].events = SSL_POLL_EVENT_IC;
+    l->items[n++].revents = 0;
+    for (c = l->conns; c != NULL; c = c->next) {
+        l->items[n].desc = SSL_as_poll_descriptor(c->ssl);
+        l->items[n].events = SSL_POLL_EVENT_ISB | SSL_POLL_EVENT_ISU | SSL_POLL_EVENT_EC;
+        l->items[n++].revents = 0;
+        for (st = c->streams; st != NULL; st = st->next) {
+            l->items[n].desc = SSL_as_poll_descriptor(st->ssl);
+            l->items[n].events = (st->fin_in ? 0 : SSL_POLL_EVENT_R) |
+                                 (st->have_req && !st->concluded ? SSL_POLL_EVENT_W : 0);
+            l->items[n++].revents = 0;
+        }
+    }
+    if (!SSL_poll(l->items, n, sizeof(SSL_POLL_ITEM), &zero, SSL_POLL_FLAG_NO_HANDLE_EVENTS, &count))
+        ERR_clear_error();
+    return count > 0;
+}
+
+/* ---- the network side */
+
+#if ADDRESSED
+static int sa_to_bio(const struct sockaddr *sa, BIO_ADDR *a)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
+        return BIO_ADDR_rawmake(a, AF_INET, &s->sin_addr, sizeof(s->sin_addr), s->sin_port);
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
+        return BIO_ADDR_rawmake(a, AF_INET6, &s->sin6_addr, sizeof(s->sin6_addr), s->sin6_port);
+    }
+    return 0;
+}
+
+static int bio_to_sa(const BIO_ADDR *a, struct sockaddr_storage *ss)
+{
+    size_t len = 0;
+    memset(ss, 0, sizeof(*ss));
+    if (BIO_ADDR_family(a) == AF_INET) {
+        struct sockaddr_in *s = (struct sockaddr_in *)ss;
+        len = sizeof(s->sin_addr);
+        s->sin_family = AF_INET;
+        s->sin_port = BIO_ADDR_rawport(a);
+        return BIO_ADDR_rawaddress(a, &s->sin_addr, &len);
+    }
+    if (BIO_ADDR_family(a) == AF_INET6) {
+        struct sockaddr_in6 *s = (struct sockaddr_in6 *)ss;
+        len = sizeof(s->sin6_addr);
+        s->sin6_family = AF_INET6;
+        s->sin6_port = BIO_ADDR_rawport(a);
+        return BIO_ADDR_rawaddress(a, &s->sin6_addr, &len);
+    }
+    return 0;
+}
+#endif
+
+static void on_sent(uv_udp_send_t *req, int status)
+{
+    if (status < 0 && status != UV_ECANCELED)
+        demo_log("uv_udp_send: %s", uv_strerror(status));
+    free(req);
+}
+
+/* Sends one datagram now if the socket takes it, else queues a copy (order is kept: libuv's
+ * try_send fails while its queue is not empty). */
+static void udp_out(const uint8_t *data, size_t len, const struct sockaddr *to)
+{
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    uv_udp_send_t *req;
+    int r = uv_udp_try_send(&udp, &b, 1, to);
+    if (r >= 0)
+        return;
+    if (r != UV_EAGAIN) {
+        demo_log("uv_udp_try_send: %s", uv_strerror(r)); /* lost: QUIC retransmits */
+        return;
+    }
+    req = malloc(sizeof(*req) + len);
+    if (req == NULL)
+        return;
+    memcpy(req + 1, data, len);
+    b = uv_buf_init((char *)(req + 1), (unsigned)len);
+    queued_sends++;
+    if (uv_udp_send(req, &udp, &b, 1, to, on_sent) != 0)
+        free(req);
+}
+
+/* Sends everything the library has written into the pair. */
+static void link_drain(struct link *l)
+{
+    for (;;) {
+        size_t n = 0;
+#if ADDRESSED
+        size_t i;
+        BIO_MSG m[BATCH];
+        memset(m, 0, sizeof(m));
+        for (i = 0; i < BATCH; i++) {
+            m[i].data = tx_buf[i];
+            m[i].data_len = sizeof(tx_buf[i]);
+            m[i].local = tx_addr[i]; /* the destination the library chose */
+        }
+        if (!BIO_recvmmsg(l->net, m, sizeof(BIO_MSG), BATCH, 0, &n)) {
+            if (!BIO_err_is_non_fatal(ERR_peek_last_error()))
+                demo_log_errors("BIO_recvmmsg");
+            ERR_clear_error();
+            return;
+        }
+        for (i = 0; i < n; i++) {
+            struct sockaddr_storage to;
+            if (bio_to_sa(tx_addr[i], &to))
+                udp_out(tx_buf[i], m[i].data_len, (struct sockaddr *)&to);
+        }
+#else
+        for (n = 0; n < BATCH; n++) {
+            int k = BIO_read(l->net, tx_buf[0], sizeof(tx_buf[0]));
+            if (k <= 0)
+                break;
+            udp_out(tx_buf[0], (size_t)k, (struct sockaddr *)&l->peer);
+        }
+        ERR_clear_error();
+#endif
+        if (n < BATCH)
+            return;
+    }
+}
+
+static void on_link_timer(uv_timer_t *t)
+{
+    (void)link_round(t->data);
+}
+
+static void link_mark(struct link *l)
+{
+    if (!l->dirty) {
+        l->dirty = 1;
+        l->next_dirty = dirty_links;
+        dirty_links = l;
+    }
+}
+
+static struct link *link_new(void)
+{
+    struct link *l = calloc(1, sizeof(*l));
+    BIO *lib = NULL;
+    if (l == NULL)
+        return NULL;
+    if (!BIO_new_bio_dgram_pair(&lib, PAIR_BUF, &l->net, PAIR_BUF))
+        goto fail;
+#if ADDRESSED
+    /* Our half: each datagram we write carries its source (the client), and we read the
+     * destination of each datagram the library writes. The library's half: it reads those
+     * sources and writes destinations. Local addresses on our half carry both. */
+    if (!BIO_dgram_set_caps(l->net, BIO_DGRAM_CAP_PROVIDES_SRC_ADDR | BIO_DGRAM_CAP_HANDLES_DST_ADDR) ||
+        !BIO_dgram_set_caps(lib, BIO_DGRAM_CAP_HANDLES_SRC_ADDR | BIO_DGRAM_CAP_PROVIDES_DST_ADDR) ||
+        !BIO_dgram_set_local_addr_enable(l->net, 1))
+        goto fail;
+#endif
+    l->listener = SSL_new_listener(ctx, 0);
+    if (l->listener == NULL)
+        goto fail;
+    SSL_set_bio(l->listener, lib, lib); /* the listener owns the library's half */
+    lib = NULL;
+    /* A pair has no poll descriptor: non-blocking is the only mode, said explicitly. */
+    if (!SSL_set_blocking_mode(l->listener, 0) || !SSL_listen(l->listener))
+        goto fail;
+    uv_timer_init(loop, &l->timer);
+    l->timer.data = l;
+    return l;
+fail:
+    demo_log_errors("new datagram pair and listener");
+    SSL_free(l->listener);
+    BIO_free(lib);
+    BIO_free(l->net);
+    free(l);
+    return NULL;
+}
+
+static void on_link_closed(uv_handle_t *h)
+{
+    struct link *l = h->data;
+    SSL_free(l->listener);
+    BIO_free(l->net);
+    free(l->items);
+    free(l);
+}
+
+/* Frees every connection (logged as failed when still open) and, after its timer handle
+ * has closed, the link. */
+static void link_close(struct link *l)
+{
+    while (l->conns != NULL) {
+        struct qconn *c = l->conns;
+        l->conns = c->next;
+        if (!c->res.failed)
+            snprintf(c->res.why, sizeof(c->res.why), "still open at shutdown");
+        c->res.failed = 1;
+        conn_log(l, c);
+        conn_free(c);
+    }
+    uv_close((uv_handle_t *)&l->timer, on_link_closed);
+}
+
+#if !ADDRESSED
+static int same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+    if (a->ss_family != b->sa_family)
+        return 0;
+    if (b->sa_family == AF_INET) {
+        const struct sockaddr_in *x = (const struct sockaddr_in *)a, *y = (const struct sockaddr_in *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (b->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a, *y = (const struct sockaddr_in6 *)b;
+        return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return 0;
+}
+
+/* The link of a client address, made on its first datagram. */
+static struct link *link_for(const struct sockaddr *from)
+{
+    struct link *l;
+    for (l = links; l != NULL; l = l->next)
+        if (same_addr(&l->peer, from))
+            return l;
+    l = link_new();
+    if (l == NULL)
+        return NULL;
+    memcpy(&l->peer, from, from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    sa_string(from, l->peer_str, sizeof(l->peer_str));
+    l->next = links;
+    links = l;
+    nlinks++;
+    return l;
+}
+
+static void link_unlink(struct link *l)
+{
+    struct link **pp;
+    for (pp = &links; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == l) {
+            *pp = l->next;
+            break;
+        }
+    }
+    if (l->dirty) {
+        for (pp = &dirty_links; *pp != NULL; pp = &(*pp)->next_dirty) {
+            if (*pp == l) {
+                *pp = l->next_dirty;
+                break;
+            }
+        }
+    }
+}
+#endif
+
+/* One round for one link: events, connections, streams, then the pair drained. 0 when the
+ * link was freed (ADDRESSED=0: its client is gone). */
+static int link_round(struct link *l)
+{
+    struct timeval tv;
+    int inf = 1, pass, more = 0;
+    SSL *cs;
+
+    if (stopping)
+        return 1;
+    rounds++;
+    for (pass = 0; pass < MAX_PASSES; pass++) {
+        struct qconn **pp;
+        int progress = 0;
+        SSL_handle_events(l->listener);
+        while ((cs = SSL_accept_connection(l->listener, SSL_ACCEPT_CONNECTION_NO_BLOCK)) != NULL) {
+            struct qconn *c = calloc(1, sizeof(*c));
+            if (c == NULL) {
+                SSL_free(cs);
+                continue;
+            }
+            c->ssl = cs;
+            nconns++;
+#if !ADDRESSED
+            l->had_conn = 1;
+#endif
+            if (!SSL_set_default_stream_mode(cs, SSL_DEFAULT_STREAM_MODE_NONE) ||
+                !SSL_set_incoming_stream_policy(cs, SSL_INCOMING_STREAM_POLICY_ACCEPT, 0))
+                set_failed(&c->res, "stream policy");
+            c->next = l->conns;
+            l->conns = c;
+        }
+        ERR_clear_error();
+        for (pp = &l->conns; *pp != NULL;) {
+            struct qconn *c = *pp;
+            if (conn_serve(l, c, &progress)) {
+                pp = &c->next;
+            } else {
+                *pp = c->next;
+                conn_free(c);
+            }
+        }
+        link_drain(l);
+        more = anything_ready(l);
+        if (!more)
+            break;
+    }
+    /* The library could not write everything into a full pair: now it has room again. */
+    if (SSL_net_write_desired(l->listener))
+        more = 1;
+    if (more) {
+        uv_timer_start(&l->timer, on_link_timer, 0, 0);
+        return 1;
+    }
+    if (!SSL_get_event_timeout(l->listener, &tv, &inf))
+        inf = 1;
+#if !ADDRESSED
+    if (l->conns == NULL && inf) {
+        uint64_t idle = uv_now(loop) - l->last_rx;
+        if (l->had_conn || idle >= IDLE_GC_MS) {
+            link_unlink(l);
+            links_freed++;
+            link_close(l);
+            return 0;
+        }
+        uv_timer_start(&l->timer, on_link_timer, IDLE_GC_MS - idle, 0);
+        return 1;
+    }
+#endif
+    if (inf)
+        uv_timer_stop(&l->timer);
+    else
+        uv_timer_start(&l->timer, on_link_timer, (uint64_t)tv.tv_sec * 1000 + ((uint64_t)tv.tv_usec + 999) / 1000, 0);
+    return 1;
+}
+
+/* Runs once per loop iteration, after libuv's I/O callbacks: one round per link that
+ * received datagrams in this iteration. */
+static void on_check(uv_check_t *h)
+{
+    (void)h;
+    while (dirty_links != NULL) {
+        struct link *l = dirty_links;
+        dirty_links = l->next_dirty;
+        l->dirty = 0;
+        (void)link_round(l);
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    (void)suggested;
+    *buf = uv_buf_init((char *)rx_buf, sizeof(rx_buf));
+}
+
+/* Writes one received datagram into the link's pair. 1 when it went in. */
+static int link_inject(struct link *l, const uint8_t *data, size_t len, const struct sockaddr *from)
+{
+#if ADDRESSED
+    BIO_MSG m;
+    size_t done = 0;
+    if (!sa_to_bio(from, rx_addr))
+        return 0;
+    memset(&m, 0, sizeof(m));
+    m.data = (void *)data;
+    m.data_len = len;
+    m.local = rx_addr; /* becomes the datagram's source (BIO_MSG.peer) on the library's side */
+    if (BIO_sendmmsg(l->net, &m, sizeof(m), 1, 0, &done) && done == 1)
+        return 1;
+    ERR_clear_error();
+    return 0;
+#else
+    (void)from;
+    if (BIO_write(l->net, data, (int)len) == (int)len)
+        return 1;
+    ERR_clear_error();
+    return 0;
+#endif
+}
+
+static void on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *from, unsigned flags)
+{
+    struct link *l;
+    (void)h;
+    (void)flags;
+    if (nread < 0) {
+        demo_log("uv_udp recv: %s", uv_strerror((int)nread));
+        return;
+    }
+    if (nread == 0 || from == NULL || stopping)
+        return; /* nothing more to read now (or an empty datagram) */
+#if ADDRESSED
+    l = the_link;
+#else
+    l = link_for(from);
+    if (l == NULL)
+        return;
+    l->last_rx = uv_now(loop);
+#endif
+    if (!link_inject(l, (const uint8_t *)buf->base, (size_t)nread, from)) {
+        /* The pair is full: let the library take what is there, then try once more;
+         * otherwise the datagram is dropped, as a full socket buffer would (QUIC recovers). */
+        if (!link_round(l) || !link_inject(l, (const uint8_t *)buf->base, (size_t)nread, from)) {
+            dropped_in++;
+            return;
+        }
+    }
+    link_mark(l);
+}
+
+static int net_start(void)
+{
+    int bound, fd = demo_udp_bind(port, &bound), bufsize = 4 << 20;
+    if (fd < 0)
+        return 0;
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsize, sizeof(bufsize));
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsize, sizeof(bufsize));
+    port = bound;
+#if ADDRESSED
+    {
+        int i;
+        rx_addr = BIO_ADDR_new();
+        for (i = 0; i < BATCH; i++)
+            if ((tx_addr[i] = BIO_ADDR_new()) == NULL)
+                return 0;
+        if (rx_addr == NULL || (the_link = link_new()) == NULL)
+            return 0;
+    }
+#endif
+    if (uv_udp_init(loop, &udp) != 0 || uv_udp_open(&udp, fd) != 0 ||
+        uv_udp_recv_start(&udp, on_alloc, on_udp_recv) != 0 || uv_check_init(loop, &check) != 0 ||
+        uv_check_start(&check, on_check) != 0)
+        return 0;
+    return 1;
+}
+
+static void net_stop(void)
+{
+    uv_udp_recv_stop(&udp);
+    uv_close((uv_handle_t *)&udp, NULL); /* queued sends are cancelled (on_sent frees them) */
+    uv_close((uv_handle_t *)&check, NULL);
+    dirty_links = NULL;
+#if ADDRESSED
+    link_close(the_link);
+    the_link = NULL;
+#else
+    while (links != NULL) {
+        struct link *l = links;
+        links = l->next;
+        link_close(l);
+    }
+    demo_log("%lu client addresses seen, %lu links freed before shutdown", nlinks, links_freed);
+#endif
+    demo_log("%lu connections, %llu rounds, %llu datagrams dropped (pair full), %llu sends queued", nconns, rounds,
+             dropped_in, queued_sends);
+}
+
+static void net_free(void)
+{
+#if ADDRESSED
+    int i;
+    BIO_ADDR_free(rx_addr);
+    for (i = 0; i < BATCH; i++)
+        BIO_ADDR_free(tx_addr[i]);
+#endif
+}
+
+#else
+/* ---------------------------------------------------------------- TLS over TCP */
+
+#define PAIR_BUF (64 << 10)
+#define WRITE_HIGH (256 << 10) /* bytes queued in uv_write before the answer pauses */
+#define LINGER_MS 10000
+
+enum tstate { T_REQ, T_RESP, T_SHUT, T_FLUSH, T_LINGER, T_CLOSED };
+
+struct tconn {
+    uv_tcp_t tcp;
+    uv_timer_t linger;
+    uv_shutdown_t shut;
+    int open_handles;
+    SSL *ssl;
+    BIO *net; /* our half of the BIO pair; the SSL object owns the other */
+    char peer[64];
+    enum tstate state;
+    demo_req req;
+    demo_resp resp;
+    uint8_t buf[CHUNK];
+    size_t off, len;
+    uint8_t rx[65536]; /* libuv reads here */
+    size_t rx_off, rx_len; /* bytes of rx the pair has not taken yet */
+    int reading, eof_in, eof_passed;
+    size_t queued; /* bytes handed to uv_write, not yet written */
+    demo_conn_result res;
+    struct tconn *prev, *next;
+};
+
+struct wreq {
+    uv_write_t req;
+    struct tconn *c;
+    size_t len;
+    uint8_t data[];
+};
+
+static int lfd = -1;
+#ifdef USE_LISTENER
+static SSL *listener;
+static uv_poll_t lpoll;
+#else
+static uv_tcp_t server;
+#endif
+static struct tconn *conns;
+
+static void drive(struct tconn *c);
+
+static void on_tconn_closed(uv_handle_t *h)
+{
+    struct tconn *c = h->data;
+    if (--c->open_handles > 0)
+        return;
+    SSL_free(c->ssl); /* and the library's half of the pair */
+    BIO_free(c->net);
+    free(c);
+}
+
+/* The one log line, then the handles close (pending writes are cancelled) and c is freed. */
+static void tconn_close(struct tconn *c, const char *why)
+{
+    if (c->state == T_CLOSED)
+        return;
+    if (why != NULL)
+        set_failed(&c->res, why);
+    ERR_clear_error();
+    c->state = T_CLOSED;
+    log_conn(c->peer, &c->res);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    uv_close((uv_handle_t *)&c->tcp, on_tconn_closed);
+    uv_close((uv_handle_t *)&c->linger, on_tconn_closed);
+}
+
+static void on_linger(uv_timer_t *t)
+{
+    tconn_close(t->data, NULL); /* answered; the client just did not close in time */
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    struct wreq *w = (struct wreq *)req;
+    struct tconn *c = w->c;
+    c->queued -= w->len;
+    free(w);
+    if (c->state == T_CLOSED)
+        return;
+    if (status < 0) {
+        char why[80];
+        snprintf(why, sizeof(why), "writing to the client: %s", uv_strerror(status));
+        tconn_close(c, why);
+        return;
+    }
+    if (c->queued < WRITE_HIGH / 2)
+        drive(c);
+}
+
+/* Moves what the library wrote into the pair to libuv. 1 if anything moved. */
+static int flush_out(struct tconn *c)
+{
+    int moved = 0;
+    for (;;) {
+        size_t pending = BIO_ctrl_pending(c->net);
+        struct wreq *w;
+        uv_buf_t b;
+        int n;
+        if (pending == 0)
+            return moved;
+        if (pending > 65536)
+            pending = 65536;
+        w = malloc(sizeof(*w) + pending);
+        if (w == NULL)
+            return moved;
+        n = BIO_read(c->net, w->data, (int)pending);
+        if (n <= 0) {
+            free(w);
+            ERR_clear_error();
+            return moved;
+        }
+        w->c = c;
+        w->len = (size_t)n;
+        b = uv_buf_init((char *)w->data, (unsigned)n);
+        if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
+            free(w);
+            tconn_close(c, "uv_write");
+            return moved;
+        }
+        c->queued += (size_t)n;
+        moved = 1;
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct tconn *c = h->data;
+    (void)suggested;
+    *buf = uv_buf_init((char *)c->rx, sizeof(c->rx));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* Moves bytes libuv read into the pair; reading pauses while some are left over. */
+static int pump_in(struct tconn *c)
+{
+    int moved = 0;
+    while (c->rx_off < c->rx_len) {
+        int n = BIO_write(c->net, c->rx + c->rx_off, (int)(c->rx_len - c->rx_off));
+        if (n <= 0) {
+            ERR_clear_error();
+            break;
+        }
+        c->rx_off += (size_t)n;
+        moved = 1;
+    }
+    if (c->rx_off < c->rx_len) {
+        if (c->reading) {
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            c->reading = 0;
+        }
+        return moved;
+    }
+    c->rx_off = c->rx_len = 0;
+    if (c->eof_in && !c->eof_passed) {
+        (void)BIO_shutdown_wr(c->net); /* the library reads the end of stream after the bytes */
+        c->eof_passed = 1;
+        moved = 1;
+    } else if (!c->eof_in && !c->reading) {
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        c->reading = 1;
+    }
+    return moved;
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    (void)status; /* cancelled when the connection closed first; else nothing to do */
+}
+
+/*
+ * Runs the connection as far as it goes: request, answer, close_notify, FIN, linger. Every
+ * SSL call is followed by moving bytes both ways, until nothing moves.
+ */
+static void drive(struct tconn *c)
+{
+    uint8_t in[4096];
+    size_t n;
+    int r, moved;
+
+    do {
+        int blocked = 0;
+        moved = pump_in(c);
+        while (!blocked && c->state != T_CLOSED) {
+            switch (c->state) {
+            case T_REQ:
+                if (!SSL_read_ex(c->ssl, in, sizeof(in), &n)) {
+                    r = SSL_get_error(c->ssl, 0);
+                    if (r == SSL_ERROR_WANT_READ || r == SSL_ERROR_WANT_WRITE) {
+                        blocked = 1; /* input from libuv, or the pair drained: below */
+                    } else if (r == SSL_ERROR_ZERO_RETURN && demo_req_eof(&c->req) > 0) {
+                        ERR_clear_error();
+                        demo_resp_init(&c->resp, &c->req);
+                        c->state = T_RESP;
+                    } else {
+                        tconn_close(c, c->req.len ? "reading the request" : "closed before a request");
+                    }
+                    break;
+                }
+                r = demo_req_feed(&c->req, in, n);
+                if (r < 0) {
+                    tconn_close(c, "not a request");
+                } else if (r == 1) {
+                    demo_resp_init(&c->resp, &c->req);
+                    c->state = T_RESP;
+                }
+                break;
+            case T_RESP:
+                if (c->queued >= WRITE_HIGH) {
+                    blocked = 1; /* on_written drives again */
+                    break;
+                }
+                if (c->off == c->len) {
+                    c->off = 0;
+                    c->len = demo_resp_fill(&c->resp, c->buf, sizeof(c->buf));
+                    if (c->len == 0) {
+                        c->res.requests++;
+                        c->state = T_SHUT;
+                        break;
+                    }
+                }
+                if (!SSL_write_ex(c->ssl, c->buf + c->off, c->len - c->off, &n)) {
+                    r = SSL_get_error(c->ssl, 0);
+                    if (r == SSL_ERROR_WANT_WRITE || r == SSL_ERROR_WANT_READ)
+                        blocked = 1;
+                    else
+                        tconn_close(c, "writing the answer");
+                    break;
+                }
+                c->off += n;
+                c->res.bytes_out += n;
+                break;
+            case T_SHUT:
+                r = SSL_shutdown(c->ssl);
+                if (r < 0) {
+                    r = SSL_get_error(c->ssl, r);
+                    if (r == SSL_ERROR_WANT_WRITE || r == SSL_ERROR_WANT_READ)
+                        blocked = 1;
+                    else
+                        tconn_close(c, "shutdown");
+                    break;
+                }
+                ERR_clear_error();
+                c->state = T_FLUSH; /* close_notify is in the pair */
+                break;
+            case T_FLUSH:
+                /* Once libuv has written everything: FIN, then wait for the client's. */
+                if (BIO_ctrl_pending(c->net) > 0 || c->queued > 0) {
+                    blocked = 1;
+                    break;
+                }
+                uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown);
+                uv_timer_start(&c->linger, on_linger, LINGER_MS, 0);
+                c->state = T_LINGER;
+                break;
+            case T_LINGER:
+                /* on_read closes at the client's end of stream. */
+                if (c->eof_in) {
+                    tconn_close(c, NULL);
+                    return;
+                }
+                blocked = 1;
+                break;
+            case T_CLOSED:
+                break;
+            }
+        }
+        if (c->state == T_CLOSED)
+            return;
+        moved |= flush_out(c);
+    } while (moved && c->state != T_CLOSED);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct tconn *c = s->data;
+    (void)buf;
+    if (c->state == T_CLOSED)
+        return;
+    if (nread == UV_EOF) {
+        c->eof_in = 1;
+        uv_read_stop(s);
+        c->reading = 0;
+    } else if (nread < 0) {
+        char why[80];
+        snprintf(why, sizeof(why), "reading from the client: %s", uv_strerror((int)nread));
+        tconn_close(c, c->state == T_LINGER ? NULL : why);
+        return;
+    } else if (nread > 0) {
+        if (c->state == T_LINGER)
+            return; /* after our close_notify: whatever the client still says is dropped */
+        c->rx_off = 0;
+        c->rx_len = (size_t)nread;
+    }
+    drive(c);
+}
+
+/* A connection whose TCP side is c->tcp (connected) and whose SSL is ssl. */
+static void tconn_start(struct tconn *c, SSL *ssl)
+{
+    BIO *lib = NULL;
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+
+    c->ssl = ssl;
+    c->tcp.data = c->linger.data = c;
+    c->open_handles = 2;
+    uv_timer_init(loop, &c->linger);
+    c->next = conns;
+    if (conns != NULL)
+        conns->prev = c;
+    conns = c;
+    nconns++;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0)
+        sa_string((struct sockaddr *)&ss, c->peer, sizeof(c->peer));
+    else
+        snprintf(c->peer, sizeof(c->peer), "?");
+    if (!BIO_new_bio_pair(&lib, PAIR_BUF, &c->net, PAIR_BUF)) {
+        tconn_close(c, "BIO_new_bio_pair");
+        return;
+    }
+    SSL_set_bio(ssl, lib, lib); /* the SSL object owns its half */
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    c->reading = 1;
+    drive(c);
+}
+
+#ifdef USE_LISTENER
+/* The listener API accepts; libuv then owns the accepted socket. */
+static void on_accept_ready(uv_poll_t *h, int status, int events)
+{
+    SSL *ssl;
+    (void)h;
+    (void)events;
+    if (status < 0) {
+        demo_log("listening socket: %s", uv_strerror(status));
+        return;
+    }
+    while ((ssl = SSL_accept_connection(listener, SSL_ACCEPT_CONNECTION_NO_BLOCK)) != NULL) {
+        struct tconn *c = calloc(1, sizeof(*c));
+        int fd = SSL_get_fd(ssl);
+        /* The accepted connection came with a socket BIO that would close the fd when it is
+         * replaced; libuv owns the fd from now on. */
+        if (c == NULL || fd < 0 || BIO_set_close(SSL_get_rbio(ssl), BIO_NOCLOSE) != 1 ||
+            uv_tcp_init(loop, &c->tcp) != 0) {
+            demo_log_errors("accepted connection");
+            SSL_free(ssl);
+            free(c);
+            continue;
+        }
+        if (uv_tcp_open(&c->tcp, fd) != 0) {
+            close(fd);
+            c->state = T_CLOSED;
+            c->tcp.data = c;
+            c->ssl = ssl;
+            c->open_handles = 1;
+            uv_close((uv_handle_t *)&c->tcp, on_tconn_closed);
+            continue;
+        }
+        tconn_start(c, ssl);
+    }
+    ERR_clear_error();
+}
+#else
+static void on_connection(uv_stream_t *s, int status)
+{
+    struct tconn *c;
+    SSL *ssl;
+    if (status < 0) {
+        demo_log("listen: %s", uv_strerror(status));
+        return;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return;
+    uv_tcp_init(loop, &c->tcp);
+    ssl = SSL_new(ctx);
+    if (uv_accept(s, (uv_stream_t *)&c->tcp) != 0 || ssl == NULL) {
+        demo_log_errors("accepting");
+        c->state = T_CLOSED;
+        c->tcp.data = c;
+        c->ssl = ssl;
+        c->open_handles = 1;
+        uv_close((uv_handle_t *)&c->tcp, on_tconn_closed);
+        return;
+    }
+    SSL_set_accept_state(ssl);
+    tconn_start(c, ssl);
+}
+#endif
+
+static int net_start(void)
+{
+    int bound;
+    lfd = demo_tcp_listen(port, &bound);
+    if (lfd < 0)
+        return 0;
+    port = bound;
+#ifdef USE_LISTENER
+    listener = SSL_new_listener(ctx, 0);
+    if (listener == NULL || !SSL_set_blocking_mode(listener, 0) || !SSL_set_fd(listener, lfd) ||
+        !SSL_listen(listener))
+        return 0;
+    if (uv_poll_init_socket(loop, &lpoll, lfd) != 0 || uv_poll_start(&lpoll, UV_READABLE, on_accept_ready) != 0)
+        return 0;
+#else
+    if (uv_tcp_init(loop, &server) != 0 || uv_tcp_open(&server, lfd) != 0 ||
+        uv_listen((uv_stream_t *)&server, 128, on_connection) != 0)
+        return 0;
+#endif
+    return 1;
+}
+
+static void net_stop(void)
+{
+#ifdef USE_LISTENER
+    uv_close((uv_handle_t *)&lpoll, NULL);
+#else
+    uv_close((uv_handle_t *)&server, NULL); /* closes lfd */
+#endif
+    while (conns != NULL)
+        tconn_close(conns, "still open at shutdown");
+    demo_log("%lu connections", nconns);
+}
+
+static void net_free(void)
+{
+#ifdef USE_LISTENER
+    SSL_free(listener);
+    close(lfd);
+#endif
+}
+#endif
+
+/* ---------------------------------------------------------------- main */
+
+static void on_signal(uv_signal_t *h, int sig)
+{
+    (void)h;
+    if (stopping)
+        return;
+    stopping = 1;
+    demo_log("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    net_stop();
+    uv_close((uv_handle_t *)&sig_int, NULL);
+    uv_close((uv_handle_t *)&sig_term, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    const char *cert, *key;
+
+#if ADDRESSED
+    demo_name = "async-nonpollable";
+#else
+    demo_name = "async-unaddressed";
+#endif
+    if (!demo_args(argc, argv, &cert, &key, &port))
+        return 2;
+    signal(SIGPIPE, SIG_IGN);
+    ctx = demo_server_ctx(cert, key);
+    loop = uv_default_loop();
+    if (!net_start())
+        demo_die("listening");
+    uv_signal_init(loop, &sig_int);
+    uv_signal_init(loop, &sig_term);
+    uv_signal_start(&sig_int, on_signal, SIGINT);
+    uv_signal_start(&sig_term, on_signal, SIGTERM);
+    demo_listening(port);
+    uv_run(loop, UV_RUN_DEFAULT);
+    net_free();
+    uv_loop_close(loop);
+    SSL_CTX_free(ctx);
+    return 0;
+}
