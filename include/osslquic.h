@@ -272,6 +272,20 @@
 
 #define BIO_RR_ACCEPT 3
 
+#define BIO_TYPE_SSL (7 | BIO_TYPE_FILTER)
+
+#define BIO_C_SET_SSL 109
+
+#define BIO_C_GET_SSL 110
+
+#define BIO_C_SSL_MODE 119
+
+#define BIO_C_SET_SSL_RENEGOTIATE_BYTES 125
+
+#define BIO_C_GET_SSL_NUM_RENEGOTIATES 126
+
+#define BIO_C_SET_SSL_RENEGOTIATE_TIMEOUT 127
+
 #define BIO_POLL_DESCRIPTOR_TYPE_NONE 0
 
 #define BIO_POLL_DESCRIPTOR_TYPE_SOCK_FD 1
@@ -633,6 +647,10 @@
 #define SSL_POLL_FLAG_NO_HANDLE_EVENTS 1
 
 #define SSL_R_POLL_REQUEST_NOT_SUPPORTED 418
+
+#define SSL_ERROR_WANT_CONNECT 7
+
+#define SSL_ERROR_WANT_ACCEPT 8
 
 #define SSL_R_UNEXPECTED_EOF_WHILE_READING 294
 
@@ -1041,9 +1059,17 @@ const BIO_METHOD *BIO_s_bio(void);
 
 /**
  * The buffering filter. Here it buffers nothing: reads, writes and ctrls pass straight to
- * the next BIO of the chain (BIO_flush is then always complete). See BIO_f_buffer(3).
+ * the next BIO of the chain (BIO_flush is then always complete); BIO_gets reads a line from
+ * the next BIO. See BIO_f_buffer(3).
  */
 const BIO_METHOD *BIO_f_buffer(void);
+
+/**
+ * The SSL filter method: reads and writes go through the SSL attached with BIO_set_ssl,
+ * which does its network I/O through its own BIOs (chained after this one). See
+ * BIO_f_ssl(3).
+ */
+const BIO_METHOD *BIO_f_ssl(void);
 
 /**
  * The connect BIO method: resolves a host and service, connects a TCP socket of its own,
@@ -1571,8 +1597,10 @@ int BIO_get_shutdown(BIO *a);
 int BIO_puts(BIO *bp, const char *buf);
 
 /**
- * Reads a line of at most `size - 1` bytes through a custom method's gets callback; -2 (and
- * an error) when it has none and on the built-in datagram BIOs. See BIO_gets(3).
+ * Reads a line of at most `size - 1` bytes (with its newline) and NUL-terminates it: from a
+ * memory BIO, through a BIO_f_buffer (from the BIO after it, a byte at a time), or through a
+ * custom method's gets callback; -2 (and an error) on other BIOs (the datagram BIOs, an SSL
+ * BIO, a custom method without gets). See BIO_gets(3).
  */
 int BIO_gets(BIO *bp, char *buf, int size);
 
@@ -2420,6 +2448,34 @@ const char *SSL_get_servername(const SSL *ssl, int type);
  * return 0 with an "unsupported" error. See SSL_CTX_callback_ctrl(3).
  */
 long SSL_CTX_callback_ctrl(SSL_CTX *ctx, int cmd, void (*fp)(void));
+
+/**
+ * An SSL BIO over a new SSL of `ctx`, in client (`client` non-zero) or server mode; the
+ * BIO owns the SSL (BIO_CLOSE). Push the network BIO after it (BIO_push), or use
+ * BIO_new_ssl_connect. NULL and an error on failure. See BIO_new_ssl(3).
+ */
+BIO *BIO_new_ssl(SSL_CTX *ctx, int client);
+
+/**
+ * A client SSL BIO chained onto a new connect BIO (which the chain owns): set the peer
+ * with BIO_set_conn_hostname(b, "host:port") on the returned BIO (commands the SSL BIO
+ * does not know reach the connect BIO), then BIO_do_connect/BIO_do_handshake or just
+ * read and write. Free with BIO_free_all. TLS contexts only (a QUIC context fails: the
+ * connect BIO here is TCP only). See BIO_new_ssl_connect(3).
+ */
+BIO *BIO_new_ssl_connect(SSL_CTX *ctx);
+
+/**
+ * BIO_new_ssl_connect behind a BIO_f_buffer (here a pass-through that adds BIO_gets).
+ * See BIO_new_buffer_ssl_connect(3).
+ */
+BIO *BIO_new_buffer_ssl_connect(SSL_CTX *ctx);
+
+/**
+ * One SSL_shutdown step (close_notify) on the SSL of every SSL BIO in `b`'s chain. NULL is
+ * a no-op. See BIO_ssl_shutdown(3).
+ */
+void BIO_ssl_shutdown(BIO *b);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -141,3 +141,12 @@ pub const BIO_FAMILY_IPANY: i32 = 256;
 pub const BIO_RR_SSL_X509_LOOKUP: i32 = 0x01;
 pub const BIO_RR_CONNECT: i32 = 0x02;
 pub const BIO_RR_ACCEPT: i32 = 0x03;
+
+// The SSL filter BIO (BIO_f_ssl).
+pub const BIO_TYPE_SSL: i32 = 7 | BIO_TYPE_FILTER;
+pub const BIO_C_SET_SSL: i32 = 109;
+pub const BIO_C_GET_SSL: i32 = 110;
+pub const BIO_C_SSL_MODE: i32 = 119;
+pub const BIO_C_SET_SSL_RENEGOTIATE_BYTES: i32 = 125;
+pub const BIO_C_GET_SSL_NUM_RENEGOTIATES: i32 = 126;
+pub const BIO_C_SET_SSL_RENEGOTIATE_TIMEOUT: i32 = 127;

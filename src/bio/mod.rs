@@ -10,6 +10,7 @@ pub mod conn;
 pub mod consts;
 pub mod custom;
 pub mod dgram;
+pub mod filter;
 pub mod mem;
 pub mod msg;
 pub mod pair;
@@ -112,6 +113,8 @@ pub enum Kind {
     Conn(conn::ConnBio),
     /// BIO_s_accept: a listening socket; accepted connections are chained after it.
     Accept(acpt::AcceptBio),
+    /// BIO_f_ssl: a filter over an engine from outside this layer (an SSL object).
+    Filter(filter::FilterBio),
 }
 
 /// Counters updated once per batch (never per datagram on a shared line).
@@ -163,6 +166,7 @@ impl Bio {
             BIO_TYPE_BUFFER => Kind::Buffer,
             BIO_TYPE_CONNECT => Kind::Conn(conn::ConnBio::default()),
             BIO_TYPE_ACCEPT => Kind::Accept(acpt::AcceptBio::default()),
+            BIO_TYPE_SSL => Kind::Filter(filter::FilterBio::default()),
             _ => Kind::Pair(pair::PairEnd::new()),
         };
         let bio = Self::with_kind(method, kind);
@@ -268,6 +272,13 @@ impl Bio {
             _ => None,
         }
     }
+    /// The SSL filter state of a BIO_f_ssl BIO.
+    pub fn filter(&self) -> Option<&filter::FilterBio> {
+        match &self.kind {
+            Kind::Filter(f) => Some(f),
+            _ => None,
+        }
+    }
     /// Whether this is one of the byte-stream kinds (socket, mem, BIO pair, buffer filter,
     /// connect and accept BIOs).
     pub fn is_stream(&self) -> bool {
@@ -279,6 +290,7 @@ impl Bio {
                 | Kind::Buffer
                 | Kind::Conn(_)
                 | Kind::Accept(_)
+                | Kind::Filter(_)
         )
     }
 
@@ -330,6 +342,15 @@ impl Bio {
         *append.prev.lock() = Arc::downgrade(&last);
     }
 
+    /// Makes `next` the BIO after this one (BIO_set_next): the rest of this BIO's chain is
+    /// dropped from it; `next` keeps its own chain.
+    pub fn set_next(this: &Arc<Bio>, next: Option<&Arc<Bio>>) {
+        *this.next.lock() = next.map_or_else(Weak::new, Arc::downgrade);
+        if let Some(n) = next {
+            *n.prev.lock() = Arc::downgrade(this);
+        }
+    }
+
     /// Cuts the chain after this BIO (BIO_push(b, NULL) on the last BIO does nothing else).
     pub fn pop_next(&self) {
         *self.next.lock() = Weak::new();
@@ -364,6 +385,31 @@ impl Bio {
         let r = f(&n);
         self.set_flags(n.flags() & (BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY));
         r
+    }
+
+    /// BIO_gets on a BIO_f_buffer: a line from the next BIO, taken one byte at a time (this
+    /// filter keeps no buffer, so it must not read past the newline). Stops after a newline,
+    /// when `out` is full, at end of stream, or when the next BIO would block or fails after
+    /// some bytes came (those are returned, as bf_buff.c's buffer_gets does).
+    pub fn gets_through(&self, out: &mut [u8]) -> Result<usize> {
+        self.clear_retry();
+        let mut n = 0;
+        while n < out.len() {
+            let mut b = [0u8];
+            match self.via_next(|nx| nx.read(&mut b)) {
+                Ok(1) => {
+                    out[n] = b[0];
+                    n += 1;
+                    if b[0] == b'\n' {
+                        break;
+                    }
+                }
+                Ok(_) => break,
+                Err(_) if n > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
     }
 
     /// The custom state of a BIO made from a BIO_meth_new method, if it is one.
@@ -446,6 +492,7 @@ impl Bio {
                 }
                 return self.via_next(|n| n.read(buf));
             }
+            Kind::Filter(f) => return f.read(self, buf),
         };
         self.note_retry(r, BIO_FLAGS_READ)
     }
@@ -477,6 +524,7 @@ impl Bio {
                 }
                 return self.via_next(|n| n.write(buf));
             }
+            Kind::Filter(f) => return f.write(self, buf),
         };
         self.note_retry(r, BIO_FLAGS_WRITE)
     }
@@ -870,6 +918,7 @@ impl Bio {
             Kind::Buffer => self.filter_next()?.rpoll(),
             Kind::Conn(c) => c.io().poll_descriptor(),
             Kind::Accept(a) => listener_poll(a.fd()),
+            Kind::Filter(f) => f.net_bio(false)?.rpoll(),
             Kind::Mem(_) | Kind::BytePair(_) => Err(self.not_pollable()),
         }
     }
@@ -884,6 +933,7 @@ impl Bio {
             Kind::Buffer => self.filter_next()?.wpoll(),
             Kind::Conn(c) => c.io().poll_descriptor(),
             Kind::Accept(a) => listener_poll(a.fd()),
+            Kind::Filter(f) => f.net_bio(true)?.wpoll(),
             Kind::Mem(_) | Kind::BytePair(_) => Err(self.not_pollable()),
         }
     }

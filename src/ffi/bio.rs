@@ -16,6 +16,7 @@ use crate::bio::bpair::BytePair;
 use crate::bio::conn::METHOD_CONNECT;
 use crate::bio::consts::*;
 use crate::bio::custom::{CustomMethod, ReadExFn, WriteExFn};
+use crate::bio::filter::METHOD_SSL;
 use crate::bio::msg::{BIO_ADDR, BIO_MSG, BIO_POLL_DESCRIPTOR, MsgArray};
 use crate::bio::pair::PairEnd;
 use crate::bio::zc::{RawBuf, ReadAllocCb, ReadFreeCb, WriteDoneCb};
@@ -67,6 +68,7 @@ fn method_arg(m: *const BIO_METHOD) -> Result<MethodRef> {
         &METHOD_BUFFER,
         &METHOD_CONNECT,
         &METHOD_ACCEPT,
+        &METHOD_SSL,
     ]
     .into_iter()
     .find(|k| std::ptr::eq(*k as *const BioMethod as *const BIO_METHOD, m))
@@ -161,10 +163,19 @@ pub extern "C" fn BIO_s_bio() -> *const BIO_METHOD {
 }
 
 /// The buffering filter. Here it buffers nothing: reads, writes and ctrls pass straight to
-/// the next BIO of the chain (BIO_flush is then always complete). See BIO_f_buffer(3).
+/// the next BIO of the chain (BIO_flush is then always complete); BIO_gets reads a line from
+/// the next BIO. See BIO_f_buffer(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_f_buffer() -> *const BIO_METHOD {
     method_handle(&METHOD_BUFFER)
+}
+
+/// The SSL filter method: reads and writes go through the SSL attached with BIO_set_ssl,
+/// which does its network I/O through its own BIOs (chained after this one). See
+/// BIO_f_ssl(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_f_ssl() -> *const BIO_METHOD {
+    method_handle(&METHOD_SSL)
 }
 
 /// The connect BIO method: resolves a host and service, connects a TCP socket of its own,
@@ -344,6 +355,15 @@ pub extern "C" fn BIO_push(b: *mut BIO, append: *mut BIO) -> *mut BIO {
             }
             false => Bio::push(&head, &bio_arc(append)?),
         }
+        // SSL BIOs of the chain take what now follows them as their SSL's network BIO
+        // (BIO_CTRL_PUSH, bio_ssl.c).
+        let mut cur = Some(head.clone());
+        while let Some(x) = cur {
+            if x.filter().is_some() {
+                super::sslbio::pushed(&x);
+            }
+            cur = x.next_bio().filter(|n| !Arc::ptr_eq(n, &head));
+        }
         if let Some(c) = head.custom() {
             // SAFETY: b is this BIO's handle; BIO_CTRL_PUSH is informational (BIO_push(3)).
             let _ = unsafe { c.ctrl(b, BIO_CTRL_PUSH, 0, std::ptr::null_mut()) };
@@ -364,6 +384,10 @@ pub extern "C" fn BIO_pop(b: *mut BIO) -> *mut BIO {
         if let Some(c) = bio.custom() {
             // SAFETY: b is this BIO's handle; BIO_CTRL_POP is informational (BIO_pop(3)).
             let _ = unsafe { c.ctrl(b, BIO_CTRL_POP, 0, b.cast()) };
+        }
+        if bio.filter().is_some() {
+            // A popped SSL BIO's SSL lets go of its network BIOs (bio_ssl.c).
+            super::sslbio::popped(bio);
         }
         Ok(bio.pop().map_or(std::ptr::null_mut(), |n| Arc::as_ptr(&n) as *mut BIO))
     })
@@ -651,6 +675,9 @@ pub extern "C" fn BIO_method_name(b: *const BIO) -> *const c_char {
             BIO_TYPE_MEM => c"memory buffer".as_ptr(),
             BIO_TYPE_BIO => c"BIO pair".as_ptr(),
             BIO_TYPE_BUFFER => c"buffer".as_ptr(),
+            BIO_TYPE_SSL => c"ssl".as_ptr(),
+            BIO_TYPE_CONNECT => c"socket connect".as_ptr(),
+            BIO_TYPE_ACCEPT => c"socket accept".as_ptr(),
             _ => c"BIO dgram mem".as_ptr(),
         })
     })
@@ -729,6 +756,9 @@ fn ctrl(bio: &Bio, cmd: c_int, larg: c_long, parg: *mut c_void) -> Result<c_long
     let int_out = |v: c_int| {
         put(parg as *mut c_int, v);
     };
+    if bio.filter().is_some() {
+        return super::sslbio::filter_ctrl(bio, cmd, larg, parg);
+    }
     if bio.is_stream() {
         return stream_ctrl(bio, cmd, larg, parg);
     }
@@ -1901,8 +1931,10 @@ pub extern "C" fn BIO_puts(bp: *mut BIO, buf: *const c_char) -> c_int {
     })
 }
 
-/// Reads a line of at most `size - 1` bytes through a custom method's gets callback; -2 (and
-/// an error) when it has none and on the built-in datagram BIOs. See BIO_gets(3).
+/// Reads a line of at most `size - 1` bytes (with its newline) and NUL-terminates it: from a
+/// memory BIO, through a BIO_f_buffer (from the BIO after it, a byte at a time), or through a
+/// custom method's gets callback; -2 (and an error) on other BIOs (the datagram BIOs, an SSL
+/// BIO, a custom method without gets). See BIO_gets(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_gets(bp: *mut BIO, buf: *mut c_char, size: c_int) -> c_int {
     ffi_entry!(BIO_gets, -1 => {
@@ -1918,6 +1950,15 @@ pub extern "C" fn BIO_gets(bp: *mut BIO, buf: *mut c_char, size: c_int) -> c_int
             let n = m.gets(&mut buf[..size as usize - 1]);
             buf[n] = 0;
             bio.clear_retry();
+            return Ok(n as c_int);
+        }
+        if bio.type_id() == BIO_TYPE_BUFFER {
+            if size <= 0 {
+                return Ok(0);
+            }
+            let buf = super::slice_arg_mut(buf.cast(), size as usize, "buf")?;
+            let n = bio.gets_through(&mut buf[..size as usize - 1])?;
+            buf[n] = 0;
             return Ok(n as c_int);
         }
         let Some(c) = bio.custom() else {

@@ -17,6 +17,7 @@ pub mod bio;
 pub mod crypto;
 pub mod err;
 pub mod ssl;
+pub mod sslbio;
 
 /// Runs one exported function's body: a panic becomes an internal error, an `Err` is queued
 /// (unless it is a quiet would-block) and the return type's failure value is returned.

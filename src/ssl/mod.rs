@@ -7,6 +7,7 @@
 pub mod alpn;
 pub mod ctx;
 pub mod domain;
+pub mod filter;
 pub mod poll;
 
 use std::net::SocketAddr;

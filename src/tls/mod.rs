@@ -17,6 +17,8 @@ use crate::error::*;
 
 pub const SSL_ERROR_WANT_READ: i32 = 2;
 pub const SSL_ERROR_WANT_WRITE: i32 = 3;
+pub const SSL_ERROR_WANT_CONNECT: i32 = 7;
+pub const SSL_ERROR_WANT_ACCEPT: i32 = 8;
 pub const SSL_R_UNEXPECTED_EOF_WHILE_READING: u32 = 294;
 pub const SSL_R_UNINITIALIZED: u32 = 276;
 pub const SSL_R_PROTOCOL_IS_SHUTDOWN: u32 = 207;
@@ -101,6 +103,21 @@ struct In<'a>(&'a Bio);
 impl Read for In<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.read(buf).map_err(to_io)
+    }
+}
+
+/// SSL_get_error's value for a would-block of BIO `b` in direction `dir`: a BIO that is
+/// still connecting or accepting (retry "special", BIO_RR_CONNECT / BIO_RR_ACCEPT) makes it
+/// SSL_ERROR_WANT_CONNECT / SSL_ERROR_WANT_ACCEPT, as OpenSSL's SSL_get_error does.
+fn want_of(b: &Bio, dir: i32) -> i32 {
+    use crate::bio::consts::{BIO_FLAGS_IO_SPECIAL, BIO_RR_ACCEPT, BIO_RR_CONNECT};
+    if b.flags() & BIO_FLAGS_IO_SPECIAL == 0 {
+        return dir;
+    }
+    match b.retry_reason() {
+        BIO_RR_CONNECT => SSL_ERROR_WANT_CONNECT,
+        BIO_RR_ACCEPT => SSL_ERROR_WANT_ACCEPT,
+        _ => dir,
     }
 }
 
@@ -238,7 +255,7 @@ impl Tls {
                     }
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        return Err(self.blocked(SSL_ERROR_WANT_READ));
+                        return Err(self.blocked(want_of(r, SSL_ERROR_WANT_READ)));
                     }
                     Err(e) => {
                         st.failed = true;
@@ -294,7 +311,7 @@ impl Tls {
             match conn.write_tls(&mut Out(w)) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return Err(self.blocked(SSL_ERROR_WANT_WRITE));
+                    return Err(self.blocked(want_of(w, SSL_ERROR_WANT_WRITE)));
                 }
                 Err(e) => {
                     st.failed = true;
@@ -311,7 +328,7 @@ impl Tls {
         let n = match conn.read_tls(&mut In(r)) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return Err(self.blocked(SSL_ERROR_WANT_READ));
+                return Err(self.blocked(want_of(r, SSL_ERROR_WANT_READ)));
             }
             Err(e) => {
                 st.failed = true;
