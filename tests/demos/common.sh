@@ -11,9 +11,14 @@ cd "$ROOT" || exit 1
 : "${BUILD:=build}"
 O="$BUILD/ddd"
 L="$BUILD/ddd/logs"
-CERTS="$BUILD/certs"
 PY="$BUILD/venv/bin/python"
 mkdir -p "$L"
+# A private copy of the test certificates: other suites regenerate build/certs, and a server
+# holding the old chain would then fail every client holding the new CA.
+[ -f "$BUILD/certs/ca.pem" ] || cargo run --release --quiet --example gencert -- "$BUILD/certs" >/dev/null 2>&1
+CERTS="$L/certs.$$"
+mkdir -p "$CERTS"
+cp "$BUILD/certs/ca.pem" "$BUILD/certs/chain.pem" "$BUILD/certs/key.pem" "$CERTS/"
 _pids=""
 
 _cleanup() {
@@ -24,8 +29,8 @@ _cleanup() {
         kill -KILL "$p" 2>/dev/null || true
     done
 }
-trap _cleanup EXIT
-trap '_cleanup; exit 130' INT TERM
+trap '_cleanup; rm -rf "$CERTS"' EXIT
+trap '_cleanup; rm -rf "$CERTS"; exit 130' INT TERM
 
 # alive PID: the process exists and is not a zombie.
 alive() {
