@@ -54,6 +54,10 @@
 #define WORKERS_MAX 64
 #define CHUNK 16384
 #define MAX_PASSES 8 /* passes of one round before yielding to the loop (timer 0) */
+/* Chunks one connection or stream may write per callback or pass: a client that reads as
+ * fast as we write would otherwise keep the socket (or, through the library's implicit event
+ * handling, the stream) writable forever and starve its worker's other connections. */
+#define WRITE_BUDGET 64
 
 struct worker;
 
@@ -85,6 +89,7 @@ struct tconn {
     int fd;
     int polled; /* UV_READABLE / UV_WRITABLE currently asked for */
     SSL *ssl;
+    char peer[64]; /* taken at accept: a socket the client has reset has no peer name */
     enum tstate state;
     demo_req req;
     demo_resp resp;
@@ -218,6 +223,7 @@ static int stream_progress(struct qconn *c, struct qstream *st, int *progress)
 {
     uint8_t in[4096];
     size_t n;
+    int budget = WRITE_BUDGET;
 
     while (!st->fin_in) {
         if (SSL_read_ex(st->ssl, in, sizeof(in), &n)) {
@@ -254,6 +260,8 @@ static int stream_progress(struct qconn *c, struct qstream *st, int *progress)
                 break;
             }
         }
+        if (budget-- == 0)
+            return 0; /* still writable: SSL_poll says so, and the round goes on (or yields) */
         if (!SSL_write_ex(st->ssl, st->buf + st->off, st->len - st->off, &w)) {
             if (SSL_get_error(st->ssl, 0) == SSL_ERROR_WANT_WRITE)
                 return 0;
@@ -519,7 +527,10 @@ static void tconn_close(struct tconn *c, const char *why)
         snprintf(c->res.why, sizeof(c->res.why), "%s%s%s", why, ebuf[0] ? ": " : "", ebuf);
     }
     ERR_clear_error();
-    demo_log_conn(c->ssl, w->port, &c->res);
+    /* demo_log_conn's format, with the peer noted at accept */
+    demo_log("conn from %s port %d: %llu requests, %llu bytes sent, %s%s", c->peer, w->port,
+             (unsigned long long)c->res.requests, (unsigned long long)c->res.bytes_out,
+             c->res.failed ? "failed: " : "ok", c->res.failed ? c->res.why : "");
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -572,7 +583,7 @@ static void tconn_step(struct tconn *c)
 {
     uint8_t in[4096];
     size_t n;
-    int r;
+    int r, budget = WRITE_BUDGET;
 
     for (;;) {
         switch (c->state) {
@@ -608,9 +619,18 @@ static void tconn_step(struct tconn *c)
                     break;
                 }
             }
+            if (budget-- == 0) {
+                /* Yield to the worker's other connections; the socket is writable, so the
+                 * loop calls back at its next iteration. */
+                if (c->polled != UV_WRITABLE) {
+                    uv_poll_start(&c->poll, UV_WRITABLE, on_tconn_poll);
+                    c->polled = UV_WRITABLE;
+                }
+                return;
+            }
             /* A retried SSL_write gets the same bytes again, as OpenSSL requires. */
             if (!SSL_write_ex(c->ssl, c->buf + c->off, c->len - c->off, &n)) {
-                tconn_wait(c, 0, "failed while answering");
+                tconn_wait(c, 0, "writing the answer");
                 return;
             }
             c->off += n;
@@ -655,6 +675,7 @@ static void tconn_new(struct worker *w, int fd, SSL *ssl)
     c->w = w;
     c->fd = fd;
     c->ssl = ssl;
+    demo_fd_peer(fd, c->peer, sizeof(c->peer));
     w->nconns++;
     c->next = w->conns;
     if (w->conns != NULL)
