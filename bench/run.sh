@@ -35,3 +35,4 @@ echo "Mdgram/s = millions of 1200-byte datagrams per second; ratio = ours / refe
 timeout 300 "$OUT/dgram_bench" "${BENCH_ONLY:-all}"
 sh bench/quic.sh
 sh bench/tls.sh
+sh bench/ddd.sh

@@ -12,6 +12,10 @@
 # error is listed there too; the other binaries are still built and the script exits 1.
 # Prints one line per binary built.
 #   build-ddd.sh [--quiet]
+#   build-ddd.sh --count-quic   builds nothing: prints, per demo source, how many lines the
+#                               QUIC build adds and drops against the TLS and the listener
+#                               builds (the C preprocessor keeps or drops the #if blocks,
+#                               includes and comments left out, blank lines ignored)
 set -eu
 cd "$(dirname "$0")/.."
 : "${CC:=cc}" "${BUILD:=build}" "${LIB_REL:=target/release/libosslquic.a}"
@@ -20,6 +24,32 @@ O="$BUILD/ddd"
 mkdir -p "$O"
 quiet=0
 [ "${1:-}" = "--quiet" ] && quiet=1
+
+# variant_text SRC FLAGS...: SRC as the compiler sees it for one variant, directives only.
+variant_text() {
+    src=$1
+    shift
+    grep -v '^[[:space:]]*#[[:space:]]*include' "$src" |
+        ${CPP:-cpp} -P -fdirectives-only -undef -nostdinc "$@" - 2>/dev/null |
+        grep -v '^#define USE_\|^[[:space:]]*$' || true
+}
+if [ "${1:-}" = "--count-quic" ]; then
+    printf '%-30s %7s %16s %16s\n' "source" "lines" "TLS -> QUIC" "listener -> QUIC"
+    for f in c-demos/common.c c-demos/ddd-mt.c c-demos/ddd-fork.c c-demos/ddd-prefork.c \
+        c-demos/ddd-async-pollable.c c-demos/ddd-async-nonpollable.c; do
+        [ -f "$f" ] || continue
+        variant_text "$f" >"$O/count-tls.c"
+        variant_text "$f" -DUSE_LISTENER >"$O/count-listener.c"
+        variant_text "$f" -DUSE_QUIC >"$O/count-quic.c"
+        a1=$(diff "$O/count-tls.c" "$O/count-quic.c" | grep -c '^>' || true)
+        d1=$(diff "$O/count-tls.c" "$O/count-quic.c" | grep -c '^<' || true)
+        a2=$(diff "$O/count-listener.c" "$O/count-quic.c" | grep -c '^>' || true)
+        d2=$(diff "$O/count-listener.c" "$O/count-quic.c" | grep -c '^<' || true)
+        printf '%-30s %7s %16s %16s\n' "$f" "$(wc -l <"$O/count-quic.c")" "+$a1 -$d1" "+$a2 -$d2"
+    done
+    rm -f "$O"/count-*.c
+    exit 0
+fi
 CFL="-O2 -g -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE -Iinclude -Ic-demos"
 
 if [ ! -f "$LIB_REL" ]; then
@@ -29,9 +59,9 @@ fi
 
 # has FUNCTION: 1 if the library exports FUNCTION and the header declares it.
 has() {
-    printf '#include <openssl/ssl.h>\nint main(void) { void *f = (void *)%s; return f == 0; }\n' "$1" >"$O/probe.c"
+    printf '#include <openssl/ssl.h>\nint main(void) { void *f = (void *)%s; return f == 0; }\n' "$1" >"$O/probe.$$.c"
     # shellcheck disable=SC2086
-    $CC -std=c11 -D_GNU_SOURCE -Iinclude "$O/probe.c" "$LIB_REL" $LDLIBS -o "$O/probe" >/dev/null 2>&1
+    $CC -std=c11 -D_GNU_SOURCE -Iinclude "$O/probe.$$.c" "$LIB_REL" $LDLIBS -o "$O/probe.$$" >/dev/null 2>&1
 }
 
 defs=""
@@ -40,7 +70,7 @@ fork_api=1
 for f in OSSLQUIC_fork_connection OSSLQUIC_prefork OSSLQUIC_prefork_worker OSSLQUIC_get_engine_stats; do
     has "$f" || { fork_api=0; missing_fn="$f"; }
 done
-: >"$O/missing"
+: >"$O/missing.$$"
 
 uv_flags=""
 uv_libs=""
@@ -51,12 +81,13 @@ if pkg-config --exists libuv 2>/dev/null; then
     uv_libs=$(pkg-config --libs libuv)
 fi
 
+trap 'rm -f "$O"/*.$$' EXIT
 # shellcheck disable=SC2086 # flag lists
-$CC $CFL $defs -c c-demos/common.c -o "$O/common-tls.o"
+$CC $CFL $defs -c c-demos/common.c -o "$O/common-tls.o.$$"
 # shellcheck disable=SC2086
-$CC $CFL $defs -DUSE_LISTENER -c c-demos/common.c -o "$O/common-listener.o"
+$CC $CFL $defs -DUSE_LISTENER -c c-demos/common.c -o "$O/common-listener.o.$$"
 # shellcheck disable=SC2086
-$CC $CFL $defs -DUSE_QUIC -c c-demos/common.c -o "$O/common-quic.o"
+$CC $CFL $defs -DUSE_QUIC -c c-demos/common.c -o "$O/common-quic.o.$$"
 
 built() {
     [ "$quiet" = 1 ] || echo "build-ddd: $1"
@@ -71,12 +102,15 @@ build() {
     listener) vdef="-DUSE_LISTENER" ;;
     quic) vdef="-DUSE_QUIC" ;;
     esac
-    rm -f "$O/$out"
+    # Built under a temporary name and renamed: a test running meanwhile (another build of
+    # the same tree) keeps a complete binary.
     # shellcheck disable=SC2086
-    if $CC $CFL $defs $vdef "$@" "$src" "$O/common-$variant.o" "$LIB_REL" $LDLIBS $EXTRA_LIBS -o "$O/$out"; then
+    if $CC $CFL $defs $vdef "$@" "$src" "$O/common-$variant.o.$$" "$LIB_REL" $LDLIBS $EXTRA_LIBS -o "$O/$out.$$"; then
+        mv -f "$O/$out.$$" "$O/$out"
         built "$O/$out"
     else
-        echo "$out: compiler error (above)" >>"$O/missing"
+        rm -f "$O/$out.$$" "$O/$out"
+        echo "$out: compiler error (above)" >>"$O/missing.$$"
         status=1
     fi
 }
@@ -91,7 +125,7 @@ for demo in ddd-mt ddd-fork ddd-prefork; do
     [ -f "c-demos/$demo.c" ] || continue
     for variant in tls listener quic; do
         if [ "$variant" = quic ] && [ "$fork_api" = 0 ] && [ "$demo" != ddd-mt ]; then
-            echo "$demo-quic: the library has no $missing_fn yet" >>"$O/missing"
+            echo "$demo-quic: the library has no $missing_fn yet" >>"$O/missing.$$"
             rm -f "$O/$demo-quic"
             continue
         fi
@@ -108,7 +142,7 @@ for demo in ddd-async-pollable ddd-async-nonpollable ddd-async-unaddressed; do
     fi
     [ -f "$src" ] || continue
     if [ "$have_uv" = 0 ]; then
-        echo "$demo: libuv not found (pkg-config libuv; tests/setup.sh installs libuv1-dev)" >>"$O/missing"
+        echo "$demo: libuv not found (pkg-config libuv; tests/setup.sh installs libuv1-dev)" >>"$O/missing.$$"
         continue
     fi
     EXTRA_LIBS="$uv_libs"
@@ -118,7 +152,8 @@ for demo in ddd-async-pollable ddd-async-nonpollable ddd-async-unaddressed; do
     done
     EXTRA_LIBS=""
 done
-rm -f "$O/probe" "$O/probe.c"
+rm -f "$O/probe.$$" "$O/probe.$$.c"
+mv -f "$O/missing.$$" "$O/missing"
 if [ -s "$O/missing" ] && [ "$quiet" = 0 ]; then
     sed 's/^/build-ddd: not built: /' "$O/missing"
 fi

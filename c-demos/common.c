@@ -724,3 +724,16 @@ void demo_log_conn(SSL *conn, int port, const demo_conn_result *res)
              (unsigned long long)res->requests, (unsigned long long)res->bytes_out, res->failed ? "failed: " : "ok",
              res->failed ? res->why : "");
 }
+
+#ifdef USE_QUIC
+void demo_log_engine_stats(SSL *obj, const char *label)
+{
+    OSSLQUIC_ENGINE_STATS st;
+    if (!OSSLQUIC_get_engine_stats(obj, &st)) {
+        demo_log_errors("OSSLQUIC_get_engine_stats failed");
+        return;
+    }
+    demo_log("%s: in=%llu foreign=%llu forwarded=%llu accepted=%llu", label, (unsigned long long)st.datagrams_in,
+             (unsigned long long)st.foreign_in, (unsigned long long)st.forwarded, (unsigned long long)st.accepted);
+}
+#endif

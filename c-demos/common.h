@@ -137,6 +137,12 @@ int demo_serve_conn(SSL *conn, demo_conn_result *res);
  * sent, ok" (or ", failed: why"). */
 void demo_log_conn(SSL *conn, int port, const demo_conn_result *res);
 
+#ifdef USE_QUIC
+/* Logs "LABEL: in=N foreign=N forwarded=N accepted=N" from OSSLQUIC_get_engine_stats(obj)
+ * (label "stats" for a child or worker: the tests parse it), or the error. */
+void demo_log_engine_stats(SSL *obj, const char *label);
+#endif
+
 /* Monotonic seconds. */
 double demo_now(void);
 

@@ -71,13 +71,7 @@ static void on_stop(int sig)
     pthread_mutex_unlock(&kids_lock);
     demo_stop_children(copy, MAX_CHILDREN, SIGTERM, 10);
 #ifdef USE_QUIC
-    {
-        OSSLQUIC_ENGINE_STATS st;
-        if (OSSLQUIC_get_engine_stats(listener, &st))
-            demo_log("parent stats: in=%llu foreign=%llu forwarded=%llu accepted=%llu",
-                     (unsigned long long)st.datagrams_in, (unsigned long long)st.foreign_in,
-                     (unsigned long long)st.forwarded, (unsigned long long)st.accepted);
-    }
+    demo_log_engine_stats(listener, "parent stats");
 #endif
 }
 
@@ -121,15 +115,7 @@ static void child(SSL *conn, int fd)
     demo_serve_conn(conn, &res);
     demo_log_conn(conn, listen_port, &res);
 #ifdef USE_QUIC
-    {
-        OSSLQUIC_ENGINE_STATS st;
-        if (OSSLQUIC_get_engine_stats(conn, &st))
-            demo_log("stats: in=%llu foreign=%llu forwarded=%llu accepted=%llu", (unsigned long long)st.datagrams_in,
-                     (unsigned long long)st.foreign_in, (unsigned long long)st.forwarded,
-                     (unsigned long long)st.accepted);
-        else
-            demo_log_errors("OSSLQUIC_get_engine_stats failed");
-    }
+    demo_log_engine_stats(conn, "stats");
 #endif
     SSL_free(conn);
     if (fd >= 0)

@@ -60,12 +60,7 @@ static void worker_stop(int sig)
 {
     (void)sig;
 #ifdef USE_QUIC
-    OSSLQUIC_ENGINE_STATS st;
-    if (OSSLQUIC_get_engine_stats(domain, &st))
-        demo_log("stats: in=%llu foreign=%llu forwarded=%llu accepted=%llu", (unsigned long long)st.datagrams_in,
-                 (unsigned long long)st.foreign_in, (unsigned long long)st.forwarded, (unsigned long long)st.accepted);
-    else
-        demo_log_errors("OSSLQUIC_get_engine_stats failed");
+    demo_log_engine_stats(domain, "stats");
 #endif
 }
 

@@ -53,6 +53,7 @@ cargo run --release --quiet --example gencert -- build/certs >/dev/null 2>&1 || 
 suite c sh tests/run-c.sh
 suite tsan sh tests/tsan.sh
 suite demo sh c-demos/run-demo.sh
+suite demos sh tests/demos/run.sh
 suite interop sh tests/interop/run.sh
 suite tls sh tests/tls/run.sh
 
