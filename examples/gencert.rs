@@ -1,6 +1,7 @@
 //! Writes a test CA, a server certificate signed by it (localhost, 127.0.0.1, ::1) and its
 //! key, as PEM, into the directory given (default build/certs): ca.pem, cert.pem, key.pem,
-//! plus chain.pem (server certificate then CA). For tests and demos only.
+//! plus chain.pem (server certificate then CA), and alt-chain.pem/alt-key.pem for
+//! alt.example (same CA). For tests and demos only.
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 
@@ -28,6 +29,15 @@ fn main() {
     w("cert.pem", cert.pem());
     w("chain.pem", format!("{}{}", cert.pem(), ca_cert.pem()));
     w("key.pem", key.serialize_pem());
+    // A second server certificate and key, for alt.example (same CA): tests that switch
+    // certificates by server name.
+    let alt_key = KeyPair::generate().expect("alt key");
+    let alt = CertificateParams::new(vec!["alt.example".into()])
+        .expect("alt params")
+        .signed_by(&alt_key, &ca_cert, &ca_key)
+        .expect("alt certificate");
+    w("alt-chain.pem", format!("{}{}", alt.pem(), ca_cert.pem()));
+    w("alt-key.pem", alt_key.serialize_pem());
     // A second, unrelated key, for key-mismatch tests.
     w(
         "other-key.pem",

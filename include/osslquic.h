@@ -699,6 +699,16 @@ typedef struct ssl_method_st ssl_method_st;
  */
 typedef struct ssl_st ssl_st;
 
+/**
+ * The opaque C type behind `X509 *` (never made here: see X509_STORE_CTX_get_current_cert).
+ */
+typedef struct x509_st x509_st;
+
+/**
+ * The opaque C type behind `X509_STORE_CTX *`: what a verify callback is given.
+ */
+typedef struct x509_store_ctx_st x509_store_ctx_st;
+
 typedef struct bio_addr_st BIO_ADDR;
 
 typedef struct bio_addrinfo_st BIO_ADDRINFO;
@@ -779,10 +789,13 @@ typedef struct ssl_st SSL;
 
 typedef struct ssl_ctx_st SSL_CTX;
 
+typedef struct x509_store_ctx_st X509_STORE_CTX;
+
 /**
- * The verify callback type (accepted; osslquic does not call it yet).
+ * The verify callback type: `int cb(int preverify_ok, X509_STORE_CTX *ctx)`; non-zero goes
+ * on, 0 fails the handshake.
  */
-typedef int (*SSL_verify_cb)(int preverify_ok, void *x509_ctx);
+typedef int (*SSL_verify_cb)(int preverify_ok, X509_STORE_CTX *x509_ctx);
 
 /**
  * Arguments of SSL_shutdown_ex.
@@ -835,6 +848,8 @@ typedef struct SSL_POLL_ITEM {
 } SSL_POLL_ITEM;
 
 typedef struct ssl_cipher_st SSL_CIPHER;
+
+typedef struct x509_st X509;
 
 /**
  * A port's index in its domain.
@@ -1869,8 +1884,9 @@ int SSL_CTX_use_PrivateKey_file(SSL_CTX *ctx, const char *file, int type);
 int SSL_CTX_check_private_key(const SSL_CTX *ctx);
 
 /**
- * Sets the verification mode (SSL_VERIFY_NONE / SSL_VERIFY_PEER). A callback is not called:
- * passing one queues an "unsupported" error. See SSL_CTX_set_verify(3).
+ * Sets the verification mode of the context's clients (SSL_VERIFY_NONE: record the outcome
+ * only; any other mode: a failure ends the handshake) and the verify callback (NULL for
+ * none), which sees each outcome and decides (see the README). See SSL_CTX_set_verify(3).
  */
 void SSL_CTX_set_verify(SSL_CTX *ctx, int mode, SSL_verify_cb cb);
 
@@ -2443,11 +2459,27 @@ const char *SSL_get_servername(const SSL *ssl, int type);
 /**
  * Context controls that take a function: SSL_CTRL_SET_TLSEXT_SERVERNAME_CB (53), which
  * SSL_CTX_set_tlsext_servername_callback uses. The callback runs on TLS servers when the
- * ClientHello has arrived (SSL_get_servername tells the name); SSL_TLSEXT_ERR_ALERT_FATAL
- * ends the handshake. It must not call SSL_set_SSL_CTX (not supported). Other commands
- * return 0 with an "unsupported" error. See SSL_CTX_callback_ctrl(3).
+ * ClientHello has arrived (SSL_get_servername tells the name; SSL_set_SSL_CTX switches the
+ * connection to another context's certificate); SSL_TLSEXT_ERR_ALERT_FATAL ends the
+ * handshake. Other commands return 0 with an "unsupported" error. See
+ * SSL_CTX_callback_ctrl(3).
  */
 long SSL_CTX_callback_ctrl(SSL_CTX *ctx, int cmd, void (*fp)(void));
+
+/**
+ * The context in effect for `ssl`: the one SSL_set_SSL_CTX chose, else the one it was made
+ * from (not a new reference); NULL for NULL. See SSL_get_SSL_CTX(3).
+ */
+SSL_CTX *SSL_get_SSL_CTX(const SSL *ssl);
+
+/**
+ * Switches a TLS connection to `ctx` (NULL: back to the context it was made from; the SSL
+ * keeps a reference): its certificate, key and ALPN callback apply from the next handshake
+ * step, so calling it in the server-name callback serves that context's certificate for
+ * the name asked. Returns `ctx` in effect, or NULL with an error (QUIC objects: an
+ * "unsupported" error). See SSL_set_SSL_CTX(3).
+ */
+SSL_CTX *SSL_set_SSL_CTX(SSL *ssl, SSL_CTX *ctx);
 
 /**
  * An SSL BIO over a new SSL of `ctx`, in client (`client` non-zero) or server mode; the
@@ -2476,6 +2508,59 @@ BIO *BIO_new_buffer_ssl_connect(SSL_CTX *ctx);
  * a no-op. See BIO_ssl_shutdown(3).
  */
 void BIO_ssl_shutdown(BIO *b);
+
+/**
+ * The verification error of the call (X509_V_OK while the chain is fine). Only inside a
+ * verify callback. See X509_STORE_CTX_get_error(3).
+ */
+int X509_STORE_CTX_get_error(const X509_STORE_CTX *ctx);
+
+/**
+ * Sets the error SSL_get_verify_result will report (X509_V_OK clears it). Only inside a
+ * verify callback. See X509_STORE_CTX_set_error(3).
+ */
+void X509_STORE_CTX_set_error(X509_STORE_CTX *ctx, int s);
+
+/**
+ * The depth in the chain of the certificate the call is about (0: the peer's own).
+ * See X509_STORE_CTX_get_error_depth(3).
+ */
+int X509_STORE_CTX_get_error_depth(const X509_STORE_CTX *ctx);
+
+/**
+ * Always NULL: osslquic does not expose certificates as X509 objects.
+ * See X509_STORE_CTX_get_current_cert(3).
+ */
+X509 *X509_STORE_CTX_get_current_cert(const X509_STORE_CTX *ctx);
+
+/**
+ * The `SSL *` being verified for `idx` == SSL_get_ex_data_X509_STORE_CTX_idx(), else NULL.
+ * See X509_STORE_CTX_get_ex_data(3).
+ */
+void *X509_STORE_CTX_get_ex_data(const X509_STORE_CTX *ctx, int idx);
+
+/**
+ * The index under which a verify callback's X509_STORE_CTX holds its SSL.
+ * See SSL_get_ex_data_X509_STORE_CTX_idx(3).
+ */
+int SSL_get_ex_data_X509_STORE_CTX_idx(void);
+
+/**
+ * Sets this connection's own verification mode and callback (NULL: none), instead of its
+ * context's. Set it before the handshake. See SSL_set_verify(3).
+ */
+void SSL_set_verify(SSL *ssl, int mode, SSL_verify_cb cb);
+
+/**
+ * The connection's verification mode (its own, else its context's); 0 for NULL.
+ * See SSL_get_verify_mode(3).
+ */
+int SSL_get_verify_mode(const SSL *ssl);
+
+/**
+ * The context's verification mode; 0 for NULL. See SSL_CTX_get_verify_mode(3).
+ */
+int SSL_CTX_get_verify_mode(const SSL_CTX *ctx);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -18,6 +18,7 @@ pub mod crypto;
 pub mod err;
 pub mod ssl;
 pub mod sslbio;
+pub mod x509;
 
 /// Runs one exported function's body: a panic becomes an internal error, an `Err` is queued
 /// (unless it is a quiet would-block) and the return type's failure value is returned.

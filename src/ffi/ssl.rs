@@ -4,6 +4,7 @@ use std::ffi::{c_char, c_int, c_long, c_uint, c_void};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::x509::SSL_verify_cb;
 use super::{
     BIO, cstr_arg, ffi_entry, guard_with, mut_arg, put, ref_arg, slice_arg, slice_arg_mut,
 };
@@ -227,19 +228,15 @@ pub extern "C" fn SSL_CTX_check_private_key(ctx: *const SSL_CTX) -> c_int {
     ffi_entry!(SSL_CTX_check_private_key => { ctx_arg(ctx)?.check_private_key()?; Ok(1) })
 }
 
-/// The verify callback type (accepted; osslquic does not call it yet).
-pub type SSL_verify_cb =
-    Option<unsafe extern "C" fn(preverify_ok: c_int, x509_ctx: *mut c_void) -> c_int>;
-
-/// Sets the verification mode (SSL_VERIFY_NONE / SSL_VERIFY_PEER). A callback is not called:
-/// passing one queues an "unsupported" error. See SSL_CTX_set_verify(3).
+/// Sets the verification mode of the context's clients (SSL_VERIFY_NONE: record the outcome
+/// only; any other mode: a failure ends the handshake) and the verify callback (NULL for
+/// none), which sees each outcome and decides (see the README). See SSL_CTX_set_verify(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_CTX_set_verify(ctx: *mut SSL_CTX, mode: c_int, cb: SSL_verify_cb) {
     ffi_entry!(SSL_CTX_set_verify => {
-        ctx_arg(ctx)?.set_verify(mode);
-        if cb.is_some() {
-            return Err(Error::unsupported("verify callbacks are not supported; the mode is applied"));
-        }
+        let c = ctx_arg(ctx)?;
+        c.set_verify(mode);
+        c.set_verify_callback(super::x509::verify_cb(cb));
         Ok(())
     })
 }
@@ -1605,9 +1602,10 @@ pub type SSL_servername_cb =
 
 /// Context controls that take a function: SSL_CTRL_SET_TLSEXT_SERVERNAME_CB (53), which
 /// SSL_CTX_set_tlsext_servername_callback uses. The callback runs on TLS servers when the
-/// ClientHello has arrived (SSL_get_servername tells the name); SSL_TLSEXT_ERR_ALERT_FATAL
-/// ends the handshake. It must not call SSL_set_SSL_CTX (not supported). Other commands
-/// return 0 with an "unsupported" error. See SSL_CTX_callback_ctrl(3).
+/// ClientHello has arrived (SSL_get_servername tells the name; SSL_set_SSL_CTX switches the
+/// connection to another context's certificate); SSL_TLSEXT_ERR_ALERT_FATAL ends the
+/// handshake. Other commands return 0 with an "unsupported" error. See
+/// SSL_CTX_callback_ctrl(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_CTX_callback_ctrl(
     ctx: *mut SSL_CTX,
@@ -1632,5 +1630,26 @@ pub extern "C" fn SSL_CTX_callback_ctrl(
             }) as crate::ssl::ctx::ServernameCb
         }));
         Ok(1)
+    })
+}
+
+/// The context in effect for `ssl`: the one SSL_set_SSL_CTX chose, else the one it was made
+/// from (not a new reference); NULL for NULL. See SSL_get_SSL_CTX(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get_SSL_CTX(ssl: *const SSL) -> *mut SSL_CTX {
+    ffi_entry!(SSL_get_SSL_CTX => { Ok(Arc::as_ptr(&ssl_arg(ssl)?.cur_ctx()) as *mut SSL_CTX) })
+}
+
+/// Switches a TLS connection to `ctx` (NULL: back to the context it was made from; the SSL
+/// keeps a reference): its certificate, key and ALPN callback apply from the next handshake
+/// step, so calling it in the server-name callback serves that context's certificate for
+/// the name asked. Returns `ctx` in effect, or NULL with an error (QUIC objects: an
+/// "unsupported" error). See SSL_set_SSL_CTX(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_set_SSL_CTX(ssl: *mut SSL, ctx: *mut SSL_CTX) -> *mut SSL_CTX {
+    ffi_entry!(SSL_set_SSL_CTX => {
+        let s = ssl_arg(ssl)?;
+        let c = if ctx.is_null() { None } else { Some(ctx_arc(ctx)?) };
+        Ok(Arc::as_ptr(&s.set_ssl_ctx(c)?) as *mut SSL_CTX)
     })
 }

@@ -67,6 +67,7 @@ struct Cfg {
     chain: Vec<CertificateDer<'static>>,
     key: Option<PrivateKeyDer<'static>>,
     verify_mode: i32,
+    verify_cb: Option<VerifyCb>,
     roots: Vec<CertificateDer<'static>>,
     alpn: Vec<Vec<u8>>,
     alpn_select: Option<super::alpn::AlpnSelect>,
@@ -202,13 +203,23 @@ impl SslCtx {
         c.server = None;
     }
 
+    /// SSL_CTX_set_verify's mode.
     pub fn set_verify(&self, mode: i32) {
         let mut c = self.cfg.lock();
         c.verify_mode = mode;
         c.tls_verifier = None;
     }
+    /// SSL_CTX_set_verify's callback (None: no callback).
+    pub fn set_verify_callback(&self, cb: Option<VerifyCb>) {
+        let mut c = self.cfg.lock();
+        c.verify_cb = cb;
+        c.tls_verifier = None;
+    }
     pub fn verify_mode(&self) -> i32 {
         self.cfg.lock().verify_mode
+    }
+    pub fn verify_cb(&self) -> Option<VerifyCb> {
+        self.cfg.lock().verify_cb.clone()
     }
 
     pub fn load_verify_file(&self, path: &str) -> Result<()> {
@@ -447,7 +458,9 @@ impl SslCtx {
         result: Arc<VerifyResult>,
         ssl: usize,
     ) -> Result<Arc<rustls::ClientConfig>> {
-        let _ = result; // reported through `with_verify_result` (see there)
+        // Outcomes are reported through `with_verify_result` (see there); the callback's
+        // X509_STORE_CTX_get_ex_data names this SSL.
+        result.ssl.store(ssl, std::sync::atomic::Ordering::Relaxed);
         let mut c = self.cfg.lock();
         let sessions = c
             .client_sessions
@@ -498,7 +511,8 @@ impl SslCtx {
         };
         Ok(Arc::new(Verifier {
             inner,
-            enforce: c.verify_mode & SSL_VERIFY_PEER != 0,
+            mode: c.verify_mode,
+            cb: c.verify_cb.clone(),
             result,
             provider: provider(),
         }))
@@ -560,6 +574,7 @@ impl SslCtx {
         ssl: usize,
     ) -> Result<quinn_proto::ClientConfig> {
         let c = self.cfg.lock();
+        result.ssl.store(ssl, std::sync::atomic::Ordering::Relaxed);
         let verifier = self.verifier(&c, Some(result))?;
         let mut tls = rustls::ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
@@ -598,18 +613,47 @@ fn transport() -> quinn_proto::TransportConfig {
     t
 }
 
-/// The outcome of certificate verification, for SSL_get_verify_result.
-#[derive(Default, Debug)]
-pub struct VerifyResult {
-    pub code: std::sync::atomic::AtomicI64,
+/// One call of the application's verify callback: what its X509_STORE_CTX shows
+/// (preverify_ok, the error and its depth, the SSL) and what it may change (the error).
+#[derive(Clone, Copy, Debug)]
+pub struct VerifyCall {
+    pub ok: bool,
+    pub error: i64,
+    pub depth: i32,
+    /// The `SSL *` being verified (0 if unknown).
+    pub ssl: usize,
 }
 
-/// Verifies like OpenSSL: with SSL_VERIFY_PEER a failure aborts the handshake; with
-/// SSL_VERIFY_NONE the handshake goes on and the failure is only recorded.
-#[derive(Debug)]
+/// The verify callback as the C boundary provides it: true to go on, false to fail.
+pub type VerifyCb = Arc<dyn Fn(&mut VerifyCall) -> bool + Send + Sync>;
+
+/// A connection's verification state: the outcome for SSL_get_verify_result, and what
+/// SSL_set_verify chose for it instead of the context's mode and callback.
+#[derive(Default)]
+pub struct VerifyResult {
+    pub code: std::sync::atomic::AtomicI64,
+    /// SSL_set_verify on this connection: (mode, callback).
+    pub own: Mutex<Option<(i32, Option<VerifyCb>)>>,
+    /// The connection's `SSL *`, for the callback's X509_STORE_CTX_get_ex_data.
+    pub ssl: std::sync::atomic::AtomicUsize,
+}
+
+impl std::fmt::Debug for VerifyResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyResult")
+            .field("code", &self.code)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Verifies like OpenSSL's client: with a mode other than SSL_VERIFY_NONE a failure aborts
+/// the handshake; with SSL_VERIFY_NONE the handshake goes on and the failure is only
+/// recorded. A verify callback sees each outcome and decides: returning 1 on a failure goes
+/// on (the error stays recorded unless it clears it), returning 0 fails the handshake.
 struct Verifier {
     inner: Option<Arc<dyn ServerCertVerifier>>,
-    enforce: bool,
+    mode: i32,
+    cb: Option<VerifyCb>,
     /// Where outcomes go: one connection's (QUIC), or, for a verifier a context's TLS
     /// connections share, the connection handshaking on this thread (`with_verify_result`).
     result: Option<Arc<VerifyResult>>,
@@ -647,17 +691,60 @@ impl rustls::client::ResolvesClientCert for NoClientCert {
     }
 }
 
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("mode", &self.mode)
+            .field("callback", &self.cb.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Verifier {
-    fn record(&self, code: i64) {
-        use std::sync::atomic::Ordering::Relaxed;
+    /// The connection being verified: this verifier's own (QUIC), or the TLS connection
+    /// handshaking on this thread.
+    fn target(&self) -> Option<Arc<VerifyResult>> {
         match &self.result {
-            Some(r) => r.code.store(code, Relaxed),
-            None => CURRENT_VERIFY.with(|c| {
-                if let Some(r) = c.borrow().as_ref() {
-                    r.code.store(code, Relaxed);
-                }
-            }),
+            Some(r) => Some(r.clone()),
+            None => CURRENT_VERIFY.with(|c| c.borrow().clone()),
         }
+    }
+
+    /// Runs the verify callback over the chain's outcome, as OpenSSL's chain verification
+    /// calls it: on success once per presented certificate, from the top down to the leaf
+    /// (depth 0) with preverify_ok 1; on a failure once with preverify_ok 0, the error and
+    /// its depth. Returns (go on, the error to record).
+    fn callback(
+        cb: &VerifyCb,
+        ssl: usize,
+        chain_len: usize,
+        failure: Option<(i64, i32)>,
+    ) -> (bool, i64) {
+        if let Some((error, depth)) = failure {
+            let mut call = VerifyCall {
+                ok: false,
+                error,
+                depth,
+                ssl,
+            };
+            let go = cb(&mut call);
+            return (go, call.error);
+        }
+        let mut error = X509_V_OK;
+        for depth in (0..chain_len as i32).rev() {
+            let mut call = VerifyCall {
+                ok: true,
+                error,
+                depth,
+                ssl,
+            };
+            let go = cb(&mut call);
+            error = call.error;
+            if !go {
+                return (false, error);
+            }
+        }
+        (true, error)
     }
 }
 
@@ -689,25 +776,48 @@ impl ServerCertVerifier for Verifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        use std::sync::atomic::Ordering::Relaxed;
         let r = match &self.inner {
             Some(v) => v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now),
             None => Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::UnknownIssuer,
             )),
         };
+        let target = self.target();
+        let (mode, cb) = target
+            .as_ref()
+            .and_then(|t| t.own.lock().clone())
+            .unwrap_or_else(|| (self.mode, self.cb.clone()));
+        let failure = r.as_ref().err().map(|e| {
+            let code = x509_code(e);
+            // An unknown issuer is found at the top of the presented chain.
+            let depth = if code == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY {
+                intermediates.len() as i32
+            } else {
+                0
+            };
+            (code, depth)
+        });
+        let (go, mut code) = match &cb {
+            Some(cb) => {
+                let ssl = target.as_ref().map_or(0, |t| t.ssl.load(Relaxed));
+                Verifier::callback(cb, ssl, intermediates.len() + 1, failure)
+            }
+            None => (r.is_ok(), failure.map_or(X509_V_OK, |f| f.0)),
+        };
+        if !go && code == X509_V_OK {
+            // A refusal always leaves an error (OpenSSL's safety net in X509_verify_cert).
+            code = X509_V_ERR_UNSPECIFIED;
+        }
+        if let Some(t) = &target {
+            t.code.store(code, Relaxed);
+        }
         match r {
-            Ok(v) => {
-                self.record(X509_V_OK);
-                Ok(v)
-            }
-            Err(e) => {
-                self.record(x509_code(&e));
-                if self.enforce {
-                    Err(e)
-                } else {
-                    Ok(ServerCertVerified::assertion())
-                }
-            }
+            _ if go || mode == SSL_VERIFY_NONE => Ok(ServerCertVerified::assertion()),
+            Err(e) => Err(e),
+            Ok(_) => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            )),
         }
     }
 

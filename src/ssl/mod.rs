@@ -9,6 +9,7 @@ pub mod ctx;
 pub mod domain;
 pub mod filter;
 pub mod poll;
+pub mod settings;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -153,11 +154,28 @@ pub struct TlsObj {
     alpn: std::sync::OnceLock<Vec<u8>>,
     /// The listener that accepted it, if any (SSL_get0_listener).
     pub listener: Option<Arc<Ssl>>,
+    /// SSL_set_SSL_CTX: the context that replaces `Ssl::ctx` for this connection (shared
+    /// with its ClientHello hook, see `tls_started`).
+    pub ctx_now: Arc<Mutex<Option<Arc<SslCtx>>>>,
 }
 
 /// A TLS listener (SSL_new_listener on a TLS server context): its listening socket's BIO.
 pub struct TlsListenerObj {
     bio: Mutex<Option<Arc<Bio>>>,
+}
+
+/// The ClientHello hook of a TLS server whose server-name callback may switch contexts
+/// (SSL_set_SSL_CTX): after the callback, the new context's server configuration (its
+/// certificate) and ALPN callback, or None if the context is still `base`.
+fn switch_hook(t: &TlsObj, base: &Arc<SslCtx>) -> crate::tls::SwitchHook {
+    let cell = t.ctx_now.clone();
+    let base = base.clone();
+    Arc::new(move || {
+        let Some(c) = cell.lock().clone().filter(|c| !Arc::ptr_eq(c, &base)) else {
+            return Ok(None);
+        };
+        Ok(Some((c.tls_server_config()?, c.alpn_select())))
+    })
 }
 
 /// The domain TLS objects answer with: no ports, so QUIC calls on them are no-ops.
@@ -268,6 +286,7 @@ impl Ssl {
                 verify: Arc::new(VerifyResult::default()),
                 alpn: std::sync::OnceLock::new(),
                 listener: None,
+                ctx_now: Arc::default(),
             };
             return Ok(Ssl::make(ctx, Kind::Tls(t), true));
         }
@@ -764,6 +783,7 @@ impl Ssl {
             verify: Arc::new(VerifyResult::default()),
             alpn: std::sync::OnceLock::new(),
             listener: Some(self.clone()),
+            ctx_now: Arc::default(),
         };
         t.tls.set_bios(Some(b.clone()), Some(b));
         Ok(Ssl::make(
@@ -794,15 +814,19 @@ impl Ssl {
             Error::ssl(crate::tls::SSL_R_UNINITIALIZED)
                 .with("TLS_method: call SSL_set_connect_state or SSL_set_accept_state first")
         })?;
+        let ctx = self.cur_ctx();
         let setup = if server {
+            let servername = ctx.servername_hook();
+            let switched = servername.as_ref().map(|_| switch_hook(t, &ctx));
             let hello = crate::tls::Hello {
-                servername: self.ctx.servername_hook(),
-                alpn: self.ctx.alpn_select(),
+                servername,
+                alpn: ctx.alpn_select(),
+                switched,
             };
             if hello.servername.is_some() || hello.alpn.is_some() {
-                crate::tls::Setup::ServerAlpn(self.ctx.tls_server_config()?, hello)
+                crate::tls::Setup::ServerAlpn(ctx.tls_server_config()?, hello)
             } else {
-                crate::tls::Setup::Server(self.ctx.tls_server_config()?)
+                crate::tls::Setup::Server(ctx.tls_server_config()?)
             }
         } else {
             let pre = t.pre.lock();
@@ -817,13 +841,11 @@ impl Ssl {
                     std::net::IpAddr::from([0u8, 0, 0, 0]).into(),
                 ),
             };
-            let cfg =
-                self.ctx
-                    .tls_client_config(alpn, t.verify.clone(), self as *const Ssl as usize)?;
+            let cfg = ctx.tls_client_config(alpn, t.verify.clone(), self as *const Ssl as usize)?;
             crate::tls::Setup::Client(cfg, name)
         };
         t.tls.ignore_eof.store(
-            self.ctx.options() & ctx::SSL_OP_IGNORE_UNEXPECTED_EOF != 0,
+            ctx.options() & ctx::SSL_OP_IGNORE_UNEXPECTED_EOF != 0,
             Relaxed,
         );
         t.tls.start(setup)

@@ -44,7 +44,21 @@ pub enum Setup {
 pub struct Hello {
     pub servername: Option<Arc<dyn Fn() -> i32 + Send + Sync>>,
     pub alpn: Option<crate::ssl::alpn::AlpnSelect>,
+    /// Asked after the server-name callback: the configuration (and ALPN callback) of the
+    /// context the callback switched to with SSL_set_SSL_CTX, if it did.
+    pub switched: Option<SwitchHook>,
 }
+
+/// See `Hello::switched`.
+pub type SwitchHook = Arc<
+    dyn Fn() -> Result<
+            Option<(
+                Arc<rustls::ServerConfig>,
+                Option<crate::ssl::alpn::AlpnSelect>,
+            )>,
+        > + Send
+        + Sync,
+>;
 
 /// The ClientHello reader of a `Setup::ServerAlpn` connection, and what follows it.
 type Accepting = (rustls::server::Acceptor, Arc<rustls::ServerConfig>, Hello);
@@ -218,6 +232,21 @@ impl Tls {
                         return Err(Error::ssl(SSL_R_CALLBACK_FAILED)
                             .with("the server name callback refused the connection"));
                     }
+                    // The callback may have switched the connection to another context: its
+                    // certificate and ALPN callback apply from here.
+                    match select.switched.as_ref().map(|f| f()) {
+                        Some(Ok(Some((c, alpn)))) => {
+                            *cfg = c;
+                            select.alpn = alpn;
+                        }
+                        Some(Err(e)) => {
+                            st.accepting = None;
+                            st.failed = true;
+                            drain_input(r);
+                            return Err(e);
+                        }
+                        _ => {}
+                    }
                     let offer: Vec<Vec<u8>> = accepted
                         .client_hello()
                         .alpn()
@@ -339,7 +368,16 @@ impl Tls {
             st.eof = true;
             return Ok(false);
         }
-        match conn.process_new_packets() {
+        let r_io = conn.process_new_packets();
+        if let rustls::Connection::Server(sc) = &*conn
+            && let Some(name) = sc.server_name()
+        {
+            let mut sni = self.sni.lock();
+            if sni.is_none() {
+                *sni = Some(name.to_string());
+            }
+        }
+        match r_io {
             Ok(io) => {
                 if io.peer_has_closed() {
                     st.got_close = true;
@@ -568,15 +606,10 @@ impl Tls {
     }
 
     /// The name the client asked for (SNI), on a server connection.
+    /// Kept apart from the connection state, which callbacks running inside a handshake step
+    /// (server name, verify) find locked.
     pub fn server_name(&self) -> Option<String> {
-        if let Some(n) = self.sni.lock().clone() {
-            return Some(n);
-        }
-        let st = self.st.lock();
-        match st.conn.as_ref()? {
-            rustls::Connection::Server(s) => s.server_name().map(str::to_string),
-            rustls::Connection::Client(_) => None,
-        }
+        self.sni.lock().clone()
     }
 
     /// The connection is over: close_notify received, the transport ended, or it failed.

@@ -114,6 +114,103 @@ static inline int tl_tcp_pair(int *a, int *b)
     return fcntl(*a, F_SETFL, O_NONBLOCK) == 0 && fcntl(*b, F_SETFL, O_NONBLOCK) == 0;
 }
 
+/* The errors queued when the client's handshake failed in tl_handshake (taken off the
+ * queue there: OpenSSL's server clears the thread's queue when its handshake step starts). */
+static unsigned long tl_cerr[8] TU_UNUSED;
+static int tl_ncerr TU_UNUSED;
+/* SSL_get_error of the client's failed step (asked before its errors were taken). */
+static int tl_cerr_ssl TU_UNUSED;
+
+/* Whether tl_cerr holds (ERR_LIB_SSL, reason). */
+static inline int tl_client_failed_with(int reason)
+{
+    int i;
+
+    for (i = 0; i < tl_ncerr; i++)
+        if (ERR_GET_LIB(tl_cerr[i]) == ERR_LIB_SSL && ERR_GET_REASON(tl_cerr[i]) == reason)
+            return 1;
+    return 0;
+}
+
+/* Runs a client and a server handshake (non-blocking, one thread) until both are done or
+ * one has failed; their last results go to *rc and *rs. When the client fails, its errors go
+ * to tl_cerr and the server is not stepped again. 0 if 10 s pass. */
+static inline int tl_handshake(SSL *c, SSL *s, int *rc, int *rs)
+{
+    uint64_t dl = tu_now_ms() + 10000;
+    int dc = 0, ds = 0;
+    unsigned long e;
+
+    *rc = *rs = 0;
+    tl_ncerr = 0;
+    while (!(dc && ds)) {
+        if (tu_now_ms() >= dl)
+            return 0;
+        if (!dc) {
+            *rc = SSL_connect(c);
+            dc = *rc == 1 || (SSL_get_error(c, *rc) != SSL_ERROR_WANT_READ &&
+                              SSL_get_error(c, *rc) != SSL_ERROR_WANT_WRITE);
+            if (dc && *rc != 1) {
+                tl_cerr_ssl = SSL_get_error(c, *rc);
+                while ((e = ERR_get_error()) != 0)
+                    if (tl_ncerr < 8)
+                        tl_cerr[tl_ncerr++] = e;
+                return 1;
+            }
+        }
+        if (!ds) {
+            *rs = SSL_accept(s);
+            ds = *rs == 1 || (SSL_get_error(s, *rs) != SSL_ERROR_WANT_READ &&
+                              SSL_get_error(s, *rs) != SSL_ERROR_WANT_WRITE);
+        }
+        if (ds && *rs != 1)
+            return 1; /* the server failed: the client may wait forever */
+    }
+    return 1;
+}
+
+/* Steps the server's handshake until it is done or fails (after the client's ended). */
+static inline int tl_server_finish(SSL *s)
+{
+    uint64_t dl = tu_now_ms() + 10000;
+    int r;
+
+    while ((r = SSL_accept(s)) != 1 && SSL_get_error(s, r) == SSL_ERROR_WANT_READ &&
+           tu_now_ms() < dl)
+        ;
+    return r;
+}
+
+/* A client and a server SSL of cctx and sctx over a new TCP pair (non-blocking); the
+ * client names `host` (SNI and verification). */
+struct tl_pair {
+    SSL *c, *s;
+    int cfd, sfd;
+};
+
+static inline int tl_pair_new(struct tl_pair *p, SSL_CTX *cctx, SSL_CTX *sctx, const char *host)
+{
+    memset(p, 0, sizeof(*p));
+    p->cfd = p->sfd = -1;
+    if (!tl_tcp_pair(&p->sfd, &p->cfd))
+        return 0;
+    p->c = SSL_new(cctx);
+    p->s = SSL_new(sctx);
+    return p->c != NULL && p->s != NULL && SSL_set_fd(p->c, p->cfd) == 1 &&
+           SSL_set_fd(p->s, p->sfd) == 1 && SSL_set1_host(p->c, host) == 1 &&
+           SSL_set_tlsext_host_name(p->c, host) == 1;
+}
+
+static inline void tl_pair_free(struct tl_pair *p)
+{
+    SSL_free(p->c);
+    SSL_free(p->s);
+    if (p->cfd >= 0)
+        close(p->cfd);
+    if (p->sfd >= 0)
+        close(p->sfd);
+}
+
 /* The byte at offset i of the test pattern with seed s. */
 static inline unsigned char tl_pat(size_t i, unsigned s)
 {

@@ -1,0 +1,7 @@
+/* osslquic shim: OpenSSL's <openssl/x509_vfy.h>: X509_STORE_CTX and the X509_V_* codes come
+ * from the generated header. Hand-written. */
+#ifndef OSSLQUIC_OPENSSL_X509_VFY_H
+#define OSSLQUIC_OPENSSL_X509_VFY_H
+#include <openssl/crypto.h>
+
+#endif
