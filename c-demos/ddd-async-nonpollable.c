@@ -71,6 +71,9 @@
 #endif
 
 #define CHUNK 16384
+/* Chunks a request may write per step, so that no connection or stream starves the others. */
+#define WRITE_BUDGET 64
+#define LINGER_MS 10000 /* TLS: how long we wait for the client's close after ours */
 
 static uv_loop_t *loop;
 static SSL_CTX *ctx;
@@ -85,19 +88,6 @@ static void log_conn(const char *peer, const demo_conn_result *res)
     demo_log("conn from %s port %d: %llu requests, %llu bytes sent, %s%s", peer, port,
              (unsigned long long)res->requests, (unsigned long long)res->bytes_out, res->failed ? "failed: " : "ok",
              res->failed ? res->why : "");
-}
-
-/* Marks res failed (first reason kept) with what and the library's last error, if any. */
-static void set_failed(demo_conn_result *res, const char *what)
-{
-    unsigned long e = ERR_peek_last_error();
-    char ebuf[120] = "";
-    if (e != 0)
-        ERR_error_string_n(e, ebuf, sizeof(ebuf));
-    if (!res->failed)
-        snprintf(res->why, sizeof(res->why), "%s%s%s", what, ebuf[0] ? ": " : "", ebuf);
-    res->failed = 1;
-    ERR_clear_error();
 }
 
 #if !defined(USE_QUIC) || !ADDRESSED
@@ -116,6 +106,141 @@ static void sa_string(const struct sockaddr *sa, char *buf, size_t cap)
 }
 #endif
 
+/* ---------------------------------------------------------------- one request */
+
+enum rstate { R_READ, R_WRITE, R_END, R_DRAIN, R_DONE };
+
+struct req {
+    SSL *ssl; /* a TLS connection or a QUIC stream */
+    enum rstate state;
+    demo_conn_result *res; /* the connection's tally */
+    const char *what;      /* what failed, when req_step says so */
+    int fin_in;            /* QUIC: the client's FIN was read */
+    int bad;               /* not a request: nothing is answered */
+    demo_req req;
+    demo_resp resp;
+    uint8_t buf[CHUNK];
+    size_t off, len;
+};
+
+/* Marks res failed (the first reason is kept) with what and the library's last error. */
+static void tally_failed(demo_conn_result *res, const char *what)
+{
+    unsigned long e = ERR_peek_last_error();
+    char ebuf[120] = "";
+    if (e != 0)
+        ERR_error_string_n(e, ebuf, sizeof(ebuf));
+    if (!res->failed)
+        snprintf(res->why, sizeof(res->why), "%s%s%s", what, ebuf[0] ? ": " : "", ebuf);
+    res->failed = 1;
+    ERR_clear_error();
+}
+
+/* A wait passes through; anything else is a failure of `what` (the caller decides). */
+static int req_wait(struct req *r, int e, const char *what)
+{
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+        r->what = what;
+        if (e == SSL_ERROR_NONE)
+            e = SSL_ERROR_SSL;
+    }
+    return e;
+}
+
+/*
+ * Runs a request as far as it goes. Returns SSL_ERROR_WANT_READ or SSL_ERROR_WANT_WRITE (call
+ * again when that is possible; WANT_WRITE also when the write budget is spent), SSL_ERROR_NONE
+ * once it is done, or another SSL_ERROR_* when it failed (r->what says where).
+ */
+static int req_step(struct req *r)
+{
+    uint8_t in[4096];
+    size_t n;
+    int k, budget = WRITE_BUDGET;
+
+    for (;;) {
+        switch (r->state) {
+        case R_READ:
+            if (SSL_read_ex(r->ssl, in, sizeof(in), &n)) {
+                k = demo_req_feed(&r->req, in, n);
+            } else {
+                k = SSL_get_error(r->ssl, 0);
+                if (k != SSL_ERROR_ZERO_RETURN)
+                    return req_wait(r, k, r->req.len ? "reading the request" : "closed before a request");
+                ERR_clear_error();
+                r->fin_in = 1;
+                if (r->req.len == 0)
+                    return req_wait(r, k, "closed before a request");
+                k = demo_req_eof(&r->req); /* hq-interop: FIN may end the request line */
+            }
+            if (k == 0)
+                break;
+            if (k > 0) {
+                demo_resp_init(&r->resp, &r->req);
+            } else {
+                r->bad = 1; /* answered with nothing, then ended */
+                memset(&r->resp, 0, sizeof(r->resp));
+                if (!r->res->failed)
+                    snprintf(r->res->why, sizeof(r->res->why), "not a request: \"%.40s\"", r->req.buf);
+                r->res->failed = 1;
+            }
+            r->state = R_WRITE;
+            break;
+        case R_WRITE:
+            if (r->off == r->len) {
+                r->off = 0;
+                r->len = demo_resp_fill(&r->resp, r->buf, sizeof(r->buf));
+                if (r->len == 0) {
+                    r->res->requests += !r->bad;
+                    r->state = R_END;
+                    break;
+                }
+            }
+            if (budget-- == 0)
+                return SSL_ERROR_WANT_WRITE; /* yield: writable, so called again soon */
+            /* A retried SSL_write gets the same bytes again, as OpenSSL requires. */
+            if (!SSL_write_ex(r->ssl, r->buf + r->off, r->len - r->off, &n))
+                return req_wait(r, SSL_get_error(r->ssl, 0), "writing the answer");
+            r->off += n;
+            r->res->bytes_out += n;
+            break;
+        case R_END:
+#ifdef USE_QUIC
+            if (!SSL_stream_conclude(r->ssl, 0)) /* FIN after the answer */
+                return req_wait(r, SSL_get_error(r->ssl, 0), "concluding the stream");
+#else
+            k = SSL_shutdown(r->ssl); /* close_notify */
+            if (k < 0)
+                return req_wait(r, SSL_get_error(r->ssl, k), "shutdown");
+            if (k == 1) {
+                r->state = R_DONE; /* the client's close_notify came first */
+                break;
+            }
+#endif
+            r->state = R_DRAIN;
+            break;
+        case R_DRAIN:
+#ifdef USE_QUIC
+            /* Up to the client's FIN (anything after the request is dropped). */
+            while (!r->fin_in && SSL_read_ex(r->ssl, in, sizeof(in), &n))
+                ;
+            if (!r->fin_in && (k = SSL_get_error(r->ssl, 0)) != SSL_ERROR_ZERO_RETURN)
+                return req_wait(r, k, "waiting for the client's FIN");
+#else
+            /* Up to the client's close_notify, or its end of stream: either ends it. */
+            k = SSL_shutdown(r->ssl);
+            if (k < 0 && SSL_get_error(r->ssl, k) == SSL_ERROR_WANT_READ)
+                return SSL_ERROR_WANT_READ;
+#endif
+            ERR_clear_error();
+            r->state = R_DONE;
+            break;
+        case R_DONE:
+            return SSL_ERROR_NONE;
+        }
+    }
+}
+
 #ifdef USE_QUIC
 /* ---------------------------------------------------------------- QUIC */
 
@@ -123,15 +248,9 @@ static void sa_string(const struct sockaddr *sa, char *buf, size_t cap)
 #define BATCH 32
 #define MAX_PASSES 8
 #define IDLE_GC_MS 30000
-#define WRITE_BUDGET 16 /* chunks a stream may write per pass, so no stream starves others */
 
 struct qstream {
-    SSL *ssl;
-    demo_req req;
-    demo_resp resp;
-    int have_req, fin_in, concluded, bad;
-    size_t off, len;
-    uint8_t buf[CHUNK];
+    struct req r;
     struct qstream *next;
 };
 
@@ -178,84 +297,7 @@ static uint8_t tx_buf[BATCH][2048];
 
 static int link_round(struct link *l);
 
-/* ---- serving streams (as in ddd-async-pollable) */
-
-static void stream_free(struct qstream *st)
-{
-    SSL_free(st->ssl);
-    free(st);
-}
-
-static void stream_request(struct qconn *c, struct qstream *st, int r)
-{
-    st->have_req = 1;
-    if (r > 0) {
-        demo_resp_init(&st->resp, &st->req);
-        return;
-    }
-    /* Not a request: answered with a bare FIN, as the other demos do. */
-    memset(&st->resp, 0, sizeof(st->resp));
-    if (!c->res.failed)
-        snprintf(c->res.why, sizeof(c->res.why), "not a request: \"%.40s\"", st->req.buf);
-    c->res.failed = 1;
-    st->bad = 1;
-}
-
-/* 1: finished, 0: more to do later, -1: the stream failed. */
-static int stream_progress(struct qconn *c, struct qstream *st, int *progress)
-{
-    uint8_t in[4096];
-    size_t n;
-    int budget = WRITE_BUDGET;
-
-    while (!st->fin_in) {
-        if (SSL_read_ex(st->ssl, in, sizeof(in), &n)) {
-            *progress = 1;
-            if (!st->have_req) {
-                int r = demo_req_feed(&st->req, in, n);
-                if (r != 0)
-                    stream_request(c, st, r);
-            }
-            continue;
-        }
-        if (SSL_get_error(st->ssl, 0) == SSL_ERROR_WANT_READ)
-            break;
-        if (SSL_get_error(st->ssl, 0) != SSL_ERROR_ZERO_RETURN)
-            return -1;
-        ERR_clear_error();
-        st->fin_in = 1;
-        *progress = 1;
-        if (!st->have_req)
-            stream_request(c, st, demo_req_eof(&st->req));
-    }
-    while (st->have_req && !st->concluded) {
-        size_t w = 0;
-        if (st->off == st->len) {
-            st->off = 0;
-            st->len = demo_resp_fill(&st->resp, st->buf, sizeof(st->buf));
-            if (st->len == 0) {
-                if (!SSL_stream_conclude(st->ssl, 0))
-                    return -1;
-                st->concluded = 1;
-                if (!st->bad)
-                    c->res.requests++;
-                *progress = 1;
-                break;
-            }
-        }
-        if (budget-- == 0)
-            return 0; /* still writable: SSL_poll says so, and the round goes on (or yields) */
-        if (!SSL_write_ex(st->ssl, st->buf + st->off, st->len - st->off, &w)) {
-            if (SSL_get_error(st->ssl, 0) == SSL_ERROR_WANT_WRITE)
-                return 0;
-            return -1;
-        }
-        st->off += w;
-        c->res.bytes_out += w;
-        *progress = 1;
-    }
-    return st->concluded && st->fin_in ? 1 : 0;
-}
+/* ---- serving connections (as in ddd-async-pollable) */
 
 static void conn_log(struct link *l, struct qconn *c)
 {
@@ -292,52 +334,49 @@ static void conn_free(struct qconn *c)
     while (c->streams != NULL) {
         struct qstream *st = c->streams;
         c->streams = st->next;
-        stream_free(st);
+        SSL_free(st->r.ssl);
+        free(st);
     }
     SSL_free(c->ssl);
     free(c);
 }
 
-/* Accepts new streams and progresses every stream. 0 when the connection is gone. */
-static int conn_serve(struct link *l, struct qconn *c, int *progress)
+/* Accepts new streams and steps every stream. 0 when the connection is gone. */
+static int conn_serve(struct link *l, struct qconn *c)
 {
     struct qstream **pp;
     SSL *s;
 
     while ((s = SSL_accept_stream(c->ssl, SSL_ACCEPT_STREAM_NO_BLOCK)) != NULL) {
-        struct qstream *st;
-        *progress = 1;
-        if (SSL_get_stream_type(s) != SSL_STREAM_TYPE_BIDI) {
-            SSL_free(s);
+        struct qstream *st = NULL;
+        if (SSL_get_stream_type(s) != SSL_STREAM_TYPE_BIDI || (st = calloc(1, sizeof(*st))) == NULL) {
+            SSL_free(s); /* not a request stream: the peer is asked to stop sending */
             continue;
         }
-        st = calloc(1, sizeof(*st));
-        if (st == NULL) {
-            SSL_free(s);
-            continue;
-        }
-        st->ssl = s;
+        st->r.ssl = s;
+        st->r.res = &c->res;
         st->next = c->streams;
         c->streams = st;
     }
-    ERR_clear_error();
+    ERR_clear_error(); /* NULL with an error: the connection is ending (seen below) */
     for (pp = &c->streams; *pp != NULL;) {
         struct qstream *st = *pp;
-        int r = stream_progress(c, st, progress);
-        if (r == 0) {
+        int e = req_step(&st->r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
             pp = &st->next;
             continue;
         }
-        if (r < 0) {
+        if (e != SSL_ERROR_NONE) {
             if (conn_closed(l, c))
-                return 0;
-            set_failed(&c->res, "stream");
-            if (!st->concluded)
-                SSL_stream_reset(st->ssl, NULL, 0);
+                return 0; /* the connection's end, not the stream's fault */
+            tally_failed(&c->res, st->r.what);
+            if (st->r.state < R_DRAIN)
+                SSL_stream_reset(st->r.ssl, NULL, 0);
             ERR_clear_error();
         }
         *pp = st->next;
-        stream_free(st);
+        SSL_free(st->r.ssl);
+        free(st);
     }
     return !conn_closed(l, c);
 }
@@ -368,9 +407,10 @@ static int anything_ready(struct link *l)
         l->items[n].events = SSL_POLL_EVENT_ISB | SSL_POLL_EVENT_ISU | SSL_POLL_EVENT_EC;
         l->items[n++].revents = 0;
         for (st = c->streams; st != NULL; st = st->next) {
-            l->items[n].desc = SSL_as_poll_descriptor(st->ssl);
-            l->items[n].events = (st->fin_in ? 0 : SSL_POLL_EVENT_R) |
-                                 (st->have_req && !st->concluded ? SSL_POLL_EVENT_W : 0);
+            enum rstate s = st->r.state;
+            l->items[n].desc = SSL_as_poll_descriptor(st->r.ssl);
+            l->items[n].events = (s == R_READ || (s == R_DRAIN && !st->r.fin_in) ? SSL_POLL_EVENT_R : 0) |
+                                 (s == R_WRITE || s == R_END ? SSL_POLL_EVENT_W : 0);
             l->items[n++].revents = 0;
         }
     }
@@ -629,7 +669,6 @@ static int link_round(struct link *l)
     rounds++;
     for (pass = 0; pass < MAX_PASSES; pass++) {
         struct qconn **pp;
-        int progress = 0;
         SSL_handle_events(l->listener);
         while ((cs = SSL_accept_connection(l->listener, SSL_ACCEPT_CONNECTION_NO_BLOCK)) != NULL) {
             struct qconn *c = calloc(1, sizeof(*c));
@@ -644,14 +683,14 @@ static int link_round(struct link *l)
 #endif
             if (!SSL_set_default_stream_mode(cs, SSL_DEFAULT_STREAM_MODE_NONE) ||
                 !SSL_set_incoming_stream_policy(cs, SSL_INCOMING_STREAM_POLICY_ACCEPT, 0))
-                set_failed(&c->res, "stream policy");
+                tally_failed(&c->res, "stream policy");
             c->next = l->conns;
             l->conns = c;
         }
         ERR_clear_error();
         for (pp = &l->conns; *pp != NULL;) {
             struct qconn *c = *pp;
-            if (conn_serve(l, c, &progress)) {
+            if (conn_serve(l, c)) {
                 pp = &c->next;
             } else {
                 *pp = c->next;
@@ -829,28 +868,21 @@ static void net_free(void)
 
 #define PAIR_BUF (64 << 10)
 #define WRITE_HIGH (256 << 10) /* bytes queued in uv_write before the answer pauses */
-#define LINGER_MS 10000
-
-enum tstate { T_REQ, T_RESP, T_SHUT, T_FLUSH, T_LINGER, T_CLOSED };
 
 struct tconn {
     uv_tcp_t tcp;
-    uv_timer_t linger;
+    uv_timer_t linger; /* bounds the wait for the client's close after ours */
     uv_shutdown_t shut;
     int open_handles;
-    SSL *ssl;
+    int closed;
     BIO *net; /* our half of the BIO pair; the SSL object owns the other */
     char peer[64];
-    enum tstate state;
-    demo_req req;
-    demo_resp resp;
-    uint8_t buf[CHUNK];
-    size_t off, len;
-    uint8_t rx[65536]; /* libuv reads here */
+    uint8_t rx[65536];     /* libuv reads here */
     size_t rx_off, rx_len; /* bytes of rx the pair has not taken yet */
-    int reading, eof_in, eof_passed;
+    int reading, eof_in, eof_passed, fin_sent;
     size_t queued; /* bytes handed to uv_write, not yet written */
     demo_conn_result res;
+    struct req r;
     struct tconn *prev, *next;
 };
 
@@ -877,20 +909,20 @@ static void on_tconn_closed(uv_handle_t *h)
     struct tconn *c = h->data;
     if (--c->open_handles > 0)
         return;
-    SSL_free(c->ssl); /* and the library's half of the pair */
+    SSL_free(c->r.ssl); /* and the library's half of the pair */
     BIO_free(c->net);
     free(c);
 }
 
 /* The one log line, then the handles close (pending writes are cancelled) and c is freed. */
-static void tconn_close(struct tconn *c, const char *why)
+static void tconn_close(struct tconn *c, const char *what)
 {
-    if (c->state == T_CLOSED)
+    if (c->closed)
         return;
-    if (why != NULL)
-        set_failed(&c->res, why);
+    c->closed = 1;
+    if (what != NULL)
+        tally_failed(&c->res, what);
     ERR_clear_error();
-    c->state = T_CLOSED;
     log_conn(c->peer, &c->res);
     if (c->prev != NULL)
         c->prev->next = c->next;
@@ -913,7 +945,7 @@ static void on_written(uv_write_t *req, int status)
     struct tconn *c = w->c;
     c->queued -= w->len;
     free(w);
-    if (c->state == T_CLOSED)
+    if (c->closed)
         return;
     if (status < 0) {
         char why[80];
@@ -1008,113 +1040,44 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 }
 
 /*
- * Runs the connection as far as it goes: request, answer, close_notify, FIN, linger. Every
- * SSL call is followed by moving bytes both ways, until nothing moves.
+ * Steps the request and moves bytes both ways until nothing moves. WANT_READ is "more bytes
+ * from libuv" (on_read drives again), WANT_WRITE "room in the pair", made by draining it
+ * here; a deep uv_write queue pauses the request until on_written drives again.
  */
 static void drive(struct tconn *c)
 {
-    uint8_t in[4096];
-    size_t n;
-    int r, moved;
-
+    int e = SSL_ERROR_WANT_READ, moved;
     do {
-        int blocked = 0;
         moved = pump_in(c);
-        while (!blocked && c->state != T_CLOSED) {
-            switch (c->state) {
-            case T_REQ:
-                if (!SSL_read_ex(c->ssl, in, sizeof(in), &n)) {
-                    r = SSL_get_error(c->ssl, 0);
-                    if (r == SSL_ERROR_WANT_READ || r == SSL_ERROR_WANT_WRITE) {
-                        blocked = 1; /* input from libuv, or the pair drained: below */
-                    } else if (r == SSL_ERROR_ZERO_RETURN && demo_req_eof(&c->req) > 0) {
-                        ERR_clear_error();
-                        demo_resp_init(&c->resp, &c->req);
-                        c->state = T_RESP;
-                    } else {
-                        tconn_close(c, c->req.len ? "reading the request" : "closed before a request");
-                    }
-                    break;
-                }
-                r = demo_req_feed(&c->req, in, n);
-                if (r < 0) {
-                    tconn_close(c, "not a request");
-                } else if (r == 1) {
-                    demo_resp_init(&c->resp, &c->req);
-                    c->state = T_RESP;
-                }
-                break;
-            case T_RESP:
-                if (c->queued >= WRITE_HIGH) {
-                    blocked = 1; /* on_written drives again */
-                    break;
-                }
-                if (c->off == c->len) {
-                    c->off = 0;
-                    c->len = demo_resp_fill(&c->resp, c->buf, sizeof(c->buf));
-                    if (c->len == 0) {
-                        c->res.requests++;
-                        c->state = T_SHUT;
-                        break;
-                    }
-                }
-                if (!SSL_write_ex(c->ssl, c->buf + c->off, c->len - c->off, &n)) {
-                    r = SSL_get_error(c->ssl, 0);
-                    if (r == SSL_ERROR_WANT_WRITE || r == SSL_ERROR_WANT_READ)
-                        blocked = 1;
-                    else
-                        tconn_close(c, "writing the answer");
-                    break;
-                }
-                c->off += n;
-                c->res.bytes_out += n;
-                break;
-            case T_SHUT:
-                r = SSL_shutdown(c->ssl);
-                if (r < 0) {
-                    r = SSL_get_error(c->ssl, r);
-                    if (r == SSL_ERROR_WANT_WRITE || r == SSL_ERROR_WANT_READ)
-                        blocked = 1;
-                    else
-                        tconn_close(c, "shutdown");
-                    break;
-                }
-                ERR_clear_error();
-                c->state = T_FLUSH; /* close_notify is in the pair */
-                break;
-            case T_FLUSH:
-                /* Once libuv has written everything: FIN, then wait for the client's. */
-                if (BIO_ctrl_pending(c->net) > 0 || c->queued > 0) {
-                    blocked = 1;
-                    break;
-                }
-                uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown);
-                uv_timer_start(&c->linger, on_linger, LINGER_MS, 0);
-                c->state = T_LINGER;
-                break;
-            case T_LINGER:
-                /* on_read closes at the client's end of stream. */
-                if (c->eof_in) {
-                    tconn_close(c, NULL);
-                    return;
-                }
-                blocked = 1;
-                break;
-            case T_CLOSED:
-                break;
+        if (c->queued < WRITE_HIGH) {
+            e = req_step(&c->r);
+            if (e != SSL_ERROR_NONE && e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+                tconn_close(c, c->r.what);
+                return;
             }
         }
-        if (c->state == T_CLOSED)
-            return;
         moved |= flush_out(c);
-    } while (moved && c->state != T_CLOSED);
+        if (c->closed)
+            return;
+    } while (moved && e != SSL_ERROR_NONE && c->queued < WRITE_HIGH);
+    if (c->queued > 0 || BIO_ctrl_pending(c->net) > 0)
+        return; /* on_written drives again */
+    if (e == SSL_ERROR_NONE) {
+        tconn_close(c, NULL);
+    } else if (c->r.state == R_DRAIN && !c->fin_sent) {
+        /* close_notify is out: our FIN too, then wait (bounded) for the client's end of
+         * stream, so closing cannot reset data it has not read yet. */
+        uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown);
+        uv_timer_start(&c->linger, on_linger, LINGER_MS, 0);
+        c->fin_sent = 1;
+    }
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct tconn *c = s->data;
     (void)buf;
-    if (c->state == T_CLOSED)
+    if (c->closed)
         return;
     if (nread == UV_EOF) {
         c->eof_in = 1;
@@ -1123,11 +1086,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     } else if (nread < 0) {
         char why[80];
         snprintf(why, sizeof(why), "reading from the client: %s", uv_strerror((int)nread));
-        tconn_close(c, c->state == T_LINGER ? NULL : why);
+        tconn_close(c, c->r.state == R_DRAIN ? NULL : why);
         return;
     } else if (nread > 0) {
-        if (c->state == T_LINGER)
-            return; /* after our close_notify: whatever the client still says is dropped */
         c->rx_off = 0;
         c->rx_len = (size_t)nread;
     }
@@ -1141,7 +1102,8 @@ static void tconn_start(struct tconn *c, SSL *ssl)
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
 
-    c->ssl = ssl;
+    c->r.ssl = ssl;
+    c->r.res = &c->res;
     c->tcp.data = c->linger.data = c;
     c->open_handles = 2;
     uv_timer_init(loop, &c->linger);
@@ -1162,6 +1124,16 @@ static void tconn_start(struct tconn *c, SSL *ssl)
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     c->reading = 1;
     drive(c);
+}
+
+/* A connection that never started: only its TCP handle to close. */
+static void tconn_abort(struct tconn *c, SSL *ssl)
+{
+    c->closed = 1;
+    c->tcp.data = c;
+    c->r.ssl = ssl;
+    c->open_handles = 1;
+    uv_close((uv_handle_t *)&c->tcp, on_tconn_closed);
 }
 
 #ifdef USE_LISTENER
@@ -1189,11 +1161,7 @@ static void on_accept_ready(uv_poll_t *h, int status, int events)
         }
         if (uv_tcp_open(&c->tcp, fd) != 0) {
             close(fd);
-            c->state = T_CLOSED;
-            c->tcp.data = c;
-            c->ssl = ssl;
-            c->open_handles = 1;
-            uv_close((uv_handle_t *)&c->tcp, on_tconn_closed);
+            tconn_abort(c, ssl);
             continue;
         }
         tconn_start(c, ssl);
@@ -1216,11 +1184,7 @@ static void on_connection(uv_stream_t *s, int status)
     ssl = SSL_new(ctx);
     if (uv_accept(s, (uv_stream_t *)&c->tcp) != 0 || ssl == NULL) {
         demo_log_errors("accepting");
-        c->state = T_CLOSED;
-        c->tcp.data = c;
-        c->ssl = ssl;
-        c->open_handles = 1;
-        uv_close((uv_handle_t *)&c->tcp, on_tconn_closed);
+        tconn_abort(c, ssl);
         return;
     }
     SSL_set_accept_state(ssl);

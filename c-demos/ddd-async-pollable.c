@@ -14,22 +14,25 @@
  * worker, which does not know the connection; steering by connection ID would need an eBPF
  * SO_REUSEPORT program or forwarding between workers (see the prefork demo).
  *
- * Everything is non-blocking and driven by libuv:
+ * Everything is non-blocking and driven by libuv. A request (a TLS connection, or a QUIC
+ * stream) is one small state machine, req_step: read "GET /path", write the answer as far
+ * as the connection or stream takes it, end it (TLS close_notify, QUIC FIN), wait for the
+ * client's end. It says what it waits for as SSL_get_error does (WANT_READ, WANT_WRITE).
  *   TLS (and -DUSE_LISTENER, TLS through SSL_new_listener/SSL_accept_connection): a uv_poll_t
  *     on the listening socket accepts; each connection has a uv_poll_t on its socket, asked
- *     for exactly the direction SSL_get_error named (WANT_READ/WANT_WRITE).
+ *     for exactly the direction the request waits for.
  *   QUIC (-DUSE_QUIC): one listener per worker; a uv_poll_t on the listener's poll
  *     descriptor (readable, plus writable while SSL_net_write_desired) and a uv_timer_t
  *     re-armed from SSL_get_event_timeout after every round. A round: SSL_handle_events,
- *     accept the ready connections and streams, progress every stream as far as it goes.
- *     Every SSL call may take in datagrams on its own (implicit event handling), so work can
- *     wait inside the library while the socket is empty: a round ends with SSL_poll (zero
- *     timeout, no event handling) over every object and runs again while anything is ready.
+ *     accept the ready connections and streams, step every stream. Every SSL call may take in
+ *     datagrams on its own (implicit event handling), so work can wait inside the library
+ *     while the socket is empty: a round ends with SSL_poll (zero timeout, no event handling)
+ *     over every object and runs again while anything is ready.
  *
  * Protocol (common.h): one request "GET /path" per TLS connection or per QUIC bidirectional
- * stream, answered with N pattern bytes for "/N" (or a short text), then TLS close_notify /
- * QUIC FIN. One log line per connection. SIGINT/SIGTERM: every worker closes its handles and
- * frees its objects, the process exits 0.
+ * stream, answered with N pattern bytes for "/N" (or a short text). One log line per
+ * connection. SIGINT/SIGTERM: every worker closes its handles and frees its objects, the
+ * process exits 0.
  */
 #include "common.h"
 
@@ -53,53 +56,149 @@
 
 #define WORKERS_MAX 64
 #define CHUNK 16384
-#define MAX_PASSES 8 /* passes of one round before yielding to the loop (timer 0) */
-/* Chunks one connection or stream may write per callback or pass: a client that reads as
- * fast as we write would otherwise keep the socket (or, through the library's implicit event
- * handling, the stream) writable forever and starve its worker's other connections. */
+/* Chunks a request may write per step: a client that reads as fast as we write would
+ * otherwise keep the socket (or, through the library's implicit event handling, the stream)
+ * writable forever and starve its worker's other connections. */
 #define WRITE_BUDGET 64
+#define LINGER_MS 10000 /* TLS: how long we wait for the client's close after ours */
+#define MAX_PASSES 8    /* QUIC: passes of one round before yielding to the loop */
 
-struct worker;
+/* ---------------------------------------------------------------- one request */
 
+enum rstate { R_READ, R_WRITE, R_END, R_DRAIN, R_DONE };
+
+struct req {
+    SSL *ssl; /* a TLS connection or a QUIC stream */
+    enum rstate state;
+    demo_conn_result *res; /* the connection's tally */
+    const char *what;      /* what failed, when req_step says so */
+    int fin_in;            /* QUIC: the client's FIN was read */
+    int bad;               /* not a request: nothing is answered */
+    demo_req req;
+    demo_resp resp;
+    uint8_t buf[CHUNK];
+    size_t off, len;
+};
+
+/* Marks res failed (the first reason is kept) with what and the library's last error. */
+static void tally_failed(demo_conn_result *res, const char *what)
+{
+    unsigned long e = ERR_peek_last_error();
+    char ebuf[120] = "";
+    if (e != 0)
+        ERR_error_string_n(e, ebuf, sizeof(ebuf));
+    if (!res->failed)
+        snprintf(res->why, sizeof(res->why), "%s%s%s", what, ebuf[0] ? ": " : "", ebuf);
+    res->failed = 1;
+    ERR_clear_error();
+}
+
+/* A wait passes through; anything else is a failure of `what` (the caller decides). */
+static int req_wait(struct req *r, int e, const char *what)
+{
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+        r->what = what;
+        if (e == SSL_ERROR_NONE)
+            e = SSL_ERROR_SSL;
+    }
+    return e;
+}
+
+/*
+ * Runs a request as far as it goes. Returns SSL_ERROR_WANT_READ or SSL_ERROR_WANT_WRITE (call
+ * again when that is possible; WANT_WRITE also when the write budget is spent), SSL_ERROR_NONE
+ * once it is done, or another SSL_ERROR_* when it failed (r->what says where).
+ */
+static int req_step(struct req *r)
+{
+    uint8_t in[4096];
+    size_t n;
+    int k, budget = WRITE_BUDGET;
+
+    for (;;) {
+        switch (r->state) {
+        case R_READ:
+            if (SSL_read_ex(r->ssl, in, sizeof(in), &n)) {
+                k = demo_req_feed(&r->req, in, n);
+            } else {
+                k = SSL_get_error(r->ssl, 0);
+                if (k != SSL_ERROR_ZERO_RETURN)
+                    return req_wait(r, k, r->req.len ? "reading the request" : "closed before a request");
+                ERR_clear_error();
+                r->fin_in = 1;
+                if (r->req.len == 0)
+                    return req_wait(r, k, "closed before a request");
+                k = demo_req_eof(&r->req); /* hq-interop: FIN may end the request line */
+            }
+            if (k == 0)
+                break;
+            if (k > 0) {
+                demo_resp_init(&r->resp, &r->req);
+            } else {
+                r->bad = 1; /* answered with nothing, then ended */
+                memset(&r->resp, 0, sizeof(r->resp));
+                if (!r->res->failed)
+                    snprintf(r->res->why, sizeof(r->res->why), "not a request: \"%.40s\"", r->req.buf);
+                r->res->failed = 1;
+            }
+            r->state = R_WRITE;
+            break;
+        case R_WRITE:
+            if (r->off == r->len) {
+                r->off = 0;
+                r->len = demo_resp_fill(&r->resp, r->buf, sizeof(r->buf));
+                if (r->len == 0) {
+                    r->res->requests += !r->bad;
+                    r->state = R_END;
+                    break;
+                }
+            }
+            if (budget-- == 0)
+                return SSL_ERROR_WANT_WRITE; /* yield: writable, so called again soon */
+            /* A retried SSL_write gets the same bytes again, as OpenSSL requires. */
+            if (!SSL_write_ex(r->ssl, r->buf + r->off, r->len - r->off, &n))
+                return req_wait(r, SSL_get_error(r->ssl, 0), "writing the answer");
+            r->off += n;
+            r->res->bytes_out += n;
+            break;
+        case R_END:
 #ifdef USE_QUIC
-struct qstream {
-    SSL *ssl;
-    demo_req req;
-    demo_resp resp;
-    int have_req, fin_in, concluded, bad;
-    size_t off, len;
-    uint8_t buf[CHUNK];
-    struct qstream *next;
-};
-
-struct qconn {
-    SSL *ssl;
-    demo_conn_result res;
-    struct qstream *streams;
-    struct qconn *next;
-};
+            if (!SSL_stream_conclude(r->ssl, 0)) /* FIN after the answer */
+                return req_wait(r, SSL_get_error(r->ssl, 0), "concluding the stream");
 #else
-enum tstate { T_REQ, T_RESP, T_SHUT, T_LINGER };
-
-struct tconn {
-    struct worker *w;
-    uv_poll_t poll;
-    uv_timer_t linger; /* bounds the wait for the client's close after our close_notify */
-    int open_handles;
-    int fd;
-    int polled; /* UV_READABLE / UV_WRITABLE currently asked for */
-    SSL *ssl;
-    char peer[64]; /* taken at accept: a socket the client has reset has no peer name */
-    enum tstate state;
-    demo_req req;
-    demo_resp resp;
-    uint8_t buf[CHUNK];
-    size_t off, len;
-    demo_conn_result res;
-    struct tconn *prev, *next;
-};
-#define LINGER_MS 10000
+            k = SSL_shutdown(r->ssl); /* close_notify */
+            if (k < 0)
+                return req_wait(r, SSL_get_error(r->ssl, k), "shutdown");
+            if (k == 1) {
+                r->state = R_DONE; /* the client's close_notify came first */
+                break;
+            }
 #endif
+            r->state = R_DRAIN;
+            break;
+        case R_DRAIN:
+#ifdef USE_QUIC
+            /* Up to the client's FIN (anything after the request is dropped). */
+            while (!r->fin_in && SSL_read_ex(r->ssl, in, sizeof(in), &n))
+                ;
+            if (!r->fin_in && (k = SSL_get_error(r->ssl, 0)) != SSL_ERROR_ZERO_RETURN)
+                return req_wait(r, k, "waiting for the client's FIN");
+#else
+            /* Up to the client's close_notify, or its end of stream: either ends it. */
+            k = SSL_shutdown(r->ssl);
+            if (k < 0 && SSL_get_error(r->ssl, k) == SSL_ERROR_WANT_READ)
+                return SSL_ERROR_WANT_READ;
+#endif
+            ERR_clear_error();
+            r->state = R_DONE;
+            break;
+        case R_DONE:
+            return SSL_ERROR_NONE;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- workers */
 
 struct worker {
     int idx;
@@ -175,112 +274,37 @@ static void set_lpoll(struct worker *w, int events, uv_poll_cb cb)
     }
 }
 
+/* demo_log_conn's line, with a peer string of our own. */
+static void log_conn(const char *peer, int port, const demo_conn_result *res)
+{
+    demo_log("conn from %s port %d: %llu requests, %llu bytes sent, %s%s", peer, port,
+             (unsigned long long)res->requests, (unsigned long long)res->bytes_out, res->failed ? "failed: " : "ok",
+             res->failed ? res->why : "");
+}
+
 #ifdef USE_QUIC
-/* ---------------------------------------------------------------- QUIC */
+/* ---------------------------------------------------------------- QUIC: rounds over a listener */
+
+struct qstream {
+    struct req r;
+    struct qstream *next;
+};
+
+struct qconn {
+    SSL *ssl;
+    demo_conn_result res;
+    struct qstream *streams;
+    struct qconn *next;
+};
 
 static void quic_round(struct worker *w);
 
-static void stream_free(struct qstream *st)
-{
-    SSL_free(st->ssl);
-    free(st);
-}
-
-/* Records why a stream (so its connection) failed; the first reason is kept. */
-static void stream_failed(struct qconn *c, const char *what)
-{
-    unsigned long e = ERR_peek_last_error();
-    char ebuf[120] = "no queued error";
-    if (e != 0)
-        ERR_error_string_n(e, ebuf, sizeof(ebuf));
-    if (!c->res.failed)
-        snprintf(c->res.why, sizeof(c->res.why), "%s: %s", what, ebuf);
-    c->res.failed = 1;
-    ERR_clear_error();
-}
-
-/* The request is complete (1) or unusable (-1): choose the answer, or a bare FIN. */
-static void stream_request(struct qconn *c, struct qstream *st, int r)
-{
-    st->have_req = 1;
-    if (r > 0) {
-        demo_resp_init(&st->resp, &st->req);
-        return;
-    }
-    /* Not a request: answered with a bare FIN, as the other demos do. */
-    memset(&st->resp, 0, sizeof(st->resp));
-    if (!c->res.failed)
-        snprintf(c->res.why, sizeof(c->res.why), "not a request: \"%.40s\"", st->req.buf);
-    c->res.failed = 1;
-    st->bad = 1;
-}
-
-/*
- * Reads the request, writes the answer as far as the stream takes it, FIN after the last
- * byte. 1: finished, 0: more to do later, -1: the stream failed.
- */
-static int stream_progress(struct qconn *c, struct qstream *st, int *progress)
-{
-    uint8_t in[4096];
-    size_t n;
-    int budget = WRITE_BUDGET;
-
-    while (!st->fin_in) {
-        if (SSL_read_ex(st->ssl, in, sizeof(in), &n)) {
-            *progress = 1;
-            if (!st->have_req) {
-                int r = demo_req_feed(&st->req, in, n);
-                if (r != 0)
-                    stream_request(c, st, r);
-            }
-            continue;
-        }
-        if (SSL_get_error(st->ssl, 0) == SSL_ERROR_WANT_READ)
-            break;
-        if (SSL_get_error(st->ssl, 0) != SSL_ERROR_ZERO_RETURN)
-            return -1;
-        ERR_clear_error();
-        st->fin_in = 1;
-        *progress = 1;
-        if (!st->have_req)
-            stream_request(c, st, demo_req_eof(&st->req)); /* FIN may end the request line */
-    }
-    while (st->have_req && !st->concluded) {
-        size_t w = 0;
-        if (st->off == st->len) {
-            st->off = 0;
-            st->len = demo_resp_fill(&st->resp, st->buf, sizeof(st->buf));
-            if (st->len == 0) {
-                if (!SSL_stream_conclude(st->ssl, 0))
-                    return -1;
-                st->concluded = 1;
-                if (!st->bad)
-                    c->res.requests++;
-                *progress = 1;
-                break;
-            }
-        }
-        if (budget-- == 0)
-            return 0; /* still writable: SSL_poll says so, and the round goes on (or yields) */
-        if (!SSL_write_ex(st->ssl, st->buf + st->off, st->len - st->off, &w)) {
-            if (SSL_get_error(st->ssl, 0) == SSL_ERROR_WANT_WRITE)
-                return 0;
-            return -1;
-        }
-        st->off += w;
-        c->res.bytes_out += w;
-        *progress = 1;
-    }
-    return st->concluded && st->fin_in ? 1 : 0;
-}
-
-/*
- * If the connection has terminated: its one log line (ok when the client closed it with
- * code 0 after its last answer), and 1 (it can be freed).
- */
+/* If the connection has terminated: its log line (ok when the client closed it with code 0),
+ * and 1 (free it). */
 static int conn_closed(struct worker *w, struct qconn *c)
 {
     SSL_CONN_CLOSE_INFO info;
+    char peer[80];
     if (!SSL_get_conn_close_info(c->ssl, &info, sizeof(info)))
         return 0;
     ERR_clear_error();
@@ -291,7 +315,8 @@ static int conn_closed(struct worker *w, struct qconn *c)
                  (info.flags & SSL_CONN_CLOSE_FLAG_TRANSPORT) ? "transport" : "application", info.error_code,
                  info.reason ? (int)info.reason_len : 0, info.reason ? info.reason : "");
     }
-    demo_log_conn(c->ssl, w->port, &c->res);
+    demo_ssl_peer(c->ssl, peer, sizeof(peer));
+    log_conn(peer, w->port, &c->res);
     return 1;
 }
 
@@ -300,57 +325,54 @@ static void conn_free(struct qconn *c)
     while (c->streams != NULL) {
         struct qstream *st = c->streams;
         c->streams = st->next;
-        stream_free(st);
+        SSL_free(st->r.ssl);
+        free(st);
     }
     SSL_free(c->ssl);
     free(c);
 }
 
-/* Accepts new streams and progresses every stream. 0 when the connection is gone. */
-static int conn_serve(struct worker *w, struct qconn *c, int *progress)
+/* Accepts new streams and steps every stream. 0 when the connection is gone. */
+static int conn_serve(struct worker *w, struct qconn *c)
 {
     struct qstream **pp;
     SSL *s;
 
     while ((s = SSL_accept_stream(c->ssl, SSL_ACCEPT_STREAM_NO_BLOCK)) != NULL) {
-        struct qstream *st;
-        *progress = 1;
-        if (SSL_get_stream_type(s) != SSL_STREAM_TYPE_BIDI) {
-            SSL_free(s); /* not a request stream: asks the peer to stop sending */
+        struct qstream *st = NULL;
+        if (SSL_get_stream_type(s) != SSL_STREAM_TYPE_BIDI || (st = calloc(1, sizeof(*st))) == NULL) {
+            SSL_free(s); /* not a request stream: the peer is asked to stop sending */
             continue;
         }
-        st = calloc(1, sizeof(*st));
-        if (st == NULL) {
-            SSL_free(s);
-            continue;
-        }
-        st->ssl = s;
+        st->r.ssl = s;
+        st->r.res = &c->res;
         st->next = c->streams;
         c->streams = st;
     }
     ERR_clear_error(); /* NULL with an error: the connection is ending (seen below) */
     for (pp = &c->streams; *pp != NULL;) {
         struct qstream *st = *pp;
-        int r = stream_progress(c, st, progress);
-        if (r == 0) {
+        int e = req_step(&st->r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
             pp = &st->next;
             continue;
         }
-        if (r < 0) {
+        if (e != SSL_ERROR_NONE) {
             if (conn_closed(w, c))
-                return 0;
-            stream_failed(c, "stream");
-            if (!st->concluded)
-                SSL_stream_reset(st->ssl, NULL, 0);
+                return 0; /* the connection's end, not the stream's fault */
+            tally_failed(&c->res, st->r.what);
+            if (st->r.state < R_DRAIN)
+                SSL_stream_reset(st->r.ssl, NULL, 0);
             ERR_clear_error();
         }
         *pp = st->next;
-        stream_free(st);
+        SSL_free(st->r.ssl);
+        free(st);
     }
     return !conn_closed(w, c);
 }
 
-/* Anything ready that a pass has not seen (level-triggered SSL_poll, no event handling)? */
+/* Anything ready that the last pass has not seen (level-triggered SSL_poll, no ticking)? */
 static int anything_ready(struct worker *w)
 {
     struct timeval zero = {0, 0};
@@ -376,26 +398,24 @@ static int anything_ready(struct worker *w)
         w->items[n].events = SSL_POLL_EVENT_ISB | SSL_POLL_EVENT_ISU | SSL_POLL_EVENT_EC;
         w->items[n++].revents = 0;
         for (st = c->streams; st != NULL; st = st->next) {
-            w->items[n].desc = SSL_as_poll_descriptor(st->ssl);
-            w->items[n].events = (st->fin_in ? 0 : SSL_POLL_EVENT_R) |
-                                 (st->have_req && !st->concluded ? SSL_POLL_EVENT_W : 0);
+            enum rstate s = st->r.state;
+            w->items[n].desc = SSL_as_poll_descriptor(st->r.ssl);
+            w->items[n].events = (s == R_READ || (s == R_DRAIN && !st->r.fin_in) ? SSL_POLL_EVENT_R : 0) |
+                                 (s == R_WRITE || s == R_END ? SSL_POLL_EVENT_W : 0);
             w->items[n++].revents = 0;
         }
     }
-    if (!SSL_poll(w->items, n, sizeof(SSL_POLL_ITEM), &zero, SSL_POLL_FLAG_NO_HANDLE_EVENTS, &count)) {
+    if (!SSL_poll(w->items, n, sizeof(SSL_POLL_ITEM), &zero, SSL_POLL_FLAG_NO_HANDLE_EVENTS, &count))
         ERR_clear_error();
-        return count > 0;
-    }
     return count > 0;
 }
 
 static void on_quic_poll(uv_poll_t *h, int status, int events)
 {
-    struct worker *w = h->data;
     (void)events;
     if (status < 0)
         demo_log("poll error: %s", uv_strerror(status));
-    quic_round(w);
+    quic_round(h->data);
 }
 
 static void on_quic_timer(uv_timer_t *t)
@@ -415,7 +435,6 @@ static void quic_round(struct worker *w)
     w->rounds++;
     for (pass = 0; pass < MAX_PASSES; pass++) {
         struct qconn **pp;
-        int progress = 0;
         w->passes++;
         SSL_handle_events(w->listener);
         while ((cs = SSL_accept_connection(w->listener, SSL_ACCEPT_CONNECTION_NO_BLOCK)) != NULL) {
@@ -429,14 +448,14 @@ static void quic_round(struct worker *w)
             /* Every request stream is accepted and served on its own: no default stream. */
             if (!SSL_set_default_stream_mode(cs, SSL_DEFAULT_STREAM_MODE_NONE) ||
                 !SSL_set_incoming_stream_policy(cs, SSL_INCOMING_STREAM_POLICY_ACCEPT, 0))
-                stream_failed(c, "stream policy");
+                tally_failed(&c->res, "stream policy");
             c->next = w->conns;
             w->conns = c;
         }
         ERR_clear_error();
         for (pp = &w->conns; *pp != NULL;) {
             struct qconn *c = *pp;
-            if (conn_serve(w, c, &progress)) {
+            if (conn_serve(w, c)) {
                 pp = &c->next;
             } else {
                 *pp = c->next;
@@ -478,11 +497,13 @@ static void worker_stop(struct worker *w)
 {
     while (w->conns != NULL) {
         struct qconn *c = w->conns;
+        char peer[80];
         w->conns = c->next;
         if (!c->res.failed)
             snprintf(c->res.why, sizeof(c->res.why), "still open at shutdown");
         c->res.failed = 1;
-        demo_log_conn(c->ssl, w->port, &c->res);
+        demo_ssl_peer(c->ssl, peer, sizeof(peer));
+        log_conn(peer, w->port, &c->res);
         conn_free(c);
     }
     uv_close((uv_handle_t *)&w->timer, NULL);
@@ -497,40 +518,43 @@ static void worker_free(struct worker *w)
 }
 
 #else
-/* ---------------------------------------------------------------- TLS over TCP */
+/* ---------------------------------------------------------------- TLS: a uv_poll per connection */
 
-static void tconn_step(struct tconn *c);
+struct tconn {
+    struct worker *w;
+    uv_poll_t poll;
+    uv_timer_t linger; /* bounds the wait for the client's close after our close_notify */
+    int open_handles;
+    int fd;
+    int polled; /* UV_READABLE / UV_WRITABLE currently asked for */
+    int draining;
+    char peer[64]; /* noted at accept: a socket the client has reset has no peer name */
+    demo_conn_result res;
+    struct req r;
+    struct tconn *prev, *next;
+};
 
 static void on_tconn_closed(uv_handle_t *h)
 {
     struct tconn *c = h->data;
     if (--c->open_handles > 0)
         return;
-    SSL_free(c->ssl); /* USE_LISTENER: its socket BIO closes the fd */
+    SSL_free(c->r.ssl); /* USE_LISTENER: its socket BIO closes the fd */
 #ifndef USE_LISTENER
     close(c->fd);
 #endif
     free(c);
 }
 
-/* The connection's one log line, then its handles close (and it is freed). why: NULL if
- * all went well, else what failed (with the library's error, if it queued one). */
-static void tconn_close(struct tconn *c, const char *why)
+/* The connection's one log line, then its handles close (and it is freed). what: NULL if
+ * all went well, else what failed. */
+static void tconn_close(struct tconn *c, const char *what)
 {
     struct worker *w = c->w;
-    if (why != NULL && !c->res.failed) {
-        unsigned long e = ERR_peek_last_error();
-        char ebuf[120] = "";
-        if (e != 0)
-            ERR_error_string_n(e, ebuf, sizeof(ebuf));
-        c->res.failed = 1;
-        snprintf(c->res.why, sizeof(c->res.why), "%s%s%s", why, ebuf[0] ? ": " : "", ebuf);
-    }
+    if (what != NULL)
+        tally_failed(&c->res, what);
     ERR_clear_error();
-    /* demo_log_conn's format, with the peer noted at accept */
-    demo_log("conn from %s port %d: %llu requests, %llu bytes sent, %s%s", c->peer, w->port,
-             (unsigned long long)c->res.requests, (unsigned long long)c->res.bytes_out,
-             c->res.failed ? "failed: " : "ok", c->res.failed ? c->res.why : "");
+    log_conn(c->peer, w->port, &c->res);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -541,126 +565,47 @@ static void tconn_close(struct tconn *c, const char *why)
     uv_close((uv_handle_t *)&c->linger, on_tconn_closed);
 }
 
-static void on_tconn_poll(uv_poll_t *h, int status, int events)
-{
-    struct tconn *c = h->data;
-    (void)events;
-    if (status < 0) {
-        tconn_close(c, "socket error");
-        return;
-    }
-    tconn_step(c);
-}
-
 static void on_linger(uv_timer_t *t)
 {
     tconn_close(t->data, NULL); /* answered; the client just did not close in time */
 }
 
-/* Waits for the direction the library asked for; anything else closes the connection
- * (what: why, or NULL when that is a normal end). */
-static void tconn_wait(struct tconn *c, int ret, const char *what)
+static void tconn_run(struct tconn *c);
+
+static void on_tconn_poll(uv_poll_t *h, int status, int events)
 {
-    int events;
-    switch (SSL_get_error(c->ssl, ret)) {
-    case SSL_ERROR_WANT_READ:
-        events = UV_READABLE;
-        break;
-    case SSL_ERROR_WANT_WRITE:
-        events = UV_WRITABLE;
-        break;
-    default:
-        tconn_close(c, what);
+    struct tconn *c = h->data;
+    (void)events;
+    if (status < 0)
+        tconn_close(c, "socket error");
+    else
+        tconn_run(c);
+}
+
+/* Steps the request, then polls the socket for what it waits for. */
+static void tconn_run(struct tconn *c)
+{
+    int e = req_step(&c->r), events = UV_READABLE;
+    if (e == SSL_ERROR_NONE) {
+        tconn_close(c, NULL);
         return;
     }
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+        tconn_close(c, c->r.what);
+        return;
+    }
+    if (c->r.state == R_DRAIN && !c->draining) {
+        /* close_notify is out: say so to TCP too, then wait (bounded) for the client to
+         * close, so closing our socket cannot reset data it has not read yet. */
+        shutdown(c->fd, SHUT_WR);
+        uv_timer_start(&c->linger, on_linger, LINGER_MS, 0);
+        c->draining = 1;
+    }
+    if (e == SSL_ERROR_WANT_WRITE)
+        events = UV_WRITABLE;
     if (events != c->polled) {
         uv_poll_start(&c->poll, events, on_tconn_poll);
         c->polled = events;
-    }
-}
-
-static void tconn_step(struct tconn *c)
-{
-    uint8_t in[4096];
-    size_t n;
-    int r, budget = WRITE_BUDGET;
-
-    for (;;) {
-        switch (c->state) {
-        case T_REQ:
-            if (!SSL_read_ex(c->ssl, in, sizeof(in), &n)) {
-                r = SSL_get_error(c->ssl, 0);
-                if (r == SSL_ERROR_ZERO_RETURN && demo_req_eof(&c->req) > 0) {
-                    ERR_clear_error();
-                    demo_resp_init(&c->resp, &c->req); /* close_notify ended the request */
-                    c->state = T_RESP;
-                    break;
-                }
-                tconn_wait(c, 0, c->req.len ? "reading the request" : "closed before a request");
-                return;
-            }
-            r = demo_req_feed(&c->req, in, n);
-            if (r < 0) {
-                tconn_close(c, "not a request");
-                return;
-            }
-            if (r == 1) {
-                demo_resp_init(&c->resp, &c->req);
-                c->state = T_RESP;
-            }
-            break;
-        case T_RESP:
-            if (c->off == c->len) {
-                c->off = 0;
-                c->len = demo_resp_fill(&c->resp, c->buf, sizeof(c->buf));
-                if (c->len == 0) {
-                    c->res.requests++;
-                    c->state = T_SHUT;
-                    break;
-                }
-            }
-            if (budget-- == 0) {
-                /* Yield to the worker's other connections; the socket is writable, so the
-                 * loop calls back at its next iteration. */
-                if (c->polled != UV_WRITABLE) {
-                    uv_poll_start(&c->poll, UV_WRITABLE, on_tconn_poll);
-                    c->polled = UV_WRITABLE;
-                }
-                return;
-            }
-            /* A retried SSL_write gets the same bytes again, as OpenSSL requires. */
-            if (!SSL_write_ex(c->ssl, c->buf + c->off, c->len - c->off, &n)) {
-                tconn_wait(c, 0, "writing the answer");
-                return;
-            }
-            c->off += n;
-            c->res.bytes_out += n;
-            break;
-        case T_SHUT:
-            r = SSL_shutdown(c->ssl);
-            if (r == 1) {
-                tconn_close(c, NULL);
-                return;
-            }
-            if (r < 0) {
-                tconn_wait(c, r, "shutdown");
-                return;
-            }
-            /* close_notify is out: say so to TCP too, then wait (bounded) for the client to
-             * close, so closing our socket cannot reset data it has not read yet. */
-            shutdown(c->fd, SHUT_WR);
-            c->state = T_LINGER;
-            uv_timer_start(&c->linger, on_linger, LINGER_MS, 0);
-            break;
-        case T_LINGER:
-            r = SSL_shutdown(c->ssl);
-            if (r < 0 && SSL_get_error(c->ssl, r) == SSL_ERROR_WANT_READ) {
-                tconn_wait(c, r, NULL);
-                return;
-            }
-            tconn_close(c, NULL); /* the client's close_notify, or its end of stream */
-            return;
-        }
     }
 }
 
@@ -674,7 +619,8 @@ static void tconn_new(struct worker *w, int fd, SSL *ssl)
     }
     c->w = w;
     c->fd = fd;
-    c->ssl = ssl;
+    c->r.ssl = ssl;
+    c->r.res = &c->res;
     demo_fd_peer(fd, c->peer, sizeof(c->peer));
     w->nconns++;
     c->next = w->conns;
@@ -685,7 +631,7 @@ static void tconn_new(struct worker *w, int fd, SSL *ssl)
     uv_timer_init(&w->loop, &c->linger);
     c->poll.data = c->linger.data = c;
     c->open_handles = 2;
-    tconn_step(c);
+    tconn_run(c);
 }
 
 static void on_accept(uv_poll_t *h, int status, int events)
@@ -717,8 +663,7 @@ static void on_accept(uv_poll_t *h, int status, int events)
         ssl = SSL_new(w->ctx);
         bio = BIO_new_socket(fd, BIO_NOCLOSE);
         if (ssl == NULL || bio == NULL) {
-            demo_log("cannot create a connection object");
-            ERR_print_errors_fp(stderr);
+            demo_log_errors("new connection");
             SSL_free(ssl);
             BIO_free(bio);
             close(fd);
@@ -763,7 +708,7 @@ static void worker_free(struct worker *w)
 }
 #endif
 
-/* ---------------------------------------------------------------- workers and main */
+/* ---------------------------------------------------------------- main */
 
 static void on_stop(uv_async_t *a)
 {
@@ -833,13 +778,7 @@ int main(int argc, char **argv)
     for (i = 0; i < nworkers; i++)
         if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0)
             demo_die("pthread_create");
-    demo_log("%d workers, each with its own loop and its own %s socket on port %d", nworkers,
-#ifdef USE_QUIC
-             "UDP",
-#else
-             "TCP",
-#endif
-             bound);
+    demo_log("%d workers, each with its own loop and its own socket on port %d", nworkers, bound);
     demo_listening(bound);
 
     while (sigwait(&sigs, &sig) != 0)
