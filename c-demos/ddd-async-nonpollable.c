@@ -717,6 +717,8 @@ static int link_round(struct link *l)
         if (l->had_conn || idle >= IDLE_GC_MS) {
             link_unlink(l);
             links_freed++;
+            demo_log("client %s: done, its datagram pair and listener freed%s", l->peer_str,
+                     l->had_conn ? "" : " (idle, no connection)");
             link_close(l);
             return 0;
         }

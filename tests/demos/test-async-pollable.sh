@@ -18,6 +18,8 @@
 #                        none failed; async-pollable: connections were served by both workers
 #                        (DEMO_THREADS=2; each of 50+ connections lands on a worker by the
 #                        kernel's SO_REUSEPORT hash, so all on one would be chance 2^-50)
+#   NAME-links-freed     async-unaddressed, QUIC: the pair and listener of every client
+#                        address were freed once its connection was over
 #   NAME-sigterm         SIGTERM: the server frees everything and exits with status 0
 #   NAME-quic-valgrind   the QUIC build under valgrind (memcheck: invalid accesses,
 #                        definite/indirect/possible leaks; definedness tracking off for the
@@ -129,6 +131,25 @@ async_variant() {
     fi
     cp "$L/$n.log" "$L/$t.log"
     if [ -z "$why" ]; then pass "$t"; else fail "$t" "$why"; fi
+
+    if [ "$demo" = ddd-async-unaddressed ] && [ "$v" = quic ]; then
+        # One pair and listener per client address, freed once its connection is over (after
+        # the closing period): every connection came from its own address here.
+        t=$n-links-freed
+        i=0
+        while [ $i -lt 200 ] && [ "$(grep -c 'datagram pair and listener freed$' "$L/$n.log")" -lt "$expect" ]; do
+            sleep 0.1
+            i=$((i + 1))
+        done
+        freed=$(grep -c 'datagram pair and listener freed$' "$L/$n.log")
+        addrs=$(sed -n 's/^.*conn from \([0-9.:]*\) port .*/\1/p' "$L/$n.log" | sort -u | wc -l)
+        if [ "$freed" = "$expect" ] && [ "$addrs" = "$expect" ]; then
+            pass "$t"
+        else
+            cp "$L/$n.log" "$L/$t.log"
+            fail "$t" "$freed links freed, $addrs client addresses, expected $expect of each"
+        fi
+    fi
 
     t=$n-sigterm
     if stop; then
