@@ -333,6 +333,8 @@
 
 #define ERR_R_INIT_FAIL (261 | ERR_R_FATAL)
 
+#define ERR_R_OPERATION_FAIL (263 | ERR_R_FATAL)
+
 #define ERR_R_PASSED_INVALID_ARGUMENT (262 | ERR_RFLAG_COMMON)
 
 #define ERR_R_UNSUPPORTED (268 | ERR_RFLAG_COMMON)
@@ -469,6 +471,11 @@
 #define SSL_POLL_EVENT_RW (SSL_POLL_EVENT_R | SSL_POLL_EVENT_W)
 
 #define SSL_POLL_EVENT_RWE (SSL_POLL_EVENT_RE | SSL_POLL_EVENT_WE)
+
+/**
+ * Length of the connection IDs this engine issues.
+ */
+#define CID_LEN 8
 
 #define SSL_ERROR_NONE 0
 
@@ -783,9 +790,31 @@ typedef struct OSSLQUIC_BIO_STATS {
  */
 typedef int (*ERR_print_errors_cb_fn)(const char *str, size_t len, void *u);
 
-typedef struct ssl_method_st SSL_METHOD;
-
 typedef struct ssl_st SSL;
+
+/**
+ * What a QUIC object's engine has seen (OSSLQUIC_get_engine_stats).
+ */
+typedef struct OSSLQUIC_ENGINE_STATS {
+  /**
+   * Datagrams received.
+   */
+  uint64_t datagrams_in;
+  /**
+   * Of them, datagrams for connections this process does not serve.
+   */
+  uint64_t foreign_in;
+  /**
+   * Datagrams a fork parent forwarded to the children serving their connections.
+   */
+  uint64_t forwarded;
+  /**
+   * Connections accepted.
+   */
+  uint64_t accepted;
+} OSSLQUIC_ENGINE_STATS;
+
+typedef struct ssl_method_st SSL_METHOD;
 
 typedef struct ssl_ctx_st SSL_CTX;
 
@@ -1798,6 +1827,36 @@ void ERR_print_errors_cb(ERR_print_errors_cb_fn cb, void *u);
  * NULL `fp` just empties it. See ERR_print_errors_fp(3).
  */
 void ERR_print_errors_fp(FILE *fp);
+
+/**
+ * fork(2), handing the accepted connection `conn` to the child. Returns the child's pid in
+ * the parent, 0 in the child, -1 (error queued) on failure, like fork(2).
+ * QUIC: in the child, `conn` is served on a UDP socket of its own and nothing else of its
+ * domain is (accepting fails there); in the parent, `conn` is forgotten without a word to
+ * the peer (free it) and datagrams for it that still reach the listener are forwarded to
+ * the child. TLS: plain fork(2). Call it while no other thread uses the domain.
+ */
+int OSSLQUIC_fork_connection(SSL *conn);
+
+/**
+ * Prepares a QUIC listener, or every listener of a domain, to be served by `workers`
+ * processes forked after this call (each then calls OSSLQUIC_prefork_worker). No
+ * connection may have been accepted yet. A TLS listener needs nothing (returns 1).
+ * Returns 1, or 0 with an error queued.
+ */
+int OSSLQUIC_prefork(SSL *obj, int workers);
+
+/**
+ * In worker `index` (0 to workers-1) right after fork(2): takes the worker's own sockets
+ * and random state. Returns 1, or 0 with an error queued.
+ */
+int OSSLQUIC_prefork_worker(SSL *obj, int index);
+
+/**
+ * Fills `out` with what the engine behind a QUIC listener, connection, stream or domain
+ * (all its listeners) has seen. Returns 1, or 0 with an error queued (a TLS object).
+ */
+int OSSLQUIC_get_engine_stats(SSL *obj, struct OSSLQUIC_ENGINE_STATS *out);
 
 /**
  * The QUIC client method. See OSSL_QUIC_client_method(3).

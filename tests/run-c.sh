@@ -128,11 +128,11 @@ case " $MODES " in
             # QUIC packets come out of ring's hand-written SHA/HMAC/AES assembly, whose
             # results memcheck cannot track as defined (--track-origins points at ring's
             # stack buffers), so it flags every send of ciphertext. For the QUIC and TLS tests
-            # (and test_biometh, which runs QUIC over custom BIOs) only, definedness tracking
+            # (and test_biometh, which runs QUIC over custom BIOs, and test_fork) only, definedness tracking
             # is off; invalid accesses and leaks stay checked, and every other BIO test keeps
             # the full checks.
             undef=""
-            case "$name" in *quic* | *blocking* | *poll* | *assist* | *domain* | *tls* | test_biometh) undef="--undef-value-errors=no" ;; esac
+            case "$name" in *quic* | *blocking* | *poll* | *assist* | *domain* | *tls* | *fork* | test_biometh) undef="--undef-value-errors=no" ;; esac
             run_one "valgrind/$name" "$LOGDIR/valgrind-$name.log" \
                 env CONC_COUNT="$(conc_count valgrind)" TEST_SCALE=0.1 TEST_TIMEOUT=170 \
                 timeout 200 valgrind -q --error-exitcode=99 --leak-check=full \

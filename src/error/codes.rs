@@ -21,6 +21,7 @@ pub const ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED: u32 = 257 | ERR_R_FATAL;
 pub const ERR_R_PASSED_NULL_PARAMETER: u32 = 258 | ERR_R_FATAL;
 pub const ERR_R_INTERNAL_ERROR: u32 = 259 | ERR_R_FATAL;
 pub const ERR_R_INIT_FAIL: u32 = 261 | ERR_R_FATAL;
+pub const ERR_R_OPERATION_FAIL: u32 = 263 | ERR_R_FATAL;
 pub const ERR_R_PASSED_INVALID_ARGUMENT: u32 = 262 | ERR_RFLAG_COMMON;
 pub const ERR_R_UNSUPPORTED: u32 = 268 | ERR_RFLAG_COMMON;
 /// A failure of a system library call such as getaddrinfo (OpenSSL's ERR_R_SYS_LIB).

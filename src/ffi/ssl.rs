@@ -85,10 +85,10 @@ fn ctx_arc(c: *const SSL_CTX) -> Result<Arc<SslCtx>> {
         Ok(Arc::from_raw(c as *const SslCtx))
     }
 }
-fn ssl_arg<'a>(s: *const SSL) -> Result<&'a Ssl> {
+pub(super) fn ssl_arg<'a>(s: *const SSL) -> Result<&'a Ssl> {
     ref_arg(s as *const Ssl, "ssl")
 }
-fn ssl_arc(s: *const SSL) -> Result<Arc<Ssl>> {
+pub(super) fn ssl_arc(s: *const SSL) -> Result<Arc<Ssl>> {
     ssl_arg(s)?;
     // SAFETY: a non-NULL SSL* came from Arc::into_raw; the caller holds a reference.
     unsafe {

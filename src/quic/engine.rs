@@ -16,9 +16,11 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use quinn_proto::{
-    ClientConfig, Connection, ConnectionError, ConnectionHandle, DatagramEvent, Dir, Endpoint,
-    EndpointConfig, Event, ServerConfig, StreamEvent, StreamId, VarInt,
+    ClientConfig, Connection, ConnectionError, ConnectionHandle, ConnectionId,
+    ConnectionIdGenerator, DatagramEvent, Dir, Endpoint, EndpointConfig, EndpointEvent, Event,
+    InvalidCid, ServerConfig, StreamEvent, StreamId, VarInt,
 };
+use rand::Rng;
 
 /// Most connections driven in one `process` call, so one busy tick cannot starve the caller.
 const MAX_DRIVE_PER_TICK: usize = 4096;
@@ -70,6 +72,9 @@ pub struct Conn {
     pub incoming: VecDeque<StreamId>,
     /// Streams whose data (and FIN) the peer has fully acknowledged.
     pub acked: std::collections::HashSet<StreamId>,
+    /// Concluded streams whose data the peer has not all acknowledged yet (what
+    /// SSL_shutdown flushes); a stream leaves when acknowledged, stopped or reset.
+    pub unacked_fin: std::collections::HashSet<StreamId>,
     /// Incoming stream policy REJECT: new peer streams are stopped and reset with this code.
     pub reject_incoming: Option<u64>,
     /// Streams whose last write was refused for want of flow-control credit, until quinn
@@ -81,6 +86,69 @@ pub struct Conn {
     /// Bumped whenever this connection's state may have changed (driven, marked): lets
     /// SSL_poll reuse what it computed for an object whose connection did not change.
     pub epoch: Arc<AtomicU64>,
+}
+
+/// Length of the connection IDs this engine issues.
+pub const CID_LEN: usize = 8;
+
+/// Issues connection IDs from the calling thread's random generator (reseeded after a fork,
+/// so no two processes issue the same IDs). A prefork worker's IDs carry its index in their
+/// first byte: the kernel's steering program (see `ssl::fork`) routes datagrams by it, and a
+/// worker ignores (answers no stateless reset to) IDs of other workers.
+struct Cids {
+    worker: Option<u8>,
+}
+
+impl ConnectionIdGenerator for Cids {
+    fn generate_cid(&mut self) -> ConnectionId {
+        let mut b = [0u8; CID_LEN];
+        rand::rng().fill_bytes(&mut b);
+        if let Some(w) = self.worker {
+            b[0] = w;
+        }
+        ConnectionId::new(&b)
+    }
+    fn validate(&self, cid: &ConnectionId) -> Result<(), InvalidCid> {
+        match self.worker {
+            Some(w) if cid.len() != CID_LEN || cid[0] != w => Err(InvalidCid),
+            _ => Ok(()),
+        }
+    }
+    fn cid_len(&self) -> usize {
+        CID_LEN
+    }
+    fn cid_lifetime(&self) -> Option<std::time::Duration> {
+        None
+    }
+}
+
+fn new_endpoint(server: Option<Arc<ServerConfig>>, worker: Option<u8>) -> Endpoint {
+    let mut cfg = EndpointConfig::default();
+    cfg.cid_generator(move || Box::new(Cids { worker }));
+    Endpoint::new(Arc::new(cfg), server, true, None)
+}
+
+/// What an engine saw: for tests and the fork/prefork demos' logs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    /// Datagrams received.
+    pub datagrams_in: u64,
+    /// Of them, datagrams for connections this process does not serve (a fork child's
+    /// copies of other connections, another prefork worker's connection IDs).
+    pub foreign_in: u64,
+    /// Datagrams a fork parent forwarded to the child serving their connection.
+    pub forwarded: u64,
+    /// Connections accepted (queued for SSL_accept_connection).
+    pub accepted: u64,
+}
+
+/// A datagram for a forked child: `len` bytes at `off` in `Engine::fwdbuf`.
+#[derive(Clone, Copy, Debug)]
+pub struct Fwd {
+    pub chan: u64,
+    pub from: SocketAddr,
+    pub off: usize,
+    pub len: usize,
 }
 
 pub struct Engine {
@@ -110,16 +178,23 @@ pub struct Engine {
     pub touched: Vec<(ConnId, Note)>,
     /// A connection joined the accept queue since the owner last looked.
     pub accepted: bool,
+    pub stats: Stats,
+    /// Fork parent: connections handed to a child process (their quinn handles stay mapped,
+    /// so datagrams that still reach this process are recognised), by forwarding channel.
+    forwarded: HashMap<ConnectionHandle, u64>,
+    /// Datagrams to forward to children (sent by the reactor).
+    pub fwd_out: Vec<Fwd>,
+    pub fwdbuf: Vec<u8>,
+    /// Fork child: serve only the connections present; new connections and datagrams for
+    /// unknown ones are dropped without an answer (the parent answers those).
+    pub only_own: bool,
+    /// Prefork worker index, carried in the first byte of this engine's connection IDs.
+    pub worker: Option<u8>,
 }
 
 impl Engine {
     pub fn new(server: Option<Arc<ServerConfig>>) -> Engine {
-        let endpoint = Endpoint::new(
-            Arc::new(EndpointConfig::default()),
-            server.clone(),
-            true,
-            None,
-        );
+        let endpoint = new_endpoint(server.clone(), None);
         Engine {
             endpoint,
             server,
@@ -137,7 +212,88 @@ impl Engine {
             touched: Vec::new(),
             accepted: false,
             accept_epoch: Arc::new(AtomicU64::new(1)),
+            stats: Stats::default(),
+            forwarded: HashMap::new(),
+            fwd_out: Vec::new(),
+            fwdbuf: Vec::new(),
+            only_own: false,
+            worker: None,
         }
+    }
+
+    /// Prefork worker `index`: a fresh endpoint (its own random state) whose connection IDs
+    /// carry the index. Only before the engine has connections.
+    pub fn become_worker(&mut self, index: u8) -> bool {
+        if !self.conns.is_empty() || !self.forwarded.is_empty() {
+            return false;
+        }
+        self.endpoint = new_endpoint(self.server.clone(), Some(index));
+        self.worker = Some(index);
+        self.stats = Stats::default();
+        self.by_handle.clear();
+        self.timers.clear();
+        self.tickable.clear();
+        self.accept_queue.clear();
+        self.clear_out();
+        true
+    }
+
+    /// Fork parent: hands connection `id` to a child. It is forgotten here without a word
+    /// to the peer; datagrams that still arrive for it are forwarded through `chan`.
+    pub fn hand_over(&mut self, id: ConnId, chan: u64) -> bool {
+        let Some(c) = self.conns.remove(&id) else {
+            return false;
+        };
+        self.by_handle.remove(&c.handle);
+        self.tickable.retain(|&t| t != id);
+        self.accept_queue.retain(|&a| a != id);
+        if !c.drained {
+            self.forwarded.insert(c.handle, chan);
+        }
+        true
+    }
+
+    /// Fork parent: the child behind `chan` is gone; quinn may forget its connections.
+    pub fn forget_forwarded(&mut self, chan: u64) {
+        let gone: Vec<ConnectionHandle> = self
+            .forwarded
+            .iter()
+            .filter(|e| *e.1 == chan)
+            .map(|e| *e.0)
+            .collect();
+        for h in gone {
+            self.forwarded.remove(&h);
+            let _ = self.endpoint.handle_event(h, EndpointEvent::drained());
+        }
+    }
+
+    /// Fork child: keeps connection `id` only; every other one is forgotten without a word
+    /// to its peer (the parent or another child serves it), and nothing new is accepted.
+    pub fn keep_only(&mut self, id: ConnId) {
+        let others: Vec<ConnId> = self.conns.keys().copied().filter(|&k| k != id).collect();
+        for k in others {
+            if let Some(c) = self.conns.remove(&k)
+                && !c.drained
+            {
+                self.by_handle.remove(&c.handle);
+                let _ = self
+                    .endpoint
+                    .handle_event(c.handle, EndpointEvent::drained());
+            }
+        }
+        for (h, _) in std::mem::take(&mut self.forwarded) {
+            let _ = self.endpoint.handle_event(h, EndpointEvent::drained());
+        }
+        self.tickable.retain(|&t| t == id);
+        self.accept_queue.clear();
+        self.accept_epoch.fetch_add(1, Relaxed);
+        self.clear_out();
+        self.fwd_out.clear();
+        self.fwdbuf.clear();
+        self.only_own = true;
+        // The figures are this process's from here on.
+        self.stats = Stats::default();
+        self.mark(id);
     }
 
     pub fn is_server(&self) -> bool {
@@ -170,6 +326,7 @@ impl Engine {
             lost: None,
             incoming: VecDeque::new(),
             acked: Default::default(),
+            unacked_fin: Default::default(),
             reject_incoming: None,
             write_blocked: Default::default(),
             open_blocked: [false; 2],
@@ -228,6 +385,7 @@ impl Engine {
     ) {
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
+        self.stats.datagrams_in += 1;
         match self
             .endpoint
             .handle(now, remote, local_ip, None, BytesMut::from(data), &mut buf)
@@ -238,8 +396,23 @@ impl Engine {
                 {
                     c.q.handle_event(ev);
                     self.mark(id);
+                } else if let Some(&chan) = self.forwarded.get(&ch) {
+                    let off = self.fwdbuf.len();
+                    self.fwdbuf.extend_from_slice(data);
+                    self.fwd_out.push(Fwd {
+                        chan,
+                        from: remote,
+                        off,
+                        len: data.len(),
+                    });
+                    self.stats.forwarded += 1;
                 }
             }
+            Some(DatagramEvent::NewConnection(inc)) if self.only_own => {
+                self.endpoint.ignore(inc);
+                self.stats.foreign_in += 1;
+            }
+            Some(DatagramEvent::Response(_)) if self.only_own => self.stats.foreign_in += 1,
             Some(DatagramEvent::NewConnection(inc)) => {
                 if self.validate && !inc.remote_address_validated() && inc.may_retry() {
                     match self.endpoint.retry(inc, &mut buf) {
@@ -253,6 +426,7 @@ impl Engine {
                     {
                         Ok((ch, q)) => {
                             let id = self.insert(ch, q, false);
+                            self.stats.accepted += 1;
                             self.accept_queue.push_back(id);
                             self.accept_epoch.fetch_add(1, Relaxed);
                             self.accepted = true;
@@ -266,9 +440,22 @@ impl Engine {
                 }
             }
             Some(DatagramEvent::Response(t)) => self.push_out(&t, &buf),
-            None => {}
+            None => {
+                if self.endpoint_ignored_foreign(data) {
+                    self.stats.foreign_in += 1;
+                }
+            }
         }
         self.scratch = buf;
+    }
+
+    /// Whether a datagram the endpoint dropped was addressed to a connection this process
+    /// does not serve: another prefork worker's ID, or (fork child) any short-header one.
+    fn endpoint_ignored_foreign(&self, data: &[u8]) -> bool {
+        let short = data.first().is_some_and(|b| b & 0x80 == 0);
+        short
+            && data.len() > CID_LEN
+            && (self.only_own || self.worker.is_some_and(|w| data[1] != w))
     }
 
     fn push_out(&mut self, t: &quinn_proto::Transmit, buf: &[u8]) {
@@ -364,6 +551,7 @@ impl Engine {
                     }
                     Event::Stream(StreamEvent::Finished { id: s }) => {
                         c.acked.insert(s);
+                        c.unacked_fin.remove(&s);
                         self.touched.push((id, Note::Stream(s)));
                     }
                     Event::Stream(StreamEvent::Writable { id: s }) => {

@@ -2,7 +2,9 @@
 //! Receives in batches (`recv_batch`, GRO where the BIO has it), sends in batches
 //! (`send_batch`: sendmmsg with GSO runs), and bounds the work of one tick.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,7 +12,7 @@ use super::engine::Engine;
 use crate::bio::addr::BioAddr;
 use crate::bio::consts::*;
 use crate::bio::{Bio, RxDst};
-use crate::sys::TxDesc;
+use crate::sys::{self, TxDesc};
 
 const RX_BATCH: usize = 32;
 const RX_SLOT: usize = 2048;
@@ -20,12 +22,31 @@ const RX_ROUNDS: usize = 32;
 /// Where datagrams from an unaddressed BIO are said to come from: never put on the wire.
 pub const UNADDRESSED_PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9);
 
+/// A forwarded datagram's header on a fork channel: family (4 or 6), port (big-endian),
+/// 16 address bytes.
+const FWD_HEAD: usize = 19;
+
+/// A port's part in fork and prefork (see `ssl::fork`).
+#[derive(Default)]
+pub struct ForkState {
+    /// Fork child: the channel its parent forwards stragglers for its connection through.
+    pub from_parent: Option<OwnedFd>,
+    /// Fork parent: channels to the children serving handed-over connections, by key.
+    pub to_child: HashMap<u64, OwnedFd>,
+    pub next_chan: u64,
+    /// Prefork: the sockets of workers 1.. beside the listener's own (worker 0's).
+    pub workers: Vec<OwnedFd>,
+    /// Prefork: the number of workers prepared for (0: not prepared).
+    pub prefork: usize,
+}
+
 pub struct Port {
     pub engine: Engine,
     pub rbio: Option<Arc<Bio>>,
     pub wbio: Option<Arc<Bio>>,
     rxbuf: Vec<u8>,
     dsts: Vec<BioAddr>,
+    pub fork: ForkState,
 }
 
 impl Port {
@@ -36,6 +57,7 @@ impl Port {
             wbio: None,
             rxbuf: Vec::new(),
             dsts: Vec::new(),
+            fork: ForkState::default(),
         }
     }
 
@@ -68,6 +90,12 @@ impl Port {
     /// One round of event handling: network in, timers, connections with work, network out.
     pub fn tick(&mut self, now: Instant) {
         self.receive(now);
+        if self.fork.from_parent.is_some() {
+            self.receive_forwarded(now);
+        }
+        if !self.fork.to_child.is_empty() {
+            self.reap_children();
+        }
         self.engine.handle_timeouts(now);
         self.run(now);
     }
@@ -126,9 +154,85 @@ impl Port {
         }
     }
 
+    /// Fork child: datagrams the parent forwarded (they reached the listener's socket).
+    fn receive_forwarded(&mut self, now: Instant) {
+        let Some(fd) = self.fork.from_parent.as_ref().map(|f| f.as_raw_fd()) else {
+            return;
+        };
+        let mut buf = vec![0u8; FWD_HEAD + RX_SLOT];
+        for _ in 0..RX_BATCH * RX_ROUNDS {
+            match sys::recv_one(fd, &mut buf) {
+                Ok(Some(n)) if n > FWD_HEAD => {
+                    if let Some(from) = fwd_head_decode(&buf[..FWD_HEAD]) {
+                        self.engine
+                            .handle_datagram(now, from, None, &buf[FWD_HEAD..n]);
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    // The parent has gone: no more stragglers.
+                    self.fork.from_parent = None;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Fork parent: forgets the children that have exited (their channel hung up).
+    fn reap_children(&mut self) {
+        let mut fds: Vec<sys::PollFd> = self
+            .fork
+            .to_child
+            .values()
+            .map(|f| sys::PollFd {
+                fd: f.as_raw_fd(),
+                read: true,
+                write: false,
+                ready: false,
+            })
+            .collect();
+        if sys::poll(&mut fds, Some(std::time::Duration::ZERO)).unwrap_or(0) == 0 {
+            return;
+        }
+        let gone: Vec<u64> = self
+            .fork
+            .to_child
+            .iter()
+            .filter(|(_, f)| fds.iter().any(|p| p.ready && p.fd == f.as_raw_fd()))
+            .map(|(&k, _)| k)
+            .collect();
+        for k in gone {
+            self.fork.to_child.remove(&k);
+            self.engine.forget_forwarded(k);
+        }
+    }
+
+    /// Fork parent: passes on datagrams for connections now served by children.
+    fn forward(&mut self) {
+        for f in std::mem::take(&mut self.engine.fwd_out) {
+            let Some(fd) = self.fork.to_child.get(&f.chan).map(|c| c.as_raw_fd()) else {
+                continue;
+            };
+            let head = fwd_head_encode(&f.from);
+            // A full channel drops the datagram (QUIC recovers); a gone child is reaped.
+            let _ = sys::send_two(fd, &head, &self.engine.fwdbuf[f.off..f.off + f.len]);
+        }
+        self.engine.fwdbuf.clear();
+    }
+
+    /// Descriptors of the fork channels to wait on besides the network BIOs.
+    pub fn fork_fds(&self, out: &mut Vec<i32>) {
+        out.extend(self.fork.from_parent.as_ref().map(|f| f.as_raw_fd()));
+        out.extend(self.fork.to_child.values().map(|f| f.as_raw_fd()));
+    }
+
     /// Sends what the engine produced. What the network refuses for now (a full socket
     /// buffer) is kept for the next flush; on a hard error it is dropped (QUIC recovers).
     pub fn flush(&mut self) {
+        if !self.engine.fwd_out.is_empty() {
+            self.forward();
+        }
         let Some(wbio) = self.wbio.clone() else {
             self.engine.clear_out();
             return;
@@ -205,4 +309,31 @@ impl Port {
             self.engine.clear_out();
         }
     }
+}
+
+fn fwd_head_encode(a: &SocketAddr) -> [u8; FWD_HEAD] {
+    let mut h = [0u8; FWD_HEAD];
+    let port = a.port().to_be_bytes();
+    h[1..3].copy_from_slice(&port);
+    match a.ip() {
+        IpAddr::V4(ip) => {
+            h[0] = 4;
+            h[3..7].copy_from_slice(&ip.octets());
+        }
+        IpAddr::V6(ip) => {
+            h[0] = 6;
+            h[3..19].copy_from_slice(&ip.octets());
+        }
+    }
+    h
+}
+
+fn fwd_head_decode(h: &[u8]) -> Option<SocketAddr> {
+    let port = u16::from_be_bytes([h[1], h[2]]);
+    let ip = match h[0] {
+        4 => IpAddr::V4(Ipv4Addr::new(h[3], h[4], h[5], h[6])),
+        6 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&h[3..19]).ok()?)),
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
 }

@@ -16,7 +16,7 @@
 use std::cell::Cell;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -88,6 +88,10 @@ impl Reactor {
     pub fn port(&mut self, id: PortId) -> &mut Port {
         self.ports.get_mut(id).unwrap_or(&mut self.none)
     }
+    /// The ids of this domain's ports.
+    pub fn port_ids(&self) -> std::ops::Range<PortId> {
+        0..self.ports.len()
+    }
     pub fn port_ref(&self, id: PortId) -> &Port {
         self.ports.get(id).unwrap_or(&self.none)
     }
@@ -139,7 +143,16 @@ impl Reactor {
     /// The descriptors to wait on: each port's read side, and its write side while output
     /// is waiting for room.
     fn poll_fds(&self, out: &mut Vec<sys::PollFd>) {
+        let mut extra = Vec::new();
         for p in &self.ports {
+            extra.clear();
+            p.fork_fds(&mut extra);
+            out.extend(extra.iter().map(|&fd| sys::PollFd {
+                fd,
+                read: true,
+                write: false,
+                ready: false,
+            }));
             if let Some(fd) = p.rbio.as_ref().and_then(|b| bio_fd(b, false)) {
                 out.push(sys::PollFd {
                     fd,
@@ -285,8 +298,9 @@ pub struct Domain {
     /// The listener or client connection this domain was made for (its `SSL *` address),
     /// named to callbacks that run during event handling.
     pub owner: AtomicUsize,
-    /// Wakes the leader out of poll(2) (an eventfd this domain owns).
-    waker: i32,
+    /// Wakes the leader out of poll(2) (an eventfd this domain owns; replaced in a forked
+    /// child, whose parent keeps the original).
+    waker: AtomicI32,
     /// SSL_DOMAIN_FLAG_* this domain was made with.
     pub flags: u64,
     /// Set when the object owning a background thread goes away: the thread exits.
@@ -297,7 +311,7 @@ pub struct Domain {
 
 impl Drop for Domain {
     fn drop(&mut self) {
-        let _ = sys::close(self.waker);
+        let _ = sys::close(self.waker());
     }
 }
 
@@ -364,11 +378,35 @@ impl Domain {
                 activity: 0,
             }),
             owner: AtomicUsize::new(0),
-            waker,
+            waker: AtomicI32::new(waker),
             flags,
             stopping: std::sync::atomic::AtomicBool::new(false),
             assist: Mutex::new(None),
         })
+    }
+
+    fn waker(&self) -> i32 {
+        self.waker.load(Relaxed)
+    }
+
+    /// In a child process right after fork(2), with the reactor locked by the forking
+    /// thread (the only thread the child has): the parent's waiters do not exist here, and
+    /// the eventfd is the parent's too (a wake-up meant for one process could be taken by
+    /// the other), so the child gets its own.
+    pub fn after_fork_child(&self, g: &mut DomainGuard<'_>) -> Result<()> {
+        let fresh = sys::eventfd().map_err(|e| {
+            Error::sys(e.raw_os_error().unwrap_or(libc::EMFILE)).with(format!("eventfd: {e}"))
+        })?;
+        let old = self.waker.swap(fresh, Relaxed);
+        let _ = sys::close(old);
+        g.entries.clear();
+        g.leader = None;
+        // No background thread crossed the fork.
+        let _ = self
+            .assist
+            .try_lock()
+            .map(|mut a| a.take().map(std::mem::forget));
+        Ok(())
     }
 
     /// Adds a port (a listener made in this domain); returns its id.
@@ -455,11 +493,11 @@ impl Domain {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let id = g.register(interest, Wake::Fd(self.waker));
+        let id = g.register(interest, Wake::Fd(self.waker()));
         g.leader = Some((id, until));
         let mut fds = Vec::with_capacity(4);
         fds.push(sys::PollFd {
-            fd: self.waker,
+            fd: self.waker(),
             read: true,
             write: false,
             ready: false,
@@ -471,7 +509,7 @@ impl Domain {
                 let _ = sys::poll(&mut fds, timeout);
             });
         }
-        sys::eventfd_drain(self.waker);
+        sys::eventfd_drain(self.waker());
         g.leader = None;
         g.unregister(id);
         let now = Instant::now();
@@ -512,7 +550,7 @@ impl Domain {
                 e.woken = true;
                 signal(&e.wake);
             }
-            sys::eventfd_signal(self.waker);
+            sys::eventfd_signal(self.waker());
         }
         if let Some(h) = self.assist.lock().take() {
             let _ = h.join();

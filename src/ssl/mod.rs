@@ -8,6 +8,7 @@ pub mod alpn;
 pub mod ctx;
 pub mod domain;
 pub mod filter;
+pub mod fork;
 pub mod poll;
 pub mod settings;
 
@@ -162,6 +163,24 @@ pub struct TlsObj {
 /// A TLS listener (SSL_new_listener on a TLS server context): its listening socket's BIO.
 pub struct TlsListenerObj {
     bio: Mutex<Option<Arc<Bio>>>,
+}
+
+/// The listening socket of a TLS listener's BIO: a socket BIO's fd, or an accept BIO's (bound
+/// and listening on first use, as its first BIO_do_accept would).
+pub(crate) fn tls_listen_fd(bio: &Bio) -> Result<i32> {
+    if let Some(fd) = bio.sock().map(|s| s.fd()).filter(|&fd| fd >= 0) {
+        return Ok(fd);
+    }
+    if let Some(a) = bio.acceptor() {
+        if a.fd() < 0 {
+            a.state(bio).map_err(|(_, e)| e)?;
+        }
+        if a.fd() >= 0 {
+            return Ok(a.fd());
+        }
+    }
+    Err(Error::ssl(SSL_R_BIO_NOT_SET)
+        .with("a TLS listener needs a listening socket: SSL_set_fd or an accept BIO"))
 }
 
 /// The ClientHello hook of a TLS server whose server-name callback may switch contexts
@@ -663,11 +682,12 @@ impl Ssl {
 
     pub fn listen(&self) -> Result<()> {
         if let Kind::TlsListener(t) = &self.kind {
-            // The socket listens already (listen(2) is the application's, as with accept
-            // BIOs); only check there is one.
-            return t.bio.lock().as_ref().map(|_| ()).ok_or_else(|| {
+            // A socket listens already (listen(2) is the application's); an accept BIO binds
+            // and listens here if BIO_do_accept has not yet.
+            let bio = t.bio.lock().clone().ok_or_else(|| {
                 Error::ssl(SSL_R_BIO_NOT_SET).with("set the listening socket (SSL_set_fd) first")
-            });
+            })?;
+            return tls_listen_fd(&bio).map(|_| ());
         }
         let l = self.as_listener()?;
         if self.locked().rbio.is_none() {
@@ -687,6 +707,9 @@ impl Ssl {
         self.listen()?;
         let l = self.as_listener()?;
         let (ch, epoch) = self.op(!no_block, |p| {
+            if p.engine.only_own {
+                return Err(fork::left_with_parent());
+            }
             let ch = p.engine.accept_next().ok_or_else(want_read)?;
             let epoch = p.engine.conns.get(&ch).map(|c| c.epoch.clone());
             Ok((ch, epoch))
@@ -742,14 +765,23 @@ impl Ssl {
         let bio = l.bio.lock().clone().ok_or_else(|| {
             Error::ssl(SSL_R_BIO_NOT_SET).with("set the listening socket (SSL_set_fd) first")
         })?;
-        let fd = bio
-            .sock()
-            .map(|s| s.fd())
-            .filter(|&fd| fd >= 0)
-            .ok_or_else(|| {
-                Error::ssl(SSL_R_BIO_NOT_SET).with("the listener's BIO has no socket")
-            })?;
+        let fd = tls_listen_fd(&bio)?;
         let blocking = self.blocking.load(Relaxed) && !no_block;
+        let mut p = [crate::sys::PollFd {
+            fd,
+            read: true,
+            write: false,
+            ready: false,
+        }];
+        // A socket left blocking must not block a non-blocking accept.
+        if !blocking
+            && !matches!(
+                crate::sys::poll(&mut p, Some(Duration::ZERO)),
+                Ok(n) if n > 0
+            )
+        {
+            return Err(want_read());
+        }
         let nfd = loop {
             match crate::sys::accept(fd) {
                 Ok(Some(nfd)) => break nfd,
@@ -1134,7 +1166,9 @@ impl Ssl {
             }
         };
         if conclude && n == data.len() {
-            let _ = s.finish();
+            if s.finish().is_ok() {
+                conn.unacked_fin.insert(id);
+            }
             st.concluded.store(true, Relaxed);
         }
         p.engine.mark(h);
@@ -1288,6 +1322,7 @@ impl Ssl {
             .map_err(|_| Error::ssl(SSL_R_BAD_VALUE_CODE).with("error code too large"))?;
         if let Some(conn) = p.engine.conns.get_mut(&h) {
             let _ = conn.q.send_stream(id).reset(vcode);
+            conn.unacked_fin.remove(&id);
         }
         *st.reset_local.lock() = Some(code);
         p.engine.mark(h);
@@ -1560,16 +1595,19 @@ impl Ssl {
                 return Ok(());
             }
             if !c.closing.load(Relaxed) && conn.lost.is_none() && !conn.q.is_closed() {
-                if let Some(id) = *c.default_stream.lock() {
-                    let _ = conn.q.send_stream(id).finish();
-                    // Data still unacknowledged: come back later (OpenSSL flushes streams
-                    // first).
-                    let stopped = matches!(conn.q.send_stream(id).stopped(), Ok(Some(_)));
-                    if flush && !stopped && !conn.acked.contains(&id) {
-                        p.engine.mark(h);
-                        p.run(Instant::now());
-                        return Err(want_read());
-                    }
+                if let Some(id) = *c.default_stream.lock()
+                    && conn.q.send_stream(id).finish().is_ok()
+                {
+                    conn.unacked_fin.insert(id);
+                }
+                // Concluded streams whose data the peer has not acknowledged yet: come back
+                // later (OpenSSL flushes streams first).
+                conn.unacked_fin
+                    .retain(|&id| !matches!(conn.q.send_stream(id).stopped(), Ok(Some(_))));
+                if flush && !conn.unacked_fin.is_empty() {
+                    p.engine.mark(h);
+                    p.run(Instant::now());
+                    return Err(want_read());
                 }
                 c.closing.store(true, Relaxed);
                 c.close_code.store(code, Relaxed);

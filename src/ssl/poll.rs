@@ -272,11 +272,13 @@ fn readout(items: &mut [Item<'_>]) -> std::result::Result<usize, (usize, Error)>
     Ok(count)
 }
 
-/// A TLS object's socket, if it has one.
+/// A TLS object's socket, if it has one (a listener's may be an accept BIO's).
 fn tls_sock(s: &Ssl) -> Option<i32> {
-    s.rbio()
-        .and_then(|b| b.sock().map(|x| x.fd()))
-        .filter(|&fd| fd >= 0)
+    let b = s.rbio()?;
+    match &s.kind {
+        Kind::TlsListener(_) => super::tls_listen_fd(&b).ok(),
+        _ => b.sock().map(|x| x.fd()).filter(|&fd| fd >= 0),
+    }
 }
 
 /// Per item, for TLS items with a socket: (readable, writable) now, from one zero-timeout

@@ -1,0 +1,285 @@
+//! Fork and prefork over QUIC: a process model where a connection, or a share of a
+//! listener's connections, is served by another process than the one that accepted it.
+//!
+//! Fork (`fork_connection`): before fork(2), the connection gets a UDP socket of its own,
+//! bound beside the listener's (SO_REUSEPORT) and connected to the peer: from then on Linux
+//! delivers that peer's datagrams to it rather than to the listener's socket. The child
+//! keeps that connection only, on that socket; the parent forgets it without a word to the
+//! peer, and forwards through a SOCK_SEQPACKET channel whatever still reaches the listener's
+//! socket for it (datagrams already queued, or sent from another address). The parent
+//! reaps the channel when the child's end hangs up.
+//!
+//! Prefork (`prefork` + `prefork_worker`): before forking N workers, each listener gets
+//! N-1 more sockets in its SO_REUSEPORT group and a classic BPF steering program that sends
+//! each datagram to the socket numbered by the first byte of its destination connection ID,
+//! modulo N. Worker i takes socket i and a fresh endpoint whose connection IDs start with
+//! byte i: every datagram of a connection reaches the worker that accepted it, from any
+//! client address (NAT rebinding, migration), with no forwarding and no privileges.
+//!
+//! Randomness: quinn-proto draws connection IDs, tokens and reset padding from the calling
+//! thread's generator; a forked child reseeds it, and a worker's endpoint seeds itself
+//! afresh, so no two processes issue the same IDs or tokens.
+//! Must not touch: `extern "C"` (ffi does); raw syscalls (sys does).
+#![deny(unsafe_code)]
+
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::domain::{Domain, DomainGuard, PortId, bio_fd};
+use super::{Kind, SSL_R_CONN_USE_ONLY, SSL_R_LISTENER_USE_ONLY, SSL_R_PROTOCOL_IS_SHUTDOWN, Ssl};
+use crate::bio::addr::BioAddr;
+use crate::bio::{Bio, METHOD_DGRAM};
+use crate::error::*;
+use crate::quic::engine::{ConnId, Stats};
+use crate::quic::port::ForkState;
+use crate::sys;
+use crate::tls::SSL_R_UNINITIALIZED;
+
+/// Most prefork workers: the steering byte's range.
+const MAX_WORKERS: i32 = 256;
+
+pub fn left_with_parent() -> Error {
+    Error::ssl(ERR_R_OPERATION_FAIL).with(
+        "this process is a forked child serving one connection: the listener stays with \
+         the parent",
+    )
+}
+
+fn sys_err(what: &str, e: std::io::Error) -> Error {
+    Error::sys(e.raw_os_error().unwrap_or(libc::EIO)).with(format!("{what}: {e}"))
+}
+
+/// The listener's UDP socket: the one the new sockets are bound beside.
+fn listener_socket(g: &mut DomainGuard<'_>, port: PortId) -> Result<(i32, BioAddr)> {
+    let p = g.port(port);
+    let fd = p
+        .rbio
+        .as_ref()
+        .and_then(|b| bio_fd(b, false))
+        .filter(|&fd| sys::sock_type(fd).is_ok_and(|t| t == libc::SOCK_DGRAM))
+        .ok_or_else(|| {
+            Error::ssl(ERR_R_UNSUPPORTED)
+                .with("fork and prefork need the listener on a UDP socket (BIO_s_datagram)")
+        })?;
+    let local = sys::local_addr(fd).map_err(|e| sys_err("getsockname", e))?;
+    sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)
+        .map_err(|e| sys_err("SO_REUSEPORT", e))?;
+    Ok((fd, local))
+}
+
+/// A datagram BIO that owns `fd`.
+fn socket_bio(fd: OwnedFd) -> Result<Arc<Bio>> {
+    let b = Bio::new(&METHOD_DGRAM);
+    b.dgram()?.set_fd(fd.into_raw_fd(), true)?;
+    Ok(b)
+}
+
+/// The child's first steps, with the reactor still locked by the forking thread.
+fn child_start(domain: &Domain, g: &mut DomainGuard<'_>) -> Result<()> {
+    rand::rng()
+        .reseed()
+        .map_err(|e| Error::internal(format!("cannot reseed the random generator: {e}")))?;
+    domain.after_fork_child(g)
+}
+
+/// OSSLQUIC_fork_connection: fork(2), the child serving `s` alone. A TLS connection needs
+/// nothing more than fork(2) (its TCP socket is its own).
+pub fn fork_connection(s: &Arc<Ssl>) -> Result<i32> {
+    let c = match &s.kind {
+        Kind::Tls(_) => return sys::fork().map_err(|e| sys_err("fork", e)),
+        Kind::Conn(c) => c,
+        _ => {
+            return Err(Error::ssl(SSL_R_CONN_USE_ONLY)
+                .with("OSSLQUIC_fork_connection takes a connection object"));
+        }
+    };
+    let id: ConnId = (*c.handle.lock())
+        .ok_or_else(|| Error::ssl(SSL_R_UNINITIALIZED).with("the connection has not started"))?;
+    let mut g = c.domain.lock();
+    if !g.port(c.port).engine.is_server() {
+        return Err(Error::ssl(ERR_R_UNSUPPORTED).with(
+            "only a server connection can be handed to a child (a client's socket is its own)",
+        ));
+    }
+    let remote = match g.port(c.port).engine.conns.get(&id) {
+        Some(q) if !q.drained && !q.q.is_closed() => q.q.remote_address(),
+        _ => return Err(Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("connection is closed")),
+    };
+    let (lfd, local) = listener_socket(&mut g, c.port)?;
+    // Held (dropping everything) until connected, so it never takes another peer's
+    // datagram; the group's program keeps choosing the listener's socket for everyone
+    // but the peers of connected sockets.
+    let sock = sys::udp_beside(&local, true).map_err(|e| sys_err("bind beside the listener", e))?;
+    sys::attach_first_socket_steering(lfd)
+        .map_err(|e| sys_err("attach the SO_REUSEPORT steering program", e))?;
+    sys::connect(sock.as_raw_fd(), &BioAddr::from_socket_addr(&remote))
+        .map_err(|e| sys_err("connect to the peer", e))?;
+    sys::release_hold(sock.as_raw_fd()).map_err(|e| sys_err("SO_DETACH_FILTER", e))?;
+    let (parent_end, child_end) = sys::seqpacket_pair().map_err(|e| sys_err("socketpair", e))?;
+    // Take in what the listener's socket already holds and send what is due, so the child
+    // starts from the freshest state and nothing queued is sent by both processes.
+    g.port(c.port).tick(Instant::now());
+    let pid = sys::fork().map_err(|e| sys_err("fork", e))?;
+    if pid == 0 {
+        drop(parent_end);
+        child_start(&c.domain, &mut g)?;
+        for other in g.port_ids() {
+            let p = g.port(other);
+            if other == c.port {
+                p.engine.keep_only(id);
+                p.fork = ForkState {
+                    from_parent: Some(child_end),
+                    ..ForkState::default()
+                };
+                p.set_bios(Some(socket_bio(sock)?), None);
+                let b = p.rbio.clone();
+                p.wbio = b;
+                return Ok(0);
+            }
+            p.engine.keep_only(ConnId::MAX);
+            p.fork = ForkState::default();
+            p.set_bios(None, None);
+        }
+        unreachable_port()
+    } else {
+        drop(child_end);
+        drop(sock);
+        let p = g.port(c.port);
+        let chan = p.fork.next_chan;
+        p.fork.next_chan += 1;
+        p.fork.to_child.insert(chan, parent_end);
+        p.engine.hand_over(id, chan);
+        Ok(pid)
+    }
+}
+
+fn unreachable_port() -> Result<i32> {
+    Err(Error::internal(
+        "the connection's port vanished across fork",
+    ))
+}
+
+/// The domain and the listener ports an object stands for: a listener, or every listener
+/// of a domain object.
+fn listener_ports(s: &Ssl) -> Result<Option<(Arc<Domain>, Vec<PortId>)>> {
+    match &s.kind {
+        Kind::TlsListener(_) => Ok(None),
+        Kind::Listener(l) => Ok(Some((l.domain.clone(), vec![l.port]))),
+        Kind::Domain(d) => {
+            let mut g = d.domain.lock();
+            let ports = g
+                .port_ids()
+                .filter(|&p| g.port(p).engine.is_server() && g.port(p).rbio.is_some())
+                .collect();
+            Ok(Some((d.domain.clone(), ports)))
+        }
+        _ => {
+            Err(Error::ssl(SSL_R_LISTENER_USE_ONLY)
+                .with("prefork takes a listener or a domain object"))
+        }
+    }
+}
+
+/// OSSLQUIC_prefork: in the parent, before forking `workers` children. TLS listeners need
+/// nothing (the kernel shares a TCP accept queue between processes).
+pub fn prefork(s: &Ssl, workers: i32) -> Result<()> {
+    if !(1..=MAX_WORKERS).contains(&workers) {
+        return Err(Error::invalid(format!(
+            "workers must be 1..={MAX_WORKERS}, not {workers}"
+        )));
+    }
+    let Some((domain, ports)) = listener_ports(s)? else {
+        return Ok(());
+    };
+    if ports.is_empty() {
+        return Err(Error::ssl(SSL_R_LISTENER_USE_ONLY).with("the domain has no listener yet"));
+    }
+    let mut g = domain.lock();
+    for &port in &ports {
+        let p = g.port(port);
+        if p.fork.prefork != 0 {
+            return Err(Error::ssl(ERR_R_OPERATION_FAIL).with("already prepared for prefork"));
+        }
+        if !p.engine.conns.is_empty() {
+            return Err(Error::ssl(ERR_R_OPERATION_FAIL)
+                .with("prefork must be prepared before any connection is accepted"));
+        }
+        let (fd, local) = listener_socket(&mut g, port)?;
+        let mut socks = Vec::with_capacity(workers as usize - 1);
+        for _ in 1..workers {
+            socks.push(
+                sys::udp_beside(&local, false).map_err(|e| sys_err("bind a worker socket", e))?,
+            );
+        }
+        if workers > 1 {
+            sys::attach_cid_steering(fd, workers as u32)
+                .map_err(|e| sys_err("attach the SO_REUSEPORT steering program", e))?;
+        }
+        let p = g.port(port);
+        p.fork.workers = socks;
+        p.fork.prefork = workers as usize;
+    }
+    Ok(())
+}
+
+/// OSSLQUIC_prefork_worker: in worker `index`'s process, right after fork(2).
+pub fn prefork_worker(s: &Ssl, index: i32) -> Result<()> {
+    let Some((domain, ports)) = listener_ports(s)? else {
+        return Ok(());
+    };
+    let mut g = domain.lock();
+    for &port in &ports {
+        let n = g.port(port).fork.prefork as i32;
+        if n == 0 {
+            return Err(Error::ssl(ERR_R_OPERATION_FAIL)
+                .with("call OSSLQUIC_prefork in the parent before forking the workers"));
+        }
+        if !(0..n).contains(&index) {
+            return Err(Error::invalid(format!(
+                "worker index {index} is not in 0..{n}"
+            )));
+        }
+    }
+    child_start(&domain, &mut g)?;
+    for &port in &ports {
+        let p = g.port(port);
+        let socks = std::mem::take(&mut p.fork.workers);
+        p.fork.prefork = 0;
+        if index > 0 {
+            let mine = socks.into_iter().nth(index as usize - 1);
+            let b = socket_bio(mine.ok_or_else(|| Error::internal("worker socket missing"))?)?;
+            p.set_bios(Some(b.clone()), Some(b));
+        }
+        if !p.engine.become_worker(index as u8) {
+            return Err(
+                Error::ssl(ERR_R_OPERATION_FAIL).with("the listener already has connections")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// OSSLQUIC_get_engine_stats: the figures of the object's port (a domain: all its ports).
+pub fn engine_stats(s: &Ssl) -> Result<Stats> {
+    let (domain, ports): (Arc<Domain>, Vec<PortId>) = match &s.kind {
+        Kind::Domain(d) => {
+            let ids = d.domain.lock().port_ids().collect();
+            (d.domain.clone(), ids)
+        }
+        Kind::Listener(_) | Kind::Conn(_) | Kind::Stream(_) => {
+            (s.domain().clone(), vec![s.port_id()])
+        }
+        _ => return Err(Error::ssl(ERR_R_UNSUPPORTED).with("a TLS object has no QUIC engine")),
+    };
+    let mut g = domain.lock();
+    let mut t = Stats::default();
+    for p in ports {
+        let st = g.port(p).engine.stats;
+        t.datagrams_in += st.datagrams_in;
+        t.foreign_in += st.foreign_in;
+        t.forwarded += st.forwarded;
+        t.accepted += st.accepted;
+    }
+    Ok(t)
+}
