@@ -1114,6 +1114,7 @@ static void tconn_start(struct tconn *c, SSL *ssl)
         conns->prev = c;
     conns = c;
     nconns++;
+    uv_tcp_nodelay(&c->tcp, 1); /* the answer's tail and close_notify are small writes */
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0)
         sa_string((struct sockaddr *)&ss, c->peer, sizeof(c->peer));
     else

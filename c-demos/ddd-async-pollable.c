@@ -45,6 +45,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -611,6 +612,7 @@ static void tconn_run(struct tconn *c)
 
 static void tconn_new(struct worker *w, int fd, SSL *ssl)
 {
+    int one = 1;
     struct tconn *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         SSL_free(ssl);
@@ -622,6 +624,9 @@ static void tconn_new(struct worker *w, int fd, SSL *ssl)
     c->r.ssl = ssl;
     c->r.res = &c->res;
     demo_fd_peer(fd, c->peer, sizeof(c->peer));
+    /* The answer's tail and close_notify are small writes: Nagle would hold them back until
+     * the client's delayed ACK. */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     w->nconns++;
     c->next = w->conns;
     if (w->conns != NULL)
