@@ -8,6 +8,9 @@
  * FIN on the stream) and waits for the client to close. Each client checks every byte of
  * the answer and the end. The QUIC clients' verify callback must have been called with their
  * own SSL. SSL_poll's result_count is checked against the items' revents every round.
+ *
+ * Also: a TLS listener over an accept BIO (SSL_listen binds it), non-blocking accept on a
+ * blocking listening socket, IC from SSL_poll.
  */
 #include "tlsutil.h"
 
@@ -351,10 +354,80 @@ static int test_one_loop(void)
     return 1;
 }
 
+/* A TLS listener over an accept BIO: SSL_listen binds and listens (BIO_get_accept_port
+ * tells the port); a non-blocking accept on its (blocking) socket returns NULL at once while
+ * nobody waits; SSL_poll reports IC once a client connects; the connection works. */
+static int test_accept_bio_listener(void)
+{
+    SSL_CTX *sctx = tl_server_ctx(), *cctx = tl_client_ctx(SSL_VERIFY_PEER);
+    BIO *a = BIO_new_accept("127.0.0.1:0");
+    SSL *l, *s, *c;
+    SSL_POLL_ITEM it;
+    struct timeval zero = {0, 0}, tmo = {10, 0};
+    size_t n;
+    int port, cfd, rc, rs, r;
+    char buf[8];
+    uint64_t dl;
+
+    ASSERT_NOT_NULL(sctx);
+    ASSERT_NOT_NULL(cctx);
+    ASSERT_NOT_NULL(a);
+    l = SSL_new_listener(sctx, 0);
+    ASSERT_NOT_NULL(l);
+    SSL_set_bio(l, a, a);
+    ASSERT_EQ(SSL_listen(l), 1);
+    ASSERT_NOT_NULL(BIO_get_accept_port(a));
+    port = atoi(BIO_get_accept_port(a));
+    ASSERT_GT(port, 0);
+    ASSERT_EQ(SSL_get_blocking_mode(l), 1);
+    ASSERT_NULL(SSL_accept_connection(l, SSL_ACCEPT_CONNECTION_NO_BLOCK));
+    ASSERT_NO_ERROR();
+
+    memset(&it, 0, sizeof(it));
+    it.desc = SSL_as_poll_descriptor(l);
+    it.events = SSL_POLL_EVENT_IC;
+    ASSERT_EQ(SSL_poll(&it, 1, sizeof(it), &zero, 0, &n), 1);
+    ASSERT_EQ(n, 0);
+    cfd = tl_connect((unsigned short)port);
+    ASSERT_GE(cfd, 0);
+    ASSERT_EQ(fcntl(cfd, F_SETFL, O_NONBLOCK), 0);
+    ASSERT_EQ(SSL_poll(&it, 1, sizeof(it), &tmo, 0, &n), 1);
+    ASSERT_EQ(n, 1);
+    ASSERT_U64_EQ(it.revents, SSL_POLL_EVENT_IC);
+    s = SSL_accept_connection(l, SSL_ACCEPT_CONNECTION_NO_BLOCK);
+    ASSERT_NOT_NULL(s);
+    ASSERT_PTR_EQ(SSL_get0_listener(s), l);
+    ASSERT_EQ(SSL_set_blocking_mode(s, 0), 1);
+    c = SSL_new(cctx);
+    ASSERT_NOT_NULL(c);
+    ASSERT_EQ(SSL_set_fd(c, cfd), 1);
+    ASSERT_EQ(SSL_set1_host(c, "localhost"), 1);
+    ASSERT_TRUE(tl_handshake(c, s, &rc, &rs));
+    ASSERT_EQ(rc, 1);
+    ASSERT_EQ(rs, 1);
+    ASSERT_EQ(SSL_write_ex(c, "ping", 4, &n), 1);
+    dl = tu_now_ms() + 10000;
+    while ((r = SSL_read_ex(s, buf, sizeof(buf), &n)) != 1) {
+        ASSERT_EQ(SSL_get_error(s, r), SSL_ERROR_WANT_READ);
+        ASSERT_TRUE(tu_now_ms() < dl);
+    }
+    ASSERT_EQ(n, 4);
+    ASSERT_MEM_EQ(buf, "ping", 4);
+    ERR_clear_error();
+    SSL_free(c);
+    SSL_free(s);
+    SSL_free(l); /* frees the accept BIO and its socket */
+    close(cfd);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     qu_init();
     tu_init(argc, argv);
     RUN(test_one_loop);
+    RUN(test_accept_bio_listener);
     return tu_finish();
 }
