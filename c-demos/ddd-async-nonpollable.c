@@ -9,8 +9,8 @@
  *     round (SSL_handle_events, accepting connections and streams, progressing every stream)
  *     we drain what the library wrote into the pair and send it with uv_udp_try_send (or
  *     uv_udp_send when the socket is full): one sendmsg(2) per datagram, as libuv 1.44 has no
- *     batched send, where the pollable demo's library sends with sendmmsg and GSO; that is
- *     most of the bulk throughput between the two. Datagrams come in through recvmmsg
+ *     batched send, where the pollable demo's library sends with sendmmsg and GSO (likely
+ *     much of the bulk-throughput gap between the two; not measured apart). Datagrams come in through recvmmsg
  *     (UV_UDP_RECVMMSG), up to 32 a call. The pair has no poll descriptor, so libuv cannot
  *     wait on the library: a uv_timer_t re-armed from SSL_get_event_timeout after every round
  *     is the library's only way to be called back, and a uv_check_t runs one round per loop
