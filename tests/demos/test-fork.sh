@@ -94,9 +94,9 @@ fork_quic() {
     wait_lines "$L/$n.log" "$pat" 20
     wait_lines "$L/$n.log" '\] stats: ' 20
     w=$(check_children "$L/$n.log" "$pat" 20) || { ok=0; why="${why:-$w}"; }
-    # Every child's stats: foreign=0 (it saw no datagram of another connection), and the
-    # stats come from the same 20 pids that logged the connections.
-    nstats=$(grep -c '\] stats: in=[0-9]* foreign=0 forwarded=[0-9]* accepted=[1-9]' "$L/$n.log")
+    # Every child's stats (this process's own figures from the fork on): datagrams received,
+    # none of another connection (foreign=0), nothing forwarded or accepted by the child.
+    nstats=$(grep -c '\] stats: in=[1-9][0-9]* foreign=0 forwarded=0 accepted=0' "$L/$n.log")
     [ "$nstats" = 20 ] || { ok=0; why="${why:-$nstats of 20 children have stats with foreign=0}"; }
     conn_pids "$L/$n.log" "$pat" | sort >"$L/$n.connpids"
     conn_pids "$L/$n.log" '\] stats: ' | sort >"$L/$n.statpids"
