@@ -625,6 +625,8 @@
 
 #define SSL_R_CERTIFICATE_VERIFY_FAILED 134
 
+
+
 #define SSL_POLL_EVENT_F (1 << 0)
 
 #define SSL_POLL_EVENT_EL (1 << 1)
@@ -2369,9 +2371,9 @@ int SSL_has_pending(const SSL *ssl);
 
 /**
  * Sets (or with NULL clears) the callback that receives TLS secrets as NSS key-log lines
- * (as SSLKEYLOGFILE would write them). The `ssl` argument is the client connection, or NULL
- * for server-side lines. The callback runs inside the library and must not call back into
- * the same connection. See SSL_CTX_set_keylog_callback(3).
+ * (as SSLKEYLOGFILE would write them). The `ssl` argument is the connection, except on QUIC
+ * server connections (NULL). The callback runs inside the library and must not call back
+ * into the same connection. See SSL_CTX_set_keylog_callback(3).
  */
 void SSL_CTX_set_keylog_callback(SSL_CTX *ctx, SSL_CTX_keylog_cb_func cb);
 

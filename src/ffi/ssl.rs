@@ -1121,17 +1121,21 @@ impl rustls::KeyLog for CallbackKeyLog {
         for b in secret {
             let _ = write!(line, "{b:02x}");
         }
+        let ssl = match self.ssl {
+            crate::ssl::ctx::KEYLOG_CURRENT_SSL => crate::ssl::current_owner(),
+            s => s,
+        };
         if let Ok(c) = std::ffi::CString::new(line) {
             // SAFETY: the application's callback, with a NUL-terminated line valid for the call.
-            unsafe { (self.cb)(self.ssl as *const SSL, c.as_ptr()) };
+            unsafe { (self.cb)(ssl as *const SSL, c.as_ptr()) };
         }
     }
 }
 
 /// Sets (or with NULL clears) the callback that receives TLS secrets as NSS key-log lines
-/// (as SSLKEYLOGFILE would write them). The `ssl` argument is the client connection, or NULL
-/// for server-side lines. The callback runs inside the library and must not call back into
-/// the same connection. See SSL_CTX_set_keylog_callback(3).
+/// (as SSLKEYLOGFILE would write them). The `ssl` argument is the connection, except on QUIC
+/// server connections (NULL). The callback runs inside the library and must not call back
+/// into the same connection. See SSL_CTX_set_keylog_callback(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_CTX_set_keylog_callback(ctx: *mut SSL_CTX, cb: SSL_CTX_keylog_cb_func) {
     ffi_entry!(SSL_CTX_set_keylog_callback => {

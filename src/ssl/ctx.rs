@@ -58,8 +58,13 @@ pub const SSL_R_WRONG_SSL_VERSION: u32 = 266;
 pub const SSL_R_CERTIFICATE_VERIFY_FAILED: u32 = 134;
 
 /// Makes the key logger for one connection; the argument is the `SSL *` the lines belong to
-/// (0 when unknown). Provided by the C boundary, which owns the callback.
+/// (0 when unknown, [`KEYLOG_CURRENT_SSL`] for the TLS connection handshaking on the calling
+/// thread). Provided by the C boundary, which owns the callback.
 pub type KeyLogMaker = Arc<dyn Fn(usize) -> Arc<dyn rustls::KeyLog> + Send + Sync>;
+
+/// A key logger's `SSL *` for a configuration that TLS server connections share: the one
+/// whose handshake step runs on the calling thread (`domain::current_owner`).
+pub const KEYLOG_CURRENT_SSL: usize = usize::MAX;
 
 #[derive(Default)]
 struct Cfg {
@@ -201,6 +206,7 @@ impl SslCtx {
         let mut c = self.cfg.lock();
         c.keylog = m;
         c.server = None;
+        c.tls_server = None;
     }
 
     /// SSL_CTX_set_verify's mode.
@@ -403,12 +409,14 @@ impl SslCtx {
         self.cfg.lock().sess_id_ctx = id.to_vec();
         Ok(())
     }
-    /// SSL_CTX_set_security_level: recorded (rustls offers only what level 2 allows anyway).
+    /// SSL_CTX_set_security_level: recorded, not enforced (rustls offers nothing weaker than
+    /// level 2 allows; levels 3-5 would also refuse keys under 128/192/256 bits).
     pub fn set_security_level(&self, l: i32) {
         self.cfg.lock().security_level = Some(l);
     }
     pub fn security_level(&self) -> i32 {
-        self.cfg.lock().security_level.unwrap_or(1)
+        // OpenSSL 3's default (OPENSSL_TLS_SECURITY_LEVEL).
+        self.cfg.lock().security_level.unwrap_or(2)
     }
 
     /// The rustls server configuration for TLS over TCP (cached until the context changes).
@@ -432,7 +440,7 @@ impl SslCtx {
             .with_single_cert(c.chain.clone(), key.clone_key())
             .map_err(|e| Error::ssl(SSL_R_KEY_VALUES_MISMATCH).with(e.to_string()))?;
         tls.alpn_protocols = c.alpn.clone();
-        tls.key_log = key_log(&c, 0);
+        tls.key_log = key_log(&c, KEYLOG_CURRENT_SSL);
         // Resumption: a session cache (TLS 1.2 session ids, TLS 1.3 stateful tickets) unless
         // the server cache is off, and stateless tickets unless SSL_OP_NO_TICKET.
         let mode = c.sess_mode.unwrap_or(SSL_SESS_CACHE_SERVER);
