@@ -408,6 +408,43 @@ static int test_err_args(void)
     return 1;
 }
 
+/* The SSL BIO, verify callback and context-switch calls (issue 5), and objects of the wrong
+ * kind for them. */
+static int test_tls_args(void)
+{
+    SSL_CTX *q = SSL_CTX_new(OSSL_QUIC_client_method());
+    SSL *qs;
+    BIO *b = BIO_new(BIO_f_ssl());
+
+    ASSERT_NOT_NULL(q);
+    ASSERT_NOT_NULL(b);
+    qs = SSL_new(q);
+    ASSERT_NOT_NULL(qs);
+    NULL_FAILS(BIO_new_ssl(NULL, 0));
+    NULL_FAILS(BIO_new_ssl_connect(NULL));
+    NULL_FAILS(BIO_new_buffer_ssl_connect(NULL));
+    NULL_FAILS(BIO_new_ssl_connect(q)); /* QUIC: the connect BIO is TCP only */
+    VOID_NOOP(BIO_ssl_shutdown(NULL));
+    INT_FAILS(BIO_set_ssl(b, NULL, BIO_CLOSE), 0);
+    INT_FAILS(X509_STORE_CTX_get_error(NULL), 0);
+    INT_FAILS(X509_STORE_CTX_get_error_depth(NULL), 0);
+    VOID_SURVIVES(X509_STORE_CTX_set_error(NULL, 1));
+    NULL_FAILS(X509_STORE_CTX_get_current_cert(NULL));
+    NULL_FAILS(X509_STORE_CTX_get_ex_data(NULL, SSL_get_ex_data_X509_STORE_CTX_idx()));
+    VOID_SURVIVES(SSL_set_verify(NULL, SSL_VERIFY_PEER, NULL));
+    INT_FAILS(SSL_get_verify_mode(NULL), 0);
+    INT_FAILS(SSL_CTX_get_verify_mode(NULL), 0);
+    NULL_FAILS(SSL_get_SSL_CTX(NULL));
+    NULL_FAILS(SSL_set_SSL_CTX(NULL, q));
+    NULL_FAILS(SSL_set_SSL_CTX(qs, q)); /* QUIC objects: unsupported */
+    ASSERT_PTR_EQ(SSL_get_SSL_CTX(qs), q);
+    ERR_clear_error();
+    BIO_free(b);
+    SSL_free(qs);
+    SSL_CTX_free(q);
+    return 1;
+}
+
 #endif /* HAVE_OSSLQUIC */
 
 int main(int argc, char **argv)
@@ -423,6 +460,7 @@ int main(int argc, char **argv)
     RUN(test_lookup_and_socket_args);
     RUN(test_zero_copy_args);
     RUN(test_err_args);
+    RUN(test_tls_args);
 #else
     printf("    skip: the NULL-argument contract is osslquic's; OpenSSL crashes on many cases\n");
     tu_n_passed++;
