@@ -6,11 +6,11 @@
  * Each client sends a 4-byte big-endian length and that many bytes of its own pattern; the
  * server checks every byte, sends them back, then ends its side (TLS: close_notify; QUIC:
  * FIN on the stream) and waits for the client to close. Each client checks every byte of
- * the answer and the end. The QUIC clients' verify callback must have been called with their
- * own SSL. SSL_poll's result_count is checked against the items' revents every round.
+ * the answer and the end. One TLS and one QUIC client talk through an SSL BIO (BIO_f_ssl).
+ * The QUIC clients' verify callback must have been called with their own SSL. SSL_poll's result_count is checked against the items' revents every round.
  *
- * Also: a TLS listener over an accept BIO (SSL_listen binds it), non-blocking accept on a
- * blocking listening socket, IC from SSL_poll.
+ * Also: a TLS listener over an accept BIO (SSL_listen binds it, its poll descriptor is the
+ * listening socket), non-blocking accept on a blocking listening socket, IC from SSL_poll.
  */
 #include "tlsutil.h"
 
@@ -27,6 +27,7 @@ static size_t req_len(int id)
 
 struct client {
     int id, quic, ok;
+    int bio; /* talks through an SSL BIO (BIO_f_ssl over its SSL, BIO_NOCLOSE) */
     unsigned short port;       /* TLS */
     const BIO_ADDR *quic_addr; /* QUIC */
     SSL_CTX *ctx;
@@ -58,6 +59,7 @@ static void *client_main(void *arg)
     size_t len = req_len(c->id), got = 0, n, i;
     unsigned char *msg = malloc(4 + len), *in = malloc(len + 1);
     SSL *s = NULL;
+    BIO *b = NULL;
     int fd = -1, r;
 
     if (msg == NULL || in == NULL)
@@ -80,23 +82,41 @@ static void *client_main(void *arg)
             SSL_set1_host(s, "localhost") != 1 || SSL_set_tlsext_host_name(s, "localhost") != 1)
             CFAIL("TLS client setup failed");
     }
-    if ((r = SSL_connect(s)) != 1)
-        CFAIL("handshake failed: SSL_get_error %d", SSL_get_error(s, r));
+    if (c->bio) {
+        /* The same exchange through an SSL BIO: BIO_do_handshake, BIO_write, BIO_read, and 0
+         * from BIO_read at the end (close_notify or FIN). */
+        if ((b = BIO_new(BIO_f_ssl())) == NULL || BIO_set_ssl(b, s, BIO_NOCLOSE) != 1)
+            CFAIL("SSL BIO setup failed");
+        if ((r = (int)BIO_do_handshake(b)) != 1)
+            CFAIL("BIO_do_handshake returned %d: SSL_get_error %d", r, SSL_get_error(s, r));
+        if ((r = BIO_write(b, msg, (int)(4 + len))) != (int)(4 + len))
+            CFAIL("BIO_write returned %d", r);
+        while (got < len) {
+            if ((r = BIO_read(b, in + got, (int)(len + 1 - got))) <= 0)
+                CFAIL("BIO_read returned %d after %zu of %zu bytes", r, got, len);
+            got += (size_t)r;
+        }
+        if ((r = BIO_read(b, in, 1)) != 0 || BIO_should_retry(b))
+            CFAIL("no clean end after the answer: BIO_read returned %d", r);
+    } else {
+        if ((r = SSL_connect(s)) != 1)
+            CFAIL("handshake failed: SSL_get_error %d", SSL_get_error(s, r));
+        if (SSL_write_ex(s, msg, 4 + len, &n) != 1 || n != 4 + len)
+            CFAIL("write failed");
+        while (got < len) {
+            if (SSL_read_ex(s, in + got, len + 1 - got, &n) != 1)
+                CFAIL("read failed after %zu of %zu bytes: SSL_get_error %d", got, len,
+                      SSL_get_error(s, 0));
+            got += n;
+        }
+        r = SSL_read_ex(s, in, 1, &n);
+        if (r != 0 || SSL_get_error(s, r) != SSL_ERROR_ZERO_RETURN)
+            CFAIL("no clean end after the answer: r %d, SSL_get_error %d", r, SSL_get_error(s, r));
+    }
     if (SSL_get_verify_result(s) != X509_V_OK)
         CFAIL("verify result %ld", SSL_get_verify_result(s));
-    if (SSL_write_ex(s, msg, 4 + len, &n) != 1 || n != 4 + len)
-        CFAIL("write failed");
-    while (got < len) {
-        if (SSL_read_ex(s, in + got, len + 1 - got, &n) != 1)
-            CFAIL("read failed after %zu of %zu bytes: SSL_get_error %d", got, len,
-                  SSL_get_error(s, 0));
-        got += n;
-    }
     if (got != len || memcmp(in, msg + 4, len) != 0)
         CFAIL("answer differs (%zu bytes)", got);
-    r = SSL_read_ex(s, in, 1, &n);
-    if (r != 0 || SSL_get_error(s, r) != SSL_ERROR_ZERO_RETURN)
-        CFAIL("no clean end after the answer: r %d, SSL_get_error %d", r, SSL_get_error(s, r));
     /* TLS: our close_notify completes the exchange (1); QUIC: a blocking shutdown returns 1
      * once the connection is closed. */
     if ((r = SSL_shutdown(s)) != 1)
@@ -104,6 +124,7 @@ static void *client_main(void *arg)
     c->ok = 1;
 out:
     ERR_clear_error();
+    BIO_free_all(b); /* BIO_NOCLOSE: the SSL stays */
     SSL_free(s);
     if (fd >= 0)
         close(fd);
@@ -263,6 +284,7 @@ static int test_one_loop(void)
         memset(&cl[i], 0, sizeof(cl[i]));
         cl[i].id = i;
         cl[i].quic = i >= N_TLS;
+        cl[i].bio = i == 1 || i == N_TLS + 1;
         cl[i].ctx = cl[i].quic ? quic_cctx : tls_cctx;
         cl[i].port = tport;
         cl[i].quic_addr = qaddr;
@@ -363,6 +385,7 @@ static int test_accept_bio_listener(void)
     BIO *a = BIO_new_accept("127.0.0.1:0");
     SSL *l, *s, *c;
     SSL_POLL_ITEM it;
+    BIO_POLL_DESCRIPTOR d;
     struct timeval zero = {0, 0}, tmo = {10, 0};
     size_t n;
     int port, cfd, rc, rs, r;
@@ -380,6 +403,9 @@ static int test_accept_bio_listener(void)
     port = atoi(BIO_get_accept_port(a));
     ASSERT_GT(port, 0);
     ASSERT_EQ(SSL_get_blocking_mode(l), 1);
+    ASSERT_EQ(SSL_get_rpoll_descriptor(l, &d), 1);
+    ASSERT_EQ(d.type, BIO_POLL_DESCRIPTOR_TYPE_SOCK_FD);
+    ASSERT_EQ(d.value.fd, BIO_get_fd(a, NULL));
     ASSERT_NULL(SSL_accept_connection(l, SSL_ACCEPT_CONNECTION_NO_BLOCK));
     ASSERT_NO_ERROR();
 
