@@ -392,12 +392,9 @@ impl Domain {
     /// In a child process right after fork(2), with the reactor locked by the forking
     /// thread (the only thread the child has): the parent's waiters do not exist here, and
     /// the eventfd is the parent's too (a wake-up meant for one process could be taken by
-    /// the other), so the child gets its own.
-    pub fn after_fork_child(&self, g: &mut DomainGuard<'_>) -> Result<()> {
-        let fresh = sys::eventfd().map_err(|e| {
-            Error::sys(e.raw_os_error().unwrap_or(libc::EMFILE)).with(format!("eventfd: {e}"))
-        })?;
-        let old = self.waker.swap(fresh, Relaxed);
+    /// the other), so the child gets its own (`fresh_waker`, from `make_waker`).
+    pub fn after_fork_child(&self, g: &mut DomainGuard<'_>, fresh_waker: i32) {
+        let old = self.waker.swap(fresh_waker, Relaxed);
         let _ = sys::close(old);
         g.entries.clear();
         g.leader = None;
@@ -406,7 +403,14 @@ impl Domain {
             .assist
             .try_lock()
             .map(|mut a| a.take().map(std::mem::forget));
-        Ok(())
+    }
+
+    /// An eventfd for `after_fork_child`, made before fork(2) so the child has nothing
+    /// left that can fail.
+    pub fn make_waker() -> Result<i32> {
+        sys::eventfd().map_err(|e| {
+            Error::sys(e.raw_os_error().unwrap_or(libc::EMFILE)).with(format!("eventfd: {e}"))
+        })
     }
 
     /// Adds a port (a listener made in this domain); returns its id.

@@ -75,12 +75,21 @@ fn socket_bio(fd: OwnedFd) -> Result<Arc<Bio>> {
     Ok(b)
 }
 
-/// The child's first steps, with the reactor still locked by the forking thread.
-fn child_start(domain: &Domain, g: &mut DomainGuard<'_>) -> Result<()> {
-    rand::rng()
-        .reseed()
-        .map_err(|e| Error::internal(format!("cannot reseed the random generator: {e}")))?;
-    domain.after_fork_child(g)
+/// The child's first steps, with the reactor still locked by the forking thread. Nothing
+/// here can fail: what could was made before the fork.
+fn child_start(domain: &Domain, g: &mut DomainGuard<'_>, waker: i32) {
+    // Only if the OS has no randomness left would this fail; quinn-proto would then fail
+    // to draw from it as well.
+    let _ = rand::rng().reseed();
+    domain.after_fork_child(g, waker);
+}
+
+/// fork(2), or the error (closing the eventfd made for the child).
+fn fork_or_close(waker: i32) -> Result<i32> {
+    sys::fork().map_err(|e| {
+        let _ = sys::close(waker);
+        sys_err("fork", e)
+    })
 }
 
 /// OSSLQUIC_fork_connection: fork(2), the child serving `s` alone. A TLS connection needs
@@ -120,31 +129,30 @@ pub fn fork_connection(s: &Arc<Ssl>) -> Result<i32> {
     // Take in what the listener's socket already holds and send what is due, so the child
     // starts from the freshest state and nothing queued is sent by both processes.
     g.port(c.port).tick(Instant::now());
-    let pid = sys::fork().map_err(|e| sys_err("fork", e))?;
+    let waker = Domain::make_waker()?;
+    let bio = socket_bio(sock)?;
+    let pid = fork_or_close(waker)?;
     if pid == 0 {
         drop(parent_end);
-        child_start(&c.domain, &mut g)?;
-        for other in g.port_ids() {
+        child_start(&c.domain, &mut g, waker);
+        for other in g.port_ids().filter(|&o| o != c.port) {
             let p = g.port(other);
-            if other == c.port {
-                p.engine.keep_only(id);
-                p.fork = ForkState {
-                    from_parent: Some(child_end),
-                    ..ForkState::default()
-                };
-                p.set_bios(Some(socket_bio(sock)?), None);
-                let b = p.rbio.clone();
-                p.wbio = b;
-                return Ok(0);
-            }
             p.engine.keep_only(ConnId::MAX);
             p.fork = ForkState::default();
             p.set_bios(None, None);
         }
-        unreachable_port()
+        let p = g.port(c.port);
+        p.engine.keep_only(id);
+        p.fork = ForkState {
+            from_parent: Some(child_end),
+            ..ForkState::default()
+        };
+        p.set_bios(Some(bio.clone()), Some(bio));
+        Ok(0)
     } else {
+        let _ = sys::close(waker);
         drop(child_end);
-        drop(sock);
+        drop(bio);
         let p = g.port(c.port);
         let chan = p.fork.next_chan;
         p.fork.next_chan += 1;
@@ -152,12 +160,6 @@ pub fn fork_connection(s: &Arc<Ssl>) -> Result<i32> {
         p.engine.hand_over(id, chan);
         Ok(pid)
     }
-}
-
-fn unreachable_port() -> Result<i32> {
-    Err(Error::internal(
-        "the connection's port vanished across fork",
-    ))
 }
 
 /// The domain and the listener ports an object stands for: a listener, or every listener
@@ -241,21 +243,46 @@ pub fn prefork_worker(s: &Ssl, index: i32) -> Result<()> {
             )));
         }
     }
-    child_start(&domain, &mut g)?;
+    // Everything that can fail comes before the first change.
+    let waker = Domain::make_waker()?;
+    let mut mine = Vec::with_capacity(ports.len());
     for &port in &ports {
         let p = g.port(port);
-        let socks = std::mem::take(&mut p.fork.workers);
-        p.fork.prefork = 0;
-        if index > 0 {
-            let mine = socks.into_iter().nth(index as usize - 1);
-            let b = socket_bio(mine.ok_or_else(|| Error::internal("worker socket missing"))?)?;
-            p.set_bios(Some(b.clone()), Some(b));
-        }
-        if !p.engine.become_worker(index as u8) {
+        if !p.engine.conns.is_empty() {
+            let _ = sys::close(waker);
             return Err(
                 Error::ssl(ERR_R_OPERATION_FAIL).with("the listener already has connections")
             );
         }
+        mine.push(match index {
+            0 => None,
+            i => match p.fork.workers.get(i as usize - 1) {
+                Some(fd) => Some(fd.try_clone().map_err(|e| sys_err("dup", e))),
+                None => Some(Err(Error::internal("worker socket missing"))),
+            },
+        });
+    }
+    let mut bios = Vec::with_capacity(ports.len());
+    for m in mine {
+        match m.map(|r| r.and_then(socket_bio)).transpose() {
+            Ok(b) => bios.push(b),
+            Err(e) => {
+                let _ = sys::close(waker);
+                return Err(e);
+            }
+        }
+    }
+    child_start(&domain, &mut g, waker);
+    for (&port, bio) in ports.iter().zip(bios) {
+        let p = g.port(port);
+        // The other workers' sockets are closed in this process (the parent keeps them).
+        p.fork.workers.clear();
+        p.fork.prefork = 0;
+        if let Some(b) = bio {
+            p.set_bios(Some(b.clone()), Some(b));
+        }
+        // Cannot fail: the port has no connections (checked above, under the same lock).
+        let _ = p.engine.become_worker(index as u8);
     }
     Ok(())
 }
