@@ -702,37 +702,20 @@ fn owned(fd: i32) -> io::Result<std::os::fd::OwnedFd> {
     Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
-/// A non-blocking UDP socket bound to `local` beside other SO_REUSEPORT sockets on it.
-/// With `hold`, it drops every datagram (a socket filter) until `release_hold`: a socket
-/// about to be connected must not take other peers' datagrams in the meantime.
-pub fn udp_beside(local: &BioAddr, hold: bool) -> io::Result<std::os::fd::OwnedFd> {
+/// A non-blocking UDP socket bound to `local` beside `like` (and the other SO_REUSEPORT
+/// sockets on it), with `like`'s IPV6_V6ONLY and receive buffer.
+pub fn udp_beside(like: i32, local: &BioAddr) -> io::Result<std::os::fd::OwnedFd> {
     let fd = socket(local.family(), libc::SOCK_DGRAM | libc::SOCK_NONBLOCK)?;
     let fd = owned(fd)?;
     let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
-    if hold {
-        let drop_all = [libc::sock_filter {
-            code: (libc::BPF_RET | libc::BPF_K) as u16,
-            jt: 0,
-            jf: 0,
-            k: 0,
-        }];
-        let fprog = libc::sock_fprog {
-            len: 1,
-            filter: drop_all.as_ptr() as *mut libc::sock_filter,
-        };
-        // SAFETY: passes a live sock_fprog (whose filter outlives the call) and its size.
-        let r = unsafe {
-            libc::setsockopt(
-                raw,
-                libc::SOL_SOCKET,
-                libc::SO_ATTACH_FILTER,
-                (&fprog as *const libc::sock_fprog).cast(),
-                size_of::<libc::sock_fprog>() as u32,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
+    // The same group only if bound alike: V6ONLY must match (and the buffer should).
+    if local.family() == libc::AF_INET6 {
+        let v6only = getsockopt_int(like, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)?;
+        setsockopt_int(raw, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, v6only)?;
+    }
+    if let Ok(rcv) = getsockopt_int(like, libc::SOL_SOCKET, libc::SO_RCVBUF) {
+        // The kernel reports twice what was asked.
+        let _ = setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, rcv / 2);
     }
     setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
     let (sa, len) = local.as_sockaddr();
@@ -741,12 +724,6 @@ pub fn udp_beside(local: &BioAddr, hold: bool) -> io::Result<std::os::fd::OwnedF
         return Err(io::Error::last_os_error());
     }
     Ok(fd)
-}
-
-/// Ends `udp_beside`'s hold: the socket receives again. Datagrams that arrived during the
-/// hold were dropped, not queued.
-pub fn release_hold(fd: i32) -> io::Result<()> {
-    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_DETACH_FILTER, 0)
 }
 
 /// Attaches to `fd`'s SO_REUSEPORT group a classic BPF program that picks the group's
@@ -805,6 +782,28 @@ fn attach_reuseport_prog(fd: i32, prog: &[libc::sock_filter]) -> io::Result<()> 
     } else {
         Ok(())
     }
+}
+
+static FORK_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+extern "C" fn forked_child() {
+    // Async-signal-safe: one atomic add.
+    FORK_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How many fork(2)s lie between the process's start and this process (counted by a
+/// pthread_atfork child handler, installed by `watch_forks`).
+pub fn fork_generation() -> u64 {
+    FORK_GENERATION.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Installs the fork counter's handler (once).
+pub fn watch_forks() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registers a handler that only increments an atomic.
+        unsafe { libc::pthread_atfork(None, None, Some(forked_child)) };
+    });
 }
 
 /// A connected pair of close-on-exec, non-blocking SOCK_SEQPACKET sockets: message

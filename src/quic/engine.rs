@@ -122,8 +122,14 @@ impl ConnectionIdGenerator for Cids {
     }
 }
 
-fn new_endpoint(server: Option<Arc<ServerConfig>>, worker: Option<u8>) -> Endpoint {
-    let mut cfg = EndpointConfig::default();
+/// An endpoint on `base` (its stateless-reset key is shared by every process of a fork or
+/// prefork family, so any of them can be recognised by its peers) issuing IDs for `worker`.
+fn new_endpoint(
+    base: &EndpointConfig,
+    server: Option<Arc<ServerConfig>>,
+    worker: Option<u8>,
+) -> Endpoint {
+    let mut cfg = base.clone();
     cfg.cid_generator(move || Box::new(Cids { worker }));
     Endpoint::new(Arc::new(cfg), server, true, None)
 }
@@ -153,6 +159,8 @@ pub struct Fwd {
 
 pub struct Engine {
     pub endpoint: Endpoint,
+    /// The endpoint's configuration (its reset key), kept for a prefork worker's endpoint.
+    endpoint_cfg: EndpointConfig,
     server: Option<Arc<ServerConfig>>,
     /// Boxed: `drive` takes a connection out of the map while it works on it, and quinn's
     /// `Connection` is kilobytes (moving it in and out cost 6-9% of a busy server's CPU).
@@ -194,8 +202,10 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(server: Option<Arc<ServerConfig>>) -> Engine {
-        let endpoint = new_endpoint(server.clone(), None);
+        let endpoint_cfg = EndpointConfig::default();
+        let endpoint = new_endpoint(&endpoint_cfg, server.clone(), None);
         Engine {
+            endpoint_cfg,
             endpoint,
             server,
             conns: HashMap::new(),
@@ -227,7 +237,7 @@ impl Engine {
         if !self.conns.is_empty() || !self.forwarded.is_empty() {
             return false;
         }
-        self.endpoint = new_endpoint(self.server.clone(), Some(index));
+        self.endpoint = new_endpoint(&self.endpoint_cfg, self.server.clone(), Some(index));
         self.worker = Some(index);
         self.stats = Stats::default();
         self.by_handle.clear();

@@ -303,6 +303,9 @@ pub struct Domain {
     waker: AtomicI32,
     /// SSL_DOMAIN_FLAG_* this domain was made with.
     pub flags: u64,
+    /// The fork generation (`sys::fork_generation`) of the process this domain serves: in
+    /// any other process (a child forked without handing it anything) it is left behind.
+    generation: std::sync::atomic::AtomicU64,
     /// Set when the object owning a background thread goes away: the thread exits.
     stopping: std::sync::atomic::AtomicBool,
     /// The background thread, joined when it is stopped.
@@ -379,6 +382,10 @@ impl Domain {
             }),
             owner: AtomicUsize::new(0),
             waker: AtomicI32::new(waker),
+            generation: std::sync::atomic::AtomicU64::new({
+                sys::watch_forks();
+                sys::fork_generation()
+            }),
             flags,
             stopping: std::sync::atomic::AtomicBool::new(false),
             assist: Mutex::new(None),
@@ -394,6 +401,7 @@ impl Domain {
     /// the eventfd is the parent's too (a wake-up meant for one process could be taken by
     /// the other), so the child gets its own (`fresh_waker`, from `make_waker`).
     pub fn after_fork_child(&self, g: &mut DomainGuard<'_>, fresh_waker: i32) {
+        self.generation.store(sys::fork_generation(), Relaxed);
         let old = self.waker.swap(fresh_waker, Relaxed);
         let _ = sys::close(old);
         g.entries.clear();
@@ -445,7 +453,29 @@ impl Domain {
     pub fn lock(&self) -> DomainGuard<'_> {
         let g = self.r.lock();
         CURRENT_OWNER.with(|c| c.set(self.owner.load(Relaxed)));
-        DomainGuard { g }
+        let mut g = DomainGuard { g };
+        let now = sys::fork_generation();
+        if self.generation.load(Relaxed) != now {
+            self.left_behind(&mut g);
+            self.generation.store(now, Relaxed);
+        }
+        g
+    }
+
+    /// First use in a process forked from the one this domain served, without the domain
+    /// having been handed over (`ssl::fork`): its connections and sockets are the parent's,
+    /// so it goes quiet here — connections forgotten without a word (no packet may be sent
+    /// with the parent's keys and packet numbers), network BIOs let go. Ports prepared for
+    /// prefork wait for OSSLQUIC_prefork_worker.
+    fn left_behind(&self, g: &mut DomainGuard<'_>) {
+        for p in g.ports.iter_mut().filter(|p| p.fork.prefork == 0) {
+            p.engine.keep_only(ConnId::MAX);
+            p.fork = Default::default();
+            p.set_bios(None, None);
+        }
+        if let Ok(fresh) = sys::eventfd() {
+            self.after_fork_child(g, fresh);
+        }
     }
 
     /// Whether the domain's flags let its objects block (BLOCKING or LEGACY_BLOCKING).

@@ -36,6 +36,9 @@ use crate::quic::port::ForkState;
 use crate::sys;
 use crate::tls::SSL_R_UNINITIALIZED;
 
+/// Serialises hand-overs within a process (see `fork_connection`).
+static FORKING: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
 /// Most prefork workers: the steering byte's range.
 const MAX_WORKERS: i32 = 256;
 
@@ -115,20 +118,36 @@ pub fn fork_connection(s: &Arc<Ssl>) -> Result<i32> {
         Some(q) if !q.drained && !q.q.is_closed() => q.q.remote_address(),
         _ => return Err(Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("connection is closed")),
     };
+    // One hand-over at a time in this process: a child must not inherit another
+    // hand-over's socket or channel.
+    let _one = FORKING.lock();
     let (lfd, local) = listener_socket(&mut g, c.port)?;
-    // Held (dropping everything) until connected, so it never takes another peer's
-    // datagram; the group's program keeps choosing the listener's socket for everyone
-    // but the peers of connected sockets.
-    let sock = sys::udp_beside(&local, true).map_err(|e| sys_err("bind beside the listener", e))?;
+    let sock = sys::udp_beside(lfd, &local).map_err(|e| sys_err("bind beside the listener", e))?;
+    // The group's program chooses the listener's socket for everyone but the peers of
+    // connected sockets (an exact 4-tuple match wins over it).
     sys::attach_first_socket_steering(lfd)
         .map_err(|e| sys_err("attach the SO_REUSEPORT steering program", e))?;
     sys::connect(sock.as_raw_fd(), &BioAddr::from_socket_addr(&remote))
         .map_err(|e| sys_err("connect to the peer", e))?;
-    sys::release_hold(sock.as_raw_fd()).map_err(|e| sys_err("SO_DETACH_FILTER", e))?;
     let (parent_end, child_end) = sys::seqpacket_pair().map_err(|e| sys_err("socketpair", e))?;
-    // Take in what the listener's socket already holds and send what is due, so the child
-    // starts from the freshest state and nothing queued is sent by both processes.
-    g.port(c.port).tick(Instant::now());
+    // Before the program was attached (the first hand-over made the group), the kernel may
+    // have hashed other peers' datagrams onto the new socket: take them in here. Then take in
+    // what the listener's socket already holds and send what is due, so the child starts
+    // from the freshest state and nothing queued is sent by both processes.
+    let now = Instant::now();
+    let mut buf = vec![0u8; 65536];
+    for _ in 0..1024 {
+        let mut from = BioAddr::default();
+        let Ok(n) = sys::recv_from(sock.as_raw_fd(), &mut buf, &mut from) else {
+            break;
+        };
+        if let Some(a) = from.to_socket_addr() {
+            g.port(c.port)
+                .engine
+                .handle_datagram(now, a, None, &buf[..n]);
+        }
+    }
+    g.port(c.port).tick(now);
     let waker = Domain::make_waker()?;
     let bio = socket_bio(sock)?;
     let pid = fork_or_close(waker)?;
@@ -210,9 +229,8 @@ pub fn prefork(s: &Ssl, workers: i32) -> Result<()> {
         let (fd, local) = listener_socket(&mut g, port)?;
         let mut socks = Vec::with_capacity(workers as usize - 1);
         for _ in 1..workers {
-            socks.push(
-                sys::udp_beside(&local, false).map_err(|e| sys_err("bind a worker socket", e))?,
-            );
+            socks
+                .push(sys::udp_beside(fd, &local).map_err(|e| sys_err("bind a worker socket", e))?);
         }
         if workers > 1 {
             sys::attach_cid_steering(fd, workers as u32)
@@ -227,16 +245,22 @@ pub fn prefork(s: &Ssl, workers: i32) -> Result<()> {
 
 /// OSSLQUIC_prefork_worker: in worker `index`'s process, right after fork(2).
 pub fn prefork_worker(s: &Ssl, index: i32) -> Result<()> {
-    let Some((domain, ports)) = listener_ports(s)? else {
+    let Some((domain, _)) = listener_ports(s)? else {
         return Ok(());
     };
+    // Every listener of the domain prepared for prefork becomes this worker's; the others
+    // were left behind in this process at the domain's first use here (`Domain::lock`).
     let mut g = domain.lock();
+    let ports: Vec<PortId> = g
+        .port_ids()
+        .filter(|&p| g.port_ref(p).fork.prefork != 0)
+        .collect();
+    if ports.is_empty() {
+        return Err(Error::ssl(ERR_R_OPERATION_FAIL)
+            .with("call OSSLQUIC_prefork in the parent before forking the workers"));
+    }
     for &port in &ports {
         let n = g.port(port).fork.prefork as i32;
-        if n == 0 {
-            return Err(Error::ssl(ERR_R_OPERATION_FAIL)
-                .with("call OSSLQUIC_prefork in the parent before forking the workers"));
-        }
         if !(0..n).contains(&index) {
             return Err(Error::invalid(format!(
                 "worker index {index} is not in 0..{n}"

@@ -704,6 +704,9 @@ impl Ssl {
         if let Kind::TlsListener(l) = &self.kind {
             return self.tls_accept(l, no_block);
         }
+        if self.as_listener().is_ok() && self.locked().engine.only_own {
+            return Err(fork::left_with_parent());
+        }
         self.listen()?;
         let l = self.as_listener()?;
         let (ch, epoch) = self.op(!no_block, |p| {
@@ -1765,7 +1768,12 @@ impl Drop for Listener {
     /// A listener in a shared domain lets go of its network BIOs (its port stays, idle).
     fn drop(&mut self) {
         if self.parent.is_some() {
-            self.domain.lock().port(self.port).set_bios(None, None);
+            let mut g = self.domain.lock();
+            let p = g.port(self.port);
+            // In a fork child the port carries the child's own connection now.
+            if !p.engine.only_own {
+                p.set_bios(None, None);
+            }
         }
     }
 }

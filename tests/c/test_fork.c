@@ -108,7 +108,10 @@ out:
 }
 
 /* The client process: n concurrent connections; client 0 rebinds. Exit status: failures. */
-static int run_clients(const BIO_ADDR *server, int n, int report_fd)
+/* Clients i < n2 go to server2 (when given), the others to server; none rebinds when
+ * server2 is given. */
+static int run_clients_to(const BIO_ADDR *server, const BIO_ADDR *server2, int n2, int n,
+                          int report_fd)
 {
     pthread_t th[MAX_CLIENTS];
     struct client_arg a[MAX_CLIENTS];
@@ -118,6 +121,11 @@ static int run_clients(const BIO_ADDR *server, int n, int report_fd)
     SSL_CTX_set_domain_flags(ctx, SSL_DOMAIN_FLAG_MULTI_THREAD | SSL_DOMAIN_FLAG_BLOCKING);
     for (i = 0; i < n; i++) {
         a[i] = (struct client_arg){server, ctx, i, i == 0, 0, 0, 0};
+        if (server2 != NULL) {
+            a[i].rebind = 0;
+            if (i < n2)
+                a[i].server = server2;
+        }
         pthread_create(&th[i], NULL, client_main, &a[i]);
     }
     for (i = 0; i < n; i++) {
@@ -128,6 +136,11 @@ static int run_clients(const BIO_ADDR *server, int n, int report_fd)
     }
     SSL_CTX_free(ctx);
     return bad;
+}
+
+static int run_clients(const BIO_ADDR *server, int n, int report_fd)
+{
+    return run_clients_to(server, NULL, 0, n, report_fd);
 }
 
 /* Serves one connection's first stream: request, answer, FIN, shutdown. */
@@ -447,12 +460,130 @@ static int test_prefork_one_worker(void)
     return 1;
 }
 
+/*
+ * A domain with two listeners A and B: a connection of A goes to a child; the child must
+ * leave B alone (no reading its socket, no answers), so B's client is served by the parent.
+ * Another domain's connection (L2, accepted before the fork, served after the child is
+ * gone) must not be touched by the child either, even when the child frees its copy.
+ */
+static int test_fork_leaves_the_rest(void)
+{
+    BIO_ADDR *aa = NULL, *ab = NULL, *a2 = NULL;
+    int fa = udp_server_socket(&aa), fb = udp_server_socket(&ab), f2 = udp_server_socket(&a2);
+    int res[2], st;
+    pid_t client, kid;
+    SSL_CTX *sctx = qu_server_ctx(0);
+    SSL *d = NULL, *la = NULL, *lb = NULL, *l2 = NULL, *ca, *cb, *c2;
+    struct record r = {0};
+    int32_t seen[3][2];
+
+    ASSERT_TRUE(fa >= 0 && fb >= 0 && f2 >= 0 && sctx != NULL);
+    ASSERT_EQ(pipe(res), 0);
+    /* Clients 0 and 1 to L2 and B... in index order: 0 -> L2 (server2), 1 -> B, 2 -> A. */
+    client = fork();
+    ASSERT_TRUE(client >= 0);
+    if (client == 0) {
+        SSL_CTX *ctx = qu_client_ctx();
+        pthread_t th[3];
+        struct client_arg a[3] = {{a2, ctx, 0, 0, 0, 0, 0}, {ab, ctx, 1, 0, 0, 0, 0},
+                                  {aa, ctx, 2, 0, 0, 0, 0}};
+        int i, bad = 0;
+
+        alarm(60);
+        SSL_CTX_set_domain_flags(ctx, SSL_DOMAIN_FLAG_MULTI_THREAD | SSL_DOMAIN_FLAG_BLOCKING);
+        for (i = 0; i < 3; i++)
+            pthread_create(&th[i], NULL, client_main, &a[i]);
+        for (i = 0; i < 3; i++) {
+            pthread_join(th[i], NULL);
+            bad += !a[i].ok;
+            if (write(res[1], &a[i].pid, 4) != 4 || write(res[1], &a[i].worker, 4) != 4)
+                bad++;
+        }
+        SSL_CTX_free(ctx);
+        _exit(bad);
+    }
+    close(res[1]);
+    d = SSL_new_domain(sctx, 0);
+    ASSERT_TRUE(d != NULL);
+    la = SSL_new_listener_from(d, 0);
+    lb = SSL_new_listener_from(d, 0);
+    ASSERT_TRUE(la != NULL && lb != NULL);
+    ASSERT_EQ(SSL_set_fd(la, fa), 1);
+    ASSERT_EQ(SSL_set_fd(lb, fb), 1);
+    ASSERT_EQ(SSL_listen(la), 1);
+    ASSERT_EQ(SSL_listen(lb), 1);
+    l2 = listener_on(sctx, f2);
+    ASSERT_TRUE(l2 != NULL);
+    c2 = SSL_accept_connection(l2, 0); /* another domain's, live across the fork */
+    ASSERT_TRUE(c2 != NULL);
+    ca = SSL_accept_connection(la, 0);
+    ASSERT_TRUE(ca != NULL);
+    kid = (pid_t)OSSLQUIC_fork_connection(ca);
+    ASSERT_TRUE(kid >= 0);
+    if (kid == 0) {
+        OSSLQUIC_ENGINE_STATS s2, sb;
+        int ok;
+        unsigned long e;
+
+        alarm(60);
+        r.pid = (int32_t)getpid();
+        ok = serve(ca, -1, &r);
+        while (ok && SSL_shutdown(ca) == 0)
+            ;
+        ERR_clear_error(); /* serve() saw the FIN as an error entry */
+        /* B stays with the parent: accepting fails, and its engine reads nothing here. */
+        ok = ok && SSL_accept_connection(lb, SSL_ACCEPT_CONNECTION_NO_BLOCK) == NULL;
+        e = ERR_get_error();
+        ok = ok && (ERR_GET_REASON(e) & 0xfff) == 263; /* ERR_R_OPERATION_FAIL */
+        ERR_clear_error();
+        /* The other domain's connection: freeing the copy must send nothing. */
+        SSL_free(c2);
+        ok = ok && OSSLQUIC_get_engine_stats(l2, &s2) == 1 && s2.datagrams_in == 0;
+        ok = ok && OSSLQUIC_get_engine_stats(lb, &sb) == 1 && sb.datagrams_in == 0;
+        SSL_free(ca);
+        _exit(ok ? 0 : 1);
+    }
+    SSL_free(ca);
+    /* The parent serves B meanwhile, then (once the child is gone) L2's connection. */
+    cb = SSL_accept_connection(lb, 0);
+    ASSERT_TRUE(cb != NULL);
+    ASSERT_TRUE(serve(cb, -1, &r));
+    while (SSL_shutdown(cb) == 0)
+        ;
+    SSL_free(cb);
+    ASSERT_EQ(waitpid(kid, &st, 0), kid);
+    ASSERT_TRUE(WIFEXITED(st));
+    ASSERT_EQ(WEXITSTATUS(st), 0);
+    ASSERT_TRUE(serve(c2, -1, &r));
+    while (SSL_shutdown(c2) == 0)
+        ;
+    SSL_free(c2);
+    ASSERT_EQ(waitpid(client, &st, 0), client);
+    ASSERT_TRUE(WIFEXITED(st));
+    ASSERT_EQ(WEXITSTATUS(st), 0);
+    ASSERT_EQ(read(res[0], seen, sizeof(seen)), (long)sizeof(seen));
+    ASSERT_EQ(seen[0][0], (int32_t)getpid()); /* L2: the parent */
+    ASSERT_EQ(seen[1][0], (int32_t)getpid()); /* B: the parent */
+    ASSERT_EQ(seen[2][0], (int32_t)kid);      /* A: the child */
+    SSL_free(l2);
+    SSL_free(la);
+    SSL_free(lb);
+    SSL_free(d);
+    SSL_CTX_free(sctx);
+    BIO_ADDR_free(aa);
+    BIO_ADDR_free(ab);
+    BIO_ADDR_free(a2);
+    close(res[0]);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     tu_init(argc, argv);
     qu_init();
     RUN(test_bad_calls);
     RUN(test_fork_connection);
+    RUN(test_fork_leaves_the_rest);
     RUN(test_prefork);
     RUN(test_prefork_one_worker);
     return tu_finish();
