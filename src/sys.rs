@@ -866,3 +866,50 @@ pub fn recv_one(fd: i32, buf: &mut [u8]) -> io::Result<Option<usize>> {
         n => Ok(Some(n as usize)),
     }
 }
+
+/// Zero-filled memory straight from mmap(2): pages cost nothing until first written, so a
+/// large buffer that is rarely filled (GRO overflow areas) is cheap to have, and no memset
+/// runs when it is made.
+pub struct ZeroPages {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is owned by this value alone; access goes through &mut self.
+unsafe impl Send for ZeroPages {}
+
+impl ZeroPages {
+    pub fn new(len: usize) -> io::Result<ZeroPages> {
+        // SAFETY: an anonymous private mapping of `len` bytes, no fd, no fixed address.
+        let p = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(ZeroPages { ptr: p.cast(), len })
+    }
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.ptr
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Drop for ZeroPages {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new`, which nothing uses any more.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}

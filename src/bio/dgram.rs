@@ -32,8 +32,10 @@ pub struct DgramSock {
 struct RxState {
     arena: Vec<u8>,
     items: VecDeque<(usize, usize, BioAddr, Option<BioAddr>)>,
-    /// Overflow areas (one per slot) that let a coalesced datagram arrive whole.
-    tails: Vec<u8>,
+    /// Overflow areas (one per slot) that let a coalesced datagram arrive whole: 4 MiB of
+    /// address space, whose pages exist only once GRO has written to them (a BIO made per
+    /// connection must not pay for zeroing them).
+    tails: Option<sys::ZeroPages>,
 }
 
 impl RxState {
@@ -468,14 +470,17 @@ impl DgramSock {
         }
         let gro = self.gro.load(Relaxed);
         let n = dsts.len().min(BATCH);
-        if gro && rx.tails.is_empty() {
-            rx.tails = vec![0u8; BATCH * GRO_MAX];
+        if gro && rx.tails.is_none() {
+            rx.tails = Some(sys::ZeroPages::new(BATCH * GRO_MAX).map_err(err_io)?);
         }
         // Scratch sources only where the caller asked for none but GRO may need one to stamp
         // the segments it splits off; otherwise the kernel writes no name at all.
         let mut srcs: [std::mem::MaybeUninit<BioAddr>; BATCH] =
             [const { std::mem::MaybeUninit::uninit() }; BATCH];
-        let tails = rx.tails.as_mut_ptr();
+        let tails = rx
+            .tails
+            .as_mut()
+            .map_or(std::ptr::null_mut(), |t| t.as_mut_ptr());
         let mut slots: [std::mem::MaybeUninit<RxSlot>; BATCH] =
             [const { std::mem::MaybeUninit::uninit() }; BATCH];
         for i in 0..n {
