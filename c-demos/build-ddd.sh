@@ -6,7 +6,8 @@
 #   build/ddd/ddd-client-{tls,quic}
 # for demo in ddd-mt ddd-fork ddd-prefork ddd-async-pollable ddd-async-nonpollable and
 # ddd-async-unaddressed (ddd-async-nonpollable.c built with -DADDRESSED=0), each one whose
-# source exists (the async ones also need libuv, found with pkg-config).
+# source exists (the async ones also need libuv, found with pkg-config). Every demo links
+# c-demos/common.c, the async ones also c-demos/async-common.c, each compiled per variant.
 # A variant that cannot be built because the library lacks a call it needs (the QUIC fork and
 # prefork calls) is listed in build/ddd/missing with the reason, and not built. A compiler
 # error is listed there too; the other binaries are still built and the script exits 1.
@@ -35,8 +36,8 @@ variant_text() {
 }
 if [ "${1:-}" = "--count-quic" ]; then
     printf '%-30s %7s %16s %16s\n' "source" "lines" "TLS -> QUIC" "listener -> QUIC"
-    for f in c-demos/common.c c-demos/ddd-mt.c c-demos/ddd-fork.c c-demos/ddd-prefork.c \
-        c-demos/ddd-async-pollable.c c-demos/ddd-async-nonpollable.c; do
+    for f in c-demos/common.c c-demos/async-common.c c-demos/ddd-mt.c c-demos/ddd-fork.c \
+        c-demos/ddd-prefork.c c-demos/ddd-async-pollable.c c-demos/ddd-async-nonpollable.c; do
         [ -f "$f" ] || continue
         variant_text "$f" >"$O/count-tls.c"
         variant_text "$f" -DUSE_LISTENER >"$O/count-listener.c"
@@ -133,6 +134,21 @@ for demo in ddd-mt ddd-fork ddd-prefork; do
     done
 done
 
+# The async demos' shared part (no libuv in it), once per variant.
+if [ "$have_uv" = 1 ]; then
+    for variant in tls listener quic; do
+        case $variant in
+        tls) vdef="" ;;
+        listener) vdef="-DUSE_LISTENER" ;;
+        quic) vdef="-DUSE_QUIC" ;;
+        esac
+        # shellcheck disable=SC2086
+        if ! $CC $CFL $defs $vdef -c c-demos/async-common.c -o "$O/async-common-$variant.o.$$"; then
+            echo "async-common ($variant): compiler error (above)" >>"$O/missing.$$"
+            status=1
+        fi
+    done
+fi
 for demo in ddd-async-pollable ddd-async-nonpollable ddd-async-unaddressed; do
     src="c-demos/$demo.c"
     extra=""
@@ -148,7 +164,7 @@ for demo in ddd-async-pollable ddd-async-nonpollable ddd-async-unaddressed; do
     EXTRA_LIBS="$uv_libs"
     for variant in tls listener quic; do
         # shellcheck disable=SC2086
-        build "$demo-$variant" "$src" "$variant" $uv_flags $extra
+        build "$demo-$variant" "$src" "$variant" $uv_flags $extra "$O/async-common-$variant.o.$$"
     done
     EXTRA_LIBS=""
 done

@@ -47,8 +47,10 @@
  *
  * Protocol (common.h): "GET /path" per TLS connection or per QUIC bidirectional stream; N
  * pattern bytes for "/N". One log line per connection. SIGINT/SIGTERM: every handle is
- * closed, every object freed, exit 0.
+ * closed, every object freed, exit 0. The request state machine and the QUIC connections'
+ * passes are async-common.c's, shared with ddd-async-pollable; this file is the libuv glue.
  */
+#include "async-common.h"
 #include "common.h"
 
 #include <openssl/bio.h>
@@ -59,7 +61,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdint.h>
@@ -73,25 +74,12 @@
 #define ADDRESSED 1
 #endif
 
-#define CHUNK 16384
-/* Chunks a request may write per step, so that no connection or stream starves the others. */
-#define WRITE_BUDGET 64
-#define LINGER_MS 10000 /* TLS: how long we wait for the client's close after ours */
-
 static uv_loop_t *loop;
 static SSL_CTX *ctx;
 static int port;
 static int stopping;
 static uv_signal_t sig_int, sig_term;
 static unsigned long nconns;
-
-/* One log line per connection, in the format of common.h's demo_log_conn. */
-static void log_conn(const char *peer, const demo_conn_result *res)
-{
-    demo_log("conn from %s port %d: %llu requests, %llu bytes sent, %s%s", peer, port,
-             (unsigned long long)res->requests, (unsigned long long)res->bytes_out, res->failed ? "failed: " : "ok",
-             res->failed ? res->why : "");
-}
 
 #if !defined(USE_QUIC) || !ADDRESSED
 static void sa_string(const struct sockaddr *sa, char *buf, size_t cap)
@@ -109,160 +97,12 @@ static void sa_string(const struct sockaddr *sa, char *buf, size_t cap)
 }
 #endif
 
-/* ---------------------------------------------------------------- one request */
-
-enum rstate { R_READ, R_WRITE, R_END, R_DRAIN, R_DONE };
-
-struct req {
-    SSL *ssl; /* a TLS connection or a QUIC stream */
-    enum rstate state;
-    demo_conn_result *res; /* the connection's tally */
-    const char *what;      /* what failed, when req_step says so */
-    int fin_in;            /* QUIC: the client's FIN was read */
-    int bad;               /* not a request: nothing is answered */
-    demo_req req;
-    demo_resp resp;
-    uint8_t buf[CHUNK];
-    size_t off, len;
-};
-
-/* Marks res failed (the first reason is kept) with what and the library's last error. */
-static void tally_failed(demo_conn_result *res, const char *what)
-{
-    unsigned long e = ERR_peek_last_error();
-    char ebuf[120] = "";
-    if (e != 0)
-        ERR_error_string_n(e, ebuf, sizeof(ebuf));
-    if (!res->failed)
-        snprintf(res->why, sizeof(res->why), "%s%s%s", what, ebuf[0] ? ": " : "", ebuf);
-    res->failed = 1;
-    ERR_clear_error();
-}
-
-/* A wait passes through; anything else is a failure of `what` (the caller decides). */
-static int req_wait(struct req *r, int e, const char *what)
-{
-    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-        r->what = what;
-        if (e == SSL_ERROR_NONE)
-            e = SSL_ERROR_SSL;
-    }
-    return e;
-}
-
-/*
- * Runs a request as far as it goes. Returns SSL_ERROR_WANT_READ or SSL_ERROR_WANT_WRITE (call
- * again when that is possible; WANT_WRITE also when the write budget is spent), SSL_ERROR_NONE
- * once it is done, or another SSL_ERROR_* when it failed (r->what says where).
- */
-static int req_step(struct req *r)
-{
-    uint8_t in[4096];
-    size_t n;
-    int k, budget = WRITE_BUDGET;
-
-    for (;;) {
-        switch (r->state) {
-        case R_READ:
-            if (SSL_read_ex(r->ssl, in, sizeof(in), &n)) {
-                k = demo_req_feed(&r->req, in, n);
-            } else {
-                k = SSL_get_error(r->ssl, 0);
-                if (k != SSL_ERROR_ZERO_RETURN)
-                    return req_wait(r, k, r->req.len ? "reading the request" : "closed before a request");
-                ERR_clear_error();
-                r->fin_in = 1;
-                if (r->req.len == 0)
-                    return req_wait(r, k, "closed before a request");
-                k = demo_req_eof(&r->req); /* hq-interop: FIN may end the request line */
-            }
-            if (k == 0)
-                break;
-            if (k > 0) {
-                demo_resp_init(&r->resp, &r->req);
-            } else {
-                r->bad = 1; /* answered with nothing, then ended */
-                memset(&r->resp, 0, sizeof(r->resp));
-                if (!r->res->failed)
-                    snprintf(r->res->why, sizeof(r->res->why), "not a request: \"%.40s\"", r->req.buf);
-                r->res->failed = 1;
-            }
-            r->state = R_WRITE;
-            break;
-        case R_WRITE:
-            if (r->off == r->len) {
-                r->off = 0;
-                r->len = demo_resp_fill(&r->resp, r->buf, sizeof(r->buf));
-                if (r->len == 0) {
-                    r->res->requests += !r->bad;
-                    r->state = R_END;
-                    break;
-                }
-            }
-            if (budget-- == 0)
-                return SSL_ERROR_WANT_WRITE; /* yield: writable, so called again soon */
-            /* A retried SSL_write gets the same bytes again, as OpenSSL requires. */
-            if (!SSL_write_ex(r->ssl, r->buf + r->off, r->len - r->off, &n))
-                return req_wait(r, SSL_get_error(r->ssl, 0), "writing the answer");
-            r->off += n;
-            r->res->bytes_out += n;
-            break;
-        case R_END:
-#ifdef USE_QUIC
-            if (!SSL_stream_conclude(r->ssl, 0)) /* FIN after the answer */
-                return req_wait(r, SSL_get_error(r->ssl, 0), "concluding the stream");
-#else
-            k = SSL_shutdown(r->ssl); /* close_notify */
-            if (k < 0)
-                return req_wait(r, SSL_get_error(r->ssl, k), "shutdown");
-            if (k == 1) {
-                r->state = R_DONE; /* the client's close_notify came first */
-                break;
-            }
-#endif
-            r->state = R_DRAIN;
-            break;
-        case R_DRAIN:
-#ifdef USE_QUIC
-            /* Up to the client's FIN (anything after the request is dropped). */
-            while (!r->fin_in && SSL_read_ex(r->ssl, in, sizeof(in), &n))
-                ;
-            if (!r->fin_in && (k = SSL_get_error(r->ssl, 0)) != SSL_ERROR_ZERO_RETURN)
-                return req_wait(r, k, "waiting for the client's FIN");
-#else
-            /* Up to the client's close_notify, or its end of stream: either ends it. */
-            k = SSL_shutdown(r->ssl);
-            if (k < 0 && SSL_get_error(r->ssl, k) == SSL_ERROR_WANT_READ)
-                return SSL_ERROR_WANT_READ;
-#endif
-            ERR_clear_error();
-            r->state = R_DONE;
-            break;
-        case R_DONE:
-            return SSL_ERROR_NONE;
-        }
-    }
-}
-
 #ifdef USE_QUIC
 /* ---------------------------------------------------------------- QUIC */
 
 #define PAIR_BUF (1 << 20) /* per direction: ~700 full-size datagrams between two rounds */
 #define BATCH 32
-#define MAX_PASSES 8
 #define IDLE_GC_MS 30000
-
-struct qstream {
-    struct req r;
-    struct qstream *next;
-};
-
-struct qconn {
-    SSL *ssl;
-    demo_conn_result res;
-    struct qstream *streams;
-    struct qconn *next;
-};
 
 /* A datagram pair and the listener on its library half. */
 struct link {
@@ -300,126 +140,16 @@ static uint8_t tx_buf[BATCH][2048];
 
 static int link_round(struct link *l);
 
-/* ---- serving connections (as in ddd-async-pollable) */
-
-static void conn_log(struct link *l, struct qconn *c)
+/* The peer a connection of l is logged with: its own address from the library (NULL) when
+ * the pair carries addresses, else the link's client address. */
+static const char *link_peer(const struct link *l)
 {
 #if ADDRESSED
-    char peer[80];
     (void)l;
-    demo_ssl_peer(c->ssl, peer, sizeof(peer));
-    log_conn(peer, &c->res);
+    return NULL;
 #else
-    log_conn(l->peer_str, &c->res);
+    return l->peer_str;
 #endif
-}
-
-/* If the connection has terminated: its log line, and 1 (free it). */
-static int conn_closed(struct link *l, struct qconn *c)
-{
-    SSL_CONN_CLOSE_INFO info;
-    if (!SSL_get_conn_close_info(c->ssl, &info, sizeof(info)))
-        return 0;
-    ERR_clear_error();
-    if (((info.flags & SSL_CONN_CLOSE_FLAG_LOCAL) || info.error_code != 0) && !c->res.failed) {
-        c->res.failed = 1;
-        snprintf(c->res.why, sizeof(c->res.why), "closed by %s with %s code %" PRIu64 " (%.*s)",
-                 (info.flags & SSL_CONN_CLOSE_FLAG_LOCAL) ? "us" : "the peer",
-                 (info.flags & SSL_CONN_CLOSE_FLAG_TRANSPORT) ? "transport" : "application", info.error_code,
-                 info.reason ? (int)info.reason_len : 0, info.reason ? info.reason : "");
-    }
-    conn_log(l, c);
-    return 1;
-}
-
-static void conn_free(struct qconn *c)
-{
-    while (c->streams != NULL) {
-        struct qstream *st = c->streams;
-        c->streams = st->next;
-        SSL_free(st->r.ssl);
-        free(st);
-    }
-    SSL_free(c->ssl);
-    free(c);
-}
-
-/* Accepts new streams and steps every stream. 0 when the connection is gone. */
-static int conn_serve(struct link *l, struct qconn *c)
-{
-    struct qstream **pp;
-    SSL *s;
-
-    while ((s = SSL_accept_stream(c->ssl, SSL_ACCEPT_STREAM_NO_BLOCK)) != NULL) {
-        struct qstream *st = NULL;
-        if (SSL_get_stream_type(s) != SSL_STREAM_TYPE_BIDI || (st = calloc(1, sizeof(*st))) == NULL) {
-            SSL_free(s); /* not a request stream: the peer is asked to stop sending */
-            continue;
-        }
-        st->r.ssl = s;
-        st->r.res = &c->res;
-        st->next = c->streams;
-        c->streams = st;
-    }
-    ERR_clear_error(); /* NULL with an error: the connection is ending (seen below) */
-    for (pp = &c->streams; *pp != NULL;) {
-        struct qstream *st = *pp;
-        int e = req_step(&st->r);
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-            pp = &st->next;
-            continue;
-        }
-        if (e != SSL_ERROR_NONE) {
-            if (conn_closed(l, c))
-                return 0; /* the connection's end, not the stream's fault */
-            tally_failed(&c->res, st->r.what);
-            if (st->r.state < R_DRAIN)
-                SSL_stream_reset(st->r.ssl, NULL, 0);
-            ERR_clear_error();
-        }
-        *pp = st->next;
-        SSL_free(st->r.ssl);
-        free(st);
-    }
-    return !conn_closed(l, c);
-}
-
-/* Anything ready that the last pass has not seen (SSL_poll, zero timeout, no ticking)? */
-static int anything_ready(struct link *l)
-{
-    struct timeval zero = {0, 0};
-    size_t n = 0, need = 1, count = 0;
-    struct qconn *c;
-    struct qstream *st;
-
-    for (c = l->conns; c != NULL; c = c->next)
-        for (need++, st = c->streams; st != NULL; st = st->next)
-            need++;
-    if (need > l->nitems) {
-        SSL_POLL_ITEM *p = realloc(l->items, need * 2 * sizeof(*p));
-        if (p == NULL)
-            return 1;
-        l->items = p;
-        l->nitems = need * 2;
-    }
-    l->items[n].desc = SSL_as_poll_descriptor(l->listener);
-    l->items[n].events = SSL_POLL_EVENT_IC;
-    l->items[n++].revents = 0;
-    for (c = l->conns; c != NULL; c = c->next) {
-        l->items[n].desc = SSL_as_poll_descriptor(c->ssl);
-        l->items[n].events = SSL_POLL_EVENT_ISB | SSL_POLL_EVENT_ISU | SSL_POLL_EVENT_EC;
-        l->items[n++].revents = 0;
-        for (st = c->streams; st != NULL; st = st->next) {
-            enum rstate s = st->r.state;
-            l->items[n].desc = SSL_as_poll_descriptor(st->r.ssl);
-            l->items[n].events = (s == R_READ || (s == R_DRAIN && !st->r.fin_in) ? SSL_POLL_EVENT_R : 0) |
-                                 (s == R_WRITE || s == R_END ? SSL_POLL_EVENT_W : 0);
-            l->items[n++].revents = 0;
-        }
-    }
-    if (!SSL_poll(l->items, n, sizeof(SSL_POLL_ITEM), &zero, SSL_POLL_FLAG_NO_HANDLE_EVENTS, &count))
-        ERR_clear_error();
-    return count > 0;
 }
 
 /* ---- the network side */
@@ -593,15 +323,7 @@ static void on_link_closed(uv_handle_t *h)
  * has closed, the link. */
 static void link_close(struct link *l)
 {
-    while (l->conns != NULL) {
-        struct qconn *c = l->conns;
-        l->conns = c->next;
-        if (!c->res.failed)
-            snprintf(c->res.why, sizeof(c->res.why), "still open at shutdown");
-        c->res.failed = 1;
-        conn_log(l, c);
-        conn_free(c);
-    }
+    async_quic_close_all(&l->conns, link_peer(l), port);
     uv_close((uv_handle_t *)&l->timer, on_link_closed);
 }
 
@@ -663,45 +385,21 @@ static void link_unlink(struct link *l)
  * link was freed (ADDRESSED=0: its client is gone). */
 static int link_round(struct link *l)
 {
-    struct timeval tv;
-    int inf = 1, pass, more = 0;
-    SSL *cs;
+    uint64_t ms = 0;
+    int inf, pass, more = 0;
 
     if (stopping)
         return 1;
     rounds++;
-    for (pass = 0; pass < MAX_PASSES; pass++) {
-        struct qconn **pp;
-        SSL_handle_events(l->listener);
-        while ((cs = SSL_accept_connection(l->listener, SSL_ACCEPT_CONNECTION_NO_BLOCK)) != NULL) {
-            struct qconn *c = calloc(1, sizeof(*c));
-            if (c == NULL) {
-                SSL_free(cs);
-                continue;
-            }
-            c->ssl = cs;
-            nconns++;
+    for (pass = 0; pass < ASYNC_MAX_PASSES; pass++) {
+        unsigned long accepted = async_quic_pass(l->listener, &l->conns, link_peer(l), port);
+        nconns += accepted;
 #if !ADDRESSED
+        if (accepted > 0)
             l->had_conn = 1;
 #endif
-            if (!SSL_set_default_stream_mode(cs, SSL_DEFAULT_STREAM_MODE_NONE) ||
-                !SSL_set_incoming_stream_policy(cs, SSL_INCOMING_STREAM_POLICY_ACCEPT, 0))
-                tally_failed(&c->res, "stream policy");
-            c->next = l->conns;
-            l->conns = c;
-        }
-        ERR_clear_error();
-        for (pp = &l->conns; *pp != NULL;) {
-            struct qconn *c = *pp;
-            if (conn_serve(l, c)) {
-                pp = &c->next;
-            } else {
-                *pp = c->next;
-                conn_free(c);
-            }
-        }
         link_drain(l);
-        more = anything_ready(l);
+        more = async_quic_ready(l->listener, l->conns, &l->items, &l->nitems);
         if (!more)
             break;
     }
@@ -712,8 +410,7 @@ static int link_round(struct link *l)
         uv_timer_start(&l->timer, on_link_timer, 0, 0);
         return 1;
     }
-    if (!SSL_get_event_timeout(l->listener, &tv, &inf))
-        inf = 1;
+    inf = !async_timeout_ms(l->listener, &ms);
 #if !ADDRESSED
     if (l->conns == NULL && inf) {
         uint64_t idle = uv_now(loop) - l->last_rx;
@@ -732,7 +429,7 @@ static int link_round(struct link *l)
     if (inf)
         uv_timer_stop(&l->timer);
     else
-        uv_timer_start(&l->timer, on_link_timer, (uint64_t)tv.tv_sec * 1000 + ((uint64_t)tv.tv_usec + 999) / 1000, 0);
+        uv_timer_start(&l->timer, on_link_timer, ms, 0);
     return 1;
 }
 
@@ -887,7 +584,7 @@ struct tconn {
     int reading, eof_in, eof_passed, fin_sent;
     size_t queued; /* bytes handed to uv_write, not yet written */
     demo_conn_result res;
-    struct req r;
+    struct async_req r;
     struct tconn *prev, *next;
 };
 
@@ -926,9 +623,9 @@ static void tconn_close(struct tconn *c, const char *what)
         return;
     c->closed = 1;
     if (what != NULL)
-        tally_failed(&c->res, what);
+        async_tally_failed(&c->res, what);
     ERR_clear_error();
-    log_conn(c->peer, &c->res);
+    async_log_conn(c->peer, port, &c->res);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -1055,7 +752,7 @@ static void drive(struct tconn *c)
     do {
         moved = pump_in(c);
         if (c->queued < WRITE_HIGH) {
-            e = req_step(&c->r);
+            e = async_req_step(&c->r);
             if (e != SSL_ERROR_NONE && e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
                 tconn_close(c, c->r.what);
                 return;
@@ -1073,7 +770,7 @@ static void drive(struct tconn *c)
         /* close_notify is out: our FIN too, then wait (bounded) for the client's end of
          * stream, so closing cannot reset data it has not read yet. */
         uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown);
-        uv_timer_start(&c->linger, on_linger, LINGER_MS, 0);
+        uv_timer_start(&c->linger, on_linger, ASYNC_LINGER_MS, 0);
         c->fin_sent = 1;
     }
 }

@@ -15,25 +15,28 @@
  * SO_REUSEPORT program or forwarding between workers (see the prefork demo).
  *
  * Everything is non-blocking and driven by libuv. A request (a TLS connection, or a QUIC
- * stream) is one small state machine, req_step: read "GET /path", write the answer as far
- * as the connection or stream takes it, end it (TLS close_notify, QUIC FIN), wait for the
- * client's end. It says what it waits for as SSL_get_error does (WANT_READ, WANT_WRITE).
+ * stream) is one small state machine, async_req_step (async-common.c, shared with
+ * ddd-async-nonpollable): read "GET /path", write the answer as far as the connection or
+ * stream takes it, end it (TLS close_notify, QUIC FIN), wait for the client's end. It says
+ * what it waits for as SSL_get_error does (WANT_READ, WANT_WRITE).
  *   TLS (and -DUSE_LISTENER, TLS through SSL_new_listener/SSL_accept_connection): a uv_poll_t
  *     on the listening socket accepts; each connection has a uv_poll_t on its socket, asked
  *     for exactly the direction the request waits for.
  *   QUIC (-DUSE_QUIC): one listener per worker; a uv_poll_t on the listener's poll
  *     descriptor (readable, plus writable while SSL_net_write_desired) and a uv_timer_t
- *     re-armed from SSL_get_event_timeout after every round. A round: SSL_handle_events,
- *     accept the ready connections and streams, step every stream. Every SSL call may take in
- *     datagrams on its own (implicit event handling), so work can wait inside the library
- *     while the socket is empty: a round ends with SSL_poll (zero timeout, no event handling)
- *     over every object and runs again while anything is ready.
+ *     re-armed from SSL_get_event_timeout after every round. A round: passes of
+ *     async_quic_pass (SSL_handle_events, accept the ready connections and streams, step
+ *     every stream). Every SSL call may take in datagrams on its own (implicit event
+ *     handling), so work can wait inside the library while the socket is empty: each pass
+ *     ends with SSL_poll (async_quic_ready: zero timeout, no event handling) over every
+ *     object, and the round runs another pass while anything is ready.
  *
  * Protocol (common.h): one request "GET /path" per TLS connection or per QUIC bidirectional
  * stream, answered with N pattern bytes for "/N" (or a short text). One log line per
  * connection. SIGINT/SIGTERM: every worker closes its handles and frees its objects, the
  * process exits 0.
  */
+#include "async-common.h"
 #include "common.h"
 
 #include <openssl/err.h>
@@ -43,7 +46,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -56,148 +58,6 @@
 #include <unistd.h>
 
 #define WORKERS_MAX 64
-#define CHUNK 16384
-/* Chunks a request may write per step: a client that reads as fast as we write would
- * otherwise keep the socket (or, through the library's implicit event handling, the stream)
- * writable forever and starve its worker's other connections. */
-#define WRITE_BUDGET 64
-#define LINGER_MS 10000 /* TLS: how long we wait for the client's close after ours */
-#define MAX_PASSES 8    /* QUIC: passes of one round before yielding to the loop */
-
-/* ---------------------------------------------------------------- one request */
-
-enum rstate { R_READ, R_WRITE, R_END, R_DRAIN, R_DONE };
-
-struct req {
-    SSL *ssl; /* a TLS connection or a QUIC stream */
-    enum rstate state;
-    demo_conn_result *res; /* the connection's tally */
-    const char *what;      /* what failed, when req_step says so */
-    int fin_in;            /* QUIC: the client's FIN was read */
-    int bad;               /* not a request: nothing is answered */
-    demo_req req;
-    demo_resp resp;
-    uint8_t buf[CHUNK];
-    size_t off, len;
-};
-
-/* Marks res failed (the first reason is kept) with what and the library's last error. */
-static void tally_failed(demo_conn_result *res, const char *what)
-{
-    unsigned long e = ERR_peek_last_error();
-    char ebuf[120] = "";
-    if (e != 0)
-        ERR_error_string_n(e, ebuf, sizeof(ebuf));
-    if (!res->failed)
-        snprintf(res->why, sizeof(res->why), "%s%s%s", what, ebuf[0] ? ": " : "", ebuf);
-    res->failed = 1;
-    ERR_clear_error();
-}
-
-/* A wait passes through; anything else is a failure of `what` (the caller decides). */
-static int req_wait(struct req *r, int e, const char *what)
-{
-    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-        r->what = what;
-        if (e == SSL_ERROR_NONE)
-            e = SSL_ERROR_SSL;
-    }
-    return e;
-}
-
-/*
- * Runs a request as far as it goes. Returns SSL_ERROR_WANT_READ or SSL_ERROR_WANT_WRITE (call
- * again when that is possible; WANT_WRITE also when the write budget is spent), SSL_ERROR_NONE
- * once it is done, or another SSL_ERROR_* when it failed (r->what says where).
- */
-static int req_step(struct req *r)
-{
-    uint8_t in[4096];
-    size_t n;
-    int k, budget = WRITE_BUDGET;
-
-    for (;;) {
-        switch (r->state) {
-        case R_READ:
-            if (SSL_read_ex(r->ssl, in, sizeof(in), &n)) {
-                k = demo_req_feed(&r->req, in, n);
-            } else {
-                k = SSL_get_error(r->ssl, 0);
-                if (k != SSL_ERROR_ZERO_RETURN)
-                    return req_wait(r, k, r->req.len ? "reading the request" : "closed before a request");
-                ERR_clear_error();
-                r->fin_in = 1;
-                if (r->req.len == 0)
-                    return req_wait(r, k, "closed before a request");
-                k = demo_req_eof(&r->req); /* hq-interop: FIN may end the request line */
-            }
-            if (k == 0)
-                break;
-            if (k > 0) {
-                demo_resp_init(&r->resp, &r->req);
-            } else {
-                r->bad = 1; /* answered with nothing, then ended */
-                memset(&r->resp, 0, sizeof(r->resp));
-                if (!r->res->failed)
-                    snprintf(r->res->why, sizeof(r->res->why), "not a request: \"%.40s\"", r->req.buf);
-                r->res->failed = 1;
-            }
-            r->state = R_WRITE;
-            break;
-        case R_WRITE:
-            if (r->off == r->len) {
-                r->off = 0;
-                r->len = demo_resp_fill(&r->resp, r->buf, sizeof(r->buf));
-                if (r->len == 0) {
-                    r->res->requests += !r->bad;
-                    r->state = R_END;
-                    break;
-                }
-            }
-            if (budget-- == 0)
-                return SSL_ERROR_WANT_WRITE; /* yield: writable, so called again soon */
-            /* A retried SSL_write gets the same bytes again, as OpenSSL requires. */
-            if (!SSL_write_ex(r->ssl, r->buf + r->off, r->len - r->off, &n))
-                return req_wait(r, SSL_get_error(r->ssl, 0), "writing the answer");
-            r->off += n;
-            r->res->bytes_out += n;
-            break;
-        case R_END:
-#ifdef USE_QUIC
-            if (!SSL_stream_conclude(r->ssl, 0)) /* FIN after the answer */
-                return req_wait(r, SSL_get_error(r->ssl, 0), "concluding the stream");
-#else
-            k = SSL_shutdown(r->ssl); /* close_notify */
-            if (k < 0)
-                return req_wait(r, SSL_get_error(r->ssl, k), "shutdown");
-            if (k == 1) {
-                r->state = R_DONE; /* the client's close_notify came first */
-                break;
-            }
-#endif
-            r->state = R_DRAIN;
-            break;
-        case R_DRAIN:
-#ifdef USE_QUIC
-            /* Up to the client's FIN (anything after the request is dropped). */
-            while (!r->fin_in && SSL_read_ex(r->ssl, in, sizeof(in), &n))
-                ;
-            if (!r->fin_in && (k = SSL_get_error(r->ssl, 0)) != SSL_ERROR_ZERO_RETURN)
-                return req_wait(r, k, "waiting for the client's FIN");
-#else
-            /* Up to the client's close_notify, or its end of stream: either ends it. */
-            k = SSL_shutdown(r->ssl);
-            if (k < 0 && SSL_get_error(r->ssl, k) == SSL_ERROR_WANT_READ)
-                return SSL_ERROR_WANT_READ;
-#endif
-            ERR_clear_error();
-            r->state = R_DONE;
-            break;
-        case R_DONE:
-            return SSL_ERROR_NONE;
-        }
-    }
-}
 
 /* ---------------------------------------------------------------- workers */
 
@@ -275,141 +135,10 @@ static void set_lpoll(struct worker *w, int events, uv_poll_cb cb)
     }
 }
 
-/* demo_log_conn's line, with a peer string of our own. */
-static void log_conn(const char *peer, int port, const demo_conn_result *res)
-{
-    demo_log("conn from %s port %d: %llu requests, %llu bytes sent, %s%s", peer, port,
-             (unsigned long long)res->requests, (unsigned long long)res->bytes_out, res->failed ? "failed: " : "ok",
-             res->failed ? res->why : "");
-}
-
 #ifdef USE_QUIC
 /* ---------------------------------------------------------------- QUIC: rounds over a listener */
 
-struct qstream {
-    struct req r;
-    struct qstream *next;
-};
-
-struct qconn {
-    SSL *ssl;
-    demo_conn_result res;
-    struct qstream *streams;
-    struct qconn *next;
-};
-
 static void quic_round(struct worker *w);
-
-/* If the connection has terminated: its log line (ok when the client closed it with code 0),
- * and 1 (free it). */
-static int conn_closed(struct worker *w, struct qconn *c)
-{
-    SSL_CONN_CLOSE_INFO info;
-    char peer[80];
-    if (!SSL_get_conn_close_info(c->ssl, &info, sizeof(info)))
-        return 0;
-    ERR_clear_error();
-    if (((info.flags & SSL_CONN_CLOSE_FLAG_LOCAL) || info.error_code != 0) && !c->res.failed) {
-        c->res.failed = 1;
-        snprintf(c->res.why, sizeof(c->res.why), "closed by %s with %s code %" PRIu64 " (%.*s)",
-                 (info.flags & SSL_CONN_CLOSE_FLAG_LOCAL) ? "us" : "the peer",
-                 (info.flags & SSL_CONN_CLOSE_FLAG_TRANSPORT) ? "transport" : "application", info.error_code,
-                 info.reason ? (int)info.reason_len : 0, info.reason ? info.reason : "");
-    }
-    demo_ssl_peer(c->ssl, peer, sizeof(peer));
-    log_conn(peer, w->port, &c->res);
-    return 1;
-}
-
-static void conn_free(struct qconn *c)
-{
-    while (c->streams != NULL) {
-        struct qstream *st = c->streams;
-        c->streams = st->next;
-        SSL_free(st->r.ssl);
-        free(st);
-    }
-    SSL_free(c->ssl);
-    free(c);
-}
-
-/* Accepts new streams and steps every stream. 0 when the connection is gone. */
-static int conn_serve(struct worker *w, struct qconn *c)
-{
-    struct qstream **pp;
-    SSL *s;
-
-    while ((s = SSL_accept_stream(c->ssl, SSL_ACCEPT_STREAM_NO_BLOCK)) != NULL) {
-        struct qstream *st = NULL;
-        if (SSL_get_stream_type(s) != SSL_STREAM_TYPE_BIDI || (st = calloc(1, sizeof(*st))) == NULL) {
-            SSL_free(s); /* not a request stream: the peer is asked to stop sending */
-            continue;
-        }
-        st->r.ssl = s;
-        st->r.res = &c->res;
-        st->next = c->streams;
-        c->streams = st;
-    }
-    ERR_clear_error(); /* NULL with an error: the connection is ending (seen below) */
-    for (pp = &c->streams; *pp != NULL;) {
-        struct qstream *st = *pp;
-        int e = req_step(&st->r);
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-            pp = &st->next;
-            continue;
-        }
-        if (e != SSL_ERROR_NONE) {
-            if (conn_closed(w, c))
-                return 0; /* the connection's end, not the stream's fault */
-            tally_failed(&c->res, st->r.what);
-            if (st->r.state < R_DRAIN)
-                SSL_stream_reset(st->r.ssl, NULL, 0);
-            ERR_clear_error();
-        }
-        *pp = st->next;
-        SSL_free(st->r.ssl);
-        free(st);
-    }
-    return !conn_closed(w, c);
-}
-
-/* Anything ready that the last pass has not seen (level-triggered SSL_poll, no ticking)? */
-static int anything_ready(struct worker *w)
-{
-    struct timeval zero = {0, 0};
-    size_t n = 0, need = 1, count = 0;
-    struct qconn *c;
-    struct qstream *st;
-
-    for (c = w->conns; c != NULL; c = c->next)
-        for (need++, st = c->streams; st != NULL; st = st->next)
-            need++;
-    if (need > w->nitems) {
-        SSL_POLL_ITEM *p = realloc(w->items, need * 2 * sizeof(*p));
-        if (p == NULL)
-            return 1; /* cannot tell: look again */
-        w->items = p;
-        w->nitems = need * 2;
-    }
-    w->items[n].desc = SSL_as_poll_descriptor(w->listener);
-    w->items[n].events = SSL_POLL_EVENT_IC;
-    w->items[n++].revents = 0;
-    for (c = w->conns; c != NULL; c = c->next) {
-        w->items[n].desc = SSL_as_poll_descriptor(c->ssl);
-        w->items[n].events = SSL_POLL_EVENT_ISB | SSL_POLL_EVENT_ISU | SSL_POLL_EVENT_EC;
-        w->items[n++].revents = 0;
-        for (st = c->streams; st != NULL; st = st->next) {
-            enum rstate s = st->r.state;
-            w->items[n].desc = SSL_as_poll_descriptor(st->r.ssl);
-            w->items[n].events = (s == R_READ || (s == R_DRAIN && !st->r.fin_in) ? SSL_POLL_EVENT_R : 0) |
-                                 (s == R_WRITE || s == R_END ? SSL_POLL_EVENT_W : 0);
-            w->items[n++].revents = 0;
-        }
-    }
-    if (!SSL_poll(w->items, n, sizeof(SSL_POLL_ITEM), &zero, SSL_POLL_FLAG_NO_HANDLE_EVENTS, &count))
-        ERR_clear_error();
-    return count > 0;
-}
 
 static void on_quic_poll(uv_poll_t *h, int status, int events)
 {
@@ -427,55 +156,26 @@ static void on_quic_timer(uv_timer_t *t)
 /* One round: network events, new connections and streams, every stream's progress. */
 static void quic_round(struct worker *w)
 {
-    struct timeval tv;
-    int inf = 1, pass, more = 0;
-    SSL *cs;
+    uint64_t ms;
+    int pass, more = 0;
 
     if (w->stopping)
         return;
     w->rounds++;
-    for (pass = 0; pass < MAX_PASSES; pass++) {
-        struct qconn **pp;
+    for (pass = 0; pass < ASYNC_MAX_PASSES; pass++) {
         w->passes++;
-        SSL_handle_events(w->listener);
-        while ((cs = SSL_accept_connection(w->listener, SSL_ACCEPT_CONNECTION_NO_BLOCK)) != NULL) {
-            struct qconn *c = calloc(1, sizeof(*c));
-            if (c == NULL) {
-                SSL_free(cs);
-                continue;
-            }
-            c->ssl = cs;
-            w->nconns++;
-            /* Every request stream is accepted and served on its own: no default stream. */
-            if (!SSL_set_default_stream_mode(cs, SSL_DEFAULT_STREAM_MODE_NONE) ||
-                !SSL_set_incoming_stream_policy(cs, SSL_INCOMING_STREAM_POLICY_ACCEPT, 0))
-                tally_failed(&c->res, "stream policy");
-            c->next = w->conns;
-            w->conns = c;
-        }
-        ERR_clear_error();
-        for (pp = &w->conns; *pp != NULL;) {
-            struct qconn *c = *pp;
-            if (conn_serve(w, c)) {
-                pp = &c->next;
-            } else {
-                *pp = c->next;
-                conn_free(c);
-            }
-        }
-        more = anything_ready(w);
+        w->nconns += async_quic_pass(w->listener, &w->conns, NULL, w->port);
+        more = async_quic_ready(w->listener, w->conns, &w->items, &w->nitems);
         if (!more)
             break;
     }
     set_lpoll(w, UV_READABLE | (SSL_net_write_desired(w->listener) ? UV_WRITABLE : 0), on_quic_poll);
-    if (more) {
+    if (more)
         uv_timer_start(&w->timer, on_quic_timer, 0, 0); /* after the loop's other handles */
-    } else if (SSL_get_event_timeout(w->listener, &tv, &inf) && !inf) {
-        uint64_t ms = (uint64_t)tv.tv_sec * 1000 + ((uint64_t)tv.tv_usec + 999) / 1000;
+    else if (async_timeout_ms(w->listener, &ms))
         uv_timer_start(&w->timer, on_quic_timer, ms, 0);
-    } else {
+    else
         uv_timer_stop(&w->timer);
-    }
 }
 
 static int worker_start(struct worker *w)
@@ -496,17 +196,7 @@ static int worker_start(struct worker *w)
 
 static void worker_stop(struct worker *w)
 {
-    while (w->conns != NULL) {
-        struct qconn *c = w->conns;
-        char peer[80];
-        w->conns = c->next;
-        if (!c->res.failed)
-            snprintf(c->res.why, sizeof(c->res.why), "still open at shutdown");
-        c->res.failed = 1;
-        demo_ssl_peer(c->ssl, peer, sizeof(peer));
-        log_conn(peer, w->port, &c->res);
-        conn_free(c);
-    }
+    async_quic_close_all(&w->conns, NULL, w->port);
     uv_close((uv_handle_t *)&w->timer, NULL);
     uv_close((uv_handle_t *)&w->lpoll, NULL);
 }
@@ -531,7 +221,7 @@ struct tconn {
     int draining;
     char peer[64]; /* noted at accept: a socket the client has reset has no peer name */
     demo_conn_result res;
-    struct req r;
+    struct async_req r;
     struct tconn *prev, *next;
 };
 
@@ -553,9 +243,9 @@ static void tconn_close(struct tconn *c, const char *what)
 {
     struct worker *w = c->w;
     if (what != NULL)
-        tally_failed(&c->res, what);
+        async_tally_failed(&c->res, what);
     ERR_clear_error();
-    log_conn(c->peer, w->port, &c->res);
+    async_log_conn(c->peer, w->port, &c->res);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -586,7 +276,7 @@ static void on_tconn_poll(uv_poll_t *h, int status, int events)
 /* Steps the request, then polls the socket for what it waits for. */
 static void tconn_run(struct tconn *c)
 {
-    int e = req_step(&c->r), events = UV_READABLE;
+    int e = async_req_step(&c->r), events = UV_READABLE;
     if (e == SSL_ERROR_NONE) {
         tconn_close(c, NULL);
         return;
@@ -599,7 +289,7 @@ static void tconn_run(struct tconn *c)
         /* close_notify is out: say so to TCP too, then wait (bounded) for the client to
          * close, so closing our socket cannot reset data it has not read yet. */
         shutdown(c->fd, SHUT_WR);
-        uv_timer_start(&c->linger, on_linger, LINGER_MS, 0);
+        uv_timer_start(&c->linger, on_linger, ASYNC_LINGER_MS, 0);
         c->draining = 1;
     }
     if (e == SSL_ERROR_WANT_WRITE)
