@@ -1387,6 +1387,12 @@ pub extern "C" fn SSL_as_poll_descriptor(ssl: *mut SSL) -> BIO_POLL_DESCRIPTOR {
     d
 }
 
+thread_local! {
+    /// This thread's last SSL_poll answer, for `crate::ssl::poll::again`.
+    static LAST_POLL: std::cell::RefCell<Option<crate::ssl::poll::Snapshot<std::sync::Weak<Ssl>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Reports which of the requested events each item's QUIC listener, connection or stream
 /// has, waiting up to `timeout` ({0,0}: not at all; NULL: until something happens) for at
 /// least one. Items lie `stride` bytes apart. Returns 1 on success (`*result_count` items
@@ -1417,6 +1423,34 @@ pub extern "C" fn SSL_poll(
         };
         let base = items.cast::<u8>();
         let item = |i: usize| base.wrapping_add(i * stride).cast::<SSL_POLL_ITEM>();
+        // The same array as this thread's last call, nothing changed in its domains: the
+        // same answer, without touching the objects.
+        let mut keys = Vec::with_capacity(num_items);
+        for i in 0..num_items {
+            // SAFETY: item i lies within the caller's array of num_items items, stride apart.
+            let it = unsafe { item(i).read_unaligned() };
+            if it.desc.r#type != crate::bio::msg::BIO_POLL_DESCRIPTOR_TYPE_SSL {
+                keys.clear();
+                break;
+            }
+            // SAFETY: an SSL descriptor's union member is `ssl`.
+            keys.push((unsafe { it.desc.value.ssl } as usize, it.events));
+        }
+        let zero_timeout = deadline.is_some_and(|d| d <= std::time::Instant::now());
+        let fast = keys.len() == num_items && num_items > 0;
+        // Taken out while events are handled (callbacks run then), put back if reused.
+        let last = if fast { LAST_POLL.with(|l| l.borrow_mut().take()) } else { None };
+        if let Some(s) = last
+            && crate::ssl::poll::again(&s, &keys, flags, zero_timeout)
+        {
+            for (i, &rev) in s.revents.iter().enumerate() {
+                // SAFETY: as above; only the revents field is written.
+                unsafe { std::ptr::addr_of_mut!((*item(i)).revents).write_unaligned(rev) };
+            }
+            put(result_count, s.count);
+            LAST_POLL.with(|l| *l.borrow_mut() = Some(s));
+            return Ok(1);
+        }
         // The caller keeps its objects alive for the call, as with any SSL function.
         let mut reqs: Vec<crate::ssl::poll::Item<'_>> = Vec::with_capacity(num_items);
         for i in 0..num_items {
@@ -1438,11 +1472,31 @@ pub extern "C" fn SSL_poll(
             };
             reqs.push(crate::ssl::poll::Item { target, events: it.events, revents: 0 });
         }
-        let r = crate::ssl::poll::poll(&mut reqs, deadline, flags);
+        let mut seen = Vec::new();
+        let r = crate::ssl::poll::poll(&mut reqs, deadline, flags, &mut seen);
         for (i, rq) in reqs.iter().enumerate() {
             // SAFETY: as above; only the revents field is written.
             unsafe { std::ptr::addr_of_mut!((*item(i)).revents).write_unaligned(rq.revents) };
         }
+        let answered = r.as_ref().ok().copied();
+        let snap = answered.filter(|_| keys.len() == num_items && num_items > 0).and_then(|n| {
+            let pins = keys
+                .iter()
+                .filter(|k| k.0 != 0)
+                .map(|k| {
+                    let p = k.0 as *const Ssl;
+                    // SAFETY: a live SSL* from the caller (it came from Arc::into_raw); one
+                    // more strong count for the moment the weak one is made.
+                    unsafe {
+                        Arc::increment_strong_count(p);
+                        let a = Arc::from_raw(p);
+                        Arc::downgrade(&a)
+                    }
+                })
+                .collect();
+            crate::ssl::poll::snapshot(&reqs, std::mem::take(&mut keys), pins, seen, n)
+        });
+        LAST_POLL.with(|l| *l.borrow_mut() = snap);
         match r {
             Ok(n) => {
                 put(result_count, n);

@@ -180,6 +180,10 @@ pub struct Engine {
     pub conn_ticks: u64,
     /// Bumped whenever the accept queue changes (see `Conn::epoch`).
     pub accept_epoch: Arc<AtomicU64>,
+    /// Bumped with every epoch of this engine (connections' and the accept queue's); shared
+    /// by the engines of one domain (`Domain::changes`): SSL_poll may reuse a whole answer
+    /// while it has not moved.
+    pub changes: Arc<AtomicU64>,
     /// What changed for the application since the owner last took this list: whose
     /// waiters to wake. Drives that change nothing an application waits for (acknowledgements,
     /// retransmissions) add nothing.
@@ -223,6 +227,7 @@ impl Engine {
             accepted: false,
             accept_epoch: Arc::new(AtomicU64::new(1)),
             stats: Stats::default(),
+            changes: Arc::new(AtomicU64::new(1)),
             forwarded: HashMap::new(),
             fwd_out: Vec::new(),
             fwdbuf: Vec::new(),
@@ -244,6 +249,8 @@ impl Engine {
         self.timers.clear();
         self.tickable.clear();
         self.accept_queue.clear();
+        self.accept_epoch.fetch_add(1, Relaxed);
+        self.changes.fetch_add(1, Relaxed);
         self.clear_out();
         true
     }
@@ -254,6 +261,9 @@ impl Engine {
         let Some(c) = self.conns.remove(&id) else {
             return false;
         };
+        // The parent's object for it now answers as for a connection that is gone.
+        c.epoch.fetch_add(1, Relaxed);
+        self.changes.fetch_add(1, Relaxed);
         self.by_handle.remove(&c.handle);
         self.tickable.retain(|&t| t != id);
         self.accept_queue.retain(|&a| a != id);
@@ -297,6 +307,7 @@ impl Engine {
         self.tickable.retain(|&t| t == id);
         self.accept_queue.clear();
         self.accept_epoch.fetch_add(1, Relaxed);
+        self.changes.fetch_add(1, Relaxed);
         self.clear_out();
         self.fwd_out.clear();
         self.fwdbuf.clear();
@@ -353,6 +364,7 @@ impl Engine {
     pub fn accept_next(&mut self) -> Option<ConnId> {
         let id = self.accept_queue.pop_front()?;
         self.accept_epoch.fetch_add(1, Relaxed);
+        self.changes.fetch_add(1, Relaxed);
         if let Some(c) = self.conns.get_mut(&id) {
             c.held = true;
         }
@@ -375,6 +387,7 @@ impl Engine {
     pub fn mark(&mut self, id: ConnId) {
         if let Some(c) = self.conns.get(&id) {
             c.epoch.fetch_add(1, Relaxed);
+            self.changes.fetch_add(1, Relaxed);
         }
         if let Some(c) = self.conns.get_mut(&id)
             && !c.queued
@@ -439,6 +452,7 @@ impl Engine {
                             self.stats.accepted += 1;
                             self.accept_queue.push_back(id);
                             self.accept_epoch.fetch_add(1, Relaxed);
+                            self.changes.fetch_add(1, Relaxed);
                             self.accepted = true;
                         }
                         Err(e) => {
@@ -522,6 +536,7 @@ impl Engine {
         let ch = c.handle;
         c.queued = false;
         c.epoch.fetch_add(1, Relaxed);
+        self.changes.fetch_add(1, Relaxed);
         self.conn_ticks += 1;
         loop {
             let mut progressed = false;
@@ -607,6 +622,7 @@ impl Engine {
             self.by_handle.remove(&ch);
             self.accept_queue.retain(|&a| a != id);
             self.accept_epoch.fetch_add(1, Relaxed);
+            self.changes.fetch_add(1, Relaxed);
             c.drained = true;
             c.timer = None;
             self.touched.push((id, Note::State));

@@ -303,6 +303,9 @@ pub struct Domain {
     waker: AtomicI32,
     /// SSL_DOMAIN_FLAG_* this domain was made with.
     pub flags: u64,
+    /// Bumped whenever any object state of the domain may have changed (every engine's
+    /// `changes` is this counter; object operations bump it too).
+    pub changes: Arc<std::sync::atomic::AtomicU64>,
     /// The fork generation (`sys::fork_generation`) of the process this domain serves: in
     /// any other process (a child forked without handing it anything) it is left behind.
     generation: std::sync::atomic::AtomicU64,
@@ -360,8 +363,9 @@ impl DerefMut for PortGuard<'_> {
 
 impl Domain {
     /// A domain with one port over `engine`.
-    pub fn new(engine: Engine, flags: u64) -> Result<Arc<Domain>> {
+    pub fn new(mut engine: Engine, flags: u64) -> Result<Arc<Domain>> {
         let d = Domain::empty(flags)?;
+        engine.changes = d.changes.clone();
         d.r.lock().ports.push(Port::new(engine));
         Ok(Arc::new(d))
     }
@@ -387,6 +391,7 @@ impl Domain {
                 sys::fork_generation()
             }),
             flags,
+            changes: Arc::new(std::sync::atomic::AtomicU64::new(1)),
             stopping: std::sync::atomic::AtomicBool::new(false),
             assist: Mutex::new(None),
         })
@@ -422,7 +427,8 @@ impl Domain {
     }
 
     /// Adds a port (a listener made in this domain); returns its id.
-    pub fn add_port(&self, engine: Engine) -> PortId {
+    pub fn add_port(&self, mut engine: Engine) -> PortId {
+        engine.changes = self.changes.clone();
         let mut r = self.lock();
         r.ports.push(Port::new(engine));
         r.ports.len() - 1

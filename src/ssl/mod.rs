@@ -573,6 +573,7 @@ impl Ssl {
     fn bump_epoch(&self) {
         if let Some(e) = self.epoch() {
             e.fetch_add(1, Relaxed);
+            self.domain().changes.fetch_add(1, Relaxed);
         }
     }
 

@@ -380,12 +380,76 @@ thread_local! {
     static POLL_FD: i32 = sys::eventfd().unwrap_or(-1);
 }
 
+/// This thread's last SSL_poll answer that can be given again: the item array (each
+/// item's SSL pointer and events), the domains' change counters read before the answer was
+/// computed, and the answer. `pins` keep the objects' allocations (not the objects) alive,
+/// so an address in `keys` cannot come to name another object.
+pub struct Snapshot<P> {
+    pub keys: Vec<(usize, u64)>,
+    pub pins: Vec<P>,
+    /// Weak: a thread's last answer must not keep a freed domain (and its sockets) alive.
+    doms: Vec<(std::sync::Weak<Domain>, u64)>,
+    pub revents: Vec<u64>,
+    pub count: usize,
+}
+
+/// The answer of this thread's last SSL_poll again, if the item array is the same and no
+/// object of its domains changed since (after handling events, unless NO_HANDLE_EVENTS):
+/// polling many idle objects then costs a comparison per item. `zero_timeout`: the call
+/// would return at once even with no events.
+pub fn again<P>(snap: &Snapshot<P>, keys: &[(usize, u64)], flags: u64, zero_timeout: bool) -> bool {
+    if snap.keys != keys || (snap.count == 0 && !zero_timeout) {
+        return false;
+    }
+    let mut doms = Vec::with_capacity(snap.doms.len());
+    for (w, c) in &snap.doms {
+        match w.upgrade() {
+            Some(d) => doms.push((d, *c)),
+            None => return false,
+        }
+    }
+    if flags & SSL_POLL_FLAG_NO_HANDLE_EVENTS == 0 {
+        for (d, _) in &doms {
+            d.lock().tick(Instant::now());
+        }
+    }
+    doms.iter().all(|(d, c)| d.changes.load(Acquire) == *c)
+}
+
+/// A snapshot of a call's answer, if it may be given again: every item an SSL object whose
+/// cached state follows epochs (no TLS objects, whose readiness is their socket's).
+pub fn snapshot<P>(
+    items: &[Item<'_>],
+    keys: Vec<(usize, u64)>,
+    pins: Vec<P>,
+    doms: Vec<(Arc<Domain>, u64)>,
+    count: usize,
+) -> Option<Snapshot<P>> {
+    let cacheable = items.iter().all(|it| match &it.target {
+        Target::Skip => true,
+        Target::Obj(s) => s.epoch().is_some() || matches!(s.kind, Kind::Domain(_)),
+        Target::Unsupported | Target::Tls(_) => false,
+    });
+    cacheable.then(|| Snapshot {
+        keys,
+        pins,
+        doms: doms
+            .into_iter()
+            .map(|(d, c)| (Arc::downgrade(&d), c))
+            .collect(),
+        revents: items.iter().map(|it| it.revents).collect(),
+        count,
+    })
+}
+
 /// SSL_poll: Ok(count) when the call succeeded (events or timeout), Err((count, error))
-/// when an item cannot be polled.
+/// when an item cannot be polled. `seen` gets the domains' change counters as they were
+/// before the answer was read.
 pub fn poll(
     items: &mut [Item<'_>],
     deadline: Option<Instant>,
     flags: u64,
+    seen_changes: &mut Vec<(Arc<Domain>, u64)>,
 ) -> std::result::Result<usize, (usize, Error)> {
     let doms = domains(items);
     let tls_fds = tls_fds(items);
@@ -398,6 +462,8 @@ pub fn poll(
         }
         handle = true;
         let seen: Vec<u64> = doms.iter().map(|d| d.activity()).collect();
+        seen_changes.clear();
+        seen_changes.extend(doms.iter().map(|d| (d.clone(), d.changes.load(Acquire))));
         let count = readout(items)?;
         let now = Instant::now();
         if count > 0 || deadline.is_some_and(|d| d <= now) {
