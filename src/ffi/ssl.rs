@@ -1439,10 +1439,8 @@ pub extern "C" fn SSL_poll(
         let zero_timeout = deadline.is_some_and(|d| d <= std::time::Instant::now());
         let fast = keys.len() == num_items && num_items > 0;
         // Taken out while events are handled (callbacks run then), put back if reused.
-        let last = if fast { LAST_POLL.with(|l| l.borrow_mut().take()) } else { None };
-        if let Some(s) = last
-            && crate::ssl::poll::again(&s, &keys, flags, zero_timeout)
-        {
+        let mut last = if fast { LAST_POLL.with(|l| l.borrow_mut().take()) } else { None };
+        if let Some(s) = last.take_if(|s| crate::ssl::poll::again(s, &keys, flags, zero_timeout)) {
             for (i, &rev) in s.revents.iter().enumerate() {
                 // SAFETY: as above; only the revents field is written.
                 unsafe { std::ptr::addr_of_mut!((*item(i)).revents).write_unaligned(rev) };
@@ -1478,9 +1476,12 @@ pub extern "C" fn SSL_poll(
             // SAFETY: as above; only the revents field is written.
             unsafe { std::ptr::addr_of_mut!((*item(i)).revents).write_unaligned(rq.revents) };
         }
-        let answered = r.as_ref().ok().copied();
-        let snap = answered.filter(|_| keys.len() == num_items && num_items > 0).and_then(|n| {
-            let pins = keys
+        let snap = r.as_ref().ok().copied().filter(|_| fast).and_then(|n| {
+            // The same array as last time: its pins hold already (an atomic operation per
+            // item saved on every call of a busy poll loop).
+            let pins = match last.take() {
+                Some(prev) if prev.keys == keys => prev.pins,
+                _ => keys
                 .iter()
                 .filter(|k| k.0 != 0)
                 .map(|k| {
@@ -1493,7 +1494,8 @@ pub extern "C" fn SSL_poll(
                         Arc::downgrade(&a)
                     }
                 })
-                .collect();
+                .collect(),
+            };
             crate::ssl::poll::snapshot(&reqs, std::mem::take(&mut keys), pins, seen, n)
         });
         LAST_POLL.with(|l| *l.borrow_mut() = snap);

@@ -25,6 +25,8 @@ pub const UNADDRESSED_PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LO
 /// A forwarded datagram's header on a fork channel: family (4 or 6), port (big-endian),
 /// 16 address bytes.
 const FWD_HEAD: usize = 19;
+/// How often a fork parent looks for children that have gone.
+const REAP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A port's part in fork and prefork (see `ssl::fork`).
 #[derive(Default)]
@@ -34,6 +36,8 @@ pub struct ForkState {
     /// Fork parent: channels to the children serving handed-over connections, by key.
     pub to_child: HashMap<u64, OwnedFd>,
     pub next_chan: u64,
+    /// When the parent last looked for children that have gone.
+    pub last_reap: Option<Instant>,
     /// Prefork: the sockets of workers 1.. beside the listener's own (worker 0's).
     pub workers: Vec<OwnedFd>,
     /// Prefork: the number of workers prepared for (0: not prepared).
@@ -94,7 +98,17 @@ impl Port {
             self.receive_forwarded(now);
         }
         if !self.fork.to_child.is_empty() {
-            self.reap_children();
+            // At most once a second: a poll(2) over every child's channel costs O(children),
+            // too much for every tick of a parent with many children. A child that is gone
+            // is also noticed at once when a datagram is forwarded to it.
+            if self
+                .fork
+                .last_reap
+                .is_none_or(|t| now.saturating_duration_since(t) >= REAP_EVERY)
+            {
+                self.fork.last_reap = Some(now);
+                self.reap_children();
+            }
         }
         self.engine.handle_timeouts(now);
         self.run(now);
@@ -159,9 +173,13 @@ impl Port {
         let Some(fd) = self.fork.from_parent.as_ref().map(|f| f.as_raw_fd()) else {
             return;
         };
-        let mut buf = vec![0u8; FWD_HEAD + RX_SLOT];
+        // The receive buffer, taken for the loop (no allocation per tick).
+        let mut buf = std::mem::take(&mut self.rxbuf);
+        if buf.len() < FWD_HEAD + RX_SLOT {
+            buf = vec![0u8; RX_BATCH * RX_SLOT];
+        }
         for _ in 0..RX_BATCH * RX_ROUNDS {
-            match sys::recv_one(fd, &mut buf) {
+            match sys::recv_one(fd, &mut buf[..FWD_HEAD + RX_SLOT]) {
                 Ok(Some(n)) if n > FWD_HEAD => {
                     if let Some(from) = fwd_head_decode(&buf[..FWD_HEAD]) {
                         self.engine
@@ -177,6 +195,7 @@ impl Port {
                 Err(_) => break,
             }
         }
+        self.rxbuf = buf;
     }
 
     /// Fork parent: forgets the children that have exited (their channel hung up).
@@ -203,9 +222,13 @@ impl Port {
             .map(|(&k, _)| k)
             .collect();
         for k in gone {
-            self.fork.to_child.remove(&k);
-            self.engine.forget_forwarded(k);
+            self.forget_child(k);
         }
+    }
+
+    fn forget_child(&mut self, chan: u64) {
+        self.fork.to_child.remove(&chan);
+        self.engine.forget_forwarded(chan);
     }
 
     /// Fork parent: passes on datagrams for connections now served by children.
@@ -215,16 +238,20 @@ impl Port {
                 continue;
             };
             let head = fwd_head_encode(&f.from);
-            // A full channel drops the datagram (QUIC recovers); a gone child is reaped.
-            let _ = sys::send_two(fd, &head, &self.engine.fwdbuf[f.off..f.off + f.len]);
+            // A full channel drops the datagram (QUIC recovers); a gone child is forgotten.
+            if let Err(e) = sys::send_two(fd, &head, &self.engine.fwdbuf[f.off..f.off + f.len])
+                && e.raw_os_error() != Some(libc::EAGAIN)
+            {
+                self.forget_child(f.chan);
+            }
         }
         self.engine.fwdbuf.clear();
     }
 
-    /// Descriptors of the fork channels to wait on besides the network BIOs.
+    /// The fork channel to wait on besides the network BIOs (a child's, from its parent).
+    /// A parent's channels are not waited on: a child's exit needs no prompt answer.
     pub fn fork_fds(&self, out: &mut Vec<i32>) {
         out.extend(self.fork.from_parent.as_ref().map(|f| f.as_raw_fd()));
-        out.extend(self.fork.to_child.values().map(|f| f.as_raw_fd()));
     }
 
     /// Sends what the engine produced. What the network refuses for now (a full socket
