@@ -142,6 +142,37 @@ static inline SSL *qu_client(SSL_CTX *cctx, int fd, const BIO_ADDR *peer, int us
     return s;
 }
 
+/*
+ * Blocking SSL_shutdown, called until it returns 1 (bounded by 10 s). It returns 1 at once
+ * when our streams flushed. When the peer closed first, before it acknowledged all we sent,
+ * the flush can never finish: OpenSSL then returns 0 at once, without blocking, until the
+ * connection has drained. Between such calls this waits for the network or the next timer,
+ * as a non-blocking caller would, rather than spinning.
+ */
+static inline int qu_shutdown_blocking(SSL *s)
+{
+    uint64_t deadline = tu_now_ms() + 10000;
+    int r;
+
+    while ((r = SSL_shutdown(s)) != 1) {
+        BIO_POLL_DESCRIPTOR d;
+        struct timeval tv;
+        int inf = 1;
+        long ms = 100;
+
+        ASSERT_EQ(r, 0);
+        ASSERT_LT(tu_now_ms(), deadline);
+        ASSERT_EQ(SSL_get_rpoll_descriptor(s, &d), 1);
+        ASSERT_EQ(d.type, BIO_POLL_DESCRIPTOR_TYPE_SOCK_FD);
+        ASSERT_EQ(SSL_get_event_timeout(s, &tv, &inf), 1);
+        if (!inf && tv.tv_sec * 1000 + tv.tv_usec / 1000 < ms)
+            ms = tv.tv_sec * 1000 + tv.tv_usec / 1000 + 1;
+        (void)tu_wait_readable(d.value.fd, (int)ms);
+    }
+    ERR_clear_error();
+    return 1;
+}
+
 /* CPU time used so far by the calling thread, in microseconds. */
 static inline uint64_t qu_thread_cpu_us(void)
 {

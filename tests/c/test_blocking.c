@@ -107,37 +107,6 @@ static int write_all(SSL *s, const void *buf, size_t len)
     return 1;
 }
 
-/*
- * Blocking SSL_shutdown, called until it returns 1 (bounded by 10 s). It returns 1 at once
- * when our streams flushed. When the peer closed first, before it acknowledged all we sent,
- * the flush can never finish: OpenSSL then returns 0 at once, without blocking, until the
- * connection has drained. Between such calls this waits for the network or the next timer,
- * as a non-blocking caller would, rather than spinning.
- */
-static int shutdown_blocking(SSL *s)
-{
-    uint64_t deadline = tu_now_ms() + 10000;
-    int r;
-
-    while ((r = SSL_shutdown(s)) != 1) {
-        BIO_POLL_DESCRIPTOR d;
-        struct timeval tv;
-        int inf = 1;
-        long ms = 100;
-
-        ASSERT_EQ(r, 0);
-        ASSERT_LT(tu_now_ms(), deadline);
-        ASSERT_EQ(SSL_get_rpoll_descriptor(s, &d), 1);
-        ASSERT_EQ(d.type, BIO_POLL_DESCRIPTOR_TYPE_SOCK_FD);
-        ASSERT_EQ(SSL_get_event_timeout(s, &tv, &inf), 1);
-        if (!inf && tv.tv_sec * 1000 + tv.tv_usec / 1000 < ms)
-            ms = tv.tv_sec * 1000 + tv.tv_usec / 1000 + 1;
-        (void)tu_wait_readable(d.value.fd, (int)ms);
-    }
-    ERR_clear_error();
-    return 1;
-}
-
 /* Serves one accepted connection; returns 1 when all went as expected. */
 static int serve(struct server *srv, SSL *conn)
 {
@@ -194,7 +163,7 @@ static int serve(struct server *srv, SSL *conn)
         return 0;
     }
     ASSERT_EQ(SSL_stream_conclude(conn, 0), 1);
-    ASSERT_TRUE(shutdown_blocking(conn));
+    ASSERT_TRUE(qu_shutdown_blocking(conn));
     return 1;
 }
 
@@ -368,7 +337,7 @@ static int client_get(SSL_CTX *cctx, const BIO_ADDR *peer, int use_bio, size_t l
     ASSERT_TRUE(write_all(c, req, strlen(req)));
     ASSERT_EQ(SSL_stream_conclude(c, 0), 1);
     ASSERT_TRUE(read_response(c, len));
-    ASSERT_TRUE(shutdown_blocking(c));
+    ASSERT_TRUE(qu_shutdown_blocking(c));
     ok = 1;
 err:
     SSL_free(c);
@@ -560,7 +529,7 @@ static void *quiet_client_main(void *arg)
     ASSERT_EQ(got, QUIET_LEN);
     ASSERT_MEM_EQ(buf, expected, QUIET_LEN);
     ASSERT_TRUE(expect_fin(c));
-    ASSERT_TRUE(shutdown_blocking(c));
+    ASSERT_TRUE(qu_shutdown_blocking(c));
     q->ok = 1;
 err:
     pthread_mutex_lock(&q->mu);
@@ -722,7 +691,7 @@ static int accept_stream_client(struct server *srv, SSL_CTX *cctx)
     ASSERT_TRUE(expect_fin(st));
     ASSERT_EQ(SSL_stream_conclude(c, 0), 1);
     ASSERT_TRUE(expect_fin(c));
-    ASSERT_TRUE(shutdown_blocking(c));
+    ASSERT_TRUE(qu_shutdown_blocking(c));
     ok = 1;
 err:
     SSL_free(st);

@@ -194,35 +194,6 @@ static int read_to_fin(SSL *s, unsigned char *buf, size_t cap, size_t *len)
 }
 
 /*
- * Blocking SSL_shutdown until it returns 1 (10 s at most). When the peer closed first,
- * OpenSSL returns 0 without blocking until the connection has drained; between such calls
- * this waits for the network or the next timer instead of spinning.
- */
-static int shutdown_blocking(SSL *s)
-{
-    uint64_t dl = tu_now_ms() + 10000;
-    int r;
-
-    while ((r = SSL_shutdown(s)) != 1) {
-        BIO_POLL_DESCRIPTOR d;
-        struct timeval tv;
-        int inf = 1;
-        long ms = 50;
-
-        ASSERT_EQ(r, 0);
-        ASSERT_LT(tu_now_ms(), dl);
-        ASSERT_EQ(SSL_get_rpoll_descriptor(s, &d), 1);
-        ASSERT_EQ(d.type, BIO_POLL_DESCRIPTOR_TYPE_SOCK_FD);
-        ASSERT_EQ(SSL_get_event_timeout(s, &tv, &inf), 1);
-        if (!inf && tv.tv_sec * 1000 + tv.tv_usec / 1000 < ms)
-            ms = tv.tv_sec * 1000 + tv.tv_usec / 1000 + 1;
-        (void)tu_wait_readable(d.value.fd, (int)ms);
-    }
-    ERR_clear_error();
-    return 1;
-}
-
-/*
  * The request of client `id` to listener `li`: a line "L<li> C<id> N<len>\n", then len
  * pattern bytes, then FIN. The response: a line "OK L<li> C<id>\n" (li as the server saw
  * it), then resp_len(id) pattern bytes, then FIN.
@@ -298,7 +269,7 @@ static void *client_main(void *arg)
     ASSERT_EQ(len, (size_t)h + resp_len(cl->id));
     ASSERT_MEM_EQ(resp, want, (size_t)h);
     ASSERT_TRUE(tu_check_pattern(resp + h, resp_len(cl->id), (uint32_t)(5000 + cl->id)));
-    ASSERT_TRUE(shutdown_blocking(c));
+    ASSERT_TRUE(qu_shutdown_blocking(c));
     cl->ok = 1;
 err:
     SSL_free(c);
@@ -993,7 +964,7 @@ static void *worker_main(void *arg)
     ASSERT_TRUE(check_request(req, len, w->li, &id, resp, &rlen));
     ASSERT_TRUE(write_all(w->conn, resp, rlen));
     ASSERT_EQ(SSL_stream_conclude(w->conn, 0), 1);
-    ASSERT_TRUE(shutdown_blocking(w->conn));
+    ASSERT_TRUE(qu_shutdown_blocking(w->conn));
     w->ok = 1;
 err:
     free(req);

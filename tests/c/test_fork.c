@@ -98,9 +98,7 @@ static void *client_main(void *p)
         fprintf(stderr, "    client %d: no FIN after the answer\n", a->index);
         goto out;
     }
-    a->ok = 1;
-    while (SSL_shutdown(s) == 0)
-        ;
+    a->ok = qu_shutdown_blocking(s);
 out:
     SSL_free(s);
     free(buf);
@@ -262,8 +260,7 @@ static int test_fork_connection(void)
 
             alarm(60);
             r.ok = serve(conn, -1, &r);
-            while (r.ok && SSL_shutdown(conn) == 0)
-                ;
+            r.ok = r.ok && qu_shutdown_blocking(conn);
             /* The listener stayed with the parent. */
             if (SSL_accept_connection(l, SSL_ACCEPT_CONNECTION_NO_BLOCK) != NULL)
                 r.ok = 0;
@@ -355,8 +352,7 @@ static int test_prefork(void)
                 if (conn == NULL)
                     _exit(5);
                 rr.ok = serve(conn, i, &rr);
-                while (rr.ok && SSL_shutdown(conn) == 0)
-                    ;
+                rr.ok = rr.ok && qu_shutdown_blocking(conn);
                 stats_into(l, &rr);
                 SSL_free(conn);
                 if (write(rep[1], &rr, sizeof(rr)) != sizeof(rr))
@@ -528,8 +524,7 @@ static int test_fork_leaves_the_rest(void)
         alarm(60);
         r.pid = (int32_t)getpid();
         ok = serve(ca, -1, &r);
-        while (ok && SSL_shutdown(ca) == 0)
-            ;
+        ok = ok && qu_shutdown_blocking(ca);
         ERR_clear_error(); /* serve() saw the FIN as an error entry */
         /* B stays with the parent: accepting fails, and its engine reads nothing here. */
         ok = ok && SSL_accept_connection(lb, SSL_ACCEPT_CONNECTION_NO_BLOCK) == NULL;
@@ -548,15 +543,13 @@ static int test_fork_leaves_the_rest(void)
     cb = SSL_accept_connection(lb, 0);
     ASSERT_TRUE(cb != NULL);
     ASSERT_TRUE(serve(cb, -1, &r));
-    while (SSL_shutdown(cb) == 0)
-        ;
+    ASSERT_TRUE(qu_shutdown_blocking(cb));
     SSL_free(cb);
     ASSERT_EQ(waitpid(kid, &st, 0), kid);
     ASSERT_TRUE(WIFEXITED(st));
     ASSERT_EQ(WEXITSTATUS(st), 0);
     ASSERT_TRUE(serve(c2, -1, &r));
-    while (SSL_shutdown(c2) == 0)
-        ;
+    ASSERT_TRUE(qu_shutdown_blocking(c2));
     SSL_free(c2);
     ASSERT_EQ(waitpid(client, &st, 0), client);
     ASSERT_TRUE(WIFEXITED(st));
