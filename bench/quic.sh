@@ -141,11 +141,17 @@ if [ "$ONLY" = all ] || [ "$ONLY" = idle ]; then
         "$(kv "$o" ticks)" "$(kv "$o" wakeups)"
     printf '%-16s %-20s clients %s s CPU in the window; setup %s s (quinn %s s)\n' "" "" \
         "$(kv "$o" client_cpu)" "$(kv "$o" setup)" "$(kv "$r" setup)"
-    # SSL_poll over the idle connections (issue 4: cost grows with ready items, not with all).
-    awk -v p1="$(kv "$o" poll1_us)" -v pa="$(kv "$o" pollall_us)" -v n="$(kv "$o" conns)" \
-        -v t="$(kv "$o" poll_ticks)" 'BEGIN {
-        printf("%-16s %-20s %8.2f us for 1 item | %8.2f us for %d idle items (%.1f ns/item), %d per-connection ticks\n",
-               "quic SSL_poll", "zero timeout", p1, pa, n, n > 1 ? 1000 * (pa - p1) / (n - 1) : 0, t)
+    # SSL_poll over the idle connections (issue 4: cost grows with ready items, not with all;
+    # "polling 1,000 idle items costs about as much as polling one", read here as within 3x:
+    # one item's cost is mostly the event handling (a recvmmsg that finds nothing), a
+    # per-object poll would be ~100x).
+    awk -v p1="$(kv "$o" poll1_us)" -v pk="$(kv "$o" poll1000_us)" -v pa="$(kv "$o" pollall_us)" \
+        -v n="$(kv "$o" conns)" -v t="$(kv "$o" poll_ticks)" 'BEGIN {
+        k = n < 1000 ? n : 1000
+        printf("%-16s %-20s %8.2f us for 1 item | %8.2f us for %d idle items | ratio %6.2fx (goal about 1x, <= 3x) %s\n",
+               "quic SSL_poll", "zero timeout", p1, pk, k, pk / p1, (pk <= 3 * p1) ? "ok" : "MISSED")
+        printf("%-16s %-20s %8.2f us for %d idle items (%.1f ns/item over one), %d per-connection ticks\n",
+               "", "", pa, n, n > 1 ? 1000 * (pa - p1) / (n - 1) : 0, t)
     }'
     # Setup is a handshake figure over UDP as a by-product: the server side's CPU per connection.
     awk -v o="$(kv "$o" setup_cpu_listener)" -v on="$(kv "$o" conns)" -v r="$(kv "$r" setup_cpu_server)" \

@@ -1388,7 +1388,7 @@ pub extern "C" fn SSL_as_poll_descriptor(ssl: *mut SSL) -> BIO_POLL_DESCRIPTOR {
 }
 
 thread_local! {
-    /// This thread's last SSL_poll answer, for `crate::ssl::poll::again`.
+    /// This thread's last SSL_poll answer, given again while it holds (`ssl::poll::unchanged`).
     static LAST_POLL: std::cell::RefCell<Option<crate::ssl::poll::Snapshot<std::sync::Weak<Ssl>>>> =
         const { std::cell::RefCell::new(None) };
 }
@@ -1423,8 +1423,36 @@ pub extern "C" fn SSL_poll(
         };
         let base = items.cast::<u8>();
         let item = |i: usize| base.wrapping_add(i * stride).cast::<SSL_POLL_ITEM>();
+        let zero_timeout = deadline.is_some_and(|d| d <= std::time::Instant::now());
         // The same array as this thread's last call, nothing changed in its domains: the
-        // same answer, without touching the objects.
+        // same answer, without touching the objects. The array is compared first (a busy
+        // loop whose array changes pays no second event handling), the answer written as
+        // it goes (the slow path writes every item again if it does not hold). Taken out
+        // while events are handled (callbacks run then), put back if it still holds.
+        let mut last = if num_items > 0 { LAST_POLL.with(|l| l.borrow_mut().take()) } else { None };
+        if let Some(s) = last.take_if(|s| {
+            s.keys.len() == num_items
+                && s.keys.iter().zip(&s.revents).enumerate().all(|(i, (&(ssl, events), &rev))| {
+                    // SAFETY: item i lies within the caller's array of num_items items,
+                    // stride apart; an SSL descriptor's union member is `ssl`; only the
+                    // revents field is written.
+                    unsafe {
+                        let it = item(i).read_unaligned();
+                        let same = it.desc.r#type == crate::bio::msg::BIO_POLL_DESCRIPTOR_TYPE_SSL
+                            && it.desc.value.ssl as usize == ssl
+                            && it.events == events;
+                        if same {
+                            std::ptr::addr_of_mut!((*item(i)).revents).write_unaligned(rev);
+                        }
+                        same
+                    }
+                })
+                && crate::ssl::poll::unchanged(s, flags, zero_timeout)
+        }) {
+            put(result_count, s.count);
+            LAST_POLL.with(|l| *l.borrow_mut() = Some(s));
+            return Ok(1);
+        }
         let mut keys = Vec::with_capacity(num_items);
         for i in 0..num_items {
             // SAFETY: item i lies within the caller's array of num_items items, stride apart.
@@ -1436,19 +1464,7 @@ pub extern "C" fn SSL_poll(
             // SAFETY: an SSL descriptor's union member is `ssl`.
             keys.push((unsafe { it.desc.value.ssl } as usize, it.events));
         }
-        let zero_timeout = deadline.is_some_and(|d| d <= std::time::Instant::now());
         let fast = keys.len() == num_items && num_items > 0;
-        // Taken out while events are handled (callbacks run then), put back if reused.
-        let mut last = if fast { LAST_POLL.with(|l| l.borrow_mut().take()) } else { None };
-        if let Some(s) = last.take_if(|s| crate::ssl::poll::again(s, &keys, flags, zero_timeout)) {
-            for (i, &rev) in s.revents.iter().enumerate() {
-                // SAFETY: as above; only the revents field is written.
-                unsafe { std::ptr::addr_of_mut!((*item(i)).revents).write_unaligned(rev) };
-            }
-            put(result_count, s.count);
-            LAST_POLL.with(|l| *l.borrow_mut() = Some(s));
-            return Ok(1);
-        }
         // The caller keeps its objects alive for the call, as with any SSL function.
         let mut reqs: Vec<crate::ssl::poll::Item<'_>> = Vec::with_capacity(num_items);
         for i in 0..num_items {

@@ -393,27 +393,23 @@ pub struct Snapshot<P> {
     pub count: usize,
 }
 
-/// The answer of this thread's last SSL_poll again, if the item array is the same and no
-/// object of its domains changed since (after handling events, unless NO_HANDLE_EVENTS):
-/// polling many idle objects then costs a comparison per item. `zero_timeout`: the call
-/// would return at once even with no events.
-pub fn again<P>(snap: &Snapshot<P>, keys: &[(usize, u64)], flags: u64, zero_timeout: bool) -> bool {
-    if snap.keys != keys || (snap.count == 0 && !zero_timeout) {
+/// Whether this thread's last SSL_poll answer still holds for its domains: none of their
+/// objects changed since (after handling events, unless NO_HANDLE_EVENTS), and the call
+/// would not have to wait (`zero_timeout`: it returns at once even with no events). The
+/// caller also checks, item by item, that the array is the same (`Snapshot::keys`): polling
+/// many idle objects costs a comparison per item and nothing per object.
+pub fn unchanged<P>(snap: &Snapshot<P>, flags: u64, zero_timeout: bool) -> bool {
+    if snap.count == 0 && !zero_timeout {
         return false;
     }
-    let mut doms = Vec::with_capacity(snap.doms.len());
-    for (w, c) in &snap.doms {
-        match w.upgrade() {
-            Some(d) => doms.push((d, *c)),
-            None => return false,
-        }
-    }
-    if flags & SSL_POLL_FLAG_NO_HANDLE_EVENTS == 0 {
-        for (d, _) in &doms {
+    let handle = flags & SSL_POLL_FLAG_NO_HANDLE_EVENTS == 0;
+    snap.doms.iter().all(|(w, c)| {
+        let Some(d) = w.upgrade() else { return false };
+        if handle {
             d.lock().tick(Instant::now());
         }
-    }
-    doms.iter().all(|(d, c)| d.changes.load(Acquire) == *c)
+        d.changes.load(Acquire) == *c
+    })
 }
 
 /// A snapshot of a call's answer, if it may be given again: every item an SSL object whose

@@ -795,6 +795,31 @@ static int test_many_items(void)
             } while (n == 0);
             ASSERT_EQ(n, 1);
             ASSERT_U64_EQ(it[hit].revents, SSL_POLL_EVENT_ISB);
+            /* Nothing changed since (no events handled: the server's domain stays as it is):
+             * the same answer, written again over revents the caller scribbled on. */
+            for (i = 0; i < nconn; i++)
+                it[i].revents = 0xdead;
+            ASSERT_EQ(SSL_poll(it, (size_t)nconn, sizeof(*it), &zero, SSL_POLL_FLAG_NO_HANDLE_EVENTS, &n), 1);
+            ASSERT_EQ(n, 1);
+            for (i = 0; i < nconn; i++)
+                ASSERT_U64_EQ(it[i].revents, i == hit ? SSL_POLL_EVENT_ISB : 0);
+            /* The same objects asked for other events: not the last answer. */
+            it[hit].events = SSL_POLL_EVENT_EC;
+            ASSERT_EQ(SSL_poll(it, (size_t)nconn, sizeof(*it), &zero, SSL_POLL_FLAG_NO_HANDLE_EVENTS, &n), 1);
+            ASSERT_EQ(n, 0);
+            ASSERT_U64_EQ(it[hit].revents, 0);
+            /* Another object in the item's place (the items swapped): its own answer. */
+            it[hit].events = it[(hit + 1) % nconn].events;
+            {
+                SSL_POLL_ITEM tmp = it[hit];
+
+                it[hit] = it[(hit + 1) % nconn];
+                it[(hit + 1) % nconn] = tmp;
+            }
+            ASSERT_EQ(SSL_poll(it, (size_t)nconn, sizeof(*it), &zero, SSL_POLL_FLAG_NO_HANDLE_EVENTS, &n), 1);
+            ASSERT_EQ(n, 1);
+            ASSERT_U64_EQ(it[hit].revents, 0);
+            ASSERT_U64_EQ(it[(hit + 1) % nconn].revents, SSL_POLL_EVENT_ISB);
             SSL_free(st2);
         }
     }
