@@ -931,8 +931,9 @@ pub extern "C" fn SSL_get_accept_stream_queue_len(ssl: *mut SSL) -> usize {
 pub extern "C" fn SSL_set_default_stream_mode(ssl: *mut SSL, mode: u32) -> c_int {
     ffi_entry!(SSL_set_default_stream_mode => { ssl_arg(ssl)?.set_default_stream_mode(mode)?; Ok(1) })
 }
-/// SSL_INCOMING_STREAM_POLICY_AUTO (treated as ACCEPT), _ACCEPT, or _REJECT (new peer streams
-/// are stopped and reset with `aec`). See SSL_set_incoming_stream_policy(3).
+/// SSL_INCOMING_STREAM_POLICY_AUTO (the default: accept while the connection has no default
+/// stream or its default stream mode is NONE, refuse once it has one), _ACCEPT, or _REJECT.
+/// Refused peer streams are stopped and reset with `aec`. See SSL_set_incoming_stream_policy(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_set_incoming_stream_policy(ssl: *mut SSL, policy: c_int, aec: u64) -> c_int {
     ffi_entry!(SSL_set_incoming_stream_policy => { ssl_arg(ssl)?.set_incoming_stream_policy(policy, aec)?; Ok(1) })

@@ -99,7 +99,8 @@ pub struct Conn {
     default_stream: Mutex<Option<StreamId>>,
     default_st: StreamState,
     default_mode: AtomicU32,
-    reject: Mutex<Option<u64>>,
+    /// SSL_INCOMING_STREAM_POLICY_* and its application error code.
+    policy: Mutex<(i32, u64)>,
     alpn: std::sync::OnceLock<Vec<u8>>,
     closing: AtomicBool,
     /// A background thread serves this connection's domain (thread-assisted mode).
@@ -1036,6 +1037,10 @@ impl Ssl {
             _ => return Err(want_read()),
         };
         *c.default_stream.lock() = Some(id);
+        // From now on the AUTO policy refuses the peer's new streams.
+        if let Some(conn) = p.engine.conns.get_mut(&h) {
+            conn.reject_incoming = c.reject_incoming();
+        }
         Ok(id)
     }
 
@@ -1413,17 +1418,17 @@ impl Ssl {
 
     pub fn set_incoming_stream_policy(&self, policy: i32, aec: u64) -> Result<()> {
         let c = self.as_conn()?;
-        match policy {
-            SSL_INCOMING_STREAM_POLICY_AUTO | SSL_INCOMING_STREAM_POLICY_ACCEPT => {
-                *c.reject.lock() = None
-            }
-            SSL_INCOMING_STREAM_POLICY_REJECT => *c.reject.lock() = Some(aec),
-            _ => {
-                return Err(Error::invalid(format!(
-                    "unknown incoming stream policy {policy}"
-                )));
-            }
+        if !matches!(
+            policy,
+            SSL_INCOMING_STREAM_POLICY_AUTO
+                | SSL_INCOMING_STREAM_POLICY_ACCEPT
+                | SSL_INCOMING_STREAM_POLICY_REJECT
+        ) {
+            return Err(Error::invalid(format!(
+                "unknown incoming stream policy {policy}"
+            )));
         }
+        *c.policy.lock() = (policy, aec);
         Ok(())
     }
 
@@ -1717,8 +1722,20 @@ fn closed_error(e: Option<&quinn_proto::ConnectionError>) -> Error {
 }
 
 impl Conn {
+    /// The code new peer streams are refused with, if they are: always under REJECT; under
+    /// AUTO once the connection has a default stream (an application using one is not
+    /// prepared for others), unless the default stream mode is NONE.
     fn reject_incoming(&self) -> Option<u64> {
-        *self.reject.lock()
+        let (policy, aec) = *self.policy.lock();
+        let refuse = match policy {
+            SSL_INCOMING_STREAM_POLICY_REJECT => true,
+            SSL_INCOMING_STREAM_POLICY_AUTO => {
+                self.default_mode.load(Relaxed) != SSL_DEFAULT_STREAM_MODE_NONE
+                    && self.default_stream.lock().is_some()
+            }
+            _ => false,
+        };
+        refuse.then_some(aec)
     }
 
     fn new(domain: Arc<Domain>, port: PortId, listener: Option<Arc<Ssl>>) -> Conn {
@@ -1733,7 +1750,7 @@ impl Conn {
             default_stream: Mutex::new(None),
             default_st: StreamState::default(),
             default_mode: AtomicU32::new(SSL_DEFAULT_STREAM_MODE_AUTO_BIDI),
-            reject: Mutex::new(None),
+            policy: Mutex::new((SSL_INCOMING_STREAM_POLICY_AUTO, 0)),
             alpn: std::sync::OnceLock::new(),
             closing: AtomicBool::new(false),
             assisted: AtomicBool::new(false),

@@ -449,6 +449,84 @@ static int test_streams(void)
 }
 
 
+/* The default incoming stream policy (AUTO): while the server connection has no default
+ * stream the peer's streams are accepted (its first becomes the default stream on the first
+ * SSL_read); once it has one, new peer streams are refused with the policy's code (STOP_SENDING
+ * + RESET_STREAM) and never queued; ACCEPT takes them again. */
+static int test_incoming_policy_auto(void)
+{
+    SSL_CTX *sctx = server_ctx(), *cctx = client_ctx();
+    BIO_ADDR *srv_addr = NULL;
+    int sfd = tu_udp_socket(AF_INET, &srv_addr), cfd = tu_udp_socket(AF_INET, NULL);
+    struct peerset ps = {0};
+    SSL *cs2 = NULL, *cs3 = NULL, *ss3 = NULL;
+    char buf[64];
+    size_t n = 0, got = 0;
+    uint64_t code = 0;
+
+    ASSERT_NOT_NULL(sctx);
+    ASSERT_NOT_NULL(cctx);
+    ps.listener = SSL_new_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE);
+    ASSERT_NOT_NULL(ps.listener);
+    SSL_set_blocking_mode(ps.listener, 0);
+    ASSERT_EQ(SSL_set_fd(ps.listener, sfd), 1);
+    ASSERT_EQ(SSL_listen(ps.listener), 1);
+    ps.client = SSL_new(cctx);
+    ASSERT_NOT_NULL(ps.client);
+    ASSERT_EQ(SSL_set_blocking_mode(ps.client, 0), 1);
+    ASSERT_EQ(SSL_set_fd(ps.client, cfd), 1);
+    ASSERT_EQ(SSL_set1_initial_peer_addr(ps.client, srv_addr), 1);
+    ASSERT_EQ(SSL_set_tlsext_host_name(ps.client, "localhost"), 1);
+    ASSERT_EQ(SSL_set_alpn_protos(ps.client, alpn, sizeof(alpn)), 0);
+    ASSERT_TRUE(handshake(&ps));
+    ASSERT_EQ(SSL_set_incoming_stream_policy(ps.server, SSL_INCOMING_STREAM_POLICY_AUTO, 77), 1);
+    ASSERT_EQ(SSL_set_incoming_stream_policy(ps.server, 3, 0), 0); /* no such policy */
+    ERR_clear_error();
+
+    /* The client's default stream becomes the server's default stream. */
+    ASSERT_EQ(SSL_write_ex(ps.client, "first", 5, &n), 1);
+    PUMP(&ps, SSL_read_ex(ps.server, buf, sizeof(buf), &n) == 1);
+    ASSERT_EQ(n, 5);
+    ASSERT_MEM_EQ(buf, "first", 5);
+    ERR_clear_error();
+
+    /* A second client stream (left open for writing) is refused with the policy's code, both
+     * directions. */
+    cs2 = SSL_new_stream(ps.client, 0);
+    ASSERT_NOT_NULL(cs2);
+    ASSERT_EQ(SSL_write_ex(cs2, "second", 6, &n), 1);
+    PUMP(&ps, SSL_get_stream_read_state(cs2) == SSL_STREAM_STATE_RESET_REMOTE);
+    ASSERT_EQ(SSL_get_stream_read_error_code(cs2, &code), 1);
+    ASSERT_U64_EQ(code, 77);
+    PUMP(&ps, SSL_get_stream_write_state(cs2) == SSL_STREAM_STATE_RESET_REMOTE);
+    ASSERT_EQ(SSL_get_accept_stream_queue_len(ps.server), 0);
+    ASSERT_NULL(SSL_accept_stream(ps.server, SSL_ACCEPT_STREAM_NO_BLOCK));
+    ERR_clear_error();
+
+    /* ACCEPT: the next one is queued and carries its data. */
+    ASSERT_EQ(SSL_set_incoming_stream_policy(ps.server, SSL_INCOMING_STREAM_POLICY_ACCEPT, 0), 1);
+    cs3 = SSL_new_stream(ps.client, 0);
+    ASSERT_NOT_NULL(cs3);
+    ASSERT_EQ(SSL_write_ex2(cs3, "third", 5, SSL_WRITE_FLAG_CONCLUDE, &n), 1);
+    PUMP(&ps, (ss3 = SSL_accept_stream(ps.server, SSL_ACCEPT_STREAM_NO_BLOCK)) != NULL);
+    PUMP(&ps, SSL_read_ex(ss3, buf + got, sizeof(buf) - got, &n) == 1 && (got += n) == 5);
+    ASSERT_MEM_EQ(buf, "third", 5);
+    ERR_clear_error();
+
+    SSL_free(cs2);
+    SSL_free(cs3);
+    SSL_free(ss3);
+    SSL_free(ps.client);
+    SSL_free(ps.server);
+    SSL_free(ps.listener);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    BIO_ADDR_free(srv_addr);
+    close(sfd);
+    close(cfd);
+    return 1;
+}
+
 static int keylog_client_lines, keylog_server_lines, keylog_bad_lines;
 static const SSL *keylog_expected;
 
@@ -791,6 +869,7 @@ int main(int argc, char **argv)
     RUN(test_udp_exchange);
     RUN(test_untrusted_server);
     RUN(test_streams);
+    RUN(test_incoming_policy_auto);
     RUN(test_pair_unaddressed);
     RUN(test_keylog);
     RUN(test_select_next_proto);
