@@ -212,6 +212,18 @@ if [ "$ONLY" = all ] || [ "$ONLY" = mt ]; then
         i=$((i + 1))
     done
     row "quic mt" "threaded, best" "$(kv "$tbest" rps)" "single-thread, best" "$(kv "$sbest" rps)" "req/s" 1.5
+    # What the machine allows: client and server share its cores, so no server whose requests
+    # cost what the single-thread server's cost (its CPU and the client's) can serve more than
+    # cores / (server + client CPU per request), however many threads it runs.
+    awk -v sc="$(kv "$sbest" server_cpu)" -v cc="$(kv "$sbest" client_cpu)" -v n="$(kv "$sbest" reqs)" \
+        -v rps="$(kv "$sbest" rps)" -v cores="$(nproc)" 'BEGIN {
+        c = cores * n / (sc + cc)
+        printf("%-16s %-20s %d cores / (server %.1f + client %.1f us CPU per request, best single run) = %.0f req/s = %.2fx single\n",
+               "  ceiling", "this machine", cores, 1e6 * sc / n, 1e6 * cc / n, c, c / rps)
+        if (c / rps < 1.5)
+            printf("%-16s %-20s below the 1.5x goal: with the load generator on the same %d cores no server can reach it here\n",
+                   "", "", cores)
+    }'
     cpu_line() {
         awk -v label="$1" -v sc="$(kv "$2" server_cpu)" -v cc="$(kv "$2" client_cpu)" -v n="$(kv "$2" reqs)" \
             -v w="$(kv "$2" secs)" -v p50="$(kv "$2" p50_ms)" -v p99="$(kv "$2" p99_ms)" \
