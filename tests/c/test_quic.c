@@ -167,6 +167,29 @@ static int exchange(struct peerset *ps, size_t len)
     return 1;
 }
 
+/* A non-blocking listener on `sfd` (no address validation) and a non-blocking client on
+ * `cfd` aimed at it, both driven by this thread; not yet connected. */
+static int peers_setup(struct peerset *ps, SSL_CTX *sctx, SSL_CTX *cctx, int sfd, int cfd, const BIO_ADDR *srv)
+{
+    ASSERT_NOT_NULL(sctx);
+    ASSERT_NOT_NULL(cctx);
+    ASSERT_GE(sfd, 0);
+    ASSERT_GE(cfd, 0);
+    ps->listener = SSL_new_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE);
+    ASSERT_NOT_NULL(ps->listener);
+    ASSERT_EQ(SSL_set_blocking_mode(ps->listener, 0), 1);
+    ASSERT_EQ(SSL_set_fd(ps->listener, sfd), 1);
+    ASSERT_EQ(SSL_listen(ps->listener), 1);
+    ps->client = SSL_new(cctx);
+    ASSERT_NOT_NULL(ps->client);
+    ASSERT_EQ(SSL_set_blocking_mode(ps->client, 0), 1);
+    ASSERT_EQ(SSL_set_fd(ps->client, cfd), 1);
+    ASSERT_EQ(SSL_set1_initial_peer_addr(ps->client, srv), 1);
+    ASSERT_EQ(SSL_set_tlsext_host_name(ps->client, "localhost"), 1);
+    ASSERT_EQ(SSL_set_alpn_protos(ps->client, alpn, sizeof(alpn)), 0);
+    return 1;
+}
+
 static int shutdown_both(struct peerset *ps)
 {
     int rc = 0, rs = 0;
@@ -292,15 +315,7 @@ static int test_streams(void)
     uint64_t code = 0, deadline;
     SSL_CONN_CLOSE_INFO info;
 
-    ps.listener = SSL_new_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE);
-
-    SSL_set_blocking_mode(ps.listener, 0); /* this thread drives both sides */
-    ASSERT_EQ(SSL_set_fd(ps.listener, sfd), 1);
-    ps.client = SSL_new(cctx);
-    SSL_set_blocking_mode(ps.client, 0);
-    ASSERT_EQ(SSL_set_fd(ps.client, cfd), 1);
-    ASSERT_EQ(SSL_set1_initial_peer_addr(ps.client, srv_addr), 1);
-    ASSERT_EQ(SSL_set_alpn_protos(ps.client, alpn, sizeof(alpn)), 0);
+    ASSERT_TRUE(peers_setup(&ps, sctx, cctx, sfd, cfd, srv_addr));
     ASSERT_EQ(SSL_set_default_stream_mode(ps.client, SSL_DEFAULT_STREAM_MODE_NONE), 1);
     ASSERT_TRUE(handshake(&ps));
     ASSERT_EQ(SSL_set_default_stream_mode(ps.server, SSL_DEFAULT_STREAM_MODE_NONE), 1);
@@ -464,20 +479,7 @@ static int test_incoming_policy_auto(void)
     size_t n = 0, got = 0;
     uint64_t code = 0;
 
-    ASSERT_NOT_NULL(sctx);
-    ASSERT_NOT_NULL(cctx);
-    ps.listener = SSL_new_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE);
-    ASSERT_NOT_NULL(ps.listener);
-    SSL_set_blocking_mode(ps.listener, 0);
-    ASSERT_EQ(SSL_set_fd(ps.listener, sfd), 1);
-    ASSERT_EQ(SSL_listen(ps.listener), 1);
-    ps.client = SSL_new(cctx);
-    ASSERT_NOT_NULL(ps.client);
-    ASSERT_EQ(SSL_set_blocking_mode(ps.client, 0), 1);
-    ASSERT_EQ(SSL_set_fd(ps.client, cfd), 1);
-    ASSERT_EQ(SSL_set1_initial_peer_addr(ps.client, srv_addr), 1);
-    ASSERT_EQ(SSL_set_tlsext_host_name(ps.client, "localhost"), 1);
-    ASSERT_EQ(SSL_set_alpn_protos(ps.client, alpn, sizeof(alpn)), 0);
+    ASSERT_TRUE(peers_setup(&ps, sctx, cctx, sfd, cfd, srv_addr));
     ASSERT_TRUE(handshake(&ps));
     ASSERT_EQ(SSL_set_incoming_stream_policy(ps.server, SSL_INCOMING_STREAM_POLICY_AUTO, 77), 1);
     ASSERT_EQ(SSL_set_incoming_stream_policy(ps.server, 3, 0), 0); /* no such policy */
