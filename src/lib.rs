@@ -9,5 +9,6 @@ pub mod error;
 pub mod ffi;
 pub mod quic;
 pub mod ssl;
+pub mod sync;
 pub mod sys;
 pub mod tls;

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Runs every test suite and ends with one line: `N passed, N failed`.
 # Suites: cargo tests, header/link checks, the C tests (plain, ASan/UBSan, valgrind), the
-# threaded C tests under ThreadSanitizer, demos, interop with real QUIC peers (aioquic, ngtcp2),
-# TLS over TCP interop (openssl s_client/s_server, Python ssl) and hostile TLS peers.
+# threaded C tests under ThreadSanitizer and under valgrind's helgrind, demos, interop with
+# real QUIC peers (aioquic, ngtcp2), TLS over TCP interop (openssl s_client/s_server, Python
+# ssl) and hostile TLS peers.
 set -u
 cd "$(dirname "$0")/.."
 mkdir -p build
@@ -52,6 +53,7 @@ suite link sh tests/check-link.sh
 cargo run --release --quiet --example gencert -- build/certs >/dev/null 2>&1 || echo "gencert failed"
 suite c sh tests/run-c.sh
 suite tsan sh tests/tsan.sh
+suite helgrind sh tests/helgrind.sh
 suite demo sh c-demos/run-demo.sh
 suite demos sh tests/demos/run.sh
 suite interop sh tests/interop/run.sh

@@ -1,8 +1,11 @@
 #!/bin/sh
-# The data-race run: the threaded C tests (test_blocking, test_poll, test_assist) against a
-# build of the library instrumented with ThreadSanitizer, which sees Rust's atomics and the
-# futex-based locks (parking_lot) that valgrind's helgrind and DRD cannot: under helgrind
-# every lock-protected access in the library is reported (1,000+ false races per run).
+# One of two data-race runs: the threaded C tests (test_blocking, test_poll, test_assist)
+# against a build of the library instrumented with ThreadSanitizer, which sees Rust's atomics
+# and futex-based locks by itself. The other, tests/helgrind.sh, runs them under valgrind's
+# helgrind against a build that announces its locks and atomics (the valgrind-annotations
+# feature, src/sync.rs). They complement each other: TSan instruments the library's code
+# (std's is not rebuilt) and needs nightly; helgrind sees every instruction of the process,
+# C tests and glibc included, checks lock order, and needs no special toolchain.
 #
 # Needs a nightly Rust toolchain (-Zsanitizer=thread). Without one this prints a SKIP line
 # and counts nothing (neither passed nor failed). Any ThreadSanitizer report fails the run.

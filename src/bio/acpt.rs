@@ -8,7 +8,7 @@
 use std::ffi::{CString, c_char};
 use std::sync::{Arc, OnceLock, Weak};
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 
 use super::addr::BioAddr;
 use super::conn::{Failure, cstring, family_of, lookup_family, numeric_strings, parse_hostserv};

@@ -6,7 +6,7 @@
 
 use std::ffi::CString;
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 
 use super::addr::BioAddr;
 use super::consts::*;

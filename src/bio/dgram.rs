@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::Relaxed};
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 
 use super::addr::BioAddr;
 use super::msg::BIO_POLL_DESCRIPTOR;

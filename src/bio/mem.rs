@@ -3,7 +3,7 @@
 //! a read of an empty buffer returns (`BIO_set_mem_eof_return`: -1 by default, which is a
 //! would-block with retry-read; 0 for BIO_new_mem_buf, which is end of data).
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 
 use crate::error::*;
 

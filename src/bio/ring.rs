@@ -11,7 +11,7 @@
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use parking_lot::Mutex;
+use crate::sync::{Mutex, atomic_object, happens_after, happens_before};
 
 use super::addr::BioAddr;
 
@@ -128,6 +128,7 @@ impl Ring {
 
     /// Bytes in use (racy snapshot; exact when called by either side).
     pub fn used(&self) -> usize {
+        self.declare();
         let t = self.tail.0.load(Ordering::Acquire);
         let h = self.head.0.load(Ordering::Acquire);
         h.wrapping_sub(t)
@@ -172,6 +173,7 @@ impl Ring {
     /// the batch ends (one store of `head`, one cache-line transfer, at most one wake-up).
     pub fn producer(&self) -> Producer<'_> {
         let cached_tail = self.prod.0.lock();
+        self.declare();
         let head = self.head.0.load(Ordering::Relaxed);
         Producer {
             ring: self,
@@ -184,6 +186,7 @@ impl Ring {
     /// Takes the consumer side for a batch: space is handed back once, when the batch ends.
     pub fn consumer(&self) -> Consumer<'_> {
         let cached_head = self.cons.0.lock();
+        self.declare();
         let tail = self.tail.0.load(Ordering::Relaxed);
         Consumer {
             ring: self,
@@ -208,9 +211,19 @@ impl Ring {
     pub fn clear(&self) {
         let _p = self.prod.0.lock();
         let mut c = self.cons.0.lock();
+        self.declare();
         let h = self.head.0.load(Ordering::Acquire);
         self.tail.0.store(h, Ordering::Release);
         *c = h;
+    }
+
+    /// Tells a race detector (the valgrind-annotations feature; nothing otherwise) that the
+    /// indexes are atomic objects, read by both sides. The bytes they hand over are ordered
+    /// by `happens_before` at each Release store and `happens_after` at the Acquire load
+    /// that sees it.
+    fn declare(&self) {
+        atomic_object(&self.head.0);
+        atomic_object(&self.tail.0);
     }
 
     /// Consumer found the ring empty: arm the waker (drain it first so it is not left readable,
@@ -298,7 +311,7 @@ impl Ring {
 /// The producer side of a ring, held for one batch (see [`Ring::producer`]).
 pub struct Producer<'a> {
     ring: &'a Ring,
-    cached_tail: parking_lot::MutexGuard<'a, usize>,
+    cached_tail: crate::sync::MutexGuard<'a, usize>,
     head: usize,
     published: usize,
 }
@@ -323,6 +336,7 @@ impl Producer<'_> {
         let limit = unsafe { (*r.store.get()).limit };
         if self.head.wrapping_sub(*self.cached_tail) + need > limit {
             *self.cached_tail = r.tail.0.load(Ordering::Acquire);
+            happens_after(&r.tail.0);
             if self.head.wrapping_sub(*self.cached_tail) + need > limit {
                 if !grow {
                     return false;
@@ -331,6 +345,7 @@ impl Producer<'_> {
                 self.publish();
                 let mut cached_head = r.cons.0.lock();
                 *self.cached_tail = r.tail.0.load(Ordering::Acquire);
+                happens_after(&r.tail.0);
                 r.grow_locked(self.head.wrapping_sub(*self.cached_tail) + need);
                 *cached_head = self.head;
             }
@@ -371,6 +386,7 @@ impl Producer<'_> {
             return;
         }
         let r = self.ring;
+        happens_before(&r.head.0);
         r.head.0.store(self.head, Ordering::Release);
         self.published = self.head;
         if let Some(w) = r.waker.get() {
@@ -392,7 +408,7 @@ impl Drop for Producer<'_> {
 /// The consumer side of a ring, held for one batch (see [`Ring::consumer`]).
 pub struct Consumer<'a> {
     ring: &'a Ring,
-    cached_head: parking_lot::MutexGuard<'a, usize>,
+    cached_head: crate::sync::MutexGuard<'a, usize>,
     tail: usize,
     published: usize,
 }
@@ -402,6 +418,7 @@ impl Consumer<'_> {
     fn has_record(&mut self) -> bool {
         if self.tail == *self.cached_head {
             *self.cached_head = self.ring.head.0.load(Ordering::Acquire);
+            happens_after(&self.ring.head.0);
         }
         self.tail != *self.cached_head
     }
@@ -476,6 +493,7 @@ impl Drop for Consumer<'_> {
         let r = self.ring;
         let drained = !self.has_record();
         if self.tail != self.published {
+            happens_before(&r.tail.0);
             r.tail.0.store(self.tail, Ordering::Release);
         }
         // Level semantics for a pollable reader: an empty ring must leave the eventfd quiet.

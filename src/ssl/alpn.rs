@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 use quinn_proto::crypto::rustls::QuicServerConfig;
 use quinn_proto::crypto::{self, Keys, ServerConfig as _, Session, UnsupportedVersion};
 use quinn_proto::transport_parameters::TransportParameters;

@@ -37,7 +37,7 @@ use crate::sys;
 use crate::tls::SSL_R_UNINITIALIZED;
 
 /// Serialises hand-overs within a process (see `fork_connection`).
-static FORKING: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+static FORKING: crate::sync::Mutex<()> = crate::sync::Mutex::new(());
 
 /// Most prefork workers: the steering byte's range.
 const MAX_WORKERS: i32 = 256;

@@ -10,7 +10,7 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 
 use crate::bio::Bio;
 use crate::error::*;
