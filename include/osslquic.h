@@ -2296,8 +2296,9 @@ size_t SSL_get_accept_stream_queue_len(SSL *ssl);
 int SSL_set_default_stream_mode(SSL *ssl, uint32_t mode);
 
 /**
- * SSL_INCOMING_STREAM_POLICY_AUTO (treated as ACCEPT), _ACCEPT, or _REJECT (new peer streams
- * are stopped and reset with `aec`). See SSL_set_incoming_stream_policy(3).
+ * SSL_INCOMING_STREAM_POLICY_AUTO (the default: accept while the connection has no default
+ * stream or its default stream mode is NONE, refuse once it has one), _ACCEPT, or _REJECT.
+ * Refused peer streams are stopped and reset with `aec`. See SSL_set_incoming_stream_policy(3).
  */
 int SSL_set_incoming_stream_policy(SSL *ssl, int policy, uint64_t aec);
 

@@ -47,6 +47,7 @@ pub struct PollCache {
 
 impl PollCache {
     fn get(&self, epoch: u64, mask: u64) -> Option<u64> {
+        crate::sync::atomic_objects(&[&self.seq, &self.at, &self.mask, &self.ev]);
         let s1 = self.seq.load(Acquire);
         if s1 & 1 == 1 {
             return None;
@@ -63,6 +64,7 @@ impl PollCache {
         Some(ev)
     }
     fn put(&self, epoch: u64, mask: u64, ev: u64) {
+        crate::sync::atomic_objects(&[&self.seq, &self.at, &self.mask, &self.ev]);
         self.seq.fetch_add(1, Relaxed);
         fence(Release);
         self.at.store(epoch, Relaxed);
