@@ -130,6 +130,12 @@ impl Reactor {
         best
     }
 
+    /// Whether a thread (the leader) is waiting on the network for everyone: a thread about
+    /// to block need not handle events itself, the leader wakes at the first datagram.
+    pub fn polled(&self) -> bool {
+        self.leader.is_some()
+    }
+
     /// Whether a thread can wait on this domain's network: every port with BIOs has file
     /// descriptors to poll.
     pub fn pollable(&self) -> bool {

@@ -544,10 +544,16 @@ impl Ssl {
             Err(e) if e.is_would_block() => {}
             r => return r,
         }
-        p.tick(Instant::now());
+        let will_block = may_block && self.blocking_in(&p);
+        // A call about to block while another thread polls the network for the domain
+        // leaves the network to it (it wakes at the first datagram and hands this thread
+        // whatever concerns it): no second receive that would mostly find nothing.
+        if !(will_block && p.g.polled()) {
+            p.tick(Instant::now());
+        }
         loop {
             match f(&mut p) {
-                Err(e) if e.is_would_block() && may_block && self.blocking_in(&p) => {}
+                Err(e) if e.is_would_block() && will_block => {}
                 r => {
                     self.bump_epoch();
                     return r;
