@@ -2,16 +2,21 @@
 //! Receives in batches (`recv_batch`, GRO where the BIO has it), sends in batches
 //! (`send_batch`: sendmmsg with GSO runs), and bounds the work of one tick.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
+use std::sync::atomic::{
+    AtomicBool,
+    Ordering::{Acquire, Release},
+};
 use std::time::Instant;
 
-use super::engine::Engine;
+use super::engine::{Engine, Out};
 use crate::bio::addr::BioAddr;
 use crate::bio::consts::*;
 use crate::bio::{Bio, RxDst};
+use crate::sync::{Mutex, atomic_object};
 use crate::sys::{self, TxDesc};
 
 const RX_BATCH: usize = 32;
@@ -49,8 +54,90 @@ pub struct Port {
     pub rbio: Option<Arc<Bio>>,
     pub wbio: Option<Arc<Bio>>,
     rxbuf: Vec<u8>,
-    dsts: Vec<BioAddr>,
     pub fork: ForkState,
+    /// Set by the domain while other threads wait on it: output is queued (`sendq`) and
+    /// sent once the domain's lock is released, so that the send (on loopback it also runs
+    /// the receiver's side) does not hold up the other threads; `pending` tells the lock's
+    /// holder to send it.
+    pub defer: bool,
+    pub pending: bool,
+    pub sendq: Arc<SendQueue>,
+}
+
+/// Output taken out of the engine: datagrams and GSO runs in `txbuf`, for `wbio`.
+struct Tx {
+    wbio: Arc<Bio>,
+    addressed: bool,
+    out: Vec<Out>,
+    txbuf: Vec<u8>,
+}
+
+/// A port's output on its way to the network, in the order the engine made it. Filled under
+/// the domain's lock (`Port::flush`) and sent by whichever thread holds `sending`: under the
+/// lock, or (`Port::defer`) right after releasing it. A thread that finds another sending
+/// leaves its output to it, which looks at the queue again before it lets go.
+#[derive(Default)]
+pub struct SendQueue {
+    q: Mutex<VecDeque<Tx>>,
+    sending: Mutex<()>,
+    /// The network refused output for now (EAGAIN, ENOBUFS): it waits at the front of the
+    /// queue until the socket takes output again (`Port::backlogged`).
+    refused: AtomicBool,
+}
+
+thread_local! {
+    /// Buffers of output this thread has sent, handed back to an engine that gives its own
+    /// away (`Port::flush`): no allocation per flush.
+    static SPARE: std::cell::RefCell<Vec<(Vec<Out>, Vec<u8>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+const SPARES: usize = 4;
+
+impl SendQueue {
+    /// Sends what is queued, unless another thread is at it (it sends this thread's output
+    /// too) or the network refuses output (the rest waits for the next drain).
+    pub fn drain(&self) {
+        atomic_object(&self.refused);
+        while let Some(_sending) = self.sending.try_lock() {
+            loop {
+                let Some(mut tx) = self.q.lock().pop_front() else {
+                    break;
+                };
+                let unsent = send_out(&tx.wbio, tx.addressed, &tx.out, &tx.txbuf);
+                match unsent {
+                    Some((out, txbuf)) => {
+                        tx.out = out;
+                        tx.txbuf = txbuf;
+                        self.q.lock().push_front(tx);
+                        self.refused.store(true, Release);
+                        return;
+                    }
+                    None => recycle(tx),
+                }
+            }
+            self.refused.store(false, Release);
+            drop(_sending);
+            if self.q.lock().is_empty() {
+                return;
+            }
+        }
+    }
+
+    pub fn refused(&self) -> bool {
+        atomic_object(&self.refused);
+        self.refused.load(Acquire)
+    }
+}
+
+fn recycle(mut tx: Tx) {
+    tx.out.clear();
+    tx.txbuf.clear();
+    SPARE.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < SPARES {
+            s.push((tx.out, tx.txbuf));
+        }
+    });
 }
 
 impl Port {
@@ -60,8 +147,10 @@ impl Port {
             rbio: None,
             wbio: None,
             rxbuf: Vec::new(),
-            dsts: Vec::new(),
             fork: ForkState::default(),
+            defer: false,
+            pending: false,
+            sendq: Arc::default(),
         }
     }
 
@@ -78,6 +167,10 @@ impl Port {
         }
         self.rbio = r;
         self.wbio = w;
+        // Output queued for the old BIOs goes with them (a port let go in a forked child
+        // must not send what its parent sends).
+        self.sendq = Arc::default();
+        self.pending = false;
     }
 
     fn read_addressed(&self) -> bool {
@@ -128,7 +221,7 @@ impl Port {
 
     /// Output waiting for the network to accept it (SSL_net_write_desired).
     pub fn backlogged(&self) -> bool {
-        !self.engine.out.is_empty()
+        !self.engine.out.is_empty() || self.sendq.refused()
     }
 
     fn receive(&mut self, now: Instant) {
@@ -254,8 +347,10 @@ impl Port {
         out.extend(self.fork.from_parent.as_ref().map(|f| f.as_raw_fd()));
     }
 
-    /// Sends what the engine produced. What the network refuses for now (a full socket
-    /// buffer) is kept for the next flush; on a hard error it is dropped (QUIC recovers).
+    /// Queues what the engine produced for the network, and sends it unless `defer` (then
+    /// the lock's holder sends it after releasing the lock). What the network refuses for
+    /// now (a full socket buffer) waits for the next drain; on a hard error it is dropped
+    /// (QUIC recovers).
     pub fn flush(&mut self) {
         if !self.engine.fwd_out.is_empty() {
             self.forward();
@@ -264,78 +359,94 @@ impl Port {
             self.engine.clear_out();
             return;
         };
-        if self.engine.out.is_empty() {
-            return;
+        if !self.engine.out.is_empty() {
+            let (out, txbuf) = SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_default();
+            let tx = Tx {
+                wbio,
+                addressed: self.write_addressed(),
+                out: std::mem::replace(&mut self.engine.out, out),
+                txbuf: std::mem::replace(&mut self.engine.txbuf, txbuf),
+            };
+            self.sendq.q.lock().push_back(tx);
         }
-        let addressed = self.write_addressed();
-        let mut count = 0;
-        for o in &self.engine.out {
-            count += o.len.div_ceil(o.seg.max(1));
-        }
-        self.dsts.clear();
-        self.dsts.extend(
-            self.engine
-                .out
-                .iter()
-                .map(|o| BioAddr::from_socket_addr(&o.dst)),
-        );
-        let mut descs = Vec::with_capacity(count);
-        for (k, o) in self.engine.out.iter().enumerate() {
-            let mut off = 0;
-            while off < o.len {
-                let len = o.seg.min(o.len - off);
-                descs.push(TxDesc {
-                    data: self.engine.txbuf.as_ptr().wrapping_add(o.off + off),
-                    len,
-                    dst: if addressed {
-                        &self.dsts[k]
-                    } else {
-                        std::ptr::null()
-                    },
-                    src: std::ptr::null(),
-                });
-                off += len;
-            }
-        }
-        let sent = wbio.send_batch(&descs);
-        let retry = sent.err.as_ref().is_some_and(|e| {
-            let c = e.code;
-            crate::error::is_system(c)
-                && matches!(
-                    crate::error::reason_of(c) as i32,
-                    libc::EAGAIN | libc::ENOBUFS | libc::EINTR
-                )
-                || c == crate::error::pack(crate::error::ERR_LIB_BIO, crate::error::BIO_R_NON_FATAL)
-        });
-        if sent.sent < descs.len() && retry {
-            // Keep the unsent datagrams, in order, one per entry.
-            let mut buf = Vec::with_capacity(descs[sent.sent..].iter().map(|d| d.len).sum());
-            let mut out = Vec::with_capacity(descs.len() - sent.sent);
-            let mut datagram = 0;
-            for o in &self.engine.out {
-                let mut off = 0;
-                while off < o.len {
-                    let len = o.seg.min(o.len - off);
-                    if datagram >= sent.sent {
-                        out.push(super::engine::Out {
-                            dst: o.dst,
-                            src_ip: o.src_ip,
-                            off: buf.len(),
-                            len,
-                            seg: len,
-                        });
-                        buf.extend_from_slice(&self.engine.txbuf[o.off + off..o.off + off + len]);
-                    }
-                    datagram += 1;
-                    off += len;
-                }
-            }
-            self.engine.out = out;
-            self.engine.txbuf = buf;
+        if self.defer {
+            self.pending = true;
         } else {
-            self.engine.clear_out();
+            self.sendq.drain();
         }
     }
+}
+
+/// Sends `out` (datagrams and GSO runs in `txbuf`) through `wbio` in one batch; returns the
+/// datagrams the network refused for now, in order, one per entry.
+fn send_out(wbio: &Bio, addressed: bool, out: &[Out], txbuf: &[u8]) -> Option<(Vec<Out>, Vec<u8>)> {
+    let mut count = 0;
+    for o in out {
+        count += o.len.div_ceil(o.seg.max(1));
+    }
+    let dsts: Vec<BioAddr> = if addressed {
+        out.iter()
+            .map(|o| BioAddr::from_socket_addr(&o.dst))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut descs = Vec::with_capacity(count);
+    for (k, o) in out.iter().enumerate() {
+        let mut off = 0;
+        while off < o.len {
+            let len = o.seg.min(o.len - off);
+            descs.push(TxDesc {
+                data: txbuf.as_ptr().wrapping_add(o.off + off),
+                len,
+                dst: if addressed {
+                    &dsts[k]
+                } else {
+                    std::ptr::null()
+                },
+                src: std::ptr::null(),
+            });
+            off += len;
+        }
+    }
+    let sent = wbio.send_batch(&descs);
+    let retry = sent.err.as_ref().is_some_and(|e| {
+        let c = e.code;
+        crate::error::is_system(c)
+            && matches!(
+                crate::error::reason_of(c) as i32,
+                libc::EAGAIN | libc::ENOBUFS | libc::EINTR
+            )
+            || c == crate::error::pack(crate::error::ERR_LIB_BIO, crate::error::BIO_R_NON_FATAL)
+    });
+    if sent.sent >= descs.len() || !retry {
+        return None;
+    }
+    // Keep the unsent datagrams, in order, one per entry.
+    let mut u = (
+        Vec::with_capacity(descs.len() - sent.sent),
+        Vec::with_capacity(descs[sent.sent..].iter().map(|d| d.len).sum()),
+    );
+    let mut datagram = 0;
+    for o in out {
+        let mut off = 0;
+        while off < o.len {
+            let len = o.seg.min(o.len - off);
+            if datagram >= sent.sent {
+                u.0.push(Out {
+                    dst: o.dst,
+                    src_ip: o.src_ip,
+                    off: u.1.len(),
+                    len,
+                    seg: len,
+                });
+                u.1.extend_from_slice(&txbuf[o.off + off..o.off + off + len]);
+            }
+            datagram += 1;
+            off += len;
+        }
+    }
+    Some(u)
 }
 
 fn fwd_head_encode(a: &SocketAddr) -> [u8; FWD_HEAD] {

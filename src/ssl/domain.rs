@@ -25,7 +25,7 @@ use crate::bio::Bio;
 use crate::bio::msg::BIO_POLL_DESCRIPTOR;
 use crate::error::*;
 use crate::quic::engine::{ConnId, Engine, Note};
-use crate::quic::port::Port;
+use crate::quic::port::{Port, SendQueue};
 use crate::sys;
 use quinn_proto::StreamId;
 
@@ -94,6 +94,23 @@ impl Reactor {
     }
     pub fn port_ref(&self, id: PortId) -> &Port {
         self.ports.get(id).unwrap_or(&self.none)
+    }
+
+    /// While other threads wait on the domain, output is sent after the lock is released
+    /// (`Port::defer`).
+    fn update_defer(&mut self) {
+        let defer = !self.entries.is_empty();
+        for p in &mut self.ports {
+            p.defer = defer;
+        }
+    }
+
+    /// The send queues with output left for the lock's holder to send.
+    fn take_pending(&mut self) -> Vec<Arc<SendQueue>> {
+        self.ports
+            .iter_mut()
+            .filter_map(|p| std::mem::take(&mut p.pending).then(|| p.sendq.clone()))
+            .collect()
     }
 
     /// One round of event handling on every port.
@@ -327,25 +344,43 @@ impl Drop for Domain {
     }
 }
 
-/// The locked reactor; releasing it wakes whoever the work done under it concerns.
+/// The locked reactor; releasing it wakes whoever the work done under it concerns, then
+/// sends the output left for it (`Port::defer`).
 pub struct DomainGuard<'a> {
-    g: MutexGuard<'a, Reactor>,
+    /// `None` only inside Drop.
+    g: Option<MutexGuard<'a, Reactor>>,
+}
+
+impl<'a> DomainGuard<'a> {
+    fn raw(&mut self) -> &mut MutexGuard<'a, Reactor> {
+        self.g
+            .as_mut()
+            .expect("a domain guard holds its lock until dropped")
+    }
 }
 
 impl Deref for DomainGuard<'_> {
     type Target = Reactor;
     fn deref(&self) -> &Reactor {
-        &self.g
+        self.g
+            .as_ref()
+            .expect("a domain guard holds its lock until dropped")
     }
 }
 impl DerefMut for DomainGuard<'_> {
     fn deref_mut(&mut self) -> &mut Reactor {
-        &mut self.g
+        self.raw()
     }
 }
 impl Drop for DomainGuard<'_> {
     fn drop(&mut self) {
-        self.g.wake(true);
+        let Some(mut g) = self.g.take() else { return };
+        g.wake(true);
+        let pending = g.take_pending();
+        drop(g);
+        for q in pending {
+            q.drain();
+        }
     }
 }
 
@@ -465,7 +500,8 @@ impl Domain {
     pub fn lock(&self) -> DomainGuard<'_> {
         let g = self.r.lock();
         CURRENT_OWNER.with(|c| c.set(self.owner.load(Relaxed)));
-        let mut g = DomainGuard { g };
+        let mut g = DomainGuard { g: Some(g) };
+        g.update_defer();
         let now = sys::fork_generation();
         if self.generation.load(Relaxed) != now {
             self.left_behind(&mut g);
@@ -507,9 +543,13 @@ impl Domain {
         if deadline.is_some_and(|d| d <= now) {
             return false;
         }
-        // What this thread did under the lock (new timers, touched connections) must reach
-        // the others before it sleeps: parking keeps the guard, so its Drop would not run.
+        // What this thread did under the lock (new timers, touched connections, output) must
+        // reach the others before it sleeps: parking keeps the guard, so its Drop would not
+        // run.
         g.wake(false);
+        for q in g.take_pending() {
+            q.drain();
+        }
         if g.leader.is_none() {
             self.lead(g, interest, deadline)
         } else {
@@ -518,13 +558,14 @@ impl Domain {
             let mut timed_out = false;
             while !g.woken(id) && !timed_out {
                 timed_out = match deadline {
-                    Some(d) => cv.wait_until(&mut g.g, d).timed_out(),
+                    Some(d) => cv.wait_until(g.raw(), d).timed_out(),
                     None => {
-                        cv.wait(&mut g.g);
+                        cv.wait(g.raw());
                         false
                     }
                 };
             }
+            g.update_defer();
             let woken = g.unregister(id);
             // Leadership may have passed to this thread while it was parked.
             woken || !timed_out
@@ -551,13 +592,14 @@ impl Domain {
         g.poll_fds(&mut fds);
         let timeout = until.map(|u| u.saturating_duration_since(now));
         if timeout != Some(Duration::ZERO) {
-            MutexGuard::unlocked(&mut g.g, || {
+            MutexGuard::unlocked(g.raw(), || {
                 let _ = sys::poll(&mut fds, timeout);
             });
         }
         sys::eventfd_drain(self.waker());
         g.leader = None;
         g.unregister(id);
+        g.update_defer();
         let now = Instant::now();
         g.tick(now);
         // Leadership passes on when this thread releases the lock without waiting again

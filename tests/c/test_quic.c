@@ -666,6 +666,83 @@ static int test_pair_unaddressed(void)
     return 1;
 }
 
+/* The network refusing output: over a datagram pair of 8 KiB per direction the server's first
+ * flight and any burst overflow it. Output the pair refuses is kept, in order, and sent once
+ * there is room; meanwhile SSL_net_write_desired says so. Every byte arrives. */
+static int test_pair_backpressure(void)
+{
+    enum { LEN = 200000 };
+    SSL_CTX *sctx = server_ctx(), *cctx = client_ctx();
+    BIO *a = NULL, *b = NULL;
+    struct peerset ps = {0};
+    unsigned char *out = malloc(LEN), *in = malloc(LEN);
+    size_t sent = 0, got = 0, n, i;
+    int saw_desired = 0, fin = 0, concluded = 0, r;
+    uint64_t deadline;
+
+    ASSERT_NOT_NULL(out);
+    ASSERT_NOT_NULL(in);
+    for (i = 0; i < LEN; i++)
+        out[i] = (unsigned char)(i % 251);
+    ASSERT_EQ(BIO_new_bio_dgram_pair(&a, 8192, &b, 8192), 1);
+    ps.listener = SSL_new_listener(sctx, 0);
+    ASSERT_NOT_NULL(ps.listener);
+    ASSERT_EQ(SSL_set_blocking_mode(ps.listener, 0), 1);
+    SSL_set_bio(ps.listener, a, a);
+    ps.client = SSL_new(cctx);
+    ASSERT_NOT_NULL(ps.client);
+    ASSERT_EQ(SSL_set_blocking_mode(ps.client, 0), 1);
+    SSL_set_bio(ps.client, b, b);
+    ASSERT_EQ(SSL_set_alpn_protos(ps.client, alpn, sizeof(alpn)), 0);
+    ASSERT_TRUE(handshake(&ps));
+
+    /* A burst the server does not take in: the pair fills and the client's output waits. */
+    deadline = tu_now_ms() + 10000;
+    while (!saw_desired) {
+        ASSERT_TRUE(tu_now_ms() < deadline);
+        r = SSL_write_ex(ps.client, out + sent, LEN - sent, &n);
+        if (r == 1)
+            sent += n;
+        SSL_handle_events(ps.client);
+        saw_desired = SSL_net_write_desired(ps.client);
+        ASSERT_TRUE(saw_desired || sent < LEN); /* 200 KB cannot fit in 8 KiB */
+    }
+    /* Both sides run: the kept output goes first, then the rest, every byte in order. */
+    deadline = tu_now_ms() + 20000;
+    while (!fin) {
+        ASSERT_TRUE(tu_now_ms() < deadline);
+        if (sent < LEN) {
+            r = SSL_write_ex2(ps.client, out + sent, LEN - sent, SSL_WRITE_FLAG_CONCLUDE, &n);
+            if (r == 1)
+                sent += n;
+            concluded = r == 1 && sent == LEN;
+        }
+        if (sent == LEN && !concluded)
+            concluded = SSL_stream_conclude(ps.client, 0);
+        SSL_handle_events(ps.client);
+        SSL_handle_events(ps.listener);
+        while ((r = SSL_read_ex(ps.server, in + got, LEN - got + 1, &n)) == 1) {
+            ASSERT_LE(got + n, LEN);
+            got += n;
+        }
+        if (SSL_get_error(ps.server, r) == SSL_ERROR_ZERO_RETURN)
+            fin = 1;
+    }
+    ASSERT_EQ(got, LEN);
+    ASSERT_MEM_EQ(in, out, LEN);
+    ERR_clear_error();
+    PUMP(&ps, SSL_net_write_desired(ps.client) == 0);
+    ASSERT_TRUE(shutdown_both(&ps));
+    free(out);
+    free(in);
+    SSL_free(ps.server);
+    SSL_free(ps.client);
+    SSL_free(ps.listener);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    return 1;
+}
+
 /* Many established, idle connections: SSL_handle_events with nothing due does no
  * per-connection work. */
 static int test_idle_connections_cost_nothing(void)
@@ -873,6 +950,7 @@ int main(int argc, char **argv)
     RUN(test_streams);
     RUN(test_incoming_policy_auto);
     RUN(test_pair_unaddressed);
+    RUN(test_pair_backpressure);
     RUN(test_keylog);
     RUN(test_select_next_proto);
     RUN(test_alpn_select_cb);
