@@ -190,6 +190,21 @@ static int peers_setup(struct peerset *ps, SSL_CTX *sctx, SSL_CTX *cctx, int sfd
     return 1;
 }
 
+/* Frees what a test made (any of it may be NULL or -1). */
+static void peers_free(struct peerset *ps, SSL_CTX *sctx, SSL_CTX *cctx, BIO_ADDR *addr, int sfd, int cfd)
+{
+    SSL_free(ps->server);
+    SSL_free(ps->client);
+    SSL_free(ps->listener);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    BIO_ADDR_free(addr);
+    if (sfd >= 0)
+        close(sfd);
+    if (cfd >= 0)
+        close(cfd);
+}
+
 static int shutdown_both(struct peerset *ps)
 {
     int rc = 0, rs = 0;
@@ -244,14 +259,7 @@ static int test_udp_exchange(void)
     ASSERT_EQ(inf, 0); /* a live connection has its idle timer at least */
     ASSERT_TRUE(exchange(&ps, 300000));
     ASSERT_TRUE(shutdown_both(&ps));
-    SSL_free(ps.server);
-    SSL_free(ps.client);
-    SSL_free(ps.listener);
-    SSL_CTX_free(sctx);
-    SSL_CTX_free(cctx);
-    BIO_ADDR_free(srv_addr);
-    close(sfd);
-    close(cfd);
+    peers_free(&ps, sctx, cctx, srv_addr, sfd, cfd);
     return 1;
 }
 
@@ -518,14 +526,7 @@ static int test_incoming_policy_auto(void)
     SSL_free(cs2);
     SSL_free(cs3);
     SSL_free(ss3);
-    SSL_free(ps.client);
-    SSL_free(ps.server);
-    SSL_free(ps.listener);
-    SSL_CTX_free(sctx);
-    SSL_CTX_free(cctx);
-    BIO_ADDR_free(srv_addr);
-    close(sfd);
-    close(cfd);
+    peers_free(&ps, sctx, cctx, srv_addr, sfd, cfd);
     return 1;
 }
 
@@ -573,11 +574,7 @@ static int test_keylog(void)
     ASSERT_ONE_ERROR();
     ASSERT_GE(keylog_server_lines, 4);
     ASSERT_EQ(keylog_bad_lines, 0);
-    SSL_free(ps.server);
-    SSL_free(ps.client);
-    SSL_free(ps.listener);
-    SSL_CTX_free(sctx);
-    SSL_CTX_free(cctx);
+    peers_free(&ps, sctx, cctx, NULL, -1, -1);
     return 1;
 }
 
@@ -632,11 +629,7 @@ static int test_read_after_peer_close(void)
     ASSERT_EQ(SSL_get_error(ps.client, 0), SSL_ERROR_ZERO_RETURN);
     ERR_clear_error();
     free(data);
-    SSL_free(ps.server);
-    SSL_free(ps.client);
-    SSL_free(ps.listener);
-    SSL_CTX_free(sctx);
-    SSL_CTX_free(cctx);
+    peers_free(&ps, sctx, cctx, NULL, -1, -1);
     return 1;
 }
 
@@ -658,11 +651,7 @@ static int test_pair_unaddressed(void)
     ASSERT_TRUE(handshake(&ps));
     ASSERT_TRUE(exchange(&ps, 100000));
     ASSERT_TRUE(shutdown_both(&ps));
-    SSL_free(ps.server);
-    SSL_free(ps.client);
-    SSL_free(ps.listener);
-    SSL_CTX_free(sctx);
-    SSL_CTX_free(cctx);
+    peers_free(&ps, sctx, cctx, NULL, -1, -1);
     return 1;
 }
 
@@ -735,11 +724,7 @@ static int test_pair_backpressure(void)
     ASSERT_TRUE(shutdown_both(&ps));
     free(out);
     free(in);
-    SSL_free(ps.server);
-    SSL_free(ps.client);
-    SSL_free(ps.listener);
-    SSL_CTX_free(sctx);
-    SSL_CTX_free(cctx);
+    peers_free(&ps, sctx, cctx, NULL, -1, -1);
     return 1;
 }
 
@@ -909,11 +894,7 @@ static int alpn_run(int answer, int *connected, const unsigned char **sel, unsig
         ASSERT_EQ(SSL_get_accept_connection_queue_len(ps.listener), 0);
     }
     ERR_clear_error();
-    SSL_free(ps.server);
-    SSL_free(ps.client);
-    SSL_free(ps.listener);
-    SSL_CTX_free(sctx);
-    SSL_CTX_free(cctx);
+    peers_free(&ps, sctx, cctx, NULL, -1, -1);
     return 1;
 }
 
