@@ -359,7 +359,8 @@ int main(int argc, char **argv)
     }
     if (n == 0 || secs <= 0 || setup_cap <= 0)
         return 2;
-    /* One descriptor per client socket, plus a few for stdio, pipes and epoll. */
+    /* One descriptor per client socket (a non-blocking client domain holds no eventfd), plus
+     * a few for stdio, pipes and epoll. */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
         rl.rlim_cur = rl.rlim_max;
         (void)setrlimit(RLIMIT_NOFILE, &rl);

@@ -31,6 +31,9 @@ use quinn_proto::StreamId;
 
 /// A port's index in its domain.
 pub type PortId = usize;
+/// How often a leader without an eventfd looks at its interest again.
+const NO_WAKER_POLL: Duration = Duration::from_millis(10);
+
 /// The port a domain object addresses: none (an empty placeholder port answers).
 pub const NO_PORT: PortId = usize::MAX;
 
@@ -294,7 +297,8 @@ fn signal(w: &Wake) {
         Wake::Cv(cv) => {
             cv.notify_one();
         }
-        Wake::Fd(fd) => sys::eventfd_signal(*fd),
+        Wake::Fd(fd) if *fd >= 0 => sys::eventfd_signal(*fd),
+        Wake::Fd(_) => {}
     }
 }
 
@@ -340,7 +344,10 @@ pub struct Domain {
 
 impl Drop for Domain {
     fn drop(&mut self) {
-        let _ = sys::close(self.waker());
+        let fd = self.waker();
+        if fd >= 0 {
+            let _ = sys::close(fd);
+        }
     }
 }
 
@@ -413,9 +420,6 @@ impl Domain {
 
     /// A domain without ports yet (SSL_new_domain).
     pub fn empty(flags: u64) -> Result<Domain> {
-        let waker = sys::eventfd().map_err(|e| {
-            Error::sys(e.raw_os_error().unwrap_or(libc::EMFILE)).with(format!("eventfd: {e}"))
-        })?;
         Ok(Domain {
             r: Mutex::new(Reactor {
                 ports: Vec::new(),
@@ -426,7 +430,7 @@ impl Domain {
                 activity: 0,
             }),
             owner: AtomicUsize::new(0),
-            waker: AtomicI32::new(waker),
+            waker: AtomicI32::new(-1),
             generation: std::sync::atomic::AtomicU64::new({
                 sys::watch_forks();
                 sys::fork_generation()
@@ -438,18 +442,35 @@ impl Domain {
         })
     }
 
+    /// The leader's eventfd, or -1 while no thread has waited on the network yet.
     fn waker(&self) -> i32 {
         self.waker.load(Relaxed)
+    }
+
+    /// The leader's eventfd, made by the first thread that leads (under the domain's lock):
+    /// a domain only driven by non-blocking calls (a client among thousands) never holds
+    /// one. -1 if it cannot be made (out of descriptors).
+    fn lead_waker(&self) -> i32 {
+        let fd = self.waker();
+        if fd >= 0 {
+            return fd;
+        }
+        let fd = sys::eventfd().unwrap_or(-1);
+        self.waker.store(fd, Relaxed);
+        fd
     }
 
     /// In a child process right after fork(2), with the reactor locked by the forking
     /// thread (the only thread the child has): the parent's waiters do not exist here, and
     /// the eventfd is the parent's too (a wake-up meant for one process could be taken by
-    /// the other), so the child gets its own (`fresh_waker`, from `make_waker`).
+    /// the other), so the child gets its own (`fresh_waker`, from `make_waker`), or none
+    /// yet (-1: the first thread to lead makes one).
     pub fn after_fork_child(&self, g: &mut DomainGuard<'_>, fresh_waker: i32) {
         self.generation.store(sys::fork_generation(), Relaxed);
         let old = self.waker.swap(fresh_waker, Relaxed);
-        let _ = sys::close(old);
+        if old >= 0 {
+            let _ = sys::close(old);
+        }
         g.entries.clear();
         g.leader = None;
         // No background thread crossed the fork.
@@ -521,9 +542,7 @@ impl Domain {
             p.fork = Default::default();
             p.set_bios(None, None);
         }
-        if let Ok(fresh) = sys::eventfd() {
-            self.after_fork_child(g, fresh);
-        }
+        self.after_fork_child(g, -1);
     }
 
     /// Whether the domain's flags let its objects block (BLOCKING or LEGACY_BLOCKING).
@@ -580,23 +599,33 @@ impl Domain {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let id = g.register(interest, Wake::Fd(self.waker()));
+        let waker = self.lead_waker();
+        let id = g.register(interest, Wake::Fd(waker));
         g.leader = Some((id, until));
         let mut fds = Vec::with_capacity(4);
-        fds.push(sys::PollFd {
-            fd: self.waker(),
-            read: true,
-            write: false,
-            ready: false,
-        });
+        if waker >= 0 {
+            fds.push(sys::PollFd {
+                fd: waker,
+                read: true,
+                write: false,
+                ready: false,
+            });
+        }
         g.poll_fds(&mut fds);
-        let timeout = until.map(|u| u.saturating_duration_since(now));
+        let mut timeout = until.map(|u| u.saturating_duration_since(now));
+        if waker < 0 {
+            // No eventfd (out of descriptors): no one can wake this thread early, so it
+            // looks again every 10 ms.
+            timeout = Some(timeout.map_or(NO_WAKER_POLL, |t| t.min(NO_WAKER_POLL)));
+        }
         if timeout != Some(Duration::ZERO) {
             MutexGuard::unlocked(g.raw(), || {
                 let _ = sys::poll(&mut fds, timeout);
             });
         }
-        sys::eventfd_drain(self.waker());
+        if waker >= 0 {
+            sys::eventfd_drain(waker);
+        }
         g.leader = None;
         g.unregister(id);
         g.update_defer();
@@ -638,7 +667,9 @@ impl Domain {
                 e.woken = true;
                 signal(&e.wake);
             }
-            sys::eventfd_signal(self.waker());
+            if self.waker() >= 0 {
+                sys::eventfd_signal(self.waker());
+            }
         }
         if let Some(h) = self.assist.lock().take() {
             let _ = h.join();
