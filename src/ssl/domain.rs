@@ -411,16 +411,16 @@ impl DerefMut for PortGuard<'_> {
 
 impl Domain {
     /// A domain with one port over `engine`.
-    pub fn new(mut engine: Engine, flags: u64) -> Result<Arc<Domain>> {
-        let d = Domain::empty(flags)?;
+    pub fn new(mut engine: Engine, flags: u64) -> Arc<Domain> {
+        let d = Domain::empty(flags);
         engine.changes = d.changes.clone();
         d.r.lock().ports.push(Port::new(engine));
-        Ok(Arc::new(d))
+        Arc::new(d)
     }
 
     /// A domain without ports yet (SSL_new_domain).
-    pub fn empty(flags: u64) -> Result<Domain> {
-        Ok(Domain {
+    pub fn empty(flags: u64) -> Domain {
+        Domain {
             r: Mutex::new(Reactor {
                 ports: Vec::new(),
                 none: Port::new(Engine::new(None)),
@@ -439,7 +439,7 @@ impl Domain {
             changes: Arc::new(std::sync::atomic::AtomicU64::new(1)),
             stopping: std::sync::atomic::AtomicBool::new(false),
             assist: Mutex::new(None),
-        })
+        }
     }
 
     /// The leader's eventfd, or -1 while no thread has waited on the network yet.
@@ -463,11 +463,10 @@ impl Domain {
     /// In a child process right after fork(2), with the reactor locked by the forking
     /// thread (the only thread the child has): the parent's waiters do not exist here, and
     /// the eventfd is the parent's too (a wake-up meant for one process could be taken by
-    /// the other), so the child gets its own (`fresh_waker`, from `make_waker`), or none
-    /// yet (-1: the first thread to lead makes one).
-    pub fn after_fork_child(&self, g: &mut DomainGuard<'_>, fresh_waker: i32) {
+    /// the other), so the child lets it go; its first thread to lead makes its own.
+    pub fn after_fork_child(&self, g: &mut DomainGuard<'_>) {
         self.generation.store(sys::fork_generation(), Relaxed);
-        let old = self.waker.swap(fresh_waker, Relaxed);
+        let old = self.waker.swap(-1, Relaxed);
         if old >= 0 {
             let _ = sys::close(old);
         }
@@ -478,14 +477,6 @@ impl Domain {
             .assist
             .try_lock()
             .map(|mut a| a.take().map(std::mem::forget));
-    }
-
-    /// An eventfd for `after_fork_child`, made before fork(2) so the child has nothing
-    /// left that can fail.
-    pub fn make_waker() -> Result<i32> {
-        sys::eventfd().map_err(|e| {
-            Error::sys(e.raw_os_error().unwrap_or(libc::EMFILE)).with(format!("eventfd: {e}"))
-        })
     }
 
     /// Adds a port (a listener made in this domain); returns its id.
@@ -542,7 +533,7 @@ impl Domain {
             p.fork = Default::default();
             p.set_bios(None, None);
         }
-        self.after_fork_child(g, -1);
+        self.after_fork_child(g);
     }
 
     /// Whether the domain's flags let its objects block (BLOCKING or LEGACY_BLOCKING).

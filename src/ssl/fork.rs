@@ -79,20 +79,12 @@ fn socket_bio(fd: OwnedFd) -> Result<Arc<Bio>> {
 }
 
 /// The child's first steps, with the reactor still locked by the forking thread. Nothing
-/// here can fail: what could was made before the fork.
-fn child_start(domain: &Domain, g: &mut DomainGuard<'_>, waker: i32) {
+/// here can fail (the child's eventfd is made when one of its threads first waits).
+fn child_start(domain: &Domain, g: &mut DomainGuard<'_>) {
     // Only if the OS has no randomness left would this fail; quinn-proto would then fail
     // to draw from it as well.
     let _ = rand::rng().reseed();
-    domain.after_fork_child(g, waker);
-}
-
-/// fork(2), or the error (closing the eventfd made for the child).
-fn fork_or_close(waker: i32) -> Result<i32> {
-    sys::fork().map_err(|e| {
-        let _ = sys::close(waker);
-        sys_err("fork", e)
-    })
+    domain.after_fork_child(g);
 }
 
 /// OSSLQUIC_fork_connection: fork(2), the child serving `s` alone. A TLS connection needs
@@ -148,12 +140,11 @@ pub fn fork_connection(s: &Arc<Ssl>) -> Result<i32> {
         }
     }
     g.port(c.port).tick(now);
-    let waker = Domain::make_waker()?;
     let bio = socket_bio(sock)?;
-    let pid = fork_or_close(waker)?;
+    let pid = sys::fork().map_err(|e| sys_err("fork", e))?;
     if pid == 0 {
         drop(parent_end);
-        child_start(&c.domain, &mut g, waker);
+        child_start(&c.domain, &mut g);
         for other in g.port_ids().filter(|&o| o != c.port) {
             let p = g.port(other);
             p.engine.keep_only(ConnId::MAX);
@@ -169,7 +160,6 @@ pub fn fork_connection(s: &Arc<Ssl>) -> Result<i32> {
         p.set_bios(Some(bio.clone()), Some(bio));
         Ok(0)
     } else {
-        let _ = sys::close(waker);
         drop(child_end);
         drop(bio);
         let p = g.port(c.port);
@@ -268,12 +258,10 @@ pub fn prefork_worker(s: &Ssl, index: i32) -> Result<()> {
         }
     }
     // Everything that can fail comes before the first change.
-    let waker = Domain::make_waker()?;
     let mut mine = Vec::with_capacity(ports.len());
     for &port in &ports {
         let p = g.port(port);
         if !p.engine.conns.is_empty() {
-            let _ = sys::close(waker);
             return Err(
                 Error::ssl(ERR_R_OPERATION_FAIL).with("the listener already has connections")
             );
@@ -288,15 +276,9 @@ pub fn prefork_worker(s: &Ssl, index: i32) -> Result<()> {
     }
     let mut bios = Vec::with_capacity(ports.len());
     for m in mine {
-        match m.map(|r| r.and_then(socket_bio)).transpose() {
-            Ok(b) => bios.push(b),
-            Err(e) => {
-                let _ = sys::close(waker);
-                return Err(e);
-            }
-        }
+        bios.push(m.map(|r| r.and_then(socket_bio)).transpose()?);
     }
-    child_start(&domain, &mut g, waker);
+    child_start(&domain, &mut g);
     for (&port, bio) in ports.iter().zip(bios) {
         let p = g.port(port);
         // The other workers' sockets are closed in this process (the parent keeps them).

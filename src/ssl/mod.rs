@@ -201,11 +201,7 @@ fn switch_hook(t: &TlsObj, base: &Arc<SslCtx>) -> crate::tls::SwitchHook {
 /// The domain TLS objects answer with: no ports, so QUIC calls on them are no-ops.
 fn tls_null_domain() -> &'static Arc<Domain> {
     static D: std::sync::OnceLock<Arc<Domain>> = std::sync::OnceLock::new();
-    D.get_or_init(|| {
-        Arc::new(
-            Domain::empty(SSL_DOMAIN_FLAG_MULTI_THREAD).expect("an eventfd for the null domain"),
-        )
-    })
+    D.get_or_init(|| Arc::new(Domain::empty(SSL_DOMAIN_FLAG_MULTI_THREAD)))
 }
 
 // One listener per port and one connection object per connection: the size difference
@@ -314,7 +310,7 @@ impl Ssl {
             return Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
                 .with("SSL_new on a QUIC server context: use SSL_new_listener"));
         }
-        let domain = Domain::new(Engine::new(None), domain_flags(&ctx, 0)?)?;
+        let domain = Domain::new(Engine::new(None), domain_flags(&ctx, 0)?);
         let s = Ssl::make(ctx, Kind::Conn(Conn::new(domain, 0, None)), true);
         s.domain().owner.store(Arc::as_ptr(&s) as usize, Relaxed);
         Ok(s)
@@ -346,7 +342,7 @@ impl Ssl {
         }
         let engine = Ssl::listener_engine(&ctx, validate)?;
         let epoch = engine.accept_epoch.clone();
-        let domain = Domain::new(engine, domain_flags(&ctx, 0)?)?;
+        let domain = Domain::new(engine, domain_flags(&ctx, 0)?);
         let l = Listener {
             domain,
             port: 0,
@@ -361,7 +357,7 @@ impl Ssl {
 
     /// SSL_new_domain: an empty domain that listeners can be made in.
     pub fn new_domain(ctx: Arc<SslCtx>, flags: u64) -> Result<Arc<Ssl>> {
-        let domain = Arc::new(Domain::empty(domain_flags(&ctx, flags)?)?);
+        let domain = Arc::new(Domain::empty(domain_flags(&ctx, flags)?));
         let s = Ssl::make(ctx, Kind::Domain(DomainObj { domain }), true);
         s.domain().owner.store(Arc::as_ptr(&s) as usize, Relaxed);
         Ok(s)
