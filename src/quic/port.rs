@@ -380,18 +380,42 @@ impl Port {
 /// Sends `out` (datagrams and GSO runs in `txbuf`) through `wbio` in one batch; returns the
 /// datagrams the network refused for now, in order, one per entry.
 fn send_out(wbio: &Bio, addressed: bool, out: &[Out], txbuf: &[u8]) -> Option<(Vec<Out>, Vec<u8>)> {
-    let mut count = 0;
-    for o in out {
-        count += o.len.div_ceil(o.seg.max(1));
+    // This thread's descriptor arrays, reused from send to send (fresh ones if a BIO's
+    // callback sends again from inside the send).
+    SEND_SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => {
+            let (dsts, descs) = &mut *s;
+            send_with(wbio, addressed, out, txbuf, dsts, descs)
+        }
+        Err(_) => send_with(
+            wbio,
+            addressed,
+            out,
+            txbuf,
+            &mut Vec::new(),
+            &mut Vec::new(),
+        ),
+    })
+}
+
+thread_local! {
+    static SEND_SCRATCH: std::cell::RefCell<(Vec<BioAddr>, Vec<TxDesc>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+fn send_with(
+    wbio: &Bio,
+    addressed: bool,
+    out: &[Out],
+    txbuf: &[u8],
+    dsts: &mut Vec<BioAddr>,
+    descs: &mut Vec<TxDesc>,
+) -> Option<(Vec<Out>, Vec<u8>)> {
+    dsts.clear();
+    if addressed {
+        dsts.extend(out.iter().map(|o| BioAddr::from_socket_addr(&o.dst)));
     }
-    let dsts: Vec<BioAddr> = if addressed {
-        out.iter()
-            .map(|o| BioAddr::from_socket_addr(&o.dst))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let mut descs = Vec::with_capacity(count);
+    descs.clear();
     for (k, o) in out.iter().enumerate() {
         let mut off = 0;
         while off < o.len {
@@ -409,7 +433,7 @@ fn send_out(wbio: &Bio, addressed: bool, out: &[Out], txbuf: &[u8]) -> Option<(V
             off += len;
         }
     }
-    let sent = wbio.send_batch(&descs);
+    let sent = wbio.send_batch(descs);
     let retry = sent.err.as_ref().is_some_and(|e| {
         let c = e.code;
         crate::error::is_system(c)
