@@ -728,26 +728,22 @@ impl Verifier {
         chain_len: usize,
         failure: Option<(i64, i32)>,
     ) -> (bool, i64) {
-        if let Some((error, depth)) = failure {
+        let call = |ok, error, depth| {
             let mut call = VerifyCall {
-                ok: false,
+                ok,
                 error,
                 depth,
                 ssl,
             };
-            let go = cb(&mut call);
-            return (go, call.error);
+            (cb(&mut call), call.error)
+        };
+        if let Some((error, depth)) = failure {
+            return call(false, error, depth);
         }
         let mut error = X509_V_OK;
         for depth in (0..chain_len as i32).rev() {
-            let mut call = VerifyCall {
-                ok: true,
-                error,
-                depth,
-                ssl,
-            };
-            let go = cb(&mut call);
-            error = call.error;
+            let go;
+            (go, error) = call(true, error, depth);
             if !go {
                 return (false, error);
             }
