@@ -35,6 +35,17 @@ struct client_arg {
     int ok;
 };
 
+/* Waits for child `pid` (each child bounds its own run with alarm()); 1 if it exited 0. */
+static int exited_ok(pid_t pid)
+{
+    int st;
+
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    ASSERT_TRUE(WIFEXITED(st));
+    ASSERT_EQ(WEXITSTATUS(st), 0);
+    return 1;
+}
+
 static int read_all(SSL *s, unsigned char *buf, size_t len, size_t rebind_at, int *rebound)
 {
     size_t got = 0, n;
@@ -325,7 +336,7 @@ static int test_prefork(void)
 {
     enum { W = 3, N = 12 };
     BIO_ADDR *addr = NULL;
-    int fd = udp_server_socket(&addr), rep[2], res[2], i, st, used[W] = {0};
+    int fd = udp_server_socket(&addr), rep[2], res[2], i, used[W] = {0};
     pid_t client, workers[W];
     SSL_CTX *sctx = qu_server_ctx(0);
     SSL *l = NULL;
@@ -368,9 +379,7 @@ static int test_prefork(void)
     }
     close(res[1]);
     close(rep[1]);
-    ASSERT_EQ(waitpid(client, &st, 0), client);
-    ASSERT_TRUE(WIFEXITED(st));
-    ASSERT_EQ(WEXITSTATUS(st), 0);
+    ASSERT_TRUE(exited_ok(client));
     for (i = 0; i < N; i++) {
         ASSERT_EQ(read(res[0], seen[i], 8), 8);
         ASSERT_TRUE(seen[i][1] >= 0 && seen[i][1] < W);
@@ -466,7 +475,7 @@ static int test_fork_leaves_the_rest(void)
 {
     BIO_ADDR *aa = NULL, *ab = NULL, *a2 = NULL;
     int fa = udp_server_socket(&aa), fb = udp_server_socket(&ab), f2 = udp_server_socket(&a2);
-    int res[2], st;
+    int res[2];
     pid_t client, kid;
     SSL_CTX *sctx = qu_server_ctx(0);
     SSL *d = NULL, *la = NULL, *lb = NULL, *l2 = NULL, *ca, *cb, *c2;
@@ -545,15 +554,11 @@ static int test_fork_leaves_the_rest(void)
     ASSERT_TRUE(serve(cb, -1, &r));
     ASSERT_TRUE(qu_shutdown_blocking(cb));
     SSL_free(cb);
-    ASSERT_EQ(waitpid(kid, &st, 0), kid);
-    ASSERT_TRUE(WIFEXITED(st));
-    ASSERT_EQ(WEXITSTATUS(st), 0);
+    ASSERT_TRUE(exited_ok(kid));
     ASSERT_TRUE(serve(c2, -1, &r));
     ASSERT_TRUE(qu_shutdown_blocking(c2));
     SSL_free(c2);
-    ASSERT_EQ(waitpid(client, &st, 0), client);
-    ASSERT_TRUE(WIFEXITED(st));
-    ASSERT_EQ(WEXITSTATUS(st), 0);
+    ASSERT_TRUE(exited_ok(client));
     ASSERT_EQ(read(res[0], seen, sizeof(seen)), (long)sizeof(seen));
     ASSERT_EQ(seen[0][0], (int32_t)getpid()); /* L2: the parent */
     ASSERT_EQ(seen[1][0], (int32_t)getpid()); /* B: the parent */
