@@ -22,6 +22,8 @@ use quinn_proto::{
 };
 use rand::Rng;
 
+use super::transport::{self, Closing};
+
 /// Most connections driven in one `process` call, so one busy tick cannot starve the caller.
 const MAX_DRIVE_PER_TICK: usize = 4096;
 /// Most datagrams one connection may emit per drive (GSO batch size for quinn).
@@ -86,6 +88,17 @@ pub struct Conn {
     /// Bumped whenever this connection's state may have changed (driven, marked): lets
     /// SSL_poll reuse what it computed for an object whose connection did not change.
     pub epoch: Arc<AtomicU64>,
+    /// Shared with the connection's congestion controller (see `transport`).
+    closing: Closing,
+}
+
+impl Conn {
+    /// Closes the connection with an application error code; CONNECTION_CLOSE goes out with
+    /// the next transmit even if the congestion window is full.
+    pub fn close(&mut self, now: Instant, code: VarInt, reason: bytes::Bytes) {
+        self.closing.set();
+        self.q.close(now, code, reason);
+    }
 }
 
 /// Length of the connection IDs this engine issues.
@@ -329,11 +342,20 @@ impl Engine {
         remote: SocketAddr,
         server_name: &str,
     ) -> Result<ConnId, quinn_proto::ConnectError> {
+        let mut cfg = cfg;
+        let closing = Closing::default();
+        cfg.transport_config(Arc::new(transport::config(&closing)));
         let (ch, q) = self.endpoint.connect(now, cfg, remote, server_name)?;
-        Ok(self.insert(ch, q, true))
+        Ok(self.insert(ch, q, true, closing))
     }
 
-    fn insert(&mut self, ch: ConnectionHandle, q: Connection, held: bool) -> ConnId {
+    fn insert(
+        &mut self,
+        ch: ConnectionHandle,
+        q: Connection,
+        held: bool,
+        closing: Closing,
+    ) -> ConnId {
         let id = self.next_id;
         self.next_id += 1;
         let c = Conn {
@@ -352,6 +374,7 @@ impl Engine {
             write_blocked: Default::default(),
             open_blocked: [false; 2],
             epoch: Arc::new(AtomicU64::new(1)),
+            closing,
         };
         self.conns.insert(id, Box::new(c));
         self.by_handle.insert(ch, id);
@@ -443,12 +466,15 @@ impl Engine {
                         Err(e) => self.endpoint.ignore(e.into_incoming()),
                     }
                 } else {
-                    match self
-                        .endpoint
-                        .accept(inc, now, &mut buf, self.server.clone())
-                    {
+                    let closing = Closing::default();
+                    let cfg = self.server.as_ref().map(|s| {
+                        let mut s = (**s).clone();
+                        s.transport_config(Arc::new(transport::config(&closing)));
+                        Arc::new(s)
+                    });
+                    match self.endpoint.accept(inc, now, &mut buf, cfg) {
                         Ok((ch, q)) => {
-                            let id = self.insert(ch, q, false);
+                            let id = self.insert(ch, q, false, closing);
                             self.stats.accepted += 1;
                             self.accept_queue.push_back(id);
                             self.accept_epoch.fetch_add(1, Relaxed);
@@ -554,6 +580,9 @@ impl Engine {
                         self.touched.push((id, Note::State));
                     }
                     Event::ConnectionLost { reason } => {
+                        // quinn closed it itself (an error, a timeout): its close packet
+                        // must not wait for congestion credit either.
+                        c.closing.set();
                         c.lost = Some(reason);
                         self.touched.push((id, Note::State));
                     }

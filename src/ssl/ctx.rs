@@ -557,9 +557,8 @@ impl SslCtx {
                     .map_err(|e| Error::internal(e.to_string()))?,
             ),
         };
-        let mut sc = quinn_proto::ServerConfig::with_crypto(crypto);
-        sc.transport_config(Arc::new(transport()));
-        let sc = Arc::new(sc);
+        // The engine gives each connection its own transport settings (quic::transport).
+        let sc = Arc::new(quinn_proto::ServerConfig::with_crypto(crypto));
         c.server = Some(sc.clone());
         Ok(sc)
     }
@@ -594,9 +593,8 @@ impl SslCtx {
         tls.key_log = key_log(&c, ssl);
         let crypto = quinn_proto::crypto::rustls::QuicClientConfig::try_from(Arc::new(tls))
             .map_err(|e| Error::internal(e.to_string()))?;
-        let mut cc = quinn_proto::ClientConfig::new(Arc::new(crypto));
-        cc.transport_config(Arc::new(transport()));
-        Ok(cc)
+        // The engine gives each connection its own transport settings (quic::transport).
+        Ok(quinn_proto::ClientConfig::new(Arc::new(crypto)))
     }
 }
 
@@ -607,18 +605,6 @@ fn key_log(c: &Cfg, ssl: usize) -> Arc<dyn rustls::KeyLog> {
         None if std::env::var_os("SSLKEYLOGFILE").is_some() => Arc::new(rustls::KeyLogFile::new()),
         None => Arc::new(rustls::NoKeyLog),
     }
-}
-
-/// Transport defaults: OpenSSL's 30 s idle timeout, windows large enough for bulk transfer.
-fn transport() -> quinn_proto::TransportConfig {
-    let mut t = quinn_proto::TransportConfig::default();
-    t.max_idle_timeout(Some(quinn_proto::VarInt::from_u32(30_000).into()));
-    t.stream_receive_window(quinn_proto::VarInt::from_u32(8 << 20));
-    t.receive_window(quinn_proto::VarInt::from_u32(32 << 20));
-    t.send_window(32 << 20);
-    t.max_concurrent_bidi_streams(quinn_proto::VarInt::from_u32(1000));
-    t.max_concurrent_uni_streams(quinn_proto::VarInt::from_u32(1000));
-    t
 }
 
 /// One call of the application's verify callback: what its X509_STORE_CTX shows

@@ -1584,9 +1584,10 @@ impl Ssl {
         }
     }
 
-    /// SSL_shutdown(_ex): conclude the default stream, wait for its data to be acknowledged
-    /// (unless NO_STREAM_FLUSH or RAPID), send CONNECTION_CLOSE, then wait out the closing
-    /// period (unless RAPID). Ok(true) when done, Ok(false) while in progress; a blocking
+    /// SSL_shutdown(_ex): conclude the default stream, wait for every concluded stream's data
+    /// to be acknowledged (unless NO_STREAM_FLUSH), send CONNECTION_CLOSE, then wait out the
+    /// closing period (unless RAPID). As in SSL_shutdown_ex(3), RAPID skips only the
+    /// terminating period: stream data written before the call is still delivered. Ok(true) when done, Ok(false) while in progress; a blocking
     /// object waits (unless NO_BLOCK).
     pub fn shutdown(&self, code: u64, reason: &[u8], flags: u64) -> Result<bool> {
         if let Kind::Tls(t) = &self.kind {
@@ -1594,7 +1595,7 @@ impl Ssl {
         }
         let c = self.as_conn()?;
         let rapid = flags & SSL_SHUTDOWN_FLAG_RAPID != 0;
-        let flush = flags & (SSL_SHUTDOWN_FLAG_NO_STREAM_FLUSH | SSL_SHUTDOWN_FLAG_RAPID) == 0;
+        let flush = flags & SSL_SHUTDOWN_FLAG_NO_STREAM_FLUSH == 0;
         let r = self.op(flags & SSL_SHUTDOWN_FLAG_NO_BLOCK == 0, |p| {
             let Some(h) = *c.handle.lock() else {
                 return Ok(());
@@ -1623,8 +1624,7 @@ impl Ssl {
                 c.closing.store(true, Relaxed);
                 c.close_code.store(code, Relaxed);
                 let code = VarInt::from_u64(code).unwrap_or(VarInt::from_u32(0));
-                conn.q
-                    .close(Instant::now(), code, bytes::Bytes::copy_from_slice(reason));
+                conn.close(Instant::now(), code, bytes::Bytes::copy_from_slice(reason));
                 p.engine.mark(h);
                 p.run(Instant::now());
             }
@@ -1775,7 +1775,7 @@ impl Drop for Conn {
             if let Some(c) = p.engine.conns.get_mut(&h)
                 && !c.q.is_closed()
             {
-                c.q.close(Instant::now(), VarInt::from_u32(0), bytes::Bytes::new());
+                c.close(Instant::now(), VarInt::from_u32(0), bytes::Bytes::new());
                 p.engine.mark(h);
                 p.run(Instant::now());
             }

@@ -635,6 +635,86 @@ static int test_read_after_peer_close(void)
     return 1;
 }
 
+/* SSL_shutdown_ex(RAPID) skips only the closing period: a server that writes LEN bytes with
+ * FIN and loops on RAPID until it returns 1 delivers every byte (issue 12: it used to close at
+ * once and cut the stream). NO_STREAM_FLUSH alone skips the flush: shutdown is done at the
+ * first call and the client sees less than was written. */
+static int rapid_shutdown(uint64_t flags)
+{
+    enum { LEN = 2000000 };
+    SSL_CTX *sctx = server_ctx(), *cctx = client_ctx();
+    BIO *a = NULL, *b = NULL;
+    struct peerset ps = {0};
+    unsigned char *data = malloc(LEN), buf[65536];
+    size_t sent = 0, got = 0, n, i;
+    int r = 0, flush = (flags & SSL_SHUTDOWN_FLAG_NO_STREAM_FLUSH) == 0;
+
+    ASSERT_NOT_NULL(data);
+    for (i = 0; i < LEN; i++)
+        data[i] = (unsigned char)(i % 251);
+    ASSERT_EQ(BIO_new_bio_dgram_pair(&a, 8 << 20, &b, 8 << 20), 1);
+    ps.listener = SSL_new_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE);
+    SSL_set_blocking_mode(ps.listener, 0);
+    SSL_set_bio(ps.listener, a, a);
+    ps.client = SSL_new(cctx);
+    SSL_set_blocking_mode(ps.client, 0);
+    SSL_set_bio(ps.client, b, b);
+    ASSERT_EQ(SSL_set_alpn_protos(ps.client, alpn, sizeof(alpn)), 0);
+    ASSERT_TRUE(handshake(&ps));
+    ASSERT_EQ(SSL_write_ex(ps.client, "GET", 3, &n), 1);
+    PUMP(&ps, SSL_read_ex(ps.server, buf, 3, &n) == 1);
+    ERR_clear_error();
+    if (flush) {
+        PUMP(&ps, (sent += (SSL_write_ex(ps.server, data + sent, LEN - sent, &n) == 1 ? n : 0)) == LEN);
+        ASSERT_EQ(SSL_stream_conclude(ps.server, 0), 1);
+        /* The client keeps acknowledging while the server flushes. */
+        PUMP(&ps, (r = SSL_shutdown_ex(ps.server, flags, NULL, 0)) != 0);
+        ASSERT_EQ(r, 1);
+    } else {
+        ASSERT_EQ(SSL_write_ex(ps.server, data, LEN, &sent), 1); /* buffered, mostly unsent */
+        ASSERT_EQ(SSL_stream_conclude(ps.server, 0), 1);
+        ASSERT_EQ(SSL_shutdown_ex(ps.server, flags, NULL, 0), 1); /* nothing to wait for */
+    }
+    ERR_clear_error();
+    {
+        uint64_t deadline = tu_now_ms() + 10000;
+        for (;;) {
+            ASSERT_TRUE(tu_now_ms() < deadline);
+            r = SSL_read_ex(ps.client, buf, sizeof(buf), &n);
+            if (r == 1) {
+                ASSERT_LE(got + n, sent);
+                ASSERT_MEM_EQ(buf, data + got, n);
+                got += n;
+                continue;
+            }
+            if (SSL_get_error(ps.client, r) != SSL_ERROR_WANT_READ)
+                break;
+            SSL_handle_events(ps.client);
+        }
+    }
+    if (flush) {
+        ASSERT_EQ(got, (size_t)LEN);
+        ASSERT_EQ(SSL_get_error(ps.client, 0), SSL_ERROR_ZERO_RETURN);
+    } else {
+        ASSERT_TRUE(got < sent); /* the close cut the stream, as asked */
+        ASSERT_EQ(SSL_get_error(ps.client, 0), SSL_ERROR_SSL);
+    }
+    ERR_clear_error();
+    free(data);
+    peers_free(&ps, sctx, cctx, NULL, -1, -1);
+    return 1;
+}
+
+static int test_shutdown_rapid_flushes(void)
+{
+    return rapid_shutdown(SSL_SHUTDOWN_FLAG_RAPID);
+}
+
+static int test_shutdown_no_stream_flush(void)
+{
+    return rapid_shutdown(SSL_SHUTDOWN_FLAG_NO_STREAM_FLUSH | SSL_SHUTDOWN_FLAG_RAPID);
+}
+
 static int test_pair_unaddressed(void)
 {
     SSL_CTX *sctx = server_ctx(), *cctx = client_ctx();
@@ -957,6 +1037,8 @@ int main(int argc, char **argv)
     RUN(test_select_next_proto);
     RUN(test_alpn_select_cb);
     RUN(test_read_after_peer_close);
+    RUN(test_shutdown_rapid_flushes);
+    RUN(test_shutdown_no_stream_flush);
     RUN(test_idle_connections_cost_nothing);
     return tu_finish();
 }
