@@ -150,6 +150,10 @@ mod tests {
         let copy = c.clone_box();
         closing.set();
         assert_eq!(c.window(), UNBOUNDED);
-        assert_eq!(copy.window(), UNBOUNDED, "a path's copy follows the same flag");
+        assert_eq!(
+            copy.window(),
+            UNBOUNDED,
+            "a path's copy follows the same flag"
+        );
     }
 }
