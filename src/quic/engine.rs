@@ -12,7 +12,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use quinn_proto::{
@@ -103,6 +103,43 @@ impl Conn {
 
 /// Length of the connection IDs this engine issues.
 pub const CID_LEN: usize = 8;
+
+/// How long the other datagrams of a first flight are left unanswered after one drew a
+/// Retry: far longer than a flight takes to arrive, far shorter than a client's first probe
+/// timeout (about 1 s with RFC 9002's initial RTT), whose retransmission is answered again.
+const RETRY_QUIET: Duration = Duration::from_millis(200);
+/// Most connection attempts remembered; the oldest are forgotten first.
+const RETRY_MEMORY: usize = 4096;
+
+/// One Retry per connection attempt. A ClientHello too large for one datagram (post-quantum
+/// key shares, as OpenSSL 3.5 and browsers send) arrives as several untokened Initials; a
+/// Retry for each gives the client several Retries for one attempt. RFC 9000 (17.2.5.2) has
+/// it process only the first, but OpenSSL 3.5's client follows a later one too, abandons the
+/// Initials it sent with the first token and only recovers at its probe timeout (a handshake
+/// stall of a second or more, or a failure for clients that wait less; issue 12).
+#[derive(Default)]
+struct RecentRetries {
+    order: VecDeque<(Instant, SocketAddr, ConnectionId)>,
+    set: std::collections::HashSet<(SocketAddr, ConnectionId)>,
+}
+
+impl RecentRetries {
+    /// Whether this datagram is the first of its attempt (from `remote`, to `odcid`) lately.
+    fn first(&mut self, now: Instant, remote: SocketAddr, odcid: ConnectionId) -> bool {
+        while let Some(&(at, r, c)) = self.order.front() {
+            if now.saturating_duration_since(at) < RETRY_QUIET && self.order.len() < RETRY_MEMORY {
+                break;
+            }
+            self.set.remove(&(r, c));
+            self.order.pop_front();
+        }
+        if !self.set.insert((remote, odcid)) {
+            return false;
+        }
+        self.order.push_back((now, remote, odcid));
+        true
+    }
+}
 
 /// Issues connection IDs from the calling thread's random generator (reseeded after a fork,
 /// so no two processes issue the same IDs). A prefork worker's IDs carry its index in their
@@ -215,6 +252,8 @@ pub struct Engine {
     pub only_own: bool,
     /// Prefork worker index, carried in the first byte of this engine's connection IDs.
     pub worker: Option<u8>,
+    /// Connection attempts answered with a Retry a moment ago.
+    retried: RecentRetries,
 }
 
 impl Engine {
@@ -242,6 +281,7 @@ impl Engine {
             stats: Stats::default(),
             changes: Arc::new(AtomicU64::new(1)),
             forwarded: HashMap::new(),
+            retried: RecentRetries::default(),
             fwd_out: Vec::new(),
             fwdbuf: Vec::new(),
             only_own: false,
@@ -461,9 +501,17 @@ impl Engine {
             Some(DatagramEvent::Response(_)) if self.only_own => self.stats.foreign_in += 1,
             Some(DatagramEvent::NewConnection(inc)) => {
                 if self.validate && !inc.remote_address_validated() && inc.may_retry() {
-                    match self.endpoint.retry(inc, &mut buf) {
-                        Ok(t) => self.push_out(&t, &buf),
-                        Err(e) => self.endpoint.ignore(e.into_incoming()),
+                    if !self
+                        .retried
+                        .first(now, inc.remote_address(), *inc.orig_dst_cid())
+                    {
+                        // The rest of a first flight that one Retry already answered.
+                        self.endpoint.ignore(inc);
+                    } else {
+                        match self.endpoint.retry(inc, &mut buf) {
+                            Ok(t) => self.push_out(&t, &buf),
+                            Err(e) => self.endpoint.ignore(e.into_incoming()),
+                        }
                     }
                 } else {
                     let closing = Closing::default();
