@@ -90,6 +90,10 @@ pub struct Conn {
     pub epoch: Arc<AtomicU64>,
     /// Shared with the connection's congestion controller (see `transport`).
     closing: Closing,
+    /// Server, ClientHello still incomplete: when to nudge the client next (see `NUDGE_FIRST`),
+    /// and how many nudges were sent.
+    nudge: Option<Instant>,
+    nudges: u32,
 }
 
 impl Conn {
@@ -101,45 +105,35 @@ impl Conn {
     }
 }
 
-/// Length of the connection IDs this engine issues.
-pub const CID_LEN: usize = 8;
+/// First wait before a server connection whose ClientHello is still incomplete nudges its
+/// client (a PING in the Initial space), doubled for each of up to `NUDGE_MAX` nudges.
+///
+/// After a Retry, a client whose ClientHello spans several datagrams resends only what its
+/// first datagram carried (RFC 9000 lets it keep the rest in flight): OpenSSL 3.5 does so. The
+/// rest is declared lost by the client's time threshold, at least 1 ms (RFC 9002's
+/// granularity) after it was sent, and our immediate acknowledgement arrives sooner than that
+/// on a fast path. A client that runs its timers only when a datagram arrives (OpenSSL's
+/// `ddd-05-mem-nonblocking` waits 2 s on its socket) then never resends it, and the server,
+/// having sent nothing ack-eliciting, has no probe timer either: both wait. The nudge is that
+/// datagram; it is sent only while the ClientHello is incomplete.
+const NUDGE_FIRST: Duration = Duration::from_millis(2);
+const NUDGE_MAX: u32 = 5;
 
-/// How long the other datagrams of a first flight are left unanswered after one drew a
-/// Retry: far longer than a flight takes to arrive, far shorter than a client's first probe
-/// timeout (about 1 s with RFC 9002's initial RTT), whose retransmission is answered again.
-const RETRY_QUIET: Duration = Duration::from_millis(200);
-/// Most connection attempts remembered; the oldest are forgotten first.
-const RETRY_MEMORY: usize = 4096;
-
-/// One Retry per connection attempt. A ClientHello too large for one datagram (post-quantum
-/// key shares, as OpenSSL 3.5 and browsers send) arrives as several untokened Initials; a
-/// Retry for each gives the client several Retries for one attempt. RFC 9000 (17.2.5.2) has
-/// it process only the first, but OpenSSL 3.5's client follows a later one too, abandons the
-/// Initials it sent with the first token and only recovers at its probe timeout (a handshake
-/// stall of a second or more, or a failure for clients that wait less; issue 12).
-#[derive(Default)]
-struct RecentRetries {
-    order: VecDeque<(Instant, SocketAddr, ConnectionId)>,
-    set: std::collections::HashSet<(SocketAddr, ConnectionId)>,
-}
-
-impl RecentRetries {
-    /// Whether this datagram is the first of its attempt (from `remote`, to `odcid`) lately.
-    fn first(&mut self, now: Instant, remote: SocketAddr, odcid: ConnectionId) -> bool {
-        while let Some(&(at, r, c)) = self.order.front() {
-            if now.saturating_duration_since(at) < RETRY_QUIET && self.order.len() < RETRY_MEMORY {
-                break;
-            }
-            self.set.remove(&(r, c));
-            self.order.pop_front();
-        }
-        if !self.set.insert((remote, odcid)) {
-            return false;
-        }
-        self.order.push_back((now, remote, odcid));
-        true
+/// Arms or disarms a server connection's nudge (see `NUDGE_FIRST`).
+fn update_nudge(c: &mut Conn, now: Instant) {
+    let waiting = !c.connected
+        && c.lost.is_none()
+        && !c.q.is_closed()
+        && c.q.crypto_session().handshake_data().is_none();
+    if !waiting {
+        c.nudge = None;
+    } else if c.nudge.is_none() && c.nudges < NUDGE_MAX {
+        c.nudge = Some(now + NUDGE_FIRST * (1 << c.nudges));
     }
 }
+
+/// Length of the connection IDs this engine issues.
+pub const CID_LEN: usize = 8;
 
 /// Issues connection IDs from the calling thread's random generator (reseeded after a fork,
 /// so no two processes issue the same IDs). A prefork worker's IDs carry its index in their
@@ -252,8 +246,6 @@ pub struct Engine {
     pub only_own: bool,
     /// Prefork worker index, carried in the first byte of this engine's connection IDs.
     pub worker: Option<u8>,
-    /// Connection attempts answered with a Retry a moment ago.
-    retried: RecentRetries,
 }
 
 impl Engine {
@@ -281,7 +273,6 @@ impl Engine {
             stats: Stats::default(),
             changes: Arc::new(AtomicU64::new(1)),
             forwarded: HashMap::new(),
-            retried: RecentRetries::default(),
             fwd_out: Vec::new(),
             fwdbuf: Vec::new(),
             only_own: false,
@@ -415,6 +406,8 @@ impl Engine {
             open_blocked: [false; 2],
             epoch: Arc::new(AtomicU64::new(1)),
             closing,
+            nudge: None,
+            nudges: 0,
         };
         self.conns.insert(id, Box::new(c));
         self.by_handle.insert(ch, id);
@@ -501,17 +494,9 @@ impl Engine {
             Some(DatagramEvent::Response(_)) if self.only_own => self.stats.foreign_in += 1,
             Some(DatagramEvent::NewConnection(inc)) => {
                 if self.validate && !inc.remote_address_validated() && inc.may_retry() {
-                    if !self
-                        .retried
-                        .first(now, inc.remote_address(), *inc.orig_dst_cid())
-                    {
-                        // The rest of a first flight that one Retry already answered.
-                        self.endpoint.ignore(inc);
-                    } else {
-                        match self.endpoint.retry(inc, &mut buf) {
-                            Ok(t) => self.push_out(&t, &buf),
-                            Err(e) => self.endpoint.ignore(e.into_incoming()),
-                        }
+                    match self.endpoint.retry(inc, &mut buf) {
+                        Ok(t) => self.push_out(&t, &buf),
+                        Err(e) => self.endpoint.ignore(e.into_incoming()),
                     }
                 } else {
                     let closing = Closing::default();
@@ -582,6 +567,11 @@ impl Engine {
                 continue; // stale heap entry: the timer moved since
             }
             c.timer = None;
+            if c.nudge.is_some_and(|t| t <= now) {
+                c.nudge = None;
+                c.nudges += 1;
+                c.q.ping();
+            }
             c.q.handle_timeout(now);
             self.conn_ticks += 1;
             self.mark(id);
@@ -686,7 +676,13 @@ impl Engine {
                 break;
             }
         }
-        let t = c.q.poll_timeout();
+        if self.server.is_some() {
+            update_nudge(&mut c, now);
+        }
+        let t = match (c.q.poll_timeout(), c.nudge) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if t != c.timer {
             c.timer = t;
             if let Some(at) = t {
