@@ -578,20 +578,37 @@ fn read_into(
 
 /// The int-length forms (SSL_read, SSL_write, SSL_peek) over their `_ex` forms: the byte
 /// count, or -1.
-fn int_io(func: &'static str, num: c_int, ex: impl FnOnce(usize, &mut usize) -> c_int) -> c_int {
+fn int_io(
+    func: &'static str,
+    ssl: *const SSL,
+    num: c_int,
+    ex: impl FnOnce(usize, &mut usize) -> c_int,
+) -> c_int {
     if num < 0 {
         return guard_with(func, -1, || Err(Error::invalid("negative length")));
     }
     let mut n = 0usize;
     match ex(num as usize, &mut n) {
         1 => n as c_int,
+        _ => io_failure(ssl),
+    }
+}
+
+/// What SSL_read/SSL_peek/SSL_write return on failure, as OpenSSL's do: a QUIC object 0 for
+/// every failure (its _ex call's result; SSL_get_error tells which), a TLS connection 0 at
+/// the peer's close_notify and -1 otherwise. Programs written for QUIC end on `<= 0` and
+/// pass the value on as a length (OpenSSL's ddd-06-mem-uv does), so -1 is not harmless.
+fn io_failure(ssl: *const SSL) -> c_int {
+    match ssl_arg(ssl) {
+        Ok(s) if !s.is_tls() => 0,
+        Ok(s) if s.last_error() == SSL_ERROR_ZERO_RETURN => 0,
         _ => -1,
     }
 }
 /// As SSL_read_ex, returning the byte count or <= 0. See SSL_read(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_read(ssl: *mut SSL, buf: *mut c_void, num: c_int) -> c_int {
-    int_io("SSL_read", num, |len, n| SSL_read_ex(ssl, buf, len, n))
+    int_io("SSL_read", ssl, num, |len, n| SSL_read_ex(ssl, buf, len, n))
 }
 /// Writes to the default stream (created on first write): 1 with `*written`, or 0 with
 /// SSL_get_error. See SSL_write_ex(3).
@@ -629,7 +646,9 @@ pub extern "C" fn SSL_write_ex2(
 /// As SSL_write_ex, returning the byte count or <= 0. See SSL_write(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_write(ssl: *mut SSL, buf: *const c_void, num: c_int) -> c_int {
-    int_io("SSL_write", num, |len, n| SSL_write_ex(ssl, buf, len, n))
+    int_io("SSL_write", ssl, num, |len, n| {
+        SSL_write_ex(ssl, buf, len, n)
+    })
 }
 /// Sends FIN on the default stream after its buffered data. See SSL_stream_conclude(3).
 #[unsafe(no_mangle)]
@@ -1079,7 +1098,7 @@ pub extern "C" fn SSL_peek_ex(
 /// As SSL_peek_ex, returning the byte count or <= 0. See SSL_peek(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_peek(ssl: *mut SSL, buf: *mut c_void, num: c_int) -> c_int {
-    int_io("SSL_peek", num, |len, n| SSL_peek_ex(ssl, buf, len, n))
+    int_io("SSL_peek", ssl, num, |len, n| SSL_peek_ex(ssl, buf, len, n))
 }
 /// Bytes readable at once from the stream (or default stream). See SSL_pending(3).
 #[unsafe(no_mangle)]

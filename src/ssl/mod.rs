@@ -598,6 +598,11 @@ impl Ssl {
             _ => Err(Error::ssl(SSL_R_LISTENER_USE_ONLY).with("only a listener supports this")),
         }
     }
+    /// A TLS-over-TCP object (connection or listener), not a QUIC one.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.kind, Kind::Tls(_) | Kind::TlsListener(_))
+    }
+
     pub fn is_listener(&self) -> bool {
         matches!(self.kind, Kind::Listener(_) | Kind::TlsListener(_))
     }

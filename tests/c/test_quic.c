@@ -629,6 +629,8 @@ static int test_read_after_peer_close(void)
     }
     ASSERT_EQ(SSL_read_ex(ps.client, buf, sizeof(buf), &n), 0);
     ASSERT_EQ(SSL_get_error(ps.client, 0), SSL_ERROR_ZERO_RETURN);
+    ASSERT_EQ(SSL_read(ps.client, buf, sizeof(buf)), 0); /* FIN: 0, as OpenSSL */
+    ASSERT_EQ(SSL_get_error(ps.client, 0), SSL_ERROR_ZERO_RETURN);
     ERR_clear_error();
     free(data);
     peers_free(&ps, sctx, cctx, NULL, -1, -1);

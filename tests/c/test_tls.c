@@ -184,6 +184,8 @@ static int test_tls13_exchange(void)
         ASSERT_TRUE(tu_now_ms() < dl);
     ASSERT_EQ(r, 0);
     ASSERT_EQ(SSL_get_error(p.s, r), SSL_ERROR_ZERO_RETURN);
+    ASSERT_EQ(SSL_read(p.s, buf, sizeof(buf)), 0); /* close_notify: 0; other failures -1 */
+    ASSERT_EQ(SSL_get_error(p.s, 0), SSL_ERROR_ZERO_RETURN);
     ASSERT_EQ(SSL_shutdown(p.s), 1);
     dl = tu_now_ms() + 5000;
     while ((r = SSL_shutdown(p.c)) != 1) {
