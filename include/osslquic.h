@@ -252,6 +252,8 @@
 
 #define BIO_C_GET_SOCK_TYPE 158
 
+#define BIO_C_GET_DGRAM_BIO 159
+
 #define BIO_BIND_REUSEADDR_IF_UNUSED BIO_SOCK_REUSEADDR
 
 /**
@@ -369,6 +371,8 @@
 #define BIO_R_UNINITIALIZED 120
 
 #define BIO_R_UNSUPPORTED_METHOD 121
+
+#define BIO_R_UNSUPPORTED_PROTOCOL_FAMILY 131
 
 #define BIO_R_IN_USE 123
 
@@ -2554,8 +2558,9 @@ BIO *BIO_new_ssl(SSL_CTX *ctx, int client);
  * A client SSL BIO chained onto a new connect BIO (which the chain owns): set the peer
  * with BIO_set_conn_hostname(b, "host:port") on the returned BIO (commands the SSL BIO
  * does not know reach the connect BIO), then BIO_do_connect/BIO_do_handshake or just
- * read and write. Free with BIO_free_all. TLS contexts only (a QUIC context fails: the
- * connect BIO here is TCP only). See BIO_new_ssl_connect(3).
+ * read and write. Free with BIO_free_all. For a QUIC context the connect BIO is a datagram
+ * one (BIO_set_sock_type(SOCK_DGRAM)): it connects a UDP socket on first use and the QUIC
+ * connection runs over it. See BIO_new_ssl_connect(3).
  */
 BIO *BIO_new_ssl_connect(SSL_CTX *ctx);
 

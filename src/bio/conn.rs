@@ -1,5 +1,7 @@
 //! `BIO_s_connect`: a socket BIO that resolves a host and service, creates its own TCP
-//! socket and connects it, blocking or not, then reads and writes like `BIO_s_socket`.
+//! socket and connects it, blocking or not, then reads and writes like `BIO_s_socket`. With
+//! `BIO_set_sock_type(b, SOCK_DGRAM)` (what BIO_new_ssl_connect does for a QUIC context) it
+//! makes a connected UDP socket instead and then behaves as a `BIO_s_datagram` over it.
 //! Owns: the connect state machine (bss_conn.c's states, return values and retry flags), the
 //! parameters and resolved addresses, and host:service parsing shared with the accept BIO.
 //! Must not touch: SSL. Name resolution is getaddrinfo (sys::resolve).
@@ -8,8 +10,11 @@ use std::ffi::CString;
 
 use crate::sync::Mutex;
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use super::addr::BioAddr;
 use super::consts::*;
+use super::dgram::DgramSock;
 use super::sock::SockBio;
 use super::{Bio, BioMethod};
 use crate::error::*;
@@ -51,6 +56,12 @@ pub struct ConnBio {
     st: Mutex<State>,
     /// The socket once created; its close flag is the BIO's (BIO_CLOSE by default).
     io: SockBio,
+    /// SOCK_STREAM, or SOCK_DGRAM (BIO_set_sock_type, before connecting).
+    sock_type: std::sync::atomic::AtomicI32,
+    /// Datagram mode: the connected UDP socket, moved here from `io` once connected.
+    dgram: DgramSock,
+    /// Datagram mode: turn GSO/GRO on once connected (a QUIC port attached it before).
+    offload_on_connect: std::sync::atomic::AtomicBool,
 }
 
 impl Default for ConnBio {
@@ -69,6 +80,9 @@ impl Default for ConnBio {
                 init: false,
             }),
             io,
+            sock_type: std::sync::atomic::AtomicI32::new(libc::SOCK_STREAM),
+            dgram: DgramSock::new(),
+            offload_on_connect: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -150,6 +164,16 @@ pub(crate) fn resolve(
     server: bool,
     family: i32,
 ) -> Result<Vec<BioAddr>> {
+    resolve_type(host, service, server, family, libc::SOCK_STREAM)
+}
+
+fn resolve_type(
+    host: Option<&CString>,
+    service: Option<&CString>,
+    server: bool,
+    family: i32,
+    socktype: i32,
+) -> Result<Vec<BioAddr>> {
     let name = |c: Option<&CString>| {
         c.map_or_else(
             || "(none)".to_string(),
@@ -161,7 +185,7 @@ pub(crate) fn resolve(
         service.map(|c| c.as_c_str()),
         server,
         family,
-        libc::SOCK_STREAM,
+        socktype,
     )
     .map_err(|m| {
         Error::bio(ERR_R_SYS_LIB).with(format!(
@@ -196,7 +220,64 @@ fn os_detail(e: &std::io::Error, what: &str, st: &State) -> String {
 impl ConnBio {
     /// The socket's fd, -1 before one is created.
     pub fn fd(&self) -> i32 {
-        self.io.fd()
+        match self.dgram.fd() {
+            -1 => self.io.fd(),
+            fd => fd,
+        }
+    }
+
+    /// BIO_set_sock_type: SOCK_STREAM or SOCK_DGRAM, before a socket exists.
+    pub fn set_sock_type(&self, t: i32) -> Result<()> {
+        if t != libc::SOCK_STREAM && t != libc::SOCK_DGRAM {
+            return Err(Error::bio(BIO_R_UNSUPPORTED_PROTOCOL_FAMILY)
+                .with(format!("socket type {t}: SOCK_STREAM or SOCK_DGRAM")));
+        }
+        if self.st.lock().phase > Phase::GetAddr {
+            return Err(Error::bio(BIO_R_UNSUPPORTED_METHOD)
+                .with("BIO_set_sock_type after the socket was made"));
+        }
+        self.sock_type.store(t, Relaxed);
+        Ok(())
+    }
+    pub fn sock_type(&self) -> i32 {
+        self.sock_type.load(Relaxed)
+    }
+    pub fn is_dgram(&self) -> bool {
+        self.sock_type() == libc::SOCK_DGRAM
+    }
+
+    /// Datagram mode: the connected UDP socket, connecting first if need be (a UDP connect
+    /// does not wait). Fails in stream mode, or as connecting fails.
+    pub fn dgram_sock(&self, bio: &Bio) -> Result<&DgramSock> {
+        if !self.is_dgram() {
+            return Err(Error::unsupported(
+                "a stream connect BIO has no datagram socket (BIO_set_sock_type(b, SOCK_DGRAM))",
+            ));
+        }
+        if self.dgram.fd() < 0 {
+            match self.state(bio) {
+                Ok(1) => {}
+                Ok(_) => return Err(Error::would_block()),
+                Err((_, e)) => return Err(e),
+            }
+        }
+        Ok(&self.dgram)
+    }
+    /// A QUIC port takes this BIO: its datagram socket is to be non-blocking with GSO/GRO,
+    /// now if connected, else as it connects (the host is often set after BIO_push).
+    pub fn prepare_for_port(&self) {
+        self.set_nbio(true);
+        if let Some(d) = self.dgram_if_connected() {
+            let _ = d.set_nbio(true);
+            d.set_offload(true, true);
+        } else {
+            self.offload_on_connect.store(true, Relaxed);
+        }
+    }
+
+    /// Datagram mode, once connected: the socket (no connecting).
+    pub fn dgram_if_connected(&self) -> Option<&DgramSock> {
+        (self.is_dgram() && self.dgram.fd() >= 0).then_some(&self.dgram)
     }
     pub fn io(&self) -> &SockBio {
         &self.io
@@ -300,6 +381,7 @@ impl ConnBio {
     }
 
     fn close_socket(&self, st: &State) {
+        self.dgram.release_fd();
         let fd = self.io.fd();
         if fd >= 0 && self.io.get_close() {
             if st.phase == Phase::Ok {
@@ -329,14 +411,20 @@ impl ConnBio {
                 }
                 Phase::GetAddr => {
                     let fam = lookup_family(st.family).map_err(|e| (-1, e))?;
-                    st.addrs = resolve(st.host.as_ref(), st.service.as_ref(), false, fam)
-                        .map_err(|e| (-1, e))?;
+                    st.addrs = resolve_type(
+                        st.host.as_ref(),
+                        st.service.as_ref(),
+                        false,
+                        fam,
+                        self.sock_type(),
+                    )
+                    .map_err(|e| (-1, e))?;
                     st.iter = 0;
                     st.phase = Phase::CreateSocket;
                 }
                 Phase::CreateSocket => {
                     let fam = st.addrs[st.iter].family();
-                    match sys::socket(fam, libc::SOCK_STREAM) {
+                    match sys::socket(fam, self.sock_type()) {
                         Ok(fd) => {
                             let close = self.io.get_close();
                             self.io.set_fd(fd, close).map_err(|e| (-1, e))?;
@@ -355,12 +443,16 @@ impl ConnBio {
                     bio.clear_retry();
                     bio.set_retry_reason(0);
                     let fd = self.io.fd();
+                    let dgram = self.is_dgram();
                     let r = sys::set_nonblocking(fd, st.mode & BIO_SOCK_NONBLOCK != 0)
                         .and_then(|_| {
+                            if dgram {
+                                return Ok(());
+                            }
                             sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)
                         })
                         .and_then(|_| {
-                            if st.mode & BIO_SOCK_NODELAY != 0 {
+                            if st.mode & BIO_SOCK_NODELAY != 0 && !dgram {
                                 sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)
                             } else {
                                 Ok(())
@@ -368,6 +460,19 @@ impl ConnBio {
                         })
                         .and_then(|_| sys::connect(fd, &st.addrs[st.iter]));
                     match r {
+                        Ok(()) if dgram => {
+                            // From here on a datagram socket BIO over the connected socket.
+                            let close = self.io.get_close();
+                            let fd = self.io.take_fd();
+                            if let Err(e) = self.dgram.set_fd(fd, close) {
+                                st.phase = Phase::ConnectError;
+                                return Err((0, e));
+                            }
+                            if self.offload_on_connect.load(Relaxed) {
+                                self.dgram.set_offload(true, true);
+                            }
+                            st.phase = Phase::Ok;
+                        }
                         Ok(()) => st.phase = Phase::Ok,
                         Err(e) if is_retry(&e) => {
                             bio.set_flags(BIO_FLAGS_IO_SPECIAL | BIO_FLAGS_SHOULD_RETRY);

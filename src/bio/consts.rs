@@ -132,6 +132,7 @@ pub const BIO_C_GET_BIND_MODE: i32 = 132;
 pub const BIO_C_SET_CONNECT_MODE: i32 = 155;
 pub const BIO_C_SET_SOCK_TYPE: i32 = 157;
 pub const BIO_C_GET_SOCK_TYPE: i32 = 158;
+pub const BIO_C_GET_DGRAM_BIO: i32 = 159;
 pub const BIO_BIND_REUSEADDR_IF_UNUSED: i32 = BIO_SOCK_REUSEADDR;
 /// IP families of BIO_set_conn_ip_family / BIO_set_accept_ip_family.
 pub const BIO_FAMILY_IPV4: i32 = 4;

@@ -128,7 +128,7 @@ impl DgramSock {
         Ok(())
     }
 
-    fn release_fd(&self) {
+    pub(crate) fn release_fd(&self) {
         let fd = self.fd.swap(-1, Relaxed);
         if fd < 0 {
             return;

@@ -227,6 +227,7 @@ impl Bio {
     pub fn dgram(&self) -> Result<&dgram::DgramSock> {
         match &self.kind {
             Kind::Dgram(d) => Ok(d),
+            Kind::Conn(c) if c.is_dgram() => c.dgram_sock(self),
             _ => Err(Error::unsupported(format!(
                 "not supported on a {} BIO",
                 self.name()
@@ -282,16 +283,18 @@ impl Bio {
     /// Whether this is one of the byte-stream kinds (socket, mem, BIO pair, buffer filter,
     /// connect and accept BIOs).
     pub fn is_stream(&self) -> bool {
-        matches!(
-            self.kind,
-            Kind::Sock(_)
-                | Kind::Mem(_)
-                | Kind::BytePair(_)
-                | Kind::Buffer
-                | Kind::Conn(_)
-                | Kind::Accept(_)
-                | Kind::Filter(_)
-        )
+        match &self.kind {
+            Kind::Conn(c) => !c.is_dgram(),
+            k => matches!(
+                k,
+                Kind::Sock(_)
+                    | Kind::Mem(_)
+                    | Kind::BytePair(_)
+                    | Kind::Buffer
+                    | Kind::Accept(_)
+                    | Kind::Filter(_)
+            ),
+        }
     }
 
     pub fn retry_reason(&self) -> i32 {
@@ -476,6 +479,9 @@ impl Bio {
                 bpair::PairRead::Eof => 0,
             }),
             Kind::Buffer => return self.via_next(|n| n.read(buf)),
+            Kind::Conn(c) if c.is_dgram() => {
+                c.dgram_sock(self).and_then(|d| d.read(buf, &self.stats))
+            }
             Kind::Conn(c) => {
                 if let Some(r) = self.ensure_ready() {
                     return r;
@@ -512,6 +518,9 @@ impl Bio {
             Kind::Mem(m) => m.write(buf),
             Kind::BytePair(p) => p.write(buf),
             Kind::Buffer => return self.via_next(|n| n.write(buf)),
+            Kind::Conn(c) if c.is_dgram() => {
+                c.dgram_sock(self).and_then(|d| d.write(buf, &self.stats))
+            }
             Kind::Conn(c) => {
                 if let Some(r) = self.ensure_ready() {
                     return r;
@@ -653,7 +662,8 @@ impl Bio {
     /// BIO_dgram_get_effective_caps: what the far side of this BIO does with addresses.
     pub fn effective_caps(&self) -> u32 {
         match &self.kind {
-            Kind::Dgram(_) => {
+            Kind::Conn(c) if !c.is_dgram() => 0,
+            Kind::Dgram(_) | Kind::Conn(_) => {
                 BIO_DGRAM_CAP_HANDLES_SRC_ADDR
                     | BIO_DGRAM_CAP_HANDLES_DST_ADDR
                     | BIO_DGRAM_CAP_PROVIDES_SRC_ADDR
@@ -668,6 +678,7 @@ impl Bio {
     fn local_enabled(&self) -> bool {
         match &self.kind {
             Kind::Dgram(d) => d.local_enabled(),
+            Kind::Conn(c) => c.dgram_if_connected().is_some_and(|d| d.local_enabled()),
             Kind::Pair(p) => p.local_enabled(),
             Kind::Custom(c) => custom::local_enabled(self, c),
             _ => false,
@@ -677,6 +688,13 @@ impl Bio {
     fn tx(&self, descs: &[TxDesc]) -> TxOutcome {
         match &self.kind {
             Kind::Dgram(d) => d.tx(descs, &self.stats),
+            Kind::Conn(c) if c.is_dgram() => match c.dgram_sock(self) {
+                Ok(d) => d.tx(descs, &self.stats),
+                Err(e) => TxOutcome {
+                    sent: 0,
+                    err: Some(e),
+                },
+            },
             Kind::Pair(p) => p.tx(descs, &self.stats),
             Kind::Custom(c) => custom::tx(self, c, descs),
             _ => TxOutcome {
@@ -689,6 +707,7 @@ impl Bio {
     fn rx(&self, dsts: &mut [RxDst]) -> Result<usize> {
         match &self.kind {
             Kind::Dgram(d) => d.rx(dsts, &self.stats),
+            Kind::Conn(c) if c.is_dgram() => c.dgram_sock(self)?.rx(dsts, &self.stats),
             Kind::Pair(p) => p.rx(dsts, &self.stats),
             Kind::Custom(c) => custom::rx(self, c, dsts),
             _ => Err(self.not_datagram()),
@@ -916,7 +935,7 @@ impl Bio {
             Kind::Custom(c) => custom::poll_descriptor(self, c, BIO_CTRL_GET_RPOLL_DESCRIPTOR),
             Kind::Sock(s) => s.poll_descriptor(),
             Kind::Buffer => self.filter_next()?.rpoll(),
-            Kind::Conn(c) => c.io().poll_descriptor(),
+            Kind::Conn(c) => conn_poll(c),
             Kind::Accept(a) => listener_poll(a.fd()),
             Kind::Filter(f) => f.net_bio(false)?.rpoll(),
             Kind::Mem(_) | Kind::BytePair(_) => Err(self.not_pollable()),
@@ -931,7 +950,7 @@ impl Bio {
             Kind::Custom(c) => custom::poll_descriptor(self, c, BIO_CTRL_GET_WPOLL_DESCRIPTOR),
             Kind::Sock(s) => s.poll_descriptor(),
             Kind::Buffer => self.filter_next()?.wpoll(),
-            Kind::Conn(c) => c.io().poll_descriptor(),
+            Kind::Conn(c) => conn_poll(c),
             Kind::Accept(a) => listener_poll(a.fd()),
             Kind::Filter(f) => f.net_bio(true)?.wpoll(),
             Kind::Mem(_) | Kind::BytePair(_) => Err(self.not_pollable()),
@@ -958,6 +977,18 @@ impl Bio {
 
 /// An accept BIO's poll descriptor: its listening socket, readable when a connection waits
 /// (OpenSSL's accept BIO answers no poll descriptor; SSL_poll on a TCP listener needs one).
+/// A connect BIO's descriptor: its datagram socket in datagram mode (none before it
+/// connects), else its stream socket.
+fn conn_poll(c: &conn::ConnBio) -> Result<BIO_POLL_DESCRIPTOR> {
+    if c.is_dgram() {
+        return match c.dgram_if_connected() {
+            Some(d) => d.poll_descriptor(),
+            None => Err(Error::bio(BIO_R_UNINITIALIZED).with("not connected yet")),
+        };
+    }
+    c.io().poll_descriptor()
+}
+
 fn listener_poll(fd: i32) -> Result<BIO_POLL_DESCRIPTOR> {
     if fd < 0 {
         return Err(

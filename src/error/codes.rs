@@ -40,6 +40,7 @@ pub const BIO_R_UNABLE_TO_CREATE_SOCKET: u32 = 118;
 pub const BIO_R_UNABLE_TO_LISTEN_SOCKET: u32 = 119;
 pub const BIO_R_UNINITIALIZED: u32 = 120;
 pub const BIO_R_UNSUPPORTED_METHOD: u32 = 121;
+pub const BIO_R_UNSUPPORTED_PROTOCOL_FAMILY: u32 = 131;
 pub const BIO_R_IN_USE: u32 = 123;
 pub const BIO_R_BROKEN_PIPE: u32 = 124;
 pub const BIO_R_INVALID_ARGUMENT: u32 = 125;
@@ -75,6 +76,7 @@ pub(crate) fn bio_reason(r: u32) -> Option<&'static str> {
         BIO_R_UNABLE_TO_LISTEN_SOCKET => "unable to listen on socket",
         BIO_R_UNINITIALIZED => "uninitialized",
         BIO_R_UNSUPPORTED_METHOD => "unsupported method",
+        BIO_R_UNSUPPORTED_PROTOCOL_FAMILY => "unsupported protocol family",
         BIO_R_IN_USE => "in use",
         BIO_R_BROKEN_PIPE => "broken pipe",
         BIO_R_INVALID_ARGUMENT => "invalid argument",

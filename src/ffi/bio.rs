@@ -743,21 +743,12 @@ fn ctrl(bio: &Bio, cmd: c_int, larg: c_long, parg: *mut c_void) -> Result<c_long
             bio.name()
         )))
     };
-    let out_addr = |a: Option<BioAddr>| -> Result<c_long> {
-        let out = mut_arg(parg as *mut BioAddr, "parg")?;
-        match a {
-            Some(a) => {
-                *out = a;
-                Ok(a.sockaddr_len().max(1) as c_long)
-            }
-            None => Ok(0),
-        }
-    };
-    let int_out = |v: c_int| {
-        put(parg as *mut c_int, v);
-    };
     if bio.filter().is_some() {
         return super::sslbio::filter_ctrl(bio, cmd, larg, parg);
+    }
+    if bio.conn().is_some() {
+        // Stream or datagram mode: the connect BIO's own commands first.
+        return conn_ctrl(bio, cmd, larg, parg);
     }
     if bio.is_stream() {
         return stream_ctrl(bio, cmd, larg, parg);
@@ -777,92 +768,7 @@ fn ctrl(bio: &Bio, cmd: c_int, larg: c_long, parg: *mut c_void) -> Result<c_long
         _ => {}
     }
     if let Ok(d) = bio.dgram() {
-        return Ok(match cmd {
-            BIO_C_SET_FD => {
-                let fd = *ref_arg(parg as *const c_int, "fd")?;
-                d.set_fd(fd, larg != 0)?;
-                1
-            }
-            BIO_C_GET_FD => {
-                let fd = d.fd();
-                int_out(fd);
-                fd as c_long
-            }
-            BIO_CTRL_GET_CLOSE => d.get_close() as c_long,
-            BIO_CTRL_SET_CLOSE => {
-                d.set_close(larg != 0);
-                1
-            }
-            BIO_C_SET_NBIO => {
-                d.set_nbio(larg != 0)?;
-                1
-            }
-            BIO_CTRL_PENDING => d.pending() as c_long,
-            BIO_CTRL_EOF | BIO_CTRL_INFO | BIO_CTRL_RESET => 0,
-            BIO_CTRL_DGRAM_CONNECT | BIO_CTRL_DGRAM_SET_PEER => {
-                d.set_peer(opt_addr(parg as *const BIO_ADDR));
-                1
-            }
-            BIO_CTRL_DGRAM_SET_CONNECTED => {
-                d.set_connected(opt_addr(parg as *const BIO_ADDR));
-                1
-            }
-            BIO_CTRL_DGRAM_GET_PEER => {
-                // As OpenSSL: the (possibly cleared) peer is always copied out.
-                let a = d.peer();
-                mut_arg(parg as *mut BioAddr, "parg")?.clear();
-                out_addr(a)?
-            }
-            BIO_CTRL_DGRAM_DETECT_PEER_ADDR => out_addr(d.detect_peer())?,
-            BIO_CTRL_DGRAM_GET_MTU => d.mtu() as c_long,
-            BIO_CTRL_DGRAM_SET_MTU => {
-                if larg < 0 {
-                    return Err(Error::invalid("negative MTU"));
-                }
-                d.set_mtu(larg as usize);
-                larg
-            }
-            BIO_CTRL_DGRAM_QUERY_MTU => d.query_mtu() as c_long,
-            BIO_CTRL_DGRAM_MTU_EXCEEDED => d.mtu_exceeded() as c_long,
-            BIO_CTRL_DGRAM_GET_FALLBACK_MTU => d.fallback_mtu() as c_long,
-            BIO_CTRL_DGRAM_GET_MTU_OVERHEAD => d.mtu_overhead() as c_long,
-            BIO_CTRL_DGRAM_SET_DONT_FRAG => {
-                d.set_dont_frag(larg != 0)?;
-                1
-            }
-            BIO_CTRL_DGRAM_MTU_DISCOVER => {
-                d.set_dont_frag(true)?;
-                1
-            }
-            BIO_CTRL_DGRAM_SET_RECV_TIMEOUT | BIO_CTRL_DGRAM_SET_SEND_TIMEOUT => {
-                let tv = *ref_arg(parg as *const libc::timeval, "parg")?;
-                d.set_timeout(cmd == BIO_CTRL_DGRAM_SET_SEND_TIMEOUT, tv)?;
-                1
-            }
-            BIO_CTRL_DGRAM_GET_RECV_TIMEOUT | BIO_CTRL_DGRAM_GET_SEND_TIMEOUT => {
-                let out = mut_arg(parg as *mut libc::timeval, "parg")?;
-                *out = d.get_timeout(cmd == BIO_CTRL_DGRAM_GET_SEND_TIMEOUT)?;
-                size_of::<libc::timeval>() as c_long
-            }
-            BIO_CTRL_DGRAM_GET_RECV_TIMER_EXP | BIO_CTRL_DGRAM_GET_SEND_TIMER_EXP => 0,
-            BIO_CTRL_DGRAM_GET_LOCAL_ADDR_CAP => d.local_addr_cap() as c_long,
-            BIO_CTRL_DGRAM_GET_LOCAL_ADDR_ENABLE => {
-                *mut_arg(parg as *mut c_int, "parg")? = d.local_enabled() as c_int;
-                1
-            }
-            BIO_CTRL_DGRAM_SET_LOCAL_ADDR_ENABLE => {
-                d.set_local_addr_enable(larg != 0)?;
-                1
-            }
-            BIO_CTRL_DGRAM_GET_EFFECTIVE_CAPS | BIO_CTRL_DGRAM_GET_CAPS => {
-                (BIO_DGRAM_CAP_HANDLES_SRC_ADDR
-                    | BIO_DGRAM_CAP_HANDLES_DST_ADDR
-                    | BIO_DGRAM_CAP_PROVIDES_SRC_ADDR
-                    | BIO_DGRAM_CAP_PROVIDES_DST_ADDR) as c_long
-            }
-            BIO_CTRL_DGRAM_GET_NO_TRUNC => 0,
-            _ => return unsupported(),
-        });
+        return dgram_ctrl(bio, d, cmd, larg, parg);
     }
     let p = bio.pair()?;
     Ok(match cmd {
@@ -1131,13 +1037,16 @@ fn conn_ctrl(bio: &Bio, cmd: c_int, larg: c_long, parg: *mut c_void) -> Result<c
             }
             _ => 0,
         },
-        BIO_C_SET_SOCK_TYPE if larg == libc::SOCK_STREAM as c_long => 1,
         BIO_C_SET_SOCK_TYPE => {
+            c.set_sock_type(larg as c_int)?;
+            1
+        }
+        BIO_C_GET_SOCK_TYPE => c.sock_type() as c_long,
+        BIO_C_GET_DGRAM_BIO => {
             return Err(Error::unsupported(
-                "a connect BIO here is TCP only (BIO_set_sock_type(b, SOCK_STREAM))",
+                "BIO_get0_dgram_bio: a datagram connect BIO here is itself the datagram BIO",
             ));
         }
-        BIO_C_GET_SOCK_TYPE => libc::SOCK_STREAM as c_long,
         BIO_C_SET_NBIO => {
             c.set_nbio(larg != 0);
             1
@@ -1171,7 +1080,127 @@ fn conn_ctrl(bio: &Bio, cmd: c_int, larg: c_long, parg: *mut c_void) -> Result<c
                 Err(_) => 0,
             }
         }
-        _ => 0,
+        // Datagram mode, connected: the datagram socket's commands (peer, MTU, caps...).
+        _ => match c.dgram_if_connected() {
+            Some(d) => return dgram_ctrl(bio, d, cmd, larg, parg),
+            None => 0,
+        },
+    })
+}
+
+/// BIO_ctrl on a datagram socket: a `BIO_s_datagram`, or a connect BIO in datagram mode once
+/// connected.
+fn dgram_ctrl(
+    bio: &Bio,
+    d: &crate::bio::dgram::DgramSock,
+    cmd: c_int,
+    larg: c_long,
+    parg: *mut c_void,
+) -> Result<c_long> {
+    let unsupported = || {
+        Err(Error::unsupported(format!(
+            "BIO_ctrl {cmd} is not supported on a {} BIO",
+            bio.name()
+        )))
+    };
+    let out_addr = |a: Option<BioAddr>| -> Result<c_long> {
+        let out = mut_arg(parg as *mut BioAddr, "parg")?;
+        match a {
+            Some(a) => {
+                *out = a;
+                Ok(a.sockaddr_len().max(1) as c_long)
+            }
+            None => Ok(0),
+        }
+    };
+    let int_out = |v: c_int| {
+        put(parg as *mut c_int, v);
+    };
+    Ok(match cmd {
+        BIO_C_SET_FD => {
+            let fd = *ref_arg(parg as *const c_int, "fd")?;
+            d.set_fd(fd, larg != 0)?;
+            1
+        }
+        BIO_C_GET_FD => {
+            let fd = d.fd();
+            int_out(fd);
+            fd as c_long
+        }
+        BIO_CTRL_GET_CLOSE => d.get_close() as c_long,
+        BIO_CTRL_SET_CLOSE => {
+            d.set_close(larg != 0);
+            1
+        }
+        BIO_C_SET_NBIO => {
+            d.set_nbio(larg != 0)?;
+            1
+        }
+        BIO_CTRL_PENDING => d.pending() as c_long,
+        BIO_CTRL_EOF | BIO_CTRL_INFO | BIO_CTRL_RESET => 0,
+        BIO_CTRL_DGRAM_CONNECT | BIO_CTRL_DGRAM_SET_PEER => {
+            d.set_peer(opt_addr(parg as *const BIO_ADDR));
+            1
+        }
+        BIO_CTRL_DGRAM_SET_CONNECTED => {
+            d.set_connected(opt_addr(parg as *const BIO_ADDR));
+            1
+        }
+        BIO_CTRL_DGRAM_GET_PEER => {
+            // As OpenSSL: the (possibly cleared) peer is always copied out.
+            let a = d.peer();
+            mut_arg(parg as *mut BioAddr, "parg")?.clear();
+            out_addr(a)?
+        }
+        BIO_CTRL_DGRAM_DETECT_PEER_ADDR => out_addr(d.detect_peer())?,
+        BIO_CTRL_DGRAM_GET_MTU => d.mtu() as c_long,
+        BIO_CTRL_DGRAM_SET_MTU => {
+            if larg < 0 {
+                return Err(Error::invalid("negative MTU"));
+            }
+            d.set_mtu(larg as usize);
+            larg
+        }
+        BIO_CTRL_DGRAM_QUERY_MTU => d.query_mtu() as c_long,
+        BIO_CTRL_DGRAM_MTU_EXCEEDED => d.mtu_exceeded() as c_long,
+        BIO_CTRL_DGRAM_GET_FALLBACK_MTU => d.fallback_mtu() as c_long,
+        BIO_CTRL_DGRAM_GET_MTU_OVERHEAD => d.mtu_overhead() as c_long,
+        BIO_CTRL_DGRAM_SET_DONT_FRAG => {
+            d.set_dont_frag(larg != 0)?;
+            1
+        }
+        BIO_CTRL_DGRAM_MTU_DISCOVER => {
+            d.set_dont_frag(true)?;
+            1
+        }
+        BIO_CTRL_DGRAM_SET_RECV_TIMEOUT | BIO_CTRL_DGRAM_SET_SEND_TIMEOUT => {
+            let tv = *ref_arg(parg as *const libc::timeval, "parg")?;
+            d.set_timeout(cmd == BIO_CTRL_DGRAM_SET_SEND_TIMEOUT, tv)?;
+            1
+        }
+        BIO_CTRL_DGRAM_GET_RECV_TIMEOUT | BIO_CTRL_DGRAM_GET_SEND_TIMEOUT => {
+            let out = mut_arg(parg as *mut libc::timeval, "parg")?;
+            *out = d.get_timeout(cmd == BIO_CTRL_DGRAM_GET_SEND_TIMEOUT)?;
+            size_of::<libc::timeval>() as c_long
+        }
+        BIO_CTRL_DGRAM_GET_RECV_TIMER_EXP | BIO_CTRL_DGRAM_GET_SEND_TIMER_EXP => 0,
+        BIO_CTRL_DGRAM_GET_LOCAL_ADDR_CAP => d.local_addr_cap() as c_long,
+        BIO_CTRL_DGRAM_GET_LOCAL_ADDR_ENABLE => {
+            *mut_arg(parg as *mut c_int, "parg")? = d.local_enabled() as c_int;
+            1
+        }
+        BIO_CTRL_DGRAM_SET_LOCAL_ADDR_ENABLE => {
+            d.set_local_addr_enable(larg != 0)?;
+            1
+        }
+        BIO_CTRL_DGRAM_GET_EFFECTIVE_CAPS | BIO_CTRL_DGRAM_GET_CAPS => {
+            (BIO_DGRAM_CAP_HANDLES_SRC_ADDR
+                | BIO_DGRAM_CAP_HANDLES_DST_ADDR
+                | BIO_DGRAM_CAP_PROVIDES_SRC_ADDR
+                | BIO_DGRAM_CAP_PROVIDES_DST_ADDR) as c_long
+        }
+        BIO_CTRL_DGRAM_GET_NO_TRUNC => 0,
+        _ => return unsupported(),
     })
 }
 

@@ -8,13 +8,13 @@ use std::ffi::{c_int, c_long, c_void};
 use std::sync::Arc;
 
 use super::ssl::{SSL, SSL_CTX};
-use super::{BIO, bio_arc, bio_arg, bio_into_handle, ffi_entry, put, ref_arg};
+use super::{BIO, bio_arc, bio_into_handle, ffi_entry, put, ref_arg};
 use crate::bio::conn::METHOD_CONNECT;
 use crate::bio::consts::*;
 use crate::bio::filter::{Attached, METHOD_SSL, StreamFilter};
 use crate::bio::{Bio, METHOD_BUFFER};
 use crate::error::*;
-use crate::ssl::{Kind, Ssl};
+use crate::ssl::Ssl;
 
 /// A new reference to the SSL behind a handle.
 fn ssl_ref(s: *mut SSL) -> Result<Arc<Ssl>> {
@@ -213,32 +213,26 @@ pub extern "C" fn BIO_new_ssl(ctx: *mut SSL_CTX, client: c_int) -> *mut BIO {
 /// A client SSL BIO chained onto a new connect BIO (which the chain owns): set the peer
 /// with BIO_set_conn_hostname(b, "host:port") on the returned BIO (commands the SSL BIO
 /// does not know reach the connect BIO), then BIO_do_connect/BIO_do_handshake or just
-/// read and write. Free with BIO_free_all. TLS contexts only (a QUIC context fails: the
-/// connect BIO here is TCP only). See BIO_new_ssl_connect(3).
+/// read and write. Free with BIO_free_all. For a QUIC context the connect BIO is a datagram
+/// one (BIO_set_sock_type(SOCK_DGRAM)): it connects a UDP socket on first use and the QUIC
+/// connection runs over it. See BIO_new_ssl_connect(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_new_ssl_connect(ctx: *mut SSL_CTX) -> *mut BIO {
     ffi_entry!(BIO_new_ssl_connect => {
+        let quic = !super::ssl::ctx_arg(ctx)?.method.is_tls();
         let b = BIO_new_ssl(ctx, 1);
         if b.is_null() {
             return Ok(std::ptr::null_mut());
         }
-        let tls = bio_arg(b)?
-            .filter()
-            .and_then(|f| f.attached())
-            .is_some_and(|a| {
-                // SAFETY: the handle is the SSL this BIO holds a reference to.
-                let s = unsafe { &*(a.handle as *const Ssl) };
-                matches!(s.kind, Kind::Tls(_))
-            });
-        if !tls {
-            super::bio::BIO_free(b);
-            return Err(Error::unsupported(
-                "BIO_new_ssl_connect needs a TLS context (the connect BIO is TCP only)",
-            ));
+        // The chain owns the connect BIO's one reference (BIO_free_all releases it). For a
+        // QUIC context it makes a connected UDP socket, as OpenSSL's does.
+        let con = Bio::new(&METHOD_CONNECT);
+        if quic {
+            con.conn()
+                .expect("connect kind")
+                .set_sock_type(libc::SOCK_DGRAM)?;
         }
-        // The chain owns the connect BIO's one reference (BIO_free_all releases it).
-        let con = bio_into_handle(Bio::new(&METHOD_CONNECT));
-        super::bio::BIO_push(b, con);
+        super::bio::BIO_push(b, bio_into_handle(con));
         Ok(b)
     })
 }

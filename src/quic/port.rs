@@ -158,11 +158,14 @@ impl Port {
     /// (this reactor always reads until the BIO would block).
     pub fn set_bios(&mut self, r: Option<Arc<Bio>>, w: Option<Arc<Bio>>) {
         for b in r.iter().chain(w.iter()) {
-            if let Ok(d) = b.dgram() {
+            if let Some(c) = b.conn() {
+                // A datagram connect BIO (BIO_new_ssl_connect): it connects on first use.
+                c.prepare_for_port();
+            } else if let Ok(d) = b.dgram() {
                 let _ = d.set_nbio(true);
             }
         }
-        if let Some(Ok(d)) = r.as_ref().map(|b| b.dgram()) {
+        if let Some(Ok(d)) = r.as_ref().filter(|b| b.conn().is_none()).map(|b| b.dgram()) {
             d.set_offload(true, true);
         }
         self.rbio = r;

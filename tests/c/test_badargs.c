@@ -423,7 +423,6 @@ static int test_tls_args(void)
     NULL_FAILS(BIO_new_ssl(NULL, 0));
     NULL_FAILS(BIO_new_ssl_connect(NULL));
     NULL_FAILS(BIO_new_buffer_ssl_connect(NULL));
-    NULL_FAILS(BIO_new_ssl_connect(q)); /* QUIC: the connect BIO is TCP only */
     VOID_NOOP(BIO_ssl_shutdown(NULL));
     INT_FAILS(BIO_set_ssl(b, NULL, BIO_CLOSE), 0);
     INT_FAILS(X509_STORE_CTX_get_error(NULL), 0);
