@@ -450,6 +450,16 @@
 
 #define SSL_ACCEPT_STREAM_NO_BLOCK 1
 
+/**
+ * Only a unidirectional stream (OpenSSL 3.6).
+ */
+#define SSL_ACCEPT_STREAM_UNI 2
+
+/**
+ * Only a bidirectional stream (OpenSSL 3.6).
+ */
+#define SSL_ACCEPT_STREAM_BIDI 4
+
 #define SSL_TLSEXT_ERR_OK 0
 
 #define SSL_TLSEXT_ERR_ALERT_WARNING 1
@@ -1881,6 +1891,13 @@ const SSL_METHOD *OSSL_QUIC_client_thread_method(void);
 const SSL_METHOD *OSSL_QUIC_server_method(void);
 
 /**
+ * QUIC with the role chosen by use (OpenSSL 4.0): SSL_new makes a client connection,
+ * SSL_new_listener a server listener (which needs a certificate and key). See
+ * OSSL_QUIC_method(3).
+ */
+const SSL_METHOD *OSSL_QUIC_method(void);
+
+/**
  * TLS over TCP, either role (SSL_set_connect_state / SSL_set_accept_state, or SSL_connect /
  * SSL_accept, choose). TLS 1.2 and 1.3 on rustls. See TLS_method(3).
  */
@@ -2078,6 +2095,19 @@ BIO *SSL_get_wbio(const SSL *ssl);
 int SSL_set1_initial_peer_addr(SSL *ssl, const BIO_ADDR *peer_addr);
 
 /**
+ * 1 for a server-side object (a listener, an accepted connection or its streams, a TLS
+ * connection in the server role), else 0 (NULL: 0 with an error). See SSL_is_server(3).
+ */
+int SSL_is_server(const SSL *ssl);
+
+/**
+ * The peer's address (OpenSSL 4.0): of a QUIC connection or stream (where the peer was
+ * last heard from), or of a TLS connection over a connected socket. 1 and `*peer_addr`
+ * filled; 0 with an error and `*peer_addr` untouched. See SSL_get_peer_addr(3).
+ */
+int SSL_get_peer_addr(SSL *ssl, BIO_ADDR *peer_addr);
+
+/**
  * The host name the server certificate must match. See SSL_set1_host(3).
  */
 int SSL_set1_host(SSL *ssl, const char *host);
@@ -2221,6 +2251,16 @@ SSL *SSL_new_listener(SSL_CTX *ctx, uint64_t flags);
 int SSL_listen(SSL *ssl);
 
 /**
+ * Peel-off (OpenSSL 4.0, with 4.0.x's fixes): moves the next queued incoming connection of
+ * a QUIC listener into `new_conn`, a fresh connection object from SSL_new (not
+ * thread-assisted), which then keeps the listener alive and completes its handshake in the
+ * listener's domain. 1 when one was moved, 0 when none is queued (never waits), -1 on error
+ * (NULL arguments, a used `new_conn`, or a listener that SSL_accept_connection serves).
+ * See SSL_listen_ex(3).
+ */
+int SSL_listen_ex(SSL *listener, SSL *new_conn);
+
+/**
  * The next incoming connection (the caller owns the reference). A blocking listener waits
  * for one unless SSL_ACCEPT_CONNECTION_NO_BLOCK is given; otherwise NULL when none is
  * queued. See SSL_accept_connection(3).
@@ -2282,7 +2322,8 @@ uint64_t OSSLQUIC_SSL_get_conn_ticks(SSL *ssl);
 SSL *SSL_new_stream(SSL *ssl, uint64_t flags);
 
 /**
- * The next stream the peer opened. A blocking connection waits for one unless
+ * The next stream the peer opened; with SSL_ACCEPT_STREAM_UNI or _BIDI (not both) the next
+ * of that direction, the others staying queued. A blocking connection waits for one unless
  * SSL_ACCEPT_STREAM_NO_BLOCK is given; otherwise NULL when none is waiting.
  * See SSL_accept_stream(3).
  */

@@ -977,6 +977,21 @@ impl Bio {
 
 /// An accept BIO's poll descriptor: its listening socket, readable when a connection waits
 /// (OpenSSL's accept BIO answers no poll descriptor; SSL_poll on a TCP listener needs one).
+/// The peer of the connected socket under a stream BIO (socket, connect, or a buffer over
+/// one), for SSL_get_peer_addr on TLS connections.
+pub fn peer_of(b: &Bio) -> Option<std::net::SocketAddr> {
+    let fd = match &b.kind {
+        Kind::Sock(s) => s.fd(),
+        Kind::Conn(c) => c.fd(),
+        Kind::Buffer => return peer_of(&*b.next_bio()?),
+        _ => return None,
+    };
+    (fd >= 0)
+        .then(|| crate::sys::peer_addr(fd).ok())
+        .flatten()
+        .and_then(|a| a.to_socket_addr())
+}
+
 /// A connect BIO's descriptor: its datagram socket in datagram mode (none before it
 /// connects), else its stream socket.
 fn conn_poll(c: &conn::ConnBio) -> Result<BIO_POLL_DESCRIPTOR> {

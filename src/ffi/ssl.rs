@@ -51,6 +51,7 @@ pub const TLSEXT_NAMETYPE_host_name: c_int = 0;
 static QUIC_CLIENT: Method = Method::QuicClient;
 static QUIC_CLIENT_THREAD: Method = Method::QuicClientThread;
 static QUIC_SERVER: Method = Method::QuicServer;
+static QUIC_ANY: Method = Method::Quic;
 static TLS_ANY: Method = Method::Tls;
 static TLS_CLIENT: Method = Method::TlsClient;
 static TLS_SERVER: Method = Method::TlsServer;
@@ -60,6 +61,7 @@ fn method_arg(m: *const SSL_METHOD) -> Result<Method> {
         &QUIC_CLIENT,
         &QUIC_CLIENT_THREAD,
         &QUIC_SERVER,
+        &QUIC_ANY,
         &TLS_ANY,
         &TLS_CLIENT,
         &TLS_SERVER,
@@ -120,6 +122,14 @@ pub extern "C" fn OSSL_QUIC_client_thread_method() -> *const SSL_METHOD {
 #[unsafe(no_mangle)]
 pub extern "C" fn OSSL_QUIC_server_method() -> *const SSL_METHOD {
     &QUIC_SERVER as *const Method as *const SSL_METHOD
+}
+
+/// QUIC with the role chosen by use (OpenSSL 4.0): SSL_new makes a client connection,
+/// SSL_new_listener a server listener (which needs a certificate and key). See
+/// OSSL_QUIC_method(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSL_QUIC_method() -> *const SSL_METHOD {
+    &QUIC_ANY as *const Method as *const SSL_METHOD
 }
 
 /// TLS over TCP, either role (SSL_set_connect_state / SSL_set_accept_state, or SSL_connect /
@@ -490,6 +500,24 @@ pub extern "C" fn SSL_set1_initial_peer_addr(ssl: *mut SSL, peer_addr: *const BI
         Ok(1)
     })
 }
+/// 1 for a server-side object (a listener, an accepted connection or its streams, a TLS
+/// connection in the server role), else 0 (NULL: 0 with an error). See SSL_is_server(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_is_server(ssl: *const SSL) -> c_int {
+    ffi_entry!(SSL_is_server => { Ok(ssl_arg(ssl)?.is_server() as c_int) })
+}
+/// The peer's address (OpenSSL 4.0): of a QUIC connection or stream (where the peer was
+/// last heard from), or of a TLS connection over a connected socket. 1 and `*peer_addr`
+/// filled; 0 with an error and `*peer_addr` untouched. See SSL_get_peer_addr(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get_peer_addr(ssl: *mut SSL, peer_addr: *mut BIO_ADDR) -> c_int {
+    ffi_entry!(SSL_get_peer_addr => {
+        let s = ssl_arg(ssl)?;
+        let out = mut_arg(peer_addr as *mut BioAddr, "peer_addr")?;
+        *out = BioAddr::from_socket_addr(&s.peer_addr()?);
+        Ok(1)
+    })
+}
 /// The host name the server certificate must match. See SSL_set1_host(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_set1_host(ssl: *mut SSL, host: *const c_char) -> c_int {
@@ -810,6 +838,21 @@ pub extern "C" fn SSL_new_listener(ctx: *mut SSL_CTX, flags: u64) -> *mut SSL {
 pub extern "C" fn SSL_listen(ssl: *mut SSL) -> c_int {
     ffi_entry!(SSL_listen => { ssl_arg(ssl)?.listen()?; Ok(1) })
 }
+/// Peel-off (OpenSSL 4.0, with 4.0.x's fixes): moves the next queued incoming connection of
+/// a QUIC listener into `new_conn`, a fresh connection object from SSL_new (not
+/// thread-assisted), which then keeps the listener alive and completes its handshake in the
+/// listener's domain. 1 when one was moved, 0 when none is queued (never waits), -1 on error
+/// (NULL arguments, a used `new_conn`, or a listener that SSL_accept_connection serves).
+/// See SSL_listen_ex(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_listen_ex(listener: *mut SSL, new_conn: *mut SSL) -> c_int {
+    ffi_entry!(SSL_listen_ex, -1 => {
+        let l = ssl_arc(listener)?;
+        let c = ssl_arc(new_conn)?;
+        Ok(l.listen_ex(&c)? as c_int)
+    })
+}
+
 /// The next incoming connection (the caller owns the reference). A blocking listener waits
 /// for one unless SSL_ACCEPT_CONNECTION_NO_BLOCK is given; otherwise NULL when none is
 /// queued. See SSL_accept_connection(3).
@@ -848,9 +891,9 @@ pub extern "C" fn SSL_get0_listener(ssl: *mut SSL) -> *mut SSL {
             Kind::Listener(_) | Kind::TlsListener(_) => ssl,
             Kind::Domain(_) => std::ptr::null_mut(),
             Kind::Tls(t) => t.listener.as_ref().map_or(std::ptr::null_mut(), |l| Arc::as_ptr(l) as *mut SSL),
-            Kind::Conn(c) => c.listener.as_ref().map_or(std::ptr::null_mut(), |l| Arc::as_ptr(l) as *mut SSL),
+            Kind::Conn(c) => c.listener().map_or(std::ptr::null_mut(), |l| Arc::as_ptr(l) as *mut SSL),
             Kind::Stream(st) => match &st.conn.kind {
-                Kind::Conn(c) => c.listener.as_ref().map_or(std::ptr::null_mut(), |l| Arc::as_ptr(l) as *mut SSL),
+                Kind::Conn(c) => c.listener().map_or(std::ptr::null_mut(), |l| Arc::as_ptr(l) as *mut SSL),
                 _ => std::ptr::null_mut(),
             },
         })
@@ -916,6 +959,10 @@ pub const SSL_STREAM_FLAG_UNI: u64 = 1;
 pub const SSL_STREAM_FLAG_NO_BLOCK: u64 = 2;
 pub const SSL_STREAM_FLAG_ADVANCE: u64 = 4;
 pub const SSL_ACCEPT_STREAM_NO_BLOCK: u64 = 1;
+/// Only a unidirectional stream (OpenSSL 3.6).
+pub const SSL_ACCEPT_STREAM_UNI: u64 = 2;
+/// Only a bidirectional stream (OpenSSL 3.6).
+pub const SSL_ACCEPT_STREAM_BIDI: u64 = 4;
 
 /// Opens a new local stream (SSL_STREAM_FLAG_UNI for unidirectional). A blocking connection
 /// waits for stream credit unless SSL_STREAM_FLAG_NO_BLOCK is given; otherwise NULL with
@@ -928,14 +975,20 @@ pub extern "C" fn SSL_new_stream(ssl: *mut SSL, flags: u64) -> *mut SSL {
         Ok(ssl_handle(c.note(r, SSL_ERROR_WANT_WRITE)?))
     })
 }
-/// The next stream the peer opened. A blocking connection waits for one unless
+/// The next stream the peer opened; with SSL_ACCEPT_STREAM_UNI or _BIDI (not both) the next
+/// of that direction, the others staying queued. A blocking connection waits for one unless
 /// SSL_ACCEPT_STREAM_NO_BLOCK is given; otherwise NULL when none is waiting.
 /// See SSL_accept_stream(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_accept_stream(ssl: *mut SSL, flags: u64) -> *mut SSL {
     ffi_entry!(SSL_accept_stream => {
         let c = ssl_arc(ssl)?;
-        let r = c.accept_stream(flags & SSL_ACCEPT_STREAM_NO_BLOCK != 0);
+        let dir = match flags & (SSL_ACCEPT_STREAM_UNI | SSL_ACCEPT_STREAM_BIDI) {
+            SSL_ACCEPT_STREAM_UNI => Some(quinn_proto::Dir::Uni),
+            SSL_ACCEPT_STREAM_BIDI => Some(quinn_proto::Dir::Bi),
+            _ => None,
+        };
+        let r = c.accept_stream(flags & SSL_ACCEPT_STREAM_NO_BLOCK != 0, dir);
         Ok(ssl_handle(c.note(r, SSL_ERROR_WANT_READ)?))
     })
 }

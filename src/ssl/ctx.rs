@@ -16,6 +16,8 @@ pub enum Method {
     QuicClient,
     QuicClientThread,
     QuicServer,
+    /// OSSL_QUIC_method (OpenSSL 4.0): client or server by use.
+    Quic,
     /// TLS over TCP: TLS_method (either role), TLS_client_method, TLS_server_method.
     Tls,
     TlsClient,
@@ -146,6 +148,10 @@ impl SslCtx {
         }
     }
 
+    /// Whether listeners can be made from it (a QUIC server method, or OSSL_QUIC_method).
+    pub fn can_serve(&self) -> bool {
+        matches!(self.method, Method::QuicServer | Method::Quic)
+    }
     pub fn is_server(&self) -> bool {
         matches!(self.method, Method::QuicServer | Method::TlsServer)
     }

@@ -100,20 +100,20 @@ pub fn fork_connection(s: &Arc<Ssl>) -> Result<i32> {
     };
     let id: ConnId = (*c.handle.lock())
         .ok_or_else(|| Error::ssl(SSL_R_UNINITIALIZED).with("the connection has not started"))?;
-    let mut g = c.domain.lock();
-    if !g.port(c.port).engine.is_server() {
+    let mut g = c.domain().lock();
+    if !g.port(c.port()).engine.is_server() {
         return Err(Error::ssl(ERR_R_UNSUPPORTED).with(
             "only a server connection can be handed to a child (a client's socket is its own)",
         ));
     }
-    let remote = match g.port(c.port).engine.conns.get(&id) {
+    let remote = match g.port(c.port()).engine.conns.get(&id) {
         Some(q) if !q.drained && !q.q.is_closed() => q.q.remote_address(),
         _ => return Err(Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("connection is closed")),
     };
     // One hand-over at a time in this process: a child must not inherit another
     // hand-over's socket or channel.
     let _one = FORKING.lock();
-    let (lfd, local) = listener_socket(&mut g, c.port)?;
+    let (lfd, local) = listener_socket(&mut g, c.port())?;
     let sock = sys::udp_beside(lfd, &local).map_err(|e| sys_err("bind beside the listener", e))?;
     // The group's program chooses the listener's socket for everyone but the peers of
     // connected sockets (an exact 4-tuple match wins over it).
@@ -134,24 +134,24 @@ pub fn fork_connection(s: &Arc<Ssl>) -> Result<i32> {
             break;
         };
         if let Some(a) = from.to_socket_addr() {
-            g.port(c.port)
+            g.port(c.port())
                 .engine
                 .handle_datagram(now, a, None, &buf[..n]);
         }
     }
-    g.port(c.port).tick(now);
+    g.port(c.port()).tick(now);
     let bio = socket_bio(sock)?;
     let pid = sys::fork().map_err(|e| sys_err("fork", e))?;
     if pid == 0 {
         drop(parent_end);
-        child_start(&c.domain, &mut g);
-        for other in g.port_ids().filter(|&o| o != c.port) {
+        child_start(c.domain(), &mut g);
+        for other in g.port_ids().filter(|&o| o != c.port()) {
             let p = g.port(other);
             p.engine.keep_only(ConnId::MAX);
             p.fork = ForkState::default();
             p.set_bios(None, None);
         }
-        let p = g.port(c.port);
+        let p = g.port(c.port());
         p.engine.keep_only(id);
         p.fork = ForkState {
             from_parent: Some(child_end),
@@ -162,7 +162,7 @@ pub fn fork_connection(s: &Arc<Ssl>) -> Result<i32> {
     } else {
         drop(child_end);
         drop(bio);
-        let p = g.port(c.port);
+        let p = g.port(c.port());
         let chan = p.fork.next_chan;
         p.fork.next_chan += 1;
         p.fork.to_child.insert(chan, parent_end);

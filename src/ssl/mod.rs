@@ -88,13 +88,16 @@ struct Pre {
 }
 
 pub struct Conn {
-    pub domain: Arc<Domain>,
-    pub port: PortId,
+    domain: Arc<Domain>,
+    port: PortId,
     /// The engine connection's epoch (see `quic::engine::Conn::epoch`), once it exists.
     epoch: std::sync::OnceLock<Arc<std::sync::atomic::AtomicU64>>,
     handle: Mutex<Option<ConnId>>,
     pre: Mutex<Pre>,
-    pub listener: Option<Arc<Ssl>>,
+    listener: Option<Arc<Ssl>>,
+    /// SSL_listen_ex moved a listener's incoming connection into this object (made by
+    /// SSL_new): from then on its domain, port and listener are these.
+    peeled: std::sync::OnceLock<(Arc<Domain>, PortId, Arc<Ssl>)>,
     pub verify: Arc<VerifyResult>,
     default_stream: Mutex<Option<StreamId>>,
     default_st: StreamState,
@@ -136,6 +139,25 @@ pub struct Listener {
     /// The engine's accept-queue epoch (see `quic::engine::Engine::accept_epoch`).
     epoch: Arc<std::sync::atomic::AtomicU64>,
     listening: AtomicBool,
+    /// How the application takes connections: 0 not yet, PEEL_ACCEPT (SSL_accept_connection)
+    /// or PEEL_LISTEN_EX (SSL_listen_ex); the two are not mixed on one listener.
+    take: std::sync::atomic::AtomicU8,
+}
+
+const PEEL_ACCEPT: u8 = 1;
+const PEEL_LISTEN_EX: u8 = 2;
+
+impl Listener {
+    /// Records how connections are taken; SSL_accept_connection and SSL_listen_ex do not
+    /// mix on one listener (OpenSSL 4.0).
+    fn take_by(&self, how: u8) -> Result<()> {
+        match self.take.compare_exchange(0, how, Relaxed, Relaxed) {
+            Ok(_) => Ok(()),
+            Err(was) if was == how => Ok(()),
+            Err(_) => Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
+                .with("SSL_listen_ex and SSL_accept_connection are not mixed on one listener")),
+        }
+    }
 }
 
 /// A domain object (SSL_new_domain): listeners made from it share its reactor.
@@ -317,7 +339,7 @@ impl Ssl {
     }
 
     fn listener_engine(ctx: &SslCtx, validate: bool) -> Result<Engine> {
-        if !ctx.is_server() {
+        if !ctx.can_serve() {
             return Err(
                 Error::ssl(SSL_R_NOT_SERVER).with("a QUIC listener needs OSSL_QUIC_server_method")
             );
@@ -349,6 +371,7 @@ impl Ssl {
             parent: None,
             epoch,
             listening: AtomicBool::new(false),
+            take: Default::default(),
         };
         let s = Ssl::make(ctx, Kind::Listener(l), true);
         s.domain().owner.store(Arc::as_ptr(&s) as usize, Relaxed);
@@ -377,6 +400,7 @@ impl Ssl {
             parent: Some(self.clone()),
             epoch,
             listening: AtomicBool::new(false),
+            take: Default::default(),
         };
         Ok(Ssl::make(
             self.ctx.clone(),
@@ -406,7 +430,7 @@ impl Ssl {
         match &self.kind {
             Kind::Domain(_) | Kind::Tls(_) | Kind::TlsListener(_) => None,
             Kind::Listener(l) => l.parent.as_ref(),
-            Kind::Conn(c) => c.listener.as_ref().and_then(|l| l.domain_obj()),
+            Kind::Conn(c) => c.listener().and_then(|l| l.domain_obj()),
             Kind::Stream(s) => s.conn.domain_obj(),
         }
     }
@@ -416,7 +440,7 @@ impl Ssl {
             Kind::Tls(_) | Kind::TlsListener(_) => tls_null_domain(),
             Kind::Domain(d) => &d.domain,
             Kind::Listener(l) => &l.domain,
-            Kind::Conn(c) => &c.domain,
+            Kind::Conn(c) => c.domain(),
             Kind::Stream(s) => s.conn.domain(),
         }
     }
@@ -427,7 +451,7 @@ impl Ssl {
         match &self.kind {
             Kind::Domain(_) | Kind::Tls(_) | Kind::TlsListener(_) => domain::NO_PORT,
             Kind::Listener(l) => l.port,
-            Kind::Conn(c) => c.port,
+            Kind::Conn(c) => c.port(),
             Kind::Stream(s) => s.conn.port_id(),
         }
     }
@@ -598,6 +622,22 @@ impl Ssl {
             _ => Err(Error::ssl(SSL_R_LISTENER_USE_ONLY).with("only a listener supports this")),
         }
     }
+    /// SSL_is_server: a listener, a connection a listener accepted (or peeled off), a TLS
+    /// connection in the server role.
+    pub fn is_server(&self) -> bool {
+        match &self.kind {
+            Kind::Tls(t) => t
+                .role
+                .lock()
+                .unwrap_or(self.ctx.method == Method::TlsServer),
+            Kind::Listener(_) | Kind::TlsListener(_) => true,
+            Kind::Domain(_) => false,
+            Kind::Conn(_) | Kind::Stream(_) => {
+                self.conn_obj().is_some_and(|c| c.listener().is_some())
+            }
+        }
+    }
+
     /// A TLS-over-TCP object (connection or listener), not a QUIC one.
     pub fn is_tls(&self) -> bool {
         matches!(self.kind, Kind::Tls(_) | Kind::TlsListener(_))
@@ -718,6 +758,7 @@ impl Ssl {
         }
         self.listen()?;
         let l = self.as_listener()?;
+        l.take_by(PEEL_ACCEPT)?;
         let (ch, epoch) = self.op(!no_block, |p| {
             if p.engine.only_own {
                 return Err(fork::left_with_parent());
@@ -736,6 +777,50 @@ impl Ssl {
             Kind::Conn(c),
             self.blocking.load(Relaxed),
         ))
+    }
+
+    /// SSL_listen_ex (OpenSSL 4.0, as fixed in 4.0.x): moves the next queued incoming
+    /// connection into `new_conn`, a fresh QUIC connection object from SSL_new. Ok(true)
+    /// when one was moved, Ok(false) when none is queued (it never waits). `new_conn` then
+    /// belongs to this listener's domain and keeps the listener alive; its handshake goes on
+    /// there (SSL_do_handshake/SSL_accept on it, or I/O).
+    pub fn listen_ex(self: &Arc<Ssl>, new_conn: &Arc<Ssl>) -> Result<bool> {
+        if let Kind::TlsListener(_) = &self.kind {
+            return Err(Error::unsupported("SSL_listen_ex is for QUIC listeners"));
+        }
+        let l = self.as_listener()?;
+        let c = new_conn.as_conn().map_err(|_| {
+            Error::ssl(SSL_R_CONN_USE_ONLY).with("new_conn must be a QUIC connection from SSL_new")
+        })?;
+        if c.listener().is_some() || c.handle.lock().is_some() {
+            return Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
+                .with("new_conn must be a fresh connection object that has not started"));
+        }
+        if c.domain().flags & SSL_DOMAIN_FLAG_THREAD_ASSISTED != 0 {
+            return Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
+                .with("new_conn must not be thread-assisted"));
+        }
+        if self.locked().engine.only_own {
+            return Err(fork::left_with_parent());
+        }
+        self.listen()?;
+        l.take_by(PEEL_LISTEN_EX)?;
+        let taken = self.op(false, |p| {
+            let ch = p.engine.accept_next().ok_or_else(want_read)?;
+            let epoch = p.engine.conns.get(&ch).map(|c| c.epoch.clone());
+            Ok((ch, epoch))
+        });
+        let (ch, epoch) = match taken {
+            Ok(t) => t,
+            Err(e) if e.is_would_block() => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let _ = c.peeled.set((l.domain.clone(), l.port, self.clone()));
+        *c.handle.lock() = Some(ch);
+        if let Some(e) = epoch {
+            let _ = c.epoch.set(e);
+        }
+        Ok(true)
     }
 
     pub fn accept_queue_len(&self) -> Result<usize> {
@@ -979,7 +1064,7 @@ impl Ssl {
             let _ = c.epoch.set(conn.epoch.clone());
         }
         p.tick(Instant::now());
-        if self.domain().flags & SSL_DOMAIN_FLAG_THREAD_ASSISTED != 0 && c.listener.is_none() {
+        if self.domain().flags & SSL_DOMAIN_FLAG_THREAD_ASSISTED != 0 && c.listener().is_none() {
             self.domain().start_assist()?;
             c.assisted.store(true, Relaxed);
         }
@@ -1387,17 +1472,49 @@ impl Ssl {
 
     /// SSL_accept_stream: the next stream the peer opened; in blocking mode (and without
     /// `no_block`) waits for one.
-    pub fn accept_stream(self: &Arc<Ssl>, no_block: bool) -> Result<Arc<Ssl>> {
+    /// SSL_accept_stream: the peer's next stream, of direction `dir` if given (OpenSSL 3.6's
+    /// SSL_ACCEPT_STREAM_UNI/_BIDI: the first queued stream of that kind; others stay queued).
+    pub fn accept_stream(self: &Arc<Ssl>, no_block: bool, dir: Option<Dir>) -> Result<Arc<Ssl>> {
         let c = self.as_conn()?;
         let id = self.op_waiting(!no_block, true, |p| {
             let h = self.live(c, p)?;
-            p.engine
+            let q = p
+                .engine
                 .conns
                 .get_mut(&h)
-                .and_then(|conn| conn.incoming.pop_front())
-                .ok_or_else(want_read)
+                .map(|conn| &mut conn.incoming)
+                .ok_or_else(want_read)?;
+            let at = q
+                .iter()
+                .position(|id| dir.is_none_or(|d| id.dir() == d))
+                .ok_or_else(want_read)?;
+            q.remove(at).ok_or_else(want_read)
         })?;
         Ok(self.stream_obj(id))
+    }
+
+    /// SSL_get_peer_addr (OpenSSL 4.0): the peer's address of a QUIC connection or stream
+    /// (where quinn last heard from it), or of a TLS connection over a socket.
+    pub fn peer_addr(&self) -> Result<SocketAddr> {
+        if let Kind::Tls(t) = &self.kind {
+            return t
+                .tls
+                .rbio()
+                .and_then(|b| crate::bio::peer_of(&b))
+                .ok_or_else(|| Error::ssl(SSL_R_BIO_NOT_SET).with("no connected socket BIO"));
+        }
+        let c = self.conn_obj().ok_or_else(|| {
+            Error::ssl(SSL_R_CONN_USE_ONLY).with("only a connection or stream has a peer")
+        })?;
+        let p = self.locked();
+        if let Some(h) = *c.handle.lock()
+            && let Some(conn) = p.engine.conns.get(&h)
+        {
+            return Ok(conn.q.remote_address());
+        }
+        c.pre.lock().peer.ok_or_else(|| {
+            Error::ssl(SSL_R_REMOTE_PEER_ADDRESS_NOT_SET).with("the connection has not started")
+        })
     }
 
     pub fn accept_stream_queue_len(&self) -> Result<usize> {
@@ -1745,6 +1862,19 @@ impl Conn {
         refuse.then_some(aec)
     }
 
+    /// The domain serving this connection.
+    pub fn domain(&self) -> &Arc<Domain> {
+        self.peeled.get().map_or(&self.domain, |p| &p.0)
+    }
+    /// Its port in that domain.
+    pub fn port(&self) -> PortId {
+        self.peeled.get().map_or(self.port, |p| p.1)
+    }
+    /// The listener that accepted it (a server connection), else None.
+    pub fn listener(&self) -> Option<&Arc<Ssl>> {
+        self.peeled.get().map(|p| &p.2).or(self.listener.as_ref())
+    }
+
     fn new(domain: Arc<Domain>, port: PortId, listener: Option<Arc<Ssl>>) -> Conn {
         Conn {
             domain,
@@ -1753,6 +1883,7 @@ impl Conn {
             handle: Mutex::new(None),
             pre: Mutex::new(Pre::default()),
             listener,
+            peeled: std::sync::OnceLock::new(),
             verify: Arc::new(VerifyResult::default()),
             default_stream: Mutex::new(None),
             default_st: StreamState::default(),

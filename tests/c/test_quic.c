@@ -717,6 +717,142 @@ static int test_shutdown_no_stream_flush(void)
     return rapid_shutdown(SSL_SHUTDOWN_FLAG_NO_STREAM_FLUSH | SSL_SHUTDOWN_FLAG_RAPID);
 }
 
+/* OpenSSL 4.0's SSL_get_peer_addr and OSSL_QUIC_method, and 3.6's SSL_ACCEPT_STREAM_UNI/_BIDI:
+ * contexts of the role-less method make both the listener and the client; each side sees the
+ * other's bound address (connection and stream; a listener has none and leaves the output
+ * untouched); a server taking only bidirectional streams gets the bidi one first though a uni
+ * stream was queued before it, which stays for SSL_ACCEPT_STREAM_UNI. */
+static int test_api_4_0(void)
+{
+    SSL_CTX *sctx = SSL_CTX_new(OSSL_QUIC_method()), *cctx = SSL_CTX_new(OSSL_QUIC_method());
+    BIO_ADDR *srv_addr = NULL, *cli_addr = NULL, *got = BIO_ADDR_new();
+    int sfd = tu_udp_socket(AF_INET, &srv_addr), cfd = tu_udp_socket(AF_INET, &cli_addr);
+    struct peerset ps = {0};
+    SSL *uni, *bidi, *s1 = NULL, *s2 = NULL;
+    size_t n;
+    char buf[16];
+
+    ASSERT_NOT_NULL(sctx);
+    ASSERT_NOT_NULL(cctx);
+    ASSERT_NOT_NULL(got);
+    ASSERT_EQ(SSL_CTX_use_certificate_chain_file(sctx, cert_path("chain.pem")), 1);
+    ASSERT_EQ(SSL_CTX_use_PrivateKey_file(sctx, cert_path("key.pem"), SSL_FILETYPE_PEM), 1);
+    ASSERT_EQ(SSL_CTX_set_alpn_protos(sctx, alpn, sizeof(alpn)), 0);
+    ASSERT_EQ(SSL_CTX_load_verify_locations(cctx, cert_path("ca.pem"), NULL), 1);
+    SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, NULL);
+    ASSERT_TRUE(peers_setup(&ps, sctx, cctx, sfd, cfd, srv_addr));
+    ASSERT_EQ(SSL_set_default_stream_mode(ps.client, SSL_DEFAULT_STREAM_MODE_NONE), 1);
+    ASSERT_TRUE(handshake(&ps));
+    ASSERT_EQ(SSL_get_verify_result(ps.client), X509_V_OK);
+
+    ASSERT_EQ(SSL_get_peer_addr(ps.client, got), 1);
+    ASSERT_TRUE(tu_addr_eq(got, srv_addr));
+    ASSERT_EQ(SSL_get_peer_addr(ps.server, got), 1);
+    ASSERT_TRUE(tu_addr_eq(got, cli_addr));
+    ASSERT_EQ(SSL_get_peer_addr(ps.listener, got), 0); /* no peer: untouched */
+    ASSERT_ONE_ERROR();
+    ASSERT_TRUE(tu_addr_eq(got, cli_addr));
+    ASSERT_EQ(SSL_get_peer_addr(ps.client, NULL), 0);
+    ASSERT_ONE_ERROR();
+
+    uni = SSL_new_stream(ps.client, SSL_STREAM_FLAG_UNI);
+    bidi = SSL_new_stream(ps.client, 0);
+    ASSERT_NOT_NULL(uni);
+    ASSERT_NOT_NULL(bidi);
+    ASSERT_EQ(SSL_write_ex(uni, "u", 1, &n), 1);
+    ASSERT_EQ(SSL_write_ex(bidi, "b", 1, &n), 1);
+    PUMP(&ps, SSL_get_accept_stream_queue_len(ps.server) == 2);
+    s1 = SSL_accept_stream(ps.server, SSL_ACCEPT_STREAM_BIDI | SSL_ACCEPT_STREAM_NO_BLOCK);
+    ASSERT_NOT_NULL(s1);
+    ASSERT_EQ(SSL_get_stream_type(s1), SSL_STREAM_TYPE_BIDI);
+    ASSERT_NULL(SSL_accept_stream(ps.server, SSL_ACCEPT_STREAM_BIDI | SSL_ACCEPT_STREAM_NO_BLOCK));
+    ERR_clear_error();
+    ASSERT_EQ(SSL_get_accept_stream_queue_len(ps.server), 1);
+    s2 = SSL_accept_stream(ps.server, SSL_ACCEPT_STREAM_UNI | SSL_ACCEPT_STREAM_NO_BLOCK);
+    ASSERT_NOT_NULL(s2);
+    ASSERT_EQ(SSL_get_stream_type(s2), SSL_STREAM_TYPE_READ);
+    PUMP(&ps, SSL_read_ex(s2, buf, sizeof(buf), &n) == 1);
+    ASSERT_EQ(n, 1);
+    ASSERT_EQ(buf[0], 'u');
+    ERR_clear_error();
+    ASSERT_EQ(SSL_get_peer_addr(s1, got), 1); /* a stream: its connection's peer */
+    ASSERT_TRUE(tu_addr_eq(got, cli_addr));
+
+    SSL_free(s1);
+    SSL_free(s2);
+    SSL_free(uni);
+    SSL_free(bidi);
+    BIO_ADDR_free(got);
+    BIO_ADDR_free(cli_addr);
+    peers_free(&ps, sctx, cctx, srv_addr, sfd, cfd);
+    return 1;
+}
+
+/* SSL_listen_ex (OpenSSL 4.0 peel-off, with 4.0.x's fixes): 0 while nothing is queued; then
+ * the incoming connection moves into an object from SSL_new, which completes its handshake
+ * and carries data, and keeps working after the application frees the listener; the listener
+ * refuses SSL_accept_connection from then on, and a used object is refused. */
+static int test_listen_ex(void)
+{
+    SSL_CTX *sctx = server_ctx(), *cctx = client_ctx(), *any = SSL_CTX_new(OSSL_QUIC_method());
+    BIO_ADDR *srv_addr = NULL;
+    int sfd = tu_udp_socket(AF_INET, &srv_addr), cfd = tu_udp_socket(AF_INET, NULL), r = 0;
+    struct peerset ps = {0};
+    SSL *peeled, *other;
+    char buf[16];
+    size_t n;
+
+    ASSERT_NOT_NULL(any);
+    ASSERT_TRUE(peers_setup(&ps, sctx, cctx, sfd, cfd, srv_addr));
+    peeled = SSL_new(any);
+    other = SSL_new(any);
+    ASSERT_NOT_NULL(peeled);
+    ASSERT_NOT_NULL(other);
+    ASSERT_EQ(SSL_set_blocking_mode(peeled, 0), 1);
+    ASSERT_EQ(SSL_listen_ex(ps.listener, peeled), 0); /* nothing queued yet */
+    ASSERT_NO_ERROR();
+    ASSERT_EQ(SSL_listen_ex(ps.listener, NULL), -1);
+    ASSERT_ONE_ERROR();
+    {
+        uint64_t deadline = tu_now_ms() + 10000;
+        while ((r = SSL_listen_ex(ps.listener, peeled)) == 0) {
+            ASSERT_TRUE(tu_now_ms() < deadline);
+            (void)SSL_connect(ps.client);
+            SSL_handle_events(ps.client);
+        }
+        ERR_clear_error();
+    }
+    ASSERT_EQ(r, 1);
+    ASSERT_PTR_EQ(SSL_get0_listener(peeled), ps.listener);
+    ASSERT_EQ(SSL_is_server(peeled), 1);
+    ASSERT_EQ(SSL_listen_ex(ps.listener, peeled), -1); /* already in use */
+    ASSERT_ONE_ERROR();
+    ASSERT_NULL(SSL_accept_connection(ps.listener, SSL_ACCEPT_CONNECTION_NO_BLOCK));
+    ASSERT_ONE_ERROR();
+    ps.server = peeled;
+    PUMP(&ps, (r = SSL_connect(ps.client)) == 1 || SSL_get_error(ps.client, r) != SSL_ERROR_WANT_READ);
+    ASSERT_EQ(r, 1);
+    PUMP(&ps, (r = SSL_do_handshake(peeled)) == 1 || SSL_get_error(peeled, r) != SSL_ERROR_WANT_READ);
+    ASSERT_EQ(r, 1);
+    /* The peeled connection keeps its listener alive: the application's reference goes. */
+    SSL_free(ps.listener);
+    ps.listener = SSL_get0_listener(peeled);
+    ASSERT_EQ(SSL_write_ex(ps.client, "ping", 4, &n), 1);
+    PUMP(&ps, SSL_read_ex(peeled, buf, sizeof(buf), &n) == 1);
+    ASSERT_EQ(n, 4);
+    ASSERT_MEM_EQ(buf, "ping", 4);
+    ASSERT_EQ(SSL_write_ex2(peeled, "pong", 4, SSL_WRITE_FLAG_CONCLUDE, &n), 1);
+    PUMP(&ps, SSL_read_ex(ps.client, buf, sizeof(buf), &n) == 1);
+    ASSERT_EQ(n, 4);
+    ASSERT_MEM_EQ(buf, "pong", 4);
+    ERR_clear_error();
+    ps.listener = NULL; /* freed above; the peeled connection held the last reference */
+    SSL_free(other);
+    SSL_CTX_free(any);
+    peers_free(&ps, sctx, cctx, srv_addr, sfd, cfd);
+    return 1;
+}
+
 static int test_pair_unaddressed(void)
 {
     SSL_CTX *sctx = server_ctx(), *cctx = client_ctx();
@@ -1038,6 +1174,8 @@ int main(int argc, char **argv)
     RUN(test_keylog);
     RUN(test_select_next_proto);
     RUN(test_alpn_select_cb);
+    RUN(test_api_4_0);
+    RUN(test_listen_ex);
     RUN(test_read_after_peer_close);
     RUN(test_shutdown_rapid_flushes);
     RUN(test_shutdown_no_stream_flush);
