@@ -963,11 +963,11 @@ impl Ssl {
             return Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
                 .with("SSL_set_session after the handshake started"));
         }
-        if let Some(s) = &s {
-            if self.ctx.method.is_tls() == s.quic {
-                return Err(Error::ssl(SSL_R_BAD_VALUE_CODE)
-                    .with("a QUIC session for a TLS connection, or the reverse"));
-            }
+        if let Some(s) = &s
+            && self.ctx.method.is_tls() == s.quic
+        {
+            return Err(Error::ssl(SSL_R_BAD_VALUE_CODE)
+                .with("a QUIC session for a TLS connection, or the reverse"));
         }
         self.sessions.set_preset(s);
         Ok(())
@@ -978,10 +978,11 @@ impl Ssl {
     /// else (handshake finished) a metadata session; None before the handshake without one.
     pub fn session(&self) -> Option<Arc<session::Session>> {
         if let Some(s) = self.sessions.newest() {
-            if !session::in_callback() && s.cipher() == 0 {
-                if let Some(c) = self.cipher() {
-                    s.fill_cipher(u16::from(c));
-                }
+            if !session::in_callback()
+                && s.cipher() == 0
+                && let Some(c) = self.cipher()
+            {
+                s.fill_cipher(u16::from(c));
             }
             return Some(s);
         }
