@@ -2661,8 +2661,10 @@ long SSL_CTX_get_timeout(const SSL_CTX *ctx);
 int SSL_CTX_set_session_id_context(SSL_CTX *ctx, const uint8_t *sid, unsigned int len);
 
 /**
- * 1 when the handshake resumed a session (TLS over TCP; clients resume automatically
- * with the same context and server name). See SSL_session_reused(3).
+ * 1 when the handshake resumed a session, on either end (TLS over TCP and QUIC
+ * connections; 0 for other objects and before the handshake completes). Clients resume
+ * through SSL_set_session, or automatically from their context's cache. See
+ * SSL_session_reused(3).
  */
 int SSL_session_reused(const SSL *ssl);
 
