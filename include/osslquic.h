@@ -1894,7 +1894,8 @@ int OSSLQUIC_get_engine_stats(SSL *obj, struct OSSLQUIC_ENGINE_STATS *out);
  * a connection made stay valid; OpenSSL's pointer is good only until the session changes).
  * A client's session is its newest TLS 1.3 ticket (or TLS 1.2 session); before any, one
  * with the handshake's metadata that cannot resume; NULL before the handshake unless
- * SSL_set_session gave one. NULL `ssl` returns NULL with an error queued. See
+ * SSL_set_session gave one. A QUIC stream answers with its connection's session. NULL
+ * `ssl` returns NULL with an error queued. See
  * SSL_get_session(3).
  */
 SSL_SESSION *SSL_get_session(const SSL *ssl);
@@ -2662,7 +2663,7 @@ int SSL_CTX_set_session_id_context(SSL_CTX *ctx, const uint8_t *sid, unsigned in
 
 /**
  * 1 when the handshake resumed a session, on either end (TLS over TCP and QUIC
- * connections; 0 for other objects and before the handshake completes). Clients resume
+ * connections and their streams; 0 for other objects and before the handshake completes). Clients resume
  * through SSL_set_session, or automatically from their context's cache. See
  * SSL_session_reused(3).
  */

@@ -48,7 +48,8 @@ fn ctx_arg<'a>(c: *const SSL_CTX) -> Result<&'a SslCtx> {
 /// a connection made stay valid; OpenSSL's pointer is good only until the session changes).
 /// A client's session is its newest TLS 1.3 ticket (or TLS 1.2 session); before any, one
 /// with the handshake's metadata that cannot resume; NULL before the handshake unless
-/// SSL_set_session gave one. NULL `ssl` returns NULL with an error queued. See
+/// SSL_set_session gave one. A QUIC stream answers with its connection's session. NULL
+/// `ssl` returns NULL with an error queued. See
 /// SSL_get_session(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get_session(ssl: *const SSL) -> *mut SSL_SESSION {

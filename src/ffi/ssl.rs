@@ -1553,7 +1553,7 @@ pub extern "C" fn SSL_CTX_set_session_id_context(
     })
 }
 /// 1 when the handshake resumed a session, on either end (TLS over TCP and QUIC
-/// connections; 0 for other objects and before the handshake completes). Clients resume
+/// connections and their streams; 0 for other objects and before the handshake completes). Clients resume
 /// through SSL_set_session, or automatically from their context's cache. See
 /// SSL_session_reused(3).
 #[unsafe(no_mangle)]

@@ -911,6 +911,7 @@ impl Ssl {
             Kind::Conn(_) => self
                 .quic_handshake()
                 .is_some_and(|(_, resumed, done)| resumed && done),
+            Kind::Stream(st) => st.conn.session_reused(),
             _ => false,
         }
     }
@@ -977,6 +978,9 @@ impl Ssl {
     /// else the one SSL_set_session gave if it resumed or the handshake has not finished,
     /// else (handshake finished) a metadata session; None before the handshake without one.
     pub fn session(&self) -> Option<Arc<session::Session>> {
+        if let Kind::Stream(st) = &self.kind {
+            return st.conn.session();
+        }
         if let Some(s) = self.sessions.newest() {
             if !session::in_callback()
                 && s.cipher() == 0

@@ -569,6 +569,16 @@ static int test_quic_resume(void)
     ASSERT_EQ(SSL_session_reused(ps.server), 1);
     ASSERT_EQ(SSL_get_verify_result(ps.client), X509_V_OK);
     ASSERT_EQ(SSL_SESSION_is_resumable(sess), 0);
+    {
+        /* A stream answers for its connection. */
+        SSL *st = SSL_new_stream(ps.client, 0);
+
+        ASSERT_NOT_NULL(st);
+        ASSERT_EQ(SSL_session_reused(st), 1);
+        ASSERT_NOT_NULL(SSL_get_session(st));
+        ASSERT_PTR_EQ(SSL_get_session(st), SSL_get_session(ps.client));
+        SSL_free(st);
+    }
     quic_close(&ps);
 
     SSL_SESSION_free(sess);
