@@ -74,7 +74,8 @@ pub extern "C" fn SSL_get1_session(ssl: *mut SSL) -> *mut SSL_SESSION {
 /// once; one that cannot resume (used, expired, read back with d2i/PEM) is accepted and the
 /// handshake is a full one, as OpenSSL does with a non-resumable session. Resumption needs a
 /// connection of the context whose connection made the session (rustls resumes only with
-/// the same verifier). Returns 1, or 0 with an error for NULL `ssl`, a server, a started
+/// the same verifier); on another context's connection the handshake is a full one and the
+/// session stays unused. Returns 1, or 0 with an error for NULL `ssl`, a server, a started
 /// handshake, a QUIC session on TLS or the reverse, or a listener's connection.
 /// See SSL_set_session(3).
 #[unsafe(no_mangle)]

@@ -57,6 +57,9 @@ pub struct Session {
     pub host: String,
     max_early_data: u32,
     ticket: Mutex<Ticket>,
+    /// The context cache of the connection that made it: rustls resumes only with that
+    /// context's verifier, so another context's connection does not take (and waste) it.
+    origin: std::sync::Weak<ClientCache>,
 }
 
 fn now_secs() -> u64 {
@@ -77,6 +80,7 @@ impl Session {
             host: String::new(),
             max_early_data: 0,
             ticket: Mutex::new(Ticket::None),
+            origin: std::sync::Weak::new(),
         }
     }
 
@@ -90,6 +94,7 @@ impl Session {
             host,
             max_early_data: v.max_early_data_size(),
             ticket: Mutex::new(Ticket::Tls13(Box::new(v))),
+            origin: std::sync::Weak::new(),
         }
     }
 
@@ -104,6 +109,7 @@ impl Session {
             host,
             max_early_data: 0,
             ticket: Mutex::new(Ticket::Tls12(Box::new(v))),
+            origin: std::sync::Weak::new(),
         }
     }
 
@@ -535,6 +541,14 @@ impl ConnStore {
         }
     }
 
+    /// The session SSL_set_session gave, if any, and whether this context's connections can
+    /// resume it (it was made by one of them).
+    fn preset(&self) -> Option<(Arc<Session>, bool)> {
+        let p = self.slot.preset()?;
+        let ours = std::ptr::eq(p.origin.as_ptr(), Arc::as_ptr(&self.cache));
+        Some((p, ours))
+    }
+
     fn internal_store(&self) -> bool {
         self.settings.mode != SSL_SESS_CACHE_OFF
             && self.settings.mode & SSL_SESS_CACHE_NO_INTERNAL_STORE == 0
@@ -548,7 +562,8 @@ impl ConnStore {
     }
 
     /// A session the handshake made: kept by the connection and the cache, and announced.
-    fn made(&self, name: ServerName<'static>, s: Session, tls13: bool) {
+    fn made(&self, name: ServerName<'static>, mut s: Session, tls13: bool) {
+        s.origin = Arc::downgrade(&self.cache);
         let s = Arc::new(s);
         self.slot.push(s.clone());
         if self.internal_store() {
@@ -606,8 +621,8 @@ impl ClientSessionStore for ConnStore {
 
     fn tls12_session(&self, name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
         // A session set with SSL_set_session is the only one offered.
-        if let Some(p) = self.slot.preset() {
-            return p.tls12();
+        if let Some((p, ours)) = self.preset() {
+            return if ours { p.tls12() } else { None };
         }
         self.cache
             .with(name, |e| e.tls12.as_ref()?.tls12())
@@ -628,8 +643,8 @@ impl ClientSessionStore for ConnStore {
     }
 
     fn take_tls13_ticket(&self, name: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
-        if let Some(p) = self.slot.preset() {
-            return p.take_tls13();
+        if let Some((p, ours)) = self.preset() {
+            return if ours { p.take_tls13() } else { None };
         }
         // The oldest first: the newest is what SSL_get1_session handed the application.
         self.cache

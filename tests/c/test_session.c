@@ -213,6 +213,39 @@ static int test_tls12_resume(void)
     return tls_resume(TLS1_2_VERSION, 1, TLS1_2_VERSION);
 }
 
+/* A session offered to a connection of another context (same settings) is accepted, the
+ * handshake is a full one (rustls resumes only with the verifier that made the session), and
+ * the session is not used up: its own context still resumes it. */
+static int test_other_context(void)
+{
+    SSL_CTX *sctx = tls_sctx(0), *a = tls_cctx(), *b = tls_cctx();
+    struct tl_pair p;
+    SSL_SESSION *sess;
+
+    ASSERT_NOT_NULL(sctx);
+    ASSERT_NOT_NULL(a);
+    ASSERT_NOT_NULL(b);
+    cb_reset(NULL, 0);
+    ASSERT_TRUE(tls_connect(&p, a, sctx, NULL));
+    sess = SSL_get1_session(p.c);
+    ASSERT_NOT_NULL(sess);
+    tl_pair_free(&p);
+    ASSERT_TRUE(tls_connect(&p, b, sctx, sess));
+    ASSERT_EQ(SSL_session_reused(p.c), 0);
+    ASSERT_EQ(SSL_session_reused(p.s), 0);
+    tl_pair_free(&p);
+    ASSERT_EQ(SSL_SESSION_is_resumable(sess), 1);
+    ASSERT_TRUE(tls_connect(&p, a, sctx, sess));
+    ASSERT_EQ(SSL_session_reused(p.c), 1);
+    ASSERT_EQ(SSL_session_reused(p.s), 1);
+    tl_pair_free(&p);
+    SSL_SESSION_free(sess);
+    SSL_CTX_free(a);
+    SSL_CTX_free(b);
+    SSL_CTX_free(sctx);
+    return 1;
+}
+
 /* The new-session callback's reference: returning 0 lets the library free it (ASan and
  * valgrind see a leak otherwise); returning 1 hands it over (freed here; a double free
  * would show). Without SSL_SESS_CACHE_CLIENT the callback is not called. */
@@ -657,6 +690,7 @@ int main(int argc, char **argv)
     qu_init();
     RUN(test_tls13_resume);
     RUN(test_tls12_resume);
+    RUN(test_other_context);
     RUN(test_new_cb_reference);
     RUN(test_remove_cb);
     RUN(test_refs_time_timeout);
