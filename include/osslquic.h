@@ -671,6 +671,28 @@
 
 #define SSL_R_POLL_REQUEST_NOT_SUPPORTED 418
 
+/**
+ * SSL_SESS_CACHE_NO_INTERNAL_STORE: sessions are not kept in the context's cache (the
+ * application keeps them from its new-session callback).
+ */
+#define SSL_SESS_CACHE_NO_INTERNAL_STORE 512
+
+/**
+ * SSL_R_BAD_DATA: what d2i_SSL_SESSION reports for bytes it cannot read.
+ */
+#define SSL_R_BAD_DATA 390
+
+/**
+ * PEM_R_NO_START_LINE.
+ */
+#define PEM_R_NO_START_LINE 108
+
+#define INTEGER 2
+
+#define OCTETS 4
+
+#define SEQUENCE 48
+
 #define SSL_ERROR_WANT_CONNECT 7
 
 #define SSL_ERROR_WANT_ACCEPT 8
@@ -716,6 +738,11 @@ typedef struct ssl_ctx_st ssl_ctx_st;
  * The opaque C type behind `SSL_METHOD *`.
  */
 typedef struct ssl_method_st ssl_method_st;
+
+/**
+ * The opaque C type behind `SSL_SESSION *`.
+ */
+typedef struct ssl_session_st ssl_session_st;
 
 /**
  * The opaque C type behind `SSL *`.
@@ -830,9 +857,11 @@ typedef struct OSSLQUIC_ENGINE_STATS {
   uint64_t accepted;
 } OSSLQUIC_ENGINE_STATS;
 
-typedef struct ssl_method_st SSL_METHOD;
+typedef struct ssl_session_st SSL_SESSION;
 
 typedef struct ssl_ctx_st SSL_CTX;
+
+typedef struct ssl_method_st SSL_METHOD;
 
 typedef struct x509_store_ctx_st X509_STORE_CTX;
 
@@ -1875,6 +1904,159 @@ int OSSLQUIC_prefork_worker(SSL *obj, int index);
 int OSSLQUIC_get_engine_stats(SSL *obj, struct OSSLQUIC_ENGINE_STATS *out);
 
 /**
+ * The connection's session, lent: valid while the connection lives (the last 16 sessions
+ * a connection made stay valid; OpenSSL's pointer is good only until the session changes).
+ * A client's session is its newest TLS 1.3 ticket (or TLS 1.2 session); before any, one
+ * with the handshake's metadata that cannot resume; NULL before the handshake unless
+ * SSL_set_session gave one. A QUIC stream answers with its connection's session. NULL
+ * `ssl` returns NULL with an error queued. See
+ * SSL_get_session(3).
+ */
+SSL_SESSION *SSL_get_session(const SSL *ssl);
+
+/**
+ * As SSL_get_session, with a reference for the caller (free it with SSL_SESSION_free).
+ * See SSL_get1_session(3).
+ */
+SSL_SESSION *SSL_get1_session(SSL *ssl);
+
+/**
+ * Sets the session a client connection offers in its handshake (before it starts); the
+ * connection takes its own reference. NULL `session` clears it. A TLS 1.3 session resumes
+ * once; one that cannot resume (used, expired, read back with d2i/PEM) is accepted and the
+ * handshake is a full one, as OpenSSL does with a non-resumable session. Resumption needs a
+ * connection of the context whose connection made the session (rustls resumes only with
+ * the same verifier); on another context's connection the handshake is a full one and the
+ * session stays unused. Returns 1, or 0 with an error for NULL `ssl`, a server, a started
+ * handshake, a QUIC session on TLS or the reverse, or a listener's connection.
+ * See SSL_set_session(3).
+ */
+int SSL_set_session(SSL *ssl, SSL_SESSION *session);
+
+/**
+ * Gives up one reference; NULL is a no-op. See SSL_SESSION_free(3).
+ */
+void SSL_SESSION_free(SSL_SESSION *session);
+
+/**
+ * Takes one more reference. Returns 1, or 0 for NULL. See SSL_SESSION_up_ref(3).
+ */
+int SSL_SESSION_up_ref(SSL_SESSION *session);
+
+/**
+ * 1 if the session can resume a handshake: a client session holding an unused TLS 1.3
+ * ticket or a TLS 1.2 session, not expired. Server sessions and sessions read back from
+ * bytes give 0. See SSL_SESSION_is_resumable(3).
+ */
+int SSL_SESSION_is_resumable(const SSL_SESSION *session);
+
+/**
+ * The session's creation time in seconds since the epoch (0 with an error for NULL).
+ * See SSL_SESSION_get_time(3).
+ */
+long SSL_SESSION_get_time(const SSL_SESSION *session);
+
+/**
+ * As SSL_SESSION_get_time, as a `time_t`. See SSL_SESSION_get_time_ex(3).
+ */
+time_t SSL_SESSION_get_time_ex(const SSL_SESSION *session);
+
+/**
+ * Sets the creation time (seconds since the epoch; expiry is time + timeout). Returns `t`,
+ * or 0 with an error for NULL or a negative time. See SSL_SESSION_set_time(3).
+ */
+long SSL_SESSION_set_time(SSL_SESSION *session, long t);
+
+/**
+ * As SSL_SESSION_set_time, with a `time_t`. See SSL_SESSION_set_time_ex(3).
+ */
+time_t SSL_SESSION_set_time_ex(SSL_SESSION *session, time_t t);
+
+/**
+ * The session's lifetime in seconds: the context's SSL_CTX_set_timeout value (7200 by
+ * default) when it was made, unless SSL_SESSION_set_timeout changed it. See
+ * SSL_SESSION_get_timeout(3).
+ */
+long SSL_SESSION_get_timeout(const SSL_SESSION *session);
+
+/**
+ * Sets the lifetime in seconds; a session past time + timeout is not offered (and
+ * SSL_SESSION_is_resumable turns 0). Returns 1, or 0 with an error for NULL or a negative
+ * value. See SSL_SESSION_set_timeout(3).
+ */
+long SSL_SESSION_set_timeout(SSL_SESSION *session, long t);
+
+/**
+ * The early data the server allows with this session's ticket (0 unless it said so;
+ * osslquic never sends early data). See SSL_SESSION_get_max_early_data(3).
+ */
+uint32_t SSL_SESSION_get_max_early_data(const SSL_SESSION *session);
+
+/**
+ * The session's protocol version (TLS1_2_VERSION or TLS1_3_VERSION; 0 with an error for
+ * NULL). See SSL_SESSION_get_protocol_version(3).
+ */
+int SSL_SESSION_get_protocol_version(const SSL_SESSION *session);
+
+/**
+ * Sets (or with NULL clears) the callback a client calls for every new session (each TLS
+ * 1.3 ticket, each TLS 1.2 session) when the context's cache mode includes
+ * SSL_SESS_CACHE_CLIENT, with the connection's `SSL *`. It gets a reference: returning 1
+ * keeps it (free it later with SSL_SESSION_free), 0 lets the library release it. It runs
+ * inside the handshake step that received the ticket: it may call the SSL_SESSION
+ * functions, i2d/PEM and SSL_get_session/SSL_get1_session, not other calls on the
+ * connection. Servers do not call it (rustls keeps their sessions). NULL `ctx` queues an
+ * error. See SSL_CTX_sess_set_new_cb(3).
+ */
+void SSL_CTX_sess_set_new_cb(SSL_CTX *ctx, int (*cb)(SSL*, SSL_SESSION*));
+
+/**
+ * Sets (or with NULL clears) the callback called when a session leaves a client context's
+ * cache: replaced or evicted by newer ones, or found expired. The session is lent for the
+ * call. Not called when the context is freed, nor by servers. NULL `ctx` queues an error.
+ * See SSL_CTX_sess_set_remove_cb(3).
+ */
+void SSL_CTX_sess_set_remove_cb(SSL_CTX *ctx, void (*cb)(SSL_CTX*, SSL_SESSION*));
+
+/**
+ * Serialises the session (osslquic's own DER layout: metadata only, no secrets, since
+ * rustls cannot rebuild a session from bytes). Returns the length; with `pp` non-NULL
+ * writes there and advances `*pp`, or, if `*pp` is NULL, allocates (free with
+ * OPENSSL_free) and sets `*pp`. -1 with an error for NULL `in`. See i2d_SSL_SESSION(3).
+ */
+int i2d_SSL_SESSION(const SSL_SESSION *session, unsigned char **pp);
+
+/**
+ * Reads a session i2d_SSL_SESSION wrote, from `*pp` (`length` bytes), and advances `*pp`
+ * past it. The session has the metadata only: SSL_SESSION_is_resumable gives 0 and
+ * SSL_set_session accepts it for a full handshake. With `a` non-NULL, `*a` is released (if
+ * set) and replaced by the new session. Returns NULL with an error for bytes in another
+ * layout (OpenSSL's own sessions included), damaged bytes or NULL arguments.
+ * See d2i_SSL_SESSION(3).
+ */
+SSL_SESSION *d2i_SSL_SESSION(SSL_SESSION **a, const unsigned char **pp, long length);
+
+/**
+ * Writes the session as PEM ("SSL SESSION PARAMETERS" around i2d_SSL_SESSION's bytes).
+ * Returns 1, or 0 with an error for NULL arguments or a BIO that does not take it all.
+ * See PEM_write_bio_SSL_SESSION(3).
+ */
+int PEM_write_bio_SSL_SESSION(BIO *bp, const SSL_SESSION *session);
+
+/**
+ * Reads the next "SSL SESSION PARAMETERS" PEM block from the BIO (other blocks before it are
+ * skipped), reading no further than its END line. The session is as d2i_SSL_SESSION's
+ * (metadata only, not resumable). With `x` non-NULL, `*x` is released (if set) and replaced.
+ * The password callback is not used (the block is never encrypted). Returns NULL with a PEM
+ * "no start line" error if there is none, or an error for a damaged block.
+ * See PEM_read_bio_SSL_SESSION(3).
+ */
+SSL_SESSION *PEM_read_bio_SSL_SESSION(BIO *bp,
+                                      SSL_SESSION **x,
+                                      int (*_cb)(char*, int, int, void*),
+                                      void *_u);
+
+/**
  * The QUIC client method. See OSSL_QUIC_client_method(3).
  */
 const SSL_METHOD *OSSL_QUIC_client_method(void);
@@ -2526,8 +2708,10 @@ long SSL_CTX_get_timeout(const SSL_CTX *ctx);
 int SSL_CTX_set_session_id_context(SSL_CTX *ctx, const uint8_t *sid, unsigned int len);
 
 /**
- * 1 when the handshake resumed a session (TLS over TCP; clients resume automatically
- * with the same context and server name). See SSL_session_reused(3).
+ * 1 when the handshake resumed a session, on either end (TLS over TCP and QUIC
+ * connections and their streams; 0 for other objects and before the handshake completes). Clients resume
+ * through SSL_set_session, or automatically from their context's cache. See
+ * SSL_session_reused(3).
  */
 int SSL_session_reused(const SSL *ssl);
 

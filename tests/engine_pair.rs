@@ -730,10 +730,12 @@ fn stream_payload(id: StreamId) -> Vec<u8> {
 }
 
 fn alpn(c: &Conn) -> Option<Vec<u8>> {
+    // The library wraps quinn's TLS session (ssl::session), and its handshake data with it.
     let hd = c.q.crypto_session().handshake_data()?;
-    hd.downcast::<quinn_proto::crypto::rustls::HandshakeData>()
+    hd.downcast::<osslquic::ssl::session::QuicHandshake>()
         .ok()?
         .protocol
+        .clone()
 }
 
 /// Link behaviour, the same in both directions.

@@ -8,7 +8,7 @@ UNSUPPORTED=""
 echo "| function | status |"
 echo "|---|---|"
 # Functions returning a function pointer are declared `int (*NAME(args))(...)`.
-grep -E '^[A-Za-z_][A-Za-z0-9_ \*]*([ \*]|\(\*)([A-Z][A-Za-z0-9_]*)\(' include/osslquic.h |
+grep -E '^[A-Za-z_][A-Za-z0-9_ \*]*([ \*]|\(\*)([A-Za-z][A-Za-z0-9_]*)\(' include/osslquic.h |
     sed -E -e 's/^[A-Za-z_][A-Za-z0-9_ ]*\(\*([A-Za-z_][A-Za-z0-9_]*)\(.*/\1/;t' \
         -e 's/^.*[ \*]([A-Za-z_][A-Za-z0-9_]*)\(.*/\1/' | sort -u |
     while read -r f; do

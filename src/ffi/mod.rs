@@ -17,6 +17,7 @@ pub mod bio;
 pub mod crypto;
 pub mod err;
 pub mod fork;
+pub mod session;
 pub mod ssl;
 pub mod sslbio;
 pub mod x509;

@@ -1624,8 +1624,10 @@ pub extern "C" fn SSL_CTX_set_session_id_context(
         Ok(1)
     })
 }
-/// 1 when the handshake resumed a session (TLS over TCP; clients resume automatically
-/// with the same context and server name). See SSL_session_reused(3).
+/// 1 when the handshake resumed a session, on either end (TLS over TCP and QUIC
+/// connections and their streams; 0 for other objects and before the handshake completes). Clients resume
+/// through SSL_set_session, or automatically from their context's cache. See
+/// SSL_session_reused(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_session_reused(ssl: *const SSL) -> c_int {
     ffi_entry!(SSL_session_reused => { Ok(ssl_arg(ssl)?.session_reused() as c_int) })

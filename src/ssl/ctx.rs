@@ -92,10 +92,10 @@ struct Cfg {
     sess_timeout: Option<i64>,
     sess_id_ctx: Vec<u8>,
     security_level: Option<i32>,
-    /// TLS client sessions for resumption, shared by the context's connections.
-    client_sessions: Option<Arc<dyn rustls::client::ClientSessionStore>>,
-    /// TLS clients share one verifier and one (empty) client-certificate resolver: rustls
-    /// resumes a session only with the very objects that made it.
+    /// Client sessions for resumption and the session callbacks (`ssl::session`).
+    client_sessions: Option<Arc<super::session::ClientCache>>,
+    /// Clients (TLS and QUIC) share one verifier and one (empty) client-certificate
+    /// resolver: rustls resumes a session only with the very objects that made it.
     tls_verifier: Option<Arc<Verifier>>,
     no_client_cert: Option<Arc<dyn rustls::client::ResolvesClientCert>>,
     /// SSL_CTX_set_tlsext_servername_callback / _arg, as the C boundary wraps them: called
@@ -406,6 +406,23 @@ impl SslCtx {
     pub fn session_timeout(&self) -> i64 {
         self.cfg.lock().sess_timeout.unwrap_or(7200)
     }
+    /// The context's client sessions and session callbacks.
+    pub fn client_cache(&self) -> Arc<super::session::ClientCache> {
+        self.cfg
+            .lock()
+            .client_sessions
+            .get_or_insert_with(Default::default)
+            .clone()
+    }
+    /// The cache settings a connection starting now follows.
+    pub fn cache_settings(&self) -> super::session::CacheSettings {
+        let c = self.cfg.lock();
+        super::session::CacheSettings {
+            mode: c.sess_mode.unwrap_or(SSL_SESS_CACHE_SERVER),
+            timeout: c.sess_timeout.unwrap_or(7200).max(0) as u64,
+            size: c.sess_size.unwrap_or(SSL_SESSION_CACHE_MAX_SIZE_DEFAULT),
+        }
+    }
     /// SSL_CTX_set_session_id_context (at most 32 bytes, as OpenSSL).
     pub fn set_session_id_context(&self, id: &[u8]) -> Result<()> {
         if id.len() > 32 {
@@ -465,21 +482,19 @@ impl SslCtx {
         Ok(tls)
     }
 
-    /// A rustls client configuration for one TLS-over-TCP connection.
+    /// A rustls client configuration for one TLS-over-TCP connection; `sessions` is the
+    /// connection's session store (`session::ConnStore`).
     pub fn tls_client_config(
         &self,
         alpn: Option<Vec<Vec<u8>>>,
         result: Arc<VerifyResult>,
         ssl: usize,
+        sessions: Arc<dyn rustls::client::ClientSessionStore>,
     ) -> Result<Arc<rustls::ClientConfig>> {
         // Outcomes are reported through `with_verify_result` (see there); the callback's
         // X509_STORE_CTX_get_ex_data names this SSL.
         result.ssl.store(ssl, std::sync::atomic::Ordering::Relaxed);
         let mut c = self.cfg.lock();
-        let sessions = c
-            .client_sessions
-            .get_or_insert_with(|| Arc::new(rustls::client::ClientSessionMemoryCache::new(256)))
-            .clone();
         let verifier = match &c.tls_verifier {
             Some(v) => v.clone(),
             None => {
@@ -500,7 +515,6 @@ impl SslCtx {
             .with_client_cert_resolver(no_cert);
         tls.alpn_protocols = alpn.unwrap_or_else(|| c.alpn.clone());
         tls.key_log = key_log(&c, ssl);
-        // Sessions are kept per context and resumed automatically with the same server name.
         tls.resumption = rustls::client::Resumption::store(sessions);
         Ok(Arc::new(tls))
     }
@@ -556,13 +570,15 @@ impl SslCtx {
         // One configuration serves every connection of the listener, so server-side lines
         // carry no SSL pointer.
         tls.key_log = key_log(&c, 0);
-        let crypto: Arc<dyn quinn_proto::crypto::ServerConfig> = match &c.alpn_select {
+        let inner: Arc<dyn quinn_proto::crypto::ServerConfig> = match &c.alpn_select {
             Some(f) => Arc::new(super::alpn::SelectingServer::new(tls, f.clone())?),
             None => Arc::new(
                 quinn_proto::crypto::rustls::QuicServerConfig::try_from(Arc::new(tls))
                     .map_err(|e| Error::internal(e.to_string()))?,
             ),
         };
+        // Wrapped to tell resumed handshakes (SSL_session_reused).
+        let crypto = Arc::new(super::session::ObservingServer(inner));
         // The engine gives each connection its own transport settings (quic::transport).
         let sc = Arc::new(quinn_proto::ServerConfig::with_crypto(crypto));
         c.server = Some(sc.clone());
@@ -575,30 +591,53 @@ impl SslCtx {
         alpn: Option<Vec<Vec<u8>>>,
         result: Arc<VerifyResult>,
     ) -> Result<quinn_proto::ClientConfig> {
-        self.client_config_for(alpn, result, 0)
+        self.client_config_for(alpn, result, 0, None)
     }
 
     /// As [`client_config`](Self::client_config), naming the `SSL *` that key-log lines
-    /// belong to.
+    /// belong to, with the connection's session store (`session::ConnStore`; None: none).
     pub fn client_config_for(
         &self,
         alpn: Option<Vec<Vec<u8>>>,
         result: Arc<VerifyResult>,
         ssl: usize,
+        sessions: Option<Arc<dyn rustls::client::ClientSessionStore>>,
     ) -> Result<quinn_proto::ClientConfig> {
-        let c = self.cfg.lock();
+        let mut c = self.cfg.lock();
         result.ssl.store(ssl, std::sync::atomic::Ordering::Relaxed);
-        let verifier = self.verifier(&c, Some(result))?;
+        // The context's shared verifier and resolver, as for TLS clients (rustls resumes
+        // only with the objects that made a ticket); the session wrapper names the
+        // connection it reports to.
+        let verifier = match &c.tls_verifier {
+            Some(v) => v.clone(),
+            None => {
+                let v = self.verifier(&c, None)?;
+                c.tls_verifier = Some(v.clone());
+                v
+            }
+        };
+        let no_cert = c
+            .no_client_cert
+            .get_or_insert_with(|| Arc::new(NoClientCert))
+            .clone();
         let mut tls = rustls::ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| Error::internal(e.to_string()))?
             .dangerous()
             .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth();
+            .with_client_cert_resolver(no_cert);
         tls.alpn_protocols = alpn.unwrap_or_else(|| c.alpn.clone());
         tls.key_log = key_log(&c, ssl);
+        tls.resumption = match sessions {
+            Some(s) => rustls::client::Resumption::store(s),
+            None => rustls::client::Resumption::disabled(),
+        };
         let crypto = quinn_proto::crypto::rustls::QuicClientConfig::try_from(Arc::new(tls))
             .map_err(|e| Error::internal(e.to_string()))?;
+        let crypto = super::session::ObservingClient {
+            inner: Arc::new(crypto),
+            verify: result,
+        };
         // The engine gives each connection its own transport settings (quic::transport).
         Ok(quinn_proto::ClientConfig::new(Arc::new(crypto)))
     }

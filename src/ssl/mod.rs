@@ -10,6 +10,7 @@ pub mod domain;
 pub mod filter;
 pub mod fork;
 pub mod poll;
+pub mod session;
 pub mod settings;
 
 use std::net::SocketAddr;
@@ -248,6 +249,8 @@ pub struct Ssl {
     blocking: AtomicBool,
     /// SSL_poll's last answer for this object, reused while the epoch has not moved.
     poll_cache: poll::PollCache,
+    /// Its sessions (SSL_set_session, SSL_get_session).
+    pub sessions: Arc<session::Slot>,
 }
 
 fn want_read() -> Error {
@@ -305,6 +308,7 @@ impl Ssl {
             last_error: AtomicI32::new(0),
             blocking: AtomicBool::new(blocking),
             poll_cache: poll::PollCache::default(),
+            sessions: Arc::new(session::Slot::new()),
         })
     }
 
@@ -970,7 +974,9 @@ impl Ssl {
                     std::net::IpAddr::from([0u8, 0, 0, 0]).into(),
                 ),
             };
-            let cfg = ctx.tls_client_config(alpn, t.verify.clone(), self as *const Ssl as usize)?;
+            let ssl = self as *const Ssl as usize;
+            let cfg =
+                ctx.tls_client_config(alpn, t.verify.clone(), ssl, self.store(&ctx, false))?;
             crate::tls::Setup::Client(cfg, name)
         };
         t.tls.ignore_eof.store(
@@ -990,7 +996,114 @@ impl Ssl {
 
     /// SSL_session_reused.
     pub fn session_reused(&self) -> bool {
-        matches!(&self.kind, Kind::Tls(t) if t.tls.resumed())
+        match &self.kind {
+            Kind::Tls(t) => t.tls.resumed(),
+            Kind::Conn(_) => self
+                .quic_handshake()
+                .is_some_and(|(_, resumed, done)| resumed && done),
+            Kind::Stream(st) => st.conn.session_reused(),
+            _ => false,
+        }
+    }
+
+    /// A QUIC connection's handshake facts: (ALPN, resumed, complete).
+    fn quic_handshake(&self) -> Option<(Option<Vec<u8>>, bool, bool)> {
+        let c = self.as_conn().ok()?;
+        let h = (*c.handle.lock())?;
+        let p = self.locked();
+        let conn = p.engine.conns.get(&h)?;
+        let session = conn.q.crypto_session();
+        let data = session.handshake_data()?;
+        let hd = data.downcast::<session::QuicHandshake>().ok()?;
+        Some((hd.protocol.clone(), hd.resumed, !session.is_handshaking()))
+    }
+
+    /// The session store a client connection's rustls configuration uses.
+    fn store(&self, ctx: &SslCtx, quic: bool) -> Arc<dyn rustls::client::ClientSessionStore> {
+        Arc::new(session::ConnStore::new(
+            ctx.client_cache(),
+            self.sessions.clone(),
+            self as *const Ssl as usize,
+            ctx.cache_settings(),
+            quic,
+        ))
+    }
+
+    /// SSL_set_session: the session a client's next handshake offers (None clears it).
+    pub fn set_session(&self, s: Option<Arc<session::Session>>) -> Result<()> {
+        let started = match &self.kind {
+            Kind::Tls(t) => {
+                if *t.role.lock() == Some(true) {
+                    return Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
+                        .with("SSL_set_session on a server connection"));
+                }
+                t.tls.started()
+            }
+            Kind::Conn(c) if c.listener.is_none() => c.handle.lock().is_some(),
+            Kind::Conn(_) => {
+                return Err(Error::unsupported(
+                    "SSL_set_session on a connection of a listener (it does not resume)",
+                ));
+            }
+            _ => {
+                return Err(Error::ssl(SSL_R_CONN_USE_ONLY)
+                    .with("SSL_set_session needs a client connection"));
+            }
+        };
+        if started {
+            return Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
+                .with("SSL_set_session after the handshake started"));
+        }
+        if let Some(s) = &s
+            && self.ctx.method.is_tls() == s.quic
+        {
+            return Err(Error::ssl(SSL_R_BAD_VALUE_CODE)
+                .with("a QUIC session for a TLS connection, or the reverse"));
+        }
+        self.sessions.set_preset(s);
+        Ok(())
+    }
+
+    /// SSL_get_session: the newest session the handshake made (a client's newest ticket),
+    /// else the one SSL_set_session gave if it resumed or the handshake has not finished,
+    /// else (handshake finished) a metadata session; None before the handshake without one.
+    pub fn session(&self) -> Option<Arc<session::Session>> {
+        if let Kind::Stream(st) = &self.kind {
+            return st.conn.session();
+        }
+        if let Some(s) = self.sessions.newest() {
+            if !session::in_callback()
+                && s.cipher() == 0
+                && let Some(c) = self.cipher()
+            {
+                s.fill_cipher(u16::from(c));
+            }
+            return Some(s);
+        }
+        // Inside a session callback the connection is locked: what is above is all there is.
+        if session::in_callback() {
+            return self.sessions.preset();
+        }
+        let done = match &self.kind {
+            Kind::Tls(t) => t.tls.started() && !t.tls.is_handshaking(),
+            Kind::Conn(_) => self.quic_handshake().is_some_and(|(_, _, done)| done),
+            _ => return None,
+        };
+        let preset = self.sessions.preset();
+        if !done || self.session_reused() {
+            return preset;
+        }
+        let version = match self.tls_version() {
+            "TLSv1.2" => ctx::TLS12_VERSION,
+            _ => ctx::TLS13_VERSION,
+        } as u16;
+        let cipher = self.cipher().map_or(0, u16::from);
+        let quic = !self.ctx.method.is_tls();
+        let timeout = self.ctx.cache_settings().timeout;
+        Some(
+            self.sessions
+                .meta(|born| session::Session::metadata(version, cipher, quic, timeout, born)),
+        )
     }
 
     /// The negotiated cipher suite of a TLS connection (quinn does not tell a QUIC
@@ -1050,9 +1163,14 @@ impl Ssl {
         {
             return Err(Error::ssl(235).with("QUIC requires ALPN: call SSL_set_alpn_protos"));
         }
-        let cfg =
-            self.ctx
-                .client_config_for(alpn, c.verify.clone(), self as *const Ssl as usize)?;
+        // Connections of a listener (SSL_new_from_listener) do not resume.
+        let store = c.listener.is_none().then(|| self.store(&self.ctx, true));
+        let cfg = self.ctx.client_config_for(
+            alpn,
+            c.verify.clone(),
+            self as *const Ssl as usize,
+            store,
+        )?;
         let h = p
             .engine
             .connect(Instant::now(), cfg, peer, &name)
@@ -1787,15 +1905,7 @@ impl Ssl {
 
     /// The negotiated ALPN protocol, if any.
     pub fn alpn_selected(&self) -> Option<Vec<u8>> {
-        let c = self.as_conn().ok()?;
-        let h = (*c.handle.lock())?;
-        let p = self.locked();
-        let conn = p.engine.conns.get(&h)?;
-        let data = conn.q.crypto_session().handshake_data()?;
-        let hd = data
-            .downcast::<quinn_proto::crypto::rustls::HandshakeData>()
-            .ok()?;
-        hd.protocol.clone()
+        self.quic_handshake()?.0
     }
 }
 

@@ -2,7 +2,8 @@
 # TLS over TCP interop on 127.0.0.1, ending with `N passed, N failed`.
 #   our server (tests/tls/tls_peer.c, listener API) <- openssl s_client (TLS 1.2, 1.3),
 #       Python's ssl client (TLS 1.2, 1.3)
-#   our client -> openssl s_server -WWW (TLS 1.2, 1.3), Python's ssl server (with ALPN)
+#   our client -> openssl s_server -WWW (TLS 1.2, 1.3; and resuming a session), Python's ssl
+#       server (with ALPN)
 #   ALPN mismatch, both directions: a no_application_protocol alert and a clear error
 #   100 concurrent clients against the listener-API server, every byte checked
 #   hostile peers: a close in the middle of a record (request and response side, and a server
@@ -201,6 +202,12 @@ for v in 1_3 1_2; do
     vv=$(echo $v | tr _ .)
     check "our client -> openssl s_server -WWW -tls$v: 300000 bytes, ALPN, close_notify" \
         "[ $rc = 0 ] && grep -q '^OK TLSv$vv alpn=http/1.1 bytes=300000\$' '$L/$t.out'" "$L/$t.out" "$L/$t.srv"
+    # Sessions: the second connection offers the first one's session and resumes.
+    timeout 20 "$PEER" client -w -r localhost "$p" /300000 >"$L/$t-resume.out" 2>&1
+    rc=$?
+    check "our client -> openssl s_server -WWW -tls$v: SSL_get1_session, SSL_set_session: resumed" \
+        "[ $rc = 0 ] && sed -n 1p '$L/$t-resume.out' | grep -q '^OK TLSv$vv alpn=- bytes=300000 reused=0\$' && sed -n 2p '$L/$t-resume.out' | grep -q '^OK TLSv$vv alpn=- bytes=300000 reused=1\$'" \
+        "$L/$t-resume.out" "$L/$t.srv"
     kill "$sp" 2>/dev/null
     wait "$sp" 2>/dev/null
 done

@@ -32,6 +32,9 @@
  *       -w       HTTP mode for `openssl s_server -WWW`: send "GET PATH HTTP/1.0\r\n\r\n",
  *                skip the response header
  *       -n N     expected body length (default: the digits at the end of PATH)
+ *       -r       resumption: after the first connection, a second one offers its session
+ *                (SSL_get1_session, SSL_set_session); each prints its OK line with
+ *                " reused=<SSL_session_reused>" appended
  *
  * The pattern: byte i is PATTERN[i % 62], printable so command-line peers can show it.
  */
@@ -63,7 +66,7 @@ static const char *key_file = "build/certs/key.pem";
 static const char *ca_file = "build/certs/ca.pem";
 static unsigned char alpn_wire[256];
 static unsigned int alpn_len;
-static int tls12_only, tls13_only, http_mode, rcv_timeout, server_alpn_list;
+static int tls12_only, tls13_only, http_mode, rcv_timeout, server_alpn_list, resume;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* The thread's queued OpenSSL errors as one line ('; '-separated), via ERR_print_errors_cb
@@ -387,9 +390,11 @@ static int client_fail(SSL *s, const char *where, int r)
     return 1;
 }
 
-static int run_client(const char *host, const char *port, const char *path, long expect)
+/* One connection of `ctx`, offering `offer` if not NULL; with `keep`, its session goes to
+ * *keep (a reference). */
+static int client_once(SSL_CTX *ctx, const char *host, const char *port, const char *path,
+                       long expect, SSL_SESSION *offer, SSL_SESSION **keep)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     SSL *s;
     char req[600], ab[64], eb[1024];
     char *buf;
@@ -397,22 +402,13 @@ static int run_client(const char *host, const char *port, const char *path, long
     int fd, r, e;
     const char *name = getenv("TLS_PEER_VERIFY_HOST") ? getenv("TLS_PEER_VERIFY_HOST") : host;
 
-    if (ctx == NULL)
-        return fprintf(stderr, "client: SSL_CTX_new failed\n"), 1;
-    if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
-        errors(eb, sizeof(eb));
-        return fprintf(stderr, "client: CA file %s: %s\n", ca_file, eb), 1;
-    }
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    if (tls12_only && !SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION))
-        return fprintf(stderr, "client: set_max_proto_version failed\n"), 1;
-    if (tls13_only && !SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION))
-        return fprintf(stderr, "client: set_min_proto_version failed\n"), 1;
     if ((fd = tcp_connect(host, port)) < 0)
         return 1;
     s = SSL_new(ctx);
     if (s == NULL || SSL_set_fd(s, fd) != 1 || SSL_set1_host(s, name) != 1)
         return client_fail(s, "setup", 0);
+    if (offer != NULL && SSL_set_session(s, offer) != 1)
+        return client_fail(s, "SSL_set_session", 0);
     if (inet_pton(AF_INET, name, req) != 1 && inet_pton(AF_INET6, name, req) != 1 &&
         SSL_set_tlsext_host_name(s, name) != 1)
         return client_fail(s, "SNI", 0);
@@ -467,19 +463,49 @@ static int run_client(const char *host, const char *port, const char *path, long
                         "(expected 1): %s\n", r, eb);
         return 1;
     }
-    printf("OK %s alpn=%s bytes=%zu\n", SSL_get_version(s), alpn_of(s, ab, sizeof(ab)),
+    printf("OK %s alpn=%s bytes=%zu", SSL_get_version(s), alpn_of(s, ab, sizeof(ab)),
            got - body);
+    if (resume)
+        printf(" reused=%d", SSL_session_reused(s));
+    printf("\n");
+    if (keep != NULL && (*keep = SSL_get1_session(s)) == NULL)
+        return client_fail(s, "SSL_get1_session", 0);
     free(buf);
     SSL_free(s);
-    SSL_CTX_free(ctx);
     close(fd);
     return 0;
+}
+
+static int run_client(const char *host, const char *port, const char *path, long expect)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL_SESSION *sess = NULL;
+    char eb[1024];
+    int r;
+
+    if (ctx == NULL)
+        return fprintf(stderr, "client: SSL_CTX_new failed\n"), 1;
+    if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+        errors(eb, sizeof(eb));
+        return fprintf(stderr, "client: CA file %s: %s\n", ca_file, eb), 1;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (tls12_only && !SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION))
+        return fprintf(stderr, "client: set_max_proto_version failed\n"), 1;
+    if (tls13_only && !SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION))
+        return fprintf(stderr, "client: set_min_proto_version failed\n"), 1;
+    r = client_once(ctx, host, port, path, expect, NULL, resume ? &sess : NULL);
+    if (r == 0 && resume)
+        r = client_once(ctx, host, port, path, expect, sess, NULL);
+    SSL_SESSION_free(sess);
+    SSL_CTX_free(ctx);
+    return r;
 }
 
 static int usage(void)
 {
     fprintf(stderr, "usage: tls_peer server [-c chain] [-k key] [-a alpn,...] [-A] [-2] [-t secs] PORT\n"
-                    "       tls_peer client [-C ca] [-a alpn,...] [-2|-3] [-w] [-n len] HOST "
+                    "       tls_peer client [-C ca] [-a alpn,...] [-2|-3] [-w] [-r] [-n len] HOST "
                     "PORT PATH\n");
     return 2;
 }
@@ -499,7 +525,7 @@ int main(int argc, char **argv)
         return usage();
     argv++;
     argc--;
-    while ((opt = getopt(argc, argv, "c:k:C:H:a:A23wn:t:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:k:C:H:a:A23wn:t:r")) != -1) {
         switch (opt) {
         case 'c': cert_file = optarg; break;
         case 'k': key_file = optarg; break;
@@ -515,6 +541,7 @@ int main(int argc, char **argv)
         case 'w': http_mode = 1; break;
         case 'n': expect = strtol(optarg, NULL, 10); break;
         case 't': rcv_timeout = atoi(optarg); break;
+        case 'r': resume = 1; break;
         default: return usage();
         }
     }
