@@ -102,17 +102,7 @@ fn retry_with_split_client_hello(select: bool) {
         p.server.validate = true;
     }
     let cch = connect_with_long_alpn(&mut p);
-    p.run_until(
-        "split ClientHello handshake",
-        Duration::from_secs(30),
-        |p| {
-            p.accept();
-            p.client.conns[&cch].connected
-                && p.accepted
-                    .first()
-                    .is_some_and(|h| p.server.conns[h].connected)
-        },
-    );
+    p.finish_handshake("split ClientHello handshake", cch, Duration::from_secs(30));
     // Each datagram of the first flight draws a Retry; the client follows the first only.
     assert!(p.net.retries >= 1, "a Retry");
     assert!(
@@ -152,13 +142,7 @@ fn incomplete_client_hello_after_retry_is_nudged() {
     p.client_timers_on_receive = true;
     p.net.drop_client_initial_after_retry = Some(2);
     let cch = connect_with_long_alpn(&mut p);
-    p.run_until("nudged handshake", Duration::from_secs(5), |p| {
-        p.accept();
-        p.client.conns[&cch].connected
-            && p.accepted
-                .first()
-                .is_some_and(|h| p.server.conns[h].connected)
-    });
+    p.finish_handshake("nudged handshake", cch, Duration::from_secs(5));
     assert!(p.net.dropped >= 1, "the ClientHello's tail was lost");
     // Retry (1 RTT), Initials (0.5), the nudge after 2 ms, the resent tail (1 RTT), the
     // server's flight and the client's Finished (1 RTT): about 3.5 RTT plus the nudge delay.
@@ -989,16 +973,22 @@ impl Pair {
     /// One connection, driven until both sides report `connected`.
     fn handshake(&mut self) -> (Ch, Ch, Arc<VerifyResult>) {
         let (cch, verify) = self.connect();
+        let sch = self.finish_handshake("handshake", cch, Duration::from_secs(30));
+        (cch, sch, verify)
+    }
+
+    /// Drives client connection `cch` and the server connection it makes until both are
+    /// connected; returns the server's.
+    fn finish_handshake(&mut self, what: &str, cch: Ch, limit: Duration) -> Ch {
         let first = self.accepted.len();
-        self.run_until("handshake", Duration::from_secs(30), |p| {
+        self.run_until(what, limit, |p| {
             p.accept();
             p.client.conns[&cch].connected
                 && p.accepted[first..]
                     .first()
                     .is_some_and(|h| p.server.conns[h].connected)
         });
-        let sch = self.accepted[first];
-        (cch, sch, verify)
+        self.accepted[first]
     }
 
     /// Moves every datagram both engines produced onto the network, one per GSO segment.

@@ -581,13 +581,37 @@ static int test_keylog(void)
 }
 
 
+/* A non-blocking listener and client over a datagram pair with 8 MiB buffers, connected,
+ * the client's "GET" read by the server on the default stream. */
+static int pair_get(struct peerset *ps, SSL_CTX *sctx, SSL_CTX *cctx)
+{
+    BIO *a = NULL, *b = NULL;
+    unsigned char buf[3];
+    size_t n;
+
+    ASSERT_NOT_NULL(sctx);
+    ASSERT_NOT_NULL(cctx);
+    ASSERT_EQ(BIO_new_bio_dgram_pair(&a, 8 << 20, &b, 8 << 20), 1);
+    ps->listener = SSL_new_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE);
+    SSL_set_blocking_mode(ps->listener, 0); /* this thread drives both sides */
+    SSL_set_bio(ps->listener, a, a);
+    ps->client = SSL_new(cctx);
+    SSL_set_blocking_mode(ps->client, 0);
+    SSL_set_bio(ps->client, b, b);
+    ASSERT_EQ(SSL_set_alpn_protos(ps->client, alpn, sizeof(alpn)), 0);
+    ASSERT_TRUE(handshake(ps));
+    ASSERT_EQ(SSL_write_ex(ps->client, "GET", 3, &n), 1); /* opens the default stream */
+    PUMP(ps, SSL_read_ex(ps->server, buf, 3, &n) == 1);
+    ERR_clear_error();
+    return 1;
+}
+
 /* Data received before the peer closed stays readable, then FIN: the client reads nothing
  * until the server's SSL_shutdown has completed. */
 static int test_read_after_peer_close(void)
 {
     enum { LEN = 2000000 };
     SSL_CTX *sctx = server_ctx(), *cctx = client_ctx();
-    BIO *a = NULL, *b = NULL;
     struct peerset ps = {0};
     unsigned char *data = malloc(LEN), buf[65536];
     size_t sent = 0, got = 0, n, i;
@@ -596,18 +620,7 @@ static int test_read_after_peer_close(void)
     ASSERT_NOT_NULL(data);
     for (i = 0; i < LEN; i++)
         data[i] = (unsigned char)(i % 251);
-    ASSERT_EQ(BIO_new_bio_dgram_pair(&a, 8 << 20, &b, 8 << 20), 1);
-    ps.listener = SSL_new_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE);
-    SSL_set_blocking_mode(ps.listener, 0); /* this thread drives both sides */
-    SSL_set_bio(ps.listener, a, a);
-    ps.client = SSL_new(cctx);
-    SSL_set_blocking_mode(ps.client, 0);
-    SSL_set_bio(ps.client, b, b);
-    ASSERT_EQ(SSL_set_alpn_protos(ps.client, alpn, sizeof(alpn)), 0);
-    ASSERT_TRUE(handshake(&ps));
-    ASSERT_EQ(SSL_write_ex(ps.client, "GET", 3, &n), 1); /* opens the default stream */
-    PUMP(&ps, SSL_read_ex(ps.server, buf, 3, &n) == 1);
-    ERR_clear_error();
+    ASSERT_TRUE(pair_get(&ps, sctx, cctx));
     PUMP(&ps, (sent += (SSL_write_ex2(ps.server, data + sent, LEN - sent, SSL_WRITE_FLAG_CONCLUDE, &n) == 1 ? n : 0)) == LEN);
     ERR_clear_error();
     PUMP(&ps, (r = SSL_shutdown(ps.server)) == 1);
@@ -645,7 +658,6 @@ static int rapid_shutdown(uint64_t flags)
 {
     enum { LEN = 2000000 };
     SSL_CTX *sctx = server_ctx(), *cctx = client_ctx();
-    BIO *a = NULL, *b = NULL;
     struct peerset ps = {0};
     unsigned char *data = malloc(LEN), buf[65536];
     size_t sent = 0, got = 0, n, i;
@@ -654,18 +666,7 @@ static int rapid_shutdown(uint64_t flags)
     ASSERT_NOT_NULL(data);
     for (i = 0; i < LEN; i++)
         data[i] = (unsigned char)(i % 251);
-    ASSERT_EQ(BIO_new_bio_dgram_pair(&a, 8 << 20, &b, 8 << 20), 1);
-    ps.listener = SSL_new_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE);
-    SSL_set_blocking_mode(ps.listener, 0);
-    SSL_set_bio(ps.listener, a, a);
-    ps.client = SSL_new(cctx);
-    SSL_set_blocking_mode(ps.client, 0);
-    SSL_set_bio(ps.client, b, b);
-    ASSERT_EQ(SSL_set_alpn_protos(ps.client, alpn, sizeof(alpn)), 0);
-    ASSERT_TRUE(handshake(&ps));
-    ASSERT_EQ(SSL_write_ex(ps.client, "GET", 3, &n), 1);
-    PUMP(&ps, SSL_read_ex(ps.server, buf, 3, &n) == 1);
-    ERR_clear_error();
+    ASSERT_TRUE(pair_get(&ps, sctx, cctx));
     if (flush) {
         PUMP(&ps, (sent += (SSL_write_ex(ps.server, data + sent, LEN - sent, &n) == 1 ? n : 0)) == LEN);
         ASSERT_EQ(SSL_stream_conclude(ps.server, 0), 1);
