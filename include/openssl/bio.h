@@ -2,6 +2,13 @@
  * Hand-written; the functions and constants themselves come from the generated header. */
 #ifndef OSSLQUIC_OPENSSL_BIO_H
 #define OSSLQUIC_OPENSSL_BIO_H
+#ifndef OPENSSL_BIO_H
+#define OPENSSL_BIO_H
+#endif
+/* OpenSSL's bio.h brings <stdio.h>, <stdarg.h> and, through crypto.h, <stdlib.h> and <time.h>. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <openssl/e_os2.h>
 #include <osslquic.h>
 #include <openssl/crypto.h>
 /* BIO_ADDR users need the socket families and byte-order helpers. */

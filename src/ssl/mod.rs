@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 
 pub mod alpn;
+pub mod consts;
 pub mod ctx;
 pub mod domain;
 pub mod filter;
