@@ -286,6 +286,22 @@
 
 #define BIO_C_SET_SSL_RENEGOTIATE_TIMEOUT 127
 
+#define BIO_C_SET_FILENAME 108
+
+#define BIO_C_FILE_SEEK 128
+
+#define BIO_C_FILE_TELL 133
+
+#define BIO_FP_READ 2
+
+#define BIO_FP_WRITE 4
+
+#define BIO_FP_APPEND 8
+
+#define BIO_FP_TEXT 16
+
+#define BIO_R_NO_SUCH_FILE 128
+
 #define BIO_POLL_DESCRIPTOR_TYPE_NONE 0
 
 #define BIO_POLL_DESCRIPTOR_TYPE_SOCK_FD 1
@@ -1923,6 +1939,12 @@ int OPENSSL_init_ssl(uint64_t _opts, const void *_settings);
 int OPENSSL_init_crypto(uint64_t _opts, const void *_settings);
 
 /**
+ * Resizes memory from CRYPTO_malloc (NULL: allocates; `num` 0: frees and returns NULL, as
+ * OpenSSL's). Returns NULL on failure, leaving `p` allocated. See OPENSSL_realloc(3).
+ */
+void *CRYPTO_realloc(void *p, size_t num, const char *_file, int _line);
+
+/**
  * Removes the oldest error from this thread's queue and returns its packed code (0 if empty).
  * See ERR_get_error(3).
  */
@@ -1977,6 +1999,20 @@ void ERR_print_errors_cb(ERR_print_errors_cb_fn cb, void *u);
  * NULL `fp` just empties it. See ERR_print_errors_fp(3).
  */
 void ERR_print_errors_fp(FILE *fp);
+
+/**
+ * The file method: BIO_new(BIO_s_file()) makes a BIO with no file open yet (open one with
+ * BIO_read_filename, BIO_write_filename, BIO_append_filename or BIO_rw_filename). See
+ * BIO_s_file(3).
+ */
+const BIO_METHOD *BIO_s_file(void);
+
+/**
+ * Opens `filename` with fopen(3)'s `mode` ("r", "w", "a", each with an optional "+" and
+ * "b") and returns a file BIO that closes it when freed, or NULL with an error
+ * (BIO_R_NO_SUCH_FILE for a missing file, else the system error). See BIO_new_file(3).
+ */
+BIO *BIO_new_file(const char *filename, const char *mode);
 
 /**
  * fork(2), handing the accepted connection `conn` to the child. Returns the child's pid in

@@ -16,6 +16,7 @@ pub mod addr;
 pub mod bio;
 pub mod crypto;
 pub mod err;
+pub mod file;
 pub mod fork;
 pub mod ssl;
 pub mod sslbio;
