@@ -593,6 +593,11 @@
 
 #define SSL_DOMAIN_FLAG_LEGACY_BLOCKING 16
 
+/**
+ * SSL_R_NO_CIPHER_MATCH.
+ */
+#define SSL_R_NO_CIPHER_MATCH 185
+
 #define SSL_OP_EPHEMERAL_RSA 0
 
 #define SSL_OP_MICROSOFT_BIG_SSLV3_BUFFER 0
@@ -951,12 +956,14 @@ typedef struct OSSLQUIC_BIO_STATS {
   uint64_t wakeups;
 } OSSLQUIC_BIO_STATS;
 
+typedef struct ssl_ctx_st SSL_CTX;
+
+typedef struct ssl_st SSL;
+
 /**
  * The callback type of ERR_print_errors_cb: one call per line, non-positive return stops.
  */
 typedef int (*ERR_print_errors_cb_fn)(const char *str, size_t len, void *u);
-
-typedef struct ssl_st SSL;
 
 /**
  * What a QUIC object's engine has seen (OSSLQUIC_get_engine_stats).
@@ -981,8 +988,6 @@ typedef struct OSSLQUIC_ENGINE_STATS {
 } OSSLQUIC_ENGINE_STATS;
 
 typedef struct ssl_method_st SSL_METHOD;
-
-typedef struct ssl_ctx_st SSL_CTX;
 
 typedef struct x509_store_ctx_st X509_STORE_CTX;
 
@@ -1905,6 +1910,22 @@ int OSSLQUIC_BIO_dgram_set_offload(BIO *b, int gso, int gro);
  * Reports which offloads a datagram socket BIO uses: bit 0 GSO, bit 1 GRO.
  */
 int OSSLQUIC_BIO_dgram_get_offload(BIO *b);
+
+/**
+ * Sets the TLS 1.3 cipher suites of the context's later connections (TLS and QUIC), a
+ * colon-separated list of standard names (TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384,
+ * TLS_CHACHA20_POLY1305_SHA256). As OpenSSL: unknown names are skipped, "" means none, and
+ * a list matching nothing returns 0 with SSL_R_NO_CIPHER_MATCH. See
+ * SSL_CTX_set_ciphersuites(3).
+ */
+int SSL_CTX_set_ciphersuites(SSL_CTX *ctx, const char *str);
+
+/**
+ * Per-connection TLS 1.3 cipher suites are not supported: returns 0 with an "unsupported"
+ * error (after checking the list as SSL_CTX_set_ciphersuites would). Set them on the
+ * context. See SSL_set_ciphersuites(3).
+ */
+int SSL_set_ciphersuites(SSL *ssl, const char *str);
 
 /**
  * Allocates `num` bytes with the C allocator (free with OPENSSL_free). `file`/`line` are

@@ -101,17 +101,22 @@ impl FileBio {
         f(file, eof).map_err(|e| Error::sys(e.raw_os_error().unwrap_or(libc::EIO)).with(e.to_string()))
     }
 
-    /// Reads up to `buf.len()` bytes; 0 at end of file (and BIO_eof is then 1).
+    /// Reads `buf.len()` bytes, fewer only at end of file, as fread(3) does: a short read
+    /// sets end of file (BIO_eof 1), so a program reading until BIO_eof stops without a
+    /// final empty read, as it does over OpenSSL's stdio file BIO.
     pub fn read(&self, buf: &mut [u8]) -> Result<usize> {
         self.with_file(|f, eof| {
-            let n = loop {
-                match f.read(buf) {
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    r => break r?,
+            let mut n = 0;
+            while n < buf.len() {
+                match f.read(&mut buf[n..]) {
+                    Ok(0) => {
+                        *eof = true;
+                        break;
+                    }
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
                 }
-            };
-            if n == 0 && !buf.is_empty() {
-                *eof = true;
             }
             Ok(n)
         })
@@ -207,12 +212,14 @@ mod tests {
         let mut line = [0u8; 16];
         assert_eq!(b.gets(&mut line).unwrap(), 4);
         assert_eq!(&line[..4], b"one\n");
+        let mut two = [0u8; 2];
+        assert_eq!(b.read(&mut two).unwrap(), 2);
+        assert!(!b.eof(), "a full read is not the end");
         let mut rest = [0u8; 16];
-        assert_eq!(b.read(&mut rest).unwrap(), 4);
-        assert_eq!(&rest[..4], b"two\n");
-        assert!(!b.eof());
+        assert_eq!(b.read(&mut rest).unwrap(), 2, "short read at the end");
+        assert_eq!(&rest[..2], b"o\n");
+        assert!(b.eof(), "a short read sets end of file, as fread does");
         assert_eq!(b.read(&mut rest).unwrap(), 0);
-        assert!(b.eof());
         std::fs::remove_file(&p).unwrap();
     }
 

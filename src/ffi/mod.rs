@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 
 pub mod addr;
 pub mod bio;
+pub mod ciphers;
 pub mod crypto;
 pub mod err;
 pub mod file;

@@ -74,7 +74,7 @@ fn method_arg(m: *const SSL_METHOD) -> Result<Method> {
     Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED).with("unknown SSL_METHOD"))
 }
 
-fn ctx_arg<'a>(c: *const SSL_CTX) -> Result<&'a SslCtx> {
+pub(super) fn ctx_arg<'a>(c: *const SSL_CTX) -> Result<&'a SslCtx> {
     ref_arg(c as *const SslCtx, "ctx")
 }
 fn ctx_arc(c: *const SSL_CTX) -> Result<Arc<SslCtx>> {

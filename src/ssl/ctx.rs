@@ -100,6 +100,8 @@ struct Cfg {
     /// with the argument, returns an SSL_TLSEXT_ERR_* value.
     servername_cb: Option<ServernameCb>,
     servername_arg: usize,
+    /// SSL_CTX_set_ciphersuites: the TLS 1.3 suites allowed, in order (None: rustls's).
+    tls13_suites: Option<Vec<rustls::SupportedCipherSuite>>,
 }
 
 /// The server-name callback as the C boundary provides it: (argument) -> SSL_TLSEXT_ERR_*.
@@ -132,6 +134,11 @@ pub fn parse_alpn(wire: &[u8]) -> Result<Vec<Vec<u8>>> {
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The provider with the context's TLS 1.3 suites (SSL_CTX_set_ciphersuites), if set.
+fn suites_provider(c: &Cfg) -> Arc<rustls::crypto::CryptoProvider> {
+    super::ciphers::provider(c.tls13_suites.as_deref())
 }
 
 impl SslCtx {
@@ -419,6 +426,17 @@ impl SslCtx {
         self.cfg.lock().security_level.unwrap_or(2)
     }
 
+    /// SSL_CTX_set_ciphersuites: the TLS 1.3 suites of later handshakes (see `ciphers`).
+    pub fn set_ciphersuites(&self, list: &str) -> Result<()> {
+        let suites = super::ciphers::parse_tls13(list)?;
+        let mut c = self.cfg.lock();
+        c.tls13_suites = Some(suites);
+        c.server = None;
+        c.tls_server = None;
+        c.tls_verifier = None;
+        Ok(())
+    }
+
     /// The rustls server configuration for TLS over TCP (cached until the context changes).
     pub fn tls_server_config(&self) -> Result<Arc<rustls::ServerConfig>> {
         let mut c = self.cfg.lock();
@@ -433,7 +451,7 @@ impl SslCtx {
             Error::ssl(SSL_R_NO_PRIVATE_KEY_ASSIGNED)
                 .with("a TLS server needs SSL_CTX_use_PrivateKey_file first")
         })?;
-        let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        let mut tls = rustls::ServerConfig::builder_with_provider(suites_provider(&c))
             .with_protocol_versions(&Self::tls_versions(&c)?)
             .map_err(|e| Error::internal(e.to_string()))?
             .with_no_client_auth()
@@ -486,7 +504,7 @@ impl SslCtx {
             .no_client_cert
             .get_or_insert_with(|| Arc::new(NoClientCert))
             .clone();
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        let mut tls = rustls::ClientConfig::builder_with_provider(suites_provider(&c))
             .with_protocol_versions(&Self::tls_versions(&c)?)
             .map_err(|e| Error::internal(e.to_string()))?
             .dangerous()
@@ -540,7 +558,7 @@ impl SslCtx {
             Error::ssl(SSL_R_NO_PRIVATE_KEY_ASSIGNED)
                 .with("a QUIC server needs SSL_CTX_use_PrivateKey_file first")
         })?;
-        let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        let mut tls = rustls::ServerConfig::builder_with_provider(suites_provider(&c))
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| Error::internal(e.to_string()))?
             .with_no_client_auth()
@@ -553,8 +571,11 @@ impl SslCtx {
         let crypto: Arc<dyn quinn_proto::crypto::ServerConfig> = match &c.alpn_select {
             Some(f) => Arc::new(super::alpn::SelectingServer::new(tls, f.clone())?),
             None => Arc::new(
-                quinn_proto::crypto::rustls::QuicServerConfig::try_from(Arc::new(tls))
-                    .map_err(|e| Error::internal(e.to_string()))?,
+                quinn_proto::crypto::rustls::QuicServerConfig::with_initial(
+                    Arc::new(tls),
+                    super::ciphers::quic_initial()?,
+                )
+                .map_err(|e| Error::internal(e.to_string()))?,
             ),
         };
         // The engine gives each connection its own transport settings (quic::transport).
@@ -583,7 +604,7 @@ impl SslCtx {
         let c = self.cfg.lock();
         result.ssl.store(ssl, std::sync::atomic::Ordering::Relaxed);
         let verifier = self.verifier(&c, Some(result))?;
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        let mut tls = rustls::ClientConfig::builder_with_provider(suites_provider(&c))
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| Error::internal(e.to_string()))?
             .dangerous()
@@ -591,8 +612,11 @@ impl SslCtx {
             .with_no_client_auth();
         tls.alpn_protocols = alpn.unwrap_or_else(|| c.alpn.clone());
         tls.key_log = key_log(&c, ssl);
-        let crypto = quinn_proto::crypto::rustls::QuicClientConfig::try_from(Arc::new(tls))
-            .map_err(|e| Error::internal(e.to_string()))?;
+        let crypto = quinn_proto::crypto::rustls::QuicClientConfig::with_initial(
+            Arc::new(tls),
+            super::ciphers::quic_initial()?,
+        )
+        .map_err(|e| Error::internal(e.to_string()))?;
         // The engine gives each connection its own transport settings (quic::transport).
         Ok(quinn_proto::ClientConfig::new(Arc::new(crypto)))
     }

@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 
 pub mod alpn;
+pub mod ciphers;
 pub mod consts;
 pub mod ctx;
 pub mod domain;
