@@ -267,7 +267,7 @@ if want ddd; then
             if [ ! -x "$bin" ]; then
                 why=$(grep "^$srv-$v:" "$O/ddd/missing" 2>/dev/null | sed 's/^[^:]*: //')
                 for p in $DDD; do
-                    for b in ours ossl; do fail "ddd-$p-$v-$b--$srv" "server $srv-$v not built${why:+: $why}"; done
+                    for b in ours ossl; do fail "$p-$v-$b--$srv" "server $srv-$v not built${why:+: $why}"; done
                 done
                 continue
             fi
@@ -285,14 +285,14 @@ if want ddd; then
             done
             if [ -z "$port" ]; then
                 for p in $DDD; do
-                    for b in ours ossl; do fail "ddd-$p-$v-$b--$srv" "server $srv-$v did not start"; done
+                    for b in ours ossl; do fail "$p-$v-$b--$srv" "server $srv-$v did not start"; done
                 done
                 stop_server "$spid"
                 continue
             fi
             for p in $DDD; do
                 for b in ours ossl; do
-                    t="ddd-$p-$v-$b--$srv"
+                    t="$p-$v-$b--$srv"
                     have "$O/$b/$p-$v" "$t" || continue
                     SSL_CERT_FILE="$C/ca.pem" timeout -k 2 "$T" "$O/$b/$p-$v" localhost "$port" >"$L/$t.out" 2>"$L/$t.err"
                     rc=$?
