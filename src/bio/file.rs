@@ -4,6 +4,7 @@
 //! not provided.
 #![deny(unsafe_code)]
 
+use std::ffi::c_long;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 
@@ -15,10 +16,10 @@ pub const BIO_TYPE_FILE: i32 = 2 | super::consts::BIO_TYPE_SOURCE_SINK;
 pub const BIO_C_SET_FILENAME: i32 = 108;
 pub const BIO_C_FILE_SEEK: i32 = 128;
 pub const BIO_C_FILE_TELL: i32 = 133;
-pub const BIO_FP_READ: i64 = 0x02;
-pub const BIO_FP_WRITE: i64 = 0x04;
-pub const BIO_FP_APPEND: i64 = 0x08;
-pub const BIO_FP_TEXT: i64 = 0x10;
+pub const BIO_FP_READ: c_long = 0x02;
+pub const BIO_FP_WRITE: c_long = 0x04;
+pub const BIO_FP_APPEND: c_long = 0x08;
+pub const BIO_FP_TEXT: c_long = 0x10;
 pub const BIO_R_NO_SUCH_FILE: u32 = 128;
 
 #[derive(Default)]
@@ -43,10 +44,19 @@ fn fopen_options(mode: &str) -> Result<OpenOptions> {
         Some('r') => o.read(true).write(plus),
         Some('w') => o.write(true).create(true).truncate(true).read(plus),
         Some('a') => o.append(true).create(true).read(plus),
-        _ => return Err(Error::invalid(format!("fopen mode \"{mode}\" is not r, w or a"))),
+        _ => {
+            return Err(Error::invalid(format!(
+                "fopen mode \"{mode}\" is not r, w or a"
+            )));
+        }
     };
-    if mode[1..].chars().any(|c| !matches!(c, '+' | 'b' | 't' | 'x' | 'e')) {
-        return Err(Error::invalid(format!("fopen mode \"{mode}\" not understood")));
+    if mode[1..]
+        .chars()
+        .any(|c| !matches!(c, '+' | 'b' | 't' | 'x' | 'e'))
+    {
+        return Err(Error::invalid(format!(
+            "fopen mode \"{mode}\" not understood"
+        )));
     }
     if mode.contains('x') {
         o.create_new(true);
@@ -56,7 +66,7 @@ fn fopen_options(mode: &str) -> Result<OpenOptions> {
 
 /// The BIO_FP_* flags of BIO_read_filename and friends as an fopen(3) mode (bss_file.c's
 /// table: append wins, then read+write, write, read).
-pub fn flags_mode(flags: i64) -> Result<&'static str> {
+pub fn flags_mode(flags: c_long) -> Result<&'static str> {
     let rw = flags & (BIO_FP_READ | BIO_FP_WRITE);
     Ok(if flags & BIO_FP_APPEND != 0 {
         if flags & BIO_FP_READ != 0 { "a+" } else { "a" }
@@ -67,7 +77,8 @@ pub fn flags_mode(flags: i64) -> Result<&'static str> {
     } else if rw == BIO_FP_READ {
         "r"
     } else {
-        return Err(Error::bio(BIO_R_BAD_FOPEN_MODE).with("BIO_C_SET_FILENAME needs BIO_FP_READ, _WRITE or _APPEND"));
+        return Err(Error::bio(BIO_R_BAD_FOPEN_MODE)
+            .with("BIO_C_SET_FILENAME needs BIO_FP_READ, _WRITE or _APPEND"));
     })
 }
 
@@ -92,13 +103,17 @@ impl FileBio {
         Ok(())
     }
 
-    fn with_file<T>(&self, f: impl FnOnce(&mut File, &mut bool) -> std::io::Result<T>) -> Result<T> {
+    fn with_file<T>(
+        &self,
+        f: impl FnOnce(&mut File, &mut bool) -> std::io::Result<T>,
+    ) -> Result<T> {
         let mut st = self.st.lock();
         let FileState { file, eof, .. } = &mut *st;
         let file = file
             .as_mut()
             .ok_or_else(|| Error::bio(BIO_R_NO_SUCH_FILE).with("no file is open on this BIO"))?;
-        f(file, eof).map_err(|e| Error::sys(e.raw_os_error().unwrap_or(libc::EIO)).with(e.to_string()))
+        f(file, eof)
+            .map_err(|e| Error::sys(e.raw_os_error().unwrap_or(libc::EIO)).with(e.to_string()))
     }
 
     /// Reads `buf.len()` bytes, fewer only at end of file, as fread(3) does: a short read

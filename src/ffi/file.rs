@@ -36,11 +36,13 @@ pub extern "C" fn BIO_new_file(filename: *const c_char, mode: *const c_char) -> 
 /// The ctrls of a file BIO (called by BIO_ctrl for BIO_s_file BIOs). Unknown commands
 /// return 0, as bss_file.c's do.
 pub(super) fn file_ctrl(bio: &Bio, cmd: c_int, larg: c_long, parg: *mut c_void) -> Result<c_long> {
-    let f = bio.file().ok_or_else(|| Error::internal("not a file BIO"))?;
+    let f = bio
+        .file()
+        .ok_or_else(|| Error::internal("not a file BIO"))?;
     Ok(match cmd {
         BIO_C_SET_FILENAME => {
             let path = cstr_arg(parg as *const c_char, "filename")?;
-            f.open(path, flags_mode(larg as i64)?)?;
+            f.open(path, flags_mode(larg)?)?;
             f.set_close(larg & BIO_CLOSE as c_long != 0);
             1
         }
@@ -77,7 +79,9 @@ pub(super) fn file_ctrl(bio: &Bio, cmd: c_int, larg: c_long, parg: *mut c_void) 
 
 /// BIO_gets on a file BIO: a line of at most `size - 1` bytes, NUL-terminated.
 pub(super) fn file_gets(bio: &Bio, buf: *mut c_char, size: c_int) -> Result<c_int> {
-    let f = bio.file().ok_or_else(|| Error::internal("not a file BIO"))?;
+    let f = bio
+        .file()
+        .ok_or_else(|| Error::internal("not a file BIO"))?;
     if size <= 0 {
         return Ok(0);
     }

@@ -89,7 +89,16 @@ mod tests {
         let e = parse_tls13("bogus:TLS_AES_128_CCM_SHA256").unwrap_err();
         assert_eq!(e.reason(), SSL_R_NO_CIPHER_MATCH);
         let p = provider(Some(&l));
-        assert_eq!(p.cipher_suites.iter().filter(|s| s.tls13().is_some()).count(), 2);
-        assert!(p.cipher_suites.iter().any(|s| s.tls13().is_none()), "TLS 1.2 kept");
+        assert_eq!(
+            p.cipher_suites
+                .iter()
+                .filter(|s| s.tls13().is_some())
+                .count(),
+            2
+        );
+        assert!(
+            p.cipher_suites.iter().any(|s| s.tls13().is_none()),
+            "TLS 1.2 kept"
+        );
     }
 }
