@@ -51,6 +51,29 @@ grep -vxF -f "$O/not-int.txt" "$O/common.txt" >"$O/list.txt"
 } >"$O/print.c"
 $CC -w -Iinclude "$O/print.c" -o "$O/print-ours" && "$O/print-ours" >"$O/values-ours.txt" || { echo "0 passed, 1 failed"; exit 1; }
 $CC -w -I"$P/include" "$O/print.c" -o "$O/print-ossl" && "$O/print-ossl" >"$O/values-ossl.txt" || { echo "0 passed, 1 failed"; exit 1; }
+# What OpenSSL's headers bring in transitively, a program may use without including it
+# (OpenSSL's demos use EXIT_FAILURE with no <stdlib.h>): a file including only ssl.h.
+cat >"$O/transitive.c" <<'EOC'
+#include <openssl/ssl.h>
+int main(void)
+{
+    char s[] = "abc";
+    FILE *f = stdout;
+    time_t t = time(NULL);
+    pthread_t self = pthread_self();
+    va_list *ap = NULL;
+    (void)self;
+    (void)ap;
+    (void)errno;
+    return (f != NULL && t > 0 && strlen(s) == 3 && INT_MAX > 0 && UINT64_MAX > 0) ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+EOC
+incl_ok=1
+$CC -std=c11 -Wall -Werror -Iinclude "$O/transitive.c" -fsyntax-only 2>"$O/transitive.log" || incl_ok=0
+if [ $incl_ok = 0 ]; then
+    echo "<openssl/ssl.h> does not bring what OpenSSL's does:"
+    sed 's/^/  /' "$O/transitive.log" | head -n 10
+fi
 total=$(wc -l <"$O/list.txt")
 bad=$(diff "$O/values-ours.txt" "$O/values-ossl.txt" | grep -c '^<')
 if [ "$bad" != 0 ]; then
@@ -58,5 +81,6 @@ if [ "$bad" != 0 ]; then
     join "$O/values-ours.txt" "$O/values-ossl.txt" | awk '$2 != $3 {print "  " $1 ": " $2 " | " $3}'
 fi
 echo "$total constants compared ($(wc -l <"$O/not-int.txt") common names skipped as not integer constants on one side)"
-echo "$((total - bad)) passed, $bad failed"
+[ $incl_ok = 1 ] || bad=$((bad + 1))
+echo "$((total + 1 - bad)) passed, $bad failed"
 [ "$bad" = 0 ]

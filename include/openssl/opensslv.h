@@ -17,9 +17,7 @@
 #define OPENSSL_VERSION_TEXT "OpenSSL 3.5.0+osslquic (API of OpenSSL 3.5 on rustls and quinn-proto)"
 
 /* 0xMNN00PP0L as in OpenSSL 3 (major, minor, patch); a literal so that #if can test it. */
-#define OPENSSL_VERSION_NUMBER                                                         \
-    ((unsigned long)((OPENSSL_VERSION_MAJOR << 28) | (OPENSSL_VERSION_MINOR << 20) | \
-                     (OPENSSL_VERSION_PATCH << 4) | 0x0L))
+#define OPENSSL_VERSION_NUMBER 0x30500000L
 #define OPENSSL_VERSION_PREREQ(maj, min) \
     ((OPENSSL_VERSION_MAJOR << 16) + OPENSSL_VERSION_MINOR >= ((maj) << 16) + (min))
 

@@ -68,6 +68,7 @@ fn method_arg(m: *const BIO_METHOD) -> Result<MethodRef> {
         &METHOD_BUFFER,
         &METHOD_CONNECT,
         &METHOD_ACCEPT,
+        &crate::bio::METHOD_FILE,
         &METHOD_SSL,
     ]
     .into_iter()

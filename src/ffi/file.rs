@@ -50,11 +50,13 @@ pub(super) fn file_ctrl(bio: &Bio, cmd: c_int, larg: c_long, parg: *mut c_void) 
             f.seek(0)?;
             0
         }
+        // fseek(3)'s result, as bss_file.c returns it: 0 on success.
         BIO_C_FILE_SEEK => {
             if larg < 0 {
                 return Err(Error::invalid("negative file offset"));
             }
-            f.seek(larg as u64)? as c_long
+            f.seek(larg as u64)?;
+            0
         }
         BIO_C_FILE_TELL | BIO_CTRL_INFO => f.tell()? as c_long,
         BIO_CTRL_EOF => f.eof() as c_long,

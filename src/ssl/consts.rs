@@ -89,3 +89,8 @@ pub const SSL3_VERSION: i32 = 0x300;
 pub const TLS1_VERSION: i32 = 0x301;
 pub const TLS1_1_VERSION: i32 = 0x302;
 pub const TLS_MAX_VERSION: i32 = 0x304;
+
+// The ctrls behind SSL_CTX_set_mode / SSL_set_mode and friends. osslquic's SSL_CTX_ctrl and
+// SSL_ctrl do not accept them (the macros fail with an "unsupported" entry).
+pub const SSL_CTRL_MODE: i32 = 33;
+pub const SSL_CTRL_CLEAR_MODE: i32 = 78;
