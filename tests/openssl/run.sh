@@ -24,8 +24,9 @@ ROOT=$(pwd)
 : "${CC:=cc}" "${BUILD:=build}" "${LIB_REL:=target/release/libosslquic.a}"
 : "${LDLIBS:=-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc}"
 : "${OSSL_PREFIX:=/opt/openssl-3.5}" "${OSSL_WORK:=/var/tmp/openssl-3.5-src}"
-# Seconds a client may run; a server is killed when its tests are done.
-: "${T:=10}"
+# Seconds a client may run (DDD_T: a DDD client, whose answer is 100 bytes); a server is
+# killed when its tests are done.
+: "${T:=10}" "${DDD_T:=5}"
 O="$ROOT/$BUILD/openssl"
 L="$O/logs"
 mkdir -p "$L" "$O/ours" "$O/ossl"
@@ -297,14 +298,14 @@ if want ddd; then
                 for b in ours ossl; do
                     t="$p-$v-$b--$srv"
                     have "$O/$b/$p-$v" "$t" || continue
-                    SSL_CERT_FILE="$C/ca.pem" timeout -k 2 "$T" "$O/$b/$p-$v" localhost "$port" >"$L/$t.out" 2>"$L/$t.err"
+                    SSL_CERT_FILE="$C/ca.pem" timeout -k 2 "$DDD_T" "$O/$b/$p-$v" localhost "$port" >"$L/$t.out" 2>"$L/$t.err"
                     rc=$?
                     if [ $rc = 0 ] && cmp -s "$L/$t.out" "$L/ddd-expect-$srv"; then
                         pass "$t"
                     else
                         what="answer wrong"
                         cmp -s "$L/$t.out" "$L/ddd-expect-$srv" && what="answer exact"
-                        [ $rc = 124 ] && rc="124 (timed out after ${T} s)"
+                        [ $rc = 124 ] && rc="124 (timed out after ${DDD_T} s)"
                         fail "$t" "client rc $rc, $(wc -c <"$L/$t.out") bytes, $what: $(tail -n 2 "$L/$t.err" | tr '\n' ' ' | cut -c 1-200)"
                     fi
                 done
