@@ -327,6 +327,7 @@ impl SslCtx {
         let mut c = self.cfg.lock();
         c.options = (c.options | set) & !clear;
         c.tls_server = None;
+        c.server = None;
         c.options
     }
 
@@ -358,16 +359,19 @@ impl SslCtx {
         } else {
             c.max_version
         };
+        // SSL_OP_NO_TLSv1_2 / _3 take a version out as well (SSL_CTX_set_options(3)).
+        let off = |bit: u64| c.options & bit != 0;
         let mut v = Vec::new();
-        if lo <= TLS12_VERSION && hi >= TLS12_VERSION {
+        if lo <= TLS12_VERSION && hi >= TLS12_VERSION && !off(super::consts::SSL_OP_NO_TLSv1_2) {
             v.push(&rustls::version::TLS12);
         }
-        if lo <= TLS13_VERSION && hi >= TLS13_VERSION {
+        if lo <= TLS13_VERSION && hi >= TLS13_VERSION && !off(super::consts::SSL_OP_NO_TLSv1_3) {
             v.push(&rustls::version::TLS13);
         }
         if v.is_empty() {
-            return Err(Error::ssl(SSL_R_WRONG_SSL_VERSION)
-                .with("the minimum protocol version is above the maximum"));
+            return Err(Error::ssl(SSL_R_WRONG_SSL_VERSION).with(
+                "no protocol version left: the minimum is above the maximum, or SSL_OP_NO_TLSv1_* removed the rest",
+            ));
         }
         Ok(v)
     }
@@ -458,6 +462,7 @@ impl SslCtx {
             .with_single_cert(c.chain.clone(), key.clone_key())
             .map_err(|e| Error::ssl(SSL_R_KEY_VALUES_MISMATCH).with(e.to_string()))?;
         tls.alpn_protocols = c.alpn.clone();
+        tls.ignore_client_order = c.options & super::consts::SSL_OP_CIPHER_SERVER_PREFERENCE != 0;
         tls.key_log = key_log(&c, KEYLOG_CURRENT_SSL);
         // Resumption: a session cache (TLS 1.2 session ids, TLS 1.3 stateful tickets) unless
         // the server cache is off, and stateless tickets unless SSL_OP_NO_TICKET.
@@ -565,6 +570,7 @@ impl SslCtx {
             .with_single_cert(c.chain.clone(), key.clone_key())
             .map_err(|e| Error::ssl(SSL_R_KEY_VALUES_MISMATCH).with(e.to_string()))?;
         tls.alpn_protocols = c.alpn.clone();
+        tls.ignore_client_order = c.options & super::consts::SSL_OP_CIPHER_SERVER_PREFERENCE != 0;
         // One configuration serves every connection of the listener, so server-side lines
         // carry no SSL pointer.
         tls.key_log = key_log(&c, 0);

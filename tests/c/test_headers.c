@@ -10,7 +10,7 @@
  */
 #include <openssl/ssl.h>
 
-#include "quicutil.h"
+#include "tlsutil.h"
 
 #define TMPL "/tmp/osslquic-test-headers-XXXXXX"
 
@@ -167,6 +167,50 @@ static int test_quic_restricted_suites(void)
     return 1;
 }
 
+/* One TLS handshake over TCP between contexts cctx and sctx; the negotiated version and
+ * suite names are copied out. 1 if it completed. */
+static int tls_names(SSL_CTX *cctx, SSL_CTX *sctx, char *ver, char *suite)
+{
+    struct tl_pair p;
+    int rc, rs, ok;
+
+    ASSERT_TRUE(tl_pair_new(&p, cctx, sctx, "localhost"));
+    ASSERT_TRUE(tl_handshake(p.c, p.s, &rc, &rs));
+    ok = rc == 1 && rs == 1;
+    if (ok) {
+        snprintf(ver, 32, "%s", SSL_get_version(p.c));
+        snprintf(suite, 64, "%s", SSL_CIPHER_get_name(SSL_get_current_cipher(p.c)));
+    }
+    tl_pair_free(&p);
+    ERR_clear_error();
+    return ok;
+}
+
+/* Options that change behaviour: SSL_OP_NO_TLSv1_3 and SSL_OP_CIPHER_SERVER_PREFERENCE; and
+ * SSL_CTX_set_ciphersuites over TLS (the client's order wins unless the server prefers). */
+static int test_tls_options_and_suites(void)
+{
+    SSL_CTX *sctx = tl_server_ctx(), *cctx = tl_client_ctx(SSL_VERIFY_PEER);
+    char ver[32], suite[64];
+
+    ASSERT_NOT_NULL(sctx);
+    ASSERT_NOT_NULL(cctx);
+    ASSERT_EQ(SSL_CTX_set_ciphersuites(cctx, "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384"), 1);
+    ASSERT_EQ(SSL_CTX_set_ciphersuites(sctx, "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"), 1);
+    ASSERT_TRUE(tls_names(cctx, sctx, ver, suite));
+    ASSERT_STR_EQ(ver, "TLSv1.3");
+    ASSERT_STR_EQ(suite, "TLS_CHACHA20_POLY1305_SHA256");
+    SSL_CTX_set_options(sctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+    ASSERT_TRUE(tls_names(cctx, sctx, ver, suite));
+    ASSERT_STR_EQ(suite, "TLS_AES_256_GCM_SHA384");
+    SSL_CTX_set_options(cctx, SSL_OP_NO_TLSv1_3);
+    ASSERT_TRUE(tls_names(cctx, sctx, ver, suite));
+    ASSERT_STR_EQ(ver, "TLSv1.2");
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     tu_init(argc, argv);
@@ -176,5 +220,6 @@ int main(int argc, char **argv)
     RUN(test_snprintf_and_realloc);
     RUN(test_ciphersuites_parsing);
     RUN(test_quic_restricted_suites);
+    RUN(test_tls_options_and_suites);
     return tu_finish();
 }
