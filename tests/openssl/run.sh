@@ -40,8 +40,20 @@ pass() {
     passed=$((passed + 1))
 }
 fail() {
-    echo "FAIL $1: $2"
+    echo "FAIL $1: $2$(known "$1")"
     failed=$((failed + 1))
+}
+
+# known TEST: a note naming the known cause of a failure, if there is one (the failure
+# still counts). Kept here so that a fixed defect shows up as a test that passes.
+known() {
+    case $1 in
+    ddd-0[12]-*-quic-ours--*) echo " [known defect: BIO_new_ssl_connect over QUIC does not connect]" ;;
+    ddd-06-mem-uv-quic-ours--*) echo " [known defect: the client built against osslquic hangs at the end of the answer]" ;;
+    ddd-0[456]-*-quic-ossl--ddd-async-unaddressed) ;;
+    ddd-0[456]-*-quic-ossl--*) echo " [known defect if the server used Retry: OpenSSL's ClientHello spans two datagrams and the handshake stalls after Retry (strace: two Retry packets, then silence)]" ;;
+    guide-quic-server-non-block-*) echo " [the demo server ends its read at the first SSL_read that leaves SSL_has_pending 0, so it echoes only what arrived by then: timing-dependent]" ;;
+    esac
 }
 
 GUIDE="quic-client-block quic-client-non-block quic-multi-stream quic-server-block
