@@ -27,7 +27,7 @@ ROOT=$(pwd)
 # Seconds a client may run (DDD_T: a DDD client, whose answer is 100 bytes); a server is
 # killed when its tests are done.
 : "${T:=10}" "${DDD_T:=5}"
-O="$ROOT/$BUILD/openssl"
+case $BUILD in /*) O="$BUILD/openssl" ;; *) O="$ROOT/$BUILD/openssl" ;; esac
 L="$O/logs"
 mkdir -p "$L" "$O/ours" "$O/ossl"
 passed=0
