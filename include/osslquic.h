@@ -288,6 +288,22 @@
 
 #define BIO_C_SET_SSL_RENEGOTIATE_TIMEOUT 127
 
+#define BIO_C_SET_FILENAME 108
+
+#define BIO_C_FILE_SEEK 128
+
+#define BIO_C_FILE_TELL 133
+
+#define BIO_FP_READ 2
+
+#define BIO_FP_WRITE 4
+
+#define BIO_FP_APPEND 8
+
+#define BIO_FP_TEXT 16
+
+#define BIO_R_NO_SUCH_FILE 128
+
 #define BIO_POLL_DESCRIPTOR_TYPE_NONE 0
 
 #define BIO_POLL_DESCRIPTOR_TYPE_SOCK_FD 1
@@ -591,6 +607,163 @@
 
 #define SSL_DOMAIN_FLAG_LEGACY_BLOCKING 16
 
+/**
+ * SSL_R_NO_CIPHER_MATCH.
+ */
+#define SSL_R_NO_CIPHER_MATCH 185
+
+#define SSL_OP_EPHEMERAL_RSA 0
+
+#define SSL_OP_MICROSOFT_BIG_SSLV3_BUFFER 0
+
+#define SSL_OP_MICROSOFT_SESS_ID_BUG 0
+
+#define SSL_OP_MSIE_SSLV2_RSA_PADDING 0
+
+#define SSL_OP_NETSCAPE_CA_DN_BUG 0
+
+#define SSL_OP_NETSCAPE_CHALLENGE_BUG 0
+
+#define SSL_OP_NETSCAPE_DEMO_CIPHER_CHANGE_BUG 0
+
+#define SSL_OP_NETSCAPE_REUSE_CIPHER_CHANGE_BUG 0
+
+#define SSL_OP_NO_SSLv2 0
+
+#define SSL_OP_PKCS1_CHECK_1 0
+
+#define SSL_OP_PKCS1_CHECK_2 0
+
+#define SSL_OP_SINGLE_DH_USE 0
+
+#define SSL_OP_SINGLE_ECDH_USE 0
+
+#define SSL_OP_SSLEAY_080_CLIENT_DH_BUG 0
+
+#define SSL_OP_SSLREF2_REUSE_CERT_TYPE_BUG 0
+
+#define SSL_OP_TLS_BLOCK_PADDING_BUG 0
+
+#define SSL_OP_TLS_D5_BUG 0
+
+#define SSL_OP_NO_EXTENDED_MASTER_SECRET 1
+
+#define SSL_OP_CLEANSE_PLAINTEXT 2
+
+#define SSL_OP_LEGACY_SERVER_CONNECT 4
+
+#define SSL_OP_ENABLE_KTLS 8
+
+#define SSL_OP_TLSEXT_PADDING 16
+
+#define SSL_OP_SAFARI_ECDHE_ECDSA_BUG 64
+
+#define SSL_OP_ALLOW_CLIENT_RENEGOTIATION 256
+
+#define SSL_OP_DISABLE_TLSEXT_CA_NAMES 512
+
+#define SSL_OP_ALLOW_NO_DHE_KEX 1024
+
+#define SSL_OP_DONT_INSERT_EMPTY_FRAGMENTS 2048
+
+#define SSL_OP_NO_QUERY_MTU 4096
+
+#define SSL_OP_COOKIE_EXCHANGE 8192
+
+#define SSL_OP_CISCO_ANYCONNECT 32768
+
+#define SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION 65536
+
+#define SSL_OP_NO_COMPRESSION 131072
+
+#define SSL_OP_ALLOW_UNSAFE_LEGACY_RENEGOTIATION 262144
+
+#define SSL_OP_NO_ENCRYPT_THEN_MAC 524288
+
+#define SSL_OP_ENABLE_MIDDLEBOX_COMPAT 1048576
+
+#define SSL_OP_PRIORITIZE_CHACHA 2097152
+
+#define SSL_OP_CIPHER_SERVER_PREFERENCE 4194304
+
+#define SSL_OP_TLS_ROLLBACK_BUG 8388608
+
+#define SSL_OP_NO_ANTI_REPLAY 16777216
+
+#define SSL_OP_NO_SSLv3 33554432
+
+#define SSL_OP_NO_DTLSv1 67108864
+
+#define SSL_OP_NO_TLSv1 67108864
+
+#define SSL_OP_NO_DTLSv1_2 134217728
+
+#define SSL_OP_NO_TLSv1_2 134217728
+
+#define SSL_OP_NO_DTLS_MASK 201326592
+
+#define SSL_OP_NO_TLSv1_1 268435456
+
+#define SSL_OP_NO_TLSv1_3 536870912
+
+#define SSL_OP_NO_SSL_MASK 1040187392
+
+#define SSL_OP_NO_RENEGOTIATION 1073741824
+
+#define SSL_OP_CRYPTOPRO_TLSEXT_BUG 2147483648
+
+#define SSL_OP_ALL 2147485776
+
+#define SSL_OP_NO_TX_CERTIFICATE_COMPRESSION 4294967296
+
+#define SSL_OP_NO_RX_CERTIFICATE_COMPRESSION 8589934592
+
+#define SSL_OP_ENABLE_KTLS_TX_ZEROCOPY_SENDFILE 17179869184
+
+#define SSL_OP_PREFER_NO_DHE_KEX 34359738368
+
+#define SSL_MODE_ENABLE_PARTIAL_WRITE 1
+
+#define SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER 2
+
+#define SSL_MODE_AUTO_RETRY 4
+
+#define SSL_MODE_NO_AUTO_CHAIN 8
+
+#define SSL_MODE_RELEASE_BUFFERS 16
+
+#define SSL_MODE_SEND_CLIENTHELLO_TIME 32
+
+#define SSL_MODE_SEND_SERVERHELLO_TIME 64
+
+#define SSL_MODE_SEND_FALLBACK_SCSV 128
+
+#define SSL_MODE_ASYNC 256
+
+#define SSL_MODE_DTLS_SCTP_LABEL_LENGTH_BUG 1024
+
+#define SSL_SESS_CACHE_NO_AUTO_CLEAR 128
+
+#define SSL_SESS_CACHE_NO_INTERNAL_LOOKUP 256
+
+#define SSL_SESS_CACHE_NO_INTERNAL_STORE 512
+
+#define SSL_SESS_CACHE_NO_INTERNAL 768
+
+#define SSL_SESS_CACHE_UPDATE_TIME 1024
+
+#define SSL3_VERSION 768
+
+#define TLS1_VERSION 769
+
+#define TLS1_1_VERSION 770
+
+#define TLS_MAX_VERSION 772
+
+#define SSL_CTRL_MODE 33
+
+#define SSL_CTRL_CLEAR_MODE 78
+
 #define SSL_SESS_CACHE_OFF 0
 
 #define SSL_SESS_CACHE_CLIENT 1
@@ -670,12 +843,6 @@
 #define SSL_POLL_FLAG_NO_HANDLE_EVENTS 1
 
 #define SSL_R_POLL_REQUEST_NOT_SUPPORTED 418
-
-/**
- * SSL_SESS_CACHE_NO_INTERNAL_STORE: sessions are not kept in the context's cache (the
- * application keeps them from its new-session callback).
- */
-#define SSL_SESS_CACHE_NO_INTERNAL_STORE 512
 
 /**
  * SSL_R_BAD_DATA: what d2i_SSL_SESSION reports for bytes it cannot read.
@@ -828,12 +995,14 @@ typedef struct OSSLQUIC_BIO_STATS {
   uint64_t wakeups;
 } OSSLQUIC_BIO_STATS;
 
+typedef struct ssl_ctx_st SSL_CTX;
+
+typedef struct ssl_st SSL;
+
 /**
  * The callback type of ERR_print_errors_cb: one call per line, non-positive return stops.
  */
 typedef int (*ERR_print_errors_cb_fn)(const char *str, size_t len, void *u);
-
-typedef struct ssl_st SSL;
 
 /**
  * What a QUIC object's engine has seen (OSSLQUIC_get_engine_stats).
@@ -858,8 +1027,6 @@ typedef struct OSSLQUIC_ENGINE_STATS {
 } OSSLQUIC_ENGINE_STATS;
 
 typedef struct ssl_session_st SSL_SESSION;
-
-typedef struct ssl_ctx_st SSL_CTX;
 
 typedef struct ssl_method_st SSL_METHOD;
 
@@ -1786,6 +1953,22 @@ int OSSLQUIC_BIO_dgram_set_offload(BIO *b, int gso, int gro);
 int OSSLQUIC_BIO_dgram_get_offload(BIO *b);
 
 /**
+ * Sets the TLS 1.3 cipher suites of the context's later connections (TLS and QUIC), a
+ * colon-separated list of standard names (TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384,
+ * TLS_CHACHA20_POLY1305_SHA256). As OpenSSL: unknown names are skipped, "" means none, and
+ * a list matching nothing returns 0 with SSL_R_NO_CIPHER_MATCH. See
+ * SSL_CTX_set_ciphersuites(3).
+ */
+int SSL_CTX_set_ciphersuites(SSL_CTX *ctx, const char *str);
+
+/**
+ * Per-connection TLS 1.3 cipher suites are not supported: returns 0 with an "unsupported"
+ * error (after checking the list as SSL_CTX_set_ciphersuites would). Set them on the
+ * context. See SSL_set_ciphersuites(3).
+ */
+int SSL_set_ciphersuites(SSL *ssl, const char *str);
+
+/**
  * Allocates `num` bytes with the C allocator (free with OPENSSL_free). `file`/`line` are
  * ignored. Returns NULL on failure. See OPENSSL_malloc(3); this is CRYPTO_malloc.
  */
@@ -1816,6 +1999,12 @@ int OPENSSL_init_ssl(uint64_t _opts, const void *_settings);
  * Library initialisation: nothing to do, always succeeds. See OPENSSL_init_crypto(3).
  */
 int OPENSSL_init_crypto(uint64_t _opts, const void *_settings);
+
+/**
+ * Resizes memory from CRYPTO_malloc (NULL: allocates; `num` 0: frees and returns NULL, as
+ * OpenSSL's). Returns NULL on failure, leaving `p` allocated. See OPENSSL_realloc(3).
+ */
+void *CRYPTO_realloc(void *p, size_t num, const char *_file, int _line);
 
 /**
  * Removes the oldest error from this thread's queue and returns its packed code (0 if empty).
@@ -1872,6 +2061,20 @@ void ERR_print_errors_cb(ERR_print_errors_cb_fn cb, void *u);
  * NULL `fp` just empties it. See ERR_print_errors_fp(3).
  */
 void ERR_print_errors_fp(FILE *fp);
+
+/**
+ * The file method: BIO_new(BIO_s_file()) makes a BIO with no file open yet (open one with
+ * BIO_read_filename, BIO_write_filename, BIO_append_filename or BIO_rw_filename). See
+ * BIO_s_file(3).
+ */
+const BIO_METHOD *BIO_s_file(void);
+
+/**
+ * Opens `filename` with fopen(3)'s `mode` ("r", "w", "a", each with an optional "+" and
+ * "b") and returns a file BIO that closes it when freed, or NULL with an error
+ * (BIO_R_NO_SUCH_FILE for a missing file, else the system error). See BIO_new_file(3).
+ */
+BIO *BIO_new_file(const char *filename, const char *mode);
 
 /**
  * fork(2), handing the accepted connection `conn` to the child. Returns the child's pid in

@@ -3,7 +3,7 @@
 # Suites: cargo tests, header/link checks, the C tests (plain, ASan/UBSan, valgrind), the
 # threaded C tests under ThreadSanitizer and under valgrind's helgrind, demos, interop with
 # real QUIC peers (aioquic, ngtcp2), TLS over TCP interop (openssl s_client/s_server, Python
-# ssl) and hostile TLS peers.
+# ssl), hostile TLS peers, OpenSSL's constants and OpenSSL's own programs (tests/openssl).
 set -u
 cd "$(dirname "$0")/.."
 mkdir -p build
@@ -49,6 +49,7 @@ cargo_tests() {
 suite cargo cargo_tests
 suite header sh tests/check-header.sh
 suite link sh tests/check-link.sh
+suite consts sh tests/check-openssl-consts.sh
 # Test certificates (a CA and a server certificate for localhost/127.0.0.1/::1).
 cargo run --release --quiet --example gencert -- build/certs >/dev/null 2>&1 || echo "gencert failed"
 suite c sh tests/run-c.sh
@@ -58,6 +59,7 @@ suite demo sh c-demos/run-demo.sh
 suite demos sh tests/demos/run.sh
 suite interop sh tests/interop/run.sh
 suite tls sh tests/tls/run.sh
+suite openssl bash tests/openssl/run.sh
 
 [ -n "$failures" ] && echo "failed suites:$failures"
 echo "$passed passed, $failed failed"

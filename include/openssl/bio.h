@@ -2,6 +2,13 @@
  * Hand-written; the functions and constants themselves come from the generated header. */
 #ifndef OSSLQUIC_OPENSSL_BIO_H
 #define OSSLQUIC_OPENSSL_BIO_H
+#ifndef OPENSSL_BIO_H
+#define OPENSSL_BIO_H
+#endif
+/* OpenSSL's bio.h brings <stdio.h>, <stdarg.h> and, through crypto.h, <stdlib.h> and <time.h>. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <openssl/e_os2.h>
 #include <osslquic.h>
 #include <openssl/crypto.h>
 /* BIO_ADDR users need the socket families and byte-order helpers. */
@@ -111,6 +118,33 @@ typedef BIO_info_cb bio_info_cb;
 #define BIO_get_num_renegotiates(b) BIO_ctrl(b, BIO_C_GET_SSL_NUM_RENEGOTIATES, 0, NULL)
 #define BIO_set_ssl_renegotiate_timeout(b, seconds) \
     BIO_ctrl(b, BIO_C_SET_SSL_RENEGOTIATE_TIMEOUT, seconds, NULL)
+
+/* BIO_s_file (bss_file.c). */
+#define BIO_seek(b, ofs) (int)BIO_ctrl(b, BIO_C_FILE_SEEK, ofs, NULL)
+#define BIO_tell(b) (int)BIO_ctrl(b, BIO_C_FILE_TELL, 0, NULL)
+#define BIO_read_filename(b, name) (int)BIO_ctrl(b, BIO_C_SET_FILENAME, BIO_CLOSE | BIO_FP_READ, (char *)(name))
+#define BIO_write_filename(b, name) (int)BIO_ctrl(b, BIO_C_SET_FILENAME, BIO_CLOSE | BIO_FP_WRITE, name)
+#define BIO_append_filename(b, name) (int)BIO_ctrl(b, BIO_C_SET_FILENAME, BIO_CLOSE | BIO_FP_APPEND, name)
+#define BIO_rw_filename(b, name) \
+    (int)BIO_ctrl(b, BIO_C_SET_FILENAME, BIO_CLOSE | BIO_FP_READ | BIO_FP_WRITE, name)
+
+/* BIO_snprintf/BIO_vsnprintf as OpenSSL defines them: the output is always NUL-terminated
+ * and a result that does not fit is -1 (snprintf(3) would return the length it needed).
+ * The C library formats; OpenSSL's own formatter accepts the same conversions. */
+static inline int BIO_vsnprintf(char *buf, size_t n, const char *format, va_list args)
+{
+    int r = vsnprintf(buf, n, format, args);
+    return (r < 0 || (size_t)r >= n) ? -1 : r;
+}
+__attribute__((format(printf, 3, 4))) static inline int BIO_snprintf(char *buf, size_t n, const char *format, ...)
+{
+    va_list args;
+    int r;
+    va_start(args, format);
+    r = BIO_vsnprintf(buf, n, format, args);
+    va_end(args);
+    return r;
+}
 
 #define BIO_get_ktls_send(b) 0
 #define BIO_get_ktls_recv(b) 0

@@ -1,6 +1,15 @@
 /* osslquic shim: OpenSSL's <openssl/err.h> inline helpers over osslquic.h. Hand-written. */
 #ifndef OSSLQUIC_OPENSSL_ERR_H
 #define OSSLQUIC_OPENSSL_ERR_H
+#ifndef OPENSSL_ERR_H
+#define OPENSSL_ERR_H
+#endif
+/* As OpenSSL's err.h: <stdio.h>, <stdlib.h>, <errno.h> and the BIO header. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <openssl/e_os2.h>
+#include <openssl/bio.h>
 #include <osslquic.h>
 
 #define ERR_SYSTEM_MASK ((unsigned int)0x7FFFFFFF)

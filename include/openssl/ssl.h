@@ -2,8 +2,19 @@
  * Hand-written; the functions and constants come from the generated header. */
 #ifndef OSSLQUIC_OPENSSL_SSL_H
 #define OSSLQUIC_OPENSSL_SSL_H
+#ifndef OPENSSL_SSL_H
+#define OPENSSL_SSL_H
+#endif
+/* The headers OpenSSL's ssl.h includes (so <string.h>, <stdlib.h>, <time.h>, <stdio.h>
+ * arrive as they do there); err.h is included too, as existing programs of ours expect. */
+#include <openssl/e_os2.h>
+#include <openssl/opensslconf.h>
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
+#include <openssl/x509.h>
+#include <openssl/pem.h>
+#include <openssl/ssl3.h>
+#include <openssl/tls1.h>
 #include <openssl/err.h>
 
 #define SSL_set_tlsext_host_name(s, name) \
@@ -21,5 +32,15 @@
 #define SSL_CTX_get_session_cache_mode(ctx) SSL_CTX_ctrl(ctx, SSL_CTRL_GET_SESS_CACHE_MODE, 0, NULL)
 #define SSL_CTX_sess_set_cache_size(ctx, t) SSL_CTX_ctrl(ctx, SSL_CTRL_SET_SESS_CACHE_SIZE, t, NULL)
 #define SSL_CTX_sess_get_cache_size(ctx) SSL_CTX_ctrl(ctx, SSL_CTRL_GET_SESS_CACHE_SIZE, 0, NULL)
+/* SSL_CTX_ctrl and SSL_ctrl do not support the mode ctrls: these return 0 with an
+ * "unsupported" error (see README, Options). */
+#define SSL_CTX_set_mode(ctx, op) SSL_CTX_ctrl((ctx), SSL_CTRL_MODE, (op), NULL)
+#define SSL_CTX_clear_mode(ctx, op) SSL_CTX_ctrl((ctx), SSL_CTRL_CLEAR_MODE, (op), NULL)
+#define SSL_CTX_get_mode(ctx) SSL_CTX_ctrl((ctx), SSL_CTRL_MODE, 0, NULL)
+#define SSL_set_mode(ssl, op) SSL_ctrl((ssl), SSL_CTRL_MODE, (op), NULL)
+#define SSL_clear_mode(ssl, op) SSL_ctrl((ssl), SSL_CTRL_CLEAR_MODE, (op), NULL)
+#define SSL_get_mode(ssl) SSL_ctrl((ssl), SSL_CTRL_MODE, 0, NULL)
+
+#include <openssl/quic.h>
 
 #endif

@@ -10,6 +10,7 @@ pub mod conn;
 pub mod consts;
 pub mod custom;
 pub mod dgram;
+pub mod file;
 pub mod filter;
 pub mod mem;
 pub mod msg;
@@ -74,6 +75,10 @@ pub static METHOD_BUFFER: BioMethod = BioMethod {
     type_id: BIO_TYPE_BUFFER,
     name: "buffer",
 };
+pub static METHOD_FILE: BioMethod = BioMethod {
+    type_id: file::BIO_TYPE_FILE,
+    name: "FILE pointer",
+};
 /// Placeholder of a custom BIO's `method` field: its type and name come from its
 /// [`custom::CustomMethod`].
 pub static METHOD_CUSTOM: BioMethod = BioMethod {
@@ -115,6 +120,8 @@ pub enum Kind {
     Accept(acpt::AcceptBio),
     /// BIO_f_ssl: a filter over an engine from outside this layer (an SSL object).
     Filter(filter::FilterBio),
+    /// BIO_s_file / BIO_new_file: a file opened by name.
+    File(file::FileBio),
 }
 
 /// Counters updated once per batch (never per datagram on a shared line).
@@ -167,6 +174,7 @@ impl Bio {
             BIO_TYPE_CONNECT => Kind::Conn(conn::ConnBio::default()),
             BIO_TYPE_ACCEPT => Kind::Accept(acpt::AcceptBio::default()),
             BIO_TYPE_SSL => Kind::Filter(filter::FilterBio::default()),
+            file::BIO_TYPE_FILE => Kind::File(file::FileBio::default()),
             _ => Kind::Pair(pair::PairEnd::new()),
         };
         let bio = Self::with_kind(method, kind);
@@ -273,6 +281,13 @@ impl Bio {
             _ => None,
         }
     }
+    /// The file of a BIO_s_file BIO.
+    pub fn file(&self) -> Option<&file::FileBio> {
+        match &self.kind {
+            Kind::File(f) => Some(f),
+            _ => None,
+        }
+    }
     /// The SSL filter state of a BIO_f_ssl BIO.
     pub fn filter(&self) -> Option<&filter::FilterBio> {
         match &self.kind {
@@ -293,6 +308,7 @@ impl Bio {
                     | Kind::Buffer
                     | Kind::Accept(_)
                     | Kind::Filter(_)
+                    | Kind::File(_)
             ),
         }
     }
@@ -499,6 +515,7 @@ impl Bio {
                 return self.via_next(|n| n.read(buf));
             }
             Kind::Filter(f) => return f.read(self, buf),
+            Kind::File(f) => f.read(buf),
         };
         self.note_retry(r, BIO_FLAGS_READ)
     }
@@ -534,6 +551,7 @@ impl Bio {
                 return self.via_next(|n| n.write(buf));
             }
             Kind::Filter(f) => return f.write(self, buf),
+            Kind::File(f) => f.write(buf),
         };
         self.note_retry(r, BIO_FLAGS_WRITE)
     }
@@ -938,7 +956,7 @@ impl Bio {
             Kind::Conn(c) => conn_poll(c),
             Kind::Accept(a) => listener_poll(a.fd()),
             Kind::Filter(f) => f.net_bio(false)?.rpoll(),
-            Kind::Mem(_) | Kind::BytePair(_) => Err(self.not_pollable()),
+            Kind::Mem(_) | Kind::BytePair(_) | Kind::File(_) => Err(self.not_pollable()),
         }
     }
     pub fn wpoll(&self) -> Result<BIO_POLL_DESCRIPTOR> {
@@ -953,7 +971,7 @@ impl Bio {
             Kind::Conn(c) => conn_poll(c),
             Kind::Accept(a) => listener_poll(a.fd()),
             Kind::Filter(f) => f.net_bio(true)?.wpoll(),
-            Kind::Mem(_) | Kind::BytePair(_) => Err(self.not_pollable()),
+            Kind::Mem(_) | Kind::BytePair(_) | Kind::File(_) => Err(self.not_pollable()),
         }
     }
 

@@ -68,6 +68,7 @@ fn method_arg(m: *const BIO_METHOD) -> Result<MethodRef> {
         &METHOD_BUFFER,
         &METHOD_CONNECT,
         &METHOD_ACCEPT,
+        &crate::bio::METHOD_FILE,
         &METHOD_SSL,
     ]
     .into_iter()
@@ -845,6 +846,9 @@ fn stream_ctrl(bio: &Bio, cmd: c_int, larg: c_long, parg: *mut c_void) -> Result
         *out = d?;
         Ok(1)
     };
+    if bio.file().is_some() {
+        return super::file::file_ctrl(bio, cmd, larg, parg);
+    }
     if bio.conn().is_some() {
         return conn_ctrl(bio, cmd, larg, parg);
     }
@@ -1968,6 +1972,9 @@ pub extern "C" fn BIO_puts(bp: *mut BIO, buf: *const c_char) -> c_int {
 pub extern "C" fn BIO_gets(bp: *mut BIO, buf: *mut c_char, size: c_int) -> c_int {
     ffi_entry!(BIO_gets, -1 => {
         let bio = bio_arg(bp)?;
+        if bio.file().is_some() {
+            return super::file::file_gets(bio, buf, size);
+        }
         if let Some(m) = bio.mem() {
             if size < 0 {
                 return Err(Error::invalid("negative size"));

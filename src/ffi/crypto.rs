@@ -63,3 +63,21 @@ pub(crate) fn c_string(s: &str) -> *mut c_char {
     }
     p.cast()
 }
+
+/// Resizes memory from CRYPTO_malloc (NULL: allocates; `num` 0: frees and returns NULL, as
+/// OpenSSL's). Returns NULL on failure, leaving `p` allocated. See OPENSSL_realloc(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn CRYPTO_realloc(
+    p: *mut c_void,
+    num: usize,
+    _file: *const c_char,
+    _line: c_int,
+) -> *mut c_void {
+    if num == 0 && !p.is_null() {
+        // SAFETY: `p` came from the C allocator (every pointer we hand out does).
+        unsafe { libc::free(p) };
+        return std::ptr::null_mut();
+    }
+    // SAFETY: `p` is NULL or came from the C allocator; realloc has no other precondition.
+    unsafe { libc::realloc(p, num.max(1)) }
+}

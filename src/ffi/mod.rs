@@ -14,8 +14,10 @@ use crate::error::{Error, Result};
 
 pub mod addr;
 pub mod bio;
+pub mod ciphers;
 pub mod crypto;
 pub mod err;
+pub mod file;
 pub mod fork;
 pub mod session;
 pub mod ssl;

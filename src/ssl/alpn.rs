@@ -83,7 +83,8 @@ impl SelectingServer {
         scratch.key_log = Arc::new(rustls::NoKeyLog);
         let base = Arc::new(base);
         let base_quic = Arc::new(
-            QuicServerConfig::try_from(base.clone()).map_err(|e| Error::internal(e.to_string()))?,
+            QuicServerConfig::with_initial(base.clone(), super::ciphers::quic_initial()?)
+                .map_err(|e| Error::internal(e.to_string()))?,
         );
         Ok(SelectingServer {
             base,
@@ -127,9 +128,11 @@ impl SelectingServer {
         }
         let mut tls = (*self.base).clone();
         tls.alpn_protocols = choice.iter().cloned().collect();
-        let made = QuicServerConfig::try_from(Arc::new(tls))
+        let made = super::ciphers::quic_initial()
+            .ok()
+            .and_then(|i| QuicServerConfig::with_initial(Arc::new(tls), i).ok())
             .map(Arc::new)
-            .unwrap_or_else(|_| self.base_quic.clone());
+            .unwrap_or_else(|| self.base_quic.clone());
         m.insert(choice, made.clone());
         made
     }

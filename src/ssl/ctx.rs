@@ -102,6 +102,8 @@ struct Cfg {
     /// with the argument, returns an SSL_TLSEXT_ERR_* value.
     servername_cb: Option<ServernameCb>,
     servername_arg: usize,
+    /// SSL_CTX_set_ciphersuites: the TLS 1.3 suites allowed, in order (None: rustls's).
+    tls13_suites: Option<Vec<rustls::SupportedCipherSuite>>,
 }
 
 /// The server-name callback as the C boundary provides it: (argument) -> SSL_TLSEXT_ERR_*.
@@ -134,6 +136,11 @@ pub fn parse_alpn(wire: &[u8]) -> Result<Vec<Vec<u8>>> {
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The provider with the context's TLS 1.3 suites (SSL_CTX_set_ciphersuites), if set.
+fn suites_provider(c: &Cfg) -> Arc<rustls::crypto::CryptoProvider> {
+    super::ciphers::provider(c.tls13_suites.as_deref())
 }
 
 impl SslCtx {
@@ -326,6 +333,7 @@ impl SslCtx {
         let mut c = self.cfg.lock();
         c.options = (c.options | set) & !clear;
         c.tls_server = None;
+        c.server = None;
         c.options
     }
 
@@ -357,16 +365,19 @@ impl SslCtx {
         } else {
             c.max_version
         };
+        // SSL_OP_NO_TLSv1_2 / _3 take a version out as well (SSL_CTX_set_options(3)).
+        let off = |bit: u64| c.options & bit != 0;
         let mut v = Vec::new();
-        if lo <= TLS12_VERSION && hi >= TLS12_VERSION {
+        if lo <= TLS12_VERSION && hi >= TLS12_VERSION && !off(super::consts::SSL_OP_NO_TLSv1_2) {
             v.push(&rustls::version::TLS12);
         }
-        if lo <= TLS13_VERSION && hi >= TLS13_VERSION {
+        if lo <= TLS13_VERSION && hi >= TLS13_VERSION && !off(super::consts::SSL_OP_NO_TLSv1_3) {
             v.push(&rustls::version::TLS13);
         }
         if v.is_empty() {
-            return Err(Error::ssl(SSL_R_WRONG_SSL_VERSION)
-                .with("the minimum protocol version is above the maximum"));
+            return Err(Error::ssl(SSL_R_WRONG_SSL_VERSION).with(
+                "no protocol version left: the minimum is above the maximum, or SSL_OP_NO_TLSv1_* removed the rest",
+            ));
         }
         Ok(v)
     }
@@ -442,6 +453,17 @@ impl SslCtx {
         self.cfg.lock().security_level.unwrap_or(2)
     }
 
+    /// SSL_CTX_set_ciphersuites: the TLS 1.3 suites of later handshakes (see `ciphers`).
+    pub fn set_ciphersuites(&self, list: &str) -> Result<()> {
+        let suites = super::ciphers::parse_tls13(list)?;
+        let mut c = self.cfg.lock();
+        c.tls13_suites = Some(suites);
+        c.server = None;
+        c.tls_server = None;
+        c.tls_verifier = None;
+        Ok(())
+    }
+
     /// The rustls server configuration for TLS over TCP (cached until the context changes).
     pub fn tls_server_config(&self) -> Result<Arc<rustls::ServerConfig>> {
         let mut c = self.cfg.lock();
@@ -456,13 +478,14 @@ impl SslCtx {
             Error::ssl(SSL_R_NO_PRIVATE_KEY_ASSIGNED)
                 .with("a TLS server needs SSL_CTX_use_PrivateKey_file first")
         })?;
-        let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        let mut tls = rustls::ServerConfig::builder_with_provider(suites_provider(&c))
             .with_protocol_versions(&Self::tls_versions(&c)?)
             .map_err(|e| Error::internal(e.to_string()))?
             .with_no_client_auth()
             .with_single_cert(c.chain.clone(), key.clone_key())
             .map_err(|e| Error::ssl(SSL_R_KEY_VALUES_MISMATCH).with(e.to_string()))?;
         tls.alpn_protocols = c.alpn.clone();
+        tls.ignore_client_order = c.options & super::consts::SSL_OP_CIPHER_SERVER_PREFERENCE != 0;
         tls.key_log = key_log(&c, KEYLOG_CURRENT_SSL);
         // Resumption: a session cache (TLS 1.2 session ids, TLS 1.3 stateful tickets) unless
         // the server cache is off, and stateless tickets unless SSL_OP_NO_TICKET.
@@ -507,7 +530,7 @@ impl SslCtx {
             .no_client_cert
             .get_or_insert_with(|| Arc::new(NoClientCert))
             .clone();
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        let mut tls = rustls::ClientConfig::builder_with_provider(suites_provider(&c))
             .with_protocol_versions(&Self::tls_versions(&c)?)
             .map_err(|e| Error::internal(e.to_string()))?
             .dangerous()
@@ -560,21 +583,25 @@ impl SslCtx {
             Error::ssl(SSL_R_NO_PRIVATE_KEY_ASSIGNED)
                 .with("a QUIC server needs SSL_CTX_use_PrivateKey_file first")
         })?;
-        let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        let mut tls = rustls::ServerConfig::builder_with_provider(suites_provider(&c))
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| Error::internal(e.to_string()))?
             .with_no_client_auth()
             .with_single_cert(c.chain.clone(), key.clone_key())
             .map_err(|e| Error::ssl(SSL_R_KEY_VALUES_MISMATCH).with(e.to_string()))?;
         tls.alpn_protocols = c.alpn.clone();
+        tls.ignore_client_order = c.options & super::consts::SSL_OP_CIPHER_SERVER_PREFERENCE != 0;
         // One configuration serves every connection of the listener, so server-side lines
         // carry no SSL pointer.
         tls.key_log = key_log(&c, 0);
         let inner: Arc<dyn quinn_proto::crypto::ServerConfig> = match &c.alpn_select {
             Some(f) => Arc::new(super::alpn::SelectingServer::new(tls, f.clone())?),
             None => Arc::new(
-                quinn_proto::crypto::rustls::QuicServerConfig::try_from(Arc::new(tls))
-                    .map_err(|e| Error::internal(e.to_string()))?,
+                quinn_proto::crypto::rustls::QuicServerConfig::with_initial(
+                    Arc::new(tls),
+                    super::ciphers::quic_initial()?,
+                )
+                .map_err(|e| Error::internal(e.to_string()))?,
             ),
         };
         // Wrapped to tell resumed handshakes (SSL_session_reused).
@@ -620,7 +647,7 @@ impl SslCtx {
             .no_client_cert
             .get_or_insert_with(|| Arc::new(NoClientCert))
             .clone();
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        let mut tls = rustls::ClientConfig::builder_with_provider(suites_provider(&c))
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| Error::internal(e.to_string()))?
             .dangerous()
@@ -632,7 +659,10 @@ impl SslCtx {
             Some(s) => rustls::client::Resumption::store(s),
             None => rustls::client::Resumption::disabled(),
         };
-        let crypto = quinn_proto::crypto::rustls::QuicClientConfig::try_from(Arc::new(tls))
+        let crypto = quinn_proto::crypto::rustls::QuicClientConfig::with_initial(
+            Arc::new(tls),
+            super::ciphers::quic_initial()?,
+        )
             .map_err(|e| Error::internal(e.to_string()))?;
         let crypto = super::session::ObservingClient {
             inner: Arc::new(crypto),

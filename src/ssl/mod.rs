@@ -5,6 +5,8 @@
 #![deny(unsafe_code)]
 
 pub mod alpn;
+pub mod ciphers;
+pub mod consts;
 pub mod ctx;
 pub mod domain;
 pub mod filter;

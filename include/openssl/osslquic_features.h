@@ -1,0 +1,42 @@
+/* osslquic: its version and feature macros. Included by <openssl/opensslv.h> (so by every
+ * OpenSSL header), or directly. Hand-written.
+ *
+ * OSSLQUIC_VERSION_NUMBER is 0xMMNNPP00L (major, minor, patch of osslquic itself); a program
+ * can tell osslquic from OpenSSL with #ifdef OSSLQUIC_VERSION_NUMBER.
+ *
+ * OSSLQUIC_HAVE_<NAME> (a function's or constant's name in capitals) is defined, as 1, for each
+ * function or constant that osslquic added after its first release of a subject and that a program may
+ * want to test for at compile time, e.g. OSSLQUIC_HAVE_SSL_GET_PEER_ADDR for
+ * SSL_get_peer_addr. A macro is added here in the same change that exports its function;
+ * no macro is ever defined for a function the library does not export. */
+#ifndef OSSLQUIC_FEATURES_H
+#define OSSLQUIC_FEATURES_H
+
+#define OSSLQUIC_VERSION_MAJOR 0
+#define OSSLQUIC_VERSION_MINOR 1
+#define OSSLQUIC_VERSION_PATCH 0
+#define OSSLQUIC_VERSION_NUMBER 0x00010000L
+#define OSSLQUIC_VERSION_TEXT "osslquic 0.1.0"
+
+/* Functions of issue 12 (headers as OpenSSL ships them). */
+#define OSSLQUIC_HAVE_BIO_NEW_FILE 1
+#define OSSLQUIC_HAVE_SSL_CTX_SET_CIPHERSUITES 1
+#define OSSLQUIC_HAVE_SSL_SET_CIPHERSUITES 1
+
+/* The API OpenSSL added after 3.5 (issue 12): 4.0's peer address, role-less method and
+ * peel-off, 3.6's stream-direction flags of SSL_accept_stream. */
+#define OSSLQUIC_HAVE_SSL_GET_PEER_ADDR 1
+#define OSSLQUIC_HAVE_OSSL_QUIC_METHOD 1
+#define OSSLQUIC_HAVE_SSL_LISTEN_EX 1
+#define OSSLQUIC_HAVE_SSL_ACCEPT_STREAM_UNI 1
+#define OSSLQUIC_HAVE_SSL_ACCEPT_STREAM_BIDI 1
+
+/* Sessions (issue 12): SSL_SESSION objects; the serialised form carries no resumption
+ * secrets (rustls cannot rebuild a client session from bytes), see the README. */
+#define OSSLQUIC_HAVE_SSL_GET1_SESSION 1
+#define OSSLQUIC_HAVE_SSL_SET_SESSION 1
+#define OSSLQUIC_HAVE_SSL_CTX_SESS_SET_NEW_CB 1
+#define OSSLQUIC_HAVE_PEM_READ_BIO_SSL_SESSION 1
+#define OSSLQUIC_HAVE_PEM_WRITE_BIO_SSL_SESSION 1
+
+#endif
