@@ -663,7 +663,7 @@ impl SslCtx {
             Arc::new(tls),
             super::ciphers::quic_initial()?,
         )
-            .map_err(|e| Error::internal(e.to_string()))?;
+        .map_err(|e| Error::internal(e.to_string()))?;
         let crypto = super::session::ObservingClient {
             inner: Arc::new(crypto),
             verify: result,

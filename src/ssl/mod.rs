@@ -2014,12 +2014,15 @@ impl Drop for Conn {
     /// Freeing a live connection closes it (the peer is told at once rather than by timeout);
     /// the engine then forgets it once quinn has.
     fn drop(&mut self) {
+        let h = *self.handle.get_mut();
+        // A peeled connection (SSL_listen_ex) lives in its listener's domain, not its own.
+        let (domain, port) = (self.domain().clone(), self.port());
         if *self.assisted.get_mut() {
-            self.domain.stop_assist();
+            domain.stop_assist();
         }
-        if let Some(h) = *self.handle.get_mut() {
-            let mut g = self.domain.lock();
-            let p = g.port(self.port);
+        if let Some(h) = h {
+            let mut g = domain.lock();
+            let p = g.port(port);
             if let Some(c) = p.engine.conns.get_mut(&h)
                 && !c.q.is_closed()
             {

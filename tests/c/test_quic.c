@@ -792,7 +792,8 @@ static int test_api_4_0(void)
 /* SSL_listen_ex (OpenSSL 4.0 peel-off, with 4.0.x's fixes): 0 while nothing is queued; then
  * the incoming connection moves into an object from SSL_new, which completes its handshake
  * and carries data, and keeps working after the application frees the listener; the listener
- * refuses SSL_accept_connection from then on, and a used object is refused. */
+ * refuses SSL_accept_connection from then on, and a used object is refused. Freeing the
+ * peeled object closes its connection (the client sees the close). */
 static int test_listen_ex(void)
 {
     SSL_CTX *sctx = server_ctx(), *cctx = client_ctx(), *any = SSL_CTX_new(OSSL_QUIC_method());
@@ -847,7 +848,16 @@ static int test_listen_ex(void)
     ASSERT_EQ(n, 4);
     ASSERT_MEM_EQ(buf, "pong", 4);
     ERR_clear_error();
-    ps.listener = NULL; /* freed above; the peeled connection held the last reference */
+    /* Freeing the peeled connection closes it in the listener's domain: the client is told. */
+    ASSERT_EQ(SSL_up_ref(ps.listener), 1); /* ours again, past the connection */
+    SSL_free(peeled);
+    ps.server = NULL;
+    {
+        SSL_CONN_CLOSE_INFO info;
+        PUMP(&ps, SSL_get_conn_close_info(ps.client, &info, sizeof(info)) == 1);
+        ASSERT_EQ(info.flags & SSL_CONN_CLOSE_FLAG_LOCAL, 0);
+    }
+    ERR_clear_error();
     SSL_free(other);
     SSL_CTX_free(any);
     peers_free(&ps, sctx, cctx, srv_addr, sfd, cfd);
