@@ -656,23 +656,99 @@ int demo_serve_request(SSL *s, demo_conn_result *res)
     return 1;
 }
 
+#ifdef USE_QUIC
+/* Milliseconds from the environment variable `name`, else `dflt`. */
+static long env_ms(const char *name, long dflt)
+{
+    const char *v = getenv(name);
+    long ms = v != NULL ? strtol(v, NULL, 10) : 0;
+    return ms > 0 ? ms : dflt;
+}
+
+/* A connection that sits without a new stream for DEMO_KEEPALIVE_MS (default 500 ms) is
+ * closed by us, its answers flushed for at most DEMO_FLUSH_MS more (default 1000 ms). Workers
+ * that serve one connection at a time (prefork) must not be held by a client that went away
+ * without closing (OpenSSL's ddd-05 and ddd-06 clients free their network BIO before their
+ * connection, so their close never leaves, nor their last acknowledgement) until the 30 s
+ * idle timeout: the next client on that worker waits at most the sum (ddd-05 gives up after
+ * 2 s of silence). A live client acknowledges within a round trip. */
+static long keepalive_ms(void)
+{
+    return env_ms("DEMO_KEEPALIVE_MS", 500);
+}
+
+/* Closes an idle connection: flushes what was answered, at most DEMO_FLUSH_MS, then closes
+ * without waiting further. */
+static void close_idle(SSL *conn)
+{
+    long bound = env_ms("DEMO_FLUSH_MS", 1000);
+    struct timespec t0, t;
+    SSL_POLL_ITEM it;
+    struct timeval tv = {0, 10000};
+    size_t n;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (SSL_shutdown_ex(conn, SSL_SHUTDOWN_FLAG_NO_BLOCK, NULL, 0) == 0) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= bound) {
+            SSL_shutdown_ex(conn, SSL_SHUTDOWN_FLAG_NO_BLOCK | SSL_SHUTDOWN_FLAG_RAPID |
+                                      SSL_SHUTDOWN_FLAG_NO_STREAM_FLUSH, NULL, 0);
+            break;
+        }
+        /* Handles the connection's events for up to 10 ms (acknowledgements end it early). */
+        memset(&it, 0, sizeof(it));
+        it.desc = SSL_as_poll_descriptor(conn);
+        it.events = SSL_POLL_EVENT_EC | SSL_POLL_EVENT_ECD;
+        (void)SSL_poll(&it, 1, sizeof(it), &tv, 0, &n);
+    }
+    ERR_clear_error();
+}
+
+/* The client's next stream, or NULL when the connection has ended or stayed idle for the
+ * keep-alive time (*idle set). */
+static SSL *next_stream(SSL *conn, int *idle)
+{
+    SSL_POLL_ITEM it;
+    long ms = keepalive_ms();
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    size_t n = 0;
+
+    memset(&it, 0, sizeof(it));
+    it.desc = SSL_as_poll_descriptor(conn);
+    it.events = SSL_POLL_EVENT_ISB | SSL_POLL_EVENT_ISU | SSL_POLL_EVENT_EC | SSL_POLL_EVENT_ECD;
+    if (!SSL_poll(&it, 1, sizeof(it), &tv, 0, &n))
+        return NULL;
+    if (n == 0) {
+        *idle = 1;
+        return NULL;
+    }
+    return SSL_accept_stream(conn, SSL_ACCEPT_STREAM_NO_BLOCK);
+}
+#endif
+
 int demo_serve_conn(SSL *conn, demo_conn_result *res)
 {
 #ifdef USE_QUIC
     SSL *stream;
     SSL_CONN_CLOSE_INFO info;
+    int idle = 0;
     /* Every client stream is accepted and served on its own (no default stream). */
     if (!SSL_set_default_stream_mode(conn, SSL_DEFAULT_STREAM_MODE_NONE) ||
         !SSL_set_incoming_stream_policy(conn, SSL_INCOMING_STREAM_POLICY_ACCEPT, 0)) {
         set_failed(res, "%s: SSL error %d: %s", "stream mode", conn, 0);
         return 0;
     }
-    /* Blocking: waits for the handshake, then for each stream; NULL once the connection has
-     * ended (normally: the client closed it after its last answer). */
-    while ((stream = SSL_accept_stream(conn, 0)) != NULL) {
+    /* Waits (bounded by the keep-alive) for each stream; NULL once the connection has ended
+     * (normally: the client closed it after its last answer) or stayed idle. */
+    while ((stream = next_stream(conn, &idle)) != NULL) {
         if (SSL_get_stream_type(stream) == SSL_STREAM_TYPE_BIDI)
             demo_serve_request(stream, res);
         SSL_free(stream);
+    }
+    ERR_clear_error();
+    if (idle) {
+        close_idle(conn); /* not a failure */
+        return !res->failed;
     }
     if (!SSL_get_conn_close_info(conn, &info, sizeof(info))) {
         set_failed(res, "%s: SSL error %d: %s", "accepting a stream", conn, 0);
