@@ -1,8 +1,25 @@
-/* osslquic shim: OpenSSL's <openssl/x509.h>. osslquic has no X509 objects; what a verify
- * callback uses (X509_STORE_CTX_get_error, ..., X509_verify_cert_error_string) comes from
- * the generated header. Hand-written. */
+/* osslquic shim: OpenSSL's <openssl/x509.h>. The X509, X509_NAME and ASN1_INTEGER functions
+ * and the XN_FLAG_* / ASN1_STRFLGS_* values come from the generated header; here are the
+ * typed stack accessors, which OpenSSL also provides as macros over the OPENSSL_sk_*
+ * functions. Hand-written. */
 #ifndef OSSLQUIC_OPENSSL_X509_H
 #define OSSLQUIC_OPENSSL_X509_H
 #include <openssl/x509_vfy.h>
+
+#ifndef STACK_OF
+#define STACK_OF(type) struct stack_st_##type
+#endif
+
+/* STACK_OF(X509): a connection's peer chain (SSL_get_peer_cert_chain). */
+#define sk_X509_num(sk) OPENSSL_sk_num((const OPENSSL_STACK *)(sk))
+#define sk_X509_value(sk, i) ((X509 *)OPENSSL_sk_value((const OPENSSL_STACK *)(sk), (i)))
+
+/* STACK_OF(X509_NAME): CA name lists (SSL_load_client_CA_file). */
+#define sk_X509_NAME_num(sk) OPENSSL_sk_num((const OPENSSL_STACK *)(sk))
+#define sk_X509_NAME_value(sk, i) \
+    ((X509_NAME *)OPENSSL_sk_value((const OPENSSL_STACK *)(sk), (i)))
+#define sk_X509_NAME_free(sk) OPENSSL_sk_free((OPENSSL_STACK *)(sk))
+#define sk_X509_NAME_pop_free(sk, freefunc) \
+    OPENSSL_sk_pop_free((OPENSSL_STACK *)(sk), (OPENSSL_sk_freefunc)(freefunc))
 
 #endif

@@ -5,10 +5,12 @@
 #![deny(unsafe_code)]
 
 pub mod alpn;
+pub mod clientauth;
 pub mod ctx;
 pub mod domain;
 pub mod filter;
 pub mod fork;
+mod peer;
 pub mod poll;
 pub mod settings;
 
@@ -718,10 +720,17 @@ impl Ssl {
                 return Err(fork::left_with_parent());
             }
             let ch = p.engine.accept_next().ok_or_else(want_read)?;
-            let epoch = p.engine.conns.get(&ch).map(|c| c.epoch.clone());
-            Ok((ch, epoch))
+            let conn = p.engine.conns.get(&ch);
+            let epoch = conn.map(|c| c.epoch.clone());
+            Ok((ch, (epoch, conn.and_then(|c| peer::session_verify(&c.q)))))
         })?;
-        let c = Conn::new(l.domain.clone(), l.port, Some(self.clone()));
+        let (epoch, verify) = epoch;
+        let mut c = Conn::new(l.domain.clone(), l.port, Some(self.clone()));
+        // Client certificates are verified in the connection's TLS session, which may have
+        // started before this object: it holds the outcome (clientauth::VerifyingServer).
+        if let Some(v) = verify {
+            c.verify = v;
+        }
         *c.handle.lock() = Some(ch);
         if let Some(e) = epoch {
             let _ = c.epoch.set(e);
@@ -855,6 +864,8 @@ impl Ssl {
         })?;
         let ctx = self.cur_ctx();
         let setup = if server {
+            // A client certificate's verify callback names this SSL.
+            t.verify.ssl.store(self as *const Ssl as usize, Relaxed);
             let servername = ctx.servername_hook();
             let switched = servername.as_ref().map(|_| switch_hook(t, &ctx));
             let hello = crate::tls::Hello {

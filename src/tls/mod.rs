@@ -154,6 +154,7 @@ fn tls_err(e: &rustls::Error) -> Error {
         E::AlertReceived(a) => 1000 + u32::from(u8::from(*a)),
         E::NoApplicationProtocol => 235,
         E::InvalidCertificate(_) => 134,
+        E::NoCertificatesPresented => 199, // SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE
         E::PeerIncompatible(rustls::PeerIncompatible::NoCipherSuitesInCommon) => 193,
         E::PeerIncompatible(_) => 1040,
         E::InvalidMessage(_) | E::InappropriateMessage { .. } => 267,
@@ -631,6 +632,13 @@ impl Tls {
             .as_ref()?
             .negotiated_cipher_suite()
             .map(|s| s.suite())
+    }
+
+    /// The certificates the peer sent (its own first), once rustls has them.
+    pub fn peer_certificates(&self) -> Option<Vec<rustls::pki_types::CertificateDer<'static>>> {
+        let st = self.st.lock();
+        let certs = st.conn.as_ref()?.peer_certificates()?;
+        Some(certs.iter().map(|c| c.clone().into_owned()).collect())
     }
 
     pub fn is_handshaking(&self) -> bool {

@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -18,9 +19,9 @@ use crate::error::*;
 pub const PEM_R_NO_START_LINE: u32 = 108;
 /// PEM_R_BAD_BASE64_DECODE.
 pub const PEM_R_BAD_BASE64_DECODE: u32 = 100;
-/// X509_R_... for a certificate x509-parser cannot read (ERR_R_NESTED_ASN1_ERROR in OpenSSL's
-/// d2i; osslquic names the failure in the entry's text).
-pub const ERR_R_NESTED_ASN1_ERROR: u32 = 58;
+/// The reason for a certificate that cannot be decoded (OpenSSL's ERR_R_NESTED_ASN1_ERROR);
+/// the entry's text says what x509-parser found.
+const NESTED_ASN1_ERROR: u32 = 266 | ERR_RFLAG_COMMON;
 
 // X509_NAME_print_ex flags (values of OpenSSL's x509.h and asn1.h).
 pub const ASN1_STRFLGS_ESC_2253: u64 = 1;
@@ -70,7 +71,7 @@ pub const XN_FLAG_MULTILINE: u64 = ASN1_STRFLGS_ESC_CTRL
 
 /// A certificate (`X509 *`): its DER bytes and what the API reads from it.
 #[derive(Debug)]
-pub struct X509 {
+pub struct Certificate {
     der: Vec<u8>,
     subject: Name,
     issuer: Name,
@@ -103,15 +104,71 @@ pub struct Integer {
     bytes: Vec<u8>,
 }
 
-impl X509 {
+/// A `STACK_OF(...)` (OPENSSL_STACK): certificates it keeps alive (a connection's peer
+/// chain), or the addresses of objects the application owns (X509_NAME lists).
+#[derive(Debug)]
+pub enum Stack {
+    Certs(Vec<Arc<Certificate>>),
+    Raw(Vec<usize>),
+}
+
+impl Stack {
+    pub fn len(&self) -> usize {
+        match self {
+            Stack::Certs(v) => v.len(),
+            Stack::Raw(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The address of item `i`, if there is one.
+    pub fn get(&self, i: usize) -> Option<usize> {
+        match self {
+            Stack::Certs(v) => v.get(i).map(|c| Arc::as_ptr(c) as usize),
+            Stack::Raw(v) => v.get(i).copied(),
+        }
+    }
+}
+
+/// A connection's peer certificates as X509 objects: the peer's own, and the chain as
+/// SSL_get_peer_cert_chain gives it (on a client with the server's certificate first, on a
+/// server without the client's: OpenSSL's rule).
+#[derive(Debug)]
+pub struct PeerCerts {
+    pub leaf: Option<Arc<Certificate>>,
+    pub chain: Stack,
+}
+
+impl PeerCerts {
+    /// From the certificates the peer sent (its own first); `server`: this end is the server.
+    pub fn new(certs: &[CertificateDer<'_>], server: bool) -> Result<PeerCerts> {
+        let all = certs
+            .iter()
+            .map(|c| Certificate::from_der(c).map(Arc::new))
+            .collect::<Result<Vec<_>>>()?;
+        let leaf = all.first().cloned();
+        let chain = if server {
+            all.into_iter().skip(1).collect()
+        } else {
+            all
+        };
+        Ok(PeerCerts {
+            leaf,
+            chain: Stack::Certs(chain),
+        })
+    }
+}
+
+impl Certificate {
     /// Decodes one DER certificate.
-    pub fn from_der(der: &[u8]) -> Result<X509> {
+    pub fn from_der(der: &[u8]) -> Result<Certificate> {
         let (rest, cert) = X509Certificate::from_der(der).map_err(|e| {
-            Error::new(ERR_LIB_X509, ERR_R_NESTED_ASN1_ERROR)
+            Error::new(ERR_LIB_X509, NESTED_ASN1_ERROR)
                 .with(format!("cannot decode the certificate: {e}"))
         })?;
         let len = der.len() - rest.len();
-        Ok(X509 {
+        Ok(Certificate {
             der: der[..len].to_vec(),
             subject: Name::from_parsed(cert.subject()),
             issuer: Name::from_parsed(cert.issuer()),
@@ -150,7 +207,7 @@ impl X509 {
     /// PEM_read_bio_X509: reads lines from `bio` until a whole certificate block was read
     /// (other blocks before it are skipped, as PEM_read_bio does), leaving what follows it in
     /// the BIO. PEM_R_NO_START_LINE if the input ends first.
-    pub fn read_pem(bio: &Bio) -> Result<X509> {
+    pub fn read_pem(bio: &Bio) -> Result<Certificate> {
         let mut block = String::new();
         let mut inside = false;
         while let Some(line) = read_line(bio)? {
@@ -169,7 +226,7 @@ impl X509 {
                 let der = CertificateDer::from_pem_slice(block.as_bytes()).map_err(|e| {
                     Error::new(ERR_LIB_PEM, PEM_R_BAD_BASE64_DECODE).with(e.to_string())
                 })?;
-                return X509::from_der(&der);
+                return Certificate::from_der(&der);
             }
             block.push_str(t);
             block.push('\n');
