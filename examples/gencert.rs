@@ -3,7 +3,8 @@
 //! plus chain.pem (server certificate then CA), and alt-chain.pem/alt-key.pem for
 //! alt.example (same CA), and client certificates: client-chain.pem/client-key.pem (signed by
 //! the CA; client-cert.pem is the certificate alone) and badclient-chain.pem/badclient-key.pem
-//! (signed by an unrelated CA, other-ca.pem). For tests and demos only.
+//! (signed by an unrelated CA, other-ca.pem; badclient-cert.pem alone). For tests and demos
+//! only.
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
@@ -77,6 +78,7 @@ fn main() {
     let bad_key = KeyPair::generate().expect("bad client key");
     let bad = client(&bad_key, &other_ca, &other_ca_key);
     w("other-ca.pem", other_ca.pem());
+    w("badclient-cert.pem", bad.pem());
     w(
         "badclient-chain.pem",
         format!("{}{}", bad.pem(), other_ca.pem()),

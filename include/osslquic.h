@@ -578,6 +578,21 @@
 #define SSL_DOMAIN_FLAG_LEGACY_BLOCKING 16
 
 /**
+ * A server's reason when a required client certificate did not come.
+ */
+#define SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE 199
+
+/**
+ * A client's reason for the server's certificate_required alert (1000 + 116).
+ */
+#define SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED 1116
+
+/**
+ * A client's reason for the server's unknown_ca alert (1000 + 48).
+ */
+#define SSL_R_TLSV1_ALERT_UNKNOWN_CA 1048
+
+/**
  * Accepted and changes nothing (see `ClientVerifier`).
  */
 #define SSL_VERIFY_CLIENT_ONCE 4

@@ -154,7 +154,7 @@ fn tls_err(e: &rustls::Error) -> Error {
         E::AlertReceived(a) => 1000 + u32::from(u8::from(*a)),
         E::NoApplicationProtocol => 235,
         E::InvalidCertificate(_) => 134,
-        E::NoCertificatesPresented => 199, // SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE
+        E::NoCertificatesPresented => crate::ssl::clientauth::SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE,
         E::PeerIncompatible(rustls::PeerIncompatible::NoCipherSuitesInCommon) => 193,
         E::PeerIncompatible(_) => 1040,
         E::InvalidMessage(_) | E::InappropriateMessage { .. } => 267,
