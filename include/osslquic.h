@@ -629,6 +629,8 @@
 
 #define X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY 20
 
+#define X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE 21
+
 #define X509_V_ERR_CERT_REJECTED 28
 
 #define X509_V_ERR_HOSTNAME_MISMATCH 62
@@ -2837,8 +2839,9 @@ X509 *SSL_get1_peer_certificate(const SSL *s);
 /**
  * The peer's chain, owned by the SSL (do not free; valid while the SSL is): on a client the
  * server's certificate and the rest it sent, on a server only what the client sent after
- * its own certificate. NULL (nothing queued) if the peer sent no certificate or the
- * handshake is not over. See SSL_get_peer_cert_chain(3).
+ * its own certificate (an empty stack if the server asked and got none). NULL (nothing
+ * queued) if the peer sent no certificate unasked, or the handshake is not over.
+ * See SSL_get_peer_cert_chain(3).
  */
 struct stack_st_X509 *SSL_get_peer_cert_chain(const SSL *s);
 

@@ -410,14 +410,15 @@ pub extern "C" fn SSL_get1_peer_certificate(s: *const SSL) -> *mut X509 {
 
 /// The peer's chain, owned by the SSL (do not free; valid while the SSL is): on a client the
 /// server's certificate and the rest it sent, on a server only what the client sent after
-/// its own certificate. NULL (nothing queued) if the peer sent no certificate or the
-/// handshake is not over. See SSL_get_peer_cert_chain(3).
+/// its own certificate (an empty stack if the server asked and got none). NULL (nothing
+/// queued) if the peer sent no certificate unasked, or the handshake is not over.
+/// See SSL_get_peer_cert_chain(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get_peer_cert_chain(s: *const SSL) -> *mut stack_st_X509 {
     ffi_entry!(SSL_get_peer_cert_chain => {
         let ssl = super::ssl::ssl_arg(s)?;
         Ok(match ssl.peer_certs()? {
-            Some(p) if p.leaf.is_some() => &p.chain as *const Stack as *mut stack_st_X509,
+            Some(p) if p.leaf.is_some() || p.asked => &p.chain as *const Stack as *mut stack_st_X509,
             _ => std::ptr::null_mut(),
         })
     })

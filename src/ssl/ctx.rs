@@ -47,6 +47,7 @@ pub const X509_V_ERR_UNSPECIFIED: i64 = 1;
 pub const X509_V_ERR_CERT_HAS_EXPIRED: i64 = 10;
 pub const X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT: i64 = 18;
 pub const X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: i64 = 20;
+pub const X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE: i64 = 21;
 pub const X509_V_ERR_CERT_REJECTED: i64 = 28;
 pub const X509_V_ERR_HOSTNAME_MISMATCH: i64 = 62;
 
@@ -806,10 +807,26 @@ impl Verifier {
             };
             (cb(&mut call), call.error)
         };
-        if let Some((error, depth)) = failure {
-            return call(false, error, depth);
-        }
         let mut error = X509_V_OK;
+        if let Some((e, depth)) = failure {
+            let go;
+            (go, error) = call(false, e, depth);
+            // An issuer that cannot be found is the one failure OpenSSL's chain building
+            // goes on from when the callback accepts it: a lone certificate then also fails
+            // its signature check (X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE), and the
+            // certificates are then reported as for a good chain, carrying the error. Other
+            // failures are reported once.
+            if !go || e != X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY {
+                return (go, error);
+            }
+            if chain_len == 1 {
+                let go;
+                (go, error) = call(false, X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE, 0);
+                if !go {
+                    return (false, error);
+                }
+            }
+        }
         for depth in (0..chain_len as i32).rev() {
             let go;
             (go, error) = call(true, error, depth);

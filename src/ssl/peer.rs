@@ -29,7 +29,8 @@ impl Ssl {
         let Some((certs, server)) = self.peer_der()? else {
             return Ok(None);
         };
-        let made = PeerCerts::new(&certs, server)?;
+        let asked = self.verify_mode() & super::ctx::SSL_VERIFY_PEER != 0;
+        let made = PeerCerts::new(&certs, server, asked)?;
         let _ = v.peer.set(made);
         Ok(v.peer.get())
     }

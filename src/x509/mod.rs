@@ -138,11 +138,13 @@ impl Stack {
 pub struct PeerCerts {
     pub leaf: Option<Arc<Certificate>>,
     pub chain: Stack,
+    /// A server that asked for a certificate has a chain (empty if none came), as OpenSSL's.
+    pub asked: bool,
 }
 
 impl PeerCerts {
     /// From the certificates the peer sent (its own first); `server`: this end is the server.
-    pub fn new(certs: &[CertificateDer<'_>], server: bool) -> Result<PeerCerts> {
+    pub fn new(certs: &[CertificateDer<'_>], server: bool, asked: bool) -> Result<PeerCerts> {
         let all = certs
             .iter()
             .map(|c| Certificate::from_der(c).map(Arc::new))
@@ -156,6 +158,7 @@ impl PeerCerts {
         Ok(PeerCerts {
             leaf,
             chain: Stack::Certs(chain),
+            asked: server && asked,
         })
     }
 }

@@ -33,7 +33,7 @@
 
 /* The verify callback's record of its calls. */
 static struct {
-    int n, answer, last_ok, last_err, last_depth;
+    int n, answer, first_ok, first_err, first_depth, last_ok, last_err, last_depth;
     char last_subject[128];
     SSL *last_ssl;
 } vc;
@@ -42,7 +42,11 @@ static int verify_cb(int ok, X509_STORE_CTX *ctx)
 {
     X509 *cur = X509_STORE_CTX_get_current_cert(ctx);
 
-    vc.n++;
+    if (vc.n++ == 0) {
+        vc.first_ok = ok;
+        vc.first_err = X509_STORE_CTX_get_error(ctx);
+        vc.first_depth = X509_STORE_CTX_get_error_depth(ctx);
+    }
     vc.last_ok = ok;
     vc.last_err = X509_STORE_CTX_get_error(ctx);
     vc.last_depth = X509_STORE_CTX_get_error_depth(ctx);
@@ -250,15 +254,20 @@ static int test_tls_untrusted_cert(void)
         vc_reset(accept);
         ASSERT_TRUE(tls_run(&p, cctx, sctx, &rc, &rs));
         ASSERT_EQ(rc, 1);
-        ASSERT_EQ(vc.n, 1);
-        ASSERT_EQ(vc.last_ok, 0);
-        ASSERT_EQ(vc.last_err, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
-        ASSERT_EQ(vc.last_depth, 0);
+        ASSERT_EQ(vc.first_ok, 0);
+        ASSERT_EQ(vc.first_err, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
+        ASSERT_EQ(vc.first_depth, 0);
         ASSERT_STR_EQ(vc.last_subject, CLIENT_SUBJECT);
-        ASSERT_EQ(SSL_get_verify_result(p.s), X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
         if (accept) {
             X509 *peer;
 
+            /* Accepted, verification goes on as OpenSSL's: the lone certificate's signature
+             * cannot be checked either (ok 0, error 21), then it is reported as verified
+             * (ok 1), carrying that error, which is the result. */
+            ASSERT_EQ(vc.n, 3);
+            ASSERT_EQ(vc.last_ok, 1);
+            ASSERT_EQ(vc.last_err, X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE);
+            ASSERT_EQ(SSL_get_verify_result(p.s), X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE);
             ASSERT_EQ(rs, 1);
             peer = SSL_get1_peer_certificate(p.s);
             ASSERT_NOT_NULL(peer);
@@ -268,6 +277,8 @@ static int test_tls_untrusted_cert(void)
             ASSERT_EQ(sk_X509_num(SSL_get_peer_cert_chain(p.s)), 0);
             ASSERT_TRUE(tls_talk(&p));
         } else {
+            ASSERT_EQ(vc.n, 1);
+            ASSERT_EQ(SSL_get_verify_result(p.s), X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
             ASSERT_NE(rs, 1);
             ASSERT_EQ(SSL_get_error(p.s, rs), SSL_ERROR_SSL);
             ASSERT_ERROR_IS(ERR_LIB_SSL, SSL_R_CERTIFICATE_VERIFY_FAILED);
@@ -302,7 +313,9 @@ static int test_tls_peer_optional(void)
     ASSERT_EQ(rs, 1);
     ERR_clear_error();
     ASSERT_NULL(SSL_get1_peer_certificate(p.s));
-    ASSERT_NULL(SSL_get_peer_cert_chain(p.s));
+    /* asked and got none: an empty chain */
+    ASSERT_NOT_NULL(SSL_get_peer_cert_chain(p.s));
+    ASSERT_EQ(sk_X509_num(SSL_get_peer_cert_chain(p.s)), 0);
     ASSERT_NO_ERROR(); /* no certificate is an answer, not an error */
     ASSERT_EQ(SSL_get_verify_result(p.s), X509_V_OK);
     ASSERT_TRUE(tls_talk(&p));
@@ -319,6 +332,7 @@ static int test_tls_peer_optional(void)
     ASSERT_EQ(rc, 1);
     ASSERT_EQ(rs, 1);
     ASSERT_NULL(SSL_get1_peer_certificate(p.s));
+    ASSERT_NULL(SSL_get_peer_cert_chain(p.s)); /* not asked: no chain */
     /* and the client still reads the server's */
     {
         X509 *srv = SSL_get1_peer_certificate(p.c);
@@ -432,8 +446,9 @@ static int test_quic_good_cert(void)
     ASSERT_TRUE(check_good_peer(q.server));
     ASSERT_EQ(vc.n, 2);
     ASSERT_STR_EQ(vc.last_subject, CLIENT_SUBJECT);
-    /* The connection's SSL did not exist yet when the callback ran: it names the listener. */
-    ASSERT_PTR_EQ(vc.last_ssl, q.listener);
+    /* osslquic: the connection's SSL did not exist yet when the callback ran, so it names
+     * the listener (OpenSSL makes the connection's SSL first). */
+    ASSERT_PTR_EQ(vc.last_ssl, HAVE_OSSLQUIC ? q.listener : q.server);
     {
         X509 *srv = SSL_get1_peer_certificate(q.client);
 
@@ -474,7 +489,8 @@ static int test_quic_refused(void)
             X509 *peer;
 
             ASSERT_EQ(rs, 1);
-            ASSERT_EQ(SSL_get_verify_result(q.server), X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
+            ASSERT_EQ(vc.n, 3);
+            ASSERT_EQ(SSL_get_verify_result(q.server), X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE);
             peer = SSL_get1_peer_certificate(q.server);
             ASSERT_NOT_NULL(peer);
             ASSERT_STR_EQ(oneline(X509_get_issuer_name(peer)), OTHER_CA_NAME);
@@ -624,7 +640,9 @@ static int test_name_text(void)
         ASSERT_EQ(buf[sizes[i].size < 64 ? sizes[i].size : 63] == 'Z' || sizes[i].size == 64, 1);
     }
     ASSERT_NULL(X509_NAME_oneline(nm, buf, 0));
-    ASSERT_ONE_ERROR();
+    if (HAVE_OSSLQUIC)
+        ASSERT_ONE_ERROR(); /* OpenSSL queues nothing */
+    ERR_clear_error();
     for (i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
         out = BIO_new(BIO_s_mem());
         ASSERT_EQ(X509_NAME_print_ex(out, nm, forms[i].indent, forms[i].flags), forms[i].ret);
@@ -676,7 +694,9 @@ static int test_client_ca_list(void)
     tl_pair_free(&p);
     ERR_clear_error();
     ASSERT_NULL(SSL_load_client_CA_file(qu_cert_path("key.pem"))); /* no certificate in it */
-    ASSERT_ONE_ERROR();
+    if (HAVE_OSSLQUIC)
+        ASSERT_ONE_ERROR();
+    ERR_clear_error();
     names = SSL_load_client_CA_file(qu_cert_path("ca.pem"));
     ASSERT_NOT_NULL(names);
     sk_X509_NAME_pop_free(names, X509_NAME_free);
@@ -694,6 +714,12 @@ static int test_null_args(void)
 
     ASSERT_NOT_NULL(ctx);
     ASSERT_NOT_NULL(b);
+    if (!HAVE_OSSLQUIC) { /* the NULL contract is osslquic's */
+        BIO_free(b);
+        SSL_CTX_free(ctx);
+        tu_skip("osslquic's NULL-argument contract");
+        return 1;
+    }
     ERR_clear_error();
     ASSERT_NULL(X509_get_subject_name(NULL));
     ASSERT_ONE_ERROR();
