@@ -66,7 +66,10 @@ fn main() {
     let client_key = KeyPair::generate().expect("client key");
     let good = client(&client_key, &ca_cert, &ca_key);
     w("client-cert.pem", good.pem());
-    w("client-chain.pem", format!("{}{}", good.pem(), ca_cert.pem()));
+    w(
+        "client-chain.pem",
+        format!("{}{}", good.pem(), ca_cert.pem()),
+    );
     w("client-key.pem", client_key.serialize_pem());
     let other_ca_key = KeyPair::generate().expect("other CA key");
     let mut other = CertificateParams::new(Vec::<String>::new()).expect("other CA params");
@@ -74,7 +77,9 @@ fn main() {
     other
         .distinguished_name
         .push(DnType::CommonName, "osslquic other CA");
-    let other_ca = other.self_signed(&other_ca_key).expect("other CA certificate");
+    let other_ca = other
+        .self_signed(&other_ca_key)
+        .expect("other CA certificate");
     let bad_key = KeyPair::generate().expect("bad client key");
     let bad = client(&bad_key, &other_ca, &other_ca_key);
     w("other-ca.pem", other_ca.pem());

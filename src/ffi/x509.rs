@@ -65,8 +65,9 @@ pub struct stack_st_X509_NAME {
 
 /// The passphrase callback of the PEM readers (`pem_password_cb *` in OpenSSL's pem.h);
 /// certificates need none, so it is never called.
-pub type PemPasswordCb =
-    Option<unsafe extern "C" fn(buf: *mut c_char, size: c_int, rwflag: c_int, u: *mut c_void) -> c_int>;
+pub type PemPasswordCb = Option<
+    unsafe extern "C" fn(buf: *mut c_char, size: c_int, rwflag: c_int, u: *mut c_void) -> c_int,
+>;
 
 /// A function applied to each item by OPENSSL_sk_pop_free (X509_NAME_free, X509_free).
 pub type OPENSSL_sk_freefunc = Option<unsafe extern "C" fn(item: *mut c_void)>;
@@ -299,7 +300,11 @@ pub extern "C" fn ASN1_INTEGER_get(a: *const ASN1_INTEGER) -> c_long {
 /// error) for a NULL name or `size` < 1 with a buffer (OpenSSL prints "NO X509_NAME" for a
 /// NULL name). See X509_NAME_oneline(3).
 #[unsafe(no_mangle)]
-pub extern "C" fn X509_NAME_oneline(a: *const X509_NAME, buf: *mut c_char, size: c_int) -> *mut c_char {
+pub extern "C" fn X509_NAME_oneline(
+    a: *const X509_NAME,
+    buf: *mut c_char,
+    size: c_int,
+) -> *mut c_char {
     ffi_entry!(X509_NAME_oneline => {
         let name = name_arg(a)?;
         if buf.is_null() {
@@ -335,7 +340,7 @@ pub extern "C" fn X509_NAME_print_ex(
     ffi_entry!(X509_NAME_print_ex, fail => {
         let bio = bio_arg(out)?;
         let name = name_arg(nm)?;
-        let text = name.print_ex(indent.max(0) as usize, flags as u64);
+        let text = name.print_ex(indent.max(0) as usize, flags);
         write_all(bio, text.as_bytes())?;
         Ok(if flags == 0 { 1 } else { text.len() as c_int })
     })

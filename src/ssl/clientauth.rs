@@ -24,8 +24,8 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use super::ctx::{
     SSL_VERIFY_FAIL_IF_NO_PEER_CERT, SSL_VERIFY_NONE, SSL_VERIFY_PEER, Verifier, VerifyCb,
-    VerifyResult, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY, X509_V_ERR_UNSPECIFIED,
-    X509_V_OK, current_verify, with_verify_result, x509_code,
+    VerifyResult, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY, X509_V_ERR_UNSPECIFIED, X509_V_OK,
+    current_verify, with_verify_result, x509_code,
 };
 
 /// A server's reason when a required client certificate did not come.

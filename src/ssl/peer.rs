@@ -40,11 +40,11 @@ impl Ssl {
     fn peer_der(&self) -> Result<Option<(Vec<CertificateDer<'static>>, bool)>> {
         match &self.kind {
             Kind::Tls(t) => {
-                if !t.tls.started() || t.tls.is_handshaking() {
+                let Some(certs) = t.tls.peer_certificates() else {
                     return Ok(None);
-                }
+                };
                 let server = (*t.role.lock()).unwrap_or(false);
-                Ok(Some((t.tls.peer_certificates().unwrap_or_default(), server)))
+                Ok(Some((certs, server)))
             }
             Kind::Conn(c) => {
                 let Some(h) = *c.handle.lock() else {

@@ -154,7 +154,9 @@ fn tls_err(e: &rustls::Error) -> Error {
         E::AlertReceived(a) => 1000 + u32::from(u8::from(*a)),
         E::NoApplicationProtocol => 235,
         E::InvalidCertificate(_) => 134,
-        E::NoCertificatesPresented => crate::ssl::clientauth::SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE,
+        E::NoCertificatesPresented => {
+            crate::ssl::clientauth::SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE
+        }
         E::PeerIncompatible(rustls::PeerIncompatible::NoCipherSuitesInCommon) => 193,
         E::PeerIncompatible(_) => 1040,
         E::InvalidMessage(_) | E::InappropriateMessage { .. } => 267,
@@ -634,11 +636,17 @@ impl Tls {
             .map(|s| s.suite())
     }
 
-    /// The certificates the peer sent (its own first), once rustls has them.
+    /// After the handshake, the certificates the peer sent (its own first; empty if none).
+    /// None while handshaking, and when the state is locked: a callback running inside a
+    /// handshake step of this connection must not wait for it.
     pub fn peer_certificates(&self) -> Option<Vec<rustls::pki_types::CertificateDer<'static>>> {
-        let st = self.st.lock();
-        let certs = st.conn.as_ref()?.peer_certificates()?;
-        Some(certs.iter().map(|c| c.clone().into_owned()).collect())
+        let st = self.st.try_lock()?;
+        let conn = st.conn.as_ref().filter(|c| !c.is_handshaking())?;
+        Some(
+            conn.peer_certificates()
+                .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
+                .unwrap_or_default(),
+        )
     }
 
     pub fn is_handshaking(&self) -> bool {

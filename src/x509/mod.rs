@@ -216,8 +216,7 @@ impl Certificate {
         while let Some(line) = read_line(bio)? {
             let t = line.trim_end();
             if !inside {
-                if t == "-----BEGIN CERTIFICATE-----" || t == "-----BEGIN X509 CERTIFICATE-----"
-                {
+                if t == "-----BEGIN CERTIFICATE-----" || t == "-----BEGIN X509 CERTIFICATE-----" {
                     inside = true;
                     block.clear();
                     block.push_str("-----BEGIN CERTIFICATE-----\n");
@@ -308,7 +307,11 @@ const ATTR_NAMES: &[(&str, &str, &str)] = &[
     ("2.5.4.44", "generationQualifier", "generationQualifier"),
     ("2.5.4.46", "dnQualifier", "dnQualifier"),
     ("2.5.4.65", "pseudonym", "pseudonym"),
-    ("2.5.4.97", "organizationIdentifier", "organizationIdentifier"),
+    (
+        "2.5.4.97",
+        "organizationIdentifier",
+        "organizationIdentifier",
+    ),
     ("1.2.840.113549.1.9.1", "emailAddress", "emailAddress"),
     ("0.9.2342.19200300.100.1.1", "UID", "userId"),
     ("0.9.2342.19200300.100.1.25", "DC", "domainComponent"),
@@ -527,8 +530,10 @@ fn escape(a: &Attr, flags: u64) -> String {
     let n = units.len();
     let special = |i: usize, c: u32| {
         flags & ASN1_STRFLGS_ESC_2253 != 0
-            && (matches!(char::from_u32(c), Some(',' | '+' | '"' | '\\' | '<' | '>' | ';'))
-                || (i == 0 && (c == u32::from(b'#') || c == u32::from(b' ')))
+            && (matches!(
+                char::from_u32(c),
+                Some(',' | '+' | '"' | '\\' | '<' | '>' | ';')
+            ) || (i == 0 && (c == u32::from(b'#') || c == u32::from(b' ')))
                 || (i + 1 == n && c == u32::from(b' ')))
     };
     let quote = flags & ASN1_STRFLGS_ESC_QUOTE != 0
@@ -582,11 +587,11 @@ fn decode_string(tag: u32, data: &[u8]) -> Vec<u32> {
             Ok(s) => s.chars().map(u32::from).collect(),
             Err(_) => data.iter().map(|&b| u32::from(b)).collect(),
         },
-        30 if data.len() % 2 == 0 => data
+        30 if data.len().is_multiple_of(2) => data
             .chunks(2)
             .map(|c| u32::from(c[0]) << 8 | u32::from(c[1]))
             .collect(),
-        28 if data.len() % 4 == 0 => data
+        28 if data.len().is_multiple_of(4) => data
             .chunks(4)
             .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
             .collect(),
@@ -599,7 +604,10 @@ fn der_len(out: &mut Vec<u8>, n: usize) {
         out.push(n as u8);
     } else {
         let bytes = n.to_be_bytes();
-        let skip = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len() - 1);
+        let skip = bytes
+            .iter()
+            .position(|&b| b != 0)
+            .unwrap_or(bytes.len() - 1);
         out.push(0x80 | (bytes.len() - skip) as u8);
         out.extend_from_slice(&bytes[skip..]);
     }
@@ -622,7 +630,10 @@ mod tests {
         assert_eq!(int(&[0x00, 0xff]), 255);
         assert_eq!(int(&[0xff]), -1);
         assert_eq!(int(&[0x80]), -128);
-        assert_eq!(int(&[0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), i64::MAX);
+        assert_eq!(
+            int(&[0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            i64::MAX
+        );
         assert_eq!(int(&[0x00, 0x80, 0, 0, 0, 0, 0, 0, 0]), -1); // 2^63 does not fit
         assert_eq!(int(&[1; 20]), -1);
     }
@@ -652,6 +663,9 @@ mod tests {
             escape(&sp, ASN1_STRFLGS_RFC2253 | ASN1_STRFLGS_ESC_QUOTE),
             "\"#x<y>;z\\\\w\""
         );
-        assert_eq!(escape(&a("x/y+z #q\""), ASN1_STRFLGS_RFC2253), "x/y\\+z #q\\\"");
+        assert_eq!(
+            escape(&a("x/y+z #q\""), ASN1_STRFLGS_RFC2253),
+            "x/y\\+z #q\\\""
+        );
     }
 }
