@@ -638,6 +638,64 @@ mod tests {
         assert_eq!(int(&[1; 20]), -1);
     }
 
+    /// A certificate whose subject holds `entries` (UTF8String values), via rcgen.
+    fn cert_with(entries: &[(rcgen::DnType, &str)]) -> Certificate {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        for (t, v) in entries {
+            p.distinguished_name.push(t.clone(), *v);
+        }
+        Certificate::from_der(p.self_signed(&key).unwrap().der()).unwrap()
+    }
+
+    #[test]
+    fn names_print_as_openssl_does() {
+        // Expected strings: OpenSSL 3.5.7's X509_NAME_oneline / X509_NAME_print_ex on a
+        // certificate with the same subject (made with `openssl req -utf8`).
+        let c = cert_with(&[
+            (rcgen::DnType::CommonName, " \u{e9}t\u{1} "),
+            (rcgen::DnType::OrganizationName, "#x<y>;z\\w"),
+        ]);
+        let n = c.subject();
+        assert_eq!(n.oneline(None), "/CN= \\xC3\\xA9t\\x01 /O=#x<y>;z\\w");
+        assert_eq!(
+            n.print_ex(0, XN_FLAG_COMPAT),
+            "CN= \\xC3\\xA9t\\x01 , O=#x<y>;z\\w"
+        );
+        assert_eq!(
+            n.print_ex(0, XN_FLAG_ONELINE),
+            "CN = \" \\C3\\A9t\\01 \", O = \"#x<y>;z\\\\w\""
+        );
+        assert_eq!(
+            n.print_ex(0, XN_FLAG_RFC2253),
+            "O=\\#x\\<y\\>\\;z\\\\w,CN=\\ \\C3\\A9t\\01\\ "
+        );
+        assert_eq!(
+            n.print_ex(0, XN_FLAG_MULTILINE),
+            "commonName                =  \\E9t\\01 \norganizationName          = #x<y>;z\\\\w"
+        );
+        let c = cert_with(&[(rcgen::DnType::CommonName, "x/y+z #q\"")]);
+        let n = c.subject();
+        assert_eq!(n.oneline(None), "/CN=x\\/y\\+z #q\"");
+        assert_eq!(n.print_ex(0, XN_FLAG_ONELINE), "CN = \"x/y+z #q\\\"\"");
+        assert_eq!(n.print_ex(0, XN_FLAG_RFC2253), "CN=x/y\\+z #q\\\"");
+    }
+
+    #[test]
+    fn pem_round_trip() {
+        let c = cert_with(&[(rcgen::DnType::CommonName, "pem")]);
+        let bio = Bio::new(&crate::bio::METHOD_MEM);
+        let pem = c.to_pem();
+        // Another block first (skipped), then two certificates: each read takes one.
+        let text = format!("-----BEGIN X-----\nAAAA\n-----END X-----\n{pem}{pem}");
+        bio.write(text.as_bytes()).unwrap();
+        assert_eq!(Certificate::read_pem(&bio).unwrap().der(), c.der());
+        assert_eq!(Certificate::read_pem(&bio).unwrap().der(), c.der());
+        let e = Certificate::read_pem(&bio).unwrap_err();
+        assert_eq!((e.lib(), e.reason()), (ERR_LIB_PEM, PEM_R_NO_START_LINE));
+    }
+
     #[test]
     fn escapes_follow_openssl() {
         let a = |s: &str| Attr {
