@@ -578,11 +578,6 @@
 #define SSL_DOMAIN_FLAG_LEGACY_BLOCKING 16
 
 /**
- * A server's reason when a required client certificate did not come.
- */
-#define SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE 199
-
-/**
  * A client's reason for the server's certificate_required alert (1000 + 116).
  */
 #define SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED 1116
@@ -688,6 +683,11 @@
 #define SSL_R_UNINITIALIZED 276
 
 #define SSL_R_TLS_HANDSHAKE_FAILURE 1040
+
+/**
+ * A server's reason when a required client certificate did not come.
+ */
+#define SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE 199
 
 /**
  * PEM_R_NO_START_LINE: no certificate block in the input.

@@ -28,8 +28,6 @@ use super::ctx::{
     current_verify, with_verify_result, x509_code,
 };
 
-/// A server's reason when a required client certificate did not come.
-pub const SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE: u32 = 199;
 /// A client's reason for the server's certificate_required alert (1000 + 116).
 pub const SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED: u32 = 1116;
 /// A client's reason for the server's unknown_ca alert (1000 + 48).

@@ -715,16 +715,15 @@ impl Ssl {
         }
         self.listen()?;
         let l = self.as_listener()?;
-        let (ch, epoch) = self.op(!no_block, |p| {
+        let (ch, epoch, verify) = self.op(!no_block, |p| {
             if p.engine.only_own {
                 return Err(fork::left_with_parent());
             }
             let ch = p.engine.accept_next().ok_or_else(want_read)?;
             let conn = p.engine.conns.get(&ch);
             let epoch = conn.map(|c| c.epoch.clone());
-            Ok((ch, (epoch, conn.and_then(|c| peer::session_verify(&c.q)))))
+            Ok((ch, epoch, conn.and_then(|c| peer::session_verify(&c.q))))
         })?;
-        let (epoch, verify) = epoch;
         let mut c = Conn::new(l.domain.clone(), l.port, Some(self.clone()));
         // Client certificates are verified in the connection's TLS session, which may have
         // started before this object: it holds the outcome (clientauth::VerifyingServer).

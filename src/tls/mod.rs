@@ -24,6 +24,8 @@ pub const SSL_R_UNINITIALIZED: u32 = 276;
 pub const SSL_R_PROTOCOL_IS_SHUTDOWN: u32 = 207;
 pub const SSL_R_BIO_NOT_SET: u32 = 128;
 pub const SSL_R_TLS_HANDSHAKE_FAILURE: u32 = 1040;
+/// A server's reason when a required client certificate did not come.
+pub const SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE: u32 = 199;
 
 /// How the connection is to be made once the handshake starts.
 pub enum Setup {
@@ -154,9 +156,7 @@ fn tls_err(e: &rustls::Error) -> Error {
         E::AlertReceived(a) => 1000 + u32::from(u8::from(*a)),
         E::NoApplicationProtocol => 235,
         E::InvalidCertificate(_) => 134,
-        E::NoCertificatesPresented => {
-            crate::ssl::clientauth::SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE
-        }
+        E::NoCertificatesPresented => SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE,
         E::PeerIncompatible(rustls::PeerIncompatible::NoCipherSuitesInCommon) => 193,
         E::PeerIncompatible(_) => 1040,
         E::InvalidMessage(_) | E::InappropriateMessage { .. } => 267,
