@@ -93,10 +93,10 @@ struct Cfg {
     security_level: Option<i32>,
     /// TLS client sessions for resumption, shared by the context's connections.
     client_sessions: Option<Arc<dyn rustls::client::ClientSessionStore>>,
-    /// TLS clients share one verifier and one (empty) client-certificate resolver: rustls
-    /// resumes a session only with the very objects that made it.
+    /// TLS clients share one verifier and one client-certificate resolver (`client_cert`):
+    /// rustls resumes a session only with the very objects that made it.
     tls_verifier: Option<Arc<Verifier>>,
-    no_client_cert: Option<Arc<dyn rustls::client::ResolvesClientCert>>,
+    client_cert: Option<Arc<dyn rustls::client::ResolvesClientCert>>,
     /// The CA names a server sends in its CertificateRequest (SSL_CTX_set_client_CA_list,
     /// SSL_CTX_add_client_CA): DER of each subject.
     client_ca: Vec<Vec<u8>>,
@@ -166,7 +166,7 @@ impl SslCtx {
         c.chain = certs;
         c.server = None;
         c.tls_server = None;
-        c.no_client_cert = None;
+        c.client_cert = None;
         Ok(())
     }
 
@@ -183,7 +183,7 @@ impl SslCtx {
         c.key = Some(key);
         c.server = None;
         c.tls_server = None;
-        c.no_client_cert = None;
+        c.client_cert = None;
         Ok(())
     }
 
@@ -510,13 +510,13 @@ impl SslCtx {
                 v
             }
         };
-        let no_cert = Self::client_cert(&mut c)?;
+        let cert = Self::client_cert(&mut c)?;
         let mut tls = rustls::ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&Self::tls_versions(&c)?)
             .map_err(|e| Error::internal(e.to_string()))?
             .dangerous()
             .with_custom_certificate_verifier(verifier)
-            .with_client_cert_resolver(no_cert);
+            .with_client_cert_resolver(cert);
         tls.alpn_protocols = alpn.unwrap_or_else(|| c.alpn.clone());
         tls.key_log = key_log(&c, ssl);
         // Sessions are kept per context and resumed automatically with the same server name.
@@ -528,7 +528,7 @@ impl SslCtx {
     /// key if both are set (SSL_CTX_use_certificate_chain_file / _use_PrivateKey_file),
     /// else nothing. Cached: rustls resumes only with the resolver that made a session.
     fn client_cert(c: &mut Cfg) -> Result<Arc<dyn rustls::client::ResolvesClientCert>> {
-        if let Some(r) = &c.no_client_cert {
+        if let Some(r) = &c.client_cert {
             return Ok(r.clone());
         }
         let r: Arc<dyn rustls::client::ResolvesClientCert> = match (&c.key, c.chain.is_empty()) {
@@ -543,7 +543,7 @@ impl SslCtx {
             }
             _ => Arc::new(NoClientCert),
         };
-        c.no_client_cert = Some(r.clone());
+        c.client_cert = Some(r.clone());
         Ok(r)
     }
 
