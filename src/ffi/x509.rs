@@ -210,6 +210,12 @@ fn name_arg<'a>(n: *const X509_NAME) -> Result<&'a Name> {
     ref_arg(n as *const Name, "name")
 }
 
+/// An argument out of its range (ERR_R_PASSED_INVALID_ARGUMENT, as a NULL one is
+/// ERR_R_PASSED_NULL_PARAMETER).
+fn bad_arg(what: String) -> Error {
+    Error::new(ERR_LIB_CRYPTO, ERR_R_PASSED_INVALID_ARGUMENT).with(what)
+}
+
 /// Writes all of `data` to a BIO (a BIO that takes nothing more fails the call).
 fn write_all(bio: &crate::bio::Bio, data: &[u8]) -> Result<()> {
     let mut done = 0;
@@ -315,7 +321,7 @@ pub extern "C" fn X509_NAME_oneline(
             return Ok(p);
         }
         if size < 1 {
-            return Err(Error::invalid(format!("buffer size {size}: want at least 1")));
+            return Err(bad_arg(format!("buffer size {size}: want at least 1")));
         }
         let text = name.oneline(Some(size as usize));
         let out = super::slice_arg_mut(buf.cast(), size as usize, "buf")?;
@@ -447,7 +453,7 @@ pub extern "C" fn OPENSSL_sk_value(st: *const OPENSSL_STACK, i: c_int) -> *mut c
             .ok()
             .and_then(|i| st.get(i))
             .map(|a| a as *mut c_void)
-            .ok_or_else(|| Error::invalid(format!("index {i} out of range (0..{})", st.len())))
+            .ok_or_else(|| bad_arg(format!("index {i} out of range (0..{})", st.len())))
     })
 }
 
