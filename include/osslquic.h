@@ -764,6 +764,21 @@
 
 #define SSL_CTRL_CLEAR_MODE 78
 
+/**
+ * A client's reason for the server's certificate_required alert (1000 + 116).
+ */
+#define SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED 1116
+
+/**
+ * A client's reason for the server's unknown_ca alert (1000 + 48).
+ */
+#define SSL_R_TLSV1_ALERT_UNKNOWN_CA 1048
+
+/**
+ * Accepted and changes nothing (see `ClientVerifier`).
+ */
+#define SSL_VERIFY_CLIENT_ONCE 4
+
 #define SSL_SESS_CACHE_OFF 0
 
 #define SSL_SESS_CACHE_CLIENT 1
@@ -795,6 +810,8 @@
 #define X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT 18
 
 #define X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY 20
+
+#define X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE 21
 
 #define X509_V_ERR_CERT_REJECTED 28
 
@@ -871,6 +888,79 @@
 #define SSL_R_TLS_HANDSHAKE_FAILURE 1040
 
 /**
+ * A server's reason when a required client certificate did not come.
+ */
+#define SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE 199
+
+/**
+ * PEM_R_BAD_BASE64_DECODE.
+ */
+#define PEM_R_BAD_BASE64_DECODE 100
+
+#define ASN1_STRFLGS_ESC_2253 1
+
+#define ASN1_STRFLGS_ESC_CTRL 2
+
+#define ASN1_STRFLGS_ESC_MSB 4
+
+#define ASN1_STRFLGS_ESC_QUOTE 8
+
+#define ASN1_STRFLGS_UTF8_CONVERT 16
+
+#define ASN1_STRFLGS_DUMP_UNKNOWN 256
+
+#define ASN1_STRFLGS_DUMP_DER 512
+
+#define ASN1_STRFLGS_RFC2253 (((((ASN1_STRFLGS_ESC_2253 | ASN1_STRFLGS_ESC_CTRL) | ASN1_STRFLGS_ESC_MSB) | ASN1_STRFLGS_UTF8_CONVERT) | ASN1_STRFLGS_DUMP_UNKNOWN) | ASN1_STRFLGS_DUMP_DER)
+
+#define XN_FLAG_SEP_MASK (15 << 16)
+
+#define XN_FLAG_COMPAT 0
+
+#define XN_FLAG_SEP_COMMA_PLUS (1 << 16)
+
+#define XN_FLAG_SEP_CPLUS_SPC (2 << 16)
+
+#define XN_FLAG_SEP_SPLUS_SPC (3 << 16)
+
+#define XN_FLAG_SEP_MULTILINE (4 << 16)
+
+#define XN_FLAG_DN_REV (1 << 20)
+
+#define XN_FLAG_FN_MASK (3 << 21)
+
+#define XN_FLAG_FN_SN 0
+
+#define XN_FLAG_FN_LN (1 << 21)
+
+#define XN_FLAG_FN_OID (2 << 21)
+
+#define XN_FLAG_FN_NONE (3 << 21)
+
+#define XN_FLAG_SPC_EQ (1 << 23)
+
+#define XN_FLAG_DUMP_UNKNOWN_FIELDS (1 << 24)
+
+#define XN_FLAG_FN_ALIGN (1 << 25)
+
+#define XN_FLAG_RFC2253 ((((ASN1_STRFLGS_RFC2253 | XN_FLAG_SEP_COMMA_PLUS) | XN_FLAG_DN_REV) | XN_FLAG_FN_SN) | XN_FLAG_DUMP_UNKNOWN_FIELDS)
+
+#define XN_FLAG_ONELINE ((((ASN1_STRFLGS_RFC2253 | ASN1_STRFLGS_ESC_QUOTE) | XN_FLAG_SEP_CPLUS_SPC) | XN_FLAG_SPC_EQ) | XN_FLAG_FN_SN)
+
+#define XN_FLAG_MULTILINE (((((ASN1_STRFLGS_ESC_CTRL | ASN1_STRFLGS_ESC_MSB) | XN_FLAG_SEP_MULTILINE) | XN_FLAG_SPC_EQ) | XN_FLAG_FN_LN) | XN_FLAG_FN_ALIGN)
+
+/**
+ * The opaque C type behind `X509_NAME *`: a `crate::x509::Name`, inside its X509 (from
+ * X509_get_subject_name) or boxed (in a list from SSL_load_client_CA_file).
+ */
+typedef struct X509_name_st X509_name_st;
+
+/**
+ * The opaque C type behind `ASN1_INTEGER *`: a `crate::x509::Integer` inside its X509.
+ */
+typedef struct asn1_string_st asn1_string_st;
+
+/**
  * The opaque C type behind `BIO_ADDR *` (the Rust object is a [`BioAddr`]).
  */
 typedef struct bio_addr_st bio_addr_st;
@@ -917,7 +1007,23 @@ typedef struct ssl_session_st ssl_session_st;
 typedef struct ssl_st ssl_st;
 
 /**
- * The opaque C type behind `X509 *` (never made here: see X509_STORE_CTX_get_current_cert).
+ * The opaque C type behind `OPENSSL_STACK *` (and every `STACK_OF(type) *`): a
+ * `crate::x509::Stack`.
+ */
+typedef struct stack_st stack_st;
+
+/**
+ * `STACK_OF(X509)`: the same object as OPENSSL_STACK, typed as OpenSSL's headers type it.
+ */
+typedef struct stack_st_X509 stack_st_X509;
+
+/**
+ * `STACK_OF(X509_NAME)`.
+ */
+typedef struct stack_st_X509_NAME stack_st_X509_NAME;
+
+/**
+ * The opaque C type behind `X509 *`: the data pointer of an `Arc<crate::x509::Certificate>`.
  */
 typedef struct x509_st x509_st;
 
@@ -1091,6 +1197,23 @@ typedef struct SSL_POLL_ITEM {
 typedef struct ssl_cipher_st SSL_CIPHER;
 
 typedef struct x509_st X509;
+
+typedef struct X509_name_st X509_NAME;
+
+typedef struct asn1_string_st ASN1_INTEGER;
+
+/**
+ * The passphrase callback of the PEM readers (`pem_password_cb *` in OpenSSL's pem.h);
+ * certificates need none, so it is never called.
+ */
+typedef int (*PemPasswordCb)(char *buf, int size, int rwflag, void *u);
+
+typedef struct stack_st OPENSSL_STACK;
+
+/**
+ * A function applied to each item by OPENSSL_sk_pop_free (X509_NAME_free, X509_free).
+ */
+typedef void (*OPENSSL_sk_freefunc)(void *item);
 
 /**
  * A port's index in its domain.
@@ -3023,8 +3146,9 @@ void X509_STORE_CTX_set_error(X509_STORE_CTX *ctx, int s);
 int X509_STORE_CTX_get_error_depth(const X509_STORE_CTX *ctx);
 
 /**
- * Always NULL: osslquic does not expose certificates as X509 objects.
- * See X509_STORE_CTX_get_current_cert(3).
+ * The certificate the call is about (at X509_STORE_CTX_get_error_depth), owned by the
+ * X509_STORE_CTX: valid during the callback (X509_up_ref to keep it). NULL if the peer did
+ * not send the certificate at that depth. See X509_STORE_CTX_get_current_cert(3).
  */
 X509 *X509_STORE_CTX_get_current_cert(const X509_STORE_CTX *ctx);
 
@@ -3056,6 +3180,143 @@ int SSL_get_verify_mode(const SSL *ssl);
  * The context's verification mode; 0 for NULL. See SSL_CTX_get_verify_mode(3).
  */
 int SSL_CTX_get_verify_mode(const SSL_CTX *ctx);
+
+/**
+ * Gives up one reference to a certificate; NULL is a no-op. See X509_free(3).
+ */
+void X509_free(X509 *x);
+
+/**
+ * Takes one more reference to a certificate. Returns 1, 0 for NULL. See X509_up_ref(3).
+ */
+int X509_up_ref(X509 *x);
+
+/**
+ * The certificate's subject name, owned by the certificate (do not free). NULL for NULL.
+ * See X509_get_subject_name(3).
+ */
+X509_NAME *X509_get_subject_name(const X509 *x);
+
+/**
+ * The certificate's issuer name, owned by the certificate (do not free). NULL for NULL.
+ * See X509_get_issuer_name(3).
+ */
+X509_NAME *X509_get_issuer_name(const X509 *x);
+
+/**
+ * The certificate's serial number, owned by the certificate (do not free; read it with
+ * ASN1_INTEGER_get). NULL for NULL. See X509_get_serialNumber(3).
+ */
+ASN1_INTEGER *X509_get_serialNumber(X509 *x);
+
+/**
+ * As X509_get_serialNumber, for a const certificate. See X509_get0_serialNumber(3).
+ */
+const ASN1_INTEGER *X509_get0_serialNumber(const X509 *x);
+
+/**
+ * The integer's value; -1 if it does not fit in a long; 0 (and an error) for NULL.
+ * See ASN1_INTEGER_get(3).
+ */
+long ASN1_INTEGER_get(const ASN1_INTEGER *a);
+
+/**
+ * The name as "/C=../O=../CN=..". With `buf` NULL the string is allocated (free it with
+ * OPENSSL_free) and `size` is ignored; else at most `size` bytes including the NUL are
+ * written, whole entries only (as OpenSSL 3.5), and `buf` is returned. NULL (and an
+ * error) for a NULL name or `size` < 1 with a buffer (OpenSSL prints "NO X509_NAME" for a
+ * NULL name). See X509_NAME_oneline(3).
+ */
+char *X509_NAME_oneline(const X509_NAME *a, char *buf, int size);
+
+/**
+ * Prints the name to `out` in the form `flags` selects (XN_FLAG_COMPAT (0),
+ * XN_FLAG_ONELINE, XN_FLAG_RFC2253, XN_FLAG_MULTILINE or their parts), after `indent`
+ * spaces (ignored by XN_FLAG_COMPAT, as OpenSSL). Returns the bytes written (1 for
+ * XN_FLAG_COMPAT), -1 on failure (0 for COMPAT). See X509_NAME_print_ex(3).
+ */
+int X509_NAME_print_ex(BIO *out, const X509_NAME *nm, int indent, unsigned long flags);
+
+/**
+ * Frees a name made by this library for a CA list (SSL_load_client_CA_file); NULL is a
+ * no-op. Never pass the name of a certificate (X509_get_subject_name). See X509_NAME_free(3).
+ */
+void X509_NAME_free(X509_NAME *a);
+
+/**
+ * Reads the next PEM certificate from `bp` (skipping other blocks; what follows stays in
+ * the BIO). With `x` non-NULL, an object already in `*x` is freed and `*x` gets the new
+ * one (the same reference that is returned). `cb` and `u` are unused: certificates are not
+ * encrypted. NULL on failure (PEM_R_NO_START_LINE when no certificate is left).
+ * See PEM_read_bio_X509(3).
+ */
+X509 *PEM_read_bio_X509(BIO *bp, X509 **x, PemPasswordCb cb, void *u);
+
+/**
+ * Writes the certificate to `bp` as a PEM "CERTIFICATE" block. 1 on success, 0 on failure.
+ * See PEM_write_bio_X509(3).
+ */
+int PEM_write_bio_X509(BIO *bp, const X509 *x);
+
+/**
+ * The peer's certificate with a new reference (free it with X509_free), or NULL (nothing
+ * queued) if the peer sent none or the handshake is not over. See SSL_get1_peer_certificate(3).
+ */
+X509 *SSL_get1_peer_certificate(const SSL *s);
+
+/**
+ * The peer's chain, owned by the SSL (do not free; valid while the SSL is): on a client the
+ * server's certificate and the rest it sent, on a server only what the client sent after
+ * its own certificate (an empty stack if the server asked and got none). NULL (nothing
+ * queued) if the peer sent no certificate unasked, or the handshake is not over.
+ * See SSL_get_peer_cert_chain(3).
+ */
+struct stack_st_X509 *SSL_get_peer_cert_chain(const SSL *s);
+
+/**
+ * The number of items; -1 (and an error) for NULL. See OPENSSL_sk_num(3).
+ */
+int OPENSSL_sk_num(const OPENSSL_STACK *st);
+
+/**
+ * Item `i` (owned by whoever owns the stack's items); NULL (and an error) for a NULL stack
+ * or an index out of range. See OPENSSL_sk_value(3).
+ */
+void *OPENSSL_sk_value(const OPENSSL_STACK *st, int i);
+
+/**
+ * Frees a stack this library gave the caller (SSL_load_client_CA_file), not its items;
+ * NULL is a no-op. Never pass SSL_get_peer_cert_chain's (the SSL owns it).
+ * See OPENSSL_sk_free(3).
+ */
+void OPENSSL_sk_free(OPENSSL_STACK *st);
+
+/**
+ * Calls `func` on each item (NULL: none), then frees the stack as OPENSSL_sk_free does.
+ * See OPENSSL_sk_pop_free(3).
+ */
+void OPENSSL_sk_pop_free(OPENSSL_STACK *st, OPENSSL_sk_freefunc func);
+
+/**
+ * The subject names of the PEM certificates in `file` (duplicates once), as a list the
+ * caller owns (SSL_CTX_set_client_CA_list takes it, or free it with
+ * `sk_X509_NAME_pop_free(list, X509_NAME_free)`). NULL if the file has none.
+ * See SSL_load_client_CA_file(3).
+ */
+struct stack_st_X509_NAME *SSL_load_client_CA_file(const char *file);
+
+/**
+ * Sets the CA names a server sends when it asks for a client certificate (TLS 1.3's
+ * certificate_authorities; none by default), taking ownership of `list` (freed here: the
+ * names are copied). NULL clears the list. See SSL_CTX_set_client_CA_list(3).
+ */
+void SSL_CTX_set_client_CA_list(SSL_CTX *ctx, struct stack_st_X509_NAME *list);
+
+/**
+ * Adds the certificate's subject to the CA names a server sends (the certificate stays the
+ * caller's). 1 on success. See SSL_CTX_add_client_CA(3).
+ */
+int SSL_CTX_add_client_CA(SSL_CTX *ctx, X509 *x);
 
 #ifdef __cplusplus
 }  // extern "C"

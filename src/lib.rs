@@ -12,3 +12,4 @@ pub mod ssl;
 pub mod sync;
 pub mod sys;
 pub mod tls;
+pub mod x509;

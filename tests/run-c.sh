@@ -132,7 +132,7 @@ case " $MODES " in
             # test_fork) only, definedness tracking is off; invalid accesses and leaks stay
             # checked, and every other BIO test keeps the full checks.
             undef=""
-            case "$name" in *quic* | *blocking* | *poll* | *assist* | *domain* | *tls* | *fork* | *session* | *headers* | test_biometh) undef="--undef-value-errors=no" ;; esac
+            case "$name" in *quic* | *client_cert* | *blocking* | *poll* | *assist* | *domain* | *tls* | *fork* | *session* | *headers* | test_biometh) undef="--undef-value-errors=no" ;; esac
             # test_fork's children and client processes end with _exit, leaving what they
             # inherited unfreed by design, and memcheck checks leaks in every process it
             # follows: for test_fork leaks are reported but not errors (the ASan run checks

@@ -1,5 +1,5 @@
-/* osslquic: <openssl/pem.h>. OpenSSL's includes; any PEM_* functions osslquic exports come
- * from the generated header. Hand-written. */
+/* osslquic: <openssl/pem.h>. OpenSSL's includes; the PEM_* functions osslquic exports
+ * (certificates, sessions) come from the generated header. Hand-written. */
 #ifndef OPENSSL_PEM_H
 #define OPENSSL_PEM_H
 
@@ -8,5 +8,8 @@
 #include <openssl/safestack.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+
+/* The passphrase callback type (unused: certificates and keys are not encrypted here). */
+typedef int pem_password_cb(char *buf, int size, int rwflag, void *userdata);
 
 #endif

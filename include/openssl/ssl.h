@@ -16,6 +16,7 @@
 #include <openssl/ssl3.h>
 #include <openssl/tls1.h>
 #include <openssl/err.h>
+#include <openssl/x509.h>
 
 #define SSL_set_tlsext_host_name(s, name) \
     SSL_ctrl(s, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, (void *)(name))
@@ -23,6 +24,8 @@
     SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, version, NULL)
 #define SSL_CTX_set_max_proto_version(ctx, version) \
     SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MAX_PROTO_VERSION, version, NULL)
+/* OpenSSL 3 keeps the old name as an alias: the caller owns a reference (X509_free). */
+#define SSL_get_peer_certificate SSL_get1_peer_certificate
 #define OPENSSL_init_ssl_default() OPENSSL_init_ssl(0, NULL)
 #define SSL_CTX_set_tlsext_servername_callback(ctx, cb) \
     SSL_CTX_callback_ctrl(ctx, SSL_CTRL_SET_TLSEXT_SERVERNAME_CB, (void (*)(void))(cb))

@@ -1,7 +1,8 @@
-/* osslquic shim: OpenSSL's <openssl/x509.h>. What a verify callback uses
- * (X509_STORE_CTX_get_error, ..., X509_verify_cert_error_string) comes from the generated
- * header; the includes are OpenSSL's (<string.h> via them, the buffer, EVP and ASN.1 types).
- * Hand-written. */
+/* osslquic shim: OpenSSL's <openssl/x509.h>. The X509, X509_NAME, ASN1_INTEGER and
+ * X509_STORE_CTX functions and the XN_FLAG_* / ASN1_STRFLGS_* values come from the generated
+ * header; here are OpenSSL's includes (<string.h> via them, the buffer, EVP and ASN.1 types)
+ * and the typed stack accessors, which OpenSSL also provides as macros over the OPENSSL_sk_*
+ * functions. Hand-written. */
 #ifndef OSSLQUIC_OPENSSL_X509_H
 #define OSSLQUIC_OPENSSL_X509_H
 #ifndef OPENSSL_X509_H
@@ -16,5 +17,21 @@
 #include <openssl/safestack.h>
 #include <openssl/types.h>
 #include <openssl/x509_vfy.h>
+
+#ifndef STACK_OF
+#define STACK_OF(type) struct stack_st_##type
+#endif
+
+/* STACK_OF(X509): a connection's peer chain (SSL_get_peer_cert_chain). */
+#define sk_X509_num(sk) OPENSSL_sk_num((const OPENSSL_STACK *)(sk))
+#define sk_X509_value(sk, i) ((X509 *)OPENSSL_sk_value((const OPENSSL_STACK *)(sk), (i)))
+
+/* STACK_OF(X509_NAME): CA name lists (SSL_load_client_CA_file). */
+#define sk_X509_NAME_num(sk) OPENSSL_sk_num((const OPENSSL_STACK *)(sk))
+#define sk_X509_NAME_value(sk, i) \
+    ((X509_NAME *)OPENSSL_sk_value((const OPENSSL_STACK *)(sk), (i)))
+#define sk_X509_NAME_free(sk) OPENSSL_sk_free((OPENSSL_STACK *)(sk))
+#define sk_X509_NAME_pop_free(sk, freefunc) \
+    OPENSSL_sk_pop_free((OPENSSL_STACK *)(sk), (OPENSSL_sk_freefunc)(freefunc))
 
 #endif

@@ -104,6 +104,7 @@ pub(crate) fn ssl_reason(r: u32) -> Option<&'static str> {
         134 => "certificate verify failed",
         177 => "no certificate assigned",
         190 => "no private key assigned",
+        199 => "peer did not return a certificate",
         207 => "protocol is shutdown",
         235 => "no application protocol",
         266 => "wrong ssl version",
@@ -145,6 +146,7 @@ pub(crate) fn ssl_reason(r: u32) -> Option<&'static str> {
         1070 => "tlsv1 alert protocol version",
         1080 => "tlsv1 alert internal error",
         1112 => "tlsv1 unrecognized name",
+        1116 => "tlsv13 alert certificate required",
         1120 => "tlsv1 alert no application protocol",
         _ => return None,
     })

@@ -49,6 +49,7 @@ pub const X509_V_ERR_UNSPECIFIED: i64 = 1;
 pub const X509_V_ERR_CERT_HAS_EXPIRED: i64 = 10;
 pub const X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT: i64 = 18;
 pub const X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: i64 = 20;
+pub const X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE: i64 = 21;
 pub const X509_V_ERR_CERT_REJECTED: i64 = 28;
 pub const X509_V_ERR_HOSTNAME_MISMATCH: i64 = 62;
 
@@ -94,10 +95,13 @@ struct Cfg {
     security_level: Option<i32>,
     /// Client sessions for resumption and the session callbacks (`ssl::session`).
     client_sessions: Option<Arc<super::session::ClientCache>>,
-    /// Clients (TLS and QUIC) share one verifier and one (empty) client-certificate
-    /// resolver: rustls resumes a session only with the very objects that made it.
+    /// Clients (TLS and QUIC) share one verifier and one client-certificate resolver
+    /// (`client_cert`): rustls resumes a session only with the very objects that made it.
     tls_verifier: Option<Arc<Verifier>>,
-    no_client_cert: Option<Arc<dyn rustls::client::ResolvesClientCert>>,
+    client_cert: Option<Arc<dyn rustls::client::ResolvesClientCert>>,
+    /// The CA names a server sends in its CertificateRequest (SSL_CTX_set_client_CA_list,
+    /// SSL_CTX_add_client_CA): DER of each subject.
+    client_ca: Vec<Vec<u8>>,
     /// SSL_CTX_set_tlsext_servername_callback / _arg, as the C boundary wraps them: called
     /// with the argument, returns an SSL_TLSEXT_ERR_* value.
     servername_cb: Option<ServernameCb>,
@@ -174,6 +178,8 @@ impl SslCtx {
         let mut c = self.cfg.lock();
         c.chain = certs;
         c.server = None;
+        c.tls_server = None;
+        c.client_cert = None;
         Ok(())
     }
 
@@ -189,6 +195,8 @@ impl SslCtx {
         let mut c = self.cfg.lock();
         c.key = Some(key);
         c.server = None;
+        c.tls_server = None;
+        c.client_cert = None;
         Ok(())
     }
 
@@ -227,12 +235,16 @@ impl SslCtx {
         let mut c = self.cfg.lock();
         c.verify_mode = mode;
         c.tls_verifier = None;
+        c.server = None;
+        c.tls_server = None;
     }
     /// SSL_CTX_set_verify's callback (None: no callback).
     pub fn set_verify_callback(&self, cb: Option<VerifyCb>) {
         let mut c = self.cfg.lock();
         c.verify_cb = cb;
         c.tls_verifier = None;
+        c.server = None;
+        c.tls_server = None;
     }
     pub fn verify_mode(&self) -> i32 {
         self.cfg.lock().verify_mode
@@ -249,6 +261,8 @@ impl SslCtx {
         let mut c = self.cfg.lock();
         c.roots.extend(certs);
         c.tls_verifier = None;
+        c.server = None;
+        c.tls_server = None;
         Ok(())
     }
 
@@ -262,6 +276,8 @@ impl SslCtx {
                 let mut c = self.cfg.lock();
                 c.roots.extend(it.flatten());
                 c.tls_verifier = None;
+                c.server = None;
+                c.tls_server = None;
             }
         }
         Ok(())
@@ -276,6 +292,18 @@ impl SslCtx {
             let _ = self.load_verify_dir(&dir);
         }
         Ok(())
+    }
+
+    /// SSL_CTX_set_client_CA_list (replaces) / SSL_CTX_add_client_CA (appends): the CA
+    /// names a server sends when it asks for a client certificate.
+    pub fn set_client_ca(&self, names: Vec<Vec<u8>>, append: bool) {
+        let mut c = self.cfg.lock();
+        if !append {
+            c.client_ca.clear();
+        }
+        c.client_ca.extend(names);
+        c.server = None;
+        c.tls_server = None;
     }
 
     pub fn set_alpn(&self, wire: &[u8]) -> Result<()> {
@@ -481,7 +509,7 @@ impl SslCtx {
         let mut tls = rustls::ServerConfig::builder_with_provider(suites_provider(&c))
             .with_protocol_versions(&Self::tls_versions(&c)?)
             .map_err(|e| Error::internal(e.to_string()))?
-            .with_no_client_auth()
+            .with_client_cert_verifier(Self::client_verifier(&c)?)
             .with_single_cert(c.chain.clone(), key.clone_key())
             .map_err(|e| Error::ssl(SSL_R_KEY_VALUES_MISMATCH).with(e.to_string()))?;
         tls.alpn_protocols = c.alpn.clone();
@@ -526,20 +554,54 @@ impl SslCtx {
                 v
             }
         };
-        let no_cert = c
-            .no_client_cert
-            .get_or_insert_with(|| Arc::new(NoClientCert))
-            .clone();
+        let cert = Self::client_cert(&mut c)?;
         let mut tls = rustls::ClientConfig::builder_with_provider(suites_provider(&c))
             .with_protocol_versions(&Self::tls_versions(&c)?)
             .map_err(|e| Error::internal(e.to_string()))?
             .dangerous()
             .with_custom_certificate_verifier(verifier)
-            .with_client_cert_resolver(no_cert);
+            .with_client_cert_resolver(cert);
         tls.alpn_protocols = alpn.unwrap_or_else(|| c.alpn.clone());
         tls.key_log = key_log(&c, ssl);
         tls.resumption = rustls::client::Resumption::store(sessions);
         Ok(Arc::new(tls))
+    }
+
+    /// What a client offers when a server asks for a certificate: the context's chain and
+    /// key if both are set (SSL_CTX_use_certificate_chain_file / _use_PrivateKey_file),
+    /// else nothing. Cached: rustls resumes only with the resolver that made a session.
+    fn client_cert(c: &mut Cfg) -> Result<Arc<dyn rustls::client::ResolvesClientCert>> {
+        if let Some(r) = &c.client_cert {
+            return Ok(r.clone());
+        }
+        let r: Arc<dyn rustls::client::ResolvesClientCert> = match (&c.key, c.chain.is_empty()) {
+            (Some(key), false) => {
+                let signer = provider()
+                    .key_provider
+                    .load_private_key(key.clone_key())
+                    .map_err(|e| Error::ssl(SSL_R_BAD_VALUE).with(e.to_string()))?;
+                Arc::new(super::clientauth::OfferCert(Arc::new(
+                    rustls::sign::CertifiedKey::new(c.chain.clone(), signer),
+                )))
+            }
+            _ => Arc::new(NoClientCert),
+        };
+        c.client_cert = Some(r.clone());
+        Ok(r)
+    }
+
+    /// A server's client-certificate verifier (see `clientauth::ClientVerifier`).
+    fn client_verifier(c: &Cfg) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>> {
+        Ok(Arc::new(super::clientauth::ClientVerifier::new(
+            &c.roots,
+            c.verify_mode,
+            c.verify_cb.clone(),
+            c.client_ca
+                .iter()
+                .map(|d| rustls::DistinguishedName::from(d.clone()))
+                .collect(),
+            provider(),
+        )?))
     }
 
     /// The certificate verifier for a client connection (see `Verifier`).
@@ -586,7 +648,7 @@ impl SslCtx {
         let mut tls = rustls::ServerConfig::builder_with_provider(suites_provider(&c))
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| Error::internal(e.to_string()))?
-            .with_no_client_auth()
+            .with_client_cert_verifier(Self::client_verifier(&c)?)
             .with_single_cert(c.chain.clone(), key.clone_key())
             .map_err(|e| Error::ssl(SSL_R_KEY_VALUES_MISMATCH).with(e.to_string()))?;
         tls.alpn_protocols = c.alpn.clone();
@@ -604,6 +666,13 @@ impl SslCtx {
                 .map_err(|e| Error::internal(e.to_string()))?,
             ),
         };
+        // Client certificates: each connection's outcome is its own (clientauth).
+        let inner: Arc<dyn quinn_proto::crypto::ServerConfig> =
+            if c.verify_mode & SSL_VERIFY_PEER != 0 {
+                Arc::new(super::clientauth::VerifyingServer { inner })
+            } else {
+                inner
+            };
         // Wrapped to tell resumed handshakes (SSL_session_reused).
         let crypto = Arc::new(super::session::ObservingServer(inner));
         // The engine gives each connection its own transport settings (quic::transport).
@@ -643,16 +712,13 @@ impl SslCtx {
                 v
             }
         };
-        let no_cert = c
-            .no_client_cert
-            .get_or_insert_with(|| Arc::new(NoClientCert))
-            .clone();
+        let cert = Self::client_cert(&mut c)?;
         let mut tls = rustls::ClientConfig::builder_with_provider(suites_provider(&c))
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| Error::internal(e.to_string()))?
             .dangerous()
             .with_custom_certificate_verifier(verifier)
-            .with_client_cert_resolver(no_cert);
+            .with_client_cert_resolver(cert);
         tls.alpn_protocols = alpn.unwrap_or_else(|| c.alpn.clone());
         tls.key_log = key_log(&c, ssl);
         tls.resumption = match sessions {
@@ -684,13 +750,15 @@ fn key_log(c: &Cfg, ssl: usize) -> Arc<dyn rustls::KeyLog> {
 
 /// One call of the application's verify callback: what its X509_STORE_CTX shows
 /// (preverify_ok, the error and its depth, the SSL) and what it may change (the error).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct VerifyCall {
     pub ok: bool,
     pub error: i64,
     pub depth: i32,
     /// The `SSL *` being verified (0 if unknown).
     pub ssl: usize,
+    /// The certificate at `depth` (X509_STORE_CTX_get_current_cert), if the peer sent it.
+    pub cert: Option<CertificateDer<'static>>,
 }
 
 /// The verify callback as the C boundary provides it: true to go on, false to fail.
@@ -705,6 +773,9 @@ pub struct VerifyResult {
     pub own: Mutex<Option<(i32, Option<VerifyCb>)>>,
     /// The connection's `SSL *`, for the callback's X509_STORE_CTX_get_ex_data.
     pub ssl: std::sync::atomic::AtomicUsize,
+    /// The peer's certificates as X509 objects, made on first request after the handshake
+    /// (SSL_get1_peer_certificate, SSL_get_peer_cert_chain).
+    pub peer: std::sync::OnceLock<crate::x509::PeerCerts>,
 }
 
 impl std::fmt::Debug for VerifyResult {
@@ -719,7 +790,7 @@ impl std::fmt::Debug for VerifyResult {
 /// the handshake; with SSL_VERIFY_NONE the handshake goes on and the failure is only
 /// recorded. A verify callback sees each outcome and decides: returning 1 on a failure goes
 /// on (the error stays recorded unless it clears it), returning 0 fails the handshake.
-struct Verifier {
+pub(super) struct Verifier {
     inner: Option<Arc<dyn ServerCertVerifier>>,
     mode: i32,
     cb: Option<VerifyCb>,
@@ -741,6 +812,11 @@ pub fn with_verify_result<T>(r: &Arc<VerifyResult>, f: impl FnOnce() -> T) -> T 
     let out = f();
     CURRENT_VERIFY.with(|c| *c.borrow_mut() = prev);
     out
+}
+
+/// The connection whose handshake step runs on this thread (see `with_verify_result`).
+pub(super) fn current_verify() -> Option<Arc<VerifyResult>> {
+    CURRENT_VERIFY.with(|c| c.borrow().clone())
 }
 
 /// A client that has no certificate to offer (one object per context: see `Cfg`).
@@ -775,7 +851,7 @@ impl Verifier {
     fn target(&self) -> Option<Arc<VerifyResult>> {
         match &self.result {
             Some(r) => Some(r.clone()),
-            None => CURRENT_VERIFY.with(|c| c.borrow().clone()),
+            None => current_verify(),
         }
     }
 
@@ -783,25 +859,45 @@ impl Verifier {
     /// calls it: on success once per presented certificate, from the top down to the leaf
     /// (depth 0) with preverify_ok 1; on a failure once with preverify_ok 0, the error and
     /// its depth. Returns (go on, the error to record).
-    fn callback(
+    pub(super) fn callback(
         cb: &VerifyCb,
         ssl: usize,
-        chain_len: usize,
+        chain: &[&CertificateDer<'_>],
         failure: Option<(i64, i32)>,
     ) -> (bool, i64) {
-        let call = |ok, error, depth| {
+        let chain_len = chain.len();
+        let call = |ok, error, depth: i32| {
             let mut call = VerifyCall {
                 ok,
                 error,
                 depth,
                 ssl,
+                cert: chain
+                    .get(depth as usize)
+                    .map(|c| CertificateDer::from(c.to_vec())),
             };
             (cb(&mut call), call.error)
         };
-        if let Some((error, depth)) = failure {
-            return call(false, error, depth);
-        }
         let mut error = X509_V_OK;
+        if let Some((e, depth)) = failure {
+            let go;
+            (go, error) = call(false, e, depth);
+            // An issuer that cannot be found is the one failure OpenSSL's chain building
+            // goes on from when the callback accepts it: a lone certificate then also fails
+            // its signature check (X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE), and the
+            // certificates are then reported as for a good chain, carrying the error. Other
+            // failures are reported once.
+            if !go || e != X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY {
+                return (go, error);
+            }
+            if chain_len == 1 {
+                let go;
+                (go, error) = call(false, X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE, 0);
+                if !go {
+                    return (false, error);
+                }
+            }
+        }
         for depth in (0..chain_len as i32).rev() {
             let go;
             (go, error) = call(true, error, depth);
@@ -813,7 +909,7 @@ impl Verifier {
     }
 }
 
-fn x509_code(e: &rustls::Error) -> i64 {
+pub(super) fn x509_code(e: &rustls::Error) -> i64 {
     use rustls::CertificateError as C;
     match e {
         rustls::Error::InvalidCertificate(C::Expired)
@@ -866,7 +962,9 @@ impl ServerCertVerifier for Verifier {
         let (go, mut code) = match &cb {
             Some(cb) => {
                 let ssl = target.as_ref().map_or(0, |t| t.ssl.load(Relaxed));
-                Verifier::callback(cb, ssl, intermediates.len() + 1, failure)
+                let chain: Vec<&CertificateDer<'_>> =
+                    std::iter::once(end_entity).chain(intermediates).collect();
+                Verifier::callback(cb, ssl, &chain, failure)
             }
             None => (r.is_ok(), failure.map_or(X509_V_OK, |f| f.0)),
         };

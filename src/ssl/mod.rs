@@ -7,10 +7,12 @@
 pub mod alpn;
 pub mod ciphers;
 pub mod consts;
+pub mod clientauth;
 pub mod ctx;
 pub mod domain;
 pub mod filter;
 pub mod fork;
+mod peer;
 pub mod poll;
 pub mod session;
 pub mod settings;
@@ -100,8 +102,8 @@ pub struct Conn {
     listener: Option<Arc<Ssl>>,
     /// SSL_listen_ex moved a listener's incoming connection into this object (made by
     /// SSL_new): from then on its domain, port and listener are these.
-    peeled: std::sync::OnceLock<(Arc<Domain>, PortId, Arc<Ssl>)>,
-    pub verify: Arc<VerifyResult>,
+    peeled: std::sync::OnceLock<Peeled>,
+    verify: Arc<VerifyResult>,
     default_stream: Mutex<Option<StreamId>>,
     default_st: StreamState,
     default_mode: AtomicU32,
@@ -113,6 +115,15 @@ pub struct Conn {
     assisted: AtomicBool,
     close_code: AtomicU64,
     pub close_reason: std::sync::OnceLock<std::ffi::CString>,
+}
+
+/// Where a peeled connection (SSL_listen_ex) lives, and its client-certificate outcome
+/// (the TLS session began before the object was chosen).
+struct Peeled {
+    domain: Arc<Domain>,
+    port: PortId,
+    listener: Arc<Ssl>,
+    verify: Option<Arc<VerifyResult>>,
 }
 
 /// What an application did and saw on one stream (beside quinn's own stream state).
@@ -765,15 +776,21 @@ impl Ssl {
         self.listen()?;
         let l = self.as_listener()?;
         l.take_by(PEEL_ACCEPT)?;
-        let (ch, epoch) = self.op(!no_block, |p| {
+        let (ch, epoch, verify) = self.op(!no_block, |p| {
             if p.engine.only_own {
                 return Err(fork::left_with_parent());
             }
             let ch = p.engine.accept_next().ok_or_else(want_read)?;
-            let epoch = p.engine.conns.get(&ch).map(|c| c.epoch.clone());
-            Ok((ch, epoch))
+            let conn = p.engine.conns.get(&ch);
+            let epoch = conn.map(|c| c.epoch.clone());
+            Ok((ch, epoch, conn.and_then(|c| peer::session_verify(&c.q))))
         })?;
-        let c = Conn::new(l.domain.clone(), l.port, Some(self.clone()));
+        let mut c = Conn::new(l.domain.clone(), l.port, Some(self.clone()));
+        // Client certificates are verified in the connection's TLS session, which may have
+        // started before this object: it holds the outcome (clientauth::VerifyingServer).
+        if let Some(v) = verify {
+            c.verify = v;
+        }
         *c.handle.lock() = Some(ch);
         if let Some(e) = epoch {
             let _ = c.epoch.set(e);
@@ -813,15 +830,21 @@ impl Ssl {
         l.take_by(PEEL_LISTEN_EX)?;
         let taken = self.op(false, |p| {
             let ch = p.engine.accept_next().ok_or_else(want_read)?;
-            let epoch = p.engine.conns.get(&ch).map(|c| c.epoch.clone());
-            Ok((ch, epoch))
+            let conn = p.engine.conns.get(&ch);
+            let epoch = conn.map(|c| c.epoch.clone());
+            Ok((ch, epoch, conn.and_then(|c| peer::session_verify(&c.q))))
         });
-        let (ch, epoch) = match taken {
+        let (ch, epoch, verify) = match taken {
             Ok(t) => t,
             Err(e) if e.is_would_block() => return Ok(false),
             Err(e) => return Err(e),
         };
-        let _ = c.peeled.set((l.domain.clone(), l.port, self.clone()));
+        let _ = c.peeled.set(Peeled {
+            domain: l.domain.clone(),
+            port: l.port,
+            listener: self.clone(),
+            verify,
+        });
         *c.handle.lock() = Some(ch);
         if let Some(e) = epoch {
             let _ = c.epoch.set(e);
@@ -951,6 +974,8 @@ impl Ssl {
         })?;
         let ctx = self.cur_ctx();
         let setup = if server {
+            // A client certificate's verify callback names this SSL.
+            t.verify.ssl.store(self as *const Ssl as usize, Relaxed);
             let servername = ctx.servername_hook();
             let switched = servername.as_ref().map(|_| switch_hook(t, &ctx));
             let hello = crate::tls::Hello {
@@ -1887,7 +1912,7 @@ impl Ssl {
         if let Kind::Tls(t) = &self.kind {
             return t.verify.code.load(Relaxed);
         }
-        self.conn_obj().map_or(0, |c| c.verify.code.load(Relaxed))
+        self.conn_obj().map_or(0, |c| c.verify().code.load(Relaxed))
     }
 
     /// The negotiated ALPN protocol, kept with the object so C can hold a pointer to it.
@@ -1976,15 +2001,25 @@ impl Conn {
 
     /// The domain serving this connection.
     pub fn domain(&self) -> &Arc<Domain> {
-        self.peeled.get().map_or(&self.domain, |p| &p.0)
+        self.peeled.get().map_or(&self.domain, |p| &p.domain)
     }
     /// Its port in that domain.
     pub fn port(&self) -> PortId {
-        self.peeled.get().map_or(self.port, |p| p.1)
+        self.peeled.get().map_or(self.port, |p| p.port)
     }
     /// The listener that accepted it (a server connection), else None.
     pub fn listener(&self) -> Option<&Arc<Ssl>> {
-        self.peeled.get().map(|p| &p.2).or(self.listener.as_ref())
+        self.peeled
+            .get()
+            .map(|p| &p.listener)
+            .or(self.listener.as_ref())
+    }
+    /// Its verification state (SSL_get_verify_result, the verify callback's).
+    pub fn verify(&self) -> &Arc<VerifyResult> {
+        self.peeled
+            .get()
+            .and_then(|p| p.verify.as_ref())
+            .unwrap_or(&self.verify)
     }
 
     fn new(domain: Arc<Domain>, port: PortId, listener: Option<Arc<Ssl>>) -> Conn {

@@ -12,10 +12,10 @@ use super::*;
 impl Ssl {
     /// The verification state of this connection (a TLS connection, a QUIC connection or
     /// its stream's connection).
-    fn verify_state(&self) -> Option<&Arc<VerifyResult>> {
+    pub(super) fn verify_state(&self) -> Option<&Arc<VerifyResult>> {
         match &self.kind {
             Kind::Tls(t) => Some(&t.verify),
-            _ => self.conn_obj().map(|c| &c.verify),
+            _ => self.conn_obj().map(|c| c.verify()),
         }
     }
 

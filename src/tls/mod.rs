@@ -24,6 +24,8 @@ pub const SSL_R_UNINITIALIZED: u32 = 276;
 pub const SSL_R_PROTOCOL_IS_SHUTDOWN: u32 = 207;
 pub const SSL_R_BIO_NOT_SET: u32 = 128;
 pub const SSL_R_TLS_HANDSHAKE_FAILURE: u32 = 1040;
+/// A server's reason when a required client certificate did not come.
+pub const SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE: u32 = 199;
 
 /// How the connection is to be made once the handshake starts.
 pub enum Setup {
@@ -154,6 +156,7 @@ fn tls_err(e: &rustls::Error) -> Error {
         E::AlertReceived(a) => 1000 + u32::from(u8::from(*a)),
         E::NoApplicationProtocol => 235,
         E::InvalidCertificate(_) => 134,
+        E::NoCertificatesPresented => SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE,
         E::PeerIncompatible(rustls::PeerIncompatible::NoCipherSuitesInCommon) => 193,
         E::PeerIncompatible(_) => 1040,
         E::InvalidMessage(_) | E::InappropriateMessage { .. } => 267,
@@ -631,6 +634,19 @@ impl Tls {
             .as_ref()?
             .negotiated_cipher_suite()
             .map(|s| s.suite())
+    }
+
+    /// After the handshake, the certificates the peer sent (its own first; empty if none).
+    /// None while handshaking, and when the state is locked: a callback running inside a
+    /// handshake step of this connection must not wait for it.
+    pub fn peer_certificates(&self) -> Option<Vec<rustls::pki_types::CertificateDer<'static>>> {
+        let st = self.st.try_lock()?;
+        let conn = st.conn.as_ref().filter(|c| !c.is_handshaking())?;
+        Some(
+            conn.peer_certificates()
+                .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
+                .unwrap_or_default(),
+        )
     }
 
     pub fn is_handshaking(&self) -> bool {

@@ -2,6 +2,8 @@
 # TLS over TCP interop on 127.0.0.1, ending with `N passed, N failed`.
 #   our server (tests/tls/tls_peer.c, listener API) <- openssl s_client (TLS 1.2, 1.3),
 #       Python's ssl client (TLS 1.2, 1.3)
+#   our server requiring client certificates <- openssl s_client with a good certificate
+#       (TLS 1.3, 1.2; the CA names it is sent), with none, with an untrusted one
 #   our client -> openssl s_server -WWW (TLS 1.2, 1.3; and resuming a session), Python's ssl
 #       server (with ALPN)
 #   ALPN mismatch, both directions: a no_application_protocol alert and a clear error
@@ -80,7 +82,8 @@ for tool in openssl python3 timeout cc; do
     command -v "$tool" >/dev/null 2>&1 || { echo "tls: $tool missing (run tests/setup.sh)"; echo "0 passed, 1 failed"; exit 1; }
 done
 [ -f "$LIB" ] || make lib >"$L/make-lib.log" 2>&1 || { tail "$L/make-lib.log"; echo "0 passed, 1 failed"; exit 1; }
-[ -f "$CERTS/ca.pem" ] || cargo run --release --quiet --example gencert -- "$CERTS" >/dev/null 2>&1
+# badclient-key.pem is the newest output: a directory without it predates the client certificates.
+[ -f "$CERTS/badclient-key.pem" ] || cargo run --release --quiet --example gencert -- "$CERTS" >/dev/null 2>&1
 # shellcheck disable=SC2086
 if [ -z "${TLS_PEER:-}" ] && ! ${CC:-cc} -O2 -g -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE -Iinclude tests/tls/tls_peer.c \
     "$LIB" ${LDLIBS:--lgcc_s -lutil -lrt -lpthread -lm -ldl -lc} -o "$PEER" >"$L/build.log" 2>&1; then
@@ -184,6 +187,51 @@ done
 timeout 20 "$PEER" client localhost "$port" /0 >"$L/ours-empty.out" 2>&1
 check "our client -> our server: empty response, then close_notify" \
     "[ $? = 0 ] && grep -q '^OK TLSv1.3 alpn=- bytes=0\$' '$L/ours-empty.out'" "$L/ours-empty.out"
+
+# ---------------------------------------------------------------- client certificates
+# Our server requiring client certificates from the test CA (-V) <- openssl s_client with a
+# certificate from that CA, with none, and with one from another CA.
+if start clientauth -V "$CERTS/ca.pem"; then
+    CA_OUT=$L/clientauth.out
+    for v in 1_3 1_2; do
+        t=sclient-cert-tls$v
+        n=1000
+        expected $n "$L/$t.want"
+        printf 'GET /%d\r\n' $n | timeout 20 openssl s_client -connect "127.0.0.1:$port" "-tls$v" \
+            -CAfile "$CERTS/ca.pem" -verify_return_error -cert "$CERTS/client-cert.pem" \
+            -key "$CERTS/client-key.pem" -quiet >"$L/$t.got" 2>"$L/$t.err"
+        rc=$?
+        vv=$(echo $v | tr _ .)
+        check "our server requiring a client certificate <- openssl s_client -tls$v -cert" \
+            "[ $rc = 0 ] && cmp -s '$L/$t.want' '$L/$t.got' && wait_log '$CA_OUT' 'client /C=DE/O=osslquic tests/CN=test client \\(verify result 0\\)\$' && wait_log '$CA_OUT' 'served $n bytes \\(TLSv$vv, alpn=-\\)\$'" \
+            "$L/$t.err" "$CA_OUT"
+    done
+    # The CertificateRequest names the CAs of SSL_CTX_set_client_CA_list.
+    t=sclient-ca-names
+    printf 'GET /10\r\n' | timeout 20 openssl s_client -connect "127.0.0.1:$port" -tls1_3 \
+        -CAfile "$CERTS/ca.pem" -cert "$CERTS/client-cert.pem" -key "$CERTS/client-key.pem" \
+        >"$L/$t.out" 2>&1
+    check "our server's CertificateRequest names the client CA list" \
+        "grep -A1 '^Acceptable client certificate CA names' '$L/$t.out' | grep -q 'CN *= *osslquic test CA'" \
+        "$L/$t.out"
+    before=$(grep -c FAILED "$CA_OUT")
+    t=sclient-nocert
+    printf 'GET /10\r\n' | timeout 20 openssl s_client -connect "127.0.0.1:$port" -tls1_3 \
+        -CAfile "$CERTS/ca.pem" -quiet >"$L/$t.got" 2>"$L/$t.err"
+    check "our server requiring a client certificate <- openssl s_client without one: refused" \
+        "[ ! -s '$L/$t.got' ] && grep -qi 'certificate required' '$L/$t.err' && wait_log '$CA_OUT' 'FAILED handshake: .*peer did not return a certificate'" \
+        "$L/$t.err" "$CA_OUT"
+    t=sclient-badcert
+    printf 'GET /10\r\n' | timeout 20 openssl s_client -connect "127.0.0.1:$port" -tls1_3 \
+        -CAfile "$CERTS/ca.pem" -cert "$CERTS/badclient-cert.pem" -key "$CERTS/badclient-key.pem" \
+        -quiet >"$L/$t.got" 2>"$L/$t.err"
+    check "our server requiring a client certificate <- openssl s_client with an untrusted one: refused" \
+        "[ ! -s '$L/$t.got' ] && grep -qi 'unknown ca' '$L/$t.err' && [ \$(grep -c FAILED '$CA_OUT') -ge \$((before + 2)) ] && grep -q 'certificate verify failed' '$CA_OUT'" \
+        "$L/$t.err" "$CA_OUT"
+    stop_server clientauth || fail "client-certificate server still running at the end" "$L/clientauth.err"
+else
+    fail "client-certificate server did not start" "$L/clientauth.err"
+fi
 
 # ---------------------------------------------------------------- our client -> others
 mkdir -p "$L/www"

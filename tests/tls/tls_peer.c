@@ -20,6 +20,9 @@
  *                use only that list and never call the select callback)
  *       -2       TLS 1.2 only (SSL_CTX_set_max_proto_version)
  *       -t SECS  per-connection receive timeout (SO_RCVTIMEO on the accepted socket)
+ *       -V FILE  require a client certificate from the CAs in FILE (SSL_VERIFY_PEER |
+ *                SSL_VERIFY_FAIL_IF_NO_PEER_CERT, their names sent as the client CA list);
+ *                each client's subject is printed: "conn K: client /C=../CN=.."
  *
  *   tls_peer client [options] HOST PORT PATH
  *       Connects, verifies the server, sends "GET PATH\r\n", reads to close_notify, checks
@@ -64,6 +67,7 @@ static const char PATTERN[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLM
 static const char *cert_file = "build/certs/chain.pem";
 static const char *key_file = "build/certs/key.pem";
 static const char *ca_file = "build/certs/ca.pem";
+static const char *client_ca_file;
 static unsigned char alpn_wire[256];
 static unsigned int alpn_len;
 static int tls12_only, tls13_only, http_mode, rcv_timeout, server_alpn_list, resume;
@@ -206,6 +210,19 @@ static void *serve(void *arg)
         conn_fail(c, "handshake", r);
         goto done;
     }
+    if (client_ca_file != NULL) {
+        X509 *peer = SSL_get1_peer_certificate(c->ssl);
+        char name[256];
+
+        if (peer == NULL ||
+            X509_NAME_oneline(X509_get_subject_name(peer), name, sizeof(name)) == NULL) {
+            X509_free(peer);
+            say("conn %ld: FAILED client certificate: none after the handshake", c->id);
+            goto done;
+        }
+        say("conn %ld: client %s (verify result %ld)", c->id, name, SSL_get_verify_result(c->ssl));
+        X509_free(peer);
+    }
     /* The request: one line, or an HTTP/1.0 request up to its empty line. */
     for (;;) {
         char *eol;
@@ -288,6 +305,14 @@ static int run_server(int port)
     }
     if (tls12_only && !SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION))
         return fprintf(stderr, "server: set_max_proto_version failed\n"), 1;
+    if (client_ca_file != NULL) {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(client_ca_file);
+
+        if (names == NULL || !SSL_CTX_load_verify_locations(ctx, client_ca_file, NULL))
+            return fprintf(stderr, "server: cannot load %s\n", client_ca_file), 1;
+        SSL_CTX_set_client_CA_list(ctx, names);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    }
     if (alpn_len > 0)
         SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
     if (alpn_len > 0 && server_alpn_list && SSL_CTX_set_alpn_protos(ctx, alpn_wire, alpn_len) != 0)
@@ -504,7 +529,7 @@ static int run_client(const char *host, const char *port, const char *path, long
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: tls_peer server [-c chain] [-k key] [-a alpn,...] [-A] [-2] [-t secs] PORT\n"
+    fprintf(stderr, "usage: tls_peer server [-c chain] [-k key] [-a alpn,...] [-A] [-2] [-t secs] [-V ca] PORT\n"
                     "       tls_peer client [-C ca] [-a alpn,...] [-2|-3] [-w] [-r] [-n len] HOST "
                     "PORT PATH\n");
     return 2;
@@ -525,7 +550,7 @@ int main(int argc, char **argv)
         return usage();
     argv++;
     argc--;
-    while ((opt = getopt(argc, argv, "c:k:C:H:a:A23wn:t:r")) != -1) {
+    while ((opt = getopt(argc, argv, "c:k:C:H:a:A23wn:t:rV:")) != -1) {
         switch (opt) {
         case 'c': cert_file = optarg; break;
         case 'k': key_file = optarg; break;
@@ -542,6 +567,7 @@ int main(int argc, char **argv)
         case 'n': expect = strtol(optarg, NULL, 10); break;
         case 't': rcv_timeout = atoi(optarg); break;
         case 'r': resume = 1; break;
+        case 'V': client_ca_file = optarg; break;
         default: return usage();
         }
     }
