@@ -6,8 +6,8 @@
 
 pub mod alpn;
 pub mod ciphers;
-pub mod consts;
 pub mod clientauth;
+pub mod consts;
 pub mod ctx;
 pub mod domain;
 pub mod filter;
