@@ -612,6 +612,21 @@
  */
 #define SSL_R_NO_CIPHER_MATCH 185
 
+/**
+ * A client's reason for the server's certificate_required alert (1000 + 116).
+ */
+#define SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED 1116
+
+/**
+ * A client's reason for the server's unknown_ca alert (1000 + 48).
+ */
+#define SSL_R_TLSV1_ALERT_UNKNOWN_CA 1048
+
+/**
+ * Accepted and changes nothing (see `ClientVerifier`).
+ */
+#define SSL_VERIFY_CLIENT_ONCE 4
+
 #define SSL_OP_EPHEMERAL_RSA 0
 
 #define SSL_OP_MICROSOFT_BIG_SSLV3_BUFFER 0
@@ -763,21 +778,6 @@
 #define SSL_CTRL_MODE 33
 
 #define SSL_CTRL_CLEAR_MODE 78
-
-/**
- * A client's reason for the server's certificate_required alert (1000 + 116).
- */
-#define SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED 1116
-
-/**
- * A client's reason for the server's unknown_ca alert (1000 + 48).
- */
-#define SSL_R_TLSV1_ALERT_UNKNOWN_CA 1048
-
-/**
- * Accepted and changes nothing (see `ClientVerifier`).
- */
-#define SSL_VERIFY_CLIENT_ONCE 4
 
 #define SSL_SESS_CACHE_OFF 0
 
