@@ -1,9 +1,9 @@
 #!/bin/sh
 # Runs every test suite and ends with one line: `N passed, N failed`.
-# Suites: cargo tests, header/link checks, the C tests (plain, ASan/UBSan, valgrind), the
-# threaded C tests under ThreadSanitizer and under valgrind's helgrind, demos, interop with
-# real QUIC peers (aioquic, ngtcp2), TLS over TCP interop (openssl s_client/s_server, Python
-# ssl) and hostile TLS peers.
+# Suites: cargo tests, header/link checks, `make install` and linking through pkg-config, the
+# C tests (plain, ASan/UBSan, valgrind), the threaded C tests under ThreadSanitizer and under
+# valgrind's helgrind, demos, interop with real QUIC peers (aioquic, ngtcp2), TLS over TCP
+# interop (openssl s_client/s_server, Python ssl) and hostile TLS peers.
 set -u
 cd "$(dirname "$0")/.."
 mkdir -p build
@@ -51,6 +51,7 @@ suite header sh tests/check-header.sh
 suite link sh tests/check-link.sh
 # Test certificates (a CA and a server certificate for localhost/127.0.0.1/::1).
 cargo run --release --quiet --example gencert -- build/certs >/dev/null 2>&1 || echo "gencert failed"
+suite install sh tests/install.sh
 suite c sh tests/run-c.sh
 suite tsan sh tests/tsan.sh
 suite helgrind sh tests/helgrind.sh
