@@ -3,7 +3,8 @@
 # Suites: cargo tests, header/link checks, the C tests (plain, ASan/UBSan, valgrind), the
 # threaded C tests under ThreadSanitizer and under valgrind's helgrind, demos, interop with
 # real QUIC peers (aioquic, ngtcp2), TLS over TCP interop (openssl s_client/s_server, Python
-# ssl), hostile TLS peers, OpenSSL's constants and OpenSSL's own programs (tests/openssl).
+# ssl), hostile TLS peers, OpenSSL's constants, OpenSSL's own programs (tests/openssl), and
+# `make install` with linking through pkg-config (OpenSSL's guide demos, fetched by then).
 set -u
 cd "$(dirname "$0")/.."
 mkdir -p build
@@ -60,6 +61,7 @@ suite demos sh tests/demos/run.sh
 suite interop sh tests/interop/run.sh
 suite tls sh tests/tls/run.sh
 suite openssl bash tests/openssl/run.sh
+suite install sh tests/install.sh
 
 [ -n "$failures" ] && echo "failed suites:$failures"
 echo "$passed passed, $failed failed"

@@ -27,6 +27,9 @@ command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 command -v valgrind >/dev/null 2>&1 || need="$need valgrind"
 command -v make >/dev/null 2>&1 || need="$need make"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
+# tests/install.sh links through pkg-config and finds a bound UDP port with ss.
+command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
+command -v ss >/dev/null 2>&1 || need="$need iproute2"
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     need="$need python3-venv"
 fi
