@@ -23,9 +23,8 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use super::ctx::{
-    SSL_VERIFY_FAIL_IF_NO_PEER_CERT, SSL_VERIFY_NONE, SSL_VERIFY_PEER, Verifier, VerifyCb,
-    VerifyResult, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY, X509_V_ERR_UNSPECIFIED, X509_V_OK,
-    current_verify, with_verify_result, x509_code,
+    Chain, SSL_VERIFY_FAIL_IF_NO_PEER_CERT, SSL_VERIFY_PEER, VerifyCb, VerifyResult,
+    current_verify, judge, with_verify_result,
 };
 
 /// A client's reason for the server's certificate_required alert (1000 + 116).
@@ -136,43 +135,26 @@ impl ClientCertVerifier for ClientVerifier {
             )),
         };
         let (mode, cb, target) = self.settings();
-        let failure = r.as_ref().err().map(|e| {
-            let code = x509_code(e);
-            let depth = if code == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY {
-                intermediates.len() as i32
-            } else {
-                0
-            };
-            (code, depth)
-        });
-        let (go, mut code) = match &cb {
-            Some(cb) => {
-                // The SSL the callback names: the connection (TLS), or, for a QUIC connection
-                // whose SSL object SSL_accept_connection has not made yet, its listener.
-                let ssl = target
-                    .as_ref()
-                    .map(|t| t.ssl.load(Relaxed))
-                    .filter(|&s| s != 0)
-                    .unwrap_or_else(super::domain::current_owner);
-                let chain: Vec<&CertificateDer<'_>> =
-                    std::iter::once(end_entity).chain(intermediates).collect();
-                Verifier::callback(cb, ssl, &chain, failure)
-            }
-            None => (r.is_ok(), failure.map_or(X509_V_OK, |f| f.0)),
+        // The SSL the callback names: the connection (TLS), or, for a QUIC connection whose
+        // SSL object SSL_accept_connection has not made yet, its listener.
+        let ssl = target
+            .as_ref()
+            .map(|t| t.ssl.load(Relaxed))
+            .filter(|&s| s != 0)
+            .unwrap_or_else(super::domain::current_owner);
+        let chain = Chain {
+            end_entity,
+            intermediates,
         };
-        if !go && code == X509_V_OK {
-            code = X509_V_ERR_UNSPECIFIED;
-        }
-        if let Some(t) = &target {
-            t.code.store(code, Relaxed);
-        }
-        match r {
-            _ if go || mode == SSL_VERIFY_NONE => Ok(ClientCertVerified::assertion()),
-            Err(e) => Err(e),
-            Ok(_) => Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
-            )),
-        }
+        judge(
+            r.map(|_| ()),
+            &chain,
+            mode,
+            cb.as_ref(),
+            ssl,
+            target.as_ref(),
+        )?;
+        Ok(ClientCertVerified::assertion())
     }
 
     fn verify_tls12_signature(

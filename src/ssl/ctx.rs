@@ -546,15 +546,7 @@ impl SslCtx {
         // X509_STORE_CTX_get_ex_data names this SSL.
         result.ssl.store(ssl, std::sync::atomic::Ordering::Relaxed);
         let mut c = self.cfg.lock();
-        let verifier = match &c.tls_verifier {
-            Some(v) => v.clone(),
-            None => {
-                let v = self.verifier(&c, None)?;
-                c.tls_verifier = Some(v.clone());
-                v
-            }
-        };
-        let cert = Self::client_cert(&mut c)?;
+        let (verifier, cert) = self.client_parts(&mut c)?;
         let mut tls = rustls::ClientConfig::builder_with_provider(suites_provider(&c))
             .with_protocol_versions(&Self::tls_versions(&c)?)
             .map_err(|e| Error::internal(e.to_string()))?
@@ -570,6 +562,27 @@ impl SslCtx {
     /// What a client offers when a server asks for a certificate: the context's chain and
     /// key if both are set (SSL_CTX_use_certificate_chain_file / _use_PrivateKey_file),
     /// else nothing. Cached: rustls resumes only with the resolver that made a session.
+    /// What every client configuration of this context shares (TLS and QUIC): one verifier
+    /// and one client-certificate resolver, made once (rustls resumes a session only with
+    /// the very objects that made it).
+    fn client_parts(
+        &self,
+        c: &mut Cfg,
+    ) -> Result<(
+        Arc<dyn ServerCertVerifier>,
+        Arc<dyn rustls::client::ResolvesClientCert>,
+    )> {
+        let verifier = match &c.tls_verifier {
+            Some(v) => v.clone(),
+            None => {
+                let v = self.verifier(c, None)?;
+                c.tls_verifier = Some(v.clone());
+                v
+            }
+        };
+        Ok((verifier, Self::client_cert(c)?))
+    }
+
     fn client_cert(c: &mut Cfg) -> Result<Arc<dyn rustls::client::ResolvesClientCert>> {
         if let Some(r) = &c.client_cert {
             return Ok(r.clone());
@@ -704,15 +717,7 @@ impl SslCtx {
         // The context's shared verifier and resolver, as for TLS clients (rustls resumes
         // only with the objects that made a ticket); the session wrapper names the
         // connection it reports to.
-        let verifier = match &c.tls_verifier {
-            Some(v) => v.clone(),
-            None => {
-                let v = self.verifier(&c, None)?;
-                c.tls_verifier = Some(v.clone());
-                v
-            }
-        };
-        let cert = Self::client_cert(&mut c)?;
+        let (verifier, cert) = self.client_parts(&mut c)?;
         let mut tls = rustls::ClientConfig::builder_with_provider(suites_provider(&c))
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| Error::internal(e.to_string()))?
@@ -928,6 +933,61 @@ pub(super) fn x509_code(e: &rustls::Error) -> i64 {
     }
 }
 
+/// A peer's presented chain: its certificate and the intermediates it sent.
+pub(super) struct Chain<'a, 'b> {
+    pub end_entity: &'a CertificateDer<'b>,
+    pub intermediates: &'a [CertificateDer<'b>],
+}
+
+/// Concludes a peer chain's verification as OpenSSL does, for servers' certificates and
+/// clients' alike: webpki's outcome `r` goes to the verify callback (`cb`, naming `ssl`),
+/// which may accept a failure or refuse a success; the resulting code is recorded in
+/// `target` (SSL_get_verify_result). Ok to go on: the callback said so, the outcome was good,
+/// or the mode is SSL_VERIFY_NONE (the failure stays recorded).
+pub(super) fn judge(
+    r: std::result::Result<(), rustls::Error>,
+    chain: &Chain<'_, '_>,
+    mode: i32,
+    cb: Option<&VerifyCb>,
+    ssl: usize,
+    target: Option<&Arc<VerifyResult>>,
+) -> std::result::Result<(), rustls::Error> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let failure = r.as_ref().err().map(|e| {
+        let code = x509_code(e);
+        // An unknown issuer is found at the top of the presented chain.
+        let depth = if code == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY {
+            chain.intermediates.len() as i32
+        } else {
+            0
+        };
+        (code, depth)
+    });
+    let (go, mut code) = match cb {
+        Some(cb) => {
+            let certs: Vec<&CertificateDer<'_>> = std::iter::once(chain.end_entity)
+                .chain(chain.intermediates)
+                .collect();
+            Verifier::callback(cb, ssl, &certs, failure)
+        }
+        None => (r.is_ok(), failure.map_or(X509_V_OK, |f| f.0)),
+    };
+    if !go && code == X509_V_OK {
+        // A refusal always leaves an error (OpenSSL's safety net in X509_verify_cert).
+        code = X509_V_ERR_UNSPECIFIED;
+    }
+    if let Some(t) = target {
+        t.code.store(code, Relaxed);
+    }
+    match r {
+        _ if go || mode == SSL_VERIFY_NONE => Ok(()),
+        Err(e) => Err(e),
+        Ok(()) => Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::ApplicationVerificationFailure,
+        )),
+    }
+}
+
 impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
@@ -949,39 +1009,20 @@ impl ServerCertVerifier for Verifier {
             .as_ref()
             .and_then(|t| t.own.lock().clone())
             .unwrap_or_else(|| (self.mode, self.cb.clone()));
-        let failure = r.as_ref().err().map(|e| {
-            let code = x509_code(e);
-            // An unknown issuer is found at the top of the presented chain.
-            let depth = if code == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY {
-                intermediates.len() as i32
-            } else {
-                0
-            };
-            (code, depth)
-        });
-        let (go, mut code) = match &cb {
-            Some(cb) => {
-                let ssl = target.as_ref().map_or(0, |t| t.ssl.load(Relaxed));
-                let chain: Vec<&CertificateDer<'_>> =
-                    std::iter::once(end_entity).chain(intermediates).collect();
-                Verifier::callback(cb, ssl, &chain, failure)
-            }
-            None => (r.is_ok(), failure.map_or(X509_V_OK, |f| f.0)),
+        let ssl = target.as_ref().map_or(0, |t| t.ssl.load(Relaxed));
+        let chain = Chain {
+            end_entity,
+            intermediates,
         };
-        if !go && code == X509_V_OK {
-            // A refusal always leaves an error (OpenSSL's safety net in X509_verify_cert).
-            code = X509_V_ERR_UNSPECIFIED;
-        }
-        if let Some(t) = &target {
-            t.code.store(code, Relaxed);
-        }
-        match r {
-            _ if go || mode == SSL_VERIFY_NONE => Ok(ServerCertVerified::assertion()),
-            Err(e) => Err(e),
-            Ok(_) => Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
-            )),
-        }
+        judge(
+            r.map(|_| ()),
+            &chain,
+            mode,
+            cb.as_ref(),
+            ssl,
+            target.as_ref(),
+        )?;
+        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
