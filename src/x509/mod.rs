@@ -196,15 +196,10 @@ impl Certificate {
 
     /// The certificate as a PEM block ("CERTIFICATE", base64 in 64-column lines).
     pub fn to_pem(&self) -> String {
-        let b64 = data_encoding::BASE64.encode(&self.der);
-        let mut s = String::with_capacity(b64.len() + b64.len() / 64 + 64);
-        s.push_str("-----BEGIN CERTIFICATE-----\n");
-        for line in b64.as_bytes().chunks(64) {
-            s.push_str(std::str::from_utf8(line).unwrap_or_default());
-            s.push('\n');
-        }
-        s.push_str("-----END CERTIFICATE-----\n");
-        s
+        pem::encode_config(
+            &pem::Pem::new("CERTIFICATE", self.der.clone()),
+            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+        )
     }
 
     /// PEM_read_bio_X509: reads lines from `bio` until a whole certificate block was read
