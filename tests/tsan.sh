@@ -42,7 +42,8 @@ for name in test_blocking test_poll test_assist; do
         failed=$((failed + 1))
         continue
     fi
-    if TEST_SCALE=0.2 TEST_TIMEOUT=240 TSAN_OPTIONS="halt_on_error=0 exitcode=66" \
+    if TEST_SCALE=0.2 TEST_TIMEOUT=240 \
+        TSAN_OPTIONS="halt_on_error=0 exitcode=66 suppressions=$(pwd)/tests/tsan/suppressions.txt" \
         timeout 300 "$out/$name" >"$log" 2>&1 && ! grep -q "WARNING: ThreadSanitizer" "$log"; then
         echo "PASS tsan/$name"
         passed=$((passed + 1))
