@@ -166,8 +166,10 @@ if [ "$ONLY" = all ] || [ "$ONLY" = mt ]; then
     # last resort against a hung library (it ends the forked server too).
     mt_limit=$(awk -v s="$MT_SECS" 'BEGIN { printf("%d", s + 40) }')
     mt_run() {
-        timeout -k 5 $((mt_limit + 20)) "$OUT/quic_mt" -m "$1" -n "$MT_CONNS" -s "$MT_SECS" -u 1 \
-            -C "$MT_CLIENT" -w "$MT_WORKERS" -t "$mt_limit" -c "$CERTS"
+        prog=$OUT/quic_mt
+        [ "${2:-}" = -L ] && prog=$OUT/quic_mt_locks
+        timeout -k 5 $((mt_limit + 20)) "$prog" -m "$1" -n "$MT_CONNS" -s "$MT_SECS" -u 1 \
+            -C "$MT_CLIENT" -w "$MT_WORKERS" -t "$mt_limit" -c "$CERTS" ${2:-}
     }
     thr="" sgl="" tbest="" sbest="" i=0
     while [ "$i" -lt "$MT_ROUNDS" ]; do
@@ -244,5 +246,43 @@ if [ "$ONLY" = all ] || [ "$ONLY" = mt ]; then
         cpu_line "threaded, run $i" "$(printf '%s' "$thr" | sed -n "${i}p")"
         cpu_line "single, run $i" "$(printf '%s' "$sgl" | sed -n "${i}p")"
         i=$((i + 1))
-    done
+    done    # Lock figures (issue 13): the threaded load once more, on a library built with the
+    # lock-tracking feature (src/sync.rs: every named acquisition's wait and hold time).
+    if cargo build --release --quiet --features lock-tracking --target-dir target/lock-tracking; then
+        # shellcheck disable=SC2086 # LIBS is a list of flags
+        "$CC" -O2 -g -Wall -Wextra -std=c11 -D_GNU_SOURCE -Iinclude -o "$OUT/quic_mt_locks" bench/quic_mt.c \
+            target/lock-tracking/release/libosslquic.a $LIBS
+        l=$(mt_run threaded -L) || { printf '%s\n' "$l"; fail "quic_mt -m threaded -L"; }
+        echo
+        echo "== Locks under the threaded load (one more threaded run, library built with --features"
+        echo "   lock-tracking, $(kv "$l" rps) req/s): per named acquisition, the time the lock was held"
+        echo "   as a share of the server's CPU time over its whole run ($(kv "$l" server_run_cpu) s), the"
+        echo "   acquisitions, and the mean time held and waited for. Hold time is wall time: a holder"
+        echo "   the scheduler preempts keeps holding. LOCK: PURPOSE; the total per lock comes first."
+        printf '%s\n' "$l" | sed -n 's/^locks //p' | tr ' ' '\n' | sed -n 's/^lock=//p' |
+            awk -F'|' -v cpu="$(kv "$l" server_run_cpu)" '
+            { name = $1; gsub("_", " ", name); lk = name; sub(/:.*/, "", lk)
+              n[NR] = name; h[NR] = $2; w[NR] = $3; c[NR] = $4; th[lk] += $2; tc[lk] += $4; tw[lk] += $3 }
+            END {
+                for (k in th)
+                    printf("%-16s %-34s %6.1f%% of server CPU  %8d acq  %8.2f us held  %8.2f us waited%s\n",
+                           "  lock total", k, 100 * th[k] / 1e9 / cpu, tc[k], tc[k] ? th[k] / tc[k] / 1e3 : 0,
+                           tc[k] ? tw[k] / tc[k] / 1e3 : 0,
+                           (k == "domain" || k == "endpoint") ? sprintf("  (goal <= 10%%: %s)",
+                                100 * th[k] / 1e9 / cpu <= 10 ? "ok" : "MISSED") : "")
+                # Purposes by hold time, largest first (a few dozen: a selection sort will do).
+                for (j = 1; j <= NR; j++) {
+                    b = 0
+                    for (i = 1; i <= NR; i++)
+                        if (!(i in done) && (b == 0 || h[i] > h[b])) b = i
+                    done[b] = 1
+                    if (h[b] / 1e9 / cpu < 0.001) break
+                    printf("%-16s %-34s %6.1f%% of server CPU  %8d acq  %8.2f us held  %8.2f us waited\n",
+                           "  lock", n[b], 100 * h[b] / 1e9 / cpu, c[b], c[b] ? h[b] / c[b] / 1e3 : 0,
+                           c[b] ? w[b] / c[b] / 1e3 : 0)
+                }
+            }'
+    else
+        echo "quic bench: cannot build the lock-tracking library; lock figures left out" >&2
+    fi
 fi

@@ -56,6 +56,9 @@
  * voluntary / involuntary context switches over the whole run.)
  * Every wait is bounded: each phase has a deadline, the server waits at most -t (default
  * 60) s for its connection threads, and a watchdog alarm ends either process beyond -t.
+ * -L: the server also reports the library's lock figures (a library built with the
+ * lock-tracking feature; OSSLQUIC_lock_stats) on a second line, "locks lock=NAME|HOLD_NS|WAIT_NS|COUNT ...",
+ * over its whole run, and server_run_cpu is its CPU time over the whole run.
  * -H (for debugging a hang): a server that does not finish is left running for gdb
  * (`gdb -p PID -batch -ex 'thread apply all bt'`) instead of being killed.
  */
@@ -194,14 +197,52 @@ struct result {
     long served, errors, threads;
 };
 
+/* With -L: the library's lock figures (OSSLQUIC_lock_stats, a library built with the
+ * lock-tracking feature) over the server's whole run, as tokens "lock=NAME|HOLD_NS|WAIT_NS|COUNT"
+ * (spaces in NAME become '_'), appended to `line`. */
+static void append_lock_figures(char *line, size_t cap)
+{
+    char text[4096], *l, *save = NULL;
+    size_t n = OSSLQUIC_lock_stats(text, sizeof(text));
+
+    if (n == 0) {
+        ERR_print_errors_fp(stderr);
+        return;
+    }
+    for (l = strtok_r(text, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
+        /* NAME HOLD WAIT COUNT: the three numbers are the last three fields. */
+        char *f3 = strrchr(l, ' '), *f2, *f1;
+        size_t used = strlen(line);
+        if (f3 == NULL)
+            continue;
+        *f3 = '\0';
+        if ((f2 = strrchr(l, ' ')) == NULL)
+            continue;
+        *f2 = '\0';
+        if ((f1 = strrchr(l, ' ')) == NULL)
+            continue;
+        *f1 = '\0';
+        for (char *c = l; *c; c++)
+            if (*c == ' ')
+                *c = '_';
+        snprintf(line + used, cap - used, " lock=%s|%s|%s|%s", l, f1 + 1, f2 + 1, f3 + 1);
+    }
+}
+
+static int lock_figures;
+
 static int report(int fd, const struct result *r)
 {
     struct rusage ru;
-    char line[256];
+    char line[8192];
 
     getrusage(RUSAGE_SELF, &ru);
-    snprintf(line, sizeof(line), "served=%ld errors=%ld threads=%ld vcsw=%ld ivcsw=%ld\n", r->served, r->errors,
-             r->threads, ru.ru_nvcsw, ru.ru_nivcsw);
+    snprintf(line, sizeof(line), "served=%ld errors=%ld threads=%ld vcsw=%ld ivcsw=%ld run_cpu=%.3f", r->served,
+             r->errors, r->threads, ru.ru_nvcsw, ru.ru_nivcsw,
+             ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
+    if (lock_figures)
+        append_lock_figures(line, sizeof(line) - 1);
+    strcat(line, "\n");
     return write(fd, line, strlen(line)) == (ssize_t)strlen(line);
 }
 
@@ -1253,10 +1294,10 @@ int main(int argc, char **argv)
     double secs = 5, warmup = 1;
     unsigned port = 0;
     pid_t pid;
-    char line[256];
+    char line[8192];
     struct client_out out;
 
-    while ((opt = getopt(argc, argv, "m:n:b:s:u:w:C:c:t:H")) != -1) {
+    while ((opt = getopt(argc, argv, "m:n:b:s:u:w:C:c:t:HL")) != -1) {
         switch (opt) {
         case 'm': mode = optarg; break;
         case 'n': nconns = atoi(optarg); break;
@@ -1275,6 +1316,7 @@ int main(int argc, char **argv)
         case 'c': certdir = optarg; break;
         case 't': limit = atof(optarg); break;
         case 'H': keep_hung = 1; break;
+        case 'L': lock_figures = 1; break;
         default: mode = NULL; goto usage;
         }
     }
@@ -1283,7 +1325,7 @@ int main(int argc, char **argv)
     usage:
         fprintf(stderr, "usage: quic_mt -m threaded|single [-n CONNS] [-b BYTES] [-s SECONDS] [-u WARMUP]\n"
                         "               [-w WORKERS] [-C sockets|one] [-c CERTDIR]\n"
-                        "               [-t LIMIT >= SECONDS+WARMUP+20] [-H]\n");
+                        "               [-t LIMIT >= SECONDS+WARMUP+20] [-H] [-L]\n");
         return 2;
     }
     threaded = strcmp(mode, "threaded") == 0;
@@ -1328,11 +1370,18 @@ int main(int argc, char **argv)
     }
     printf("mt osslquic mode=%s client=%s conns=%d bytes=%zu workers=%d secs=%.3f reqs=%ld rps=%.1f server_cpu=%.3f "
            "client_cpu=%.3f machine_cpu=%.2f p50_ms=%.2f p99_ms=%.2f errors=%ld served=%ld server_threads=%ld server_vcsw=%ld "
-           "server_ivcsw=%ld\n",
+           "server_ivcsw=%ld",
            mode, one ? "one" : "sockets", nconns, bytes, threaded ? nworkers : 0, out.secs, out.win_reqs,
            (double)out.win_reqs / out.secs,
            out.server_cpu, out.client_cpu, out.machine_cpu, out.p50, out.p99, out.errors + kv(line, "errors="), kv(line, "served="),
            kv(line, "threads="), kv(line, "vcsw="), kv(line, "ivcsw="));
+    {
+        /* The server's own figures over its whole run: CPU, and with -L its lock figures. */
+        const char *rc = strstr(line, "run_cpu="), *lk = strstr(line, " lock=");
+        printf(" server_run_cpu=%s%s\n", rc ? strtok((char *)rc + 8, " ") : "0", "");
+        if (lk)
+            printf("locks %s\n", lk + 1);
+    }
     ok = out.errors == 0 && kv(line, "errors=") == 0;
 out:
     /* Bounded reap: the server exits on its own once its result is sent. */

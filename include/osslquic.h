@@ -3128,6 +3128,23 @@ BIO *BIO_new_buffer_ssl_connect(SSL_CTX *ctx);
 void BIO_ssl_shutdown(BIO *b);
 
 /**
+ * Writes the lock figures gathered since the start (or the last OSSLQUIC_lock_stats_reset)
+ * into `buf` as text, NUL-terminated and cut to `len - 1` bytes: one line per purpose,
+ * `NAME HOLD_NS WAIT_NS COUNT`, where NAME (which may contain spaces) says what the lock was
+ * taken for, HOLD_NS is the time it was held, WAIT_NS the time spent waiting to get it and
+ * COUNT the number of acquisitions. Returns the length of the whole text (as snprintf(3)
+ * does; `buf` may be NULL when `len` is 0), or 0 with an error queued when the library was
+ * built without the `lock-tracking` cargo feature (the default: figures cost time).
+ */
+size_t OSSLQUIC_lock_stats(char *buf, size_t len);
+
+/**
+ * Sets every lock figure to zero (the start of a measured window). Returns 1, or 0 with an
+ * error queued without the `lock-tracking` feature.
+ */
+int OSSLQUIC_lock_stats_reset(void);
+
+/**
  * The verification error of the call (X509_V_OK while the chain is fine). Only inside a
  * verify callback. See X509_STORE_CTX_get_error(3).
  */

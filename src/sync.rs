@@ -22,6 +22,13 @@
 //! where a Release store publishes other memory to an Acquire load, [`happens_before`] /
 //! [`happens_after`] mark the pair, so that memory stays checked and ordered only there.
 //!
+//! Hold times: every acquisition that matters for contention names its purpose
+//! ([`LockFor::lock_for`], or a [`Held`] kept beside a guard), and with the `lock-tracking`
+//! feature each purpose's acquisitions, time spent waiting for the lock and time holding it
+//! are added up ([`lock_stats`]); `make bench` prints them as shares of the server's CPU time
+//! (quinn's `lock_tracking` feature is the model). Without the feature a [`Held`] is empty
+//! and naming costs nothing.
+//!
 //! Must not touch: anything but the locks and the annotated addresses.
 
 #[cfg(not(feature = "valgrind-annotations"))]
@@ -29,6 +36,8 @@ pub use parking_lot::{Condvar, Mutex, MutexGuard, WaitTimeoutResult};
 
 #[cfg(feature = "valgrind-annotations")]
 pub use annotated::{Condvar, Mutex, MutexGuard, WaitTimeoutResult};
+
+pub use tracking::{Asked, Held, LockFor, Tracked, lock_stats, reset_lock_stats};
 
 /// An atomic type from std: the only things [`atomic_object`] accepts.
 pub trait Atomic: sealed::Sealed {}
@@ -355,6 +364,307 @@ mod annotated {
     impl fmt::Debug for Condvar {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("Condvar { .. }")
+        }
+    }
+}
+
+/// Named acquisitions and their hold times (see the module note).
+mod tracking {
+    use super::{Mutex, MutexGuard};
+    use std::ops::{Deref, DerefMut};
+
+    /// One named hold of a lock: started when the lock is taken, paused while a condition
+    /// wait or an `unlocked` section gives the lock up, ended (and counted) on drop.
+    #[must_use]
+    pub struct Held {
+        #[cfg(feature = "lock-tracking")]
+        slot: &'static imp::Slot,
+        #[cfg(feature = "lock-tracking")]
+        since: Option<std::time::Instant>,
+    }
+
+    impl Held {
+        /// Starts a hold for `purpose`; `asked` is when the caller started waiting for the
+        /// lock (the time until now is counted as waiting).
+        #[inline(always)]
+        pub fn begin(purpose: &'static str, asked: Asked) -> Held {
+            #[cfg(feature = "lock-tracking")]
+            {
+                let slot = imp::slot(purpose);
+                let now = std::time::Instant::now();
+                slot.acquired(now.saturating_duration_since(asked.at));
+                Held {
+                    slot,
+                    since: Some(now),
+                }
+            }
+            #[cfg(not(feature = "lock-tracking"))]
+            {
+                let _ = (purpose, asked);
+                Held {}
+            }
+        }
+
+        /// The lock is given up for a while: the time so far is counted.
+        #[inline(always)]
+        pub fn pause(&mut self) {
+            #[cfg(feature = "lock-tracking")]
+            if let Some(t) = self.since.take() {
+                self.slot.held(t.elapsed());
+            }
+        }
+
+        /// The lock is held again.
+        #[inline(always)]
+        pub fn resume(&mut self) {
+            #[cfg(feature = "lock-tracking")]
+            if self.since.is_none() {
+                self.since = Some(std::time::Instant::now());
+            }
+        }
+
+        /// From now on the hold counts for `purpose` (a call that goes on to do other work
+        /// under the same acquisition, such as handling network events); returns the
+        /// purpose it counted for ("" without the feature), to go back to.
+        #[inline(always)]
+        pub fn relabel(&mut self, purpose: &'static str) -> &'static str {
+            #[cfg(feature = "lock-tracking")]
+            {
+                let resume = self.since.is_some();
+                self.pause();
+                let was = self.slot.name().unwrap_or("");
+                self.slot = imp::slot(purpose);
+                if resume {
+                    self.resume();
+                }
+                was
+            }
+            #[cfg(not(feature = "lock-tracking"))]
+            {
+                let _ = purpose;
+                ""
+            }
+        }
+    }
+
+    impl Drop for Held {
+        #[inline(always)]
+        fn drop(&mut self) {
+            self.pause();
+        }
+    }
+
+    /// When a caller started asking for a lock (nothing without the feature).
+    #[derive(Clone, Copy)]
+    pub struct Asked {
+        #[cfg(feature = "lock-tracking")]
+        at: std::time::Instant,
+    }
+
+    impl Asked {
+        #[inline(always)]
+        pub fn now() -> Asked {
+            Asked {
+                #[cfg(feature = "lock-tracking")]
+                at: std::time::Instant::now(),
+            }
+        }
+    }
+
+    /// A guard with its named hold.
+    pub struct Tracked<'a, T> {
+        // Declared first: the lock is released after the hold is counted.
+        held: Held,
+        guard: MutexGuard<'a, T>,
+    }
+
+    impl<'a, T> Tracked<'a, T> {
+        /// The guard itself, for condition waits (pause the hold around them).
+        pub fn parts(&mut self) -> (&mut MutexGuard<'a, T>, &mut Held) {
+            (&mut self.guard, &mut self.held)
+        }
+    }
+
+    impl<T> Deref for Tracked<'_, T> {
+        type Target = T;
+        fn deref(&self) -> &T {
+            &self.guard
+        }
+    }
+    impl<T> DerefMut for Tracked<'_, T> {
+        fn deref_mut(&mut self) -> &mut T {
+            &mut self.guard
+        }
+    }
+
+    /// Purpose-named acquisition of [`Mutex`].
+    pub trait LockFor<T> {
+        fn lock_for(&self, purpose: &'static str) -> Tracked<'_, T>;
+    }
+
+    impl<T> LockFor<T> for Mutex<T> {
+        #[inline(always)]
+        fn lock_for(&self, purpose: &'static str) -> Tracked<'_, T> {
+            let asked = Asked::now();
+            let guard = self.lock();
+            Tracked {
+                held: Held::begin(purpose, asked),
+                guard,
+            }
+        }
+    }
+
+    /// One line per purpose seen so far: `name hold_ns wait_ns count`, in order of first
+    /// use; `None` without the `lock-tracking` feature.
+    pub fn lock_stats() -> Option<String> {
+        #[cfg(feature = "lock-tracking")]
+        return Some(imp::report());
+        #[cfg(not(feature = "lock-tracking"))]
+        None
+    }
+
+    /// Sets every purpose's figures to zero (the start of a measured window); false without
+    /// the feature.
+    pub fn reset_lock_stats() -> bool {
+        #[cfg(feature = "lock-tracking")]
+        imp::reset();
+        cfg!(feature = "lock-tracking")
+    }
+
+    #[cfg(feature = "lock-tracking")]
+    mod imp {
+        use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
+        use std::time::Duration;
+
+        /// A purpose's figures. Purposes are few and `&'static`: slots are claimed once
+        /// and never given back.
+        pub struct Slot {
+            name: AtomicUsize,
+            len: AtomicUsize,
+            hold_ns: AtomicU64,
+            wait_ns: AtomicU64,
+            count: AtomicU64,
+        }
+
+        impl Slot {
+            pub fn acquired(&self, waited: Duration) {
+                self.count.fetch_add(1, Relaxed);
+                self.wait_ns.fetch_add(waited.as_nanos() as u64, Relaxed);
+            }
+            pub fn held(&self, d: Duration) {
+                self.hold_ns.fetch_add(d.as_nanos() as u64, Relaxed);
+            }
+            pub fn name(&self) -> Option<&'static str> {
+                let p = self.name.load(Acquire);
+                if p == 0 {
+                    return None;
+                }
+                let len = self.len.load(Relaxed);
+                // SAFETY: `name` and `len` were stored from one `&'static str` (len first,
+                // published by the Release store of `name`), and such a string lives for
+                // ever.
+                Some(unsafe {
+                    std::str::from_utf8_unchecked(std::slice::from_raw_parts(p as *const u8, len))
+                })
+            }
+        }
+
+        const SLOTS: usize = 64;
+        #[allow(clippy::declare_interior_mutable_const)]
+        const EMPTY: Slot = Slot {
+            name: AtomicUsize::new(0),
+            len: AtomicUsize::new(0),
+            hold_ns: AtomicU64::new(0),
+            wait_ns: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        };
+        static TABLE: [Slot; SLOTS] = [EMPTY; SLOTS];
+        static CLAIM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+        /// The slot of `purpose` (by address first, then by text: one purpose named in two
+        /// places is one slot). Past 63 purposes, everything else shares the last.
+        pub fn slot(purpose: &'static str) -> &'static Slot {
+            let find = || {
+                TABLE.iter().find(|s| {
+                    s.name.load(Acquire) == purpose.as_ptr() as usize || s.name() == Some(purpose)
+                })
+            };
+            if let Some(s) = find() {
+                return s;
+            }
+            let _claim = CLAIM.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(s) = find() {
+                return s;
+            }
+            let last = &TABLE[SLOTS - 1];
+            let (s, purpose) = match TABLE.iter().find(|s| s.name.load(Relaxed) == 0) {
+                Some(s) if !std::ptr::eq(s, last) => (s, purpose),
+                _ => (last, "(others)"),
+            };
+            if s.name.load(Relaxed) == 0 {
+                s.len.store(purpose.len(), Relaxed);
+                s.name.store(purpose.as_ptr() as usize, Release);
+            }
+            s
+        }
+
+        pub fn report() -> String {
+            let mut out = String::new();
+            for s in &TABLE {
+                let Some(name) = s.name() else { break };
+                out.push_str(&format!(
+                    "{name} {} {} {}\n",
+                    s.hold_ns.load(Relaxed),
+                    s.wait_ns.load(Relaxed),
+                    s.count.load(Relaxed)
+                ));
+            }
+            out
+        }
+
+        pub fn reset() {
+            for s in &TABLE {
+                s.hold_ns.store(0, Relaxed);
+                s.wait_ns.store(0, Relaxed);
+                s.count.store(0, Relaxed);
+            }
+        }
+    }
+
+    #[cfg(all(test, feature = "lock-tracking"))]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn holds_are_counted_per_purpose_and_pauses_are_not() {
+            let m = Mutex::new(0u32);
+            {
+                let mut g = m.lock_for("test:a");
+                *g += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            let hold_of = |n: &str| -> (u64, u64) {
+                let r = lock_stats().unwrap();
+                let l = r.lines().find(|l| l.starts_with(&format!("{n} "))).unwrap();
+                let f: Vec<u64> = l.split(' ').skip(1).map(|x| x.parse().unwrap()).collect();
+                (f[0], f[2])
+            };
+            {
+                let mut g = m.lock_for("test:b");
+                let (_, held) = g.parts();
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                held.pause();
+                let paused = hold_of("test:b");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                // Nothing is added while the hold is paused.
+                assert_eq!(hold_of("test:b"), paused);
+                held.resume();
+            }
+            let (a_hold, a_count) = hold_of("test:a");
+            let (b_hold, b_count) = hold_of("test:b");
+            assert_eq!((a_count, b_count), (1, 1));
+            assert!(a_hold >= 5_000_000);
+            assert!(b_hold >= 2_000_000);
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod fork;
 pub mod session;
 pub mod ssl;
 pub mod sslbio;
+pub mod stats;
 pub mod x509;
 
 /// Runs one exported function's body: a panic becomes an internal error, an `Err` is queued

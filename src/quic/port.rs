@@ -16,7 +16,7 @@ use super::engine::{Engine, Out};
 use crate::bio::addr::BioAddr;
 use crate::bio::consts::*;
 use crate::bio::{Bio, RxDst};
-use crate::sync::{Mutex, atomic_object};
+use crate::sync::{Asked, Held, LockFor, Mutex, atomic_object};
 use crate::sys::{self, TxDesc};
 
 const RX_BATCH: usize = 32;
@@ -99,8 +99,9 @@ impl SendQueue {
     pub fn drain(&self) {
         atomic_object(&self.refused);
         while let Some(_sending) = self.sending.try_lock() {
+            let _held = Held::begin("sender: draining the send queue", Asked::now());
             loop {
-                let Some(mut tx) = self.q.lock().pop_front() else {
+                let Some(mut tx) = self.q.lock_for("send queue: push or pop").pop_front() else {
                     break;
                 };
                 let unsent = send_out(&tx.wbio, tx.addressed, &tx.out, &tx.txbuf);
@@ -108,7 +109,7 @@ impl SendQueue {
                     Some((out, txbuf)) => {
                         tx.out = out;
                         tx.txbuf = txbuf;
-                        self.q.lock().push_front(tx);
+                        self.q.lock_for("send queue: push or pop").push_front(tx);
                         self.refused.store(true, Release);
                         return;
                     }
@@ -116,8 +117,9 @@ impl SendQueue {
                 }
             }
             self.refused.store(false, Release);
+            drop(_held);
             drop(_sending);
-            if self.q.lock().is_empty() {
+            if self.q.lock_for("send queue: push or pop").is_empty() {
                 return;
             }
         }
@@ -370,7 +372,10 @@ impl Port {
                 out: std::mem::replace(&mut self.engine.out, out),
                 txbuf: std::mem::replace(&mut self.engine.txbuf, txbuf),
             };
-            self.sendq.q.lock().push_back(tx);
+            self.sendq
+                .q
+                .lock_for("send queue: push or pop")
+                .push_back(tx);
         }
         if self.defer {
             self.pending = true;

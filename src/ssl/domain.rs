@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use crate::sync::{Condvar, Mutex, MutexGuard};
+use crate::sync::{Asked, Condvar, Held, Mutex, MutexGuard};
 
 use crate::bio::Bio;
 use crate::bio::msg::BIO_POLL_DESCRIPTOR;
@@ -356,9 +356,16 @@ impl Drop for Domain {
 pub struct DomainGuard<'a> {
     /// `None` only inside Drop.
     g: Option<MutexGuard<'a, Reactor>>,
+    /// What the lock is held for (hold times with the `lock-tracking` feature).
+    held: Held,
 }
 
 impl<'a> DomainGuard<'a> {
+    /// The purpose this hold counts for; see [`Held::relabel`].
+    pub fn held(&mut self) -> &mut Held {
+        &mut self.held
+    }
+
     fn raw(&mut self) -> &mut MutexGuard<'a, Reactor> {
         self.g
             .as_mut()
@@ -384,6 +391,7 @@ impl Drop for DomainGuard<'_> {
         let Some(mut g) = self.g.take() else { return };
         g.wake(true);
         let pending = g.take_pending();
+        self.held.pause();
         drop(g);
         for q in pending {
             q.drain();
@@ -482,14 +490,14 @@ impl Domain {
     /// Adds a port (a listener made in this domain); returns its id.
     pub fn add_port(&self, mut engine: Engine) -> PortId {
         engine.changes = self.changes.clone();
-        let mut r = self.lock();
+        let mut r = self.lock("domain: add_port");
         r.ports.push(Port::new(engine));
         r.ports.len() - 1
     }
 
     /// The activity count (see `Reactor::activity`); publishes pending work first.
     pub fn activity(&self) -> u64 {
-        let mut g = self.lock();
+        let mut g = self.lock("domain: activity");
         g.wake(true);
         g.activity
     }
@@ -501,7 +509,7 @@ impl Domain {
         interest: Interest,
         deadline: Option<Instant>,
     ) -> bool {
-        let mut g = self.lock();
+        let mut g = self.lock("domain: wait_unless_active");
         g.wake(false);
         if g.activity != seen {
             return true;
@@ -509,10 +517,13 @@ impl Domain {
         self.wait(&mut g, interest, deadline)
     }
 
-    pub fn lock(&self) -> DomainGuard<'_> {
+    /// Locks the domain for `purpose` (a name for hold-time figures).
+    pub fn lock(&self, purpose: &'static str) -> DomainGuard<'_> {
+        let asked = Asked::now();
         let g = self.r.lock();
+        let held = Held::begin(purpose, asked);
         CURRENT_OWNER.with(|c| c.set(self.owner.load(Relaxed)));
-        let mut g = DomainGuard { g: Some(g) };
+        let mut g = DomainGuard { g: Some(g), held };
         g.update_defer();
         let now = sys::fork_generation();
         if self.generation.load(Relaxed) != now {
@@ -567,6 +578,7 @@ impl Domain {
             let id = g.register(interest, Wake::Cv(cv.clone()));
             let mut timed_out = false;
             while !g.woken(id) && !timed_out {
+                g.held.pause();
                 timed_out = match deadline {
                     Some(d) => cv.wait_until(g.raw(), d).timed_out(),
                     None => {
@@ -574,6 +586,7 @@ impl Domain {
                         false
                     }
                 };
+                g.held.resume();
             }
             g.update_defer();
             let woken = g.unregister(id);
@@ -610,9 +623,11 @@ impl Domain {
             timeout = Some(timeout.map_or(NO_WAKER_POLL, |t| t.min(NO_WAKER_POLL)));
         }
         if timeout != Some(Duration::ZERO) {
+            g.held.pause();
             MutexGuard::unlocked(g.raw(), || {
                 let _ = sys::poll(&mut fds, timeout);
             });
+            g.held.resume();
         }
         if waker >= 0 {
             sys::eventfd_drain(waker);
@@ -621,7 +636,9 @@ impl Domain {
         g.unregister(id);
         g.update_defer();
         let now = Instant::now();
+        let was = g.held.relabel("domain: tick (leader)");
         g.tick(now);
+        g.held.relabel(was);
         // Leadership passes on when this thread releases the lock without waiting again
         // (`wake` with handover, from the guard's Drop).
         deadline.is_none_or(|d| now < d)
@@ -635,7 +652,7 @@ impl Domain {
         let h = std::thread::Builder::new()
             .name("osslquic-assist".into())
             .spawn(move || {
-                let mut g = d.lock();
+                let mut g = d.lock("domain: start_assist");
                 while !d.stopping.load(Relaxed) {
                     g.tick(Instant::now());
                     d.wait(&mut g, Interest::Any, None);
@@ -653,7 +670,7 @@ impl Domain {
     pub fn stop_assist(&self) {
         self.stopping.store(true, Relaxed);
         {
-            let mut g = self.lock();
+            let mut g = self.lock("domain: stop_assist");
             for e in g.entries.iter_mut() {
                 e.woken = true;
                 signal(&e.wake);
@@ -669,14 +686,15 @@ impl Domain {
 
     /// Registers an eventfd waiter (SSL_poll over several domains); returns its entry id.
     pub fn watch(&self, fd: i32) -> u64 {
-        self.lock().register(Interest::Any, Wake::Fd(fd))
+        self.lock("domain: watch")
+            .register(Interest::Any, Wake::Fd(fd))
     }
     pub fn unwatch(&self, id: u64) {
-        self.lock().unregister(id);
+        self.lock("domain: unwatch").unregister(id);
     }
     /// Descriptors to wait on for this domain's network (SSL_poll over several domains).
     pub fn net_fds(&self, out: &mut Vec<sys::PollFd>) -> Option<Instant> {
-        let mut g = self.lock();
+        let mut g = self.lock("domain: net_fds");
         g.poll_fds(out);
         g.next_deadline(Instant::now())
     }

@@ -100,7 +100,7 @@ pub fn fork_connection(s: &Arc<Ssl>) -> Result<i32> {
     };
     let id: ConnId = (*c.handle.lock())
         .ok_or_else(|| Error::ssl(SSL_R_UNINITIALIZED).with("the connection has not started"))?;
-    let mut g = c.domain().lock();
+    let mut g = c.domain().lock("domain: fork (fork_connection)");
     if !g.port(c.port()).engine.is_server() {
         return Err(Error::ssl(ERR_R_UNSUPPORTED).with(
             "only a server connection can be handed to a child (a client's socket is its own)",
@@ -178,7 +178,7 @@ fn listener_ports(s: &Ssl) -> Result<Option<(Arc<Domain>, Vec<PortId>)>> {
         Kind::TlsListener(_) => Ok(None),
         Kind::Listener(l) => Ok(Some((l.domain.clone(), vec![l.port]))),
         Kind::Domain(d) => {
-            let mut g = d.domain.lock();
+            let mut g = d.domain.lock("domain: fork (listener_ports)");
             let ports = g
                 .port_ids()
                 .filter(|&p| g.port(p).engine.is_server() && g.port(p).rbio.is_some())
@@ -206,7 +206,7 @@ pub fn prefork(s: &Ssl, workers: i32) -> Result<()> {
     if ports.is_empty() {
         return Err(Error::ssl(SSL_R_LISTENER_USE_ONLY).with("the domain has no listener yet"));
     }
-    let mut g = domain.lock();
+    let mut g = domain.lock("domain: fork (prefork)");
     for &port in &ports {
         let p = g.port(port);
         if p.fork.prefork != 0 {
@@ -240,7 +240,7 @@ pub fn prefork_worker(s: &Ssl, index: i32) -> Result<()> {
     };
     // Every listener of the domain prepared for prefork becomes this worker's; the others
     // were left behind in this process at the domain's first use here (`Domain::lock`).
-    let mut g = domain.lock();
+    let mut g = domain.lock("domain: fork (prefork_worker)");
     let ports: Vec<PortId> = g
         .port_ids()
         .filter(|&p| g.port_ref(p).fork.prefork != 0)
@@ -297,7 +297,11 @@ pub fn prefork_worker(s: &Ssl, index: i32) -> Result<()> {
 pub fn engine_stats(s: &Ssl) -> Result<Stats> {
     let (domain, ports): (Arc<Domain>, Vec<PortId>) = match &s.kind {
         Kind::Domain(d) => {
-            let ids = d.domain.lock().port_ids().collect();
+            let ids = d
+                .domain
+                .lock("domain: fork (engine_stats)")
+                .port_ids()
+                .collect();
             (d.domain.clone(), ids)
         }
         Kind::Listener(_) | Kind::Conn(_) | Kind::Stream(_) => {
@@ -305,7 +309,7 @@ pub fn engine_stats(s: &Ssl) -> Result<Stats> {
         }
         _ => return Err(Error::ssl(ERR_R_UNSUPPORTED).with("a TLS object has no QUIC engine")),
     };
-    let mut g = domain.lock();
+    let mut g = domain.lock("domain: fork (engine_stats)");
     let mut t = Stats::default();
     for p in ports {
         let st = g.port(p).engine.stats;

@@ -474,17 +474,19 @@ impl Ssl {
     }
 
     /// Locks the domain, addressing this object's port.
-    pub fn locked(&self) -> PortGuard<'_> {
+    pub fn locked(&self, purpose: &'static str) -> PortGuard<'_> {
         PortGuard {
-            g: self.domain().lock(),
+            g: self.domain().lock(purpose),
             id: self.port_id(),
         }
     }
 
     /// As `locked`, after one tick of the port.
-    fn locked_ticked(&self) -> PortGuard<'_> {
-        let mut p = self.locked();
+    fn locked_ticked(&self, purpose: &'static str) -> PortGuard<'_> {
+        let mut p = self.locked(purpose);
+        let was = p.g.held().relabel("domain: tick (by a call)");
         p.tick(Instant::now());
+        p.g.held().relabel(was);
         p
     }
 
@@ -509,7 +511,7 @@ impl Ssl {
             _ => {}
         }
         if on {
-            let g = self.domain().lock();
+            let g = self.domain().lock("domain: set_blocking");
             if !self.domain().allows_blocking() {
                 return Err(
                     domain::not_pollable().with("the domain was made without blocking support")
@@ -528,7 +530,7 @@ impl Ssl {
         if matches!(self.kind, Kind::Tls(_) | Kind::TlsListener(_)) {
             return self.blocking.load(Relaxed);
         }
-        self.blocking_in(&self.locked())
+        self.blocking_in(&self.locked("domain: is_blocking"))
     }
 
     /// Whether a call on this object blocks: asked for, allowed by the domain's flags, and
@@ -563,18 +565,24 @@ impl Ssl {
     /// tick; if it still would block and this object is in blocking mode, waits for events
     /// that concern it and tries again until it completes or fails.
     /// `may_block` false: never wait (a NO_BLOCK flag).
-    fn op<T>(&self, may_block: bool, f: impl FnMut(&mut Port) -> Result<T>) -> Result<T> {
-        self.op_waiting(may_block, false, f)
+    fn op<T>(
+        &self,
+        purpose: &'static str,
+        may_block: bool,
+        f: impl FnMut(&mut Port) -> Result<T>,
+    ) -> Result<T> {
+        self.op_waiting(purpose, may_block, false, f)
     }
 
     /// As `op`; `incoming`: a blocked call waits for the peer's new streams.
     fn op_waiting<T>(
         &self,
+        purpose: &'static str,
         may_block: bool,
         incoming: bool,
         mut f: impl FnMut(&mut Port) -> Result<T>,
     ) -> Result<T> {
-        let mut p = self.locked();
+        let mut p = self.locked(purpose);
         // The object's own state may change (SSL_poll's cached answer must not be reused).
         self.bump_epoch();
         match f(&mut p) {
@@ -586,7 +594,9 @@ impl Ssl {
         // leaves the network to it (it wakes at the first datagram and hands this thread
         // whatever concerns it): no second receive that would mostly find nothing.
         if !(will_block && p.g.polled()) {
+            p.g.held().relabel("domain: tick (by a call)");
             p.tick(Instant::now());
+            p.g.held().relabel(purpose);
         }
         loop {
             match f(&mut p) {
@@ -699,7 +709,7 @@ impl Ssl {
             *l.bio.lock() = r.or(w);
             return;
         }
-        self.locked().set_bios(r, w);
+        self.locked("domain: set_bios").set_bios(r, w);
     }
     pub fn rbio(&self) -> Option<Arc<Bio>> {
         if let Kind::Tls(t) = &self.kind {
@@ -708,7 +718,7 @@ impl Ssl {
         if let Kind::TlsListener(l) = &self.kind {
             return l.bio.lock().clone();
         }
-        self.locked().rbio.clone()
+        self.locked("domain: rbio").rbio.clone()
     }
     pub fn wbio(&self) -> Option<Arc<Bio>> {
         if let Kind::Tls(t) = &self.kind {
@@ -717,12 +727,14 @@ impl Ssl {
         if let Kind::TlsListener(l) = &self.kind {
             return l.bio.lock().clone();
         }
-        self.locked().wbio.clone()
+        self.locked("domain: wbio").wbio.clone()
     }
 
     /// SSL_handle_events: one tick of the whole domain.
     pub fn handle_events(&self) {
-        self.domain().lock().tick(Instant::now());
+        self.domain()
+            .lock("domain: handle_events")
+            .tick(Instant::now());
     }
 
     /// SSL_get_event_timeout: time until the next timer (None = infinite); zero when work is
@@ -730,18 +742,18 @@ impl Ssl {
     pub fn event_timeout(&self) -> Option<Duration> {
         let now = Instant::now();
         self.domain()
-            .lock()
+            .lock("domain: event_timeout")
             .next_deadline(now)
             .map(|t| t.saturating_duration_since(now))
     }
 
     /// SSL_net_write_desired: output is waiting for the network to take it.
     pub fn net_write_desired(&self) -> bool {
-        self.locked().backlogged()
+        self.locked("domain: net_write_desired").backlogged()
     }
 
     pub fn conn_ticks(&self) -> u64 {
-        self.locked().engine.conn_ticks
+        self.locked("domain: conn_ticks").engine.conn_ticks
     }
 
     // ---- listener
@@ -756,7 +768,7 @@ impl Ssl {
             return tls_listen_fd(&bio).map(|_| ());
         }
         let l = self.as_listener()?;
-        if self.locked().rbio.is_none() {
+        if self.locked("domain: listen").rbio.is_none() {
             return Err(Error::ssl(SSL_R_BIO_NOT_SET)
                 .with("set a network BIO (SSL_set_fd/SSL_set_bio) first"));
         }
@@ -770,13 +782,13 @@ impl Ssl {
         if let Kind::TlsListener(l) = &self.kind {
             return self.tls_accept(l, no_block);
         }
-        if self.as_listener().is_ok() && self.locked().engine.only_own {
+        if self.as_listener().is_ok() && self.locked("domain: accept_connection").engine.only_own {
             return Err(fork::left_with_parent());
         }
         self.listen()?;
         let l = self.as_listener()?;
         l.take_by(PEEL_ACCEPT)?;
-        let (ch, epoch, verify) = self.op(!no_block, |p| {
+        let (ch, epoch, verify) = self.op("domain: accept_connection", !no_block, |p| {
             if p.engine.only_own {
                 return Err(fork::left_with_parent());
             }
@@ -823,12 +835,12 @@ impl Ssl {
             return Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
                 .with("new_conn must not be thread-assisted"));
         }
-        if self.locked().engine.only_own {
+        if self.locked("domain: listen_ex").engine.only_own {
             return Err(fork::left_with_parent());
         }
         self.listen()?;
         l.take_by(PEEL_LISTEN_EX)?;
-        let taken = self.op(false, |p| {
+        let taken = self.op("domain: listen_ex", false, |p| {
             let ch = p.engine.accept_next().ok_or_else(want_read)?;
             let conn = p.engine.conns.get(&ch);
             let epoch = conn.map(|c| c.epoch.clone());
@@ -854,7 +866,11 @@ impl Ssl {
 
     pub fn accept_queue_len(&self) -> Result<usize> {
         self.as_listener()?;
-        Ok(self.locked_ticked().engine.accept_queue.len())
+        Ok(self
+            .locked_ticked("domain: accept_queue_len")
+            .engine
+            .accept_queue
+            .len())
     }
 
     // ---- connection
@@ -1037,7 +1053,7 @@ impl Ssl {
     fn quic_handshake(&self) -> Option<(Option<Vec<u8>>, bool, bool)> {
         let c = self.as_conn().ok()?;
         let h = (*c.handle.lock())?;
-        let p = self.locked();
+        let p = self.locked("domain: quic_handshake");
         let conn = p.engine.conns.get(&h)?;
         let session = conn.q.crypto_session();
         let data = session.handshake_data()?;
@@ -1224,7 +1240,7 @@ impl Ssl {
             return ctx::with_verify_result(&t.verify, || t.tls.do_handshake());
         }
         let c = self.as_conn()?;
-        self.op(true, |p| {
+        self.op("domain: do_handshake", true, |p| {
             let h = self.started(c, p)?;
             let conn = p.engine.conns.get(&h).ok_or_else(|| closed_error(None))?;
             if let Some(e) = &conn.lost {
@@ -1351,11 +1367,11 @@ impl Ssl {
             return ctx::with_verify_result(&t.verify, || t.tls.write(data));
         }
         let blocking = {
-            let p = self.locked();
+            let p = self.locked("domain: write");
             self.blocking_in(&p)
         };
         let mut done = 0;
-        self.op(true, |p| {
+        self.op("domain: write", true, |p| {
             // Blocking writes take everything (waiting for flow-control credit); non-blocking
             // ones return what fitted.
             loop {
@@ -1466,7 +1482,7 @@ impl Ssl {
         }
         // Data already buffered is served before more is taken in (as OpenSSL does), which
         // keeps quinn's reassembly buffers short during bulk transfers: see `op`.
-        self.op(true, |p| self.read_locked(p, out, peek))
+        self.op("domain: read", true, |p| self.read_locked(p, out, peek))
     }
 
     fn read_locked(&self, p: &mut Port, out: &mut [u8], peek: bool) -> Result<usize> {
@@ -1542,7 +1558,7 @@ impl Ssl {
         if let Kind::Tls(t) = &self.kind {
             return t.tls.pending();
         }
-        let mut p = self.locked();
+        let mut p = self.locked("domain: pending");
         let Ok((h, id, st)) = self.target(&mut p, false) else {
             return 0;
         };
@@ -1557,7 +1573,7 @@ impl Ssl {
 
     /// SSL_stream_reset: RESET_STREAM with `code` (send side).
     pub fn reset_stream(&self, code: u64) -> Result<()> {
-        let mut p = self.locked_ticked();
+        let mut p = self.locked_ticked("domain: reset_stream");
         let (h, id, st) = self.target(&mut p, true)?;
         if id.dir() == Dir::Uni && Some(id.initiator()) != Self::local_side(&p, h) {
             return Err(
@@ -1582,7 +1598,7 @@ impl Ssl {
     pub fn new_stream(self: &Arc<Ssl>, uni: bool, no_block: bool) -> Result<Arc<Ssl>> {
         let c = self.as_conn()?;
         let mut limited = false;
-        let r = self.op(!no_block, |p| {
+        let r = self.op("domain: new_stream", !no_block, |p| {
             let h = self.live(c, p)?;
             limited = false;
             p.engine
@@ -1621,7 +1637,7 @@ impl Ssl {
     /// SSL_ACCEPT_STREAM_UNI/_BIDI: the first queued stream of that kind; others stay queued).
     pub fn accept_stream(self: &Arc<Ssl>, no_block: bool, dir: Option<Dir>) -> Result<Arc<Ssl>> {
         let c = self.as_conn()?;
-        let id = self.op_waiting(!no_block, true, |p| {
+        let id = self.op_waiting("domain: accept_stream", !no_block, true, |p| {
             let h = self.live(c, p)?;
             let q = p
                 .engine
@@ -1651,7 +1667,7 @@ impl Ssl {
         let c = self.conn_obj().ok_or_else(|| {
             Error::ssl(SSL_R_CONN_USE_ONLY).with("only a connection or stream has a peer")
         })?;
-        let p = self.locked();
+        let p = self.locked("domain: peer_addr");
         if let Some(h) = *c.handle.lock()
             && let Some(conn) = p.engine.conns.get(&h)
         {
@@ -1664,7 +1680,7 @@ impl Ssl {
 
     pub fn accept_stream_queue_len(&self) -> Result<usize> {
         let c = self.as_conn()?;
-        let mut p = self.locked_ticked();
+        let mut p = self.locked_ticked("domain: accept_stream_queue_len");
         let h = self.live(c, &mut p)?;
         Ok(p.engine.conns.get(&h).map_or(0, |conn| conn.incoming.len()))
     }
@@ -1752,7 +1768,7 @@ impl Ssl {
     fn side(&self) -> Option<Side> {
         let c = self.conn_obj()?;
         let h = (*c.handle.lock())?;
-        let p = self.locked();
+        let p = self.locked("domain: side");
         Self::local_side(&p, h)
     }
 
@@ -1763,7 +1779,7 @@ impl Ssl {
         let Some(h) = *c.handle.lock() else {
             return false;
         };
-        let p = self.locked();
+        let p = self.locked("domain: conn_lost");
         p.engine
             .conns
             .get(&h)
@@ -1815,7 +1831,7 @@ impl Ssl {
     fn refresh_stopped(&self, id: StreamId, st: &StreamState) {
         let Some(c) = self.conn_obj() else { return };
         let Some(h) = *c.handle.lock() else { return };
-        let mut p = self.locked_ticked();
+        let mut p = self.locked_ticked("domain: refresh_stopped");
         if let Some(conn) = p.engine.conns.get_mut(&h)
             && let Ok(Some(code)) = conn.q.send_stream(id).stopped()
         {
@@ -1839,7 +1855,7 @@ impl Ssl {
     pub fn close_info(&self) -> Option<(u64, u64, Vec<u8>, bool, bool)> {
         let c = self.conn_obj()?;
         let h = (*c.handle.lock())?;
-        let p = self.locked();
+        let p = self.locked("domain: close_info");
         let lost = p.engine.conns.get(&h).map(|conn| conn.lost.clone());
         let local = c.closing.load(Relaxed);
         match lost {
@@ -1863,44 +1879,48 @@ impl Ssl {
         let c = self.as_conn()?;
         let rapid = flags & SSL_SHUTDOWN_FLAG_RAPID != 0;
         let flush = flags & SSL_SHUTDOWN_FLAG_NO_STREAM_FLUSH == 0;
-        let r = self.op(flags & SSL_SHUTDOWN_FLAG_NO_BLOCK == 0, |p| {
-            let Some(h) = *c.handle.lock() else {
-                return Ok(());
-            };
-            let Some(conn) = p.engine.conns.get_mut(&h) else {
-                return Ok(());
-            };
-            if conn.drained {
-                return Ok(());
-            }
-            if !c.closing.load(Relaxed) && conn.lost.is_none() && !conn.q.is_closed() {
-                if let Some(id) = *c.default_stream.lock()
-                    && conn.q.send_stream(id).finish().is_ok()
-                {
-                    conn.unacked_fin.insert(id);
+        let r = self.op(
+            "domain: shutdown",
+            flags & SSL_SHUTDOWN_FLAG_NO_BLOCK == 0,
+            |p| {
+                let Some(h) = *c.handle.lock() else {
+                    return Ok(());
+                };
+                let Some(conn) = p.engine.conns.get_mut(&h) else {
+                    return Ok(());
+                };
+                if conn.drained {
+                    return Ok(());
                 }
-                // Concluded streams whose data the peer has not acknowledged yet: come back
-                // later (OpenSSL flushes streams first).
-                conn.unacked_fin
-                    .retain(|&id| !matches!(conn.q.send_stream(id).stopped(), Ok(Some(_))));
-                if flush && !conn.unacked_fin.is_empty() {
+                if !c.closing.load(Relaxed) && conn.lost.is_none() && !conn.q.is_closed() {
+                    if let Some(id) = *c.default_stream.lock()
+                        && conn.q.send_stream(id).finish().is_ok()
+                    {
+                        conn.unacked_fin.insert(id);
+                    }
+                    // Concluded streams whose data the peer has not acknowledged yet: come back
+                    // later (OpenSSL flushes streams first).
+                    conn.unacked_fin
+                        .retain(|&id| !matches!(conn.q.send_stream(id).stopped(), Ok(Some(_))));
+                    if flush && !conn.unacked_fin.is_empty() {
+                        p.engine.mark(h);
+                        p.run(Instant::now());
+                        return Err(want_read());
+                    }
+                    c.closing.store(true, Relaxed);
+                    c.close_code.store(code, Relaxed);
+                    let code = VarInt::from_u64(code).unwrap_or(VarInt::from_u32(0));
+                    conn.close(Instant::now(), code, bytes::Bytes::copy_from_slice(reason));
                     p.engine.mark(h);
                     p.run(Instant::now());
-                    return Err(want_read());
                 }
-                c.closing.store(true, Relaxed);
-                c.close_code.store(code, Relaxed);
-                let code = VarInt::from_u64(code).unwrap_or(VarInt::from_u32(0));
-                conn.close(Instant::now(), code, bytes::Bytes::copy_from_slice(reason));
-                p.engine.mark(h);
-                p.run(Instant::now());
-            }
-            if rapid {
-                return Ok(());
-            }
-            // Closing (or draining after the peer closed): done once quinn has forgotten it.
-            Err(want_read())
-        });
+                if rapid {
+                    return Ok(());
+                }
+                // Closing (or draining after the peer closed): done once quinn has forgotten it.
+                Err(want_read())
+            },
+        );
         match r {
             Ok(()) => Ok(true),
             Err(e) if e.is_would_block() => Ok(false),
@@ -2056,7 +2076,7 @@ impl Drop for Conn {
             domain.stop_assist();
         }
         if let Some(h) = h {
-            let mut g = domain.lock();
+            let mut g = domain.lock("domain: drop");
             let p = g.port(port);
             if let Some(c) = p.engine.conns.get_mut(&h)
                 && !c.q.is_closed()
@@ -2074,7 +2094,7 @@ impl Drop for Listener {
     /// A listener in a shared domain lets go of its network BIOs (its port stays, idle).
     fn drop(&mut self) {
         if self.parent.is_some() {
-            let mut g = self.domain.lock();
+            let mut g = self.domain.lock("domain: drop");
             let p = g.port(self.port);
             // In a fork child the port carries the child's own connection now.
             if !p.engine.only_own {
@@ -2090,7 +2110,7 @@ impl Drop for StreamObj {
     fn drop(&mut self) {
         let Ok(c) = self.conn.as_conn() else { return };
         let Some(h) = *c.handle.lock() else { return };
-        let mut p = self.conn.locked();
+        let mut p = self.conn.locked("domain: drop");
         let Some(conn) = p.engine.conns.get_mut(&h) else {
             return;
         };

@@ -50,7 +50,7 @@ impl Ssl {
                 let Some(h) = *c.handle.lock() else {
                     return Ok(None);
                 };
-                let p = self.locked();
+                let p = self.locked("domain: peer (certificates)");
                 let Some(conn) = p.engine.conns.get(&h) else {
                     return Ok(None);
                 };

@@ -105,7 +105,7 @@ impl Ssl {
         {
             return ev;
         }
-        let mut p = self.locked();
+        let mut p = self.locked("domain: poll (poll_events)");
         let ev = self.poll_events_locked(&mut p, mask);
         // The epoch moves only under the domain's lock, which is held: this pairs the answer
         // with the state it was computed from.
@@ -408,7 +408,7 @@ pub fn unchanged<P>(snap: &Snapshot<P>, flags: u64, zero_timeout: bool) -> bool 
     snap.doms.iter().all(|(w, c)| {
         let Some(d) = w.upgrade() else { return false };
         if handle {
-            d.lock().tick(Instant::now());
+            d.lock("domain: poll (unchanged)").tick(Instant::now());
         }
         d.changes.load(Acquire) == *c
     })
@@ -455,7 +455,7 @@ pub fn poll(
     loop {
         if handle {
             for d in &doms {
-                d.lock().tick(Instant::now());
+                d.lock("domain: poll (poll)").tick(Instant::now());
             }
         }
         handle = true;
@@ -474,7 +474,10 @@ pub fn poll(
             }
             return Ok(0);
         }
-        if !doms.iter().all(|d| d.lock().pollable()) {
+        if !doms
+            .iter()
+            .all(|d| d.lock("domain: poll (poll)").pollable())
+        {
             if let Some(first) = items.first_mut() {
                 first.revents = SSL_POLL_EVENT_F;
             }
