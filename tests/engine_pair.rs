@@ -14,13 +14,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use osslquic::quic::engine::{Conn, ConnId, Engine};
+use osslquic::quic::conn::{ConnState, RecvEnd, SendError};
+use osslquic::quic::engine::{ConnId, Engine};
 use osslquic::ssl::alpn::AlpnChoice;
 use osslquic::ssl::ctx::{Method, SSL_VERIFY_PEER, SslCtx, VerifyResult, X509_V_OK};
-use quinn_proto::{
-    ApplicationClose, ConnectionError, Dir, ReadError, ReadableError, Side, StreamId, VarInt,
-    WriteError,
-};
+use quinn_proto::{ApplicationClose, ConnectionError, Dir, Side, StreamId, VarInt};
 
 /// Stream receive window the contexts configure (`stream_receive_window` in ctx.rs).
 const STREAM_WINDOW: usize = 8 << 20;
@@ -317,7 +315,7 @@ fn conclude_reset_and_stop() {
     assert_eq!(reply, b"reply");
     assert_eq!(
         write(&mut p.client, cch, stopped, b"more"),
-        Err(WriteError::Stopped(VarInt::from_u32(0x77))),
+        Err(SendError::Stopped(0x77)),
         "a write after STOP_SENDING fails with its code"
     );
     let sent_stop = stopped_code(&mut p.client, cch, stopped);
@@ -367,7 +365,7 @@ fn flow_control_with_slow_reader() {
                     written += n;
                     blocked = false;
                 }
-                Err(WriteError::Blocked) => {
+                Err(SendError::Blocked) => {
                     if !blocked {
                         blocked_episodes += 1;
                         first_block_at.get_or_insert(written);
@@ -466,7 +464,7 @@ fn ten_percent_loss_with_reordering_delivers_every_byte() {
         p.net.sent
     );
     assert!(p.net.overtaken > 0, "no datagram was actually reordered");
-    let lost = p.client.conns[&cch].q.stats().path.lost_packets;
+    let lost = p.client.conns[&cch].stats().path.lost_packets;
     eprintln!(
         "loss: {TOTAL} bytes in {:?} simulated; {} datagrams, {} dropped, {} overtaken, \
          {lost} packets declared lost by the sender",
@@ -545,7 +543,7 @@ fn shutdown_with_application_code() {
         };
         let now = p.now;
         let e = p.engine(closer);
-        e.conns.get_mut(&ch).unwrap().q.close(
+        e.conns.get_mut(&ch).unwrap().close(
             now,
             VarInt::from_u32(code),
             Bytes::from_static(b"bye"),
@@ -713,9 +711,9 @@ fn stream_payload(id: StreamId) -> Vec<u8> {
     pattern(1000 + i * 2 + side, len)
 }
 
-fn alpn(c: &Conn) -> Option<Vec<u8>> {
+fn alpn(c: &ConnState) -> Option<Vec<u8>> {
     // The library wraps quinn's TLS session (ssl::session), and its handshake data with it.
-    let hd = c.q.crypto_session().handshake_data()?;
+    let hd = c.crypto_session().handshake_data()?;
     hd.downcast::<osslquic::ssl::session::QuicHandshake>()
         .ok()?
         .protocol
@@ -1092,15 +1090,16 @@ impl Pair {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Application side: stream I/O through Conn.q, marking the connection as the SSL layer does.
+// Application side: stream I/O through the connection's methods (quic::conn), marking the
+// connection as the SSL layer does.
 // ---------------------------------------------------------------------------------------------
 
-fn conn(e: &mut Engine, ch: Ch) -> &mut Conn {
+fn conn(e: &mut Engine, ch: Ch) -> &mut ConnState {
     e.conns.get_mut(&ch).expect("connection gone")
 }
 
-fn write(e: &mut Engine, ch: Ch, id: StreamId, data: &[u8]) -> Result<usize, WriteError> {
-    let r = conn(e, ch).q.send_stream(id).write(data);
+fn write(e: &mut Engine, ch: Ch, id: StreamId, data: &[u8]) -> Result<usize, SendError> {
+    let r = conn(e, ch).send(id, data);
     // Mark only on a change: a connection marked on every no-op poll would always look
     // busy and the clock would never advance.
     if matches!(r, Ok(n) if n > 0) {
@@ -1110,32 +1109,23 @@ fn write(e: &mut Engine, ch: Ch, id: StreamId, data: &[u8]) -> Result<usize, Wri
 }
 
 fn finish(e: &mut Engine, ch: Ch, id: StreamId) {
-    conn(e, ch).q.send_stream(id).finish().expect("finish");
+    assert!(conn(e, ch).finish(id), "finish");
     e.mark(ch);
 }
 
 fn reset(e: &mut Engine, ch: Ch, id: StreamId, code: u32) {
-    conn(e, ch)
-        .q
-        .send_stream(id)
-        .reset(VarInt::from_u32(code))
-        .expect("reset");
+    assert!(conn(e, ch).reset(id, VarInt::from_u32(code)), "reset");
     e.mark(ch);
 }
 
 fn stop(e: &mut Engine, ch: Ch, id: StreamId, code: u32) {
-    conn(e, ch)
-        .q
-        .recv_stream(id)
-        .stop(VarInt::from_u32(code))
-        .expect("stop");
+    assert!(conn(e, ch).stop(id, VarInt::from_u32(code)), "stop");
     e.mark(ch);
 }
 
 /// The STOP_SENDING code the peer sent for our send half, if any.
 fn stopped_code(e: &mut Engine, ch: Ch, id: StreamId) -> Option<u64> {
-    let r = conn(e, ch).q.send_stream(id).stopped();
-    r.ok().flatten().map(VarInt::into_inner)
+    conn(e, ch).stopped(id)
 }
 
 #[derive(Default, Debug)]
@@ -1145,32 +1135,17 @@ struct Read {
     reset: Option<u64>,
 }
 
-/// Reads up to `max` bytes in order; reports FIN and a peer reset (ReadError::Reset).
+/// Reads up to `max` bytes in order; reports FIN and a peer reset.
 fn read(e: &mut Engine, ch: Ch, id: StreamId, max: usize) -> Read {
     let mut out = Read::default();
     let c = conn(e, ch);
-    let mut rs = c.q.recv_stream(id);
-    let mut chunks = match rs.read(true) {
-        Ok(c) => c,
-        Err(ReadableError::ClosedStream) => return out,
-        Err(ReadableError::IllegalOrderedRead) => panic!("illegal ordered read on {id}"),
-    };
-    while out.data.len() < max {
-        match chunks.next(max - out.data.len()) {
-            Ok(Some(chunk)) => out.data.extend_from_slice(&chunk.bytes),
-            Ok(None) => {
-                out.fin = true;
-                break;
-            }
-            Err(ReadError::Blocked) => break,
-            Err(ReadError::Reset(code)) => {
-                out.reset = Some(code.into_inner());
-                break;
-            }
-        }
+    let (_, end, transmit) = c.recv(id, max, |b| out.data.extend_from_slice(b));
+    match end {
+        Some(RecvEnd::Fin) => out.fin = true,
+        Some(RecvEnd::Reset(code)) => out.reset = Some(code),
+        _ => {}
     }
-    let tx = chunks.finalize();
-    if tx.should_transmit() || !out.data.is_empty() || out.fin || out.reset.is_some() {
+    if transmit || !out.data.is_empty() || out.fin || out.reset.is_some() {
         e.mark(ch);
     }
     out
@@ -1208,7 +1183,7 @@ impl Outbox {
             while s.sent < s.data.len() {
                 match write(e, ch, s.id, &s.data[s.sent..]) {
                     Ok(n) => s.sent += n,
-                    Err(WriteError::Blocked) => break,
+                    Err(SendError::Blocked) => break,
                     Err(err) => panic!("write on {} failed: {err:?}", s.id),
                 }
             }

@@ -12,16 +12,17 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use quinn_proto::{
-    ClientConfig, Connection, ConnectionError, ConnectionHandle, ConnectionId,
-    ConnectionIdGenerator, DatagramEvent, Dir, Endpoint, EndpointConfig, EndpointEvent, Event,
-    InvalidCid, ServerConfig, StreamEvent, StreamId, VarInt,
+    ClientConfig, Connection, ConnectionHandle, ConnectionId, ConnectionIdGenerator, DatagramEvent,
+    Dir, Endpoint, EndpointConfig, EndpointEvent, Event, InvalidCid, ServerConfig, StreamEvent,
+    StreamId, VarInt,
 };
 use rand::Rng;
 
+use super::conn::{ConnState, update_nudge};
 use super::transport::{self, Closing};
 
 /// Most connections driven in one `process` call, so one busy tick cannot starve the caller.
@@ -55,81 +56,6 @@ pub struct Out {
     pub len: usize,
     /// Segment size when `len` holds several datagrams.
     pub seg: usize,
-}
-
-/// Per-connection state beside quinn's `Connection`.
-pub struct Conn {
-    pub q: Connection,
-    /// quinn's handle, valid until the connection has drained.
-    pub handle: ConnectionHandle,
-    /// quinn has forgotten the connection; kept only for the application's queries.
-    pub drained: bool,
-    /// An application object (SSL *) refers to this connection.
-    pub held: bool,
-    queued: bool,
-    timer: Option<Instant>,
-    pub connected: bool,
-    pub lost: Option<ConnectionError>,
-    /// Streams the peer opened that the application has not taken yet.
-    pub incoming: VecDeque<StreamId>,
-    /// Streams whose data (and FIN) the peer has fully acknowledged.
-    pub acked: std::collections::HashSet<StreamId>,
-    /// Concluded streams whose data the peer has not all acknowledged yet (what
-    /// SSL_shutdown flushes); a stream leaves when acknowledged, stopped or reset.
-    pub unacked_fin: std::collections::HashSet<StreamId>,
-    /// Incoming stream policy REJECT: new peer streams are stopped and reset with this code.
-    pub reject_incoming: Option<u64>,
-    /// Streams whose last write was refused for want of flow-control credit, until quinn
-    /// says they are writable again (for SSL_POLL_EVENT_W).
-    pub write_blocked: std::collections::HashSet<StreamId>,
-    /// Opening a stream of this direction (bidi, uni) failed for want of stream credit,
-    /// until quinn says more is available (for SSL_POLL_EVENT_OSB/OSU).
-    pub open_blocked: [bool; 2],
-    /// Bumped whenever this connection's state may have changed (driven, marked): lets
-    /// SSL_poll reuse what it computed for an object whose connection did not change.
-    pub epoch: Arc<AtomicU64>,
-    /// Shared with the connection's congestion controller (see `transport`).
-    closing: Closing,
-    /// Server, ClientHello still incomplete: when to nudge the client next (see `NUDGE_FIRST`),
-    /// and how many nudges were sent.
-    nudge: Option<Instant>,
-    nudges: u32,
-}
-
-impl Conn {
-    /// Closes the connection with an application error code; CONNECTION_CLOSE goes out with
-    /// the next transmit even if the congestion window is full.
-    pub fn close(&mut self, now: Instant, code: VarInt, reason: bytes::Bytes) {
-        self.closing.set();
-        self.q.close(now, code, reason);
-    }
-}
-
-/// First wait before a server connection whose ClientHello is still incomplete nudges its
-/// client (a PING in the Initial space), doubled for each of up to `NUDGE_MAX` nudges.
-///
-/// After a Retry, a client whose ClientHello spans several datagrams resends only what its
-/// first datagram carried (RFC 9000 lets it keep the rest in flight): OpenSSL 3.5 does so. The
-/// rest is declared lost by the client's time threshold, at least 1 ms (RFC 9002's
-/// granularity) after it was sent, and our immediate acknowledgement arrives sooner than that
-/// on a fast path. A client that runs its timers only when a datagram arrives (OpenSSL's
-/// `ddd-05-mem-nonblocking` waits 2 s on its socket) then never resends it, and the server,
-/// having sent nothing ack-eliciting, has no probe timer either: both wait. The nudge is that
-/// datagram; it is sent only while the ClientHello is incomplete.
-const NUDGE_FIRST: Duration = Duration::from_millis(2);
-const NUDGE_MAX: u32 = 5;
-
-/// Arms or disarms a server connection's nudge (see `NUDGE_FIRST`).
-fn update_nudge(c: &mut Conn, now: Instant) {
-    let waiting = !c.connected
-        && c.lost.is_none()
-        && !c.q.is_closed()
-        && c.q.crypto_session().handshake_data().is_none();
-    if !waiting {
-        c.nudge = None;
-    } else if c.nudge.is_none() && c.nudges < NUDGE_MAX {
-        c.nudge = Some(now + NUDGE_FIRST * (1 << c.nudges));
-    }
 }
 
 /// Length of the connection IDs this engine issues.
@@ -208,7 +134,7 @@ pub struct Engine {
     server: Option<Arc<ServerConfig>>,
     /// Boxed: `drive` takes a connection out of the map while it works on it, and quinn's
     /// `Connection` is kilobytes (moving it in and out cost 6-9% of a busy server's CPU).
-    pub conns: HashMap<ConnId, Box<Conn>>,
+    pub conns: HashMap<ConnId, Box<ConnState>>,
     by_handle: HashMap<ConnectionHandle, ConnId>,
     next_id: ConnId,
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
@@ -389,7 +315,7 @@ impl Engine {
     ) -> ConnId {
         let id = self.next_id;
         self.next_id += 1;
-        let c = Conn {
+        let c = ConnState {
             q,
             handle: ch,
             drained: false,

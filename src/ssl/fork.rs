@@ -107,7 +107,7 @@ pub fn fork_connection(s: &Arc<Ssl>) -> Result<i32> {
         ));
     }
     let remote = match g.port(c.port()).engine.conns.get(&id) {
-        Some(q) if !q.drained && !q.q.is_closed() => q.q.remote_address(),
+        Some(q) if !q.drained && !q.is_closed() => q.remote_address(),
         _ => return Err(Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("connection is closed")),
     };
     // One hand-over at a time in this process: a child must not inherit another

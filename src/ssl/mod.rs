@@ -23,10 +23,11 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::R
 use std::time::{Duration, Instant};
 
 use crate::sync::Mutex;
-use quinn_proto::{Dir, ReadError, Side, StreamId, VarInt, WriteError};
+use quinn_proto::{Dir, Side, StreamId, VarInt};
 
 use crate::bio::Bio;
 use crate::error::*;
+use crate::quic::conn::{RecvEnd, SendError};
 use crate::quic::engine::{ConnId, Engine};
 use crate::quic::port::{Port, UNADDRESSED_PEER};
 pub use ctx::{Method, SslCtx, VerifyResult};
@@ -795,7 +796,11 @@ impl Ssl {
             let ch = p.engine.accept_next().ok_or_else(want_read)?;
             let conn = p.engine.conns.get(&ch);
             let epoch = conn.map(|c| c.epoch.clone());
-            Ok((ch, epoch, conn.and_then(|c| peer::session_verify(&c.q))))
+            Ok((
+                ch,
+                epoch,
+                conn.and_then(|c| peer::session_verify(c.crypto_session())),
+            ))
         })?;
         let mut c = Conn::new(l.domain.clone(), l.port, Some(self.clone()));
         // Client certificates are verified in the connection's TLS session, which may have
@@ -844,7 +849,11 @@ impl Ssl {
             let ch = p.engine.accept_next().ok_or_else(want_read)?;
             let conn = p.engine.conns.get(&ch);
             let epoch = conn.map(|c| c.epoch.clone());
-            Ok((ch, epoch, conn.and_then(|c| peer::session_verify(&c.q))))
+            Ok((
+                ch,
+                epoch,
+                conn.and_then(|c| peer::session_verify(c.crypto_session())),
+            ))
         });
         let (ch, epoch, verify) = match taken {
             Ok(t) => t,
@@ -1055,7 +1064,7 @@ impl Ssl {
         let h = (*c.handle.lock())?;
         let p = self.locked("domain: quic_handshake");
         let conn = p.engine.conns.get(&h)?;
-        let session = conn.q.crypto_session();
+        let session = conn.crypto_session();
         let data = session.handshake_data()?;
         let hd = data.downcast::<session::QuicHandshake>().ok()?;
         Some((hd.protocol.clone(), hd.resumed, !session.is_handshaking()))
@@ -1246,7 +1255,7 @@ impl Ssl {
             if let Some(e) = &conn.lost {
                 return Err(closed_error(Some(e)));
             }
-            if conn.connected || !conn.q.is_handshaking() {
+            if conn.connected || !conn.is_handshaking() {
                 return Ok(());
             }
             Err(want_read())
@@ -1317,7 +1326,7 @@ impl Ssl {
             }
             return Err(closed_error(Some(e)));
         }
-        if !conn.connected && conn.q.is_handshaking() {
+        if !conn.connected && conn.is_handshaking() {
             return Err(want_read());
         }
         Ok(h)
@@ -1356,7 +1365,7 @@ impl Ssl {
     }
 
     fn local_side(p: &Port, h: ConnId) -> Option<Side> {
-        p.engine.conns.get(&h).map(|c| c.q.side())
+        p.engine.conns.get(&h).map(|c| c.side())
     }
 
     /// SSL_write_ex: to the stream or the default stream. `conclude` sends FIN after the data.
@@ -1407,30 +1416,24 @@ impl Ssl {
             .conns
             .get_mut(&h)
             .ok_or_else(|| closed_error(None))?;
-        let mut s = conn.q.send_stream(id);
         let n = if data.is_empty() {
             0
         } else {
-            match s.write(data) {
+            match conn.send(id, data) {
                 Ok(n) => n,
-                Err(WriteError::Blocked) => {
-                    conn.write_blocked.insert(id);
-                    return Err(Error::would_block());
-                }
-                Err(WriteError::Stopped(code)) => {
-                    *st.stopped.lock() = Some(code.into_inner());
+                Err(SendError::Blocked) => return Err(Error::would_block()),
+                Err(SendError::Stopped(code)) => {
+                    *st.stopped.lock() = Some(code);
                     return Err(Error::ssl(SSL_R_STREAM_RESET)
                         .with(format!("peer stopped the stream ({code})")));
                 }
-                Err(WriteError::ClosedStream) => {
+                Err(SendError::Closed) => {
                     return Err(Error::ssl(SSL_R_STREAM_FINISHED).with("the stream is closed"));
                 }
             }
         };
         if conclude && n == data.len() {
-            if s.finish().is_ok() {
-                conn.unacked_fin.insert(id);
-            }
+            conn.finish(id);
             st.concluded.store(true, Relaxed);
         }
         p.engine.mark(h);
@@ -1445,31 +1448,20 @@ impl Ssl {
             return;
         };
         let mut buf = st.peek.lock();
-        let mut rs = conn.q.recv_stream(id);
-        let Ok(mut chunks) = rs.read(true) else {
-            return;
-        };
-        let mut room = max;
-        while room > 0 {
-            match chunks.next(room) {
-                Ok(Some(ch)) => {
-                    room -= ch.bytes.len();
-                    buf.extend_from_slice(&ch.bytes);
-                }
-                Ok(None) => {
-                    st.fin_seen.store(true, Relaxed);
-                    break;
-                }
-                Err(ReadError::Blocked) => break,
-                Err(ReadError::Reset(code)) => {
-                    *st.reset_remote.lock() = Some(code.into_inner());
-                    break;
-                }
-            }
-        }
+        let (_, end, transmit) = conn.recv(id, max, |b| buf.extend_from_slice(b));
+        Self::note_end(st, end);
         // Only taking data can free flow-control credit worth telling the peer about.
-        if chunks.finalize().should_transmit() {
+        if transmit {
             p.engine.mark(h);
+        }
+    }
+
+    /// Records how a stream read ended (FIN, reset) in the object's stream state.
+    fn note_end(st: &StreamState, end: Option<RecvEnd>) {
+        match end {
+            Some(RecvEnd::Fin) => st.fin_seen.store(true, Relaxed),
+            Some(RecvEnd::Reset(code)) => *st.reset_remote.lock() = Some(code),
+            Some(RecvEnd::Blocked) | None => {}
         }
     }
 
@@ -1510,28 +1502,16 @@ impl Ssl {
                 let m = buf.len().min(out.len());
                 out[n..m].copy_from_slice(&buf[n..m]);
                 n = m;
-            } else if let Some(conn) = p.engine.conns.get_mut(&h)
-                && let mut rs = conn.q.recv_stream(id)
-                && let Ok(mut chunks) = rs.read(true)
-            {
-                while n < out.len() {
-                    match chunks.next(out.len() - n) {
-                        Ok(Some(ch)) => {
-                            out[n..n + ch.bytes.len()].copy_from_slice(&ch.bytes);
-                            n += ch.bytes.len();
-                        }
-                        Ok(None) => {
-                            st.fin_seen.store(true, Relaxed);
-                            break;
-                        }
-                        Err(ReadError::Blocked) => break,
-                        Err(ReadError::Reset(code)) => {
-                            *st.reset_remote.lock() = Some(code.into_inner());
-                            break;
-                        }
-                    }
-                }
-                let _ = chunks.finalize();
+            } else if let Some(conn) = p.engine.conns.get_mut(&h) {
+                let want = out.len() - n;
+                let dst = &mut out[n..];
+                let mut at = 0;
+                let (got, end, _) = conn.recv(id, want, |b| {
+                    dst[at..at + b.len()].copy_from_slice(b);
+                    at += b.len();
+                });
+                n += got;
+                Self::note_end(st, end);
             }
             p.engine.mark(h);
             p.run(Instant::now());
@@ -1583,7 +1563,7 @@ impl Ssl {
         let vcode = VarInt::from_u64(code)
             .map_err(|_| Error::ssl(SSL_R_BAD_VALUE_CODE).with("error code too large"))?;
         if let Some(conn) = p.engine.conns.get_mut(&h) {
-            let _ = conn.q.send_stream(id).reset(vcode);
+            let _ = conn.reset(id, vcode);
             conn.unacked_fin.remove(&id);
         }
         *st.reset_local.lock() = Some(code);
@@ -1671,7 +1651,7 @@ impl Ssl {
         if let Some(h) = *c.handle.lock()
             && let Some(conn) = p.engine.conns.get(&h)
         {
-            return Ok(conn.q.remote_address());
+            return Ok(conn.remote_address());
         }
         c.pre.lock().peer.ok_or_else(|| {
             Error::ssl(SSL_R_REMOTE_PEER_ADDRESS_NOT_SET).with("the connection has not started")
@@ -1833,9 +1813,9 @@ impl Ssl {
         let Some(h) = *c.handle.lock() else { return };
         let mut p = self.locked_ticked("domain: refresh_stopped");
         if let Some(conn) = p.engine.conns.get_mut(&h)
-            && let Ok(Some(code)) = conn.q.send_stream(id).stopped()
+            && let Some(code) = conn.stopped(id)
         {
-            *st.stopped.lock() = Some(code.into_inner());
+            *st.stopped.lock() = Some(code);
         }
     }
 
@@ -1892,17 +1872,13 @@ impl Ssl {
                 if conn.drained {
                     return Ok(());
                 }
-                if !c.closing.load(Relaxed) && conn.lost.is_none() && !conn.q.is_closed() {
-                    if let Some(id) = *c.default_stream.lock()
-                        && conn.q.send_stream(id).finish().is_ok()
-                    {
-                        conn.unacked_fin.insert(id);
+                if !c.closing.load(Relaxed) && conn.lost.is_none() && !conn.is_closed() {
+                    if let Some(id) = *c.default_stream.lock() {
+                        conn.finish(id);
                     }
                     // Concluded streams whose data the peer has not acknowledged yet: come back
                     // later (OpenSSL flushes streams first).
-                    conn.unacked_fin
-                        .retain(|&id| !matches!(conn.q.send_stream(id).stopped(), Ok(Some(_))));
-                    if flush && !conn.unacked_fin.is_empty() {
+                    if flush && conn.unflushed() {
                         p.engine.mark(h);
                         p.run(Instant::now());
                         return Err(want_read());
@@ -2079,7 +2055,7 @@ impl Drop for Conn {
             let mut g = domain.lock("domain: drop");
             let p = g.port(port);
             if let Some(c) = p.engine.conns.get_mut(&h)
-                && !c.q.is_closed()
+                && !c.is_closed()
             {
                 c.close(Instant::now(), VarInt::from_u32(0), bytes::Bytes::new());
                 p.engine.mark(h);
@@ -2114,14 +2090,14 @@ impl Drop for StreamObj {
         let Some(conn) = p.engine.conns.get_mut(&h) else {
             return;
         };
-        let side = conn.q.side();
+        let side = conn.side();
         let sends = self.id.dir() == Dir::Bi || self.id.initiator() == side;
         let recvs = self.id.dir() == Dir::Bi || self.id.initiator() != side;
         if sends && !*self.st.concluded.get_mut() && self.st.reset_local.get_mut().is_none() {
-            let _ = conn.q.send_stream(self.id).reset(VarInt::from_u32(0));
+            let _ = conn.reset(self.id, VarInt::from_u32(0));
         }
         if recvs && !*self.st.fin_seen.get_mut() && self.st.reset_remote.get_mut().is_none() {
-            let _ = conn.q.recv_stream(self.id).stop(VarInt::from_u32(0));
+            let _ = conn.stop(self.id, VarInt::from_u32(0));
         }
         p.engine.mark(h);
         p.run(Instant::now());

@@ -54,11 +54,11 @@ impl Ssl {
                 let Some(conn) = p.engine.conns.get(&h) else {
                     return Ok(None);
                 };
-                if conn.q.is_handshaking() {
+                if conn.is_handshaking() {
                     return Ok(None);
                 }
                 let server = c.listener.is_some();
-                let Some(id) = conn.q.crypto_session().peer_identity() else {
+                let Some(id) = conn.crypto_session().peer_identity() else {
                     return Ok(Some((Vec::new(), server)));
                 };
                 let certs = match id.downcast::<Vec<CertificateDer<'static>>>() {
@@ -78,7 +78,9 @@ impl Ssl {
 
 /// The verification state a QUIC server connection's session made for it (see
 /// `clientauth::VerifyingServer`), if the listener asks for client certificates.
-pub(super) fn session_verify(q: &quinn_proto::Connection) -> Option<Arc<VerifyResult>> {
-    let id = q.crypto_session().peer_identity()?;
+pub(super) fn session_verify(
+    session: &dyn quinn_proto::crypto::Session,
+) -> Option<Arc<VerifyResult>> {
+    let id = session.peer_identity()?;
     id.downcast::<QuicPeer>().ok().map(|p| p.verify)
 }

@@ -148,7 +148,7 @@ impl Ssl {
         if conn.drained {
             return SSL_POLL_EVENT_EC | SSL_POLL_EVENT_ECD;
         }
-        if c.closing.load(Relaxed) || conn.lost.is_some() || conn.q.is_closed() {
+        if c.closing.load(Relaxed) || conn.lost.is_some() || conn.is_closed() {
             return SSL_POLL_EVENT_EC;
         }
         let mut ev = 0;
@@ -185,7 +185,7 @@ impl Ssl {
         st: &StreamState,
         c: &Conn,
     ) -> u64 {
-        let Some(side) = p.engine.conns.get(&h).map(|conn| conn.q.side()) else {
+        let Some(side) = p.engine.conns.get(&h).map(|conn| conn.side()) else {
             return 0;
         };
         let recvs = id.dir() == Dir::Bi || id.initiator() != side;
@@ -196,9 +196,9 @@ impl Ssl {
             if st.reset_remote.lock().is_none()
                 && !st.fin_seen.load(Relaxed)
                 && let Some(conn) = p.engine.conns.get_mut(&h)
-                && let Ok(Some(code)) = conn.q.recv_stream(id).received_reset()
+                && let Some(code) = conn.received_reset(id)
             {
-                *st.reset_remote.lock() = Some(code.into_inner());
+                *st.reset_remote.lock() = Some(code);
                 st.peek.lock().clear();
                 p.engine.mark(h);
             }
@@ -220,14 +220,12 @@ impl Ssl {
         };
         if sends {
             if st.stopped.lock().is_none()
-                && let Ok(Some(code)) = conn.q.send_stream(id).stopped()
+                && let Some(code) = conn.stopped(id)
             {
-                *st.stopped.lock() = Some(code.into_inner());
+                *st.stopped.lock() = Some(code);
             }
-            let terminating = c.closing.load(Relaxed)
-                || conn.lost.is_some()
-                || conn.q.is_closed()
-                || conn.drained;
+            let terminating =
+                c.closing.load(Relaxed) || conn.lost.is_some() || conn.is_closed() || conn.drained;
             if st.stopped.lock().is_some() {
                 ev |= SSL_POLL_EVENT_EW;
             } else if !terminating
