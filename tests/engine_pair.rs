@@ -37,18 +37,33 @@ type Ch = ConnId;
 fn handshake_completes() {
     let mut p = Pair::new(Link::delay_ms(5), false, 1);
     let (cch, sch, verify) = p.handshake();
-    assert!(p.client.conns[&cch].connected, "client not connected");
-    assert!(p.server.conns[&sch].connected, "server not connected");
+    assert!(
+        p.client.conn(cch).unwrap().connected,
+        "client not connected"
+    );
+    assert!(
+        p.server.conn(sch).unwrap().connected,
+        "server not connected"
+    );
     assert_eq!(p.net.retries, 0, "no Retry expected with validation off");
     assert_eq!(p.accepted, vec![sch], "exactly one connection to accept");
-    assert!(p.server.conns[&sch].held, "an accepted connection is held");
+    assert!(
+        p.server.conn(sch).unwrap().held,
+        "an accepted connection is held"
+    );
     assert_eq!(
         verify.code.load(std::sync::atomic::Ordering::Relaxed),
         X509_V_OK,
         "certificate chain to the test CA should verify"
     );
-    assert_eq!(alpn(&p.client.conns[&cch]).as_deref(), Some(&b"test"[..]));
-    assert_eq!(alpn(&p.server.conns[&sch]).as_deref(), Some(&b"test"[..]));
+    assert_eq!(
+        alpn(p.client.conn(cch).unwrap()).as_deref(),
+        Some(&b"test"[..])
+    );
+    assert_eq!(
+        alpn(p.server.conn(sch).unwrap()).as_deref(),
+        Some(&b"test"[..])
+    );
     // Over a 5 ms one-way link the server completes after 1.5 round trips at the earliest.
     assert!(
         p.elapsed() >= Duration::from_millis(15),
@@ -61,13 +76,13 @@ fn handshake_completes() {
 fn retry_validates_address_once() {
     let mut p = Pair::new(Link::delay_ms(5), true, 2);
     let (cch, sch, _) = p.handshake();
-    assert!(p.client.conns[&cch].connected);
-    assert!(p.server.conns[&sch].connected);
+    assert!(p.client.conn(cch).unwrap().connected);
+    assert!(p.server.conn(sch).unwrap().connected);
     assert_eq!(p.net.retries, 1, "server should send exactly one Retry");
     assert_eq!(p.accepted, vec![sch], "exactly one connection accepted");
-    assert!(p.server.accept_queue.is_empty());
+    assert!(p.server.accept_queue_len() == 0);
     assert_eq!(
-        p.server.conns.len(),
+        p.server.conn_count(),
         1,
         "the Retry must not leave a connection"
     );
@@ -97,7 +112,7 @@ fn retry_with_split_client_hello(select: bool) {
             }
         })));
         p.server = Engine::new(Some(sctx.server_config().unwrap()));
-        p.server.validate = true;
+        p.server.set_validate(true);
     }
     let cch = connect_with_long_alpn(&mut p);
     p.finish_handshake("split ClientHello handshake", cch, Duration::from_secs(30));
@@ -108,7 +123,10 @@ fn retry_with_split_client_hello(select: bool) {
         "the ClientHello should span two Initials after the Retry (saw {})",
         p.net.client_initials_after_retry
     );
-    assert_eq!(alpn(&p.client.conns[&cch]).as_deref(), Some(&b"test"[..]));
+    assert_eq!(
+        alpn(p.client.conn(cch).unwrap()).as_deref(),
+        Some(&b"test"[..])
+    );
     // Client Initial, Retry, two Initials, the server's flight, the client's Finished: 2.5
     // round trips of 10 ms. A probe timeout (initial RTT 333 ms) would add far more.
     assert!(
@@ -221,10 +239,10 @@ fn many_streams_both_directions() {
     p.run_until("all FINs acknowledged", Duration::from_secs(10), |p| {
         c_out
             .ids()
-            .all(|id| p.client.conns[&cch].acked.contains(&id))
+            .all(|id| p.client.conn(cch).unwrap().acked.contains(&id))
             && s_out
                 .ids()
-                .all(|id| p.server.conns[&sch].acked.contains(&id))
+                .all(|id| p.server.conn(sch).unwrap().acked.contains(&id))
     });
 }
 
@@ -252,7 +270,7 @@ fn conclude_reset_and_stop() {
     let mut fins: Vec<StreamId> = Vec::new();
     let mut resets: HashMap<StreamId, u64> = HashMap::new();
     let mut pump = |p: &mut Pair| {
-        let c = p.server.conns.get_mut(&sch).expect("server conn");
+        let c = p.server.conn_mut(sch).expect("server conn");
         let new: Vec<StreamId> = c.incoming.drain(..).collect();
         for id in new {
             got.entry(id).or_default();
@@ -328,12 +346,12 @@ fn conclude_reset_and_stop() {
         "concluded stream acknowledged",
         Duration::from_secs(10),
         |p| {
-            p.client.conns[&cch].acked.contains(&concluded)
-                && p.server.conns[&sch].acked.contains(&concluded)
+            p.client.conn(cch).unwrap().acked.contains(&concluded)
+                && p.server.conn(sch).unwrap().acked.contains(&concluded)
         },
     );
     assert!(
-        !p.client.conns[&cch].acked.contains(&resetting),
+        !p.client.conn(cch).unwrap().acked.contains(&resetting),
         "a reset stream must not be reported as fully acknowledged"
     );
 }
@@ -382,7 +400,7 @@ fn flow_control_with_slow_reader() {
         }
         if p.now >= next_read {
             if sid.is_none() {
-                sid = p.server.conns.get_mut(&sch).unwrap().incoming.pop_front();
+                sid = p.server.conn_mut(sch).unwrap().incoming.pop_front();
             }
             if let Some(s) = sid {
                 assert_eq!(s, id);
@@ -464,7 +482,7 @@ fn ten_percent_loss_with_reordering_delivers_every_byte() {
         p.net.sent
     );
     assert!(p.net.overtaken > 0, "no datagram was actually reordered");
-    let lost = p.client.conns[&cch].stats().path.lost_packets;
+    let lost = p.client.conn(cch).unwrap().stats().path.lost_packets;
     eprintln!(
         "loss: {TOTAL} bytes in {:?} simulated; {} datagrams, {} dropped, {} overtaken, \
          {lost} packets declared lost by the sender",
@@ -477,7 +495,7 @@ fn ten_percent_loss_with_reordering_delivers_every_byte() {
     p.run_until(
         "FIN acknowledged under loss",
         Duration::from_secs(30),
-        |p| p.client.conns[&cch].acked.contains(&id),
+        |p| p.client.conn(cch).unwrap().acked.contains(&id),
     );
 }
 
@@ -493,7 +511,7 @@ fn idle_timeout_in_simulated_time() {
         for (i, ch) in [(0, cch), (1, sch)] {
             let e = if i == 0 { &p.client } else { &p.server };
             if seen[i].is_none() {
-                match e.conns.get(&ch) {
+                match e.conn(ch) {
                     None => seen[i] = Some((p.now - cut, None)),
                     Some(c) if c.lost.is_some() => {
                         assert!(c.drained, "timed out but not drained");
@@ -527,7 +545,7 @@ fn idle_timeout_in_simulated_time() {
     // records frees them.
     p.client.release(cch);
     p.server.release(sch);
-    assert!(p.client.conns.is_empty() && p.server.conns.is_empty());
+    assert!(p.client.conn_count() == 0 && p.server.conn_count() == 0);
     assert_eq!(p.client.next_timeout(), None);
     assert_eq!(p.server.next_timeout(), None);
 }
@@ -543,11 +561,9 @@ fn shutdown_with_application_code() {
         };
         let now = p.now;
         let e = p.engine(closer);
-        e.conns.get_mut(&ch).unwrap().close(
-            now,
-            VarInt::from_u32(code),
-            Bytes::from_static(b"bye"),
-        );
+        e.conn_mut(ch)
+            .unwrap()
+            .close(now, VarInt::from_u32(code), Bytes::from_static(b"bye"));
         e.mark(ch);
         let peer = match closer {
             Side::Client => Side::Server,
@@ -556,7 +572,7 @@ fn shutdown_with_application_code() {
         let mut lost = None;
         let mut removed = false;
         p.run_until("peer sees the close", Duration::from_secs(10), |p| {
-            match p.engine(peer).conns.get(&peer_ch) {
+            match p.engine(peer).conn(peer_ch) {
                 None => removed = true,
                 Some(c) => lost = c.lost.clone(),
             }
@@ -569,9 +585,9 @@ fn shutdown_with_application_code() {
         assert_eq!(lost, Some(want), "{closer:?} closed: peer's `lost`");
         // Both sides drain; the held records stay, with their reason, until released.
         p.run_until("both drained", Duration::from_secs(10), |p| {
-            p.client.conns[&cch].drained && p.server.conns[&sch].drained
+            p.client.conn(cch).unwrap().drained && p.server.conn(sch).unwrap().drained
         });
-        let peer_conn = &p.engine(peer).conns[&peer_ch];
+        let peer_conn = &p.engine(peer).conn(peer_ch).unwrap();
         assert!(peer_conn.lost.is_some(), "drained record lost its reason");
         assert_eq!(
             p.client.next_timeout(),
@@ -591,12 +607,12 @@ fn shutdown_with_application_code() {
         );
         p.client.release(cch);
         p.server.release(sch);
-        assert!(p.client.conns.is_empty() && p.server.conns.is_empty());
+        assert!(p.client.conn_count() == 0 && p.server.conn_count() == 0);
         // A new connection on the same engines never reuses the old ids.
         let (cch2, sch2, _) = p.handshake();
         assert_ne!(cch2, cch, "client id reused");
         assert_ne!(sch2, sch, "server id reused");
-        assert!(p.client.conns[&cch2].connected && p.server.conns[&sch2].connected);
+        assert!(p.client.conn(cch2).unwrap().connected && p.server.conn(sch2).unwrap().connected);
     }
 }
 
@@ -606,9 +622,9 @@ fn idle_connections_cost_no_work() {
     let mut p = Pair::new(Link::delay_ms(1), false, 9);
     let chs: Vec<Ch> = (0..N).map(|_| p.connect().0).collect();
     p.run_until("100 handshakes", Duration::from_secs(10), |p| {
-        chs.iter().all(|ch| p.client.conns[ch].connected)
-            && p.server.conns.len() == N
-            && p.server.conns.values().all(|c| c.connected)
+        chs.iter().all(|ch| p.client.conn(*ch).unwrap().connected)
+            && p.server.conn_count() == N
+            && p.server.connections().all(|c| c.connected)
     });
     // Let acknowledgements, key discards and loss timers settle.
     let settle = p.now + Duration::from_secs(3);
@@ -616,27 +632,32 @@ fn idle_connections_cost_no_work() {
     p.run_until("settle", Duration::from_secs(5), |p| p.now >= settle);
     assert!(!p.server.has_work(), "server still has tickable work");
     assert!(p.net.in_flight.is_empty(), "datagrams still in flight");
-    assert_eq!(p.server.conns.len(), N);
+    assert_eq!(p.server.conn_count(), N);
     let next = p
         .server
         .next_timeout()
         .expect("idle connections keep an idle timer");
     assert!(next > p.now, "a timer is already due");
     let now = p.now;
-    let before = p.server.conn_ticks;
+    let before = p.server.conn_ticks();
     p.server.handle_timeouts(now);
     p.server.process(now);
     assert_eq!(
-        p.server.conn_ticks, before,
+        p.server.conn_ticks(),
+        before,
         "idle tick did per-connection work"
     );
-    assert!(p.server.out.is_empty(), "idle tick produced datagrams");
+    assert!(
+        p.server.transmits().0.is_empty(),
+        "idle tick produced datagrams"
+    );
     let just_before = next - Duration::from_micros(1);
     if just_before > now {
         p.server.handle_timeouts(just_before);
         p.server.process(just_before);
         assert_eq!(
-            p.server.conn_ticks, before,
+            p.server.conn_ticks(),
+            before,
             "tick just before the deadline did work"
         );
     }
@@ -644,16 +665,19 @@ fn idle_connections_cost_no_work() {
     p.server.handle_timeouts(next);
     p.server.process(next);
     assert!(
-        p.server.conn_ticks > before,
+        p.server.conn_ticks() > before,
         "conn_ticks did not move when a timer fired"
     );
     // Left alone, all of them time out: the server's never-accepted records are freed, the
     // client's held ones keep how they ended.
     p.run_until("100 idle timeouts", Duration::from_secs(60), |p| {
-        p.server.conns.is_empty() && p.client.conns.values().all(|c| c.drained)
+        p.server.conn_count() == 0 && p.client.connections().all(|c| c.drained)
     });
     for ch in &chs {
-        assert_eq!(p.client.conns[ch].lost, Some(ConnectionError::TimedOut));
+        assert_eq!(
+            p.client.conn(*ch).unwrap().lost,
+            Some(ConnectionError::TimedOut)
+        );
     }
     assert_eq!(p.server.next_timeout(), None);
 }
@@ -907,7 +931,7 @@ impl Pair {
     fn new(link: Link, validate: bool, seed: u64) -> Pair {
         let c = ctxs();
         let mut server = Engine::new(Some(c.server.server_config().unwrap()));
-        server.validate = validate;
+        server.set_validate(validate);
         let base = Instant::now();
         Pair {
             base,
@@ -962,8 +986,8 @@ impl Pair {
     /// connection becomes held, so the engine keeps its record (and how it ended) after it
     /// drains, until `release`.
     fn accept(&mut self) {
-        while let Some(id) = self.server.accept_queue.pop_front() {
-            self.server.conns.get_mut(&id).expect("queued conn").held = true;
+        while let Some(id) = self.server.accept_next() {
+            self.server.conn_mut(id).expect("queued conn").held = true;
             self.accepted.push(id);
         }
     }
@@ -981,10 +1005,10 @@ impl Pair {
         let first = self.accepted.len();
         self.run_until(what, limit, |p| {
             p.accept();
-            p.client.conns[&cch].connected
+            p.client.conn(cch).unwrap().connected
                 && p.accepted[first..]
                     .first()
-                    .is_some_and(|h| p.server.conns[h].connected)
+                    .is_some_and(|h| p.server.conn(*h).unwrap().connected)
         });
         self.accepted[first]
     }
@@ -1001,9 +1025,10 @@ impl Pair {
                 Side::Client => &mut self.client,
                 Side::Server => &mut self.server,
             };
-            for o in &e.out {
+            let (out, txbuf) = e.transmits();
+            for o in out {
                 assert!(o.seg > 0 && o.len > 0, "empty transmit {o:?}");
-                for seg in e.txbuf[o.off..o.off + o.len].chunks(o.seg) {
+                for seg in txbuf[o.off..o.off + o.len].chunks(o.seg) {
                     self.net.send(now, src, o.dst, seg);
                 }
             }
@@ -1095,7 +1120,7 @@ impl Pair {
 // ---------------------------------------------------------------------------------------------
 
 fn conn(e: &mut Engine, ch: Ch) -> &mut ConnState {
-    e.conns.get_mut(&ch).expect("connection gone")
+    e.conn_mut(ch).expect("connection gone")
 }
 
 fn write(e: &mut Engine, ch: Ch, id: StreamId, data: &[u8]) -> Result<usize, SendError> {

@@ -128,50 +128,63 @@ pub struct Fwd {
 }
 
 pub struct Engine {
-    pub endpoint: Endpoint,
+    endpoint: Endpoint,
     /// The endpoint's configuration (its reset key), kept for a prefork worker's endpoint.
     endpoint_cfg: EndpointConfig,
     server: Option<Arc<ServerConfig>>,
     /// Boxed: `drive` takes a connection out of the map while it works on it, and quinn's
     /// `Connection` is kilobytes (moving it in and out cost 6-9% of a busy server's CPU).
-    pub conns: HashMap<ConnId, Box<ConnState>>,
+    conns: HashMap<ConnId, Box<ConnState>>,
     by_handle: HashMap<ConnectionHandle, ConnId>,
     next_id: ConnId,
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
     tickable: VecDeque<ConnId>,
     /// Server connections waiting for SSL_accept_connection.
-    pub accept_queue: VecDeque<ConnId>,
+    accept_queue: VecDeque<ConnId>,
     /// Whether new clients must prove their address with a Retry first.
-    pub validate: bool,
-    pub out: Vec<Out>,
-    pub txbuf: Vec<u8>,
+    validate: bool,
+    pub(super) out: Vec<Out>,
+    pub(super) txbuf: Vec<u8>,
     scratch: Vec<u8>,
     /// Per-connection work done (drives plus timer expiries): the idle-cost counter.
-    pub conn_ticks: u64,
+    conn_ticks: u64,
     /// Bumped whenever the accept queue changes (see `Conn::epoch`).
-    pub accept_epoch: Arc<AtomicU64>,
+    accept_epoch: Arc<AtomicU64>,
     /// Bumped with every epoch of this engine (connections' and the accept queue's); shared
     /// by the engines of one domain (`Domain::changes`): SSL_poll may reuse a whole answer
     /// while it has not moved.
-    pub changes: Arc<AtomicU64>,
+    changes: Arc<AtomicU64>,
     /// What changed for the application since the owner last took this list: whose
     /// waiters to wake. Drives that change nothing an application waits for (acknowledgements,
     /// retransmissions) add nothing.
-    pub touched: Vec<(ConnId, Note)>,
+    touched: Vec<(ConnId, Note)>,
     /// A connection joined the accept queue since the owner last looked.
-    pub accepted: bool,
-    pub stats: Stats,
-    /// Fork parent: connections handed to a child process (their quinn handles stay mapped,
-    /// so datagrams that still reach this process are recognised), by forwarding channel.
-    forwarded: HashMap<ConnectionHandle, u64>,
+    accepted: bool,
+    stats: Stats,
+    /// Which connections this process serves when fork or prefork split a listener's.
+    role: Role,
     /// Datagrams to forward to children (sent by the reactor).
-    pub fwd_out: Vec<Fwd>,
-    pub fwdbuf: Vec<u8>,
-    /// Fork child: serve only the connections present; new connections and datagrams for
+    pub(super) fwd_out: Vec<Fwd>,
+    pub(super) fwdbuf: Vec<u8>,
+}
+
+/// Which of a listener's connections this engine serves, once fork or prefork split them
+/// between processes (`ssl::fork`).
+#[derive(Debug, Default)]
+pub enum Role {
+    /// All of them: no fork happened.
+    #[default]
+    Whole,
+    /// A fork parent: everything but the connections handed to children, whose quinn handles
+    /// stay mapped to their forwarding channel (datagrams that still reach this process are
+    /// recognised and forwarded).
+    Parent(HashMap<ConnectionHandle, u64>),
+    /// A fork child: only the connections present; new connections and datagrams for
     /// unknown ones are dropped without an answer (the parent answers those).
-    pub only_own: bool,
-    /// Prefork worker index, carried in the first byte of this engine's connection IDs.
-    pub worker: Option<u8>,
+    Child,
+    /// Prefork worker with this index, carried in the first byte of its connection IDs: new
+    /// connections the kernel steers here, and its own.
+    Worker(u8),
 }
 
 impl Engine {
@@ -198,22 +211,20 @@ impl Engine {
             accept_epoch: Arc::new(AtomicU64::new(1)),
             stats: Stats::default(),
             changes: Arc::new(AtomicU64::new(1)),
-            forwarded: HashMap::new(),
+            role: Role::Whole,
             fwd_out: Vec::new(),
             fwdbuf: Vec::new(),
-            only_own: false,
-            worker: None,
         }
     }
 
     /// Prefork worker `index`: a fresh endpoint (its own random state) whose connection IDs
     /// carry the index. Only before the engine has connections.
     pub fn become_worker(&mut self, index: u8) -> bool {
-        if !self.conns.is_empty() || !self.forwarded.is_empty() {
+        if !self.conns.is_empty() || !matches!(self.role, Role::Whole) {
             return false;
         }
         self.endpoint = new_endpoint(&self.endpoint_cfg, self.server.clone(), Some(index));
-        self.worker = Some(index);
+        self.role = Role::Worker(index);
         self.stats = Stats::default();
         self.by_handle.clear();
         self.timers.clear();
@@ -225,9 +236,28 @@ impl Engine {
         true
     }
 
+    /// Whether this engine may hand connections to children: not a fork child or a prefork
+    /// worker, whose connection IDs and sockets are set up for one process each.
+    pub fn can_hand_over(&self) -> bool {
+        matches!(self.role, Role::Whole | Role::Parent(_))
+    }
+
+    /// The engine's role among the processes serving its listener.
+    pub fn role(&self) -> &Role {
+        &self.role
+    }
+
+    /// Whether this engine serves only the connections it was handed (a fork child).
+    pub fn serves_only_own(&self) -> bool {
+        matches!(self.role, Role::Child)
+    }
+
     /// Fork parent: hands connection `id` to a child. It is forgotten here without a word
     /// to the peer; datagrams that still arrive for it are forwarded through `chan`.
     pub fn hand_over(&mut self, id: ConnId, chan: u64) -> bool {
+        if !self.can_hand_over() {
+            return false;
+        }
         let Some(c) = self.conns.remove(&id) else {
             return false;
         };
@@ -237,22 +267,29 @@ impl Engine {
         self.by_handle.remove(&c.handle);
         self.tickable.retain(|&t| t != id);
         self.accept_queue.retain(|&a| a != id);
-        if !c.drained {
-            self.forwarded.insert(c.handle, chan);
+        if let Role::Whole = self.role {
+            self.role = Role::Parent(HashMap::new());
+        }
+        if !c.drained
+            && let Role::Parent(forwarded) = &mut self.role
+        {
+            forwarded.insert(c.handle, chan);
         }
         true
     }
 
     /// Fork parent: the child behind `chan` is gone; quinn may forget its connections.
     pub fn forget_forwarded(&mut self, chan: u64) {
-        let gone: Vec<ConnectionHandle> = self
-            .forwarded
+        let Role::Parent(forwarded) = &mut self.role else {
+            return;
+        };
+        let gone: Vec<ConnectionHandle> = forwarded
             .iter()
             .filter(|e| *e.1 == chan)
             .map(|e| *e.0)
             .collect();
         for h in gone {
-            self.forwarded.remove(&h);
+            forwarded.remove(&h);
             let _ = self.endpoint.handle_event(h, EndpointEvent::drained());
         }
     }
@@ -271,8 +308,10 @@ impl Engine {
                     .handle_event(c.handle, EndpointEvent::drained());
             }
         }
-        for (h, _) in std::mem::take(&mut self.forwarded) {
-            let _ = self.endpoint.handle_event(h, EndpointEvent::drained());
+        if let Role::Parent(forwarded) = std::mem::take(&mut self.role) {
+            for (h, _) in forwarded {
+                let _ = self.endpoint.handle_event(h, EndpointEvent::drained());
+            }
         }
         self.tickable.retain(|&t| t == id);
         self.accept_queue.clear();
@@ -281,10 +320,74 @@ impl Engine {
         self.clear_out();
         self.fwd_out.clear();
         self.fwdbuf.clear();
-        self.only_own = true;
+        self.role = Role::Child;
         // The figures are this process's from here on.
         self.stats = Stats::default();
         self.mark(id);
+    }
+
+    /// The connection `id`, while the engine knows it.
+    pub fn conn(&self, id: ConnId) -> Option<&ConnState> {
+        self.conns.get(&id).map(|c| &**c)
+    }
+
+    pub fn conn_mut(&mut self, id: ConnId) -> Option<&mut ConnState> {
+        self.conns.get_mut(&id).map(|c| &mut **c)
+    }
+
+    /// Connections the engine knows (live, or drained but still held by an object).
+    pub fn conn_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn connections(&self) -> impl Iterator<Item = &ConnState> {
+        self.conns.values().map(|c| &**c)
+    }
+
+    /// Server connections waiting for SSL_accept_connection.
+    pub fn accept_queue_len(&self) -> usize {
+        self.accept_queue.len()
+    }
+
+    /// Bumped whenever the accept queue changes (see `ConnState::epoch`).
+    pub fn accept_epoch(&self) -> Arc<AtomicU64> {
+        self.accept_epoch.clone()
+    }
+
+    /// Whether new clients must prove their address with a Retry first (the default).
+    pub fn set_validate(&mut self, on: bool) {
+        self.validate = on;
+    }
+
+    /// Per-connection work done so far (drives plus timer expiries): the idle-cost counter.
+    pub fn conn_ticks(&self) -> u64 {
+        self.conn_ticks
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Makes this engine bump `changes` (a domain's, shared by its engines) with every epoch.
+    pub fn share_changes(&mut self, changes: Arc<AtomicU64>) {
+        self.changes = changes;
+    }
+
+    /// What changed for the application since `clear_news`: the connections touched (with
+    /// what) and whether a connection joined the accept queue.
+    pub fn news(&self) -> (&[(ConnId, Note)], bool) {
+        (&self.touched, self.accepted)
+    }
+
+    pub fn clear_news(&mut self) {
+        self.touched.clear();
+        self.accepted = false;
+    }
+
+    /// The datagrams made so far (each `Out` addresses its bytes in the buffer), until
+    /// `clear_out`.
+    pub fn transmits(&self) -> (&[Out], &[u8]) {
+        (&self.out, &self.txbuf)
     }
 
     pub fn is_server(&self) -> bool {
@@ -401,7 +504,9 @@ impl Engine {
                 {
                     c.q.handle_event(ev);
                     self.mark(id);
-                } else if let Some(&chan) = self.forwarded.get(&ch) {
+                } else if let Role::Parent(forwarded) = &self.role
+                    && let Some(&chan) = forwarded.get(&ch)
+                {
                     let off = self.fwdbuf.len();
                     self.fwdbuf.extend_from_slice(data);
                     self.fwd_out.push(Fwd {
@@ -413,11 +518,13 @@ impl Engine {
                     self.stats.forwarded += 1;
                 }
             }
-            Some(DatagramEvent::NewConnection(inc)) if self.only_own => {
+            Some(DatagramEvent::NewConnection(inc)) if self.serves_only_own() => {
                 self.endpoint.ignore(inc);
                 self.stats.foreign_in += 1;
             }
-            Some(DatagramEvent::Response(_)) if self.only_own => self.stats.foreign_in += 1,
+            Some(DatagramEvent::Response(_)) if self.serves_only_own() => {
+                self.stats.foreign_in += 1
+            }
             Some(DatagramEvent::NewConnection(inc)) => {
                 if self.validate && !inc.remote_address_validated() && inc.may_retry() {
                     match self.endpoint.retry(inc, &mut buf) {
@@ -464,7 +571,11 @@ impl Engine {
         let short = data.first().is_some_and(|b| b & 0x80 == 0);
         short
             && data.len() > CID_LEN
-            && (self.only_own || self.worker.is_some_and(|w| data[1] != w))
+            && match self.role {
+                Role::Child => true,
+                Role::Worker(w) => data[1] != w,
+                Role::Whole | Role::Parent(_) => false,
+            }
     }
 
     fn push_out(&mut self, t: &quinn_proto::Transmit, buf: &[u8]) {

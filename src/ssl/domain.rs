@@ -231,21 +231,20 @@ impl Reactor {
     fn wake(&mut self, handover: bool) {
         if self.entries.is_empty() {
             for p in &mut self.ports {
-                if !p.engine.touched.is_empty() || p.engine.accepted {
+                let (touched, accepted) = p.engine.news();
+                if !touched.is_empty() || accepted {
                     self.activity += 1;
                 }
-                p.engine.touched.clear();
-                p.engine.accepted = false;
+                p.engine.clear_news();
             }
             return;
         }
         for (pid, p) in self.ports.iter_mut().enumerate() {
-            let accepted = std::mem::take(&mut p.engine.accepted);
-            if p.engine.touched.is_empty() && !accepted {
+            let (touched, accepted) = p.engine.news();
+            if touched.is_empty() && !accepted {
                 continue;
             }
             self.activity += 1;
-            let touched = &p.engine.touched;
             for e in self.entries.iter_mut().filter(|e| !e.woken) {
                 let hit = match e.interest {
                     Interest::Any => true,
@@ -269,7 +268,7 @@ impl Reactor {
                     signal(&e.wake);
                 }
             }
-            p.engine.touched.clear();
+            p.engine.clear_news();
         }
         if let Some((lid, Some(until))) = self.leader {
             let now = Instant::now();
@@ -421,7 +420,7 @@ impl Domain {
     /// A domain with one port over `engine`.
     pub fn new(mut engine: Engine, flags: u64) -> Arc<Domain> {
         let d = Domain::empty(flags);
-        engine.changes = d.changes.clone();
+        engine.share_changes(d.changes.clone());
         d.r.lock().ports.push(Port::new(engine));
         Arc::new(d)
     }
@@ -489,7 +488,7 @@ impl Domain {
 
     /// Adds a port (a listener made in this domain); returns its id.
     pub fn add_port(&self, mut engine: Engine) -> PortId {
-        engine.changes = self.changes.clone();
+        engine.share_changes(self.changes.clone());
         let mut r = self.lock("domain: add_port");
         r.ports.push(Port::new(engine));
         r.ports.len() - 1

@@ -106,7 +106,7 @@ pub fn fork_connection(s: &Arc<Ssl>) -> Result<i32> {
             "only a server connection can be handed to a child (a client's socket is its own)",
         ));
     }
-    let remote = match g.port(c.port()).engine.conns.get(&id) {
+    let remote = match g.port(c.port()).engine.conn(id) {
         Some(q) if !q.drained && !q.is_closed() => q.remote_address(),
         _ => return Err(Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("connection is closed")),
     };
@@ -212,7 +212,7 @@ pub fn prefork(s: &Ssl, workers: i32) -> Result<()> {
         if p.fork.prefork != 0 {
             return Err(Error::ssl(ERR_R_OPERATION_FAIL).with("already prepared for prefork"));
         }
-        if !p.engine.conns.is_empty() {
+        if p.engine.conn_count() != 0 {
             return Err(Error::ssl(ERR_R_OPERATION_FAIL)
                 .with("prefork must be prepared before any connection is accepted"));
         }
@@ -261,7 +261,7 @@ pub fn prefork_worker(s: &Ssl, index: i32) -> Result<()> {
     let mut mine = Vec::with_capacity(ports.len());
     for &port in &ports {
         let p = g.port(port);
-        if !p.engine.conns.is_empty() {
+        if p.engine.conn_count() != 0 {
             return Err(
                 Error::ssl(ERR_R_OPERATION_FAIL).with("the listener already has connections")
             );
@@ -312,7 +312,7 @@ pub fn engine_stats(s: &Ssl) -> Result<Stats> {
     let mut g = domain.lock("domain: fork (engine_stats)");
     let mut t = Stats::default();
     for p in ports {
-        let st = g.port(p).engine.stats;
+        let st = g.port(p).engine.stats();
         t.datagrams_in += st.datagrams_in;
         t.foreign_in += st.foreign_in;
         t.forwarded += st.forwarded;

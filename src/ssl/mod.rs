@@ -363,7 +363,7 @@ impl Ssl {
             );
         }
         let mut engine = Engine::new(Some(ctx.server_config()?));
-        engine.validate = validate;
+        engine.set_validate(validate);
         Ok(engine)
     }
 
@@ -381,7 +381,7 @@ impl Ssl {
             return Ok(Ssl::make(ctx, Kind::TlsListener(l), true));
         }
         let engine = Ssl::listener_engine(&ctx, validate)?;
-        let epoch = engine.accept_epoch.clone();
+        let epoch = engine.accept_epoch();
         let domain = Domain::new(engine, domain_flags(&ctx, 0)?);
         let l = Listener {
             domain,
@@ -410,7 +410,7 @@ impl Ssl {
             return Err(Error::ssl(SSL_R_DOMAIN_USE_ONLY).with("only a domain supports this"));
         };
         let engine = Ssl::listener_engine(&self.ctx, validate)?;
-        let epoch = engine.accept_epoch.clone();
+        let epoch = engine.accept_epoch();
         let port = d.domain.add_port(engine);
         let l = Listener {
             domain: d.domain.clone(),
@@ -754,7 +754,7 @@ impl Ssl {
     }
 
     pub fn conn_ticks(&self) -> u64 {
-        self.locked("domain: conn_ticks").engine.conn_ticks
+        self.locked("domain: conn_ticks").engine.conn_ticks()
     }
 
     // ---- listener
@@ -783,18 +783,23 @@ impl Ssl {
         if let Kind::TlsListener(l) = &self.kind {
             return self.tls_accept(l, no_block);
         }
-        if self.as_listener().is_ok() && self.locked("domain: accept_connection").engine.only_own {
+        if self.as_listener().is_ok()
+            && self
+                .locked("domain: accept_connection")
+                .engine
+                .serves_only_own()
+        {
             return Err(fork::left_with_parent());
         }
         self.listen()?;
         let l = self.as_listener()?;
         l.take_by(PEEL_ACCEPT)?;
         let (ch, epoch, verify) = self.op("domain: accept_connection", !no_block, |p| {
-            if p.engine.only_own {
+            if p.engine.serves_only_own() {
                 return Err(fork::left_with_parent());
             }
             let ch = p.engine.accept_next().ok_or_else(want_read)?;
-            let conn = p.engine.conns.get(&ch);
+            let conn = p.engine.conn(ch);
             let epoch = conn.map(|c| c.epoch.clone());
             Ok((
                 ch,
@@ -840,14 +845,14 @@ impl Ssl {
             return Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
                 .with("new_conn must not be thread-assisted"));
         }
-        if self.locked("domain: listen_ex").engine.only_own {
+        if self.locked("domain: listen_ex").engine.serves_only_own() {
             return Err(fork::left_with_parent());
         }
         self.listen()?;
         l.take_by(PEEL_LISTEN_EX)?;
         let taken = self.op("domain: listen_ex", false, |p| {
             let ch = p.engine.accept_next().ok_or_else(want_read)?;
-            let conn = p.engine.conns.get(&ch);
+            let conn = p.engine.conn(ch);
             let epoch = conn.map(|c| c.epoch.clone());
             Ok((
                 ch,
@@ -878,8 +883,7 @@ impl Ssl {
         Ok(self
             .locked_ticked("domain: accept_queue_len")
             .engine
-            .accept_queue
-            .len())
+            .accept_queue_len())
     }
 
     // ---- connection
@@ -1063,7 +1067,7 @@ impl Ssl {
         let c = self.as_conn().ok()?;
         let h = (*c.handle.lock())?;
         let p = self.locked("domain: quic_handshake");
-        let conn = p.engine.conns.get(&h)?;
+        let conn = p.engine.conn(h)?;
         let session = conn.crypto_session();
         let data = session.handshake_data()?;
         let hd = data.downcast::<session::QuicHandshake>().ok()?;
@@ -1230,7 +1234,7 @@ impl Ssl {
                 Error::ssl(SSL_R_QUIC_PROTOCOL_ERROR).with(format!("cannot connect: {e}"))
             })?;
         *c.handle.lock() = Some(h);
-        if let Some(conn) = p.engine.conns.get(&h) {
+        if let Some(conn) = p.engine.conn(h) {
             let _ = c.epoch.set(conn.epoch.clone());
         }
         p.tick(Instant::now());
@@ -1251,7 +1255,7 @@ impl Ssl {
         let c = self.as_conn()?;
         self.op("domain: do_handshake", true, |p| {
             let h = self.started(c, p)?;
-            let conn = p.engine.conns.get(&h).ok_or_else(|| closed_error(None))?;
+            let conn = p.engine.conn(h).ok_or_else(|| closed_error(None))?;
             if let Some(e) = &conn.lost {
                 return Err(closed_error(Some(e)));
             }
@@ -1282,11 +1286,7 @@ impl Ssl {
                 ));
             }
         };
-        let conn = p
-            .engine
-            .conns
-            .get_mut(&h)
-            .ok_or_else(|| closed_error(None))?;
+        let conn = p.engine.conn_mut(h).ok_or_else(|| closed_error(None))?;
         let peer_first = conn.incoming.iter().position(|id| id.dir() == dir);
         let id = match peer_first {
             Some(i) if !for_write || dir == Dir::Bi => {
@@ -1300,7 +1300,7 @@ impl Ssl {
         };
         *c.default_stream.lock() = Some(id);
         // From now on the AUTO policy refuses the peer's new streams.
-        if let Some(conn) = p.engine.conns.get_mut(&h) {
+        if let Some(conn) = p.engine.conn_mut(h) {
             conn.reject_incoming = c.reject_incoming();
         }
         Ok(id)
@@ -1314,11 +1314,7 @@ impl Ssl {
     /// received before closing can be read (OpenSSL returns buffered data and FIN first).
     fn live_or_closed(&self, c: &Conn, p: &mut Port, allow_closed: bool) -> Result<ConnId> {
         let h = self.started(c, p)?;
-        let conn = p
-            .engine
-            .conns
-            .get_mut(&h)
-            .ok_or_else(|| closed_error(None))?;
+        let conn = p.engine.conn_mut(h).ok_or_else(|| closed_error(None))?;
         conn.reject_incoming = c.reject_incoming();
         if let Some(e) = &conn.lost {
             if allow_closed && conn.connected {
@@ -1343,7 +1339,7 @@ impl Ssl {
                     Ok(id) => id,
                     // No stream will ever arrive on a closed connection.
                     Err(e) if e.is_would_block() => {
-                        match p.engine.conns.get(&h).and_then(|c| c.lost.as_ref()) {
+                        match p.engine.conn(h).and_then(|c| c.lost.as_ref()) {
                             Some(lost) => return Err(closed_error(Some(lost))),
                             None => return Err(e),
                         }
@@ -1365,7 +1361,7 @@ impl Ssl {
     }
 
     fn local_side(p: &Port, h: ConnId) -> Option<Side> {
-        p.engine.conns.get(&h).map(|c| c.side())
+        p.engine.conn(h).map(|c| c.side())
     }
 
     /// SSL_write_ex: to the stream or the default stream. `conclude` sends FIN after the data.
@@ -1411,11 +1407,7 @@ impl Ssl {
         if st.concluded.load(Relaxed) {
             return Err(Error::ssl(SSL_R_STREAM_FINISHED).with("the stream is already concluded"));
         }
-        let conn = p
-            .engine
-            .conns
-            .get_mut(&h)
-            .ok_or_else(|| closed_error(None))?;
+        let conn = p.engine.conn_mut(h).ok_or_else(|| closed_error(None))?;
         let n = if data.is_empty() {
             0
         } else {
@@ -1444,7 +1436,7 @@ impl Ssl {
     /// Moves what quinn has for the stream into its peek buffer (at most `max` bytes more),
     /// noting FIN and resets.
     fn pull(p: &mut Port, h: ConnId, id: StreamId, st: &StreamState, max: usize) {
-        let Some(conn) = p.engine.conns.get_mut(&h) else {
+        let Some(conn) = p.engine.conn_mut(h) else {
             return;
         };
         let mut buf = st.peek.lock();
@@ -1502,7 +1494,7 @@ impl Ssl {
                 let m = buf.len().min(out.len());
                 out[n..m].copy_from_slice(&buf[n..m]);
                 n = m;
-            } else if let Some(conn) = p.engine.conns.get_mut(&h) {
+            } else if let Some(conn) = p.engine.conn_mut(h) {
                 let want = out.len() - n;
                 let dst = &mut out[n..];
                 let mut at = 0;
@@ -1527,7 +1519,7 @@ impl Ssl {
         if st.fin_seen.load(Relaxed) {
             return Err(Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("FIN"));
         }
-        if let Some(lost) = p.engine.conns.get(&h).and_then(|c| c.lost.as_ref()) {
+        if let Some(lost) = p.engine.conn(h).and_then(|c| c.lost.as_ref()) {
             return Err(closed_error(Some(lost)));
         }
         Err(want_read())
@@ -1562,7 +1554,7 @@ impl Ssl {
         }
         let vcode = VarInt::from_u64(code)
             .map_err(|_| Error::ssl(SSL_R_BAD_VALUE_CODE).with("error code too large"))?;
-        if let Some(conn) = p.engine.conns.get_mut(&h) {
+        if let Some(conn) = p.engine.conn_mut(h) {
             let _ = conn.reset(id, vcode);
             conn.unacked_fin.remove(&id);
         }
@@ -1621,8 +1613,7 @@ impl Ssl {
             let h = self.live(c, p)?;
             let q = p
                 .engine
-                .conns
-                .get_mut(&h)
+                .conn_mut(h)
                 .map(|conn| &mut conn.incoming)
                 .ok_or_else(want_read)?;
             let at = q
@@ -1649,7 +1640,7 @@ impl Ssl {
         })?;
         let p = self.locked("domain: peer_addr");
         if let Some(h) = *c.handle.lock()
-            && let Some(conn) = p.engine.conns.get(&h)
+            && let Some(conn) = p.engine.conn(h)
         {
             return Ok(conn.remote_address());
         }
@@ -1662,7 +1653,7 @@ impl Ssl {
         let c = self.as_conn()?;
         let mut p = self.locked_ticked("domain: accept_stream_queue_len");
         let h = self.live(c, &mut p)?;
-        Ok(p.engine.conns.get(&h).map_or(0, |conn| conn.incoming.len()))
+        Ok(p.engine.conn(h).map_or(0, |conn| conn.incoming.len()))
     }
 
     pub fn set_default_stream_mode(&self, mode: u32) -> Result<()> {
@@ -1760,10 +1751,7 @@ impl Ssl {
             return false;
         };
         let p = self.locked("domain: conn_lost");
-        p.engine
-            .conns
-            .get(&h)
-            .is_none_or(|conn| conn.lost.is_some())
+        p.engine.conn(h).is_none_or(|conn| conn.lost.is_some())
     }
 
     /// SSL_get_stream_read_state.
@@ -1812,7 +1800,7 @@ impl Ssl {
         let Some(c) = self.conn_obj() else { return };
         let Some(h) = *c.handle.lock() else { return };
         let mut p = self.locked_ticked("domain: refresh_stopped");
-        if let Some(conn) = p.engine.conns.get_mut(&h)
+        if let Some(conn) = p.engine.conn_mut(h)
             && let Some(code) = conn.stopped(id)
         {
             *st.stopped.lock() = Some(code);
@@ -1836,7 +1824,7 @@ impl Ssl {
         let c = self.conn_obj()?;
         let h = (*c.handle.lock())?;
         let p = self.locked("domain: close_info");
-        let lost = p.engine.conns.get(&h).map(|conn| conn.lost.clone());
+        let lost = p.engine.conn(h).map(|conn| conn.lost.clone());
         let local = c.closing.load(Relaxed);
         match lost {
             None | Some(None) if local => {
@@ -1866,7 +1854,7 @@ impl Ssl {
                 let Some(h) = *c.handle.lock() else {
                     return Ok(());
                 };
-                let Some(conn) = p.engine.conns.get_mut(&h) else {
+                let Some(conn) = p.engine.conn_mut(h) else {
                     return Ok(());
                 };
                 if conn.drained {
@@ -2054,7 +2042,7 @@ impl Drop for Conn {
         if let Some(h) = h {
             let mut g = domain.lock("domain: drop");
             let p = g.port(port);
-            if let Some(c) = p.engine.conns.get_mut(&h)
+            if let Some(c) = p.engine.conn_mut(h)
                 && !c.is_closed()
             {
                 c.close(Instant::now(), VarInt::from_u32(0), bytes::Bytes::new());
@@ -2073,7 +2061,7 @@ impl Drop for Listener {
             let mut g = self.domain.lock("domain: drop");
             let p = g.port(self.port);
             // In a fork child the port carries the child's own connection now.
-            if !p.engine.only_own {
+            if !p.engine.serves_only_own() {
                 p.set_bios(None, None);
             }
         }
@@ -2087,7 +2075,7 @@ impl Drop for StreamObj {
         let Ok(c) = self.conn.as_conn() else { return };
         let Some(h) = *c.handle.lock() else { return };
         let mut p = self.conn.locked("domain: drop");
-        let Some(conn) = p.engine.conns.get_mut(&h) else {
+        let Some(conn) = p.engine.conn_mut(h) else {
             return;
         };
         let side = conn.side();

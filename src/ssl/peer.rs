@@ -51,7 +51,7 @@ impl Ssl {
                     return Ok(None);
                 };
                 let p = self.locked("domain: peer (certificates)");
-                let Some(conn) = p.engine.conns.get(&h) else {
+                let Some(conn) = p.engine.conn(h) else {
                     return Ok(None);
                 };
                 if conn.is_handshaking() {

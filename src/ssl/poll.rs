@@ -119,7 +119,7 @@ impl Ssl {
         let ev = match &self.kind {
             Kind::Domain(_) | Kind::Tls(_) | Kind::TlsListener(_) => 0,
             Kind::Listener(_) => {
-                if p.engine.accept_queue.is_empty() {
+                if p.engine.accept_queue_len() == 0 {
                     0
                 } else {
                     SSL_POLL_EVENT_IC
@@ -142,7 +142,7 @@ impl Ssl {
             // Not started: the only thing to do is to write (which starts it).
             return SSL_POLL_EVENT_W;
         };
-        let Some(conn) = p.engine.conns.get(&h) else {
+        let Some(conn) = p.engine.conn(h) else {
             return SSL_POLL_EVENT_EC | SSL_POLL_EVENT_ECD;
         };
         if conn.drained {
@@ -185,7 +185,7 @@ impl Ssl {
         st: &StreamState,
         c: &Conn,
     ) -> u64 {
-        let Some(side) = p.engine.conns.get(&h).map(|conn| conn.side()) else {
+        let Some(side) = p.engine.conn(h).map(|conn| conn.side()) else {
             return 0;
         };
         let recvs = id.dir() == Dir::Bi || id.initiator() != side;
@@ -195,7 +195,7 @@ impl Ssl {
             // A reset discards what was not read yet, even bytes already peeked.
             if st.reset_remote.lock().is_none()
                 && !st.fin_seen.load(Relaxed)
-                && let Some(conn) = p.engine.conns.get_mut(&h)
+                && let Some(conn) = p.engine.conn_mut(h)
                 && let Some(code) = conn.received_reset(id)
             {
                 *st.reset_remote.lock() = Some(code);
@@ -215,7 +215,7 @@ impl Ssl {
                 ev |= SSL_POLL_EVENT_R;
             }
         }
-        let Some(conn) = p.engine.conns.get_mut(&h) else {
+        let Some(conn) = p.engine.conn_mut(h) else {
             return ev;
         };
         if sends {
