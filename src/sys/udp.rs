@@ -1,0 +1,427 @@
+//! Datagram I/O on UDP sockets, in quinn-udp's manner: batched send and receive
+//! (sendmmsg/recvmmsg) with UDP_SEGMENT (GSO), UDP_GRO and IP_PKTINFO/IPV6_PKTINFO control
+//! messages, the single-datagram fallbacks, and the overflow memory GRO writes into.
+//! Owns: every libc call that moves datagrams. Must not know about BIOs or SSL.
+
+use std::io;
+use std::mem::{MaybeUninit, size_of, zeroed};
+use std::ptr;
+
+use super::{BioAddr, errno, getsockopt_int, setsockopt_int};
+
+/// Most msghdrs handed to one sendmmsg/recvmmsg.
+pub(crate) const BATCH: usize = 64;
+/// Most iovecs across one sendmmsg (GSO groups point one iovec at each datagram).
+const MAX_IOV: usize = 512;
+/// Most datagrams in one GSO send (the kernel's UDP_MAX_SEGMENTS is 64 on older kernels).
+pub(crate) const GSO_MAX_SEGS: usize = 64;
+/// Most bytes in one GSO send (UDP payload limit with headroom).
+const GSO_MAX_BYTES: usize = 65000;
+/// Largest datagram the kernel can hand back with GRO.
+pub(crate) const GRO_MAX: usize = 65536;
+const CMSG_SPACE: usize = 64;
+
+const UDP_SEGMENT: libc::c_int = 103;
+const UDP_GRO: libc::c_int = 104;
+
+/// One datagram to send: raw pointers so that batches build without copies or allocation.
+#[derive(Clone, Copy)]
+pub struct TxDesc {
+    pub data: *const u8,
+    pub len: usize,
+    /// Destination, or NULL for the connected peer.
+    pub dst: *const BioAddr,
+    /// Source address (IP only is used), or NULL for the kernel's choice.
+    pub src: *const BioAddr,
+}
+
+fn same_addr(a: *const BioAddr, b: *const BioAddr) -> bool {
+    if a == b {
+        return true;
+    }
+    // SAFETY: non-NULL pointers in a TxDesc point at live addresses for the call.
+    match unsafe { (a.as_ref(), b.as_ref()) } {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
+#[repr(C, align(8))]
+struct CmsgBuf([u8; CMSG_SPACE]);
+
+/// Outcome of [`send_batch`].
+pub enum SendResult {
+    /// This many datagrams left (may be fewer than asked: partial success).
+    Sent(usize),
+    /// Nothing was sent: the errno.
+    Failed(i32),
+    /// The kernel refused a GSO send: the caller should turn GSO off and retry.
+    GsoRefused,
+}
+
+/// Sends `items` in as few syscalls as possible: consecutive same-size datagrams to one
+/// destination become one GSO send when `gso` is true; all go through sendmmsg.
+/// `counts` accumulates (syscalls made, GSO sends made).
+pub fn send_batch(fd: i32, items: &[TxDesc], gso: bool, counts: &mut (u64, u64)) -> SendResult {
+    let mut done = 0usize;
+    while done < items.len() {
+        // SAFETY: zeroed msghdr/iovec/cmsg arrays are valid initial states.
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+        let mut iovs: [MaybeUninit<libc::iovec>; MAX_IOV] = [MaybeUninit::uninit(); MAX_IOV];
+        let mut cmsgs: [MaybeUninit<CmsgBuf>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
+        let mut group_sizes = [0usize; BATCH];
+        let mut ngroups = 0;
+        let mut niov = 0;
+        let mut i = done;
+        while i < items.len() && ngroups < BATCH && niov < MAX_IOV {
+            let first = items[i];
+            let mut n = 1;
+            let mut bytes = first.len;
+            if gso && first.len > 0 {
+                while i + n < items.len()
+                    && n < GSO_MAX_SEGS
+                    && niov + n < MAX_IOV
+                    && items[i + n].len <= first.len
+                    && items[i + n].len > 0
+                    && bytes + items[i + n].len <= GSO_MAX_BYTES
+                    && same_addr(items[i + n].dst, first.dst)
+                    && same_addr(items[i + n].src, first.src)
+                {
+                    bytes += items[i + n].len;
+                    n += 1;
+                    if items[i + n - 1].len < first.len {
+                        break; // only the last segment may be short
+                    }
+                }
+            }
+            for k in 0..n {
+                iovs[niov + k].write(libc::iovec {
+                    iov_base: items[i + k].data as *mut _,
+                    iov_len: items[i + k].len,
+                });
+            }
+            let h = &mut hdrs[ngroups].msg_hdr;
+            h.msg_iov = iovs[niov].as_mut_ptr();
+            h.msg_iovlen = n;
+            // SAFETY: dst is NULL or a live address for the call.
+            if let Some(dst) = unsafe { first.dst.as_ref() } {
+                let (sa, len) = dst.as_sockaddr();
+                h.msg_name = sa as *mut _;
+                h.msg_namelen = len;
+            }
+            let cbuf = cmsgs[ngroups].write(CmsgBuf([0; CMSG_SPACE]));
+            // SAFETY: src is NULL or a live address for the call.
+            let src = unsafe { first.src.as_ref() };
+            let clen = build_tx_cmsgs(&mut cbuf.0, if n > 1 { first.len } else { 0 }, src);
+            if clen > 0 {
+                h.msg_control = cbuf.0.as_mut_ptr().cast();
+                h.msg_controllen = clen;
+            }
+            group_sizes[ngroups] = n;
+            ngroups += 1;
+            niov += n;
+            i += n;
+        }
+        // SAFETY: hdrs[..ngroups] point at iovecs, names and control buffers that live here.
+        let r = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), ngroups as u32, 0) };
+        counts.0 += 1;
+        if r < 0 {
+            let e = errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            let used_gso = group_sizes[..ngroups].iter().any(|&c| c > 1);
+            if used_gso && (e == libc::EIO || e == libc::EINVAL || e == libc::ENOPROTOOPT) {
+                return if done > 0 {
+                    SendResult::Sent(done)
+                } else {
+                    SendResult::GsoRefused
+                };
+            }
+            return if done > 0 {
+                SendResult::Sent(done)
+            } else {
+                SendResult::Failed(e)
+            };
+        }
+        let r = r as usize;
+        counts.1 += group_sizes[..r].iter().filter(|&&c| c > 1).count() as u64;
+        done += group_sizes[..r].iter().sum::<usize>();
+        if r < ngroups {
+            break;
+        }
+    }
+    SendResult::Sent(done)
+}
+
+fn build_tx_cmsgs(buf: &mut [u8; CMSG_SPACE], gso_size: usize, src: Option<&BioAddr>) -> usize {
+    // SAFETY: a zeroed msghdr pointing at `buf` lets the CMSG_* macros walk it in bounds.
+    unsafe {
+        let mut mh: libc::msghdr = zeroed();
+        mh.msg_control = buf.as_mut_ptr().cast();
+        mh.msg_controllen = CMSG_SPACE;
+        let mut c = libc::CMSG_FIRSTHDR(&mh);
+        let mut total = 0usize;
+        if gso_size > 0 {
+            (*c).cmsg_level = libc::SOL_UDP;
+            (*c).cmsg_type = UDP_SEGMENT;
+            (*c).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as usize;
+            ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), gso_size as u16);
+            total += libc::CMSG_SPACE(size_of::<u16>() as u32) as usize;
+            c = libc::CMSG_NXTHDR(&mh, c);
+        }
+        if let Some(src) = src {
+            match src.to_socket_addr() {
+                Some(std::net::SocketAddr::V4(v4)) => {
+                    (*c).cmsg_level = libc::IPPROTO_IP;
+                    (*c).cmsg_type = libc::IP_PKTINFO;
+                    (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as usize;
+                    let mut pi: libc::in_pktinfo = zeroed();
+                    pi.ipi_spec_dst.s_addr = u32::from_ne_bytes(v4.ip().octets());
+                    ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::in_pktinfo>(), pi);
+                    total += libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) as usize;
+                }
+                Some(std::net::SocketAddr::V6(v6)) => {
+                    (*c).cmsg_level = libc::IPPROTO_IPV6;
+                    (*c).cmsg_type = libc::IPV6_PKTINFO;
+                    (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in6_pktinfo>() as u32) as usize;
+                    let mut pi: libc::in6_pktinfo = zeroed();
+                    pi.ipi6_addr.s6_addr = v6.ip().octets();
+                    ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::in6_pktinfo>(), pi);
+                    total += libc::CMSG_SPACE(size_of::<libc::in6_pktinfo>() as u32) as usize;
+                }
+                None => {}
+            }
+        }
+        total
+    }
+}
+
+/// One receive slot: where the datagram goes and where its addresses are reported.
+pub struct RxSlot {
+    pub buf: *mut u8,
+    pub cap: usize,
+    /// Optional overflow area after `buf` (GRO only), so a coalesced datagram is not cut.
+    pub tail: *mut u8,
+    pub tail_cap: usize,
+    /// Where the source address is written (NULL: not wanted).
+    pub src: *mut BioAddr,
+    /// Out: bytes received (across buf and tail), whether the kernel truncated, the GRO
+    /// segment size (0 when not coalesced), the destination IP (from pktinfo) if any.
+    pub len: usize,
+    pub truncated: bool,
+    pub seg: usize,
+    pub dst: Option<BioAddr>,
+}
+
+impl RxSlot {
+    pub fn new(buf: *mut u8, cap: usize, src: *mut BioAddr) -> Self {
+        RxSlot {
+            buf,
+            cap,
+            tail: ptr::null_mut(),
+            tail_cap: 0,
+            src,
+            len: 0,
+            truncated: false,
+            seg: 0,
+            dst: None,
+        }
+    }
+}
+
+/// Receives up to `slots.len()` datagrams in one recvmmsg. `wait` blocks for the first one
+/// (on a blocking socket); otherwise returns EAGAIN at once when nothing is queued. Control
+/// messages (GRO segment size, packet info) are collected only with `cmsg`.
+pub fn recv_batch(fd: i32, slots: &mut [RxSlot], wait: bool, cmsg: bool) -> io::Result<usize> {
+    let n = slots.len().min(BATCH);
+    // SAFETY: zeroed headers/iovecs/control buffers are valid initial states.
+    let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+    // SAFETY: as above.
+    let mut iovs: [[libc::iovec; 2]; BATCH] = unsafe { zeroed() };
+    let mut cmsgs: [MaybeUninit<CmsgBuf>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
+    for (k, s) in slots[..n].iter_mut().enumerate() {
+        iovs[k][0] = libc::iovec {
+            iov_base: s.buf.cast(),
+            iov_len: s.cap,
+        };
+        let mut nv = 1;
+        if !s.tail.is_null() && s.tail_cap > 0 {
+            iovs[k][1] = libc::iovec {
+                iov_base: s.tail.cast(),
+                iov_len: s.tail_cap,
+            };
+            nv = 2;
+        }
+        let h = &mut hdrs[k].msg_hdr;
+        h.msg_iov = iovs[k].as_mut_ptr();
+        h.msg_iovlen = nv;
+        if !s.src.is_null() {
+            // SAFETY: src points at a live BioAddr, whose storage is a sockaddr_storage.
+            h.msg_name = unsafe { (*s.src).storage_mut() }.cast();
+            h.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
+        }
+        if cmsg {
+            let c = cmsgs[k].write(CmsgBuf([0; CMSG_SPACE]));
+            h.msg_control = c.0.as_mut_ptr().cast();
+            h.msg_controllen = CMSG_SPACE;
+        }
+    }
+    let flags = if wait {
+        libc::MSG_WAITFORONE
+    } else {
+        libc::MSG_DONTWAIT
+    };
+    let r = loop {
+        // SAFETY: every header points at buffers that live for the call.
+        let r = unsafe { libc::recvmmsg(fd, hdrs.as_mut_ptr(), n as u32, flags, ptr::null_mut()) };
+        if r < 0 && errno() == libc::EINTR {
+            continue;
+        }
+        break r;
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let r = r as usize;
+    for k in 0..r {
+        let s = &mut slots[k];
+        let h = &hdrs[k].msg_hdr;
+        s.len = hdrs[k].msg_len as usize;
+        s.truncated = h.msg_flags & libc::MSG_TRUNC != 0;
+        s.seg = 0;
+        s.dst = None;
+        if !s.src.is_null() && h.msg_namelen == 0 {
+            // SAFETY: src is live; a connected socket may report no name.
+            unsafe { (*s.src).clear() };
+        }
+        // SAFETY: the kernel filled msg_control up to msg_controllen; CMSG_* stay in bounds.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(h);
+            while !c.is_null() {
+                let d = libc::CMSG_DATA(c);
+                match ((*c).cmsg_level, (*c).cmsg_type) {
+                    (libc::SOL_UDP, UDP_GRO) => {
+                        s.seg = ptr::read_unaligned(d.cast::<libc::c_int>()) as usize
+                    }
+                    (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
+                        let pi = ptr::read_unaligned(d.cast::<libc::in_pktinfo>());
+                        let ip = std::net::Ipv4Addr::from(pi.ipi_addr.s_addr.to_ne_bytes());
+                        s.dst = Some(BioAddr::from_socket_addr(&(ip, 0).into()));
+                    }
+                    (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
+                        let pi = ptr::read_unaligned(d.cast::<libc::in6_pktinfo>());
+                        let ip = std::net::Ipv6Addr::from(pi.ipi6_addr.s6_addr);
+                        s.dst = Some(BioAddr::from_socket_addr(&(ip, 0).into()));
+                    }
+                    _ => {}
+                }
+                c = libc::CMSG_NXTHDR(h, c);
+            }
+        }
+        if s.seg >= s.len {
+            s.seg = 0;
+        }
+    }
+    Ok(r)
+}
+
+pub fn enable_gro(fd: i32, on: bool) -> bool {
+    setsockopt_int(fd, libc::SOL_UDP, UDP_GRO, on as i32).is_ok()
+}
+
+/// Whether the kernel accepts UDP_SEGMENT on this socket.
+pub fn gso_supported(fd: i32) -> bool {
+    getsockopt_int(fd, libc::SOL_UDP, UDP_SEGMENT).is_ok()
+}
+
+/// Legacy single-datagram receive (recvfrom); returns (len, truncated).
+pub fn recv_from(fd: i32, buf: &mut [u8], src: &mut BioAddr) -> io::Result<usize> {
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    loop {
+        // SAFETY: buf and src storage are live and sized as passed.
+        let r = unsafe {
+            libc::recvfrom(
+                fd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                0,
+                src.storage_mut().cast(),
+                &mut len,
+            )
+        };
+        if r < 0 {
+            if errno() == libc::EINTR {
+                continue;
+            }
+            return Err(io::Error::last_os_error());
+        }
+        if len == 0 {
+            src.clear();
+        }
+        return Ok(r as usize);
+    }
+}
+
+/// Legacy single-datagram send: to `dst`, or to the connected peer when `dst` is None.
+pub fn send_to(fd: i32, buf: &[u8], dst: Option<&BioAddr>) -> io::Result<usize> {
+    let (sa, len) = dst.map_or((ptr::null(), 0), |d| d.as_sockaddr());
+    loop {
+        // SAFETY: buf and the address are live and sized as passed.
+        let r = unsafe { libc::sendto(fd, buf.as_ptr().cast(), buf.len(), 0, sa, len) };
+        if r < 0 {
+            if errno() == libc::EINTR {
+                continue;
+            }
+            return Err(io::Error::last_os_error());
+        }
+        return Ok(r as usize);
+    }
+}
+
+/// Zero-filled memory straight from mmap(2): pages cost nothing until first written, so a
+/// large buffer that is rarely filled (GRO overflow areas) is cheap to have, and no memset
+/// runs when it is made.
+pub struct ZeroPages {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is owned by this value alone; access goes through &mut self.
+unsafe impl Send for ZeroPages {}
+
+impl ZeroPages {
+    pub fn new(len: usize) -> io::Result<ZeroPages> {
+        // SAFETY: an anonymous private mapping of `len` bytes, no fd, no fixed address.
+        let p = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(ZeroPages { ptr: p.cast(), len })
+    }
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.ptr
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Drop for ZeroPages {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new`, which nothing uses any more.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
