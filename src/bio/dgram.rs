@@ -117,9 +117,7 @@ impl DgramSock {
                 self.connected.store(false, Relaxed);
             }
         }
-        let udp = sys::sock_type(fd)
-            .map(|t| t == libc::SOCK_DGRAM)
-            .unwrap_or(false);
+        let udp = sys::is_dgram(fd);
         self.gso.store(udp && sys::gso_supported(fd), Relaxed);
         // GRO stays off unless asked for (OSSLQUIC_BIO_dgram_set_offload): coalesced data the
         // caller had no room for waits inside the BIO, where poll() on the fd cannot see it;
@@ -187,13 +185,14 @@ impl DgramSock {
     pub fn local_enabled(&self) -> bool {
         self.local_enabled.load(Relaxed)
     }
-    fn family(&self) -> i32 {
-        self.bound.lock().family()
+    fn is_ipv6(&self) -> bool {
+        self.bound.lock().is_ipv6()
     }
 
     /// Whether local addresses can be had (Linux: IP_PKTINFO / IPV6_RECVPKTINFO).
     pub fn local_addr_cap(&self) -> bool {
-        matches!(self.family(), libc::AF_INET | libc::AF_INET6)
+        let b = self.bound.lock();
+        b.is_ipv4() || b.is_ipv6()
     }
 
     pub fn set_local_addr_enable(&self, on: bool) -> Result<()> {
@@ -203,17 +202,9 @@ impl DgramSock {
                 Error::bio(BIO_R_LOCAL_ADDR_NOT_AVAILABLE).with("socket family has no packet info")
             );
         }
-        let v = on as i32;
-        let r = match self.family() {
-            libc::AF_INET => sys::setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, v),
-            libc::AF_INET6 => {
-                // A dual-stack socket may also see IPv4 traffic: ask for both.
-                let _ = sys::setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, v);
-                sys::setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, v)
-            }
-            _ => Ok(()),
-        };
-        r.map_err(err_io)?;
+        if self.local_addr_cap() {
+            sys::set_recv_pktinfo(fd, self.is_ipv6(), on).map_err(err_io)?;
+        }
         self.local_enabled.store(on, Relaxed);
         Ok(())
     }
@@ -239,14 +230,13 @@ impl DgramSock {
         if fd < 0 || !self.connected.load(Relaxed) {
             return 0;
         }
-        let (level, name, overhead) = match self.family() {
-            libc::AF_INET => (libc::IPPROTO_IP, libc::IP_MTU, 28),
-            libc::AF_INET6 => (libc::IPPROTO_IPV6, libc::IPV6_MTU, 48),
-            _ => return 0,
-        };
-        match sys::getsockopt_int(fd, level, name) {
-            Ok(m) if m as usize > overhead => {
-                let mtu = m as usize - overhead;
+        if !self.local_addr_cap() {
+            return 0;
+        }
+        let overhead = self.mtu_overhead();
+        match sys::path_mtu(fd, self.is_ipv6()) {
+            Ok(m) if m > overhead => {
+                let mtu = m - overhead;
                 self.mtu.store(mtu, Relaxed);
                 mtu
             }
@@ -254,80 +244,20 @@ impl DgramSock {
         }
     }
     pub fn mtu_overhead(&self) -> usize {
-        if self.family() == libc::AF_INET6 {
-            48
-        } else {
-            28
-        }
+        if self.is_ipv6() { 48 } else { 28 }
     }
     pub fn fallback_mtu(&self) -> usize {
-        if self.family() == libc::AF_INET6 {
-            1280 - 48
-        } else {
-            576 - 28
-        }
+        if self.is_ipv6() { 1280 - 48 } else { 576 - 28 }
     }
     pub fn set_dont_frag(&self, on: bool) -> Result<()> {
         let fd = self.need_fd()?;
-        let r = if self.family() == libc::AF_INET6 {
-            let v = if on {
-                libc::IPV6_PMTUDISC_DO
-            } else {
-                libc::IPV6_PMTUDISC_DONT
-            };
-            sys::setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER, v)
-        } else {
-            let v = if on {
-                libc::IP_PMTUDISC_DO
-            } else {
-                libc::IP_PMTUDISC_DONT
-            };
-            sys::setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, v)
-        };
-        r.map_err(err_io)
+        sys::set_dont_fragment(fd, self.is_ipv6(), on).map_err(err_io)
     }
-    pub fn set_timeout(&self, send: bool, tv: libc::timeval) -> Result<()> {
-        let fd = self.need_fd()?;
-        let name = if send {
-            libc::SO_SNDTIMEO
-        } else {
-            libc::SO_RCVTIMEO
-        };
-        // SAFETY: passes a live timeval with its size.
-        let r = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                name,
-                (&tv as *const libc::timeval).cast(),
-                size_of::<libc::timeval>() as u32,
-            )
-        };
-        if r < 0 { Err(Error::last_os()) } else { Ok(()) }
+    pub fn set_timeout(&self, send: bool, tv: sys::Timeval) -> Result<()> {
+        sys::set_timeout(self.need_fd()?, send, tv).map_err(err_io)
     }
-    pub fn get_timeout(&self, send: bool) -> Result<libc::timeval> {
-        let fd = self.need_fd()?;
-        let name = if send {
-            libc::SO_SNDTIMEO
-        } else {
-            libc::SO_RCVTIMEO
-        };
-        let mut tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 0,
-        };
-        let mut len = size_of::<libc::timeval>() as libc::socklen_t;
-        // SAFETY: passes a live timeval and its length.
-        let r = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                name,
-                (&mut tv as *mut libc::timeval).cast(),
-                &mut len,
-            )
-        };
-        if r < 0 { Err(Error::last_os()) } else { Ok(tv) }
+    pub fn get_timeout(&self, send: bool) -> Result<sys::Timeval> {
+        sys::timeout(self.need_fd()?, send).map_err(err_io)
     }
 
     pub fn set_nbio(&self, on: bool) -> Result<()> {

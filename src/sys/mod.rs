@@ -1,12 +1,11 @@
 //! The raw OS calls, in one place, by subject: `udp` (batched datagram I/O with GSO/GRO and
 //! control messages), `sock` (sockets, options, connect/accept), `wait` (poll, eventfd),
-//! `fork` (prefork sockets and channels, fork(2)), `addr` (getaddrinfo).
+//! `fork` (prefork sockets and channels, fork(2)), `addr` (`BioAddr`, the sockaddr value,
+//! getaddrinfo/getnameinfo).
 //! Owns: every `libc` call. Must not know about BIOs or SSL. Everything is re-exported here,
 //! so callers write `sys::poll`, `sys::send_batch`.
 
 use std::io;
-
-use crate::bio::addr::BioAddr;
 
 mod addr;
 mod fork;

@@ -119,8 +119,13 @@ pub fn accept(fd: i32) -> io::Result<Option<i32>> {
 
 /// A close-on-exec socket of `family` and `socktype`.
 pub fn socket(family: i32, socktype: i32) -> io::Result<i32> {
+    socket_with(family, socktype, 0)
+}
+
+/// A close-on-exec socket of `family`, `socktype` and `protocol` (BIO_socket).
+pub fn socket_with(family: i32, socktype: i32, protocol: i32) -> io::Result<i32> {
     // SAFETY: plain syscall, no pointers.
-    let fd = unsafe { libc::socket(family, socktype | libc::SOCK_CLOEXEC, 0) };
+    let fd = unsafe { libc::socket(family, socktype | libc::SOCK_CLOEXEC, protocol) };
     if fd < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -139,18 +144,31 @@ pub fn connect(fd: i32, a: &BioAddr) -> io::Result<()> {
     }
 }
 
-/// bind(2) to `a`, then listen(2) with SOMAXCONN.
-pub fn bind_listen(fd: i32, a: &BioAddr) -> Result<(), (bool, io::Error)> {
+/// bind(2) to `a`.
+pub fn bind(fd: i32, a: &BioAddr) -> io::Result<()> {
     let (sa, len) = a.as_sockaddr();
     // SAFETY: sa/len describe the live sockaddr inside `a`.
     if unsafe { libc::bind(fd, sa, len) } < 0 {
-        return Err((true, io::Error::last_os_error()));
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
     }
+}
+
+/// listen(2) with SOMAXCONN.
+pub fn listen(fd: i32) -> io::Result<()> {
     // SAFETY: plain syscall.
     if unsafe { libc::listen(fd, libc::SOMAXCONN) } < 0 {
-        return Err((false, io::Error::last_os_error()));
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
     }
-    Ok(())
+}
+
+/// bind(2) to `a`, then listen(2) with SOMAXCONN; Err's flag says which failed (true: bind).
+pub fn bind_listen(fd: i32, a: &BioAddr) -> Result<(), (bool, io::Error)> {
+    bind(fd, a).map_err(|e| (true, e))?;
+    listen(fd).map_err(|e| (false, e))
 }
 
 /// accept4(2) with the peer's address; the new socket is close-on-exec, and non-blocking
@@ -166,14 +184,111 @@ pub fn accept_peer(fd: i32, nonblock: bool) -> io::Result<Option<(i32, BioAddr)>
         return Ok(Some((r, a)));
     }
     match errno() {
-        libc::EAGAIN
-        | libc::EINTR
-        | libc::EPROTO
-        | libc::ENOTCONN
-        | libc::EINPROGRESS
-        | libc::EALREADY => Ok(None),
+        e if is_retry_errno(e) => Ok(None),
         e => Err(io::Error::from_raw_os_error(e)),
     }
+}
+
+/// The errnos OpenSSL's BIO_sock_should_retry (BIO_sock_non_fatal_error) calls transient
+/// on a stream socket.
+pub fn is_retry_errno(e: i32) -> bool {
+    matches!(
+        e,
+        libc::EAGAIN
+            | libc::EINTR
+            | libc::EINPROGRESS
+            | libc::EALREADY
+            | libc::ENOTCONN
+            | libc::EPROTO
+    )
+}
+
+/// read(2) into `buf`: Ok(0) is end of stream.
+pub fn read(fd: i32, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is a live, writable slice of buf.len() bytes.
+    let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// Writes what a stream takes now. send(2) with MSG_NOSIGNAL keeps a closed peer from
+/// raising SIGPIPE; a descriptor that is not a socket gets write(2).
+pub fn write_stream(fd: i32, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: buf is a live slice of buf.len() bytes.
+    let mut r = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+    if r < 0 && errno() == libc::ENOTSOCK {
+        // SAFETY: as above.
+        r = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+    }
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// A socket timeout value (SO_SNDTIMEO / SO_RCVTIMEO), as the C API passes it.
+pub type Timeval = libc::timeval;
+
+/// Sets SO_SNDTIMEO (`send`) or SO_RCVTIMEO.
+pub fn set_timeout(fd: i32, send: bool, tv: Timeval) -> io::Result<()> {
+    let name = if send {
+        libc::SO_SNDTIMEO
+    } else {
+        libc::SO_RCVTIMEO
+    };
+    // SAFETY: passes a live timeval with its size.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            name,
+            (&tv as *const Timeval).cast(),
+            size_of::<Timeval>() as u32,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// SO_SNDTIMEO (`send`) or SO_RCVTIMEO.
+pub fn timeout(fd: i32, send: bool) -> io::Result<Timeval> {
+    let name = if send {
+        libc::SO_SNDTIMEO
+    } else {
+        libc::SO_RCVTIMEO
+    };
+    let mut tv = Timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    let mut len = size_of::<Timeval>() as libc::socklen_t;
+    // SAFETY: passes a live timeval and its length.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            name,
+            (&mut tv as *mut Timeval).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(tv)
+    }
+}
+
+/// Whether `fd` is a datagram socket.
+pub fn is_dgram(fd: i32) -> bool {
+    sock_type(fd).is_ok_and(|t| t == libc::SOCK_DGRAM)
 }
 
 /// shutdown(2) both directions; errors (not connected) are of no interest to callers.

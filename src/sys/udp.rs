@@ -425,3 +425,45 @@ impl Drop for ZeroPages {
         unsafe { libc::munmap(self.ptr.cast(), self.len) };
     }
 }
+
+/// Asks for the destination address of each received datagram (IP_PKTINFO; on an IPv6
+/// socket, which may also see IPv4 traffic, IPV6_RECVPKTINFO and IP_PKTINFO both).
+pub fn set_recv_pktinfo(fd: i32, ipv6: bool, on: bool) -> io::Result<()> {
+    let v = on as i32;
+    if ipv6 {
+        let _ = setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, v);
+        setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, v)
+    } else {
+        setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, v)
+    }
+}
+
+/// The path MTU the kernel knows for a connected socket (IP_MTU / IPV6_MTU), IP header
+/// included.
+pub fn path_mtu(fd: i32, ipv6: bool) -> io::Result<usize> {
+    let m = if ipv6 {
+        getsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_MTU)?
+    } else {
+        getsockopt_int(fd, libc::IPPROTO_IP, libc::IP_MTU)?
+    };
+    Ok(m.max(0) as usize)
+}
+
+/// Sets the don't-fragment bit (path MTU discovery "do") or clears it ("dont").
+pub fn set_dont_fragment(fd: i32, ipv6: bool, on: bool) -> io::Result<()> {
+    if ipv6 {
+        let v = if on {
+            libc::IPV6_PMTUDISC_DO
+        } else {
+            libc::IPV6_PMTUDISC_DONT
+        };
+        setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER, v)
+    } else {
+        let v = if on {
+            libc::IP_PMTUDISC_DO
+        } else {
+            libc::IP_PMTUDISC_DONT
+        };
+        setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, v)
+    }
+}
