@@ -24,26 +24,31 @@ const CMSG_SPACE: usize = 64;
 const UDP_SEGMENT: libc::c_int = 103;
 const UDP_GRO: libc::c_int = 104;
 
-/// One datagram to send: raw pointers so that batches build without copies or allocation.
+/// One datagram to send. It borrows its bytes and addresses, so a batch builds without copies
+/// or allocation and cannot outlive what it points at.
 #[derive(Clone, Copy)]
-pub struct TxDesc {
-    pub data: *const u8,
-    pub len: usize,
-    /// Destination, or NULL for the connected peer.
-    pub dst: *const BioAddr,
-    /// Source address (IP only is used), or NULL for the kernel's choice.
-    pub src: *const BioAddr,
+pub struct TxDesc<'a> {
+    pub data: &'a [u8],
+    /// Destination, or None for the connected peer.
+    pub dst: Option<&'a BioAddr>,
+    /// Source address (IP only is used), or None for the kernel's choice.
+    pub src: Option<&'a BioAddr>,
 }
 
-fn same_addr(a: *const BioAddr, b: *const BioAddr) -> bool {
-    if a == b {
-        return true;
-    }
-    // SAFETY: non-NULL pointers in a TxDesc point at live addresses for the call.
-    match unsafe { (a.as_ref(), b.as_ref()) } {
-        (Some(x), Some(y)) => x == y,
+fn same_addr(a: Option<&BioAddr>, b: Option<&BioAddr>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(x), Some(y)) => ptr::eq(x, y) || x == y,
         _ => false,
     }
+}
+
+/// Empties `v` and gives its allocation back for descriptors of another lifetime: a
+/// long-lived scratch vector serves every batch without allocating (in-place collection
+/// keeps the buffer; `recycle_keeps_the_allocation` checks it).
+pub fn recycle<'b>(mut v: Vec<TxDesc<'_>>) -> Vec<TxDesc<'b>> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("empty")).collect()
 }
 
 #[repr(C, align(8))]
@@ -62,7 +67,7 @@ pub enum SendResult {
 /// Sends `items` in as few syscalls as possible: consecutive same-size datagrams to one
 /// destination become one GSO send when `gso` is true; all go through sendmmsg.
 /// `counts` accumulates (syscalls made, GSO sends made).
-pub fn send_batch(fd: i32, items: &[TxDesc], gso: bool, counts: &mut (u64, u64)) -> SendResult {
+pub fn send_batch(fd: i32, items: &[TxDesc<'_>], gso: bool, counts: &mut (u64, u64)) -> SendResult {
     let mut done = 0usize;
     while done < items.len() {
         // SAFETY: zeroed msghdr/iovec/cmsg arrays are valid initial states.
@@ -76,43 +81,41 @@ pub fn send_batch(fd: i32, items: &[TxDesc], gso: bool, counts: &mut (u64, u64))
         while i < items.len() && ngroups < BATCH && niov < MAX_IOV {
             let first = items[i];
             let mut n = 1;
-            let mut bytes = first.len;
-            if gso && first.len > 0 {
+            let first_len = first.data.len();
+            let mut bytes = first_len;
+            if gso && first_len > 0 {
                 while i + n < items.len()
                     && n < GSO_MAX_SEGS
                     && niov + n < MAX_IOV
-                    && items[i + n].len <= first.len
-                    && items[i + n].len > 0
-                    && bytes + items[i + n].len <= GSO_MAX_BYTES
+                    && items[i + n].data.len() <= first_len
+                    && !items[i + n].data.is_empty()
+                    && bytes + items[i + n].data.len() <= GSO_MAX_BYTES
                     && same_addr(items[i + n].dst, first.dst)
                     && same_addr(items[i + n].src, first.src)
                 {
-                    bytes += items[i + n].len;
+                    bytes += items[i + n].data.len();
                     n += 1;
-                    if items[i + n - 1].len < first.len {
+                    if items[i + n - 1].data.len() < first_len {
                         break; // only the last segment may be short
                     }
                 }
             }
             for k in 0..n {
                 iovs[niov + k].write(libc::iovec {
-                    iov_base: items[i + k].data as *mut _,
-                    iov_len: items[i + k].len,
+                    iov_base: items[i + k].data.as_ptr() as *mut _,
+                    iov_len: items[i + k].data.len(),
                 });
             }
             let h = &mut hdrs[ngroups].msg_hdr;
             h.msg_iov = iovs[niov].as_mut_ptr();
             h.msg_iovlen = n;
-            // SAFETY: dst is NULL or a live address for the call.
-            if let Some(dst) = unsafe { first.dst.as_ref() } {
+            if let Some(dst) = first.dst {
                 let (sa, len) = dst.as_sockaddr();
                 h.msg_name = sa as *mut _;
                 h.msg_namelen = len;
             }
             let cbuf = cmsgs[ngroups].write(CmsgBuf([0; CMSG_SPACE]));
-            // SAFETY: src is NULL or a live address for the call.
-            let src = unsafe { first.src.as_ref() };
-            let clen = build_tx_cmsgs(&mut cbuf.0, if n > 1 { first.len } else { 0 }, src);
+            let clen = build_tx_cmsgs(&mut cbuf.0, if n > 1 { first_len } else { 0 }, first.src);
             if clen > 0 {
                 h.msg_control = cbuf.0.as_mut_ptr().cast();
                 h.msg_controllen = clen;
@@ -197,15 +200,15 @@ fn build_tx_cmsgs(buf: &mut [u8; CMSG_SPACE], gso_size: usize, src: Option<&BioA
     }
 }
 
-/// One receive slot: where the datagram goes and where its addresses are reported.
-pub struct RxSlot {
-    pub buf: *mut u8,
-    pub cap: usize,
-    /// Optional overflow area after `buf` (GRO only), so a coalesced datagram is not cut.
-    pub tail: *mut u8,
-    pub tail_cap: usize,
-    /// Where the source address is written (NULL: not wanted).
-    pub src: *mut BioAddr,
+/// One receive slot: where the datagram goes and where its addresses are reported. It
+/// borrows its buffers, so the kernel can only write where the caller lent memory.
+pub struct RxSlot<'a> {
+    pub buf: &'a mut [u8],
+    /// Overflow area after `buf` (GRO only; empty otherwise), so a coalesced datagram is not
+    /// cut.
+    pub tail: &'a mut [u8],
+    /// Where the source address is written (None: not wanted).
+    pub src: Option<&'a mut BioAddr>,
     /// Out: bytes received (across buf and tail), whether the kernel truncated, the GRO
     /// segment size (0 when not coalesced), the destination IP (from pktinfo) if any.
     pub len: usize,
@@ -214,13 +217,11 @@ pub struct RxSlot {
     pub dst: Option<BioAddr>,
 }
 
-impl RxSlot {
-    pub fn new(buf: *mut u8, cap: usize, src: *mut BioAddr) -> Self {
+impl<'a> RxSlot<'a> {
+    pub fn new(buf: &'a mut [u8], tail: &'a mut [u8], src: Option<&'a mut BioAddr>) -> Self {
         RxSlot {
             buf,
-            cap,
-            tail: ptr::null_mut(),
-            tail_cap: 0,
+            tail,
             src,
             len: 0,
             truncated: false,
@@ -233,7 +234,7 @@ impl RxSlot {
 /// Receives up to `slots.len()` datagrams in one recvmmsg. `wait` blocks for the first one
 /// (on a blocking socket); otherwise returns EAGAIN at once when nothing is queued. Control
 /// messages (GRO segment size, packet info) are collected only with `cmsg`.
-pub fn recv_batch(fd: i32, slots: &mut [RxSlot], wait: bool, cmsg: bool) -> io::Result<usize> {
+pub fn recv_batch(fd: i32, slots: &mut [RxSlot<'_>], wait: bool, cmsg: bool) -> io::Result<usize> {
     let n = slots.len().min(BATCH);
     // SAFETY: zeroed headers/iovecs/control buffers are valid initial states.
     let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
@@ -242,23 +243,22 @@ pub fn recv_batch(fd: i32, slots: &mut [RxSlot], wait: bool, cmsg: bool) -> io::
     let mut cmsgs: [MaybeUninit<CmsgBuf>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
     for (k, s) in slots[..n].iter_mut().enumerate() {
         iovs[k][0] = libc::iovec {
-            iov_base: s.buf.cast(),
-            iov_len: s.cap,
+            iov_base: s.buf.as_mut_ptr().cast(),
+            iov_len: s.buf.len(),
         };
         let mut nv = 1;
-        if !s.tail.is_null() && s.tail_cap > 0 {
+        if !s.tail.is_empty() {
             iovs[k][1] = libc::iovec {
-                iov_base: s.tail.cast(),
-                iov_len: s.tail_cap,
+                iov_base: s.tail.as_mut_ptr().cast(),
+                iov_len: s.tail.len(),
             };
             nv = 2;
         }
         let h = &mut hdrs[k].msg_hdr;
         h.msg_iov = iovs[k].as_mut_ptr();
         h.msg_iovlen = nv;
-        if !s.src.is_null() {
-            // SAFETY: src points at a live BioAddr, whose storage is a sockaddr_storage.
-            h.msg_name = unsafe { (*s.src).storage_mut() }.cast();
+        if let Some(src) = s.src.as_deref_mut() {
+            h.msg_name = src.storage_mut().cast();
             h.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
         }
         if cmsg {
@@ -291,9 +291,11 @@ pub fn recv_batch(fd: i32, slots: &mut [RxSlot], wait: bool, cmsg: bool) -> io::
         s.truncated = h.msg_flags & libc::MSG_TRUNC != 0;
         s.seg = 0;
         s.dst = None;
-        if !s.src.is_null() && h.msg_namelen == 0 {
-            // SAFETY: src is live; a connected socket may report no name.
-            unsafe { (*s.src).clear() };
+        if let Some(src) = s.src.as_deref_mut()
+            && h.msg_namelen == 0
+        {
+            // A connected socket may report no name.
+            src.clear();
         }
         // SAFETY: the kernel filled msg_control up to msg_controllen; CMSG_* stay in bounds.
         unsafe {
@@ -408,8 +410,10 @@ impl ZeroPages {
         }
         Ok(ZeroPages { ptr: p.cast(), len })
     }
-    pub fn as_mut_ptr(&mut self) -> *mut u8 {
-        self.ptr
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: the mapping is `len` readable and writable bytes, owned by this value, and
+        // the slice borrows it mutably.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
     }
     pub fn len(&self) -> usize {
         self.len
@@ -465,5 +469,29 @@ pub fn set_dont_fragment(fd: i32, ipv6: bool, on: bool) -> io::Result<()> {
             libc::IP_PMTUDISC_DONT
         };
         setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recycle_keeps_the_allocation() {
+        let bytes = [1u8, 2, 3];
+        let mut v: Vec<TxDesc<'static>> = Vec::with_capacity(16);
+        let (p, cap) = (v.as_ptr() as usize, v.capacity());
+        {
+            let local = bytes;
+            let mut w: Vec<TxDesc<'_>> = recycle(std::mem::take(&mut v));
+            w.push(TxDesc {
+                data: &local,
+                dst: None,
+                src: None,
+            });
+            v = recycle(w);
+        }
+        assert!(v.is_empty());
+        assert_eq!((v.as_ptr() as usize, v.capacity()), (p, cap));
     }
 }
