@@ -1,6 +1,7 @@
 //! `BIO_ADDR`: one socket address (IPv4, IPv6, Unix or unset). The value type lives in
 //! `sys::addr` (the OS calls take and fill it); this module adds BIO_ADDR_rawmake's rules
 //! and error codes, and keeps the `bio::addr::BioAddr` path.
+#![deny(unsafe_code)]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 

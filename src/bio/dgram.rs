@@ -1,6 +1,7 @@
 //! `BIO_s_datagram`: a UDP socket. Batches go through sendmmsg/recvmmsg with GSO for runs of
 //! same-size datagrams to one peer and GRO on receive where the kernel offers them; local
 //! addresses come from IP_PKTINFO/IPV6_RECVPKTINFO when enabled.
+#![deny(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::Relaxed};

@@ -3,6 +3,7 @@
 //! Retry flags and EOF follow OpenSSL's bss_sock.c: a non-fatal errno (EAGAIN, EINTR,
 //! EINPROGRESS, EALREADY, ENOTCONN, EPROTO) is a would-block, a read of 0 bytes sets
 //! BIO_FLAGS_IN_EOF (which BIO_eof reports); the caller (`Bio`) turns both into flags.
+#![deny(unsafe_code)]
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::Relaxed};
 
