@@ -300,12 +300,10 @@ pub extern "C" fn BIO_socket(
 
 fn apply_options(sock: c_int, options: c_int) -> Result<()> {
     if options & BIO_SOCK_KEEPALIVE != 0 {
-        sys::setsockopt_int(sock, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)
-            .map_err(|e| sys_err(BIO_R_UNABLE_TO_KEEPALIVE, e))?;
+        sys::set_keepalive(sock, true).map_err(|e| sys_err(BIO_R_UNABLE_TO_KEEPALIVE, e))?;
     }
     if options & BIO_SOCK_NODELAY != 0 {
-        sys::setsockopt_int(sock, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)
-            .map_err(|e| sys_err(BIO_R_UNABLE_TO_NODELAY, e))?;
+        sys::set_nodelay(sock, true).map_err(|e| sys_err(BIO_R_UNABLE_TO_NODELAY, e))?;
     }
     Ok(())
 }
@@ -344,8 +342,7 @@ pub extern "C" fn BIO_bind(sock: c_int, addr_: *const BIO_ADDR, options: c_int) 
 
 fn bind(sock: c_int, a: &BioAddr, options: c_int) -> Result<()> {
     if options & BIO_SOCK_REUSEADDR != 0 {
-        sys::setsockopt_int(sock, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)
-            .map_err(|e| sys_err(BIO_R_UNABLE_TO_REUSEADDR, e))?;
+        sys::set_reuseaddr(sock, true).map_err(|e| sys_err(BIO_R_UNABLE_TO_REUSEADDR, e))?;
     }
     sys::bind(sock, a).map_err(|e| sys_err(BIO_R_UNABLE_TO_BIND_SOCKET, e))
 }
@@ -363,7 +360,7 @@ pub extern "C" fn BIO_listen(sock: c_int, addr_: *const BIO_ADDR, options: c_int
             apply_options(sock, options)?;
         }
         if a.family() == libc::AF_INET6 {
-            sys::setsockopt_int(sock, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, (options & BIO_SOCK_V6_ONLY != 0) as i32)
+            sys::set_v6only(sock, options & BIO_SOCK_V6_ONLY != 0)
                 .map_err(|e| sys_err(BIO_R_LISTEN_V6_ONLY, e))?;
         }
         bind(sock, a, options)?;
@@ -419,7 +416,7 @@ pub extern "C" fn BIO_socket_nbio(fd: c_int, mode: c_int) -> c_int {
 /// The pending socket error (SO_ERROR), or the getsockopt errno. See BIO_sock_error(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_sock_error(sock: c_int) -> c_int {
-    match sys::getsockopt_int(sock, libc::SOL_SOCKET, libc::SO_ERROR) {
+    match sys::take_error(sock) {
         Ok(v) => v,
         Err(e) => e.raw_os_error().unwrap_or(libc::EIO),
     }
@@ -429,7 +426,7 @@ pub extern "C" fn BIO_sock_error(sock: c_int) -> c_int {
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_set_tcp_ndelay(sock: c_int, turn_on: c_int) -> c_int {
     ffi_entry!(BIO_set_tcp_ndelay => {
-        sys::setsockopt_int(sock, libc::IPPROTO_TCP, libc::TCP_NODELAY, (turn_on != 0) as i32)
+        sys::set_nodelay(sock, turn_on != 0)
             .map_err(|e| sys_err(BIO_R_UNABLE_TO_NODELAY, e))?;
         Ok(1)
     })

@@ -296,3 +296,28 @@ pub fn shutdown_both(fd: i32) {
     // SAFETY: plain syscall on a caller-owned fd.
     unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
 }
+
+/// SO_KEEPALIVE on or off.
+pub fn set_keepalive(fd: i32, on: bool) -> io::Result<()> {
+    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, on as i32)
+}
+
+/// TCP_NODELAY on or off.
+pub fn set_nodelay(fd: i32, on: bool) -> io::Result<()> {
+    setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, on as i32)
+}
+
+/// SO_REUSEADDR on or off.
+pub fn set_reuseaddr(fd: i32, on: bool) -> io::Result<()> {
+    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, on as i32)
+}
+
+/// IPV6_V6ONLY on or off (an IPv6 socket only).
+pub fn set_v6only(fd: i32, on: bool) -> io::Result<()> {
+    setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, on as i32)
+}
+
+/// The socket's pending error (SO_ERROR), which reading clears.
+pub fn take_error(fd: i32) -> io::Result<i32> {
+    getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR)
+}
