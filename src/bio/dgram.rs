@@ -437,14 +437,15 @@ impl DgramSock {
             };
             RxSlot::new(&mut d.buf[..], tail, src)
         });
-        // What each destination gets: bytes and local address; and the first coalesced slot.
-        let mut delivered = [(0usize, None::<BioAddr>); BATCH];
+        // What each destination gets: bytes and local IP (compact: this array is initialised
+        // on every call); and the first coalesced slot.
+        let mut delivered = [(0usize, None::<std::net::IpAddr>); BATCH];
         let (got, coalesced) = on_stack::<_, _, BATCH>(slots, |slots| {
             stats.recv_calls.fetch_add(1, Relaxed);
             let got = sys::recv_batch(fd, slots, true, want_cmsg).map_err(err_io)?;
             for i in 0..got {
                 let s = &slots[i];
-                delivered[i] = (s.len.min(s.buf.len()), local_of(s.dst));
+                delivered[i] = (s.len.min(s.buf.len()), s.dst.and_then(|a| a.ip()));
                 if s.seg > 0 && s.len > s.seg {
                     // Coalesced: the first segment stays here; the rest, and everything
                     // received after it in this call, wait in the stash in arrival order.
@@ -473,7 +474,9 @@ impl DgramSock {
             Ok((got, None))
         })?;
         let mut out = got;
-        for (i, (d, (len, local))) in dsts.iter_mut().zip(delivered).enumerate().take(got) {
+        for (i, (d, (len, ip))) in dsts.iter_mut().zip(delivered).enumerate().take(got) {
+            let local =
+                ip.map(|ip| BioAddr::from_socket_addr(&(ip, u16::from_be(bound_port)).into()));
             finish(d, len, None, local);
             if coalesced == Some(i) {
                 out = i + 1 + self.serve_stash(&mut rx, dsts, i + 1, stats);
