@@ -619,24 +619,18 @@ impl Bio {
         const CHUNK: usize = 256;
         while done < msgs.len() {
             let n = (msgs.len() - done).min(CHUNK);
-            let mut store: [MaybeUninit<TxDesc>; CHUNK] = [const { MaybeUninit::uninit() }; CHUNK];
             let mut bad = None;
-            let mut m = 0;
-            while m < n {
-                let i = done + m;
+            let descs = (done..done + n).map_while(|i| {
                 let (p, l) = msgs.data(i);
                 if p.is_null() && l > 0 {
                     bad = Some(Error::null("BIO_MSG.data"));
-                    break;
+                    return None;
                 }
-                store[m].write(msgs.tx_desc(i));
-                m += 1;
-            }
-            // SAFETY: the first m entries were written just above.
-            let descs = unsafe { std::slice::from_raw_parts(store.as_ptr().cast::<TxDesc>(), m) };
-            let out = self.tx(descs);
-            for (k, d) in descs[..out.sent].iter().enumerate() {
-                msgs.complete(done + k, d.data.len());
+                Some(msgs.tx_desc(i))
+            });
+            let (out, m) = on_stack::<_, _, CHUNK>(descs, |descs| (self.tx(descs), descs.len()));
+            for i in done..done + out.sent {
+                msgs.complete(i, msgs.data(i).1);
             }
             done += out.sent;
             if let Some(e) = out.err.or(bad) {
@@ -907,19 +901,14 @@ impl Bio {
         while !w.queue.is_empty() {
             const CHUNK: usize = 256;
             let n = w.queue.len().min(CHUNK);
-            let mut store: [MaybeUninit<TxDesc>; CHUNK] = [const { MaybeUninit::uninit() }; CHUNK];
-            for (d, q) in store.iter_mut().zip(w.queue.iter()) {
-                d.write(TxDesc {
-                    // SAFETY: BIO_write_queue(3): the buffer stays valid and unchanged until
-                    // the write-done callback reports it, which happens after this send.
-                    data: unsafe { q.as_slice() },
-                    dst: q.dst.as_ref(),
-                    src: q.src.as_ref(),
-                });
-            }
-            // SAFETY: the first n entries were written just above (n <= queue length).
-            let descs = unsafe { std::slice::from_raw_parts(store.as_ptr().cast::<TxDesc>(), n) };
-            let out = self.tx(descs);
+            let descs = w.queue.iter().map(|q| TxDesc {
+                // SAFETY: BIO_write_queue(3): the buffer stays valid and unchanged until the
+                // write-done callback reports it, which happens after this send.
+                data: unsafe { q.as_slice() },
+                dst: q.dst.as_ref(),
+                src: q.src.as_ref(),
+            });
+            let out = on_stack::<_, _, CHUNK>(descs, |descs| self.tx(descs));
             for _ in 0..out.sent {
                 let q = w.queue.pop_front().expect("sent from queue");
                 w.completions
