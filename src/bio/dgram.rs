@@ -1,6 +1,7 @@
 //! `BIO_s_datagram`: a UDP socket. Batches go through sendmmsg/recvmmsg with GSO for runs of
 //! same-size datagrams to one peer and GRO on receive where the kernel offers them; local
-//! addresses come from IP_PKTINFO/IPV6_RECVPKTINFO when enabled.
+//! addresses come from IP_PKTINFO/IPV6_RECVPKTINFO when enabled. Every OS call is a safe
+//! function of `sys` (`sys::udp`, `sys::sock`); this file holds the BIO's state and rules.
 #![deny(unsafe_code)]
 
 use std::collections::VecDeque;

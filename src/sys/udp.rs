@@ -2,6 +2,11 @@
 //! (sendmmsg/recvmmsg) with UDP_SEGMENT (GSO), UDP_GRO and IP_PKTINFO/IPV6_PKTINFO control
 //! messages, the single-datagram fallbacks, and the overflow memory GRO writes into.
 //! Owns: every libc call that moves datagrams. Must not know about BIOs or SSL.
+//! As in quinn-udp, what goes to the kernel is borrowed: a [`TxDesc`] holds its bytes as
+//! `&[u8]` (quinn-udp's `Transmit<'a>`, one per datagram here: GSO runs are regrouped in
+//! [`send_batch`]), an [`RxSlot`] lends a `&mut [u8]` and gets back its length, GRO stride and
+//! destination IP (quinn-udp's `IoSliceMut` plus `RecvMeta`). Raw pointers exist only inside
+//! these functions, for the duration of one syscall.
 
 use std::io;
 use std::mem::{MaybeUninit, size_of, zeroed};
