@@ -530,7 +530,7 @@ const CHUNK: usize = 64;
 
 /// Sends through the method's sendmmsg (addresses passed on), or one write per datagram
 /// (addresses dropped). Stops at the first datagram not taken.
-pub(super) fn tx(bio: &Bio, c: &CustomBio, descs: &[TxDesc]) -> TxOutcome {
+pub(super) fn tx(bio: &Bio, c: &CustomBio, descs: &[TxDesc<'_>]) -> TxOutcome {
     let fail = |sent, e| TxOutcome { sent, err: Some(e) };
     if let Err(e) = c.check_init() {
         return fail(0, e);
@@ -543,8 +543,9 @@ pub(super) fn tx(bio: &Bio, c: &CustomBio, descs: &[TxDesc]) -> TxOutcome {
         }
         for (k, d) in descs.iter().enumerate() {
             bio.clear_retry();
-            // SAFETY: b is this BIO's handle; d is the caller's live descriptor of d.len bytes.
-            let (r, queued) = errors_of(|| unsafe { c.call_write(b, d.data.cast(), d.len) });
+            // SAFETY: b is this BIO's handle; d.data is a live slice.
+            let (r, queued) =
+                errors_of(|| unsafe { c.call_write(b, d.data.as_ptr().cast(), d.data.len()) });
             stats.send_calls.fetch_add(1, Relaxed);
             match r {
                 Ok((r, _)) if r > 0 => {}
@@ -565,10 +566,10 @@ pub(super) fn tx(bio: &Bio, c: &CustomBio, descs: &[TxDesc]) -> TxOutcome {
         for (slot, d) in store.iter_mut().zip(&descs[sent..sent + n]) {
             // The callback only reads a send's data and addresses (BIO_sendmmsg(3)).
             slot.write(BIO_MSG {
-                data: d.data.cast_mut().cast(),
-                data_len: d.len,
-                peer: d.dst.cast_mut().cast::<BIO_ADDR>(),
-                local: d.src.cast_mut().cast::<BIO_ADDR>(),
+                data: d.data.as_ptr().cast_mut().cast(),
+                data_len: d.data.len(),
+                peer: addr_ptr(d.dst),
+                local: addr_ptr(d.src),
                 flags: 0,
             });
         }
@@ -594,10 +595,22 @@ pub(super) fn tx(bio: &Bio, c: &CustomBio, descs: &[TxDesc]) -> TxOutcome {
     TxOutcome { sent, err: None }
 }
 
+/// A send descriptor's address as the C callback sees it (it only reads it).
+fn addr_ptr(a: Option<&BioAddr>) -> *mut BIO_ADDR {
+    a.map_or(std::ptr::null_mut(), |a| {
+        (a as *const BioAddr).cast_mut().cast()
+    })
+}
+
+/// A receive destination's address, for the C callback to fill in.
+fn addr_ptr_mut(a: Option<&mut BioAddr>) -> *mut BIO_ADDR {
+    a.map_or(std::ptr::null_mut(), |a| (a as *mut BioAddr).cast())
+}
+
 /// Receives through the method's recvmmsg (one call, at most 64 datagrams), or one read per
 /// datagram until one fails (sources then AF_UNSPEC). Nothing at all is an error (a
 /// non-fatal one when the method would block).
-pub(super) fn rx(bio: &Bio, c: &CustomBio, dsts: &mut [RxDst]) -> Result<usize> {
+pub(super) fn rx(bio: &Bio, c: &CustomBio, dsts: &mut [RxDst<'_>]) -> Result<usize> {
     c.check_init()?;
     let b = bio.handle();
     let stats = &bio.stats;
@@ -608,8 +621,9 @@ pub(super) fn rx(bio: &Bio, c: &CustomBio, dsts: &mut [RxDst]) -> Result<usize> 
         let mut got = 0;
         for d in dsts.iter_mut() {
             bio.clear_retry();
-            // SAFETY: b is this BIO's handle; d.buf has d.cap writable bytes (RxDst contract).
-            let (r, queued) = errors_of(|| unsafe { c.call_read(b, d.buf.cast(), d.cap) });
+            // SAFETY: b is this BIO's handle; d.buf is a live writable slice.
+            let (r, queued) =
+                errors_of(|| unsafe { c.call_read(b, d.buf.as_mut_ptr().cast(), d.buf.len()) });
             stats.recv_calls.fetch_add(1, Relaxed);
             match r {
                 Ok((r, n)) if r > 0 => d.len = n,
@@ -618,11 +632,11 @@ pub(super) fn rx(bio: &Bio, c: &CustomBio, dsts: &mut [RxDst]) -> Result<usize> 
                 Err(_) if got > 0 => break, // met again by the next call
                 Err(e) => return Err(e),
             }
-            for a in [d.src, d.local] {
-                // SAFETY: src/local are NULL or live addresses of the caller for the call.
-                if let Some(a) = unsafe { a.as_mut() } {
-                    *a = BioAddr::default();
-                }
+            for a in [d.src.as_deref_mut(), d.local.as_deref_mut()]
+                .into_iter()
+                .flatten()
+            {
+                *a = BioAddr::default();
             }
             got += 1;
         }
@@ -634,12 +648,12 @@ pub(super) fn rx(bio: &Bio, c: &CustomBio, dsts: &mut [RxDst]) -> Result<usize> 
         return Ok(0);
     }
     let mut store: [MaybeUninit<BIO_MSG>; CHUNK] = [const { MaybeUninit::uninit() }; CHUNK];
-    for (slot, d) in store.iter_mut().zip(dsts.iter()) {
+    for (slot, d) in store.iter_mut().zip(dsts.iter_mut()) {
         slot.write(BIO_MSG {
-            data: d.buf.cast(),
-            data_len: d.cap,
-            peer: d.src.cast(),
-            local: d.local.cast(),
+            data: d.buf.as_mut_ptr().cast(),
+            data_len: d.buf.len(),
+            peer: addr_ptr_mut(d.src.as_deref_mut()),
+            local: addr_ptr_mut(d.local.as_deref_mut()),
             flags: 0,
         });
     }
@@ -660,7 +674,7 @@ pub(super) fn rx(bio: &Bio, c: &CustomBio, dsts: &mut [RxDst]) -> Result<usize> 
     for (k, d) in dsts.iter_mut().enumerate().take(done) {
         // SAFETY: entries below n were initialised above and done <= n.
         let m = unsafe { store[k].assume_init_ref() };
-        d.len = m.data_len.min(d.cap);
+        d.len = m.data_len.min(d.buf.len());
     }
     stats.recv_dgrams.fetch_add(done as u64, Relaxed);
     Ok(done)
@@ -886,13 +900,12 @@ mod tests {
         b
     }
 
-    fn descs(data: &[&[u8]], dst: &BioAddr) -> Vec<TxDesc> {
+    fn descs<'a>(data: &[&'a [u8]], dst: &'a BioAddr) -> Vec<TxDesc<'a>> {
         data.iter()
             .map(|d| TxDesc {
-                data: d.as_ptr(),
-                len: d.len(),
-                dst,
-                src: std::ptr::null(),
+                data: d,
+                dst: Some(dst),
+                src: None,
             })
             .collect()
     }
@@ -972,13 +985,7 @@ mod tests {
         let mut dsts: Vec<RxDst> = bufs
             .iter_mut()
             .zip(src.iter_mut())
-            .map(|(buf, s)| RxDst {
-                buf: buf.as_mut_ptr(),
-                cap: buf.len(),
-                src: s,
-                local: std::ptr::null_mut(),
-                len: 0,
-            })
+            .map(|(buf, s)| RxDst::new(buf, Some(s), None))
             .collect();
         assert_eq!(b.recv_batch(&mut dsts), Ok(2));
         assert_eq!((dsts[0].len, dsts[1].len), (3, 5));

@@ -1,6 +1,8 @@
 //! `BIO_s_datagram`: a UDP socket. Batches go through sendmmsg/recvmmsg with GSO for runs of
 //! same-size datagrams to one peer and GRO on receive where the kernel offers them; local
-//! addresses come from IP_PKTINFO/IPV6_RECVPKTINFO when enabled.
+//! addresses come from IP_PKTINFO/IPV6_RECVPKTINFO when enabled. Every OS call is a safe
+//! function of `sys` (`sys::udp`, `sys::sock`); this file holds the BIO's state and rules.
+#![deny(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::Relaxed};
@@ -9,7 +11,7 @@ use crate::sync::Mutex;
 
 use super::addr::BioAddr;
 use super::msg::BIO_POLL_DESCRIPTOR;
-use super::{RxDst, Stats, TxOutcome};
+use super::{RxDst, Stats, TxOutcome, on_stack};
 use crate::error::*;
 use crate::sys::{self, BATCH, GRO_MAX, RxSlot, SendResult, TxDesc};
 
@@ -38,13 +40,19 @@ struct RxState {
     tails: Option<sys::ZeroPages>,
 }
 
-impl RxState {
-    fn stash(&mut self, a: &[u8], b: &[u8], src: BioAddr, dst: Option<BioAddr>) {
-        let off = self.arena.len();
-        self.arena.extend_from_slice(a);
-        self.arena.extend_from_slice(b);
-        self.items.push_back((off, a.len() + b.len(), src, dst));
-    }
+/// Keeps a datagram (received across `a` and `b`) for a later receive.
+fn stash(
+    arena: &mut Vec<u8>,
+    items: &mut VecDeque<(usize, usize, BioAddr, Option<BioAddr>)>,
+    a: &[u8],
+    b: &[u8],
+    src: BioAddr,
+    dst: Option<BioAddr>,
+) {
+    let off = arena.len();
+    arena.extend_from_slice(a);
+    arena.extend_from_slice(b);
+    items.push_back((off, a.len() + b.len(), src, dst));
 }
 
 fn err_io(e: std::io::Error) -> Error {
@@ -117,9 +125,7 @@ impl DgramSock {
                 self.connected.store(false, Relaxed);
             }
         }
-        let udp = sys::sock_type(fd)
-            .map(|t| t == libc::SOCK_DGRAM)
-            .unwrap_or(false);
+        let udp = sys::is_dgram(fd);
         self.gso.store(udp && sys::gso_supported(fd), Relaxed);
         // GRO stays off unless asked for (OSSLQUIC_BIO_dgram_set_offload): coalesced data the
         // caller had no room for waits inside the BIO, where poll() on the fd cannot see it;
@@ -187,13 +193,14 @@ impl DgramSock {
     pub fn local_enabled(&self) -> bool {
         self.local_enabled.load(Relaxed)
     }
-    fn family(&self) -> i32 {
-        self.bound.lock().family()
+    fn is_ipv6(&self) -> bool {
+        self.bound.lock().is_ipv6()
     }
 
     /// Whether local addresses can be had (Linux: IP_PKTINFO / IPV6_RECVPKTINFO).
     pub fn local_addr_cap(&self) -> bool {
-        matches!(self.family(), libc::AF_INET | libc::AF_INET6)
+        let b = self.bound.lock();
+        b.is_ipv4() || b.is_ipv6()
     }
 
     pub fn set_local_addr_enable(&self, on: bool) -> Result<()> {
@@ -203,17 +210,9 @@ impl DgramSock {
                 Error::bio(BIO_R_LOCAL_ADDR_NOT_AVAILABLE).with("socket family has no packet info")
             );
         }
-        let v = on as i32;
-        let r = match self.family() {
-            libc::AF_INET => sys::setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, v),
-            libc::AF_INET6 => {
-                // A dual-stack socket may also see IPv4 traffic: ask for both.
-                let _ = sys::setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, v);
-                sys::setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, v)
-            }
-            _ => Ok(()),
-        };
-        r.map_err(err_io)?;
+        if self.local_addr_cap() {
+            sys::set_recv_pktinfo(fd, self.is_ipv6(), on).map_err(err_io)?;
+        }
         self.local_enabled.store(on, Relaxed);
         Ok(())
     }
@@ -239,14 +238,13 @@ impl DgramSock {
         if fd < 0 || !self.connected.load(Relaxed) {
             return 0;
         }
-        let (level, name, overhead) = match self.family() {
-            libc::AF_INET => (libc::IPPROTO_IP, libc::IP_MTU, 28),
-            libc::AF_INET6 => (libc::IPPROTO_IPV6, libc::IPV6_MTU, 48),
-            _ => return 0,
-        };
-        match sys::getsockopt_int(fd, level, name) {
-            Ok(m) if m as usize > overhead => {
-                let mtu = m as usize - overhead;
+        if !self.local_addr_cap() {
+            return 0;
+        }
+        let overhead = self.mtu_overhead();
+        match sys::path_mtu(fd, self.is_ipv6()) {
+            Ok(m) if m > overhead => {
+                let mtu = m - overhead;
                 self.mtu.store(mtu, Relaxed);
                 mtu
             }
@@ -254,80 +252,20 @@ impl DgramSock {
         }
     }
     pub fn mtu_overhead(&self) -> usize {
-        if self.family() == libc::AF_INET6 {
-            48
-        } else {
-            28
-        }
+        if self.is_ipv6() { 48 } else { 28 }
     }
     pub fn fallback_mtu(&self) -> usize {
-        if self.family() == libc::AF_INET6 {
-            1280 - 48
-        } else {
-            576 - 28
-        }
+        if self.is_ipv6() { 1280 - 48 } else { 576 - 28 }
     }
     pub fn set_dont_frag(&self, on: bool) -> Result<()> {
         let fd = self.need_fd()?;
-        let r = if self.family() == libc::AF_INET6 {
-            let v = if on {
-                libc::IPV6_PMTUDISC_DO
-            } else {
-                libc::IPV6_PMTUDISC_DONT
-            };
-            sys::setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER, v)
-        } else {
-            let v = if on {
-                libc::IP_PMTUDISC_DO
-            } else {
-                libc::IP_PMTUDISC_DONT
-            };
-            sys::setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, v)
-        };
-        r.map_err(err_io)
+        sys::set_dont_fragment(fd, self.is_ipv6(), on).map_err(err_io)
     }
-    pub fn set_timeout(&self, send: bool, tv: libc::timeval) -> Result<()> {
-        let fd = self.need_fd()?;
-        let name = if send {
-            libc::SO_SNDTIMEO
-        } else {
-            libc::SO_RCVTIMEO
-        };
-        // SAFETY: passes a live timeval with its size.
-        let r = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                name,
-                (&tv as *const libc::timeval).cast(),
-                size_of::<libc::timeval>() as u32,
-            )
-        };
-        if r < 0 { Err(Error::last_os()) } else { Ok(()) }
+    pub fn set_timeout(&self, send: bool, tv: sys::Timeval) -> Result<()> {
+        sys::set_timeout(self.need_fd()?, send, tv).map_err(err_io)
     }
-    pub fn get_timeout(&self, send: bool) -> Result<libc::timeval> {
-        let fd = self.need_fd()?;
-        let name = if send {
-            libc::SO_SNDTIMEO
-        } else {
-            libc::SO_RCVTIMEO
-        };
-        let mut tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 0,
-        };
-        let mut len = size_of::<libc::timeval>() as libc::socklen_t;
-        // SAFETY: passes a live timeval and its length.
-        let r = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                name,
-                (&mut tv as *mut libc::timeval).cast(),
-                &mut len,
-            )
-        };
-        if r < 0 { Err(Error::last_os()) } else { Ok(tv) }
+    pub fn get_timeout(&self, send: bool) -> Result<sys::Timeval> {
+        sys::timeout(self.need_fd()?, send).map_err(err_io)
     }
 
     pub fn set_nbio(&self, on: bool) -> Result<()> {
@@ -344,13 +282,7 @@ impl DgramSock {
         let fd = self.need_fd()?;
         let mut src = BioAddr::default();
         let n = if self.gro.load(Relaxed) || !self.rx.lock().items.is_empty() {
-            let mut d = [RxDst {
-                buf: buf.as_mut_ptr(),
-                cap: buf.len(),
-                src: &mut src,
-                local: std::ptr::null_mut(),
-                len: 0,
-            }];
+            let mut d = [RxDst::new(&mut buf[..], Some(&mut src), None)];
             self.rx(&mut d, stats)?;
             d[0].len
         } else {
@@ -390,7 +322,7 @@ impl DgramSock {
 
     // ---- batches
 
-    pub fn tx(&self, descs: &[TxDesc], stats: &Stats) -> TxOutcome {
+    pub fn tx(&self, descs: &[TxDesc<'_>], stats: &Stats) -> TxOutcome {
         let fd = match self.need_fd() {
             Ok(fd) => fd,
             Err(e) => {
@@ -405,8 +337,7 @@ impl DgramSock {
         let mut err = None;
         let bound_port = self.bound.lock().raw_port();
         for (i, d) in descs.iter().enumerate() {
-            // SAFETY: src is NULL or a live BIO_ADDR for the call.
-            if let Some(src) = unsafe { d.src.as_ref() } {
+            if let Some(src) = d.src {
                 if !self.local_enabled() {
                     err = Some(Error::bio(BIO_R_LOCAL_ADDR_NOT_AVAILABLE)
                         .with("enable local addresses (BIO_dgram_set_local_addr_enable) before setting BIO_MSG.local"));
@@ -459,7 +390,7 @@ impl DgramSock {
 
     /// Receives into `dsts`: stashed datagrams first, then one recvmmsg. Coalesced (GRO)
     /// datagrams are split into consecutive destinations; what does not fit is stashed.
-    pub fn rx(&self, dsts: &mut [RxDst], stats: &Stats) -> Result<usize> {
+    pub fn rx(&self, dsts: &mut [RxDst<'_>], stats: &Stats) -> Result<usize> {
         let fd = self.need_fd()?;
         let bound_port = self.bound.lock().raw_port();
         let mut rx = self.rx.lock();
@@ -469,92 +400,89 @@ impl DgramSock {
             return Ok(served);
         }
         let gro = self.gro.load(Relaxed);
-        let n = dsts.len().min(BATCH);
         if gro && rx.tails.is_none() {
             rx.tails = Some(sys::ZeroPages::new(BATCH * GRO_MAX).map_err(err_io)?);
         }
+        let want_cmsg = gro || self.local_enabled();
+        let local_of = |dst: Option<BioAddr>| {
+            dst.map(|mut a| {
+                a.set_port(u16::from_be(bound_port));
+                a
+            })
+        };
+        let RxState {
+            arena,
+            items,
+            tails,
+        } = &mut *rx;
+        // Overflow areas, one GRO_MAX region per slot, only with GRO.
+        let tails: &mut [u8] = match tails {
+            Some(t) if gro => t.as_mut_slice(),
+            _ => &mut [],
+        };
+        let mut tails = tails.chunks_exact_mut(GRO_MAX);
         // Scratch sources only where the caller asked for none but GRO may need one to stamp
         // the segments it splits off; otherwise the kernel writes no name at all.
         let mut srcs: [std::mem::MaybeUninit<BioAddr>; BATCH] =
             [const { std::mem::MaybeUninit::uninit() }; BATCH];
-        let tails = rx
-            .tails
-            .as_mut()
-            .map_or(std::ptr::null_mut(), |t| t.as_mut_ptr());
-        let mut slots: [std::mem::MaybeUninit<RxSlot>; BATCH] =
-            [const { std::mem::MaybeUninit::uninit() }; BATCH];
-        for i in 0..n {
-            let d = &dsts[i];
-            let src = if !d.src.is_null() {
-                d.src
-            } else if gro {
-                srcs[i].write(BioAddr::default()) as *mut BioAddr
-            } else {
-                std::ptr::null_mut()
+        let slots = dsts.iter_mut().zip(srcs.iter_mut()).map(|(d, scratch)| {
+            let cap = d.buf.len();
+            let tail = match tails.next() {
+                Some(t) if cap < GRO_MAX => &mut t[..GRO_MAX - cap],
+                _ => &mut [][..],
             };
-            let mut s = RxSlot::new(d.buf, d.cap, src);
-            if gro && d.cap < GRO_MAX {
-                // SAFETY: tails holds BATCH * GRO_MAX bytes; slot i owns its GRO_MAX region.
-                s.tail = unsafe { tails.add(i * GRO_MAX) };
-                s.tail_cap = GRO_MAX - d.cap;
-            }
-            slots[i].write(s);
-        }
-        // SAFETY: the first n slots were initialised above.
-        let slots =
-            unsafe { std::slice::from_raw_parts_mut(slots.as_mut_ptr().cast::<RxSlot>(), n) };
-        stats.recv_calls.fetch_add(1, Relaxed);
-        let want_cmsg = gro || self.local_enabled();
-        let got = sys::recv_batch(fd, slots, true, want_cmsg).map_err(err_io)?;
-        let mut out = got;
-        for i in 0..got {
-            let s = &slots[i];
-            let local = s.dst.map(|mut a| {
-                a.set_port(u16::from_be(bound_port));
-                a
-            });
-            if s.seg > 0 && s.len > s.seg {
-                // Coalesced: the first segment stays here; the rest, and everything received
-                // after it in this call, wait in the stash in arrival order.
-                // SAFETY: src points at a live address (caller's or ours).
-                let src = unsafe { *s.src };
-                let segs = s.len.div_ceil(s.seg);
-                stats.gro_dgrams.fetch_add(segs as u64, Relaxed);
-                for (j, sj) in slots.iter().enumerate().take(got).skip(i) {
-                    // SAFETY: the kernel wrote sj.len bytes across buf[..cap] and tail.
-                    let (buf, tail) = unsafe {
-                        (
-                            std::slice::from_raw_parts(sj.buf, sj.cap),
-                            std::slice::from_raw_parts(
-                                sj.tail,
-                                if sj.tail.is_null() { 0 } else { sj.tail_cap },
-                            ),
-                        )
-                    };
-                    let total = sj.len.min(sj.cap + sj.tail_cap);
-                    let seg = if sj.seg > 0 { sj.seg } else { total.max(1) };
-                    // SAFETY: as above.
-                    let srcj = unsafe { *sj.src };
-                    let lj = sj.dst.map(|mut a| {
-                        a.set_port(u16::from_be(bound_port));
-                        a
-                    });
-                    let mut off = if j == i { seg } else { 0 };
-                    while off < total || (off == 0 && total == 0) {
-                        let len = seg.min(total - off);
-                        let (a, b) = split_at_tail(buf, tail, off, len);
-                        rx.stash(a, b, srcj, lj);
-                        if len == 0 {
-                            break;
+            let src = match d.src.as_deref_mut() {
+                Some(s) => Some(s),
+                None if gro => Some(scratch.write(BioAddr::default())),
+                None => None,
+            };
+            RxSlot::new(&mut d.buf[..], tail, src)
+        });
+        // What each destination gets: bytes and local IP (compact: this array is initialised
+        // on every call); and the first coalesced slot.
+        let mut delivered = [(0usize, None::<std::net::IpAddr>); BATCH];
+        let (got, coalesced) = on_stack::<_, _, BATCH>(slots, |slots| {
+            stats.recv_calls.fetch_add(1, Relaxed);
+            let got = sys::recv_batch(fd, slots, true, want_cmsg).map_err(err_io)?;
+            for i in 0..got {
+                let s = &slots[i];
+                delivered[i] = (s.len.min(s.buf.len()), s.dst.and_then(|a| a.ip()));
+                if s.seg > 0 && s.len > s.seg {
+                    // Coalesced: the first segment stays here; the rest, and everything
+                    // received after it in this call, wait in the stash in arrival order.
+                    delivered[i].0 = s.seg.min(s.buf.len());
+                    let segs = s.len.div_ceil(s.seg);
+                    stats.gro_dgrams.fetch_add(segs as u64, Relaxed);
+                    for (j, sj) in slots.iter().enumerate().take(got).skip(i) {
+                        let total = sj.len.min(sj.buf.len() + sj.tail.len());
+                        let seg = if sj.seg > 0 { sj.seg } else { total.max(1) };
+                        let srcj = sj.src.as_deref().copied().unwrap_or_default();
+                        let lj = local_of(sj.dst);
+                        let mut off = if j == i { seg } else { 0 };
+                        while off < total || (off == 0 && total == 0) {
+                            let len = seg.min(total - off);
+                            let (a, b) = split_at_tail(sj.buf, sj.tail, off, len);
+                            stash(arena, items, a, b, srcj, lj);
+                            if len == 0 {
+                                break;
+                            }
+                            off += len;
                         }
-                        off += len;
                     }
+                    return Ok((got, Some(i)));
                 }
-                finish(&mut dsts[i], s.seg.min(s.cap), Some(src), local);
+            }
+            Ok((got, None))
+        })?;
+        let mut out = got;
+        for (i, (d, (len, ip))) in dsts.iter_mut().zip(delivered).enumerate().take(got) {
+            let local =
+                ip.map(|ip| BioAddr::from_socket_addr(&(ip, u16::from_be(bound_port)).into()));
+            finish(d, len, None, local);
+            if coalesced == Some(i) {
                 out = i + 1 + self.serve_stash(&mut rx, dsts, i + 1, stats);
                 break;
             }
-            finish(&mut dsts[i], s.len.min(s.cap), None, local);
         }
         stats.recv_dgrams.fetch_add(out as u64, Relaxed);
         Ok(out)
@@ -564,7 +492,7 @@ impl DgramSock {
     fn serve_stash(
         &self,
         rx: &mut RxState,
-        dsts: &mut [RxDst],
+        dsts: &mut [RxDst<'_>],
         from: usize,
         stats: &Stats,
     ) -> usize {
@@ -574,12 +502,8 @@ impl DgramSock {
                 break;
             };
             let d = &mut dsts[from + n];
-            let c = len.min(d.cap);
-            if c > 0 {
-                // SAFETY: d.buf has d.cap writable bytes; the arena holds [off, off+len).
-                let out = unsafe { std::slice::from_raw_parts_mut(d.buf, c) };
-                out.copy_from_slice(&rx.arena[off..off + c]);
-            }
+            let c = len.min(d.buf.len());
+            d.buf[..c].copy_from_slice(&rx.arena[off..off + c]);
             finish(d, c, Some(src), dst);
             n += 1;
         }
@@ -592,16 +516,12 @@ impl DgramSock {
 }
 
 /// Records a delivered datagram: its length and, where the caller asked, its addresses.
-fn finish(d: &mut RxDst, len: usize, src: Option<BioAddr>, local: Option<BioAddr>) {
+fn finish(d: &mut RxDst<'_>, len: usize, src: Option<BioAddr>, local: Option<BioAddr>) {
     d.len = len;
-    if let Some(s) = src
-        && !d.src.is_null()
-    {
-        // SAFETY: d.src is a live caller address (or ours) for the call.
-        unsafe { *d.src = s };
+    if let (Some(s), Some(out)) = (src, d.src.as_deref_mut()) {
+        *out = s;
     }
-    // SAFETY: d.local is NULL or a live caller address.
-    if let Some(l) = unsafe { d.local.as_mut() } {
+    if let Some(l) = d.local.as_deref_mut() {
         *l = local.unwrap_or_default();
     }
 }

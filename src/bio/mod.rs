@@ -86,14 +86,51 @@ pub static METHOD_CUSTOM: BioMethod = BioMethod {
     name: "custom",
 };
 
-/// One receive destination: a caller's buffer and where to put the addresses.
-pub struct RxDst {
-    pub buf: *mut u8,
-    pub cap: usize,
-    pub src: *mut BioAddr,
-    pub local: *mut BioAddr,
-    /// Out: bytes delivered (at most `cap`).
+/// One receive destination: a caller's buffer and where to put the addresses. It borrows
+/// them, so safe code cannot make one that outlives its memory; over a C `BIO_MSG` array,
+/// destinations come from [`MsgArray::rx_dst`](msg::MsgArray::rx_dst), an `unsafe`
+/// constructor.
+pub struct RxDst<'a> {
+    pub buf: &'a mut [u8],
+    pub src: Option<&'a mut BioAddr>,
+    pub local: Option<&'a mut BioAddr>,
+    /// Out: bytes delivered (at most `buf.len()`).
     pub len: usize,
+}
+
+impl<'a> RxDst<'a> {
+    pub fn new(
+        buf: &'a mut [u8],
+        src: Option<&'a mut BioAddr>,
+        local: Option<&'a mut BioAddr>,
+    ) -> Self {
+        RxDst {
+            buf,
+            src,
+            local,
+            len: 0,
+        }
+    }
+}
+
+/// Hands the first (at most `N`) of `items` to `f` as one slice built on the stack: a batch
+/// path neither allocates nor initialises slots it does not use.
+pub(crate) fn on_stack<T, R, const N: usize>(
+    items: impl IntoIterator<Item = T>,
+    f: impl FnOnce(&mut [T]) -> R,
+) -> R {
+    let mut store: [MaybeUninit<T>; N] = [const { MaybeUninit::uninit() }; N];
+    let mut n = 0;
+    for (slot, item) in store.iter_mut().zip(items) {
+        slot.write(item);
+        n += 1;
+    }
+    // SAFETY: the first n entries were written just above.
+    let items = unsafe { std::slice::from_raw_parts_mut(store.as_mut_ptr().cast::<T>(), n) };
+    let r = f(items);
+    // SAFETY: the n initialised entries are dropped once and not used again.
+    unsafe { std::ptr::drop_in_place(items) };
+    r
 }
 
 /// How far a batch send got: `sent` items, then `err` for the item that stopped it.
@@ -582,29 +619,18 @@ impl Bio {
         const CHUNK: usize = 256;
         while done < msgs.len() {
             let n = (msgs.len() - done).min(CHUNK);
-            let mut store: [MaybeUninit<TxDesc>; CHUNK] = [const { MaybeUninit::uninit() }; CHUNK];
             let mut bad = None;
-            let mut m = 0;
-            while m < n {
-                let i = done + m;
+            let descs = (done..done + n).map_while(|i| {
                 let (p, l) = msgs.data(i);
                 if p.is_null() && l > 0 {
                     bad = Some(Error::null("BIO_MSG.data"));
-                    break;
+                    return None;
                 }
-                store[m].write(TxDesc {
-                    data: p,
-                    len: l,
-                    dst: msgs.peer(i),
-                    src: msgs.local(i),
-                });
-                m += 1;
-            }
-            // SAFETY: the first m entries were written just above.
-            let descs = unsafe { std::slice::from_raw_parts(store.as_ptr().cast::<TxDesc>(), m) };
-            let out = self.tx(descs);
-            for (k, d) in descs[..out.sent].iter().enumerate() {
-                msgs.complete(done + k, d.len);
+                Some(msgs.tx_desc(i))
+            });
+            let (out, m) = on_stack::<_, _, CHUNK>(descs, |descs| (self.tx(descs), descs.len()));
+            for i in done..done + out.sent {
+                msgs.complete(i, msgs.data(i).1);
             }
             done += out.sent;
             if let Some(e) = out.err.or(bad) {
@@ -645,35 +671,31 @@ impl Bio {
                 None => Ok(0),
             };
         }
-        let mut stack: [std::mem::MaybeUninit<RxDst>; crate::sys::BATCH] =
-            [const { std::mem::MaybeUninit::uninit() }; crate::sys::BATCH];
         let n = usable.min(crate::sys::BATCH);
-        for (i, s) in stack.iter_mut().enumerate().take(n) {
-            let (p, l) = msgs.data(i);
-            s.write(RxDst {
-                buf: p,
-                cap: l,
-                src: msgs.peer(i),
-                local: msgs.local(i),
-                len: 0,
-            });
-        }
-        // SAFETY: the first n elements were initialised just above.
-        let dsts = unsafe { std::slice::from_raw_parts_mut(stack.as_mut_ptr().cast::<RxDst>(), n) };
-        let got = self.rx(dsts)?;
-        for (i, d) in dsts.iter().enumerate().take(got) {
-            msgs.complete(i, d.len);
+        // SAFETY: each item's destination is made once, and they live only inside this call,
+        // where nothing else reads or writes the items' buffers and addresses.
+        let dsts = (0..n).map(|i| unsafe { msgs.rx_dst(i) });
+        let mut lens = [0usize; crate::sys::BATCH];
+        let got = on_stack::<_, _, { crate::sys::BATCH }>(dsts, |dsts| {
+            let got = self.rx(dsts)?;
+            for (l, d) in lens.iter_mut().zip(dsts.iter()).take(got) {
+                *l = d.len;
+            }
+            Ok(got)
+        })?;
+        for (i, &l) in lens.iter().enumerate().take(got) {
+            msgs.complete(i, l);
         }
         Ok(got)
     }
 
     /// Receives into caller-described destinations (the reactor's path; no C arrays).
-    pub fn recv_batch(&self, dsts: &mut [RxDst]) -> Result<usize> {
+    pub fn recv_batch(&self, dsts: &mut [RxDst<'_>]) -> Result<usize> {
         self.rx(dsts)
     }
 
     /// Sends a batch of datagrams (the reactor's path).
-    pub fn send_batch(&self, descs: &[TxDesc]) -> TxOutcome {
+    pub fn send_batch(&self, descs: &[TxDesc<'_>]) -> TxOutcome {
         self.tx(descs)
     }
 
@@ -703,7 +725,7 @@ impl Bio {
         }
     }
 
-    fn tx(&self, descs: &[TxDesc]) -> TxOutcome {
+    fn tx(&self, descs: &[TxDesc<'_>]) -> TxOutcome {
         match &self.kind {
             Kind::Dgram(d) => d.tx(descs, &self.stats),
             Kind::Conn(c) if c.is_dgram() => match c.dgram_sock(self) {
@@ -722,7 +744,7 @@ impl Bio {
         }
     }
 
-    fn rx(&self, dsts: &mut [RxDst]) -> Result<usize> {
+    fn rx(&self, dsts: &mut [RxDst<'_>]) -> Result<usize> {
         match &self.kind {
             Kind::Dgram(d) => d.rx(dsts, &self.stats),
             Kind::Conn(c) if c.is_dgram() => c.dgram_sock(self)?.rx(dsts, &self.stats),
@@ -785,26 +807,26 @@ impl Bio {
                 return Err(Error::bio(BIO_R_UNINITIALIZED)
                     .with("no read buffers: set a read callback or push buffers first"));
             }
-            let n = r.scratch.len();
             // Only the n address pairs in use are initialised (not all 64: 16 KiB per refill).
             let mut addrs: [MaybeUninit<(BioAddr, BioAddr)>; BIO_DGRAM_MAX_READ_BATCH] =
                 [const { MaybeUninit::uninit() }; BIO_DGRAM_MAX_READ_BATCH];
-            let mut store: [std::mem::MaybeUninit<RxDst>; BIO_DGRAM_MAX_READ_BATCH] =
-                [const { std::mem::MaybeUninit::uninit() }; BIO_DGRAM_MAX_READ_BATCH];
-            for ((slot, b), a) in store.iter_mut().zip(r.scratch.iter()).zip(addrs.iter_mut()) {
+            let mut lens = [0usize; BIO_DGRAM_MAX_READ_BATCH];
+            let dsts = r.scratch.iter().zip(addrs.iter_mut()).map(|(b, a)| {
                 let a = a.write((BioAddr::default(), BioAddr::default()));
-                slot.write(RxDst {
-                    buf: b.ptr,
-                    cap: b.cap,
-                    src: &mut a.0,
-                    local: &mut a.1,
-                    len: 0,
-                });
-            }
-            // SAFETY: the first n entries were initialised above (n <= batch <= the array size).
-            let dsts =
-                unsafe { std::slice::from_raw_parts_mut(store.as_mut_ptr().cast::<RxDst>(), n) };
-            let got = match self.rx(dsts) {
+                // SAFETY: the application lent the BIO this buffer of b.cap bytes until it is
+                // dequeued (BIO_set_read_callback(3), BIO_push_read_buffer); it is in no
+                // other destination and nothing else touches it during the call.
+                let buf = unsafe { b.as_mut_slice() };
+                RxDst::new(buf, Some(&mut a.0), Some(&mut a.1))
+            });
+            let got = on_stack::<_, Result<usize>, BIO_DGRAM_MAX_READ_BATCH>(dsts, |dsts| {
+                let got = self.rx(dsts)?;
+                for (l, d) in lens.iter_mut().zip(dsts.iter()).take(got) {
+                    *l = d.len;
+                }
+                Ok(got)
+            });
+            let got = match got {
                 Ok(n) => n,
                 Err(e) => {
                     while let Some(b) = r.scratch.pop() {
@@ -820,16 +842,11 @@ impl Bio {
                     return Err(e);
                 }
             };
-            for (k, d) in dsts.iter().enumerate().take(got) {
+            for (k, &len) in lens.iter().enumerate().take(got) {
                 let buf = r.scratch[k];
-                // SAFETY: entries below n were initialised in the loop above, and k < got <= n.
+                // SAFETY: entries below scratch.len() were initialised above; k < got <= that.
                 let (src, dst) = unsafe { addrs[k].assume_init() };
-                r.ready.push_back(zc::Filled {
-                    buf,
-                    len: d.len,
-                    src,
-                    dst,
-                });
+                r.ready.push_back(zc::Filled { buf, len, src, dst });
             }
             while r.scratch.len() > got {
                 let b = r.scratch.pop().expect("len > got");
@@ -884,18 +901,14 @@ impl Bio {
         while !w.queue.is_empty() {
             const CHUNK: usize = 256;
             let n = w.queue.len().min(CHUNK);
-            let mut store: [MaybeUninit<TxDesc>; CHUNK] = [const { MaybeUninit::uninit() }; CHUNK];
-            for (d, q) in store.iter_mut().zip(w.queue.iter()) {
-                d.write(TxDesc {
-                    data: q.ptr,
-                    len: q.len,
-                    dst: q.dst.as_ref().map_or(std::ptr::null(), |a| a as *const _),
-                    src: q.src.as_ref().map_or(std::ptr::null(), |a| a as *const _),
-                });
-            }
-            // SAFETY: the first n entries were written just above (n <= queue length).
-            let descs = unsafe { std::slice::from_raw_parts(store.as_ptr().cast::<TxDesc>(), n) };
-            let out = self.tx(descs);
+            let descs = w.queue.iter().map(|q| TxDesc {
+                // SAFETY: BIO_write_queue(3): the buffer stays valid and unchanged until the
+                // write-done callback reports it, which happens after this send.
+                data: unsafe { q.as_slice() },
+                dst: q.dst.as_ref(),
+                src: q.src.as_ref(),
+            });
+            let out = on_stack::<_, _, CHUNK>(descs, |descs| self.tx(descs));
             for _ in 0..out.sent {
                 let q = w.queue.pop_front().expect("sent from queue");
                 w.completions

@@ -3,8 +3,10 @@
 
 use std::ffi::{c_int, c_void};
 
+use super::RxDst;
 use super::addr::BioAddr;
 use crate::error::{Error, Result};
+use crate::sys::TxDesc;
 
 /// The opaque C type behind `BIO_ADDR *` (the Rust object is a [`BioAddr`]).
 #[allow(non_camel_case_types)]
@@ -86,7 +88,8 @@ impl MsgArray {
     /// # Safety
     /// `base` must point at `len` items of at least `size_of::<BIO_MSG>()` bytes spaced
     /// `stride` apart, whose data/peer/local pointers are valid as the BIO_sendmmsg(3)
-    /// contract requires, all live and unaliased for the lifetime of the array.
+    /// contract requires, all live and unaliased for the lifetime of the array: no two items
+    /// share a data buffer or a BIO_ADDR that a receive writes, and none overlaps the array.
     pub unsafe fn new(base: *mut BIO_MSG, stride: usize, len: usize) -> Result<MsgArray> {
         if len > 0 && base.is_null() {
             return Err(Error::null("msg"));
@@ -153,23 +156,41 @@ impl MsgArray {
         // SAFETY: the caller promised data_len readable bytes at data.
         unsafe { std::slice::from_raw_parts(p, n) }
     }
-    #[allow(clippy::mut_from_ref)]
-    pub fn data_slice_mut(&self, i: usize) -> &mut [u8] {
-        let (p, n) = self.data(i);
-        if n == 0 || p.is_null() {
-            return &mut [];
-        }
-        // SAFETY: the caller promised data_len writable bytes at data, unaliased for the call.
-        unsafe { std::slice::from_raw_parts_mut(p, n) }
-    }
-    #[allow(clippy::mut_from_ref)]
-    pub fn peer_mut(&self, i: usize) -> Option<&mut BioAddr> {
+    fn peer_ref(&self, i: usize) -> Option<&BioAddr> {
         // SAFETY: peer is NULL or a caller-owned BIO_ADDR (a BioAddr) live for the call.
-        unsafe { self.peer(i).as_mut() }
+        unsafe { self.peer(i).as_ref() }
     }
-    #[allow(clippy::mut_from_ref)]
-    pub fn local_mut(&self, i: usize) -> Option<&mut BioAddr> {
-        // SAFETY: as in peer_mut().
-        unsafe { self.local(i).as_mut() }
+    fn local_ref(&self, i: usize) -> Option<&BioAddr> {
+        // SAFETY: as in peer_ref().
+        unsafe { self.local(i).as_ref() }
+    }
+    /// Item `i` as a send descriptor borrowing the caller's data and addresses (the
+    /// constructor's contract keeps them live and unchanged while the array is).
+    pub fn tx_desc(&self, i: usize) -> TxDesc<'_> {
+        TxDesc {
+            data: self.data_slice(i),
+            dst: self.peer_ref(i),
+            src: self.local_ref(i),
+        }
+    }
+    /// Item `i` as a receive destination: its data buffer, and its peer and local addresses
+    /// to be filled in.
+    ///
+    /// # Safety
+    /// While the result lives, nothing else may read or write item `i`'s buffer or
+    /// addresses: call this at most once per item for destinations that live at the same
+    /// time, and make no other view of that item meanwhile (the C caller's part, buffers
+    /// and addresses not shared between items, is in [`MsgArray::new`]'s contract).
+    pub unsafe fn rx_dst(&self, i: usize) -> RxDst<'_> {
+        let (p, n) = self.data(i);
+        let buf = if n == 0 || p.is_null() {
+            &mut [][..]
+        } else {
+            // SAFETY: data_len writable bytes at data (constructor), ours alone (above).
+            unsafe { std::slice::from_raw_parts_mut(p, n) }
+        };
+        // SAFETY: NULL or caller-owned BIO_ADDRs (BioAddrs) live for the call, ours alone.
+        let (src, local) = unsafe { (self.peer(i).as_mut(), self.local(i).as_mut()) };
+        RxDst::new(buf, src, local)
     }
 }

@@ -341,7 +341,7 @@ impl PairEnd {
         }
     }
 
-    pub fn tx(&self, descs: &[TxDesc], stats: &Stats) -> TxOutcome {
+    pub fn tx(&self, descs: &[TxDesc<'_>], stats: &Stats) -> TxOutcome {
         let (l, i) = match self
             .link()
             .and_then(|(l, i)| self.check_peer(l).map(|_| (l, i)))
@@ -360,8 +360,7 @@ impl PairEnd {
         let mut err = None;
         let mut prod = Self::out_ring(l, i).producer();
         for d in descs {
-            // SAFETY: dst/src are NULL or live BIO_ADDRs for the call.
-            let (dst, src) = unsafe { (d.dst.as_ref(), d.src.as_ref()) };
+            let (dst, src) = (d.dst, d.src);
             if dst.is_some() && peer_caps & BIO_DGRAM_CAP_HANDLES_DST_ADDR == 0 {
                 err = Some(
                     Error::bio(BIO_R_PEER_ADDR_NOT_AVAILABLE)
@@ -374,12 +373,7 @@ impl PairEnd {
                     .with("enable local addresses (BIO_dgram_set_local_addr_enable) before setting BIO_MSG.local"));
                 break;
             }
-            let data = if d.len == 0 {
-                &[][..]
-            } else {
-                // SAFETY: the caller gave d.len readable bytes at d.data.
-                unsafe { std::slice::from_raw_parts(d.data, d.len) }
-            };
+            let data = d.data;
             if let Err(e) = self.push(
                 &mut prod,
                 data,
@@ -398,28 +392,22 @@ impl PairEnd {
     }
 
     /// BIO_recvmmsg on a pair: stops at the first empty read; nothing at all is NON_FATAL.
-    pub fn rx(&self, dsts: &mut [RxDst], stats: &Stats) -> Result<usize> {
+    pub fn rx(&self, dsts: &mut [RxDst<'_>], stats: &Stats) -> Result<usize> {
         let (l, i) = self.link()?;
         self.check_peer(l)?;
         let mut cons = Self::in_ring(l, i).consumer();
         let mut n = 0;
         for d in dsts.iter_mut() {
-            let out = if d.cap == 0 {
-                &mut [][..]
-            } else {
-                // SAFETY: the caller gave d.cap writable bytes at d.buf.
-                unsafe { std::slice::from_raw_parts_mut(d.buf, d.cap) }
-            };
-            // SAFETY: src/local are NULL or live caller addresses.
-            let (src, local) = unsafe { (d.src.as_mut(), d.local.as_mut()) };
-            let Some((len, copied)) = cons.pop_into(out, self.no_trunc(), src, local) else {
+            let cap = d.buf.len();
+            let (src, local) = (d.src.as_deref_mut(), d.local.as_deref_mut());
+            let Some((len, copied)) = cons.pop_into(d.buf, self.no_trunc(), src, local) else {
                 break;
             };
-            if copied == 0 && len > d.cap {
+            if copied == 0 && len > cap {
                 if n == 0 {
                     return Err(Error::invalid(format!(
                         "buffer of {} bytes is too small for the next datagram of {} bytes (no_trunc is on)",
-                        d.cap, len
+                        cap, len
                     )));
                 }
                 break;

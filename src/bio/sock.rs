@@ -3,6 +3,7 @@
 //! Retry flags and EOF follow OpenSSL's bss_sock.c: a non-fatal errno (EAGAIN, EINTR,
 //! EINPROGRESS, EALREADY, ENOTCONN, EPROTO) is a would-block, a read of 0 bytes sets
 //! BIO_FLAGS_IN_EOF (which BIO_eof reports); the caller (`Bio`) turns both into flags.
+#![deny(unsafe_code)]
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::Relaxed};
 
@@ -16,29 +17,16 @@ pub struct SockBio {
     close: AtomicBool,
 }
 
-/// The errnos BIO_sock_should_retry accepts on a stream socket.
-fn retry_errno(e: i32) -> bool {
-    matches!(
-        e,
-        libc::EAGAIN
-            | libc::EINTR
-            | libc::EINPROGRESS
-            | libc::EALREADY
-            | libc::ENOTCONN
-            | libc::EPROTO
-    )
-}
-
-fn io_result(r: isize) -> Result<usize> {
-    if r >= 0 {
-        return Ok(r as usize);
-    }
-    let e = sys::errno();
-    if retry_errno(e) {
-        Err(Error::would_block())
-    } else {
-        Err(Error::sys(e))
-    }
+/// A non-fatal errno (sys::is_retry_errno, BIO_sock_should_retry's set) is a would-block.
+fn io_result(r: std::io::Result<usize>) -> Result<usize> {
+    r.map_err(|e| {
+        let e = e.raw_os_error().unwrap_or(0);
+        if sys::is_retry_errno(e) {
+            Error::would_block()
+        } else {
+            Error::sys(e)
+        }
+    })
 }
 
 impl Default for SockBio {
@@ -84,10 +72,7 @@ impl SockBio {
 
     /// Reads what the socket has (at most `buf.len()`); Ok(0) is end of stream.
     pub fn read(&self, buf: &mut [u8]) -> Result<usize> {
-        let fd = self.need_fd()?;
-        // SAFETY: buf is a live, writable slice of buf.len() bytes.
-        let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        io_result(r)
+        io_result(sys::read(self.need_fd()?, buf))
     }
 
     /// Writes what the socket takes now. MSG_NOSIGNAL keeps a closed peer from raising
@@ -98,13 +83,7 @@ impl SockBio {
         if buf.is_empty() {
             return Ok(0);
         }
-        // SAFETY: buf is a live slice of buf.len() bytes.
-        let mut r = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
-        if r < 0 && sys::errno() == libc::ENOTSOCK {
-            // SAFETY: as above.
-            r = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        }
-        io_result(r)
+        io_result(sys::write_stream(fd, buf))
     }
 
     /// Both poll descriptors are the fd (bss_sock.c); none before BIO_set_fd.

@@ -23,6 +23,22 @@ pub struct RawBuf {
     pub cap: usize,
 }
 
+impl RawBuf {
+    /// The buffer as a slice (empty when NULL or of no size).
+    ///
+    /// # Safety
+    /// `ptr` must point at `cap` writable bytes that stay valid, and that nothing else reads
+    /// or writes, for as long as the slice is used (the zero-copy read contract: the
+    /// application lends the buffer until BIO_read_dequeue hands it back).
+    pub unsafe fn as_mut_slice<'a>(&self) -> &'a mut [u8] {
+        if self.ptr.is_null() || self.cap == 0 {
+            return &mut [];
+        }
+        // SAFETY: per the contract above.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.cap) }
+    }
+}
+
 /// A filled read buffer waiting for `BIO_read_dequeue`.
 pub struct Filled {
     pub buf: RawBuf,
@@ -105,6 +121,21 @@ pub struct Queued {
     pub len: usize,
     pub dst: Option<BioAddr>,
     pub src: Option<BioAddr>,
+}
+
+impl Queued {
+    /// The queued bytes (empty when NULL or of no size).
+    ///
+    /// # Safety
+    /// `ptr` must point at `len` readable bytes that stay valid and unchanged for as long as
+    /// the slice is used (BIO_write_queue(3): until the write-done callback reports them).
+    pub unsafe fn as_slice<'a>(&self) -> &'a [u8] {
+        if self.ptr.is_null() || self.len == 0 {
+            return &[];
+        }
+        // SAFETY: per the contract above.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
 }
 
 #[derive(Default)]

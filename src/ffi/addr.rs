@@ -1,6 +1,6 @@
 //! BIO_ADDR_*, BIO_lookup_ex / BIO_ADDRINFO_* and the plain socket helpers (BIO_socket etc.).
 
-use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::ffi::{CString, c_char, c_int, c_void};
 
 use super::crypto::c_string;
 use super::{ffi_entry, guard_with, mut_arg, opt_cstr, put, ref_arg};
@@ -102,46 +102,15 @@ pub extern "C" fn BIO_ADDR_rawport(ap: *const BIO_ADDR) -> u16 {
 }
 
 fn name_info(a: &BioAddr, numeric: bool, want_host: bool) -> Result<String> {
-    if a.family() == libc::AF_UNIX {
+    if a.is_unix() {
         return Ok(String::from_utf8_lossy(&a.raw_address().unwrap_or_default()).into_owned());
     }
-    let (sa, len) = a.as_sockaddr();
-    if len == 0 {
+    if a.is_unspec() {
         return Err(Error::bio(BIO_R_UNSUPPORTED_IP_FAMILY).with("address is unset"));
     }
-    let mut host = [0 as c_char; 1025];
-    let mut serv = [0 as c_char; 64];
-    let flags = if numeric {
-        libc::NI_NUMERICHOST | libc::NI_NUMERICSERV
-    } else {
-        0
-    };
-    // SAFETY: buffers are live with the sizes passed; sa/len describe a valid sockaddr.
-    let r = unsafe {
-        libc::getnameinfo(
-            sa,
-            len,
-            host.as_mut_ptr(),
-            host.len() as u32,
-            serv.as_mut_ptr(),
-            serv.len() as u32,
-            flags,
-        )
-    };
-    if r != 0 {
-        // SAFETY: gai_strerror returns a static string.
-        let msg = unsafe { CStr::from_ptr(libc::gai_strerror(r)) }
-            .to_string_lossy()
-            .into_owned();
-        return Err(Error::sys(libc::EINVAL).with(format!("getnameinfo: {msg}")));
-    }
-    let s = if want_host {
-        host.as_ptr()
-    } else {
-        serv.as_ptr()
-    };
-    // SAFETY: getnameinfo NUL-terminates on success.
-    Ok(unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned())
+    let (host, serv) = sys::name_info(a, numeric)
+        .map_err(|msg| Error::sys(libc::EINVAL).with(format!("getnameinfo: {msg}")))?;
+    Ok(if want_host { host } else { serv })
 }
 
 /// The host part as text (numeric if `numeric` != 0); free with OPENSSL_free. NULL on
@@ -222,40 +191,10 @@ pub extern "C" fn BIO_lookup_ex(
         }
         let chost = host.map(CString::new).transpose().map_err(|_| Error::invalid("host contains NUL"))?;
         let cserv = service.map(CString::new).transpose().map_err(|_| Error::invalid("service contains NUL"))?;
-        // SAFETY: zeroed addrinfo is a valid hints struct.
-        let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
-        hints.ai_family = family;
-        hints.ai_socktype = socktype;
-        hints.ai_protocol = protocol;
-        hints.ai_flags = if lookup_type == BIO_LOOKUP_SERVER { libc::AI_PASSIVE } else { 0 };
-        let mut list: *mut libc::addrinfo = std::ptr::null_mut();
-        // SAFETY: strings are NUL-terminated or NULL; hints and list are live.
-        let r = unsafe {
-            libc::getaddrinfo(
-                chost.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
-                cserv.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
-                &hints,
-                &mut list,
-            )
-        };
-        if r != 0 {
-            // SAFETY: gai_strerror returns a static string.
-            let msg = unsafe { CStr::from_ptr(libc::gai_strerror(r)) }.to_string_lossy().into_owned();
-            return Err(Error::bio(BIO_R_LOOKUP_RETURNED_NOTHING)
-                .with(format!("{}:{}: {msg}", host.unwrap_or(""), service.unwrap_or(""))));
-        }
-        let mut items = Vec::new();
-        let mut p = list;
-        while !p.is_null() {
-            // SAFETY: p walks the list getaddrinfo returned.
-            let ai = unsafe { &*p };
-            // SAFETY: ai_addr/ai_addrlen describe a sockaddr from getaddrinfo.
-            let a = unsafe { BioAddr::from_raw(ai.ai_addr, ai.ai_addrlen) };
-            items.push(AddrInfo { family: ai.ai_family, socktype: ai.ai_socktype, protocol: ai.ai_protocol, addr: a, next: None });
-            p = ai.ai_next;
-        }
-        // SAFETY: frees the list getaddrinfo allocated, once.
-        unsafe { libc::freeaddrinfo(list) };
+        let found = sys::lookup(chost.as_deref(), cserv.as_deref(), lookup_type == BIO_LOOKUP_SERVER, family, socktype, protocol)
+            .map_err(|msg| Error::bio(BIO_R_LOOKUP_RETURNED_NOTHING)
+                .with(format!("{}:{}: {msg}", host.unwrap_or(""), service.unwrap_or(""))))?;
+        let items = found.into_iter().map(|i| AddrInfo { family: i.family, socktype: i.socktype, protocol: i.protocol, addr: i.addr, next: None });
         let mut head: Option<Box<AddrInfo>> = None;
         for mut it in items.into_iter().rev() {
             it.next = head.take();
@@ -334,9 +273,8 @@ pub extern "C" fn BIO_ADDRINFO_free(bai: *mut BIO_ADDRINFO) {
 
 // ---- socket helpers
 
-fn sys_err(reason: u32) -> Error {
-    let e = sys::errno();
-    Error::bio(reason).with(std::io::Error::from_raw_os_error(e).to_string())
+fn sys_err(reason: u32, e: std::io::Error) -> Error {
+    Error::bio(reason).with(e.to_string())
 }
 
 /// Nothing to initialise on POSIX. Returns 1. See BIO_sock_init(3).
@@ -355,24 +293,17 @@ pub extern "C" fn BIO_socket(
     _options: c_int,
 ) -> c_int {
     guard_with("BIO_socket", -1, || {
-        // SAFETY: plain syscall.
-        let fd = unsafe { libc::socket(domain, socktype | libc::SOCK_CLOEXEC, protocol) };
-        if fd < 0 {
-            Err(sys_err(BIO_R_UNABLE_TO_CREATE_SOCKET))
-        } else {
-            Ok(fd)
-        }
+        sys::socket_with(domain, socktype, protocol)
+            .map_err(|e| sys_err(BIO_R_UNABLE_TO_CREATE_SOCKET, e))
     })
 }
 
 fn apply_options(sock: c_int, options: c_int) -> Result<()> {
     if options & BIO_SOCK_KEEPALIVE != 0 {
-        sys::setsockopt_int(sock, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)
-            .map_err(|_| sys_err(BIO_R_UNABLE_TO_KEEPALIVE))?;
+        sys::set_keepalive(sock, true).map_err(|e| sys_err(BIO_R_UNABLE_TO_KEEPALIVE, e))?;
     }
     if options & BIO_SOCK_NODELAY != 0 {
-        sys::setsockopt_int(sock, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)
-            .map_err(|_| sys_err(BIO_R_UNABLE_TO_NODELAY))?;
+        sys::set_nodelay(sock, true).map_err(|e| sys_err(BIO_R_UNABLE_TO_NODELAY, e))?;
     }
     Ok(())
 }
@@ -385,17 +316,14 @@ pub extern "C" fn BIO_connect(sock: c_int, addr_: *const BIO_ADDR, options: c_in
     ffi_entry!(BIO_connect => {
         let a = addr(addr_, "addr")?;
         if options & BIO_SOCK_NONBLOCK != 0 {
-            sys::set_nonblocking(sock, true).map_err(|_| sys_err(BIO_R_CONNECT_ERROR))?;
+            sys::set_nonblocking(sock, true).map_err(|e| sys_err(BIO_R_CONNECT_ERROR, e))?;
         }
         apply_options(sock, options)?;
-        let (sa, len) = a.as_sockaddr();
-        // SAFETY: sa/len describe a live sockaddr.
-        if unsafe { libc::connect(sock, sa, len) } < 0 {
-            let e = sys::errno();
-            if matches!(e, libc::EINPROGRESS | libc::EALREADY | libc::EINTR | libc::EAGAIN) {
+        if let Err(e) = sys::connect(sock, a) {
+            if matches!(e.raw_os_error(), Some(libc::EINPROGRESS | libc::EALREADY | libc::EINTR | libc::EAGAIN)) {
                 return Err(Error::would_block());
             }
-            return Err(sys_err(BIO_R_CONNECT_ERROR));
+            return Err(sys_err(BIO_R_CONNECT_ERROR, e));
         }
         Ok(1)
     })
@@ -414,15 +342,9 @@ pub extern "C" fn BIO_bind(sock: c_int, addr_: *const BIO_ADDR, options: c_int) 
 
 fn bind(sock: c_int, a: &BioAddr, options: c_int) -> Result<()> {
     if options & BIO_SOCK_REUSEADDR != 0 {
-        sys::setsockopt_int(sock, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)
-            .map_err(|_| sys_err(BIO_R_UNABLE_TO_REUSEADDR))?;
+        sys::set_reuseaddr(sock, true).map_err(|e| sys_err(BIO_R_UNABLE_TO_REUSEADDR, e))?;
     }
-    let (sa, len) = a.as_sockaddr();
-    // SAFETY: sa/len describe a live sockaddr.
-    if unsafe { libc::bind(sock, sa, len) } < 0 {
-        return Err(sys_err(BIO_R_UNABLE_TO_BIND_SOCKET));
-    }
-    Ok(())
+    sys::bind(sock, a).map_err(|e| sys_err(BIO_R_UNABLE_TO_BIND_SOCKET, e))
 }
 
 /// Prepares a server socket: blocking mode from BIO_SOCK_NONBLOCK, KEEPALIVE, NODELAY,
@@ -432,19 +354,18 @@ fn bind(sock: c_int, a: &BioAddr, options: c_int) -> Result<()> {
 pub extern "C" fn BIO_listen(sock: c_int, addr_: *const BIO_ADDR, options: c_int) -> c_int {
     ffi_entry!(BIO_listen => {
         let a = addr(addr_, "addr")?;
-        let socktype = sys::sock_type(sock).map_err(|_| sys_err(BIO_R_UNABLE_TO_LISTEN_SOCKET))?;
-        sys::set_nonblocking(sock, options & BIO_SOCK_NONBLOCK != 0).map_err(|_| sys_err(BIO_R_UNABLE_TO_LISTEN_SOCKET))?;
+        let socktype = sys::sock_type(sock).map_err(|e| sys_err(BIO_R_UNABLE_TO_LISTEN_SOCKET, e))?;
+        sys::set_nonblocking(sock, options & BIO_SOCK_NONBLOCK != 0).map_err(|e| sys_err(BIO_R_UNABLE_TO_LISTEN_SOCKET, e))?;
         if socktype != libc::SOCK_DGRAM {
             apply_options(sock, options)?;
         }
         if a.family() == libc::AF_INET6 {
-            sys::setsockopt_int(sock, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, (options & BIO_SOCK_V6_ONLY != 0) as i32)
-                .map_err(|_| sys_err(BIO_R_LISTEN_V6_ONLY))?;
+            sys::set_v6only(sock, options & BIO_SOCK_V6_ONLY != 0)
+                .map_err(|e| sys_err(BIO_R_LISTEN_V6_ONLY, e))?;
         }
         bind(sock, a, options)?;
-        // SAFETY: plain syscall.
-        if socktype != libc::SOCK_DGRAM && unsafe { libc::listen(sock, libc::SOMAXCONN) } < 0 {
-            return Err(sys_err(BIO_R_UNABLE_TO_LISTEN_SOCKET));
+        if socktype != libc::SOCK_DGRAM {
+            sys::listen(sock).map_err(|e| sys_err(BIO_R_UNABLE_TO_LISTEN_SOCKET, e))?;
         }
         Ok(1)
     })
@@ -455,23 +376,11 @@ pub extern "C" fn BIO_listen(sock: c_int, addr_: *const BIO_ADDR, options: c_int
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_accept_ex(accept_sock: c_int, addr_: *mut BIO_ADDR, options: c_int) -> c_int {
     guard_with("BIO_accept_ex", -1, || {
-        let mut a = BioAddr::default();
-        let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        let flags = libc::SOCK_CLOEXEC
-            | if options & BIO_SOCK_NONBLOCK != 0 {
-                libc::SOCK_NONBLOCK
-            } else {
-                0
-            };
-        // SAFETY: a's storage is live with `len` bytes.
-        let fd = unsafe { libc::accept4(accept_sock, a.storage_mut().cast(), &mut len, flags) };
-        if fd < 0 {
-            let e = sys::errno();
-            if BIO_sock_non_fatal_error_inner(e) {
-                return Err(Error::would_block());
-            }
-            return Err(sys_err(BIO_R_ACCEPT_ERROR));
-        }
+        let (fd, a) = match sys::accept_peer(accept_sock, options & BIO_SOCK_NONBLOCK != 0) {
+            Ok(Some(x)) => x,
+            Ok(None) => return Err(Error::would_block()),
+            Err(e) => return Err(sys_err(BIO_R_ACCEPT_ERROR, e)),
+        };
         if let Err(e) = apply_options(fd, options) {
             let _ = sys::close(fd);
             return Err(e);
@@ -481,11 +390,6 @@ pub extern "C" fn BIO_accept_ex(accept_sock: c_int, addr_: *mut BIO_ADDR, option
         }
         Ok(fd)
     })
-}
-
-#[allow(non_snake_case)]
-fn BIO_sock_non_fatal_error_inner(e: i32) -> bool {
-    super::bio::BIO_sock_non_fatal_error(e) != 0
 }
 
 /// Closes a socket. Returns 1, or 0 with an error. See BIO_closesocket(3).
@@ -512,7 +416,7 @@ pub extern "C" fn BIO_socket_nbio(fd: c_int, mode: c_int) -> c_int {
 /// The pending socket error (SO_ERROR), or the getsockopt errno. See BIO_sock_error(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_sock_error(sock: c_int) -> c_int {
-    match sys::getsockopt_int(sock, libc::SOL_SOCKET, libc::SO_ERROR) {
+    match sys::take_error(sock) {
         Ok(v) => v,
         Err(e) => e.raw_os_error().unwrap_or(libc::EIO),
     }
@@ -522,8 +426,8 @@ pub extern "C" fn BIO_sock_error(sock: c_int) -> c_int {
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_set_tcp_ndelay(sock: c_int, turn_on: c_int) -> c_int {
     ffi_entry!(BIO_set_tcp_ndelay => {
-        sys::setsockopt_int(sock, libc::IPPROTO_TCP, libc::TCP_NODELAY, (turn_on != 0) as i32)
-            .map_err(|_| sys_err(BIO_R_UNABLE_TO_NODELAY))?;
+        sys::set_nodelay(sock, turn_on != 0)
+            .map_err(|e| sys_err(BIO_R_UNABLE_TO_NODELAY, e))?;
         Ok(1)
     })
 }

@@ -239,25 +239,26 @@ impl Port {
         }
         for _ in 0..RX_ROUNDS {
             let mut src = [BioAddr::default(); RX_BATCH];
-            let base = self.rxbuf.as_mut_ptr();
-            let mut dsts: [RxDst; RX_BATCH] = std::array::from_fn(|i| RxDst {
-                buf: base.wrapping_add(i * RX_SLOT),
-                cap: RX_SLOT,
-                src: &mut src[i],
-                local: std::ptr::null_mut(),
-                len: 0,
+            let mut lens = [0usize; RX_BATCH];
+            let mut slots = self.rxbuf.chunks_exact_mut(RX_SLOT).zip(src.iter_mut());
+            let mut dsts: [RxDst; RX_BATCH] = std::array::from_fn(|_| {
+                let (buf, src) = slots.next().expect("RX_BATCH slots");
+                RxDst::new(buf, Some(src), None)
             });
             let n = match rbio.recv_batch(&mut dsts) {
                 Ok(n) => n,
                 Err(_) => break, // would-block, or an error the next tick will meet again
             };
-            for (i, d) in dsts.iter().enumerate().take(n) {
+            for (l, d) in lens.iter_mut().zip(&dsts) {
+                *l = d.len;
+            }
+            for (i, &len) in lens.iter().enumerate().take(n) {
                 let remote = if addressed {
                     src[i].to_socket_addr().unwrap_or(UNADDRESSED_PEER)
                 } else {
                     UNADDRESSED_PEER
                 };
-                let data = &self.rxbuf[i * RX_SLOT..i * RX_SLOT + d.len];
+                let data = &self.rxbuf[i * RX_SLOT..i * RX_SLOT + len];
                 self.engine.handle_datagram(now, remote, None, data);
             }
             if n < RX_BATCH {
@@ -407,7 +408,7 @@ fn send_out(wbio: &Bio, addressed: bool, out: &[Out], txbuf: &[u8]) -> Option<(V
 }
 
 thread_local! {
-    static SEND_SCRATCH: std::cell::RefCell<(Vec<BioAddr>, Vec<TxDesc>)> =
+    static SEND_SCRATCH: std::cell::RefCell<(Vec<BioAddr>, Vec<TxDesc<'static>>)> =
         const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
@@ -417,31 +418,36 @@ fn send_with(
     out: &[Out],
     txbuf: &[u8],
     dsts: &mut Vec<BioAddr>,
-    descs: &mut Vec<TxDesc>,
+    scratch: &mut Vec<TxDesc<'static>>,
 ) -> Option<(Vec<Out>, Vec<u8>)> {
     dsts.clear();
     if addressed {
         dsts.extend(out.iter().map(|o| BioAddr::from_socket_addr(&o.dst)));
     }
-    descs.clear();
+    // The scratch vector's allocation, lent to descriptors that borrow this call's buffers.
+    let mut descs = sys::recycle(std::mem::take(scratch));
+    let dsts = &*dsts;
     for (k, o) in out.iter().enumerate() {
         let mut off = 0;
         while off < o.len {
             let len = o.seg.min(o.len - off);
             descs.push(TxDesc {
-                data: txbuf.as_ptr().wrapping_add(o.off + off),
-                len,
-                dst: if addressed {
-                    &dsts[k]
-                } else {
-                    std::ptr::null()
-                },
-                src: std::ptr::null(),
+                data: &txbuf[o.off + off..o.off + off + len],
+                dst: if addressed { Some(&dsts[k]) } else { None },
+                src: None,
             });
             off += len;
         }
     }
-    let sent = wbio.send_batch(descs);
+    let sent = wbio.send_batch(&descs);
+    let (total, unsent_bytes) = (
+        descs.len(),
+        descs[sent.sent.min(descs.len())..]
+            .iter()
+            .map(|d| d.data.len())
+            .sum::<usize>(),
+    );
+    *scratch = sys::recycle(descs);
     let retry = sent.err.as_ref().is_some_and(|e| {
         let c = e.code;
         crate::error::is_system(c)
@@ -451,13 +457,13 @@ fn send_with(
             )
             || c == crate::error::pack(crate::error::ERR_LIB_BIO, crate::error::BIO_R_NON_FATAL)
     });
-    if sent.sent >= descs.len() || !retry {
+    if sent.sent >= total || !retry {
         return None;
     }
     // Keep the unsent datagrams, in order, one per entry.
     let mut u = (
-        Vec::with_capacity(descs.len() - sent.sent),
-        Vec::with_capacity(descs[sent.sent..].iter().map(|d| d.len).sum()),
+        Vec::with_capacity(total - sent.sent),
+        Vec::with_capacity(unsent_bytes),
     );
     let mut datagram = 0;
     for o in out {
