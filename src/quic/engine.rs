@@ -175,16 +175,28 @@ pub enum Role {
     /// All of them: no fork happened.
     #[default]
     Whole,
-    /// A fork parent: everything but the connections handed to children, whose quinn handles
-    /// stay mapped to their forwarding channel (datagrams that still reach this process are
-    /// recognised and forwarded).
-    Parent(HashMap<ConnectionHandle, u64>),
+    /// A fork parent: everything but the connections handed to children.
+    Parent(Forwarded),
     /// A fork child: only the connections present; new connections and datagrams for
-    /// unknown ones are dropped without an answer (the parent answers those).
-    Child,
+    /// unknown ones are dropped without an answer (the parent answers those). It may hand
+    /// its own on in turn.
+    Child(Forwarded),
     /// Prefork worker with this index, carried in the first byte of its connection IDs: new
-    /// connections the kernel steers here, and its own.
-    Worker(u8),
+    /// connections the kernel steers here, and its own, except those it handed to children.
+    Worker(u8, Forwarded),
+}
+
+/// Connections handed to children: their quinn handles stay mapped to their forwarding
+/// channel, so that datagrams that still reach this process are recognised and forwarded.
+pub type Forwarded = HashMap<ConnectionHandle, u64>;
+
+impl Role {
+    fn forwarded(&mut self) -> Option<&mut Forwarded> {
+        match self {
+            Role::Parent(f) | Role::Worker(_, f) | Role::Child(f) => Some(f),
+            Role::Whole => None,
+        }
+    }
 }
 
 impl Engine {
@@ -220,11 +232,12 @@ impl Engine {
     /// Prefork worker `index`: a fresh endpoint (its own random state) whose connection IDs
     /// carry the index. Only before the engine has connections.
     pub fn become_worker(&mut self, index: u8) -> bool {
-        if !self.conns.is_empty() || !matches!(self.role, Role::Whole) {
+        let forwarding = self.role.forwarded().is_some_and(|f| !f.is_empty());
+        if !self.conns.is_empty() || forwarding || matches!(self.role, Role::Child(_)) {
             return false;
         }
         self.endpoint = new_endpoint(&self.endpoint_cfg, self.server.clone(), Some(index));
-        self.role = Role::Worker(index);
+        self.role = Role::Worker(index, HashMap::new());
         self.stats = Stats::default();
         self.by_handle.clear();
         self.timers.clear();
@@ -236,12 +249,6 @@ impl Engine {
         true
     }
 
-    /// Whether this engine may hand connections to children: not a fork child or a prefork
-    /// worker, whose connection IDs and sockets are set up for one process each.
-    pub fn can_hand_over(&self) -> bool {
-        matches!(self.role, Role::Whole | Role::Parent(_))
-    }
-
     /// The engine's role among the processes serving its listener.
     pub fn role(&self) -> &Role {
         &self.role
@@ -249,15 +256,12 @@ impl Engine {
 
     /// Whether this engine serves only the connections it was handed (a fork child).
     pub fn serves_only_own(&self) -> bool {
-        matches!(self.role, Role::Child)
+        matches!(self.role, Role::Child(_))
     }
 
     /// Fork parent: hands connection `id` to a child. It is forgotten here without a word
     /// to the peer; datagrams that still arrive for it are forwarded through `chan`.
     pub fn hand_over(&mut self, id: ConnId, chan: u64) -> bool {
-        if !self.can_hand_over() {
-            return false;
-        }
         let Some(c) = self.conns.remove(&id) else {
             return false;
         };
@@ -271,7 +275,7 @@ impl Engine {
             self.role = Role::Parent(HashMap::new());
         }
         if !c.drained
-            && let Role::Parent(forwarded) = &mut self.role
+            && let Some(forwarded) = self.role.forwarded()
         {
             forwarded.insert(c.handle, chan);
         }
@@ -280,7 +284,7 @@ impl Engine {
 
     /// Fork parent: the child behind `chan` is gone; quinn may forget its connections.
     pub fn forget_forwarded(&mut self, chan: u64) {
-        let Role::Parent(forwarded) = &mut self.role else {
+        let Some(forwarded) = self.role.forwarded() else {
             return;
         };
         let gone: Vec<ConnectionHandle> = forwarded
@@ -308,8 +312,8 @@ impl Engine {
                     .handle_event(c.handle, EndpointEvent::drained());
             }
         }
-        if let Role::Parent(forwarded) = std::mem::take(&mut self.role) {
-            for (h, _) in forwarded {
+        if let Some(forwarded) = self.role.forwarded() {
+            for (h, _) in std::mem::take(forwarded) {
                 let _ = self.endpoint.handle_event(h, EndpointEvent::drained());
             }
         }
@@ -320,7 +324,7 @@ impl Engine {
         self.clear_out();
         self.fwd_out.clear();
         self.fwdbuf.clear();
-        self.role = Role::Child;
+        self.role = Role::Child(HashMap::new());
         // The figures are this process's from here on.
         self.stats = Stats::default();
         self.mark(id);
@@ -504,9 +508,7 @@ impl Engine {
                 {
                     c.q.handle_event(ev);
                     self.mark(id);
-                } else if let Role::Parent(forwarded) = &self.role
-                    && let Some(&chan) = forwarded.get(&ch)
-                {
+                } else if let Some(&chan) = self.role.forwarded().and_then(|f| f.get(&ch)) {
                     let off = self.fwdbuf.len();
                     self.fwdbuf.extend_from_slice(data);
                     self.fwd_out.push(Fwd {
@@ -572,8 +574,8 @@ impl Engine {
         short
             && data.len() > CID_LEN
             && match self.role {
-                Role::Child => true,
-                Role::Worker(w) => data[1] != w,
+                Role::Child(_) => true,
+                Role::Worker(w, _) => data[1] != w,
                 Role::Whole | Role::Parent(_) => false,
             }
     }
