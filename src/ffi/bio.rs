@@ -199,7 +199,7 @@ pub extern "C" fn BIO_s_accept() -> *const BIO_METHOD {
 /// BIO_parse_hostserv refuses. See BIO_new_connect(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_new_connect(host_port: *const c_char) -> *mut BIO {
-    ffi_entry!(BIO_new_connect => {
+    ffi_entry!(BIO_new_connect, {
         let b = Bio::new(&METHOD_CONNECT);
         if let Some(s) = opt_cstr(host_port, "host_port")? {
             b.conn().expect("connect kind").set_hostname(s)?;
@@ -214,7 +214,7 @@ pub extern "C" fn BIO_new_connect(host_port: *const c_char) -> *mut BIO {
 /// See BIO_new_accept(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_new_accept(host_port: *const c_char) -> *mut BIO {
-    ffi_entry!(BIO_new_accept => {
+    ffi_entry!(BIO_new_accept, {
         let b = Bio::new(&METHOD_ACCEPT);
         if let Some(s) = opt_cstr(host_port, "host_port")? {
             b.acceptor().expect("accept kind").set_name(s)?;
@@ -242,7 +242,7 @@ pub extern "C" fn BIO_get_retry_reason(bio: *mut BIO) -> c_int {
     if bio.is_null() {
         return 0;
     }
-    ffi_entry!(BIO_get_retry_reason => { Ok(bio_arg(bio)?.retry_reason()) })
+    ffi_entry!(BIO_get_retry_reason, { Ok(bio_arg(bio)?.retry_reason()) })
 }
 
 /// Sets the retry reason (for BIO implementations). NULL is a no-op.
@@ -262,9 +262,11 @@ pub extern "C" fn BIO_set_retry_reason(bio: *mut BIO, reason: c_int) {
 /// NULL and an error for a negative fd. See BIO_new_socket(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_new_socket(sock: c_int, close_flag: c_int) -> *mut BIO {
-    ffi_entry!(BIO_new_socket => {
+    ffi_entry!(BIO_new_socket, {
         let b = Bio::new(&METHOD_SOCKET);
-        b.sock().expect("socket kind").set_fd(sock, close_flag != 0)?;
+        b.sock()
+            .expect("socket kind")
+            .set_fd(sock, close_flag != 0)?;
         Ok(bio_into_handle(b))
     })
 }
@@ -274,7 +276,7 @@ pub extern "C" fn BIO_new_socket(sock: c_int, close_flag: c_int) -> *mut BIO {
 /// Reads of the drained BIO return 0 (end of data); writes fail. See BIO_new_mem_buf(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_new_mem_buf(buf: *const c_void, len: c_int) -> *mut BIO {
-    ffi_entry!(BIO_new_mem_buf => {
+    ffi_entry!(BIO_new_mem_buf, {
         if buf.is_null() {
             return Err(Error::null("buf"));
         }
@@ -299,7 +301,7 @@ pub extern "C" fn BIO_new_bio_pair(
 ) -> c_int {
     put(bio1, std::ptr::null_mut());
     put(bio2, std::ptr::null_mut());
-    ffi_entry!(BIO_new_bio_pair => {
+    ffi_entry!(BIO_new_bio_pair, {
         let o1 = mut_arg(bio1, "bio1")?;
         let o2 = mut_arg(bio2, "bio2")?;
         let a = Bio::new(&METHOD_BIO);
@@ -322,7 +324,7 @@ pub extern "C" fn BIO_new_bio_pair(
 /// size), 0 once anything was written or read since. See BIO_ctrl_get_read_request(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_ctrl_get_read_request(b: *mut BIO) -> usize {
-    ffi_entry!(BIO_ctrl_get_read_request => {
+    ffi_entry!(BIO_ctrl_get_read_request, {
         Ok(BIO_ctrl(b, BIO_C_GET_READ_REQUEST, 0, std::ptr::null_mut()).max(0) as usize)
     })
 }
@@ -331,7 +333,7 @@ pub extern "C" fn BIO_ctrl_get_read_request(b: *mut BIO) -> usize {
 /// is not a BIO pair half. See BIO_ctrl_reset_read_request(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_ctrl_reset_read_request(b: *mut BIO) -> c_int {
-    ffi_entry!(BIO_ctrl_reset_read_request => {
+    ffi_entry!(BIO_ctrl_reset_read_request, {
         Ok((BIO_ctrl(b, BIO_C_RESET_READ_REQUEST, 0, std::ptr::null_mut()) != 0) as c_int)
     })
 }
@@ -344,7 +346,7 @@ pub extern "C" fn BIO_push(b: *mut BIO, append: *mut BIO) -> *mut BIO {
     if b.is_null() {
         return append;
     }
-    ffi_entry!(BIO_push => {
+    ffi_entry!(BIO_push, {
         let head = bio_arc(b)?;
         match append.is_null() {
             true => {
@@ -380,7 +382,7 @@ pub extern "C" fn BIO_pop(b: *mut BIO) -> *mut BIO {
     if b.is_null() {
         return std::ptr::null_mut();
     }
-    ffi_entry!(BIO_pop => {
+    ffi_entry!(BIO_pop, {
         let bio = bio_arg(b)?;
         if let Some(c) = bio.custom() {
             // SAFETY: b is this BIO's handle; BIO_CTRL_POP is informational (BIO_pop(3)).
@@ -390,7 +392,9 @@ pub extern "C" fn BIO_pop(b: *mut BIO) -> *mut BIO {
             // A popped SSL BIO's SSL lets go of its network BIOs (bio_ssl.c).
             super::sslbio::popped(bio);
         }
-        Ok(bio.pop().map_or(std::ptr::null_mut(), |n| Arc::as_ptr(&n) as *mut BIO))
+        Ok(bio
+            .pop()
+            .map_or(std::ptr::null_mut(), |n| Arc::as_ptr(&n) as *mut BIO))
     })
 }
 
@@ -400,8 +404,10 @@ pub extern "C" fn BIO_next(b: *mut BIO) -> *mut BIO {
     if b.is_null() {
         return std::ptr::null_mut();
     }
-    ffi_entry!(BIO_next => {
-        Ok(bio_arg(b)?.next_bio().map_or(std::ptr::null_mut(), |n| Arc::as_ptr(&n) as *mut BIO))
+    ffi_entry!(BIO_next, {
+        Ok(bio_arg(b)?
+            .next_bio()
+            .map_or(std::ptr::null_mut(), |n| Arc::as_ptr(&n) as *mut BIO))
     })
 }
 
@@ -413,11 +419,15 @@ pub extern "C" fn BIO_find_type(b: *mut BIO, r#type: c_int) -> *mut BIO {
     if b.is_null() {
         return std::ptr::null_mut();
     }
-    ffi_entry!(BIO_find_type => {
+    ffi_entry!(BIO_find_type, {
         let mut cur = Some(bio_arc(b)?);
         while let Some(bio) = cur {
             let t = bio.type_id();
-            let hit = if r#type & BIO_TYPE_MASK != 0 { t == r#type } else { t & r#type != 0 };
+            let hit = if r#type & BIO_TYPE_MASK != 0 {
+                t == r#type
+            } else {
+                t & r#type != 0
+            };
             if hit {
                 return Ok(Arc::as_ptr(&bio) as *mut BIO);
             }
@@ -432,7 +442,7 @@ pub extern "C" fn BIO_find_type(b: *mut BIO, r#type: c_int) -> *mut BIO {
 /// and `destroy` is not called. NULL and an error on failure. See BIO_new(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_new(r#type: *const BIO_METHOD) -> *mut BIO {
-    ffi_entry!(BIO_new => {
+    ffi_entry!(BIO_new, {
         Ok(bio_into_handle(match method_arg(r#type)? {
             MethodRef::Builtin(m) => Bio::new(m),
             MethodRef::Custom(m) => Bio::new_custom(m)?,
@@ -444,7 +454,7 @@ pub extern "C" fn BIO_new(r#type: *const BIO_METHOD) -> *mut BIO {
 /// See BIO_new_dgram(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_new_dgram(fd: c_int, close_flag: c_int) -> *mut BIO {
-    ffi_entry!(BIO_new_dgram => {
+    ffi_entry!(BIO_new_dgram, {
         let b = Bio::new(&METHOD_DGRAM);
         b.dgram()?.set_fd(fd, close_flag != 0)?;
         Ok(bio_into_handle(b))
@@ -462,7 +472,7 @@ pub extern "C" fn BIO_new_bio_dgram_pair(
 ) -> c_int {
     put(bio1, std::ptr::null_mut());
     put(bio2, std::ptr::null_mut());
-    ffi_entry!(BIO_new_bio_dgram_pair => {
+    ffi_entry!(BIO_new_bio_dgram_pair, {
         let o1 = mut_arg(bio1, "bio1")?;
         let o2 = mut_arg(bio2, "bio2")?;
         let a = Bio::new(&METHOD_DGRAM_PAIR);
@@ -521,7 +531,7 @@ pub extern "C" fn BIO_vfree(a: *mut BIO) {
 /// Adds a reference. Returns 1, or 0 for NULL. See BIO_up_ref(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_up_ref(a: *mut BIO) -> c_int {
-    ffi_entry!(BIO_up_ref => {
+    ffi_entry!(BIO_up_ref, {
         std::mem::forget(bio_arc(a)?);
         Ok(1)
     })
@@ -532,7 +542,7 @@ pub extern "C" fn BIO_up_ref(a: *mut BIO) -> c_int {
 /// read (or read_ex) result; -2 if it has neither. See BIO_read(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_read(b: *mut BIO, data: *mut c_void, dlen: c_int) -> c_int {
-    ffi_entry!(BIO_read, -1 => {
+    ffi_entry!(BIO_read, -1, {
         let bio = bio_arg(b)?;
         if dlen < 0 {
             return Err(Error::invalid("negative length"));
@@ -541,7 +551,10 @@ pub extern "C" fn BIO_read(b: *mut BIO, data: *mut c_void, dlen: c_int) -> c_int
         if let Some(c) = bio.custom() {
             // SAFETY: b is this BIO's handle and buf the caller's checked buffer.
             let r = unsafe { c.read(b, buf.as_mut_ptr().cast(), buf.len()) };
-            return Ok(custom_ret(r.map(|(r, n)| if r > 0 { n as c_int } else { r }), "BIO_read"));
+            return Ok(custom_ret(
+                r.map(|(r, n)| if r > 0 { n as c_int } else { r }),
+                "BIO_read",
+            ));
         }
         match bio.read(buf) {
             Ok(n) => Ok(n as c_int),
@@ -559,7 +572,7 @@ pub extern "C" fn BIO_read(b: *mut BIO, data: *mut c_void, dlen: c_int) -> c_int
 /// -2 if it has neither; 0 without a call for `dlen <= 0`, as OpenSSL. See BIO_write(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_write(b: *mut BIO, data: *const c_void, dlen: c_int) -> c_int {
-    ffi_entry!(BIO_write, -1 => {
+    ffi_entry!(BIO_write, -1, {
         let bio = bio_arg(b)?;
         if let Some(c) = bio.custom() {
             if dlen <= 0 {
@@ -568,7 +581,10 @@ pub extern "C" fn BIO_write(b: *mut BIO, data: *const c_void, dlen: c_int) -> c_
             let buf = super::slice_arg(data, dlen as usize, "data")?;
             // SAFETY: b is this BIO's handle and buf the caller's checked buffer.
             let r = unsafe { c.write(b, buf.as_ptr().cast(), buf.len()) };
-            return Ok(custom_ret(r.map(|(r, n)| if r > 0 { n as c_int } else { r }), "BIO_write"));
+            return Ok(custom_ret(
+                r.map(|(r, n)| if r > 0 { n as c_int } else { r }),
+                "BIO_write",
+            ));
         }
         if dlen < 0 {
             return Err(Error::invalid("negative length"));
@@ -588,7 +604,7 @@ pub extern "C" fn BIO_read_ex(
     readbytes: *mut usize,
 ) -> c_int {
     put(readbytes, 0);
-    ffi_entry!(BIO_read_ex => {
+    ffi_entry!(BIO_read_ex, {
         let bio = bio_arg(b)?;
         mut_arg(readbytes, "readbytes")?;
         if dlen == 0 {
@@ -617,7 +633,7 @@ pub extern "C" fn BIO_write_ex(
     written: *mut usize,
 ) -> c_int {
     put(written, 0);
-    ffi_entry!(BIO_write_ex => {
+    ffi_entry!(BIO_write_ex, {
         let bio = bio_arg(b)?;
         mut_arg(written, "written")?;
         if dlen == 0 {
@@ -639,32 +655,40 @@ pub extern "C" fn BIO_write_ex(
 /// Tests flag bits (BIO_should_retry etc. are macros over this). See BIO_test_flags(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_test_flags(b: *const BIO, flags: c_int) -> c_int {
-    ffi_entry!(BIO_test_flags => { Ok(bio_arg(b as *mut BIO)?.flags() & flags) })
+    ffi_entry!(BIO_test_flags, {
+        Ok(bio_arg(b as *mut BIO)?.flags() & flags)
+    })
 }
 
 /// Sets flag bits. NULL is a no-op. See BIO_set_flags(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_set_flags(b: *mut BIO, flags: c_int) {
-    ffi_entry!(BIO_set_flags => { bio_arg(b)?.set_flags(flags); Ok(()) })
+    ffi_entry!(BIO_set_flags, {
+        bio_arg(b)?.set_flags(flags);
+        Ok(())
+    })
 }
 
 /// Clears flag bits. NULL is a no-op. See BIO_clear_flags(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_clear_flags(b: *mut BIO, flags: c_int) {
-    ffi_entry!(BIO_clear_flags => { bio_arg(b)?.clear_flags(flags); Ok(()) })
+    ffi_entry!(BIO_clear_flags, {
+        bio_arg(b)?.clear_flags(flags);
+        Ok(())
+    })
 }
 
 /// The BIO's type id (BIO_TYPE_*), or 0 for NULL. See BIO_method_type(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_method_type(b: *const BIO) -> c_int {
-    ffi_entry!(BIO_method_type => { Ok(bio_arg(b as *mut BIO)?.type_id()) })
+    ffi_entry!(BIO_method_type, { Ok(bio_arg(b as *mut BIO)?.type_id()) })
 }
 
 /// The BIO's method name (static string, or the name given to BIO_meth_new, valid while the
 /// BIO lives), or NULL. See BIO_method_name(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_method_name(b: *const BIO) -> *const c_char {
-    ffi_entry!(BIO_method_name => {
+    ffi_entry!(BIO_method_name, {
         let bio = bio_arg(b as *mut BIO)?;
         if let Some(c) = bio.custom() {
             return Ok(c.method.name.as_ptr());
@@ -687,20 +711,24 @@ pub extern "C" fn BIO_method_name(b: *const BIO) -> *const c_char {
 /// Bytes of the next datagram waiting to be read (0 if none). See BIO_ctrl_pending(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_ctrl_pending(b: *mut BIO) -> usize {
-    ffi_entry!(BIO_ctrl_pending => { Ok(BIO_ctrl(b, BIO_CTRL_PENDING, 0, std::ptr::null_mut()).max(0) as usize) })
+    ffi_entry!(BIO_ctrl_pending, {
+        Ok(BIO_ctrl(b, BIO_CTRL_PENDING, 0, std::ptr::null_mut()).max(0) as usize)
+    })
 }
 
 /// Bytes written but not yet sent (always 0 here: writes leave at once). See BIO_ctrl_wpending(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_ctrl_wpending(b: *mut BIO) -> usize {
-    ffi_entry!(BIO_ctrl_wpending => { Ok(BIO_ctrl(b, BIO_CTRL_WPENDING, 0, std::ptr::null_mut()).max(0) as usize) })
+    ffi_entry!(BIO_ctrl_wpending, {
+        Ok(BIO_ctrl(b, BIO_CTRL_WPENDING, 0, std::ptr::null_mut()).max(0) as usize)
+    })
 }
 
 /// Largest datagram a pair half can accept now (0 if under the MTU). See
 /// BIO_ctrl_get_write_guarantee(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_ctrl_get_write_guarantee(b: *mut BIO) -> usize {
-    ffi_entry!(BIO_ctrl_get_write_guarantee => {
+    ffi_entry!(BIO_ctrl_get_write_guarantee, {
         Ok(BIO_ctrl(b, BIO_C_GET_WRITE_GUARANTEE, 0, std::ptr::null_mut()).max(0) as usize)
     })
 }
@@ -1318,7 +1346,7 @@ pub extern "C" fn BIO_sendmmsg(
     msgs_processed: *mut usize,
 ) -> c_int {
     put(msgs_processed, 0);
-    ffi_entry!(BIO_sendmmsg => {
+    ffi_entry!(BIO_sendmmsg, {
         let bio = bio_arg(b)?;
         mut_arg(msgs_processed, "msgs_processed")?;
         if let Some(c) = bio.custom() {
@@ -1347,7 +1375,7 @@ pub extern "C" fn BIO_recvmmsg(
     msgs_processed: *mut usize,
 ) -> c_int {
     put(msgs_processed, 0);
-    ffi_entry!(BIO_recvmmsg => {
+    ffi_entry!(BIO_recvmmsg, {
         let bio = bio_arg(b)?;
         mut_arg(msgs_processed, "msgs_processed")?;
         if let Some(c) = bio.custom() {
@@ -1367,7 +1395,7 @@ pub extern "C" fn BIO_recvmmsg(
 /// BIO_get_rpoll_descriptor(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_get_rpoll_descriptor(b: *mut BIO, desc: *mut BIO_POLL_DESCRIPTOR) -> c_int {
-    ffi_entry!(BIO_get_rpoll_descriptor => {
+    ffi_entry!(BIO_get_rpoll_descriptor, {
         let bio = bio_arg(b)?;
         let out = mut_arg(desc, "desc")?;
         if let Some(c) = bio.custom() {
@@ -1386,7 +1414,7 @@ pub extern "C" fn BIO_get_rpoll_descriptor(b: *mut BIO, desc: *mut BIO_POLL_DESC
 /// BIO_get_wpoll_descriptor(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_get_wpoll_descriptor(b: *mut BIO, desc: *mut BIO_POLL_DESCRIPTOR) -> c_int {
-    ffi_entry!(BIO_get_wpoll_descriptor => {
+    ffi_entry!(BIO_get_wpoll_descriptor, {
         let bio = bio_arg(b)?;
         let out = mut_arg(desc, "desc")?;
         if let Some(c) = bio.custom() {
@@ -1448,10 +1476,12 @@ static NEXT_INDEX: AtomicI32 = AtomicI32::new(BIO_TYPE_START);
 /// -1 (with an error) once all are taken. Thread-safe. See BIO_get_new_index(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_get_new_index() -> c_int {
-    ffi_entry!(BIO_get_new_index, -1 => {
+    ffi_entry!(BIO_get_new_index, -1, {
         match NEXT_INDEX.fetch_update(Relaxed, Relaxed, |v| (v < BIO_TYPE_MASK).then_some(v + 1)) {
             Ok(prev) => Ok(prev + 1),
-            Err(_) => Err(Error::unsupported("all BIO type indexes (129..=255) are taken")),
+            Err(_) => Err(Error::unsupported(
+                "all BIO type indexes (129..=255) are taken",
+            )),
         }
     })
 }
@@ -1461,7 +1491,7 @@ pub extern "C" fn BIO_get_new_index() -> c_int {
 /// Returns NULL (with an error) for a NULL name. See BIO_meth_new(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_meth_new(r#type: c_int, name: *const c_char) -> *mut BIO_METHOD {
-    ffi_entry!(BIO_meth_new => {
+    ffi_entry!(BIO_meth_new, {
         if name.is_null() {
             return Err(Error::null("name"));
         }
@@ -1480,9 +1510,11 @@ pub extern "C" fn BIO_meth_free(biom: *mut BIO_METHOD) {
     if biom.is_null() {
         return;
     }
-    ffi_entry!(BIO_meth_free => {
+    ffi_entry!(BIO_meth_free, {
         if !custom_methods().remove(&(biom as usize)) {
-            return Err(Error::invalid("not a method made by BIO_meth_new (or already freed)"));
+            return Err(Error::invalid(
+                "not a method made by BIO_meth_new (or already freed)",
+            ));
         }
         // SAFETY: the handle was registered by BIO_meth_new from Arc::into_raw, and removing
         // it from the set above gives its reference to us, once.
@@ -1499,7 +1531,7 @@ pub extern "C" fn BIO_meth_set_write(
     biom: *mut BIO_METHOD,
     write: Option<unsafe extern "C" fn(*mut BIO, *const c_char, c_int) -> c_int>,
 ) -> c_int {
-    ffi_entry!(BIO_meth_set_write => {
+    ffi_entry!(BIO_meth_set_write, {
         let m = custom_method_arg(biom)?;
         m.set_write(write);
         Ok(1)
@@ -1512,7 +1544,7 @@ pub extern "C" fn BIO_meth_set_write(
 pub extern "C" fn BIO_meth_get_write(
     biom: *const BIO_METHOD,
 ) -> Option<unsafe extern "C" fn(*mut BIO, *const c_char, c_int) -> c_int> {
-    ffi_entry!(BIO_meth_get_write, None => {
+    ffi_entry!(BIO_meth_get_write, None, {
         Ok(custom_method_arg(biom)?.write.get())
     })
 }
@@ -1525,7 +1557,7 @@ pub extern "C" fn BIO_meth_set_write_ex(
     biom: *mut BIO_METHOD,
     write_ex: Option<unsafe extern "C" fn(*mut BIO, *const c_char, usize, *mut usize) -> c_int>,
 ) -> c_int {
-    ffi_entry!(BIO_meth_set_write_ex => {
+    ffi_entry!(BIO_meth_set_write_ex, {
         let m = custom_method_arg(biom)?;
         m.set_write_ex(write_ex);
         Ok(1)
@@ -1540,10 +1572,12 @@ pub extern "C" fn BIO_meth_set_write_ex(
 pub extern "C" fn BIO_meth_get_write_ex(
     biom: *const BIO_METHOD,
 ) -> Option<unsafe extern "C" fn(*mut BIO, *const c_char, usize, *mut usize) -> c_int> {
-    ffi_entry!(BIO_meth_get_write_ex, None => {
+    ffi_entry!(BIO_meth_get_write_ex, None, {
         let m = custom_method_arg(biom)?;
         // As OpenSSL: a method with only the int-length form reports a converter.
-        Ok(m.write_ex.get().or_else(|| m.write.get().map(|_| bwrite_conv as WriteExFn)))
+        Ok(m.write_ex
+            .get()
+            .or_else(|| m.write.get().map(|_| bwrite_conv as WriteExFn)))
     })
 }
 
@@ -1555,7 +1589,7 @@ pub extern "C" fn BIO_meth_set_read(
     biom: *mut BIO_METHOD,
     read: Option<unsafe extern "C" fn(*mut BIO, *mut c_char, c_int) -> c_int>,
 ) -> c_int {
-    ffi_entry!(BIO_meth_set_read => {
+    ffi_entry!(BIO_meth_set_read, {
         let m = custom_method_arg(biom)?;
         m.set_read(read);
         Ok(1)
@@ -1568,7 +1602,7 @@ pub extern "C" fn BIO_meth_set_read(
 pub extern "C" fn BIO_meth_get_read(
     biom: *const BIO_METHOD,
 ) -> Option<unsafe extern "C" fn(*mut BIO, *mut c_char, c_int) -> c_int> {
-    ffi_entry!(BIO_meth_get_read, None => {
+    ffi_entry!(BIO_meth_get_read, None, {
         Ok(custom_method_arg(biom)?.read.get())
     })
 }
@@ -1581,7 +1615,7 @@ pub extern "C" fn BIO_meth_set_read_ex(
     biom: *mut BIO_METHOD,
     read_ex: Option<unsafe extern "C" fn(*mut BIO, *mut c_char, usize, *mut usize) -> c_int>,
 ) -> c_int {
-    ffi_entry!(BIO_meth_set_read_ex => {
+    ffi_entry!(BIO_meth_set_read_ex, {
         let m = custom_method_arg(biom)?;
         m.set_read_ex(read_ex);
         Ok(1)
@@ -1596,10 +1630,12 @@ pub extern "C" fn BIO_meth_set_read_ex(
 pub extern "C" fn BIO_meth_get_read_ex(
     biom: *const BIO_METHOD,
 ) -> Option<unsafe extern "C" fn(*mut BIO, *mut c_char, usize, *mut usize) -> c_int> {
-    ffi_entry!(BIO_meth_get_read_ex, None => {
+    ffi_entry!(BIO_meth_get_read_ex, None, {
         let m = custom_method_arg(biom)?;
         // As OpenSSL: a method with only the int-length form reports a converter.
-        Ok(m.read_ex.get().or_else(|| m.read.get().map(|_| bread_conv as ReadExFn)))
+        Ok(m.read_ex
+            .get()
+            .or_else(|| m.read.get().map(|_| bread_conv as ReadExFn)))
     })
 }
 
@@ -1610,7 +1646,7 @@ pub extern "C" fn BIO_meth_set_puts(
     biom: *mut BIO_METHOD,
     puts: Option<unsafe extern "C" fn(*mut BIO, *const c_char) -> c_int>,
 ) -> c_int {
-    ffi_entry!(BIO_meth_set_puts => {
+    ffi_entry!(BIO_meth_set_puts, {
         let m = custom_method_arg(biom)?;
         m.puts.set(puts);
         Ok(1)
@@ -1623,7 +1659,7 @@ pub extern "C" fn BIO_meth_set_puts(
 pub extern "C" fn BIO_meth_get_puts(
     biom: *const BIO_METHOD,
 ) -> Option<unsafe extern "C" fn(*mut BIO, *const c_char) -> c_int> {
-    ffi_entry!(BIO_meth_get_puts, None => {
+    ffi_entry!(BIO_meth_get_puts, None, {
         Ok(custom_method_arg(biom)?.puts.get())
     })
 }
@@ -1635,7 +1671,7 @@ pub extern "C" fn BIO_meth_set_gets(
     biom: *mut BIO_METHOD,
     gets: Option<unsafe extern "C" fn(*mut BIO, *mut c_char, c_int) -> c_int>,
 ) -> c_int {
-    ffi_entry!(BIO_meth_set_gets => {
+    ffi_entry!(BIO_meth_set_gets, {
         let m = custom_method_arg(biom)?;
         m.gets.set(gets);
         Ok(1)
@@ -1648,7 +1684,7 @@ pub extern "C" fn BIO_meth_set_gets(
 pub extern "C" fn BIO_meth_get_gets(
     biom: *const BIO_METHOD,
 ) -> Option<unsafe extern "C" fn(*mut BIO, *mut c_char, c_int) -> c_int> {
-    ffi_entry!(BIO_meth_get_gets, None => {
+    ffi_entry!(BIO_meth_get_gets, None, {
         Ok(custom_method_arg(biom)?.gets.get())
     })
 }
@@ -1661,7 +1697,7 @@ pub extern "C" fn BIO_meth_set_ctrl(
     biom: *mut BIO_METHOD,
     ctrl: Option<unsafe extern "C" fn(*mut BIO, c_int, c_long, *mut c_void) -> c_long>,
 ) -> c_int {
-    ffi_entry!(BIO_meth_set_ctrl => {
+    ffi_entry!(BIO_meth_set_ctrl, {
         let m = custom_method_arg(biom)?;
         m.ctrl.set(ctrl);
         Ok(1)
@@ -1674,7 +1710,7 @@ pub extern "C" fn BIO_meth_set_ctrl(
 pub extern "C" fn BIO_meth_get_ctrl(
     biom: *const BIO_METHOD,
 ) -> Option<unsafe extern "C" fn(*mut BIO, c_int, c_long, *mut c_void) -> c_long> {
-    ffi_entry!(BIO_meth_get_ctrl, None => {
+    ffi_entry!(BIO_meth_get_ctrl, None, {
         Ok(custom_method_arg(biom)?.ctrl.get())
     })
 }
@@ -1687,7 +1723,7 @@ pub extern "C" fn BIO_meth_set_create(
     biom: *mut BIO_METHOD,
     create: Option<unsafe extern "C" fn(*mut BIO) -> c_int>,
 ) -> c_int {
-    ffi_entry!(BIO_meth_set_create => {
+    ffi_entry!(BIO_meth_set_create, {
         let m = custom_method_arg(biom)?;
         m.create.set(create);
         Ok(1)
@@ -1700,7 +1736,7 @@ pub extern "C" fn BIO_meth_set_create(
 pub extern "C" fn BIO_meth_get_create(
     biom: *const BIO_METHOD,
 ) -> Option<unsafe extern "C" fn(*mut BIO) -> c_int> {
-    ffi_entry!(BIO_meth_get_create, None => {
+    ffi_entry!(BIO_meth_get_create, None, {
         Ok(custom_method_arg(biom)?.create.get())
     })
 }
@@ -1713,7 +1749,7 @@ pub extern "C" fn BIO_meth_set_destroy(
     biom: *mut BIO_METHOD,
     destroy: Option<unsafe extern "C" fn(*mut BIO) -> c_int>,
 ) -> c_int {
-    ffi_entry!(BIO_meth_set_destroy => {
+    ffi_entry!(BIO_meth_set_destroy, {
         let m = custom_method_arg(biom)?;
         m.destroy.set(destroy);
         Ok(1)
@@ -1726,7 +1762,7 @@ pub extern "C" fn BIO_meth_set_destroy(
 pub extern "C" fn BIO_meth_get_destroy(
     biom: *const BIO_METHOD,
 ) -> Option<unsafe extern "C" fn(*mut BIO) -> c_int> {
-    ffi_entry!(BIO_meth_get_destroy, None => {
+    ffi_entry!(BIO_meth_get_destroy, None, {
         Ok(custom_method_arg(biom)?.destroy.get())
     })
 }
@@ -1745,7 +1781,7 @@ pub extern "C" fn BIO_meth_set_callback_ctrl(
         ) -> c_long,
     >,
 ) -> c_int {
-    ffi_entry!(BIO_meth_set_callback_ctrl => {
+    ffi_entry!(BIO_meth_set_callback_ctrl, {
         let m = custom_method_arg(biom)?;
         m.callback_ctrl.set(callback_ctrl);
         Ok(1)
@@ -1764,7 +1800,7 @@ pub extern "C" fn BIO_meth_get_callback_ctrl(
         Option<unsafe extern "C" fn(*mut BIO, c_int, c_int) -> c_int>,
     ) -> c_long,
 > {
-    ffi_entry!(BIO_meth_get_callback_ctrl, None => {
+    ffi_entry!(BIO_meth_get_callback_ctrl, None, {
         Ok(custom_method_arg(biom)?.callback_ctrl.get())
     })
 }
@@ -1779,7 +1815,7 @@ pub extern "C" fn BIO_meth_set_sendmmsg(
         unsafe extern "C" fn(*mut BIO, *mut BIO_MSG, usize, usize, u64, *mut usize) -> c_int,
     >,
 ) -> c_int {
-    ffi_entry!(BIO_meth_set_sendmmsg => {
+    ffi_entry!(BIO_meth_set_sendmmsg, {
         let m = custom_method_arg(biom)?;
         m.sendmmsg.set(sendmmsg);
         Ok(1)
@@ -1792,7 +1828,7 @@ pub extern "C" fn BIO_meth_set_sendmmsg(
 pub extern "C" fn BIO_meth_get_sendmmsg(
     biom: *const BIO_METHOD,
 ) -> Option<unsafe extern "C" fn(*mut BIO, *mut BIO_MSG, usize, usize, u64, *mut usize) -> c_int> {
-    ffi_entry!(BIO_meth_get_sendmmsg, None => {
+    ffi_entry!(BIO_meth_get_sendmmsg, None, {
         Ok(custom_method_arg(biom)?.sendmmsg.get())
     })
 }
@@ -1807,7 +1843,7 @@ pub extern "C" fn BIO_meth_set_recvmmsg(
         unsafe extern "C" fn(*mut BIO, *mut BIO_MSG, usize, usize, u64, *mut usize) -> c_int,
     >,
 ) -> c_int {
-    ffi_entry!(BIO_meth_set_recvmmsg => {
+    ffi_entry!(BIO_meth_set_recvmmsg, {
         let m = custom_method_arg(biom)?;
         m.recvmmsg.set(recvmmsg);
         Ok(1)
@@ -1820,7 +1856,7 @@ pub extern "C" fn BIO_meth_set_recvmmsg(
 pub extern "C" fn BIO_meth_get_recvmmsg(
     biom: *const BIO_METHOD,
 ) -> Option<unsafe extern "C" fn(*mut BIO, *mut BIO_MSG, usize, usize, u64, *mut usize) -> c_int> {
-    ffi_entry!(BIO_meth_get_recvmmsg, None => {
+    ffi_entry!(BIO_meth_get_recvmmsg, None, {
         Ok(custom_method_arg(biom)?.recvmmsg.get())
     })
 }
@@ -1834,7 +1870,7 @@ unsafe extern "C" fn bwrite_conv(
     written: *mut usize,
 ) -> c_int {
     put(written, 0);
-    ffi_entry!(BIO_write_ex => {
+    ffi_entry!(BIO_write_ex, {
         let c = bio_arg(b)?.as_custom()?;
         let f = c.method.write.get();
         let f = f.ok_or_else(|| Error::unsupported("the BIO's method has no write callback"))?;
@@ -1857,7 +1893,7 @@ unsafe extern "C" fn bread_conv(
     readbytes: *mut usize,
 ) -> c_int {
     put(readbytes, 0);
-    ffi_entry!(BIO_read_ex => {
+    ffi_entry!(BIO_read_ex, {
         let c = bio_arg(b)?.as_custom()?;
         let f = c.method.read.get();
         let f = f.ok_or_else(|| Error::unsupported("the BIO's method has no read callback"))?;
@@ -1876,7 +1912,7 @@ unsafe extern "C" fn bread_conv(
 /// BIO or NULL. See BIO_set_data(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_set_data(a: *mut BIO, ptr: *mut c_void) {
-    ffi_entry!(BIO_set_data => {
+    ffi_entry!(BIO_set_data, {
         bio_arg(a)?.as_custom()?.set_data(ptr);
         Ok(())
     })
@@ -1886,7 +1922,7 @@ pub extern "C" fn BIO_set_data(a: *mut BIO, ptr: *mut c_void) {
 /// error). See BIO_get_data(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_get_data(a: *mut BIO) -> *mut c_void {
-    ffi_entry!(BIO_get_data => { Ok(bio_arg(a)?.as_custom()?.data()) })
+    ffi_entry!(BIO_get_data, { Ok(bio_arg(a)?.as_custom()?.data()) })
 }
 
 /// Marks a custom BIO initialised (non-zero) or not: its read, write, puts, gets, sendmmsg and
@@ -1894,7 +1930,7 @@ pub extern "C" fn BIO_get_data(a: *mut BIO) -> *mut c_void {
 /// starts initialised. Fails (error queued) on a built-in BIO. See BIO_set_init(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_set_init(a: *mut BIO, init: c_int) {
-    ffi_entry!(BIO_set_init => {
+    ffi_entry!(BIO_set_init, {
         bio_arg(a)?.as_custom()?.set_init(init);
         Ok(())
     })
@@ -1903,19 +1939,26 @@ pub extern "C" fn BIO_set_init(a: *mut BIO, init: c_int) {
 /// The value BIO_set_init stored; 1 for a built-in BIO, 0 for NULL. See BIO_get_init(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_get_init(a: *mut BIO) -> c_int {
-    ffi_entry!(BIO_get_init => { Ok(bio_arg(a)?.custom().map_or(1, |c| c.init())) })
+    ffi_entry!(BIO_get_init, {
+        Ok(bio_arg(a)?.custom().map_or(1, |c| c.init()))
+    })
 }
 
 /// Sets a custom BIO's shutdown flag (whether its destroy should release what it wraps);
 /// on a built-in BIO, its close flag (BIO_set_close). See BIO_set_shutdown(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_set_shutdown(a: *mut BIO, shut: c_int) {
-    ffi_entry!(BIO_set_shutdown => {
+    ffi_entry!(BIO_set_shutdown, {
         let bio = bio_arg(a)?;
         match bio.custom() {
             Some(c) => c.set_shutdown(shut),
             None => {
-                ctrl(bio, BIO_CTRL_SET_CLOSE, shut as c_long, std::ptr::null_mut())?;
+                ctrl(
+                    bio,
+                    BIO_CTRL_SET_CLOSE,
+                    shut as c_long,
+                    std::ptr::null_mut(),
+                )?;
             }
         }
         Ok(())
@@ -1926,7 +1969,7 @@ pub extern "C" fn BIO_set_shutdown(a: *mut BIO, shut: c_int) {
 /// See BIO_get_shutdown(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_get_shutdown(a: *mut BIO) -> c_int {
-    ffi_entry!(BIO_get_shutdown => {
+    ffi_entry!(BIO_get_shutdown, {
         let bio = bio_arg(a)?;
         match bio.custom() {
             Some(c) => Ok(c.shutdown()),
@@ -1940,7 +1983,7 @@ pub extern "C" fn BIO_get_shutdown(a: *mut BIO) -> c_int {
 /// See BIO_puts(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_puts(bp: *mut BIO, buf: *const c_char) -> c_int {
-    ffi_entry!(BIO_puts, -1 => {
+    ffi_entry!(BIO_puts, -1, {
         let bio = bio_arg(bp)?;
         if buf.is_null() {
             return Err(Error::null("buf"));
@@ -1970,7 +2013,7 @@ pub extern "C" fn BIO_puts(bp: *mut BIO, buf: *const c_char) -> c_int {
 /// BIO, a custom method without gets). See BIO_gets(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_gets(bp: *mut BIO, buf: *mut c_char, size: c_int) -> c_int {
-    ffi_entry!(BIO_gets, -1 => {
+    ffi_entry!(BIO_gets, -1, {
         let bio = bio_arg(bp)?;
         if bio.file().is_some() {
             return super::file::file_gets(bio, buf, size);
@@ -2023,7 +2066,7 @@ pub extern "C" fn BIO_callback_ctrl(
     cmd: c_int,
     fp: Option<unsafe extern "C" fn(*mut BIO, c_int, c_int) -> c_int>,
 ) -> c_long {
-    ffi_entry!(BIO_callback_ctrl, -2 => {
+    ffi_entry!(BIO_callback_ctrl, -2, {
         let bio = bio_arg(b)?;
         let r = match bio.custom() {
             // SAFETY: b is this BIO's handle; fp is the caller's callback, passed on.
@@ -2047,7 +2090,7 @@ pub extern "C" fn BIO_dgram_set_read_callback(
     cb: ReadAllocCb,
     arg: *mut c_void,
 ) -> c_int {
-    ffi_entry!(BIO_dgram_set_read_callback => {
+    ffi_entry!(BIO_dgram_set_read_callback, {
         bio_arg(b)?.set_read_callback(cb, arg)?;
         Ok(1)
     })
@@ -2061,7 +2104,7 @@ pub extern "C" fn BIO_dgram_set_read_free_callback(
     cb: ReadFreeCb,
     arg: *mut c_void,
 ) -> c_int {
-    ffi_entry!(BIO_dgram_set_read_free_callback => {
+    ffi_entry!(BIO_dgram_set_read_free_callback, {
         bio_arg(b)?.set_read_free_callback(cb, arg);
         Ok(1)
     })
@@ -2077,7 +2120,7 @@ pub extern "C" fn BIO_read_dequeue(
 ) -> c_int {
     put(buf, std::ptr::null_mut());
     put(buf_len, 0);
-    ffi_entry!(BIO_read_dequeue => {
+    ffi_entry!(BIO_read_dequeue, {
         let bio = bio_arg(b)?;
         let out = mut_arg(buf, "buf")?;
         let out_len = mut_arg(buf_len, "buf_len")?;
@@ -2096,7 +2139,7 @@ pub extern "C" fn BIO_dgram_push_read_buffer(
     buf: *mut c_void,
     buf_len: usize,
 ) -> c_int {
-    ffi_entry!(BIO_dgram_push_read_buffer => {
+    ffi_entry!(BIO_dgram_push_read_buffer, {
         let bio = bio_arg(b)?;
         if buf.is_null() {
             return Err(Error::null("buf"));
@@ -2104,7 +2147,10 @@ pub extern "C" fn BIO_dgram_push_read_buffer(
         if buf_len == 0 {
             return Err(Error::invalid("buffer length must be positive"));
         }
-        bio.push_read_buffer(RawBuf { ptr: buf.cast(), cap: buf_len });
+        bio.push_read_buffer(RawBuf {
+            ptr: buf.cast(),
+            cap: buf_len,
+        });
         Ok(1)
     })
 }
@@ -2112,7 +2158,7 @@ pub extern "C" fn BIO_dgram_push_read_buffer(
 /// How many buffers one refill offers to the kernel (1..=64, default 32). Returns 1.
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_dgram_set_read_batch(b: *mut BIO, n: usize) -> c_int {
-    ffi_entry!(BIO_dgram_set_read_batch => {
+    ffi_entry!(BIO_dgram_set_read_batch, {
         bio_arg(b)?.set_read_batch(n)?;
         Ok(1)
     })
@@ -2126,7 +2172,7 @@ pub extern "C" fn BIO_dgram_set_write_done_callback(
     cb: WriteDoneCb,
     arg: *mut c_void,
 ) -> c_int {
-    ffi_entry!(BIO_dgram_set_write_done_callback => {
+    ffi_entry!(BIO_dgram_set_write_done_callback, {
         bio_arg(b)?.set_write_done_callback(cb, arg);
         Ok(1)
     })
@@ -2136,7 +2182,7 @@ pub extern "C" fn BIO_dgram_set_write_done_callback(
 /// callback. BIO_flush sends the queue. Returns 1.
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_write_queue(b: *mut BIO, buf: *const c_void, buf_len: usize) -> c_int {
-    ffi_entry!(BIO_write_queue => {
+    ffi_entry!(BIO_write_queue, {
         let bio = bio_arg(b)?;
         if buf.is_null() && buf_len > 0 {
             return Err(Error::null("buf"));
@@ -2149,7 +2195,7 @@ pub extern "C" fn BIO_write_queue(b: *mut BIO, buf: *const c_void, buf_len: usiz
 /// Destination of the datagrams queued from now on (NULL: the BIO's peer). Returns 1.
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_set_outgoing_dgram_dest(b: *mut BIO, addr: *const BIO_ADDR) -> c_int {
-    ffi_entry!(BIO_set_outgoing_dgram_dest => {
+    ffi_entry!(BIO_set_outgoing_dgram_dest, {
         bio_arg(b)?.set_outgoing_dest(opt_addr(addr));
         Ok(1)
     })
@@ -2158,7 +2204,7 @@ pub extern "C" fn BIO_set_outgoing_dgram_dest(b: *mut BIO, addr: *const BIO_ADDR
 /// Source of the datagrams queued from now on (NULL: the kernel's choice). Returns 1.
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_set_outgoing_dgram_origin(b: *mut BIO, addr: *const BIO_ADDR) -> c_int {
-    ffi_entry!(BIO_set_outgoing_dgram_origin => {
+    ffi_entry!(BIO_set_outgoing_dgram_origin, {
         bio_arg(b)?.set_outgoing_origin(opt_addr(addr));
         Ok(1)
     })
@@ -2167,7 +2213,7 @@ pub extern "C" fn BIO_set_outgoing_dgram_origin(b: *mut BIO, addr: *const BIO_AD
 /// Source address of the datagram last dequeued. Returns 1.
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_get_incoming_dgram_origin(b: *mut BIO, addr: *mut BIO_ADDR) -> c_int {
-    ffi_entry!(BIO_get_incoming_dgram_origin => {
+    ffi_entry!(BIO_get_incoming_dgram_origin, {
         let bio = bio_arg(b)?;
         *mut_arg(addr as *mut BioAddr, "addr")? = bio.incoming_origin();
         Ok(1)
@@ -2178,7 +2224,7 @@ pub extern "C" fn BIO_get_incoming_dgram_origin(b: *mut BIO, addr: *mut BIO_ADDR
 /// Returns 1.
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_get_incoming_dgram_dest(b: *mut BIO, addr: *mut BIO_ADDR) -> c_int {
-    ffi_entry!(BIO_get_incoming_dgram_dest => {
+    ffi_entry!(BIO_get_incoming_dgram_dest, {
         let bio = bio_arg(b)?;
         *mut_arg(addr as *mut BioAddr, "addr")? = bio.incoming_dest();
         Ok(1)
@@ -2192,7 +2238,7 @@ pub extern "C" fn BIO_get_incoming_dgram_dest(b: *mut BIO, addr: *mut BIO_ADDR) 
 /// no syscall. Returns 1.
 #[unsafe(no_mangle)]
 pub extern "C" fn OSSLQUIC_dgram_pair_set_pollable(b: *mut BIO) -> c_int {
-    ffi_entry!(OSSLQUIC_dgram_pair_set_pollable => {
+    ffi_entry!(OSSLQUIC_dgram_pair_set_pollable, {
         bio_arg(b)?.pair()?.enable_pollable()?;
         Ok(1)
     })
@@ -2216,7 +2262,7 @@ pub struct OSSLQUIC_BIO_STATS {
 /// Fills `out` with the BIO's counters. Returns 1.
 #[unsafe(no_mangle)]
 pub extern "C" fn OSSLQUIC_BIO_get_stats(b: *mut BIO, out: *mut OSSLQUIC_BIO_STATS) -> c_int {
-    ffi_entry!(OSSLQUIC_BIO_get_stats => {
+    ffi_entry!(OSSLQUIC_BIO_get_stats, {
         let bio = bio_arg(b)?;
         let o = mut_arg(out, "out")?;
         let s = &bio.stats;
@@ -2239,7 +2285,7 @@ pub extern "C" fn OSSLQUIC_BIO_get_stats(b: *mut BIO, out: *mut OSSLQUIC_BIO_STA
 /// has them; for measuring the fallbacks. Returns 1.
 #[unsafe(no_mangle)]
 pub extern "C" fn OSSLQUIC_BIO_dgram_set_offload(b: *mut BIO, gso: c_int, gro: c_int) -> c_int {
-    ffi_entry!(OSSLQUIC_BIO_dgram_set_offload => {
+    ffi_entry!(OSSLQUIC_BIO_dgram_set_offload, {
         bio_arg(b)?.dgram()?.set_offload(gso != 0, gro != 0);
         Ok(1)
     })
@@ -2248,7 +2294,7 @@ pub extern "C" fn OSSLQUIC_BIO_dgram_set_offload(b: *mut BIO, gso: c_int, gro: c
 /// Reports which offloads a datagram socket BIO uses: bit 0 GSO, bit 1 GRO.
 #[unsafe(no_mangle)]
 pub extern "C" fn OSSLQUIC_BIO_dgram_get_offload(b: *mut BIO) -> c_int {
-    ffi_entry!(OSSLQUIC_BIO_dgram_get_offload => {
+    ffi_entry!(OSSLQUIC_BIO_dgram_get_offload, {
         let (gso, gro) = bio_arg(b)?.dgram()?.offload();
         Ok(gso as c_int | (gro as c_int) << 1)
     })

@@ -14,7 +14,7 @@ use crate::error::*;
 /// SSL_CTX_set_ciphersuites(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_CTX_set_ciphersuites(ctx: *mut SSL_CTX, str: *const c_char) -> c_int {
-    ffi_entry!(SSL_CTX_set_ciphersuites => {
+    ffi_entry!(SSL_CTX_set_ciphersuites, {
         ctx_arg(ctx)?.set_ciphersuites(cstr_arg(str, "str")?)?;
         Ok(1)
     })
@@ -25,7 +25,7 @@ pub extern "C" fn SSL_CTX_set_ciphersuites(ctx: *mut SSL_CTX, str: *const c_char
 /// context. See SSL_set_ciphersuites(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_set_ciphersuites(ssl: *mut SSL, str: *const c_char) -> c_int {
-    ffi_entry!(SSL_set_ciphersuites => {
+    ffi_entry!(SSL_set_ciphersuites, {
         ssl_arg(ssl)?;
         crate::ssl::ciphers::parse_tls13(cstr_arg(str, "str")?)?;
         Err(Error::unsupported(

@@ -24,11 +24,13 @@ pub extern "C" fn BIO_s_file() -> *const BIO_METHOD {
 /// (BIO_R_NO_SUCH_FILE for a missing file, else the system error). See BIO_new_file(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_new_file(filename: *const c_char, mode: *const c_char) -> *mut BIO {
-    ffi_entry!(BIO_new_file => {
+    ffi_entry!(BIO_new_file, {
         let path = cstr_arg(filename, "filename")?;
         let mode = cstr_arg(mode, "mode")?;
         let b = Bio::new(&METHOD_FILE);
-        b.file().ok_or_else(|| Error::internal("file BIO"))?.open(path, mode)?;
+        b.file()
+            .ok_or_else(|| Error::internal("file BIO"))?
+            .open(path, mode)?;
         Ok(bio_into_handle(b))
     })
 }

@@ -50,8 +50,16 @@ pub fn guard_with<T>(func: &'static str, fail: T, body: impl FnOnce() -> Result<
     }
 }
 
-/// `ffi_entry!(NAME => { body })` or `ffi_entry!(NAME, failure_value => { body })`.
+/// `ffi_entry!(NAME, { body })` or `ffi_entry!(NAME, failure_value, { body })`: a form
+/// rustfmt formats (both arguments parse as expressions). The `NAME => { body }` arms are the
+/// older form, kept while files still use it.
 macro_rules! ffi_entry {
+    ($name:ident, $body:block) => {
+        $crate::ffi::guard(stringify!($name), || $body)
+    };
+    ($name:ident, $fail:expr, $body:block) => {
+        $crate::ffi::guard_with(stringify!($name), $fail, || $body)
+    };
     ($name:ident => $body:block) => {
         $crate::ffi::guard(stringify!($name), || $body)
     };

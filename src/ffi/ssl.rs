@@ -151,12 +151,18 @@ pub extern "C" fn TLS_server_method() -> *const SSL_METHOD {
 /// Makes a TLS object a client (no effect on QUIC objects). See SSL_set_connect_state(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_set_connect_state(ssl: *mut SSL) {
-    ffi_entry!(SSL_set_connect_state => { ssl_arg(ssl)?.set_tls_role(false, false); Ok(()) })
+    ffi_entry!(SSL_set_connect_state, {
+        ssl_arg(ssl)?.set_tls_role(false, false);
+        Ok(())
+    })
 }
 /// Makes a TLS object a server (no effect on QUIC objects). See SSL_set_accept_state(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_set_accept_state(ssl: *mut SSL) {
-    ffi_entry!(SSL_set_accept_state => { ssl_arg(ssl)?.set_tls_role(true, false); Ok(()) })
+    ffi_entry!(SSL_set_accept_state, {
+        ssl_arg(ssl)?.set_tls_role(true, false);
+        Ok(())
+    })
 }
 /// The negotiated protocol version's name ("TLSv1.2", "TLSv1.3"; QUIC: "TLSv1.3").
 /// See SSL_get_version(3).
@@ -174,7 +180,9 @@ pub extern "C" fn SSL_get_version(ssl: *const SSL) -> *const c_char {
 /// A new context for `method`, or NULL. See SSL_CTX_new(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_CTX_new(method: *const SSL_METHOD) -> *mut SSL_CTX {
-    ffi_entry!(SSL_CTX_new => { Ok(Arc::into_raw(Arc::new(SslCtx::new(method_arg(method)?))) as *mut SSL_CTX) })
+    ffi_entry!(SSL_CTX_new, {
+        Ok(Arc::into_raw(Arc::new(SslCtx::new(method_arg(method)?))) as *mut SSL_CTX)
+    })
 }
 /// Drops a reference. NULL is a no-op. See SSL_CTX_free(3).
 #[unsafe(no_mangle)]
@@ -187,7 +195,10 @@ pub extern "C" fn SSL_CTX_free(ctx: *mut SSL_CTX) {
 /// Adds a reference. Returns 1, or 0 for NULL. See SSL_CTX_up_ref(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_CTX_up_ref(ctx: *mut SSL_CTX) -> c_int {
-    ffi_entry!(SSL_CTX_up_ref => { std::mem::forget(ctx_arc(ctx)?); Ok(1) })
+    ffi_entry!(SSL_CTX_up_ref, {
+        std::mem::forget(ctx_arc(ctx)?);
+        Ok(1)
+    })
 }
 
 /// Loads a PEM certificate chain (leaf first). Returns 1, or 0 with a readable error.
@@ -197,7 +208,7 @@ pub extern "C" fn SSL_CTX_use_certificate_chain_file(
     ctx: *mut SSL_CTX,
     file: *const c_char,
 ) -> c_int {
-    ffi_entry!(SSL_CTX_use_certificate_chain_file => {
+    ffi_entry!(SSL_CTX_use_certificate_chain_file, {
         ctx_arg(ctx)?.use_certificate_chain_file(cstr_arg(file, "file")?)?;
         Ok(1)
     })
@@ -209,7 +220,7 @@ pub extern "C" fn SSL_CTX_use_certificate_file(
     file: *const c_char,
     r#type: c_int,
 ) -> c_int {
-    ffi_entry!(SSL_CTX_use_certificate_file => {
+    ffi_entry!(SSL_CTX_use_certificate_file, {
         if r#type != SSL_FILETYPE_PEM {
             return Err(Error::unsupported("only SSL_FILETYPE_PEM is supported"));
         }
@@ -224,7 +235,7 @@ pub extern "C" fn SSL_CTX_use_PrivateKey_file(
     file: *const c_char,
     r#type: c_int,
 ) -> c_int {
-    ffi_entry!(SSL_CTX_use_PrivateKey_file => {
+    ffi_entry!(SSL_CTX_use_PrivateKey_file, {
         if r#type != SSL_FILETYPE_PEM {
             return Err(Error::unsupported("only SSL_FILETYPE_PEM is supported"));
         }
@@ -235,7 +246,10 @@ pub extern "C" fn SSL_CTX_use_PrivateKey_file(
 /// Checks that the key matches the certificate. See SSL_CTX_check_private_key(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_CTX_check_private_key(ctx: *const SSL_CTX) -> c_int {
-    ffi_entry!(SSL_CTX_check_private_key => { ctx_arg(ctx)?.check_private_key()?; Ok(1) })
+    ffi_entry!(SSL_CTX_check_private_key, {
+        ctx_arg(ctx)?.check_private_key()?;
+        Ok(1)
+    })
 }
 
 /// Sets the verification mode of the context's clients (SSL_VERIFY_NONE: record the outcome
@@ -243,7 +257,7 @@ pub extern "C" fn SSL_CTX_check_private_key(ctx: *const SSL_CTX) -> c_int {
 /// none), which sees each outcome and decides (see the README). See SSL_CTX_set_verify(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_CTX_set_verify(ctx: *mut SSL_CTX, mode: c_int, cb: SSL_verify_cb) {
-    ffi_entry!(SSL_CTX_set_verify => {
+    ffi_entry!(SSL_CTX_set_verify, {
         let c = ctx_arg(ctx)?;
         c.set_verify(mode);
         c.set_verify_callback(super::x509::verify_cb(cb));
@@ -257,7 +271,7 @@ pub extern "C" fn SSL_CTX_load_verify_locations(
     ca_file: *const c_char,
     ca_path: *const c_char,
 ) -> c_int {
-    ffi_entry!(SSL_CTX_load_verify_locations => {
+    ffi_entry!(SSL_CTX_load_verify_locations, {
         let c = ctx_arg(ctx)?;
         if ca_file.is_null() && ca_path.is_null() {
             return Err(Error::null("CAfile and CApath"));
@@ -275,7 +289,10 @@ pub extern "C" fn SSL_CTX_load_verify_locations(
 /// See SSL_CTX_set_default_verify_paths(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_CTX_set_default_verify_paths(ctx: *mut SSL_CTX) -> c_int {
-    ffi_entry!(SSL_CTX_set_default_verify_paths => { ctx_arg(ctx)?.set_default_verify_paths()?; Ok(1) })
+    ffi_entry!(SSL_CTX_set_default_verify_paths, {
+        ctx_arg(ctx)?.set_default_verify_paths()?;
+        Ok(1)
+    })
 }
 /// Sets the ALPN list (wire format). Returns 0 on success, 1 on failure (OpenSSL's odd
 /// convention). See SSL_CTX_set_alpn_protos(3).
@@ -306,17 +323,21 @@ pub extern "C" fn SSL_set_alpn_protos(
 /// Adds option bits; returns the new set. See SSL_CTX_set_options(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_CTX_set_options(ctx: *mut SSL_CTX, op: u64) -> u64 {
-    ffi_entry!(SSL_CTX_set_options => { Ok(ctx_arg(ctx)?.set_options(op, 0)) })
+    ffi_entry!(SSL_CTX_set_options, {
+        Ok(ctx_arg(ctx)?.set_options(op, 0))
+    })
 }
 /// Clears option bits; returns the new set. See SSL_CTX_clear_options(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_CTX_clear_options(ctx: *mut SSL_CTX, op: u64) -> u64 {
-    ffi_entry!(SSL_CTX_clear_options => { Ok(ctx_arg(ctx)?.set_options(0, op)) })
+    ffi_entry!(SSL_CTX_clear_options, {
+        Ok(ctx_arg(ctx)?.set_options(0, op))
+    })
 }
 /// The option bits. See SSL_CTX_get_options(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_CTX_get_options(ctx: *const SSL_CTX) -> u64 {
-    ffi_entry!(SSL_CTX_get_options => { Ok(ctx_arg(ctx)?.options()) })
+    ffi_entry!(SSL_CTX_get_options, { Ok(ctx_arg(ctx)?.options()) })
 }
 /// Context controls: min/max protocol version (QUIC is TLS 1.3 only; any version up to 1.3
 /// is accepted as a minimum). Others return 0 with an "unsupported" error. See SSL_CTX_ctrl(3).
@@ -327,9 +348,11 @@ pub extern "C" fn SSL_CTX_ctrl(
     larg: c_long,
     _parg: *mut c_void,
 ) -> c_long {
-    ffi_entry!(SSL_CTX_ctrl => {
+    ffi_entry!(SSL_CTX_ctrl, {
         let c = ctx_arg(ctx)?;
-        if c.method.is_tls() && (cmd == SSL_CTRL_SET_MIN_PROTO_VERSION || cmd == SSL_CTRL_SET_MAX_PROTO_VERSION) {
+        if c.method.is_tls()
+            && (cmd == SSL_CTRL_SET_MIN_PROTO_VERSION || cmd == SSL_CTRL_SET_MAX_PROTO_VERSION)
+        {
             c.set_proto_version(cmd == SSL_CTRL_SET_MAX_PROTO_VERSION, larg)?;
             return Ok(1);
         }
@@ -345,12 +368,19 @@ pub extern "C" fn SSL_CTX_ctrl(
             _ => {}
         }
         match cmd {
-            SSL_CTRL_SET_MIN_PROTO_VERSION if larg == 0 || larg <= TLS1_3_VERSION as c_long => Ok(1),
-            SSL_CTRL_SET_MAX_PROTO_VERSION if larg == 0 || larg == TLS1_3_VERSION as c_long => Ok(1),
-            SSL_CTRL_SET_MIN_PROTO_VERSION | SSL_CTRL_SET_MAX_PROTO_VERSION => {
-                Err(Error::ssl(crate::ssl::ctx::SSL_R_WRONG_SSL_VERSION).with("QUIC uses TLS 1.3 only"))
+            SSL_CTRL_SET_MIN_PROTO_VERSION if larg == 0 || larg <= TLS1_3_VERSION as c_long => {
+                Ok(1)
             }
-            _ => Err(Error::unsupported(format!("SSL_CTX_ctrl {cmd} is not supported"))),
+            SSL_CTRL_SET_MAX_PROTO_VERSION if larg == 0 || larg == TLS1_3_VERSION as c_long => {
+                Ok(1)
+            }
+            SSL_CTRL_SET_MIN_PROTO_VERSION | SSL_CTRL_SET_MAX_PROTO_VERSION => {
+                Err(Error::ssl(crate::ssl::ctx::SSL_R_WRONG_SSL_VERSION)
+                    .with("QUIC uses TLS 1.3 only"))
+            }
+            _ => Err(Error::unsupported(format!(
+                "SSL_CTX_ctrl {cmd} is not supported"
+            ))),
         }
     })
 }
@@ -359,7 +389,7 @@ pub extern "C" fn SSL_CTX_ctrl(
 /// fails: use SSL_new_listener). See SSL_new(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_new(ctx: *mut SSL_CTX) -> *mut SSL {
-    ffi_entry!(SSL_new => { Ok(ssl_handle(Ssl::new_client(ctx_arc(ctx)?)?)) })
+    ffi_entry!(SSL_new, { Ok(ssl_handle(Ssl::new_client(ctx_arc(ctx)?)?)) })
 }
 /// Drops a reference; a connection freed while open is closed. NULL is a no-op. See SSL_free(3).
 #[unsafe(no_mangle)]
@@ -375,17 +405,24 @@ pub extern "C" fn SSL_free(ssl: *mut SSL) {
 /// Adds a reference. See SSL_up_ref(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_up_ref(ssl: *mut SSL) -> c_int {
-    ffi_entry!(SSL_up_ref => { std::mem::forget(ssl_arc(ssl)?); Ok(1) })
+    ffi_entry!(SSL_up_ref, {
+        std::mem::forget(ssl_arc(ssl)?);
+        Ok(1)
+    })
 }
 
 /// Sets the network BIOs, taking over one reference each (one in all if they are the same
 /// BIO). See SSL_set_bio(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_set_bio(ssl: *mut SSL, rbio: *mut BIO, wbio: *mut BIO) {
-    ffi_entry!(SSL_set_bio => {
+    ffi_entry!(SSL_set_bio, {
         let s = ssl_arg(ssl)?;
         let r = take_bio(rbio);
-        let w = if wbio == rbio { r.clone() } else { take_bio(wbio) };
+        let w = if wbio == rbio {
+            r.clone()
+        } else {
+            take_bio(wbio)
+        };
         s.set_bios(r, w);
         Ok(())
     })
@@ -393,7 +430,7 @@ pub extern "C" fn SSL_set_bio(ssl: *mut SSL, rbio: *mut BIO, wbio: *mut BIO) {
 /// Sets the read BIO only, taking over its reference. See SSL_set0_rbio(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_set0_rbio(ssl: *mut SSL, rbio: *mut BIO) {
-    ffi_entry!(SSL_set0_rbio => {
+    ffi_entry!(SSL_set0_rbio, {
         let s = ssl_arg(ssl)?;
         let w = s.wbio();
         s.set_bios(take_bio(rbio), w);
@@ -403,7 +440,7 @@ pub extern "C" fn SSL_set0_rbio(ssl: *mut SSL, rbio: *mut BIO) {
 /// Sets the write BIO only, taking over its reference. See SSL_set0_wbio(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_set0_wbio(ssl: *mut SSL, wbio: *mut BIO) {
-    ffi_entry!(SSL_set0_wbio => {
+    ffi_entry!(SSL_set0_wbio, {
         let s = ssl_arg(ssl)?;
         let r = s.rbio();
         s.set_bios(r, take_bio(wbio));
@@ -414,7 +451,7 @@ pub extern "C" fn SSL_set0_wbio(ssl: *mut SSL, wbio: *mut BIO) {
 /// BIO_s_socket (TLS, TCP). See SSL_set_fd(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_set_fd(ssl: *mut SSL, fd: c_int) -> c_int {
-    ffi_entry!(SSL_set_fd => {
+    ffi_entry!(SSL_set_fd, {
         let s = ssl_arg(ssl)?;
         let b = fd_bio(s, fd)?;
         s.set_bios(Some(b.clone()), Some(b));
@@ -439,7 +476,7 @@ fn fd_bio(s: &Ssl, fd: c_int) -> Result<Arc<Bio>> {
 /// Uses socket `fd` for reading only (the write side keeps its BIO). See SSL_set_rfd(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_set_rfd(ssl: *mut SSL, fd: c_int) -> c_int {
-    ffi_entry!(SSL_set_rfd => {
+    ffi_entry!(SSL_set_rfd, {
         let s = ssl_arg(ssl)?;
         let b = fd_bio(s, fd)?;
         s.set_bios(Some(b), s.wbio());
@@ -449,7 +486,7 @@ pub extern "C" fn SSL_set_rfd(ssl: *mut SSL, fd: c_int) -> c_int {
 /// Uses socket `fd` for writing only (the read side keeps its BIO). See SSL_set_wfd(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_set_wfd(ssl: *mut SSL, fd: c_int) -> c_int {
-    ffi_entry!(SSL_set_wfd => {
+    ffi_entry!(SSL_set_wfd, {
         let s = ssl_arg(ssl)?;
         let b = fd_bio(s, fd)?;
         s.set_bios(s.rbio(), Some(b));
@@ -481,21 +518,31 @@ fn bio_fd(b: Option<Arc<Bio>>) -> Result<c_int> {
 /// The read BIO (no new reference), or NULL. See SSL_get_rbio(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get_rbio(ssl: *const SSL) -> *mut BIO {
-    ffi_entry!(SSL_get_rbio => { Ok(ssl_arg(ssl)?.rbio().map_or(std::ptr::null_mut(), |b| Arc::as_ptr(&b) as *mut BIO)) })
+    ffi_entry!(SSL_get_rbio, {
+        Ok(ssl_arg(ssl)?
+            .rbio()
+            .map_or(std::ptr::null_mut(), |b| Arc::as_ptr(&b) as *mut BIO))
+    })
 }
 /// The write BIO (no new reference), or NULL. See SSL_get_wbio(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get_wbio(ssl: *const SSL) -> *mut BIO {
-    ffi_entry!(SSL_get_wbio => { Ok(ssl_arg(ssl)?.wbio().map_or(std::ptr::null_mut(), |b| Arc::as_ptr(&b) as *mut BIO)) })
+    ffi_entry!(SSL_get_wbio, {
+        Ok(ssl_arg(ssl)?
+            .wbio()
+            .map_or(std::ptr::null_mut(), |b| Arc::as_ptr(&b) as *mut BIO))
+    })
 }
 
 /// The server address a client connects to. See SSL_set1_initial_peer_addr(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_set1_initial_peer_addr(ssl: *mut SSL, peer_addr: *const BIO_ADDR) -> c_int {
-    ffi_entry!(SSL_set1_initial_peer_addr => {
+    ffi_entry!(SSL_set1_initial_peer_addr, {
         let s = ssl_arg(ssl)?;
         let a = ref_arg(peer_addr as *const BioAddr, "peer_addr")?;
-        let sa = a.to_socket_addr().ok_or_else(|| Error::invalid("peer address must be IPv4 or IPv6"))?;
+        let sa = a
+            .to_socket_addr()
+            .ok_or_else(|| Error::invalid("peer address must be IPv4 or IPv6"))?;
         s.set_initial_peer(sa)?;
         Ok(1)
     })
@@ -504,14 +551,14 @@ pub extern "C" fn SSL_set1_initial_peer_addr(ssl: *mut SSL, peer_addr: *const BI
 /// connection in the server role), else 0 (NULL: 0 with an error). See SSL_is_server(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_is_server(ssl: *const SSL) -> c_int {
-    ffi_entry!(SSL_is_server => { Ok(ssl_arg(ssl)?.is_server() as c_int) })
+    ffi_entry!(SSL_is_server, { Ok(ssl_arg(ssl)?.is_server() as c_int) })
 }
 /// The peer's address (OpenSSL 4.0): of a QUIC connection or stream (where the peer was
 /// last heard from), or of a TLS connection over a connected socket. 1 and `*peer_addr`
 /// filled; 0 with an error and `*peer_addr` untouched. See SSL_get_peer_addr(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get_peer_addr(ssl: *mut SSL, peer_addr: *mut BIO_ADDR) -> c_int {
-    ffi_entry!(SSL_get_peer_addr => {
+    ffi_entry!(SSL_get_peer_addr, {
         let s = ssl_arg(ssl)?;
         let out = mut_arg(peer_addr as *mut BioAddr, "peer_addr")?;
         *out = BioAddr::from_socket_addr(&s.peer_addr()?);
@@ -521,20 +568,25 @@ pub extern "C" fn SSL_get_peer_addr(ssl: *mut SSL, peer_addr: *mut BIO_ADDR) -> 
 /// The host name the server certificate must match. See SSL_set1_host(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_set1_host(ssl: *mut SSL, host: *const c_char) -> c_int {
-    ffi_entry!(SSL_set1_host => { ssl_arg(ssl)?.set_host(cstr_arg(host, "host")?)?; Ok(1) })
+    ffi_entry!(SSL_set1_host, {
+        ssl_arg(ssl)?.set_host(cstr_arg(host, "host")?)?;
+        Ok(1)
+    })
 }
 /// Connection controls: SSL_set_tlsext_host_name (55). Others return 0 with an
 /// "unsupported" error. See SSL_ctrl(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_ctrl(ssl: *mut SSL, cmd: c_int, larg: c_long, parg: *mut c_void) -> c_long {
-    ffi_entry!(SSL_ctrl => {
+    ffi_entry!(SSL_ctrl, {
         let s = ssl_arg(ssl)?;
         match cmd {
             SSL_CTRL_SET_TLSEXT_HOSTNAME if larg == TLSEXT_NAMETYPE_host_name as c_long => {
                 s.set_sni(cstr_arg(parg as *const c_char, "name")?)?;
                 Ok(1)
             }
-            _ => Err(Error::unsupported(format!("SSL_ctrl {cmd} is not supported"))),
+            _ => Err(Error::unsupported(format!(
+                "SSL_ctrl {cmd} is not supported"
+            ))),
         }
     })
 }
@@ -587,7 +639,7 @@ pub extern "C" fn SSL_read_ex(
     readbytes: *mut usize,
 ) -> c_int {
     put(readbytes, 0);
-    ffi_entry!(SSL_read_ex => { read_into(ssl, buf, num, readbytes, false) })
+    ffi_entry!(SSL_read_ex, { read_into(ssl, buf, num, readbytes, false) })
 }
 
 fn read_into(
@@ -660,13 +712,16 @@ pub extern "C" fn SSL_write_ex2(
     written: *mut usize,
 ) -> c_int {
     put(written, 0);
-    ffi_entry!(SSL_write_ex2 => {
+    ffi_entry!(SSL_write_ex2, {
         let s = ssl_arg(ssl)?;
         if flags & !SSL_WRITE_FLAG_CONCLUDE != 0 {
             return Err(Error::ssl(412).with("unsupported write flag"));
         }
         let data = slice_arg(buf, num, "buf")?;
-        let n = s.note(s.write(data, flags & SSL_WRITE_FLAG_CONCLUDE != 0), SSL_ERROR_WANT_WRITE)?;
+        let n = s.note(
+            s.write(data, flags & SSL_WRITE_FLAG_CONCLUDE != 0),
+            SSL_ERROR_WANT_WRITE,
+        )?;
         put(written, n);
         Ok(1)
     })
@@ -681,7 +736,7 @@ pub extern "C" fn SSL_write(ssl: *mut SSL, buf: *const c_void, num: c_int) -> c_
 /// Sends FIN on the default stream after its buffered data. See SSL_stream_conclude(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_stream_conclude(ssl: *mut SSL, _flags: u64) -> c_int {
-    ffi_entry!(SSL_stream_conclude => {
+    ffi_entry!(SSL_stream_conclude, {
         let s = ssl_arg(ssl)?;
         s.note(s.conclude(), SSL_ERROR_WANT_WRITE)?;
         Ok(1)
@@ -750,7 +805,10 @@ pub extern "C" fn SSL_handle_events(ssl: *mut SSL) -> c_int {
     if ssl.is_null() {
         return 1;
     }
-    ffi_entry!(SSL_handle_events => { ssl_arg(ssl)?.handle_events(); Ok(1) })
+    ffi_entry!(SSL_handle_events, {
+        ssl_arg(ssl)?.handle_events();
+        Ok(1)
+    })
 }
 
 /// When SSL_handle_events must next be called: `*is_infinite` = 1 when no timer is armed,
@@ -761,20 +819,29 @@ pub extern "C" fn SSL_get_event_timeout(
     tv: *mut libc::timeval,
     is_infinite: *mut c_int,
 ) -> c_int {
-    ffi_entry!(SSL_get_event_timeout => {
+    ffi_entry!(SSL_get_event_timeout, {
         let out = mut_arg(tv, "tv")?;
-        let d = if ssl.is_null() { None } else { ssl_arg(ssl)?.event_timeout() };
+        let d = if ssl.is_null() {
+            None
+        } else {
+            ssl_arg(ssl)?.event_timeout()
+        };
         put(is_infinite, d.is_none() as c_int);
         let d = d.unwrap_or(Duration::ZERO);
-        *out = libc::timeval { tv_sec: d.as_secs() as libc::time_t, tv_usec: d.subsec_micros() as libc::suseconds_t };
+        *out = libc::timeval {
+            tv_sec: d.as_secs() as libc::time_t,
+            tv_usec: d.subsec_micros() as libc::suseconds_t,
+        };
         Ok(1)
     })
 }
 /// The read BIO's poll descriptor. See SSL_get_rpoll_descriptor(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get_rpoll_descriptor(ssl: *mut SSL, desc: *mut BIO_POLL_DESCRIPTOR) -> c_int {
-    ffi_entry!(SSL_get_rpoll_descriptor => {
-        let b = ssl_arg(ssl)?.rbio().ok_or_else(|| Error::ssl(SSL_R_BIO_NOT_SET))?;
+    ffi_entry!(SSL_get_rpoll_descriptor, {
+        let b = ssl_arg(ssl)?
+            .rbio()
+            .ok_or_else(|| Error::ssl(SSL_R_BIO_NOT_SET))?;
         *mut_arg(desc, "desc")? = b.rpoll()?;
         Ok(1)
     })
@@ -782,8 +849,10 @@ pub extern "C" fn SSL_get_rpoll_descriptor(ssl: *mut SSL, desc: *mut BIO_POLL_DE
 /// The write BIO's poll descriptor. See SSL_get_wpoll_descriptor(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get_wpoll_descriptor(ssl: *mut SSL, desc: *mut BIO_POLL_DESCRIPTOR) -> c_int {
-    ffi_entry!(SSL_get_wpoll_descriptor => {
-        let b = ssl_arg(ssl)?.wbio().ok_or_else(|| Error::ssl(SSL_R_BIO_NOT_SET))?;
+    ffi_entry!(SSL_get_wpoll_descriptor, {
+        let b = ssl_arg(ssl)?
+            .wbio()
+            .ok_or_else(|| Error::ssl(SSL_R_BIO_NOT_SET))?;
         *mut_arg(desc, "desc")? = b.wpoll()?;
         Ok(1)
     })
@@ -795,7 +864,10 @@ pub extern "C" fn SSL_net_read_desired(ssl: *mut SSL) -> c_int {
     if ssl.is_null() {
         return 0;
     }
-    ffi_entry!(SSL_net_read_desired => { ssl_arg(ssl)?; Ok(1) })
+    ffi_entry!(SSL_net_read_desired, {
+        ssl_arg(ssl)?;
+        Ok(1)
+    })
 }
 /// 1 while output waits for the network to accept it (poll the write descriptor, then call
 /// SSL_handle_events). NULL gives 0. See SSL_net_write_desired(3).
@@ -804,14 +876,16 @@ pub extern "C" fn SSL_net_write_desired(ssl: *mut SSL) -> c_int {
     if ssl.is_null() {
         return 0;
     }
-    ffi_entry!(SSL_net_write_desired => { Ok(ssl_arg(ssl)?.net_write_desired() as c_int) })
+    ffi_entry!(SSL_net_write_desired, {
+        Ok(ssl_arg(ssl)?.net_write_desired() as c_int)
+    })
 }
 /// Blocking (1) or non-blocking (0) calls on this object; objects made from it inherit the
 /// mode. Blocking needs network BIOs with poll descriptors (a UDP socket, a pollable
 /// datagram pair): otherwise 0 and an error. See SSL_set_blocking_mode(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_set_blocking_mode(ssl: *mut SSL, blocking: c_int) -> c_int {
-    ffi_entry!(SSL_set_blocking_mode => {
+    ffi_entry!(SSL_set_blocking_mode, {
         ssl_arg(ssl)?.set_blocking(blocking != 0)?;
         Ok(1)
     })
@@ -829,14 +903,20 @@ pub extern "C" fn SSL_get_blocking_mode(ssl: *mut SSL) -> c_int {
 /// See SSL_new_listener(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_new_listener(ctx: *mut SSL_CTX, flags: u64) -> *mut SSL {
-    ffi_entry!(SSL_new_listener => {
-        Ok(ssl_handle(Ssl::new_listener(ctx_arc(ctx)?, flags & SSL_LISTENER_FLAG_NO_VALIDATE == 0)?))
+    ffi_entry!(SSL_new_listener, {
+        Ok(ssl_handle(Ssl::new_listener(
+            ctx_arc(ctx)?,
+            flags & SSL_LISTENER_FLAG_NO_VALIDATE == 0,
+        )?))
     })
 }
 /// Starts listening (idempotent; implied by the first accept). See SSL_listen(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_listen(ssl: *mut SSL) -> c_int {
-    ffi_entry!(SSL_listen => { ssl_arg(ssl)?.listen()?; Ok(1) })
+    ffi_entry!(SSL_listen, {
+        ssl_arg(ssl)?.listen()?;
+        Ok(1)
+    })
 }
 /// Peel-off (OpenSSL 4.0, with 4.0.x's fixes): moves the next queued incoming connection of
 /// a QUIC listener into `new_conn`, a fresh connection object from SSL_new (not
@@ -846,7 +926,7 @@ pub extern "C" fn SSL_listen(ssl: *mut SSL) -> c_int {
 /// See SSL_listen_ex(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_listen_ex(listener: *mut SSL, new_conn: *mut SSL) -> c_int {
-    ffi_entry!(SSL_listen_ex, -1 => {
+    ffi_entry!(SSL_listen_ex, -1, {
         let l = ssl_arc(listener)?;
         let c = ssl_arc(new_conn)?;
         Ok(l.listen_ex(&c)? as c_int)
@@ -858,7 +938,7 @@ pub extern "C" fn SSL_listen_ex(listener: *mut SSL, new_conn: *mut SSL) -> c_int
 /// queued. See SSL_accept_connection(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_accept_connection(ssl: *mut SSL, flags: u64) -> *mut SSL {
-    ffi_entry!(SSL_accept_connection => {
+    ffi_entry!(SSL_accept_connection, {
         let l = ssl_arc(ssl)?;
         let r = l.accept_connection(flags & SSL_ACCEPT_CONNECTION_NO_BLOCK != 0);
         Ok(ssl_handle(l.note(r, SSL_ERROR_WANT_READ)?))
@@ -867,17 +947,21 @@ pub extern "C" fn SSL_accept_connection(ssl: *mut SSL, flags: u64) -> *mut SSL {
 /// Connections waiting to be accepted. See SSL_get_accept_connection_queue_len(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get_accept_connection_queue_len(ssl: *mut SSL) -> usize {
-    ffi_entry!(SSL_get_accept_connection_queue_len => { ssl_arg(ssl)?.accept_queue_len() })
+    ffi_entry!(SSL_get_accept_connection_queue_len, {
+        ssl_arg(ssl)?.accept_queue_len()
+    })
 }
 /// 1 for a listener. See SSL_is_listener(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_is_listener(ssl: *mut SSL) -> c_int {
-    ffi_entry!(SSL_is_listener => { Ok(ssl_arg(ssl)?.is_listener() as c_int) })
+    ffi_entry!(SSL_is_listener, {
+        Ok(ssl_arg(ssl)?.is_listener() as c_int)
+    })
 }
 /// 1 for a connection. See SSL_is_connection(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_is_connection(ssl: *mut SSL) -> c_int {
-    ffi_entry!(SSL_is_connection => {
+    ffi_entry!(SSL_is_connection, {
         let s = ssl_arg(ssl)?;
         Ok((s.as_conn().is_ok() || matches!(s.kind, Kind::Tls(_))) as c_int)
     })
@@ -885,15 +969,22 @@ pub extern "C" fn SSL_is_connection(ssl: *mut SSL) -> c_int {
 /// The listener itself, or an accepted connection's listener, else NULL. See SSL_get0_listener(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get0_listener(ssl: *mut SSL) -> *mut SSL {
-    ffi_entry!(SSL_get0_listener => {
+    ffi_entry!(SSL_get0_listener, {
         let s = ssl_arg(ssl)?;
         Ok(match &s.kind {
             Kind::Listener(_) | Kind::TlsListener(_) => ssl,
             Kind::Domain(_) => std::ptr::null_mut(),
-            Kind::Tls(t) => t.listener.as_ref().map_or(std::ptr::null_mut(), |l| Arc::as_ptr(l) as *mut SSL),
-            Kind::Conn(c) => c.listener().map_or(std::ptr::null_mut(), |l| Arc::as_ptr(l) as *mut SSL),
+            Kind::Tls(t) => t
+                .listener
+                .as_ref()
+                .map_or(std::ptr::null_mut(), |l| Arc::as_ptr(l) as *mut SSL),
+            Kind::Conn(c) => c
+                .listener()
+                .map_or(std::ptr::null_mut(), |l| Arc::as_ptr(l) as *mut SSL),
             Kind::Stream(st) => match &st.conn.kind {
-                Kind::Conn(c) => c.listener().map_or(std::ptr::null_mut(), |l| Arc::as_ptr(l) as *mut SSL),
+                Kind::Conn(c) => c
+                    .listener()
+                    .map_or(std::ptr::null_mut(), |l| Arc::as_ptr(l) as *mut SSL),
                 _ => std::ptr::null_mut(),
             },
         })
@@ -902,7 +993,7 @@ pub extern "C" fn SSL_get0_listener(ssl: *mut SSL) -> *mut SSL {
 /// The connection itself (for a connection), else NULL. See SSL_get0_connection(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get0_connection(ssl: *mut SSL) -> *mut SSL {
-    ffi_entry!(SSL_get0_connection => {
+    ffi_entry!(SSL_get0_connection, {
         let s = ssl_arg(ssl)?;
         Ok(match &s.kind {
             Kind::Conn(_) | Kind::Tls(_) => ssl,
@@ -914,7 +1005,9 @@ pub extern "C" fn SSL_get0_connection(ssl: *mut SSL) -> *mut SSL {
 /// The certificate verification outcome (X509_V_OK = 0). See SSL_get_verify_result(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get_verify_result(ssl: *const SSL) -> c_long {
-    ffi_entry!(SSL_get_verify_result => { Ok(ssl_arg(ssl)?.verify_result() as c_long) })
+    ffi_entry!(SSL_get_verify_result, {
+        Ok(ssl_arg(ssl)?.verify_result() as c_long)
+    })
 }
 /// Text for a verification result code. See X509_verify_cert_error_string(3).
 #[unsafe(no_mangle)]
@@ -938,7 +1031,7 @@ pub extern "C" fn X509_verify_cert_error_string(n: c_long) -> *const c_char {
 pub extern "C" fn SSL_get0_alpn_selected(ssl: *const SSL, data: *mut *const u8, len: *mut c_uint) {
     put(data, std::ptr::null());
     put(len, 0);
-    ffi_entry!(SSL_get0_alpn_selected => {
+    ffi_entry!(SSL_get0_alpn_selected, {
         let s = ssl_arg(ssl)?;
         if let Some(p) = s.alpn_selected_ref() {
             put(data, p.as_ptr());
@@ -952,7 +1045,9 @@ pub extern "C" fn SSL_get0_alpn_selected(ssl: *const SSL, data: *mut *const u8, 
 /// show that idle connections cost nothing.
 #[unsafe(no_mangle)]
 pub extern "C" fn OSSLQUIC_SSL_get_conn_ticks(ssl: *mut SSL) -> u64 {
-    ffi_entry!(OSSLQUIC_SSL_get_conn_ticks => { Ok(ssl_arg(ssl)?.conn_ticks()) })
+    ffi_entry!(OSSLQUIC_SSL_get_conn_ticks, {
+        Ok(ssl_arg(ssl)?.conn_ticks())
+    })
 }
 
 pub const SSL_STREAM_FLAG_UNI: u64 = 1;
@@ -969,9 +1064,12 @@ pub const SSL_ACCEPT_STREAM_BIDI: u64 = 4;
 /// STREAM_COUNT_LIMITED when the peer allows no more streams yet. See SSL_new_stream(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_new_stream(ssl: *mut SSL, flags: u64) -> *mut SSL {
-    ffi_entry!(SSL_new_stream => {
+    ffi_entry!(SSL_new_stream, {
         let c = ssl_arc(ssl)?;
-        let r = c.new_stream(flags & SSL_STREAM_FLAG_UNI != 0, flags & SSL_STREAM_FLAG_NO_BLOCK != 0);
+        let r = c.new_stream(
+            flags & SSL_STREAM_FLAG_UNI != 0,
+            flags & SSL_STREAM_FLAG_NO_BLOCK != 0,
+        );
         Ok(ssl_handle(c.note(r, SSL_ERROR_WANT_WRITE)?))
     })
 }
@@ -981,7 +1079,7 @@ pub extern "C" fn SSL_new_stream(ssl: *mut SSL, flags: u64) -> *mut SSL {
 /// See SSL_accept_stream(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_accept_stream(ssl: *mut SSL, flags: u64) -> *mut SSL {
-    ffi_entry!(SSL_accept_stream => {
+    ffi_entry!(SSL_accept_stream, {
         let c = ssl_arc(ssl)?;
         let dir = match flags & (SSL_ACCEPT_STREAM_UNI | SSL_ACCEPT_STREAM_BIDI) {
             SSL_ACCEPT_STREAM_UNI => Some(quinn_proto::Dir::Uni),
@@ -995,20 +1093,28 @@ pub extern "C" fn SSL_accept_stream(ssl: *mut SSL, flags: u64) -> *mut SSL {
 /// Streams waiting for SSL_accept_stream. See SSL_get_accept_stream_queue_len(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get_accept_stream_queue_len(ssl: *mut SSL) -> usize {
-    ffi_entry!(SSL_get_accept_stream_queue_len => { ssl_arg(ssl)?.accept_stream_queue_len() })
+    ffi_entry!(SSL_get_accept_stream_queue_len, {
+        ssl_arg(ssl)?.accept_stream_queue_len()
+    })
 }
 /// SSL_DEFAULT_STREAM_MODE_NONE, _AUTO_BIDI (default) or _AUTO_UNI; only before the default
 /// stream exists. See SSL_set_default_stream_mode(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_set_default_stream_mode(ssl: *mut SSL, mode: u32) -> c_int {
-    ffi_entry!(SSL_set_default_stream_mode => { ssl_arg(ssl)?.set_default_stream_mode(mode)?; Ok(1) })
+    ffi_entry!(SSL_set_default_stream_mode, {
+        ssl_arg(ssl)?.set_default_stream_mode(mode)?;
+        Ok(1)
+    })
 }
 /// SSL_INCOMING_STREAM_POLICY_AUTO (the default: accept while the connection has no default
 /// stream or its default stream mode is NONE, refuse once it has one), _ACCEPT, or _REJECT.
 /// Refused peer streams are stopped and reset with `aec`. See SSL_set_incoming_stream_policy(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_set_incoming_stream_policy(ssl: *mut SSL, policy: c_int, aec: u64) -> c_int {
-    ffi_entry!(SSL_set_incoming_stream_policy => { ssl_arg(ssl)?.set_incoming_stream_policy(policy, aec)?; Ok(1) })
+    ffi_entry!(SSL_set_incoming_stream_policy, {
+        ssl_arg(ssl)?.set_incoming_stream_policy(policy, aec)?;
+        Ok(1)
+    })
 }
 
 /// Arguments of SSL_stream_reset.
@@ -1023,7 +1129,7 @@ pub extern "C" fn SSL_stream_reset(
     args: *const SSL_STREAM_RESET_ARGS,
     _args_len: usize,
 ) -> c_int {
-    ffi_entry!(SSL_stream_reset => {
+    ffi_entry!(SSL_stream_reset, {
         let s = ssl_arg(ssl)?;
         // SAFETY: args is NULL or a caller-owned SSL_STREAM_RESET_ARGS.
         let code = unsafe { args.as_ref() }.map_or(0, |a| a.quic_error_code);
@@ -1041,7 +1147,7 @@ pub extern "C" fn SSL_get_stream_id(ssl: *mut SSL) -> u64 {
 /// SSL_STREAM_TYPE_NONE, _READ, _WRITE or _BIDI. See SSL_get_stream_type(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get_stream_type(ssl: *mut SSL) -> c_int {
-    ffi_entry!(SSL_get_stream_type => { Ok(ssl_arg(ssl)?.stream_type()) })
+    ffi_entry!(SSL_get_stream_type, { Ok(ssl_arg(ssl)?.stream_type()) })
 }
 /// 1 if this side opened the stream. See SSL_is_stream_local(3).
 #[unsafe(no_mangle)]
@@ -1053,12 +1159,16 @@ pub extern "C" fn SSL_is_stream_local(ssl: *mut SSL) -> c_int {
 /// SSL_STREAM_STATE_* of the receiving part. See SSL_get_stream_read_state(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get_stream_read_state(ssl: *mut SSL) -> c_int {
-    ffi_entry!(SSL_get_stream_read_state => { Ok(ssl_arg(ssl)?.read_state()) })
+    ffi_entry!(SSL_get_stream_read_state, {
+        Ok(ssl_arg(ssl)?.read_state())
+    })
 }
 /// SSL_STREAM_STATE_* of the sending part. See SSL_get_stream_write_state(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get_stream_write_state(ssl: *mut SSL) -> c_int {
-    ffi_entry!(SSL_get_stream_write_state => { Ok(ssl_arg(ssl)?.write_state()) })
+    ffi_entry!(SSL_get_stream_write_state, {
+        Ok(ssl_arg(ssl)?.write_state())
+    })
 }
 fn stream_code(ssl: *mut SSL, code: *mut u64, write: bool) -> Result<c_int> {
     let s = ssl_arg(ssl)?;
@@ -1109,11 +1219,13 @@ pub extern "C" fn SSL_get_conn_close_info(
     info: *mut SSL_CONN_CLOSE_INFO,
     info_len: usize,
 ) -> c_int {
-    ffi_entry!(SSL_get_conn_close_info => {
+    ffi_entry!(SSL_get_conn_close_info, {
         let s = ssl_arg(ssl)?;
         let out = mut_arg(info, "info")?;
         if info_len < size_of::<SSL_CONN_CLOSE_INFO>() {
-            return Err(Error::invalid("info_len is smaller than SSL_CONN_CLOSE_INFO"));
+            return Err(Error::invalid(
+                "info_len is smaller than SSL_CONN_CLOSE_INFO",
+            ));
         }
         let Some((code, ft, reason, local, transport)) = s.close_info() else {
             return Err(Error::would_block());
@@ -1121,17 +1233,31 @@ pub extern "C" fn SSL_get_conn_close_info(
         let c = match &s.kind {
             Kind::Conn(c) => c,
             Kind::Stream(st) => st.conn.as_conn()?,
-            Kind::Listener(_) | Kind::Domain(_) | Kind::Tls(_) | Kind::TlsListener(_) => return Err(Error::ssl(SSL_R_CONN_USE_ONLY)),
+            Kind::Listener(_) | Kind::Domain(_) | Kind::Tls(_) | Kind::TlsListener(_) => {
+                return Err(Error::ssl(SSL_R_CONN_USE_ONLY));
+            }
         };
         let cs = c.close_reason.get_or_init(|| {
-            std::ffi::CString::new(reason.iter().copied().filter(|&b| b != 0).collect::<Vec<u8>>()).unwrap_or_default()
+            std::ffi::CString::new(
+                reason
+                    .iter()
+                    .copied()
+                    .filter(|&b| b != 0)
+                    .collect::<Vec<u8>>(),
+            )
+            .unwrap_or_default()
         });
         *out = SSL_CONN_CLOSE_INFO {
             error_code: code,
             frame_type: ft,
             reason: cs.as_ptr(),
             reason_len: cs.as_bytes().len(),
-            flags: (if local { SSL_CONN_CLOSE_FLAG_LOCAL } else { 0 }) | (if transport { SSL_CONN_CLOSE_FLAG_TRANSPORT } else { 0 }),
+            flags: (if local { SSL_CONN_CLOSE_FLAG_LOCAL } else { 0 })
+                | (if transport {
+                    SSL_CONN_CLOSE_FLAG_TRANSPORT
+                } else {
+                    0
+                }),
         };
         Ok(1)
     })
@@ -1146,7 +1272,7 @@ pub extern "C" fn SSL_peek_ex(
     readbytes: *mut usize,
 ) -> c_int {
     put(readbytes, 0);
-    ffi_entry!(SSL_peek_ex => { read_into(ssl, buf, num, readbytes, true) })
+    ffi_entry!(SSL_peek_ex, { read_into(ssl, buf, num, readbytes, true) })
 }
 /// As SSL_peek_ex, returning the byte count or <= 0. See SSL_peek(3).
 #[unsafe(no_mangle)]
@@ -1156,12 +1282,16 @@ pub extern "C" fn SSL_peek(ssl: *mut SSL, buf: *mut c_void, num: c_int) -> c_int
 /// Bytes readable at once from the stream (or default stream). See SSL_pending(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_pending(ssl: *const SSL) -> c_int {
-    ffi_entry!(SSL_pending => { Ok(ssl_arg(ssl)?.pending().min(c_int::MAX as usize) as c_int) })
+    ffi_entry!(SSL_pending, {
+        Ok(ssl_arg(ssl)?.pending().min(c_int::MAX as usize) as c_int)
+    })
 }
 /// 1 if SSL_pending would be positive. See SSL_has_pending(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_has_pending(ssl: *const SSL) -> c_int {
-    ffi_entry!(SSL_has_pending => { Ok((ssl_arg(ssl)?.pending() > 0) as c_int) })
+    ffi_entry!(SSL_has_pending, {
+        Ok((ssl_arg(ssl)?.pending() > 0) as c_int)
+    })
 }
 
 /// The keylog callback type: one NSS key-log line (no newline) per secret.
@@ -1211,11 +1341,12 @@ impl rustls::KeyLog for CallbackKeyLog {
 /// into the same connection. See SSL_CTX_set_keylog_callback(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_CTX_set_keylog_callback(ctx: *mut SSL_CTX, cb: SSL_CTX_keylog_cb_func) {
-    ffi_entry!(SSL_CTX_set_keylog_callback => {
+    ffi_entry!(SSL_CTX_set_keylog_callback, {
         let c = ctx_arg(ctx)?;
         c.set_keylog(cb.map(|cb| {
-            Arc::new(move |ssl: usize| Arc::new(CallbackKeyLog { cb, ssl }) as Arc<dyn rustls::KeyLog>)
-                as crate::ssl::ctx::KeyLogMaker
+            Arc::new(move |ssl: usize| {
+                Arc::new(CallbackKeyLog { cb, ssl }) as Arc<dyn rustls::KeyLog>
+            }) as crate::ssl::ctx::KeyLogMaker
         }));
         Ok(())
     })
@@ -1296,10 +1427,13 @@ pub extern "C" fn SSL_CTX_set_alpn_select_cb(
     cb: SSL_CTX_alpn_select_cb_func,
     arg: *mut c_void,
 ) {
-    ffi_entry!(SSL_CTX_set_alpn_select_cb => {
+    ffi_entry!(SSL_CTX_set_alpn_select_cb, {
         let c = ctx_arg(ctx)?;
         c.set_alpn_select(cb.map(|cb| {
-            let f = AlpnCallback { cb, arg: arg as usize };
+            let f = AlpnCallback {
+                cb,
+                arg: arg as usize,
+            };
             Arc::new(move |offer: &[Vec<u8>]| f.choose(offer)) as crate::ssl::alpn::AlpnSelect
         }));
         Ok(())
@@ -1338,7 +1472,7 @@ pub extern "C" fn SSL_select_next_proto(
     client: *const u8,
     client_len: c_uint,
 ) -> c_int {
-    ffi_entry!(SSL_select_next_proto => {
+    ffi_entry!(SSL_select_next_proto, {
         let out = mut_arg(out, "out")?;
         let outlen = mut_arg(outlen, "outlen")?;
         *out = std::ptr::null_mut();
@@ -1366,24 +1500,29 @@ pub extern "C" fn SSL_select_next_proto(
 /// threading model the context's flags apply. See SSL_new_domain(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_new_domain(ctx: *mut SSL_CTX, flags: u64) -> *mut SSL {
-    ffi_entry!(SSL_new_domain => { Ok(ssl_handle(Ssl::new_domain(ctx_arc(ctx)?, flags)?)) })
+    ffi_entry!(SSL_new_domain, {
+        Ok(ssl_handle(Ssl::new_domain(ctx_arc(ctx)?, flags)?))
+    })
 }
 /// A listener with its own network BIOs inside a domain (SSL_LISTENER_FLAG_NO_VALIDATE as
 /// for SSL_new_listener). It keeps the domain alive. See SSL_new_listener_from(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_new_listener_from(ssl: *mut SSL, flags: u64) -> *mut SSL {
-    ffi_entry!(SSL_new_listener_from => {
+    ffi_entry!(SSL_new_listener_from, {
         let d = ssl_arc(ssl)?;
-        Ok(ssl_handle(d.new_listener_from(flags & SSL_LISTENER_FLAG_NO_VALIDATE == 0)?))
+        Ok(ssl_handle(d.new_listener_from(
+            flags & SSL_LISTENER_FLAG_NO_VALIDATE == 0,
+        )?))
     })
 }
 /// An outgoing client connection on a listener's port (SSL_set1_initial_peer_addr is
 /// required). See SSL_new_from_listener(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_new_from_listener(ssl: *mut SSL, flags: u64) -> *mut SSL {
-    ffi_entry!(SSL_new_from_listener => {
+    ffi_entry!(SSL_new_from_listener, {
         if flags != 0 {
-            return Err(Error::ssl(ERR_R_PASSED_INVALID_ARGUMENT).with("SSL_new_from_listener takes no flags (0)"));
+            return Err(Error::ssl(ERR_R_PASSED_INVALID_ARGUMENT)
+                .with("SSL_new_from_listener takes no flags (0)"));
         }
         Ok(ssl_handle(ssl_arc(ssl)?.new_from_listener()?))
     })
@@ -1391,24 +1530,25 @@ pub extern "C" fn SSL_new_from_listener(ssl: *mut SSL, flags: u64) -> *mut SSL {
 /// 1 for a domain object. See SSL_is_domain(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_is_domain(ssl: *mut SSL) -> c_int {
-    ffi_entry!(SSL_is_domain => { Ok(ssl_arg(ssl)?.is_domain() as c_int) })
+    ffi_entry!(SSL_is_domain, { Ok(ssl_arg(ssl)?.is_domain() as c_int) })
 }
 /// The domain object an object belongs to (itself for a domain), or NULL when its domain
 /// was made implicitly. See SSL_get0_domain(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get0_domain(ssl: *mut SSL) -> *mut SSL {
-    ffi_entry!(SSL_get0_domain => {
+    ffi_entry!(SSL_get0_domain, {
         let s = ssl_arg(ssl)?;
         if s.is_domain() {
             return Ok(ssl);
         }
-        Ok(s.domain_obj().map_or(std::ptr::null_mut(), |d| Arc::as_ptr(d) as *mut SSL))
+        Ok(s.domain_obj()
+            .map_or(std::ptr::null_mut(), |d| Arc::as_ptr(d) as *mut SSL))
     })
 }
 /// The flags domains made from this context get. See SSL_CTX_set_domain_flags(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_CTX_set_domain_flags(ctx: *mut SSL_CTX, flags: u64) -> c_int {
-    ffi_entry!(SSL_CTX_set_domain_flags => {
+    ffi_entry!(SSL_CTX_set_domain_flags, {
         let c = ctx_arg(ctx)?;
         c.set_domain_flags(crate::ssl::check_domain_flags(flags)?);
         Ok(1)
@@ -1417,7 +1557,7 @@ pub extern "C" fn SSL_CTX_set_domain_flags(ctx: *mut SSL_CTX, flags: u64) -> c_i
 /// See SSL_CTX_get_domain_flags(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_CTX_get_domain_flags(ctx: *const SSL_CTX, flags: *mut u64) -> c_int {
-    ffi_entry!(SSL_CTX_get_domain_flags => {
+    ffi_entry!(SSL_CTX_get_domain_flags, {
         let f = ctx_arg(ctx)?.domain_flags();
         put(flags, f);
         Ok(1)
@@ -1426,7 +1566,7 @@ pub extern "C" fn SSL_CTX_get_domain_flags(ctx: *const SSL_CTX, flags: *mut u64)
 /// The flags of the domain this object lives in. See SSL_get_domain_flags(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get_domain_flags(ssl: *const SSL, flags: *mut u64) -> c_int {
-    ffi_entry!(SSL_get_domain_flags => {
+    ffi_entry!(SSL_get_domain_flags, {
         let f = ssl_arg(ssl)?.domain().flags;
         put(flags, f);
         Ok(1)
@@ -1481,7 +1621,7 @@ pub extern "C" fn SSL_poll(
     result_count: *mut usize,
 ) -> c_int {
     put(result_count, 0);
-    ffi_entry!(SSL_poll => {
+    ffi_entry!(SSL_poll, {
         if num_items > 0 && items.is_null() {
             return Err(Error::ssl(ERR_R_PASSED_NULL_PARAMETER).with("argument `items` is NULL"));
         }
@@ -1491,8 +1631,14 @@ pub extern "C" fn SSL_poll(
         // SAFETY: the caller passes NULL or a valid timeval.
         let deadline = match unsafe { timeout.as_ref() } {
             None => None,
-            Some(t) if t.tv_sec < 0 || t.tv_usec < 0 => return Err(Error::invalid("negative timeout")),
-            Some(t) => Some(std::time::Instant::now() + Duration::new(t.tv_sec as u64, 0) + Duration::from_micros(t.tv_usec as u64)),
+            Some(t) if t.tv_sec < 0 || t.tv_usec < 0 => {
+                return Err(Error::invalid("negative timeout"));
+            }
+            Some(t) => Some(
+                std::time::Instant::now()
+                    + Duration::new(t.tv_sec as u64, 0)
+                    + Duration::from_micros(t.tv_usec as u64),
+            ),
         };
         let base = items.cast::<u8>();
         let item = |i: usize| base.wrapping_add(i * stride).cast::<SSL_POLL_ITEM>();
@@ -1502,26 +1648,35 @@ pub extern "C" fn SSL_poll(
         // loop whose array changes pays no second event handling), the answer written as
         // it goes (the slow path writes every item again if it does not hold). Taken out
         // while events are handled (callbacks run then), put back if it still holds.
-        let mut last = if num_items > 0 { LAST_POLL.with(|l| l.borrow_mut().take()) } else { None };
-        if let Some(s) = last.take_if(|s| {
-            s.keys.len() == num_items
-                && s.keys.iter().zip(&s.revents).enumerate().all(|(i, (&(ssl, events), &rev))| {
-                    // SAFETY: item i lies within the caller's array of num_items items,
-                    // stride apart; an SSL descriptor's union member is `ssl`; only the
-                    // revents field is written.
-                    unsafe {
-                        let it = item(i).read_unaligned();
-                        let same = it.desc.r#type == crate::bio::msg::BIO_POLL_DESCRIPTOR_TYPE_SSL
-                            && it.desc.value.ssl as usize == ssl
-                            && it.events == events;
-                        if same {
-                            std::ptr::addr_of_mut!((*item(i)).revents).write_unaligned(rev);
-                        }
-                        same
-                    }
-                })
-                && crate::ssl::poll::unchanged(s, flags, zero_timeout)
-        }) {
+        let mut last = if num_items > 0 {
+            LAST_POLL.with(|l| l.borrow_mut().take())
+        } else {
+            None
+        };
+        if let Some(s) =
+            last.take_if(|s| {
+                s.keys.len() == num_items
+                    && s.keys.iter().zip(&s.revents).enumerate().all(
+                        |(i, (&(ssl, events), &rev))| {
+                            // SAFETY: item i lies within the caller's array of num_items items,
+                            // stride apart; an SSL descriptor's union member is `ssl`; only the
+                            // revents field is written.
+                            unsafe {
+                                let it = item(i).read_unaligned();
+                                let same = it.desc.r#type
+                                    == crate::bio::msg::BIO_POLL_DESCRIPTOR_TYPE_SSL
+                                    && it.desc.value.ssl as usize == ssl
+                                    && it.events == events;
+                                if same {
+                                    std::ptr::addr_of_mut!((*item(i)).revents).write_unaligned(rev);
+                                }
+                                same
+                            }
+                        },
+                    )
+                    && crate::ssl::poll::unchanged(s, flags, zero_timeout)
+            })
+        {
             put(result_count, s.count);
             LAST_POLL.with(|l| *l.borrow_mut() = Some(s));
             return Ok(1);
@@ -1550,14 +1705,20 @@ pub extern "C" fn SSL_poll(
                     crate::ssl::poll::Target::Skip
                 } else {
                     match ssl_arg(p)? {
-                        s if matches!(s.kind, Kind::Tls(_) | Kind::TlsListener(_)) => crate::ssl::poll::Target::Tls(s),
+                        s if matches!(s.kind, Kind::Tls(_) | Kind::TlsListener(_)) => {
+                            crate::ssl::poll::Target::Tls(s)
+                        }
                         s => crate::ssl::poll::Target::Obj(s),
                     }
                 }
             } else {
                 crate::ssl::poll::Target::Unsupported
             };
-            reqs.push(crate::ssl::poll::Item { target, events: it.events, revents: 0 });
+            reqs.push(crate::ssl::poll::Item {
+                target,
+                events: it.events,
+                revents: 0,
+            });
         }
         let mut seen = Vec::new();
         let r = crate::ssl::poll::poll(&mut reqs, deadline, flags, &mut seen);
@@ -1571,19 +1732,19 @@ pub extern "C" fn SSL_poll(
             let pins = match last.take() {
                 Some(prev) if prev.keys == keys => prev.pins,
                 _ => keys
-                .iter()
-                .filter(|k| k.0 != 0)
-                .map(|k| {
-                    let p = k.0 as *const Ssl;
-                    // SAFETY: a live SSL* from the caller (it came from Arc::into_raw); one
-                    // more strong count for the moment the weak one is made.
-                    unsafe {
-                        Arc::increment_strong_count(p);
-                        let a = Arc::from_raw(p);
-                        Arc::downgrade(&a)
-                    }
-                })
-                .collect(),
+                    .iter()
+                    .filter(|k| k.0 != 0)
+                    .map(|k| {
+                        let p = k.0 as *const Ssl;
+                        // SAFETY: a live SSL* from the caller (it came from Arc::into_raw); one
+                        // more strong count for the moment the weak one is made.
+                        unsafe {
+                            Arc::increment_strong_count(p);
+                            let a = Arc::from_raw(p);
+                            Arc::downgrade(&a)
+                        }
+                    })
+                    .collect(),
             };
             crate::ssl::poll::snapshot(&reqs, std::mem::take(&mut keys), pins, seen, n)
         });
@@ -1605,12 +1766,14 @@ pub extern "C" fn SSL_poll(
 /// tickets live 6 hours and its session caches evict by size. See SSL_CTX_set_timeout(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_CTX_set_timeout(ctx: *mut SSL_CTX, t: c_long) -> c_long {
-    ffi_entry!(SSL_CTX_set_timeout => { Ok(ctx_arg(ctx)?.set_session_timeout(t)) })
+    ffi_entry!(SSL_CTX_set_timeout, {
+        Ok(ctx_arg(ctx)?.set_session_timeout(t))
+    })
 }
 /// The session lifetime in seconds. See SSL_CTX_get_timeout(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_CTX_get_timeout(ctx: *const SSL_CTX) -> c_long {
-    ffi_entry!(SSL_CTX_get_timeout => { Ok(ctx_arg(ctx)?.session_timeout()) })
+    ffi_entry!(SSL_CTX_get_timeout, { Ok(ctx_arg(ctx)?.session_timeout()) })
 }
 /// Sets the session id context (at most 32 bytes). See SSL_CTX_set_session_id_context(3).
 #[unsafe(no_mangle)]
@@ -1619,7 +1782,7 @@ pub extern "C" fn SSL_CTX_set_session_id_context(
     sid: *const u8,
     len: c_uint,
 ) -> c_int {
-    ffi_entry!(SSL_CTX_set_session_id_context => {
+    ffi_entry!(SSL_CTX_set_session_id_context, {
         ctx_arg(ctx)?.set_session_id_context(slice_arg(sid.cast(), len as usize, "sid_ctx")?)?;
         Ok(1)
     })
@@ -1630,18 +1793,25 @@ pub extern "C" fn SSL_CTX_set_session_id_context(
 /// SSL_session_reused(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_session_reused(ssl: *const SSL) -> c_int {
-    ffi_entry!(SSL_session_reused => { Ok(ssl_arg(ssl)?.session_reused() as c_int) })
+    ffi_entry!(SSL_session_reused, {
+        Ok(ssl_arg(ssl)?.session_reused() as c_int)
+    })
 }
 /// Records the security level (rustls offers only suites and key sizes level 2 allows).
 /// See SSL_CTX_set_security_level(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_CTX_set_security_level(ctx: *mut SSL_CTX, level: c_int) {
-    ffi_entry!(SSL_CTX_set_security_level => { ctx_arg(ctx)?.set_security_level(level); Ok(()) })
+    ffi_entry!(SSL_CTX_set_security_level, {
+        ctx_arg(ctx)?.set_security_level(level);
+        Ok(())
+    })
 }
 /// See SSL_CTX_get_security_level(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_CTX_get_security_level(ctx: *const SSL_CTX) -> c_int {
-    ffi_entry!(SSL_CTX_get_security_level => { Ok(ctx_arg(ctx)?.security_level()) })
+    ffi_entry!(SSL_CTX_get_security_level, {
+        Ok(ctx_arg(ctx)?.security_level())
+    })
 }
 
 /// A cipher suite (opaque; one static object per suite).
@@ -1763,21 +1933,32 @@ pub extern "C" fn SSL_CTX_callback_ctrl(
     cmd: c_int,
     fp: Option<unsafe extern "C" fn()>,
 ) -> c_long {
-    ffi_entry!(SSL_CTX_callback_ctrl => {
+    ffi_entry!(SSL_CTX_callback_ctrl, {
         let c = ctx_arg(ctx)?;
         if cmd != SSL_CTRL_SET_TLSEXT_SERVERNAME_CB {
-            return Err(Error::unsupported(format!("SSL_CTX_callback_ctrl {cmd} is not supported")));
+            return Err(Error::unsupported(format!(
+                "SSL_CTX_callback_ctrl {cmd} is not supported"
+            )));
         }
         // SAFETY: SSL_CTX_set_tlsext_servername_callback passes a function of the
         // SSL_servername_cb type through this generic pointer, as in OpenSSL.
         let cb: SSL_servername_cb = fp.map(|f| unsafe {
-            std::mem::transmute::<unsafe extern "C" fn(), unsafe extern "C" fn(*mut SSL, *mut c_int, *mut c_void) -> c_int>(f)
+            std::mem::transmute::<
+                unsafe extern "C" fn(),
+                unsafe extern "C" fn(*mut SSL, *mut c_int, *mut c_void) -> c_int,
+            >(f)
         });
         c.set_servername_cb(cb.map(|cb| {
             Arc::new(move |arg: usize| {
                 let mut al: c_int = 112; // unrecognized_name, OpenSSL's default alert
                 // SAFETY: the application's callback with its own argument; `al` is a local.
-                unsafe { cb(crate::ssl::current_owner() as *mut SSL, &mut al, arg as *mut c_void) }
+                unsafe {
+                    cb(
+                        crate::ssl::current_owner() as *mut SSL,
+                        &mut al,
+                        arg as *mut c_void,
+                    )
+                }
             }) as crate::ssl::ctx::ServernameCb
         }));
         Ok(1)
@@ -1788,7 +1969,9 @@ pub extern "C" fn SSL_CTX_callback_ctrl(
 /// from (not a new reference); NULL for NULL. See SSL_get_SSL_CTX(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get_SSL_CTX(ssl: *const SSL) -> *mut SSL_CTX {
-    ffi_entry!(SSL_get_SSL_CTX => { Ok(Arc::as_ptr(&ssl_arg(ssl)?.cur_ctx()) as *mut SSL_CTX) })
+    ffi_entry!(SSL_get_SSL_CTX, {
+        Ok(Arc::as_ptr(&ssl_arg(ssl)?.cur_ctx()) as *mut SSL_CTX)
+    })
 }
 
 /// Switches a TLS connection to `ctx` (NULL: back to the context it was made from; the SSL
@@ -1798,9 +1981,13 @@ pub extern "C" fn SSL_get_SSL_CTX(ssl: *const SSL) -> *mut SSL_CTX {
 /// "unsupported" error). See SSL_set_SSL_CTX(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_set_SSL_CTX(ssl: *mut SSL, ctx: *mut SSL_CTX) -> *mut SSL_CTX {
-    ffi_entry!(SSL_set_SSL_CTX => {
+    ffi_entry!(SSL_set_SSL_CTX, {
         let s = ssl_arg(ssl)?;
-        let c = if ctx.is_null() { None } else { Some(ctx_arc(ctx)?) };
+        let c = if ctx.is_null() {
+            None
+        } else {
+            Some(ctx_arc(ctx)?)
+        };
         Ok(Arc::as_ptr(&s.set_ssl_ctx(c)?) as *mut SSL_CTX)
     })
 }

@@ -191,7 +191,7 @@ pub(super) fn filter_ctrl(
 /// BIO_new_ssl_connect. NULL and an error on failure. See BIO_new_ssl(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_new_ssl(ctx: *mut SSL_CTX, client: c_int) -> *mut BIO {
-    ffi_entry!(BIO_new_ssl => {
+    ffi_entry!(BIO_new_ssl, {
         let b = Bio::new(&METHOD_SSL);
         let s = super::ssl::SSL_new(ctx);
         if s.is_null() {
@@ -218,7 +218,7 @@ pub extern "C" fn BIO_new_ssl(ctx: *mut SSL_CTX, client: c_int) -> *mut BIO {
 /// connection runs over it. See BIO_new_ssl_connect(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_new_ssl_connect(ctx: *mut SSL_CTX) -> *mut BIO {
-    ffi_entry!(BIO_new_ssl_connect => {
+    ffi_entry!(BIO_new_ssl_connect, {
         let quic = !super::ssl::ctx_arg(ctx)?.method.is_tls();
         let b = BIO_new_ssl(ctx, 1);
         if b.is_null() {
@@ -241,7 +241,7 @@ pub extern "C" fn BIO_new_ssl_connect(ctx: *mut SSL_CTX) -> *mut BIO {
 /// See BIO_new_buffer_ssl_connect(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_new_buffer_ssl_connect(ctx: *mut SSL_CTX) -> *mut BIO {
-    ffi_entry!(BIO_new_buffer_ssl_connect => {
+    ffi_entry!(BIO_new_buffer_ssl_connect, {
         let s = BIO_new_ssl_connect(ctx);
         if s.is_null() {
             return Ok(std::ptr::null_mut());
@@ -259,7 +259,7 @@ pub extern "C" fn BIO_ssl_shutdown(b: *mut BIO) {
     if b.is_null() {
         return;
     }
-    ffi_entry!(BIO_ssl_shutdown => {
+    ffi_entry!(BIO_ssl_shutdown, {
         let head = bio_arc(b)?;
         let mut cur = Some(head.clone());
         while let Some(x) = cur {
