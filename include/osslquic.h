@@ -1043,22 +1043,7 @@ typedef union BIO_sock_info_u {
   BIO_ADDR *addr;
 } BIO_sock_info_u;
 
-typedef struct bio_method_st BIO_METHOD;
-
 typedef struct bio_st BIO;
-
-/**
- * One datagram of a BIO_sendmmsg/BIO_recvmmsg batch (OpenSSL's layout, 40 bytes on LP64).
- */
-typedef struct bio_msg_st {
-  void *data;
-  size_t data_len;
-  BIO_ADDR *peer;
-  BIO_ADDR *local;
-  uint64_t flags;
-} bio_msg_st;
-
-typedef struct bio_msg_st BIO_MSG;
 
 /**
  * The value part of a poll descriptor.
@@ -1100,6 +1085,21 @@ typedef struct OSSLQUIC_BIO_STATS {
   uint64_t copies;
   uint64_t wakeups;
 } OSSLQUIC_BIO_STATS;
+
+typedef struct bio_method_st BIO_METHOD;
+
+/**
+ * One datagram of a BIO_sendmmsg/BIO_recvmmsg batch (OpenSSL's layout, 40 bytes on LP64).
+ */
+typedef struct bio_msg_st {
+  void *data;
+  size_t data_len;
+  BIO_ADDR *peer;
+  BIO_ADDR *local;
+  uint64_t flags;
+} bio_msg_st;
+
+typedef struct bio_msg_st BIO_MSG;
 
 typedef struct ssl_ctx_st SSL_CTX;
 
@@ -1407,60 +1407,236 @@ int BIO_set_tcp_ndelay(int sock, int turn_on);
 int BIO_sock_info(int sock, int type, union BIO_sock_info_u *info);
 
 /**
- * The datagram socket BIO method. See BIO_s_datagram(3).
+ * BIO_ctrl with a `char **` out-argument: the pointer it stored, or NULL when the ctrl
+ * returned <= 0 (BIO_get_conn_hostname, BIO_get_accept_port, ...). See BIO_ctrl(3).
  */
-const BIO_METHOD *BIO_s_datagram(void);
+void *BIO_ptr_ctrl(BIO *bp, int cmd, long larg);
 
 /**
- * The in-memory datagram pair method. See BIO_s_dgram_pair(3).
+ * How many bytes the other half of a BIO pair last failed to read (capped at the buffer
+ * size), 0 once anything was written or read since. See BIO_ctrl_get_read_request(3).
  */
-const BIO_METHOD *BIO_s_dgram_pair(void);
+size_t BIO_ctrl_get_read_request(BIO *b);
 
 /**
- * The single in-memory datagram queue method. See BIO_s_dgram_mem(3).
+ * Clears the read request BIO_ctrl_get_read_request reports. Returns 1, or 0 on a BIO that
+ * is not a BIO pair half. See BIO_ctrl_reset_read_request(3).
  */
-const BIO_METHOD *BIO_s_dgram_mem(void);
+int BIO_ctrl_reset_read_request(BIO *b);
 
 /**
- * The stream socket BIO method (TCP). See BIO_s_socket(3).
+ * Bytes of the next datagram waiting to be read (0 if none). See BIO_ctrl_pending(3).
  */
-const BIO_METHOD *BIO_s_socket(void);
+size_t BIO_ctrl_pending(BIO *b);
 
 /**
- * The memory buffer method. See BIO_s_mem(3).
+ * Bytes written but not yet sent (always 0 here: writes leave at once). See BIO_ctrl_wpending(3).
  */
-const BIO_METHOD *BIO_s_mem(void);
+size_t BIO_ctrl_wpending(BIO *b);
 
 /**
- * The byte-stream BIO pair method (one half). See BIO_s_bio(3).
+ * Largest datagram a pair half can accept now (0 if under the MTU). See
+ * BIO_ctrl_get_write_guarantee(3).
  */
-const BIO_METHOD *BIO_s_bio(void);
+size_t BIO_ctrl_get_write_guarantee(BIO *b);
 
 /**
- * The buffering filter. Here it buffers nothing: reads, writes and ctrls pass straight to
- * the next BIO of the chain (BIO_flush is then always complete); BIO_gets reads a line from
- * the next BIO. See BIO_f_buffer(3).
+ * BIO_ctrl with an int argument passed by address. See BIO_int_ctrl(3).
  */
-const BIO_METHOD *BIO_f_buffer(void);
+long BIO_int_ctrl(BIO *b, int cmd, long larg, int iarg);
 
 /**
- * The SSL filter method: reads and writes go through the SSL attached with BIO_set_ssl,
- * which does its network I/O through its own BIOs (chained after this one). See
- * BIO_f_ssl(3).
+ * The control call behind most BIO macros. Unknown or unsupported commands return 0 with an
+ * error queued. On a custom BIO every command goes to the method's ctrl and its result is
+ * returned as is (-2 and an error if it has none). See BIO_ctrl(3).
  */
-const BIO_METHOD *BIO_f_ssl(void);
+long BIO_ctrl(BIO *b, int cmd, long larg, void *parg);
 
 /**
- * The connect BIO method: resolves a host and service, connects a TCP socket of its own,
- * then reads and writes it. See BIO_s_connect(3).
+ * What to poll to learn the BIO is readable. Returns 1, or 0 when it has none. On a custom
+ * BIO, the method's ctrl (BIO_CTRL_GET_RPOLL_DESCRIPTOR) answers. See
+ * BIO_get_rpoll_descriptor(3).
  */
-const BIO_METHOD *BIO_s_connect(void);
+int BIO_get_rpoll_descriptor(BIO *b, BIO_POLL_DESCRIPTOR *desc);
 
 /**
- * The accept BIO method: binds and listens, then accepts connections as socket BIOs
- * chained after it. See BIO_s_accept(3).
+ * What to poll to learn the BIO is writable. Returns 1, or 0 when it has none. On a custom
+ * BIO, the method's ctrl (BIO_CTRL_GET_WPOLL_DESCRIPTOR) answers. See
+ * BIO_get_wpoll_descriptor(3).
  */
-const BIO_METHOD *BIO_s_accept(void);
+int BIO_get_wpoll_descriptor(BIO *b, BIO_POLL_DESCRIPTOR *desc);
+
+/**
+ * Passes a callback to a custom method's callback_ctrl; only BIO_CTRL_SET_CALLBACK is
+ * accepted. -2 (and an error) otherwise, for the built-in BIOs and for NULL.
+ * See BIO_callback_ctrl(3).
+ */
+long BIO_callback_ctrl(BIO *b, int cmd, int (*fp)(BIO*, int, int));
+
+/**
+ * Sets the callback that supplies read buffers: `cb(len, arg)` returns a buffer of at least
+ * `len` bytes, or NULL. Turns GRO off on a socket (buffers are datagram-sized). Returns 1.
+ */
+int BIO_dgram_set_read_callback(BIO *b, BIO_dgram_read_cb cb, void *arg);
+
+/**
+ * Sets the callback that takes back read buffers the BIO still holds when it is freed.
+ * Returns 1.
+ */
+int BIO_dgram_set_read_free_callback(BIO *b, BIO_dgram_read_free_cb cb, void *arg);
+
+/**
+ * Hands the next received datagram's buffer to the caller (who then owns it). Returns 1; 0
+ * with retry-read set when nothing is waiting, or 0 with an error.
+ */
+int BIO_read_dequeue(BIO *b, void **buf, size_t *buf_len);
+
+/**
+ * Gives a buffer to the BIO for future reads (used before the allocation callback).
+ * Returns 1.
+ */
+int BIO_dgram_push_read_buffer(BIO *b, void *buf, size_t buf_len);
+
+/**
+ * How many buffers one refill offers to the kernel (1..=64, default 32). Returns 1.
+ */
+int BIO_dgram_set_read_batch(BIO *b, size_t n);
+
+/**
+ * Sets the callback told when a queued datagram is done: BIO_DGRAM_WRITE_DONE_OK, _FAILED
+ * or _FREED. Returns 1.
+ */
+int BIO_dgram_set_write_done_callback(BIO *b, BIO_dgram_write_done_cb cb, void *arg);
+
+/**
+ * Queues one datagram without sending it; `buf` must stay valid until its write-done
+ * callback. BIO_flush sends the queue. Returns 1.
+ */
+int BIO_write_queue(BIO *b, const void *buf, size_t buf_len);
+
+/**
+ * Destination of the datagrams queued from now on (NULL: the BIO's peer). Returns 1.
+ */
+int BIO_set_outgoing_dgram_dest(BIO *b, const BIO_ADDR *addr);
+
+/**
+ * Source of the datagrams queued from now on (NULL: the kernel's choice). Returns 1.
+ */
+int BIO_set_outgoing_dgram_origin(BIO *b, const BIO_ADDR *addr);
+
+/**
+ * Source address of the datagram last dequeued. Returns 1.
+ */
+int BIO_get_incoming_dgram_origin(BIO *b, BIO_ADDR *addr);
+
+/**
+ * Destination (local) address of the datagram last dequeued (AF_UNSPEC if unknown).
+ * Returns 1.
+ */
+int BIO_get_incoming_dgram_dest(BIO *b, BIO_ADDR *addr);
+
+/**
+ * Makes this pair half's read side pollable: BIO_get_rpoll_descriptor then returns an
+ * eventfd that is readable while a datagram may be waiting. A busy reader costs the writer
+ * no syscall. Returns 1.
+ */
+int OSSLQUIC_dgram_pair_set_pollable(BIO *b);
+
+/**
+ * Fills `out` with the BIO's counters. Returns 1.
+ */
+int OSSLQUIC_BIO_get_stats(BIO *b, struct OSSLQUIC_BIO_STATS *out);
+
+/**
+ * Turns GSO (send) and GRO (receive) on or off for a datagram socket BIO, where the kernel
+ * has them; for measuring the fallbacks. Returns 1.
+ */
+int OSSLQUIC_BIO_dgram_set_offload(BIO *b, int gso, int gro);
+
+/**
+ * Reports which offloads a datagram socket BIO uses: bit 0 GSO, bit 1 GRO.
+ */
+int OSSLQUIC_BIO_dgram_get_offload(BIO *b);
+
+/**
+ * The file method: BIO_new(BIO_s_file()) makes a BIO with no file open yet (open one with
+ * BIO_read_filename, BIO_write_filename, BIO_append_filename or BIO_rw_filename). See
+ * BIO_s_file(3).
+ */
+const BIO_METHOD *BIO_s_file(void);
+
+/**
+ * Opens `filename` with fopen(3)'s `mode` ("r", "w", "a", each with an optional "+" and
+ * "b") and returns a file BIO that closes it when freed, or NULL with an error
+ * (BIO_R_NO_SUCH_FILE for a missing file, else the system error). See BIO_new_file(3).
+ */
+BIO *BIO_new_file(const char *filename, const char *mode);
+
+/**
+ * Reads one datagram (truncating on a socket, or per no_trunc on a pair). Returns the byte
+ * count, or -1 with retry flags (nothing waiting) or an error. On a custom BIO, the method's
+ * read (or read_ex) result; -2 if it has neither. See BIO_read(3).
+ */
+int BIO_read(BIO *b, void *data, int dlen);
+
+/**
+ * Writes one datagram. Returns the byte count, 0 for a zero-length write, -1 on failure or
+ * would-block (retry flags set). On a custom BIO, the method's write (or write_ex) result;
+ * -2 if it has neither; 0 without a call for `dlen <= 0`, as OpenSSL. See BIO_write(3).
+ */
+int BIO_write(BIO *b, const void *data, int dlen);
+
+/**
+ * As BIO_read; returns 1 with `*readbytes` set, or 0. A custom method's read_ex (or read)
+ * runs. See BIO_read_ex(3).
+ */
+int BIO_read_ex(BIO *b, void *data, size_t dlen, size_t *readbytes);
+
+/**
+ * As BIO_write; returns 1 with `*written` set, or 0. A custom method's write_ex (or write)
+ * runs. See BIO_write_ex(3).
+ */
+int BIO_write_ex(BIO *b, const void *data, size_t dlen, size_t *written);
+
+/**
+ * Sends a batch of datagrams. Returns 1 with `*msgs_processed` = datagrams sent (maybe fewer
+ * than asked), or 0 with an error queued (`*msgs_processed` = 0). On a custom BIO, the
+ * method's sendmmsg with the caller's arguments and its result (0 and an unsupported-method
+ * error if it has none). See BIO_sendmmsg(3).
+ */
+int BIO_sendmmsg(BIO *b,
+                 BIO_MSG *msg,
+                 size_t stride,
+                 size_t num_msg,
+                 uint64_t flags,
+                 size_t *msgs_processed);
+
+/**
+ * Receives a batch of datagrams; as BIO_sendmmsg. An empty non-blocking source returns 0
+ * with a non-fatal error (BIO_err_is_non_fatal). On a custom BIO, the method's recvmmsg, as
+ * for BIO_sendmmsg. See BIO_recvmmsg(3).
+ */
+int BIO_recvmmsg(BIO *b,
+                 BIO_MSG *msg,
+                 size_t stride,
+                 size_t num_msg,
+                 uint64_t flags,
+                 size_t *msgs_processed);
+
+/**
+ * Writes a NUL-terminated string: a custom method's puts callback (-2 and an error if it
+ * has none), or one datagram on a datagram socket; -2 on a pair. -1 for NULL arguments.
+ * See BIO_puts(3).
+ */
+int BIO_puts(BIO *bp, const char *buf);
+
+/**
+ * Reads a line of at most `size - 1` bytes (with its newline) and NUL-terminates it: from a
+ * memory BIO, through a BIO_f_buffer (from the BIO after it, a byte at a time), or through a
+ * custom method's gets callback; -2 (and an error) on other BIOs (the datagram BIOs, an SSL
+ * BIO, a custom method without gets). See BIO_gets(3).
+ */
+int BIO_gets(BIO *bp, char *buf, int size);
 
 /**
  * A connect BIO for `host_port` (`host:port`, `[v6]:port` or a host alone; NULL leaves
@@ -1477,25 +1653,6 @@ BIO *BIO_new_connect(const char *host_port);
  * See BIO_new_accept(3).
  */
 BIO *BIO_new_accept(const char *host_port);
-
-/**
- * BIO_ctrl with a `char **` out-argument: the pointer it stored, or NULL when the ctrl
- * returned <= 0 (BIO_get_conn_hostname, BIO_get_accept_port, ...). See BIO_ctrl(3).
- */
-void *BIO_ptr_ctrl(BIO *bp, int cmd, long larg);
-
-/**
- * Why the last I/O wants a retry of a special kind: BIO_RR_CONNECT (a connect BIO's
- * connect in progress), BIO_RR_ACCEPT (an accept BIO with nothing to accept), or 0
- * (also for NULL). See BIO_get_retry_reason(3).
- */
-int BIO_get_retry_reason(BIO *bio);
-
-/**
- * Sets the retry reason (for BIO implementations). NULL is a no-op.
- * See BIO_set_retry_reason(3).
- */
-void BIO_set_retry_reason(BIO *bio, int reason);
 
 /**
  * A socket BIO over the connected stream socket `fd`; BIO_CLOSE closes it on free.
@@ -1515,18 +1672,6 @@ BIO *BIO_new_mem_buf(const void *buf, int len);
  * and sets both out-pointers, or 0 (both NULL). See BIO_new_bio_pair(3).
  */
 int BIO_new_bio_pair(BIO **bio1, size_t writebuf1, BIO **bio2, size_t writebuf2);
-
-/**
- * How many bytes the other half of a BIO pair last failed to read (capped at the buffer
- * size), 0 once anything was written or read since. See BIO_ctrl_get_read_request(3).
- */
-size_t BIO_ctrl_get_read_request(BIO *b);
-
-/**
- * Clears the read request BIO_ctrl_get_read_request reports. Returns 1, or 0 on a BIO that
- * is not a BIO pair half. See BIO_ctrl_reset_read_request(3).
- */
-int BIO_ctrl_reset_read_request(BIO *b);
 
 /**
  * Appends `append` (with whatever follows it) to the end of `b`'s chain and returns `b`;
@@ -1595,144 +1740,60 @@ void BIO_vfree(BIO *a);
 int BIO_up_ref(BIO *a);
 
 /**
- * Reads one datagram (truncating on a socket, or per no_trunc on a pair). Returns the byte
- * count, or -1 with retry flags (nothing waiting) or an error. On a custom BIO, the method's
- * read (or read_ex) result; -2 if it has neither. See BIO_read(3).
+ * The datagram socket BIO method. See BIO_s_datagram(3).
  */
-int BIO_read(BIO *b, void *data, int dlen);
+const BIO_METHOD *BIO_s_datagram(void);
 
 /**
- * Writes one datagram. Returns the byte count, 0 for a zero-length write, -1 on failure or
- * would-block (retry flags set). On a custom BIO, the method's write (or write_ex) result;
- * -2 if it has neither; 0 without a call for `dlen <= 0`, as OpenSSL. See BIO_write(3).
+ * The in-memory datagram pair method. See BIO_s_dgram_pair(3).
  */
-int BIO_write(BIO *b, const void *data, int dlen);
+const BIO_METHOD *BIO_s_dgram_pair(void);
 
 /**
- * As BIO_read; returns 1 with `*readbytes` set, or 0. A custom method's read_ex (or read)
- * runs. See BIO_read_ex(3).
+ * The single in-memory datagram queue method. See BIO_s_dgram_mem(3).
  */
-int BIO_read_ex(BIO *b, void *data, size_t dlen, size_t *readbytes);
+const BIO_METHOD *BIO_s_dgram_mem(void);
 
 /**
- * As BIO_write; returns 1 with `*written` set, or 0. A custom method's write_ex (or write)
- * runs. See BIO_write_ex(3).
+ * The stream socket BIO method (TCP). See BIO_s_socket(3).
  */
-int BIO_write_ex(BIO *b, const void *data, size_t dlen, size_t *written);
+const BIO_METHOD *BIO_s_socket(void);
 
 /**
- * Tests flag bits (BIO_should_retry etc. are macros over this). See BIO_test_flags(3).
+ * The memory buffer method. See BIO_s_mem(3).
  */
-int BIO_test_flags(const BIO *b, int flags);
+const BIO_METHOD *BIO_s_mem(void);
 
 /**
- * Sets flag bits. NULL is a no-op. See BIO_set_flags(3).
+ * The byte-stream BIO pair method (one half). See BIO_s_bio(3).
  */
-void BIO_set_flags(BIO *b, int flags);
+const BIO_METHOD *BIO_s_bio(void);
 
 /**
- * Clears flag bits. NULL is a no-op. See BIO_clear_flags(3).
+ * The buffering filter. Here it buffers nothing: reads, writes and ctrls pass straight to
+ * the next BIO of the chain (BIO_flush is then always complete); BIO_gets reads a line from
+ * the next BIO. See BIO_f_buffer(3).
  */
-void BIO_clear_flags(BIO *b, int flags);
+const BIO_METHOD *BIO_f_buffer(void);
 
 /**
- * The BIO's type id (BIO_TYPE_*), or 0 for NULL. See BIO_method_type(3).
+ * The SSL filter method: reads and writes go through the SSL attached with BIO_set_ssl,
+ * which does its network I/O through its own BIOs (chained after this one). See
+ * BIO_f_ssl(3).
  */
-int BIO_method_type(const BIO *b);
+const BIO_METHOD *BIO_f_ssl(void);
 
 /**
- * The BIO's method name (static string, or the name given to BIO_meth_new, valid while the
- * BIO lives), or NULL. See BIO_method_name(3).
+ * The connect BIO method: resolves a host and service, connects a TCP socket of its own,
+ * then reads and writes it. See BIO_s_connect(3).
  */
-const char *BIO_method_name(const BIO *b);
+const BIO_METHOD *BIO_s_connect(void);
 
 /**
- * Bytes of the next datagram waiting to be read (0 if none). See BIO_ctrl_pending(3).
+ * The accept BIO method: binds and listens, then accepts connections as socket BIOs
+ * chained after it. See BIO_s_accept(3).
  */
-size_t BIO_ctrl_pending(BIO *b);
-
-/**
- * Bytes written but not yet sent (always 0 here: writes leave at once). See BIO_ctrl_wpending(3).
- */
-size_t BIO_ctrl_wpending(BIO *b);
-
-/**
- * Largest datagram a pair half can accept now (0 if under the MTU). See
- * BIO_ctrl_get_write_guarantee(3).
- */
-size_t BIO_ctrl_get_write_guarantee(BIO *b);
-
-/**
- * BIO_ctrl with an int argument passed by address. See BIO_int_ctrl(3).
- */
-long BIO_int_ctrl(BIO *b, int cmd, long larg, int iarg);
-
-/**
- * The control call behind most BIO macros. Unknown or unsupported commands return 0 with an
- * error queued. On a custom BIO every command goes to the method's ctrl and its result is
- * returned as is (-2 and an error if it has none). See BIO_ctrl(3).
- */
-long BIO_ctrl(BIO *b, int cmd, long larg, void *parg);
-
-/**
- * Sends a batch of datagrams. Returns 1 with `*msgs_processed` = datagrams sent (maybe fewer
- * than asked), or 0 with an error queued (`*msgs_processed` = 0). On a custom BIO, the
- * method's sendmmsg with the caller's arguments and its result (0 and an unsupported-method
- * error if it has none). See BIO_sendmmsg(3).
- */
-int BIO_sendmmsg(BIO *b,
-                 BIO_MSG *msg,
-                 size_t stride,
-                 size_t num_msg,
-                 uint64_t flags,
-                 size_t *msgs_processed);
-
-/**
- * Receives a batch of datagrams; as BIO_sendmmsg. An empty non-blocking source returns 0
- * with a non-fatal error (BIO_err_is_non_fatal). On a custom BIO, the method's recvmmsg, as
- * for BIO_sendmmsg. See BIO_recvmmsg(3).
- */
-int BIO_recvmmsg(BIO *b,
-                 BIO_MSG *msg,
-                 size_t stride,
-                 size_t num_msg,
-                 uint64_t flags,
-                 size_t *msgs_processed);
-
-/**
- * What to poll to learn the BIO is readable. Returns 1, or 0 when it has none. On a custom
- * BIO, the method's ctrl (BIO_CTRL_GET_RPOLL_DESCRIPTOR) answers. See
- * BIO_get_rpoll_descriptor(3).
- */
-int BIO_get_rpoll_descriptor(BIO *b, BIO_POLL_DESCRIPTOR *desc);
-
-/**
- * What to poll to learn the BIO is writable. Returns 1, or 0 when it has none. On a custom
- * BIO, the method's ctrl (BIO_CTRL_GET_WPOLL_DESCRIPTOR) answers. See
- * BIO_get_wpoll_descriptor(3).
- */
-int BIO_get_wpoll_descriptor(BIO *b, BIO_POLL_DESCRIPTOR *desc);
-
-/**
- * Whether a packed error code means "try again later" (a non-fatal errno or
- * BIO_R_NON_FATAL). See BIO_err_is_non_fatal(3).
- */
-int BIO_err_is_non_fatal(unsigned int errcode);
-
-/**
- * Whether an errno from a socket call is transient. See BIO_sock_non_fatal_error(3).
- */
-int BIO_sock_non_fatal_error(int error);
-
-/**
- * As BIO_sock_non_fatal_error, for datagram sockets. See BIO_dgram_non_fatal_error(3).
- */
-int BIO_dgram_non_fatal_error(int error);
-
-/**
- * Whether a socket call's result `i` (with errno) means retry. See BIO_sock_should_retry(3).
- */
-int BIO_sock_should_retry(int i);
+const BIO_METHOD *BIO_s_accept(void);
 
 /**
  * A fresh BIO type index for a custom method, BIO_TYPE_START + 1 up to BIO_TYPE_MASK (255);
@@ -1933,6 +1994,66 @@ int (*BIO_meth_get_recvmmsg(const BIO_METHOD *biom))(BIO*,
                                                      size_t*);
 
 /**
+ * Why the last I/O wants a retry of a special kind: BIO_RR_CONNECT (a connect BIO's
+ * connect in progress), BIO_RR_ACCEPT (an accept BIO with nothing to accept), or 0
+ * (also for NULL). See BIO_get_retry_reason(3).
+ */
+int BIO_get_retry_reason(BIO *bio);
+
+/**
+ * Sets the retry reason (for BIO implementations). NULL is a no-op.
+ * See BIO_set_retry_reason(3).
+ */
+void BIO_set_retry_reason(BIO *bio, int reason);
+
+/**
+ * Tests flag bits (BIO_should_retry etc. are macros over this). See BIO_test_flags(3).
+ */
+int BIO_test_flags(const BIO *b, int flags);
+
+/**
+ * Sets flag bits. NULL is a no-op. See BIO_set_flags(3).
+ */
+void BIO_set_flags(BIO *b, int flags);
+
+/**
+ * Clears flag bits. NULL is a no-op. See BIO_clear_flags(3).
+ */
+void BIO_clear_flags(BIO *b, int flags);
+
+/**
+ * The BIO's type id (BIO_TYPE_*), or 0 for NULL. See BIO_method_type(3).
+ */
+int BIO_method_type(const BIO *b);
+
+/**
+ * The BIO's method name (static string, or the name given to BIO_meth_new, valid while the
+ * BIO lives), or NULL. See BIO_method_name(3).
+ */
+const char *BIO_method_name(const BIO *b);
+
+/**
+ * Whether a packed error code means "try again later" (a non-fatal errno or
+ * BIO_R_NON_FATAL). See BIO_err_is_non_fatal(3).
+ */
+int BIO_err_is_non_fatal(unsigned int errcode);
+
+/**
+ * Whether an errno from a socket call is transient. See BIO_sock_non_fatal_error(3).
+ */
+int BIO_sock_non_fatal_error(int error);
+
+/**
+ * As BIO_sock_non_fatal_error, for datagram sockets. See BIO_dgram_non_fatal_error(3).
+ */
+int BIO_dgram_non_fatal_error(int error);
+
+/**
+ * Whether a socket call's result `i` (with errno) means retry. See BIO_sock_should_retry(3).
+ */
+int BIO_sock_should_retry(int i);
+
+/**
  * Stores the method's private pointer in a custom BIO. Fails (error queued) on a built-in
  * BIO or NULL. See BIO_set_data(3).
  */
@@ -1967,113 +2088,6 @@ void BIO_set_shutdown(BIO *a, int shut);
  * See BIO_get_shutdown(3).
  */
 int BIO_get_shutdown(BIO *a);
-
-/**
- * Writes a NUL-terminated string: a custom method's puts callback (-2 and an error if it
- * has none), or one datagram on a datagram socket; -2 on a pair. -1 for NULL arguments.
- * See BIO_puts(3).
- */
-int BIO_puts(BIO *bp, const char *buf);
-
-/**
- * Reads a line of at most `size - 1` bytes (with its newline) and NUL-terminates it: from a
- * memory BIO, through a BIO_f_buffer (from the BIO after it, a byte at a time), or through a
- * custom method's gets callback; -2 (and an error) on other BIOs (the datagram BIOs, an SSL
- * BIO, a custom method without gets). See BIO_gets(3).
- */
-int BIO_gets(BIO *bp, char *buf, int size);
-
-/**
- * Passes a callback to a custom method's callback_ctrl; only BIO_CTRL_SET_CALLBACK is
- * accepted. -2 (and an error) otherwise, for the built-in BIOs and for NULL.
- * See BIO_callback_ctrl(3).
- */
-long BIO_callback_ctrl(BIO *b, int cmd, int (*fp)(BIO*, int, int));
-
-/**
- * Sets the callback that supplies read buffers: `cb(len, arg)` returns a buffer of at least
- * `len` bytes, or NULL. Turns GRO off on a socket (buffers are datagram-sized). Returns 1.
- */
-int BIO_dgram_set_read_callback(BIO *b, BIO_dgram_read_cb cb, void *arg);
-
-/**
- * Sets the callback that takes back read buffers the BIO still holds when it is freed.
- * Returns 1.
- */
-int BIO_dgram_set_read_free_callback(BIO *b, BIO_dgram_read_free_cb cb, void *arg);
-
-/**
- * Hands the next received datagram's buffer to the caller (who then owns it). Returns 1; 0
- * with retry-read set when nothing is waiting, or 0 with an error.
- */
-int BIO_read_dequeue(BIO *b, void **buf, size_t *buf_len);
-
-/**
- * Gives a buffer to the BIO for future reads (used before the allocation callback).
- * Returns 1.
- */
-int BIO_dgram_push_read_buffer(BIO *b, void *buf, size_t buf_len);
-
-/**
- * How many buffers one refill offers to the kernel (1..=64, default 32). Returns 1.
- */
-int BIO_dgram_set_read_batch(BIO *b, size_t n);
-
-/**
- * Sets the callback told when a queued datagram is done: BIO_DGRAM_WRITE_DONE_OK, _FAILED
- * or _FREED. Returns 1.
- */
-int BIO_dgram_set_write_done_callback(BIO *b, BIO_dgram_write_done_cb cb, void *arg);
-
-/**
- * Queues one datagram without sending it; `buf` must stay valid until its write-done
- * callback. BIO_flush sends the queue. Returns 1.
- */
-int BIO_write_queue(BIO *b, const void *buf, size_t buf_len);
-
-/**
- * Destination of the datagrams queued from now on (NULL: the BIO's peer). Returns 1.
- */
-int BIO_set_outgoing_dgram_dest(BIO *b, const BIO_ADDR *addr);
-
-/**
- * Source of the datagrams queued from now on (NULL: the kernel's choice). Returns 1.
- */
-int BIO_set_outgoing_dgram_origin(BIO *b, const BIO_ADDR *addr);
-
-/**
- * Source address of the datagram last dequeued. Returns 1.
- */
-int BIO_get_incoming_dgram_origin(BIO *b, BIO_ADDR *addr);
-
-/**
- * Destination (local) address of the datagram last dequeued (AF_UNSPEC if unknown).
- * Returns 1.
- */
-int BIO_get_incoming_dgram_dest(BIO *b, BIO_ADDR *addr);
-
-/**
- * Makes this pair half's read side pollable: BIO_get_rpoll_descriptor then returns an
- * eventfd that is readable while a datagram may be waiting. A busy reader costs the writer
- * no syscall. Returns 1.
- */
-int OSSLQUIC_dgram_pair_set_pollable(BIO *b);
-
-/**
- * Fills `out` with the BIO's counters. Returns 1.
- */
-int OSSLQUIC_BIO_get_stats(BIO *b, struct OSSLQUIC_BIO_STATS *out);
-
-/**
- * Turns GSO (send) and GRO (receive) on or off for a datagram socket BIO, where the kernel
- * has them; for measuring the fallbacks. Returns 1.
- */
-int OSSLQUIC_BIO_dgram_set_offload(BIO *b, int gso, int gro);
-
-/**
- * Reports which offloads a datagram socket BIO uses: bit 0 GSO, bit 1 GRO.
- */
-int OSSLQUIC_BIO_dgram_get_offload(BIO *b);
 
 /**
  * Sets the TLS 1.3 cipher suites of the context's later connections (TLS and QUIC), a
@@ -2184,20 +2198,6 @@ void ERR_print_errors_cb(ERR_print_errors_cb_fn cb, void *u);
  * NULL `fp` just empties it. See ERR_print_errors_fp(3).
  */
 void ERR_print_errors_fp(FILE *fp);
-
-/**
- * The file method: BIO_new(BIO_s_file()) makes a BIO with no file open yet (open one with
- * BIO_read_filename, BIO_write_filename, BIO_append_filename or BIO_rw_filename). See
- * BIO_s_file(3).
- */
-const BIO_METHOD *BIO_s_file(void);
-
-/**
- * Opens `filename` with fopen(3)'s `mode` ("r", "w", "a", each with an optional "+" and
- * "b") and returns a file BIO that closes it when freed, or NULL with an error
- * (BIO_R_NO_SUCH_FILE for a missing file, else the system error). See BIO_new_file(3).
- */
-BIO *BIO_new_file(const char *filename, const char *mode);
 
 /**
  * fork(2), handing the accepted connection `conn` to the child. Returns the child's pid in

@@ -17,7 +17,6 @@ pub mod bio;
 pub mod ciphers;
 pub mod crypto;
 pub mod err;
-pub mod file;
 pub mod fork;
 pub mod session;
 pub mod ssl;

@@ -4,12 +4,12 @@
 
 use std::ffi::{c_char, c_int, c_long, c_void};
 
-use super::bio::BIO_METHOD;
-use super::{BIO, bio_into_handle, cstr_arg, ffi_entry, put};
+use super::BIO_METHOD;
 use crate::bio::consts::*;
 use crate::bio::file::{BIO_C_FILE_SEEK, BIO_C_FILE_TELL, BIO_C_SET_FILENAME, flags_mode};
 use crate::bio::{Bio, METHOD_FILE};
 use crate::error::*;
+use crate::ffi::{BIO, bio_into_handle, cstr_arg, ffi_entry, put};
 
 /// The file method: BIO_new(BIO_s_file()) makes a BIO with no file open yet (open one with
 /// BIO_read_filename, BIO_write_filename, BIO_append_filename or BIO_rw_filename). See
@@ -89,7 +89,7 @@ pub(super) fn file_gets(bio: &Bio, buf: *mut c_char, size: c_int) -> Result<c_in
     if size <= 0 {
         return Ok(0);
     }
-    let buf = super::slice_arg_mut(buf.cast(), size as usize, "buf")?;
+    let buf = crate::ffi::slice_arg_mut(buf.cast(), size as usize, "buf")?;
     let n = f.gets(&mut buf[..size as usize - 1])?;
     buf[n] = 0;
     Ok(n as c_int)
