@@ -3,7 +3,7 @@
 
 use std::ffi::c_int;
 
-use super::ssl::{SSL, ssl_arc, ssl_arg};
+use super::{SSL, ssl_arc, ssl_arg};
 use super::{ffi_entry, mut_arg};
 use crate::ssl::fork;
 

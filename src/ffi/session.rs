@@ -6,8 +6,8 @@
 use std::ffi::{c_char, c_int, c_long, c_uchar, c_void};
 use std::sync::Arc;
 
-use super::ssl::{SSL, SSL_CTX};
 use super::{BIO, bio_arg, ffi_entry, guard_with, ref_arg};
+use super::{SSL, SSL_CTX};
 use crate::error::*;
 use crate::ssl::session::{self, PEM_LABEL, PEM_R_NO_START_LINE, Session};
 use crate::ssl::{Ssl, SslCtx};

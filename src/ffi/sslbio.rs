@@ -7,8 +7,8 @@
 use std::ffi::{c_int, c_long, c_void};
 use std::sync::Arc;
 
-use super::ssl::{SSL, SSL_CTX};
 use super::{BIO, bio_arc, bio_into_handle, ffi_entry, put, ref_arg};
+use super::{SSL, SSL_CTX};
 use crate::bio::conn::METHOD_CONNECT;
 use crate::bio::consts::*;
 use crate::bio::filter::{Attached, METHOD_SSL, StreamFilter};
@@ -219,7 +219,7 @@ pub extern "C" fn BIO_new_ssl(ctx: *mut SSL_CTX, client: c_int) -> *mut BIO {
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_new_ssl_connect(ctx: *mut SSL_CTX) -> *mut BIO {
     ffi_entry!(BIO_new_ssl_connect, {
-        let quic = !super::ssl::ctx_arg(ctx)?.method.is_tls();
+        let quic = !super::ctx_arg(ctx)?.method.is_tls();
         let b = BIO_new_ssl(ctx, 1);
         if b.is_null() {
             return Ok(std::ptr::null_mut());

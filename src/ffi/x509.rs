@@ -7,7 +7,7 @@
 use std::ffi::{c_char, c_int, c_long, c_ulong, c_void};
 use std::sync::Arc;
 
-use super::ssl::{SSL, SSL_CTX};
+use super::{SSL, SSL_CTX};
 use super::{bio_arg, cstr_arg, ffi_entry, put, ref_arg};
 use crate::error::*;
 use crate::ssl::ctx::{VerifyCall, VerifyCb};
@@ -422,7 +422,7 @@ pub extern "C" fn PEM_write_bio_X509(bp: *mut super::BIO, x: *const X509) -> c_i
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get1_peer_certificate(s: *const SSL) -> *mut X509 {
     ffi_entry!(SSL_get1_peer_certificate, {
-        let ssl = super::ssl::ssl_arg(s)?;
+        let ssl = super::ssl_arg(s)?;
         Ok(match ssl.peer_certs()?.and_then(|p| p.leaf.clone()) {
             Some(c) => x509_handle(c),
             None => std::ptr::null_mut(),
@@ -438,7 +438,7 @@ pub extern "C" fn SSL_get1_peer_certificate(s: *const SSL) -> *mut X509 {
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get_peer_cert_chain(s: *const SSL) -> *mut stack_st_X509 {
     ffi_entry!(SSL_get_peer_cert_chain, {
-        let ssl = super::ssl::ssl_arg(s)?;
+        let ssl = super::ssl_arg(s)?;
         Ok(match ssl.peer_certs()? {
             Some(p) if p.leaf.is_some() || p.asked => {
                 &p.chain as *const Stack as *mut stack_st_X509
@@ -580,4 +580,20 @@ pub extern "C" fn SSL_CTX_add_client_CA(ctx: *mut SSL_CTX, x: *mut X509) -> c_in
         c.set_client_ca(vec![x509_arg(x)?.subject().der().to_vec()], true);
         Ok(1)
     })
+}
+
+/// Text for a verification result code. See X509_verify_cert_error_string(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn X509_verify_cert_error_string(n: c_long) -> *const c_char {
+    use crate::ssl::ctx::*;
+    let s = match n {
+        X509_V_OK => c"ok",
+        X509_V_ERR_CERT_HAS_EXPIRED => c"certificate has expired",
+        X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT => c"self-signed certificate",
+        X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY => c"unable to get local issuer certificate",
+        X509_V_ERR_CERT_REJECTED => c"certificate rejected",
+        X509_V_ERR_HOSTNAME_MISMATCH => c"hostname mismatch",
+        _ => c"unspecified certificate verification error",
+    };
+    s.as_ptr()
 }
