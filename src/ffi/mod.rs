@@ -261,3 +261,11 @@ pub fn take_bio(b: *mut BIO) -> Option<Arc<Bio>> {
     // SAFETY: a non-NULL BIO* came from Arc::into_raw; the caller gives us its reference.
     (!b.is_null()).then(|| unsafe { Arc::from_raw(b as *const Bio) })
 }
+
+/// Gives up the reference the C caller holds to an SSL object (NULL: nothing).
+pub fn ssl_release(s: *mut SSL) {
+    if !s.is_null() {
+        // SAFETY: the caller passes a handle it owns one reference of (SSL_free contract).
+        unsafe { drop(Arc::from_raw(s as *const Ssl)) }
+    }
+}

@@ -99,8 +99,7 @@ pub extern "C" fn SSL_set_session(ssl: *mut SSL, session: *mut SSL_SESSION) -> c
 pub extern "C" fn SSL_SESSION_free(session: *mut SSL_SESSION) {
     if !session.is_null() {
         guard_with("SSL_SESSION_free", (), || {
-            // SAFETY: the caller gives up one reference it holds.
-            unsafe { drop(Arc::from_raw(session as *const Session)) };
+            sess_release(session);
             Ok(())
         })
     }
@@ -278,7 +277,7 @@ pub extern "C" fn i2d_SSL_SESSION(session: *const SSL_SESSION, pp: *mut *mut c_u
             return Ok(n);
         };
         if slot.is_null() {
-            let p = super::crypto::CRYPTO_malloc(bytes.len(), std::ptr::null(), 0).cast::<u8>();
+            let p = super::crypto::malloc(bytes.len()).cast::<u8>();
             if p.is_null() {
                 return Err(Error::new(ERR_LIB_SSL, ERR_R_MALLOC_FAILURE));
             }
@@ -389,7 +388,9 @@ const PEM_R_BAD_BASE64_DECODE: u32 = 100;
 fn replace_out(a: *mut *mut SSL_SESSION, s: Arc<Session>) -> *mut SSL_SESSION {
     // SAFETY: a non-NULL `a` points at a session pointer the caller lets us replace.
     if let Some(out) = unsafe { a.as_mut() } {
-        SSL_SESSION_free(*out);
+        if !out.is_null() {
+            sess_release(*out);
+        }
         *out = sess_handle(s.clone());
     }
     sess_handle(s)
@@ -447,4 +448,11 @@ fn bio_line(b: *mut BIO) -> Result<Option<String>> {
             return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
         }
     }
+}
+
+/// Gives up one reference the caller holds to a non-NULL session handle.
+fn sess_release(session: *mut SSL_SESSION) {
+    // SAFETY: a non-NULL SSL_SESSION* came from Arc::into_raw (sess_handle), and the caller
+    // gives up one reference it holds.
+    unsafe { drop(Arc::from_raw(session as *const Session)) };
 }

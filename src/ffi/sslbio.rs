@@ -7,7 +7,10 @@
 use std::ffi::{c_int, c_long, c_void};
 use std::sync::Arc;
 
-use super::{BIO, bio_arc, bio_into_handle, ffi_entry, put, ref_arg};
+use super::{
+    BIO, bio_arc, bio_into_handle, ctx_arc, ctx_arg, ffi_entry, put, ref_arg, ssl_arg, ssl_handle,
+    ssl_release,
+};
 use super::{SSL, SSL_CTX};
 use crate::bio::conn::METHOD_CONNECT;
 use crate::bio::consts::*;
@@ -63,26 +66,6 @@ fn set_ssl(bio: &Bio, ssl: *mut SSL, close: bool) -> Result<c_long> {
         Bio::set_next(&this, Some(&r));
     }
     Ok(1)
-}
-
-/// BIO_CTRL_PUSH on an SSL BIO: the BIO now following it becomes its SSL's read and write
-/// BIO (the SSL takes a reference), unless it already is.
-pub(super) fn pushed(bio: &Bio) {
-    let (Some(f), Some(next)) = (bio.filter(), bio.next_bio()) else {
-        return;
-    };
-    let Some(a) = f.attached() else { return };
-    let (r, _) = a.engine.filter_bios();
-    if !r.is_some_and(|r| Arc::ptr_eq(&r, &next)) {
-        a.engine.filter_set_bios(Some(next));
-    }
-}
-
-/// BIO_CTRL_POP on the popped SSL BIO itself: its SSL lets go of its network BIOs.
-pub(super) fn popped(bio: &Bio) {
-    if let Some(a) = bio.filter().and_then(|f| f.attached()) {
-        a.engine.filter_set_bios(None);
-    }
 }
 
 /// BIO_ctrl on a BIO_f_ssl BIO, following bio_ssl.c `ssl_ctrl`: without an SSL everything
@@ -151,7 +134,7 @@ pub(super) fn filter_ctrl(
             r
         }
         BIO_CTRL_PUSH => {
-            pushed(bio);
+            bio.filter_pushed();
             1
         }
         BIO_CTRL_POP => {
@@ -192,22 +175,21 @@ pub(super) fn filter_ctrl(
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_new_ssl(ctx: *mut SSL_CTX, client: c_int) -> *mut BIO {
     ffi_entry!(BIO_new_ssl, {
-        let b = Bio::new(&METHOD_SSL);
-        let s = super::ssl::SSL_new(ctx);
-        if s.is_null() {
-            return Ok(std::ptr::null_mut()); // SSL_new queued why
-        }
-        if client != 0 {
-            super::ssl::SSL_set_connect_state(s);
-        } else {
-            super::ssl::SSL_set_accept_state(s);
-        }
-        if let Err(e) = set_ssl(&b, s, true) {
-            super::ssl::SSL_free(s);
-            return Err(e);
-        }
-        Ok(bio_into_handle(b))
+        Ok(bio_into_handle(new_ssl_bio(ctx, client != 0)?))
     })
+}
+
+/// An SSL BIO owning (BIO_CLOSE) a new SSL of `ctx` in the given role.
+fn new_ssl_bio(ctx: *mut SSL_CTX, client: bool) -> Result<Arc<Bio>> {
+    let b = Bio::new(&METHOD_SSL);
+    let s = ssl_handle(Ssl::new_client(ctx_arc(ctx)?)?);
+    // SSL_set_connect_state / SSL_set_accept_state.
+    ssl_arg(s)?.set_tls_role(!client, false);
+    if let Err(e) = set_ssl(&b, s, true) {
+        ssl_release(s);
+        return Err(e);
+    }
+    Ok(b)
 }
 
 /// A client SSL BIO chained onto a new connect BIO (which the chain owns): set the peer
@@ -219,22 +201,25 @@ pub extern "C" fn BIO_new_ssl(ctx: *mut SSL_CTX, client: c_int) -> *mut BIO {
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_new_ssl_connect(ctx: *mut SSL_CTX) -> *mut BIO {
     ffi_entry!(BIO_new_ssl_connect, {
-        let quic = !super::ctx_arg(ctx)?.method.is_tls();
-        let b = BIO_new_ssl(ctx, 1);
-        if b.is_null() {
-            return Ok(std::ptr::null_mut());
-        }
-        // The chain owns the connect BIO's one reference (BIO_free_all releases it). For a
-        // QUIC context it makes a connected UDP socket, as OpenSSL's does.
-        let con = Bio::new(&METHOD_CONNECT);
-        if quic {
-            con.conn()
-                .expect("connect kind")
-                .set_sock_type(libc::SOCK_DGRAM)?;
-        }
-        super::bio::BIO_push(b, bio_into_handle(con));
-        Ok(b)
+        Ok(bio_into_handle(new_ssl_connect(ctx)?))
     })
+}
+
+/// A client SSL BIO with a new connect BIO chained after it.
+fn new_ssl_connect(ctx: *mut SSL_CTX) -> Result<Arc<Bio>> {
+    let quic = !ctx_arg(ctx)?.method.is_tls();
+    let b = new_ssl_bio(ctx, true)?;
+    // The chain owns the connect BIO's one reference (BIO_free_all releases it). For a
+    // QUIC context it makes a connected UDP socket, as OpenSSL's does.
+    let con = Bio::new(&METHOD_CONNECT);
+    if quic {
+        con.conn()
+            .expect("connect kind")
+            .set_sock_type(libc::SOCK_DGRAM)?;
+    }
+    Bio::push_chain(&b, Some(&con));
+    std::mem::forget(con);
+    Ok(b)
 }
 
 /// BIO_new_ssl_connect behind a BIO_f_buffer (here a pass-through that adds BIO_gets).
@@ -242,13 +227,12 @@ pub extern "C" fn BIO_new_ssl_connect(ctx: *mut SSL_CTX) -> *mut BIO {
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_new_buffer_ssl_connect(ctx: *mut SSL_CTX) -> *mut BIO {
     ffi_entry!(BIO_new_buffer_ssl_connect, {
-        let s = BIO_new_ssl_connect(ctx);
-        if s.is_null() {
-            return Ok(std::ptr::null_mut());
-        }
-        let buf = bio_into_handle(Bio::new(&METHOD_BUFFER));
-        super::bio::BIO_push(buf, s);
-        Ok(buf)
+        let s = new_ssl_connect(ctx)?;
+        let buf = Bio::new(&METHOD_BUFFER);
+        // The chain holds the SSL BIO's one reference, as BIO_push of a new BIO leaves it.
+        Bio::push_chain(&buf, Some(&s));
+        std::mem::forget(s);
+        Ok(bio_into_handle(buf))
     })
 }
 

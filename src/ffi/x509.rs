@@ -247,11 +247,7 @@ fn stack_arg<'a>(st: *const OPENSSL_STACK) -> Result<&'a Stack> {
 #[unsafe(no_mangle)]
 pub extern "C" fn X509_free(x: *mut X509) {
     ffi_entry!(X509_free, {
-        if !x.is_null() {
-            // SAFETY: a non-NULL X509* came from Arc::into_raw (x509_handle) and the caller
-            // gives up the reference it holds (X509_free contract).
-            unsafe { drop(Arc::from_raw(x as *const crate::x509::Certificate)) }
-        }
+        x509_release(x);
         Ok(())
     })
 }
@@ -368,11 +364,7 @@ pub extern "C" fn X509_NAME_print_ex(
 #[unsafe(no_mangle)]
 pub extern "C" fn X509_NAME_free(a: *mut X509_NAME) {
     ffi_entry!(X509_NAME_free, {
-        if !a.is_null() {
-            // SAFETY: a standalone X509_NAME* came from Box::into_raw (load_client_ca) and the
-            // caller gives it up.
-            unsafe { drop(Box::from_raw(a as *mut Name)) }
-        }
+        name_release(a);
         Ok(())
     })
 }
@@ -396,7 +388,7 @@ pub extern "C" fn PEM_read_bio_X509(
         if !x.is_null() {
             // SAFETY: a non-NULL `x` points at an X509* slot of the caller's.
             let old = unsafe { x.read() };
-            X509_free(old);
+            x509_release(old);
         }
         put(x, h);
         Ok(h)
@@ -489,17 +481,7 @@ pub extern "C" fn OPENSSL_sk_free(st: *mut OPENSSL_STACK) {
 #[unsafe(no_mangle)]
 pub extern "C" fn OPENSSL_sk_pop_free(st: *mut OPENSSL_STACK, func: OPENSSL_sk_freefunc) {
     ffi_entry!(OPENSSL_sk_pop_free, {
-        if st.is_null() {
-            return Ok(());
-        }
-        // SAFETY: as OPENSSL_sk_free: a caller-owned stack from Box::into_raw.
-        let stack = unsafe { Box::from_raw(st as *mut Stack) };
-        if let (Some(f), Stack::Raw(items)) = (func, &*stack) {
-            for &a in items {
-                // SAFETY: the application's free function for the items it owns.
-                unsafe { f(a as *mut c_void) };
-            }
-        }
+        stack_pop_free(st, func);
         Ok(())
     })
 }
@@ -560,7 +542,7 @@ pub extern "C" fn SSL_CTX_set_client_CA_list(ctx: *mut SSL_CTX, list: *mut stack
                     names.push(name_arg(a as *const X509_NAME)?.der().to_vec());
                 }
             }
-            OPENSSL_sk_pop_free(list as *mut OPENSSL_STACK, Some(free_name));
+            stack_pop_free(list as *mut OPENSSL_STACK, Some(free_name));
         }
         c?.set_client_ca(names, false);
         Ok(())
@@ -568,7 +550,7 @@ pub extern "C" fn SSL_CTX_set_client_CA_list(ctx: *mut SSL_CTX, list: *mut stack
 }
 
 unsafe extern "C" fn free_name(a: *mut c_void) {
-    X509_NAME_free(a.cast());
+    name_release(a.cast());
 }
 
 /// Adds the certificate's subject to the CA names a server sends (the certificate stays the
@@ -596,4 +578,37 @@ pub extern "C" fn X509_verify_cert_error_string(n: c_long) -> *const c_char {
         _ => c"unspecified certificate verification error",
     };
     s.as_ptr()
+}
+
+/// Gives up the reference the caller holds to a certificate handle (NULL: nothing).
+fn x509_release(x: *mut X509) {
+    if !x.is_null() {
+        // SAFETY: a non-NULL X509* came from Arc::into_raw (x509_handle) and the caller
+        // gives up the reference it holds (X509_free contract).
+        unsafe { drop(Arc::from_raw(x as *const crate::x509::Certificate)) }
+    }
+}
+
+/// Frees a standalone X509_NAME (NULL: nothing).
+fn name_release(a: *mut X509_NAME) {
+    if !a.is_null() {
+        // SAFETY: a standalone X509_NAME* came from Box::into_raw (load_client_ca) and the
+        // caller gives it up.
+        unsafe { drop(Box::from_raw(a as *mut Name)) }
+    }
+}
+
+/// Frees a stack made here, calling `func` on each item of an application's stack.
+fn stack_pop_free(st: *mut OPENSSL_STACK, func: OPENSSL_sk_freefunc) {
+    if st.is_null() {
+        return;
+    }
+    // SAFETY: as OPENSSL_sk_free: a caller-owned stack from Box::into_raw.
+    let stack = unsafe { Box::from_raw(st as *mut Stack) };
+    if let (Some(f), Stack::Raw(items)) = (func, &*stack) {
+        for &a in items {
+            // SAFETY: the application's free function for the items it owns.
+            unsafe { f(a as *mut c_void) };
+        }
+    }
 }

@@ -119,25 +119,8 @@ pub extern "C" fn BIO_push(b: *mut BIO, append: *mut BIO) -> *mut BIO {
     }
     ffi_entry!(BIO_push, {
         let head = bio_arc(b)?;
-        match append.is_null() {
-            true => {
-                let mut last = head.clone();
-                while let Some(n) = last.next_bio() {
-                    last = n;
-                }
-                last.pop_next();
-            }
-            false => Bio::push(&head, &bio_arc(append)?),
-        }
-        // SSL BIOs of the chain take what now follows them as their SSL's network BIO
-        // (BIO_CTRL_PUSH, bio_ssl.c).
-        let mut cur = Some(head.clone());
-        while let Some(x) = cur {
-            if x.filter().is_some() {
-                crate::ffi::sslbio::pushed(&x);
-            }
-            cur = x.next_bio().filter(|n| !Arc::ptr_eq(n, &head));
-        }
+        let append = (!append.is_null()).then(|| bio_arc(append)).transpose()?;
+        Bio::push_chain(&head, append.as_ref());
         if let Some(c) = head.custom() {
             // SAFETY: b is this BIO's handle; BIO_CTRL_PUSH is informational (BIO_push(3)).
             let _ = unsafe { c.ctrl(b, BIO_CTRL_PUSH, 0, std::ptr::null_mut()) };
@@ -159,12 +142,8 @@ pub extern "C" fn BIO_pop(b: *mut BIO) -> *mut BIO {
             // SAFETY: b is this BIO's handle; BIO_CTRL_POP is informational (BIO_pop(3)).
             let _ = unsafe { c.ctrl(b, BIO_CTRL_POP, 0, b.cast()) };
         }
-        if bio.filter().is_some() {
-            // A popped SSL BIO's SSL lets go of its network BIOs (bio_ssl.c).
-            crate::ffi::sslbio::popped(bio);
-        }
         Ok(bio
-            .pop()
+            .pop_chain()
             .map_or(std::ptr::null_mut(), |n| Arc::as_ptr(&n) as *mut BIO))
     })
 }
@@ -296,7 +275,13 @@ pub extern "C" fn BIO_free_all(a: *mut BIO) {
 /// BIO_free without a result. See BIO_vfree(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_vfree(a: *mut BIO) {
-    BIO_free(a);
+    if a.is_null() {
+        return;
+    }
+    guard_with("BIO_vfree", (), || {
+        bio_release(a);
+        Ok(())
+    })
 }
 
 /// Adds a reference. Returns 1, or 0 for NULL. See BIO_up_ref(3).

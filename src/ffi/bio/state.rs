@@ -93,7 +93,7 @@ pub extern "C" fn BIO_method_name(b: *const BIO) -> *const c_char {
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_err_is_non_fatal(errcode: c_uint) -> c_int {
     if is_system(errcode) {
-        return BIO_sock_non_fatal_error(reason_of(errcode) as c_int);
+        return non_fatal_errno(reason_of(errcode) as c_int) as c_int;
     }
     (lib_of(errcode) == ERR_LIB_BIO && reason_of(errcode) == BIO_R_NON_FATAL) as c_int
 }
@@ -101,28 +101,20 @@ pub extern "C" fn BIO_err_is_non_fatal(errcode: c_uint) -> c_int {
 /// Whether an errno from a socket call is transient. See BIO_sock_non_fatal_error(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_sock_non_fatal_error(error: c_int) -> c_int {
-    matches!(
-        error,
-        libc::EAGAIN
-            | libc::EINTR
-            | libc::EINPROGRESS
-            | libc::EALREADY
-            | libc::ENOTCONN
-            | libc::EPROTO
-    ) as c_int
+    non_fatal_errno(error) as c_int
 }
 
 /// As BIO_sock_non_fatal_error, for datagram sockets. See BIO_dgram_non_fatal_error(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_dgram_non_fatal_error(error: c_int) -> c_int {
-    BIO_sock_non_fatal_error(error)
+    non_fatal_errno(error) as c_int
 }
 
 /// Whether a socket call's result `i` (with errno) means retry. See BIO_sock_should_retry(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_sock_should_retry(i: c_int) -> c_int {
     if i == 0 || i == -1 {
-        BIO_sock_non_fatal_error(crate::sys::errno())
+        non_fatal_errno(crate::sys::errno()) as c_int
     } else {
         0
     }
@@ -196,4 +188,17 @@ pub extern "C" fn BIO_get_shutdown(a: *mut BIO) -> c_int {
             None => Ok(builtin_ctrl(bio, BIO_CTRL_GET_CLOSE, 0, std::ptr::null_mut())? as c_int),
         }
     })
+}
+
+/// The errnos BIO_sock_non_fatal_error calls transient.
+fn non_fatal_errno(error: c_int) -> bool {
+    matches!(
+        error,
+        libc::EAGAIN
+            | libc::EINTR
+            | libc::EINPROGRESS
+            | libc::EALREADY
+            | libc::ENOTCONN
+            | libc::EPROTO
+    )
 }

@@ -68,7 +68,9 @@ fn io_failure(ssl: *const SSL) -> c_int {
 /// As SSL_read_ex, returning the byte count or <= 0. See SSL_read(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_read(ssl: *mut SSL, buf: *mut c_void, num: c_int) -> c_int {
-    int_io("SSL_read", ssl, num, |len, n| SSL_read_ex(ssl, buf, len, n))
+    int_io("SSL_read", ssl, num, |len, n| {
+        guard_with("SSL_read", 0, || read_into(ssl, buf, len, n, false))
+    })
 }
 
 /// Writes to the default stream (created on first write): 1 with `*written`, or 0 with
@@ -80,7 +82,8 @@ pub extern "C" fn SSL_write_ex(
     num: usize,
     written: *mut usize,
 ) -> c_int {
-    SSL_write_ex2(ssl, buf, num, 0, written)
+    put(written, 0);
+    ffi_entry!(SSL_write_ex, { write_from(ssl, buf, num, 0, written) })
 }
 
 /// SSL_write_ex with flags: SSL_WRITE_FLAG_CONCLUDE sends FIN after the data.
@@ -94,26 +97,34 @@ pub extern "C" fn SSL_write_ex2(
     written: *mut usize,
 ) -> c_int {
     put(written, 0);
-    ffi_entry!(SSL_write_ex2, {
-        let s = ssl_arg(ssl)?;
-        if flags & !SSL_WRITE_FLAG_CONCLUDE != 0 {
-            return Err(Error::ssl(412).with("unsupported write flag"));
-        }
-        let data = slice_arg(buf, num, "buf")?;
-        let n = s.note(
-            s.write(data, flags & SSL_WRITE_FLAG_CONCLUDE != 0),
-            SSL_ERROR_WANT_WRITE,
-        )?;
-        put(written, n);
-        Ok(1)
-    })
+    ffi_entry!(SSL_write_ex2, { write_from(ssl, buf, num, flags, written) })
+}
+
+fn write_from(
+    ssl: *mut SSL,
+    buf: *const c_void,
+    num: usize,
+    flags: u64,
+    written: *mut usize,
+) -> Result<c_int> {
+    let s = ssl_arg(ssl)?;
+    if flags & !SSL_WRITE_FLAG_CONCLUDE != 0 {
+        return Err(Error::ssl(412).with("unsupported write flag"));
+    }
+    let data = slice_arg(buf, num, "buf")?;
+    let n = s.note(
+        s.write(data, flags & SSL_WRITE_FLAG_CONCLUDE != 0),
+        SSL_ERROR_WANT_WRITE,
+    )?;
+    put(written, n);
+    Ok(1)
 }
 
 /// As SSL_write_ex, returning the byte count or <= 0. See SSL_write(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_write(ssl: *mut SSL, buf: *const c_void, num: c_int) -> c_int {
     int_io("SSL_write", ssl, num, |len, n| {
-        SSL_write_ex(ssl, buf, len, n)
+        guard_with("SSL_write", 0, || write_from(ssl, buf, len, 0, n))
     })
 }
 
@@ -198,7 +209,9 @@ pub extern "C" fn SSL_peek_ex(
 /// As SSL_peek_ex, returning the byte count or <= 0. See SSL_peek(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_peek(ssl: *mut SSL, buf: *mut c_void, num: c_int) -> c_int {
-    int_io("SSL_peek", ssl, num, |len, n| SSL_peek_ex(ssl, buf, len, n))
+    int_io("SSL_peek", ssl, num, |len, n| {
+        guard_with("SSL_peek", 0, || read_into(ssl, buf, len, n, true))
+    })
 }
 
 /// Bytes readable at once from the stream (or default stream). See SSL_pending(3).

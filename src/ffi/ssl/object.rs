@@ -11,7 +11,7 @@ use crate::bio::{Bio, METHOD_DGRAM};
 use crate::error::*;
 use crate::ffi::{
     BIO, SSL, SSL_CTX, cstr_arg, ctx_arc, ffi_entry, guard_with, mut_arg, ref_arg, ssl_arc,
-    ssl_arg, ssl_handle, take_bio,
+    ssl_arg, ssl_handle, ssl_release, take_bio,
 };
 use crate::ssl::*;
 
@@ -58,8 +58,7 @@ pub extern "C" fn SSL_new(ctx: *mut SSL_CTX) -> *mut SSL {
 pub extern "C" fn SSL_free(ssl: *mut SSL) {
     if !ssl.is_null() {
         guard_with("SSL_free", (), || {
-            // SAFETY: the caller gives up one reference it holds.
-            unsafe { drop(Arc::from_raw(ssl as *const Ssl)) };
+            ssl_release(ssl);
             Ok(())
         })
     }
@@ -284,10 +283,12 @@ fn io_result(s: &Ssl, r: Result<()>, want: i32) -> c_int {
 /// (non-blocking), -1 with an error (SSL_ERROR_SSL) on failure. See SSL_do_handshake(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_do_handshake(ssl: *mut SSL) -> c_int {
-    guard_with("SSL_do_handshake", -1, || {
-        let s = ssl_arg(ssl)?;
-        Ok(io_result(s, s.do_handshake(), SSL_ERROR_WANT_READ))
-    })
+    guard_with("SSL_do_handshake", -1, || handshake(ssl))
+}
+
+fn handshake(ssl: *mut SSL) -> Result<c_int> {
+    let s = ssl_arg(ssl)?;
+    Ok(io_result(s, s.do_handshake(), SSL_ERROR_WANT_READ))
 }
 
 /// Client handshake (a TLS_method object becomes a client if no role was chosen).
@@ -297,7 +298,7 @@ pub extern "C" fn SSL_connect(ssl: *mut SSL) -> c_int {
     if let Ok(s) = ssl_arg(ssl) {
         s.set_tls_role(false, true);
     }
-    SSL_do_handshake(ssl)
+    guard_with("SSL_connect", -1, || handshake(ssl))
 }
 
 /// Server handshake: completes an accepted QUIC connection's, or a TLS object's (a
@@ -307,7 +308,7 @@ pub extern "C" fn SSL_accept(ssl: *mut SSL) -> c_int {
     if let Ok(s) = ssl_arg(ssl) {
         s.set_tls_role(true, true);
     }
-    SSL_do_handshake(ssl)
+    guard_with("SSL_accept", -1, || handshake(ssl))
 }
 
 /// The certificate verification outcome (X509_V_OK = 0). See SSL_get_verify_result(3).
