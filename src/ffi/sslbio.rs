@@ -4,16 +4,15 @@
 //! implements the trait), following bio_ssl.c's ownership rules: with BIO_CLOSE the BIO
 //! frees the SSL it was given; the SSL's read BIO follows the SSL BIO in its chain.
 
-use std::ffi::{c_int, c_long, c_void};
+use std::ffi::{c_int, c_long};
 use std::sync::Arc;
 
 use super::{
-    BIO, bio_arc, bio_into_handle, ctx_arc, ctx_arg, ffi_entry, put, ref_arg, ssl_arg, ssl_handle,
+    BIO, bio_arc, bio_into_handle, ctx_arc, ctx_arg, ffi_entry, ref_arg, ssl_arg, ssl_handle,
     ssl_release,
 };
 use super::{SSL, SSL_CTX};
 use crate::bio::conn::METHOD_CONNECT;
-use crate::bio::consts::*;
 use crate::bio::filter::{Attached, METHOD_SSL, StreamFilter};
 use crate::bio::{Bio, METHOD_BUFFER};
 use crate::error::*;
@@ -35,7 +34,7 @@ fn ssl_ref(s: *mut SSL) -> Result<Arc<Ssl>> {
 /// any, becomes the next BIO of the chain (the rest of the chain after it), with a
 /// reference the chain holds, as OpenSSL's BIO_set_next after BIO_up_ref (BIO_free_all
 /// releases it).
-fn set_ssl(bio: &Bio, ssl: *mut SSL, close: bool) -> Result<c_long> {
+pub(crate) fn set_ssl(bio: &Bio, ssl: *mut SSL, close: bool) -> Result<c_long> {
     let f = bio
         .filter()
         .ok_or_else(|| Error::internal("not an SSL BIO"))?;
@@ -66,107 +65,6 @@ fn set_ssl(bio: &Bio, ssl: *mut SSL, close: bool) -> Result<c_long> {
         Bio::set_next(&this, Some(&r));
     }
     Ok(1)
-}
-
-/// BIO_ctrl on a BIO_f_ssl BIO, following bio_ssl.c `ssl_ctrl`: without an SSL everything
-/// but BIO_C_SET_SSL returns 0; commands it does not handle go to the SSL's read BIO.
-pub(super) fn filter_ctrl(
-    bio: &Bio,
-    cmd: c_int,
-    larg: c_long,
-    parg: *mut c_void,
-) -> Result<c_long> {
-    let f = bio
-        .filter()
-        .ok_or_else(|| Error::internal("not an SSL BIO"))?;
-    if cmd == BIO_C_SET_SSL {
-        return set_ssl(bio, parg as *mut SSL, larg != 0);
-    }
-    let Some(a) = f.attached() else {
-        return Ok(0);
-    };
-    let e = &a.engine;
-    let (rbio, wbio) = e.filter_bios();
-    let pass = |b: &Option<Arc<Bio>>| {
-        b.as_ref()
-            .map_or(0, |b| super::bio::BIO_ctrl(b.handle(), cmd, larg, parg))
-    };
-    Ok(match cmd {
-        BIO_CTRL_INFO | BIO_CTRL_DUP | BIO_CTRL_SET_CALLBACK => 0,
-        BIO_CTRL_RESET => {
-            return Err(Error::unsupported(
-                "BIO_reset on an SSL BIO (SSL_clear) is not supported: make a new SSL",
-            ));
-        }
-        BIO_C_SET_SSL_RENEGOTIATE_BYTES
-        | BIO_C_SET_SSL_RENEGOTIATE_TIMEOUT
-        | BIO_C_GET_SSL_NUM_RENEGOTIATES => {
-            return Err(Error::unsupported(
-                "renegotiation is not supported (rustls does not renegotiate)",
-            ));
-        }
-        BIO_C_SSL_MODE => {
-            e.filter_set_client(larg != 0);
-            1
-        }
-        BIO_C_GET_SSL if parg.is_null() => 0,
-        BIO_C_GET_SSL => {
-            put(parg as *mut *mut SSL, a.handle as *mut SSL);
-            1
-        }
-        BIO_CTRL_GET_CLOSE => f.get_close() as c_long,
-        BIO_CTRL_SET_CLOSE => {
-            f.set_close(larg != 0);
-            1
-        }
-        BIO_CTRL_WPENDING => pass(&wbio),
-        BIO_CTRL_PENDING => match e.filter_pending() {
-            0 => pass(&rbio),
-            n => n as c_long,
-        },
-        BIO_CTRL_FLUSH => {
-            bio.clear_retry();
-            let r = pass(&wbio);
-            if let Some(w) = &wbio {
-                bio.set_flags(w.flags() & (BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY));
-                bio.set_retry_reason(w.retry_reason());
-            }
-            r
-        }
-        BIO_CTRL_PUSH => {
-            bio.filter_pushed();
-            1
-        }
-        BIO_CTRL_POP => {
-            if parg == bio.handle().cast() {
-                e.filter_set_bios(None);
-            }
-            1
-        }
-        BIO_C_DO_STATE_MACHINE => match f.handshake(bio) {
-            Ok(()) => 1,
-            Err(e) if e.is_would_block() => -1,
-            Err(e) => {
-                e.queue("BIO_do_handshake");
-                -1
-            }
-        },
-        BIO_CTRL_GET_RPOLL_DESCRIPTOR | BIO_CTRL_GET_WPOLL_DESCRIPTOR => {
-            let d = if cmd == BIO_CTRL_GET_RPOLL_DESCRIPTOR {
-                bio.rpoll()
-            } else {
-                bio.wpoll()
-            };
-            match d {
-                Ok(d) => {
-                    put(parg as *mut crate::bio::msg::BIO_POLL_DESCRIPTOR, d);
-                    1
-                }
-                Err(_) => 0,
-            }
-        }
-        _ => pass(&rbio),
-    })
 }
 
 /// An SSL BIO over a new SSL of `ctx`, in client (`client` non-zero) or server mode; the

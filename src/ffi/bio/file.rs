@@ -2,14 +2,12 @@
 //! and friends, BIO_seek, BIO_tell) and BIO_gets on them. Conversion only; the file is
 //! `bio::file`'s.
 
-use std::ffi::{c_char, c_int, c_long, c_void};
+use std::ffi::{c_char, c_int};
 
 use super::BIO_METHOD;
-use crate::bio::consts::*;
-use crate::bio::file::{BIO_C_FILE_SEEK, BIO_C_FILE_TELL, BIO_C_SET_FILENAME, flags_mode};
 use crate::bio::{Bio, METHOD_FILE};
 use crate::error::*;
-use crate::ffi::{BIO, bio_into_handle, cstr_arg, ffi_entry, put};
+use crate::ffi::{BIO, bio_into_handle, cstr_arg, ffi_entry};
 
 /// The file method: BIO_new(BIO_s_file()) makes a BIO with no file open yet (open one with
 /// BIO_read_filename, BIO_write_filename, BIO_append_filename or BIO_rw_filename). See
@@ -32,52 +30,6 @@ pub extern "C" fn BIO_new_file(filename: *const c_char, mode: *const c_char) -> 
             .ok_or_else(|| Error::internal("file BIO"))?
             .open(path, mode)?;
         Ok(bio_into_handle(b))
-    })
-}
-
-/// The ctrls of a file BIO (called by BIO_ctrl for BIO_s_file BIOs). Unknown commands
-/// return 0, as bss_file.c's do.
-pub(super) fn file_ctrl(bio: &Bio, cmd: c_int, larg: c_long, parg: *mut c_void) -> Result<c_long> {
-    let f = bio
-        .file()
-        .ok_or_else(|| Error::internal("not a file BIO"))?;
-    Ok(match cmd {
-        BIO_C_SET_FILENAME => {
-            let path = cstr_arg(parg as *const c_char, "filename")?;
-            f.open(path, flags_mode(larg)?)?;
-            f.set_close(larg & BIO_CLOSE as c_long != 0);
-            1
-        }
-        BIO_CTRL_RESET => {
-            f.seek(0)?;
-            0
-        }
-        // fseek(3)'s result, as bss_file.c returns it: 0 on success.
-        BIO_C_FILE_SEEK => {
-            if larg < 0 {
-                return Err(Error::invalid("negative file offset"));
-            }
-            f.seek(larg as u64)?;
-            0
-        }
-        BIO_C_FILE_TELL | BIO_CTRL_INFO => f.tell()? as c_long,
-        BIO_CTRL_EOF => f.eof() as c_long,
-        BIO_CTRL_FLUSH => {
-            f.flush()?;
-            1
-        }
-        BIO_CTRL_GET_CLOSE => f.get_close() as c_long,
-        BIO_CTRL_SET_CLOSE => {
-            f.set_close(larg != 0);
-            1
-        }
-        BIO_CTRL_DUP => 1,
-        BIO_CTRL_PENDING | BIO_CTRL_WPENDING => 0,
-        BIO_C_GET_FD => {
-            put(parg as *mut c_int, -1);
-            0
-        }
-        _ => 0,
     })
 }
 

@@ -3,7 +3,6 @@
 
 use std::ffi::{c_char, c_int, c_long, c_uint, c_void};
 
-use super::*;
 use crate::bio::consts::*;
 use crate::error::*;
 use crate::ffi::{BIO, bio_arg, ffi_entry, guard_with};
@@ -165,12 +164,7 @@ pub extern "C" fn BIO_set_shutdown(a: *mut BIO, shut: c_int) {
         match bio.custom() {
             Some(c) => c.set_shutdown(shut),
             None => {
-                builtin_ctrl(
-                    bio,
-                    BIO_CTRL_SET_CLOSE,
-                    shut as c_long,
-                    std::ptr::null_mut(),
-                )?;
+                super::ctrl::ctrl(a, BIO_CTRL_SET_CLOSE, shut as c_long, std::ptr::null_mut())?;
             }
         }
         Ok(())
@@ -185,7 +179,7 @@ pub extern "C" fn BIO_get_shutdown(a: *mut BIO) -> c_int {
         let bio = bio_arg(a)?;
         match bio.custom() {
             Some(c) => Ok(c.shutdown()),
-            None => Ok(builtin_ctrl(bio, BIO_CTRL_GET_CLOSE, 0, std::ptr::null_mut())? as c_int),
+            None => Ok(super::ctrl::ctrl(a, BIO_CTRL_GET_CLOSE, 0, std::ptr::null_mut())? as c_int),
         }
     })
 }
