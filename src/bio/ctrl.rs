@@ -904,3 +904,67 @@ fn file_ctrl(f: &file::FileBio, cmd: BioCtrl) -> Result<CtrlAnswer> {
         _ => Ret(0),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bio::{METHOD_BUFFER, METHOD_DGRAM, METHOD_DGRAM_MEM, METHOD_MEM};
+
+    fn ret(a: Result<CtrlAnswer>) -> Option<c_long> {
+        match a {
+            Ok(Ret(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn memory_bio_answers_as_bss_mem() {
+        let m = Bio::new(&METHOD_MEM);
+        m.write(b"hello").unwrap();
+        assert_eq!(ret(m.ctrl(BioCtrl::Pending)), Some(5));
+        assert_eq!(ret(m.ctrl(BioCtrl::Eof)), Some(0));
+        // Unknown commands: 0 with nothing queued (bss_mem.c).
+        assert_eq!(ret(m.ctrl(BioCtrl::Other(12345))), Some(0));
+        assert!(matches!(
+            m.ctrl(BioCtrl::Info),
+            Ok(Out(5, CtrlOut::Bytes(_)))
+        ));
+    }
+
+    #[test]
+    fn datagram_kinds_refuse_unknown_commands() {
+        let p = Bio::new(&METHOD_DGRAM_MEM);
+        assert!(matches!(
+            p.ctrl(BioCtrl::Other(12345)),
+            Ok(CtrlAnswer::Unsupported)
+        ));
+        assert_eq!(ret(p.ctrl(BioCtrl::GetPeer { out: true })), Some(0));
+        // A poll descriptor needs somewhere to go, checked before the kind is asked.
+        let d = Bio::new(&METHOD_DGRAM);
+        let e = d
+            .ctrl(BioCtrl::PollDescriptor {
+                write: false,
+                out: false,
+            })
+            .err()
+            .expect("NULL out-parameter refused");
+        assert!(e.to_string().contains("desc"), "{e}");
+    }
+
+    #[test]
+    fn buffer_filter_forwards_to_its_next_bio() {
+        let b = Bio::new(&METHOD_BUFFER);
+        assert_eq!(ret(b.ctrl(BioCtrl::Pending)), Some(0));
+        let m = Bio::new(&METHOD_MEM);
+        Bio::push_chain(&b, Some(&m));
+        match b.ctrl(BioCtrl::Pending) {
+            Ok(CtrlAnswer::Forward { to, copy_retry }) => {
+                assert!(Arc::ptr_eq(&to, &m));
+                assert!(copy_retry == CopyRetry::Flags);
+            }
+            _ => panic!("expected a forward to the next BIO"),
+        }
+        // Its own sizes are accepted and ignored.
+        assert_eq!(ret(b.ctrl(BioCtrl::SetBuffSize)), Some(1));
+    }
+}
