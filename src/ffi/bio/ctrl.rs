@@ -3,7 +3,7 @@
 
 use std::ffi::{c_char, c_int, c_long, c_void};
 
-use super::*;
+use super::{custom_ret, opt_addr};
 use crate::bio::addr::BioAddr;
 use crate::bio::consts::*;
 use crate::bio::ctrl::{BioCtrl, CtrlAnswer, CtrlArg, CtrlOut};

@@ -3,7 +3,7 @@
 
 use std::ffi::{c_int, c_void};
 
-use super::*;
+use super::opt_addr;
 use crate::bio::addr::BioAddr;
 use crate::bio::msg::BIO_ADDR;
 use crate::bio::zc::{RawBuf, ReadAllocCb, ReadFreeCb, WriteDoneCb};

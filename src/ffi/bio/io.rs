@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, c_int, c_void};
 
-use super::*;
+use super::custom_ret;
 use crate::bio::consts::*;
 use crate::bio::msg::{BIO_MSG, MsgArray};
 use crate::error::*;

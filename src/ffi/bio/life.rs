@@ -4,7 +4,8 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::Arc;
 
-use super::*;
+use super::BIO_METHOD;
+use super::meth::{MethodRef, method_arg};
 use crate::bio::acpt::METHOD_ACCEPT;
 use crate::bio::bpair::BytePair;
 use crate::bio::conn::METHOD_CONNECT;

@@ -6,7 +6,7 @@ use std::ffi::{CString, c_char, c_int, c_long, c_void};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
 
-use super::*;
+use super::BIO_METHOD;
 use crate::bio::acpt::METHOD_ACCEPT;
 use crate::bio::conn::METHOD_CONNECT;
 use crate::bio::consts::*;

@@ -4,7 +4,12 @@
 use std::ffi::{c_char, c_int, c_long, c_uint, c_void};
 use std::sync::Arc;
 
-use super::*;
+use super::{
+    SSL_CTRL_GET_SESS_CACHE_MODE, SSL_CTRL_GET_SESS_CACHE_SIZE, SSL_CTRL_SET_MAX_PROTO_VERSION,
+    SSL_CTRL_SET_MIN_PROTO_VERSION, SSL_CTRL_SET_SESS_CACHE_MODE, SSL_CTRL_SET_SESS_CACHE_SIZE,
+    SSL_CTRL_SET_TLSEXT_SERVERNAME_ARG, SSL_CTRL_SET_TLSEXT_SERVERNAME_CB, SSL_FILETYPE_PEM,
+    TLS1_3_VERSION,
+};
 use crate::error::*;
 use crate::ffi::x509::{SSL_verify_cb, verify_cb};
 use crate::ffi::{SSL, SSL_CTX, SSL_METHOD, cstr_arg, ctx_arc, ctx_arg, ffi_entry, put, slice_arg};

@@ -4,7 +4,7 @@
 use std::ffi::{c_char, c_int, c_long, c_void};
 use std::sync::Arc;
 
-use super::*;
+use super::{SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name};
 use crate::bio::addr::BioAddr;
 use crate::bio::msg::BIO_ADDR;
 use crate::bio::{Bio, METHOD_DGRAM};
