@@ -85,6 +85,69 @@ pub extern "C" fn BIO_ctrl(b: *mut BIO, cmd: c_int, larg: c_long, parg: *mut c_v
     guard_with("BIO_ctrl", ctrl_fail(b, cmd), || ctrl(b, cmd, larg, parg))
 }
 
+/// What to poll to learn the BIO is readable. Returns 1, or 0 when it has none. On a custom
+/// BIO, the method's ctrl (BIO_CTRL_GET_RPOLL_DESCRIPTOR) answers. See
+/// BIO_get_rpoll_descriptor(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_get_rpoll_descriptor(b: *mut BIO, desc: *mut BIO_POLL_DESCRIPTOR) -> c_int {
+    ffi_entry!(BIO_get_rpoll_descriptor, {
+        let bio = bio_arg(b)?;
+        let out = mut_arg(desc, "desc")?;
+        if let Some(c) = bio.custom() {
+            let out = (out as *mut BIO_POLL_DESCRIPTOR).cast();
+            // SAFETY: b is this BIO's handle; the command takes a BIO_POLL_DESCRIPTOR *, checked.
+            let r = unsafe { c.ctrl(b, BIO_CTRL_GET_RPOLL_DESCRIPTOR, 0, out) };
+            return Ok(custom_ret(r, "BIO_get_rpoll_descriptor") as c_int);
+        }
+        *out = bio.rpoll()?;
+        Ok(1)
+    })
+}
+
+/// What to poll to learn the BIO is writable. Returns 1, or 0 when it has none. On a custom
+/// BIO, the method's ctrl (BIO_CTRL_GET_WPOLL_DESCRIPTOR) answers. See
+/// BIO_get_wpoll_descriptor(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_get_wpoll_descriptor(b: *mut BIO, desc: *mut BIO_POLL_DESCRIPTOR) -> c_int {
+    ffi_entry!(BIO_get_wpoll_descriptor, {
+        let bio = bio_arg(b)?;
+        let out = mut_arg(desc, "desc")?;
+        if let Some(c) = bio.custom() {
+            let out = (out as *mut BIO_POLL_DESCRIPTOR).cast();
+            // SAFETY: b is this BIO's handle; the command takes a BIO_POLL_DESCRIPTOR *, checked.
+            let r = unsafe { c.ctrl(b, BIO_CTRL_GET_WPOLL_DESCRIPTOR, 0, out) };
+            return Ok(custom_ret(r, "BIO_get_wpoll_descriptor") as c_int);
+        }
+        *out = bio.wpoll()?;
+        Ok(1)
+    })
+}
+
+/// Passes a callback to a custom method's callback_ctrl; only BIO_CTRL_SET_CALLBACK is
+/// accepted. -2 (and an error) otherwise, for the built-in BIOs and for NULL.
+/// See BIO_callback_ctrl(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn BIO_callback_ctrl(
+    b: *mut BIO,
+    cmd: c_int,
+    fp: Option<unsafe extern "C" fn(*mut BIO, c_int, c_int) -> c_int>,
+) -> c_long {
+    ffi_entry!(BIO_callback_ctrl, -2, {
+        let bio = bio_arg(b)?;
+        let r = match bio.custom() {
+            // SAFETY: b is this BIO's handle; fp is the caller's callback, passed on.
+            Some(c) => unsafe { c.callback_ctrl(b, cmd, fp) },
+            None => Err(Error::unsupported(format!(
+                "BIO_callback_ctrl is not supported on a {} BIO",
+                bio.name()
+            ))),
+        };
+        Ok(custom_ret(r, "BIO_callback_ctrl"))
+    })
+}
+
+// ---- the ctrl underneath BIO_ctrl and the calls made of it
+
 /// What BIO_ctrl returns on failure: OpenSSL returns -1 for a NULL BIO, and for BIO_get_fd
 /// without a descriptor; 0 otherwise.
 fn ctrl_fail(b: *mut BIO, cmd: c_int) -> c_long {
@@ -282,65 +345,4 @@ fn write_out(parg: *mut c_void, out: CtrlOut) {
             }
         }
     }
-}
-
-/// What to poll to learn the BIO is readable. Returns 1, or 0 when it has none. On a custom
-/// BIO, the method's ctrl (BIO_CTRL_GET_RPOLL_DESCRIPTOR) answers. See
-/// BIO_get_rpoll_descriptor(3).
-#[unsafe(no_mangle)]
-pub extern "C" fn BIO_get_rpoll_descriptor(b: *mut BIO, desc: *mut BIO_POLL_DESCRIPTOR) -> c_int {
-    ffi_entry!(BIO_get_rpoll_descriptor, {
-        let bio = bio_arg(b)?;
-        let out = mut_arg(desc, "desc")?;
-        if let Some(c) = bio.custom() {
-            let out = (out as *mut BIO_POLL_DESCRIPTOR).cast();
-            // SAFETY: b is this BIO's handle; the command takes a BIO_POLL_DESCRIPTOR *, checked.
-            let r = unsafe { c.ctrl(b, BIO_CTRL_GET_RPOLL_DESCRIPTOR, 0, out) };
-            return Ok(custom_ret(r, "BIO_get_rpoll_descriptor") as c_int);
-        }
-        *out = bio.rpoll()?;
-        Ok(1)
-    })
-}
-
-/// What to poll to learn the BIO is writable. Returns 1, or 0 when it has none. On a custom
-/// BIO, the method's ctrl (BIO_CTRL_GET_WPOLL_DESCRIPTOR) answers. See
-/// BIO_get_wpoll_descriptor(3).
-#[unsafe(no_mangle)]
-pub extern "C" fn BIO_get_wpoll_descriptor(b: *mut BIO, desc: *mut BIO_POLL_DESCRIPTOR) -> c_int {
-    ffi_entry!(BIO_get_wpoll_descriptor, {
-        let bio = bio_arg(b)?;
-        let out = mut_arg(desc, "desc")?;
-        if let Some(c) = bio.custom() {
-            let out = (out as *mut BIO_POLL_DESCRIPTOR).cast();
-            // SAFETY: b is this BIO's handle; the command takes a BIO_POLL_DESCRIPTOR *, checked.
-            let r = unsafe { c.ctrl(b, BIO_CTRL_GET_WPOLL_DESCRIPTOR, 0, out) };
-            return Ok(custom_ret(r, "BIO_get_wpoll_descriptor") as c_int);
-        }
-        *out = bio.wpoll()?;
-        Ok(1)
-    })
-}
-
-/// Passes a callback to a custom method's callback_ctrl; only BIO_CTRL_SET_CALLBACK is
-/// accepted. -2 (and an error) otherwise, for the built-in BIOs and for NULL.
-/// See BIO_callback_ctrl(3).
-#[unsafe(no_mangle)]
-pub extern "C" fn BIO_callback_ctrl(
-    b: *mut BIO,
-    cmd: c_int,
-    fp: Option<unsafe extern "C" fn(*mut BIO, c_int, c_int) -> c_int>,
-) -> c_long {
-    ffi_entry!(BIO_callback_ctrl, -2, {
-        let bio = bio_arg(b)?;
-        let r = match bio.custom() {
-            // SAFETY: b is this BIO's handle; fp is the caller's callback, passed on.
-            Some(c) => unsafe { c.callback_ctrl(b, cmd, fp) },
-            None => Err(Error::unsupported(format!(
-                "BIO_callback_ctrl is not supported on a {} BIO",
-                bio.name()
-            ))),
-        };
-        Ok(custom_ret(r, "BIO_callback_ctrl"))
-    })
 }
