@@ -1,5 +1,5 @@
-//! BIO control: the chain operations behind BIO_push and BIO_pop, with what they tell the
-//! BIOs of the chain (BIO_CTRL_PUSH/POP for SSL filters).
+//! BIO control: the chain operations behind BIO_push, BIO_pop and BIO_find_type, with what
+//! they tell the BIOs of the chain (BIO_CTRL_PUSH/POP for SSL filters), and the typed BIO_ctrl.
 //! Owns: the answers of the built-in kinds to BIO_ctrl. Must not read C memory: the
 //! boundary (`ffi::bio::ctrl`) converts pointer arguments and out-parameters.
 
@@ -40,6 +40,25 @@ impl Bio {
     pub fn pop_chain(&self) -> Option<Arc<Bio>> {
         self.filter_popped();
         self.pop()
+    }
+
+    /// BIO_find_type: the first BIO of the chain from `this` on of type `type_id`: an exact
+    /// type when it has a number in its low byte, else any BIO with all of its class bits.
+    pub fn find_type(this: &Arc<Bio>, type_id: c_int) -> Option<Arc<Bio>> {
+        let mut cur = Some(this.clone());
+        while let Some(bio) = cur {
+            let t = bio.type_id();
+            let hit = if type_id & BIO_TYPE_MASK != 0 {
+                t == type_id
+            } else {
+                t & type_id != 0
+            };
+            if hit {
+                return Some(bio);
+            }
+            cur = bio.next_bio();
+        }
+        None
     }
 
     /// BIO_CTRL_PUSH on an SSL BIO: the BIO now following it becomes its SSL's read and write

@@ -171,20 +171,8 @@ pub extern "C" fn BIO_find_type(b: *mut BIO, r#type: c_int) -> *mut BIO {
         return std::ptr::null_mut();
     }
     ffi_entry!(BIO_find_type, {
-        let mut cur = Some(bio_arc(b)?);
-        while let Some(bio) = cur {
-            let t = bio.type_id();
-            let hit = if r#type & BIO_TYPE_MASK != 0 {
-                t == r#type
-            } else {
-                t & r#type != 0
-            };
-            if hit {
-                return Ok(Arc::as_ptr(&bio) as *mut BIO);
-            }
-            cur = bio.next_bio();
-        }
-        Ok(std::ptr::null_mut())
+        Ok(Bio::find_type(&bio_arc(b)?, r#type)
+            .map_or(std::ptr::null_mut(), |x| Arc::as_ptr(&x) as *mut BIO))
     })
 }
 
