@@ -47,6 +47,7 @@ bench: lib
 check-header:
 	@sh tests/check-header.sh
 
+# Also a suite of `make test` (tests/run-all.sh): formatting and clippy's warnings fail it.
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --quiet -- -D warnings

@@ -428,12 +428,6 @@
 
 #define SSL_FILETYPE_PEM 1
 
-#define SSL_LISTENER_FLAG_NO_VALIDATE (1 << 1)
-
-#define SSL_ACCEPT_CONNECTION_NO_BLOCK 1
-
-#define SSL_WRITE_FLAG_CONCLUDE 1
-
 #define TLS1_2_VERSION 771
 
 #define TLS1_3_VERSION 772
@@ -457,24 +451,6 @@
 #define SSL_CTRL_GET_SESS_CACHE_MODE 45
 
 #define TLSEXT_NAMETYPE_host_name 0
-
-#define SSL_STREAM_FLAG_UNI 1
-
-#define SSL_STREAM_FLAG_NO_BLOCK 2
-
-#define SSL_STREAM_FLAG_ADVANCE 4
-
-#define SSL_ACCEPT_STREAM_NO_BLOCK 1
-
-/**
- * Only a unidirectional stream (OpenSSL 3.6).
- */
-#define SSL_ACCEPT_STREAM_UNI 2
-
-/**
- * Only a bidirectional stream (OpenSSL 3.6).
- */
-#define SSL_ACCEPT_STREAM_BIDI 4
 
 #define SSL_TLSEXT_ERR_OK 0
 
@@ -501,6 +477,30 @@
 #define SSL_POLL_EVENT_RW (SSL_POLL_EVENT_R | SSL_POLL_EVENT_W)
 
 #define SSL_POLL_EVENT_RWE (SSL_POLL_EVENT_RE | SSL_POLL_EVENT_WE)
+
+#define SSL_WRITE_FLAG_CONCLUDE 1
+
+#define SSL_LISTENER_FLAG_NO_VALIDATE (1 << 1)
+
+#define SSL_ACCEPT_CONNECTION_NO_BLOCK 1
+
+#define SSL_STREAM_FLAG_UNI 1
+
+#define SSL_STREAM_FLAG_NO_BLOCK 2
+
+#define SSL_STREAM_FLAG_ADVANCE 4
+
+#define SSL_ACCEPT_STREAM_NO_BLOCK 1
+
+/**
+ * Only a unidirectional stream (OpenSSL 3.6).
+ */
+#define SSL_ACCEPT_STREAM_UNI 2
+
+/**
+ * Only a bidirectional stream (OpenSSL 3.6).
+ */
+#define SSL_ACCEPT_STREAM_BIDI 4
 
 /**
  * Length of the connection IDs this engine issues.
@@ -1043,22 +1043,7 @@ typedef union BIO_sock_info_u {
   BIO_ADDR *addr;
 } BIO_sock_info_u;
 
-typedef struct bio_method_st BIO_METHOD;
-
 typedef struct bio_st BIO;
-
-/**
- * One datagram of a BIO_sendmmsg/BIO_recvmmsg batch (OpenSSL's layout, 40 bytes on LP64).
- */
-typedef struct bio_msg_st {
-  void *data;
-  size_t data_len;
-  BIO_ADDR *peer;
-  BIO_ADDR *local;
-  uint64_t flags;
-} bio_msg_st;
-
-typedef struct bio_msg_st BIO_MSG;
 
 /**
  * The value part of a poll descriptor.
@@ -1101,9 +1086,26 @@ typedef struct OSSLQUIC_BIO_STATS {
   uint64_t wakeups;
 } OSSLQUIC_BIO_STATS;
 
+typedef struct bio_method_st BIO_METHOD;
+
+/**
+ * One datagram of a BIO_sendmmsg/BIO_recvmmsg batch (OpenSSL's layout, 40 bytes on LP64).
+ */
+typedef struct bio_msg_st {
+  void *data;
+  size_t data_len;
+  BIO_ADDR *peer;
+  BIO_ADDR *local;
+  uint64_t flags;
+} bio_msg_st;
+
+typedef struct bio_msg_st BIO_MSG;
+
 typedef struct ssl_ctx_st SSL_CTX;
 
 typedef struct ssl_st SSL;
+
+typedef struct ssl_cipher_st SSL_CIPHER;
 
 /**
  * The callback type of ERR_print_errors_cb: one call per line, non-positive return stops.
@@ -1134,6 +1136,16 @@ typedef struct OSSLQUIC_ENGINE_STATS {
 
 typedef struct ssl_session_st SSL_SESSION;
 
+/**
+ * The ALPN selection callback type (see SSL_CTX_set_alpn_select_cb(3)).
+ */
+typedef int (*SSL_CTX_alpn_select_cb_func)(SSL *ssl,
+                                           const uint8_t **out,
+                                           uint8_t *outlen,
+                                           const uint8_t *inp,
+                                           unsigned int inlen,
+                                           void *arg);
+
 typedef struct ssl_method_st SSL_METHOD;
 
 typedef struct x509_store_ctx_st X509_STORE_CTX;
@@ -1143,6 +1155,20 @@ typedef struct x509_store_ctx_st X509_STORE_CTX;
  * on, 0 fails the handshake.
  */
 typedef int (*SSL_verify_cb)(int preverify_ok, X509_STORE_CTX *x509_ctx);
+
+/**
+ * The keylog callback type: one NSS key-log line (no newline) per secret.
+ */
+typedef void (*SSL_CTX_keylog_cb_func)(const SSL *ssl, const char *line);
+
+/**
+ * One object to poll and the events wanted / seen (OpenSSL's layout, 32 bytes).
+ */
+typedef struct SSL_POLL_ITEM {
+  BIO_POLL_DESCRIPTOR desc;
+  uint64_t events;
+  uint64_t revents;
+} SSL_POLL_ITEM;
 
 /**
  * Arguments of SSL_shutdown_ex.
@@ -1169,32 +1195,6 @@ typedef struct SSL_CONN_CLOSE_INFO {
   size_t reason_len;
   uint32_t flags;
 } SSL_CONN_CLOSE_INFO;
-
-/**
- * The keylog callback type: one NSS key-log line (no newline) per secret.
- */
-typedef void (*SSL_CTX_keylog_cb_func)(const SSL *ssl, const char *line);
-
-/**
- * The ALPN selection callback type (see SSL_CTX_set_alpn_select_cb(3)).
- */
-typedef int (*SSL_CTX_alpn_select_cb_func)(SSL *ssl,
-                                           const uint8_t **out,
-                                           uint8_t *outlen,
-                                           const uint8_t *inp,
-                                           unsigned int inlen,
-                                           void *arg);
-
-/**
- * One object to poll and the events wanted / seen (OpenSSL's layout, 32 bytes).
- */
-typedef struct SSL_POLL_ITEM {
-  BIO_POLL_DESCRIPTOR desc;
-  uint64_t events;
-  uint64_t revents;
-} SSL_POLL_ITEM;
-
-typedef struct ssl_cipher_st SSL_CIPHER;
 
 typedef struct x509_st X509;
 
@@ -1407,60 +1407,236 @@ int BIO_set_tcp_ndelay(int sock, int turn_on);
 int BIO_sock_info(int sock, int type, union BIO_sock_info_u *info);
 
 /**
- * The datagram socket BIO method. See BIO_s_datagram(3).
+ * BIO_ctrl with a `char **` out-argument: the pointer it stored, or NULL when the ctrl
+ * returned <= 0 (BIO_get_conn_hostname, BIO_get_accept_port, ...). See BIO_ctrl(3).
  */
-const BIO_METHOD *BIO_s_datagram(void);
+void *BIO_ptr_ctrl(BIO *bp, int cmd, long larg);
 
 /**
- * The in-memory datagram pair method. See BIO_s_dgram_pair(3).
+ * How many bytes the other half of a BIO pair last failed to read (capped at the buffer
+ * size), 0 once anything was written or read since. See BIO_ctrl_get_read_request(3).
  */
-const BIO_METHOD *BIO_s_dgram_pair(void);
+size_t BIO_ctrl_get_read_request(BIO *b);
 
 /**
- * The single in-memory datagram queue method. See BIO_s_dgram_mem(3).
+ * Clears the read request BIO_ctrl_get_read_request reports. Returns 1, or 0 on a BIO that
+ * is not a BIO pair half. See BIO_ctrl_reset_read_request(3).
  */
-const BIO_METHOD *BIO_s_dgram_mem(void);
+int BIO_ctrl_reset_read_request(BIO *b);
 
 /**
- * The stream socket BIO method (TCP). See BIO_s_socket(3).
+ * Bytes of the next datagram waiting to be read (0 if none). See BIO_ctrl_pending(3).
  */
-const BIO_METHOD *BIO_s_socket(void);
+size_t BIO_ctrl_pending(BIO *b);
 
 /**
- * The memory buffer method. See BIO_s_mem(3).
+ * Bytes written but not yet sent (always 0 here: writes leave at once). See BIO_ctrl_wpending(3).
  */
-const BIO_METHOD *BIO_s_mem(void);
+size_t BIO_ctrl_wpending(BIO *b);
 
 /**
- * The byte-stream BIO pair method (one half). See BIO_s_bio(3).
+ * Largest datagram a pair half can accept now (0 if under the MTU). See
+ * BIO_ctrl_get_write_guarantee(3).
  */
-const BIO_METHOD *BIO_s_bio(void);
+size_t BIO_ctrl_get_write_guarantee(BIO *b);
 
 /**
- * The buffering filter. Here it buffers nothing: reads, writes and ctrls pass straight to
- * the next BIO of the chain (BIO_flush is then always complete); BIO_gets reads a line from
- * the next BIO. See BIO_f_buffer(3).
+ * BIO_ctrl with an int argument passed by address. See BIO_int_ctrl(3).
  */
-const BIO_METHOD *BIO_f_buffer(void);
+long BIO_int_ctrl(BIO *b, int cmd, long larg, int iarg);
 
 /**
- * The SSL filter method: reads and writes go through the SSL attached with BIO_set_ssl,
- * which does its network I/O through its own BIOs (chained after this one). See
- * BIO_f_ssl(3).
+ * The control call behind most BIO macros. Unknown or unsupported commands return 0 with an
+ * error queued. On a custom BIO every command goes to the method's ctrl and its result is
+ * returned as is (-2 and an error if it has none). See BIO_ctrl(3).
  */
-const BIO_METHOD *BIO_f_ssl(void);
+long BIO_ctrl(BIO *b, int cmd, long larg, void *parg);
 
 /**
- * The connect BIO method: resolves a host and service, connects a TCP socket of its own,
- * then reads and writes it. See BIO_s_connect(3).
+ * What to poll to learn the BIO is readable. Returns 1, or 0 when it has none. On a custom
+ * BIO, the method's ctrl (BIO_CTRL_GET_RPOLL_DESCRIPTOR) answers. See
+ * BIO_get_rpoll_descriptor(3).
  */
-const BIO_METHOD *BIO_s_connect(void);
+int BIO_get_rpoll_descriptor(BIO *b, BIO_POLL_DESCRIPTOR *desc);
 
 /**
- * The accept BIO method: binds and listens, then accepts connections as socket BIOs
- * chained after it. See BIO_s_accept(3).
+ * What to poll to learn the BIO is writable. Returns 1, or 0 when it has none. On a custom
+ * BIO, the method's ctrl (BIO_CTRL_GET_WPOLL_DESCRIPTOR) answers. See
+ * BIO_get_wpoll_descriptor(3).
  */
-const BIO_METHOD *BIO_s_accept(void);
+int BIO_get_wpoll_descriptor(BIO *b, BIO_POLL_DESCRIPTOR *desc);
+
+/**
+ * Passes a callback to a custom method's callback_ctrl; only BIO_CTRL_SET_CALLBACK is
+ * accepted. -2 (and an error) otherwise, for the built-in BIOs and for NULL.
+ * See BIO_callback_ctrl(3).
+ */
+long BIO_callback_ctrl(BIO *b, int cmd, int (*fp)(BIO*, int, int));
+
+/**
+ * Sets the callback that supplies read buffers: `cb(len, arg)` returns a buffer of at least
+ * `len` bytes, or NULL. Turns GRO off on a socket (buffers are datagram-sized). Returns 1.
+ */
+int BIO_dgram_set_read_callback(BIO *b, BIO_dgram_read_cb cb, void *arg);
+
+/**
+ * Sets the callback that takes back read buffers the BIO still holds when it is freed.
+ * Returns 1.
+ */
+int BIO_dgram_set_read_free_callback(BIO *b, BIO_dgram_read_free_cb cb, void *arg);
+
+/**
+ * Hands the next received datagram's buffer to the caller (who then owns it). Returns 1; 0
+ * with retry-read set when nothing is waiting, or 0 with an error.
+ */
+int BIO_read_dequeue(BIO *b, void **buf, size_t *buf_len);
+
+/**
+ * Gives a buffer to the BIO for future reads (used before the allocation callback).
+ * Returns 1.
+ */
+int BIO_dgram_push_read_buffer(BIO *b, void *buf, size_t buf_len);
+
+/**
+ * How many buffers one refill offers to the kernel (1..=64, default 32). Returns 1.
+ */
+int BIO_dgram_set_read_batch(BIO *b, size_t n);
+
+/**
+ * Sets the callback told when a queued datagram is done: BIO_DGRAM_WRITE_DONE_OK, _FAILED
+ * or _FREED. Returns 1.
+ */
+int BIO_dgram_set_write_done_callback(BIO *b, BIO_dgram_write_done_cb cb, void *arg);
+
+/**
+ * Queues one datagram without sending it; `buf` must stay valid until its write-done
+ * callback. BIO_flush sends the queue. Returns 1.
+ */
+int BIO_write_queue(BIO *b, const void *buf, size_t buf_len);
+
+/**
+ * Destination of the datagrams queued from now on (NULL: the BIO's peer). Returns 1.
+ */
+int BIO_set_outgoing_dgram_dest(BIO *b, const BIO_ADDR *addr);
+
+/**
+ * Source of the datagrams queued from now on (NULL: the kernel's choice). Returns 1.
+ */
+int BIO_set_outgoing_dgram_origin(BIO *b, const BIO_ADDR *addr);
+
+/**
+ * Source address of the datagram last dequeued. Returns 1.
+ */
+int BIO_get_incoming_dgram_origin(BIO *b, BIO_ADDR *addr);
+
+/**
+ * Destination (local) address of the datagram last dequeued (AF_UNSPEC if unknown).
+ * Returns 1.
+ */
+int BIO_get_incoming_dgram_dest(BIO *b, BIO_ADDR *addr);
+
+/**
+ * Makes this pair half's read side pollable: BIO_get_rpoll_descriptor then returns an
+ * eventfd that is readable while a datagram may be waiting. A busy reader costs the writer
+ * no syscall. Returns 1.
+ */
+int OSSLQUIC_dgram_pair_set_pollable(BIO *b);
+
+/**
+ * Fills `out` with the BIO's counters. Returns 1.
+ */
+int OSSLQUIC_BIO_get_stats(BIO *b, struct OSSLQUIC_BIO_STATS *out);
+
+/**
+ * Turns GSO (send) and GRO (receive) on or off for a datagram socket BIO, where the kernel
+ * has them; for measuring the fallbacks. Returns 1.
+ */
+int OSSLQUIC_BIO_dgram_set_offload(BIO *b, int gso, int gro);
+
+/**
+ * Reports which offloads a datagram socket BIO uses: bit 0 GSO, bit 1 GRO.
+ */
+int OSSLQUIC_BIO_dgram_get_offload(BIO *b);
+
+/**
+ * The file method: BIO_new(BIO_s_file()) makes a BIO with no file open yet (open one with
+ * BIO_read_filename, BIO_write_filename, BIO_append_filename or BIO_rw_filename). See
+ * BIO_s_file(3).
+ */
+const BIO_METHOD *BIO_s_file(void);
+
+/**
+ * Opens `filename` with fopen(3)'s `mode` ("r", "w", "a", each with an optional "+" and
+ * "b") and returns a file BIO that closes it when freed, or NULL with an error
+ * (BIO_R_NO_SUCH_FILE for a missing file, else the system error). See BIO_new_file(3).
+ */
+BIO *BIO_new_file(const char *filename, const char *mode);
+
+/**
+ * Reads one datagram (truncating on a socket, or per no_trunc on a pair). Returns the byte
+ * count, or -1 with retry flags (nothing waiting) or an error. On a custom BIO, the method's
+ * read (or read_ex) result; -2 if it has neither. See BIO_read(3).
+ */
+int BIO_read(BIO *b, void *data, int dlen);
+
+/**
+ * Writes one datagram. Returns the byte count, 0 for a zero-length write, -1 on failure or
+ * would-block (retry flags set). On a custom BIO, the method's write (or write_ex) result;
+ * -2 if it has neither; 0 without a call for `dlen <= 0`, as OpenSSL. See BIO_write(3).
+ */
+int BIO_write(BIO *b, const void *data, int dlen);
+
+/**
+ * As BIO_read; returns 1 with `*readbytes` set, or 0. A custom method's read_ex (or read)
+ * runs. See BIO_read_ex(3).
+ */
+int BIO_read_ex(BIO *b, void *data, size_t dlen, size_t *readbytes);
+
+/**
+ * As BIO_write; returns 1 with `*written` set, or 0. A custom method's write_ex (or write)
+ * runs. See BIO_write_ex(3).
+ */
+int BIO_write_ex(BIO *b, const void *data, size_t dlen, size_t *written);
+
+/**
+ * Sends a batch of datagrams. Returns 1 with `*msgs_processed` = datagrams sent (maybe fewer
+ * than asked), or 0 with an error queued (`*msgs_processed` = 0). On a custom BIO, the
+ * method's sendmmsg with the caller's arguments and its result (0 and an unsupported-method
+ * error if it has none). See BIO_sendmmsg(3).
+ */
+int BIO_sendmmsg(BIO *b,
+                 BIO_MSG *msg,
+                 size_t stride,
+                 size_t num_msg,
+                 uint64_t flags,
+                 size_t *msgs_processed);
+
+/**
+ * Receives a batch of datagrams; as BIO_sendmmsg. An empty non-blocking source returns 0
+ * with a non-fatal error (BIO_err_is_non_fatal). On a custom BIO, the method's recvmmsg, as
+ * for BIO_sendmmsg. See BIO_recvmmsg(3).
+ */
+int BIO_recvmmsg(BIO *b,
+                 BIO_MSG *msg,
+                 size_t stride,
+                 size_t num_msg,
+                 uint64_t flags,
+                 size_t *msgs_processed);
+
+/**
+ * Writes a NUL-terminated string: a custom method's puts callback (-2 and an error if it
+ * has none), or one datagram on a datagram socket; -2 on a pair. -1 for NULL arguments.
+ * See BIO_puts(3).
+ */
+int BIO_puts(BIO *bp, const char *buf);
+
+/**
+ * Reads a line of at most `size - 1` bytes (with its newline) and NUL-terminates it: from a
+ * memory BIO, through a BIO_f_buffer (from the BIO after it, a byte at a time), or through a
+ * custom method's gets callback; -2 (and an error) on other BIOs (the datagram BIOs, an SSL
+ * BIO, a custom method without gets). See BIO_gets(3).
+ */
+int BIO_gets(BIO *bp, char *buf, int size);
 
 /**
  * A connect BIO for `host_port` (`host:port`, `[v6]:port` or a host alone; NULL leaves
@@ -1477,25 +1653,6 @@ BIO *BIO_new_connect(const char *host_port);
  * See BIO_new_accept(3).
  */
 BIO *BIO_new_accept(const char *host_port);
-
-/**
- * BIO_ctrl with a `char **` out-argument: the pointer it stored, or NULL when the ctrl
- * returned <= 0 (BIO_get_conn_hostname, BIO_get_accept_port, ...). See BIO_ctrl(3).
- */
-void *BIO_ptr_ctrl(BIO *bp, int cmd, long larg);
-
-/**
- * Why the last I/O wants a retry of a special kind: BIO_RR_CONNECT (a connect BIO's
- * connect in progress), BIO_RR_ACCEPT (an accept BIO with nothing to accept), or 0
- * (also for NULL). See BIO_get_retry_reason(3).
- */
-int BIO_get_retry_reason(BIO *bio);
-
-/**
- * Sets the retry reason (for BIO implementations). NULL is a no-op.
- * See BIO_set_retry_reason(3).
- */
-void BIO_set_retry_reason(BIO *bio, int reason);
 
 /**
  * A socket BIO over the connected stream socket `fd`; BIO_CLOSE closes it on free.
@@ -1515,18 +1672,6 @@ BIO *BIO_new_mem_buf(const void *buf, int len);
  * and sets both out-pointers, or 0 (both NULL). See BIO_new_bio_pair(3).
  */
 int BIO_new_bio_pair(BIO **bio1, size_t writebuf1, BIO **bio2, size_t writebuf2);
-
-/**
- * How many bytes the other half of a BIO pair last failed to read (capped at the buffer
- * size), 0 once anything was written or read since. See BIO_ctrl_get_read_request(3).
- */
-size_t BIO_ctrl_get_read_request(BIO *b);
-
-/**
- * Clears the read request BIO_ctrl_get_read_request reports. Returns 1, or 0 on a BIO that
- * is not a BIO pair half. See BIO_ctrl_reset_read_request(3).
- */
-int BIO_ctrl_reset_read_request(BIO *b);
 
 /**
  * Appends `append` (with whatever follows it) to the end of `b`'s chain and returns `b`;
@@ -1595,144 +1740,60 @@ void BIO_vfree(BIO *a);
 int BIO_up_ref(BIO *a);
 
 /**
- * Reads one datagram (truncating on a socket, or per no_trunc on a pair). Returns the byte
- * count, or -1 with retry flags (nothing waiting) or an error. On a custom BIO, the method's
- * read (or read_ex) result; -2 if it has neither. See BIO_read(3).
+ * The datagram socket BIO method. See BIO_s_datagram(3).
  */
-int BIO_read(BIO *b, void *data, int dlen);
+const BIO_METHOD *BIO_s_datagram(void);
 
 /**
- * Writes one datagram. Returns the byte count, 0 for a zero-length write, -1 on failure or
- * would-block (retry flags set). On a custom BIO, the method's write (or write_ex) result;
- * -2 if it has neither; 0 without a call for `dlen <= 0`, as OpenSSL. See BIO_write(3).
+ * The in-memory datagram pair method. See BIO_s_dgram_pair(3).
  */
-int BIO_write(BIO *b, const void *data, int dlen);
+const BIO_METHOD *BIO_s_dgram_pair(void);
 
 /**
- * As BIO_read; returns 1 with `*readbytes` set, or 0. A custom method's read_ex (or read)
- * runs. See BIO_read_ex(3).
+ * The single in-memory datagram queue method. See BIO_s_dgram_mem(3).
  */
-int BIO_read_ex(BIO *b, void *data, size_t dlen, size_t *readbytes);
+const BIO_METHOD *BIO_s_dgram_mem(void);
 
 /**
- * As BIO_write; returns 1 with `*written` set, or 0. A custom method's write_ex (or write)
- * runs. See BIO_write_ex(3).
+ * The stream socket BIO method (TCP). See BIO_s_socket(3).
  */
-int BIO_write_ex(BIO *b, const void *data, size_t dlen, size_t *written);
+const BIO_METHOD *BIO_s_socket(void);
 
 /**
- * Tests flag bits (BIO_should_retry etc. are macros over this). See BIO_test_flags(3).
+ * The memory buffer method. See BIO_s_mem(3).
  */
-int BIO_test_flags(const BIO *b, int flags);
+const BIO_METHOD *BIO_s_mem(void);
 
 /**
- * Sets flag bits. NULL is a no-op. See BIO_set_flags(3).
+ * The byte-stream BIO pair method (one half). See BIO_s_bio(3).
  */
-void BIO_set_flags(BIO *b, int flags);
+const BIO_METHOD *BIO_s_bio(void);
 
 /**
- * Clears flag bits. NULL is a no-op. See BIO_clear_flags(3).
+ * The buffering filter. Here it buffers nothing: reads, writes and ctrls pass straight to
+ * the next BIO of the chain (BIO_flush is then always complete); BIO_gets reads a line from
+ * the next BIO. See BIO_f_buffer(3).
  */
-void BIO_clear_flags(BIO *b, int flags);
+const BIO_METHOD *BIO_f_buffer(void);
 
 /**
- * The BIO's type id (BIO_TYPE_*), or 0 for NULL. See BIO_method_type(3).
+ * The SSL filter method: reads and writes go through the SSL attached with BIO_set_ssl,
+ * which does its network I/O through its own BIOs (chained after this one). See
+ * BIO_f_ssl(3).
  */
-int BIO_method_type(const BIO *b);
+const BIO_METHOD *BIO_f_ssl(void);
 
 /**
- * The BIO's method name (static string, or the name given to BIO_meth_new, valid while the
- * BIO lives), or NULL. See BIO_method_name(3).
+ * The connect BIO method: resolves a host and service, connects a TCP socket of its own,
+ * then reads and writes it. See BIO_s_connect(3).
  */
-const char *BIO_method_name(const BIO *b);
+const BIO_METHOD *BIO_s_connect(void);
 
 /**
- * Bytes of the next datagram waiting to be read (0 if none). See BIO_ctrl_pending(3).
+ * The accept BIO method: binds and listens, then accepts connections as socket BIOs
+ * chained after it. See BIO_s_accept(3).
  */
-size_t BIO_ctrl_pending(BIO *b);
-
-/**
- * Bytes written but not yet sent (always 0 here: writes leave at once). See BIO_ctrl_wpending(3).
- */
-size_t BIO_ctrl_wpending(BIO *b);
-
-/**
- * Largest datagram a pair half can accept now (0 if under the MTU). See
- * BIO_ctrl_get_write_guarantee(3).
- */
-size_t BIO_ctrl_get_write_guarantee(BIO *b);
-
-/**
- * BIO_ctrl with an int argument passed by address. See BIO_int_ctrl(3).
- */
-long BIO_int_ctrl(BIO *b, int cmd, long larg, int iarg);
-
-/**
- * The control call behind most BIO macros. Unknown or unsupported commands return 0 with an
- * error queued. On a custom BIO every command goes to the method's ctrl and its result is
- * returned as is (-2 and an error if it has none). See BIO_ctrl(3).
- */
-long BIO_ctrl(BIO *b, int cmd, long larg, void *parg);
-
-/**
- * Sends a batch of datagrams. Returns 1 with `*msgs_processed` = datagrams sent (maybe fewer
- * than asked), or 0 with an error queued (`*msgs_processed` = 0). On a custom BIO, the
- * method's sendmmsg with the caller's arguments and its result (0 and an unsupported-method
- * error if it has none). See BIO_sendmmsg(3).
- */
-int BIO_sendmmsg(BIO *b,
-                 BIO_MSG *msg,
-                 size_t stride,
-                 size_t num_msg,
-                 uint64_t flags,
-                 size_t *msgs_processed);
-
-/**
- * Receives a batch of datagrams; as BIO_sendmmsg. An empty non-blocking source returns 0
- * with a non-fatal error (BIO_err_is_non_fatal). On a custom BIO, the method's recvmmsg, as
- * for BIO_sendmmsg. See BIO_recvmmsg(3).
- */
-int BIO_recvmmsg(BIO *b,
-                 BIO_MSG *msg,
-                 size_t stride,
-                 size_t num_msg,
-                 uint64_t flags,
-                 size_t *msgs_processed);
-
-/**
- * What to poll to learn the BIO is readable. Returns 1, or 0 when it has none. On a custom
- * BIO, the method's ctrl (BIO_CTRL_GET_RPOLL_DESCRIPTOR) answers. See
- * BIO_get_rpoll_descriptor(3).
- */
-int BIO_get_rpoll_descriptor(BIO *b, BIO_POLL_DESCRIPTOR *desc);
-
-/**
- * What to poll to learn the BIO is writable. Returns 1, or 0 when it has none. On a custom
- * BIO, the method's ctrl (BIO_CTRL_GET_WPOLL_DESCRIPTOR) answers. See
- * BIO_get_wpoll_descriptor(3).
- */
-int BIO_get_wpoll_descriptor(BIO *b, BIO_POLL_DESCRIPTOR *desc);
-
-/**
- * Whether a packed error code means "try again later" (a non-fatal errno or
- * BIO_R_NON_FATAL). See BIO_err_is_non_fatal(3).
- */
-int BIO_err_is_non_fatal(unsigned int errcode);
-
-/**
- * Whether an errno from a socket call is transient. See BIO_sock_non_fatal_error(3).
- */
-int BIO_sock_non_fatal_error(int error);
-
-/**
- * As BIO_sock_non_fatal_error, for datagram sockets. See BIO_dgram_non_fatal_error(3).
- */
-int BIO_dgram_non_fatal_error(int error);
-
-/**
- * Whether a socket call's result `i` (with errno) means retry. See BIO_sock_should_retry(3).
- */
-int BIO_sock_should_retry(int i);
+const BIO_METHOD *BIO_s_accept(void);
 
 /**
  * A fresh BIO type index for a custom method, BIO_TYPE_START + 1 up to BIO_TYPE_MASK (255);
@@ -1933,6 +1994,66 @@ int (*BIO_meth_get_recvmmsg(const BIO_METHOD *biom))(BIO*,
                                                      size_t*);
 
 /**
+ * Why the last I/O wants a retry of a special kind: BIO_RR_CONNECT (a connect BIO's
+ * connect in progress), BIO_RR_ACCEPT (an accept BIO with nothing to accept), or 0
+ * (also for NULL). See BIO_get_retry_reason(3).
+ */
+int BIO_get_retry_reason(BIO *bio);
+
+/**
+ * Sets the retry reason (for BIO implementations). NULL is a no-op.
+ * See BIO_set_retry_reason(3).
+ */
+void BIO_set_retry_reason(BIO *bio, int reason);
+
+/**
+ * Tests flag bits (BIO_should_retry etc. are macros over this). See BIO_test_flags(3).
+ */
+int BIO_test_flags(const BIO *b, int flags);
+
+/**
+ * Sets flag bits. NULL is a no-op. See BIO_set_flags(3).
+ */
+void BIO_set_flags(BIO *b, int flags);
+
+/**
+ * Clears flag bits. NULL is a no-op. See BIO_clear_flags(3).
+ */
+void BIO_clear_flags(BIO *b, int flags);
+
+/**
+ * The BIO's type id (BIO_TYPE_*), or 0 for NULL. See BIO_method_type(3).
+ */
+int BIO_method_type(const BIO *b);
+
+/**
+ * The BIO's method name (static string, or the name given to BIO_meth_new, valid while the
+ * BIO lives), or NULL. See BIO_method_name(3).
+ */
+const char *BIO_method_name(const BIO *b);
+
+/**
+ * Whether a packed error code means "try again later" (a non-fatal errno or
+ * BIO_R_NON_FATAL). See BIO_err_is_non_fatal(3).
+ */
+int BIO_err_is_non_fatal(unsigned int errcode);
+
+/**
+ * Whether an errno from a socket call is transient. See BIO_sock_non_fatal_error(3).
+ */
+int BIO_sock_non_fatal_error(int error);
+
+/**
+ * As BIO_sock_non_fatal_error, for datagram sockets. See BIO_dgram_non_fatal_error(3).
+ */
+int BIO_dgram_non_fatal_error(int error);
+
+/**
+ * Whether a socket call's result `i` (with errno) means retry. See BIO_sock_should_retry(3).
+ */
+int BIO_sock_should_retry(int i);
+
+/**
  * Stores the method's private pointer in a custom BIO. Fails (error queued) on a built-in
  * BIO or NULL. See BIO_set_data(3).
  */
@@ -1969,113 +2090,6 @@ void BIO_set_shutdown(BIO *a, int shut);
 int BIO_get_shutdown(BIO *a);
 
 /**
- * Writes a NUL-terminated string: a custom method's puts callback (-2 and an error if it
- * has none), or one datagram on a datagram socket; -2 on a pair. -1 for NULL arguments.
- * See BIO_puts(3).
- */
-int BIO_puts(BIO *bp, const char *buf);
-
-/**
- * Reads a line of at most `size - 1` bytes (with its newline) and NUL-terminates it: from a
- * memory BIO, through a BIO_f_buffer (from the BIO after it, a byte at a time), or through a
- * custom method's gets callback; -2 (and an error) on other BIOs (the datagram BIOs, an SSL
- * BIO, a custom method without gets). See BIO_gets(3).
- */
-int BIO_gets(BIO *bp, char *buf, int size);
-
-/**
- * Passes a callback to a custom method's callback_ctrl; only BIO_CTRL_SET_CALLBACK is
- * accepted. -2 (and an error) otherwise, for the built-in BIOs and for NULL.
- * See BIO_callback_ctrl(3).
- */
-long BIO_callback_ctrl(BIO *b, int cmd, int (*fp)(BIO*, int, int));
-
-/**
- * Sets the callback that supplies read buffers: `cb(len, arg)` returns a buffer of at least
- * `len` bytes, or NULL. Turns GRO off on a socket (buffers are datagram-sized). Returns 1.
- */
-int BIO_dgram_set_read_callback(BIO *b, BIO_dgram_read_cb cb, void *arg);
-
-/**
- * Sets the callback that takes back read buffers the BIO still holds when it is freed.
- * Returns 1.
- */
-int BIO_dgram_set_read_free_callback(BIO *b, BIO_dgram_read_free_cb cb, void *arg);
-
-/**
- * Hands the next received datagram's buffer to the caller (who then owns it). Returns 1; 0
- * with retry-read set when nothing is waiting, or 0 with an error.
- */
-int BIO_read_dequeue(BIO *b, void **buf, size_t *buf_len);
-
-/**
- * Gives a buffer to the BIO for future reads (used before the allocation callback).
- * Returns 1.
- */
-int BIO_dgram_push_read_buffer(BIO *b, void *buf, size_t buf_len);
-
-/**
- * How many buffers one refill offers to the kernel (1..=64, default 32). Returns 1.
- */
-int BIO_dgram_set_read_batch(BIO *b, size_t n);
-
-/**
- * Sets the callback told when a queued datagram is done: BIO_DGRAM_WRITE_DONE_OK, _FAILED
- * or _FREED. Returns 1.
- */
-int BIO_dgram_set_write_done_callback(BIO *b, BIO_dgram_write_done_cb cb, void *arg);
-
-/**
- * Queues one datagram without sending it; `buf` must stay valid until its write-done
- * callback. BIO_flush sends the queue. Returns 1.
- */
-int BIO_write_queue(BIO *b, const void *buf, size_t buf_len);
-
-/**
- * Destination of the datagrams queued from now on (NULL: the BIO's peer). Returns 1.
- */
-int BIO_set_outgoing_dgram_dest(BIO *b, const BIO_ADDR *addr);
-
-/**
- * Source of the datagrams queued from now on (NULL: the kernel's choice). Returns 1.
- */
-int BIO_set_outgoing_dgram_origin(BIO *b, const BIO_ADDR *addr);
-
-/**
- * Source address of the datagram last dequeued. Returns 1.
- */
-int BIO_get_incoming_dgram_origin(BIO *b, BIO_ADDR *addr);
-
-/**
- * Destination (local) address of the datagram last dequeued (AF_UNSPEC if unknown).
- * Returns 1.
- */
-int BIO_get_incoming_dgram_dest(BIO *b, BIO_ADDR *addr);
-
-/**
- * Makes this pair half's read side pollable: BIO_get_rpoll_descriptor then returns an
- * eventfd that is readable while a datagram may be waiting. A busy reader costs the writer
- * no syscall. Returns 1.
- */
-int OSSLQUIC_dgram_pair_set_pollable(BIO *b);
-
-/**
- * Fills `out` with the BIO's counters. Returns 1.
- */
-int OSSLQUIC_BIO_get_stats(BIO *b, struct OSSLQUIC_BIO_STATS *out);
-
-/**
- * Turns GSO (send) and GRO (receive) on or off for a datagram socket BIO, where the kernel
- * has them; for measuring the fallbacks. Returns 1.
- */
-int OSSLQUIC_BIO_dgram_set_offload(BIO *b, int gso, int gro);
-
-/**
- * Reports which offloads a datagram socket BIO uses: bit 0 GSO, bit 1 GRO.
- */
-int OSSLQUIC_BIO_dgram_get_offload(BIO *b);
-
-/**
  * Sets the TLS 1.3 cipher suites of the context's later connections (TLS and QUIC), a
  * colon-separated list of standard names (TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384,
  * TLS_CHACHA20_POLY1305_SHA256). As OpenSSL: unknown names are skipped, "" means none, and
@@ -2090,6 +2104,19 @@ int SSL_CTX_set_ciphersuites(SSL_CTX *ctx, const char *str);
  * context. See SSL_set_ciphersuites(3).
  */
 int SSL_set_ciphersuites(SSL *ssl, const char *str);
+
+/**
+ * The negotiated cipher suite of a TLS connection, or NULL before the handshake. QUIC
+ * objects: NULL with an "unsupported" error (quinn does not tell the suite).
+ * See SSL_get_current_cipher(3).
+ */
+const SSL_CIPHER *SSL_get_current_cipher(const SSL *ssl);
+
+/**
+ * The suite's OpenSSL name ("TLS_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-GCM-SHA256"),
+ * or "(NONE)" for NULL. See SSL_CIPHER_get_name(3).
+ */
+const char *SSL_CIPHER_get_name(const SSL_CIPHER *c);
 
 /**
  * Allocates `num` bytes with the C allocator (free with OPENSSL_free). `file`/`line` are
@@ -2184,20 +2211,6 @@ void ERR_print_errors_cb(ERR_print_errors_cb_fn cb, void *u);
  * NULL `fp` just empties it. See ERR_print_errors_fp(3).
  */
 void ERR_print_errors_fp(FILE *fp);
-
-/**
- * The file method: BIO_new(BIO_s_file()) makes a BIO with no file open yet (open one with
- * BIO_read_filename, BIO_write_filename, BIO_append_filename or BIO_rw_filename). See
- * BIO_s_file(3).
- */
-const BIO_METHOD *BIO_s_file(void);
-
-/**
- * Opens `filename` with fopen(3)'s `mode` ("r", "w", "a", each with an optional "+" and
- * "b") and returns a file BIO that closes it when freed, or NULL with an error
- * (BIO_R_NO_SUCH_FILE for a missing file, else the system error). See BIO_new_file(3).
- */
-BIO *BIO_new_file(const char *filename, const char *mode);
 
 /**
  * fork(2), handing the accepted connection `conn` to the child. Returns the child's pid in
@@ -2383,6 +2396,46 @@ SSL_SESSION *PEM_read_bio_SSL_SESSION(BIO *bp,
                                       void *_u);
 
 /**
+ * Sets the ALPN list (wire format). Returns 0 on success, 1 on failure (OpenSSL's odd
+ * convention). See SSL_CTX_set_alpn_protos(3).
+ */
+int SSL_CTX_set_alpn_protos(SSL_CTX *ctx, const uint8_t *protos, unsigned int protos_len);
+
+/**
+ * As SSL_CTX_set_alpn_protos, for one connection. Returns 0 on success.
+ * See SSL_set_alpn_protos(3).
+ */
+int SSL_set_alpn_protos(SSL *ssl, const uint8_t *protos, unsigned int protos_len);
+
+/**
+ * The negotiated ALPN protocol (`*data` NULL and `*len` 0 if none). The pointer stays valid
+ * while the connection lives. See SSL_get0_alpn_selected(3).
+ */
+void SSL_get0_alpn_selected(const SSL *ssl, const uint8_t **data, unsigned int *len);
+
+/**
+ * Sets (or with NULL clears) the server's ALPN selection callback. It is called during the
+ * handshake with the client's offer (wire format) and the listener as `ssl`; it must not
+ * call functions on that listener or its connections. Any answer but SSL_TLSEXT_ERR_OK with
+ * a protocol ends a QUIC handshake with no_application_protocol, as QUIC requires ALPN.
+ * See SSL_CTX_set_alpn_select_cb(3).
+ */
+void SSL_CTX_set_alpn_select_cb(SSL_CTX *ctx, SSL_CTX_alpn_select_cb_func cb, void *arg);
+
+/**
+ * Picks the first protocol of `server` (in its order) that `client` also lists:
+ * OPENSSL_NPN_NEGOTIATED with `*out` pointing into `server`. Without overlap:
+ * OPENSSL_NPN_NO_OVERLAP with `*out` at the client's first protocol, or NULL/0 when the client
+ * list is empty or malformed. See SSL_select_next_proto(3).
+ */
+int SSL_select_next_proto(uint8_t **out,
+                          uint8_t *outlen,
+                          const uint8_t *server,
+                          unsigned int server_len,
+                          const uint8_t *client,
+                          unsigned int client_len);
+
+/**
  * The QUIC client method. See OSSL_QUIC_client_method(3).
  */
 const SSL_METHOD *OSSL_QUIC_client_method(void);
@@ -2420,22 +2473,6 @@ const SSL_METHOD *TLS_client_method(void);
  * TLS over TCP, server role. See TLS_server_method(3).
  */
 const SSL_METHOD *TLS_server_method(void);
-
-/**
- * Makes a TLS object a client (no effect on QUIC objects). See SSL_set_connect_state(3).
- */
-void SSL_set_connect_state(SSL *ssl);
-
-/**
- * Makes a TLS object a server (no effect on QUIC objects). See SSL_set_accept_state(3).
- */
-void SSL_set_accept_state(SSL *ssl);
-
-/**
- * The negotiated protocol version's name ("TLSv1.2", "TLSv1.3"; QUIC: "TLSv1.3").
- * See SSL_get_version(3).
- */
-const char *SSL_get_version(const SSL *ssl);
 
 /**
  * A new context for `method`, or NULL. See SSL_CTX_new(3).
@@ -2492,18 +2529,6 @@ int SSL_CTX_load_verify_locations(SSL_CTX *ctx, const char *ca_file, const char 
 int SSL_CTX_set_default_verify_paths(SSL_CTX *ctx);
 
 /**
- * Sets the ALPN list (wire format). Returns 0 on success, 1 on failure (OpenSSL's odd
- * convention). See SSL_CTX_set_alpn_protos(3).
- */
-int SSL_CTX_set_alpn_protos(SSL_CTX *ctx, const uint8_t *protos, unsigned int protos_len);
-
-/**
- * As SSL_CTX_set_alpn_protos, for one connection. Returns 0 on success.
- * See SSL_set_alpn_protos(3).
- */
-int SSL_set_alpn_protos(SSL *ssl, const uint8_t *protos, unsigned int protos_len);
-
-/**
  * Adds option bits; returns the new set. See SSL_CTX_set_options(3).
  */
 uint64_t SSL_CTX_set_options(SSL_CTX *ctx, uint64_t op);
@@ -2523,6 +2548,307 @@ uint64_t SSL_CTX_get_options(const SSL_CTX *ctx);
  * is accepted as a minimum). Others return 0 with an "unsupported" error. See SSL_CTX_ctrl(3).
  */
 long SSL_CTX_ctrl(SSL_CTX *ctx, int cmd, long larg, void *_parg);
+
+/**
+ * Sets (or with NULL clears) the callback that receives TLS secrets as NSS key-log lines
+ * (as SSLKEYLOGFILE would write them). The `ssl` argument is the connection, except on QUIC
+ * server connections (NULL). The callback runs inside the library and must not call back
+ * into the same connection. See SSL_CTX_set_keylog_callback(3).
+ */
+void SSL_CTX_set_keylog_callback(SSL_CTX *ctx, SSL_CTX_keylog_cb_func cb);
+
+/**
+ * The flags domains made from this context get. See SSL_CTX_set_domain_flags(3).
+ */
+int SSL_CTX_set_domain_flags(SSL_CTX *ctx, uint64_t flags);
+
+/**
+ * See SSL_CTX_get_domain_flags(3).
+ */
+int SSL_CTX_get_domain_flags(const SSL_CTX *ctx, uint64_t *flags);
+
+/**
+ * Sets the session lifetime in seconds; returns the previous one. Recorded: rustls's
+ * tickets live 6 hours and its session caches evict by size. See SSL_CTX_set_timeout(3).
+ */
+long SSL_CTX_set_timeout(SSL_CTX *ctx, long t);
+
+/**
+ * The session lifetime in seconds. See SSL_CTX_get_timeout(3).
+ */
+long SSL_CTX_get_timeout(const SSL_CTX *ctx);
+
+/**
+ * Sets the session id context (at most 32 bytes). See SSL_CTX_set_session_id_context(3).
+ */
+int SSL_CTX_set_session_id_context(SSL_CTX *ctx, const uint8_t *sid, unsigned int len);
+
+/**
+ * Records the security level (rustls offers only suites and key sizes level 2 allows).
+ * See SSL_CTX_set_security_level(3).
+ */
+void SSL_CTX_set_security_level(SSL_CTX *ctx, int level);
+
+/**
+ * See SSL_CTX_get_security_level(3).
+ */
+int SSL_CTX_get_security_level(const SSL_CTX *ctx);
+
+/**
+ * Context controls that take a function: SSL_CTRL_SET_TLSEXT_SERVERNAME_CB (53), which
+ * SSL_CTX_set_tlsext_servername_callback uses. The callback runs on TLS servers when the
+ * ClientHello has arrived (SSL_get_servername tells the name; SSL_set_SSL_CTX switches the
+ * connection to another context's certificate); SSL_TLSEXT_ERR_ALERT_FATAL ends the
+ * handshake. Other commands return 0 with an "unsupported" error. See
+ * SSL_CTX_callback_ctrl(3).
+ */
+long SSL_CTX_callback_ctrl(SSL_CTX *ctx, int cmd, void (*fp)(void));
+
+/**
+ * Processes network input, timers and output for the object's whole domain. NULL is
+ * accepted (returns 1), as OpenSSL's. See SSL_handle_events(3).
+ */
+int SSL_handle_events(SSL *ssl);
+
+/**
+ * When SSL_handle_events must next be called: `*is_infinite` = 1 when no timer is armed,
+ * else `*tv` = time left ({0,0} = now). NULL `s` gives infinite. See SSL_get_event_timeout(3).
+ */
+int SSL_get_event_timeout(SSL *ssl, struct timeval *tv, int *is_infinite);
+
+/**
+ * The read BIO's poll descriptor. See SSL_get_rpoll_descriptor(3).
+ */
+int SSL_get_rpoll_descriptor(SSL *ssl, BIO_POLL_DESCRIPTOR *desc);
+
+/**
+ * The write BIO's poll descriptor. See SSL_get_wpoll_descriptor(3).
+ */
+int SSL_get_wpoll_descriptor(SSL *ssl, BIO_POLL_DESCRIPTOR *desc);
+
+/**
+ * 1: a QUIC object always wants to hear from the network. NULL gives 0.
+ * See SSL_net_read_desired(3).
+ */
+int SSL_net_read_desired(SSL *ssl);
+
+/**
+ * 1 while output waits for the network to accept it (poll the write descriptor, then call
+ * SSL_handle_events). NULL gives 0. See SSL_net_write_desired(3).
+ */
+int SSL_net_write_desired(SSL *ssl);
+
+/**
+ * Blocking (1) or non-blocking (0) calls on this object; objects made from it inherit the
+ * mode. Blocking needs network BIOs with poll descriptors (a UDP socket, a pollable
+ * datagram pair): otherwise 0 and an error. See SSL_set_blocking_mode(3).
+ */
+int SSL_set_blocking_mode(SSL *ssl, int blocking);
+
+/**
+ * 1 when calls on this object block (asked for, and possible with its BIOs), 0 when not,
+ * -1 on a NULL argument. See SSL_get_blocking_mode(3).
+ */
+int SSL_get_blocking_mode(SSL *ssl);
+
+/**
+ * A poll descriptor naming an SSL object, for SSL_POLL_ITEM. See SSL_as_poll_descriptor(3).
+ */
+BIO_POLL_DESCRIPTOR SSL_as_poll_descriptor(SSL *ssl);
+
+/**
+ * Reports which of the requested events each item's QUIC listener, connection or stream
+ * has, waiting up to `timeout` ({0,0}: not at all; NULL: until something happens) for at
+ * least one. Items lie `stride` bytes apart. Returns 1 on success (`*result_count` items
+ * have events); 0 when an item cannot be polled (its revents is SSL_POLL_EVENT_F, later
+ * items are zeroed, an error is queued) or an argument is bad. See SSL_poll(3).
+ */
+int SSL_poll(struct SSL_POLL_ITEM *items,
+             size_t num_items,
+             size_t stride,
+             const struct timeval *timeout,
+             uint64_t flags,
+             size_t *result_count);
+
+/**
+ * Reads from the default stream: 1 with `*readbytes` > 0; 0 with SSL_get_error telling
+ * WANT_READ, ZERO_RETURN (FIN) or SSL. See SSL_read_ex(3).
+ */
+int SSL_read_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes);
+
+/**
+ * As SSL_read_ex, returning the byte count or <= 0. See SSL_read(3).
+ */
+int SSL_read(SSL *ssl, void *buf, int num);
+
+/**
+ * Writes to the default stream (created on first write): 1 with `*written`, or 0 with
+ * SSL_get_error. See SSL_write_ex(3).
+ */
+int SSL_write_ex(SSL *ssl, const void *buf, size_t num, size_t *written);
+
+/**
+ * SSL_write_ex with flags: SSL_WRITE_FLAG_CONCLUDE sends FIN after the data.
+ * See SSL_write_ex2(3).
+ */
+int SSL_write_ex2(SSL *ssl, const void *buf, size_t num, uint64_t flags, size_t *written);
+
+/**
+ * As SSL_write_ex, returning the byte count or <= 0. See SSL_write(3).
+ */
+int SSL_write(SSL *ssl, const void *buf, int num);
+
+/**
+ * Sends FIN on the default stream after its buffered data. See SSL_stream_conclude(3).
+ */
+int SSL_stream_conclude(SSL *ssl, uint64_t _flags);
+
+/**
+ * What the last call on `ssl` meant when it returned `ret`: SSL_ERROR_NONE, WANT_READ,
+ * WANT_WRITE, ZERO_RETURN, SSL or SYSCALL. See SSL_get_error(3).
+ */
+int SSL_get_error(const SSL *ssl, int ret);
+
+/**
+ * Shuts the connection down: concludes the default stream, waits until its data is
+ * acknowledged, sends CONNECTION_CLOSE and waits out the closing period. Returns 0 while in
+ * progress, 1 when done (call again until 1; a blocking connection waits). See SSL_shutdown(3).
+ */
+int SSL_shutdown(SSL *ssl);
+
+/**
+ * SSL_shutdown with an application error code and reason, and SSL_SHUTDOWN_FLAG_RAPID (done
+ * once CONNECTION_CLOSE is sent), _NO_STREAM_FLUSH (do not wait for stream data to be
+ * acknowledged), _NO_BLOCK. See SSL_shutdown_ex(3).
+ */
+int SSL_shutdown_ex(SSL *ssl,
+                    uint64_t flags,
+                    const struct SSL_SHUTDOWN_EX_ARGS *args,
+                    size_t _args_len);
+
+/**
+ * As SSL_read_ex, without consuming. See SSL_peek_ex(3).
+ */
+int SSL_peek_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes);
+
+/**
+ * As SSL_peek_ex, returning the byte count or <= 0. See SSL_peek(3).
+ */
+int SSL_peek(SSL *ssl, void *buf, int num);
+
+/**
+ * Bytes readable at once from the stream (or default stream). See SSL_pending(3).
+ */
+int SSL_pending(const SSL *ssl);
+
+/**
+ * 1 if SSL_pending would be positive. See SSL_has_pending(3).
+ */
+int SSL_has_pending(const SSL *ssl);
+
+/**
+ * A QUIC listener on a server context; SSL_LISTENER_FLAG_NO_VALIDATE skips Retry.
+ * See SSL_new_listener(3).
+ */
+SSL *SSL_new_listener(SSL_CTX *ctx, uint64_t flags);
+
+/**
+ * Starts listening (idempotent; implied by the first accept). See SSL_listen(3).
+ */
+int SSL_listen(SSL *ssl);
+
+/**
+ * Peel-off (OpenSSL 4.0, with 4.0.x's fixes): moves the next queued incoming connection of
+ * a QUIC listener into `new_conn`, a fresh connection object from SSL_new (not
+ * thread-assisted), which then keeps the listener alive and completes its handshake in the
+ * listener's domain. 1 when one was moved, 0 when none is queued (never waits), -1 on error
+ * (NULL arguments, a used `new_conn`, or a listener that SSL_accept_connection serves).
+ * See SSL_listen_ex(3).
+ */
+int SSL_listen_ex(SSL *listener, SSL *new_conn);
+
+/**
+ * The next incoming connection (the caller owns the reference). A blocking listener waits
+ * for one unless SSL_ACCEPT_CONNECTION_NO_BLOCK is given; otherwise NULL when none is
+ * queued. See SSL_accept_connection(3).
+ */
+SSL *SSL_accept_connection(SSL *ssl, uint64_t flags);
+
+/**
+ * Connections waiting to be accepted. See SSL_get_accept_connection_queue_len(3).
+ */
+size_t SSL_get_accept_connection_queue_len(SSL *ssl);
+
+/**
+ * 1 for a listener. See SSL_is_listener(3).
+ */
+int SSL_is_listener(SSL *ssl);
+
+/**
+ * 1 for a connection. See SSL_is_connection(3).
+ */
+int SSL_is_connection(SSL *ssl);
+
+/**
+ * The listener itself, or an accepted connection's listener, else NULL. See SSL_get0_listener(3).
+ */
+SSL *SSL_get0_listener(SSL *ssl);
+
+/**
+ * The connection itself (for a connection), else NULL. See SSL_get0_connection(3).
+ */
+SSL *SSL_get0_connection(SSL *ssl);
+
+/**
+ * A domain: listeners made from it (SSL_new_listener_from) share one reactor and one lock,
+ * so one thread can block on or poll all of them. `flags` are SSL_DOMAIN_FLAG_*; without a
+ * threading model the context's flags apply. See SSL_new_domain(3).
+ */
+SSL *SSL_new_domain(SSL_CTX *ctx, uint64_t flags);
+
+/**
+ * A listener with its own network BIOs inside a domain (SSL_LISTENER_FLAG_NO_VALIDATE as
+ * for SSL_new_listener). It keeps the domain alive. See SSL_new_listener_from(3).
+ */
+SSL *SSL_new_listener_from(SSL *ssl, uint64_t flags);
+
+/**
+ * An outgoing client connection on a listener's port (SSL_set1_initial_peer_addr is
+ * required). See SSL_new_from_listener(3).
+ */
+SSL *SSL_new_from_listener(SSL *ssl, uint64_t flags);
+
+/**
+ * 1 for a domain object. See SSL_is_domain(3).
+ */
+int SSL_is_domain(SSL *ssl);
+
+/**
+ * The domain object an object belongs to (itself for a domain), or NULL when its domain
+ * was made implicitly. See SSL_get0_domain(3).
+ */
+SSL *SSL_get0_domain(SSL *ssl);
+
+/**
+ * The flags of the domain this object lives in. See SSL_get_domain_flags(3).
+ */
+int SSL_get_domain_flags(const SSL *ssl, uint64_t *flags);
+
+/**
+ * Makes a TLS object a client (no effect on QUIC objects). See SSL_set_connect_state(3).
+ */
+void SSL_set_connect_state(SSL *ssl);
+
+/**
+ * Makes a TLS object a server (no effect on QUIC objects). See SSL_set_accept_state(3).
+ */
+void SSL_set_accept_state(SSL *ssl);
+
+/**
+ * The negotiated protocol version's name ("TLSv1.2", "TLSv1.3"; QUIC: "TLSv1.3").
+ * See SSL_get_version(3).
+ */
+const char *SSL_get_version(const SSL *ssl);
 
 /**
  * A new client connection on a QUIC client context, or NULL (SSL_new on a server context
@@ -2645,176 +2971,40 @@ int SSL_connect(SSL *ssl);
 int SSL_accept(SSL *ssl);
 
 /**
- * Reads from the default stream: 1 with `*readbytes` > 0; 0 with SSL_get_error telling
- * WANT_READ, ZERO_RETURN (FIN) or SSL. See SSL_read_ex(3).
- */
-int SSL_read_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes);
-
-/**
- * As SSL_read_ex, returning the byte count or <= 0. See SSL_read(3).
- */
-int SSL_read(SSL *ssl, void *buf, int num);
-
-/**
- * Writes to the default stream (created on first write): 1 with `*written`, or 0 with
- * SSL_get_error. See SSL_write_ex(3).
- */
-int SSL_write_ex(SSL *ssl, const void *buf, size_t num, size_t *written);
-
-/**
- * SSL_write_ex with flags: SSL_WRITE_FLAG_CONCLUDE sends FIN after the data.
- * See SSL_write_ex2(3).
- */
-int SSL_write_ex2(SSL *ssl, const void *buf, size_t num, uint64_t flags, size_t *written);
-
-/**
- * As SSL_write_ex, returning the byte count or <= 0. See SSL_write(3).
- */
-int SSL_write(SSL *ssl, const void *buf, int num);
-
-/**
- * Sends FIN on the default stream after its buffered data. See SSL_stream_conclude(3).
- */
-int SSL_stream_conclude(SSL *ssl, uint64_t _flags);
-
-/**
- * What the last call on `ssl` meant when it returned `ret`: SSL_ERROR_NONE, WANT_READ,
- * WANT_WRITE, ZERO_RETURN, SSL or SYSCALL. See SSL_get_error(3).
- */
-int SSL_get_error(const SSL *ssl, int ret);
-
-/**
- * Shuts the connection down: concludes the default stream, waits until its data is
- * acknowledged, sends CONNECTION_CLOSE and waits out the closing period. Returns 0 while in
- * progress, 1 when done (call again until 1; a blocking connection waits). See SSL_shutdown(3).
- */
-int SSL_shutdown(SSL *ssl);
-
-/**
- * SSL_shutdown with an application error code and reason, and SSL_SHUTDOWN_FLAG_RAPID (done
- * once CONNECTION_CLOSE is sent), _NO_STREAM_FLUSH (do not wait for stream data to be
- * acknowledged), _NO_BLOCK. See SSL_shutdown_ex(3).
- */
-int SSL_shutdown_ex(SSL *ssl,
-                    uint64_t flags,
-                    const struct SSL_SHUTDOWN_EX_ARGS *args,
-                    size_t _args_len);
-
-/**
- * Processes network input, timers and output for the object's whole domain. NULL is
- * accepted (returns 1), as OpenSSL's. See SSL_handle_events(3).
- */
-int SSL_handle_events(SSL *ssl);
-
-/**
- * When SSL_handle_events must next be called: `*is_infinite` = 1 when no timer is armed,
- * else `*tv` = time left ({0,0} = now). NULL `s` gives infinite. See SSL_get_event_timeout(3).
- */
-int SSL_get_event_timeout(SSL *ssl, struct timeval *tv, int *is_infinite);
-
-/**
- * The read BIO's poll descriptor. See SSL_get_rpoll_descriptor(3).
- */
-int SSL_get_rpoll_descriptor(SSL *ssl, BIO_POLL_DESCRIPTOR *desc);
-
-/**
- * The write BIO's poll descriptor. See SSL_get_wpoll_descriptor(3).
- */
-int SSL_get_wpoll_descriptor(SSL *ssl, BIO_POLL_DESCRIPTOR *desc);
-
-/**
- * 1: a QUIC object always wants to hear from the network. NULL gives 0.
- * See SSL_net_read_desired(3).
- */
-int SSL_net_read_desired(SSL *ssl);
-
-/**
- * 1 while output waits for the network to accept it (poll the write descriptor, then call
- * SSL_handle_events). NULL gives 0. See SSL_net_write_desired(3).
- */
-int SSL_net_write_desired(SSL *ssl);
-
-/**
- * Blocking (1) or non-blocking (0) calls on this object; objects made from it inherit the
- * mode. Blocking needs network BIOs with poll descriptors (a UDP socket, a pollable
- * datagram pair): otherwise 0 and an error. See SSL_set_blocking_mode(3).
- */
-int SSL_set_blocking_mode(SSL *ssl, int blocking);
-
-/**
- * 1 when calls on this object block (asked for, and possible with its BIOs), 0 when not,
- * -1 on a NULL argument. See SSL_get_blocking_mode(3).
- */
-int SSL_get_blocking_mode(SSL *ssl);
-
-/**
- * A QUIC listener on a server context; SSL_LISTENER_FLAG_NO_VALIDATE skips Retry.
- * See SSL_new_listener(3).
- */
-SSL *SSL_new_listener(SSL_CTX *ctx, uint64_t flags);
-
-/**
- * Starts listening (idempotent; implied by the first accept). See SSL_listen(3).
- */
-int SSL_listen(SSL *ssl);
-
-/**
- * Peel-off (OpenSSL 4.0, with 4.0.x's fixes): moves the next queued incoming connection of
- * a QUIC listener into `new_conn`, a fresh connection object from SSL_new (not
- * thread-assisted), which then keeps the listener alive and completes its handshake in the
- * listener's domain. 1 when one was moved, 0 when none is queued (never waits), -1 on error
- * (NULL arguments, a used `new_conn`, or a listener that SSL_accept_connection serves).
- * See SSL_listen_ex(3).
- */
-int SSL_listen_ex(SSL *listener, SSL *new_conn);
-
-/**
- * The next incoming connection (the caller owns the reference). A blocking listener waits
- * for one unless SSL_ACCEPT_CONNECTION_NO_BLOCK is given; otherwise NULL when none is
- * queued. See SSL_accept_connection(3).
- */
-SSL *SSL_accept_connection(SSL *ssl, uint64_t flags);
-
-/**
- * Connections waiting to be accepted. See SSL_get_accept_connection_queue_len(3).
- */
-size_t SSL_get_accept_connection_queue_len(SSL *ssl);
-
-/**
- * 1 for a listener. See SSL_is_listener(3).
- */
-int SSL_is_listener(SSL *ssl);
-
-/**
- * 1 for a connection. See SSL_is_connection(3).
- */
-int SSL_is_connection(SSL *ssl);
-
-/**
- * The listener itself, or an accepted connection's listener, else NULL. See SSL_get0_listener(3).
- */
-SSL *SSL_get0_listener(SSL *ssl);
-
-/**
- * The connection itself (for a connection), else NULL. See SSL_get0_connection(3).
- */
-SSL *SSL_get0_connection(SSL *ssl);
-
-/**
  * The certificate verification outcome (X509_V_OK = 0). See SSL_get_verify_result(3).
  */
 long SSL_get_verify_result(const SSL *ssl);
 
 /**
- * Text for a verification result code. See X509_verify_cert_error_string(3).
+ * 1 when the handshake resumed a session, on either end (TLS over TCP and QUIC
+ * connections and their streams; 0 for other objects and before the handshake completes). Clients resume
+ * through SSL_set_session, or automatically from their context's cache. See
+ * SSL_session_reused(3).
  */
-const char *X509_verify_cert_error_string(long n);
+int SSL_session_reused(const SSL *ssl);
 
 /**
- * The negotiated ALPN protocol (`*data` NULL and `*len` 0 if none). The pointer stays valid
- * while the connection lives. See SSL_get0_alpn_selected(3).
+ * The server name (SNI) of a TLS connection: on a server the name the client sent (after
+ * the ClientHello), on a client the one SSL_set_tlsext_host_name set; NULL if none. QUIC
+ * objects: NULL with an "unsupported" error. `type` must be TLSEXT_NAMETYPE_host_name. The
+ * string lives as long as the connection. See SSL_get_servername(3).
  */
-void SSL_get0_alpn_selected(const SSL *ssl, const uint8_t **data, unsigned int *len);
+const char *SSL_get_servername(const SSL *ssl, int type);
+
+/**
+ * The context in effect for `ssl`: the one SSL_set_SSL_CTX chose, else the one it was made
+ * from (not a new reference); NULL for NULL. See SSL_get_SSL_CTX(3).
+ */
+SSL_CTX *SSL_get_SSL_CTX(const SSL *ssl);
+
+/**
+ * Switches a TLS connection to `ctx` (NULL: back to the context it was made from; the SSL
+ * keeps a reference): its certificate, key and ALPN callback apply from the next handshake
+ * step, so calling it in the server-name callback serves that context's certificate for
+ * the name asked. Returns `ctx` in effect, or NULL with an error (QUIC objects: an
+ * "unsupported" error). See SSL_set_SSL_CTX(3).
+ */
+SSL_CTX *SSL_set_SSL_CTX(SSL *ssl, SSL_CTX *ctx);
 
 /**
  * Per-connection work the domain has done so far (drives and timer expiries): lets tests
@@ -2902,201 +3092,6 @@ int SSL_get_stream_write_error_code(SSL *ssl, uint64_t *app_error_code);
  * string lives as long as the connection. See SSL_get_conn_close_info(3).
  */
 int SSL_get_conn_close_info(SSL *ssl, struct SSL_CONN_CLOSE_INFO *info, size_t info_len);
-
-/**
- * As SSL_read_ex, without consuming. See SSL_peek_ex(3).
- */
-int SSL_peek_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes);
-
-/**
- * As SSL_peek_ex, returning the byte count or <= 0. See SSL_peek(3).
- */
-int SSL_peek(SSL *ssl, void *buf, int num);
-
-/**
- * Bytes readable at once from the stream (or default stream). See SSL_pending(3).
- */
-int SSL_pending(const SSL *ssl);
-
-/**
- * 1 if SSL_pending would be positive. See SSL_has_pending(3).
- */
-int SSL_has_pending(const SSL *ssl);
-
-/**
- * Sets (or with NULL clears) the callback that receives TLS secrets as NSS key-log lines
- * (as SSLKEYLOGFILE would write them). The `ssl` argument is the connection, except on QUIC
- * server connections (NULL). The callback runs inside the library and must not call back
- * into the same connection. See SSL_CTX_set_keylog_callback(3).
- */
-void SSL_CTX_set_keylog_callback(SSL_CTX *ctx, SSL_CTX_keylog_cb_func cb);
-
-/**
- * Sets (or with NULL clears) the server's ALPN selection callback. It is called during the
- * handshake with the client's offer (wire format) and the listener as `ssl`; it must not
- * call functions on that listener or its connections. Any answer but SSL_TLSEXT_ERR_OK with
- * a protocol ends a QUIC handshake with no_application_protocol, as QUIC requires ALPN.
- * See SSL_CTX_set_alpn_select_cb(3).
- */
-void SSL_CTX_set_alpn_select_cb(SSL_CTX *ctx, SSL_CTX_alpn_select_cb_func cb, void *arg);
-
-/**
- * Picks the first protocol of `server` (in its order) that `client` also lists:
- * OPENSSL_NPN_NEGOTIATED with `*out` pointing into `server`. Without overlap:
- * OPENSSL_NPN_NO_OVERLAP with `*out` at the client's first protocol, or NULL/0 when the client
- * list is empty or malformed. See SSL_select_next_proto(3).
- */
-int SSL_select_next_proto(uint8_t **out,
-                          uint8_t *outlen,
-                          const uint8_t *server,
-                          unsigned int server_len,
-                          const uint8_t *client,
-                          unsigned int client_len);
-
-/**
- * A domain: listeners made from it (SSL_new_listener_from) share one reactor and one lock,
- * so one thread can block on or poll all of them. `flags` are SSL_DOMAIN_FLAG_*; without a
- * threading model the context's flags apply. See SSL_new_domain(3).
- */
-SSL *SSL_new_domain(SSL_CTX *ctx, uint64_t flags);
-
-/**
- * A listener with its own network BIOs inside a domain (SSL_LISTENER_FLAG_NO_VALIDATE as
- * for SSL_new_listener). It keeps the domain alive. See SSL_new_listener_from(3).
- */
-SSL *SSL_new_listener_from(SSL *ssl, uint64_t flags);
-
-/**
- * An outgoing client connection on a listener's port (SSL_set1_initial_peer_addr is
- * required). See SSL_new_from_listener(3).
- */
-SSL *SSL_new_from_listener(SSL *ssl, uint64_t flags);
-
-/**
- * 1 for a domain object. See SSL_is_domain(3).
- */
-int SSL_is_domain(SSL *ssl);
-
-/**
- * The domain object an object belongs to (itself for a domain), or NULL when its domain
- * was made implicitly. See SSL_get0_domain(3).
- */
-SSL *SSL_get0_domain(SSL *ssl);
-
-/**
- * The flags domains made from this context get. See SSL_CTX_set_domain_flags(3).
- */
-int SSL_CTX_set_domain_flags(SSL_CTX *ctx, uint64_t flags);
-
-/**
- * See SSL_CTX_get_domain_flags(3).
- */
-int SSL_CTX_get_domain_flags(const SSL_CTX *ctx, uint64_t *flags);
-
-/**
- * The flags of the domain this object lives in. See SSL_get_domain_flags(3).
- */
-int SSL_get_domain_flags(const SSL *ssl, uint64_t *flags);
-
-/**
- * A poll descriptor naming an SSL object, for SSL_POLL_ITEM. See SSL_as_poll_descriptor(3).
- */
-BIO_POLL_DESCRIPTOR SSL_as_poll_descriptor(SSL *ssl);
-
-/**
- * Reports which of the requested events each item's QUIC listener, connection or stream
- * has, waiting up to `timeout` ({0,0}: not at all; NULL: until something happens) for at
- * least one. Items lie `stride` bytes apart. Returns 1 on success (`*result_count` items
- * have events); 0 when an item cannot be polled (its revents is SSL_POLL_EVENT_F, later
- * items are zeroed, an error is queued) or an argument is bad. See SSL_poll(3).
- */
-int SSL_poll(struct SSL_POLL_ITEM *items,
-             size_t num_items,
-             size_t stride,
-             const struct timeval *timeout,
-             uint64_t flags,
-             size_t *result_count);
-
-/**
- * Sets the session lifetime in seconds; returns the previous one. Recorded: rustls's
- * tickets live 6 hours and its session caches evict by size. See SSL_CTX_set_timeout(3).
- */
-long SSL_CTX_set_timeout(SSL_CTX *ctx, long t);
-
-/**
- * The session lifetime in seconds. See SSL_CTX_get_timeout(3).
- */
-long SSL_CTX_get_timeout(const SSL_CTX *ctx);
-
-/**
- * Sets the session id context (at most 32 bytes). See SSL_CTX_set_session_id_context(3).
- */
-int SSL_CTX_set_session_id_context(SSL_CTX *ctx, const uint8_t *sid, unsigned int len);
-
-/**
- * 1 when the handshake resumed a session, on either end (TLS over TCP and QUIC
- * connections and their streams; 0 for other objects and before the handshake completes). Clients resume
- * through SSL_set_session, or automatically from their context's cache. See
- * SSL_session_reused(3).
- */
-int SSL_session_reused(const SSL *ssl);
-
-/**
- * Records the security level (rustls offers only suites and key sizes level 2 allows).
- * See SSL_CTX_set_security_level(3).
- */
-void SSL_CTX_set_security_level(SSL_CTX *ctx, int level);
-
-/**
- * See SSL_CTX_get_security_level(3).
- */
-int SSL_CTX_get_security_level(const SSL_CTX *ctx);
-
-/**
- * The negotiated cipher suite of a TLS connection, or NULL before the handshake. QUIC
- * objects: NULL with an "unsupported" error (quinn does not tell the suite).
- * See SSL_get_current_cipher(3).
- */
-const SSL_CIPHER *SSL_get_current_cipher(const SSL *ssl);
-
-/**
- * The suite's OpenSSL name ("TLS_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-GCM-SHA256"),
- * or "(NONE)" for NULL. See SSL_CIPHER_get_name(3).
- */
-const char *SSL_CIPHER_get_name(const SSL_CIPHER *c);
-
-/**
- * The server name (SNI) of a TLS connection: on a server the name the client sent (after
- * the ClientHello), on a client the one SSL_set_tlsext_host_name set; NULL if none. QUIC
- * objects: NULL with an "unsupported" error. `type` must be TLSEXT_NAMETYPE_host_name. The
- * string lives as long as the connection. See SSL_get_servername(3).
- */
-const char *SSL_get_servername(const SSL *ssl, int type);
-
-/**
- * Context controls that take a function: SSL_CTRL_SET_TLSEXT_SERVERNAME_CB (53), which
- * SSL_CTX_set_tlsext_servername_callback uses. The callback runs on TLS servers when the
- * ClientHello has arrived (SSL_get_servername tells the name; SSL_set_SSL_CTX switches the
- * connection to another context's certificate); SSL_TLSEXT_ERR_ALERT_FATAL ends the
- * handshake. Other commands return 0 with an "unsupported" error. See
- * SSL_CTX_callback_ctrl(3).
- */
-long SSL_CTX_callback_ctrl(SSL_CTX *ctx, int cmd, void (*fp)(void));
-
-/**
- * The context in effect for `ssl`: the one SSL_set_SSL_CTX chose, else the one it was made
- * from (not a new reference); NULL for NULL. See SSL_get_SSL_CTX(3).
- */
-SSL_CTX *SSL_get_SSL_CTX(const SSL *ssl);
-
-/**
- * Switches a TLS connection to `ctx` (NULL: back to the context it was made from; the SSL
- * keeps a reference): its certificate, key and ALPN callback apply from the next handshake
- * step, so calling it in the server-name callback serves that context's certificate for
- * the name asked. Returns `ctx` in effect, or NULL with an error (QUIC objects: an
- * "unsupported" error). See SSL_set_SSL_CTX(3).
- */
-SSL_CTX *SSL_set_SSL_CTX(SSL *ssl, SSL_CTX *ctx);
 
 /**
  * An SSL BIO over a new SSL of `ctx`, in client (`client` non-zero) or server mode; the
@@ -3334,6 +3329,11 @@ void SSL_CTX_set_client_CA_list(SSL_CTX *ctx, struct stack_st_X509_NAME *list);
  * caller's). 1 on success. See SSL_CTX_add_client_CA(3).
  */
 int SSL_CTX_add_client_CA(SSL_CTX *ctx, X509 *x);
+
+/**
+ * Text for a verification result code. See X509_verify_cert_error_string(3).
+ */
+const char *X509_verify_cert_error_string(long n);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,10 +1,10 @@
 #!/bin/sh
 # Runs every test suite and ends with one line: `N passed, N failed`.
-# Suites: cargo tests, header/link checks, the C tests (plain, ASan/UBSan, valgrind), the
-# threaded C tests under ThreadSanitizer and under valgrind's helgrind, demos, interop with
-# real QUIC peers (aioquic, ngtcp2), TLS over TCP interop (openssl s_client/s_server, Python
-# ssl), hostile TLS peers, OpenSSL's constants, OpenSSL's own programs (tests/openssl), and
-# `make install` with linking through pkg-config (OpenSSL's guide demos, fetched by then).
+# Suites: cargo tests, lint (`make lint`), header/link checks, the C tests (plain, ASan/UBSan,
+# valgrind), the threaded C tests under ThreadSanitizer and under valgrind's helgrind, demos,
+# interop with real QUIC peers (aioquic, ngtcp2), TLS over TCP interop (openssl s_client/s_server,
+# Python ssl), hostile TLS peers, OpenSSL's constants, OpenSSL's own programs (tests/openssl),
+# and `make install` with linking through pkg-config (OpenSSL's guide demos, fetched by then).
 set -u
 cd "$(dirname "$0")/.."
 mkdir -p build
@@ -48,6 +48,8 @@ cargo_tests() {
 }
 
 suite cargo cargo_tests
+# `make lint` (rustfmt --check, clippy -D warnings on all targets): one test.
+suite lint make --no-print-directory lint
 suite header sh tests/check-header.sh
 suite link sh tests/check-link.sh
 suite consts sh tests/check-openssl-consts.sh

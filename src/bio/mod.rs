@@ -8,6 +8,7 @@ pub mod addr;
 pub mod bpair;
 pub mod conn;
 pub mod consts;
+pub mod ctrl;
 pub mod custom;
 pub mod dgram;
 pub mod file;

@@ -6,8 +6,7 @@ use std::ffi::{c_char, c_int, c_void};
 /// ignored. Returns NULL on failure. See OPENSSL_malloc(3); this is CRYPTO_malloc.
 #[unsafe(no_mangle)]
 pub extern "C" fn CRYPTO_malloc(num: usize, _file: *const c_char, _line: c_int) -> *mut c_void {
-    // SAFETY: malloc has no preconditions.
-    unsafe { libc::malloc(num.max(1)) }
+    malloc(num)
 }
 
 /// Allocates `num` zeroed bytes. See OPENSSL_zalloc(3); this is CRYPTO_zalloc.
@@ -53,7 +52,7 @@ pub extern "C" fn OPENSSL_init_crypto(_opts: u64, _settings: *const c_void) -> c
 
 /// Copies a Rust string into memory the caller frees with OPENSSL_free.
 pub(crate) fn c_string(s: &str) -> *mut c_char {
-    let p = CRYPTO_malloc(s.len() + 1, std::ptr::null(), 0).cast::<u8>();
+    let p = malloc(s.len() + 1).cast::<u8>();
     if !p.is_null() {
         // SAFETY: `p` has s.len() + 1 writable bytes.
         unsafe {
@@ -80,4 +79,10 @@ pub extern "C" fn CRYPTO_realloc(
     }
     // SAFETY: `p` is NULL or came from the C allocator; realloc has no other precondition.
     unsafe { libc::realloc(p, num.max(1)) }
+}
+
+/// What CRYPTO_malloc hands out: `num` bytes (at least 1) from the C allocator, or NULL.
+pub(crate) fn malloc(num: usize) -> *mut c_void {
+    // SAFETY: malloc has no preconditions.
+    unsafe { libc::malloc(num.max(1)) }
 }

@@ -50,12 +50,12 @@ thread_local! {
 #[unsafe(no_mangle)]
 pub extern "C" fn ERR_error_string(e: c_ulong, buf: *mut c_char) -> *mut c_char {
     if !buf.is_null() {
-        ERR_error_string_n(e, buf, 256);
+        copy_cstr(&format_code(e as u32, ""), buf, 256);
         return buf;
     }
     STRING_BUF.with(|b| {
         let p = b.borrow_mut().as_mut_ptr();
-        ERR_error_string_n(e, p, 256);
+        copy_cstr(&format_code(e as u32, ""), p, 256);
         p
     })
 }

@@ -3,7 +3,7 @@
 
 use std::ffi::c_int;
 
-use super::ssl::{SSL, ssl_arc, ssl_arg};
+use super::{SSL, ssl_arc, ssl_arg};
 use super::{ffi_entry, mut_arg};
 use crate::ssl::fork;
 
@@ -29,7 +29,7 @@ pub struct OSSLQUIC_ENGINE_STATS {
 /// the child. TLS: plain fork(2). Call it while no other thread uses the domain.
 #[unsafe(no_mangle)]
 pub extern "C" fn OSSLQUIC_fork_connection(conn: *mut SSL) -> c_int {
-    ffi_entry!(OSSLQUIC_fork_connection, -1 => {
+    ffi_entry!(OSSLQUIC_fork_connection, -1, {
         let s = ssl_arc(conn)?;
         fork::fork_connection(&s)
     })
@@ -41,7 +41,7 @@ pub extern "C" fn OSSLQUIC_fork_connection(conn: *mut SSL) -> c_int {
 /// Returns 1, or 0 with an error queued.
 #[unsafe(no_mangle)]
 pub extern "C" fn OSSLQUIC_prefork(obj: *mut SSL, workers: c_int) -> c_int {
-    ffi_entry!(OSSLQUIC_prefork => {
+    ffi_entry!(OSSLQUIC_prefork, {
         fork::prefork(ssl_arg(obj)?, workers)?;
         Ok(1)
     })
@@ -51,7 +51,7 @@ pub extern "C" fn OSSLQUIC_prefork(obj: *mut SSL, workers: c_int) -> c_int {
 /// and random state. Returns 1, or 0 with an error queued.
 #[unsafe(no_mangle)]
 pub extern "C" fn OSSLQUIC_prefork_worker(obj: *mut SSL, index: c_int) -> c_int {
-    ffi_entry!(OSSLQUIC_prefork_worker => {
+    ffi_entry!(OSSLQUIC_prefork_worker, {
         fork::prefork_worker(ssl_arg(obj)?, index)?;
         Ok(1)
     })
@@ -64,7 +64,7 @@ pub extern "C" fn OSSLQUIC_get_engine_stats(
     obj: *mut SSL,
     out: *mut OSSLQUIC_ENGINE_STATS,
 ) -> c_int {
-    ffi_entry!(OSSLQUIC_get_engine_stats => {
+    ffi_entry!(OSSLQUIC_get_engine_stats, {
         let o = mut_arg(out, "out")?;
         let st = fork::engine_stats(ssl_arg(obj)?)?;
         *o = OSSLQUIC_ENGINE_STATS {

@@ -11,13 +11,13 @@ use std::sync::Arc;
 
 use crate::bio::Bio;
 use crate::error::{Error, Result};
+use crate::ssl::{Ssl, SslCtx};
 
 pub mod addr;
 pub mod bio;
 pub mod ciphers;
 pub mod crypto;
 pub mod err;
-pub mod file;
 pub mod fork;
 pub mod session;
 pub mod ssl;
@@ -51,8 +51,16 @@ pub fn guard_with<T>(func: &'static str, fail: T, body: impl FnOnce() -> Result<
     }
 }
 
-/// `ffi_entry!(NAME => { body })` or `ffi_entry!(NAME, failure_value => { body })`.
+/// `ffi_entry!(NAME, { body })` or `ffi_entry!(NAME, failure_value, { body })`: a form
+/// rustfmt formats (both arguments parse as expressions). The `NAME => { body }` arms are the
+/// older form, kept while files still use it.
 macro_rules! ffi_entry {
+    ($name:ident, $body:block) => {
+        $crate::ffi::guard(stringify!($name), || $body)
+    };
+    ($name:ident, $fail:expr, $body:block) => {
+        $crate::ffi::guard_with(stringify!($name), $fail, || $body)
+    };
     ($name:ident => $body:block) => {
         $crate::ffi::guard(stringify!($name), || $body)
     };
@@ -191,5 +199,74 @@ pub fn bio_release(b: *mut BIO) {
     if !b.is_null() {
         // SAFETY: the caller passes a handle it owns one reference of (BIO_free contract).
         unsafe { drop(Arc::from_raw(b as *const Bio)) }
+    }
+}
+
+// ---- SSL handles: an `SSL *` is the data pointer of an `Arc<Ssl>`, an `SSL_CTX *` of an
+// `Arc<SslCtx>`. Here, beside the BIO handles, so every file of ffi/ can name them without
+// importing ffi::ssl.
+
+/// The opaque C type behind `SSL_METHOD *`.
+pub struct ssl_method_st {
+    _opaque: [u8; 0],
+}
+
+pub type SSL_METHOD = ssl_method_st;
+
+/// The opaque C type behind `SSL_CTX *`.
+pub struct ssl_ctx_st {
+    _opaque: [u8; 0],
+}
+
+pub type SSL_CTX = ssl_ctx_st;
+
+/// The opaque C type behind `SSL *`.
+pub struct ssl_st {
+    _opaque: [u8; 0],
+}
+
+pub type SSL = ssl_st;
+
+pub fn ctx_arg<'a>(c: *const SSL_CTX) -> Result<&'a SslCtx> {
+    ref_arg(c as *const SslCtx, "ctx")
+}
+
+pub fn ctx_arc(c: *const SSL_CTX) -> Result<Arc<SslCtx>> {
+    ctx_arg(c)?;
+    // SAFETY: a non-NULL SSL_CTX* came from Arc::into_raw in SSL_CTX_new; the caller holds a ref.
+    unsafe {
+        Arc::increment_strong_count(c as *const SslCtx);
+        Ok(Arc::from_raw(c as *const SslCtx))
+    }
+}
+
+pub fn ssl_arg<'a>(s: *const SSL) -> Result<&'a Ssl> {
+    ref_arg(s as *const Ssl, "ssl")
+}
+
+pub fn ssl_arc(s: *const SSL) -> Result<Arc<Ssl>> {
+    ssl_arg(s)?;
+    // SAFETY: a non-NULL SSL* came from Arc::into_raw; the caller holds a reference.
+    unsafe {
+        Arc::increment_strong_count(s as *const Ssl);
+        Ok(Arc::from_raw(s as *const Ssl))
+    }
+}
+
+pub fn ssl_handle(s: Arc<Ssl>) -> *mut SSL {
+    Arc::into_raw(s) as *mut SSL
+}
+
+/// Takes over the reference the caller passes with a BIO (SSL_set_bio's ownership rule).
+pub fn take_bio(b: *mut BIO) -> Option<Arc<Bio>> {
+    // SAFETY: a non-NULL BIO* came from Arc::into_raw; the caller gives us its reference.
+    (!b.is_null()).then(|| unsafe { Arc::from_raw(b as *const Bio) })
+}
+
+/// Gives up the reference the C caller holds to an SSL object (NULL: nothing).
+pub fn ssl_release(s: *mut SSL) {
+    if !s.is_null() {
+        // SAFETY: the caller passes a handle it owns one reference of (SSL_free contract).
+        unsafe { drop(Arc::from_raw(s as *const Ssl)) }
     }
 }

@@ -6,8 +6,8 @@
 use std::ffi::{c_char, c_int, c_long, c_uchar, c_void};
 use std::sync::Arc;
 
-use super::ssl::{SSL, SSL_CTX};
 use super::{BIO, bio_arg, ffi_entry, guard_with, ref_arg};
+use super::{SSL, SSL_CTX};
 use crate::error::*;
 use crate::ssl::session::{self, PEM_LABEL, PEM_R_NO_START_LINE, Session};
 use crate::ssl::{Ssl, SslCtx};
@@ -53,10 +53,10 @@ fn ctx_arg<'a>(c: *const SSL_CTX) -> Result<&'a SslCtx> {
 /// SSL_get_session(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get_session(ssl: *const SSL) -> *mut SSL_SESSION {
-    ffi_entry!(SSL_get_session => {
-        Ok(ssl_arg(ssl)?
-            .session()
-            .map_or(std::ptr::null_mut(), |s| Arc::as_ptr(&s) as *mut SSL_SESSION))
+    ffi_entry!(SSL_get_session, {
+        Ok(ssl_arg(ssl)?.session().map_or(std::ptr::null_mut(), |s| {
+            Arc::as_ptr(&s) as *mut SSL_SESSION
+        }))
     })
 }
 
@@ -64,8 +64,10 @@ pub extern "C" fn SSL_get_session(ssl: *const SSL) -> *mut SSL_SESSION {
 /// See SSL_get1_session(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get1_session(ssl: *mut SSL) -> *mut SSL_SESSION {
-    ffi_entry!(SSL_get1_session => {
-        Ok(ssl_arg(ssl)?.session().map_or(std::ptr::null_mut(), sess_handle))
+    ffi_entry!(SSL_get1_session, {
+        Ok(ssl_arg(ssl)?
+            .session()
+            .map_or(std::ptr::null_mut(), sess_handle))
     })
 }
 
@@ -80,9 +82,13 @@ pub extern "C" fn SSL_get1_session(ssl: *mut SSL) -> *mut SSL_SESSION {
 /// See SSL_set_session(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_set_session(ssl: *mut SSL, session: *mut SSL_SESSION) -> c_int {
-    ffi_entry!(SSL_set_session => {
+    ffi_entry!(SSL_set_session, {
         let ssl = ssl_arg(ssl)?;
-        let s = if session.is_null() { None } else { Some(sess_arc(session)?) };
+        let s = if session.is_null() {
+            None
+        } else {
+            Some(sess_arc(session)?)
+        };
         ssl.set_session(s)?;
         Ok(1)
     })
@@ -93,8 +99,7 @@ pub extern "C" fn SSL_set_session(ssl: *mut SSL, session: *mut SSL_SESSION) -> c
 pub extern "C" fn SSL_SESSION_free(session: *mut SSL_SESSION) {
     if !session.is_null() {
         guard_with("SSL_SESSION_free", (), || {
-            // SAFETY: the caller gives up one reference it holds.
-            unsafe { drop(Arc::from_raw(session as *const Session)) };
+            sess_release(session);
             Ok(())
         })
     }
@@ -103,7 +108,7 @@ pub extern "C" fn SSL_SESSION_free(session: *mut SSL_SESSION) {
 /// Takes one more reference. Returns 1, or 0 for NULL. See SSL_SESSION_up_ref(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_SESSION_up_ref(session: *mut SSL_SESSION) -> c_int {
-    ffi_entry!(SSL_SESSION_up_ref => {
+    ffi_entry!(SSL_SESSION_up_ref, {
         std::mem::forget(sess_arc(session)?);
         Ok(1)
     })
@@ -114,27 +119,33 @@ pub extern "C" fn SSL_SESSION_up_ref(session: *mut SSL_SESSION) -> c_int {
 /// bytes give 0. See SSL_SESSION_is_resumable(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_SESSION_is_resumable(session: *const SSL_SESSION) -> c_int {
-    ffi_entry!(SSL_SESSION_is_resumable => { Ok(sess_arg(session)?.is_resumable() as c_int) })
+    ffi_entry!(SSL_SESSION_is_resumable, {
+        Ok(sess_arg(session)?.is_resumable() as c_int)
+    })
 }
 
 /// The session's creation time in seconds since the epoch (0 with an error for NULL).
 /// See SSL_SESSION_get_time(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_SESSION_get_time(session: *const SSL_SESSION) -> c_long {
-    ffi_entry!(SSL_SESSION_get_time => { Ok(sess_arg(session)?.time() as c_long) })
+    ffi_entry!(SSL_SESSION_get_time, {
+        Ok(sess_arg(session)?.time() as c_long)
+    })
 }
 
 /// As SSL_SESSION_get_time, as a `time_t`. See SSL_SESSION_get_time_ex(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_SESSION_get_time_ex(session: *const SSL_SESSION) -> libc::time_t {
-    ffi_entry!(SSL_SESSION_get_time_ex => { Ok(sess_arg(session)?.time() as libc::time_t) })
+    ffi_entry!(SSL_SESSION_get_time_ex, {
+        Ok(sess_arg(session)?.time() as libc::time_t)
+    })
 }
 
 /// Sets the creation time (seconds since the epoch; expiry is time + timeout). Returns `t`,
 /// or 0 with an error for NULL or a negative time. See SSL_SESSION_set_time(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_SESSION_set_time(session: *mut SSL_SESSION, t: c_long) -> c_long {
-    ffi_entry!(SSL_SESSION_set_time => {
+    ffi_entry!(SSL_SESSION_set_time, {
         let s = sess_arg(session)?;
         let v = u64::try_from(t).map_err(|_| Error::invalid("negative time"))?;
         s.set_time(v);
@@ -148,7 +159,7 @@ pub extern "C" fn SSL_SESSION_set_time_ex(
     session: *mut SSL_SESSION,
     t: libc::time_t,
 ) -> libc::time_t {
-    ffi_entry!(SSL_SESSION_set_time_ex => {
+    ffi_entry!(SSL_SESSION_set_time_ex, {
         let s = sess_arg(session)?;
         let v = u64::try_from(t).map_err(|_| Error::invalid("negative time"))?;
         s.set_time(v);
@@ -161,7 +172,9 @@ pub extern "C" fn SSL_SESSION_set_time_ex(
 /// SSL_SESSION_get_timeout(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_SESSION_get_timeout(session: *const SSL_SESSION) -> c_long {
-    ffi_entry!(SSL_SESSION_get_timeout => { Ok(sess_arg(session)?.timeout() as c_long) })
+    ffi_entry!(SSL_SESSION_get_timeout, {
+        Ok(sess_arg(session)?.timeout() as c_long)
+    })
 }
 
 /// Sets the lifetime in seconds; a session past time + timeout is not offered (and
@@ -169,7 +182,7 @@ pub extern "C" fn SSL_SESSION_get_timeout(session: *const SSL_SESSION) -> c_long
 /// value. See SSL_SESSION_set_timeout(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_SESSION_set_timeout(session: *mut SSL_SESSION, t: c_long) -> c_long {
-    ffi_entry!(SSL_SESSION_set_timeout => {
+    ffi_entry!(SSL_SESSION_set_timeout, {
         let s = sess_arg(session)?;
         let v = u64::try_from(t).map_err(|_| Error::invalid("negative timeout"))?;
         s.set_timeout(v);
@@ -181,14 +194,18 @@ pub extern "C" fn SSL_SESSION_set_timeout(session: *mut SSL_SESSION, t: c_long) 
 /// osslquic never sends early data). See SSL_SESSION_get_max_early_data(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_SESSION_get_max_early_data(session: *const SSL_SESSION) -> u32 {
-    ffi_entry!(SSL_SESSION_get_max_early_data => { Ok(sess_arg(session)?.max_early_data()) })
+    ffi_entry!(SSL_SESSION_get_max_early_data, {
+        Ok(sess_arg(session)?.max_early_data())
+    })
 }
 
 /// The session's protocol version (TLS1_2_VERSION or TLS1_3_VERSION; 0 with an error for
 /// NULL). See SSL_SESSION_get_protocol_version(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_SESSION_get_protocol_version(session: *const SSL_SESSION) -> c_int {
-    ffi_entry!(SSL_SESSION_get_protocol_version => { Ok(sess_arg(session)?.version as c_int) })
+    ffi_entry!(SSL_SESSION_get_protocol_version, {
+        Ok(sess_arg(session)?.version as c_int)
+    })
 }
 
 /// Sets (or with NULL clears) the callback a client calls for every new session (each TLS
@@ -204,7 +221,7 @@ pub extern "C" fn SSL_CTX_sess_set_new_cb(
     ctx: *mut SSL_CTX,
     cb: Option<unsafe extern "C" fn(*mut SSL, *mut SSL_SESSION) -> c_int>,
 ) {
-    ffi_entry!(SSL_CTX_sess_set_new_cb => {
+    ffi_entry!(SSL_CTX_sess_set_new_cb, {
         let c = ctx_arg(ctx)?;
         let f = cb.map(|f| -> session::NewCb {
             Arc::new(move |ssl, s: &Arc<Session>| {
@@ -231,7 +248,7 @@ pub extern "C" fn SSL_CTX_sess_set_remove_cb(
     ctx: *mut SSL_CTX,
     cb: Option<unsafe extern "C" fn(*mut SSL_CTX, *mut SSL_SESSION)>,
 ) {
-    ffi_entry!(SSL_CTX_sess_set_remove_cb => {
+    ffi_entry!(SSL_CTX_sess_set_remove_cb, {
         let c = ctx_arg(ctx)?;
         let at = ctx as usize;
         let f = cb.map(|f| -> session::RemoveCb {
@@ -252,13 +269,15 @@ pub extern "C" fn SSL_CTX_sess_set_remove_cb(
 /// OPENSSL_free) and sets `*pp`. -1 with an error for NULL `in`. See i2d_SSL_SESSION(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn i2d_SSL_SESSION(session: *const SSL_SESSION, pp: *mut *mut c_uchar) -> c_int {
-    ffi_entry!(i2d_SSL_SESSION, -1 => {
+    ffi_entry!(i2d_SSL_SESSION, -1, {
         let bytes = sess_arg(session)?.encode();
         let n = c_int::try_from(bytes.len()).map_err(|_| Error::internal("session too long"))?;
         // SAFETY: a non-NULL `pp` points at a pointer the caller lets us read and write.
-        let Some(slot) = (unsafe { pp.as_mut() }) else { return Ok(n) };
+        let Some(slot) = (unsafe { pp.as_mut() }) else {
+            return Ok(n);
+        };
         if slot.is_null() {
-            let p = super::crypto::CRYPTO_malloc(bytes.len(), std::ptr::null(), 0).cast::<u8>();
+            let p = super::crypto::malloc(bytes.len()).cast::<u8>();
             if p.is_null() {
                 return Err(Error::new(ERR_LIB_SSL, ERR_R_MALLOC_FAILURE));
             }
@@ -288,7 +307,7 @@ pub extern "C" fn d2i_SSL_SESSION(
     pp: *mut *const c_uchar,
     length: c_long,
 ) -> *mut SSL_SESSION {
-    ffi_entry!(d2i_SSL_SESSION => {
+    ffi_entry!(d2i_SSL_SESSION, {
         // SAFETY: a non-NULL `pp` points at a pointer the caller lets us read and write.
         let slot = unsafe { pp.as_mut() }.ok_or_else(|| Error::null("pp"))?;
         let len = usize::try_from(length).map_err(|_| Error::invalid("negative length"))?;
@@ -305,7 +324,7 @@ pub extern "C" fn d2i_SSL_SESSION(
 /// See PEM_write_bio_SSL_SESSION(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn PEM_write_bio_SSL_SESSION(bp: *mut BIO, session: *const SSL_SESSION) -> c_int {
-    ffi_entry!(PEM_write_bio_SSL_SESSION => {
+    ffi_entry!(PEM_write_bio_SSL_SESSION, {
         let s = sess_arg(session)?;
         bio_arg(bp)?;
         let text = pem::encode_config(
@@ -330,7 +349,7 @@ pub extern "C" fn PEM_read_bio_SSL_SESSION(
     _cb: Option<unsafe extern "C" fn(*mut c_char, c_int, c_int, *mut c_void) -> c_int>,
     _u: *mut c_void,
 ) -> *mut SSL_SESSION {
-    ffi_entry!(PEM_read_bio_SSL_SESSION => {
+    ffi_entry!(PEM_read_bio_SSL_SESSION, {
         bio_arg(bp)?;
         let begin = format!("-----BEGIN {PEM_LABEL}-----");
         let end = format!("-----END {PEM_LABEL}-----");
@@ -369,7 +388,9 @@ const PEM_R_BAD_BASE64_DECODE: u32 = 100;
 fn replace_out(a: *mut *mut SSL_SESSION, s: Arc<Session>) -> *mut SSL_SESSION {
     // SAFETY: a non-NULL `a` points at a session pointer the caller lets us replace.
     if let Some(out) = unsafe { a.as_mut() } {
-        SSL_SESSION_free(*out);
+        if !out.is_null() {
+            sess_release(*out);
+        }
         *out = sess_handle(s.clone());
     }
     sess_handle(s)
@@ -427,4 +448,11 @@ fn bio_line(b: *mut BIO) -> Result<Option<String>> {
             return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
         }
     }
+}
+
+/// Gives up one reference the caller holds to a non-NULL session handle.
+fn sess_release(session: *mut SSL_SESSION) {
+    // SAFETY: a non-NULL SSL_SESSION* came from Arc::into_raw (sess_handle), and the caller
+    // gives up one reference it holds.
+    unsafe { drop(Arc::from_raw(session as *const Session)) };
 }

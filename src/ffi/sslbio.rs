@@ -4,13 +4,15 @@
 //! implements the trait), following bio_ssl.c's ownership rules: with BIO_CLOSE the BIO
 //! frees the SSL it was given; the SSL's read BIO follows the SSL BIO in its chain.
 
-use std::ffi::{c_int, c_long, c_void};
+use std::ffi::{c_int, c_long};
 use std::sync::Arc;
 
-use super::ssl::{SSL, SSL_CTX};
-use super::{BIO, bio_arc, bio_into_handle, ffi_entry, put, ref_arg};
+use super::{
+    BIO, bio_arc, bio_into_handle, ctx_arc, ctx_arg, ffi_entry, ref_arg, ssl_arg, ssl_handle,
+    ssl_release,
+};
+use super::{SSL, SSL_CTX};
 use crate::bio::conn::METHOD_CONNECT;
-use crate::bio::consts::*;
 use crate::bio::filter::{Attached, METHOD_SSL, StreamFilter};
 use crate::bio::{Bio, METHOD_BUFFER};
 use crate::error::*;
@@ -32,7 +34,7 @@ fn ssl_ref(s: *mut SSL) -> Result<Arc<Ssl>> {
 /// any, becomes the next BIO of the chain (the rest of the chain after it), with a
 /// reference the chain holds, as OpenSSL's BIO_set_next after BIO_up_ref (BIO_free_all
 /// releases it).
-fn set_ssl(bio: &Bio, ssl: *mut SSL, close: bool) -> Result<c_long> {
+pub(crate) fn set_ssl(bio: &Bio, ssl: *mut SSL, close: bool) -> Result<c_long> {
     let f = bio
         .filter()
         .ok_or_else(|| Error::internal("not an SSL BIO"))?;
@@ -65,149 +67,27 @@ fn set_ssl(bio: &Bio, ssl: *mut SSL, close: bool) -> Result<c_long> {
     Ok(1)
 }
 
-/// BIO_CTRL_PUSH on an SSL BIO: the BIO now following it becomes its SSL's read and write
-/// BIO (the SSL takes a reference), unless it already is.
-pub(super) fn pushed(bio: &Bio) {
-    let (Some(f), Some(next)) = (bio.filter(), bio.next_bio()) else {
-        return;
-    };
-    let Some(a) = f.attached() else { return };
-    let (r, _) = a.engine.filter_bios();
-    if !r.is_some_and(|r| Arc::ptr_eq(&r, &next)) {
-        a.engine.filter_set_bios(Some(next));
-    }
-}
-
-/// BIO_CTRL_POP on the popped SSL BIO itself: its SSL lets go of its network BIOs.
-pub(super) fn popped(bio: &Bio) {
-    if let Some(a) = bio.filter().and_then(|f| f.attached()) {
-        a.engine.filter_set_bios(None);
-    }
-}
-
-/// BIO_ctrl on a BIO_f_ssl BIO, following bio_ssl.c `ssl_ctrl`: without an SSL everything
-/// but BIO_C_SET_SSL returns 0; commands it does not handle go to the SSL's read BIO.
-pub(super) fn filter_ctrl(
-    bio: &Bio,
-    cmd: c_int,
-    larg: c_long,
-    parg: *mut c_void,
-) -> Result<c_long> {
-    let f = bio
-        .filter()
-        .ok_or_else(|| Error::internal("not an SSL BIO"))?;
-    if cmd == BIO_C_SET_SSL {
-        return set_ssl(bio, parg as *mut SSL, larg != 0);
-    }
-    let Some(a) = f.attached() else {
-        return Ok(0);
-    };
-    let e = &a.engine;
-    let (rbio, wbio) = e.filter_bios();
-    let pass = |b: &Option<Arc<Bio>>| {
-        b.as_ref()
-            .map_or(0, |b| super::bio::BIO_ctrl(b.handle(), cmd, larg, parg))
-    };
-    Ok(match cmd {
-        BIO_CTRL_INFO | BIO_CTRL_DUP | BIO_CTRL_SET_CALLBACK => 0,
-        BIO_CTRL_RESET => {
-            return Err(Error::unsupported(
-                "BIO_reset on an SSL BIO (SSL_clear) is not supported: make a new SSL",
-            ));
-        }
-        BIO_C_SET_SSL_RENEGOTIATE_BYTES
-        | BIO_C_SET_SSL_RENEGOTIATE_TIMEOUT
-        | BIO_C_GET_SSL_NUM_RENEGOTIATES => {
-            return Err(Error::unsupported(
-                "renegotiation is not supported (rustls does not renegotiate)",
-            ));
-        }
-        BIO_C_SSL_MODE => {
-            e.filter_set_client(larg != 0);
-            1
-        }
-        BIO_C_GET_SSL if parg.is_null() => 0,
-        BIO_C_GET_SSL => {
-            put(parg as *mut *mut SSL, a.handle as *mut SSL);
-            1
-        }
-        BIO_CTRL_GET_CLOSE => f.get_close() as c_long,
-        BIO_CTRL_SET_CLOSE => {
-            f.set_close(larg != 0);
-            1
-        }
-        BIO_CTRL_WPENDING => pass(&wbio),
-        BIO_CTRL_PENDING => match e.filter_pending() {
-            0 => pass(&rbio),
-            n => n as c_long,
-        },
-        BIO_CTRL_FLUSH => {
-            bio.clear_retry();
-            let r = pass(&wbio);
-            if let Some(w) = &wbio {
-                bio.set_flags(w.flags() & (BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY));
-                bio.set_retry_reason(w.retry_reason());
-            }
-            r
-        }
-        BIO_CTRL_PUSH => {
-            pushed(bio);
-            1
-        }
-        BIO_CTRL_POP => {
-            if parg == bio.handle().cast() {
-                e.filter_set_bios(None);
-            }
-            1
-        }
-        BIO_C_DO_STATE_MACHINE => match f.handshake(bio) {
-            Ok(()) => 1,
-            Err(e) if e.is_would_block() => -1,
-            Err(e) => {
-                e.queue("BIO_do_handshake");
-                -1
-            }
-        },
-        BIO_CTRL_GET_RPOLL_DESCRIPTOR | BIO_CTRL_GET_WPOLL_DESCRIPTOR => {
-            let d = if cmd == BIO_CTRL_GET_RPOLL_DESCRIPTOR {
-                bio.rpoll()
-            } else {
-                bio.wpoll()
-            };
-            match d {
-                Ok(d) => {
-                    put(parg as *mut crate::bio::msg::BIO_POLL_DESCRIPTOR, d);
-                    1
-                }
-                Err(_) => 0,
-            }
-        }
-        _ => pass(&rbio),
-    })
-}
-
 /// An SSL BIO over a new SSL of `ctx`, in client (`client` non-zero) or server mode; the
 /// BIO owns the SSL (BIO_CLOSE). Push the network BIO after it (BIO_push), or use
 /// BIO_new_ssl_connect. NULL and an error on failure. See BIO_new_ssl(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_new_ssl(ctx: *mut SSL_CTX, client: c_int) -> *mut BIO {
-    ffi_entry!(BIO_new_ssl => {
-        let b = Bio::new(&METHOD_SSL);
-        let s = super::ssl::SSL_new(ctx);
-        if s.is_null() {
-            return Ok(std::ptr::null_mut()); // SSL_new queued why
-        }
-        if client != 0 {
-            super::ssl::SSL_set_connect_state(s);
-        } else {
-            super::ssl::SSL_set_accept_state(s);
-        }
-        if let Err(e) = set_ssl(&b, s, true) {
-            super::ssl::SSL_free(s);
-            return Err(e);
-        }
-        Ok(bio_into_handle(b))
+    ffi_entry!(BIO_new_ssl, {
+        Ok(bio_into_handle(new_ssl_bio(ctx, client != 0)?))
     })
+}
+
+/// An SSL BIO owning (BIO_CLOSE) a new SSL of `ctx` in the given role.
+fn new_ssl_bio(ctx: *mut SSL_CTX, client: bool) -> Result<Arc<Bio>> {
+    let b = Bio::new(&METHOD_SSL);
+    let s = ssl_handle(Ssl::new_client(ctx_arc(ctx)?)?);
+    // SSL_set_connect_state / SSL_set_accept_state.
+    ssl_arg(s)?.set_tls_role(!client, false);
+    if let Err(e) = set_ssl(&b, s, true) {
+        ssl_release(s);
+        return Err(e);
+    }
+    Ok(b)
 }
 
 /// A client SSL BIO chained onto a new connect BIO (which the chain owns): set the peer
@@ -218,37 +98,39 @@ pub extern "C" fn BIO_new_ssl(ctx: *mut SSL_CTX, client: c_int) -> *mut BIO {
 /// connection runs over it. See BIO_new_ssl_connect(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_new_ssl_connect(ctx: *mut SSL_CTX) -> *mut BIO {
-    ffi_entry!(BIO_new_ssl_connect => {
-        let quic = !super::ssl::ctx_arg(ctx)?.method.is_tls();
-        let b = BIO_new_ssl(ctx, 1);
-        if b.is_null() {
-            return Ok(std::ptr::null_mut());
-        }
-        // The chain owns the connect BIO's one reference (BIO_free_all releases it). For a
-        // QUIC context it makes a connected UDP socket, as OpenSSL's does.
-        let con = Bio::new(&METHOD_CONNECT);
-        if quic {
-            con.conn()
-                .expect("connect kind")
-                .set_sock_type(libc::SOCK_DGRAM)?;
-        }
-        super::bio::BIO_push(b, bio_into_handle(con));
-        Ok(b)
+    ffi_entry!(BIO_new_ssl_connect, {
+        Ok(bio_into_handle(new_ssl_connect(ctx)?))
     })
+}
+
+/// A client SSL BIO with a new connect BIO chained after it.
+fn new_ssl_connect(ctx: *mut SSL_CTX) -> Result<Arc<Bio>> {
+    let quic = !ctx_arg(ctx)?.method.is_tls();
+    let b = new_ssl_bio(ctx, true)?;
+    // The chain owns the connect BIO's one reference (BIO_free_all releases it). For a
+    // QUIC context it makes a connected UDP socket, as OpenSSL's does.
+    let con = Bio::new(&METHOD_CONNECT);
+    if quic {
+        con.conn()
+            .expect("connect kind")
+            .set_sock_type(libc::SOCK_DGRAM)?;
+    }
+    Bio::push_chain(&b, Some(&con));
+    std::mem::forget(con);
+    Ok(b)
 }
 
 /// BIO_new_ssl_connect behind a BIO_f_buffer (here a pass-through that adds BIO_gets).
 /// See BIO_new_buffer_ssl_connect(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_new_buffer_ssl_connect(ctx: *mut SSL_CTX) -> *mut BIO {
-    ffi_entry!(BIO_new_buffer_ssl_connect => {
-        let s = BIO_new_ssl_connect(ctx);
-        if s.is_null() {
-            return Ok(std::ptr::null_mut());
-        }
-        let buf = bio_into_handle(Bio::new(&METHOD_BUFFER));
-        super::bio::BIO_push(buf, s);
-        Ok(buf)
+    ffi_entry!(BIO_new_buffer_ssl_connect, {
+        let s = new_ssl_connect(ctx)?;
+        let buf = Bio::new(&METHOD_BUFFER);
+        // The chain holds the SSL BIO's one reference, as BIO_push of a new BIO leaves it.
+        Bio::push_chain(&buf, Some(&s));
+        std::mem::forget(s);
+        Ok(bio_into_handle(buf))
     })
 }
 
@@ -259,7 +141,7 @@ pub extern "C" fn BIO_ssl_shutdown(b: *mut BIO) {
     if b.is_null() {
         return;
     }
-    ffi_entry!(BIO_ssl_shutdown => {
+    ffi_entry!(BIO_ssl_shutdown, {
         let head = bio_arc(b)?;
         let mut cur = Some(head.clone());
         while let Some(x) = cur {

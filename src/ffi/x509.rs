@@ -7,7 +7,7 @@
 use std::ffi::{c_char, c_int, c_long, c_ulong, c_void};
 use std::sync::Arc;
 
-use super::ssl::{SSL, SSL_CTX};
+use super::{SSL, SSL_CTX};
 use super::{bio_arg, cstr_arg, ffi_entry, put, ref_arg};
 use crate::error::*;
 use crate::ssl::ctx::{VerifyCall, VerifyCb};
@@ -124,14 +124,14 @@ fn store<'a>(ctx: *const X509_STORE_CTX) -> Result<&'a mut StoreCtx> {
 /// verify callback. See X509_STORE_CTX_get_error(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn X509_STORE_CTX_get_error(ctx: *const X509_STORE_CTX) -> c_int {
-    ffi_entry!(X509_STORE_CTX_get_error => { Ok(store(ctx)?.error) })
+    ffi_entry!(X509_STORE_CTX_get_error, { Ok(store(ctx)?.error) })
 }
 
 /// Sets the error SSL_get_verify_result will report (X509_V_OK clears it). Only inside a
 /// verify callback. See X509_STORE_CTX_set_error(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn X509_STORE_CTX_set_error(ctx: *mut X509_STORE_CTX, s: c_int) {
-    ffi_entry!(X509_STORE_CTX_set_error => {
+    ffi_entry!(X509_STORE_CTX_set_error, {
         store(ctx)?.error = s;
         Ok(())
     })
@@ -141,7 +141,7 @@ pub extern "C" fn X509_STORE_CTX_set_error(ctx: *mut X509_STORE_CTX, s: c_int) {
 /// See X509_STORE_CTX_get_error_depth(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn X509_STORE_CTX_get_error_depth(ctx: *const X509_STORE_CTX) -> c_int {
-    ffi_entry!(X509_STORE_CTX_get_error_depth => { Ok(store(ctx)?.depth) })
+    ffi_entry!(X509_STORE_CTX_get_error_depth, { Ok(store(ctx)?.depth) })
 }
 
 /// The certificate the call is about (at X509_STORE_CTX_get_error_depth), owned by the
@@ -149,8 +149,11 @@ pub extern "C" fn X509_STORE_CTX_get_error_depth(ctx: *const X509_STORE_CTX) -> 
 /// not send the certificate at that depth. See X509_STORE_CTX_get_current_cert(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn X509_STORE_CTX_get_current_cert(ctx: *const X509_STORE_CTX) -> *mut X509 {
-    ffi_entry!(X509_STORE_CTX_get_current_cert => {
-        Ok(store(ctx)?.cert.as_ref().map_or(std::ptr::null_mut(), |c| Arc::as_ptr(c) as *mut X509))
+    ffi_entry!(X509_STORE_CTX_get_current_cert, {
+        Ok(store(ctx)?
+            .cert
+            .as_ref()
+            .map_or(std::ptr::null_mut(), |c| Arc::as_ptr(c) as *mut X509))
     })
 }
 
@@ -161,9 +164,13 @@ pub extern "C" fn X509_STORE_CTX_get_ex_data(
     ctx: *const X509_STORE_CTX,
     idx: c_int,
 ) -> *mut c_void {
-    ffi_entry!(X509_STORE_CTX_get_ex_data => {
+    ffi_entry!(X509_STORE_CTX_get_ex_data, {
         let sc = store(ctx)?;
-        Ok(if idx == SSL_EX_DATA_IDX { sc.ssl as *mut c_void } else { std::ptr::null_mut() })
+        Ok(if idx == SSL_EX_DATA_IDX {
+            sc.ssl as *mut c_void
+        } else {
+            std::ptr::null_mut()
+        })
     })
 }
 
@@ -178,7 +185,7 @@ pub extern "C" fn SSL_get_ex_data_X509_STORE_CTX_idx() -> c_int {
 /// context's. Set it before the handshake. See SSL_set_verify(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_set_verify(ssl: *mut SSL, mode: c_int, cb: SSL_verify_cb) {
-    ffi_entry!(SSL_set_verify => {
+    ffi_entry!(SSL_set_verify, {
         ref_arg(ssl as *const Ssl, "ssl")?.set_verify(mode, verify_cb(cb))
     })
 }
@@ -187,13 +194,17 @@ pub extern "C" fn SSL_set_verify(ssl: *mut SSL, mode: c_int, cb: SSL_verify_cb) 
 /// See SSL_get_verify_mode(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get_verify_mode(ssl: *const SSL) -> c_int {
-    ffi_entry!(SSL_get_verify_mode => { Ok(ref_arg(ssl as *const Ssl, "ssl")?.verify_mode()) })
+    ffi_entry!(SSL_get_verify_mode, {
+        Ok(ref_arg(ssl as *const Ssl, "ssl")?.verify_mode())
+    })
 }
 
 /// The context's verification mode; 0 for NULL. See SSL_CTX_get_verify_mode(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_CTX_get_verify_mode(ctx: *const SSL_CTX) -> c_int {
-    ffi_entry!(SSL_CTX_get_verify_mode => { Ok(ref_arg(ctx as *const SslCtx, "ctx")?.verify_mode()) })
+    ffi_entry!(SSL_CTX_get_verify_mode, {
+        Ok(ref_arg(ctx as *const SslCtx, "ctx")?.verify_mode())
+    })
 }
 
 // ---- X509 objects
@@ -235,12 +246,8 @@ fn stack_arg<'a>(st: *const OPENSSL_STACK) -> Result<&'a Stack> {
 /// Gives up one reference to a certificate; NULL is a no-op. See X509_free(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn X509_free(x: *mut X509) {
-    ffi_entry!(X509_free => {
-        if !x.is_null() {
-            // SAFETY: a non-NULL X509* came from Arc::into_raw (x509_handle) and the caller
-            // gives up the reference it holds (X509_free contract).
-            unsafe { drop(Arc::from_raw(x as *const crate::x509::Certificate)) }
-        }
+    ffi_entry!(X509_free, {
+        x509_release(x);
         Ok(())
     })
 }
@@ -248,7 +255,7 @@ pub extern "C" fn X509_free(x: *mut X509) {
 /// Takes one more reference to a certificate. Returns 1, 0 for NULL. See X509_up_ref(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn X509_up_ref(x: *mut X509) -> c_int {
-    ffi_entry!(X509_up_ref => {
+    ffi_entry!(X509_up_ref, {
         x509_arg(x)?;
         // SAFETY: a non-NULL X509* came from Arc::into_raw and the caller holds a reference.
         unsafe { Arc::increment_strong_count(x as *const crate::x509::Certificate) };
@@ -260,7 +267,7 @@ pub extern "C" fn X509_up_ref(x: *mut X509) -> c_int {
 /// See X509_get_subject_name(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn X509_get_subject_name(x: *const X509) -> *mut X509_NAME {
-    ffi_entry!(X509_get_subject_name => {
+    ffi_entry!(X509_get_subject_name, {
         Ok(x509_arg(x)?.subject() as *const Name as *mut X509_NAME)
     })
 }
@@ -269,7 +276,7 @@ pub extern "C" fn X509_get_subject_name(x: *const X509) -> *mut X509_NAME {
 /// See X509_get_issuer_name(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn X509_get_issuer_name(x: *const X509) -> *mut X509_NAME {
-    ffi_entry!(X509_get_issuer_name => {
+    ffi_entry!(X509_get_issuer_name, {
         Ok(x509_arg(x)?.issuer() as *const Name as *mut X509_NAME)
     })
 }
@@ -278,7 +285,7 @@ pub extern "C" fn X509_get_issuer_name(x: *const X509) -> *mut X509_NAME {
 /// ASN1_INTEGER_get). NULL for NULL. See X509_get_serialNumber(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn X509_get_serialNumber(x: *mut X509) -> *mut ASN1_INTEGER {
-    ffi_entry!(X509_get_serialNumber => {
+    ffi_entry!(X509_get_serialNumber, {
         Ok(x509_arg(x)?.serial() as *const Integer as *mut ASN1_INTEGER)
     })
 }
@@ -286,7 +293,7 @@ pub extern "C" fn X509_get_serialNumber(x: *mut X509) -> *mut ASN1_INTEGER {
 /// As X509_get_serialNumber, for a const certificate. See X509_get0_serialNumber(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn X509_get0_serialNumber(x: *const X509) -> *const ASN1_INTEGER {
-    ffi_entry!(X509_get0_serialNumber => {
+    ffi_entry!(X509_get0_serialNumber, {
         Ok(x509_arg(x)?.serial() as *const Integer as *const ASN1_INTEGER)
     })
 }
@@ -295,7 +302,7 @@ pub extern "C" fn X509_get0_serialNumber(x: *const X509) -> *const ASN1_INTEGER 
 /// See ASN1_INTEGER_get(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn ASN1_INTEGER_get(a: *const ASN1_INTEGER) -> c_long {
-    ffi_entry!(ASN1_INTEGER_get => {
+    ffi_entry!(ASN1_INTEGER_get, {
         Ok(ref_arg(a as *const Integer, "a")?.get() as c_long)
     })
 }
@@ -311,7 +318,7 @@ pub extern "C" fn X509_NAME_oneline(
     buf: *mut c_char,
     size: c_int,
 ) -> *mut c_char {
-    ffi_entry!(X509_NAME_oneline => {
+    ffi_entry!(X509_NAME_oneline, {
         let name = name_arg(a)?;
         if buf.is_null() {
             let p = super::crypto::c_string(&name.oneline(None));
@@ -343,7 +350,7 @@ pub extern "C" fn X509_NAME_print_ex(
     flags: c_ulong,
 ) -> c_int {
     let fail = if flags == 0 { 0 } else { -1 };
-    ffi_entry!(X509_NAME_print_ex, fail => {
+    ffi_entry!(X509_NAME_print_ex, fail, {
         let bio = bio_arg(out)?;
         let name = name_arg(nm)?;
         let text = name.print_ex(indent.max(0) as usize, flags);
@@ -356,12 +363,8 @@ pub extern "C" fn X509_NAME_print_ex(
 /// no-op. Never pass the name of a certificate (X509_get_subject_name). See X509_NAME_free(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn X509_NAME_free(a: *mut X509_NAME) {
-    ffi_entry!(X509_NAME_free => {
-        if !a.is_null() {
-            // SAFETY: a standalone X509_NAME* came from Box::into_raw (load_client_ca) and the
-            // caller gives it up.
-            unsafe { drop(Box::from_raw(a as *mut Name)) }
-        }
+    ffi_entry!(X509_NAME_free, {
+        name_release(a);
         Ok(())
     })
 }
@@ -379,13 +382,13 @@ pub extern "C" fn PEM_read_bio_X509(
     u: *mut c_void,
 ) -> *mut X509 {
     let _ = (cb, u);
-    ffi_entry!(PEM_read_bio_X509 => {
+    ffi_entry!(PEM_read_bio_X509, {
         let cert = crate::x509::Certificate::read_pem(bio_arg(bp)?)?;
         let h = x509_handle(Arc::new(cert));
         if !x.is_null() {
             // SAFETY: a non-NULL `x` points at an X509* slot of the caller's.
             let old = unsafe { x.read() };
-            X509_free(old);
+            x509_release(old);
         }
         put(x, h);
         Ok(h)
@@ -396,7 +399,7 @@ pub extern "C" fn PEM_read_bio_X509(
 /// See PEM_write_bio_X509(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn PEM_write_bio_X509(bp: *mut super::BIO, x: *const X509) -> c_int {
-    ffi_entry!(PEM_write_bio_X509 => {
+    ffi_entry!(PEM_write_bio_X509, {
         let bio = bio_arg(bp)?;
         let pem = x509_arg(x)?.to_pem();
         write_all(bio, pem.as_bytes())?;
@@ -410,8 +413,8 @@ pub extern "C" fn PEM_write_bio_X509(bp: *mut super::BIO, x: *const X509) -> c_i
 /// queued) if the peer sent none or the handshake is not over. See SSL_get1_peer_certificate(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get1_peer_certificate(s: *const SSL) -> *mut X509 {
-    ffi_entry!(SSL_get1_peer_certificate => {
-        let ssl = super::ssl::ssl_arg(s)?;
+    ffi_entry!(SSL_get1_peer_certificate, {
+        let ssl = super::ssl_arg(s)?;
         Ok(match ssl.peer_certs()?.and_then(|p| p.leaf.clone()) {
             Some(c) => x509_handle(c),
             None => std::ptr::null_mut(),
@@ -426,10 +429,12 @@ pub extern "C" fn SSL_get1_peer_certificate(s: *const SSL) -> *mut X509 {
 /// See SSL_get_peer_cert_chain(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_get_peer_cert_chain(s: *const SSL) -> *mut stack_st_X509 {
-    ffi_entry!(SSL_get_peer_cert_chain => {
-        let ssl = super::ssl::ssl_arg(s)?;
+    ffi_entry!(SSL_get_peer_cert_chain, {
+        let ssl = super::ssl_arg(s)?;
         Ok(match ssl.peer_certs()? {
-            Some(p) if p.leaf.is_some() || p.asked => &p.chain as *const Stack as *mut stack_st_X509,
+            Some(p) if p.leaf.is_some() || p.asked => {
+                &p.chain as *const Stack as *mut stack_st_X509
+            }
             _ => std::ptr::null_mut(),
         })
     })
@@ -440,14 +445,14 @@ pub extern "C" fn SSL_get_peer_cert_chain(s: *const SSL) -> *mut stack_st_X509 {
 /// The number of items; -1 (and an error) for NULL. See OPENSSL_sk_num(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn OPENSSL_sk_num(st: *const OPENSSL_STACK) -> c_int {
-    ffi_entry!(OPENSSL_sk_num, -1 => { Ok(stack_arg(st)?.len() as c_int) })
+    ffi_entry!(OPENSSL_sk_num, -1, { Ok(stack_arg(st)?.len() as c_int) })
 }
 
 /// Item `i` (owned by whoever owns the stack's items); NULL (and an error) for a NULL stack
 /// or an index out of range. See OPENSSL_sk_value(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn OPENSSL_sk_value(st: *const OPENSSL_STACK, i: c_int) -> *mut c_void {
-    ffi_entry!(OPENSSL_sk_value => {
+    ffi_entry!(OPENSSL_sk_value, {
         let st = stack_arg(st)?;
         usize::try_from(i)
             .ok()
@@ -462,7 +467,7 @@ pub extern "C" fn OPENSSL_sk_value(st: *const OPENSSL_STACK, i: c_int) -> *mut c
 /// See OPENSSL_sk_free(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn OPENSSL_sk_free(st: *mut OPENSSL_STACK) {
-    ffi_entry!(OPENSSL_sk_free => {
+    ffi_entry!(OPENSSL_sk_free, {
         if !st.is_null() {
             // SAFETY: a caller-owned stack came from Box::into_raw (stack_handle).
             unsafe { drop(Box::from_raw(st as *mut Stack)) }
@@ -475,18 +480,8 @@ pub extern "C" fn OPENSSL_sk_free(st: *mut OPENSSL_STACK) {
 /// See OPENSSL_sk_pop_free(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn OPENSSL_sk_pop_free(st: *mut OPENSSL_STACK, func: OPENSSL_sk_freefunc) {
-    ffi_entry!(OPENSSL_sk_pop_free => {
-        if st.is_null() {
-            return Ok(());
-        }
-        // SAFETY: as OPENSSL_sk_free: a caller-owned stack from Box::into_raw.
-        let stack = unsafe { Box::from_raw(st as *mut Stack) };
-        if let (Some(f), Stack::Raw(items)) = (func, &*stack) {
-            for &a in items {
-                // SAFETY: the application's free function for the items it owns.
-                unsafe { f(a as *mut c_void) };
-            }
-        }
+    ffi_entry!(OPENSSL_sk_pop_free, {
+        stack_pop_free(st, func);
         Ok(())
     })
 }
@@ -504,7 +499,7 @@ fn stack_handle(s: Stack) -> *mut stack_st_X509_NAME {
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_load_client_CA_file(file: *const c_char) -> *mut stack_st_X509_NAME {
     use rustls::pki_types::{CertificateDer, pem::PemObject};
-    ffi_entry!(SSL_load_client_CA_file => {
+    ffi_entry!(SSL_load_client_CA_file, {
         let path = cstr_arg(file, "file")?;
         let mut names: Vec<Name> = Vec::new();
         let it = CertificateDer::pem_file_iter(path).map_err(|e| {
@@ -512,7 +507,8 @@ pub extern "C" fn SSL_load_client_CA_file(file: *const c_char) -> *mut stack_st_
         })?;
         for der in it {
             let der = der.map_err(|e| {
-                Error::new(ERR_LIB_PEM, crate::x509::PEM_R_BAD_BASE64_DECODE).with(format!("{path}: {e}"))
+                Error::new(ERR_LIB_PEM, crate::x509::PEM_R_BAD_BASE64_DECODE)
+                    .with(format!("{path}: {e}"))
             })?;
             let x = crate::x509::Certificate::from_der(&der)?;
             if !names.iter().any(|n| n.der() == x.subject().der()) {
@@ -523,7 +519,10 @@ pub extern "C" fn SSL_load_client_CA_file(file: *const c_char) -> *mut stack_st_
             return Err(Error::new(ERR_LIB_PEM, crate::x509::PEM_R_NO_START_LINE)
                 .with(format!("{path}: no certificate found")));
         }
-        let items = names.into_iter().map(|n| Box::into_raw(Box::new(n)) as usize).collect();
+        let items = names
+            .into_iter()
+            .map(|n| Box::into_raw(Box::new(n)) as usize)
+            .collect();
         Ok(stack_handle(Stack::Raw(items)))
     })
 }
@@ -533,7 +532,7 @@ pub extern "C" fn SSL_load_client_CA_file(file: *const c_char) -> *mut stack_st_
 /// names are copied). NULL clears the list. See SSL_CTX_set_client_CA_list(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_CTX_set_client_CA_list(ctx: *mut SSL_CTX, list: *mut stack_st_X509_NAME) {
-    ffi_entry!(SSL_CTX_set_client_CA_list => {
+    ffi_entry!(SSL_CTX_set_client_CA_list, {
         let c = ref_arg(ctx as *const SslCtx, "ctx");
         let mut names = Vec::new();
         if !list.is_null() {
@@ -543,7 +542,7 @@ pub extern "C" fn SSL_CTX_set_client_CA_list(ctx: *mut SSL_CTX, list: *mut stack
                     names.push(name_arg(a as *const X509_NAME)?.der().to_vec());
                 }
             }
-            OPENSSL_sk_pop_free(list as *mut OPENSSL_STACK, Some(free_name));
+            stack_pop_free(list as *mut OPENSSL_STACK, Some(free_name));
         }
         c?.set_client_ca(names, false);
         Ok(())
@@ -551,16 +550,65 @@ pub extern "C" fn SSL_CTX_set_client_CA_list(ctx: *mut SSL_CTX, list: *mut stack
 }
 
 unsafe extern "C" fn free_name(a: *mut c_void) {
-    X509_NAME_free(a.cast());
+    name_release(a.cast());
 }
 
 /// Adds the certificate's subject to the CA names a server sends (the certificate stays the
 /// caller's). 1 on success. See SSL_CTX_add_client_CA(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_CTX_add_client_CA(ctx: *mut SSL_CTX, x: *mut X509) -> c_int {
-    ffi_entry!(SSL_CTX_add_client_CA => {
+    ffi_entry!(SSL_CTX_add_client_CA, {
         let c = ref_arg(ctx as *const SslCtx, "ctx")?;
         c.set_client_ca(vec![x509_arg(x)?.subject().der().to_vec()], true);
         Ok(1)
     })
+}
+
+/// Text for a verification result code. See X509_verify_cert_error_string(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn X509_verify_cert_error_string(n: c_long) -> *const c_char {
+    use crate::ssl::ctx::*;
+    let s = match n {
+        X509_V_OK => c"ok",
+        X509_V_ERR_CERT_HAS_EXPIRED => c"certificate has expired",
+        X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT => c"self-signed certificate",
+        X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY => c"unable to get local issuer certificate",
+        X509_V_ERR_CERT_REJECTED => c"certificate rejected",
+        X509_V_ERR_HOSTNAME_MISMATCH => c"hostname mismatch",
+        _ => c"unspecified certificate verification error",
+    };
+    s.as_ptr()
+}
+
+/// Gives up the reference the caller holds to a certificate handle (NULL: nothing).
+fn x509_release(x: *mut X509) {
+    if !x.is_null() {
+        // SAFETY: a non-NULL X509* came from Arc::into_raw (x509_handle) and the caller
+        // gives up the reference it holds (X509_free contract).
+        unsafe { drop(Arc::from_raw(x as *const crate::x509::Certificate)) }
+    }
+}
+
+/// Frees a standalone X509_NAME (NULL: nothing).
+fn name_release(a: *mut X509_NAME) {
+    if !a.is_null() {
+        // SAFETY: a standalone X509_NAME* came from Box::into_raw (load_client_ca) and the
+        // caller gives it up.
+        unsafe { drop(Box::from_raw(a as *mut Name)) }
+    }
+}
+
+/// Frees a stack made here, calling `func` on each item of an application's stack.
+fn stack_pop_free(st: *mut OPENSSL_STACK, func: OPENSSL_sk_freefunc) {
+    if st.is_null() {
+        return;
+    }
+    // SAFETY: as OPENSSL_sk_free: a caller-owned stack from Box::into_raw.
+    let stack = unsafe { Box::from_raw(st as *mut Stack) };
+    if let (Some(f), Stack::Raw(items)) = (func, &*stack) {
+        for &a in items {
+            // SAFETY: the application's free function for the items it owns.
+            unsafe { f(a as *mut c_void) };
+        }
+    }
 }

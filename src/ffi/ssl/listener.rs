@@ -1,0 +1,189 @@
+//! QUIC listeners and domains: creating them, listening, accepting connections, and finding
+//! an object's listener, connection or domain.
+
+use std::ffi::c_int;
+use std::sync::Arc;
+
+use crate::error::*;
+use crate::ffi::{SSL, SSL_CTX, ctx_arc, ffi_entry, put, ssl_arc, ssl_arg, ssl_handle};
+use crate::ssl::*;
+
+pub const SSL_LISTENER_FLAG_NO_VALIDATE: u64 = 1 << 1;
+
+pub const SSL_ACCEPT_CONNECTION_NO_BLOCK: u64 = 1;
+
+/// A QUIC listener on a server context; SSL_LISTENER_FLAG_NO_VALIDATE skips Retry.
+/// See SSL_new_listener(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_new_listener(ctx: *mut SSL_CTX, flags: u64) -> *mut SSL {
+    ffi_entry!(SSL_new_listener, {
+        Ok(ssl_handle(Ssl::new_listener(
+            ctx_arc(ctx)?,
+            flags & SSL_LISTENER_FLAG_NO_VALIDATE == 0,
+        )?))
+    })
+}
+
+/// Starts listening (idempotent; implied by the first accept). See SSL_listen(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_listen(ssl: *mut SSL) -> c_int {
+    ffi_entry!(SSL_listen, {
+        ssl_arg(ssl)?.listen()?;
+        Ok(1)
+    })
+}
+
+/// Peel-off (OpenSSL 4.0, with 4.0.x's fixes): moves the next queued incoming connection of
+/// a QUIC listener into `new_conn`, a fresh connection object from SSL_new (not
+/// thread-assisted), which then keeps the listener alive and completes its handshake in the
+/// listener's domain. 1 when one was moved, 0 when none is queued (never waits), -1 on error
+/// (NULL arguments, a used `new_conn`, or a listener that SSL_accept_connection serves).
+/// See SSL_listen_ex(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_listen_ex(listener: *mut SSL, new_conn: *mut SSL) -> c_int {
+    ffi_entry!(SSL_listen_ex, -1, {
+        let l = ssl_arc(listener)?;
+        let c = ssl_arc(new_conn)?;
+        Ok(l.listen_ex(&c)? as c_int)
+    })
+}
+
+/// The next incoming connection (the caller owns the reference). A blocking listener waits
+/// for one unless SSL_ACCEPT_CONNECTION_NO_BLOCK is given; otherwise NULL when none is
+/// queued. See SSL_accept_connection(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_accept_connection(ssl: *mut SSL, flags: u64) -> *mut SSL {
+    ffi_entry!(SSL_accept_connection, {
+        let l = ssl_arc(ssl)?;
+        let r = l.accept_connection(flags & SSL_ACCEPT_CONNECTION_NO_BLOCK != 0);
+        Ok(ssl_handle(l.note(r, SSL_ERROR_WANT_READ)?))
+    })
+}
+
+/// Connections waiting to be accepted. See SSL_get_accept_connection_queue_len(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get_accept_connection_queue_len(ssl: *mut SSL) -> usize {
+    ffi_entry!(SSL_get_accept_connection_queue_len, {
+        ssl_arg(ssl)?.accept_queue_len()
+    })
+}
+
+/// 1 for a listener. See SSL_is_listener(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_is_listener(ssl: *mut SSL) -> c_int {
+    ffi_entry!(SSL_is_listener, {
+        Ok(ssl_arg(ssl)?.is_listener() as c_int)
+    })
+}
+
+/// 1 for a connection. See SSL_is_connection(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_is_connection(ssl: *mut SSL) -> c_int {
+    ffi_entry!(SSL_is_connection, {
+        let s = ssl_arg(ssl)?;
+        Ok((s.as_conn().is_ok() || matches!(s.kind, Kind::Tls(_))) as c_int)
+    })
+}
+
+/// The listener itself, or an accepted connection's listener, else NULL. See SSL_get0_listener(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get0_listener(ssl: *mut SSL) -> *mut SSL {
+    ffi_entry!(SSL_get0_listener, {
+        let s = ssl_arg(ssl)?;
+        Ok(match &s.kind {
+            Kind::Listener(_) | Kind::TlsListener(_) => ssl,
+            Kind::Domain(_) => std::ptr::null_mut(),
+            Kind::Tls(t) => t
+                .listener
+                .as_ref()
+                .map_or(std::ptr::null_mut(), |l| Arc::as_ptr(l) as *mut SSL),
+            Kind::Conn(c) => c
+                .listener()
+                .map_or(std::ptr::null_mut(), |l| Arc::as_ptr(l) as *mut SSL),
+            Kind::Stream(st) => match &st.conn.kind {
+                Kind::Conn(c) => c
+                    .listener()
+                    .map_or(std::ptr::null_mut(), |l| Arc::as_ptr(l) as *mut SSL),
+                _ => std::ptr::null_mut(),
+            },
+        })
+    })
+}
+
+/// The connection itself (for a connection), else NULL. See SSL_get0_connection(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get0_connection(ssl: *mut SSL) -> *mut SSL {
+    ffi_entry!(SSL_get0_connection, {
+        let s = ssl_arg(ssl)?;
+        Ok(match &s.kind {
+            Kind::Conn(_) | Kind::Tls(_) => ssl,
+            Kind::Stream(st) => Arc::as_ptr(&st.conn) as *mut SSL,
+            Kind::Listener(_) | Kind::Domain(_) | Kind::TlsListener(_) => std::ptr::null_mut(),
+        })
+    })
+}
+
+/// A domain: listeners made from it (SSL_new_listener_from) share one reactor and one lock,
+/// so one thread can block on or poll all of them. `flags` are SSL_DOMAIN_FLAG_*; without a
+/// threading model the context's flags apply. See SSL_new_domain(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_new_domain(ctx: *mut SSL_CTX, flags: u64) -> *mut SSL {
+    ffi_entry!(SSL_new_domain, {
+        Ok(ssl_handle(Ssl::new_domain(ctx_arc(ctx)?, flags)?))
+    })
+}
+
+/// A listener with its own network BIOs inside a domain (SSL_LISTENER_FLAG_NO_VALIDATE as
+/// for SSL_new_listener). It keeps the domain alive. See SSL_new_listener_from(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_new_listener_from(ssl: *mut SSL, flags: u64) -> *mut SSL {
+    ffi_entry!(SSL_new_listener_from, {
+        let d = ssl_arc(ssl)?;
+        Ok(ssl_handle(d.new_listener_from(
+            flags & SSL_LISTENER_FLAG_NO_VALIDATE == 0,
+        )?))
+    })
+}
+
+/// An outgoing client connection on a listener's port (SSL_set1_initial_peer_addr is
+/// required). See SSL_new_from_listener(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_new_from_listener(ssl: *mut SSL, flags: u64) -> *mut SSL {
+    ffi_entry!(SSL_new_from_listener, {
+        if flags != 0 {
+            return Err(Error::ssl(ERR_R_PASSED_INVALID_ARGUMENT)
+                .with("SSL_new_from_listener takes no flags (0)"));
+        }
+        Ok(ssl_handle(ssl_arc(ssl)?.new_from_listener()?))
+    })
+}
+
+/// 1 for a domain object. See SSL_is_domain(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_is_domain(ssl: *mut SSL) -> c_int {
+    ffi_entry!(SSL_is_domain, { Ok(ssl_arg(ssl)?.is_domain() as c_int) })
+}
+
+/// The domain object an object belongs to (itself for a domain), or NULL when its domain
+/// was made implicitly. See SSL_get0_domain(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get0_domain(ssl: *mut SSL) -> *mut SSL {
+    ffi_entry!(SSL_get0_domain, {
+        let s = ssl_arg(ssl)?;
+        if s.is_domain() {
+            return Ok(ssl);
+        }
+        Ok(s.domain_obj()
+            .map_or(std::ptr::null_mut(), |d| Arc::as_ptr(d) as *mut SSL))
+    })
+}
+
+/// The flags of the domain this object lives in. See SSL_get_domain_flags(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get_domain_flags(ssl: *const SSL, flags: *mut u64) -> c_int {
+    ffi_entry!(SSL_get_domain_flags, {
+        let f = ssl_arg(ssl)?.domain().flags;
+        put(flags, f);
+        Ok(1)
+    })
+}
