@@ -20,7 +20,9 @@ fn addr_mut<'a>(p: *mut BIO_ADDR, name: &str) -> Result<&'a mut BioAddr> {
 /// Allocates a cleared address (AF_UNSPEC). Free with BIO_ADDR_free. See BIO_ADDR_new(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_ADDR_new() -> *mut BIO_ADDR {
-    ffi_entry!(BIO_ADDR_new => { Ok(Box::into_raw(Box::new(BioAddr::default())) as *mut BIO_ADDR) })
+    ffi_entry!(BIO_ADDR_new, {
+        Ok(Box::into_raw(Box::new(BioAddr::default())) as *mut BIO_ADDR)
+    })
 }
 
 /// Frees an address. NULL is a no-op. See BIO_ADDR_free(3).
@@ -43,7 +45,7 @@ pub extern "C" fn BIO_ADDR_clear(ap: *mut BIO_ADDR) {
 /// Copies `src` into `dst`. Returns 1, or 0 on NULL. See BIO_ADDR_copy(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_ADDR_copy(dst: *mut BIO_ADDR, src: *const BIO_ADDR) -> c_int {
-    ffi_entry!(BIO_ADDR_copy => {
+    ffi_entry!(BIO_ADDR_copy, {
         let s = *addr(src, "src")?;
         *addr_mut(dst, "dst")? = s;
         Ok(1)
@@ -53,7 +55,9 @@ pub extern "C" fn BIO_ADDR_copy(dst: *mut BIO_ADDR, src: *const BIO_ADDR) -> c_i
 /// A new copy of `ap` (free with BIO_ADDR_free), or NULL. See BIO_ADDR_dup(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_ADDR_dup(ap: *const BIO_ADDR) -> *mut BIO_ADDR {
-    ffi_entry!(BIO_ADDR_dup => { Ok(Box::into_raw(Box::new(*addr(ap, "ap")?)) as *mut BIO_ADDR) })
+    ffi_entry!(BIO_ADDR_dup, {
+        Ok(Box::into_raw(Box::new(*addr(ap, "ap")?)) as *mut BIO_ADDR)
+    })
 }
 
 /// Fills `ap` from a raw address: `where_` is an in_addr, in6_addr (network order) or a Unix
@@ -66,7 +70,7 @@ pub extern "C" fn BIO_ADDR_rawmake(
     wherelen: usize,
     port: u16,
 ) -> c_int {
-    ffi_entry!(BIO_ADDR_rawmake => {
+    ffi_entry!(BIO_ADDR_rawmake, {
         let a = addr_mut(ap, "ap")?;
         let w = super::slice_arg(where_, wherelen, "where")?;
         *a = BioAddr::rawmake(family, w, port)?;
@@ -77,15 +81,17 @@ pub extern "C" fn BIO_ADDR_rawmake(
 /// The address family (AF_INET, AF_INET6, AF_UNIX) or AF_UNSPEC. See BIO_ADDR_family(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_ADDR_family(ap: *const BIO_ADDR) -> c_int {
-    ffi_entry!(BIO_ADDR_family => { Ok(addr(ap, "ap")?.family()) })
+    ffi_entry!(BIO_ADDR_family, { Ok(addr(ap, "ap")?.family()) })
 }
 
 /// Copies the raw address into `p` (if non-NULL) and its length into `*l` (if non-NULL).
 /// Returns 1, or 0 for an unset address. See BIO_ADDR_rawaddress(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_ADDR_rawaddress(ap: *const BIO_ADDR, p: *mut c_void, l: *mut usize) -> c_int {
-    ffi_entry!(BIO_ADDR_rawaddress => {
-        let raw = addr(ap, "ap")?.raw_address().ok_or_else(|| Error::bio(BIO_R_UNSUPPORTED_IP_FAMILY).with("address is unset"))?;
+    ffi_entry!(BIO_ADDR_rawaddress, {
+        let raw = addr(ap, "ap")?
+            .raw_address()
+            .ok_or_else(|| Error::bio(BIO_R_UNSUPPORTED_IP_FAMILY).with("address is unset"))?;
         if !p.is_null() {
             // SAFETY: the caller provides room for the address (size first asked with p = NULL).
             unsafe { std::ptr::copy_nonoverlapping(raw.as_ptr(), p.cast::<u8>(), raw.len()) };
@@ -98,7 +104,7 @@ pub extern "C" fn BIO_ADDR_rawaddress(ap: *const BIO_ADDR, p: *mut c_void, l: *m
 /// The port in network byte order (0 if none). See BIO_ADDR_rawport(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_ADDR_rawport(ap: *const BIO_ADDR) -> u16 {
-    ffi_entry!(BIO_ADDR_rawport => { Ok(addr(ap, "ap")?.raw_port()) })
+    ffi_entry!(BIO_ADDR_rawport, { Ok(addr(ap, "ap")?.raw_port()) })
 }
 
 fn name_info(a: &BioAddr, numeric: bool, want_host: bool) -> Result<String> {
@@ -117,20 +123,24 @@ fn name_info(a: &BioAddr, numeric: bool, want_host: bool) -> Result<String> {
 /// failure. See BIO_ADDR_hostname_string(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_ADDR_hostname_string(ap: *const BIO_ADDR, numeric: c_int) -> *mut c_char {
-    ffi_entry!(BIO_ADDR_hostname_string => { Ok(c_string(&name_info(addr(ap, "ap")?, numeric != 0, true)?)) })
+    ffi_entry!(BIO_ADDR_hostname_string, {
+        Ok(c_string(&name_info(addr(ap, "ap")?, numeric != 0, true)?))
+    })
 }
 
 /// The port (service) as text; free with OPENSSL_free. See BIO_ADDR_service_string(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_ADDR_service_string(ap: *const BIO_ADDR, numeric: c_int) -> *mut c_char {
-    ffi_entry!(BIO_ADDR_service_string => { Ok(c_string(&name_info(addr(ap, "ap")?, numeric != 0, false)?)) })
+    ffi_entry!(BIO_ADDR_service_string, {
+        Ok(c_string(&name_info(addr(ap, "ap")?, numeric != 0, false)?))
+    })
 }
 
 /// The path of a Unix address; free with OPENSSL_free. NULL for other families.
 /// See BIO_ADDR_path_string(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_ADDR_path_string(ap: *const BIO_ADDR) -> *mut c_char {
-    ffi_entry!(BIO_ADDR_path_string => {
+    ffi_entry!(BIO_ADDR_path_string, {
         let a = addr(ap, "ap")?;
         if a.family() != libc::AF_UNIX {
             return Err(Error::bio(BIO_R_UNSUPPORTED_IP_FAMILY).with("not a Unix address"));
@@ -174,35 +184,8 @@ pub extern "C" fn BIO_lookup_ex(
     protocol: c_int,
     res: *mut *mut BIO_ADDRINFO,
 ) -> c_int {
-    ffi_entry!(BIO_lookup_ex => {
-        let out = mut_arg(res, "res")?;
-        *out = std::ptr::null_mut();
-        let host = opt_cstr(host, "host")?;
-        let service = opt_cstr(service, "service")?;
-        if !matches!(family, libc::AF_UNSPEC | libc::AF_INET | libc::AF_INET6 | libc::AF_UNIX) {
-            return Err(Error::bio(BIO_R_UNSUPPORTED_IP_FAMILY).with(format!("family {family}")));
-        }
-        if family == libc::AF_UNIX {
-            let path = host.ok_or_else(|| Error::null("host"))?;
-            let a = BioAddr::rawmake(libc::AF_UNIX, path.as_bytes(), 0)?;
-            let ai = AddrInfo { family, socktype, protocol: 0, addr: a, next: None };
-            *out = Box::into_raw(Box::new(ai)) as *mut BIO_ADDRINFO;
-            return Ok(1);
-        }
-        let chost = host.map(CString::new).transpose().map_err(|_| Error::invalid("host contains NUL"))?;
-        let cserv = service.map(CString::new).transpose().map_err(|_| Error::invalid("service contains NUL"))?;
-        let found = sys::lookup(chost.as_deref(), cserv.as_deref(), lookup_type == BIO_LOOKUP_SERVER, family, socktype, protocol)
-            .map_err(|msg| Error::bio(BIO_R_LOOKUP_RETURNED_NOTHING)
-                .with(format!("{}:{}: {msg}", host.unwrap_or(""), service.unwrap_or(""))))?;
-        let items = found.into_iter().map(|i| AddrInfo { family: i.family, socktype: i.socktype, protocol: i.protocol, addr: i.addr, next: None });
-        let mut head: Option<Box<AddrInfo>> = None;
-        for mut it in items.into_iter().rev() {
-            it.next = head.take();
-            head = Some(Box::new(it));
-        }
-        let head = head.ok_or_else(|| Error::bio(BIO_R_LOOKUP_RETURNED_NOTHING))?;
-        *out = Box::into_raw(head) as *mut BIO_ADDRINFO;
-        Ok(1)
+    ffi_entry!(BIO_lookup_ex, {
+        lookup(host, service, lookup_type, family, socktype, protocol, res)
     })
 }
 
@@ -216,33 +199,110 @@ pub extern "C" fn BIO_lookup(
     socktype: c_int,
     res: *mut *mut BIO_ADDRINFO,
 ) -> c_int {
-    BIO_lookup_ex(host, service, lookup_type, family, socktype, 0, res)
+    ffi_entry!(BIO_lookup, {
+        lookup(host, service, lookup_type, family, socktype, 0, res)
+    })
+}
+
+/// The body of BIO_lookup_ex and BIO_lookup.
+fn lookup(
+    host: *const c_char,
+    service: *const c_char,
+    lookup_type: c_int,
+    family: c_int,
+    socktype: c_int,
+    protocol: c_int,
+    res: *mut *mut BIO_ADDRINFO,
+) -> Result<c_int> {
+    let out = mut_arg(res, "res")?;
+    *out = std::ptr::null_mut();
+    let host = opt_cstr(host, "host")?;
+    let service = opt_cstr(service, "service")?;
+    if !matches!(
+        family,
+        libc::AF_UNSPEC | libc::AF_INET | libc::AF_INET6 | libc::AF_UNIX
+    ) {
+        return Err(Error::bio(BIO_R_UNSUPPORTED_IP_FAMILY).with(format!("family {family}")));
+    }
+    if family == libc::AF_UNIX {
+        let path = host.ok_or_else(|| Error::null("host"))?;
+        let a = BioAddr::rawmake(libc::AF_UNIX, path.as_bytes(), 0)?;
+        let ai = AddrInfo {
+            family,
+            socktype,
+            protocol: 0,
+            addr: a,
+            next: None,
+        };
+        *out = Box::into_raw(Box::new(ai)) as *mut BIO_ADDRINFO;
+        return Ok(1);
+    }
+    let chost = host
+        .map(CString::new)
+        .transpose()
+        .map_err(|_| Error::invalid("host contains NUL"))?;
+    let cserv = service
+        .map(CString::new)
+        .transpose()
+        .map_err(|_| Error::invalid("service contains NUL"))?;
+    let found = sys::lookup(
+        chost.as_deref(),
+        cserv.as_deref(),
+        lookup_type == BIO_LOOKUP_SERVER,
+        family,
+        socktype,
+        protocol,
+    )
+    .map_err(|msg| {
+        Error::bio(BIO_R_LOOKUP_RETURNED_NOTHING).with(format!(
+            "{}:{}: {msg}",
+            host.unwrap_or(""),
+            service.unwrap_or("")
+        ))
+    })?;
+    let items = found.into_iter().map(|i| AddrInfo {
+        family: i.family,
+        socktype: i.socktype,
+        protocol: i.protocol,
+        addr: i.addr,
+        next: None,
+    });
+    let mut head: Option<Box<AddrInfo>> = None;
+    for mut it in items.into_iter().rev() {
+        it.next = head.take();
+        head = Some(Box::new(it));
+    }
+    let head = head.ok_or_else(|| Error::bio(BIO_R_LOOKUP_RETURNED_NOTHING))?;
+    *out = Box::into_raw(head) as *mut BIO_ADDRINFO;
+    Ok(1)
 }
 
 /// The next entry, or NULL at the end (or for NULL). See BIO_ADDRINFO_next(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_ADDRINFO_next(bai: *const BIO_ADDRINFO) -> *const BIO_ADDRINFO {
-    ffi_entry!(BIO_ADDRINFO_next => {
-        Ok(info(bai)?.next.as_deref().map_or(std::ptr::null(), |n| n as *const AddrInfo as *const BIO_ADDRINFO))
+    ffi_entry!(BIO_ADDRINFO_next, {
+        Ok(info(bai)?.next.as_deref().map_or(std::ptr::null(), |n| {
+            n as *const AddrInfo as *const BIO_ADDRINFO
+        }))
     })
 }
 
 /// See BIO_ADDRINFO_family(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_ADDRINFO_family(bai: *const BIO_ADDRINFO) -> c_int {
-    ffi_entry!(BIO_ADDRINFO_family => { Ok(info(bai)?.family) })
+    ffi_entry!(BIO_ADDRINFO_family, { Ok(info(bai)?.family) })
 }
 
 /// See BIO_ADDRINFO_socktype(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_ADDRINFO_socktype(bai: *const BIO_ADDRINFO) -> c_int {
-    ffi_entry!(BIO_ADDRINFO_socktype => { Ok(info(bai)?.socktype) })
+    ffi_entry!(BIO_ADDRINFO_socktype, { Ok(info(bai)?.socktype) })
 }
 
 /// See BIO_ADDRINFO_protocol(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_ADDRINFO_protocol(bai: *const BIO_ADDRINFO) -> c_int {
-    ffi_entry!(BIO_ADDRINFO_protocol => {
+    ffi_entry!(BIO_ADDRINFO_protocol, {
         let i = info(bai)?;
         Ok(if i.protocol != 0 {
             i.protocol
@@ -259,7 +319,9 @@ pub extern "C" fn BIO_ADDRINFO_protocol(bai: *const BIO_ADDRINFO) -> c_int {
 /// The entry's address (owned by the list). See BIO_ADDRINFO_address(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_ADDRINFO_address(bai: *const BIO_ADDRINFO) -> *const BIO_ADDR {
-    ffi_entry!(BIO_ADDRINFO_address => { Ok(&info(bai)?.addr as *const BioAddr as *const BIO_ADDR) })
+    ffi_entry!(BIO_ADDRINFO_address, {
+        Ok(&info(bai)?.addr as *const BioAddr as *const BIO_ADDR)
+    })
 }
 
 /// Frees the whole list. NULL is a no-op. See BIO_ADDRINFO_free(3).
@@ -313,14 +375,17 @@ fn apply_options(sock: c_int, options: c_int) -> Result<()> {
 /// See BIO_connect(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_connect(sock: c_int, addr_: *const BIO_ADDR, options: c_int) -> c_int {
-    ffi_entry!(BIO_connect => {
+    ffi_entry!(BIO_connect, {
         let a = addr(addr_, "addr")?;
         if options & BIO_SOCK_NONBLOCK != 0 {
             sys::set_nonblocking(sock, true).map_err(|e| sys_err(BIO_R_CONNECT_ERROR, e))?;
         }
         apply_options(sock, options)?;
         if let Err(e) = sys::connect(sock, a) {
-            if matches!(e.raw_os_error(), Some(libc::EINPROGRESS | libc::EALREADY | libc::EINTR | libc::EAGAIN)) {
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EINPROGRESS | libc::EALREADY | libc::EINTR | libc::EAGAIN)
+            ) {
                 return Err(Error::would_block());
             }
             return Err(sys_err(BIO_R_CONNECT_ERROR, e));
@@ -333,7 +398,7 @@ pub extern "C" fn BIO_connect(sock: c_int, addr_: *const BIO_ADDR, options: c_in
 /// See BIO_bind(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_bind(sock: c_int, addr_: *const BIO_ADDR, options: c_int) -> c_int {
-    ffi_entry!(BIO_bind => {
+    ffi_entry!(BIO_bind, {
         let a = addr(addr_, "addr")?;
         bind(sock, a, options)?;
         Ok(1)
@@ -352,10 +417,12 @@ fn bind(sock: c_int, a: &BioAddr, options: c_int) -> Result<()> {
 /// socket. Returns 1 or 0. See BIO_listen(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_listen(sock: c_int, addr_: *const BIO_ADDR, options: c_int) -> c_int {
-    ffi_entry!(BIO_listen => {
+    ffi_entry!(BIO_listen, {
         let a = addr(addr_, "addr")?;
-        let socktype = sys::sock_type(sock).map_err(|e| sys_err(BIO_R_UNABLE_TO_LISTEN_SOCKET, e))?;
-        sys::set_nonblocking(sock, options & BIO_SOCK_NONBLOCK != 0).map_err(|e| sys_err(BIO_R_UNABLE_TO_LISTEN_SOCKET, e))?;
+        let socktype =
+            sys::sock_type(sock).map_err(|e| sys_err(BIO_R_UNABLE_TO_LISTEN_SOCKET, e))?;
+        sys::set_nonblocking(sock, options & BIO_SOCK_NONBLOCK != 0)
+            .map_err(|e| sys_err(BIO_R_UNABLE_TO_LISTEN_SOCKET, e))?;
         if socktype != libc::SOCK_DGRAM {
             apply_options(sock, options)?;
         }
@@ -395,7 +462,7 @@ pub extern "C" fn BIO_accept_ex(accept_sock: c_int, addr_: *mut BIO_ADDR, option
 /// Closes a socket. Returns 1, or 0 with an error. See BIO_closesocket(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_closesocket(sock: c_int) -> c_int {
-    ffi_entry!(BIO_closesocket => {
+    ffi_entry!(BIO_closesocket, {
         if sock < 0 {
             return Err(Error::invalid(format!("bad socket {sock}")));
         }
@@ -407,8 +474,9 @@ pub extern "C" fn BIO_closesocket(sock: c_int) -> c_int {
 /// Sets (mode != 0) or clears non-blocking mode. Returns 1 or 0. See BIO_socket_nbio(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_socket_nbio(fd: c_int, mode: c_int) -> c_int {
-    ffi_entry!(BIO_socket_nbio => {
-        sys::set_nonblocking(fd, mode != 0).map_err(|e| Error::sys(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    ffi_entry!(BIO_socket_nbio, {
+        sys::set_nonblocking(fd, mode != 0)
+            .map_err(|e| Error::sys(e.raw_os_error().unwrap_or(libc::EIO)))?;
         Ok(1)
     })
 }
@@ -425,9 +493,8 @@ pub extern "C" fn BIO_sock_error(sock: c_int) -> c_int {
 /// Turns TCP_NODELAY on or off. Returns 1 or 0. See BIO_set_tcp_ndelay(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_set_tcp_ndelay(sock: c_int, turn_on: c_int) -> c_int {
-    ffi_entry!(BIO_set_tcp_ndelay => {
-        sys::set_nodelay(sock, turn_on != 0)
-            .map_err(|e| sys_err(BIO_R_UNABLE_TO_NODELAY, e))?;
+    ffi_entry!(BIO_set_tcp_ndelay, {
+        sys::set_nodelay(sock, turn_on != 0).map_err(|e| sys_err(BIO_R_UNABLE_TO_NODELAY, e))?;
         Ok(1)
     })
 }
@@ -442,14 +509,17 @@ pub union BIO_sock_info_u {
 /// See BIO_sock_info(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn BIO_sock_info(sock: c_int, r#type: c_int, info: *mut BIO_sock_info_u) -> c_int {
-    ffi_entry!(BIO_sock_info => {
+    ffi_entry!(BIO_sock_info, {
         let i = mut_arg(info, "info")?;
         if r#type != BIO_SOCK_INFO_ADDRESS {
-            return Err(Error::unsupported(format!("BIO_sock_info type {type}", type = r#type)));
+            return Err(Error::unsupported(
+                format!("BIO_sock_info type {type}", type = r#type),
+            ));
         }
         // SAFETY: the only union member.
         let out = addr_mut(unsafe { i.addr }, "info->addr")?;
-        *out = sys::local_addr(sock).map_err(|e| Error::sys(e.raw_os_error().unwrap_or(libc::EIO)))?;
+        *out =
+            sys::local_addr(sock).map_err(|e| Error::sys(e.raw_os_error().unwrap_or(libc::EIO)))?;
         Ok(1)
     })
 }

@@ -61,12 +61,6 @@ macro_rules! ffi_entry {
     ($name:ident, $fail:expr, $body:block) => {
         $crate::ffi::guard_with(stringify!($name), $fail, || $body)
     };
-    ($name:ident => $body:block) => {
-        $crate::ffi::guard(stringify!($name), || $body)
-    };
-    ($name:ident, $fail:expr => $body:block) => {
-        $crate::ffi::guard_with(stringify!($name), $fail, || $body)
-    };
 }
 pub(crate) use ffi_entry;
 

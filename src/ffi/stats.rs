@@ -15,7 +15,7 @@ use crate::error::{ERR_R_UNSUPPORTED, Error};
 /// built without the `lock-tracking` cargo feature (the default: figures cost time).
 #[unsafe(no_mangle)]
 pub extern "C" fn OSSLQUIC_lock_stats(buf: *mut c_char, len: usize) -> usize {
-    ffi_entry!(OSSLQUIC_lock_stats => {
+    ffi_entry!(OSSLQUIC_lock_stats, {
         let text = crate::sync::lock_stats().ok_or_else(not_built)?;
         let out = slice_arg_mut(buf.cast(), len, "buf")?;
         if let Some(room) = out.len().checked_sub(1) {
@@ -31,7 +31,7 @@ pub extern "C" fn OSSLQUIC_lock_stats(buf: *mut c_char, len: usize) -> usize {
 /// error queued without the `lock-tracking` feature.
 #[unsafe(no_mangle)]
 pub extern "C" fn OSSLQUIC_lock_stats_reset() -> c_int {
-    ffi_entry!(OSSLQUIC_lock_stats_reset => {
+    ffi_entry!(OSSLQUIC_lock_stats_reset, {
         if !crate::sync::reset_lock_stats() {
             return Err(not_built());
         }
