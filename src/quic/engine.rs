@@ -626,6 +626,7 @@ impl Engine {
                     }
                     Event::Stream(StreamEvent::Opened { dir }) => {
                         self.touched.push((id, Note::Incoming));
+                        transport::grow_streams(&mut c.q, dir);
                         while let Some(id) = c.q.streams().accept(dir) {
                             match c
                                 .reject_incoming
