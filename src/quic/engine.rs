@@ -733,6 +733,12 @@ impl Engine {
         s
     }
 
+    /// Frees the transmit scratch buffer (quinn reserves room for `MAX_TX_PER_DRIVE`
+    /// datagrams in it); the next drive that sends allocates it again.
+    pub fn release_scratch(&mut self) {
+        self.scratch = Vec::new();
+    }
+
     /// Clears the buffer of transmitted datagrams after the reactor sent them.
     pub fn clear_out(&mut self) {
         self.out.clear();

@@ -23,6 +23,8 @@ const RX_BATCH: usize = 32;
 const RX_SLOT: usize = 2048;
 /// Most receive batches per tick: bounded work, the rest waits for the next tick.
 const RX_ROUNDS: usize = 32;
+/// How far off a client engine's next timer must be for it to give its buffers back.
+const IDLE_BUFFERS: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Where datagrams from an unaddressed BIO are said to come from: never put on the wire.
 pub const UNADDRESSED_PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9);
@@ -208,6 +210,23 @@ impl Port {
         }
         self.engine.handle_timeouts(now);
         self.run(now);
+        self.release_idle_buffers(now);
+    }
+
+    /// A client engine with nothing due within `IDLE_BUFFERS` gives its I/O buffers back:
+    /// the receive batch and quinn's transmit buffer, 141 KiB that an OpenSSL client
+    /// connection (its own engine and port) otherwise keeps for life (issue 13). A
+    /// listener's are shared by all its connections and kept.
+    fn release_idle_buffers(&mut self, now: Instant) {
+        let soon = self
+            .engine
+            .next_timeout()
+            .is_some_and(|t| t < now + IDLE_BUFFERS);
+        if soon || self.engine.is_server() || self.backlogged() || self.engine.has_work() {
+            return;
+        }
+        self.rxbuf = Vec::new();
+        self.engine.release_scratch();
     }
 
     /// Drives the connections with work and sends their output; while the network refuses
