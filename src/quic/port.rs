@@ -64,6 +64,8 @@ pub struct Port {
     pub defer: bool,
     pub pending: bool,
     pub sendq: Arc<SendQueue>,
+    /// A client engine gave its I/O buffers back once (see `release_idle_buffers`).
+    released: bool,
 }
 
 /// Output taken out of the engine: datagrams and GSO runs in `txbuf`, for `wbio`.
@@ -153,6 +155,7 @@ impl Port {
             defer: false,
             pending: false,
             sendq: Arc::default(),
+            released: false,
         }
     }
 
@@ -215,16 +218,23 @@ impl Port {
 
     /// A client engine with nothing due within `IDLE_BUFFERS` gives its I/O buffers back:
     /// the receive batch and quinn's transmit buffer, 141 KiB that an OpenSSL client
-    /// connection (its own engine and port) otherwise keeps for life (issue 13). A
+    /// connection (its own engine and port) otherwise keeps for life (issue 13). Once only:
+    /// the first quiet moment is the end of the handshake's exchanges, and a connection that
+    /// works after that keeps them (a request/response client is quiet between every
+    /// response and its next request, and would allocate them again each time). A
     /// listener's are shared by all its connections and kept.
     fn release_idle_buffers(&mut self, now: Instant) {
+        if self.released || self.engine.is_server() || self.engine.conns.is_empty() {
+            return;
+        }
         let soon = self
             .engine
             .next_timeout()
             .is_some_and(|t| t < now + IDLE_BUFFERS);
-        if soon || self.engine.is_server() || self.backlogged() || self.engine.has_work() {
+        if soon || self.backlogged() || self.engine.has_work() {
             return;
         }
+        self.released = true;
         self.rxbuf = Vec::new();
         self.engine.release_scratch();
     }
