@@ -7,7 +7,8 @@
 #   BENCH_QUIC_HS_SECS     seconds per handshake round (default 1)
 #   BENCH_QUIC_BULK_BYTES  bytes of the bulk transfer (default 200000000)
 #   BENCH_QUIC_IDLE_CONNS  idle connections (default 10000; fewer if they do not fit the setup cap)
-#   BENCH_QUIC_IDLE_SECS   idle measurement window (default 10)
+#   BENCH_QUIC_IDLE_SECS   idle measurement window (default 10); the idle run also gives the
+#                          memory per idle connection (quinn-proto's: `quinn_bench memory`)
 #   BENCH_QUIC_MT_SECS     timed seconds per run of the threaded vs single-thread figure (default 5)
 #   BENCH_QUIC_MT_ROUNDS   runs of each server mode, interleaved (default 2)
 #   BENCH_QUIC_MT_CONNS    concurrent client connections (default 64)
@@ -152,6 +153,24 @@ if [ "$ONLY" = all ] || [ "$ONLY" = idle ]; then
                "quic SSL_poll", "zero timeout", p1, pk, k, pk / p1, (pk <= 3 * p1) ? "ok" : "MISSED")
         printf("%-16s %-20s %8.2f us for %d idle items (%.1f ns/item over one), %d per-connection ticks\n",
                "", "", pa, n, n > 1 ? 1000 * (pa - p1) / (n - 1) : 0, t)
+    }'
+    # Memory per idle connection (issue 13): heap in use per connection, ours from the idle run
+    # above, quinn-proto's from the same number of connections made in memory.
+    m=$(timeout -k 5 120 "$QB" --certs "$CERTS" memory "$(kv "$o" conns)") || fail "quinn_bench memory"
+    echo
+    echo "== Memory per idle connection: heap in use (glibc mallinfo2: every arena + mmapped chunks) per"
+    echo "   established idle connection, KiB. Ours: each process of the idle run above, from just before"
+    echo "   its first connection to the end of setup and settling (clients: one SSL object, domain and"
+    echo "   UDP socket each). quinn-proto: the same number of connections in memory (one client"
+    echo "   Endpoint each), quinn's default transport settings with the same stream limits"
+    echo "   (1000 bidi + 1000 uni the peer may open); server after the clients are dropped."
+    awk -v o="$(kv "$o" server_heap_kb)" -v r="$(kv "$m" server_heap_kb)" -v or="$(kv "$o" server_rss_kb)" \
+        -v co="$(kv "$o" client_heap_kb)" -v cr="$(kv "$m" client_heap_kb)" -v cor="$(kv "$o" client_rss_kb)" 'BEGIN {
+        printf("%-16s %-20s %8.1f KiB   | %-20s %8.1f KiB   | ratio %6.3fx (goal <= 40 KiB) %s\n",
+               "quic memory", "osslquic server", o, "quinn-proto server", r, o / r, (o <= 40) ? "ok" : "MISSED")
+        printf("%-16s %-20s %8.1f KiB   | %-20s %8.1f KiB   | ratio %6.3fx (lower is better)\n",
+               "", "osslquic client", co, "quinn-proto client", cr, co / cr)
+        printf("%-16s %-20s server %.1f KiB, client %.1f KiB per connection\n", "  RSS (same run)", "osslquic", or, cor)
     }'
     # Setup is a handshake figure over UDP as a by-product: the server side's CPU per connection.
     awk -v o="$(kv "$o" setup_cpu_listener)" -v on="$(kv "$o" conns)" -v r="$(kv "$r" setup_cpu_server)" \

@@ -21,7 +21,12 @@
  * loop woke up. The clients keep running their loop meanwhile (their CPU is shown too). Prints
  *   idle osslquic conns=N secs=S listener_cpu=C ticks=T wakeups=W client_cpu=C setup=S
  *        setup_cpu_listener=C setup_cpu_clients=C
- * (the last two: each process's CPU from its start to the end of setup and settling).
+ * (the last two: each process's CPU from its start to the end of setup and settling),
+ *        ... server_heap_kb=H server_rss_kb=R client_heap_kb=H client_rss_kb=R
+ * memory per established idle connection, in KiB: heap in use (glibc's mallinfo2, every
+ * arena plus mmapped chunks) and resident set, each as the growth of its process from just
+ * before the first connection to the end of setup and settling, divided by the connections
+ * (listener: accepted; clients: connected, each with its own SSL object, domain and socket).
  * Every wait is bounded; a watchdog alarm ends either process if anything hangs.
  */
 #ifndef _GNU_SOURCE
@@ -33,6 +38,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -67,6 +73,27 @@ static double cpu_s(void)
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
            (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Bytes this process has allocated and not freed (glibc's count over every arena, plus
+ * mmapped chunks): what a connection holds, whatever the allocator keeps cached. */
+static double heap_bytes(void)
+{
+    struct mallinfo2 m = mallinfo2();
+    return (double)m.uordblks + (double)m.hblkhd;
+}
+
+/* Resident set size in bytes (what the first figures were). */
+static double rss_bytes(void)
+{
+    long pages = 0, res = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%ld %ld", &pages, &res) != 2)
+            res = 0;
+        fclose(f);
+    }
+    return (double)res * (double)sysconf(_SC_PAGESIZE);
 }
 
 static const char *cert(const char *name)
@@ -191,7 +218,7 @@ static int listener(int port_w, int go_r, int res_w, size_t n, double secs)
     double t_end = 0, c0 = 0, hard_end = now_s() + 120;
     uint64_t ticks0 = 0, wakeups = 0;
     char line[256];
-    double setup_cpu = 0;
+    double setup_cpu = 0, heap0, rss0, heap1 = 0, rss1 = 0;
 
     if (fd < 0 || conns == NULL)
         return fail("listener", "cannot bind a UDP socket on 127.0.0.1");
@@ -202,6 +229,8 @@ static int listener(int port_w, int go_r, int res_w, size_t n, double secs)
     l = SSL_new_listener(ctx, SSL_LISTENER_FLAG_NO_VALIDATE);
     if (l == NULL || !SSL_set_blocking_mode(l, 0) || !SSL_set_fd(l, fd) || !SSL_listen(l))
         return fail("listener", "listener setup failed");
+    heap0 = heap_bytes();
+    rss0 = rss_bytes();
     snprintf(line, sizeof(line), "%u\n", port);
     if (write(port_w, line, strlen(line)) < 0)
         return fail("listener", "cannot report the port");
@@ -234,6 +263,8 @@ static int listener(int port_w, int go_r, int res_w, size_t n, double secs)
             if (!read_line(go_r, line, sizeof(line), now_s() + 1))
                 return fail("listener", "lost the clients");
             measuring = 1;
+            heap1 = heap_bytes();
+            rss1 = rss_bytes();
             c0 = cpu_s();
             setup_cpu = c0;
             ticks0 = OSSLQUIC_SSL_get_conn_ticks(l);
@@ -248,8 +279,10 @@ static int listener(int port_w, int go_r, int res_w, size_t n, double secs)
         p1 = poll_cost(conns, accepted ? 1 : 0);
         p1000 = poll_cost(conns, accepted < 1000 ? accepted : 1000);
         pall = poll_cost(conns, accepted);
-        snprintf(line, sizeof(line), "%zu %.4f %" PRIu64 " %" PRIu64 " %.2f %.3f %.3f %.3f %" PRIu64 "\n", accepted,
-                 cpu, t1 - ticks0, wakeups, setup_cpu, p1, p1000, pall, OSSLQUIC_SSL_get_conn_ticks(l) - t1);
+        double k = accepted ? 1024.0 * (double)accepted : 1;
+        snprintf(line, sizeof(line), "%zu %.4f %" PRIu64 " %" PRIu64 " %.2f %.3f %.3f %.3f %" PRIu64 " %.2f %.2f\n",
+                 accepted, cpu, t1 - ticks0, wakeups, setup_cpu, p1, p1000, pall, OSSLQUIC_SSL_get_conn_ticks(l) - t1,
+                 (heap1 - heap0) / k, (rss1 - rss0) / k);
     }
     return write(res_w, line, strlen(line)) > 0;
     /* The process exits next: its connections go with it, no need to free them one by one. */
@@ -344,7 +377,7 @@ int main(int argc, char **argv)
     char line[256];
     size_t i, accepted = 0;
     unsigned long long ticks = 0, wakeups = 0, pollticks = 0;
-    double poll1 = 0, poll1000 = 0, pollall = 0;
+    double poll1 = 0, poll1000 = 0, pollall = 0, heap0, rss0, cheap, crss, lheap = 0, lrss = 0;
 
     while ((opt = getopt(argc, argv, "n:s:u:c:")) != -1) {
         switch (opt) {
@@ -417,6 +450,8 @@ int main(int argc, char **argv)
         cl[i].due = INFINITY;
     }
     ncl = n;
+    heap0 = heap_bytes();
+    rss0 = rss_bytes();
 
     /* Setup: handshakes, at most INFLIGHT at once, until all are up or the cap. */
     t0 = now_s();
@@ -435,6 +470,8 @@ int main(int argc, char **argv)
             cli_round(settle_end);
     }
     csetup = cpu_s();
+    cheap = (heap_bytes() - heap0) / 1024.0 / (double)(connected ? connected : 1);
+    crss = (rss_bytes() - rss0) / 1024.0 / (double)(connected ? connected : 1);
     if (connected < ncl)
         fprintf(stderr, "quic_idle: %zu of %zu connections up within %.0f s; measuring those\n", connected, ncl,
                 setup_cap);
@@ -450,16 +487,17 @@ int main(int argc, char **argv)
     }
     ccpu = cpu_s() - c0;
     if (!read_line(res_p[0], line, sizeof(line), now_s() + 10) ||
-        sscanf(line, "%zu %lf %llu %llu %lf %lf %lf %lf %llu", &accepted, &lcpu, &ticks, &wakeups, &lsetup, &poll1,
-               &poll1000, &pollall, &pollticks) != 9) {
+        sscanf(line, "%zu %lf %llu %llu %lf %lf %lf %lf %llu %lf %lf", &accepted, &lcpu, &ticks, &wakeups, &lsetup,
+               &poll1, &poll1000, &pollall, &pollticks, &lheap, &lrss) != 11) {
         fprintf(stderr, "quic_idle: no result from the listener\n");
         goto out;
     }
     printf("idle osslquic conns=%zu secs=%.0f listener_cpu=%.4f ticks=%llu wakeups=%llu client_cpu=%.4f "
            "setup=%.1f setup_cpu_listener=%.2f setup_cpu_clients=%.2f poll1_us=%.3f poll1000_us=%.3f "
-           "pollall_us=%.3f poll_ticks=%llu\n",
+           "pollall_us=%.3f poll_ticks=%llu server_heap_kb=%.2f server_rss_kb=%.2f client_heap_kb=%.2f "
+           "client_rss_kb=%.2f\n",
            accepted < connected ? accepted : connected, secs, lcpu, ticks, wakeups, ccpu, t_setup, lsetup, csetup,
-           poll1, poll1000, pollall, pollticks);
+           poll1, poll1000, pollall, pollticks, lheap, lrss, cheap, crss);
     ok = 1;
 out:
     /* Bounded reap: the listener exits once it has reported. */

@@ -4,6 +4,7 @@
 //!   cargo run --release --example quinn_bench -- [--certs DIR] bulk [BYTES]
 //!   cargo run --release --example quinn_bench -- [--certs DIR] handshakes [SECONDS]
 //!   cargo run --release --example quinn_bench -- [--certs DIR] idle [CONNS] [SECONDS]
+//!   cargo run --release --example quinn_bench -- [--certs DIR] memory [CONNS]
 //!
 //! bulk: quinn (tokio, one current-thread runtime per process) moves BYTES (default
 //!   200,000,000) from a server process (this program re-run as `bulk-server`) to the client
@@ -21,12 +22,21 @@
 //!   CPU (getrusage) over SECONDS while the connections sit idle. Prints
 //!   `idle quinn conns=N secs=S server_cpu=C setup=S setup_cpu_server=C` (the last: the server
 //!   process's CPU from its start to the measurement).
+//! memory: quinn-proto alone, one thread, no sockets, a virtual clock: one server `Endpoint`
+//!   and CONNS clients, each with its own `Endpoint` (as each osslquic client `SSL` has its
+//!   own), connected one after another; each pair runs until its handshake is done and its
+//!   timers are quiet for 1 s of virtual time (acks, HANDSHAKE_DONE, MTU probes), then sits
+//!   idle. Heap in use (glibc's mallinfo2) is read before, with everything up, and after the
+//!   clients are dropped; prints `memory quinn-proto conns=N server_heap_kb=S client_heap_kb=C`
+//!   (KiB per connection). quinn's own defaults (`TransportConfig::default()`) with the stream
+//!   limits osslquic offers its peers (1000 bidi + 1000 uni), as quinn users would configure.
 //!
 //! Both sides use the same certificates (CERTDIR/chain.pem, key.pem, ca.pem; the client
 //! verifies the server), ALPN "osslqbench", TLS 1.3 on ring, and the transport settings
-//! osslquic applies to every connection (src/ssl/ctx.rs `transport()`: 30 s idle timeout,
-//! 8 MiB stream / 32 MiB connection receive windows, 32 MiB send window), so what differs is
-//! the implementation, not the tuning. Every wait is bounded.
+//! osslquic applies to every connection (src/quic/transport.rs `config()`: 30 s idle timeout,
+//! 8 MiB stream / 32 MiB connection receive windows, 32 MiB send window, 100 + 100 streams
+//! offered at first), so what differs is the implementation, not the tuning (except
+//! `memory`, above). Every wait is bounded.
 
 use std::error::Error;
 use std::io::{BufRead, BufReader, Write};
@@ -62,9 +72,10 @@ fn main() {
         Some("handshakes") => handshakes(&certs, num(1, 2.0)),
         Some("idle") => idle_client(&certs, num(1, 10000.0) as usize, num(2, 10.0)),
         Some("idle-server") => idle_server(&certs, num(1, 10000.0) as usize, num(2, 10.0)),
+        Some("memory") => memory(&certs, num(1, 1000.0) as usize),
         _ => {
             eprintln!(
-                "usage: quinn_bench [--certs DIR] bulk [BYTES] | handshakes [SECONDS] | idle [CONNS] [SECONDS]"
+                "usage: quinn_bench [--certs DIR] bulk [BYTES] | handshakes [SECONDS] | idle [CONNS] [SECONDS] | memory [CONNS]"
             );
             std::process::exit(2);
         }
@@ -77,15 +88,18 @@ fn main() {
 
 // ---- configuration shared by every figure
 
-/// Same values as osslquic's `transport()` in src/ssl/ctx.rs.
+/// Same values as osslquic's `transport::config()` in src/quic/transport.rs, including its
+/// first stream offer (100 of each direction; osslquic raises it to 1000 as the peer uses
+/// streams, which none of these figures do), so that a handshake costs both the same stream
+/// state.
 fn transport() -> quinn_proto::TransportConfig {
     let mut t = quinn_proto::TransportConfig::default();
     t.max_idle_timeout(Some(quinn_proto::VarInt::from_u32(30_000).into()));
     t.stream_receive_window(quinn_proto::VarInt::from_u32(8 << 20));
     t.receive_window(quinn_proto::VarInt::from_u32(32 << 20));
     t.send_window(32 << 20);
-    t.max_concurrent_bidi_streams(quinn_proto::VarInt::from_u32(1000));
-    t.max_concurrent_uni_streams(quinn_proto::VarInt::from_u32(1000));
+    t.max_concurrent_bidi_streams(quinn_proto::VarInt::from_u32(100));
+    t.max_concurrent_uni_streams(quinn_proto::VarInt::from_u32(100));
     t
 }
 
@@ -611,5 +625,214 @@ fn idle_client(certs: &str, n: usize, secs: f64) -> Res<()> {
     println!(
         "idle quinn conns={n} secs={secs} server_cpu={scpu:.4} setup={setup:.1} setup_cpu_server={ssetup:.2}"
     );
+    Ok(())
+}
+
+// ---- memory per idle connection: quinn-proto alone, in memory, virtual clock
+
+/// Bytes allocated and not freed (every glibc arena plus mmapped chunks), as
+/// bench/quic_idle.c reads them.
+fn heap_bytes() -> f64 {
+    // SAFETY: mallinfo2 only reads the allocator's statistics.
+    let m = unsafe { libc::mallinfo2() };
+    (m.uordblks + m.hblkhd) as f64
+}
+
+/// quinn's defaults with the stream limits osslquic offers.
+fn memory_transport() -> Arc<quinn_proto::TransportConfig> {
+    let mut t = quinn_proto::TransportConfig::default();
+    t.max_concurrent_bidi_streams(quinn_proto::VarInt::from_u32(1000));
+    t.max_concurrent_uni_streams(quinn_proto::VarInt::from_u32(1000));
+    Arc::new(t)
+}
+
+/// Drives one connection: endpoint events, due timers, application events; its datagrams
+/// go to `out`. Returns whether it reported `Connected`.
+fn memory_drive(
+    ep: &mut quinn_proto::Endpoint,
+    ch: quinn_proto::ConnectionHandle,
+    c: &mut quinn_proto::Connection,
+    now: Instant,
+    out: &mut Vec<Bytes>,
+) -> bool {
+    let mut connected = false;
+    let mut buf = Vec::new();
+    if c.poll_timeout().is_some_and(|t| t <= now) {
+        c.handle_timeout(now);
+    }
+    loop {
+        let mut progress = false;
+        while let Some(ev) = c.poll_endpoint_events() {
+            progress = true;
+            if let Some(cev) = ep.handle_event(ch, ev) {
+                c.handle_event(cev);
+            }
+        }
+        while let Some(ev) = c.poll() {
+            progress = true;
+            connected |= matches!(ev, quinn_proto::Event::Connected);
+        }
+        loop {
+            buf.clear();
+            let Some(t) = c.poll_transmit(now, 10, &mut buf) else {
+                break;
+            };
+            progress = true;
+            let seg = t.segment_size.unwrap_or(t.size);
+            for d in buf[..t.size].chunks(seg) {
+                out.push(Bytes::copy_from_slice(d));
+            }
+        }
+        if !progress {
+            return connected;
+        }
+    }
+}
+
+/// Hands one datagram to an endpoint; a new connection is accepted into `accepted`.
+fn memory_recv(
+    ep: &mut quinn_proto::Endpoint,
+    conns: &mut std::collections::HashMap<quinn_proto::ConnectionHandle, quinn_proto::Connection>,
+    accepted: &mut Option<quinn_proto::ConnectionHandle>,
+    now: Instant,
+    from: SocketAddr,
+    d: Bytes,
+    out: &mut Vec<Bytes>,
+) {
+    let mut buf = Vec::new();
+    match ep.handle(now, from, None, None, BytesMut::from(&d[..]), &mut buf) {
+        Some(quinn_proto::DatagramEvent::ConnectionEvent(ch, ev)) => {
+            if let Some(c) = conns.get_mut(&ch) {
+                c.handle_event(ev);
+            }
+        }
+        Some(quinn_proto::DatagramEvent::NewConnection(inc)) => {
+            match ep.accept(inc, now, &mut buf, None) {
+                Ok((ch, c)) => {
+                    conns.insert(ch, c);
+                    *accepted = Some(ch);
+                }
+                Err(e) => {
+                    if let Some(t) = e.response {
+                        out.push(Bytes::copy_from_slice(&buf[..t.size]));
+                    }
+                }
+            }
+        }
+        Some(quinn_proto::DatagramEvent::Response(t)) => {
+            out.push(Bytes::copy_from_slice(&buf[..t.size]))
+        }
+        None => {}
+    }
+}
+
+fn memory(certs: &str, n: usize) -> Res<()> {
+    let mut sc = server_config(certs)?;
+    sc.transport_config(memory_transport());
+    let mut cc = client_config(certs)?;
+    cc.transport_config(memory_transport());
+    let mut now = Instant::now();
+    let mut server = quinn_proto::Endpoint::new(
+        Arc::new(quinn_proto::EndpointConfig::default()),
+        Some(Arc::new(sc)),
+        true,
+        None,
+    );
+    let mut sconns = std::collections::HashMap::new();
+    type Client = (
+        quinn_proto::Endpoint,
+        std::collections::HashMap<quinn_proto::ConnectionHandle, quinn_proto::Connection>,
+    );
+    let mut clients: Vec<Client> = Vec::with_capacity(n);
+    let settle = Duration::from_secs(1);
+    let heap0 = heap_bytes();
+    for i in 0..n {
+        // Each client on its own address, as each osslquic client has its own socket.
+        let caddr = SocketAddr::from((Ipv4Addr::LOCALHOST, 10000 + (i % 50000) as u16));
+        let caddr = SocketAddr::new(
+            std::net::IpAddr::V4(Ipv4Addr::new(127, 1 + (i / 50000) as u8, 0, 1)),
+            caddr.port(),
+        );
+        let mut cep = quinn_proto::Endpoint::new(
+            Arc::new(quinn_proto::EndpointConfig::default()),
+            None,
+            true,
+            None,
+        );
+        let (cch, cconn) = cep.connect(now, cc.clone(), SERVER_ADDR, "localhost")?;
+        let mut cconns = std::collections::HashMap::new();
+        cconns.insert(cch, cconn);
+        let mut sch: Option<quinn_proto::ConnectionHandle> = None;
+        let (mut cup, mut sup) = (false, false);
+        let mut quiet_since = now;
+        let give_up = now + Duration::from_secs(10);
+        loop {
+            let mut to_server = Vec::new();
+            let mut to_client = Vec::new();
+            let c = cconns.get_mut(&cch).ok_or("client connection lost")?;
+            cup |= memory_drive(&mut cep, cch, c, now, &mut to_server);
+            for d in to_server.drain(..) {
+                memory_recv(
+                    &mut server,
+                    &mut sconns,
+                    &mut sch,
+                    now,
+                    caddr,
+                    d,
+                    &mut to_client,
+                );
+            }
+            if let Some(h) = sch {
+                let s = sconns.get_mut(&h).ok_or("server connection lost")?;
+                sup |= memory_drive(&mut server, h, s, now, &mut to_client);
+            }
+            let quiet = to_client.is_empty();
+            let mut ignored = None;
+            for d in to_client.drain(..) {
+                memory_recv(
+                    &mut cep,
+                    &mut cconns,
+                    &mut ignored,
+                    now,
+                    SERVER_ADDR,
+                    d,
+                    &mut to_server,
+                );
+            }
+            if !quiet {
+                quiet_since = now;
+                continue;
+            }
+            // Nothing in flight: jump the clock to the next timer of the pair, unless both
+            // are up and it lies beyond the settling time (the idle timeout does).
+            let c = cconns.get_mut(&cch).ok_or("client connection lost")?;
+            let mut next = c.poll_timeout();
+            if let Some(s) = sch.and_then(|h| sconns.get_mut(&h)) {
+                next = match (next, s.poll_timeout()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            match next {
+                Some(t) if !(cup && sup && t > quiet_since + settle) => now = now.max(t),
+                _ if cup && sup => break,
+                _ => return Err("a handshake stalled".into()),
+            }
+            if now > give_up {
+                return Err("a handshake did not complete in 10 s".into());
+            }
+        }
+        clients.push((cep, cconns));
+    }
+    let heap1 = heap_bytes();
+    drop(clients);
+    let heap2 = heap_bytes();
+    let kib = |b: f64| b / 1024.0 / n.max(1) as f64;
+    println!(
+        "memory quinn-proto conns={n} server_heap_kb={:.2} client_heap_kb={:.2}",
+        kib(heap2 - heap0),
+        kib(heap1 - heap2)
+    );
+    drop((server, sconns));
     Ok(())
 }

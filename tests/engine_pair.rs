@@ -246,6 +246,106 @@ fn many_streams_both_directions() {
     });
 }
 
+/// Stream limits are offered lazily (quic/transport.rs): a new connection offers
+/// INITIAL_STREAMS of each direction and raises the offer as the peer uses it. A peer still
+/// gets MAX_STREAMS (1000) bidi and 1000 uni streams open at once, every byte delivered, and
+/// not one more.
+#[test]
+fn peer_opens_a_thousand_streams_each_way_at_once() {
+    // quic/transport.rs's INITIAL_STREAMS and MAX_STREAMS (crate-private, so that cbindgen
+    // keeps them out of the C header).
+    const INITIAL_STREAMS: u64 = 100;
+    const MAX_STREAMS: u64 = 1000;
+    let mut p = Pair::new(Link::delay_ms(5), false, 11);
+    let (cch, sch, _) = p.handshake();
+    let payload = |id: StreamId| {
+        let v = VarInt::from(id).into_inner();
+        pattern(v, 50 + (v % 300) as usize)
+    };
+    let dirs = [Dir::Bi, Dir::Uni];
+    // A fresh connection offers INITIAL_STREAMS of each direction, no more.
+    let mut opened: [Vec<StreamId>; 2] = [Vec::new(), Vec::new()];
+    for d in dirs {
+        while let Some(id) = p.client.open_stream(cch, d) {
+            opened[d as usize].push(id);
+        }
+        assert_eq!(
+            opened[d as usize].len() as u64,
+            INITIAL_STREAMS,
+            "{d:?} offered at first"
+        );
+    }
+    // Open up to MAX_STREAMS of each as the server raises its offer; write each stream's bytes
+    // but conclude none, so that all are open at once.
+    let mut written: HashMap<StreamId, usize> = HashMap::new();
+    let mut s_in = Inbox::default();
+    let all_open = |p: &Pair, s_in: &Inbox, written: &HashMap<StreamId, usize>| {
+        s_in.streams.len() as u64 == 2 * MAX_STREAMS
+            && s_in
+                .streams
+                .iter()
+                .all(|(id, st)| st.data.len() == payload(*id).len())
+            && written.len() as u64 == 2 * MAX_STREAMS
+            && written.iter().all(|(id, n)| *n == payload(*id).len())
+            && p.client.conns[&cch].open_blocked.iter().all(|b| *b)
+    };
+    p.run_until("1000 + 1000 streams open", Duration::from_secs(60), |p| {
+        for d in dirs {
+            while (opened[d as usize].len() as u64) < MAX_STREAMS
+                && !p.client.conns[&cch].open_blocked[d as usize]
+            {
+                match p.client.open_stream(cch, d) {
+                    Some(id) => opened[d as usize].push(id),
+                    None => break,
+                }
+            }
+        }
+        for id in opened.iter().flatten() {
+            let want = payload(*id);
+            let n = written.entry(*id).or_insert(0);
+            while *n < want.len() {
+                match write(&mut p.client, cch, *id, &want[*n..]) {
+                    Ok(k) => *n += k,
+                    Err(WriteError::Blocked) => break,
+                    Err(e) => panic!("write on {id} failed: {e:?}"),
+                }
+            }
+        }
+        s_in.pump(&mut p.server, sch);
+        // Try past the limit too: the 1001st must be refused (open_blocked stays set).
+        if opened.iter().all(|o| o.len() as u64 == MAX_STREAMS) {
+            for d in dirs {
+                if !p.client.conns[&cch].open_blocked[d as usize] {
+                    assert_eq!(p.client.open_stream(cch, d), None, "{d:?} beyond the limit");
+                }
+            }
+        }
+        all_open(p, &s_in, &written)
+    });
+    for d in dirs {
+        let q = &mut conn(&mut p.server, sch).q;
+        assert_eq!(q.max_concurrent_streams(d), MAX_STREAMS, "{d:?} offer");
+        assert_eq!(
+            q.streams().remote_open_streams(d),
+            MAX_STREAMS,
+            "{d:?} open at once"
+        );
+    }
+    assert!(s_in.streams.values().all(|st| !st.fin));
+    // Conclude them all: every byte and FIN arrives, in order, on the right stream.
+    for id in opened.iter().flatten() {
+        finish(&mut p.client, cch, *id);
+    }
+    p.run_until("2000 streams concluded", Duration::from_secs(60), |p| {
+        s_in.pump(&mut p.server, sch);
+        s_in.finished() as u64 == 2 * MAX_STREAMS
+    });
+    for (id, st) in &s_in.streams {
+        assert_eq!(id.initiator(), Side::Client);
+        assert!(st.data == payload(*id), "{id}: content differs");
+    }
+}
+
 #[test]
 fn conclude_reset_and_stop() {
     let mut p = Pair::new(Link::delay_ms(5), false, 4);

@@ -665,6 +665,7 @@ impl Engine {
                     }
                     Event::Stream(StreamEvent::Opened { dir }) => {
                         self.touched.push((id, Note::Incoming));
+                        transport::grow_streams(&mut c.q, dir);
                         while let Some(id) = c.q.streams().accept(dir) {
                             match c
                                 .reject_incoming
@@ -769,6 +770,12 @@ impl Engine {
         c.open_blocked[dir as usize] = s.is_none();
         self.mark(id);
         s
+    }
+
+    /// Frees the transmit scratch buffer (quinn reserves room for `MAX_TX_PER_DRIVE`
+    /// datagrams in it); the next drive that sends allocates it again.
+    pub fn release_scratch(&mut self) {
+        self.scratch = Vec::new();
     }
 
     /// Clears the buffer of transmitted datagrams after the reactor sent them.

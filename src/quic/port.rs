@@ -23,6 +23,8 @@ const RX_BATCH: usize = 32;
 const RX_SLOT: usize = 2048;
 /// Most receive batches per tick: bounded work, the rest waits for the next tick.
 const RX_ROUNDS: usize = 32;
+/// How far off a client engine's next timer must be for it to give its buffers back.
+const IDLE_BUFFERS: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Where datagrams from an unaddressed BIO are said to come from: never put on the wire.
 pub const UNADDRESSED_PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9);
@@ -62,6 +64,8 @@ pub struct Port {
     pub defer: bool,
     pub pending: bool,
     pub sendq: Arc<SendQueue>,
+    /// A client engine gave its I/O buffers back once (see `release_idle_buffers`).
+    released: bool,
 }
 
 /// Output taken out of the engine: datagrams and GSO runs in `txbuf`, for `wbio`.
@@ -153,6 +157,7 @@ impl Port {
             defer: false,
             pending: false,
             sendq: Arc::default(),
+            released: false,
         }
     }
 
@@ -210,6 +215,30 @@ impl Port {
         }
         self.engine.handle_timeouts(now);
         self.run(now);
+        self.release_idle_buffers(now);
+    }
+
+    /// A client engine with nothing due within `IDLE_BUFFERS` gives its I/O buffers back:
+    /// the receive batch and quinn's transmit buffer, 141 KiB that an OpenSSL client
+    /// connection (its own engine and port) otherwise keeps for life (issue 13). Once only:
+    /// the first quiet moment is the end of the handshake's exchanges, and a connection that
+    /// works after that keeps them (a request/response client is quiet between every
+    /// response and its next request, and would allocate them again each time). A
+    /// listener's are shared by all its connections and kept.
+    fn release_idle_buffers(&mut self, now: Instant) {
+        if self.released || self.engine.is_server() || self.engine.conns.is_empty() {
+            return;
+        }
+        let soon = self
+            .engine
+            .next_timeout()
+            .is_some_and(|t| t < now + IDLE_BUFFERS);
+        if soon || self.backlogged() || self.engine.has_work() {
+            return;
+        }
+        self.released = true;
+        self.rxbuf = Vec::new();
+        self.engine.release_scratch();
     }
 
     /// Drives the connections with work and sends their output; while the network refuses
