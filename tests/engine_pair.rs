@@ -287,12 +287,12 @@ fn peer_opens_a_thousand_streams_each_way_at_once() {
                 .all(|(id, st)| st.data.len() == payload(*id).len())
             && written.len() as u64 == 2 * MAX_STREAMS
             && written.iter().all(|(id, n)| *n == payload(*id).len())
-            && p.client.conns[&cch].open_blocked.iter().all(|b| *b)
+            && p.client.conn(cch).unwrap().open_blocked.iter().all(|b| *b)
     };
     p.run_until("1000 + 1000 streams open", Duration::from_secs(60), |p| {
         for d in dirs {
             while (opened[d as usize].len() as u64) < MAX_STREAMS
-                && !p.client.conns[&cch].open_blocked[d as usize]
+                && !p.client.conn(cch).unwrap().open_blocked[d as usize]
             {
                 match p.client.open_stream(cch, d) {
                     Some(id) => opened[d as usize].push(id),
@@ -306,7 +306,7 @@ fn peer_opens_a_thousand_streams_each_way_at_once() {
             while *n < want.len() {
                 match write(&mut p.client, cch, *id, &want[*n..]) {
                     Ok(k) => *n += k,
-                    Err(WriteError::Blocked) => break,
+                    Err(SendError::Blocked) => break,
                     Err(e) => panic!("write on {id} failed: {e:?}"),
                 }
             }
@@ -315,7 +315,7 @@ fn peer_opens_a_thousand_streams_each_way_at_once() {
         // Try past the limit too: the 1001st must be refused (open_blocked stays set).
         if opened.iter().all(|o| o.len() as u64 == MAX_STREAMS) {
             for d in dirs {
-                if !p.client.conns[&cch].open_blocked[d as usize] {
+                if !p.client.conn(cch).unwrap().open_blocked[d as usize] {
                     assert_eq!(p.client.open_stream(cch, d), None, "{d:?} beyond the limit");
                 }
             }
@@ -323,13 +323,9 @@ fn peer_opens_a_thousand_streams_each_way_at_once() {
         all_open(p, &s_in, &written)
     });
     for d in dirs {
-        let q = &mut conn(&mut p.server, sch).q;
-        assert_eq!(q.max_concurrent_streams(d), MAX_STREAMS, "{d:?} offer");
-        assert_eq!(
-            q.streams().remote_open_streams(d),
-            MAX_STREAMS,
-            "{d:?} open at once"
-        );
+        let q = conn(&mut p.server, sch);
+        assert_eq!(q.stream_offer(d), MAX_STREAMS, "{d:?} offer");
+        assert_eq!(q.peer_open_streams(d), MAX_STREAMS, "{d:?} open at once");
     }
     assert!(s_in.streams.values().all(|st| !st.fin));
     // Conclude them all: every byte and FIN arrives, in order, on the right stream.

@@ -11,7 +11,8 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use quinn_proto::{
-    Connection, ConnectionError, ConnectionHandle, ReadError, Side, StreamId, VarInt, WriteError,
+    Connection, ConnectionError, ConnectionHandle, Dir, ReadError, Side, StreamId, VarInt,
+    WriteError,
 };
 
 use super::transport::Closing;
@@ -159,6 +160,16 @@ impl ConnState {
     /// the stream has no receiving part left.
     pub fn stop(&mut self, id: StreamId, code: VarInt) -> bool {
         self.q.recv_stream(id).stop(code).is_ok()
+    }
+
+    /// How many streams of direction `dir` the peer may have open at once (our offer).
+    pub fn stream_offer(&self, dir: Dir) -> u64 {
+        self.q.max_concurrent_streams(dir)
+    }
+
+    /// How many streams of direction `dir` the peer has open now.
+    pub fn peer_open_streams(&mut self, dir: Dir) -> u64 {
+        self.q.streams().remote_open_streams(dir)
     }
 
     /// quinn's figures for the connection (packets, losses, the path).

@@ -226,7 +226,7 @@ impl Port {
     /// response and its next request, and would allocate them again each time). A
     /// listener's are shared by all its connections and kept.
     fn release_idle_buffers(&mut self, now: Instant) {
-        if self.released || self.engine.is_server() || self.engine.conns.is_empty() {
+        if self.released || self.engine.is_server() || self.engine.conn_count() == 0 {
             return;
         }
         let soon = self
