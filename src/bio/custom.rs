@@ -489,15 +489,7 @@ fn errors_of<T>(f: impl FnOnce() -> T) -> (T, Vec<Entry>) {
 /// BIO_err_is_non_fatal on a packed code.
 fn code_is_non_fatal(code: u32) -> bool {
     if is_system(code) {
-        return matches!(
-            reason_of(code) as i32,
-            libc::EAGAIN
-                | libc::EINTR
-                | libc::EINPROGRESS
-                | libc::EALREADY
-                | libc::ENOTCONN
-                | libc::EPROTO
-        );
+        return crate::sys::is_retry_errno(reason_of(code) as i32);
     }
     lib_of(code) == ERR_LIB_BIO && reason_of(code) == BIO_R_NON_FATAL
 }

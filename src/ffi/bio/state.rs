@@ -186,13 +186,5 @@ pub extern "C" fn BIO_get_shutdown(a: *mut BIO) -> c_int {
 
 /// The errnos BIO_sock_non_fatal_error calls transient.
 fn non_fatal_errno(error: c_int) -> bool {
-    matches!(
-        error,
-        libc::EAGAIN
-            | libc::EINTR
-            | libc::EINPROGRESS
-            | libc::EALREADY
-            | libc::ENOTCONN
-            | libc::EPROTO
-    )
+    crate::sys::is_retry_errno(error)
 }
