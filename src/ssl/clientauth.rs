@@ -27,11 +27,6 @@ use super::ctx::{
     current_verify, judge, with_verify_result,
 };
 
-/// A client's reason for the server's certificate_required alert (1000 + 116).
-pub const SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED: u32 = 1116;
-/// A client's reason for the server's unknown_ca alert (1000 + 48).
-pub const SSL_R_TLSV1_ALERT_UNKNOWN_CA: u32 = 1048;
-
 /// Accepted and changes nothing (see `ClientVerifier`).
 pub const SSL_VERIFY_CLIENT_ONCE: i32 = 4;
 

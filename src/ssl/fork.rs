@@ -30,11 +30,11 @@ use super::domain::{Domain, DomainGuard, PortId, bio_fd};
 use super::{Kind, SSL_R_CONN_USE_ONLY, SSL_R_LISTENER_USE_ONLY, SSL_R_PROTOCOL_IS_SHUTDOWN, Ssl};
 use crate::bio::addr::BioAddr;
 use crate::bio::{Bio, METHOD_DGRAM};
+use crate::consts::*;
 use crate::error::*;
 use crate::quic::engine::{ConnId, Stats};
 use crate::quic::port::ForkState;
 use crate::sys;
-use crate::tls::SSL_R_UNINITIALIZED;
 
 /// Serialises hand-overs within a process (see `fork_connection`).
 static FORKING: crate::sync::Mutex<()> = crate::sync::Mutex::new(());

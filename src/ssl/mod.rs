@@ -7,7 +7,6 @@
 pub mod alpn;
 pub mod ciphers;
 pub mod clientauth;
-pub mod consts;
 pub mod ctx;
 pub mod domain;
 pub mod filter;
@@ -26,6 +25,7 @@ use crate::sync::Mutex;
 use quinn_proto::{Dir, Side, StreamId, VarInt};
 
 use crate::bio::Bio;
+pub use crate::consts::*;
 use crate::error::*;
 use crate::quic::conn::{RecvEnd, SendError};
 use crate::quic::engine::{ConnId, Engine};
@@ -33,30 +33,7 @@ use crate::quic::port::{Port, UNADDRESSED_PEER};
 pub use ctx::{Method, SslCtx, VerifyResult};
 pub use domain::{Domain, DomainGuard, Interest, PortGuard, PortId, current_owner};
 
-pub const SSL_ERROR_NONE: i32 = 0;
-pub const SSL_ERROR_SSL: i32 = 1;
-pub const SSL_ERROR_WANT_READ: i32 = 2;
-pub const SSL_ERROR_WANT_WRITE: i32 = 3;
-pub const SSL_ERROR_SYSCALL: i32 = 5;
-pub const SSL_ERROR_ZERO_RETURN: i32 = 6;
-
-pub const SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED: u32 = ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED;
-pub const SSL_R_PROTOCOL_IS_SHUTDOWN: u32 = 207;
-pub const SSL_R_REMOTE_PEER_ADDRESS_NOT_SET: u32 = 346;
-pub const SSL_R_NO_STREAM: u32 = 355;
-pub const SSL_R_CONN_USE_ONLY: u32 = 356;
-pub const SSL_R_STREAM_RESET: u32 = 375;
-pub const SSL_R_QUIC_PROTOCOL_ERROR: u32 = 382;
-pub const SSL_R_QUIC_NETWORK_ERROR: u32 = 387;
-pub const SSL_R_LISTENER_USE_ONLY: u32 = 421;
-pub const SSL_R_DOMAIN_USE_ONLY: u32 = 422;
-pub const SSL_R_NOT_SERVER: u32 = 284;
-pub const SSL_R_STREAM_FINISHED: u32 = 365;
-pub const SSL_R_STREAM_RECV_ONLY: u32 = 366;
-pub const SSL_R_STREAM_SEND_ONLY: u32 = 379;
-pub const SSL_R_STREAM_COUNT_LIMITED: u32 = 411;
-pub const SSL_R_FEATURE_NOT_RENEGOTIABLE: u32 = 413;
-const SSL_R_BAD_VALUE_CODE: u32 = ctx::SSL_R_BAD_VALUE;
+const SSL_R_BAD_VALUE_CODE: u32 = SSL_R_BAD_VALUE;
 
 pub const SSL_DEFAULT_STREAM_MODE_NONE: u32 = 0;
 pub const SSL_DEFAULT_STREAM_MODE_AUTO_BIDI: u32 = 1;
@@ -998,7 +975,7 @@ impl Ssl {
             return Ok(());
         }
         let server = (*t.role.lock()).ok_or_else(|| {
-            Error::ssl(crate::tls::SSL_R_UNINITIALIZED)
+            Error::ssl(SSL_R_UNINITIALIZED)
                 .with("TLS_method: call SSL_set_connect_state or SSL_set_accept_state first")
         })?;
         let ctx = self.cur_ctx();

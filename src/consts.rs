@@ -7,6 +7,54 @@
 // OpenSSL spells the protocol options SSL_OP_NO_TLSv1_2 and so on.
 #![allow(non_upper_case_globals)]
 
+use crate::error::ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED;
+
+// SSL_get_error's answers.
+pub const SSL_ERROR_NONE: i32 = 0;
+pub const SSL_ERROR_SSL: i32 = 1;
+pub const SSL_ERROR_WANT_READ: i32 = 2;
+pub const SSL_ERROR_WANT_WRITE: i32 = 3;
+pub const SSL_ERROR_SYSCALL: i32 = 5;
+pub const SSL_ERROR_ZERO_RETURN: i32 = 6;
+pub const SSL_ERROR_WANT_CONNECT: i32 = 7;
+pub const SSL_ERROR_WANT_ACCEPT: i32 = 8;
+
+// SSL_R_* reason codes (ERR_LIB_SSL), for TLS and QUIC alike (SSL_R_BIO_NOT_SET is in
+// error::codes, with its text).
+pub const SSL_R_CERTIFICATE_VERIFY_FAILED: u32 = 134;
+pub const SSL_R_NO_CERTIFICATE_ASSIGNED: u32 = 177;
+pub const SSL_R_NO_CIPHER_MATCH: u32 = 185;
+pub const SSL_R_NO_PRIVATE_KEY_ASSIGNED: u32 = 190;
+/// A server's reason when a required client certificate did not come.
+pub const SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE: u32 = 199;
+pub const SSL_R_PROTOCOL_IS_SHUTDOWN: u32 = 207;
+pub const SSL_R_WRONG_SSL_VERSION: u32 = 266;
+pub const SSL_R_SSL_SESSION_ID_CONTEXT_TOO_LONG: u32 = 273;
+pub const SSL_R_UNINITIALIZED: u32 = 276;
+pub const SSL_R_NOT_SERVER: u32 = 284;
+pub const SSL_R_KEY_VALUES_MISMATCH: u32 = 288;
+pub const SSL_R_UNEXPECTED_EOF_WHILE_READING: u32 = 294;
+pub const SSL_R_REMOTE_PEER_ADDRESS_NOT_SET: u32 = 346;
+pub const SSL_R_NO_STREAM: u32 = 355;
+pub const SSL_R_CONN_USE_ONLY: u32 = 356;
+pub const SSL_R_STREAM_FINISHED: u32 = 365;
+pub const SSL_R_STREAM_RECV_ONLY: u32 = 366;
+pub const SSL_R_STREAM_RESET: u32 = 375;
+pub const SSL_R_STREAM_SEND_ONLY: u32 = 379;
+pub const SSL_R_QUIC_PROTOCOL_ERROR: u32 = 382;
+pub const SSL_R_BAD_VALUE: u32 = 384;
+pub const SSL_R_QUIC_NETWORK_ERROR: u32 = 387;
+pub const SSL_R_STREAM_COUNT_LIMITED: u32 = 411;
+pub const SSL_R_FEATURE_NOT_RENEGOTIABLE: u32 = 413;
+pub const SSL_R_LISTENER_USE_ONLY: u32 = 421;
+pub const SSL_R_DOMAIN_USE_ONLY: u32 = 422;
+pub const SSL_R_TLS_HANDSHAKE_FAILURE: u32 = 1040;
+/// A client's reason for the server's unknown_ca alert (1000 + 48).
+pub const SSL_R_TLSV1_ALERT_UNKNOWN_CA: u32 = 1048;
+/// A client's reason for the server's certificate_required alert (1000 + 116).
+pub const SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED: u32 = 1116;
+pub const SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED: u32 = ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED;
+
 // SSL_CTX_set_options / SSL_set_options bits (SSL_OP_NO_TICKET and
 // SSL_OP_IGNORE_UNEXPECTED_EOF are in ssl::ctx, next to the code they steer).
 pub const SSL_OP_EPHEMERAL_RSA: u64 = 0x0;
