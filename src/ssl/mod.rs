@@ -15,6 +15,7 @@ mod peer;
 pub mod poll;
 pub mod session;
 pub mod settings;
+mod tls_conn;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,6 +33,9 @@ use crate::quic::engine::{ConnId, Engine};
 use crate::quic::port::{Port, UNADDRESSED_PEER};
 pub use ctx::{Method, SslCtx, VerifyResult};
 pub use domain::{Domain, DomainGuard, Interest, PortGuard, PortId, current_owner};
+pub(crate) use tls_conn::tls_listen_fd;
+use tls_conn::tls_null_domain;
+pub use tls_conn::{TlsListenerObj, TlsObj};
 
 const SSL_R_BAD_VALUE_CODE: u32 = SSL_R_BAD_VALUE;
 
@@ -157,67 +161,6 @@ pub struct DomainObj {
     pub domain: Arc<Domain>,
 }
 
-/// A TLS-over-TCP connection (TLS_method, TLS_client_method, TLS_server_method).
-pub struct TlsObj {
-    pub tls: crate::tls::Tls,
-    /// SSL_get_servername's answer, kept so C can hold the pointer.
-    pub servername: std::sync::OnceLock<std::ffi::CString>,
-    /// Server (true) or client (false), once known: from the method, or from
-    /// SSL_set_accept_state / SSL_set_connect_state / SSL_accept / SSL_connect.
-    role: Mutex<Option<bool>>,
-    pre: Mutex<Pre>,
-    pub verify: Arc<VerifyResult>,
-    alpn: std::sync::OnceLock<Vec<u8>>,
-    /// The listener that accepted it, if any (SSL_get0_listener).
-    pub listener: Option<Arc<Ssl>>,
-    /// SSL_set_SSL_CTX: the context that replaces `Ssl::ctx` for this connection (shared
-    /// with its ClientHello hook, see `tls_started`).
-    pub ctx_now: Arc<Mutex<Option<Arc<SslCtx>>>>,
-}
-
-/// A TLS listener (SSL_new_listener on a TLS server context): its listening socket's BIO.
-pub struct TlsListenerObj {
-    bio: Mutex<Option<Arc<Bio>>>,
-}
-
-/// The listening socket of a TLS listener's BIO: a socket BIO's fd, or an accept BIO's (bound
-/// and listening on first use, as its first BIO_do_accept would).
-pub(crate) fn tls_listen_fd(bio: &Bio) -> Result<i32> {
-    if let Some(fd) = bio.sock().map(|s| s.fd()).filter(|&fd| fd >= 0) {
-        return Ok(fd);
-    }
-    if let Some(a) = bio.acceptor() {
-        if a.fd() < 0 {
-            a.state(bio).map_err(|(_, e)| e)?;
-        }
-        if a.fd() >= 0 {
-            return Ok(a.fd());
-        }
-    }
-    Err(Error::ssl(SSL_R_BIO_NOT_SET)
-        .with("a TLS listener needs a listening socket: SSL_set_fd or an accept BIO"))
-}
-
-/// The ClientHello hook of a TLS server whose server-name callback may switch contexts
-/// (SSL_set_SSL_CTX): after the callback, the new context's server configuration (its
-/// certificate) and ALPN callback, or None if the context is still `base`.
-fn switch_hook(t: &TlsObj, base: &Arc<SslCtx>) -> crate::tls::SwitchHook {
-    let cell = t.ctx_now.clone();
-    let base = base.clone();
-    Arc::new(move || {
-        let Some(c) = cell.lock().clone().filter(|c| !Arc::ptr_eq(c, &base)) else {
-            return Ok(None);
-        };
-        Ok(Some((c.tls_server_config()?, c.alpn_select())))
-    })
-}
-
-/// The domain TLS objects answer with: no ports, so QUIC calls on them are no-ops.
-fn tls_null_domain() -> &'static Arc<Domain> {
-    static D: std::sync::OnceLock<Arc<Domain>> = std::sync::OnceLock::new();
-    D.get_or_init(|| Arc::new(Domain::empty(SSL_DOMAIN_FLAG_MULTI_THREAD)))
-}
-
 // One listener per port and one connection object per connection: the size difference
 // does not matter.
 #[allow(clippy::large_enum_variant)]
@@ -311,17 +254,7 @@ impl Ssl {
                 Method::TlsServer => Some(true),
                 _ => None,
             };
-            let t = TlsObj {
-                tls: crate::tls::Tls::new(),
-                servername: std::sync::OnceLock::new(),
-                role: Mutex::new(role),
-                pre: Mutex::new(Pre::default()),
-                verify: Arc::new(VerifyResult::default()),
-                alpn: std::sync::OnceLock::new(),
-                listener: None,
-                ctx_now: Arc::default(),
-            };
-            return Ok(Ssl::make(ctx, Kind::Tls(t), true));
+            return Ok(Ssl::make(ctx, Kind::Tls(TlsObj::new(role, None)), true));
         }
         if ctx.is_server() {
             return Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
@@ -352,10 +285,11 @@ impl Ssl {
                 return Err(Error::ssl(SSL_R_NOT_SERVER)
                     .with("a TLS listener needs TLS_method or TLS_server_method"));
             }
-            let l = TlsListenerObj {
-                bio: Mutex::new(None),
-            };
-            return Ok(Ssl::make(ctx, Kind::TlsListener(l), true));
+            return Ok(Ssl::make(
+                ctx,
+                Kind::TlsListener(TlsListenerObj::new()),
+                true,
+            ));
         }
         let engine = Ssl::listener_engine(&ctx, validate)?;
         let epoch = engine.accept_epoch();
@@ -479,10 +413,7 @@ impl Ssl {
                 return Ok(());
             }
             Kind::Tls(t) => {
-                if let Some(fd) = t.tls.rbio().and_then(|b| b.sock().map(|s| s.fd())) {
-                    crate::sys::set_nonblocking(fd, !on)
-                        .map_err(|e| Error::sys(e.raw_os_error().unwrap_or(libc::EIO)))?;
-                }
+                t.set_blocking(on)?;
                 self.blocking.store(on, Relaxed);
                 return Ok(());
             }
@@ -631,10 +562,7 @@ impl Ssl {
     /// connection in the server role.
     pub fn is_server(&self) -> bool {
         match &self.kind {
-            Kind::Tls(t) => t
-                .role
-                .lock()
-                .unwrap_or(self.ctx.method == Method::TlsServer),
+            Kind::Tls(t) => t.is_server(&self.ctx),
             Kind::Listener(_) | Kind::TlsListener(_) => true,
             Kind::Domain(_) => false,
             Kind::Conn(_) | Kind::Stream(_) => {
@@ -680,32 +608,25 @@ impl Ssl {
     }
 
     pub fn set_bios(&self, r: Option<Arc<Bio>>, w: Option<Arc<Bio>>) {
-        if let Kind::Tls(t) = &self.kind {
-            return t.tls.set_bios(r, w);
+        match &self.kind {
+            Kind::Tls(t) => t.tls.set_bios(r, w),
+            Kind::TlsListener(l) => *l.bio.lock() = r.or(w),
+            _ => self.locked("domain: set_bios").set_bios(r, w),
         }
-        if let Kind::TlsListener(l) = &self.kind {
-            *l.bio.lock() = r.or(w);
-            return;
-        }
-        self.locked("domain: set_bios").set_bios(r, w);
     }
     pub fn rbio(&self) -> Option<Arc<Bio>> {
-        if let Kind::Tls(t) = &self.kind {
-            return t.tls.rbio();
+        match &self.kind {
+            Kind::Tls(t) => t.tls.rbio(),
+            Kind::TlsListener(l) => l.bio.lock().clone(),
+            _ => self.locked("domain: rbio").rbio.clone(),
         }
-        if let Kind::TlsListener(l) = &self.kind {
-            return l.bio.lock().clone();
-        }
-        self.locked("domain: rbio").rbio.clone()
     }
     pub fn wbio(&self) -> Option<Arc<Bio>> {
-        if let Kind::Tls(t) = &self.kind {
-            return t.tls.wbio();
+        match &self.kind {
+            Kind::Tls(t) => t.tls.wbio(),
+            Kind::TlsListener(l) => l.bio.lock().clone(),
+            _ => self.locked("domain: wbio").wbio.clone(),
         }
-        if let Kind::TlsListener(l) = &self.kind {
-            return l.bio.lock().clone();
-        }
-        self.locked("domain: wbio").wbio.clone()
     }
 
     /// SSL_handle_events: one tick of the whole domain.
@@ -738,12 +659,7 @@ impl Ssl {
 
     pub fn listen(&self) -> Result<()> {
         if let Kind::TlsListener(t) = &self.kind {
-            // A socket listens already (listen(2) is the application's); an accept BIO binds
-            // and listens here if BIO_do_accept has not yet.
-            let bio = t.bio.lock().clone().ok_or_else(|| {
-                Error::ssl(SSL_R_BIO_NOT_SET).with("set the listening socket (SSL_set_fd) first")
-            })?;
-            return tls_listen_fd(&bio).map(|_| ());
+            return t.listen();
         }
         let l = self.as_listener()?;
         if self.locked("domain: listen").rbio.is_none() {
@@ -758,7 +674,7 @@ impl Ssl {
     /// `no_block`) waits for one, else would-block. It inherits the listener's blocking mode.
     pub fn accept_connection(self: &Arc<Ssl>, no_block: bool) -> Result<Arc<Ssl>> {
         if let Kind::TlsListener(l) = &self.kind {
-            return self.tls_accept(l, no_block);
+            return l.accept(self, no_block);
         }
         if self.as_listener().is_ok()
             && self
@@ -888,135 +804,13 @@ impl Ssl {
         Ok(())
     }
 
-    // ---- TLS over TCP
-
-    /// SSL_accept_connection on a TLS listener: accept(2) on its socket; a blocking
-    /// listener waits (poll(2), no spinning). The connection gets its own socket BIO (which
-    /// closes the fd when freed), the listener's blocking mode, and the server role.
-    fn tls_accept(self: &Arc<Ssl>, l: &TlsListenerObj, no_block: bool) -> Result<Arc<Ssl>> {
-        let bio = l.bio.lock().clone().ok_or_else(|| {
-            Error::ssl(SSL_R_BIO_NOT_SET).with("set the listening socket (SSL_set_fd) first")
-        })?;
-        let fd = tls_listen_fd(&bio)?;
-        let blocking = self.blocking.load(Relaxed) && !no_block;
-        let mut p = [crate::sys::PollFd {
-            fd,
-            read: true,
-            write: false,
-            ready: false,
-        }];
-        // A socket left blocking must not block a non-blocking accept.
-        if !blocking
-            && !matches!(
-                crate::sys::poll(&mut p, Some(Duration::ZERO)),
-                Ok(n) if n > 0
-            )
-        {
-            return Err(want_read());
-        }
-        let nfd = loop {
-            match crate::sys::accept(fd) {
-                Ok(Some(nfd)) => break nfd,
-                Ok(None) if blocking => {
-                    let mut p = [crate::sys::PollFd {
-                        fd,
-                        read: true,
-                        write: false,
-                        ready: false,
-                    }];
-                    crate::sys::poll(&mut p, None)
-                        .map_err(|e| Error::sys(e.raw_os_error().unwrap_or(libc::EIO)))?;
-                }
-                Ok(None) => return Err(want_read()),
-                Err(e) => {
-                    return Err(Error::sys(e.raw_os_error().unwrap_or(libc::EIO))
-                        .with(format!("accept: {e}")));
-                }
-            }
-        };
-        let b = Bio::new(&crate::bio::METHOD_SOCKET);
-        let sb = b.sock().ok_or_else(|| Error::internal("socket BIO"))?;
-        sb.set_fd(nfd, true)?;
-        crate::sys::set_nonblocking(nfd, !self.blocking.load(Relaxed))
-            .map_err(|e| Error::sys(e.raw_os_error().unwrap_or(libc::EIO)))?;
-        let t = TlsObj {
-            tls: crate::tls::Tls::new(),
-            servername: std::sync::OnceLock::new(),
-            role: Mutex::new(Some(true)),
-            pre: Mutex::new(Pre::default()),
-            verify: Arc::new(VerifyResult::default()),
-            alpn: std::sync::OnceLock::new(),
-            listener: Some(self.clone()),
-            ctx_now: Arc::default(),
-        };
-        t.tls.set_bios(Some(b.clone()), Some(b));
-        Ok(Ssl::make(
-            self.ctx.clone(),
-            Kind::Tls(t),
-            self.blocking.load(Relaxed),
-        ))
-    }
-
     /// SSL_set_connect_state (false) / SSL_set_accept_state (true) on a TLS object; a
     /// no-op on QUIC objects, whose role is fixed. `only_if_unset`: SSL_connect/SSL_accept
     /// on TLS_method pick the role only when none was chosen.
     pub fn set_tls_role(&self, server: bool, only_if_unset: bool) {
         if let Kind::Tls(t) = &self.kind {
-            let mut r = t.role.lock();
-            if !(only_if_unset && r.is_some()) {
-                *r = Some(server);
-            }
+            t.set_role(server, only_if_unset);
         }
-    }
-
-    /// Creates the TLS object's rustls connection on first use.
-    fn tls_started(&self, t: &TlsObj) -> Result<()> {
-        if t.tls.started() {
-            return Ok(());
-        }
-        let server = (*t.role.lock()).ok_or_else(|| {
-            Error::ssl(SSL_R_UNINITIALIZED)
-                .with("TLS_method: call SSL_set_connect_state or SSL_set_accept_state first")
-        })?;
-        let ctx = self.cur_ctx();
-        let setup = if server {
-            // A client certificate's verify callback names this SSL.
-            t.verify.ssl.store(self as *const Ssl as usize, Relaxed);
-            let servername = ctx.servername_hook();
-            let switched = servername.as_ref().map(|_| switch_hook(t, &ctx));
-            let hello = crate::tls::Hello {
-                servername,
-                alpn: ctx.alpn_select(),
-                switched,
-            };
-            if hello.servername.is_some() || hello.alpn.is_some() {
-                crate::tls::Setup::ServerAlpn(ctx.tls_server_config()?, hello)
-            } else {
-                crate::tls::Setup::Server(ctx.tls_server_config()?)
-            }
-        } else {
-            let pre = t.pre.lock();
-            let name = pre.sni.clone().or_else(|| pre.host.clone());
-            let alpn = pre.alpn.clone();
-            drop(pre);
-            let name = match name {
-                Some(n) => rustls::pki_types::ServerName::try_from(n.clone())
-                    .map_err(|e| Error::invalid(format!("host name {n:?}: {e}")))?,
-                // No name: no SNI is sent (verification then fails unless VERIFY_NONE).
-                None => rustls::pki_types::ServerName::IpAddress(
-                    std::net::IpAddr::from([0u8, 0, 0, 0]).into(),
-                ),
-            };
-            let ssl = self as *const Ssl as usize;
-            let cfg =
-                ctx.tls_client_config(alpn, t.verify.clone(), ssl, self.store(&ctx, false))?;
-            crate::tls::Setup::Client(cfg, name)
-        };
-        t.tls.ignore_eof.store(
-            ctx.options() & ctx::SSL_OP_IGNORE_UNEXPECTED_EOF != 0,
-            Relaxed,
-        );
-        t.tls.start(setup)
     }
 
     /// SSL_get_servername (TLS): a server connection's SNI from the client; a client's own.
@@ -1065,13 +859,7 @@ impl Ssl {
     /// SSL_set_session: the session a client's next handshake offers (None clears it).
     pub fn set_session(&self, s: Option<Arc<session::Session>>) -> Result<()> {
         let started = match &self.kind {
-            Kind::Tls(t) => {
-                if *t.role.lock() == Some(true) {
-                    return Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
-                        .with("SSL_set_session on a server connection"));
-                }
-                t.tls.started()
-            }
+            Kind::Tls(t) => t.session_settable()?,
             Kind::Conn(c) if c.listener.is_none() => c.handle.lock().is_some(),
             Kind::Conn(_) => {
                 return Err(Error::unsupported(
@@ -1225,9 +1013,7 @@ impl Ssl {
     /// SSL_connect / SSL_do_handshake / SSL_accept: Ok once the handshake is complete.
     pub fn do_handshake(&self) -> Result<()> {
         if let Kind::Tls(t) = &self.kind {
-            self.tls_started(t)?;
-            domain::set_current_owner(self as *const Ssl as usize);
-            return ctx::with_verify_result(&t.verify, || t.tls.do_handshake());
+            return t.do_handshake(self);
         }
         let c = self.as_conn()?;
         self.op("domain: do_handshake", true, |p| {
@@ -1344,9 +1130,7 @@ impl Ssl {
     /// SSL_write_ex: to the stream or the default stream. `conclude` sends FIN after the data.
     pub fn write(&self, data: &[u8], conclude: bool) -> Result<usize> {
         if let Kind::Tls(t) = &self.kind {
-            self.tls_started(t)?;
-            domain::set_current_owner(self as *const Ssl as usize);
-            return ctx::with_verify_result(&t.verify, || t.tls.write(data));
+            return t.write(self, data);
         }
         let blocking = {
             let p = self.locked("domain: write");
@@ -1437,9 +1221,7 @@ impl Ssl {
     /// SSL_read_ex (`peek` false) or SSL_peek_ex (`peek` true).
     pub fn read(&self, out: &mut [u8], peek: bool) -> Result<usize> {
         if let Kind::Tls(t) = &self.kind {
-            self.tls_started(t)?;
-            domain::set_current_owner(self as *const Ssl as usize);
-            return ctx::with_verify_result(&t.verify, || t.tls.read(out, peek));
+            return t.read(self, out, peek);
         }
         // Data already buffered is served before more is taken in (as OpenSSL does), which
         // keeps quinn's reassembly buffers short during bulk transfers: see `op`.
@@ -1606,11 +1388,7 @@ impl Ssl {
     /// (where quinn last heard from it), or of a TLS connection over a socket.
     pub fn peer_addr(&self) -> Result<SocketAddr> {
         if let Kind::Tls(t) = &self.kind {
-            return t
-                .tls
-                .rbio()
-                .and_then(|b| crate::bio::peer_of(&b))
-                .ok_or_else(|| Error::ssl(SSL_R_BIO_NOT_SET).with("no connected socket BIO"));
+            return t.peer_addr();
         }
         let c = self.conn_obj().ok_or_else(|| {
             Error::ssl(SSL_R_CONN_USE_ONLY).with("only a connection or stream has a peer")
@@ -1879,10 +1657,7 @@ impl Ssl {
     /// The negotiated ALPN protocol, kept with the object so C can hold a pointer to it.
     pub fn alpn_selected_ref(&self) -> Option<&[u8]> {
         if let Kind::Tls(t) = &self.kind {
-            if t.alpn.get().is_none() {
-                let _ = t.alpn.set(t.tls.alpn()?);
-            }
-            return t.alpn.get().map(|v| v.as_slice());
+            return t.alpn_selected_ref();
         }
         let c = self.as_conn().ok()?;
         if c.alpn.get().is_none() {
