@@ -142,3 +142,34 @@ pub const TLS_MAX_VERSION: i32 = 0x304;
 // SSL_ctrl do not accept them (the macros fail with an "unsupported" entry).
 pub const SSL_CTRL_MODE: i32 = 33;
 pub const SSL_CTRL_CLEAR_MODE: i32 = 78;
+
+// QUIC: default stream modes, stream types and states, incoming stream policies,
+// SSL_shutdown_ex and SSL_get_conn_close_info flags, SSL_new_domain flags.
+pub const SSL_DEFAULT_STREAM_MODE_NONE: u32 = 0;
+pub const SSL_DEFAULT_STREAM_MODE_AUTO_BIDI: u32 = 1;
+pub const SSL_DEFAULT_STREAM_MODE_AUTO_UNI: u32 = 2;
+pub const SSL_STREAM_TYPE_NONE: i32 = 0;
+pub const SSL_STREAM_TYPE_READ: i32 = 1;
+pub const SSL_STREAM_TYPE_WRITE: i32 = 2;
+pub const SSL_STREAM_TYPE_BIDI: i32 = 3;
+pub const SSL_STREAM_STATE_NONE: i32 = 0;
+pub const SSL_STREAM_STATE_OK: i32 = 1;
+pub const SSL_STREAM_STATE_WRONG_DIR: i32 = 2;
+pub const SSL_STREAM_STATE_FINISHED: i32 = 3;
+pub const SSL_STREAM_STATE_RESET_LOCAL: i32 = 4;
+pub const SSL_STREAM_STATE_RESET_REMOTE: i32 = 5;
+pub const SSL_STREAM_STATE_CONN_CLOSED: i32 = 6;
+pub const SSL_INCOMING_STREAM_POLICY_AUTO: i32 = 0;
+pub const SSL_INCOMING_STREAM_POLICY_ACCEPT: i32 = 1;
+pub const SSL_INCOMING_STREAM_POLICY_REJECT: i32 = 2;
+pub const SSL_SHUTDOWN_FLAG_RAPID: u64 = 1;
+pub const SSL_SHUTDOWN_FLAG_NO_STREAM_FLUSH: u64 = 2;
+pub const SSL_SHUTDOWN_FLAG_NO_BLOCK: u64 = 4;
+pub const SSL_SHUTDOWN_FLAG_WAIT_PEER: u64 = 8;
+pub const SSL_CONN_CLOSE_FLAG_LOCAL: u32 = 1;
+pub const SSL_CONN_CLOSE_FLAG_TRANSPORT: u32 = 2;
+pub const SSL_DOMAIN_FLAG_SINGLE_THREAD: u64 = 1;
+pub const SSL_DOMAIN_FLAG_MULTI_THREAD: u64 = 2;
+pub const SSL_DOMAIN_FLAG_THREAD_ASSISTED: u64 = 4;
+pub const SSL_DOMAIN_FLAG_BLOCKING: u64 = 8;
+pub const SSL_DOMAIN_FLAG_LEGACY_BLOCKING: u64 = 16;
