@@ -1,5 +1,5 @@
 //! The QUIC connection object (SSL_new on a client context, or accepted from a listener):
-//! `Conn`, what the application set before it started and saw since (default stream, stream
+//! `ConnObj`, what the application set before it started and saw since (default stream, stream
 //! policy, close, ALPN, verification); start, handshake, shutdown, close info, peer address,
 //! new and accepted streams.
 //! Must not touch: stream I/O (`stream`), the TLS objects (`tls_conn`), `extern "C"`.
@@ -7,10 +7,10 @@
 
 use super::*;
 
-pub struct Conn {
+pub struct ConnObj {
     pub(super) domain: Arc<Domain>,
     pub(super) port: PortId,
-    /// The engine connection's epoch (see `quic::engine::Conn::epoch`), once it exists.
+    /// The engine connection's epoch (see `quic::conn::ConnState::epoch`), once it exists.
     pub(super) epoch: std::sync::OnceLock<Arc<std::sync::atomic::AtomicU64>>,
     pub(super) handle: Mutex<Option<ConnId>>,
     pub(super) pre: Mutex<Pre>,
@@ -87,7 +87,7 @@ pub(super) fn closed_error(e: Option<&quinn_proto::ConnectionError>) -> Error {
     }
 }
 
-impl Conn {
+impl ConnObj {
     /// The code new peer streams are refused with, if they are: always under REJECT; under
     /// AUTO once the connection has a default stream (an application using one is not
     /// prepared for others), unless the default stream mode is NONE.
@@ -127,8 +127,8 @@ impl Conn {
             .unwrap_or(&self.verify)
     }
 
-    pub(super) fn new(domain: Arc<Domain>, port: PortId, listener: Option<Arc<Ssl>>) -> Conn {
-        Conn {
+    pub(super) fn new(domain: Arc<Domain>, port: PortId, listener: Option<Arc<Ssl>>) -> ConnObj {
+        ConnObj {
             domain,
             port,
             epoch: std::sync::OnceLock::new(),
@@ -150,7 +150,7 @@ impl Conn {
     }
 }
 
-impl Drop for Conn {
+impl Drop for ConnObj {
     /// Freeing a live connection closes it (the peer is told at once rather than by timeout);
     /// the engine then forgets it once quinn has.
     fn drop(&mut self) {
@@ -194,7 +194,7 @@ impl Ssl {
     }
 
     /// Starts the client connection if it has not started; returns its handle.
-    pub(super) fn started(&self, c: &Conn, p: &mut Port) -> Result<ConnId> {
+    pub(super) fn started(&self, c: &ConnObj, p: &mut Port) -> Result<ConnId> {
         if let Some(h) = *c.handle.lock() {
             return Ok(h);
         }
@@ -279,7 +279,7 @@ impl Ssl {
     /// The default stream, created or accepted on first use per the default stream mode.
     pub(super) fn default_stream(
         &self,
-        c: &Conn,
+        c: &ConnObj,
         p: &mut Port,
         h: ConnId,
         for_write: bool,
@@ -316,7 +316,7 @@ impl Ssl {
         Ok(id)
     }
 
-    pub(super) fn live(&self, c: &Conn, p: &mut Port) -> Result<ConnId> {
+    pub(super) fn live(&self, c: &ConnObj, p: &mut Port) -> Result<ConnId> {
         self.live_or_closed(c, p, false)
     }
 
@@ -324,7 +324,7 @@ impl Ssl {
     /// received before closing can be read (OpenSSL returns buffered data and FIN first).
     pub(super) fn live_or_closed(
         &self,
-        c: &Conn,
+        c: &ConnObj,
         p: &mut Port,
         allow_closed: bool,
     ) -> Result<ConnId> {

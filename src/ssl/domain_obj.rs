@@ -5,7 +5,7 @@
 
 use super::*;
 
-/// A domain object (SSL_new_domain): listeners made from it share its reactor.
+/// A domain object (SSL_new_domain): listeners made from it share its ports and their waiting.
 pub struct DomainObj {
     pub domain: Arc<Domain>,
 }

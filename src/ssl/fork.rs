@@ -78,7 +78,7 @@ fn socket_bio(fd: OwnedFd) -> Result<Arc<Bio>> {
     Ok(b)
 }
 
-/// The child's first steps, with the reactor still locked by the forking thread. Nothing
+/// The child's first steps, with the domain still locked by the forking thread. Nothing
 /// here can fail (the child's eventfd is made when one of its threads first waits).
 fn child_start(domain: &Domain, g: &mut DomainGuard<'_>) {
     // Only if the OS has no randomness left would this fail; quinn-proto would then fail

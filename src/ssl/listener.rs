@@ -64,7 +64,7 @@ impl Ssl {
     /// SSL_new_from_listener: an outgoing connection from the listener's port.
     pub fn new_from_listener(self: &Arc<Ssl>) -> Result<Arc<Ssl>> {
         let l = self.as_listener()?;
-        let c = Conn::new(l.domain.clone(), l.port, Some(self.clone()));
+        let c = ConnObj::new(l.domain.clone(), l.port, Some(self.clone()));
         c.pre.lock().outgoing = true;
         Ok(Ssl::make(
             self.ctx.clone(),
@@ -100,7 +100,7 @@ impl Ssl {
                 conn.and_then(|c| peer::session_verify(c.crypto_session())),
             ))
         })?;
-        let mut c = Conn::new(l.domain.clone(), l.port, Some(self.clone()));
+        let mut c = ConnObj::new(l.domain.clone(), l.port, Some(self.clone()));
         // Client certificates are verified in the connection's TLS session, which may have
         // started before this object: it holds the outcome (clientauth::VerifyingServer).
         if let Some(v) = verify {

@@ -1,6 +1,10 @@
-//! The SSL object model: one `SSL *` over a QUIC listener, connection or stream. All objects
-//! of one listener (or one client connection) share a `Domain`: one lock over one `Port`.
-//! Implicit event handling: every call ticks the domain first, as OpenSSL's QUIC does.
+//! The SSL object model: one `SSL *` (`Ssl`, a small handle) over a QUIC domain, listener,
+//! connection or stream, or a TLS connection or listener (`Kind`). This file keeps the
+//! handle, the constructors, the accessors, the `op` wrapper and the dispatch of each call to
+//! the kind's own file: `domain_obj`, `listener`, `connection`, `stream`, `tls_conn`. All QUIC
+//! objects of one listener (or one client connection) share a `Domain`: one lock over its
+//! ports. Implicit event handling: a call that would block ticks the domain, as OpenSSL's
+//! QUIC does.
 //! Must not touch: sockets directly (the port does), `extern "C"` (ffi does).
 #![deny(unsafe_code)]
 
@@ -35,7 +39,7 @@ use crate::error::*;
 use crate::quic::conn::{RecvEnd, SendError};
 use crate::quic::engine::{ConnId, Engine};
 use crate::quic::port::{Port, UNADDRESSED_PEER};
-pub use connection::Conn;
+pub use connection::ConnObj;
 use connection::{Peeled, closed_error};
 pub use ctx::{Method, SslCtx, VerifyResult};
 pub use domain::{Domain, DomainGuard, Interest, PortGuard, PortId, current_owner};
@@ -68,7 +72,7 @@ pub enum Kind {
     /// The listener API over TCP: a listening socket; accepted connections are `Tls`.
     TlsListener(TlsListenerObj),
     Listener(Listener),
-    Conn(Conn),
+    Conn(ConnObj),
     Stream(StreamObj),
 }
 
@@ -116,7 +120,7 @@ impl Ssl {
                 .with("SSL_new on a QUIC server context: use SSL_new_listener"));
         }
         let domain = Domain::new(Engine::new(None), domain_flags(&ctx, 0)?);
-        let s = Ssl::make(ctx, Kind::Conn(Conn::new(domain, 0, None)), true);
+        let s = Ssl::make(ctx, Kind::Conn(ConnObj::new(domain, 0, None)), true);
         s.domain().owner.store(Arc::as_ptr(&s) as usize, Relaxed);
         Ok(s)
     }
@@ -327,7 +331,7 @@ impl Ssl {
         }
     }
 
-    pub fn as_conn(&self) -> Result<&Conn> {
+    pub fn as_conn(&self) -> Result<&ConnObj> {
         match &self.kind {
             Kind::Conn(c) => Ok(c),
             Kind::Listener(_) | Kind::Domain(_) | Kind::Tls(_) | Kind::TlsListener(_) => {
@@ -672,7 +676,7 @@ impl Ssl {
         }
     }
 
-    fn conn_obj(&self) -> Option<&Conn> {
+    fn conn_obj(&self) -> Option<&ConnObj> {
         match &self.kind {
             Kind::Conn(c) => Some(c),
             Kind::Stream(s) => s.conn.as_conn().ok(),
