@@ -428,8 +428,8 @@ impl Ssl {
         self.quic_handshake()?.0
     }
 
-    /// SSL_get_peer_addr (OpenSSL 4.0): the peer's address of a QUIC connection or stream
-    /// (where quinn last heard from it), or of a TLS connection over a socket.
+    /// SSL_get_peer_addr (OpenSSL 4.0) on a QUIC connection or stream: where quinn last heard
+    /// from the peer, or the initial peer address before the connection started.
     pub(super) fn conn_peer_addr(&self) -> Result<SocketAddr> {
         let c = self.conn_obj().ok_or_else(|| {
             Error::ssl(SSL_R_CONN_USE_ONLY).with("only a connection or stream has a peer")

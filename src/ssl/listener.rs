@@ -176,6 +176,7 @@ impl Ssl {
             .accept_queue_len())
     }
 
+    /// SSL_listen on a QUIC listener: needs its network BIO.
     pub(super) fn quic_listen(&self) -> Result<()> {
         let l = self.as_listener()?;
         if self.locked("domain: listen").rbio.is_none() {

@@ -466,8 +466,10 @@ impl Ssl {
         Ok(())
     }
 
-    // ---- calls each kind answers its own way (QUIC in listener, connection, stream)
+    // ---- calls each kind answers its own way: TLS objects in tls_conn.rs, QUIC ones in
+    // listener.rs, connection.rs and stream.rs
 
+    /// SSL_listen: a listener starts taking connections.
     pub fn listen(&self) -> Result<()> {
         match &self.kind {
             Kind::TlsListener(t) => t.listen(),
