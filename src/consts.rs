@@ -55,8 +55,9 @@ pub const SSL_R_TLSV1_ALERT_UNKNOWN_CA: u32 = 1048;
 pub const SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED: u32 = 1116;
 pub const SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED: u32 = ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED;
 
-// SSL_CTX_set_options / SSL_set_options bits (SSL_OP_NO_TICKET and
-// SSL_OP_IGNORE_UNEXPECTED_EOF are in ssl::ctx, next to the code they steer).
+// SSL_CTX_set_options / SSL_set_options bits.
+pub const SSL_OP_IGNORE_UNEXPECTED_EOF: u64 = 1 << 7;
+pub const SSL_OP_NO_TICKET: u64 = 1 << 14;
 pub const SSL_OP_EPHEMERAL_RSA: u64 = 0x0;
 pub const SSL_OP_MICROSOFT_BIG_SSLV3_BUFFER: u64 = 0x0;
 pub const SSL_OP_MICROSOFT_SESS_ID_BUG: u64 = 0x0;
@@ -125,7 +126,12 @@ pub const SSL_MODE_SEND_FALLBACK_SCSV: u64 = 0x80;
 pub const SSL_MODE_ASYNC: u64 = 0x100;
 pub const SSL_MODE_DTLS_SCTP_LABEL_LENGTH_BUG: u64 = 0x400;
 
-// SSL_CTX_set_session_cache_mode bits beyond OFF/CLIENT/SERVER/BOTH (in ssl::ctx).
+// SSL_CTX_set_session_cache_mode bits.
+pub const SSL_SESS_CACHE_OFF: i64 = 0;
+pub const SSL_SESS_CACHE_CLIENT: i64 = 1;
+pub const SSL_SESS_CACHE_SERVER: i64 = 2;
+pub const SSL_SESS_CACHE_BOTH: i64 = 3;
+pub const SSL_SESSION_CACHE_MAX_SIZE_DEFAULT: i64 = 1024 * 20;
 pub const SSL_SESS_CACHE_NO_AUTO_CLEAR: i64 = 0x80;
 pub const SSL_SESS_CACHE_NO_INTERNAL_LOOKUP: i64 = 0x100;
 pub const SSL_SESS_CACHE_NO_INTERNAL_STORE: i64 = 0x200;
@@ -173,3 +179,25 @@ pub const SSL_DOMAIN_FLAG_MULTI_THREAD: u64 = 2;
 pub const SSL_DOMAIN_FLAG_THREAD_ASSISTED: u64 = 4;
 pub const SSL_DOMAIN_FLAG_BLOCKING: u64 = 8;
 pub const SSL_DOMAIN_FLAG_LEGACY_BLOCKING: u64 = 16;
+
+// Verification: SSL_CTX_set_verify modes (SSL_VERIFY_CLIENT_ONCE is accepted and changes
+// nothing, see `ssl::clientauth::ClientVerifier`) and X509_V_* results.
+pub const SSL_VERIFY_NONE: i32 = 0;
+pub const SSL_VERIFY_PEER: i32 = 1;
+pub const SSL_VERIFY_FAIL_IF_NO_PEER_CERT: i32 = 2;
+pub const SSL_VERIFY_CLIENT_ONCE: i32 = 4;
+pub const X509_V_OK: i64 = 0;
+pub const X509_V_ERR_UNSPECIFIED: i64 = 1;
+pub const X509_V_ERR_CERT_HAS_EXPIRED: i64 = 10;
+pub const X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT: i64 = 18;
+pub const X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: i64 = 20;
+pub const X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE: i64 = 21;
+pub const X509_V_ERR_CERT_REJECTED: i64 = 28;
+pub const X509_V_ERR_HOSTNAME_MISMATCH: i64 = 62;
+
+// The answers of the server-name and ALPN selection callbacks.
+pub const SSL_TLSEXT_ERR_OK: i32 = 0;
+/// Treated as SSL_TLSEXT_ERR_NOACK (no protocol).
+pub const SSL_TLSEXT_ERR_ALERT_WARNING: i32 = 1;
+pub const SSL_TLSEXT_ERR_ALERT_FATAL: i32 = 2;
+pub const SSL_TLSEXT_ERR_NOACK: i32 = 3;

@@ -32,26 +32,7 @@ impl Method {
 }
 
 pub(crate) const TLS12_VERSION: i64 = 0x0303;
-pub const SSL_SESS_CACHE_OFF: i64 = 0;
-pub const SSL_SESS_CACHE_CLIENT: i64 = 1;
-pub const SSL_SESS_CACHE_SERVER: i64 = 2;
-pub const SSL_SESS_CACHE_BOTH: i64 = 3;
-pub const SSL_SESSION_CACHE_MAX_SIZE_DEFAULT: i64 = 1024 * 20;
-pub const SSL_OP_IGNORE_UNEXPECTED_EOF: u64 = 1 << 7;
-pub const SSL_OP_NO_TICKET: u64 = 1 << 14;
 pub(crate) const TLS13_VERSION: i64 = 0x0304;
-
-pub const SSL_VERIFY_NONE: i32 = 0;
-pub const SSL_VERIFY_PEER: i32 = 1;
-pub const SSL_VERIFY_FAIL_IF_NO_PEER_CERT: i32 = 2;
-pub const X509_V_OK: i64 = 0;
-pub const X509_V_ERR_UNSPECIFIED: i64 = 1;
-pub const X509_V_ERR_CERT_HAS_EXPIRED: i64 = 10;
-pub const X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT: i64 = 18;
-pub const X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: i64 = 20;
-pub const X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE: i64 = 21;
-pub const X509_V_ERR_CERT_REJECTED: i64 = 28;
-pub const X509_V_ERR_HOSTNAME_MISMATCH: i64 = 62;
 
 /// Makes the key logger for one connection; the argument is the `SSL *` the lines belong to
 /// (0 when unknown, [`KEYLOG_CURRENT_SSL`] for the TLS connection handshaking on the calling

@@ -126,10 +126,9 @@ impl TlsObj {
                 ctx.tls_client_config(alpn, self.verify.clone(), owner, ssl.store(&ctx, false))?;
             crate::tls::Setup::Client(cfg, name)
         };
-        self.tls.ignore_eof.store(
-            ctx.options() & ctx::SSL_OP_IGNORE_UNEXPECTED_EOF != 0,
-            Relaxed,
-        );
+        self.tls
+            .ignore_eof
+            .store(ctx.options() & SSL_OP_IGNORE_UNEXPECTED_EOF != 0, Relaxed);
         self.tls.start(setup)
     }
 

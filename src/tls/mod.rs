@@ -62,7 +62,6 @@ pub type SwitchHook =
 /// The ClientHello reader of a `Setup::ServerAlpn` connection, and what follows it.
 type Accepting = (rustls::server::Acceptor, Arc<rustls::ServerConfig>, Hello);
 
-const SSL_TLSEXT_ERR_ALERT_FATAL: i32 = 2;
 const SSL_R_CALLBACK_FAILED: u32 = 234;
 
 #[derive(Default)]
