@@ -5,6 +5,7 @@
 #![allow(non_camel_case_types)]
 
 pub mod bio;
+pub mod consts;
 pub mod error;
 pub mod ffi;
 pub mod quic;

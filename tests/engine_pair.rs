@@ -14,10 +14,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use osslquic::consts::{SSL_VERIFY_PEER, X509_V_OK};
 use osslquic::quic::conn::{ConnState, RecvEnd, SendError};
 use osslquic::quic::engine::{ConnId, Engine};
 use osslquic::ssl::alpn::AlpnChoice;
-use osslquic::ssl::ctx::{Method, SSL_VERIFY_PEER, SslCtx, VerifyResult, X509_V_OK};
+use osslquic::ssl::ctx::{Method, SslCtx, VerifyResult};
 use quinn_proto::{ApplicationClose, ConnectionError, Dir, Side, StreamId, VarInt};
 
 /// Stream receive window the contexts configure (`stream_receive_window` in ctx.rs).

@@ -52,7 +52,7 @@ struct State {
     init: bool,
 }
 
-pub struct ConnBio {
+pub struct ConnectBio {
     st: Mutex<State>,
     /// The socket once created; its close flag is the BIO's (BIO_CLOSE by default).
     io: SockBio,
@@ -64,11 +64,11 @@ pub struct ConnBio {
     offload_on_connect: std::sync::atomic::AtomicBool,
 }
 
-impl Default for ConnBio {
+impl Default for ConnectBio {
     fn default() -> Self {
         let io = SockBio::default();
         io.set_close(true);
-        ConnBio {
+        ConnectBio {
             st: Mutex::new(State {
                 phase: Phase::Before,
                 family: BIO_FAMILY_IPANY,
@@ -217,7 +217,7 @@ fn os_detail(e: &std::io::Error, what: &str, st: &State) -> String {
     )
 }
 
-impl ConnBio {
+impl ConnectBio {
     /// The socket's fd, -1 before one is created.
     pub fn fd(&self) -> i32 {
         match self.dgram.fd() {
@@ -540,7 +540,7 @@ fn is_retry(e: &std::io::Error) -> bool {
     )
 }
 
-impl Drop for ConnBio {
+impl Drop for ConnectBio {
     fn drop(&mut self) {
         let st = self.st.lock();
         self.close_socket(&st);

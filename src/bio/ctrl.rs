@@ -611,7 +611,7 @@ impl Bio {
     }
 
     /// A connect BIO, following bss_conn.c `conn_ctrl` (unknown commands: 0).
-    fn conn_ctrl(&self, c: &conn::ConnBio, cmd: BioCtrl) -> Result<CtrlAnswer> {
+    fn conn_ctrl(&self, c: &conn::ConnectBio, cmd: BioCtrl) -> Result<CtrlAnswer> {
         Ok(match cmd {
             BioCtrl::Reset => {
                 c.reset(self);

@@ -153,7 +153,7 @@ pub enum Kind {
     /// BIO_f_buffer: a filter that passes everything to the next BIO of its chain.
     Buffer,
     /// BIO_s_connect: resolves, connects, then a byte stream over its own socket.
-    Conn(conn::ConnBio),
+    Conn(conn::ConnectBio),
     /// BIO_s_accept: a listening socket; accepted connections are chained after it.
     Accept(acpt::AcceptBio),
     /// BIO_f_ssl: a filter over an engine from outside this layer (an SSL object).
@@ -209,7 +209,7 @@ impl Bio {
             BIO_TYPE_MEM => Kind::Mem(mem::MemBio::new()),
             BIO_TYPE_BIO => Kind::BytePair(bpair::BytePair::default()),
             BIO_TYPE_BUFFER => Kind::Buffer,
-            BIO_TYPE_CONNECT => Kind::Conn(conn::ConnBio::default()),
+            BIO_TYPE_CONNECT => Kind::Conn(conn::ConnectBio::default()),
             BIO_TYPE_ACCEPT => Kind::Accept(acpt::AcceptBio::default()),
             BIO_TYPE_SSL => Kind::Filter(filter::FilterBio::default()),
             file::BIO_TYPE_FILE => Kind::File(file::FileBio::default()),
@@ -307,7 +307,7 @@ impl Bio {
             _ => None,
         }
     }
-    pub fn conn(&self) -> Option<&conn::ConnBio> {
+    pub fn conn(&self) -> Option<&conn::ConnectBio> {
         match &self.kind {
             Kind::Conn(c) => Some(c),
             _ => None,
@@ -1026,7 +1026,7 @@ pub fn peer_of(b: &Bio) -> Option<std::net::SocketAddr> {
 
 /// A connect BIO's descriptor: its datagram socket in datagram mode (none before it
 /// connects), else its stream socket.
-fn conn_poll(c: &conn::ConnBio) -> Result<BIO_POLL_DESCRIPTOR> {
+fn conn_poll(c: &conn::ConnectBio) -> Result<BIO_POLL_DESCRIPTOR> {
     if c.is_dgram() {
         return match c.dgram_if_connected() {
             Some(d) => d.poll_descriptor(),

@@ -567,7 +567,7 @@ pub extern "C" fn SSL_CTX_add_client_CA(ctx: *mut SSL_CTX, x: *mut X509) -> c_in
 /// Text for a verification result code. See X509_verify_cert_error_string(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn X509_verify_cert_error_string(n: c_long) -> *const c_char {
-    use crate::ssl::ctx::*;
+    use crate::consts::*;
     let s = match n {
         X509_V_OK => c"ok",
         X509_V_ERR_CERT_HAS_EXPIRED => c"certificate has expired",

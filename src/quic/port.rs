@@ -1,5 +1,5 @@
-//! The reactor: the only code that moves datagrams between the network BIOs and the engine.
-//! Receives in batches (`recv_batch`, GRO where the BIO has it), sends in batches
+//! `Port`, the reactor: the only code that moves datagrams between the network BIOs and the
+//! engine. Receives in batches (`recv_batch`, GRO where the BIO has it), sends in batches
 //! (`send_batch`: sendmmsg with GSO runs), and bounds the work of one tick.
 
 use std::collections::{HashMap, VecDeque};

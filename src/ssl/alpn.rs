@@ -20,19 +20,8 @@ use quinn_proto::{ConnectionId, Side, TransportError};
 
 use crate::error::*;
 
-/// What the application's ALPN callback decided.
-pub enum AlpnChoice {
-    /// Use this protocol (the client offered it, or the handshake fails).
-    Use(Vec<u8>),
-    /// No protocol, handshake goes on (SSL_TLSEXT_ERR_NOACK). QUIC requires ALPN, so there
-    /// the handshake ends with no_application_protocol.
-    NoAck,
-    /// Refused (SSL_TLSEXT_ERR_ALERT_FATAL): the handshake ends with no_application_protocol.
-    Fatal,
-}
-
-/// The application's chooser: the client's offer in order → the choice.
-pub type AlpnSelect = Arc<dyn Fn(&[Vec<u8>]) -> AlpnChoice + Send + Sync>;
+// The callback's types live in `tls/` (both TLS and QUIC servers use them).
+pub use crate::tls::{AlpnChoice, AlpnSelect};
 
 thread_local! {
     /// The scratch resolver's finding: `Some(offer)` once a ClientHello was seen.

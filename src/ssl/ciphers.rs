@@ -7,10 +7,8 @@ use std::sync::Arc;
 use rustls::SupportedCipherSuite;
 use rustls::crypto::ring::cipher_suite;
 
+use crate::consts::*;
 use crate::error::*;
-
-/// SSL_R_NO_CIPHER_MATCH.
-pub const SSL_R_NO_CIPHER_MATCH: u32 = 185;
 
 /// The TLS 1.3 suites by their standard (and OpenSSL's) names. TLS_AES_128_CCM_SHA256 and
 /// TLS_AES_128_CCM_8_SHA256 are names OpenSSL knows but rustls does not implement: they

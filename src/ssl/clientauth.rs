@@ -22,18 +22,8 @@ use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
-use super::ctx::{
-    Chain, SSL_VERIFY_FAIL_IF_NO_PEER_CERT, SSL_VERIFY_PEER, VerifyCb, VerifyResult,
-    current_verify, judge, with_verify_result,
-};
-
-/// A client's reason for the server's certificate_required alert (1000 + 116).
-pub const SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED: u32 = 1116;
-/// A client's reason for the server's unknown_ca alert (1000 + 48).
-pub const SSL_R_TLSV1_ALERT_UNKNOWN_CA: u32 = 1048;
-
-/// Accepted and changes nothing (see `ClientVerifier`).
-pub const SSL_VERIFY_CLIENT_ONCE: i32 = 4;
+use super::ctx::{Chain, VerifyCb, VerifyResult, current_verify, judge, with_verify_result};
+use crate::consts::{SSL_VERIFY_FAIL_IF_NO_PEER_CERT, SSL_VERIFY_PEER};
 
 /// A server's client-certificate policy, as OpenSSL's server applies SSL_VERIFY_*: NONE
 /// asks for nothing; PEER asks, accepts no certificate, and fails the handshake on a bad one

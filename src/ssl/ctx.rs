@@ -9,6 +9,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
+use crate::consts::*;
 use crate::error::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,34 +32,7 @@ impl Method {
 }
 
 pub(crate) const TLS12_VERSION: i64 = 0x0303;
-pub const SSL_SESS_CACHE_OFF: i64 = 0;
-pub const SSL_SESS_CACHE_CLIENT: i64 = 1;
-pub const SSL_SESS_CACHE_SERVER: i64 = 2;
-pub const SSL_SESS_CACHE_BOTH: i64 = 3;
-pub const SSL_SESSION_CACHE_MAX_SIZE_DEFAULT: i64 = 1024 * 20;
-pub const SSL_OP_IGNORE_UNEXPECTED_EOF: u64 = 1 << 7;
-pub const SSL_OP_NO_TICKET: u64 = 1 << 14;
-pub const SSL_R_SSL_SESSION_ID_CONTEXT_TOO_LONG: u32 = 273;
 pub(crate) const TLS13_VERSION: i64 = 0x0304;
-
-pub const SSL_VERIFY_NONE: i32 = 0;
-pub const SSL_VERIFY_PEER: i32 = 1;
-pub const SSL_VERIFY_FAIL_IF_NO_PEER_CERT: i32 = 2;
-pub const X509_V_OK: i64 = 0;
-pub const X509_V_ERR_UNSPECIFIED: i64 = 1;
-pub const X509_V_ERR_CERT_HAS_EXPIRED: i64 = 10;
-pub const X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT: i64 = 18;
-pub const X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: i64 = 20;
-pub const X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE: i64 = 21;
-pub const X509_V_ERR_CERT_REJECTED: i64 = 28;
-pub const X509_V_ERR_HOSTNAME_MISMATCH: i64 = 62;
-
-pub const SSL_R_NO_CERTIFICATE_ASSIGNED: u32 = 177;
-pub const SSL_R_NO_PRIVATE_KEY_ASSIGNED: u32 = 190;
-pub const SSL_R_KEY_VALUES_MISMATCH: u32 = 288;
-pub const SSL_R_BAD_VALUE: u32 = 384;
-pub const SSL_R_WRONG_SSL_VERSION: u32 = 266;
-pub const SSL_R_CERTIFICATE_VERIFY_FAILED: u32 = 134;
 
 /// Makes the key logger for one connection; the argument is the `SSL *` the lines belong to
 /// (0 when unknown, [`KEYLOG_CURRENT_SSL`] for the TLS connection handshaking on the calling
@@ -396,10 +370,10 @@ impl SslCtx {
         // SSL_OP_NO_TLSv1_2 / _3 take a version out as well (SSL_CTX_set_options(3)).
         let off = |bit: u64| c.options & bit != 0;
         let mut v = Vec::new();
-        if lo <= TLS12_VERSION && hi >= TLS12_VERSION && !off(super::consts::SSL_OP_NO_TLSv1_2) {
+        if lo <= TLS12_VERSION && hi >= TLS12_VERSION && !off(crate::consts::SSL_OP_NO_TLSv1_2) {
             v.push(&rustls::version::TLS12);
         }
-        if lo <= TLS13_VERSION && hi >= TLS13_VERSION && !off(super::consts::SSL_OP_NO_TLSv1_3) {
+        if lo <= TLS13_VERSION && hi >= TLS13_VERSION && !off(crate::consts::SSL_OP_NO_TLSv1_3) {
             v.push(&rustls::version::TLS13);
         }
         if v.is_empty() {
@@ -513,7 +487,7 @@ impl SslCtx {
             .with_single_cert(c.chain.clone(), key.clone_key())
             .map_err(|e| Error::ssl(SSL_R_KEY_VALUES_MISMATCH).with(e.to_string()))?;
         tls.alpn_protocols = c.alpn.clone();
-        tls.ignore_client_order = c.options & super::consts::SSL_OP_CIPHER_SERVER_PREFERENCE != 0;
+        tls.ignore_client_order = c.options & crate::consts::SSL_OP_CIPHER_SERVER_PREFERENCE != 0;
         tls.key_log = key_log(&c, KEYLOG_CURRENT_SSL);
         // Resumption: a session cache (TLS 1.2 session ids, TLS 1.3 stateful tickets) unless
         // the server cache is off, and stateless tickets unless SSL_OP_NO_TICKET.
@@ -665,7 +639,7 @@ impl SslCtx {
             .with_single_cert(c.chain.clone(), key.clone_key())
             .map_err(|e| Error::ssl(SSL_R_KEY_VALUES_MISMATCH).with(e.to_string()))?;
         tls.alpn_protocols = c.alpn.clone();
-        tls.ignore_client_order = c.options & super::consts::SSL_OP_CIPHER_SERVER_PREFERENCE != 0;
+        tls.ignore_client_order = c.options & crate::consts::SSL_OP_CIPHER_SERVER_PREFERENCE != 0;
         // One configuration serves every connection of the listener, so server-side lines
         // carry no SSL pointer.
         tls.key_log = key_log(&c, 0);

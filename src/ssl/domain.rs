@@ -1,5 +1,5 @@
-//! A domain: one lock over the ports (one per listener or client connection) that share a
-//! reactor, and the blocking machinery.
+//! A domain: one lock over its `DomainState` (the ports, one per listener or client
+//! connection, and the threads waiting on them), and the blocking machinery.
 //!
 //! Blocking waits: one thread at a time (the leader) waits in `poll(2)` on the network
 //! descriptors of every port plus the domain's eventfd, until the earliest engine timer;
@@ -73,7 +73,7 @@ pub fn bio_fd(b: &Bio, write: bool) -> Option<i32> {
     d.sock_fd()
 }
 
-pub struct Reactor {
+pub struct DomainState {
     ports: Vec<Port>,
     /// Answers for NO_PORT: no BIOs, no connections.
     none: Port,
@@ -87,7 +87,7 @@ pub struct Reactor {
     activity: u64,
 }
 
-impl Reactor {
+impl DomainState {
     pub fn port(&mut self, id: PortId) -> &mut Port {
         self.ports.get_mut(id).unwrap_or(&mut self.none)
     }
@@ -320,7 +320,7 @@ pub fn set_current_owner(ssl: usize) {
 }
 
 pub struct Domain {
-    r: Mutex<Reactor>,
+    r: Mutex<DomainState>,
     /// The listener or client connection this domain was made for (its `SSL *` address),
     /// named to callbacks that run during event handling.
     pub owner: AtomicUsize,
@@ -350,11 +350,11 @@ impl Drop for Domain {
     }
 }
 
-/// The locked reactor; releasing it wakes whoever the work done under it concerns, then
+/// The locked domain state; releasing it wakes whoever the work done under it concerns, then
 /// sends the output left for it (`Port::defer`).
 pub struct DomainGuard<'a> {
     /// `None` only inside Drop.
-    g: Option<MutexGuard<'a, Reactor>>,
+    g: Option<MutexGuard<'a, DomainState>>,
     /// What the lock is held for (hold times with the `lock-tracking` feature).
     held: Held,
 }
@@ -365,7 +365,7 @@ impl<'a> DomainGuard<'a> {
         &mut self.held
     }
 
-    fn raw(&mut self) -> &mut MutexGuard<'a, Reactor> {
+    fn raw(&mut self) -> &mut MutexGuard<'a, DomainState> {
         self.g
             .as_mut()
             .expect("a domain guard holds its lock until dropped")
@@ -373,15 +373,15 @@ impl<'a> DomainGuard<'a> {
 }
 
 impl Deref for DomainGuard<'_> {
-    type Target = Reactor;
-    fn deref(&self) -> &Reactor {
+    type Target = DomainState;
+    fn deref(&self) -> &DomainState {
         self.g
             .as_ref()
             .expect("a domain guard holds its lock until dropped")
     }
 }
 impl DerefMut for DomainGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Reactor {
+    fn deref_mut(&mut self) -> &mut DomainState {
         self.raw()
     }
 }
@@ -428,7 +428,7 @@ impl Domain {
     /// A domain without ports yet (SSL_new_domain).
     pub fn empty(flags: u64) -> Domain {
         Domain {
-            r: Mutex::new(Reactor {
+            r: Mutex::new(DomainState {
                 ports: Vec::new(),
                 none: Port::new(Engine::new(None)),
                 entries: Vec::new(),
@@ -467,7 +467,7 @@ impl Domain {
         fd
     }
 
-    /// In a child process right after fork(2), with the reactor locked by the forking
+    /// In a child process right after fork(2), with the domain locked by the forking
     /// thread (the only thread the child has): the parent's waiters do not exist here, and
     /// the eventfd is the parent's too (a wake-up meant for one process could be taken by
     /// the other), so the child lets it go; its first thread to lead makes its own.
@@ -494,7 +494,7 @@ impl Domain {
         r.ports.len() - 1
     }
 
-    /// The activity count (see `Reactor::activity`); publishes pending work first.
+    /// The activity count (see `DomainState::activity`); publishes pending work first.
     pub fn activity(&self) -> u64 {
         let mut g = self.lock("domain: activity");
         g.wake(true);

@@ -10,8 +10,6 @@ use super::*;
 use crate::bio::consts::{BIO_RR_ACCEPT, BIO_RR_CONNECT};
 use crate::bio::filter::{StreamFilter, Want};
 
-pub use crate::tls::{SSL_ERROR_WANT_ACCEPT, SSL_ERROR_WANT_CONNECT};
-
 impl StreamFilter for Ssl {
     fn filter_read(&self, buf: &mut [u8]) -> Result<usize> {
         match self.note(self.read(buf, false), SSL_ERROR_WANT_READ) {

@@ -30,11 +30,11 @@ use super::domain::{Domain, DomainGuard, PortId, bio_fd};
 use super::{Kind, SSL_R_CONN_USE_ONLY, SSL_R_LISTENER_USE_ONLY, SSL_R_PROTOCOL_IS_SHUTDOWN, Ssl};
 use crate::bio::addr::BioAddr;
 use crate::bio::{Bio, METHOD_DGRAM};
+use crate::consts::*;
 use crate::error::*;
 use crate::quic::engine::{ConnId, Stats};
 use crate::quic::port::ForkState;
 use crate::sys;
-use crate::tls::SSL_R_UNINITIALIZED;
 
 /// Serialises hand-overs within a process (see `fork_connection`).
 static FORKING: crate::sync::Mutex<()> = crate::sync::Mutex::new(());
@@ -78,7 +78,7 @@ fn socket_bio(fd: OwnedFd) -> Result<Arc<Bio>> {
     Ok(b)
 }
 
-/// The child's first steps, with the reactor still locked by the forking thread. Nothing
+/// The child's first steps, with the domain still locked by the forking thread. Nothing
 /// here can fail (the child's eventfd is made when one of its threads first waits).
 fn child_start(domain: &Domain, g: &mut DomainGuard<'_>) {
     // Only if the OS has no randomness left would this fail; quinn-proto would then fail

@@ -1,21 +1,29 @@
-//! The SSL object model: one `SSL *` over a QUIC listener, connection or stream. All objects
-//! of one listener (or one client connection) share a `Domain`: one lock over one `Port`.
-//! Implicit event handling: every call ticks the domain first, as OpenSSL's QUIC does.
+//! The SSL object model: one `SSL *` (`Ssl`, a small handle) over a QUIC domain, listener,
+//! connection or stream, or a TLS connection or listener (`Kind`). This file keeps the
+//! handle, the constructors, the accessors, the `op` wrapper and the dispatch of each call to
+//! the kind's own file: `domain_obj`, `listener`, `connection`, `stream`, `tls_conn`. All QUIC
+//! objects of one listener (or one client connection) share a `Domain`: one lock over its
+//! ports. Implicit event handling: a call that would block ticks the domain, as OpenSSL's
+//! QUIC does.
 //! Must not touch: sockets directly (the port does), `extern "C"` (ffi does).
 #![deny(unsafe_code)]
 
 pub mod alpn;
 pub mod ciphers;
 pub mod clientauth;
-pub mod consts;
+mod connection;
 pub mod ctx;
 pub mod domain;
+mod domain_obj;
 pub mod filter;
 pub mod fork;
+mod listener;
 mod peer;
 pub mod poll;
 pub mod session;
 pub mod settings;
+mod stream;
+mod tls_conn;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,61 +34,23 @@ use crate::sync::Mutex;
 use quinn_proto::{Dir, Side, StreamId, VarInt};
 
 use crate::bio::Bio;
+pub use crate::consts::*;
 use crate::error::*;
 use crate::quic::conn::{RecvEnd, SendError};
 use crate::quic::engine::{ConnId, Engine};
 use crate::quic::port::{Port, UNADDRESSED_PEER};
+pub use connection::ConnObj;
+use connection::{Peeled, closed_error};
 pub use ctx::{Method, SslCtx, VerifyResult};
 pub use domain::{Domain, DomainGuard, Interest, PortGuard, PortId, current_owner};
+pub use domain_obj::{DomainObj, check_domain_flags, domain_flags};
+pub use listener::Listener;
+pub use stream::{StreamObj, StreamState};
+pub(crate) use tls_conn::tls_listen_fd;
+use tls_conn::tls_null_domain;
+pub use tls_conn::{TlsListenerObj, TlsObj};
 
-pub const SSL_ERROR_NONE: i32 = 0;
-pub const SSL_ERROR_SSL: i32 = 1;
-pub const SSL_ERROR_WANT_READ: i32 = 2;
-pub const SSL_ERROR_WANT_WRITE: i32 = 3;
-pub const SSL_ERROR_SYSCALL: i32 = 5;
-pub const SSL_ERROR_ZERO_RETURN: i32 = 6;
-
-pub const SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED: u32 = ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED;
-pub const SSL_R_PROTOCOL_IS_SHUTDOWN: u32 = 207;
-pub const SSL_R_REMOTE_PEER_ADDRESS_NOT_SET: u32 = 346;
-pub const SSL_R_NO_STREAM: u32 = 355;
-pub const SSL_R_CONN_USE_ONLY: u32 = 356;
-pub const SSL_R_STREAM_RESET: u32 = 375;
-pub const SSL_R_QUIC_PROTOCOL_ERROR: u32 = 382;
-pub const SSL_R_QUIC_NETWORK_ERROR: u32 = 387;
-pub const SSL_R_LISTENER_USE_ONLY: u32 = 421;
-pub const SSL_R_DOMAIN_USE_ONLY: u32 = 422;
-pub const SSL_R_NOT_SERVER: u32 = 284;
-pub const SSL_R_STREAM_FINISHED: u32 = 365;
-pub const SSL_R_STREAM_RECV_ONLY: u32 = 366;
-pub const SSL_R_STREAM_SEND_ONLY: u32 = 379;
-pub const SSL_R_STREAM_COUNT_LIMITED: u32 = 411;
-pub const SSL_R_FEATURE_NOT_RENEGOTIABLE: u32 = 413;
-const SSL_R_BAD_VALUE_CODE: u32 = ctx::SSL_R_BAD_VALUE;
-
-pub const SSL_DEFAULT_STREAM_MODE_NONE: u32 = 0;
-pub const SSL_DEFAULT_STREAM_MODE_AUTO_BIDI: u32 = 1;
-pub const SSL_DEFAULT_STREAM_MODE_AUTO_UNI: u32 = 2;
-pub const SSL_STREAM_TYPE_NONE: i32 = 0;
-pub const SSL_STREAM_TYPE_READ: i32 = 1;
-pub const SSL_STREAM_TYPE_WRITE: i32 = 2;
-pub const SSL_STREAM_TYPE_BIDI: i32 = 3;
-pub const SSL_STREAM_STATE_NONE: i32 = 0;
-pub const SSL_STREAM_STATE_OK: i32 = 1;
-pub const SSL_STREAM_STATE_WRONG_DIR: i32 = 2;
-pub const SSL_STREAM_STATE_FINISHED: i32 = 3;
-pub const SSL_STREAM_STATE_RESET_LOCAL: i32 = 4;
-pub const SSL_STREAM_STATE_RESET_REMOTE: i32 = 5;
-pub const SSL_STREAM_STATE_CONN_CLOSED: i32 = 6;
-pub const SSL_INCOMING_STREAM_POLICY_AUTO: i32 = 0;
-pub const SSL_INCOMING_STREAM_POLICY_ACCEPT: i32 = 1;
-pub const SSL_INCOMING_STREAM_POLICY_REJECT: i32 = 2;
-pub const SSL_SHUTDOWN_FLAG_RAPID: u64 = 1;
-pub const SSL_SHUTDOWN_FLAG_NO_STREAM_FLUSH: u64 = 2;
-pub const SSL_SHUTDOWN_FLAG_NO_BLOCK: u64 = 4;
-pub const SSL_SHUTDOWN_FLAG_WAIT_PEER: u64 = 8;
-pub const SSL_CONN_CLOSE_FLAG_LOCAL: u32 = 1;
-pub const SSL_CONN_CLOSE_FLAG_TRANSPORT: u32 = 2;
+const SSL_R_BAD_VALUE_CODE: u32 = SSL_R_BAD_VALUE;
 
 /// Client settings that apply when the connection starts.
 #[derive(Default)]
@@ -93,154 +63,6 @@ struct Pre {
     outgoing: bool,
 }
 
-pub struct Conn {
-    domain: Arc<Domain>,
-    port: PortId,
-    /// The engine connection's epoch (see `quic::engine::Conn::epoch`), once it exists.
-    epoch: std::sync::OnceLock<Arc<std::sync::atomic::AtomicU64>>,
-    handle: Mutex<Option<ConnId>>,
-    pre: Mutex<Pre>,
-    listener: Option<Arc<Ssl>>,
-    /// SSL_listen_ex moved a listener's incoming connection into this object (made by
-    /// SSL_new): from then on its domain, port and listener are these.
-    peeled: std::sync::OnceLock<Peeled>,
-    verify: Arc<VerifyResult>,
-    default_stream: Mutex<Option<StreamId>>,
-    default_st: StreamState,
-    default_mode: AtomicU32,
-    /// SSL_INCOMING_STREAM_POLICY_* and its application error code.
-    policy: Mutex<(i32, u64)>,
-    alpn: std::sync::OnceLock<Vec<u8>>,
-    closing: AtomicBool,
-    /// A background thread serves this connection's domain (thread-assisted mode).
-    assisted: AtomicBool,
-    close_code: AtomicU64,
-    pub close_reason: std::sync::OnceLock<std::ffi::CString>,
-}
-
-/// Where a peeled connection (SSL_listen_ex) lives, and its client-certificate outcome
-/// (the TLS session began before the object was chosen).
-struct Peeled {
-    domain: Arc<Domain>,
-    port: PortId,
-    listener: Arc<Ssl>,
-    verify: Option<Arc<VerifyResult>>,
-}
-
-/// What an application did and saw on one stream (beside quinn's own stream state).
-#[derive(Default)]
-pub struct StreamState {
-    fin_seen: AtomicBool,
-    concluded: AtomicBool,
-    reset_local: Mutex<Option<u64>>,
-    reset_remote: Mutex<Option<u64>>,
-    stopped: Mutex<Option<u64>>,
-    /// Bytes taken from quinn for SSL_peek/SSL_pending, read before quinn's.
-    peek: Mutex<Vec<u8>>,
-}
-
-/// A stream object (SSL_new_stream / SSL_accept_stream); it keeps its connection alive.
-pub struct StreamObj {
-    pub conn: Arc<Ssl>,
-    pub id: StreamId,
-    st: StreamState,
-}
-
-pub struct Listener {
-    pub domain: Arc<Domain>,
-    pub port: PortId,
-    /// The domain object it was made from (SSL_new_listener_from), kept alive.
-    pub parent: Option<Arc<Ssl>>,
-    /// The engine's accept-queue epoch (see `quic::engine::Engine::accept_epoch`).
-    epoch: Arc<std::sync::atomic::AtomicU64>,
-    listening: AtomicBool,
-    /// How the application takes connections: 0 not yet, PEEL_ACCEPT (SSL_accept_connection)
-    /// or PEEL_LISTEN_EX (SSL_listen_ex); the two are not mixed on one listener.
-    take: std::sync::atomic::AtomicU8,
-}
-
-const PEEL_ACCEPT: u8 = 1;
-const PEEL_LISTEN_EX: u8 = 2;
-
-impl Listener {
-    /// Records how connections are taken; SSL_accept_connection and SSL_listen_ex do not
-    /// mix on one listener (OpenSSL 4.0).
-    fn take_by(&self, how: u8) -> Result<()> {
-        match self.take.compare_exchange(0, how, Relaxed, Relaxed) {
-            Ok(_) => Ok(()),
-            Err(was) if was == how => Ok(()),
-            Err(_) => Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
-                .with("SSL_listen_ex and SSL_accept_connection are not mixed on one listener")),
-        }
-    }
-}
-
-/// A domain object (SSL_new_domain): listeners made from it share its reactor.
-pub struct DomainObj {
-    pub domain: Arc<Domain>,
-}
-
-/// A TLS-over-TCP connection (TLS_method, TLS_client_method, TLS_server_method).
-pub struct TlsObj {
-    pub tls: crate::tls::Tls,
-    /// SSL_get_servername's answer, kept so C can hold the pointer.
-    pub servername: std::sync::OnceLock<std::ffi::CString>,
-    /// Server (true) or client (false), once known: from the method, or from
-    /// SSL_set_accept_state / SSL_set_connect_state / SSL_accept / SSL_connect.
-    role: Mutex<Option<bool>>,
-    pre: Mutex<Pre>,
-    pub verify: Arc<VerifyResult>,
-    alpn: std::sync::OnceLock<Vec<u8>>,
-    /// The listener that accepted it, if any (SSL_get0_listener).
-    pub listener: Option<Arc<Ssl>>,
-    /// SSL_set_SSL_CTX: the context that replaces `Ssl::ctx` for this connection (shared
-    /// with its ClientHello hook, see `tls_started`).
-    pub ctx_now: Arc<Mutex<Option<Arc<SslCtx>>>>,
-}
-
-/// A TLS listener (SSL_new_listener on a TLS server context): its listening socket's BIO.
-pub struct TlsListenerObj {
-    bio: Mutex<Option<Arc<Bio>>>,
-}
-
-/// The listening socket of a TLS listener's BIO: a socket BIO's fd, or an accept BIO's (bound
-/// and listening on first use, as its first BIO_do_accept would).
-pub(crate) fn tls_listen_fd(bio: &Bio) -> Result<i32> {
-    if let Some(fd) = bio.sock().map(|s| s.fd()).filter(|&fd| fd >= 0) {
-        return Ok(fd);
-    }
-    if let Some(a) = bio.acceptor() {
-        if a.fd() < 0 {
-            a.state(bio).map_err(|(_, e)| e)?;
-        }
-        if a.fd() >= 0 {
-            return Ok(a.fd());
-        }
-    }
-    Err(Error::ssl(SSL_R_BIO_NOT_SET)
-        .with("a TLS listener needs a listening socket: SSL_set_fd or an accept BIO"))
-}
-
-/// The ClientHello hook of a TLS server whose server-name callback may switch contexts
-/// (SSL_set_SSL_CTX): after the callback, the new context's server configuration (its
-/// certificate) and ALPN callback, or None if the context is still `base`.
-fn switch_hook(t: &TlsObj, base: &Arc<SslCtx>) -> crate::tls::SwitchHook {
-    let cell = t.ctx_now.clone();
-    let base = base.clone();
-    Arc::new(move || {
-        let Some(c) = cell.lock().clone().filter(|c| !Arc::ptr_eq(c, &base)) else {
-            return Ok(None);
-        };
-        Ok(Some((c.tls_server_config()?, c.alpn_select())))
-    })
-}
-
-/// The domain TLS objects answer with: no ports, so QUIC calls on them are no-ops.
-fn tls_null_domain() -> &'static Arc<Domain> {
-    static D: std::sync::OnceLock<Arc<Domain>> = std::sync::OnceLock::new();
-    D.get_or_init(|| Arc::new(Domain::empty(SSL_DOMAIN_FLAG_MULTI_THREAD)))
-}
-
 // One listener per port and one connection object per connection: the size difference
 // does not matter.
 #[allow(clippy::large_enum_variant)]
@@ -250,7 +72,7 @@ pub enum Kind {
     /// The listener API over TCP: a listening socket; accepted connections are `Tls`.
     TlsListener(TlsListenerObj),
     Listener(Listener),
-    Conn(Conn),
+    Conn(ConnObj),
     Stream(StreamObj),
 }
 
@@ -269,49 +91,6 @@ pub struct Ssl {
 
 fn want_read() -> Error {
     Error::would_block()
-}
-
-pub const SSL_DOMAIN_FLAG_SINGLE_THREAD: u64 = 1;
-pub const SSL_DOMAIN_FLAG_MULTI_THREAD: u64 = 2;
-pub const SSL_DOMAIN_FLAG_THREAD_ASSISTED: u64 = 4;
-pub const SSL_DOMAIN_FLAG_BLOCKING: u64 = 8;
-pub const SSL_DOMAIN_FLAG_LEGACY_BLOCKING: u64 = 16;
-
-/// The flags a new domain gets: `requested` if it names a threading model, else the
-/// context's flags plus `requested` (OpenSSL's rule), checked.
-pub fn domain_flags(ctx: &SslCtx, requested: u64) -> Result<u64> {
-    let model = SSL_DOMAIN_FLAG_SINGLE_THREAD
-        | SSL_DOMAIN_FLAG_MULTI_THREAD
-        | SSL_DOMAIN_FLAG_THREAD_ASSISTED;
-    if requested & model == 0 {
-        check_domain_flags(ctx.domain_flags() | requested)
-    } else {
-        check_domain_flags(requested)
-    }
-}
-
-/// Validates SSL_DOMAIN_FLAG_* bits as OpenSSL does: unknown bits are unsupported, SINGLE
-/// excludes MULTI and THREAD_ASSISTED; THREAD_ASSISTED implies MULTI; no model means MULTI.
-pub fn check_domain_flags(mut f: u64) -> Result<u64> {
-    const ALL: u64 = 31;
-    if f & !ALL != 0 {
-        return Err(
-            Error::ssl(ERR_R_UNSUPPORTED).with(format!("unknown domain flags {:#x}", f & !ALL))
-        );
-    }
-    if f & SSL_DOMAIN_FLAG_SINGLE_THREAD != 0
-        && f & (SSL_DOMAIN_FLAG_MULTI_THREAD | SSL_DOMAIN_FLAG_THREAD_ASSISTED) != 0
-    {
-        return Err(Error::ssl(ERR_R_PASSED_INVALID_ARGUMENT)
-            .with("SINGLE_THREAD excludes MULTI_THREAD and THREAD_ASSISTED"));
-    }
-    if f & (SSL_DOMAIN_FLAG_SINGLE_THREAD | SSL_DOMAIN_FLAG_THREAD_ASSISTED) == 0 {
-        f |= SSL_DOMAIN_FLAG_MULTI_THREAD;
-    }
-    if f & SSL_DOMAIN_FLAG_THREAD_ASSISTED != 0 {
-        f |= SSL_DOMAIN_FLAG_MULTI_THREAD;
-    }
-    Ok(f)
 }
 
 impl Ssl {
@@ -334,37 +113,16 @@ impl Ssl {
                 Method::TlsServer => Some(true),
                 _ => None,
             };
-            let t = TlsObj {
-                tls: crate::tls::Tls::new(),
-                servername: std::sync::OnceLock::new(),
-                role: Mutex::new(role),
-                pre: Mutex::new(Pre::default()),
-                verify: Arc::new(VerifyResult::default()),
-                alpn: std::sync::OnceLock::new(),
-                listener: None,
-                ctx_now: Arc::default(),
-            };
-            return Ok(Ssl::make(ctx, Kind::Tls(t), true));
+            return Ok(Ssl::make(ctx, Kind::Tls(TlsObj::new(role, None)), true));
         }
         if ctx.is_server() {
             return Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
                 .with("SSL_new on a QUIC server context: use SSL_new_listener"));
         }
         let domain = Domain::new(Engine::new(None), domain_flags(&ctx, 0)?);
-        let s = Ssl::make(ctx, Kind::Conn(Conn::new(domain, 0, None)), true);
+        let s = Ssl::make(ctx, Kind::Conn(ConnObj::new(domain, 0, None)), true);
         s.domain().owner.store(Arc::as_ptr(&s) as usize, Relaxed);
         Ok(s)
-    }
-
-    fn listener_engine(ctx: &SslCtx, validate: bool) -> Result<Engine> {
-        if !ctx.can_serve() {
-            return Err(
-                Error::ssl(SSL_R_NOT_SERVER).with("a QUIC listener needs OSSL_QUIC_server_method")
-            );
-        }
-        let mut engine = Engine::new(Some(ctx.server_config()?));
-        engine.set_validate(validate);
-        Ok(engine)
     }
 
     /// SSL_new_listener: a QUIC server listener in a domain of its own, or a TLS listener
@@ -375,10 +133,11 @@ impl Ssl {
                 return Err(Error::ssl(SSL_R_NOT_SERVER)
                     .with("a TLS listener needs TLS_method or TLS_server_method"));
             }
-            let l = TlsListenerObj {
-                bio: Mutex::new(None),
-            };
-            return Ok(Ssl::make(ctx, Kind::TlsListener(l), true));
+            return Ok(Ssl::make(
+                ctx,
+                Kind::TlsListener(TlsListenerObj::new()),
+                true,
+            ));
         }
         let engine = Ssl::listener_engine(&ctx, validate)?;
         let epoch = engine.accept_epoch();
@@ -394,63 +153,6 @@ impl Ssl {
         let s = Ssl::make(ctx, Kind::Listener(l), true);
         s.domain().owner.store(Arc::as_ptr(&s) as usize, Relaxed);
         Ok(s)
-    }
-
-    /// SSL_new_domain: an empty domain that listeners can be made in.
-    pub fn new_domain(ctx: Arc<SslCtx>, flags: u64) -> Result<Arc<Ssl>> {
-        let domain = Arc::new(Domain::empty(domain_flags(&ctx, flags)?));
-        let s = Ssl::make(ctx, Kind::Domain(DomainObj { domain }), true);
-        s.domain().owner.store(Arc::as_ptr(&s) as usize, Relaxed);
-        Ok(s)
-    }
-
-    /// SSL_new_listener_from: a listener with its own port in this domain.
-    pub fn new_listener_from(self: &Arc<Ssl>, validate: bool) -> Result<Arc<Ssl>> {
-        let Kind::Domain(d) = &self.kind else {
-            return Err(Error::ssl(SSL_R_DOMAIN_USE_ONLY).with("only a domain supports this"));
-        };
-        let engine = Ssl::listener_engine(&self.ctx, validate)?;
-        let epoch = engine.accept_epoch();
-        let port = d.domain.add_port(engine);
-        let l = Listener {
-            domain: d.domain.clone(),
-            port,
-            parent: Some(self.clone()),
-            epoch,
-            listening: AtomicBool::new(false),
-            take: Default::default(),
-        };
-        Ok(Ssl::make(
-            self.ctx.clone(),
-            Kind::Listener(l),
-            self.blocking.load(Relaxed),
-        ))
-    }
-
-    /// SSL_new_from_listener: an outgoing connection from the listener's port.
-    pub fn new_from_listener(self: &Arc<Ssl>) -> Result<Arc<Ssl>> {
-        let l = self.as_listener()?;
-        let c = Conn::new(l.domain.clone(), l.port, Some(self.clone()));
-        c.pre.lock().outgoing = true;
-        Ok(Ssl::make(
-            self.ctx.clone(),
-            Kind::Conn(c),
-            self.blocking.load(Relaxed),
-        ))
-    }
-
-    pub fn is_domain(&self) -> bool {
-        matches!(self.kind, Kind::Domain(_))
-    }
-
-    /// SSL_get0_domain: the domain object this object lives in, if it was made from one.
-    pub fn domain_obj(&self) -> Option<&Arc<Ssl>> {
-        match &self.kind {
-            Kind::Domain(_) | Kind::Tls(_) | Kind::TlsListener(_) => None,
-            Kind::Listener(l) => l.parent.as_ref(),
-            Kind::Conn(c) => c.listener().and_then(|l| l.domain_obj()),
-            Kind::Stream(s) => s.conn.domain_obj(),
-        }
     }
 
     pub fn domain(&self) -> &Arc<Domain> {
@@ -502,10 +204,7 @@ impl Ssl {
                 return Ok(());
             }
             Kind::Tls(t) => {
-                if let Some(fd) = t.tls.rbio().and_then(|b| b.sock().map(|s| s.fd())) {
-                    crate::sys::set_nonblocking(fd, !on)
-                        .map_err(|e| Error::sys(e.raw_os_error().unwrap_or(libc::EIO)))?;
-                }
+                t.set_blocking(on)?;
                 self.blocking.store(on, Relaxed);
                 return Ok(());
             }
@@ -632,7 +331,7 @@ impl Ssl {
         }
     }
 
-    pub fn as_conn(&self) -> Result<&Conn> {
+    pub fn as_conn(&self) -> Result<&ConnObj> {
         match &self.kind {
             Kind::Conn(c) => Ok(c),
             Kind::Listener(_) | Kind::Domain(_) | Kind::Tls(_) | Kind::TlsListener(_) => {
@@ -654,10 +353,7 @@ impl Ssl {
     /// connection in the server role.
     pub fn is_server(&self) -> bool {
         match &self.kind {
-            Kind::Tls(t) => t
-                .role
-                .lock()
-                .unwrap_or(self.ctx.method == Method::TlsServer),
+            Kind::Tls(t) => t.is_server(&self.ctx),
             Kind::Listener(_) | Kind::TlsListener(_) => true,
             Kind::Domain(_) => false,
             Kind::Conn(_) | Kind::Stream(_) => {
@@ -703,32 +399,25 @@ impl Ssl {
     }
 
     pub fn set_bios(&self, r: Option<Arc<Bio>>, w: Option<Arc<Bio>>) {
-        if let Kind::Tls(t) = &self.kind {
-            return t.tls.set_bios(r, w);
+        match &self.kind {
+            Kind::Tls(t) => t.tls.set_bios(r, w),
+            Kind::TlsListener(l) => *l.bio.lock() = r.or(w),
+            _ => self.locked("domain: set_bios").set_bios(r, w),
         }
-        if let Kind::TlsListener(l) = &self.kind {
-            *l.bio.lock() = r.or(w);
-            return;
-        }
-        self.locked("domain: set_bios").set_bios(r, w);
     }
     pub fn rbio(&self) -> Option<Arc<Bio>> {
-        if let Kind::Tls(t) = &self.kind {
-            return t.tls.rbio();
+        match &self.kind {
+            Kind::Tls(t) => t.tls.rbio(),
+            Kind::TlsListener(l) => l.bio.lock().clone(),
+            _ => self.locked("domain: rbio").rbio.clone(),
         }
-        if let Kind::TlsListener(l) = &self.kind {
-            return l.bio.lock().clone();
-        }
-        self.locked("domain: rbio").rbio.clone()
     }
     pub fn wbio(&self) -> Option<Arc<Bio>> {
-        if let Kind::Tls(t) = &self.kind {
-            return t.tls.wbio();
+        match &self.kind {
+            Kind::Tls(t) => t.tls.wbio(),
+            Kind::TlsListener(l) => l.bio.lock().clone(),
+            _ => self.locked("domain: wbio").wbio.clone(),
         }
-        if let Kind::TlsListener(l) = &self.kind {
-            return l.bio.lock().clone();
-        }
-        self.locked("domain: wbio").wbio.clone()
     }
 
     /// SSL_handle_events: one tick of the whole domain.
@@ -757,141 +446,7 @@ impl Ssl {
         self.locked("domain: conn_ticks").engine.conn_ticks()
     }
 
-    // ---- listener
-
-    pub fn listen(&self) -> Result<()> {
-        if let Kind::TlsListener(t) = &self.kind {
-            // A socket listens already (listen(2) is the application's); an accept BIO binds
-            // and listens here if BIO_do_accept has not yet.
-            let bio = t.bio.lock().clone().ok_or_else(|| {
-                Error::ssl(SSL_R_BIO_NOT_SET).with("set the listening socket (SSL_set_fd) first")
-            })?;
-            return tls_listen_fd(&bio).map(|_| ());
-        }
-        let l = self.as_listener()?;
-        if self.locked("domain: listen").rbio.is_none() {
-            return Err(Error::ssl(SSL_R_BIO_NOT_SET)
-                .with("set a network BIO (SSL_set_fd/SSL_set_bio) first"));
-        }
-        l.listening.store(true, Relaxed);
-        Ok(())
-    }
-
-    /// SSL_accept_connection: the next queued connection; in blocking mode (and without
-    /// `no_block`) waits for one, else would-block. It inherits the listener's blocking mode.
-    pub fn accept_connection(self: &Arc<Ssl>, no_block: bool) -> Result<Arc<Ssl>> {
-        if let Kind::TlsListener(l) = &self.kind {
-            return self.tls_accept(l, no_block);
-        }
-        if self.as_listener().is_ok()
-            && self
-                .locked("domain: accept_connection")
-                .engine
-                .serves_only_own()
-        {
-            return Err(fork::left_with_parent());
-        }
-        self.listen()?;
-        let l = self.as_listener()?;
-        l.take_by(PEEL_ACCEPT)?;
-        let (ch, epoch, verify) = self.op("domain: accept_connection", !no_block, |p| {
-            if p.engine.serves_only_own() {
-                return Err(fork::left_with_parent());
-            }
-            let ch = p.engine.accept_next().ok_or_else(want_read)?;
-            let conn = p.engine.conn(ch);
-            let epoch = conn.map(|c| c.epoch.clone());
-            Ok((
-                ch,
-                epoch,
-                conn.and_then(|c| peer::session_verify(c.crypto_session())),
-            ))
-        })?;
-        let mut c = Conn::new(l.domain.clone(), l.port, Some(self.clone()));
-        // Client certificates are verified in the connection's TLS session, which may have
-        // started before this object: it holds the outcome (clientauth::VerifyingServer).
-        if let Some(v) = verify {
-            c.verify = v;
-        }
-        *c.handle.lock() = Some(ch);
-        if let Some(e) = epoch {
-            let _ = c.epoch.set(e);
-        }
-        Ok(Ssl::make(
-            self.ctx.clone(),
-            Kind::Conn(c),
-            self.blocking.load(Relaxed),
-        ))
-    }
-
-    /// SSL_listen_ex (OpenSSL 4.0, as fixed in 4.0.x): moves the next queued incoming
-    /// connection into `new_conn`, a fresh QUIC connection object from SSL_new. Ok(true)
-    /// when one was moved, Ok(false) when none is queued (it never waits). `new_conn` then
-    /// belongs to this listener's domain and keeps the listener alive; its handshake goes on
-    /// there (SSL_do_handshake/SSL_accept on it, or I/O).
-    pub fn listen_ex(self: &Arc<Ssl>, new_conn: &Arc<Ssl>) -> Result<bool> {
-        if let Kind::TlsListener(_) = &self.kind {
-            return Err(Error::unsupported("SSL_listen_ex is for QUIC listeners"));
-        }
-        let l = self.as_listener()?;
-        let c = new_conn.as_conn().map_err(|_| {
-            Error::ssl(SSL_R_CONN_USE_ONLY).with("new_conn must be a QUIC connection from SSL_new")
-        })?;
-        if c.listener().is_some() || c.handle.lock().is_some() {
-            return Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
-                .with("new_conn must be a fresh connection object that has not started"));
-        }
-        if c.domain().flags & SSL_DOMAIN_FLAG_THREAD_ASSISTED != 0 {
-            return Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
-                .with("new_conn must not be thread-assisted"));
-        }
-        if self.locked("domain: listen_ex").engine.serves_only_own() {
-            return Err(fork::left_with_parent());
-        }
-        self.listen()?;
-        l.take_by(PEEL_LISTEN_EX)?;
-        let taken = self.op("domain: listen_ex", false, |p| {
-            let ch = p.engine.accept_next().ok_or_else(want_read)?;
-            let conn = p.engine.conn(ch);
-            let epoch = conn.map(|c| c.epoch.clone());
-            Ok((
-                ch,
-                epoch,
-                conn.and_then(|c| peer::session_verify(c.crypto_session())),
-            ))
-        });
-        let (ch, epoch, verify) = match taken {
-            Ok(t) => t,
-            Err(e) if e.is_would_block() => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        let _ = c.peeled.set(Peeled {
-            domain: l.domain.clone(),
-            port: l.port,
-            listener: self.clone(),
-            verify,
-        });
-        *c.handle.lock() = Some(ch);
-        if let Some(e) = epoch {
-            let _ = c.epoch.set(e);
-        }
-        Ok(true)
-    }
-
-    pub fn accept_queue_len(&self) -> Result<usize> {
-        self.as_listener()?;
-        Ok(self
-            .locked_ticked("domain: accept_queue_len")
-            .engine
-            .accept_queue_len())
-    }
-
-    // ---- connection
-
-    pub fn set_initial_peer(&self, a: SocketAddr) -> Result<()> {
-        self.as_conn()?.pre.lock().peer = Some(a);
-        Ok(())
-    }
+    /// The settings a client connection (QUIC or TLS) starts with.
     fn pre(&self) -> Result<&Mutex<Pre>> {
         match &self.kind {
             Kind::Tls(t) => Ok(&t.pre),
@@ -911,73 +466,89 @@ impl Ssl {
         Ok(())
     }
 
-    // ---- TLS over TCP
+    // ---- calls each kind answers its own way: TLS objects in tls_conn.rs, QUIC ones in
+    // listener.rs, connection.rs and stream.rs
 
-    /// SSL_accept_connection on a TLS listener: accept(2) on its socket; a blocking
-    /// listener waits (poll(2), no spinning). The connection gets its own socket BIO (which
-    /// closes the fd when freed), the listener's blocking mode, and the server role.
-    fn tls_accept(self: &Arc<Ssl>, l: &TlsListenerObj, no_block: bool) -> Result<Arc<Ssl>> {
-        let bio = l.bio.lock().clone().ok_or_else(|| {
-            Error::ssl(SSL_R_BIO_NOT_SET).with("set the listening socket (SSL_set_fd) first")
-        })?;
-        let fd = tls_listen_fd(&bio)?;
-        let blocking = self.blocking.load(Relaxed) && !no_block;
-        let mut p = [crate::sys::PollFd {
-            fd,
-            read: true,
-            write: false,
-            ready: false,
-        }];
-        // A socket left blocking must not block a non-blocking accept.
-        if !blocking
-            && !matches!(
-                crate::sys::poll(&mut p, Some(Duration::ZERO)),
-                Ok(n) if n > 0
-            )
-        {
-            return Err(want_read());
+    /// SSL_listen: a listener starts taking connections.
+    pub fn listen(&self) -> Result<()> {
+        match &self.kind {
+            Kind::TlsListener(t) => t.listen(),
+            _ => self.quic_listen(),
         }
-        let nfd = loop {
-            match crate::sys::accept(fd) {
-                Ok(Some(nfd)) => break nfd,
-                Ok(None) if blocking => {
-                    let mut p = [crate::sys::PollFd {
-                        fd,
-                        read: true,
-                        write: false,
-                        ready: false,
-                    }];
-                    crate::sys::poll(&mut p, None)
-                        .map_err(|e| Error::sys(e.raw_os_error().unwrap_or(libc::EIO)))?;
-                }
-                Ok(None) => return Err(want_read()),
-                Err(e) => {
-                    return Err(Error::sys(e.raw_os_error().unwrap_or(libc::EIO))
-                        .with(format!("accept: {e}")));
-                }
-            }
-        };
-        let b = Bio::new(&crate::bio::METHOD_SOCKET);
-        let sb = b.sock().ok_or_else(|| Error::internal("socket BIO"))?;
-        sb.set_fd(nfd, true)?;
-        crate::sys::set_nonblocking(nfd, !self.blocking.load(Relaxed))
-            .map_err(|e| Error::sys(e.raw_os_error().unwrap_or(libc::EIO)))?;
-        let t = TlsObj {
-            tls: crate::tls::Tls::new(),
-            servername: std::sync::OnceLock::new(),
-            role: Mutex::new(Some(true)),
-            pre: Mutex::new(Pre::default()),
-            verify: Arc::new(VerifyResult::default()),
-            alpn: std::sync::OnceLock::new(),
-            listener: Some(self.clone()),
-            ctx_now: Arc::default(),
-        };
-        t.tls.set_bios(Some(b.clone()), Some(b));
-        Ok(Ssl::make(
-            self.ctx.clone(),
-            Kind::Tls(t),
-            self.blocking.load(Relaxed),
-        ))
+    }
+
+    /// SSL_accept_connection: the next queued connection; in blocking mode (and without
+    /// `no_block`) waits for one, else would-block. It inherits the listener's blocking mode.
+    pub fn accept_connection(self: &Arc<Ssl>, no_block: bool) -> Result<Arc<Ssl>> {
+        match &self.kind {
+            Kind::TlsListener(l) => l.accept(self, no_block),
+            _ => self.quic_accept_connection(no_block),
+        }
+    }
+
+    /// SSL_listen_ex (OpenSSL 4.0, as fixed in 4.0.x): moves the next queued incoming
+    /// connection into `new_conn`, a fresh QUIC connection object from SSL_new. Ok(true)
+    /// when one was moved, Ok(false) when none is queued (it never waits). `new_conn` then
+    /// belongs to this listener's domain and keeps the listener alive; its handshake goes on
+    /// there (SSL_do_handshake/SSL_accept on it, or I/O).
+    pub fn listen_ex(self: &Arc<Ssl>, new_conn: &Arc<Ssl>) -> Result<bool> {
+        match &self.kind {
+            Kind::TlsListener(_) => Err(Error::unsupported("SSL_listen_ex is for QUIC listeners")),
+            _ => self.quic_listen_ex(new_conn),
+        }
+    }
+
+    /// SSL_connect / SSL_do_handshake / SSL_accept: Ok once the handshake is complete.
+    pub fn do_handshake(&self) -> Result<()> {
+        match &self.kind {
+            Kind::Tls(t) => t.do_handshake(self),
+            _ => self.conn_handshake(),
+        }
+    }
+
+    /// SSL_shutdown(_ex): conclude the default stream, wait for every concluded stream's data
+    /// to be acknowledged (unless NO_STREAM_FLUSH), send CONNECTION_CLOSE, then wait out the
+    /// closing period (unless RAPID). As in SSL_shutdown_ex(3), RAPID skips only the
+    /// terminating period: stream data written before the call is still delivered. Ok(true) when done, Ok(false) while in progress; a blocking
+    /// object waits (unless NO_BLOCK).
+    pub fn shutdown(&self, code: u64, reason: &[u8], flags: u64) -> Result<bool> {
+        match &self.kind {
+            Kind::Tls(t) => t.tls.shutdown(),
+            _ => self.conn_shutdown(code, reason, flags),
+        }
+    }
+
+    /// SSL_get_peer_addr (OpenSSL 4.0): the peer's address of a QUIC connection or stream
+    /// (where quinn last heard from it), or of a TLS connection over a socket.
+    pub fn peer_addr(&self) -> Result<SocketAddr> {
+        match &self.kind {
+            Kind::Tls(t) => t.peer_addr(),
+            _ => self.conn_peer_addr(),
+        }
+    }
+
+    /// SSL_write_ex: to the stream or the default stream. `conclude` sends FIN after the data.
+    pub fn write(&self, data: &[u8], conclude: bool) -> Result<usize> {
+        match &self.kind {
+            Kind::Tls(t) => t.write(self, data),
+            _ => self.stream_write(data, conclude),
+        }
+    }
+
+    /// SSL_read_ex (`peek` false) or SSL_peek_ex (`peek` true).
+    pub fn read(&self, out: &mut [u8], peek: bool) -> Result<usize> {
+        match &self.kind {
+            Kind::Tls(t) => t.read(self, out, peek),
+            _ => self.stream_read(out, peek),
+        }
+    }
+
+    /// SSL_pending: bytes readable now without waiting (pulled into the peek buffer).
+    pub fn pending(&self) -> usize {
+        match &self.kind {
+            Kind::Tls(t) => t.tls.pending(),
+            _ => self.stream_pending(),
+        }
     }
 
     /// SSL_set_connect_state (false) / SSL_set_accept_state (true) on a TLS object; a
@@ -985,61 +556,8 @@ impl Ssl {
     /// on TLS_method pick the role only when none was chosen.
     pub fn set_tls_role(&self, server: bool, only_if_unset: bool) {
         if let Kind::Tls(t) = &self.kind {
-            let mut r = t.role.lock();
-            if !(only_if_unset && r.is_some()) {
-                *r = Some(server);
-            }
+            t.set_role(server, only_if_unset);
         }
-    }
-
-    /// Creates the TLS object's rustls connection on first use.
-    fn tls_started(&self, t: &TlsObj) -> Result<()> {
-        if t.tls.started() {
-            return Ok(());
-        }
-        let server = (*t.role.lock()).ok_or_else(|| {
-            Error::ssl(crate::tls::SSL_R_UNINITIALIZED)
-                .with("TLS_method: call SSL_set_connect_state or SSL_set_accept_state first")
-        })?;
-        let ctx = self.cur_ctx();
-        let setup = if server {
-            // A client certificate's verify callback names this SSL.
-            t.verify.ssl.store(self as *const Ssl as usize, Relaxed);
-            let servername = ctx.servername_hook();
-            let switched = servername.as_ref().map(|_| switch_hook(t, &ctx));
-            let hello = crate::tls::Hello {
-                servername,
-                alpn: ctx.alpn_select(),
-                switched,
-            };
-            if hello.servername.is_some() || hello.alpn.is_some() {
-                crate::tls::Setup::ServerAlpn(ctx.tls_server_config()?, hello)
-            } else {
-                crate::tls::Setup::Server(ctx.tls_server_config()?)
-            }
-        } else {
-            let pre = t.pre.lock();
-            let name = pre.sni.clone().or_else(|| pre.host.clone());
-            let alpn = pre.alpn.clone();
-            drop(pre);
-            let name = match name {
-                Some(n) => rustls::pki_types::ServerName::try_from(n.clone())
-                    .map_err(|e| Error::invalid(format!("host name {n:?}: {e}")))?,
-                // No name: no SNI is sent (verification then fails unless VERIFY_NONE).
-                None => rustls::pki_types::ServerName::IpAddress(
-                    std::net::IpAddr::from([0u8, 0, 0, 0]).into(),
-                ),
-            };
-            let ssl = self as *const Ssl as usize;
-            let cfg =
-                ctx.tls_client_config(alpn, t.verify.clone(), ssl, self.store(&ctx, false))?;
-            crate::tls::Setup::Client(cfg, name)
-        };
-        t.tls.ignore_eof.store(
-            ctx.options() & ctx::SSL_OP_IGNORE_UNEXPECTED_EOF != 0,
-            Relaxed,
-        );
-        t.tls.start(setup)
     }
 
     /// SSL_get_servername (TLS): a server connection's SNI from the client; a client's own.
@@ -1062,18 +580,6 @@ impl Ssl {
         }
     }
 
-    /// A QUIC connection's handshake facts: (ALPN, resumed, complete).
-    fn quic_handshake(&self) -> Option<(Option<Vec<u8>>, bool, bool)> {
-        let c = self.as_conn().ok()?;
-        let h = (*c.handle.lock())?;
-        let p = self.locked("domain: quic_handshake");
-        let conn = p.engine.conn(h)?;
-        let session = conn.crypto_session();
-        let data = session.handshake_data()?;
-        let hd = data.downcast::<session::QuicHandshake>().ok()?;
-        Some((hd.protocol.clone(), hd.resumed, !session.is_handshaking()))
-    }
-
     /// The session store a client connection's rustls configuration uses.
     fn store(&self, ctx: &SslCtx, quic: bool) -> Arc<dyn rustls::client::ClientSessionStore> {
         Arc::new(session::ConnStore::new(
@@ -1088,13 +594,7 @@ impl Ssl {
     /// SSL_set_session: the session a client's next handshake offers (None clears it).
     pub fn set_session(&self, s: Option<Arc<session::Session>>) -> Result<()> {
         let started = match &self.kind {
-            Kind::Tls(t) => {
-                if *t.role.lock() == Some(true) {
-                    return Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
-                        .with("SSL_set_session on a server connection"));
-                }
-                t.tls.started()
-            }
+            Kind::Tls(t) => t.session_settable()?,
             Kind::Conn(c) if c.listener.is_none() => c.handle.lock().is_some(),
             Kind::Conn(_) => {
                 return Err(Error::unsupported(
@@ -1178,557 +678,7 @@ impl Ssl {
         }
     }
 
-    /// Starts the client connection if it has not started; returns its handle.
-    fn started(&self, c: &Conn, p: &mut Port) -> Result<ConnId> {
-        if let Some(h) = *c.handle.lock() {
-            return Ok(h);
-        }
-        if p.rbio.is_none() || p.wbio.is_none() {
-            return Err(Error::ssl(SSL_R_BIO_NOT_SET)
-                .with("set a network BIO (SSL_set_fd/SSL_set_bio) first"));
-        }
-        let pre = c.pre.lock();
-        let peer = match pre.peer {
-            Some(a) => a,
-            None if !p.write_addressed() => UNADDRESSED_PEER,
-            None if pre.outgoing => {
-                return Err(Error::ssl(SSL_R_REMOTE_PEER_ADDRESS_NOT_SET).with(
-                    "a connection from SSL_new_from_listener needs SSL_set1_initial_peer_addr",
-                ));
-            }
-            None => p
-                .wbio
-                .as_ref()
-                .and_then(|b| b.dgram().ok().and_then(|d| d.detect_peer()))
-                .and_then(|a| a.to_socket_addr())
-                .ok_or_else(|| {
-                    Error::ssl(SSL_R_REMOTE_PEER_ADDRESS_NOT_SET)
-                        .with("call SSL_set1_initial_peer_addr or use a connected socket")
-                })?,
-        };
-        let name = pre
-            .sni
-            .clone()
-            .or_else(|| pre.host.clone())
-            .unwrap_or_else(|| "localhost".into());
-        let alpn = pre.alpn.clone();
-        drop(pre);
-        if alpn
-            .as_ref()
-            .map_or(self.ctx.alpn().is_empty(), |a| a.is_empty())
-        {
-            return Err(Error::ssl(235).with("QUIC requires ALPN: call SSL_set_alpn_protos"));
-        }
-        // Connections of a listener (SSL_new_from_listener) do not resume.
-        let store = c.listener.is_none().then(|| self.store(&self.ctx, true));
-        let cfg = self.ctx.client_config_for(
-            alpn,
-            c.verify.clone(),
-            self as *const Ssl as usize,
-            store,
-        )?;
-        let h = p
-            .engine
-            .connect(Instant::now(), cfg, peer, &name)
-            .map_err(|e| {
-                Error::ssl(SSL_R_QUIC_PROTOCOL_ERROR).with(format!("cannot connect: {e}"))
-            })?;
-        *c.handle.lock() = Some(h);
-        if let Some(conn) = p.engine.conn(h) {
-            let _ = c.epoch.set(conn.epoch.clone());
-        }
-        p.tick(Instant::now());
-        if self.domain().flags & SSL_DOMAIN_FLAG_THREAD_ASSISTED != 0 && c.listener().is_none() {
-            self.domain().start_assist()?;
-            c.assisted.store(true, Relaxed);
-        }
-        Ok(h)
-    }
-
-    /// SSL_connect / SSL_do_handshake / SSL_accept: Ok once the handshake is complete.
-    pub fn do_handshake(&self) -> Result<()> {
-        if let Kind::Tls(t) = &self.kind {
-            self.tls_started(t)?;
-            domain::set_current_owner(self as *const Ssl as usize);
-            return ctx::with_verify_result(&t.verify, || t.tls.do_handshake());
-        }
-        let c = self.as_conn()?;
-        self.op("domain: do_handshake", true, |p| {
-            let h = self.started(c, p)?;
-            let conn = p.engine.conn(h).ok_or_else(|| closed_error(None))?;
-            if let Some(e) = &conn.lost {
-                return Err(closed_error(Some(e)));
-            }
-            if conn.connected || !conn.is_handshaking() {
-                return Ok(());
-            }
-            Err(want_read())
-        })
-    }
-
-    /// The default stream, created or accepted on first use per the default stream mode.
-    fn default_stream(
-        &self,
-        c: &Conn,
-        p: &mut Port,
-        h: ConnId,
-        for_write: bool,
-    ) -> Result<StreamId> {
-        if let Some(id) = *c.default_stream.lock() {
-            return Ok(id);
-        }
-        let dir = match c.default_mode.load(Relaxed) {
-            SSL_DEFAULT_STREAM_MODE_AUTO_BIDI => Dir::Bi,
-            SSL_DEFAULT_STREAM_MODE_AUTO_UNI => Dir::Uni,
-            _ => {
-                return Err(Error::ssl(SSL_R_NO_STREAM).with(
-                    "no default stream (mode NONE): use SSL_new_stream / SSL_accept_stream",
-                ));
-            }
-        };
-        let conn = p.engine.conn_mut(h).ok_or_else(|| closed_error(None))?;
-        let peer_first = conn.incoming.iter().position(|id| id.dir() == dir);
-        let id = match peer_first {
-            Some(i) if !for_write || dir == Dir::Bi => {
-                conn.incoming.remove(i).expect("index found")
-            }
-            _ if for_write => p.engine.open_stream(h, dir).ok_or_else(|| {
-                Error::ssl(SSL_R_STREAM_COUNT_LIMITED)
-                    .with("no stream credit for the default stream yet")
-            })?,
-            _ => return Err(want_read()),
-        };
-        *c.default_stream.lock() = Some(id);
-        // From now on the AUTO policy refuses the peer's new streams.
-        if let Some(conn) = p.engine.conn_mut(h) {
-            conn.reject_incoming = c.reject_incoming();
-        }
-        Ok(id)
-    }
-
-    fn live(&self, c: &Conn, p: &mut Port) -> Result<ConnId> {
-        self.live_or_closed(c, p, false)
-    }
-
-    /// As `live`; with `allow_closed`, a closed connection still answers, so that data it
-    /// received before closing can be read (OpenSSL returns buffered data and FIN first).
-    fn live_or_closed(&self, c: &Conn, p: &mut Port, allow_closed: bool) -> Result<ConnId> {
-        let h = self.started(c, p)?;
-        let conn = p.engine.conn_mut(h).ok_or_else(|| closed_error(None))?;
-        conn.reject_incoming = c.reject_incoming();
-        if let Some(e) = &conn.lost {
-            if allow_closed && conn.connected {
-                return Ok(h);
-            }
-            return Err(closed_error(Some(e)));
-        }
-        if !conn.connected && conn.is_handshaking() {
-            return Err(want_read());
-        }
-        Ok(h)
-    }
-
-    /// The connection, its handle, the stream and its state that an I/O call addresses: a
-    /// stream object's own stream, or a connection's default stream.
-    fn target(&self, p: &mut Port, for_write: bool) -> Result<(ConnId, StreamId, &StreamState)> {
-        let allow_closed = !for_write;
-        match &self.kind {
-            Kind::Conn(c) => {
-                let h = self.live_or_closed(c, p, allow_closed)?;
-                let id = match self.default_stream(c, p, h, for_write) {
-                    Ok(id) => id,
-                    // No stream will ever arrive on a closed connection.
-                    Err(e) if e.is_would_block() => {
-                        match p.engine.conn(h).and_then(|c| c.lost.as_ref()) {
-                            Some(lost) => return Err(closed_error(Some(lost))),
-                            None => return Err(e),
-                        }
-                    }
-                    Err(e) => return Err(e),
-                };
-                Ok((h, id, &c.default_st))
-            }
-            Kind::Stream(s) => {
-                let c = s.conn.as_conn()?;
-                let h = s.conn.live_or_closed(c, p, allow_closed)?;
-                Ok((h, s.id, &s.st))
-            }
-            Kind::Listener(_) | Kind::Domain(_) | Kind::Tls(_) | Kind::TlsListener(_) => {
-                Err(Error::ssl(SSL_R_CONN_USE_ONLY)
-                    .with("not supported on a listener, domain or TLS connection"))
-            }
-        }
-    }
-
-    fn local_side(p: &Port, h: ConnId) -> Option<Side> {
-        p.engine.conn(h).map(|c| c.side())
-    }
-
-    /// SSL_write_ex: to the stream or the default stream. `conclude` sends FIN after the data.
-    pub fn write(&self, data: &[u8], conclude: bool) -> Result<usize> {
-        if let Kind::Tls(t) = &self.kind {
-            self.tls_started(t)?;
-            domain::set_current_owner(self as *const Ssl as usize);
-            return ctx::with_verify_result(&t.verify, || t.tls.write(data));
-        }
-        let blocking = {
-            let p = self.locked("domain: write");
-            self.blocking_in(&p)
-        };
-        let mut done = 0;
-        self.op("domain: write", true, |p| {
-            // Blocking writes take everything (waiting for flow-control credit); non-blocking
-            // ones return what fitted.
-            loop {
-                let n = self.write_locked(p, &data[done..], conclude)?;
-                done += n;
-                if done == data.len() || !blocking && done > 0 {
-                    return Ok(done);
-                }
-                if n == 0 {
-                    return Err(Error::would_block());
-                }
-            }
-        })
-    }
-
-    fn write_locked(&self, p: &mut Port, data: &[u8], conclude: bool) -> Result<usize> {
-        let (h, id, st) = self.target(p, true)?;
-        if id.dir() == Dir::Uni && Some(id.initiator()) != Self::local_side(p, h) {
-            return Err(
-                Error::ssl(SSL_R_STREAM_RECV_ONLY).with("cannot write to a receive-only stream")
-            );
-        }
-        if let Some(code) = *st.reset_local.lock() {
-            return Err(
-                Error::ssl(SSL_R_STREAM_RESET).with(format!("stream was reset locally ({code})"))
-            );
-        }
-        if st.concluded.load(Relaxed) {
-            return Err(Error::ssl(SSL_R_STREAM_FINISHED).with("the stream is already concluded"));
-        }
-        let conn = p.engine.conn_mut(h).ok_or_else(|| closed_error(None))?;
-        let n = if data.is_empty() {
-            0
-        } else {
-            match conn.send(id, data) {
-                Ok(n) => n,
-                Err(SendError::Blocked) => return Err(Error::would_block()),
-                Err(SendError::Stopped(code)) => {
-                    *st.stopped.lock() = Some(code);
-                    return Err(Error::ssl(SSL_R_STREAM_RESET)
-                        .with(format!("peer stopped the stream ({code})")));
-                }
-                Err(SendError::Closed) => {
-                    return Err(Error::ssl(SSL_R_STREAM_FINISHED).with("the stream is closed"));
-                }
-            }
-        };
-        if conclude && n == data.len() {
-            conn.finish(id);
-            st.concluded.store(true, Relaxed);
-        }
-        p.engine.mark(h);
-        p.run(Instant::now());
-        Ok(n)
-    }
-
-    /// Moves what quinn has for the stream into its peek buffer (at most `max` bytes more),
-    /// noting FIN and resets.
-    fn pull(p: &mut Port, h: ConnId, id: StreamId, st: &StreamState, max: usize) {
-        let Some(conn) = p.engine.conn_mut(h) else {
-            return;
-        };
-        let mut buf = st.peek.lock();
-        let (_, end, transmit) = conn.recv(id, max, |b| buf.extend_from_slice(b));
-        Self::note_end(st, end);
-        // Only taking data can free flow-control credit worth telling the peer about.
-        if transmit {
-            p.engine.mark(h);
-        }
-    }
-
-    /// Records how a stream read ended (FIN, reset) in the object's stream state.
-    fn note_end(st: &StreamState, end: Option<RecvEnd>) {
-        match end {
-            Some(RecvEnd::Fin) => st.fin_seen.store(true, Relaxed),
-            Some(RecvEnd::Reset(code)) => *st.reset_remote.lock() = Some(code),
-            Some(RecvEnd::Blocked) | None => {}
-        }
-    }
-
-    /// SSL_read_ex (`peek` false) or SSL_peek_ex (`peek` true).
-    pub fn read(&self, out: &mut [u8], peek: bool) -> Result<usize> {
-        if let Kind::Tls(t) = &self.kind {
-            self.tls_started(t)?;
-            domain::set_current_owner(self as *const Ssl as usize);
-            return ctx::with_verify_result(&t.verify, || t.tls.read(out, peek));
-        }
-        // Data already buffered is served before more is taken in (as OpenSSL does), which
-        // keeps quinn's reassembly buffers short during bulk transfers: see `op`.
-        self.op("domain: read", true, |p| self.read_locked(p, out, peek))
-    }
-
-    fn read_locked(&self, p: &mut Port, out: &mut [u8], peek: bool) -> Result<usize> {
-        let (h, id, st) = self.target(p, false)?;
-        if id.dir() == Dir::Uni && Some(id.initiator()) == Self::local_side(p, h) {
-            return Err(
-                Error::ssl(SSL_R_STREAM_SEND_ONLY).with("cannot read from a send-only stream")
-            );
-        }
-        let mut n = 0;
-        {
-            let mut buf = st.peek.lock();
-            if !buf.is_empty() {
-                n = buf.len().min(out.len());
-                out[..n].copy_from_slice(&buf[..n]);
-                if !peek {
-                    buf.drain(..n);
-                }
-            }
-        }
-        if n < out.len() && !st.fin_seen.load(Relaxed) && st.reset_remote.lock().is_none() {
-            if peek {
-                Self::pull(p, h, id, st, out.len() - n);
-                let buf = st.peek.lock();
-                let m = buf.len().min(out.len());
-                out[n..m].copy_from_slice(&buf[n..m]);
-                n = m;
-            } else if let Some(conn) = p.engine.conn_mut(h) {
-                let want = out.len() - n;
-                let dst = &mut out[n..];
-                let mut at = 0;
-                let (got, end, _) = conn.recv(id, want, |b| {
-                    dst[at..at + b.len()].copy_from_slice(b);
-                    at += b.len();
-                });
-                n += got;
-                Self::note_end(st, end);
-            }
-            p.engine.mark(h);
-            p.run(Instant::now());
-        }
-        if n > 0 {
-            return Ok(n);
-        }
-        if let Some(code) = *st.reset_remote.lock() {
-            return Err(
-                Error::ssl(SSL_R_STREAM_RESET).with(format!("peer reset the stream ({code})"))
-            );
-        }
-        if st.fin_seen.load(Relaxed) {
-            return Err(Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("FIN"));
-        }
-        if let Some(lost) = p.engine.conn(h).and_then(|c| c.lost.as_ref()) {
-            return Err(closed_error(Some(lost)));
-        }
-        Err(want_read())
-    }
-
-    /// SSL_pending: bytes readable now without waiting (pulled into the peek buffer).
-    pub fn pending(&self) -> usize {
-        if let Kind::Tls(t) = &self.kind {
-            return t.tls.pending();
-        }
-        let mut p = self.locked("domain: pending");
-        let Ok((h, id, st)) = self.target(&mut p, false) else {
-            return 0;
-        };
-        Self::pull(&mut p, h, id, st, 1 << 20);
-        st.peek.lock().len()
-    }
-
-    /// SSL_stream_conclude.
-    pub fn conclude(&self) -> Result<()> {
-        self.write(&[], true).map(|_| ())
-    }
-
-    /// SSL_stream_reset: RESET_STREAM with `code` (send side).
-    pub fn reset_stream(&self, code: u64) -> Result<()> {
-        let mut p = self.locked_ticked("domain: reset_stream");
-        let (h, id, st) = self.target(&mut p, true)?;
-        if id.dir() == Dir::Uni && Some(id.initiator()) != Self::local_side(&p, h) {
-            return Err(
-                Error::ssl(SSL_R_STREAM_RECV_ONLY).with("cannot reset a receive-only stream")
-            );
-        }
-        let vcode = VarInt::from_u64(code)
-            .map_err(|_| Error::ssl(SSL_R_BAD_VALUE_CODE).with("error code too large"))?;
-        if let Some(conn) = p.engine.conn_mut(h) {
-            let _ = conn.reset(id, vcode);
-            conn.unacked_fin.remove(&id);
-        }
-        *st.reset_local.lock() = Some(code);
-        p.engine.mark(h);
-        p.run(Instant::now());
-        Ok(())
-    }
-
-    /// SSL_new_stream: a new local stream on this connection.
-    /// In blocking mode (and without `no_block`) waits for the handshake and for stream
-    /// credit; otherwise fails with STREAM_COUNT_LIMITED when the peer allows no more.
-    pub fn new_stream(self: &Arc<Ssl>, uni: bool, no_block: bool) -> Result<Arc<Ssl>> {
-        let c = self.as_conn()?;
-        let mut limited = false;
-        let r = self.op("domain: new_stream", !no_block, |p| {
-            let h = self.live(c, p)?;
-            limited = false;
-            p.engine
-                .open_stream(h, if uni { Dir::Uni } else { Dir::Bi })
-                .ok_or_else(|| {
-                    limited = true;
-                    want_read()
-                })
-        });
-        match r {
-            Ok(id) => Ok(self.stream_obj(id)),
-            Err(e) if e.is_would_block() && limited => {
-                Err(Error::ssl(SSL_R_STREAM_COUNT_LIMITED)
-                    .with("the peer allows no more streams yet"))
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    fn stream_obj(self: &Arc<Ssl>, id: StreamId) -> Arc<Ssl> {
-        let s = StreamObj {
-            conn: self.clone(),
-            id,
-            st: StreamState::default(),
-        };
-        Ssl::make(
-            self.ctx.clone(),
-            Kind::Stream(s),
-            self.blocking.load(Relaxed),
-        )
-    }
-
-    /// SSL_accept_stream: the next stream the peer opened; in blocking mode (and without
-    /// `no_block`) waits for one.
-    /// SSL_accept_stream: the peer's next stream, of direction `dir` if given (OpenSSL 3.6's
-    /// SSL_ACCEPT_STREAM_UNI/_BIDI: the first queued stream of that kind; others stay queued).
-    pub fn accept_stream(self: &Arc<Ssl>, no_block: bool, dir: Option<Dir>) -> Result<Arc<Ssl>> {
-        let c = self.as_conn()?;
-        let id = self.op_waiting("domain: accept_stream", !no_block, true, |p| {
-            let h = self.live(c, p)?;
-            let q = p
-                .engine
-                .conn_mut(h)
-                .map(|conn| &mut conn.incoming)
-                .ok_or_else(want_read)?;
-            let at = q
-                .iter()
-                .position(|id| dir.is_none_or(|d| id.dir() == d))
-                .ok_or_else(want_read)?;
-            q.remove(at).ok_or_else(want_read)
-        })?;
-        Ok(self.stream_obj(id))
-    }
-
-    /// SSL_get_peer_addr (OpenSSL 4.0): the peer's address of a QUIC connection or stream
-    /// (where quinn last heard from it), or of a TLS connection over a socket.
-    pub fn peer_addr(&self) -> Result<SocketAddr> {
-        if let Kind::Tls(t) = &self.kind {
-            return t
-                .tls
-                .rbio()
-                .and_then(|b| crate::bio::peer_of(&b))
-                .ok_or_else(|| Error::ssl(SSL_R_BIO_NOT_SET).with("no connected socket BIO"));
-        }
-        let c = self.conn_obj().ok_or_else(|| {
-            Error::ssl(SSL_R_CONN_USE_ONLY).with("only a connection or stream has a peer")
-        })?;
-        let p = self.locked("domain: peer_addr");
-        if let Some(h) = *c.handle.lock()
-            && let Some(conn) = p.engine.conn(h)
-        {
-            return Ok(conn.remote_address());
-        }
-        c.pre.lock().peer.ok_or_else(|| {
-            Error::ssl(SSL_R_REMOTE_PEER_ADDRESS_NOT_SET).with("the connection has not started")
-        })
-    }
-
-    pub fn accept_stream_queue_len(&self) -> Result<usize> {
-        let c = self.as_conn()?;
-        let mut p = self.locked_ticked("domain: accept_stream_queue_len");
-        let h = self.live(c, &mut p)?;
-        Ok(p.engine.conn(h).map_or(0, |conn| conn.incoming.len()))
-    }
-
-    pub fn set_default_stream_mode(&self, mode: u32) -> Result<()> {
-        let c = self.as_conn()?;
-        if mode > SSL_DEFAULT_STREAM_MODE_AUTO_UNI {
-            return Err(Error::invalid(format!(
-                "unknown default stream mode {mode}"
-            )));
-        }
-        if c.default_stream.lock().is_some() {
-            return Err(Error::ssl(SSL_R_FEATURE_NOT_RENEGOTIABLE)
-                .with("the default stream already exists"));
-        }
-        c.default_mode.store(mode, Relaxed);
-        self.bump_epoch();
-        Ok(())
-    }
-
-    pub fn set_incoming_stream_policy(&self, policy: i32, aec: u64) -> Result<()> {
-        let c = self.as_conn()?;
-        if !matches!(
-            policy,
-            SSL_INCOMING_STREAM_POLICY_AUTO
-                | SSL_INCOMING_STREAM_POLICY_ACCEPT
-                | SSL_INCOMING_STREAM_POLICY_REJECT
-        ) {
-            return Err(Error::invalid(format!(
-                "unknown incoming stream policy {policy}"
-            )));
-        }
-        *c.policy.lock() = (policy, aec);
-        Ok(())
-    }
-
-    /// The stream this object addresses without creating one: (handle, id) if known.
-    fn known_stream(&self) -> Option<(StreamId, &StreamState)> {
-        match &self.kind {
-            Kind::Stream(s) => Some((s.id, &s.st)),
-            Kind::Conn(c) => (*c.default_stream.lock()).map(|id| (id, &c.default_st)),
-            Kind::Listener(_) | Kind::Domain(_) | Kind::Tls(_) | Kind::TlsListener(_) => None,
-        }
-    }
-
-    /// SSL_get_stream_id: the stream's id, or u64::MAX without one.
-    pub fn stream_id(&self) -> u64 {
-        self.known_stream()
-            .map_or(u64::MAX, |(id, _)| u64::from(id))
-    }
-
-    /// SSL_get_stream_type.
-    pub fn stream_type(&self) -> i32 {
-        let Some((id, _)) = self.known_stream() else {
-            return match &self.kind {
-                Kind::Conn(c) if c.default_mode.load(Relaxed) != SSL_DEFAULT_STREAM_MODE_NONE => {
-                    SSL_STREAM_TYPE_BIDI
-                }
-                _ => SSL_STREAM_TYPE_NONE,
-            };
-        };
-        if id.dir() == Dir::Bi {
-            return SSL_STREAM_TYPE_BIDI;
-        }
-        if Some(id.initiator()) == self.side() {
-            SSL_STREAM_TYPE_WRITE
-        } else {
-            SSL_STREAM_TYPE_READ
-        }
-    }
-
-    pub fn is_stream_local(&self) -> bool {
-        self.known_stream()
-            .is_some_and(|(id, _)| Some(id.initiator()) == self.side())
-    }
-
-    fn conn_obj(&self) -> Option<&Conn> {
+    fn conn_obj(&self) -> Option<&ConnObj> {
         match &self.kind {
             Kind::Conn(c) => Some(c),
             Kind::Stream(s) => s.conn.as_conn().ok(),
@@ -1736,358 +686,19 @@ impl Ssl {
         }
     }
 
-    fn side(&self) -> Option<Side> {
-        let c = self.conn_obj()?;
-        let h = (*c.handle.lock())?;
-        let p = self.locked("domain: side");
-        Self::local_side(&p, h)
-    }
-
-    fn conn_lost(&self) -> bool {
-        let Some(c) = self.conn_obj() else {
-            return false;
-        };
-        let Some(h) = *c.handle.lock() else {
-            return false;
-        };
-        let p = self.locked("domain: conn_lost");
-        p.engine.conn(h).is_none_or(|conn| conn.lost.is_some())
-    }
-
-    /// SSL_get_stream_read_state.
-    pub fn read_state(&self) -> i32 {
-        let Some((id, st)) = self.known_stream() else {
-            return SSL_STREAM_STATE_NONE;
-        };
-        if id.dir() == Dir::Uni && Some(id.initiator()) == self.side() {
-            return SSL_STREAM_STATE_WRONG_DIR;
-        }
-        let _ = self.pending();
-        if st.reset_remote.lock().is_some() {
-            SSL_STREAM_STATE_RESET_REMOTE
-        } else if st.fin_seen.load(Relaxed) && st.peek.lock().is_empty() {
-            SSL_STREAM_STATE_FINISHED
-        } else if self.conn_lost() {
-            SSL_STREAM_STATE_CONN_CLOSED
-        } else {
-            SSL_STREAM_STATE_OK
-        }
-    }
-
-    /// SSL_get_stream_write_state.
-    pub fn write_state(&self) -> i32 {
-        let Some((id, st)) = self.known_stream() else {
-            return SSL_STREAM_STATE_NONE;
-        };
-        if id.dir() == Dir::Uni && Some(id.initiator()) != self.side() {
-            return SSL_STREAM_STATE_WRONG_DIR;
-        }
-        self.refresh_stopped(id, st);
-        if st.reset_local.lock().is_some() {
-            SSL_STREAM_STATE_RESET_LOCAL
-        } else if st.stopped.lock().is_some() {
-            SSL_STREAM_STATE_RESET_REMOTE
-        } else if st.concluded.load(Relaxed) {
-            SSL_STREAM_STATE_FINISHED
-        } else if self.conn_lost() {
-            SSL_STREAM_STATE_CONN_CLOSED
-        } else {
-            SSL_STREAM_STATE_OK
-        }
-    }
-
-    fn refresh_stopped(&self, id: StreamId, st: &StreamState) {
-        let Some(c) = self.conn_obj() else { return };
-        let Some(h) = *c.handle.lock() else { return };
-        let mut p = self.locked_ticked("domain: refresh_stopped");
-        if let Some(conn) = p.engine.conn_mut(h)
-            && let Some(code) = conn.stopped(id)
-        {
-            *st.stopped.lock() = Some(code);
-        }
-    }
-
-    /// The application error code of a remote reset (read) or STOP_SENDING (write).
-    pub fn stream_error_code(&self, write: bool) -> Option<u64> {
-        let (id, st) = self.known_stream()?;
-        if write {
-            self.refresh_stopped(id, st);
-            *st.stopped.lock()
-        } else {
-            let _ = self.pending();
-            *st.reset_remote.lock()
-        }
-    }
-
-    /// SSL_get_conn_close_info: (code, frame type, reason, local, transport) once closed.
-    pub fn close_info(&self) -> Option<(u64, u64, Vec<u8>, bool, bool)> {
-        let c = self.conn_obj()?;
-        let h = (*c.handle.lock())?;
-        let p = self.locked("domain: close_info");
-        let lost = p.engine.conn(h).map(|conn| conn.lost.clone());
-        let local = c.closing.load(Relaxed);
-        match lost {
-            None | Some(None) if local => {
-                Some((c.close_code.load(Relaxed), 0, Vec::new(), true, false))
-            }
-            Some(Some(e)) => Some(close_details(&e, local)),
-            _ => None,
-        }
-    }
-
-    /// SSL_shutdown(_ex): conclude the default stream, wait for every concluded stream's data
-    /// to be acknowledged (unless NO_STREAM_FLUSH), send CONNECTION_CLOSE, then wait out the
-    /// closing period (unless RAPID). As in SSL_shutdown_ex(3), RAPID skips only the
-    /// terminating period: stream data written before the call is still delivered. Ok(true) when done, Ok(false) while in progress; a blocking
-    /// object waits (unless NO_BLOCK).
-    pub fn shutdown(&self, code: u64, reason: &[u8], flags: u64) -> Result<bool> {
-        if let Kind::Tls(t) = &self.kind {
-            return t.tls.shutdown();
-        }
-        let c = self.as_conn()?;
-        let rapid = flags & SSL_SHUTDOWN_FLAG_RAPID != 0;
-        let flush = flags & SSL_SHUTDOWN_FLAG_NO_STREAM_FLUSH == 0;
-        let r = self.op(
-            "domain: shutdown",
-            flags & SSL_SHUTDOWN_FLAG_NO_BLOCK == 0,
-            |p| {
-                let Some(h) = *c.handle.lock() else {
-                    return Ok(());
-                };
-                let Some(conn) = p.engine.conn_mut(h) else {
-                    return Ok(());
-                };
-                if conn.drained {
-                    return Ok(());
-                }
-                if !c.closing.load(Relaxed) && conn.lost.is_none() && !conn.is_closed() {
-                    if let Some(id) = *c.default_stream.lock() {
-                        conn.finish(id);
-                    }
-                    // Concluded streams whose data the peer has not acknowledged yet: come back
-                    // later (OpenSSL flushes streams first).
-                    if flush && conn.unflushed() {
-                        p.engine.mark(h);
-                        p.run(Instant::now());
-                        return Err(want_read());
-                    }
-                    c.closing.store(true, Relaxed);
-                    c.close_code.store(code, Relaxed);
-                    let code = VarInt::from_u64(code).unwrap_or(VarInt::from_u32(0));
-                    conn.close(Instant::now(), code, bytes::Bytes::copy_from_slice(reason));
-                    p.engine.mark(h);
-                    p.run(Instant::now());
-                }
-                if rapid {
-                    return Ok(());
-                }
-                // Closing (or draining after the peer closed): done once quinn has forgotten it.
-                Err(want_read())
-            },
-        );
-        match r {
-            Ok(()) => Ok(true),
-            Err(e) if e.is_would_block() => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
+    /// SSL_get_verify_result.
     pub fn verify_result(&self) -> i64 {
-        if let Kind::Tls(t) = &self.kind {
-            return t.verify.code.load(Relaxed);
+        match &self.kind {
+            Kind::Tls(t) => t.verify.code.load(Relaxed),
+            _ => self.conn_obj().map_or(0, |c| c.verify().code.load(Relaxed)),
         }
-        self.conn_obj().map_or(0, |c| c.verify().code.load(Relaxed))
     }
 
     /// The negotiated ALPN protocol, kept with the object so C can hold a pointer to it.
     pub fn alpn_selected_ref(&self) -> Option<&[u8]> {
-        if let Kind::Tls(t) = &self.kind {
-            if t.alpn.get().is_none() {
-                let _ = t.alpn.set(t.tls.alpn()?);
-            }
-            return t.alpn.get().map(|v| v.as_slice());
+        match &self.kind {
+            Kind::Tls(t) => t.alpn_selected_ref(),
+            _ => self.conn_alpn_selected_ref(),
         }
-        let c = self.as_conn().ok()?;
-        if c.alpn.get().is_none() {
-            let _ = c.alpn.set(self.alpn_selected()?);
-        }
-        c.alpn.get().map(|v| v.as_slice())
-    }
-
-    /// The negotiated ALPN protocol, if any.
-    pub fn alpn_selected(&self) -> Option<Vec<u8>> {
-        self.quic_handshake()?.0
-    }
-}
-
-/// (code, frame type, reason, closed locally, transport-level) for SSL_get_conn_close_info.
-fn close_details(e: &quinn_proto::ConnectionError, local: bool) -> (u64, u64, Vec<u8>, bool, bool) {
-    use quinn_proto::ConnectionError as E;
-    match e {
-        E::ApplicationClosed(a) => (
-            a.error_code.into_inner(),
-            0,
-            a.reason.to_vec(),
-            local,
-            false,
-        ),
-        E::ConnectionClosed(c) => {
-            // quinn does not expose the frame type's number: reported as 0.
-            (u64::from(c.error_code), 0, c.reason.to_vec(), local, true)
-        }
-        E::TransportError(t) => (
-            u64::from(t.code),
-            0,
-            t.reason.clone().into_bytes(),
-            true,
-            true,
-        ),
-        E::TimedOut => (u64::MAX, 0, b"idle timeout".to_vec(), true, true),
-        E::Reset => (0, 0, b"stateless reset".to_vec(), false, true),
-        E::LocallyClosed => (0, 0, Vec::new(), true, false),
-        E::VersionMismatch => (0, 0, b"version mismatch".to_vec(), false, true),
-        E::CidsExhausted => (0, 0, b"connection IDs exhausted".to_vec(), true, true),
-    }
-}
-
-fn closed_error(e: Option<&quinn_proto::ConnectionError>) -> Error {
-    match e {
-        Some(quinn_proto::ConnectionError::ApplicationClosed(a)) => {
-            Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with(format!(
-                "peer closed the connection (code {})",
-                a.error_code
-            ))
-        }
-        Some(quinn_proto::ConnectionError::TimedOut) => {
-            Error::ssl(SSL_R_QUIC_NETWORK_ERROR).with("idle timeout")
-        }
-        Some(e) => Error::ssl(SSL_R_QUIC_PROTOCOL_ERROR).with(e.to_string()),
-        None => Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("connection is closed"),
-    }
-}
-
-impl Conn {
-    /// The code new peer streams are refused with, if they are: always under REJECT; under
-    /// AUTO once the connection has a default stream (an application using one is not
-    /// prepared for others), unless the default stream mode is NONE.
-    fn reject_incoming(&self) -> Option<u64> {
-        let (policy, aec) = *self.policy.lock();
-        let refuse = match policy {
-            SSL_INCOMING_STREAM_POLICY_REJECT => true,
-            SSL_INCOMING_STREAM_POLICY_AUTO => {
-                self.default_mode.load(Relaxed) != SSL_DEFAULT_STREAM_MODE_NONE
-                    && self.default_stream.lock().is_some()
-            }
-            _ => false,
-        };
-        refuse.then_some(aec)
-    }
-
-    /// The domain serving this connection.
-    pub fn domain(&self) -> &Arc<Domain> {
-        self.peeled.get().map_or(&self.domain, |p| &p.domain)
-    }
-    /// Its port in that domain.
-    pub fn port(&self) -> PortId {
-        self.peeled.get().map_or(self.port, |p| p.port)
-    }
-    /// The listener that accepted it (a server connection), else None.
-    pub fn listener(&self) -> Option<&Arc<Ssl>> {
-        self.peeled
-            .get()
-            .map(|p| &p.listener)
-            .or(self.listener.as_ref())
-    }
-    /// Its verification state (SSL_get_verify_result, the verify callback's).
-    pub fn verify(&self) -> &Arc<VerifyResult> {
-        self.peeled
-            .get()
-            .and_then(|p| p.verify.as_ref())
-            .unwrap_or(&self.verify)
-    }
-
-    fn new(domain: Arc<Domain>, port: PortId, listener: Option<Arc<Ssl>>) -> Conn {
-        Conn {
-            domain,
-            port,
-            epoch: std::sync::OnceLock::new(),
-            handle: Mutex::new(None),
-            pre: Mutex::new(Pre::default()),
-            listener,
-            peeled: std::sync::OnceLock::new(),
-            verify: Arc::new(VerifyResult::default()),
-            default_stream: Mutex::new(None),
-            default_st: StreamState::default(),
-            default_mode: AtomicU32::new(SSL_DEFAULT_STREAM_MODE_AUTO_BIDI),
-            policy: Mutex::new((SSL_INCOMING_STREAM_POLICY_AUTO, 0)),
-            alpn: std::sync::OnceLock::new(),
-            closing: AtomicBool::new(false),
-            assisted: AtomicBool::new(false),
-            close_code: AtomicU64::new(0),
-            close_reason: std::sync::OnceLock::new(),
-        }
-    }
-}
-
-impl Drop for Conn {
-    /// Freeing a live connection closes it (the peer is told at once rather than by timeout);
-    /// the engine then forgets it once quinn has.
-    fn drop(&mut self) {
-        let h = *self.handle.get_mut();
-        // A peeled connection (SSL_listen_ex) lives in its listener's domain, not its own.
-        let (domain, port) = (self.domain().clone(), self.port());
-        if *self.assisted.get_mut() {
-            domain.stop_assist();
-        }
-        if let Some(h) = h {
-            let mut g = domain.lock("domain: drop");
-            let p = g.port(port);
-            if let Some(c) = p.engine.conn_mut(h)
-                && !c.is_closed()
-            {
-                c.close(Instant::now(), VarInt::from_u32(0), bytes::Bytes::new());
-                p.engine.mark(h);
-                p.run(Instant::now());
-            }
-            p.engine.release(h);
-        }
-    }
-}
-
-impl Drop for Listener {
-    /// A listener in a shared domain lets go of its network BIOs (its port stays, idle).
-    fn drop(&mut self) {
-        if self.parent.is_some() {
-            let mut g = self.domain.lock("domain: drop");
-            let p = g.port(self.port);
-            // In a fork child the port carries the child's own connection now.
-            if !p.engine.serves_only_own() {
-                p.set_bios(None, None);
-            }
-        }
-    }
-}
-
-impl Drop for StreamObj {
-    /// Freeing a stream the application did not finish resets its send side and asks the
-    /// peer to stop sending, as OpenSSL does.
-    fn drop(&mut self) {
-        let Ok(c) = self.conn.as_conn() else { return };
-        let Some(h) = *c.handle.lock() else { return };
-        let mut p = self.conn.locked("domain: drop");
-        let Some(conn) = p.engine.conn_mut(h) else {
-            return;
-        };
-        let side = conn.side();
-        let sends = self.id.dir() == Dir::Bi || self.id.initiator() == side;
-        let recvs = self.id.dir() == Dir::Bi || self.id.initiator() != side;
-        if sends && !*self.st.concluded.get_mut() && self.st.reset_local.get_mut().is_none() {
-            let _ = conn.reset(self.id, VarInt::from_u32(0));
-        }
-        if recvs && !*self.st.fin_seen.get_mut() && self.st.reset_remote.get_mut().is_none() {
-            let _ = conn.stop(self.id, VarInt::from_u32(0));
-        }
-        p.engine.mark(h);
-        p.run(Instant::now());
     }
 }

@@ -29,7 +29,7 @@ impl Ssl {
         let Some((certs, server)) = self.peer_der()? else {
             return Ok(None);
         };
-        let asked = self.verify_mode() & super::ctx::SSL_VERIFY_PEER != 0;
+        let asked = self.verify_mode() & crate::consts::SSL_VERIFY_PEER != 0;
         let made = PeerCerts::new(&certs, server, asked)?;
         let _ = v.peer.set(made);
         Ok(v.peer.get())

@@ -137,7 +137,7 @@ impl Ssl {
         ev & mask
     }
 
-    fn conn_events(&self, c: &Conn, p: &mut Port) -> u64 {
+    fn conn_events(&self, c: &ConnObj, p: &mut Port) -> u64 {
         let Some(h) = *c.handle.lock() else {
             // Not started: the only thing to do is to write (which starts it).
             return SSL_POLL_EVENT_W;
@@ -183,7 +183,7 @@ impl Ssl {
         h: ConnId,
         id: StreamId,
         st: &StreamState,
-        c: &Conn,
+        c: &ConnObj,
     ) -> u64 {
         let Some(side) = p.engine.conn(h).map(|conn| conn.side()) else {
             return 0;

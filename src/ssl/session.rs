@@ -21,8 +21,8 @@ use rustls::NamedGroup;
 use rustls::client::{ClientSessionStore, Tls12ClientSessionValue, Tls13ClientSessionValue};
 use rustls::pki_types::ServerName;
 
-use super::ctx::{SSL_SESS_CACHE_CLIENT, SSL_SESS_CACHE_OFF};
 use super::ctx::{TLS12_VERSION, TLS13_VERSION, VerifyResult};
+use crate::consts::{SSL_SESS_CACHE_CLIENT, SSL_SESS_CACHE_OFF};
 use crate::error::*;
 use crate::sync::Mutex;
 

@@ -13,19 +13,23 @@ use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
 use crate::sync::Mutex;
 
 use crate::bio::Bio;
+use crate::consts::*;
 use crate::error::*;
 
-pub const SSL_ERROR_WANT_READ: i32 = 2;
-pub const SSL_ERROR_WANT_WRITE: i32 = 3;
-pub const SSL_ERROR_WANT_CONNECT: i32 = 7;
-pub const SSL_ERROR_WANT_ACCEPT: i32 = 8;
-pub const SSL_R_UNEXPECTED_EOF_WHILE_READING: u32 = 294;
-pub const SSL_R_UNINITIALIZED: u32 = 276;
-pub const SSL_R_PROTOCOL_IS_SHUTDOWN: u32 = 207;
-pub const SSL_R_BIO_NOT_SET: u32 = 128;
-pub const SSL_R_TLS_HANDSHAKE_FAILURE: u32 = 1040;
-/// A server's reason when a required client certificate did not come.
-pub const SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE: u32 = 199;
+/// What the application's ALPN callback (SSL_CTX_set_alpn_select_cb) decided; used by TLS
+/// servers here and by QUIC servers (`ssl::alpn`).
+pub enum AlpnChoice {
+    /// Use this protocol (the client offered it, or the handshake fails).
+    Use(Vec<u8>),
+    /// No protocol, handshake goes on (SSL_TLSEXT_ERR_NOACK). QUIC requires ALPN, so there
+    /// the handshake ends with no_application_protocol.
+    NoAck,
+    /// Refused (SSL_TLSEXT_ERR_ALERT_FATAL): the handshake ends with no_application_protocol.
+    Fatal,
+}
+
+/// The application's chooser: the client's offer in order → the choice.
+pub type AlpnSelect = Arc<dyn Fn(&[Vec<u8>]) -> AlpnChoice + Send + Sync>;
 
 /// How the connection is to be made once the handshake starts.
 pub enum Setup {
@@ -45,27 +49,19 @@ pub enum Setup {
 #[derive(Clone, Default)]
 pub struct Hello {
     pub servername: Option<Arc<dyn Fn() -> i32 + Send + Sync>>,
-    pub alpn: Option<crate::ssl::alpn::AlpnSelect>,
+    pub alpn: Option<AlpnSelect>,
     /// Asked after the server-name callback: the configuration (and ALPN callback) of the
     /// context the callback switched to with SSL_set_SSL_CTX, if it did.
     pub switched: Option<SwitchHook>,
 }
 
 /// See `Hello::switched`.
-pub type SwitchHook = Arc<
-    dyn Fn() -> Result<
-            Option<(
-                Arc<rustls::ServerConfig>,
-                Option<crate::ssl::alpn::AlpnSelect>,
-            )>,
-        > + Send
-        + Sync,
->;
+pub type SwitchHook =
+    Arc<dyn Fn() -> Result<Option<(Arc<rustls::ServerConfig>, Option<AlpnSelect>)>> + Send + Sync>;
 
 /// The ClientHello reader of a `Setup::ServerAlpn` connection, and what follows it.
 type Accepting = (rustls::server::Acceptor, Arc<rustls::ServerConfig>, Hello);
 
-const SSL_TLSEXT_ERR_ALERT_FATAL: i32 = 2;
 const SSL_R_CALLBACK_FAILED: u32 = 234;
 
 #[derive(Default)]
@@ -218,7 +214,6 @@ impl Tls {
     /// Reads the ClientHello (Setup::ServerAlpn), asks the callback, and starts the
     /// connection. Ok(()) once `conn` exists.
     fn accept_hello(&self, st: &mut State, r: &Bio, w: &Bio) -> Result<()> {
-        use crate::ssl::alpn::AlpnChoice;
         loop {
             let Some((acc, cfg, select)) = st.accepting.as_mut() else {
                 return Ok(());

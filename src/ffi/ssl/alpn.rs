@@ -62,13 +62,11 @@ pub type SSL_CTX_alpn_select_cb_func = Option<
     ) -> c_int,
 >;
 
-pub const SSL_TLSEXT_ERR_OK: c_int = 0;
-
-pub const SSL_TLSEXT_ERR_ALERT_WARNING: c_int = 1;
-
-pub const SSL_TLSEXT_ERR_ALERT_FATAL: c_int = 2;
-
-pub const SSL_TLSEXT_ERR_NOACK: c_int = 3;
+// The callbacks' answers live with the other libssl constants.
+pub use crate::consts::{
+    SSL_TLSEXT_ERR_ALERT_FATAL, SSL_TLSEXT_ERR_ALERT_WARNING, SSL_TLSEXT_ERR_NOACK,
+    SSL_TLSEXT_ERR_OK,
+};
 
 /// The C callback and its argument, called with the client's offer in wire format.
 struct AlpnCallback {

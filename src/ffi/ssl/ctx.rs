@@ -278,8 +278,7 @@ pub extern "C" fn SSL_CTX_ctrl(
                 Ok(1)
             }
             SSL_CTRL_SET_MIN_PROTO_VERSION | SSL_CTRL_SET_MAX_PROTO_VERSION => {
-                Err(Error::ssl(crate::ssl::ctx::SSL_R_WRONG_SSL_VERSION)
-                    .with("QUIC uses TLS 1.3 only"))
+                Err(Error::ssl(crate::ssl::SSL_R_WRONG_SSL_VERSION).with("QUIC uses TLS 1.3 only"))
             }
             _ => Err(Error::unsupported(format!(
                 "SSL_CTX_ctrl {cmd} is not supported"

@@ -1,0 +1,556 @@
+//! The QUIC connection object (SSL_new on a client context, or accepted from a listener):
+//! `ConnObj`, what the application set before it started and saw since (default stream, stream
+//! policy, close, ALPN, verification); start, handshake, shutdown, close info, peer address,
+//! new and accepted streams.
+//! Must not touch: stream I/O (`stream`), the TLS objects (`tls_conn`), `extern "C"`.
+#![deny(unsafe_code)]
+
+use super::*;
+
+pub struct ConnObj {
+    pub(super) domain: Arc<Domain>,
+    pub(super) port: PortId,
+    /// The engine connection's epoch (see `quic::conn::ConnState::epoch`), once it exists.
+    pub(super) epoch: std::sync::OnceLock<Arc<std::sync::atomic::AtomicU64>>,
+    pub(super) handle: Mutex<Option<ConnId>>,
+    pub(super) pre: Mutex<Pre>,
+    pub(super) listener: Option<Arc<Ssl>>,
+    /// SSL_listen_ex moved a listener's incoming connection into this object (made by
+    /// SSL_new): from then on its domain, port and listener are these.
+    pub(super) peeled: std::sync::OnceLock<Peeled>,
+    pub(super) verify: Arc<VerifyResult>,
+    pub(super) default_stream: Mutex<Option<StreamId>>,
+    pub(super) default_st: StreamState,
+    pub(super) default_mode: AtomicU32,
+    /// SSL_INCOMING_STREAM_POLICY_* and its application error code.
+    pub(super) policy: Mutex<(i32, u64)>,
+    pub(super) alpn: std::sync::OnceLock<Vec<u8>>,
+    pub(super) closing: AtomicBool,
+    /// A background thread serves this connection's domain (thread-assisted mode).
+    pub(super) assisted: AtomicBool,
+    pub(super) close_code: AtomicU64,
+    pub close_reason: std::sync::OnceLock<std::ffi::CString>,
+}
+
+/// Where a peeled connection (SSL_listen_ex) lives, and its client-certificate outcome
+/// (the TLS session began before the object was chosen).
+pub(super) struct Peeled {
+    pub(super) domain: Arc<Domain>,
+    pub(super) port: PortId,
+    pub(super) listener: Arc<Ssl>,
+    pub(super) verify: Option<Arc<VerifyResult>>,
+}
+
+/// (code, frame type, reason, closed locally, transport-level) for SSL_get_conn_close_info.
+fn close_details(e: &quinn_proto::ConnectionError, local: bool) -> (u64, u64, Vec<u8>, bool, bool) {
+    use quinn_proto::ConnectionError as E;
+    match e {
+        E::ApplicationClosed(a) => (
+            a.error_code.into_inner(),
+            0,
+            a.reason.to_vec(),
+            local,
+            false,
+        ),
+        E::ConnectionClosed(c) => {
+            // quinn does not expose the frame type's number: reported as 0.
+            (u64::from(c.error_code), 0, c.reason.to_vec(), local, true)
+        }
+        E::TransportError(t) => (
+            u64::from(t.code),
+            0,
+            t.reason.clone().into_bytes(),
+            true,
+            true,
+        ),
+        E::TimedOut => (u64::MAX, 0, b"idle timeout".to_vec(), true, true),
+        E::Reset => (0, 0, b"stateless reset".to_vec(), false, true),
+        E::LocallyClosed => (0, 0, Vec::new(), true, false),
+        E::VersionMismatch => (0, 0, b"version mismatch".to_vec(), false, true),
+        E::CidsExhausted => (0, 0, b"connection IDs exhausted".to_vec(), true, true),
+    }
+}
+
+pub(super) fn closed_error(e: Option<&quinn_proto::ConnectionError>) -> Error {
+    match e {
+        Some(quinn_proto::ConnectionError::ApplicationClosed(a)) => {
+            Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with(format!(
+                "peer closed the connection (code {})",
+                a.error_code
+            ))
+        }
+        Some(quinn_proto::ConnectionError::TimedOut) => {
+            Error::ssl(SSL_R_QUIC_NETWORK_ERROR).with("idle timeout")
+        }
+        Some(e) => Error::ssl(SSL_R_QUIC_PROTOCOL_ERROR).with(e.to_string()),
+        None => Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("connection is closed"),
+    }
+}
+
+impl ConnObj {
+    /// The code new peer streams are refused with, if they are: always under REJECT; under
+    /// AUTO once the connection has a default stream (an application using one is not
+    /// prepared for others), unless the default stream mode is NONE.
+    pub(super) fn reject_incoming(&self) -> Option<u64> {
+        let (policy, aec) = *self.policy.lock();
+        let refuse = match policy {
+            SSL_INCOMING_STREAM_POLICY_REJECT => true,
+            SSL_INCOMING_STREAM_POLICY_AUTO => {
+                self.default_mode.load(Relaxed) != SSL_DEFAULT_STREAM_MODE_NONE
+                    && self.default_stream.lock().is_some()
+            }
+            _ => false,
+        };
+        refuse.then_some(aec)
+    }
+
+    /// The domain serving this connection.
+    pub fn domain(&self) -> &Arc<Domain> {
+        self.peeled.get().map_or(&self.domain, |p| &p.domain)
+    }
+    /// Its port in that domain.
+    pub fn port(&self) -> PortId {
+        self.peeled.get().map_or(self.port, |p| p.port)
+    }
+    /// The listener that accepted it (a server connection), else None.
+    pub fn listener(&self) -> Option<&Arc<Ssl>> {
+        self.peeled
+            .get()
+            .map(|p| &p.listener)
+            .or(self.listener.as_ref())
+    }
+    /// Its verification state (SSL_get_verify_result, the verify callback's).
+    pub fn verify(&self) -> &Arc<VerifyResult> {
+        self.peeled
+            .get()
+            .and_then(|p| p.verify.as_ref())
+            .unwrap_or(&self.verify)
+    }
+
+    pub(super) fn new(domain: Arc<Domain>, port: PortId, listener: Option<Arc<Ssl>>) -> ConnObj {
+        ConnObj {
+            domain,
+            port,
+            epoch: std::sync::OnceLock::new(),
+            handle: Mutex::new(None),
+            pre: Mutex::new(Pre::default()),
+            listener,
+            peeled: std::sync::OnceLock::new(),
+            verify: Arc::new(VerifyResult::default()),
+            default_stream: Mutex::new(None),
+            default_st: StreamState::default(),
+            default_mode: AtomicU32::new(SSL_DEFAULT_STREAM_MODE_AUTO_BIDI),
+            policy: Mutex::new((SSL_INCOMING_STREAM_POLICY_AUTO, 0)),
+            alpn: std::sync::OnceLock::new(),
+            closing: AtomicBool::new(false),
+            assisted: AtomicBool::new(false),
+            close_code: AtomicU64::new(0),
+            close_reason: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl Drop for ConnObj {
+    /// Freeing a live connection closes it (the peer is told at once rather than by timeout);
+    /// the engine then forgets it once quinn has.
+    fn drop(&mut self) {
+        let h = *self.handle.get_mut();
+        // A peeled connection (SSL_listen_ex) lives in its listener's domain, not its own.
+        let (domain, port) = (self.domain().clone(), self.port());
+        if *self.assisted.get_mut() {
+            domain.stop_assist();
+        }
+        if let Some(h) = h {
+            let mut g = domain.lock("domain: drop");
+            let p = g.port(port);
+            if let Some(c) = p.engine.conn_mut(h)
+                && !c.is_closed()
+            {
+                c.close(Instant::now(), VarInt::from_u32(0), bytes::Bytes::new());
+                p.engine.mark(h);
+                p.run(Instant::now());
+            }
+            p.engine.release(h);
+        }
+    }
+}
+
+impl Ssl {
+    pub fn set_initial_peer(&self, a: SocketAddr) -> Result<()> {
+        self.as_conn()?.pre.lock().peer = Some(a);
+        Ok(())
+    }
+
+    /// A QUIC connection's handshake facts: (ALPN, resumed, complete).
+    pub(super) fn quic_handshake(&self) -> Option<(Option<Vec<u8>>, bool, bool)> {
+        let c = self.as_conn().ok()?;
+        let h = (*c.handle.lock())?;
+        let p = self.locked("domain: quic_handshake");
+        let conn = p.engine.conn(h)?;
+        let session = conn.crypto_session();
+        let data = session.handshake_data()?;
+        let hd = data.downcast::<session::QuicHandshake>().ok()?;
+        Some((hd.protocol.clone(), hd.resumed, !session.is_handshaking()))
+    }
+
+    /// Starts the client connection if it has not started; returns its handle.
+    pub(super) fn started(&self, c: &ConnObj, p: &mut Port) -> Result<ConnId> {
+        if let Some(h) = *c.handle.lock() {
+            return Ok(h);
+        }
+        if p.rbio.is_none() || p.wbio.is_none() {
+            return Err(Error::ssl(SSL_R_BIO_NOT_SET)
+                .with("set a network BIO (SSL_set_fd/SSL_set_bio) first"));
+        }
+        let pre = c.pre.lock();
+        let peer = match pre.peer {
+            Some(a) => a,
+            None if !p.write_addressed() => UNADDRESSED_PEER,
+            None if pre.outgoing => {
+                return Err(Error::ssl(SSL_R_REMOTE_PEER_ADDRESS_NOT_SET).with(
+                    "a connection from SSL_new_from_listener needs SSL_set1_initial_peer_addr",
+                ));
+            }
+            None => p
+                .wbio
+                .as_ref()
+                .and_then(|b| b.dgram().ok().and_then(|d| d.detect_peer()))
+                .and_then(|a| a.to_socket_addr())
+                .ok_or_else(|| {
+                    Error::ssl(SSL_R_REMOTE_PEER_ADDRESS_NOT_SET)
+                        .with("call SSL_set1_initial_peer_addr or use a connected socket")
+                })?,
+        };
+        let name = pre
+            .sni
+            .clone()
+            .or_else(|| pre.host.clone())
+            .unwrap_or_else(|| "localhost".into());
+        let alpn = pre.alpn.clone();
+        drop(pre);
+        if alpn
+            .as_ref()
+            .map_or(self.ctx.alpn().is_empty(), |a| a.is_empty())
+        {
+            return Err(Error::ssl(235).with("QUIC requires ALPN: call SSL_set_alpn_protos"));
+        }
+        // Connections of a listener (SSL_new_from_listener) do not resume.
+        let store = c.listener.is_none().then(|| self.store(&self.ctx, true));
+        let cfg = self.ctx.client_config_for(
+            alpn,
+            c.verify.clone(),
+            self as *const Ssl as usize,
+            store,
+        )?;
+        let h = p
+            .engine
+            .connect(Instant::now(), cfg, peer, &name)
+            .map_err(|e| {
+                Error::ssl(SSL_R_QUIC_PROTOCOL_ERROR).with(format!("cannot connect: {e}"))
+            })?;
+        *c.handle.lock() = Some(h);
+        if let Some(conn) = p.engine.conn(h) {
+            let _ = c.epoch.set(conn.epoch.clone());
+        }
+        p.tick(Instant::now());
+        if self.domain().flags & SSL_DOMAIN_FLAG_THREAD_ASSISTED != 0 && c.listener().is_none() {
+            self.domain().start_assist()?;
+            c.assisted.store(true, Relaxed);
+        }
+        Ok(h)
+    }
+
+    /// SSL_connect / SSL_do_handshake / SSL_accept: Ok once the handshake is complete.
+    pub(super) fn conn_handshake(&self) -> Result<()> {
+        let c = self.as_conn()?;
+        self.op("domain: do_handshake", true, |p| {
+            let h = self.started(c, p)?;
+            let conn = p.engine.conn(h).ok_or_else(|| closed_error(None))?;
+            if let Some(e) = &conn.lost {
+                return Err(closed_error(Some(e)));
+            }
+            if conn.connected || !conn.is_handshaking() {
+                return Ok(());
+            }
+            Err(want_read())
+        })
+    }
+
+    /// The default stream, created or accepted on first use per the default stream mode.
+    pub(super) fn default_stream(
+        &self,
+        c: &ConnObj,
+        p: &mut Port,
+        h: ConnId,
+        for_write: bool,
+    ) -> Result<StreamId> {
+        if let Some(id) = *c.default_stream.lock() {
+            return Ok(id);
+        }
+        let dir = match c.default_mode.load(Relaxed) {
+            SSL_DEFAULT_STREAM_MODE_AUTO_BIDI => Dir::Bi,
+            SSL_DEFAULT_STREAM_MODE_AUTO_UNI => Dir::Uni,
+            _ => {
+                return Err(Error::ssl(SSL_R_NO_STREAM).with(
+                    "no default stream (mode NONE): use SSL_new_stream / SSL_accept_stream",
+                ));
+            }
+        };
+        let conn = p.engine.conn_mut(h).ok_or_else(|| closed_error(None))?;
+        let peer_first = conn.incoming.iter().position(|id| id.dir() == dir);
+        let id = match peer_first {
+            Some(i) if !for_write || dir == Dir::Bi => {
+                conn.incoming.remove(i).expect("index found")
+            }
+            _ if for_write => p.engine.open_stream(h, dir).ok_or_else(|| {
+                Error::ssl(SSL_R_STREAM_COUNT_LIMITED)
+                    .with("no stream credit for the default stream yet")
+            })?,
+            _ => return Err(want_read()),
+        };
+        *c.default_stream.lock() = Some(id);
+        // From now on the AUTO policy refuses the peer's new streams.
+        if let Some(conn) = p.engine.conn_mut(h) {
+            conn.reject_incoming = c.reject_incoming();
+        }
+        Ok(id)
+    }
+
+    pub(super) fn live(&self, c: &ConnObj, p: &mut Port) -> Result<ConnId> {
+        self.live_or_closed(c, p, false)
+    }
+
+    /// As `live`; with `allow_closed`, a closed connection still answers, so that data it
+    /// received before closing can be read (OpenSSL returns buffered data and FIN first).
+    pub(super) fn live_or_closed(
+        &self,
+        c: &ConnObj,
+        p: &mut Port,
+        allow_closed: bool,
+    ) -> Result<ConnId> {
+        let h = self.started(c, p)?;
+        let conn = p.engine.conn_mut(h).ok_or_else(|| closed_error(None))?;
+        conn.reject_incoming = c.reject_incoming();
+        if let Some(e) = &conn.lost {
+            if allow_closed && conn.connected {
+                return Ok(h);
+            }
+            return Err(closed_error(Some(e)));
+        }
+        if !conn.connected && conn.is_handshaking() {
+            return Err(want_read());
+        }
+        Ok(h)
+    }
+
+    /// SSL_shutdown(_ex): conclude the default stream, wait for every concluded stream's data
+    /// to be acknowledged (unless NO_STREAM_FLUSH), send CONNECTION_CLOSE, then wait out the
+    /// closing period (unless RAPID). As in SSL_shutdown_ex(3), RAPID skips only the
+    /// terminating period: stream data written before the call is still delivered. Ok(true) when done, Ok(false) while in progress; a blocking
+    /// object waits (unless NO_BLOCK).
+    pub(super) fn conn_shutdown(&self, code: u64, reason: &[u8], flags: u64) -> Result<bool> {
+        let c = self.as_conn()?;
+        let rapid = flags & SSL_SHUTDOWN_FLAG_RAPID != 0;
+        let flush = flags & SSL_SHUTDOWN_FLAG_NO_STREAM_FLUSH == 0;
+        let r = self.op(
+            "domain: shutdown",
+            flags & SSL_SHUTDOWN_FLAG_NO_BLOCK == 0,
+            |p| {
+                let Some(h) = *c.handle.lock() else {
+                    return Ok(());
+                };
+                let Some(conn) = p.engine.conn_mut(h) else {
+                    return Ok(());
+                };
+                if conn.drained {
+                    return Ok(());
+                }
+                if !c.closing.load(Relaxed) && conn.lost.is_none() && !conn.is_closed() {
+                    if let Some(id) = *c.default_stream.lock() {
+                        conn.finish(id);
+                    }
+                    // Concluded streams whose data the peer has not acknowledged yet: come back
+                    // later (OpenSSL flushes streams first).
+                    if flush && conn.unflushed() {
+                        p.engine.mark(h);
+                        p.run(Instant::now());
+                        return Err(want_read());
+                    }
+                    c.closing.store(true, Relaxed);
+                    c.close_code.store(code, Relaxed);
+                    let code = VarInt::from_u64(code).unwrap_or(VarInt::from_u32(0));
+                    conn.close(Instant::now(), code, bytes::Bytes::copy_from_slice(reason));
+                    p.engine.mark(h);
+                    p.run(Instant::now());
+                }
+                if rapid {
+                    return Ok(());
+                }
+                // Closing (or draining after the peer closed): done once quinn has forgotten it.
+                Err(want_read())
+            },
+        );
+        match r {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_would_block() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// SSL_get_conn_close_info: (code, frame type, reason, local, transport) once closed.
+    pub fn close_info(&self) -> Option<(u64, u64, Vec<u8>, bool, bool)> {
+        let c = self.conn_obj()?;
+        let h = (*c.handle.lock())?;
+        let p = self.locked("domain: close_info");
+        let lost = p.engine.conn(h).map(|conn| conn.lost.clone());
+        let local = c.closing.load(Relaxed);
+        match lost {
+            None | Some(None) if local => {
+                Some((c.close_code.load(Relaxed), 0, Vec::new(), true, false))
+            }
+            Some(Some(e)) => Some(close_details(&e, local)),
+            _ => None,
+        }
+    }
+
+    /// The negotiated ALPN protocol of a QUIC connection, kept with the object so C can hold
+    /// a pointer to it.
+    pub(super) fn conn_alpn_selected_ref(&self) -> Option<&[u8]> {
+        let c = self.as_conn().ok()?;
+        if c.alpn.get().is_none() {
+            let _ = c.alpn.set(self.alpn_selected()?);
+        }
+        c.alpn.get().map(|v| v.as_slice())
+    }
+
+    /// The negotiated ALPN protocol, if any.
+    pub fn alpn_selected(&self) -> Option<Vec<u8>> {
+        self.quic_handshake()?.0
+    }
+
+    /// SSL_get_peer_addr (OpenSSL 4.0) on a QUIC connection or stream: where quinn last heard
+    /// from the peer, or the initial peer address before the connection started.
+    pub(super) fn conn_peer_addr(&self) -> Result<SocketAddr> {
+        let c = self.conn_obj().ok_or_else(|| {
+            Error::ssl(SSL_R_CONN_USE_ONLY).with("only a connection or stream has a peer")
+        })?;
+        let p = self.locked("domain: peer_addr");
+        if let Some(h) = *c.handle.lock()
+            && let Some(conn) = p.engine.conn(h)
+        {
+            return Ok(conn.remote_address());
+        }
+        c.pre.lock().peer.ok_or_else(|| {
+            Error::ssl(SSL_R_REMOTE_PEER_ADDRESS_NOT_SET).with("the connection has not started")
+        })
+    }
+
+    /// SSL_new_stream: a new local stream on this connection.
+    /// In blocking mode (and without `no_block`) waits for the handshake and for stream
+    /// credit; otherwise fails with STREAM_COUNT_LIMITED when the peer allows no more.
+    pub fn new_stream(self: &Arc<Ssl>, uni: bool, no_block: bool) -> Result<Arc<Ssl>> {
+        let c = self.as_conn()?;
+        let mut limited = false;
+        let r = self.op("domain: new_stream", !no_block, |p| {
+            let h = self.live(c, p)?;
+            limited = false;
+            p.engine
+                .open_stream(h, if uni { Dir::Uni } else { Dir::Bi })
+                .ok_or_else(|| {
+                    limited = true;
+                    want_read()
+                })
+        });
+        match r {
+            Ok(id) => Ok(self.stream_obj(id)),
+            Err(e) if e.is_would_block() && limited => {
+                Err(Error::ssl(SSL_R_STREAM_COUNT_LIMITED)
+                    .with("the peer allows no more streams yet"))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// SSL_accept_stream: the next stream the peer opened; in blocking mode (and without
+    /// `no_block`) waits for one.
+    /// SSL_accept_stream: the peer's next stream, of direction `dir` if given (OpenSSL 3.6's
+    /// SSL_ACCEPT_STREAM_UNI/_BIDI: the first queued stream of that kind; others stay queued).
+    pub fn accept_stream(self: &Arc<Ssl>, no_block: bool, dir: Option<Dir>) -> Result<Arc<Ssl>> {
+        let c = self.as_conn()?;
+        let id = self.op_waiting("domain: accept_stream", !no_block, true, |p| {
+            let h = self.live(c, p)?;
+            let q = p
+                .engine
+                .conn_mut(h)
+                .map(|conn| &mut conn.incoming)
+                .ok_or_else(want_read)?;
+            let at = q
+                .iter()
+                .position(|id| dir.is_none_or(|d| id.dir() == d))
+                .ok_or_else(want_read)?;
+            q.remove(at).ok_or_else(want_read)
+        })?;
+        Ok(self.stream_obj(id))
+    }
+
+    pub fn accept_stream_queue_len(&self) -> Result<usize> {
+        let c = self.as_conn()?;
+        let mut p = self.locked_ticked("domain: accept_stream_queue_len");
+        let h = self.live(c, &mut p)?;
+        Ok(p.engine.conn(h).map_or(0, |conn| conn.incoming.len()))
+    }
+
+    pub fn set_default_stream_mode(&self, mode: u32) -> Result<()> {
+        let c = self.as_conn()?;
+        if mode > SSL_DEFAULT_STREAM_MODE_AUTO_UNI {
+            return Err(Error::invalid(format!(
+                "unknown default stream mode {mode}"
+            )));
+        }
+        if c.default_stream.lock().is_some() {
+            return Err(Error::ssl(SSL_R_FEATURE_NOT_RENEGOTIABLE)
+                .with("the default stream already exists"));
+        }
+        c.default_mode.store(mode, Relaxed);
+        self.bump_epoch();
+        Ok(())
+    }
+
+    pub fn set_incoming_stream_policy(&self, policy: i32, aec: u64) -> Result<()> {
+        let c = self.as_conn()?;
+        if !matches!(
+            policy,
+            SSL_INCOMING_STREAM_POLICY_AUTO
+                | SSL_INCOMING_STREAM_POLICY_ACCEPT
+                | SSL_INCOMING_STREAM_POLICY_REJECT
+        ) {
+            return Err(Error::invalid(format!(
+                "unknown incoming stream policy {policy}"
+            )));
+        }
+        *c.policy.lock() = (policy, aec);
+        Ok(())
+    }
+
+    pub(super) fn side(&self) -> Option<Side> {
+        let c = self.conn_obj()?;
+        let h = (*c.handle.lock())?;
+        let p = self.locked("domain: side");
+        Self::local_side(&p, h)
+    }
+
+    pub(super) fn conn_lost(&self) -> bool {
+        let Some(c) = self.conn_obj() else {
+            return false;
+        };
+        let Some(h) = *c.handle.lock() else {
+            return false;
+        };
+        let p = self.locked("domain: conn_lost");
+        p.engine.conn(h).is_none_or(|conn| conn.lost.is_some())
+    }
+
+    pub(super) fn local_side(p: &Port, h: ConnId) -> Option<Side> {
+        p.engine.conn(h).map(|c| c.side())
+    }
+}

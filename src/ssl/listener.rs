@@ -1,0 +1,189 @@
+//! The QUIC listener object (SSL_new_listener, SSL_new_listener_from): its port's accept
+//! queue, SSL_listen, SSL_accept_connection, SSL_listen_ex, SSL_new_from_listener.
+//! Must not touch: the TLS listener (`tls_conn`), sockets (the port does), `extern "C"`.
+#![deny(unsafe_code)]
+
+use super::*;
+
+pub struct Listener {
+    pub domain: Arc<Domain>,
+    pub port: PortId,
+    /// The domain object it was made from (SSL_new_listener_from), kept alive.
+    pub parent: Option<Arc<Ssl>>,
+    /// The engine's accept-queue epoch (see `quic::engine::Engine::accept_epoch`).
+    pub(super) epoch: Arc<std::sync::atomic::AtomicU64>,
+    pub(super) listening: AtomicBool,
+    /// How the application takes connections: 0 not yet, PEEL_ACCEPT (SSL_accept_connection)
+    /// or PEEL_LISTEN_EX (SSL_listen_ex); the two are not mixed on one listener.
+    pub(super) take: std::sync::atomic::AtomicU8,
+}
+
+const PEEL_ACCEPT: u8 = 1;
+
+const PEEL_LISTEN_EX: u8 = 2;
+
+impl Listener {
+    /// Records how connections are taken; SSL_accept_connection and SSL_listen_ex do not
+    /// mix on one listener (OpenSSL 4.0).
+    fn take_by(&self, how: u8) -> Result<()> {
+        match self.take.compare_exchange(0, how, Relaxed, Relaxed) {
+            Ok(_) => Ok(()),
+            Err(was) if was == how => Ok(()),
+            Err(_) => Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
+                .with("SSL_listen_ex and SSL_accept_connection are not mixed on one listener")),
+        }
+    }
+}
+
+impl Drop for Listener {
+    /// A listener in a shared domain lets go of its network BIOs (its port stays, idle).
+    fn drop(&mut self) {
+        if self.parent.is_some() {
+            let mut g = self.domain.lock("domain: drop");
+            let p = g.port(self.port);
+            // In a fork child the port carries the child's own connection now.
+            if !p.engine.serves_only_own() {
+                p.set_bios(None, None);
+            }
+        }
+    }
+}
+
+impl Ssl {
+    pub(super) fn listener_engine(ctx: &SslCtx, validate: bool) -> Result<Engine> {
+        if !ctx.can_serve() {
+            return Err(
+                Error::ssl(SSL_R_NOT_SERVER).with("a QUIC listener needs OSSL_QUIC_server_method")
+            );
+        }
+        let mut engine = Engine::new(Some(ctx.server_config()?));
+        engine.set_validate(validate);
+        Ok(engine)
+    }
+
+    /// SSL_new_from_listener: an outgoing connection from the listener's port.
+    pub fn new_from_listener(self: &Arc<Ssl>) -> Result<Arc<Ssl>> {
+        let l = self.as_listener()?;
+        let c = ConnObj::new(l.domain.clone(), l.port, Some(self.clone()));
+        c.pre.lock().outgoing = true;
+        Ok(Ssl::make(
+            self.ctx.clone(),
+            Kind::Conn(c),
+            self.blocking.load(Relaxed),
+        ))
+    }
+
+    /// SSL_accept_connection: the next queued connection; in blocking mode (and without
+    /// `no_block`) waits for one, else would-block. It inherits the listener's blocking mode.
+    pub(super) fn quic_accept_connection(self: &Arc<Ssl>, no_block: bool) -> Result<Arc<Ssl>> {
+        if self.as_listener().is_ok()
+            && self
+                .locked("domain: accept_connection")
+                .engine
+                .serves_only_own()
+        {
+            return Err(fork::left_with_parent());
+        }
+        self.listen()?;
+        let l = self.as_listener()?;
+        l.take_by(PEEL_ACCEPT)?;
+        let (ch, epoch, verify) = self.op("domain: accept_connection", !no_block, |p| {
+            if p.engine.serves_only_own() {
+                return Err(fork::left_with_parent());
+            }
+            let ch = p.engine.accept_next().ok_or_else(want_read)?;
+            let conn = p.engine.conn(ch);
+            let epoch = conn.map(|c| c.epoch.clone());
+            Ok((
+                ch,
+                epoch,
+                conn.and_then(|c| peer::session_verify(c.crypto_session())),
+            ))
+        })?;
+        let mut c = ConnObj::new(l.domain.clone(), l.port, Some(self.clone()));
+        // Client certificates are verified in the connection's TLS session, which may have
+        // started before this object: it holds the outcome (clientauth::VerifyingServer).
+        if let Some(v) = verify {
+            c.verify = v;
+        }
+        *c.handle.lock() = Some(ch);
+        if let Some(e) = epoch {
+            let _ = c.epoch.set(e);
+        }
+        Ok(Ssl::make(
+            self.ctx.clone(),
+            Kind::Conn(c),
+            self.blocking.load(Relaxed),
+        ))
+    }
+
+    /// SSL_listen_ex (OpenSSL 4.0, as fixed in 4.0.x): moves the next queued incoming
+    /// connection into `new_conn`, a fresh QUIC connection object from SSL_new. Ok(true)
+    /// when one was moved, Ok(false) when none is queued (it never waits). `new_conn` then
+    /// belongs to this listener's domain and keeps the listener alive; its handshake goes on
+    /// there (SSL_do_handshake/SSL_accept on it, or I/O).
+    pub(super) fn quic_listen_ex(self: &Arc<Ssl>, new_conn: &Arc<Ssl>) -> Result<bool> {
+        let l = self.as_listener()?;
+        let c = new_conn.as_conn().map_err(|_| {
+            Error::ssl(SSL_R_CONN_USE_ONLY).with("new_conn must be a QUIC connection from SSL_new")
+        })?;
+        if c.listener().is_some() || c.handle.lock().is_some() {
+            return Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
+                .with("new_conn must be a fresh connection object that has not started"));
+        }
+        if c.domain().flags & SSL_DOMAIN_FLAG_THREAD_ASSISTED != 0 {
+            return Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
+                .with("new_conn must not be thread-assisted"));
+        }
+        if self.locked("domain: listen_ex").engine.serves_only_own() {
+            return Err(fork::left_with_parent());
+        }
+        self.listen()?;
+        l.take_by(PEEL_LISTEN_EX)?;
+        let taken = self.op("domain: listen_ex", false, |p| {
+            let ch = p.engine.accept_next().ok_or_else(want_read)?;
+            let conn = p.engine.conn(ch);
+            let epoch = conn.map(|c| c.epoch.clone());
+            Ok((
+                ch,
+                epoch,
+                conn.and_then(|c| peer::session_verify(c.crypto_session())),
+            ))
+        });
+        let (ch, epoch, verify) = match taken {
+            Ok(t) => t,
+            Err(e) if e.is_would_block() => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let _ = c.peeled.set(Peeled {
+            domain: l.domain.clone(),
+            port: l.port,
+            listener: self.clone(),
+            verify,
+        });
+        *c.handle.lock() = Some(ch);
+        if let Some(e) = epoch {
+            let _ = c.epoch.set(e);
+        }
+        Ok(true)
+    }
+
+    pub fn accept_queue_len(&self) -> Result<usize> {
+        self.as_listener()?;
+        Ok(self
+            .locked_ticked("domain: accept_queue_len")
+            .engine
+            .accept_queue_len())
+    }
+
+    /// SSL_listen on a QUIC listener: needs its network BIO.
+    pub(super) fn quic_listen(&self) -> Result<()> {
+        let l = self.as_listener()?;
+        if self.locked("domain: listen").rbio.is_none() {
+            return Err(Error::ssl(SSL_R_BIO_NOT_SET)
+                .with("set a network BIO (SSL_set_fd/SSL_set_bio) first"));
+        }
+        l.listening.store(true, Relaxed);
+        Ok(())
+    }
+}

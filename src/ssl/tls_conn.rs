@@ -1,0 +1,280 @@
+//! The TLS-over-TCP objects: a TLS connection (`TlsObj`: TLS_method, TLS_client_method,
+//! TLS_server_method) and a TLS listener (`TlsListenerObj`: SSL_new_listener on a TLS server
+//! context, over a listening TCP socket). `Ssl`'s calls dispatch here for `Kind::Tls` and
+//! `Kind::TlsListener`; the record layer itself is `tls::Tls`.
+//! Must not touch: QUIC state (domains, ports, the engine), `extern "C"` (ffi does).
+#![deny(unsafe_code)]
+
+use super::*;
+
+/// A TLS-over-TCP connection (TLS_method, TLS_client_method, TLS_server_method).
+pub struct TlsObj {
+    pub tls: crate::tls::Tls,
+    /// SSL_get_servername's answer, kept so C can hold the pointer.
+    pub servername: std::sync::OnceLock<std::ffi::CString>,
+    /// Server (true) or client (false), once known: from the method, or from
+    /// SSL_set_accept_state / SSL_set_connect_state / SSL_accept / SSL_connect.
+    pub(super) role: Mutex<Option<bool>>,
+    pub(super) pre: Mutex<Pre>,
+    pub verify: Arc<VerifyResult>,
+    pub(super) alpn: std::sync::OnceLock<Vec<u8>>,
+    /// The listener that accepted it, if any (SSL_get0_listener).
+    pub listener: Option<Arc<Ssl>>,
+    /// SSL_set_SSL_CTX: the context that replaces `Ssl::ctx` for this connection (shared
+    /// with its ClientHello hook, see `tls_started`).
+    pub ctx_now: Arc<Mutex<Option<Arc<SslCtx>>>>,
+}
+
+/// A TLS listener (SSL_new_listener on a TLS server context): its listening socket's BIO.
+pub struct TlsListenerObj {
+    pub(super) bio: Mutex<Option<Arc<Bio>>>,
+}
+
+/// The listening socket of a TLS listener's BIO: a socket BIO's fd, or an accept BIO's (bound
+/// and listening on first use, as its first BIO_do_accept would).
+pub(crate) fn tls_listen_fd(bio: &Bio) -> Result<i32> {
+    if let Some(fd) = bio.sock().map(|s| s.fd()).filter(|&fd| fd >= 0) {
+        return Ok(fd);
+    }
+    if let Some(a) = bio.acceptor() {
+        if a.fd() < 0 {
+            a.state(bio).map_err(|(_, e)| e)?;
+        }
+        if a.fd() >= 0 {
+            return Ok(a.fd());
+        }
+    }
+    Err(Error::ssl(SSL_R_BIO_NOT_SET)
+        .with("a TLS listener needs a listening socket: SSL_set_fd or an accept BIO"))
+}
+
+/// The ClientHello hook of a TLS server whose server-name callback may switch contexts
+/// (SSL_set_SSL_CTX): after the callback, the new context's server configuration (its
+/// certificate) and ALPN callback, or None if the context is still `base`.
+fn switch_hook(t: &TlsObj, base: &Arc<SslCtx>) -> crate::tls::SwitchHook {
+    let cell = t.ctx_now.clone();
+    let base = base.clone();
+    Arc::new(move || {
+        let Some(c) = cell.lock().clone().filter(|c| !Arc::ptr_eq(c, &base)) else {
+            return Ok(None);
+        };
+        Ok(Some((c.tls_server_config()?, c.alpn_select())))
+    })
+}
+
+/// The domain TLS objects answer with: no ports, so QUIC calls on them are no-ops.
+pub(super) fn tls_null_domain() -> &'static Arc<Domain> {
+    static D: std::sync::OnceLock<Arc<Domain>> = std::sync::OnceLock::new();
+    D.get_or_init(|| Arc::new(Domain::empty(SSL_DOMAIN_FLAG_MULTI_THREAD)))
+}
+
+impl TlsObj {
+    /// A connection in `role` (server: true) if known, accepted by `listener` if any.
+    pub(super) fn new(role: Option<bool>, listener: Option<Arc<Ssl>>) -> TlsObj {
+        TlsObj {
+            tls: crate::tls::Tls::new(),
+            servername: std::sync::OnceLock::new(),
+            role: Mutex::new(role),
+            pre: Mutex::new(Pre::default()),
+            verify: Arc::new(VerifyResult::default()),
+            alpn: std::sync::OnceLock::new(),
+            listener,
+            ctx_now: Arc::default(),
+        }
+    }
+
+    /// Creates the TLS object's rustls connection on first use.
+    fn started(&self, ssl: &Ssl) -> Result<()> {
+        if self.tls.started() {
+            return Ok(());
+        }
+        let server = (*self.role.lock()).ok_or_else(|| {
+            Error::ssl(SSL_R_UNINITIALIZED)
+                .with("TLS_method: call SSL_set_connect_state or SSL_set_accept_state first")
+        })?;
+        let ctx = ssl.cur_ctx();
+        let setup = if server {
+            // A client certificate's verify callback names this SSL.
+            self.verify.ssl.store(ssl as *const Ssl as usize, Relaxed);
+            let servername = ctx.servername_hook();
+            let switched = servername.as_ref().map(|_| switch_hook(self, &ctx));
+            let hello = crate::tls::Hello {
+                servername,
+                alpn: ctx.alpn_select(),
+                switched,
+            };
+            if hello.servername.is_some() || hello.alpn.is_some() {
+                crate::tls::Setup::ServerAlpn(ctx.tls_server_config()?, hello)
+            } else {
+                crate::tls::Setup::Server(ctx.tls_server_config()?)
+            }
+        } else {
+            let pre = self.pre.lock();
+            let name = pre.sni.clone().or_else(|| pre.host.clone());
+            let alpn = pre.alpn.clone();
+            drop(pre);
+            let name = match name {
+                Some(n) => rustls::pki_types::ServerName::try_from(n.clone())
+                    .map_err(|e| Error::invalid(format!("host name {n:?}: {e}")))?,
+                // No name: no SNI is sent (verification then fails unless VERIFY_NONE).
+                None => rustls::pki_types::ServerName::IpAddress(
+                    std::net::IpAddr::from([0u8, 0, 0, 0]).into(),
+                ),
+            };
+            let owner = ssl as *const Ssl as usize;
+            let cfg =
+                ctx.tls_client_config(alpn, self.verify.clone(), owner, ssl.store(&ctx, false))?;
+            crate::tls::Setup::Client(cfg, name)
+        };
+        self.tls
+            .ignore_eof
+            .store(ctx.options() & SSL_OP_IGNORE_UNEXPECTED_EOF != 0, Relaxed);
+        self.tls.start(setup)
+    }
+
+    /// Runs a record-layer call of `ssl` (this object's handle): the rustls connection
+    /// started, `ssl` the owner callbacks see, and its verify result current.
+    fn call<T>(&self, ssl: &Ssl, f: impl FnOnce(&crate::tls::Tls) -> Result<T>) -> Result<T> {
+        self.started(ssl)?;
+        domain::set_current_owner(ssl as *const Ssl as usize);
+        ctx::with_verify_result(&self.verify, || f(&self.tls))
+    }
+
+    /// SSL_connect / SSL_do_handshake / SSL_accept.
+    pub(super) fn do_handshake(&self, ssl: &Ssl) -> Result<()> {
+        self.call(ssl, |t| t.do_handshake())
+    }
+
+    /// SSL_read_ex / SSL_peek_ex.
+    pub(super) fn read(&self, ssl: &Ssl, out: &mut [u8], peek: bool) -> Result<usize> {
+        self.call(ssl, |t| t.read(out, peek))
+    }
+
+    /// SSL_write_ex.
+    pub(super) fn write(&self, ssl: &Ssl, data: &[u8]) -> Result<usize> {
+        self.call(ssl, |t| t.write(data))
+    }
+
+    /// SSL_set_connect_state (false) / SSL_set_accept_state (true); `only_if_unset`: keep a
+    /// role already chosen.
+    pub(super) fn set_role(&self, server: bool, only_if_unset: bool) {
+        let mut r = self.role.lock();
+        if !(only_if_unset && r.is_some()) {
+            *r = Some(server);
+        }
+    }
+
+    /// SSL_is_server: the chosen role, else the method's.
+    pub(super) fn is_server(&self, ctx: &SslCtx) -> bool {
+        self.role.lock().unwrap_or(ctx.method == Method::TlsServer)
+    }
+
+    /// SSL_set_blocking_mode: the mode of its socket, if it has one.
+    pub(super) fn set_blocking(&self, on: bool) -> Result<()> {
+        if let Some(fd) = self.tls.rbio().and_then(|b| b.sock().map(|s| s.fd())) {
+            crate::sys::set_nonblocking(fd, !on)
+                .map_err(|e| Error::sys(e.raw_os_error().unwrap_or(libc::EIO)))?;
+        }
+        Ok(())
+    }
+
+    /// SSL_get_peer_addr: the peer of its socket BIO.
+    pub(super) fn peer_addr(&self) -> Result<SocketAddr> {
+        self.tls
+            .rbio()
+            .and_then(|b| crate::bio::peer_of(&b))
+            .ok_or_else(|| Error::ssl(SSL_R_BIO_NOT_SET).with("no connected socket BIO"))
+    }
+
+    /// The negotiated ALPN protocol, kept so C can hold a pointer to it.
+    pub(super) fn alpn_selected_ref(&self) -> Option<&[u8]> {
+        if self.alpn.get().is_none() {
+            let _ = self.alpn.set(self.tls.alpn()?);
+        }
+        self.alpn.get().map(|v| v.as_slice())
+    }
+
+    /// SSL_set_session's check: Ok(whether the handshake started); a server refuses.
+    pub(super) fn session_settable(&self) -> Result<bool> {
+        if *self.role.lock() == Some(true) {
+            return Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
+                .with("SSL_set_session on a server connection"));
+        }
+        Ok(self.tls.started())
+    }
+}
+
+impl TlsListenerObj {
+    pub(super) fn new() -> TlsListenerObj {
+        TlsListenerObj {
+            bio: Mutex::new(None),
+        }
+    }
+
+    /// SSL_listen: a socket listens already (listen(2) is the application's); an accept BIO
+    /// binds and listens here if BIO_do_accept has not yet.
+    pub(super) fn listen(&self) -> Result<()> {
+        let bio = self.bio.lock().clone().ok_or_else(|| {
+            Error::ssl(SSL_R_BIO_NOT_SET).with("set the listening socket (SSL_set_fd) first")
+        })?;
+        tls_listen_fd(&bio).map(|_| ())
+    }
+
+    /// SSL_accept_connection on a TLS listener: accept(2) on its socket; a blocking
+    /// listener waits (poll(2), no spinning). The connection gets its own socket BIO (which
+    /// closes the fd when freed), the listener's blocking mode, and the server role.
+    pub(super) fn accept(&self, ssl: &Arc<Ssl>, no_block: bool) -> Result<Arc<Ssl>> {
+        let bio = self.bio.lock().clone().ok_or_else(|| {
+            Error::ssl(SSL_R_BIO_NOT_SET).with("set the listening socket (SSL_set_fd) first")
+        })?;
+        let fd = tls_listen_fd(&bio)?;
+        let blocking = ssl.blocking.load(Relaxed) && !no_block;
+        let mut p = [crate::sys::PollFd {
+            fd,
+            read: true,
+            write: false,
+            ready: false,
+        }];
+        // A socket left blocking must not block a non-blocking accept.
+        if !blocking
+            && !matches!(
+                crate::sys::poll(&mut p, Some(Duration::ZERO)),
+                Ok(n) if n > 0
+            )
+        {
+            return Err(want_read());
+        }
+        let nfd = loop {
+            match crate::sys::accept(fd) {
+                Ok(Some(nfd)) => break nfd,
+                Ok(None) if blocking => {
+                    let mut p = [crate::sys::PollFd {
+                        fd,
+                        read: true,
+                        write: false,
+                        ready: false,
+                    }];
+                    crate::sys::poll(&mut p, None)
+                        .map_err(|e| Error::sys(e.raw_os_error().unwrap_or(libc::EIO)))?;
+                }
+                Ok(None) => return Err(want_read()),
+                Err(e) => {
+                    return Err(Error::sys(e.raw_os_error().unwrap_or(libc::EIO))
+                        .with(format!("accept: {e}")));
+                }
+            }
+        };
+        let b = Bio::new(&crate::bio::METHOD_SOCKET);
+        let sb = b.sock().ok_or_else(|| Error::internal("socket BIO"))?;
+        sb.set_fd(nfd, true)?;
+        crate::sys::set_nonblocking(nfd, !ssl.blocking.load(Relaxed))
+            .map_err(|e| Error::sys(e.raw_os_error().unwrap_or(libc::EIO)))?;
+        let t = TlsObj::new(Some(true), Some(ssl.clone()));
+        t.tls.set_bios(Some(b.clone()), Some(b));
+        Ok(Ssl::make(
+            ssl.ctx.clone(),
+            Kind::Tls(t),
+            ssl.blocking.load(Relaxed),
+        ))
+    }
+}
