@@ -2739,7 +2739,9 @@ int SSL_peek(SSL *ssl, void *buf, int num);
 int SSL_pending(const SSL *ssl);
 
 /**
- * 1 if SSL_pending would be positive. See SSL_has_pending(3).
+ * 1 if data is waiting to be read: on TLS, if SSL_pending would be positive; on QUIC, as
+ * OpenSSL's: stream bytes, an unread FIN, datagrams not yet taken in, or an ended
+ * connection. See SSL_has_pending(3).
  */
 int SSL_has_pending(const SSL *ssl);
 

@@ -551,6 +551,14 @@ impl Ssl {
         }
     }
 
+    /// SSL_has_pending (see `stream_has_pending` for QUIC objects).
+    pub fn has_pending(&self) -> bool {
+        match &self.kind {
+            Kind::Tls(t) => t.tls.pending() > 0,
+            _ => self.stream_has_pending(),
+        }
+    }
+
     /// SSL_set_connect_state (false) / SSL_set_accept_state (true) on a TLS object; a
     /// no-op on QUIC objects, whose role is fixed. `only_if_unset`: SSL_connect/SSL_accept
     /// on TLS_method pick the role only when none was chosen.

@@ -10,6 +10,8 @@ use super::*;
 #[derive(Default)]
 pub struct StreamState {
     pub(super) fin_seen: AtomicBool,
+    /// A read has reported the FIN (SSL_ERROR_ZERO_RETURN): SSL_has_pending stops counting it.
+    pub(super) fin_read: AtomicBool,
     pub(super) concluded: AtomicBool,
     pub(super) reset_local: Mutex<Option<u64>>,
     pub(super) reset_remote: Mutex<Option<u64>>,
@@ -229,6 +231,9 @@ impl Ssl {
             );
         }
         if st.fin_seen.load(Relaxed) {
+            if !peek {
+                st.fin_read.store(true, Relaxed);
+            }
             return Err(Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("FIN"));
         }
         if let Some(lost) = p.engine.conn(h).and_then(|c| c.lost.as_ref()) {
@@ -245,6 +250,36 @@ impl Ssl {
         };
         Self::pull(&mut p, h, id, st, 1 << 20);
         st.peek.lock().len()
+    }
+
+    /// SSL_has_pending on a QUIC object, as OpenSSL's answers: the stream has bytes or a FIN
+    /// not yet read, datagrams arrived that were not taken in yet (OpenSSL counts what its
+    /// receive queue holds unprocessed; ours is the network BIO, so they are taken in now,
+    /// without waiting), or the connection has ended. OpenSSL's guide server
+    /// (quic-server-non-block) stops reading a request as soon as this says 0.
+    pub(super) fn stream_has_pending(&self) -> bool {
+        let mut p = self.locked("domain: has_pending");
+        let readable = |p: &mut Port| match self.target(p, false) {
+            Ok((h, id, st)) => {
+                Self::pull(p, h, id, st, 1 << 20);
+                !st.peek.lock().is_empty()
+                    || (st.fin_seen.load(Relaxed) && !st.fin_read.load(Relaxed))
+            }
+            Err(_) => false,
+        };
+        if readable(&mut p) {
+            return true;
+        }
+        p.tick(Instant::now());
+        if readable(&mut p) {
+            return true;
+        }
+        let handle = self.conn_obj().and_then(|c| *c.handle.lock());
+        handle.is_some_and(|h| {
+            p.engine
+                .conn(h)
+                .is_none_or(|c| c.lost.is_some() || c.is_closed())
+        })
     }
 
     /// SSL_stream_conclude.

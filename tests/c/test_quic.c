@@ -650,6 +650,38 @@ static int test_read_after_peer_close(void)
     return 1;
 }
 
+/* SSL_has_pending as OpenSSL's QUIC answers it: stream bytes, a FIN not yet read, or
+ * datagrams that arrived but were not taken in yet (no SSL_handle_events on the server side
+ * here: the pair's ring holds them). OpenSSL's guide server (quic-server-non-block) stops
+ * reading at the first SSL_read after which SSL_has_pending is 0. */
+static int test_has_pending(void)
+{
+    SSL_CTX *sctx = server_ctx(), *cctx = client_ctx();
+    struct peerset ps = {0};
+    unsigned char buf[16];
+    size_t n;
+
+    ASSERT_TRUE(pair_get(&ps, sctx, cctx));
+    ASSERT_EQ(SSL_has_pending(ps.server), 0);
+    ASSERT_EQ(SSL_write_ex(ps.client, " /x", 3, &n), 1);
+    ASSERT_EQ(SSL_handle_events(ps.client), 1);
+    ASSERT_EQ(SSL_has_pending(ps.server), 1); /* a datagram waits in the ring */
+    ASSERT_EQ(SSL_read_ex(ps.server, buf, sizeof(buf), &n), 1);
+    ASSERT_EQ(n, 3);
+    ASSERT_MEM_EQ(buf, " /x", 3);
+    ASSERT_EQ(SSL_has_pending(ps.server), 0);
+    ASSERT_EQ(SSL_stream_conclude(ps.client, 0), 1);
+    ASSERT_EQ(SSL_handle_events(ps.client), 1);
+    ASSERT_EQ(SSL_has_pending(ps.server), 1); /* the FIN, not yet read */
+    ASSERT_EQ(SSL_has_pending(ps.server), 1); /* asking does not consume it */
+    ASSERT_EQ(SSL_read_ex(ps.server, buf, sizeof(buf), &n), 0);
+    ASSERT_EQ(SSL_get_error(ps.server, 0), SSL_ERROR_ZERO_RETURN);
+    ASSERT_EQ(SSL_has_pending(ps.server), 0); /* the FIN was read */
+    ERR_clear_error();
+    peers_free(&ps, sctx, cctx, NULL, -1, -1);
+    return 1;
+}
+
 /* SSL_shutdown_ex(RAPID) skips only the closing period: a server that writes LEN bytes with
  * FIN and loops on RAPID until it returns 1 delivers every byte (issue 12: it used to close at
  * once and cut the stream). NO_STREAM_FLUSH alone skips the flush: shutdown is done at the
@@ -1188,6 +1220,7 @@ int main(int argc, char **argv)
     RUN(test_api_4_0);
     RUN(test_listen_ex);
     RUN(test_read_after_peer_close);
+    RUN(test_has_pending);
     RUN(test_shutdown_rapid_flushes);
     RUN(test_shutdown_no_stream_flush);
     RUN(test_idle_connections_cost_nothing);

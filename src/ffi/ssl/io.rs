@@ -222,10 +222,12 @@ pub extern "C" fn SSL_pending(ssl: *const SSL) -> c_int {
     })
 }
 
-/// 1 if SSL_pending would be positive. See SSL_has_pending(3).
+/// 1 if data is waiting to be read: on TLS, if SSL_pending would be positive; on QUIC, as
+/// OpenSSL's: stream bytes, an unread FIN, datagrams not yet taken in, or an ended
+/// connection. See SSL_has_pending(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_has_pending(ssl: *const SSL) -> c_int {
     ffi_entry!(SSL_has_pending, {
-        Ok((ssl_arg(ssl)?.pending() > 0) as c_int)
+        Ok(ssl_arg(ssl)?.has_pending() as c_int)
     })
 }
