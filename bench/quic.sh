@@ -232,7 +232,18 @@ if [ "$ONLY" = all ] || [ "$ONLY" = mt ]; then
         row "quic mt" "threaded, run $i" "$(kv "$t" rps)" "single-thread, run $i" "$(kv "$s" rps)" "req/s" 0
         i=$((i + 1))
     done
-    row "quic mt" "threaded, best" "$(kv "$tbest" rps)" "single-thread, best" "$(kv "$sbest" rps)" "req/s" 1.5
+    # Issue 13's goal on this machine: threaded >= 0.95x single (issue 4 asked 1.5x, which the
+    # ceiling below shows this machine cannot reach).
+    row "quic mt" "threaded, best" "$(kv "$tbest" rps)" "single-thread, best" "$(kv "$sbest" rps)" "req/s" 0.95
+    # Issue 13's other goals, best runs: server CPU per request <= 1.10x, p99 <= 1.5x.
+    awk -v tc="$(kv "$tbest" server_cpu)" -v tn="$(kv "$tbest" reqs)" -v sc="$(kv "$sbest" server_cpu)" \
+        -v sn="$(kv "$sbest" reqs)" -v tp="$(kv "$tbest" p99_ms)" -v sp="$(kv "$sbest" p99_ms)" 'BEGIN {
+        c = (tc / tn) / (sc / sn); p = tp / sp
+        printf("%-16s %-20s %8.1f us  | %-20s %8.1f us  | ratio %6.3fx (goal <= 1.10x) %s\n", "quic mt",
+               "threaded CPU/req", 1e6 * tc / tn, "single CPU/req", 1e6 * sc / sn, c, c <= 1.10 ? "ok" : "MISSED")
+        printf("%-16s %-20s %8.2f ms  | %-20s %8.2f ms  | ratio %6.3fx (goal <= 1.50x) %s\n", "quic mt",
+               "threaded p99", tp, "single p99", sp, p, p <= 1.5 ? "ok" : "MISSED")
+    }'
     # What the machine allows: client and server share its cores, so no server whose requests
     # cost what the single-thread server's cost (its CPU and the client's) can serve more than
     # (cores - what the rest of the machine took) / (server + client CPU per request), however
@@ -246,7 +257,7 @@ if [ "$ONLY" = all ] || [ "$ONLY" = mt ]; then
         printf("%-16s %-20s (%d cores - %.2f used by others) / (server %.1f + client %.1f us CPU per request, best single run) = %.0f req/s = %.2fx single\n",
                "  ceiling", "this machine", cores, o, 1e6 * sc / n, 1e6 * cc / n, c, c / rps)
         if (c / rps < 1.5)
-            printf("%-16s %-20s below the 1.5x goal: with the load generator on the same %d cores no server can reach it here\n",
+            printf("%-16s %-20s below the 1.5x goal of issue 4: with the load generator on the same %d cores no server can reach it here\n",
                    "", "", cores)
     }'
     cpu_line() {
