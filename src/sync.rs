@@ -584,10 +584,14 @@ mod tracking {
         /// The slot of `purpose` (by address first, then by text: one purpose named in two
         /// places is one slot). Past 63 purposes, everything else shares the last.
         pub fn slot(purpose: &'static str) -> &'static Slot {
+            // By address first (one comparison per slot on the path every acquisition takes),
+            // by text only for a purpose seen under another address.
             let find = || {
-                TABLE.iter().find(|s| {
-                    s.name.load(Acquire) == purpose.as_ptr() as usize || s.name() == Some(purpose)
-                })
+                let at = purpose.as_ptr() as usize;
+                TABLE
+                    .iter()
+                    .find(|s| s.name.load(Acquire) == at && s.len.load(Relaxed) == purpose.len())
+                    .or_else(|| TABLE.iter().find(|s| s.name() == Some(purpose)))
             };
             if let Some(s) = find() {
                 return s;

@@ -91,14 +91,7 @@ impl Ssl {
             if p.engine.serves_only_own() {
                 return Err(fork::left_with_parent());
             }
-            let ch = p.engine.accept_next().ok_or_else(want_read)?;
-            let conn = p.engine.conn(ch);
-            let epoch = conn.map(|c| c.epoch.clone());
-            Ok((
-                ch,
-                epoch,
-                conn.and_then(|c| peer::session_verify(c.crypto_session())),
-            ))
+            take_next(p)
         })?;
         let mut c = ConnObj::new(l.domain.clone(), l.port, Some(self.clone()));
         // Client certificates are verified in the connection's TLS session, which may have
@@ -140,16 +133,7 @@ impl Ssl {
         }
         self.listen()?;
         l.take_by(PEEL_LISTEN_EX)?;
-        let taken = self.op("domain: listen_ex", false, |p| {
-            let ch = p.engine.accept_next().ok_or_else(want_read)?;
-            let conn = p.engine.conn(ch);
-            let epoch = conn.map(|c| c.epoch.clone());
-            Ok((
-                ch,
-                epoch,
-                conn.and_then(|c| peer::session_verify(c.crypto_session())),
-            ))
-        });
+        let taken = self.op("domain: listen_ex", false, take_next);
         let (ch, epoch, verify) = match taken {
             Ok(t) => t,
             Err(e) if e.is_would_block() => return Ok(false),
@@ -186,4 +170,20 @@ impl Ssl {
         l.listening.store(true, Relaxed);
         Ok(())
     }
+}
+
+/// A connection taken off the accept queue: its id, its epoch and the verification state its
+/// TLS session made (client certificates).
+type Taken = (ConnId, Option<Arc<AtomicU64>>, Option<Arc<VerifyResult>>);
+
+/// The next connection off a listener's accept queue (would-block if none).
+fn take_next(p: &mut Port) -> Result<Taken> {
+    let ch = p.engine.accept_next().ok_or_else(want_read)?;
+    let conn = p.engine.conn(ch);
+    let epoch = conn.map(|c| c.epoch.clone());
+    Ok((
+        ch,
+        epoch,
+        conn.and_then(|c| peer::session_verify(c.crypto_session())),
+    ))
 }
