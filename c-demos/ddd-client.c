@@ -14,11 +14,16 @@
  * against --ca (default build/certs/ca.pem) for NAME (default: host).
  *
  * Prints one summary line on stdout:
- *   ok N failed N bytes N seconds S conn/s X MB/s Y
+ *   ok N failed N bytes N seconds S conn/s X MB/s Y requests N req/s X p50_ms X p99_ms Y
  * and one line per failed connection on stderr; exits 0 only if every connection succeeded.
+ * requests: answers read in full, from every connection (a failed one's earlier answers too).
+ * p50_ms, p99_ms: their latency, request sent (QUIC: stream opened) to answer read in full,
+ * the handshake left out; nearest rank over the first LAT_MAX requests (0 if none).
  * -t bounds each connection's socket waits (default 30 s): no call blocks forever.
- * -d (benchmarks): start connections for SECONDS, then finish those in flight; -n is then
- * an upper bound (default: none), and only failures make the exit status non-zero.
+ * -d (benchmarks): start connections, and QUIC streams on them, for SECONDS, then finish the
+ * requests in flight (a connection ends early, with fewer than STREAMS requests, rather than
+ * stretch the run with a tail of fewer clients); -n is then an upper bound (default: none),
+ * and only failures make the exit status non-zero.
  */
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -26,6 +31,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -40,6 +46,9 @@
 
 #define PERIOD 251
 #define MAX_PORTS 16
+/* Latencies kept for the percentiles: 8 MB at most, touched only as far as used; far more
+ * requests than a benchmark's seconds bring. Later requests are counted but not sampled. */
+#define LAT_MAX (1 << 21)
 
 static const char *host, *name, *path = "/1000", *cafile = "build/certs/ca.pem";
 static int ports[MAX_PORTS], nports;
@@ -53,12 +62,44 @@ static struct sockaddr_in server;
 static atomic_int next_conn;
 static atomic_int n_ok, n_failed;
 static atomic_uint_fast64_t n_bytes;
+static atomic_uint_fast64_t n_reqs;
+static uint32_t *lat_us; /* LAT_MAX entries */
+static atomic_size_t n_lat;
 
 static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* One answer read in full, its request sent at t0 (now_s). */
+static void request_done(double t0)
+{
+    double us = (now_s() - t0) * 1e6;
+    size_t i = atomic_fetch_add(&n_lat, 1);
+    atomic_fetch_add(&n_reqs, 1);
+    if (i < LAT_MAX)
+        lat_us[i] = us < 4e9 ? (uint32_t)us : UINT32_MAX;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The q-quantile (0 < q <= 1) of the n sorted latencies, in ms, by nearest rank. */
+static double quantile_ms(const uint32_t *v, size_t n, double q)
+{
+    size_t rank = (size_t)ceil(q * (double)n);
+    if (n == 0)
+        return 0;
+    if (rank < 1)
+        rank = 1;
+    if (rank > n)
+        rank = n;
+    return v[rank - 1] / 1e3;
 }
 
 static void fail(int idx, const char *what)
@@ -185,8 +226,13 @@ static int64_t one_connection(int idx)
     {
         int k;
         for (k = 0; k < streams; k++) {
-            SSL *st = SSL_new_stream(ssl, 0);
+            double t0;
+            SSL *st;
             int64_t got;
+            if (k > 0 && duration_s > 0 && now_s() >= deadline)
+                break;
+            t0 = now_s();
+            st = SSL_new_stream(ssl, 0);
             if (st == NULL) {
                 fail(idx, "SSL_new_stream");
                 goto bad;
@@ -200,16 +246,21 @@ static int64_t one_connection(int idx)
             SSL_free(st);
             if (got < 0)
                 goto bad;
+            request_done(t0);
             total += got;
         }
     }
 #else
-    if (!write_all(ssl, req, strlen(req))) {
-        fail(idx, "sending the request");
-        goto bad;
+    {
+        double t0 = now_s();
+        if (!write_all(ssl, req, strlen(req))) {
+            fail(idx, "sending the request");
+            goto bad;
+        }
+        if ((total = read_answer(ssl, idx)) < 0)
+            goto bad;
+        request_done(t0);
     }
-    if ((total = read_answer(ssl, idx)) < 0)
-        goto bad;
 #endif
 #ifdef USE_QUIC
     /* Every answer is in, so CONNECTION_CLOSE at once (RAPID) and no closing period to sit
@@ -283,6 +334,7 @@ int main(int argc, char **argv)
     int i, npos = 0, port = 0, have_ports = 0;
     pthread_t *threads;
     double t0, secs;
+    size_t nlat;
     const char *alpn_env = getenv("DEMO_ALPN");
     unsigned char alpn[256];
     size_t alen;
@@ -399,7 +451,8 @@ int main(int argc, char **argv)
     if (concurrency > nconns)
         concurrency = nconns > 0 ? nconns : 1;
     threads = calloc((size_t)concurrency, sizeof(*threads));
-    if (threads == NULL)
+    lat_us = malloc(LAT_MAX * sizeof(*lat_us));
+    if (threads == NULL || lat_us == NULL)
         return 2;
     t0 = now_s();
     deadline = t0 + duration_s;
@@ -414,13 +467,20 @@ int main(int argc, char **argv)
     secs = now_s() - t0;
     if (secs <= 0)
         secs = 1e-9;
-    printf("ok %d failed %d bytes %" PRIu64 " seconds %.3f conn/s %.1f MB/s %.2f\n", atomic_load(&n_ok),
-           atomic_load(&n_failed), (uint64_t)atomic_load(&n_bytes), secs, atomic_load(&n_ok) / secs,
-           (double)atomic_load(&n_bytes) / secs / 1e6);
+    nlat = atomic_load(&n_lat) < LAT_MAX ? atomic_load(&n_lat) : LAT_MAX;
+    qsort(lat_us, nlat, sizeof(*lat_us), cmp_u32);
+    /* New fields go at the end: callers match the line's start (tests/demos) or look fields
+     * up by name (bench/ddd.sh). */
+    printf("ok %d failed %d bytes %" PRIu64 " seconds %.3f conn/s %.1f MB/s %.2f requests %" PRIu64
+           " req/s %.1f p50_ms %.3f p99_ms %.3f\n",
+           atomic_load(&n_ok), atomic_load(&n_failed), (uint64_t)atomic_load(&n_bytes), secs,
+           atomic_load(&n_ok) / secs, (double)atomic_load(&n_bytes) / secs / 1e6, (uint64_t)atomic_load(&n_reqs),
+           (double)atomic_load(&n_reqs) / secs, quantile_ms(lat_us, nlat, 0.50), quantile_ms(lat_us, nlat, 0.99));
     if (!quiet && atomic_load(&n_failed) > 0)
         fprintf(stderr, "ddd-client: %d of %d connections failed\n", atomic_load(&n_failed),
                 atomic_load(&n_ok) + atomic_load(&n_failed));
     free(threads);
+    free(lat_us);
     SSL_CTX_free(ctx);
     if (duration_s > 0)
         return atomic_load(&n_failed) == 0 ? 0 : 1;
