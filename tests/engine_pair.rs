@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use osslquic::consts::{SSL_VERIFY_PEER, X509_V_OK};
-use osslquic::quic::conn::{ConnState, RecvEnd, SendError};
+use osslquic::quic::conn::{ConnGuard, ConnState, RecvEnd, SendError};
 use osslquic::quic::engine::{ConnId, Engine};
 use osslquic::ssl::alpn::AlpnChoice;
 use osslquic::ssl::ctx::{Method, SslCtx, VerifyResult};
@@ -58,11 +58,11 @@ fn handshake_completes() {
         "certificate chain to the test CA should verify"
     );
     assert_eq!(
-        alpn(p.client.conn(cch).unwrap()).as_deref(),
+        alpn(&p.client.conn(cch).unwrap()).as_deref(),
         Some(&b"test"[..])
     );
     assert_eq!(
-        alpn(p.server.conn(sch).unwrap()).as_deref(),
+        alpn(&p.server.conn(sch).unwrap()).as_deref(),
         Some(&b"test"[..])
     );
     // Over a 5 ms one-way link the server completes after 1.5 round trips at the earliest.
@@ -125,7 +125,7 @@ fn retry_with_split_client_hello(select: bool) {
         p.net.client_initials_after_retry
     );
     assert_eq!(
-        alpn(p.client.conn(cch).unwrap()).as_deref(),
+        alpn(&p.client.conn(cch).unwrap()).as_deref(),
         Some(&b"test"[..])
     );
     // Client Initial, Retry, two Initials, the server's flight, the client's Finished: 2.5
@@ -324,7 +324,7 @@ fn peer_opens_a_thousand_streams_each_way_at_once() {
         all_open(p, &s_in, &written)
     });
     for d in dirs {
-        let q = conn(&mut p.server, sch);
+        let mut q = conn(&mut p.server, sch);
         assert_eq!(q.stream_offer(d), MAX_STREAMS, "{d:?} offer");
         assert_eq!(q.peer_open_streams(d), MAX_STREAMS, "{d:?} open at once");
     }
@@ -367,8 +367,7 @@ fn conclude_reset_and_stop() {
     let mut fins: Vec<StreamId> = Vec::new();
     let mut resets: HashMap<StreamId, u64> = HashMap::new();
     let mut pump = |p: &mut Pair| {
-        let c = p.server.conn_mut(sch).expect("server conn");
-        let new: Vec<StreamId> = c.incoming.drain(..).collect();
+        let new: Vec<StreamId> = conn(&mut p.server, sch).incoming.drain(..).collect();
         for id in new {
             got.entry(id).or_default();
         }
@@ -684,8 +683,8 @@ fn shutdown_with_application_code() {
         p.run_until("both drained", Duration::from_secs(10), |p| {
             p.client.conn(cch).unwrap().drained && p.server.conn(sch).unwrap().drained
         });
-        let peer_conn = &p.engine(peer).conn(peer_ch).unwrap();
-        assert!(peer_conn.lost.is_some(), "drained record lost its reason");
+        let peer_lost = p.engine(peer).conn(peer_ch).unwrap().lost.is_some();
+        assert!(peer_lost, "drained record lost its reason");
         assert_eq!(
             p.client.next_timeout(),
             None,
@@ -745,7 +744,7 @@ fn idle_connections_cost_no_work() {
         "idle tick did per-connection work"
     );
     assert!(
-        p.server.transmits().0.is_empty(),
+        p.server.take_transmits().is_empty(),
         "idle tick produced datagrams"
     );
     let just_before = next - Duration::from_micros(1);
@@ -1083,9 +1082,9 @@ impl Pair {
     /// connection becomes held, so the engine keeps its record (and how it ended) after it
     /// drains, until `release`.
     fn accept(&mut self) {
-        while let Some(id) = self.server.accept_next() {
-            self.server.conn_mut(id).expect("queued conn").held = true;
-            self.accepted.push(id);
+        while let Some(cell) = self.server.accept_next() {
+            assert!(cell.lock("test").held, "an accepted connection is held");
+            self.accepted.push(cell.id);
         }
     }
 
@@ -1122,14 +1121,14 @@ impl Pair {
                 Side::Client => &mut self.client,
                 Side::Server => &mut self.server,
             };
-            let (out, txbuf) = e.transmits();
-            for o in out {
-                assert!(o.seg > 0 && o.len > 0, "empty transmit {o:?}");
-                for seg in txbuf[o.off..o.off + o.len].chunks(o.seg) {
-                    self.net.send(now, src, o.dst, seg);
+            for (out, txbuf) in e.take_transmits() {
+                for o in out {
+                    assert!(o.seg > 0 && o.len > 0, "empty transmit {o:?}");
+                    for seg in txbuf[o.off..o.off + o.len].chunks(o.seg) {
+                        self.net.send(now, src, o.dst, seg);
+                    }
                 }
             }
-            e.clear_out();
         }
     }
 
@@ -1216,7 +1215,7 @@ impl Pair {
 // connection as the SSL layer does.
 // ---------------------------------------------------------------------------------------------
 
-fn conn(e: &mut Engine, ch: Ch) -> &mut ConnState {
+fn conn(e: &mut Engine, ch: Ch) -> ConnGuard<'_> {
     e.conn_mut(ch).expect("connection gone")
 }
 
@@ -1260,8 +1259,7 @@ struct Read {
 /// Reads up to `max` bytes in order; reports FIN and a peer reset.
 fn read(e: &mut Engine, ch: Ch, id: StreamId, max: usize) -> Read {
     let mut out = Read::default();
-    let c = conn(e, ch);
-    let (_, end, transmit) = c.recv(id, max, |b| out.data.extend_from_slice(b));
+    let (_, end, transmit) = conn(e, ch).recv(id, max, |b| out.data.extend_from_slice(b));
     match end {
         Some(RecvEnd::Fin) => out.fin = true,
         Some(RecvEnd::Reset(code)) => out.reset = Some(code),

@@ -1,33 +1,340 @@
-//! One QUIC connection's state: quinn-proto's `Connection` and what the application's
-//! objects need beside it (streams the peer opened, flush and credit bookkeeping, the close
-//! reason), with the stream I/O the object model calls. The engine owns these and drives
-//! them; `ssl/` reads and writes streams only through the methods here.
+//! One QUIC connection: its cell (`ConnCell`, the connection's own lock), quinn-proto's
+//! `Connection` and what the application's objects need beside it (streams the peer opened,
+//! flush and credit bookkeeping, the close reason), the stream I/O the object model calls,
+//! and `drive`, which runs quinn's side of the connection under the connection's lock only.
+//! `ssl/` reads and writes streams only through the methods here.
+//!
+//! Lock discipline (see docs/ARCHITECTURE.md, "Locks"): a connection's lock is taken alone
+//! by application calls, or inside the endpoint's (the domain's) lock by the thread handling
+//! events; never the other way round. What a drive needs of the endpoint (quinn's endpoint
+//! events, forgetting a drained connection) is left in the state for the endpoint lock's
+//! next holder (`needs_endpoint`); its output goes to the port's send queue, in order.
 //! Must not touch: BIOs, sockets, the SSL object model, the endpoint.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use quinn_proto::{
-    Connection, ConnectionError, ConnectionHandle, Dir, ReadError, Side, StreamId, VarInt,
-    WriteError,
+    Connection, ConnectionError, ConnectionHandle, Dir, EndpointEvent, Event, ReadError, Side,
+    StreamEvent, StreamId, VarInt, WriteError,
 };
 
-use super::transport::Closing;
+use super::engine::{ConnId, Note, Out};
+use super::port::SendQueue;
+use super::transport::{self, Closing};
+use crate::sync::{Asked, Held, Mutex, MutexGuard};
+
+/// Most datagrams one connection may emit per poll (GSO batch size for quinn), and most polls
+/// per drive.
+pub(crate) const MAX_TX_PER_DRIVE: usize = 64;
+
+/// What a port shares with its connections, so that a connection can be driven without the
+/// endpoint's lock: the send queue, the timer heap, the list of connections the endpoint's
+/// holder must drive, and what changed for waiting threads. Each part has its own small lock,
+/// taken last and never held across anything else.
+pub struct Link {
+    pub sendq: Arc<SendQueue>,
+    /// (deadline, connection): each connection's published timer; stale entries (the timer
+    /// moved) are skipped against `ConnCell::timer`.
+    pub(super) timers: Mutex<BinaryHeap<Reverse<(Instant, ConnId)>>>,
+    /// Connections the endpoint lock's holder drives next (new ones, ones with endpoint
+    /// events, ones whose output waited for the network).
+    pub(super) work: Mutex<VecDeque<ConnId>>,
+    /// What changed for the application since the domain last looked: whose waiters to wake.
+    news: Mutex<Vec<(ConnId, Note)>>,
+    has_news: AtomicBool,
+    /// Output is queued that the next lock holder to let go must send (`SendQueue::drain`).
+    pending: AtomicBool,
+    /// Bumped with every epoch of this port's connections (the domain's counter).
+    pub changes: Arc<AtomicU64>,
+    /// A server's connections nudge clients with incomplete ClientHellos (see `NUDGE_FIRST`).
+    server: bool,
+    /// Per-connection work done (drives plus timer expiries): the idle-cost counter.
+    pub conn_ticks: AtomicU64,
+}
+
+impl Link {
+    pub fn new(server: bool, changes: Arc<AtomicU64>) -> Link {
+        Link {
+            sendq: Arc::default(),
+            timers: Mutex::new(BinaryHeap::new()),
+            work: Mutex::new(VecDeque::new()),
+            news: Mutex::new(Vec::new()),
+            has_news: AtomicBool::new(false),
+            pending: AtomicBool::new(false),
+            changes,
+            server,
+            conn_ticks: AtomicU64::new(0),
+        }
+    }
+
+    /// Notes what changed on connection `id`, for its waiters.
+    pub fn note(&self, list: &[(ConnId, Note)]) {
+        if list.is_empty() {
+            return;
+        }
+        self.news.lock().extend_from_slice(list);
+        self.has_news.store(true, SeqCst);
+    }
+
+    pub fn has_news(&self) -> bool {
+        self.has_news.load(SeqCst)
+    }
+
+    /// Hands the news to `f` and forgets them.
+    pub fn take_news(&self, f: impl FnOnce(&[(ConnId, Note)])) {
+        if !self.has_news.swap(false, SeqCst) {
+            return;
+        }
+        let list = std::mem::take(&mut *self.news.lock());
+        f(&list);
+    }
+
+    /// Queues connection `id` for the endpoint lock's holder to drive.
+    pub(super) fn push_work(&self, id: ConnId) {
+        self.work.lock().push_back(id);
+    }
+
+    pub fn has_work(&self) -> bool {
+        !self.work.lock().is_empty()
+    }
+
+    /// Marks output as queued for sending after the locks are released.
+    pub fn set_pending(&self) {
+        self.pending.store(true, SeqCst);
+    }
+
+    /// Sends what is queued, if anything is (call with no connection lock held).
+    pub fn send_pending(&self) {
+        if self.pending.swap(false, SeqCst) {
+            self.sendq.drain();
+        }
+    }
+}
+
+/// The process-wide origin of `ConnCell::timer`'s nanoseconds.
+fn timer_base() -> Instant {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+fn timer_code(t: Option<Instant>) -> u64 {
+    t.map_or(0, |t| {
+        u64::try_from(t.saturating_duration_since(timer_base()).as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    })
+}
+
+/// A connection and its lock. Application objects hold it directly: an application call
+/// locks its connection and nothing else.
+pub struct ConnCell {
+    pub id: ConnId,
+    /// quinn's handle (valid until the connection drained; quinn may reuse it after).
+    pub handle: ConnectionHandle,
+    state: Mutex<ConnState>,
+    /// Bumped whenever this connection's state may have changed (driven, marked, an object
+    /// call): lets SSL_poll reuse an answer, and a thread about to wait see that what it
+    /// checked has moved.
+    pub epoch: Arc<AtomicU64>,
+    pub link: Arc<Link>,
+    /// The deadline last published in the link's timer heap (`timer_code`; 0: none).
+    timer: AtomicU64,
+    /// On the link's work list.
+    queued: AtomicBool,
+    /// Drained, or no longer served by this process: never put on the work list again.
+    dead: AtomicBool,
+    /// A drive left something for the endpoint (`ConnState::needs_endpoint`).
+    pub(super) needs_endpoint: AtomicBool,
+}
+
+/// A locked connection, with what the lock is held for.
+pub struct ConnGuard<'a> {
+    g: MutexGuard<'a, ConnState>,
+    _held: Held,
+}
+
+impl std::ops::Deref for ConnGuard<'_> {
+    type Target = ConnState;
+    fn deref(&self) -> &ConnState {
+        &self.g
+    }
+}
+impl std::ops::DerefMut for ConnGuard<'_> {
+    fn deref_mut(&mut self) -> &mut ConnState {
+        &mut self.g
+    }
+}
+
+impl ConnCell {
+    pub(super) fn new(
+        id: ConnId,
+        handle: ConnectionHandle,
+        state: ConnState,
+        link: Arc<Link>,
+    ) -> ConnCell {
+        ConnCell {
+            id,
+            handle,
+            state: Mutex::new(state),
+            epoch: Arc::new(AtomicU64::new(1)),
+            link,
+            timer: AtomicU64::new(0),
+            queued: AtomicBool::new(false),
+            dead: AtomicBool::new(false),
+            needs_endpoint: AtomicBool::new(false),
+        }
+    }
+
+    /// Locks the connection for `purpose` (a name for hold-time figures).
+    pub fn lock(&self, purpose: &'static str) -> ConnGuard<'_> {
+        let asked = Asked::now();
+        let g = self.state.lock();
+        ConnGuard {
+            g,
+            _held: Held::begin(purpose, asked),
+        }
+    }
+
+    /// Notes a change to the connection's state (for SSL_poll's cache and waiters).
+    pub fn bump(&self) {
+        self.epoch.fetch_add(1, SeqCst);
+        self.link.changes.fetch_add(1, Relaxed);
+    }
+
+    /// Puts the connection on its port's work list (once).
+    pub fn mark(&self) {
+        self.bump();
+        if !self.dead.load(SeqCst) && !self.queued.swap(true, SeqCst) {
+            self.link.push_work(self.id);
+        }
+    }
+
+    /// No longer served by this process (fork): never driven again.
+    pub(super) fn set_dead(&self) {
+        self.dead.store(true, SeqCst);
+        self.timer.store(0, Relaxed);
+    }
+
+    /// Taken off the work list by the endpoint lock's holder.
+    pub(super) fn unqueue(&self) {
+        self.queued.store(false, SeqCst);
+    }
+
+    /// Whether the heap entry (`at`) is this connection's current timer.
+    pub(super) fn timer_is(&self, at: Instant) -> bool {
+        self.timer.load(Relaxed) == timer_code(Some(at))
+    }
+
+    /// Whether the endpoint lock's holder has something to do for this connection.
+    pub fn needs_endpoint(&self) -> bool {
+        self.needs_endpoint.load(SeqCst)
+    }
+
+    /// Runs quinn's side of the connection (held as `c`): its events for the application,
+    /// its output into the port's send queue (unless the network refuses output now: then
+    /// the connection waits on the work list and quinn paces itself), its timer into the
+    /// heap. Endpoint events and a drained connection are left for the endpoint.
+    pub fn drive(&self, c: &mut ConnState, now: Instant) {
+        self.bump();
+        self.link.conn_ticks.fetch_add(1, Relaxed);
+        let mut notes: Vec<(ConnId, Note)> = Vec::new();
+        let id = self.id;
+        loop {
+            let mut progressed = false;
+            while let Some(ev) = c.q.poll_endpoint_events() {
+                progressed = true;
+                c.endpoint_events.push(ev);
+            }
+            while let Some(ev) = c.q.poll() {
+                progressed = true;
+                c.on_event(ev, id, &mut notes);
+            }
+            if self.link.sendq.refused() {
+                if !self.queued.swap(true, SeqCst) {
+                    self.link.push_work(id);
+                }
+            } else if c.transmit(now, &self.link) {
+                progressed = true;
+            }
+            if !progressed {
+                break;
+            }
+        }
+        if self.link.server {
+            update_nudge(c, now);
+        }
+        let t = match (c.q.poll_timeout(), c.nudge) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if c.q.is_drained() && !c.drained {
+            c.drained = true;
+            c.timer = None;
+            notes.push((id, Note::State));
+        }
+        if c.drained {
+            c.timer = None;
+            self.timer.store(0, Relaxed);
+            self.dead.store(true, SeqCst);
+        } else if t != c.timer {
+            c.timer = t;
+            self.timer.store(timer_code(t), Relaxed);
+            if let Some(at) = t {
+                self.link.timers.lock().push(Reverse((at, id)));
+            }
+        }
+        if !c.endpoint_events.is_empty() || c.drained && !c.forgotten {
+            self.needs_endpoint.store(true, SeqCst);
+        }
+        self.link.note(&notes);
+    }
+
+    /// Fires the connection's timer if `at` is still its deadline and it is due.
+    pub(super) fn fire_timer(&self, c: &mut ConnState, at: Instant, now: Instant) -> bool {
+        if c.timer != Some(at) || c.drained {
+            return false;
+        }
+        c.timer = None;
+        self.timer.store(0, Relaxed);
+        if c.nudge.is_some_and(|t| t <= now) {
+            c.nudge = None;
+            c.nudges += 1;
+            c.q.ping();
+        }
+        c.q.handle_timeout(now);
+        true
+    }
+}
+
+thread_local! {
+    /// quinn's transmit buffer for this thread's drives (room for `MAX_TX_PER_DRIVE`
+    /// datagrams): one per thread, not per connection.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// Per-connection state beside quinn's `Connection`.
 pub struct ConnState {
     pub(super) q: Connection,
-    /// quinn's handle, valid until the connection has drained.
-    pub handle: ConnectionHandle,
     /// quinn has forgotten the connection; kept only for the application's queries.
     pub drained: bool,
+    /// The endpoint has unmapped it after it drained (or let it go: fork).
+    pub(super) forgotten: bool,
+    /// This process no longer serves the connection (a fork handed it to a child, or a
+    /// child keeps another): calls answer as for a connection that is gone.
+    pub gone: bool,
     /// An application object (SSL *) refers to this connection.
     pub held: bool,
-    pub(super) queued: bool,
     pub(super) timer: Option<Instant>,
+    /// quinn's endpoint events, for the endpoint lock's holder.
+    pub(super) endpoint_events: Vec<EndpointEvent>,
+    /// A call changed quinn's state (data written or read, a stream opened, reset, stopped
+    /// or finished, the connection closed): it must be driven before the lock is let go.
+    dirty: bool,
     pub connected: bool,
     pub lost: Option<ConnectionError>,
     /// Streams the peer opened that the application has not taken yet.
@@ -45,9 +352,6 @@ pub struct ConnState {
     /// Opening a stream of this direction (bidi, uni) failed for want of stream credit,
     /// until quinn says more is available (for SSL_POLL_EVENT_OSB/OSU).
     pub open_blocked: [bool; 2],
-    /// Bumped whenever this connection's state may have changed (driven, marked): lets
-    /// SSL_poll reuse what it computed for an object whose connection did not change.
-    pub epoch: Arc<AtomicU64>,
     /// Shared with the connection's congestion controller (see `transport`).
     pub(super) closing: Closing,
     /// Server, ClientHello still incomplete: when to nudge the client next (see `NUDGE_FIRST`),
@@ -80,6 +384,146 @@ pub enum SendError {
 }
 
 impl ConnState {
+    pub(super) fn new(q: Connection, held: bool, closing: Closing) -> ConnState {
+        ConnState {
+            q,
+            drained: false,
+            forgotten: false,
+            gone: false,
+            held,
+            timer: None,
+            endpoint_events: Vec::new(),
+            dirty: false,
+            connected: false,
+            lost: None,
+            incoming: VecDeque::new(),
+            acked: Default::default(),
+            unacked_fin: Default::default(),
+            reject_incoming: None,
+            write_blocked: Default::default(),
+            open_blocked: [false; 2],
+            closing,
+            nudge: None,
+            nudges: 0,
+        }
+    }
+
+    /// One of quinn's events for the application: bookkeeping, and what to wake.
+    fn on_event(&mut self, ev: Event, id: ConnId, notes: &mut Vec<(ConnId, Note)>) {
+        match ev {
+            Event::Connected => {
+                self.connected = true;
+                notes.push((id, Note::State));
+            }
+            Event::ConnectionLost { reason } => {
+                // quinn closed it itself (an error, a timeout): its close packet must not
+                // wait for congestion credit either.
+                self.closing.set();
+                self.lost = Some(reason);
+                notes.push((id, Note::State));
+            }
+            Event::Stream(StreamEvent::Opened { dir }) => {
+                notes.push((id, Note::Incoming));
+                transport::grow_streams(&mut self.q, dir);
+                while let Some(s) = self.q.streams().accept(dir) {
+                    match self
+                        .reject_incoming
+                        .and_then(|code| VarInt::from_u64(code).ok())
+                    {
+                        Some(code) => {
+                            let _ = self.q.recv_stream(s).stop(code);
+                            if dir == Dir::Bi {
+                                let _ = self.q.send_stream(s).reset(code);
+                            }
+                        }
+                        None => self.incoming.push_back(s),
+                    }
+                }
+            }
+            Event::Stream(StreamEvent::Finished { id: s }) => {
+                self.acked.insert(s);
+                self.unacked_fin.remove(&s);
+                notes.push((id, Note::Stream(s)));
+            }
+            Event::Stream(StreamEvent::Writable { id: s }) => {
+                self.write_blocked.remove(&s);
+                notes.push((id, Note::Stream(s)));
+            }
+            Event::Stream(StreamEvent::Readable { id: s } | StreamEvent::Stopped { id: s, .. }) => {
+                notes.push((id, Note::Stream(s)))
+            }
+            Event::Stream(StreamEvent::Available { dir }) => {
+                self.open_blocked[dir as usize] = false;
+                notes.push((id, Note::State));
+            }
+            _ => {}
+        }
+    }
+
+    /// Polls quinn for datagrams and queues them on the link's send queue (one entry per
+    /// drive, so a connection's output keeps its order). True if anything was made.
+    fn transmit(&mut self, now: Instant, link: &Link) -> bool {
+        let (mut out, mut txbuf) = super::port::spare_buffers();
+        SCRATCH.with(|cell| {
+            let mut fresh = Vec::new();
+            let mut borrowed = cell.try_borrow_mut();
+            let buf = match borrowed.as_deref_mut() {
+                Ok(b) => b,
+                Err(_) => &mut fresh,
+            };
+            for _ in 0..MAX_TX_PER_DRIVE {
+                buf.clear();
+                let Some(t) = self.q.poll_transmit(now, MAX_TX_PER_DRIVE, buf) else {
+                    break;
+                };
+                let off = txbuf.len();
+                txbuf.extend_from_slice(&buf[..t.size]);
+                out.push(Out {
+                    dst: t.destination,
+                    src_ip: t.src_ip,
+                    off,
+                    len: t.size,
+                    seg: t.segment_size.unwrap_or(t.size),
+                });
+            }
+        });
+        if out.is_empty() {
+            super::port::return_buffers(out, txbuf);
+            return false;
+        }
+        link.sendq.push(out, txbuf);
+        link.set_pending();
+        true
+    }
+
+    /// Whether a call changed the connection since it was last driven (and forgets it).
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Notes that the connection must be driven (an application change quinn must act on).
+    pub fn touch(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Opens a local stream of direction `dir` if stream credit allows (else notes that
+    /// opening is blocked, for SSL_POLL_EVENT_OSB/OSU).
+    pub fn open_stream(&mut self, dir: Dir) -> Option<StreamId> {
+        if self.drained {
+            return None;
+        }
+        let s = self.q.streams().open(dir);
+        self.open_blocked[dir as usize] = s.is_none();
+        self.dirty |= s.is_some();
+        s
+    }
+
+    /// Feeds one of quinn's connection events (a datagram the endpoint routed here, or the
+    /// endpoint's answer to an endpoint event).
+    pub(super) fn handle_event(&mut self, ev: quinn_proto::ConnectionEvent) {
+        self.q.handle_event(ev);
+    }
+
     /// Reads up to `max` bytes of stream `id` in order, handing each chunk to `sink`.
     /// Returns the bytes read, how the read ended (`None`: `max` reached) and whether the
     /// read freed flow-control credit worth telling the peer about.
@@ -115,13 +559,17 @@ impl ConnState {
             }
         }
         let transmit = chunks.finalize().should_transmit();
+        self.dirty |= transmit;
         (n, end, transmit)
     }
 
     /// Writes as much of `data` as flow control allows now to stream `id`.
     pub fn send(&mut self, id: StreamId, data: &[u8]) -> Result<usize, SendError> {
         match self.q.send_stream(id).write(data) {
-            Ok(n) => Ok(n),
+            Ok(n) => {
+                self.dirty = true;
+                Ok(n)
+            }
             Err(WriteError::Blocked) => {
                 self.write_blocked.insert(id);
                 Err(SendError::Blocked)
@@ -137,6 +585,7 @@ impl ConnState {
         let ok = self.q.send_stream(id).finish().is_ok();
         if ok {
             self.unacked_fin.insert(id);
+            self.dirty = true;
         }
         ok
     }
@@ -153,12 +602,14 @@ impl ConnState {
     /// Resets the sending part of stream `id` with `code` (RESET_STREAM). False if the
     /// stream has no sending part left to reset.
     pub fn reset(&mut self, id: StreamId, code: VarInt) -> bool {
+        self.dirty = true;
         self.q.send_stream(id).reset(code).is_ok()
     }
 
     /// Asks the peer to stop sending on stream `id` (STOP_SENDING with `code`). False if
     /// the stream has no receiving part left.
     pub fn stop(&mut self, id: StreamId, code: VarInt) -> bool {
+        self.dirty = true;
         self.q.recv_stream(id).stop(code).is_ok()
     }
 
@@ -219,6 +670,7 @@ impl ConnState {
     /// the next transmit even if the congestion window is full.
     pub fn close(&mut self, now: Instant, code: VarInt, reason: bytes::Bytes) {
         self.closing.set();
+        self.dirty = true;
         self.q.close(now, code, reason);
     }
 }

@@ -1,14 +1,18 @@
-//! The sans-I/O QUIC engine: one quinn-proto `Endpoint` and its connections. Every call
-//! takes `now`; datagrams come in through `handle_datagram` and leave through `out`.
+//! The sans-I/O QUIC engine: one quinn-proto `Endpoint`, the map of its connections (each
+//! in its own `ConnCell`), the accept queue and the fork role. The engine lives under the
+//! endpoint's lock (the domain's); every call takes `now`. Datagrams come in through
+//! `handle_datagram`, which routes each into its connection under that connection's lock;
+//! connections' output goes to the port's send queue (`conn::Link`), the endpoint's own
+//! (Retry, resets) through `out`.
 //!
 //! Scheduling follows lsquic's engine: a connection is touched only when it has work — it is
-//! on the tickable queue (a datagram or an application call reached it) or its timer in the
-//! min-heap is due. An idle connection costs nothing per tick; `conn_ticks` counts the
-//! per-connection work so tests can show it.
+//! on the work list (a datagram reached it, or it waits for the endpoint or the network) or
+//! its timer in the min-heap is due. An idle connection costs nothing per tick;
+//! `conn_ticks` counts the per-connection work so tests can show it.
 //! Must not touch: BIOs, sockets, the SSL object model.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -17,18 +21,15 @@ use std::time::Instant;
 use bytes::BytesMut;
 use quinn_proto::{
     ClientConfig, Connection, ConnectionHandle, ConnectionId, ConnectionIdGenerator, DatagramEvent,
-    Dir, Endpoint, EndpointConfig, EndpointEvent, Event, InvalidCid, ServerConfig, StreamEvent,
-    StreamId, VarInt,
+    Endpoint, EndpointConfig, EndpointEvent, InvalidCid, ServerConfig, StreamId,
 };
 use rand::Rng;
 
-use super::conn::{ConnState, update_nudge};
+use super::conn::{ConnCell, ConnGuard, ConnState, Link};
 use super::transport::{self, Closing};
 
 /// Most connections driven in one `process` call, so one busy tick cannot starve the caller.
 const MAX_DRIVE_PER_TICK: usize = 4096;
-/// Most datagrams one connection may emit per drive (GSO batch size for quinn).
-const MAX_TX_PER_DRIVE: usize = 64;
 
 /// The engine's own connection id. Unlike quinn's `ConnectionHandle`, which quinn reuses
 /// once a connection has drained, an id is never reused, so an application object can never
@@ -132,32 +133,20 @@ pub struct Engine {
     /// The endpoint's configuration (its reset key), kept for a prefork worker's endpoint.
     endpoint_cfg: EndpointConfig,
     server: Option<Arc<ServerConfig>>,
-    /// Boxed: `drive` takes a connection out of the map while it works on it, and quinn's
-    /// `Connection` is kilobytes (moving it in and out cost 6-9% of a busy server's CPU).
-    conns: HashMap<ConnId, Box<ConnState>>,
+    /// Each connection in its own cell (its own lock); application objects hold the cells.
+    conns: HashMap<ConnId, Arc<ConnCell>>,
     by_handle: HashMap<ConnectionHandle, ConnId>,
     next_id: ConnId,
-    timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
-    tickable: VecDeque<ConnId>,
     /// Server connections waiting for SSL_accept_connection.
     accept_queue: VecDeque<ConnId>,
     /// Whether new clients must prove their address with a Retry first.
     validate: bool,
+    /// The endpoint's own datagrams (Retry, version negotiation, stateless resets, refusals).
     pub(super) out: Vec<Out>,
     pub(super) txbuf: Vec<u8>,
     scratch: Vec<u8>,
-    /// Per-connection work done (drives plus timer expiries): the idle-cost counter.
-    conn_ticks: u64,
-    /// Bumped whenever the accept queue changes (see `Conn::epoch`).
+    /// Bumped whenever the accept queue changes (see `ConnCell::epoch`).
     accept_epoch: Arc<AtomicU64>,
-    /// Bumped with every epoch of this engine (connections' and the accept queue's); shared
-    /// by the engines of one domain (`Domain::changes`): SSL_poll may reuse a whole answer
-    /// while it has not moved.
-    changes: Arc<AtomicU64>,
-    /// What changed for the application since the owner last took this list: whose
-    /// waiters to wake. Drives that change nothing an application waits for (acknowledgements,
-    /// retransmissions) add nothing.
-    touched: Vec<(ConnId, Note)>,
     /// A connection joined the accept queue since the owner last looked.
     accepted: bool,
     stats: Stats,
@@ -166,6 +155,8 @@ pub struct Engine {
     /// Datagrams to forward to children (sent by the reactor).
     pub(super) fwd_out: Vec<Fwd>,
     pub(super) fwdbuf: Vec<u8>,
+    /// What the connections share with the port (send queue, timers, work, news).
+    link: Arc<Link>,
 }
 
 /// Which of a listener's connections this engine serves, once fork or prefork split them
@@ -203,6 +194,7 @@ impl Engine {
     pub fn new(server: Option<Arc<ServerConfig>>) -> Engine {
         let endpoint_cfg = EndpointConfig::default();
         let endpoint = new_endpoint(&endpoint_cfg, server.clone(), None);
+        let link = Arc::new(Link::new(server.is_some(), Arc::new(AtomicU64::new(1))));
         Engine {
             endpoint_cfg,
             endpoint,
@@ -210,23 +202,28 @@ impl Engine {
             conns: HashMap::new(),
             by_handle: HashMap::new(),
             next_id: 1,
-            timers: BinaryHeap::new(),
-            tickable: VecDeque::new(),
             accept_queue: VecDeque::new(),
             validate: true,
             out: Vec::new(),
             txbuf: Vec::new(),
             scratch: Vec::new(),
-            conn_ticks: 0,
-            touched: Vec::new(),
             accepted: false,
             accept_epoch: Arc::new(AtomicU64::new(1)),
             stats: Stats::default(),
-            changes: Arc::new(AtomicU64::new(1)),
             role: Role::Whole,
             fwd_out: Vec::new(),
             fwdbuf: Vec::new(),
+            link,
         }
+    }
+
+    /// What the connections share with the port.
+    pub fn link(&self) -> &Arc<Link> {
+        &self.link
+    }
+
+    fn changed(&self) {
+        self.link.changes.fetch_add(1, Relaxed);
     }
 
     /// Prefork worker `index`: a fresh endpoint (its own random state) whose connection IDs
@@ -240,11 +237,11 @@ impl Engine {
         self.role = Role::Worker(index, HashMap::new());
         self.stats = Stats::default();
         self.by_handle.clear();
-        self.timers.clear();
-        self.tickable.clear();
+        self.link.timers.lock().clear();
+        self.link.work.lock().clear();
         self.accept_queue.clear();
         self.accept_epoch.fetch_add(1, Relaxed);
-        self.changes.fetch_add(1, Relaxed);
+        self.changed();
         self.clear_out();
         true
     }
@@ -259,25 +256,37 @@ impl Engine {
         matches!(self.role, Role::Child(_))
     }
 
+    /// Takes connection `id` out of this process: its objects answer as for a connection
+    /// that is gone, and nothing more is sent for it from here. Returns its cell.
+    fn let_go(&mut self, id: ConnId) -> Option<(Arc<ConnCell>, bool)> {
+        let cell = self.conns.remove(&id)?;
+        let drained = {
+            let mut c = cell.lock("conn: let go (fork)");
+            c.gone = true;
+            c.forgotten = true;
+            c.timer = None;
+            c.drained
+        };
+        cell.set_dead();
+        cell.bump();
+        if self.by_handle.get(&cell.handle) == Some(&id) {
+            self.by_handle.remove(&cell.handle);
+        }
+        self.accept_queue.retain(|&a| a != id);
+        Some((cell, drained))
+    }
+
     /// Fork parent: hands connection `id` to a child. It is forgotten here without a word
     /// to the peer; datagrams that still arrive for it are forwarded through `chan`.
     pub fn hand_over(&mut self, id: ConnId, chan: u64) -> bool {
-        let Some(c) = self.conns.remove(&id) else {
+        let Some((cell, drained)) = self.let_go(id) else {
             return false;
         };
-        // The parent's object for it now answers as for a connection that is gone.
-        c.epoch.fetch_add(1, Relaxed);
-        self.changes.fetch_add(1, Relaxed);
-        self.by_handle.remove(&c.handle);
-        self.tickable.retain(|&t| t != id);
-        self.accept_queue.retain(|&a| a != id);
         if let Role::Whole = self.role {
             self.role = Role::Parent(HashMap::new());
         }
-        if !c.drained
-            && let Some(forwarded) = self.role.forwarded()
-        {
-            forwarded.insert(c.handle, chan);
+        if !drained && let Some(forwarded) = self.role.forwarded() {
+            forwarded.insert(cell.handle, chan);
         }
         true
     }
@@ -303,13 +312,12 @@ impl Engine {
     pub fn keep_only(&mut self, id: ConnId) {
         let others: Vec<ConnId> = self.conns.keys().copied().filter(|&k| k != id).collect();
         for k in others {
-            if let Some(c) = self.conns.remove(&k)
-                && !c.drained
+            if let Some((cell, drained)) = self.let_go(k)
+                && !drained
             {
-                self.by_handle.remove(&c.handle);
                 let _ = self
                     .endpoint
-                    .handle_event(c.handle, EndpointEvent::drained());
+                    .handle_event(cell.handle, EndpointEvent::drained());
             }
         }
         if let Some(forwarded) = self.role.forwarded() {
@@ -317,10 +325,10 @@ impl Engine {
                 let _ = self.endpoint.handle_event(h, EndpointEvent::drained());
             }
         }
-        self.tickable.retain(|&t| t == id);
+        self.link.work.lock().retain(|&t| t == id);
         self.accept_queue.clear();
         self.accept_epoch.fetch_add(1, Relaxed);
-        self.changes.fetch_add(1, Relaxed);
+        self.changed();
         self.clear_out();
         self.fwd_out.clear();
         self.fwdbuf.clear();
@@ -330,13 +338,31 @@ impl Engine {
         self.mark(id);
     }
 
-    /// The connection `id`, while the engine knows it.
-    pub fn conn(&self, id: ConnId) -> Option<&ConnState> {
-        self.conns.get(&id).map(|c| &**c)
+    /// The cell of connection `id`, while the engine knows it.
+    pub fn cell(&self, id: ConnId) -> Option<Arc<ConnCell>> {
+        self.conns.get(&id).cloned()
     }
 
-    pub fn conn_mut(&mut self, id: ConnId) -> Option<&mut ConnState> {
-        self.conns.get_mut(&id).map(|c| &mut **c)
+    /// Every connection's cell.
+    pub fn cells(&self) -> Vec<Arc<ConnCell>> {
+        self.conns.values().cloned().collect()
+    }
+
+    /// The connection `id`, locked, while the engine knows it.
+    pub fn conn(&self, id: ConnId) -> Option<ConnGuard<'_>> {
+        self.conns.get(&id).map(|c| c.lock("conn: engine look-up"))
+    }
+
+    pub fn conn_mut(&self, id: ConnId) -> Option<ConnGuard<'_>> {
+        self.conn(id)
+    }
+
+    /// Opens a local stream on connection `id` if stream credit allows, and puts the
+    /// connection on the work list (for engine-level users; objects use `ConnState`).
+    pub fn open_stream(&mut self, id: ConnId, dir: quinn_proto::Dir) -> Option<StreamId> {
+        let s = self.conn(id)?.open_stream(dir);
+        self.mark(id);
+        s
     }
 
     /// Connections the engine knows (live, or drained but still held by an object).
@@ -344,8 +370,9 @@ impl Engine {
         self.conns.len()
     }
 
-    pub fn connections(&self) -> impl Iterator<Item = &ConnState> {
-        self.conns.values().map(|c| &**c)
+    /// Every connection, locked one at a time.
+    pub fn connections(&self) -> impl Iterator<Item = ConnGuard<'_>> {
+        self.conns.values().map(|c| c.lock("conn: engine look-up"))
     }
 
     /// Server connections waiting for SSL_accept_connection.
@@ -353,7 +380,7 @@ impl Engine {
         self.accept_queue.len()
     }
 
-    /// Bumped whenever the accept queue changes (see `ConnState::epoch`).
+    /// Bumped whenever the accept queue changes (see `ConnCell::epoch`).
     pub fn accept_epoch(&self) -> Arc<AtomicU64> {
         self.accept_epoch.clone()
     }
@@ -365,40 +392,59 @@ impl Engine {
 
     /// Per-connection work done so far (drives plus timer expiries): the idle-cost counter.
     pub fn conn_ticks(&self) -> u64 {
-        self.conn_ticks
+        self.link.conn_ticks.load(Relaxed)
     }
 
     pub fn stats(&self) -> Stats {
         self.stats
     }
 
-    /// Makes this engine bump `changes` (a domain's, shared by its engines) with every epoch.
+    /// Makes this engine's connections bump `changes` (a domain's, shared by its engines)
+    /// with every epoch. Only before it has connections.
     pub fn share_changes(&mut self, changes: Arc<AtomicU64>) {
-        self.changes = changes;
+        debug_assert!(self.conns.is_empty());
+        self.link = Arc::new(Link::new(self.server.is_some(), changes));
     }
 
-    /// What changed for the application since `clear_news`: the connections touched (with
-    /// what) and whether a connection joined the accept queue.
-    pub fn news(&self) -> (&[(ConnId, Note)], bool) {
-        (&self.touched, self.accepted)
+    /// Hands what changed for the application since the last call to `f`: the connections
+    /// touched (with what) and whether a connection joined the accept queue.
+    pub fn take_news(&mut self, f: impl FnOnce(&[(ConnId, Note)], bool)) {
+        let accepted = std::mem::take(&mut self.accepted);
+        if !accepted && !self.link.has_news() {
+            return;
+        }
+        let mut f = Some(f);
+        self.link.take_news(|list| {
+            if let Some(f) = f.take() {
+                f(list, accepted)
+            }
+        });
+        if let Some(f) = f.take()
+            && accepted
+        {
+            f(&[], true);
+        }
     }
 
-    pub fn clear_news(&mut self) {
-        self.touched.clear();
-        self.accepted = false;
-    }
-
-    /// The datagrams made so far (each `Out` addresses its bytes in the buffer), until
-    /// `clear_out`.
-    pub fn transmits(&self) -> (&[Out], &[u8]) {
-        (&self.out, &self.txbuf)
+    /// Takes every datagram made so far and not sent: the endpoint's own, then what the
+    /// connections queued (for engine-level users without a port).
+    pub fn take_transmits(&mut self) -> Vec<(Vec<Out>, Vec<u8>)> {
+        let mut all = Vec::new();
+        if !self.out.is_empty() {
+            all.push((
+                std::mem::take(&mut self.out),
+                std::mem::take(&mut self.txbuf),
+            ));
+        }
+        all.extend(self.link.sendq.take_all());
+        all
     }
 
     pub fn is_server(&self) -> bool {
         self.server.is_some()
     }
 
-    /// Starts a client connection; it becomes tickable at once.
+    /// Starts a client connection; it is on the work list at once.
     pub fn connect(
         &mut self,
         now: Instant,
@@ -422,27 +468,8 @@ impl Engine {
     ) -> ConnId {
         let id = self.next_id;
         self.next_id += 1;
-        let c = ConnState {
-            q,
-            handle: ch,
-            drained: false,
-            held,
-            queued: false,
-            timer: None,
-            connected: false,
-            lost: None,
-            incoming: VecDeque::new(),
-            acked: Default::default(),
-            unacked_fin: Default::default(),
-            reject_incoming: None,
-            write_blocked: Default::default(),
-            open_blocked: [false; 2],
-            epoch: Arc::new(AtomicU64::new(1)),
-            closing,
-            nudge: None,
-            nudges: 0,
-        };
-        self.conns.insert(id, Box::new(c));
+        let cell = ConnCell::new(id, ch, ConnState::new(q, held, closing), self.link.clone());
+        self.conns.insert(id, Arc::new(cell));
         self.by_handle.insert(ch, id);
         self.mark(id);
         id
@@ -450,40 +477,34 @@ impl Engine {
 
     /// SSL_accept_connection: the next queued server connection, now held by the
     /// application.
-    pub fn accept_next(&mut self) -> Option<ConnId> {
+    pub fn accept_next(&mut self) -> Option<Arc<ConnCell>> {
         let id = self.accept_queue.pop_front()?;
         self.accept_epoch.fetch_add(1, Relaxed);
-        self.changes.fetch_add(1, Relaxed);
-        if let Some(c) = self.conns.get_mut(&id) {
-            c.held = true;
-        }
-        Some(id)
+        self.changed();
+        let cell = self.conns.get(&id)?.clone();
+        cell.lock("conn: accepted").held = true;
+        Some(cell)
     }
 
     /// The application let go of its object: forget a drained connection now, or let
-    /// `drive` forget it when it drains.
+    /// the endpoint forget it when it drains.
     pub fn release(&mut self, id: ConnId) {
-        match self.conns.get_mut(&id) {
-            Some(c) if c.drained => {
-                self.conns.remove(&id);
-            }
-            Some(c) => c.held = false,
-            None => {}
+        let Some(cell) = self.conns.get(&id) else {
+            return;
+        };
+        let mut c = cell.lock("conn: release");
+        c.held = false;
+        let forget = c.drained && c.forgotten;
+        drop(c);
+        if forget {
+            self.conns.remove(&id);
         }
     }
 
-    /// Puts a connection on the tickable queue (once).
+    /// Puts a connection on the work list (once).
     pub fn mark(&mut self, id: ConnId) {
         if let Some(c) = self.conns.get(&id) {
-            c.epoch.fetch_add(1, Relaxed);
-            self.changes.fetch_add(1, Relaxed);
-        }
-        if let Some(c) = self.conns.get_mut(&id)
-            && !c.queued
-            && !c.drained
-        {
-            c.queued = true;
-            self.tickable.push_back(id);
+            c.mark();
         }
     }
 
@@ -504,10 +525,10 @@ impl Engine {
         {
             Some(DatagramEvent::ConnectionEvent(ch, ev)) => {
                 if let Some(&id) = self.by_handle.get(&ch)
-                    && let Some(c) = self.conns.get_mut(&id)
+                    && let Some(cell) = self.conns.get(&id)
                 {
-                    c.q.handle_event(ev);
-                    self.mark(id);
+                    cell.lock("conn: datagram").handle_event(ev);
+                    cell.mark();
                 } else if let Some(&chan) = self.role.forwarded().and_then(|f| f.get(&ch)) {
                     let off = self.fwdbuf.len();
                     self.fwdbuf.extend_from_slice(data);
@@ -546,7 +567,7 @@ impl Engine {
                             self.stats.accepted += 1;
                             self.accept_queue.push_back(id);
                             self.accept_epoch.fetch_add(1, Relaxed);
-                            self.changes.fetch_add(1, Relaxed);
+                            self.changed();
                             self.accepted = true;
                         }
                         Err(e) => {
@@ -592,193 +613,128 @@ impl Engine {
         });
     }
 
-    /// Fires every due timer; the connections concerned become tickable.
+    /// Fires every due timer and drives the connections concerned.
     pub fn handle_timeouts(&mut self, now: Instant) {
-        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
-            let Some(c) = self.conns.get_mut(&id) else {
+        loop {
+            let due = {
+                let mut t = self.link.timers.lock();
+                match t.peek().copied() {
+                    Some(Reverse((at, id))) if at <= now => {
+                        t.pop();
+                        Some((at, id))
+                    }
+                    _ => None,
+                }
+            };
+            let Some((at, id)) = due else { break };
+            let Some(cell) = self.conns.get(&id).cloned() else {
                 continue;
             };
-            if c.timer != Some(at) {
+            if !cell.timer_is(at) {
                 continue; // stale heap entry: the timer moved since
             }
-            c.timer = None;
-            if c.nudge.is_some_and(|t| t <= now) {
-                c.nudge = None;
-                c.nudges += 1;
-                c.q.ping();
+            let fired = cell.fire_timer(&mut cell.lock("conn: timer"), at, now);
+            if fired {
+                self.drive_cell(now, &cell);
             }
-            c.q.handle_timeout(now);
-            self.conn_ticks += 1;
-            self.mark(id);
         }
     }
 
-    /// Drives the tickable connections: their events, endpoint events, transmits and timers.
+    /// Drives the connections on the work list: their events, endpoint events, transmits
+    /// and timers.
     pub fn process(&mut self, now: Instant) {
-        let n = self.tickable.len().min(MAX_DRIVE_PER_TICK);
+        let n = self.link.work.lock().len().min(MAX_DRIVE_PER_TICK);
         for _ in 0..n {
-            let Some(ch) = self.tickable.pop_front() else {
+            let Some(id) = self.link.work.lock().pop_front() else {
                 break;
             };
-            self.drive(now, ch);
+            if let Some(cell) = self.conns.get(&id).cloned() {
+                self.drive_cell(now, &cell);
+            }
         }
     }
 
     pub fn has_work(&self) -> bool {
-        !self.tickable.is_empty()
+        self.link.has_work()
     }
 
-    fn drive(&mut self, now: Instant, id: ConnId) {
-        let Some(mut c) = self.conns.remove(&id) else {
+    /// Drives one connection, with the endpoint at hand for what the drive asks of it.
+    pub fn drive_cell(&mut self, now: Instant, cell: &Arc<ConnCell>) {
+        cell.unqueue();
+        let mut c = cell.lock("conn: drive (events)");
+        if c.gone {
             return;
-        };
-        let ch = c.handle;
-        c.queued = false;
-        c.epoch.fetch_add(1, Relaxed);
-        self.changes.fetch_add(1, Relaxed);
-        self.conn_ticks += 1;
+        }
         loop {
-            let mut progressed = false;
-            while let Some(ev) = c.q.poll_endpoint_events() {
-                progressed = true;
-                if let Some(cev) = self.endpoint.handle_event(ch, ev) {
-                    c.q.handle_event(cev);
-                }
-            }
-            while let Some(ev) = c.q.poll() {
-                progressed = true;
-                match ev {
-                    Event::Connected => {
-                        c.connected = true;
-                        self.touched.push((id, Note::State));
-                    }
-                    Event::ConnectionLost { reason } => {
-                        // quinn closed it itself (an error, a timeout): its close packet
-                        // must not wait for congestion credit either.
-                        c.closing.set();
-                        c.lost = Some(reason);
-                        self.touched.push((id, Note::State));
-                    }
-                    Event::Stream(StreamEvent::Opened { dir }) => {
-                        self.touched.push((id, Note::Incoming));
-                        transport::grow_streams(&mut c.q, dir);
-                        while let Some(id) = c.q.streams().accept(dir) {
-                            match c
-                                .reject_incoming
-                                .and_then(|code| VarInt::from_u64(code).ok())
-                            {
-                                Some(code) => {
-                                    let _ = c.q.recv_stream(id).stop(code);
-                                    if dir == Dir::Bi {
-                                        let _ = c.q.send_stream(id).reset(code);
-                                    }
-                                }
-                                None => c.incoming.push_back(id),
-                            }
-                        }
-                    }
-                    Event::Stream(StreamEvent::Finished { id: s }) => {
-                        c.acked.insert(s);
-                        c.unacked_fin.remove(&s);
-                        self.touched.push((id, Note::Stream(s)));
-                    }
-                    Event::Stream(StreamEvent::Writable { id: s }) => {
-                        c.write_blocked.remove(&s);
-                        self.touched.push((id, Note::Stream(s)));
-                    }
-                    Event::Stream(
-                        StreamEvent::Readable { id: s } | StreamEvent::Stopped { id: s, .. },
-                    ) => self.touched.push((id, Note::Stream(s))),
-                    Event::Stream(StreamEvent::Available { dir }) => {
-                        c.open_blocked[dir as usize] = false;
-                        self.touched.push((id, Note::State));
-                    }
-                    _ => {}
-                }
-            }
-            let mut buf = std::mem::take(&mut self.scratch);
-            for _ in 0..MAX_TX_PER_DRIVE {
-                buf.clear();
-                match c.q.poll_transmit(now, MAX_TX_PER_DRIVE, &mut buf) {
-                    Some(t) => {
-                        progressed = true;
-                        self.push_out(&t, &buf);
-                    }
-                    None => break,
-                }
-            }
-            self.scratch = buf;
-            if !progressed {
+            cell.drive(&mut c, now);
+            if !self.serve_locked(cell, &mut c) {
                 break;
             }
         }
-        if self.server.is_some() {
-            update_nudge(&mut c, now);
+        let forget = c.drained && !c.held;
+        drop(c);
+        if forget {
+            self.conns.remove(&cell.id);
         }
-        let t = match (c.q.poll_timeout(), c.nudge) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        if t != c.timer {
-            c.timer = t;
-            if let Some(at) = t {
-                self.timers.push(Reverse((at, id)));
+    }
+
+    /// What a connection's drive left for the endpoint, after an application call drove it
+    /// under its own lock (`ConnCell::needs_endpoint`).
+    pub fn serve(&mut self, now: Instant, cell: &Arc<ConnCell>) {
+        if !cell.needs_endpoint() || !self.conns.contains_key(&cell.id) {
+            return;
+        }
+        self.drive_cell(now, cell);
+    }
+
+    /// Applies the connection's endpoint events (quinn's answers go back into it) and
+    /// forgets it once drained. True when the connection must be driven again.
+    fn serve_locked(&mut self, cell: &ConnCell, c: &mut ConnState) -> bool {
+        cell.needs_endpoint
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let mut again = false;
+        for ev in std::mem::take(&mut c.endpoint_events) {
+            if let Some(cev) = self.endpoint.handle_event(cell.handle, ev) {
+                c.handle_event(cev);
+                again = true;
             }
         }
-        if c.q.is_drained() {
-            // quinn has forgotten it and may reuse its handle: unmap it. Keep the record only
+        if c.drained && !c.forgotten {
+            // quinn has forgotten it and may reuse its handle: unmap it. The record stays
             // while the application holds an object that may still ask how it ended.
-            self.by_handle.remove(&ch);
+            c.forgotten = true;
+            if self.by_handle.get(&cell.handle) == Some(&cell.id) {
+                self.by_handle.remove(&cell.handle);
+            }
+            let id = cell.id;
             self.accept_queue.retain(|&a| a != id);
             self.accept_epoch.fetch_add(1, Relaxed);
-            self.changes.fetch_add(1, Relaxed);
-            c.drained = true;
-            c.timer = None;
-            self.touched.push((id, Note::State));
-            if !c.held {
-                return;
-            }
+            self.changed();
         }
-        self.conns.insert(id, c);
+        again
     }
 
     /// The earliest timer (stale heap entries are skipped lazily, so this may be early,
     /// never late).
     pub fn next_timeout(&mut self) -> Option<Instant> {
-        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
+        let mut t = self.link.timers.lock();
+        while let Some(Reverse((at, id))) = t.peek().copied() {
             match self.conns.get(&id) {
-                Some(c) if c.timer == Some(at) => return Some(at),
+                Some(c) if c.timer_is(at) => return Some(at),
                 _ => {
-                    self.timers.pop();
+                    t.pop();
                 }
             }
         }
         None
     }
 
-    /// Opens a local stream on `ch` if stream credit allows.
-    pub fn open_stream(&mut self, id: ConnId, dir: Dir) -> Option<StreamId> {
-        let c = self.conns.get_mut(&id)?;
-        if c.drained {
-            return None;
-        }
-        let s = c.q.streams().open(dir);
-        c.open_blocked[dir as usize] = s.is_none();
-        self.mark(id);
-        s
-    }
-
-    /// Frees the transmit scratch buffer (quinn reserves room for `MAX_TX_PER_DRIVE`
-    /// datagrams in it); the next drive that sends allocates it again.
+    /// Frees the endpoint's response buffer; the next response allocates it again.
     pub fn release_scratch(&mut self) {
         self.scratch = Vec::new();
     }
 
-    /// Clears the buffer of transmitted datagrams after the reactor sent them.
+    /// Clears the buffer of the endpoint's datagrams after the reactor sent them.
     pub fn clear_out(&mut self) {
         self.out.clear();
         self.txbuf.clear();

@@ -57,33 +57,27 @@ pub struct Port {
     pub wbio: Option<Arc<Bio>>,
     rxbuf: Vec<u8>,
     pub fork: ForkState,
-    /// Set by the domain while other threads wait on it: output is queued (`sendq`) and
-    /// sent once the domain's lock is released, so that the send (on loopback it also runs
-    /// the receiver's side) does not hold up the other threads; `pending` tells the lock's
-    /// holder to send it.
-    pub defer: bool,
-    pub pending: bool,
-    pub sendq: Arc<SendQueue>,
     /// A client engine gave its I/O buffers back once (see `release_idle_buffers`).
     released: bool,
 }
 
-/// Output taken out of the engine: datagrams and GSO runs in `txbuf`, for `wbio`.
+/// Output of one drive (or of the endpoint): datagrams and GSO runs in `txbuf`.
 struct Tx {
-    wbio: Arc<Bio>,
-    addressed: bool,
     out: Vec<Out>,
     txbuf: Vec<u8>,
 }
 
-/// A port's output on its way to the network, in the order the engine made it. Filled under
-/// the domain's lock (`Port::flush`) and sent by whichever thread holds `sending`: under the
-/// lock, or (`Port::defer`) right after releasing it. A thread that finds another sending
-/// leaves its output to it, which looks at the queue again before it lets go.
+/// A port's output on its way to the network, in the order each connection made it. Filled
+/// under a connection's lock (or the endpoint's) and sent by whichever thread holds
+/// `sending`, after releasing its locks: the send (on loopback it also runs the receiver's
+/// side) holds up no one. A thread that finds another sending leaves its output to it, which
+/// looks at the queue again before it lets go.
 #[derive(Default)]
 pub struct SendQueue {
     q: Mutex<VecDeque<Tx>>,
     sending: Mutex<()>,
+    /// Where output goes: the port's write BIO, and whether it takes destination addresses.
+    target: Mutex<Option<(Arc<Bio>, bool)>>,
     /// The network refused output for now (EAGAIN, ENOBUFS): it waits at the front of the
     /// queue until the socket takes output again (`Port::backlogged`).
     refused: AtomicBool,
@@ -104,11 +98,16 @@ impl SendQueue {
         atomic_object(&self.refused);
         while let Some(_sending) = self.sending.try_lock() {
             let _held = Held::begin("sender: draining the send queue", Asked::now());
+            let target = self.target.lock_for("send queue: push or pop").clone();
             loop {
                 let Some(mut tx) = self.q.lock_for("send queue: push or pop").pop_front() else {
                     break;
                 };
-                let unsent = send_out(&tx.wbio, tx.addressed, &tx.out, &tx.txbuf);
+                let Some((wbio, addressed)) = &target else {
+                    recycle(tx);
+                    continue;
+                };
+                let unsent = send_out(wbio, *addressed, &tx.out, &tx.txbuf);
                 match unsent {
                     Some((out, txbuf)) => {
                         tx.out = out;
@@ -133,6 +132,40 @@ impl SendQueue {
         atomic_object(&self.refused);
         self.refused.load(Acquire)
     }
+
+    /// Queues one drive's output (taken from `spare_buffers`).
+    pub fn push(&self, out: Vec<Out>, txbuf: Vec<u8>) {
+        self.q
+            .lock_for("send queue: push or pop")
+            .push_back(Tx { out, txbuf });
+    }
+
+    /// Takes everything queued (for engine-level users without a port).
+    pub fn take_all(&self) -> Vec<(Vec<Out>, Vec<u8>)> {
+        let mut q = self.q.lock_for("send queue: push or pop");
+        q.drain(..).map(|tx| (tx.out, tx.txbuf)).collect()
+    }
+
+    /// Points the queue at new BIOs; what was queued for the old ones goes with them (a
+    /// port let go in a forked child must not send what its parent sends).
+    fn retarget(&self, target: Option<(Arc<Bio>, bool)>) {
+        let mut q = self.q.lock_for("send queue: push or pop");
+        for tx in q.drain(..) {
+            recycle(tx);
+        }
+        *self.target.lock_for("send queue: push or pop") = target;
+        self.refused.store(false, Release);
+    }
+}
+
+/// Empty output buffers, from this thread's spares when it has some.
+pub fn spare_buffers() -> (Vec<Out>, Vec<u8>) {
+    SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_default()
+}
+
+/// Gives unused output buffers back to this thread's spares.
+pub fn return_buffers(out: Vec<Out>, txbuf: Vec<u8>) {
+    recycle(Tx { out, txbuf });
 }
 
 fn recycle(mut tx: Tx) {
@@ -154,9 +187,6 @@ impl Port {
             wbio: None,
             rxbuf: Vec::new(),
             fork: ForkState::default(),
-            defer: false,
-            pending: false,
-            sendq: Arc::default(),
             released: false,
         }
     }
@@ -177,10 +207,14 @@ impl Port {
         }
         self.rbio = r;
         self.wbio = w;
-        // Output queued for the old BIOs goes with them (a port let go in a forked child
-        // must not send what its parent sends).
-        self.sendq = Arc::default();
-        self.pending = false;
+        let addressed = self.write_addressed();
+        let target = self.wbio.clone().map(|b| (b, addressed));
+        self.engine.link().sendq.retarget(target);
+    }
+
+    /// The port's send queue.
+    pub fn sendq(&self) -> &Arc<SendQueue> {
+        &self.engine.link().sendq
     }
 
     fn read_addressed(&self) -> bool {
@@ -241,21 +275,22 @@ impl Port {
         self.engine.release_scratch();
     }
 
-    /// Drives the connections with work and sends their output; while the network refuses
-    /// earlier output (backlog), new output stays inside quinn, which paces itself.
+    /// Drives the connections with work; while the network refuses earlier output
+    /// (backlog), they wait on the work list and their output stays inside quinn, which
+    /// paces itself.
     pub fn run(&mut self, now: Instant) {
-        if self.backlogged() {
-            self.flush();
+        if self.sendq().refused() {
+            self.sendq().drain();
         }
-        if !self.backlogged() {
+        if !self.sendq().refused() {
             self.engine.process(now);
-            self.flush();
         }
+        self.flush();
     }
 
     /// Output waiting for the network to accept it (SSL_net_write_desired).
     pub fn backlogged(&self) -> bool {
-        !self.engine.out.is_empty() || self.sendq.refused()
+        !self.engine.out.is_empty() || self.sendq().refused()
     }
 
     fn receive(&mut self, now: Instant) {
@@ -382,35 +417,24 @@ impl Port {
         out.extend(self.fork.from_parent.as_ref().map(|f| f.as_raw_fd()));
     }
 
-    /// Queues what the engine produced for the network, and sends it unless `defer` (then
-    /// the lock's holder sends it after releasing the lock). What the network refuses for
-    /// now (a full socket buffer) waits for the next drain; on a hard error it is dropped
-    /// (QUIC recovers).
+    /// Queues what the endpoint produced for the network (the connections queue their own
+    /// as they are driven); the lock's holder sends it all after releasing its lock. What
+    /// the network refuses for now (a full socket buffer) waits for the next drain; on a hard
+    /// error it is dropped (QUIC recovers).
     pub fn flush(&mut self) {
         if !self.engine.fwd_out.is_empty() {
             self.forward();
         }
-        let Some(wbio) = self.wbio.clone() else {
+        if self.wbio.is_none() {
             self.engine.clear_out();
             return;
-        };
-        if !self.engine.out.is_empty() {
-            let (out, txbuf) = SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_default();
-            let tx = Tx {
-                wbio,
-                addressed: self.write_addressed(),
-                out: std::mem::replace(&mut self.engine.out, out),
-                txbuf: std::mem::replace(&mut self.engine.txbuf, txbuf),
-            };
-            self.sendq
-                .q
-                .lock_for("send queue: push or pop")
-                .push_back(tx);
         }
-        if self.defer {
-            self.pending = true;
-        } else {
-            self.sendq.drain();
+        if !self.engine.out.is_empty() {
+            let (out, txbuf) = spare_buffers();
+            let out = std::mem::replace(&mut self.engine.out, out);
+            let txbuf = std::mem::replace(&mut self.engine.txbuf, txbuf);
+            self.sendq().push(out, txbuf);
+            self.engine.link().set_pending();
         }
     }
 }

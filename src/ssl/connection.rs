@@ -10,9 +10,8 @@ use super::*;
 pub struct ConnObj {
     pub(super) domain: Arc<Domain>,
     pub(super) port: PortId,
-    /// The engine connection's epoch (see `quic::conn::ConnState::epoch`), once it exists.
-    pub(super) epoch: std::sync::OnceLock<Arc<std::sync::atomic::AtomicU64>>,
-    pub(super) handle: Mutex<Option<ConnId>>,
+    /// The engine's connection, once it exists (started, accepted or peeled).
+    pub(super) cell: std::sync::OnceLock<Arc<ConnCell>>,
     pub(super) pre: Mutex<Pre>,
     pub(super) listener: Option<Arc<Ssl>>,
     /// SSL_listen_ex moved a listener's incoming connection into this object (made by
@@ -131,8 +130,7 @@ impl ConnObj {
         ConnObj {
             domain,
             port,
-            epoch: std::sync::OnceLock::new(),
-            handle: Mutex::new(None),
+            cell: std::sync::OnceLock::new(),
             pre: Mutex::new(Pre::default()),
             listener,
             peeled: std::sync::OnceLock::new(),
@@ -154,23 +152,24 @@ impl Drop for ConnObj {
     /// Freeing a live connection closes it (the peer is told at once rather than by timeout);
     /// the engine then forgets it once quinn has.
     fn drop(&mut self) {
-        let h = *self.handle.get_mut();
         // A peeled connection (SSL_listen_ex) lives in its listener's domain, not its own.
         let (domain, port) = (self.domain().clone(), self.port());
         if *self.assisted.get_mut() {
             domain.stop_assist();
         }
-        if let Some(h) = h {
+        if let Some(cell) = self.cell.get() {
+            {
+                let mut c = cell.lock("conn: drop");
+                if !c.gone && !c.is_closed() {
+                    c.close(Instant::now(), VarInt::from_u32(0), bytes::Bytes::new());
+                    c.take_dirty();
+                    cell.drive(&mut c, Instant::now());
+                }
+            }
             let mut g = domain.lock("domain: drop");
             let p = g.port(port);
-            if let Some(c) = p.engine.conn_mut(h)
-                && !c.is_closed()
-            {
-                c.close(Instant::now(), VarInt::from_u32(0), bytes::Bytes::new());
-                p.engine.mark(h);
-                p.run(Instant::now());
-            }
-            p.engine.release(h);
+            p.engine.serve(Instant::now(), cell);
+            p.engine.release(cell.id);
         }
     }
 }
@@ -183,20 +182,20 @@ impl Ssl {
 
     /// A QUIC connection's handshake facts: (ALPN, resumed, complete).
     pub(super) fn quic_handshake(&self) -> Option<(Option<Vec<u8>>, bool, bool)> {
-        let c = self.as_conn().ok()?;
-        let h = (*c.handle.lock())?;
-        let p = self.locked("domain: quic_handshake");
-        let conn = p.engine.conn(h)?;
-        let session = conn.crypto_session();
-        let data = session.handshake_data()?;
-        let hd = data.downcast::<session::QuicHandshake>().ok()?;
-        Some((hd.protocol.clone(), hd.resumed, !session.is_handshaking()))
+        self.as_conn().ok()?;
+        self.with_conn("conn: quic_handshake", |conn| {
+            let session = conn.crypto_session();
+            let data = session.handshake_data()?;
+            let hd = data.downcast::<session::QuicHandshake>().ok()?;
+            Some((hd.protocol.clone(), hd.resumed, !session.is_handshaking()))
+        })?
     }
 
-    /// Starts the client connection if it has not started; returns its handle.
-    pub(super) fn started(&self, c: &ConnObj, p: &mut Port) -> Result<ConnId> {
-        if let Some(h) = *c.handle.lock() {
-            return Ok(h);
+    /// Starts the client connection if it has not started (with the domain locked);
+    /// returns its cell.
+    pub(super) fn started(&self, c: &ConnObj, p: &mut Port) -> Result<Arc<ConnCell>> {
+        if let Some(cell) = c.cell.get() {
+            return Ok(cell.clone());
         }
         if p.rbio.is_none() || p.wbio.is_none() {
             return Err(Error::ssl(SSL_R_BIO_NOT_SET)
@@ -248,24 +247,23 @@ impl Ssl {
             .map_err(|e| {
                 Error::ssl(SSL_R_QUIC_PROTOCOL_ERROR).with(format!("cannot connect: {e}"))
             })?;
-        *c.handle.lock() = Some(h);
-        if let Some(conn) = p.engine.conn(h) {
-            let _ = c.epoch.set(conn.epoch.clone());
-        }
+        let cell = p
+            .engine
+            .cell(h)
+            .ok_or_else(|| Error::internal("a new connection is not in its engine"))?;
+        let _ = c.cell.set(cell.clone());
         p.tick(Instant::now());
         if self.domain().flags & SSL_DOMAIN_FLAG_THREAD_ASSISTED != 0 && c.listener().is_none() {
             self.domain().start_assist()?;
             c.assisted.store(true, Relaxed);
         }
-        Ok(h)
+        Ok(cell)
     }
 
     /// SSL_connect / SSL_do_handshake / SSL_accept: Ok once the handshake is complete.
     pub(super) fn conn_handshake(&self) -> Result<()> {
-        let c = self.as_conn()?;
-        self.op("domain: do_handshake", true, |p| {
-            let h = self.started(c, p)?;
-            let conn = p.engine.conn(h).ok_or_else(|| closed_error(None))?;
+        self.as_conn()?;
+        self.op("conn: do_handshake", true, |conn| {
             if let Some(e) = &conn.lost {
                 return Err(closed_error(Some(e)));
             }
@@ -280,8 +278,7 @@ impl Ssl {
     pub(super) fn default_stream(
         &self,
         c: &ConnObj,
-        p: &mut Port,
-        h: ConnId,
+        conn: &mut ConnState,
         for_write: bool,
     ) -> Result<StreamId> {
         if let Some(id) = *c.default_stream.lock() {
@@ -296,13 +293,12 @@ impl Ssl {
                 ));
             }
         };
-        let conn = p.engine.conn_mut(h).ok_or_else(|| closed_error(None))?;
         let peer_first = conn.incoming.iter().position(|id| id.dir() == dir);
         let id = match peer_first {
             Some(i) if !for_write || dir == Dir::Bi => {
                 conn.incoming.remove(i).expect("index found")
             }
-            _ if for_write => p.engine.open_stream(h, dir).ok_or_else(|| {
+            _ if for_write => conn.open_stream(dir).ok_or_else(|| {
                 Error::ssl(SSL_R_STREAM_COUNT_LIMITED)
                     .with("no stream credit for the default stream yet")
             })?,
@@ -310,14 +306,12 @@ impl Ssl {
         };
         *c.default_stream.lock() = Some(id);
         // From now on the AUTO policy refuses the peer's new streams.
-        if let Some(conn) = p.engine.conn_mut(h) {
-            conn.reject_incoming = c.reject_incoming();
-        }
+        conn.reject_incoming = c.reject_incoming();
         Ok(id)
     }
 
-    pub(super) fn live(&self, c: &ConnObj, p: &mut Port) -> Result<ConnId> {
-        self.live_or_closed(c, p, false)
+    pub(super) fn live(&self, c: &ConnObj, conn: &mut ConnState) -> Result<()> {
+        self.live_or_closed(c, conn, false)
     }
 
     /// As `live`; with `allow_closed`, a closed connection still answers, so that data it
@@ -325,22 +319,20 @@ impl Ssl {
     pub(super) fn live_or_closed(
         &self,
         c: &ConnObj,
-        p: &mut Port,
+        conn: &mut ConnState,
         allow_closed: bool,
-    ) -> Result<ConnId> {
-        let h = self.started(c, p)?;
-        let conn = p.engine.conn_mut(h).ok_or_else(|| closed_error(None))?;
+    ) -> Result<()> {
         conn.reject_incoming = c.reject_incoming();
         if let Some(e) = &conn.lost {
             if allow_closed && conn.connected {
-                return Ok(h);
+                return Ok(());
             }
             return Err(closed_error(Some(e)));
         }
         if !conn.connected && conn.is_handshaking() {
             return Err(want_read());
         }
-        Ok(h)
+        Ok(())
     }
 
     /// SSL_shutdown(_ex): conclude the default stream, wait for every concluded stream's data
@@ -352,16 +344,14 @@ impl Ssl {
         let c = self.as_conn()?;
         let rapid = flags & SSL_SHUTDOWN_FLAG_RAPID != 0;
         let flush = flags & SSL_SHUTDOWN_FLAG_NO_STREAM_FLUSH == 0;
+        // Not started, or no longer served by this process (fork): nothing to close.
+        if self.with_conn("conn: shutdown", |_| ()).is_none() {
+            return Ok(true);
+        }
         let r = self.op(
-            "domain: shutdown",
+            "conn: shutdown",
             flags & SSL_SHUTDOWN_FLAG_NO_BLOCK == 0,
-            |p| {
-                let Some(h) = *c.handle.lock() else {
-                    return Ok(());
-                };
-                let Some(conn) = p.engine.conn_mut(h) else {
-                    return Ok(());
-                };
+            |conn| {
                 if conn.drained {
                     return Ok(());
                 }
@@ -372,16 +362,13 @@ impl Ssl {
                     // Concluded streams whose data the peer has not acknowledged yet: come back
                     // later (OpenSSL flushes streams first).
                     if flush && conn.unflushed() {
-                        p.engine.mark(h);
-                        p.run(Instant::now());
+                        conn.touch();
                         return Err(want_read());
                     }
                     c.closing.store(true, Relaxed);
                     c.close_code.store(code, Relaxed);
                     let code = VarInt::from_u64(code).unwrap_or(VarInt::from_u32(0));
                     conn.close(Instant::now(), code, bytes::Bytes::copy_from_slice(reason));
-                    p.engine.mark(h);
-                    p.run(Instant::now());
                 }
                 if rapid {
                     return Ok(());
@@ -400,9 +387,8 @@ impl Ssl {
     /// SSL_get_conn_close_info: (code, frame type, reason, local, transport) once closed.
     pub fn close_info(&self) -> Option<(u64, u64, Vec<u8>, bool, bool)> {
         let c = self.conn_obj()?;
-        let h = (*c.handle.lock())?;
-        let p = self.locked("domain: close_info");
-        let lost = p.engine.conn(h).map(|conn| conn.lost.clone());
+        self.cell()?;
+        let lost = self.with_conn("conn: close_info", |conn| conn.lost.clone());
         let local = c.closing.load(Relaxed);
         match lost {
             None | Some(None) if local => {
@@ -434,11 +420,8 @@ impl Ssl {
         let c = self.conn_obj().ok_or_else(|| {
             Error::ssl(SSL_R_CONN_USE_ONLY).with("only a connection or stream has a peer")
         })?;
-        let p = self.locked("domain: peer_addr");
-        if let Some(h) = *c.handle.lock()
-            && let Some(conn) = p.engine.conn(h)
-        {
-            return Ok(conn.remote_address());
+        if let Some(a) = self.with_conn("conn: peer_addr", |conn| conn.remote_address()) {
+            return Ok(a);
         }
         c.pre.lock().peer.ok_or_else(|| {
             Error::ssl(SSL_R_REMOTE_PEER_ADDRESS_NOT_SET).with("the connection has not started")
@@ -451,11 +434,10 @@ impl Ssl {
     pub fn new_stream(self: &Arc<Ssl>, uni: bool, no_block: bool) -> Result<Arc<Ssl>> {
         let c = self.as_conn()?;
         let mut limited = false;
-        let r = self.op("domain: new_stream", !no_block, |p| {
-            let h = self.live(c, p)?;
+        let r = self.op("conn: new_stream", !no_block, |conn| {
+            self.live(c, conn)?;
             limited = false;
-            p.engine
-                .open_stream(h, if uni { Dir::Uni } else { Dir::Bi })
+            conn.open_stream(if uni { Dir::Uni } else { Dir::Bi })
                 .ok_or_else(|| {
                     limited = true;
                     want_read()
@@ -477,13 +459,9 @@ impl Ssl {
     /// SSL_ACCEPT_STREAM_UNI/_BIDI: the first queued stream of that kind; others stay queued).
     pub fn accept_stream(self: &Arc<Ssl>, no_block: bool, dir: Option<Dir>) -> Result<Arc<Ssl>> {
         let c = self.as_conn()?;
-        let id = self.op_waiting("domain: accept_stream", !no_block, true, |p| {
-            let h = self.live(c, p)?;
-            let q = p
-                .engine
-                .conn_mut(h)
-                .map(|conn| &mut conn.incoming)
-                .ok_or_else(want_read)?;
+        let id = self.op_waiting("conn: accept_stream", !no_block, true, |conn| {
+            self.live(c, conn)?;
+            let q = &mut conn.incoming;
             let at = q
                 .iter()
                 .position(|id| dir.is_none_or(|d| id.dir() == d))
@@ -495,9 +473,13 @@ impl Ssl {
 
     pub fn accept_stream_queue_len(&self) -> Result<usize> {
         let c = self.as_conn()?;
-        let mut p = self.locked_ticked("domain: accept_stream_queue_len");
-        let h = self.live(c, &mut p)?;
-        Ok(p.engine.conn(h).map_or(0, |conn| conn.incoming.len()))
+        self.start()?;
+        self.tick_port();
+        self.with_conn("conn: accept_stream_queue_len", |conn| {
+            self.live(c, conn)?;
+            Ok(conn.incoming.len())
+        })
+        .unwrap_or_else(|| Err(closed_error(None)))
     }
 
     pub fn set_default_stream_mode(&self, mode: u32) -> Result<()> {
@@ -533,24 +515,14 @@ impl Ssl {
     }
 
     pub(super) fn side(&self) -> Option<Side> {
-        let c = self.conn_obj()?;
-        let h = (*c.handle.lock())?;
-        let p = self.locked("domain: side");
-        Self::local_side(&p, h)
+        self.with_conn("conn: side", |conn| conn.side())
     }
 
     pub(super) fn conn_lost(&self) -> bool {
-        let Some(c) = self.conn_obj() else {
+        if self.cell().is_none() {
             return false;
-        };
-        let Some(h) = *c.handle.lock() else {
-            return false;
-        };
-        let p = self.locked("domain: conn_lost");
-        p.engine.conn(h).is_none_or(|conn| conn.lost.is_some())
-    }
-
-    pub(super) fn local_side(p: &Port, h: ConnId) -> Option<Side> {
-        p.engine.conn(h).map(|c| c.side())
+        }
+        self.with_conn("conn: conn_lost", |conn| conn.lost.is_some())
+            .unwrap_or(true)
     }
 }

@@ -16,7 +16,9 @@
 use std::cell::Cell;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
+};
 use std::time::{Duration, Instant};
 
 use crate::sync::{Asked, Condvar, Held, Mutex, MutexGuard};
@@ -24,8 +26,9 @@ use crate::sync::{Asked, Condvar, Held, Mutex, MutexGuard};
 use crate::bio::Bio;
 use crate::bio::msg::BIO_POLL_DESCRIPTOR;
 use crate::error::*;
+use crate::quic::conn::Link;
 use crate::quic::engine::{ConnId, Engine, Note};
-use crate::quic::port::{Port, SendQueue};
+use crate::quic::port::Port;
 use crate::sys;
 use quinn_proto::StreamId;
 
@@ -81,10 +84,10 @@ pub struct DomainState {
     next_entry: u64,
     /// The entry polling the network, and the deadline it sleeps until.
     leader: Option<(u64, Option<Instant>)>,
-    /// Counts the lock releases after which some connection had been touched: a reader of
-    /// object states (SSL_poll) compares it before and after, so that it never sleeps on
-    /// states that changed while it was reading them.
-    activity: u64,
+    /// Counts the moments some connection had been touched: a reader of object states
+    /// (SSL_poll) compares it before and after, so that it never sleeps on states that
+    /// changed while it was reading them (shared with the domain: see `Domain::notify`).
+    activity: Arc<AtomicU64>,
 }
 
 impl DomainState {
@@ -99,21 +102,9 @@ impl DomainState {
         self.ports.get(id).unwrap_or(&self.none)
     }
 
-    /// While other threads wait on the domain, output is sent after the lock is released
-    /// (`Port::defer`).
-    fn update_defer(&mut self) {
-        let defer = !self.entries.is_empty();
-        for p in &mut self.ports {
-            p.defer = defer;
-        }
-    }
-
-    /// The send queues with output left for the lock's holder to send.
-    fn take_pending(&mut self) -> Vec<Arc<SendQueue>> {
-        self.ports
-            .iter_mut()
-            .filter_map(|p| std::mem::take(&mut p.pending).then(|| p.sendq.clone()))
-            .collect()
+    /// The ports' links (send queues): whoever releases the lock sends what is queued.
+    fn links(&self) -> Vec<Arc<Link>> {
+        self.ports.iter().map(|p| p.engine.link().clone()).collect()
     }
 
     /// One round of event handling on every port.
@@ -154,6 +145,11 @@ impl DomainState {
     /// to block need not handle events itself, the leader wakes at the first datagram.
     pub fn polled(&self) -> bool {
         self.leader.is_some()
+    }
+
+    fn set_leader(&mut self, l: Option<(u64, Option<Instant>)>, flag: &AtomicBool) {
+        self.leader = l;
+        flag.store(l.is_some(), SeqCst);
     }
 
     /// Whether a thread can wait on this domain's network: every port with BIOs has file
@@ -229,22 +225,20 @@ impl DomainState {
     /// released, so the touched lists never grow. With `handover`, also makes sure that
     /// while threads are parked one of them is awake to lead when no one does.
     fn wake(&mut self, handover: bool) {
+        let mut news: Vec<(PortId, Vec<(ConnId, Note)>, bool)> = Vec::new();
+        for (pid, p) in self.ports.iter_mut().enumerate() {
+            p.engine.take_news(|touched, accepted| {
+                news.push((pid, touched.to_vec(), accepted));
+            });
+        }
+        if !news.is_empty() {
+            self.activity.fetch_add(1, SeqCst);
+        }
         if self.entries.is_empty() {
-            for p in &mut self.ports {
-                let (touched, accepted) = p.engine.news();
-                if !touched.is_empty() || accepted {
-                    self.activity += 1;
-                }
-                p.engine.clear_news();
-            }
             return;
         }
-        for (pid, p) in self.ports.iter_mut().enumerate() {
-            let (touched, accepted) = p.engine.news();
-            if touched.is_empty() && !accepted {
-                continue;
-            }
-            self.activity += 1;
+        for (pid, touched, accepted) in news {
+            let touched = &touched[..];
             for e in self.entries.iter_mut().filter(|e| !e.woken) {
                 let hit = match e.interest {
                     Interest::Any => true,
@@ -268,7 +262,6 @@ impl DomainState {
                     signal(&e.wake);
                 }
             }
-            p.engine.clear_news();
         }
         if let Some((lid, Some(until))) = self.leader {
             let now = Instant::now();
@@ -337,6 +330,18 @@ pub struct Domain {
     generation: std::sync::atomic::AtomicU64,
     /// Set when the object owning a background thread goes away: the thread exits.
     stopping: std::sync::atomic::AtomicBool,
+    /// Threads in a wait on this domain, and SSL_poll watchers (`watch`): while there are
+    /// none, a connection's drive outside the lock need not take it to wake anyone
+    /// (`notify`). Raised before a waiter checks its condition, read after a driver
+    /// published its change (both SeqCst), so one of the two always sees the other.
+    waiting: AtomicUsize,
+    /// Mirrors `DomainState::leader.is_some()` for callers without the lock.
+    leading: AtomicBool,
+    /// Whether a thread can wait on this domain's network (`DomainState::pollable`), kept
+    /// up to date when BIOs change (`refresh_pollable`).
+    pollable: AtomicBool,
+    /// See `DomainState::activity`.
+    activity: Arc<AtomicU64>,
     /// The background thread, joined when it is stopped.
     assist: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -389,11 +394,11 @@ impl Drop for DomainGuard<'_> {
     fn drop(&mut self) {
         let Some(mut g) = self.g.take() else { return };
         g.wake(true);
-        let pending = g.take_pending();
+        let links = g.links();
         self.held.pause();
         drop(g);
-        for q in pending {
-            q.drain();
+        for l in links {
+            l.send_pending();
         }
     }
 }
@@ -427,6 +432,7 @@ impl Domain {
 
     /// A domain without ports yet (SSL_new_domain).
     pub fn empty(flags: u64) -> Domain {
+        let activity = Arc::new(AtomicU64::new(0));
         Domain {
             r: Mutex::new(DomainState {
                 ports: Vec::new(),
@@ -434,8 +440,12 @@ impl Domain {
                 entries: Vec::new(),
                 next_entry: 0,
                 leader: None,
-                activity: 0,
+                activity: activity.clone(),
             }),
+            waiting: AtomicUsize::new(0),
+            leading: AtomicBool::new(false),
+            pollable: AtomicBool::new(true),
+            activity,
             owner: AtomicUsize::new(0),
             waker: AtomicI32::new(-1),
             generation: std::sync::atomic::AtomicU64::new({
@@ -478,7 +488,8 @@ impl Domain {
             let _ = sys::close(old);
         }
         g.entries.clear();
-        g.leader = None;
+        g.set_leader(None, &self.leading);
+        self.waiting.store(0, SeqCst);
         // No background thread crossed the fork.
         let _ = self
             .assist
@@ -491,14 +502,45 @@ impl Domain {
         engine.share_changes(self.changes.clone());
         let mut r = self.lock("domain: add_port");
         r.ports.push(Port::new(engine));
+        self.refresh_pollable(&r);
         r.ports.len() - 1
+    }
+
+    /// Records whether the domain's network can be waited on (after its BIOs changed).
+    pub fn refresh_pollable(&self, g: &DomainState) {
+        self.pollable.store(g.pollable(), SeqCst);
+    }
+
+    /// Whether a thread can wait on this domain's network, without the lock.
+    pub fn is_pollable(&self) -> bool {
+        self.pollable.load(SeqCst)
+    }
+
+    /// Whether a thread polls the network for everyone now, without the lock.
+    pub fn is_polled(&self) -> bool {
+        self.leading.load(SeqCst)
+    }
+
+    /// After a connection was driven outside the domain's lock: wakes whoever waits for what
+    /// the drive changed (taking the lock only while someone waits), and sends its output.
+    pub fn notify(&self, link: &Link) {
+        if link.has_news() {
+            if self.waiting.load(SeqCst) > 0 {
+                drop(self.lock("domain: wake after a call"));
+            } else {
+                link.take_news(|_| {
+                    self.activity.fetch_add(1, SeqCst);
+                });
+            }
+        }
+        link.send_pending();
     }
 
     /// The activity count (see `DomainState::activity`); publishes pending work first.
     pub fn activity(&self) -> u64 {
         let mut g = self.lock("domain: activity");
         g.wake(true);
-        g.activity
+        g.activity.load(SeqCst)
     }
 
     /// As `wait`, but returns at once (true) if the domain saw activity since `seen`.
@@ -509,11 +551,36 @@ impl Domain {
         deadline: Option<Instant>,
     ) -> bool {
         let mut g = self.lock("domain: wait_unless_active");
+        self.waiting.fetch_add(1, SeqCst);
         g.wake(false);
-        if g.activity != seen {
-            return true;
-        }
-        self.wait(&mut g, interest, deadline)
+        let r = if g.activity.load(SeqCst) != seen {
+            true
+        } else {
+            self.wait_counted(&mut g, interest, deadline)
+        };
+        self.waiting.fetch_sub(1, SeqCst);
+        r
+    }
+
+    /// Blocks on `interest` of a connection, unless its `epoch` moved from `seen` (what the
+    /// caller checked under the connection's lock, released since): returns true at once
+    /// then. Called without any connection lock held.
+    pub fn wait_conn(
+        &self,
+        interest: Interest,
+        epoch: &AtomicU64,
+        seen: u64,
+        deadline: Option<Instant>,
+    ) -> bool {
+        let mut g = self.lock("domain: wait for a connection");
+        self.waiting.fetch_add(1, SeqCst);
+        let r = if epoch.load(SeqCst) != seen {
+            true
+        } else {
+            self.wait_counted(&mut g, interest, deadline)
+        };
+        self.waiting.fetch_sub(1, SeqCst);
+        r
     }
 
     /// Locks the domain for `purpose` (a name for hold-time figures).
@@ -523,7 +590,6 @@ impl Domain {
         let held = Held::begin(purpose, asked);
         CURRENT_OWNER.with(|c| c.set(self.owner.load(Relaxed)));
         let mut g = DomainGuard { g: Some(g), held };
-        g.update_defer();
         let now = sys::fork_generation();
         if self.generation.load(Relaxed) != now {
             self.left_behind(&mut g);
@@ -543,6 +609,7 @@ impl Domain {
             p.fork = Default::default();
             p.set_bios(None, None);
         }
+        self.refresh_pollable(g);
         self.after_fork_child(g);
     }
 
@@ -559,6 +626,19 @@ impl Domain {
         interest: Interest,
         deadline: Option<Instant>,
     ) -> bool {
+        self.waiting.fetch_add(1, SeqCst);
+        let r = self.wait_counted(g, interest, deadline);
+        self.waiting.fetch_sub(1, SeqCst);
+        r
+    }
+
+    /// `wait`, with `waiting` already raised by the caller.
+    fn wait_counted(
+        &self,
+        g: &mut DomainGuard<'_>,
+        interest: Interest,
+        deadline: Option<Instant>,
+    ) -> bool {
         let now = Instant::now();
         if deadline.is_some_and(|d| d <= now) {
             return false;
@@ -567,8 +647,8 @@ impl Domain {
         // reach the others before it sleeps: parking keeps the guard, so its Drop would not
         // run.
         g.wake(false);
-        for q in g.take_pending() {
-            q.drain();
+        for l in g.links() {
+            l.send_pending();
         }
         if g.leader.is_none() {
             self.lead(g, interest, deadline)
@@ -587,7 +667,6 @@ impl Domain {
                 };
                 g.held.resume();
             }
-            g.update_defer();
             let woken = g.unregister(id);
             // Leadership may have passed to this thread while it was parked.
             woken || !timed_out
@@ -604,7 +683,7 @@ impl Domain {
         };
         let waker = self.lead_waker();
         let id = g.register(interest, Wake::Fd(waker));
-        g.leader = Some((id, until));
+        g.set_leader(Some((id, until)), &self.leading);
         let mut fds = Vec::with_capacity(4);
         if waker >= 0 {
             fds.push(sys::PollFd {
@@ -631,9 +710,8 @@ impl Domain {
         if waker >= 0 {
             sys::eventfd_drain(waker);
         }
-        g.leader = None;
+        g.set_leader(None, &self.leading);
         g.unregister(id);
-        g.update_defer();
         let now = Instant::now();
         let was = g.held.relabel("domain: tick (leader)");
         g.tick(now);
@@ -685,11 +763,16 @@ impl Domain {
 
     /// Registers an eventfd waiter (SSL_poll over several domains); returns its entry id.
     pub fn watch(&self, fd: i32) -> u64 {
-        self.lock("domain: watch")
-            .register(Interest::Any, Wake::Fd(fd))
+        let mut g = self.lock("domain: watch");
+        self.waiting.fetch_add(1, SeqCst);
+        g.register(Interest::Any, Wake::Fd(fd))
     }
     pub fn unwatch(&self, id: u64) {
-        self.lock("domain: unwatch").unregister(id);
+        let mut g = self.lock("domain: unwatch");
+        if g.entries.iter().any(|e| e.id == id) {
+            self.waiting.fetch_sub(1, SeqCst);
+        }
+        g.unregister(id);
     }
     /// Descriptors to wait on for this domain's network (SSL_poll over several domains).
     pub fn net_fds(&self, out: &mut Vec<sys::PollFd>) -> Option<Instant> {

@@ -98,8 +98,10 @@ pub fn fork_connection(s: &Arc<Ssl>) -> Result<i32> {
                 .with("OSSLQUIC_fork_connection takes a connection object"));
         }
     };
-    let id: ConnId = (*c.handle.lock())
-        .ok_or_else(|| Error::ssl(SSL_R_UNINITIALIZED).with("the connection has not started"))?;
+    let id: ConnId =
+        c.cell.get().map(|cell| cell.id).ok_or_else(|| {
+            Error::ssl(SSL_R_UNINITIALIZED).with("the connection has not started")
+        })?;
     let mut g = c.domain().lock("domain: fork (fork_connection)");
     if !g.port(c.port()).engine.is_server() {
         return Err(Error::ssl(ERR_R_UNSUPPORTED).with(
@@ -141,7 +143,17 @@ pub fn fork_connection(s: &Arc<Ssl>) -> Result<i32> {
     }
     g.port(c.port()).tick(now);
     let bio = socket_bio(sock)?;
-    let pid = sys::fork().map_err(|e| sys_err("fork", e))?;
+    // No other thread may be inside a connection of the domain when the process forks: the
+    // child would find that connection locked forever. The domain's lock is held, so this
+    // thread may take them all (the lock order is domain, then connection).
+    let cells: Vec<_> = g
+        .port_ids()
+        .flat_map(|p| g.port_ref(p).engine.cells())
+        .collect();
+    let held: Vec<_> = cells.iter().map(|cell| cell.lock("conn: fork")).collect();
+    let pid = sys::fork();
+    drop(held);
+    let pid = pid.map_err(|e| sys_err("fork", e))?;
     if pid == 0 {
         drop(parent_end);
         child_start(c.domain(), &mut g);

@@ -87,7 +87,7 @@ impl Ssl {
         self.listen()?;
         let l = self.as_listener()?;
         l.take_by(PEEL_ACCEPT)?;
-        let (ch, epoch, verify) = self.op("domain: accept_connection", !no_block, |p| {
+        let (cell, verify) = self.port_op("domain: accept_connection", !no_block, |p| {
             if p.engine.serves_only_own() {
                 return Err(fork::left_with_parent());
             }
@@ -99,10 +99,7 @@ impl Ssl {
         if let Some(v) = verify {
             c.verify = v;
         }
-        *c.handle.lock() = Some(ch);
-        if let Some(e) = epoch {
-            let _ = c.epoch.set(e);
-        }
+        let _ = c.cell.set(cell);
         Ok(Ssl::make(
             self.ctx.clone(),
             Kind::Conn(c),
@@ -120,7 +117,7 @@ impl Ssl {
         let c = new_conn.as_conn().map_err(|_| {
             Error::ssl(SSL_R_CONN_USE_ONLY).with("new_conn must be a QUIC connection from SSL_new")
         })?;
-        if c.listener().is_some() || c.handle.lock().is_some() {
+        if c.listener().is_some() || c.cell.get().is_some() {
             return Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
                 .with("new_conn must be a fresh connection object that has not started"));
         }
@@ -133,8 +130,8 @@ impl Ssl {
         }
         self.listen()?;
         l.take_by(PEEL_LISTEN_EX)?;
-        let taken = self.op("domain: listen_ex", false, take_next);
-        let (ch, epoch, verify) = match taken {
+        let taken = self.port_op("domain: listen_ex", false, take_next);
+        let (cell, verify) = match taken {
             Ok(t) => t,
             Err(e) if e.is_would_block() => return Ok(false),
             Err(e) => return Err(e),
@@ -145,10 +142,7 @@ impl Ssl {
             listener: self.clone(),
             verify,
         });
-        *c.handle.lock() = Some(ch);
-        if let Some(e) = epoch {
-            let _ = c.epoch.set(e);
-        }
+        let _ = c.cell.set(cell);
         Ok(true)
     }
 
@@ -172,18 +166,13 @@ impl Ssl {
     }
 }
 
-/// A connection taken off the accept queue: its id, its epoch and the verification state its
-/// TLS session made (client certificates).
-type Taken = (ConnId, Option<Arc<AtomicU64>>, Option<Arc<VerifyResult>>);
+/// A connection taken off the accept queue, and the verification state its TLS session
+/// made (client certificates).
+type Taken = (Arc<ConnCell>, Option<Arc<VerifyResult>>);
 
 /// The next connection off a listener's accept queue (would-block if none).
 fn take_next(p: &mut Port) -> Result<Taken> {
-    let ch = p.engine.accept_next().ok_or_else(want_read)?;
-    let conn = p.engine.conn(ch);
-    let epoch = conn.map(|c| c.epoch.clone());
-    Ok((
-        ch,
-        epoch,
-        conn.and_then(|c| peer::session_verify(c.crypto_session())),
-    ))
+    let cell = p.engine.accept_next().ok_or_else(want_read)?;
+    let verify = peer::session_verify(cell.lock("conn: accepted").crypto_session());
+    Ok((cell, verify))
 }

@@ -36,8 +36,8 @@ use quinn_proto::{Dir, Side, StreamId, VarInt};
 use crate::bio::Bio;
 pub use crate::consts::*;
 use crate::error::*;
-use crate::quic::conn::{RecvEnd, SendError};
-use crate::quic::engine::{ConnId, Engine};
+use crate::quic::conn::{ConnCell, ConnState, RecvEnd, SendError};
+use crate::quic::engine::Engine;
 use crate::quic::port::{Port, UNADDRESSED_PEER};
 pub use connection::ConnObj;
 use connection::{Peeled, closed_error};
@@ -193,6 +193,11 @@ impl Ssl {
         p
     }
 
+    /// One tick of this object's port (receive, timers, connections with work).
+    fn tick_port(&self) {
+        self.locked_ticked("domain: tick (by a call)");
+    }
+
     /// SSL_set_blocking_mode: fails when blocking is asked for but the domain or its
     /// network BIOs cannot block.
     pub fn set_blocking(&self, on: bool) -> Result<()> {
@@ -244,7 +249,7 @@ impl Ssl {
     /// SSL_accept_stream), the connection, or the listener's accept queue.
     fn interest(&self, incoming: bool) -> Interest {
         let port = self.port_id();
-        let Some(h) = self.conn_obj().and_then(|c| *c.handle.lock()) else {
+        let Some(h) = self.cell().map(|c| c.id) else {
             return match &self.kind {
                 Kind::Listener(l) => Interest::Accept(l.port),
                 _ => Interest::Any,
@@ -261,38 +266,38 @@ impl Ssl {
         }
     }
 
-    /// Runs an operation: first on what is already buffered; if it would block, after one
-    /// tick; if it still would block and this object is in blocking mode, waits for events
-    /// that concern it and tries again until it completes or fails.
-    /// `may_block` false: never wait (a NO_BLOCK flag).
-    fn op<T>(
-        &self,
-        purpose: &'static str,
-        may_block: bool,
-        f: impl FnMut(&mut Port) -> Result<T>,
-    ) -> Result<T> {
-        self.op_waiting(purpose, may_block, false, f)
+    /// Whether a call on this object blocks: asked for, allowed by the domain's flags, and
+    /// possible with its BIOs.
+    fn blocking_now(&self) -> bool {
+        if !self.blocking.load(Relaxed) || !self.domain().allows_blocking() {
+            return false;
+        }
+        // A BIO may become pollable later (a connect BIO has its socket once it connects):
+        // a domain not known to be pollable is looked at again.
+        self.domain().is_pollable() || {
+            let p = self.locked("domain: is_pollable");
+            self.domain().refresh_pollable(&p.g);
+            self.domain().is_pollable()
+        }
     }
 
-    /// As `op`; `incoming`: a blocked call waits for the peer's new streams.
-    fn op_waiting<T>(
+    /// Runs an operation on the object's port with the domain locked (listener calls):
+    /// first on what is already there; if it would block, after one tick; if it still would
+    /// block and this object is in blocking mode, waits for events that concern it and tries
+    /// again until it completes or fails. `may_block` false: never wait (a NO_BLOCK flag).
+    fn port_op<T>(
         &self,
         purpose: &'static str,
         may_block: bool,
-        incoming: bool,
         mut f: impl FnMut(&mut Port) -> Result<T>,
     ) -> Result<T> {
         let mut p = self.locked(purpose);
-        // The object's own state may change (SSL_poll's cached answer must not be reused).
         self.bump_epoch();
         match f(&mut p) {
             Err(e) if e.is_would_block() => {}
             r => return r,
         }
         let will_block = may_block && self.blocking_in(&p);
-        // A call about to block while another thread polls the network for the domain
-        // leaves the network to it (it wakes at the first datagram and hands this thread
-        // whatever concerns it): no second receive that would mostly find nothing.
         if !(will_block && p.g.polled()) {
             p.g.held().relabel("domain: tick (by a call)");
             p.tick(Instant::now());
@@ -306,11 +311,143 @@ impl Ssl {
                     return r;
                 }
             }
-            // Send what this call queued (flow-control credit, acknowledgements) before
-            // sleeping: no one else may tick soon.
             p.g.run(Instant::now());
-            let interest = self.interest(incoming);
+            let interest = self.interest(false);
             self.domain().wait(&mut p.g, interest, None);
+        }
+    }
+
+    /// Runs an operation on the object's connection (a connection or stream object), with
+    /// only that connection locked (starting a client connection first): first on what is
+    /// already buffered; if it would block, after one tick of the port; if it still would
+    /// block and this object is in blocking mode, waits for events that concern it and
+    /// tries again until it completes or fails. `may_block` false: never wait (a NO_BLOCK
+    /// flag).
+    fn op<T>(
+        &self,
+        purpose: &'static str,
+        may_block: bool,
+        f: impl FnMut(&mut ConnState) -> Result<T>,
+    ) -> Result<T> {
+        self.op_waiting(purpose, may_block, false, f)
+    }
+
+    /// As `op`; `incoming`: a blocked call waits for the peer's new streams.
+    fn op_waiting<T>(
+        &self,
+        purpose: &'static str,
+        may_block: bool,
+        incoming: bool,
+        mut f: impl FnMut(&mut ConnState) -> Result<T>,
+    ) -> Result<T> {
+        let cell = self.start()?;
+        // The object's own state may change (SSL_poll's cached answer must not be reused).
+        self.bump_epoch();
+        let (r, _) = self.conn_try(&cell, purpose, &mut f);
+        match r {
+            Err(e) if e.is_would_block() => {}
+            r => return r,
+        }
+        let will_block = may_block && self.blocking_now();
+        // A call about to block while another thread polls the network for the domain
+        // leaves the network to it (it wakes at the first datagram and hands this thread
+        // whatever concerns it): no second receive that would mostly find nothing.
+        if !(will_block && self.domain().is_polled()) {
+            self.locked("domain: tick (by a call)").tick(Instant::now());
+        }
+        loop {
+            let (r, seen) = self.conn_try(&cell, purpose, &mut f);
+            match r {
+                Err(e) if e.is_would_block() && will_block => {}
+                r => {
+                    self.bump_epoch();
+                    return r;
+                }
+            }
+            let interest = self.interest(incoming);
+            self.domain().wait_conn(interest, &cell.epoch, seen, None);
+        }
+    }
+
+    /// One try of an operation on the locked connection; drives the connection if the
+    /// operation changed it, then (unlocked) serves what the drive left for the endpoint and
+    /// wakes waiters. Returns the result and the connection's epoch as `f` left it.
+    fn conn_try<T>(
+        &self,
+        cell: &Arc<ConnCell>,
+        purpose: &'static str,
+        f: &mut impl FnMut(&mut ConnState) -> Result<T>,
+    ) -> (Result<T>, u64) {
+        let (r, seen) = {
+            domain::set_current_owner(self.domain().owner.load(Relaxed));
+            let mut c = cell.lock(purpose);
+            if c.gone {
+                return (Err(closed_error(None)), 0);
+            }
+            let r = f(&mut c);
+            if c.take_dirty() {
+                cell.drive(&mut c, Instant::now());
+            }
+            (r, cell.epoch.load(std::sync::atomic::Ordering::SeqCst))
+        };
+        self.after_conn(cell);
+        (r, seen)
+    }
+
+    /// After a connection was driven under its own lock (released now): the endpoint
+    /// serves what the drive left for it, waiters are woken, output is sent.
+    fn after_conn(&self, cell: &Arc<ConnCell>) {
+        if cell.needs_endpoint() {
+            let mut p = self.locked("domain: serve a connection");
+            p.engine.serve(Instant::now(), cell);
+            return;
+        }
+        self.domain().notify(&cell.link);
+    }
+
+    /// Runs `f` on the object's connection, locked, if it has started and this process
+    /// still serves it; drives it after if `f` changed it.
+    fn with_conn<R>(
+        &self,
+        purpose: &'static str,
+        f: impl FnOnce(&mut ConnState) -> R,
+    ) -> Option<R> {
+        let cell = self.cell()?.clone();
+        let r = {
+            domain::set_current_owner(self.domain().owner.load(Relaxed));
+            let mut c = cell.lock(purpose);
+            if c.gone {
+                return None;
+            }
+            let r = f(&mut c);
+            if !c.take_dirty() {
+                return Some(r);
+            }
+            cell.drive(&mut c, Instant::now());
+            r
+        };
+        self.after_conn(&cell);
+        Some(r)
+    }
+
+    /// The connection cell of a connection or stream object, once it has one.
+    pub(super) fn cell(&self) -> Option<&Arc<ConnCell>> {
+        self.conn_obj()?.cell.get()
+    }
+
+    /// The object's connection cell, starting a client connection that has not started.
+    fn start(&self) -> Result<Arc<ConnCell>> {
+        if let Some(cell) = self.cell() {
+            return Ok(cell.clone());
+        }
+        let c = self.conn_obj().ok_or_else(|| {
+            Error::ssl(SSL_R_CONN_USE_ONLY)
+                .with("not supported on a listener, domain or TLS connection")
+        })?;
+        let mut p = self.locked("domain: start");
+        match &self.kind {
+            Kind::Stream(s) => s.conn.started(c, &mut p),
+            _ => self.started(c, &mut p),
         }
     }
 
@@ -320,13 +457,13 @@ impl Ssl {
         match &self.kind {
             Kind::Listener(l) => Some(&l.epoch),
             Kind::Domain(_) => None,
-            _ => self.conn_obj()?.epoch.get(),
+            _ => self.cell().map(|c| &c.epoch),
         }
     }
 
     fn bump_epoch(&self) {
         if let Some(e) = self.epoch() {
-            e.fetch_add(1, Relaxed);
+            e.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             self.domain().changes.fetch_add(1, Relaxed);
         }
     }
@@ -402,7 +539,11 @@ impl Ssl {
         match &self.kind {
             Kind::Tls(t) => t.tls.set_bios(r, w),
             Kind::TlsListener(l) => *l.bio.lock() = r.or(w),
-            _ => self.locked("domain: set_bios").set_bios(r, w),
+            _ => {
+                let mut p = self.locked("domain: set_bios");
+                p.set_bios(r, w);
+                self.domain().refresh_pollable(&p.g);
+            }
         }
     }
     pub fn rbio(&self) -> Option<Arc<Bio>> {
@@ -603,7 +744,7 @@ impl Ssl {
     pub fn set_session(&self, s: Option<Arc<session::Session>>) -> Result<()> {
         let started = match &self.kind {
             Kind::Tls(t) => t.session_settable()?,
-            Kind::Conn(c) if c.listener.is_none() => c.handle.lock().is_some(),
+            Kind::Conn(c) if c.listener.is_none() => c.cell.get().is_some(),
             Kind::Conn(_) => {
                 return Err(Error::unsupported(
                     "SSL_set_session on a connection of a listener (it does not resume)",

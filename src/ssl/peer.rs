@@ -47,29 +47,24 @@ impl Ssl {
                 Ok(Some((certs, server)))
             }
             Kind::Conn(c) => {
-                let Some(h) = *c.handle.lock() else {
-                    return Ok(None);
-                };
-                let p = self.locked("domain: peer (certificates)");
-                let Some(conn) = p.engine.conn(h) else {
-                    return Ok(None);
-                };
-                if conn.is_handshaking() {
-                    return Ok(None);
-                }
                 let server = c.listener.is_some();
-                let Some(id) = conn.crypto_session().peer_identity() else {
-                    return Ok(Some((Vec::new(), server)));
-                };
-                let certs = match id.downcast::<Vec<CertificateDer<'static>>>() {
-                    Ok(v) => *v,
-                    Err(id) => id
-                        .downcast::<QuicPeer>()
-                        .ok()
-                        .and_then(|q| q.certs)
-                        .unwrap_or_default(),
-                };
-                Ok(Some((certs, server)))
+                let certs = self.with_conn("conn: peer (certificates)", |conn| {
+                    if conn.is_handshaking() {
+                        return None;
+                    }
+                    let Some(id) = conn.crypto_session().peer_identity() else {
+                        return Some(Vec::new());
+                    };
+                    Some(match id.downcast::<Vec<CertificateDer<'static>>>() {
+                        Ok(v) => *v,
+                        Err(id) => id
+                            .downcast::<QuicPeer>()
+                            .ok()
+                            .and_then(|q| q.certs)
+                            .unwrap_or_default(),
+                    })
+                });
+                Ok(certs.flatten().map(|certs| (certs, server)))
             }
             _ => Ok(None),
         }

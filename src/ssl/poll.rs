@@ -105,46 +105,52 @@ impl Ssl {
         {
             return ev;
         }
-        let mut p = self.locked("domain: poll (poll_events)");
-        let ev = self.poll_events_locked(&mut p, mask);
-        // The epoch moves only under the domain's lock, which is held: this pairs the answer
-        // with the state it was computed from.
-        if let Some(e) = self.epoch() {
-            self.poll_cache.put(e.load(Acquire), mask, ev);
+        // The epoch is read before the state under the lock that guards it: whatever changes
+        // after moves it again, so an answer is never reused for a state it was not made from.
+        let answer = match &self.kind {
+            Kind::Domain(_) | Kind::Tls(_) | Kind::TlsListener(_) => None,
+            Kind::Listener(l) => {
+                let p = self.locked("domain: poll (poll_events)");
+                let e = l.epoch.load(Acquire);
+                let ev = if p.engine.accept_queue_len() == 0 {
+                    0
+                } else {
+                    SSL_POLL_EVENT_IC
+                };
+                Some((e, ev))
+            }
+            Kind::Conn(c) => match self.cell() {
+                None => return SSL_POLL_EVENT_W & mask, // not started: write starts it
+                Some(cell) => self.with_conn("conn: poll (poll_events)", |conn| {
+                    (cell.epoch.load(Acquire), self.conn_events(c, conn))
+                }),
+            },
+            Kind::Stream(s) => match (s.conn.as_conn(), self.cell()) {
+                (Ok(c), Some(cell)) => self.with_conn("conn: poll (poll_events)", |conn| {
+                    (
+                        cell.epoch.load(Acquire),
+                        Self::stream_events(conn, s.id, &s.st, c),
+                    )
+                }),
+                _ => return 0,
+            },
+        };
+        let Some((e, ev)) = answer else {
+            // A connection no longer served here (fork): ended.
+            return if self.cell().is_some() {
+                (SSL_POLL_EVENT_EC | SSL_POLL_EVENT_ECD) & mask
+            } else {
+                0
+            };
+        };
+        let ev = ev & mask;
+        if self.epoch().is_some() {
+            self.poll_cache.put(e, mask, ev);
         }
         ev
     }
 
-    fn poll_events_locked(&self, p: &mut PortGuard<'_>, mask: u64) -> u64 {
-        let ev = match &self.kind {
-            Kind::Domain(_) | Kind::Tls(_) | Kind::TlsListener(_) => 0,
-            Kind::Listener(_) => {
-                if p.engine.accept_queue_len() == 0 {
-                    0
-                } else {
-                    SSL_POLL_EVENT_IC
-                }
-            }
-            Kind::Conn(c) => self.conn_events(c, p),
-            Kind::Stream(s) => match s.conn.as_conn() {
-                Ok(c) => match *c.handle.lock() {
-                    Some(h) => self.stream_events(p, h, s.id, &s.st, c),
-                    None => 0,
-                },
-                Err(_) => 0,
-            },
-        };
-        ev & mask
-    }
-
-    fn conn_events(&self, c: &ConnObj, p: &mut Port) -> u64 {
-        let Some(h) = *c.handle.lock() else {
-            // Not started: the only thing to do is to write (which starts it).
-            return SSL_POLL_EVENT_W;
-        };
-        let Some(conn) = p.engine.conn(h) else {
-            return SSL_POLL_EVENT_EC | SSL_POLL_EVENT_ECD;
-        };
+    fn conn_events(&self, c: &ConnObj, conn: &mut ConnState) -> u64 {
         if conn.drained {
             return SSL_POLL_EVENT_EC | SSL_POLL_EVENT_ECD;
         }
@@ -168,7 +174,7 @@ impl Ssl {
         }
         // The default stream's events show on the connection.
         match *c.default_stream.lock() {
-            Some(id) => ev |= self.stream_events(p, h, id, &c.default_st, c),
+            Some(id) => ev |= Self::stream_events(conn, id, &c.default_st, c),
             None if c.default_mode.load(Relaxed) != SSL_DEFAULT_STREAM_MODE_NONE => {
                 ev |= SSL_POLL_EVENT_W
             }
@@ -177,17 +183,8 @@ impl Ssl {
         ev
     }
 
-    fn stream_events(
-        &self,
-        p: &mut Port,
-        h: ConnId,
-        id: StreamId,
-        st: &StreamState,
-        c: &ConnObj,
-    ) -> u64 {
-        let Some(side) = p.engine.conn(h).map(|conn| conn.side()) else {
-            return 0;
-        };
+    fn stream_events(conn: &mut ConnState, id: StreamId, st: &StreamState, c: &ConnObj) -> u64 {
+        let side = conn.side();
         let recvs = id.dir() == Dir::Bi || id.initiator() != side;
         let sends = id.dir() == Dir::Bi || id.initiator() == side;
         let mut ev = 0;
@@ -195,19 +192,18 @@ impl Ssl {
             // A reset discards what was not read yet, even bytes already peeked.
             if st.reset_remote.lock().is_none()
                 && !st.fin_seen.load(Relaxed)
-                && let Some(conn) = p.engine.conn_mut(h)
                 && let Some(code) = conn.received_reset(id)
             {
                 *st.reset_remote.lock() = Some(code);
                 st.peek.lock().clear();
-                p.engine.mark(h);
+                conn.touch();
             }
             // One byte is enough to know: it waits in the peek buffer for the next read.
             if st.peek.lock().is_empty()
                 && !st.fin_seen.load(Relaxed)
                 && st.reset_remote.lock().is_none()
             {
-                Ssl::pull(p, h, id, st, 1);
+                Ssl::pull(conn, id, st, 1);
             }
             if st.reset_remote.lock().is_some() {
                 ev |= SSL_POLL_EVENT_ER;
@@ -215,9 +211,6 @@ impl Ssl {
                 ev |= SSL_POLL_EVENT_R;
             }
         }
-        let Some(conn) = p.engine.conn_mut(h) else {
-            return ev;
-        };
         if sends {
             if st.stopped.lock().is_none()
                 && let Some(code) = conn.stopped(id)

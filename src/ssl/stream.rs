@@ -31,23 +31,20 @@ impl Drop for StreamObj {
     /// Freeing a stream the application did not finish resets its send side and asks the
     /// peer to stop sending, as OpenSSL does.
     fn drop(&mut self) {
-        let Ok(c) = self.conn.as_conn() else { return };
-        let Some(h) = *c.handle.lock() else { return };
-        let mut p = self.conn.locked("domain: drop");
-        let Some(conn) = p.engine.conn_mut(h) else {
-            return;
-        };
-        let side = conn.side();
-        let sends = self.id.dir() == Dir::Bi || self.id.initiator() == side;
-        let recvs = self.id.dir() == Dir::Bi || self.id.initiator() != side;
-        if sends && !*self.st.concluded.get_mut() && self.st.reset_local.get_mut().is_none() {
-            let _ = conn.reset(self.id, VarInt::from_u32(0));
-        }
-        if recvs && !*self.st.fin_seen.get_mut() && self.st.reset_remote.get_mut().is_none() {
-            let _ = conn.stop(self.id, VarInt::from_u32(0));
-        }
-        p.engine.mark(h);
-        p.run(Instant::now());
+        let id = self.id;
+        let reset = !*self.st.concluded.get_mut() && self.st.reset_local.get_mut().is_none();
+        let stop = !*self.st.fin_seen.get_mut() && self.st.reset_remote.get_mut().is_none();
+        self.conn.with_conn("conn: drop a stream", |conn| {
+            let side = conn.side();
+            let sends = id.dir() == Dir::Bi || id.initiator() == side;
+            let recvs = id.dir() == Dir::Bi || id.initiator() != side;
+            if sends && reset {
+                let _ = conn.reset(id, VarInt::from_u32(0));
+            }
+            if recvs && stop {
+                let _ = conn.stop(id, VarInt::from_u32(0));
+            }
+        });
     }
 }
 
@@ -56,30 +53,28 @@ impl Ssl {
     /// stream object's own stream, or a connection's default stream.
     pub(super) fn target(
         &self,
-        p: &mut Port,
+        conn: &mut ConnState,
         for_write: bool,
-    ) -> Result<(ConnId, StreamId, &StreamState)> {
+    ) -> Result<(StreamId, &StreamState)> {
         let allow_closed = !for_write;
         match &self.kind {
             Kind::Conn(c) => {
-                let h = self.live_or_closed(c, p, allow_closed)?;
-                let id = match self.default_stream(c, p, h, for_write) {
+                self.live_or_closed(c, conn, allow_closed)?;
+                let id = match self.default_stream(c, conn, for_write) {
                     Ok(id) => id,
                     // No stream will ever arrive on a closed connection.
-                    Err(e) if e.is_would_block() => {
-                        match p.engine.conn(h).and_then(|c| c.lost.as_ref()) {
-                            Some(lost) => return Err(closed_error(Some(lost))),
-                            None => return Err(e),
-                        }
-                    }
+                    Err(e) if e.is_would_block() => match conn.lost.as_ref() {
+                        Some(lost) => return Err(closed_error(Some(lost))),
+                        None => return Err(e),
+                    },
                     Err(e) => return Err(e),
                 };
-                Ok((h, id, &c.default_st))
+                Ok((id, &c.default_st))
             }
             Kind::Stream(s) => {
                 let c = s.conn.as_conn()?;
-                let h = s.conn.live_or_closed(c, p, allow_closed)?;
-                Ok((h, s.id, &s.st))
+                s.conn.live_or_closed(c, conn, allow_closed)?;
+                Ok((s.id, &s.st))
             }
             Kind::Listener(_) | Kind::Domain(_) | Kind::Tls(_) | Kind::TlsListener(_) => {
                 Err(Error::ssl(SSL_R_CONN_USE_ONLY)
@@ -90,16 +85,13 @@ impl Ssl {
 
     /// SSL_write_ex: to the stream or the default stream. `conclude` sends FIN after the data.
     pub(super) fn stream_write(&self, data: &[u8], conclude: bool) -> Result<usize> {
-        let blocking = {
-            let p = self.locked("domain: write");
-            self.blocking_in(&p)
-        };
+        let blocking = self.blocking_now();
         let mut done = 0;
-        self.op("domain: write", true, |p| {
+        self.op("conn: write", true, |conn| {
             // Blocking writes take everything (waiting for flow-control credit); non-blocking
             // ones return what fitted.
             loop {
-                let n = self.write_locked(p, &data[done..], conclude)?;
+                let n = self.write_locked(conn, &data[done..], conclude)?;
                 done += n;
                 if done == data.len() || !blocking && done > 0 {
                     return Ok(done);
@@ -111,9 +103,14 @@ impl Ssl {
         })
     }
 
-    pub(super) fn write_locked(&self, p: &mut Port, data: &[u8], conclude: bool) -> Result<usize> {
-        let (h, id, st) = self.target(p, true)?;
-        if id.dir() == Dir::Uni && Some(id.initiator()) != Self::local_side(p, h) {
+    pub(super) fn write_locked(
+        &self,
+        conn: &mut ConnState,
+        data: &[u8],
+        conclude: bool,
+    ) -> Result<usize> {
+        let (id, st) = self.target(conn, true)?;
+        if id.dir() == Dir::Uni && id.initiator() != conn.side() {
             return Err(
                 Error::ssl(SSL_R_STREAM_RECV_ONLY).with("cannot write to a receive-only stream")
             );
@@ -126,7 +123,6 @@ impl Ssl {
         if st.concluded.load(Relaxed) {
             return Err(Error::ssl(SSL_R_STREAM_FINISHED).with("the stream is already concluded"));
         }
-        let conn = p.engine.conn_mut(h).ok_or_else(|| closed_error(None))?;
         let n = if data.is_empty() {
             0
         } else {
@@ -147,24 +143,17 @@ impl Ssl {
             conn.finish(id);
             st.concluded.store(true, Relaxed);
         }
-        p.engine.mark(h);
-        p.run(Instant::now());
         Ok(n)
     }
 
     /// Moves what quinn has for the stream into its peek buffer (at most `max` bytes more),
     /// noting FIN and resets.
-    pub(super) fn pull(p: &mut Port, h: ConnId, id: StreamId, st: &StreamState, max: usize) {
-        let Some(conn) = p.engine.conn_mut(h) else {
-            return;
-        };
+    pub(super) fn pull(conn: &mut ConnState, id: StreamId, st: &StreamState, max: usize) {
         let mut buf = st.peek.lock();
-        let (_, end, transmit) = conn.recv(id, max, |b| buf.extend_from_slice(b));
+        // Taking data may free flow-control credit worth telling the peer about: `recv`
+        // notes that the connection must be driven then.
+        let (_, end, _) = conn.recv(id, max, |b| buf.extend_from_slice(b));
         Self::note_end(st, end);
-        // Only taking data can free flow-control credit worth telling the peer about.
-        if transmit {
-            p.engine.mark(h);
-        }
     }
 
     /// Records how a stream read ended (FIN, reset) in the object's stream state.
@@ -180,12 +169,17 @@ impl Ssl {
     pub(super) fn stream_read(&self, out: &mut [u8], peek: bool) -> Result<usize> {
         // Data already buffered is served before more is taken in (as OpenSSL does), which
         // keeps quinn's reassembly buffers short during bulk transfers: see `op`.
-        self.op("domain: read", true, |p| self.read_locked(p, out, peek))
+        self.op("conn: read", true, |conn| self.read_locked(conn, out, peek))
     }
 
-    pub(super) fn read_locked(&self, p: &mut Port, out: &mut [u8], peek: bool) -> Result<usize> {
-        let (h, id, st) = self.target(p, false)?;
-        if id.dir() == Dir::Uni && Some(id.initiator()) == Self::local_side(p, h) {
+    pub(super) fn read_locked(
+        &self,
+        conn: &mut ConnState,
+        out: &mut [u8],
+        peek: bool,
+    ) -> Result<usize> {
+        let (id, st) = self.target(conn, false)?;
+        if id.dir() == Dir::Uni && id.initiator() == conn.side() {
             return Err(
                 Error::ssl(SSL_R_STREAM_SEND_ONLY).with("cannot read from a send-only stream")
             );
@@ -203,12 +197,12 @@ impl Ssl {
         }
         if n < out.len() && !st.fin_seen.load(Relaxed) && st.reset_remote.lock().is_none() {
             if peek {
-                Self::pull(p, h, id, st, out.len() - n);
+                Self::pull(conn, id, st, out.len() - n);
                 let buf = st.peek.lock();
                 let m = buf.len().min(out.len());
                 out[n..m].copy_from_slice(&buf[n..m]);
                 n = m;
-            } else if let Some(conn) = p.engine.conn_mut(h) {
+            } else {
                 let want = out.len() - n;
                 let dst = &mut out[n..];
                 let mut at = 0;
@@ -219,8 +213,6 @@ impl Ssl {
                 n += got;
                 Self::note_end(st, end);
             }
-            p.engine.mark(h);
-            p.run(Instant::now());
         }
         if n > 0 {
             return Ok(n);
@@ -236,7 +228,7 @@ impl Ssl {
             }
             return Err(Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("FIN"));
         }
-        if let Some(lost) = p.engine.conn(h).and_then(|c| c.lost.as_ref()) {
+        if let Some(lost) = conn.lost.as_ref() {
             return Err(closed_error(Some(lost)));
         }
         Err(want_read())
@@ -244,12 +236,14 @@ impl Ssl {
 
     /// SSL_pending: bytes readable now without waiting (pulled into the peek buffer).
     pub(super) fn stream_pending(&self) -> usize {
-        let mut p = self.locked("domain: pending");
-        let Ok((h, id, st)) = self.target(&mut p, false) else {
-            return 0;
-        };
-        Self::pull(&mut p, h, id, st, 1 << 20);
-        st.peek.lock().len()
+        self.with_conn("conn: pending", |conn| match self.target(conn, false) {
+            Ok((id, st)) => {
+                Self::pull(conn, id, st, 1 << 20);
+                st.peek.lock().len()
+            }
+            Err(_) => 0,
+        })
+        .unwrap_or(0)
     }
 
     /// SSL_has_pending on a QUIC object, as OpenSSL's answers: the stream has bytes or a FIN
@@ -258,28 +252,28 @@ impl Ssl {
     /// without waiting), or the connection has ended. OpenSSL's guide server
     /// (quic-server-non-block) stops reading a request as soon as this says 0.
     pub(super) fn stream_has_pending(&self) -> bool {
-        let mut p = self.locked("domain: has_pending");
-        let readable = |p: &mut Port| match self.target(p, false) {
-            Ok((h, id, st)) => {
-                Self::pull(p, h, id, st, 1 << 20);
-                !st.peek.lock().is_empty()
-                    || (st.fin_seen.load(Relaxed) && !st.fin_read.load(Relaxed))
-            }
-            Err(_) => false,
+        let readable = || {
+            self.with_conn("conn: has_pending", |conn| match self.target(conn, false) {
+                Ok((id, st)) => {
+                    Self::pull(conn, id, st, 1 << 20);
+                    !st.peek.lock().is_empty()
+                        || (st.fin_seen.load(Relaxed) && !st.fin_read.load(Relaxed))
+                }
+                Err(_) => false,
+            })
         };
-        if readable(&mut p) {
+        if readable() == Some(true) {
             return true;
         }
-        p.tick(Instant::now());
-        if readable(&mut p) {
-            return true;
+        self.tick_port();
+        match readable() {
+            Some(true) => true,
+            // Gone from this process (fork): ended, as far as this object can tell.
+            None => self.cell().is_some(),
+            Some(false) => self
+                .with_conn("conn: has_pending", |c| c.lost.is_some() || c.is_closed())
+                .unwrap_or(true),
         }
-        let handle = self.conn_obj().and_then(|c| *c.handle.lock());
-        handle.is_some_and(|h| {
-            p.engine
-                .conn(h)
-                .is_none_or(|c| c.lost.is_some() || c.is_closed())
-        })
     }
 
     /// SSL_stream_conclude.
@@ -289,23 +283,23 @@ impl Ssl {
 
     /// SSL_stream_reset: RESET_STREAM with `code` (send side).
     pub fn reset_stream(&self, code: u64) -> Result<()> {
-        let mut p = self.locked_ticked("domain: reset_stream");
-        let (h, id, st) = self.target(&mut p, true)?;
-        if id.dir() == Dir::Uni && Some(id.initiator()) != Self::local_side(&p, h) {
-            return Err(
-                Error::ssl(SSL_R_STREAM_RECV_ONLY).with("cannot reset a receive-only stream")
-            );
-        }
-        let vcode = VarInt::from_u64(code)
-            .map_err(|_| Error::ssl(SSL_R_BAD_VALUE_CODE).with("error code too large"))?;
-        if let Some(conn) = p.engine.conn_mut(h) {
+        self.start()?;
+        self.tick_port();
+        self.with_conn("conn: reset_stream", |conn| {
+            let (id, st) = self.target(conn, true)?;
+            if id.dir() == Dir::Uni && id.initiator() != conn.side() {
+                return Err(
+                    Error::ssl(SSL_R_STREAM_RECV_ONLY).with("cannot reset a receive-only stream")
+                );
+            }
+            let vcode = VarInt::from_u64(code)
+                .map_err(|_| Error::ssl(SSL_R_BAD_VALUE_CODE).with("error code too large"))?;
             let _ = conn.reset(id, vcode);
             conn.unacked_fin.remove(&id);
-        }
-        *st.reset_local.lock() = Some(code);
-        p.engine.mark(h);
-        p.run(Instant::now());
-        Ok(())
+            *st.reset_local.lock() = Some(code);
+            Ok(())
+        })
+        .unwrap_or_else(|| Err(closed_error(None)))
     }
 
     pub(super) fn stream_obj(self: &Arc<Ssl>, id: StreamId) -> Arc<Ssl> {
@@ -404,12 +398,11 @@ impl Ssl {
     }
 
     pub(super) fn refresh_stopped(&self, id: StreamId, st: &StreamState) {
-        let Some(c) = self.conn_obj() else { return };
-        let Some(h) = *c.handle.lock() else { return };
-        let mut p = self.locked_ticked("domain: refresh_stopped");
-        if let Some(conn) = p.engine.conn_mut(h)
-            && let Some(code) = conn.stopped(id)
-        {
+        if self.cell().is_none() {
+            return;
+        }
+        self.tick_port();
+        if let Some(Some(code)) = self.with_conn("conn: refresh_stopped", |conn| conn.stopped(id)) {
             *st.stopped.lock() = Some(code);
         }
     }
