@@ -841,6 +841,16 @@
  */
 #define CID_LEN 8
 
+/**
+ * Most receive batches per tick: bounded work, the rest waits for the next tick.
+ */
+#define RX_ROUNDS 32
+
+/**
+ * Most datagrams one receive takes.
+ */
+#define RX_BATCH_MAX RX_BATCH
+
 
 
 #define SSL_POLL_EVENT_F (1 << 0)

@@ -26,7 +26,7 @@ use quinn_proto::{
 use super::engine::{ConnId, Note, Out};
 use super::port::SendQueue;
 use super::transport::{self, Closing};
-use crate::sync::{Asked, Held, Mutex, MutexGuard};
+use crate::sync::{Asked, Held, Mutex, MutexGuard, atomic_objects};
 
 /// Most datagrams one connection may emit per poll (GSO batch size for quinn), and most polls
 /// per drive.
@@ -70,6 +70,16 @@ impl Link {
             server,
             conn_ticks: AtomicU64::new(0),
         }
+    }
+
+    /// See `ConnCell::declare_atomics`.
+    pub fn declare_atomics(&self) {
+        atomic_objects(&[
+            &self.has_news,
+            &self.pending,
+            &*self.changes,
+            &self.conn_ticks,
+        ]);
     }
 
     /// Notes what changed on connection `id`, for its waiters.
@@ -188,6 +198,18 @@ impl ConnCell {
             dead: AtomicBool::new(false),
             needs_endpoint: AtomicBool::new(false),
         }
+    }
+
+    /// Tells the race detector which of the cell's fields are atomics read and stored by
+    /// several threads (see `sync::atomic_object`); once the cell has its final address.
+    pub(super) fn declare_atomics(&self) {
+        atomic_objects(&[
+            &self.timer,
+            &self.queued,
+            &self.dead,
+            &self.needs_endpoint,
+            &*self.epoch,
+        ]);
     }
 
     /// Locks the connection for `purpose` (a name for hold-time figures).

@@ -195,6 +195,7 @@ impl Engine {
         let endpoint_cfg = EndpointConfig::default();
         let endpoint = new_endpoint(&endpoint_cfg, server.clone(), None);
         let link = Arc::new(Link::new(server.is_some(), Arc::new(AtomicU64::new(1))));
+        link.declare_atomics();
         Engine {
             endpoint_cfg,
             endpoint,
@@ -404,6 +405,7 @@ impl Engine {
     pub fn share_changes(&mut self, changes: Arc<AtomicU64>) {
         debug_assert!(self.conns.is_empty());
         self.link = Arc::new(Link::new(self.server.is_some(), changes));
+        self.link.declare_atomics();
     }
 
     /// Hands what changed for the application since the last call to `f`: the connections
@@ -469,7 +471,9 @@ impl Engine {
         let id = self.next_id;
         self.next_id += 1;
         let cell = ConnCell::new(id, ch, ConnState::new(q, held, closing), self.link.clone());
-        self.conns.insert(id, Arc::new(cell));
+        let cell = Arc::new(cell);
+        cell.declare_atomics();
+        self.conns.insert(id, cell);
         self.by_handle.insert(ch, id);
         self.mark(id);
         id
@@ -508,7 +512,7 @@ impl Engine {
         }
     }
 
-    /// Feeds one received datagram to the endpoint.
+    /// Feeds one received datagram to the endpoint, and to its connection.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
@@ -516,9 +520,26 @@ impl Engine {
         local_ip: Option<IpAddr>,
         data: &[u8],
     ) {
+        if let Some((cell, ev)) = self.route_datagram(now, remote, local_ip, data) {
+            cell.lock("conn: datagram").handle_event(ev);
+            cell.mark();
+        }
+    }
+
+    /// Feeds one received datagram to the endpoint. What is for a known connection comes
+    /// back with it, for the caller to deliver under that connection's lock (and then to
+    /// drive it); the rest (new connections, stateless answers, forwarding) is done here.
+    pub fn route_datagram(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        local_ip: Option<IpAddr>,
+        data: &[u8],
+    ) -> Option<(Arc<ConnCell>, quinn_proto::ConnectionEvent)> {
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
         self.stats.datagrams_in += 1;
+        let mut routed = None;
         match self
             .endpoint
             .handle(now, remote, local_ip, None, BytesMut::from(data), &mut buf)
@@ -527,8 +548,7 @@ impl Engine {
                 if let Some(&id) = self.by_handle.get(&ch)
                     && let Some(cell) = self.conns.get(&id)
                 {
-                    cell.lock("conn: datagram").handle_event(ev);
-                    cell.mark();
+                    routed = Some((cell.clone(), ev));
                 } else if let Some(&chan) = self.role.forwarded().and_then(|f| f.get(&ch)) {
                     let off = self.fwdbuf.len();
                     self.fwdbuf.extend_from_slice(data);
@@ -586,6 +606,7 @@ impl Engine {
             }
         }
         self.scratch = buf;
+        routed
     }
 
     /// Whether a datagram the endpoint dropped was addressed to a connection this process

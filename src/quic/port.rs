@@ -12,17 +12,19 @@ use std::sync::atomic::{
 };
 use std::time::Instant;
 
+use super::conn::ConnCell;
 use super::engine::{Engine, Out};
 use crate::bio::addr::BioAddr;
 use crate::bio::consts::*;
 use crate::bio::{Bio, RxDst};
 use crate::sync::{Asked, Held, LockFor, Mutex, atomic_object};
 use crate::sys::{self, TxDesc};
+use quinn_proto::ConnectionEvent;
 
 const RX_BATCH: usize = 32;
 const RX_SLOT: usize = 2048;
 /// Most receive batches per tick: bounded work, the rest waits for the next tick.
-const RX_ROUNDS: usize = 32;
+pub const RX_ROUNDS: usize = 32;
 /// How far off a client engine's next timer must be for it to give its buffers back.
 const IDLE_BUFFERS: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -59,6 +61,37 @@ pub struct Port {
     pub fork: ForkState,
     /// A client engine gave its I/O buffers back once (see `release_idle_buffers`).
     released: bool,
+    /// A thread is receiving for this port (`rx_begin`).
+    rx_busy: bool,
+}
+
+/// One receive in progress (see `Port::rx_begin`): the BIO, the buffer, what arrived.
+pub struct RxJob {
+    rbio: Arc<Bio>,
+    addressed: bool,
+    buf: Vec<u8>,
+    src: [BioAddr; RX_BATCH],
+    lens: [usize; RX_BATCH],
+}
+
+/// Most datagrams one receive takes.
+pub const RX_BATCH_MAX: usize = RX_BATCH;
+
+impl RxJob {
+    /// Receives one batch (no lock needed); returns how many datagrams arrived.
+    pub fn recv(&mut self) -> usize {
+        let mut slots = self.buf.chunks_exact_mut(RX_SLOT).zip(self.src.iter_mut());
+        let mut dsts: [RxDst; RX_BATCH] = std::array::from_fn(|_| {
+            let (buf, src) = slots.next().expect("RX_BATCH slots");
+            RxDst::new(buf, Some(src), None)
+        });
+        // Would-block, or an error the next tick will meet again: nothing arrived.
+        let n = self.rbio.recv_batch(&mut dsts).unwrap_or_default();
+        for (l, d) in self.lens.iter_mut().zip(&dsts) {
+            *l = d.len;
+        }
+        n
+    }
 }
 
 /// Output of one drive (or of the endpoint): datagrams and GSO runs in `txbuf`.
@@ -188,6 +221,7 @@ impl Port {
             rxbuf: Vec::new(),
             fork: ForkState::default(),
             released: false,
+            rx_busy: false,
         }
     }
 
@@ -231,6 +265,12 @@ impl Port {
     /// One round of event handling: network in, timers, connections with work, network out.
     pub fn tick(&mut self, now: Instant) {
         self.receive(now);
+        self.tick_rest(now);
+    }
+
+    /// A tick after the network's datagrams were taken in: forwarded datagrams, timers,
+    /// connections with work, network out.
+    pub fn tick_rest(&mut self, now: Instant) {
         if self.fork.from_parent.is_some() {
             self.receive_forwarded(now);
         }
@@ -294,41 +334,77 @@ impl Port {
     }
 
     fn receive(&mut self, now: Instant) {
-        let Some(rbio) = self.rbio.clone() else {
+        let Some(mut job) = self.rx_begin() else {
             return;
         };
-        let addressed = self.read_addressed();
-        if self.rxbuf.is_empty() {
-            self.rxbuf = vec![0u8; RX_BATCH * RX_SLOT];
-        }
         for _ in 0..RX_ROUNDS {
-            let mut src = [BioAddr::default(); RX_BATCH];
-            let mut lens = [0usize; RX_BATCH];
-            let mut slots = self.rxbuf.chunks_exact_mut(RX_SLOT).zip(src.iter_mut());
-            let mut dsts: [RxDst; RX_BATCH] = std::array::from_fn(|_| {
-                let (buf, src) = slots.next().expect("RX_BATCH slots");
-                RxDst::new(buf, Some(src), None)
-            });
-            let n = match rbio.recv_batch(&mut dsts) {
-                Ok(n) => n,
-                Err(_) => break, // would-block, or an error the next tick will meet again
-            };
-            for (l, d) in lens.iter_mut().zip(&dsts) {
-                *l = d.len;
-            }
-            for (i, &len) in lens.iter().enumerate().take(n) {
-                let remote = if addressed {
-                    src[i].to_socket_addr().unwrap_or(UNADDRESSED_PEER)
-                } else {
-                    UNADDRESSED_PEER
-                };
-                let data = &self.rxbuf[i * RX_SLOT..i * RX_SLOT + len];
-                self.engine.handle_datagram(now, remote, None, data);
+            let n = job.recv();
+            for (cell, ev) in self.rx_route(&job, n, now) {
+                cell.lock("conn: datagram").handle_event(ev);
+                cell.mark();
             }
             if n < RX_BATCH {
                 break;
             }
         }
+        self.rx_end(job);
+    }
+
+    /// Takes the port's receive right (one receiver at a time, so each connection's
+    /// datagrams are delivered in order) with its buffer, for a receive that runs without
+    /// the domain's lock. None if there is no read BIO or another thread is receiving.
+    pub fn rx_begin(&mut self) -> Option<RxJob> {
+        if self.rx_busy {
+            return None;
+        }
+        let rbio = self.rbio.clone()?;
+        self.rx_busy = true;
+        let mut buf = std::mem::take(&mut self.rxbuf);
+        if buf.len() < RX_BATCH * RX_SLOT {
+            buf = vec![0u8; RX_BATCH * RX_SLOT];
+        }
+        Some(RxJob {
+            addressed: self.read_addressed(),
+            rbio,
+            buf,
+            src: [BioAddr::default(); RX_BATCH],
+            lens: [0; RX_BATCH],
+        })
+    }
+
+    /// Lets the endpoint route the `n` datagrams `job` received: what belongs to a known
+    /// connection is returned for delivery under that connection's lock (in order).
+    pub fn rx_route(
+        &mut self,
+        job: &RxJob,
+        n: usize,
+        now: Instant,
+    ) -> Vec<(Arc<ConnCell>, ConnectionEvent)> {
+        let mut routed = Vec::with_capacity(n);
+        for i in 0..n {
+            let remote = if job.addressed {
+                job.src[i].to_socket_addr().unwrap_or(UNADDRESSED_PEER)
+            } else {
+                UNADDRESSED_PEER
+            };
+            let data = &job.buf[i * RX_SLOT..i * RX_SLOT + job.lens[i]];
+            if let Some(r) = self.engine.route_datagram(now, remote, None, data) {
+                routed.push(r);
+            }
+        }
+        routed
+    }
+
+    /// In a forked child: a receive the parent's threads had in progress is not this
+    /// process's.
+    pub fn rx_reset(&mut self) {
+        self.rx_busy = false;
+    }
+
+    /// Gives the receive right and the buffer back.
+    pub fn rx_end(&mut self, job: RxJob) {
+        self.rxbuf = job.buf;
+        self.rx_busy = false;
     }
 
     /// Fork child: datagrams the parent forwarded (they reached the listener's socket).
@@ -435,6 +511,39 @@ impl Port {
             let txbuf = std::mem::replace(&mut self.engine.txbuf, txbuf);
             self.sendq().push(out, txbuf);
             self.engine.link().set_pending();
+        }
+    }
+}
+
+/// Delivers routed datagrams, each under its connection's lock and in order, then drives
+/// each connection they reached once. Connections whose drive left something for the
+/// endpoint are added to `left`.
+pub fn deliver(
+    routed: Vec<(Arc<ConnCell>, ConnectionEvent)>,
+    left: &mut Vec<Arc<ConnCell>>,
+    now: Instant,
+) {
+    let mut reached: Vec<Arc<ConnCell>> = Vec::new();
+    for (cell, ev) in routed {
+        let mut c = cell.lock("conn: datagram");
+        if c.gone {
+            continue;
+        }
+        c.handle_event(ev);
+        drop(c);
+        if !reached.iter().any(|r| Arc::ptr_eq(r, &cell)) {
+            reached.push(cell);
+        }
+    }
+    for cell in reached {
+        let mut c = cell.lock("conn: drive (datagrams)");
+        if c.gone {
+            continue;
+        }
+        cell.drive(&mut c, now);
+        drop(c);
+        if cell.needs_endpoint() {
+            left.push(cell);
         }
     }
 }

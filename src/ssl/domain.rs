@@ -1,5 +1,8 @@
 //! A domain: one lock over its `DomainState` (the ports, one per listener or client
-//! connection, and the threads waiting on them), and the blocking machinery.
+//! connection, each with its engine: the endpoint side; and the threads waiting on them), and
+//! the blocking machinery. This is the endpoint lock: connections have their own
+//! (`quic::conn::ConnCell`), taken after it or alone, never before it; a tick reads the
+//! network and delivers datagrams to connections with it released (`tick_port`).
 //!
 //! Blocking waits: one thread at a time (the leader) waits in `poll(2)` on the network
 //! descriptors of every port plus the domain's eventfd, until the earliest engine timer;
@@ -26,11 +29,15 @@ use crate::sync::{Asked, Condvar, Held, Mutex, MutexGuard};
 use crate::bio::Bio;
 use crate::bio::msg::BIO_POLL_DESCRIPTOR;
 use crate::error::*;
-use crate::quic::conn::Link;
+use crate::quic::conn::{ConnCell, Link};
 use crate::quic::engine::{ConnId, Engine, Note};
-use crate::quic::port::Port;
+use crate::quic::port::{self, Port, RX_BATCH_MAX, RX_ROUNDS};
 use crate::sys;
 use quinn_proto::StreamId;
+
+/// What a port's connections and accept queue saw since the last wake: (port, touched
+/// connections with what, a connection joined the accept queue).
+type PortNews = (PortId, Vec<(ConnId, Note)>, bool);
 
 /// A port's index in its domain.
 pub type PortId = usize;
@@ -105,13 +112,6 @@ impl DomainState {
     /// The ports' links (send queues): whoever releases the lock sends what is queued.
     fn links(&self) -> Vec<Arc<Link>> {
         self.ports.iter().map(|p| p.engine.link().clone()).collect()
-    }
-
-    /// One round of event handling on every port.
-    pub fn tick(&mut self, now: Instant) {
-        for p in &mut self.ports {
-            p.tick(now);
-        }
     }
 
     /// Drives connections with queued work on every port (no network input).
@@ -225,7 +225,7 @@ impl DomainState {
     /// released, so the touched lists never grow. With `handover`, also makes sure that
     /// while threads are parked one of them is awake to lead when no one does.
     fn wake(&mut self, handover: bool) {
-        let mut news: Vec<(PortId, Vec<(ConnId, Note)>, bool)> = Vec::new();
+        let mut news: Vec<PortNews> = Vec::new();
         for (pid, p) in self.ports.iter_mut().enumerate() {
             p.engine.take_news(|touched, accepted| {
                 news.push((pid, touched.to_vec(), accepted));
@@ -356,7 +356,7 @@ impl Drop for Domain {
 }
 
 /// The locked domain state; releasing it wakes whoever the work done under it concerns, then
-/// sends the output left for it (`Port::defer`).
+/// sends the output queued meanwhile (`conn::Link::send_pending`).
 pub struct DomainGuard<'a> {
     /// `None` only inside Drop.
     g: Option<MutexGuard<'a, DomainState>>,
@@ -374,6 +374,48 @@ impl<'a> DomainGuard<'a> {
         self.g
             .as_mut()
             .expect("a domain guard holds its lock until dropped")
+    }
+}
+
+impl DomainGuard<'_> {
+    /// One round of event handling on every port.
+    pub fn tick(&mut self, now: Instant) {
+        for pid in self.port_ids() {
+            self.tick_port(pid, now);
+        }
+    }
+
+    /// One round of event handling on port `pid`. The network is read and each datagram
+    /// delivered and its connection driven with the domain's lock released: the lock is
+    /// held only while the endpoint routes the batch (and for the timers and the connections
+    /// on the work list after).
+    pub fn tick_port(&mut self, pid: PortId, now: Instant) {
+        if pid >= self.ports.len() {
+            return;
+        }
+        if let Some(mut job) = self.port(pid).rx_begin() {
+            let mut left: Vec<Arc<ConnCell>> = Vec::new();
+            for _ in 0..RX_ROUNDS {
+                self.held.pause();
+                let n = MutexGuard::unlocked(self.raw(), || job.recv());
+                self.held.resume();
+                let routed = self.port(pid).rx_route(&job, n, now);
+                if !routed.is_empty() {
+                    self.held.pause();
+                    MutexGuard::unlocked(self.raw(), || port::deliver(routed, &mut left, now));
+                    self.held.resume();
+                }
+                if n < RX_BATCH_MAX {
+                    break;
+                }
+            }
+            let p = self.port(pid);
+            p.rx_end(job);
+            for cell in left {
+                p.engine.serve(now, &cell);
+            }
+        }
+        self.port(pid).tick_rest(now);
     }
 }
 
@@ -418,6 +460,13 @@ impl Deref for PortGuard<'_> {
 impl DerefMut for PortGuard<'_> {
     fn deref_mut(&mut self) -> &mut Port {
         self.g.port(self.id)
+    }
+}
+
+impl PortGuard<'_> {
+    /// One round of event handling on this port (see `DomainGuard::tick_port`).
+    pub fn tick(&mut self, now: Instant) {
+        self.g.tick_port(self.id, now);
     }
 }
 
@@ -489,6 +538,10 @@ impl Domain {
         }
         g.entries.clear();
         g.set_leader(None, &self.leading);
+        // A thread of the parent may have been receiving: not in this process.
+        for p in g.ports.iter_mut() {
+            p.rx_reset();
+        }
         self.waiting.store(0, SeqCst);
         // No background thread crossed the fork.
         let _ = self
@@ -513,17 +566,20 @@ impl Domain {
 
     /// Whether a thread can wait on this domain's network, without the lock.
     pub fn is_pollable(&self) -> bool {
+        self.declare_atomics();
         self.pollable.load(SeqCst)
     }
 
     /// Whether a thread polls the network for everyone now, without the lock.
     pub fn is_polled(&self) -> bool {
+        self.declare_atomics();
         self.leading.load(SeqCst)
     }
 
     /// After a connection was driven outside the domain's lock: wakes whoever waits for what
     /// the drive changed (taking the lock only while someone waits), and sends its output.
     pub fn notify(&self, link: &Link) {
+        self.declare_atomics();
         if link.has_news() {
             if self.waiting.load(SeqCst) > 0 {
                 drop(self.lock("domain: wake after a call"));
@@ -583,8 +639,24 @@ impl Domain {
         r
     }
 
+    /// Tells the race detector which fields are atomics read and stored by several threads
+    /// (see `sync::atomic_object`).
+    fn declare_atomics(&self) {
+        crate::sync::atomic_objects(&[
+            &self.stopping,
+            &self.waiting,
+            &self.leading,
+            &self.pollable,
+            &*self.activity,
+            &self.owner,
+            &self.waker,
+            &self.generation,
+        ]);
+    }
+
     /// Locks the domain for `purpose` (a name for hold-time figures).
     pub fn lock(&self, purpose: &'static str) -> DomainGuard<'_> {
+        self.declare_atomics();
         let asked = Asked::now();
         let g = self.r.lock();
         let held = Held::begin(purpose, asked);
