@@ -15,7 +15,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use quinn_proto::{
@@ -26,7 +26,7 @@ use quinn_proto::{
 use super::engine::{ConnId, Note, Out};
 use super::port::SendQueue;
 use super::transport::{self, Closing};
-use crate::sync::{Asked, Held, Mutex, MutexGuard, atomic_objects};
+use crate::sync::{Asked, Condvar, Held, Mutex, MutexGuard, atomic_objects};
 
 /// Most datagrams one connection may emit per poll (GSO batch size for quinn), and most polls
 /// per drive.
@@ -160,6 +160,12 @@ pub struct ConnCell {
     dead: AtomicBool,
     /// A drive left something for the endpoint (`ConnState::needs_endpoint`).
     pub(super) needs_endpoint: AtomicBool,
+    /// Threads blocked on this connection park here (with the connection's lock, so that
+    /// checking and sleeping are one step); a drive that changed something for the
+    /// application wakes them all, each checks its own condition again.
+    cv: Condvar,
+    /// Threads parked on `cv` (changed under the connection's lock).
+    parked: AtomicUsize,
 }
 
 /// A locked connection, with what the lock is held for.
@@ -197,6 +203,8 @@ impl ConnCell {
             queued: AtomicBool::new(false),
             dead: AtomicBool::new(false),
             needs_endpoint: AtomicBool::new(false),
+            cv: Condvar::new(),
+            parked: AtomicUsize::new(0),
         }
     }
 
@@ -208,6 +216,7 @@ impl ConnCell {
             &self.queued,
             &self.dead,
             &self.needs_endpoint,
+            &self.parked,
             &*self.epoch,
         ]);
     }
@@ -220,6 +229,24 @@ impl ConnCell {
             g,
             _held: Held::begin(purpose, asked),
         }
+    }
+
+    /// Sleeps on the connection (held as `g`, released while asleep) until a drive changes
+    /// something for the application, or `wake_one` (leadership offered, see
+    /// `ssl::domain::Domain::park`). The caller checks its condition again: a return may be
+    /// spurious.
+    pub fn park(&self, g: &mut ConnGuard<'_>) {
+        self.parked.fetch_add(1, SeqCst);
+        g._held.pause();
+        self.cv.wait(&mut g.g);
+        g._held.resume();
+        self.parked.fetch_sub(1, SeqCst);
+    }
+
+    /// Wakes one thread parked on the connection; the caller holds it (`g`), so that a
+    /// thread about to park cannot miss this.
+    pub fn wake_one(&self, _g: &mut ConnGuard<'_>) {
+        self.cv.notify_one();
     }
 
     /// Notes a change to the connection's state (for SSL_poll's cache and waiters).
@@ -312,6 +339,9 @@ impl ConnCell {
         }
         if !c.endpoint_events.is_empty() || c.drained && !c.forgotten {
             self.needs_endpoint.store(true, SeqCst);
+        }
+        if !notes.is_empty() && self.parked.load(SeqCst) > 0 {
+            self.cv.notify_all();
         }
         self.link.note(&notes);
     }

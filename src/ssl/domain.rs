@@ -29,7 +29,7 @@ use crate::sync::{Asked, Condvar, Held, Mutex, MutexGuard};
 use crate::bio::Bio;
 use crate::bio::msg::BIO_POLL_DESCRIPTOR;
 use crate::error::*;
-use crate::quic::conn::{ConnCell, Link};
+use crate::quic::conn::{ConnCell, ConnGuard, Link};
 use crate::quic::engine::{ConnId, Engine, Note};
 use crate::quic::port::{self, Port, RX_BATCH_MAX, RX_ROUNDS};
 use crate::sys;
@@ -147,9 +147,17 @@ impl DomainState {
         self.leader.is_some()
     }
 
-    fn set_leader(&mut self, l: Option<(u64, Option<Instant>)>, flag: &AtomicBool) {
+    fn set_leader(
+        &mut self,
+        l: Option<(u64, Option<Instant>)>,
+        flag: &AtomicBool,
+        offered: &AtomicBool,
+    ) {
         self.leader = l;
         flag.store(l.is_some(), SeqCst);
+        if l.is_some() {
+            offered.store(false, SeqCst);
+        }
     }
 
     /// Whether a thread can wait on this domain's network: every port with BIOs has file
@@ -342,6 +350,14 @@ pub struct Domain {
     pollable: AtomicBool,
     /// See `DomainState::activity`.
     activity: Arc<AtomicU64>,
+    /// The connections threads are parked on (one entry per thread, `park`), for handing
+    /// leadership on; `parked_count` is its length, read without the list's lock.
+    parked: Mutex<Vec<Arc<ConnCell>>>,
+    parked_count: AtomicUsize,
+    /// Leadership was offered to a parked thread and no one has taken it yet (`offer_lead`);
+    /// cleared when a thread leads, or by the woken thread that takes the offer (it leads,
+    /// or offers again when its call completes).
+    offered: AtomicBool,
     /// The background thread, joined when it is stopped.
     assist: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -360,6 +376,10 @@ impl Drop for Domain {
 pub struct DomainGuard<'a> {
     /// `None` only inside Drop.
     g: Option<MutexGuard<'a, DomainState>>,
+    d: &'a Domain,
+    /// Releasing the lock with no thread polling offers leadership to a thread parked on a
+    /// connection; false when the releasing thread answers for that itself (`wait_conn`).
+    offer: bool,
     /// What the lock is held for (hold times with the `lock-tracking` feature).
     held: Held,
 }
@@ -436,11 +456,19 @@ impl Drop for DomainGuard<'_> {
     fn drop(&mut self) {
         let Some(mut g) = self.g.take() else { return };
         g.wake(true);
+        // No thread polls the network and none of the domain's waiters was woken to take
+        // over: a thread parked on a connection is (`Domain::park`).
+        let parked = |e: &Entry| matches!(e.wake, Wake::Cv(_));
+        let offer =
+            self.offer && g.leader.is_none() && !g.entries.iter().any(|e| e.woken && parked(e));
         let links = g.links();
         self.held.pause();
         drop(g);
         for l in links {
             l.send_pending();
+        }
+        if offer {
+            self.d.offer_lead();
         }
     }
 }
@@ -495,6 +523,9 @@ impl Domain {
             leading: AtomicBool::new(false),
             pollable: AtomicBool::new(true),
             activity,
+            parked: Mutex::new(Vec::new()),
+            parked_count: AtomicUsize::new(0),
+            offered: AtomicBool::new(false),
             owner: AtomicUsize::new(0),
             waker: AtomicI32::new(-1),
             generation: std::sync::atomic::AtomicU64::new({
@@ -537,7 +568,10 @@ impl Domain {
             let _ = sys::close(old);
         }
         g.entries.clear();
-        g.set_leader(None, &self.leading);
+        g.set_leader(None, &self.leading, &self.offered);
+        // The parent's parked threads are not in this process.
+        self.parked.lock().clear();
+        self.parked_count.store(0, SeqCst);
         // A thread of the parent may have been receiving: not in this process.
         for p in g.ports.iter_mut() {
             p.rx_reset();
@@ -592,6 +626,59 @@ impl Domain {
         link.send_pending();
     }
 
+    /// Blocks a thread on connection `cell` (held as `g`) while another thread polls the
+    /// network for everyone: it sleeps on the connection's own condition variable, woken by
+    /// a drive that changed the connection for the application, or offered leadership when
+    /// the polling thread leaves (`offer_lead`). False at once if no thread polls (the
+    /// caller then leads itself). The domain's lock is not taken. `took` is set when the
+    /// thread took an offer of leadership: if its call then completes without leading, it
+    /// must pass the offer on (`pass_lead`).
+    pub fn park(&self, cell: &Arc<ConnCell>, g: &mut ConnGuard<'_>, took: &mut bool) -> bool {
+        self.declare_atomics();
+        self.parked.lock().push(cell.clone());
+        self.parked_count.fetch_add(1, SeqCst);
+        // Registered before looking (both SeqCst): a leader leaving now either sees this
+        // thread in the list, or this thread sees it gone.
+        let polled = self.is_polled();
+        if polled {
+            cell.park(g);
+        }
+        self.parked_count.fetch_sub(1, SeqCst);
+        if !self.is_polled() && self.offered.swap(false, SeqCst) {
+            *took = true;
+        }
+        let mut list = self.parked.lock();
+        if let Some(i) = list.iter().position(|c| Arc::ptr_eq(c, cell)) {
+            list.swap_remove(i);
+        }
+        polled
+    }
+
+    /// No thread polls the network: wakes the threads parked on one connection, so that one
+    /// of them takes over (each tries its call again, then leads or parks).
+    fn offer_lead(&self) {
+        if self.parked_count.load(SeqCst) == 0
+            || self.is_polled()
+            || self.offered.swap(true, SeqCst)
+        {
+            return;
+        }
+        let Some(cell) = self.parked.lock().first().cloned() else {
+            self.offered.store(false, SeqCst);
+            return;
+        };
+        let mut g = cell.lock("conn: hand leadership over");
+        cell.wake_one(&mut g);
+    }
+
+    /// A thread that took an offer of leadership (`park`) and did not lead: if still no
+    /// thread polls, the next parked thread is offered it.
+    pub fn pass_lead(&self) {
+        if !self.is_polled() {
+            self.offer_lead();
+        }
+    }
+
     /// The activity count (see `DomainState::activity`); publishes pending work first.
     pub fn activity(&self) -> u64 {
         let mut g = self.lock("domain: activity");
@@ -620,7 +707,8 @@ impl Domain {
 
     /// Blocks on `interest` of a connection, unless its `epoch` moved from `seen` (what the
     /// caller checked under the connection's lock, released since): returns true at once
-    /// then. Called without any connection lock held.
+    /// then. Called without any connection lock held. The caller may have led: when its call
+    /// completes it must hand leadership on (`pass_lead`).
     pub fn wait_conn(
         &self,
         interest: Interest,
@@ -629,6 +717,9 @@ impl Domain {
         deadline: Option<Instant>,
     ) -> bool {
         let mut g = self.lock("domain: wait for a connection");
+        // The caller hands leadership on itself when its call completes (`pass_lead`): a
+        // leader going back to its connection mostly leads again at once.
+        g.offer = false;
         self.waiting.fetch_add(1, SeqCst);
         let r = if epoch.load(SeqCst) != seen {
             true
@@ -648,6 +739,8 @@ impl Domain {
             &self.leading,
             &self.pollable,
             &*self.activity,
+            &self.parked_count,
+            &self.offered,
             &self.owner,
             &self.waker,
             &self.generation,
@@ -661,7 +754,12 @@ impl Domain {
         let g = self.r.lock();
         let held = Held::begin(purpose, asked);
         CURRENT_OWNER.with(|c| c.set(self.owner.load(Relaxed)));
-        let mut g = DomainGuard { g: Some(g), held };
+        let mut g = DomainGuard {
+            g: Some(g),
+            d: self,
+            offer: true,
+            held,
+        };
         let now = sys::fork_generation();
         if self.generation.load(Relaxed) != now {
             self.left_behind(&mut g);
@@ -755,7 +853,7 @@ impl Domain {
         };
         let waker = self.lead_waker();
         let id = g.register(interest, Wake::Fd(waker));
-        g.set_leader(Some((id, until)), &self.leading);
+        g.set_leader(Some((id, until)), &self.leading, &self.offered);
         let mut fds = Vec::with_capacity(4);
         if waker >= 0 {
             fds.push(sys::PollFd {
@@ -782,12 +880,14 @@ impl Domain {
         if waker >= 0 {
             sys::eventfd_drain(waker);
         }
-        g.set_leader(None, &self.leading);
-        g.unregister(id);
         let now = Instant::now();
         let was = g.held.relabel("domain: tick (leader)");
+        // Still the leader while it handles what the poll found (the tick delivers with the
+        // lock released): a thread woken by this tick parks again instead of taking over.
         g.tick(now);
         g.held.relabel(was);
+        g.set_leader(None, &self.leading, &self.offered);
+        g.unregister(id);
         // Leadership passes on when this thread releases the lock without waiting again
         // (`wake` with handover, from the guard's Drop).
         deadline.is_none_or(|d| now < d)

@@ -355,17 +355,60 @@ impl Ssl {
         if !(will_block && self.domain().is_polled()) {
             self.locked("domain: tick (by a call)").tick(Instant::now());
         }
+        // This thread took an offer to lead from a thread that stopped polling (`park`).
+        let mut took = false;
         loop {
-            let (r, seen) = self.conn_try(&cell, purpose, &mut f);
+            let (r, seen) = {
+                domain::set_current_owner(self.domain().owner.load(Relaxed));
+                let mut c = cell.lock(purpose);
+                if c.gone {
+                    drop(c);
+                    if took {
+                        self.domain().pass_lead();
+                    }
+                    return Err(closed_error(None));
+                }
+                let r = f(&mut c);
+                let drove = c.take_dirty();
+                if drove {
+                    cell.drive(&mut c, Instant::now());
+                }
+                match r {
+                    // Blocked, and nothing of this call's own is left to hand on (what a
+                    // drive queued is sent, and served, after the lock is released): while
+                    // another thread polls the network, sleep on the connection itself.
+                    Err(e) if e.is_would_block() && will_block && !drove => {
+                        // Parking means another thread leads: this one answers for
+                        // leadership again only if it takes an offer.
+                        let was = std::mem::take(&mut took);
+                        if self.domain().park(&cell, &mut c, &mut took) {
+                            drop(c);
+                            self.after_conn(&cell);
+                            continue;
+                        }
+                        took |= was;
+                        (Err(e), cell.epoch.load(std::sync::atomic::Ordering::SeqCst))
+                    }
+                    r => (r, cell.epoch.load(std::sync::atomic::Ordering::SeqCst)),
+                }
+            };
+            self.after_conn(&cell);
             match r {
                 Err(e) if e.is_would_block() && will_block => {}
                 r => {
                     self.bump_epoch();
+                    if took {
+                        self.domain().pass_lead();
+                    }
                     return r;
                 }
             }
+            // No thread polls the network (or this call's drive has output to send first):
+            // wait through the domain, which makes this thread the poller; it then answers
+            // for handing leadership on when its call completes.
             let interest = self.interest(incoming);
             self.domain().wait_conn(interest, &cell.epoch, seen, None);
+            took = true;
         }
     }
 

@@ -200,6 +200,15 @@ guide_pair() {
             t="guide-$srv-$sb--$cli-$cb"
             have "$O/$sb/$srv" "$t" || continue
             have "$O/$cb/$cli" "$t" || continue
+            # quic-server-non-block echoes only what arrived by its first SSL_read that leaves
+            # SSL_has_pending at 0, and the non-blocking client writes its request in five
+            # SSL_write calls: when they travel in separate packets the echo is a prefix. That
+            # happens with OpenSSL's own server and client too (2 of 24 pairs in one trial),
+            # so this pair gets up to 5 runs and must answer exactly in one of them; a library
+            # that always cut the request short still fails.
+            tries=1
+            [ "$srv" = quic-server-non-block ] && tries=5
+            while :; do
             port=$(free_port "$proto")
             if [ "$proto" = udp ]; then
                 stdbuf -o0 timeout -k 2 60 "$O/$sb/$srv" "$port" "$C/chain.pem" "$C/key.pem" >"$L/$t.server" 2>&1 &
@@ -212,7 +221,7 @@ guide_pair() {
             if ! wait_bound "$proto" "$port" "$spid"; then
                 fail "$t" "server did not bind port $port: $(tail -n 2 "$L/$t.server" | tr '\n' ' ')"
                 stop_server "$spid"
-                continue
+                continue 2
             fi
             # The TLS echo pair never ends by design: the server echoes until the client
             # closes, the client reads until the server closes. So the TLS client gets a
@@ -222,6 +231,13 @@ guide_pair() {
             SSL_CERT_FILE="$C/ca.pem" timeout -k 2 "$lim" stdbuf -o0 "$O/$cb/$cli" localhost "$port" >"$L/$t.out" 2>"$L/$t.err"
             rc=$?
             stop_server "$spid"
+            tries=$((tries - 1))
+            if [ "$proto" = udp ] && [ $tries -gt 0 ] && ! { [ $rc = 0 ] && cmp -s "$L/$t.out" "$expect"; }; then
+                echo "retry $t: the echo was cut short ($(wc -c <"$L/$t.out") bytes)" >>"$L/guide-retries"
+                continue
+            fi
+            break
+            done
             if [ "$proto" = udp ]; then
                 if [ $rc = 0 ] && cmp -s "$L/$t.out" "$expect"; then
                     pass "$t"
