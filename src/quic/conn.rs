@@ -340,10 +340,21 @@ impl ConnCell {
         if !c.endpoint_events.is_empty() || c.drained && !c.forgotten {
             self.needs_endpoint.store(true, SeqCst);
         }
+        self.announce(c, &notes);
+    }
+
+    /// Publishes what changed on the connection (held as `_c`): its parked threads are woken,
+    /// and the news wait in the link for the domain's waiters.
+    pub fn announce(&self, _c: &mut ConnState, notes: &[(ConnId, Note)]) {
         if !notes.is_empty() && self.parked.load(SeqCst) > 0 {
             self.cv.notify_all();
         }
-        self.link.note(&notes);
+        self.link.note(notes);
+    }
+
+    /// Threads parked on the connection now.
+    pub fn parked(&self) -> usize {
+        self.parked.load(SeqCst)
     }
 
     /// Fires the connection's timer if `at` is still its deadline and it is due.

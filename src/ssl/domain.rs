@@ -961,3 +961,250 @@ pub fn not_pollable() -> Error {
          datagram pair)",
     )
 }
+
+/// The waiting and hand-over logic on its own: parking on a connection, leadership offered
+/// and passed on, the epoch check that closes the gap before registering, and which waiters
+/// a connection's news wake. Threads here wait for each other's steps by polling atomics
+/// with a 10 s bound, never by sleeping.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ssl::ctx::{Method, SslCtx, VerifyResult};
+    use std::sync::mpsc;
+
+    /// A client domain with `n` connections that have not reached any peer.
+    fn conns(n: usize) -> (Arc<Domain>, Vec<Arc<ConnCell>>) {
+        let d = Domain::new(Engine::new(None), 0);
+        let ctx = SslCtx::new(Method::QuicClient);
+        let mut cells = Vec::new();
+        for _ in 0..n {
+            let cfg = ctx
+                .client_config(
+                    Some(vec![b"hq".to_vec()]),
+                    Arc::new(VerifyResult::default()),
+                )
+                .expect("client config");
+            let mut g = d.lock("test");
+            let e = &mut g.port(0).engine;
+            let id = e
+                .connect(
+                    Instant::now(),
+                    cfg,
+                    "127.0.0.1:4433".parse().expect("address"),
+                    "localhost",
+                )
+                .expect("connect");
+            cells.push(e.cell(id).expect("cell"));
+        }
+        (d, cells)
+    }
+
+    /// Waits (bounded) until another thread's step shows in `cond`.
+    fn until(what: &str, cond: impl Fn() -> bool) {
+        let end = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < end, "timed out waiting for {what}");
+            std::thread::yield_now();
+        }
+    }
+
+    /// A thread that parks on `cell` until `done` is set (checked under the connection's
+    /// lock) or it takes an offer of leadership; sends whether it took one.
+    fn parker(
+        d: &Arc<Domain>,
+        cell: &Arc<ConnCell>,
+        done: &Arc<AtomicBool>,
+    ) -> mpsc::Receiver<bool> {
+        let (tx, rx) = mpsc::channel();
+        let (d, cell, done) = (d.clone(), cell.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut g = cell.lock("test: parker");
+            let mut took = false;
+            while !done.load(SeqCst) && !took {
+                if !d.park(&cell, &mut g, &mut took) {
+                    break;
+                }
+            }
+            drop(g);
+            let _ = tx.send(took);
+        });
+        rx
+    }
+
+    fn result(rx: &mpsc::Receiver<bool>, what: &str) -> bool {
+        rx.recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("{what}: the parked thread did not return"))
+    }
+
+    #[test]
+    fn park_returns_at_once_when_no_thread_polls() {
+        let (d, cells) = conns(1);
+        let mut g = cells[0].lock("test");
+        let mut took = false;
+        assert!(
+            !d.park(&cells[0], &mut g, &mut took),
+            "parked with no poller"
+        );
+        assert!(!took);
+        assert_eq!(d.parked_count.load(SeqCst), 0);
+        assert!(d.parked.lock().is_empty(), "left in the parked list");
+    }
+
+    #[test]
+    fn news_of_a_connection_wake_its_parked_thread() {
+        let (d, cells) = conns(2);
+        d.leading.store(true, SeqCst);
+        let done = Arc::new(AtomicBool::new(false));
+        let rx = parker(&d, &cells[0], &done);
+        until("the thread to park", || cells[0].parked() == 1);
+        // News of another connection wake no one here.
+        {
+            let mut c = cells[1].lock("test");
+            cells[1].announce(&mut c, &[(cells[1].id, Note::State)]);
+        }
+        assert!(rx.try_recv().is_err(), "woken by another connection's news");
+        {
+            let mut c = cells[0].lock("test");
+            done.store(true, SeqCst);
+            cells[0].announce(&mut c, &[(cells[0].id, Note::State)]);
+        }
+        assert!(!result(&rx, "news"), "took leadership that was not offered");
+        assert_eq!(d.parked_count.load(SeqCst), 0);
+    }
+
+    #[test]
+    fn a_leaving_poller_offers_leadership_once_and_it_is_passed_on() {
+        let (d, cells) = conns(2);
+        d.leading.store(true, SeqCst);
+        let never = Arc::new(AtomicBool::new(false));
+        let first = parker(&d, &cells[0], &never);
+        until("one parked thread", || d.parked_count.load(SeqCst) == 1);
+        let second = parker(&d, &cells[1], &never);
+        until("two parked threads", || d.parked_count.load(SeqCst) == 2);
+        // The poller leaves: one thread is offered leadership, the offer stays open (a second
+        // offer wakes no one) until taken.
+        d.leading.store(false, SeqCst);
+        d.offer_lead();
+        d.offer_lead();
+        assert!(
+            result(&first, "offer"),
+            "the first parked thread did not take the offer"
+        );
+        assert!(
+            !d.offered.load(SeqCst),
+            "the offer was taken but is still open"
+        );
+        assert!(
+            second.try_recv().is_err(),
+            "two threads were offered leadership"
+        );
+        assert_eq!(cells[1].parked(), 1);
+        // The taker's call completed without leading: it passes the offer on.
+        d.pass_lead();
+        assert!(
+            result(&second, "passed offer"),
+            "the offer was not passed on"
+        );
+        assert_eq!(d.parked_count.load(SeqCst), 0);
+    }
+
+    #[test]
+    fn a_new_leader_withdraws_an_offer_not_taken() {
+        let (d, cells) = conns(1);
+        let mut g = d.lock("test");
+        d.offered.store(true, SeqCst);
+        g.set_leader(Some((7, None)), &d.leading, &d.offered);
+        assert!(d.is_polled());
+        assert!(!d.offered.load(SeqCst), "an offer survived a new leader");
+        g.set_leader(None, &d.leading, &d.offered);
+        drop(g);
+        // With no one parked, releasing the lock offers nothing.
+        assert!(!d.offered.load(SeqCst));
+        assert_eq!(cells[0].parked(), 0);
+    }
+
+    #[test]
+    fn a_change_before_registering_is_not_slept_through() {
+        let (d, cells) = conns(1);
+        let cell = &cells[0];
+        // The new connection's first drive: afterwards its next timer is its first probe,
+        // about a second away (quinn's initial RTT estimate), so a wait until a deadline
+        // 50 ms away could only end by timing out.
+        d.lock("test").tick(Instant::now());
+        assert!(
+            d.lock("test")
+                .next_deadline(Instant::now())
+                .is_some_and(|t| t > Instant::now() + Duration::from_millis(100)),
+            "the connection has work or a timer due soon"
+        );
+        let seen = cell.epoch.load(SeqCst);
+        // Changed after the caller checked, before it registered: it must not sleep.
+        cell.bump();
+        let woke = d.wait_conn(
+            Interest::Conn(0, cell.id),
+            &cell.epoch,
+            seen,
+            Some(Instant::now() + Duration::from_millis(50)),
+        );
+        assert!(woke, "slept through a change made before registering");
+        assert_eq!(d.waiting.load(SeqCst), 0, "waiter count left raised");
+    }
+
+    #[test]
+    fn news_wake_only_the_waiters_they_concern() {
+        let (d, cells) = conns(2);
+        let (a, b) = (cells[0].id, cells[1].id);
+        let s = quinn_proto::StreamId::new(quinn_proto::Side::Client, quinn_proto::Dir::Bi, 0);
+        let other = quinn_proto::StreamId::new(quinn_proto::Side::Client, quinn_proto::Dir::Bi, 1);
+        let interests = [
+            Interest::Conn(0, a),
+            Interest::Stream(0, a, s),
+            Interest::Stream(0, a, other),
+            Interest::Incoming(0, a),
+            Interest::Accept(0),
+            Interest::Conn(0, b),
+            Interest::Any,
+        ];
+        let cases: [(Note, [bool; 7]); 3] = [
+            (
+                Note::Stream(s),
+                [true, true, false, false, false, false, true],
+            ),
+            (
+                Note::Incoming,
+                [true, false, false, true, false, false, true],
+            ),
+            (Note::State, [true, true, true, true, false, false, true]),
+        ];
+        for (note, want) in cases {
+            let mut g = d.lock("test");
+            let ids: Vec<u64> = interests
+                .iter()
+                .map(|&i| g.register(i, Wake::Fd(-1)))
+                .collect();
+            {
+                let mut c = cells[0].lock("test");
+                cells[0].announce(&mut c, &[(a, note)]);
+            }
+            g.wake(false);
+            let got: Vec<bool> = ids.iter().map(|&id| g.woken(id)).collect();
+            assert_eq!(got, want, "{note:?}: woken {interests:?}");
+            for id in ids {
+                g.unregister(id);
+            }
+        }
+    }
+
+    #[test]
+    fn news_without_waiters_only_count_as_activity() {
+        let (d, cells) = conns(1);
+        let before = d.activity.load(SeqCst);
+        {
+            let mut c = cells[0].lock("test");
+            cells[0].announce(&mut c, &[(cells[0].id, Note::State)]);
+        }
+        d.notify(&cells[0].link);
+        assert!(!cells[0].link.has_news(), "news kept with no one waiting");
+        assert_eq!(d.activity.load(SeqCst), before + 1);
+    }
+}
