@@ -1259,13 +1259,16 @@ struct Read {
 /// Reads up to `max` bytes in order; reports FIN and a peer reset.
 fn read(e: &mut Engine, ch: Ch, id: StreamId, max: usize) -> Read {
     let mut out = Read::default();
-    let (_, end, transmit) = conn(e, ch).recv(id, max, |b| out.data.extend_from_slice(b));
+    let (_, end, _) = conn(e, ch).recv(id, max, |b| out.data.extend_from_slice(b));
     match end {
         Some(RecvEnd::Fin) => out.fin = true,
         Some(RecvEnd::Reset(code)) => out.reset = Some(code),
         _ => {}
     }
-    if transmit || !out.data.is_empty() || out.fin || out.reset.is_some() {
+    // Not on quinn's "transmit" alone: it answers that again for a credit update it has
+    // queued but could not send yet (pacing), and marking on it would keep the connection busy
+    // at a standstill of the simulated clock. The engine sends it when the pacing timer fires.
+    if !out.data.is_empty() || out.fin || out.reset.is_some() {
         e.mark(ch);
     }
     out
@@ -1347,4 +1350,44 @@ impl Inbox {
     fn finished(&self) -> usize {
         self.streams.values().filter(|s| s.fin).count()
     }
+}
+
+/// The object model reads a connection between drives (under the connection's lock only), so
+/// quinn's state must never be ahead of what a drive made of it. A peer's CONNECTION_CLOSE
+/// handed to the engine leaves the connection closed *and* its loss recorded by the time the
+/// engine returns. Before the fix the datagram was only handed to quinn, the drive came at the
+/// next `process`: a DDD demo thread saw "closed" from SSL_poll and no close info.
+#[test]
+fn a_received_close_is_recorded_when_the_datagram_is_handled() {
+    let mut p = Pair::new(Link::delay_ms(5), false, 11);
+    let (cch, sch, _) = p.handshake();
+    let now = p.now;
+    p.client
+        .conn_mut(cch)
+        .unwrap()
+        .close(now, VarInt::from_u32(7), Bytes::from_static(b"bye"));
+    p.client.mark(cch);
+    p.client.process(now);
+    p.flush();
+    let mut closed = false;
+    for _ in 0..100 {
+        let Some(at) = p.net.next_at() else { break };
+        p.now = at;
+        for d in p.net.pop_due(at) {
+            if d.dst != server_addr() {
+                continue;
+            }
+            p.server
+                .handle_datagram(p.now, d.src, Some(d.dst.ip()), &d.data);
+            let c = p.server.conn(sch).expect("server connection");
+            if c.is_closed() {
+                assert!(c.lost.is_some(), "closed, but the loss is not recorded yet");
+                closed = true;
+            }
+        }
+        if closed {
+            break;
+        }
+    }
+    assert!(closed, "the server never saw the client's close");
 }

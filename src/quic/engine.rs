@@ -521,8 +521,30 @@ impl Engine {
         data: &[u8],
     ) {
         if let Some((cell, ev)) = self.route_datagram(now, remote, local_ip, data) {
-            cell.lock("conn: datagram").handle_event(ev);
-            cell.mark();
+            self.deliver(now, &cell, ev);
+        }
+    }
+
+    /// Feeds a routed datagram to its connection and drives it, in one hold of its lock: an
+    /// application call never sees quinn's state ahead of what a drive made of it (a closed
+    /// connection whose loss is not recorded yet).
+    pub fn deliver(
+        &mut self,
+        now: Instant,
+        cell: &Arc<ConnCell>,
+        ev: quinn_proto::ConnectionEvent,
+    ) {
+        cell.unqueue();
+        let mut c = cell.lock("conn: datagram");
+        if c.gone {
+            return;
+        }
+        c.handle_event(ev);
+        self.drive_locked(now, cell, &mut c);
+        let forget = c.drained && !c.held;
+        drop(c);
+        if forget {
+            self.conns.remove(&cell.id);
         }
     }
 
@@ -654,9 +676,17 @@ impl Engine {
             if !cell.timer_is(at) {
                 continue; // stale heap entry: the timer moved since
             }
-            let fired = cell.fire_timer(&mut cell.lock("conn: timer"), at, now);
-            if fired {
-                self.drive_cell(now, &cell);
+            // Fired and driven in one hold of the connection's lock (see `deliver`).
+            let mut c = cell.lock("conn: timer");
+            if c.gone || !cell.fire_timer(&mut c, at, now) {
+                continue;
+            }
+            cell.unqueue();
+            self.drive_locked(now, &cell, &mut c);
+            let forget = c.drained && !c.held;
+            drop(c);
+            if forget {
+                self.conns.remove(&cell.id);
             }
         }
     }
@@ -686,16 +716,21 @@ impl Engine {
         if c.gone {
             return;
         }
-        loop {
-            cell.drive(&mut c, now);
-            if !self.serve_locked(cell, &mut c) {
-                break;
-            }
-        }
+        self.drive_locked(now, cell, &mut c);
         let forget = c.drained && !c.held;
         drop(c);
         if forget {
             self.conns.remove(&cell.id);
+        }
+    }
+
+    /// Drives a locked connection until what it asks of the endpoint is answered.
+    fn drive_locked(&mut self, now: Instant, cell: &ConnCell, c: &mut ConnState) {
+        loop {
+            cell.drive(c, now);
+            if !self.serve_locked(cell, c) {
+                break;
+            }
         }
     }
 

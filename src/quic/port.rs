@@ -340,8 +340,7 @@ impl Port {
         for _ in 0..RX_ROUNDS {
             let n = job.recv();
             for (cell, ev) in self.rx_route(&job, n, now) {
-                cell.lock("conn: datagram").handle_event(ev);
-                cell.mark();
+                self.engine.deliver(now, &cell, ev);
             }
             if n < RX_BATCH {
                 break;
@@ -515,30 +514,29 @@ impl Port {
     }
 }
 
-/// Delivers routed datagrams, each under its connection's lock and in order, then drives
-/// each connection they reached once. Connections whose drive left something for the
-/// endpoint are added to `left`.
+/// Delivers routed datagrams in order, then drives each connection they reached, in one hold
+/// of its lock per connection (an application call never sees quinn's state ahead of what a
+/// drive made of it: a closed connection whose loss is not recorded yet). Connections whose
+/// drive left something for the endpoint are added to `left`.
 pub fn deliver(
     routed: Vec<(Arc<ConnCell>, ConnectionEvent)>,
     left: &mut Vec<Arc<ConnCell>>,
     now: Instant,
 ) {
-    let mut reached: Vec<Arc<ConnCell>> = Vec::new();
+    let mut by_conn: Vec<(Arc<ConnCell>, Vec<ConnectionEvent>)> = Vec::new();
     for (cell, ev) in routed {
-        let mut c = cell.lock("conn: datagram");
-        if c.gone {
-            continue;
-        }
-        c.handle_event(ev);
-        drop(c);
-        if !reached.iter().any(|r| Arc::ptr_eq(r, &cell)) {
-            reached.push(cell);
+        match by_conn.iter_mut().find(|(c, _)| Arc::ptr_eq(c, &cell)) {
+            Some((_, evs)) => evs.push(ev),
+            None => by_conn.push((cell, vec![ev])),
         }
     }
-    for cell in reached {
-        let mut c = cell.lock("conn: drive (datagrams)");
+    for (cell, evs) in by_conn {
+        let mut c = cell.lock("conn: datagrams");
         if c.gone {
             continue;
+        }
+        for ev in evs {
+            c.handle_event(ev);
         }
         cell.drive(&mut c, now);
         drop(c);
