@@ -26,7 +26,9 @@ use quinn_proto::{
 use super::engine::{ConnId, Note, Out};
 use super::port::SendQueue;
 use super::transport::{self, Closing};
-use crate::sync::{Asked, Condvar, Held, Mutex, MutexGuard, atomic_objects};
+use crate::sync::{
+    Asked, Condvar, Held, Mutex, MutexGuard, atomic_objects, happens_after, happens_before,
+};
 
 /// Most datagrams one connection may emit per poll (GSO batch size for quinn), and most polls
 /// per drive.
@@ -172,6 +174,24 @@ pub struct ConnCell {
 pub struct ConnGuard<'a> {
     g: MutexGuard<'a, ConnState>,
     _held: Held,
+    cell: &'a ConnCell,
+}
+
+impl Drop for ConnGuard<'_> {
+    /// Whatever this thread did under the lock happens before the cell is freed, on
+    /// whichever thread lets go of it last (see `ConnCell`'s Drop).
+    fn drop(&mut self) {
+        happens_before(self.cell);
+    }
+}
+
+impl Drop for ConnCell {
+    /// The last `Arc` may be let go on any thread (the endpoint's map, an object, a thread
+    /// handing leadership on): its decrements are ordered by an Acquire fence in std, which
+    /// the race detectors do not see, so the unlocks that published the state are named here.
+    fn drop(&mut self) {
+        happens_after(self);
+    }
 }
 
 impl std::ops::Deref for ConnGuard<'_> {
@@ -228,6 +248,7 @@ impl ConnCell {
         ConnGuard {
             g,
             _held: Held::begin(purpose, asked),
+            cell: self,
         }
     }
 
