@@ -36,7 +36,7 @@ use quinn_proto::{Dir, Side, StreamId, VarInt};
 use crate::bio::Bio;
 pub use crate::consts::*;
 use crate::error::*;
-use crate::quic::conn::{ConnCell, ConnState, RecvEnd, SendError};
+use crate::quic::conn::{ConnCell, ConnGuard, ConnState, RecvEnd, SendError};
 use crate::quic::engine::Engine;
 use crate::quic::port::{Port, UNADDRESSED_PEER};
 pub use connection::ConnObj;
@@ -358,52 +358,39 @@ impl Ssl {
         // This thread took an offer to lead from a thread that stopped polling (`park`).
         let mut took = false;
         loop {
-            let (r, seen) = {
-                domain::set_current_owner(self.domain().owner.load(Relaxed));
-                let mut c = cell.lock(purpose);
-                if c.gone {
-                    drop(c);
-                    if took {
-                        self.domain().pass_lead();
-                    }
-                    return Err(closed_error(None));
+            let Some(mut c) = self.enter(&cell, purpose) else {
+                if took {
+                    self.domain().pass_lead();
                 }
-                let r = f(&mut c);
-                let drove = c.take_dirty();
-                if drove {
-                    cell.drive(&mut c, Instant::now());
-                }
-                match r {
-                    // Blocked, and nothing of this call's own is left to hand on (what a
-                    // drive queued is sent, and served, after the lock is released): while
-                    // another thread polls the network, sleep on the connection itself.
-                    Err(e) if e.is_would_block() && will_block && !drove => {
-                        // Parking means another thread leads: this one answers for
-                        // leadership again only if it takes an offer.
-                        let was = std::mem::take(&mut took);
-                        if self.domain().park(&cell, &mut c, &mut took) {
-                            drop(c);
-                            self.after_conn(&cell);
-                            continue;
-                        }
-                        took |= was;
-                        (Err(e), cell.epoch.load(std::sync::atomic::Ordering::SeqCst))
-                    }
-                    r => (r, cell.epoch.load(std::sync::atomic::Ordering::SeqCst)),
-                }
+                return Err(closed_error(None));
             };
-            self.after_conn(&cell);
-            match r {
-                Err(e) if e.is_would_block() && will_block => {}
-                r => {
-                    self.bump_epoch();
-                    if took {
-                        self.domain().pass_lead();
-                    }
-                    return r;
+            let r = f(&mut c);
+            let drove = Self::settle(&cell, &mut c);
+            let blocked = will_block && matches!(&r, Err(e) if e.is_would_block());
+            // Blocked, and nothing of this call's own to hand on (what a drive queued is sent
+            // and served once the lock is released): while another thread polls the
+            // network, sleep on the connection itself. Parking means another thread leads:
+            // this one answers for leadership again only if it takes an offer.
+            if blocked && !drove {
+                let was = std::mem::take(&mut took);
+                if self.domain().park(&cell, &mut c, &mut took) {
+                    continue;
                 }
+                took |= was;
             }
-            // No thread polls the network (or this call's drive has output to send first):
+            let seen = cell.epoch.load(std::sync::atomic::Ordering::SeqCst);
+            drop(c);
+            if drove {
+                self.after_conn(&cell);
+            }
+            if !blocked {
+                self.bump_epoch();
+                if took {
+                    self.domain().pass_lead();
+                }
+                return r;
+            }
+            // No thread polls the network (or this call's drive had output to send first):
             // wait through the domain, which makes this thread the poller; it then answers
             // for handing leadership on when its call completes.
             let interest = self.interest(incoming);
@@ -412,29 +399,43 @@ impl Ssl {
         }
     }
 
-    /// One try of an operation on the locked connection; drives the connection if the
-    /// operation changed it, then (unlocked) serves what the drive left for the endpoint and
-    /// wakes waiters. Returns the result and the connection's epoch as `f` left it.
+    /// One try of an operation on the locked connection (see `enter` and `settle`).
+    /// Returns the result and the connection's epoch as the try left it.
     fn conn_try<T>(
         &self,
         cell: &Arc<ConnCell>,
         purpose: &'static str,
         f: &mut impl FnMut(&mut ConnState) -> Result<T>,
     ) -> (Result<T>, u64) {
-        let (r, seen) = {
-            domain::set_current_owner(self.domain().owner.load(Relaxed));
-            let mut c = cell.lock(purpose);
-            if c.gone {
-                return (Err(closed_error(None)), 0);
-            }
-            let r = f(&mut c);
-            if c.take_dirty() {
-                cell.drive(&mut c, Instant::now());
-            }
-            (r, cell.epoch.load(std::sync::atomic::Ordering::SeqCst))
+        let Some(mut c) = self.enter(cell, purpose) else {
+            return (Err(closed_error(None)), 0);
         };
-        self.after_conn(cell);
+        let r = f(&mut c);
+        let drove = Self::settle(cell, &mut c);
+        let seen = cell.epoch.load(std::sync::atomic::Ordering::SeqCst);
+        drop(c);
+        if drove {
+            self.after_conn(cell);
+        }
         (r, seen)
+    }
+
+    /// Locks the object's connection for a call (callbacks the call's drive runs name this
+    /// object's domain owner); None if this process no longer serves it (fork).
+    fn enter<'c>(&self, cell: &'c ConnCell, purpose: &'static str) -> Option<ConnGuard<'c>> {
+        domain::set_current_owner(self.domain().owner.load(Relaxed));
+        let c = cell.lock(purpose);
+        (!c.gone).then_some(c)
+    }
+
+    /// Drives the connection if the call changed it, before its lock is let go; true if it
+    /// did (the caller then runs `after_conn` once the lock is released).
+    fn settle(cell: &ConnCell, c: &mut ConnGuard<'_>) -> bool {
+        let drove = c.take_dirty();
+        if drove {
+            cell.drive(c, Instant::now());
+        }
+        drove
     }
 
     /// After a connection was driven under its own lock (released now): the endpoint
@@ -456,20 +457,13 @@ impl Ssl {
         f: impl FnOnce(&mut ConnState) -> R,
     ) -> Option<R> {
         let cell = self.cell()?.clone();
-        let r = {
-            domain::set_current_owner(self.domain().owner.load(Relaxed));
-            let mut c = cell.lock(purpose);
-            if c.gone {
-                return None;
-            }
-            let r = f(&mut c);
-            if !c.take_dirty() {
-                return Some(r);
-            }
-            cell.drive(&mut c, Instant::now());
-            r
-        };
-        self.after_conn(&cell);
+        let mut c = self.enter(&cell, purpose)?;
+        let r = f(&mut c);
+        let drove = Self::settle(&cell, &mut c);
+        drop(c);
+        if drove {
+            self.after_conn(&cell);
+        }
         Some(r)
     }
 
