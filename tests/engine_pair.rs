@@ -496,7 +496,7 @@ fn flow_control_with_slow_reader() {
         }
         if p.now >= next_read {
             if sid.is_none() {
-                sid = p.server.conn_mut(sch).unwrap().incoming.pop_front();
+                sid = p.server.conn(sch).unwrap().incoming.pop_front();
             }
             if let Some(s) = sid {
                 assert_eq!(s, id);
@@ -657,7 +657,7 @@ fn shutdown_with_application_code() {
         };
         let now = p.now;
         let e = p.engine(closer);
-        e.conn_mut(ch)
+        e.conn(ch)
             .unwrap()
             .close(now, VarInt::from_u32(code), Bytes::from_static(b"bye"));
         e.mark(ch);
@@ -1216,7 +1216,7 @@ impl Pair {
 // ---------------------------------------------------------------------------------------------
 
 fn conn(e: &mut Engine, ch: Ch) -> ConnGuard<'_> {
-    e.conn_mut(ch).expect("connection gone")
+    e.conn(ch).expect("connection gone")
 }
 
 fn write(e: &mut Engine, ch: Ch, id: StreamId, data: &[u8]) -> Result<usize, SendError> {
@@ -1363,7 +1363,7 @@ fn a_received_close_is_recorded_when_the_datagram_is_handled() {
     let (cch, sch, _) = p.handshake();
     let now = p.now;
     p.client
-        .conn_mut(cch)
+        .conn(cch)
         .unwrap()
         .close(now, VarInt::from_u32(7), Bytes::from_static(b"bye"));
     p.client.mark(cch);

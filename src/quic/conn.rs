@@ -97,13 +97,12 @@ impl Link {
         self.has_news.load(SeqCst)
     }
 
-    /// Hands the news to `f` and forgets them.
-    pub fn take_news(&self, f: impl FnOnce(&[(ConnId, Note)])) {
+    /// Takes the news (empty, without locking, when there are none).
+    pub fn take_news(&self) -> Vec<(ConnId, Note)> {
         if !self.has_news.swap(false, SeqCst) {
-            return;
+            return Vec::new();
         }
-        let list = std::mem::take(&mut *self.news.lock());
-        f(&list);
+        std::mem::take(&mut *self.news.lock())
     }
 
     /// Queues connection `id` for the endpoint lock's holder to drive.
@@ -118,6 +117,11 @@ impl Link {
     /// Marks output as queued for sending after the locks are released.
     pub fn set_pending(&self) {
         self.pending.store(true, SeqCst);
+    }
+
+    /// Whether output waits for `send_pending`.
+    pub fn has_pending(&self) -> bool {
+        self.pending.load(SeqCst)
     }
 
     /// Sends what is queued, if anything is (call with no connection lock held).
@@ -154,7 +158,9 @@ pub struct ConnCell {
     /// checked has moved.
     pub epoch: Arc<AtomicU64>,
     pub link: Arc<Link>,
-    /// The deadline last published in the link's timer heap (`timer_code`; 0: none).
+    /// The connection's deadline, as last published in the link's timer heap (`timer_code`;
+    /// 0: none): changed under the connection's lock, read without it to skip stale heap
+    /// entries.
     timer: AtomicU64,
     /// On the link's work list.
     queued: AtomicBool,
@@ -312,7 +318,9 @@ impl ConnCell {
     pub fn drive(&self, c: &mut ConnState, now: Instant) {
         self.bump();
         self.link.conn_ticks.fetch_add(1, Relaxed);
-        let mut notes: Vec<(ConnId, Note)> = Vec::new();
+        // The connection's own list, kept from drive to drive: no allocation per drive.
+        let mut notes = std::mem::take(&mut c.notes);
+        notes.clear();
         let id = self.id;
         loop {
             let mut progressed = false;
@@ -344,15 +352,13 @@ impl ConnCell {
         };
         if c.q.is_drained() && !c.drained {
             c.drained = true;
-            c.timer = None;
             notes.push((id, Note::State));
         }
         if c.drained {
-            c.timer = None;
             self.timer.store(0, Relaxed);
             self.dead.store(true, SeqCst);
-        } else if t != c.timer {
-            c.timer = t;
+        } else if timer_code(t) != self.timer.load(Relaxed) {
+            // Changed only under the connection's lock, which is held.
             self.timer.store(timer_code(t), Relaxed);
             if let Some(at) = t {
                 self.link.timers.lock().push(Reverse((at, id)));
@@ -362,6 +368,7 @@ impl ConnCell {
             self.needs_endpoint.store(true, SeqCst);
         }
         self.announce(c, &notes);
+        c.notes = notes;
     }
 
     /// Publishes what changed on the connection (held as `_c`): its parked threads are woken,
@@ -380,10 +387,9 @@ impl ConnCell {
 
     /// Fires the connection's timer if `at` is still its deadline and it is due.
     pub(super) fn fire_timer(&self, c: &mut ConnState, at: Instant, now: Instant) -> bool {
-        if c.timer != Some(at) || c.drained {
+        if !self.timer_is(at) || c.drained {
             return false;
         }
-        c.timer = None;
         self.timer.store(0, Relaxed);
         if c.nudge.is_some_and(|t| t <= now) {
             c.nudge = None;
@@ -413,9 +419,10 @@ pub struct ConnState {
     pub gone: bool,
     /// An application object (SSL *) refers to this connection.
     pub held: bool,
-    pub(super) timer: Option<Instant>,
     /// quinn's endpoint events, for the endpoint lock's holder.
     pub(super) endpoint_events: Vec<EndpointEvent>,
+    /// What the last drive changed for the application (`ConnCell::drive`'s scratch list).
+    notes: Vec<(ConnId, Note)>,
     /// A call changed quinn's state (data written or read, a stream opened, reset, stopped
     /// or finished, the connection closed): it must be driven before the lock is let go.
     dirty: bool,
@@ -475,8 +482,8 @@ impl ConnState {
             forgotten: false,
             gone: false,
             held,
-            timer: None,
             endpoint_events: Vec::new(),
+            notes: Vec::new(),
             dirty: false,
             connected: false,
             lost: None,

@@ -265,7 +265,6 @@ impl Engine {
             let mut c = cell.lock("conn: let go (fork)");
             c.gone = true;
             c.forgotten = true;
-            c.timer = None;
             c.drained
         };
         cell.set_dead();
@@ -354,10 +353,6 @@ impl Engine {
         self.conns.get(&id).map(|c| c.lock("conn: engine look-up"))
     }
 
-    pub fn conn_mut(&self, id: ConnId) -> Option<ConnGuard<'_>> {
-        self.conn(id)
-    }
-
     /// Opens a local stream on connection `id` if stream credit allows, and puts the
     /// connection on the work list (for engine-level users; objects use `ConnState`).
     pub fn open_stream(&mut self, id: ConnId, dir: quinn_proto::Dir) -> Option<StreamId> {
@@ -408,24 +403,10 @@ impl Engine {
         self.link.declare_atomics();
     }
 
-    /// Hands what changed for the application since the last call to `f`: the connections
-    /// touched (with what) and whether a connection joined the accept queue.
-    pub fn take_news(&mut self, f: impl FnOnce(&[(ConnId, Note)], bool)) {
-        let accepted = std::mem::take(&mut self.accepted);
-        if !accepted && !self.link.has_news() {
-            return;
-        }
-        let mut f = Some(f);
-        self.link.take_news(|list| {
-            if let Some(f) = f.take() {
-                f(list, accepted)
-            }
-        });
-        if let Some(f) = f.take()
-            && accepted
-        {
-            f(&[], true);
-        }
+    /// What changed for the application since the last call: the connections touched (with
+    /// what) and whether a connection joined the accept queue.
+    pub fn take_news(&mut self) -> (Vec<(ConnId, Note)>, bool) {
+        (self.link.take_news(), std::mem::take(&mut self.accepted))
     }
 
     /// Takes every datagram made so far and not sent: the endpoint's own, then what the
@@ -534,18 +515,10 @@ impl Engine {
         cell: &Arc<ConnCell>,
         ev: quinn_proto::ConnectionEvent,
     ) {
-        cell.unqueue();
-        let mut c = cell.lock("conn: datagram");
-        if c.gone {
-            return;
-        }
-        c.handle_event(ev);
-        self.drive_locked(now, cell, &mut c);
-        let forget = c.drained && !c.held;
-        drop(c);
-        if forget {
-            self.conns.remove(&cell.id);
-        }
+        self.drive_with(now, cell, "conn: datagram", |_, c| {
+            c.handle_event(ev);
+            true
+        });
     }
 
     /// Feeds one received datagram to the endpoint. What is for a known connection comes
@@ -677,17 +650,9 @@ impl Engine {
                 continue; // stale heap entry: the timer moved since
             }
             // Fired and driven in one hold of the connection's lock (see `deliver`).
-            let mut c = cell.lock("conn: timer");
-            if c.gone || !cell.fire_timer(&mut c, at, now) {
-                continue;
-            }
-            cell.unqueue();
-            self.drive_locked(now, &cell, &mut c);
-            let forget = c.drained && !c.held;
-            drop(c);
-            if forget {
-                self.conns.remove(&cell.id);
-            }
+            self.drive_with(now, &cell, "conn: timer", |cell, c| {
+                cell.fire_timer(c, at, now)
+            });
         }
     }
 
@@ -711,26 +676,34 @@ impl Engine {
 
     /// Drives one connection, with the endpoint at hand for what the drive asks of it.
     pub fn drive_cell(&mut self, now: Instant, cell: &Arc<ConnCell>) {
-        cell.unqueue();
-        let mut c = cell.lock("conn: drive (events)");
-        if c.gone {
+        self.drive_with(now, cell, "conn: drive (events)", |_, _| true);
+    }
+
+    /// Locks a connection this process serves, lets `first` act on it (false: nothing to
+    /// drive), then drives it until what it asks of the endpoint is answered, all in one
+    /// hold of its lock; forgets it if it drained with no object holding it.
+    fn drive_with(
+        &mut self,
+        now: Instant,
+        cell: &Arc<ConnCell>,
+        purpose: &'static str,
+        first: impl FnOnce(&ConnCell, &mut ConnState) -> bool,
+    ) {
+        let mut c = cell.lock(purpose);
+        if c.gone || !first(cell, &mut c) {
             return;
         }
-        self.drive_locked(now, cell, &mut c);
+        cell.unqueue();
+        loop {
+            cell.drive(&mut c, now);
+            if !self.serve_locked(cell, &mut c) {
+                break;
+            }
+        }
         let forget = c.drained && !c.held;
         drop(c);
         if forget {
             self.conns.remove(&cell.id);
-        }
-    }
-
-    /// Drives a locked connection until what it asks of the endpoint is answered.
-    fn drive_locked(&mut self, now: Instant, cell: &ConnCell, c: &mut ConnState) {
-        loop {
-            cell.drive(c, now);
-            if !self.serve_locked(cell, c) {
-                break;
-            }
         }
     }
 

@@ -109,9 +109,15 @@ impl DomainState {
         self.ports.get(id).unwrap_or(&self.none)
     }
 
-    /// The ports' links (send queues): whoever releases the lock sends what is queued.
+    /// The ports' links with output queued: whoever releases the lock sends it (no
+    /// allocation when there is none).
     fn links(&self) -> Vec<Arc<Link>> {
-        self.ports.iter().map(|p| p.engine.link().clone()).collect()
+        self.ports
+            .iter()
+            .map(|p| p.engine.link())
+            .filter(|l| l.has_pending())
+            .cloned()
+            .collect()
     }
 
     /// Drives connections with queued work on every port (no network input).
@@ -235,9 +241,10 @@ impl DomainState {
     fn wake(&mut self, handover: bool) {
         let mut news: Vec<PortNews> = Vec::new();
         for (pid, p) in self.ports.iter_mut().enumerate() {
-            p.engine.take_news(|touched, accepted| {
-                news.push((pid, touched.to_vec(), accepted));
-            });
+            let (touched, accepted) = p.engine.take_news();
+            if !touched.is_empty() || accepted {
+                news.push((pid, touched, accepted));
+            }
         }
         if !news.is_empty() {
             self.activity.fetch_add(1, SeqCst);
@@ -618,9 +625,9 @@ impl Domain {
             if self.waiting.load(SeqCst) > 0 {
                 drop(self.lock("domain: wake after a call"));
             } else {
-                link.take_news(|_| {
+                if !link.take_news().is_empty() {
                     self.activity.fetch_add(1, SeqCst);
-                });
+                }
             }
         }
         link.send_pending();
@@ -999,6 +1006,12 @@ mod tests {
         (d, cells)
     }
 
+    /// Publishes `note` on `cell`, as a drive that changed it does.
+    fn news(cell: &ConnCell, note: Note) {
+        let mut c = cell.lock("test");
+        cell.announce(&mut c, &[(cell.id, note)]);
+    }
+
     /// Waits (bounded) until another thread's step shows in `cond`.
     fn until(what: &str, cond: impl Fn() -> bool) {
         let end = Instant::now() + Duration::from_secs(10);
@@ -1058,10 +1071,7 @@ mod tests {
         let rx = parker(&d, &cells[0], &done);
         until("the thread to park", || cells[0].parked() == 1);
         // News of another connection wake no one here.
-        {
-            let mut c = cells[1].lock("test");
-            cells[1].announce(&mut c, &[(cells[1].id, Note::State)]);
-        }
+        news(&cells[1], Note::State);
         assert!(rx.try_recv().is_err(), "woken by another connection's news");
         {
             let mut c = cells[0].lock("test");
@@ -1081,10 +1091,15 @@ mod tests {
         until("one parked thread", || d.parked_count.load(SeqCst) == 1);
         let second = parker(&d, &cells[1], &never);
         until("two parked threads", || d.parked_count.load(SeqCst) == 2);
-        // The poller leaves: one thread is offered leadership, the offer stays open (a second
-        // offer wakes no one) until taken.
+        // The poller leaves. While an offer is open, offering again wakes no one.
         d.leading.store(false, SeqCst);
+        d.offered.store(true, SeqCst);
         d.offer_lead();
+        assert_eq!(d.parked_count.load(SeqCst), 2, "woken by a second offer");
+        assert!(d.offered.load(SeqCst));
+        // With none open, one thread is offered leadership, and the offer stays open until
+        // it is taken.
+        d.offered.store(false, SeqCst);
         d.offer_lead();
         assert!(
             result(&first, "offer"),
@@ -1182,10 +1197,7 @@ mod tests {
                 .iter()
                 .map(|&i| g.register(i, Wake::Fd(-1)))
                 .collect();
-            {
-                let mut c = cells[0].lock("test");
-                cells[0].announce(&mut c, &[(a, note)]);
-            }
+            news(&cells[0], note);
             g.wake(false);
             let got: Vec<bool> = ids.iter().map(|&id| g.woken(id)).collect();
             assert_eq!(got, want, "{note:?}: woken {interests:?}");
@@ -1199,10 +1211,7 @@ mod tests {
     fn news_without_waiters_only_count_as_activity() {
         let (d, cells) = conns(1);
         let before = d.activity.load(SeqCst);
-        {
-            let mut c = cells[0].lock("test");
-            cells[0].announce(&mut c, &[(cells[0].id, Note::State)]);
-        }
+        news(&cells[0], Note::State);
         d.notify(&cells[0].link);
         assert!(!cells[0].link.has_news(), "news kept with no one waiting");
         assert_eq!(d.activity.load(SeqCst), before + 1);
