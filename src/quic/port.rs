@@ -63,6 +63,8 @@ pub struct Port {
     released: bool,
     /// A thread is receiving for this port (`rx_begin`).
     rx_busy: bool,
+    /// The routed-datagram list, lent to each receive (`RxJob::routed`).
+    routed: Routed,
 }
 
 /// One receive in progress (see `Port::rx_begin`): the BIO, the buffer, what arrived.
@@ -72,7 +74,13 @@ pub struct RxJob {
     buf: Vec<u8>,
     src: [BioAddr; RX_BATCH],
     lens: [usize; RX_BATCH],
+    /// The batch's datagrams for known connections, routed, waiting for `deliver` (kept
+    /// by the port from tick to tick: no allocation per batch).
+    pub routed: Routed,
 }
+
+/// Routed datagrams, each with the connection it is for (taken as delivered).
+pub type Routed = Vec<(Arc<ConnCell>, Option<ConnectionEvent>)>;
 
 /// Most datagrams one receive takes.
 pub const RX_BATCH_MAX: usize = RX_BATCH;
@@ -222,6 +230,7 @@ impl Port {
             fork: ForkState::default(),
             released: false,
             rx_busy: false,
+            routed: Vec::new(),
         }
     }
 
@@ -260,12 +269,6 @@ impl Port {
         self.wbio
             .as_ref()
             .is_some_and(|b| b.effective_caps() & BIO_DGRAM_CAP_HANDLES_DST_ADDR != 0)
-    }
-
-    /// One round of event handling: network in, timers, connections with work, network out.
-    pub fn tick(&mut self, now: Instant) {
-        self.receive(now);
-        self.tick_rest(now);
     }
 
     /// A tick after the network's datagrams were taken in: forwarded datagrams, timers,
@@ -333,22 +336,6 @@ impl Port {
         !self.engine.out.is_empty() || self.sendq().refused()
     }
 
-    fn receive(&mut self, now: Instant) {
-        let Some(mut job) = self.rx_begin() else {
-            return;
-        };
-        for _ in 0..RX_ROUNDS {
-            let n = job.recv();
-            for (cell, ev) in self.rx_route(&job, n, now) {
-                self.engine.deliver(now, &cell, ev);
-            }
-            if n < RX_BATCH {
-                break;
-            }
-        }
-        self.rx_end(job);
-    }
-
     /// Takes the port's receive right (one receiver at a time, so each connection's
     /// datagrams are delivered in order) with its buffer, for a receive that runs without
     /// the domain's lock. None if there is no read BIO or another thread is receiving.
@@ -368,18 +355,13 @@ impl Port {
             buf,
             src: [BioAddr::default(); RX_BATCH],
             lens: [0; RX_BATCH],
+            routed: std::mem::take(&mut self.routed),
         })
     }
 
     /// Lets the endpoint route the `n` datagrams `job` received: what belongs to a known
-    /// connection is returned for delivery under that connection's lock (in order).
-    pub fn rx_route(
-        &mut self,
-        job: &RxJob,
-        n: usize,
-        now: Instant,
-    ) -> Vec<(Arc<ConnCell>, ConnectionEvent)> {
-        let mut routed = Vec::with_capacity(n);
+    /// connection lands in `job.routed`, for delivery under that connection's lock.
+    pub fn rx_route(&mut self, job: &mut RxJob, n: usize, now: Instant) {
         for i in 0..n {
             let remote = if job.addressed {
                 job.src[i].to_socket_addr().unwrap_or(UNADDRESSED_PEER)
@@ -387,11 +369,10 @@ impl Port {
                 UNADDRESSED_PEER
             };
             let data = &job.buf[i * RX_SLOT..i * RX_SLOT + job.lens[i]];
-            if let Some(r) = self.engine.route_datagram(now, remote, None, data) {
-                routed.push(r);
+            if let Some((cell, ev)) = self.engine.route_datagram(now, remote, None, data) {
+                job.routed.push((cell, Some(ev)));
             }
         }
-        routed
     }
 
     /// In a forked child: a receive the parent's threads had in progress is not this
@@ -401,8 +382,10 @@ impl Port {
     }
 
     /// Gives the receive right and the buffer back.
-    pub fn rx_end(&mut self, job: RxJob) {
+    pub fn rx_end(&mut self, mut job: RxJob) {
         self.rxbuf = job.buf;
+        job.routed.clear();
+        self.routed = job.routed;
         self.rx_busy = false;
     }
 
@@ -514,29 +497,28 @@ impl Port {
     }
 }
 
-/// Delivers routed datagrams in order, then drives each connection they reached, in one hold
-/// of its lock per connection (an application call never sees quinn's state ahead of what a
-/// drive made of it: a closed connection whose loss is not recorded yet). Connections whose
-/// drive left something for the endpoint are added to `left`.
-pub fn deliver(
-    routed: Vec<(Arc<ConnCell>, ConnectionEvent)>,
-    left: &mut Vec<Arc<ConnCell>>,
-    now: Instant,
-) {
-    let mut by_conn: Vec<(Arc<ConnCell>, Vec<ConnectionEvent>)> = Vec::new();
-    for (cell, ev) in routed {
-        match by_conn.iter_mut().find(|(c, _)| Arc::ptr_eq(c, &cell)) {
-            Some((_, evs)) => evs.push(ev),
-            None => by_conn.push((cell, vec![ev])),
-        }
-    }
-    for (cell, evs) in by_conn {
+/// Delivers routed datagrams (emptying `routed`) and drives each connection they reached,
+/// in one hold of its lock per connection: its datagrams in the order they came, then one
+/// drive (an application call never sees quinn's state ahead of what a drive made of it: a
+/// closed connection whose loss is not recorded yet). Connections whose drive left something
+/// for the endpoint are added to `left`.
+pub fn deliver(routed: &mut Routed, left: &mut Vec<Arc<ConnCell>>, now: Instant) {
+    for i in 0..routed.len() {
+        let Some(ev) = routed[i].1.take() else {
+            continue; // delivered with an earlier datagram of its connection
+        };
+        let cell = routed[i].0.clone();
         let mut c = cell.lock("conn: datagrams");
         if c.gone {
             continue;
         }
-        for ev in evs {
-            c.handle_event(ev);
+        c.handle_event(ev);
+        for later in routed[i + 1..].iter_mut() {
+            if Arc::ptr_eq(&later.0, &cell)
+                && let Some(ev) = later.1.take()
+            {
+                c.handle_event(ev);
+            }
         }
         cell.drive(&mut c, now);
         drop(c);
@@ -544,6 +526,7 @@ pub fn deliver(
             left.push(cell);
         }
     }
+    routed.clear();
 }
 
 /// Sends `out` (datagrams and GSO runs in `txbuf`) through `wbio` in one batch; returns the

@@ -193,7 +193,7 @@ impl Ssl {
 
     /// Starts the client connection if it has not started (with the domain locked);
     /// returns its cell.
-    pub(super) fn started(&self, c: &ConnObj, p: &mut Port) -> Result<Arc<ConnCell>> {
+    pub(super) fn started(&self, c: &ConnObj, p: &mut PortGuard<'_>) -> Result<Arc<ConnCell>> {
         if let Some(cell) = c.cell.get() {
             return Ok(cell.clone());
         }

@@ -426,10 +426,12 @@ impl DomainGuard<'_> {
                 self.held.pause();
                 let n = MutexGuard::unlocked(self.raw(), || job.recv());
                 self.held.resume();
-                let routed = self.port(pid).rx_route(&job, n, now);
-                if !routed.is_empty() {
+                self.port(pid).rx_route(&mut job, n, now);
+                if !job.routed.is_empty() {
                     self.held.pause();
-                    MutexGuard::unlocked(self.raw(), || port::deliver(routed, &mut left, now));
+                    MutexGuard::unlocked(self.raw(), || {
+                        port::deliver(&mut job.routed, &mut left, now)
+                    });
                     self.held.resume();
                 }
                 if n < RX_BATCH_MAX {

@@ -141,7 +141,7 @@ pub fn fork_connection(s: &Arc<Ssl>) -> Result<i32> {
                 .handle_datagram(now, a, None, &buf[..n]);
         }
     }
-    g.port(c.port()).tick(now);
+    g.tick_port(c.port(), now);
     let bio = socket_bio(sock)?;
     // No other thread may be inside a connection of the domain when the process forks: the
     // child would find that connection locked forever. The domain's lock is held, so this
