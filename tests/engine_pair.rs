@@ -17,6 +17,7 @@ use bytes::Bytes;
 use osslquic::consts::{SSL_VERIFY_PEER, X509_V_OK};
 use osslquic::quic::conn::{ConnGuard, ConnState, RecvEnd, SendError};
 use osslquic::quic::engine::{ConnId, Engine};
+use osslquic::quic::stream::{PartState, StreamFault};
 use osslquic::ssl::alpn::AlpnChoice;
 use osslquic::ssl::ctx::{Method, SslCtx, VerifyResult};
 use quinn_proto::{ApplicationClose, ConnectionError, Dir, Side, StreamId, VarInt};
@@ -1390,4 +1391,235 @@ fn a_received_close_is_recorded_when_the_datagram_is_handled() {
         }
     }
     assert!(closed, "the server never saw the client's close");
+}
+
+/// Runs `f` on a connection, locked, as an application call does; with `mark`, a change it
+/// made is driven (reads leave credit updates to the timers: see `read`).
+fn app<T>(e: &mut Engine, ch: Ch, mark: bool, f: impl FnOnce(&mut ConnState) -> T) -> T {
+    let mut c = conn(e, ch);
+    let r = f(&mut c);
+    let changed = c.take_dirty();
+    drop(c);
+    if mark && changed {
+        e.mark(ch);
+    }
+    r
+}
+
+/// The application's stream layer (`quic::stream`): a default stream made on each side, a
+/// peek that does not consume, pending counts, the FIN reported once and then the states.
+#[test]
+fn app_stream_peek_read_fin_and_states() {
+    let mut p = Pair::new(Link::delay_ms(5), false, 12);
+    let (cch, sch, _) = p.handshake();
+    let bi = Some(Dir::Bi);
+    assert_eq!(
+        app(&mut p.server, sch, false, |c| c
+            .take_default_stream(bi, false)),
+        Err(StreamFault::WouldBlock),
+        "a reader's default stream waits for the peer's"
+    );
+    assert_eq!(
+        app(&mut p.client, cch, true, |c| c
+            .take_default_stream(None, true)),
+        Err(StreamFault::NoDefaultStream)
+    );
+    let id = app(&mut p.client, cch, true, |c| {
+        c.take_default_stream(bi, true)
+    })
+    .unwrap();
+    assert_eq!(
+        app(&mut p.client, cch, true, |c| c.default_stream()),
+        Some(id)
+    );
+    assert_eq!(
+        app(&mut p.client, cch, true, |c| c.write_stream(
+            id,
+            b"hello world",
+            true
+        )),
+        Ok(11)
+    );
+    assert_eq!(
+        app(&mut p.client, cch, true, |c| c
+            .write_stream(id, b"more", false)),
+        Err(StreamFault::Concluded)
+    );
+    assert_eq!(
+        app(&mut p.client, cch, true, |c| c.write_state(id)),
+        PartState::Finished
+    );
+    p.run_until("the peer's stream arrives", Duration::from_secs(10), |p| {
+        app(&mut p.server, sch, false, |c| {
+            c.take_default_stream(bi, false)
+        })
+        .is_ok()
+    });
+    assert_eq!(
+        app(&mut p.server, sch, false, |c| c.default_stream()),
+        Some(id)
+    );
+    p.run_until("every byte and the FIN", Duration::from_secs(10), |p| {
+        app(&mut p.server, sch, false, |c| {
+            c.stream_pending(id) == 11 && c.readiness(id).readable
+        })
+    });
+    let mut buf = [0u8; 64];
+    let s = &mut p.server;
+    assert_eq!(
+        app(s, sch, false, |c| c.read_stream(id, &mut buf[..5], true)),
+        Ok(5)
+    );
+    assert_eq!(&buf[..5], b"hello", "peek");
+    assert_eq!(
+        app(s, sch, false, |c| c.stream_pending(id)),
+        11,
+        "a peek consumes nothing"
+    );
+    assert_eq!(app(s, sch, false, |c| c.read_state(id)), PartState::Ok);
+    assert_eq!(
+        app(s, sch, false, |c| c.read_stream(id, &mut buf[..5], false)),
+        Ok(5)
+    );
+    assert_eq!(&buf[..5], b"hello");
+    assert_eq!(
+        app(s, sch, false, |c| c.read_stream(id, &mut buf, false)),
+        Ok(6)
+    );
+    assert_eq!(&buf[..6], b" world");
+    assert!(
+        app(s, sch, false, |c| c.stream_has_readable(id)),
+        "the FIN is still to report"
+    );
+    assert_eq!(
+        app(s, sch, false, |c| c.read_stream(id, &mut buf, true)),
+        Err(StreamFault::Fin)
+    );
+    assert!(
+        app(s, sch, false, |c| c.stream_has_readable(id)),
+        "a peek does not report it"
+    );
+    assert_eq!(
+        app(s, sch, false, |c| c.read_stream(id, &mut buf, false)),
+        Err(StreamFault::Fin)
+    );
+    assert!(
+        !app(s, sch, false, |c| c.stream_has_readable(id)),
+        "reported once"
+    );
+    assert_eq!(
+        app(s, sch, false, |c| c.read_state(id)),
+        PartState::Finished
+    );
+    assert_eq!(app(s, sch, false, |c| c.write_state(id)), PartState::Ok);
+    let r = app(s, sch, false, |c| c.readiness(id));
+    assert!(
+        r.readable && r.writable && !r.reset_by_peer && !r.stopped_by_peer,
+        "{r:?}"
+    );
+}
+
+/// Resets both ways, STOP_SENDING, a stream released by its object, and the wrong
+/// direction of uni streams, through the application's stream layer.
+#[test]
+fn app_stream_resets_release_and_directions() {
+    let mut p = Pair::new(Link::delay_ms(5), false, 13);
+    let (cch, sch, _) = p.handshake();
+    let open = |p: &mut Pair, dir| app(&mut p.client, cch, true, |c| c.open_stream(dir)).unwrap();
+    let (released, reset, uni) = (
+        open(&mut p, Dir::Bi),
+        open(&mut p, Dir::Bi),
+        open(&mut p, Dir::Uni),
+    );
+    for id in [released, reset, uni] {
+        assert_eq!(
+            app(&mut p.client, cch, true, |c| c
+                .write_stream(id, b"x", false)),
+            Ok(1)
+        );
+    }
+    assert_eq!(
+        app(&mut p.client, cch, true, |c| c.reset_stream(reset, 1 << 62)),
+        Err(StreamFault::BadCode)
+    );
+    assert_eq!(
+        app(&mut p.client, cch, true, |c| c.reset_stream(reset, 0x42)),
+        Ok(())
+    );
+    assert_eq!(
+        app(&mut p.client, cch, true, |c| c.write_state(reset)),
+        PartState::ResetLocal
+    );
+    assert_eq!(
+        app(&mut p.client, cch, true, |c| c
+            .write_stream(reset, b"y", false)),
+        Err(StreamFault::ResetLocally(0x42))
+    );
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        app(&mut p.client, cch, false, |c| c.read_state(uni)),
+        PartState::WrongDir
+    );
+    assert_eq!(
+        app(&mut p.client, cch, false, |c| c
+            .read_stream(uni, &mut buf, false)),
+        Err(StreamFault::SendOnly)
+    );
+    p.run_until("three streams arrive", Duration::from_secs(10), |p| {
+        app(&mut p.server, sch, false, |c| c.incoming.len() == 3)
+    });
+    assert_eq!(
+        app(&mut p.server, sch, false, |c| c.write_state(uni)),
+        PartState::WrongDir
+    );
+    assert_eq!(
+        app(&mut p.server, sch, true, |c| c
+            .write_stream(uni, b"z", false)),
+        Err(StreamFault::RecvOnly)
+    );
+    p.run_until("the reset arrives", Duration::from_secs(10), |p| {
+        app(&mut p.server, sch, false, |c| {
+            c.readiness(reset).reset_by_peer
+        })
+    });
+    assert_eq!(
+        app(&mut p.server, sch, false, |c| c
+            .read_stream(reset, &mut buf, false)),
+        Err(StreamFault::ResetByPeer(0x42)),
+        "a reset discards what was not read"
+    );
+    assert_eq!(
+        app(&mut p.server, sch, false, |c| c.read_state(reset)),
+        PartState::ResetRemote
+    );
+    assert_eq!(
+        app(&mut p.server, sch, false, |c| c.stream_reset_code(reset)),
+        Some(0x42)
+    );
+    // The server's object for `released` is freed before the stream ended: its send side is
+    // reset and the client is asked to stop, both with code 0.
+    app(&mut p.server, sch, true, |c| c.release_stream(released));
+    p.run_until("release seen by the client", Duration::from_secs(10), |p| {
+        app(&mut p.client, cch, false, |c| {
+            let r = c.readiness(released);
+            r.reset_by_peer && r.stopped_by_peer
+        })
+    });
+    let c = &mut p.client;
+    assert_eq!(
+        app(c, cch, false, |c| c.stream_stop_code(released)),
+        Some(0)
+    );
+    assert_eq!(
+        app(c, cch, false, |c| c.write_state(released)),
+        PartState::ResetRemote
+    );
+    assert_eq!(
+        app(c, cch, true, |c| c.write_stream(released, b"w", false)),
+        Err(StreamFault::StoppedByPeer(0))
+    );
+    assert_eq!(
+        app(c, cch, false, |c| c.read_state(released)),
+        PartState::ResetRemote
+    );
 }

@@ -1,8 +1,9 @@
 //! One QUIC connection: its cell (`ConnCell`, the connection's own lock), quinn-proto's
 //! `Connection` and what the application's objects need beside it (streams the peer opened,
-//! flush and credit bookkeeping, the close reason), the stream I/O the object model calls,
-//! and `drive`, which runs quinn's side of the connection under the connection's lock only.
-//! `ssl/` reads and writes streams only through the methods here.
+//! flush and credit bookkeeping, the close reason), quinn's stream primitives, and `drive`,
+//! which runs quinn's side of the connection under the connection's lock only. The
+//! application's side of the streams is `stream`'s; `ssl/` reads and writes streams only
+//! through the methods of the two.
 //!
 //! Lock discipline (see docs/ARCHITECTURE.md, "Locks"): a connection's lock is taken alone
 //! by application calls, or inside the endpoint's (the domain's) lock by the thread handling
@@ -430,6 +431,10 @@ pub struct ConnState {
     pub lost: Option<ConnectionError>,
     /// Streams the peer opened that the application has not taken yet.
     pub incoming: VecDeque<StreamId>,
+    /// The application's side of the streams it holds (see `stream`).
+    pub(super) streams: super::stream::AppStreams,
+    /// The connection's default stream, once made (see `take_default_stream`).
+    pub(super) default_stream: Option<StreamId>,
     /// Streams whose data (and FIN) the peer has fully acknowledged.
     pub acked: std::collections::HashSet<StreamId>,
     /// Concluded streams whose data the peer has not all acknowledged yet (what
@@ -488,6 +493,8 @@ impl ConnState {
             connected: false,
             lost: None,
             incoming: VecDeque::new(),
+            streams: Default::default(),
+            default_stream: None,
             acked: Default::default(),
             unacked_fin: Default::default(),
             reject_incoming: None,

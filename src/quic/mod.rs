@@ -4,4 +4,5 @@
 pub mod conn;
 pub mod engine;
 pub mod port;
+pub mod stream;
 pub mod transport;

@@ -18,8 +18,8 @@ pub struct ConnObj {
     /// SSL_new): from then on its domain, port and listener are these.
     pub(super) peeled: std::sync::OnceLock<Peeled>,
     pub(super) verify: Arc<VerifyResult>,
-    pub(super) default_stream: Mutex<Option<StreamId>>,
-    pub(super) default_st: StreamState,
+    /// SSL_DEFAULT_STREAM_MODE_*: the default stream's direction, set before it exists (the
+    /// stream itself is the connection's, `ConnState::default_stream`).
     pub(super) default_mode: AtomicU32,
     /// SSL_INCOMING_STREAM_POLICY_* and its application error code.
     pub(super) policy: Mutex<(i32, u64)>,
@@ -88,19 +88,25 @@ pub(super) fn closed_error(e: Option<&quinn_proto::ConnectionError>) -> Error {
 
 impl ConnObj {
     /// The code new peer streams are refused with, if they are: always under REJECT; under
-    /// AUTO once the connection has a default stream (an application using one is not
-    /// prepared for others), unless the default stream mode is NONE.
-    pub(super) fn reject_incoming(&self) -> Option<u64> {
+    /// AUTO once the connection has a default stream (`has_default`: an application using
+    /// one is not prepared for others), unless the default stream mode is NONE.
+    pub(super) fn reject_incoming(&self, has_default: bool) -> Option<u64> {
         let (policy, aec) = *self.policy.lock();
         let refuse = match policy {
             SSL_INCOMING_STREAM_POLICY_REJECT => true,
-            SSL_INCOMING_STREAM_POLICY_AUTO => {
-                self.default_mode.load(Relaxed) != SSL_DEFAULT_STREAM_MODE_NONE
-                    && self.default_stream.lock().is_some()
-            }
+            SSL_INCOMING_STREAM_POLICY_AUTO => self.default_dir().is_some() && has_default,
             _ => false,
         };
         refuse.then_some(aec)
+    }
+
+    /// The default stream's direction under the default stream mode (None: mode NONE).
+    pub(super) fn default_dir(&self) -> Option<Dir> {
+        match self.default_mode.load(Relaxed) {
+            SSL_DEFAULT_STREAM_MODE_AUTO_BIDI => Some(Dir::Bi),
+            SSL_DEFAULT_STREAM_MODE_AUTO_UNI => Some(Dir::Uni),
+            _ => None,
+        }
     }
 
     /// The domain serving this connection.
@@ -135,8 +141,6 @@ impl ConnObj {
             listener,
             peeled: std::sync::OnceLock::new(),
             verify: Arc::new(VerifyResult::default()),
-            default_stream: Mutex::new(None),
-            default_st: StreamState::default(),
             default_mode: AtomicU32::new(SSL_DEFAULT_STREAM_MODE_AUTO_BIDI),
             policy: Mutex::new((SSL_INCOMING_STREAM_POLICY_AUTO, 0)),
             alpn: std::sync::OnceLock::new(),
@@ -274,42 +278,6 @@ impl Ssl {
         })
     }
 
-    /// The default stream, created or accepted on first use per the default stream mode.
-    pub(super) fn default_stream(
-        &self,
-        c: &ConnObj,
-        conn: &mut ConnState,
-        for_write: bool,
-    ) -> Result<StreamId> {
-        if let Some(id) = *c.default_stream.lock() {
-            return Ok(id);
-        }
-        let dir = match c.default_mode.load(Relaxed) {
-            SSL_DEFAULT_STREAM_MODE_AUTO_BIDI => Dir::Bi,
-            SSL_DEFAULT_STREAM_MODE_AUTO_UNI => Dir::Uni,
-            _ => {
-                return Err(Error::ssl(SSL_R_NO_STREAM).with(
-                    "no default stream (mode NONE): use SSL_new_stream / SSL_accept_stream",
-                ));
-            }
-        };
-        let peer_first = conn.incoming.iter().position(|id| id.dir() == dir);
-        let id = match peer_first {
-            Some(i) if !for_write || dir == Dir::Bi => {
-                conn.incoming.remove(i).expect("index found")
-            }
-            _ if for_write => conn.open_stream(dir).ok_or_else(|| {
-                Error::ssl(SSL_R_STREAM_COUNT_LIMITED)
-                    .with("no stream credit for the default stream yet")
-            })?,
-            _ => return Err(want_read()),
-        };
-        *c.default_stream.lock() = Some(id);
-        // From now on the AUTO policy refuses the peer's new streams.
-        conn.reject_incoming = c.reject_incoming();
-        Ok(id)
-    }
-
     pub(super) fn live(&self, c: &ConnObj, conn: &mut ConnState) -> Result<()> {
         self.live_or_closed(c, conn, false)
     }
@@ -322,7 +290,7 @@ impl Ssl {
         conn: &mut ConnState,
         allow_closed: bool,
     ) -> Result<()> {
-        conn.reject_incoming = c.reject_incoming();
+        conn.reject_incoming = c.reject_incoming(conn.default_stream().is_some());
         if let Some(e) = &conn.lost {
             if allow_closed && conn.connected {
                 return Ok(());
@@ -356,7 +324,7 @@ impl Ssl {
                     return Ok(());
                 }
                 if !c.closing.load(Relaxed) && conn.lost.is_none() && !conn.is_closed() {
-                    if let Some(id) = *c.default_stream.lock() {
+                    if let Some(id) = conn.default_stream() {
                         conn.finish(id);
                     }
                     // Concluded streams whose data the peer has not acknowledged yet: come back
@@ -461,12 +429,7 @@ impl Ssl {
         let c = self.as_conn()?;
         let id = self.op_waiting("conn: accept_stream", !no_block, true, |conn| {
             self.live(c, conn)?;
-            let q = &mut conn.incoming;
-            let at = q
-                .iter()
-                .position(|id| dir.is_none_or(|d| id.dir() == d))
-                .ok_or_else(want_read)?;
-            q.remove(at).ok_or_else(want_read)
+            conn.accept_incoming(dir).ok_or_else(want_read)
         })?;
         Ok(self.stream_obj(id))
     }
@@ -489,7 +452,11 @@ impl Ssl {
                 "unknown default stream mode {mode}"
             )));
         }
-        if c.default_stream.lock().is_some() {
+        if self
+            .with_conn("conn: default stream", |conn| conn.default_stream())
+            .flatten()
+            .is_some()
+        {
             return Err(Error::ssl(SSL_R_FEATURE_NOT_RENEGOTIABLE)
                 .with("the default stream already exists"));
         }
@@ -516,13 +483,5 @@ impl Ssl {
 
     pub(super) fn side(&self) -> Option<Side> {
         self.with_conn("conn: side", |conn| conn.side())
-    }
-
-    pub(super) fn conn_lost(&self) -> bool {
-        if self.cell().is_none() {
-            return false;
-        }
-        self.with_conn("conn: conn_lost", |conn| conn.lost.is_some())
-            .unwrap_or(true)
     }
 }

@@ -36,16 +36,17 @@ use quinn_proto::{Dir, Side, StreamId, VarInt};
 use crate::bio::Bio;
 pub use crate::consts::*;
 use crate::error::*;
-use crate::quic::conn::{ConnCell, ConnGuard, ConnState, RecvEnd, SendError};
+use crate::quic::conn::{ConnCell, ConnGuard, ConnState};
 use crate::quic::engine::Engine;
 use crate::quic::port::{Port, UNADDRESSED_PEER};
+use crate::quic::stream::{PartState, StreamFault};
 pub use connection::ConnObj;
 use connection::{Peeled, closed_error};
 pub use ctx::{Method, SslCtx, VerifyResult};
 pub use domain::{Domain, DomainGuard, Interest, PortGuard, PortId, current_owner};
 pub use domain_obj::{DomainObj, check_domain_flags, domain_flags};
 pub use listener::Listener;
-pub use stream::{StreamObj, StreamState};
+pub use stream::StreamObj;
 pub(crate) use tls_conn::tls_listen_fd;
 use tls_conn::tls_null_domain;
 pub use tls_conn::{TlsListenerObj, TlsObj};
@@ -258,7 +259,7 @@ impl Ssl {
         match &self.kind {
             _ if incoming => Interest::Incoming(port, h),
             Kind::Stream(s) => Interest::Stream(port, h, s.id),
-            Kind::Conn(c) => match *c.default_stream.lock() {
+            Kind::Conn(_) => match self.known_stream() {
                 Some(id) => Interest::Stream(port, h, id),
                 None => Interest::Conn(port, h),
             },

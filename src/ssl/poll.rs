@@ -127,10 +127,7 @@ impl Ssl {
             },
             Kind::Stream(s) => match (s.conn.as_conn(), self.cell()) {
                 (Ok(c), Some(cell)) => self.with_conn("conn: poll (poll_events)", |conn| {
-                    (
-                        cell.epoch.load(Acquire),
-                        Self::stream_events(conn, s.id, &s.st, c),
-                    )
+                    (cell.epoch.load(Acquire), Self::stream_events(conn, s.id, c))
                 }),
                 _ => return 0,
             },
@@ -166,68 +163,33 @@ impl Ssl {
                 ev |= SSL_POLL_EVENT_OSU;
             }
         }
-        if conn.incoming.iter().any(|id| id.dir() == Dir::Bi) {
+        if conn.has_incoming(Dir::Bi) {
             ev |= SSL_POLL_EVENT_ISB;
         }
-        if conn.incoming.iter().any(|id| id.dir() == Dir::Uni) {
+        if conn.has_incoming(Dir::Uni) {
             ev |= SSL_POLL_EVENT_ISU;
         }
         // The default stream's events show on the connection.
-        match *c.default_stream.lock() {
-            Some(id) => ev |= Self::stream_events(conn, id, &c.default_st, c),
-            None if c.default_mode.load(Relaxed) != SSL_DEFAULT_STREAM_MODE_NONE => {
-                ev |= SSL_POLL_EVENT_W
-            }
+        match conn.default_stream() {
+            Some(id) => ev |= Self::stream_events(conn, id, c),
+            None if c.default_dir().is_some() => ev |= SSL_POLL_EVENT_W,
             None => {}
         }
         ev
     }
 
-    fn stream_events(conn: &mut ConnState, id: StreamId, st: &StreamState, c: &ConnObj) -> u64 {
-        let side = conn.side();
-        let recvs = id.dir() == Dir::Bi || id.initiator() != side;
-        let sends = id.dir() == Dir::Bi || id.initiator() == side;
+    fn stream_events(conn: &mut ConnState, id: StreamId, c: &ConnObj) -> u64 {
+        let r = conn.readiness(id);
         let mut ev = 0;
-        if recvs {
-            // A reset discards what was not read yet, even bytes already peeked.
-            if st.reset_remote.lock().is_none()
-                && !st.fin_seen.load(Relaxed)
-                && let Some(code) = conn.received_reset(id)
-            {
-                *st.reset_remote.lock() = Some(code);
-                st.peek.lock().clear();
-                conn.touch();
-            }
-            // One byte is enough to know: it waits in the peek buffer for the next read.
-            if st.peek.lock().is_empty()
-                && !st.fin_seen.load(Relaxed)
-                && st.reset_remote.lock().is_none()
-            {
-                Ssl::pull(conn, id, st, 1);
-            }
-            if st.reset_remote.lock().is_some() {
-                ev |= SSL_POLL_EVENT_ER;
-            } else if !st.peek.lock().is_empty() || st.fin_seen.load(Relaxed) {
-                ev |= SSL_POLL_EVENT_R;
-            }
+        if r.reset_by_peer {
+            ev |= SSL_POLL_EVENT_ER;
+        } else if r.readable {
+            ev |= SSL_POLL_EVENT_R;
         }
-        if sends {
-            if st.stopped.lock().is_none()
-                && let Some(code) = conn.stopped(id)
-            {
-                *st.stopped.lock() = Some(code);
-            }
-            let terminating =
-                c.closing.load(Relaxed) || conn.lost.is_some() || conn.is_closed() || conn.drained;
-            if st.stopped.lock().is_some() {
-                ev |= SSL_POLL_EVENT_EW;
-            } else if !terminating
-                && !st.concluded.load(Relaxed)
-                && st.reset_local.lock().is_none()
-                && !conn.write_blocked.contains(&id)
-            {
-                ev |= SSL_POLL_EVENT_W;
-            }
+        if r.stopped_by_peer {
+            ev |= SSL_POLL_EVENT_EW;
+        } else if r.writable && !c.closing.load(Relaxed) {
+            ev |= SSL_POLL_EVENT_W;
         }
         ev
     }

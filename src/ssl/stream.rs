@@ -1,30 +1,19 @@
-//! Stream objects (SSL_new_stream, SSL_accept_stream) and the stream I/O of a connection's
-//! default stream: `StreamState`, read/peek/write/pull, pending, conclude, reset, and the
-//! stream's type and states.
-//! Must not touch: the connection's start and close (`connection`), `extern "C"`.
+//! Stream objects (SSL_new_stream, SSL_accept_stream) and the calls on a stream or a
+//! connection's default stream: which stream a call addresses, the blocking and waking
+//! around `quic::stream`'s I/O (read, peek, write, conclude, reset, pending, states), and
+//! OpenSSL's errors for what it reports.
+//! Must not touch: the stream state itself (`quic::stream`), the connection's start and
+//! close (`connection`), `extern "C"`.
 #![deny(unsafe_code)]
 
 use super::*;
 
-/// What an application did and saw on one stream (beside quinn's own stream state).
-#[derive(Default)]
-pub struct StreamState {
-    pub(super) fin_seen: AtomicBool,
-    /// A read has reported the FIN (SSL_ERROR_ZERO_RETURN): SSL_has_pending stops counting it.
-    pub(super) fin_read: AtomicBool,
-    pub(super) concluded: AtomicBool,
-    pub(super) reset_local: Mutex<Option<u64>>,
-    pub(super) reset_remote: Mutex<Option<u64>>,
-    pub(super) stopped: Mutex<Option<u64>>,
-    /// Bytes taken from quinn for SSL_peek/SSL_pending, read before quinn's.
-    pub(super) peek: Mutex<Vec<u8>>,
-}
-
-/// A stream object (SSL_new_stream / SSL_accept_stream); it keeps its connection alive.
+/// A stream object (SSL_new_stream / SSL_accept_stream); it keeps its connection alive. What
+/// the application did and saw on the stream lives with the connection
+/// (`quic::stream::AppStream`), under the connection's lock.
 pub struct StreamObj {
     pub conn: Arc<Ssl>,
     pub id: StreamId,
-    pub(super) st: StreamState,
 }
 
 impl Drop for StreamObj {
@@ -32,49 +21,70 @@ impl Drop for StreamObj {
     /// peer to stop sending, as OpenSSL does.
     fn drop(&mut self) {
         let id = self.id;
-        let reset = !*self.st.concluded.get_mut() && self.st.reset_local.get_mut().is_none();
-        let stop = !*self.st.fin_seen.get_mut() && self.st.reset_remote.get_mut().is_none();
-        self.conn.with_conn("conn: drop a stream", |conn| {
-            let side = conn.side();
-            let sends = id.dir() == Dir::Bi || id.initiator() == side;
-            let recvs = id.dir() == Dir::Bi || id.initiator() != side;
-            if sends && reset {
-                let _ = conn.reset(id, VarInt::from_u32(0));
-            }
-            if recvs && stop {
-                let _ = conn.stop(id, VarInt::from_u32(0));
-            }
-        });
+        self.conn
+            .with_conn("conn: drop a stream", |conn| conn.release_stream(id));
+    }
+}
+
+/// OpenSSL's error for a stream call that did not do what was asked (`conn`: the locked
+/// connection, which says why it was lost).
+pub(super) fn stream_error(f: StreamFault, conn: &ConnState) -> Error {
+    match f {
+        StreamFault::WouldBlock => want_read(),
+        StreamFault::RecvOnly => {
+            Error::ssl(SSL_R_STREAM_RECV_ONLY).with("the stream is receive-only")
+        }
+        StreamFault::SendOnly => {
+            Error::ssl(SSL_R_STREAM_SEND_ONLY).with("cannot read from a send-only stream")
+        }
+        StreamFault::ResetLocally(code) => {
+            Error::ssl(SSL_R_STREAM_RESET).with(format!("stream was reset locally ({code})"))
+        }
+        StreamFault::ResetByPeer(code) => {
+            Error::ssl(SSL_R_STREAM_RESET).with(format!("peer reset the stream ({code})"))
+        }
+        StreamFault::StoppedByPeer(code) => {
+            Error::ssl(SSL_R_STREAM_RESET).with(format!("peer stopped the stream ({code})"))
+        }
+        StreamFault::Concluded => {
+            Error::ssl(SSL_R_STREAM_FINISHED).with("the stream is already concluded")
+        }
+        StreamFault::StreamClosed => Error::ssl(SSL_R_STREAM_FINISHED).with("the stream is closed"),
+        StreamFault::Fin => Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("FIN"),
+        StreamFault::ConnLost => closed_error(conn.lost.as_ref()),
+        StreamFault::NoDefaultStream => Error::ssl(SSL_R_NO_STREAM)
+            .with("no default stream (mode NONE): use SSL_new_stream / SSL_accept_stream"),
+        StreamFault::CountLimited => Error::ssl(SSL_R_STREAM_COUNT_LIMITED)
+            .with("no stream credit for the default stream yet"),
+        StreamFault::BadCode => Error::ssl(SSL_R_BAD_VALUE_CODE).with("error code too large"),
     }
 }
 
 impl Ssl {
-    /// The connection, its handle, the stream and its state that an I/O call addresses: a
-    /// stream object's own stream, or a connection's default stream.
-    pub(super) fn target(
-        &self,
-        conn: &mut ConnState,
-        for_write: bool,
-    ) -> Result<(StreamId, &StreamState)> {
+    /// The stream an I/O call addresses: a stream object's own stream, or a connection's
+    /// default stream (made on first use).
+    pub(super) fn target(&self, conn: &mut ConnState, for_write: bool) -> Result<StreamId> {
         let allow_closed = !for_write;
         match &self.kind {
             Kind::Conn(c) => {
                 self.live_or_closed(c, conn, allow_closed)?;
-                let id = match self.default_stream(c, conn, for_write) {
-                    Ok(id) => id,
+                match conn.take_default_stream(c.default_dir(), for_write) {
+                    Ok(id) => {
+                        // From now on the AUTO policy refuses the peer's new streams.
+                        conn.reject_incoming = c.reject_incoming(true);
+                        Ok(id)
+                    }
                     // No stream will ever arrive on a closed connection.
-                    Err(e) if e.is_would_block() => match conn.lost.as_ref() {
-                        Some(lost) => return Err(closed_error(Some(lost))),
-                        None => return Err(e),
-                    },
-                    Err(e) => return Err(e),
-                };
-                Ok((id, &c.default_st))
+                    Err(StreamFault::WouldBlock) if conn.lost.is_some() => {
+                        Err(closed_error(conn.lost.as_ref()))
+                    }
+                    Err(f) => Err(stream_error(f, conn)),
+                }
             }
             Kind::Stream(s) => {
                 let c = s.conn.as_conn()?;
                 s.conn.live_or_closed(c, conn, allow_closed)?;
-                Ok((s.id, &s.st))
+                Ok(s.id)
             }
             Kind::Listener(_) | Kind::Domain(_) | Kind::Tls(_) | Kind::TlsListener(_) => {
                 Err(Error::ssl(SSL_R_CONN_USE_ONLY)
@@ -90,8 +100,11 @@ impl Ssl {
         self.op("conn: write", true, |conn| {
             // Blocking writes take everything (waiting for flow-control credit); non-blocking
             // ones return what fitted.
+            let id = self.target(conn, true)?;
             loop {
-                let n = self.write_locked(conn, &data[done..], conclude)?;
+                let n = conn
+                    .write_stream(id, &data[done..], conclude)
+                    .map_err(|f| stream_error(f, conn))?;
                 done += n;
                 if done == data.len() || !blocking && done > 0 {
                     return Ok(done);
@@ -103,144 +116,21 @@ impl Ssl {
         })
     }
 
-    pub(super) fn write_locked(
-        &self,
-        conn: &mut ConnState,
-        data: &[u8],
-        conclude: bool,
-    ) -> Result<usize> {
-        let (id, st) = self.target(conn, true)?;
-        if id.dir() == Dir::Uni && id.initiator() != conn.side() {
-            return Err(
-                Error::ssl(SSL_R_STREAM_RECV_ONLY).with("cannot write to a receive-only stream")
-            );
-        }
-        if let Some(code) = *st.reset_local.lock() {
-            return Err(
-                Error::ssl(SSL_R_STREAM_RESET).with(format!("stream was reset locally ({code})"))
-            );
-        }
-        if st.concluded.load(Relaxed) {
-            return Err(Error::ssl(SSL_R_STREAM_FINISHED).with("the stream is already concluded"));
-        }
-        let n = if data.is_empty() {
-            0
-        } else {
-            match conn.send(id, data) {
-                Ok(n) => n,
-                Err(SendError::Blocked) => return Err(Error::would_block()),
-                Err(SendError::Stopped(code)) => {
-                    *st.stopped.lock() = Some(code);
-                    return Err(Error::ssl(SSL_R_STREAM_RESET)
-                        .with(format!("peer stopped the stream ({code})")));
-                }
-                Err(SendError::Closed) => {
-                    return Err(Error::ssl(SSL_R_STREAM_FINISHED).with("the stream is closed"));
-                }
-            }
-        };
-        if conclude && n == data.len() {
-            conn.finish(id);
-            st.concluded.store(true, Relaxed);
-        }
-        Ok(n)
-    }
-
-    /// Moves what quinn has for the stream into its peek buffer (at most `max` bytes more),
-    /// noting FIN and resets.
-    pub(super) fn pull(conn: &mut ConnState, id: StreamId, st: &StreamState, max: usize) {
-        let mut buf = st.peek.lock();
-        // Taking data may free flow-control credit worth telling the peer about: `recv`
-        // notes that the connection must be driven then.
-        let (_, end, _) = conn.recv(id, max, |b| buf.extend_from_slice(b));
-        Self::note_end(st, end);
-    }
-
-    /// Records how a stream read ended (FIN, reset) in the object's stream state.
-    pub(super) fn note_end(st: &StreamState, end: Option<RecvEnd>) {
-        match end {
-            Some(RecvEnd::Fin) => st.fin_seen.store(true, Relaxed),
-            Some(RecvEnd::Reset(code)) => *st.reset_remote.lock() = Some(code),
-            Some(RecvEnd::Blocked) | None => {}
-        }
-    }
-
     /// SSL_read_ex (`peek` false) or SSL_peek_ex (`peek` true).
     pub(super) fn stream_read(&self, out: &mut [u8], peek: bool) -> Result<usize> {
         // Data already buffered is served before more is taken in (as OpenSSL does), which
         // keeps quinn's reassembly buffers short during bulk transfers: see `op`.
-        self.op("conn: read", true, |conn| self.read_locked(conn, out, peek))
-    }
-
-    pub(super) fn read_locked(
-        &self,
-        conn: &mut ConnState,
-        out: &mut [u8],
-        peek: bool,
-    ) -> Result<usize> {
-        let (id, st) = self.target(conn, false)?;
-        if id.dir() == Dir::Uni && id.initiator() == conn.side() {
-            return Err(
-                Error::ssl(SSL_R_STREAM_SEND_ONLY).with("cannot read from a send-only stream")
-            );
-        }
-        let mut n = 0;
-        {
-            let mut buf = st.peek.lock();
-            if !buf.is_empty() {
-                n = buf.len().min(out.len());
-                out[..n].copy_from_slice(&buf[..n]);
-                if !peek {
-                    buf.drain(..n);
-                }
-            }
-        }
-        if n < out.len() && !st.fin_seen.load(Relaxed) && st.reset_remote.lock().is_none() {
-            if peek {
-                Self::pull(conn, id, st, out.len() - n);
-                let buf = st.peek.lock();
-                let m = buf.len().min(out.len());
-                out[n..m].copy_from_slice(&buf[n..m]);
-                n = m;
-            } else {
-                let want = out.len() - n;
-                let dst = &mut out[n..];
-                let mut at = 0;
-                let (got, end, _) = conn.recv(id, want, |b| {
-                    dst[at..at + b.len()].copy_from_slice(b);
-                    at += b.len();
-                });
-                n += got;
-                Self::note_end(st, end);
-            }
-        }
-        if n > 0 {
-            return Ok(n);
-        }
-        if let Some(code) = *st.reset_remote.lock() {
-            return Err(
-                Error::ssl(SSL_R_STREAM_RESET).with(format!("peer reset the stream ({code})"))
-            );
-        }
-        if st.fin_seen.load(Relaxed) {
-            if !peek {
-                st.fin_read.store(true, Relaxed);
-            }
-            return Err(Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("FIN"));
-        }
-        if let Some(lost) = conn.lost.as_ref() {
-            return Err(closed_error(Some(lost)));
-        }
-        Err(want_read())
+        self.op("conn: read", true, |conn| {
+            let id = self.target(conn, false)?;
+            conn.read_stream(id, out, peek)
+                .map_err(|f| stream_error(f, conn))
+        })
     }
 
     /// SSL_pending: bytes readable now without waiting (pulled into the peek buffer).
     pub(super) fn stream_pending(&self) -> usize {
         self.with_conn("conn: pending", |conn| match self.target(conn, false) {
-            Ok((id, st)) => {
-                Self::pull(conn, id, st, 1 << 20);
-                st.peek.lock().len()
-            }
+            Ok(id) => conn.stream_pending(id),
             Err(_) => 0,
         })
         .unwrap_or(0)
@@ -254,11 +144,7 @@ impl Ssl {
     pub(super) fn stream_has_pending(&self) -> bool {
         let readable = || {
             self.with_conn("conn: has_pending", |conn| match self.target(conn, false) {
-                Ok((id, st)) => {
-                    Self::pull(conn, id, st, 1 << 20);
-                    !st.peek.lock().is_empty()
-                        || (st.fin_seen.load(Relaxed) && !st.fin_read.load(Relaxed))
-                }
+                Ok(id) => conn.stream_has_readable(id),
                 Err(_) => false,
             })
         };
@@ -286,18 +172,9 @@ impl Ssl {
         self.start()?;
         self.tick_port();
         self.with_conn("conn: reset_stream", |conn| {
-            let (id, st) = self.target(conn, true)?;
-            if id.dir() == Dir::Uni && id.initiator() != conn.side() {
-                return Err(
-                    Error::ssl(SSL_R_STREAM_RECV_ONLY).with("cannot reset a receive-only stream")
-                );
-            }
-            let vcode = VarInt::from_u64(code)
-                .map_err(|_| Error::ssl(SSL_R_BAD_VALUE_CODE).with("error code too large"))?;
-            let _ = conn.reset(id, vcode);
-            conn.unacked_fin.remove(&id);
-            *st.reset_local.lock() = Some(code);
-            Ok(())
+            let id = self.target(conn, true)?;
+            conn.reset_stream(id, code)
+                .map_err(|f| stream_error(f, conn))
         })
         .unwrap_or_else(|| Err(closed_error(None)))
     }
@@ -306,7 +183,6 @@ impl Ssl {
         let s = StreamObj {
             conn: self.clone(),
             id,
-            st: StreamState::default(),
         };
         Ssl::make(
             self.ctx.clone(),
@@ -315,28 +191,27 @@ impl Ssl {
         )
     }
 
-    /// The stream this object addresses without creating one: (handle, id) if known.
-    pub(super) fn known_stream(&self) -> Option<(StreamId, &StreamState)> {
+    /// The stream this object addresses, without making one.
+    pub(super) fn known_stream(&self) -> Option<StreamId> {
         match &self.kind {
-            Kind::Stream(s) => Some((s.id, &s.st)),
-            Kind::Conn(c) => (*c.default_stream.lock()).map(|id| (id, &c.default_st)),
+            Kind::Stream(s) => Some(s.id),
+            Kind::Conn(_) => self
+                .with_conn("conn: default stream", |conn| conn.default_stream())
+                .flatten(),
             Kind::Listener(_) | Kind::Domain(_) | Kind::Tls(_) | Kind::TlsListener(_) => None,
         }
     }
 
     /// SSL_get_stream_id: the stream's id, or u64::MAX without one.
     pub fn stream_id(&self) -> u64 {
-        self.known_stream()
-            .map_or(u64::MAX, |(id, _)| u64::from(id))
+        self.known_stream().map_or(u64::MAX, u64::from)
     }
 
     /// SSL_get_stream_type.
     pub fn stream_type(&self) -> i32 {
-        let Some((id, _)) = self.known_stream() else {
+        let Some(id) = self.known_stream() else {
             return match &self.kind {
-                Kind::Conn(c) if c.default_mode.load(Relaxed) != SSL_DEFAULT_STREAM_MODE_NONE => {
-                    SSL_STREAM_TYPE_BIDI
-                }
+                Kind::Conn(c) if c.default_dir().is_some() => SSL_STREAM_TYPE_BIDI,
                 _ => SSL_STREAM_TYPE_NONE,
             };
         };
@@ -352,70 +227,59 @@ impl Ssl {
 
     pub fn is_stream_local(&self) -> bool {
         self.known_stream()
-            .is_some_and(|(id, _)| Some(id.initiator()) == self.side())
+            .is_some_and(|id| Some(id.initiator()) == self.side())
     }
 
     /// SSL_get_stream_read_state.
     pub fn read_state(&self) -> i32 {
-        let Some((id, st)) = self.known_stream() else {
+        let Some(id) = self.known_stream() else {
             return SSL_STREAM_STATE_NONE;
         };
-        if id.dir() == Dir::Uni && Some(id.initiator()) == self.side() {
-            return SSL_STREAM_STATE_WRONG_DIR;
-        }
-        let _ = self.pending();
-        if st.reset_remote.lock().is_some() {
-            SSL_STREAM_STATE_RESET_REMOTE
-        } else if st.fin_seen.load(Relaxed) && st.peek.lock().is_empty() {
-            SSL_STREAM_STATE_FINISHED
-        } else if self.conn_lost() {
-            SSL_STREAM_STATE_CONN_CLOSED
-        } else {
-            SSL_STREAM_STATE_OK
-        }
+        self.part_state(self.with_conn("conn: read_state", |conn| conn.read_state(id)))
     }
 
     /// SSL_get_stream_write_state.
     pub fn write_state(&self) -> i32 {
-        let Some((id, st)) = self.known_stream() else {
+        let Some(id) = self.known_stream() else {
             return SSL_STREAM_STATE_NONE;
         };
-        if id.dir() == Dir::Uni && Some(id.initiator()) != self.side() {
-            return SSL_STREAM_STATE_WRONG_DIR;
-        }
-        self.refresh_stopped(id, st);
-        if st.reset_local.lock().is_some() {
-            SSL_STREAM_STATE_RESET_LOCAL
-        } else if st.stopped.lock().is_some() {
-            SSL_STREAM_STATE_RESET_REMOTE
-        } else if st.concluded.load(Relaxed) {
-            SSL_STREAM_STATE_FINISHED
-        } else if self.conn_lost() {
-            SSL_STREAM_STATE_CONN_CLOSED
-        } else {
-            SSL_STREAM_STATE_OK
+        self.tick_started();
+        self.part_state(self.with_conn("conn: write_state", |conn| conn.write_state(id)))
+    }
+
+    /// Takes in what the network has for a started connection (a peer's STOP_SENDING).
+    fn tick_started(&self) {
+        if self.cell().is_some() {
+            self.tick_port();
         }
     }
 
-    pub(super) fn refresh_stopped(&self, id: StreamId, st: &StreamState) {
-        if self.cell().is_none() {
-            return;
-        }
-        self.tick_port();
-        if let Some(Some(code)) = self.with_conn("conn: refresh_stopped", |conn| conn.stopped(id)) {
-            *st.stopped.lock() = Some(code);
+    /// SSL_STREAM_STATE_* for a stream part's state; a connection this process no longer
+    /// serves (fork) reads as closed.
+    fn part_state(&self, st: Option<PartState>) -> i32 {
+        match st {
+            Some(PartState::WrongDir) => SSL_STREAM_STATE_WRONG_DIR,
+            Some(PartState::Ok) => SSL_STREAM_STATE_OK,
+            Some(PartState::Finished) => SSL_STREAM_STATE_FINISHED,
+            Some(PartState::ResetLocal) => SSL_STREAM_STATE_RESET_LOCAL,
+            Some(PartState::ResetRemote) => SSL_STREAM_STATE_RESET_REMOTE,
+            Some(PartState::ConnClosed) | None => SSL_STREAM_STATE_CONN_CLOSED,
         }
     }
 
     /// The application error code of a remote reset (read) or STOP_SENDING (write).
     pub fn stream_error_code(&self, write: bool) -> Option<u64> {
-        let (id, st) = self.known_stream()?;
+        let id = self.known_stream()?;
         if write {
-            self.refresh_stopped(id, st);
-            *st.stopped.lock()
-        } else {
-            let _ = self.pending();
-            *st.reset_remote.lock()
+            self.tick_started();
         }
+        self.with_conn("conn: stream_error_code", |conn| {
+            if write {
+                conn.stream_stop_code(id)
+            } else {
+                conn.stream_reset_code(id)
+            }
+        })
+        .flatten()
     }
 }
