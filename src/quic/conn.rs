@@ -177,6 +177,30 @@ pub struct ConnCell {
     parked: AtomicUsize,
 }
 
+/// What a thread parked on a connection waits for: the connection's part of the object
+/// model's wait interests. A drive wakes the connection's parked threads only with news one
+/// of them waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Awaits {
+    /// Any change.
+    Anything,
+    /// This stream, or the connection's state.
+    Stream(StreamId),
+    /// New streams from the peer, or the connection's state.
+    Incoming,
+}
+
+impl Awaits {
+    /// Whether news `n` of the connection concerns a thread waiting for this.
+    pub fn woken_by(self, n: Note) -> bool {
+        match self {
+            Awaits::Anything => true,
+            Awaits::Stream(s) => n == Note::State || n == Note::Stream(s),
+            Awaits::Incoming => matches!(n, Note::State | Note::Incoming),
+        }
+    }
+}
+
 /// A locked connection, with what the lock is held for.
 pub struct ConnGuard<'a> {
     g: MutexGuard<'a, ConnState>,
@@ -260,15 +284,19 @@ impl ConnCell {
     }
 
     /// Sleeps on the connection (held as `g`, released while asleep) until a drive changes
-    /// something for the application, or `wake_one` (leadership offered, see
+    /// something `what` waits for, or `wake_one` (leadership offered, see
     /// `ssl::domain::Domain::park`). The caller checks its condition again: a return may be
     /// spurious.
-    pub fn park(&self, g: &mut ConnGuard<'_>) {
+    pub fn park(&self, g: &mut ConnGuard<'_>, what: Awaits) {
+        g.awaiting.push(what);
         self.parked.fetch_add(1, SeqCst);
         g._held.pause();
         self.cv.wait(&mut g.g);
         g._held.resume();
         self.parked.fetch_sub(1, SeqCst);
+        if let Some(i) = g.awaiting.iter().position(|&w| w == what) {
+            g.awaiting.swap_remove(i);
+        }
     }
 
     /// Wakes one thread parked on the connection; the caller holds it (`g`), so that a
@@ -372,13 +400,19 @@ impl ConnCell {
         c.notes = notes;
     }
 
-    /// Publishes what changed on the connection (held as `_c`): its parked threads are woken,
-    /// and the news wait in the link for the domain's waiters.
-    pub fn announce(&self, _c: &mut ConnState, notes: &[(ConnId, Note)]) {
-        if !notes.is_empty() && self.parked.load(SeqCst) > 0 {
+    /// Publishes what changed on the connection (held as `c`): its parked threads are woken
+    /// if one of them waits for a change among `notes` (each checks its own condition
+    /// again), and the news wait in the link for the domain's waiters. True if it woke them.
+    pub fn announce(&self, c: &mut ConnState, notes: &[(ConnId, Note)]) -> bool {
+        let wake = self.parked.load(SeqCst) > 0
+            && notes
+                .iter()
+                .any(|&(_, n)| c.awaiting.iter().any(|w| w.woken_by(n)));
+        if wake {
             self.cv.notify_all();
         }
         self.link.note(notes);
+        wake
     }
 
     /// Threads parked on the connection now.
@@ -422,6 +456,8 @@ pub struct ConnState {
     pub held: bool,
     /// quinn's endpoint events, for the endpoint lock's holder.
     pub(super) endpoint_events: Vec<EndpointEvent>,
+    /// What each thread parked on the connection waits for (see `ConnCell::park`).
+    awaiting: Vec<Awaits>,
     /// What the last drive changed for the application (`ConnCell::drive`'s scratch list).
     notes: Vec<(ConnId, Note)>,
     /// A call changed quinn's state (data written or read, a stream opened, reset, stopped
@@ -488,6 +524,7 @@ impl ConnState {
             gone: false,
             held,
             endpoint_events: Vec::new(),
+            awaiting: Vec::new(),
             notes: Vec::new(),
             dirty: false,
             connected: false,

@@ -427,10 +427,15 @@ impl Ssl {
     /// SSL_ACCEPT_STREAM_UNI/_BIDI: the first queued stream of that kind; others stay queued).
     pub fn accept_stream(self: &Arc<Ssl>, no_block: bool, dir: Option<Dir>) -> Result<Arc<Ssl>> {
         let c = self.as_conn()?;
-        let id = self.op_waiting("conn: accept_stream", !no_block, true, |conn| {
-            self.live(c, conn)?;
-            conn.accept_incoming(dir).ok_or_else(want_read)
-        })?;
+        let id = self.op_waiting(
+            "conn: accept_stream",
+            !no_block,
+            WaitsFor::Incoming,
+            |conn| {
+                self.live(c, conn)?;
+                conn.accept_incoming(dir).ok_or_else(want_read)
+            },
+        )?;
         Ok(self.stream_obj(id))
     }
 

@@ -29,7 +29,7 @@ use crate::sync::{Asked, Condvar, Held, Mutex, MutexGuard};
 use crate::bio::Bio;
 use crate::bio::msg::BIO_POLL_DESCRIPTOR;
 use crate::error::*;
-use crate::quic::conn::{ConnCell, ConnGuard, Link};
+use crate::quic::conn::{Awaits, ConnCell, ConnGuard, Link};
 use crate::quic::engine::{ConnId, Engine, Note};
 use crate::quic::port::{self, Port, RX_BATCH_MAX, RX_ROUNDS};
 use crate::sys;
@@ -60,6 +60,17 @@ pub enum Interest {
     Accept(PortId),
     /// Any event at all (SSL_poll, background threads).
     Any,
+}
+
+impl Interest {
+    /// Waiting on connection `c` of port `port` for `what`.
+    pub fn on_conn(port: PortId, c: ConnId, what: Awaits) -> Interest {
+        match what {
+            Awaits::Anything => Interest::Conn(port, c),
+            Awaits::Stream(s) => Interest::Stream(port, c, s),
+            Awaits::Incoming => Interest::Incoming(port, c),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -261,15 +272,15 @@ impl DomainState {
                     Interest::Conn(q, c) => q == pid && touched.iter().any(|t| t.0 == c),
                     Interest::Stream(q, c, sid) => {
                         q == pid
-                            && touched.iter().any(|&(tc, n)| {
-                                tc == c && (n == Note::State || n == Note::Stream(sid))
-                            })
+                            && touched
+                                .iter()
+                                .any(|&(tc, n)| tc == c && Awaits::Stream(sid).woken_by(n))
                     }
                     Interest::Incoming(q, c) => {
                         q == pid
-                            && touched.iter().any(|&(tc, n)| {
-                                tc == c && matches!(n, Note::State | Note::Incoming)
-                            })
+                            && touched
+                                .iter()
+                                .any(|&(tc, n)| tc == c && Awaits::Incoming.woken_by(n))
                     }
                 };
                 if hit {
@@ -637,12 +648,18 @@ impl Domain {
 
     /// Blocks a thread on connection `cell` (held as `g`) while another thread polls the
     /// network for everyone: it sleeps on the connection's own condition variable, woken by
-    /// a drive that changed the connection for the application, or offered leadership when
+    /// a drive with news `what` waits for, or offered leadership when
     /// the polling thread leaves (`offer_lead`). False at once if no thread polls (the
     /// caller then leads itself). The domain's lock is not taken. `took` is set when the
     /// thread took an offer of leadership: if its call then completes without leading, it
     /// must pass the offer on (`pass_lead`).
-    pub fn park(&self, cell: &Arc<ConnCell>, g: &mut ConnGuard<'_>, took: &mut bool) -> bool {
+    pub fn park(
+        &self,
+        cell: &Arc<ConnCell>,
+        g: &mut ConnGuard<'_>,
+        what: Awaits,
+        took: &mut bool,
+    ) -> bool {
         self.declare_atomics();
         self.parked.lock().push(cell.clone());
         self.parked_count.fetch_add(1, SeqCst);
@@ -650,7 +667,7 @@ impl Domain {
         // thread in the list, or this thread sees it gone.
         let polled = self.is_polled();
         if polled {
-            cell.park(g);
+            cell.park(g, what);
         }
         self.parked_count.fetch_sub(1, SeqCst);
         if !self.is_polled() && self.offered.swap(false, SeqCst) {
@@ -1011,7 +1028,7 @@ mod tests {
     /// Publishes `note` on `cell`, as a drive that changed it does.
     fn news(cell: &ConnCell, note: Note) {
         let mut c = cell.lock("test");
-        cell.announce(&mut c, &[(cell.id, note)]);
+        let _ = cell.announce(&mut c, &[(cell.id, note)]);
     }
 
     /// Waits (bounded) until another thread's step shows in `cond`.
@@ -1036,7 +1053,7 @@ mod tests {
             let mut g = cell.lock("test: parker");
             let mut took = false;
             while !done.load(SeqCst) && !took {
-                if !d.park(&cell, &mut g, &mut took) {
+                if !d.park(&cell, &mut g, Awaits::Anything, &mut took) {
                     break;
                 }
             }
@@ -1057,7 +1074,7 @@ mod tests {
         let mut g = cells[0].lock("test");
         let mut took = false;
         assert!(
-            !d.park(&cells[0], &mut g, &mut took),
+            !d.park(&cells[0], &mut g, Awaits::Anything, &mut took),
             "parked with no poller"
         );
         assert!(!took);
@@ -1082,6 +1099,48 @@ mod tests {
         }
         assert!(!result(&rx, "news"), "took leadership that was not offered");
         assert_eq!(d.parked_count.load(SeqCst), 0);
+    }
+
+    /// A thread parked for the peer's new streams sleeps through news of streams and is
+    /// woken once by the news it waits for.
+    #[test]
+    fn a_parked_thread_sleeps_through_news_it_does_not_wait_for() {
+        let (d, cells) = conns(1);
+        d.leading.store(true, SeqCst);
+        let cell = cells[0].clone();
+        let done = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel();
+        {
+            let (d, cell, done) = (d.clone(), cell.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut g = cell.lock("test: parker");
+                let mut rounds = 0;
+                let mut took = false;
+                while !done.load(SeqCst) {
+                    if !d.park(&cell, &mut g, Awaits::Incoming, &mut took) {
+                        break;
+                    }
+                    rounds += 1;
+                }
+                drop(g);
+                let _ = tx.send(rounds);
+            });
+        }
+        until("the thread to park", || cell.parked() == 1);
+        let s = |i| StreamId::new(quinn_proto::Side::Client, quinn_proto::Dir::Bi, i);
+        {
+            // The thread registered under the lock and sleeps in `park` now.
+            let mut c = cell.lock("test");
+            let id = cell.id;
+            let notes = [(id, Note::Stream(s(0))), (id, Note::Stream(s(1)))];
+            assert!(!cell.announce(&mut c, &notes), "woken by news of streams");
+            done.store(true, SeqCst);
+            assert!(cell.announce(&mut c, &[(id, Note::Incoming)]), "not woken");
+        }
+        let rounds = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the parked thread did not return");
+        assert_eq!(rounds, 1, "woken by news of streams it does not wait for");
     }
 
     #[test]

@@ -36,7 +36,7 @@ use quinn_proto::{Dir, Side, StreamId, VarInt};
 use crate::bio::Bio;
 pub use crate::consts::*;
 use crate::error::*;
-use crate::quic::conn::{ConnCell, ConnGuard, ConnState};
+use crate::quic::conn::{Awaits, ConnCell, ConnGuard, ConnState};
 use crate::quic::engine::Engine;
 use crate::quic::port::{Port, UNADDRESSED_PEER};
 use crate::quic::stream::{PartState, StreamFault};
@@ -92,6 +92,18 @@ pub struct Ssl {
 
 fn want_read() -> Error {
     Error::would_block()
+}
+
+/// What a blocked call on a connection or stream object waits for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WaitsFor {
+    /// Any change of the connection (a handshake, a shutdown's flush, stream credit).
+    Conn,
+    /// The object's stream (a connection's default stream once it exists), or the
+    /// connection's state.
+    Stream,
+    /// The peer's new streams, or the connection's state.
+    Incoming,
 }
 
 impl Ssl {
@@ -245,25 +257,23 @@ impl Ssl {
         self.blocking.load(Relaxed) && self.domain().allows_blocking() && g.g.pollable()
     }
 
-    /// What a blocked call on this object waits for: its stream (a stream object, or a
-    /// connection's default stream once it exists), the peer's new streams (`incoming`:
-    /// SSL_accept_stream), the connection, or the listener's accept queue.
-    fn interest(&self, incoming: bool) -> Interest {
-        let port = self.port_id();
-        let Some(h) = self.cell().map(|c| c.id) else {
-            return match &self.kind {
-                Kind::Listener(l) => Interest::Accept(l.port),
-                _ => Interest::Any,
-            };
-        };
+    /// What a blocked call on a connection or stream object (its connection held as `c`)
+    /// waits for, as `on` says; a connection's default stream once it exists.
+    fn awaits(&self, c: &ConnState, on: WaitsFor) -> Awaits {
+        match (on, &self.kind) {
+            (WaitsFor::Incoming, _) => Awaits::Incoming,
+            (WaitsFor::Conn, _) => Awaits::Anything,
+            (WaitsFor::Stream, Kind::Stream(s)) => Awaits::Stream(s.id),
+            (WaitsFor::Stream, _) => c.default_stream().map_or(Awaits::Anything, Awaits::Stream),
+        }
+    }
+
+    /// What a blocked call on a listener waits for: its accept queue (anything, before it
+    /// has a port).
+    fn listener_interest(&self) -> Interest {
         match &self.kind {
-            _ if incoming => Interest::Incoming(port, h),
-            Kind::Stream(s) => Interest::Stream(port, h, s.id),
-            Kind::Conn(_) => match self.known_stream() {
-                Some(id) => Interest::Stream(port, h, id),
-                None => Interest::Conn(port, h),
-            },
-            _ => Interest::Conn(port, h),
+            Kind::Listener(l) => Interest::Accept(l.port),
+            _ => Interest::Any,
         }
     }
 
@@ -313,7 +323,7 @@ impl Ssl {
                 }
             }
             p.g.run(Instant::now());
-            let interest = self.interest(false);
+            let interest = self.listener_interest();
             self.domain().wait(&mut p.g, interest, None);
         }
     }
@@ -323,22 +333,22 @@ impl Ssl {
     /// already buffered; if it would block, after one tick of the port; if it still would
     /// block and this object is in blocking mode, waits for events that concern it and
     /// tries again until it completes or fails. `may_block` false: never wait (a NO_BLOCK
-    /// flag).
+    /// flag). A blocked call waits for any change of the connection.
     fn op<T>(
         &self,
         purpose: &'static str,
         may_block: bool,
         f: impl FnMut(&mut ConnState) -> Result<T>,
     ) -> Result<T> {
-        self.op_waiting(purpose, may_block, false, f)
+        self.op_waiting(purpose, may_block, WaitsFor::Conn, f)
     }
 
-    /// As `op`; `incoming`: a blocked call waits for the peer's new streams.
+    /// As `op`; a blocked call waits for what `on` says.
     fn op_waiting<T>(
         &self,
         purpose: &'static str,
         may_block: bool,
-        incoming: bool,
+        on: WaitsFor,
         mut f: impl FnMut(&mut ConnState) -> Result<T>,
     ) -> Result<T> {
         let cell = self.start()?;
@@ -372,9 +382,10 @@ impl Ssl {
             // and served once the lock is released): while another thread polls the
             // network, sleep on the connection itself. Parking means another thread leads:
             // this one answers for leadership again only if it takes an offer.
+            let what = self.awaits(&c, on);
             if blocked && !drove {
                 let was = std::mem::take(&mut took);
-                if self.domain().park(&cell, &mut c, &mut took) {
+                if self.domain().park(&cell, &mut c, what, &mut took) {
                     continue;
                 }
                 took |= was;
@@ -394,7 +405,7 @@ impl Ssl {
             // No thread polls the network (or this call's drive had output to send first):
             // wait through the domain, which makes this thread the poller; it then answers
             // for handing leadership on when its call completes.
-            let interest = self.interest(incoming);
+            let interest = Interest::on_conn(self.port_id(), cell.id, what);
             self.domain().wait_conn(interest, &cell.epoch, seen, None);
             took = true;
         }

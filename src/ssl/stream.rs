@@ -97,7 +97,7 @@ impl Ssl {
     pub(super) fn stream_write(&self, data: &[u8], conclude: bool) -> Result<usize> {
         let blocking = self.blocking_now();
         let mut done = 0;
-        self.op("conn: write", true, |conn| {
+        self.op_waiting("conn: write", true, WaitsFor::Stream, |conn| {
             // Blocking writes take everything (waiting for flow-control credit); non-blocking
             // ones return what fitted.
             let id = self.target(conn, true)?;
@@ -120,7 +120,7 @@ impl Ssl {
     pub(super) fn stream_read(&self, out: &mut [u8], peek: bool) -> Result<usize> {
         // Data already buffered is served before more is taken in (as OpenSSL does), which
         // keeps quinn's reassembly buffers short during bulk transfers: see `op`.
-        self.op("conn: read", true, |conn| {
+        self.op_waiting("conn: read", true, WaitsFor::Stream, |conn| {
             let id = self.target(conn, false)?;
             conn.read_stream(id, out, peek)
                 .map_err(|f| stream_error(f, conn))
