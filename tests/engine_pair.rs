@@ -713,6 +713,58 @@ fn shutdown_with_application_code() {
     }
 }
 
+/// A fork child (`keep_only`) counts as foreign only datagrams of connections it does not
+/// serve: a datagram its own connection's peer sends after that connection drained (a late
+/// retransmission, say) is its own, while one with an ID it never issued still counts.
+#[test]
+fn fork_child_counts_only_others_datagrams_as_foreign() {
+    let mut p = Pair::new(Link::delay_ms(5), false, 61);
+    let (cch, sch, _) = p.handshake();
+    p.server.keep_only(sch);
+    // A 1-RTT datagram of the client's, kept to be delivered again once the server drained.
+    let id = p.client.open_stream(cch, Dir::Bi).unwrap();
+    p.client.conn(cch).unwrap().send(id, b"late").unwrap();
+    p.client.mark(cch);
+    p.client.process(p.now);
+    let mut late = None;
+    for (out, txbuf) in p.client.take_transmits() {
+        for o in out {
+            let d = txbuf[o.off..o.off + o.seg.min(o.len)].to_vec();
+            p.net.send(p.now, client_addr(), o.dst, &d);
+            late = late.or(Some(d).filter(|d| d[0] & 0x80 == 0));
+        }
+    }
+    let late = late.expect("a short-header datagram from the client");
+    let now = p.now;
+    p.server
+        .conn(sch)
+        .unwrap()
+        .close(now, VarInt::from_u32(0), Bytes::new());
+    p.server.mark(sch);
+    p.run_until("both drained", Duration::from_secs(10), |p| {
+        p.client.conn(cch).is_none_or(|c| c.drained) && p.server.conn(sch).unwrap().drained
+    });
+    assert_eq!(p.server.stats().foreign_in, 0, "before the late datagram");
+    let (now, ip) = (p.now, Some(server_addr().ip()));
+    p.server.handle_datagram(now, client_addr(), ip, &late);
+    assert_eq!(
+        p.server.stats().foreign_in,
+        0,
+        "the drained connection's own datagram counted as another's"
+    );
+    // An ID this process never issued: another connection's, still counted.
+    let mut other = late.clone();
+    for b in &mut other[1..9] {
+        *b ^= 0x5a;
+    }
+    p.server.handle_datagram(now, client_addr(), ip, &other);
+    assert_eq!(
+        p.server.stats().foreign_in,
+        1,
+        "another connection's datagram"
+    );
+}
+
 #[test]
 fn idle_connections_cost_no_work() {
     const N: usize = 100;

@@ -152,6 +152,9 @@ pub struct Engine {
     stats: Stats,
     /// Which connections this process serves when fork or prefork split a listener's.
     role: Role,
+    /// Fork child: its own connections that drained, whose IDs quinn keeps routing to them
+    /// (to nothing): a late datagram of theirs is not counted as another's (`foreign_in`).
+    kept_drained: Vec<ConnectionHandle>,
     /// Datagrams to forward to children (sent by the reactor).
     pub(super) fwd_out: Vec<Fwd>,
     pub(super) fwdbuf: Vec<u8>,
@@ -212,6 +215,7 @@ impl Engine {
             accept_epoch: Arc::new(AtomicU64::new(1)),
             stats: Stats::default(),
             role: Role::Whole,
+            kept_drained: Vec::new(),
             fwd_out: Vec::new(),
             fwdbuf: Vec::new(),
             link,
@@ -324,6 +328,9 @@ impl Engine {
             for (h, _) in std::mem::take(forwarded) {
                 let _ = self.endpoint.handle_event(h, EndpointEvent::drained());
             }
+        }
+        for h in std::mem::take(&mut self.kept_drained) {
+            let _ = self.endpoint.handle_event(h, EndpointEvent::drained());
         }
         self.link.work.lock().retain(|&t| t == id);
         self.accept_queue.clear();
@@ -723,6 +730,14 @@ impl Engine {
             .store(false, std::sync::atomic::Ordering::SeqCst);
         let mut again = false;
         for ev in std::mem::take(&mut c.endpoint_events) {
+            // A fork child does not let quinn forget its own drained connection: a datagram
+            // the peer still sends for it (a retransmission, its CONNECTION_CLOSE) is then
+            // routed to that handle and dropped, where an unknown ID would count as another
+            // connection's. The child serves its few connections only; the entry is small.
+            if ev.is_drained() && self.serves_only_own() {
+                self.kept_drained.push(cell.handle);
+                continue;
+            }
             if let Some(cev) = self.endpoint.handle_event(cell.handle, ev) {
                 c.handle_event(cev);
                 again = true;
