@@ -201,6 +201,14 @@ impl Awaits {
     }
 }
 
+thread_local! {
+    /// The connections this thread holds locked (their cells' addresses). A drive runs the
+    /// application's callbacks (certificate verification, sessions) under its connection's
+    /// lock: a callback that calls back into that connection must be told so, not wait for
+    /// its own thread for ever.
+    static HOLDING: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A locked connection, with what the lock is held for.
 pub struct ConnGuard<'a> {
     g: MutexGuard<'a, ConnState>,
@@ -212,6 +220,13 @@ impl Drop for ConnGuard<'_> {
     /// Whatever this thread did under the lock happens before the cell is freed, on
     /// whichever thread lets go of it last (see `ConnCell`'s Drop).
     fn drop(&mut self) {
+        let me = self.cell.addr();
+        HOLDING.with(|h| {
+            let mut h = h.borrow_mut();
+            if let Some(i) = h.iter().rposition(|&a| a == me) {
+                h.swap_remove(i);
+            }
+        });
         happens_before(self.cell);
     }
 }
@@ -276,11 +291,23 @@ impl ConnCell {
     pub fn lock(&self, purpose: &'static str) -> ConnGuard<'_> {
         let asked = Asked::now();
         let g = self.state.lock();
+        HOLDING.with(|h| h.borrow_mut().push(self.addr()));
         ConnGuard {
             g,
             _held: Held::begin(purpose, asked),
             cell: self,
         }
+    }
+
+    fn addr(&self) -> usize {
+        self as *const ConnCell as usize
+    }
+
+    /// Whether this thread holds the connection's lock: a call made from a callback that
+    /// the connection's own drive runs (locking it again would wait for ever).
+    pub fn held_here(&self) -> bool {
+        let me = self.addr();
+        HOLDING.with(|h| h.borrow().contains(&me))
     }
 
     /// Sleeps on the connection (held as `g`, released while asleep) until a drive changes

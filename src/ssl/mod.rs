@@ -369,11 +369,14 @@ impl Ssl {
         // This thread took an offer to lead from a thread that stopped polling (`park`).
         let mut took = false;
         loop {
-            let Some(mut c) = self.enter(&cell, purpose) else {
-                if took {
-                    self.domain().pass_lead();
+            let mut c = match self.enter(&cell, purpose) {
+                Ok(c) => c,
+                Err(e) => {
+                    if took {
+                        self.domain().pass_lead();
+                    }
+                    return Err(e);
                 }
-                return Err(closed_error(None));
             };
             let r = f(&mut c);
             let drove = Self::settle(&cell, &mut c);
@@ -419,8 +422,9 @@ impl Ssl {
         purpose: &'static str,
         f: &mut impl FnMut(&mut ConnState) -> Result<T>,
     ) -> (Result<T>, u64) {
-        let Some(mut c) = self.enter(cell, purpose) else {
-            return (Err(closed_error(None)), 0);
+        let mut c = match self.enter(cell, purpose) {
+            Ok(c) => c,
+            Err(e) => return (Err(e), 0),
         };
         let r = f(&mut c);
         let drove = Self::settle(cell, &mut c);
@@ -433,11 +437,22 @@ impl Ssl {
     }
 
     /// Locks the object's connection for a call (callbacks the call's drive runs name this
-    /// object's domain owner); None if this process no longer serves it (fork).
-    fn enter<'c>(&self, cell: &'c ConnCell, purpose: &'static str) -> Option<ConnGuard<'c>> {
+    /// object's domain owner). Fails if this process no longer serves it (fork), or if this
+    /// thread already holds it: a callback that the connection's own drive runs (certificate
+    /// verification, a session callback) called back into it.
+    fn enter<'c>(&self, cell: &'c ConnCell, purpose: &'static str) -> Result<ConnGuard<'c>> {
+        if cell.held_here() {
+            return Err(Error::unsupported(format!(
+                "{purpose}: called from a callback that runs on this connection's own \
+                 handshake; call it after the callback returns"
+            )));
+        }
         domain::set_current_owner(self.domain().owner.load(Relaxed));
         let c = cell.lock(purpose);
-        (!c.gone).then_some(c)
+        if c.gone {
+            return Err(closed_error(None));
+        }
+        Ok(c)
     }
 
     /// Drives the connection if the call changed it, before its lock is let go; true if it
@@ -469,7 +484,16 @@ impl Ssl {
         f: impl FnOnce(&mut ConnState) -> R,
     ) -> Option<R> {
         let cell = self.cell()?.clone();
-        let mut c = self.enter(&cell, purpose)?;
+        let mut c = match self.enter(&cell, purpose) {
+            Ok(c) => c,
+            // Answered as for a connection that is gone; a callback's mistake is told.
+            Err(e) => {
+                if cell.held_here() {
+                    e.queue(purpose);
+                }
+                return None;
+            }
+        };
         let r = f(&mut c);
         let drove = Self::settle(&cell, &mut c);
         drop(c);

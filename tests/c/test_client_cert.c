@@ -546,6 +546,68 @@ static char *read_file(const char *path, long *len)
     return b;
 }
 
+#if HAVE_OSSLQUIC
+/* What a QUIC client's verify callback saw when it called back into its own connection. */
+static struct {
+    int n;
+    uint64_t stream_id;
+    unsigned long id_err, read_err;
+    int read_ret;
+} rc_seen;
+
+static int reentry_cb(int ok, X509_STORE_CTX *ctx)
+{
+    SSL *s = X509_STORE_CTX_get_ex_data(ctx, SSL_get_ex_data_X509_STORE_CTX_idx());
+    unsigned char b;
+    size_t n = 0;
+
+    if (rc_seen.n++ == 0 && s != NULL) {
+        ERR_clear_error();
+        rc_seen.stream_id = SSL_get_stream_id(s);
+        rc_seen.id_err = ERR_peek_last_error();
+        ERR_clear_error();
+        rc_seen.read_ret = SSL_read_ex(s, &b, 1, &n);
+        rc_seen.read_err = ERR_peek_last_error();
+        ERR_clear_error();
+    }
+    return ok;
+}
+
+/* osslquic runs a connection's certificate verification under that connection's lock: a
+ * verify callback that calls back into the same connection gets an error saying so (before,
+ * the call waited for its own thread for ever), and the handshake goes on. */
+static int test_quic_callback_reentry(void)
+{
+    SSL_CTX *sctx = quic_server_ctx(SSL_VERIFY_NONE, 0);
+    SSL_CTX *cctx = client_ctx(OSSL_QUIC_client_method(), NULL, NULL);
+    struct qpeers q;
+    int rc, rs;
+
+    ASSERT_NOT_NULL(sctx);
+    ASSERT_NOT_NULL(cctx);
+    SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, reentry_cb);
+    memset(&rc_seen, 0, sizeof(rc_seen));
+    ASSERT_TRUE(quic_setup(&q, sctx, cctx));
+    ASSERT_TRUE(quic_handshake(&q, &rc, &rs));
+    ASSERT_EQ(rc, 1);
+    ASSERT_EQ(rs, 1);
+    ASSERT_GE(rc_seen.n, 1);
+    ASSERT_U64_EQ(rc_seen.stream_id, UINT64_MAX);
+    ASSERT_EQ(ERR_GET_LIB(rc_seen.id_err), ERR_LIB_BIO);
+    ASSERT_EQ(ERR_GET_REASON(rc_seen.id_err), BIO_R_UNSUPPORTED_METHOD);
+    ASSERT_EQ(rc_seen.read_ret, 0);
+    ASSERT_EQ(ERR_GET_REASON(rc_seen.read_err), BIO_R_UNSUPPORTED_METHOD);
+    /* After the callback, the same calls work. */
+    ASSERT_U64_EQ(SSL_get_stream_id(q.client), UINT64_MAX);
+    ASSERT_EQ(ERR_peek_error(), 0);
+    ERR_clear_error();
+    quic_free(&q);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    return 1;
+}
+#endif
+
 static int test_pem_round_trip(void)
 {
     long len = 0, clen = 0;
@@ -800,6 +862,9 @@ int main(int argc, char **argv)
     RUN(test_tls_peer_optional);
     RUN(test_quic_good_cert);
     RUN(test_quic_refused);
+#if HAVE_OSSLQUIC
+    RUN(test_quic_callback_reentry);
+#endif
     RUN(test_pem_round_trip);
     RUN(test_name_text);
     RUN(test_client_ca_list);
