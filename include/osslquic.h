@@ -842,6 +842,15 @@
 #define CID_LEN 8
 
 /**
+ * Most connections a listener keeps waiting for SSL_accept_connection (mid-handshake or
+ * established) unless the application sets another bound: beyond it, new connections are
+ * refused at their first Initial. A peer's connections cost memory until accepted (about
+ * 30 KiB each when idle, more mid-handshake), so an application that stops accepting must
+ * not let them pile up without limit.
+ */
+#define DEFAULT_MAX_PENDING 1024
+
+/**
  * Most receive batches per tick: bounded work, the rest waits for the next tick.
  */
 #define RX_ROUNDS 32
@@ -1139,6 +1148,11 @@ typedef struct OSSLQUIC_ENGINE_STATS {
    * Connections accepted.
    */
   uint64_t accepted;
+  /**
+   * New connections refused (CONNECTION_REFUSED) because the accept queue was full
+   * (OSSLQUIC_set_max_pending_connections).
+   */
+  uint64_t refused;
 } OSSLQUIC_ENGINE_STATS;
 
 typedef struct ssl_session_st SSL_SESSION;
@@ -2787,6 +2801,22 @@ SSL *SSL_accept_connection(SSL *ssl, uint64_t flags);
  * Connections waiting to be accepted. See SSL_get_accept_connection_queue_len(3).
  */
 size_t SSL_get_accept_connection_queue_len(SSL *ssl);
+
+/**
+ * Bounds the accept queue of QUIC listener `listener`: while `max` connections wait for
+ * SSL_accept_connection (mid-handshake or established), new ones are refused with
+ * CONNECTION_REFUSED at their first packet and counted (OSSLQUIC_ENGINE_STATS.refused).
+ * The default is 1024; 0 refuses every new connection (a server draining before it
+ * stops). Connections already queued stay. Returns 1, or 0 with an error queued (not a
+ * QUIC listener). An osslquic extension: OpenSSL has no such call.
+ */
+int OSSLQUIC_set_max_pending_connections(SSL *listener, size_t max);
+
+/**
+ * The accept-queue bound of QUIC listener `listener` (see
+ * OSSLQUIC_set_max_pending_connections); 0 with an error queued if it is not one.
+ */
+size_t OSSLQUIC_get_max_pending_connections(SSL *listener);
 
 /**
  * 1 for a listener. See SSL_is_listener(3).

@@ -19,6 +19,9 @@ pub struct OSSLQUIC_ENGINE_STATS {
     pub forwarded: u64,
     /// Connections accepted.
     pub accepted: u64,
+    /// New connections refused (CONNECTION_REFUSED) because the accept queue was full
+    /// (OSSLQUIC_set_max_pending_connections).
+    pub refused: u64,
 }
 
 /// fork(2), handing the accepted connection `conn` to the child. Returns the child's pid in
@@ -72,6 +75,7 @@ pub extern "C" fn OSSLQUIC_get_engine_stats(
             foreign_in: st.foreign_in,
             forwarded: st.forwarded,
             accepted: st.accepted,
+            refused: st.refused,
         };
         Ok(1)
     })

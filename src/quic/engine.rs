@@ -117,7 +117,16 @@ pub struct Stats {
     pub forwarded: u64,
     /// Connections accepted (queued for SSL_accept_connection).
     pub accepted: u64,
+    /// New connections refused (CONNECTION_REFUSED) because the accept queue was full.
+    pub refused: u64,
 }
+
+/// Most connections a listener keeps waiting for SSL_accept_connection (mid-handshake or
+/// established) unless the application sets another bound: beyond it, new connections are
+/// refused at their first Initial. A peer's connections cost memory until accepted (about
+/// 30 KiB each when idle, more mid-handshake), so an application that stops accepting must
+/// not let them pile up without limit.
+pub const DEFAULT_MAX_PENDING: usize = 1024;
 
 /// A datagram for a forked child: `len` bytes at `off` in `Engine::fwdbuf`.
 #[derive(Clone, Copy, Debug)]
@@ -141,6 +150,8 @@ pub struct Engine {
     accept_queue: VecDeque<ConnId>,
     /// Whether new clients must prove their address with a Retry first.
     validate: bool,
+    /// Bound of the accept queue (`DEFAULT_MAX_PENDING` unless set).
+    max_pending: usize,
     /// The endpoint's own datagrams (Retry, version negotiation, stateless resets, refusals).
     pub(super) out: Vec<Out>,
     pub(super) txbuf: Vec<u8>,
@@ -208,6 +219,7 @@ impl Engine {
             next_id: 1,
             accept_queue: VecDeque::new(),
             validate: true,
+            max_pending: DEFAULT_MAX_PENDING,
             out: Vec::new(),
             txbuf: Vec::new(),
             scratch: Vec::new(),
@@ -389,6 +401,17 @@ impl Engine {
     }
 
     /// Whether new clients must prove their address with a Retry first (the default).
+    /// Bounds the accept queue: beyond `max` connections waiting for SSL_accept_connection,
+    /// new ones are refused (0: every new connection is refused, as a draining server
+    /// wants).
+    pub fn set_max_pending(&mut self, max: usize) {
+        self.max_pending = max;
+    }
+
+    pub fn max_pending(&self) -> usize {
+        self.max_pending
+    }
+
     pub fn set_validate(&mut self, on: bool) {
         self.validate = on;
     }
@@ -571,7 +594,13 @@ impl Engine {
                 self.stats.foreign_in += 1
             }
             Some(DatagramEvent::NewConnection(inc)) => {
-                if self.validate && !inc.remote_address_validated() && inc.may_retry() {
+                if self.accept_queue.len() >= self.max_pending {
+                    // Full: CONNECTION_REFUSED at once, before a Retry round trip or any
+                    // state is spent on the connection.
+                    let t = self.endpoint.refuse(inc, &mut buf);
+                    self.push_out(&t, &buf);
+                    self.stats.refused += 1;
+                } else if self.validate && !inc.remote_address_validated() && inc.may_retry() {
                     match self.endpoint.retry(inc, &mut buf) {
                         Ok(t) => self.push_out(&t, &buf),
                         Err(e) => self.endpoint.ignore(e.into_incoming()),

@@ -329,6 +329,7 @@ pub fn engine_stats(s: &Ssl) -> Result<Stats> {
         t.foreign_in += st.foreign_in;
         t.forwarded += st.forwarded;
         t.accepted += st.accepted;
+        t.refused += st.refused;
     }
     Ok(t)
 }

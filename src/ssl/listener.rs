@@ -154,6 +154,22 @@ impl Ssl {
             .accept_queue_len())
     }
 
+    /// OSSLQUIC_set_max_pending_connections: bounds the listener's accept queue (see
+    /// `quic::engine::DEFAULT_MAX_PENDING`); connections already queued stay.
+    pub fn set_max_pending(&self, max: usize) -> Result<()> {
+        self.as_listener()?;
+        self.locked("domain: set_max_pending")
+            .engine
+            .set_max_pending(max);
+        Ok(())
+    }
+
+    /// OSSLQUIC_get_max_pending_connections.
+    pub fn max_pending(&self) -> Result<usize> {
+        self.as_listener()?;
+        Ok(self.locked("domain: max_pending").engine.max_pending())
+    }
+
     /// SSL_listen on a QUIC listener: needs its network BIO.
     pub(super) fn quic_listen(&self) -> Result<()> {
         let l = self.as_listener()?;

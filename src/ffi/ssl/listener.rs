@@ -68,6 +68,29 @@ pub extern "C" fn SSL_get_accept_connection_queue_len(ssl: *mut SSL) -> usize {
     })
 }
 
+/// Bounds the accept queue of QUIC listener `listener`: while `max` connections wait for
+/// SSL_accept_connection (mid-handshake or established), new ones are refused with
+/// CONNECTION_REFUSED at their first packet and counted (OSSLQUIC_ENGINE_STATS.refused).
+/// The default is 1024; 0 refuses every new connection (a server draining before it
+/// stops). Connections already queued stay. Returns 1, or 0 with an error queued (not a
+/// QUIC listener). An osslquic extension: OpenSSL has no such call.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_set_max_pending_connections(listener: *mut SSL, max: usize) -> c_int {
+    ffi_entry!(OSSLQUIC_set_max_pending_connections, {
+        ssl_arg(listener)?.set_max_pending(max)?;
+        Ok(1)
+    })
+}
+
+/// The accept-queue bound of QUIC listener `listener` (see
+/// OSSLQUIC_set_max_pending_connections); 0 with an error queued if it is not one.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_get_max_pending_connections(listener: *mut SSL) -> usize {
+    ffi_entry!(OSSLQUIC_get_max_pending_connections, {
+        ssl_arg(listener)?.max_pending()
+    })
+}
+
 /// 1 for a listener. See SSL_is_listener(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_is_listener(ssl: *mut SSL) -> c_int {
