@@ -1675,3 +1675,92 @@ fn app_stream_resets_release_and_directions() {
         PartState::ResetRemote
     );
 }
+
+/// A panic while a connection is handled (here injected into its next drive, as a defect in
+/// quinn or rustls would raise it) closes that connection explicitly and only it: it reads
+/// as lost with INTERNAL_ERROR, the peer is told at once (quinn offers only an
+/// application-level CONNECTION_CLOSE: code 1, "internal error"), the endpoint forgets it,
+/// and another connection of the same server carries data on.
+#[test]
+fn a_panic_while_a_connection_is_driven_closes_that_connection_only() {
+    let mut p = Pair::new(Link::delay_ms(5), false, 14);
+    let (cch, sch, _) = p.handshake();
+    let (cch2, sch2, _) = p.handshake();
+    p.server
+        .cell(sch)
+        .expect("server connection")
+        .inject_panic();
+    let id = app(&mut p.client, cch, true, |c| c.open_stream(Dir::Bi)).unwrap();
+    assert_eq!(
+        app(&mut p.client, cch, true, |c| c
+            .write_stream(id, b"trigger", true)),
+        Ok(7)
+    );
+    p.run_until(
+        "the server's connection breaks",
+        Duration::from_secs(10),
+        |p| p.server.conn(sch).is_some_and(|c| c.broken),
+    );
+    {
+        let c = p.server.conn(sch).expect("held by its object");
+        match &c.lost {
+            Some(ConnectionError::TransportError(e)) => {
+                assert_eq!(e.code, quinn_proto::TransportErrorCode::INTERNAL_ERROR);
+                assert!(e.reason.contains("injected by a test"), "{}", e.reason);
+            }
+            other => panic!("lost: {other:?}"),
+        }
+        assert!(
+            !c.drained,
+            "forgotten at once: a stateless reset could overtake the close"
+        );
+    }
+    p.run_until("the client is told", Duration::from_secs(10), |p| {
+        p.client.conn(cch).unwrap().lost.is_some()
+    });
+    match &p.client.conn(cch).unwrap().lost {
+        Some(ConnectionError::ApplicationClosed(a)) => {
+            assert_eq!(a.error_code, VarInt::from_u32(1));
+            assert_eq!(&a.reason[..], b"internal error");
+        }
+        other => panic!("the client saw {other:?}"),
+    }
+    let broke = p.now;
+    p.run_until("forgotten after its linger", Duration::from_secs(5), |p| {
+        p.server.conn(sch).unwrap().drained
+    });
+    assert!(
+        p.now - broke >= Duration::from_millis(900),
+        "lingered {:?}",
+        p.now - broke
+    );
+    // The other connection is untouched.
+    let id2 = app(&mut p.client, cch2, true, |c| c.open_stream(Dir::Bi)).unwrap();
+    assert_eq!(
+        app(&mut p.client, cch2, true, |c| c.write_stream(
+            id2,
+            b"still here",
+            true
+        )),
+        Ok(10)
+    );
+    p.run_until(
+        "the other connection's data",
+        Duration::from_secs(10),
+        |p| {
+            let n = app(&mut p.server, sch2, false, |c| {
+                c.accept_incoming(None);
+                c.stream_pending(id2)
+            });
+            n == 10
+        },
+    );
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        app(&mut p.server, sch2, false, |c| c
+            .read_stream(id2, &mut buf, false)),
+        Ok(10)
+    );
+    assert_eq!(&buf[..10], b"still here");
+    assert!(!p.server.conn(sch2).unwrap().broken);
+}

@@ -31,6 +31,11 @@ use crate::sync::{
     Asked, Condvar, Held, Mutex, MutexGuard, atomic_objects, happens_after, happens_before,
 };
 
+/// How long a connection that broke (a panic while it was handled, `ConnCell::poison`) stays
+/// routed, its datagrams dropped, before the endpoint forgets it: about the closing period
+/// RFC 9000 asks for (3 PTO) on a path of up to ~100 ms; its own PTO is not trusted then.
+const BROKEN_LINGER: Duration = Duration::from_secs(1);
+
 /// Most datagrams one connection may emit per poll (GSO batch size for quinn), and most polls
 /// per drive.
 pub(crate) const MAX_TX_PER_DRIVE: usize = 64;
@@ -175,6 +180,8 @@ pub struct ConnCell {
     cv: Condvar,
     /// Threads parked on `cv` (changed under the connection's lock).
     parked: AtomicUsize,
+    /// Tests only: the next drive panics (see `inject_panic`).
+    panic_next: AtomicBool,
 }
 
 /// What a thread parked on a connection waits for: the connection's part of the object
@@ -271,6 +278,7 @@ impl ConnCell {
             needs_endpoint: AtomicBool::new(false),
             cv: Condvar::new(),
             parked: AtomicUsize::new(0),
+            panic_next: AtomicBool::new(false),
         }
     }
 
@@ -372,6 +380,101 @@ impl ConnCell {
     /// the connection waits on the work list and quinn paces itself), its timer into the
     /// heap. Endpoint events and a drained connection are left for the endpoint.
     pub fn drive(&self, c: &mut ConnState, now: Instant) {
+        if c.broken {
+            return;
+        }
+        self.contain(c, now, |c| self.drive_contained(c, now));
+    }
+
+    /// Runs `f` on the connection (held as `c`), containing a panic inside it (in quinn,
+    /// rustls, or this library's handling of their events): the connection is then closed
+    /// and forgotten (`poison`), and `f`'s answer is None. Other connections go on.
+    pub fn contain<R>(
+        &self,
+        c: &mut ConnState,
+        now: Instant,
+        f: impl FnOnce(&mut ConnState) -> R,
+    ) -> Option<R> {
+        if c.broken {
+            return None;
+        }
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c))) {
+            Ok(r) => Some(r),
+            Err(p) => {
+                let what = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                self.poison(c, now, &what);
+                None
+            }
+        }
+    }
+
+    /// After a panic while the connection was handled: quinn's state may be half-updated,
+    /// so it is not used again but for one guarded attempt to tell the peer
+    /// (CONNECTION_CLOSE, application-level with code 1 and the reason "internal error":
+    /// quinn offers no transport-level close); the connection reads as lost with
+    /// INTERNAL_ERROR, its waiters are woken, and the endpoint forgets it.
+    fn poison(&self, c: &mut ConnState, now: Instant, what: &str) {
+        c.broken = true;
+        c.lost = Some(ConnectionError::TransportError(
+            quinn_proto::TransportError {
+                code: quinn_proto::TransportErrorCode::INTERNAL_ERROR,
+                frame: None,
+                reason: format!("internal error: {what}"),
+            },
+        ));
+        let link = self.link.clone();
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            c.close(
+                now,
+                VarInt::from_u32(1),
+                bytes::Bytes::from_static(b"internal error"),
+            );
+            c.transmit(now, &link);
+        }));
+        c.dirty = false;
+        c.endpoint_events.clear();
+        // The endpoint keeps routing its datagrams here (where they are dropped) for
+        // `BROKEN_LINGER`, so that the peer's packets in flight meet silence rather than a
+        // stateless reset that would overtake the CONNECTION_CLOSE; then it is forgotten
+        // (`forget_broken`).
+        let at = now + BROKEN_LINGER;
+        c.linger = Some(at);
+        self.timer.store(timer_code(Some(at)), Relaxed);
+        self.link.timers.lock().push(Reverse((at, self.id)));
+        self.bump();
+        let _ = self.announce(c, &[(self.id, Note::State)]);
+    }
+
+    /// A broken connection whose linger is over: the endpoint forgets it (true: the caller,
+    /// holding the endpoint, serves its endpoint events).
+    pub(super) fn forget_broken(&self, c: &mut ConnState, now: Instant) -> bool {
+        if !c.broken || c.drained || c.linger.is_none_or(|t| t > now) {
+            return false;
+        }
+        c.drained = true;
+        c.endpoint_events.push(EndpointEvent::drained());
+        self.timer.store(0, Relaxed);
+        self.dead.store(true, SeqCst);
+        self.needs_endpoint.store(true, SeqCst);
+        self.bump();
+        let _ = self.announce(c, &[(self.id, Note::State)]);
+        true
+    }
+
+    /// Tests only: the connection's next drive panics, as a defect in quinn or rustls would.
+    #[doc(hidden)]
+    pub fn inject_panic(&self) {
+        self.panic_next.store(true, SeqCst);
+    }
+
+    fn drive_contained(&self, c: &mut ConnState, now: Instant) {
+        if self.panic_next.load(Relaxed) && self.panic_next.swap(false, SeqCst) {
+            panic!("injected by a test");
+        }
         self.bump();
         self.link.conn_ticks.fetch_add(1, Relaxed);
         // The connection's own list, kept from drive to drive: no allocation per drive.
@@ -474,6 +577,11 @@ pub struct ConnState {
     pub(super) q: Connection,
     /// quinn has forgotten the connection; kept only for the application's queries.
     pub drained: bool,
+    /// A panic happened while the connection was handled (`ConnCell::poison`): quinn's state
+    /// is not used again.
+    pub broken: bool,
+    /// A broken connection stays routed until then (`BROKEN_LINGER`).
+    linger: Option<Instant>,
     /// The endpoint has unmapped it after it drained (or let it go: fork).
     pub(super) forgotten: bool,
     /// This process no longer serves the connection (a fork handed it to a child, or a
@@ -547,6 +655,8 @@ impl ConnState {
         ConnState {
             q,
             drained: false,
+            broken: false,
+            linger: None,
             forgotten: false,
             gone: false,
             held,

@@ -726,8 +726,27 @@ impl Engine {
         first: impl FnOnce(&ConnCell, &mut ConnState) -> bool,
     ) {
         let mut c = cell.lock(purpose);
-        if c.gone || !first(cell, &mut c) {
+        if c.gone {
             return;
+        }
+        if c.broken {
+            // A panic ended it (`ConnCell::poison`): all that concerns it now is the end of
+            // its linger, when the endpoint forgets it.
+            if cell.forget_broken(&mut c, now) {
+                self.serve_locked(cell, &mut c);
+                let forget = !c.held;
+                drop(c);
+                if forget {
+                    self.conns.remove(&cell.id);
+                }
+            }
+            return;
+        }
+        match cell.contain(&mut c, now, |c| first(cell, c)) {
+            Some(true) => {}
+            Some(false) => return,
+            // A panic: the connection is closed; it lingers (see `ConnCell::poison`).
+            None => {}
         }
         cell.unqueue();
         loop {
@@ -768,8 +787,9 @@ impl Engine {
                 continue;
             }
             if let Some(cev) = self.endpoint.handle_event(cell.handle, ev) {
-                c.handle_event(cev);
-                again = true;
+                again |= cell
+                    .contain(c, Instant::now(), |c| c.handle_event(cev))
+                    .is_some();
             }
         }
         if c.drained && !c.forgotten {

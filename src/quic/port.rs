@@ -512,12 +512,13 @@ pub fn deliver(routed: &mut Routed, left: &mut Vec<Arc<ConnCell>>, now: Instant)
         if c.gone {
             continue;
         }
-        c.handle_event(ev);
+        // A panic while a datagram is handled ends this connection only (`ConnCell::contain`).
+        let _ = cell.contain(&mut c, now, |c| c.handle_event(ev));
         for later in routed[i + 1..].iter_mut() {
             if Arc::ptr_eq(&later.0, &cell)
                 && let Some(ev) = later.1.take()
             {
-                c.handle_event(ev);
+                let _ = cell.contain(&mut c, now, |c| c.handle_event(ev));
             }
         }
         cell.drive(&mut c, now);

@@ -164,7 +164,7 @@ impl Drop for ConnObj {
         if let Some(cell) = self.cell.get() {
             {
                 let mut c = cell.lock("conn: drop");
-                if !c.gone && !c.is_closed() {
+                if !c.gone && !c.broken && !c.is_closed() {
                     c.close(Instant::now(), VarInt::from_u32(0), bytes::Bytes::new());
                     c.take_dirty();
                     cell.drive(&mut c, Instant::now());

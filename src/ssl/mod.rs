@@ -378,7 +378,7 @@ impl Ssl {
                     return Err(e);
                 }
             };
-            let r = f(&mut c);
+            let r = Self::run_on(&cell, &mut c, &mut f);
             let drove = Self::settle(&cell, &mut c);
             let blocked = will_block && matches!(&r, Err(e) if e.is_would_block());
             // Blocked, and nothing of this call's own to hand on (what a drive queued is sent
@@ -426,7 +426,7 @@ impl Ssl {
             Ok(c) => c,
             Err(e) => return (Err(e), 0),
         };
-        let r = f(&mut c);
+        let r = Self::run_on(cell, &mut c, f);
         let drove = Self::settle(cell, &mut c);
         let seen = cell.epoch.load(std::sync::atomic::Ordering::SeqCst);
         drop(c);
@@ -452,13 +452,30 @@ impl Ssl {
         if c.gone {
             return Err(closed_error(None));
         }
+        if c.broken {
+            return Err(closed_error(c.lost.as_ref()));
+        }
         Ok(c)
+    }
+
+    /// Runs a call's work on its locked connection; a panic inside it (quinn, rustls, this
+    /// library) closes the connection (`ConnCell::contain`) and the call fails as on a lost
+    /// connection.
+    fn run_on<T>(
+        cell: &ConnCell,
+        c: &mut ConnGuard<'_>,
+        f: impl FnOnce(&mut ConnState) -> Result<T>,
+    ) -> Result<T> {
+        match cell.contain(c, Instant::now(), f) {
+            Some(r) => r,
+            None => Err(closed_error(c.lost.as_ref())),
+        }
     }
 
     /// Drives the connection if the call changed it, before its lock is let go; true if it
     /// did (the caller then runs `after_conn` once the lock is released).
     fn settle(cell: &ConnCell, c: &mut ConnGuard<'_>) -> bool {
-        let drove = c.take_dirty();
+        let drove = c.take_dirty() || c.broken;
         if drove {
             cell.drive(c, Instant::now());
         }
@@ -494,13 +511,13 @@ impl Ssl {
                 return None;
             }
         };
-        let r = f(&mut c);
+        let r = cell.contain(&mut c, Instant::now(), f);
         let drove = Self::settle(&cell, &mut c);
         drop(c);
-        if drove {
+        if drove || r.is_none() {
             self.after_conn(&cell);
         }
-        Some(r)
+        r
     }
 
     /// The connection cell of a connection or stream object, once it has one.
