@@ -433,26 +433,35 @@ impl DomainGuard<'_> {
         }
         if let Some(mut job) = self.port(pid).rx_begin() {
             let mut left: Vec<Arc<ConnCell>> = Vec::new();
-            for _ in 0..RX_ROUNDS {
-                self.held.pause();
-                let n = MutexGuard::unlocked(self.raw(), || job.recv());
-                self.held.resume();
-                self.port(pid).rx_route(&mut job, n, now);
-                if !job.routed.is_empty() {
+            // A panic (in quinn's endpoint, a BIO) must not leave the receive right taken,
+            // or the port would never read again: it is given back, then the panic goes on
+            // to the C boundary. A connection's own panics are contained where they happen
+            // (`ConnCell::contain`).
+            let rounds = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                for _ in 0..RX_ROUNDS {
                     self.held.pause();
-                    MutexGuard::unlocked(self.raw(), || {
-                        port::deliver(&mut job.routed, &mut left, now)
-                    });
+                    let n = MutexGuard::unlocked(self.raw(), || job.recv());
                     self.held.resume();
+                    self.port(pid).rx_route(&mut job, n, now);
+                    if !job.routed.is_empty() {
+                        self.held.pause();
+                        MutexGuard::unlocked(self.raw(), || {
+                            port::deliver(&mut job.routed, &mut left, now)
+                        });
+                        self.held.resume();
+                    }
+                    if n < RX_BATCH_MAX {
+                        break;
+                    }
                 }
-                if n < RX_BATCH_MAX {
-                    break;
-                }
-            }
+            }));
             let p = self.port(pid);
             p.rx_end(job);
             for cell in left {
                 p.engine.serve(now, &cell);
+            }
+            if let Err(e) = rounds {
+                std::panic::resume_unwind(e);
             }
         }
         self.port(pid).tick_rest(now);
