@@ -249,23 +249,30 @@ impl Run {
     }
 
     fn ctrl(&mut self, r: &mut Reader) {
+        // A fixed layout (17 bytes), so seeds are easy to write: slot, command pick, raw
+        // command, larg pick, raw larg, NULL pick, two parg arguments.
         let b = self.bio(r.u8());
-        let pick = r.u8();
-        let cmd = match usize::from(pick) {
-            i if i < CMDS.len() * 3 => CMDS[i % CMDS.len()],
-            _ => r.u32() as c_int,
+        let pick = usize::from(r.u8());
+        let raw_cmd = r.u32() as c_int;
+        let cmd = if pick < CMDS.len() * 3 {
+            CMDS[pick % CMDS.len()]
+        } else {
+            raw_cmd
         };
-        let larg: c_long = match r.u8() % 8 {
+        let larg_pick = r.u8();
+        let raw_larg = r.u64();
+        let larg: c_long = match larg_pick % 8 {
             0 => 0,
             1 => 1,
             2 => -1,
-            3 => c_long::from(r.u8()),
-            4 => c_long::from(r.u16()),
+            3 => (raw_larg & 0xff) as c_long,
+            4 => (raw_larg & 0xffff) as c_long,
             5 => c_long::MAX,
             6 => c_long::MIN,
-            _ => r.u64() as c_long,
+            _ => raw_larg as c_long,
         };
         let null = r.u8() % 4 == 0;
+        let (pa, pb) = (r.u8(), r.u32());
         // SET_NBIO 0 would make a socket BIO block: the harness keeps every socket
         // non-blocking (a read with nothing queued must not wait).
         let larg = if cmd == BIO_C_SET_NBIO { 1 } else { larg };
@@ -284,17 +291,17 @@ impl Run {
                 int_arg = self.fds.last().copied().unwrap_or(-1);
                 (&mut int_arg as *mut c_int).cast()
             }
-            Parg::Addr => self.addr(r.u8()).cast(),
+            Parg::Addr => self.addr(pa).cast(),
             Parg::AddrGiven => {
-                given = BIO_ADDR_dup(self.addrs[usize::from(r.u8() & 1)]);
+                given = BIO_ADDR_dup(self.addrs[usize::from(pa & 1)]);
                 given.cast()
             }
             Parg::Timeval => {
-                tv.tv_sec = libc::time_t::from(r.u8());
-                tv.tv_usec = libc::suseconds_t::from(r.u32() as i32);
+                tv.tv_sec = libc::time_t::from(pa);
+                tv.tv_usec = libc::suseconds_t::from(pb as i32);
                 (&mut tv as *mut libc::timeval).cast()
             }
-            Parg::Bio => self.bio(r.u8()).cast(),
+            Parg::Bio => self.bio(pa).cast(),
             Parg::Null => null_mut(),
         };
         let larg = if cmd == BIO_C_SET_FD { 0 } else { larg };
@@ -309,7 +316,9 @@ impl Run {
         let b = self.bio(r.u8());
         let n = usize::from(r.u8() % 9);
         let stride = size_of::<BIO_MSG>() + 8 * usize::from(r.u8() % 3);
-        let flags = if r.bool() { 0 } else { r.u64() };
+        let zero_flags = r.bool();
+        let flags = r.u64();
+        let flags = if zero_flags { 0 } else { flags };
         let mut bufs: Vec<Vec<u8>> = Vec::new();
         // Each message at i * stride in one u64-aligned array.
         let mut arr = vec![0u64; (stride * n.max(1)).div_ceil(8)];
@@ -335,7 +344,8 @@ impl Run {
             }
         }
         let mut done = 0;
-        let base = if n == 0 && r.bool() {
+        let null_base = r.bool();
+        let base = if n == 0 && null_base {
             null_mut()
         } else {
             arr.as_mut_ptr().cast::<BIO_MSG>()
@@ -351,7 +361,11 @@ impl Run {
         let b = self.bio(r.u8());
         match r.u8() % 7 {
             0 => {
-                let arg = if r.bool() { 1usize as *mut c_void } else { null_mut() };
+                let arg = if r.bool() {
+                    1usize as *mut c_void
+                } else {
+                    null_mut()
+                };
                 BIO_dgram_set_read_callback(b, Some(alloc_cb), arg);
                 BIO_dgram_set_read_free_callback(b, Some(free_cb), null_mut());
             }

@@ -41,7 +41,10 @@ fn ctxs() -> &'static Ctxs {
         let chain = CString::new(c.chain.clone()).unwrap();
         let key = CString::new(c.key.clone()).unwrap();
         let server = SSL_CTX_new(OSSL_QUIC_server_method());
-        assert_eq!(SSL_CTX_use_certificate_chain_file(server, chain.as_ptr()), 1);
+        assert_eq!(
+            SSL_CTX_use_certificate_chain_file(server, chain.as_ptr()),
+            1
+        );
         assert_eq!(SSL_CTX_use_PrivateKey_file(server, key.as_ptr(), 1), 1);
         assert_eq!(
             SSL_CTX_set_alpn_protos(server, ALPN.as_ptr(), ALPN.len() as c_uint),
@@ -317,7 +320,11 @@ impl Run {
                     reason_len: 0,
                     flags: 0,
                 };
-                let len = if r.bool() { size_of::<SSL_CONN_CLOSE_INFO>() } else { 8 };
+                let len = if r.bool() {
+                    size_of::<SSL_CONN_CLOSE_INFO>()
+                } else {
+                    8
+                };
                 SSL_get_conn_close_info(s, &mut info, len);
             }
             3 => {

@@ -14,7 +14,7 @@ use osslquic::ffi::bio::{BIO_ctrl_pending, BIO_new, BIO_read_ex, BIO_s_mem, BIO_
 use osslquic::ffi::err::ERR_clear_error;
 use osslquic::ffi::ssl::*;
 use osslquic::ffi::{BIO, SSL, SSL_CTX};
-use osslquic_fuzz::{Reader, certs, remove_cert_files};
+use osslquic_fuzz::{Reader, certs, remove_cert_files, tolerate_known_upstream_panics};
 
 const MAX_OPS: usize = 300;
 /// Bytes of genuine traffic kept per direction for replays.
@@ -37,7 +37,10 @@ fn ctxs() -> &'static Ctxs {
         let key = CString::new(c.key.clone()).unwrap();
         let ca = CString::new(c.ca.clone()).unwrap();
         let server = SSL_CTX_new(TLS_server_method());
-        assert_eq!(SSL_CTX_use_certificate_chain_file(server, chain.as_ptr()), 1);
+        assert_eq!(
+            SSL_CTX_use_certificate_chain_file(server, chain.as_ptr()),
+            1
+        );
         assert_eq!(
             SSL_CTX_use_PrivateKey_file(server, key.as_ptr(), SSL_FILETYPE_PEM),
             1
@@ -141,7 +144,11 @@ fn op(r: &mut Reader, sides: &mut [Side; 2]) {
         // Pass the next n genuine bytes (0: all).
         0 => {
             let n = usize::from(r.u16());
-            let n = if n == 0 { src.out.len() } else { n.min(src.out.len()) };
+            let n = if n == 0 {
+                src.out.len()
+            } else {
+                n.min(src.out.len())
+            };
             let d: Vec<u8> = src.out.drain(..n).collect();
             dst.feed(&d);
         }
@@ -225,7 +232,7 @@ fn op(r: &mut Reader, sides: &mut [Side; 2]) {
     }
 }
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: tolerate_known_upstream_panics(), |data: &[u8]| {
     let c = ctxs();
     let mut sides = [Side::new(c.server, true), Side::new(c.client, false)];
     let mut r = Reader::new(data);
