@@ -341,6 +341,31 @@ impl World {
         }
     }
 
+    /// What each connection reached (OSSLQUIC_FUZZ_TRACE=1, for writing seeds).
+    fn trace(&self) {
+        for (side, e, ids) in [
+            ("client", &self.client, &self.clients),
+            ("server", &self.server, &self.accepted),
+        ] {
+            for &id in ids {
+                if let Some(c) = e.conn(id) {
+                    eprintln!(
+                        "{side} {id}: connected {} handshaking {} closed {} lost {:?}",
+                        c.connected,
+                        c.is_handshaking(),
+                        c.is_closed(),
+                        c.lost
+                    );
+                }
+            }
+        }
+        eprintln!(
+            "server connections {}, queued {}",
+            self.server.conn_count(),
+            self.server.accept_queue_len()
+        );
+    }
+
     fn write(&mut self, server: bool, data: &[u8], fin: bool) {
         let Some(id) = self.conn_of(server) else {
             return;
@@ -535,5 +560,8 @@ fuzz_target!(|data: &[u8]| {
         }
         w.op(&mut r);
         w.step();
+    }
+    if std::env::var_os("OSSLQUIC_FUZZ_TRACE").is_some() {
+        w.trace();
     }
 });
