@@ -271,7 +271,7 @@ impl Run {
             6 => c_long::MIN,
             _ => raw_larg as c_long,
         };
-        let null = r.u8() % 4 == 0;
+        let null = r.u8().is_multiple_of(4);
         let (pa, pb) = (r.u8(), r.u32());
         // SET_NBIO 0 would make a socket BIO block: the harness keeps every socket
         // non-blocking (a read with nothing queued must not wait).
@@ -328,7 +328,7 @@ impl Run {
             d.resize(len, 0);
             bufs.push(d);
             let m = BIO_MSG {
-                data: if r.u8() % 8 == 0 {
+                data: if r.u8().is_multiple_of(8) {
                     null_mut()
                 } else {
                     bufs[i].as_mut_ptr().cast()
@@ -362,7 +362,7 @@ impl Run {
         match r.u8() % 7 {
             0 => {
                 let arg = if r.bool() {
-                    1usize as *mut c_void
+                    std::ptr::dangling_mut::<c_void>()
                 } else {
                     null_mut()
                 };
@@ -388,7 +388,7 @@ impl Run {
             4 => {
                 let off = usize::from(r.u16()) % QUEUE_BYTES.len();
                 let len = usize::from(r.u16()).min(QUEUE_BYTES.len() - off);
-                let p = if r.u8() % 8 == 0 {
+                let p = if r.u8().is_multiple_of(8) {
                     null()
                 } else {
                     QUEUE_BYTES[off..].as_ptr()

@@ -158,11 +158,11 @@ impl World {
         for (out, buf) in self.client.take_transmits() {
             for o in out {
                 for seg in buf[o.off..o.off + o.len].chunks(o.seg.max(1)) {
-                    if self.client_dcid.is_empty() {
-                        if let Some((d, s)) = long_header_cids(seg) {
-                            self.client_dcid = d.to_vec();
-                            self.client_scid = s.to_vec();
-                        }
+                    if self.client_dcid.is_empty()
+                        && let Some((d, s)) = long_header_cids(seg)
+                    {
+                        self.client_dcid = d.to_vec();
+                        self.client_scid = s.to_vec();
                     }
                     if o.dst == server_addr() {
                         self.to_server.push(seg);
