@@ -1,5 +1,5 @@
 # osslquic: one flat Makefile. cargo tracks the Rust side, make tracks the C side.
-# Targets: all, demo, test, bench, check-header, lint, fmt, clean, install.
+# Targets: all, demo, test, bench, fuzz, check-header, lint, fmt, clean, install.
 
 CARGO     ?= cargo
 CC        ?= cc
@@ -22,7 +22,7 @@ SOVERSION  := 0
 
 export CC CFLAGS CPPFLAGS LDLIBS LIB_REL LIB_DBG BUILD
 
-.PHONY: all lib lib-debug demo test bench check-header lint fmt clean setup c-tests rust-tests install
+.PHONY: all lib lib-debug demo test bench fuzz check-header lint fmt clean setup c-tests rust-tests install
 
 all: lib
 
@@ -43,6 +43,11 @@ test: setup lib lib-debug
 
 bench: lib
 	@sh bench/run.sh
+
+# Coverage-guided fuzzing (cargo-fuzz, nightly): each target for FUZZ_SECONDS (default 60), with
+# executions per second, corpus size and coverage per target (tests/fuzz.sh).
+fuzz:
+	@FUZZ_SECONDS=$(or $(FUZZ_SECONDS),60) sh tests/fuzz.sh --run
 
 check-header:
 	@sh tests/check-header.sh

@@ -296,3 +296,24 @@ fn legacy_read_after_gro_batch_sees_every_datagram() {
     BIO_free(tx);
     BIO_free(rx);
 }
+
+/// A write buffer size over the maximum (1 GiB) is refused with one error instead of
+/// aborting the process when the ring's allocation fails (fuzz input
+/// fuzz/corpus/bio_calls/crash-huge-write-buf-size: BIO_set_write_buf_size(1 << 58) on a
+/// dgram mem BIO, then a write).
+#[test]
+fn huge_dgram_write_buffer_is_refused() {
+    ERR_clear_error();
+    let m = BIO_new(BIO_s_dgram_mem());
+    assert!(!m.is_null());
+    assert!(BIO_ctrl(m, BIO_C_SET_WRITE_BUF_SIZE, 1 << 58, null_mut()) <= 0);
+    one_error();
+    let mut n = 0usize;
+    assert_eq!(BIO_write_ex(m, b"x".as_ptr().cast(), 1, &mut n), 1);
+    assert_eq!(n, 1);
+    BIO_free(m);
+    let (mut a, mut b) = (null_mut(), null_mut());
+    assert_eq!(BIO_new_bio_dgram_pair(&mut a, 1 << 58, &mut b, 0), 0);
+    assert!(a.is_null() && b.is_null());
+    one_error();
+}

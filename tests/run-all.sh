@@ -4,7 +4,8 @@
 # valgrind), the threaded C tests under ThreadSanitizer and under valgrind's helgrind, demos,
 # interop with real QUIC peers (aioquic, ngtcp2), TLS over TCP interop (openssl s_client/s_server,
 # Python ssl), hostile TLS peers, OpenSSL's constants, OpenSSL's own programs (tests/openssl),
-# and `make install` with linking through pkg-config (OpenSSL's guide demos, fetched by then).
+# `make install` with linking through pkg-config (OpenSSL's guide demos, fetched by then), and
+# the fuzz targets (corpora replayed, each target fuzzed briefly: tests/fuzz.sh).
 set -u
 cd "$(dirname "$0")/.."
 mkdir -p build
@@ -64,6 +65,7 @@ suite interop sh tests/interop/run.sh
 suite tls sh tests/tls/run.sh
 suite openssl bash tests/openssl/run.sh
 suite install sh tests/install.sh
+suite fuzz sh tests/fuzz.sh
 
 [ -n "$failures" ] && echo "failed suites:$failures"
 echo "$passed passed, $failed failed"

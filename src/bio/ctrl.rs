@@ -17,22 +17,47 @@ impl Bio {
     /// BIO_push: appends `append` (with whatever follows it) to the end of `head`'s chain, or
     /// with None cuts the chain after its last BIO. SSL BIOs of the chain then take what
     /// follows them as their SSL's network BIO (BIO_CTRL_PUSH, bio_ssl.c).
-    pub fn push_chain(head: &Arc<Bio>, append: Option<&Arc<Bio>>) {
+    ///
+    /// A push that would close a loop (`append`'s chain reaches a BIO of `head`'s, as
+    /// BIO_push(b, b) does) is refused: OpenSSL links it, and every later walk of the chain
+    /// (BIO_find_type, a filter's I/O, BIO_free_all) then runs forever.
+    pub fn push_chain(head: &Arc<Bio>, append: Option<&Arc<Bio>>) -> Result<()> {
+        let ours = head.chain();
         match append {
             None => {
-                let mut last = head.clone();
-                while let Some(n) = last.next_bio() {
-                    last = n;
+                if let Some(last) = ours.last() {
+                    last.pop_next();
                 }
-                last.pop_next();
             }
-            Some(a) => Bio::push(head, a),
+            Some(a) => {
+                if a.chain()
+                    .iter()
+                    .any(|x| ours.iter().any(|o| Arc::ptr_eq(o, x)))
+                {
+                    return Err(Error::invalid(
+                        "BIO_push: the appended BIO is already in this chain (a loop)",
+                    ));
+                }
+                Bio::push(head, a);
+            }
         }
-        let mut cur = Some(head.clone());
-        while let Some(x) = cur {
+        for x in head.chain() {
             x.filter_pushed();
-            cur = x.next_bio().filter(|n| !Arc::ptr_eq(n, head));
         }
+        Ok(())
+    }
+
+    /// The BIOs of the chain from this one on, in order, stopping before a BIO already
+    /// listed (so a loop made some other way cannot make a walk endless).
+    pub fn chain(self: &Arc<Bio>) -> Vec<Arc<Bio>> {
+        let mut out = vec![self.clone()];
+        while let Some(n) = out.last().and_then(|b| b.next_bio()) {
+            if out.iter().any(|b| Arc::ptr_eq(b, &n)) {
+                break;
+            }
+            out.push(n);
+        }
+        out
     }
 
     /// BIO_pop: takes this BIO out of its chain and returns the BIO that followed it; a popped
@@ -45,20 +70,14 @@ impl Bio {
     /// BIO_find_type: the first BIO of the chain from `this` on of type `type_id`: an exact
     /// type when it has a number in its low byte, else any BIO with all of its class bits.
     pub fn find_type(this: &Arc<Bio>, type_id: c_int) -> Option<Arc<Bio>> {
-        let mut cur = Some(this.clone());
-        while let Some(bio) = cur {
+        this.chain().into_iter().find(|bio| {
             let t = bio.type_id();
-            let hit = if type_id & BIO_TYPE_MASK != 0 {
+            if type_id & BIO_TYPE_MASK != 0 {
                 t == type_id
             } else {
                 t & type_id != 0
-            };
-            if hit {
-                return Some(bio);
             }
-            cur = bio.next_bio();
-        }
-        None
+        })
     }
 
     /// BIO_CTRL_PUSH on an SSL BIO: the BIO now following it becomes its SSL's read and write
@@ -975,7 +994,7 @@ mod tests {
         let b = Bio::new(&METHOD_BUFFER);
         assert_eq!(ret(b.ctrl(BioCtrl::Pending)), Some(0));
         let m = Bio::new(&METHOD_MEM);
-        Bio::push_chain(&b, Some(&m));
+        Bio::push_chain(&b, Some(&m)).unwrap();
         match b.ctrl(BioCtrl::Pending) {
             Ok(CtrlAnswer::Forward { to, copy_retry }) => {
                 assert!(Arc::ptr_eq(&to, &m));
@@ -985,5 +1004,22 @@ mod tests {
         }
         // Its own sizes are accepted and ignored.
         assert_eq!(ret(b.ctrl(BioCtrl::SetBuffSize)), Some(1));
+    }
+
+    /// A push that would close a loop is refused and the chain is left as it was (fuzz
+    /// input fuzz/corpus/bio_calls/timeout-push-loop: BIO_find_type then never returned).
+    #[test]
+    fn push_refuses_a_loop() {
+        let a = Bio::new(&METHOD_BUFFER);
+        let b = Bio::new(&METHOD_MEM);
+        assert!(Bio::push_chain(&a, Some(&a)).is_err());
+        assert!(a.next_bio().is_none());
+        Bio::push_chain(&a, Some(&b)).unwrap();
+        assert!(Bio::push_chain(&a, Some(&b)).is_err());
+        assert!(Bio::push_chain(&b, Some(&a)).is_err());
+        assert!(b.next_bio().is_none());
+        assert_eq!(a.chain().len(), 2);
+        assert!(Bio::find_type(&a, BIO_TYPE_MEM).is_some_and(|x| Arc::ptr_eq(&x, &b)));
+        assert!(Bio::find_type(&b, BIO_TYPE_BUFFER).is_none());
     }
 }

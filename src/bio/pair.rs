@@ -18,6 +18,11 @@ use crate::sys::TxDesc;
 
 /// Minimum per-direction buffer, as OpenSSL's.
 pub(crate) const MIN_BUF: usize = 1024;
+/// Largest write buffer a half takes: its ring is allocated whole when the pair is made (or a
+/// mem BIO first used), so a size from BIO_set_write_buf_size or BIO_new_bio_dgram_pair beyond
+/// this is refused rather than aborting the process when the allocation fails (fuzz input
+/// fuzz/corpus/bio_calls/crash-huge-write-buf-size).
+pub(crate) const MAX_BUF: usize = 1 << 30;
 /// Default buffer: nine datagrams of the default MTU with worst-case record overhead.
 pub(crate) const DEFAULT_BUF: usize = 9 * (DGRAM_PAIR_DEFAULT_MTU + MAX_OVERHEAD);
 
@@ -160,6 +165,11 @@ impl PairEnd {
         if self.link.get().is_some() {
             return Err(Error::bio(BIO_R_IN_USE)
                 .with("buffer size must be set before pairing or first use"));
+        }
+        if n > MAX_BUF {
+            return Err(Error::invalid(format!(
+                "write buffer size {n} is over the maximum ({MAX_BUF})"
+            )));
         }
         let n = if n == 0 { DEFAULT_BUF } else { n.max(MIN_BUF) };
         self.writebuf.store(n, Relaxed);

@@ -115,7 +115,7 @@ fn new_ssl_connect(ctx: *mut SSL_CTX) -> Result<Arc<Bio>> {
             .expect("connect kind")
             .set_sock_type(libc::SOCK_DGRAM)?;
     }
-    Bio::push_chain(&b, Some(&con));
+    Bio::push_chain(&b, Some(&con))?;
     std::mem::forget(con);
     Ok(b)
 }
@@ -128,7 +128,7 @@ pub extern "C" fn BIO_new_buffer_ssl_connect(ctx: *mut SSL_CTX) -> *mut BIO {
         let s = new_ssl_connect(ctx)?;
         let buf = Bio::new(&METHOD_BUFFER);
         // The chain holds the SSL BIO's one reference, as BIO_push of a new BIO leaves it.
-        Bio::push_chain(&buf, Some(&s));
+        Bio::push_chain(&buf, Some(&s))?;
         std::mem::forget(s);
         Ok(bio_into_handle(buf))
     })

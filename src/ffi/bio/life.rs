@@ -121,7 +121,7 @@ pub extern "C" fn BIO_push(b: *mut BIO, append: *mut BIO) -> *mut BIO {
     ffi_entry!(BIO_push, {
         let head = bio_arc(b)?;
         let append = (!append.is_null()).then(|| bio_arc(append)).transpose()?;
-        Bio::push_chain(&head, append.as_ref());
+        Bio::push_chain(&head, append.as_ref())?;
         if let Some(c) = head.custom() {
             // SAFETY: b is this BIO's handle; BIO_CTRL_PUSH is informational (BIO_push(3)).
             let _ = unsafe { c.ctrl(b, BIO_CTRL_PUSH, 0, std::ptr::null_mut()) };
