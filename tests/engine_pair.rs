@@ -1764,3 +1764,49 @@ fn a_panic_while_a_connection_is_driven_closes_that_connection_only() {
     assert_eq!(&buf[..10], b"still here");
     assert!(!p.server.conn(sch2).unwrap().broken);
 }
+
+/// QUIC slowloris (issue 14): a client that starts a handshake and goes silent costs the
+/// server a queued connection until the idle timeout (30 s, `transport::config`), then
+/// nothing: the connection leaves the accept queue and the engine forgets it. Many of them
+/// at once are bounded by the accept queue (`tests/c/test_bounds.c`).
+#[test]
+fn a_handshake_never_finished_times_out_and_frees_its_state() {
+    let mut p = Pair::new(Link::delay_ms(5), false, 15);
+    let _ = p.connect();
+    p.run_until(
+        "the server has the connection",
+        Duration::from_secs(1),
+        |p| p.server.accept_queue_len() == 1,
+    );
+    assert_eq!(p.server.conn_count(), 1);
+    assert!(
+        p.server.connections().all(|c| !c.connected),
+        "the handshake completed"
+    );
+    // The client goes silent: the server runs alone on its timers, its output lost.
+    let start = p.now;
+    let mut now = p.now;
+    for _ in 0..10_000 {
+        if p.server.conn_count() == 0 {
+            break;
+        }
+        let Some(t) = p.server.next_timeout() else {
+            break;
+        };
+        now = now.max(t);
+        p.server.handle_timeouts(now);
+        p.server.process(now);
+        let _ = p.server.take_transmits();
+    }
+    assert_eq!(
+        p.server.conn_count(),
+        0,
+        "the half-open connection is still held"
+    );
+    assert_eq!(p.server.accept_queue_len(), 0);
+    let took = now - start;
+    assert!(
+        took >= Duration::from_secs(29) && took <= Duration::from_secs(31),
+        "freed after {took:?}"
+    );
+}
