@@ -9,6 +9,8 @@
  *     --c2s SPEC       faults on client->server datagrams
  *     --s2c SPEC       faults on server->client datagrams
  *     --both SPEC      the same faults in both directions
+ *     -v               one line per datagram on stderr: direction, client, index, size, first
+ *                      packet's type, fate
  *   SPEC: comma-separated key=value, every key optional:
  *     drop=P           drop with probability P
  *     dup=P            send twice with probability P
@@ -36,10 +38,11 @@
  * Amplification check (RFC 9000 section 8.1): per client address, until the address is proven,
  * the relay adds up the bytes it delivered to the server from that client and the bytes the
  * server sent to it, and counts a violation whenever the server's exceed 3x. The address counts
- * as proven once a Handshake or 1-RTT packet from the client has reached the server, or any
- * datagram after the server sent a Retry (it carries the token). Bytes of datagrams the relay
- * corrupted are not counted as received, so corruption can make the check stricter, never
- * laxer.
+ * as proven once an intact Handshake or 1-RTT packet from the client has reached the server, or
+ * any intact datagram after the server sent a Retry (it carries the token). Bytes of datagrams
+ * the relay corrupted count as received (RFC 9000 counts every byte of a datagram attributed
+ * to the connection, processed or not; a server answers a corrupted Initial with a Retry before
+ * decrypting it) but never prove the address.
  *
  * On SIGTERM/SIGINT or at the time limit it prints what it did, per direction and per client,
  * and exits 0. Every wait is a poll() bounded by the next release, the time limit and 1 s.
@@ -114,6 +117,8 @@ static int front_fd = -1;
 static struct sockaddr_storage server_addr;
 static socklen_t server_alen;
 static volatile sig_atomic_t stop_signal;
+static int verbose;
+static double t_start;
 
 static void on_signal(int sig)
 {
@@ -235,9 +240,7 @@ static void amp_note(int dir, struct client *c, const unsigned char *p, size_t l
         return;
     if (dir == C2S) {
         int long_hdr = (p[0] & 0x80) != 0, type = (p[0] & 0x30) >> 4;
-        if (!intact)
-            return;
-        if (c->retry_seen || !long_hdr || type == 2) {
+        if (intact && (c->retry_seen || !long_hdr || type == 2)) {
             c->validated = 1;
             return;
         }
@@ -256,6 +259,26 @@ static void amp_note(int dir, struct client *c, const unsigned char *p, size_t l
 }
 
 static void release_held(int dir);
+
+static const char *pkt_type(const unsigned char *p, size_t len)
+{
+    static const char *long_types[4] = {"Initial", "0-RTT", "Handshake", "Retry"};
+    if (len == 0)
+        return "empty";
+    if (!(p[0] & 0x80))
+        return "1-RTT";
+    if (len >= 5 && p[1] == 0 && p[2] == 0 && p[3] == 0 && p[4] == 0)
+        return "VersionNegotiation";
+    return long_types[(p[0] & 0x30) >> 4];
+}
+
+static void trace(int dir, const struct client *c, uint64_t idx, const unsigned char *p, size_t len,
+                  const char *fate)
+{
+    if (verbose)
+        fprintf(stderr, "%9.3f %s client %u #%" PRIu64 " %zu bytes %s: %s\n", now_s() - t_start, dir_name[dir], c->no,
+                idx, len, pkt_type(p, len), fate);
+}
 
 static void deliver(int dir, struct client *c, const unsigned char *p, size_t len, int intact)
 {
@@ -356,6 +379,7 @@ static void process(int dir, struct client *c, unsigned char *p, size_t len, dou
         amp_note(S2C, c, p, len, 1); /* what the server sent, whatever becomes of it */
     if (blackholed(dir, now)) {
         d->blackholed++;
+        trace(dir, c, idx, p, len, "blackholed");
         return;
     }
     /* Every draw is made, used or not, so each decision depends only on the datagram. */
@@ -368,11 +392,13 @@ static void process(int dir, struct client *c, unsigned char *p, size_t len, dou
     u_jitter = unit(&s);
     faulty = (sp->first == 0 || idx < sp->first) && idx >= sp->after;
     if (!faulty) {
+        trace(dir, c, idx, p, len, "forwarded (no faults for it)");
         deliver(dir, c, p, len, 1);
         return;
     }
     if (u_drop < sp->drop) {
         d->dropped++;
+        trace(dir, c, idx, p, len, "dropped");
         return;
     }
     if (u_corrupt < sp->corrupt && len > 0) {
@@ -382,6 +408,13 @@ static void process(int dir, struct client *c, unsigned char *p, size_t len, dou
         }
         d->corrupted++;
         corrupted = 1;
+    }
+    if (verbose) {
+        char fate[128];
+        snprintf(fate, sizeof(fate), "%s%s%s%s", corrupted ? "corrupted, " : "", u_dup < sp->dup ? "duplicated, " : "",
+                 u_reorder < sp->reorder ? "held back, " : "",
+                 sp->delay_ms + sp->jitter_ms > 0 ? "delayed" : "forwarded");
+        trace(dir, c, idx, p, len, fate);
     }
     for (k = 0; k < (u_dup < sp->dup ? 2u : 1u); k++) {
         double delay = (sp->delay_ms + u_jitter * sp->jitter_ms) / 1000.0;
@@ -454,7 +487,7 @@ static void report(double t0)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: relay [-b ADDR] [-p PORT] [-s SEED] [-T SEC] [--c2s SPEC] [--s2c SPEC] [--both SPEC] "
+    fprintf(stderr, "usage: relay [-v] [-b ADDR] [-p PORT] [-s SEED] [-T SEC] [--c2s SPEC] [--s2c SPEC] [--both SPEC] "
                     "SERVER_PORT\n");
     return 2;
 }
@@ -482,6 +515,8 @@ int main(int argc, char **argv)
             port = (unsigned)atoi(argv[++i]);
         } else if (strcmp(a, "-s") == 0 && more) {
             seed = strtoull(argv[++i], NULL, 10);
+        } else if (strcmp(a, "-v") == 0) {
+            verbose = 1;
         } else if (strcmp(a, "-T") == 0 && more) {
             lifetime = atof(argv[++i]);
         } else if ((strcmp(a, "--c2s") == 0 || strcmp(a, "--s2c") == 0 || strcmp(a, "--both") == 0) && more) {
@@ -542,7 +577,7 @@ int main(int argc, char **argv)
            ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port : ((struct sockaddr_in6 *)&ss)->sin6_port));
     fflush(stdout);
 
-    t0 = now_s();
+    t0 = t_start = now_s();
     deadline = t0 + lifetime;
     while (!stop_signal) {
         double now = now_s(), next;

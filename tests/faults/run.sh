@@ -102,7 +102,7 @@ setup() {
     case "$sopts" in *--big-chain*) chain="$L/big-chain.pem"; sopts=$(echo "$sopts" | sed 's/--big-chain//') ;; esac
     for f in server server.out relay relay-log client; do : >"$L/$name.$f"; done
     # shellcheck disable=SC2086
-    "$D/quic-server" --idle-exit 120 -q $sopts "$chain" "$CERTS/key.pem" 0 >"$L/$name.server.out" 2>"$L/$name.server" &
+    "$D/quic-server" --idle-exit 120 $sopts "$chain" "$CERTS/key.pem" 0 >"$L/$name.server.out" 2>"$L/$name.server" &
     spid=$!
     pids="$pids $spid"
     sport=$(wait_listen "$L/$name.server.out" "$spid") || { echo "  server did not start"; return 1; }
@@ -243,8 +243,8 @@ t_handshakeloss_ours() {
     name=handshakeloss-ours
     setup $name 101 -- --both "$HS_LOSS" || { teardown; result $name 0 setup; return; }
     ok=1
-    ours 30 5 30 /1000 || ok=0
-    check $name $ok 30 "c2s dropped" "s2c dropped"
+    ours 20 10 60 /1000 || ok=0
+    check $name $ok 20 "c2s dropped" "s2c dropped"
 }
 
 t_handshakeloss_aioquic() {
@@ -252,7 +252,7 @@ t_handshakeloss_aioquic() {
     have_aioquic || { result $name 0 "aioquic missing"; return; }
     setup $name 102 -- --both "$HS_LOSS" || { teardown; result $name 0 setup; return; }
     ok=1
-    aioquic 10 5 30 /1000 || ok=0
+    aioquic 10 10 60 /1000 || ok=0
     check $name $ok 10 "c2s dropped" "s2c dropped"
 }
 
@@ -270,7 +270,7 @@ t_handshakecorruption() { # CLIENT CONNECTIONS SEED
     [ "$1" = ours ] || have_aioquic || { result $name 0 "aioquic missing"; return; }
     setup $name "$3" -- --both "$HS_CORRUPT" || { teardown; result $name 0 setup; return; }
     ok=1
-    "$1" "$2" 5 30 /1000 || ok=0
+    "$1" "$2" 10 60 /1000 || ok=0
     check $name $ok "$2" "c2s corrupted" "s2c corrupted"
 }
 
@@ -353,7 +353,7 @@ t_transferloss ours 2 111 5000000
 t_transferloss ours 10 112 2000000
 t_transferloss aioquic 2 113 2000000
 t_transferloss aioquic 10 114 1000000
-t_handshakecorruption ours 30 121
+t_handshakecorruption ours 20 121
 t_handshakecorruption aioquic 10 122
 t_transfercorruption ours 131 5000000
 t_transfercorruption aioquic 132 2000000
