@@ -2,8 +2,8 @@
 # Runs every test suite and ends with one line: `N passed, N failed`.
 # Suites: cargo tests, lint (`make lint`), header/link checks, the C tests (plain, ASan/UBSan,
 # valgrind), the threaded C tests under ThreadSanitizer and under valgrind's helgrind, demos,
-# interop with real QUIC peers (aioquic, ngtcp2), TLS over TCP interop (openssl s_client/s_server,
-# Python ssl), hostile TLS peers, OpenSSL's constants, OpenSSL's own programs (tests/openssl),
+# interop with real QUIC peers (aioquic, ngtcp2), QUIC fault cases through an impairment relay
+# (tests/faults), TLS over TCP interop (openssl s_client/s_server, Python ssl), hostile TLS peers, OpenSSL's constants, OpenSSL's own programs (tests/openssl),
 # and `make install` with linking through pkg-config (OpenSSL's guide demos, fetched by then).
 set -u
 cd "$(dirname "$0")/.."
@@ -61,6 +61,8 @@ suite helgrind sh tests/helgrind.sh
 suite demo sh c-demos/run-demo.sh
 suite demos sh tests/demos/run.sh
 suite interop sh tests/interop/run.sh
+# Fault cases through the impairment relay (loss, corruption, blackhole, amplification limit).
+suite faults sh tests/faults/run.sh
 suite tls sh tests/tls/run.sh
 suite openssl bash tests/openssl/run.sh
 suite install sh tests/install.sh

@@ -405,6 +405,9 @@ static void process(int dir, struct client *c, unsigned char *p, size_t len, dou
         for (k = 0; k < sp->bits; k++) {
             uint64_t bit = mix(&s) % ((uint64_t)len * 8);
             p[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+            if (verbose)
+                fprintf(stderr, "%9.3f %s client %u #%" PRIu64 ": flipping bit %u of byte %" PRIu64 "\n",
+                        now_s() - t_start, dir_name[dir], c->no, idx, (unsigned)(bit % 8), bit / 8);
         }
         d->corrupted++;
         corrupted = 1;
