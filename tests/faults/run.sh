@@ -150,12 +150,14 @@ known_fail() {
     echo "KNOWN-FAIL $1: $2"
 }
 
-# retry_stuck: clients of this case that got a corrupted Retry and then kept being sent intact
-# Retries (3 or more: a client that accepted one sends no more tokenless Initials after its
-# probe burst): the signature of quinn-proto's Retry defect (see t_retry_corruption).
+# retry_stuck: clients of this case that got a corrupted Retry, then intact Retries (2 or
+# more), and never a server Initial or Handshake packet (the server never got a token back):
+# the signature of quinn-proto's Retry defect (see t_retry_corruption).
 retry_stuck() {
-    awk '$2 == "s2c" && $8 == "Retry:" { c = $4; if ($9 == "corrupted,") bad[c] = 1; else if (bad[c]) after[c]++ }
-        END { n = 0; for (c in after) if (after[c] >= 3) n++; print n }' "$L/$name.relay-log"
+    awk '$2 == "s2c" { c = $4
+            if ($8 == "Retry:") { if ($9 == "corrupted,") bad[c] = 1; else if (bad[c]) after[c]++ }
+            else if ($8 == "Initial:" || $8 == "Handshake:") progressed[c] = 1 }
+        END { n = 0; for (c in after) if (after[c] >= 2 && !progressed[c]) n++; print n }' "$L/$name.relay-log"
 }
 
 result() { # result NAME OK [WHY]
