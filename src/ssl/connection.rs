@@ -356,7 +356,7 @@ impl Ssl {
     pub fn close_info(&self) -> Option<(u64, u64, Vec<u8>, bool, bool)> {
         let c = self.conn_obj()?;
         self.cell()?;
-        let lost = self.with_conn("conn: close_info", |conn| conn.lost.clone());
+        let lost = self.conn_record("conn: close_info", |conn| conn.lost.clone());
         let local = c.closing.load(Relaxed);
         match lost {
             None | Some(None) if local => {

@@ -520,6 +520,19 @@ impl Ssl {
         r
     }
 
+    /// Reads the object's connection record (how it ended, its flags), locked, even after a
+    /// panic broke it (`ConnCell::poison`), where `with_conn` refuses; None if it has not
+    /// started, this process no longer serves it, or this thread already holds it (a
+    /// callback of its own drive).
+    fn conn_record<R>(&self, purpose: &'static str, f: impl FnOnce(&ConnState) -> R) -> Option<R> {
+        let cell = self.cell()?;
+        if cell.held_here() {
+            return None;
+        }
+        let c = cell.lock(purpose);
+        (!c.gone).then(|| f(&c))
+    }
+
     /// The connection cell of a connection or stream object, once it has one.
     pub(super) fn cell(&self) -> Option<&Arc<ConnCell>> {
         self.conn_obj()?.cell.get()
