@@ -16,7 +16,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use quinn_proto::{
@@ -178,8 +178,6 @@ pub struct ConnCell {
     /// checking and sleeping are one step); a drive that changed something for the
     /// application wakes them all, each checks its own condition again.
     cv: Condvar,
-    /// Threads parked on `cv` (changed under the connection's lock).
-    parked: AtomicUsize,
     /// Tests only: the next drive panics (see `inject_panic`).
     panic_next: AtomicBool,
 }
@@ -277,7 +275,6 @@ impl ConnCell {
             dead: AtomicBool::new(false),
             needs_endpoint: AtomicBool::new(false),
             cv: Condvar::new(),
-            parked: AtomicUsize::new(0),
             panic_next: AtomicBool::new(false),
         }
     }
@@ -290,7 +287,6 @@ impl ConnCell {
             &self.queued,
             &self.dead,
             &self.needs_endpoint,
-            &self.parked,
             &*self.epoch,
         ]);
     }
@@ -324,11 +320,9 @@ impl ConnCell {
     /// spurious.
     pub fn park(&self, g: &mut ConnGuard<'_>, what: Awaits) {
         g.awaiting.push(what);
-        self.parked.fetch_add(1, SeqCst);
         g._held.pause();
         self.cv.wait(&mut g.g);
         g._held.resume();
-        self.parked.fetch_sub(1, SeqCst);
         if let Some(i) = g.awaiting.iter().position(|&w| w == what) {
             g.awaiting.swap_remove(i);
         }
@@ -534,10 +528,9 @@ impl ConnCell {
     /// if one of them waits for a change among `notes` (each checks its own condition
     /// again), and the news wait in the link for the domain's waiters. True if it woke them.
     pub fn announce(&self, c: &mut ConnState, notes: &[(ConnId, Note)]) -> bool {
-        let wake = self.parked.load(SeqCst) > 0
-            && notes
-                .iter()
-                .any(|&(_, n)| c.awaiting.iter().any(|w| w.woken_by(n)));
+        let wake = notes
+            .iter()
+            .any(|&(_, n)| c.awaiting.iter().any(|w| w.woken_by(n)));
         if wake {
             self.cv.notify_all();
         }
@@ -545,9 +538,9 @@ impl ConnCell {
         wake
     }
 
-    /// Threads parked on the connection now.
-    pub fn parked(&self) -> usize {
-        self.parked.load(SeqCst)
+    /// Threads parked on the connection now (`c`: the connection, held).
+    pub fn parked(&self, c: &ConnState) -> usize {
+        c.awaiting.len()
     }
 
     /// Fires the connection's timer if `at` is still its deadline and it is due.

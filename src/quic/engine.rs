@@ -731,22 +731,13 @@ impl Engine {
         }
         if c.broken {
             // A panic ended it (`ConnCell::poison`): all that concerns it now is the end of
-            // its linger, when the endpoint forgets it.
-            if cell.forget_broken(&mut c, now) {
-                self.serve_locked(cell, &mut c);
-                let forget = !c.held;
-                drop(c);
-                if forget {
-                    self.conns.remove(&cell.id);
-                }
+            // its linger, when the endpoint forgets it (its drive below does nothing).
+            if !cell.forget_broken(&mut c, now) {
+                return;
             }
+        } else if cell.contain(&mut c, now, |c| first(cell, c)) == Some(false) {
+            // Nothing to drive; None is a panic: the connection lingers (`ConnCell::poison`).
             return;
-        }
-        match cell.contain(&mut c, now, |c| first(cell, c)) {
-            Some(true) => {}
-            Some(false) => return,
-            // A panic: the connection is closed; it lingers (see `ConnCell::poison`).
-            None => {}
         }
         cell.unqueue();
         loop {

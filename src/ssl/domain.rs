@@ -1040,6 +1040,12 @@ mod tests {
         let _ = cell.announce(&mut c, &[(cell.id, note)]);
     }
 
+    /// Threads parked on `cell` (its lock is free while they sleep).
+    fn parked(cell: &ConnCell) -> usize {
+        let c = cell.lock("test: parked");
+        cell.parked(&c)
+    }
+
     /// Waits (bounded) until another thread's step shows in `cond`.
     fn until(what: &str, cond: impl Fn() -> bool) {
         let end = Instant::now() + Duration::from_secs(10);
@@ -1097,7 +1103,7 @@ mod tests {
         d.leading.store(true, SeqCst);
         let done = Arc::new(AtomicBool::new(false));
         let rx = parker(&d, &cells[0], &done);
-        until("the thread to park", || cells[0].parked() == 1);
+        until("the thread to park", || parked(&cells[0]) == 1);
         // News of another connection wake no one here.
         news(&cells[1], Note::State);
         assert!(rx.try_recv().is_err(), "woken by another connection's news");
@@ -1135,7 +1141,7 @@ mod tests {
                 let _ = tx.send(rounds);
             });
         }
-        until("the thread to park", || cell.parked() == 1);
+        until("the thread to park", || parked(&cell) == 1);
         let s = |i| StreamId::new(quinn_proto::Side::Client, quinn_proto::Dir::Bi, i);
         {
             // The thread registered under the lock and sleeps in `park` now.
@@ -1183,7 +1189,7 @@ mod tests {
             second.try_recv().is_err(),
             "two threads were offered leadership"
         );
-        assert_eq!(cells[1].parked(), 1);
+        assert_eq!(parked(&cells[1]), 1);
         // The taker's call completed without leading: it passes the offer on.
         d.pass_lead();
         assert!(
@@ -1205,7 +1211,7 @@ mod tests {
         drop(g);
         // With no one parked, releasing the lock offers nothing.
         assert!(!d.offered.load(SeqCst));
-        assert_eq!(cells[0].parked(), 0);
+        assert_eq!(parked(&cells[0]), 0);
     }
 
     #[test]
