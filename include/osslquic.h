@@ -851,6 +851,17 @@
 #define DEFAULT_MAX_PENDING 1024
 
 /**
+ * Most handshakes a listener that does not validate addresses (SSL_LISTENER_FLAG_NO_VALIDATE)
+ * keeps in progress with clients whose address is unproven, unless the application sets
+ * another bound: beyond it, a new client is asked for a Retry first, as a validating listener
+ * asks every one. A spoofed Initial makes such a handshake, which then waits for the idle
+ * timeout (30 s) for a peer that never answers: a flood of them would otherwise fill the
+ * accept queue and lock real clients out. 128 is more than a busy server's handshakes
+ * within one round trip; beyond it clients pay one round trip more.
+ */
+#define DEFAULT_MAX_UNVALIDATED 128
+
+/**
  * Most receive batches per tick: bounded work, the rest waits for the next tick.
  */
 #define RX_ROUNDS 32
@@ -1153,6 +1164,12 @@ typedef struct OSSLQUIC_ENGINE_STATS {
    * (OSSLQUIC_set_max_pending_connections).
    */
   uint64_t refused;
+  /**
+   * Retries sent: a new client asked to prove its address, because the listener validates
+   * every address or because too many unvalidated handshakes were in progress
+   * (OSSLQUIC_set_max_unvalidated_handshakes).
+   */
+  uint64_t retries;
 } OSSLQUIC_ENGINE_STATS;
 
 typedef struct ssl_session_st SSL_SESSION;
@@ -2817,6 +2834,23 @@ int OSSLQUIC_set_max_pending_connections(SSL *listener, size_t max);
  * OSSLQUIC_set_max_pending_connections); 0 with an error queued if it is not one.
  */
 size_t OSSLQUIC_get_max_pending_connections(SSL *listener);
+
+/**
+ * Bounds the handshakes QUIC listener `listener` keeps in progress with clients whose
+ * address is not proven (a listener made with SSL_LISTENER_FLAG_NO_VALIDATE): while `max`
+ * are, a new client is sent a Retry and must prove its address first, as a validating
+ * listener asks of every client, and the Retry is counted (OSSLQUIC_ENGINE_STATS.retries).
+ * A flood of spoofed Initials then cannot fill the accept queue with handshakes that never
+ * finish. The default is 128; 0 asks every new client for a Retry. Returns 1, or 0 with an
+ * error queued (not a QUIC listener). An osslquic extension: OpenSSL has no such call.
+ */
+int OSSLQUIC_set_max_unvalidated_handshakes(SSL *listener, size_t max);
+
+/**
+ * The bound of QUIC listener `listener` on handshakes in progress with unproven addresses
+ * (see OSSLQUIC_set_max_unvalidated_handshakes); 0 with an error queued if it is not one.
+ */
+size_t OSSLQUIC_get_max_unvalidated_handshakes(SSL *listener);
 
 /**
  * 1 for a listener. See SSL_is_listener(3).

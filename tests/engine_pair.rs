@@ -1810,3 +1810,71 @@ fn a_handshake_never_finished_times_out_and_frees_its_state() {
         "freed after {took:?}"
     );
 }
+
+/// A listener without address validation keeps at most `max_unvalidated` handshakes in
+/// progress with unproven addresses: beyond it a new client is sent a Retry (and connects
+/// after it); handshakes that finished or timed out no longer count.
+#[test]
+fn unvalidated_handshakes_beyond_the_bound_are_retried() {
+    let mut p = Pair::new(Link::delay_ms(5), false, 16);
+    p.server.set_max_unvalidated(1);
+    let connect = |p: &mut Pair, what: &str| {
+        let (cch, _) = p.connect();
+        p.finish_handshake(what, cch, Duration::from_secs(5));
+    };
+    connect(&mut p, "first client");
+    assert_eq!(p.server.stats().retries, 0, "the first client was retried");
+    // The first handshake finished: it no longer counts.
+    connect(&mut p, "second client");
+    assert_eq!(
+        p.server.stats().retries,
+        0,
+        "a finished handshake still counted"
+    );
+
+    // A spoofed Initial: its handshake starts and never goes on (the server's answers go to
+    // a client endpoint that does not know the connection).
+    let mut spoof = Engine::new(None);
+    let cfg = ctxs()
+        .client
+        .client_config(None, Arc::new(VerifyResult::default()))
+        .unwrap();
+    spoof
+        .connect(p.now, cfg, server_addr(), "localhost")
+        .unwrap();
+    spoof.process(p.now);
+    for (out, txbuf) in spoof.take_transmits() {
+        for o in out {
+            for seg in txbuf[o.off..o.off + o.len].chunks(o.seg) {
+                p.server
+                    .handle_datagram(p.now, client_addr(), Some(server_addr().ip()), seg);
+            }
+        }
+    }
+    p.server.process(p.now);
+    assert_eq!(
+        p.server.accept_queue_len(),
+        1,
+        "the spoofed handshake is not queued"
+    );
+    p.accept();
+    let spoofed = *p.accepted.last().unwrap();
+
+    // At the bound: the next client proves its address with a Retry, then connects.
+    connect(&mut p, "client after the spoofed one");
+    assert_eq!(p.server.stats().retries, 1, "beyond the bound, no Retry");
+    assert_eq!(p.net.retries, 1);
+
+    // The spoofed handshake times out (30 s idle); then clients connect without a Retry.
+    p.run_until(
+        "the spoofed handshake times out",
+        Duration::from_secs(40),
+        |p| p.server.conn(spoofed).unwrap().lost.is_some(),
+    );
+    connect(&mut p, "client after the timeout");
+    assert_eq!(
+        p.server.stats().retries,
+        1,
+        "a timed-out handshake still counted"
+    );
+}

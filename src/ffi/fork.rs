@@ -22,6 +22,10 @@ pub struct OSSLQUIC_ENGINE_STATS {
     /// New connections refused (CONNECTION_REFUSED) because the accept queue was full
     /// (OSSLQUIC_set_max_pending_connections).
     pub refused: u64,
+    /// Retries sent: a new client asked to prove its address, because the listener validates
+    /// every address or because too many unvalidated handshakes were in progress
+    /// (OSSLQUIC_set_max_unvalidated_handshakes).
+    pub retries: u64,
 }
 
 /// fork(2), handing the accepted connection `conn` to the child. Returns the child's pid in
@@ -76,6 +80,7 @@ pub extern "C" fn OSSLQUIC_get_engine_stats(
             forwarded: st.forwarded,
             accepted: st.accepted,
             refused: st.refused,
+            retries: st.retries,
         };
         Ok(1)
     })

@@ -174,6 +174,9 @@ pub struct ConnCell {
     dead: AtomicBool,
     /// A drive left something for the endpoint (`ConnState::needs_endpoint`).
     pub(super) needs_endpoint: AtomicBool,
+    /// The handshake is over: connected, closed or lost (read by the engine without the
+    /// connection's lock to count handshakes in progress).
+    settled: AtomicBool,
     /// Threads blocked on this connection park here (with the connection's lock, so that
     /// checking and sleeping are one step); a drive that changed something for the
     /// application wakes them all, each checks its own condition again.
@@ -274,6 +277,7 @@ impl ConnCell {
             queued: AtomicBool::new(false),
             dead: AtomicBool::new(false),
             needs_endpoint: AtomicBool::new(false),
+            settled: AtomicBool::new(false),
             cv: Condvar::new(),
             panic_next: AtomicBool::new(false),
         }
@@ -287,6 +291,7 @@ impl ConnCell {
             &self.queued,
             &self.dead,
             &self.needs_endpoint,
+            &self.settled,
             &*self.epoch,
         ]);
     }
@@ -349,6 +354,11 @@ impl ConnCell {
     }
 
     /// No longer served by this process (fork): never driven again.
+    /// Whether the handshake is over (connected, closed or lost), or the connection gone.
+    pub(super) fn settled(&self) -> bool {
+        self.settled.load(Relaxed) || self.dead.load(SeqCst)
+    }
+
     pub(super) fn set_dead(&self) {
         self.dead.store(true, SeqCst);
         self.timer.store(0, Relaxed);
@@ -506,6 +516,9 @@ impl ConnCell {
         if c.q.is_drained() && !c.drained {
             c.drained = true;
             notes.push((id, Note::State));
+        }
+        if c.connected || c.closing.is_set() || c.drained {
+            self.settled.store(true, Relaxed);
         }
         if c.drained {
             self.timer.store(0, Relaxed);

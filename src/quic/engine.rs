@@ -119,6 +119,9 @@ pub struct Stats {
     pub accepted: u64,
     /// New connections refused (CONNECTION_REFUSED) because the accept queue was full.
     pub refused: u64,
+    /// Retries sent: address validation asked of a new client, because the listener
+    /// validates every address or because too many unvalidated handshakes were in progress.
+    pub retries: u64,
 }
 
 /// Most connections a listener keeps waiting for SSL_accept_connection (mid-handshake or
@@ -127,6 +130,15 @@ pub struct Stats {
 /// 30 KiB each when idle, more mid-handshake), so an application that stops accepting must
 /// not let them pile up without limit.
 pub const DEFAULT_MAX_PENDING: usize = 1024;
+
+/// Most handshakes a listener that does not validate addresses (SSL_LISTENER_FLAG_NO_VALIDATE)
+/// keeps in progress with clients whose address is unproven, unless the application sets
+/// another bound: beyond it, a new client is asked for a Retry first, as a validating listener
+/// asks every one. A spoofed Initial makes such a handshake, which then waits for the idle
+/// timeout (30 s) for a peer that never answers: a flood of them would otherwise fill the
+/// accept queue and lock real clients out. 128 is more than a busy server's handshakes
+/// within one round trip; beyond it clients pay one round trip more.
+pub const DEFAULT_MAX_UNVALIDATED: usize = 128;
 
 /// A datagram for a forked child: `len` bytes at `off` in `Engine::fwdbuf`.
 #[derive(Clone, Copy, Debug)]
@@ -152,6 +164,10 @@ pub struct Engine {
     validate: bool,
     /// Bound of the accept queue (`DEFAULT_MAX_PENDING` unless set).
     max_pending: usize,
+    /// Server connections accepted without a proven address whose handshake may still be
+    /// in progress (pruned when at the bound), and their bound (`DEFAULT_MAX_UNVALIDATED`).
+    unvalidated: Vec<Arc<ConnCell>>,
+    max_unvalidated: usize,
     /// The endpoint's own datagrams (Retry, version negotiation, stateless resets, refusals).
     pub(super) out: Vec<Out>,
     pub(super) txbuf: Vec<u8>,
@@ -220,6 +236,8 @@ impl Engine {
             accept_queue: VecDeque::new(),
             validate: true,
             max_pending: DEFAULT_MAX_PENDING,
+            unvalidated: Vec::new(),
+            max_unvalidated: DEFAULT_MAX_UNVALIDATED,
             out: Vec::new(),
             txbuf: Vec::new(),
             scratch: Vec::new(),
@@ -400,7 +418,6 @@ impl Engine {
         self.accept_epoch.clone()
     }
 
-    /// Whether new clients must prove their address with a Retry first (the default).
     /// Bounds the accept queue: beyond `max` connections waiting for SSL_accept_connection,
     /// new ones are refused (0: every new connection is refused, as a draining server
     /// wants).
@@ -412,6 +429,28 @@ impl Engine {
         self.max_pending
     }
 
+    /// Bounds the handshakes in progress with unproven addresses: beyond `max`, new
+    /// clients get a Retry first (0: every one does, as with validation on).
+    pub fn set_max_unvalidated(&mut self, max: usize) {
+        self.max_unvalidated = max;
+    }
+
+    pub fn max_unvalidated(&self) -> usize {
+        self.max_unvalidated
+    }
+
+    /// Whether the handshakes in progress with unproven addresses are at their bound
+    /// (those that ended are dropped from the count first).
+    fn unvalidated_full(&mut self) -> bool {
+        if self.unvalidated.len() >= self.max_unvalidated {
+            let conns = &self.conns;
+            self.unvalidated
+                .retain(|c| !c.settled() && conns.contains_key(&c.id));
+        }
+        self.unvalidated.len() >= self.max_unvalidated
+    }
+
+    /// Whether new clients must prove their address with a Retry first (the default).
     pub fn set_validate(&mut self, on: bool) {
         self.validate = on;
     }
@@ -600,12 +639,19 @@ impl Engine {
                     let t = self.endpoint.refuse(inc, &mut buf);
                     self.push_out(&t, &buf);
                     self.stats.refused += 1;
-                } else if self.validate && !inc.remote_address_validated() && inc.may_retry() {
+                } else if !inc.remote_address_validated()
+                    && inc.may_retry()
+                    && (self.validate || self.unvalidated_full())
+                {
                     match self.endpoint.retry(inc, &mut buf) {
-                        Ok(t) => self.push_out(&t, &buf),
+                        Ok(t) => {
+                            self.push_out(&t, &buf);
+                            self.stats.retries += 1;
+                        }
                         Err(e) => self.endpoint.ignore(e.into_incoming()),
                     }
                 } else {
+                    let proven = inc.remote_address_validated();
                     let closing = Closing::default();
                     let cfg = self.server.as_ref().map(|s| {
                         let mut s = (**s).clone();
@@ -615,6 +661,9 @@ impl Engine {
                     match self.endpoint.accept(inc, now, &mut buf, cfg) {
                         Ok((ch, q)) => {
                             let id = self.insert(ch, q, false, closing);
+                            if !proven && let Some(c) = self.conns.get(&id) {
+                                self.unvalidated.push(c.clone());
+                            }
                             self.stats.accepted += 1;
                             self.accept_queue.push_back(id);
                             self.accept_epoch.fetch_add(1, Relaxed);

@@ -330,6 +330,7 @@ pub fn engine_stats(s: &Ssl) -> Result<Stats> {
         t.forwarded += st.forwarded;
         t.accepted += st.accepted;
         t.refused += st.refused;
+        t.retries += st.retries;
     }
     Ok(t)
 }

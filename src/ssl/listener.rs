@@ -170,6 +170,25 @@ impl Ssl {
         Ok(self.locked("domain: max_pending").engine.max_pending())
     }
 
+    /// OSSLQUIC_set_max_unvalidated_handshakes: bounds the handshakes in progress with
+    /// unproven addresses (see `quic::engine::DEFAULT_MAX_UNVALIDATED`).
+    pub fn set_max_unvalidated(&self, max: usize) -> Result<()> {
+        self.as_listener()?;
+        self.locked("domain: set_max_unvalidated")
+            .engine
+            .set_max_unvalidated(max);
+        Ok(())
+    }
+
+    /// OSSLQUIC_get_max_unvalidated_handshakes.
+    pub fn max_unvalidated(&self) -> Result<usize> {
+        self.as_listener()?;
+        Ok(self
+            .locked("domain: max_unvalidated")
+            .engine
+            .max_unvalidated())
+    }
+
     /// SSL_listen on a QUIC listener: needs its network BIO.
     pub(super) fn quic_listen(&self) -> Result<()> {
         let l = self.as_listener()?;

@@ -8,7 +8,10 @@
  *    SSL_get_conn_close_info reports the transport error CONNECTION_REFUSED (0x2); the
  *    listener counts them (OSSLQUIC_ENGINE_STATS.refused) and holds 2;
  *  - accepting one makes room for the next client; a bound of 0 refuses every new one
- *    (a server draining before it stops), and the connections already up keep working.
+ *    (a server draining before it stops), and the connections already up keep working;
+ *  - handshakes from unproven addresses on a listener without validation
+ *    (OSSLQUIC_set_max_unvalidated_handshakes, default 128): beyond the bound a new client
+ *    is sent a Retry (OSSLQUIC_ENGINE_STATS.retries), and connects after it.
  *
  * osslquic only: OpenSSL has no such bound.
  */
@@ -87,14 +90,19 @@ static int refused_by_server(SSL *s)
     return 1;
 }
 
-static uint64_t refused_count(SSL *l)
+static OSSLQUIC_ENGINE_STATS engine_stats(SSL *l)
 {
     OSSLQUIC_ENGINE_STATS st;
 
     memset(&st, 0, sizeof(st));
     if (OSSLQUIC_get_engine_stats(l, &st) != 1)
-        return UINT64_MAX;
-    return st.refused;
+        memset(&st, 0xff, sizeof(st));
+    return st;
+}
+
+static uint64_t refused_count(SSL *l)
+{
+    return engine_stats(l).refused;
 }
 
 static int test_accept_queue_bound(void)
@@ -196,6 +204,55 @@ static int test_accept_queue_bound(void)
     return 1;
 }
 
+/* A listener without address validation, with no room for handshakes from unproven
+ * addresses: every new client is sent a Retry, proves its address and connects. */
+static int test_unvalidated_bound(void)
+{
+    SSL_CTX *sctx = qu_server_ctx(0), *cctx = qu_client_ctx();
+    struct client cl[2];
+    BIO_ADDR *addr = NULL;
+    int sfd, connected, i;
+    SSL *l;
+
+    ASSERT_NOT_NULL(sctx);
+    ASSERT_NOT_NULL(cctx);
+    sfd = tu_udp_socket(AF_INET, &addr);
+    ASSERT_GE(sfd, 0);
+    l = SSL_new_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE);
+    ASSERT_NOT_NULL(l);
+    ASSERT_EQ(SSL_set_blocking_mode(l, 0), 1);
+    ASSERT_EQ(SSL_set_fd(l, sfd), 1);
+    ASSERT_EQ(SSL_listen(l), 1);
+    ASSERT_EQ(OSSLQUIC_get_max_unvalidated_handshakes(l), 128);
+    ASSERT_EQ(OSSLQUIC_set_max_unvalidated_handshakes(NULL, 1), 0);
+    ASSERT_EQ(OSSLQUIC_get_max_unvalidated_handshakes(NULL), 0);
+    ERR_clear_error();
+
+    /* Room for one: the first client needs no Retry. */
+    ASSERT_TRUE(client_new(&cl[0], cctx, addr));
+    ASSERT_TRUE(run_clients(l, cl, 1, &connected));
+    ASSERT_EQ(connected, 1);
+    ASSERT_U64_EQ(engine_stats(l).retries, 0);
+
+    /* No room: the next one is retried, and connects. */
+    ASSERT_EQ(OSSLQUIC_set_max_unvalidated_handshakes(l, 0), 1);
+    ASSERT_EQ(OSSLQUIC_get_max_unvalidated_handshakes(l), 0);
+    ASSERT_TRUE(client_new(&cl[1], cctx, addr));
+    ASSERT_TRUE(run_clients(l, &cl[1], 1, &connected));
+    ASSERT_EQ(connected, 1);
+    ASSERT_U64_EQ(engine_stats(l).retries, 1);
+    ASSERT_U64_EQ(engine_stats(l).accepted, 2);
+
+    for (i = 0; i < 2; i++)
+        client_free(&cl[i]);
+    SSL_free(l);
+    close(sfd);
+    BIO_ADDR_free(addr);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    return 1;
+}
+
 #endif /* HAVE_OSSLQUIC */
 
 int main(int argc, char **argv)
@@ -204,6 +261,7 @@ int main(int argc, char **argv)
     tu_init(argc, argv);
 #if HAVE_OSSLQUIC
     RUN(test_accept_queue_bound);
+    RUN(test_unvalidated_bound);
 #endif
     return tu_finish();
 }

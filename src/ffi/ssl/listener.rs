@@ -91,6 +91,30 @@ pub extern "C" fn OSSLQUIC_get_max_pending_connections(listener: *mut SSL) -> us
     })
 }
 
+/// Bounds the handshakes QUIC listener `listener` keeps in progress with clients whose
+/// address is not proven (a listener made with SSL_LISTENER_FLAG_NO_VALIDATE): while `max`
+/// are, a new client is sent a Retry and must prove its address first, as a validating
+/// listener asks of every client, and the Retry is counted (OSSLQUIC_ENGINE_STATS.retries).
+/// A flood of spoofed Initials then cannot fill the accept queue with handshakes that never
+/// finish. The default is 128; 0 asks every new client for a Retry. Returns 1, or 0 with an
+/// error queued (not a QUIC listener). An osslquic extension: OpenSSL has no such call.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_set_max_unvalidated_handshakes(listener: *mut SSL, max: usize) -> c_int {
+    ffi_entry!(OSSLQUIC_set_max_unvalidated_handshakes, {
+        ssl_arg(listener)?.set_max_unvalidated(max)?;
+        Ok(1)
+    })
+}
+
+/// The bound of QUIC listener `listener` on handshakes in progress with unproven addresses
+/// (see OSSLQUIC_set_max_unvalidated_handshakes); 0 with an error queued if it is not one.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_get_max_unvalidated_handshakes(listener: *mut SSL) -> usize {
+    ffi_entry!(OSSLQUIC_get_max_unvalidated_handshakes, {
+        ssl_arg(listener)?.max_unvalidated()
+    })
+}
+
 /// 1 for a listener. See SSL_is_listener(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_is_listener(ssl: *mut SSL) -> c_int {
