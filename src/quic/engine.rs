@@ -26,6 +26,7 @@ use quinn_proto::{
 use rand::Rng;
 
 use super::conn::{ConnCell, ConnGuard, ConnState, Link};
+use super::retry;
 use super::transport::{self, Closing};
 
 /// Most connections driven in one `process` call, so one busy tick cannot starve the caller.
@@ -122,6 +123,8 @@ pub struct Stats {
     /// Retries sent: address validation asked of a new client, because the listener
     /// validates every address or because too many unvalidated handshakes were in progress.
     pub retries: u64,
+    /// Retries received whose integrity tag did not verify (`quic::retry`): dropped.
+    pub bad_retries: u64,
 }
 
 /// Most connections a listener keeps waiting for SSL_accept_connection (mid-handshake or
@@ -168,6 +171,9 @@ pub struct Engine {
     /// in progress (pruned when at the bound), and their bound (`DEFAULT_MAX_UNVALIDATED`).
     unvalidated: Vec<Arc<ConnCell>>,
     max_unvalidated: usize,
+    /// Client connections whose handshake may still be in progress, with the destination
+    /// connection ID of their first Initial: a Retry must verify against one (`retry`).
+    client_odcids: Vec<(Arc<ConnCell>, ConnectionId)>,
     /// The endpoint's own datagrams (Retry, version negotiation, stateless resets, refusals).
     pub(super) out: Vec<Out>,
     pub(super) txbuf: Vec<u8>,
@@ -238,6 +244,7 @@ impl Engine {
             max_pending: DEFAULT_MAX_PENDING,
             unvalidated: Vec::new(),
             max_unvalidated: DEFAULT_MAX_UNVALIDATED,
+            client_odcids: Vec::new(),
             out: Vec::new(),
             txbuf: Vec::new(),
             scratch: Vec::new(),
@@ -507,8 +514,21 @@ impl Engine {
         let mut cfg = cfg;
         let closing = Closing::default();
         cfg.transport_config(Arc::new(transport::config(&closing)));
+        // The first Initial's destination ID, chosen here (as quinn would: random, 16 bytes)
+        // so that a Retry's integrity tag can be checked before quinn sees it.
+        let mut b = [0u8; 16];
+        rand::rng().fill_bytes(&mut b);
+        let odcid = ConnectionId::new(&b);
+        cfg.initial_dst_cid_provider(Arc::new(move || odcid));
         let (ch, q) = self.endpoint.connect(now, cfg, remote, server_name)?;
-        Ok(self.insert(ch, q, true, closing))
+        let id = self.insert(ch, q, true, closing);
+        let conns = &self.conns;
+        self.client_odcids
+            .retain(|(c, _)| !c.settled() && conns.contains_key(&c.id));
+        if let Some(c) = self.conns.get(&id) {
+            self.client_odcids.push((c.clone(), odcid));
+        }
+        Ok(id)
     }
 
     fn insert(
@@ -600,9 +620,18 @@ impl Engine {
         local_ip: Option<IpAddr>,
         data: &[u8],
     ) -> Option<(Arc<ConnCell>, quinn_proto::ConnectionEvent)> {
+        self.stats.datagrams_in += 1;
+        if retry::is_v1_retry(data)
+            && !self
+                .client_odcids
+                .iter()
+                .any(|(_, odcid)| retry::intact(data, odcid))
+        {
+            self.stats.bad_retries += 1;
+            return None;
+        }
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
-        self.stats.datagrams_in += 1;
         let mut routed = None;
         match self
             .endpoint

@@ -4,5 +4,6 @@
 pub mod conn;
 pub mod engine;
 pub mod port;
+pub mod retry;
 pub mod stream;
 pub mod transport;
