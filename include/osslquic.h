@@ -2582,6 +2582,25 @@ uint64_t SSL_CTX_clear_options(SSL_CTX *ctx, uint64_t op);
 uint64_t SSL_CTX_get_options(const SSL_CTX *ctx);
 
 /**
+ * Bounds how long a TLS (over TCP) server handshake of SSL objects made from `ctx` may take,
+ * in milliseconds from its first step (SSL_accept, SSL_do_handshake, or the first
+ * SSL_read/SSL_write): past it the handshake fails with SSL_R_READ_TIMEOUT_EXPIRED ("read
+ * timeout expired"), so a client that connects and never finishes (slowloris) cannot hold a
+ * server's thread or process. A blocking socket waits at most that long; a non-blocking one
+ * fails at the next call after the deadline, and SSL_get_event_timeout reports the time left
+ * (SSL_handle_events then fails the handshake). The default is 30,000 (a QUIC handshake's
+ * bound, its idle timeout); 0 means no bound, as in OpenSSL. Clients are not bounded.
+ * Returns 1, or 0 with an error queued (NULL). An osslquic extension.
+ */
+int OSSLQUIC_CTX_set_handshake_timeout(SSL_CTX *ctx, uint64_t ms);
+
+/**
+ * The TLS server handshake bound of `ctx` in milliseconds (0: none; see
+ * OSSLQUIC_CTX_set_handshake_timeout); 0 with an error queued for NULL.
+ */
+uint64_t OSSLQUIC_CTX_get_handshake_timeout(const SSL_CTX *ctx);
+
+/**
  * Context controls: min/max protocol version (QUIC is TLS 1.3 only; any version up to 1.3
  * is accepted as a minimum). Others return 0 with an "unsupported" error. See SSL_CTX_ctrl(3).
  */

@@ -2,6 +2,7 @@
 //! ALPN, options) and the rustls/quinn configurations built from it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::sync::Mutex;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -82,7 +83,15 @@ struct Cfg {
     servername_arg: usize,
     /// SSL_CTX_set_ciphersuites: the TLS 1.3 suites allowed, in order (None: rustls's).
     tls13_suites: Option<Vec<rustls::SupportedCipherSuite>>,
+    /// OSSLQUIC_CTX_set_handshake_timeout (None: `DEFAULT_HANDSHAKE_TIMEOUT`; zero: none).
+    handshake_timeout: Option<Duration>,
 }
+
+/// How long a TLS server handshake over TCP may take unless the context says otherwise: a
+/// client that connects and never finishes (slowloris) then fails its SSL_accept instead of
+/// holding a thread or a process forever. The same as a QUIC handshake's bound (the 30 s idle
+/// timeout).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The server-name callback as the C boundary provides it: (argument) -> SSL_TLSEXT_ERR_*.
 pub type ServernameCb = Arc<dyn Fn(usize) -> i32 + Send + Sync>;
@@ -330,6 +339,21 @@ impl SslCtx {
     }
     pub fn options(&self) -> u64 {
         self.cfg.lock().options
+    }
+
+    /// OSSLQUIC_CTX_set_handshake_timeout: the bound of a TLS server handshake (zero: none).
+    pub fn set_handshake_timeout(&self, t: Duration) {
+        self.cfg.lock().handshake_timeout = Some(t);
+    }
+
+    /// The bound of a TLS server handshake, None if there is none.
+    pub fn handshake_timeout(&self) -> Option<Duration> {
+        let t = self
+            .cfg
+            .lock()
+            .handshake_timeout
+            .unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT);
+        (!t.is_zero()).then_some(t)
     }
     pub fn set_options(&self, set: u64, clear: u64) -> u64 {
         let mut c = self.cfg.lock();

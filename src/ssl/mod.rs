@@ -664,8 +664,13 @@ impl Ssl {
         }
     }
 
-    /// SSL_handle_events: one tick of the whole domain.
+    /// SSL_handle_events: one tick of the whole domain; on a TLS object, a server handshake
+    /// past its deadline fails.
     pub fn handle_events(&self) {
+        if let Kind::Tls(t) = &self.kind {
+            t.tls.expire(Instant::now());
+            return;
+        }
         self.domain()
             .lock("domain: handle_events")
             .tick(Instant::now());
@@ -675,6 +680,12 @@ impl Ssl {
     /// already queued.
     pub fn event_timeout(&self) -> Option<Duration> {
         let now = Instant::now();
+        if let Kind::Tls(t) = &self.kind {
+            return t
+                .tls
+                .handshake_deadline()
+                .map(|at| at.saturating_duration_since(now));
+        }
         self.domain()
             .lock("domain: event_timeout")
             .next_deadline(now)

@@ -129,7 +129,12 @@ impl TlsObj {
         self.tls
             .ignore_eof
             .store(ctx.options() & SSL_OP_IGNORE_UNEXPECTED_EOF != 0, Relaxed);
-        self.tls.start(setup)
+        let limit = if server {
+            ctx.handshake_timeout()
+        } else {
+            None
+        };
+        self.tls.start(setup, limit)
     }
 
     /// Runs a record-layer call of `ssl` (this object's handle): the rustls connection

@@ -84,6 +84,39 @@ pub fn set_nonblocking(fd: i32, on: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether `fd` is in blocking mode (O_NONBLOCK clear); false if it cannot be told.
+pub fn is_blocking(fd: i32) -> bool {
+    // SAFETY: fcntl F_GETFL on a caller-supplied fd; an error is a negative answer.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    fl >= 0 && fl & libc::O_NONBLOCK == 0
+}
+
+/// The socket's receive timeout (SO_RCVTIMEO), None if it has none or cannot be told.
+pub fn recv_timeout(fd: i32) -> Option<std::time::Duration> {
+    let mut tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into the live timeval.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&mut tv as *mut libc::timeval).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 || (tv.tv_sec <= 0 && tv.tv_usec <= 0) {
+        return None;
+    }
+    Some(
+        std::time::Duration::new(tv.tv_sec as u64, 0)
+            + std::time::Duration::from_micros(tv.tv_usec as u64),
+    )
+}
+
 pub fn close(fd: i32) -> io::Result<()> {
     // SAFETY: closes a caller-owned fd.
     if unsafe { libc::close(fd) } < 0 {

@@ -9,6 +9,7 @@
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
+use std::time::{Duration, Instant};
 
 use crate::sync::Mutex;
 
@@ -82,6 +83,20 @@ struct State {
     failed: bool,
     /// Plaintext taken out of rustls by SSL_peek, read before rustls's.
     peeked: Vec<u8>,
+    /// A server's handshake must be over by then (the context's handshake timeout, as the
+    /// bound given); None once it is, or without a bound.
+    deadline: Option<(Instant, Duration)>,
+    /// The handshake ran out of time: the connection failed.
+    timed_out: Option<Duration>,
+}
+
+const SSL_R_READ_TIMEOUT_EXPIRED: u32 = 312;
+
+fn timeout_err(limit: Duration) -> Error {
+    Error::ssl(SSL_R_READ_TIMEOUT_EXPIRED).with(format!(
+        "the TLS handshake did not finish within {} ms (OSSLQUIC_CTX_set_handshake_timeout)",
+        limit.as_millis()
+    ))
 }
 
 /// The read and write BIOs.
@@ -97,6 +112,40 @@ pub struct Tls {
     sni: Mutex<Option<String>>,
     /// SSL_OP_IGNORE_UNEXPECTED_EOF: an EOF without close_notify reads as a clean end.
     pub ignore_eof: std::sync::atomic::AtomicBool,
+}
+
+/// Whether a handshake bounded by `deadline` ran out of time before input arrived on `r`:
+/// Some(its bound) if so. On a blocking socket this waits (poll) until input or the
+/// deadline, unless the application gave the socket a shorter receive timeout (SO_RCVTIMEO),
+/// which the read then honours; other BIOs answer at once (a non-blocking caller comes back,
+/// or calls SSL_handle_events when SSL_get_event_timeout says).
+fn expired(deadline: Option<(Instant, Duration)>, r: &Bio) -> Option<Duration> {
+    let (at, limit) = deadline?;
+    let blocking_fd = r
+        .sock()
+        .map(|s| s.fd())
+        .filter(|&fd| fd >= 0 && crate::sys::is_blocking(fd));
+    loop {
+        let left = at.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Some(limit);
+        }
+        let fd = blocking_fd?;
+        if crate::sys::recv_timeout(fd).is_some_and(|t| t < left) {
+            return None;
+        }
+        let mut p = [crate::sys::PollFd {
+            fd,
+            read: true,
+            write: false,
+            ready: false,
+        }];
+        // 0: the wait ended (time, or a signal): look at the clock again.
+        match crate::sys::poll(&mut p, Some(left)) {
+            Ok(0) => continue,
+            _ => return None,
+        }
+    }
 }
 
 /// The write BIO as an `io::Write` for rustls.
@@ -214,6 +263,7 @@ impl Tls {
     /// Reads the ClientHello (Setup::ServerAlpn), asks the callback, and starts the
     /// connection. Ok(()) once `conn` exists.
     fn accept_hello(&self, st: &mut State, r: &Bio, w: &Bio) -> Result<()> {
+        let deadline = st.deadline;
         loop {
             let Some((acc, cfg, select)) = st.accepting.as_mut() else {
                 return Ok(());
@@ -273,6 +323,10 @@ impl Tls {
                         }
                     }
                 }
+                Ok(None) if let Some(limit) = expired(deadline, r) => {
+                    st.accepting = None;
+                    return Err(Self::time_out(st, limit));
+                }
                 Ok(None) => match acc.read_tls(&mut In(r)) {
                     Ok(0) => {
                         st.eof = true;
@@ -301,10 +355,14 @@ impl Tls {
     }
 
     /// Creates the rustls connection (at the first handshake step).
-    pub fn start(&self, setup: Setup) -> Result<()> {
+    /// `limit` bounds a server's handshake (from now).
+    pub fn start(&self, setup: Setup, limit: Option<Duration>) -> Result<()> {
         let mut st = self.st.lock();
         if st.conn.is_some() || st.accepting.is_some() {
             return Ok(());
+        }
+        if !matches!(setup, Setup::Client(..)) {
+            st.deadline = limit.map(|l| (Instant::now() + l, l));
         }
         let conn: rustls::Connection = match setup {
             Setup::ServerAlpn(cfg, select) => {
@@ -399,7 +457,11 @@ impl Tls {
             self.flush(st, w)?;
             let conn = st.conn.as_ref().ok_or_else(uninit)?;
             if !conn.is_handshaking() {
+                st.deadline = None;
                 return Ok(());
+            }
+            if let Some(limit) = expired(st.deadline, r) {
+                return Err(Self::time_out(st, limit));
             }
             if !self.fill(st, r, w)? {
                 return Err(Error::ssl(SSL_R_UNEXPECTED_EOF_WHILE_READING)
@@ -408,7 +470,34 @@ impl Tls {
         }
     }
 
+    /// The handshake ran out of time: the connection fails.
+    fn time_out(st: &mut State, limit: Duration) -> Error {
+        st.failed = true;
+        st.timed_out = Some(limit);
+        st.deadline = None;
+        timeout_err(limit)
+    }
+
+    /// When a server's handshake must be over (None: done, or no bound).
+    pub fn handshake_deadline(&self) -> Option<Instant> {
+        self.st.lock().deadline.map(|(at, _)| at)
+    }
+
+    /// SSL_handle_events on a TLS object: a handshake past its deadline fails (the next call
+    /// reports the timeout).
+    pub fn expire(&self, now: Instant) {
+        let mut st = self.st.lock();
+        if let Some((at, limit)) = st.deadline
+            && now >= at
+        {
+            Self::time_out(&mut st, limit);
+        }
+    }
+
     fn check(&self, st: &State) -> Result<()> {
+        if let Some(limit) = st.timed_out {
+            return Err(timeout_err(limit));
+        }
         if st.failed {
             return Err(
                 Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("the connection failed earlier")

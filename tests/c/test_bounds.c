@@ -11,11 +11,16 @@
  *    (a server draining before it stops), and the connections already up keep working;
  *  - handshakes from unproven addresses on a listener without validation
  *    (OSSLQUIC_set_max_unvalidated_handshakes, default 128): beyond the bound a new client
- *    is sent a Retry (OSSLQUIC_ENGINE_STATS.retries), and connects after it.
+ *    is sent a Retry (OSSLQUIC_ENGINE_STATS.retries), and connects after it;
+ *  - TLS slowloris: a TLS server handshake is bounded (OSSLQUIC_CTX_set_handshake_timeout,
+ *    default 30 s): a client that sends half a ClientHello and stops makes a blocking
+ *    SSL_accept fail with "read timeout expired" once the bound passed; a non-blocking one
+ *    learns the deadline from SSL_get_event_timeout, and SSL_handle_events after it fails the
+ *    handshake; a handshake that finished has no deadline left.
  *
  * osslquic only: OpenSSL has no such bound.
  */
-#include "quicutil.h"
+#include "tlsutil.h"
 
 #if HAVE_OSSLQUIC
 
@@ -253,6 +258,106 @@ static int test_unvalidated_bound(void)
     return 1;
 }
 
+enum { HS_LIMIT_MS = 300 };
+
+/* A TCP pair whose client end has sent half a ClientHello (a record header announcing more
+ * than follows) and then nothing; the server end blocking or not. */
+static int half_hello_pair(int *srv, int *cli, int blocking)
+{
+    static const unsigned char half[] = {0x16, 0x03, 0x01, 0x01, 0x00, 0x01, 0x00, 0x00, 0xfc};
+
+    ASSERT_TRUE(tl_tcp_pair(srv, cli));
+    ASSERT_EQ(write(*cli, half, sizeof(half)), (ssize_t)sizeof(half));
+    if (blocking)
+        ASSERT_EQ(fcntl(*srv, F_SETFL, 0), 0);
+    return 1;
+}
+
+static int failed_with_timeout(SSL *s, int r)
+{
+    ASSERT_TRUE(r <= 0);
+    ASSERT_EQ(SSL_get_error(s, r), SSL_ERROR_SSL);
+    ASSERT_ERROR_IS(ERR_LIB_SSL, 312); /* SSL_R_READ_TIMEOUT_EXPIRED */
+    ERR_clear_error();
+    return 1;
+}
+
+static int test_tls_slowloris(void)
+{
+    SSL_CTX *sctx = tl_server_ctx(), *cctx = tl_client_ctx(SSL_VERIFY_NONE);
+    struct timeval tv;
+    struct pollfd pfd;
+    uint64_t t0;
+    int srv, cli, inf = 0, r, rc, rs;
+    SSL *s, *c;
+
+    ASSERT_NOT_NULL(sctx);
+    ASSERT_NOT_NULL(cctx);
+    ASSERT_U64_EQ(OSSLQUIC_CTX_get_handshake_timeout(sctx), 30000);
+    ASSERT_EQ(OSSLQUIC_CTX_set_handshake_timeout(NULL, 1), 0);
+    ERR_clear_error();
+    ASSERT_EQ(OSSLQUIC_CTX_set_handshake_timeout(sctx, HS_LIMIT_MS), 1);
+    ASSERT_U64_EQ(OSSLQUIC_CTX_get_handshake_timeout(sctx), HS_LIMIT_MS);
+
+    /* Blocking: SSL_accept waits for the rest of the ClientHello until the bound, then
+     * fails; a second call reports the same. */
+    ASSERT_TRUE(half_hello_pair(&srv, &cli, 1));
+    s = SSL_new(sctx);
+    ASSERT_NOT_NULL(s);
+    ASSERT_EQ(SSL_set_fd(s, srv), 1);
+    t0 = tu_now_ms();
+    r = SSL_accept(s);
+    ASSERT_TRUE(tu_now_ms() - t0 >= HS_LIMIT_MS);
+    ASSERT_TRUE(failed_with_timeout(s, r));
+    ASSERT_TRUE(failed_with_timeout(s, SSL_accept(s)));
+    SSL_free(s);
+    close(srv);
+    close(cli);
+
+    /* Non-blocking: the event timeout says when; SSL_handle_events then fails it. */
+    ASSERT_TRUE(half_hello_pair(&srv, &cli, 0));
+    s = SSL_new(sctx);
+    ASSERT_NOT_NULL(s);
+    ASSERT_EQ(SSL_set_fd(s, srv), 1);
+    r = SSL_accept(s);
+    ASSERT_EQ(SSL_get_error(s, r), SSL_ERROR_WANT_READ);
+    ASSERT_EQ(SSL_get_event_timeout(s, &tv, &inf), 1);
+    ASSERT_EQ(inf, 0);
+    ASSERT_TRUE(tv.tv_sec == 0 && tv.tv_usec <= HS_LIMIT_MS * 1000);
+    pfd.fd = srv;
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    ASSERT_EQ(poll(&pfd, 1, (int)(tv.tv_usec / 1000) + 1), 0); /* the client sends nothing */
+    ASSERT_EQ(SSL_handle_events(s), 1);
+    ASSERT_EQ(SSL_get_event_timeout(s, &tv, &inf), 1);
+    ASSERT_EQ(inf, 1);
+    ASSERT_TRUE(failed_with_timeout(s, SSL_accept(s)));
+    SSL_free(s);
+    close(srv);
+    close(cli);
+
+    /* A handshake that finishes in time has no deadline left. */
+    ASSERT_TRUE(tl_tcp_pair(&srv, &cli));
+    s = SSL_new(sctx);
+    c = SSL_new(cctx);
+    ASSERT_TRUE(s != NULL && c != NULL);
+    ASSERT_EQ(SSL_set_fd(s, srv), 1);
+    ASSERT_EQ(SSL_set_fd(c, cli), 1);
+    ASSERT_TRUE(tl_handshake(c, s, &rc, &rs));
+    ASSERT_EQ(rc, 1);
+    ASSERT_EQ(rs, 1);
+    ASSERT_EQ(SSL_get_event_timeout(s, &tv, &inf), 1);
+    ASSERT_EQ(inf, 1);
+    SSL_free(s);
+    SSL_free(c);
+    close(srv);
+    close(cli);
+
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    return 1;
+}
+
 #endif /* HAVE_OSSLQUIC */
 
 int main(int argc, char **argv)
@@ -262,6 +367,7 @@ int main(int argc, char **argv)
 #if HAVE_OSSLQUIC
     RUN(test_accept_queue_bound);
     RUN(test_unvalidated_bound);
+    RUN(test_tls_slowloris);
 #endif
     return tu_finish();
 }

@@ -242,6 +242,34 @@ pub extern "C" fn SSL_CTX_get_options(ctx: *const SSL_CTX) -> u64 {
     ffi_entry!(SSL_CTX_get_options, { Ok(ctx_arg(ctx)?.options()) })
 }
 
+/// Bounds how long a TLS (over TCP) server handshake of SSL objects made from `ctx` may take,
+/// in milliseconds from its first step (SSL_accept, SSL_do_handshake, or the first
+/// SSL_read/SSL_write): past it the handshake fails with SSL_R_READ_TIMEOUT_EXPIRED ("read
+/// timeout expired"), so a client that connects and never finishes (slowloris) cannot hold a
+/// server's thread or process. A blocking socket waits at most that long; a non-blocking one
+/// fails at the next call after the deadline, and SSL_get_event_timeout reports the time left
+/// (SSL_handle_events then fails the handshake). The default is 30,000 (a QUIC handshake's
+/// bound, its idle timeout); 0 means no bound, as in OpenSSL. Clients are not bounded.
+/// Returns 1, or 0 with an error queued (NULL). An osslquic extension.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_CTX_set_handshake_timeout(ctx: *mut SSL_CTX, ms: u64) -> c_int {
+    ffi_entry!(OSSLQUIC_CTX_set_handshake_timeout, {
+        ctx_arg(ctx)?.set_handshake_timeout(std::time::Duration::from_millis(ms));
+        Ok(1)
+    })
+}
+
+/// The TLS server handshake bound of `ctx` in milliseconds (0: none; see
+/// OSSLQUIC_CTX_set_handshake_timeout); 0 with an error queued for NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_CTX_get_handshake_timeout(ctx: *const SSL_CTX) -> u64 {
+    ffi_entry!(OSSLQUIC_CTX_get_handshake_timeout, {
+        Ok(ctx_arg(ctx)?
+            .handshake_timeout()
+            .map_or(0, |d| d.as_millis().min(u64::MAX as u128) as u64))
+    })
+}
+
 /// Context controls: min/max protocol version (QUIC is TLS 1.3 only; any version up to 1.3
 /// is accepted as a minimum). Others return 0 with an "unsupported" error. See SSL_CTX_ctrl(3).
 #[unsafe(no_mangle)]
