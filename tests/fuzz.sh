@@ -36,7 +36,8 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     fi
 fi
 
-mkdir -p "$BUILD"
+mkdir -p "$BUILD" "$BUILD/reliability"
+: >"$BUILD/reliability/fuzz.txt"
 t0=$(date +%s)
 if ! cargo +nightly fuzz build --fuzz-dir fuzz >"$BUILD/fuzz-build.log" 2>&1; then
     tail -n 30 "$BUILD/fuzz-build.log"
@@ -81,6 +82,7 @@ for t in $targets; do
     rc=$?
     if [ "$rc" = 0 ]; then
         pass "fuzz: $t ${secs}s: $(stats "$log")"
+        echo "fuzz: $t: ${n:+$n corpus inputs replayed, }${secs} s fuzzed: $(stats "$log")" >>"$BUILD/reliability/fuzz.txt"
     else
         grep -E 'ERROR|SUMMARY|panicked|Test unit written' "$log" | head -n 8
         fail "fuzz: $t ${secs}s (rc $rc; see $log; crash inputs in $art)"

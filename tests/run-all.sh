@@ -10,6 +10,9 @@
 set -u
 cd "$(dirname "$0")/.."
 mkdir -p build
+# Suites leave their figures here (one file each) for the reliability summary at the end.
+rm -rf build/reliability
+mkdir -p build/reliability
 passed=0
 failed=0
 failures=""
@@ -70,6 +73,14 @@ suite openssl bash tests/openssl/run.sh
 suite install sh tests/install.sh
 suite fuzz sh tests/fuzz.sh
 
+# Reliability summary (issue 14): fuzzing, fault runs, floods and bounds, as the suites
+# measured them in this run.
+echo "== reliability summary"
+if ls build/reliability/*.txt >/dev/null 2>&1; then
+    cat build/reliability/*.txt
+else
+    echo "(no suite left figures)"
+fi
 [ -n "$failures" ] && echo "failed suites:$failures"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
