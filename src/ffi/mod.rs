@@ -39,6 +39,12 @@ pub fn guard_with<T>(func: &'static str, fail: T, body: impl FnOnce() -> Result<
             e.queue(func);
             fail
         }
+        Err(panic) if panic.is::<Error>() => {
+            if let Ok(e) = panic.downcast::<Error>() {
+                e.queue(func);
+            }
+            fail
+        }
         Err(panic) => {
             let msg = panic
                 .downcast_ref::<&str>()

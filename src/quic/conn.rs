@@ -217,6 +217,13 @@ thread_local! {
     static HOLDING: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Whether this thread holds any connection's lock: it is then inside a drive, and may only be
+/// running an application callback; the domain's lock, which comes before a connection's in
+/// the lock order, must not be taken (`ssl::domain::Domain::lock` refuses).
+pub fn holding_any() -> bool {
+    HOLDING.with(|h| !h.borrow().is_empty())
+}
+
 /// A locked connection, with what the lock is held for.
 pub struct ConnGuard<'a> {
     g: MutexGuard<'a, ConnState>,
