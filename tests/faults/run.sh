@@ -25,25 +25,12 @@ PY="$BUILD/venv/bin/python"
 CERTS="$BUILD/certs"
 mkdir -p "$L"
 . tests/lib.sh
-passed=0
-failed=0
 known=0
-pids=""
 
-cleanup() {
-    for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'cleanup; exit 130' INT TERM
-
-if ! sh c-demos/run-demo.sh --build-only >"$L/build.log" 2>&1 ||
-    ! $CC -O2 -g -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE tests/faults/relay.c -o "$L/relay" >>"$L/build.log" 2>&1; then
-    cat "$L/build.log"
-    echo "faults: building the demos or the relay failed"
-    echo "0 passed, 1 failed"
-    exit 1
-fi
-[ -f "$CERTS/ca.pem" ] || cargo run --release --quiet --example gencert -- "$CERTS" >/dev/null 2>&1
+: >"$L/build.log"
+built faults sh c-demos/run-demo.sh --build-only
+built faults $CC -O2 -g -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE tests/faults/relay.c -o "$L/relay"
+need_certs
 big_chain "$CERTS" "$L/big-chain.pem"
 
 # setup NAME SEED [server options] -- [relay options]: starts our server and the relay in
@@ -119,18 +106,9 @@ retry_stuck() {
         END { n = 0; for (c in after) if (after[c] >= 2 && !progressed[c]) n++; print n }' "$L/$name.relay-log"
 }
 
-result() { # result NAME OK [WHY]
-    if [ "$2" = 1 ]; then
-        passed=$((passed + 1))
-        echo "PASS $1: $3"
-    else
-        failed=$((failed + 1))
-        echo "FAIL $1${3:+: $3}"
-        for f in "$L/$1.client" "$L/$1.server" "$L/$1.relay-log" "$L/$1.relay"; do
-            [ -s "$f" ] && { echo "  --- $f (last lines)"; grep -v '^relay: client' "$f" | tail -n 12 | sed 's/^/    /'; }
-        done
-    fi
-}
+# The logs shown under a FAIL line; the relay's per-client lines are left out.
+result_logs() { echo "$L/$1.client $L/$1.server $L/$1.relay-log $L/$1.relay"; }
+RESULT_HIDE='^relay: client'
 
 summary() { # one line of what the relay did, for the PASS line: the non-zero counts
     awk '/^relay: (c2s|s2c): seen/ {
