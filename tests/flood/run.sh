@@ -118,7 +118,7 @@ run_case() {
     legit=1
     grep -q "^quic-client: 1 requests ok, $LEGIT_BYTES bytes" "$L/$name.client" || {
         legit=0
-        why="$why $(sed -n 's/^quic-client: //p' "$L/$name.client" | tail -n 2 | tr '\n' ';' | sed 's/;/; /g')"
+        why="$why $(sed -n 's/^quic-client: //p' "$L/$name.client" | tail -n 2 | tr '\n' ';' | sed 's/;/; /g; s/ $//')"
     }
     [ $legit = 1 ] || ok=0
     connect_ms=$(field "$L/$name.client" 's/^quic-client: connected in \([0-9.]*\) s.*/\1/p' |
