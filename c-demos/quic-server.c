@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -544,6 +545,32 @@ static int serve_conn(struct conn *c)
     return 1;
 }
 
+/* What the listener's engine saw, and the most memory the process held, for tests that
+ * bound what peers can make the server hold (tests/flood). */
+static void log_engine_stats(SSL *listener)
+{
+    OSSLQUIC_ENGINE_STATS es;
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        fprintf(stderr, "quic-server: peak RSS %ld KiB\n", ru.ru_maxrss);
+    if (!OSSLQUIC_get_engine_stats(listener, &es)) {
+        log_errors("engine stats");
+        return;
+    }
+    fprintf(stderr,
+            "quic-server: engine: %" PRIu64 " datagrams in, %" PRIu64 " connections accepted, %" PRIu64 " refused"
+#ifdef OSSLQUIC_HAVE_OSSLQUIC_SET_MAX_UNVALIDATED_HANDSHAKES
+            ", %" PRIu64 " Retries sent"
+#endif
+            "\n",
+            es.datagrams_in, es.accepted, es.refused
+#ifdef OSSLQUIC_HAVE_OSSLQUIC_SET_MAX_UNVALIDATED_HANDSHAKES
+            ,
+            es.retries
+#endif
+    );
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: quic-server [-b ADDR] [--idle-exit SEC] [--no-retry] [-q] cert.pem key.pem [port]\n"
@@ -705,6 +732,7 @@ int main(int argc, char **argv)
             "without sleeping)\n",
             stop_signal ? (stop_signal == SIGTERM ? "SIGTERM" : "SIGINT") : exit_why, total_conns, total_streams,
             total_bytes, loops, repasses);
+    log_engine_stats(listener);
 out:
     while (conns != NULL) {
         struct conn *c = conns;

@@ -24,69 +24,15 @@ L="$BUILD/faults"
 PY="$BUILD/venv/bin/python"
 CERTS="$BUILD/certs"
 mkdir -p "$L"
-passed=0
 bytes_verified=0
-failed=0
+. tests/lib.sh
 known=0
-pids=""
 
-cleanup() {
-    for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'cleanup; exit 130' INT TERM
-
-if ! sh c-demos/run-demo.sh --build-only >"$L/build.log" 2>&1 ||
-    ! $CC -O2 -g -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE tests/faults/relay.c -o "$L/relay" >>"$L/build.log" 2>&1; then
-    cat "$L/build.log"
-    echo "faults: building the demos or the relay failed"
-    echo "0 passed, 1 failed"
-    exit 1
-fi
-[ -f "$CERTS/ca.pem" ] || cargo run --release --quiet --example gencert -- "$CERTS" >/dev/null 2>&1
-# A certificate chain of about 5 KB (the server's certificate and CA, then unrelated
-# certificates the client never needs): the server's first flight exceeds 3x the client's
-# Initial, so the amplification limit has to hold it back.
-cat "$CERTS/chain.pem" "$CERTS/alt-chain.pem" "$CERTS/client-chain.pem" "$CERTS/badclient-chain.pem" \
-    "$CERTS/other-ca.pem" "$CERTS/alt-chain.pem" "$CERTS/client-chain.pem" >"$L/big-chain.pem"
-
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-
-# alive PID: the process exists and is not a zombie.
-alive() {
-    [ -r "/proc/$1/stat" ] && ! sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | grep -q '^Z'
-}
-
-# wait_listen FILE PID: the port PID printed as "listening on PORT" in FILE (bounded: ~15 s).
-wait_listen() {
-    i=0
-    while [ $i -lt 150 ]; do
-        p=$(sed -n 's/^listening on //p' "$1")
-        [ -n "$p" ] && { echo "$p"; return 0; }
-        alive "$2" || return 1
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
-
-# stop PID: SIGTERM, up to 5 s to exit, then SIGKILL; returns the exit status (1 if killed).
-stop() {
-    kill -TERM "$1" 2>/dev/null
-    i=0
-    while alive "$1" && [ $i -lt 50 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    if alive "$1"; then
-        echo "  process $1 ignored SIGTERM for 5 s: killed"
-        kill -KILL "$1" 2>/dev/null
-        wait "$1" 2>/dev/null
-        return 1
-    fi
-    wait "$1"
-}
+: >"$L/build.log"
+built faults sh c-demos/run-demo.sh --build-only
+built faults $CC -O2 -g -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE tests/faults/relay.c -o "$L/relay"
+need_certs
+big_chain "$CERTS" "$L/big-chain.pem"
 
 # setup NAME SEED [server options] -- [relay options]: starts our server and the relay in
 # front of it; sets $port (the relay's), $spid, $rpid and $t0.
@@ -151,18 +97,9 @@ known_fail() {
     echo "KNOWN-FAIL $1: $2"
 }
 
-result() { # result NAME OK [WHY]
-    if [ "$2" = 1 ]; then
-        passed=$((passed + 1))
-        echo "PASS $1: $3"
-    else
-        failed=$((failed + 1))
-        echo "FAIL $1${3:+: $3}"
-        for f in "$L/$1.client" "$L/$1.server" "$L/$1.relay-log" "$L/$1.relay"; do
-            [ -s "$f" ] && { echo "  --- $f (last lines)"; grep -v '^relay: client' "$f" | tail -n 12 | sed 's/^/    /'; }
-        done
-    fi
-}
+# The logs shown under a FAIL line; the relay's per-client lines are left out.
+result_logs() { echo "$L/$1.client $L/$1.server $L/$1.relay-log $L/$1.relay"; }
+RESULT_HIDE='^relay: client'
 
 summary() { # one line of what the relay did, for the PASS line: the non-zero counts
     awk '/^relay: (c2s|s2c): seen/ {
