@@ -920,6 +920,22 @@
 #define SEQUENCE 48
 
 /**
+ * The longest header accepted: a version 1 header is at most 107 bytes; a version 2 header
+ * announces its length (up to 16 + 65,535), and balancers send a few hundred bytes of TLVs
+ * at most. Beyond this the connection fails rather than buffer a peer's bytes.
+ */
+#define MAX_HEADER 4096
+
+/**
+ * PP2_TYPE_* values of the TLVs kept (RFC-like names from HAProxy's specification).
+ */
+#define TLV_ALPN 1
+
+#define TLV_AUTHORITY 2
+
+#define TLV_UNIQUE_ID 5
+
+/**
  * PEM_R_BAD_BASE64_DECODE.
  */
 #define PEM_R_BAD_BASE64_DECODE 100
@@ -2925,6 +2941,41 @@ SSL *SSL_get0_domain(SSL *ssl);
  * The flags of the domain this object lives in. See SSL_get_domain_flags(3).
  */
 int SSL_get_domain_flags(const SSL *ssl, uint64_t *flags);
+
+/**
+ * Requires (`on` = 1) or not (0) a PROXY protocol header (HAProxy's version 1 or 2) before
+ * the TLS handshake of every TLS server connection made from `ctx`: the header is read first
+ * (at most 4,096 bytes, within the handshake timeout, see OSSLQUIC_CTX_set_handshake_timeout);
+ * garbage, a truncated or oversized header fails the handshake with SSL_R_BAD_PACKET and a
+ * text saying why. SSL_get_peer_addr then reports the client's address the header carries
+ * (the socket's peer for a LOCAL or UNKNOWN header), and OSSLQUIC_get_proxy_tlv its TLVs.
+ * For servers behind a load balancer that sends the header (HAProxy's `send-proxy-v2`).
+ * Returns 1, or 0 with an error queued (NULL). An osslquic extension: OpenSSL has none.
+ */
+int OSSLQUIC_CTX_set_proxy_protocol(SSL_CTX *ctx, int on);
+
+/**
+ * As OSSLQUIC_CTX_set_proxy_protocol, for one TLS object over the context's setting: a TLS
+ * listener (the connections it accepts) or a TLS server connection before its handshake.
+ * Returns 1, or 0 with an error queued (a QUIC object, or a handshake already started).
+ */
+int OSSLQUIC_set_proxy_protocol(SSL *s, int on);
+
+/**
+ * The PROXY protocol version of the header a TLS server connection read (1 or 2), or 0
+ * before the header was read or without one. A LOCAL command (version 2, a balancer's own
+ * connection) gives -2.
+ */
+int OSSLQUIC_get_proxy_version(SSL *s);
+
+/**
+ * The value of the first TLV of `type` (PP2_TYPE_ALPN 0x01, PP2_TYPE_AUTHORITY 0x02,
+ * PP2_TYPE_UNIQUE_ID 0x05, or any other) in the version 2 PROXY header a TLS server
+ * connection read: `*data` points into the connection (valid until SSL_free), `*len` is its
+ * length. Returns 1, or 0 when there is no such TLV (no error queued) or with an error
+ * queued for NULL arguments.
+ */
+int OSSLQUIC_get_proxy_tlv(SSL *s, int type, const uint8_t **data, size_t *len);
 
 /**
  * Makes a TLS object a client (no effect on QUIC objects). See SSL_set_connect_state(3).

@@ -85,6 +85,8 @@ struct Cfg {
     tls13_suites: Option<Vec<rustls::SupportedCipherSuite>>,
     /// OSSLQUIC_CTX_set_handshake_timeout (None: `DEFAULT_HANDSHAKE_TIMEOUT`; zero: none).
     handshake_timeout: Option<Duration>,
+    /// OSSLQUIC_CTX_set_proxy_protocol: TLS servers read a PROXY header first.
+    proxy_protocol: bool,
 }
 
 /// How long a TLS server handshake over TCP may take unless the context says otherwise: a
@@ -344,6 +346,15 @@ impl SslCtx {
     /// OSSLQUIC_CTX_set_handshake_timeout: the bound of a TLS server handshake (zero: none).
     pub fn set_handshake_timeout(&self, t: Duration) {
         self.cfg.lock().handshake_timeout = Some(t);
+    }
+
+    /// OSSLQUIC_CTX_set_proxy_protocol.
+    pub fn set_proxy_protocol(&self, on: bool) {
+        self.cfg.lock().proxy_protocol = on;
+    }
+
+    pub fn proxy_protocol(&self) -> bool {
+        self.cfg.lock().proxy_protocol
     }
 
     /// The bound of a TLS server handshake, None if there is none.

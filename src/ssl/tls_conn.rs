@@ -23,11 +23,18 @@ pub struct TlsObj {
     /// SSL_set_SSL_CTX: the context that replaces `Ssl::ctx` for this connection (shared
     /// with its ClientHello hook, see `tls_started`).
     pub ctx_now: Arc<Mutex<Option<Arc<SslCtx>>>>,
+    /// OSSLQUIC_set_proxy_protocol on this connection (or its listener's), over the
+    /// context's setting.
+    pub(super) proxy: Mutex<Option<bool>>,
+    /// What its PROXY header said, kept once read so C can hold pointers into it.
+    proxy_info: std::sync::OnceLock<crate::tls::proxy::ProxyInfo>,
 }
 
 /// A TLS listener (SSL_new_listener on a TLS server context): its listening socket's BIO.
 pub struct TlsListenerObj {
     pub(super) bio: Mutex<Option<Arc<Bio>>>,
+    /// OSSLQUIC_set_proxy_protocol on the listener: its connections' setting.
+    pub(super) proxy: Mutex<Option<bool>>,
 }
 
 /// The listening socket of a TLS listener's BIO: a socket BIO's fd, or an accept BIO's (bound
@@ -80,7 +87,17 @@ impl TlsObj {
             alpn: std::sync::OnceLock::new(),
             listener,
             ctx_now: Arc::default(),
+            proxy: Mutex::new(None),
+            proxy_info: std::sync::OnceLock::new(),
         }
+    }
+
+    /// What the connection's PROXY header said, once read.
+    pub(super) fn proxy_info(&self) -> Option<&crate::tls::proxy::ProxyInfo> {
+        if self.proxy_info.get().is_none() {
+            let _ = self.proxy_info.set(self.tls.proxy_info()?);
+        }
+        self.proxy_info.get()
     }
 
     /// Creates the TLS object's rustls connection on first use.
@@ -134,6 +151,9 @@ impl TlsObj {
         } else {
             None
         };
+        if server && self.proxy.lock().unwrap_or_else(|| ctx.proxy_protocol()) {
+            self.tls.require_proxy();
+        }
         self.tls.start(setup, limit)
     }
 
@@ -183,8 +203,12 @@ impl TlsObj {
         Ok(())
     }
 
-    /// SSL_get_peer_addr: the peer of its socket BIO.
+    /// SSL_get_peer_addr: the client's address its PROXY header gave, else the peer of its
+    /// socket BIO.
     pub(super) fn peer_addr(&self) -> Result<SocketAddr> {
+        if let Some(a) = self.proxy_info().and_then(|i| i.source) {
+            return Ok(a);
+        }
         self.tls
             .rbio()
             .and_then(|b| crate::bio::peer_of(&b))
@@ -213,6 +237,7 @@ impl TlsListenerObj {
     pub(super) fn new() -> TlsListenerObj {
         TlsListenerObj {
             bio: Mutex::new(None),
+            proxy: Mutex::new(None),
         }
     }
 
@@ -275,11 +300,42 @@ impl TlsListenerObj {
         crate::sys::set_nonblocking(nfd, !ssl.blocking.load(Relaxed))
             .map_err(|e| Error::sys(e.raw_os_error().unwrap_or(libc::EIO)))?;
         let t = TlsObj::new(Some(true), Some(ssl.clone()));
+        *t.proxy.lock() = *self.proxy.lock();
         t.tls.set_bios(Some(b.clone()), Some(b));
         Ok(Ssl::make(
             ssl.ctx.clone(),
             Kind::Tls(t),
             ssl.blocking.load(Relaxed),
         ))
+    }
+}
+
+impl Ssl {
+    /// OSSLQUIC_set_proxy_protocol: a TLS listener's connections, or a TLS server
+    /// connection before its handshake, read a PROXY header first (or not, over the
+    /// context's setting).
+    pub fn set_proxy_protocol(&self, on: bool) -> Result<()> {
+        match &self.kind {
+            Kind::TlsListener(l) => *l.proxy.lock() = Some(on),
+            Kind::Tls(t) if t.tls.started() => {
+                return Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
+                    .with("the PROXY protocol is set before the handshake starts"));
+            }
+            Kind::Tls(t) => *t.proxy.lock() = Some(on),
+            _ => {
+                return Err(Error::unsupported(
+                    "the PROXY protocol is for TLS over TCP (a TLS listener or connection)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// What a TLS connection's PROXY header said, None before it was read (or without one).
+    pub fn proxy_info(&self) -> Option<&crate::tls::proxy::ProxyInfo> {
+        match &self.kind {
+            Kind::Tls(t) => t.proxy_info(),
+            _ => None,
+        }
     }
 }

@@ -6,6 +6,8 @@
 //! Must not touch: sockets directly (BIOs do), `extern "C"` (ffi does).
 #![deny(unsafe_code)]
 
+pub mod proxy;
+
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
@@ -88,6 +90,19 @@ struct State {
     deadline: Option<(Instant, Duration)>,
     /// The handshake ran out of time: the connection failed.
     timed_out: Option<Duration>,
+    /// A server that requires a PROXY protocol header: the bytes read of it so far, then
+    /// what it said.
+    proxy: Proxy,
+    /// Bytes read past the PROXY header: the peer's first TLS bytes, read before the BIO's.
+    pre: Vec<u8>,
+}
+
+#[derive(Default)]
+enum Proxy {
+    #[default]
+    Off,
+    Reading(Vec<u8>),
+    Read(proxy::ProxyInfo),
 }
 
 const SSL_R_READ_TIMEOUT_EXPIRED: u32 = 312;
@@ -159,10 +174,17 @@ impl Write for Out<'_> {
     }
 }
 
-/// The read BIO as an `io::Read` for rustls (Ok(0): end of stream).
-struct In<'a>(&'a Bio);
+/// The read BIO as an `io::Read` for rustls (Ok(0): end of stream), after the bytes read
+/// past a PROXY header (`State::pre`).
+struct In<'a>(&'a Bio, &'a mut Vec<u8>);
 impl Read for In<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.1.is_empty() {
+            let n = buf.len().min(self.1.len());
+            buf[..n].copy_from_slice(&self.1[..n]);
+            self.1.drain(..n);
+            return Ok(n);
+        }
         self.0.read(buf).map_err(to_io)
     }
 }
@@ -327,7 +349,7 @@ impl Tls {
                     st.accepting = None;
                     return Err(Self::time_out(st, limit));
                 }
-                Ok(None) => match acc.read_tls(&mut In(r)) {
+                Ok(None) => match acc.read_tls(&mut In(r, &mut st.pre)) {
                     Ok(0) => {
                         st.eof = true;
                         st.failed = true;
@@ -410,7 +432,7 @@ impl Tls {
     /// Reads what the read BIO has and processes it. Ok(false) at end of stream.
     fn fill(&self, st: &mut State, r: &Bio, w: &Bio) -> Result<bool> {
         let conn = st.conn.as_mut().ok_or_else(uninit)?;
-        let n = match conn.read_tls(&mut In(r)) {
+        let n = match conn.read_tls(&mut In(r, &mut st.pre)) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 return Err(self.blocked(want_of(r, SSL_ERROR_WANT_READ)));
@@ -452,6 +474,7 @@ impl Tls {
 
     /// Drives the handshake until it completes or the BIO would block.
     fn pump(&self, st: &mut State, r: &Bio, w: &Bio) -> Result<()> {
+        self.read_proxy(st, r)?;
         self.accept_hello(st, r, w)?;
         loop {
             self.flush(st, w)?;
@@ -467,6 +490,70 @@ impl Tls {
                 return Err(Error::ssl(SSL_R_UNEXPECTED_EOF_WHILE_READING)
                     .with("the peer closed the connection during the handshake"));
             }
+        }
+    }
+
+    /// A server that requires it reads the PROXY header first (bounded by
+    /// `proxy::MAX_HEADER` and by the handshake's deadline); bytes read past it are the
+    /// peer's TLS bytes (`State::pre`).
+    fn read_proxy(&self, st: &mut State, r: &Bio) -> Result<()> {
+        loop {
+            let Proxy::Reading(buf) = &mut st.proxy else {
+                return Ok(());
+            };
+            match proxy::parse(buf) {
+                Ok(proxy::Parsed::Done(info, len)) => {
+                    st.pre = buf.split_off(len);
+                    st.proxy = Proxy::Read(info);
+                    return Ok(());
+                }
+                Ok(proxy::Parsed::Incomplete) => {}
+                Err(e) => {
+                    st.failed = true;
+                    return Err(e);
+                }
+            }
+            if let Some(limit) = expired(st.deadline, r) {
+                return Err(Self::time_out(st, limit));
+            }
+            let mut chunk = [0u8; 512];
+            match r.read(&mut chunk) {
+                Ok(0) => {
+                    st.eof = true;
+                    st.failed = true;
+                    return Err(Error::ssl(SSL_R_UNEXPECTED_EOF_WHILE_READING)
+                        .with("the peer closed the connection before its PROXY header ended"));
+                }
+                Ok(n) => {
+                    if let Proxy::Reading(buf) = &mut st.proxy {
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                }
+                Err(e) if e.is_would_block() => {
+                    return Err(self.blocked(want_of(r, SSL_ERROR_WANT_READ)));
+                }
+                Err(e) => {
+                    st.failed = true;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// A server: requires a PROXY protocol header before the handshake (call before the
+    /// first handshake step).
+    pub fn require_proxy(&self) {
+        let mut st = self.st.lock();
+        if matches!(st.proxy, Proxy::Off) {
+            st.proxy = Proxy::Reading(Vec::new());
+        }
+    }
+
+    /// What the PROXY header said, once read.
+    pub fn proxy_info(&self) -> Option<proxy::ProxyInfo> {
+        match &self.st.lock().proxy {
+            Proxy::Read(i) => Some(i.clone()),
+            _ => None,
         }
     }
 

@@ -234,3 +234,70 @@ pub extern "C" fn SSL_get_domain_flags(ssl: *const SSL, flags: *mut u64) -> c_in
         Ok(1)
     })
 }
+
+/// Requires (`on` = 1) or not (0) a PROXY protocol header (HAProxy's version 1 or 2) before
+/// the TLS handshake of every TLS server connection made from `ctx`: the header is read first
+/// (at most 4,096 bytes, within the handshake timeout, see OSSLQUIC_CTX_set_handshake_timeout);
+/// garbage, a truncated or oversized header fails the handshake with SSL_R_BAD_PACKET and a
+/// text saying why. SSL_get_peer_addr then reports the client's address the header carries
+/// (the socket's peer for a LOCAL or UNKNOWN header), and OSSLQUIC_get_proxy_tlv its TLVs.
+/// For servers behind a load balancer that sends the header (HAProxy's `send-proxy-v2`).
+/// Returns 1, or 0 with an error queued (NULL). An osslquic extension: OpenSSL has none.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_CTX_set_proxy_protocol(ctx: *mut SSL_CTX, on: c_int) -> c_int {
+    ffi_entry!(OSSLQUIC_CTX_set_proxy_protocol, {
+        crate::ffi::ctx_arg(ctx)?.set_proxy_protocol(on != 0);
+        Ok(1)
+    })
+}
+
+/// As OSSLQUIC_CTX_set_proxy_protocol, for one TLS object over the context's setting: a TLS
+/// listener (the connections it accepts) or a TLS server connection before its handshake.
+/// Returns 1, or 0 with an error queued (a QUIC object, or a handshake already started).
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_set_proxy_protocol(s: *mut SSL, on: c_int) -> c_int {
+    ffi_entry!(OSSLQUIC_set_proxy_protocol, {
+        ssl_arg(s)?.set_proxy_protocol(on != 0)?;
+        Ok(1)
+    })
+}
+
+/// The PROXY protocol version of the header a TLS server connection read (1 or 2), or 0
+/// before the header was read or without one. A LOCAL command (version 2, a balancer's own
+/// connection) gives -2.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_get_proxy_version(s: *mut SSL) -> c_int {
+    ffi_entry!(OSSLQUIC_get_proxy_version, 0, {
+        Ok(ssl_arg(s)?
+            .proxy_info()
+            .map_or(0, |i| if i.local { -2 } else { i.version as c_int }))
+    })
+}
+
+/// The value of the first TLV of `type` (PP2_TYPE_ALPN 0x01, PP2_TYPE_AUTHORITY 0x02,
+/// PP2_TYPE_UNIQUE_ID 0x05, or any other) in the version 2 PROXY header a TLS server
+/// connection read: `*data` points into the connection (valid until SSL_free), `*len` is its
+/// length. Returns 1, or 0 when there is no such TLV (no error queued) or with an error
+/// queued for NULL arguments.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_get_proxy_tlv(
+    s: *mut SSL,
+    r#type: c_int,
+    data: *mut *const u8,
+    len: *mut usize,
+) -> c_int {
+    ffi_entry!(OSSLQUIC_get_proxy_tlv, {
+        let ssl = ssl_arg(s)?;
+        let out = crate::ffi::mut_arg(data, "data")?;
+        let out_len = crate::ffi::mut_arg(len, "len")?;
+        let Some(v) = u8::try_from(r#type)
+            .ok()
+            .and_then(|t| ssl.proxy_info()?.tlv(t))
+        else {
+            return Ok(0);
+        };
+        *out = v.as_ptr();
+        *out_len = v.len();
+        Ok(1)
+    })
+}
