@@ -5,7 +5,7 @@
 //!
 //! `LbConfig` is one configuration (its config rotation codepoint, the server ID, the nonce
 //! length, the optional key, whether the first octet self-encodes the length); `encode` is the
-//! server's side (§4.3), `decode` the load balancer's (§4.4); `LbCids` is the quinn-proto
+//! server's side (§5.4), `decode` the load balancer's (§5.5); `LbCids` is the quinn-proto
 //! connection ID generator that issues such IDs with a fresh random nonce each.
 //! Must not touch: the engine, sockets, the SSL object model.
 
@@ -18,19 +18,19 @@ use aes::cipher::{Array, BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 use quinn_proto::{ConnectionId, ConnectionIdGenerator, InvalidCid};
 use rand::Rng;
 
-/// Longest server ID (§4.2: at least 1 octet, and with a nonce of at least 4 the sum fits 19).
+/// Longest server ID (§5.3: at least 1 octet, and with a nonce of at least 4 the sum fits 19).
 pub(crate) const MAX_SERVER_ID_LEN: usize = 15;
-/// Shortest nonce (§4.2).
+/// Shortest nonce (§5.3).
 pub(crate) const MIN_NONCE_LEN: usize = 4;
 /// Longest server ID plus nonce: QUIC v1 IDs are at most 20 octets, one is the first octet.
 pub(crate) const MAX_PLAINTEXT_LEN: usize = 19;
-/// The config rotation codepoint no configuration may use (§2.2): "unroutable", a server with
+/// The config rotation codepoint no configuration may use (§3.2): "unroutable", a server with
 /// no configuration issues IDs with it.
 pub(crate) const UNROUTABLE_CONFIG_ID: u8 = 0b111;
 /// Length of a QUIC-LB key: AES-128.
 pub(crate) const KEY_LEN: usize = 16;
 
-/// How a configuration writes the server ID and nonce (§4.3), chosen by the key and lengths.
+/// How a configuration writes the server ID and nonce (§5.4), chosen by the key and lengths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LbMode {
     /// No key: server ID and nonce in the clear.
@@ -44,7 +44,7 @@ pub enum LbMode {
 /// Why a QUIC-LB configuration was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LbConfigError {
-    /// The config rotation codepoint is not 0..=6 (three bits, 0b111 reserved, §2.1).
+    /// The config rotation codepoint is not 0..=6 (three bits, 0b111 reserved, §3.1).
     ConfigId(u8),
     /// The server ID is not 1..=15 octets long.
     ServerIdLen(usize),
@@ -149,7 +149,7 @@ impl LbConfig {
     /// A configuration with config rotation codepoint `config_id` (0..=6), this server's
     /// `server_id` (1..=15 octets), `nonce_len` octets of nonce (at least 4, and at most 19
     /// with the server ID), encrypted under `key` if there is one, and with the first octet's
-    /// five low bits carrying the ID's length minus one if `encode_len` (§2.3; random bits
+    /// five low bits carrying the ID's length minus one if `encode_len` (§3.3; random bits
     /// otherwise).
     pub fn new(
         config_id: u8,
@@ -215,7 +215,7 @@ impl LbConfig {
         }
     }
 
-    /// The connection ID for `nonce` (§4.3). Without length self-description the first octet's
+    /// The connection ID for `nonce` (§5.4). Without length self-description the first octet's
     /// five low bits come from the thread's random generator.
     ///
     /// Panics if `nonce` is not `nonce_len()` octets long.
@@ -230,9 +230,9 @@ impl LbConfig {
         self.encode_with(nonce, low)
     }
 
-    /// The server ID in `cid` as a load balancer holding this configuration reads it (§4.4),
+    /// The server ID in `cid` as a load balancer holding this configuration reads it (§5.5),
     /// or None if `cid` is not one of its IDs: another config rotation codepoint (0b111
-    /// included), or too short. Octets past server ID and nonce are ignored (§4.3 lets a
+    /// included), or too short. Octets past server ID and nonce are ignored (§5.4 lets a
     /// server append some). Says nothing of whether the ID is this server's: see `is_ours`.
     pub fn decode(&self, cid: &[u8]) -> Option<ServerId> {
         let n = self.plaintext_len();
@@ -313,7 +313,7 @@ impl LbConfig {
 
 /// Issues QUIC-LB connection IDs to quinn-proto: each with a fresh nonce from the calling
 /// thread's random generator (reseeded after a fork, like the engine's own IDs). Random nonces
-/// can repeat, about once in 2^(4·nonce_len) IDs (the draft's §8.6 sizing advice); a short
+/// can repeat, about once in 2^(4·nonce_len) IDs (the draft's §9.6 sizing advice); a short
 /// nonce wants a new key or configuration that often.
 #[derive(Clone, Debug)]
 pub struct LbCids {
@@ -359,7 +359,7 @@ impl ConnectionIdGenerator for LbCids {
     }
 }
 
-/// The four-pass algorithm's state (§4.3.2): server ID and nonce split into two halves of
+/// The four-pass algorithm's state (§5.4.2): server ID and nonce split into two halves of
 /// `half` octets each; with an odd length the middle octet's high nibble goes left and its low
 /// nibble right, and the other nibble of that octet stays zero on each side throughout.
 struct Feistel<'a> {
@@ -545,9 +545,9 @@ mod tests {
     }
 
     /// Appendix B.2's last vector gives codepoint 3 but an ID whose first octet, 0x12, says
-    /// codepoint 0 and length 19 (the row predates the third rotation bit: until draft-16 it
-    /// read codepoint 0 with the same octet). The other 18 octets do not depend on the
-    /// codepoint; both readings are checked.
+    /// codepoint 0 and length 19 (the row predates the third rotation bit: in the two-bit
+    /// drafts it read codepoint 0 with the same first octet). The other 18 octets do not
+    /// depend on the codepoint; both readings are checked.
     #[test]
     fn b2_encrypted_eighteen_octets_even_four_pass() {
         let (sid, nonce) = ("ed793a51d49b8f5fab", "ee080dbf48c0d1e55d");
@@ -570,9 +570,9 @@ mod tests {
         );
     }
 
-    /// §4.3.2's worked example, whose intermediate values pin down the nibble handling.
+    /// §5.4.2's worked example, whose intermediate values pin down the nibble handling.
     #[test]
-    fn section_4_3_2_encryption_example() {
+    fn section_5_4_2_encryption_example() {
         let k = "fdf726a9893ec05c0632d3956680baf0";
         vector(
             0,
