@@ -3,6 +3,7 @@
 
 pub mod conn;
 pub mod engine;
+pub mod lb;
 pub mod port;
 pub mod retry;
 pub mod stream;
