@@ -2978,6 +2978,25 @@ int OSSLQUIC_get_proxy_version(SSL *s);
 int OSSLQUIC_get_proxy_tlv(SSL *s, int type, const uint8_t **data, size_t *len);
 
 /**
+ * Makes the connection IDs a QUIC listener issues (in handshakes and NEW_CONNECTION_ID
+ * frames) routable by a QUIC-LB load balancer (draft-ietf-quic-load-balancers-21): the first
+ * octet carries config rotation codepoint `config_id` (0 to 6) and, if `encode_len`, the
+ * ID's length; then `server_id` (`server_id_len`, 1 to 15 octets) and a random nonce of
+ * `nonce_len` octets (at least 4, at most 19 with the server ID), in plaintext when `key` is
+ * NULL, else encrypted under the 16-byte `key` (single-pass AES-128 when server ID and nonce
+ * are 16 octets, four-pass otherwise). On a domain, every listener of it, including those
+ * made later. Only before the listener has connections, and not with OSSLQUIC_prefork.
+ * Returns 1, or 0 with an error queued. An osslquic extension.
+ */
+int OSSLQUIC_set_quic_lb(SSL *obj,
+                         int config_id,
+                         const uint8_t *server_id,
+                         size_t server_id_len,
+                         size_t nonce_len,
+                         const uint8_t *key,
+                         int encode_len);
+
+/**
  * Makes a TLS object a client (no effect on QUIC objects). See SSL_set_connect_state(3).
  */
 void SSL_set_connect_state(SSL *ssl);

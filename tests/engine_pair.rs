@@ -939,11 +939,21 @@ struct Net {
     client_initials_after_retry: u64,
     /// Drop the client's Initial datagram with this number (1-based) after the Retry.
     drop_client_initial_after_retry: Option<u64>,
+    /// When set, the destination IDs (this many octets) of the client's short-header
+    /// datagrams are recorded here.
+    client_dcids: Option<(usize, Vec<Vec<u8>>)>,
 }
 
 impl Net {
     fn send(&mut self, now: Instant, src: SocketAddr, dst: SocketAddr, data: &[u8]) {
         self.sent += 1;
+        if let Some((len, seen)) = &mut self.client_dcids
+            && src == client_addr()
+            && data.first().is_some_and(|b| b & 0x80 == 0)
+            && data.len() > *len
+        {
+            seen.push(data[1..1 + *len].to_vec());
+        }
         if src == server_addr() && is_retry(data) {
             self.retries += 1;
         }
@@ -1100,6 +1110,7 @@ impl Pair {
                 retries: 0,
                 client_initials_after_retry: 0,
                 drop_client_initial_after_retry: None,
+                client_dcids: None,
             },
             client_timers_on_receive: false,
             app_wake: None,
@@ -1877,4 +1888,46 @@ fn unvalidated_handshakes_beyond_the_bound_are_retried() {
         1,
         "a timed-out handshake still counted"
     );
+}
+
+/// A listener given a QUIC-LB configuration issues only connection IDs that a load balancer
+/// decodes to its server ID: every short-header packet the client sends carries one.
+#[test]
+fn quic_lb_connection_ids_carry_the_server_id() {
+    use osslquic::quic::lb::LbConfig;
+    let key = [7u8; 16];
+    for (sid, nonce, key) in [
+        (&[0x31, 0x41, 0x59][..], 6, Some(&key)), // four-pass
+        (&[0x27, 0x18][..], 14, Some(&key)),      // single-pass
+        (&[0x05][..], 5, None),                   // plaintext
+    ] {
+        let cfg = Arc::new(LbConfig::new(1, sid, nonce, key, true).unwrap());
+        let mut p = Pair::new(Link::delay_ms(5), true, 17);
+        assert!(p.server.set_lb(Some(cfg.clone())));
+        p.net.client_dcids = Some((cfg.cid_len(), Vec::new()));
+        let (cch, sch, _) = p.handshake();
+        let id = p.client.open_stream(cch, Dir::Bi).unwrap();
+        let data = pattern(5, 20_000);
+        assert_eq!(write(&mut p.client, cch, id, &data), Ok(data.len()));
+        finish(&mut p.client, cch, id);
+        let mut got = Vec::new();
+        p.run_until("the data arrives", Duration::from_secs(10), |p| {
+            let r = read(&mut p.server, sch, id, 1 << 20);
+            got.extend_from_slice(&r.data);
+            r.fin
+        });
+        assert_eq!(got, data);
+        let (_, seen) = p.net.client_dcids.take().unwrap();
+        assert!(!seen.is_empty(), "no short-header packet from the client");
+        for d in &seen {
+            assert_eq!(
+                cfg.decode(d).as_deref(),
+                Some(sid),
+                "a connection ID the balancer cannot route: {d:02x?}"
+            );
+        }
+        // Not with a prefork worker's IDs, and not once there are connections.
+        assert!(!p.server.become_worker(1));
+        assert!(!p.server.set_lb(None));
+    }
 }

@@ -26,6 +26,7 @@ use quinn_proto::{
 use rand::Rng;
 
 use super::conn::{ConnCell, ConnGuard, ConnState, Link};
+use super::lb::{LbCids, LbConfig};
 use super::retry;
 use super::transport::{self, Closing};
 
@@ -95,14 +96,19 @@ impl ConnectionIdGenerator for Cids {
 }
 
 /// An endpoint on `base` (its stateless-reset key is shared by every process of a fork or
-/// prefork family, so any of them can be recognised by its peers) issuing IDs for `worker`.
+/// prefork family, so any of them can be recognised by its peers) issuing IDs for `worker`,
+/// or QUIC-LB IDs under `lb` (a fleet's load balancer routes by them; not with prefork).
 fn new_endpoint(
     base: &EndpointConfig,
     server: Option<Arc<ServerConfig>>,
     worker: Option<u8>,
+    lb: Option<Arc<LbConfig>>,
 ) -> Endpoint {
     let mut cfg = base.clone();
-    cfg.cid_generator(move || Box::new(Cids { worker }));
+    match lb {
+        Some(lb) => cfg.cid_generator(move || Box::new(LbCids::new(lb.clone()))),
+        None => cfg.cid_generator(move || Box::new(Cids { worker })),
+    };
     Endpoint::new(Arc::new(cfg), server, true, None)
 }
 
@@ -171,6 +177,8 @@ pub struct Engine {
     /// in progress (pruned when at the bound), and their bound (`DEFAULT_MAX_UNVALIDATED`).
     unvalidated: Vec<Arc<ConnCell>>,
     max_unvalidated: usize,
+    /// QUIC-LB: the connection IDs issued follow this configuration (`set_lb`).
+    lb: Option<Arc<LbConfig>>,
     /// Client connections whose handshake may still be in progress, with the destination
     /// connection ID of their first Initial: a Retry must verify against one (`retry`).
     client_odcids: Vec<(Arc<ConnCell>, ConnectionId)>,
@@ -229,7 +237,7 @@ impl Role {
 impl Engine {
     pub fn new(server: Option<Arc<ServerConfig>>) -> Engine {
         let endpoint_cfg = EndpointConfig::default();
-        let endpoint = new_endpoint(&endpoint_cfg, server.clone(), None);
+        let endpoint = new_endpoint(&endpoint_cfg, server.clone(), None, None);
         let link = Arc::new(Link::new(server.is_some(), Arc::new(AtomicU64::new(1))));
         link.declare_atomics();
         Engine {
@@ -245,6 +253,7 @@ impl Engine {
             unvalidated: Vec::new(),
             max_unvalidated: DEFAULT_MAX_UNVALIDATED,
             client_odcids: Vec::new(),
+            lb: None,
             out: Vec::new(),
             txbuf: Vec::new(),
             scratch: Vec::new(),
@@ -268,14 +277,34 @@ impl Engine {
         self.link.changes.fetch_add(1, Relaxed);
     }
 
+    /// QUIC-LB: every connection ID issued from now on (in handshakes and NEW_CONNECTION_ID)
+    /// follows `lb` (None: random IDs again). Only before the engine has connections, and
+    /// not in a prefork worker or fork child (their IDs carry the worker's byte instead).
+    pub fn set_lb(&mut self, lb: Option<Arc<LbConfig>>) -> bool {
+        if !self.conns.is_empty() || !matches!(self.role, Role::Whole) {
+            return false;
+        }
+        self.endpoint = new_endpoint(&self.endpoint_cfg, self.server.clone(), None, lb.clone());
+        self.lb = lb;
+        true
+    }
+
+    pub fn lb(&self) -> Option<&Arc<LbConfig>> {
+        self.lb.as_ref()
+    }
+
     /// Prefork worker `index`: a fresh endpoint (its own random state) whose connection IDs
     /// carry the index. Only before the engine has connections.
     pub fn become_worker(&mut self, index: u8) -> bool {
         let forwarding = self.role.forwarded().is_some_and(|f| !f.is_empty());
-        if !self.conns.is_empty() || forwarding || matches!(self.role, Role::Child(_)) {
+        if !self.conns.is_empty()
+            || forwarding
+            || matches!(self.role, Role::Child(_))
+            || self.lb.is_some()
+        {
             return false;
         }
-        self.endpoint = new_endpoint(&self.endpoint_cfg, self.server.clone(), Some(index));
+        self.endpoint = new_endpoint(&self.endpoint_cfg, self.server.clone(), Some(index), None);
         self.role = Role::Worker(index, HashMap::new());
         self.stats = Stats::default();
         self.by_handle.clear();

@@ -106,6 +106,8 @@ pub struct DomainState {
     /// (SSL_poll) compares it before and after, so that it never sleeps on states that
     /// changed while it was reading them (shared with the domain: see `Domain::notify`).
     activity: Arc<AtomicU64>,
+    /// OSSLQUIC_set_quic_lb on the domain: its listeners' connection IDs, made later too.
+    pub lb: Option<Arc<crate::quic::lb::LbConfig>>,
 }
 
 impl DomainState {
@@ -547,6 +549,7 @@ impl Domain {
                 next_entry: 0,
                 leader: None,
                 activity: activity.clone(),
+                lb: None,
             }),
             waiting: AtomicUsize::new(0),
             leading: AtomicBool::new(false),
@@ -617,6 +620,10 @@ impl Domain {
     pub fn add_port(&self, mut engine: Engine) -> PortId {
         engine.share_changes(self.changes.clone());
         let mut r = self.lock("domain: add_port");
+        if let Some(lb) = &r.lb {
+            // A new engine has no connections: cannot fail.
+            engine.set_lb(Some(lb.clone()));
+        }
         r.ports.push(Port::new(engine));
         self.refresh_pollable(&r);
         r.ports.len() - 1

@@ -228,6 +228,10 @@ pub fn prefork(s: &Ssl, workers: i32) -> Result<()> {
             return Err(Error::ssl(ERR_R_OPERATION_FAIL)
                 .with("prefork must be prepared before any connection is accepted"));
         }
+        if p.engine.lb().is_some() {
+            return Err(Error::ssl(ERR_R_OPERATION_FAIL)
+                .with("a QUIC-LB listener is not preforked: its balancer routes by server ID"));
+        }
         let (fd, local) = listener_socket(&mut g, port)?;
         let mut socks = Vec::with_capacity(workers as usize - 1);
         for _ in 1..workers {
@@ -277,6 +281,10 @@ pub fn prefork_worker(s: &Ssl, index: i32) -> Result<()> {
             return Err(
                 Error::ssl(ERR_R_OPERATION_FAIL).with("the listener already has connections")
             );
+        }
+        if p.engine.lb().is_some() {
+            return Err(Error::ssl(ERR_R_OPERATION_FAIL)
+                .with("a QUIC-LB listener is not preforked: its balancer routes by server ID"));
         }
         mine.push(match index {
             0 => None,

@@ -170,6 +170,38 @@ impl Ssl {
         Ok(self.locked("domain: max_pending").engine.max_pending())
     }
 
+    /// OSSLQUIC_set_quic_lb: the connection IDs a listener (a domain: each of its listeners,
+    /// and those made later) issues follow `lb` from now on. Only before it has connections.
+    pub fn set_quic_lb(&self, lb: Arc<crate::quic::lb::LbConfig>) -> Result<()> {
+        let busy = || {
+            Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED).with(
+                "QUIC-LB is configured before a listener has connections, and not with prefork",
+            )
+        };
+        match &self.kind {
+            Kind::Domain(d) => {
+                let mut g = d.domain.lock("domain: set_quic_lb");
+                let ids: Vec<_> = g.port_ids().collect();
+                for id in ids {
+                    if !g.port(id).engine.set_lb(Some(lb.clone())) {
+                        return Err(busy());
+                    }
+                }
+                g.lb = Some(lb);
+            }
+            Kind::Listener(_) => {
+                if !self.locked("domain: set_quic_lb").engine.set_lb(Some(lb)) {
+                    return Err(busy());
+                }
+            }
+            _ => {
+                return Err(Error::ssl(SSL_R_LISTENER_USE_ONLY)
+                    .with("QUIC-LB is set on a QUIC listener or domain"));
+            }
+        }
+        Ok(())
+    }
+
     /// OSSLQUIC_set_max_unvalidated_handshakes: bounds the handshakes in progress with
     /// unproven addresses (see `quic::engine::DEFAULT_MAX_UNVALIDATED`).
     pub fn set_max_unvalidated(&self, max: usize) -> Result<()> {

@@ -301,3 +301,41 @@ pub extern "C" fn OSSLQUIC_get_proxy_tlv(
         Ok(1)
     })
 }
+
+/// Makes the connection IDs a QUIC listener issues (in handshakes and NEW_CONNECTION_ID
+/// frames) routable by a QUIC-LB load balancer (draft-ietf-quic-load-balancers-21): the first
+/// octet carries config rotation codepoint `config_id` (0 to 6) and, if `encode_len`, the
+/// ID's length; then `server_id` (`server_id_len`, 1 to 15 octets) and a random nonce of
+/// `nonce_len` octets (at least 4, at most 19 with the server ID), in plaintext when `key` is
+/// NULL, else encrypted under the 16-byte `key` (single-pass AES-128 when server ID and nonce
+/// are 16 octets, four-pass otherwise). On a domain, every listener of it, including those
+/// made later. Only before the listener has connections, and not with OSSLQUIC_prefork.
+/// Returns 1, or 0 with an error queued. An osslquic extension.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_set_quic_lb(
+    obj: *mut SSL,
+    config_id: c_int,
+    server_id: *const u8,
+    server_id_len: usize,
+    nonce_len: usize,
+    key: *const u8,
+    encode_len: c_int,
+) -> c_int {
+    ffi_entry!(OSSLQUIC_set_quic_lb, {
+        let ssl = ssl_arg(obj)?;
+        let sid = crate::ffi::slice_arg(server_id.cast(), server_id_len, "server_id")?;
+        let key = if key.is_null() {
+            None
+        } else {
+            let k = crate::ffi::slice_arg(key.cast(), 16, "key")?;
+            let mut a = [0u8; 16];
+            a.copy_from_slice(k);
+            Some(a)
+        };
+        let id = u8::try_from(config_id).unwrap_or(u8::MAX);
+        let cfg = crate::quic::lb::LbConfig::new(id, sid, nonce_len, key.as_ref(), encode_len != 0)
+            .map_err(|e| Error::ssl(SSL_R_BAD_VALUE).with(format!("QUIC-LB configuration: {e}")))?;
+        ssl.set_quic_lb(Arc::new(cfg))?;
+        Ok(1)
+    })
+}
