@@ -2997,6 +2997,17 @@ int OSSLQUIC_set_quic_lb(SSL *obj,
                          int encode_len);
 
 /**
+ * Gives QUIC servers made from `ctx` (listeners created after this call) a fleet's shared
+ * secret (`len` >= 16 bytes; 32 random bytes are best), from which they derive (HKDF-SHA256)
+ * the key of their stateless resets and of their Retry and NEW_TOKEN tokens: any server of
+ * the fleet then accepts a token another issued and can reset a connection another served
+ * (its client recognises the reset). Every server of the fleet is given the same secret.
+ * Returns 1, or 0 with an error queued. An osslquic extension: OpenSSL has no call to set
+ * these keys.
+ */
+int OSSLQUIC_CTX_set_fleet_secret(SSL_CTX *ctx, const uint8_t *secret, size_t len);
+
+/**
  * Makes a TLS object a client (no effect on QUIC objects). See SSL_set_connect_state(3).
  */
 void SSL_set_connect_state(SSL *ssl);

@@ -289,6 +289,24 @@ impl Engine {
         true
     }
 
+    /// The key of the stateless resets this engine sends and recognises (a fleet's shared
+    /// one: any server can reset a connection another served). Only before it has
+    /// connections, and not once fork or prefork split it.
+    pub fn set_reset_key(&mut self, key: &[u8; 32]) -> bool {
+        if !self.conns.is_empty() || !matches!(self.role, Role::Whole) {
+            return false;
+        }
+        let hmac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+        self.endpoint_cfg = EndpointConfig::new(Arc::new(hmac));
+        self.endpoint = new_endpoint(
+            &self.endpoint_cfg,
+            self.server.clone(),
+            None,
+            self.lb.clone(),
+        );
+        true
+    }
+
     pub fn lb(&self) -> Option<&Arc<LbConfig>> {
         self.lb.as_ref()
     }

@@ -87,6 +87,37 @@ struct Cfg {
     handshake_timeout: Option<Duration>,
     /// OSSLQUIC_CTX_set_proxy_protocol: TLS servers read a PROXY header first.
     proxy_protocol: bool,
+    /// OSSLQUIC_CTX_set_fleet_secret: the keys every server of a fleet shares.
+    fleet: Option<FleetKeys>,
+}
+
+/// The keys a fleet's servers derive from their shared secret (HKDF-SHA256), so that any of
+/// them can answer for a connection or a token another issued.
+#[derive(Clone, Copy)]
+pub struct FleetKeys {
+    /// Stateless reset tokens (quinn's endpoint HMAC key).
+    pub reset: [u8; 32],
+    /// Retry and NEW_TOKEN tokens (quinn's token key, itself an HKDF key).
+    pub token: [u8; 32],
+}
+
+impl FleetKeys {
+    fn derive(secret: &[u8]) -> FleetKeys {
+        use ring::hkdf::{HKDF_SHA256, Salt};
+        let prk = Salt::new(HKDF_SHA256, b"osslquic fleet secret v1").extract(secret);
+        let key = |label: &[u8]| {
+            let mut out = [0u8; 32];
+            // 32 bytes are within HKDF-SHA256's bound (255 * 32): cannot fail.
+            if let Ok(okm) = prk.expand(&[label], HKDF_SHA256) {
+                let _ = okm.fill(&mut out);
+            }
+            out
+        };
+        FleetKeys {
+            reset: key(b"stateless reset"),
+            token: key(b"address validation token"),
+        }
+    }
 }
 
 /// How long a TLS server handshake over TCP may take unless the context says otherwise: a
@@ -346,6 +377,23 @@ impl SslCtx {
     /// OSSLQUIC_CTX_set_handshake_timeout: the bound of a TLS server handshake (zero: none).
     pub fn set_handshake_timeout(&self, t: Duration) {
         self.cfg.lock().handshake_timeout = Some(t);
+    }
+
+    /// OSSLQUIC_CTX_set_fleet_secret: derives the fleet's keys; the server configurations
+    /// made from now on use them.
+    pub fn set_fleet_secret(&self, secret: &[u8]) -> Result<()> {
+        if secret.len() < 16 {
+            return Err(Error::ssl(SSL_R_BAD_VALUE)
+                .with("a fleet secret has at least 16 bytes (32 random bytes are best)"));
+        }
+        let mut c = self.cfg.lock();
+        c.fleet = Some(FleetKeys::derive(secret));
+        c.server = None;
+        Ok(())
+    }
+
+    pub fn fleet_keys(&self) -> Option<FleetKeys> {
+        self.cfg.lock().fleet
     }
 
     /// OSSLQUIC_CTX_set_proxy_protocol.
@@ -698,7 +746,14 @@ impl SslCtx {
         // Wrapped to tell resumed handshakes (SSL_session_reused).
         let crypto = Arc::new(super::session::ObservingServer(inner));
         // The engine gives each connection its own transport settings (quic::transport).
-        let sc = Arc::new(quinn_proto::ServerConfig::with_crypto(crypto));
+        let sc = Arc::new(match &c.fleet {
+            // Tokens any server of the fleet accepts.
+            Some(k) => quinn_proto::ServerConfig::new(
+                crypto,
+                Arc::new(ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, &[]).extract(&k.token)),
+            ),
+            None => quinn_proto::ServerConfig::with_crypto(crypto),
+        });
         c.server = Some(sc.clone());
         Ok(sc)
     }

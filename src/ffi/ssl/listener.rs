@@ -339,3 +339,23 @@ pub extern "C" fn OSSLQUIC_set_quic_lb(
         Ok(1)
     })
 }
+
+/// Gives QUIC servers made from `ctx` (listeners created after this call) a fleet's shared
+/// secret (`len` >= 16 bytes; 32 random bytes are best), from which they derive (HKDF-SHA256)
+/// the key of their stateless resets and of their Retry and NEW_TOKEN tokens: any server of
+/// the fleet then accepts a token another issued and can reset a connection another served
+/// (its client recognises the reset). Every server of the fleet is given the same secret.
+/// Returns 1, or 0 with an error queued. An osslquic extension: OpenSSL has no call to set
+/// these keys.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_CTX_set_fleet_secret(
+    ctx: *mut SSL_CTX,
+    secret: *const u8,
+    len: usize,
+) -> c_int {
+    ffi_entry!(OSSLQUIC_CTX_set_fleet_secret, {
+        let c = crate::ffi::ctx_arg(ctx)?;
+        c.set_fleet_secret(crate::ffi::slice_arg(secret.cast(), len, "secret")?)?;
+        Ok(1)
+    })
+}
