@@ -123,33 +123,26 @@ mod tests {
 
     #[test]
     fn leaves_everything_else_whole() {
-        assert_eq!(short_header_tail(&short(50)), None, "one short packet");
-        assert_eq!(short_header_tail(&long(2, 1, 100)), None, "one long packet");
-        let mut d = long(0, 1, 100);
-        d.extend([0u8; 900]);
-        assert_eq!(
-            short_header_tail(&d),
-            None,
-            "an Initial padded with zero bytes"
-        );
-        let mut d = long(2, 0x6b33_43cf, 100);
-        d.extend(short(40));
-        assert_eq!(
-            short_header_tail(&d),
-            None,
-            "a version quinn does not speak"
-        );
-        let mut d = long(3, 1, 0);
-        d.extend(short(40));
-        assert_eq!(short_header_tail(&d), None, "a Retry has no length");
+        let joined = |a: Vec<u8>, b: &[u8]| [a, b.to_vec()].concat();
         let cut = long(2, 1, 100);
-        assert_eq!(
-            short_header_tail(&cut[..cut.len() - 1]),
-            None,
-            "a length past the end"
-        );
-        assert_eq!(short_header_tail(&[0xc0, 0, 0]), None, "a header cut short");
-        assert_eq!(short_header_tail(&[]), None);
+        for (d, why) in [
+            (short(50), "one short packet"),
+            (long(2, 1, 100), "one long packet"),
+            (
+                joined(long(0, 1, 100), &[0; 900]),
+                "an Initial padded with zero bytes",
+            ),
+            (
+                joined(long(2, 0x6b33_43cf, 100), &short(40)),
+                "a version quinn does not speak",
+            ),
+            (joined(long(3, 1, 0), &short(40)), "a Retry has no length"),
+            (cut[..cut.len() - 1].to_vec(), "a length past the end"),
+            (vec![0xc0, 0, 0], "a header cut short"),
+            (Vec::new(), "nothing"),
+        ] {
+            assert_eq!(short_header_tail(&d), None, "{why}");
+        }
     }
 
     #[test]
