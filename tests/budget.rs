@@ -196,6 +196,14 @@ fn a_hostile_peer_stays_within_the_per_connection_budget() {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
+/// Bytes glibc's malloc has in use (every arena, plus mmapped chunks), as bench/quic_idle.c
+/// reads them.
+fn malloc_heap() -> usize {
+    // SAFETY: mallinfo2 only reads the allocator's statistics.
+    let m = unsafe { libc::mallinfo2() };
+    m.uordblks + m.hblkhd
+}
+
 fn mib(n: usize) -> String {
     if n < 1 << 20 {
         return kib(n);
@@ -332,6 +340,7 @@ impl Server {
     ) -> Outcome {
         let log = tmp.join(format!("{scenario}.log"));
         let baseline = LIVE.load(Relaxed);
+        let heap_before = malloc_heap();
         PEAK.store(baseline, Relaxed);
         let mut child = Command::new(python)
             .arg(script)
@@ -358,6 +367,10 @@ impl Server {
             self.tick(Duration::from_millis(10));
         };
         let peak = PEAK.load(Relaxed) - baseline;
+        // What malloc itself has in use with everything still held (the connection is never
+        // read): the requested bytes plus its headers and rounding. Reported, not checked.
+        let held = LIVE.load(Relaxed).saturating_sub(baseline);
+        let heap = malloc_heap().saturating_sub(heap_before);
         let peer = std::fs::read_to_string(&log).unwrap_or_default();
         let peer = peer.lines().last().unwrap_or("").to_string();
         assert!(
@@ -367,9 +380,12 @@ impl Server {
         assert!(!conn.is_null(), "{scenario}: no connection was accepted");
         if let Some(limit) = limit {
             eprintln!(
-                "budget: {scenario}: peak {} above baseline (bound {}); peer: {peer}",
+                "budget: {scenario}: peak {} above baseline (bound {}); at the end {} held, \
+                 {} in malloc's heap; peer: {peer}",
                 mib(peak),
                 mib(limit),
+                mib(held),
+                mib(heap),
             );
             assert!(
                 peak <= limit,
