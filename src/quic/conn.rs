@@ -26,7 +26,7 @@ use quinn_proto::{
 
 use super::engine::{ConnId, Note, Out};
 use super::port::SendQueue;
-use super::transport::{self, Closing};
+use super::transport::Closing;
 use crate::sync::{
     Asked, Condvar, Held, Mutex, MutexGuard, atomic_objects, happens_after, happens_before,
 };
@@ -709,7 +709,6 @@ impl ConnState {
             }
             Event::Stream(StreamEvent::Opened { dir }) => {
                 notes.push((id, Note::Incoming));
-                transport::grow_streams(&mut self.q, dir);
                 while let Some(s) = self.q.streams().accept(dir) {
                     match self
                         .reject_incoming

@@ -25,6 +25,7 @@ use quinn_proto::{
 };
 use rand::Rng;
 
+use super::coalesce;
 use super::conn::{ConnCell, ConnGuard, ConnState, Link};
 use super::lb::{LbCids, LbConfig};
 use super::retry;
@@ -63,6 +64,10 @@ pub struct Out {
 
 /// Length of the connection IDs this engine issues.
 pub const CID_LEN: usize = 8;
+
+/// A datagram (or part of one) the endpoint routed to a known connection, for delivery under
+/// that connection's lock.
+pub type RoutedDatagram = (Arc<ConnCell>, quinn_proto::ConnectionEvent);
 
 /// Issues connection IDs from the calling thread's random generator (reseeded after a fork,
 /// so no two processes issue the same IDs). A prefork worker's IDs carry its index in their
@@ -637,7 +642,11 @@ impl Engine {
         local_ip: Option<IpAddr>,
         data: &[u8],
     ) {
-        if let Some((cell, ev)) = self.route_datagram(now, remote, local_ip, data) {
+        for (cell, ev) in self
+            .route_datagram(now, remote, local_ip, data)
+            .into_iter()
+            .flatten()
+        {
             self.deliver(now, &cell, ev);
         }
     }
@@ -658,15 +667,18 @@ impl Engine {
     }
 
     /// Feeds one received datagram to the endpoint. What is for a known connection comes
-    /// back with it, for the caller to deliver under that connection's lock (and then to
-    /// drive it); the rest (new connections, stateless answers, forwarding) is done here.
+    /// back with it, for the caller to deliver under that connection's lock, in order (and
+    /// then to drive it); the rest (new connections, stateless answers, forwarding) is done
+    /// here. A 1-RTT packet coalesced behind long-header packets is handed to quinn in a
+    /// buffer of its own (`coalesce`: quinn would keep the whole datagram alive for as long
+    /// as it buffers any of that packet's stream data), so there can be two events.
     pub fn route_datagram(
         &mut self,
         now: Instant,
         remote: SocketAddr,
         local_ip: Option<IpAddr>,
         data: &[u8],
-    ) -> Option<(Arc<ConnCell>, quinn_proto::ConnectionEvent)> {
+    ) -> [Option<RoutedDatagram>; 2] {
         self.stats.datagrams_in += 1;
         if retry::is_v1_retry(data)
             && !self
@@ -675,8 +687,25 @@ impl Engine {
                 .any(|(_, odcid)| retry::intact(data, odcid))
         {
             self.stats.bad_retries += 1;
-            return None;
+            return [None, None];
         }
+        match coalesce::short_header_tail(data) {
+            Some(at) => [
+                self.route_packets(now, remote, local_ip, &data[..at]),
+                self.route_packets(now, remote, local_ip, &data[at..]),
+            ],
+            None => [self.route_packets(now, remote, local_ip, data), None],
+        }
+    }
+
+    /// `route_datagram` for one buffer: quinn's endpoint sees it as one datagram.
+    fn route_packets(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        local_ip: Option<IpAddr>,
+        data: &[u8],
+    ) -> Option<RoutedDatagram> {
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
         let mut routed = None;

@@ -369,7 +369,12 @@ impl Port {
                 UNADDRESSED_PEER
             };
             let data = &job.buf[i * RX_SLOT..i * RX_SLOT + job.lens[i]];
-            if let Some((cell, ev)) = self.engine.route_datagram(now, remote, None, data) {
+            for (cell, ev) in self
+                .engine
+                .route_datagram(now, remote, None, data)
+                .into_iter()
+                .flatten()
+            {
                 job.routed.push((cell, Some(ev)));
             }
         }

@@ -10,12 +10,14 @@
 //! unbounded, so the close packet (the only thing a closed connection sends) goes out. Remove
 //! this once quinn-proto releases the fix.
 //!
-//! Stream limits are lazy: quinn-proto allocates the state of every stream the peer may open
-//! up front (a hash-map entry per stream id in each direction it carries), which for
-//! 1000 + 1000 streams was 134 of an idle server connection's 156 KiB. A connection offers
-//! `INITIAL_STREAMS` of each direction, as OpenSSL does (its `DEFAULT_INIT_CONN_MAX_STREAMS`),
-//! and `grow_streams` doubles the offer, up to `MAX_STREAMS`, whenever the peer has half of
-//! it open. Quinn announces each raise (MAX_STREAMS) with the next packet.
+//! Limits are what a hostile peer may make a connection hold (docs/ARCHITECTURE.md, "Bounds
+//! on what peers can make a server hold", has the budget and its formula): `MAX_STREAMS` of
+//! each direction open at once (OpenSSL's own `DEFAULT_INIT_CONN_MAX_STREAMS`; quinn raises
+//! the limit again as streams end), because quinn-proto lets each receiving stream hold up to
+//! 2,048 separately buffered chunks (about 270 KiB of bookkeeping and pinned packets when a
+//! peer sends 1-byte frames with gaps); and a `RECEIVE_WINDOW` of 16 MiB for the connection's
+//! stream data, which quinn may hold at up to 2.5 times its size (it tolerates buffers up to
+//! 1.5 times the data before it compacts them).
 //! Must not touch: streams' data, sockets, the SSL object model.
 
 use std::any::Any;
@@ -24,12 +26,16 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
 
 use quinn_proto::congestion::{Controller, ControllerFactory, ControllerMetrics, CubicConfig};
-use quinn_proto::{Connection, Dir, RttEstimator, TransportConfig, VarInt};
+use quinn_proto::{RttEstimator, TransportConfig, VarInt};
 
 /// Streams of each direction the peer may have open at once.
-pub(crate) const MAX_STREAMS: u64 = 1000;
-/// What a new connection offers the peer of each direction; `grow_streams` raises it.
-pub(crate) const INITIAL_STREAMS: u64 = 100;
+pub(crate) const MAX_STREAMS: u32 = 100;
+/// Connection-level receive window: stream data of all streams received and not yet read.
+pub(crate) const RECEIVE_WINDOW: u32 = 16 << 20;
+/// One stream's receive window (half the connection's, so one stream can use it well).
+pub(crate) const STREAM_RECEIVE_WINDOW: u32 = 8 << 20;
+/// What the application may have written and not yet had acknowledged, across its streams.
+pub(crate) const SEND_WINDOW: u64 = 16 << 20;
 
 /// Set once a connection is closed (locally or by quinn after an error).
 #[derive(Clone, Default, Debug)]
@@ -46,38 +52,20 @@ impl Closing {
 
 /// Transport settings for one connection: OpenSSL's 30 s idle timeout, windows large enough
 /// for bulk transfer (quinn allocates receive buffers as data arrives, not for the window),
-/// `INITIAL_STREAMS` of each direction, and a congestion controller that follows `closing`.
+/// `MAX_STREAMS` of each direction, and a congestion controller that follows `closing`.
 pub fn config(closing: &Closing) -> TransportConfig {
     let mut t = TransportConfig::default();
     t.max_idle_timeout(Some(VarInt::from_u32(30_000).into()));
-    t.stream_receive_window(VarInt::from_u32(8 << 20));
-    t.receive_window(VarInt::from_u32(32 << 20));
-    t.send_window(32 << 20);
-    t.max_concurrent_bidi_streams(VarInt::from_u64(INITIAL_STREAMS).unwrap_or(VarInt::MAX));
-    t.max_concurrent_uni_streams(VarInt::from_u64(INITIAL_STREAMS).unwrap_or(VarInt::MAX));
+    t.stream_receive_window(VarInt::from_u32(STREAM_RECEIVE_WINDOW));
+    t.receive_window(VarInt::from_u32(RECEIVE_WINDOW));
+    t.send_window(SEND_WINDOW);
+    t.max_concurrent_bidi_streams(VarInt::from_u32(MAX_STREAMS));
+    t.max_concurrent_uni_streams(VarInt::from_u32(MAX_STREAMS));
     t.congestion_controller_factory(Arc::new(Factory {
         inner: Arc::new(CubicConfig::default()),
         closing: closing.clone(),
     }));
     t
-}
-
-/// Call when the peer has opened streams of `dir`: once it has half of what it may open at
-/// once, the offer doubles (capped at `MAX_STREAMS`), so a peer working up to `MAX_STREAMS`
-/// concurrent streams waits about one round trip per doubling, and an idle connection keeps
-/// only the state of `INITIAL_STREAMS`. The offer is not lowered again.
-pub fn grow_streams(q: &mut Connection, dir: Dir) {
-    let offered = q.max_concurrent_streams(dir);
-    let open = q.streams().remote_open_streams(dir);
-    if offered >= MAX_STREAMS || open * 2 < offered {
-        return;
-    }
-    let mut want = offered.max(1);
-    while want < MAX_STREAMS && open * 2 >= want {
-        want *= 2;
-    }
-    let want = want.min(MAX_STREAMS);
-    q.set_max_concurrent_streams(dir, VarInt::from_u64(want).unwrap_or(VarInt::MAX));
 }
 
 /// A window no packet count can reach, and above u32::MAX so quinn also stops pacing.
