@@ -49,43 +49,7 @@ fi
 cat "$CERTS/chain.pem" "$CERTS/alt-chain.pem" "$CERTS/client-chain.pem" "$CERTS/badclient-chain.pem" \
     "$CERTS/other-ca.pem" "$CERTS/alt-chain.pem" "$CERTS/client-chain.pem" >"$L/big-chain.pem"
 
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-
-# alive PID: the process exists and is not a zombie.
-alive() {
-    [ -r "/proc/$1/stat" ] && ! sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | grep -q '^Z'
-}
-
-# wait_listen FILE PID: the port PID printed as "listening on PORT" in FILE (bounded: ~15 s).
-wait_listen() {
-    i=0
-    while [ $i -lt 150 ]; do
-        p=$(sed -n 's/^listening on //p' "$1")
-        [ -n "$p" ] && { echo "$p"; return 0; }
-        alive "$2" || return 1
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
-
-# stop PID: SIGTERM, up to 5 s to exit, then SIGKILL; returns the exit status (1 if killed).
-stop() {
-    kill -TERM "$1" 2>/dev/null
-    i=0
-    while alive "$1" && [ $i -lt 50 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    if alive "$1"; then
-        echo "  process $1 ignored SIGTERM for 5 s: killed"
-        kill -KILL "$1" 2>/dev/null
-        wait "$1" 2>/dev/null
-        return 1
-    fi
-    wait "$1"
-}
+. tests/procs.sh
 
 # setup NAME SEED [server options] -- [relay options]: starts our server and the relay in
 # front of it; sets $port (the relay's), $spid, $rpid and $t0.

@@ -1,0 +1,59 @@
+# Process helpers for the test scripts (sourced, POSIX sh): tests/faults/run.sh,
+# tests/shutdown/run.sh. Every wait polls with a bound.
+#   alive PID             the process exists and is not a zombie
+#   wait_listen FILE PID  the port PID printed as "listening on PORT" in FILE (~15 s bound)
+#   stop PID              SIGTERM, up to 5 s to exit, then SIGKILL; the exit status (1 if killed)
+#   now, since T0         wall-clock seconds; seconds since T0, one decimal
+#   wait_exit PID SECS    up to SECS s for PID to exit by itself, then SIGKILL; its exit status
+
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+alive() {
+    [ -r "/proc/$1/stat" ] && ! sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | grep -q '^Z'
+}
+
+wait_listen() {
+    i=0
+    while [ $i -lt 150 ]; do
+        p=$(sed -n 's/^listening on //p' "$1")
+        [ -n "$p" ] && { echo "$p"; return 0; }
+        alive "$2" || return 1
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+
+stop() {
+    kill -TERM "$1" 2>/dev/null
+    i=0
+    while alive "$1" && [ $i -lt 50 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    if alive "$1"; then
+        echo "  process $1 ignored SIGTERM for 5 s: killed"
+        kill -KILL "$1" 2>/dev/null
+        wait "$1" 2>/dev/null
+        return 1
+    fi
+    wait "$1"
+}
+
+# wait_exit PID SECS: up to SECS seconds for PID to exit by itself, then SIGKILL; its exit
+# status (137 and a line saying so if killed).
+wait_exit() {
+    i=0
+    while alive "$1" && [ $i -lt $(($2 * 10)) ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    if alive "$1"; then
+        echo "  process $1 still running after $2 s: killed"
+        kill -KILL "$1" 2>/dev/null
+        wait "$1" 2>/dev/null
+        return 137
+    fi
+    wait "$1"
+}
