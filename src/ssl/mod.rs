@@ -753,8 +753,9 @@ impl Ssl {
     /// SSL_shutdown(_ex): conclude the default stream, wait for every concluded stream's data
     /// to be acknowledged (unless NO_STREAM_FLUSH), send CONNECTION_CLOSE, then wait out the
     /// closing period (unless RAPID). As in SSL_shutdown_ex(3), RAPID skips only the
-    /// terminating period: stream data written before the call is still delivered. Ok(true) when done, Ok(false) while in progress; a blocking
-    /// object waits (unless NO_BLOCK).
+    /// terminating period: stream data written before the call is still delivered. WAIT_PEER
+    /// waits for the peer's close first. Ok(true) when done, Ok(false) while in progress; a
+    /// blocking object waits (unless NO_BLOCK).
     pub fn shutdown(&self, code: u64, reason: &[u8], flags: u64) -> Result<bool> {
         match &self.kind {
             Kind::Tls(t) => t.tls.shutdown(),

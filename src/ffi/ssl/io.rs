@@ -171,7 +171,8 @@ pub struct SSL_SHUTDOWN_EX_ARGS {
 
 /// SSL_shutdown with an application error code and reason, and SSL_SHUTDOWN_FLAG_RAPID (done
 /// once CONNECTION_CLOSE is sent), _NO_STREAM_FLUSH (do not wait for stream data to be
-/// acknowledged), _NO_BLOCK. See SSL_shutdown_ex(3).
+/// acknowledged), _NO_BLOCK, _WAIT_PEER (wait for the peer to close first, closing nothing
+/// itself). See SSL_shutdown_ex(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_shutdown_ex(
     ssl: *mut SSL,
