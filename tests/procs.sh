@@ -4,7 +4,7 @@
 #   wait_listen FILE PID  the port PID printed as "listening on PORT" in FILE (~15 s bound)
 #   stop PID              SIGTERM, up to 5 s to exit, then SIGKILL; the exit status (1 if killed)
 #   now, since T0         wall-clock seconds; seconds since T0, one decimal
-#   wait_exit PID SECS    up to SECS s for PID to exit by itself, then SIGKILL; its exit status
+#   wait_exit PID SECS    up to SECS s for PID to exit by itself, then stop; its exit status
 
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -41,8 +41,8 @@ stop() {
     wait "$1"
 }
 
-# wait_exit PID SECS: up to SECS seconds for PID to exit by itself, then SIGKILL; its exit
-# status (137 and a line saying so if killed).
+# wait_exit PID SECS: up to SECS seconds for PID to exit by itself, then `stop`; its exit
+# status (137 and a line saying so if it had to be stopped).
 wait_exit() {
     i=0
     while alive "$1" && [ $i -lt $(($2 * 10)) ]; do
@@ -50,9 +50,8 @@ wait_exit() {
         i=$((i + 1))
     done
     if alive "$1"; then
-        echo "  process $1 still running after $2 s: killed"
-        kill -KILL "$1" 2>/dev/null
-        wait "$1" 2>/dev/null
+        echo "  process $1 still running after $2 s: stopped"
+        stop "$1"
         return 137
     fi
     wait "$1"

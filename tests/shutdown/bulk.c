@@ -23,6 +23,8 @@
  *   -R       QUIC: SSL_SHUTDOWN_FLAG_RAPID on the writer's SSL_shutdown_ex
  *   -1       TLS writer: one SSL_shutdown (close_notify sent), then close the socket, without
  *            waiting for the peer's close_notify (the default waits for it)
+ *   -c       QUIC reader: after the FIN, close the connection itself (SSL_shutdown_ex) instead
+ *            of waiting for the writer's close, whose one CONNECTION_CLOSE a lossy path may drop
  *   -C FILE  client: CA file to verify the server with (default build/certs/ca.pem)
  *   -T K     self-check of the tests: the writer sends K bytes fewer than it announces
  *   -t SECS  the process ends (SIGALRM) after SECS seconds (default 60)
@@ -58,6 +60,7 @@ static const unsigned char ALPN[] = "\x0ahq-interop";
 static int quic;
 static int rapid;
 static int one_way;
+static int close_self;
 static unsigned long long truncate_by;
 
 static void fail(const char *where, const char *fmt, ...)
@@ -196,6 +199,13 @@ static const char *writer_shutdown(SSL *conn, SSL *stream)
 static const char *reader_end(SSL *conn)
 {
     static char how[160];
+    if (quic && close_self) {
+        int r = SSL_shutdown_ex(conn, 0, NULL, 0);
+        if (r < 0)
+            fail("close", "SSL_shutdown_ex returned %d", r);
+        snprintf(how, sizeof(how), "then closed by us (SSL_shutdown_ex returned %d)", r);
+        return how;
+    }
     if (quic) {
         int r = SSL_shutdown_ex(conn, SSL_SHUTDOWN_FLAG_WAIT_PEER, NULL, 0);
         SSL_CONN_CLOSE_INFO ci;
@@ -238,7 +248,9 @@ static int server(const char *port, const char *cert, const char *key)
     socklen_t sl = sizeof(sa);
     int one = 1;
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* TCP only: a UDP socket with SO_REUSEADDR may be given a port another one holds. */
+    if (!quic)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || getsockname(fd, (struct sockaddr *)&sa, &sl) != 0 ||
         (!quic && listen(fd, 4) != 0))
         fail("setup", "socket");
@@ -348,8 +360,8 @@ static int client(const char *host, const char *port, const char *ca, const char
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bulk quic|tls server [-R] [-1] [-T K] [-t SECS] PORT CERT KEY\n"
-                    "       bulk quic|tls client [-R] [-1] [-T K] [-t SECS] [-C CA] HOST PORT get|put N\n"
+    fprintf(stderr, "usage: bulk quic|tls server [-R] [-1] [-c] [-T K] [-t SECS] PORT CERT KEY\n"
+                    "       bulk quic|tls client [-R] [-1] [-c] [-T K] [-t SECS] [-C CA] HOST PORT get|put N\n"
                     "       bulk gen quic|tls N\n");
     exit(2);
 }
@@ -379,10 +391,11 @@ int main(int argc, char **argv)
     unsigned secs = 60;
     int opt;
     optind = 3;
-    while ((opt = getopt(argc, argv, "R1C:T:t:")) != -1) {
+    while ((opt = getopt(argc, argv, "R1cC:T:t:")) != -1) {
         switch (opt) {
         case 'R': rapid = 1; break;
         case '1': one_way = 1; break;
+        case 'c': close_self = 1; break;
         case 'C': ca = optarg; break;
         case 'T': truncate_by = parse_n(optarg, "-T"); break;
         case 't': secs = (unsigned)parse_n(optarg, "-t"); break;

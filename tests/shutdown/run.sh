@@ -1,0 +1,432 @@
+#!/bin/sh
+# Nothing lost on the way out (issue 14): a large write, then at once a graceful shutdown, must
+# deliver every byte to every peer. The writer is ours (tests/shutdown/bulk.c against osslquic);
+# the reader checks the length and the pattern of every byte and a clean end.
+#   quic-get-PEER-MODE       our server answers "GET /N": N bytes on the client's stream,
+#                            SSL_stream_conclude, SSL_shutdown_ex (MODE default: flags 0;
+#                            rapid: SSL_SHUTDOWN_FLAG_RAPID), frees everything and exits.
+#                            PEER: ours, ossl (bulk.c against OpenSSL 3.5), aioquic
+#                            (tests/interop/hq_client.py), s_client (OpenSSL 3.5's
+#                            `openssl s_client -quic`, its output compared by SHA-256)
+#   quic-put-PEER-MODE       our client sends "PUT /N" and N bytes, concludes, shuts down the
+#                            same way; PEER: ours, ossl, aioquic (tests/interop/hq_server.py)
+#   tls-get-PEER-MODE        our TLS server writes N bytes, then close_notify (MODE bidi: waits
+#                            for the peer's close_notify; oneway: closes the socket at once);
+#                            PEER: ours, ossl, python (tests/tls/pypeer.py), s_client (the
+#                            system's openssl)
+#   tls-put-PEER             our TLS client writes N bytes, then close_notify and waits for the
+#                            peer's; PEER: ours, ossl, python, s_server (the system's openssl)
+#   relay-quic-{get,put}-PEER-MODE
+#                            QUIC cases through tests/faults/relay.c: loss, reordering and
+#                            duplication both ways (seeded), the reader closing itself after the
+#                            FIN (the writer's one CONNECTION_CLOSE may be lost)
+#   selfcheck-*              the writer sends one byte less than it announces (bulk -T 1): the
+#                            reader must notice, or the suite could not fail
+# One PASS/FAIL line per case, the last line `N passed, N failed`; the figures go to
+# build/reliability/shutdown.txt. Every process is bounded by `timeout`, every wait polls with a
+# bound, every address is 127.0.0.1. Logs: build/shutdown/<case>.{server,client,relay}.
+#   run.sh                   every case
+#   run.sh 't_quic get ours rapid' ...   only those given
+set -u
+cd "$(dirname "$0")/../.."
+: "${BUILD:=build}" "${CC:=cc}" "${LIB_REL:=target/release/libosslquic.a}" "${OSSL_PREFIX:=/opt/openssl-3.5}"
+: "${LDLIBS:=-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc}"
+# Bytes per run (16 MiB and an odd tail), and per run under the relay.
+: "${SHUTDOWN_BYTES:=16777223}" "${SHUTDOWN_RELAY_BYTES:=8388617}"
+L="$BUILD/shutdown"
+PY="$BUILD/venv/bin/python"
+CERTS="$BUILD/certs"
+OSSL="$OSSL_PREFIX/bin/openssl"
+# Loss, reordering and duplication both ways under the relay.
+IMPAIR="drop=0.03,reorder=0.05,gap=3,hold=10,dup=0.02"
+export OSSLQUIC_CERTS="$CERTS" # tests/tls/pypeer.py
+. tests/procs.sh
+mkdir -p "$L" "$BUILD/reliability"
+passed=0
+failed=0
+known=0
+runs=0
+relayed=0
+verified=0
+peers=""
+pids=""
+
+cleanup() {
+    for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
+
+cflags="-O2 -g -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE"
+# shellcheck disable=SC2086
+if ! cargo build --release --quiet >"$L/build.log" 2>&1 ||
+    ! $CC $cflags -Iinclude tests/shutdown/bulk.c "$LIB_REL" $LDLIBS -o "$L/bulk-ours" >>"$L/build.log" 2>&1 ||
+    ! $CC $cflags tests/faults/relay.c -o "$L/relay" >>"$L/build.log" 2>&1; then
+    cat "$L/build.log"
+    echo "shutdown: building the library, tests/shutdown/bulk.c or the relay failed"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+# The OpenSSL 3.5 twin (tests/openssl/fetch.sh installs OpenSSL 3.5 there).
+rm -f "$L/bulk-ossl"
+# shellcheck disable=SC2086
+[ -f "$OSSL_PREFIX/include/openssl/quic.h" ] &&
+    $CC $cflags -I"$OSSL_PREFIX/include" tests/shutdown/bulk.c -L"$OSSL_PREFIX/lib" \
+        -Wl,-rpath,"$OSSL_PREFIX/lib" -lssl -lcrypto -o "$L/bulk-ossl" >>"$L/build.log" 2>&1
+[ -f "$CERTS/ca.pem" ] || cargo run --release --quiet --example gencert -- "$CERTS" >/dev/null 2>&1
+
+result() { # result NAME OK WHY
+    if [ "$2" = 1 ]; then
+        passed=$((passed + 1))
+        echo "PASS $1: $3"
+    else
+        failed=$((failed + 1))
+        echo "FAIL $1: $3"
+        for f in "$L/$1.client" "$L/$1.server" "$L/$1.relay"; do
+            [ -s "$f" ] && { echo "  --- $f (last lines)"; tail -n 8 "$f" | sed 's/^/    /'; }
+        done
+    fi
+}
+
+# known_fail NAME WHY: a failure whose cause is known and written down in WHY (and in
+# docs/ARCHITECTURE.md): its own line, counted apart, not failing the suite.
+known_fail() {
+    known=$((known + 1))
+    echo "KNOWN-FAIL $1: $2"
+}
+
+# peer NAME: a peer this run exercised (for the figures).
+peer() { case " $peers " in *" $1 "*) ;; *) peers="$peers $1" ;; esac; }
+
+# missing PEER: why PEER cannot run here, or nothing.
+missing() {
+    case $1 in
+    ossl) [ -x "$L/bulk-ossl" ] || echo "OpenSSL 3.5 is not installed in $OSSL_PREFIX (tests/openssl/fetch.sh)" ;;
+    s_client-quic) [ -x "$OSSL" ] || echo "OpenSSL 3.5 is not installed in $OSSL_PREFIX (tests/openssl/fetch.sh)" ;;
+    aioquic) "$PY" -c 'import aioquic' >/dev/null 2>&1 || echo "aioquic is not installed in $BUILD/venv (tests/setup.sh)" ;;
+    s_client | s_server) command -v openssl >/dev/null || echo "no openssl command (tests/setup.sh)" ;;
+    python) command -v python3 >/dev/null || echo "no python3" ;;
+    esac
+}
+
+# serve CMD...: starts a server whose stdout says "listening on PORT" (stdout and stderr in
+# $L/$name.server); sets $spid and $port. CMD bounds its own life (bulk -t, --lifetime).
+serve() {
+    : >"$L/$name.server" # now: the redirection below happens in the child, later
+    "$@" >"$L/$name.server" 2>&1 &
+    spid=$!
+    pids="$pids $spid"
+    port=$(wait_listen "$L/$name.server" "$spid")
+}
+
+# front SEED: the relay between the client and the server on $port, with $IMPAIR both ways;
+# sets $rpid and $port (the relay's).
+front() {
+    : >"$L/$name.relay" # now: the redirection below happens in the child, later
+    "$L/relay" -T 150 -s "$1" --both "$IMPAIR" "$port" >"$L/$name.relay" 2>&1 &
+    rpid=$!
+    pids="$pids $rpid"
+    port=$(wait_listen "$L/$name.relay" "$rpid")
+}
+
+# relay_faults: nothing if the relay did drop and reorder datagrams both ways; else says what
+# it did not do.
+relay_faults() {
+    for d in c2s s2c; do
+        for f in dropped reordered; do
+            c=$(sed -n "s/^relay: $d: .* $f \\([0-9][0-9]*\\).*/\\1/p" "$L/$name.relay" | head -1)
+            [ "${c:-0}" -gt 0 ] || echo "the relay $f no datagram $d; "
+        done
+    done
+}
+
+# has FILE REGEX: FILE has a line matching REGEX.
+has() { grep -q "$2" "$1" 2>/dev/null; }
+
+# verdict N CLIENT_RC SERVER_RC CLIENT_WANT SERVER_WANT [WHY]: the common end of a case: both
+# exited 0 and printed what they must; PASS counts N bytes verified.
+verdict() {
+    n=$1 crc=$2 src=$3 cw=$4 sw=$5 why=${6:-}
+    [ "$crc" = 0 ] || why="$why client exit status $crc;"
+    [ "$src" = 0 ] || why="$why server exit status $src;"
+    has "$L/$name.client" "$cw" || why="$why the client did not report '$cw';"
+    has "$L/$name.server" "$sw" || why="$why the server did not report '$sw';"
+    runs=$((runs + 1))
+    [ -n "${rpid:-}" ] && relayed=$((relayed + 1))
+    if [ -z "$why" ]; then
+        verified=$((verified + n))
+        result "$name" 1 "$n bytes verified, $(since "$t0") s$note"
+    else
+        result "$name" 0 "${why% ;}"
+    fi
+}
+
+# ---- QUIC
+
+# t_quic get|put PEER default|rapid [SEED]: with SEED, through the relay.
+t_quic() {
+    op=$1 pr=$2 mode=$3 seed=${4:-}
+    name=${seed:+relay-}quic-$op-$pr-$mode
+    n=$SHUTDOWN_BYTES
+    [ -n "$seed" ] && n=$SHUTDOWN_RELAY_BYTES
+    miss=$(missing "$pr")
+    [ -z "$miss" ] || { result "$name" 0 "$miss"; return; }
+    peer "$pr"
+    rflag=""
+    [ "$mode" = rapid ] && rflag=-R
+    cflag=""
+    [ -n "$seed" ] && cflag=-c
+    rpid=""
+    note=""
+    : >"$L/$name.client"
+    if [ "$op" = get ]; then
+        serve "$L/bulk-ours" quic server $rflag -t 100 0 "$CERTS/chain.pem" "$CERTS/key.pem"
+    elif [ "$pr" = aioquic ]; then
+        serve "$PY" tests/interop/hq_server.py --cert "$CERTS/chain.pem" --key "$CERTS/key.pem" --lifetime 110
+    else
+        serve "$L/bulk-$pr" quic server $cflag -t 100 0 "$CERTS/chain.pem" "$CERTS/key.pem"
+    fi
+    [ -n "$port" ] || { result "$name" 0 "the server did not start"; return; }
+    if [ -n "$seed" ]; then
+        front "$seed"
+        [ -n "$port" ] || { result "$name" 0 "the relay did not start"; return; }
+    fi
+    t0=$(now)
+    sw="^sent $n bytes, concluded, SSL_shutdown_ex($([ "$mode" = rapid ] && echo RAPID || echo 0)) returned [01]\$"
+    cw="^received $n bytes (pattern), FIN, then "
+    if [ "$op" = put ]; then
+        timeout 100 "$L/bulk-ours" quic client $rflag -t 90 -C "$CERTS/ca.pem" localhost "$port" put "$n" \
+            >"$L/$name.client" 2>&1
+        crc=$?
+        cw=$sw
+        sw="^received $n bytes (pattern), FIN, then "
+        if [ "$pr" = aioquic ]; then
+            sw="^conn 1: stream 0: PUT /$n: $n bytes (pattern), FIN\$"
+            # The upload is complete once it says so (bounded), then it is stopped.
+            i=0
+            while ! has "$L/$name.server" "$sw" && [ $i -lt 100 ]; do
+                sleep 0.1
+                i=$((i + 1))
+            done
+            stop "$spid" >/dev/null
+            src=$?
+        else
+            wait_exit "$spid" 30
+            src=$?
+        fi
+    else
+        case $pr in
+        ours | ossl)
+            timeout 100 "$L/bulk-$pr" quic client $cflag -t 90 -C "$CERTS/ca.pem" localhost "$port" get "$n" \
+                >"$L/$name.client" 2>&1
+            crc=$?
+            ;;
+        aioquic)
+            timeout 100 "$PY" tests/interop/hq_client.py --ca "$CERTS/ca.pem" --timeout 90 127.0.0.1 "$port" "/$n" \
+                >"$L/$name.client" 2>&1
+            crc=$?
+            cw="requests ok, .* $n bytes in"
+            ;;
+        s_client-quic)
+            printf 'GET /%d\r\n' "$n" | timeout 100 "$OSSL" s_client -quic -alpn hq-interop -connect "127.0.0.1:$port" \
+                -CAfile "$CERTS/ca.pem" -verify_return_error -quiet >"$L/$name.got" 2>"$L/$name.client"
+            crc=$?
+            same "$L/$name.got" quic "$n" >>"$L/$name.client"
+            cw="^received $n bytes, as sent\$"
+            ;;
+        esac
+        wait_exit "$spid" 30
+        src=$?
+    fi
+    why=""
+    if [ -n "$seed" ]; then
+        stop "$rpid" >/dev/null || why="the relay did not stop; "
+        why="$why$(relay_faults)"
+        note=", seed $seed: $(relay_summary)"
+    fi
+    verdict "$n" "$crc" "$src" "$cw" "$sw" "$why"
+}
+
+# same FILE quic|tls N: whether FILE holds the N-byte pattern, as one line.
+same() {
+    a=$("$L/bulk-ours" gen "$2" "$3" | sha256sum | cut -d' ' -f1)
+    b=$(sha256sum <"$1" | cut -d' ' -f1)
+    if [ "$a" = "$b" ]; then
+        echo "received $3 bytes, as sent"
+    else
+        echo "received $(wc -c <"$1") bytes, SHA-256 $b, expected $3 bytes, SHA-256 $a"
+    fi
+}
+
+relay_summary() { # what the relay did, e.g. "c2s 1520 datagrams, 45 dropped, ...; s2c ..."
+    awk '/^relay: (c2s|s2c): seen/ {
+        gsub(/[(),:]/, ""); out = $2 " " $4 " datagrams"
+        for (i = 9; i < NF; i += 2) if ($(i + 1) != 0) out = out ", " $(i + 1) " " $i
+        line = line (line ? "; " : "") out
+    } END { print line }' "$L/$name.relay"
+}
+
+# ---- TLS over TCP
+
+# t_tls get PEER bidi|oneway; t_tls put PEER
+t_tls() {
+    op=$1 pr=$2 mode=${3:-bidi}
+    name=tls-$op-$pr${3:+-$3}
+    n=$SHUTDOWN_BYTES
+    miss=$(missing "$pr")
+    [ -z "$miss" ] || { result "$name" 0 "$miss"; return; }
+    peer "$pr"
+    oflag=""
+    [ "$mode" = oneway ] && oflag=-1
+    rpid=""
+    note=""
+    : >"$L/$name.client"
+    if [ "$op" = get ]; then
+        serve "$L/bulk-ours" tls server $oflag -t 100 0 "$CERTS/chain.pem" "$CERTS/key.pem"
+        [ -n "$port" ] || { result "$name" 0 "the server did not start"; return; }
+        t0=$(now)
+        sw="^sent $n bytes, close_notify "
+        case $pr in
+        ours | ossl)
+            timeout 100 "$L/bulk-$pr" tls client -t 90 -C "$CERTS/ca.pem" localhost "$port" get "$n" >"$L/$name.client" 2>&1
+            crc=$?
+            cw="^received $n bytes (pattern), close_notify, "
+            ;;
+        python)
+            timeout 100 python3 tests/tls/pypeer.py client "$port" "$n" >"$L/$name.client" 2>&1
+            crc=$?
+            cw="^OK TLSv1.3 alpn=- bytes=$n\$"
+            ;;
+        s_client)
+            printf 'GET /%d\r\n' "$n" | timeout 100 openssl s_client -connect "127.0.0.1:$port" -CAfile "$CERTS/ca.pem" \
+                -verify_return_error -quiet >"$L/$name.got" 2>"$L/$name.client"
+            crc=$?
+            same "$L/$name.got" tls "$n" >>"$L/$name.client"
+            cw="^received $n bytes, as sent\$"
+            ;;
+        esac
+        wait_exit "$spid" 30
+        src=$?
+    else
+        case $pr in
+        ours | ossl)
+            serve "$L/bulk-$pr" tls server -t 100 0 "$CERTS/chain.pem" "$CERTS/key.pem"
+            sw="^received $n bytes (pattern), close_notify, "
+            ;;
+        python)
+            rm -f "$L/$name.port"
+            timeout 120 python3 tests/tls/pypeer.py sink "$L/$name.port" >"$L/$name.server" 2>&1 &
+            spid=$!
+            pids="$pids $spid"
+            port=$(wait_file "$L/$name.port" "$spid")
+            sw="^received $n bytes (pattern), close_notify\$"
+            ;;
+        s_server)
+            # s_server cannot report a port it did not choose (and -quiet, which keeps its
+            # output to the data received, hides its ACCEPT line): a free port, then a
+            # listening socket on it.
+            port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+            # Its stdin stays open (a FIFO held by descriptor 3) and silent: at EOF a quiet
+            # s_server would spin on it.
+            rm -f "$L/$name.stdin"
+            mkfifo "$L/$name.stdin"
+            timeout 120 openssl s_server -accept "127.0.0.1:$port" -cert "$CERTS/chain.pem" -key "$CERTS/key.pem" \
+                -quiet -naccept 1 >"$L/$name.got" 2>"$L/$name.server" <"$L/$name.stdin" &
+            spid=$!
+            pids="$pids $spid"
+            exec 3>"$L/$name.stdin"
+            i=0
+            while ! ss -tlnH "sport = :$port" | grep -q . && alive "$spid" && [ $i -lt 150 ]; do
+                sleep 0.1
+                i=$((i + 1))
+            done
+            ss -tlnH "sport = :$port" | grep -q . || port=""
+            sw="^received $n bytes, as sent\$"
+            ;;
+        esac
+        [ -n "$port" ] || { result "$name" 0 "the server did not start"; return; }
+        t0=$(now)
+        timeout 100 "$L/bulk-ours" tls client -t 90 -C "$CERTS/ca.pem" localhost "$port" put "$n" >"$L/$name.client" 2>&1
+        crc=$?
+        cw="^sent $n bytes, close_notify both ways\$"
+        wait_exit "$spid" 30
+        src=$?
+        if [ "$pr" = s_server ]; then
+            exec 3>&-
+            # What s_server printed is the request line and the body.
+            tail -c +$(($(printf 'PUT /%d\r\n' "$n" | wc -c) + 1)) "$L/$name.got" >"$L/$name.body"
+            same "$L/$name.body" tls "$n" >>"$L/$name.server"
+        fi
+    fi
+    verdict "$n" "$crc" "$src" "$cw" "$sw"
+}
+
+# wait_file FILE PID: the port PID wrote to FILE (bounded: ~15 s).
+wait_file() {
+    i=0
+    while [ ! -s "$1" ] && alive "$2" && [ $i -lt 150 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    cat "$1" 2>/dev/null
+}
+
+# ---- self-checks: a writer one byte short must make the reader fail
+
+# t_selfcheck quic|tls PEER: our server sends N-1 bytes for "GET /N"; PASS if the reader fails.
+t_selfcheck() {
+    name=selfcheck-$1-$2
+    n=1000003
+    miss=$(missing "$2")
+    [ -z "$miss" ] || { result "$name" 0 "$miss"; return; }
+    serve "$L/bulk-ours" "$1" server -T 1 -t 60 0 "$CERTS/chain.pem" "$CERTS/key.pem"
+    [ -n "$port" ] || { result "$name" 0 "the server did not start"; return; }
+    case $2 in
+    ours) timeout 60 "$L/bulk-ours" "$1" client -t 50 -C "$CERTS/ca.pem" localhost "$port" get "$n" >"$L/$name.client" 2>&1 ;;
+    aioquic) timeout 60 "$PY" tests/interop/hq_client.py --ca "$CERTS/ca.pem" --timeout 50 127.0.0.1 "$port" "/$n" >"$L/$name.client" 2>&1 ;;
+    python) timeout 60 python3 tests/tls/pypeer.py client "$port" "$n" >"$L/$name.client" 2>&1 ;;
+    esac
+    crc=$?
+    wait_exit "$spid" 30 >/dev/null
+    if [ "$crc" != 0 ] && has "$L/$name.server" "^sent $((n - 1)) bytes"; then
+        result "$name" 1 "the reader saw the missing byte: $(grep -m1 -E 'FAILED|failed|expected' "$L/$name.client" | cut -c 1-100)"
+    else
+        result "$name" 0 "the reader did not notice a missing byte (exit status $crc)"
+    fi
+}
+
+all() {
+    for m in default rapid; do
+        for p in ours ossl aioquic s_client-quic; do t_quic get $p $m; done
+        for p in ours ossl aioquic; do t_quic put $p $m; done
+    done
+    for m in bidi oneway; do
+        for p in ours ossl python s_client; do t_tls get $p $m; done
+    done
+    for p in ours ossl python s_server; do t_tls put $p; done
+    t_quic get ours default 501
+    t_quic get ours rapid 502
+    t_quic get aioquic default 503
+    t_quic get aioquic rapid 504
+    t_quic put ours default 505
+    t_quic put ours rapid 506
+    t_quic put aioquic default 507
+    t_quic put aioquic rapid 508
+    t_selfcheck quic ours
+    t_selfcheck quic aioquic
+    t_selfcheck tls ours
+    t_selfcheck tls python
+}
+
+if [ $# = 0 ]; then
+    all
+else
+    for c in "$@"; do eval "$c"; done
+fi
+
+echo "shutdown: $runs runs ($(echo "$peers" | wc -w) peers, $relayed under the relay), $((verified / 1048576)) MiB verified, $failed failed, $known known failures" \
+    >"$BUILD/reliability/shutdown.txt"
+cat "$BUILD/reliability/shutdown.txt"
+[ $known = 0 ] || echo "$known known failures (see above)"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
