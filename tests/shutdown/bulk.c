@@ -23,6 +23,8 @@
  *   -R       QUIC: SSL_SHUTDOWN_FLAG_RAPID on the writer's SSL_shutdown_ex
  *   -1       TLS writer: one SSL_shutdown (close_notify sent), then close the socket, without
  *            waiting for the peer's close_notify (the default waits for it)
+ *   -f       QUIC writer: SSL_free the stream right after concluding it, before SSL_shutdown_ex
+ *            (the library must still deliver what the freed stream had not sent)
  *   -c       QUIC reader: after the FIN, close the connection itself (SSL_shutdown_ex) instead
  *            of waiting for the writer's close, whose one CONNECTION_CLOSE a lossy path may drop
  *   -C FILE  client: CA file to verify the server with (default build/certs/ca.pem)
@@ -61,6 +63,7 @@ static int quic;
 static int rapid;
 static int one_way;
 static int close_self;
+static int free_first;
 static unsigned long long truncate_by;
 
 static void fail(const char *where, const char *fmt, ...)
@@ -170,16 +173,21 @@ static unsigned long long parse_n(const char *s, const char *what)
 }
 
 /* The writer's end: QUIC concludes the stream, then SSL_shutdown_ex on the connection. */
-static const char *writer_shutdown(SSL *conn, SSL *stream)
+static const char *writer_shutdown(SSL *conn, SSL **stream)
 {
     static char how[128];
     if (quic) {
-        if (!SSL_stream_conclude(stream, 0))
+        if (!SSL_stream_conclude(*stream, 0))
             fail("conclude", "SSL_stream_conclude failed");
+        if (free_first) {
+            SSL_free(*stream);
+            *stream = NULL;
+        }
         int r = SSL_shutdown_ex(conn, rapid ? SSL_SHUTDOWN_FLAG_RAPID : 0, NULL, 0);
         if (r < 0)
             fail("shutdown", "SSL_shutdown_ex returned %d", r);
-        snprintf(how, sizeof(how), "concluded, SSL_shutdown_ex(%s) returned %d", rapid ? "RAPID" : "0", r);
+        snprintf(how, sizeof(how), "concluded,%s SSL_shutdown_ex(%s) returned %d", free_first ? " freed," : "",
+                 rapid ? "RAPID" : "0", r);
         return how;
     }
     int r = SSL_shutdown(conn);
@@ -283,7 +291,7 @@ static int server(const char *port, const char *cert, const char *key)
     if (strncmp(line, "GET /", 5) == 0) {
         unsigned long long n = parse_n(line + 5, "request");
         unsigned long long sent = write_pattern(stream, n);
-        const char *how = writer_shutdown(conn, stream);
+        const char *how = writer_shutdown(conn, &stream);
         printf("sent %llu bytes, %s\n", sent, how);
     } else if (strncmp(line, "PUT /", 5) == 0) {
         unsigned long long n = parse_n(line + 5, "request");
@@ -293,7 +301,7 @@ static int server(const char *port, const char *cert, const char *key)
         fail("request", "neither GET /N nor PUT /N: %.40s", line);
     }
     if (stream != conn)
-        SSL_free(stream);
+        SSL_free(stream); /* NULL after -f */
     SSL_free(conn);
     SSL_free(listener);
     SSL_CTX_free(ctx);
@@ -347,11 +355,11 @@ static int client(const char *host, const char *port, const char *ca, const char
         printf("received %llu bytes (pattern), %s, %s\n", n, how, reader_end(conn));
     } else {
         unsigned long long sent = write_pattern(stream, n);
-        const char *how = writer_shutdown(conn, stream);
+        const char *how = writer_shutdown(conn, &stream);
         printf("sent %llu bytes, %s\n", sent, how);
     }
     if (stream != conn)
-        SSL_free(stream);
+        SSL_free(stream); /* NULL after -f */
     SSL_free(conn);
     SSL_CTX_free(ctx);
     close(fd);
@@ -360,8 +368,8 @@ static int client(const char *host, const char *port, const char *ca, const char
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bulk quic|tls server [-R] [-1] [-c] [-T K] [-t SECS] PORT CERT KEY\n"
-                    "       bulk quic|tls client [-R] [-1] [-c] [-T K] [-t SECS] [-C CA] HOST PORT get|put N\n"
+    fprintf(stderr, "usage: bulk quic|tls server [-R] [-1] [-c] [-f] [-T K] [-t SECS] PORT CERT KEY\n"
+                    "       bulk quic|tls client [-R] [-1] [-c] [-f] [-T K] [-t SECS] [-C CA] HOST PORT get|put N\n"
                     "       bulk gen quic|tls N\n");
     exit(2);
 }
@@ -391,11 +399,12 @@ int main(int argc, char **argv)
     unsigned secs = 60;
     int opt;
     optind = 3;
-    while ((opt = getopt(argc, argv, "R1cC:T:t:")) != -1) {
+    while ((opt = getopt(argc, argv, "R1cfC:T:t:")) != -1) {
         switch (opt) {
         case 'R': rapid = 1; break;
         case '1': one_way = 1; break;
         case 'c': close_self = 1; break;
+        case 'f': free_first = 1; break;
         case 'C': ca = optarg; break;
         case 'T': truncate_by = parse_n(optarg, "-T"); break;
         case 't': secs = (unsigned)parse_n(optarg, "-t"); break;

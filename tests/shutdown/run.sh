@@ -163,7 +163,8 @@ verdict() {
 
 # ---- QUIC
 
-# t_quic get|put PEER default|rapid [SEED]: with SEED, through the relay.
+# t_quic get|put PEER MODE [SEED]: MODE default, rapid (SSL_SHUTDOWN_FLAG_RAPID), default-free,
+# rapid-free (the writer frees the stream before SSL_shutdown_ex); with SEED, through the relay.
 t_quic() {
     op=$1 pr=$2 mode=$3 seed=${4:-}
     name=${seed:+relay-}quic-$op-$pr-$mode
@@ -173,7 +174,8 @@ t_quic() {
     [ -z "$miss" ] || { result "$name" 0 "$miss"; return; }
     peer "$pr"
     rflag=""
-    [ "$mode" = rapid ] && rflag=-R
+    case $mode in rapid*) rflag=-R ;; esac
+    case $mode in *-free) rflag="$rflag -f" ;; esac
     cflag=""
     [ -n "$seed" ] && cflag=-c
     rpid=""
@@ -192,7 +194,7 @@ t_quic() {
         [ -n "$port" ] || { result "$name" 0 "the relay did not start"; return; }
     fi
     t0=$(now)
-    sw="^sent $n bytes, concluded, SSL_shutdown_ex($([ "$mode" = rapid ] && echo RAPID || echo 0)) returned [01]\$"
+    sw="^sent $n bytes, concluded,$(case $mode in *-free) echo ' freed,' ;; esac) SSL_shutdown_ex($(case $mode in rapid*) echo RAPID ;; *) echo 0 ;; esac)) returned [01]\$"
     cw="^received $n bytes (pattern), FIN, then "
     if [ "$op" = put ]; then
         timeout 100 "$L/bulk-ours" quic client $rflag -t 90 -C "$CERTS/ca.pem" localhost "$port" put "$n" \
@@ -400,6 +402,12 @@ all() {
         for p in ours ossl aioquic s_client-quic; do t_quic get $p $m; done
         for p in ours ossl aioquic; do t_quic put $p $m; done
     done
+    for m in default-free rapid-free; do
+        for p in ours aioquic; do
+            t_quic get $p $m
+            t_quic put $p $m
+        done
+    done
     for m in bidi oneway; do
         for p in ours ossl python s_client; do t_tls get $p $m; done
     done
@@ -412,6 +420,8 @@ all() {
     t_quic put ours rapid 506
     t_quic put aioquic default 507
     t_quic put aioquic rapid 508
+    t_quic get ours rapid-free 509
+    t_quic put ours default-free 510
     t_selfcheck quic ours
     t_selfcheck quic aioquic
     t_selfcheck tls ours
