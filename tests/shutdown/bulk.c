@@ -137,7 +137,7 @@ static void read_line(SSL *s, char *line, size_t cap)
 /*
  * Reads to the end, checking the pattern and the length; returns how it ended: "FIN" (QUIC) or
  * "close_notify" (TLS). Anything else (a reset, a connection closed first, an EOF without
- * close_notify, more or fewer bytes) fails.
+ * close_notify, more or fewer bytes, an error left on the queue) fails.
  */
 static const char *read_pattern(SSL *s, unsigned long long want)
 {
@@ -160,6 +160,13 @@ static const char *read_pattern(SSL *s, unsigned long long want)
     }
     if (got != want)
         fail("read", "the stream ended after %llu of %llu bytes", got, want);
+    /* A clean end queues no error (OpenSSL's SSL_get_error would report SSL_ERROR_SSL). */
+    unsigned long q = ERR_peek_error();
+    if (q != 0) {
+        char r[160];
+        ERR_error_string_n(q, r, sizeof(r));
+        fail("read", "all %llu bytes and the end arrived, but the error queue holds %s", got, r);
+    }
     return quic ? "FIN" : "close_notify";
 }
 
