@@ -626,12 +626,7 @@ impl Ssl {
                 Kind::Tls(t) => t.tls.want(),
                 _ => want,
             },
-            Err(e)
-                if e.code == pack(ERR_LIB_SSL, SSL_R_PROTOCOL_IS_SHUTDOWN)
-                    && e.detail.as_deref() == Some("FIN") =>
-            {
-                SSL_ERROR_ZERO_RETURN
-            }
+            Err(e) if e.is_fin() => SSL_ERROR_ZERO_RETURN,
             Err(e) if is_system(e.code) => SSL_ERROR_SYSCALL,
             Err(_) => SSL_ERROR_SSL,
         });
