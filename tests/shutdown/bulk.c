@@ -25,6 +25,9 @@
  *            waiting for the peer's close_notify (the default waits for it)
  *   -f       QUIC writer: SSL_free the stream right after concluding it, before SSL_shutdown_ex
  *            (the library must still deliver what the freed stream had not sent)
+ *   -n       writer: non-blocking (QUIC: SSL_set_blocking_mode 0; TLS: an O_NONBLOCK socket):
+ *            every would-block is waited out with poll (QUIC: the event timeout, then
+ *            SSL_handle_events) and retried, SSL_shutdown(_ex) too, until it says done
  *   -c       QUIC reader: after the FIN, close the connection itself (SSL_shutdown_ex) instead
  *            of waiting for the writer's close, whose one CONNECTION_CLOSE a lossy path may drop
  *   -C FILE  client: CA file to verify the server with (default build/certs/ca.pem)
@@ -46,6 +49,8 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -64,6 +69,9 @@ static int rapid;
 static int one_way;
 static int close_self;
 static int free_first;
+static int nonblock;
+static int io_fd = -1;   /* the socket the writer's connection uses (-n waits on it) */
+static SSL *io_conn;     /* the connection whose events -n handles */
 static unsigned long long truncate_by;
 
 static void fail(const char *where, const char *fmt, ...)
@@ -90,13 +98,63 @@ static void fill(unsigned char *b, size_t n, unsigned long long off)
         b[i] = pat(off + i);
 }
 
+/*
+ * -n: waits (at most 1 s) until the writer can make progress after a would-block `e` (an
+ * SSL_get_error value; 0: the peer's close_notify is awaited). QUIC: the socket readable, or
+ * writable if the library wants to write, or its next timer, then SSL_handle_events.
+ */
+static void wait_io(int e)
+{
+    struct pollfd p = {.fd = io_fd, .events = POLLIN};
+    int ms = 1000;
+    if (quic) {
+        struct timeval tv;
+        int infinite = 0;
+        if (SSL_net_write_desired(io_conn))
+            p.events |= POLLOUT;
+        if (SSL_get_event_timeout(io_conn, &tv, &infinite) && !infinite && tv.tv_sec < 1)
+            ms = (int)(tv.tv_usec + 999) / 1000;
+        poll(&p, 1, ms);
+        SSL_handle_events(io_conn);
+        return;
+    }
+    if (e == SSL_ERROR_WANT_WRITE)
+        p.events = POLLOUT;
+    else if (e != SSL_ERROR_WANT_READ && e != 0)
+        fail("wait", "SSL_get_error %d: not a would-block", e);
+    poll(&p, 1, ms);
+}
+
+static int would_block(int e)
+{
+    return nonblock && (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE);
+}
+
+/* -n: the writer's connection (and stream) stop blocking. */
+static void go_nonblocking(SSL *conn, SSL *stream, int fd)
+{
+    io_fd = fd;
+    io_conn = conn;
+    if (!nonblock)
+        return;
+    if (quic ? !SSL_set_blocking_mode(conn, 0) || !SSL_set_blocking_mode(stream, 0)
+             : fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0)
+        fail("setup", "non-blocking mode");
+}
+
 static void write_all(SSL *s, const void *buf, size_t n, const char *what)
 {
     const unsigned char *p = buf;
     while (n > 0) {
         size_t w = 0;
-        if (!SSL_write_ex(s, p, n, &w))
-            fail(what, "SSL_write_ex: SSL_get_error %d", SSL_get_error(s, 0));
+        if (!SSL_write_ex(s, p, n, &w)) {
+            int e = SSL_get_error(s, 0);
+            if (would_block(e)) {
+                wait_io(e);
+                continue;
+            }
+            fail(what, "SSL_write_ex: SSL_get_error %d", e);
+        }
         p += w;
         n -= w;
     }
@@ -190,23 +248,33 @@ static const char *writer_shutdown(SSL *conn, SSL **stream)
             SSL_free(*stream);
             *stream = NULL;
         }
-        int r = SSL_shutdown_ex(conn, rapid ? SSL_SHUTDOWN_FLAG_RAPID : 0, NULL, 0);
+        int r;
+        /* Non-blocking: called until done, as SSL_shutdown_ex(3) says. */
+        while ((r = SSL_shutdown_ex(conn, rapid ? SSL_SHUTDOWN_FLAG_RAPID : 0, NULL, 0)) == 0 && nonblock)
+            wait_io(0);
         if (r < 0)
             fail("shutdown", "SSL_shutdown_ex returned %d", r);
-        snprintf(how, sizeof(how), "concluded,%s SSL_shutdown_ex(%s) returned %d", free_first ? " freed," : "",
-                 rapid ? "RAPID" : "0", r);
+        snprintf(how, sizeof(how), "concluded,%s SSL_shutdown_ex(%s) returned %d%s", free_first ? " freed," : "",
+                 rapid ? "RAPID" : "0", r, nonblock ? " (non-blocking)" : "");
         return how;
     }
-    int r = SSL_shutdown(conn);
+    int r;
+    while ((r = SSL_shutdown(conn)) < 0 && would_block(SSL_get_error(conn, r)))
+        wait_io(SSL_get_error(conn, r));
     if (r < 0)
         fail("shutdown", "SSL_shutdown returned %d", r);
     if (one_way || r == 1) {
-        snprintf(how, sizeof(how), "close_notify sent (SSL_shutdown returned %d)", r);
+        snprintf(how, sizeof(how), "close_notify sent (SSL_shutdown returned %d)%s", r,
+                 nonblock ? " (non-blocking)" : "");
         return how;
     }
-    if ((r = SSL_shutdown(conn)) != 1)
-        fail("shutdown", "the second SSL_shutdown returned %d (no close_notify from the peer)", r);
-    return "close_notify both ways";
+    /* The peer's close_notify: non-blocking, 0 or a would-block until it comes. */
+    while ((r = SSL_shutdown(conn)) != 1 && nonblock && (r == 0 || would_block(SSL_get_error(conn, r))))
+        wait_io(r == 0 ? 0 : SSL_get_error(conn, r));
+    if (r != 1)
+        fail("shutdown", "the second SSL_shutdown returned %d, SSL_get_error %d (no close_notify from the peer)", r,
+             SSL_get_error(conn, r));
+    return nonblock ? "close_notify both ways (non-blocking)" : "close_notify both ways";
 }
 
 /* The reader's end, after the data: QUIC waits for the peer's close (an application close,
@@ -297,6 +365,7 @@ static int server(const char *port, const char *cert, const char *key)
     read_line(stream, line, sizeof(line));
     if (strncmp(line, "GET /", 5) == 0) {
         unsigned long long n = parse_n(line + 5, "request");
+        go_nonblocking(conn, stream, quic ? fd : cfd);
         unsigned long long sent = write_pattern(stream, n);
         const char *how = writer_shutdown(conn, &stream);
         printf("sent %llu bytes, %s\n", sent, how);
@@ -361,6 +430,7 @@ static int client(const char *host, const char *port, const char *ca, const char
         const char *how = read_pattern(stream, n);
         printf("received %llu bytes (pattern), %s, %s\n", n, how, reader_end(conn));
     } else {
+        go_nonblocking(conn, stream, fd);
         unsigned long long sent = write_pattern(stream, n);
         const char *how = writer_shutdown(conn, &stream);
         printf("sent %llu bytes, %s\n", sent, how);
@@ -375,8 +445,8 @@ static int client(const char *host, const char *port, const char *ca, const char
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bulk quic|tls server [-R] [-1] [-c] [-f] [-T K] [-t SECS] PORT CERT KEY\n"
-                    "       bulk quic|tls client [-R] [-1] [-c] [-f] [-T K] [-t SECS] [-C CA] HOST PORT get|put N\n"
+    fprintf(stderr, "usage: bulk quic|tls server [-R] [-1] [-c] [-f] [-n] [-T K] [-t SECS] PORT CERT KEY\n"
+                    "       bulk quic|tls client [-R] [-1] [-c] [-f] [-n] [-T K] [-t SECS] [-C CA] HOST PORT get|put N\n"
                     "       bulk gen quic|tls N\n");
     exit(2);
 }
@@ -406,12 +476,13 @@ int main(int argc, char **argv)
     unsigned secs = 60;
     int opt;
     optind = 3;
-    while ((opt = getopt(argc, argv, "R1cfC:T:t:")) != -1) {
+    while ((opt = getopt(argc, argv, "R1cfnC:T:t:")) != -1) {
         switch (opt) {
         case 'R': rapid = 1; break;
         case '1': one_way = 1; break;
         case 'c': close_self = 1; break;
         case 'f': free_first = 1; break;
+        case 'n': nonblock = 1; break;
         case 'C': ca = optarg; break;
         case 'T': truncate_by = parse_n(optarg, "-T"); break;
         case 't': secs = (unsigned)parse_n(optarg, "-t"); break;

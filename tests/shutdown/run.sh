@@ -67,8 +67,10 @@ if ! cargo build --release --quiet >"$L/build.log" 2>&1 ||
     echo "0 passed, 1 failed"
     exit 1
 fi
-# The OpenSSL 3.5 twin (tests/openssl/fetch.sh installs OpenSSL 3.5 there).
+# The OpenSSL 3.5 twin. tests/openssl/fetch.sh installs OpenSSL 3.5 (once; minutes).
 rm -f "$L/bulk-ossl"
+[ -f "$OSSL_PREFIX/include/openssl/quic.h" ] ||
+    bash tests/openssl/fetch.sh "$OSSL_PREFIX" "${OSSL_WORK:-/var/tmp/openssl-3.5-src}" >"$L/fetch.log" 2>&1
 # shellcheck disable=SC2086
 [ -f "$OSSL_PREFIX/include/openssl/quic.h" ] &&
     $CC $cflags -I"$OSSL_PREFIX/include" tests/shutdown/bulk.c -L"$OSSL_PREFIX/lib" \
@@ -164,7 +166,8 @@ verdict() {
 # ---- QUIC
 
 # t_quic get|put PEER MODE [SEED]: MODE default, rapid (SSL_SHUTDOWN_FLAG_RAPID), default-free,
-# rapid-free (the writer frees the stream before SSL_shutdown_ex); with SEED, through the relay.
+# rapid-free (the writer frees the stream before SSL_shutdown_ex), default-nb, rapid-nb (the
+# writer is non-blocking: bulk -n); with SEED, through the relay.
 t_quic() {
     op=$1 pr=$2 mode=$3 seed=${4:-}
     name=${seed:+relay-}quic-$op-$pr-$mode
@@ -176,6 +179,8 @@ t_quic() {
     rflag=""
     case $mode in rapid*) rflag=-R ;; esac
     case $mode in *-free) rflag="$rflag -f" ;; esac
+    nbs=""
+    case $mode in *-nb) rflag="$rflag -n" nbs=" (non-blocking)" ;; esac
     cflag=""
     [ -n "$seed" ] && cflag=-c
     rpid=""
@@ -194,7 +199,7 @@ t_quic() {
         [ -n "$port" ] || { result "$name" 0 "the relay did not start"; return; }
     fi
     t0=$(now)
-    sw="^sent $n bytes, concluded,$(case $mode in *-free) echo ' freed,' ;; esac) SSL_shutdown_ex($(case $mode in rapid*) echo RAPID ;; *) echo 0 ;; esac)) returned [01]\$"
+    sw="^sent $n bytes, concluded,$(case $mode in *-free) echo ' freed,' ;; esac) SSL_shutdown_ex($(case $mode in rapid*) echo RAPID ;; *) echo 0 ;; esac)) returned [01]$nbs\$"
     cw="^received $n bytes (pattern), FIN, then "
     if [ "$op" = put ]; then
         timeout 100 "$L/bulk-ours" quic client $rflag -t 90 -C "$CERTS/ca.pem" localhost "$port" put "$n" \
@@ -270,7 +275,8 @@ relay_summary() { # what the relay did, e.g. "c2s 1520 datagrams, 45 dropped, ..
 
 # ---- TLS over TCP
 
-# t_tls get PEER bidi|oneway; t_tls put PEER
+# t_tls get PEER bidi|oneway|bidi-nb|oneway-nb; t_tls put PEER [nb] (nb: the writer is
+# non-blocking, bulk -n)
 t_tls() {
     op=$1 pr=$2 mode=${3:-bidi}
     name=tls-$op-$pr${3:+-$3}
@@ -279,7 +285,8 @@ t_tls() {
     [ -z "$miss" ] || { result "$name" 0 "$miss"; return; }
     peer "$pr"
     oflag=""
-    [ "$mode" = oneway ] && oflag=-1
+    case $mode in oneway*) oflag=-1 ;; esac
+    case $mode in *nb) oflag="$oflag -n" ;; esac
     rpid=""
     note=""
     : >"$L/$name.client"
@@ -348,9 +355,9 @@ t_tls() {
         esac
         [ -n "$port" ] || { result "$name" 0 "the server did not start"; return; }
         t0=$(now)
-        timeout 100 "$L/bulk-ours" tls client -t 90 -C "$CERTS/ca.pem" localhost "$port" put "$n" >"$L/$name.client" 2>&1
+        timeout 100 "$L/bulk-ours" tls client $oflag -t 90 -C "$CERTS/ca.pem" localhost "$port" put "$n" >"$L/$name.client" 2>&1
         crc=$?
-        cw="^sent $n bytes, close_notify both ways\$"
+        cw="^sent $n bytes, close_notify both ways$([ -n "$oflag" ] && echo ' (non-blocking)')\$"
         wait_exit "$spid" 30
         src=$?
         if [ "$pr" = s_server ]; then
@@ -412,6 +419,16 @@ all() {
         for p in ours ossl python s_client; do t_tls get $p $m; done
     done
     for p in ours ossl python s_server; do t_tls put $p; done
+    for m in default-nb rapid-nb; do
+        for p in ours ossl aioquic; do
+            t_quic get $p $m
+            t_quic put $p $m
+        done
+    done
+    for m in bidi-nb oneway-nb; do
+        for p in ours ossl python s_client; do t_tls get $p $m; done
+    done
+    for p in ours ossl python s_server; do t_tls put $p nb; done
     t_quic get ours default 501
     t_quic get ours rapid 502
     t_quic get aioquic default 503
@@ -422,6 +439,9 @@ all() {
     t_quic put aioquic rapid 508
     t_quic get ours rapid-free 509
     t_quic put ours default-free 510
+    t_quic get ours default-nb 511
+    t_quic put ours rapid-nb 512
+    t_quic get aioquic rapid-nb 513
     t_selfcheck quic ours
     t_selfcheck quic aioquic
     t_selfcheck tls ours
