@@ -158,7 +158,10 @@ pub extern "C" fn SSL_get_error(ssl: *const SSL, ret: c_int) -> c_int {
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_shutdown(ssl: *mut SSL) -> c_int {
     guard_with("SSL_shutdown", -1, || {
-        Ok(ssl_arg(ssl)?.shutdown(0, b"", 0)? as c_int)
+        let s = ssl_arg(ssl)?;
+        // A would-block (TLS: close_notify not yet flushed, or the peer's not yet read) is
+        // SSL_get_error's WANT_READ/WANT_WRITE, as in OpenSSL.
+        Ok(s.note(s.shutdown(0, b"", 0), SSL_ERROR_WANT_READ)? as c_int)
     })
 }
 
@@ -191,7 +194,7 @@ pub extern "C" fn SSL_shutdown_ex(
             Some(a) => (a.quic_error_code, &b""[..]),
             None => (0, &b""[..]),
         };
-        Ok(s.shutdown(code, reason, flags)? as c_int)
+        Ok(s.note(s.shutdown(code, reason, flags), SSL_ERROR_WANT_READ)? as c_int)
     })
 }
 
