@@ -3,8 +3,9 @@
 # Suites: cargo tests, lint (`make lint`), header/link checks, the C tests (plain, ASan/UBSan,
 # valgrind), the threaded C tests under ThreadSanitizer and under valgrind's helgrind, demos,
 # interop with real QUIC peers (aioquic, ngtcp2), QUIC fault cases through an impairment relay
-# (tests/faults), TLS over TCP interop (openssl s_client/s_server, Python ssl), hostile TLS
-# peers, OpenSSL's constants, OpenSSL's own programs (tests/openssl), `make install` with
+# (tests/faults), nothing lost by a shutdown right after a large write (tests/shutdown), TLS
+# over TCP interop (openssl s_client/s_server, Python ssl), hostile TLS peers, OpenSSL's
+# constants, OpenSSL's own programs (tests/openssl), `make install` with
 # linking through pkg-config (OpenSSL's guide demos, fetched by then), and the fuzz targets
 # (corpora replayed, each target fuzzed briefly: tests/fuzz.sh).
 set -u
@@ -65,6 +66,8 @@ suite demos sh tests/demos/run.sh
 suite interop sh tests/interop/run.sh
 # Fault cases through the impairment relay (loss, corruption, blackhole, amplification limit).
 suite faults sh tests/faults/run.sh
+# A large write, then at once a graceful shutdown (QUIC and TLS): every byte reaches every peer.
+suite shutdown sh tests/shutdown/run.sh
 suite tls sh tests/tls/run.sh
 suite openssl bash tests/openssl/run.sh
 suite install sh tests/install.sh
