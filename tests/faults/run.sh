@@ -27,13 +27,6 @@ mkdir -p "$L"
 passed=0
 failed=0
 known=0
-pids=""
-
-cleanup() {
-    for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'cleanup; exit 130' INT TERM
 
 if ! sh c-demos/run-demo.sh --build-only >"$L/build.log" 2>&1 ||
     ! $CC -O2 -g -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE tests/faults/relay.c -o "$L/relay" >>"$L/build.log" 2>&1; then
@@ -137,13 +130,7 @@ result() { # result NAME OK [WHY]
     fi
 }
 
-summary() { # one line of what the relay did, for the PASS line: the non-zero counts
-    awk '/^relay: (c2s|s2c): seen/ {
-        gsub(/[(),:]/, ""); out = $2 " " $4 " datagrams"
-        for (i = 9; i < NF; i += 2) if ($(i + 1) != 0) out = out ", " $(i + 1) " " $i
-        line = line (line ? "; " : "") out
-    } END { print line }' "$L/$name.relay"
-}
+summary() { relay_summary "$L/$name.relay"; }
 
 # ours CLIENTS PARALLEL LIMIT PATH...: CLIENTS runs of our client (one connection each), at
 # most PARALLEL at once; every run bounded by LIMIT seconds. 0 if all succeeded.

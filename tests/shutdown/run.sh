@@ -49,13 +49,6 @@ runs=0
 relayed=0
 verified=0
 peers=""
-pids=""
-
-cleanup() {
-    for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'cleanup; exit 130' INT TERM
 
 cflags="-O2 -g -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE"
 # shellcheck disable=SC2086
@@ -249,7 +242,7 @@ t_quic() {
     if [ -n "$seed" ]; then
         stop "$rpid" >/dev/null || why="the relay did not stop; "
         why="$why$(relay_faults)"
-        note=", seed $seed: $(relay_summary)"
+        note=", seed $seed: $(relay_summary "$L/$name.relay")"
     fi
     verdict "$n" "$crc" "$src" "$cw" "$sw" "$why"
 }
@@ -263,14 +256,6 @@ same() {
     else
         echo "received $(wc -c <"$1") bytes, SHA-256 $b, expected $3 bytes, SHA-256 $a"
     fi
-}
-
-relay_summary() { # what the relay did, e.g. "c2s 1520 datagrams, 45 dropped, ...; s2c ..."
-    awk '/^relay: (c2s|s2c): seen/ {
-        gsub(/[(),:]/, ""); out = $2 " " $4 " datagrams"
-        for (i = 9; i < NF; i += 2) if ($(i + 1) != 0) out = out ", " $(i + 1) " " $i
-        line = line (line ? "; " : "") out
-    } END { print line }' "$L/$name.relay"
 }
 
 # ---- TLS over TCP
