@@ -20,11 +20,16 @@
 #                            QUIC cases through tests/faults/relay.c: loss, reordering and
 #                            duplication both ways (seeded), the reader closing itself after the
 #                            FIN (the writer's one CONNECTION_CLOSE may be lost)
+#   relay-blackhole-quic-*   the same through a 3 s blackhole at the end of the transfer
+#   MODE (QUIC)              default, rapid, and each with -free (the writer frees the stream
+#                            before SSL_shutdown_ex) or -nb (the writer is non-blocking);
+#                            TLS: bidi, oneway, each with -nb; tls-put-PEER-nb
 #   selfcheck-*              the writer sends one byte less than it announces (bulk -T 1): the
 #                            reader must notice, or the suite could not fail
 # One PASS/FAIL line per case, the last line `N passed, N failed`; the figures go to
-# build/reliability/shutdown.txt. Every process is bounded by `timeout`, every wait polls with a
-# bound, every address is 127.0.0.1. Logs: build/shutdown/<case>.{server,client,relay}.
+# build/reliability/shutdown.txt. Every process has a time limit (`timeout`, bulk -t, --lifetime),
+# every wait polls with a bound, every address is 127.0.0.1. Logs:
+# build/shutdown/<case>.{server,client,relay}.
 #   run.sh                   every case
 #   run.sh 't_quic get ours rapid' ...   only those given
 set -u
@@ -37,8 +42,11 @@ L="$BUILD/shutdown"
 PY="$BUILD/venv/bin/python"
 CERTS="$BUILD/certs"
 OSSL="$OSSL_PREFIX/bin/openssl"
-# Loss, reordering and duplication both ways under the relay.
+# Loss, reordering and duplication both ways under the relay; or a 3 s blackhole both ways
+# from datagram 6,000 (an 8 MiB transfer takes 6,300 to 7,900 both ways): the end of the
+# transfer, the flush and the close happen in it or just after.
 IMPAIR="drop=0.03,reorder=0.05,gap=3,hold=10,dup=0.02"
+BLACKHOLE="bh_at=6000,bh_for=3"
 export OSSLQUIC_CERTS="$CERTS" # tests/tls/pypeer.py
 . tests/procs.sh
 mkdir -p "$L" "$BUILD/reliability"
@@ -114,21 +122,21 @@ serve() {
     port=$(wait_listen "$L/$name.server" "$spid")
 }
 
-# front SEED: the relay between the client and the server on $port, with $IMPAIR both ways;
+# front SEED SPEC: the relay between the client and the server on $port, with SPEC both ways;
 # sets $rpid and $port (the relay's).
 front() {
     : >"$L/$name.relay" # now: the redirection below happens in the child, later
-    "$L/relay" -T 150 -s "$1" --both "$IMPAIR" "$port" >"$L/$name.relay" 2>&1 &
+    "$L/relay" -T 150 -s "$1" --both "$2" "$port" >"$L/$name.relay" 2>&1 &
     rpid=$!
     pids="$pids $rpid"
     port=$(wait_listen "$L/$name.relay" "$rpid")
 }
 
-# relay_faults: nothing if the relay did drop and reorder datagrams both ways; else says what
-# it did not do.
+# relay_faults FIELD...: nothing if the relay did that to datagrams both ways (dropped,
+# reordered, blackholed); else says what it did not do.
 relay_faults() {
     for d in c2s s2c; do
-        for f in dropped reordered; do
+        for f in "$@"; do
             c=$(sed -n "s/^relay: $d: .* $f \\([0-9][0-9]*\\).*/\\1/p" "$L/$name.relay" | head -1)
             [ "${c:-0}" -gt 0 ] || echo "the relay $f no datagram $d; "
         done
@@ -158,12 +166,13 @@ verdict() {
 
 # ---- QUIC
 
-# t_quic get|put PEER MODE [SEED]: MODE default, rapid (SSL_SHUTDOWN_FLAG_RAPID), default-free,
-# rapid-free (the writer frees the stream before SSL_shutdown_ex), default-nb, rapid-nb (the
-# writer is non-blocking: bulk -n); with SEED, through the relay.
+# t_quic get|put PEER MODE [SEED [blackhole]]: MODE default, rapid (SSL_SHUTDOWN_FLAG_RAPID),
+# default-free, rapid-free (the writer frees the stream before SSL_shutdown_ex), default-nb,
+# rapid-nb (the writer is non-blocking: bulk -n); with SEED, through the relay ($IMPAIR, or
+# $BLACKHOLE).
 t_quic() {
-    op=$1 pr=$2 mode=$3 seed=${4:-}
-    name=${seed:+relay-}quic-$op-$pr-$mode
+    op=$1 pr=$2 mode=$3 seed=${4:-} bh=${5:-}
+    name=${seed:+relay-}${bh:+blackhole-}quic-$op-$pr-$mode
     n=$SHUTDOWN_BYTES
     [ -n "$seed" ] && n=$SHUTDOWN_RELAY_BYTES
     miss=$(missing "$pr")
@@ -188,7 +197,7 @@ t_quic() {
     fi
     [ -n "$port" ] || { result "$name" 0 "the server did not start"; return; }
     if [ -n "$seed" ]; then
-        front "$seed"
+        front "$seed" "$([ -n "$bh" ] && echo "$BLACKHOLE" || echo "$IMPAIR")"
         [ -n "$port" ] || { result "$name" 0 "the relay did not start"; return; }
     fi
     t0=$(now)
@@ -241,7 +250,7 @@ t_quic() {
     why=""
     if [ -n "$seed" ]; then
         stop "$rpid" >/dev/null || why="the relay did not stop; "
-        why="$why$(relay_faults)"
+        why="$why$(if [ -n "$bh" ]; then relay_faults blackholed; else relay_faults dropped reordered; fi)"
         note=", seed $seed: $(relay_summary "$L/$name.relay")"
     fi
     verdict "$n" "$crc" "$src" "$cw" "$sw" "$why"
@@ -427,6 +436,10 @@ all() {
     t_quic get ours default-nb 511
     t_quic put ours rapid-nb 512
     t_quic get aioquic rapid-nb 513
+    t_quic get ours default 521 blackhole
+    t_quic get ours rapid-nb 522 blackhole
+    t_quic put ours rapid 523 blackhole
+    t_quic get aioquic default 524 blackhole
     t_selfcheck quic ours
     t_selfcheck quic aioquic
     t_selfcheck tls ours
