@@ -28,6 +28,8 @@
  *   -n       writer: non-blocking (QUIC: SSL_set_blocking_mode 0; TLS: an O_NONBLOCK socket):
  *            every would-block is waited out with poll (QUIC: the event timeout, then
  *            SSL_handle_events) and retried, SSL_shutdown(_ex) too, until it says done
+ *   -d MS    reader: a slow reader, which stops reading for MS ms once half the data is in:
+ *            the writer, by then in SSL_shutdown(_ex) or about to be, waits on flow control
  *   -c       QUIC reader: after the FIN, close the connection itself (SSL_shutdown_ex) instead
  *            of waiting for the writer's close, whose one CONNECTION_CLOSE a lossy path may drop
  *   -C FILE  client: CA file to verify the server with (default build/certs/ca.pem)
@@ -58,6 +60,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CHUNK 65536
@@ -70,6 +73,7 @@ static int one_way;
 static int close_self;
 static int free_first;
 static int nonblock;
+static unsigned pause_ms;
 static int io_fd = -1;   /* the socket the writer's connection uses (-n waits on it) */
 static SSL *io_conn;     /* the connection whose events -n handles */
 static unsigned long long truncate_by;
@@ -215,6 +219,11 @@ static const char *read_pattern(SSL *s, unsigned long long want)
         got += r;
         if (got > want)
             fail("read", "more than the %llu bytes announced", want);
+        if (pause_ms > 0 && got >= want / 2) {
+            struct timespec ts = {.tv_sec = pause_ms / 1000, .tv_nsec = (long)(pause_ms % 1000) * 1000000};
+            nanosleep(&ts, NULL);
+            pause_ms = 0;
+        }
     }
     if (got != want)
         fail("read", "the stream ended after %llu of %llu bytes", got, want);
@@ -445,8 +454,8 @@ static int client(const char *host, const char *port, const char *ca, const char
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bulk quic|tls server [-R] [-1] [-c] [-f] [-n] [-T K] [-t SECS] PORT CERT KEY\n"
-                    "       bulk quic|tls client [-R] [-1] [-c] [-f] [-n] [-T K] [-t SECS] [-C CA] HOST PORT get|put N\n"
+    fprintf(stderr, "usage: bulk quic|tls server [-R] [-1] [-c] [-f] [-n] [-d MS] [-T K] [-t SECS] PORT CERT KEY\n"
+                    "       bulk quic|tls client [-R] [-1] [-c] [-f] [-n] [-d MS] [-T K] [-t SECS] [-C CA] HOST PORT get|put N\n"
                     "       bulk gen quic|tls N\n");
     exit(2);
 }
@@ -476,13 +485,14 @@ int main(int argc, char **argv)
     unsigned secs = 60;
     int opt;
     optind = 3;
-    while ((opt = getopt(argc, argv, "R1cfnC:T:t:")) != -1) {
+    while ((opt = getopt(argc, argv, "R1cfnd:C:T:t:")) != -1) {
         switch (opt) {
         case 'R': rapid = 1; break;
         case '1': one_way = 1; break;
         case 'c': close_self = 1; break;
         case 'f': free_first = 1; break;
         case 'n': nonblock = 1; break;
+        case 'd': pause_ms = (unsigned)parse_n(optarg, "-d"); break;
         case 'C': ca = optarg; break;
         case 'T': truncate_by = parse_n(optarg, "-T"); break;
         case 't': secs = (unsigned)parse_n(optarg, "-t"); break;

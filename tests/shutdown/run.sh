@@ -23,7 +23,9 @@
 #   relay-blackhole-quic-*   the same through a 3 s blackhole at the end of the transfer
 #   MODE (QUIC)              default, rapid, and each with -free (the writer frees the stream
 #                            before SSL_shutdown_ex) or -nb (the writer is non-blocking);
-#                            TLS: bidi, oneway, each with -nb; tls-put-PEER-nb
+#                            TLS: bidi, oneway, each with -nb; tls-put-PEER-nb; -slow: the
+#                            reader (ours or ossl) stops reading for 3 s halfway, so the
+#                            writer waits in its shutdown on flow control
 #   selfcheck-*              the writer sends one byte less than it announces (bulk -T 1): the
 #                            reader must notice, or the suite could not fail
 # One PASS/FAIL line per case, the last line `N passed, N failed`; the figures go to
@@ -185,6 +187,7 @@ t_quic() {
     case $mode in *-nb) rflag="$rflag -n" nbs=" (non-blocking)" ;; esac
     cflag=""
     [ -n "$seed" ] && cflag=-c
+    case $mode in *-slow) cflag="$cflag -d 3000" ;; esac
     rpid=""
     note=""
     : >"$L/$name.client"
@@ -281,6 +284,8 @@ t_tls() {
     oflag=""
     case $mode in oneway*) oflag=-1 ;; esac
     case $mode in *nb) oflag="$oflag -n" ;; esac
+    dflag=""
+    case $mode in *-slow) dflag="-d 3000" ;; esac
     rpid=""
     note=""
     : >"$L/$name.client"
@@ -291,7 +296,7 @@ t_tls() {
         sw="^sent $n bytes, close_notify "
         case $pr in
         ours | ossl)
-            timeout 100 "$L/bulk-$pr" tls client -t 90 -C "$CERTS/ca.pem" localhost "$port" get "$n" >"$L/$name.client" 2>&1
+            timeout 100 "$L/bulk-$pr" tls client $dflag -t 90 -C "$CERTS/ca.pem" localhost "$port" get "$n" >"$L/$name.client" 2>&1
             crc=$?
             cw="^received $n bytes (pattern), close_notify, "
             ;;
@@ -423,6 +428,10 @@ all() {
         for p in ours ossl python s_client; do t_tls get $p $m; done
     done
     for p in ours ossl python s_server; do t_tls put $p nb; done
+    t_quic get ours default-slow
+    t_quic get ossl rapid-slow
+    t_quic put ours rapid-slow
+    t_tls get ours bidi-slow
     t_quic get ours default 501
     t_quic get ours rapid 502
     t_quic get aioquic default 503
