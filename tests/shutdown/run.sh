@@ -166,6 +166,17 @@ verdict() {
     fi
 }
 
+# mode_flags MODE: bulk's options for the writer ($wflag) and the reader ($dflag) that MODE
+# names: rapid* -R, oneway* -1, *-free -f, *nb -n (and $nbs, the writer's note), *-slow
+# (reader) -d 3000. Also starts a case afresh: no relay, no note, an empty client log.
+mode_flags() {
+    wflag="" dflag="" nbs="" rpid="" note=""
+    case $1 in rapid*) wflag=-R ;; oneway*) wflag=-1 ;; esac
+    case $1 in *-free) wflag="$wflag -f" ;; *nb) wflag="$wflag -n" nbs=" (non-blocking)" ;; esac
+    case $1 in *-slow) dflag="-d 3000" ;; esac
+    : >"$L/$name.client"
+}
+
 # ---- QUIC
 
 # t_quic get|put PEER MODE [SEED [blackhole]]: MODE default, rapid (SSL_SHUTDOWN_FLAG_RAPID),
@@ -180,23 +191,14 @@ t_quic() {
     miss=$(missing "$pr")
     [ -z "$miss" ] || { result "$name" 0 "$miss"; return; }
     peer "$pr"
-    rflag=""
-    case $mode in rapid*) rflag=-R ;; esac
-    case $mode in *-free) rflag="$rflag -f" ;; esac
-    nbs=""
-    case $mode in *-nb) rflag="$rflag -n" nbs=" (non-blocking)" ;; esac
-    cflag=""
-    [ -n "$seed" ] && cflag=-c
-    case $mode in *-slow) cflag="$cflag -d 3000" ;; esac
-    rpid=""
-    note=""
-    : >"$L/$name.client"
+    mode_flags "$mode"
+    [ -n "$seed" ] && dflag="$dflag -c"
     if [ "$op" = get ]; then
-        serve "$L/bulk-ours" quic server $rflag -t 100 0 "$CERTS/chain.pem" "$CERTS/key.pem"
+        serve "$L/bulk-ours" quic server $wflag -t 100 0 "$CERTS/chain.pem" "$CERTS/key.pem"
     elif [ "$pr" = aioquic ]; then
         serve "$PY" tests/interop/hq_server.py --cert "$CERTS/chain.pem" --key "$CERTS/key.pem" --lifetime 110
     else
-        serve "$L/bulk-$pr" quic server $cflag -t 100 0 "$CERTS/chain.pem" "$CERTS/key.pem"
+        serve "$L/bulk-$pr" quic server $dflag -t 100 0 "$CERTS/chain.pem" "$CERTS/key.pem"
     fi
     [ -n "$port" ] || { result "$name" 0 "the server did not start"; return; }
     if [ -n "$seed" ]; then
@@ -207,7 +209,7 @@ t_quic() {
     sw="^sent $n bytes, concluded,$(case $mode in *-free) echo ' freed,' ;; esac) SSL_shutdown_ex($(case $mode in rapid*) echo RAPID ;; *) echo 0 ;; esac)) returned [01]$nbs\$"
     cw="^received $n bytes (pattern), FIN, then "
     if [ "$op" = put ]; then
-        timeout 100 "$L/bulk-ours" quic client $rflag -t 90 -C "$CERTS/ca.pem" localhost "$port" put "$n" \
+        timeout 100 "$L/bulk-ours" quic client $wflag -t 90 -C "$CERTS/ca.pem" localhost "$port" put "$n" \
             >"$L/$name.client" 2>&1
         crc=$?
         cw=$sw
@@ -229,7 +231,7 @@ t_quic() {
     else
         case $pr in
         ours | ossl)
-            timeout 100 "$L/bulk-$pr" quic client $cflag -t 90 -C "$CERTS/ca.pem" localhost "$port" get "$n" \
+            timeout 100 "$L/bulk-$pr" quic client $dflag -t 90 -C "$CERTS/ca.pem" localhost "$port" get "$n" \
                 >"$L/$name.client" 2>&1
             crc=$?
             ;;
@@ -281,16 +283,9 @@ t_tls() {
     miss=$(missing "$pr")
     [ -z "$miss" ] || { result "$name" 0 "$miss"; return; }
     peer "$pr"
-    oflag=""
-    case $mode in oneway*) oflag=-1 ;; esac
-    case $mode in *nb) oflag="$oflag -n" ;; esac
-    dflag=""
-    case $mode in *-slow) dflag="-d 3000" ;; esac
-    rpid=""
-    note=""
-    : >"$L/$name.client"
+    mode_flags "$mode"
     if [ "$op" = get ]; then
-        serve "$L/bulk-ours" tls server $oflag -t 100 0 "$CERTS/chain.pem" "$CERTS/key.pem"
+        serve "$L/bulk-ours" tls server $wflag -t 100 0 "$CERTS/chain.pem" "$CERTS/key.pem"
         [ -n "$port" ] || { result "$name" 0 "the server did not start"; return; }
         t0=$(now)
         sw="^sent $n bytes, close_notify "
@@ -354,9 +349,9 @@ t_tls() {
         esac
         [ -n "$port" ] || { result "$name" 0 "the server did not start"; return; }
         t0=$(now)
-        timeout 100 "$L/bulk-ours" tls client $oflag -t 90 -C "$CERTS/ca.pem" localhost "$port" put "$n" >"$L/$name.client" 2>&1
+        timeout 100 "$L/bulk-ours" tls client $wflag -t 90 -C "$CERTS/ca.pem" localhost "$port" put "$n" >"$L/$name.client" 2>&1
         crc=$?
-        cw="^sent $n bytes, close_notify both ways$([ -n "$oflag" ] && echo ' (non-blocking)')\$"
+        cw="^sent $n bytes, close_notify both ways$nbs\$"
         wait_exit "$spid" 30
         src=$?
         if [ "$pr" = s_server ]; then
