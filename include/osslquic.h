@@ -2792,7 +2792,8 @@ int SSL_shutdown(SSL *ssl);
 /**
  * SSL_shutdown with an application error code and reason, and SSL_SHUTDOWN_FLAG_RAPID (done
  * once CONNECTION_CLOSE is sent), _NO_STREAM_FLUSH (do not wait for stream data to be
- * acknowledged), _NO_BLOCK. See SSL_shutdown_ex(3).
+ * acknowledged), _NO_BLOCK, _WAIT_PEER (wait for the peer to close first, closing nothing
+ * itself). See SSL_shutdown_ex(3).
  */
 int SSL_shutdown_ex(SSL *ssl,
                     uint64_t flags,

@@ -1,6 +1,6 @@
 # Helpers for the suites that start servers and relays (sourced, POSIX sh, from the top of the
 # tree, after setting $L, the suite's log directory, and $CERTS): tests/faults/run.sh,
-# tests/flood/run.sh. Every wait is bounded. Sourcing it sets $passed, $failed and $pids
+# tests/flood/run.sh, tests/shutdown/run.sh. Every wait is bounded. Sourcing it sets $passed, $failed and $pids
 # (processes to kill at exit: append each one started) and the traps that kill them.
 #   built SUITE CMD...  runs a build step (output to $L/build.log); if it fails, shows the log,
 #                       prints "0 passed, 1 failed" and exits
@@ -12,6 +12,10 @@
 #   alive PID           the process exists and is not a zombie
 #   wait_listen FILE PID  the port that PID printed as "listening on PORT" in FILE (up to ~15 s)
 #   stop PID            SIGTERM, up to 5 s to exit, then SIGKILL; its exit status (1 if killed)
+#   wait_exit PID SECS  up to SECS s for PID to exit by itself, then `stop`; its exit status
+#                       (137 and a line saying so if it had to be stopped)
+#   relay_summary FILE  one line of what tests/faults/relay.c did (its output in FILE): the
+#                       non-zero counts per direction
 #   big_chain CERTS OUT a certificate chain of about 5 KB in OUT: the server's certificate and
 #                       CA from CERTS, then certificates the client never needs, so that a
 #                       server's first flight exceeds 3x a client's Initial and the
@@ -50,6 +54,28 @@ stop() {
         return 1
     fi
     wait "$1"
+}
+
+wait_exit() {
+    i=0
+    while alive "$1" && [ $i -lt $(($2 * 10)) ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    if alive "$1"; then
+        echo "  process $1 still running after $2 s: stopped"
+        stop "$1"
+        return 137
+    fi
+    wait "$1"
+}
+
+relay_summary() {
+    awk '/^relay: (c2s|s2c): seen/ {
+        gsub(/[(),:]/, ""); out = $2 " " $4 " datagrams"
+        for (i = 9; i < NF; i += 2) if ($(i + 1) != 0) out = out ", " $(i + 1) " " $i
+        line = line (line ? "; " : "") out
+    } END { print line }' "$1"
 }
 
 big_chain() {

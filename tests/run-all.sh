@@ -3,11 +3,11 @@
 # Suites: cargo tests, lint (`make lint`), header/link checks, the C tests (plain, ASan/UBSan,
 # valgrind), the threaded C tests under ThreadSanitizer and under valgrind's helgrind, demos,
 # interop with real QUIC peers (aioquic, ngtcp2), QUIC fault cases through an impairment relay
-# (tests/faults), an Initial flood (tests/flood), TLS over TCP interop (openssl s_client/
-# s_server, Python ssl), hostile TLS peers, OpenSSL's constants, OpenSSL's own programs
-# (tests/openssl), `make install` with linking through pkg-config (OpenSSL's guide demos,
-# fetched by then), and the fuzz targets (corpora replayed, each target fuzzed briefly:
-# tests/fuzz.sh).
+# (tests/faults), an Initial flood (tests/flood), nothing lost by a shutdown right after a
+# large write (tests/shutdown), TLS over TCP interop (openssl s_client/s_server, Python ssl),
+# hostile TLS peers, OpenSSL's constants, OpenSSL's own programs (tests/openssl), `make
+# install` with linking through pkg-config (OpenSSL's guide demos, fetched by then), and the
+# fuzz targets (corpora replayed, each target fuzzed briefly: tests/fuzz.sh).
 set -u
 cd "$(dirname "$0")/.."
 mkdir -p build
@@ -71,6 +71,8 @@ suite interop sh tests/interop/run.sh
 suite faults sh tests/faults/run.sh
 # An Initial flood with Retry on and off while our client connects and transfers (tests/flood).
 suite flood sh tests/flood/run.sh
+# A large write, then at once a graceful shutdown (QUIC and TLS): every byte reaches every peer.
+suite shutdown sh tests/shutdown/run.sh
 suite tls sh tests/tls/run.sh
 suite openssl bash tests/openssl/run.sh
 suite install sh tests/install.sh

@@ -78,15 +78,26 @@ impl Error {
     pub fn is_would_block(&self) -> bool {
         self.quiet
     }
+    /// The peer's orderly end of the data (QUIC FIN, TLS close_notify): SSL_read's 0 with
+    /// SSL_ERROR_ZERO_RETURN.
+    pub fn fin() -> Self {
+        Self::ssl(crate::consts::SSL_R_PROTOCOL_IS_SHUTDOWN).with("FIN")
+    }
+    pub fn is_fin(&self) -> bool {
+        self.code == pack(ERR_LIB_SSL, crate::consts::SSL_R_PROTOCOL_IS_SHUTDOWN)
+            && self.detail.as_deref() == Some("FIN")
+    }
     pub fn lib(&self) -> u32 {
         lib_of(self.code)
     }
     pub fn reason(&self) -> u32 {
         reason_of(self.code)
     }
-    /// Pushes this error onto the calling thread's queue unless it is a quiet would-block.
+    /// Pushes this error onto the calling thread's queue unless it is a quiet would-block or
+    /// the peer's end of the data, which OpenSSL reports as SSL_ERROR_ZERO_RETURN without
+    /// queueing anything (its SSL_get_error would otherwise answer SSL_ERROR_SSL).
     pub fn queue(&self, func: &'static str) {
-        if !self.quiet {
+        if !self.quiet && !self.is_fin() {
             push(self.code, func, self.detail.clone());
         }
     }

@@ -306,12 +306,15 @@ impl Ssl {
     /// SSL_shutdown(_ex): conclude the default stream, wait for every concluded stream's data
     /// to be acknowledged (unless NO_STREAM_FLUSH), send CONNECTION_CLOSE, then wait out the
     /// closing period (unless RAPID). As in SSL_shutdown_ex(3), RAPID skips only the
-    /// terminating period: stream data written before the call is still delivered. Ok(true) when done, Ok(false) while in progress; a blocking
-    /// object waits (unless NO_BLOCK).
+    /// terminating period: stream data written before the call is still delivered. WAIT_PEER
+    /// (unless a local close has begun) first waits for the peer to close the connection, or
+    /// for it to end otherwise, and closes nothing itself. Ok(true) when done, Ok(false) while
+    /// in progress; a blocking object waits (unless NO_BLOCK).
     pub(super) fn conn_shutdown(&self, code: u64, reason: &[u8], flags: u64) -> Result<bool> {
         let c = self.as_conn()?;
         let rapid = flags & SSL_SHUTDOWN_FLAG_RAPID != 0;
         let flush = flags & SSL_SHUTDOWN_FLAG_NO_STREAM_FLUSH == 0;
+        let wait_peer = flags & SSL_SHUTDOWN_FLAG_WAIT_PEER != 0;
         // Not started, or no longer served by this process (fork): nothing to close.
         if self.with_conn("conn: shutdown", |_| ()).is_none() {
             return Ok(true);
@@ -323,7 +326,11 @@ impl Ssl {
                 if conn.drained {
                     return Ok(());
                 }
-                if !c.closing.load(Relaxed) && conn.lost.is_none() && !conn.is_closed() {
+                let open = !c.closing.load(Relaxed) && conn.lost.is_none() && !conn.is_closed();
+                if open && wait_peer {
+                    return Err(want_read());
+                }
+                if open {
                     if let Some(id) = conn.default_stream() {
                         conn.finish(id);
                     }

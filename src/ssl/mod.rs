@@ -626,12 +626,7 @@ impl Ssl {
                 Kind::Tls(t) => t.tls.want(),
                 _ => want,
             },
-            Err(e)
-                if e.code == pack(ERR_LIB_SSL, SSL_R_PROTOCOL_IS_SHUTDOWN)
-                    && e.detail.as_deref() == Some("FIN") =>
-            {
-                SSL_ERROR_ZERO_RETURN
-            }
+            Err(e) if e.is_fin() => SSL_ERROR_ZERO_RETURN,
             Err(e) if is_system(e.code) => SSL_ERROR_SYSCALL,
             Err(_) => SSL_ERROR_SSL,
         });
@@ -764,8 +759,9 @@ impl Ssl {
     /// SSL_shutdown(_ex): conclude the default stream, wait for every concluded stream's data
     /// to be acknowledged (unless NO_STREAM_FLUSH), send CONNECTION_CLOSE, then wait out the
     /// closing period (unless RAPID). As in SSL_shutdown_ex(3), RAPID skips only the
-    /// terminating period: stream data written before the call is still delivered. Ok(true) when done, Ok(false) while in progress; a blocking
-    /// object waits (unless NO_BLOCK).
+    /// terminating period: stream data written before the call is still delivered. WAIT_PEER
+    /// waits for the peer's close first. Ok(true) when done, Ok(false) while in progress; a
+    /// blocking object waits (unless NO_BLOCK).
     pub fn shutdown(&self, code: u64, reason: &[u8], flags: u64) -> Result<bool> {
         match &self.kind {
             Kind::Tls(t) => t.tls.shutdown(),

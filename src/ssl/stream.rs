@@ -50,7 +50,7 @@ pub(super) fn stream_error(f: StreamFault, conn: &ConnState) -> Error {
             Error::ssl(SSL_R_STREAM_FINISHED).with("the stream is already concluded")
         }
         StreamFault::StreamClosed => Error::ssl(SSL_R_STREAM_FINISHED).with("the stream is closed"),
-        StreamFault::Fin => Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("FIN"),
+        StreamFault::Fin => Error::fin(),
         StreamFault::ConnLost => closed_error(conn.lost.as_ref()),
         StreamFault::NoDefaultStream => Error::ssl(SSL_R_NO_STREAM)
             .with("no default stream (mode NONE): use SSL_new_stream / SSL_accept_stream"),

@@ -631,7 +631,7 @@ impl Tls {
                 conn.reader().read(out)
             };
             match got {
-                Ok(0) => return Err(Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("FIN")),
+                Ok(0) => return Err(Error::fin()),
                 Ok(_) if peek => continue,
                 Ok(n) => {
                     let _ = self.flush(&mut st, &w);
@@ -642,7 +642,7 @@ impl Tls {
                 Err(e) => return Err(io_err(e)),
             }
             if st.eof && self.ignore_eof.load(Relaxed) {
-                return Err(Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("FIN"));
+                return Err(Error::fin());
             }
             if st.eof {
                 st.failed = true;

@@ -101,13 +101,7 @@ known_fail() {
 result_logs() { echo "$L/$1.client $L/$1.server $L/$1.relay-log $L/$1.relay"; }
 RESULT_HIDE='^relay: client'
 
-summary() { # one line of what the relay did, for the PASS line: the non-zero counts
-    awk '/^relay: (c2s|s2c): seen/ {
-        gsub(/[(),:]/, ""); out = $2 " " $4 " datagrams"
-        for (i = 9; i < NF; i += 2) if ($(i + 1) != 0) out = out ", " $(i + 1) " " $i
-        line = line (line ? "; " : "") out
-    } END { print line }' "$L/$name.relay"
-}
+summary() { relay_summary "$L/$name.relay"; }
 
 # ours CLIENTS PARALLEL LIMIT PATH...: CLIENTS runs of our client (one connection each), at
 # most PARALLEL at once; every run bounded by LIMIT seconds. 0 if all succeeded.

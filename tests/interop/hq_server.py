@@ -4,9 +4,11 @@
 
 Prints "listening on PORT" once ready. On each client bidirectional stream it reads
 "GET /path\\r\\n" (a bare "\\n" or FIN also ends the line) and answers: for "/N" (N decimal),
-N bytes with byte i = i % 251; otherwise a short text line; then FIN. Logs one line per
-connection and per stream to stderr. Exits by itself after --lifetime seconds (default 120)
-and on SIGTERM/SIGINT.
+N bytes with byte i = i % 251; otherwise a short text line; then FIN. "PUT /N\\r\\n" is an
+upload instead: N bytes of that pattern follow, checked up to the client's FIN, not answered
+("stream S: PUT /N: N bytes (pattern), FIN" or "stream S: PUT /N: FAILED: why"). Logs one
+line per connection and per stream to stderr. Exits by itself after --lifetime seconds
+(default 120) and on SIGTERM/SIGINT.
 """
 
 import argparse
@@ -20,6 +22,12 @@ from aioquic.quic.events import ConnectionTerminated, HandshakeCompleted, Stream
 
 PERIOD = 251
 MAX_N = 1 << 32
+
+
+def pattern(offset: int, length: int) -> bytes:
+    """length bytes of the i % 251 pattern, starting at byte offset."""
+    start = offset % PERIOD
+    return (bytes(range(PERIOD)) * ((start + length) // PERIOD + 1))[start : start + length]
 
 
 def body_for(path: str) -> bytes:
@@ -38,6 +46,7 @@ class HqServer(QuicConnectionProtocol):
         self.id = HqServer.seq
         self.requests = {}
         self.answered = set()
+        self.puts = {}  # stream -> [bytes announced, bytes received, outcome logged]
 
     def log(self, msg: str) -> None:
         print(f"conn {self.id}: {msg}", file=sys.stderr, flush=True)
@@ -47,6 +56,9 @@ class HqServer(QuicConnectionProtocol):
             self.log(f"handshake done, ALPN {event.alpn_protocol}")
         elif isinstance(event, StreamDataReceived):
             sid = event.stream_id
+            if sid in self.puts:
+                self.upload(sid, event.data, event.end_stream)
+                return
             if sid in self.answered:
                 return
             buf = self.requests.get(sid, b"") + event.data
@@ -55,7 +67,10 @@ class HqServer(QuicConnectionProtocol):
                 return
             self.answered.add(sid)
             line = buf.split(b"\n", 1)[0].rstrip(b"\r").decode("latin-1")
-            if not line.startswith("GET /"):
+            if line.startswith("PUT /") and line[5:].isdigit():
+                self.puts[sid] = [int(line[5:]), 0, False]
+                self.upload(sid, buf.split(b"\n", 1)[1] if b"\n" in buf else b"", event.end_stream)
+            elif not line.startswith("GET /"):
                 self.log(f"stream {sid}: not an hq-interop request ({buf[:12].hex(' ')})")
                 self._quic.send_stream_data(sid, b"", end_stream=True)
             else:
@@ -64,7 +79,30 @@ class HqServer(QuicConnectionProtocol):
                 self.log(f"stream {sid}: {line} -> {len(body)} bytes")
             self.transmit()
         elif isinstance(event, ConnectionTerminated):
+            for sid, (n, got, logged) in self.puts.items():
+                if not logged:
+                    self.log(f"stream {sid}: PUT /{n}: FAILED: the connection closed after {got} bytes")
             self.log(f"closed (code {event.error_code} {event.reason_phrase!r})")
+
+    def upload(self, sid: int, data: bytes, fin: bool) -> None:
+        put = self.puts[sid]
+        n, got, logged = put
+        if logged:
+            return
+        why = None
+        if got + len(data) > n:
+            why = f"more than the {n} bytes announced"
+        elif data != pattern(got, len(data)):
+            why = f"a byte in {got}..{got + len(data)} differs from the pattern"
+        elif fin and got + len(data) != n:
+            why = f"FIN after {got + len(data)} bytes"
+        put[1] = got + len(data)
+        if why:
+            put[2] = True
+            self.log(f"stream {sid}: PUT /{n}: FAILED: {why}")
+        elif fin:
+            put[2] = True
+            self.log(f"stream {sid}: PUT /{n}: {n} bytes (pattern), FIN")
 
 
 async def main() -> int:

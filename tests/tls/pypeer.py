@@ -4,6 +4,9 @@
                                                     close_notify; prints "OK <version> alpn=<p> bytes=N"
   pypeer.py server PORTFILE [--tls12] [--alpn P,..] [--count K]
                                                     serves K requests "GET /N" like tls_peer
+  pypeer.py sink PORTFILE [--tls12]                 one connection: "PUT /N" and N bytes of the
+                                                    pattern, checked to the close_notify, answered;
+                                                    prints "received N bytes (pattern), close_notify"
   pypeer.py midrecord-client PORT                   handshake, then half of the request's record, close
   pypeer.py midresponse-client PORT                 asks for 50 MB, reads 64 KB, resets the connection
   pypeer.py midrecord-server PORTFILE               handshake, then half of a record of data, close
@@ -113,6 +116,37 @@ def server(portfile, args):
         s.unwrap()  # sends close_notify, waits for the client's
         print(f"served {n} bytes ({version}, alpn={alpn})", flush=True)
         raw.close()
+    return 0
+
+
+def sink(portfile, args):
+    ls = listen(portfile)
+    raw, _ = ls.accept()
+    raw.settimeout(20)
+    with server_ctx(args).wrap_socket(raw, server_side=True, suppress_ragged_eofs=False) as s:
+        buf = b""
+        while b"\n" not in buf:
+            b = s.recv(1024)
+            if not b:
+                print(f"FAILED: the stream ended inside the request line: {buf[:40]!r}")
+                return 1
+            buf += b
+        line, buf = buf.split(b"\n", 1)
+        n = int(line.split()[1][1:])
+        got = bytearray(buf)
+        while True:
+            b = s.recv(1 << 20)
+            if not b:
+                break  # close_notify (an EOF without one raises: suppress_ragged_eofs=False)
+            got += b
+            if len(got) > n:
+                print(f"FAILED: more than the {n} bytes announced")
+                return 1
+        if len(got) != n or bytes(got) != pattern(n):
+            print(f"FAILED: got {len(got)} bytes, expected {n} (or the pattern differs)")
+            return 1
+        s.unwrap()  # our close_notify back
+    print(f"received {n} bytes (pattern), close_notify", flush=True)
     return 0
 
 
@@ -228,6 +262,8 @@ def main(argv):
         return client(int(args[0]), int(args[1]), args)
     if mode == "server":
         return server(args[0], args)
+    if mode == "sink":
+        return sink(args[0], args)
     if mode == "midrecord-client":
         return midrecord_client(int(args[0]))
     if mode == "midresponse-client":

@@ -158,7 +158,10 @@ pub extern "C" fn SSL_get_error(ssl: *const SSL, ret: c_int) -> c_int {
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_shutdown(ssl: *mut SSL) -> c_int {
     guard_with("SSL_shutdown", -1, || {
-        Ok(ssl_arg(ssl)?.shutdown(0, b"", 0)? as c_int)
+        let s = ssl_arg(ssl)?;
+        // A would-block (TLS: close_notify not yet flushed, or the peer's not yet read) is
+        // SSL_get_error's WANT_READ/WANT_WRITE, as in OpenSSL.
+        Ok(s.note(s.shutdown(0, b"", 0), SSL_ERROR_WANT_READ)? as c_int)
     })
 }
 
@@ -171,7 +174,8 @@ pub struct SSL_SHUTDOWN_EX_ARGS {
 
 /// SSL_shutdown with an application error code and reason, and SSL_SHUTDOWN_FLAG_RAPID (done
 /// once CONNECTION_CLOSE is sent), _NO_STREAM_FLUSH (do not wait for stream data to be
-/// acknowledged), _NO_BLOCK. See SSL_shutdown_ex(3).
+/// acknowledged), _NO_BLOCK, _WAIT_PEER (wait for the peer to close first, closing nothing
+/// itself). See SSL_shutdown_ex(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_shutdown_ex(
     ssl: *mut SSL,
@@ -190,7 +194,7 @@ pub extern "C" fn SSL_shutdown_ex(
             Some(a) => (a.quic_error_code, &b""[..]),
             None => (0, &b""[..]),
         };
-        Ok(s.shutdown(code, reason, flags)? as c_int)
+        Ok(s.note(s.shutdown(code, reason, flags), SSL_ERROR_WANT_READ)? as c_int)
     })
 }
 
