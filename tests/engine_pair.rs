@@ -1928,3 +1928,81 @@ fn quic_lb_connection_ids_carry_the_server_id() {
         assert!(!p.server.set_lb(None));
     }
 }
+
+/// A server engine as a fleet member: from its own context (own certificate objects, own
+/// rustls and quinn configurations) given `secret`, validating addresses with Retry.
+fn fleet_server(secret: &[u8]) -> Engine {
+    let (cert, key, _) = &ctxs().paths;
+    let ctx = SslCtx::new(Method::QuicServer);
+    ctx.use_certificate_chain_file(cert).unwrap();
+    ctx.use_private_key_file(key).unwrap();
+    ctx.set_alpn(ALPN).unwrap();
+    ctx.set_fleet_secret(secret).unwrap();
+    let mut e = Engine::new(Some(ctx.server_config().unwrap()));
+    e.set_validate(true);
+    assert!(e.set_reset_key(&ctx.fleet_keys().unwrap().reset));
+    e
+}
+
+/// Servers given the same fleet secret accept each other's Retry tokens and reset each
+/// other's connections (the client recognises the reset); with another secret, neither.
+#[test]
+fn fleet_servers_share_tokens_and_stateless_resets() {
+    const SECRET: &[u8] = b"a fleet secret of thirty-two b..";
+    for same in [true, false] {
+        // The Retry comes from one server, the Initial with its token reaches another.
+        let mut p = Pair::new(Link::delay_ms(5), true, 18);
+        p.server = fleet_server(SECRET);
+        let mut other = fleet_server(if same {
+            SECRET
+        } else {
+            b"another fleet's secret, 32 bytes"
+        });
+        let (cch, _) = p.connect();
+        p.run_until("the first server's Retry", Duration::from_secs(5), |p| {
+            p.net.retries == 1
+        });
+        std::mem::swap(&mut p.server, &mut other);
+        if same {
+            p.finish_handshake(
+                "with the token at the other server",
+                cch,
+                Duration::from_secs(5),
+            );
+            assert_eq!(p.server.stats().retries, 0, "the token was not accepted");
+        } else {
+            // The token does not open: the client is asked again, ignores that (RFC 9000
+            // §17.2.5.2) and gives up at its idle timeout.
+            p.run_until("the token refused", Duration::from_secs(60), |p| {
+                p.client.conn(cch).unwrap().lost.is_some()
+            });
+            assert!(!p.client.conn(cch).unwrap().connected);
+            assert_eq!(p.server.stats().accepted, 0);
+        }
+
+        // A connection served by one server; its packets reach another, which knows nothing
+        // of it and answers with a stateless reset.
+        let mut p = Pair::new(Link::delay_ms(5), true, 19);
+        p.server = fleet_server(SECRET);
+        let (cch, _, _) = p.handshake();
+        p.server = fleet_server(if same {
+            SECRET
+        } else {
+            b"another fleet's secret, 32 bytes"
+        });
+        let id = p.client.open_stream(cch, Dir::Bi).unwrap();
+        let data = pattern(6, 4000);
+        assert_eq!(write(&mut p.client, cch, id, &data), Ok(data.len()));
+        p.run_until(
+            "the client's connection ends",
+            Duration::from_secs(60),
+            |p| p.client.conn(cch).unwrap().lost.is_some(),
+        );
+        let lost = p.client.conn(cch).unwrap().lost.clone();
+        if same {
+            assert!(matches!(lost, Some(ConnectionError::Reset)), "{lost:?}");
+        } else {
+            assert!(!matches!(lost, Some(ConnectionError::Reset)), "{lost:?}");
+        }
+    }
+}

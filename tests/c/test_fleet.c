@@ -10,7 +10,10 @@
  *    itself is checked against the draft's test vectors (quic::lb's unit tests) and on the
  *    wire (engine_pair's quic_lb_connection_ids_carry_the_server_id).
  *
- * osslquic only: OpenSSL has no QUIC-LB support.
+ *  - a fleet secret (OSSLQUIC_CTX_set_fleet_secret): bad arguments refused, a listener made
+ *    from the context serves.
+ *
+ * osslquic only: OpenSSL has no QUIC-LB support, and no call to set these keys.
  */
 #include "quicutil.h"
 
@@ -153,6 +156,39 @@ static int test_quic_lb(void)
     return 1;
 }
 
+/* A fleet secret: refused when short or NULL; a listener made from the context serves. (That
+ * servers sharing it accept each other's tokens and resets: engine_pair's
+ * fleet_servers_share_tokens_and_stateless_resets.) */
+static int test_fleet_secret(void)
+{
+    static const unsigned char secret[32] = "thirty-two bytes of fleet secret";
+    SSL_CTX *sctx = qu_server_ctx(0), *cctx = qu_client_ctx();
+    BIO_ADDR *addr = NULL;
+    SSL *l;
+    int fd;
+
+    ASSERT_TRUE(sctx != NULL && cctx != NULL);
+    ASSERT_EQ(OSSLQUIC_CTX_set_fleet_secret(sctx, secret, 15), 0);
+    ASSERT_ERROR_QUEUED();
+    ERR_clear_error();
+    ASSERT_EQ(OSSLQUIC_CTX_set_fleet_secret(sctx, NULL, 32), 0);
+    ASSERT_ERROR_QUEUED();
+    ERR_clear_error();
+    ASSERT_EQ(OSSLQUIC_CTX_set_fleet_secret(NULL, secret, 32), 0);
+    ASSERT_ERROR_QUEUED();
+    ERR_clear_error();
+    ASSERT_EQ(OSSLQUIC_CTX_set_fleet_secret(sctx, secret, sizeof(secret)), 1);
+    l = listener_new(sctx, &fd, &addr);
+    ASSERT_NOT_NULL(l);
+    ASSERT_TRUE(ping_through(l, cctx, addr));
+    SSL_free(l);
+    close(fd);
+    BIO_ADDR_free(addr);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    return 1;
+}
+
 #endif /* HAVE_OSSLQUIC */
 
 int main(int argc, char **argv)
@@ -161,6 +197,7 @@ int main(int argc, char **argv)
     tu_init(argc, argv);
 #if HAVE_OSSLQUIC
     RUN(test_quic_lb);
+    RUN(test_fleet_secret);
 #endif
     return tu_finish();
 }
