@@ -111,6 +111,24 @@ static inline SSL_CTX *qu_client_ctx(void)
     return c;
 }
 
+/* A non-blocking QUIC listener (SSL_new_listener `flags`) on a fresh UDP socket on 127.0.0.1:
+ * its fd in *fd, its address in *addr; NULL on failure. */
+static inline SSL *qu_listener(SSL_CTX *sctx, uint64_t flags, int *fd, BIO_ADDR **addr)
+{
+    SSL *l;
+
+    *fd = tu_udp_socket(AF_INET, addr);
+    if (*fd < 0)
+        return NULL;
+    l = SSL_new_listener(sctx, flags);
+    if (l == NULL || SSL_set_blocking_mode(l, 0) != 1 || SSL_set_fd(l, *fd) != 1 ||
+        SSL_listen(l) != 1) {
+        SSL_free(l);
+        return NULL;
+    }
+    return l;
+}
+
 /*
  * A client SSL for `peer` over socket fd: through SSL_set_fd, or (use_bio) through
  * SSL_set_bio with a BIO_s_datagram that does not own the fd. Host name and ALPN set.

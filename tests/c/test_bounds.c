@@ -122,13 +122,8 @@ static int test_accept_queue_bound(void)
 
     ASSERT_NOT_NULL(sctx);
     ASSERT_NOT_NULL(cctx);
-    sfd = tu_udp_socket(AF_INET, &addr);
-    ASSERT_GE(sfd, 0);
-    l = SSL_new_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE);
+    l = qu_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE, &sfd, &addr);
     ASSERT_NOT_NULL(l);
-    ASSERT_EQ(SSL_set_blocking_mode(l, 0), 1);
-    ASSERT_EQ(SSL_set_fd(l, sfd), 1);
-    ASSERT_EQ(SSL_listen(l), 1);
     ASSERT_EQ(OSSLQUIC_get_max_pending_connections(l), 1024);
     ASSERT_EQ(OSSLQUIC_set_max_pending_connections(l, ROOM), 1);
     ASSERT_EQ(OSSLQUIC_get_max_pending_connections(l), ROOM);
@@ -221,13 +216,8 @@ static int test_unvalidated_bound(void)
 
     ASSERT_NOT_NULL(sctx);
     ASSERT_NOT_NULL(cctx);
-    sfd = tu_udp_socket(AF_INET, &addr);
-    ASSERT_GE(sfd, 0);
-    l = SSL_new_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE);
+    l = qu_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE, &sfd, &addr);
     ASSERT_NOT_NULL(l);
-    ASSERT_EQ(SSL_set_blocking_mode(l, 0), 1);
-    ASSERT_EQ(SSL_set_fd(l, sfd), 1);
-    ASSERT_EQ(SSL_listen(l), 1);
     ASSERT_EQ(OSSLQUIC_get_max_unvalidated_handshakes(l), 128);
     ASSERT_EQ(OSSLQUIC_set_max_unvalidated_handshakes(NULL, 1), 0);
     ASSERT_EQ(OSSLQUIC_get_max_unvalidated_handshakes(NULL), 0);

@@ -19,23 +19,6 @@
 
 #if HAVE_OSSLQUIC
 
-/* A listener on a fresh UDP socket (its address in *addr), non-blocking. */
-static SSL *listener_new(SSL_CTX *sctx, int *fd, BIO_ADDR **addr)
-{
-    SSL *l;
-
-    *fd = tu_udp_socket(AF_INET, addr);
-    if (*fd < 0)
-        return NULL;
-    l = SSL_new_listener(sctx, 0);
-    if (l == NULL || SSL_set_blocking_mode(l, 0) != 1 || SSL_set_fd(l, *fd) != 1 ||
-        SSL_listen(l) != 1) {
-        SSL_free(l);
-        return NULL;
-    }
-    return l;
-}
-
 /* A client connects to `l` and sends "ping" on its default stream, which the accepted
  * connection reads (10 s at most). */
 static int ping_through(SSL *l, SSL_CTX *cctx, const BIO_ADDR *addr)
@@ -93,7 +76,7 @@ static int test_quic_lb(void)
 
     ASSERT_TRUE(sctx != NULL && cctx != NULL);
     for (i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
-        l = listener_new(sctx, &fd, &addr);
+        l = qu_listener(sctx, 0, &fd, &addr);
         ASSERT_NOT_NULL(l);
         ASSERT_EQ(OSSLQUIC_set_quic_lb(l, 1, sid, forms[i].sid_len, forms[i].nonce_len,
                                        forms[i].encrypted ? key : NULL, 1),
@@ -111,7 +94,7 @@ static int test_quic_lb(void)
     }
 
     /* Bad configurations. */
-    l = listener_new(sctx, &fd, &addr);
+    l = qu_listener(sctx, 0, &fd, &addr);
     ASSERT_NOT_NULL(l);
     ASSERT_EQ(OSSLQUIC_set_quic_lb(l, 7, sid, 3, 4, key, 1), 0); /* codepoint 7: unroutable */
     ASSERT_ERROR_QUEUED();
@@ -178,7 +161,7 @@ static int test_fleet_secret(void)
     ASSERT_ERROR_QUEUED();
     ERR_clear_error();
     ASSERT_EQ(OSSLQUIC_CTX_set_fleet_secret(sctx, secret, sizeof(secret)), 1);
-    l = listener_new(sctx, &fd, &addr);
+    l = qu_listener(sctx, 0, &fd, &addr);
     ASSERT_NOT_NULL(l);
     ASSERT_TRUE(ping_through(l, cctx, addr));
     SSL_free(l);
