@@ -360,12 +360,12 @@ impl ConnCell {
         }
     }
 
-    /// No longer served by this process (fork): never driven again.
     /// Whether the handshake is over (connected, closed or lost), or the connection gone.
     pub(super) fn settled(&self) -> bool {
         self.settled.load(Relaxed) || self.dead.load(SeqCst)
     }
 
+    /// No longer served by this process (fork): never driven again.
     pub(super) fn set_dead(&self) {
         self.dead.store(true, SeqCst);
         self.timer.store(0, Relaxed);

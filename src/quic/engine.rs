@@ -65,6 +65,12 @@ pub struct Out {
 /// Length of the connection IDs this engine issues.
 pub const CID_LEN: usize = 8;
 
+/// Whether `c`, one of `conns`, may still be in its handshake (the engine's lists of such
+/// connections drop the others).
+fn in_handshake(conns: &HashMap<ConnId, Arc<ConnCell>>, c: &ConnCell) -> bool {
+    !c.settled() && conns.contains_key(&c.id)
+}
+
 /// A datagram (or part of one) the endpoint routed to a known connection, for delivery under
 /// that connection's lock.
 pub type RoutedDatagram = (Arc<ConnCell>, quinn_proto::ConnectionEvent);
@@ -286,29 +292,40 @@ impl Engine {
     /// follows `lb` (None: random IDs again). Only before the engine has connections, and
     /// not in a prefork worker or fork child (their IDs carry the worker's byte instead).
     pub fn set_lb(&mut self, lb: Option<Arc<LbConfig>>) -> bool {
-        if !self.conns.is_empty() || !matches!(self.role, Role::Whole) {
+        if !self.endpoint_replaceable() {
             return false;
         }
-        self.endpoint = new_endpoint(&self.endpoint_cfg, self.server.clone(), None, lb.clone());
         self.lb = lb;
+        self.remake_endpoint();
         true
     }
 
-    /// The key of the stateless resets this engine sends and recognises (a fleet's shared
-    /// one: any server can reset a connection another served). Only before it has
-    /// connections, and not once fork or prefork split it.
-    pub fn set_reset_key(&mut self, key: &[u8; 32]) -> bool {
-        if !self.conns.is_empty() || !matches!(self.role, Role::Whole) {
-            return false;
-        }
-        let hmac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
-        self.endpoint_cfg = EndpointConfig::new(Arc::new(hmac));
+    /// Whether the endpoint may be made again (new ID generator or reset key): no connection
+    /// depends on it yet, and fork or prefork have not split it.
+    fn endpoint_replaceable(&self) -> bool {
+        self.conns.is_empty() && matches!(self.role, Role::Whole)
+    }
+
+    /// The endpoint made again from `endpoint_cfg` and `lb`.
+    fn remake_endpoint(&mut self) {
         self.endpoint = new_endpoint(
             &self.endpoint_cfg,
             self.server.clone(),
             None,
             self.lb.clone(),
         );
+    }
+
+    /// The key of the stateless resets this engine sends and recognises (a fleet's shared
+    /// one: any server can reset a connection another served). Only before it has
+    /// connections, and not once fork or prefork split it.
+    pub fn set_reset_key(&mut self, key: &[u8; 32]) -> bool {
+        if !self.endpoint_replaceable() {
+            return false;
+        }
+        let hmac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+        self.endpoint_cfg = EndpointConfig::new(Arc::new(hmac));
+        self.remake_endpoint();
         true
     }
 
@@ -503,8 +520,7 @@ impl Engine {
     fn unvalidated_full(&mut self) -> bool {
         if self.unvalidated.len() >= self.max_unvalidated {
             let conns = &self.conns;
-            self.unvalidated
-                .retain(|c| !c.settled() && conns.contains_key(&c.id));
+            self.unvalidated.retain(|c| in_handshake(conns, c));
         }
         self.unvalidated.len() >= self.max_unvalidated
     }
@@ -575,8 +591,7 @@ impl Engine {
         let (ch, q) = self.endpoint.connect(now, cfg, remote, server_name)?;
         let id = self.insert(ch, q, true, closing);
         let conns = &self.conns;
-        self.client_odcids
-            .retain(|(c, _)| !c.settled() && conns.contains_key(&c.id));
+        self.client_odcids.retain(|(c, _)| in_handshake(conns, c));
         if let Some(c) = self.conns.get(&id) {
             self.client_odcids.push((c.clone(), odcid));
         }

@@ -795,12 +795,13 @@ impl Domain {
             // A callback (run under a connection's lock by its drive) called a function that
             // needs the domain: taking it here could wait for ever for a thread that holds
             // the domain and waits for this connection. The exported function's guard turns
-            // this into its error (`ffi::guard_with`).
-            std::panic::panic_any(Error::unsupported(format!(
+            // this into its error (`ffi::guard_with`); resume_unwind, not panic!, so that no
+            // panic hook prints it as a crash.
+            std::panic::resume_unwind(Box::new(Error::unsupported(format!(
                 "{purpose}: called from a callback that runs on a connection's handshake, \
                  which cannot use its domain (listener, domain or other connections' calls); \
                  call it after the callback returns"
-            )));
+            ))));
         }
         self.declare_atomics();
         let asked = Asked::now();
