@@ -20,7 +20,7 @@ use osslquic::ffi::BIO;
 use osslquic::ffi::addr::*;
 use osslquic::ffi::bio::*;
 use osslquic::ffi::err::ERR_clear_error;
-use osslquic_fuzz::Reader;
+use osslquic_fuzz::{Reader, run_ops};
 
 const SLOTS: usize = 8;
 const MAX_OPS: usize = 300;
@@ -526,12 +526,6 @@ impl Drop for Run {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut r = Reader::new(data);
     let mut run = Run::new();
-    for _ in 0..MAX_OPS {
-        if r.is_empty() {
-            break;
-        }
-        run.op(&mut r);
-    }
+    run_ops(data, MAX_OPS, |r| run.op(r));
 });

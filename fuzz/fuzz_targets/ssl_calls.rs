@@ -6,7 +6,7 @@
 //! slot is still held, so whatever goes wrong is the library's.
 #![no_main]
 
-use std::ffi::{CString, c_int, c_uchar, c_uint};
+use std::ffi::{c_int, c_uchar, c_uint};
 use std::net::UdpSocket;
 use std::os::fd::IntoRawFd;
 use std::ptr::{null, null_mut};
@@ -14,38 +14,21 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use osslquic::bio::msg::BIO_ADDR;
+use osslquic::ffi::SSL;
 use osslquic::ffi::addr::*;
 use osslquic::ffi::bio::{BIO_free, BIO_new_bio_dgram_pair};
 use osslquic::ffi::err::ERR_clear_error;
 use osslquic::ffi::ssl::*;
-use osslquic::ffi::{SSL, SSL_CTX};
-use osslquic_fuzz::{Reader, certs, remove_cert_files};
+use osslquic_fuzz::{CtxPair, Reader, remove_cert_files, run_ops, server_ctx};
 
 const SLOTS: usize = 10;
 const MAX_OPS: usize = 200;
 const ALPN: &[u8] = b"\x04fuzz";
 
-struct Ctxs {
-    server: *mut SSL_CTX,
-    client: *mut SSL_CTX,
-}
-// SAFETY: made once, never freed; the library's SSL_CTX is thread-safe.
-unsafe impl Send for Ctxs {}
-// SAFETY: as above.
-unsafe impl Sync for Ctxs {}
-
-fn ctxs() -> &'static Ctxs {
-    static CTXS: OnceLock<Ctxs> = OnceLock::new();
+fn ctxs() -> &'static CtxPair {
+    static CTXS: OnceLock<CtxPair> = OnceLock::new();
     CTXS.get_or_init(|| {
-        let c = certs();
-        let chain = CString::new(c.chain.clone()).unwrap();
-        let key = CString::new(c.key.clone()).unwrap();
-        let server = SSL_CTX_new(OSSL_QUIC_server_method());
-        assert_eq!(
-            SSL_CTX_use_certificate_chain_file(server, chain.as_ptr()),
-            1
-        );
-        assert_eq!(SSL_CTX_use_PrivateKey_file(server, key.as_ptr(), 1), 1);
+        let server = server_ctx(OSSL_QUIC_server_method());
         assert_eq!(
             SSL_CTX_set_alpn_protos(server, ALPN.as_ptr(), ALPN.len() as c_uint),
             0
@@ -57,7 +40,7 @@ fn ctxs() -> &'static Ctxs {
             0
         );
         remove_cert_files();
-        Ctxs { server, client }
+        CtxPair { server, client }
     })
 }
 
@@ -416,12 +399,6 @@ impl Drop for Run {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut r = Reader::new(data);
     let mut run = Run::new();
-    for _ in 0..MAX_OPS {
-        if r.is_empty() {
-            break;
-        }
-        run.op(&mut r);
-    }
+    run_ops(data, MAX_OPS, |r| run.op(r));
 });

@@ -14,37 +14,19 @@ use osslquic::ffi::bio::{BIO_ctrl_pending, BIO_new, BIO_read_ex, BIO_s_mem, BIO_
 use osslquic::ffi::err::ERR_clear_error;
 use osslquic::ffi::ssl::*;
 use osslquic::ffi::{BIO, SSL, SSL_CTX};
-use osslquic_fuzz::{Reader, certs, remove_cert_files, tolerate_known_upstream_panics};
+use osslquic_fuzz::{
+    CtxPair, Reader, certs, remove_cert_files, server_ctx, tolerate_known_upstream_panics,
+};
 
 const MAX_OPS: usize = 300;
 /// Bytes of genuine traffic kept per direction for replays.
 const MAX_SEEN: usize = 64 << 10;
 
-struct Ctxs {
-    server: *mut SSL_CTX,
-    client: *mut SSL_CTX,
-}
-// SAFETY: the contexts are made once, never freed, and the library's SSL_CTX is thread-safe.
-unsafe impl Send for Ctxs {}
-// SAFETY: as above.
-unsafe impl Sync for Ctxs {}
-
-fn ctxs() -> &'static Ctxs {
-    static CTXS: OnceLock<Ctxs> = OnceLock::new();
+fn ctxs() -> &'static CtxPair {
+    static CTXS: OnceLock<CtxPair> = OnceLock::new();
     CTXS.get_or_init(|| {
-        let c = certs();
-        let chain = CString::new(c.chain.clone()).unwrap();
-        let key = CString::new(c.key.clone()).unwrap();
-        let ca = CString::new(c.ca.clone()).unwrap();
-        let server = SSL_CTX_new(TLS_server_method());
-        assert_eq!(
-            SSL_CTX_use_certificate_chain_file(server, chain.as_ptr()),
-            1
-        );
-        assert_eq!(
-            SSL_CTX_use_PrivateKey_file(server, key.as_ptr(), SSL_FILETYPE_PEM),
-            1
-        );
+        let ca = CString::new(certs().ca.clone()).unwrap();
+        let server = server_ctx(TLS_server_method());
         let client = SSL_CTX_new(TLS_client_method());
         assert_eq!(
             SSL_CTX_load_verify_locations(client, ca.as_ptr(), std::ptr::null()),
@@ -52,7 +34,7 @@ fn ctxs() -> &'static Ctxs {
         );
         SSL_CTX_set_verify(client, SSL_VERIFY_PEER, None);
         remove_cert_files();
-        Ctxs { server, client }
+        CtxPair { server, client }
     })
 }
 

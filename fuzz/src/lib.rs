@@ -6,7 +6,49 @@
 //! (fuzz/gen-seeds.py) and read in a hex dump: opcode, then fixed-size little-endian arguments,
 //! byte strings as a length byte and the bytes.
 
+use std::ffi::CString;
 use std::sync::OnceLock;
+
+use osslquic::ffi::ssl::{
+    SSL_CTX_new, SSL_CTX_use_PrivateKey_file, SSL_CTX_use_certificate_chain_file, SSL_FILETYPE_PEM,
+};
+use osslquic::ffi::{SSL_CTX, SSL_METHOD};
+
+/// A target's server and client contexts, made once per process and never freed.
+pub struct CtxPair {
+    pub server: *mut SSL_CTX,
+    pub client: *mut SSL_CTX,
+}
+// SAFETY: the contexts are made once, never freed, and the library's SSL_CTX is thread-safe.
+unsafe impl Send for CtxPair {}
+// SAFETY: as above.
+unsafe impl Sync for CtxPair {}
+
+/// A server context of `method` with the process's test certificate chain and key.
+pub fn server_ctx(method: *const SSL_METHOD) -> *mut SSL_CTX {
+    let c = certs();
+    let chain = CString::new(c.chain.clone()).expect("path");
+    let key = CString::new(c.key.clone()).expect("path");
+    let ctx = SSL_CTX_new(method);
+    assert_eq!(SSL_CTX_use_certificate_chain_file(ctx, chain.as_ptr()), 1);
+    assert_eq!(
+        SSL_CTX_use_PrivateKey_file(ctx, key.as_ptr(), SSL_FILETYPE_PEM),
+        1
+    );
+    ctx
+}
+
+/// Runs `op` on the input, one operation at a time, until the input is read out or `max`
+/// operations ran (the loop of every call-sequence target).
+pub fn run_ops(data: &[u8], max: usize, mut op: impl FnMut(&mut Reader<'_>)) {
+    let mut r = Reader::new(data);
+    for _ in 0..max {
+        if r.is_empty() {
+            break;
+        }
+        op(&mut r);
+    }
+}
 
 /// Reads a fuzz input front to back. Past the end every read is zero (or empty).
 pub struct Reader<'a> {
