@@ -1,6 +1,6 @@
 # Helpers for the suites that start servers and relays (sourced, POSIX sh, from the top of the
 # tree, after setting $L, the suite's log directory, and $CERTS): tests/faults/run.sh,
-# tests/flood/run.sh, tests/shutdown/run.sh. Every wait is bounded. Sourcing it sets $passed, $failed and $pids
+# tests/flood/run.sh, tests/shutdown/run.sh, tests/interop/run.sh. Every wait is bounded. Sourcing it sets $passed, $failed and $pids
 # (processes to kill at exit: append each one started) and the traps that kill them.
 #   built SUITE CMD...  runs a build step (output to $L/build.log); if it fails, shows the log,
 #                       prints "0 passed, 1 failed" and exits
@@ -110,7 +110,7 @@ need_certs() {
 result() {
     if [ "$2" = 1 ]; then
         passed=$((passed + 1))
-        echo "PASS $1: $3"
+        echo "PASS $1${3:+: $3}"
     else
         failed=$((failed + 1))
         echo "FAIL $1${3:+: $3}"

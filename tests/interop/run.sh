@@ -16,30 +16,13 @@ L="$BUILD/interop"
 PY="$BUILD/venv/bin/python"
 CERTS="$BUILD/certs"
 mkdir -p "$L"
-passed=0
-failed=0
-pids=""
+. tests/lib.sh
 
-cleanup() {
-    for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'cleanup; exit 130' INT TERM
-
-if ! sh c-demos/run-demo.sh --build-only >"$L/build.log" 2>&1; then
-    cat "$L/build.log"
-    echo "interop: building the demos failed"
-    echo "0 passed, 1 failed"
-    exit 1
-fi
+: >"$L/build.log"
+built interop sh c-demos/run-demo.sh --build-only
 stream_api=$(cat "$D/stream-api")
 [ "$stream_api" = 1 ] || echo "interop: note: the library has no stream API yet (SSL_new_stream/SSL_accept_stream): the multi-stream tests are expected to fail"
-[ -f "$CERTS/ca.pem" ] || cargo run --release --quiet --example gencert -- "$CERTS" >/dev/null 2>&1
-
-# alive PID: the process exists and is not a zombie.
-alive() {
-    [ -r "/proc/$1/stat" ] && ! sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | grep -q '^Z'
-}
+need_certs
 
 # start NAME CMD...: starts a server (stdout NAME.out, stderr NAME.log), waits up to ~15 s for
 # "listening on PORT"; sets $port and $spid.
@@ -50,51 +33,21 @@ start() {
     "$@" >"$L/$name.out" 2>"$L/$name.log" &
     spid=$!
     pids="$pids $spid"
-    port=""
-    i=0
-    while [ $i -lt 150 ]; do
-        port=$(sed -n 's/^listening on //p' "$L/$name.out")
-        [ -n "$port" ] && return 0
-        alive "$spid" || break
-        sleep 0.1
-        i=$((i + 1))
-    done
+    port=$(wait_listen "$L/$name.out" "$spid") && return 0
     echo "  server did not start:" && sed 's/^/    /' "$L/$name.log"
     return 1
 }
 
-# stop: SIGTERM to the server, up to 5 s to exit; 0 if it exited cleanly with status 0.
-stop() {
-    kill -TERM "$spid" 2>/dev/null
-    i=0
-    while alive "$spid" && [ $i -lt 50 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    if alive "$spid"; then
-        echo "  server ignored SIGTERM for 5 s: killed"
-        kill -KILL "$spid" 2>/dev/null
-        wait "$spid" 2>/dev/null
-        return 1
-    fi
-    wait "$spid"
+# stop_server: `stop` for the server `start` started; 0 if it exited cleanly with status 0.
+stop_server() {
+    stop "$spid"
     rc=$?
     [ "$rc" = 0 ] || echo "  server exited with status $rc"
     return "$rc"
 }
 
-result() { # result NAME OK [WHY]
-    if [ "$2" = 1 ]; then
-        passed=$((passed + 1))
-        echo "PASS $1"
-    else
-        failed=$((failed + 1))
-        echo "FAIL $1${3:+: $3}"
-        for f in "$L/$1.client" "$L/$1.log"; do
-            [ -s "$f" ] && { echo "  --- $f (last lines)"; tail -n 15 "$f" | sed 's/^    /  /; s/^/    /'; }
-        done
-    fi
-}
+# The logs shown under a FAIL line.
+result_logs() { echo "$L/$1.client $L/$1.log"; }
 
 need_py() {
     "$PY" -c 'import aioquic' >/dev/null 2>&1 && return 0
@@ -120,7 +73,7 @@ t_aioquic_client_10mb() {
     ok=1
     timeout 90 "$PY" tests/interop/hq_client.py --ca "$CERTS/ca.pem" --timeout 60 127.0.0.1 "$port" /10000000 \
         >"$L/$n.client" 2>&1 || ok=0
-    stop || ok=0
+    stop_server || ok=0
     grep -q "GET /10000000 -> 10000000/10000000 bytes (pattern), done" "$L/$n.log" || ok=0
     [ $ok = 1 ] && tail -n 1 "$L/$n.client" | sed 's/^/  /'
     result $n $ok
@@ -135,7 +88,7 @@ t_aioquic_client_50_streams() {
     # 50 streams opened at once: 10 x (empty, 1 byte, 1000, 100000 bytes, a text page).
     timeout 90 "$PY" tests/interop/hq_client.py --ca "$CERTS/ca.pem" --timeout $limit --repeat 10 \
         127.0.0.1 "$port" /0 /1 /1000 /100000 /hello >"$L/$n.client" 2>&1 || ok=0
-    stop || ok=0
+    stop_server || ok=0
     [ "$(grep -c 'stream [0-9]*: GET .*, done' "$L/$n.log")" = 50 ] || ok=0
     [ $ok = 1 ] && tail -n 1 "$L/$n.client" | sed 's/^/  /'
     result $n $ok "$(no_streams_note)"
@@ -150,7 +103,7 @@ t_aioquic_client_refill() {
     # A new stream as soon as one finishes: streams opened while others complete.
     timeout 90 "$PY" tests/interop/hq_client.py --ca "$CERTS/ca.pem" --timeout $limit --repeat 100 --parallel 10 \
         127.0.0.1 "$port" /1000 /5000 >"$L/$n.client" 2>&1 || ok=0
-    stop || ok=0
+    stop_server || ok=0
     [ "$(grep -c 'stream [0-9]*: GET .*, done' "$L/$n.log")" = 200 ] || ok=0
     [ $ok = 1 ] && tail -n 1 "$L/$n.client" | sed 's/^/  /'
     result $n $ok "$(no_streams_note)"
@@ -171,7 +124,7 @@ t_aioquic_client_connections() {
     for p in $cpids; do wait "$p" || ok=0; done
     cat "$L/$n.client".* >"$L/$n.client"
     rm -f "$L/$n.client".*
-    stop || ok=0
+    stop_server || ok=0
     [ "$(grep -c 'handshake done' "$L/$n.log")" = 8 ] || ok=0
     [ "$(grep -c 'GET /300000 -> 300000/300000 bytes (pattern), done' "$L/$n.log")" = 8 ] || ok=0
     [ $ok = 1 ] && echo "  8 connections at once, 300000 bytes each, no Retry"
@@ -191,7 +144,7 @@ t_aioquic_server_10mb() {
     ok=1
     timeout 90 "$D/quic-client" -c "$CERTS/ca.pem" -s localhost -t 60 127.0.0.1 "$port" /10000000 \
         >"$L/$n.client" 2>&1 || ok=0
-    stop || ok=0
+    stop_server || ok=0
     [ $ok = 1 ] && tail -n 1 "$L/$n.client" | sed 's/^/  /'
     result $n $ok
 }
@@ -202,7 +155,7 @@ t_aioquic_server_50_streams() {
     ok=1
     timeout 90 "$D/quic-client" -c "$CERTS/ca.pem" -s localhost -t 60 -n 10 127.0.0.1 "$port" \
         /0 /1 /1000 /100000 /hello >"$L/$n.client" 2>&1 || ok=0
-    stop || ok=0
+    stop_server || ok=0
     [ $ok = 1 ] && tail -n 1 "$L/$n.client" | sed 's/^/  /'
     result $n $ok "$(no_streams_note)"
 }
@@ -226,7 +179,7 @@ t_ngtcp2_client() {
     # only has to get through the handshake and send its request.
     timeout 30 "$client" --exit-on-all-streams-close --timeout=5s --handshake-timeout=10s \
         127.0.0.1 "$port" "https://localhost:$port/hello" >"$L/$n.client" 2>&1
-    stop || ok=0
+    stop_server || ok=0
     grep -q '^conn 1: handshake done in .*, ALPN h3$' "$L/$n.log" || ok=0
     grep -Eq '^conn 1 stream 0: not an hq-interop request \([1-9][0-9]* bytes received' "$L/$n.log" || ok=0
     # With the stream API the server also takes the client's h3 control stream (uni, id 2).
