@@ -355,6 +355,8 @@
 
 #define SSL_R_UNEXPECTED_EOF_WHILE_READING 294
 
+#define SSL_R_INVALID_TICKET_KEYS_LENGTH 325
+
 #define SSL_R_REMOTE_PEER_ADDRESS_NOT_SET 346
 
 #define SSL_R_NO_STREAM 355
@@ -776,6 +778,10 @@
 
 #define SSL_CTRL_SET_TLSEXT_HOSTNAME 55
 
+#define SSL_CTRL_GET_TLSEXT_TICKET_KEYS 58
+
+#define SSL_CTRL_SET_TLSEXT_TICKET_KEYS 59
+
 #define SSL_CTRL_SET_MIN_PROTO_VERSION 123
 
 #define SSL_CTRL_SET_MAX_PROTO_VERSION 124
@@ -918,6 +924,16 @@
 #define OCTETS 4
 
 #define SEQUENCE 48
+
+/**
+ * The size of one key, as OpenSSL counts it (name, HMAC secret, AES key).
+ */
+#define KEY_LEN 80
+
+/**
+ * How many keys a context holds: the newest and the previous ones still accepted.
+ */
+#define MAX_KEYS 4
 
 /**
  * The longest header accepted: a version 1 header is at most 107 bytes; a version 2 header

@@ -89,6 +89,12 @@ struct Cfg {
     proxy_protocol: bool,
     /// OSSLQUIC_CTX_set_fleet_secret: the keys every server of a fleet shares.
     fleet: Option<FleetKeys>,
+    /// SSL_CTX_set_tlsext_ticket_keys or a fleet secret: session tickets under keys that
+    /// other servers share (None: rustls's own rotating keys for TLS, no tickets for QUIC).
+    tickets: Option<Arc<super::tickets::Ticketer>>,
+    /// QUIC clients: the NEW_TOKEN tokens servers gave, by server name, shared by every
+    /// connection made from the context (a returning client proves its address at once).
+    tokens: Option<Arc<dyn quinn_proto::TokenStore>>,
 }
 
 /// The keys a fleet's servers derive from their shared secret (HKDF-SHA256), so that any of
@@ -99,24 +105,37 @@ pub struct FleetKeys {
     pub reset: [u8; 32],
     /// Retry and NEW_TOKEN tokens (quinn's token key, itself an HKDF key).
     pub token: [u8; 32],
+    /// Session tickets: a key as SSL_CTX_set_tlsext_ticket_keys takes it (name, secrets).
+    pub ticket: [u8; super::tickets::KEY_LEN],
 }
 
 impl FleetKeys {
     fn derive(secret: &[u8]) -> FleetKeys {
         use ring::hkdf::{HKDF_SHA256, Salt};
         let prk = Salt::new(HKDF_SHA256, b"osslquic fleet secret v1").extract(secret);
-        let key = |label: &[u8]| {
-            let mut out = [0u8; 32];
-            // 32 bytes are within HKDF-SHA256's bound (255 * 32): cannot fail.
-            if let Ok(okm) = prk.expand(&[label], HKDF_SHA256) {
-                let _ = okm.fill(&mut out);
+        // An output of `out`'s length (ring asks for it as a key type).
+        struct Len(usize);
+        impl ring::hkdf::KeyType for Len {
+            fn len(&self) -> usize {
+                self.0
             }
-            out
-        };
-        FleetKeys {
-            reset: key(b"stateless reset"),
-            token: key(b"address validation token"),
         }
+        let fill = |label: &[u8], out: &mut [u8]| {
+            // At most 64 bytes, within HKDF-SHA256's bound (255 * 32): cannot fail.
+            if let Ok(okm) = prk.expand(&[label], Len(out.len())) {
+                let _ = okm.fill(out);
+            }
+        };
+        let mut k = FleetKeys {
+            reset: [0; 32],
+            token: [0; 32],
+            ticket: [0; super::tickets::KEY_LEN],
+        };
+        fill(b"stateless reset", &mut k.reset);
+        fill(b"address validation token", &mut k.token);
+        fill(b"session ticket key name", &mut k.ticket[..16]);
+        fill(b"session ticket key", &mut k.ticket[16..]);
+        k
     }
 }
 
@@ -387,9 +406,53 @@ impl SslCtx {
                 .with("a fleet secret has at least 16 bytes (32 random bytes are best)"));
         }
         let mut c = self.cfg.lock();
-        c.fleet = Some(FleetKeys::derive(secret));
+        let keys = FleetKeys::derive(secret);
+        c.fleet = Some(keys);
         c.server = None;
+        // The ticket key rotates: tickets sealed under a previous secret's key still open.
+        Self::ticketer(&mut c).rotate(&keys.ticket);
         Ok(())
+    }
+
+    /// The context's ticket keys, made (and the cached server configurations dropped, to be
+    /// remade with them) on first use.
+    fn ticketer(c: &mut Cfg) -> Arc<super::tickets::Ticketer> {
+        if let Some(t) = &c.tickets {
+            return t.clone();
+        }
+        let t = Arc::new(super::tickets::Ticketer::new(ticket_lifetime(c)));
+        c.tickets = Some(t.clone());
+        c.server = None;
+        c.tls_server = None;
+        t
+    }
+
+    /// SSL_CTX_set_tlsext_ticket_keys: `keys` holds one 80-byte key (OpenSSL's form: name,
+    /// HMAC secret, AES key) or, an osslquic extension for rotation, up to `MAX_KEYS` of
+    /// them, newest first: new tickets are sealed under the first, the others still open.
+    pub fn set_ticket_keys(&self, keys: &[u8]) -> Result<()> {
+        use super::tickets::{KEY_LEN, MAX_KEYS};
+        if keys.is_empty() || !keys.len().is_multiple_of(KEY_LEN) || keys.len() > KEY_LEN * MAX_KEYS
+        {
+            return Err(Error::ssl(SSL_R_INVALID_TICKET_KEYS_LENGTH).with(format!(
+                "ticket keys are {KEY_LEN} bytes each, 1 to {MAX_KEYS} of them; got {} bytes",
+                keys.len()
+            )));
+        }
+        let list: Vec<[u8; KEY_LEN]> = keys
+            .chunks_exact(KEY_LEN)
+            .filter_map(|k| k.try_into().ok())
+            .collect();
+        Self::ticketer(&mut self.cfg.lock()).set(&list);
+        Ok(())
+    }
+
+    /// SSL_CTX_get_tlsext_ticket_keys: the newest key (a random one is made first if the
+    /// context has none, as OpenSSL's context always holds one).
+    pub fn ticket_key(&self) -> Result<[u8; super::tickets::KEY_LEN]> {
+        Self::ticketer(&mut self.cfg.lock())
+            .newest()
+            .ok_or_else(|| Error::internal("no random bytes for a ticket key"))
     }
 
     pub fn fleet_keys(&self) -> Option<FleetKeys> {
@@ -497,7 +560,11 @@ impl SslCtx {
     /// TLS_method contexts). Recorded; rustls's tickets live 6 hours.
     pub fn set_session_timeout(&self, t: i64) -> i64 {
         let mut c = self.cfg.lock();
-        c.sess_timeout.replace(t).unwrap_or(7200)
+        let old = c.sess_timeout.replace(t).unwrap_or(7200);
+        if let Some(k) = &c.tickets {
+            k.set_lifetime(ticket_lifetime(&c));
+        }
+        old
     }
     pub fn session_timeout(&self) -> i64 {
         self.cfg.lock().sess_timeout.unwrap_or(7200)
@@ -582,8 +649,11 @@ impl SslCtx {
             Arc::new(rustls::server::NoServerSessionStorage {})
         };
         if c.options & SSL_OP_NO_TICKET == 0 {
-            tls.ticketer = rustls::crypto::ring::Ticketer::new()
-                .map_err(|e| Error::internal(e.to_string()))?;
+            tls.ticketer = match &c.tickets {
+                Some(t) => t.clone(),
+                None => rustls::crypto::ring::Ticketer::new()
+                    .map_err(|e| Error::internal(e.to_string()))?,
+            };
         }
         let tls = Arc::new(tls);
         c.tls_server = Some(tls.clone());
@@ -726,6 +796,12 @@ impl SslCtx {
         // One configuration serves every connection of the listener, so server-side lines
         // carry no SSL pointer.
         tls.key_log = key_log(&c, 0);
+        // The context's ticket keys, shared with the listeners made from it so that keys set
+        // later reach them: while it holds none, rustls's stateful tickets (which only this
+        // process resumes); once given keys, stateless tickets any server holding them opens.
+        if c.options & SSL_OP_NO_TICKET == 0 {
+            tls.ticketer = Self::ticketer(&mut c);
+        }
         let inner: Arc<dyn quinn_proto::crypto::ServerConfig> = match &c.alpn_select {
             Some(f) => Arc::new(super::alpn::SelectingServer::new(tls, f.clone())?),
             None => Arc::new(
@@ -803,9 +879,20 @@ impl SslCtx {
             inner: Arc::new(crypto),
             verify: result,
         };
+        let tokens = c
+            .tokens
+            .get_or_insert_with(|| Arc::new(quinn_proto::TokenMemoryCache::default()))
+            .clone();
         // The engine gives each connection its own transport settings (quic::transport).
-        Ok(quinn_proto::ClientConfig::new(Arc::new(crypto)))
+        let mut cfg = quinn_proto::ClientConfig::new(Arc::new(crypto));
+        cfg.token_store(tokens);
+        Ok(cfg)
     }
+}
+
+/// The lifetime a ticket announces: the session timeout (SSL_CTX_set_timeout), in seconds.
+fn ticket_lifetime(c: &Cfg) -> u32 {
+    c.sess_timeout.unwrap_or(7200).clamp(0, u32::MAX as i64) as u32
 }
 
 /// The key logger: the application's callback, else SSLKEYLOGFILE, else none.
@@ -1121,5 +1208,29 @@ impl ServerCertVerifier for Verifier {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FleetKeys;
+
+    #[test]
+    fn fleet_keys_differ_by_secret_and_by_purpose() {
+        let a = FleetKeys::derive(b"sixteen bytes ok");
+        let b = FleetKeys::derive(b"sixteen bytes ok");
+        let c = FleetKeys::derive(b"sixteen bytes ok!");
+        assert_eq!(a.ticket, b.ticket);
+        assert_eq!(a.reset, b.reset);
+        for (x, y) in [(&a.reset[..], &c.reset[..]), (&a.token[..], &c.token[..])] {
+            assert_ne!(x, y);
+        }
+        assert_ne!(a.ticket[..16], c.ticket[..16]);
+        assert_ne!(a.ticket[16..], c.ticket[16..]);
+        // Every part filled (an HKDF output of the wrong length leaves zeros).
+        for part in [&a.reset[..], &a.token[..], &a.ticket[..16], &a.ticket[16..]] {
+            assert!(part.iter().any(|&b| b != 0));
+        }
+        assert_ne!(a.reset, a.token);
     }
 }

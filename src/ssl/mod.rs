@@ -23,6 +23,7 @@ pub mod poll;
 pub mod session;
 pub mod settings;
 mod stream;
+pub mod tickets;
 mod tls_conn;
 
 use std::net::SocketAddr;

@@ -5,9 +5,10 @@ use std::ffi::{c_char, c_int, c_long, c_uint, c_void};
 use std::sync::Arc;
 
 use super::{
-    SSL_CTRL_GET_SESS_CACHE_MODE, SSL_CTRL_GET_SESS_CACHE_SIZE, SSL_CTRL_SET_MAX_PROTO_VERSION,
-    SSL_CTRL_SET_MIN_PROTO_VERSION, SSL_CTRL_SET_SESS_CACHE_MODE, SSL_CTRL_SET_SESS_CACHE_SIZE,
-    SSL_CTRL_SET_TLSEXT_SERVERNAME_ARG, SSL_CTRL_SET_TLSEXT_SERVERNAME_CB, SSL_FILETYPE_PEM,
+    SSL_CTRL_GET_SESS_CACHE_MODE, SSL_CTRL_GET_SESS_CACHE_SIZE, SSL_CTRL_GET_TLSEXT_TICKET_KEYS,
+    SSL_CTRL_SET_MAX_PROTO_VERSION, SSL_CTRL_SET_MIN_PROTO_VERSION, SSL_CTRL_SET_SESS_CACHE_MODE,
+    SSL_CTRL_SET_SESS_CACHE_SIZE, SSL_CTRL_SET_TLSEXT_SERVERNAME_ARG,
+    SSL_CTRL_SET_TLSEXT_SERVERNAME_CB, SSL_CTRL_SET_TLSEXT_TICKET_KEYS, SSL_FILETYPE_PEM,
     TLS1_3_VERSION,
 };
 use crate::error::*;
@@ -296,6 +297,9 @@ pub extern "C" fn SSL_CTX_ctrl(
             SSL_CTRL_GET_SESS_CACHE_SIZE => return Ok(c.session_cache_size()),
             SSL_CTRL_SET_SESS_CACHE_MODE => return Ok(c.set_session_cache_mode(larg)),
             SSL_CTRL_GET_SESS_CACHE_MODE => return Ok(c.session_cache_mode()),
+            SSL_CTRL_SET_TLSEXT_TICKET_KEYS | SSL_CTRL_GET_TLSEXT_TICKET_KEYS => {
+                return ticket_keys_ctrl(c, cmd == SSL_CTRL_SET_TLSEXT_TICKET_KEYS, larg, _parg);
+            }
             _ => {}
         }
         match cmd {
@@ -313,6 +317,36 @@ pub extern "C" fn SSL_CTX_ctrl(
             ))),
         }
     })
+}
+
+/// SSL_CTX_set_tlsext_ticket_keys / SSL_CTX_get_tlsext_ticket_keys: `keys` NULL asks for
+/// the size of one key (80); setting takes one key or (osslquic) up to four, newest first;
+/// getting gives the newest (80 bytes).
+fn ticket_keys_ctrl(c: &SslCtx, set: bool, len: c_long, keys: *mut c_void) -> Result<c_long> {
+    use crate::ssl::tickets::{KEY_LEN, MAX_KEYS};
+    if keys.is_null() {
+        return Ok(KEY_LEN as c_long);
+    }
+    let max = if set { KEY_LEN * MAX_KEYS } else { KEY_LEN };
+    let n = usize::try_from(len)
+        .ok()
+        .filter(|&n| n >= KEY_LEN && n <= max && n.is_multiple_of(KEY_LEN))
+        .ok_or_else(|| {
+            Error::ssl(crate::consts::SSL_R_INVALID_TICKET_KEYS_LENGTH).with(format!(
+                "ticket keys are {KEY_LEN} bytes each (set: 1 to {MAX_KEYS} of them; get: \
+                 one); got {len} bytes"
+            ))
+        })?;
+    if set {
+        // SAFETY: the caller passes `len` readable bytes at `keys` (checked non-NULL).
+        let src = unsafe { std::slice::from_raw_parts(keys as *const u8, n) };
+        c.set_ticket_keys(src)?;
+    } else {
+        let k = c.ticket_key()?;
+        // SAFETY: the caller passes `len` (= KEY_LEN) writable bytes at `keys`.
+        unsafe { std::ptr::copy_nonoverlapping(k.as_ptr(), keys as *mut u8, KEY_LEN) };
+    }
+    Ok(1)
 }
 
 /// The keylog callback type: one NSS key-log line (no newline) per secret.
