@@ -1013,7 +1013,6 @@ fn is_initial(d: &[u8]) -> bool {
 
 struct Ctxs {
     server: SslCtx,
-    client: SslCtx,
     /// The certificate chain, key and CA files (kept for tests that make their own contexts).
     paths: (String, String, String),
 }
@@ -1056,16 +1055,21 @@ fn ctxs() -> &'static Ctxs {
         server.use_private_key_file(&path("key.pem")).unwrap();
         server.check_private_key().unwrap();
         server.set_alpn(ALPN).unwrap();
-        let client = SslCtx::new(Method::QuicClient);
-        client.load_verify_file(&path("ca.pem")).unwrap();
-        client.set_verify(SSL_VERIFY_PEER);
-        client.set_alpn(ALPN).unwrap();
         Ctxs {
             server,
-            client,
             paths: (path("cert.pem"), path("key.pem"), path("ca.pem")),
         }
     })
+}
+
+/// A client context of its own (a context keeps the NEW_TOKEN tokens servers gave it, which
+/// would spare a later test's client the Retry it checks for).
+fn client_ctx() -> SslCtx {
+    let client = SslCtx::new(Method::QuicClient);
+    client.load_verify_file(&ctxs().paths.2).unwrap();
+    client.set_verify(SSL_VERIFY_PEER);
+    client.set_alpn(ALPN).unwrap();
+    client
 }
 
 struct Pair {
@@ -1073,6 +1077,8 @@ struct Pair {
     now: Instant,
     client: Engine,
     server: Engine,
+    /// The client's context (its own: see `client_ctx`).
+    client_ctx: SslCtx,
     net: Net,
     /// A wake-up the simulated application asked for (e.g. a slow reader's next read).
     app_wake: Option<Instant>,
@@ -1094,6 +1100,7 @@ impl Pair {
             now: base,
             client: Engine::new(None),
             server,
+            client_ctx: client_ctx(),
             net: Net {
                 link,
                 rng: XorShift::new(seed),
@@ -1131,7 +1138,7 @@ impl Pair {
         let verify = Arc::new(VerifyResult::default());
         // Not X509_V_OK, so a verifier that never ran cannot pass for one that succeeded.
         verify.code.store(-1, std::sync::atomic::Ordering::Relaxed);
-        let cfg = ctxs().client.client_config(None, verify.clone()).unwrap();
+        let cfg = self.client_ctx.client_config(None, verify.clone()).unwrap();
         let ch = self
             .client
             .connect(self.now, cfg, server_addr(), "localhost")
@@ -1843,8 +1850,7 @@ fn unvalidated_handshakes_beyond_the_bound_are_retried() {
     // A spoofed Initial: its handshake starts and never goes on (the server's answers go to
     // a client endpoint that does not know the connection).
     let mut spoof = Engine::new(None);
-    let cfg = ctxs()
-        .client
+    let cfg = client_ctx()
         .client_config(None, Arc::new(VerifyResult::default()))
         .unwrap();
     spoof
@@ -1868,7 +1874,9 @@ fn unvalidated_handshakes_beyond_the_bound_are_retried() {
     p.accept();
     let spoofed = *p.accepted.last().unwrap();
 
-    // At the bound: the next client proves its address with a Retry, then connects.
+    // At the bound: the next client proves its address with a Retry, then connects. (A new
+    // client: the earlier ones hold NEW_TOKEN tokens, which prove their address already.)
+    p.client_ctx = client_ctx();
     connect(&mut p, "client after the spoofed one");
     assert_eq!(p.server.stats().retries, 1, "beyond the bound, no Retry");
     assert_eq!(p.net.retries, 1);

@@ -108,7 +108,8 @@ impl ConnectionIdGenerator for Cids {
 
 /// An endpoint on `base` (its stateless-reset key is shared by every process of a fork or
 /// prefork family, so any of them can be recognised by its peers) issuing IDs for `worker`,
-/// or QUIC-LB IDs under `lb` (a fleet's load balancer routes by them; not with prefork).
+/// or QUIC-LB IDs under `lb` (a fleet's load balancer routes by them; a prefork worker's
+/// configuration already names the worker).
 fn new_endpoint(
     base: &EndpointConfig,
     server: Option<Arc<ServerConfig>>,
@@ -290,7 +291,7 @@ impl Engine {
 
     /// QUIC-LB: every connection ID issued from now on (in handshakes and NEW_CONNECTION_ID)
     /// follows `lb` (None: random IDs again). Only before the engine has connections, and
-    /// not in a prefork worker or fork child (their IDs carry the worker's byte instead).
+    /// not in a prefork worker or fork child (`OSSLQUIC_prefork` derived theirs).
     pub fn set_lb(&mut self, lb: Option<Arc<LbConfig>>) -> bool {
         if !self.endpoint_replaceable() {
             return false;
@@ -334,17 +335,27 @@ impl Engine {
     }
 
     /// Prefork worker `index`: a fresh endpoint (its own random state) whose connection IDs
-    /// carry the index. Only before the engine has connections.
+    /// carry the index (in their first octet, or with QUIC-LB in the server ID's last, see
+    /// `LbConfig::for_worker`). Only before the engine has connections.
     pub fn become_worker(&mut self, index: u8) -> bool {
         let forwarding = self.role.forwarded().is_some_and(|f| !f.is_empty());
-        if !self.conns.is_empty()
-            || forwarding
-            || matches!(self.role, Role::Child(_))
-            || self.lb.is_some()
-        {
+        if !self.conns.is_empty() || forwarding || matches!(self.role, Role::Child(_)) {
             return false;
         }
-        self.endpoint = new_endpoint(&self.endpoint_cfg, self.server.clone(), Some(index), None);
+        let lb = match &self.lb {
+            Some(lb) => match lb.for_worker(index) {
+                Some(w) => Some(Arc::new(w)),
+                None => return false,
+            },
+            None => None,
+        };
+        self.endpoint = new_endpoint(
+            &self.endpoint_cfg,
+            self.server.clone(),
+            Some(index),
+            lb.clone(),
+        );
+        self.lb = lb;
         self.role = Role::Worker(index, HashMap::new());
         self.stats = Stats::default();
         self.by_handle.clear();

@@ -275,6 +275,49 @@ impl LbConfig {
         self.server_id.len() + self.nonce_len as usize
     }
 
+    /// Where prefork steering finds a worker (`OSSLQUIC_prefork` on a QUIC-LB listener): the
+    /// offset within the connection ID of the server ID's last octet, and that octet's value
+    /// for worker 0. Worker `i` issues IDs whose last server-ID octet is that value plus `i`
+    /// (`for_worker`), which the kernel reads only in plaintext: an encrypted configuration,
+    /// or one whose last octet leaves no room for `workers`, is refused with the reason.
+    pub fn steering(&self, workers: usize) -> Result<(usize, u8), &'static str> {
+        if self.cipher.is_some() {
+            return Err(
+                "prefork steers by the server ID's last octet, which the kernel reads \
+                        only in the plaintext form: configure QUIC-LB without a key",
+            );
+        }
+        let last = self.server_id[self.server_id.len() - 1];
+        if usize::from(last) + workers > 256 {
+            return Err(
+                "prefork workers take consecutive values of the server ID's last \
+                        octet: it must leave room for every worker (last octet + workers <= 256)",
+            );
+        }
+        Ok((self.server_id.len(), last))
+    }
+
+    /// The configuration prefork worker `index` issues IDs under: this one with `index`
+    /// added to the server ID's last octet (see `steering`). None in the encrypted forms or
+    /// past the octet's range.
+    pub fn for_worker(&self, index: u8) -> Option<Self> {
+        if self.cipher.is_some() {
+            return None;
+        }
+        let mut sid = [0u8; MAX_SERVER_ID_LEN];
+        let n = self.server_id.len();
+        sid[..n].copy_from_slice(&self.server_id);
+        sid[n - 1] = sid[n - 1].checked_add(index)?;
+        Self::new(
+            self.config_id,
+            &sid[..n],
+            self.nonce_len(),
+            None,
+            self.encode_len,
+        )
+        .ok()
+    }
+
     /// `encode` with the first octet's five low bits given (used only when the length is not
     /// self-encoded).
     fn encode_with(&self, nonce: &[u8], random_low_bits: u8) -> ConnectionId {

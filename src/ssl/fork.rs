@@ -228,10 +228,13 @@ pub fn prefork(s: &Ssl, workers: i32) -> Result<()> {
             return Err(Error::ssl(ERR_R_OPERATION_FAIL)
                 .with("prefork must be prepared before any connection is accepted"));
         }
-        if p.engine.lb().is_some() {
-            return Err(Error::ssl(ERR_R_OPERATION_FAIL)
-                .with("a QUIC-LB listener is not preforked: its balancer routes by server ID"));
-        }
+        // QUIC-LB IDs: steered by the server ID's last octet (plaintext form only).
+        let (at, base) = match p.engine.lb() {
+            Some(lb) => lb
+                .steering(workers as usize)
+                .map_err(|why| Error::ssl(ERR_R_OPERATION_FAIL).with(why))?,
+            None => (0, 0),
+        };
         let (fd, local) = listener_socket(&mut g, port)?;
         let mut socks = Vec::with_capacity(workers as usize - 1);
         for _ in 1..workers {
@@ -239,7 +242,7 @@ pub fn prefork(s: &Ssl, workers: i32) -> Result<()> {
                 .push(sys::udp_beside(fd, &local).map_err(|e| sys_err("bind a worker socket", e))?);
         }
         if workers > 1 {
-            sys::attach_cid_steering(fd, workers as u32)
+            sys::attach_cid_steering(fd, workers as u32, at as u32, u32::from(base))
                 .map_err(|e| sys_err("attach the SO_REUSEPORT steering program", e))?;
         }
         let p = g.port(port);
@@ -281,10 +284,6 @@ pub fn prefork_worker(s: &Ssl, index: i32) -> Result<()> {
             return Err(
                 Error::ssl(ERR_R_OPERATION_FAIL).with("the listener already has connections")
             );
-        }
-        if p.engine.lb().is_some() {
-            return Err(Error::ssl(ERR_R_OPERATION_FAIL)
-                .with("a QUIC-LB listener is not preforked: its balancer routes by server ID"));
         }
         mine.push(match index {
             0 => None,

@@ -179,13 +179,18 @@ impl Ssl {
     pub fn set_quic_lb(&self, lb: Arc<crate::quic::lb::LbConfig>) -> Result<()> {
         let busy = || {
             Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED).with(
-                "QUIC-LB is configured before a listener has connections, and not with prefork",
+                "QUIC-LB is configured before a listener has connections or is prepared for \
+                 prefork (OSSLQUIC_prefork)",
             )
         };
         match &self.kind {
             Kind::Domain(d) => {
                 let mut g = d.domain.lock("domain: set_quic_lb");
                 let ids: Vec<_> = g.port_ids().collect();
+                // Prefork's steering program was made for the IDs it had.
+                if ids.iter().any(|&id| g.port(id).fork.prefork != 0) {
+                    return Err(busy());
+                }
                 for id in ids {
                     if !g.port(id).engine.set_lb(Some(lb.clone())) {
                         return Err(busy());
@@ -194,7 +199,8 @@ impl Ssl {
                 g.lb = Some(lb);
             }
             Kind::Listener(_) => {
-                if !self.locked("domain: set_quic_lb").engine.set_lb(Some(lb)) {
+                let mut p = self.locked("domain: set_quic_lb");
+                if p.fork.prefork != 0 || !p.engine.set_lb(Some(lb)) {
                     return Err(busy());
                 }
             }

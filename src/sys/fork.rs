@@ -41,23 +41,28 @@ pub fn udp_beside(like: i32, local: &BioAddr) -> io::Result<std::os::fd::OwnedFd
 }
 
 /// Attaches to `fd`'s SO_REUSEPORT group a classic BPF program that picks the group's
-/// socket number `b % workers`, `b` being the first byte of the QUIC packet's destination
-/// connection ID (offset 1 in a short header, 6 in a long one). No privileges needed.
-pub fn attach_cid_steering(fd: i32, workers: u32) -> io::Result<()> {
+/// socket number `(b - base) % workers` (32-bit arithmetic), `b` being the octet at `at`
+/// in the QUIC packet's destination connection ID (whose first octet is at offset 1 in a
+/// short header, 6 in a long one): octet 0 and base 0 for the engine's own IDs, the server
+/// ID's last octet and its worker-0 value for QUIC-LB IDs. No privileges needed. A packet
+/// too short for the load goes to socket 0 (the kernel's answer to a failed load).
+pub fn attach_cid_steering(fd: i32, workers: u32, at: u32, base: u32) -> io::Result<()> {
     const LD_B_ABS: u16 = (libc::BPF_LD | libc::BPF_B | libc::BPF_ABS) as u16;
     const JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
     const JA: u16 = (libc::BPF_JMP | libc::BPF_JA) as u16;
+    const SUB_K: u16 = (libc::BPF_ALU | libc::BPF_SUB | libc::BPF_K) as u16;
     const MOD_K: u16 = (libc::BPF_ALU | libc::BPF_MOD | libc::BPF_K) as u16;
     const RET_A: u16 = (libc::BPF_RET | libc::BPF_A) as u16;
     let ins = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
     let prog = [
-        ins(LD_B_ABS, 0, 0, 0),    // A = first byte (UDP payload)
-        ins(JSET_K, 0, 2, 0x80),   // long header?
-        ins(LD_B_ABS, 0, 0, 6),    //   A = DCID[0] of a long header
-        ins(JA, 0, 0, 1),          //
-        ins(LD_B_ABS, 0, 0, 1),    //   A = DCID[0] of a short header
-        ins(MOD_K, 0, 0, workers), // A %= workers
-        ins(RET_A, 0, 0, 0),       // the group's socket number A
+        ins(LD_B_ABS, 0, 0, 0),      // A = first byte (UDP payload)
+        ins(JSET_K, 0, 2, 0x80),     // long header?
+        ins(LD_B_ABS, 0, 0, 6 + at), //   A = DCID[at] of a long header
+        ins(JA, 0, 0, 1),            //
+        ins(LD_B_ABS, 0, 0, 1 + at), //   A = DCID[at] of a short header
+        ins(SUB_K, 0, 0, base),      // A -= base
+        ins(MOD_K, 0, 0, workers),   // A %= workers
+        ins(RET_A, 0, 0, 0),         // the group's socket number A
     ];
     attach_reuseport_prog(fd, &prog)
 }

@@ -332,9 +332,14 @@ static int test_fork_connection(void)
     return 1;
 }
 
-static int test_prefork(void)
+/* Prefork over W workers, N clients. With `lb`, the listener issues plaintext QUIC-LB IDs
+ * (server ID 0x0a 0x10; worker i's last octet 0x10 + i), which the kernel's steering reads
+ * instead of the first octet: every datagram still reaches its worker (no foreign ones,
+ * client 0's rebinding included). */
+static int prefork_run(int lb)
 {
     enum { W = 3, N = 12 };
+    static const unsigned char sid[2] = {0x0a, 0x10};
     BIO_ADDR *addr = NULL;
     int fd = udp_server_socket(&addr), rep[2], res[2], i, used[W] = {0};
     pid_t client, workers[W];
@@ -348,7 +353,13 @@ static int test_prefork(void)
     ASSERT_TRUE(l != NULL);
     ASSERT_EQ(pipe(rep), 0);
     ASSERT_EQ(pipe(res), 0);
+    if (lb)
+        ASSERT_EQ(OSSLQUIC_set_quic_lb(l, 2, sid, sizeof(sid), 6, NULL, 1), 1);
     ASSERT_EQ(OSSLQUIC_prefork(l, W), 1);
+    /* Prefork's steering is made for the IDs the listener had. */
+    ASSERT_EQ(OSSLQUIC_set_quic_lb(l, 2, sid, sizeof(sid), 6, NULL, 1), 0);
+    ASSERT_ERROR_QUEUED();
+    ERR_clear_error();
     for (i = 0; i < W; i++) {
         workers[i] = fork();
         ASSERT_TRUE(workers[i] >= 0);
@@ -405,6 +416,43 @@ static int test_prefork(void)
     close(rep[0]);
     close(res[0]);
     return 1;
+}
+
+static int test_prefork(void)
+{
+    return prefork_run(0);
+}
+
+static int test_prefork_quic_lb(void)
+{
+    static const unsigned char key[16] = "sixteen-byte key";
+    static const unsigned char sid[2] = {0x0a, 0xfe};
+    BIO_ADDR *addr = NULL;
+    int fd = udp_server_socket(&addr);
+    SSL_CTX *sctx = qu_server_ctx(0);
+    SSL *l;
+
+    ASSERT_TRUE(fd >= 0 && sctx != NULL);
+    /* Encrypted IDs: the kernel cannot read the server ID, prefork is refused. */
+    l = listener_on(sctx, fd);
+    ASSERT_NOT_NULL(l);
+    ASSERT_EQ(OSSLQUIC_set_quic_lb(l, 2, sid, sizeof(sid), 6, key, 1), 1);
+    ASSERT_EQ(OSSLQUIC_prefork(l, 2), 0);
+    ASSERT_ERROR_QUEUED();
+    ERR_clear_error();
+    SSL_free(l);
+    /* A last octet (0xfe) leaving room for two workers, not three. */
+    l = listener_on(sctx, fd);
+    ASSERT_NOT_NULL(l);
+    ASSERT_EQ(OSSLQUIC_set_quic_lb(l, 2, sid, sizeof(sid), 6, NULL, 1), 1);
+    ASSERT_EQ(OSSLQUIC_prefork(l, 3), 0);
+    ASSERT_ERROR_QUEUED();
+    ERR_clear_error();
+    SSL_free(l);
+    SSL_CTX_free(sctx);
+    BIO_ADDR_free(addr);
+    close(fd);
+    return prefork_run(1);
 }
 
 static int test_bad_calls(void)
@@ -583,6 +631,7 @@ int main(int argc, char **argv)
     RUN(test_fork_connection);
     RUN(test_fork_leaves_the_rest);
     RUN(test_prefork);
+    RUN(test_prefork_quic_lb);
     RUN(test_prefork_one_worker);
     return tu_finish();
 }
