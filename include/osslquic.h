@@ -770,6 +770,20 @@
 
 #define SSL_R_BIO_NOT_SET 128
 
+/**
+ * The IV length of both ciphers: the size of the IV buffer a ticket key callback is given.
+ */
+#define EVP_MAX_IV_LENGTH 16
+
+/**
+ * The longest key a cipher takes (OpenSSL's bound; ours take 16 or 32 bytes).
+ */
+#define EVP_MAX_KEY_LENGTH 64
+
+#define OSSL_PARAM_UTF8_STRING 4
+
+#define OSSL_PARAM_OCTET_STRING 5
+
 #define SSL_FILETYPE_PEM 1
 
 #define TLS1_2_VERSION 771
@@ -936,6 +950,11 @@
 #define MAX_KEYS 4
 
 /**
+ * The size of a key's name.
+ */
+#define NAME_LEN 16
+
+/**
  * The longest header accepted: a version 1 header is at most 107 bytes; a version 2 header
  * announces its length (up to 16 + 65,535), and balancers send a few hundred bytes of TLVs
  * at most. Beyond this the connection fails rather than buffer a peer's bytes.
@@ -1039,6 +1058,28 @@ typedef struct bio_method_st bio_method_st;
  * rather than in `ffi/` because custom methods' callbacks, which this layer calls, take it.
  */
 typedef struct bio_st bio_st;
+
+/**
+ * The opaque C type behind `ENGINE *` (always NULL here).
+ */
+typedef struct engine_st engine_st;
+
+/**
+ * The opaque C type behind `EVP_CIPHER_CTX *`: the cipher context a ticket key callback is
+ * given, recording the key it is initialised with.
+ */
+typedef struct evp_cipher_ctx_st evp_cipher_ctx_st;
+
+/**
+ * The opaque C type behind `EVP_CIPHER *`: a cipher a ticket key callback may name.
+ */
+typedef struct evp_cipher_st evp_cipher_st;
+
+/**
+ * The opaque C type behind `EVP_MAC_CTX *`: the HMAC context a ticket key callback is given,
+ * recording its key.
+ */
+typedef struct evp_mac_ctx_st evp_mac_ctx_st;
 
 /**
  * A cipher suite (opaque; one static object per suite).
@@ -1171,6 +1212,28 @@ typedef struct ssl_cipher_st SSL_CIPHER;
  */
 typedef int (*ERR_print_errors_cb_fn)(const char *str, size_t len, void *u);
 
+typedef struct evp_cipher_st EVP_CIPHER;
+
+typedef struct evp_cipher_ctx_st EVP_CIPHER_CTX;
+
+typedef struct engine_st ENGINE;
+
+/**
+ * One parameter of an OSSL_PARAM array, laid out as OpenSSL's (an array ends with a NULL
+ * `key`).
+ */
+typedef struct ossl_param_st {
+  const char *key;
+  unsigned int data_type;
+  void *data;
+  size_t data_size;
+  size_t return_size;
+} ossl_param_st;
+
+typedef struct ossl_param_st OSSL_PARAM;
+
+typedef struct evp_mac_ctx_st EVP_MAC_CTX;
+
 /**
  * What a QUIC object's engine has seen (OSSLQUIC_get_engine_stats).
  */
@@ -1225,6 +1288,18 @@ typedef struct x509_store_ctx_st X509_STORE_CTX;
  * on, 0 fails the handshake.
  */
 typedef int (*SSL_verify_cb)(int preverify_ok, X509_STORE_CTX *x509_ctx);
+
+/**
+ * The ticket key callback type (see SSL_CTX_set_tlsext_ticket_key_evp_cb(3)): `name` (16
+ * bytes), `iv` (16 bytes), the cipher and MAC contexts to initialise, and 1 to make a
+ * ticket or 0 to open one.
+ */
+typedef int (*SSL_CTX_ticket_key_evp_cb)(SSL *ssl,
+                                         uint8_t *name,
+                                         uint8_t *iv,
+                                         EVP_CIPHER_CTX *cctx,
+                                         EVP_MAC_CTX *mctx,
+                                         int enc);
 
 /**
  * The keylog callback type: one NSS key-log line (no newline) per secret.
@@ -2283,6 +2358,93 @@ void ERR_print_errors_cb(ERR_print_errors_cb_fn cb, void *u);
 void ERR_print_errors_fp(FILE *fp);
 
 /**
+ * AES-128 in CBC mode, as a ticket key callback names it. See EVP_aes_128_cbc(3).
+ */
+const EVP_CIPHER *EVP_aes_128_cbc(void);
+
+/**
+ * AES-256 in CBC mode, as a ticket key callback names it. See EVP_aes_256_cbc(3).
+ */
+const EVP_CIPHER *EVP_aes_256_cbc(void);
+
+/**
+ * In a ticket key callback: the cipher and key of a new ticket. The IV and engine are not
+ * used (osslquic's tickets carry their own nonce). See EVP_EncryptInit_ex(3).
+ */
+int EVP_EncryptInit_ex(EVP_CIPHER_CTX *ctx,
+                       const EVP_CIPHER *cipher,
+                       ENGINE *engine,
+                       const uint8_t *key,
+                       const uint8_t *iv);
+
+/**
+ * In a ticket key callback: the cipher and key of the ticket presented. See
+ * EVP_DecryptInit_ex(3).
+ */
+int EVP_DecryptInit_ex(EVP_CIPHER_CTX *ctx,
+                       const EVP_CIPHER *cipher,
+                       ENGINE *engine,
+                       const uint8_t *key,
+                       const uint8_t *iv);
+
+/**
+ * As EVP_EncryptInit_ex, OpenSSL 3's form (parameters ignored). See EVP_EncryptInit_ex2(3).
+ */
+int EVP_EncryptInit_ex2(EVP_CIPHER_CTX *ctx,
+                        const EVP_CIPHER *cipher,
+                        const uint8_t *key,
+                        const uint8_t *iv,
+                        const OSSL_PARAM *params);
+
+/**
+ * As EVP_DecryptInit_ex, OpenSSL 3's form (parameters ignored). See EVP_DecryptInit_ex2(3).
+ */
+int EVP_DecryptInit_ex2(EVP_CIPHER_CTX *ctx,
+                        const EVP_CIPHER *cipher,
+                        const uint8_t *key,
+                        const uint8_t *iv,
+                        const OSSL_PARAM *params);
+
+/**
+ * The IV length of a ticket callback's cipher context: 16. See EVP_CIPHER_CTX_get_iv_length(3).
+ */
+int EVP_CIPHER_CTX_get_iv_length(const EVP_CIPHER_CTX *ctx);
+
+/**
+ * In a ticket key callback: the HMAC's parameters. "key" (an octet string) is recorded;
+ * "digest" must name SHA-256 (the only digest OpenSSL's tickets use); others are ignored,
+ * as OpenSSL's HMAC ignores parameters it does not know. See EVP_MAC_CTX_set_params(3).
+ */
+int EVP_MAC_CTX_set_params(EVP_MAC_CTX *ctx, const OSSL_PARAM *params);
+
+/**
+ * A parameter holding an octet string. See OSSL_PARAM_construct_octet_string(3).
+ */
+OSSL_PARAM OSSL_PARAM_construct_octet_string(const char *key, void *buf, size_t bsize);
+
+/**
+ * A parameter holding a UTF-8 string; `bsize` 0 means the string's length. See
+ * OSSL_PARAM_construct_utf8_string(3).
+ */
+OSSL_PARAM OSSL_PARAM_construct_utf8_string(const char *key, char *buf, size_t bsize);
+
+/**
+ * The end marker of a parameter array. See OSSL_PARAM_construct_end(3).
+ */
+OSSL_PARAM OSSL_PARAM_construct_end(void);
+
+/**
+ * `num` random bytes from the operating system. Returns 1, or 0 with an error queued (a
+ * negative `num`, NULL `buf`). See RAND_bytes(3).
+ */
+int RAND_bytes(uint8_t *buf, int num);
+
+/**
+ * As RAND_bytes (one generator serves both). See RAND_priv_bytes(3).
+ */
+int RAND_priv_bytes(uint8_t *buf, int num);
+
+/**
  * fork(2), handing the accepted connection `conn` to the child. Returns the child's pid in
  * the parent, 0 in the child, -1 (error queued) on failure, like fork(2).
  * QUIC: in the child, `conn` is served on a UDP socket of its own and nothing else of its
@@ -2637,6 +2799,22 @@ uint64_t OSSLQUIC_CTX_get_handshake_timeout(const SSL_CTX *ctx);
  * is accepted as a minimum). Others return 0 with an "unsupported" error. See SSL_CTX_ctrl(3).
  */
 long SSL_CTX_ctrl(SSL_CTX *ctx, int cmd, long larg, void *_parg);
+
+/**
+ * Sets (or with NULL clears) the callback that chooses the key of each new session ticket
+ * and finds the key of each ticket presented, as OpenSSL's: when making a ticket (`enc` 1)
+ * it writes the key's 16-byte name and initialises the cipher context
+ * (`EVP_EncryptInit_ex` with `EVP_aes_256_cbc()` or `EVP_aes_128_cbc()` and its AES key)
+ * and the MAC context (`EVP_MAC_CTX_set_params`: "key", and "digest" SHA256), returning 1
+ * (0: no ticket); when opening one (`enc` 0) it is given the name and initialises them the
+ * same way (`EVP_DecryptInit_ex`), returning 1 or 2 (found; 2 asks for a new ticket, which a
+ * TLS 1.3 server sends anyway) or 0 (unknown: a full handshake). It takes precedence over
+ * the context's keys and runs inside the handshake (its `SSL *` is the TLS connection, for
+ * QUIC the listener). The HMAC and AES keys make osslquic's ticket key: a callback key opens
+ * the tickets of a key given by SSL_CTX_set_tlsext_ticket_keys with the same name and bytes.
+ * Returns 1, or 0 with an error queued (NULL ctx).
+ */
+int SSL_CTX_set_tlsext_ticket_key_evp_cb(SSL_CTX *ctx, SSL_CTX_ticket_key_evp_cb cb);
 
 /**
  * Sets (or with NULL clears) the callback that receives TLS secrets as NSS key-log lines

@@ -8,6 +8,9 @@ UNSUPPORTED=""
 # Implemented only in a library built with the lock-tracking cargo feature (measurements for
 # `make bench`); the default build returns "unsupported".
 LOCK_TRACKING="OSSLQUIC_lock_stats OSSLQUIC_lock_stats_reset"
+# Work on the cipher and MAC contexts a session-ticket key callback is given, and on no other
+# (osslquic makes no others).
+TICKET_CB="EVP_EncryptInit_ex EVP_EncryptInit_ex2 EVP_DecryptInit_ex EVP_DecryptInit_ex2 EVP_CIPHER_CTX_get_iv_length EVP_MAC_CTX_set_params"
 echo "| function | status |"
 echo "|---|---|"
 # Functions returning a function pointer are declared `int (*NAME(args))(...)`.
@@ -20,6 +23,9 @@ grep -E '^[A-Za-z_][A-Za-z0-9_ \*]*([ \*]|\(\*)([A-Za-z][A-Za-z0-9_]*)\(' includ
         *)
             case " $LOCK_TRACKING " in
             *" $f "*) echo "| \`$f\` | implemented with the \`lock-tracking\` feature, else returns unsupported |"; continue ;;
+            esac
+            case " $TICKET_CB " in
+            *" $f "*) echo "| \`$f\` | implemented, in a ticket key callback (\`SSL_CTX_set_tlsext_ticket_key_evp_cb\`) |"; continue ;;
             esac
             echo "| \`$f\` | implemented |"
             ;;

@@ -1,5 +1,5 @@
-/* osslquic: <openssl/rand.h>. OpenSSL's includes; osslquic exports no RAND_* functions.
- * Hand-written. */
+/* osslquic: <openssl/rand.h>. RAND_bytes and RAND_priv_bytes (in <osslquic.h>) fill a
+ * buffer from the operating system's generator. Hand-written. */
 #ifndef OPENSSL_RAND_H
 #define OPENSSL_RAND_H
 

@@ -18,6 +18,7 @@ pub mod bio;
 pub mod ciphers;
 pub mod crypto;
 pub mod err;
+pub mod evp;
 pub mod fork;
 pub mod session;
 pub mod ssl;

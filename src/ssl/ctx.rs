@@ -447,6 +447,12 @@ impl SslCtx {
         Ok(())
     }
 
+    /// SSL_CTX_set_tlsext_ticket_key_evp_cb: the application names and finds ticket keys
+    /// (None: the context's keys again).
+    pub fn set_ticket_callback(&self, cb: Option<super::tickets::KeyCallback>) {
+        Self::ticketer(&mut self.cfg.lock()).set_callback(cb);
+    }
+
     /// SSL_CTX_get_tlsext_ticket_keys: the newest key (a random one is made first if the
     /// context has none, as OpenSSL's context always holds one).
     pub fn ticket_key(&self) -> Result<[u8; super::tickets::KEY_LEN]> {

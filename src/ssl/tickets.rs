@@ -10,18 +10,51 @@
 //! Rotation: the newest key (the first given) seals new tickets; the others still open the
 //! tickets they sealed until they are dropped. A ticket is `name (16) || nonce (12) ||
 //! sealed session || tag (16)`, the name authenticated as associated data.
+//!
+//! Or the application's key callback (`SSL_CTX_set_tlsext_ticket_key_evp_cb`) names the key
+//! for each new ticket and finds the key of each ticket presented; it takes precedence over
+//! keys, as in OpenSSL. The HMAC and AES keys it hands over make the AEAD key as a key given
+//! with the same bytes would.
 
 use parking_lot::RwLock;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The size of one key, as OpenSSL counts it (name, HMAC secret, AES key).
 pub const KEY_LEN: usize = 80;
 /// How many keys a context holds: the newest and the previous ones still accepted.
 pub const MAX_KEYS: usize = 4;
-const NAME_LEN: usize = 16;
+/// The size of a key's name.
+pub const NAME_LEN: usize = 16;
 const TAG_LEN: usize = 16;
+
+/// What the application's key callback answered for one ticket.
+pub enum CallbackKey {
+    /// The key: its name, and its secrets (the HMAC key, then the AES key).
+    Key([u8; NAME_LEN], Vec<u8>),
+    /// No key: no ticket is issued, or the ticket presented is not resumed.
+    None,
+}
+
+/// The application's key callback as the C boundary wraps it: given a name buffer (for the
+/// callback to fill when sealing; the ticket's name when opening) and whether a ticket is
+/// being sealed.
+pub type KeyCallback = Arc<dyn Fn(&mut [u8; NAME_LEN], bool) -> CallbackKey + Send + Sync>;
+
+/// The AEAD key made from a key's secret bytes. None only if ring refuses a 32-byte HKDF
+/// output or AES-256 key, which it does not.
+fn aead_key(secret: &[u8]) -> Option<LessSafeKey> {
+    use ring::hkdf::{HKDF_SHA256, Salt};
+    let mut k = [0u8; 32];
+    let prk = Salt::new(HKDF_SHA256, b"osslquic ticket key v1").extract(secret);
+    prk.expand(&[b"aes-256-gcm"], HKDF_SHA256)
+        .ok()?
+        .fill(&mut k)
+        .ok()?;
+    Some(LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &k).ok()?))
+}
 
 struct Key {
     raw: [u8; KEY_LEN],
@@ -29,27 +62,22 @@ struct Key {
 }
 
 impl Key {
-    /// None only if ring refuses a 32-byte HKDF output or AES-256 key, which it does not.
     fn new(raw: &[u8; KEY_LEN]) -> Option<Key> {
-        use ring::hkdf::{HKDF_SHA256, Salt};
-        let mut k = [0u8; 32];
-        let prk = Salt::new(HKDF_SHA256, b"osslquic ticket key v1").extract(&raw[NAME_LEN..]);
-        prk.expand(&[b"aes-256-gcm"], HKDF_SHA256)
-            .ok()?
-            .fill(&mut k)
-            .ok()?;
-        let aead = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &k).ok()?);
-        Some(Key { raw: *raw, aead })
+        Some(Key {
+            raw: *raw,
+            aead: aead_key(&raw[NAME_LEN..])?,
+        })
     }
     fn name(&self) -> &[u8] {
         &self.raw[..NAME_LEN]
     }
 }
 
-/// A context's ticket keys, shared by every server configuration made from it: changing the
-/// keys reaches listeners and TLS servers already running.
+/// A context's ticket keys (or key callback), shared by every server configuration made from
+/// it: changing them reaches listeners and TLS servers already running.
 pub struct Ticketer {
     keys: RwLock<Vec<Key>>,
+    callback: RwLock<Option<KeyCallback>>,
     lifetime: AtomicU32,
     rng: SystemRandom,
 }
@@ -58,6 +86,7 @@ impl std::fmt::Debug for Ticketer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ticketer")
             .field("keys", &self.keys.read().len())
+            .field("callback", &self.callback.read().is_some())
             .finish()
     }
 }
@@ -67,6 +96,7 @@ impl Ticketer {
     pub fn new(lifetime: u32) -> Ticketer {
         Ticketer {
             keys: RwLock::new(Vec::new()),
+            callback: RwLock::new(None),
             lifetime: AtomicU32::new(lifetime),
             rng: SystemRandom::new(),
         }
@@ -103,14 +133,50 @@ impl Ticketer {
         keys.first().map(|k| k.raw)
     }
 
+    /// SSL_CTX_set_tlsext_ticket_key_evp_cb: the callback (None: the keys again).
+    pub fn set_callback(&self, cb: Option<KeyCallback>) {
+        *self.callback.write() = cb;
+    }
+
     pub fn set_lifetime(&self, secs: u32) {
         self.lifetime.store(secs, Ordering::Relaxed);
     }
+
+    fn callback(&self) -> Option<KeyCallback> {
+        self.callback.read().clone()
+    }
+
+    /// `name || nonce || seal(plain) || tag` under `aead`.
+    fn seal(&self, name: &[u8], aead: &LessSafeKey, plain: &[u8]) -> Option<Vec<u8>> {
+        let mut nonce = [0u8; NONCE_LEN];
+        self.rng.fill(&mut nonce).ok()?;
+        let mut out = Vec::with_capacity(NAME_LEN + NONCE_LEN + plain.len() + TAG_LEN);
+        out.extend_from_slice(name);
+        out.extend_from_slice(&nonce);
+        let mut body = plain.to_vec();
+        aead.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(name),
+            &mut body,
+        )
+        .ok()?;
+        out.extend_from_slice(&body);
+        Some(out)
+    }
+}
+
+/// Opens `nonce || sealed || tag` (a ticket after its name) under `aead`.
+fn open(name: &[u8], aead: &LessSafeKey, rest: &[u8]) -> Option<Vec<u8>> {
+    let (nonce, sealed) = rest.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+    let mut body = sealed.to_vec();
+    let plain = aead.open_in_place(nonce, Aad::from(name), &mut body).ok()?;
+    Some(plain.to_vec())
 }
 
 impl rustls::server::ProducesTickets for Ticketer {
     fn enabled(&self) -> bool {
-        !self.keys.read().is_empty()
+        self.callback.read().is_some() || !self.keys.read().is_empty()
     }
 
     fn lifetime(&self) -> u32 {
@@ -118,23 +184,16 @@ impl rustls::server::ProducesTickets for Ticketer {
     }
 
     fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+        if let Some(cb) = self.callback() {
+            let mut name = [0u8; NAME_LEN];
+            let CallbackKey::Key(name, secret) = cb(&mut name, true) else {
+                return None;
+            };
+            return self.seal(&name, &aead_key(&secret)?, plain);
+        }
         let keys = self.keys.read();
         let key = keys.first()?;
-        let mut nonce = [0u8; NONCE_LEN];
-        self.rng.fill(&mut nonce).ok()?;
-        let mut out = Vec::with_capacity(NAME_LEN + NONCE_LEN + plain.len() + TAG_LEN);
-        out.extend_from_slice(key.name());
-        out.extend_from_slice(&nonce);
-        let mut body = plain.to_vec();
-        key.aead
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(key.name()),
-                &mut body,
-            )
-            .ok()?;
-        out.extend_from_slice(&body);
-        Some(out)
+        self.seal(key.name(), &key.aead, plain)
     }
 
     fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
@@ -142,16 +201,17 @@ impl rustls::server::ProducesTickets for Ticketer {
             return None;
         }
         let (name, rest) = cipher.split_at(NAME_LEN);
-        let (nonce, sealed) = rest.split_at(NONCE_LEN);
+        if let Some(cb) = self.callback() {
+            // The callback is given the ticket's name; the key it finds opens the ticket.
+            let mut asked: [u8; NAME_LEN] = name.try_into().ok()?;
+            let CallbackKey::Key(_, secret) = cb(&mut asked, false) else {
+                return None;
+            };
+            return open(name, &aead_key(&secret)?, rest);
+        }
         let keys = self.keys.read();
         let key = keys.iter().find(|k| k.name() == name)?;
-        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
-        let mut body = sealed.to_vec();
-        let plain = key
-            .aead
-            .open_in_place(nonce, Aad::from(name), &mut body)
-            .ok()?;
-        Some(plain.to_vec())
+        open(name, &key.aead, rest)
     }
 }
 
@@ -215,6 +275,44 @@ mod tests {
         assert_eq!(s.decrypt(&old), None);
         assert_eq!(s.decrypt(&new).as_deref(), Some(&b"new"[..]));
         assert_eq!(s.newest(), Some(key(MAX_KEYS as u8 + 1)));
+    }
+
+    #[test]
+    fn a_callback_takes_precedence_and_matches_keys_of_the_same_bytes() {
+        let keyed = Ticketer::new(60);
+        keyed.set(&[key(1)]);
+        let cb = Ticketer::new(60);
+        cb.set(&[key(2)]);
+        // The callback knows key(1) by its name, and seals under it.
+        cb.set_callback(Some(Arc::new(|name: &mut [u8; NAME_LEN], seal: bool| {
+            let k = key(1);
+            if seal {
+                name.copy_from_slice(&k[..NAME_LEN]);
+            } else if name[..] != k[..NAME_LEN] {
+                return CallbackKey::None;
+            }
+            CallbackKey::Key(*name, k[NAME_LEN..].to_vec())
+        })));
+        let t = cb.encrypt(b"via callback").unwrap();
+        assert_eq!(&t[..NAME_LEN], &key(1)[..NAME_LEN]);
+        assert_eq!(keyed.decrypt(&t).as_deref(), Some(&b"via callback"[..]));
+        let t = keyed.encrypt(b"via keys").unwrap();
+        assert_eq!(cb.decrypt(&t).as_deref(), Some(&b"via keys"[..]));
+        // A name the callback does not know: not opened, even if a key would.
+        let other = Ticketer::new(60);
+        other.set(&[key(2)]);
+        assert_eq!(cb.decrypt(&other.encrypt(b"x").unwrap()), None);
+        // No key from the callback: no ticket.
+        cb.set_callback(Some(Arc::new(|_: &mut [u8; NAME_LEN], _| {
+            CallbackKey::None
+        })));
+        assert!(cb.enabled());
+        assert_eq!(cb.encrypt(b"x"), None);
+        cb.set_callback(None);
+        assert_eq!(
+            cb.decrypt(&other.encrypt(b"y").unwrap()).as_deref(),
+            Some(&b"y"[..])
+        );
     }
 
     #[test]

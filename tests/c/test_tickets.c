@@ -8,6 +8,12 @@
  *    first). A TLS ticket from one server context resumes at another holding the same key
  *    (both ends say so), not at one holding another key; after a rotation the previous key
  *    still opens tickets, and once dropped it does not.
+ *  - SSL_CTX_set_tlsext_ticket_key_evp_cb, written as an OpenSSL server writes it (a key
+ *    table, RAND_bytes for the IV, EVP_EncryptInit_ex/EVP_DecryptInit_ex with AES-256-CBC,
+ *    EVP_MAC_CTX_set_params with the HMAC key and SHA256): a server whose callback knows a
+ *    key by name resumes tickets issued under it, by another callback server or by a server
+ *    given the same bytes with SSL_CTX_set_tlsext_ticket_keys; an unknown name, or a
+ *    callback answering 0 or failing, means a full handshake; NULL returns to the keys.
  *  - OSSLQUIC_CTX_set_fleet_secret: two QUIC servers given the same secret resume each
  *    other's sessions, and a validating listener admits a client with another server's
  *    NEW_TOKEN token without a Retry (its engine counts none); with different secrets, no
@@ -21,6 +27,9 @@ int main(void)
     return 0; /* needs libssl: not part of the libcrypto comparison run */
 }
 #else
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
 #if HAVE_OSSLQUIC
@@ -166,6 +175,163 @@ static int test_tls_ticket_keys(void)
     SSL_CTX_free(a);
     SSL_CTX_free(b);
     SSL_CTX_free(cctx);
+    return 1;
+}
+
+/* ---- the key callback */
+
+/* A key table as a server keeps one: name, HMAC key, AES key (the 80-byte layout). Each
+ * callback context (ex_data-free: a test-wide table per server, by index) knows `nkeys` keys,
+ * the first being the one new tickets use. */
+struct cb_keys {
+    unsigned char keys[3][80];
+    int nkeys, calls, found, unknown, answer_zero, fail_init;
+};
+static struct cb_keys cb_a, cb_b;
+
+static int ticket_cb(struct cb_keys *t, unsigned char *name, unsigned char *iv,
+                     EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+    OSSL_PARAM params[3];
+    const unsigned char *k = NULL;
+    int i;
+
+    t->calls++;
+    if (t->answer_zero)
+        return 0;
+    if (enc) {
+        k = t->keys[0];
+        memcpy(name, k, 16);
+        if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1)
+            return -1;
+    } else {
+        for (i = 0; i < t->nkeys && k == NULL; i++)
+            if (memcmp(name, t->keys[i], 16) == 0)
+                k = t->keys[i];
+        if (k == NULL) {
+            t->unknown++;
+            return 0;
+        }
+        t->found++;
+    }
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)(k + 16), 32);
+    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
+    params[2] = OSSL_PARAM_construct_end();
+    if (t->fail_init)
+        return 1; /* claims success without initialising: no key */
+    if (EVP_MAC_CTX_set_params(hctx, params) != 1)
+        return -1;
+    if (enc)
+        return EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k + 48, iv) == 1 ? 1 : -1;
+    return EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k + 48, iv) == 1 ? (k == t->keys[0] ? 1 : 2)
+                                                                              : -1;
+}
+
+static int cb_a_fn(SSL *s, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *c,
+                   EVP_MAC_CTX *h, int enc)
+{
+    (void)s;
+    return ticket_cb(&cb_a, name, iv, c, h, enc);
+}
+
+static int cb_b_fn(SSL *s, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *c,
+                   EVP_MAC_CTX *h, int enc)
+{
+    (void)s;
+    return ticket_cb(&cb_b, name, iv, c, h, enc);
+}
+
+static int test_tls_key_callback(void)
+{
+    SSL_CTX *a = tl_server_ctx(), *b = tl_server_ctx(), *keyed = tl_server_ctx();
+    SSL_CTX *cctx = tls_client();
+
+    ASSERT_TRUE(a != NULL && b != NULL && keyed != NULL && cctx != NULL);
+    memset(&cb_a, 0, sizeof(cb_a));
+    memset(&cb_b, 0, sizeof(cb_b));
+    key_fill(cb_a.keys[0], 1);
+    cb_a.nkeys = 1;
+    key_fill(cb_b.keys[0], 2); /* b issues under key 2, and still knows key 1 */
+    key_fill(cb_b.keys[1], 1);
+    cb_b.nkeys = 2;
+    ASSERT_EQ(SSL_CTX_set_tlsext_ticket_key_evp_cb(a, cb_a_fn), 1);
+    ASSERT_EQ(SSL_CTX_set_tlsext_ticket_key_evp_cb(b, cb_b_fn), 1);
+    ASSERT_EQ(SSL_CTX_set_tlsext_ticket_key_evp_cb(NULL, cb_a_fn), 0);
+    ASSERT_ERROR_QUEUED();
+    ERR_clear_error();
+
+    /* a's ticket (key 1) opens at b, which finds key 1 by name. */
+    ASSERT_EQ(tls_cross(cctx, a, b), 1);
+    ASSERT_GE(cb_a.calls, 1);
+    ASSERT_EQ(cb_b.found, 1);
+    /* b's ticket (key 2) is unknown to a: a full handshake, the callback asked. */
+    ASSERT_EQ(tls_cross(cctx, b, a), 0);
+    ASSERT_EQ(cb_a.unknown, 1);
+    /* A server given key 1's bytes with SSL_CTX_set_tlsext_ticket_keys: the same tickets. */
+    ASSERT_EQ(SSL_CTX_set_tlsext_ticket_keys(keyed, cb_a.keys[0], 80), 1);
+    ASSERT_EQ(tls_cross(cctx, a, keyed), 1);
+    ASSERT_EQ(tls_cross(cctx, keyed, b), 1);
+    /* The callback takes precedence over keys: b, also given key 3, still issues under key
+     * 2, which keyed (key 1) does not open. */
+    {
+        unsigned char k3[80];
+
+        key_fill(k3, 3);
+        ASSERT_EQ(SSL_CTX_set_tlsext_ticket_keys(b, k3, 80), 1);
+        ASSERT_EQ(tls_cross(cctx, b, keyed), 0);
+        /* Callback cleared: b's keys (key 3) again. */
+        ASSERT_EQ(SSL_CTX_set_tlsext_ticket_key_evp_cb(b, NULL), 1);
+        ASSERT_EQ(SSL_CTX_set_tlsext_ticket_keys(keyed, k3, 80), 1);
+        ASSERT_EQ(tls_cross(cctx, b, keyed), 1);
+    }
+    /* A callback answering 0 issues no ticket, nor one claiming success without a key: the
+     * client's session cannot resume anywhere (keyed holds key 1's bytes again). */
+    ASSERT_EQ(SSL_CTX_set_tlsext_ticket_keys(keyed, cb_a.keys[0], 80), 1);
+    ASSERT_EQ(tls_cross(cctx, a, keyed), 1);
+    cb_a.answer_zero = 1;
+    ASSERT_EQ(tls_cross(cctx, a, keyed), 0);
+    cb_a.answer_zero = 0;
+    cb_a.fail_init = 1;
+    ASSERT_EQ(tls_cross(cctx, a, keyed), 0);
+    cb_a.fail_init = 0;
+
+    SSL_CTX_free(a);
+    SSL_CTX_free(b);
+    SSL_CTX_free(keyed);
+    SSL_CTX_free(cctx);
+    return 1;
+}
+
+/* The libcrypto calls outside a sensible use: NULL contexts, no cipher, a digest other than
+ * SHA-256, RAND_bytes's bad arguments. */
+static int test_evp_bad_args(void)
+{
+    unsigned char buf[32] = {0}, key[32] = {0};
+    OSSL_PARAM md5[2];
+
+    ASSERT_EQ(RAND_bytes(buf, sizeof(buf)), 1);
+    ASSERT_EQ(RAND_bytes(buf, 0), 1);
+    ASSERT_EQ(RAND_bytes(NULL, 4), 0);
+    ASSERT_ERROR_QUEUED();
+    ERR_clear_error();
+    ASSERT_EQ(RAND_bytes(buf, -1), 0);
+    ASSERT_ERROR_QUEUED();
+    ERR_clear_error();
+    ASSERT_EQ(RAND_priv_bytes(buf, 16), 1);
+    ASSERT_EQ(EVP_EncryptInit_ex(NULL, EVP_aes_256_cbc(), NULL, key, buf), 0);
+    ASSERT_ERROR_QUEUED();
+    ERR_clear_error();
+    ASSERT_EQ(EVP_MAC_CTX_set_params(NULL, NULL), 0);
+    ASSERT_ERROR_QUEUED();
+    ERR_clear_error();
+    ASSERT_EQ(EVP_CIPHER_CTX_get_iv_length(NULL), -1);
+    ASSERT_ERROR_QUEUED();
+    ERR_clear_error();
+    md5[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "MD5", 0);
+    md5[1] = OSSL_PARAM_construct_end();
+    ASSERT_EQ(md5[0].data_type, OSSL_PARAM_UTF8_STRING);
+    ASSERT_EQ(md5[0].data_size, 3);
+    ASSERT_NULL(md5[1].key);
     return 1;
 }
 
@@ -367,6 +533,8 @@ int main(int argc, char **argv)
 #if HAVE_OSSLQUIC
     RUN(test_tls_ticket_keys);
     RUN(test_tls_fleet_secret);
+    RUN(test_tls_key_callback);
+    RUN(test_evp_bad_args);
     RUN(test_quic_fleet_secret);
     RUN(test_quic_ticket_keys);
 #endif

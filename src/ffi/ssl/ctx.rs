@@ -349,6 +349,85 @@ fn ticket_keys_ctrl(c: &SslCtx, set: bool, len: c_long, keys: *mut c_void) -> Re
     Ok(1)
 }
 
+/// The ticket key callback type (see SSL_CTX_set_tlsext_ticket_key_evp_cb(3)): `name` (16
+/// bytes), `iv` (16 bytes), the cipher and MAC contexts to initialise, and 1 to make a
+/// ticket or 0 to open one.
+pub type SSL_CTX_ticket_key_evp_cb = Option<
+    unsafe extern "C" fn(
+        ssl: *mut SSL,
+        name: *mut u8,
+        iv: *mut u8,
+        cctx: *mut crate::ffi::evp::EVP_CIPHER_CTX,
+        mctx: *mut crate::ffi::evp::EVP_MAC_CTX,
+        enc: c_int,
+    ) -> c_int,
+>;
+
+/// Sets (or with NULL clears) the callback that chooses the key of each new session ticket
+/// and finds the key of each ticket presented, as OpenSSL's: when making a ticket (`enc` 1)
+/// it writes the key's 16-byte name and initialises the cipher context
+/// (`EVP_EncryptInit_ex` with `EVP_aes_256_cbc()` or `EVP_aes_128_cbc()` and its AES key)
+/// and the MAC context (`EVP_MAC_CTX_set_params`: "key", and "digest" SHA256), returning 1
+/// (0: no ticket); when opening one (`enc` 0) it is given the name and initialises them the
+/// same way (`EVP_DecryptInit_ex`), returning 1 or 2 (found; 2 asks for a new ticket, which a
+/// TLS 1.3 server sends anyway) or 0 (unknown: a full handshake). It takes precedence over
+/// the context's keys and runs inside the handshake (its `SSL *` is the TLS connection, for
+/// QUIC the listener). The HMAC and AES keys make osslquic's ticket key: a callback key opens
+/// the tickets of a key given by SSL_CTX_set_tlsext_ticket_keys with the same name and bytes.
+/// Returns 1, or 0 with an error queued (NULL ctx).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_CTX_set_tlsext_ticket_key_evp_cb(
+    ctx: *mut SSL_CTX,
+    cb: SSL_CTX_ticket_key_evp_cb,
+) -> c_int {
+    ffi_entry!(SSL_CTX_set_tlsext_ticket_key_evp_cb, {
+        let c = ctx_arg(ctx)?;
+        c.set_ticket_callback(cb.map(|f| -> crate::ssl::tickets::KeyCallback {
+            Arc::new(move |name, seal| ticket_key_call(f, name, seal))
+        }));
+        Ok(1)
+    })
+}
+
+/// One call of the application's ticket key callback, with contexts made for it.
+fn ticket_key_call(
+    f: unsafe extern "C" fn(
+        *mut SSL,
+        *mut u8,
+        *mut u8,
+        *mut crate::ffi::evp::EVP_CIPHER_CTX,
+        *mut crate::ffi::evp::EVP_MAC_CTX,
+        c_int,
+    ) -> c_int,
+    name: &mut [u8; crate::ssl::tickets::NAME_LEN],
+    seal: bool,
+) -> crate::ssl::tickets::CallbackKey {
+    use crate::ssl::tickets::CallbackKey;
+    let mut cctx = crate::ffi::evp::EVP_CIPHER_CTX::default();
+    let mut mctx = crate::ffi::evp::EVP_MAC_CTX::default();
+    let mut iv = [0u8; crate::ffi::evp::EVP_MAX_IV_LENGTH];
+    let ssl = crate::ssl::current_owner() as *mut SSL;
+    // SAFETY: the application's callback, with buffers of the sizes OpenSSL gives (16 bytes
+    // each) and contexts that live for the call.
+    let r = unsafe {
+        f(
+            ssl,
+            name.as_mut_ptr(),
+            iv.as_mut_ptr(),
+            &mut cctx,
+            &mut mctx,
+            c_int::from(seal),
+        )
+    };
+    match (cctx.key, mctx.key) {
+        (Some(aes), Some(mut secret)) if r >= 1 => {
+            secret.extend_from_slice(&aes);
+            CallbackKey::Key(*name, secret)
+        }
+        _ => CallbackKey::None,
+    }
+}
+
 /// The keylog callback type: one NSS key-log line (no newline) per secret.
 pub type SSL_CTX_keylog_cb_func =
     Option<unsafe extern "C" fn(ssl: *const SSL, line: *const c_char)>;
