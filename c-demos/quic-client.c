@@ -11,6 +11,7 @@
  *     -n COUNT      fetch every path COUNT times (default 1)
  *     -p PARALLEL   at most PARALLEL streams open at once (default: all requests at once)
  *     -t SECONDS    overall time limit (default 60): every wait is bounded by it
+ *     -u            update the keys (SSL_key_update) once connected, before the requests
  *     -v            print text bodies and one line per stream to stderr
  *
  * Each request is "GET /path\r\n" then FIN on a new bidirectional stream; the body is read
@@ -271,9 +272,9 @@ int main(int argc, char **argv)
     struct req *reqs = NULL;
     size_t nreq, i, done = 0, open = 0, next = 0;
     uint64_t bytes = 0;
-    int r;
+    int r, key_update = 0;
 
-    while ((opt = getopt(argc, argv, "a:c:s:kn:p:t:v")) != -1) {
+    while ((opt = getopt(argc, argv, "a:c:s:kn:p:t:uv")) != -1) {
         switch (opt) {
         case 'a': alpn = optarg; break;
         case 'c': cafile = optarg; break;
@@ -282,6 +283,7 @@ int main(int argc, char **argv)
         case 'n': repeat = atol(optarg); break;
         case 'p': parallel = atol(optarg); break;
         case 't': limit = atof(optarg); break;
+        case 'u': key_update = 1; break;
         case 'v': verbose = 1; break;
         default: usage(); return 2;
         }
@@ -365,6 +367,14 @@ int main(int argc, char **argv)
         }
     }
     t_hs = now_s() - t_start;
+    if (key_update) {
+        if (!SSL_key_update(conn, SSL_KEY_UPDATE_REQUESTED)) {
+            fail("key update refused%s", "");
+            goto out;
+        }
+        if (verbose)
+            fprintf(stderr, "quic-client: keys updated\n");
+    }
     if (verbose) {
         const unsigned char *sel;
         unsigned int sel_len;

@@ -328,6 +328,10 @@
 
 #define SSL_ERROR_WANT_ACCEPT 8
 
+#define SSL_R_INVALID_KEY_UPDATE_TYPE 120
+
+#define SSL_R_STILL_IN_INIT 121
+
 #define SSL_R_CERTIFICATE_VERIFY_FAILED 134
 
 #define SSL_R_NO_CERTIFICATE_ASSIGNED 177
@@ -402,6 +406,15 @@
 #define SSL_OP_IGNORE_UNEXPECTED_EOF (1 << 7)
 
 #define SSL_OP_NO_TICKET (1 << 14)
+
+/**
+ * SSL_key_update's types (SSL_get_key_update_type reports NONE: nothing pending).
+ */
+#define SSL_KEY_UPDATE_NONE -1
+
+#define SSL_KEY_UPDATE_NOT_REQUESTED 0
+
+#define SSL_KEY_UPDATE_REQUESTED 1
 
 #define SSL_OP_EPHEMERAL_RSA 0
 
@@ -3350,6 +3363,23 @@ long SSL_get_verify_result(const SSL *ssl);
  * SSL_session_reused(3).
  */
 int SSL_session_reused(const SSL *ssl);
+
+/**
+ * Updates the connection's keys (TLS 1.3 and QUIC), after its handshake: `type` is
+ * SSL_KEY_UPDATE_NOT_REQUESTED or SSL_KEY_UPDATE_REQUESTED (others fail with "invalid key
+ * update type"). TLS: a KeyUpdate message goes out with the next write or handshake call
+ * (rustls always asks the peer to update too). QUIC (a connection or a stream): the next
+ * key phase starts at once and the peer follows; an update still in progress absorbs this
+ * one. Before the handshake: "still in init". Returns 1, or 0 with an error queued. See
+ * SSL_key_update(3).
+ */
+int SSL_key_update(SSL *ssl, int type);
+
+/**
+ * The key update waiting to be sent: always SSL_KEY_UPDATE_NONE, since SSL_key_update hands
+ * it to the protocol at once. See SSL_get_key_update_type(3).
+ */
+int SSL_get_key_update_type(const SSL *ssl);
 
 /**
  * The server name (SNI) of a TLS connection: on a server the name the client sent (after

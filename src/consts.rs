@@ -21,6 +21,8 @@ pub const SSL_ERROR_WANT_ACCEPT: i32 = 8;
 
 // SSL_R_* reason codes (ERR_LIB_SSL), for TLS and QUIC alike (SSL_R_BIO_NOT_SET is in
 // error::codes, with its text).
+pub const SSL_R_INVALID_KEY_UPDATE_TYPE: u32 = 120;
+pub const SSL_R_STILL_IN_INIT: u32 = 121;
 pub const SSL_R_CERTIFICATE_VERIFY_FAILED: u32 = 134;
 pub const SSL_R_NO_CERTIFICATE_ASSIGNED: u32 = 177;
 pub const SSL_R_NO_CIPHER_MATCH: u32 = 185;
@@ -59,6 +61,10 @@ pub const SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED: u32 = ERR_R_SHOULD_NOT_HAVE_BEEN_CA
 // SSL_CTX_set_options / SSL_set_options bits.
 pub const SSL_OP_IGNORE_UNEXPECTED_EOF: u64 = 1 << 7;
 pub const SSL_OP_NO_TICKET: u64 = 1 << 14;
+/// SSL_key_update's types (SSL_get_key_update_type reports NONE: nothing pending).
+pub const SSL_KEY_UPDATE_NONE: i32 = -1;
+pub const SSL_KEY_UPDATE_NOT_REQUESTED: i32 = 0;
+pub const SSL_KEY_UPDATE_REQUESTED: i32 = 1;
 pub const SSL_OP_EPHEMERAL_RSA: u64 = 0x0;
 pub const SSL_OP_MICROSOFT_BIG_SSLV3_BUFFER: u64 = 0x0;
 pub const SSL_OP_MICROSOFT_SESS_ID_BUG: u64 = 0x0;

@@ -664,6 +664,13 @@ pub enum SendError {
 }
 
 impl ConnState {
+    /// SSL_key_update: quinn moves to the next key phase (unless an update is still in
+    /// progress), announced by a PING sent in it.
+    pub fn key_update(&mut self) {
+        self.q.force_key_update();
+        self.q.ping();
+    }
+
     pub(super) fn new(q: Connection, held: bool, closing: Closing) -> ConnState {
         ConnState {
             q,

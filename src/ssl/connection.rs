@@ -359,6 +359,23 @@ impl Ssl {
         }
     }
 
+    /// SSL_key_update on a QUIC connection or stream: once the handshake is confirmed, quinn
+    /// moves to the next key phase (the peer follows).
+    pub(super) fn quic_key_update(&self) -> Result<()> {
+        let done = self.with_conn("conn: key_update", |conn| {
+            if !conn.connected || conn.lost.is_some() {
+                return false;
+            }
+            conn.key_update();
+            true
+        });
+        match done {
+            Some(true) => Ok(()),
+            _ => Err(Error::ssl(SSL_R_STILL_IN_INIT)
+                .with("a key update comes after the handshake, on a live connection")),
+        }
+    }
+
     /// SSL_get_conn_close_info: (code, frame type, reason, local, transport) once closed.
     pub fn close_info(&self) -> Option<(u64, u64, Vec<u8>, bool, bool)> {
         let c = self.conn_obj()?;

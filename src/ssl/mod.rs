@@ -829,6 +829,21 @@ impl Ssl {
     }
 
     /// SSL_session_reused.
+    /// SSL_key_update: TLS 1.3 sends a KeyUpdate; QUIC starts a key phase change at once
+    /// (quinn; the peer follows, and an update still in progress absorbs this one).
+    pub fn key_update(&self, kind: i32) -> Result<()> {
+        if kind != SSL_KEY_UPDATE_NOT_REQUESTED && kind != SSL_KEY_UPDATE_REQUESTED {
+            return Err(Error::ssl(SSL_R_INVALID_KEY_UPDATE_TYPE).with(format!(
+                "key update type {kind}: SSL_KEY_UPDATE_NOT_REQUESTED or _REQUESTED"
+            )));
+        }
+        match &self.kind {
+            Kind::Tls(t) => t.tls.key_update(),
+            Kind::Conn(_) | Kind::Stream(_) => self.quic_key_update(),
+            _ => Err(Error::ssl(SSL_R_CONN_USE_ONLY).with("a key update is a connection's")),
+        }
+    }
+
     pub fn session_reused(&self) -> bool {
         match &self.kind {
             Kind::Tls(t) => t.tls.resumed(),

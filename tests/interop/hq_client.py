@@ -17,6 +17,8 @@ from aioquic.asyncio import QuicConnectionProtocol, connect
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ConnectionTerminated, StreamDataReceived, StreamReset
 
+from hq_server import KeyUpdateLogger
+
 PERIOD = 251
 
 
@@ -86,6 +88,8 @@ class HqClient(QuicConnectionProtocol):
 async def run(args) -> int:
     cfg = QuicConfiguration(is_client=True, alpn_protocols=["hq-interop"], server_name=args.name)
     cfg.load_verify_locations(args.ca)
+    if args.key_update:
+        cfg.quic_logger = KeyUpdateLogger()
     # Large bodies: let the server send without waiting for window updates too often.
     cfg.max_data = 64 << 20
     cfg.max_stream_data = 16 << 20
@@ -93,6 +97,10 @@ async def run(args) -> int:
     t0 = time.monotonic()
     async with connect(args.host, args.port, configuration=cfg, create_protocol=HqClient) as client:
         t_hs = time.monotonic() - t0
+        if args.key_update:
+            # The next 1-RTT packet goes out under new keys; the server must follow.
+            client._quic.request_key_update()
+            client.transmit()
         alpn = client._quic.tls.alpn_negotiated
         if args.parallel:
             # At most `parallel` streams open at once: a new one as soon as one finishes.
@@ -133,6 +141,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=1, help="fetch every path this many times")
     ap.add_argument("--parallel", type=int, default=0, help="at most this many streams at once (0: all)")
     ap.add_argument("--timeout", type=float, default=60)
+    ap.add_argument("--key-update", action="store_true", help="update the keys once connected")
     ap.add_argument("host")
     ap.add_argument("port", type=int)
     ap.add_argument("paths", nargs="+")

@@ -18,6 +18,7 @@ import sys
 
 from aioquic.asyncio import QuicConnectionProtocol, serve
 from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.logger import QuicLogger, QuicLoggerTrace
 from aioquic.quic.events import ConnectionTerminated, HandshakeCompleted, StreamDataReceived
 
 PERIOD = 251
@@ -105,6 +106,22 @@ class HqServer(QuicConnectionProtocol):
             self.log(f"stream {sid}: PUT /{n}: {n} bytes (pattern), FIN")
 
 
+class KeyUpdateTrace(QuicLoggerTrace):
+    """Prints "key updated: KIND (TRIGGER)" for each 1-RTT key phase change aioquic makes."""
+
+    def log_event(self, *, category: str, event: str, data: dict) -> None:
+        if event == "key_updated" and data.get("trigger") in ("remote_update", "local_update"):
+            print(f"key updated: {data.get('key_type')} ({data['trigger']})", file=sys.stderr, flush=True)
+
+
+class KeyUpdateLogger(QuicLogger):
+    def start_trace(self, is_client: bool, odcid: bytes) -> QuicLoggerTrace:
+        return KeyUpdateTrace(is_client=is_client, odcid=odcid)
+
+    def end_trace(self, trace: QuicLoggerTrace) -> None:
+        pass
+
+
 async def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cert", required=True)
@@ -113,9 +130,12 @@ async def main() -> int:
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--retry", action="store_true", help="validate addresses with Retry")
     ap.add_argument("--lifetime", type=float, default=120, help="exit after this many seconds")
+    ap.add_argument("--log-key-updates", action="store_true", help="log each key phase change")
     args = ap.parse_args()
 
     cfg = QuicConfiguration(is_client=False, alpn_protocols=["hq-interop"])
+    if args.log_key_updates:
+        cfg.quic_logger = KeyUpdateLogger()
     cfg.load_cert_chain(args.cert, args.key)
     cfg.max_data = 64 << 20
     cfg.max_stream_data = 16 << 20

@@ -131,11 +131,42 @@ t_aioquic_client_connections() {
     result $n $ok
 }
 
+# The interop runner's keyupdate case, aioquic updating: it logs its key phase change, then
+# fetches 1 MB from our server, which must follow to read it.
+t_aioquic_client_keyupdate() {
+    n=aioquic-client-keyupdate
+    need_py && our_server $n || { result $n 0 "setup"; return; }
+    ok=1
+    timeout 90 "$PY" tests/interop/hq_client.py --ca "$CERTS/ca.pem" --timeout 60 --key-update 127.0.0.1 \
+        "$port" /1000000 >"$L/$n.client" 2>&1 || ok=0
+    stop_server || ok=0
+    grep -q "GET /1000000 -> 1000000/1000000 bytes (pattern), done" "$L/$n.log" || ok=0
+    grep -q "key updated: .* (local_update)" "$L/$n.client" || ok=0
+    [ $ok = 1 ] && echo "  aioquic: $(grep -m1 'key updated' "$L/$n.client"); $(tail -n 1 "$L/$n.client")"
+    result $n $ok
+}
+
 # ---- (b) our client, aioquic server
 
-aioquic_server() { # aioquic_server NAME
-    need_py && start "$1" "$PY" tests/interop/hq_server.py --cert "$CERTS/chain.pem" --key "$CERTS/key.pem" \
-        --retry --lifetime 120
+aioquic_server() { # aioquic_server NAME [hq_server.py options]
+    n=$1
+    shift
+    need_py && start "$n" "$PY" tests/interop/hq_server.py --cert "$CERTS/chain.pem" --key "$CERTS/key.pem" \
+        --retry --lifetime 120 "$@"
+}
+
+# The keyupdate case, our client updating (SSL_key_update): aioquic sees the peer's new key
+# phase and answers under it.
+t_aioquic_server_keyupdate() {
+    n=aioquic-server-keyupdate
+    aioquic_server $n --log-key-updates || { result $n 0 "setup"; return; }
+    ok=1
+    timeout 90 "$D/quic-client" -c "$CERTS/ca.pem" -s localhost -t 60 -u 127.0.0.1 "$port" /1000000 \
+        >"$L/$n.client" 2>&1 || ok=0
+    stop_server || ok=0
+    grep -q "key updated: .* (remote_update)" "$L/$n.log" || ok=0
+    [ $ok = 1 ] && echo "  aioquic: $(grep -m1 'key updated' "$L/$n.log"); $(tail -n 1 "$L/$n.client")"
+    result $n $ok
 }
 
 t_aioquic_server_10mb() {
@@ -196,6 +227,8 @@ t_aioquic_client_refill
 t_aioquic_client_connections
 t_aioquic_server_10mb
 t_aioquic_server_50_streams
+t_aioquic_client_keyupdate
+t_aioquic_server_keyupdate
 t_ngtcp2_client
 
 echo "$passed passed, $failed failed"

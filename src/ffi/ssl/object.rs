@@ -330,6 +330,35 @@ pub extern "C" fn SSL_session_reused(ssl: *const SSL) -> c_int {
     })
 }
 
+/// Updates the connection's keys (TLS 1.3 and QUIC), after its handshake: `type` is
+/// SSL_KEY_UPDATE_NOT_REQUESTED or SSL_KEY_UPDATE_REQUESTED (others fail with "invalid key
+/// update type"). TLS: a KeyUpdate message goes out with the next write or handshake call
+/// (rustls always asks the peer to update too). QUIC (a connection or a stream): the next
+/// key phase starts at once and the peer follows; an update still in progress absorbs this
+/// one. Before the handshake: "still in init". Returns 1, or 0 with an error queued. See
+/// SSL_key_update(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_key_update(ssl: *mut SSL, r#type: c_int) -> c_int {
+    ffi_entry!(SSL_key_update, {
+        ssl_arg(ssl)?.key_update(r#type)?;
+        Ok(1)
+    })
+}
+
+/// The key update waiting to be sent: always SSL_KEY_UPDATE_NONE, since SSL_key_update hands
+/// it to the protocol at once. See SSL_get_key_update_type(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_get_key_update_type(ssl: *const SSL) -> c_int {
+    ffi_entry!(
+        SSL_get_key_update_type,
+        crate::consts::SSL_KEY_UPDATE_NONE,
+        {
+            ssl_arg(ssl)?;
+            Ok(crate::consts::SSL_KEY_UPDATE_NONE)
+        }
+    )
+}
+
 /// The server name (SNI) of a TLS connection: on a server the name the client sent (after
 /// the ClientHello), on a client the one SSL_set_tlsext_host_name set; NULL if none. QUIC
 /// objects: NULL with an "unsupported" error. `type` must be TLSEXT_NAMETYPE_host_name. The
