@@ -1354,6 +1354,40 @@ typedef struct SSL_CONN_CLOSE_INFO {
   uint32_t flags;
 } SSL_CONN_CLOSE_INFO;
 
+/**
+ * What a QUIC connection has measured (OSSLQUIC_get_conn_stats): quinn-proto's figures for
+ * the connection and its current path.
+ */
+typedef struct OSSLQUIC_CONN_STATS {
+  /**
+   * Smoothed and minimum round-trip time, in microseconds.
+   */
+  uint64_t rtt_us;
+  uint64_t min_rtt_us;
+  /**
+   * Congestion window, in bytes (OSSLQUIC_CTX_set_congestion_control chose the controller).
+   */
+  uint64_t cwnd;
+  /**
+   * Congestion events (each reduces the window once), lost packets and their bytes.
+   */
+  uint64_t congestion_events;
+  uint64_t lost_packets;
+  uint64_t lost_bytes;
+  /**
+   * Packets sent on the path, and its current maximum datagram size (PMTU).
+   */
+  uint64_t sent_packets;
+  uint64_t current_mtu;
+  /**
+   * UDP datagrams and bytes sent and received by the connection.
+   */
+  uint64_t datagrams_out;
+  uint64_t bytes_out;
+  uint64_t datagrams_in;
+  uint64_t bytes_in;
+} OSSLQUIC_CONN_STATS;
+
 typedef struct x509_st X509;
 
 typedef struct X509_name_st X509_NAME;
@@ -2814,6 +2848,20 @@ uint64_t OSSLQUIC_CTX_get_handshake_timeout(const SSL_CTX *ctx);
 long SSL_CTX_ctrl(SSL_CTX *ctx, int cmd, long larg, void *_parg);
 
 /**
+ * Chooses the congestion controller of the QUIC connections made from `ctx` (clients, and
+ * the connections of listeners created afterwards): "cubic" (the default), "newreno" or
+ * "bbr" (quinn-proto's three; any case). Returns 1, or 0 with an error queued (NULL, an
+ * unknown name). An osslquic extension.
+ */
+int OSSLQUIC_CTX_set_congestion_control(SSL_CTX *ctx, const char *name);
+
+/**
+ * The congestion controller `ctx` gives its QUIC connections: "cubic", "newreno" or "bbr";
+ * NULL with an error queued for a NULL ctx. The string is static. An osslquic extension.
+ */
+const char *OSSLQUIC_CTX_get_congestion_control(const SSL_CTX *ctx);
+
+/**
  * Sets (or with NULL clears) the callback that chooses the key of each new session ticket
  * and finds the key of each ticket presented, as OpenSSL's: when making a ticket (`enc` 1)
  * it writes the key's 16-byte name and initialises the cipher context
@@ -3536,6 +3584,13 @@ size_t OSSLQUIC_lock_stats(char *buf, size_t len);
  * error queued without the `lock-tracking` feature.
  */
 int OSSLQUIC_lock_stats_reset(void);
+
+/**
+ * Fills `out` with what the QUIC connection of `ssl` (a connection or one of its streams)
+ * has measured. Returns 1, or 0 with an error queued (not a QUIC connection or stream, not
+ * started). An osslquic extension.
+ */
+int OSSLQUIC_get_conn_stats(SSL *ssl, struct OSSLQUIC_CONN_STATS *out);
 
 /**
  * The verification error of the call (X509_V_OK while the chain is fine). Only inside a

@@ -2014,3 +2014,53 @@ fn fleet_servers_share_tokens_and_stateless_resets() {
         }
     }
 }
+
+/// Each congestion controller answers a loss its own way (OSSLQUIC_CTX_set_congestion_control
+/// chooses it): at the first congestion event NewReno halves its window, Cubic keeps 0.7 of it
+/// (quinn's beta), and BBR, which does not take loss as its signal, cuts it less.
+#[test]
+fn congestion_controllers_answer_a_loss_their_own_way() {
+    use osslquic::quic::transport::Congestion;
+    for (cc, lo, hi) in [
+        (Congestion::NewReno, 0.45, 0.55),
+        (Congestion::Cubic, 0.65, 0.75),
+        (Congestion::Bbr, 0.8, f64::INFINITY),
+    ] {
+        let link = Link {
+            loss_pct: 2,
+            ..Link::delay_ms(10)
+        };
+        let mut p = Pair::new(link, false, 22);
+        p.client.set_congestion(cc);
+        let (cch, sch, _) = p.handshake();
+        let data = pattern(22, 8 << 20);
+        let id = p.client.open_stream(cch, Dir::Uni).unwrap();
+        let mut out = Outbox::default();
+        out.add(id, data);
+        let mut inbox = Inbox::default();
+        // The window just before the first congestion event, and just after it.
+        let (mut before, mut after) = (0u64, 0u64);
+        p.run_until("a congestion event", Duration::from_secs(120), |p| {
+            out.pump(&mut p.client, cch);
+            inbox.pump(&mut p.server, sch);
+            let path = p.client.conn(cch).unwrap().stats().path;
+            if path.congestion_events == 0 {
+                before = path.cwnd;
+                false
+            } else {
+                after = path.cwnd;
+                true
+            }
+        });
+        let ratio = after as f64 / before as f64;
+        eprintln!(
+            "{}: window {before} -> {after} at the first loss ({ratio:.2})",
+            cc.name()
+        );
+        assert!(
+            (lo..=hi).contains(&ratio),
+            "{}: window {before} -> {after} ({ratio:.2}), expected {lo}..{hi}",
+            cc.name()
+        );
+    }
+}

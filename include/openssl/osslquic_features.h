@@ -72,5 +72,9 @@
 /* What OpenSSL's QUIC lacks (issue 16): key updates on demand. */
 #define OSSLQUIC_HAVE_SSL_KEY_UPDATE 1
 #define OSSLQUIC_HAVE_SSL_GET_KEY_UPDATE_TYPE 1
+/* Congestion control choice, a connection's measurements, qlog under QLOGDIR. */
+#define OSSLQUIC_HAVE_OSSLQUIC_CTX_SET_CONGESTION_CONTROL 1
+#define OSSLQUIC_HAVE_OSSLQUIC_CTX_GET_CONGESTION_CONTROL 1
+#define OSSLQUIC_HAVE_OSSLQUIC_GET_CONN_STATS 1
 
 #endif

@@ -43,3 +43,57 @@ fn not_built() -> Error {
     Error::ssl(ERR_R_UNSUPPORTED)
         .with("lock figures need the library built with the lock-tracking cargo feature")
 }
+
+/// What a QUIC connection has measured (OSSLQUIC_get_conn_stats): quinn-proto's figures for
+/// the connection and its current path.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+pub struct OSSLQUIC_CONN_STATS {
+    /// Smoothed and minimum round-trip time, in microseconds.
+    pub rtt_us: u64,
+    pub min_rtt_us: u64,
+    /// Congestion window, in bytes (OSSLQUIC_CTX_set_congestion_control chose the controller).
+    pub cwnd: u64,
+    /// Congestion events (each reduces the window once), lost packets and their bytes.
+    pub congestion_events: u64,
+    pub lost_packets: u64,
+    pub lost_bytes: u64,
+    /// Packets sent on the path, and its current maximum datagram size (PMTU).
+    pub sent_packets: u64,
+    pub current_mtu: u64,
+    /// UDP datagrams and bytes sent and received by the connection.
+    pub datagrams_out: u64,
+    pub bytes_out: u64,
+    pub datagrams_in: u64,
+    pub bytes_in: u64,
+}
+
+/// Fills `out` with what the QUIC connection of `ssl` (a connection or one of its streams)
+/// has measured. Returns 1, or 0 with an error queued (not a QUIC connection or stream, not
+/// started). An osslquic extension.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_get_conn_stats(
+    ssl: *mut super::SSL,
+    out: *mut OSSLQUIC_CONN_STATS,
+) -> c_int {
+    ffi_entry!(OSSLQUIC_get_conn_stats, {
+        let o = super::mut_arg(out, "out")?;
+        let st = super::ssl_arg(ssl)?.conn_stats()?;
+        let us = |d: std::time::Duration| d.as_micros().min(u64::MAX as u128) as u64;
+        *o = OSSLQUIC_CONN_STATS {
+            rtt_us: us(st.path.rtt),
+            min_rtt_us: us(st.path.min_rtt),
+            cwnd: st.path.cwnd,
+            congestion_events: st.path.congestion_events,
+            lost_packets: st.path.lost_packets,
+            lost_bytes: st.path.lost_bytes,
+            sent_packets: st.path.sent_packets,
+            current_mtu: u64::from(st.path.current_mtu),
+            datagrams_out: st.udp_tx.datagrams,
+            bytes_out: st.udp_tx.bytes,
+            datagrams_in: st.udp_rx.datagrams,
+            bytes_in: st.udp_rx.bytes,
+        };
+        Ok(1)
+    })
+}

@@ -191,6 +191,8 @@ pub struct Engine {
     max_unvalidated: usize,
     /// QUIC-LB: the connection IDs issued follow this configuration (`set_lb`).
     lb: Option<Arc<LbConfig>>,
+    /// The congestion controller of connections made from now on.
+    congestion: transport::Congestion,
     /// Client connections whose handshake may still be in progress, with the destination
     /// connection ID of their first Initial: a Retry must verify against one (`retry`).
     client_odcids: Vec<(Arc<ConnCell>, ConnectionId)>,
@@ -266,6 +268,7 @@ impl Engine {
             max_unvalidated: DEFAULT_MAX_UNVALIDATED,
             client_odcids: Vec::new(),
             lb: None,
+            congestion: transport::Congestion::default(),
             out: Vec::new(),
             txbuf: Vec::new(),
             scratch: Vec::new(),
@@ -328,6 +331,12 @@ impl Engine {
         self.endpoint_cfg = EndpointConfig::new(Arc::new(hmac));
         self.remake_endpoint();
         true
+    }
+
+    /// The congestion controller of the connections this engine makes or accepts from now on
+    /// (OSSLQUIC_CTX_set_congestion_control, through the context).
+    pub fn set_congestion(&mut self, cc: transport::Congestion) {
+        self.congestion = cc;
     }
 
     pub fn lb(&self) -> Option<&Arc<LbConfig>> {
@@ -592,12 +601,13 @@ impl Engine {
     ) -> Result<ConnId, quinn_proto::ConnectError> {
         let mut cfg = cfg;
         let closing = Closing::default();
-        cfg.transport_config(Arc::new(transport::config(&closing)));
         // The first Initial's destination ID, chosen here (as quinn would: random, 16 bytes)
         // so that a Retry's integrity tag can be checked before quinn sees it.
         let mut b = [0u8; 16];
         rand::rng().fill_bytes(&mut b);
         let odcid = ConnectionId::new(&b);
+        let qlog = transport::qlog(&odcid, false);
+        cfg.transport_config(Arc::new(transport::config(&closing, self.congestion, qlog)));
         cfg.initial_dst_cid_provider(Arc::new(move || odcid));
         let (ch, q) = self.endpoint.connect(now, cfg, remote, server_name)?;
         let id = self.insert(ch, q, true, closing);
@@ -784,9 +794,11 @@ impl Engine {
                 } else {
                     let proven = inc.remote_address_validated();
                     let closing = Closing::default();
+                    let qlog = transport::qlog(inc.orig_dst_cid(), true);
+                    let cc = self.congestion;
                     let cfg = self.server.as_ref().map(|s| {
                         let mut s = (**s).clone();
-                        s.transport_config(Arc::new(transport::config(&closing)));
+                        s.transport_config(Arc::new(transport::config(&closing, cc, qlog)));
                         Arc::new(s)
                     });
                     match self.endpoint.accept(inc, now, &mut buf, cfg) {

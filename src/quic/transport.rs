@@ -25,8 +25,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
 
-use quinn_proto::congestion::{Controller, ControllerFactory, ControllerMetrics, CubicConfig};
-use quinn_proto::{RttEstimator, TransportConfig, VarInt};
+use quinn_proto::congestion::{
+    BbrConfig, Controller, ControllerFactory, ControllerMetrics, CubicConfig, NewRenoConfig,
+};
+use quinn_proto::{ConnectionId, QlogStream, RttEstimator, TransportConfig, VarInt};
 
 /// Streams of each direction the peer may have open at once.
 pub(crate) const MAX_STREAMS: u32 = 100;
@@ -50,10 +52,74 @@ impl Closing {
     }
 }
 
+/// The congestion controllers a context can choose (OSSLQUIC_CTX_set_congestion_control):
+/// quinn-proto's three.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Congestion {
+    #[default]
+    Cubic,
+    NewReno,
+    Bbr,
+}
+
+impl Congestion {
+    /// By name, as the C API takes it ("cubic", "newreno", "bbr"; any case).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "cubic" => Some(Self::Cubic),
+            "newreno" | "reno" => Some(Self::NewReno),
+            "bbr" => Some(Self::Bbr),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cubic => "cubic",
+            Self::NewReno => "newreno",
+            Self::Bbr => "bbr",
+        }
+    }
+
+    fn factory(self) -> Arc<dyn ControllerFactory + Send + Sync> {
+        match self {
+            Self::Cubic => Arc::new(CubicConfig::default()),
+            Self::NewReno => Arc::new(NewRenoConfig::default()),
+            Self::Bbr => Arc::new(BbrConfig::default()),
+        }
+    }
+}
+
+/// A qlog trace for the connection whose first destination ID is `odcid`, when `QLOGDIR`
+/// names a directory (OpenSSL's variable): `QLOGDIR/<odcid in hex>_<client|server>.sqlog`,
+/// JSON-SEQ as qvis reads it. None when it is unset or the file cannot be made.
+pub fn qlog(odcid: &ConnectionId, server: bool) -> Option<QlogStream> {
+    use std::fmt::Write;
+    let dir = std::env::var_os("QLOGDIR")?;
+    let mut name = String::with_capacity(2 * odcid.len() + 12);
+    for b in odcid.iter() {
+        let _ = write!(name, "{b:02x}");
+    }
+    let role = if server { "server" } else { "client" };
+    name.push_str(if server {
+        "_server.sqlog"
+    } else {
+        "_client.sqlog"
+    });
+    let file = std::fs::File::create(std::path::Path::new(&dir).join(name)).ok()?;
+    let mut q = quinn_proto::QlogConfig::default();
+    // Unbuffered: each event is in the file once written (a crash or a connection that
+    // lingers does not hold back its tail).
+    q.writer(Box::new(file))
+        .title(Some(format!("osslquic {role}")));
+    q.into_stream()
+}
+
 /// Transport settings for one connection: OpenSSL's 30 s idle timeout, windows large enough
 /// for bulk transfer (quinn allocates receive buffers as data arrives, not for the window),
-/// `MAX_STREAMS` of each direction, and a congestion controller that follows `closing`.
-pub fn config(closing: &Closing) -> TransportConfig {
+/// `MAX_STREAMS` of each direction, the congestion controller `cc` wrapped to follow
+/// `closing`, and the qlog trace if any.
+pub fn config(closing: &Closing, cc: Congestion, qlog: Option<QlogStream>) -> TransportConfig {
     let mut t = TransportConfig::default();
     t.max_idle_timeout(Some(VarInt::from_u32(30_000).into()));
     t.stream_receive_window(VarInt::from_u32(STREAM_RECEIVE_WINDOW));
@@ -62,9 +128,10 @@ pub fn config(closing: &Closing) -> TransportConfig {
     t.max_concurrent_bidi_streams(VarInt::from_u32(MAX_STREAMS));
     t.max_concurrent_uni_streams(VarInt::from_u32(MAX_STREAMS));
     t.congestion_controller_factory(Arc::new(Factory {
-        inner: Arc::new(CubicConfig::default()),
+        inner: cc.factory(),
         closing: closing.clone(),
     }));
+    t.qlog_stream(qlog);
     t
 }
 
@@ -72,7 +139,7 @@ pub fn config(closing: &Closing) -> TransportConfig {
 const UNBOUNDED: u64 = u64::MAX / 4;
 
 struct Factory {
-    inner: Arc<CubicConfig>,
+    inner: Arc<dyn ControllerFactory + Send + Sync>,
     closing: Closing,
 }
 
@@ -85,7 +152,7 @@ impl ControllerFactory for Factory {
     }
 }
 
-/// quinn's Cubic, whose window is unbounded once the connection is closing.
+/// quinn's controller, whose window is unbounded once the connection is closing.
 struct CloseAware {
     inner: Box<dyn Controller>,
     closing: Closing,

@@ -245,6 +245,9 @@ impl Ssl {
             self as *const Ssl as usize,
             store,
         )?;
+        // The connection's own context chooses its controller (a listener's port may carry
+        // connections of several contexts).
+        p.engine.set_congestion(self.ctx.congestion());
         let h = p
             .engine
             .connect(Instant::now(), cfg, peer, &name)
@@ -374,6 +377,15 @@ impl Ssl {
             _ => Err(Error::ssl(SSL_R_STILL_IN_INIT)
                 .with("a key update comes after the handshake, on a live connection")),
         }
+    }
+
+    /// OSSLQUIC_get_conn_stats: quinn's figures for the connection (its current path).
+    pub fn conn_stats(&self) -> Result<quinn_proto::ConnectionStats> {
+        self.conn_obj().ok_or_else(|| {
+            Error::ssl(SSL_R_CONN_USE_ONLY).with("statistics are a connection's or a stream's")
+        })?;
+        self.with_conn("conn: stats", |conn| conn.stats())
+            .ok_or_else(|| Error::ssl(SSL_R_STILL_IN_INIT).with("the connection has not started"))
     }
 
     /// SSL_get_conn_close_info: (code, frame type, reason, local, transport) once closed.

@@ -95,6 +95,8 @@ struct Cfg {
     /// QUIC clients: the NEW_TOKEN tokens servers gave, by server name, shared by every
     /// connection made from the context (a returning client proves its address at once).
     tokens: Option<Arc<dyn quinn_proto::TokenStore>>,
+    /// OSSLQUIC_CTX_set_congestion_control: the controller of QUIC connections made from it.
+    congestion: crate::quic::transport::Congestion,
 }
 
 /// The keys a fleet's servers derive from their shared secret (HKDF-SHA256), so that any of
@@ -463,6 +465,21 @@ impl SslCtx {
 
     pub fn fleet_keys(&self) -> Option<FleetKeys> {
         self.cfg.lock().fleet
+    }
+
+    /// OSSLQUIC_CTX_set_congestion_control: by name ("cubic", "newreno", "bbr").
+    pub fn set_congestion(&self, name: &str) -> Result<()> {
+        let cc = crate::quic::transport::Congestion::from_name(name).ok_or_else(|| {
+            Error::ssl(SSL_R_BAD_VALUE).with(format!(
+                "congestion control {name:?}: \"cubic\", \"newreno\" or \"bbr\""
+            ))
+        })?;
+        self.cfg.lock().congestion = cc;
+        Ok(())
+    }
+
+    pub fn congestion(&self) -> crate::quic::transport::Congestion {
+        self.cfg.lock().congestion
     }
 
     /// OSSLQUIC_CTX_set_proxy_protocol.

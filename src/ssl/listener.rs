@@ -58,6 +58,7 @@ impl Ssl {
         }
         let mut engine = Engine::new(Some(ctx.server_config()?));
         engine.set_validate(validate);
+        engine.set_congestion(ctx.congestion());
         if let Some(k) = ctx.fleet_keys() {
             // A new engine has no connections: cannot fail.
             engine.set_reset_key(&k.reset);

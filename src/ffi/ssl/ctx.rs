@@ -349,6 +349,34 @@ fn ticket_keys_ctrl(c: &SslCtx, set: bool, len: c_long, keys: *mut c_void) -> Re
     Ok(1)
 }
 
+/// Chooses the congestion controller of the QUIC connections made from `ctx` (clients, and
+/// the connections of listeners created afterwards): "cubic" (the default), "newreno" or
+/// "bbr" (quinn-proto's three; any case). Returns 1, or 0 with an error queued (NULL, an
+/// unknown name). An osslquic extension.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_CTX_set_congestion_control(
+    ctx: *mut SSL_CTX,
+    name: *const c_char,
+) -> c_int {
+    ffi_entry!(OSSLQUIC_CTX_set_congestion_control, {
+        ctx_arg(ctx)?.set_congestion(cstr_arg(name, "name")?)?;
+        Ok(1)
+    })
+}
+
+/// The congestion controller `ctx` gives its QUIC connections: "cubic", "newreno" or "bbr";
+/// NULL with an error queued for a NULL ctx. The string is static. An osslquic extension.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_CTX_get_congestion_control(ctx: *const SSL_CTX) -> *const c_char {
+    ffi_entry!(OSSLQUIC_CTX_get_congestion_control, {
+        Ok(match ctx_arg(ctx)?.congestion() {
+            crate::quic::transport::Congestion::Cubic => c"cubic".as_ptr(),
+            crate::quic::transport::Congestion::NewReno => c"newreno".as_ptr(),
+            crate::quic::transport::Congestion::Bbr => c"bbr".as_ptr(),
+        })
+    })
+}
+
 /// The ticket key callback type (see SSL_CTX_set_tlsext_ticket_key_evp_cb(3)): `name` (16
 /// bytes), `iv` (16 bytes), the cipher and MAC contexts to initialise, and 1 to make a
 /// ticket or 0 to open one.

@@ -1,0 +1,171 @@
+/*
+ * test_transport: choosing the congestion controller (OSSLQUIC_CTX_set_congestion_control),
+ * a connection's measurements (OSSLQUIC_get_conn_stats) and qlog traces under QLOGDIR (issue
+ * 16), through the exported calls, over UDP loopback, in one thread. How each controller
+ * answers a loss is shown by engine_pair's congestion_controllers_answer_a_loss_their_own_way;
+ * here: names and errors, a transfer with each controller, figures that match what moved, and
+ * one qlog file per connection end, as JSON-SEQ qvis reads, with its packet events.
+ */
+#include "quicutil.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#if HAVE_OSSLQUIC
+
+#define TOTAL (1 << 20)
+
+/* One connection of cctx to a listener of sctx: the client sends TOTAL bytes on a stream,
+ * the server reads them all (compared). The client's and server's figures go to *cs, *ss. */
+static int transfer(SSL_CTX *sctx, SSL_CTX *cctx, OSSLQUIC_CONN_STATS *cst, OSSLQUIC_CONN_STATS *sst)
+{
+    static unsigned char out[TOTAL], in[TOTAL];
+    BIO_ADDR *addr = NULL;
+    int lfd = -1, cfd = tu_udp_socket(AF_INET, NULL), r = 0;
+    SSL *l = qu_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE, &lfd, &addr), *c, *s = NULL;
+    size_t sent = 0, got = 0, n;
+    uint64_t dl = tu_now_ms() + 20000;
+
+    ASSERT_TRUE(l != NULL && cfd >= 0);
+    c = qu_client(cctx, cfd, addr, 0);
+    ASSERT_NOT_NULL(c);
+    ASSERT_EQ(SSL_set_blocking_mode(c, 0), 1);
+    /* Not started: no figures yet. */
+    ASSERT_EQ(OSSLQUIC_get_conn_stats(c, cst), 0);
+    ASSERT_ERROR_QUEUED();
+    ERR_clear_error();
+    tu_fill_pattern(out, TOTAL, 16);
+    while (s == NULL || got < TOTAL) {
+        ASSERT_LT(tu_now_ms(), dl);
+        if (r != 1 && (r = SSL_connect(c)) != 1)
+            ASSERT_EQ(SSL_get_error(c, r), SSL_ERROR_WANT_READ);
+        if (r == 1 && sent < TOTAL && SSL_write_ex(c, out + sent, TOTAL - sent, &n) == 1)
+            sent += n;
+        if (s == NULL)
+            s = SSL_accept_connection(l, SSL_ACCEPT_CONNECTION_NO_BLOCK);
+        else if (SSL_read_ex(s, in + got, TOTAL - got, &n) == 1)
+            got += n;
+        SSL_handle_events(l);
+        SSL_handle_events(c);
+        (void)tu_wait_readable(cfd, 1);
+    }
+    ERR_clear_error();
+    ASSERT_MEM_EQ(in, out, TOTAL);
+    ASSERT_EQ(OSSLQUIC_get_conn_stats(c, cst), 1);
+    ASSERT_EQ(OSSLQUIC_get_conn_stats(s, sst), 1);
+    ASSERT_EQ(OSSLQUIC_get_conn_stats(l, sst), 0); /* a listener has no figures */
+    ASSERT_ERROR_QUEUED();
+    ERR_clear_error();
+    ASSERT_EQ(OSSLQUIC_get_conn_stats(c, NULL), 0);
+    ASSERT_ERROR_QUEUED();
+    ERR_clear_error();
+    SSL_free(s);
+    SSL_free(c);
+    SSL_free(l);
+    BIO_ADDR_free(addr);
+    close(cfd);
+    close(lfd);
+    return 1;
+}
+
+static int test_congestion_control(void)
+{
+    static const char *names[] = {"cubic", "newreno", "bbr"};
+    SSL_CTX *sctx = qu_server_ctx(0), *cctx = qu_client_ctx();
+    OSSLQUIC_CONN_STATS cs, ss;
+    int i;
+
+    ASSERT_TRUE(sctx != NULL && cctx != NULL);
+    ASSERT_STR_EQ(OSSLQUIC_CTX_get_congestion_control(cctx), "cubic");
+    ASSERT_EQ(OSSLQUIC_CTX_set_congestion_control(cctx, "vegas"), 0);
+    ASSERT_ERROR_IS(ERR_LIB_SSL, SSL_R_BAD_VALUE);
+    ASSERT_EQ(OSSLQUIC_CTX_set_congestion_control(cctx, NULL), 0);
+    ASSERT_ERROR_QUEUED();
+    ERR_clear_error();
+    ASSERT_EQ(OSSLQUIC_CTX_set_congestion_control(NULL, "bbr"), 0);
+    ASSERT_ERROR_QUEUED();
+    ERR_clear_error();
+    ASSERT_NULL(OSSLQUIC_CTX_get_congestion_control(NULL));
+    ERR_clear_error();
+    ASSERT_STR_EQ(OSSLQUIC_CTX_get_congestion_control(cctx), "cubic");
+    ASSERT_EQ(OSSLQUIC_CTX_set_congestion_control(cctx, "BBR"), 1);
+    ASSERT_STR_EQ(OSSLQUIC_CTX_get_congestion_control(cctx), "bbr");
+
+    for (i = 0; i < 3; i++) {
+        ASSERT_EQ(OSSLQUIC_CTX_set_congestion_control(cctx, names[i]), 1);
+        ASSERT_EQ(OSSLQUIC_CTX_set_congestion_control(sctx, names[(i + 1) % 3]), 1);
+        ASSERT_TRUE(transfer(sctx, cctx, &cs, &ss));
+        /* What moved: the client sent at least the data, the server received it. */
+        ASSERT_GE(cs.bytes_out, (uint64_t)TOTAL);
+        ASSERT_GE(ss.bytes_in, (uint64_t)TOTAL);
+        ASSERT_GE(cs.datagrams_out, (uint64_t)TOTAL / 1500);
+        ASSERT_GE(cs.sent_packets, cs.datagrams_out / 2);
+        ASSERT_TRUE(cs.cwnd > 0 && ss.cwnd > 0);
+        ASSERT_TRUE(cs.rtt_us > 0 && cs.min_rtt_us <= cs.rtt_us);
+        ASSERT_GE(cs.current_mtu, 1200);
+        ASSERT_GE(cs.datagrams_in, 1);
+    }
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    return 1;
+}
+
+/* With QLOGDIR set, each connection end writes QLOGDIR/<odcid>_<role>.sqlog: a JSON-SEQ
+ * header naming the qlog version, then events, packet_sent and packet_received among them. */
+static int test_qlog(void)
+{
+    char dir[] = "/tmp/osslquic-qlog-XXXXXX", path[512], buf[4096];
+    SSL_CTX *sctx = qu_server_ctx(0), *cctx = qu_client_ctx();
+    OSSLQUIC_CONN_STATS cs, ss;
+    int clients = 0, servers = 0;
+    struct dirent *e;
+    DIR *d;
+
+    ASSERT_TRUE(sctx != NULL && cctx != NULL);
+    ASSERT_NOT_NULL(mkdtemp(dir));
+    ASSERT_EQ(setenv("QLOGDIR", dir, 1), 0);
+    ASSERT_TRUE(transfer(sctx, cctx, &cs, &ss));
+    ASSERT_EQ(unsetenv("QLOGDIR"), 0);
+    d = opendir(dir);
+    ASSERT_NOT_NULL(d);
+    while ((e = readdir(d)) != NULL) {
+        FILE *f;
+        size_t n;
+
+        if (e->d_name[0] == '.')
+            continue;
+        clients += strstr(e->d_name, "_client.sqlog") != NULL;
+        servers += strstr(e->d_name, "_server.sqlog") != NULL;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        f = fopen(path, "r");
+        ASSERT_NOT_NULL(f);
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        ASSERT_EQ(buf[0], 0x1e); /* JSON-SEQ record separator */
+        ASSERT_NOT_NULL(strstr(buf, "\"qlog_version\""));
+        ASSERT_NOT_NULL(strstr(buf, "packet_sent"));
+        ASSERT_NOT_NULL(strstr(buf, "packet_received"));
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+    ASSERT_EQ(clients, 1);
+    ASSERT_EQ(servers, 1);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    return 1;
+}
+
+#endif /* HAVE_OSSLQUIC */
+
+int main(int argc, char **argv)
+{
+    qu_init();
+    tu_init(argc, argv);
+#if HAVE_OSSLQUIC
+    RUN(test_congestion_control);
+    RUN(test_qlog);
+#endif
+    return tu_finish();
+}
