@@ -12,6 +12,8 @@
  *     -p PARALLEL   at most PARALLEL streams open at once (default: all requests at once)
  *     -t SECONDS    overall time limit (default 60): every wait is bounded by it
  *     -u            update the keys (SSL_key_update) once connected, before the requests
+ *     -m ADDR       after the first request, move to a new socket bound to local IPv4
+ *                   address ADDR (e.g. 127.0.0.2) with SSL_set_fd: an active migration
  *     -v            print text bodies and one line per stream to stderr
  *
  * Each request is "GET /path\r\n" then FIN on a new bidirectional stream; the body is read
@@ -88,6 +90,23 @@ static int parse_n(const char *s, uint64_t *n)
 }
 
 /* A non-blocking UDP socket for host:port, and the peer address as a BIO_ADDR. */
+/* A non-blocking UDP socket bound to IPv4 address `addr`, any port: where -m moves to. */
+static int migrate_socket(const char *addr)
+{
+    struct sockaddr_in sin;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    if (fd < 0 || inet_pton(AF_INET, addr, &sin.sin_addr) != 1 ||
+        bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 static int udp_to(const char *host, const char *port, BIO_ADDR **peer)
 {
     struct addrinfo hints, *ai = NULL;
@@ -273,8 +292,9 @@ int main(int argc, char **argv)
     size_t nreq, i, done = 0, open = 0, next = 0;
     uint64_t bytes = 0;
     int r, key_update = 0;
+    const char *migrate_to = NULL;
 
-    while ((opt = getopt(argc, argv, "a:c:s:kn:p:t:uv")) != -1) {
+    while ((opt = getopt(argc, argv, "a:c:s:kn:m:p:t:uv")) != -1) {
         switch (opt) {
         case 'a': alpn = optarg; break;
         case 'c': cafile = optarg; break;
@@ -284,6 +304,7 @@ int main(int argc, char **argv)
         case 'p': parallel = atol(optarg); break;
         case 't': limit = atof(optarg); break;
         case 'u': key_update = 1; break;
+        case 'm': migrate_to = optarg; break;
         case 'v': verbose = 1; break;
         default: usage(); return 2;
         }
@@ -412,6 +433,20 @@ int main(int argc, char **argv)
         }
         if (done == nreq)
             break;
+        if (migrate_to != NULL && done >= 1) {
+            int nfd = migrate_socket(migrate_to);
+            if (nfd < 0 || !SSL_set_fd(conn, nfd)) {
+                fail("cannot move to %s", migrate_to);
+                if (nfd >= 0)
+                    close(nfd);
+                goto out;
+            }
+            close(fd);
+            fd = nfd;
+            migrate_to = NULL;
+            if (verbose)
+                fprintf(stderr, "quic-client: moved to a new socket\n");
+        }
         if (!wait_net(conn, deadline, dgrams_in(conn) != seen || (finished && next < nreq))) {
             fprintf(stderr, "quic-client: time limit (%.0f s) reached with %zu of %zu requests done\n", limit, done, nreq);
             goto out;

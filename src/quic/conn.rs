@@ -664,6 +664,15 @@ pub enum SendError {
 }
 
 impl ConnState {
+    /// The client moved to another socket (SSL_set_fd/SSL_set_bio once connected): quinn
+    /// switches to an unused connection ID of the peer's, so the new path is not linkable to
+    /// the old one, and probes the path (the server validates it).
+    pub fn migrated(&mut self) {
+        if self.connected && self.lost.is_none() {
+            self.q.local_address_changed();
+        }
+    }
+
     /// SSL_key_update: quinn moves to the next key phase (unless an update is still in
     /// progress), announced by a PING sent in it.
     pub fn key_update(&mut self) {

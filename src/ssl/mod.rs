@@ -642,6 +642,13 @@ impl Ssl {
                 let mut p = self.locked("domain: set_bios");
                 p.set_bios(r, w);
                 self.domain().refresh_pollable(&p.g);
+                drop(p);
+                // An established client connection on a new socket: an active migration.
+                if matches!(&self.kind, Kind::Conn(c) if c.listener.is_none())
+                    && self.cell().is_some()
+                {
+                    self.with_conn("conn: migrate", |conn| conn.migrated());
+                }
             }
         }
     }

@@ -4,10 +4,12 @@
  * 16), through the exported calls, over UDP loopback, in one thread. How each controller
  * answers a loss is shown by engine_pair's congestion_controllers_answer_a_loss_their_own_way;
  * here: names and errors, a transfer with each controller, figures that match what moved, and
- * one qlog file per connection end, as JSON-SEQ qvis reads, with its packet events.
+ * one qlog file per connection end, as JSON-SEQ qvis reads, with its packet events. Also a
+ * client's active migration (SSL_set_fd to a socket on 127.0.0.2 mid-transfer).
  */
 #include "quicutil.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <sys/stat.h>
 
@@ -16,8 +18,11 @@
 #define TOTAL (1 << 20)
 
 /* One connection of cctx to a listener of sctx: the client sends TOTAL bytes on a stream,
- * the server reads them all (compared). The client's and server's figures go to *cs, *ss. */
-static int transfer(SSL_CTX *sctx, SSL_CTX *cctx, OSSLQUIC_CONN_STATS *cst, OSSLQUIC_CONN_STATS *sst)
+ * the server reads them all (compared). The client's and server's figures go to *cs, *ss.
+ * With `migrate`, once the server has half, the client moves to a socket on 127.0.0.2
+ * (SSL_set_fd: an active migration) and the server must then see that address. */
+static int transfer_ex(SSL_CTX *sctx, SSL_CTX *cctx, OSSLQUIC_CONN_STATS *cst,
+                       OSSLQUIC_CONN_STATS *sst, int migrate)
 {
     static unsigned char out[TOTAL], in[TOTAL];
     BIO_ADDR *addr = NULL;
@@ -25,6 +30,7 @@ static int transfer(SSL_CTX *sctx, SSL_CTX *cctx, OSSLQUIC_CONN_STATS *cst, OSSL
     SSL *l = qu_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE, &lfd, &addr), *c, *s = NULL;
     size_t sent = 0, got = 0, n;
     uint64_t dl = tu_now_ms() + 20000;
+    int migrate_seen = migrate;
 
     ASSERT_TRUE(l != NULL && cfd >= 0);
     c = qu_client(cctx, cfd, addr, 0);
@@ -45,12 +51,37 @@ static int transfer(SSL_CTX *sctx, SSL_CTX *cctx, OSSLQUIC_CONN_STATS *cst, OSSL
             s = SSL_accept_connection(l, SSL_ACCEPT_CONNECTION_NO_BLOCK);
         else if (SSL_read_ex(s, in + got, TOTAL - got, &n) == 1)
             got += n;
+        if (migrate && got >= TOTAL / 2) {
+            int nfd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+            struct sockaddr_in sin;
+
+            memset(&sin, 0, sizeof(sin));
+            sin.sin_family = AF_INET;
+            sin.sin_addr.s_addr = htonl(0x7f000002); /* 127.0.0.2 */
+            ASSERT_GE(nfd, 0);
+            ASSERT_EQ(bind(nfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+            ASSERT_EQ(SSL_set_fd(c, nfd), 1);
+            close(cfd);
+            cfd = nfd;
+            migrate = 0;
+        }
         SSL_handle_events(l);
         SSL_handle_events(c);
         (void)tu_wait_readable(cfd, 1);
     }
     ERR_clear_error();
     ASSERT_MEM_EQ(in, out, TOTAL);
+    {
+        /* Where the server last heard from the client. */
+        BIO_ADDR *peer = BIO_ADDR_new();
+        struct in_addr ip;
+        size_t iplen = sizeof(ip);
+
+        ASSERT_EQ(SSL_get_peer_addr(s, peer), 1);
+        ASSERT_EQ(BIO_ADDR_rawaddress(peer, &ip, &iplen), 1);
+        ASSERT_EQ(ntohl(ip.s_addr), migrate_seen ? 0x7f000002u : 0x7f000001u);
+        BIO_ADDR_free(peer);
+    }
     ASSERT_EQ(OSSLQUIC_get_conn_stats(c, cst), 1);
     ASSERT_EQ(OSSLQUIC_get_conn_stats(s, sst), 1);
     ASSERT_EQ(OSSLQUIC_get_conn_stats(l, sst), 0); /* a listener has no figures */
@@ -65,6 +96,25 @@ static int transfer(SSL_CTX *sctx, SSL_CTX *cctx, OSSLQUIC_CONN_STATS *cst, OSSL
     BIO_ADDR_free(addr);
     close(cfd);
     close(lfd);
+    return 1;
+}
+
+static int transfer(SSL_CTX *sctx, SSL_CTX *cctx, OSSLQUIC_CONN_STATS *cst, OSSLQUIC_CONN_STATS *sst)
+{
+    return transfer_ex(sctx, cctx, cst, sst, 0);
+}
+
+/* A client moving to a socket on another address mid-transfer keeps its stream: every byte
+ * arrives, and the server follows it to the new address (path validated by quinn). */
+static int test_migration(void)
+{
+    SSL_CTX *sctx = qu_server_ctx(0), *cctx = qu_client_ctx();
+    OSSLQUIC_CONN_STATS cs, ss;
+
+    ASSERT_TRUE(sctx != NULL && cctx != NULL);
+    ASSERT_TRUE(transfer_ex(sctx, cctx, &cs, &ss, 1));
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
     return 1;
 }
 
@@ -166,6 +216,7 @@ int main(int argc, char **argv)
 #if HAVE_OSSLQUIC
     RUN(test_congestion_control);
     RUN(test_qlog);
+    RUN(test_migration);
 #endif
     return tu_finish();
 }

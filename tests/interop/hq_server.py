@@ -40,6 +40,7 @@ def body_for(path: str) -> bytes:
 
 class HqServer(QuicConnectionProtocol):
     seq = 0
+    log_paths = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -48,6 +49,13 @@ class HqServer(QuicConnectionProtocol):
         self.requests = {}
         self.answered = set()
         self.puts = {}  # stream -> [bytes announced, bytes received, outcome logged]
+
+    def path_note(self) -> str:
+        """With --log-paths: the client's address and the connection ID it sends to."""
+        if not HqServer.log_paths:
+            return ""
+        host, port = self._quic._network_paths[0].addr[:2]
+        return f" (peer {host}:{port}, cid {self._quic.host_cid.hex()})"
 
     def log(self, msg: str) -> None:
         print(f"conn {self.id}: {msg}", file=sys.stderr, flush=True)
@@ -77,7 +85,7 @@ class HqServer(QuicConnectionProtocol):
             else:
                 body = body_for(line[4:])
                 self._quic.send_stream_data(sid, body, end_stream=True)
-                self.log(f"stream {sid}: {line} -> {len(body)} bytes")
+                self.log(f"stream {sid}: {line} -> {len(body)} bytes{self.path_note()}")
             self.transmit()
         elif isinstance(event, ConnectionTerminated):
             for sid, (n, got, logged) in self.puts.items():
@@ -131,7 +139,9 @@ async def main() -> int:
     ap.add_argument("--retry", action="store_true", help="validate addresses with Retry")
     ap.add_argument("--lifetime", type=float, default=120, help="exit after this many seconds")
     ap.add_argument("--log-key-updates", action="store_true", help="log each key phase change")
+    ap.add_argument("--log-paths", action="store_true", help="log the client's path with each answer")
     args = ap.parse_args()
+    HqServer.log_paths = args.log_paths
 
     cfg = QuicConfiguration(is_client=False, alpn_protocols=["hq-interop"])
     if args.log_key_updates:

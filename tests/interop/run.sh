@@ -191,6 +191,25 @@ t_aioquic_server_50_streams() {
     result $n $ok "$(no_streams_note)"
 }
 
+# The connectionmigration case: our client answers its first request on 127.0.0.1, then moves
+# to a socket on 127.0.0.2 (SSL_set_fd, active migration): aioquic validates the new path
+# and answers the second request there, to a new connection ID.
+t_aioquic_server_migration() {
+    n=aioquic-server-migration
+    aioquic_server $n --log-paths || { result $n 0 "setup"; return; }
+    ok=1
+    timeout 90 "$D/quic-client" -c "$CERTS/ca.pem" -s localhost -t 60 -p 1 -m 127.0.0.2 127.0.0.1 "$port" \
+        /300000 /300000 >"$L/$n.client" 2>&1 || ok=0
+    stop_server || ok=0
+    first=$(grep -m1 -o 'GET /300000 -> 300000 bytes (peer [^)]*)' "$L/$n.log")
+    second=$(grep -o 'GET /300000 -> 300000 bytes (peer [^)]*)' "$L/$n.log" | sed -n 2p)
+    case "$first" in *"peer 127.0.0.1:"*) ;; *) ok=0 ;; esac
+    case "$second" in *"peer 127.0.0.2:"*) ;; *) ok=0 ;; esac
+    [ "${first##*cid }" != "${second##*cid }" ] || ok=0
+    [ $ok = 1 ] && echo "  aioquic: $first; then $second"
+    result $n $ok
+}
+
 # ---- (c) our server, ngtcp2 client (h3): handshake + request stream delivered
 
 t_ngtcp2_client() {
@@ -229,6 +248,7 @@ t_aioquic_server_10mb
 t_aioquic_server_50_streams
 t_aioquic_client_keyupdate
 t_aioquic_server_keyupdate
+t_aioquic_server_migration
 t_ngtcp2_client
 
 echo "$passed passed, $failed failed"
