@@ -2031,7 +2031,10 @@ fn congestion_controllers_answer_a_loss_their_own_way() {
             ..Link::delay_ms(10)
         };
         let mut p = Pair::new(link, false, 22);
-        p.client.set_congestion(cc);
+        p.client.set_transport(osslquic::quic::transport::Options {
+            congestion: cc,
+            ..Default::default()
+        });
         let (cch, sch, _) = p.handshake();
         let data = pattern(22, 8 << 20);
         let id = p.client.open_stream(cch, Dir::Uni).unwrap();

@@ -638,6 +638,31 @@ pub struct ConnState {
     /// and how many nudges were sent.
     pub(super) nudge: Option<Instant>,
     pub(super) nudges: u32,
+    /// RFC 9221 datagrams received and not yet read (taken from quinn as they arrive), at most
+    /// `dgram_queue_max` (0: datagrams off); the oldest are dropped beyond, and counted.
+    dgram_queue: VecDeque<bytes::Bytes>,
+    dgram_queue_max: usize,
+    pub dgram_stats: DatagramStats,
+}
+
+/// A connection's datagram counts (OSSLQUIC_CONN_STATS).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DatagramStats {
+    pub sent: u64,
+    pub received: u64,
+    /// Received, then dropped unread because the queue was full.
+    pub dropped: u64,
+}
+
+/// Why a datagram was not sent.
+#[derive(Debug)]
+pub enum DatagramError {
+    /// The send buffer is full: try again once earlier datagrams went out.
+    Blocked,
+    /// The peer did not offer to take datagrams, or this connection does not use them.
+    Unsupported,
+    /// Larger than what the peer takes now (`max`).
+    TooLarge { max: usize },
 }
 
 /// How a stream read ended, when it did not just run out of room.
@@ -680,7 +705,12 @@ impl ConnState {
         self.q.ping();
     }
 
-    pub(super) fn new(q: Connection, held: bool, closing: Closing) -> ConnState {
+    pub(super) fn new(
+        q: Connection,
+        held: bool,
+        closing: Closing,
+        dgram_queue_max: usize,
+    ) -> ConnState {
         ConnState {
             q,
             drained: false,
@@ -706,6 +736,77 @@ impl ConnState {
             closing,
             nudge: None,
             nudges: 0,
+            dgram_queue: VecDeque::new(),
+            dgram_queue_max,
+            dgram_stats: DatagramStats::default(),
+        }
+    }
+
+    /// Takes quinn's newly received datagrams into the connection's bounded queue.
+    fn take_datagrams(&mut self) {
+        while let Some(d) = self.q.datagrams().recv() {
+            self.dgram_stats.received += 1;
+            self.dgram_queue.push_back(d);
+            if self.dgram_queue.len() > self.dgram_queue_max {
+                self.dgram_queue.pop_front();
+                self.dgram_stats.dropped += 1;
+            }
+        }
+    }
+
+    /// The oldest unread datagram, if any (None: none now). Fails with `too_small` (and keeps
+    /// it) when it is longer than `room`.
+    pub fn read_datagram(
+        &mut self,
+        room: usize,
+    ) -> Option<std::result::Result<bytes::Bytes, usize>> {
+        let len = self.dgram_queue.front()?.len();
+        if len > room {
+            return Some(Err(len));
+        }
+        self.dgram_queue.pop_front().map(Ok)
+    }
+
+    pub fn has_datagram(&self) -> bool {
+        !self.dgram_queue.is_empty()
+    }
+
+    /// Queues one datagram for sending.
+    pub fn send_datagram(&mut self, data: &[u8]) -> std::result::Result<(), DatagramError> {
+        use quinn_proto::SendDatagramError as E;
+        if self.dgram_queue_max == 0 {
+            return Err(DatagramError::Unsupported);
+        }
+        match self
+            .q
+            .datagrams()
+            .send(bytes::Bytes::copy_from_slice(data), false)
+        {
+            Ok(()) => {
+                self.dgram_stats.sent += 1;
+                Ok(())
+            }
+            Err(E::Blocked(_)) => Err(DatagramError::Blocked),
+            Err(E::UnsupportedByPeer | E::Disabled) => Err(DatagramError::Unsupported),
+            Err(E::TooLarge) => Err(DatagramError::TooLarge {
+                max: self.q.datagrams().max_size().unwrap_or(0),
+            }),
+        }
+    }
+
+    /// The largest datagram the peer takes now (None: it takes none, or datagrams are off).
+    pub fn max_datagram_size(&mut self) -> Option<usize> {
+        if self.dgram_queue_max == 0 {
+            return None;
+        }
+        self.q.datagrams().max_size()
+    }
+
+    /// Whether a datagram of the largest size would be queued for sending now.
+    pub fn datagram_writable(&mut self) -> bool {
+        match self.max_datagram_size() {
+            Some(max) => self.connected && self.q.datagrams().send_buffer_space() >= max,
+            None => false,
         }
     }
 
@@ -756,6 +857,11 @@ impl ConnState {
                 self.open_blocked[dir as usize] = false;
                 notes.push((id, Note::State));
             }
+            Event::DatagramReceived => {
+                self.take_datagrams();
+                notes.push((id, Note::State));
+            }
+            Event::DatagramsUnblocked => notes.push((id, Note::State)),
             _ => {}
         }
     }

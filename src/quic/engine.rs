@@ -191,8 +191,8 @@ pub struct Engine {
     max_unvalidated: usize,
     /// QUIC-LB: the connection IDs issued follow this configuration (`set_lb`).
     lb: Option<Arc<LbConfig>>,
-    /// The congestion controller of connections made from now on.
-    congestion: transport::Congestion,
+    /// The transport options of connections made from now on.
+    transport: transport::Options,
     /// Client connections whose handshake may still be in progress, with the destination
     /// connection ID of their first Initial: a Retry must verify against one (`retry`).
     client_odcids: Vec<(Arc<ConnCell>, ConnectionId)>,
@@ -268,7 +268,7 @@ impl Engine {
             max_unvalidated: DEFAULT_MAX_UNVALIDATED,
             client_odcids: Vec::new(),
             lb: None,
-            congestion: transport::Congestion::default(),
+            transport: transport::Options::default(),
             out: Vec::new(),
             txbuf: Vec::new(),
             scratch: Vec::new(),
@@ -333,10 +333,10 @@ impl Engine {
         true
     }
 
-    /// The congestion controller of the connections this engine makes or accepts from now on
-    /// (OSSLQUIC_CTX_set_congestion_control, through the context).
-    pub fn set_congestion(&mut self, cc: transport::Congestion) {
-        self.congestion = cc;
+    /// The transport options of the connections this engine makes or accepts from now on
+    /// (the context's congestion controller and datagram queue).
+    pub fn set_transport(&mut self, opts: transport::Options) {
+        self.transport = opts;
     }
 
     pub fn lb(&self) -> Option<&Arc<LbConfig>> {
@@ -607,10 +607,10 @@ impl Engine {
         rand::rng().fill_bytes(&mut b);
         let odcid = ConnectionId::new(&b);
         let qlog = transport::qlog(&odcid, false);
-        cfg.transport_config(Arc::new(transport::config(&closing, self.congestion, qlog)));
+        cfg.transport_config(Arc::new(transport::config(&closing, self.transport, qlog)));
         cfg.initial_dst_cid_provider(Arc::new(move || odcid));
         let (ch, q) = self.endpoint.connect(now, cfg, remote, server_name)?;
-        let id = self.insert(ch, q, true, closing);
+        let id = self.insert(ch, q, true, closing, self.transport.datagram_queue);
         let conns = &self.conns;
         self.client_odcids.retain(|(c, _)| in_handshake(conns, c));
         if let Some(c) = self.conns.get(&id) {
@@ -625,10 +625,16 @@ impl Engine {
         q: Connection,
         held: bool,
         closing: Closing,
+        datagram_queue: usize,
     ) -> ConnId {
         let id = self.next_id;
         self.next_id += 1;
-        let cell = ConnCell::new(id, ch, ConnState::new(q, held, closing), self.link.clone());
+        let cell = ConnCell::new(
+            id,
+            ch,
+            ConnState::new(q, held, closing, datagram_queue),
+            self.link.clone(),
+        );
         let cell = Arc::new(cell);
         cell.declare_atomics();
         self.conns.insert(id, cell);
@@ -795,15 +801,15 @@ impl Engine {
                     let proven = inc.remote_address_validated();
                     let closing = Closing::default();
                     let qlog = transport::qlog(inc.orig_dst_cid(), true);
-                    let cc = self.congestion;
+                    let opts = self.transport;
                     let cfg = self.server.as_ref().map(|s| {
                         let mut s = (**s).clone();
-                        s.transport_config(Arc::new(transport::config(&closing, cc, qlog)));
+                        s.transport_config(Arc::new(transport::config(&closing, opts, qlog)));
                         Arc::new(s)
                     });
                     match self.endpoint.accept(inc, now, &mut buf, cfg) {
                         Ok((ch, q)) => {
-                            let id = self.insert(ch, q, false, closing);
+                            let id = self.insert(ch, q, false, closing, opts.datagram_queue);
                             if !proven && let Some(c) = self.conns.get(&id) {
                                 self.unvalidated.push(c.clone());
                             }

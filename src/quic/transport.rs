@@ -90,6 +90,21 @@ impl Congestion {
     }
 }
 
+/// What a context asks of its QUIC connections' transport (the engine applies it to the
+/// connections it makes or accepts from then on).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    pub congestion: Congestion,
+    /// RFC 9221 datagrams: at most this many received and unread (the oldest are dropped
+    /// beyond); 0: datagrams off (the transport parameter is not sent, and the peer's
+    /// DATAGRAM frames are a protocol violation).
+    pub datagram_queue: usize,
+}
+
+/// The most a peer's datagrams may occupy in quinn before the connection takes them into
+/// its own queue (each arrival is taken at once): one burst of a datagram-heavy flight.
+const DATAGRAM_RECEIVE_BUFFER: usize = 1 << 20;
+
 /// A qlog trace for the connection whose first destination ID is `odcid`, when `QLOGDIR`
 /// names a directory (OpenSSL's variable): `QLOGDIR/<odcid in hex>_<client|server>.sqlog`,
 /// JSON-SEQ as qvis reads it. None when it is unset or the file cannot be made.
@@ -117,9 +132,9 @@ pub fn qlog(odcid: &ConnectionId, server: bool) -> Option<QlogStream> {
 
 /// Transport settings for one connection: OpenSSL's 30 s idle timeout, windows large enough
 /// for bulk transfer (quinn allocates receive buffers as data arrives, not for the window),
-/// `MAX_STREAMS` of each direction, the congestion controller `cc` wrapped to follow
-/// `closing`, and the qlog trace if any.
-pub fn config(closing: &Closing, cc: Congestion, qlog: Option<QlogStream>) -> TransportConfig {
+/// `MAX_STREAMS` of each direction, datagrams if the options accept them, their congestion
+/// controller wrapped to follow `closing`, and the qlog trace if any.
+pub fn config(closing: &Closing, opts: Options, qlog: Option<QlogStream>) -> TransportConfig {
     let mut t = TransportConfig::default();
     t.max_idle_timeout(Some(VarInt::from_u32(30_000).into()));
     t.stream_receive_window(VarInt::from_u32(STREAM_RECEIVE_WINDOW));
@@ -127,8 +142,9 @@ pub fn config(closing: &Closing, cc: Congestion, qlog: Option<QlogStream>) -> Tr
     t.send_window(SEND_WINDOW);
     t.max_concurrent_bidi_streams(VarInt::from_u32(MAX_STREAMS));
     t.max_concurrent_uni_streams(VarInt::from_u32(MAX_STREAMS));
+    t.datagram_receive_buffer_size((opts.datagram_queue > 0).then_some(DATAGRAM_RECEIVE_BUFFER));
     t.congestion_controller_factory(Arc::new(Factory {
-        inner: cc.factory(),
+        inner: opts.congestion.factory(),
         closing: closing.clone(),
     }));
     t.qlog_stream(qlog);

@@ -245,9 +245,9 @@ impl Ssl {
             self as *const Ssl as usize,
             store,
         )?;
-        // The connection's own context chooses its controller (a listener's port may carry
-        // connections of several contexts).
-        p.engine.set_congestion(self.ctx.congestion());
+        // The connection's own context chooses its controller and datagrams (a listener's
+        // port may carry connections of several contexts).
+        p.engine.set_transport(self.ctx.transport_options());
         let h = p
             .engine
             .connect(Instant::now(), cfg, peer, &name)

@@ -95,8 +95,9 @@ struct Cfg {
     /// QUIC clients: the NEW_TOKEN tokens servers gave, by server name, shared by every
     /// connection made from the context (a returning client proves its address at once).
     tokens: Option<Arc<dyn quinn_proto::TokenStore>>,
-    /// OSSLQUIC_CTX_set_congestion_control: the controller of QUIC connections made from it.
-    congestion: crate::quic::transport::Congestion,
+    /// OSSLQUIC_CTX_set_congestion_control and OSSLQUIC_CTX_set_datagrams: what QUIC
+    /// connections made from it use.
+    transport: crate::quic::transport::Options,
 }
 
 /// The keys a fleet's servers derive from their shared secret (HKDF-SHA256), so that any of
@@ -474,12 +475,21 @@ impl SslCtx {
                 "congestion control {name:?}: \"cubic\", \"newreno\" or \"bbr\""
             ))
         })?;
-        self.cfg.lock().congestion = cc;
+        self.cfg.lock().transport.congestion = cc;
         Ok(())
     }
 
     pub fn congestion(&self) -> crate::quic::transport::Congestion {
-        self.cfg.lock().congestion
+        self.cfg.lock().transport.congestion
+    }
+
+    /// OSSLQUIC_CTX_set_datagrams: RFC 9221 datagrams, at most `queue` unread (0: off).
+    pub fn set_datagrams(&self, queue: usize) {
+        self.cfg.lock().transport.datagram_queue = queue;
+    }
+
+    pub fn transport_options(&self) -> crate::quic::transport::Options {
+        self.cfg.lock().transport
     }
 
     /// OSSLQUIC_CTX_set_proxy_protocol.

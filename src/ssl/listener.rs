@@ -58,7 +58,7 @@ impl Ssl {
         }
         let mut engine = Engine::new(Some(ctx.server_config()?));
         engine.set_validate(validate);
-        engine.set_congestion(ctx.congestion());
+        engine.set_transport(ctx.transport_options());
         if let Some(k) = ctx.fleet_keys() {
             // A new engine has no connections: cannot fail.
             engine.set_reset_key(&k.reset);
