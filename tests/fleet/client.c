@@ -7,11 +7,15 @@
  * The servers run with DEMO_SERVER_NAME, so "GET /whoami" is answered with a line
  * "server NAME sees ADDR:PORT": which server answered and the client address it saw.
  *
- *   fleet-client tls|quic [-C CA] [-N NAME] [-t SECS] ADDR PORT MODE [ARGS]
- *     run N        N connections one after another; each asks /whoami and prints
+ *   fleet-client tls|quic [-C CA] [-N NAME] [-t SECS] [-k K] [-o store] ADDR PORT MODE [ARGS]
+ *     run N        N connections one after another, each offering the session of the
+ *                  connection K before it (default 1: the previous one); each asks /whoami
+ *                  and prints
  *                    conn I ok server=S sees=A:P local=A:P reused=0|1 prev=S|- ms=T at=T
  *                  (prev: the server of the connection whose session was offered; at: seconds
  *                  since the start) or "conn I FAIL: why"; at the end "done OK FAILED"
+ *     steps N      as run, but before each connection it prints "next I" and waits for a line
+ *                  on stdin (the script reads the servers' counters between connections)
  *     loop N       as run, but stops early once stdin has a line or is at EOF
  *     rebind N K   QUIC: one connection: /whoami, then "GET /N" read and checked byte by byte;
  *                  after K bytes it prints "pause local=A:P", reads one line from stdin (the
@@ -48,6 +52,8 @@ static SSL_CTX *ctx;
 static struct sockaddr_in server;
 static const char *name = "localhost";
 static int timeout_s = 10;
+static int back = 1; /* -k: a connection offers the session of the one this many before it */
+static int no_store;  /* -o: SSL_SESS_CACHE_NO_INTERNAL_STORE */
 static double t_start;
 
 static double now_s(void)
@@ -229,18 +235,31 @@ static int whoami(struct conn *c, char *srv, size_t scap, char *sees, size_t aca
     return ok;
 }
 
-/* run / loop: n connections one after another, each offering the previous one's session. */
-static int mode_run(int n, int stop_on_stdin)
+#define RING 9 /* sessions kept: -k is at most RING - 1 */
+
+/* run / steps / loop: n connections one after another, each offering the session of the
+ * connection `back` before it (-k; default the previous one), if that one succeeded. */
+static int mode_run(int n, int step, int stop_on_stdin)
 {
-    SSL_SESSION *sess = NULL;
-    char prev[64] = "-";
+    SSL_SESSION *ring[RING] = {NULL};
+    char ring_srv[RING][64];
     int i, ok = 0, failed = 0;
     for (i = 1; i <= n; i++) {
         struct conn c;
         char why[300], srv[64], sees[64];
         double t0 = now_s();
+        SSL_SESSION *sess = i > back ? ring[(i - back) % RING] : NULL;
+        const char *prev = sess != NULL ? ring_srv[(i - back) % RING] : "-";
+        SSL_SESSION_free(ring[i % RING]); /* connection i - RING's, no longer needed */
+        ring[i % RING] = NULL;
         if (stop_on_stdin && stdin_ready())
             break;
+        if (step) {
+            printf("next %d\n", i);
+            if (!wait_stdin())
+                break;
+            t0 = now_s();
+        }
         if (!conn_open(&c, sess, why, sizeof(why))) {
             printf("conn %d FAIL: %s at=%.3f\n", i, why, now_s() - t_start);
             failed++;
@@ -253,15 +272,15 @@ static int mode_run(int n, int stop_on_stdin)
             continue;
         }
         printf("conn %d ok server=%s sees=%s local=%s reused=%d prev=%s ms=%.1f at=%.3f\n", i, srv, sees, c.local,
-               SSL_session_reused(c.ssl), sess != NULL ? prev : "-", (now_s() - t0) * 1000, now_s() - t_start);
+               SSL_session_reused(c.ssl), prev, (now_s() - t0) * 1000, now_s() - t_start);
         ok++;
-        /* The newest session (the tickets came with the answer) for the next connection. */
-        SSL_SESSION_free(sess);
-        sess = SSL_get1_session(c.ssl);
-        snprintf(prev, sizeof(prev), "%s", srv);
+        /* The newest session (the tickets came with the answer), for connection i + back. */
+        ring[i % RING] = SSL_get1_session(c.ssl);
+        snprintf(ring_srv[i % RING], sizeof(ring_srv[0]), "%s", srv);
         conn_close(&c);
     }
-    SSL_SESSION_free(sess);
+    for (i = 0; i < RING; i++)
+        SSL_SESSION_free(ring[i]);
     printf("done %d %d\n", ok, failed);
     return failed == 0 && ok > 0;
 }
@@ -398,8 +417,9 @@ static int mode_reset(void)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: fleet-client tls|quic [-C CA] [-N NAME] [-t SECS] ADDR PORT run N | loop N |\n"
-                    "                    rebind BYTES PAUSE_AT | reset\n");
+    fprintf(stderr, "usage: fleet-client tls|quic [-C CA] [-N NAME] [-t SECS] [-k K] [-o store] ADDR PORT\n"
+                    "                    run N | steps N |\n"
+                    "                    loop N | rebind BYTES PAUSE_AT | reset\n");
 }
 
 int main(int argc, char **argv)
@@ -421,6 +441,10 @@ int main(int argc, char **argv)
             name = argv[i + 1];
         else if (strcmp(argv[i], "-t") == 0)
             timeout_s = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "-k") == 0 && atoi(argv[i + 1]) >= 1 && atoi(argv[i + 1]) < RING)
+            back = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "-o") == 0 && strcmp(argv[i + 1], "store") == 0)
+            no_store = 1;
         else {
             usage();
             return 2;
@@ -448,13 +472,20 @@ int main(int argc, char **argv)
         return 2;
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    /* -o store: no internal session store. osslquic keeps a client's sessions in the
+     * context's store even without SSL_SESS_CACHE_CLIENT and resumes from it on its own (the
+     * oldest ticket first) when no session was set, which empties SSL_SESSION objects the
+     * application holds (OpenSSL never resumes a client on its own): with -k K, the first K
+     * connections would use up the sessions connections K+1... offer. */
+    if (no_store)
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     if (quic && SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn)) != 0) {
         ERR_print_errors_fp(stderr);
         return 2;
     }
     t_start = now_s();
-    if ((strcmp(mode, "run") == 0 || strcmp(mode, "loop") == 0) && argc - i == 1)
-        ok = mode_run(atoi(argv[i]), strcmp(mode, "loop") == 0);
+    if ((strcmp(mode, "run") == 0 || strcmp(mode, "steps") == 0 || strcmp(mode, "loop") == 0) && argc - i == 1)
+        ok = mode_run(atoi(argv[i]), strcmp(mode, "steps") == 0, strcmp(mode, "loop") == 0);
     else if (strcmp(mode, "rebind") == 0 && quic && argc - i == 2)
         ok = mode_rebind(strtoull(argv[i], NULL, 10), strtoull(argv[i + 1], NULL, 10));
     else if (strcmp(mode, "reset") == 0 && quic && argc - i == 0)

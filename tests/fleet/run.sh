@@ -15,6 +15,7 @@
 #   tls-proxy-addr      each server reports the client's own address and port (the header's),
 #                       not the balancer's
 #   tls-resume-cross    a session issued by one server resumes at another (same fleet secret)
+#   tls-resume-same     (sanity) a session offered back to the server that issued it resumes
 #   tls-resume-control  with a different secret per server, a session never resumes elsewhere
 #   tls-server-loss     a server stopped while a client connects again and again: once HAProxy
 #                       marks it DOWN (its stats socket), no request fails and none goes to it
@@ -29,7 +30,7 @@
 #                       the same server seeing the new port
 #   quic-token-cross    a NEW_TOKEN token from one server spares the client a Retry at another
 #                       (the servers validate addresses: Retry unless a token proves it; the
-#                       servers' Retry counters, logged on SIGUSR1)
+#                       servers' Retry counters, logged on SIGUSR1, read between connections)
 #   quic-resume-cross   a session (ticket) from one server resumes at another
 #   quic-*-control      the same two with a different secret per server: a Retry and no
 #                       resumption at another server
@@ -105,6 +106,8 @@ fleet_cleanup() {
 }
 trap fleet_cleanup EXIT
 trap 'fleet_cleanup; exit 130' INT TERM
+# A client that died must not take this script with it when it writes to the client's FIFO.
+trap '' PIPE
 
 in_ns() { # in_ns NS CMD...
     ns=$1
@@ -217,11 +220,17 @@ start_fleet() {
     done
 }
 
-# client_run NAME PROTO ARGS...: the client in its namespace, output in $L/NAME.client.
+# client_run NAME PROTO [-k K] [-o store] ARGS...: the client in its namespace, output in $L/NAME.client.
 client_run() {
     name=$1 proto=$2
     shift 2
-    in_ns "$NC" timeout -k 5 60 "$L/fleet-client" "$proto" -C "$CERTS/ca.pem" -N localhost "$VIP" \
+    opts=""
+    while [ "$1" = -k ] || [ "$1" = -o ]; do
+        opts="$opts $1 $2"
+        shift 2
+    done
+    # shellcheck disable=SC2086
+    in_ns "$NC" timeout -k 5 60 "$L/fleet-client" "$proto" -C "$CERTS/ca.pem" -N localhost $opts "$VIP" \
         "$([ "$proto" = tls ] && echo $TLS_PORT || echo $QUIC_PORT)" "$@" >"$L/$name.client" 2>&1 </dev/null
 }
 # The same in the background with its stdin from a FIFO held open on descriptor 3 (each line
@@ -288,7 +297,7 @@ ok_count() { grep -c '^conn [0-9]* ok ' "$1"; }
 result_logs() {
     case $1 in
     tls-*) echo "$L/$1.client $L/haproxy.log $L/s1-tls.log $L/s2-tls.log $L/s3-tls.log" ;;
-    *) echo "$L/$1.client $L/s1-quic.log $L/s2-quic.log $L/s3-quic.log" ;;
+    *) echo "$L/$1.client $L/$1.retries $L/s1-quic.log $L/s2-quic.log $L/s3-quic.log" ;;
     esac
 }
 RESULT_HIDE='^Connect from \|conn from ? port .*before its PROXY header ended\|conn from ? port .*Connection reset by peer'
@@ -364,7 +373,7 @@ EOF
 tls_phase() {
     for n in 1 2 3; do : >"$L/s$n-tls.log"; done
     if ! start_fleet tls "$SECRET" "$SECRET" "$SECRET" || ! start_haproxy; then
-        for c in tls-spread tls-proxy-addr tls-resume-cross tls-server-loss tls-resume-control; do
+        for c in tls-spread tls-proxy-addr tls-resume-cross tls-resume-same tls-server-loss tls-resume-control; do
             result "$c" 0 "the TLS servers or HAProxy did not start (logs: $L/s*-tls.log, $L/haproxy.log)"
         done
         return
@@ -392,6 +401,16 @@ tls_phase() {
     tls_resumed="$1/$2"
     result tls-resume-cross "$([ "$2" -gt 0 ] && [ "$1" = "$2" ] && echo 1 || echo 0)" \
         "$1 of $2 connections offering another server's session resumed (SSL_session_reused; shared fleet secret)"
+    # The sanity check beside it: a session offered back to the server that issued it (round
+    # robin over three: the connection three before) resumes. Without the context's internal
+    # session store: osslquic would resume the first three connections from it on their own,
+    # using up the tickets of the sessions the next three offer (see tests/fleet/client.c).
+    client_run tls-resume-same tls -k 3 -o store run 7
+    set -- $(cross "$L/tls-resume-same.client")
+    tls_resumed="$tls_resumed (at the issuing server: $3/$4)"
+    result tls-resume-same "$([ "$4" -gt 0 ] && [ "$3" = "$4" ] && echo 1 || echo 0)" \
+        "$3 of $4 connections offering the session of the server they reached resumed"
+
 
     # 4: a server stopped while a client connects again and again.
     client_bg tls-server-loss tls loop 100000
@@ -413,7 +432,7 @@ tls_phase() {
             noticed=never
         fi
     fi
-    echo stop >&3
+    echo stop >&3 2>/dev/null
     exec 3>&-
     wait_exit "$cpid" 10 >/dev/null
     if [ -z "$why" ]; then
@@ -524,6 +543,59 @@ retries_total() {
     echo "$t"
 }
 
+# stepped NAME N: the client's `steps N` run (it waits for a line before each connection),
+# the servers' Retry counters read before each connection and after the last; the Retries
+# each connection cost go to $L/NAME.retries as "I R" lines (R: x if a server did not answer).
+stepped() {
+    st_name=$1 st_n=$2 st_k=1
+    client_bg "$st_name" quic steps "$st_n"
+    st_f=$L/$st_name.client
+    : >"$L/$st_name.retries"
+    st_before=$(retries_total)
+    while [ "$st_k" -le "$st_n" ] && wait_line "$st_f" "^next $st_k\$" "$cpid" 30; do
+        if [ "$st_k" -gt 1 ]; then
+            st_now=$(retries_total)
+            echo "$((st_k - 1)) $(retries_delta "$st_before" "$st_now")" >>"$L/$st_name.retries"
+            st_before=$st_now
+        fi
+        echo go >&3 2>/dev/null
+        st_k=$((st_k + 1))
+    done
+    wait_line "$st_f" '^done ' "$cpid" 30
+    st_now=$(retries_total)
+    echo "$st_n $(retries_delta "$st_before" "$st_now")" >>"$L/$st_name.retries"
+    exec 3>&-
+    wait_exit "$cpid" 10 >/dev/null
+}
+
+# retries_delta BEFORE AFTER: AFTER - BEFORE, or x if either is x.
+retries_delta() {
+    if [ "$1" = x ] || [ "$2" = x ]; then echo x; else echo $(($2 - $1)); fi
+}
+
+# token_check FILE RETRIES: "FIRST CROSS CROSS_RETRIED OTHERS_RETRIED LIST": the Retries of
+# connection 1 (no token yet); the connections that carried another server's token (their
+# server differs from the previous connection's, whose tokens the client keeps) and how many
+# of them paid a Retry; how many of the other later connections did; the Retries per
+# connection, in order.
+token_check() {
+    awk 'FILENAME == ARGV[1] && /^conn [0-9]+ ok / {
+            s = ""; p = ""
+            for (i = 1; i <= NF; i++) {
+                if ($i ~ /^server=/) s = substr($i, 8)
+                if ($i ~ /^prev=/) p = substr($i, 6)
+            }
+            cross[$2] = p != "-" && p != s
+            next
+        }
+        FILENAME == ARGV[2] {
+            list = list (list ? " " : "") $2
+            if ($1 == 1) first = $2
+            else if (cross[$1]) { x++; if ($2 != 0) xr++ }
+            else if ($2 != 0) or++
+        } END { printf "%s %d %d %d %s\n", first, x, xr, or, list }' "$1" "$2"
+}
+
 quic_phase() {
     for n in 1 2 3; do : >"$L/s$n-quic.log"; done
     if ! rules "1 2 3" "1 2 3" || ! start_fleet quic "$SECRET" "$SECRET" "$SECRET"; then
@@ -535,10 +607,8 @@ quic_phase() {
     fi
 
     # 5, 7, 8: one run of connections (each from a new source port, the previous one's session
-    # offered, NEW_TOKEN tokens kept by the SSL_CTX), the Retry counters before and after.
-    r0=$(retries_total)
-    client_run quic-spread quic run "$QUIC_CONNS"
-    r1=$(retries_total)
+    # offered, NEW_TOKEN tokens kept by the SSL_CTX), the Retry counters read between them.
+    stepped quic-spread "$QUIC_CONNS"
     quic_flows="flows routed by the 4-tuple hash $(hits hash), by server ID: short header $(($(hits short 1) + $(hits short 2) + $(hits short 3))), Handshake $(($(hits handshake 1) + $(hits handshake 2) + $(hits handshake 3)))"
     f=$L/quic-spread.client
     cp "$f" "$L/quic-token-cross.client"
@@ -554,15 +624,19 @@ quic_phase() {
     quic_resumed="$1/$2 (at the same server: $3/$4)"
     result quic-resume-cross "$([ "$2" -gt 0 ] && [ "$1" = "$2" ] && echo 1 || echo 0)" \
         "$1 of $2 connections offering another server's session resumed (SSL_session_reused; shared fleet secret); at the issuing server $3 of $4"
-    xc=$2
-    if [ "$r0" = x ] || [ "$r1" = x ]; then
-        result quic-token-cross 0 "a server did not log its engine stats on SIGUSR1"
+    cp "$L/quic-spread.retries" "$L/quic-token-cross.retries"
+    # (Not "$f": result() uses that name for the logs it shows.)
+    set -- $(token_check "$L/quic-spread.client" "$L/quic-spread.retries")
+    first=$1 x=$2 xr=$3 orr=$4
+    shift 4
+    quic_retries="per connection $*"
+    if echo " $* " | grep -q ' x '; then
+        result quic-token-cross 0 "a server did not log its engine stats on SIGUSR1 (Retries per connection: $*)"
     else
-        quic_retries=$((r1 - r0))
-        # The first connection has no token: one Retry. Every later one carries a NEW_TOKEN
-        # token from the previous connection's server ($xc of them from another server).
-        result quic-token-cross "$([ "$xc" -gt 0 ] && [ "$quic_retries" = 1 ] && echo 1 || echo 0)" \
-            "Retries sent for $ok connections: $quic_retries (1 expected: the first, without a token; $xc connections carried another server's token)"
+        # The first connection has no token: a Retry (the servers validate addresses). Every
+        # later one carries a NEW_TOKEN token from the previous connection's server.
+        result quic-token-cross "$([ "$first" = 1 ] && [ "$x" -gt 0 ] && [ "$xr" = 0 ] && [ "$orr" = 0 ] && echo 1 || echo 0)" \
+            "Retries: $first for the first connection (no token yet), $xr for the $x connections carrying another server's NEW_TOKEN token (0 expected), $orr for the others; per connection: $*"
     fi
 
     # 6: NAT rebinding mid-transfer.
@@ -591,7 +665,7 @@ table ip rebind {
 }
 EOF
         in_ns "$NC" nft -f "$L/rebind.nft" || why="the port rewrite could not be installed;"
-        echo go >&3
+        echo go >&3 2>/dev/null
         wait_line "$f" '^done ' "$cpid" 60 || why="$why the client did not finish within 60 s;"
         # The new port is a new flow for the balancer: its first packet met the server-ID rule.
         by_id=$(($(hits short "${srv1#s}") - by_id))
@@ -626,7 +700,7 @@ EOF
         map=$(for s in 1 2 3; do if [ "$s" = "$victim" ]; then echo "$heir"; else echo "$s"; fi; done | tr '\n' ' ')
         rules "$live" "$map" || why="the new rules could not be installed;"
         in_ns "$NLB" conntrack -F >/dev/null 2>&1 || why="$why conntrack -F failed;"
-        echo go >&3
+        echo go >&3 2>/dev/null
         wait_line "$f" '^done ' "$cpid" 10 || why="$why the connection did not end within 10 s of the request;"
         # Which rule the client's packets met, for the logs.
         in_ns "$NLB" nft list table ip fleet >"$L/quic-reset.rules" 2>&1
@@ -656,24 +730,24 @@ EOF
     for n in 1 2 3; do stop_server "$n" quic; done
     for n in 1 2 3; do : >"$L/s$n-quic.log"; done
     if rules "1 2 3" "1 2 3" && start_fleet quic "${SECRET}01" "${SECRET}02" "${SECRET}03"; then
-        r0=$(retries_total)
-        client_run quic-resume-control quic run "$CONTROL_CONNS"
-        r1=$(retries_total)
+        stepped quic-resume-control "$CONTROL_CONNS"
         f=$L/quic-resume-control.client
         cp "$f" "$L/quic-token-control.client"
+        cp "$L/quic-resume-control.retries" "$L/quic-token-control.retries"
         set -- $(cross "$f")
         quic_control="$1/$2"
         result quic-resume-control "$([ "$2" -gt 0 ] && [ "$1" = 0 ] && echo 1 || echo 0)" \
             "different secrets: $1 of $2 connections offering another server's session resumed (must be 0)"
-        if [ "$r0" = x ] || [ "$r1" = x ]; then
-            result quic-token-control 0 "a server did not log its engine stats on SIGUSR1"
+        set -- $(token_check "$L/quic-resume-control.client" "$L/quic-resume-control.retries")
+        first=$1 x=$2 xr=$3
+        shift 4
+        quic_token_control="$xr of the $x connections carrying another server's token paid a Retry"
+        if echo " $* " | grep -q ' x '; then
+            result quic-token-control 0 "a server did not log its engine stats on SIGUSR1 (Retries per connection: $*)"
         else
-            # Each connection to another server than the previous one pays a Retry, and so
-            # does the first.
-            d=$((r1 - r0))
-            quic_token_control="$d Retries for $(ok_count "$f") connections, $2 of them to another server than the token's"
-            result quic-token-control "$([ "$2" -gt 0 ] && [ "$d" -ge $(($2 + 1)) ] && echo 1 || echo 0)" \
-                "different secrets: $quic_token_control (at least $(($2 + 1)) expected)"
+            # Another fleet's token does not open: a Retry for each of them.
+            result quic-token-control "$([ "$x" -gt 0 ] && [ "$xr" = "$x" ] && echo 1 || echo 0)" \
+                "different secrets: $quic_token_control (all expected); per connection: $*"
         fi
     else
         result quic-resume-control 0 "the servers did not come back with their own secrets"
