@@ -36,9 +36,12 @@
 #                       resumption at another server
 #   quic-reset          a server is killed; its server ID's rule is pointed at a survivor (and
 #                       conntrack flushed), as a health checker would; the client's connection
-#                       that lived there ends promptly with "stateless reset"
+#                       that lived there ends promptly (within 2 s) with "stateless reset"
 #   quic-after-loss     new connections are served by the two survivors
-# 0-RTT does not exist yet: a line says so.
+# 0-RTT does not exist yet: a line says so. tls-resume-cross and quic-resume-cross need the
+# session-ticket key derived from the fleet secret, quic-token-cross the client's NEW_TOKEN
+# store per SSL_CTX: without them those three fail (their controls pass either way).
+#   run.sh              both parts;  run.sh tls / run.sh quic   one of them
 # One PASS/FAIL line per check, `N passed, N failed` last; figures (spread per server, what
 # survived) in build/reliability/fleet.txt. Every process runs under timeout(1), every wait
 # polls with a bound, and the namespaces (with every process in them) go at exit. Without
