@@ -62,7 +62,7 @@ int async_req_step(struct async_req *r)
             if (k == 0)
                 break;
             if (k > 0) {
-                demo_resp_init(&r->resp, &r->req);
+                demo_resp_init(&r->resp, &r->req, r->ssl);
             } else {
                 r->bad = 1; /* answered with nothing, then ended */
                 memset(&r->resp, 0, sizeof(r->resp));

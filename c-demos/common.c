@@ -4,6 +4,7 @@
 #include "common.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -19,6 +20,7 @@
 
 const char *demo_name = "ddd";
 void (*demo_on_child_exit)(pid_t pid, int status);
+void (*demo_on_usr1)(void);
 
 /* ---- logging */
 
@@ -134,6 +136,100 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 #endif
 }
 
+/* ---- a fleet member: shared secret, PROXY protocol, QUIC-LB (osslquic's calls) */
+
+/* Hex digits (no separators) into out; the byte count, or -1 if malformed or too long. */
+static int unhex(const char *hex, unsigned char *out, size_t cap)
+{
+    size_t n = strlen(hex), i;
+    if (n == 0 || n % 2 != 0 || n / 2 > cap)
+        return -1;
+    for (i = 0; i < n / 2; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1 || !isxdigit((unsigned char)hex[2 * i]) ||
+            !isxdigit((unsigned char)hex[2 * i + 1]))
+            return -1;
+        out[i] = (unsigned char)v;
+    }
+    return (int)(n / 2);
+}
+
+static void fleet_ctx(SSL_CTX *ctx)
+{
+    const char *secret = getenv("DEMO_FLEET_SECRET");
+    const char *proxy = getenv("DEMO_PROXY");
+    if (secret != NULL && *secret != '\0') {
+#ifdef OSSLQUIC_HAVE_OSSLQUIC_CTX_SET_FLEET_SECRET
+        unsigned char key[256];
+        int n = unhex(secret, key, sizeof(key));
+        if (n < 16) {
+            demo_log("bad DEMO_FLEET_SECRET: hex digits for 16 to 256 bytes");
+            exit(1);
+        }
+        if (!OSSLQUIC_CTX_set_fleet_secret(ctx, key, (size_t)n))
+            demo_die("OSSLQUIC_CTX_set_fleet_secret");
+        demo_log("fleet secret set (%d bytes)", n);
+#else
+        demo_log("DEMO_FLEET_SECRET: this library has no OSSLQUIC_CTX_set_fleet_secret");
+        exit(1);
+#endif
+    }
+    if (proxy != NULL && strcmp(proxy, "1") == 0) {
+#if defined(USE_QUIC)
+        demo_log("DEMO_PROXY: the PROXY protocol is for TLS over TCP, not QUIC");
+        exit(1);
+#elif defined(OSSLQUIC_HAVE_OSSLQUIC_CTX_SET_PROXY_PROTOCOL)
+        if (!OSSLQUIC_CTX_set_proxy_protocol(ctx, 1))
+            demo_die("OSSLQUIC_CTX_set_proxy_protocol");
+        demo_log("PROXY protocol header required");
+#else
+        demo_log("DEMO_PROXY: this library has no OSSLQUIC_CTX_set_proxy_protocol");
+        exit(1);
+#endif
+    }
+}
+
+#ifdef USE_QUIC
+void demo_apply_quic_lb(SSL *obj)
+{
+    const char *spec = getenv("DEMO_QUIC_LB");
+    char buf[256], *tok, *save = NULL;
+    unsigned char sid[16], key[16];
+    int cid = -1, sid_len = -1, nonce = -1, key_len = 0, enc_len = 0;
+    if (spec == NULL || *spec == '\0')
+        return;
+    snprintf(buf, sizeof(buf), "%s", spec);
+    for (tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        if (strncmp(tok, "cid=", 4) == 0)
+            cid = atoi(tok + 4);
+        else if (strncmp(tok, "sid=", 4) == 0)
+            sid_len = unhex(tok + 4, sid, sizeof(sid));
+        else if (strncmp(tok, "nonce=", 6) == 0)
+            nonce = atoi(tok + 6);
+        else if (strncmp(tok, "key=", 4) == 0)
+            key_len = unhex(tok + 4, key, sizeof(key));
+        else if (strncmp(tok, "len=", 4) == 0)
+            enc_len = atoi(tok + 4);
+        else
+            key_len = -1;
+    }
+    if (cid < 0 || sid_len < 1 || nonce < 0 || (key_len != 0 && key_len != 16)) {
+        demo_log("bad DEMO_QUIC_LB \"%s\": cid=C,sid=HEX,nonce=N[,key=32 hex digits][,len=1]", spec);
+        exit(1);
+    }
+#ifdef OSSLQUIC_HAVE_OSSLQUIC_SET_QUIC_LB
+    if (!OSSLQUIC_set_quic_lb(obj, cid, sid, (size_t)sid_len, (size_t)nonce, key_len ? key : NULL, enc_len))
+        demo_die("OSSLQUIC_set_quic_lb");
+    demo_log("QUIC-LB connection IDs: config %d, %d-octet server ID, %d-octet nonce, %s", cid, sid_len, nonce,
+             key_len ? "encrypted" : "plaintext");
+#else
+    (void)obj;
+    demo_log("DEMO_QUIC_LB: this library has no OSSLQUIC_set_quic_lb");
+    exit(1);
+#endif
+}
+#endif
+
 SSL_CTX *demo_server_ctx(const char *cert, const char *key)
 {
     const char *alpn = getenv("DEMO_ALPN");
@@ -164,6 +260,7 @@ SSL_CTX *demo_server_ctx(const char *cert, const char *key)
         demo_die("key check");
     }
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    fleet_ctx(ctx);
     return ctx;
 }
 
@@ -176,6 +273,12 @@ static int bound_port_of(int fd)
     if (getsockname(fd, (struct sockaddr *)&sin, &sl) != 0)
         return -1;
     return ntohs(sin.sin_port);
+}
+
+const char *demo_bind_addr(void)
+{
+    const char *a = getenv("DEMO_ADDR");
+    return a != NULL && *a != '\0' ? a : "127.0.0.1";
 }
 
 static int inet_socket(int type, int port, int *bound_port, int quiet)
@@ -201,10 +304,14 @@ static int inet_socket(int type, int port, int *bound_port, int quiet)
     memset(&sin, 0, sizeof(sin));
     sin.sin_family = AF_INET;
     sin.sin_port = htons((uint16_t)port);
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (inet_pton(AF_INET, demo_bind_addr(), &sin.sin_addr) != 1) {
+        demo_log("bad DEMO_ADDR \"%s\": an IPv4 address", demo_bind_addr());
+        close(fd);
+        return -1;
+    }
     if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
         if (!quiet)
-            demo_log("bind 127.0.0.1:%d: %s", port, strerror(errno));
+            demo_log("bind %s:%d: %s", demo_bind_addr(), port, strerror(errno));
         close(fd);
         return -1;
     }
@@ -370,15 +477,21 @@ static int parse_n(const char *path, uint64_t *n)
     return 1;
 }
 
-void demo_resp_init(demo_resp *s, const demo_req *r)
+void demo_resp_init(demo_resp *s, const demo_req *r, SSL *ssl)
 {
+    const char *server = getenv("DEMO_SERVER_NAME");
     uint64_t n;
     memset(s, 0, sizeof(*s));
     if (parse_n(r->path, &n)) {
         s->total = n;
         s->text = NULL;
     } else {
-        snprintf(s->textbuf, sizeof(s->textbuf), "osslquic %s: you asked for %s\n", demo_name, r->path);
+        int k = snprintf(s->textbuf, sizeof(s->textbuf), "osslquic %s: you asked for %s\n", demo_name, r->path);
+        if (server != NULL && *server != '\0' && ssl != NULL && k > 0 && (size_t)k < sizeof(s->textbuf)) {
+            char peer[80];
+            demo_ssl_peer(ssl, peer, sizeof(peer));
+            snprintf(s->textbuf + k, sizeof(s->textbuf) - (size_t)k, "server %.64s sees %s\n", server, peer);
+        }
         s->text = s->textbuf;
         s->total = strlen(s->textbuf);
     }
@@ -437,6 +550,7 @@ static void sigset_demo(sigset_t *set)
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
     sigaddset(set, SIGCHLD);
+    sigaddset(set, SIGUSR1);
 }
 
 static void reap_children(void)
@@ -466,7 +580,14 @@ static void *signal_main(void *arg)
             reap_children();
             continue;
         }
+        if (sig == SIGUSR1) {
+            if (demo_on_usr1 != NULL)
+                demo_on_usr1();
+            continue;
+        }
         demo_log("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        if (demo_on_usr1 != NULL)
+            demo_on_usr1();
         if (stop_hook != NULL)
             stop_hook(sig);
         demo_log("exiting");
@@ -502,6 +623,7 @@ void demo_child_signals(void)
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGCHLD, SIG_DFL);
+    signal(SIGUSR1, SIG_DFL);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
@@ -568,22 +690,26 @@ void demo_fd_peer(int fd, char *buf, size_t cap)
 
 void demo_ssl_peer(SSL *ssl, char *buf, size_t cap)
 {
-#ifdef USE_QUIC
 #ifdef HAVE_SSL_GET_PEER_ADDR
+    /* Over TLS too: behind a balancer sending a PROXY header it is the header's client. */
     BIO_ADDR *a = BIO_ADDR_new();
     char *host = NULL, *serv = NULL;
-    snprintf(buf, cap, "?");
+    int ok = 0;
     if (a != NULL && SSL_get_peer_addr(ssl, a) == 1 && (host = BIO_ADDR_hostname_string(a, 1)) != NULL &&
-        (serv = BIO_ADDR_service_string(a, 1)) != NULL)
+        (serv = BIO_ADDR_service_string(a, 1)) != NULL) {
         snprintf(buf, cap, "%s:%s", host, serv);
+        ok = 1;
+    }
     OPENSSL_free(host);
     OPENSSL_free(serv);
     BIO_ADDR_free(a);
     ERR_clear_error();
-#else
+    if (ok)
+        return;
+#endif
+#ifdef USE_QUIC
     (void)ssl;
     snprintf(buf, cap, "?");
-#endif
 #else
     demo_fd_peer(SSL_get_fd(ssl), buf, cap);
 #endif
@@ -636,7 +762,7 @@ int demo_serve_request(SSL *s, demo_conn_result *res)
 #endif
         return 0;
     }
-    demo_resp_init(&resp, &req);
+    demo_resp_init(&resp, &req, s);
     while ((n = demo_resp_fill(&resp, buf, sizeof(buf))) > 0) {
         size_t w = 0;
         int r = SSL_write_ex(s, buf, n, &w); /* blocking: all or an error */
@@ -823,7 +949,8 @@ void demo_log_engine_stats(SSL *obj, const char *label)
         demo_log_errors("OSSLQUIC_get_engine_stats failed");
         return;
     }
-    demo_log("%s: in=%llu foreign=%llu forwarded=%llu accepted=%llu", label, (unsigned long long)st.datagrams_in,
-             (unsigned long long)st.foreign_in, (unsigned long long)st.forwarded, (unsigned long long)st.accepted);
+    demo_log("%s: in=%llu foreign=%llu forwarded=%llu accepted=%llu refused=%llu retries=%llu", label,
+             (unsigned long long)st.datagrams_in, (unsigned long long)st.foreign_in, (unsigned long long)st.forwarded,
+             (unsigned long long)st.accepted, (unsigned long long)st.refused, (unsigned long long)st.retries);
 }
 #endif

@@ -46,13 +46,28 @@ int demo_args(int argc, char **argv, const char **cert, const char **key, int *p
 /* TLS_server_method, or OSSL_QUIC_server_method under USE_QUIC; loads the certificate chain
  * and key (a clear message and exit on failure) and sets an ALPN select callback choosing
  * from $DEMO_ALPN (comma-separated, server preference; default DEMO_DEFAULT_ALPN). QUIC needs
- * a protocol, so no overlap fails the handshake; TLS goes on without ALPN (NOACK). */
+ * a protocol, so no overlap fails the handshake; TLS goes on without ALPN (NOACK).
+ * A fleet member (osslquic only, where the library has the call): $DEMO_FLEET_SECRET (hex,
+ * at least 16 bytes) -> OSSLQUIC_CTX_set_fleet_secret; $DEMO_PROXY=1 (TLS) ->
+ * OSSLQUIC_CTX_set_proxy_protocol: every connection starts with a PROXY v1/v2 header. A
+ * variable the library cannot honour exits with a message. */
 SSL_CTX *demo_server_ctx(const char *cert, const char *key);
 
-/* A listening TCP socket on 127.0.0.1:port (SO_REUSEADDR, backlog 128); -1 (logged) on
- * failure. *bound_port gets the port (useful with port 0). */
+#ifdef USE_QUIC
+/* $DEMO_QUIC_LB ("cid=C,sid=HEX,nonce=N[,key=HEX32][,len=1]") -> OSSLQUIC_set_quic_lb on a
+ * listener or domain, before it has connections: its connection IDs carry the server ID
+ * for a QUIC-LB balancer. Nothing without the variable; exits with a message if it is
+ * malformed or the library refuses it (or lacks the call). */
+void demo_apply_quic_lb(SSL *listener_or_domain);
+#endif
+
+/* The IPv4 address the listening sockets bind: $DEMO_ADDR, default 127.0.0.1 (a fleet's
+ * server in a network namespace binds its host's address, or 0.0.0.0). */
+const char *demo_bind_addr(void);
+/* A listening TCP socket on demo_bind_addr():port (SO_REUSEADDR, backlog 128); -1 (logged)
+ * on failure. *bound_port gets the port (useful with port 0). */
 int demo_tcp_listen(int port, int *bound_port);
-/* A UDP socket bound to 127.0.0.1:port; -1 (logged) on failure. */
+/* A UDP socket bound to demo_bind_addr():port; -1 (logged) on failure. */
 int demo_udp_bind(int port, int *bound_port);
 /* "listening on PORT\n" on stdout, flushed: the sign tests wait for. */
 void demo_listening(int port);
@@ -87,8 +102,11 @@ typedef struct {
     char textbuf[1200];
 } demo_resp;
 /* "/N" -> N bytes, byte i = i % 251; another path -> a short text line; with HTTP/1.0 a
- * status line and Content-Length header come first. */
-void demo_resp_init(demo_resp *s, const demo_req *r);
+ * status line and Content-Length header come first. With $DEMO_SERVER_NAME set and `ssl`
+ * (the TLS connection or QUIC stream the request came on; may be NULL) given, the text line
+ * is followed by "server NAME sees PEER\n" (demo_ssl_peer), so that a client behind a
+ * balancer can tell which server answered and what address it saw. */
+void demo_resp_init(demo_resp *s, const demo_req *r, SSL *ssl);
 /* Copies the next bytes of the answer into buf (at most cap); 0 when everything was given. */
 size_t demo_resp_fill(demo_resp *s, uint8_t *buf, size_t cap);
 /* Bytes of the whole answer (headers and body) still to be given. */
@@ -110,12 +128,17 @@ void demo_stop_children(pid_t *pids, int n, int sig, int secs);
 /* Children reaped by the signal thread so far (pid, status) are reported through this hook
  * when set (called on the signal thread). */
 extern void (*demo_on_child_exit)(pid_t pid, int status);
+/* Called on the signal thread when the process gets SIGUSR1 (which the signal thread waits
+ * for too), and before on_stop at SIGINT/SIGTERM: the QUIC demos log their engine's counters
+ * here, so a test can read them while the server runs. */
+extern void (*demo_on_usr1)(void);
 
 /* ---- peers */
 /* "127.0.0.1:PORT" of a connected TCP socket, or "?" */
 void demo_fd_peer(int fd, char *buf, size_t cap);
-/* The peer address of a connection: getpeername on its socket (TLS); for QUIC the library's
- * SSL_get_peer_addr when it has one (HAVE_SSL_GET_PEER_ADDR), else "?". */
+/* The peer address of a connection or QUIC stream, as "ADDR:PORT": the library's
+ * SSL_get_peer_addr when it has one (HAVE_SSL_GET_PEER_ADDR; over TLS it reports a PROXY
+ * header's client address), else getpeername on the TLS socket; "?" if neither works. */
 void demo_ssl_peer(SSL *ssl, char *buf, size_t cap);
 
 /* ---- serving with blocking I/O (the mt, fork and prefork demos) */
@@ -138,8 +161,9 @@ int demo_serve_conn(SSL *conn, demo_conn_result *res);
 void demo_log_conn(SSL *conn, int port, const demo_conn_result *res);
 
 #ifdef USE_QUIC
-/* Logs "LABEL: in=N foreign=N forwarded=N accepted=N" from OSSLQUIC_get_engine_stats(obj)
- * (label "stats" for a child or worker: the tests parse it), or the error. */
+/* Logs "LABEL: in=N foreign=N forwarded=N accepted=N refused=N retries=N" from
+ * OSSLQUIC_get_engine_stats(obj) (label "stats" for a child or worker: the tests parse it),
+ * or the error. */
 void demo_log_engine_stats(SSL *obj, const char *label);
 #endif
 

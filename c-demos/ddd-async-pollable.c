@@ -91,7 +91,7 @@ static struct worker workers[WORKERS_MAX];
 static int nworkers = 2;
 
 /*
- * A socket on 127.0.0.1:port in the SO_REUSEPORT group of that port (port 0: a new port).
+ * A socket on demo_bind_addr():port (127.0.0.1 unless $DEMO_ADDR) in the SO_REUSEPORT group of that port (port 0: a new port).
  * SO_REUSEPORT must be set on every member before bind.
  */
 static int reuseport_socket(int type, int port, int *bound)
@@ -113,9 +113,8 @@ static int reuseport_socket(int type, int port, int *bound)
     }
     memset(&sin, 0, sizeof(sin));
     sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     sin.sin_port = htons((uint16_t)port);
-    if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+    if (inet_pton(AF_INET, demo_bind_addr(), &sin.sin_addr) != 1 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
         getsockname(fd, (struct sockaddr *)&sin, &sl) != 0)
         goto fail;
     if (type == SOCK_STREAM && listen(fd, 128) != 0)

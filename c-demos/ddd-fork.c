@@ -147,7 +147,7 @@ int main(int argc, char **argv)
     if (listener == NULL || !SSL_set_fd(listener, listen_fd) || !SSL_listen(listener))
         demo_die("listener");
 #endif
-    demo_log("listening on 127.0.0.1 port %d", listen_port);
+    demo_log("listening on %s port %d", demo_bind_addr(), listen_port);
     demo_listening(listen_port);
 
     for (;;) {

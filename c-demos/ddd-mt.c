@@ -41,6 +41,15 @@ struct conn_job {
 
 static SSL_CTX *ctx;
 static struct listener listeners[NLISTEN];
+#ifdef USE_QUIC
+static SSL *domain;
+
+/* SIGUSR1 and exit: the domain's counters (all three listeners), for the fleet test. */
+static void log_stats(void)
+{
+    demo_log_engine_stats(domain, "engine stats");
+}
+#endif
 
 static void *conn_thread(void *arg)
 {
@@ -118,9 +127,6 @@ int main(int argc, char **argv)
 {
     const char *cert, *key;
     int port, first, fds[NLISTEN], i;
-#ifdef USE_QUIC
-    SSL *domain;
-#endif
 
     demo_name = "ddd-mt";
     if (!demo_args(argc, argv, &cert, &key, &port))
@@ -134,6 +140,8 @@ int main(int argc, char **argv)
     domain = SSL_new_domain(ctx, 0);
     if (domain == NULL)
         demo_die("SSL_new_domain");
+    demo_apply_quic_lb(domain); /* $DEMO_QUIC_LB: before any listener has a connection */
+    demo_on_usr1 = log_stats;
 #endif
     for (i = 0; i < NLISTEN; i++) {
         struct listener *L = &listeners[i];
@@ -155,7 +163,7 @@ int main(int argc, char **argv)
             demo_die("pthread_create");
         pthread_detach(t);
     }
-    demo_log("listening on 127.0.0.1 ports %d, %d, %d", first, first + 1, first + 2);
+    demo_log("listening on %s ports %d, %d, %d", demo_bind_addr(), first, first + 1, first + 2);
     demo_listening(first);
     /* The accept threads run until the signal thread ends the process (SIGTERM/SIGINT). */
     for (;;)

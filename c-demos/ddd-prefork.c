@@ -209,7 +209,7 @@ int main(int argc, char **argv)
             worker(i); /* does not return */
         workers[i] = pid;
     }
-    demo_log("%d workers on 127.0.0.1 ports %d, %d, %d", nworkers, first_port, first_port + 1, first_port + 2);
+    demo_log("%d workers on %s ports %d, %d, %d", nworkers, demo_bind_addr(), first_port, first_port + 1, first_port + 2);
     demo_listening(first_port);
     /* The signal thread reaps workers that die and stops them all on SIGTERM/SIGINT. */
     for (;;)

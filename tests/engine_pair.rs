@@ -2067,3 +2067,30 @@ fn congestion_controllers_answer_a_loss_their_own_way() {
         );
     }
 }
+
+/// Fleet servers issuing QUIC-LB IDs with their own server IDs: once a balancer hands a lost
+/// server's IDs to another (as it does when that server is gone), the other answers the
+/// client with a stateless reset at once, which the client accepts (shared reset key),
+/// instead of leaving it to its idle timeout.
+#[test]
+fn fleet_servers_with_quic_lb_reset_each_others_connections() {
+    use osslquic::quic::lb::LbConfig;
+    const SECRET: &[u8] = b"a fleet secret of thirty-two b..";
+    let lb = |sid: u8| Arc::new(LbConfig::new(0, &[sid], 6, None, false).unwrap());
+    let mut p = Pair::new(Link::delay_ms(5), true, 20);
+    p.server = fleet_server(SECRET);
+    assert!(p.server.set_lb(Some(lb(1))));
+    let (cch, _, _) = p.handshake();
+    p.server = fleet_server(SECRET);
+    assert!(p.server.set_lb(Some(lb(2))));
+    let id = p.client.open_stream(cch, Dir::Bi).unwrap();
+    let data = pattern(7, 4000);
+    assert_eq!(write(&mut p.client, cch, id, &data), Ok(data.len()));
+    p.run_until(
+        "the client's connection is reset",
+        Duration::from_secs(2),
+        |p| p.client.conn(cch).unwrap().lost.is_some(),
+    );
+    let lost = p.client.conn(cch).unwrap().lost.clone();
+    assert!(matches!(lost, Some(ConnectionError::Reset)), "{lost:?}");
+}

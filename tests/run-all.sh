@@ -4,7 +4,8 @@
 # valgrind), the threaded C tests under ThreadSanitizer and under valgrind's helgrind, demos,
 # interop with real QUIC peers (aioquic, ngtcp2), QUIC fault cases through an impairment relay
 # (tests/faults), an Initial flood (tests/flood), nothing lost by a shutdown right after a
-# large write (tests/shutdown), TLS over TCP interop (openssl s_client/s_server, Python ssl),
+# large write (tests/shutdown), a fleet of three servers behind HAProxy and an nftables QUIC
+# balancer in network namespaces (tests/fleet), TLS over TCP interop (openssl s_client/s_server, Python ssl),
 # hostile TLS peers, OpenSSL's constants, OpenSSL's own programs (tests/openssl), `make
 # install` with linking through pkg-config (OpenSSL's guide demos, fetched by then), and the
 # fuzz targets (corpora replayed, each target fuzzed briefly: tests/fuzz.sh).
@@ -73,6 +74,8 @@ suite faults sh tests/faults/run.sh
 suite flood sh tests/flood/run.sh
 # A large write, then at once a graceful shutdown (QUIC and TLS): every byte reaches every peer.
 suite shutdown sh tests/shutdown/run.sh
+# Three servers behind real balancers, in network namespaces (root; skips with a line without).
+suite fleet sh tests/fleet/run.sh
 suite tls sh tests/tls/run.sh
 suite openssl bash tests/openssl/run.sh
 suite install sh tests/install.sh

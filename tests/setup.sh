@@ -6,6 +6,8 @@
 #   - libuv (libuv1-dev) for the async DDD demos
 #   - interop peers: aioquic in build/venv (from PyPI), Debian's ngtcp2 client (optional:
 #     its absence is reported, never fatal)
+#   - the fleet suite (tests/fleet): HAProxy, nftables and conntrack (optional: without them,
+#     or without root, that suite prints a SKIP line)
 set -u
 cd "$(dirname "$0")/.."
 : "${BUILD:=build}"
@@ -47,6 +49,18 @@ if ! pkg-config --exists libuv 2>/dev/null; then
     if ! apt_install $libuv_pkgs || ! pkg-config --exists libuv 2>/dev/null; then
         echo "setup: could not install libuv ($libuv_pkgs): the async DDD demos (c-demos/ddd-async-*) will not build and their tests will fail; install libuv1-dev yourself" >&2
     fi
+fi
+
+# The fleet suite (tests/fleet/run.sh): HAProxy as the TLS balancer, nftables for the QUIC
+# balancer's rules, conntrack to flush flows. Missing ones are reported, not fatal: that suite
+# then skips with a line saying what is missing.
+fleet_need=""
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || fleet_need="$fleet_need haproxy"
+command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || fleet_need="$fleet_need nftables"
+command -v conntrack >/dev/null 2>&1 || [ -x /usr/sbin/conntrack ] || fleet_need="$fleet_need conntrack"
+if [ -n "$fleet_need" ]; then
+    echo "setup: installing$fleet_need (the fleet suite, tests/fleet)"
+    apt_install $fleet_need || echo "setup: note: apt-get install$fleet_need failed; the fleet suite will skip" >&2
 fi
 
 # aioquic, in a venv of our own so the system Python is left alone.

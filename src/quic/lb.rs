@@ -266,9 +266,15 @@ impl LbConfig {
     /// Whether `cid` is an ID this server could have issued under this configuration: its
     /// length, codepoint, self-encoded length (if any) and decoded server ID all match.
     pub fn is_ours(&self, cid: &[u8]) -> bool {
+        self.is_fleets(cid) && self.decode(cid) == Some(self.server_id)
+    }
+
+    /// Whether `cid` is an ID some server of the fleet could have issued under this
+    /// configuration (length, codepoint, self-encoded length), whatever its server ID.
+    pub fn is_fleets(&self, cid: &[u8]) -> bool {
         cid.len() == self.cid_len()
             && (!self.encode_len || usize::from(cid[0] & 0x1f) + 1 == cid.len())
-            && self.decode(cid) == Some(self.server_id)
+            && self.decode(cid).is_some()
     }
 
     fn plaintext_len(&self) -> usize {
@@ -384,9 +390,14 @@ impl ConnectionIdGenerator for LbCids {
     }
 
     /// quinn-proto asks this of a short-header packet for no connection it knows before it
-    /// answers with a stateless reset: only IDs carrying this server's ID get one.
+    /// answers with a stateless reset: IDs of this configuration get one whatever their
+    /// server ID. A balancer sends this server another server's IDs only once that server is
+    /// gone (QUIC-LB routes an ID to its server for as long as it lives, which is also what
+    /// keeps a shared reset key from being a reset oracle, as the draft's security
+    /// considerations say), and its clients are best told at once, by a reset the fleet's
+    /// shared key makes them accept, rather than at their idle timeout.
     fn validate(&self, cid: &ConnectionId) -> Result<(), InvalidCid> {
-        if self.config.is_ours(cid) {
+        if self.config.is_fleets(cid) {
             Ok(())
         } else {
             Err(InvalidCid)
@@ -640,7 +651,7 @@ mod tests {
     }
 
     #[test]
-    fn every_length_round_trips_and_other_server_ids_are_not_ours() {
+    fn every_length_round_trips_and_other_server_ids_are_not_ours_but_validate() {
         let k = key(B2_KEY);
         for sid_len in 1..=MAX_SERVER_ID_LEN {
             for nonce_len in MIN_NONCE_LEN..=MAX_PLAINTEXT_LEN - sid_len {
@@ -658,7 +669,13 @@ mod tests {
                     let mut other = sid.clone();
                     other[0] ^= 1;
                     let o = LbConfig::new(5, &other, nonce_len, key, false).unwrap();
-                    assert!(g.validate(&o.encode(&vec![7; nonce_len])).is_err());
+                    let theirs = o.encode(&vec![7; nonce_len]);
+                    assert!(!c.is_ours(&theirs));
+                    assert!(c.is_fleets(&theirs));
+                    assert!(g.validate(&theirs).is_ok(), "a fleet member resets it");
+                    let mut unroutable = cid.to_vec();
+                    unroutable[0] |= 0xe0;
+                    assert!(g.validate(&ConnectionId::new(&unroutable)).is_err());
                     assert!(
                         g.validate(&ConnectionId::new(&cid[..cid.len() - 1]))
                             .is_err()

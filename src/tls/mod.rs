@@ -345,7 +345,13 @@ impl Tls {
                         }
                     }
                 }
-                Ok(None) if let Some(limit) = expired(deadline, r) => {
+                // Bytes read past a PROXY header come first: waiting for the socket before
+                // them would hang a blocking server whose header and ClientHello arrived
+                // together (the client waits for the answer).
+                Ok(None)
+                    if st.pre.is_empty()
+                        && let Some(limit) = expired(deadline, r) =>
+                {
                     st.accepting = None;
                     return Err(Self::time_out(st, limit));
                 }
@@ -483,7 +489,9 @@ impl Tls {
                 st.deadline = None;
                 return Ok(());
             }
-            if let Some(limit) = expired(st.deadline, r) {
+            if st.pre.is_empty()
+                && let Some(limit) = expired(st.deadline, r)
+            {
                 return Err(Self::time_out(st, limit));
             }
             if !self.fill(st, r, w)? {

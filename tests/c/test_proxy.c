@@ -1,7 +1,7 @@
 /*
  * test_proxy: the PROXY protocol header (HAProxy's versions 1 and 2) in front of a TLS
  * server's handshake (OSSLQUIC_CTX_set_proxy_protocol, OSSLQUIC_set_proxy_protocol), over TCP
- * loopback, both ends in one thread:
+ * loopback, both ends in one thread (one case: the server blocking in a thread of its own):
  *
  *  - version 2 with TLVs (ALPN, authority, unique ID): the handshake completes, data flows,
  *    SSL_get_peer_addr reports the header's client address, OSSLQUIC_get_proxy_tlv its TLVs;
@@ -9,6 +9,8 @@
  *  - version 1 (TCP4), and version 2 LOCAL (the socket's own peer stays the peer address);
  *  - garbage, a header announcing 65,535 bytes, a header cut by the peer's close, and a
  *    header that never ends (the handshake timeout) fail the handshake with a clear error;
+ *  - a blocking server whose header and ClientHello arrive in one segment does not wait for
+ *    more input before the handshake (HAProxy's send-proxy-v2 sends them so);
  *  - a TLS listener's setting applies to the connections it accepts; a QUIC object refuses
  *    the setting; without it, a server reads no header.
  *
@@ -259,6 +261,63 @@ static int test_proxy_bad_headers(void)
     return 1;
 }
 
+struct blocking_accept {
+    SSL *s;
+    int r;
+};
+
+static void *blocking_accept_main(void *arg)
+{
+    struct blocking_accept *b = arg;
+    b->r = SSL_accept(b->s);
+    return NULL;
+}
+
+/* A blocking server socket without a receive timeout, the PROXY header and the whole
+ * ClientHello in one segment (as HAProxy sends them): the handshake goes on at once from the
+ * bytes read past the header. It used to wait for more input first, which never came (the
+ * client waits for the ServerHello), until the client gave up or the handshake timed out. */
+static int test_proxy_blocking_one_segment(void)
+{
+    SSL_CTX *sctx = tl_server_ctx(), *cctx = tl_client_ctx(SSL_VERIFY_NONE);
+    unsigned char h[128];
+    size_t n;
+    struct conn k;
+    struct blocking_accept b;
+    pthread_t th;
+    int one = 1, zero = 0, r;
+    uint64_t dl;
+
+    ASSERT_TRUE(sctx != NULL && cctx != NULL);
+    ASSERT_EQ(OSSLQUIC_CTX_set_proxy_protocol(sctx, 1), 1);
+    ASSERT_EQ(OSSLQUIC_CTX_set_handshake_timeout(sctx, 5000), 1); /* the bound if it hangs */
+    ASSERT_TRUE(conn_new(&k, sctx, cctx, NULL, 0));
+    /* Corked: the header and the ClientHello leave as one segment. */
+    ASSERT_EQ(setsockopt(k.cfd, IPPROTO_TCP, TCP_CORK, &one, sizeof(one)), 0);
+    v2_header(h, &n, 0);
+    ASSERT_EQ(write(k.cfd, h, n), (ssize_t)n);
+    r = SSL_connect(k.c);
+    ASSERT_EQ(SSL_get_error(k.c, r), SSL_ERROR_WANT_READ);
+    ERR_clear_error();
+    ASSERT_EQ(setsockopt(k.cfd, IPPROTO_TCP, TCP_CORK, &zero, sizeof(zero)), 0);
+    ASSERT_EQ(fcntl(k.sfd, F_SETFL, 0), 0);
+    b.s = k.s;
+    b.r = 0;
+    ASSERT_EQ(pthread_create(&th, NULL, blocking_accept_main, &b), 0);
+    dl = tu_now_ms() + 3000;
+    while ((r = SSL_connect(k.c)) != 1 && SSL_get_error(k.c, r) == SSL_ERROR_WANT_READ && tu_now_ms() < dl)
+        tu_wait_readable(k.cfd, 100);
+    pthread_join(th, NULL);
+    ASSERT_EQ(r, 1);
+    ASSERT_EQ(b.r, 1);
+    ASSERT_TRUE(peer_is(k.s, "203.0.113.7:4242"));
+    ERR_clear_error();
+    conn_free(&k);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    return 1;
+}
+
 /* A TLS listener's setting reaches the connections it accepts; others refuse or ignore it. */
 static int test_proxy_listener(void)
 {
@@ -332,6 +391,7 @@ int main(int argc, char **argv)
     RUN(test_proxy_v2);
     RUN(test_proxy_v1);
     RUN(test_proxy_bad_headers);
+    RUN(test_proxy_blocking_one_segment);
     RUN(test_proxy_listener);
 #endif
     return tu_finish();
