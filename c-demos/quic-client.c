@@ -12,6 +12,8 @@
  *     -p PARALLEL   at most PARALLEL streams open at once (default: all requests at once)
  *     -t SECONDS    overall time limit (default 60): every wait is bounded by it
  *     -u            update the keys (SSL_key_update) once connected, before the requests
+ *     -d COUNT      once connected, send COUNT RFC 9221 datagrams (sizes 1..1000, each a
+ *                   distinct pattern) and wait for each to come back (an echoing server)
  *     -m ADDR       after the first request, move to a new socket bound to local IPv4
  *                   address ADDR (e.g. 127.0.0.2) with SSL_set_fd: an active migration
  *     -v            print text bodies and one line per stream to stderr
@@ -90,6 +92,63 @@ static int parse_n(const char *s, uint64_t *n)
 }
 
 /* A non-blocking UDP socket for host:port, and the peer address as a BIO_ADDR. */
+static int wait_net(SSL *conn, double deadline, int nosleep);
+
+/* -d: sends `count` datagrams (datagram i: i % 1000 + 1 bytes of value i % 251 after a 4-byte
+ * index) and reads until every one came back intact; 1 if so within the deadline. */
+static int datagram_echo(SSL *conn, long count, double deadline)
+{
+#ifdef OSSLQUIC_HAVE_OSSLQUIC_CTX_SET_DATAGRAMS
+    unsigned char buf[2048], got[1024];
+    long sent = 0, back = 0, i;
+    size_t n, len;
+
+    memset(got, 0, sizeof(got));
+    if (count > (long)sizeof(got) * 8)
+        count = (long)sizeof(got) * 8;
+    while (back < count) {
+        while (sent < count) {
+            uint32_t idx = (uint32_t)sent;
+            len = (size_t)(sent % 1000) + 5;
+            memcpy(buf, &idx, 4);
+            memset(buf + 4, (int)(sent % 251), len - 4);
+            if (OSSLQUIC_write_datagram(conn, buf, len, &n) != 1)
+                break; /* WANT_WRITE: the send buffer is full for now */
+            sent++;
+        }
+        ERR_clear_error();
+        while (OSSLQUIC_read_datagram(conn, buf, sizeof(buf), &n) == 1) {
+            uint32_t idx;
+            if (n < 5) {
+                fprintf(stderr, "quic-client: a datagram of %zu bytes came back\n", n);
+                return 0;
+            }
+            memcpy(&idx, buf, 4);
+            for (i = 4; i < (long)n; i++)
+                if (buf[i] != (unsigned char)(idx % 251) || n != (size_t)(idx % 1000) + 5 || idx >= (uint32_t)count) {
+                    fprintf(stderr, "quic-client: datagram %u came back altered\n", (unsigned)idx);
+                    return 0;
+                }
+            if (!(got[idx / 8] & (1u << (idx % 8)))) {
+                got[idx / 8] |= (unsigned char)(1u << (idx % 8));
+                back++;
+            }
+        }
+        ERR_clear_error();
+        if (back < count && !wait_net(conn, deadline, 0)) {
+            fprintf(stderr, "quic-client: %ld of %ld datagrams came back in time\n", back, count);
+            return 0;
+        }
+    }
+    printf("quic-client: %ld datagrams sent, all came back intact (max size %zu)\n", count,
+           OSSLQUIC_get_max_datagram_size(conn));
+    return 1;
+#else
+    (void)conn, (void)count, (void)deadline;
+    return 0;
+#endif
+}
+
 /* A non-blocking UDP socket bound to IPv4 address `addr`, any port: where -m moves to. */
 static int migrate_socket(const char *addr)
 {
@@ -293,8 +352,9 @@ int main(int argc, char **argv)
     uint64_t bytes = 0;
     int r, key_update = 0;
     const char *migrate_to = NULL;
+    long dgrams = 0;
 
-    while ((opt = getopt(argc, argv, "a:c:s:kn:m:p:t:uv")) != -1) {
+    while ((opt = getopt(argc, argv, "a:c:d:s:kn:m:p:t:uv")) != -1) {
         switch (opt) {
         case 'a': alpn = optarg; break;
         case 'c': cafile = optarg; break;
@@ -305,6 +365,7 @@ int main(int argc, char **argv)
         case 't': limit = atof(optarg); break;
         case 'u': key_update = 1; break;
         case 'm': migrate_to = optarg; break;
+        case 'd': dgrams = atol(optarg); break;
         case 'v': verbose = 1; break;
         default: usage(); return 2;
         }
@@ -355,6 +416,15 @@ int main(int argc, char **argv)
             goto fail_ssl;
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     }
+    if (dgrams > 0) {
+#ifdef OSSLQUIC_HAVE_OSSLQUIC_CTX_SET_DATAGRAMS
+        if (!OSSLQUIC_CTX_set_datagrams(ctx, (size_t)dgrams))
+            goto fail_ssl;
+#else
+        fprintf(stderr, "quic-client: -d needs osslquic's datagram calls\n");
+        goto out;
+#endif
+    }
     fd = udp_to(host, port, &peer);
     if (fd < 0)
         goto out;
@@ -388,6 +458,8 @@ int main(int argc, char **argv)
         }
     }
     t_hs = now_s() - t_start;
+    if (dgrams > 0 && !datagram_echo(conn, dgrams, deadline))
+        goto out;
     if (key_update) {
         if (!SSL_key_update(conn, SSL_KEY_UPDATE_REQUESTED)) {
             fail("key update refused%s", "");

@@ -6,6 +6,8 @@
  *     --idle-exit SEC    exit when the socket has been silent for SEC seconds (default: never)
  *     --no-retry         skip address validation (SSL_LISTENER_FLAG_NO_VALIDATE)
  *     -q                 no per-stream log lines
+ *     --datagram-echo    accept RFC 9221 datagrams and send each back on its connection
+ *                        (osslquic: OSSLQUIC_CTX_set_datagrams and friends)
  *   port 0 (the default) lets the system choose; "listening on PORT" is printed on stdout once
  *   the server is ready. ALPN: the comma-separated list in $DEMO_ALPN (server preference
  *   order), default "hq-interop,http/1.0".
@@ -83,7 +85,8 @@ struct conn {
 };
 
 static volatile sig_atomic_t stop_signal;
-static int quiet;
+static int quiet, datagram_echo;
+static unsigned long long total_dgrams;
 static unsigned char pattern[PERIOD * 65];
 static unsigned conn_seq;
 static unsigned long long total_conns, total_streams, total_bytes, loops, repasses;
@@ -547,6 +550,23 @@ static int serve_conn(struct conn *c)
 
 /* What the listener's engine saw, and the most memory the process held, for tests that
  * bound what peers can make the server hold (tests/flood). */
+/* --datagram-echo: every datagram the connection received goes back to its sender. */
+static void echo_datagrams(struct conn *c)
+{
+#ifdef OSSLQUIC_HAVE_OSSLQUIC_CTX_SET_DATAGRAMS
+    unsigned char buf[65536];
+    size_t n, w;
+
+    while (OSSLQUIC_read_datagram(c->ssl, buf, sizeof(buf), &n) == 1) {
+        if (OSSLQUIC_write_datagram(c->ssl, buf, n, &w) == 1)
+            total_dgrams++;
+    }
+    ERR_clear_error();
+#else
+    (void)c;
+#endif
+}
+
 static void log_engine_stats(SSL *listener)
 {
     OSSLQUIC_ENGINE_STATS es;
@@ -602,6 +622,8 @@ int main(int argc, char **argv)
             lflags |= SSL_LISTENER_FLAG_NO_VALIDATE;
         } else if (strcmp(a, "-q") == 0) {
             quiet = 1;
+        } else if (strcmp(a, "--datagram-echo") == 0) {
+            datagram_echo = 1;
         } else if (a[0] == '-' && a[1] != '\0') {
             usage();
             return 2;
@@ -645,6 +667,17 @@ int main(int argc, char **argv)
         log_errors("context");
         goto out;
     }
+    if (datagram_echo) {
+#ifdef OSSLQUIC_HAVE_OSSLQUIC_CTX_SET_DATAGRAMS
+        if (!OSSLQUIC_CTX_set_datagrams(ctx, 256)) {
+            log_errors("datagrams");
+            goto out;
+        }
+#else
+        fprintf(stderr, "quic-server: --datagram-echo needs osslquic's datagram calls\n");
+        goto out;
+#endif
+    }
     fd = udp_socket(bind_addr, port, &bound);
     if (fd < 0)
         goto out;
@@ -686,6 +719,8 @@ int main(int argc, char **argv)
         ERR_clear_error();
         for (pp = &conns; *pp != NULL;) {
             struct conn *c = *pp;
+            if (datagram_echo)
+                echo_datagrams(c);
             if (serve_conn(c)) {
                 pp = &c->next;
             } else {
@@ -728,10 +763,10 @@ int main(int argc, char **argv)
     }
     rc = 0;
     fprintf(stderr,
-            "quic-server: exiting (%s): %llu connections, %llu streams, %llu bytes sent, %llu loop iterations (%llu "
-            "without sleeping)\n",
+            "quic-server: exiting (%s): %llu connections, %llu streams, %llu bytes sent, %llu datagrams echoed, %llu "
+            "loop iterations (%llu without sleeping)\n",
             stop_signal ? (stop_signal == SIGTERM ? "SIGTERM" : "SIGINT") : exit_why, total_conns, total_streams,
-            total_bytes, loops, repasses);
+            total_bytes, total_dgrams, loops, repasses);
     log_engine_stats(listener);
 out:
     while (conns != NULL) {

@@ -349,6 +349,8 @@
 
 #define SSL_R_WRONG_SSL_VERSION 266
 
+#define SSL_R_BAD_LENGTH 271
+
 #define SSL_R_SSL_SESSION_ID_CONTEXT_TOO_LONG 273
 
 #define SSL_R_UNINITIALIZED 276
@@ -932,6 +934,15 @@
 
 #define SSL_POLL_EVENT_OSU (1 << 12)
 
+/**
+ * osslquic's events (bits OpenSSL leaves unused): an RFC 9221 datagram can be read, and
+ * one of the largest size the peer takes can be written (OSSLQUIC_read_datagram,
+ * OSSLQUIC_write_datagram).
+ */
+#define OSSLQUIC_POLL_EVENT_DR (1 << 24)
+
+#define OSSLQUIC_POLL_EVENT_DW (1 << 25)
+
 #define SSL_POLL_FLAG_NO_HANDLE_EVENTS 1
 
 #define SSL_R_POLL_REQUEST_NOT_SUPPORTED 418
@@ -1386,6 +1397,13 @@ typedef struct OSSLQUIC_CONN_STATS {
   uint64_t bytes_out;
   uint64_t datagrams_in;
   uint64_t bytes_in;
+  /**
+   * RFC 9221 datagrams (OSSLQUIC_write_datagram): sent; received; received and dropped
+   * unread because the queue (OSSLQUIC_CTX_set_datagrams) was full.
+   */
+  uint64_t dgram_sent;
+  uint64_t dgram_received;
+  uint64_t dgram_dropped;
 } OSSLQUIC_CONN_STATS;
 
 typedef struct x509_st X509;
@@ -3076,6 +3094,41 @@ int SSL_pending(const SSL *ssl);
  * connection. See SSL_has_pending(3).
  */
 int SSL_has_pending(const SSL *ssl);
+
+/**
+ * Enables RFC 9221 datagrams on the QUIC connections made from `ctx` from now on (clients,
+ * and connections of listeners created afterwards): the transport parameter is sent, and at
+ * most `max_queued` received datagrams wait unread (the oldest are dropped beyond, counted
+ * in OSSLQUIC_CONN_STATS). 0 turns them off (the default). Returns 1, or 0 with an error
+ * queued (NULL). An osslquic extension.
+ */
+int OSSLQUIC_CTX_set_datagrams(SSL_CTX *ctx, size_t max_queued);
+
+/**
+ * Sends `len` bytes as one unreliable datagram (RFC 9221) on the connection of `ssl` (a
+ * connection or one of its streams): queued whole, or not at all. Returns 1 with *written =
+ * len, or 0: SSL_get_error says SSL_ERROR_WANT_WRITE while the handshake runs or the send
+ * buffer is full (a blocking object waits instead; OSSLQUIC_POLL_EVENT_DW says when one of
+ * the largest size fits), else an error is queued: the peer takes no datagrams or datagrams
+ * are not enabled ("unsupported"), larger than OSSLQUIC_get_max_datagram_size ("bad
+ * length"), the connection ended. An osslquic extension.
+ */
+int OSSLQUIC_write_datagram(SSL *ssl, const void *buf, size_t len, size_t *written);
+
+/**
+ * Reads the oldest received datagram into `buf`. Returns 1 with *readbytes its length, or 0:
+ * SSL_get_error says SSL_ERROR_WANT_READ when none is queued (a blocking object waits;
+ * OSSLQUIC_POLL_EVENT_DR says when one is), else an error is queued: the datagram is longer
+ * than `len` ("bad length"; it stays queued), the connection ended. An osslquic extension.
+ */
+int OSSLQUIC_read_datagram(SSL *ssl, void *buf, size_t len, size_t *readbytes);
+
+/**
+ * The largest datagram the peer of `ssl`'s connection takes now (its transport parameter,
+ * bounded by the path's MTU); 0 before the handshake, when the peer takes none or datagrams
+ * are not enabled. 0 with an error queued for a non-QUIC object. An osslquic extension.
+ */
+size_t OSSLQUIC_get_max_datagram_size(SSL *ssl);
 
 /**
  * A QUIC listener on a server context; SSL_LISTENER_FLAG_NO_VALIDATE skips Retry.

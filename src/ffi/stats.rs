@@ -66,6 +66,11 @@ pub struct OSSLQUIC_CONN_STATS {
     pub bytes_out: u64,
     pub datagrams_in: u64,
     pub bytes_in: u64,
+    /// RFC 9221 datagrams (OSSLQUIC_write_datagram): sent; received; received and dropped
+    /// unread because the queue (OSSLQUIC_CTX_set_datagrams) was full.
+    pub dgram_sent: u64,
+    pub dgram_received: u64,
+    pub dgram_dropped: u64,
 }
 
 /// Fills `out` with what the QUIC connection of `ssl` (a connection or one of its streams)
@@ -78,7 +83,7 @@ pub extern "C" fn OSSLQUIC_get_conn_stats(
 ) -> c_int {
     ffi_entry!(OSSLQUIC_get_conn_stats, {
         let o = super::mut_arg(out, "out")?;
-        let st = super::ssl_arg(ssl)?.conn_stats()?;
+        let (st, dg) = super::ssl_arg(ssl)?.conn_stats()?;
         let us = |d: std::time::Duration| d.as_micros().min(u64::MAX as u128) as u64;
         *o = OSSLQUIC_CONN_STATS {
             rtt_us: us(st.path.rtt),
@@ -93,6 +98,9 @@ pub extern "C" fn OSSLQUIC_get_conn_stats(
             bytes_out: st.udp_tx.bytes,
             datagrams_in: st.udp_rx.datagrams,
             bytes_in: st.udp_rx.bytes,
+            dgram_sent: dg.sent,
+            dgram_received: dg.received,
+            dgram_dropped: dg.dropped,
         };
         Ok(1)
     })

@@ -764,6 +764,8 @@ impl ConnState {
         if len > room {
             return Some(Err(len));
         }
+        // Reading may free room for more (flow of the peer's datagrams is quinn's affair):
+        // nothing to drive.
         self.dgram_queue.pop_front().map(Ok)
     }
 
@@ -784,6 +786,7 @@ impl ConnState {
         {
             Ok(()) => {
                 self.dgram_stats.sent += 1;
+                self.dirty = true; // to be sent by this call's drive
                 Ok(())
             }
             Err(E::Blocked(_)) => Err(DatagramError::Blocked),

@@ -379,13 +379,83 @@ impl Ssl {
         }
     }
 
-    /// OSSLQUIC_get_conn_stats: quinn's figures for the connection (its current path).
-    pub fn conn_stats(&self) -> Result<quinn_proto::ConnectionStats> {
+    /// OSSLQUIC_get_conn_stats: quinn's figures for the connection (its current path), and
+    /// its datagram counts.
+    pub fn conn_stats(
+        &self,
+    ) -> Result<(
+        quinn_proto::ConnectionStats,
+        crate::quic::conn::DatagramStats,
+    )> {
         self.conn_obj().ok_or_else(|| {
             Error::ssl(SSL_R_CONN_USE_ONLY).with("statistics are a connection's or a stream's")
         })?;
-        self.with_conn("conn: stats", |conn| conn.stats())
+        self.with_conn("conn: stats", |conn| (conn.stats(), conn.dgram_stats))
             .ok_or_else(|| Error::ssl(SSL_R_STILL_IN_INIT).with("the connection has not started"))
+    }
+
+    /// OSSLQUIC_write_datagram: one RFC 9221 datagram, queued whole or not at all. Waits
+    /// (blocking mode) or says WANT_WRITE for the handshake and for send-buffer room.
+    pub fn write_datagram(&self, data: &[u8]) -> Result<()> {
+        use crate::quic::conn::DatagramError as D;
+        self.datagram_conn()?;
+        self.op("conn: write_datagram", true, |conn| {
+            if let Some(e) = &conn.lost {
+                return Err(closed_error(Some(e)));
+            }
+            if !conn.connected {
+                return Err(want_read());
+            }
+            match conn.send_datagram(data) {
+                Ok(()) => Ok(()),
+                Err(D::Blocked) => Err(want_read()),
+                Err(D::Unsupported) => Err(Error::unsupported(
+                    "datagrams: the peer does not take them, or OSSLQUIC_CTX_set_datagrams was not called",
+                )),
+                Err(D::TooLarge { max }) => Err(Error::ssl(SSL_R_BAD_LENGTH).with(format!(
+                    "a datagram of {} bytes; the peer takes at most {max}",
+                    data.len()
+                ))),
+            }
+        })
+    }
+
+    /// OSSLQUIC_read_datagram: the oldest datagram received and unread, into `out`; one
+    /// longer than `out` stays queued and the call fails saying its size. Waits (blocking
+    /// mode) or says WANT_READ when none is queued.
+    pub fn read_datagram(&self, out: &mut [u8]) -> Result<usize> {
+        self.datagram_conn()?;
+        self.op("conn: read_datagram", true, |conn| {
+            match conn.read_datagram(out.len()) {
+                Some(Ok(d)) => {
+                    out[..d.len()].copy_from_slice(&d);
+                    Ok(d.len())
+                }
+                Some(Err(len)) => Err(Error::ssl(SSL_R_BAD_LENGTH).with(format!(
+                    "the next datagram has {len} bytes, the buffer {}",
+                    out.len()
+                ))),
+                None if conn.lost.is_some() || conn.is_closed() => {
+                    Err(closed_error(conn.lost.as_ref()))
+                }
+                None => Err(want_read()),
+            }
+        })
+    }
+
+    /// OSSLQUIC_get_max_datagram_size: what the peer takes now (0: nothing, or not yet).
+    pub fn max_datagram_size(&self) -> Result<usize> {
+        self.datagram_conn()?;
+        Ok(self
+            .with_conn("conn: max_datagram_size", |conn| conn.max_datagram_size())
+            .flatten()
+            .unwrap_or(0))
+    }
+
+    fn datagram_conn(&self) -> Result<()> {
+        self.conn_obj().map(|_| ()).ok_or_else(|| {
+            Error::ssl(SSL_R_CONN_USE_ONLY).with("datagrams are a connection's (or its streams')")
+        })
     }
 
     /// SSL_get_conn_close_info: (code, frame type, reason, local, transport) once closed.

@@ -30,6 +30,11 @@ pub const SSL_POLL_EVENT_ISB: u64 = 1 << 9;
 pub const SSL_POLL_EVENT_ISU: u64 = 1 << 10;
 pub const SSL_POLL_EVENT_OSB: u64 = 1 << 11;
 pub const SSL_POLL_EVENT_OSU: u64 = 1 << 12;
+/// osslquic's events (bits OpenSSL leaves unused): an RFC 9221 datagram can be read, and
+/// one of the largest size the peer takes can be written (OSSLQUIC_read_datagram,
+/// OSSLQUIC_write_datagram).
+pub const OSSLQUIC_POLL_EVENT_DR: u64 = 1 << 24;
+pub const OSSLQUIC_POLL_EVENT_DW: u64 = 1 << 25;
 pub const SSL_POLL_FLAG_NO_HANDLE_EVENTS: u64 = 1;
 pub const SSL_R_POLL_REQUEST_NOT_SUPPORTED: u32 = 418;
 
@@ -168,6 +173,12 @@ impl Ssl {
         }
         if conn.has_incoming(Dir::Uni) {
             ev |= SSL_POLL_EVENT_ISU;
+        }
+        if conn.has_datagram() {
+            ev |= OSSLQUIC_POLL_EVENT_DR;
+        }
+        if conn.datagram_writable() {
+            ev |= OSSLQUIC_POLL_EVENT_DW;
         }
         // The default stream's events show on the connection.
         match conn.default_stream() {

@@ -15,7 +15,7 @@ import time
 
 from aioquic.asyncio import QuicConnectionProtocol, connect
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.events import ConnectionTerminated, StreamDataReceived, StreamReset
+from aioquic.quic.events import ConnectionTerminated, DatagramFrameReceived, StreamDataReceived, StreamReset
 
 from hq_server import KeyUpdateLogger
 
@@ -66,6 +66,9 @@ class HqClient(QuicConnectionProtocol):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fetches = {}
+        self.echoes = {}  # datagram payload -> times it came back
+        self.echoed = asyncio.Event()
+        self.want_echoes = 0
 
     def fetch(self, path: str) -> Fetch:
         sid = self._quic.get_next_available_stream_id()
@@ -76,7 +79,11 @@ class HqClient(QuicConnectionProtocol):
         return f
 
     def quic_event_received(self, event) -> None:
-        if isinstance(event, StreamDataReceived) and event.stream_id in self.fetches:
+        if isinstance(event, DatagramFrameReceived):
+            self.echoes[event.data] = self.echoes.get(event.data, 0) + 1
+            if len(self.echoes) >= self.want_echoes:
+                self.echoed.set()
+        elif isinstance(event, StreamDataReceived) and event.stream_id in self.fetches:
             self.fetches[event.stream_id].data(event.data, event.end_stream)
         elif isinstance(event, StreamReset) and event.stream_id in self.fetches:
             self.fetches[event.stream_id].fail(f"stream reset by the server (code {event.error_code})")
@@ -90,6 +97,8 @@ async def run(args) -> int:
     cfg.load_verify_locations(args.ca)
     if args.key_update:
         cfg.quic_logger = KeyUpdateLogger()
+    if args.datagrams:
+        cfg.max_datagram_frame_size = 65536
     # Large bodies: let the server send without waiting for window updates too often.
     cfg.max_data = 64 << 20
     cfg.max_stream_data = 16 << 20
@@ -97,6 +106,24 @@ async def run(args) -> int:
     t0 = time.monotonic()
     async with connect(args.host, args.port, configuration=cfg, create_protocol=HqClient) as client:
         t_hs = time.monotonic() - t0
+        if args.datagrams:
+            # Datagram i: 4-byte index then (i % 1000) + 1 bytes of value i % 251; every one
+            # must come back from the echoing server, unaltered.
+            sent = [i.to_bytes(4, "big") + bytes([i % 251]) * (i % 1000 + 1) for i in range(args.datagrams)]
+            client.want_echoes = len(sent)
+            for d in sent:
+                client._quic.send_datagram_frame(d)
+            client.transmit()
+            try:
+                await asyncio.wait_for(client.echoed.wait(), args.timeout)
+            except (asyncio.TimeoutError, TimeoutError):
+                pass
+            missing = [d for d in sent if d not in client.echoes]
+            extra = [d for d in client.echoes if d not in set(sent)]
+            if missing or extra:
+                print(f"hq_client: datagrams: {len(missing)} of {len(sent)} did not come back, {len(extra)} unknown")
+                return 1
+            print(f"hq_client: {len(sent)} datagrams sent, all came back intact")
         if args.key_update:
             # The next 1-RTT packet goes out under new keys; the server must follow.
             client._quic.request_key_update()
@@ -142,6 +169,7 @@ def main() -> int:
     ap.add_argument("--parallel", type=int, default=0, help="at most this many streams at once (0: all)")
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--key-update", action="store_true", help="update the keys once connected")
+    ap.add_argument("--datagrams", type=int, default=0, help="send this many datagrams, expect them echoed")
     ap.add_argument("host")
     ap.add_argument("port", type=int)
     ap.add_argument("paths", nargs="+")

@@ -19,7 +19,7 @@ import sys
 from aioquic.asyncio import QuicConnectionProtocol, serve
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.logger import QuicLogger, QuicLoggerTrace
-from aioquic.quic.events import ConnectionTerminated, HandshakeCompleted, StreamDataReceived
+from aioquic.quic.events import ConnectionTerminated, DatagramFrameReceived, HandshakeCompleted, StreamDataReceived
 
 PERIOD = 251
 MAX_N = 1 << 32
@@ -41,6 +41,7 @@ def body_for(path: str) -> bytes:
 class HqServer(QuicConnectionProtocol):
     seq = 0
     log_paths = False
+    echo_datagrams = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -61,7 +62,11 @@ class HqServer(QuicConnectionProtocol):
         print(f"conn {self.id}: {msg}", file=sys.stderr, flush=True)
 
     def quic_event_received(self, event) -> None:
-        if isinstance(event, HandshakeCompleted):
+        if isinstance(event, DatagramFrameReceived) and HqServer.echo_datagrams:
+            self.dgrams = getattr(self, "dgrams", 0) + 1
+            self._quic.send_datagram_frame(event.data)
+            self.transmit()
+        elif isinstance(event, HandshakeCompleted):
             self.log(f"handshake done, ALPN {event.alpn_protocol}")
         elif isinstance(event, StreamDataReceived):
             sid = event.stream_id
@@ -91,6 +96,8 @@ class HqServer(QuicConnectionProtocol):
             for sid, (n, got, logged) in self.puts.items():
                 if not logged:
                     self.log(f"stream {sid}: PUT /{n}: FAILED: the connection closed after {got} bytes")
+            if HqServer.echo_datagrams:
+                self.log(f"{getattr(self, 'dgrams', 0)} datagrams echoed")
             self.log(f"closed (code {event.error_code} {event.reason_phrase!r})")
 
     def upload(self, sid: int, data: bytes, fin: bool) -> None:
@@ -140,12 +147,16 @@ async def main() -> int:
     ap.add_argument("--lifetime", type=float, default=120, help="exit after this many seconds")
     ap.add_argument("--log-key-updates", action="store_true", help="log each key phase change")
     ap.add_argument("--log-paths", action="store_true", help="log the client's path with each answer")
+    ap.add_argument("--datagram-echo", action="store_true", help="take RFC 9221 datagrams, send each back")
     args = ap.parse_args()
     HqServer.log_paths = args.log_paths
+    HqServer.echo_datagrams = args.datagram_echo
 
     cfg = QuicConfiguration(is_client=False, alpn_protocols=["hq-interop"])
     if args.log_key_updates:
         cfg.quic_logger = KeyUpdateLogger()
+    if args.datagram_echo:
+        cfg.max_datagram_frame_size = 65536
     cfg.load_cert_chain(args.cert, args.key)
     cfg.max_data = 64 << 20
     cfg.max_stream_data = 16 << 20

@@ -146,6 +146,20 @@ t_aioquic_client_keyupdate() {
     result $n $ok
 }
 
+# RFC 9221 datagrams, aioquic sending: our server (--datagram-echo) returns every one.
+t_aioquic_client_datagrams() {
+    n=aioquic-client-datagrams
+    need_py && our_server $n --datagram-echo || { result $n 0 "setup"; return; }
+    ok=1
+    timeout 90 "$PY" tests/interop/hq_client.py --ca "$CERTS/ca.pem" --timeout 30 --datagrams 200 127.0.0.1 \
+        "$port" /1000 >"$L/$n.client" 2>&1 || ok=0
+    stop_server || ok=0
+    grep -q "200 datagrams sent, all came back intact" "$L/$n.client" || ok=0
+    grep -q "200 datagrams echoed" "$L/$n.log" || ok=0
+    [ $ok = 1 ] && echo "  $(grep -m1 'datagrams sent' "$L/$n.client"); ours: $(grep -o '[0-9]* datagrams echoed' "$L/$n.log")"
+    result $n $ok
+}
+
 # ---- (b) our client, aioquic server
 
 aioquic_server() { # aioquic_server NAME [hq_server.py options]
@@ -210,6 +224,20 @@ t_aioquic_server_migration() {
     result $n $ok
 }
 
+# Datagrams, ours sending: aioquic echoes each (and counts them), our client checks them all.
+t_aioquic_server_datagrams() {
+    n=aioquic-server-datagrams
+    aioquic_server $n --datagram-echo || { result $n 0 "setup"; return; }
+    ok=1
+    timeout 90 "$D/quic-client" -c "$CERTS/ca.pem" -s localhost -t 60 -d 200 127.0.0.1 "$port" /1000 \
+        >"$L/$n.client" 2>&1 || ok=0
+    stop_server || ok=0
+    grep -q "200 datagrams sent, all came back intact" "$L/$n.client" || ok=0
+    grep -q "200 datagrams echoed" "$L/$n.log" || ok=0
+    [ $ok = 1 ] && echo "  $(grep -m1 'datagrams sent' "$L/$n.client"); aioquic: $(grep -o '[0-9]* datagrams echoed' "$L/$n.log")"
+    result $n $ok
+}
+
 # ---- (c) our server, ngtcp2 client (h3): handshake + request stream delivered
 
 t_ngtcp2_client() {
@@ -249,6 +277,8 @@ t_aioquic_server_50_streams
 t_aioquic_client_keyupdate
 t_aioquic_server_keyupdate
 t_aioquic_server_migration
+t_aioquic_client_datagrams
+t_aioquic_server_datagrams
 t_ngtcp2_client
 
 echo "$passed passed, $failed failed"

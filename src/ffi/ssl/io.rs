@@ -235,3 +235,74 @@ pub extern "C" fn SSL_has_pending(ssl: *const SSL) -> c_int {
         Ok(ssl_arg(ssl)?.has_pending() as c_int)
     })
 }
+
+/// Enables RFC 9221 datagrams on the QUIC connections made from `ctx` from now on (clients,
+/// and connections of listeners created afterwards): the transport parameter is sent, and at
+/// most `max_queued` received datagrams wait unread (the oldest are dropped beyond, counted
+/// in OSSLQUIC_CONN_STATS). 0 turns them off (the default). Returns 1, or 0 with an error
+/// queued (NULL). An osslquic extension.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_CTX_set_datagrams(
+    ctx: *mut crate::ffi::SSL_CTX,
+    max_queued: usize,
+) -> c_int {
+    ffi_entry!(OSSLQUIC_CTX_set_datagrams, {
+        crate::ffi::ctx_arg(ctx)?.set_datagrams(max_queued);
+        Ok(1)
+    })
+}
+
+/// Sends `len` bytes as one unreliable datagram (RFC 9221) on the connection of `ssl` (a
+/// connection or one of its streams): queued whole, or not at all. Returns 1 with *written =
+/// len, or 0: SSL_get_error says SSL_ERROR_WANT_WRITE while the handshake runs or the send
+/// buffer is full (a blocking object waits instead; OSSLQUIC_POLL_EVENT_DW says when one of
+/// the largest size fits), else an error is queued: the peer takes no datagrams or datagrams
+/// are not enabled ("unsupported"), larger than OSSLQUIC_get_max_datagram_size ("bad
+/// length"), the connection ended. An osslquic extension.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_write_datagram(
+    ssl: *mut SSL,
+    buf: *const c_void,
+    len: usize,
+    written: *mut usize,
+) -> c_int {
+    put(written, 0);
+    ffi_entry!(OSSLQUIC_write_datagram, {
+        let s = ssl_arg(ssl)?;
+        let data = slice_arg(buf, len, "buf")?;
+        s.note(s.write_datagram(data), SSL_ERROR_WANT_WRITE)?;
+        put(written, len);
+        Ok(1)
+    })
+}
+
+/// Reads the oldest received datagram into `buf`. Returns 1 with *readbytes its length, or 0:
+/// SSL_get_error says SSL_ERROR_WANT_READ when none is queued (a blocking object waits;
+/// OSSLQUIC_POLL_EVENT_DR says when one is), else an error is queued: the datagram is longer
+/// than `len` ("bad length"; it stays queued), the connection ended. An osslquic extension.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_read_datagram(
+    ssl: *mut SSL,
+    buf: *mut c_void,
+    len: usize,
+    readbytes: *mut usize,
+) -> c_int {
+    put(readbytes, 0);
+    ffi_entry!(OSSLQUIC_read_datagram, {
+        let s = ssl_arg(ssl)?;
+        let out = slice_arg_mut(buf, len, "buf")?;
+        let n = s.note(s.read_datagram(out), SSL_ERROR_WANT_READ)?;
+        put(readbytes, n);
+        Ok(1)
+    })
+}
+
+/// The largest datagram the peer of `ssl`'s connection takes now (its transport parameter,
+/// bounded by the path's MTU); 0 before the handshake, when the peer takes none or datagrams
+/// are not enabled. 0 with an error queued for a non-QUIC object. An osslquic extension.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_get_max_datagram_size(ssl: *mut SSL) -> usize {
+    ffi_entry!(OSSLQUIC_get_max_datagram_size, {
+        ssl_arg(ssl)?.max_datagram_size()
+    })
+}
