@@ -8,4 +8,5 @@ pub mod lb;
 pub mod port;
 pub mod retry;
 pub mod stream;
+pub mod tokens;
 pub mod transport;

@@ -914,7 +914,7 @@ impl SslCtx {
         };
         let tokens = c
             .tokens
-            .get_or_insert_with(|| Arc::new(quinn_proto::TokenMemoryCache::default()))
+            .get_or_insert_with(|| Arc::new(crate::quic::tokens::TokenStore::default()))
             .clone();
         // The engine gives each connection its own transport settings (quic::transport).
         let mut cfg = quinn_proto::ClientConfig::new(Arc::new(crypto));
