@@ -333,8 +333,8 @@ impl Engine {
         true
     }
 
-    /// The transport options of the connections this engine makes or accepts from now on
-    /// (the context's congestion controller and datagram queue).
+    /// The transport options of the connections this engine accepts (a listener's context's
+    /// congestion controller and datagram queue), and makes with `connect`.
     pub fn set_transport(&mut self, opts: transport::Options) {
         self.transport = opts;
     }
@@ -591,13 +591,27 @@ impl Engine {
         self.server.is_some()
     }
 
-    /// Starts a client connection; it is on the work list at once.
+    /// Starts a client connection with the engine's transport options; it is on the work
+    /// list at once.
     pub fn connect(
         &mut self,
         now: Instant,
         cfg: ClientConfig,
         remote: SocketAddr,
         server_name: &str,
+    ) -> Result<ConnId, quinn_proto::ConnectError> {
+        self.connect_with(now, cfg, remote, server_name, self.transport)
+    }
+
+    /// As `connect`, with the transport options of the connection's own context (a port
+    /// carries connections of several contexts: the engine's options are its listener's).
+    pub fn connect_with(
+        &mut self,
+        now: Instant,
+        cfg: ClientConfig,
+        remote: SocketAddr,
+        server_name: &str,
+        opts: transport::Options,
     ) -> Result<ConnId, quinn_proto::ConnectError> {
         let mut cfg = cfg;
         let closing = Closing::default();
@@ -607,10 +621,10 @@ impl Engine {
         rand::rng().fill_bytes(&mut b);
         let odcid = ConnectionId::new(&b);
         let qlog = transport::qlog(&odcid, false);
-        cfg.transport_config(Arc::new(transport::config(&closing, self.transport, qlog)));
+        cfg.transport_config(Arc::new(transport::config(&closing, opts, qlog)));
         cfg.initial_dst_cid_provider(Arc::new(move || odcid));
         let (ch, q) = self.endpoint.connect(now, cfg, remote, server_name)?;
-        let id = self.insert(ch, q, true, closing, self.transport.datagram_queue);
+        let id = self.insert(ch, q, true, closing, opts.datagram_queue);
         let conns = &self.conns;
         self.client_odcids.retain(|(c, _)| in_handshake(conns, c));
         if let Some(c) = self.conns.get(&id) {

@@ -245,12 +245,17 @@ impl Ssl {
             self as *const Ssl as usize,
             store,
         )?;
-        // The connection's own context chooses its controller and datagrams (a listener's
-        // port may carry connections of several contexts).
-        p.engine.set_transport(self.ctx.transport_options());
+        // The connection's own context chooses its controller and datagrams, not the port's
+        // (a listener's, for SSL_new_from_listener).
         let h = p
             .engine
-            .connect(Instant::now(), cfg, peer, &name)
+            .connect_with(
+                Instant::now(),
+                cfg,
+                peer,
+                &name,
+                self.ctx.transport_options(),
+            )
             .map_err(|e| {
                 Error::ssl(SSL_R_QUIC_PROTOCOL_ERROR).with(format!("cannot connect: {e}"))
             })?;
