@@ -23,6 +23,7 @@ pub const SSL_ERROR_WANT_ACCEPT: i32 = 8;
 // error::codes, with its text).
 pub const SSL_R_INVALID_KEY_UPDATE_TYPE: u32 = 120;
 pub const SSL_R_STILL_IN_INIT: u32 = 121;
+pub const SSL_R_TOO_MANY_KEY_UPDATES: u32 = 132;
 pub const SSL_R_CERTIFICATE_VERIFY_FAILED: u32 = 134;
 pub const SSL_R_NO_CERTIFICATE_ASSIGNED: u32 = 177;
 pub const SSL_R_NO_CIPHER_MATCH: u32 = 185;

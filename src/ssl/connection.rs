@@ -379,7 +379,7 @@ impl Ssl {
         });
         match done {
             Some(true) => Ok(()),
-            _ => Err(Error::ssl(SSL_R_STILL_IN_INIT)
+            _ => Err(Error::ssl(SSL_R_TOO_MANY_KEY_UPDATES)
                 .with("a key update comes after the handshake, on a live connection")),
         }
     }

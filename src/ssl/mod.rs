@@ -838,15 +838,21 @@ impl Ssl {
     /// SSL_session_reused.
     /// SSL_key_update: TLS 1.3 sends a KeyUpdate; QUIC starts a key phase change at once
     /// (quinn; the peer follows, and an update still in progress absorbs this one).
+    /// Errors as OpenSSL 3.5 gives them: TLS checks the version (WRONG_SSL_VERSION, also
+    /// before the handshake), then the type (INVALID_KEY_UPDATE_TYPE), then that the handshake
+    /// is done (STILL_IN_INIT); QUIC takes a connection only (CONN_USE_ONLY), a bad type is
+    /// ERR_R_PASSED_INVALID_ARGUMENT, and before the handshake TOO_MANY_KEY_UPDATES.
     pub fn key_update(&self, kind: i32) -> Result<()> {
-        if kind != SSL_KEY_UPDATE_NOT_REQUESTED && kind != SSL_KEY_UPDATE_REQUESTED {
-            return Err(Error::ssl(SSL_R_INVALID_KEY_UPDATE_TYPE).with(format!(
-                "key update type {kind}: SSL_KEY_UPDATE_NOT_REQUESTED or _REQUESTED"
-            )));
-        }
+        let valid = kind == SSL_KEY_UPDATE_NOT_REQUESTED || kind == SSL_KEY_UPDATE_REQUESTED;
+        let what = || format!("key update type {kind}: SSL_KEY_UPDATE_NOT_REQUESTED or _REQUESTED");
         match &self.kind {
-            Kind::Tls(t) => t.tls.key_update(),
-            Kind::Conn(_) | Kind::Stream(_) => self.quic_key_update(),
+            Kind::Tls(t) => t.tls.key_update(
+                valid
+                    .then_some(())
+                    .ok_or_else(|| Error::ssl(SSL_R_INVALID_KEY_UPDATE_TYPE).with(what())),
+            ),
+            Kind::Conn(_) if !valid => Err(Error::ssl(ERR_R_PASSED_INVALID_ARGUMENT).with(what())),
+            Kind::Conn(_) => self.quic_key_update(),
             _ => Err(Error::ssl(SSL_R_CONN_USE_ONLY).with("a key update is a connection's")),
         }
     }

@@ -831,17 +831,22 @@ impl Tls {
     /// SSL_key_update on a TLS 1.3 connection after its handshake: a KeyUpdate message is
     /// queued (rustls always requests the peer's update too) and goes out with the next write
     /// or handshake step.
-    pub fn key_update(&self) -> Result<()> {
+    /// `valid`: the type's check, made after the version's as OpenSSL does.
+    pub fn key_update(&self, valid: Result<()>) -> Result<()> {
         let mut st = self.st.lock();
         let conn = st
             .conn
             .as_mut()
-            .filter(|c| !c.is_handshaking())
+            .filter(|c| c.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3))
             .ok_or_else(|| {
-                Error::ssl(SSL_R_STILL_IN_INIT).with("a key update comes after the handshake")
+                Error::ssl(SSL_R_WRONG_SSL_VERSION)
+                    .with("key updates are TLS 1.3's (no version is negotiated yet, or another)")
             })?;
-        if conn.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
-            return Err(Error::ssl(SSL_R_WRONG_SSL_VERSION).with("key updates are TLS 1.3's"));
+        valid?;
+        if conn.is_handshaking() {
+            return Err(
+                Error::ssl(SSL_R_STILL_IN_INIT).with("a key update comes after the handshake")
+            );
         }
         conn.refresh_traffic_keys()
             .map_err(|e| Error::ssl(SSL_R_STILL_IN_INIT).with(e.to_string()))

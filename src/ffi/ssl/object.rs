@@ -331,12 +331,13 @@ pub extern "C" fn SSL_session_reused(ssl: *const SSL) -> c_int {
 }
 
 /// Updates the connection's keys (TLS 1.3 and QUIC), after its handshake: `type` is
-/// SSL_KEY_UPDATE_NOT_REQUESTED or SSL_KEY_UPDATE_REQUESTED (others fail with "invalid key
-/// update type"). TLS: a KeyUpdate message goes out with the next write or handshake call
-/// (rustls always asks the peer to update too). QUIC (a connection or a stream): the next
-/// key phase starts at once and the peer follows; an update still in progress absorbs this
-/// one. Before the handshake: "still in init". Returns 1, or 0 with an error queued. See
-/// SSL_key_update(3).
+/// SSL_KEY_UPDATE_NOT_REQUESTED or SSL_KEY_UPDATE_REQUESTED. TLS: a KeyUpdate message goes out
+/// with the next write or handshake call (rustls always asks the peer to update too); errors
+/// as OpenSSL's: "wrong ssl version" (not TLS 1.3, or no version yet), "invalid key update
+/// type", "still in init". QUIC (a connection, not a stream): the next key phase starts at once
+/// and the peer follows (an update still in progress absorbs this one, where OpenSSL fails);
+/// a bad type is ERR_R_PASSED_INVALID_ARGUMENT, before the handshake "too many key updates".
+/// Returns 1, or 0 with an error queued. See SSL_key_update(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_key_update(ssl: *mut SSL, r#type: c_int) -> c_int {
     ffi_entry!(SSL_key_update, {
