@@ -7,6 +7,8 @@
  *     --no-retry         skip address validation (SSL_LISTENER_FLAG_NO_VALIDATE)
  *     -q                 no per-stream log lines
  *     --datagram-echo    accept RFC 9221 datagrams and send each back on its connection
+ *     --early-data       allow 0-RTT (SSL_CTX_set_max_early_data); the handshake line then
+ *                        says whether the session was resumed and the early data accepted
  *                        (osslquic: OSSLQUIC_CTX_set_datagrams and friends)
  *   port 0 (the default) lets the system choose; "listening on PORT" is printed on stdout once
  *   the server is ready. ALPN: the comma-separated list in $DEMO_ALPN (server preference
@@ -85,7 +87,7 @@ struct conn {
 };
 
 static volatile sig_atomic_t stop_signal;
-static int quiet, datagram_echo;
+static int quiet, datagram_echo, early_data;
 static unsigned long long total_dgrams;
 static unsigned char pattern[PERIOD * 65];
 static unsigned conn_seq;
@@ -506,8 +508,11 @@ static int serve_conn(struct conn *c)
             unsigned int alpn_len = 0;
             c->established = 1;
             SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
-            fprintf(stderr, "conn %u: handshake done in %.3f s, ALPN %.*s\n", c->id, now_s() - c->t0, (int)alpn_len,
-                    alpn ? (const char *)alpn : "");
+            fprintf(stderr, "conn %u: handshake done in %.3f s, ALPN %.*s%s%s\n", c->id, now_s() - c->t0, (int)alpn_len,
+                    alpn ? (const char *)alpn : "", !early_data ? "" : SSL_session_reused(c->ssl) ? ", resumed" : ", full",
+                    !early_data                                                      ? ""
+                    : SSL_get_early_data_status(c->ssl) == SSL_EARLY_DATA_ACCEPTED ? ", early data accepted"
+                                                                                     : ", no early data");
         } else if (SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_READ && SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_WRITE) {
             snprintf(why, sizeof(why), "handshake failed");
             log_errors("handshake");
@@ -593,7 +598,8 @@ static void log_engine_stats(SSL *listener)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: quic-server [-b ADDR] [--idle-exit SEC] [--no-retry] [-q] cert.pem key.pem [port]\n"
+    fprintf(stderr, "usage: quic-server [-b ADDR] [--idle-exit SEC] [--no-retry] [--datagram-echo] [--early-data] [-q]\n"
+                    "                   cert.pem key.pem [port]\n"
                     "  ALPN list from $DEMO_ALPN (comma-separated; default hq-interop,http/1.0)\n");
 }
 
@@ -624,6 +630,8 @@ int main(int argc, char **argv)
             quiet = 1;
         } else if (strcmp(a, "--datagram-echo") == 0) {
             datagram_echo = 1;
+        } else if (strcmp(a, "--early-data") == 0) {
+            early_data = 1;
         } else if (a[0] == '-' && a[1] != '\0') {
             usage();
             return 2;
@@ -677,6 +685,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "quic-server: --datagram-echo needs osslquic's datagram calls\n");
         goto out;
 #endif
+    }
+    if (early_data && !SSL_CTX_set_max_early_data(ctx, 0xffffffffu)) {
+        log_errors("early data");
+        goto out;
     }
     fd = udp_socket(bind_addr, port, &bound);
     if (fd < 0)

@@ -650,6 +650,8 @@ pub struct ConnState {
     pub dgram_stats: DatagramStats,
     /// A client's 0-RTT: what it wrote early, until the server answers (see `zerortt`).
     pub zero_rtt: super::zerortt::ZeroRtt,
+    /// The client wrote stream data (or a FIN) in 0-RTT.
+    early_sent: bool,
 }
 
 /// A connection's datagram counts (OSSLQUIC_CONN_STATS).
@@ -747,6 +749,7 @@ impl ConnState {
             dgram_queue_max,
             dgram_stats: DatagramStats::default(),
             zero_rtt: Default::default(),
+            early_sent: false,
         }
     }
 
@@ -998,8 +1001,9 @@ impl ConnState {
         match self.q.send_stream(id).write(data) {
             Ok(n) => {
                 self.dirty = true;
-                if !self.connected {
+                if !self.connected && self.zero_rtt.pending() {
                     self.zero_rtt.wrote(id, &data[..n]);
+                    self.early_sent = true;
                 }
                 Ok(n)
             }
@@ -1022,8 +1026,9 @@ impl ConnState {
             self.dirty = true;
             return true;
         }
-        if !self.connected {
+        if !self.connected && self.zero_rtt.pending() {
             self.zero_rtt.finished(id);
+            self.early_sent = true;
         }
         let ok = self.q.send_stream(id).finish().is_ok();
         if ok {
@@ -1068,6 +1073,7 @@ impl ConnState {
     pub fn early_data_status(&self) -> i32 {
         use super::zerortt::*;
         match self.q.side() {
+            Side::Client if !self.early_sent => SSL_EARLY_DATA_NOT_SENT,
             Side::Client => self.zero_rtt.status(),
             Side::Server if self.q.has_0rtt() => SSL_EARLY_DATA_ACCEPTED,
             Side::Server => SSL_EARLY_DATA_NOT_SENT,

@@ -230,7 +230,6 @@ impl Ssl {
             .or_else(|| pre.host.clone())
             .unwrap_or_else(|| "localhost".into());
         let alpn = pre.alpn.clone();
-        let early = pre.early;
         drop(pre);
         if alpn
             .as_ref()
@@ -238,8 +237,12 @@ impl Ssl {
         {
             return Err(Error::ssl(235).with("QUIC requires ALPN: call SSL_set_alpn_protos"));
         }
-        // Connections of a listener (SSL_new_from_listener) do not resume.
+        // Connections of a listener (SSL_new_from_listener) do not resume. A resuming client
+        // offers early data whenever its session allows it, so that streams can be opened
+        // (SSL_new_stream) and written (SSL_write_early_data) before the handshake; nothing
+        // goes in 0-RTT unless the application writes early data.
         let store = c.listener.is_none().then(|| self.store(&self.ctx, true));
+        let early = store.is_some();
         let cfg = self.ctx.client_config_for(
             alpn,
             c.verify.clone(),
@@ -405,8 +408,8 @@ impl Ssl {
     }
 
     /// SSL_write_early_data on a QUIC client connection (its default stream) or one of its
-    /// streams: starts the connection if it has not started, offering early data, and
-    /// writes `data` in 0-RTT while the handshake runs. Needs a session from a server that
+    /// streams: starts the connection if it has not started and writes `data` in 0-RTT
+    /// while the handshake runs. Needs a session from a server that
     /// allows early data (SSL_set_session, or the context's cache); without one, or on a
     /// server, or once the handshake is complete without early data, fails as OpenSSL's TLS
     /// does (should not have been called). Data written early is kept until the server
@@ -423,9 +426,6 @@ impl Ssl {
             return Err(misuse(
                 "a connection made from a listener is a server's or does not resume: no early data",
             ));
-        }
-        if self.cell().is_none() {
-            c.pre.lock().early = true;
         }
         self.start()?;
         self.with_conn("conn: write_early_data", |conn| {
@@ -570,7 +570,11 @@ impl Ssl {
         let c = self.as_conn()?;
         let mut limited = false;
         let r = self.op("conn: new_stream", !no_block, |conn| {
-            // A client writing early data opens streams in 0-RTT too.
+            // A client that may write early data opens streams in 0-RTT (kept in its early
+            // log, to be opened again if the server rejects the early data).
+            if conn.can_write_early() {
+                conn.zero_rtt.start();
+            }
             self.live_or_closed(c, conn, false, true)?;
             limited = false;
             conn.open_stream(if uni { Dir::Uni } else { Dir::Bi })

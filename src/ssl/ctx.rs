@@ -904,8 +904,7 @@ impl SslCtx {
 
     /// As [`client_config`](Self::client_config), naming the `SSL *` that key-log lines
     /// belong to, with the connection's session store (`session::ConnStore`; None: none).
-    /// `early`: the client offers early data (it starts from SSL_write_early_data) when its
-    /// session allows it.
+    /// `early`: the client offers early data when its session allows it.
     pub fn client_config_for(
         &self,
         alpn: Option<Vec<Vec<u8>>>,

@@ -63,8 +63,6 @@ struct Pre {
     alpn: Option<Vec<Vec<u8>>>,
     /// Made by SSL_new_from_listener: no peer autodetection.
     outgoing: bool,
-    /// The connection starts from SSL_write_early_data: the client offers early data.
-    early: bool,
 }
 
 // One listener per port and one connection object per connection: the size difference

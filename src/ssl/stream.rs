@@ -178,9 +178,13 @@ impl Ssl {
         }
     }
 
-    /// SSL_stream_conclude.
+    /// SSL_stream_conclude. A client writing early data may conclude a stream in 0-RTT too.
     pub fn conclude(&self) -> Result<()> {
-        self.write(&[], true).map(|_| ())
+        match &self.kind {
+            Kind::Tls(_) => self.write(&[], true),
+            _ => self.stream_write_as(&[], true, true),
+        }
+        .map(|_| ())
     }
 
     /// SSL_stream_reset: RESET_STREAM with `code` (send side).
