@@ -38,7 +38,9 @@
 #                       conntrack flushed), as a health checker would; the client's connection
 #                       that lived there ends promptly (within 2 s) with "stateless reset"
 #   quic-after-loss     new connections are served by the two survivors
-# 0-RTT does not exist yet: a line says so. tls-resume-cross and quic-resume-cross need the
+# 0-RTT is not checked here: a server allowing early data issues single-use tickets kept in its
+# own memory (rustls accepts early data on no others), so early data offered at another server
+# is rejected and sent again (tests/c/test_zerortt.c shows that); a line says so. tls-resume-cross and quic-resume-cross need the
 # session-ticket key derived from the fleet secret, quic-token-cross the client's NEW_TOKEN
 # store per SSL_CTX: without them those three fail (their controls pass either way).
 #   run.sh              both parts;  run.sh tls / run.sh quic   one of them
@@ -768,12 +770,12 @@ for phase in "$@"; do
     *) echo "unknown part $phase (tls, quic)"; failed=$((failed + 1)) ;;
     esac
 done
-echo "NOTE quic-0rtt: not checked: osslquic has no 0-RTT yet (a 0-RTT-capable ticket resuming at another server is for when it does)"
+echo "NOTE quic-0rtt: not checked: 0-RTT tickets are single-use and stay at the server that issued them, so early data at another server is rejected and sent again (tests/c/test_zerortt.c)"
 
 took=$(since "$t_suite")
 {
     echo "fleet TLS (HAProxy, send-proxy-v2, round robin): ${TLS_CONNS} connections, per server ${tls_spread:-?}; client address seen through PROXY v2: ${tls_addr:-?}; resumed at another server: ${tls_resumed:-?} (different secrets: ${tls_control:-?}); server loss: ${tls_loss:-failed}"
-    echo "fleet QUIC (nftables, QUIC-LB server IDs): ${QUIC_CONNS} connections, per server ${quic_spread:-?}; Retries: ${quic_retries:-?} (different secrets: ${quic_token_control:-?}); resumed at another server: ${quic_resumed:-?} (different secrets: ${quic_control:-?}); rebinding: ${quic_rebind:-?}; server loss: ${quic_reset:-?}; ${quic_after:-}; 0-RTT: not yet; ${took} s"
+    echo "fleet QUIC (nftables, QUIC-LB server IDs): ${QUIC_CONNS} connections, per server ${quic_spread:-?}; Retries: ${quic_retries:-?} (different secrets: ${quic_token_control:-?}); resumed at another server: ${quic_resumed:-?} (different secrets: ${quic_control:-?}); rebinding: ${quic_rebind:-?}; server loss: ${quic_reset:-?}; ${quic_after:-}; 0-RTT: not across servers (single-use tickets); ${took} s"
 } >"$FIG"
 cat "$FIG"
 echo "$passed passed, $failed failed"
