@@ -3,7 +3,8 @@
 #   our quic-server  <- aioquic client (tests/interop/hq_client.py): 10 MB on one stream,
 #                       50 streams at once, 200 requests 10 at a time, 8 connections at once
 #   our quic-client  -> aioquic server (tests/interop/hq_server.py): 10 MB, 50 streams
-#   zerortt both ways (aioquic resuming with 0-RTT; our client with SSL_write_early_data)
+#   zerortt both ways with aioquic (it resumes with 0-RTT; our client writes early data), and
+#                       ngtcp2's client sending its h3 request in 0-RTT
 #   our quic-server  <- ngtcp2's client (Debian's gtlsclient, h3 only): handshake completed and
 #                       request stream received, as the server's log shows
 # Needs what tests/setup.sh installs (build/venv with aioquic, ngtcp2-client). Every port is
@@ -307,6 +308,37 @@ t_ngtcp2_client() {
     result $n $ok
 }
 
+# The zerortt case with ngtcp2's client: a first connection leaves its session and transport
+# parameters in files; the second resumes and sends its h3 request in 0-RTT (its log shows the
+# 0RTT STREAM frames), which our server (--early-data) accepts and receives.
+t_ngtcp2_client_zerortt() {
+    n=ngtcp2-client-zerortt
+    client=""
+    for b in gtlsclient qtlsclient wsslclient bsslclient; do
+        command -v $b >/dev/null 2>&1 && { client=$b; break; }
+    done
+    if [ -z "$client" ]; then
+        result $n 0 "ngtcp2 client missing"
+        return
+    fi
+    DEMO_ALPN=h3 our_server $n --early-data --no-retry || { result $n 0 "setup"; return; }
+    ok=1
+    rm -f "$L/$n.session" "$L/$n.tp"
+    : >"$L/$n.client"
+    for k in 1 2; do
+        timeout 30 "$client" --exit-on-all-streams-close --timeout=5s --handshake-timeout=10s \
+            --session-file="$L/$n.session" --tp-file="$L/$n.tp" 127.0.0.1 "$port" "https://localhost:$port/hello" \
+            >>"$L/$n.client" 2>&1
+    done
+    stop_server || ok=0
+    grep -q '^conn 1: handshake done .*, full, no early data' "$L/$n.log" || ok=0
+    grep -q '^conn 2: handshake done .*, resumed, early data accepted' "$L/$n.log" || ok=0
+    grep -Eq '^conn 2 stream 0: not an hq-interop request \([1-9][0-9]* bytes received' "$L/$n.log" || ok=0
+    grep -Eq 'frm tx [0-9]+ 0RTT STREAM\(0x0b\) id=0x0 fin=1' "$L/$n.client" || ok=0
+    [ $ok = 1 ] && echo "  $client: $(grep -Ec 'frm tx [0-9]+ 0RTT STREAM' "$L/$n.client") STREAM frames sent in 0-RTT; ours: $(grep -m1 '^conn 2: handshake done' "$L/$n.log")"
+    result $n $ok
+}
+
 t_aioquic_client_10mb
 t_aioquic_client_50_streams
 t_aioquic_client_refill
@@ -321,6 +353,7 @@ t_aioquic_client_zerortt
 t_aioquic_server_zerortt
 t_aioquic_server_datagrams
 t_ngtcp2_client
+t_ngtcp2_client_zerortt
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
