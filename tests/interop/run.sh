@@ -238,6 +238,36 @@ t_aioquic_server_datagrams() {
     result $n $ok
 }
 
+# ---- (c) our server, ngtcp2 client (h3): handshake + request stream delivered
+
+t_ngtcp2_client() {
+    n=ngtcp2-client-h3
+    client=""
+    for b in gtlsclient qtlsclient wsslclient bsslclient; do
+        command -v $b >/dev/null 2>&1 && { client=$b; break; }
+    done
+    if [ -z "$client" ]; then
+        echo "  no ngtcp2 client installed (tests/setup.sh installs Debian's ngtcp2-client)"
+        result $n 0 "ngtcp2 client missing"
+        return
+    fi
+    DEMO_ALPN=h3 our_server $n || { result $n 0 "setup"; return; }
+    ok=1
+    # The answer to an h3 request is not h3, so the client's own verdict does not count; it
+    # only has to get through the handshake and send its request.
+    timeout 30 "$client" --exit-on-all-streams-close --timeout=5s --handshake-timeout=10s \
+        127.0.0.1 "$port" "https://localhost:$port/hello" >"$L/$n.client" 2>&1
+    stop_server || ok=0
+    grep -q '^conn 1: handshake done in .*, ALPN h3$' "$L/$n.log" || ok=0
+    grep -Eq '^conn 1 stream 0: not an hq-interop request \([1-9][0-9]* bytes received' "$L/$n.log" || ok=0
+    # With the stream API the server also takes the client's h3 control stream (uni, id 2).
+    if [ "$stream_api" = 1 ]; then
+        grep -Eq '^conn 1 stream 2 \(peer uni\): [1-9][0-9]* bytes received' "$L/$n.log" || ok=0
+    fi
+    [ $ok = 1 ] && echo "  $client: $(grep -m1 'handshake done' "$L/$n.log"); $(grep -m1 'stream 0:' "$L/$n.log" | sed 's/, done$//')"
+    result $n $ok
+}
+
 # ---- (d) NAT rebinding, the interop runner's rebind-port and rebind-addr: a relay between
 # client and server (tests/interop/rebind.py) plays a NAT that, halfway through a 5 MB
 # download, starts sending the client's datagrams from a new port (rebind-port) or a new
@@ -293,7 +323,8 @@ rebind_fail_logs() { sed 's/^/    relay| /' "$L/$1.relay"; }
 t_aioquic_client_rebind() {
     mode=$1
     n=aioquic-client-rebind-$mode
-    need_py && our_server $n --log-paths && rebind_relay $n "$mode" "$port" || { result $n 0 "setup"; return; }
+    need_py && our_server $n --log-paths || { result $n 0 "setup"; return; }
+    rebind_relay $n "$mode" "$port" || { stop_server; result $n 0 "setup"; return; }
     ok=1
     timeout 90 "$PY" tests/interop/hq_client.py --ca "$CERTS/ca.pem" --timeout 60 127.0.0.1 "$rport" /$REBIND_N \
         >"$L/$n.client" 2>&1 || ok=0
@@ -313,7 +344,8 @@ t_aioquic_client_rebind() {
 t_aioquic_server_rebind() {
     mode=$1
     n=aioquic-server-rebind-$mode
-    aioquic_server $n --log-paths && rebind_relay $n "$mode" "$port" || { result $n 0 "setup"; return; }
+    aioquic_server $n --log-paths || { result $n 0 "setup"; return; }
+    rebind_relay $n "$mode" "$port" || { stop_server; result $n 0 "setup"; return; }
     ok=1
     timeout 90 "$D/quic-client" -c "$CERTS/ca.pem" -s localhost -t 60 127.0.0.1 "$rport" /$REBIND_N \
         >"$L/$n.client" 2>&1 || ok=0
@@ -327,36 +359,6 @@ t_aioquic_server_rebind() {
     else
         rebind_fail_logs $n
     fi
-    result $n $ok
-}
-
-# ---- (c) our server, ngtcp2 client (h3): handshake + request stream delivered
-
-t_ngtcp2_client() {
-    n=ngtcp2-client-h3
-    client=""
-    for b in gtlsclient qtlsclient wsslclient bsslclient; do
-        command -v $b >/dev/null 2>&1 && { client=$b; break; }
-    done
-    if [ -z "$client" ]; then
-        echo "  no ngtcp2 client installed (tests/setup.sh installs Debian's ngtcp2-client)"
-        result $n 0 "ngtcp2 client missing"
-        return
-    fi
-    DEMO_ALPN=h3 our_server $n || { result $n 0 "setup"; return; }
-    ok=1
-    # The answer to an h3 request is not h3, so the client's own verdict does not count; it
-    # only has to get through the handshake and send its request.
-    timeout 30 "$client" --exit-on-all-streams-close --timeout=5s --handshake-timeout=10s \
-        127.0.0.1 "$port" "https://localhost:$port/hello" >"$L/$n.client" 2>&1
-    stop_server || ok=0
-    grep -q '^conn 1: handshake done in .*, ALPN h3$' "$L/$n.log" || ok=0
-    grep -Eq '^conn 1 stream 0: not an hq-interop request \([1-9][0-9]* bytes received' "$L/$n.log" || ok=0
-    # With the stream API the server also takes the client's h3 control stream (uni, id 2).
-    if [ "$stream_api" = 1 ]; then
-        grep -Eq '^conn 1 stream 2 \(peer uni\): [1-9][0-9]* bytes received' "$L/$n.log" || ok=0
-    fi
-    [ $ok = 1 ] && echo "  $client: $(grep -m1 'handshake done' "$L/$n.log"); $(grep -m1 'stream 0:' "$L/$n.log" | sed 's/, done$//')"
     result $n $ok
 }
 
