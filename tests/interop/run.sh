@@ -313,7 +313,9 @@ rebind_check() {
     grep -q "^conn 1: peer address $old -> $new\$" "$L/$1.log" || { echo "  the server did not log $old -> $new"; return 1; }
     last=$(grep '^conn 1: peer address .* -> ' "$L/$1.log" | tail -n 1)
     [ "${last##* }" = "$new" ] || { echo "  the server's last peer address: $last"; return 1; }
-    rebind_note="relay: $moved after $(sed -n 's/^rebind: after \([^:]*\):.*/\1/p' "$L/$1.relay"); $(sed -n 's/^rebind: path 1 from [^:]*:[0-9]*: //p' "$L/$1.relay")"
+    rebind_note="relay: $moved after $(sed -n 's/^rebind: after \([^:]*\):.*/\1/p' "$L/$1.relay"); old socket: $(
+        sed -n 's/^rebind: path 0 from [^:]*:[0-9]*: .*to the server, //p' "$L/$1.relay"); new socket: $(
+        sed -n 's/^rebind: path 1 from [^:]*:[0-9]*: \(.*answered\).*/\1/p' "$L/$1.relay")"
 }
 
 # What the relay said, under a FAIL line.
