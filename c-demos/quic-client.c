@@ -16,6 +16,10 @@
  *                   distinct pattern) and wait for each to come back (an echoing server)
  *     -m ADDR       after the first request, move to a new socket bound to local IPv4
  *                   address ADDR (e.g. 127.0.0.2) with SSL_set_fd: an active migration
+ *     -z            0-RTT: fetch the paths once, then again over a second connection that
+ *                   resumes the first's session and sends its requests as early data
+ *                   (SSL_write_early_data, SSL_stream_conclude) before the handshake completes;
+ *                   prints whether the server accepted them (rejected ones are sent again)
  *     -v            print text bodies and one line per stream to stderr
  *
  * Each request is "GET /path\r\n" then FIN on a new bidirectional stream; the body is read
@@ -332,7 +336,7 @@ static int req_step(struct req *r)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: quic-client [-a ALPN] [-c CAFILE] [-s NAME] [-k] [-n COUNT] [-p PARALLEL] [-t SECONDS] [-v]\n"
+    fprintf(stderr, "usage: quic-client [-a ALPN] [-c CAFILE] [-s NAME] [-k] [-n COUNT] [-p PARALLEL] [-t SECONDS] [-u] [-d N] [-m ADDR] [-z] [-v]\n"
                     "                   host port path [path...]\n");
 }
 
@@ -350,11 +354,12 @@ int main(int argc, char **argv)
     struct req *reqs = NULL;
     size_t nreq, i, done = 0, open = 0, next = 0;
     uint64_t bytes = 0;
-    int r, key_update = 0;
+    int r, key_update = 0, zero_rtt = 0, round;
     const char *migrate_to = NULL;
     long dgrams = 0;
+    SSL_SESSION *sess = NULL;
 
-    while ((opt = getopt(argc, argv, "a:c:d:s:kn:m:p:t:uv")) != -1) {
+    while ((opt = getopt(argc, argv, "a:c:d:s:kn:m:p:t:uvz")) != -1) {
         switch (opt) {
         case 'a': alpn = optarg; break;
         case 'c': cafile = optarg; break;
@@ -367,6 +372,7 @@ int main(int argc, char **argv)
         case 'm': migrate_to = optarg; break;
         case 'd': dgrams = atol(optarg); break;
         case 'v': verbose = 1; break;
+        case 'z': zero_rtt = 1; break;
         default: usage(); return 2;
         }
     }
@@ -425,120 +431,169 @@ int main(int argc, char **argv)
         goto out;
 #endif
     }
-    fd = udp_to(host, port, &peer);
-    if (fd < 0)
-        goto out;
-    conn = SSL_new(ctx);
-    if (conn == NULL || !SSL_set_blocking_mode(conn, 0) || !SSL_set_fd(conn, fd) ||
-        !SSL_set1_initial_peer_addr(conn, peer) || SSL_set_alpn_protos(conn, alpn_wire, alpn_wire[0] + 1u) != 0 ||
-        !SSL_set1_host(conn, name))
-        goto fail_ssl;
-    /* SNI carries DNS names only. */
-    if (inet_pton(AF_INET6, name, &ip6) != 1 && inet_pton(AF_INET, name, &ip6) != 1 &&
-        !SSL_set_tlsext_host_name(conn, name))
-        goto fail_ssl;
-#ifndef NO_STREAM_API
-    /* Every request gets its own stream; the connection itself carries none. */
-    if (!SSL_set_default_stream_mode(conn, SSL_DEFAULT_STREAM_MODE_NONE))
-        goto fail_ssl;
-#endif
-
-    while ((r = SSL_connect(conn)) != 1) {
-        int e = SSL_get_error(conn, r);
-        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-            long v = SSL_get_verify_result(conn);
-            if (v != X509_V_OK)
-                fprintf(stderr, "quic-client: certificate verification: %s\n", X509_verify_cert_error_string(v));
-            fail("handshake with %s failed", host);
-            goto out;
-        }
-        if (!wait_net(conn, deadline, 0)) {
-            fail("handshake with %s timed out", host);
-            goto out;
-        }
-    }
-    t_hs = now_s() - t_start;
-    if (dgrams > 0 && !datagram_echo(conn, dgrams, deadline))
-        goto out;
-    if (key_update) {
-        if (!SSL_key_update(conn, SSL_KEY_UPDATE_REQUESTED)) {
-            fail("key update refused%s", "");
-            goto out;
-        }
-        if (verbose)
-            fprintf(stderr, "quic-client: keys updated\n");
-    }
-    if (verbose) {
-        const unsigned char *sel;
-        unsigned int sel_len;
-        SSL_get0_alpn_selected(conn, &sel, &sel_len);
-        fprintf(stderr, "quic-client: connected in %.3f s, ALPN %.*s\n", t_hs, (int)sel_len, (const char *)sel);
-    }
-
-    while (done < nreq) {
-        uint64_t seen = dgrams_in(conn);
-        int finished = 0; /* requests completed in this pass: their slots can be refilled */
-        while (open < (size_t)parallel && next < nreq) {
-            int o = req_open(conn, &reqs[next]);
-            if (o < 0)
-                goto out;
-            if (o == 0)
-                break;
-            open++;
-            next++;
-        }
-        for (i = 0; i < next; i++) {
-            struct req *q = &reqs[i];
-            if (q->state != REQ_OPEN)
-                continue;
-            if (!req_step(q))
-                goto out;
-            if (q->state == REQ_DONE) {
-                if (q->s != conn)
-                    SSL_free(q->s);
-                q->s = NULL;
-                bytes += q->got;
-                done++;
-                open--;
-                finished++;
-            }
-        }
-        if (done == nreq)
-            break;
-        if (migrate_to != NULL && done >= 1) {
-            int nfd = migrate_socket(migrate_to);
-            if (nfd < 0 || !SSL_set_fd(conn, nfd)) {
-                fail("cannot move to %s", migrate_to);
-                if (nfd >= 0)
-                    close(nfd);
+    for (round = 0; round < (zero_rtt ? 2 : 1); round++) {
+        if (round == 1) {
+            /* The second connection: the first's session, the requests again. */
+            sess = SSL_get1_session(conn);
+            if (sess == NULL || !SSL_SESSION_is_resumable(sess)) {
+                fail("no session to resume%s", "");
                 goto out;
             }
+            SSL_free(conn);
+            conn = NULL;
             close(fd);
-            fd = nfd;
-            migrate_to = NULL;
+            fd = -1;
+            BIO_ADDR_free(peer);
+            peer = NULL;
+            for (i = 0; i < nreq; i++) {
+                reqs[i].state = REQ_WAITING;
+                reqs[i].s = NULL;
+                reqs[i].line_off = 0;
+                reqs[i].got = 0;
+            }
+            done = open = next = 0;
+            bytes = 0;
+            t_start = now_s();
+        }
+        fd = udp_to(host, port, &peer);
+        if (fd < 0)
+            goto out;
+        conn = SSL_new(ctx);
+        if (conn == NULL || !SSL_set_blocking_mode(conn, 0) || !SSL_set_fd(conn, fd) ||
+            !SSL_set1_initial_peer_addr(conn, peer) || SSL_set_alpn_protos(conn, alpn_wire, alpn_wire[0] + 1u) != 0 ||
+            !SSL_set1_host(conn, name))
+            goto fail_ssl;
+        /* SNI carries DNS names only. */
+        if (inet_pton(AF_INET6, name, &ip6) != 1 && inet_pton(AF_INET, name, &ip6) != 1 &&
+            !SSL_set_tlsext_host_name(conn, name))
+            goto fail_ssl;
+    #ifndef NO_STREAM_API
+        /* Every request gets its own stream; the connection itself carries none. */
+        if (!SSL_set_default_stream_mode(conn, SSL_DEFAULT_STREAM_MODE_NONE))
+            goto fail_ssl;
+    #endif
+
+        if (round == 1) {
+            if (!SSL_set_session(conn, sess))
+                goto fail_ssl;
+            /* The requests go before the handshake completes, each on its own stream. */
+            while (next < nreq && open < (size_t)parallel) {
+                struct req *q = &reqs[next];
+                if (req_open(conn, q) != 1)
+                    goto out;
+                if (!SSL_write_early_data(q->s, q->line, q->line_len, &q->line_off) || q->line_off != q->line_len ||
+                    !SSL_stream_conclude(q->s, 0)) {
+                    fail("early data for %s refused", q->path);
+                    goto out;
+                }
+                open++;
+                next++;
+            }
+        }
+        while ((r = SSL_connect(conn)) != 1) {
+            int e = SSL_get_error(conn, r);
+            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+                long v = SSL_get_verify_result(conn);
+                if (v != X509_V_OK)
+                    fprintf(stderr, "quic-client: certificate verification: %s\n", X509_verify_cert_error_string(v));
+                fail("handshake with %s failed", host);
+                goto out;
+            }
+            if (!wait_net(conn, deadline, 0)) {
+                fail("handshake with %s timed out", host);
+                goto out;
+            }
+        }
+        t_hs = now_s() - t_start;
+        if (round == 1)
+            printf("quic-client: resumed %s, early data %s (%zu requests sent before the handshake completed)\n",
+                   SSL_session_reused(conn) ? "yes" : "no",
+                   SSL_get_early_data_status(conn) == SSL_EARLY_DATA_ACCEPTED   ? "accepted"
+                   : SSL_get_early_data_status(conn) == SSL_EARLY_DATA_REJECTED ? "rejected (sent again)"
+                                                                                : "not sent",
+                   next);
+        if (dgrams > 0 && !datagram_echo(conn, dgrams, deadline))
+            goto out;
+        if (key_update) {
+            if (!SSL_key_update(conn, SSL_KEY_UPDATE_REQUESTED)) {
+                fail("key update refused%s", "");
+                goto out;
+            }
             if (verbose)
-                fprintf(stderr, "quic-client: moved to a new socket\n");
+                fprintf(stderr, "quic-client: keys updated\n");
         }
-        if (!wait_net(conn, deadline, dgrams_in(conn) != seen || (finished && next < nreq))) {
-            fprintf(stderr, "quic-client: time limit (%.0f s) reached with %zu of %zu requests done\n", limit, done, nreq);
-            goto out;
+        if (verbose) {
+            const unsigned char *sel;
+            unsigned int sel_len;
+            SSL_get0_alpn_selected(conn, &sel, &sel_len);
+            fprintf(stderr, "quic-client: connected in %.3f s, ALPN %.*s\n", t_hs, (int)sel_len, (const char *)sel);
         }
-    }
-    {
-        double t = now_s() - t_start;
-        printf("quic-client: %zu requests ok, %" PRIu64 " bytes in %.3f s (handshake %.3f s), %.2f MB/s, ALPN %s, %ld "
-               "streams at once\n",
-               nreq, bytes, t, t_hs, t > 0 ? bytes / t / 1e6 : 0.0, alpn, parallel);
-        fflush(stdout);
-    }
-    while ((r = SSL_shutdown(conn)) != 1) {
-        if (r < 0) {
-            fail("shutdown failed%s", "");
-            goto out;
+
+        while (done < nreq) {
+            uint64_t seen = dgrams_in(conn);
+            int finished = 0; /* requests completed in this pass: their slots can be refilled */
+            while (open < (size_t)parallel && next < nreq) {
+                int o = req_open(conn, &reqs[next]);
+                if (o < 0)
+                    goto out;
+                if (o == 0)
+                    break;
+                open++;
+                next++;
+            }
+            for (i = 0; i < next; i++) {
+                struct req *q = &reqs[i];
+                if (q->state != REQ_OPEN)
+                    continue;
+                if (!req_step(q))
+                    goto out;
+                if (q->state == REQ_DONE) {
+                    if (q->s != conn)
+                        SSL_free(q->s);
+                    q->s = NULL;
+                    bytes += q->got;
+                    done++;
+                    open--;
+                    finished++;
+                }
+            }
+            if (done == nreq)
+                break;
+            if (migrate_to != NULL && done >= 1) {
+                int nfd = migrate_socket(migrate_to);
+                if (nfd < 0 || !SSL_set_fd(conn, nfd)) {
+                    fail("cannot move to %s", migrate_to);
+                    if (nfd >= 0)
+                        close(nfd);
+                    goto out;
+                }
+                close(fd);
+                fd = nfd;
+                migrate_to = NULL;
+                if (verbose)
+                    fprintf(stderr, "quic-client: moved to a new socket\n");
+            }
+            if (!wait_net(conn, deadline, dgrams_in(conn) != seen || (finished && next < nreq))) {
+                fprintf(stderr, "quic-client: time limit (%.0f s) reached with %zu of %zu requests done\n", limit, done, nreq);
+                goto out;
+            }
         }
-        if (!wait_net(conn, deadline, 0)) {
-            fail("shutdown did not finish in time%s", "");
-            goto out;
+        {
+            double t = now_s() - t_start;
+            printf("quic-client: %zu requests ok, %" PRIu64 " bytes in %.3f s (handshake %.3f s), %.2f MB/s, ALPN %s, %ld "
+                   "streams at once\n",
+                   nreq, bytes, t, t_hs, t > 0 ? bytes / t / 1e6 : 0.0, alpn, parallel);
+            fflush(stdout);
+        }
+        while ((r = SSL_shutdown(conn)) != 1) {
+            if (r < 0) {
+                fail("shutdown failed%s", "");
+                goto out;
+            }
+            if (!wait_net(conn, deadline, 0)) {
+                fail("shutdown did not finish in time%s", "");
+                goto out;
+            }
         }
     }
     ok = 1;
@@ -552,6 +607,7 @@ out:
                 SSL_free(reqs[i].s);
     free(reqs);
     SSL_free(conn);
+    SSL_SESSION_free(sess);
     SSL_CTX_free(ctx);
     BIO_ADDR_free(peer);
     if (fd >= 0)

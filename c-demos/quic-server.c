@@ -8,6 +8,8 @@
  *     -q                 no per-stream log lines
  *     --datagram-echo    accept RFC 9221 datagrams and send each back on its connection
  *                        (osslquic: OSSLQUIC_CTX_set_datagrams and friends)
+ *     --early-data       allow 0-RTT (SSL_CTX_set_max_early_data); the handshake line then
+ *                        says whether the session was resumed and the early data accepted
  *     --log-paths        log each connection's peer address ("conn N: peer address A"), and
  *                        each change of it as the library follows a client that moved
  *                        ("conn N: peer address A -> B"; SSL_get_peer_addr, checked once per
@@ -90,7 +92,7 @@ struct conn {
 };
 
 static volatile sig_atomic_t stop_signal;
-static int quiet, datagram_echo, log_paths;
+static int quiet, datagram_echo, early_data, log_paths;
 static unsigned long long total_dgrams;
 static unsigned char pattern[PERIOD * 65];
 static unsigned conn_seq;
@@ -511,8 +513,11 @@ static int serve_conn(struct conn *c)
             unsigned int alpn_len = 0;
             c->established = 1;
             SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
-            fprintf(stderr, "conn %u: handshake done in %.3f s, ALPN %.*s\n", c->id, now_s() - c->t0, (int)alpn_len,
-                    alpn ? (const char *)alpn : "");
+            fprintf(stderr, "conn %u: handshake done in %.3f s, ALPN %.*s%s%s\n", c->id, now_s() - c->t0, (int)alpn_len,
+                    alpn ? (const char *)alpn : "", !early_data ? "" : SSL_session_reused(c->ssl) ? ", resumed" : ", full",
+                    !early_data                                                      ? ""
+                    : SSL_get_early_data_status(c->ssl) == SSL_EARLY_DATA_ACCEPTED ? ", early data accepted"
+                                                                                     : ", no early data");
         } else if (SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_READ && SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_WRITE) {
             snprintf(why, sizeof(why), "handshake failed");
             log_errors("handshake");
@@ -624,8 +629,8 @@ static void log_engine_stats(SSL *listener)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: quic-server [-b ADDR] [--idle-exit SEC] [--no-retry] [-q] [--datagram-echo] [--log-paths] "
-                    "cert.pem key.pem [port]\n"
+    fprintf(stderr, "usage: quic-server [-b ADDR] [--idle-exit SEC] [--no-retry] [--datagram-echo] [--early-data]\n"
+                    "                   [--log-paths] [-q] cert.pem key.pem [port]\n"
                     "  ALPN list from $DEMO_ALPN (comma-separated; default hq-interop,http/1.0)\n");
 }
 
@@ -656,6 +661,8 @@ int main(int argc, char **argv)
             quiet = 1;
         } else if (strcmp(a, "--datagram-echo") == 0) {
             datagram_echo = 1;
+        } else if (strcmp(a, "--early-data") == 0) {
+            early_data = 1;
         } else if (strcmp(a, "--log-paths") == 0) {
             log_paths = 1;
         } else if (a[0] == '-' && a[1] != '\0') {
@@ -711,6 +718,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "quic-server: --datagram-echo needs osslquic's datagram calls\n");
         goto out;
 #endif
+    }
+    if (early_data && !SSL_CTX_set_max_early_data(ctx, 0xffffffffu)) {
+        log_errors("early data");
+        goto out;
     }
     fd = udp_socket(bind_addr, port, &bound);
     if (fd < 0)

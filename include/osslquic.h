@@ -420,6 +420,15 @@
 
 #define SSL_KEY_UPDATE_REQUESTED 1
 
+/**
+ * SSL_get_early_data_status's answers.
+ */
+#define SSL_EARLY_DATA_NOT_SENT 0
+
+#define SSL_EARLY_DATA_REJECTED 1
+
+#define SSL_EARLY_DATA_ACCEPTED 2
+
 #define SSL_OP_EPHEMERAL_RSA 0
 
 #define SSL_OP_MICROSOFT_BIG_SSLV3_BUFFER 0
@@ -836,6 +845,15 @@
 #define OPENSSL_NPN_NEGOTIATED 1
 
 #define OPENSSL_NPN_NO_OVERLAP 2
+
+/**
+ * SSL_read_early_data's answers.
+ */
+#define SSL_READ_EARLY_DATA_ERROR 0
+
+#define SSL_READ_EARLY_DATA_SUCCESS 1
+
+#define SSL_READ_EARLY_DATA_FINISH 2
 
 #define SSL_POLL_EVENT_I ((SSL_POLL_EVENT_IC | SSL_POLL_EVENT_ISB) | SSL_POLL_EVENT_ISU)
 
@@ -2951,6 +2969,38 @@ int SSL_CTX_get_security_level(const SSL_CTX *ctx);
  * SSL_CTX_callback_ctrl(3).
  */
 long SSL_CTX_callback_ctrl(SSL_CTX *ctx, int cmd, void (*fp)(void));
+
+/**
+ * A client writes `num` bytes as early data, before the handshake completes (starting it
+ * if needed): 1 with `*written`, or 0 with SSL_get_error. On QUIC, the connection's default
+ * stream or the stream object's. See SSL_write_early_data(3).
+ */
+int SSL_write_early_data(SSL *ssl, const void *buf, size_t num, size_t *written);
+
+/**
+ * A server reads early data: SSL_READ_EARLY_DATA_SUCCESS with `*readbytes`,
+ * SSL_READ_EARLY_DATA_FINISH when there is no more, SSL_READ_EARLY_DATA_ERROR with
+ * SSL_get_error. On a QUIC connection, early data arrives on its streams and is read with
+ * SSL_read: this answers FINISH. See SSL_read_early_data(3).
+ */
+int SSL_read_early_data(SSL *ssl, void *buf, size_t num, size_t *readbytes);
+
+/**
+ * SSL_EARLY_DATA_NOT_SENT, _REJECTED or _ACCEPTED. See SSL_get_early_data_status(3).
+ */
+int SSL_get_early_data_status(const SSL *ssl);
+
+/**
+ * What a server allows a resumed client to send early, announced in its tickets (0: no
+ * early data, the default). QUIC takes any non-zero value as "allowed" (RFC 9001 §4.6.1).
+ * A server allowing early data issues single-use tickets. See SSL_CTX_set_max_early_data(3).
+ */
+int SSL_CTX_set_max_early_data(SSL_CTX *ctx, uint32_t max_early_data);
+
+/**
+ * See SSL_CTX_get_max_early_data(3).
+ */
+uint32_t SSL_CTX_get_max_early_data(const SSL_CTX *ctx);
 
 /**
  * Processes network input, timers and output for the object's whole domain. NULL is

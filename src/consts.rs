@@ -67,6 +67,10 @@ pub const SSL_OP_NO_TICKET: u64 = 1 << 14;
 pub const SSL_KEY_UPDATE_NONE: i32 = -1;
 pub const SSL_KEY_UPDATE_NOT_REQUESTED: i32 = 0;
 pub const SSL_KEY_UPDATE_REQUESTED: i32 = 1;
+/// SSL_get_early_data_status's answers.
+pub const SSL_EARLY_DATA_NOT_SENT: i32 = 0;
+pub const SSL_EARLY_DATA_REJECTED: i32 = 1;
+pub const SSL_EARLY_DATA_ACCEPTED: i32 = 2;
 pub const SSL_OP_EPHEMERAL_RSA: u64 = 0x0;
 pub const SSL_OP_MICROSOFT_BIG_SSLV3_BUFFER: u64 = 0x0;
 pub const SSL_OP_MICROSOFT_SESS_ID_BUG: u64 = 0x0;

@@ -502,6 +502,11 @@ impl ConnCell {
                 progressed = true;
                 c.on_event(ev, id, &mut notes);
             }
+            if c.zero_rtt.replaying() {
+                let mut done = Vec::new();
+                progressed |= c.replay_early(&mut done);
+                notes.extend(done.into_iter().map(|s| (id, Note::Stream(s))));
+            }
             if self.link.sendq.refused() {
                 if !self.queued.swap(true, SeqCst) {
                     self.link.push_work(id);
@@ -643,6 +648,10 @@ pub struct ConnState {
     dgram_queue: VecDeque<bytes::Bytes>,
     dgram_queue_max: usize,
     pub dgram_stats: DatagramStats,
+    /// A client's 0-RTT: what it wrote early, until the server answers (see `zerortt`).
+    pub zero_rtt: super::zerortt::ZeroRtt,
+    /// The client wrote stream data (or a FIN) in 0-RTT.
+    early_sent: bool,
 }
 
 /// A connection's datagram counts (OSSLQUIC_CONN_STATS).
@@ -739,6 +748,8 @@ impl ConnState {
             dgram_queue: VecDeque::new(),
             dgram_queue_max,
             dgram_stats: DatagramStats::default(),
+            zero_rtt: Default::default(),
+            early_sent: false,
         }
     }
 
@@ -818,6 +829,8 @@ impl ConnState {
         match ev {
             Event::Connected => {
                 self.connected = true;
+                // A client's early data: accepted, or to be written again (`replay_early`).
+                self.zero_rtt.settle(self.q.accepted_0rtt());
                 notes.push((id, Note::State));
             }
             Event::ConnectionLost { reason } => {
@@ -924,6 +937,9 @@ impl ConnState {
         let s = self.q.streams().open(dir);
         self.open_blocked[dir as usize] = s.is_none();
         self.dirty |= s.is_some();
+        if let (Some(id), false) = (s, self.connected) {
+            self.zero_rtt.opened(id);
+        }
         s
     }
 
@@ -974,9 +990,21 @@ impl ConnState {
 
     /// Writes as much of `data` as flow control allows now to stream `id`.
     pub fn send(&mut self, id: StreamId, data: &[u8]) -> Result<usize, SendError> {
+        // Rejected early data goes first: new data waits behind it.
+        if self.zero_rtt.holds(id) {
+            self.replay_early(&mut Vec::new());
+            if self.zero_rtt.holds(id) {
+                self.write_blocked.insert(id);
+                return Err(SendError::Blocked);
+            }
+        }
         match self.q.send_stream(id).write(data) {
             Ok(n) => {
                 self.dirty = true;
+                if !self.connected && self.zero_rtt.pending() {
+                    self.zero_rtt.wrote(id, &data[..n]);
+                    self.early_sent = true;
+                }
                 Ok(n)
             }
             Err(WriteError::Blocked) => {
@@ -991,6 +1019,17 @@ impl ConnState {
     /// Concludes stream `id` (FIN after what was written); the flush bookkeeping notes it
     /// until the peer acknowledges everything. False if the stream cannot be finished.
     pub fn finish(&mut self, id: StreamId) -> bool {
+        if self.zero_rtt.holds(id) {
+            // FIN follows the early data being written again.
+            self.zero_rtt.finished(id);
+            self.unacked_fin.insert(id);
+            self.dirty = true;
+            return true;
+        }
+        if !self.connected && self.zero_rtt.pending() {
+            self.zero_rtt.finished(id);
+            self.early_sent = true;
+        }
         let ok = self.q.send_stream(id).finish().is_ok();
         if ok {
             self.unacked_fin.insert(id);
@@ -1012,7 +1051,39 @@ impl ConnState {
     /// stream has no sending part left to reset.
     pub fn reset(&mut self, id: StreamId, code: VarInt) -> bool {
         self.dirty = true;
+        if self.zero_rtt.holds(id) || !self.connected {
+            self.zero_rtt.reset(id, code);
+            if self.zero_rtt.holds(id) {
+                return true;
+            }
+        }
         self.q.send_stream(id).reset(code).is_ok()
+    }
+
+    /// Writes again what a rejected 0-RTT carried, as far as credit allows (see `zerortt`);
+    /// the streams it is done with are added to `done`. True if anything changed.
+    pub fn replay_early(&mut self, done: &mut Vec<StreamId>) -> bool {
+        let wrote = self.zero_rtt.replay(&mut self.q, done);
+        self.dirty |= wrote;
+        wrote
+    }
+
+    /// SSL_get_early_data_status: a client's from its log; a server's from quinn (it has
+    /// 0-RTT keys only when rustls accepted the client's early data).
+    pub fn early_data_status(&self) -> i32 {
+        use super::zerortt::*;
+        match self.q.side() {
+            Side::Client if !self.early_sent => SSL_EARLY_DATA_NOT_SENT,
+            Side::Client => self.zero_rtt.status(),
+            Side::Server if self.q.has_0rtt() => SSL_EARLY_DATA_ACCEPTED,
+            Side::Server => SSL_EARLY_DATA_NOT_SENT,
+        }
+    }
+
+    /// The client may write early data now: the handshake is not complete and quinn has
+    /// 0-RTT keys from a session that allows it.
+    pub fn can_write_early(&self) -> bool {
+        !self.connected && self.q.side() == Side::Client && self.q.has_0rtt()
     }
 
     /// Asks the peer to stop sending on stream `id` (STOP_SENDING with `code`). False if

@@ -10,3 +10,4 @@ pub mod retry;
 pub mod stream;
 pub mod tokens;
 pub mod transport;
+pub mod zerortt;

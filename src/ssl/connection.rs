@@ -237,13 +237,18 @@ impl Ssl {
         {
             return Err(Error::ssl(235).with("QUIC requires ALPN: call SSL_set_alpn_protos"));
         }
-        // Connections of a listener (SSL_new_from_listener) do not resume.
+        // Connections of a listener (SSL_new_from_listener) do not resume. A resuming client
+        // offers early data whenever its session allows it, so that streams can be opened
+        // (SSL_new_stream) and written (SSL_write_early_data) before the handshake; nothing
+        // goes in 0-RTT unless the application writes early data.
         let store = c.listener.is_none().then(|| self.store(&self.ctx, true));
+        let early = store.is_some();
         let cfg = self.ctx.client_config_for(
             alpn,
             c.verify.clone(),
             self as *const Ssl as usize,
             store,
+            early,
         )?;
         // The connection's own context chooses its controller and datagrams, not the port's
         // (a listener's, for SSL_new_from_listener).
@@ -287,16 +292,19 @@ impl Ssl {
     }
 
     pub(super) fn live(&self, c: &ConnObj, conn: &mut ConnState) -> Result<()> {
-        self.live_or_closed(c, conn, false)
+        self.live_or_closed(c, conn, false, false)
     }
 
     /// As `live`; with `allow_closed`, a closed connection still answers, so that data it
     /// received before closing can be read (OpenSSL returns buffered data and FIN first).
+    /// With `early`, a client that writes early data (SSL_write_early_data) may go on before
+    /// the handshake is complete.
     pub(super) fn live_or_closed(
         &self,
         c: &ConnObj,
         conn: &mut ConnState,
         allow_closed: bool,
+        early: bool,
     ) -> Result<()> {
         conn.reject_incoming = c.reject_incoming(conn.default_stream().is_some());
         if let Some(e) = &conn.lost {
@@ -305,7 +313,7 @@ impl Ssl {
             }
             return Err(closed_error(Some(e)));
         }
-        if !conn.connected && conn.is_handshaking() {
+        if !conn.connected && conn.is_handshaking() && !(early && conn.zero_rtt.pending()) {
             return Err(want_read());
         }
         Ok(())
@@ -397,6 +405,54 @@ impl Ssl {
         })?;
         self.with_conn("conn: stats", |conn| (conn.stats(), conn.dgram_stats))
             .ok_or_else(|| Error::ssl(SSL_R_STILL_IN_INIT).with("the connection has not started"))
+    }
+
+    /// SSL_write_early_data on a QUIC client connection (its default stream) or one of its
+    /// streams: starts the connection if it has not started and writes `data` in 0-RTT
+    /// while the handshake runs. Needs a session from a server that
+    /// allows early data (SSL_set_session, or the context's cache); without one, or on a
+    /// server, or once the handshake is complete without early data, fails as OpenSSL's TLS
+    /// does (should not have been called). Data written early is kept until the server
+    /// answers: if it rejects the early data, the same streams carry the same bytes again
+    /// (`quic::zerortt`), so nothing written is lost. Once the handshake completes during a
+    /// blocking write, the rest goes as ordinary data.
+    pub(super) fn quic_write_early_data(&self, data: &[u8]) -> Result<usize> {
+        let c = self.conn_obj().ok_or_else(|| {
+            Error::ssl(SSL_R_CONN_USE_ONLY).with("early data is written on a connection or stream")
+        })?;
+        let misuse =
+            |why: &str| Error::ssl(ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED).with(why.to_string());
+        if c.listener().is_some() {
+            return Err(misuse(
+                "a connection made from a listener is a server's or does not resume: no early data",
+            ));
+        }
+        self.start()?;
+        self.with_conn("conn: write_early_data", |conn| {
+            if conn.side() == Side::Server {
+                return Err(misuse("a server does not write early data"));
+            }
+            if !conn.zero_rtt.is_off() {
+                return Ok(());
+            }
+            if conn.can_write_early() {
+                conn.zero_rtt.start();
+                return Ok(());
+            }
+            Err(misuse(if conn.connected || !conn.is_handshaking() {
+                "the handshake is complete: early data comes before it"
+            } else {
+                "no session allowing early data: resume one (SSL_set_session) from a server that allows it (SSL_CTX_set_max_early_data)"
+            }))
+        })
+        .unwrap_or_else(|| Err(closed_error(None)))?;
+        self.stream_write_as(data, false, true)
+    }
+
+    /// SSL_get_early_data_status of a QUIC connection or stream (NOT_SENT before it starts).
+    pub(super) fn quic_early_data_status(&self) -> i32 {
+        self.with_conn("conn: early_data_status", |conn| conn.early_data_status())
+            .unwrap_or(crate::quic::zerortt::SSL_EARLY_DATA_NOT_SENT)
     }
 
     /// OSSLQUIC_write_datagram: one RFC 9221 datagram, queued whole or not at all. Waits
@@ -514,7 +570,12 @@ impl Ssl {
         let c = self.as_conn()?;
         let mut limited = false;
         let r = self.op("conn: new_stream", !no_block, |conn| {
-            self.live(c, conn)?;
+            // A client that may write early data opens streams in 0-RTT (kept in its early
+            // log, to be opened again if the server rejects the early data).
+            if conn.can_write_early() {
+                conn.zero_rtt.start();
+            }
+            self.live_or_closed(c, conn, false, true)?;
             limited = false;
             conn.open_stream(if uni { Dir::Uni } else { Dir::Bi })
                 .ok_or_else(|| {

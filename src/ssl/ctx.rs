@@ -92,6 +92,9 @@ struct Cfg {
     /// SSL_CTX_set_tlsext_ticket_keys or a fleet secret: session tickets under keys that
     /// other servers share (None: rustls's own rotating keys for TLS, no tickets for QUIC).
     tickets: Option<Arc<super::tickets::Ticketer>>,
+    /// SSL_CTX_set_max_early_data: what a server allows a resumed client to send early (0:
+    /// none, OpenSSL's default).
+    max_early_data: u32,
     /// QUIC clients: the NEW_TOKEN tokens servers gave, by server name, shared by every
     /// connection made from the context (a returning client proves its address at once).
     tokens: Option<Arc<dyn quinn_proto::TokenStore>>,
@@ -469,6 +472,25 @@ impl SslCtx {
     }
 
     /// OSSLQUIC_CTX_set_congestion_control: by name ("cubic", "newreno", "bbr").
+    /// SSL_CTX_set_max_early_data. A server that allows early data issues single-use
+    /// (stateful) tickets, as OpenSSL does with its anti-replay protection on: rustls accepts
+    /// early data only on those, so ticket keys shared by a fleet do not apply meanwhile.
+    /// QUIC knows only "none" and "unbounded" (RFC 9001 §4.6.1): any other value means the
+    /// latter, bounded by the transport's flow control.
+    pub fn set_max_early_data(&self, n: u32) {
+        let mut c = self.cfg.lock();
+        if c.max_early_data != n {
+            c.max_early_data = n;
+            c.server = None;
+            c.tls_server = None;
+        }
+    }
+
+    /// SSL_CTX_get_max_early_data.
+    pub fn max_early_data(&self) -> u32 {
+        self.cfg.lock().max_early_data
+    }
+
     pub fn set_congestion(&self, name: &str) -> Result<()> {
         let cc = crate::quic::transport::Congestion::from_name(name).ok_or_else(|| {
             Error::ssl(SSL_R_BAD_VALUE).with(format!(
@@ -832,8 +854,12 @@ impl SslCtx {
         // The context's ticket keys, shared with the listeners made from it so that keys set
         // later reach them: while it holds none, rustls's stateful tickets (which only this
         // process resumes); once given keys, stateless tickets any server holding them opens.
-        if c.options & SSL_OP_NO_TICKET == 0 {
+        if c.options & SSL_OP_NO_TICKET == 0 && c.max_early_data == 0 {
             tls.ticketer = Self::ticketer(&mut c);
+        }
+        // Early data (0-RTT): single-use stateful tickets (see `set_max_early_data`).
+        if c.max_early_data > 0 {
+            tls.max_early_data_size = u32::MAX;
         }
         let inner: Arc<dyn quinn_proto::crypto::ServerConfig> = match &c.alpn_select {
             Some(f) => Arc::new(super::alpn::SelectingServer::new(tls, f.clone())?),
@@ -873,17 +899,19 @@ impl SslCtx {
         alpn: Option<Vec<Vec<u8>>>,
         result: Arc<VerifyResult>,
     ) -> Result<quinn_proto::ClientConfig> {
-        self.client_config_for(alpn, result, 0, None)
+        self.client_config_for(alpn, result, 0, None, false)
     }
 
     /// As [`client_config`](Self::client_config), naming the `SSL *` that key-log lines
     /// belong to, with the connection's session store (`session::ConnStore`; None: none).
+    /// `early`: the client offers early data when its session allows it.
     pub fn client_config_for(
         &self,
         alpn: Option<Vec<Vec<u8>>>,
         result: Arc<VerifyResult>,
         ssl: usize,
         sessions: Option<Arc<dyn rustls::client::ClientSessionStore>>,
+        early: bool,
     ) -> Result<quinn_proto::ClientConfig> {
         let mut c = self.cfg.lock();
         result.ssl.store(ssl, std::sync::atomic::Ordering::Relaxed);
@@ -903,6 +931,7 @@ impl SslCtx {
             Some(s) => rustls::client::Resumption::store(s),
             None => rustls::client::Resumption::disabled(),
         };
+        tls.enable_early_data = early;
         let crypto = quinn_proto::crypto::rustls::QuicClientConfig::with_initial(
             Arc::new(tls),
             super::ciphers::quic_initial()?,

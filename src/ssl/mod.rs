@@ -794,6 +794,37 @@ impl Ssl {
         }
     }
 
+    /// SSL_write_early_data: a QUIC client connection or stream writes in 0-RTT.
+    pub fn write_early_data(&self, data: &[u8]) -> Result<usize> {
+        match &self.kind {
+            Kind::Tls(_) => Err(Error::unsupported("TLS early data: not yet")),
+            Kind::Conn(_) | Kind::Stream(_) => self.quic_write_early_data(data),
+            Kind::Listener(_) | Kind::Domain(_) | Kind::TlsListener(_) => {
+                Err(Error::ssl(SSL_R_CONN_USE_ONLY)
+                    .with("early data is written on a connection or stream"))
+            }
+        }
+    }
+
+    /// SSL_read_early_data: Some(bytes) read, or None when no more early data comes. A QUIC
+    /// server's early data arrives on its streams (read with SSL_read): None.
+    pub fn read_early_data(&self, _out: &mut [u8]) -> Result<Option<usize>> {
+        match &self.kind {
+            Kind::Tls(_) => Err(Error::unsupported("TLS early data: not yet")),
+            Kind::Conn(_) | Kind::Stream(_) if self.side() == Some(Side::Server) => Ok(None),
+            _ => Err(Error::ssl(crate::error::ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED)
+                .with("early data is read by a server connection")),
+        }
+    }
+
+    /// SSL_get_early_data_status.
+    pub fn early_data_status(&self) -> i32 {
+        match &self.kind {
+            Kind::Conn(_) | Kind::Stream(_) => self.quic_early_data_status(),
+            _ => crate::quic::zerortt::SSL_EARLY_DATA_NOT_SENT,
+        }
+    }
+
     /// SSL_read_ex (`peek` false) or SSL_peek_ex (`peek` true).
     pub fn read(&self, out: &mut [u8], peek: bool) -> Result<usize> {
         match &self.kind {

@@ -64,10 +64,15 @@ impl Ssl {
     /// The stream an I/O call addresses: a stream object's own stream, or a connection's
     /// default stream (made on first use).
     pub(super) fn target(&self, conn: &mut ConnState, for_write: bool) -> Result<StreamId> {
+        self.target_as(conn, for_write, false)
+    }
+
+    /// As `target`; with `early`, for early data before the handshake is complete.
+    fn target_as(&self, conn: &mut ConnState, for_write: bool, early: bool) -> Result<StreamId> {
         let allow_closed = !for_write;
         match &self.kind {
             Kind::Conn(c) => {
-                self.live_or_closed(c, conn, allow_closed)?;
+                self.live_or_closed(c, conn, allow_closed, early)?;
                 match conn.take_default_stream(c.default_dir(), for_write) {
                     Ok(id) => {
                         // From now on the AUTO policy refuses the peer's new streams.
@@ -83,7 +88,7 @@ impl Ssl {
             }
             Kind::Stream(s) => {
                 let c = s.conn.as_conn()?;
-                s.conn.live_or_closed(c, conn, allow_closed)?;
+                s.conn.live_or_closed(c, conn, allow_closed, early)?;
                 Ok(s.id)
             }
             Kind::Listener(_) | Kind::Domain(_) | Kind::Tls(_) | Kind::TlsListener(_) => {
@@ -95,12 +100,23 @@ impl Ssl {
 
     /// SSL_write_ex: to the stream or the default stream. `conclude` sends FIN after the data.
     pub(super) fn stream_write(&self, data: &[u8], conclude: bool) -> Result<usize> {
+        self.stream_write_as(data, conclude, false)
+    }
+
+    /// As `stream_write`; with `early`, before the handshake is complete (in 0-RTT) once the
+    /// client has begun early data (`connection::quic_write_early_data`).
+    pub(super) fn stream_write_as(
+        &self,
+        data: &[u8],
+        conclude: bool,
+        early: bool,
+    ) -> Result<usize> {
         let blocking = self.blocking_now();
         let mut done = 0;
         self.op_waiting("conn: write", true, WaitsFor::Stream, |conn| {
             // Blocking writes take everything (waiting for flow-control credit); non-blocking
             // ones return what fitted.
-            let id = self.target(conn, true)?;
+            let id = self.target_as(conn, true, early)?;
             loop {
                 let n = conn
                     .write_stream(id, &data[done..], conclude)
@@ -162,9 +178,13 @@ impl Ssl {
         }
     }
 
-    /// SSL_stream_conclude.
+    /// SSL_stream_conclude. A client writing early data may conclude a stream in 0-RTT too.
     pub fn conclude(&self) -> Result<()> {
-        self.write(&[], true).map(|_| ())
+        match &self.kind {
+            Kind::Tls(_) => self.write(&[], true),
+            _ => self.stream_write_as(&[], true, true),
+        }
+        .map(|_| ())
     }
 
     /// SSL_stream_reset: RESET_STREAM with `code` (send side).

@@ -1,6 +1,6 @@
 """An hq-interop client on aioquic: fetches each path on its own stream, all at once.
 
-    hq_client.py [--ca FILE] [--name NAME] [--repeat N] [--parallel P] [--timeout S] host port path...
+    hq_client.py [--ca FILE] [--name NAME] [--repeat N] [--parallel P] [--timeout S] [--zero-rtt] host port path...
 
 Each request is "GET /path\\r\\n" plus FIN on a new bidirectional stream; the body is read
 until FIN. A path "/N" (N decimal) must answer exactly N bytes, byte i being i % 251 (the
@@ -13,6 +13,7 @@ import asyncio
 import sys
 import time
 
+from aioquic import tls
 from aioquic.asyncio import QuicConnectionProtocol, connect
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ConnectionTerminated, DatagramFrameReceived, StreamDataReceived, StreamReset
@@ -92,7 +93,61 @@ class HqClient(QuicConnectionProtocol):
                 f.fail(f"connection closed: code {event.error_code} {event.reason_phrase!r}")
 
 
+async def zero_rtt(args) -> int:
+    """The interop runner's zerortt case: the paths once over a first connection, whose
+    session ticket is kept, then again over a second one that resumes it and sends every
+    request in 0-RTT, before the handshake completes."""
+    tickets = []
+    got_ticket = asyncio.Event()
+
+    def keep(ticket):
+        tickets.append(ticket)
+        got_ticket.set()
+
+    def config(ticket=None):
+        cfg = QuicConfiguration(is_client=True, alpn_protocols=["hq-interop"], server_name=args.name)
+        cfg.load_verify_locations(args.ca)
+        cfg.session_ticket = ticket
+        return cfg
+
+    async def fetch_all(client):
+        fetches = [client.fetch(p) for p in args.paths]
+        await asyncio.wait_for(asyncio.gather(*(f.done for f in fetches)), args.timeout)
+        return fetches
+
+    async with connect(args.host, args.port, configuration=config(), create_protocol=HqClient,
+                       session_ticket_handler=keep) as client:
+        first = await fetch_all(client)
+        try:
+            await asyncio.wait_for(got_ticket.wait(), args.timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            pass
+        client.close()
+        await client.wait_closed()
+    if not tickets or tickets[-1].max_early_data_size is None:
+        print("hq_client: zerortt: the server sent no ticket allowing early data")
+        return 1
+    async with connect(args.host, args.port, configuration=config(tickets[-1]), create_protocol=HqClient,
+                       wait_connected=False) as client:
+        early = client._quic._cryptos[tls.Epoch.ZERO_RTT].send.is_valid()
+        second = await fetch_all(client)
+        tls_ctx = client._quic.tls
+        accepted, resumed = tls_ctx.early_data_accepted, tls_ctx.session_resumed
+        client.close()
+        await client.wait_closed()
+    bad = [f for f in first + second if f.error]
+    for f in bad:
+        print(f"hq_client: {f.path}: {f.error}", file=sys.stderr)
+    print(
+        f"hq_client: zerortt: {len(first)} + {len(second)} requests ok; second connection: 0-RTT keys {early}, "
+        f"resumed {resumed}, early data accepted {accepted}"
+    )
+    return 0 if not bad and early and accepted and resumed else 1
+
+
 async def run(args) -> int:
+    if args.zero_rtt:
+        return await zero_rtt(args)
     cfg = QuicConfiguration(is_client=True, alpn_protocols=["hq-interop"], server_name=args.name)
     cfg.load_verify_locations(args.ca)
     if args.key_update:
@@ -170,6 +225,7 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--key-update", action="store_true", help="update the keys once connected")
     ap.add_argument("--datagrams", type=int, default=0, help="send this many datagrams, expect them echoed")
+    ap.add_argument("--zero-rtt", action="store_true", help="fetch, then fetch again in 0-RTT on a resumed connection")
     ap.add_argument("host")
     ap.add_argument("port", type=int)
     ap.add_argument("paths", nargs="+")

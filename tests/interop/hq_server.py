@@ -45,6 +45,7 @@ class HqServer(QuicConnectionProtocol):
     seq = 0
     log_paths = False
     echo_datagrams = False
+    zero_rtt = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -94,7 +95,10 @@ class HqServer(QuicConnectionProtocol):
             self._quic.send_datagram_frame(event.data)
             self.transmit()
         elif isinstance(event, HandshakeCompleted):
-            self.log(f"handshake done, ALPN {event.alpn_protocol}")
+            extra = ""
+            if HqServer.zero_rtt:
+                extra = f", resumed {event.session_resumed}, early data accepted {event.early_data_accepted}"
+            self.log(f"handshake done, ALPN {event.alpn_protocol}{extra}")
         elif isinstance(event, StreamDataReceived):
             sid = event.stream_id
             if sid in self.puts:
@@ -177,7 +181,9 @@ async def main() -> int:
         "--log-paths", action="store_true", help="log the client's path with each answer, and each change of it"
     )
     ap.add_argument("--datagram-echo", action="store_true", help="take RFC 9221 datagrams, send each back")
+    ap.add_argument("--zero-rtt", action="store_true", help="issue session tickets and accept 0-RTT")
     args = ap.parse_args()
+    HqServer.zero_rtt = args.zero_rtt
     HqServer.log_paths = args.log_paths
     HqServer.echo_datagrams = args.datagram_echo
 
@@ -189,7 +195,11 @@ async def main() -> int:
     cfg.load_cert_chain(args.cert, args.key)
     cfg.max_data = 64 << 20
     cfg.max_stream_data = 16 << 20
-    server = await serve(args.host, args.port, configuration=cfg, create_protocol=HqServer, retry=args.retry)
+    tickets = {}  # single use: a ticket is taken when it resumes a session
+    store = {}
+    if args.zero_rtt:
+        store = dict(session_ticket_handler=lambda t: tickets.__setitem__(t.ticket, t), session_ticket_fetcher=lambda k: tickets.pop(k, None))
+    server = await serve(args.host, args.port, configuration=cfg, create_protocol=HqServer, retry=args.retry, **store)
     port = server._transport.get_extra_info("sockname")[1]
     print(f"listening on {port}", flush=True)
     stop = asyncio.Event()

@@ -4,6 +4,7 @@
 
 mod alpn;
 mod ctx;
+mod early;
 mod events;
 mod io;
 mod listener;
@@ -12,6 +13,7 @@ mod stream;
 
 pub use alpn::*;
 pub use ctx::*;
+pub use early::*;
 pub use events::*;
 pub use io::*;
 pub use listener::*;
