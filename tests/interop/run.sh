@@ -277,38 +277,8 @@ t_aioquic_server_zerortt() {
     result $n $ok
 }
 
-# ---- (c) our server, ngtcp2 client (h3): handshake + request stream delivered
-
-t_ngtcp2_client() {
-    n=ngtcp2-client-h3
-    client=""
-    for b in gtlsclient qtlsclient wsslclient bsslclient; do
-        command -v $b >/dev/null 2>&1 && { client=$b; break; }
-    done
-    if [ -z "$client" ]; then
-        echo "  no ngtcp2 client installed (tests/setup.sh installs Debian's ngtcp2-client)"
-        result $n 0 "ngtcp2 client missing"
-        return
-    fi
-    DEMO_ALPN=h3 our_server $n || { result $n 0 "setup"; return; }
-    ok=1
-    # The answer to an h3 request is not h3, so the client's own verdict does not count; it
-    # only has to get through the handshake and send its request.
-    timeout 30 "$client" --exit-on-all-streams-close --timeout=5s --handshake-timeout=10s \
-        127.0.0.1 "$port" "https://localhost:$port/hello" >"$L/$n.client" 2>&1
-    stop_server || ok=0
-    grep -q '^conn 1: handshake done in .*, ALPN h3$' "$L/$n.log" || ok=0
-    grep -Eq '^conn 1 stream 0: not an hq-interop request \([1-9][0-9]* bytes received' "$L/$n.log" || ok=0
-    # With the stream API the server also takes the client's h3 control stream (uni, id 2).
-    if [ "$stream_api" = 1 ]; then
-        grep -Eq '^conn 1 stream 2 \(peer uni\): [1-9][0-9]* bytes received' "$L/$n.log" || ok=0
-    fi
-    [ $ok = 1 ] && echo "  $client: $(grep -m1 'handshake done' "$L/$n.log"); $(grep -m1 'stream 0:' "$L/$n.log" | sed 's/, done$//')"
-    result $n $ok
-}
-
-# ---- (d) NAT rebinding, the interop runner's rebind-port and rebind-addr: a relay between
-# client and server (tests/interop/rebind.py) plays a NAT that, halfway through a 5 MB
+# ---- NAT rebinding, both ways (the interop runner's rebind-port and rebind-addr): a relay
+# between client and server (tests/interop/rebind.py) plays a NAT that, halfway through a 5 MB
 # download, starts sending the client's datagrams from a new port (rebind-port) or a new
 # address, 127.0.0.2 (rebind-addr), and drops what the server still sends to the old one. The
 # client knows nothing of it. The server must follow to the new address (its log says so, and
@@ -403,6 +373,36 @@ t_aioquic_server_rebind() {
     result $n $ok
 }
 
+# ---- (c) our server, ngtcp2 client (h3): handshake + request stream delivered
+
+t_ngtcp2_client() {
+    n=ngtcp2-client-h3
+    client=""
+    for b in gtlsclient qtlsclient wsslclient bsslclient; do
+        command -v $b >/dev/null 2>&1 && { client=$b; break; }
+    done
+    if [ -z "$client" ]; then
+        echo "  no ngtcp2 client installed (tests/setup.sh installs Debian's ngtcp2-client)"
+        result $n 0 "ngtcp2 client missing"
+        return
+    fi
+    DEMO_ALPN=h3 our_server $n || { result $n 0 "setup"; return; }
+    ok=1
+    # The answer to an h3 request is not h3, so the client's own verdict does not count; it
+    # only has to get through the handshake and send its request.
+    timeout 30 "$client" --exit-on-all-streams-close --timeout=5s --handshake-timeout=10s \
+        127.0.0.1 "$port" "https://localhost:$port/hello" >"$L/$n.client" 2>&1
+    stop_server || ok=0
+    grep -q '^conn 1: handshake done in .*, ALPN h3$' "$L/$n.log" || ok=0
+    grep -Eq '^conn 1 stream 0: not an hq-interop request \([1-9][0-9]* bytes received' "$L/$n.log" || ok=0
+    # With the stream API the server also takes the client's h3 control stream (uni, id 2).
+    if [ "$stream_api" = 1 ]; then
+        grep -Eq '^conn 1 stream 2 \(peer uni\): [1-9][0-9]* bytes received' "$L/$n.log" || ok=0
+    fi
+    [ $ok = 1 ] && echo "  $client: $(grep -m1 'handshake done' "$L/$n.log"); $(grep -m1 'stream 0:' "$L/$n.log" | sed 's/, done$//')"
+    result $n $ok
+}
+
 t_aioquic_client_10mb
 t_aioquic_client_50_streams
 t_aioquic_client_refill
@@ -412,14 +412,14 @@ t_aioquic_server_50_streams
 t_aioquic_client_keyupdate
 t_aioquic_server_keyupdate
 t_aioquic_server_migration
-t_aioquic_client_rebind port
-t_aioquic_client_rebind addr
-t_aioquic_server_rebind port
-t_aioquic_server_rebind addr
 t_aioquic_client_datagrams
 t_aioquic_client_zerortt
 t_aioquic_server_zerortt
 t_aioquic_server_datagrams
+t_aioquic_client_rebind port
+t_aioquic_client_rebind addr
+t_aioquic_server_rebind port
+t_aioquic_server_rebind addr
 t_ngtcp2_client
 
 echo "$passed passed, $failed failed"
