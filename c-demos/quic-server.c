@@ -7,9 +7,13 @@
  *     --no-retry         skip address validation (SSL_LISTENER_FLAG_NO_VALIDATE)
  *     -q                 no per-stream log lines
  *     --datagram-echo    accept RFC 9221 datagrams and send each back on its connection
+ *                        (osslquic: OSSLQUIC_CTX_set_datagrams and friends)
  *     --early-data       allow 0-RTT (SSL_CTX_set_max_early_data); the handshake line then
  *                        says whether the session was resumed and the early data accepted
- *                        (osslquic: OSSLQUIC_CTX_set_datagrams and friends)
+ *     --log-paths        log each connection's peer address ("conn N: peer address A"), and
+ *                        each change of it as the library follows a client that moved
+ *                        ("conn N: peer address A -> B"; SSL_get_peer_addr, checked once per
+ *                        pass of the event loop)
  *   port 0 (the default) lets the system choose; "listening on PORT" is printed on stdout once
  *   the server is ready. ALPN: the comma-separated list in $DEMO_ALPN (server preference
  *   order), default "hq-interop,http/1.0".
@@ -82,12 +86,13 @@ struct conn {
     double t0;
     unsigned nstreams;
     uint64_t tx, rx;
+    char peer[80]; /* --log-paths: the peer address last logged, "host:port" */
     struct stream *streams;
     struct conn *next;
 };
 
 static volatile sig_atomic_t stop_signal;
-static int quiet, datagram_echo, early_data;
+static int quiet, datagram_echo, early_data, log_paths;
 static unsigned long long total_dgrams;
 static unsigned char pattern[PERIOD * 65];
 static unsigned conn_seq;
@@ -553,6 +558,32 @@ static int serve_conn(struct conn *c)
     return 1;
 }
 
+/* --log-paths: logs the connection's peer address when first seen and whenever it changes
+ * (a NAT rebinding or a migration the library followed: tests/interop, rebind cases). */
+static void log_peer(struct conn *c)
+{
+#ifdef OSSLQUIC_HAVE_SSL_GET_PEER_ADDR
+    BIO_ADDR *a = BIO_ADDR_new();
+    char *host = NULL, *serv = NULL, now[sizeof(c->peer)];
+
+    if (a != NULL && SSL_get_peer_addr(c->ssl, a) == 1 && (host = BIO_ADDR_hostname_string(a, 1)) != NULL &&
+        (serv = BIO_ADDR_service_string(a, 1)) != NULL) {
+        snprintf(now, sizeof(now), "%s:%s", host, serv);
+        if (c->peer[0] == '\0')
+            fprintf(stderr, "conn %u: peer address %s\n", c->id, now);
+        else if (strcmp(c->peer, now) != 0)
+            fprintf(stderr, "conn %u: peer address %s -> %s\n", c->id, c->peer, now);
+        snprintf(c->peer, sizeof(c->peer), "%s", now);
+    }
+    ERR_clear_error();
+    OPENSSL_free(host);
+    OPENSSL_free(serv);
+    BIO_ADDR_free(a);
+#else
+    (void)c;
+#endif
+}
+
 /* What the listener's engine saw, and the most memory the process held, for tests that
  * bound what peers can make the server hold (tests/flood). */
 /* --datagram-echo: every datagram the connection received goes back to its sender. */
@@ -598,8 +629,8 @@ static void log_engine_stats(SSL *listener)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: quic-server [-b ADDR] [--idle-exit SEC] [--no-retry] [--datagram-echo] [--early-data] [-q]\n"
-                    "                   cert.pem key.pem [port]\n"
+    fprintf(stderr, "usage: quic-server [-b ADDR] [--idle-exit SEC] [--no-retry] [--datagram-echo] [--early-data]\n"
+                    "                   [--log-paths] [-q] cert.pem key.pem [port]\n"
                     "  ALPN list from $DEMO_ALPN (comma-separated; default hq-interop,http/1.0)\n");
 }
 
@@ -632,6 +663,8 @@ int main(int argc, char **argv)
             datagram_echo = 1;
         } else if (strcmp(a, "--early-data") == 0) {
             early_data = 1;
+        } else if (strcmp(a, "--log-paths") == 0) {
+            log_paths = 1;
         } else if (a[0] == '-' && a[1] != '\0') {
             usage();
             return 2;
@@ -733,6 +766,8 @@ int main(int argc, char **argv)
             struct conn *c = *pp;
             if (datagram_echo)
                 echo_datagrams(c);
+            if (log_paths)
+                log_peer(c);
             if (serve_conn(c)) {
                 pp = &c->next;
             } else {

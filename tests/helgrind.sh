@@ -1,6 +1,6 @@
 #!/bin/sh
 # The valgrind race run: the threaded C tests (test_blocking, test_poll, test_assist,
-# test_concurrency) under helgrind, against a build of the library with the
+# test_concurrency, test_datagram) under helgrind, against a build of the library with the
 # `valgrind-annotations` feature, which tells helgrind about the library's locks and atomics
 # through client requests (src/sync.rs; docs/ARCHITECTURE.md, "Races: helgrind and
 # ThreadSanitizer"). Without it helgrind reports every lock-protected access (6,000+ errors
@@ -12,7 +12,7 @@
 #
 # Environment: HELGRIND_SCALE (TEST_SCALE for the tests, default 0.12: 24 + 16 connections in
 # test_blocking), HELGRIND_CONC_COUNT (datagrams per pair test in test_concurrency, default
-# 100000), HELGRIND_TESTS (names to run, default all four). Takes about 2 minutes on 2 cores
+# 100000), HELGRIND_TESTS (names to run, default all five). Takes about 2 minutes on 2 cores
 # (a first run also builds the library: about 2 more).
 # Without valgrind this prints a SKIP line and counts nothing. Ends with `N passed, N failed`.
 set -u
@@ -40,7 +40,7 @@ if [ ! -f "${OSSLQUIC_CERTS:-build/certs}/ca.pem" ]; then
 fi
 passed=0
 failed=0
-for name in ${HELGRIND_TESTS:-test_blocking test_poll test_assist test_concurrency}; do
+for name in ${HELGRIND_TESTS:-test_blocking test_poll test_assist test_concurrency test_datagram}; do
     log="$out/$name.log"
     if ! ${CC:-cc} -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude "tests/c/$name.c" \
         "$lib" -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc -o "$out/$name" >"$log" 2>&1; then

@@ -1,11 +1,12 @@
 #!/bin/sh
-# One of two data-race runs: the threaded C tests (test_blocking, test_poll, test_assist)
-# against a build of the library instrumented with ThreadSanitizer, which sees Rust's atomics
-# and futex-based locks by itself. The other, tests/helgrind.sh, runs them under valgrind's
-# helgrind against a build that announces its locks and atomics (the valgrind-annotations
-# feature, src/sync.rs). They complement each other: TSan instruments the library's code
-# (std's is not rebuilt) and needs nightly; helgrind sees every instruction of the process,
-# C tests and glibc included, checks lock order, and needs no special toolchain.
+# One of two data-race runs: the threaded C tests (test_blocking, test_poll, test_assist,
+# test_datagram; TSAN_TESTS names others or fewer) against a build of the library instrumented
+# with ThreadSanitizer, which sees Rust's atomics and futex-based locks by itself. The other,
+# tests/helgrind.sh, runs them under valgrind's helgrind against a build that announces its
+# locks and atomics (the valgrind-annotations feature, src/sync.rs). They complement each
+# other: TSan instruments the library's code (std's is not rebuilt) and needs nightly; helgrind
+# sees every instruction of the process, C tests and glibc included, checks lock order, and
+# needs no special toolchain.
 #
 # Needs a nightly Rust toolchain (-Zsanitizer=thread). Without one this prints a SKIP line
 # and counts nothing (neither passed nor failed). Any ThreadSanitizer report fails the run.
@@ -33,7 +34,7 @@ fi
 lib=target/tsan/x86_64-unknown-linux-gnu/release/libosslquic.a
 passed=0
 failed=0
-for name in test_blocking test_poll test_assist; do
+for name in ${TSAN_TESTS:-test_blocking test_poll test_assist test_datagram}; do
     log="$out/$name.log"
     if ! ${CC:-cc} -fsanitize=thread -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude \
         "tests/c/$name.c" tests/tsan/shim.c "$lib" -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc \

@@ -4,7 +4,9 @@
  * datagrams both ways, whole and in order, compared byte for byte; SSL_poll's
  * OSSLQUIC_POLL_EVENT_DR and _DW; the size limit and a buffer too small (the datagram stays
  * queued); the bounded receive queue, its drops counted in OSSLQUIC_CONN_STATS; bad
- * arguments. Interop with aioquic's datagrams: tests/interop (datagram cases).
+ * arguments. Then blocking reads in a second thread: one that waits until the peer writes a
+ * datagram, and one that the connection's closing (by the peer) wakes with an error.
+ * Interop with aioquic's datagrams: tests/interop (datagram cases).
  */
 #include "quicutil.h"
 
@@ -258,6 +260,166 @@ static int test_queue_bound(void)
     return 1;
 }
 
+/* ---- blocking reads in a second thread -------------------------------------------- */
+
+/* The client connection belongs to the reader thread while it runs; the main thread drives
+ * only the server side (listener and its connection), which is non-blocking. The reader
+ * reports through a pipe: 'b' just before it calls OSSLQUIC_read_datagram, 'd' when the call
+ * has returned and its outcome is recorded, so every wait of the main thread is a bounded
+ * poll() on the pipe. */
+struct reader {
+    SSL *c;
+    int pipe[2];
+    pthread_t t;
+    int r;
+    size_t n;
+    int ssl_error;          /* SSL_get_error after the call */
+    unsigned long err;      /* the first error it queued (0: none) */
+    int closed;             /* SSL_get_conn_close_info succeeded after the call */
+    SSL_CONN_CLOSE_INFO info;
+    unsigned char buf[2048];
+};
+
+static void *reader_main(void *arg)
+{
+    struct reader *rd = arg;
+
+    if (write(rd->pipe[1], "b", 1) != 1)
+        return NULL;
+    rd->r = OSSLQUIC_read_datagram(rd->c, rd->buf, sizeof(rd->buf), &rd->n);
+    rd->ssl_error = SSL_get_error(rd->c, rd->r);
+    rd->err = ERR_peek_error(); /* the queue is this thread's */
+    ERR_clear_error();
+    rd->closed = SSL_get_conn_close_info(rd->c, &rd->info, sizeof(rd->info));
+    ERR_clear_error();
+    if (write(rd->pipe[1], "d", 1) != 1)
+        return NULL;
+    return NULL;
+}
+
+/* Drives the server side until the reader's next report (or ms milliseconds pass); the byte
+ * it sent, or 0 on timeout. */
+static char reader_report(struct pair *p, struct reader *rd, int ms)
+{
+    uint64_t dl = tu_now_ms() + (uint64_t)ms;
+    char b;
+
+    for (;;) {
+        SSL_handle_events(p->l);
+        SSL_handle_events(p->s);
+        if (tu_wait_readable(rd->pipe[0], 5))
+            return read(rd->pipe[0], &b, 1) == 1 ? b : 0;
+        if (tu_now_ms() >= dl)
+            return 0;
+    }
+}
+
+/* Starts the reader on the (now blocking) client and waits until it is about to block, then
+ * checks that the read does not return by itself: nothing is queued, so a blocking read must
+ * still be waiting 300 ms later (this also lets it get to its wait before the peer acts). */
+static int reader_start(struct pair *p, struct reader *rd)
+{
+    memset(rd, 0, sizeof(*rd));
+    rd->c = p->c;
+    ASSERT_EQ(SSL_set_blocking_mode(p->c, 1), 1);
+    ASSERT_EQ(SSL_get_blocking_mode(p->c), 1);
+    ASSERT_EQ(pipe(rd->pipe), 0);
+    ASSERT_EQ(pthread_create(&rd->t, NULL, reader_main, rd), 0);
+    ASSERT_EQ(reader_report(p, rd, 10000), 'b');
+    ASSERT_EQ(reader_report(p, rd, 300), 0);
+    return 1;
+}
+
+/* After the reader reported 'd': joins it (it has nothing left to do) and closes the pipe. */
+static void reader_join(struct reader *rd)
+{
+    pthread_join(rd->t, NULL);
+    close(rd->pipe[0]);
+    close(rd->pipe[1]);
+}
+
+/* A blocking read in a second thread waits until the peer writes a datagram, and returns it
+ * whole. */
+static int test_blocking_read_thread(void)
+{
+    struct pair p;
+    struct reader rd;
+    unsigned char out[1000];
+    size_t n;
+    char b;
+
+    ASSERT_TRUE(pair_up(&p, 16, 16));
+    ASSERT_TRUE(reader_start(&p, &rd));
+    tu_fill_pattern(out, sizeof(out), 1616);
+    ASSERT_EQ(OSSLQUIC_write_datagram(p.s, out, sizeof(out), &n), 1);
+    ASSERT_EQ(n, sizeof(out));
+    /* On a timeout the reader still owns the client: nothing is freed (the run fails). */
+    b = reader_report(&p, &rd, 10000);
+    ASSERT_EQ(b, 'd');
+    reader_join(&rd);
+    ASSERT_EQ(rd.r, 1);
+    ASSERT_EQ(rd.ssl_error, SSL_ERROR_NONE);
+    ASSERT_EQ(rd.err, 0);
+    ASSERT_EQ(rd.n, sizeof(out));
+    ASSERT_MEM_EQ(rd.buf, out, sizeof(out));
+
+    /* The client is usable from this thread again: the next one, without waiting. */
+    ASSERT_EQ(OSSLQUIC_write_datagram(p.s, out, 10, &n), 1);
+    ASSERT_EQ(SSL_set_blocking_mode(p.c, 0), 1);
+    n = read_one(&p, p.c, rd.buf, sizeof(rd.buf));
+    ASSERT_EQ(n, 10);
+    ASSERT_MEM_EQ(rd.buf, out, 10);
+    pair_down(&p);
+    return 1;
+}
+
+/* A blocking read in a second thread, with nothing coming, is woken by the peer's closing
+ * the connection: it fails (0, SSL_ERROR_SSL, "protocol is shutdown") and the connection's
+ * close information is the peer's code and reason. */
+static int test_blocking_read_woken_by_close(void)
+{
+    struct pair p;
+    struct reader rd;
+    SSL_SHUTDOWN_EX_ARGS args = {42, "done"};
+    uint64_t dl;
+    int shut = 0;
+    char b = 0;
+
+    ASSERT_TRUE(pair_up(&p, 16, 16));
+    ASSERT_TRUE(reader_start(&p, &rd));
+    dl = tu_now_ms() + 10000;
+    while (b == 0 && tu_now_ms() < dl) {
+        if (!shut) {
+            int r = SSL_shutdown_ex(p.s, SSL_SHUTDOWN_FLAG_RAPID, &args, sizeof(args));
+
+            ASSERT_GE(r, 0);
+            shut = r == 1;
+            ERR_clear_error();
+        }
+        b = reader_report(&p, &rd, 100);
+    }
+    ASSERT_EQ(b, 'd');
+    reader_join(&rd);
+    ASSERT_EQ(rd.r, 0);
+    ASSERT_EQ(rd.n, 0);
+    ASSERT_EQ(rd.ssl_error, SSL_ERROR_SSL);
+    ASSERT_EQ(ERR_GET_LIB(rd.err), ERR_LIB_SSL);
+    ASSERT_EQ(ERR_GET_REASON(rd.err), SSL_R_PROTOCOL_IS_SHUTDOWN);
+    ASSERT_EQ(rd.closed, 1);
+    ASSERT_U64_EQ(rd.info.error_code, 42);
+    ASSERT_EQ(rd.info.flags & (SSL_CONN_CLOSE_FLAG_LOCAL | SSL_CONN_CLOSE_FLAG_TRANSPORT), 0);
+    ASSERT_EQ(rd.info.reason_len, 4);
+    ASSERT_MEM_EQ(rd.info.reason, "done", 4);
+
+    /* Again from this thread, and without blocking: the same failure at once. */
+    ASSERT_EQ(OSSLQUIC_read_datagram(p.c, rd.buf, sizeof(rd.buf), &rd.n), 0);
+    ASSERT_EQ(SSL_get_error(p.c, 0), SSL_ERROR_SSL);
+    ASSERT_ERROR_IS(ERR_LIB_SSL, SSL_R_PROTOCOL_IS_SHUTDOWN);
+    ERR_clear_error();
+    pair_down(&p);
+    return 1;
+}
+
 #endif /* HAVE_OSSLQUIC */
 
 int main(int argc, char **argv)
@@ -268,6 +430,8 @@ int main(int argc, char **argv)
     RUN(test_off_unless_both);
     RUN(test_both_ways);
     RUN(test_queue_bound);
+    RUN(test_blocking_read_thread);
+    RUN(test_blocking_read_woken_by_close);
 #endif
     return tu_finish();
 }

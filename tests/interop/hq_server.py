@@ -7,8 +7,11 @@ Prints "listening on PORT" once ready. On each client bidirectional stream it re
 N bytes with byte i = i % 251; otherwise a short text line; then FIN. "PUT /N\\r\\n" is an
 upload instead: N bytes of that pattern follow, checked up to the client's FIN, not answered
 ("stream S: PUT /N: N bytes (pattern), FIN" or "stream S: PUT /N: FAILED: why"). Logs one
-line per connection and per stream to stderr. Exits by itself after --lifetime seconds
-(default 120) and on SIGTERM/SIGINT.
+line per connection and per stream to stderr. With --log-paths each answer's line names the
+client's address and the connection ID it sends to, and each change of the client's address
+that aioquic follows is logged ("conn C: peer address A -> B", then "conn C: peer address B
+validated" once the new path is). Exits by itself after --lifetime seconds (default 120) and
+on SIGTERM/SIGINT.
 """
 
 import argparse
@@ -61,6 +64,30 @@ class HqServer(QuicConnectionProtocol):
 
     def log(self, msg: str) -> None:
         print(f"conn {self.id}: {msg}", file=sys.stderr, flush=True)
+
+    def datagram_received(self, data, addr) -> None:
+        """With --log-paths, also logs each change of the client's address as aioquic follows
+        it ("peer address A -> B"), and its validation ("peer address B validated")."""
+        if not HqServer.log_paths:
+            super().datagram_received(data, addr)
+            return
+        before = self.active_path()
+        super().datagram_received(data, addr)
+        after = self.active_path()
+        if before is None or after is None:  # the handshake's first datagram, or closed
+            return
+        if after[0] != before[0]:
+            self.log(f"peer address {before[0]} -> {after[0]}")
+        if after[1] and (after[0] != before[0] or not before[1]):
+            self.log(f"peer address {after[0]} validated")
+
+    def active_path(self):
+        """The address the connection sends to ("host:port") and whether it is validated."""
+        paths = self._quic._network_paths
+        if not paths:
+            return None
+        host, port = paths[0].addr[:2]
+        return (f"{host}:{port}", paths[0].is_validated)
 
     def quic_event_received(self, event) -> None:
         if isinstance(event, DatagramFrameReceived) and HqServer.echo_datagrams:
@@ -150,7 +177,9 @@ async def main() -> int:
     ap.add_argument("--retry", action="store_true", help="validate addresses with Retry")
     ap.add_argument("--lifetime", type=float, default=120, help="exit after this many seconds")
     ap.add_argument("--log-key-updates", action="store_true", help="log each key phase change")
-    ap.add_argument("--log-paths", action="store_true", help="log the client's path with each answer")
+    ap.add_argument(
+        "--log-paths", action="store_true", help="log the client's path with each answer, and each change of it"
+    )
     ap.add_argument("--datagram-echo", action="store_true", help="take RFC 9221 datagrams, send each back")
     ap.add_argument("--zero-rtt", action="store_true", help="issue session tickets and accept 0-RTT")
     args = ap.parse_args()

@@ -278,6 +278,102 @@ t_aioquic_server_zerortt() {
     result $n $ok
 }
 
+# ---- NAT rebinding, both ways (the interop runner's rebind-port and rebind-addr): a relay
+# between client and server (tests/interop/rebind.py) plays a NAT that, halfway through a 5 MB
+# download, starts sending the client's datagrams from a new port (rebind-port) or a new
+# address, 127.0.0.2 (rebind-addr), and drops what the server still sends to the old one. The
+# client knows nothing of it. The server must follow to the new address (its log says so, and
+# it must be the relay's new socket), the relay must have carried answers on the new path, and
+# every byte must arrive.
+
+REBIND_N=5000000
+REBIND_AFTER=2000000
+
+# rebind_relay NAME MODE SERVER_PORT: starts the relay (output NAME.relay) in front of the
+# server on 127.0.0.1:SERVER_PORT; sets $rport and $rpid.
+rebind_relay() {
+    : >"$L/$1.relay"
+    "$PY" tests/interop/rebind.py --server "127.0.0.1:$3" --mode "$2" --after-bytes $REBIND_AFTER \
+        --lifetime 100 >"$L/$1.relay" 2>&1 &
+    rpid=$!
+    pids="$pids $rpid"
+    rport=$(wait_listen "$L/$1.relay" "$rpid") && return 0
+    echo "  relay did not start:" && sed 's/^/    /' "$L/$1.relay"
+    return 1
+}
+
+# rebind_check NAME MODE: stops the relay and checks what it did, against the server's log:
+# one rebind, from 127.0.0.1 to a new port (port) or to 127.0.0.2 (addr); answers carried on
+# the new path; the server's log has "peer address OLD -> NEW" for exactly those two sockets,
+# and the last address it logged is NEW. Sets $rebind_note for the PASS line.
+rebind_check() {
+    stop "$rpid" || return 1
+    moved=$(sed -n 's/^rebind: after [^:]*: //p' "$L/$1.relay")
+    old=${moved%% -> *}
+    new=${moved##* -> }
+    rebind_note=""
+    [ -n "$moved" ] && [ "$(grep -c '^rebind: after' "$L/$1.relay")" = 1 ] || { echo "  the relay did not rebind once"; return 1; }
+    case "$2:$old:$new" in
+    port:127.0.0.1:*:127.0.0.1:*) [ "$old" != "$new" ] || return 1 ;;
+    addr:127.0.0.1:*:127.0.0.2:*) ;;
+    *) echo "  unexpected rebind: $moved" && return 1 ;;
+    esac
+    answered=$(sed -n 's/^rebind: path 1 from .*, \([0-9]*\) datagrams ([0-9]* bytes) answered.*/\1/p' "$L/$1.relay")
+    [ "${answered:-0}" -gt 0 ] || { echo "  no answers on the new path"; return 1; }
+    grep -q "^conn 1: peer address $old -> $new\$" "$L/$1.log" || { echo "  the server did not log $old -> $new"; return 1; }
+    last=$(grep '^conn 1: peer address .* -> ' "$L/$1.log" | tail -n 1)
+    [ "${last##* }" = "$new" ] || { echo "  the server's last peer address: $last"; return 1; }
+    rebind_note="relay: $moved after $(sed -n 's/^rebind: after \([^:]*\):.*/\1/p' "$L/$1.relay"); old socket: $(
+        sed -n 's/^rebind: path 0 from [^:]*:[0-9]*: .*to the server, //p' "$L/$1.relay"); new socket: $(
+        sed -n 's/^rebind: path 1 from [^:]*:[0-9]*: \(.*answered\).*/\1/p' "$L/$1.relay")"
+}
+
+# What the relay said, under a FAIL line.
+rebind_fail_logs() { sed 's/^/    relay| /' "$L/$1.relay"; }
+
+# Our server (--log-paths) follows aioquic's client through the rebinding.
+t_aioquic_client_rebind() {
+    mode=$1
+    n=aioquic-client-rebind-$mode
+    need_py && our_server $n --log-paths || { result $n 0 "setup"; return; }
+    rebind_relay $n "$mode" "$port" || { stop_server; result $n 0 "setup"; return; }
+    ok=1
+    timeout 90 "$PY" tests/interop/hq_client.py --ca "$CERTS/ca.pem" --timeout 60 127.0.0.1 "$rport" /$REBIND_N \
+        >"$L/$n.client" 2>&1 || ok=0
+    rebind_check $n "$mode" || ok=0
+    stop_server || ok=0
+    grep -q "GET /$REBIND_N -> $REBIND_N/$REBIND_N bytes (pattern), done" "$L/$n.log" || ok=0
+    if [ $ok = 1 ]; then
+        echo "  $rebind_note"
+        echo "  ours: $(grep '^conn 1: peer address .* -> ' "$L/$n.log" | tail -n 1 | sed 's/^conn 1: //'); $(tail -n 1 "$L/$n.client")"
+    else
+        rebind_fail_logs $n
+    fi
+    result $n $ok
+}
+
+# aioquic's server (--log-paths) follows our client through the rebinding.
+t_aioquic_server_rebind() {
+    mode=$1
+    n=aioquic-server-rebind-$mode
+    aioquic_server $n --log-paths || { result $n 0 "setup"; return; }
+    rebind_relay $n "$mode" "$port" || { stop_server; result $n 0 "setup"; return; }
+    ok=1
+    timeout 90 "$D/quic-client" -c "$CERTS/ca.pem" -s localhost -t 60 127.0.0.1 "$rport" /$REBIND_N \
+        >"$L/$n.client" 2>&1 || ok=0
+    rebind_check $n "$mode" || ok=0
+    stop_server || ok=0
+    new=${moved##* -> }
+    grep -q "^conn 1: peer address $new validated\$" "$L/$n.log" || ok=0
+    if [ $ok = 1 ]; then
+        echo "  $rebind_note"
+        echo "  aioquic: $(grep '^conn 1: peer address .* -> ' "$L/$n.log" | tail -n 1 | sed 's/^conn 1: //'), validated; $(tail -n 1 "$L/$n.client")"
+    else
+        rebind_fail_logs $n
+    fi
+    result $n $ok
+}
+
 # ---- (c) our server, ngtcp2 client (h3): handshake + request stream delivered
 
 t_ngtcp2_client() {
@@ -352,6 +448,10 @@ t_aioquic_client_datagrams
 t_aioquic_client_zerortt
 t_aioquic_server_zerortt
 t_aioquic_server_datagrams
+t_aioquic_client_rebind port
+t_aioquic_client_rebind addr
+t_aioquic_server_rebind port
+t_aioquic_server_rebind addr
 t_ngtcp2_client
 t_ngtcp2_client_zerortt
 
