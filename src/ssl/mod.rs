@@ -91,6 +91,16 @@ pub struct Ssl {
     pub sessions: Arc<session::Slot>,
 }
 
+/// QUIC 0-RTT is not done yet: what the early-data calls answer on QUIC objects.
+fn quic_early_not_yet() -> Error {
+    Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED).with("QUIC early data: not yet")
+}
+
+/// Early data on a TLS listener: it is a TLS connection's.
+fn not_a_tls_conn() -> Error {
+    Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED).with("early data is a TLS connection's")
+}
+
 fn want_read() -> Error {
     Error::would_block()
 }
@@ -854,6 +864,73 @@ impl Ssl {
             Kind::Conn(_) if !valid => Err(Error::ssl(ERR_R_PASSED_INVALID_ARGUMENT).with(what())),
             Kind::Conn(_) => self.quic_key_update(),
             _ => Err(Error::ssl(SSL_R_CONN_USE_ONLY).with("a key update is a connection's")),
+        }
+    }
+
+    // ---- TLS 1.3 early data: TLS connections in tls_conn.rs. Each QUIC arm is one
+    // placeholder until QUIC 0-RTT is done.
+
+    /// SSL_write_early_data: the bytes taken.
+    pub fn write_early_data(&self, data: &[u8]) -> Result<usize> {
+        match &self.kind {
+            Kind::Tls(t) => t.write_early_data(self, data),
+            Kind::Conn(_) | Kind::Stream(_) | Kind::Listener(_) | Kind::Domain(_) => {
+                Err(quic_early_not_yet())
+            }
+            Kind::TlsListener(_) => Err(not_a_tls_conn()),
+        }
+    }
+
+    /// SSL_read_early_data: Ok(Some(n)) with early data, Ok(None) for
+    /// SSL_READ_EARLY_DATA_FINISH.
+    pub fn read_early_data(&self, out: &mut [u8]) -> Result<Option<usize>> {
+        match &self.kind {
+            Kind::Tls(t) => t.read_early_data(self, out),
+            Kind::Conn(_) | Kind::Stream(_) | Kind::Listener(_) | Kind::Domain(_) => {
+                Err(quic_early_not_yet())
+            }
+            Kind::TlsListener(_) => Err(not_a_tls_conn()),
+        }
+    }
+
+    /// SSL_get_early_data_status (SSL_EARLY_DATA_*).
+    pub fn early_data_status(&self) -> Result<i32> {
+        match &self.kind {
+            Kind::Tls(t) => Ok(t.early_data_status()),
+            Kind::Conn(_) | Kind::Stream(_) | Kind::Listener(_) | Kind::Domain(_) => {
+                Err(quic_early_not_yet())
+            }
+            Kind::TlsListener(_) => Ok(SSL_EARLY_DATA_NOT_SENT),
+        }
+    }
+
+    /// SSL_set_max_early_data (`recv` false) / SSL_set_recv_max_early_data (`recv` true).
+    pub fn set_max_early_data(&self, v: u32, recv: bool) -> Result<()> {
+        match &self.kind {
+            Kind::Tls(t) => {
+                t.set_max_early_data(v, recv);
+                Ok(())
+            }
+            Kind::Conn(_) | Kind::Stream(_) | Kind::Listener(_) | Kind::Domain(_) => {
+                Err(quic_early_not_yet())
+            }
+            Kind::TlsListener(_) => Err(not_a_tls_conn()),
+        }
+    }
+
+    /// SSL_get_max_early_data / SSL_get_recv_max_early_data: the connection's own value,
+    /// else its context's.
+    pub fn max_early_data(&self, recv: bool) -> u32 {
+        match &self.kind {
+            Kind::Tls(t) => t.max_early_data(&self.cur_ctx(), recv),
+            Kind::Conn(_) | Kind::Stream(_) | Kind::Listener(_) | Kind::Domain(_) if recv => {
+                self.ctx.recv_max_early_data()
+            }
+            Kind::Conn(_) | Kind::Stream(_) | Kind::Listener(_) | Kind::Domain(_) => {
+                self.ctx.max_early_data()
+            }
+            Kind::TlsListener(_) if recv => self.ctx.recv_max_early_data(),
+            Kind::TlsListener(_) => self.ctx.max_early_data(),
         }
     }
 

@@ -1,9 +1,10 @@
 //! SSL_* and SSL_CTX_* entry points, by subject: contexts, the SSL object and its
 //! handshake, I/O, QUIC streams and connections, listeners and domains, events and SSL_poll,
-//! ALPN. Conversion only; the objects are `crate::ssl`'s.
+//! ALPN, early data. Conversion only; the objects are `crate::ssl`'s.
 
 mod alpn;
 mod ctx;
+mod early;
 mod events;
 mod io;
 mod listener;
@@ -12,6 +13,7 @@ mod stream;
 
 pub use alpn::*;
 pub use ctx::*;
+pub use early::*;
 pub use events::*;
 pub use io::*;
 pub use listener::*;
