@@ -208,19 +208,19 @@ impl TlsObj {
 
     /// SSL_connect / SSL_do_handshake / SSL_accept.
     pub(super) fn do_handshake(&self, ssl: &Ssl) -> Result<()> {
-        self.early_gate(EarlyStep::AcceptRetry, true, "completing the handshake")?;
+        self.early_gate(true, "completing the handshake")?;
         self.call(ssl, |t| t.do_handshake())
     }
 
     /// SSL_read_ex / SSL_peek_ex.
     pub(super) fn read(&self, ssl: &Ssl, out: &mut [u8], peek: bool) -> Result<usize> {
-        self.early_gate(EarlyStep::AcceptRetry, false, "SSL_read")?;
+        self.early_gate(false, "SSL_read")?;
         self.call(ssl, |t| t.read(out, peek))
     }
 
     /// SSL_write_ex.
     pub(super) fn write(&self, ssl: &Ssl, data: &[u8]) -> Result<usize> {
-        self.early_gate(EarlyStep::AcceptRetry, true, "SSL_write")?;
+        self.early_gate(true, "SSL_write")?;
         self.call(ssl, |t| t.write(data))
     }
 
@@ -228,12 +228,14 @@ impl TlsObj {
     /// SSL_read_early_data got past the ClientHello, nor write or complete the handshake
     /// (`and_reading`) before it returned FINISH; a client's SSL_connect, SSL_do_handshake or
     /// SSL_write ends its early data (`and_reading` marks those).
-    fn early_gate(&self, retry: EarlyStep, and_reading: bool, what: &str) -> Result<()> {
+    fn early_gate(&self, and_reading: bool, what: &str) -> Result<()> {
         let mut e = self.early.lock();
         match e.step {
-            s if s == retry || (and_reading && s == EarlyStep::ReadRetry) => Err(not_now(
-                &format!("{what} before SSL_read_early_data returned SSL_READ_EARLY_DATA_FINISH"),
-            )),
+            s if s == EarlyStep::AcceptRetry || (and_reading && s == EarlyStep::ReadRetry) => {
+                Err(not_now(&format!(
+                    "{what} before SSL_read_early_data returned SSL_READ_EARLY_DATA_FINISH"
+                )))
+            }
             EarlyStep::Writing if and_reading => {
                 e.step = EarlyStep::FinishedWriting;
                 Ok(())
