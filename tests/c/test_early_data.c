@@ -9,7 +9,8 @@
  * reading it: the same session a second time (its ticket is single use), a server whose
  * max_early_data went back to 0, a server that does not read early data. The errors of
  * misuse (wrong side, after the handshake, no session, too much data, after FINISH), the
- * settings' getters and setters, and a connection's own max_early_data. Against OpenSSL's
+ * settings' getters and setters, a connection's own max_early_data, WANT_WRITE over a small
+ * BIO pair, and a server writing to the client before its Finished. Against OpenSSL's
  * s_server and s_client: tests/tls/run.sh.
  */
 #include "tlsutil.h"
@@ -398,6 +399,84 @@ static int test_connection_setting(void)
     return 1;
 }
 
+/* Over a BIO pair whose client-to-server buffer (300 bytes) cannot hold the ClientHello:
+ * SSL_write_early_data says WANT_WRITE until the server has read enough, and the retried
+ * call reports the whole write once (the server gets the bytes once). The server writes to
+ * the client before its Finished (SSL_write_early_data after SUCCESS), which the client reads
+ * after the handshake. */
+static int test_want_write_and_server_write(void)
+{
+    SSL_CTX *sctx = tl_server_ctx(), *cctx = client_ctx();
+    SSL_SESSION *sess;
+    BIO *a = NULL, *b = NULL;
+    SSL *c, *s;
+    unsigned char buf[256];
+    size_t n = 0, got = 0, len = strlen(early_msg);
+    int r, wants = 0, wrote_back = 0;
+    uint64_t dl = tu_now_ms() + 10000;
+
+    ASSERT_TRUE(sctx != NULL && cctx != NULL);
+    ASSERT_EQ(SSL_CTX_set_max_early_data(sctx, MAX_EARLY), 1);
+    sess = first_session(cctx, sctx);
+    ASSERT_NOT_NULL(sess);
+    ASSERT_EQ(BIO_new_bio_pair(&a, 300, &b, 0), 1);
+    c = SSL_new(cctx);
+    s = SSL_new(sctx);
+    ASSERT_TRUE(c != NULL && s != NULL);
+    SSL_set_bio(c, a, a);
+    SSL_set_bio(s, b, b);
+    ASSERT_EQ(SSL_set1_host(c, "localhost"), 1);
+    ASSERT_EQ(SSL_set_session(c, sess), 1);
+    while ((r = SSL_write_early_data(c, early_msg, len, &n)) != 1) {
+        ASSERT_LT(tu_now_ms(), dl);
+        ASSERT_EQ(SSL_get_error(c, r), SSL_ERROR_WANT_WRITE);
+        ASSERT_EQ(n, 0);
+        wants++;
+        r = SSL_read_early_data(s, buf + got, sizeof(buf) - got, &n);
+        if (r == SSL_READ_EARLY_DATA_SUCCESS)
+            got += n;
+        else
+            ASSERT_EQ(SSL_get_error(s, r), SSL_ERROR_WANT_READ);
+    }
+    ASSERT_GT(wants, 0);
+    ASSERT_EQ(n, len);
+    ASSERT_NO_ERROR();
+    for (;;) {
+        ASSERT_LT(tu_now_ms(), dl);
+        r = SSL_read_early_data(s, buf + got, sizeof(buf) - got, &n);
+        if (r == SSL_READ_EARLY_DATA_FINISH)
+            break;
+        if (r == SSL_READ_EARLY_DATA_SUCCESS) {
+            got += n;
+            if (!wrote_back) {
+                ASSERT_EQ(SSL_write_early_data(s, "half", 4, &n), 1);
+                ASSERT_EQ(n, 4);
+                wrote_back = 1;
+            }
+            continue;
+        }
+        ASSERT_EQ(SSL_get_error(s, r), SSL_ERROR_WANT_READ);
+        r = SSL_connect(c);
+        if (r != 1)
+            ASSERT_EQ(SSL_get_error(c, r), SSL_ERROR_WANT_READ);
+    }
+    ASSERT_EQ(wrote_back, 1);
+    ASSERT_EQ(got, len);
+    ASSERT_MEM_EQ(buf, early_msg, len);
+    ASSERT_TRUE(finish_both(c, s));
+    ASSERT_EQ(SSL_get_early_data_status(c), SSL_EARLY_DATA_ACCEPTED);
+    ASSERT_EQ(SSL_get_early_data_status(s), SSL_EARLY_DATA_ACCEPTED);
+    ASSERT_TRUE(read_n(c, NULL, buf, 4));
+    ASSERT_MEM_EQ(buf, "half", 4);
+    ASSERT_TRUE(exchange(c, s));
+    SSL_free(c);
+    SSL_free(s);
+    SSL_SESSION_free(sess);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    return 1;
+}
+
 /* Misuse, as OpenSSL's ssl_lib.c answers it, and the settings. */
 static int test_errors_and_settings(void)
 {
@@ -469,6 +548,7 @@ int main(int argc, char **argv)
     RUN(test_server_turned_off);
     RUN(test_server_not_reading);
     RUN(test_connection_setting);
+    RUN(test_want_write_and_server_write);
     RUN(test_errors_and_settings);
     return tu_finish();
 }
