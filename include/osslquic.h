@@ -334,6 +334,11 @@
 
 #define SSL_R_TOO_MANY_KEY_UPDATES 132
 
+/**
+ * More early data than the session allows (a client's SSL_write_early_data).
+ */
+#define SSL_R_TOO_MUCH_EARLY_DATA 164
+
 #define SSL_R_CERTIFICATE_VERIFY_FAILED 134
 
 #define SSL_R_NO_CERTIFICATE_ASSIGNED 177
@@ -419,6 +424,15 @@
 #define SSL_KEY_UPDATE_NOT_REQUESTED 0
 
 #define SSL_KEY_UPDATE_REQUESTED 1
+
+/**
+ * SSL_read_early_data's results (SSL_read_early_data(3)).
+ */
+#define SSL_READ_EARLY_DATA_ERROR 0
+
+#define SSL_READ_EARLY_DATA_SUCCESS 1
+
+#define SSL_READ_EARLY_DATA_FINISH 2
 
 /**
  * SSL_get_early_data_status's answers.
@@ -845,15 +859,6 @@
 #define OPENSSL_NPN_NEGOTIATED 1
 
 #define OPENSSL_NPN_NO_OVERLAP 2
-
-/**
- * SSL_read_early_data's answers.
- */
-#define SSL_READ_EARLY_DATA_ERROR 0
-
-#define SSL_READ_EARLY_DATA_SUCCESS 1
-
-#define SSL_READ_EARLY_DATA_FINISH 2
 
 #define SSL_POLL_EVENT_I ((SSL_POLL_EVENT_IC | SSL_POLL_EVENT_ISB) | SSL_POLL_EVENT_ISU)
 
@@ -2643,10 +2648,19 @@ long SSL_SESSION_get_timeout(const SSL_SESSION *session);
 long SSL_SESSION_set_timeout(SSL_SESSION *session, long t);
 
 /**
- * The early data the server allows with this session's ticket (0 unless it said so;
- * osslquic never sends early data). See SSL_SESSION_get_max_early_data(3).
+ * The early data the server allows with this session's ticket (its NewSessionTicket's
+ * max_early_data; 0 if none), or what SSL_SESSION_set_max_early_data set. 0 with an error for
+ * NULL. See SSL_SESSION_get_max_early_data(3).
  */
 uint32_t SSL_SESSION_get_max_early_data(const SSL_SESSION *session);
+
+/**
+ * Sets the session's max_early_data, which SSL_write_early_data checks (nonzero: early data
+ * may be attempted). A ticket keeps the limit its server gave: rustls sends at most that,
+ * and a ticket without early data sends none (the data written then reads as REJECTED).
+ * Returns 1, or 0 with an error for NULL. See SSL_SESSION_set_max_early_data(3).
+ */
+int SSL_SESSION_set_max_early_data(SSL_SESSION *session, uint32_t max_early_data);
 
 /**
  * The session's protocol version (TLS1_2_VERSION or TLS1_3_VERSION; 0 with an error for
@@ -2971,36 +2985,91 @@ int SSL_CTX_get_security_level(const SSL_CTX *ctx);
 long SSL_CTX_callback_ctrl(SSL_CTX *ctx, int cmd, void (*fp)(void));
 
 /**
- * A client writes `num` bytes as early data, before the handshake completes (starting it
- * if needed): 1 with `*written`, or 0 with SSL_get_error. On QUIC, the connection's default
- * stream or the stream object's. See SSL_write_early_data(3).
+ * Sends `buf` as early data on a TLS 1.3 client: the first call starts the handshake (it
+ * must be the connection's first I/O call) with a session that allows early data
+ * (SSL_set_session, or one in the context's cache), later calls add data until the
+ * handshake goes on (SSL_connect, SSL_do_handshake, SSL_write). Returns 1 with `*written`
+ * = `num`, or 0: SSL_get_error says WANT_WRITE (retry the same call) or SSL (a server, the
+ * handshake already started, no such session: ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED; more than
+ * the session allows: SSL_R_TOO_MUCH_EARLY_DATA, fatal). Whether the server took it:
+ * SSL_get_early_data_status after the handshake; if REJECTED, send it again (OpenSSL's
+ * rule). A server, after SSL_read_early_data, writes to the client before its Finished.
+ * See SSL_write_early_data(3).
  */
 int SSL_write_early_data(SSL *ssl, const void *buf, size_t num, size_t *written);
 
 /**
- * A server reads early data: SSL_READ_EARLY_DATA_SUCCESS with `*readbytes`,
- * SSL_READ_EARLY_DATA_FINISH when there is no more, SSL_READ_EARLY_DATA_ERROR with
- * SSL_get_error. On a QUIC connection, early data arrives on its streams and is read with
- * SSL_read: this answers FINISH. See SSL_read_early_data(3).
+ * Reads early data on a TLS server; it must be the connection's first I/O call. Returns
+ * SSL_READ_EARLY_DATA_SUCCESS with `*readbytes` > 0; SSL_READ_EARLY_DATA_FINISH when there
+ * is no (more) early data (none sent, refused, or all read): then SSL_accept completes the
+ * handshake; SSL_READ_EARLY_DATA_ERROR with SSL_get_error (WANT_READ: call again; SSL: a
+ * client, after other I/O, or after FINISH: ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED). The
+ * context (or SSL_set_max_early_data) decides whether early data is accepted at all.
+ * See SSL_read_early_data(3).
  */
 int SSL_read_early_data(SSL *ssl, void *buf, size_t num, size_t *readbytes);
 
 /**
- * SSL_EARLY_DATA_NOT_SENT, _REJECTED or _ACCEPTED. See SSL_get_early_data_status(3).
+ * SSL_EARLY_DATA_ACCEPTED, SSL_EARLY_DATA_REJECTED (offered, not accepted) or
+ * SSL_EARLY_DATA_NOT_SENT, on either end; final once the handshake is done. 0 (NOT_SENT)
+ * with an error for NULL. See SSL_get_early_data_status(3).
  */
 int SSL_get_early_data_status(const SSL *ssl);
 
 /**
- * What a server allows a resumed client to send early, announced in its tickets (0: no
- * early data, the default). QUIC takes any non-zero value as "allowed" (RFC 9001 §4.6.1).
- * A server allowing early data issues single-use tickets. See SSL_CTX_set_max_early_data(3).
+ * The early data a server accepts and announces in the tickets it issues (0, the default:
+ * none). Nonzero makes a TLS server issue single-use (stateful) tickets: a ticket carries
+ * early data once (OpenSSL's anti-replay; SSL_OP_NO_ANTI_REPLAY cannot turn it off), and
+ * shared ticket keys (SSL_CTX_set_tlsext_ticket_keys, a fleet secret) do not apply while it
+ * is on. Takes effect for handshakes that start afterwards. Returns 1, or 0 with an error
+ * for NULL. See SSL_CTX_set_max_early_data(3).
  */
 int SSL_CTX_set_max_early_data(SSL_CTX *ctx, uint32_t max_early_data);
 
 /**
- * See SSL_CTX_get_max_early_data(3).
+ * The context's max_early_data (0 with an error for NULL). See
+ * SSL_CTX_get_max_early_data(3).
  */
 uint32_t SSL_CTX_get_max_early_data(const SSL_CTX *ctx);
+
+/**
+ * A TLS server connection's own max_early_data, over its context's (set before its
+ * handshake starts). Returns 1, or 0 with an error (NULL; a QUIC object: not yet). See
+ * SSL_set_max_early_data(3).
+ */
+int SSL_set_max_early_data(SSL *ssl, uint32_t max_early_data);
+
+/**
+ * The connection's max_early_data: its own, else its context's (0 with an error for NULL).
+ * See SSL_get_max_early_data(3).
+ */
+uint32_t SSL_get_max_early_data(const SSL *ssl);
+
+/**
+ * Records the most early data a server takes in (default 16384). rustls accepts up to
+ * max_early_data and skips up to max(max_early_data, 16384) bytes of refused early data
+ * whatever this says. Returns 1, or 0 with an error for NULL. See
+ * SSL_CTX_set_recv_max_early_data(3).
+ */
+int SSL_CTX_set_recv_max_early_data(SSL_CTX *ctx, uint32_t recv_max_early_data);
+
+/**
+ * The context's recv_max_early_data (0 with an error for NULL). See
+ * SSL_CTX_get_recv_max_early_data(3).
+ */
+uint32_t SSL_CTX_get_recv_max_early_data(const SSL_CTX *ctx);
+
+/**
+ * A TLS connection's own recv_max_early_data (recorded, as the context's). Returns 1, or 0
+ * with an error (NULL; a QUIC object: not yet). See SSL_set_recv_max_early_data(3).
+ */
+int SSL_set_recv_max_early_data(SSL *ssl, uint32_t recv_max_early_data);
+
+/**
+ * The connection's recv_max_early_data: its own, else its context's (0 with an error for
+ * NULL). See SSL_get_recv_max_early_data(3).
+ */
+uint32_t SSL_get_recv_max_early_data(const SSL *ssl);
 
 /**
  * Processes network input, timers and output for the object's whole domain. NULL is

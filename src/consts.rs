@@ -24,6 +24,8 @@ pub const SSL_ERROR_WANT_ACCEPT: i32 = 8;
 pub const SSL_R_INVALID_KEY_UPDATE_TYPE: u32 = 120;
 pub const SSL_R_STILL_IN_INIT: u32 = 121;
 pub const SSL_R_TOO_MANY_KEY_UPDATES: u32 = 132;
+/// More early data than the session allows (a client's SSL_write_early_data).
+pub const SSL_R_TOO_MUCH_EARLY_DATA: u32 = 164;
 pub const SSL_R_CERTIFICATE_VERIFY_FAILED: u32 = 134;
 pub const SSL_R_NO_CERTIFICATE_ASSIGNED: u32 = 177;
 pub const SSL_R_NO_CIPHER_MATCH: u32 = 185;
@@ -67,6 +69,10 @@ pub const SSL_OP_NO_TICKET: u64 = 1 << 14;
 pub const SSL_KEY_UPDATE_NONE: i32 = -1;
 pub const SSL_KEY_UPDATE_NOT_REQUESTED: i32 = 0;
 pub const SSL_KEY_UPDATE_REQUESTED: i32 = 1;
+/// SSL_read_early_data's results (SSL_read_early_data(3)).
+pub const SSL_READ_EARLY_DATA_ERROR: i32 = 0;
+pub const SSL_READ_EARLY_DATA_SUCCESS: i32 = 1;
+pub const SSL_READ_EARLY_DATA_FINISH: i32 = 2;
 /// SSL_get_early_data_status's answers.
 pub const SSL_EARLY_DATA_NOT_SENT: i32 = 0;
 pub const SSL_EARLY_DATA_REJECTED: i32 = 1;

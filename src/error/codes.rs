@@ -102,6 +102,7 @@ pub(crate) fn ssl_reason(r: u32) -> Option<&'static str> {
     Some(match r {
         SSL_R_BIO_NOT_SET => "bio not set",
         134 => "certificate verify failed",
+        164 => "too much early data",
         177 => "no certificate assigned",
         190 => "no private key assigned",
         199 => "peer did not return a certificate",

@@ -190,12 +190,28 @@ pub extern "C" fn SSL_SESSION_set_timeout(session: *mut SSL_SESSION, t: c_long) 
     })
 }
 
-/// The early data the server allows with this session's ticket (0 unless it said so;
-/// osslquic never sends early data). See SSL_SESSION_get_max_early_data(3).
+/// The early data the server allows with this session's ticket (its NewSessionTicket's
+/// max_early_data; 0 if none), or what SSL_SESSION_set_max_early_data set. 0 with an error for
+/// NULL. See SSL_SESSION_get_max_early_data(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_SESSION_get_max_early_data(session: *const SSL_SESSION) -> u32 {
     ffi_entry!(SSL_SESSION_get_max_early_data, {
         Ok(sess_arg(session)?.max_early_data())
+    })
+}
+
+/// Sets the session's max_early_data, which SSL_write_early_data checks (nonzero: early data
+/// may be attempted). A ticket keeps the limit its server gave: rustls sends at most that,
+/// and a ticket without early data sends none (the data written then reads as REJECTED).
+/// Returns 1, or 0 with an error for NULL. See SSL_SESSION_set_max_early_data(3).
+#[unsafe(no_mangle)]
+pub extern "C" fn SSL_SESSION_set_max_early_data(
+    session: *mut SSL_SESSION,
+    max_early_data: u32,
+) -> c_int {
+    ffi_entry!(SSL_SESSION_set_max_early_data, {
+        sess_arg(session)?.set_max_early_data(max_early_data);
+        Ok(1)
     })
 }
 

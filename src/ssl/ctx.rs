@@ -61,6 +61,14 @@ struct Cfg {
     min_version: i64,
     max_version: i64,
     tls_server: Option<Arc<rustls::ServerConfig>>,
+    /// A TLS server configuration for connections with their own max_early_data
+    /// (SSL_set_max_early_data): (that value, the `tls_server` it was derived from, it).
+    tls_server_own: Option<(u32, Arc<rustls::ServerConfig>, Arc<rustls::ServerConfig>)>,
+    /// SSL_CTX_set_max_early_data: the early data a server's tickets allow (0: none). TLS
+    /// and QUIC servers read it.
+    max_early_data: u32,
+    /// SSL_CTX_set_recv_max_early_data (None: OpenSSL's default, 16384). Recorded.
+    recv_max_early_data: Option<u32>,
     /// Session cache controls (SSL_CTX_set_session_cache_mode, _sess_set_cache_size,
     /// _set_timeout, _set_session_id_context).
     sess_mode: Option<i64>,
@@ -92,9 +100,6 @@ struct Cfg {
     /// SSL_CTX_set_tlsext_ticket_keys or a fleet secret: session tickets under keys that
     /// other servers share (None: rustls's own rotating keys for TLS, no tickets for QUIC).
     tickets: Option<Arc<super::tickets::Ticketer>>,
-    /// SSL_CTX_set_max_early_data: what a server allows a resumed client to send early (0:
-    /// none, OpenSSL's default).
-    max_early_data: u32,
     /// QUIC clients: the NEW_TOKEN tokens servers gave, by server name, shared by every
     /// connection made from the context (a returning client proves its address at once).
     tokens: Option<Arc<dyn quinn_proto::TokenStore>>,
@@ -472,25 +477,6 @@ impl SslCtx {
     }
 
     /// OSSLQUIC_CTX_set_congestion_control: by name ("cubic", "newreno", "bbr").
-    /// SSL_CTX_set_max_early_data. A server that allows early data issues single-use
-    /// (stateful) tickets, as OpenSSL does with its anti-replay protection on: rustls accepts
-    /// early data only on those, so ticket keys shared by a fleet do not apply meanwhile.
-    /// QUIC knows only "none" and "unbounded" (RFC 9001 §4.6.1): any other value means the
-    /// latter, bounded by the transport's flow control.
-    pub fn set_max_early_data(&self, n: u32) {
-        let mut c = self.cfg.lock();
-        if c.max_early_data != n {
-            c.max_early_data = n;
-            c.server = None;
-            c.tls_server = None;
-        }
-    }
-
-    /// SSL_CTX_get_max_early_data.
-    pub fn max_early_data(&self) -> u32 {
-        self.cfg.lock().max_early_data
-    }
-
     pub fn set_congestion(&self, name: &str) -> Result<()> {
         let cc = crate::quic::transport::Congestion::from_name(name).ok_or_else(|| {
             Error::ssl(SSL_R_BAD_VALUE).with(format!(
@@ -538,6 +524,35 @@ impl SslCtx {
         c.tls_server = None;
         c.server = None;
         c.options
+    }
+
+    /// SSL_CTX_set_max_early_data: what this context's servers accept and announce in their
+    /// tickets. Servers then issue single-use (stateful) tickets, as OpenSSL does with its
+    /// anti-replay protection on (see `tls_server_config`; rustls accepts early data only on
+    /// those), so ticket keys shared by a fleet do not apply meanwhile. QUIC knows only "none"
+    /// and "unbounded" (RFC 9001 §4.6.1): any other value means the latter, bounded by the
+    /// transport's flow control.
+    pub fn set_max_early_data(&self, v: u32) {
+        let mut c = self.cfg.lock();
+        c.max_early_data = v;
+        c.tls_server = None;
+        c.server = None;
+    }
+    /// SSL_CTX_get_max_early_data (0 unless set, as OpenSSL).
+    pub fn max_early_data(&self) -> u32 {
+        self.cfg.lock().max_early_data
+    }
+    /// SSL_CTX_set_recv_max_early_data: recorded (rustls accepts up to max_early_data and
+    /// skips up to max(max_early_data, 16384) bytes of rejected early data).
+    pub fn set_recv_max_early_data(&self, v: u32) {
+        self.cfg.lock().recv_max_early_data = Some(v);
+    }
+    /// SSL_CTX_get_recv_max_early_data (OpenSSL's default: SSL3_RT_MAX_PLAIN_LENGTH).
+    pub fn recv_max_early_data(&self) -> u32 {
+        self.cfg
+            .lock()
+            .recv_max_early_data
+            .unwrap_or(DEFAULT_RECV_MAX_EARLY_DATA)
     }
 
     /// SSL_CTX_set_min/max_proto_version for TLS over TCP (1.2 or 1.3; 0 clears).
@@ -695,7 +710,8 @@ impl SslCtx {
         tls.ignore_client_order = c.options & crate::consts::SSL_OP_CIPHER_SERVER_PREFERENCE != 0;
         tls.key_log = key_log(&c, KEYLOG_CURRENT_SSL);
         // Resumption: a session cache (TLS 1.2 session ids, TLS 1.3 stateful tickets) unless
-        // the server cache is off, and stateless tickets unless SSL_OP_NO_TICKET.
+        // the server cache is off, and stateless tickets unless SSL_OP_NO_TICKET or early data
+        // is on.
         let mode = c.sess_mode.unwrap_or(SSL_SESS_CACHE_SERVER);
         let size = c.sess_size.unwrap_or(SSL_SESSION_CACHE_MAX_SIZE_DEFAULT);
         tls.session_storage = if mode & SSL_SESS_CACHE_SERVER != 0 && size != 0 {
@@ -703,26 +719,71 @@ impl SslCtx {
         } else {
             Arc::new(rustls::server::NoServerSessionStorage {})
         };
-        if c.options & SSL_OP_NO_TICKET == 0 {
-            tls.ticketer = match &c.tickets {
-                Some(t) => t.clone(),
-                None => rustls::crypto::ring::Ticketer::new()
-                    .map_err(|e| Error::internal(e.to_string()))?,
-            };
+        // Early data (SSL_CTX_set_max_early_data > 0): rustls accepts it only on a stateful
+        // ticket and issues tickets that allow it only without a ticketer (RFC 8446 section
+        // 8.1). A stateful TLS 1.3 ticket is taken out of the session cache when it resumes,
+        // so it carries early data once: OpenSSL's default anti-replay, which also switches to
+        // stateful tickets while max_early_data > 0. SSL_OP_NO_ANTI_REPLAY cannot turn that
+        // off (rustls refuses 0-RTT on stateless tickets), and shared ticket keys
+        // (SSL_CTX_set_tlsext_ticket_keys, a fleet secret) do not apply while early data is
+        // on: tickets resume only at the server that issued them.
+        tls.max_early_data_size = c.max_early_data;
+        if c.options & SSL_OP_NO_TICKET == 0 && c.max_early_data == 0 {
+            tls.ticketer = Self::stateless_tickets(&c)?;
         }
         let tls = Arc::new(tls);
         c.tls_server = Some(tls.clone());
         Ok(tls)
     }
 
+    /// The stateless ticketer of a TLS server: the context's shared keys, else rustls's own.
+    fn stateless_tickets(c: &Cfg) -> Result<Arc<dyn rustls::server::ProducesTickets>> {
+        Ok(match &c.tickets {
+            Some(t) => t.clone(),
+            None => {
+                rustls::crypto::ring::Ticketer::new().map_err(|e| Error::internal(e.to_string()))?
+            }
+        })
+    }
+
+    /// The TLS server configuration for a connection whose own max_early_data
+    /// (SSL_set_max_early_data) is `own`, if set: the context's, with that limit and the
+    /// tickets it needs (stateful with early data, else as the context's would be). It
+    /// shares the context's session cache.
+    pub fn tls_server_config_for(&self, own: Option<u32>) -> Result<Arc<rustls::ServerConfig>> {
+        let base = self.tls_server_config()?;
+        let Some(v) = own.filter(|&v| v != base.max_early_data_size) else {
+            return Ok(base);
+        };
+        let mut c = self.cfg.lock();
+        if let Some((m, b, d)) = &c.tls_server_own
+            && *m == v
+            && Arc::ptr_eq(b, &base)
+        {
+            return Ok(d.clone());
+        }
+        let mut d = (*base).clone();
+        d.max_early_data_size = v;
+        if v > 0 {
+            d.ticketer = Arc::new(NoTickets);
+        } else if c.options & SSL_OP_NO_TICKET == 0 {
+            d.ticketer = Self::stateless_tickets(&c)?;
+        }
+        let d = Arc::new(d);
+        c.tls_server_own = Some((v, base, d.clone()));
+        Ok(d)
+    }
+
     /// A rustls client configuration for one TLS-over-TCP connection; `sessions` is the
-    /// connection's session store (`session::ConnStore`).
+    /// connection's session store (`session::ConnStore`); `early_data`: the connection
+    /// offers early data (SSL_write_early_data).
     pub fn tls_client_config(
         &self,
         alpn: Option<Vec<Vec<u8>>>,
         result: Arc<VerifyResult>,
         ssl: usize,
         sessions: Arc<dyn rustls::client::ClientSessionStore>,
+        early_data: bool,
     ) -> Result<Arc<rustls::ClientConfig>> {
         // Outcomes are reported through `with_verify_result` (see there); the callback's
         // X509_STORE_CTX_get_ex_data names this SSL.
@@ -738,6 +799,9 @@ impl SslCtx {
         tls.alpn_protocols = alpn.unwrap_or_else(|| c.alpn.clone());
         tls.key_log = key_log(&c, ssl);
         tls.resumption = rustls::client::Resumption::store(sessions);
+        // Offered only by a connection that SSL_write_early_data starts: OpenSSL's client
+        // sends the early_data extension then and only then.
+        tls.enable_early_data = early_data;
         Ok(Arc::new(tls))
     }
 
@@ -1035,6 +1099,29 @@ pub fn with_verify_result<T>(r: &Arc<VerifyResult>, f: impl FnOnce() -> T) -> T 
 /// The connection whose handshake step runs on this thread (see `with_verify_result`).
 pub(super) fn current_verify() -> Option<Arc<VerifyResult>> {
     CURRENT_VERIFY.with(|c| c.borrow().clone())
+}
+
+/// OpenSSL's default recv_max_early_data: one full record (SSL3_RT_MAX_PLAIN_LENGTH).
+const DEFAULT_RECV_MAX_EARLY_DATA: u32 = 16384;
+
+/// No stateless tickets: rustls then issues stateful ones from the session cache (a TLS
+/// connection's own max_early_data, see `SslCtx::tls_server_config_for`).
+#[derive(Debug)]
+struct NoTickets;
+
+impl rustls::server::ProducesTickets for NoTickets {
+    fn enabled(&self) -> bool {
+        false
+    }
+    fn lifetime(&self) -> u32 {
+        0
+    }
+    fn encrypt(&self, _plain: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+    fn decrypt(&self, _cipher: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// A client that has no certificate to offer (one object per context: see `Cfg`).

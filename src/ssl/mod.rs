@@ -91,6 +91,11 @@ pub struct Ssl {
     pub sessions: Arc<session::Slot>,
 }
 
+/// Early data on a TLS listener: it is a TLS connection's.
+fn not_a_tls_conn() -> Error {
+    Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED).with("early data is a TLS connection's")
+}
+
 fn want_read() -> Error {
     Error::would_block()
 }
@@ -794,37 +799,6 @@ impl Ssl {
         }
     }
 
-    /// SSL_write_early_data: a QUIC client connection or stream writes in 0-RTT.
-    pub fn write_early_data(&self, data: &[u8]) -> Result<usize> {
-        match &self.kind {
-            Kind::Tls(_) => Err(Error::unsupported("TLS early data: not yet")),
-            Kind::Conn(_) | Kind::Stream(_) => self.quic_write_early_data(data),
-            Kind::Listener(_) | Kind::Domain(_) | Kind::TlsListener(_) => {
-                Err(Error::ssl(SSL_R_CONN_USE_ONLY)
-                    .with("early data is written on a connection or stream"))
-            }
-        }
-    }
-
-    /// SSL_read_early_data: Some(bytes) read, or None when no more early data comes. A QUIC
-    /// server's early data arrives on its streams (read with SSL_read): None.
-    pub fn read_early_data(&self, _out: &mut [u8]) -> Result<Option<usize>> {
-        match &self.kind {
-            Kind::Tls(_) => Err(Error::unsupported("TLS early data: not yet")),
-            Kind::Conn(_) | Kind::Stream(_) if self.side() == Some(Side::Server) => Ok(None),
-            _ => Err(Error::ssl(crate::error::ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED)
-                .with("early data is read by a server connection")),
-        }
-    }
-
-    /// SSL_get_early_data_status.
-    pub fn early_data_status(&self) -> i32 {
-        match &self.kind {
-            Kind::Conn(_) | Kind::Stream(_) => self.quic_early_data_status(),
-            _ => crate::quic::zerortt::SSL_EARLY_DATA_NOT_SENT,
-        }
-    }
-
     /// SSL_read_ex (`peek` false) or SSL_peek_ex (`peek` true).
     pub fn read(&self, out: &mut [u8], peek: bool) -> Result<usize> {
         match &self.kind {
@@ -885,6 +859,78 @@ impl Ssl {
             Kind::Conn(_) if !valid => Err(Error::ssl(ERR_R_PASSED_INVALID_ARGUMENT).with(what())),
             Kind::Conn(_) => self.quic_key_update(),
             _ => Err(Error::ssl(SSL_R_CONN_USE_ONLY).with("a key update is a connection's")),
+        }
+    }
+
+    // ---- Early data: TLS connections in tls_conn.rs, QUIC 0-RTT in connection.rs.
+
+    /// SSL_write_early_data: the bytes taken.
+    pub fn write_early_data(&self, data: &[u8]) -> Result<usize> {
+        match &self.kind {
+            Kind::Tls(t) => t.write_early_data(self, data),
+            Kind::Conn(_) | Kind::Stream(_) => self.quic_write_early_data(data),
+            Kind::Listener(_) | Kind::Domain(_) => Err(Error::ssl(SSL_R_CONN_USE_ONLY)
+                .with("early data is written on a connection or stream")),
+            Kind::TlsListener(_) => Err(not_a_tls_conn()),
+        }
+    }
+
+    /// SSL_read_early_data: Ok(Some(n)) with early data, Ok(None) for
+    /// SSL_READ_EARLY_DATA_FINISH.
+    pub fn read_early_data(&self, out: &mut [u8]) -> Result<Option<usize>> {
+        match &self.kind {
+            Kind::Tls(t) => t.read_early_data(self, out),
+            // A QUIC server's early data arrives on its streams (read with SSL_read).
+            Kind::Conn(_) | Kind::Stream(_) if self.side() == Some(Side::Server) => Ok(None),
+            Kind::Conn(_) | Kind::Stream(_) | Kind::Listener(_) | Kind::Domain(_) => {
+                Err(Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED)
+                    .with("early data is read by a server connection"))
+            }
+            Kind::TlsListener(_) => Err(not_a_tls_conn()),
+        }
+    }
+
+    /// SSL_get_early_data_status (SSL_EARLY_DATA_*).
+    pub fn early_data_status(&self) -> Result<i32> {
+        match &self.kind {
+            Kind::Tls(t) => Ok(t.early_data_status()),
+            Kind::Conn(_) | Kind::Stream(_) => Ok(self.quic_early_data_status()),
+            Kind::Listener(_) | Kind::Domain(_) | Kind::TlsListener(_) => {
+                Ok(SSL_EARLY_DATA_NOT_SENT)
+            }
+        }
+    }
+
+    /// SSL_set_max_early_data (`recv` false) / SSL_set_recv_max_early_data (`recv` true).
+    pub fn set_max_early_data(&self, v: u32, recv: bool) -> Result<()> {
+        match &self.kind {
+            Kind::Tls(t) => {
+                t.set_max_early_data(v, recv);
+                Ok(())
+            }
+            // QUIC: the context's setting decides (its listeners' tickets).
+            Kind::Conn(_) | Kind::Stream(_) | Kind::Listener(_) | Kind::Domain(_) => {
+                Err(Error::unsupported(
+                    "a QUIC object's early data follows its context: SSL_CTX_set_max_early_data",
+                ))
+            }
+            Kind::TlsListener(_) => Err(not_a_tls_conn()),
+        }
+    }
+
+    /// SSL_get_max_early_data / SSL_get_recv_max_early_data: the connection's own value,
+    /// else its context's.
+    pub fn max_early_data(&self, recv: bool) -> u32 {
+        match &self.kind {
+            Kind::Tls(t) => t.max_early_data(&self.cur_ctx(), recv),
+            Kind::Conn(_) | Kind::Stream(_) | Kind::Listener(_) | Kind::Domain(_) if recv => {
+                self.ctx.recv_max_early_data()
+            }
+            Kind::Conn(_) | Kind::Stream(_) | Kind::Listener(_) | Kind::Domain(_) => {
+                self.ctx.max_early_data()
+            }
+            Kind::TlsListener(_) if recv => self.ctx.recv_max_early_data(),
+            Kind::TlsListener(_) => self.ctx.max_early_data(),
         }
     }
 

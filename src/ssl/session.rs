@@ -11,7 +11,7 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use quinn_proto::crypto::{self, Keys, Session as QuicSession, UnsupportedVersion};
@@ -55,7 +55,9 @@ pub struct Session {
     timeout: AtomicU64,
     /// The server name the session was made with (clients; empty if none).
     pub host: String,
-    max_early_data: u32,
+    /// The early data the server allows with it (its ticket's max_early_data; changed by
+    /// SSL_SESSION_set_max_early_data).
+    max_early_data: AtomicU32,
     ticket: Mutex<Ticket>,
     /// The context cache of the connection that made it: rustls resumes only with that
     /// context's verifier, so another context's connection does not take (and waste) it.
@@ -88,7 +90,7 @@ impl Session {
             time: AtomicU64::new(time),
             timeout: AtomicU64::new(timeout),
             host: String::new(),
-            max_early_data: 0,
+            max_early_data: AtomicU32::new(0),
             ticket: Mutex::new(Ticket::None),
             origin: std::sync::Weak::new(),
         }
@@ -102,7 +104,7 @@ impl Session {
             time: AtomicU64::new(now_secs()),
             timeout: AtomicU64::new(timeout),
             host,
-            max_early_data: v.max_early_data_size(),
+            max_early_data: AtomicU32::new(v.max_early_data_size()),
             ticket: Mutex::new(Ticket::Tls13(Box::new(v))),
             origin: std::sync::Weak::new(),
         }
@@ -117,7 +119,7 @@ impl Session {
             time: AtomicU64::new(now_secs()),
             timeout: AtomicU64::new(timeout),
             host,
-            max_early_data: 0,
+            max_early_data: AtomicU32::new(0),
             ticket: Mutex::new(Ticket::Tls12(Box::new(v))),
             origin: std::sync::Weak::new(),
         }
@@ -143,7 +145,12 @@ impl Session {
         let _ = self.cipher.compare_exchange(0, c, Relaxed, Relaxed);
     }
     pub fn max_early_data(&self) -> u32 {
-        self.max_early_data
+        self.max_early_data.load(Relaxed)
+    }
+    /// SSL_SESSION_set_max_early_data: what SSL_write_early_data checks. The ticket itself
+    /// keeps the server's limit, which is what rustls sends under.
+    pub fn set_max_early_data(&self, v: u32) {
+        self.max_early_data.store(v, Relaxed)
     }
 
     /// Past its time + timeout (SSL_SESSION_set_timeout shortens or lengthens it).
@@ -202,7 +209,7 @@ impl Session {
         der::uint(&mut body, self.timeout());
         der::uint(&mut body, u64::from(self.quic));
         der::octets(&mut body, self.host.as_bytes());
-        der::uint(&mut body, u64::from(self.max_early_data));
+        der::uint(&mut body, u64::from(self.max_early_data()));
         let mut out = Vec::with_capacity(body.len() + 4);
         der::tlv(&mut out, der::SEQUENCE, &body);
         out
@@ -253,7 +260,7 @@ impl Session {
             time,
         );
         s.host = host.to_string();
-        s.max_early_data = early;
+        s.max_early_data = AtomicU32::new(early);
         Ok((s, used))
     }
 }
@@ -445,6 +452,19 @@ impl ClientCache {
         });
         let out = f(e);
         (out, gone)
+    }
+
+    /// The max_early_data of the TLS 1.3 session a connection to `name` would resume from
+    /// the cache (the oldest unused one, as `ConnStore::take_tls13_ticket` takes it); 0 if
+    /// none.
+    pub fn early_data_for(&self, name: &ServerName<'_>) -> u32 {
+        self.with(name, |e| {
+            e.tls13
+                .iter()
+                .find(|s| s.is_resumable())
+                .map_or(0, |s| s.max_early_data())
+        })
+        .unwrap_or(0)
     }
 
     fn with<T>(&self, name: &ServerName<'_>, f: impl FnOnce(&mut Entry) -> T) -> Option<T> {
@@ -861,7 +881,7 @@ mod tests {
     fn encode_decode_round_trip() {
         let mut s = Session::metadata(0x0304, 0x1302, true, 7200, 1_700_000_000);
         s.host = "example.test".into();
-        s.max_early_data = 0xffff_ffff;
+        s.max_early_data = AtomicU32::new(0xffff_ffff);
         let bytes = s.encode();
         let mut with_tail = bytes.clone();
         with_tail.extend_from_slice(b"tail");

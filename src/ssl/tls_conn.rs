@@ -28,6 +28,39 @@ pub struct TlsObj {
     pub(super) proxy: Mutex<Option<bool>>,
     /// What its PROXY header said, kept once read so C can hold pointers into it.
     proxy_info: std::sync::OnceLock<crate::tls::proxy::ProxyInfo>,
+    /// Early data: its own limits and where SSL_write_early_data / SSL_read_early_data are.
+    early: Mutex<EarlyObj>,
+}
+
+/// A TLS connection's early data settings and OpenSSL's early-data state (which calls are
+/// allowed when: SSL_read_early_data(3), and ssl_lib.c's checks).
+#[derive(Default)]
+struct EarlyObj {
+    /// SSL_set_max_early_data / SSL_set_recv_max_early_data (None: the context's).
+    max: Option<u32>,
+    recv_max: Option<u32>,
+    step: EarlyStep,
+}
+
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+enum EarlyStep {
+    /// Neither call was made.
+    #[default]
+    None,
+    /// Client: SSL_write_early_data started the handshake; more early data may follow.
+    Writing,
+    /// Client: SSL_connect, SSL_do_handshake or SSL_write ended the early data.
+    FinishedWriting,
+    /// Server: SSL_read_early_data stopped before the ClientHello was answered.
+    AcceptRetry,
+    /// Server: SSL_read_early_data returned data (or stopped after the ClientHello).
+    ReadRetry,
+    /// Server: SSL_read_early_data returned SSL_READ_EARLY_DATA_FINISH.
+    FinishedReading,
+}
+
+fn not_now(what: &str) -> Error {
+    Error::ssl(SSL_R_SHOULD_NOT_HAVE_BEEN_CALLED).with(what.to_string())
 }
 
 /// A TLS listener (SSL_new_listener on a TLS server context): its listening socket's BIO.
@@ -89,6 +122,7 @@ impl TlsObj {
             ctx_now: Arc::default(),
             proxy: Mutex::new(None),
             proxy_info: std::sync::OnceLock::new(),
+            early: Mutex::new(EarlyObj::default()),
         }
     }
 
@@ -120,10 +154,11 @@ impl TlsObj {
                 alpn: ctx.alpn_select(),
                 switched,
             };
+            let own = self.early.lock().max;
             if hello.servername.is_some() || hello.alpn.is_some() {
-                crate::tls::Setup::ServerAlpn(ctx.tls_server_config()?, hello)
+                crate::tls::Setup::ServerAlpn(ctx.tls_server_config_for(own)?, hello)
             } else {
-                crate::tls::Setup::Server(ctx.tls_server_config()?)
+                crate::tls::Setup::Server(ctx.tls_server_config_for(own)?)
             }
         } else {
             let pre = self.pre.lock();
@@ -139,8 +174,14 @@ impl TlsObj {
                 ),
             };
             let owner = ssl as *const Ssl as usize;
-            let cfg =
-                ctx.tls_client_config(alpn, self.verify.clone(), owner, ssl.store(&ctx, false))?;
+            let early = self.early.lock().step == EarlyStep::Writing;
+            let cfg = ctx.tls_client_config(
+                alpn,
+                self.verify.clone(),
+                owner,
+                ssl.store(&ctx, false),
+                early,
+            )?;
             crate::tls::Setup::Client(cfg, name)
         };
         self.tls
@@ -167,17 +208,152 @@ impl TlsObj {
 
     /// SSL_connect / SSL_do_handshake / SSL_accept.
     pub(super) fn do_handshake(&self, ssl: &Ssl) -> Result<()> {
+        self.early_gate(true, "completing the handshake")?;
         self.call(ssl, |t| t.do_handshake())
     }
 
     /// SSL_read_ex / SSL_peek_ex.
     pub(super) fn read(&self, ssl: &Ssl, out: &mut [u8], peek: bool) -> Result<usize> {
+        self.early_gate(false, "SSL_read")?;
         self.call(ssl, |t| t.read(out, peek))
     }
 
     /// SSL_write_ex.
     pub(super) fn write(&self, ssl: &Ssl, data: &[u8]) -> Result<usize> {
+        self.early_gate(true, "SSL_write")?;
         self.call(ssl, |t| t.write(data))
+    }
+
+    /// OpenSSL's early-data rules for the other calls: a server must not read before
+    /// SSL_read_early_data got past the ClientHello, nor write or complete the handshake
+    /// (`and_reading`) before it returned FINISH; a client's SSL_connect, SSL_do_handshake or
+    /// SSL_write ends its early data (`and_reading` marks those).
+    fn early_gate(&self, and_reading: bool, what: &str) -> Result<()> {
+        let mut e = self.early.lock();
+        match e.step {
+            s if s == EarlyStep::AcceptRetry || (and_reading && s == EarlyStep::ReadRetry) => {
+                Err(not_now(&format!(
+                    "{what} before SSL_read_early_data returned SSL_READ_EARLY_DATA_FINISH"
+                )))
+            }
+            EarlyStep::Writing if and_reading => {
+                e.step = EarlyStep::FinishedWriting;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// SSL_write_early_data: a client's first call must come before any other I/O, with a
+    /// session that allows early data (the one SSL_set_session gave, else the one the
+    /// context's cache would offer); later calls add data until the handshake goes on. A
+    /// server writes to the client before its Finished, after SSL_read_early_data.
+    pub(super) fn write_early_data(&self, ssl: &Ssl, data: &[u8]) -> Result<usize> {
+        let step = self.early.lock().step;
+        match step {
+            EarlyStep::None => {
+                if *self.role.lock() != Some(false) || self.tls.started() {
+                    return Err(not_now(
+                        "SSL_write_early_data: a client's, before any other I/O of the connection",
+                    ));
+                }
+                let limit = self.session_early_limit(ssl);
+                if limit == 0 {
+                    return Err(not_now(
+                        "SSL_write_early_data: no session that allows early data (SSL_set_session)",
+                    ));
+                }
+                self.early.lock().step = EarlyStep::Writing;
+                self.tls.offer_early_data(limit);
+                self.call(ssl, |t| t.write_early_data(data))
+            }
+            EarlyStep::Writing => self.call(ssl, |t| t.write_early_data(data)),
+            EarlyStep::ReadRetry | EarlyStep::FinishedReading if self.tls.is_handshaking() => {
+                self.call(ssl, |t| t.write_unauthenticated(data))
+            }
+            EarlyStep::FinishedReading => self.call(ssl, |t| t.write(data)),
+            _ => Err(not_now(
+                "SSL_write_early_data at this point of the connection",
+            )),
+        }
+    }
+
+    /// The max_early_data of the session a client connection would resume: SSL_set_session's
+    /// (as OpenSSL checks), else the one the context's cache would offer (an osslquic
+    /// extension: its clients resume from the cache by themselves).
+    fn session_early_limit(&self, ssl: &Ssl) -> u32 {
+        if let Some(s) = ssl.sessions.preset() {
+            return s.max_early_data();
+        }
+        let pre = self.pre.lock();
+        let Some(name) = pre.sni.clone().or_else(|| pre.host.clone()) else {
+            return 0;
+        };
+        drop(pre);
+        rustls::pki_types::ServerName::try_from(name)
+            .map_or(0, |n| ssl.cur_ctx().client_cache().early_data_for(&n))
+    }
+
+    /// SSL_read_early_data: Ok(Some(n)) with early data, Ok(None) once there is no more
+    /// (SSL_READ_EARLY_DATA_FINISH). Only a server's first I/O call starts it (TLS_method
+    /// takes the server role, as SSL_accept would); after FINISH it is refused.
+    pub(super) fn read_early_data(&self, ssl: &Ssl, out: &mut [u8]) -> Result<Option<usize>> {
+        let step = self.early.lock().step;
+        match step {
+            EarlyStep::None => {
+                if *self.role.lock() == Some(false) {
+                    return Err(not_now("SSL_read_early_data is a server's"));
+                }
+                if self.tls.started() {
+                    return Err(not_now(
+                        "SSL_read_early_data: before any other I/O of the connection",
+                    ));
+                }
+                self.set_role(true, true);
+                self.early.lock().step = EarlyStep::AcceptRetry;
+                self.tls.accept_early_data();
+            }
+            EarlyStep::AcceptRetry | EarlyStep::ReadRetry => {}
+            _ => {
+                return Err(not_now(
+                    "SSL_read_early_data after SSL_READ_EARLY_DATA_FINISH, or on a client",
+                ));
+            }
+        }
+        let r = self.call(ssl, |t| t.read_early_data(out));
+        let next = match &r {
+            Ok(None) => EarlyStep::FinishedReading,
+            Ok(Some(_)) => EarlyStep::ReadRetry,
+            Err(_) if self.tls.hello_answered() => EarlyStep::ReadRetry,
+            Err(_) => EarlyStep::AcceptRetry,
+        };
+        self.early.lock().step = next;
+        r
+    }
+
+    /// SSL_get_early_data_status.
+    pub(super) fn early_data_status(&self) -> i32 {
+        self.tls.early_data_status()
+    }
+
+    /// SSL_set_max_early_data / SSL_set_recv_max_early_data (recv: the second).
+    pub(super) fn set_max_early_data(&self, v: u32, recv: bool) {
+        let mut e = self.early.lock();
+        if recv {
+            e.recv_max = Some(v);
+        } else {
+            e.max = Some(v);
+        }
+    }
+
+    /// SSL_get_max_early_data / SSL_get_recv_max_early_data: its own, else the context's.
+    pub(super) fn max_early_data(&self, ctx: &SslCtx, recv: bool) -> u32 {
+        let e = self.early.lock();
+        if recv {
+            e.recv_max.unwrap_or_else(|| ctx.recv_max_early_data())
+        } else {
+            e.max.unwrap_or_else(|| ctx.max_early_data())
+        }
     }
 
     /// SSL_set_connect_state (false) / SSL_set_accept_state (true); `only_if_unset`: keep a

@@ -6,6 +6,7 @@
 //! Must not touch: sockets directly (BIOs do), `extern "C"` (ffi does).
 #![deny(unsafe_code)]
 
+mod hello;
 pub mod proxy;
 
 use std::io::{self, Read, Write};
@@ -95,6 +96,24 @@ struct State {
     proxy: Proxy,
     /// Bytes read past the PROXY header: the peer's first TLS bytes, read before the BIO's.
     pre: Vec<u8>,
+    /// TLS 1.3 early data.
+    early: Early,
+}
+
+/// A connection's early data (SSL_write_early_data, SSL_read_early_data).
+#[derive(Default)]
+struct Early {
+    /// Server: SSL_read_early_data starts the handshake. Otherwise early data is refused, as
+    /// OpenSSL's server refuses what the application does not read with it.
+    reading: bool,
+    /// Server: what the first ClientHello offered.
+    hello: hello::Sniff,
+    /// Client: SSL_write_early_data starts the handshake, offering early data.
+    offered: bool,
+    /// Client: the session's limit and what was written against it (OpenSSL counts against
+    /// the session's max_early_data).
+    limit: u32,
+    written: usize,
 }
 
 #[derive(Default)]
@@ -175,17 +194,20 @@ impl Write for Out<'_> {
 }
 
 /// The read BIO as an `io::Read` for rustls (Ok(0): end of stream), after the bytes read
-/// past a PROXY header (`State::pre`).
-struct In<'a>(&'a Bio, &'a mut Vec<u8>);
+/// past a PROXY header (`State::pre`); what it reads is shown to the ClientHello sniffer.
+struct In<'a>(&'a Bio, &'a mut Vec<u8>, &'a mut hello::Sniff);
 impl Read for In<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if !self.1.is_empty() {
             let n = buf.len().min(self.1.len());
             buf[..n].copy_from_slice(&self.1[..n]);
             self.1.drain(..n);
+            self.2.feed(&buf[..n]);
             return Ok(n);
         }
-        self.0.read(buf).map_err(to_io)
+        let n = self.0.read(buf).map_err(to_io)?;
+        self.2.feed(&buf[..n]);
+        Ok(n)
     }
 }
 
@@ -286,6 +308,7 @@ impl Tls {
     /// connection. Ok(()) once `conn` exists.
     fn accept_hello(&self, st: &mut State, r: &Bio, w: &Bio) -> Result<()> {
         let deadline = st.deadline;
+        let early = st.early.reading;
         loop {
             let Some((acc, cfg, select)) = st.accepting.as_mut() else {
                 return Ok(());
@@ -323,6 +346,11 @@ impl Tls {
                         .map(|it| it.map(<[u8]>::to_vec).collect())
                         .unwrap_or_default();
                     let mut c = (**cfg).clone();
+                    if !early {
+                        // Refused unless SSL_read_early_data reads it (rustls decides while
+                        // it reads the ClientHello, inside into_connection).
+                        c.max_early_data_size = 0;
+                    }
                     if let Some(select) = select.alpn.as_ref().filter(|_| !offer.is_empty()) {
                         c.alpn_protocols = match select(&offer) {
                             AlpnChoice::Use(p) => vec![p],
@@ -355,7 +383,7 @@ impl Tls {
                     st.accepting = None;
                     return Err(Self::time_out(st, limit));
                 }
-                Ok(None) => match acc.read_tls(&mut In(r, &mut st.pre)) {
+                Ok(None) => match acc.read_tls(&mut In(r, &mut st.pre, &mut st.early.hello)) {
                     Ok(0) => {
                         st.eof = true;
                         st.failed = true;
@@ -400,9 +428,14 @@ impl Tls {
             Setup::Client(cfg, name) => rustls::ClientConnection::new(cfg, name)
                 .map_err(|e| tls_err(&e))?
                 .into(),
-            Setup::Server(cfg) => rustls::ServerConnection::new(cfg)
-                .map_err(|e| tls_err(&e))?
-                .into(),
+            Setup::Server(cfg) => {
+                let mut sc = rustls::ServerConnection::new(cfg).map_err(|e| tls_err(&e))?;
+                if !st.early.reading {
+                    // Refused unless SSL_read_early_data reads it.
+                    sc.reject_early_data();
+                }
+                sc.into()
+            }
         };
         st.conn = Some(conn);
         Ok(())
@@ -438,7 +471,7 @@ impl Tls {
     /// Reads what the read BIO has and processes it. Ok(false) at end of stream.
     fn fill(&self, st: &mut State, r: &Bio, w: &Bio) -> Result<bool> {
         let conn = st.conn.as_mut().ok_or_else(uninit)?;
-        let n = match conn.read_tls(&mut In(r, &mut st.pre)) {
+        let n = match conn.read_tls(&mut In(r, &mut st.pre, &mut st.early.hello)) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 return Err(self.blocked(want_of(r, SSL_ERROR_WANT_READ)));
@@ -850,6 +883,172 @@ impl Tls {
         }
         conn.refresh_traffic_keys()
             .map_err(|e| Error::ssl(SSL_R_STILL_IN_INIT).with(e.to_string()))
+    }
+
+    // ---- TLS 1.3 early data (SSL_write_early_data, SSL_read_early_data); the order of
+    // calls OpenSSL allows is checked by the SSL object (`ssl::tls_conn`).
+
+    /// A client connection about to start: it offers early data, up to `limit` bytes (the
+    /// session's max_early_data). Call before the handshake starts.
+    pub fn offer_early_data(&self, limit: u32) {
+        let mut st = self.st.lock();
+        st.early.offered = true;
+        st.early.limit = limit;
+    }
+
+    /// A server connection about to start: it accepts early data (if its configuration
+    /// does), for SSL_read_early_data. Call before the handshake starts.
+    pub fn accept_early_data(&self) {
+        self.st.lock().early.reading = true;
+    }
+
+    /// The server has read the ClientHello and answered it: whether early data is accepted
+    /// is known.
+    pub fn hello_answered(&self) -> bool {
+        let st = self.st.lock();
+        st.conn
+            .as_ref()
+            .is_some_and(|c| c.negotiated_cipher_suite().is_some())
+    }
+
+    /// SSL_read_early_data's step on a server: Ok(Some(n)) with early data, Ok(None) when
+    /// there is none (more): the client sent none, it was refused, or all of it has been
+    /// read and the client's EndOfEarlyData has arrived (rustls shows that as the end of the
+    /// handshake: the client's Finished follows EndOfEarlyData in the same flight).
+    pub fn read_early_data(&self, out: &mut [u8]) -> Result<Option<usize>> {
+        let (r, w) = self.bios_or_err()?;
+        let mut st = self.st.lock();
+        self.check(&st)?;
+        self.read_proxy(&mut st, &r)?;
+        self.accept_hello(&mut st, &r, &w)?;
+        loop {
+            self.flush(&mut st, &w)?;
+            let Some(rustls::Connection::Server(sc)) = st.conn.as_mut() else {
+                return Err(Error::ssl(ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED)
+                    .with("SSL_read_early_data is a server's"));
+            };
+            let handshaking = sc.is_handshaking();
+            let answered = sc.negotiated_cipher_suite().is_some();
+            match sc.early_data() {
+                Some(mut ed) => {
+                    if let Ok(n @ 1..) = ed.read(out) {
+                        return Ok(Some(n));
+                    }
+                    if !handshaking {
+                        st.deadline = None;
+                        return Ok(None);
+                    }
+                }
+                // None sent, or refused: known once the ClientHello is answered.
+                None if answered || !handshaking => {
+                    if !handshaking {
+                        st.deadline = None;
+                    }
+                    return Ok(None);
+                }
+                None => {}
+            }
+            if st.pre.is_empty()
+                && let Some(limit) = expired(st.deadline, &r)
+            {
+                return Err(Self::time_out(&mut st, limit));
+            }
+            if !self.fill(&mut st, &r, &w)? {
+                st.failed = true;
+                return Err(Error::ssl(SSL_R_UNEXPECTED_EOF_WHILE_READING)
+                    .with("the peer closed the connection during the handshake"));
+            }
+        }
+    }
+
+    /// SSL_write_early_data's step on a client that offers early data: all of `data` is
+    /// taken. When rustls sends no early data on this connection (the ticket was used
+    /// meanwhile, or the server has already refused it), the bytes are dropped, as the
+    /// server skips refused early data: SSL_get_early_data_status then says REJECTED and the
+    /// application sends them again after the handshake, as OpenSSL's client must.
+    /// More than the session allows fails the connection (SSL_R_TOO_MUCH_EARLY_DATA, fatal
+    /// as in OpenSSL). A BIO that would block: WANT_WRITE, and the retried call reports the
+    /// count once the records are out.
+    pub fn write_early_data(&self, data: &[u8]) -> Result<usize> {
+        let (_, w) = self.bios_or_err()?;
+        let mut st = self.st.lock();
+        self.check(&st)?;
+        if let Some(n) = st.owed {
+            self.flush(&mut st, &w)?;
+            st.owed = None;
+            return Ok(n);
+        }
+        let (written, limit) = (st.early.written, st.early.limit as usize);
+        let Some(rustls::Connection::Client(cc)) = st.conn.as_mut() else {
+            return Err(Error::ssl(ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED)
+                .with("SSL_write_early_data is a client's"));
+        };
+        if !cc.is_handshaking() {
+            return Err(Error::ssl(ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED)
+                .with("SSL_write_early_data after the handshake"));
+        }
+        let room = cc.early_data().map(|ed| ed.bytes_left());
+        if written + data.len() > limit || room.is_some_and(|left| data.len() > left) {
+            st.failed = true;
+            return Err(Error::ssl(SSL_R_TOO_MUCH_EARLY_DATA).with(format!(
+                "{} bytes of early data after {written}: the session allows {limit}",
+                data.len()
+            )));
+        }
+        if let Some(mut ed) = cc.early_data() {
+            ed.write_all(data).map_err(io_err)?;
+        }
+        st.early.written += data.len();
+        match self.flush(&mut st, &w) {
+            Err(e) if e.is_would_block() => {
+                st.owed = Some(data.len());
+                Err(e)
+            }
+            r => r.map(|()| data.len()),
+        }
+    }
+
+    /// SSL_write_early_data on a server after SSL_read_early_data: data to the client before
+    /// its Finished (unauthenticated). rustls sends it once its own Finished is out; the
+    /// handshake is not driven further.
+    pub fn write_unauthenticated(&self, data: &[u8]) -> Result<usize> {
+        let (_, w) = self.bios_or_err()?;
+        let mut st = self.st.lock();
+        self.check(&st)?;
+        if let Some(n) = st.owed {
+            self.flush(&mut st, &w)?;
+            st.owed = None;
+            return Ok(n);
+        }
+        let conn = st.conn.as_mut().ok_or_else(uninit)?;
+        conn.writer().write_all(data).map_err(io_err)?;
+        match self.flush(&mut st, &w) {
+            Err(e) if e.is_would_block() => {
+                st.owed = Some(data.len());
+                Err(e)
+            }
+            r => r.map(|()| data.len()),
+        }
+    }
+
+    /// SSL_get_early_data_status: SSL_EARLY_DATA_ACCEPTED, _REJECTED (offered, not
+    /// accepted; a client says so from its first SSL_write_early_data on, as OpenSSL's) or
+    /// _NOT_SENT.
+    pub fn early_data_status(&self) -> i32 {
+        let mut st = self.st.lock();
+        let offered = st.early.offered || st.early.hello.offered();
+        let accepted = match st.conn.as_mut() {
+            Some(rustls::Connection::Client(cc)) => cc.is_early_data_accepted(),
+            Some(rustls::Connection::Server(sc)) => sc.early_data().is_some(),
+            None => false,
+        };
+        if accepted {
+            SSL_EARLY_DATA_ACCEPTED
+        } else if offered {
+            SSL_EARLY_DATA_REJECTED
+        } else {
+            SSL_EARLY_DATA_NOT_SENT
+        }
     }
 
     pub fn is_handshaking(&self) -> bool {

@@ -279,6 +279,73 @@ for v in 13 12; do
         "$L/$t.out" "$L/$t.srv"
 done
 
+# ---------------------------------------------------------------- early data (TLS 1.3 0-RTT)
+# With OpenSSL 3.5's command-line tool when tests/openssl/fetch.sh has built it, else the
+# system's. Our client -> s_server -WWW -early_data (which takes the request from early data):
+# the second connection resumes and its early data is accepted. s_client -sess_out, then
+# -sess_in -early_data -> our server (-E): the request arrives as early data, accepted; the
+# same session file again (a replayed ticket) is refused, the request then comes after the
+# handshake (s_client -quiet sends stdin), and the server serves it either way.
+OSSL_ED=/opt/openssl-3.5/bin/openssl
+[ -x "$OSSL_ED" ] || OSSL_ED=openssl
+echo "early data: $($OSSL_ED version)"
+t=sserver-early
+# OpenSSL 3.0 (the system's here) refuses -early_data with -WWW; 3.5 takes it.
+if "$OSSL_ED" version | grep -Eq '^OpenSSL 3\.[01]\.'; then
+    echo "SKIP our client -> openssl s_server -WWW -early_data: needs OpenSSL 3.5 (tests/openssl/fetch.sh builds it into /opt/openssl-3.5)"
+else
+p=$(free_port)
+expected 5000 "$L/www/5000"
+: >"$L/$t.srv"
+(cd "$L/www" && exec timeout 30 "$OSSL_ED" s_server -accept "127.0.0.1:$p" -cert "$OLDPWD/$CERTS/chain.pem" \
+    -key "$OLDPWD/$CERTS/key.pem" -WWW -tls1_3 -early_data) >"$L/$t.srv" 2>&1 &
+sp=$!
+pids="$pids $sp"
+wait_log "$L/$t.srv" '^ACCEPT'
+timeout 20 "$PEER" client -w -r -e localhost "$p" /5000 >"$L/$t.out" 2>&1
+rc=$?
+check "our client -> openssl s_server -WWW -early_data: the resumed connection's request as early data, accepted" \
+    "[ $rc = 0 ] && sed -n 1p '$L/$t.out' | grep -q '^OK TLSv1.3 alpn=- bytes=5000 reused=0\$' && sed -n 2p '$L/$t.out' | grep -q '^OK TLSv1.3 alpn=- bytes=5000 reused=1 early=accepted\$'" \
+    "$L/$t.out" "$L/$t.srv"
+kill "$sp" 2>/dev/null
+wait "$sp" 2>/dev/null
+fi
+
+if start early -E 16384; then
+    E=$L/early.out
+    t=sclient-early
+    n=3000
+    expected $n "$L/$t.want"
+    rm -f "$L/$t.sess"
+    printf 'GET /%d\r\n' $n | timeout 20 "$OSSL_ED" s_client -connect "127.0.0.1:$port" -tls1_3 \
+        -CAfile "$CERTS/ca.pem" -verify_return_error -sess_out "$L/$t.sess" -quiet \
+        >"$L/$t-1.got" 2>"$L/$t-1.err"
+    rc=$?
+    "$OSSL_ED" sess_id -in "$L/$t.sess" -noout -text >"$L/$t.sess.txt" 2>&1
+    check "our server -E <- openssl s_client -sess_out: a session that allows early data" \
+        "[ $rc = 0 ] && cmp -s '$L/$t.want' '$L/$t-1.got' && wait_log '$E' '^conn 1: early data 0 bytes \\(not sent\\)\$' && grep -q 'Max Early Data: 16384' '$L/$t.sess.txt'" \
+        "$L/$t-1.err" "$E" "$L/$t.sess.txt"
+    printf 'GET /%d\r\n' $n >"$L/$t.req"
+    cp "$L/$t.sess" "$L/$t.sess0"
+    timeout 20 "$OSSL_ED" s_client -connect "127.0.0.1:$port" -tls1_3 -CAfile "$CERTS/ca.pem" \
+        -verify_return_error -sess_in "$L/$t.sess0" -early_data "$L/$t.req" -quiet \
+        </dev/null >"$L/$t-2.got" 2>"$L/$t-2.err"
+    rc=$?
+    check "our server -E <- openssl s_client -sess_in -early_data: the request in early data, accepted and served" \
+        "[ $rc = 0 ] && cmp -s '$L/$t.want' '$L/$t-2.got' && wait_log '$E' '^conn 2: early data 11 bytes \\(accepted\\)\$' && wait_log '$E' '^conn 2: served $n bytes'" \
+        "$L/$t-2.err" "$E"
+    printf 'GET /%d\r\n' $n | timeout 20 "$OSSL_ED" s_client -connect "127.0.0.1:$port" -tls1_3 \
+        -CAfile "$CERTS/ca.pem" -verify_return_error -sess_in "$L/$t.sess0" -early_data "$L/$t.req" \
+        -quiet >"$L/$t-3.got" 2>"$L/$t-3.err"
+    rc=$?
+    check "our server -E <- the same ticket replayed with early data: refused (single use), the request served after the handshake" \
+        "[ $rc = 0 ] && cmp -s '$L/$t.want' '$L/$t-3.got' && wait_log '$E' '^conn 3: early data 0 bytes \\(rejected\\)\$' && wait_log '$E' '^conn 3: served $n bytes'" \
+        "$L/$t-3.err" "$E"
+    stop_server early || fail "early-data server still running at the end" "$L/early.err"
+else
+    fail "early-data server did not start" "$L/early.err"
+fi
+
 # ---------------------------------------------------------------- ALPN
 # The server's choice through SSL_CTX_set_alpn_select_cb, the only way an OpenSSL server
 # negotiates ALPN.

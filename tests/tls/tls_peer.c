@@ -23,6 +23,9 @@
  *       -V FILE  require a client certificate from the CAs in FILE (SSL_VERIFY_PEER |
  *                SSL_VERIFY_FAIL_IF_NO_PEER_CERT, their names sent as the client CA list);
  *                each client's subject is printed: "conn K: client /C=../CN=.."
+ *       -E N     TLS 1.3 early data: SSL_CTX_set_max_early_data(N); each connection first
+ *                reads early data with SSL_read_early_data (it counts as the start of the
+ *                request) and prints "conn K: early data N bytes (accepted|rejected|not sent)"
  *
  *   tls_peer client [options] HOST PORT PATH
  *       Connects, verifies the server, sends "GET PATH\r\n", reads to close_notify, checks
@@ -38,6 +41,10 @@
  *       -r       resumption: after the first connection, a second one offers its session
  *                (SSL_get1_session, SSL_set_session); each prints its OK line with
  *                " reused=<SSL_session_reused>" appended
+ *       -e       with -r: the second connection sends its request as early data
+ *                (SSL_write_early_data before SSL_connect), sends it again after the
+ *                handshake if the server refused it, and appends
+ *                " early=<accepted|rejected|not sent>" to its OK line
  *
  * The pattern: byte i is PATTERN[i % 62], printable so command-line peers can show it.
  */
@@ -71,6 +78,8 @@ static const char *client_ca_file;
 static unsigned char alpn_wire[256];
 static unsigned int alpn_len;
 static int tls12_only, tls13_only, http_mode, rcv_timeout, server_alpn_list, resume;
+static int early_data;
+static long max_early = -1;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* The thread's queued OpenSSL errors as one line ('; '-separated), via ERR_print_errors_cb
@@ -126,6 +135,15 @@ static const char *err_name(int e)
     case SSL_ERROR_SYSCALL: return "SSL_ERROR_SYSCALL";
     case SSL_ERROR_ZERO_RETURN: return "SSL_ERROR_ZERO_RETURN";
     default: return "SSL_ERROR_other";
+    }
+}
+
+static const char *early_name(int st)
+{
+    switch (st) {
+    case SSL_EARLY_DATA_ACCEPTED: return "accepted";
+    case SSL_EARLY_DATA_REJECTED: return "rejected";
+    default: return "not sent";
     }
 }
 
@@ -206,6 +224,25 @@ static void *serve(void *arg)
         if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0)
             say("conn %ld: note: could not set SO_RCVTIMEO (fd %d)", c->id, fd);
     }
+    if (max_early >= 0) {
+        /* The request may start in early data (blocking: an error is a failure). */
+        for (;;) {
+            r = SSL_read_early_data(c->ssl, req + got, sizeof(req) - 1 - got, &n);
+            if (r == SSL_READ_EARLY_DATA_ERROR) {
+                conn_fail(c, "reading early data", r);
+                goto done;
+            }
+            if (r == SSL_READ_EARLY_DATA_FINISH)
+                break;
+            got += n;
+            if (got == sizeof(req) - 1) {
+                say("conn %ld: FAILED early data: longer than %zu bytes", c->id, got);
+                goto done;
+            }
+        }
+        say("conn %ld: early data %zu bytes (%s)", c->id, got,
+            early_name(SSL_get_early_data_status(c->ssl)));
+    }
     if ((r = SSL_accept(c->ssl)) != 1) {
         conn_fail(c, "handshake", r);
         goto done;
@@ -224,9 +261,14 @@ static void *serve(void *arg)
         X509_free(peer);
     }
     /* The request: one line, or an HTTP/1.0 request up to its empty line. */
+    req[got] = '\0';
     for (;;) {
         char *eol;
 
+        if (got > 0 && ((eol = strstr(req, "\r\n")) != NULL || (eol = strchr(req, '\n')) != NULL) &&
+            !(strstr(req, " HTTP/") != NULL && strstr(req, " HTTP/") < eol &&
+              strstr(req, "\r\n\r\n") == NULL && strstr(req, "\n\n") == NULL))
+            break;
         if (got == sizeof(req) - 1) {
             say("conn %ld: FAILED request: longer than %zu bytes", c->id, sizeof(req) - 1);
             goto done;
@@ -305,6 +347,8 @@ static int run_server(int port)
     }
     if (tls12_only && !SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION))
         return fprintf(stderr, "server: set_max_proto_version failed\n"), 1;
+    if (max_early >= 0 && SSL_CTX_set_max_early_data(ctx, (uint32_t)max_early) != 1)
+        return fprintf(stderr, "server: SSL_CTX_set_max_early_data failed\n"), 1;
     if (client_ca_file != NULL) {
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(client_ca_file);
 
@@ -439,13 +483,18 @@ static int client_once(SSL_CTX *ctx, const char *host, const char *port, const c
         return client_fail(s, "SNI", 0);
     if (alpn_len > 0 && SSL_set_alpn_protos(s, alpn_wire, alpn_len) != 0)
         return client_fail(s, "SSL_set_alpn_protos", 0);
-    if ((r = SSL_connect(s)) != 1)
-        return client_fail(s, "handshake", r);
     if (http_mode)
         snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
     else
         snprintf(req, sizeof(req), "GET %s\r\n", path);
-    if (!SSL_write_ex(s, req, strlen(req), &n) || n != strlen(req))
+    if (early_data && offer != NULL &&
+        (!SSL_write_early_data(s, req, strlen(req), &n) || n != strlen(req)))
+        return client_fail(s, "SSL_write_early_data", 0);
+    if ((r = SSL_connect(s)) != 1)
+        return client_fail(s, "handshake", r);
+    /* Refused early data is sent again (SSL_write_early_data(3)). */
+    if ((!early_data || offer == NULL || SSL_get_early_data_status(s) != SSL_EARLY_DATA_ACCEPTED) &&
+        (!SSL_write_ex(s, req, strlen(req), &n) || n != strlen(req)))
         return client_fail(s, "sending the request", 0);
     if ((buf = malloc(cap)) == NULL)
         return 1;
@@ -492,6 +541,8 @@ static int client_once(SSL_CTX *ctx, const char *host, const char *port, const c
            got - body);
     if (resume)
         printf(" reused=%d", SSL_session_reused(s));
+    if (early_data && offer != NULL)
+        printf(" early=%s", early_name(SSL_get_early_data_status(s)));
     printf("\n");
     if (keep != NULL && (*keep = SSL_get1_session(s)) == NULL)
         return client_fail(s, "SSL_get1_session", 0);
@@ -529,8 +580,8 @@ static int run_client(const char *host, const char *port, const char *path, long
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: tls_peer server [-c chain] [-k key] [-a alpn,...] [-A] [-2] [-t secs] [-V ca] PORT\n"
-                    "       tls_peer client [-C ca] [-a alpn,...] [-2|-3] [-w] [-r] [-n len] HOST "
+    fprintf(stderr, "usage: tls_peer server [-c chain] [-k key] [-a alpn,...] [-A] [-2] [-t secs] [-V ca] [-E max] PORT\n"
+                    "       tls_peer client [-C ca] [-a alpn,...] [-2|-3] [-w] [-r [-e]] [-n len] HOST "
                     "PORT PATH\n");
     return 2;
 }
@@ -550,7 +601,7 @@ int main(int argc, char **argv)
         return usage();
     argv++;
     argc--;
-    while ((opt = getopt(argc, argv, "c:k:C:H:a:A23wn:t:rV:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:k:C:H:a:A23wn:t:rV:eE:")) != -1) {
         switch (opt) {
         case 'c': cert_file = optarg; break;
         case 'k': key_file = optarg; break;
@@ -568,6 +619,8 @@ int main(int argc, char **argv)
         case 't': rcv_timeout = atoi(optarg); break;
         case 'r': resume = 1; break;
         case 'V': client_ca_file = optarg; break;
+        case 'e': early_data = 1; break;
+        case 'E': max_early = strtol(optarg, NULL, 10); break;
         default: return usage();
         }
     }

@@ -1,6 +1,6 @@
 //! SSL_* and SSL_CTX_* entry points, by subject: contexts, the SSL object and its
 //! handshake, I/O, QUIC streams and connections, listeners and domains, events and SSL_poll,
-//! ALPN. Conversion only; the objects are `crate::ssl`'s.
+//! ALPN, early data. Conversion only; the objects are `crate::ssl`'s.
 
 mod alpn;
 mod ctx;
