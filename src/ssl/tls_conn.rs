@@ -110,6 +110,8 @@ impl TlsObj {
                 .with("TLS_method: call SSL_set_connect_state or SSL_set_accept_state first")
         })?;
         let ctx = ssl.cur_ctx();
+        // SSL_set1_groups_list on this object, either role.
+        let groups = self.pre.lock().groups.clone();
         let setup = if server {
             // A client certificate's verify callback names this SSL.
             self.verify.ssl.store(ssl as *const Ssl as usize, Relaxed);
@@ -120,10 +122,11 @@ impl TlsObj {
                 alpn: ctx.alpn_select(),
                 switched,
             };
+            let cfg = ctx.tls_server_config_for(groups.as_ref())?;
             if hello.servername.is_some() || hello.alpn.is_some() {
-                crate::tls::Setup::ServerAlpn(ctx.tls_server_config()?, hello)
+                crate::tls::Setup::ServerAlpn(cfg, hello)
             } else {
-                crate::tls::Setup::Server(ctx.tls_server_config()?)
+                crate::tls::Setup::Server(cfg)
             }
         } else {
             let pre = self.pre.lock();
@@ -139,8 +142,13 @@ impl TlsObj {
                 ),
             };
             let owner = ssl as *const Ssl as usize;
-            let cfg =
-                ctx.tls_client_config(alpn, self.verify.clone(), owner, ssl.store(&ctx, false))?;
+            let cfg = ctx.tls_client_config(
+                alpn,
+                self.verify.clone(),
+                owner,
+                ssl.store(&ctx, false),
+                groups.as_ref(),
+            )?;
             crate::tls::Setup::Client(cfg, name)
         };
         self.tls

@@ -5,6 +5,7 @@
 mod alpn;
 mod ctx;
 mod events;
+mod groups;
 mod io;
 mod listener;
 mod object;
@@ -13,6 +14,7 @@ mod stream;
 pub use alpn::*;
 pub use ctx::*;
 pub use events::*;
+pub use groups::*;
 pub use io::*;
 pub use listener::*;
 pub use object::*;
