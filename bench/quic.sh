@@ -17,6 +17,8 @@
 #   BENCH_QUIC_MT_WORKERS  0 (default): a thread per connection serves its streams; N > 0: the
 #                          connection threads hand streams to a pool of N threads
 #   BENCH_QUIC_ONLY        bulk | handshakes | idle | mt (default: all)
+#   QUINN_BENCH            a quinn_bench binary to use as the reference (default: built here),
+#                          e.g. an earlier build's beside its LIB_REL, for before/after figures
 # (Own names, not BENCH_ONLY/BENCH_ROUNDS: those mean other things to bench/dgram_bench.c.)
 # Every program runs under timeout(1), which ends its whole process group (the forked server
 # or listener too) if it ever hangs; the programs bound every wait of their own.
@@ -40,7 +42,7 @@ MT_CONNS=${BENCH_QUIC_MT_CONNS:-64}
 MT_CLIENT=${BENCH_QUIC_MT_CLIENT:-sockets}
 MT_WORKERS=${BENCH_QUIC_MT_WORKERS:-0}
 ONLY=${BENCH_QUIC_ONLY:-all}
-QB=target/release/examples/quinn_bench
+QB=${QUINN_BENCH:-target/release/examples/quinn_bench}
 
 if [ ! -f "$LIB" ]; then
     echo "bench: $LIB not found: run 'make lib' first" >&2
@@ -54,7 +56,7 @@ for p in quic_bulk quic_handshakes quic_idle quic_mt; do
     "$CC" -O2 -g -Wall -Wextra -std=c11 -D_GNU_SOURCE -Iinclude -o "$OUT/$p" "bench/$p.c" "$LIB" $LIBS
 done
 # The reference is not needed by the mt figure (it compares two servers of ours).
-[ "$ONLY" = mt ] || cargo build --release --quiet --example quinn_bench
+[ "$ONLY" = mt ] || [ -n "${QUINN_BENCH:-}" ] || cargo build --release --quiet --example quinn_bench
 
 # kv LINE KEY: the value of KEY=... in a result line.
 kv() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }

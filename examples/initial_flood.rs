@@ -282,7 +282,7 @@ type Cids = HashMap<Vec<u8>, (usize, Vec<u8>)>;
 fn make_initials(server: SocketAddr, count: usize) -> Res<(Vec<Vec<u8>>, Cids)> {
     // The certificate is never checked (no handshake gets that far): no roots needed.
     let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
+        rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_protocol_versions(&[&rustls::version::TLS13])?
     .with_root_certificates(rustls::RootCertStore::empty())
@@ -446,7 +446,7 @@ fn varint(b: &[u8]) -> Option<(u64, usize)> {
 /// `pn_off`) and decrypts it with the Initial keys of the client's first destination CID
 /// (RFC 9001 §5.2, §5.4); the plaintext frames, or None if it does not authenticate.
 fn open_initial(p: &mut [u8], pn_off: usize, first_dcid: &[u8]) -> Option<Vec<u8>> {
-    let suite = rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256.tls13()?;
+    let suite = rustls::crypto::aws_lc_rs::cipher_suite::TLS13_AES_128_GCM_SHA256.tls13()?;
     let keys = Keys::initial(
         Version::V1,
         suite,

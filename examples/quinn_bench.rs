@@ -104,7 +104,7 @@ fn transport() -> quinn_proto::TransportConfig {
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 fn server_config(certs: &str) -> Res<quinn_proto::ServerConfig> {

@@ -358,6 +358,11 @@
 
 #define SSL_R_BAD_LENGTH 271
 
+/**
+ * A group list element that is empty (SSL_CTX_set1_groups_list "X25519::P-256").
+ */
+#define SSL_R_UNSUPPORTED_CONFIG_VALUE 414
+
 #define SSL_R_SSL_SESSION_ID_CONTEXT_TOO_LONG 273
 
 #define SSL_R_UNINITIALIZED 276
@@ -871,6 +876,33 @@
 #define SSL_POLL_EVENT_RW (SSL_POLL_EVENT_R | SSL_POLL_EVENT_W)
 
 #define SSL_POLL_EVENT_RWE (SSL_POLL_EVENT_RE | SSL_POLL_EVENT_WE)
+
+#define SSL_CTRL_SET_GROUPS 91
+
+#define SSL_CTRL_SET_GROUPS_LIST 92
+
+#define SSL_CTRL_GET_NEGOTIATED_GROUP 134
+
+/**
+ * Ored with a TLS group id that has no NID (X25519MLKEM768: 0x10011ec).
+ */
+#define TLSEXT_nid_unknown 16777216
+
+#define NID_undef 0
+
+#define NID_X9_62_prime256v1 415
+
+#define NID_secp384r1 715
+
+#define NID_secp521r1 716
+
+#define NID_X25519 1034
+
+#define NID_X448 1035
+
+#define NID_ffdhe2048 1126
+
+#define NID_ffdhe3072 1127
 
 #define SSL_WRITE_FLAG_CONCLUDE 1
 
@@ -2895,7 +2927,9 @@ uint64_t OSSLQUIC_CTX_get_handshake_timeout(const SSL_CTX *ctx);
 
 /**
  * Context controls: min/max protocol version (QUIC is TLS 1.3 only; any version up to 1.3
- * is accepted as a minimum). Others return 0 with an "unsupported" error. See SSL_CTX_ctrl(3).
+ * is accepted as a minimum), the key-exchange groups (SSL_CTX_set1_groups_list,
+ * SSL_CTX_set1_groups: 1, or 0 with the list unchanged). Others return 0 with an
+ * "unsupported" error. See SSL_CTX_ctrl(3).
  */
 long SSL_CTX_ctrl(SSL_CTX *ctx, int cmd, long larg, void *_parg);
 
@@ -3136,6 +3170,20 @@ int SSL_poll(struct SSL_POLL_ITEM *items,
              const struct timeval *timeout,
              uint64_t flags,
              size_t *result_count);
+
+/**
+ * The TLS name of group `id` (a NID, or TLSEXT_nid_unknown | TLS id as
+ * SSL_get_negotiated_group returns): "X25519MLKEM768", "x25519", "secp256r1"..., as
+ * OpenSSL 3.5 names them; NULL if unknown (no error queued, as OpenSSL), or with an error
+ * for a NULL `ssl`. Static: never freed. See SSL_group_to_name(3).
+ */
+const char *SSL_group_to_name(SSL *ssl, int id);
+
+/**
+ * The TLS name of the group the connection's handshake used (as SSL_group_to_name names
+ * it), or NULL before the key exchange. Static: never freed. See SSL_get0_group_name(3).
+ */
+const char *SSL_get0_group_name(SSL *ssl);
 
 /**
  * Reads from the default stream: 1 with `*readbytes` > 0; 0 with SSL_get_error telling
@@ -3550,8 +3598,10 @@ int SSL_get_peer_addr(SSL *ssl, BIO_ADDR *peer_addr);
 int SSL_set1_host(SSL *ssl, const char *host);
 
 /**
- * Connection controls: SSL_set_tlsext_host_name (55). Others return 0 with an
- * "unsupported" error. See SSL_ctrl(3).
+ * Connection controls: SSL_set_tlsext_host_name (55), the connection's key-exchange groups
+ * (SSL_set1_groups_list, SSL_set1_groups: TLS objects and QUIC clients before they start)
+ * and SSL_get_negotiated_group (134). Others return 0 with an "unsupported" error. See
+ * SSL_ctrl(3).
  */
 long SSL_ctrl(SSL *ssl, int cmd, long larg, void *parg);
 

@@ -35,6 +35,8 @@ pub const SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE: u32 = 199;
 pub const SSL_R_PROTOCOL_IS_SHUTDOWN: u32 = 207;
 pub const SSL_R_WRONG_SSL_VERSION: u32 = 266;
 pub const SSL_R_BAD_LENGTH: u32 = 271;
+/// A group list element that is empty (SSL_CTX_set1_groups_list "X25519::P-256").
+pub const SSL_R_UNSUPPORTED_CONFIG_VALUE: u32 = 414;
 pub const SSL_R_SSL_SESSION_ID_CONTEXT_TOO_LONG: u32 = 273;
 pub const SSL_R_UNINITIALIZED: u32 = 276;
 pub const SSL_R_NOT_SERVER: u32 = 284;

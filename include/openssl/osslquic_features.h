@@ -94,5 +94,15 @@
 #define OSSLQUIC_HAVE_OSSLQUIC_WRITE_DATAGRAM 1
 #define OSSLQUIC_HAVE_OSSLQUIC_READ_DATAGRAM 1
 #define OSSLQUIC_HAVE_OSSLQUIC_GET_MAX_DATAGRAM_SIZE 1
+/* Key-exchange groups (issue 16): X25519MLKEM768 first by default (aws-lc-rs), chosen with
+ * OpenSSL's lists; SSL_CTX_set1_groups_list, SSL_set1_groups_list, SSL_CTX_set1_groups,
+ * SSL_set1_groups and SSL_get_negotiated_group are macros over SSL_CTX_ctrl/SSL_ctrl. */
+#define OSSLQUIC_HAVE_SSL_CTX_SET1_GROUPS_LIST 1
+#define OSSLQUIC_HAVE_SSL_SET1_GROUPS_LIST 1
+#define OSSLQUIC_HAVE_SSL_CTX_SET1_GROUPS 1
+#define OSSLQUIC_HAVE_SSL_SET1_GROUPS 1
+#define OSSLQUIC_HAVE_SSL_GET_NEGOTIATED_GROUP 1
+#define OSSLQUIC_HAVE_SSL_GROUP_TO_NAME 1
+#define OSSLQUIC_HAVE_SSL_GET0_GROUP_NAME 1
 
 #endif

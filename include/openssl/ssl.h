@@ -47,6 +47,21 @@
 #define SSL_set_mode(ssl, op) SSL_ctrl((ssl), SSL_CTRL_MODE, (op), NULL)
 #define SSL_clear_mode(ssl, op) SSL_ctrl((ssl), SSL_CTRL_CLEAR_MODE, (op), NULL)
 #define SSL_get_mode(ssl) SSL_ctrl((ssl), SSL_CTRL_MODE, 0, NULL)
+/* Key-exchange groups (OpenSSL's names and list syntax; X25519MLKEM768 first by default). */
+#define SSL_CTX_set1_groups(ctx, glist, glistlen) \
+    SSL_CTX_ctrl(ctx, SSL_CTRL_SET_GROUPS, glistlen, (int *)(glist))
+#define SSL_CTX_set1_groups_list(ctx, s) \
+    SSL_CTX_ctrl(ctx, SSL_CTRL_SET_GROUPS_LIST, 0, (char *)(s))
+#define SSL_set1_groups(s, glist, glistlen) \
+    SSL_ctrl(s, SSL_CTRL_SET_GROUPS, glistlen, (char *)(glist))
+#define SSL_set1_groups_list(s, str) \
+    SSL_ctrl(s, SSL_CTRL_SET_GROUPS_LIST, 0, (char *)(str))
+#define SSL_get_negotiated_group(s) \
+    SSL_ctrl(s, SSL_CTRL_GET_NEGOTIATED_GROUP, 0, NULL)
+#define SSL_CTX_set1_curves SSL_CTX_set1_groups
+#define SSL_CTX_set1_curves_list SSL_CTX_set1_groups_list
+#define SSL_set1_curves SSL_set1_groups
+#define SSL_set1_curves_list SSL_set1_groups_list
 
 #include <openssl/quic.h>
 

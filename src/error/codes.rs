@@ -124,6 +124,7 @@ pub(crate) fn ssl_reason(r: u32) -> Option<&'static str> {
         411 => "stream count limited",
         412 => "unsupported write flag",
         413 => "feature not renegotiable",
+        414 => "unsupported config value",
         421 => "listener use only",
         193 => "no shared cipher",
         267 => "wrong version number",

@@ -289,10 +289,10 @@ pub extern "C" fn RAND_priv_bytes(buf: *mut u8, num: c_int) -> c_int {
 }
 
 fn rand_bytes(buf: *mut u8, num: c_int) -> Result<c_int> {
-    use ring::rand::SecureRandom;
+    use aws_lc_rs::rand::SecureRandom;
     let n = usize::try_from(num).map_err(|_| Error::invalid("a negative byte count"))?;
     let out = slice_arg_mut(buf.cast(), n, "buf")?;
-    ring::rand::SystemRandom::new()
+    aws_lc_rs::rand::SystemRandom::new()
         .fill(out)
         .map_err(|_| Error::internal("the system's random generator failed"))?;
     Ok(1)

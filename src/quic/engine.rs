@@ -327,7 +327,7 @@ impl Engine {
         if !self.endpoint_replaceable() {
             return false;
         }
-        let hmac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+        let hmac = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
         self.endpoint_cfg = EndpointConfig::new(Arc::new(hmac));
         self.remake_endpoint();
         true

@@ -10,8 +10,8 @@
 //! Remove when quinn-proto checks the tag first.
 //! Must not touch: connections' state; anything but Retry datagrams.
 
+use aws_lc_rs::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use quinn_proto::ConnectionId;
-use ring::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 
 /// RFC 9001 §5.8: the fixed key and nonce of QUIC v1's Retry integrity tag.
 const KEY_V1: [u8; 16] = [

@@ -1,11 +1,12 @@
 //! SSL_CTX_set_ciphersuites: OpenSSL's TLS 1.3 suite names mapped to rustls's suites, and the
-//! crypto provider and QUIC initial suite a restricted list needs. Owns nothing else.
+//! crypto provider (with the context's groups) and QUIC initial suite a restricted list needs.
+//! Owns nothing else.
 #![deny(unsafe_code)]
 
 use std::sync::Arc;
 
 use rustls::SupportedCipherSuite;
-use rustls::crypto::ring::cipher_suite;
+use rustls::crypto::aws_lc_rs::cipher_suite;
 
 use crate::consts::*;
 use crate::error::*;
@@ -43,10 +44,18 @@ pub fn parse_tls13(list: &str) -> Result<Vec<SupportedCipherSuite>> {
     Ok(out)
 }
 
-/// The crypto provider with TLS 1.3 restricted to `tls13` (in that order of preference), if
-/// set; TLS 1.2 suites are untouched (SSL_CTX_set_cipher_list's business).
-pub fn provider(tls13: Option<&[SupportedCipherSuite]>) -> Arc<rustls::crypto::CryptoProvider> {
-    let mut p = rustls::crypto::ring::default_provider();
+/// The crypto provider (aws-lc-rs) with TLS 1.3 restricted to `tls13` (in that order of
+/// preference), if set, and its key-exchange groups `groups` if set (else OpenSSL 3.5's
+/// default order, `groups::default_groups`, which is the provider's own); TLS 1.2 suites are
+/// untouched (SSL_CTX_set_cipher_list's business).
+pub fn provider(
+    tls13: Option<&[SupportedCipherSuite]>,
+    groups: Option<&super::groups::Groups>,
+) -> Arc<rustls::crypto::CryptoProvider> {
+    let mut p = rustls::crypto::aws_lc_rs::default_provider();
+    if let Some(g) = groups {
+        p.kx_groups = g.clone();
+    }
     if let Some(list) = tls13 {
         let tls12: Vec<_> = p
             .cipher_suites
@@ -86,7 +95,7 @@ mod tests {
         assert!(parse_tls13("").unwrap().is_empty(), "empty list allowed");
         let e = parse_tls13("bogus:TLS_AES_128_CCM_SHA256").unwrap_err();
         assert_eq!(e.reason(), SSL_R_NO_CIPHER_MATCH);
-        let p = provider(Some(&l));
+        let p = provider(Some(&l), None);
         assert_eq!(
             p.cipher_suites
                 .iter()

@@ -195,6 +195,16 @@ impl Ssl {
         })?
     }
 
+    /// The key-exchange group of a QUIC connection's handshake, from the ServerHello its TLS
+    /// session read (client) or wrote (server): quinn does not show rustls's.
+    pub(super) fn quic_group(&self) -> Option<rustls::NamedGroup> {
+        self.as_conn().ok()?;
+        self.with_conn("conn: quic_group", |conn| {
+            let data = conn.crypto_session().handshake_data()?;
+            data.downcast::<session::QuicHandshake>().ok()?.group
+        })?
+    }
+
     /// Starts the client connection if it has not started (with the domain locked);
     /// returns its cell.
     pub(super) fn started(&self, c: &ConnObj, p: &mut PortGuard<'_>) -> Result<Arc<ConnCell>> {
@@ -230,6 +240,7 @@ impl Ssl {
             .or_else(|| pre.host.clone())
             .unwrap_or_else(|| "localhost".into());
         let alpn = pre.alpn.clone();
+        let groups = pre.groups.clone();
         drop(pre);
         if alpn
             .as_ref()
@@ -249,6 +260,7 @@ impl Ssl {
             self as *const Ssl as usize,
             store,
             early,
+            groups.as_ref(),
         )?;
         // The connection's own context chooses its controller and datagrams, not the port's
         // (a listener's, for SSL_new_from_listener).

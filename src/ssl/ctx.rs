@@ -91,6 +91,9 @@ struct Cfg {
     servername_arg: usize,
     /// SSL_CTX_set_ciphersuites: the TLS 1.3 suites allowed, in order (None: rustls's).
     tls13_suites: Option<Vec<rustls::SupportedCipherSuite>>,
+    /// SSL_CTX_set1_groups_list / SSL_CTX_set1_groups: the key-exchange groups offered and
+    /// accepted, in order (None: OpenSSL 3.5's default, X25519MLKEM768 first; `groups`).
+    groups: Option<super::groups::Groups>,
     /// OSSLQUIC_CTX_set_handshake_timeout (None: `DEFAULT_HANDSHAKE_TIMEOUT`; zero: none).
     handshake_timeout: Option<Duration>,
     /// OSSLQUIC_CTX_set_proxy_protocol: TLS servers read a PROXY header first.
@@ -122,11 +125,11 @@ pub struct FleetKeys {
 
 impl FleetKeys {
     fn derive(secret: &[u8]) -> FleetKeys {
-        use ring::hkdf::{HKDF_SHA256, Salt};
+        use aws_lc_rs::hkdf::{HKDF_SHA256, Salt};
         let prk = Salt::new(HKDF_SHA256, b"osslquic fleet secret v1").extract(secret);
         // An output of `out`'s length (ring asks for it as a key type).
         struct Len(usize);
-        impl ring::hkdf::KeyType for Len {
+        impl aws_lc_rs::hkdf::KeyType for Len {
             fn len(&self) -> usize {
                 self.0
             }
@@ -184,13 +187,19 @@ pub fn parse_alpn(wire: &[u8]) -> Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
+/// aws-lc-rs with its default groups ("prefer-post-quantum": X25519MLKEM768, X25519,
+/// secp256r1, secp384r1), for what does not negotiate: keys, signatures, verification.
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-/// The provider with the context's TLS 1.3 suites (SSL_CTX_set_ciphersuites), if set.
-fn suites_provider(c: &Cfg) -> Arc<rustls::crypto::CryptoProvider> {
-    super::ciphers::provider(c.tls13_suites.as_deref())
+/// The provider with the context's TLS 1.3 suites (SSL_CTX_set_ciphersuites), if set, and
+/// its groups (SSL_CTX_set1_groups_list) unless the connection has its own (`groups`).
+fn suites_provider(
+    c: &Cfg,
+    groups: Option<&super::groups::Groups>,
+) -> Arc<rustls::crypto::CryptoProvider> {
+    super::ciphers::provider(c.tls13_suites.as_deref(), groups.or(c.groups.as_ref()))
 }
 
 impl SslCtx {
@@ -686,10 +695,28 @@ impl SslCtx {
         Ok(())
     }
 
+    /// SSL_CTX_set1_groups_list / SSL_CTX_set1_groups: the groups of later handshakes (see
+    /// `groups`); listeners made before keep theirs, as with set_ciphersuites.
+    pub fn set_groups(&self, groups: super::groups::Groups) {
+        let mut c = self.cfg.lock();
+        c.groups = Some(groups);
+        c.server = None;
+        c.tls_server = None;
+    }
+
     /// The rustls server configuration for TLS over TCP (cached until the context changes).
     pub fn tls_server_config(&self) -> Result<Arc<rustls::ServerConfig>> {
+        self.tls_server_config_for(None)
+    }
+
+    /// As [`tls_server_config`](Self::tls_server_config), for a connection with its own
+    /// groups (SSL_set1_groups_list): made for it, not cached.
+    pub fn tls_server_config_for(
+        &self,
+        groups: Option<&super::groups::Groups>,
+    ) -> Result<Arc<rustls::ServerConfig>> {
         let mut c = self.cfg.lock();
-        if let Some(s) = &c.tls_server {
+        if let (Some(s), None) = (&c.tls_server, groups) {
             return Ok(s.clone());
         }
         if c.chain.is_empty() {
@@ -700,7 +727,7 @@ impl SslCtx {
             Error::ssl(SSL_R_NO_PRIVATE_KEY_ASSIGNED)
                 .with("a TLS server needs SSL_CTX_use_PrivateKey_file first")
         })?;
-        let mut tls = rustls::ServerConfig::builder_with_provider(suites_provider(&c))
+        let mut tls = rustls::ServerConfig::builder_with_provider(suites_provider(&c, groups))
             .with_protocol_versions(&Self::tls_versions(&c)?)
             .map_err(|e| Error::internal(e.to_string()))?
             .with_client_cert_verifier(Self::client_verifier(&c)?)
@@ -732,7 +759,9 @@ impl SslCtx {
             tls.ticketer = Self::stateless_tickets(&c)?;
         }
         let tls = Arc::new(tls);
-        c.tls_server = Some(tls.clone());
+        if groups.is_none() {
+            c.tls_server = Some(tls.clone());
+        }
         Ok(tls)
     }
 
@@ -740,21 +769,33 @@ impl SslCtx {
     fn stateless_tickets(c: &Cfg) -> Result<Arc<dyn rustls::server::ProducesTickets>> {
         Ok(match &c.tickets {
             Some(t) => t.clone(),
-            None => {
-                rustls::crypto::ring::Ticketer::new().map_err(|e| Error::internal(e.to_string()))?
-            }
+            None => rustls::crypto::aws_lc_rs::Ticketer::new()
+                .map_err(|e| Error::internal(e.to_string()))?,
         })
     }
 
     /// The TLS server configuration for a connection whose own max_early_data
-    /// (SSL_set_max_early_data) is `own`, if set: the context's, with that limit and the
-    /// tickets it needs (stateful with early data, else as the context's would be). It
-    /// shares the context's session cache.
-    pub fn tls_server_config_for(&self, own: Option<u32>) -> Result<Arc<rustls::ServerConfig>> {
-        let base = self.tls_server_config()?;
+    /// (SSL_set_max_early_data) is `own`, if set, and whose own groups are `groups`: the
+    /// context's (or the one made for those groups), with that limit and the tickets it
+    /// needs (stateful with early data, else as the context's would be). It shares the
+    /// context's session cache.
+    pub fn tls_server_config_own(
+        &self,
+        own: Option<u32>,
+        groups: Option<&super::groups::Groups>,
+    ) -> Result<Arc<rustls::ServerConfig>> {
+        let base = self.tls_server_config_for(groups)?;
         let Some(v) = own.filter(|&v| v != base.max_early_data_size) else {
             return Ok(base);
         };
+        if groups.is_some() {
+            let mut d = (*base).clone();
+            d.max_early_data_size = v;
+            if v > 0 {
+                d.ticketer = Arc::new(NoTickets);
+            }
+            return Ok(Arc::new(d));
+        }
         let mut c = self.cfg.lock();
         if let Some((m, b, d)) = &c.tls_server_own
             && *m == v
@@ -776,7 +817,8 @@ impl SslCtx {
 
     /// A rustls client configuration for one TLS-over-TCP connection; `sessions` is the
     /// connection's session store (`session::ConnStore`); `early_data`: the connection
-    /// offers early data (SSL_write_early_data).
+    /// offers early data (SSL_write_early_data); `groups` its own groups
+    /// (SSL_set1_groups_list; None: the context's).
     pub fn tls_client_config(
         &self,
         alpn: Option<Vec<Vec<u8>>>,
@@ -784,13 +826,14 @@ impl SslCtx {
         ssl: usize,
         sessions: Arc<dyn rustls::client::ClientSessionStore>,
         early_data: bool,
+        groups: Option<&super::groups::Groups>,
     ) -> Result<Arc<rustls::ClientConfig>> {
         // Outcomes are reported through `with_verify_result` (see there); the callback's
         // X509_STORE_CTX_get_ex_data names this SSL.
         result.ssl.store(ssl, std::sync::atomic::Ordering::Relaxed);
         let mut c = self.cfg.lock();
         let (verifier, cert) = self.client_parts(&mut c)?;
-        let mut tls = rustls::ClientConfig::builder_with_provider(suites_provider(&c))
+        let mut tls = rustls::ClientConfig::builder_with_provider(suites_provider(&c, groups))
             .with_protocol_versions(&Self::tls_versions(&c)?)
             .map_err(|e| Error::internal(e.to_string()))?
             .dangerous()
@@ -904,7 +947,7 @@ impl SslCtx {
             Error::ssl(SSL_R_NO_PRIVATE_KEY_ASSIGNED)
                 .with("a QUIC server needs SSL_CTX_use_PrivateKey_file first")
         })?;
-        let mut tls = rustls::ServerConfig::builder_with_provider(suites_provider(&c))
+        let mut tls = rustls::ServerConfig::builder_with_provider(suites_provider(&c, None))
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| Error::internal(e.to_string()))?
             .with_client_cert_verifier(Self::client_verifier(&c)?)
@@ -949,7 +992,9 @@ impl SslCtx {
             // Tokens any server of the fleet accepts.
             Some(k) => quinn_proto::ServerConfig::new(
                 crypto,
-                Arc::new(ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, &[]).extract(&k.token)),
+                Arc::new(
+                    aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA256, &[]).extract(&k.token),
+                ),
             ),
             None => quinn_proto::ServerConfig::with_crypto(crypto),
         });
@@ -963,12 +1008,13 @@ impl SslCtx {
         alpn: Option<Vec<Vec<u8>>>,
         result: Arc<VerifyResult>,
     ) -> Result<quinn_proto::ClientConfig> {
-        self.client_config_for(alpn, result, 0, None, false)
+        self.client_config_for(alpn, result, 0, None, false, None)
     }
 
     /// As [`client_config`](Self::client_config), naming the `SSL *` that key-log lines
-    /// belong to, with the connection's session store (`session::ConnStore`; None: none).
-    /// `early`: the client offers early data when its session allows it.
+    /// belong to, with the connection's session store (`session::ConnStore`; None: none)
+    /// and its own groups (SSL_set1_groups_list; None: the context's). `early`: the client
+    /// offers early data when its session allows it.
     pub fn client_config_for(
         &self,
         alpn: Option<Vec<Vec<u8>>>,
@@ -976,6 +1022,7 @@ impl SslCtx {
         ssl: usize,
         sessions: Option<Arc<dyn rustls::client::ClientSessionStore>>,
         early: bool,
+        groups: Option<&super::groups::Groups>,
     ) -> Result<quinn_proto::ClientConfig> {
         let mut c = self.cfg.lock();
         result.ssl.store(ssl, std::sync::atomic::Ordering::Relaxed);
@@ -983,7 +1030,7 @@ impl SslCtx {
         // only with the objects that made a ticket); the session wrapper names the
         // connection it reports to.
         let (verifier, cert) = self.client_parts(&mut c)?;
-        let mut tls = rustls::ClientConfig::builder_with_provider(suites_provider(&c))
+        let mut tls = rustls::ClientConfig::builder_with_provider(suites_provider(&c, groups))
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| Error::internal(e.to_string()))?
             .dangerous()

@@ -17,6 +17,7 @@ pub mod domain;
 mod domain_obj;
 pub mod filter;
 pub mod fork;
+pub mod groups;
 mod listener;
 mod peer;
 pub mod poll;
@@ -61,6 +62,8 @@ struct Pre {
     host: Option<String>,
     sni: Option<String>,
     alpn: Option<Vec<Vec<u8>>>,
+    /// SSL_set1_groups_list / SSL_set1_groups: this connection's groups (None: its context's).
+    groups: Option<groups::Groups>,
     /// Made by SSL_new_from_listener: no peer autodetection.
     outgoing: bool,
 }
@@ -727,6 +730,35 @@ impl Ssl {
     pub fn set_alpn(&self, wire: &[u8]) -> Result<()> {
         self.pre()?.lock().alpn = Some(ctx::parse_alpn(wire)?);
         Ok(())
+    }
+
+    /// SSL_set1_groups_list / SSL_set1_groups: the groups of this connection's handshake, for
+    /// a TLS object (either role) or a QUIC client connection before it starts. A QUIC
+    /// listener's connections take their context's (quinn's server configuration is the
+    /// listener's): OpenSSL would let them differ, we say unsupported.
+    pub fn set_groups(&self, g: groups::Groups) -> Result<()> {
+        match &self.kind {
+            Kind::Tls(t) => t.pre.lock().groups = Some(g),
+            Kind::Conn(c) if c.cell.get().is_none() => c.pre.lock().groups = Some(g),
+            _ => {
+                return Err(Error::unsupported(
+                    "groups of a QUIC listener or of a started or accepted QUIC connection: \
+                     set them on the SSL_CTX (SSL_CTX_set1_groups_list)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// SSL_get_negotiated_group's group: the one the handshake's key exchange used (None
+    /// before that, and for a resumption without one). A stream answers for its connection.
+    pub fn negotiated_group(&self) -> Option<rustls::NamedGroup> {
+        match &self.kind {
+            Kind::Tls(t) => t.tls.kx_group(),
+            Kind::Conn(_) => self.quic_group(),
+            Kind::Stream(st) => st.conn.negotiated_group(),
+            _ => None,
+        }
     }
 
     // ---- calls each kind answers its own way: TLS objects in tls_conn.rs, QUIC ones in

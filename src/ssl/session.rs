@@ -690,11 +690,12 @@ impl ClientSessionStore for ConnStore {
     }
 }
 
-// ---- QUIC: telling a resumed handshake from a full one.
+// ---- QUIC: telling a resumed handshake from a full one, and its key-exchange group.
 //
-// quinn does not show rustls's handshake kind, so the connection's TLS session is wrapped and
-// its handshake messages are watched: a full TLS 1.3 handshake carries the server's
-// Certificate message, a resumed one does not. The client watches what it reads, the server
+// quinn does not show rustls's handshake kind nor its group, so the connection's TLS session
+// is wrapped and its handshake messages are watched: a full TLS 1.3 handshake carries the
+// server's Certificate message, a resumed one does not; the ServerHello's key_share names
+// the group (SSL_get_negotiated_group). The client watches what it reads, the server
 // what it writes. The client wrapper also names the connection a context-wide certificate
 // verifier reports to (rustls resumes only with the very verifier that made a ticket, so a
 // context's QUIC clients share one, as its TLS clients do).
@@ -705,6 +706,8 @@ pub struct QuicHandshake {
     pub server_name: Option<String>,
     /// The handshake is complete and resumed a session.
     pub resumed: bool,
+    /// The key-exchange group of the ServerHello, once seen.
+    pub group: Option<rustls::NamedGroup>,
 }
 
 /// Follows TLS handshake message framing (type, 24-bit length) over a byte stream.
@@ -714,10 +717,20 @@ struct Framer {
     have: usize,
     left: usize,
     certificate: bool,
+    /// The body of a ServerHello (or HelloRetryRequest) being read, kept only while it is:
+    /// its key_share can span packets (X25519MLKEM768's is 1,120 bytes).
+    hello: Option<Vec<u8>>,
+    /// The group of the last ServerHello's key_share (a HelloRetryRequest's names the group
+    /// asked for; the ServerHello after it the one used).
+    group: Option<u16>,
 }
 
+const HS_SERVER_HELLO: u8 = 2;
 const HS_CERTIFICATE: u8 = 11;
 const HS_COMPRESSED_CERTIFICATE: u8 = 25;
+/// Larger than any ServerHello of the groups we have (MLKEM1024's: about 1,700 bytes).
+const MAX_SERVER_HELLO: usize = 4096;
+const EXT_KEY_SHARE: u16 = 51;
 
 impl Framer {
     fn feed(&mut self, mut buf: &[u8]) {
@@ -725,7 +738,13 @@ impl Framer {
             if self.left > 0 {
                 let n = self.left.min(buf.len());
                 self.left -= n;
+                if let Some(h) = &mut self.hello {
+                    h.extend_from_slice(&buf[..n]);
+                }
                 buf = &buf[n..];
+                if self.left == 0 {
+                    self.hello_done();
+                }
                 continue;
             }
             self.header[self.have] = buf[0];
@@ -738,9 +757,44 @@ impl Framer {
                     self.certificate = true;
                 }
                 self.left = (h[1] as usize) << 16 | (h[2] as usize) << 8 | h[3] as usize;
+                if h[0] == HS_SERVER_HELLO && self.left <= MAX_SERVER_HELLO {
+                    self.hello = Some(Vec::with_capacity(self.left));
+                    if self.left == 0 {
+                        self.hello_done();
+                    }
+                }
             }
         }
     }
+
+    fn hello_done(&mut self) {
+        if let Some(body) = self.hello.take()
+            && let Some(g) = key_share_group(&body)
+        {
+            self.group = Some(g);
+        }
+    }
+}
+
+/// The group of a ServerHello body's key_share extension (RFC 8446 4.1.3, 4.2.8: a
+/// ServerHello's entry and a HelloRetryRequest's selected_group both begin with it).
+fn key_share_group(b: &[u8]) -> Option<u16> {
+    let u16_at = |i: usize| Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]));
+    // legacy_version (2), random (32), legacy_session_id_echo (1 + n)
+    let mut i = 34;
+    i += 1 + *b.get(i)? as usize;
+    // cipher_suite (2), legacy_compression_method (1), extensions (2 + n)
+    i += 3;
+    let end = (i + 2 + u16_at(i)? as usize).min(b.len());
+    i += 2;
+    while i + 4 <= end {
+        let (ty, len) = (u16_at(i)?, u16_at(i + 2)? as usize);
+        if ty == EXT_KEY_SHARE {
+            return u16_at(i + 4);
+        }
+        i += 4 + len;
+    }
+    None
 }
 
 struct Observed {
@@ -769,6 +823,7 @@ impl QuicSession for Observed {
             protocol: d.protocol.clone(),
             server_name: d.server_name.clone(),
             resumed: self.resumed(),
+            group: self.seen.group.map(rustls::NamedGroup::from),
         }))
     }
     fn peer_identity(&self) -> Option<Box<dyn std::any::Any>> {

@@ -16,9 +16,9 @@
 //! keys, as in OpenSSL. The HMAC and AES keys it hands over make the AEAD key as a key given
 //! with the same bytes would.
 
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use parking_lot::RwLock;
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use ring::rand::{SecureRandom, SystemRandom};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -46,7 +46,7 @@ pub type KeyCallback = Arc<dyn Fn(&mut [u8; NAME_LEN], bool) -> CallbackKey + Se
 /// The AEAD key made from a key's secret bytes. None only if ring refuses a 32-byte HKDF
 /// output or AES-256 key, which it does not.
 fn aead_key(secret: &[u8]) -> Option<LessSafeKey> {
-    use ring::hkdf::{HKDF_SHA256, Salt};
+    use aws_lc_rs::hkdf::{HKDF_SHA256, Salt};
     let mut k = [0u8; 32];
     let prk = Salt::new(HKDF_SHA256, b"osslquic ticket key v1").extract(secret);
     prk.expand(&[b"aes-256-gcm"], HKDF_SHA256)

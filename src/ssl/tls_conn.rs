@@ -144,6 +144,8 @@ impl TlsObj {
                 .with("TLS_method: call SSL_set_connect_state or SSL_set_accept_state first")
         })?;
         let ctx = ssl.cur_ctx();
+        // SSL_set1_groups_list on this object, either role.
+        let groups = self.pre.lock().groups.clone();
         let setup = if server {
             // A client certificate's verify callback names this SSL.
             self.verify.ssl.store(ssl as *const Ssl as usize, Relaxed);
@@ -155,10 +157,11 @@ impl TlsObj {
                 switched,
             };
             let own = self.early.lock().max;
+            let cfg = ctx.tls_server_config_own(own, groups.as_ref())?;
             if hello.servername.is_some() || hello.alpn.is_some() {
-                crate::tls::Setup::ServerAlpn(ctx.tls_server_config_for(own)?, hello)
+                crate::tls::Setup::ServerAlpn(cfg, hello)
             } else {
-                crate::tls::Setup::Server(ctx.tls_server_config_for(own)?)
+                crate::tls::Setup::Server(cfg)
             }
         } else {
             let pre = self.pre.lock();
@@ -181,6 +184,7 @@ impl TlsObj {
                 owner,
                 ssl.store(&ctx, false),
                 early,
+                groups.as_ref(),
             )?;
             crate::tls::Setup::Client(cfg, name)
         };

@@ -839,6 +839,15 @@ impl Tls {
         st.conn.as_ref().and_then(|c| c.handshake_kind()) == Some(rustls::HandshakeKind::Resumed)
     }
 
+    /// The key-exchange group of the handshake (SSL_get_negotiated_group), once known.
+    pub fn kx_group(&self) -> Option<rustls::NamedGroup> {
+        let st = self.st.lock();
+        st.conn
+            .as_ref()?
+            .negotiated_key_exchange_group()
+            .map(|g| g.name())
+    }
+
     /// The negotiated cipher suite.
     pub fn cipher(&self) -> Option<rustls::CipherSuite> {
         let st = self.st.lock();

@@ -3,7 +3,7 @@
 # against osslquic (-Iinclude, the release library) and against OpenSSL 3.5 itself (the
 # reference twins), then run against each other. Prints one "PASS name" or "FAIL name: why"
 # line per test and ends with `N passed, N failed`. Logs: build/openssl/logs/.
-#   run.sh [compile|guide|ddd|hq|consts]...   only those parts (default: all)
+#   run.sh [compile|guide|ddd|hq|groups]...   only those parts (default: all)
 # Tests:
 #   compile-PROG-{ours,ossl}   each program of demos/guide, the 14 builds of doc/designs/ddd
 #                              (7 clients, TLS and -DUSE_QUIC) and both hq-interop endpoints;
@@ -16,6 +16,9 @@
 #                              directions, through the interop runner cases OpenSSL's
 #                              run_endpoint.sh supports, plus 1,000 small files; files
 #                              compared byte for byte
+#   groups-*                   the key-exchange group both ends report (tests/openssl/groups.sh):
+#                              X25519MLKEM768 by default between OpenSSL 3.5 and us, TLS and
+#                              QUIC, both directions; openssl s_client and s_server too
 # OpenSSL comes from tests/openssl/fetch.sh (OSSL_PREFIX, OSSL_WORK override where); when it
 # cannot be had, every test is one FAIL line saying so.
 set -u
@@ -32,7 +35,7 @@ L="$O/logs"
 mkdir -p "$L" "$O/ours" "$O/ossl"
 passed=0
 failed=0
-parts=${*:-compile guide ddd hq}
+parts=${*:-compile guide ddd hq groups}
 want() { case " $parts " in *" $1 "*) return 0 ;; esac; return 1; }
 
 pass() {
@@ -126,7 +129,7 @@ build_one() {
     if $CC -g -Wall -std=gnu11 -Iinclude "$@" "$src" "$LIB_REL" $LDLIBS $extra -o "$O/ours/$name" >"$log" 2>&1; then
         # Every OpenSSL header must be ours: one missing here would silently come from the
         # system's /usr/include/openssl.
-        stray=$($CC -Iinclude "$@" -M "$src" 2>/dev/null | tr ' \\' '\n\n' | grep 'openssl/' | grep -v "^include/openssl/" | sort -u | tr '\n' ' ')
+        stray=$($CC -Iinclude "$@" -M "$src" 2>/dev/null | tr ' \\' '\n\n' | grep 'openssl/' | grep -v "^include/openssl/" | grep -vxF "$src" | sort -u | tr '\n' ' ')
         if [ -n "$stray" ]; then
             fail "compile-$name-ours" "headers not from include/: $stray"
             rm -f "$O/ours/$name"
@@ -347,6 +350,12 @@ fi
 
 if want hq; then
     . tests/openssl/hq.sh
+fi
+
+# ---- 5. key-exchange groups (issue 16): X25519MLKEM768 between OpenSSL 3.5 and us
+
+if want groups; then
+    . tests/openssl/groups.sh
 fi
 
 echo "$passed passed, $failed failed"

@@ -272,7 +272,9 @@ pub extern "C" fn OSSLQUIC_CTX_get_handshake_timeout(ctx: *const SSL_CTX) -> u64
 }
 
 /// Context controls: min/max protocol version (QUIC is TLS 1.3 only; any version up to 1.3
-/// is accepted as a minimum). Others return 0 with an "unsupported" error. See SSL_CTX_ctrl(3).
+/// is accepted as a minimum), the key-exchange groups (SSL_CTX_set1_groups_list,
+/// SSL_CTX_set1_groups: 1, or 0 with the list unchanged). Others return 0 with an
+/// "unsupported" error. See SSL_CTX_ctrl(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_CTX_ctrl(
     ctx: *mut SSL_CTX,
@@ -282,6 +284,10 @@ pub extern "C" fn SSL_CTX_ctrl(
 ) -> c_long {
     ffi_entry!(SSL_CTX_ctrl, {
         let c = ctx_arg(ctx)?;
+        if let Some(groups) = super::groups::groups_ctrl(cmd, larg, _parg) {
+            c.set_groups(groups?);
+            return Ok(1);
+        }
         if c.method.is_tls()
             && (cmd == SSL_CTRL_SET_MIN_PROTO_VERSION || cmd == SSL_CTRL_SET_MAX_PROTO_VERSION)
         {

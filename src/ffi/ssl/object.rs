@@ -251,13 +251,20 @@ pub extern "C" fn SSL_set1_host(ssl: *mut SSL, host: *const c_char) -> c_int {
     })
 }
 
-/// Connection controls: SSL_set_tlsext_host_name (55). Others return 0 with an
-/// "unsupported" error. See SSL_ctrl(3).
+/// Connection controls: SSL_set_tlsext_host_name (55), the connection's key-exchange groups
+/// (SSL_set1_groups_list, SSL_set1_groups: TLS objects and QUIC clients before they start)
+/// and SSL_get_negotiated_group (134). Others return 0 with an "unsupported" error. See
+/// SSL_ctrl(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_ctrl(ssl: *mut SSL, cmd: c_int, larg: c_long, parg: *mut c_void) -> c_long {
     ffi_entry!(SSL_ctrl, {
         let s = ssl_arg(ssl)?;
+        if let Some(groups) = super::groups::groups_ctrl(cmd, larg, parg) {
+            s.set_groups(groups?)?;
+            return Ok(1);
+        }
         match cmd {
+            super::SSL_CTRL_GET_NEGOTIATED_GROUP => Ok(super::groups::negotiated_nid(s)),
             SSL_CTRL_SET_TLSEXT_HOSTNAME if larg == TLSEXT_NAMETYPE_host_name as c_long => {
                 s.set_sni(cstr_arg(parg as *const c_char, "name")?)?;
                 Ok(1)
