@@ -16,7 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use quinn_proto::{
@@ -101,7 +101,7 @@ impl ConnectionIdGenerator for Cids {
     fn cid_len(&self) -> usize {
         CID_LEN
     }
-    fn cid_lifetime(&self) -> Option<std::time::Duration> {
+    fn cid_lifetime(&self) -> Option<Duration> {
         None
     }
 }
@@ -152,6 +152,14 @@ pub struct Stats {
 /// not let them pile up without limit.
 pub const DEFAULT_MAX_PENDING: usize = 1024;
 
+/// How long a Retry answers a client's other Initial datagrams with the same destination ID:
+/// those of one ClientHello arrive together (OpenSSL 3.5's clients and ours, with a
+/// post-quantum key share, send two). A lost Retry is then answered again when the client
+/// sends its Initials again, after its probe timeout (a second at first), which is longer.
+const RETRY_DEDUP: Duration = Duration::from_millis(250);
+/// At most this many recent Retries are remembered (a flood of new clients forgets sooner).
+const RETRY_DEDUP_MAX: usize = 4096;
+
 /// Most handshakes a listener that does not validate addresses (SSL_LISTENER_FLAG_NO_VALIDATE)
 /// keeps in progress with clients whose address is unproven, unless the application sets
 /// another bound: beyond it, a new client is asked for a Retry first, as a validating listener
@@ -196,6 +204,10 @@ pub struct Engine {
     /// Client connections whose handshake may still be in progress, with the destination
     /// connection ID of their first Initial: a Retry must verify against one (`retry`).
     client_odcids: Vec<(Arc<ConnCell>, ConnectionId)>,
+    /// Retries and refusals sent lately, by client address and the destination ID it chose:
+    /// a ClientHello that spans two Initial datagrams (a post-quantum key share does) gets
+    /// one answer, not one per datagram (see `RETRY_DEDUP`).
+    recent_retries: VecDeque<(Instant, SocketAddr, ConnectionId)>,
     /// The endpoint's own datagrams (Retry, version negotiation, stateless resets, refusals).
     pub(super) out: Vec<Out>,
     pub(super) txbuf: Vec<u8>,
@@ -267,6 +279,7 @@ impl Engine {
             unvalidated: Vec::new(),
             max_unvalidated: DEFAULT_MAX_UNVALIDATED,
             client_odcids: Vec::new(),
+            recent_retries: VecDeque::new(),
             lb: None,
             transport: transport::Options::default(),
             out: Vec::new(),
@@ -794,12 +807,18 @@ impl Engine {
                 self.stats.foreign_in += 1
             }
             Some(DatagramEvent::NewConnection(inc)) => {
-                if self.accept_queue.len() >= self.max_pending {
+                // (A client back with a Retry token names the same original ID: not a repeat.)
+                let key = (inc.remote_address(), *inc.orig_dst_cid());
+                if !inc.remote_address_validated() && self.retried_lately(now, key) {
+                    // The rest of a ClientHello already answered with a Retry or a refusal.
+                    self.endpoint.ignore(inc);
+                } else if self.accept_queue.len() >= self.max_pending {
                     // Full: CONNECTION_REFUSED at once, before a Retry round trip or any
                     // state is spent on the connection.
                     let t = self.endpoint.refuse(inc, &mut buf);
                     self.push_out(&t, &buf);
                     self.stats.refused += 1;
+                    self.recent_retries.push_back((now, key.0, key.1));
                 } else if !inc.remote_address_validated()
                     && inc.may_retry()
                     && (self.validate || self.unvalidated_full())
@@ -808,6 +827,7 @@ impl Engine {
                         Ok(t) => {
                             self.push_out(&t, &buf);
                             self.stats.retries += 1;
+                            self.recent_retries.push_back((now, key.0, key.1));
                         }
                         Err(e) => self.endpoint.ignore(e.into_incoming()),
                     }
@@ -850,6 +870,22 @@ impl Engine {
         }
         self.scratch = buf;
         routed
+    }
+
+    /// Whether a Retry or refusal went to this client address and first destination ID within
+    /// `RETRY_DEDUP` (older entries are forgotten here).
+    fn retried_lately(&mut self, now: Instant, key: (SocketAddr, ConnectionId)) -> bool {
+        while let Some(&(t, _, _)) = self.recent_retries.front() {
+            if now.saturating_duration_since(t) < RETRY_DEDUP
+                && self.recent_retries.len() < RETRY_DEDUP_MAX
+            {
+                break;
+            }
+            self.recent_retries.pop_front();
+        }
+        self.recent_retries
+            .iter()
+            .any(|&(_, a, c)| a == key.0 && c == key.1)
     }
 
     /// Whether a datagram the endpoint dropped was addressed to a connection this process
