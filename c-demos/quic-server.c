@@ -8,6 +8,8 @@
  *     -q                 no per-stream log lines
  *     --datagram-echo    accept RFC 9221 datagrams and send each back on its connection
  *                        (osslquic: OSSLQUIC_CTX_set_datagrams and friends)
+ *     --log-ecn          log each connection's ECN figures when it closes (osslquic:
+ *                        OSSLQUIC_get_conn_stats)
  *   port 0 (the default) lets the system choose; "listening on PORT" is printed on stdout once
  *   the server is ready. ALPN: the comma-separated list in $DEMO_ALPN (server preference
  *   order), default "hq-interop,http/1.0".
@@ -85,7 +87,7 @@ struct conn {
 };
 
 static volatile sig_atomic_t stop_signal;
-static int quiet, datagram_echo;
+static int quiet, datagram_echo, log_ecn;
 static unsigned long long total_dgrams;
 static unsigned char pattern[PERIOD * 65];
 static unsigned conn_seq;
@@ -423,6 +425,20 @@ static void conn_log_close(struct conn *c, const char *why)
             stream_log(c, st, "still open when the connection closed");
     fprintf(stderr, "conn %u: closed (%s) after %.3f s: %u streams, %" PRIu64 " bytes in, %" PRIu64 " bytes out\n", c->id,
             why, now_s() - c->t0, c->nstreams, c->rx, c->tx);
+#ifdef OSSLQUIC_HAVE_OSSLQUIC_BIO_DGRAM_SET_ECN
+    if (log_ecn) {
+        OSSLQUIC_CONN_STATS st;
+        if (OSSLQUIC_get_conn_stats(c->ssl, &st) == 1)
+            fprintf(stderr,
+                    "conn %u: ecn: %" PRIu64 " datagrams sent ECT(0); received %" PRIu64 " ECT(0), %" PRIu64
+                    " ECT(1), %" PRIu64 " CE; validated %" PRIu64 "\n",
+                    c->id, st.ecn_ect0_sent, st.ecn_ect0_received, st.ecn_ect1_received, st.ecn_ce_received,
+                    st.ecn_validated);
+        else
+            log_errors("ECN figures");
+        ERR_clear_error();
+    }
+#endif
 }
 
 static void conn_free(struct conn *c)
@@ -593,7 +609,7 @@ static void log_engine_stats(SSL *listener)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: quic-server [-b ADDR] [--idle-exit SEC] [--no-retry] [-q] cert.pem key.pem [port]\n"
+    fprintf(stderr, "usage: quic-server [-b ADDR] [--idle-exit SEC] [--no-retry] [-q] [--datagram-echo] [--log-ecn] cert.pem key.pem [port]\n"
                     "  ALPN list from $DEMO_ALPN (comma-separated; default hq-interop,http/1.0)\n");
 }
 
@@ -622,6 +638,8 @@ int main(int argc, char **argv)
             lflags |= SSL_LISTENER_FLAG_NO_VALIDATE;
         } else if (strcmp(a, "-q") == 0) {
             quiet = 1;
+        } else if (strcmp(a, "--log-ecn") == 0) {
+            log_ecn = 1;
         } else if (strcmp(a, "--datagram-echo") == 0) {
             datagram_echo = 1;
         } else if (a[0] == '-' && a[1] != '\0') {
