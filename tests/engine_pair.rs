@@ -1061,7 +1061,7 @@ impl Net {
             NetEcn::CeFromServerEvery(n) => {
                 if src == server_addr() && ecn != 0 {
                     self.ecn_capable_from_server += 1;
-                    if self.ecn_capable_from_server % n == 0 {
+                    if self.ecn_capable_from_server.is_multiple_of(n) {
                         self.ce_marked += 1;
                         EcnCodepoint::Ce as u8
                     } else {
