@@ -65,7 +65,11 @@ fn send(b: &Bio, to: SocketAddr, ecns: &[u8], len: usize) {
         })
         .collect();
     let out = b.send_batch(&descs);
-    assert!(out.err.is_none(), "send failed: {:?}", out.err.map(|e| e.code));
+    assert!(
+        out.err.is_none(),
+        "send failed: {:?}",
+        out.err.map(|e| e.code)
+    );
     assert_eq!(out.sent, ecns.len());
 }
 
@@ -137,10 +141,16 @@ fn ipv4_mapped_on_a_dual_stack_socket() {
     let to_dual: SocketAddr = format!("127.0.0.1:{}", duala.port()).parse().unwrap();
     round_trip(&v4, &dual, to_dual);
 
-    let mapped: SocketAddr = format!("[::ffff:127.0.0.1]:{}", v4a.port()).parse().unwrap();
+    let mapped: SocketAddr = format!("[::ffff:127.0.0.1]:{}", v4a.port())
+        .parse()
+        .unwrap();
     let ecns = [CE, ECT0, NOT_ECT, ECT1];
     send(&dual, mapped, &ecns, 64);
-    assert_eq!(codepoints(&recv(&v4, ecns.len())), ecns, "v6 socket -> v4-mapped peer");
+    assert_eq!(
+        codepoints(&recv(&v4, ecns.len())),
+        ecns,
+        "v6 socket -> v4-mapped peer"
+    );
 }
 
 /// A GSO run never mixes codepoints (one TOS per sendmsg): same-size datagrams with
@@ -183,15 +193,27 @@ fn off_means_not_marked_and_not_read() {
     assert_eq!(tx.dgram().unwrap().ecn(), (false, false));
     assert!(rx.dgram().unwrap().set_ecn(true));
     send(&tx, rxa, &[ECT0, CE], 50);
-    assert_eq!(codepoints(&recv(&rx, 2)), [NOT_ECT, NOT_ECT], "sender off: unmarked");
+    assert_eq!(
+        codepoints(&recv(&rx, 2)),
+        [NOT_ECT, NOT_ECT],
+        "sender off: unmarked"
+    );
     assert_eq!(tx.stats.ecn_sent.load(Relaxed), 0);
 
     assert!(tx.dgram().unwrap().set_ecn(true));
     assert!(!rx.dgram().unwrap().set_ecn(false));
     rx.dgram().unwrap().want_ecn();
-    assert_eq!(rx.dgram().unwrap().ecn(), (false, false), "the application's off holds");
+    assert_eq!(
+        rx.dgram().unwrap().ecn(),
+        (false, false),
+        "the application's off holds"
+    );
     send(&tx, rxa, &[ECT0, CE], 50);
-    assert_eq!(codepoints(&recv(&rx, 2)), [NOT_ECT, NOT_ECT], "receiver off: not read");
+    assert_eq!(
+        codepoints(&recv(&rx, 2)),
+        [NOT_ECT, NOT_ECT],
+        "receiver off: not read"
+    );
     assert_eq!(rx.stats.ecn_ect0_recv.load(Relaxed), 0);
 }
 
