@@ -644,3 +644,49 @@ impl Default for DgramSock {
         Self::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::os::fd::IntoRawFd;
+
+    /// A kernel that refuses the ECN control message (EINVAL, as Linux before 3.13 does
+    /// for IP_TOS): the batch still goes out, unmarked, and the BIO stops writing ECN bits
+    /// (quinn-udp's fallback); it keeps reading them.
+    #[test]
+    fn ecn_refused_by_the_kernel_turns_marking_off_and_sends_anyway() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let to = BioAddr::from_socket_addr(&rx.local_addr().unwrap());
+        let tx = DgramSock::new();
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.set_fd(sock.into_raw_fd(), true).unwrap();
+        // GSO off: EINVAL on a GSO send turns GSO off first (a kernel with UDP_SEGMENT takes
+        // TOS control messages); this is about the ECN fallback alone.
+        tx.set_offload(false, false);
+        assert!(tx.set_ecn(true));
+        let stats = Stats::default();
+        let data = [7u8; 100];
+        let descs = [TxDesc {
+            data: &data,
+            dst: Some(&to),
+            src: None,
+            ecn: 0b10,
+        }; 3];
+        crate::sys::tests::MALFORMED_TOS.with(|m| m.set(true));
+        let out = tx.tx(&descs, &stats);
+        crate::sys::tests::MALFORMED_TOS.with(|m| m.set(false));
+        assert_eq!(out.sent, 3, "{:?}", out.err.map(|e| e.code));
+        assert_eq!(tx.ecn(), (false, true), "writing off, reading on");
+        assert_eq!(stats.ecn_sent.load(Relaxed), 0);
+        let mut buf = [0u8; 200];
+        for _ in 0..3 {
+            assert_eq!(rx.recv(&mut buf).unwrap(), 100);
+        }
+        // Off for good: later batches go without the control message.
+        assert_eq!(tx.tx(&descs[..1], &stats).sent, 1);
+        assert_eq!(stats.ecn_sent.load(Relaxed), 0);
+    }
+}

@@ -286,7 +286,16 @@ fn build_tx_cmsgs(
             } else {
                 (libc::IPPROTO_IPV6, libc::IPV6_TCLASS)
             };
-            let d = push(level, kind, size_of::<libc::c_int>());
+            #[cfg(not(test))]
+            let len = size_of::<libc::c_int>();
+            // A length the kernel refuses (EINVAL): the fallback's test.
+            #[cfg(test)]
+            let len = if tests::MALFORMED_TOS.with(|m| m.get()) {
+                2
+            } else {
+                size_of::<libc::c_int>()
+            };
+            let d = push(level, kind, len);
             ptr::write_unaligned(d.cast::<libc::c_int>(), libc::c_int::from(bits));
         }
         total
@@ -590,8 +599,15 @@ pub fn set_dont_fragment(fd: i32, ipv6: bool, on: bool) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    thread_local! {
+        /// Makes this thread's ECN control messages malformed, so that the kernel answers
+        /// EINVAL as an old one does to IP_TOS (`bio::dgram`'s fallback test).
+        pub(crate) static MALFORMED_TOS: std::cell::Cell<bool> =
+            const { std::cell::Cell::new(false) };
+    }
 
     #[test]
     fn recycle_keeps_the_allocation() {
