@@ -14,6 +14,8 @@
  *                        each change of it as the library follows a client that moved
  *                        ("conn N: peer address A -> B"; SSL_get_peer_addr, checked once per
  *                        pass of the event loop)
+ *     --log-ecn          log each connection's ECN figures when it closes (osslquic:
+ *                        OSSLQUIC_get_conn_stats)
  *   port 0 (the default) lets the system choose; "listening on PORT" is printed on stdout once
  *   the server is ready. ALPN: the comma-separated list in $DEMO_ALPN (server preference
  *   order), default "hq-interop,http/1.0".
@@ -92,7 +94,7 @@ struct conn {
 };
 
 static volatile sig_atomic_t stop_signal;
-static int quiet, datagram_echo, early_data, log_paths;
+static int quiet, datagram_echo, early_data, log_paths, log_ecn;
 static unsigned long long total_dgrams;
 static unsigned char pattern[PERIOD * 65];
 static unsigned conn_seq;
@@ -430,6 +432,20 @@ static void conn_log_close(struct conn *c, const char *why)
             stream_log(c, st, "still open when the connection closed");
     fprintf(stderr, "conn %u: closed (%s) after %.3f s: %u streams, %" PRIu64 " bytes in, %" PRIu64 " bytes out\n", c->id,
             why, now_s() - c->t0, c->nstreams, c->rx, c->tx);
+#ifdef OSSLQUIC_HAVE_OSSLQUIC_BIO_DGRAM_SET_ECN
+    if (log_ecn) {
+        OSSLQUIC_CONN_STATS st;
+        if (OSSLQUIC_get_conn_stats(c->ssl, &st) == 1)
+            fprintf(stderr,
+                    "conn %u: ecn: %" PRIu64 " datagrams sent ECT(0); received %" PRIu64 " ECT(0), %" PRIu64
+                    " ECT(1), %" PRIu64 " CE; validated %" PRIu64 "\n",
+                    c->id, st.ecn_ect0_sent, st.ecn_ect0_received, st.ecn_ect1_received, st.ecn_ce_received,
+                    st.ecn_validated);
+        else
+            log_errors("ECN figures");
+        ERR_clear_error();
+    }
+#endif
 }
 
 static void conn_free(struct conn *c)
@@ -630,7 +646,7 @@ static void log_engine_stats(SSL *listener)
 static void usage(void)
 {
     fprintf(stderr, "usage: quic-server [-b ADDR] [--idle-exit SEC] [--no-retry] [--datagram-echo] [--early-data]\n"
-                    "                   [--log-paths] [-q] cert.pem key.pem [port]\n"
+                    "                   [--log-paths] [--log-ecn] [-q] cert.pem key.pem [port]\n"
                     "  ALPN list from $DEMO_ALPN (comma-separated; default hq-interop,http/1.0)\n");
 }
 
@@ -659,6 +675,8 @@ int main(int argc, char **argv)
             lflags |= SSL_LISTENER_FLAG_NO_VALIDATE;
         } else if (strcmp(a, "-q") == 0) {
             quiet = 1;
+        } else if (strcmp(a, "--log-ecn") == 0) {
+            log_ecn = 1;
         } else if (strcmp(a, "--datagram-echo") == 0) {
             datagram_echo = 1;
         } else if (strcmp(a, "--early-data") == 0) {

@@ -1254,7 +1254,9 @@ typedef void (*BIO_dgram_write_done_cb)(const void *buf, size_t buf_len, int sta
 
 /**
  * Counters of one BIO: syscalls, datagrams, GSO sends, GRO-coalesced datagrams received,
- * CPU copies of payloads and wake-ups signalled toward its reader.
+ * CPU copies of payloads, wake-ups signalled toward its reader, and (a socket BIO with ECN
+ * on: OSSLQUIC_BIO_dgram_set_ecn) datagrams sent with ECN bits set and received marked
+ * ECT(0), ECT(1), CE.
  */
 typedef struct OSSLQUIC_BIO_STATS {
   uint64_t send_calls;
@@ -1265,6 +1267,10 @@ typedef struct OSSLQUIC_BIO_STATS {
   uint64_t gro_dgrams;
   uint64_t copies;
   uint64_t wakeups;
+  uint64_t ecn_sent;
+  uint64_t ecn_ect0_recv;
+  uint64_t ecn_ect1_recv;
+  uint64_t ecn_ce_recv;
 } OSSLQUIC_BIO_STATS;
 
 typedef struct bio_method_st BIO_METHOD;
@@ -1461,6 +1467,22 @@ typedef struct OSSLQUIC_CONN_STATS {
   uint64_t dgram_sent;
   uint64_t dgram_received;
   uint64_t dgram_dropped;
+  /**
+   * ECN (RFC 9000 section 13.4): datagrams sent marked ECT(0) (quinn marks from the start
+   * and stops on a path whose peer does not count its marks back); datagrams received
+   * marked ECT(0), ECT(1) and CE (the counts our ACK frames report; 0 where the network
+   * BIO does not read ECN, e.g. a datagram pair, or OSSLQUIC_BIO_dgram_set_ecn(b, 0)).
+   */
+  uint64_t ecn_ect0_sent;
+  uint64_t ecn_ect0_received;
+  uint64_t ecn_ect1_received;
+  uint64_t ecn_ce_received;
+  /**
+   * 1 when ECN is validated on the path: the connection still marks what it sends after
+   * ACKs from the peer, which quinn stops doing as soon as an ACK carries no ECN counts
+   * or counts that fail validation; 0 otherwise (not yet acknowledged, or off).
+   */
+  uint64_t ecn_validated;
 } OSSLQUIC_CONN_STATS;
 
 typedef struct x509_st X509;
@@ -1824,6 +1846,27 @@ int OSSLQUIC_BIO_dgram_set_offload(BIO *b, int gso, int gro);
  * Reports which offloads a datagram socket BIO uses: bit 0 GSO, bit 1 GRO.
  */
 int OSSLQUIC_BIO_dgram_get_offload(BIO *b);
+
+/**
+ * Turns ECN on (`on` != 0) or off for a datagram socket BIO: with it on, the codepoint of
+ * each datagram received is read (IP_RECVTOS / IPV6_RECVTCLASS) and a QUIC connection's
+ * ECT(0) marks are written (IP_TOS / IPV6_TCLASS control messages; IP_TOS for IPv4 and
+ * v4-mapped peers of an IPv6 socket). A QUIC port turns it on for its socket BIOs unless
+ * this call turned it off first (it may come before or after SSL_set_bio). Off, the
+ * connection sees no codepoints, its peer no marks, and quinn stops marking after the first
+ * ACKs (RFC 9000 section 13.4.2). Returns 1 if ECN is on now, 0 if off (asked, or the
+ * socket cannot: not an IPv4/IPv6 UDP socket, or the kernel refused IP_RECVTOS); -1 with
+ * an error queued for a BIO that is not a datagram socket. An osslquic extension.
+ */
+int OSSLQUIC_BIO_dgram_set_ecn(BIO *b, int on);
+
+/**
+ * Reports ECN on a datagram socket BIO: bit 0, codepoints of sent datagrams are written
+ * (cleared if the kernel refused the control message: EINVAL, as quinn-udp falls back);
+ * bit 1, codepoints of received datagrams are read. -1 with an error queued for a BIO that
+ * is not a datagram socket. An osslquic extension.
+ */
+int OSSLQUIC_BIO_dgram_get_ecn(BIO *b);
 
 /**
  * The file method: BIO_new(BIO_s_file()) makes a BIO with no file open yet (open one with

@@ -20,7 +20,7 @@ use osslquic::quic::engine::{ConnId, Engine};
 use osslquic::quic::stream::{PartState, StreamFault};
 use osslquic::ssl::alpn::AlpnChoice;
 use osslquic::ssl::ctx::{Method, SslCtx, VerifyResult};
-use quinn_proto::{ApplicationClose, ConnectionError, Dir, Side, StreamId, VarInt};
+use quinn_proto::{ApplicationClose, ConnectionError, Dir, EcnCodepoint, Side, StreamId, VarInt};
 
 /// Stream receive window the contexts configure (`stream_receive_window` in ctx.rs).
 const STREAM_WINDOW: usize = 8 << 20;
@@ -595,6 +595,92 @@ fn ten_percent_loss_with_reordering_delivers_every_byte() {
     );
 }
 
+/// 1 MB from the client over a path with ECN behaviour `ecn`; returns the connections.
+fn transfer_with_ecn(ecn: NetEcn, seed: u64) -> (Pair, Ch, Ch) {
+    const TOTAL: usize = 1 << 20;
+    let mut p = Pair::new(Link::delay_ms(10), false, seed);
+    p.net.ecn = ecn;
+    let (cch, sch, _) = p.handshake();
+    let data = pattern(seed, TOTAL);
+    let id = p.client.open_stream(cch, Dir::Uni).unwrap();
+    let mut out = Outbox::default();
+    out.add(id, data.clone());
+    let mut inbox = Inbox::default();
+    p.run_until("1 MB with ECN", Duration::from_secs(60), |p| {
+        out.pump(&mut p.client, cch);
+        inbox.pump(&mut p.server, sch);
+        inbox.finished() == 1
+    });
+    assert!(inbox.streams[&id].data == data, "every byte, in order");
+    (p, cch, sch)
+}
+
+/// Over a path that carries ECN, each side reads the other's ECT(0) marks and counts them
+/// back in its ACKs, and quinn keeps marking after those ACKs: ECN validated both ways
+/// (RFC 9000 section 13.4.2).
+#[test]
+fn ecn_is_validated_where_the_path_carries_it() {
+    let (mut p, cch, sch) = transfer_with_ecn(NetEcn::Carry, 21);
+    for (side, ch) in [(Side::Client, cch), (Side::Server, sch)] {
+        let c = conn(p.engine(side), ch);
+        let e = c.ecn_stats;
+        assert!(e.sent_ect0 > 0, "{side:?} marked nothing: {e:?}");
+        assert!(e.received[0] > 0, "{side:?} read no ECT(0): {e:?}");
+        assert_eq!((e.received[1], e.received[2]), (0, 0), "{side:?}: {e:?}");
+        assert!(e.marking_after_acks, "{side:?}: ECN not validated: {e:?}");
+        assert!(c.stats().frame_rx.acks > 0);
+    }
+    // The client sent about 1 MB: nearly all of it marked.
+    let e = conn(&mut p.client, cch).ecn_stats;
+    assert!(e.sent_ect0 > 700, "{e:?}");
+    assert_eq!(p.net.ce_marked, 0);
+}
+
+/// A path (or BIO) that carries no ECN: the peer's ACKs have no ECN counts, so quinn stops
+/// marking after the first of them; the transfer is unaffected ("off cleanly").
+#[test]
+fn ecn_stops_cleanly_where_the_path_drops_it() {
+    let (mut p, cch, sch) = transfer_with_ecn(NetEcn::Bleach, 22);
+    for (side, ch) in [(Side::Client, cch), (Side::Server, sch)] {
+        let e = conn(p.engine(side), ch).ecn_stats;
+        assert_eq!(e.received, [0, 0, 0], "{side:?}: {e:?}");
+        assert!(!e.marking_after_acks, "{side:?} still marks: {e:?}");
+    }
+    // Marked only until the first ACK came back: the handshake's packets, not the 1 MB.
+    let e = conn(&mut p.client, cch).ecn_stats;
+    assert!(e.sent_ect0 < 20, "{e:?}");
+}
+
+/// CE marks from a congested router reach the client, which counts them back in its ACKs;
+/// the server takes each increase as a congestion event (no packet was lost) and, the
+/// counts being valid, keeps using ECN.
+#[test]
+fn ce_marks_are_counted_back_and_answered_as_congestion() {
+    let (mut p, cch, sch) = transfer_with_ecn(NetEcn::CeFromServerEvery(5), 23);
+    assert!(p.net.ce_delivered > 0);
+    let ce = conn(&mut p.client, cch).ecn_stats.received[2];
+    assert_eq!(
+        ce, p.net.ce_delivered,
+        "the client read every CE mark delivered"
+    );
+    // The server has little to send (handshake, ACKs: 1 MB goes the other way), but its
+    // packets marked CE must count as congestion on its side.
+    let (s, e) = {
+        let c = conn(&mut p.server, sch);
+        (c.stats(), c.ecn_stats)
+    };
+    assert!(
+        e.marking_after_acks,
+        "CE counts are valid ECN feedback: {e:?}"
+    );
+    assert!(
+        s.path.congestion_events > 0,
+        "CE marks made no congestion event: {:?}",
+        s.path
+    );
+    assert_eq!(s.path.lost_packets, 0, "congestion from CE alone, not loss");
+}
+
 #[test]
 fn idle_timeout_in_simulated_time() {
     let real = Instant::now();
@@ -917,6 +1003,20 @@ struct Datagram {
     src: SocketAddr,
     dst: SocketAddr,
     data: Vec<u8>,
+    /// ECN bits of its IP header as delivered (0: Not-ECT).
+    ecn: u8,
+}
+
+/// What the simulated network does with the ECN bits the engines ask for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum NetEcn {
+    /// Nothing reaches the receiver (a network BIO that reads no ECN: a datagram pair).
+    Bleach,
+    /// Delivered as sent (a socket BIO with ECN on).
+    Carry,
+    /// Delivered as sent, but every Nth ECN-capable datagram from the server arrives CE (a
+    /// congested AQM router on the way to the client).
+    CeFromServerEvery(u64),
 }
 
 struct Net {
@@ -941,11 +1041,39 @@ struct Net {
     /// When set, the destination IDs (this many octets) of the client's short-header
     /// datagrams are recorded here.
     client_dcids: Option<(usize, Vec<Vec<u8>>)>,
+    /// ECN on the path, and how many datagrams the network marked CE.
+    ecn: NetEcn,
+    ecn_capable_from_server: u64,
+    ce_marked: u64,
+    /// CE-marked datagrams delivered to the client so far.
+    ce_delivered: u64,
 }
 
 impl Net {
     fn send(&mut self, now: Instant, src: SocketAddr, dst: SocketAddr, data: &[u8]) {
+        self.send_ecn(now, src, dst, data, 0);
+    }
+
+    /// `send` for a datagram the sender marked with ECN bits `ecn`.
+    fn send_ecn(&mut self, now: Instant, src: SocketAddr, dst: SocketAddr, data: &[u8], ecn: u8) {
         self.sent += 1;
+        let ecn = match self.ecn {
+            NetEcn::Bleach => 0,
+            NetEcn::Carry => ecn,
+            NetEcn::CeFromServerEvery(n) => {
+                if src == server_addr() && ecn != 0 {
+                    self.ecn_capable_from_server += 1;
+                    if self.ecn_capable_from_server.is_multiple_of(n) {
+                        self.ce_marked += 1;
+                        EcnCodepoint::Ce as u8
+                    } else {
+                        ecn
+                    }
+                } else {
+                    ecn
+                }
+            }
+        };
         if let Some((len, seen)) = &mut self.client_dcids
             && src == client_addr()
             && data.first().is_some_and(|b| b & 0x80 == 0)
@@ -977,6 +1105,7 @@ impl Net {
             src,
             dst,
             data: data.to_vec(),
+            ecn,
         };
         self.in_flight.insert((at, self.seq), d);
     }
@@ -993,6 +1122,9 @@ impl Net {
                 self.overtaken += 1;
             }
             *hi = (*hi).max(seq);
+            if d.dst == client_addr() && d.ecn == EcnCodepoint::Ce as u8 {
+                self.ce_delivered += 1;
+            }
             due.push(d);
         }
         due
@@ -1117,6 +1249,10 @@ impl Pair {
                 client_initials_after_retry: 0,
                 drop_client_initial_after_retry: None,
                 client_dcids: None,
+                ecn: NetEcn::Bleach,
+                ecn_capable_from_server: 0,
+                ce_marked: 0,
+                ce_delivered: 0,
             },
             client_timers_on_receive: false,
             app_wake: None,
@@ -1195,7 +1331,7 @@ impl Pair {
                 for o in out {
                     assert!(o.seg > 0 && o.len > 0, "empty transmit {o:?}");
                     for seg in txbuf[o.off..o.off + o.len].chunks(o.seg) {
-                        self.net.send(now, src, o.dst, seg);
+                        self.net.send_ecn(now, src, o.dst, seg, o.ecn);
                     }
                 }
             }
@@ -1215,7 +1351,8 @@ impl Pair {
             } else {
                 panic!("datagram to unknown address {}", d.dst);
             };
-            e.handle_datagram(self.now, d.src, Some(d.dst.ip()), &d.data);
+            let ecn = EcnCodepoint::from_bits(d.ecn);
+            e.handle_datagram_ecn(self.now, d.src, Some(d.dst.ip()), ecn, &d.data);
         }
         if client_got || !self.client_timers_on_receive {
             self.client.handle_timeouts(self.now);

@@ -270,6 +270,7 @@ impl ConnectBio {
         if let Some(d) = self.dgram_if_connected() {
             let _ = d.set_nbio(true);
             d.set_offload(true, true);
+            d.want_ecn();
         } else {
             self.offload_on_connect.store(true, Relaxed);
         }
@@ -470,6 +471,7 @@ impl ConnectBio {
                             }
                             if self.offload_on_connect.load(Relaxed) {
                                 self.dgram.set_offload(true, true);
+                                self.dgram.want_ecn();
                             }
                             st.phase = Phase::Ok;
                         }

@@ -898,6 +898,7 @@ mod tests {
                 data: d,
                 dst: Some(dst),
                 src: None,
+                ecn: 0,
             })
             .collect()
     }

@@ -1,7 +1,8 @@
 //! `BIO_s_datagram`: a UDP socket. Batches go through sendmmsg/recvmmsg with GSO for runs of
 //! same-size datagrams to one peer and GRO on receive where the kernel offers them; local
-//! addresses come from IP_PKTINFO/IPV6_RECVPKTINFO when enabled. Every OS call is a safe
-//! function of `sys` (`sys::udp`, `sys::sock`); this file holds the BIO's state and rules.
+//! addresses come from IP_PKTINFO/IPV6_RECVPKTINFO when enabled; ECN bits are read and
+//! written (IP_TOS/IPV6_TCLASS) once ECN is on. Every OS call is a safe function of `sys`
+//! (`sys::udp`, `sys::sock`); this file holds the BIO's state and rules.
 #![deny(unsafe_code)]
 
 use std::collections::VecDeque;
@@ -13,7 +14,7 @@ use super::addr::BioAddr;
 use super::msg::BIO_POLL_DESCRIPTOR;
 use super::{RxDst, Stats, TxOutcome, on_stack};
 use crate::error::*;
-use crate::sys::{self, BATCH, GRO_MAX, RxSlot, SendResult, TxDesc};
+use crate::sys::{self, BATCH, GRO_MAX, RxSlot, SendResult, TxDesc, TxOpts};
 
 pub struct DgramSock {
     fd: AtomicI32,
@@ -26,14 +27,31 @@ pub struct DgramSock {
     local_enabled: AtomicBool,
     gso: AtomicBool,
     gro: AtomicBool,
+    /// ECN: received datagrams' codepoints are read (IP_RECVTOS / IPV6_RECVTCLASS set), and
+    /// sent ones' written (`TxDesc::ecn` as a control message); the second goes off alone if
+    /// the kernel refuses the control message. `ecn_refused`: the application turned ECN
+    /// off (OSSLQUIC_BIO_dgram_set_ecn), so a QUIC port does not turn it on.
+    ecn_rx: AtomicBool,
+    ecn_tx: AtomicBool,
+    ecn_refused: AtomicBool,
     rx: Mutex<RxState>,
+}
+
+/// A datagram received coalesced (GRO) that the caller had no room for yet: `len` bytes at
+/// `off` in the arena, its addresses and ECN codepoint.
+struct Stashed {
+    off: usize,
+    len: usize,
+    src: BioAddr,
+    dst: Option<BioAddr>,
+    ecn: u8,
 }
 
 /// Datagrams received coalesced (GRO) that the caller had no room for yet, in order.
 #[derive(Default)]
 struct RxState {
     arena: Vec<u8>,
-    items: VecDeque<(usize, usize, BioAddr, Option<BioAddr>)>,
+    items: VecDeque<Stashed>,
     /// Overflow areas (one per slot) that let a coalesced datagram arrive whole: 4 MiB of
     /// address space, whose pages exist only once GRO has written to them (a BIO made per
     /// connection must not pay for zeroing them).
@@ -43,16 +61,23 @@ struct RxState {
 /// Keeps a datagram (received across `a` and `b`) for a later receive.
 fn stash(
     arena: &mut Vec<u8>,
-    items: &mut VecDeque<(usize, usize, BioAddr, Option<BioAddr>)>,
+    items: &mut VecDeque<Stashed>,
     a: &[u8],
     b: &[u8],
     src: BioAddr,
     dst: Option<BioAddr>,
+    ecn: u8,
 ) {
     let off = arena.len();
     arena.extend_from_slice(a);
     arena.extend_from_slice(b);
-    items.push_back((off, a.len() + b.len(), src, dst));
+    items.push_back(Stashed {
+        off,
+        len: a.len() + b.len(),
+        src,
+        dst,
+        ecn,
+    });
 }
 
 fn err_io(e: std::io::Error) -> Error {
@@ -90,6 +115,9 @@ impl DgramSock {
             local_enabled: AtomicBool::new(false),
             gso: AtomicBool::new(false),
             gro: AtomicBool::new(false),
+            ecn_rx: AtomicBool::new(false),
+            ecn_tx: AtomicBool::new(false),
+            ecn_refused: AtomicBool::new(false),
             rx: Mutex::new(RxState::default()),
         }
     }
@@ -131,6 +159,9 @@ impl DgramSock {
         // caller had no room for waits inside the BIO, where poll() on the fd cannot see it;
         // only a reader that drains to would-block (our QUIC reactor) should turn it on.
         self.gro.store(false, Relaxed);
+        // ECN likewise: the QUIC port asks for it (`want_ecn`), or the application.
+        self.ecn_rx.store(false, Relaxed);
+        self.ecn_tx.store(false, Relaxed);
         Ok(())
     }
 
@@ -141,9 +172,15 @@ impl DgramSock {
         }
         if self.close.load(Relaxed) {
             let _ = sys::close(fd);
-        } else if self.gro.swap(false, Relaxed) {
+        } else {
             // The application keeps the socket: leave it as we found it.
-            sys::enable_gro(fd, false);
+            if self.gro.swap(false, Relaxed) {
+                sys::enable_gro(fd, false);
+            }
+            self.ecn_tx.store(false, Relaxed);
+            if self.ecn_rx.swap(false, Relaxed) {
+                let _ = sys::set_recv_ecn(fd, self.is_ipv6(), false);
+            }
         }
     }
 
@@ -174,7 +211,48 @@ impl DgramSock {
     }
     /// Size of the next datagram already received into the BIO (GRO stash), else 0.
     pub fn pending(&self) -> usize {
-        self.rx.lock().items.front().map_or(0, |i| i.1)
+        self.rx.lock().items.front().map_or(0, |i| i.len)
+    }
+
+    /// OSSLQUIC_BIO_dgram_set_ecn: turns ECN on (codepoints of received datagrams read,
+    /// those of sent ones written) or off, and remembers an "off" so that a QUIC port does
+    /// not turn it back on. Returns whether ECN is on now: an IPv4 or IPv6 UDP socket whose
+    /// kernel takes IP_RECVTOS / IPV6_RECVTCLASS can; anything else stays off (quinn then
+    /// finds the path not ECN-capable: its first ACKs carry no ECN counts).
+    pub fn set_ecn(&self, on: bool) -> bool {
+        self.ecn_refused.store(!on, Relaxed);
+        self.apply_ecn(on)
+    }
+
+    /// A QUIC port attaching the BIO: ECN on, unless the application turned it off.
+    pub fn want_ecn(&self) {
+        if !self.ecn_refused.load(Relaxed) {
+            self.apply_ecn(true);
+        }
+    }
+
+    /// Whether ECN is on: (written on send, read on receive).
+    pub fn ecn(&self) -> (bool, bool) {
+        (self.ecn_tx.load(Relaxed), self.ecn_rx.load(Relaxed))
+    }
+
+    fn apply_ecn(&self, on: bool) -> bool {
+        let fd = self.fd();
+        let ip = fd >= 0 && self.local_addr_cap() && sys::is_dgram(fd);
+        if !ip {
+            self.ecn_rx.store(false, Relaxed);
+            self.ecn_tx.store(false, Relaxed);
+            return false;
+        }
+        let was = self.ecn_rx.load(Relaxed);
+        let rx = if on || was {
+            sys::set_recv_ecn(fd, self.is_ipv6(), on).is_ok() && on
+        } else {
+            false
+        };
+        self.ecn_rx.store(rx, Relaxed);
+        self.ecn_tx.store(rx, Relaxed);
+        rx
     }
 
     pub fn offload(&self) -> (bool, bool) {
@@ -353,13 +431,29 @@ impl DgramSock {
                 }
             }
         }
+        let ecn = self.ecn_tx.load(Relaxed);
+        // A connected socket's datagrams have no destination: the peer's family decides
+        // between IP_TOS and IPV6_TCLASS.
+        let peer_v4 = ecn
+            && match self.peer().and_then(|p| p.to_socket_addr()) {
+                Some(std::net::SocketAddr::V4(_)) => true,
+                Some(std::net::SocketAddr::V6(a)) => a.ip().to_ipv4_mapped().is_some(),
+                None => !self.is_ipv6(),
+            };
         let mut sent = 0;
         while sent < ok {
-            let gso = self.gso.load(Relaxed);
-            let mut counts = (0u64, 0u64);
-            let r = sys::send_batch(fd, &descs[sent..ok], gso, &mut counts);
+            let opts = TxOpts {
+                gso: self.gso.load(Relaxed),
+                ecn: ecn && self.ecn_tx.load(Relaxed),
+                peer_v4,
+            };
+            let mut counts = (0u64, 0u64, 0u64);
+            let r = sys::send_batch(fd, &descs[sent..ok], opts, &mut counts);
             stats.send_calls.fetch_add(counts.0, Relaxed);
             stats.gso_sends.fetch_add(counts.1, Relaxed);
+            if counts.2 > 0 {
+                stats.ecn_sent.fetch_add(counts.2, Relaxed);
+            }
             match r {
                 SendResult::Sent(n) => {
                     sent += n;
@@ -371,6 +465,11 @@ impl DgramSock {
                 }
                 SendResult::GsoRefused => {
                     self.gso.store(false, Relaxed);
+                }
+                SendResult::EcnRefused => {
+                    // As quinn-udp: send without ECN bits from now on (quinn then finds its
+                    // marks never acknowledged and stops making them).
+                    self.ecn_tx.store(false, Relaxed);
                 }
                 SendResult::Failed(e) => {
                     if e == libc::EMSGSIZE {
@@ -403,7 +502,7 @@ impl DgramSock {
         if gro && rx.tails.is_none() {
             rx.tails = Some(sys::ZeroPages::new(BATCH * GRO_MAX).map_err(err_io)?);
         }
-        let want_cmsg = gro || self.local_enabled();
+        let want_cmsg = gro || self.local_enabled() || self.ecn_rx.load(Relaxed);
         let local_of = |dst: Option<BioAddr>| {
             dst.map(|mut a| {
                 a.set_port(u16::from_be(bound_port));
@@ -438,15 +537,15 @@ impl DgramSock {
             };
             RxSlot::new(&mut d.buf[..], tail, src)
         });
-        // What each destination gets: bytes and local IP (compact: this array is initialised
-        // on every call); and the first coalesced slot.
-        let mut delivered = [(0usize, None::<std::net::IpAddr>); BATCH];
+        // What each destination gets: bytes, local IP and ECN codepoint (compact: this array
+        // is initialised on every call); and the first coalesced slot.
+        let mut delivered = [(0usize, None::<std::net::IpAddr>, 0u8); BATCH];
         let (got, coalesced) = on_stack::<_, _, BATCH>(slots, |slots| {
             stats.recv_calls.fetch_add(1, Relaxed);
             let got = sys::recv_batch(fd, slots, true, want_cmsg).map_err(err_io)?;
             for i in 0..got {
                 let s = &slots[i];
-                delivered[i] = (s.len.min(s.buf.len()), s.dst.and_then(|a| a.ip()));
+                delivered[i] = (s.len.min(s.buf.len()), s.dst.and_then(|a| a.ip()), s.ecn);
                 if s.seg > 0 && s.len > s.seg {
                     // Coalesced: the first segment stays here; the rest, and everything
                     // received after it in this call, wait in the stash in arrival order.
@@ -462,7 +561,7 @@ impl DgramSock {
                         while off < total || (off == 0 && total == 0) {
                             let len = seg.min(total - off);
                             let (a, b) = split_at_tail(sj.buf, sj.tail, off, len);
-                            stash(arena, items, a, b, srcj, lj);
+                            stash(arena, items, a, b, srcj, lj, sj.ecn);
                             if len == 0 {
                                 break;
                             }
@@ -475,16 +574,19 @@ impl DgramSock {
             Ok((got, None))
         })?;
         let mut out = got;
-        for (i, (d, (len, ip))) in dsts.iter_mut().zip(delivered).enumerate().take(got) {
+        let mut ecn_seen = [0u64; 4];
+        for (i, (d, (len, ip, ecn))) in dsts.iter_mut().zip(delivered).enumerate().take(got) {
             let local =
                 ip.map(|ip| BioAddr::from_socket_addr(&(ip, u16::from_be(bound_port)).into()));
-            finish(d, len, None, local);
+            finish(d, len, None, local, ecn);
+            ecn_seen[usize::from(ecn & 3)] += 1;
             if coalesced == Some(i) {
                 out = i + 1 + self.serve_stash(&mut rx, dsts, i + 1, stats);
                 break;
             }
         }
         stats.recv_dgrams.fetch_add(out as u64, Relaxed);
+        stats.count_ecn_received(&ecn_seen);
         Ok(out)
     }
 
@@ -497,16 +599,19 @@ impl DgramSock {
         stats: &Stats,
     ) -> usize {
         let mut n = 0;
+        let mut ecn_seen = [0u64; 4];
         while from + n < dsts.len() {
-            let Some((off, len, src, dst)) = rx.items.pop_front() else {
+            let Some(it) = rx.items.pop_front() else {
                 break;
             };
             let d = &mut dsts[from + n];
-            let c = len.min(d.buf.len());
-            d.buf[..c].copy_from_slice(&rx.arena[off..off + c]);
-            finish(d, c, Some(src), dst);
+            let c = it.len.min(d.buf.len());
+            d.buf[..c].copy_from_slice(&rx.arena[it.off..it.off + c]);
+            finish(d, c, Some(it.src), it.dst, it.ecn);
+            ecn_seen[usize::from(it.ecn & 3)] += 1;
             n += 1;
         }
+        stats.count_ecn_received(&ecn_seen);
         if rx.items.is_empty() {
             rx.arena.clear();
         }
@@ -515,9 +620,11 @@ impl DgramSock {
     }
 }
 
-/// Records a delivered datagram: its length and, where the caller asked, its addresses.
-fn finish(d: &mut RxDst<'_>, len: usize, src: Option<BioAddr>, local: Option<BioAddr>) {
+/// Records a delivered datagram: its length, ECN codepoint and, where the caller asked, its
+/// addresses.
+fn finish(d: &mut RxDst<'_>, len: usize, src: Option<BioAddr>, local: Option<BioAddr>, ecn: u8) {
     d.len = len;
+    d.ecn = ecn;
     if let (Some(s), Some(out)) = (src, d.src.as_deref_mut()) {
         *out = s;
     }
@@ -535,5 +642,51 @@ impl Drop for DgramSock {
 impl Default for DgramSock {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::os::fd::IntoRawFd;
+
+    /// A kernel that refuses the ECN control message (EINVAL, as Linux before 3.13 does
+    /// for IP_TOS): the batch still goes out, unmarked, and the BIO stops writing ECN bits
+    /// (quinn-udp's fallback); it keeps reading them.
+    #[test]
+    fn ecn_refused_by_the_kernel_turns_marking_off_and_sends_anyway() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let to = BioAddr::from_socket_addr(&rx.local_addr().unwrap());
+        let tx = DgramSock::new();
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.set_fd(sock.into_raw_fd(), true).unwrap();
+        // GSO off: EINVAL on a GSO send turns GSO off first (a kernel with UDP_SEGMENT takes
+        // TOS control messages); this is about the ECN fallback alone.
+        tx.set_offload(false, false);
+        assert!(tx.set_ecn(true));
+        let stats = Stats::default();
+        let data = [7u8; 100];
+        let descs = [TxDesc {
+            data: &data,
+            dst: Some(&to),
+            src: None,
+            ecn: 0b10,
+        }; 3];
+        crate::sys::tests::MALFORMED_TOS.with(|m| m.set(true));
+        let out = tx.tx(&descs, &stats);
+        crate::sys::tests::MALFORMED_TOS.with(|m| m.set(false));
+        assert_eq!(out.sent, 3, "{:?}", out.err.map(|e| e.code));
+        assert_eq!(tx.ecn(), (false, true), "writing off, reading on");
+        assert_eq!(stats.ecn_sent.load(Relaxed), 0);
+        let mut buf = [0u8; 200];
+        for _ in 0..3 {
+            assert_eq!(rx.recv(&mut buf).unwrap(), 100);
+        }
+        // Off for good: later batches go without the control message.
+        assert_eq!(tx.tx(&descs[..1], &stats).sent, 1);
+        assert_eq!(stats.ecn_sent.load(Relaxed), 0);
     }
 }

@@ -97,6 +97,9 @@ pub struct RxDst<'a> {
     pub local: Option<&'a mut BioAddr>,
     /// Out: bytes delivered (at most `buf.len()`).
     pub len: usize,
+    /// Out: the datagram's ECN codepoint (0b10 ECT(0), 0b01 ECT(1), 0b11 CE), or 0 for
+    /// Not-ECT and wherever the BIO does not know (only a socket BIO with ECN on reads it).
+    pub ecn: u8,
 }
 
 impl<'a> RxDst<'a> {
@@ -110,6 +113,7 @@ impl<'a> RxDst<'a> {
             src,
             local,
             len: 0,
+            ecn: 0,
         }
     }
 }
@@ -172,6 +176,28 @@ pub struct Stats {
     pub recv_dgrams: AtomicU64,
     pub gro_dgrams: AtomicU64,
     pub copies: AtomicU64,
+    /// Datagrams sent with ECN bits set; received with ECT(0), ECT(1), CE (read only where
+    /// ECN is on: `dgram::DgramSock::set_ecn`).
+    pub ecn_sent: AtomicU64,
+    pub ecn_ect0_recv: AtomicU64,
+    pub ecn_ect1_recv: AtomicU64,
+    pub ecn_ce_recv: AtomicU64,
+}
+
+impl Stats {
+    /// Adds one batch's received codepoints, `seen[bits]` (bits: 0b10 ECT(0), 0b01 ECT(1),
+    /// 0b11 CE; 0 Not-ECT is not counted).
+    pub fn count_ecn_received(&self, seen: &[u64; 4]) {
+        for (c, n) in [
+            (&self.ecn_ect1_recv, seen[1]),
+            (&self.ecn_ect0_recv, seen[2]),
+            (&self.ecn_ce_recv, seen[3]),
+        ] {
+            if n > 0 {
+                c.fetch_add(n, Relaxed);
+            }
+        }
+    }
 }
 
 pub struct Bio {
@@ -908,6 +934,7 @@ impl Bio {
                 data: unsafe { q.as_slice() },
                 dst: q.dst.as_ref(),
                 src: q.src.as_ref(),
+                ecn: 0,
             });
             let out = on_stack::<_, _, CHUNK>(descs, |descs| self.tx(descs));
             for _ in 0..out.sent {

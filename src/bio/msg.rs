@@ -171,6 +171,8 @@ impl MsgArray {
             data: self.data_slice(i),
             dst: self.peer_ref(i),
             src: self.local_ref(i),
+            // BIO_MSG has no ECN field (OpenSSL's layout): Not-ECT.
+            ecn: 0,
         }
     }
     /// Item `i` as a receive destination: its data buffer, and its peer and local addresses

@@ -71,6 +71,18 @@ pub struct OSSLQUIC_CONN_STATS {
     pub dgram_sent: u64,
     pub dgram_received: u64,
     pub dgram_dropped: u64,
+    /// ECN (RFC 9000 section 13.4): datagrams sent marked ECT(0) (quinn marks from the start
+    /// and stops on a path whose peer does not count its marks back); datagrams received
+    /// marked ECT(0), ECT(1) and CE (the counts our ACK frames report; 0 where the network
+    /// BIO does not read ECN, e.g. a datagram pair, or OSSLQUIC_BIO_dgram_set_ecn(b, 0)).
+    pub ecn_ect0_sent: u64,
+    pub ecn_ect0_received: u64,
+    pub ecn_ect1_received: u64,
+    pub ecn_ce_received: u64,
+    /// 1 when ECN is validated on the path: the connection still marks what it sends after
+    /// ACKs from the peer, which quinn stops doing as soon as an ACK carries no ECN counts
+    /// or counts that fail validation; 0 otherwise (not yet acknowledged, or off).
+    pub ecn_validated: u64,
 }
 
 /// Fills `out` with what the QUIC connection of `ssl` (a connection or one of its streams)
@@ -83,7 +95,7 @@ pub extern "C" fn OSSLQUIC_get_conn_stats(
 ) -> c_int {
     ffi_entry!(OSSLQUIC_get_conn_stats, {
         let o = super::mut_arg(out, "out")?;
-        let (st, dg) = super::ssl_arg(ssl)?.conn_stats()?;
+        let (st, dg, ecn) = super::ssl_arg(ssl)?.conn_stats()?;
         let us = |d: std::time::Duration| d.as_micros().min(u64::MAX as u128) as u64;
         *o = OSSLQUIC_CONN_STATS {
             rtt_us: us(st.path.rtt),
@@ -101,6 +113,11 @@ pub extern "C" fn OSSLQUIC_get_conn_stats(
             dgram_sent: dg.sent,
             dgram_received: dg.received,
             dgram_dropped: dg.dropped,
+            ecn_ect0_sent: ecn.sent_ect0,
+            ecn_ect0_received: ecn.received[0],
+            ecn_ect1_received: ecn.received[1],
+            ecn_ce_received: ecn.received[2],
+            ecn_validated: u64::from(ecn.marking_after_acks),
         };
         Ok(1)
     })

@@ -652,6 +652,38 @@ pub struct ConnState {
     pub zero_rtt: super::zerortt::ZeroRtt,
     /// The client wrote stream data (or a FIN) in 0-RTT.
     early_sent: bool,
+    /// What ECN did on this connection (OSSLQUIC_CONN_STATS).
+    pub ecn_stats: EcnStats,
+}
+
+/// A connection's ECN figures. quinn-proto 0.11 keeps its own (the counts in the peer's
+/// ACK_ECN frames, whether the path passed ECN validation) private; what it shows is the
+/// codepoint of each packet it sends: it marks ECT(0) from the start and stops for good on
+/// a path once an ACK from the peer carries no ECN counts or counts that fail RFC 9000
+/// section 13.4.2's checks. So a connection still marking after it received ACKs has had
+/// its marks counted back by the peer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EcnStats {
+    /// Datagrams quinn asked to send with ECT(0).
+    pub sent_ect0: u64,
+    /// Datagrams received with ECT(0), ECT(1), CE (the counts of our ACK_ECN frames; only a
+    /// network BIO that reads ECN reports them).
+    pub received: [u64; 3],
+    /// The last datagram quinn made was marked, and quinn had received ACK frames by then.
+    pub marking_after_acks: bool,
+}
+
+impl EcnStats {
+    /// Counts a datagram received with ECN bits `ecn`.
+    pub fn count_received(&mut self, ecn: Option<quinn_proto::EcnCodepoint>) {
+        use quinn_proto::EcnCodepoint as E;
+        match ecn {
+            Some(E::Ect0) => self.received[0] += 1,
+            Some(E::Ect1) => self.received[1] += 1,
+            Some(E::Ce) => self.received[2] += 1,
+            None => {}
+        }
+    }
 }
 
 /// A connection's datagram counts (OSSLQUIC_CONN_STATS).
@@ -750,6 +782,7 @@ impl ConnState {
             dgram_stats: DatagramStats::default(),
             zero_rtt: Default::default(),
             early_sent: false,
+            ecn_stats: EcnStats::default(),
         }
     }
 
@@ -886,6 +919,8 @@ impl ConnState {
     /// drive, so a connection's output keeps its order). True if anything was made.
     fn transmit(&mut self, now: Instant, link: &Link) -> bool {
         let (mut out, mut txbuf) = super::port::spare_buffers();
+        // Whether the last datagram made was marked (see `EcnStats`).
+        let mut marked = None;
         SCRATCH.with(|cell| {
             let mut fresh = Vec::new();
             let mut borrowed = cell.try_borrow_mut();
@@ -900,15 +935,24 @@ impl ConnState {
                 };
                 let off = txbuf.len();
                 txbuf.extend_from_slice(&buf[..t.size]);
+                let seg = t.segment_size.unwrap_or(t.size);
                 out.push(Out {
                     dst: t.destination,
                     src_ip: t.src_ip,
                     off,
                     len: t.size,
-                    seg: t.segment_size.unwrap_or(t.size),
+                    seg,
+                    ecn: t.ecn.map_or(0, |e| e as u8),
                 });
+                if t.ecn.is_some() {
+                    self.ecn_stats.sent_ect0 += t.size.div_ceil(seg.max(1)) as u64;
+                }
+                marked = Some(t.ecn.is_some());
             }
         });
+        if let Some(m) = marked {
+            self.ecn_stats.marking_after_acks = m && self.q.stats().frame_rx.acks > 0;
+        }
         if out.is_empty() {
             super::port::return_buffers(out, txbuf);
             return false;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use quinn_proto::{
     ClientConfig, Connection, ConnectionHandle, ConnectionId, ConnectionIdGenerator, DatagramEvent,
-    Endpoint, EndpointConfig, EndpointEvent, InvalidCid, ServerConfig, StreamId,
+    EcnCodepoint, Endpoint, EndpointConfig, EndpointEvent, InvalidCid, ServerConfig, StreamId,
 };
 use rand::Rng;
 
@@ -60,6 +60,8 @@ pub struct Out {
     pub len: usize,
     /// Segment size when `len` holds several datagrams.
     pub seg: usize,
+    /// ECN codepoint quinn asks for on every one of them (`EcnCodepoint` bits), 0 for none.
+    pub ecn: u8,
 }
 
 /// Length of the connection IDs this engine issues.
@@ -711,25 +713,41 @@ impl Engine {
         local_ip: Option<IpAddr>,
         data: &[u8],
     ) {
+        self.handle_datagram_ecn(now, remote, local_ip, None, data);
+    }
+
+    /// `handle_datagram` for a datagram that arrived with ECN bits `ecn` in its IP header.
+    pub fn handle_datagram_ecn(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        local_ip: Option<IpAddr>,
+        ecn: Option<EcnCodepoint>,
+        data: &[u8],
+    ) {
+        let mut count = ecn;
         for (cell, ev) in self
-            .route_datagram(now, remote, local_ip, data)
+            .route_datagram(now, remote, local_ip, ecn, data)
             .into_iter()
             .flatten()
         {
-            self.deliver(now, &cell, ev);
+            // A datagram split in two (`coalesce`) is counted once.
+            self.deliver(now, &cell, ev, count.take());
         }
     }
 
     /// Feeds a routed datagram to its connection and drives it, in one hold of its lock: an
     /// application call never sees quinn's state ahead of what a drive made of it (a closed
-    /// connection whose loss is not recorded yet).
+    /// connection whose loss is not recorded yet). `ecn`: the datagram's ECN bits, counted.
     pub fn deliver(
         &mut self,
         now: Instant,
         cell: &Arc<ConnCell>,
         ev: quinn_proto::ConnectionEvent,
+        ecn: Option<EcnCodepoint>,
     ) {
         self.drive_with(now, cell, "conn: datagram", |_, c| {
+            c.ecn_stats.count_received(ecn);
             c.handle_event(ev);
             true
         });
@@ -746,6 +764,7 @@ impl Engine {
         now: Instant,
         remote: SocketAddr,
         local_ip: Option<IpAddr>,
+        ecn: Option<EcnCodepoint>,
         data: &[u8],
     ) -> [Option<RoutedDatagram>; 2] {
         self.stats.datagrams_in += 1;
@@ -760,10 +779,10 @@ impl Engine {
         }
         match coalesce::short_header_tail(data) {
             Some(at) => [
-                self.route_packets(now, remote, local_ip, &data[..at]),
-                self.route_packets(now, remote, local_ip, &data[at..]),
+                self.route_packets(now, remote, local_ip, ecn, &data[..at]),
+                self.route_packets(now, remote, local_ip, ecn, &data[at..]),
             ],
-            None => [self.route_packets(now, remote, local_ip, data), None],
+            None => [self.route_packets(now, remote, local_ip, ecn, data), None],
         }
     }
 
@@ -773,6 +792,7 @@ impl Engine {
         now: Instant,
         remote: SocketAddr,
         local_ip: Option<IpAddr>,
+        ecn: Option<EcnCodepoint>,
         data: &[u8],
     ) -> Option<RoutedDatagram> {
         let mut buf = std::mem::take(&mut self.scratch);
@@ -780,7 +800,7 @@ impl Engine {
         let mut routed = None;
         match self
             .endpoint
-            .handle(now, remote, local_ip, None, BytesMut::from(data), &mut buf)
+            .handle(now, remote, local_ip, ecn, BytesMut::from(data), &mut buf)
         {
             Some(DatagramEvent::ConnectionEvent(ch, ev)) => {
                 if let Some(&id) = self.by_handle.get(&ch)
@@ -910,6 +930,7 @@ impl Engine {
             off,
             len: t.size,
             seg: t.segment_size.unwrap_or(t.size),
+            ecn: t.ecn.map_or(0, |e| e as u8),
         });
     }
 

@@ -1,6 +1,7 @@
 //! `Port`, the reactor: the only code that moves datagrams between the network BIOs and the
 //! engine. Receives in batches (`recv_batch`, GRO where the BIO has it), sends in batches
-//! (`send_batch`: sendmmsg with GSO runs), and bounds the work of one tick.
+//! (`send_batch`: sendmmsg with GSO runs), carries ECN codepoints both ways between the BIO
+//! and quinn, and bounds the work of one tick.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -19,7 +20,7 @@ use crate::bio::consts::*;
 use crate::bio::{Bio, RxDst};
 use crate::sync::{Asked, Held, LockFor, Mutex, atomic_object};
 use crate::sys::{self, TxDesc};
-use quinn_proto::ConnectionEvent;
+use quinn_proto::{ConnectionEvent, EcnCodepoint};
 
 const RX_BATCH: usize = 32;
 const RX_SLOT: usize = 2048;
@@ -74,13 +75,16 @@ pub struct RxJob {
     buf: Vec<u8>,
     src: [BioAddr; RX_BATCH],
     lens: [usize; RX_BATCH],
+    /// Each datagram's ECN bits (0 where the BIO does not read them).
+    ecn: [u8; RX_BATCH],
     /// The batch's datagrams for known connections, routed, waiting for `deliver` (kept
     /// by the port from tick to tick: no allocation per batch).
     pub routed: Routed,
 }
 
-/// Routed datagrams, each with the connection it is for (taken as delivered).
-pub type Routed = Vec<(Arc<ConnCell>, Option<ConnectionEvent>)>;
+/// Routed datagrams, each with the connection it is for (taken as delivered) and the ECN
+/// codepoint to count for it (the first part of a datagram only).
+pub type Routed = Vec<(Arc<ConnCell>, Option<ConnectionEvent>, Option<EcnCodepoint>)>;
 
 /// Most datagrams one receive takes.
 pub const RX_BATCH_MAX: usize = RX_BATCH;
@@ -95,8 +99,9 @@ impl RxJob {
         });
         // Would-block, or an error the next tick will meet again: nothing arrived.
         let n = self.rbio.recv_batch(&mut dsts).unwrap_or_default();
-        for (l, d) in self.lens.iter_mut().zip(&dsts) {
+        for ((l, e), d) in self.lens.iter_mut().zip(&mut self.ecn).zip(&dsts) {
             *l = d.len;
+            *e = d.ecn;
         }
         n
     }
@@ -248,6 +253,14 @@ impl Port {
         if let Some(Ok(d)) = r.as_ref().filter(|b| b.conn().is_none()).map(|b| b.dgram()) {
             d.set_offload(true, true);
         }
+        // ECN (quinn marks and validates; a BIO without it reports no codepoints and quinn
+        // stops marking after the first ACKs), unless the application turned it off.
+        // (A datagram connect BIO turns it on when it connects: `prepare_for_port`.)
+        for b in r.iter().chain(w.iter()).filter(|b| b.conn().is_none()) {
+            if let Ok(d) = b.dgram() {
+                d.want_ecn();
+            }
+        }
         self.rbio = r;
         self.wbio = w;
         let addressed = self.write_addressed();
@@ -355,6 +368,7 @@ impl Port {
             buf,
             src: [BioAddr::default(); RX_BATCH],
             lens: [0; RX_BATCH],
+            ecn: [0; RX_BATCH],
             routed: std::mem::take(&mut self.routed),
         })
     }
@@ -369,13 +383,15 @@ impl Port {
                 UNADDRESSED_PEER
             };
             let data = &job.buf[i * RX_SLOT..i * RX_SLOT + job.lens[i]];
+            let ecn = EcnCodepoint::from_bits(job.ecn[i]);
+            let mut count = ecn;
             for (cell, ev) in self
                 .engine
-                .route_datagram(now, remote, None, data)
+                .route_datagram(now, remote, None, ecn, data)
                 .into_iter()
                 .flatten()
             {
-                job.routed.push((cell, Some(ev)));
+                job.routed.push((cell, Some(ev), count.take()));
             }
         }
     }
@@ -517,12 +533,14 @@ pub fn deliver(routed: &mut Routed, left: &mut Vec<Arc<ConnCell>>, now: Instant)
         if c.gone {
             continue;
         }
+        c.ecn_stats.count_received(routed[i].2);
         // A panic while a datagram is handled ends this connection only (`ConnCell::contain`).
         let _ = cell.contain(&mut c, now, |c| c.handle_event(ev));
         for later in routed[i + 1..].iter_mut() {
             if Arc::ptr_eq(&later.0, &cell)
                 && let Some(ev) = later.1.take()
             {
+                c.ecn_stats.count_received(later.2);
                 let _ = cell.contain(&mut c, now, |c| c.handle_event(ev));
             }
         }
@@ -584,6 +602,7 @@ fn send_with(
                 data: &txbuf[o.off + off..o.off + off + len],
                 dst: if addressed { Some(&dsts[k]) } else { None },
                 src: None,
+                ecn: o.ecn,
             });
             off += len;
         }
@@ -626,6 +645,7 @@ fn send_with(
                     off: u.1.len(),
                     len,
                     seg: len,
+                    ecn: o.ecn,
                 });
                 u.1.extend_from_slice(&txbuf[o.off + off..o.off + off + len]);
             }

@@ -404,19 +404,22 @@ impl Ssl {
         }
     }
 
-    /// OSSLQUIC_get_conn_stats: quinn's figures for the connection (its current path), and
-    /// its datagram counts.
+    /// OSSLQUIC_get_conn_stats: quinn's figures for the connection (its current path), its
+    /// datagram counts and its ECN figures.
     pub fn conn_stats(
         &self,
     ) -> Result<(
         quinn_proto::ConnectionStats,
         crate::quic::conn::DatagramStats,
+        crate::quic::conn::EcnStats,
     )> {
         self.conn_obj().ok_or_else(|| {
             Error::ssl(SSL_R_CONN_USE_ONLY).with("statistics are a connection's or a stream's")
         })?;
-        self.with_conn("conn: stats", |conn| (conn.stats(), conn.dgram_stats))
-            .ok_or_else(|| Error::ssl(SSL_R_STILL_IN_INIT).with("the connection has not started"))
+        self.with_conn("conn: stats", |conn| {
+            (conn.stats(), conn.dgram_stats, conn.ecn_stats)
+        })
+        .ok_or_else(|| Error::ssl(SSL_R_STILL_IN_INIT).with("the connection has not started"))
     }
 
     /// SSL_write_early_data on a QUIC client connection (its default stream) or one of its

@@ -1,11 +1,12 @@
 //! Datagram I/O on UDP sockets, in quinn-udp's manner: batched send and receive
-//! (sendmmsg/recvmmsg) with UDP_SEGMENT (GSO), UDP_GRO and IP_PKTINFO/IPV6_PKTINFO control
-//! messages, the single-datagram fallbacks, and the overflow memory GRO writes into.
+//! (sendmmsg/recvmmsg) with UDP_SEGMENT (GSO), UDP_GRO, IP_PKTINFO/IPV6_PKTINFO and ECN
+//! (IP_TOS/IPV6_TCLASS) control messages, the single-datagram fallbacks, and the overflow
+//! memory GRO writes into.
 //! Owns: every libc call that moves datagrams. Must not know about BIOs or SSL.
 //! As in quinn-udp, what goes to the kernel is borrowed: a [`TxDesc`] holds its bytes as
 //! `&[u8]` (quinn-udp's `Transmit<'a>`, one per datagram here: GSO runs are regrouped in
 //! [`send_batch`]), an [`RxSlot`] lends a `&mut [u8]` and gets back its length, GRO stride and
-//! destination IP (quinn-udp's `IoSliceMut` plus `RecvMeta`). Raw pointers exist only inside
+//! destination IP and ECN codepoint (quinn-udp's `IoSliceMut` plus `RecvMeta`). Raw pointers exist only inside
 //! these functions, for the duration of one syscall.
 
 use std::io;
@@ -24,7 +25,9 @@ pub(crate) const GSO_MAX_SEGS: usize = 64;
 const GSO_MAX_BYTES: usize = 65000;
 /// Largest datagram the kernel can hand back with GRO.
 pub(crate) const GRO_MAX: usize = 65536;
-const CMSG_SPACE: usize = 64;
+/// Room for every control message of one datagram: GRO/GSO segment size, IPv6 packet info
+/// and the traffic class (16 + 40 + 16 bytes on 64-bit Linux), with headroom.
+const CMSG_SPACE: usize = 128;
 
 const UDP_SEGMENT: libc::c_int = 103;
 const UDP_GRO: libc::c_int = 104;
@@ -38,6 +41,31 @@ pub struct TxDesc<'a> {
     pub dst: Option<&'a BioAddr>,
     /// Source address (IP only is used), or None for the kernel's choice.
     pub src: Option<&'a BioAddr>,
+    /// ECN codepoint for the IP header (the low two bits of the TOS / traffic class byte:
+    /// 0b10 ECT(0), 0b01 ECT(1), 0b11 CE), 0 for Not-ECT. Put on the wire only when the
+    /// sender's [`TxOpts::ecn`] says so.
+    pub ecn: u8,
+}
+
+/// How [`send_batch`] may send: the socket's offloads and what it knows of the peer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TxOpts {
+    /// Runs of same-size datagrams to one destination go as one UDP_SEGMENT send.
+    pub gso: bool,
+    /// Datagrams with a non-zero `ecn` carry it in an IP_TOS / IPV6_TCLASS control message.
+    pub ecn: bool,
+    /// Where a datagram has no destination (a connected socket): whether the peer is IPv4,
+    /// or IPv4-mapped on an IPv6 socket (IP_TOS, not IPV6_TCLASS, sets its ECN bits).
+    pub peer_v4: bool,
+}
+
+/// Whether the IP header of a datagram to `a` is IPv4 (a v4-mapped address on an IPv6
+/// socket included); None when `a` is not an IP address.
+fn ipv4_header(a: &BioAddr) -> Option<bool> {
+    match a.to_socket_addr()? {
+        std::net::SocketAddr::V4(_) => Some(true),
+        std::net::SocketAddr::V6(v6) => Some(v6.ip().to_ipv4_mapped().is_some()),
+    }
 }
 
 fn same_addr(a: Option<&BioAddr>, b: Option<&BioAddr>) -> bool {
@@ -67,12 +95,22 @@ pub enum SendResult {
     Failed(i32),
     /// The kernel refused a GSO send: the caller should turn GSO off and retry.
     GsoRefused,
+    /// The kernel refused an ECN control message (EINVAL: IP_TOS as a control message needs
+    /// Linux 3.13): the caller should stop setting ECN bits on this socket and retry.
+    EcnRefused,
 }
 
 /// Sends `items` in as few syscalls as possible: consecutive same-size datagrams to one
-/// destination become one GSO send when `gso` is true; all go through sendmmsg.
-/// `counts` accumulates (syscalls made, GSO sends made).
-pub fn send_batch(fd: i32, items: &[TxDesc<'_>], gso: bool, counts: &mut (u64, u64)) -> SendResult {
+/// destination with one ECN codepoint become one GSO send when `opts.gso` is true; all go
+/// through sendmmsg. `counts` accumulates (syscalls made, GSO sends made, datagrams sent
+/// with ECN bits set).
+pub fn send_batch(
+    fd: i32,
+    items: &[TxDesc<'_>],
+    opts: TxOpts,
+    counts: &mut (u64, u64, u64),
+) -> SendResult {
+    let gso = opts.gso;
     let mut done = 0usize;
     while done < items.len() {
         // SAFETY: zeroed msghdr/iovec/cmsg arrays are valid initial states.
@@ -80,6 +118,7 @@ pub fn send_batch(fd: i32, items: &[TxDesc<'_>], gso: bool, counts: &mut (u64, u
         let mut iovs: [MaybeUninit<libc::iovec>; MAX_IOV] = [MaybeUninit::uninit(); MAX_IOV];
         let mut cmsgs: [MaybeUninit<CmsgBuf>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
         let mut group_sizes = [0usize; BATCH];
+        let mut group_ecn = [false; BATCH];
         let mut ngroups = 0;
         let mut niov = 0;
         let mut i = done;
@@ -97,6 +136,7 @@ pub fn send_batch(fd: i32, items: &[TxDesc<'_>], gso: bool, counts: &mut (u64, u
                     && bytes + items[i + n].data.len() <= GSO_MAX_BYTES
                     && same_addr(items[i + n].dst, first.dst)
                     && same_addr(items[i + n].src, first.src)
+                    && items[i + n].ecn == first.ecn
                 {
                     bytes += items[i + n].data.len();
                     n += 1;
@@ -120,7 +160,16 @@ pub fn send_batch(fd: i32, items: &[TxDesc<'_>], gso: bool, counts: &mut (u64, u
                 h.msg_namelen = len;
             }
             let cbuf = cmsgs[ngroups].write(CmsgBuf([0; CMSG_SPACE]));
-            let clen = build_tx_cmsgs(&mut cbuf.0, if n > 1 { first_len } else { 0 }, first.src);
+            // One TOS per sendmsg: a GSO run never mixes codepoints (grouped above).
+            let ecn = if opts.ecn && first.ecn & 3 != 0 {
+                let v4 = first.dst.map_or(Some(opts.peer_v4), ipv4_header);
+                v4.map(|v4| (first.ecn & 3, v4))
+            } else {
+                None
+            };
+            group_ecn[ngroups] = ecn.is_some();
+            let gso_size = if n > 1 { first_len } else { 0 };
+            let clen = build_tx_cmsgs(&mut cbuf.0, gso_size, first.src, ecn);
             if clen > 0 {
                 h.msg_control = cbuf.0.as_mut_ptr().cast();
                 h.msg_controllen = clen;
@@ -146,6 +195,15 @@ pub fn send_batch(fd: i32, items: &[TxDesc<'_>], gso: bool, counts: &mut (u64, u
                     SendResult::GsoRefused
                 };
             }
+            // After GSO (a kernel with UDP_SEGMENT takes TOS control messages): quinn-udp's
+            // `sendmsg_einval` fallback.
+            if e == libc::EINVAL && group_ecn[..ngroups].iter().any(|&b| b) {
+                return if done > 0 {
+                    SendResult::Sent(done)
+                } else {
+                    SendResult::EcnRefused
+                };
+            }
             return if done > 0 {
                 SendResult::Sent(done)
             } else {
@@ -154,6 +212,12 @@ pub fn send_batch(fd: i32, items: &[TxDesc<'_>], gso: bool, counts: &mut (u64, u
         }
         let r = r as usize;
         counts.1 += group_sizes[..r].iter().filter(|&&c| c > 1).count() as u64;
+        counts.2 += group_sizes[..r]
+            .iter()
+            .zip(&group_ecn[..r])
+            .filter(|(_, e)| **e)
+            .map(|(c, _)| *c as u64)
+            .sum::<u64>();
         done += group_sizes[..r].iter().sum::<usize>();
         if r < ngroups {
             break;
@@ -162,44 +226,77 @@ pub fn send_batch(fd: i32, items: &[TxDesc<'_>], gso: bool, counts: &mut (u64, u
     SendResult::Sent(done)
 }
 
-fn build_tx_cmsgs(buf: &mut [u8; CMSG_SPACE], gso_size: usize, src: Option<&BioAddr>) -> usize {
-    // SAFETY: a zeroed msghdr pointing at `buf` lets the CMSG_* macros walk it in bounds.
+/// Writes the control messages of one sendmsg into `buf`: the GSO segment size, the source
+/// address, and the ECN codepoint (`Some((bits, ipv4_header))`) as IP_TOS or IPV6_TCLASS, an
+/// `int` for both, as quinn-udp sends them (Linux takes an int or a byte for IP_TOS).
+/// Returns the length used.
+fn build_tx_cmsgs(
+    buf: &mut [u8; CMSG_SPACE],
+    gso_size: usize,
+    src: Option<&BioAddr>,
+    ecn: Option<(u8, bool)>,
+) -> usize {
+    // SAFETY: each control message starts `total` bytes into `buf` (the CMSG_SPACE of those
+    // before it, so aligned as CMSG_NXTHDR would place it: `buf` is 8-byte aligned), and the
+    // three together need at most CMSG_SPACE(2) + CMSG_SPACE(20) + CMSG_SPACE(4) = 72 of its
+    // 128 bytes; CMSG_DATA and the unaligned writes stay within that.
     unsafe {
-        let mut mh: libc::msghdr = zeroed();
-        mh.msg_control = buf.as_mut_ptr().cast();
-        mh.msg_controllen = CMSG_SPACE;
-        let mut c = libc::CMSG_FIRSTHDR(&mh);
+        let base = buf.as_mut_ptr();
         let mut total = 0usize;
+        let mut push = |level: libc::c_int, kind: libc::c_int, len: usize| {
+            let c = base.add(total).cast::<libc::cmsghdr>();
+            (*c).cmsg_level = level;
+            (*c).cmsg_type = kind;
+            (*c).cmsg_len = libc::CMSG_LEN(len as u32) as usize;
+            total += libc::CMSG_SPACE(len as u32) as usize;
+            libc::CMSG_DATA(c)
+        };
         if gso_size > 0 {
-            (*c).cmsg_level = libc::SOL_UDP;
-            (*c).cmsg_type = UDP_SEGMENT;
-            (*c).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as usize;
-            ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), gso_size as u16);
-            total += libc::CMSG_SPACE(size_of::<u16>() as u32) as usize;
-            c = libc::CMSG_NXTHDR(&mh, c);
+            let d = push(libc::SOL_UDP, UDP_SEGMENT, size_of::<u16>());
+            ptr::write_unaligned(d.cast::<u16>(), gso_size as u16);
         }
-        if let Some(src) = src {
-            match src.to_socket_addr() {
-                Some(std::net::SocketAddr::V4(v4)) => {
-                    (*c).cmsg_level = libc::IPPROTO_IP;
-                    (*c).cmsg_type = libc::IP_PKTINFO;
-                    (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as usize;
-                    let mut pi: libc::in_pktinfo = zeroed();
-                    pi.ipi_spec_dst.s_addr = u32::from_ne_bytes(v4.ip().octets());
-                    ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::in_pktinfo>(), pi);
-                    total += libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) as usize;
-                }
-                Some(std::net::SocketAddr::V6(v6)) => {
-                    (*c).cmsg_level = libc::IPPROTO_IPV6;
-                    (*c).cmsg_type = libc::IPV6_PKTINFO;
-                    (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in6_pktinfo>() as u32) as usize;
-                    let mut pi: libc::in6_pktinfo = zeroed();
-                    pi.ipi6_addr.s6_addr = v6.ip().octets();
-                    ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::in6_pktinfo>(), pi);
-                    total += libc::CMSG_SPACE(size_of::<libc::in6_pktinfo>() as u32) as usize;
-                }
-                None => {}
+        match src.and_then(|s| s.to_socket_addr()) {
+            Some(std::net::SocketAddr::V4(v4)) => {
+                let d = push(
+                    libc::IPPROTO_IP,
+                    libc::IP_PKTINFO,
+                    size_of::<libc::in_pktinfo>(),
+                );
+                let mut pi: libc::in_pktinfo = zeroed();
+                pi.ipi_spec_dst.s_addr = u32::from_ne_bytes(v4.ip().octets());
+                ptr::write_unaligned(d.cast::<libc::in_pktinfo>(), pi);
             }
+            Some(std::net::SocketAddr::V6(v6)) => {
+                let d = push(
+                    libc::IPPROTO_IPV6,
+                    libc::IPV6_PKTINFO,
+                    size_of::<libc::in6_pktinfo>(),
+                );
+                let mut pi: libc::in6_pktinfo = zeroed();
+                pi.ipi6_addr.s6_addr = v6.ip().octets();
+                ptr::write_unaligned(d.cast::<libc::in6_pktinfo>(), pi);
+            }
+            None => {}
+        }
+        if let Some((bits, v4)) = ecn {
+            // An IPv4 header (v4-mapped peers of an IPv6 socket included) takes IP_TOS; the
+            // kernel ignores IPV6_TCLASS there, and IP_TOS on a native IPv6 datagram.
+            let (level, kind) = if v4 {
+                (libc::IPPROTO_IP, libc::IP_TOS)
+            } else {
+                (libc::IPPROTO_IPV6, libc::IPV6_TCLASS)
+            };
+            #[cfg(not(test))]
+            let len = size_of::<libc::c_int>();
+            // A length the kernel refuses (EINVAL): the fallback's test.
+            #[cfg(test)]
+            let len = if tests::MALFORMED_TOS.with(|m| m.get()) {
+                2
+            } else {
+                size_of::<libc::c_int>()
+            };
+            let d = push(level, kind, len);
+            ptr::write_unaligned(d.cast::<libc::c_int>(), libc::c_int::from(bits));
         }
         total
     }
@@ -215,11 +312,14 @@ pub struct RxSlot<'a> {
     /// Where the source address is written (None: not wanted).
     pub src: Option<&'a mut BioAddr>,
     /// Out: bytes received (across buf and tail), whether the kernel truncated, the GRO
-    /// segment size (0 when not coalesced), the destination IP (from pktinfo) if any.
+    /// segment size (0 when not coalesced), the destination IP (from pktinfo) if any, the
+    /// ECN codepoint (IP_TOS / IPV6_TCLASS low bits; 0 when not ECN-capable or not asked
+    /// for: [`set_recv_ecn`]).
     pub len: usize,
     pub truncated: bool,
     pub seg: usize,
     pub dst: Option<BioAddr>,
+    pub ecn: u8,
 }
 
 impl<'a> RxSlot<'a> {
@@ -232,13 +332,14 @@ impl<'a> RxSlot<'a> {
             truncated: false,
             seg: 0,
             dst: None,
+            ecn: 0,
         }
     }
 }
 
 /// Receives up to `slots.len()` datagrams in one recvmmsg. `wait` blocks for the first one
 /// (on a blocking socket); otherwise returns EAGAIN at once when nothing is queued. Control
-/// messages (GRO segment size, packet info) are collected only with `cmsg`.
+/// messages (GRO segment size, packet info, traffic class) are collected only with `cmsg`.
 pub fn recv_batch(fd: i32, slots: &mut [RxSlot<'_>], wait: bool, cmsg: bool) -> io::Result<usize> {
     let n = slots.len().min(BATCH);
     // SAFETY: zeroed headers/iovecs/control buffers are valid initial states.
@@ -296,6 +397,7 @@ pub fn recv_batch(fd: i32, slots: &mut [RxSlot<'_>], wait: bool, cmsg: bool) -> 
         s.truncated = h.msg_flags & libc::MSG_TRUNC != 0;
         s.seg = 0;
         s.dst = None;
+        s.ecn = 0;
         if let Some(src) = s.src.as_deref_mut()
             && h.msg_namelen == 0
         {
@@ -320,6 +422,12 @@ pub fn recv_batch(fd: i32, slots: &mut [RxSlot<'_>], wait: bool, cmsg: bool) -> 
                         let pi = ptr::read_unaligned(d.cast::<libc::in6_pktinfo>());
                         let ip = std::net::Ipv6Addr::from(pi.ipi6_addr.s6_addr);
                         s.dst = Some(BioAddr::from_socket_addr(&(ip, 0).into()));
+                    }
+                    // IPv4 (also v4-mapped on an IPv6 socket): the TOS byte, one byte.
+                    (libc::IPPROTO_IP, libc::IP_TOS) => s.ecn = ptr::read_unaligned(d) & 3,
+                    // IPv6: the traffic class, an int.
+                    (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) => {
+                        s.ecn = ptr::read_unaligned(d.cast::<libc::c_int>()) as u8 & 3
                     }
                     _ => {}
                 }
@@ -447,6 +555,19 @@ pub fn set_recv_pktinfo(fd: i32, ipv6: bool, on: bool) -> io::Result<()> {
     }
 }
 
+/// Asks for the ECN bits of each received datagram (IP_RECVTOS; on an IPv6 socket
+/// IPV6_RECVTCLASS, and IP_RECVTOS too for the IPv4 traffic a dual-stack socket sees, as
+/// quinn-udp does; that one may fail on a v6-only socket and is not needed there).
+pub fn set_recv_ecn(fd: i32, ipv6: bool, on: bool) -> io::Result<()> {
+    let v = on as i32;
+    if ipv6 {
+        let _ = setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_RECVTOS, v);
+        setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS, v)
+    } else {
+        setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_RECVTOS, v)
+    }
+}
+
 /// The path MTU the kernel knows for a connected socket (IP_MTU / IPV6_MTU), IP header
 /// included.
 pub fn path_mtu(fd: i32, ipv6: bool) -> io::Result<usize> {
@@ -478,8 +599,15 @@ pub fn set_dont_fragment(fd: i32, ipv6: bool, on: bool) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    thread_local! {
+        /// Makes this thread's ECN control messages malformed, so that the kernel answers
+        /// EINVAL as an old one does to IP_TOS (`bio::dgram`'s fallback test).
+        pub(crate) static MALFORMED_TOS: std::cell::Cell<bool> =
+            const { std::cell::Cell::new(false) };
+    }
 
     #[test]
     fn recycle_keeps_the_allocation() {
@@ -493,6 +621,7 @@ mod tests {
                 data: &local,
                 dst: None,
                 src: None,
+                ecn: 0,
             });
             v = recycle(w);
         }

@@ -5,7 +5,10 @@
  * answers a loss is shown by engine_pair's congestion_controllers_answer_a_loss_their_own_way;
  * here: names and errors, a transfer with each controller, figures that match what moved, and
  * one qlog file per connection end, as JSON-SEQ qvis reads, with its packet events. Also a
- * client's active migration (SSL_set_fd to a socket on 127.0.0.2 mid-transfer).
+ * client's active migration (SSL_set_fd to a socket on 127.0.0.2 mid-transfer), and ECN
+ * (issue 16): on real sockets both ends mark ECT(0), read each other's marks and validate
+ * ECN from the counts in the ACKs; with ECN off on one end (OSSLQUIC_BIO_dgram_set_ecn) the
+ * transfer is the same and neither validates it.
  */
 #include "quicutil.h"
 
@@ -17,13 +20,18 @@
 
 #define TOTAL (1 << 20)
 
+#define XFER_MIGRATE 1 /* move the client to 127.0.0.2 halfway */
+#define XFER_ECN_OFF 2 /* the client's socket BIO without ECN */
+
 /* One connection of cctx to a listener of sctx: the client sends TOTAL bytes on a stream,
- * the server reads them all (compared). The client's and server's figures go to *cs, *ss.
- * With `migrate`, once the server has half, the client moves to a socket on 127.0.0.2
- * (SSL_set_fd: an active migration) and the server must then see that address. */
+ * the server reads them all (compared). The client's and server's figures go to *cs, *ss,
+ * the client's BIO's to *cb (if not NULL). With XFER_MIGRATE, once the server has half,
+ * the client moves to a socket on 127.0.0.2 (SSL_set_fd: an active migration) and the
+ * server must then see that address. */
 static int transfer_ex(SSL_CTX *sctx, SSL_CTX *cctx, OSSLQUIC_CONN_STATS *cst,
-                       OSSLQUIC_CONN_STATS *sst, int migrate)
+                       OSSLQUIC_CONN_STATS *sst, int flags, OSSLQUIC_BIO_STATS *cb)
 {
+    int migrate = (flags & XFER_MIGRATE) != 0;
     static unsigned char out[TOTAL], in[TOTAL];
     BIO_ADDR *addr = NULL;
     int lfd = -1, cfd = tu_udp_socket(AF_INET, NULL), r = 0;
@@ -36,6 +44,13 @@ static int transfer_ex(SSL_CTX *sctx, SSL_CTX *cctx, OSSLQUIC_CONN_STATS *cst,
     c = qu_client(cctx, cfd, addr, 0);
     ASSERT_NOT_NULL(c);
     ASSERT_EQ(SSL_set_blocking_mode(c, 0), 1);
+    /* The port turned ECN on for the client's socket (both directions). */
+    ASSERT_EQ(OSSLQUIC_BIO_dgram_get_ecn(SSL_get_rbio(c)), 3);
+    if (flags & XFER_ECN_OFF) {
+        ASSERT_EQ(OSSLQUIC_BIO_dgram_set_ecn(SSL_get_rbio(c), 0), 0);
+        ASSERT_EQ(OSSLQUIC_BIO_dgram_set_ecn(SSL_get_wbio(c), 0), 0);
+        ASSERT_EQ(OSSLQUIC_BIO_dgram_get_ecn(SSL_get_rbio(c)), 0);
+    }
     /* Not started: no figures yet. */
     ASSERT_EQ(OSSLQUIC_get_conn_stats(c, cst), 0);
     ASSERT_ERROR_QUEUED();
@@ -84,6 +99,8 @@ static int transfer_ex(SSL_CTX *sctx, SSL_CTX *cctx, OSSLQUIC_CONN_STATS *cst,
     }
     ASSERT_EQ(OSSLQUIC_get_conn_stats(c, cst), 1);
     ASSERT_EQ(OSSLQUIC_get_conn_stats(s, sst), 1);
+    if (cb != NULL)
+        ASSERT_EQ(OSSLQUIC_BIO_get_stats(SSL_get_rbio(c), cb), 1);
     ASSERT_EQ(OSSLQUIC_get_conn_stats(l, sst), 0); /* a listener has no figures */
     ASSERT_ERROR_QUEUED();
     ERR_clear_error();
@@ -101,7 +118,7 @@ static int transfer_ex(SSL_CTX *sctx, SSL_CTX *cctx, OSSLQUIC_CONN_STATS *cst,
 
 static int transfer(SSL_CTX *sctx, SSL_CTX *cctx, OSSLQUIC_CONN_STATS *cst, OSSLQUIC_CONN_STATS *sst)
 {
-    return transfer_ex(sctx, cctx, cst, sst, 0);
+    return transfer_ex(sctx, cctx, cst, sst, 0, NULL);
 }
 
 /* A client moving to a socket on another address mid-transfer keeps its stream: every byte
@@ -112,7 +129,7 @@ static int test_migration(void)
     OSSLQUIC_CONN_STATS cs, ss;
 
     ASSERT_TRUE(sctx != NULL && cctx != NULL);
-    ASSERT_TRUE(transfer_ex(sctx, cctx, &cs, &ss, 1));
+    ASSERT_TRUE(transfer_ex(sctx, cctx, &cs, &ss, XFER_MIGRATE, NULL));
     SSL_CTX_free(sctx);
     SSL_CTX_free(cctx);
     return 1;
@@ -207,6 +224,67 @@ static int test_qlog(void)
     return 1;
 }
 
+/* ECN on UDP loopback: each end marks ECT(0) (IP_TOS), reads the other's marks
+ * (IP_RECVTOS) and reports them in its ACK frames; quinn keeps marking after the peer's
+ * ACKs only if they carry ECN counts that account for its marks. Then the client's socket
+ * without ECN: nothing read or marked on the wire by the client, so neither end sees its
+ * marks counted back; quinn stops marking, and the transfer is the same. */
+static int test_ecn(void)
+{
+    SSL_CTX *sctx = qu_server_ctx(0), *cctx = qu_client_ctx();
+    OSSLQUIC_CONN_STATS cs, ss;
+    OSSLQUIC_BIO_STATS cb;
+
+    ASSERT_TRUE(sctx != NULL && cctx != NULL);
+    ASSERT_TRUE(transfer_ex(sctx, cctx, &cs, &ss, 0, &cb));
+    /* 1 MiB from the client: nearly every datagram marked, and read by the server. */
+    ASSERT_GE(cs.ecn_ect0_sent, cs.datagrams_out / 2);
+    ASSERT_GE(ss.ecn_ect0_received, (uint64_t)TOTAL / 1500 / 2);
+    ASSERT_GE(ss.ecn_ect0_sent, 1);
+    ASSERT_GE(cs.ecn_ect0_received, 1);
+    ASSERT_EQ(cs.ecn_ce_received + ss.ecn_ce_received, 0);
+    ASSERT_EQ(cs.ecn_ect1_received + ss.ecn_ect1_received, 0);
+    ASSERT_EQ(cs.ecn_validated, 1);
+    ASSERT_EQ(ss.ecn_validated, 1);
+    /* The client's socket BIO put the marks on the wire and read the server's. */
+    ASSERT_GE(cb.ecn_sent, cs.ecn_ect0_sent / 2);
+    ASSERT_GE(cb.ecn_ect0_recv, cs.ecn_ect0_received);
+    printf("  ecn on: client marked %llu, server read %llu ECT(0); server marked %llu, client read "
+           "%llu; validated %llu/%llu\n",
+           (unsigned long long)cs.ecn_ect0_sent, (unsigned long long)ss.ecn_ect0_received,
+           (unsigned long long)ss.ecn_ect0_sent, (unsigned long long)cs.ecn_ect0_received,
+           (unsigned long long)cs.ecn_validated, (unsigned long long)ss.ecn_validated);
+
+    ASSERT_TRUE(transfer_ex(sctx, cctx, &cs, &ss, XFER_ECN_OFF, &cb));
+    ASSERT_EQ(cs.ecn_ect0_received, 0);
+    ASSERT_EQ(ss.ecn_ect0_received, 0);
+    ASSERT_EQ(cs.ecn_validated, 0);
+    ASSERT_EQ(ss.ecn_validated, 0);
+    ASSERT_EQ(cb.ecn_sent, 0);
+    ASSERT_EQ(cb.ecn_ect0_recv, 0);
+    /* quinn marked only until the peer's first ACKs showed no ECN counts. */
+    ASSERT_LT(cs.ecn_ect0_sent, 20);
+    ASSERT_GE(cs.bytes_out, (uint64_t)TOTAL);
+    printf("  ecn off on the client: client marked %llu, server marked %llu, none read; "
+           "validated 0/0\n",
+           (unsigned long long)cs.ecn_ect0_sent, (unsigned long long)ss.ecn_ect0_sent);
+
+    /* Not a datagram socket BIO: -1 and an error. */
+    {
+        BIO *m = BIO_new(BIO_s_mem());
+        ASSERT_EQ(OSSLQUIC_BIO_dgram_set_ecn(m, 1), -1);
+        ASSERT_ERROR_QUEUED();
+        ERR_clear_error();
+        ASSERT_EQ(OSSLQUIC_BIO_dgram_get_ecn(NULL), -1);
+        ASSERT_ERROR_QUEUED();
+        ERR_clear_error();
+        BIO_free(m);
+    }
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    return 1;
+}
+
 #endif /* HAVE_OSSLQUIC */
 
 int main(int argc, char **argv)
@@ -217,6 +295,7 @@ int main(int argc, char **argv)
     RUN(test_congestion_control);
     RUN(test_qlog);
     RUN(test_migration);
+    RUN(test_ecn);
 #endif
     return tu_finish();
 }

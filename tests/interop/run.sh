@@ -7,6 +7,13 @@
 #                       ngtcp2's client sending its h3 request in 0-RTT
 #   our quic-server  <- ngtcp2's client (Debian's gtlsclient, h3 only): handshake completed and
 #                       request stream received, as the server's log shows
+#   ecn: our quic-server <- ngtcp2's client: ECN counts in the ACKs both ways (ngtcp2 validates
+#                       ECN from our ACK_ECN counts, its qlog shows them; our server reads
+#                       ngtcp2's ECT(0) marks and keeps marking after ngtcp2's ACKs); and <-
+#                       aioquic's client, which has no ECN: our server stops marking, the
+#                       transfer is whole
+#   rebind-port / rebind-addr: through a rebinding relay (tests/interop/rebind.py), both ways
+#                       with aioquic
 # Needs what tests/setup.sh installs (build/venv with aioquic, ngtcp2-client). Every port is
 # chosen by the system, every wait is bounded, every process started here is stopped here.
 # Logs: build/interop/<test>.{log,out,client}.
@@ -435,6 +442,70 @@ t_ngtcp2_client_zerortt() {
     result $n $ok
 }
 
+# The interop runner's ecn case, our server and ngtcp2's client (which implements ECN on
+# Linux: IP_TOS set per packet, IP_RECVTOS read). Both ends mark ECT(0) and validate ECN from
+# the counts in the other's ACK frames (RFC 9000 section 13.4.2): ngtcp2 logs "path is ECN
+# capable" once our server's ACKs counted its marks, and its qlog shows those ACK frames'
+# ECN counts; our server's ECN figures (--log-ecn) show ngtcp2's marks read and ECN
+# validated (quinn stops marking at the first ACK without ECN counts or with bad ones).
+t_ngtcp2_client_ecn() {
+    n=ngtcp2-client-ecn
+    client=""
+    for b in gtlsclient qtlsclient wsslclient bsslclient; do
+        command -v $b >/dev/null 2>&1 && { client=$b; break; }
+    done
+    if [ -z "$client" ]; then
+        echo "  no ngtcp2 client installed (tests/setup.sh installs Debian's ngtcp2-client)"
+        result $n 0 "ngtcp2 client missing"
+        return
+    fi
+    DEMO_ALPN=h3 our_server $n --log-ecn || { result $n 0 "setup"; return; }
+    ok=1
+    q="$L/$n.qlog"
+    rm -rf "$q"
+    mkdir -p "$q"
+    timeout 30 "$client" --exit-on-all-streams-close --timeout=5s --handshake-timeout=10s --qlog-dir="$q" \
+        127.0.0.1 "$port" "https://localhost:$port/hello" >"$L/$n.client" 2>&1
+    stop_server || ok=0
+    grep -q '^conn 1: handshake done in .*, ALPN h3$' "$L/$n.log" || ok=0
+    # Our marks reached ngtcp2, and it counted them back in ACK frames (its qlog: ACKs sent
+    # with ect0 > 0); ngtcp2 validated ECN from our ACK frames' counts.
+    marked_in=$(grep -c 'Received packet: .* ecn=0x2 ' "$L/$n.client")
+    grep -q 'path is ECN capable' "$L/$n.client" || ok=0
+    # ACK frames with ECN counts in the qlog: in packets ngtcp2 received (ours) and sent.
+    acks_in=$(cat "$q"/*.sqlog 2>/dev/null | tr '\036' '\n' | grep '"name":"transport:packet_received"' |
+        grep -c '"frame_type":"ack"[^}]*"ect0":[1-9]')
+    acks_out=$(cat "$q"/*.sqlog 2>/dev/null | tr '\036' '\n' | grep '"name":"transport:packet_sent"' |
+        grep -c '"frame_type":"ack"[^}]*"ect0":[1-9]')
+    [ "$marked_in" -gt 0 ] && [ "$acks_in" -gt 0 ] && [ "$acks_out" -gt 0 ] || ok=0
+    # Ours: ngtcp2's marks read, ECN validated on our side too.
+    ecn=$(grep -m1 '^conn 1: ecn: ' "$L/$n.log")
+    echo "$ecn" | grep -Eq 'received [1-9][0-9]* ECT\(0\), 0 ECT\(1\), 0 CE; validated 1$' || ok=0
+    echo "  $client: $marked_in packets received marked ECT(0), \"$(grep -m1 -o 'path is ECN capable' "$L/$n.client")\";" \
+        "qlog: $acks_in ACK frames from us with ECN counts, $acks_out sent"
+    echo "  ours: ${ecn#conn 1: }"
+    result $n $ok
+}
+
+# The same with aioquic's client, which does not implement ECN: its ACKs carry no ECN counts,
+# so our server stops marking after the first of them; nothing else changes.
+t_aioquic_client_ecn() {
+    n=aioquic-client-ecn-off
+    need_py && our_server $n --log-ecn || { result $n 0 "setup"; return; }
+    ok=1
+    timeout 90 "$PY" tests/interop/hq_client.py --ca "$CERTS/ca.pem" --timeout 60 127.0.0.1 "$port" /1000000 \
+        >"$L/$n.client" 2>&1 || ok=0
+    stop_server || ok=0
+    grep -q "GET /1000000 -> 1000000/1000000 bytes (pattern), done" "$L/$n.log" || ok=0
+    ecn=$(grep -m1 '^conn 1: ecn: ' "$L/$n.log")
+    echo "$ecn" | grep -q 'validated 0$' || ok=0
+    # Marked only until aioquic's first ACK: a few datagrams of 1 MB.
+    sent=$(echo "$ecn" | sed -n 's/^conn 1: ecn: \([0-9]*\) datagrams sent.*/\1/p')
+    [ -n "$sent" ] && [ "$sent" -lt 20 ] || ok=0
+    echo "  ours: ${ecn#conn 1: }"
+    result $n $ok
+}
+
 t_aioquic_client_10mb
 t_aioquic_client_50_streams
 t_aioquic_client_refill
@@ -454,6 +525,8 @@ t_aioquic_server_rebind port
 t_aioquic_server_rebind addr
 t_ngtcp2_client
 t_ngtcp2_client_zerortt
+t_ngtcp2_client_ecn
+t_aioquic_client_ecn
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -171,7 +171,9 @@ pub extern "C" fn OSSLQUIC_dgram_pair_set_pollable(b: *mut BIO) -> c_int {
 }
 
 /// Counters of one BIO: syscalls, datagrams, GSO sends, GRO-coalesced datagrams received,
-/// CPU copies of payloads and wake-ups signalled toward its reader.
+/// CPU copies of payloads, wake-ups signalled toward its reader, and (a socket BIO with ECN
+/// on: OSSLQUIC_BIO_dgram_set_ecn) datagrams sent with ECN bits set and received marked
+/// ECT(0), ECT(1), CE.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 pub struct OSSLQUIC_BIO_STATS {
@@ -183,6 +185,10 @@ pub struct OSSLQUIC_BIO_STATS {
     pub gro_dgrams: u64,
     pub copies: u64,
     pub wakeups: u64,
+    pub ecn_sent: u64,
+    pub ecn_ect0_recv: u64,
+    pub ecn_ect1_recv: u64,
+    pub ecn_ce_recv: u64,
 }
 
 /// Fills `out` with the BIO's counters. Returns 1.
@@ -202,6 +208,10 @@ pub extern "C" fn OSSLQUIC_BIO_get_stats(b: *mut BIO, out: *mut OSSLQUIC_BIO_STA
             gro_dgrams: g(&s.gro_dgrams),
             copies: g(&s.copies),
             wakeups: bio.wakeups(),
+            ecn_sent: g(&s.ecn_sent),
+            ecn_ect0_recv: g(&s.ecn_ect0_recv),
+            ecn_ect1_recv: g(&s.ecn_ect1_recv),
+            ecn_ce_recv: g(&s.ecn_ce_recv),
         };
         Ok(1)
     })
@@ -223,5 +233,33 @@ pub extern "C" fn OSSLQUIC_BIO_dgram_get_offload(b: *mut BIO) -> c_int {
     ffi_entry!(OSSLQUIC_BIO_dgram_get_offload, {
         let (gso, gro) = bio_arg(b)?.dgram()?.offload();
         Ok(gso as c_int | (gro as c_int) << 1)
+    })
+}
+
+/// Turns ECN on (`on` != 0) or off for a datagram socket BIO: with it on, the codepoint of
+/// each datagram received is read (IP_RECVTOS / IPV6_RECVTCLASS) and a QUIC connection's
+/// ECT(0) marks are written (IP_TOS / IPV6_TCLASS control messages; IP_TOS for IPv4 and
+/// v4-mapped peers of an IPv6 socket). A QUIC port turns it on for its socket BIOs unless
+/// this call turned it off first (it may come before or after SSL_set_bio). Off, the
+/// connection sees no codepoints, its peer no marks, and quinn stops marking after the first
+/// ACKs (RFC 9000 section 13.4.2). Returns 1 if ECN is on now, 0 if off (asked, or the
+/// socket cannot: not an IPv4/IPv6 UDP socket, or the kernel refused IP_RECVTOS); -1 with
+/// an error queued for a BIO that is not a datagram socket. An osslquic extension.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_BIO_dgram_set_ecn(b: *mut BIO, on: c_int) -> c_int {
+    ffi_entry!(OSSLQUIC_BIO_dgram_set_ecn, -1, {
+        Ok(bio_arg(b)?.dgram()?.set_ecn(on != 0) as c_int)
+    })
+}
+
+/// Reports ECN on a datagram socket BIO: bit 0, codepoints of sent datagrams are written
+/// (cleared if the kernel refused the control message: EINVAL, as quinn-udp falls back);
+/// bit 1, codepoints of received datagrams are read. -1 with an error queued for a BIO that
+/// is not a datagram socket. An osslquic extension.
+#[unsafe(no_mangle)]
+pub extern "C" fn OSSLQUIC_BIO_dgram_get_ecn(b: *mut BIO) -> c_int {
+    ffi_entry!(OSSLQUIC_BIO_dgram_get_ecn, -1, {
+        let (tx, rx) = bio_arg(b)?.dgram()?.ecn();
+        Ok(tx as c_int | (rx as c_int) << 1)
     })
 }
