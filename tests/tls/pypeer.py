@@ -240,6 +240,7 @@ def garbage(port, seed, args):
 def slowloris(port, hold):
     with connect(port) as s:
         s.sendall(b"\x16")  # the first byte of a handshake record
+        print("connected, first byte sent", flush=True)
         s.settimeout(0.2)
         end = time.monotonic() + hold
         while time.monotonic() < end:

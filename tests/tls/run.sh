@@ -453,7 +453,12 @@ check "a handshake record header with a random body: the server rejects the hand
 timeout 30 $PY slowloris "$port" 8 >"$L/slowloris.out" 2>&1 &
 slp=$!
 pids="$pids $slp"
-sleep 0.5
+# The normal client connects once the slowloris one has (so the server numbers them in order).
+i=0
+while ! grep -q 'first byte sent' "$L/slowloris.out" 2>/dev/null && [ $i -lt 100 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
 timeout 20 "$PEER" client localhost "$port" /123456 >"$L/during-slowloris.out" 2>&1
 rc=$?
 check "a normal client is served while a slowloris client holds a connection" \
