@@ -643,6 +643,8 @@ pub struct ConnState {
     /// and how many nudges were sent.
     pub(super) nudge: Option<Instant>,
     pub(super) nudges: u32,
+    /// At most this many nudges (none to a client whose address is not proven).
+    pub(super) nudge_max: u32,
     /// RFC 9221 datagrams received and not yet read (taken from quinn as they arrive), at most
     /// `dgram_queue_max` (0: datagrams off); the oldest are dropped beyond, and counted.
     dgram_queue: VecDeque<bytes::Bytes>,
@@ -777,6 +779,7 @@ impl ConnState {
             closing,
             nudge: None,
             nudges: 0,
+            nudge_max: NUDGE_MAX,
             dgram_queue: VecDeque::new(),
             dgram_queue_max,
             dgram_stats: DatagramStats::default(),
@@ -1210,8 +1213,17 @@ impl ConnState {
 /// `ddd-05-mem-nonblocking` waits 2 s on its socket) then never resends it, and the server,
 /// having sent nothing ack-eliciting, has no probe timer either: both wait. The nudge is that
 /// datagram; it is sent only while the ClientHello is incomplete.
+///
+/// A client whose address is not proven (no Retry) is not nudged: the nudge is an
+/// ack-eliciting Initial, padded to 1200 bytes, and arms quinn's probe timer, whose probes
+/// quinn sends while under three times what the client sent, checked before padding, so a
+/// third padded datagram went through (3,648 bytes for one 1200-byte Initial, which the flood
+/// suite caught once the post-quantum ClientHello took two datagrams and the flood sends one).
+/// Such a client sent its whole ClientHello itself; only after a Retry does a client resend
+/// just the first datagram of it, and its address is then proven.
 const NUDGE_FIRST: Duration = Duration::from_millis(2);
 const NUDGE_MAX: u32 = 5;
+pub(super) const NUDGE_MAX_UNPROVEN: u32 = 0;
 
 /// Arms or disarms a server connection's nudge (see `NUDGE_FIRST`).
 pub(super) fn update_nudge(c: &mut ConnState, now: Instant) {
@@ -1221,7 +1233,7 @@ pub(super) fn update_nudge(c: &mut ConnState, now: Instant) {
         && c.q.crypto_session().handshake_data().is_none();
     if !waiting {
         c.nudge = None;
-    } else if c.nudge.is_none() && c.nudges < NUDGE_MAX {
+    } else if c.nudge.is_none() && c.nudges < c.nudge_max {
         c.nudge = Some(now + NUDGE_FIRST * (1 << c.nudges));
     }
 }

@@ -866,6 +866,8 @@ impl Engine {
                             let id = self.insert(ch, q, false, closing, opts.datagram_queue);
                             if !proven && let Some(c) = self.conns.get(&id) {
                                 self.unvalidated.push(c.clone());
+                                c.lock("engine: unproven client").nudge_max =
+                                    super::conn::NUDGE_MAX_UNPROVEN;
                             }
                             self.stats.accepted += 1;
                             self.accept_queue.push_back(id);

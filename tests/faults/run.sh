@@ -265,13 +265,16 @@ t_reorder() { # CLIENT SEED BYTES
     check $name $ok 1 "c2s reordered" "s2c reordered" "s2c duplicated" "s2c delayed"
 }
 
-# Amplification limit: no Retry, the ~5 KB chain, and nothing from the client after its first
-# datagram (its Initial): the server's bytes to that address must reach the limit and stay
-# within 3x. The client cannot finish; it is stopped by its own time limit.
+# Amplification limit: no Retry, the ~5 KB chain, and nothing from the client after its
+# ClientHello: the server's bytes to that address must reach the limit and stay within 3x.
+# aioquic's ClientHello is one Initial datagram, ours two (its X25519MLKEM768 key share).
+# The client cannot finish; it is stopped by its own time limit.
 t_amplification() { # CLIENT SEED
     name=amplification-$1
     [ "$1" = ours ] || have_aioquic || { result $name 0 "aioquic missing"; return; }
-    setup $name "$2" --no-retry --big-chain -- --c2s "drop=1,after=1" || { teardown; result $name 0 setup; return; }
+    hello=1
+    [ "$1" = ours ] && hello=2
+    setup $name "$2" --no-retry --big-chain -- --c2s "drop=1,after=$hello" || { teardown; result $name 0 setup; return; }
     "$1" 1 1 4 /1000 >/dev/null 2>&1
     ok=1
     why=""
@@ -294,6 +297,10 @@ t_amplification() { # CLIENT SEED
     echo "$line" | grep -q 'never validated' || { ok=0; why="$why the address was validated;"; }
     if [ $ok = 1 ]; then
         result $name 1 "seed $seed, $(since "$t0") s, server sent $out bytes for the client's $in before validation (limit $((3 * in)))"
+    elif [ "$1" = ours ] && [ -n "$out" ] && [ "$out" -gt $((3 * in)) ] && [ "$out" -le $((3 * in + 1232)) ] &&
+        [ "$why" = " violations: ${v:-x}; the server sent $out bytes for $in;" ]; then
+        # Found with the two-datagram ClientHello (issue 16), not fixed yet: see ARCHITECTURE.
+        known_fail $name "the server sent $out bytes for $in (limit $((3 * in))): quinn-proto checks its amplification limit before padding a server Initial to 1200 bytes, so the last datagram of a flight cut short by the limit can overshoot by up to one datagram"
     else
         result $name 0 "${why% ;}"
     fi
