@@ -12,7 +12,7 @@
 #
 # Environment: HELGRIND_SCALE (TEST_SCALE for the tests, default 0.12: 24 + 16 connections in
 # test_blocking), HELGRIND_CONC_COUNT (datagrams per pair test in test_concurrency, default
-# 100000), HELGRIND_TESTS (names to run, default all five). Takes about 2 minutes on 2 cores
+# 100000), HELGRIND_TESTS (names to run, default all five). Takes about 4 minutes on 2 cores
 # (a first run also builds the library: about 2 more).
 # The tests run with QU_GROUPS=x25519 (tests/c/quicutil.h): under helgrind an X25519MLKEM768
 # handshake is slow enough to reach the blocking tests' idle timeouts.
@@ -53,7 +53,7 @@ for name in ${HELGRIND_TESTS:-test_blocking test_poll test_assist test_concurren
     fi
     start=$(date +%s)
     TEST_SCALE=${HELGRIND_SCALE:-0.12} CONC_COUNT=${HELGRIND_CONC_COUNT:-100000} \
-        QU_GROUPS=x25519 TEST_TIMEOUT=240 timeout 300 valgrind --tool=helgrind --error-exitcode=66 \
+        QU_GROUPS=x25519 TEST_TIMEOUT=400 timeout 460 valgrind --tool=helgrind --error-exitcode=66 \
         --suppressions=tests/helgrind.supp "$out/$name" >"$log" 2>&1
     rc=$?
     secs=$(($(date +%s) - start))
