@@ -12,7 +12,7 @@
 //! Must not touch: BIOs, sockets, the SSL object model.
 
 use std::cmp::Reverse;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -210,6 +210,8 @@ pub struct Engine {
     /// a ClientHello that spans two Initial datagrams (a post-quantum key share does) gets
     /// one answer, not one per datagram (see `RETRY_DEDUP`).
     recent_retries: VecDeque<(Instant, SocketAddr, ConnectionId)>,
+    /// The same answers, for the lookup each unproven Initial makes (`retried_lately`).
+    recent_keys: HashSet<(SocketAddr, ConnectionId)>,
     /// The endpoint's own datagrams (Retry, version negotiation, stateless resets, refusals).
     pub(super) out: Vec<Out>,
     pub(super) txbuf: Vec<u8>,
@@ -282,6 +284,7 @@ impl Engine {
             max_unvalidated: DEFAULT_MAX_UNVALIDATED,
             client_odcids: Vec::new(),
             recent_retries: VecDeque::new(),
+            recent_keys: HashSet::new(),
             lb: None,
             transport: transport::Options::default(),
             out: Vec::new(),
@@ -838,7 +841,7 @@ impl Engine {
                     let t = self.endpoint.refuse(inc, &mut buf);
                     self.push_out(&t, &buf);
                     self.stats.refused += 1;
-                    self.recent_retries.push_back((now, key.0, key.1));
+                    self.answered(now, key);
                 } else if !inc.remote_address_validated()
                     && inc.may_retry()
                     && (self.validate || self.unvalidated_full())
@@ -847,7 +850,7 @@ impl Engine {
                         Ok(t) => {
                             self.push_out(&t, &buf);
                             self.stats.retries += 1;
-                            self.recent_retries.push_back((now, key.0, key.1));
+                            self.answered(now, key);
                         }
                         Err(e) => self.endpoint.ignore(e.into_incoming()),
                     }
@@ -894,20 +897,26 @@ impl Engine {
         routed
     }
 
+    /// Notes a Retry or refusal sent to `key` (see `retried_lately`).
+    fn answered(&mut self, now: Instant, key: (SocketAddr, ConnectionId)) {
+        if self.recent_keys.insert(key) {
+            self.recent_retries.push_back((now, key.0, key.1));
+        }
+    }
+
     /// Whether a Retry or refusal went to this client address and first destination ID within
     /// `RETRY_DEDUP` (older entries are forgotten here).
     fn retried_lately(&mut self, now: Instant, key: (SocketAddr, ConnectionId)) -> bool {
-        while let Some(&(t, _, _)) = self.recent_retries.front() {
+        while let Some(&(t, a, c)) = self.recent_retries.front() {
             if now.saturating_duration_since(t) < RETRY_DEDUP
                 && self.recent_retries.len() < RETRY_DEDUP_MAX
             {
                 break;
             }
             self.recent_retries.pop_front();
+            self.recent_keys.remove(&(a, c));
         }
-        self.recent_retries
-            .iter()
-            .any(|&(_, a, c)| a == key.0 && c == key.1)
+        self.recent_keys.contains(&key)
     }
 
     /// Whether a datagram the endpoint dropped was addressed to a connection this process
