@@ -11,6 +11,9 @@
 //! stream, each pinning a 1,472-byte datagram; tests/budget.rs, scenario `gaps`). Split, the
 //! long-header part is freed once processed and the 1-RTT packet pins only itself.
 //! Must not touch: quinn's state; it only reads header lengths.
+//!
+//! The same walk tells the server's amplification account (`conn::AmpLimit`) that a datagram
+//! carries a Handshake packet: the client's proof of its address (RFC 9000 section 8.1).
 
 /// The offset of the short-header packet that ends `data`, when one or more long-header
 /// packets of a version quinn-proto speaks come before it and every one of their headers
@@ -29,6 +32,26 @@ pub fn short_header_tail(data: &[u8]) -> Option<usize> {
         at += long_packet_len(&data[at..])?;
     }
     None
+}
+
+/// Whether `data` holds a Handshake packet among the long-header packets it starts with (of a
+/// version quinn-proto speaks, every header before it parsing). Only the header is read: the
+/// packet is not authenticated here (see `conn::AmpLimit` for why that is enough).
+pub fn has_handshake_packet(data: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(&first) = data.get(at) {
+        if first & 0x80 == 0 {
+            return false;
+        }
+        let Some(len) = long_packet_len(&data[at..]) else {
+            return false;
+        };
+        if (first >> 4) & 0x03 == 2 {
+            return true;
+        }
+        at += len;
+    }
+    false
 }
 
 /// Versions quinn-proto 0.11 speaks (`DEFAULT_SUPPORTED_VERSIONS`): QUIC v1 and drafts 29 to
@@ -142,6 +165,34 @@ mod tests {
             (Vec::new(), "nothing"),
         ] {
             assert_eq!(short_header_tail(&d), None, "{why}");
+        }
+    }
+
+    #[test]
+    fn finds_a_handshake_packet() {
+        let joined = |a: Vec<u8>, b: Vec<u8>| [a, b].concat();
+        assert!(has_handshake_packet(&long(2, 1, 50)));
+        assert!(has_handshake_packet(&joined(
+            long(0, 1, 300),
+            long(2, 1, 50)
+        )));
+        assert!(has_handshake_packet(&joined(long(2, 1, 50), short(40))));
+        for (d, why) in [
+            (long(0, 1, 300), "an Initial"),
+            (
+                joined(long(0, 1, 300), vec![0; 900]),
+                "an Initial and padding",
+            ),
+            (joined(long(1, 1, 300), short(40)), "0-RTT and 1-RTT"),
+            (short(60), "1-RTT"),
+            (long(2, 0x6b33_43cf, 50), "a version quinn does not speak"),
+            (
+                long(2, 1, 50)[..40].to_vec(),
+                "a Handshake packet cut short",
+            ),
+            (Vec::new(), "nothing"),
+        ] {
+            assert!(!has_handshake_packet(&d), "{why}");
         }
     }
 

@@ -20,13 +20,13 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use quinn_proto::{
-    ClientConfig, Connection, ConnectionHandle, ConnectionId, ConnectionIdGenerator, DatagramEvent,
+    ClientConfig, ConnectionHandle, ConnectionId, ConnectionIdGenerator, DatagramEvent,
     EcnCodepoint, Endpoint, EndpointConfig, EndpointEvent, InvalidCid, ServerConfig, StreamId,
 };
 use rand::Rng;
 
 use super::coalesce;
-use super::conn::{ConnCell, ConnGuard, ConnState, Link};
+use super::conn::{Arrival, ConnCell, ConnGuard, ConnState, Link};
 use super::lb::{LbCids, LbConfig};
 use super::retry;
 use super::transport::{self, Closing};
@@ -75,7 +75,7 @@ fn in_handshake(conns: &HashMap<ConnId, Arc<ConnCell>>, c: &ConnCell) -> bool {
 
 /// A datagram (or part of one) the endpoint routed to a known connection, for delivery under
 /// that connection's lock.
-pub type RoutedDatagram = (Arc<ConnCell>, quinn_proto::ConnectionEvent);
+pub type RoutedDatagram = (Arc<ConnCell>, quinn_proto::ConnectionEvent, Arrival);
 
 /// Issues connection IDs from the calling thread's random generator (reseeded after a fork,
 /// so no two processes issue the same IDs). A prefork worker's IDs carry its index in their
@@ -642,7 +642,7 @@ impl Engine {
         cfg.transport_config(Arc::new(transport::config(&closing, opts, qlog)));
         cfg.initial_dst_cid_provider(Arc::new(move || odcid));
         let (ch, q) = self.endpoint.connect(now, cfg, remote, server_name)?;
-        let id = self.insert(ch, q, true, closing, opts.datagram_queue);
+        let id = self.insert(ch, ConnState::new(q, true, closing, opts.datagram_queue));
         let conns = &self.conns;
         self.client_odcids.retain(|(c, _)| in_handshake(conns, c));
         if let Some(c) = self.conns.get(&id) {
@@ -651,22 +651,10 @@ impl Engine {
         Ok(id)
     }
 
-    fn insert(
-        &mut self,
-        ch: ConnectionHandle,
-        q: Connection,
-        held: bool,
-        closing: Closing,
-        datagram_queue: usize,
-    ) -> ConnId {
+    fn insert(&mut self, ch: ConnectionHandle, state: ConnState) -> ConnId {
         let id = self.next_id;
         self.next_id += 1;
-        let cell = ConnCell::new(
-            id,
-            ch,
-            ConnState::new(q, held, closing, datagram_queue),
-            self.link.clone(),
-        );
+        let cell = ConnCell::new(id, ch, state, self.link.clone());
         let cell = Arc::new(cell);
         cell.declare_atomics();
         self.conns.insert(id, cell);
@@ -728,29 +716,27 @@ impl Engine {
         ecn: Option<EcnCodepoint>,
         data: &[u8],
     ) {
-        let mut count = ecn;
-        for (cell, ev) in self
+        for (cell, ev, arrival) in self
             .route_datagram(now, remote, local_ip, ecn, data)
             .into_iter()
             .flatten()
         {
-            // A datagram split in two (`coalesce`) is counted once.
-            self.deliver(now, &cell, ev, count.take());
+            self.deliver(now, &cell, ev, arrival);
         }
     }
 
     /// Feeds a routed datagram to its connection and drives it, in one hold of its lock: an
     /// application call never sees quinn's state ahead of what a drive made of it (a closed
-    /// connection whose loss is not recorded yet). `ecn`: the datagram's ECN bits, counted.
+    /// connection whose loss is not recorded yet).
     pub fn deliver(
         &mut self,
         now: Instant,
         cell: &Arc<ConnCell>,
         ev: quinn_proto::ConnectionEvent,
-        ecn: Option<EcnCodepoint>,
+        arrival: Arrival,
     ) {
         self.drive_with(now, cell, "conn: datagram", |_, c| {
-            c.ecn_stats.count_received(ecn);
+            c.count_arrival(arrival);
             c.handle_event(ev);
             true
         });
@@ -781,10 +767,16 @@ impl Engine {
             return [None, None];
         }
         match coalesce::short_header_tail(data) {
-            Some(at) => [
-                self.route_packets(now, remote, local_ip, ecn, &data[..at]),
-                self.route_packets(now, remote, local_ip, ecn, &data[at..]),
-            ],
+            Some(at) => {
+                let first = self.route_packets(now, remote, local_ip, ecn, &data[..at]);
+                let mut second = self.route_packets(now, remote, local_ip, ecn, &data[at..]);
+                if first.is_some()
+                    && let Some((_, _, a)) = second.as_mut()
+                {
+                    a.ecn = None; // a datagram split in two is counted once
+                }
+                [first, second]
+            }
             None => [self.route_packets(now, remote, local_ip, ecn, data), None],
         }
     }
@@ -809,7 +801,12 @@ impl Engine {
                 if let Some(&id) = self.by_handle.get(&ch)
                     && let Some(cell) = self.conns.get(&id)
                 {
-                    routed = Some((cell.clone(), ev));
+                    let arrival = Arrival {
+                        ecn,
+                        len: data.len(),
+                        handshake: coalesce::has_handshake_packet(data),
+                    };
+                    routed = Some((cell.clone(), ev, arrival));
                 } else if let Some(&chan) = self.role.forwarded().and_then(|f| f.get(&ch)) {
                     let off = self.fwdbuf.len();
                     self.fwdbuf.extend_from_slice(data);
@@ -866,11 +863,13 @@ impl Engine {
                     });
                     match self.endpoint.accept(inc, now, &mut buf, cfg) {
                         Ok((ch, q)) => {
-                            let id = self.insert(ch, q, false, closing, opts.datagram_queue);
+                            let mut state = ConnState::new(q, false, closing, opts.datagram_queue);
+                            if !proven {
+                                state.unproven(data.len());
+                            }
+                            let id = self.insert(ch, state);
                             if !proven && let Some(c) = self.conns.get(&id) {
                                 self.unvalidated.push(c.clone());
-                                c.lock("engine: unproven client").nudge_max =
-                                    super::conn::NUDGE_MAX_UNPROVEN;
                             }
                             self.stats.accepted += 1;
                             self.accept_queue.push_back(id);

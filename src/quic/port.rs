@@ -13,7 +13,7 @@ use std::sync::atomic::{
 };
 use std::time::Instant;
 
-use super::conn::ConnCell;
+use super::conn::{Arrival, ConnCell};
 use super::engine::{Engine, Out};
 use crate::bio::addr::BioAddr;
 use crate::bio::consts::*;
@@ -84,7 +84,7 @@ pub struct RxJob {
 
 /// Routed datagrams, each with the connection it is for (taken as delivered) and the ECN
 /// codepoint to count for it (the first part of a datagram only).
-pub type Routed = Vec<(Arc<ConnCell>, Option<ConnectionEvent>, Option<EcnCodepoint>)>;
+pub type Routed = Vec<(Arc<ConnCell>, Option<ConnectionEvent>, Arrival)>;
 
 /// Most datagrams one receive takes.
 pub const RX_BATCH_MAX: usize = RX_BATCH;
@@ -384,14 +384,13 @@ impl Port {
             };
             let data = &job.buf[i * RX_SLOT..i * RX_SLOT + job.lens[i]];
             let ecn = EcnCodepoint::from_bits(job.ecn[i]);
-            let mut count = ecn;
-            for (cell, ev) in self
+            for (cell, ev, arrival) in self
                 .engine
                 .route_datagram(now, remote, None, ecn, data)
                 .into_iter()
                 .flatten()
             {
-                job.routed.push((cell, Some(ev), count.take()));
+                job.routed.push((cell, Some(ev), arrival));
             }
         }
     }
@@ -533,14 +532,14 @@ pub fn deliver(routed: &mut Routed, left: &mut Vec<Arc<ConnCell>>, now: Instant)
         if c.gone {
             continue;
         }
-        c.ecn_stats.count_received(routed[i].2);
+        c.count_arrival(routed[i].2);
         // A panic while a datagram is handled ends this connection only (`ConnCell::contain`).
         let _ = cell.contain(&mut c, now, |c| c.handle_event(ev));
         for later in routed[i + 1..].iter_mut() {
             if Arc::ptr_eq(&later.0, &cell)
                 && let Some(ev) = later.1.take()
             {
-                c.ecn_stats.count_received(later.2);
+                c.count_arrival(later.2);
                 let _ = cell.contain(&mut c, now, |c| c.handle_event(ev));
             }
         }

@@ -26,7 +26,6 @@ CERTS="$BUILD/certs"
 mkdir -p "$L"
 bytes_verified=0
 . tests/lib.sh
-known=0
 
 : >"$L/build.log"
 built faults sh c-demos/run-demo.sh --build-only
@@ -88,13 +87,6 @@ done_count() {
 verified() {
     awk '/requests ok/ { for (i = 2; i < NF; i++) if ($i == "bytes" && $(i + 1) == "in") s += $(i - 1) }
         END { print s + 0 }' "$L/$name.client"
-}
-
-# known NAME WHY: a failure caused by a defect described in WHY (and in docs/ARCHITECTURE.md);
-# reported on its own line and counted apart, not hidden and not failing the suite.
-known_fail() {
-    known=$((known + 1))
-    echo "KNOWN-FAIL $1: $2"
 }
 
 # The logs shown under a FAIL line; the relay's per-client lines are left out.
@@ -297,10 +289,6 @@ t_amplification() { # CLIENT SEED
     echo "$line" | grep -q 'never validated' || { ok=0; why="$why the address was validated;"; }
     if [ $ok = 1 ]; then
         result $name 1 "seed $seed, $(since "$t0") s, server sent $out bytes for the client's $in before validation (limit $((3 * in)))"
-    elif [ "$1" = ours ] && [ -n "$out" ] && [ "$out" -gt $((3 * in)) ] && [ "$out" -le $((3 * in + 1232)) ] &&
-        [ "$why" = " violations: ${v:-x}; the server sent $out bytes for $in;" ]; then
-        # Found with the two-datagram ClientHello (issue 16), not fixed yet: see ARCHITECTURE.
-        known_fail $name "the server sent $out bytes for $in (limit $((3 * in))): quinn-proto checks its amplification limit before padding a server Initial to 1200 bytes, so the last datagram of a flight cut short by the limit can overshoot by up to one datagram"
     else
         result $name 0 "${why% ;}"
     fi
@@ -344,7 +332,6 @@ else
     for c in "$@"; do eval "$c"; done
 fi
 
-[ $known = 0 ] || echo "$known known failures (see above)"
 # The figures for make test's reliability summary.
 mkdir -p build/reliability
 echo "faults: $((passed + failed)) runs through the impairment relay ($passed passed), $bytes_verified bytes verified end to end" >build/reliability/faults.txt
