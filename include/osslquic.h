@@ -3123,9 +3123,10 @@ int SSL_set_max_early_data(SSL *ssl, uint32_t max_early_data);
 uint32_t SSL_get_max_early_data(const SSL *ssl);
 
 /**
- * Records the most early data a server takes in (default 16384). rustls accepts up to
- * max_early_data and skips up to max(max_early_data, 16384) bytes of refused early data
- * whatever this says. Returns 1, or 0 with an error for NULL. See
+ * The most early data a TLS server takes in (default 16384). rustls has one limit for what
+ * tickets advertise and what is taken: a server uses the smaller of max_early_data and this
+ * for both (our client refuses to write more: SSL_R_TOO_MUCH_EARLY_DATA). QUIC's early data is
+ * bounded by flow control. Returns 1, or 0 with an error for NULL. See
  * SSL_CTX_set_recv_max_early_data(3).
  */
 int SSL_CTX_set_recv_max_early_data(SSL_CTX *ctx, uint32_t recv_max_early_data);
@@ -3137,8 +3138,9 @@ int SSL_CTX_set_recv_max_early_data(SSL_CTX *ctx, uint32_t recv_max_early_data);
 uint32_t SSL_CTX_get_recv_max_early_data(const SSL_CTX *ctx);
 
 /**
- * A TLS connection's own recv_max_early_data (recorded, as the context's). Returns 1, or 0
- * with an error (NULL; a QUIC object: not yet). See SSL_set_recv_max_early_data(3).
+ * A TLS connection's own recv_max_early_data (as the context's; set before the handshake).
+ * Returns 1, or 0 with an error (NULL; a QUIC object: not yet). See
+ * SSL_set_recv_max_early_data(3).
  */
 int SSL_set_recv_max_early_data(SSL *ssl, uint32_t recv_max_early_data);
 

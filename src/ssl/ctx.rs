@@ -67,7 +67,8 @@ struct Cfg {
     /// SSL_CTX_set_max_early_data: the early data a server's tickets allow (0: none). TLS
     /// and QUIC servers read it.
     max_early_data: u32,
-    /// SSL_CTX_set_recv_max_early_data (None: OpenSSL's default, 16384). Recorded.
+    /// SSL_CTX_set_recv_max_early_data (None: OpenSSL's default, 16384): bounds what a TLS
+    /// server takes (`early_data_limit`).
     recv_max_early_data: Option<u32>,
     /// Session cache controls (SSL_CTX_set_session_cache_mode, _sess_set_cache_size,
     /// _set_timeout, _set_session_id_context).
@@ -109,6 +110,13 @@ struct Cfg {
     /// OSSLQUIC_CTX_set_congestion_control and OSSLQUIC_CTX_set_datagrams: what QUIC
     /// connections made from it use.
     transport: crate::quic::transport::Options,
+}
+
+impl Cfg {
+    fn recv_max_early_data(&self) -> u32 {
+        self.recv_max_early_data
+            .unwrap_or(DEFAULT_RECV_MAX_EARLY_DATA)
+    }
 }
 
 /// The keys a fleet's servers derive from their shared secret (HKDF-SHA256), so that any of
@@ -551,17 +559,16 @@ impl SslCtx {
     pub fn max_early_data(&self) -> u32 {
         self.cfg.lock().max_early_data
     }
-    /// SSL_CTX_set_recv_max_early_data: recorded (rustls accepts up to max_early_data and
-    /// skips up to max(max_early_data, 16384) bytes of rejected early data).
+    /// SSL_CTX_set_recv_max_early_data: a TLS server takes at most this much early data
+    /// (see `early_data_limit`). QUIC's early data is bounded by flow control instead.
     pub fn set_recv_max_early_data(&self, v: u32) {
-        self.cfg.lock().recv_max_early_data = Some(v);
+        let mut c = self.cfg.lock();
+        c.recv_max_early_data = Some(v);
+        c.tls_server = None;
     }
     /// SSL_CTX_get_recv_max_early_data (OpenSSL's default: SSL3_RT_MAX_PLAIN_LENGTH).
     pub fn recv_max_early_data(&self) -> u32 {
-        self.cfg
-            .lock()
-            .recv_max_early_data
-            .unwrap_or(DEFAULT_RECV_MAX_EARLY_DATA)
+        self.cfg.lock().recv_max_early_data()
     }
 
     /// SSL_CTX_set_min/max_proto_version for TLS over TCP (1.2 or 1.3; 0 clears).
@@ -754,8 +761,8 @@ impl SslCtx {
         // off (rustls refuses 0-RTT on stateless tickets), and shared ticket keys
         // (SSL_CTX_set_tlsext_ticket_keys, a fleet secret) do not apply while early data is
         // on: tickets resume only at the server that issued them.
-        tls.max_early_data_size = c.max_early_data;
-        if c.options & SSL_OP_NO_TICKET == 0 && c.max_early_data == 0 {
+        tls.max_early_data_size = early_data_limit(c.max_early_data, c.recv_max_early_data());
+        if c.options & SSL_OP_NO_TICKET == 0 && tls.max_early_data_size == 0 {
             tls.ticketer = Self::stateless_tickets(&c)?;
         }
         let tls = Arc::new(tls);
@@ -774,8 +781,8 @@ impl SslCtx {
         })
     }
 
-    /// The TLS server configuration for a connection whose own max_early_data
-    /// (SSL_set_max_early_data) is `own`, if set, and whose own groups are `groups`: the
+    /// The TLS server configuration for a connection whose own early data limit
+    /// (SSL_set_max_early_data, SSL_set_recv_max_early_data: `early_data_limit`) is `own`, if set, and whose own groups are `groups`: the
     /// context's (or the one made for those groups), with that limit and the tickets it
     /// needs (stateful with early data, else as the context's would be). It shares the
     /// context's session cache.
@@ -1146,6 +1153,18 @@ pub fn with_verify_result<T>(r: &Arc<VerifyResult>, f: impl FnOnce() -> T) -> T 
 /// The connection whose handshake step runs on this thread (see `with_verify_result`).
 pub(super) fn current_verify() -> Option<Arc<VerifyResult>> {
     CURRENT_VERIFY.with(|c| c.borrow().clone())
+}
+
+/// The early data limit of a TLS server whose max_early_data is `max` and recv_max_early_data
+/// `recv`. OpenSSL advertises `max` in its tickets and takes in at most the smaller of the
+/// two (more ends the connection: SSL_R_TOO_MUCH_EARLY_DATA). rustls has one value for both,
+/// `ServerConfig::max_early_data_size`: it is advertised and enforced. The smaller of the two
+/// keeps OpenSSL's limit on what is taken in and tells clients that limit, so a client that
+/// keeps to its ticket is not cut off where an OpenSSL server would cut it off; with `recv`
+/// 0, tickets allow no early data. Refused early data is skipped up to rustls's own bound
+/// (the larger of the limit and 16384), not `recv`.
+pub(crate) fn early_data_limit(max: u32, recv: u32) -> u32 {
+    max.min(recv)
 }
 
 /// OpenSSL's default recv_max_early_data: one full record (SSL3_RT_MAX_PLAIN_LENGTH).

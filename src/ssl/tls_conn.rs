@@ -156,7 +156,7 @@ impl TlsObj {
                 alpn: ctx.alpn_select(),
                 switched,
             };
-            let own = self.early.lock().max;
+            let own = self.own_early_data_limit(&ctx);
             let cfg = ctx.tls_server_config_own(own, groups.as_ref())?;
             if hello.servername.is_some() || hello.alpn.is_some() {
                 crate::tls::Setup::ServerAlpn(cfg, hello)
@@ -348,6 +348,19 @@ impl TlsObj {
         } else {
             e.max = Some(v);
         }
+    }
+
+    /// A server's early data limit (`ctx::early_data_limit`) when this object has its own
+    /// max_early_data or recv_max_early_data, else None (the context's configuration).
+    fn own_early_data_limit(&self, ctx: &SslCtx) -> Option<u32> {
+        let e = self.early.lock();
+        if e.max.is_none() && e.recv_max.is_none() {
+            return None;
+        }
+        Some(super::ctx::early_data_limit(
+            e.max.unwrap_or_else(|| ctx.max_early_data()),
+            e.recv_max.unwrap_or_else(|| ctx.recv_max_early_data()),
+        ))
     }
 
     /// SSL_get_max_early_data / SSL_get_recv_max_early_data: its own, else the context's.

@@ -399,6 +399,72 @@ static int test_connection_setting(void)
     return 1;
 }
 
+/* recv_max_early_data bounds what the server takes: the tickets it issues say the smaller of
+ * max_early_data and recv_max_early_data, the client is held to that, and early data up to it
+ * is accepted byte for byte. A connection's own setting counts; with 0 no ticket allows any. */
+static int test_recv_max(void)
+{
+    SSL_CTX *sctx = tl_server_ctx(), *cctx = client_ctx();
+    SSL_SESSION *sess;
+    struct tl_pair p;
+    static unsigned char buf[256], big[101];
+    size_t n, got;
+    int rc, rs;
+
+    ASSERT_TRUE(sctx != NULL && cctx != NULL);
+    ASSERT_EQ(SSL_CTX_set_max_early_data(sctx, 1000), 1);
+    ASSERT_EQ(SSL_CTX_set_recv_max_early_data(sctx, 100), 1);
+    sess = first_session(cctx, sctx);
+    ASSERT_NOT_NULL(sess);
+    ASSERT_EQ(SSL_SESSION_get_max_early_data(sess), 100);
+    /* 101 bytes: more than the ticket allows, refused on the client (as OpenSSL). */
+    ASSERT_TRUE(tl_pair_new(&p, cctx, sctx, "localhost"));
+    ASSERT_EQ(SSL_set_session(p.c, sess), 1);
+    ASSERT_EQ(SSL_write_early_data(p.c, big, sizeof(big), &n), 0);
+    ASSERT_ERROR_IS(ERR_LIB_SSL, SSL_R_TOO_MUCH_EARLY_DATA);
+    tl_pair_free(&p);
+    SSL_SESSION_free(sess);
+    /* 100 bytes: accepted whole. */
+    sess = first_session(cctx, sctx);
+    ASSERT_NOT_NULL(sess);
+    ASSERT_TRUE(tl_pair_new(&p, cctx, sctx, "localhost"));
+    ASSERT_EQ(SSL_set_session(p.c, sess), 1);
+    memset(big, 'r', sizeof(big));
+    ASSERT_EQ(SSL_write_early_data(p.c, big, 100, &n), 1);
+    ASSERT_EQ(n, 100);
+    ASSERT_TRUE(read_early_all(p.s, p.c, buf, sizeof(buf), &got));
+    ASSERT_EQ(got, 100);
+    ASSERT_MEM_EQ(buf, big, 100);
+    ASSERT_TRUE(finish_both(p.c, p.s));
+    ASSERT_EQ(SSL_get_early_data_status(p.s), SSL_EARLY_DATA_ACCEPTED);
+    ASSERT_EQ(SSL_get_early_data_status(p.c), SSL_EARLY_DATA_ACCEPTED);
+    tl_pair_free(&p);
+    SSL_SESSION_free(sess);
+
+    /* A connection's own recv_max_early_data, below the context's. */
+    ASSERT_TRUE(tl_pair_new(&p, cctx, sctx, "localhost"));
+    ASSERT_EQ(SSL_set_recv_max_early_data(p.s, 10), 1);
+    ASSERT_TRUE(tl_handshake(p.c, p.s, &rc, &rs));
+    ASSERT_TRUE(rc == 1 && rs == 1);
+    ASSERT_TRUE(exchange(p.c, p.s));
+    sess = SSL_get1_session(p.c);
+    ASSERT_NOT_NULL(sess);
+    ASSERT_EQ(SSL_SESSION_get_max_early_data(sess), 10);
+    tl_pair_free(&p);
+    SSL_SESSION_free(sess);
+
+    /* 0: no early data at all. */
+    ASSERT_EQ(SSL_CTX_set_recv_max_early_data(sctx, 0), 1);
+    sess = first_session(cctx, sctx);
+    ASSERT_NOT_NULL(sess);
+    ASSERT_EQ(SSL_SESSION_get_max_early_data(sess), 0);
+    SSL_SESSION_free(sess);
+    ASSERT_NO_ERROR();
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    return 1;
+}
+
 /* Over a BIO pair whose client-to-server buffer (300 bytes) cannot hold the ClientHello:
  * SSL_write_early_data says WANT_WRITE until the server has read enough, and the retried
  * call reports the whole write once (the server gets the bytes once). The server writes to
@@ -548,6 +614,7 @@ int main(int argc, char **argv)
     RUN(test_server_turned_off);
     RUN(test_server_not_reading);
     RUN(test_connection_setting);
+    RUN(test_recv_max);
     RUN(test_want_write_and_server_write);
     RUN(test_errors_and_settings);
     return tu_finish();

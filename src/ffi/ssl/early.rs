@@ -115,9 +115,10 @@ pub extern "C" fn SSL_get_max_early_data(ssl: *const SSL) -> u32 {
     })
 }
 
-/// Records the most early data a server takes in (default 16384). rustls accepts up to
-/// max_early_data and skips up to max(max_early_data, 16384) bytes of refused early data
-/// whatever this says. Returns 1, or 0 with an error for NULL. See
+/// The most early data a TLS server takes in (default 16384). rustls has one limit for what
+/// tickets advertise and what is taken: a server uses the smaller of max_early_data and this
+/// for both (our client refuses to write more: SSL_R_TOO_MUCH_EARLY_DATA). QUIC's early data is
+/// bounded by flow control. Returns 1, or 0 with an error for NULL. See
 /// SSL_CTX_set_recv_max_early_data(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_CTX_set_recv_max_early_data(
@@ -139,8 +140,9 @@ pub extern "C" fn SSL_CTX_get_recv_max_early_data(ctx: *const SSL_CTX) -> u32 {
     })
 }
 
-/// A TLS connection's own recv_max_early_data (recorded, as the context's). Returns 1, or 0
-/// with an error (NULL; a QUIC object: not yet). See SSL_set_recv_max_early_data(3).
+/// A TLS connection's own recv_max_early_data (as the context's; set before the handshake).
+/// Returns 1, or 0 with an error (NULL; a QUIC object: not yet). See
+/// SSL_set_recv_max_early_data(3).
 #[unsafe(no_mangle)]
 pub extern "C" fn SSL_set_recv_max_early_data(ssl: *mut SSL, recv_max_early_data: u32) -> c_int {
     ffi_entry!(SSL_set_recv_max_early_data, {
