@@ -100,21 +100,30 @@ static int exchange(SSL *c, SSL *s)
     return 1;
 }
 
-/* A full handshake of cctx to sctx (a byte each way, so the tickets reach the client);
+/* A full handshake of cctx to sctx (a byte each way, so the tickets reach the client), the
+ * server connection's own max_early_data and recv_max_early_data set where not negative;
  * returns the client's session (the caller frees it), NULL on failure. */
-static SSL_SESSION *first_session(SSL_CTX *cctx, SSL_CTX *sctx)
+static SSL_SESSION *session_own(SSL_CTX *cctx, SSL_CTX *sctx, long max, long recv)
 {
     struct tl_pair p;
     SSL_SESSION *sess = NULL;
     int rc, rs;
 
-    if (!tl_pair_new(&p, cctx, sctx, "localhost") || !tl_handshake(p.c, p.s, &rc, &rs) || rc != 1 ||
-        rs != 1 || !exchange(p.c, p.s))
+    if (!tl_pair_new(&p, cctx, sctx, "localhost") ||
+        (max >= 0 && SSL_set_max_early_data(p.s, (uint32_t)max) != 1) ||
+        (recv >= 0 && SSL_set_recv_max_early_data(p.s, (uint32_t)recv) != 1) ||
+        !tl_handshake(p.c, p.s, &rc, &rs) || rc != 1 || rs != 1 || !exchange(p.c, p.s))
         goto done;
     sess = SSL_get1_session(p.c);
 done:
     tl_pair_free(&p);
     return sess;
+}
+
+/* session_own with the context's settings. */
+static SSL_SESSION *first_session(SSL_CTX *cctx, SSL_CTX *sctx)
+{
+    return session_own(cctx, sctx, -1, -1);
 }
 
 /* The server reads early data until FINISH (stepping the client's handshake while it waits),
@@ -373,14 +382,8 @@ static int test_connection_setting(void)
     tl_pair_free(&p);
     /* That took the ticket: a fresh session for the accepted round. */
     SSL_SESSION_free(sess);
-    ASSERT_TRUE(tl_pair_new(&p, cctx, sctx, "localhost"));
-    ASSERT_EQ(SSL_set_max_early_data(p.s, 1000), 1);
-    ASSERT_TRUE(tl_handshake(p.c, p.s, &rc, &rs));
-    ASSERT_TRUE(rc == 1 && rs == 1);
-    ASSERT_TRUE(exchange(p.c, p.s));
-    sess = SSL_get1_session(p.c);
+    sess = session_own(cctx, sctx, 1000, -1);
     ASSERT_NOT_NULL(sess);
-    tl_pair_free(&p);
 
     ASSERT_TRUE(tl_pair_new(&p, cctx, sctx, "localhost"));
     ASSERT_EQ(SSL_set_max_early_data(p.s, 1000), 1);
@@ -409,7 +412,6 @@ static int test_recv_max(void)
     struct tl_pair p;
     static unsigned char buf[256], big[101];
     size_t n, got;
-    int rc, rs;
 
     ASSERT_TRUE(sctx != NULL && cctx != NULL);
     ASSERT_EQ(SSL_CTX_set_max_early_data(sctx, 1000), 1);
@@ -442,15 +444,9 @@ static int test_recv_max(void)
     SSL_SESSION_free(sess);
 
     /* A connection's own recv_max_early_data, below the context's. */
-    ASSERT_TRUE(tl_pair_new(&p, cctx, sctx, "localhost"));
-    ASSERT_EQ(SSL_set_recv_max_early_data(p.s, 10), 1);
-    ASSERT_TRUE(tl_handshake(p.c, p.s, &rc, &rs));
-    ASSERT_TRUE(rc == 1 && rs == 1);
-    ASSERT_TRUE(exchange(p.c, p.s));
-    sess = SSL_get1_session(p.c);
+    sess = session_own(cctx, sctx, -1, 10);
     ASSERT_NOT_NULL(sess);
     ASSERT_EQ(SSL_SESSION_get_max_early_data(sess), 10);
-    tl_pair_free(&p);
     SSL_SESSION_free(sess);
 
     /* 0: no early data at all. */
