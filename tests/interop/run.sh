@@ -383,17 +383,21 @@ t_aioquic_server_rebind() {
 
 # ---- (c) our server, ngtcp2 client (h3): handshake + request stream delivered
 
-t_ngtcp2_client() {
-    n=ngtcp2-client-h3
+# ngtcp2_client CASE: sets $client to the first ngtcp2 client installed (Debian's ngtcp2-client
+# package has gtlsclient); without one, fails CASE with the reason and returns 1.
+ngtcp2_client() {
     client=""
     for b in gtlsclient qtlsclient wsslclient bsslclient; do
-        command -v $b >/dev/null 2>&1 && { client=$b; break; }
+        command -v $b >/dev/null 2>&1 && { client=$b; return 0; }
     done
-    if [ -z "$client" ]; then
-        echo "  no ngtcp2 client installed (tests/setup.sh installs Debian's ngtcp2-client)"
-        result $n 0 "ngtcp2 client missing"
-        return
-    fi
+    echo "  no ngtcp2 client installed (tests/setup.sh installs Debian's ngtcp2-client)"
+    result "$1" 0 "ngtcp2 client missing"
+    return 1
+}
+
+t_ngtcp2_client() {
+    n=ngtcp2-client-h3
+    ngtcp2_client $n || return
     DEMO_ALPN=h3 our_server $n || { result $n 0 "setup"; return; }
     ok=1
     # The answer to an h3 request is not h3, so the client's own verdict does not count; it
@@ -416,14 +420,7 @@ t_ngtcp2_client() {
 # 0RTT STREAM frames), which our server (--early-data) accepts and receives.
 t_ngtcp2_client_zerortt() {
     n=ngtcp2-client-zerortt
-    client=""
-    for b in gtlsclient qtlsclient wsslclient bsslclient; do
-        command -v $b >/dev/null 2>&1 && { client=$b; break; }
-    done
-    if [ -z "$client" ]; then
-        result $n 0 "ngtcp2 client missing"
-        return
-    fi
+    ngtcp2_client $n || return
     DEMO_ALPN=h3 our_server $n --early-data --no-retry || { result $n 0 "setup"; return; }
     ok=1
     rm -f "$L/$n.session" "$L/$n.tp"
@@ -450,15 +447,7 @@ t_ngtcp2_client_zerortt() {
 # validated (quinn stops marking at the first ACK without ECN counts or with bad ones).
 t_ngtcp2_client_ecn() {
     n=ngtcp2-client-ecn
-    client=""
-    for b in gtlsclient qtlsclient wsslclient bsslclient; do
-        command -v $b >/dev/null 2>&1 && { client=$b; break; }
-    done
-    if [ -z "$client" ]; then
-        echo "  no ngtcp2 client installed (tests/setup.sh installs Debian's ngtcp2-client)"
-        result $n 0 "ngtcp2 client missing"
-        return
-    fi
+    ngtcp2_client $n || return
     DEMO_ALPN=h3 our_server $n --log-ecn || { result $n 0 "setup"; return; }
     ok=1
     q="$L/$n.qlog"
