@@ -4,7 +4,7 @@
 
 use std::ffi::{c_int, c_void};
 
-use crate::ffi::{SSL, SSL_CTX, ctx_arg, ffi_entry, put, slice_arg, slice_arg_mut, ssl_arg};
+use crate::ffi::{SSL, SSL_CTX, ctx_arg, ffi_entry, put, slice_arg_mut, ssl_arg};
 use crate::ssl::*;
 
 /// Sends `buf` as early data on a TLS 1.3 client: the first call starts the handshake (it
@@ -26,11 +26,7 @@ pub extern "C" fn SSL_write_early_data(
 ) -> c_int {
     put(written, 0);
     ffi_entry!(SSL_write_early_data, {
-        let s = ssl_arg(ssl)?;
-        let data = slice_arg(buf, num, "buf")?;
-        let n = s.note(s.write_early_data(data), SSL_ERROR_WANT_WRITE)?;
-        put(written, n);
-        Ok(1)
+        super::io::write_with(ssl, buf, num, written, |s, data| s.write_early_data(data))
     })
 }
 

@@ -28,10 +28,38 @@ fn read_into(
     readbytes: *mut usize,
     peek: bool,
 ) -> Result<c_int> {
+    read_with(ssl, buf, num, readbytes, |s, out| s.read(out, peek))
+}
+
+/// The body of an `_ex` read: `op` fills `buf` (`num` bytes) and says how many it read, which
+/// go to `*readbytes`; WANT_READ when it would block. Returns 1.
+pub(super) fn read_with(
+    ssl: *mut SSL,
+    buf: *mut c_void,
+    num: usize,
+    readbytes: *mut usize,
+    op: impl FnOnce(&Ssl, &mut [u8]) -> Result<usize>,
+) -> Result<c_int> {
     let s = ssl_arg(ssl)?;
     let out = slice_arg_mut(buf, num, "buf")?;
-    let n = s.note(s.read(out, peek), SSL_ERROR_WANT_READ)?;
+    let n = s.note(op(s, out), SSL_ERROR_WANT_READ)?;
     put(readbytes, n);
+    Ok(1)
+}
+
+/// The body of an `_ex` write: `op` takes from `buf` (`num` bytes) and says how many it took,
+/// which go to `*written`; WANT_WRITE when it would block. Returns 1.
+pub(super) fn write_with(
+    ssl: *mut SSL,
+    buf: *const c_void,
+    num: usize,
+    written: *mut usize,
+    op: impl FnOnce(&Ssl, &[u8]) -> Result<usize>,
+) -> Result<c_int> {
+    let s = ssl_arg(ssl)?;
+    let data = slice_arg(buf, num, "buf")?;
+    let n = s.note(op(s, data), SSL_ERROR_WANT_WRITE)?;
+    put(written, n);
     Ok(1)
 }
 
@@ -107,17 +135,13 @@ fn write_from(
     flags: u64,
     written: *mut usize,
 ) -> Result<c_int> {
-    let s = ssl_arg(ssl)?;
+    ssl_arg(ssl)?;
     if flags & !SSL_WRITE_FLAG_CONCLUDE != 0 {
         return Err(Error::ssl(412).with("unsupported write flag"));
     }
-    let data = slice_arg(buf, num, "buf")?;
-    let n = s.note(
-        s.write(data, flags & SSL_WRITE_FLAG_CONCLUDE != 0),
-        SSL_ERROR_WANT_WRITE,
-    )?;
-    put(written, n);
-    Ok(1)
+    write_with(ssl, buf, num, written, |s, data| {
+        s.write(data, flags & SSL_WRITE_FLAG_CONCLUDE != 0)
+    })
 }
 
 /// As SSL_write_ex, returning the byte count or <= 0. See SSL_write(3).
@@ -268,11 +292,9 @@ pub extern "C" fn OSSLQUIC_write_datagram(
 ) -> c_int {
     put(written, 0);
     ffi_entry!(OSSLQUIC_write_datagram, {
-        let s = ssl_arg(ssl)?;
-        let data = slice_arg(buf, len, "buf")?;
-        s.note(s.write_datagram(data), SSL_ERROR_WANT_WRITE)?;
-        put(written, len);
-        Ok(1)
+        write_with(ssl, buf, len, written, |s, data| {
+            s.write_datagram(data).map(|()| data.len())
+        })
     })
 }
 
@@ -289,11 +311,7 @@ pub extern "C" fn OSSLQUIC_read_datagram(
 ) -> c_int {
     put(readbytes, 0);
     ffi_entry!(OSSLQUIC_read_datagram, {
-        let s = ssl_arg(ssl)?;
-        let out = slice_arg_mut(buf, len, "buf")?;
-        let n = s.note(s.read_datagram(out), SSL_ERROR_WANT_READ)?;
-        put(readbytes, n);
-        Ok(1)
+        read_with(ssl, buf, len, readbytes, |s, out| s.read_datagram(out))
     })
 }
 
