@@ -1,6 +1,6 @@
 /*
- * quicutil.h: what the QUIC test programs test_blocking and test_poll share on top of
- * testutil.h: certificates, client and server contexts, the run-size knob, thread CPU time.
+ * quicutil.h: what the QUIC test programs share on top of testutil.h: certificates, client
+ * and server contexts, the run-size knob, thread CPU time, a bounded pump.
  *
  * Certificates come from build/certs (made by `cargo run --release --example gencert`), or
  * $OSSLQUIC_CERTS. TEST_SCALE (a fraction, default 1) scales the counts of the bulky
@@ -14,6 +14,22 @@
 #include <openssl/ssl.h>
 
 #include <sys/resource.h>
+
+/* Pumps the QUIC listener `l`, the client `c` and the server end `s` (NULL: not yet
+ * accepted, skipped) until `cond`, waiting up to 1 ms on the client's descriptor `cfd`
+ * between tries; fails the test after 10 s. */
+#define QU_PUMP(l, c, s, cfd, cond)                                                            \
+    do {                                                                                       \
+        uint64_t qu_dl_ = tu_now_ms() + 10000;                                                 \
+        while (!(cond)) {                                                                      \
+            ASSERT_TRUE(tu_now_ms() < qu_dl_);                                                 \
+            SSL_handle_events(l);                                                              \
+            SSL_handle_events(c);                                                              \
+            if ((s) != NULL)                                                                   \
+                SSL_handle_events(s);                                                          \
+            (void)tu_wait_readable(cfd, 1);                                                    \
+        }                                                                                      \
+    } while (0)
 
 static char qu_certs[512] TU_UNUSED;
 static const unsigned char qu_alpn[] TU_UNUSED = {13,  'o', 's', 's', 'l', 'q', 'u',

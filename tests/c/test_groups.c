@@ -22,19 +22,7 @@ int main(void)
 
 #define MLKEM_NID (TLSEXT_nid_unknown | 0x11ec)
 
-/* Pumps the QUIC listener and both ends until `cond`, 10 s at most. */
-#define PUMP(cond)                                                                             \
-    do {                                                                                       \
-        uint64_t dl_ = tu_now_ms() + 10000;                                                    \
-        while (!(cond)) {                                                                      \
-            ASSERT_TRUE(tu_now_ms() < dl_);                                                    \
-            SSL_handle_events(l);                                                              \
-            SSL_handle_events(c);                                                              \
-            if (s != NULL)                                                                     \
-                SSL_handle_events(s);                                                          \
-            (void)tu_wait_readable(cfd, 1);                                                    \
-        }                                                                                      \
-    } while (0)
+#define PUMP(cond) QU_PUMP(l, c, s, cfd, cond)
 
 /* Both ends of a finished handshake agree on group `nid`, called `name`. */
 static int agree(SSL *c, SSL *s, int nid, const char *name)

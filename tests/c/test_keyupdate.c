@@ -20,19 +20,7 @@ int main(void)
 #define CHUNK 65536
 #define ROUNDS 6
 
-/* Pumps both ends (and the listener) until `cond`, 10 s at most. */
-#define PUMP(cond)                                                                             \
-    do {                                                                                       \
-        uint64_t dl_ = tu_now_ms() + 10000;                                                    \
-        while (!(cond)) {                                                                      \
-            ASSERT_TRUE(tu_now_ms() < dl_);                                                    \
-            SSL_handle_events(l);                                                              \
-            SSL_handle_events(c);                                                              \
-            if (s != NULL)                                                                     \
-                SSL_handle_events(s);                                                          \
-            (void)tu_wait_readable(cfd, 1);                                                    \
-        }                                                                                      \
-    } while (0)
+#define PUMP(cond) QU_PUMP(l, c, s, cfd, cond)
 
 /* Writes CHUNK bytes of pattern `seed` on `w` while reading them on `r` (10 s at most),
  * pumping the QUIC objects `l`, `c`, `s` (NULL for TLS) and waiting on `cfd` between tries;
