@@ -400,7 +400,11 @@ static void *client_thread_main(void *arg)
     return NULL;
 }
 
-/* per_thread connections from each of 8 client threads; multi as for server_start. */
+/* per_thread connections from each of 8 client threads; multi as for server_start.
+ * Once the server is started, every path out of here stops it (server_stop joins its
+ * threads) or ends the process: the server lives in this frame, and its threads left
+ * running would use the frame after it is gone (the next sub-test's own server is made at
+ * the same address) and race with the process's exit. */
 static int many_connections(int multi, int per_thread)
 {
     enum { NCLIENTS = 8 };
@@ -409,27 +413,31 @@ static int many_connections(int multi, int per_thread)
     struct client_thread ct[NCLIENTS];
     SSL_CTX *cctx = qu_client_ctx();
     uint64_t t0 = tu_now_ms(), limit_ms = (uint64_t)tu_env_long("BLOCKING_DEADLINE_S", 100) * 1000;
-    int i, completed = 0, finished;
+    int i, completed = 0, finished, ok = 1;
 
     ASSERT_NOT_NULL(cctx);
-    ASSERT_TRUE(server_start(&srv, multi));
     memset(&m, 0, sizeof(m));
     m.cctx = cctx;
-    m.peer = srv.addr;
     m.per_thread = per_thread;
     m.total = m.per_thread * NCLIENTS;
     m.step = 200 / m.total > 0 ? 200 / m.total : 1; /* keep the sizes spread up to ~200 KB */
     m.deadline = t0 + limit_ms;
-    pthread_mutex_init(&m.mu, NULL);
-    pthread_cond_init(&m.cv, NULL);
     ASSERT_GE(response_len(&m, m.total - 1), 100000);
     ASSERT_LE(response_len(&m, m.total - 1), MAX_RESP);
+    pthread_mutex_init(&m.mu, NULL);
+    pthread_cond_init(&m.cv, NULL);
+    ASSERT_TRUE(server_start(&srv, multi));
+    m.peer = srv.addr;
     for (i = 0; i < NCLIENTS; i++) {
         ct[i].m = &m;
         ct[i].index = i;
         ct[i].ok = 0;
         ct[i].completed = 0;
-        ASSERT_EQ(pthread_create(&ct[i].t, NULL, client_thread_main, &ct[i]), 0);
+        if (pthread_create(&ct[i].t, NULL, client_thread_main, &ct[i]) != 0) {
+            TU_FAIL("cannot start client thread %d", i);
+            fflush(stderr);
+            _exit(1); /* the threads started so far cannot be stopped from here */
+        }
     }
     /* Wait for all client threads, bounded by the deadline (the watchdog backs this up). */
     pthread_mutex_lock(&m.mu);
@@ -451,10 +459,18 @@ static int many_connections(int multi, int per_thread)
     for (i = 0; i < NCLIENTS; i++) {
         pthread_join(ct[i].t, NULL);
         completed += ct[i].completed;
-        ASSERT_TRUE(ct[i].ok);
+        if (!ct[i].ok) {
+            TU_FAIL("client thread %d failed", i);
+            ok = 0;
+        }
     }
-    ASSERT_EQ(completed, m.total);
+    if (completed != m.total) {
+        TU_FAIL("%d of %d connections completed", completed, m.total);
+        ok = 0;
+    }
+    /* Stopped whatever happened above (see the note at the top). */
     ASSERT_TRUE(server_stop(&srv, cctx));
+    ASSERT_TRUE(ok);
     ASSERT_EQ(atomic_load(&srv.served), m.total + 1); /* + the acceptor's last one */
     ASSERT_LT(tu_now_ms() - t0, limit_ms);
     printf("    %d connections, %d client threads, %d workers, %llu ms\n", m.total, NCLIENTS,
@@ -551,8 +567,8 @@ static int test_blocked_thread_idle(void)
     struct server srv;
     struct quiet q;
     pthread_t t;
-    uint64_t p0, p1, thread_bound_us = 50000, process_bound_us = 100000;
-    int holding, reading;
+    uint64_t p0 = 0, p1 = 0, thread_bound_us = 50000, process_bound_us = 100000;
+    int holding, reading, ok = 0;
     struct timespec quiet = {1, 0};
 
     /* Instrumented runs (TEST_SCALE < 1: valgrind) do everything many times slower,
@@ -568,7 +584,15 @@ static int test_blocked_thread_idle(void)
     pthread_cond_init(&q.cv, NULL);
     ASSERT_TRUE(server_start(&srv, 1));
     q.peer = srv.addr;
-    ASSERT_EQ(pthread_create(&t, NULL, quiet_client_main, &q), 0);
+    if (pthread_create(&t, NULL, quiet_client_main, &q) != 0) {
+        TU_FAIL("cannot start the client thread");
+        server_stop(&srv, q.cctx);
+        return 0;
+    }
+    /* From here every path lets the client finish and stops the server (see
+     * many_connections: its threads must not outlive this frame). */
+#undef TU_ON_FAIL
+#define TU_ON_FAIL goto stop
     /* The worker has read the whole request (so the handshake is over) and holds. */
     pthread_mutex_lock(&srv.mu);
     SRV_WAIT(&srv, srv.holding);
@@ -586,11 +610,18 @@ static int test_blocked_thread_idle(void)
     while (nanosleep(&quiet, &quiet) != 0 && errno == EINTR)
         ;
     p1 = qu_process_cpu_us();
+    ok = 1;
+stop:
+    /* Releases a holding worker, which answers the client (on failure too). */
     pthread_mutex_lock(&srv.mu);
     srv.go = 1;
     pthread_cond_broadcast(&srv.cv);
     pthread_mutex_unlock(&srv.mu);
     pthread_join(t, NULL);
+#undef TU_ON_FAIL
+#define TU_ON_FAIL return 0
+    ASSERT_TRUE(server_stop(&srv, q.cctx));
+    ASSERT_TRUE(ok);
     printf("    blocked read: %llu us CPU over %llu us; process: %llu us CPU in the quiet second\n",
            (unsigned long long)q.blocked_cpu_us, (unsigned long long)q.blocked_wall_us,
            (unsigned long long)(p1 - p0));
@@ -598,7 +629,6 @@ static int test_blocked_thread_idle(void)
     ASSERT_GE(q.blocked_wall_us, 990000); /* it really was blocked through the quiet second */
     ASSERT_LT(q.blocked_cpu_us, thread_bound_us);
     ASSERT_LT(p1 - p0, process_bound_us);
-    ASSERT_TRUE(server_stop(&srv, q.cctx));
     pthread_cond_destroy(&q.cv);
     pthread_mutex_destroy(&q.mu);
     SSL_CTX_free(q.cctx);

@@ -81,8 +81,8 @@ static inline void tu_dump_errors(void)
         fputc('\n', stderr);                                                                   \
         tu_dump_errors();                                                                      \
         fflush(stderr);                                                                        \
+        tu_cur_failed = 1; /* under the lock: test threads may fail at the same time */        \
         pthread_mutex_unlock(&tu_print_lock);                                                  \
-        tu_cur_failed = 1;                                                                     \
     } while (0)
 
 #ifndef TU_ON_FAIL
