@@ -504,6 +504,18 @@ impl Engine {
         self.conns.get(&id).map(|c| c.lock("conn: engine look-up"))
     }
 
+    /// Whether server connection `id` got its first connection IDs from this endpoint: its
+    /// ClientHello is whole (quinn asks for the IDs once it has the client's transport
+    /// parameters) and no endpoint event of it is waiting. False for an unknown connection.
+    pub fn first_ids_issued(&self, id: ConnId) -> bool {
+        self.conns.get(&id).is_some_and(|cell| {
+            let c = cell.lock("engine: first ids");
+            c.q.crypto_session().handshake_data().is_some()
+                && c.endpoint_events.is_empty()
+                && !cell.needs_endpoint()
+        })
+    }
+
     /// Opens a local stream on connection `id` if stream credit allows, and puts the
     /// connection on the work list (for engine-level users; objects use `ConnState`).
     pub fn open_stream(&mut self, id: ConnId, dir: quinn_proto::Dir) -> Option<StreamId> {

@@ -410,6 +410,14 @@ impl<'a> DomainGuard<'a> {
         &mut self.held
     }
 
+    /// Runs `f` with the domain's lock released (taken again before this returns).
+    pub fn unlocked<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        self.held.pause();
+        let r = MutexGuard::unlocked(self.raw(), f);
+        self.held.resume();
+        r
+    }
+
     fn raw(&mut self) -> &mut MutexGuard<'a, DomainState> {
         self.g
             .as_mut()
