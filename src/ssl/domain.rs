@@ -410,10 +410,17 @@ impl<'a> DomainGuard<'a> {
         &mut self.held
     }
 
-    /// Runs `f` with the domain's lock released (taken again before this returns).
+    /// Runs `f` with the domain's lock released (taken again before this returns), after
+    /// sending the output queued meanwhile, as releasing the guard does.
     pub fn unlocked<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        let links = self.links();
         self.held.pause();
-        let r = MutexGuard::unlocked(self.raw(), f);
+        let r = MutexGuard::unlocked(self.raw(), || {
+            for l in links {
+                l.send_pending();
+            }
+            f()
+        });
         self.held.resume();
         r
     }

@@ -211,7 +211,9 @@ fn wait_first_ids(g: &mut DomainGuard<'_>, port: PortId, id: ConnId, lfd: i32) {
             write: false,
             ready: false,
         }];
-        // Released meanwhile: another thread may take the datagram in (checked next round).
+        // What the round made (the nudge that brings the rest of a ClientHello cut short
+        // after a Retry) is sent, and the lock released meanwhile: another thread may take
+        // the datagram in (checked next round).
         let wait = (until - now).min(Duration::from_millis(5));
         let _ = g.unlocked(|| sys::poll(&mut fds, Some(wait)));
     }
