@@ -643,9 +643,8 @@ pub struct ConnState {
     /// and how many nudges were sent.
     pub(super) nudge: Option<Instant>,
     pub(super) nudges: u32,
-    /// At most this many nudges (none to a client whose address is not proven).
-    nudge_max: u32,
-    /// Server, client address not proven yet: what may still be sent to it.
+    /// Server, client address not proven yet: what may still be sent to it (and no nudges:
+    /// see `NUDGE_FIRST`).
     amp: AmpLimit,
     /// RFC 9221 datagrams received and not yet read (taken from quinn as they arrive), at most
     /// `dgram_queue_max` (0: datagrams off); the oldest are dropped beyond, and counted.
@@ -781,7 +780,6 @@ impl ConnState {
             closing,
             nudge: None,
             nudges: 0,
-            nudge_max: NUDGE_MAX,
             amp: AmpLimit::default(),
             dgram_queue: VecDeque::new(),
             dgram_queue_max,
@@ -1008,9 +1006,8 @@ impl ConnState {
     }
 
     /// A server connection to a client whose address is not proven, whose first datagram
-    /// had `first` bytes: no nudges, and the amplification account on (`AmpLimit`).
+    /// had `first` bytes: the amplification account on (`AmpLimit`), so no nudges.
     pub(super) fn unproven(&mut self, first: usize) {
-        self.nudge_max = NUDGE_MAX_UNPROVEN;
         self.amp = AmpLimit::unproven(first);
     }
 
@@ -1247,7 +1244,6 @@ impl ConnState {
 /// connection.
 const NUDGE_FIRST: Duration = Duration::from_millis(2);
 const NUDGE_MAX: u32 = 5;
-const NUDGE_MAX_UNPROVEN: u32 = 0;
 
 /// What the receive path learned of a datagram (or the part of one) it routed to a
 /// connection, beside quinn's event for it.
@@ -1320,7 +1316,7 @@ pub(super) fn update_nudge(c: &mut ConnState, now: Instant) {
         && c.q.crypto_session().handshake_data().is_none();
     if !waiting {
         c.nudge = None;
-    } else if c.nudge.is_none() && c.nudges < c.nudge_max {
+    } else if c.nudge.is_none() && !c.amp.on && c.nudges < NUDGE_MAX {
         c.nudge = Some(now + NUDGE_FIRST * (1 << c.nudges));
     }
 }

@@ -112,11 +112,12 @@ pub fn fork_connection(s: &Arc<Ssl>) -> Result<i32> {
         Some(q) if !q.drained && !q.is_closed() => q.remote_address(),
         _ => return Err(Error::ssl(SSL_R_PROTOCOL_IS_SHUTDOWN).with("connection is closed")),
     };
+    let (lfd, local) = listener_socket(&mut g, c.port())?;
+    // Before FORKING: the wait polls, and another thread's hand-over need not wait on it.
+    wait_first_ids(&mut g, c.port(), id, lfd);
     // One hand-over at a time in this process: a child must not inherit another
     // hand-over's socket or channel.
     let _one = FORKING.lock();
-    let (lfd, local) = listener_socket(&mut g, c.port())?;
-    wait_first_ids(&mut g, c.port(), id, lfd);
     let sock = sys::udp_beside(lfd, &local).map_err(|e| sys_err("bind beside the listener", e))?;
     // The group's program chooses the listener's socket for everyone but the peers of
     // connected sockets (an exact 4-tuple match wins over it).
