@@ -4,6 +4,10 @@
 // C names (BIO_MSG, BIO_ADDR, ...) are kept as OpenSSL spells them.
 #![allow(non_camel_case_types)]
 
+pub mod alloc;
+#[global_allocator]
+static ALLOC: alloc::TailAlloc = alloc::TailAlloc;
+
 pub mod bio;
 pub mod consts;
 pub mod error;

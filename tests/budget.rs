@@ -1,9 +1,9 @@
 //! The per-connection memory budget (issue 14, deliverable 3): a hostile QUIC peer
 //! (tests/budget/hostile.py, aioquic in build/venv, as `make test`'s setup makes it) attacks
 //! our QUIC listener, which runs in this process on a loopback UDP socket through the
-//! exported C functions, accepts the connection and never reads from it. A counting global
-//! allocator gives the bytes this process holds (live, and the high-water mark since a
-//! scenario began). Per scenario: the peak above the baseline stays within the budget
+//! exported C functions, accepts the connection and never reads from it. The library's
+//! global allocator's accounting (`osslquic::alloc`, switched on here) gives the bytes this
+//! process holds (live, and the high-water mark since a scenario began). Per scenario: the peak above the baseline stays within the budget
 //! docs/ARCHITECTURE.md states ("Bounds on what peers can make a server hold"), and once the
 //! peer has closed and the connection is freed, the live bytes return to the baseline.
 //!
@@ -14,16 +14,15 @@
 //!
 //! Writes the figures to build/reliability/budget.txt.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::ffi::CString;
 use std::net::UdpSocket;
 use std::os::fd::IntoRawFd;
 use std::os::raw::{c_int, c_uint, c_void};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use osslquic::alloc;
 use osslquic::bio::consts::BIO_CLOSE;
 use osslquic::consts::SSL_TLSEXT_ERR_OK;
 use osslquic::ffi::bio::BIO_new_dgram;
@@ -85,61 +84,6 @@ fn bound(scenario: &str) -> usize {
 const FREED_SLACK: usize = 64 << 10;
 
 // ---------------------------------------------------------------------------------------------
-// Counting allocator
-// ---------------------------------------------------------------------------------------------
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-struct Counting;
-
-fn grew(n: usize) {
-    let live = LIVE.fetch_add(n, Relaxed) + n;
-    PEAK.fetch_max(live, Relaxed);
-}
-
-// SAFETY: every call is forwarded to the system allocator with the caller's arguments; the
-// counters only observe sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract for `alloc` is passed on unchanged.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as for `alloc`.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from this allocator (so from System) with `layout`.
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Relaxed);
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: `ptr` came from System with `layout`; the caller's contract holds.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            if new_size >= layout.size() {
-                grew(new_size - layout.size());
-            } else {
-                LIVE.fetch_sub(layout.size() - new_size, Relaxed);
-            }
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
-
-// ---------------------------------------------------------------------------------------------
 // The test
 // ---------------------------------------------------------------------------------------------
 
@@ -151,6 +95,7 @@ const FREE_LIMIT: Duration = Duration::from_secs(30);
 
 #[test]
 fn a_hostile_peer_stays_within_the_per_connection_budget() {
+    alloc::set_accounting(true);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let python = std::env::var_os("BUDGET_PYTHON")
         .map(PathBuf::from)
@@ -339,9 +284,9 @@ impl Server {
         limit: Option<usize>,
     ) -> Outcome {
         let log = tmp.join(format!("{scenario}.log"));
-        let baseline = LIVE.load(Relaxed);
+        let baseline = alloc::live();
         let heap_before = malloc_heap();
-        PEAK.store(baseline, Relaxed);
+        alloc::reset_peak();
         let mut child = Command::new(python)
             .arg(script)
             .args(["127.0.0.1", &self.port.to_string(), ALPN, scenario])
@@ -366,10 +311,10 @@ impl Server {
             // Bounded so that the peer's exit is noticed; the socket wakes us before.
             self.tick(Duration::from_millis(10));
         };
-        let peak = PEAK.load(Relaxed) - baseline;
+        let peak = (alloc::peak() - baseline).max(0) as usize;
         // What malloc itself has in use with everything still held (the connection is never
         // read): the requested bytes plus its headers and rounding. Reported, not checked.
-        let held = LIVE.load(Relaxed).saturating_sub(baseline);
+        let held = (alloc::live() - baseline).max(0) as usize;
         let heap = malloc_heap().saturating_sub(heap_before);
         let peer = std::fs::read_to_string(&log).unwrap_or_default();
         let peer = peer.lines().last().unwrap_or("").to_string();
@@ -408,7 +353,7 @@ impl Server {
         }
         SSL_free(conn);
         self.tick(Duration::ZERO);
-        let left = LIVE.load(Relaxed).saturating_sub(baseline);
+        let left = (alloc::live() - baseline).max(0) as usize;
         assert!(
             limit.is_none() || left <= FREED_SLACK,
             "{scenario}: {left} bytes above the baseline once the connection was drained and \
