@@ -620,6 +620,26 @@ impl Bio {
         self.note_retry(r, BIO_FLAGS_WRITE)
     }
 
+    /// Writes `bufs` in order, as `write` does one buffer: socket BIOs (a plain one, or a
+    /// connected connect BIO) in one system call; any other BIO gets the first non-empty
+    /// buffer through `write`. Ok(n): the first n bytes of the concatenation were taken.
+    pub fn write_vectored(&self, bufs: &[std::io::IoSlice<'_>]) -> Result<usize> {
+        let sock = match &self.kind {
+            Kind::Sock(s) => Some(s),
+            Kind::Conn(c) if !c.is_dgram() && c.connected() => Some(c.io()),
+            _ => None,
+        };
+        let Some(sock) = sock.filter(|_| !self.zc_write_used.load(Relaxed)) else {
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &b[..]);
+            return self.write(first);
+        };
+        self.clear_retry();
+        self.note_retry(sock.write_vectored(bufs), BIO_FLAGS_WRITE)
+    }
+
     fn note_retry(&self, r: Result<usize>, dir: i32) -> Result<usize> {
         match r {
             Err(e) if e.is_would_block() || e.code == pack(ERR_LIB_BIO, BIO_R_NON_FATAL) => {

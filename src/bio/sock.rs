@@ -86,6 +86,15 @@ impl SockBio {
         io_result(sys::write_stream(fd, buf))
     }
 
+    /// Writes `bufs` in order with one system call, as `write` does one buffer.
+    pub fn write_vectored(&self, bufs: &[std::io::IoSlice<'_>]) -> Result<usize> {
+        let fd = self.need_fd()?;
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Ok(0);
+        }
+        io_result(sys::writev_stream(fd, bufs))
+    }
+
     /// Both poll descriptors are the fd (bss_sock.c); none before BIO_set_fd.
     pub fn poll_descriptor(&self) -> Result<BIO_POLL_DESCRIPTOR> {
         Ok(BIO_POLL_DESCRIPTOR::fd(self.need_fd()?))
@@ -108,5 +117,67 @@ impl SockBio {
 impl Drop for SockBio {
     fn drop(&mut self) {
         self.release();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::bio::consts::{BIO_FLAGS_SHOULD_RETRY, BIO_FLAGS_WRITE};
+    use crate::bio::{Bio, METHOD_MEM, METHOD_SOCKET};
+    use std::io::{IoSlice, Read};
+    use std::os::fd::IntoRawFd;
+    use std::os::unix::net::UnixStream;
+
+    fn socket_bio() -> (std::sync::Arc<Bio>, UnixStream) {
+        let (ours, peer) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let b = Bio::new(&METHOD_SOCKET);
+        b.sock().unwrap().set_fd(ours.into_raw_fd(), true).unwrap();
+        (b, peer)
+    }
+
+    #[test]
+    fn vectored_write_sends_the_buffers_in_order_in_one_call() {
+        let (b, mut peer) = socket_bio();
+        let parts: [&[u8]; 4] = [b"one ", b"", b"two ", b"three"];
+        let bufs: Vec<IoSlice> = parts.iter().map(|p| IoSlice::new(p)).collect();
+        assert_eq!(b.write_vectored(&bufs).unwrap(), 13);
+        let mut got = [0u8; 13];
+        peer.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"one two three");
+        assert_eq!(b.write_vectored(&[IoSlice::new(b"")]).unwrap(), 0);
+    }
+
+    #[test]
+    fn vectored_write_to_a_full_socket_is_a_retry() {
+        let (b, _peer) = socket_bio();
+        let chunk = vec![7u8; 1 << 16];
+        let bufs = [IoSlice::new(&chunk), IoSlice::new(&chunk)];
+        let mut taken = 0usize;
+        let err = loop {
+            match b.write_vectored(&bufs) {
+                Ok(n) => {
+                    assert!(n > 0 && n <= 2 << 16);
+                    taken += n;
+                    assert!(taken < 64 << 20, "the socket never filled");
+                }
+                Err(e) => break e,
+            }
+        };
+        assert!(err.is_would_block());
+        assert_eq!(
+            b.flags() & (BIO_FLAGS_SHOULD_RETRY | BIO_FLAGS_WRITE),
+            BIO_FLAGS_SHOULD_RETRY | BIO_FLAGS_WRITE
+        );
+    }
+
+    #[test]
+    fn other_bios_take_the_first_buffer_through_write() {
+        let m = Bio::new(&METHOD_MEM);
+        let bufs = [IoSlice::new(b""), IoSlice::new(b"ab"), IoSlice::new(b"cd")];
+        assert_eq!(m.write_vectored(&bufs).unwrap(), 2);
+        let mut out = [0u8; 8];
+        assert_eq!(m.read(&mut out).unwrap(), 2);
+        assert_eq!(&out[..2], b"ab");
     }
 }

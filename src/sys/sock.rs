@@ -263,6 +263,29 @@ pub fn write_stream(fd: i32, buf: &[u8]) -> io::Result<usize> {
     }
 }
 
+/// Writes `bufs` in order with one call, as `write_stream` does one buffer: sendmsg with
+/// MSG_NOSIGNAL, writev(2) for a descriptor that is not a socket. At most IOV_MAX buffers.
+pub fn writev_stream(fd: i32, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    let n = bufs.len().min(libc::UIO_MAXIOV as usize);
+    // IoSlice is ABI-compatible with iovec (std documents it on Unix).
+    let iov = bufs.as_ptr() as *mut libc::iovec;
+    // SAFETY: zeroed msghdr is valid; msg_iov points at `n` live iovecs the kernel only reads.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = n as _;
+    // SAFETY: msg is initialised and its buffers live for the call.
+    let mut r = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
+    if r < 0 && errno() == libc::ENOTSOCK {
+        // SAFETY: as above; writev takes the same iovecs.
+        r = unsafe { libc::writev(fd, iov, n as i32) };
+    }
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
 /// A socket timeout value (SO_SNDTIMEO / SO_RCVTIMEO), as the C API passes it.
 pub type Timeval = libc::timeval;
 

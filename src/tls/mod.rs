@@ -188,6 +188,11 @@ impl Write for Out<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.0.write(buf).map_err(to_io)
     }
+    /// rustls hands over every queued record at once: a socket takes them in one call
+    /// (a 64 KiB SSL_write is four records).
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.0.write_vectored(bufs).map_err(to_io)
+    }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
