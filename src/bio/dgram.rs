@@ -590,6 +590,55 @@ impl DgramSock {
         Ok(out)
     }
 
+    /// `Bio::recv_segments` on a socket: each destination (at least GRO_MAX bytes, so a
+    /// coalesced run is never cut) gets what one message brought, a GRO run whole with its
+    /// segment size. Datagrams an earlier `rx` stashed come first, one per destination.
+    pub fn rx_segments(&self, dsts: &mut [RxDst<'_>], stats: &Stats) -> Result<usize> {
+        let fd = self.need_fd()?;
+        let bound_port = self.bound.lock().raw_port();
+        let mut rx = self.rx.lock();
+        let served = self.serve_stash(&mut rx, dsts, 0, stats);
+        if served > 0 {
+            stats.recv_dgrams.fetch_add(served as u64, Relaxed);
+            return Ok(served);
+        }
+        let want_cmsg =
+            self.gro.load(Relaxed) || self.local_enabled() || self.ecn_rx.load(Relaxed);
+        // What each destination gets: bytes, segment size, local IP, ECN codepoint.
+        let mut got_each = [(0usize, 0usize, None::<std::net::IpAddr>, 0u8); BATCH];
+        let slots = dsts
+            .iter_mut()
+            .map(|d| RxSlot::new(&mut d.buf[..], &mut [], d.src.as_deref_mut()));
+        let got = on_stack::<_, _, BATCH>(slots, |slots| {
+            stats.recv_calls.fetch_add(1, Relaxed);
+            let got = sys::recv_batch(fd, slots, true, want_cmsg).map_err(err_io)?;
+            for (g, s) in got_each.iter_mut().zip(&slots[..got]) {
+                let len = s.len.min(s.buf.len());
+                let seg = if s.seg > 0 && len > s.seg { s.seg } else { 0 };
+                *g = (len, seg, s.dst.and_then(|a| a.ip()), s.ecn);
+            }
+            Ok(got)
+        })?;
+        drop(rx);
+        let mut ecn_seen = [0u64; 4];
+        let mut datagrams = 0u64;
+        for (d, (len, seg, ip, ecn)) in dsts.iter_mut().zip(got_each).take(got) {
+            let local =
+                ip.map(|ip| BioAddr::from_socket_addr(&(ip, u16::from_be(bound_port)).into()));
+            finish(d, len, None, local, ecn);
+            d.seg = seg;
+            let n = if seg > 0 { len.div_ceil(seg) as u64 } else { 1 };
+            if seg > 0 {
+                stats.gro_dgrams.fetch_add(n, Relaxed);
+            }
+            ecn_seen[usize::from(ecn & 3)] += n;
+            datagrams += n;
+        }
+        stats.recv_dgrams.fetch_add(datagrams, Relaxed);
+        stats.count_ecn_received(&ecn_seen);
+        Ok(got)
+    }
+
     /// Copies stashed datagrams into `dsts[from..]`; returns how many.
     fn serve_stash(
         &self,

@@ -100,6 +100,10 @@ pub struct RxDst<'a> {
     /// Out: the datagram's ECN codepoint (0b10 ECT(0), 0b01 ECT(1), 0b11 CE), or 0 for
     /// Not-ECT and wherever the BIO does not know (only a socket BIO with ECN on reads it).
     pub ecn: u8,
+    /// Out, from `Bio::recv_segments` only: the bytes are a GRO run of datagrams of `seg`
+    /// bytes each (the last may be shorter), all with the same addresses and ECN; 0: one
+    /// datagram.
+    pub seg: usize,
 }
 
 impl<'a> RxDst<'a> {
@@ -114,6 +118,7 @@ impl<'a> RxDst<'a> {
             local,
             len: 0,
             ecn: 0,
+            seg: 0,
         }
     }
 }
@@ -739,6 +744,21 @@ impl Bio {
     /// Receives into caller-described destinations (the reactor's path; no C arrays).
     pub fn recv_batch(&self, dsts: &mut [RxDst<'_>]) -> Result<usize> {
         self.rx(dsts)
+    }
+
+    /// As `recv_batch`, but a socket BIO with GRO hands a coalesced run over whole, in one
+    /// destination, with its segment size (`RxDst::seg`), instead of splitting it across
+    /// destinations through its stash (two copies). Destinations must hold `GRO_MAX`
+    /// bytes for that (64 KiB); smaller ones, and other BIOs, get `recv_batch` (seg 0).
+    pub fn recv_segments(&self, dsts: &mut [RxDst<'_>]) -> Result<usize> {
+        let whole = dsts.iter().all(|d| d.buf.len() >= crate::sys::GRO_MAX);
+        match &self.kind {
+            Kind::Dgram(d) if whole => d.rx_segments(dsts, &self.stats),
+            Kind::Conn(c) if whole && c.is_dgram() => {
+                c.dgram_sock(self)?.rx_segments(dsts, &self.stats)
+            }
+            _ => self.rx(dsts),
+        }
     }
 
     /// Sends a batch of datagrams (the reactor's path).

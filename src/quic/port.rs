@@ -23,7 +23,10 @@ use crate::sys::{self, TxDesc};
 use quinn_proto::{ConnectionEvent, EcnCodepoint};
 
 const RX_BATCH: usize = 32;
-const RX_SLOT: usize = 2048;
+/// One receive slot: a GRO run (up to 64 KiB of datagrams) arrives whole in one, and is
+/// split here without a copy (`Bio::recv_segments`). The slots are mmap'd zero pages: a
+/// slot costs memory only as far as datagrams have filled it.
+const RX_SLOT: usize = sys::GRO_MAX;
 /// Most receive batches per tick: bounded work, the rest waits for the next tick.
 pub const RX_ROUNDS: usize = 32;
 /// How far off a client engine's next timer must be for it to give its buffers back.
@@ -58,7 +61,7 @@ pub struct Port {
     pub engine: Engine,
     pub rbio: Option<Arc<Bio>>,
     pub wbio: Option<Arc<Bio>>,
-    rxbuf: Vec<u8>,
+    rxbuf: Option<sys::ZeroPages>,
     pub fork: ForkState,
     /// A client engine gave its I/O buffers back once (see `release_idle_buffers`).
     released: bool,
@@ -72,9 +75,11 @@ pub struct Port {
 pub struct RxJob {
     rbio: Arc<Bio>,
     addressed: bool,
-    buf: Vec<u8>,
+    buf: sys::ZeroPages,
     src: [BioAddr; RX_BATCH],
     lens: [usize; RX_BATCH],
+    /// Each slot's GRO segment size (0: one datagram).
+    segs: [usize; RX_BATCH],
     /// Each datagram's ECN bits (0 where the BIO does not read them).
     ecn: [u8; RX_BATCH],
     /// The batch's datagrams for known connections, routed, waiting for `deliver` (kept
@@ -92,15 +97,26 @@ pub const RX_BATCH_MAX: usize = RX_BATCH;
 impl RxJob {
     /// Receives one batch (no lock needed); returns how many datagrams arrived.
     pub fn recv(&mut self) -> usize {
-        let mut slots = self.buf.chunks_exact_mut(RX_SLOT).zip(self.src.iter_mut());
+        let mut slots = self
+            .buf
+            .as_mut_slice()
+            .chunks_exact_mut(RX_SLOT)
+            .zip(self.src.iter_mut());
         let mut dsts: [RxDst; RX_BATCH] = std::array::from_fn(|_| {
             let (buf, src) = slots.next().expect("RX_BATCH slots");
             RxDst::new(buf, Some(src), None)
         });
         // Would-block, or an error the next tick will meet again: nothing arrived.
-        let n = self.rbio.recv_batch(&mut dsts).unwrap_or_default();
-        for ((l, e), d) in self.lens.iter_mut().zip(&mut self.ecn).zip(&dsts) {
+        let n = self.rbio.recv_segments(&mut dsts).unwrap_or_default();
+        for (((l, g), e), d) in self
+            .lens
+            .iter_mut()
+            .zip(&mut self.segs)
+            .zip(&mut self.ecn)
+            .zip(&dsts)
+        {
             *l = d.len;
+            *g = d.seg;
             *e = d.ecn;
         }
         n
@@ -231,7 +247,7 @@ impl Port {
             engine,
             rbio: None,
             wbio: None,
-            rxbuf: Vec::new(),
+            rxbuf: None,
             fork: ForkState::default(),
             released: false,
             rx_busy: false,
@@ -327,7 +343,7 @@ impl Port {
             return;
         }
         self.released = true;
-        self.rxbuf = Vec::new();
+        self.rxbuf = None;
         self.engine.release_scratch();
     }
 
@@ -357,17 +373,16 @@ impl Port {
             return None;
         }
         let rbio = self.rbio.clone()?;
+        // Without memory for the buffer (mmap failed) the port does not read this time.
+        let buf = self.take_rxbuf()?;
         self.rx_busy = true;
-        let mut buf = std::mem::take(&mut self.rxbuf);
-        if buf.len() < RX_BATCH * RX_SLOT {
-            buf = vec![0u8; RX_BATCH * RX_SLOT];
-        }
         Some(RxJob {
             addressed: self.read_addressed(),
             rbio,
             buf,
             src: [BioAddr::default(); RX_BATCH],
             lens: [0; RX_BATCH],
+            segs: [0; RX_BATCH],
             ecn: [0; RX_BATCH],
             routed: std::mem::take(&mut self.routed),
         })
@@ -382,15 +397,21 @@ impl Port {
             } else {
                 UNADDRESSED_PEER
             };
-            let data = &job.buf[i * RX_SLOT..i * RX_SLOT + job.lens[i]];
+            let slot = &job.buf.as_mut_slice()[i * RX_SLOT..i * RX_SLOT + job.lens[i]];
             let ecn = EcnCodepoint::from_bits(job.ecn[i]);
-            for (cell, ev, arrival) in self
-                .engine
-                .route_datagram(now, remote, None, ecn, data)
-                .into_iter()
-                .flatten()
-            {
-                job.routed.push((cell, Some(ev), arrival));
+            // A GRO run: its datagrams in order, each routed on its own.
+            let seg = if job.segs[i] > 0 { job.segs[i] } else { slot.len().max(1) };
+            let mut datagrams = slot.chunks(seg);
+            let first = datagrams.next().unwrap_or(&[]);
+            for data in std::iter::once(first).chain(datagrams) {
+                for (cell, ev, arrival) in self
+                    .engine
+                    .route_datagram(now, remote, None, ecn, data)
+                    .into_iter()
+                    .flatten()
+                {
+                    job.routed.push((cell, Some(ev), arrival));
+                }
             }
         }
     }
@@ -403,7 +424,7 @@ impl Port {
 
     /// Gives the receive right and the buffer back.
     pub fn rx_end(&mut self, mut job: RxJob) {
-        self.rxbuf = job.buf;
+        self.rxbuf = Some(job.buf);
         job.routed.clear();
         self.routed = job.routed;
         self.rx_busy = false;
@@ -415,10 +436,10 @@ impl Port {
             return;
         };
         // The receive buffer, taken for the loop (no allocation per tick).
-        let mut buf = std::mem::take(&mut self.rxbuf);
-        if buf.len() < FWD_HEAD + RX_SLOT {
-            buf = vec![0u8; RX_BATCH * RX_SLOT];
-        }
+        let Some(mut pages) = self.take_rxbuf() else {
+            return;
+        };
+        let buf = pages.as_mut_slice();
         for _ in 0..RX_BATCH * RX_ROUNDS {
             match sys::recv_one(fd, &mut buf[..FWD_HEAD + RX_SLOT]) {
                 Ok(Some(n)) if n > FWD_HEAD => {
@@ -436,7 +457,15 @@ impl Port {
                 Err(_) => break,
             }
         }
-        self.rxbuf = buf;
+        self.rxbuf = Some(pages);
+    }
+
+    /// The receive buffer: the port's, or new zero pages (None if mmap fails).
+    fn take_rxbuf(&mut self) -> Option<sys::ZeroPages> {
+        match self.rxbuf.take() {
+            Some(b) => Some(b),
+            None => sys::ZeroPages::new(RX_BATCH * RX_SLOT).ok(),
+        }
     }
 
     /// Fork parent: forgets the children that have exited (their channel hung up).
