@@ -602,8 +602,7 @@ impl DgramSock {
             stats.recv_dgrams.fetch_add(served as u64, Relaxed);
             return Ok(served);
         }
-        let want_cmsg =
-            self.gro.load(Relaxed) || self.local_enabled() || self.ecn_rx.load(Relaxed);
+        let want_cmsg = self.gro.load(Relaxed) || self.local_enabled() || self.ecn_rx.load(Relaxed);
         // What each destination gets: bytes, segment size, local IP, ECN codepoint.
         let mut got_each = [(0usize, 0usize, None::<std::net::IpAddr>, 0u8); BATCH];
         let slots = dsts

@@ -400,7 +400,11 @@ impl Port {
             let slot = &job.buf.as_mut_slice()[i * RX_SLOT..i * RX_SLOT + job.lens[i]];
             let ecn = EcnCodepoint::from_bits(job.ecn[i]);
             // A GRO run: its datagrams in order, each routed on its own.
-            let seg = if job.segs[i] > 0 { job.segs[i] } else { slot.len().max(1) };
+            let seg = if job.segs[i] > 0 {
+                job.segs[i]
+            } else {
+                slot.len().max(1)
+            };
             let mut datagrams = slot.chunks(seg);
             let first = datagrams.next().unwrap_or(&[]);
             for data in std::iter::once(first).chain(datagrams) {
