@@ -933,6 +933,7 @@ impl ConnState {
                 Err(_) => &mut fresh,
             };
             for _ in 0..MAX_TX_PER_DRIVE {
+                buf.clear();
                 let most = self
                     .amp
                     .datagrams(self.q.current_mtu())
@@ -940,28 +941,12 @@ impl ConnState {
                 if most == 0 {
                     break; // held until the client sends more or proves its address
                 }
-                // quinn writes a transmit at the start of an empty buffer: the first goes
-                // straight into the send queue's buffer (in bulk, usually a whole GSO batch),
-                // later ones through the scratch buffer. quinn returns None only with the
-                // buffer still empty.
-                let direct = txbuf.is_empty();
-                let target = if direct {
-                    &mut txbuf
-                } else {
-                    buf.clear();
-                    &mut *buf
-                };
-                let Some(t) = self.q.poll_transmit(now, most, target) else {
+                let Some(t) = self.q.poll_transmit(now, most, buf) else {
                     break;
                 };
                 self.amp.sent(t.size);
-                let off = if direct {
-                    0
-                } else {
-                    let off = txbuf.len();
-                    txbuf.extend_from_slice(&buf[..t.size]);
-                    off
-                };
+                let off = txbuf.len();
+                txbuf.extend_from_slice(&buf[..t.size]);
                 let seg = t.segment_size.unwrap_or(t.size);
                 out.push(Out {
                     dst: t.destination,
