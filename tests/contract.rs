@@ -244,6 +244,75 @@ fn gso_send_and_gro_receive_keep_order_and_bytes() {
     BIO_free(rx);
 }
 
+/// `Bio::recv_segments` (the QUIC port's receive): with 64 KiB buffers a GRO run arrives
+/// whole in one buffer with its segment size, nothing goes through the stash, and splitting
+/// each buffer by its segment size gives back every datagram in order; buffers too small for
+/// a run get one datagram each, as `BIO_recvmmsg` does.
+#[test]
+fn recv_segments_hands_gro_runs_over_whole() {
+    use osslquic::bio::RxDst;
+    for big in [true, false] {
+        let (tx, _txa) = udp_bio();
+        let (rx, rxa) = udp_bio();
+        OSSLQUIC_BIO_dgram_set_offload(rx, 1, 1);
+        let mut sent = send_run(tx, rxa, 30, 1200, 700);
+        sent.extend(send_run(tx, rxa, 5, 300, 300));
+        sent.extend(send_run(tx, rxa, 1, 900, 900));
+        let bio = osslquic::ffi::bio_arg(rx).unwrap();
+        let size = if big { 65536 } else { 1500 };
+        let mut bufs = vec![vec![0u8; size]; 8];
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let mut runs = 0;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while got.len() < sent.len() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out with {} of {}",
+                got.len(),
+                sent.len()
+            );
+            let mut dsts: Vec<RxDst> = bufs
+                .iter_mut()
+                .map(|b| RxDst::new(&mut b[..], None, None))
+                .collect();
+            let n = match bio.recv_segments(&mut dsts) {
+                Ok(n) => n,
+                Err(e) if e.is_would_block() => {
+                    std::thread::yield_now();
+                    continue;
+                }
+                Err(e) => panic!("recv_segments: {e:?}"),
+            };
+            for d in &dsts[..n] {
+                let data = &d.buf[..d.len];
+                if d.seg == 0 {
+                    got.push(data.to_vec());
+                } else {
+                    runs += 1;
+                    got.extend(data.chunks(d.seg).map(<[u8]>::to_vec));
+                }
+            }
+        }
+        assert_eq!(got, sent, "64 KiB buffers: {big}");
+        let st = stats(rx);
+        assert_eq!(st.recv_dgrams, sent.len() as u64);
+        if !big {
+            assert_eq!(runs, 0, "small buffers get one datagram each");
+        } else {
+            assert_eq!(st.copies, 0, "nothing went through the stash");
+            if OSSLQUIC_BIO_dgram_get_offload(tx) & 1 != 0 {
+                assert!(
+                    runs >= 1,
+                    "on loopback a GSO run reaches a GRO socket coalesced"
+                );
+                assert!(st.gro_dgrams >= 2);
+            }
+        }
+        BIO_free(tx);
+        BIO_free(rx);
+    }
+}
+
 #[test]
 fn gso_run_with_short_last_and_mixed_sizes() {
     let (tx, _txa) = udp_bio();
