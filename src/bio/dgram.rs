@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::Relaxed};
 
-use crate::sync::Mutex;
+use crate::sync::{Mutex, MutexGuard};
 
 use super::addr::BioAddr;
 use super::msg::BIO_POLL_DESCRIPTOR;
@@ -45,6 +45,12 @@ struct Stashed {
     src: BioAddr,
     dst: Option<BioAddr>,
     ecn: u8,
+}
+
+/// How a receive begins (`DgramSock::rx_start`).
+enum RxStart<'a> {
+    Served(usize),
+    Fresh(i32, u16, MutexGuard<'a, RxState>),
 }
 
 /// Datagrams received coalesced (GRO) that the caller had no room for yet, in order.
@@ -487,17 +493,28 @@ impl DgramSock {
         }
     }
 
-    /// Receives into `dsts`: stashed datagrams first, then one recvmmsg. Coalesced (GRO)
-    /// datagrams are split into consecutive destinations; what does not fit is stashed.
-    pub fn rx(&self, dsts: &mut [RxDst<'_>], stats: &Stats) -> Result<usize> {
+    /// The start of both receives: datagrams stashed by an earlier `rx` are served first
+    /// (one per destination); otherwise the descriptor, the bound port (network order) and
+    /// the receive state, locked for the recvmmsg.
+    fn rx_start(&self, dsts: &mut [RxDst<'_>], stats: &Stats) -> Result<RxStart<'_>> {
         let fd = self.need_fd()?;
         let bound_port = self.bound.lock().raw_port();
         let mut rx = self.rx.lock();
         let served = self.serve_stash(&mut rx, dsts, 0, stats);
         if served > 0 {
             stats.recv_dgrams.fetch_add(served as u64, Relaxed);
-            return Ok(served);
+            return Ok(RxStart::Served(served));
         }
+        Ok(RxStart::Fresh(fd, bound_port, rx))
+    }
+
+    /// Receives into `dsts`: stashed datagrams first, then one recvmmsg. Coalesced (GRO)
+    /// datagrams are split into consecutive destinations; what does not fit is stashed.
+    pub fn rx(&self, dsts: &mut [RxDst<'_>], stats: &Stats) -> Result<usize> {
+        let (fd, bound_port, mut rx) = match self.rx_start(dsts, stats)? {
+            RxStart::Served(n) => return Ok(n),
+            RxStart::Fresh(fd, port, rx) => (fd, port, rx),
+        };
         let gro = self.gro.load(Relaxed);
         if gro && rx.tails.is_none() {
             rx.tails = Some(sys::ZeroPages::new(BATCH * GRO_MAX).map_err(err_io)?);
@@ -594,14 +611,10 @@ impl DgramSock {
     /// coalesced run is never cut) gets what one message brought, a GRO run whole with its
     /// segment size. Datagrams an earlier `rx` stashed come first, one per destination.
     pub fn rx_segments(&self, dsts: &mut [RxDst<'_>], stats: &Stats) -> Result<usize> {
-        let fd = self.need_fd()?;
-        let bound_port = self.bound.lock().raw_port();
-        let mut rx = self.rx.lock();
-        let served = self.serve_stash(&mut rx, dsts, 0, stats);
-        if served > 0 {
-            stats.recv_dgrams.fetch_add(served as u64, Relaxed);
-            return Ok(served);
-        }
+        let (fd, bound_port, rx) = match self.rx_start(dsts, stats)? {
+            RxStart::Served(n) => return Ok(n),
+            RxStart::Fresh(fd, port, rx) => (fd, port, rx),
+        };
         let want_cmsg = self.gro.load(Relaxed) || self.local_enabled() || self.ecn_rx.load(Relaxed);
         // What each destination gets: bytes, segment size, local IP, ECN codepoint.
         let mut got_each = [(0usize, 0usize, None::<std::net::IpAddr>, 0u8); BATCH];
