@@ -611,9 +611,10 @@ impl DgramSock {
     /// coalesced run is never cut) gets what one message brought, a GRO run whole with its
     /// segment size. Datagrams an earlier `rx` stashed come first, one per destination.
     pub fn rx_segments(&self, dsts: &mut [RxDst<'_>], stats: &Stats) -> Result<usize> {
-        let (fd, bound_port, rx) = match self.rx_start(dsts, stats)? {
+        let (fd, bound_port) = match self.rx_start(dsts, stats)? {
             RxStart::Served(n) => return Ok(n),
-            RxStart::Fresh(fd, port, rx) => (fd, port, rx),
+            // Nothing is stashed here, so the receive state is not held across recvmmsg.
+            RxStart::Fresh(fd, port, _) => (fd, port),
         };
         let want_cmsg = self.gro.load(Relaxed) || self.local_enabled() || self.ecn_rx.load(Relaxed);
         // What each destination gets: bytes, segment size, local IP, ECN codepoint.
@@ -631,7 +632,6 @@ impl DgramSock {
             }
             Ok(got)
         })?;
-        drop(rx);
         let mut ecn_seen = [0u64; 4];
         let mut datagrams = 0u64;
         for (d, (len, seg, ip, ecn)) in dsts.iter_mut().zip(got_each).take(got) {
