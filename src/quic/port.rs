@@ -399,15 +399,14 @@ impl Port {
             };
             let slot = &job.buf.as_mut_slice()[i * RX_SLOT..i * RX_SLOT + job.lens[i]];
             let ecn = EcnCodepoint::from_bits(job.ecn[i]);
-            // A GRO run: its datagrams in order, each routed on its own.
-            let seg = if job.segs[i] > 0 {
-                job.segs[i]
-            } else {
-                slot.len().max(1)
+            // A GRO run: its datagrams in order, each routed on its own (an empty datagram
+            // is one too, which chunks() would not yield).
+            let seg = match job.segs[i] {
+                0 => slot.len().max(1),
+                s => s,
             };
-            let mut datagrams = slot.chunks(seg);
-            let first = datagrams.next().unwrap_or(&[]);
-            for data in std::iter::once(first).chain(datagrams) {
+            let empty = slot.is_empty().then_some(slot);
+            for data in slot.chunks(seg).chain(empty) {
                 for (cell, ev, arrival) in self
                     .engine
                     .route_datagram(now, remote, None, ecn, data)
