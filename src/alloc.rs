@@ -72,6 +72,18 @@ fn padded_layout(layout: Layout) -> Option<Layout> {
     Layout::from_size_align(padded(layout.size())?, layout.align()).ok()
 }
 
+/// A new block for `layout` from `get` (given the padded layout), counted.
+fn alloc_with(layout: Layout, get: impl FnOnce(Layout) -> *mut u8) -> *mut u8 {
+    let Some(l) = padded_layout(layout) else {
+        return std::ptr::null_mut();
+    };
+    let p = get(l);
+    if !p.is_null() {
+        account(layout.size() as isize);
+    }
+    p
+}
+
 pub struct TailAlloc;
 
 // SAFETY: every call forwards to `System` with a layout of the same alignment and a size at
@@ -80,27 +92,13 @@ pub struct TailAlloc;
 // unchanged to dealloc and realloc).
 unsafe impl GlobalAlloc for TailAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let Some(l) = padded_layout(layout) else {
-            return std::ptr::null_mut();
-        };
         // SAFETY: a valid layout of non-zero size (at least the caller's).
-        let p = unsafe { System.alloc(l) };
-        if !p.is_null() {
-            account(layout.size() as isize);
-        }
-        p
+        alloc_with(layout, |l| unsafe { System.alloc(l) })
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let Some(l) = padded_layout(layout) else {
-            return std::ptr::null_mut();
-        };
         // SAFETY: as in alloc.
-        let p = unsafe { System.alloc_zeroed(l) };
-        if !p.is_null() {
-            account(layout.size() as isize);
-        }
-        p
+        alloc_with(layout, |l| unsafe { System.alloc_zeroed(l) })
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
