@@ -115,7 +115,7 @@ fn retry_with_split_client_hello(select: bool) {
                 None => AlpnChoice::Fatal,
             }
         })));
-        p.server = Engine::new(Some(sctx.server_config().unwrap()));
+        p.server = sim_engine(Some(sctx.server_config().unwrap()));
         p.server.set_validate(true);
     }
     let cch = connect_with_long_alpn(&mut p);
@@ -182,7 +182,7 @@ fn incomplete_client_hello_after_retry_is_nudged() {
 #[test]
 fn amplification_limit_holds_for_a_big_first_flight() {
     let mut p = Pair::new(Link::delay_ms(5), false, 21);
-    p.server = Engine::new(Some(big_cert_server().server_config().unwrap()));
+    p.server = sim_engine(Some(big_cert_server().server_config().unwrap()));
     p.server.set_validate(false);
     p.net.client_datagrams_max = Some(2);
     // The server answers the first datagram (an acknowledgement) before the second arrives,
@@ -212,6 +212,13 @@ fn amplification_limit_holds_for_a_big_first_flight() {
 
 /// A server context whose certificate names 300 hosts (about 9 KB): its first flight is
 /// bigger than three ClientHellos.
+/// An engine on the simulated network's clock: time is only what the test passes.
+fn sim_engine(server: Option<Arc<quinn_proto::ServerConfig>>) -> Engine {
+    let e = Engine::new(server);
+    e.link().use_given_time();
+    e
+}
+
 fn big_cert_server() -> SslCtx {
     let key = rcgen::KeyPair::generate().unwrap();
     let names = (0..300)
@@ -1318,13 +1325,13 @@ struct Pair {
 impl Pair {
     fn new(link: Link, validate: bool, seed: u64) -> Pair {
         let c = ctxs();
-        let mut server = Engine::new(Some(c.server.server_config().unwrap()));
+        let mut server = sim_engine(Some(c.server.server_config().unwrap()));
         server.set_validate(validate);
         let base = Instant::now();
         Pair {
             base,
             now: base,
-            client: Engine::new(None),
+            client: sim_engine(None),
             server,
             client_ctx: client_ctx(),
             net: Net {
@@ -2085,7 +2092,7 @@ fn unvalidated_handshakes_beyond_the_bound_are_retried() {
 
     // A spoofed Initial: its handshake starts and never goes on (the server's answers go to
     // a client endpoint that does not know the connection).
-    let mut spoof = Engine::new(None);
+    let mut spoof = sim_engine(None);
     let cfg = client_ctx()
         .client_config(None, Arc::new(VerifyResult::default()))
         .unwrap();
@@ -2182,7 +2189,7 @@ fn fleet_server(secret: &[u8]) -> Engine {
     ctx.use_private_key_file(key).unwrap();
     ctx.set_alpn(ALPN).unwrap();
     ctx.set_fleet_secret(secret).unwrap();
-    let mut e = Engine::new(Some(ctx.server_config().unwrap()));
+    let mut e = sim_engine(Some(ctx.server_config().unwrap()));
     e.set_validate(true);
     assert!(e.set_reset_key(&ctx.fleet_keys().unwrap().reset));
     e

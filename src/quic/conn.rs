@@ -63,6 +63,9 @@ pub struct Link {
     server: bool,
     /// Per-connection work done (drives plus timer expiries): the idle-cost counter.
     pub conn_ticks: AtomicU64,
+    /// Whether the time callers pass is the only clock (a simulation's), not the system's:
+    /// see `send_time`.
+    given_time: AtomicBool,
 }
 
 impl Link {
@@ -77,7 +80,31 @@ impl Link {
             changes,
             server,
             conn_ticks: AtomicU64::new(0),
+            given_time: AtomicBool::new(false),
         }
+    }
+
+    /// The time a datagram made now leaves: the system's clock, not the `now` the caller read
+    /// before handling what it received. quinn stamps each packet it sends with this time and
+    /// takes RTT samples and ACK delays from it, so a stale `now` counts the time spent in
+    /// between (a server's first handshake: 60 ms on this machine with the random generator's
+    /// start; a batch of received datagrams decrypted) as network delay: a first RTT of
+    /// 60 ms paces slow start for tens of milliseconds. A simulation's clock (`given`)
+    /// is used as given.
+    pub fn send_time(&self, now: Instant) -> Instant {
+        if self.given_time.load(Relaxed) {
+            return now;
+        }
+        now.max(Instant::now())
+    }
+
+    /// The engine's time is only what callers pass (a simulated network's clock).
+    pub fn use_given_time(&self) {
+        self.given_time.store(true, Relaxed);
+    }
+
+    pub fn given_time(&self) -> bool {
+        self.given_time.load(Relaxed)
     }
 
     /// See `ConnCell::declare_atomics`.
@@ -941,7 +968,7 @@ impl ConnState {
                 if most == 0 {
                     break; // held until the client sends more or proves its address
                 }
-                let Some(t) = self.q.poll_transmit(now, most, buf) else {
+                let Some(t) = self.q.poll_transmit(link.send_time(now), most, buf) else {
                     break;
                 };
                 self.amp.sent(t.size);

@@ -593,8 +593,12 @@ impl Engine {
     /// with every epoch. Only before it has connections.
     pub fn share_changes(&mut self, changes: Arc<AtomicU64>) {
         debug_assert!(self.conns.is_empty());
+        let given = self.link.given_time();
         self.link = Arc::new(Link::new(self.server.is_some(), changes));
         self.link.declare_atomics();
+        if given {
+            self.link.use_given_time();
+        }
     }
 
     /// What changed for the application since the last call: the connections touched (with

@@ -444,7 +444,11 @@ impl DomainGuard<'_> {
     /// delivered and its connection driven with the domain's lock released: the lock is
     /// held only while the endpoint routes the batch (and for the timers and the connections
     /// on the work list after).
-    pub fn tick_port(&mut self, pid: PortId, now: Instant) {
+    ///
+    /// Each batch is handled at the time it arrived, not `now`: the connections' sends in
+    /// between are stamped with the system's clock (`Link::send_time`), and an ACK for one
+    /// of them handled at an earlier time would give quinn an RTT sample of zero.
+    pub fn tick_port(&mut self, pid: PortId, mut now: Instant) {
         if pid >= self.ports.len() {
             return;
         }
@@ -459,6 +463,7 @@ impl DomainGuard<'_> {
                     self.held.pause();
                     let n = MutexGuard::unlocked(self.raw(), || job.recv());
                     self.held.resume();
+                    now = now.max(Instant::now());
                     self.port(pid).rx_route(&mut job, n, now);
                     if !job.routed.is_empty() {
                         self.held.pause();
@@ -480,6 +485,7 @@ impl DomainGuard<'_> {
             if let Err(e) = rounds {
                 std::panic::resume_unwind(e);
             }
+            now = now.max(Instant::now());
         }
         self.port(pid).tick_rest(now);
     }

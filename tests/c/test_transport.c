@@ -8,7 +8,8 @@
  * client's active migration (SSL_set_fd to a socket on 127.0.0.2 mid-transfer), and ECN
  * (issue 16): on real sockets both ends mark ECT(0), read each other's marks and validate
  * ECN from the counts in the ACKs; with ECN off on one end (OSSLQUIC_BIO_dgram_set_ecn) the
- * transfer is the same and neither validates it.
+ * transfer is the same and neither validates it. And RTT: time a server spends handling a
+ * client's first flight (here a slow ALPN callback) is not counted as network delay.
  */
 #include "quicutil.h"
 
@@ -287,6 +288,109 @@ static int test_ecn(void)
 
 #endif /* HAVE_OSSLQUIC */
 
+/* How long the server's ALPN callback takes (a lookup a real server might make). */
+#define SLOW_CB_US 1500000
+
+static int slow_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                            const unsigned char *in, unsigned int inlen, void *arg)
+{
+    struct timespec ts = {SLOW_CB_US / 1000000, (SLOW_CB_US % 1000000) * 1000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    return qu_alpn_select(ssl, out, outlen, in, inlen, arg);
+}
+
+/* The largest "latest_rtt" in the qlog files of `dir` whose names contain `role` (each RTT
+ * sample quinn took, and its initial estimate of 333 ms before any; in seconds, as
+ * quinn-proto 0.11 writes its recovery metrics); removes every file and the directory. -1
+ * if none. */
+static double qlog_max_latest_rtt(const char *dir, const char *role)
+{
+    static char buf[1 << 20];
+    char path[512];
+    double most = -1;
+    struct dirent *e;
+    DIR *d = opendir(dir);
+
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        const char *at = buf;
+        FILE *f;
+        size_t n;
+
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (strstr(e->d_name, role) != NULL && (f = fopen(path, "r")) != NULL) {
+            n = fread(buf, 1, sizeof(buf) - 1, f);
+            fclose(f);
+            buf[n] = 0;
+            while ((at = strstr(at, "\"latest_rtt\":")) != NULL) {
+                double v;
+
+                at += strlen("\"latest_rtt\":");
+                v = strtod(at, NULL);
+                if (v > most)
+                    most = v;
+            }
+        }
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+    return most;
+}
+
+/* The server's RTT samples are the client's ACKs of what the server sent. Its first flight
+ * leaves after it has handled the ClientHello, which took SLOW_CB_US (the ALPN callback);
+ * stamped with the time the ClientHello was received instead, the first samples would count
+ * the callback as network delay, and slow start would then be paced by an RTT of a second
+ * and more. On loopback every sample is the client's own handling of a flight: far less.
+ * The samples are quinn's, read from the server's qlog. */
+static int test_rtt_excludes_server_handling(void)
+{
+    char dir[] = "/tmp/osslquic-rtt-XXXXXX";
+    SSL_CTX *sctx = qu_server_ctx(0), *cctx = qu_client_ctx();
+    BIO_ADDR *addr = NULL;
+    int lfd = -1, cfd = tu_udp_socket(AF_INET, NULL), r = 0;
+    SSL *l, *c, *s = NULL;
+    OSSLQUIC_CONN_STATS ss;
+    double most;
+
+    ASSERT_TRUE(sctx != NULL && cctx != NULL && cfd >= 0);
+    ASSERT_NOT_NULL(mkdtemp(dir));
+    ASSERT_EQ(setenv("QLOGDIR", dir, 1), 0);
+    SSL_CTX_set_alpn_select_cb(sctx, slow_alpn_select, NULL);
+    l = qu_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE, &lfd, &addr);
+    ASSERT_NOT_NULL(l);
+    c = qu_client(cctx, cfd, addr, 0);
+    ASSERT_NOT_NULL(c);
+    ASSERT_EQ(SSL_set_blocking_mode(c, 0), 1);
+    QU_PUMP(l, c, s, cfd,
+            (r == 1 || (r = SSL_connect(c)) == 1 || SSL_get_error(c, r) == SSL_ERROR_WANT_READ) &&
+                (s != NULL || (s = SSL_accept_connection(l, SSL_ACCEPT_CONNECTION_NO_BLOCK)) != NULL) &&
+                SSL_do_handshake(s) == 1);
+    ASSERT_EQ(unsetenv("QLOGDIR"), 0);
+    ASSERT_EQ(OSSLQUIC_get_conn_stats(s, &ss), 1);
+    SSL_free(s);
+    SSL_free(c);
+    SSL_free(l);
+    most = qlog_max_latest_rtt(dir, "_server.sqlog");
+    printf("  server: largest RTT sample %.3f s, smoothed %llu us (its callback took %.3f s)\n", most,
+           (unsigned long long)ss.rtt_us, SLOW_CB_US / 1e6);
+    ASSERT_TRUE(most > 0);
+    ASSERT_LT(most * 1e6, SLOW_CB_US);
+    ASSERT_LT(ss.rtt_us, SLOW_CB_US);
+    BIO_ADDR_free(addr);
+    close(cfd);
+    close(lfd);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     qu_init();
@@ -296,6 +400,7 @@ int main(int argc, char **argv)
     RUN(test_qlog);
     RUN(test_migration);
     RUN(test_ecn);
+    RUN(test_rtt_excludes_server_handling);
 #endif
     return tu_finish();
 }
