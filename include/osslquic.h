@@ -8,11 +8,6 @@
 #include <stdio.h>
 #include <sys/time.h>
 
-/**
- * OpenSSL's default write buffer (17 KiB: one TLS record and some).
- */
-#define DEFAULT_SIZE (17 * 1024)
-
 #define BIO_NOCLOSE 0
 
 #define BIO_CLOSE 1
@@ -928,41 +923,6 @@
  */
 #define SSL_ACCEPT_STREAM_BIDI 4
 
-/**
- * Length of the connection IDs this engine issues.
- */
-#define CID_LEN 8
-
-/**
- * Most connections a listener keeps waiting for SSL_accept_connection (mid-handshake or
- * established) unless the application sets another bound: beyond it, new connections are
- * refused at their first Initial. A peer's connections cost memory until accepted (about
- * 30 KiB each when idle, more mid-handshake), so an application that stops accepting must
- * not let them pile up without limit.
- */
-#define DEFAULT_MAX_PENDING 1024
-
-/**
- * Most handshakes a listener that does not validate addresses (SSL_LISTENER_FLAG_NO_VALIDATE)
- * keeps in progress with clients whose address is unproven, unless the application sets
- * another bound: beyond it, a new client is asked for a Retry first, as a validating listener
- * asks every one. A spoofed Initial makes such a handshake, which then waits for the idle
- * timeout (30 s) for a peer that never answers: a flood of them would otherwise fill the
- * accept queue and lock real clients out. 128 is more than a busy server's handshakes
- * within one round trip; beyond it clients pay one round trip more.
- */
-#define DEFAULT_MAX_UNVALIDATED 128
-
-/**
- * Most receive batches per tick: bounded work, the rest waits for the next tick.
- */
-#define RX_ROUNDS 32
-
-/**
- * Most datagrams one receive takes.
- */
-#define RX_BATCH_MAX RX_BATCH
-
 
 
 #define SSL_POLL_EVENT_F (1 << 0)
@@ -1013,43 +973,6 @@
  * PEM_R_NO_START_LINE.
  */
 #define PEM_R_NO_START_LINE 108
-
-#define INTEGER 2
-
-#define OCTETS 4
-
-#define SEQUENCE 48
-
-/**
- * The size of one key, as OpenSSL counts it (name, HMAC secret, AES key).
- */
-#define KEY_LEN 80
-
-/**
- * How many keys a context holds: the newest and the previous ones still accepted.
- */
-#define MAX_KEYS 4
-
-/**
- * The size of a key's name.
- */
-#define NAME_LEN 16
-
-/**
- * The longest header accepted: a version 1 header is at most 107 bytes; a version 2 header
- * announces its length (up to 16 + 65,535), and balancers send a few hundred bytes of TLVs
- * at most. Beyond this the connection fails rather than buffer a peer's bytes.
- */
-#define MAX_HEADER 4096
-
-/**
- * PP2_TYPE_* values of the TLVs kept (RFC-like names from HAProxy's specification).
- */
-#define TLV_ALPN 1
-
-#define TLV_AUTHORITY 2
-
-#define TLV_UNIQUE_ID 5
 
 /**
  * PEM_R_BAD_BASE64_DECODE.

@@ -28,7 +28,7 @@ const RX_BATCH: usize = 32;
 /// slot costs memory only as far as datagrams have filled it.
 const RX_SLOT: usize = sys::GRO_MAX;
 /// Most receive batches per tick: bounded work, the rest waits for the next tick.
-pub const RX_ROUNDS: usize = 32;
+pub(crate) const RX_ROUNDS: usize = 32;
 /// How far off a client engine's next timer must be for it to give its buffers back.
 const IDLE_BUFFERS: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -92,7 +92,7 @@ pub struct RxJob {
 pub type Routed = Vec<(Arc<ConnCell>, Option<ConnectionEvent>, Arrival)>;
 
 /// Most datagrams one receive takes.
-pub const RX_BATCH_MAX: usize = RX_BATCH;
+pub(crate) const RX_BATCH_MAX: usize = RX_BATCH;
 
 impl RxJob {
     /// Receives one batch (no lock needed); returns how many datagrams arrived.
