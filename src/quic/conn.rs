@@ -684,6 +684,9 @@ pub struct ConnState {
     early_sent: bool,
     /// What ECN did on this connection (OSSLQUIC_CONN_STATS).
     pub ecn_stats: EcnStats,
+    /// Stream bytes the application wrote since a write last handled network events (see
+    /// `stream::WRITE_TICK_BYTES`).
+    pub(super) written_unticked: usize,
 }
 
 /// A connection's ECN figures. quinn-proto 0.11 keeps its own (the counts in the peer's
@@ -814,6 +817,7 @@ impl ConnState {
             zero_rtt: Default::default(),
             early_sent: false,
             ecn_stats: EcnStats::default(),
+            written_unticked: 0,
         }
     }
 

@@ -113,7 +113,8 @@ impl Ssl {
     ) -> Result<usize> {
         let blocking = self.blocking_now();
         let mut done = 0;
-        self.op_waiting("conn: write", true, WaitsFor::Stream, |conn| {
+        let mut tick = false;
+        let r = self.op_waiting("conn: write", true, WaitsFor::Stream, |conn| {
             // Blocking writes take everything (waiting for flow-control credit); non-blocking
             // ones return what fitted.
             let id = self.target_as(conn, true, early)?;
@@ -123,13 +124,19 @@ impl Ssl {
                     .map_err(|f| stream_error(f, conn))?;
                 done += n;
                 if done == data.len() || !blocking && done > 0 {
+                    tick = conn.count_written(done);
                     return Ok(done);
                 }
                 if n == 0 {
                     return Err(Error::would_block());
                 }
             }
-        })
+        });
+        // Another thread polling the network reads the ACKs already.
+        if tick && !self.domain().is_polled() {
+            self.tick_port();
+        }
+        r
     }
 
     /// SSL_read_ex (`peek` false) or SSL_peek_ex (`peek` true).

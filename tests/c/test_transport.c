@@ -9,7 +9,8 @@
  * (issue 16): on real sockets both ends mark ECT(0), read each other's marks and validate
  * ECN from the counts in the ACKs; with ECN off on one end (OSSLQUIC_BIO_dgram_set_ecn) the
  * transfer is the same and neither validates it. And RTT: time a server spends handling a
- * client's first flight (here a slow ALPN callback) is not counted as network delay.
+ * client's first flight (here a slow ALPN callback) is not counted as network delay. And a
+ * sender whose writes never block still reads its peer's ACKs (its window opens).
  */
 #include "quicutil.h"
 
@@ -391,6 +392,62 @@ static int test_rtt_excludes_server_handling(void)
     return 1;
 }
 
+/* A client that only writes (non-blocking, every write taken: far below the windows) and
+ * never calls SSL_handle_events: its writes handle network events now and then, as
+ * OpenSSL's do, so the ACKs the server sends are read and slow start opens the congestion
+ * window. Between writes the test waits (bounded) until an ACK is in the client's socket.
+ * Without that, the window stays at its initial size and the data waits in the buffer. */
+static int test_writer_reads_acks(void)
+{
+    static unsigned char chunk[16384];
+    SSL_CTX *sctx = qu_server_ctx(0), *cctx = qu_client_ctx();
+    BIO_ADDR *addr = NULL;
+    int lfd = -1, cfd = tu_udp_socket(AF_INET, NULL), r = 0, i;
+    SSL *l, *c, *s = NULL;
+    OSSLQUIC_CONN_STATS st;
+    uint64_t cwnd0;
+    size_t n;
+
+    ASSERT_TRUE(sctx != NULL && cctx != NULL && cfd >= 0);
+    l = qu_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE, &lfd, &addr);
+    ASSERT_NOT_NULL(l);
+    c = qu_client(cctx, cfd, addr, 0);
+    ASSERT_NOT_NULL(c);
+    ASSERT_EQ(SSL_set_blocking_mode(c, 0), 1);
+    QU_PUMP(l, c, s, cfd,
+            (r == 1 || (r = SSL_connect(c)) == 1 || SSL_get_error(c, r) == SSL_ERROR_WANT_READ) &&
+                (s != NULL || (s = SSL_accept_connection(l, SSL_ACCEPT_CONNECTION_NO_BLOCK)) != NULL) &&
+                SSL_do_handshake(s) == 1 && r == 1);
+    ASSERT_EQ(OSSLQUIC_get_conn_stats(c, &st), 1);
+    cwnd0 = st.cwnd;
+    tu_fill_pattern(chunk, sizeof(chunk), 3);
+    /* 128 writes of 16 KiB: 2 MiB, a quarter of the stream window. */
+    for (i = 0; i < 128; i++) {
+        ASSERT_EQ(SSL_write_ex(c, chunk, sizeof(chunk), &n), 1);
+        ASSERT_EQ(n, sizeof(chunk));
+        ASSERT_EQ(OSSLQUIC_get_conn_stats(c, &st), 1);
+        if (st.cwnd > cwnd0)
+            break;
+        /* The server takes in what arrived and acknowledges it; then the ACK is waited
+         * for in the client's socket (not read: only the client's writes may read it). */
+        SSL_handle_events(l);
+        SSL_handle_events(s);
+        (void)tu_wait_readable(cfd, 1000);
+    }
+    printf("  cwnd %llu after %d writes of %zu bytes (initial %llu)\n", (unsigned long long)st.cwnd,
+           i + 1, sizeof(chunk), (unsigned long long)cwnd0);
+    ASSERT_GT(st.cwnd, cwnd0);
+    SSL_free(s);
+    SSL_free(c);
+    SSL_free(l);
+    BIO_ADDR_free(addr);
+    close(cfd);
+    close(lfd);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     qu_init();
@@ -401,6 +458,7 @@ int main(int argc, char **argv)
     RUN(test_migration);
     RUN(test_ecn);
     RUN(test_rtt_excludes_server_handling);
+    RUN(test_writer_reads_acks);
 #endif
     return tu_finish();
 }
