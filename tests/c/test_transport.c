@@ -289,6 +289,47 @@ static int test_ecn(void)
 
 #endif /* HAVE_OSSLQUIC */
 
+/* A listener of sctx on UDP loopback, a non-blocking client of cctx, and the server's end,
+ * both through the handshake (pumped in this thread). */
+typedef struct {
+    SSL *l, *c, *s;
+    int lfd, cfd;
+    BIO_ADDR *addr;
+} PAIR;
+
+static int pair_connect(SSL_CTX *sctx, SSL_CTX *cctx, PAIR *p)
+{
+    int r = 0;
+
+    memset(p, 0, sizeof(*p));
+    p->lfd = -1;
+    p->cfd = tu_udp_socket(AF_INET, NULL);
+    ASSERT_TRUE(sctx != NULL && cctx != NULL && p->cfd >= 0);
+    p->l = qu_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE, &p->lfd, &p->addr);
+    ASSERT_NOT_NULL(p->l);
+    p->c = qu_client(cctx, p->cfd, p->addr, 0);
+    ASSERT_NOT_NULL(p->c);
+    ASSERT_EQ(SSL_set_blocking_mode(p->c, 0), 1);
+    QU_PUMP(p->l, p->c, p->s, p->cfd,
+            (r == 1 || (r = SSL_connect(p->c)) == 1 || SSL_get_error(p->c, r) == SSL_ERROR_WANT_READ) &&
+                (p->s != NULL || (p->s = SSL_accept_connection(p->l, SSL_ACCEPT_CONNECTION_NO_BLOCK)) != NULL) &&
+                SSL_do_handshake(p->s) == 1 && r == 1);
+    return 1;
+}
+
+/* Frees the pair's objects (the connections first) and closes its sockets. */
+static void pair_free(PAIR *p)
+{
+    SSL_free(p->s);
+    SSL_free(p->c);
+    SSL_free(p->l);
+    BIO_ADDR_free(p->addr);
+    if (p->cfd >= 0)
+        close(p->cfd);
+    if (p->lfd >= 0)
+        close(p->lfd);
+}
+
 /* How long the server's ALPN callback takes (a lookup a real server might make). */
 #define SLOW_CB_US 1500000
 
@@ -354,39 +395,24 @@ static int test_rtt_excludes_server_handling(void)
 {
     char dir[] = "/tmp/osslquic-rtt-XXXXXX";
     SSL_CTX *sctx = qu_server_ctx(0), *cctx = qu_client_ctx();
-    BIO_ADDR *addr = NULL;
-    int lfd = -1, cfd = tu_udp_socket(AF_INET, NULL), r = 0;
-    SSL *l, *c, *s = NULL;
     OSSLQUIC_CONN_STATS ss;
+    PAIR p;
     double most;
 
-    ASSERT_TRUE(sctx != NULL && cctx != NULL && cfd >= 0);
+    ASSERT_TRUE(sctx != NULL);
     ASSERT_NOT_NULL(mkdtemp(dir));
     ASSERT_EQ(setenv("QLOGDIR", dir, 1), 0);
     SSL_CTX_set_alpn_select_cb(sctx, slow_alpn_select, NULL);
-    l = qu_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE, &lfd, &addr);
-    ASSERT_NOT_NULL(l);
-    c = qu_client(cctx, cfd, addr, 0);
-    ASSERT_NOT_NULL(c);
-    ASSERT_EQ(SSL_set_blocking_mode(c, 0), 1);
-    QU_PUMP(l, c, s, cfd,
-            (r == 1 || (r = SSL_connect(c)) == 1 || SSL_get_error(c, r) == SSL_ERROR_WANT_READ) &&
-                (s != NULL || (s = SSL_accept_connection(l, SSL_ACCEPT_CONNECTION_NO_BLOCK)) != NULL) &&
-                SSL_do_handshake(s) == 1);
+    ASSERT_TRUE(pair_connect(sctx, cctx, &p));
     ASSERT_EQ(unsetenv("QLOGDIR"), 0);
-    ASSERT_EQ(OSSLQUIC_get_conn_stats(s, &ss), 1);
-    SSL_free(s);
-    SSL_free(c);
-    SSL_free(l);
+    ASSERT_EQ(OSSLQUIC_get_conn_stats(p.s, &ss), 1);
+    pair_free(&p); /* the qlog files are complete once the connections are gone */
     most = qlog_max_latest_rtt(dir, "_server.sqlog");
     printf("  server: largest RTT sample %.3f s, smoothed %llu us (its callback took %.3f s)\n", most,
            (unsigned long long)ss.rtt_us, SLOW_CB_US / 1e6);
     ASSERT_TRUE(most > 0);
     ASSERT_LT(most * 1e6, SLOW_CB_US);
     ASSERT_LT(ss.rtt_us, SLOW_CB_US);
-    BIO_ADDR_free(addr);
-    close(cfd);
-    close(lfd);
     SSL_CTX_free(sctx);
     SSL_CTX_free(cctx);
     return 1;
@@ -401,48 +427,33 @@ static int test_writer_reads_acks(void)
 {
     static unsigned char chunk[16384];
     SSL_CTX *sctx = qu_server_ctx(0), *cctx = qu_client_ctx();
-    BIO_ADDR *addr = NULL;
-    int lfd = -1, cfd = tu_udp_socket(AF_INET, NULL), r = 0, i;
-    SSL *l, *c, *s = NULL;
     OSSLQUIC_CONN_STATS st;
     uint64_t cwnd0;
     size_t n;
+    PAIR p;
+    int i;
 
-    ASSERT_TRUE(sctx != NULL && cctx != NULL && cfd >= 0);
-    l = qu_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE, &lfd, &addr);
-    ASSERT_NOT_NULL(l);
-    c = qu_client(cctx, cfd, addr, 0);
-    ASSERT_NOT_NULL(c);
-    ASSERT_EQ(SSL_set_blocking_mode(c, 0), 1);
-    QU_PUMP(l, c, s, cfd,
-            (r == 1 || (r = SSL_connect(c)) == 1 || SSL_get_error(c, r) == SSL_ERROR_WANT_READ) &&
-                (s != NULL || (s = SSL_accept_connection(l, SSL_ACCEPT_CONNECTION_NO_BLOCK)) != NULL) &&
-                SSL_do_handshake(s) == 1 && r == 1);
-    ASSERT_EQ(OSSLQUIC_get_conn_stats(c, &st), 1);
+    ASSERT_TRUE(pair_connect(sctx, cctx, &p));
+    ASSERT_EQ(OSSLQUIC_get_conn_stats(p.c, &st), 1);
     cwnd0 = st.cwnd;
     tu_fill_pattern(chunk, sizeof(chunk), 3);
     /* 128 writes of 16 KiB: 2 MiB, a quarter of the stream window. */
     for (i = 0; i < 128; i++) {
-        ASSERT_EQ(SSL_write_ex(c, chunk, sizeof(chunk), &n), 1);
+        ASSERT_EQ(SSL_write_ex(p.c, chunk, sizeof(chunk), &n), 1);
         ASSERT_EQ(n, sizeof(chunk));
-        ASSERT_EQ(OSSLQUIC_get_conn_stats(c, &st), 1);
+        ASSERT_EQ(OSSLQUIC_get_conn_stats(p.c, &st), 1);
         if (st.cwnd > cwnd0)
             break;
         /* The server takes in what arrived and acknowledges it; then the ACK is waited
          * for in the client's socket (not read: only the client's writes may read it). */
-        SSL_handle_events(l);
-        SSL_handle_events(s);
-        (void)tu_wait_readable(cfd, 1000);
+        SSL_handle_events(p.l);
+        SSL_handle_events(p.s);
+        (void)tu_wait_readable(p.cfd, 1000);
     }
     printf("  cwnd %llu after %d writes of %zu bytes (initial %llu)\n", (unsigned long long)st.cwnd,
            i + 1, sizeof(chunk), (unsigned long long)cwnd0);
     ASSERT_GT(st.cwnd, cwnd0);
-    SSL_free(s);
-    SSL_free(c);
-    SSL_free(l);
-    BIO_ADDR_free(addr);
-    close(cfd);
-    close(lfd);
+    pair_free(&p);
     SSL_CTX_free(sctx);
     SSL_CTX_free(cctx);
     return 1;
