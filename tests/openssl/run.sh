@@ -307,7 +307,14 @@ if want ddd; then
                 continue
             fi
             : >"$L/ddd-$srv-$v.out"
-            DEMO_ALPN=dummy,hq-interop,http/1.0 timeout -k 2 300 "$bin" "$C/chain.pem" "$C/key.pem" 0 \
+            # The QUIC servers write a qlog per connection (ours: QLOGDIR), kept only when one of
+            # their clients fails: what the server sent and received, for a failure that does not
+            # come back when run again.
+            qlogs="$L/qlog-ddd-$srv-$v"
+            rm -rf "$qlogs"
+            mkdir -p "$qlogs"
+            failed_before=$failed
+            QLOGDIR="$qlogs" DEMO_ALPN=dummy,hq-interop,http/1.0 timeout -k 2 300 "$bin" "$C/chain.pem" "$C/key.pem" 0 \
                 >"$L/ddd-$srv-$v.out" 2>"$L/ddd-$srv-$v.log" &
             spid=$!
             servers="$servers $spid"
@@ -342,6 +349,11 @@ if want ddd; then
                 done
             done
             stop_server "$spid"
+            if [ "$failed" = "$failed_before" ] || [ "$v" = tls ]; then
+                rm -rf "$qlogs"
+            else
+                echo "  (the server's qlog files: $qlogs)"
+            fi
         done
     done
 fi
