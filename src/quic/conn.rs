@@ -954,6 +954,8 @@ impl ConnState {
     /// drive, so a connection's output keeps its order). True if anything was made.
     fn transmit(&mut self, now: Instant, link: &Link) -> bool {
         let (mut out, mut txbuf) = super::port::spare_buffers();
+        // One clock read per drive: the datagrams of one drive leave together.
+        let now = link.send_time(now);
         // Whether the last datagram made was marked (see `EcnStats`).
         let mut marked = None;
         SCRATCH.with(|cell| {
@@ -972,7 +974,7 @@ impl ConnState {
                 if most == 0 {
                     break; // held until the client sends more or proves its address
                 }
-                let Some(t) = self.q.poll_transmit(link.send_time(now), most, buf) else {
+                let Some(t) = self.q.poll_transmit(now, most, buf) else {
                     break;
                 };
                 self.amp.sent(t.size);
