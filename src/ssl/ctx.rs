@@ -210,8 +210,22 @@ fn suites_provider(
     super::ciphers::provider(c.tls13_suites.as_deref(), groups.or(c.groups.as_ref()))
 }
 
+/// Starts aws-lc's random generator, once per process. Its first use seeds a tree of
+/// generators from CPU jitter, which takes tens of milliseconds of CPU: done when a program
+/// makes its first context (its setup), not in the first handshake, which would carry it as
+/// latency (and stamp its first packets late).
+fn start_random() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use aws_lc_rs::rand::SecureRandom;
+        // A failure here shows again, with an error, where random bytes are needed.
+        let _ = aws_lc_rs::rand::SystemRandom::new().fill(&mut [0u8; 1]);
+    });
+}
+
 impl SslCtx {
     pub fn new(method: Method) -> SslCtx {
+        start_random();
         let cfg = Cfg {
             verify_mode: SSL_VERIFY_NONE,
             ..Default::default()
