@@ -61,7 +61,7 @@ pub struct Port {
     pub engine: Engine,
     pub rbio: Option<Arc<Bio>>,
     pub wbio: Option<Arc<Bio>>,
-    rxbuf: Option<sys::ZeroPages>,
+    rxbuf: Option<RxBuf>,
     pub fork: ForkState,
     /// A client engine gave its I/O buffers back once (see `release_idle_buffers`).
     released: bool,
@@ -71,17 +71,42 @@ pub struct Port {
     routed: Routed,
 }
 
-/// One receive in progress (see `Port::rx_begin`): the BIO, the buffer, what arrived.
-pub struct RxJob {
-    rbio: Arc<Bio>,
-    addressed: bool,
-    buf: sys::ZeroPages,
+/// A port's receive buffer: the slots, and what a batch says of each datagram. Made once
+/// (per port, or taken from the thread's spare) and lent to each receive: a receive neither
+/// clears nor copies the few KiB of addresses and lengths.
+pub(crate) struct RxBuf {
+    pages: sys::ZeroPages,
+    meta: Box<RxMeta>,
+}
+
+struct RxMeta {
     src: [BioAddr; RX_BATCH],
     lens: [usize; RX_BATCH],
     /// Each slot's GRO segment size (0: one datagram).
     segs: [usize; RX_BATCH],
     /// Each datagram's ECN bits (0 where the BIO does not read them).
     ecn: [u8; RX_BATCH],
+}
+
+impl RxBuf {
+    fn new() -> Option<RxBuf> {
+        Some(RxBuf {
+            pages: sys::ZeroPages::new(RX_BATCH * RX_SLOT).ok()?,
+            meta: Box::new(RxMeta {
+                src: [BioAddr::default(); RX_BATCH],
+                lens: [0; RX_BATCH],
+                segs: [0; RX_BATCH],
+                ecn: [0; RX_BATCH],
+            }),
+        })
+    }
+}
+
+/// One receive in progress (see `Port::rx_begin`): the BIO, the buffer, what arrived.
+pub struct RxJob {
+    rbio: Arc<Bio>,
+    addressed: bool,
+    buf: RxBuf,
     /// The batch's datagrams for known connections, routed, waiting for `deliver` (kept
     /// by the port from tick to tick: no allocation per batch).
     pub routed: Routed,
@@ -97,22 +122,26 @@ pub(crate) const RX_BATCH_MAX: usize = RX_BATCH;
 impl RxJob {
     /// Receives one batch (no lock needed); returns how many datagrams arrived.
     pub fn recv(&mut self) -> usize {
-        let mut slots = self
-            .buf
+        let RxBuf { pages, meta } = &mut self.buf;
+        // An address the BIO does not write reads as none (not the last batch's).
+        for a in &mut meta.src {
+            a.unset();
+        }
+        let mut slots = pages
             .as_mut_slice()
             .chunks_exact_mut(RX_SLOT)
-            .zip(self.src.iter_mut());
+            .zip(meta.src.iter_mut());
         let mut dsts: [RxDst; RX_BATCH] = std::array::from_fn(|_| {
             let (buf, src) = slots.next().expect("RX_BATCH slots");
             RxDst::new(buf, Some(src), None)
         });
         // Would-block, or an error the next tick will meet again: nothing arrived.
         let n = self.rbio.recv_segments(&mut dsts).unwrap_or_default();
-        for (((l, g), e), d) in self
+        for (((l, g), e), d) in meta
             .lens
             .iter_mut()
-            .zip(&mut self.segs)
-            .zip(&mut self.ecn)
+            .zip(&mut meta.segs)
+            .zip(&mut meta.ecn)
             .zip(&dsts)
         {
             *l = d.len;
@@ -225,22 +254,22 @@ thread_local! {
     /// that needs one: a client's handshake then neither maps nor unmaps 2 MiB, nor takes
     /// page faults on it (4% of a handshake's CPU, `bench/quic.sh`'s handshakes over a
     /// datagram pair). One per thread: what it keeps is one port's, not one per connection.
-    static SPARE_RX: std::cell::RefCell<Option<sys::ZeroPages>> =
+    static SPARE_RX: std::cell::RefCell<Option<RxBuf>> =
         const { std::cell::RefCell::new(None) };
 }
 
 /// A receive buffer: this thread's spare, or new zero pages (None if mmap fails). A spare is
 /// not zero: receives overwrite what they use.
-fn new_rxbuf() -> Option<sys::ZeroPages> {
+fn new_rxbuf() -> Option<RxBuf> {
     SPARE_RX
         .try_with(|s| s.borrow_mut().take())
         .ok()
         .flatten()
-        .or_else(|| sys::ZeroPages::new(RX_BATCH * RX_SLOT).ok())
+        .or_else(RxBuf::new)
 }
 
 /// Keeps a receive buffer a port no longer needs as this thread's spare (if it has none).
-fn spare_rxbuf(b: sys::ZeroPages) {
+fn spare_rxbuf(b: RxBuf) {
     let _ = SPARE_RX.try_with(|s| {
         let mut s = s.borrow_mut();
         if s.is_none() {
@@ -419,10 +448,6 @@ impl Port {
             addressed: self.read_addressed(),
             rbio,
             buf,
-            src: [BioAddr::default(); RX_BATCH],
-            lens: [0; RX_BATCH],
-            segs: [0; RX_BATCH],
-            ecn: [0; RX_BATCH],
             routed: std::mem::take(&mut self.routed),
         })
     }
@@ -430,17 +455,18 @@ impl Port {
     /// Lets the endpoint route the `n` datagrams `job` received: what belongs to a known
     /// connection lands in `job.routed`, for delivery under that connection's lock.
     pub fn rx_route(&mut self, job: &mut RxJob, n: usize, now: Instant) {
+        let RxBuf { pages, meta } = &mut job.buf;
         for i in 0..n {
             let remote = if job.addressed {
-                job.src[i].to_socket_addr().unwrap_or(UNADDRESSED_PEER)
+                meta.src[i].to_socket_addr().unwrap_or(UNADDRESSED_PEER)
             } else {
                 UNADDRESSED_PEER
             };
-            let slot = &job.buf.as_mut_slice()[i * RX_SLOT..i * RX_SLOT + job.lens[i]];
-            let ecn = EcnCodepoint::from_bits(job.ecn[i]);
+            let slot = &pages.as_mut_slice()[i * RX_SLOT..i * RX_SLOT + meta.lens[i]];
+            let ecn = EcnCodepoint::from_bits(meta.ecn[i]);
             // A GRO run: its datagrams in order, each routed on its own (an empty datagram
             // is one too, which chunks() would not yield).
-            let seg = match job.segs[i] {
+            let seg = match meta.segs[i] {
                 0 => slot.len().max(1),
                 s => s,
             };
@@ -478,10 +504,10 @@ impl Port {
             return;
         };
         // The receive buffer, taken for the loop (no allocation per tick).
-        let Some(mut pages) = self.take_rxbuf() else {
+        let Some(mut rxbuf) = self.take_rxbuf() else {
             return;
         };
-        let buf = pages.as_mut_slice();
+        let buf = rxbuf.pages.as_mut_slice();
         for _ in 0..RX_BATCH * RX_ROUNDS {
             match sys::recv_one(fd, &mut buf[..FWD_HEAD + RX_SLOT]) {
                 Ok(Some(n)) if n > FWD_HEAD => {
@@ -499,11 +525,11 @@ impl Port {
                 Err(_) => break,
             }
         }
-        self.rxbuf = Some(pages);
+        self.rxbuf = Some(rxbuf);
     }
 
     /// The receive buffer: the port's, or another (`new_rxbuf`).
-    fn take_rxbuf(&mut self) -> Option<sys::ZeroPages> {
+    fn take_rxbuf(&mut self) -> Option<RxBuf> {
         self.rxbuf.take().or_else(new_rxbuf)
     }
 
@@ -755,12 +781,12 @@ mod tests {
     use super::*;
 
     /// Marks a buffer (a new mapping reads zero).
-    fn mark(b: &mut sys::ZeroPages, v: u8) {
-        b.as_mut_slice()[RX_SLOT] = v;
+    fn mark(b: &mut RxBuf, v: u8) {
+        b.pages.as_mut_slice()[RX_SLOT] = v;
     }
 
-    fn marked(b: &mut sys::ZeroPages) -> u8 {
-        b.as_mut_slice()[RX_SLOT]
+    fn marked(b: &mut RxBuf) -> u8 {
+        b.pages.as_mut_slice()[RX_SLOT]
     }
 
     /// A port let go of on a thread leaves its receive buffer to the thread's next port
@@ -769,7 +795,7 @@ mod tests {
     fn a_freed_ports_receive_buffer_serves_the_next_port() {
         let mut p = Port::new(Engine::new(None));
         let mut b = p.take_rxbuf().expect("mmap");
-        assert_eq!(b.len(), RX_BATCH * RX_SLOT);
+        assert_eq!(b.pages.len(), RX_BATCH * RX_SLOT);
         mark(&mut b, 1);
         p.rxbuf = Some(b);
         drop(p);

@@ -55,6 +55,11 @@ impl BioAddr {
     pub fn clear(&mut self) {
         *self = BioAddr::default();
     }
+    /// Makes it read as unset (AF_UNSPEC) without clearing its bytes: cheap enough to run
+    /// over a receive batch's addresses before each receive.
+    pub fn unset(&mut self) {
+        self.ss.ss_family = libc::AF_UNSPEC as libc::sa_family_t;
+    }
     /// Length of the sockaddr this address represents (0 when unset).
     pub fn sockaddr_len(&self) -> usize {
         match self.family() {
