@@ -96,8 +96,10 @@ pub fn bio_fd(b: &Bio, write: bool) -> Option<i32> {
 
 pub struct DomainState {
     ports: Vec<Port>,
-    /// Answers for NO_PORT: no BIOs, no connections.
-    none: Port,
+    /// Answers for NO_PORT: no BIOs, no connections. Made on first use (only domain objects
+    /// address NO_PORT): an engine is a quinn endpoint with its reset key, which a client's
+    /// domain (one per client connection) would otherwise make twice.
+    none: std::cell::OnceCell<Box<Port>>,
     entries: Vec<Entry>,
     next_entry: u64,
     /// The entry polling the network, and the deadline it sleeps until.
@@ -112,14 +114,22 @@ pub struct DomainState {
 
 impl DomainState {
     pub fn port(&mut self, id: PortId) -> &mut Port {
-        self.ports.get_mut(id).unwrap_or(&mut self.none)
+        if id < self.ports.len() {
+            return &mut self.ports[id];
+        }
+        self.none_port();
+        self.none.get_mut().expect("made just above")
     }
     /// The ids of this domain's ports.
     pub fn port_ids(&self) -> std::ops::Range<PortId> {
         0..self.ports.len()
     }
     pub fn port_ref(&self, id: PortId) -> &Port {
-        self.ports.get(id).unwrap_or(&self.none)
+        self.ports.get(id).unwrap_or_else(|| self.none_port())
+    }
+    fn none_port(&self) -> &Port {
+        self.none
+            .get_or_init(|| Box::new(Port::new(Engine::new(None))))
     }
 
     /// The ports' links with output queued: whoever releases the lock sends it (no
@@ -565,7 +575,7 @@ impl Domain {
         Domain {
             r: Mutex::new(DomainState {
                 ports: Vec::new(),
-                none: Port::new(Engine::new(None)),
+                none: std::cell::OnceCell::new(),
                 entries: Vec::new(),
                 next_entry: 0,
                 leader: None,
