@@ -88,7 +88,7 @@ struct Cids {
 impl ConnectionIdGenerator for Cids {
     fn generate_cid(&mut self) -> ConnectionId {
         let mut b = [0u8; CID_LEN];
-        rand::rng().fill_bytes(&mut b);
+        crate::sys::rng().fill_bytes(&mut b);
         if let Some(w) = self.worker {
             b[0] = w;
         }
@@ -652,7 +652,7 @@ impl Engine {
         // The first Initial's destination ID, chosen here (as quinn would: random, 16 bytes)
         // so that a Retry's integrity tag can be checked before quinn sees it.
         let mut b = [0u8; 16];
-        rand::rng().fill_bytes(&mut b);
+        crate::sys::rng().fill_bytes(&mut b);
         let odcid = ConnectionId::new(&b);
         let qlog = transport::qlog(&odcid, false);
         cfg.transport_config(Arc::new(transport::config(&closing, opts, qlog)));

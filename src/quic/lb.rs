@@ -224,7 +224,7 @@ impl LbConfig {
             0
         } else {
             let mut b = [0u8; 1];
-            rand::rng().fill_bytes(&mut b);
+            crate::sys::rng().fill_bytes(&mut b);
             b[0]
         };
         self.encode_with(nonce, low)
@@ -385,7 +385,7 @@ impl ConnectionIdGenerator for LbCids {
     fn generate_cid(&mut self) -> ConnectionId {
         let mut nonce = [0u8; MAX_PLAINTEXT_LEN - 1];
         let nonce = &mut nonce[..self.config.nonce_len()];
-        rand::rng().fill_bytes(nonce);
+        crate::sys::rng().fill_bytes(nonce);
         self.config.encode(nonce)
     }
 

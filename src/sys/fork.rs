@@ -116,6 +116,27 @@ pub fn fork_generation() -> u64 {
     FORK_GENERATION.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// This thread's random generator (rand's `ThreadRng`, which draws connection IDs and
+/// nonces), reseeded from the OS first when the process has forked since the thread last
+/// drew from it: rand does not reseed on fork, and a child of a plain fork(2) would otherwise
+/// draw the same IDs as its parent.
+pub fn rng() -> rand::rngs::ThreadRng {
+    thread_local! {
+        static SEEN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+    watch_forks();
+    let mut r = rand::rng();
+    let now = fork_generation();
+    let _ = SEEN.try_with(|seen| {
+        if seen.get() != now {
+            // Fails only if the OS has no randomness to give; quinn-proto would fail too.
+            let _ = r.reseed();
+            seen.set(now);
+        }
+    });
+    r
+}
+
 /// Installs the fork counter's handler (once).
 pub fn watch_forks() {
     static ONCE: std::sync::Once = std::sync::Once::new();

@@ -15,6 +15,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -623,6 +624,70 @@ static int test_fork_leaves_the_rest(void)
     return 1;
 }
 
+/* Starts a client connection towards `peer` (nobody answers there) and frees it: its first
+ * Initial goes out, and with QLOGDIR set its qlog file is named by the ID it drew. 1 if it
+ * got that far. */
+static int start_client(SSL_CTX *cctx, const BIO_ADDR *peer)
+{
+    int fd = tu_udp_socket(AF_INET, NULL), r, ok;
+    SSL *c = fd >= 0 ? qu_client(cctx, fd, peer, 0) : NULL;
+
+    ok = c != NULL && SSL_set_blocking_mode(c, 0) == 1;
+    if (ok) {
+        r = SSL_connect(c);
+        ok = r == -1 && SSL_get_error(c, r) == SSL_ERROR_WANT_READ;
+    }
+    SSL_free(c);
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* A plain fork(2) (none of our calls): the child and the parent each start a connection
+ * after it. Connection IDs come from a per-thread generator that fork copies; each process
+ * must still draw its own (the qlog files, named by each connection's first destination ID,
+ * must be three, not two). */
+static int test_plain_fork_draws_new_ids(void)
+{
+    char dir[] = "/tmp/osslquic-forkids-XXXXXX", path[512];
+    SSL_CTX *cctx = qu_client_ctx();
+    BIO_ADDR *sink = NULL;
+    int sfd = tu_udp_socket(AF_INET, &sink), files = 0;
+    struct dirent *e;
+    pid_t kid;
+    DIR *d;
+
+    ASSERT_TRUE(cctx != NULL && sfd >= 0);
+    ASSERT_NOT_NULL(mkdtemp(dir));
+    ASSERT_EQ(setenv("QLOGDIR", dir, 1), 0);
+    ASSERT_TRUE(start_client(cctx, sink));
+    kid = fork();
+    ASSERT_TRUE(kid >= 0);
+    if (kid == 0) {
+        alarm(20);
+        _exit(start_client(cctx, sink) ? 0 : 1);
+    }
+    ASSERT_TRUE(exited_ok(kid));
+    ASSERT_TRUE(start_client(cctx, sink));
+    ASSERT_EQ(unsetenv("QLOGDIR"), 0);
+    d = opendir(dir);
+    ASSERT_NOT_NULL(d);
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        files += strstr(e->d_name, "_client.sqlog") != NULL;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+    ASSERT_EQ(files, 3);
+    close(sfd);
+    BIO_ADDR_free(sink);
+    SSL_CTX_free(cctx);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     tu_init(argc, argv);
@@ -633,5 +698,6 @@ int main(int argc, char **argv)
     RUN(test_prefork);
     RUN(test_prefork_quic_lb);
     RUN(test_prefork_one_worker);
+    RUN(test_plain_fork_draws_new_ids);
     return tu_finish();
 }
