@@ -3554,6 +3554,28 @@ int SSL_set1_initial_peer_addr(SSL *ssl, const BIO_ADDR *peer_addr);
 int SSL_is_server(const SSL *ssl);
 
 /**
+ * 1 while a connection's handshake has not completed (a fresh object, one in progress,
+ * one that failed), else 0; 0 for streams, listeners and domains (no handshake of their
+ * own), and for NULL with an error. On a QUIC connection, its TLS handshake. See
+ * SSL_in_init(3).
+ */
+int SSL_in_init(const SSL *s);
+
+/**
+ * 1 for a connection whose handshake has not started (no SSL_connect, SSL_accept,
+ * SSL_do_handshake, read or write yet), else 0; 0 for streams, listeners and domains, and for
+ * NULL with an error. See SSL_in_before(3).
+ */
+int SSL_in_before(const SSL *s);
+
+/**
+ * 1 for a connection whose handshake completed (and has had no fatal error since), else 0;
+ * 0 for streams, listeners and domains, and for NULL with an error. See
+ * SSL_is_init_finished(3).
+ */
+int SSL_is_init_finished(const SSL *s);
+
+/**
  * The peer's address (OpenSSL 4.0): of a QUIC connection or stream (where the peer was
  * last heard from), or of a TLS connection over a connected socket. 1 and `*peer_addr`
  * filled; 0 with an error and `*peer_addr` untouched. See SSL_get_peer_addr(3).

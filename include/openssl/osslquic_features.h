@@ -108,5 +108,10 @@
  * OSSLQUIC_BIO_STATS and OSSLQUIC_CONN_STATS. */
 #define OSSLQUIC_HAVE_OSSLQUIC_BIO_DGRAM_SET_ECN 1
 #define OSSLQUIC_HAVE_OSSLQUIC_BIO_DGRAM_GET_ECN 1
+/* The handshake's progress as OpenSSL reports it (SSL_in_connect_init and
+ * SSL_in_accept_init are macros over SSL_in_init and SSL_is_server). */
+#define OSSLQUIC_HAVE_SSL_IN_INIT 1
+#define OSSLQUIC_HAVE_SSL_IN_BEFORE 1
+#define OSSLQUIC_HAVE_SSL_IS_INIT_FINISHED 1
 
 #endif

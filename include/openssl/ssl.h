@@ -27,6 +27,8 @@
 /* OpenSSL 3 keeps the old name as an alias: the caller owns a reference (X509_free). */
 #define SSL_get_peer_certificate SSL_get1_peer_certificate
 #define OPENSSL_init_ssl_default() OPENSSL_init_ssl(0, NULL)
+#define SSL_in_connect_init(a) (SSL_in_init(a) && !SSL_is_server(a))
+#define SSL_in_accept_init(a) (SSL_in_init(a) && SSL_is_server(a))
 #define SSL_CTX_set_tlsext_servername_callback(ctx, cb) \
     SSL_CTX_callback_ctrl(ctx, SSL_CTRL_SET_TLSEXT_SERVERNAME_CB, (void (*)(void))(cb))
 #define SSL_CTX_set_tlsext_servername_arg(ctx, arg) \

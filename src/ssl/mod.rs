@@ -81,6 +81,14 @@ pub enum Kind {
     Stream(StreamObj),
 }
 
+/// See `Ssl::init_state`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InitState {
+    pub before: bool,
+    pub in_init: bool,
+    pub finished: bool,
+}
+
 pub struct Ssl {
     pub ctx: Arc<SslCtx>,
     pub kind: Kind,
@@ -608,6 +616,31 @@ impl Ssl {
             Kind::Conn(_) | Kind::Stream(_) => {
                 self.conn_obj().is_some_and(|c| c.listener().is_some())
             }
+        }
+    }
+
+    /// The handshake's progress as SSL_in_before, SSL_in_init and SSL_is_init_finished report
+    /// it: that of a TLS connection, or of a QUIC connection's TLS handshake. A fresh object is
+    /// before and in init; a started one in init until its handshake completes; a failed one
+    /// in init again. Streams, listeners and domains have no handshake: all false (OpenSSL 3.5
+    /// finds no TLS object behind them).
+    pub fn init_state(&self) -> InitState {
+        let (started, complete) = match &self.kind {
+            Kind::Tls(t) => t.tls.init_progress(),
+            Kind::Conn(_) => match self.cell() {
+                None => (false, false),
+                Some(_) => (
+                    true,
+                    self.with_conn("conn: init_state", |c| c.connected)
+                        .unwrap_or(false),
+                ),
+            },
+            _ => return InitState::default(),
+        };
+        InitState {
+            before: !started,
+            in_init: !complete,
+            finished: complete,
         }
     }
 

@@ -1065,6 +1065,16 @@ impl Tls {
         }
     }
 
+    /// (started, complete): whether the handshake has begun (a failure counts as begun, as
+    /// OpenSSL leaves its "before" state on any error), and whether it completed without a
+    /// fatal error since (after one, OpenSSL is back "in init").
+    pub fn init_progress(&self) -> (bool, bool) {
+        let st = self.st.lock();
+        let started = st.conn.is_some() || st.accepting.is_some() || st.failed;
+        let complete = !st.failed && st.conn.as_ref().is_some_and(|c| !c.is_handshaking());
+        (started, complete)
+    }
+
     pub fn is_handshaking(&self) -> bool {
         self.st
             .lock()

@@ -265,6 +265,15 @@ static int test_udp_exchange(void)
     return 1;
 }
 
+/* SSL_in_before, SSL_in_init and SSL_is_init_finished of `s` are `before`, `init`, `done`. */
+static int init_state_is(const SSL *s, int before, int init, int done)
+{
+    ASSERT_EQ(SSL_in_before(s), before);
+    ASSERT_EQ(SSL_in_init(s), init);
+    ASSERT_EQ(SSL_is_init_finished(s), done);
+    return 1;
+}
+
 /* Verification against a CA we do not trust: VERIFY_PEER fails the handshake; VERIFY_NONE
  * completes it and reports the failure in SSL_get_verify_result. */
 static int test_untrusted_server(void)
@@ -291,8 +300,10 @@ static int test_untrusted_server(void)
             ASSERT_NE(r, 1);
             ASSERT_EQ(SSL_get_error(ps.client, r), SSL_ERROR_SSL);
             ASSERT_ERROR_QUEUED();
+            ASSERT_TRUE(init_state_is(ps.client, 0, 1, 0)); /* failed: in init again */
         } else {
             ASSERT_EQ(r, 1);
+            ASSERT_TRUE(init_state_is(ps.client, 0, 0, 1));
         }
         ASSERT_NE(SSL_get_verify_result(ps.client), X509_V_OK);
         ERR_clear_error();
@@ -308,6 +319,57 @@ static int test_untrusted_server(void)
     return 1;
 }
 
+
+/* The handshake's progress as OpenSSL reports it: a client before SSL_connect, during, after;
+ * the accepted connection; a stream, the listener and a domain have no handshake of their own
+ * (all 0); NULL is 0 with an error. */
+static int test_init_state(void)
+{
+    SSL_CTX *sctx = server_ctx(), *cctx = client_ctx();
+    BIO_ADDR *srv_addr = NULL;
+    int sfd = tu_udp_socket(AF_INET, &srv_addr), cfd = tu_udp_socket(AF_INET, NULL), r;
+    struct peerset ps = {0};
+    SSL *stream, *domain;
+
+    ASSERT_TRUE(sctx != NULL && cctx != NULL && sfd >= 0 && cfd >= 0);
+    ps.listener = SSL_new_listener(sctx, SSL_LISTENER_FLAG_NO_VALIDATE);
+    ASSERT_NOT_NULL(ps.listener);
+    SSL_set_blocking_mode(ps.listener, 0);
+    ASSERT_EQ(SSL_set_fd(ps.listener, sfd), 1);
+    ASSERT_EQ(SSL_listen(ps.listener), 1);
+    ps.client = SSL_new(cctx);
+    ASSERT_NOT_NULL(ps.client);
+    SSL_set_blocking_mode(ps.client, 0);
+    ASSERT_EQ(SSL_set_fd(ps.client, cfd), 1);
+    ASSERT_EQ(SSL_set1_initial_peer_addr(ps.client, srv_addr), 1);
+    ASSERT_EQ(SSL_set_tlsext_host_name(ps.client, "localhost"), 1);
+    ASSERT_EQ(SSL_set_alpn_protos(ps.client, alpn, sizeof(alpn)), 0);
+    ASSERT_TRUE(init_state_is(ps.client, 1, 1, 0));
+    ASSERT_TRUE(init_state_is(ps.listener, 0, 0, 0));
+    r = SSL_connect(ps.client);
+    ASSERT_EQ(r, -1);
+    ASSERT_EQ(SSL_get_error(ps.client, r), SSL_ERROR_WANT_READ);
+    ASSERT_TRUE(init_state_is(ps.client, 0, 1, 0));
+    ASSERT_TRUE(handshake(&ps));
+    ASSERT_TRUE(init_state_is(ps.client, 0, 0, 1));
+    ASSERT_TRUE(init_state_is(ps.server, 0, 0, 1));
+    stream = SSL_new_stream(ps.client, 0);
+    ASSERT_NOT_NULL(stream);
+    ASSERT_TRUE(init_state_is(stream, 0, 0, 0));
+    SSL_free(stream);
+    domain = SSL_new_domain(sctx, 0);
+    ASSERT_NOT_NULL(domain);
+    ASSERT_TRUE(init_state_is(domain, 0, 0, 0));
+    SSL_free(domain);
+    ERR_clear_error();
+    ASSERT_EQ(SSL_in_init(NULL), 0);
+    ASSERT_ERROR_QUEUED();
+    ERR_clear_error();
+    ASSERT_TRUE(shutdown_both(&ps));
+    ASSERT_TRUE(init_state_is(ps.client, 0, 0, 1)); /* a closed connection's handshake stays done */
+    peers_free(&ps, sctx, cctx, srv_addr, sfd, cfd);
+    return 1;
+}
 
 /* Streams: 20 client bidi streams with request/response and FIN, a server uni stream, a reset
  * with an application code, peek/pending, stream ids/types/states, close info. */
@@ -1210,6 +1272,7 @@ int main(int argc, char **argv)
     RUN(test_context_errors);
     RUN(test_udp_exchange);
     RUN(test_untrusted_server);
+    RUN(test_init_state);
     RUN(test_streams);
     RUN(test_incoming_policy_auto);
     RUN(test_pair_unaddressed);
