@@ -145,6 +145,15 @@ static inline SSL_CTX *qu_client_ctx(void)
     return c;
 }
 
+/* SSL_in_before, SSL_in_init and SSL_is_init_finished of `s` are `before`, `init`, `done`. */
+static inline int qu_init_state_is(const SSL *s, int before, int init, int done)
+{
+    ASSERT_EQ(SSL_in_before(s), before);
+    ASSERT_EQ(SSL_in_init(s), init);
+    ASSERT_EQ(SSL_is_init_finished(s), done);
+    return 1;
+}
+
 /* A non-blocking QUIC listener (SSL_new_listener `flags`) on a fresh UDP socket on 127.0.0.1:
  * its fd in *fd, its address in *addr; NULL on failure. */
 static inline SSL *qu_listener(SSL_CTX *sctx, uint64_t flags, int *fd, BIO_ADDR **addr)

@@ -5,7 +5,7 @@
  * Certificates come from build/certs (made by `cargo run --example gencert`), or
  * $OSSLQUIC_CERTS.
  */
-#include "testutil.h"
+#include "quicutil.h"
 
 #ifdef TEST_REAL_OPENSSL
 int main(void)
@@ -265,15 +265,6 @@ static int test_udp_exchange(void)
     return 1;
 }
 
-/* SSL_in_before, SSL_in_init and SSL_is_init_finished of `s` are `before`, `init`, `done`. */
-static int init_state_is(const SSL *s, int before, int init, int done)
-{
-    ASSERT_EQ(SSL_in_before(s), before);
-    ASSERT_EQ(SSL_in_init(s), init);
-    ASSERT_EQ(SSL_is_init_finished(s), done);
-    return 1;
-}
-
 /* Verification against a CA we do not trust: VERIFY_PEER fails the handshake; VERIFY_NONE
  * completes it and reports the failure in SSL_get_verify_result. */
 static int test_untrusted_server(void)
@@ -300,10 +291,10 @@ static int test_untrusted_server(void)
             ASSERT_NE(r, 1);
             ASSERT_EQ(SSL_get_error(ps.client, r), SSL_ERROR_SSL);
             ASSERT_ERROR_QUEUED();
-            ASSERT_TRUE(init_state_is(ps.client, 0, 1, 0)); /* failed: in init again */
+            ASSERT_TRUE(qu_init_state_is(ps.client, 0, 1, 0)); /* failed: in init again */
         } else {
             ASSERT_EQ(r, 1);
-            ASSERT_TRUE(init_state_is(ps.client, 0, 0, 1));
+            ASSERT_TRUE(qu_init_state_is(ps.client, 0, 0, 1));
         }
         ASSERT_NE(SSL_get_verify_result(ps.client), X509_V_OK);
         ERR_clear_error();
@@ -344,29 +335,29 @@ static int test_init_state(void)
     ASSERT_EQ(SSL_set1_initial_peer_addr(ps.client, srv_addr), 1);
     ASSERT_EQ(SSL_set_tlsext_host_name(ps.client, "localhost"), 1);
     ASSERT_EQ(SSL_set_alpn_protos(ps.client, alpn, sizeof(alpn)), 0);
-    ASSERT_TRUE(init_state_is(ps.client, 1, 1, 0));
-    ASSERT_TRUE(init_state_is(ps.listener, 0, 0, 0));
+    ASSERT_TRUE(qu_init_state_is(ps.client, 1, 1, 0));
+    ASSERT_TRUE(qu_init_state_is(ps.listener, 0, 0, 0));
     r = SSL_connect(ps.client);
     ASSERT_EQ(r, -1);
     ASSERT_EQ(SSL_get_error(ps.client, r), SSL_ERROR_WANT_READ);
-    ASSERT_TRUE(init_state_is(ps.client, 0, 1, 0));
+    ASSERT_TRUE(qu_init_state_is(ps.client, 0, 1, 0));
     ASSERT_TRUE(handshake(&ps));
-    ASSERT_TRUE(init_state_is(ps.client, 0, 0, 1));
-    ASSERT_TRUE(init_state_is(ps.server, 0, 0, 1));
+    ASSERT_TRUE(qu_init_state_is(ps.client, 0, 0, 1));
+    ASSERT_TRUE(qu_init_state_is(ps.server, 0, 0, 1));
     stream = SSL_new_stream(ps.client, 0);
     ASSERT_NOT_NULL(stream);
-    ASSERT_TRUE(init_state_is(stream, 0, 0, 0));
+    ASSERT_TRUE(qu_init_state_is(stream, 0, 0, 0));
     SSL_free(stream);
     domain = SSL_new_domain(sctx, 0);
     ASSERT_NOT_NULL(domain);
-    ASSERT_TRUE(init_state_is(domain, 0, 0, 0));
+    ASSERT_TRUE(qu_init_state_is(domain, 0, 0, 0));
     SSL_free(domain);
     ERR_clear_error();
     ASSERT_EQ(SSL_in_init(NULL), 0);
     ASSERT_ERROR_QUEUED();
     ERR_clear_error();
     ASSERT_TRUE(shutdown_both(&ps));
-    ASSERT_TRUE(init_state_is(ps.client, 0, 0, 1)); /* a closed connection's handshake stays done */
+    ASSERT_TRUE(qu_init_state_is(ps.client, 0, 0, 1)); /* a closed connection's handshake stays done */
     peers_free(&ps, sctx, cctx, srv_addr, sfd, cfd);
     return 1;
 }

@@ -231,15 +231,6 @@ static int test_tls12_and_alpn(void)
     return 1;
 }
 
-/* SSL_in_before, SSL_in_init and SSL_is_init_finished of `s` are `before`, `init`, `done`. */
-static int init_state_is(const SSL *s, int before, int init, int done)
-{
-    ASSERT_EQ(SSL_in_before(s), before);
-    ASSERT_EQ(SSL_in_init(s), init);
-    ASSERT_EQ(SSL_is_init_finished(s), done);
-    return 1;
-}
-
 /* The handshake's progress as OpenSSL reports it: both ends before their first call, the
  * client once its ClientHello is out (the server still before: it has not been called),
  * both after. A failed handshake (below, test_untrusted) is in init again. */
@@ -249,21 +240,21 @@ static int test_init_state(void)
     int rc = 0, rs = 0;
 
     ASSERT_TRUE(tpair_new(&p, TLS_server_method(), TLS_client_method()));
-    ASSERT_TRUE(init_state_is(p.c, 1, 1, 0));
-    ASSERT_TRUE(init_state_is(p.s, 1, 1, 0));
+    ASSERT_TRUE(qu_init_state_is(p.c, 1, 1, 0));
+    ASSERT_TRUE(qu_init_state_is(p.s, 1, 1, 0));
     ASSERT_TRUE(SSL_in_connect_init(p.c));
     ASSERT_FALSE(SSL_in_accept_init(p.c));
     ASSERT_TRUE(SSL_in_accept_init(p.s));
     rc = SSL_connect(p.c);
     ASSERT_EQ(rc, -1);
     ASSERT_EQ(SSL_get_error(p.c, rc), SSL_ERROR_WANT_READ);
-    ASSERT_TRUE(init_state_is(p.c, 0, 1, 0));
-    ASSERT_TRUE(init_state_is(p.s, 1, 1, 0));
+    ASSERT_TRUE(qu_init_state_is(p.c, 0, 1, 0));
+    ASSERT_TRUE(qu_init_state_is(p.s, 1, 1, 0));
     ASSERT_TRUE(handshake(&p, &rc, &rs));
     ASSERT_EQ(rc, 1);
     ASSERT_EQ(rs, 1);
-    ASSERT_TRUE(init_state_is(p.c, 0, 0, 1));
-    ASSERT_TRUE(init_state_is(p.s, 0, 0, 1));
+    ASSERT_TRUE(qu_init_state_is(p.c, 0, 0, 1));
+    ASSERT_TRUE(qu_init_state_is(p.s, 0, 0, 1));
     ERR_clear_error();
     tpair_free(&p);
     return 1;
@@ -280,7 +271,7 @@ static int test_untrusted(void)
     ASSERT_TRUE(rc != 1);
     ASSERT_EQ(SSL_get_error(p.c, rc), SSL_ERROR_SSL);
     ASSERT_EQ(SSL_get_verify_result(p.c), X509_V_ERR_HOSTNAME_MISMATCH);
-    ASSERT_TRUE(init_state_is(p.c, 0, 1, 0));
+    ASSERT_TRUE(qu_init_state_is(p.c, 0, 1, 0));
     ERR_clear_error();
     tpair_free(&p);
     return 1;
