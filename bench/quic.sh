@@ -110,9 +110,10 @@ if [ "$ONLY" = all ] || [ "$ONLY" = handshakes ]; then
     # The goal's figure: both stacks in one process taking turns every 50 ms (see
     # `handshakes-paired` in examples/quinn_bench.rs), ROUNDS x HS_SECS seconds each.
     each=$(awk -v r="$ROUNDS" -v s="$HS_SECS" 'BEGIN { print r * s }')
+    # A QUINN_BENCH from before the paired mode existed has none: its row then reads n/a.
     paired=$(timeout -k 5 "$(awk -v e="$each" 'BEGIN { print int(60 + 4 * e) }')" "$QB" --certs "$CERTS" \
-        handshakes-paired "$each" 0.05) || fail "quinn_bench handshakes-paired"
-    po=$(printf '%s\n' "$paired" | grep osslquic-pair) pr=$(printf '%s\n' "$paired" | grep quinn-proto)
+        handshakes-paired "$each" 0.05) || { [ -n "${QUINN_BENCH:-}" ] || fail "quinn_bench handshakes-paired"; }
+    po=$(printf '%s\n' "$paired" | grep osslquic-pair || true) pr=$(printf '%s\n' "$paired" | grep quinn-proto || true)
     pair="" udp="" ref="" i=0
     while [ "$i" -lt "$ROUNDS" ]; do
         o=$(timeout -k 5 60 "$OUT/quic_handshakes" -m pair -s "$HS_SECS" -c "$CERTS") || fail "quic_handshakes"
