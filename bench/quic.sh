@@ -19,7 +19,8 @@
 #                          connection threads hand streams to a pool of N threads
 #   BENCH_QUIC_ONLY        bulk | handshakes | idle | mt (default: all)
 #   QUINN_BENCH            a quinn_bench binary to use as the reference (default: built here),
-#                          e.g. an earlier build's beside its LIB_REL, for before/after figures
+#                          e.g. an earlier build's beside its LIB_REL, for before/after figures;
+#                          the paired handshake figure runs the handshakes_paired beside it
 # (Own names, not BENCH_ONLY/BENCH_ROUNDS: those mean other things to bench/dgram_bench.c.)
 # Every program runs under timeout(1), which ends its whole process group (the forked server
 # or listener too) if it ever hangs; the programs bound every wait of their own.
@@ -44,6 +45,8 @@ MT_CLIENT=${BENCH_QUIC_MT_CLIENT:-sockets}
 MT_WORKERS=${BENCH_QUIC_MT_WORKERS:-0}
 ONLY=${BENCH_QUIC_ONLY:-all}
 QB=${QUINN_BENCH:-target/release/examples/quinn_bench}
+# The paired handshake figure's program (it links the osslquic it measures): beside QB's.
+HP=$(dirname "$QB")/handshakes_paired
 
 if [ ! -f "$LIB" ]; then
     echo "bench: $LIB not found: run 'make lib' first" >&2
@@ -57,7 +60,8 @@ for p in quic_bulk quic_handshakes quic_idle quic_mt; do
     "$CC" -O2 -g -Wall -Wextra -std=c11 -D_GNU_SOURCE -Iinclude -o "$OUT/$p" "bench/$p.c" "$LIB" $LIBS
 done
 # The reference is not needed by the mt figure (it compares two servers of ours).
-[ "$ONLY" = mt ] || [ -n "${QUINN_BENCH:-}" ] || cargo build --release --quiet --example quinn_bench
+[ "$ONLY" = mt ] || [ -n "${QUINN_BENCH:-}" ] ||
+    cargo build --release --quiet --example quinn_bench --example handshakes_paired
 
 # kv LINE KEY: the value of KEY=... in a result line.
 kv() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
@@ -107,12 +111,15 @@ if [ "$ONLY" = all ] || [ "$ONLY" = bulk ]; then
 fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = handshakes ]; then
-    # The goal's figure: both stacks in one process taking turns every 50 ms (see
-    # `handshakes-paired` in examples/quinn_bench.rs), ROUNDS x HS_SECS seconds each.
+    # The goal's figure: both stacks in one process taking turns every 50 ms
+    # (examples/handshakes_paired.rs), ROUNDS x HS_SECS seconds each.
     each=$(awk -v r="$ROUNDS" -v s="$HS_SECS" 'BEGIN { print r * s }')
-    # A QUINN_BENCH from before the paired mode existed has none: its row then reads n/a.
-    paired=$(timeout -k 5 "$(awk -v e="$each" 'BEGIN { print int(60 + 4 * e) }')" "$QB" --certs "$CERTS" \
-        handshakes-paired "$each" 0.05) || { [ -n "${QUINN_BENCH:-}" ] || fail "quinn_bench handshakes-paired"; }
+    # Beside a QUINN_BENCH from before it existed there is none: its row then reads n/a.
+    paired=""
+    if [ -x "$HP" ] || [ -z "${QUINN_BENCH:-}" ]; then
+        paired=$(timeout -k 5 "$(awk -v e="$each" 'BEGIN { print int(60 + 4 * e) }')" "$HP" --certs "$CERTS" \
+            "$each" 0.05) || fail "handshakes_paired"
+    fi
     po=$(printf '%s\n' "$paired" | grep osslquic-pair || true) pr=$(printf '%s\n' "$paired" | grep quinn-proto || true)
     pair="" udp="" ref="" i=0
     while [ "$i" -lt "$ROUNDS" ]; do
