@@ -187,13 +187,13 @@ if [ "$ONLY" = all ] || [ "$ONLY" = idle ]; then
     echo "   UDP socket each). quinn-proto: the same number of connections in memory (one client"
     echo "   Endpoint each), quinn's default transport settings with the same stream limits"
     echo "   (1000 bidi + 1000 uni the peer may open); server after the clients are dropped."
-    awk -v o="$(kv "$o" server_heap_kb)" -v r="$(kv "$m" server_heap_kb)" -v or="$(kv "$o" server_rss_kb)" \
+    awk -v o="$(kv "$o" server_heap_kb)" -v r="$(kv "$m" server_heap_kb)" -v osr="$(kv "$o" server_rss_kb)" \
         -v co="$(kv "$o" client_heap_kb)" -v cr="$(kv "$m" client_heap_kb)" -v cor="$(kv "$o" client_rss_kb)" 'BEGIN {
         printf("%-16s %-20s %8.1f KiB   | %-20s %8.1f KiB   | ratio %6.3fx (goal <= 40 KiB) %s\n",
                "quic memory", "osslquic server", o, "quinn-proto server", r, o / r, (o <= 40) ? "ok" : "MISSED")
         printf("%-16s %-20s %8.1f KiB   | %-20s %8.1f KiB   | ratio %6.3fx (lower is better)\n",
                "", "osslquic client", co, "quinn-proto client", cr, co / cr)
-        printf("%-16s %-20s server %.1f KiB, client %.1f KiB per connection\n", "  RSS (same run)", "osslquic", or, cor)
+        printf("%-16s %-20s server %.1f KiB, client %.1f KiB per connection\n", "  RSS (same run)", "osslquic", osr, cor)
     }'
     # Setup is a handshake figure over UDP as a by-product: the server side's CPU per connection.
     awk -v o="$(kv "$o" setup_cpu_listener)" -v on="$(kv "$o" conns)" -v r="$(kv "$r" setup_cpu_server)" \

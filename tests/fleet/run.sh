@@ -597,8 +597,8 @@ token_check() {
             list = list (list ? " " : "") $2
             if ($1 == 1) first = $2
             else if (cross[$1]) { x++; if ($2 != 0) xr++ }
-            else if ($2 != 0) or++
-        } END { printf "%s %d %d %d %s\n", first, x, xr, or, list }' "$1" "$2"
+            else if ($2 != 0) oth++
+        } END { printf "%s %d %d %d %s\n", first, x, xr, oth, list }' "$1" "$2"
 }
 
 quic_phase() {
