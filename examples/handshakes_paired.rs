@@ -23,12 +23,7 @@ mod qb;
 use qb::Res;
 
 fn main() {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let mut certs = "build/certs".to_string();
-    if args.first().map(String::as_str) == Some("--certs") && args.len() > 1 {
-        certs = args.remove(1);
-        args.remove(0);
-    }
+    let (certs, args) = qb::args();
     let num = |i: usize, d: f64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(d);
     if let Err(e) = paired(&certs, num(0, 2.0), num(1, 0.05)) {
         eprintln!("handshakes_paired: {e}");

@@ -61,13 +61,20 @@ const RDBUF: usize = 256 * 1024;
 pub(crate) const ALPN: &[u8] = b"osslqbench";
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn main() {
+/// The command line: the certificate directory (`--certs DIR`, default build/certs) and the
+/// other arguments (also for examples/handshakes_paired.rs).
+pub(crate) fn args() -> (String, Vec<String>) {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut certs = "build/certs".to_string();
     if args.first().map(String::as_str) == Some("--certs") && args.len() > 1 {
         certs = args.remove(1);
         args.remove(0);
     }
+    (certs, args)
+}
+
+fn main() {
+    let (certs, args) = args();
     let num = |i: usize, d: f64| -> f64 { args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d) };
     let r = match args.first().map(String::as_str) {
         Some("bulk") => bulk_client(&certs, num(1, 200e6) as u64),
